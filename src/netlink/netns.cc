@@ -1,0 +1,110 @@
+#include "netlink/netns.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <future>
+
+#include "common/strings.h"
+
+namespace terway::netlink {
+
+namespace {
+constexpr const char* kNetnsRunDir = "/var/run/netns";
+
+// Enters the namespace at path on the calling thread.
+Status EnterNetns(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError("opening network namespace " + path);
+  int rc = setns(fd, CLONE_NEWNET);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return SysError("entering network namespace " + path, err);
+  return Ok();
+}
+}  // namespace
+
+std::string NetnsPath(const std::string& name_or_path) {
+  if (name_or_path.find('/') != std::string::npos) return name_or_path;
+  return std::string(kNetnsRunDir) + "/" + name_or_path;
+}
+
+bool NetnsExists(const std::string& name_or_path) {
+  struct stat st {};
+  return stat(NetnsPath(name_or_path).c_str(), &st) == 0;
+}
+
+Status CreateNamedNetns(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) {
+    return Errorf(ErrorCode::kInvalidArgument, "bad namespace name '{}'", name);
+  }
+  // Same layout as iproute2 so `ip netns exec` works on our namespaces.
+  mkdir("/var/run/netns", 0755);
+  std::string path = NetnsPath(name);
+  int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+  if (fd < 0) {
+    if (errno == EEXIST) return Errorf(ErrorCode::kAlreadyExists, "namespace {} exists", name);
+    return SysError("creating " + path);
+  }
+  close(fd);
+  // unshare on a throwaway thread so the caller's namespace never changes.
+  std::promise<Status> done;
+  std::thread t([&] {
+    if (unshare(CLONE_NEWNET) != 0) {
+      done.set_value(SysError("unshare(CLONE_NEWNET)"));
+      return;
+    }
+    std::string self = "/proc/self/task/" + std::to_string(gettid()) + "/ns/net";
+    if (mount(self.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) {
+      done.set_value(SysError("bind-mounting namespace to " + path));
+      return;
+    }
+    done.set_value(Ok());
+  });
+  t.join();
+  Status s = done.get_future().get();
+  if (!s.ok()) unlink(path.c_str());
+  return s;
+}
+
+Status DeleteNamedNetns(const std::string& name) {
+  std::string path = NetnsPath(name);
+  if (umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+    return SysError("unmounting " + path);
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return SysError("removing " + path);
+  return Ok();
+}
+
+Status RunInNetns(const std::string& name_or_path, const std::function<Status()>& fn) {
+  Status result;
+  std::thread t([&] {
+    Status s = EnterNetns(NetnsPath(name_or_path));
+    result = s.ok() ? fn() : s;
+  });
+  t.join();
+  return result;
+}
+
+Result<std::thread> SpawnInNetns(const std::string& name_or_path, std::function<void()> fn) {
+  std::promise<Status> entered;
+  auto fut = entered.get_future();
+  std::string path = NetnsPath(name_or_path);
+  std::thread t([path, fn = std::move(fn), &entered]() mutable {
+    Status s = EnterNetns(path);
+    bool ok = s.ok();
+    entered.set_value(std::move(s));
+    if (ok) fn();
+  });
+  Status s = fut.get();
+  if (!s.ok()) {
+    t.join();
+    return std::move(s).error();
+  }
+  return t;
+}
+
+}  // namespace terway::netlink
