@@ -1,0 +1,40 @@
+// Helpers shared by tests.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace terway::testing {
+
+// Root-only tests call this first: they skip, naming the reason, instead of
+// failing or passing vacuously when not root.
+#define TERWAY_REQUIRE_ROOT()                                                   \
+  do {                                                                          \
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, netlink, nftables)"; \
+  } while (0)
+
+// Directory holding the built binaries (cmd/<name>/<name> under the build dir).
+inline std::string BinaryDir() {
+  const char* d = std::getenv("TERWAY_BINARY_DIR");
+  return d ? d : ".";
+}
+inline std::string SourceDir() {
+  const char* d = std::getenv("TERWAY_SOURCE_DIR");
+  return d ? d : ".";
+}
+inline std::string BinaryPath(const std::string& name) {
+  return BinaryDir() + "/cmd/" + name + "/" + name;
+}
+
+// A short unique token for names of namespaces/links made by one test run, so
+// parallel runs never collide and leftovers are attributable.
+inline std::string UniqueSuffix() {
+  static int counter = 0;
+  return std::to_string(getpid() % 100000) + "x" + std::to_string(counter++);
+}
+
+}  // namespace terway::testing
