@@ -1,0 +1,132 @@
+// terwayd's durable state: which pod holds which IP, the ENIs and IPs the
+// node owns, and IP reservations for sticky pods.
+//
+// Invariants the schema itself enforces (so no code path can break them):
+//   - one IP belongs to at most one allocation      (allocations.ip UNIQUE)
+//   - one IP is reserved for at most one pod        (reservations.ip UNIQUE)
+//   - a container id has at most one allocation     (PRIMARY KEY)
+// Every mutating call is one transaction. The store is safe to call from many
+// threads (calls are serialized); it is the caller's job to keep its in-memory
+// view in step (see ipam::IpPool).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "store/sqlite.h"
+
+namespace terway::store {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct PodKey {
+  std::string namespace_;
+  std::string name;
+  bool operator==(const PodKey&) const = default;
+};
+
+struct AllocationRecord {
+  std::string container_id;   // the CNI's CNI_CONTAINERID: the idempotency key
+  std::string pod_namespace;
+  std::string pod_name;
+  std::string pod_uid;
+  std::string ip;
+  std::string eni_id;
+  std::string ifname;         // CNI_IFNAME, "eth0"
+  int64_t created_unix = 0;
+  std::string state = "allocated";
+  bool operator==(const AllocationRecord&) const = default;
+};
+
+struct EniRecord {
+  std::string eni_id;
+  std::string mac;
+  std::string vswitch_id;
+  std::string primary_ip;
+  bool is_primary = false;   // the instance's primary ENI: never deleted
+  int64_t created_unix = 0;
+  bool operator==(const EniRecord&) const = default;
+};
+
+// An IP the node owns (a private IP of one of its ENIs) with idle bookkeeping.
+struct IpRecord {
+  std::string ip;
+  std::string eni_id;
+  int64_t idle_since_unix = 0;  // 0 while in use
+  bool operator==(const IpRecord&) const = default;
+};
+
+struct ReservationRecord {
+  std::string pod_namespace;
+  std::string pod_name;
+  std::string ip;
+  std::string eni_id;
+  int64_t expires_unix = 0;
+  bool operator==(const ReservationRecord&) const = default;
+};
+
+class StateStore {
+ public:
+  // Opens or creates the database at path and migrates it to kSchemaVersion.
+  // A database written by a newer terwayd (higher version) is refused.
+  static Result<std::unique_ptr<StateStore>> Open(const std::string& path);
+
+  int SchemaVersion();
+
+  // --- allocations ---
+  // Records an allocation. Idempotent: if container_id already holds an
+  // allocation, that record is returned unchanged (same IP). kConflict if the
+  // IP belongs to another allocation. If consume_reservation is set, the
+  // pod's reservation is deleted in the same transaction. The IP row (if any)
+  // is marked in use.
+  Result<AllocationRecord> Allocate(const AllocationRecord& rec, bool consume_reservation = false);
+  // Removes the allocation of container_id and returns it (nullopt if none:
+  // release is idempotent). If reservation is given, it is written in the same
+  // transaction so a crash never loses a sticky IP. The IP row becomes idle at
+  // idle_since_unix.
+  Result<std::optional<AllocationRecord>> Release(const std::string& container_id,
+                                                  int64_t idle_since_unix,
+                                                  const std::optional<ReservationRecord>& reservation);
+  Result<std::optional<AllocationRecord>> FindByContainer(const std::string& container_id);
+  Result<std::vector<AllocationRecord>> FindByPod(const PodKey& pod);
+  Result<std::vector<AllocationRecord>> ListAllocations();
+
+  // --- ENIs and their IPs ---
+  Status UpsertEni(const EniRecord& eni);
+  // Deletes the ENI and its IP rows. Refuses (kConflict) while an allocation
+  // still uses one of its IPs.
+  Status DeleteEni(const std::string& eni_id);
+  Result<std::vector<EniRecord>> ListEnis();
+  // Adds IPs (idle since the given time); existing rows are left unchanged.
+  Status AddIps(const std::vector<IpRecord>& ips);
+  // Removes IP rows; refuses (kConflict) if one is allocated.
+  Status RemoveIps(const std::vector<std::string>& ips);
+  Result<std::vector<IpRecord>> ListIps();
+
+  // --- reservations (sticky IPs) ---
+  Status PutReservation(const ReservationRecord& r);
+  Result<std::optional<ReservationRecord>> FindReservation(const PodKey& pod);
+  Status DeleteReservation(const PodKey& pod);
+  Result<std::vector<ReservationRecord>> ListReservations();
+  // Deletes reservations that expired at or before now; returns them.
+  Result<std::vector<ReservationRecord>> ExpireReservations(int64_t now_unix);
+
+  // PRAGMA integrity_check == "ok" (tests and `terway-cli` diagnostics).
+  Status CheckIntegrity();
+
+ private:
+  explicit StateStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  Status Migrate();
+  Result<std::optional<AllocationRecord>> FindByContainerLocked(const std::string& container_id);
+
+  std::mutex mu_;
+  std::unique_ptr<Database> db_;
+};
+
+}  // namespace terway::store

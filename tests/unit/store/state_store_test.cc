@@ -1,0 +1,287 @@
+#include "store/state_store.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+
+namespace terway::store {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A temporary directory removed on scope exit, also when an assertion fails.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() / ("terway-store-" + testing::UniqueSuffix());
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+AllocationRecord Alloc(const std::string& cid, const std::string& pod, const std::string& ip) {
+  AllocationRecord r;
+  r.container_id = cid;
+  r.pod_namespace = "default";
+  r.pod_name = pod;
+  r.pod_uid = "uid-" + pod;
+  r.ip = ip;
+  r.eni_id = "eni-1";
+  r.ifname = "eth0";
+  r.created_unix = 1700000000;
+  return r;
+}
+
+std::unique_ptr<StateStore> MustOpen(const std::string& path) {
+  auto s = StateStore::Open(path);
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().ToString());
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
+TEST(StateStore, CreatesSchemaAtCurrentVersionAndReopens) {
+  TempDir dir;
+  {
+    auto s = MustOpen(dir.File("state.db"));
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->SchemaVersion(), kSchemaVersion);
+    ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  }
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->SchemaVersion(), kSchemaVersion);
+  auto all = s->ListAllocations();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0], Alloc("c1", "p1", "198.18.0.10"));
+}
+
+TEST(StateStore, RefusesDatabaseFromNewerVersion) {
+  TempDir dir;
+  {
+    auto db = Database::Open(dir.File("state.db"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                            "INSERT INTO schema_version VALUES (99)").ok());
+  }
+  auto s = StateStore::Open(dir.File("state.db"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kUnsupported);
+  EXPECT_NE(s.error().ToString().find("newer"), std::string::npos) << s.error().ToString();
+}
+
+TEST(StateStore, UsesWalJournal) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  auto db = Database::Open(dir.File("state.db"));
+  ASSERT_TRUE(db.ok());
+  auto q = (*db)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->Text(0), "wal");
+}
+
+TEST(StateStore, AllocateIsIdempotentPerContainer) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  // A retried ADD with the same container id gets the first IP back, even if
+  // the caller proposes another one.
+  auto again = s->Allocate(Alloc("c1", "p1", "198.18.0.11"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->ip, "198.18.0.10");
+  EXPECT_EQ(s->ListAllocations()->size(), 1u);
+}
+
+TEST(StateStore, OneIpCannotGoToTwoPods) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  auto second = s->Allocate(Alloc("c2", "p2", "198.18.0.10"));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ErrorCode::kConflict);
+  EXPECT_NE(second.error().ToString().find("198.18.0.10"), std::string::npos);
+  // The failed transaction left nothing behind.
+  EXPECT_EQ(s->ListAllocations()->size(), 1u);
+  EXPECT_FALSE(s->FindByContainer("c2")->has_value());
+}
+
+TEST(StateStore, ReleaseIsIdempotentAndMarksIpIdle) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->UpsertEni({"eni-1", "00:16:3e:00:00:01", "vsw-1", "198.18.0.5", false, 1}).ok());
+  ASSERT_TRUE(s->AddIps({{"198.18.0.10", "eni-1", 100}}).ok());
+  ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  EXPECT_EQ(s->ListIps()->at(0).idle_since_unix, 0);
+  auto r = s->Release("c1", 500, std::nullopt);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->ip, "198.18.0.10");
+  EXPECT_EQ(s->ListIps()->at(0).idle_since_unix, 500);
+  auto r2 = s->Release("c1", 600, std::nullopt);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_FALSE(r2->has_value());
+}
+
+TEST(StateStore, ReleaseWithReservationKeepsIpForThatPodOnly) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Allocate(Alloc("c1", "web-0", "198.18.0.10")).ok());
+  ReservationRecord res{"default", "web-0", "198.18.0.10", "eni-1", 2000};
+  ASSERT_TRUE(s->Release("c1", 1000, res).ok());
+  auto found = s->FindReservation({"default", "web-0"});
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, res);
+  // Another pod cannot take the reserved IP.
+  auto other = s->Allocate(Alloc("c2", "web-1", "198.18.0.10"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().code, ErrorCode::kConflict);
+  // The owner can, and consuming the reservation deletes it atomically.
+  ASSERT_TRUE(s->Allocate(Alloc("c3", "web-0", "198.18.0.10"), true).ok());
+  EXPECT_FALSE(s->FindReservation({"default", "web-0"})->has_value());
+}
+
+TEST(StateStore, ExpireReservationsReturnsOnlyExpired) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->PutReservation({"ns", "a", "198.18.0.1", "eni-1", 100}).ok());
+  ASSERT_TRUE(s->PutReservation({"ns", "b", "198.18.0.2", "eni-1", 200}).ok());
+  auto gone = s->ExpireReservations(150);
+  ASSERT_TRUE(gone.ok());
+  ASSERT_EQ(gone->size(), 1u);
+  EXPECT_EQ((*gone)[0].pod_name, "a");
+  auto left = s->ListReservations();
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].pod_name, "b");
+}
+
+TEST(StateStore, EniDeletionRefusedWhileAnIpIsAllocatedAndCascadesIps) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->UpsertEni({"eni-1", "00:16:3e:00:00:01", "vsw-1", "198.18.0.5", false, 1}).ok());
+  ASSERT_TRUE(s->AddIps({{"198.18.0.5", "eni-1", 1}, {"198.18.0.10", "eni-1", 1}}).ok());
+  ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  auto st = s->DeleteEni("eni-1");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kConflict);
+  EXPECT_FALSE(s->RemoveIps({"198.18.0.10"}).ok());
+  ASSERT_TRUE(s->Release("c1", 2, std::nullopt).ok());
+  ASSERT_TRUE(s->DeleteEni("eni-1").ok());
+  EXPECT_TRUE(s->ListEnis()->empty());
+  EXPECT_TRUE(s->ListIps()->empty());
+  EXPECT_TRUE(s->CheckIntegrity().ok());
+}
+
+TEST(StateStore, ConcurrentWritersNeverShareAnIp) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  // 8 threads race for 20 IPs, each thread trying every IP: every IP must end
+  // with exactly one owner.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        (void)s->Allocate(Alloc(fmt::format("c{}-{}", t, i), fmt::format("p{}-{}", t, i),
+                                fmt::format("198.18.1.{}", i)));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto all = s->ListAllocations();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 20u);
+  std::set<std::string> ips;
+  for (const auto& a : *all) EXPECT_TRUE(ips.insert(a.ip).second) << a.ip;
+}
+
+// A child process allocates and releases in a loop until it is SIGKILLed at
+// an arbitrary moment; the reopened database must be intact and every
+// invariant must hold.
+TEST(StateStore, SurvivesKill9DuringWrites) {
+  TempDir dir;
+  const std::string path = dir.File("state.db");
+  {
+    auto s = MustOpen(path);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->UpsertEni({"eni-1", "00:16:3e:00:00:01", "vsw-1", "198.18.0.5", false, 1}).ok());
+  }
+  for (int round = 0; round < 3; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto s = StateStore::Open(path);
+      if (!s.ok()) _exit(2);
+      for (int64_t i = 0;; ++i) {
+        std::string ip = fmt::format("198.18.2.{}", i % 200);
+        std::string cid = fmt::format("r{}-c{}", round, i);
+        if (!(*s)->AddIps({{ip, "eni-1", i}}).ok()) _exit(3);
+        auto a = (*s)->Allocate(Alloc(cid, fmt::format("p{}", i % 50), ip));
+        // The IP may still belong to an earlier pod: that is the invariant
+        // doing its job, not a failure.
+        if (!a.ok() && a.error().code != ErrorCode::kConflict) _exit(4);
+        if (i % 3 == 0) {
+          ReservationRecord res{"default", fmt::format("p{}", i % 50), ip, "eni-1", i + 100};
+          if (a.ok() && !(*s)->Release(cid, i, res).ok()) _exit(5);
+        }
+      }
+    }
+    // Kill it at a different moment each round, after it has done real work.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 + 37 * round));
+      auto probe = StateStore::Open(path);
+      ASSERT_TRUE(probe.ok());
+      if ((*probe)->ListAllocations()->size() > static_cast<size_t>(10 * (round + 1))) break;
+    }
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited on its own with " << WEXITSTATUS(status);
+
+    auto s = MustOpen(path);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->CheckIntegrity().ok()) << s->CheckIntegrity().error().ToString();
+    auto all = s->ListAllocations();
+    ASSERT_TRUE(all.ok());
+    EXPECT_FALSE(all->empty());
+    std::set<std::string> ips;
+    for (const auto& a : *all) EXPECT_TRUE(ips.insert(a.ip).second) << "IP twice: " << a.ip;
+    // A reserved IP is never allocated to a different pod.
+    auto reservations = s->ListReservations();
+    ASSERT_TRUE(reservations.ok());
+    for (const auto& r : reservations.value()) {
+      for (const auto& a : all.value()) {
+        if (a.ip == r.ip) {
+          EXPECT_EQ(a.pod_name, r.pod_name) << r.ip;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace terway::store
