@@ -1,0 +1,231 @@
+#include "ipam/engine.h"
+
+#include <set>
+
+#include <gtest/gtest.h>
+
+namespace terway::ipam {
+namespace {
+
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+const Clock::TimePoint kNow = Clock::TimePoint(seconds(1700000000));
+
+// Builds an ENI: `in_use` IPs in use, then `idle` idle IPs idle since
+// kNow - idle_for; the first IP is the ENI's primary IP.
+EniView Eni(const std::string& id, int in_use, int idle, seconds idle_for = seconds(0),
+            int reserved = 0) {
+  EniView e{id, "vsw-a", {}};
+  int n = 0;
+  auto add = [&](IpUse use, Clock::TimePoint since) {
+    e.ips.push_back({fmt::format("{}-ip{}", id, n), use, since, n == 0});
+    ++n;
+  };
+  for (int i = 0; i < in_use; ++i) add(IpUse::kInUse, {});
+  for (int i = 0; i < reserved; ++i) add(IpUse::kReserved, {});
+  for (int i = 0; i < idle; ++i) add(IpUse::kIdle, kNow - idle_for);
+  return e;
+}
+
+PoolSnapshot Base() {
+  PoolSnapshot s;
+  s.limits = {4, 10};  // 3 secondary ENIs x 10 IPs = 30 pods
+  s.settings.min_pool_size = 0;
+  s.settings.max_pool_size = 5;
+  s.vswitches = {{"vsw-a", 100, false}, {"vsw-b", 500, false}};
+  s.policy = VSwitchSelectionPolicy::kOrdered;
+  s.now = kNow;
+  return s;
+}
+
+TEST(MaxPods, SharedAndExclusive) {
+  struct Row {
+    InstanceLimits limits;
+    EniMode mode;
+    int want;
+  } rows[] = {
+      {{3, 6}, EniMode::kShared, 12},      // ecs.g6.large: (3-1) x 6
+      {{4, 15}, EniMode::kShared, 45},     // ecs.g7.xlarge: (4-1) x 15
+      {{3, 6}, EniMode::kExclusive, 2},
+      {{1, 10}, EniMode::kShared, 0},      // only the primary ENI: no pods
+      {{0, 0}, EniMode::kExclusive, 0},
+  };
+  for (const auto& r : rows) {
+    EXPECT_EQ(MaxPods(r.limits, r.mode), r.want) << r.limits.eni_quantity << "x" << r.limits.ips_per_eni;
+  }
+}
+
+TEST(OrderVSwitches, ByPolicy) {
+  std::vector<VSwitchView> vs = {{"a", 10, false}, {"b", 50, false}, {"c", 0, false}, {"d", 99, true},
+                                 {"e", 20, false}};
+  EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kOrdered, 0),
+            (std::vector<std::string>{"a", "b", "e"}));
+  EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kMost, 0),
+            (std::vector<std::string>{"b", "e", "a"}));
+  // Random: a permutation of the usable ones, deterministic per seed, and
+  // different seeds reach different first choices.
+  std::set<std::string> firsts;
+  for (uint64_t seed = 0; seed < 32; ++seed) {
+    auto r = OrderVSwitches(vs, VSwitchSelectionPolicy::kRandom, seed);
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_EQ(std::set<std::string>(r.begin(), r.end()), (std::set<std::string>{"a", "b", "e"}));
+    EXPECT_EQ(r, OrderVSwitches(vs, VSwitchSelectionPolicy::kRandom, seed));
+    firsts.insert(r.front());
+  }
+  EXPECT_GT(firsts.size(), 1u);
+}
+
+struct RefillRow {
+  const char* name;
+  std::vector<EniView> enis;
+  int demand;
+  int min_pool;
+  int max_pool;
+  int max_eni;
+  bool eni_blocked;
+  std::vector<VSwitchView> vswitches;
+  std::vector<AssignAction> assigns;
+  std::vector<CreateAction> creates;
+  int unmet;
+  const char* reason_contains;  // "" when no reason expected
+};
+
+TEST(PlanRefill, Table) {
+  const std::vector<VSwitchView> two = {{"vsw-a", 100, false}, {"vsw-b", 500, false}};
+  RefillRow rows[] = {
+      {"nothing to do: idle covers demand and min", {Eni("eni-1", 2, 3)}, 2, 1, 5, 0, false, two,
+       {}, {}, 0, ""},
+      {"warm up to min_pool_size on the existing ENI", {Eni("eni-1", 2, 0)}, 0, 3, 5, 0, false, two,
+       {{"eni-1", 3}}, {}, 0, ""},
+      {"empty node, one waiting pod: create an ENI, batch up to max_pool idle", {}, 1, 0, 5, 0,
+       false, two, {}, {{"vsw-a", 6}}, 0, ""},
+      {"burst of 25 on an empty node: 10-IP creates, no call above 10", {}, 25, 0, 5, 0, false,
+       two, {}, {{"vsw-a", 10}, {"vsw-a", 10}, {"vsw-a", 10}}, 0, ""},
+      {"fill the fullest ENI first, in calls of at most 10",
+       {Eni("eni-1", 2, 0), Eni("eni-2", 5, 0)}, 12, 0, 0, 0, false, two,
+       {{"eni-2", 5}, {"eni-1", 7}}, {}, 0, ""},
+      {"exhausted vSwitch skipped", {}, 1, 0, 0, 0, false,
+       {{"vsw-a", 100, true}, {"vsw-b", 500, false}}, {}, {{"vsw-b", 1}}, 0, ""},
+      {"all vSwitches exhausted: error names them", {}, 2, 0, 0, 0, false,
+       {{"vsw-a", 100, true}, {"vsw-b", 0, false}}, {}, {}, 2, "vsw-a (InvalidVSwitchId.IpNotEnough)"},
+      {"ENI quota hit: assign only on room left, rest unmet", {Eni("eni-1", 8, 0)}, 4, 0, 0, 0,
+       true, two, {{"eni-1", 2}}, {}, 2, "EniPerInstanceLimitExceeded"},
+      {"max pods reached: never more than (EniQuantity-1) x IPs",
+       {Eni("eni-1", 10, 0), Eni("eni-2", 10, 0), Eni("eni-3", 9, 0)}, 3, 0, 5, 0, false, two,
+       {{"eni-3", 1}}, {}, 2, "maximum of 30 pod IPs"},
+      {"max_eni caps ENI creation", {Eni("eni-1", 10, 0)}, 1, 0, 0, 1, false, two, {}, {}, 1,
+       "max_eni 1"},
+      {"vSwitch with few IPs gets a smaller ENI, next vSwitch takes the rest", {}, 8, 0, 0, 0,
+       false, {{"vsw-a", 3, false}, {"vsw-b", 500, false}}, {}, {{"vsw-a", 3}, {"vsw-b", 5}}, 0,
+       ""},
+      {"reserved IPs do not count as idle", {Eni("eni-1", 0, 0, seconds(0), 3)}, 1, 0, 0, 0, false,
+       two, {{"eni-1", 1}}, {}, 0, ""},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.name);
+    PoolSnapshot s = Base();
+    s.enis = r.enis;
+    s.demand = r.demand;
+    s.settings.min_pool_size = r.min_pool;
+    s.settings.max_pool_size = r.max_pool;
+    s.settings.max_eni = r.max_eni;
+    s.eni_creation_blocked = r.eni_blocked;
+    s.vswitches = r.vswitches;
+    auto plan = PlanRefill(s);
+    EXPECT_EQ(plan.assigns, r.assigns);
+    EXPECT_EQ(plan.creates, r.creates);
+    EXPECT_EQ(plan.unmet_demand, r.unmet);
+    if (*r.reason_contains) {
+      ASSERT_TRUE(plan.unmet_reason.has_value());
+      EXPECT_EQ(plan.unmet_reason->code, ErrorCode::kExhausted);
+      EXPECT_NE(plan.unmet_reason->message.find(r.reason_contains), std::string::npos)
+          << plan.unmet_reason->message;
+    } else {
+      EXPECT_FALSE(plan.unmet_reason.has_value())
+          << plan.unmet_reason->message;
+    }
+    for (const auto& a : plan.assigns) EXPECT_LE(a.count, kMaxIpsPerCall);
+    for (const auto& c : plan.creates) EXPECT_LE(c.ip_count, kMaxIpsPerCall);
+  }
+}
+
+TEST(PlanRefill, MinEniCreatesEnisWithOnlyThePrimaryIp) {
+  PoolSnapshot s = Base();
+  s.settings.min_eni = 2;
+  s.settings.max_pool_size = 0;
+  auto plan = PlanRefill(s);
+  EXPECT_EQ(plan.creates, (std::vector<CreateAction>{{"vsw-a", 1}, {"vsw-a", 1}}));
+}
+
+struct ReclaimRow {
+  const char* name;
+  std::vector<EniView> enis;
+  int max_pool;
+  int min_eni;
+  seconds reclaim_after;
+  int batch;
+  std::vector<UnassignAction> unassigns;
+  std::vector<std::string> deletes;
+};
+
+TEST(PlanReclaim, Table) {
+  // Secondary IPs of ENI x are named "x-ip1", "x-ip2", ...; "x-ip0" is its primary.
+  ReclaimRow rows[] = {
+      {"at or below max_pool_size: keep", {Eni("eni-1", 1, 5, minutes(60))}, 5, 0, minutes(0), 10,
+       {}, {}},
+      {"above max: release the excess", {Eni("eni-1", 1, 7, minutes(60))}, 5, 0, minutes(0), 10,
+       {{"eni-1", {"eni-1-ip1", "eni-1-ip2"}}}, {}},
+      {"not idle long enough: keep", {Eni("eni-1", 1, 7, minutes(10))}, 5, 0, minutes(30), 10, {},
+       {}},
+      {"batch size bounds one round", {Eni("eni-1", 1, 9, minutes(60))}, 0, 0, minutes(0), 3,
+       {{"eni-1", {"eni-1-ip1", "eni-1-ip2", "eni-1-ip3"}}}, {}},
+      {"fully idle ENI is deleted whole", {Eni("eni-1", 1, 2, minutes(60)), Eni("eni-2", 0, 3, minutes(60))},
+       0, 0, minutes(0), 10, {{"eni-1", {"eni-1-ip1", "eni-1-ip2"}}}, {"eni-2"}},
+      {"ENI with a reserved IP is not deleted", {Eni("eni-2", 0, 2, minutes(60), 1)}, 0, 0,
+       minutes(0), 10, {{"eni-2", {"eni-2-ip1", "eni-2-ip2"}}}, {}},
+      {"min_eni keeps the last ENI", {Eni("eni-1", 0, 1, minutes(60))}, 0, 1, minutes(0), 10, {},
+       {}},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.name);
+    PoolSnapshot s = Base();
+    s.enis = r.enis;
+    s.settings.max_pool_size = r.max_pool;
+    s.settings.min_eni = r.min_eni;
+    s.settings.reclaim_after = r.reclaim_after;
+    s.settings.reclaim_batch_size = r.batch;
+    auto plan = PlanReclaim(s);
+    EXPECT_EQ(plan.unassigns, r.unassigns);
+    EXPECT_EQ(plan.delete_enis, r.deletes);
+  }
+}
+
+TEST(PlanReclaim, NeverUnassignsAnEniPrimaryIp) {
+  PoolSnapshot s = Base();
+  EniView e{"eni-1", "vsw-a", {}};
+  e.ips.push_back({"primary", IpUse::kIdle, kNow - minutes(90), true});
+  e.ips.push_back({"busy", IpUse::kInUse, {}, false});
+  e.ips.push_back({"second", IpUse::kIdle, kNow - minutes(10), false});
+  s.enis = {e};
+  s.settings.max_pool_size = 0;
+  auto plan = PlanReclaim(s);
+  EXPECT_EQ(plan.unassigns, (std::vector<UnassignAction>{{"eni-1", {"second"}}}));
+  EXPECT_TRUE(plan.delete_enis.empty());
+}
+
+TEST(PlanReclaim, OldestIdleFirst) {
+  PoolSnapshot s = Base();
+  EniView e{"eni-1", "vsw-a", {}};
+  e.ips.push_back({"p", IpUse::kInUse, {}, true});
+  e.ips.push_back({"young", IpUse::kIdle, kNow - minutes(1), false});
+  e.ips.push_back({"old", IpUse::kIdle, kNow - minutes(50), false});
+  e.ips.push_back({"mid", IpUse::kIdle, kNow - minutes(20), false});
+  s.enis = {e};
+  s.settings.max_pool_size = 1;
+  auto plan = PlanReclaim(s);
+  EXPECT_EQ(plan.unassigns, (std::vector<UnassignAction>{{"eni-1", {"old", "mid"}}}));
+}
+
+}  // namespace
+}  // namespace terway::ipam
