@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cloud/cloud_clients.h"
 #include "cloud/curl_http_transport.h"
 #include "cloud/ecs_api.h"
 #include "cloud/metadata.h"
@@ -215,6 +216,56 @@ TEST(HttpServerTest, MetadataTokenFlowOverHttp) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
   EXPECT_EQ(tokens.load(), 1);
+}
+
+TEST(HttpServerTest, CloudClientsWithRamRoleAndRegionFromMetadata) {
+  // One loopback server plays both the metadata service and the ECS endpoint.
+  LocalServer srv;
+  srv.server().Put("/latest/api/token", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("t", "text/plain");
+  });
+  srv.server().Get(R"(/latest/meta-data/(.*))", [](const httplib::Request& req, httplib::Response& res) {
+    std::string path = req.matches[1];
+    if (path == "region-id") {
+      res.set_content("cn-shanghai", "text/plain");
+    } else if (path == "ram/security-credentials/") {
+      res.set_content("NodeRole", "text/plain");
+    } else if (path == "ram/security-credentials/NodeRole") {
+      res.set_content(R"({"AccessKeyId":"STS.node","AccessKeySecret":"sts-secret","SecurityToken":"sts-token",)"
+                      R"("Expiration":"2099-01-01T00:00:00Z","Code":"Success"})",
+                      "application/json");
+    } else {
+      res.status = 404;
+    }
+  });
+  std::atomic<int> good{0};
+  srv.server().Get("/", [&](const httplib::Request& req, httplib::Response& res) {
+    QueryParams p = ParamsOf(req);
+    if (SignatureV1("GET", p, "sts-secret") == p["Signature"] && p["SecurityToken"] == "sts-token" &&
+        p["AccessKeyId"] == "STS.node" && p["RegionId"] == "cn-shanghai") {
+      good++;
+    }
+    res.set_content(R"({"RequestId":"r","Instances":{"Instance":[{"InstanceId":"i-1"}]}})", "application/json");
+  });
+  srv.Start();
+
+  CloudOptions opts;
+  opts.metadata_endpoint = srv.url();
+  opts.ecs_endpoint = srv.url();
+  auto clients = CloudClients::Create(opts);
+  ASSERT_TRUE(clients.ok()) << clients.error().ToString();
+  EXPECT_EQ((*clients)->region_id(), "cn-shanghai");
+  auto inst = (*clients)->ecs()->DescribeInstances({"i-1"});
+  ASSERT_TRUE(inst.ok()) << inst.error().ToString();
+  EXPECT_EQ(good.load(), 1);
+
+  // Half a static key is a configuration error at start.
+  CloudOptions half;
+  half.region_id = "cn-shanghai";
+  half.access_key = "only-the-id";
+  auto bad = CloudClients::Create(half);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
 }
 
 }  // namespace
