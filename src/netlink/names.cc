@@ -10,6 +10,14 @@ uint64_t StableHash(std::string_view text) {
     h ^= c;
     h *= 0x100000001b3ULL;
   }
+  // FNV-1a barely mixes the last bytes into the high bits, and cloud ids
+  // often differ only at the end ("eni-...a", "eni-...b"): finish with
+  // MurmurHash3's fmix64 so every input bit reaches every output bit.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
   return h;
 }
 

@@ -14,7 +14,7 @@ namespace terway::netlink {
 
 inline constexpr size_t kMaxLinkNameLen = 15;
 
-// FNV-1a 64-bit; stable across platforms and releases (never std::hash, whose
+// FNV-1a 64-bit with a final avalanche mix; stable across platforms and releases (never std::hash, whose
 // value may change between library versions).
 uint64_t StableHash(std::string_view text);
 

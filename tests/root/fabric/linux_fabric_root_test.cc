@@ -1,3 +1,451 @@
-#include <gtest/gtest.h>
+// LinuxFabric with real packets. Every world lives in namespaces named with a
+// per-run suffix; all traffic stays inside them (198.18.0.0/15 addresses).
 #include "tools/vpcsim/fabric/linux_fabric.h"
-TEST(LinuxFabricRoot, Builds) { terway::vpcsim::LinuxFabric f("x"); (void)f; }
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "netlink/handle.h"
+#include "netlink/netns.h"
+#include "test_util.h"
+
+namespace terway::vpcsim {
+namespace {
+
+namespace nl = terway::netlink;
+using namespace std::chrono_literals;
+
+Ipv4Addr Ip(const char* s) { return Ipv4Addr::Parse(s).value(); }
+Ipv4Cidr Cidr(const char* s) { return Ipv4Cidr::Parse(s).value(); }
+MacAddr Mac(const char* s) { return MacAddr::Parse(s).value(); }
+
+#define ASSERT_OK(expr)                                        \
+  do {                                                         \
+    auto&& r_ = (expr);                                        \
+    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
+  } while (0)
+
+bool Eventually(const std::function<bool()>& f, std::chrono::milliseconds deadline = 8s) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return f();
+}
+
+int Run(const std::string& cmd) {
+  int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string Capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// One ping with a one-second answer window.
+bool PingOnce(const std::string& ns, Ipv4Addr dst, const std::string& src = "") {
+  std::string cmd = "ip netns exec " + ns + " ping -n -q -c 1 -W 1";
+  if (!src.empty()) cmd += " -I " + src;
+  return Run(cmd + " " + dst.ToString()) == 0;
+}
+bool Reaches(const std::string& ns, Ipv4Addr dst, const std::string& src = "") {
+  return Eventually([&] { return PingOnce(ns, dst, src); });
+}
+// A negative check can only wait: two one-second pings. Every test pairs it
+// with a positive control on the same path, so a broken setup cannot pass.
+bool NeverReaches(const std::string& ns, Ipv4Addr dst, const std::string& src = "") {
+  return !PingOnce(ns, dst, src) && !PingOnce(ns, dst, src);
+}
+
+struct NetnsGuard {
+  std::string name;
+  ~NetnsGuard() { (void)nl::DeleteNamedNetns(name); }
+};
+
+// A world that is destroyed whatever happens to the test.
+struct World {
+  std::string prefix = "tf" + testing::UniqueSuffix();
+  LinuxFabric fabric{prefix};
+  FabricVSwitch vsw1{"vsw-one", Cidr("198.18.1.0/24"), Ip("198.18.1.253")};
+  FabricVSwitch vsw2{"vsw-two", Cidr("198.18.2.0/24"), Ip("198.18.2.253")};
+  ~World() {
+    Status s = fabric.Destroy();
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+  }
+  Status Build() {
+    TERWAY_TRY(fabric.EnsureVpc("vpc-test", Cidr("198.18.0.0/16")));
+    TERWAY_TRY(fabric.EnsureVSwitch(vsw1));
+    return fabric.EnsureVSwitch(vsw2);
+  }
+};
+
+FabricEni Eni(const char* id, const char* mac, const char* vsw, std::vector<const char*> ips) {
+  FabricEni e{id, Mac(mac), vsw, {}};
+  for (auto* ip : ips) e.ips.push_back(Ip(ip));
+  return e;
+}
+
+// Instances of the tests: a and b on vSwitch one, c on vSwitch two.
+const FabricEni kEniA = Eni("eni-a", "00:16:3e:00:00:0a", "vsw-one", {"198.18.1.10"});
+const FabricEni kEniB = Eni("eni-b", "00:16:3e:00:00:0b", "vsw-one", {"198.18.1.11"});
+const FabricEni kEniC = Eni("eni-c", "00:16:3e:00:00:0c", "vsw-two", {"198.18.2.10"});
+// A secondary ENI of a, holding .20 (its primary) and .21.
+const FabricEni kEniA2 = Eni("eni-a2", "00:16:3e:00:00:a2", "vsw-one", {"198.18.1.20", "198.18.1.21"});
+
+Status BuildThree(World& w) {
+  TERWAY_TRY(w.Build());
+  TERWAY_TRY(w.fabric.EnsureInstance("i-a", kEniA));
+  TERWAY_TRY(w.fabric.EnsureInstance("i-b", kEniB));
+  return w.fabric.EnsureInstance("i-c", kEniC);
+}
+
+// Runs a shell command inside an instance.
+int InNs(const std::string& ns, const std::string& cmd) { return Run("ip netns exec " + ns + " " + cmd); }
+
+TEST(LinuxFabricRoot, InstancesReachEachOtherThroughTheRouter) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string c = w.fabric.InstanceNetns("i-c");
+
+  EXPECT_TRUE(Reaches(a, Ip("198.18.1.11"))) << "same vSwitch";
+  EXPECT_TRUE(Reaches(a, Ip("198.18.2.10"))) << "across vSwitches";
+  EXPECT_TRUE(Reaches(c, Ip("198.18.1.11"))) << "across vSwitches, other direction";
+  EXPECT_TRUE(Reaches(a, Ip("198.18.1.253"))) << "the gateway";
+  EXPECT_TRUE(Reaches(a, Ip(kMetadataAddress))) << "metadata address on the router";
+  EXPECT_TRUE(Reaches(c, Ip(kApiAddress))) << "API address on the router";
+
+  // No L2 between instances: a resolved b (same subnet) to the gateway's
+  // MAC, i.e. the packet crossed the router.
+  auto h = nl::Handle::OpenIn(a);
+  ASSERT_OK(h);
+  auto neigh = h->ListNeighbors(0, AF_INET);
+  ASSERT_OK(neigh);
+  bool found = false;
+  for (const auto& n : *neigh) {
+    if (n.ip == nl::InetAddr(Ip("198.18.1.11"))) {
+      found = true;
+      EXPECT_EQ(n.mac.ToString(), LinuxFabric::kGatewayMac);
+    }
+  }
+  EXPECT_TRUE(found) << "a has no neighbour entry for b";
+
+  // Every ENI port is isolated on its bridge (so b's ARP never reached a).
+  std::string ports = Capture("ip netns exec " + w.fabric.RouterNetns() + " bridge -d link show");
+  for (const char* eni : {"eni-a", "eni-b", "eni-c"}) {
+    std::string port = LinuxFabric::PortName(eni);
+    size_t at = ports.find(port + "@");
+    ASSERT_NE(at, std::string::npos) << port << " not on a bridge: " << ports;
+    size_t next = ports.find("\n", ports.find("\n", at) + 1);
+    size_t iso = ports.find("isolated on", at);
+    EXPECT_TRUE(iso != std::string::npos && (next == std::string::npos || iso < ports.find(": ", next)))
+        << port << " is not isolated: " << ports;
+  }
+
+  // An address of the VPC that no ENI holds is dropped by the router.
+  EXPECT_TRUE(NeverReaches(a, Ip("198.18.1.99")));
+  EXPECT_TRUE(NeverReaches(a, Ip("198.18.2.99")));
+}
+
+TEST(LinuxFabricRoot, AttachedEniIsDownUnconfiguredWithItsMac) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  ASSERT_OK(w.fabric.AttachEni("i-a", kEniA2, 1));
+  auto h = nl::Handle::OpenIn(w.fabric.InstanceNetns("i-a"));
+  ASSERT_OK(h);
+  auto eth1 = h->GetLink("eth1");
+  ASSERT_OK(eth1);
+  EXPECT_EQ(eth1->mac, kEniA2.mac);
+  EXPECT_FALSE(eth1->admin_up);
+  auto addrs = h->ListAddresses(eth1->index, AF_INET);
+  ASSERT_OK(addrs);
+  EXPECT_TRUE(addrs->empty());
+  auto eth0 = h->GetLink("eth0");
+  ASSERT_OK(eth0);
+  EXPECT_EQ(eth0->mac, kEniA.mac);
+  EXPECT_TRUE(eth0->admin_up);
+  // Attaching to an instance that does not exist names the cause.
+  Status s = w.fabric.AttachEni("i-nope", kEniA2, 2);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+}
+
+// Configures eth1 as a node agent would: up, the secondary IP, and policy
+// routing so replies from it leave through eth1.
+void ConfigureEth1(const std::string& ns, const char* ip) {
+  ASSERT_EQ(InNs(ns, "ip link set eth1 up"), 0);
+  ASSERT_EQ(InNs(ns, std::string("ip addr add ") + ip + "/32 dev eth1"), 0);
+  ASSERT_EQ(InNs(ns, "ip route add 198.18.1.253/32 dev eth1 table 101"), 0);
+  ASSERT_EQ(InNs(ns, "ip route add default via 198.18.1.253 dev eth1 onlink table 101"), 0);
+  ASSERT_EQ(InNs(ns, std::string("ip rule add from ") + ip + " lookup 101 pref 1000"), 0);
+}
+
+TEST(LinuxFabricRoot, SecondaryIpReachableOnlyThroughItsEni) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string b = w.fabric.InstanceNetns("i-b");
+  std::string c = w.fabric.InstanceNetns("i-c");
+  ASSERT_OK(w.fabric.AttachEni("i-a", kEniA2, 1));
+
+  // Wrong: the secondary IP of eth1 configured on eth0. Requests arrive on
+  // eth1 (the router delivers to eth1's MAC, which is down) and nothing leaves
+  // eth0 with that source.
+  ASSERT_EQ(InNs(a, "ip addr add 198.18.1.21/32 dev eth0"), 0);
+  EXPECT_TRUE(NeverReaches(b, Ip("198.18.1.21")));
+  EXPECT_TRUE(NeverReaches(c, Ip("198.18.1.21")));
+  ASSERT_EQ(InNs(a, "ip addr del 198.18.1.21/32 dev eth0"), 0);
+
+  // Right: on eth1, with its own route table.
+  ConfigureEth1(a, "198.18.1.21");
+  EXPECT_TRUE(Reaches(b, Ip("198.18.1.21")));
+  EXPECT_TRUE(Reaches(c, Ip("198.18.1.21")));
+  // Positive control for the negative above: the primary IP still works.
+  EXPECT_TRUE(Reaches(b, Ip("198.18.1.10")));
+
+  // Taking the IP away from the ENI (SetEniIps) stops delivery.
+  FabricEni shrunk = kEniA2;
+  shrunk.ips = {Ip("198.18.1.20")};
+  ASSERT_OK(w.fabric.SetEniIps(shrunk));
+  EXPECT_TRUE(NeverReaches(b, Ip("198.18.1.21")));
+  ASSERT_OK(w.fabric.SetEniIps(kEniA2));
+  EXPECT_TRUE(Reaches(b, Ip("198.18.1.21")));
+}
+
+// A UDP receiver in one namespace; datagrams carry a one-byte tag.
+class UdpReceiver {
+ public:
+  explicit UdpReceiver(const std::string& ns) {
+    Status s = nl::RunInNetns(ns, [&]() -> Status {
+      fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      if (fd_ < 0) return SysError("socket");
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      if (bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return SysError("bind");
+      socklen_t len = sizeof sa;
+      getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len);
+      port_ = ntohs(sa.sin_port);
+      return Ok();
+    });
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+  }
+  ~UdpReceiver() {
+    if (fd_ >= 0) close(fd_);
+  }
+  uint16_t port() const { return port_; }
+  // Waits up to deadline for a datagram; returns (tag, source) or tag 0.
+  std::pair<char, std::string> Receive(std::chrono::milliseconds deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(deadline.count())) <= 0) return {0, ""};
+    char tag = 0;
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    if (recvfrom(fd_, &tag, 1, 0, reinterpret_cast<sockaddr*>(&from), &len) != 1) return {0, ""};
+    return {tag, Ipv4Addr(ntohl(from.sin_addr.s_addr)).ToString()};
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+Status SendUdp(const std::string& ns, Ipv4Addr src, Ipv4Addr dst, uint16_t port, char tag) {
+  return nl::RunInNetns(ns, [&]() -> Status {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return SysError("socket");
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = src.network_order();
+    Status s;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) s = SysError("bind " + src.ToString());
+    sa.sin_addr.s_addr = dst.network_order();
+    sa.sin_port = htons(port);
+    if (s.ok() && sendto(fd, &tag, 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 1) {
+      s = SysError("sendto " + dst.ToString());
+    }
+    close(fd);
+    return s;
+  });
+}
+
+TEST(LinuxFabricRoot, SpoofedSourceIsDropped) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string c = w.fabric.InstanceNetns("i-c");
+  // a claims b's address (a real, routable VPC IP) on its own eth0.
+  ASSERT_EQ(InNs(a, "ip addr add 198.18.1.11/32 dev eth0"), 0);
+  ASSERT_TRUE(Reaches(a, Ip("198.18.2.10")));  // ARP and routes are warm
+
+  UdpReceiver rx(c);
+  ASSERT_NE(rx.port(), 0);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(SendUdp(a, Ip("198.18.1.11"), Ip("198.18.2.10"), rx.port(), 'S'));
+  ASSERT_OK(SendUdp(a, Ip("198.18.1.10"), Ip("198.18.2.10"), rx.port(), 'L'));
+  // The legitimate datagram, sent last on the same path, arrives; none of
+  // the spoofed ones came before it or comes after it.
+  auto [tag, from] = rx.Receive(5000ms);
+  EXPECT_EQ(tag, 'L');
+  EXPECT_EQ(from, "198.18.1.10");
+  EXPECT_EQ(rx.Receive(300ms).first, 0);
+
+  // The nftables rule counted the drops.
+  std::string rules = Capture("ip netns exec " + w.fabric.RouterNetns() + " nft list chain bridge " +
+                              LinuxFabric::kNftTable + " prerouting");
+  EXPECT_NE(rules.find("counter packets"), std::string::npos) << rules;
+  EXPECT_EQ(rules.find("counter packets 0 "), std::string::npos) << rules;
+}
+
+TEST(LinuxFabricRoot, DetachedEniIsGoneAndItsIpUnreachable) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string b = w.fabric.InstanceNetns("i-b");
+  ASSERT_OK(w.fabric.AttachEni("i-a", kEniA2, 1));
+  ConfigureEth1(a, "198.18.1.21");
+  ASSERT_TRUE(Reaches(b, Ip("198.18.1.21")));
+
+  ASSERT_OK(w.fabric.DetachEni("i-a", "eni-a2"));
+  auto h = nl::Handle::OpenIn(a);
+  ASSERT_OK(h);
+  EXPECT_FALSE(h->LinkExists("eth1"));
+  EXPECT_TRUE(NeverReaches(b, Ip("198.18.1.21")));
+  EXPECT_TRUE(Reaches(b, Ip("198.18.1.10")));  // control
+  // The router forgot the IP: no /32 route remains.
+  auto r = nl::Handle::OpenIn(w.fabric.RouterNetns());
+  ASSERT_OK(r);
+  auto routes = r->ListRoutes(AF_INET);
+  ASSERT_OK(routes);
+  for (const auto& rt : *routes) {
+    EXPECT_NE(rt.dst.ToString(), "198.18.1.21/32");
+    EXPECT_NE(rt.dst.ToString(), "198.18.1.20/32");
+  }
+  // Detaching again is harmless.
+  ASSERT_OK(w.fabric.DetachEni("i-a", "eni-a2"));
+}
+
+TEST(LinuxFabricRoot, DetachFindsAnEniMovedIntoAPodNamespace) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  NetnsGuard pod{"tfpod" + testing::UniqueSuffix()};
+  ASSERT_OK(nl::CreateNamedNetns(pod.name));
+  ASSERT_OK(w.fabric.AttachEni("i-a", kEniA2, 1));
+  // An exclusive-ENI datapath moves the ENI into the pod as eth0.
+  ASSERT_EQ(InNs(w.fabric.InstanceNetns("i-a"), "ip link set eth1 netns " + pod.name), 0);
+  ASSERT_EQ(InNs(pod.name, "ip link set eth1 name eth0"), 0);
+  ASSERT_EQ(InNs(pod.name, "ip link set eth0 up"), 0);
+  ASSERT_EQ(InNs(pod.name, "ip link set lo up"), 0);
+  ASSERT_EQ(InNs(pod.name, "ip addr add 198.18.1.20/24 dev eth0"), 0);
+  ASSERT_EQ(InNs(pod.name, "ip route add default via 198.18.1.253"), 0);
+  ASSERT_TRUE(Reaches(pod.name, Ip("198.18.2.10")));
+
+  ASSERT_OK(w.fabric.DetachEni("i-a", "eni-a2"));
+  auto h = nl::Handle::OpenIn(pod.name);
+  ASSERT_OK(h);
+  EXPECT_FALSE(h->LinkExists("eth0"));
+}
+
+TEST(LinuxFabricRoot, ReplayingEveryEnsureIsHarmless) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  ASSERT_OK(w.fabric.AttachEni("i-a", kEniA2, 1));
+  ConfigureEth1(w.fabric.InstanceNetns("i-a"), "198.18.1.21");
+  std::string b = w.fabric.InstanceNetns("i-b");
+  ASSERT_TRUE(Reaches(b, Ip("198.18.1.21")));
+
+  // A restarted control plane replays its state, twice for good measure, on
+  // a fresh fabric object (no memory of the first).
+  for (int round = 0; round < 2; ++round) {
+    LinuxFabric replay(w.prefix);
+    ASSERT_OK(replay.EnsureVpc("vpc-test", Cidr("198.18.0.0/16")));
+    ASSERT_OK(replay.EnsureVSwitch(w.vsw1));
+    ASSERT_OK(replay.EnsureVSwitch(w.vsw2));
+    ASSERT_OK(replay.EnsureInstance("i-a", kEniA));
+    ASSERT_OK(replay.EnsureInstance("i-b", kEniB));
+    ASSERT_OK(replay.EnsureInstance("i-c", kEniC));
+    ASSERT_OK(replay.AttachEni("i-a", kEniA2, 1));
+    ASSERT_OK(replay.SetEniIps(kEniA2));
+    ASSERT_OK(replay.SetEniIps(kEniB));
+  }
+  EXPECT_TRUE(Reaches(b, Ip("198.18.1.21")));
+  EXPECT_TRUE(Reaches(b, Ip("198.18.2.10")));
+  // The anti-spoofing set still holds exactly the assigned IPs, once each.
+  std::string set = Capture("ip netns exec " + w.fabric.RouterNetns() + " nft list set bridge " +
+                            LinuxFabric::kNftTable + " allowed");
+  for (const char* ip : {"198.18.1.10", "198.18.1.11", "198.18.2.10", "198.18.1.20", "198.18.1.21"}) {
+    EXPECT_NE(set.find(ip), std::string::npos) << ip << " missing from " << set;
+  }
+  // Idempotent removal too.
+  ASSERT_OK(w.fabric.RemoveInstance("i-c"));
+  ASSERT_OK(w.fabric.RemoveInstance("i-c"));
+  EXPECT_FALSE(nl::NetnsExists(w.fabric.InstanceNetns("i-c")));
+  EXPECT_TRUE(NeverReaches(b, Ip("198.18.2.10")));
+}
+
+// Links of a world by the names it gives them, visible in the root namespace.
+std::string WorldLinksInRoot() {
+  std::string links = Capture("ip -o link show");
+  std::string found;
+  for (const char* eni : {"eni-a", "eni-b", "eni-c", "eni-a2"}) {
+    if (links.find(LinuxFabric::PortName(eni)) != std::string::npos) found += LinuxFabric::PortName(eni) + " ";
+  }
+  for (const char* vsw : {"vsw-one", "vsw-two"}) {
+    if (links.find(LinuxFabric::BridgeName(vsw)) != std::string::npos) found += LinuxFabric::BridgeName(vsw) + " ";
+  }
+  return found;
+}
+
+TEST(LinuxFabricRoot, DestroyLeavesNothingBehind) {
+  TERWAY_REQUIRE_ROOT();
+  auto w = std::make_unique<World>();
+  ASSERT_OK(BuildThree(*w));
+  ASSERT_OK(w->fabric.AttachEni("i-a", kEniA2, 1));
+  std::string prefix = w->prefix;
+  std::string router = w->fabric.RouterNetns();
+  EXPECT_NE(Capture("ip netns list").find(router), std::string::npos);
+  EXPECT_NE(Capture("ip netns exec " + router + " nft list tables").find(LinuxFabric::kNftTable),
+            std::string::npos);
+  EXPECT_NE(Capture("ip netns exec " + router + " ip -o link show").find(LinuxFabric::PortName("eni-a2")),
+            std::string::npos);
+  // Nothing of the world is in the root namespace, even while it runs.
+  EXPECT_EQ(WorldLinksInRoot(), "");
+  std::string root_tables = Capture("nft list tables");
+  EXPECT_EQ(root_tables.find(std::string("bridge ") + LinuxFabric::kNftTable), std::string::npos) << root_tables;
+
+  ASSERT_OK(w->fabric.Destroy());
+  EXPECT_EQ(Capture("ip netns list").find(prefix + "-"), std::string::npos) << Capture("ip netns list");
+  EXPECT_EQ(Capture("ls /var/run/netns").find(prefix + "-"), std::string::npos);
+  EXPECT_EQ(WorldLinksInRoot(), "");
+  root_tables = Capture("nft list tables");
+  EXPECT_EQ(root_tables.find(std::string("bridge ") + LinuxFabric::kNftTable), std::string::npos) << root_tables;
+  // Destroying twice is harmless (the guard destroys again).
+  w.reset();
+}
+
+}  // namespace
+}  // namespace terway::vpcsim
