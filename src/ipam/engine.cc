@@ -87,7 +87,6 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
     int whole_calls = (unserved + kMaxIpsPerCall - 1) / kMaxIpsPerCall * kMaxIpsPerCall;
     want = std::max(want, std::min(whole_calls, unserved + s.settings.max_pool_size));
   }
-  const bool capacity_bound = want > capacity - total;
   want = std::max(0, std::min(want, capacity - total));
 
   // 1. Existing ENIs with room, fullest first: packs pods onto few ENIs so
@@ -98,6 +97,11 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
     return a->ips.size() > b->ips.size();
   });
   for (const EniView* e : order) {
+    // An ENI's secondary IPs come from its own vSwitch: skip it while that
+    // vSwitch is out of addresses.
+    auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
+                            [&](const VSwitchView& v) { return v.vswitch_id == e->vswitch_id; });
+    if (vsw != s.vswitches.end() && (vsw->exhausted || vsw->available_ips <= 0)) continue;
     int room = ips_per_eni - static_cast<int>(e->ips.size());
     while (want > 0 && room > 0) {
       int n = std::min({want, room, kMaxIpsPerCall});
@@ -110,13 +114,9 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   // 2. New ENIs.
   int enis = static_cast<int>(s.enis.size());
   std::vector<VSwitchView> vs = s.vswitches;
-  bool no_vswitch = false;
   while (want > 0 && enis < eni_cap && !s.eni_creation_blocked) {
     auto ordered = OrderVSwitches(vs, s.policy, s.seed + plan.creates.size());
-    if (ordered.empty()) {
-      no_vswitch = true;
-      break;
-    }
+    if (ordered.empty()) break;
     auto it = std::find_if(vs.begin(), vs.end(),
                            [&](const VSwitchView& v) { return v.vswitch_id == ordered.front(); });
     int n = std::min<int64_t>({want, ips_per_eni, kMaxIpsPerCall, it->available_ips});
@@ -138,9 +138,36 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
     ++enis;
   }
 
-  plan.unmet_demand = std::max(0, unserved - plan.PlannedIps());
+  // What the node could still reach (this plan and later rounds together):
+  // one round may not get there, since a new ENI takes at most 10 IPs in
+  // its create call and the rest comes from assigns once it exists.
+  int room_existing = 0;
+  for (const auto& e : s.enis) {
+    auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
+                            [&](const VSwitchView& v) { return v.vswitch_id == e.vswitch_id; });
+    if (vsw != s.vswitches.end() && (vsw->exhausted || vsw->available_ips <= 0)) continue;
+    room_existing += std::max(0, ips_per_eni - static_cast<int>(e.ips.size()));
+  }
+  int64_t vswitch_room = 0;
+  for (const auto& v : s.vswitches) {
+    if (!v.exhausted && v.available_ips > 0) vswitch_room += v.available_ips;
+  }
+  const int creatable = s.eni_creation_blocked ? 0 : std::max(0, eni_cap - static_cast<int>(s.enis.size()));
+  const int64_t new_room = std::min<int64_t>(int64_t{creatable} * ips_per_eni, vswitch_room);
+  const int64_t potential = std::min<int64_t>(room_existing + new_room, capacity - total);
+  plan.unmet_demand = static_cast<int>(std::max<int64_t>(0, unserved - potential));
   if (plan.unmet_demand > 0) {
-    if (no_vswitch) {
+    if (capacity - total < unserved) {
+      plan.unmet_reason = Exhausted(fmt::format(
+          "node is at its maximum of {} pod IPs ({} ENIs x {} IPs{}); delete pods or use a larger "
+          "instance type",
+          capacity, eni_cap, ips_per_eni,
+          s.settings.max_eni > 0 ? fmt::format(", max_eni {}", s.settings.max_eni) : ""));
+    } else if (s.eni_creation_blocked) {
+      plan.unmet_reason = Exhausted(
+          "the instance cannot attach more ENIs (EniPerInstanceLimitExceeded) and its ENIs are "
+          "full; delete pods or use a larger instance type");
+    } else {
       std::vector<std::string> why;
       for (const auto& v : s.vswitches) {
         why.push_back(v.exhausted ? fmt::format("{} (InvalidVSwitchId.IpNotEnough)", v.vswitch_id)
@@ -152,18 +179,6 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
                       : fmt::format("every vSwitch of the node is out of IPs: {}; add a vSwitch "
                                     "with free addresses to eni_conf \"vswitches\"",
                                     Join(why, ", ")));
-    } else if (s.eni_creation_blocked && enis < eni_cap) {
-      plan.unmet_reason = Exhausted(
-          "the instance cannot attach more ENIs (EniPerInstanceLimitExceeded) and its ENIs are "
-          "full; delete pods or use a larger instance type");
-    } else if (capacity_bound || enis >= eni_cap) {
-      plan.unmet_reason = Exhausted(fmt::format(
-          "node is at its maximum of {} pod IPs ({} ENIs x {} IPs{}); delete pods or use a larger "
-          "instance type",
-          capacity, eni_cap, ips_per_eni,
-          s.settings.max_eni > 0 ? fmt::format(", max_eni {}", s.settings.max_eni) : ""));
-    } else {
-      plan.unmet_reason = Exhausted("no way to add IPs to the pool");
     }
   }
   return plan;

@@ -34,7 +34,8 @@ CREATE TABLE allocations (
   eni_id        TEXT NOT NULL,
   ifname        TEXT NOT NULL,
   created_unix  INTEGER NOT NULL,
-  state         TEXT NOT NULL
+  state         TEXT NOT NULL,
+  sticky        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX allocations_pod ON allocations(pod_namespace, pod_name);
 CREATE TABLE reservations (
@@ -50,7 +51,7 @@ CREATE TABLE reservations (
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kAllocCols =
-    "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state";
+    "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky";
 
 AllocationRecord ReadAlloc(const Statement& s) {
   AllocationRecord r;
@@ -63,6 +64,7 @@ AllocationRecord ReadAlloc(const Statement& s) {
   r.ifname = s.Text(6);
   r.created_unix = s.Int(7);
   r.state = s.Text(8);
+  r.sticky = s.Int(9) != 0;
   return r;
 }
 
@@ -156,10 +158,10 @@ Result<AllocationRecord> StateStore::Allocate(const AllocationRecord& rec, bool 
   }
 
   TERWAY_ASSIGN_OR_RETURN(auto ins, db_->Prepare(fmt::format(
-      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?)", kAllocCols)));
+      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
   ins.Bind(1, rec.container_id).Bind(2, rec.pod_namespace).Bind(3, rec.pod_name)
       .Bind(4, rec.pod_uid).Bind(5, rec.ip).Bind(6, rec.eni_id).Bind(7, rec.ifname)
-      .Bind(8, rec.created_unix).Bind(9, rec.state);
+      .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0});
   TERWAY_TRY_CTX(ins.Run(), ctx);
   TERWAY_ASSIGN_OR_RETURN(auto busy, db_->Prepare("UPDATE ips SET idle_since_unix = 0 WHERE ip = ?"));
   TERWAY_TRY_CTX(busy.Bind(1, rec.ip).Run(), ctx);

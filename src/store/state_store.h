@@ -41,6 +41,7 @@ struct AllocationRecord {
   std::string ifname;         // CNI_IFNAME, "eth0"
   int64_t created_unix = 0;
   std::string state = "allocated";
+  bool sticky = false;        // StatefulSet / pod-ip-reservation: reserve the IP on release
   bool operator==(const AllocationRecord&) const = default;
 };
 

@@ -119,6 +119,9 @@ TEST(PlanRefill, Table) {
       {"vSwitch with few IPs gets a smaller ENI, next vSwitch takes the rest", {}, 8, 0, 0, 0,
        false, {{"vsw-a", 3, false}, {"vsw-b", 500, false}}, {}, {{"vsw-a", 3}, {"vsw-b", 5}}, 0,
        ""},
+      {"ENI on an exhausted vSwitch gets no more IPs; a new ENI elsewhere does",
+       {Eni("eni-1", 2, 0)}, 1, 0, 0, 0, false, {{"vsw-a", 100, true}, {"vsw-b", 500, false}}, {},
+       {{"vsw-b", 1}}, 0, ""},
       {"reserved IPs do not count as idle", {Eni("eni-1", 0, 0, seconds(0), 3)}, 1, 0, 0, 0, false,
        two, {{"eni-1", 1}}, {}, 0, ""},
   };

@@ -1,0 +1,196 @@
+// IpPool: the executor around the pure engine. It owns the node's ENIs and
+// IPs in memory, mirrors every change into the StateStore, serves pods, and
+// runs the background work: refill (min_pool_size warm IPs, batched demand),
+// reclaim (idle IPs above max_pool_size, empty ENIs, expired reservations)
+// and reconcile (store vs cloud vs live pods; leaked ENI collection).
+//
+// Concurrency: pods never call the cloud. Allocate takes an idle IP under the
+// lock; if there is none it joins the waiters and wakes the single refill
+// worker, which plans for *all* waiters at once, so a burst of N pods costs
+// about N/10 cloud calls. Cloud work (refill, reclaim, reconcile) is
+// serialized by one operations lock and never holds the pool lock while a
+// cloud call is in flight.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "ipam/config.h"
+#include "ipam/engine.h"
+#include "ipam/provider.h"
+#include "store/state_store.h"
+
+namespace terway::ipam {
+
+inline constexpr const char* kPodIpReservationAnnotation = "k8s.aliyun.com/pod-ip-reservation";
+
+// Who asks for an IP (from CNI_ARGS today, the Kubernetes cache later).
+struct PodIdentity {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string container_id;  // idempotency key of allocate/release
+  std::string ifname = "eth0";
+  std::string owner_kind;    // "StatefulSet", "ReplicaSet", ...; "" if unknown
+  std::map<std::string, std::string> annotations;
+};
+
+struct LivePod {
+  std::string namespace_;
+  std::string name;
+  std::string uid;  // "" if unknown: then namespace/name alone identify it
+};
+
+struct IpAllocation {
+  std::string ip;
+  std::string eni_id;
+  std::string eni_mac;
+  std::string eni_primary_ip;
+  std::string vswitch_id;
+  bool reused_reservation = false;  // the sticky IP came back
+};
+
+struct PoolStats {
+  int idle = 0;
+  int in_use = 0;
+  int reserved = 0;
+  int releasing = 0;
+  int enis = 0;
+  int max_pods = 0;
+  int waiting = 0;
+};
+
+struct PoolOptions {
+  std::string instance_id;
+  std::string instance_type;
+  // vSwitches new ENIs may use, in configuration order (eni_conf
+  // "vswitches" for the node's zone, else the node's own vSwitch).
+  std::vector<std::string> vswitch_ids;
+  EniConfig config;
+  // How long a vSwitch that answered InvalidVSwitchId.IpNotEnough is skipped.
+  std::chrono::seconds vswitch_exhausted_for{300};
+  // How long ENI creation pauses after EniPerInstanceLimitExceeded (an ENI
+  // deleted by us lifts the pause at once).
+  std::chrono::seconds eni_limit_pause{600};
+  // Live pods for periodic reconcile; unset: pod garbage collection is off.
+  std::function<Result<std::vector<LivePod>>()> live_pods;
+  uint64_t seed = 0;  // vSwitch random policy
+};
+
+class IpPool {
+ public:
+  // Reads the instance's limits, loads the store and reconciles with the
+  // cloud once (a cloud failure here is logged; the pool starts from the
+  // store and the periodic reconcile retries).
+  static Result<std::unique_ptr<IpPool>> Create(PoolOptions opts, EniProvider* provider,
+                                                store::StateStore* store, Clock* clock);
+  ~IpPool();
+
+  // Starts / stops the background worker (refill, reclaim, reconcile).
+  void Start();
+  void Stop();
+
+  // An IP for the pod, waiting at most `timeout` (real time: it is the CNI
+  // request's deadline) for the pool to grow. Idempotent per container id.
+  // kConflict (retryable) while another request for the same pod is in
+  // flight; kExhausted naming the cause when the node cannot get more IPs;
+  // kTimeout with the last cloud error otherwise.
+  Result<IpAllocation> Allocate(const PodIdentity& pod, std::chrono::milliseconds timeout);
+  // Returns the container's IP to the pool (reserved for a sticky pod).
+  // Idempotent: unknown container ids succeed.
+  Status Release(const std::string& container_id);
+  Result<std::optional<IpAllocation>> Get(const std::string& container_id);
+
+  // One round of each background job (the worker calls these; tests too).
+  Status RefillOnce();
+  Status ReclaimOnce();
+  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods);
+
+  PoolStats Stats() const;
+  int MaxPodCount() const { return MaxPods(limits_, opts_.config.eni_mode); }
+
+ private:
+  struct IpEntry {
+    std::string eni_id;
+    IpUse use = IpUse::kIdle;
+    Clock::TimePoint idle_since{};
+    bool eni_primary_ip = false;
+    std::string container_id;  // when in use
+  };
+  struct EniEntry {
+    std::string eni_id;
+    std::string mac;
+    std::string vswitch_id;
+    std::string primary_ip;
+  };
+  struct Reservation {
+    std::string ip;
+    Clock::TimePoint expires;
+  };
+  using PodName = std::pair<std::string, std::string>;
+
+  IpPool(PoolOptions opts, EniProvider* provider, store::StateStore* store, Clock* clock)
+      : opts_(std::move(opts)), provider_(provider), store_(store), clock_(clock) {}
+
+  Status LoadFromStore();
+  bool IsSticky(const PodIdentity& pod) const;
+  int64_t Unix(Clock::TimePoint t) const;
+  IpAllocation MakeAllocationLocked(const std::string& ip) const;
+  PoolSnapshot SnapshotLocked(int demand) const;
+  Result<IpAllocation> TryAllocateLocked(const PodIdentity& pod);
+  Status ExpireReservationsLocked();
+  Status ReleaseLocked(const store::AllocationRecord& rec);
+  Status AddEniLocked(const EniEntry& eni);
+  Status AddIpsLocked(const std::string& eni_id, const std::vector<std::string>& ips,
+                      const std::string& eni_primary_ip);
+  Status DropIpLocked(const std::string& ip, const std::string& why);
+  Status DropEniLocked(const std::string& eni_id, const std::string& why);
+  void RefreshVSwitches();
+  // True if the error changed what the engine should plan (retry planning).
+  bool NoteCloudError(const Error& e, const std::string& vswitch_id);
+  Status CreateEni(const CreateAction& a);
+  void WorkerLoop();
+  void NotifyWaitersLocked();
+
+  const PoolOptions opts_;
+  EniProvider* const provider_;
+  store::StateStore* const store_;
+  Clock* const clock_;
+  InstanceLimits limits_;
+
+  std::mutex ops_mu_;  // serializes refill / reclaim / reconcile (cloud work)
+
+  mutable std::mutex mu_;
+  std::condition_variable waiters_cv_;
+  std::condition_variable worker_cv_;
+  std::map<std::string, EniEntry> enis_;
+  std::map<std::string, IpEntry> ips_;
+  std::map<PodName, Reservation> reservations_;
+  std::set<PodName> in_flight_;
+  int waiting_ = 0;
+  bool refill_requested_ = false;
+  uint64_t shortfall_gen_ = 0;
+  Error shortfall_;
+  std::optional<Error> last_cloud_error_;
+  std::map<std::string, int64_t> vswitch_available_;
+  std::map<std::string, Clock::TimePoint> vswitch_exhausted_until_;
+  Clock::TimePoint vswitch_refreshed_{};
+  Clock::TimePoint eni_blocked_until_{};
+  std::map<std::string, Clock::TimePoint> leak_first_seen_;
+  uint64_t plan_counter_ = 0;
+
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace terway::ipam
