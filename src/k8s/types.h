@@ -1,0 +1,195 @@
+// Typed views of the Kubernetes objects terway reads and writes.
+//
+// Parsing is strict about the types of the fields we use (a string where a
+// number belongs is an error naming the field) and lenient about everything
+// else (unknown fields are ignored, absent optional fields take defaults), so
+// a newer API server never breaks us while a corrupted object never slips in
+// half-understood. Callers (the caches) log and skip what fails to parse.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+
+namespace terway::k8s {
+
+using Json = nlohmann::json;
+using Labels = std::map<std::string, std::string>;
+
+struct OwnerReference {
+  std::string api_version;
+  std::string kind;
+  std::string name;
+  std::string uid;
+  bool controller = false;
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string namespace_;  // empty for cluster-scoped objects
+  std::string uid;
+  std::string resource_version;
+  int64_t generation = 0;
+  Labels labels;
+  std::map<std::string, std::string> annotations;
+  std::vector<OwnerReference> owner_references;
+  std::string creation_timestamp;
+  std::optional<std::string> deletion_timestamp;
+
+  // "namespace/name" or "name": the key caches index by.
+  std::string Key() const { return namespace_.empty() ? name : namespace_ + "/" + name; }
+};
+
+struct ContainerPort {
+  std::string name;  // may be empty; NetworkPolicy resolves named ports by it
+  int32_t container_port = 0;
+  std::string protocol = "TCP";
+};
+
+struct Container {
+  std::string name;
+  std::vector<ContainerPort> ports;
+};
+
+struct Pod {
+  ObjectMeta metadata;
+  std::string node_name;
+  bool host_network = false;
+  std::vector<Container> containers;
+  std::string phase;
+  std::string pod_ip;
+  std::vector<std::string> pod_ips;
+};
+
+struct Namespace {
+  ObjectMeta metadata;
+  std::string phase;
+};
+
+struct NodeCondition {
+  std::string type;
+  std::string status;
+  std::string reason;
+  std::string message;
+  std::string last_transition_time;
+};
+
+struct Node {
+  ObjectMeta metadata;
+  std::string provider_id;
+  std::map<std::string, std::string> capacity;     // quantities kept as text
+  std::map<std::string, std::string> allocatable;
+  std::vector<NodeCondition> conditions;
+};
+
+struct ConfigMap {
+  ObjectMeta metadata;
+  std::map<std::string, std::string> data;
+};
+
+// metav1.LabelSelector.
+struct LabelSelectorRequirement {
+  std::string key;
+  std::string op;  // In, NotIn, Exists, DoesNotExist
+  std::vector<std::string> values;
+};
+struct LabelSelectorSpec {
+  Labels match_labels;
+  std::vector<LabelSelectorRequirement> match_expressions;
+  bool Empty() const { return match_labels.empty() && match_expressions.empty(); }
+};
+
+// A port is an int or a named port (IntOrString).
+struct IntOrString {
+  bool is_string = false;
+  int32_t int_value = 0;
+  std::string str_value;
+};
+
+struct NetworkPolicyPort {
+  std::string protocol = "TCP";     // defaulted as the API server does
+  std::optional<IntOrString> port;  // absent: all ports
+  std::optional<int32_t> end_port;
+};
+
+struct IPBlock {
+  std::string cidr;
+  std::vector<std::string> except;
+};
+
+// One peer. nil vs empty matters: an absent namespaceSelector means "the
+// policy's namespace", an empty one means "all namespaces".
+struct NetworkPolicyPeer {
+  std::optional<LabelSelectorSpec> pod_selector;
+  std::optional<LabelSelectorSpec> namespace_selector;
+  std::optional<IPBlock> ip_block;
+};
+
+struct NetworkPolicyRule {
+  std::vector<NetworkPolicyPort> ports;  // empty: all ports
+  std::vector<NetworkPolicyPeer> peers;  // from (ingress) or to (egress); empty: all peers
+};
+
+struct NetworkPolicy {
+  ObjectMeta metadata;
+  LabelSelectorSpec pod_selector;
+  // As written; when absent the API server defaults it (Ingress, plus Egress
+  // if egress rules exist). policy_types_defaulted records that we did so.
+  std::vector<std::string> policy_types;
+  bool policy_types_defaulted = false;
+  std::vector<NetworkPolicyRule> ingress;
+  std::vector<NetworkPolicyRule> egress;
+};
+
+struct ObjectReference {
+  std::string kind;
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string api_version;
+};
+
+struct Event {
+  ObjectMeta metadata;
+  ObjectReference involved_object;
+  std::string reason;
+  std::string message;
+  std::string type = "Normal";  // Normal | Warning
+  std::string source_component;
+  std::string source_host;
+  std::string first_timestamp;
+  std::string last_timestamp;
+  int32_t count = 1;
+};
+
+Result<ObjectMeta> ParseObjectMeta(const Json& j);
+Result<Pod> ParsePod(const Json& j);
+Result<Namespace> ParseNamespace(const Json& j);
+Result<Node> ParseNode(const Json& j);
+Result<ConfigMap> ParseConfigMap(const Json& j);
+Result<NetworkPolicy> ParseNetworkPolicy(const Json& j);
+Result<Event> ParseEvent(const Json& j);
+Result<LabelSelectorSpec> ParseLabelSelector(const Json& j);
+
+Json ObjectMetaToJson(const ObjectMeta& m);
+Json EventToJson(const Event& e);
+Json ConfigMapToJson(const ConfigMap& c);
+
+// Parse<T>: the typed parser for T, so templates (Cache<T>) can pick it.
+template <typename T> Result<T> Parse(const Json& j);
+template <> inline Result<Pod> Parse<Pod>(const Json& j) { return ParsePod(j); }
+template <> inline Result<Namespace> Parse<Namespace>(const Json& j) { return ParseNamespace(j); }
+template <> inline Result<Node> Parse<Node>(const Json& j) { return ParseNode(j); }
+template <> inline Result<ConfigMap> Parse<ConfigMap>(const Json& j) { return ParseConfigMap(j); }
+template <> inline Result<NetworkPolicy> Parse<NetworkPolicy>(const Json& j) {
+  return ParseNetworkPolicy(j);
+}
+template <> inline Result<Event> Parse<Event>(const Json& j) { return ParseEvent(j); }
+
+}  // namespace terway::k8s

@@ -1,0 +1,545 @@
+#include "tools/lab/apiserver/server.h"
+
+#include <httplib.h>
+
+#include <fstream>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "k8s/selector.h"
+
+namespace terway::lab {
+namespace {
+
+constexpr const char* kJson = "application/json";
+
+void Reply(httplib::Response& res, int code, const Json& body) {
+  res.status = code;
+  res.set_content(body.dump(), kJson);
+}
+
+void ReplyError(httplib::Response& res, const Error& e, const std::string& plural = "",
+                const std::string& name = "") {
+  auto [code, reason] = HttpStatusOf(e);
+  Reply(res, code, StatusFor(code, reason, e.message, plural, name));
+}
+
+// Strategic merge patch, to the extent the lab needs: kubectl's directives
+// ($setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...) are
+// dropped, lists of objects that carry a "name" merge element by element on
+// that name (containers, ports, ...), a {"$patch": "delete"} element removes
+// its match, and everything else behaves as a JSON merge patch.
+void StrategicMerge(Json& target, const Json& patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  if (!target.is_object()) target = Json::object();
+  for (auto it = patch.begin(); it != patch.end(); ++it) {
+    const std::string& k = it.key();
+    if (!k.empty() && k[0] == '$') continue;
+    if (StartsWith(k, "$setElementOrder/") || StartsWith(k, "$deleteFromPrimitiveList/")) continue;
+    const Json& pv = it.value();
+    if (pv.is_null()) {
+      target.erase(k);
+    } else if (pv.is_object()) {
+      if (pv.value("$patch", "") == "delete") {
+        target.erase(k);
+        continue;
+      }
+      StrategicMerge(target[k], pv);
+    } else if (pv.is_array() && target.contains(k) && target[k].is_array() && !pv.empty() &&
+               std::all_of(pv.begin(), pv.end(), [](const Json& e) {
+                 return e.is_object() && e.contains("name") && e["name"].is_string();
+               })) {
+      Json& list = target[k];
+      for (const auto& pe : pv) {
+        auto match = std::find_if(list.begin(), list.end(), [&](const Json& te) {
+          return te.is_object() && te.value("name", "") == pe["name"].get<std::string>();
+        });
+        if (pe.value("$patch", "") == "delete") {
+          if (match != list.end()) list.erase(match);
+        } else if (match != list.end()) {
+          StrategicMerge(*match, pe);
+        } else {
+          Json added = Json::object();
+          StrategicMerge(added, pe);
+          list.push_back(added);
+        }
+      }
+    } else {
+      target[k] = pv;
+    }
+  }
+}
+
+struct Target {
+  const ResourceType* type = nullptr;
+  std::string ns;
+  std::string name;
+  std::string sub;
+};
+
+Json ListOf(const ResourceType& t, std::vector<Json> items, uint64_t rv) {
+  return {{"kind", t.kind + "List"}, {"apiVersion", t.GroupVersion()},
+          {"metadata", {{"resourceVersion", std::to_string(rv)}}}, {"items", std::move(items)}};
+}
+
+Json ResourceList(const std::string& gv, const std::vector<ResourceType>& types) {
+  Json resources = Json::array();
+  for (const auto& t : types) {
+    if (t.GroupVersion() != gv) continue;
+    Json r = {{"name", t.plural}, {"singularName", t.singular}, {"namespaced", t.namespaced},
+              {"kind", t.kind},
+              {"verbs", {"create", "delete", "get", "list", "patch", "update", "watch"}}};
+    if (!t.short_names.empty()) r["shortNames"] = t.short_names;
+    resources.push_back(r);
+    if (t.has_status) {
+      resources.push_back({{"name", t.plural + "/status"}, {"singularName", ""},
+                           {"namespaced", t.namespaced}, {"kind", t.kind},
+                           {"verbs", {"get", "patch", "update"}}});
+    }
+  }
+  return {{"kind", "APIResourceList"}, {"apiVersion", "v1"}, {"groupVersion", gv}, {"resources", resources}};
+}
+
+// What one watch stream filters on.
+struct WatchFilter {
+  std::string ns;
+  k8s::LabelSelector labels;
+  k8s::FieldSelector fields;
+  bool Matches(const Json& obj) const {
+    if (!obj.is_object()) return false;
+    const Json& m = obj["metadata"];
+    if (!ns.empty() && m.value("namespace", "") != ns) return false;
+    k8s::Labels l;
+    if (m.contains("labels") && m["labels"].is_object()) {
+      for (auto it = m["labels"].begin(); it != m["labels"].end(); ++it) {
+        if (it.value().is_string()) l[it.key()] = it.value();
+      }
+    }
+    return labels.Matches(l) && fields.Matches(obj);
+  }
+};
+
+struct WatchState {
+  const ResourceType* type;
+  WatchFilter filter;
+  bool bookmarks = false;
+  std::string start_rv;
+  bool started = false;
+  uint64_t cursor = 0;
+  uint64_t generation = 0;
+  std::chrono::steady_clock::time_point deadline;
+  std::chrono::steady_clock::time_point next_bookmark;
+};
+
+bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
+  std::string line = Json{{"type", type}, {"object", obj}}.dump() + "\n";
+  return sink.write(line.data(), line.size());
+}
+
+}  // namespace
+
+std::shared_ptr<ObjectStore> NewDefaultStore() {
+  auto s = std::make_shared<ObjectStore>();
+  for (auto& t : BuiltinResourceTypes()) s->Register(std::move(t));
+  return s;
+}
+
+ApiServer::ApiServer(std::shared_ptr<ObjectStore> store, ApiServerOptions opts)
+    : store_(std::move(store)), opts_(std::move(opts)) {}
+
+ApiServer::~ApiServer() { Stop(); }
+
+std::string ApiServer::url() const { return fmt::format("http://{}:{}", opts_.host, port_); }
+
+void ApiServer::HoldWatches(bool hold) {
+  hold_watches_ = hold;
+  store_->Wake();
+}
+
+Status ApiServer::Start() {
+  svr_ = std::make_unique<httplib::Server>();
+  int threads = opts_.threads;
+  svr_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  Route();
+  if (opts_.port == 0) {
+    port_ = svr_->bind_to_any_port(opts_.host);
+    if (port_ <= 0) return Errorf(ErrorCode::kUnavailable, "binding {}:0 failed", opts_.host);
+  } else {
+    if (!svr_->bind_to_port(opts_.host.c_str(), opts_.port)) {
+      return Errorf(ErrorCode::kUnavailable, "binding {}:{} failed (port in use?)", opts_.host, opts_.port);
+    }
+    port_ = opts_.port;
+  }
+  stopping_ = false;
+  thread_ = std::thread([this] { svr_->listen_after_bind(); });
+  log::Info("lab_apiserver_listening url={}", url());
+  return Ok();
+}
+
+void ApiServer::Stop() {
+  if (!svr_) return;
+  stopping_ = true;
+  store_->Wake();
+  svr_->stop();
+  if (thread_.joinable()) thread_.join();
+  svr_.reset();
+}
+
+Status ApiServer::WriteKubeconfig(const std::string& path) const {
+  std::ofstream out(path);
+  if (!out) return SysError("writing kubeconfig " + path);
+  out << "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: " << url()
+      << "\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n    namespace: default\n"
+      << "current-context: lab\nusers:\n- name: lab\n  user: {}\n";
+  if (!out.flush()) return SysError("writing kubeconfig " + path);
+  return Ok();
+}
+
+void ApiServer::Route() {
+  svr_->Get("/version", [](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"major", "1"}, {"minor", "32"}, {"gitVersion", "v1.32.0-terway-lab"},
+                     {"gitCommit", "0000000000000000000000000000000000000000"},
+                     {"gitTreeState", "clean"}, {"buildDate", "2026-01-01T00:00:00Z"},
+                     {"goVersion", "none"}, {"compiler", "none"}, {"platform", "linux/amd64"}});
+  });
+  svr_->Get("/api", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, {{"kind", "APIVersions"}, {"versions", {"v1"}},
+                     {"serverAddressByClientCIDRs",
+                      {{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", fmt::format("{}:{}", opts_.host, port_)}}}}});
+  });
+  svr_->Get("/apis", [this](const httplib::Request&, httplib::Response& res) {
+    std::map<std::string, std::set<std::string>> groups;
+    for (const auto& t : store_->Types()) {
+      if (!t.group.empty()) groups[t.group].insert(t.version);
+    }
+    Json list = Json::array();
+    for (const auto& [g, versions] : groups) {
+      Json vs = Json::array();
+      for (const auto& v : versions) vs.push_back({{"groupVersion", g + "/" + v}, {"version", v}});
+      list.push_back({{"name", g}, {"versions", vs}, {"preferredVersion", vs[0]}});
+    }
+    Reply(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}});
+  });
+  // OpenAPI v3, reduced to what kubectl reads: per group-version documents
+  // whose PATCH operations declare the fieldValidation parameter. kubectl
+  // then trusts the server to validate (it sends fieldValidation=Strict,
+  // which the lab accepts and ignores) instead of downloading schemas.
+  svr_->Get("/openapi/v3", [this](const httplib::Request&, httplib::Response& res) {
+    Json paths = Json::object();
+    for (const auto& t : store_->Types()) {
+      std::string p = t.group.empty() ? "api/" + t.version : "apis/" + t.GroupVersion();
+      paths[p] = {{"serverRelativeURL", "/openapi/v3/" + p + "?hash=lab"}};
+    }
+    Reply(res, 200, {{"paths", paths}});
+  });
+  svr_->Get(R"(/openapi/v3/(api/[^/]+|apis/[^/]+/[^/]+))", [this](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+    const std::string gv_path = req.matches[1];
+    Json paths = Json::object();
+    for (const auto& t : store_->Types()) {
+      std::string p = t.group.empty() ? "api/" + t.version : "apis/" + t.GroupVersion();
+      if (p != gv_path) continue;
+      std::string path = "/" + p + (t.namespaced ? "/namespaces/{namespace}/" : "/") + t.plural + "/{name}";
+      Json op = {{"x-kubernetes-group-version-kind", {{"group", t.group}, {"version", t.version}, {"kind", t.kind}}},
+                 {"parameters", {{{"name", "fieldValidation"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}},
+                 {"responses", {{"200", {{"description", "OK"}}}}}};
+      paths[path] = {{"patch", op}};
+    }
+    if (paths.empty()) {
+      return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    }
+    Reply(res, 200, {{"openapi", "3.0.0"}, {"info", {{"title", "Kubernetes (terway lab)"}, {"version", "v1.32.0"}}},
+                     {"paths", paths}});
+  });
+  // No OpenAPI v2: nothing of ours or kubectl's (with the v3 answer above) needs it.
+  svr_->Get(R"(/openapi/v2)", [](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+  });
+  // Admin hooks (tests, terway-lab).
+  svr_->Post("/lab/close-watches", [this](const httplib::Request&, httplib::Response& res) {
+    CloseAllWatches();
+    Reply(res, 200, StatusFor(200, "", "watches closed"));
+  });
+  svr_->Post("/lab/compact", [this](const httplib::Request&, httplib::Response& res) {
+    CompactHistory();
+    Reply(res, 200, StatusFor(200, "", "history compacted"));
+  });
+  auto h = [this](const httplib::Request& req, httplib::Response& res) { Handle(req, res); };
+  for (const char* pattern : {R"(/api/.*)", R"(/apis/.*)"}) {
+    svr_->Get(pattern, h);
+    svr_->Post(pattern, h);
+    svr_->Put(pattern, h);
+    svr_->Patch(pattern, h);
+    svr_->Delete(pattern, h);
+  }
+}
+
+void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
+  log::Debug("lab_apiserver_request method={} path={} content_type={} accept={}", req.method, req.path,
+             req.get_header_value("Content-Type"), req.get_header_value("Accept"));
+  std::vector<std::string> seg = Split(req.path, '/', /*skip_empty=*/true);
+  std::string group, version;
+  size_t i = 0;
+  if (seg.size() >= 2 && seg[0] == "api") {
+    version = seg[1];
+    i = 2;
+  } else if (seg.size() >= 3 && seg[0] == "apis") {
+    group = seg[1];
+    version = seg[2];
+    i = 3;
+  } else if (seg.size() == 2 && seg[0] == "apis" && req.method == "GET") {
+    // /apis/<group>: the group's versions.
+    Json vs = Json::array();
+    for (const auto& t : store_->Types()) {
+      if (t.group == seg[1]) vs.push_back({{"groupVersion", t.GroupVersion()}, {"version", t.version}});
+    }
+    if (vs.empty()) return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    return Reply(res, 200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", seg[1]}, {"versions", vs},
+                            {"preferredVersion", vs[0]}});
+  } else {
+    return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+  }
+  const std::string gv = group.empty() ? version : group + "/" + version;
+  std::vector<std::string> rest(seg.begin() + static_cast<long>(i), seg.end());
+  if (rest.empty()) {
+    if (req.method != "GET") return Reply(res, 405, StatusFor(405, "MethodNotAllowed", "method not allowed"));
+    auto types = store_->Types();
+    bool known = std::any_of(types.begin(), types.end(), [&](const auto& t) { return t.GroupVersion() == gv; });
+    if (!known) return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    return Reply(res, 200, ResourceList(gv, types));
+  }
+
+  Target t;
+  if (rest[0] == "namespaces" && rest.size() >= 3) {
+    const ResourceType* nt = store_->Find(group, version, rest[2]);
+    if (nt && nt->namespaced) {
+      t.type = nt;
+      t.ns = rest[1];
+      if (rest.size() > 3) t.name = rest[3];
+      if (rest.size() > 4) t.sub = rest[4];
+      if (rest.size() > 5) t.type = nullptr;
+    }
+  }
+  if (!t.type && !(rest[0] == "namespaces" && rest.size() >= 3 && t.ns.size())) {
+    t = Target{};
+    t.type = store_->Find(group, version, rest[0]);
+    if (rest.size() > 1) t.name = rest[1];
+    if (rest.size() > 2) t.sub = rest[2];
+    if (rest.size() > 3) t.type = nullptr;
+  }
+  if (!t.type || (!t.sub.empty() && !(t.sub == "status" && t.type->has_status))) {
+    return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+  }
+  const ResourceType& type = *t.type;
+  const bool status_sub = t.sub == "status";
+  const bool namespaced_path = type.namespaced && !t.ns.empty();
+
+  // Parses a JSON body; kubectl sends JSON (YAML is converted client-side).
+  auto parse_body = [&](Json* out) -> bool {
+    if (req.get_header_value("Content-Type").find("protobuf") != std::string::npos) {
+      Reply(res, 415, StatusFor(415, "UnsupportedMediaType",
+                                "the lab API server speaks JSON only; send application/json"));
+      return false;
+    }
+    *out = Json::parse(req.body, nullptr, false);
+    if (out->is_discarded()) {
+      Reply(res, 400, StatusFor(400, "BadRequest", "the request body is not valid JSON"));
+      return false;
+    }
+    return true;
+  };
+
+  if (req.method == "GET" && t.name.empty()) {
+    auto labels = k8s::LabelSelector::Parse(req.get_param_value("labelSelector"));
+    if (!labels.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", labels.error().message));
+    auto fields = k8s::FieldSelector::Parse(req.get_param_value("fieldSelector"));
+    if (!fields.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", fields.error().message));
+    for (const auto& term : fields->terms()) {
+      static const std::set<std::string> kSupported = {"metadata.name", "metadata.namespace", "spec.nodeName",
+                                                       "status.phase", "involvedObject.name",
+                                                       "involvedObject.kind", "involvedObject.namespace"};
+      if (!kSupported.count(term.field)) {
+        return Reply(res, 400, StatusFor(400, "BadRequest",
+                                         fmt::format("\"{}\" is not a known field selector", term.field)));
+      }
+    }
+    WatchFilter filter{namespaced_path ? t.ns : "", std::move(labels).value(), std::move(fields).value()};
+    std::string w = req.get_param_value("watch");
+    if (w != "true" && w != "1") {
+      auto list = store_->List(type, filter.ns, [&](const Json& o) { return filter.Matches(o); });
+      return Reply(res, 200, ListOf(type, std::move(list.items), list.rv));
+    }
+    // --- watch ---
+    auto st = std::make_shared<WatchState>();
+    st->type = t.type;
+    st->filter = std::move(filter);
+    st->bookmarks = req.get_param_value("allowWatchBookmarks") == "true";
+    st->start_rv = req.get_param_value("resourceVersion");
+    st->generation = store_->close_generation();
+    int timeout = opts_.max_watch_seconds;
+    if (req.has_param("timeoutSeconds")) {
+      try {
+        timeout = std::min(timeout, std::stoi(req.get_param_value("timeoutSeconds")));
+      } catch (const std::exception&) {
+        return Reply(res, 400, StatusFor(400, "BadRequest", "timeoutSeconds is not a number"));
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    st->deadline = now + std::chrono::seconds(timeout);
+    st->next_bookmark = now + opts_.bookmark_interval;
+    res.status = 200;
+    // Not plain "application/json": httplib would gzip that for clients that
+    // accept it (kubectl does), and its compressor holds events back until
+    // the stream ends. The media-type parameter is what Kubernetes uses for
+    // watch streams too.
+    res.set_chunked_content_provider("application/json;stream=watch", [this, st](size_t, httplib::DataSink& sink) {
+      auto fail = [&](const Error& e) {
+        WriteEvent(sink, "ERROR", StatusFor(410, "Expired", e.message));
+        sink.done();
+        return true;
+      };
+      if (stopping_ || store_->close_generation() != st->generation ||
+          std::chrono::steady_clock::now() >= st->deadline || !sink.is_writable()) {
+        sink.done();
+        return true;
+      }
+      if (hold_watches_) {
+        store_->WaitForChange(UINT64_MAX, st->generation, std::chrono::milliseconds(100), &stopping_);
+        return true;
+      }
+      if (!st->started) {
+        st->started = true;
+        if (st->start_rv.empty() || st->start_rv == "0") {
+          // No version: the current state as ADDED events, then changes.
+          auto list = store_->List(*st->type, st->filter.ns,
+                                   [&](const Json& o) { return st->filter.Matches(o); });
+          for (const auto& o : list.items) {
+            if (!WriteEvent(sink, "ADDED", o)) return false;
+          }
+          st->cursor = list.rv;
+          return true;
+        }
+        try {
+          st->cursor = std::stoull(st->start_rv);
+        } catch (const std::exception&) {
+          WriteEvent(sink, "ERROR", StatusFor(400, "BadRequest", "invalid resourceVersion " + st->start_rv));
+          sink.done();
+          return true;
+        }
+      }
+      uint64_t upto = 0;
+      auto events = store_->EventsAfter(st->type->Key(), st->cursor, &upto);
+      if (!events.ok()) return fail(events.error());
+      for (const auto& ev : *events) {
+        bool now_in = st->filter.Matches(ev.object);
+        bool was_in = ev.type == "MODIFIED" ? st->filter.Matches(ev.old_object) : now_in;
+        const char* type = nullptr;
+        if (ev.type == "MODIFIED") {
+          type = now_in && was_in ? "MODIFIED" : now_in ? "ADDED" : was_in ? "DELETED" : nullptr;
+        } else if (now_in) {
+          type = ev.type == "ADDED" ? "ADDED" : "DELETED";
+        }
+        if (type && !WriteEvent(sink, type, ev.object)) return false;
+      }
+      st->cursor = upto;
+      auto now = std::chrono::steady_clock::now();
+      if (st->bookmarks && now >= st->next_bookmark) {
+        st->next_bookmark = now + opts_.bookmark_interval;
+        Json bm = {{"kind", st->type->kind}, {"apiVersion", st->type->GroupVersion()},
+                   {"metadata", {{"resourceVersion", std::to_string(st->cursor)}}}};
+        if (!WriteEvent(sink, "BOOKMARK", bm)) return false;
+      }
+      if (events->empty()) {
+        auto wait = std::min<std::chrono::milliseconds>(
+            opts_.bookmark_interval, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         st->deadline - std::chrono::steady_clock::now()));
+        store_->WaitForChange(st->cursor, st->generation, std::max(wait, std::chrono::milliseconds(1)),
+                              &stopping_);
+      }
+      return true;
+    });
+    return;
+  }
+
+  if (req.method == "GET") {
+    auto obj = store_->Get(type, t.ns, t.name);
+    if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
+    return Reply(res, 200, *obj);
+  }
+
+  if (req.method == "POST") {
+    if (!t.name.empty()) return Reply(res, 405, StatusFor(405, "MethodNotAllowed", "POST to an object"));
+    if (type.namespaced && !namespaced_path) {
+      return Reply(res, 404, StatusFor(404, "NotFound", "namespaced resources are created under /namespaces/<ns>/"));
+    }
+    Json body;
+    if (!parse_body(&body)) return;
+    if (req.get_param_value("dryRun") == "All") return Reply(res, 201, body);
+    auto obj = store_->Create(type, t.ns, std::move(body));
+    if (!obj.ok()) return ReplyError(res, obj.error(), type.plural);
+    return Reply(res, 201, *obj);
+  }
+
+  if (t.name.empty()) {
+    return Reply(res, 405, StatusFor(405, "MethodNotAllowed", "collection " + req.method + " is not supported"));
+  }
+
+  if (req.method == "PUT") {
+    Json body;
+    if (!parse_body(&body)) return;
+    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub);
+    if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
+    return Reply(res, 200, *obj);
+  }
+
+  if (req.method == "PATCH") {
+    Json patch;
+    if (!parse_body(&patch)) return;
+    std::string ct = req.get_header_value("Content-Type");
+    if (auto semi = ct.find(';'); semi != std::string::npos) ct = ct.substr(0, semi);
+    std::function<Status(Json&)> apply;
+    if (ct == "application/merge-patch+json") {
+      apply = [&](Json& o) -> Status {
+        o.merge_patch(patch);
+        return Ok();
+      };
+    } else if (ct == "application/strategic-merge-patch+json") {
+      apply = [&](Json& o) -> Status {
+        StrategicMerge(o, patch);
+        return Ok();
+      };
+    } else if (ct == "application/json-patch+json") {
+      apply = [&](Json& o) -> Status {
+        try {
+          o = o.patch(patch);
+        } catch (const nlohmann::json::exception& e) {
+          Error err = Errorf(ErrorCode::kInvalidArgument, "json patch: {}", e.what());
+          err.http_status = 400;  // hmm: a failed "test" op is 422 in Kubernetes
+          return err;
+        }
+        return Ok();
+      };
+    } else {
+      return Reply(res, 415, StatusFor(415, "UnsupportedMediaType",
+                                       fmt::format("the body of the request was in an unknown format - "
+                                                   "accepted media types include: application/json-patch+json, "
+                                                   "application/merge-patch+json, "
+                                                   "application/strategic-merge-patch+json; got {}", ct)));
+    }
+    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub);
+    if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
+    return Reply(res, 200, *obj);
+  }
+
+  if (req.method == "DELETE") {
+    auto obj = store_->Delete(type, t.ns, t.name);
+    if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
+    return Reply(res, 200, *obj);
+  }
+  Reply(res, 405, StatusFor(405, "MethodNotAllowed", "method not allowed"));
+}
+
+}  // namespace terway::lab

@@ -1,0 +1,387 @@
+#include "tools/lab/apiserver/store.h"
+
+#include <algorithm>
+#include <random>
+
+namespace terway::lab {
+namespace {
+
+std::string ObjKey(const std::string& ns, const std::string& name) {
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+std::string NameOf(const Json& obj) {
+  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
+  const Json& m = obj["metadata"];
+  return m.contains("name") && m["name"].is_string() ? m["name"].get<std::string>() : "";
+}
+
+// The parts of an object whose change bumps metadata.generation.
+Json SpecPart(const Json& obj) {
+  Json j = obj;
+  j.erase("metadata");
+  j.erase("status");
+  return j;
+}
+
+Error NotFound(const ResourceType& t, const std::string& name) {
+  Error e = Errorf(ErrorCode::kNotFound, "{}{}\"{}\" not found", t.plural,
+                   t.group.empty() ? " " : "." + t.group + " ", name);
+  e.http_status = 404;
+  return e;
+}
+
+// A DNS-1123 subdomain, as the API server requires for most names.
+bool ValidName(const std::string& n) {
+  if (n.empty() || n.size() > 253) return false;
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  }
+  return std::isalnum(static_cast<unsigned char>(n.front())) &&
+         std::isalnum(static_cast<unsigned char>(n.back()));
+}
+
+std::string RandomSuffix() {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  const char* chars = "bcdfghjklmnpqrstvwxz2456789";
+  std::string s;
+  for (int i = 0; i < 5; i++) s.push_back(chars[rng() % 27]);
+  return s;
+}
+
+}  // namespace
+
+std::vector<ResourceType> BuiltinResourceTypes() {
+  return {
+      {"", "v1", "Namespace", "namespaces", "namespace", false, {"ns"}, true},
+      {"", "v1", "Pod", "pods", "pod", true, {"po"}, true},
+      {"", "v1", "Node", "nodes", "node", false, {"no"}, true},
+      {"", "v1", "ConfigMap", "configmaps", "configmap", true, {"cm"}, false},
+      {"", "v1", "Event", "events", "event", true, {"ev"}, false},
+      {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, {"netpol"},
+       false},
+  };
+}
+
+Json StatusFor(int code, const std::string& reason, const std::string& message,
+               const std::string& kind_plural, const std::string& name) {
+  Json s = {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", Json::object()},
+            {"status", code < 400 ? "Success" : "Failure"}, {"message", message},
+            {"reason", reason}, {"code", code}};
+  if (!kind_plural.empty() || !name.empty()) {
+    s["details"] = {{"name", name}, {"kind", kind_plural}};
+  }
+  return s;
+}
+
+std::pair<int, std::string> HttpStatusOf(const Error& e) {
+  if (e.http_status == 410) return {410, "Expired"};
+  switch (e.code) {
+    case ErrorCode::kNotFound: return {404, "NotFound"};
+    case ErrorCode::kAlreadyExists: return {409, "AlreadyExists"};
+    case ErrorCode::kConflict: return {409, "Conflict"};
+    case ErrorCode::kInvalidArgument: return {e.http_status == 400 ? 400 : 422,
+                                              e.http_status == 400 ? "BadRequest" : "Invalid"};
+    case ErrorCode::kUnsupported: return {415, "UnsupportedMediaType"};
+    case ErrorCode::kPermission: return {403, "Forbidden"};
+    default: return {500, "InternalError"};
+  }
+}
+
+ObjectStore::ObjectStore(size_t history_limit, const Clock& clock)
+    : history_limit_(history_limit), clock_(clock) {}
+
+std::string ObjectStore::Now() const { return FormatIso8601(clock_.Now()); }
+
+void ObjectStore::Register(ResourceType t) {
+  std::lock_guard l(mu_);
+  std::string key = t.Key();
+  bool is_ns = t.group.empty() && t.plural == "namespaces";
+  kinds_[key].type = std::move(t);
+  if (is_ns) {
+    // Every cluster has these; namespaced creates check for their namespace.
+    for (const char* n : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      Json obj = {{"apiVersion", "v1"}, {"kind", "Namespace"},
+                  {"metadata", {{"name", n}, {"uid", fmt::format("00000000-0000-4000-8000-{:012d}", ++uid_counter_)},
+                                {"resourceVersion", std::to_string(++rv_)},
+                                {"creationTimestamp", Now()},
+                                {"labels", {{"kubernetes.io/metadata.name", n}}}}},
+                  {"spec", {{"finalizers", {"kubernetes"}}}},
+                  {"status", {{"phase", "Active"}}}};
+      kinds_[key].objects[n] = obj;
+    }
+    compacted_rv_ = rv_;
+  }
+}
+
+const ResourceType* ObjectStore::Find(const std::string& group, const std::string& version,
+                                      const std::string& plural) const {
+  std::lock_guard l(mu_);
+  auto it = kinds_.find(group + "/" + plural);
+  if (it == kinds_.end() || it->second.type.version != version) return nullptr;
+  return &it->second.type;  // stable: kinds are never removed
+}
+
+std::vector<ResourceType> ObjectStore::Types() const {
+  std::lock_guard l(mu_);
+  std::vector<ResourceType> out;
+  for (const auto& [k, v] : kinds_) out.push_back(v.type);
+  return out;
+}
+
+ObjectStore::Kind* ObjectStore::KindOf(const ResourceType& t) {
+  auto it = kinds_.find(t.Key());
+  return it == kinds_.end() ? nullptr : &it->second;
+}
+const ObjectStore::Kind* ObjectStore::KindOf(const ResourceType& t) const {
+  auto it = kinds_.find(t.Key());
+  return it == kinds_.end() ? nullptr : &it->second;
+}
+
+void ObjectStore::Record(const std::string& type_key, const char* type, const Json& obj, Json old) {
+  history_.push_back({rv_, type_key, type, obj, std::move(old)});
+  while (history_.size() > history_limit_) {
+    compacted_rv_ = history_.front().rv;
+    history_.pop_front();
+  }
+  cv_.notify_all();
+}
+
+Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, Json obj) {
+  if (!obj.is_object()) return MakeError(ErrorCode::kInvalidArgument, "body is not a JSON object");
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
+  Json& meta = obj["metadata"];
+  std::lock_guard l(mu_);
+  Kind* k = KindOf(t);
+  if (!k) return Errorf(ErrorCode::kNotFound, "the server could not find the requested resource");
+  std::string name = NameOf(obj);
+  if (name.empty() && meta.contains("generateName") && meta["generateName"].is_string()) {
+    do {
+      name = meta["generateName"].get<std::string>() + RandomSuffix();
+    } while (k->objects.count(ObjKey(t.namespaced ? ns : "", name)));
+    meta["name"] = name;
+  }
+  if (name.empty()) {
+    return Errorf(ErrorCode::kInvalidArgument, "{} \"\" is invalid: metadata.name: Required value", t.kind);
+  }
+  if (!ValidName(name)) {
+    return Errorf(ErrorCode::kInvalidArgument,
+                  "{} \"{}\" is invalid: metadata.name: must be a lowercase RFC 1123 subdomain", t.kind,
+                  name);
+  }
+  if (t.namespaced) {
+    if (ns.empty()) return Errorf(ErrorCode::kInvalidArgument, "{} \"{}\": namespace required", t.kind, name);
+    if (meta.contains("namespace") && meta["namespace"].is_string() && meta["namespace"] != ns) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "the namespace of the provided object does not match the namespace sent on the request");
+    }
+    auto nsk = kinds_.find("/namespaces");
+    if (nsk != kinds_.end() && !nsk->second.objects.count(ns)) {
+      Error e = Errorf(ErrorCode::kNotFound, "namespaces \"{}\" not found", ns);
+      e.http_status = 404;
+      return e;
+    }
+    meta["namespace"] = ns;
+  } else {
+    meta.erase("namespace");
+  }
+  const std::string key = ObjKey(t.namespaced ? ns : "", name);
+  if (k->objects.count(key)) {
+    return Errorf(ErrorCode::kAlreadyExists, "{}{}\"{}\" already exists", t.plural,
+                  t.group.empty() ? " " : "." + t.group + " ", name);
+  }
+  obj["apiVersion"] = t.GroupVersion();
+  obj["kind"] = t.kind;
+  const uint64_t serial = ++uid_counter_;
+  meta["uid"] = fmt::format("{:08x}-{:04x}-4{:03x}-8000-{:012x}", static_cast<uint32_t>(std::random_device{}()),
+                            serial & 0xffff, (serial >> 16) & 0xfff, serial);
+  meta["creationTimestamp"] = Now();
+  meta["generation"] = 1;
+  meta["resourceVersion"] = std::to_string(++rv_);
+  meta.erase("deletionTimestamp");
+  if (t.group.empty() && t.plural == "namespaces") {
+    meta["labels"]["kubernetes.io/metadata.name"] = name;
+    if (!obj.contains("status") || !obj["status"].is_object()) obj["status"] = Json::object();
+    obj["status"]["phase"] = "Active";
+  }
+  k->objects[key] = obj;
+  Record(t.Key(), "ADDED", obj, nullptr);
+  return obj;
+}
+
+Result<Json> ObjectStore::Get(const ResourceType& t, const std::string& ns, const std::string& name) const {
+  std::lock_guard l(mu_);
+  const Kind* k = KindOf(t);
+  if (!k) return NotFound(t, name);
+  auto it = k->objects.find(ObjKey(t.namespaced ? ns : "", name));
+  if (it == k->objects.end()) return NotFound(t, name);
+  return it->second;
+}
+
+ObjectStore::ListResult ObjectStore::List(const ResourceType& t, const std::string& ns,
+                                          const std::function<bool(const Json&)>& filter) const {
+  std::lock_guard l(mu_);
+  ListResult r;
+  r.rv = rv_;
+  const Kind* k = KindOf(t);
+  if (!k) return r;
+  for (const auto& [key, obj] : k->objects) {
+    if (t.namespaced && !ns.empty() && obj["metadata"].value("namespace", "") != ns) continue;
+    if (filter && !filter(obj)) continue;
+    r.items.push_back(obj);
+  }
+  return r;
+}
+
+Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
+                                       bool status_subresource, bool check_rv) {
+  const ResourceType& t = k.type;
+  auto it = k.objects.find(ObjKey(t.namespaced ? ns : "", name));
+  if (it == k.objects.end()) return NotFound(t, name);
+  if (!obj.is_object()) return MakeError(ErrorCode::kInvalidArgument, "body is not a JSON object");
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
+  const Json& old = it->second;
+  if (NameOf(obj) != name) {
+    return Errorf(ErrorCode::kInvalidArgument, "{} \"{}\": the name of the object does not match the URL",
+                  t.kind, name);
+  }
+  if (check_rv) {
+    const Json& m = obj["metadata"];
+    if (m.contains("resourceVersion") && m["resourceVersion"].is_string() &&
+        !m["resourceVersion"].get<std::string>().empty() &&
+        m["resourceVersion"] != old["metadata"]["resourceVersion"]) {
+      return Errorf(ErrorCode::kConflict,
+                    "Operation cannot be fulfilled on {} \"{}\": the object has been modified; "
+                    "please apply your changes to the latest version and try again",
+                    t.plural, name);
+    }
+  }
+  Json next;
+  if (status_subresource) {
+    next = old;
+    next["status"] = obj.value("status", Json::object());
+  } else {
+    next = std::move(obj);
+    if (t.has_status) {
+      if (old.contains("status")) next["status"] = old["status"];
+      else next.erase("status");
+    }
+    // Server-owned metadata stays the server's.
+    Json& m = next["metadata"];
+    for (const char* f : {"uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp"}) {
+      if (old["metadata"].contains(f)) m[f] = old["metadata"][f];
+      else m.erase(f);
+    }
+    if (SpecPart(next) != SpecPart(old)) m["generation"] = old["metadata"].value("generation", 1) + 1;
+  }
+  next["apiVersion"] = t.GroupVersion();
+  next["kind"] = t.kind;
+  next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
+  if (next == old) return old;  // a no-op write: no new version, no event (as the API server does)
+  next["metadata"]["resourceVersion"] = std::to_string(++rv_);
+  Json prev = std::move(it->second);
+  it->second = next;
+  Record(t.Key(), "MODIFIED", next, std::move(prev));
+  return next;
+}
+
+Result<Json> ObjectStore::Update(const ResourceType& t, const std::string& ns, const std::string& name,
+                                 Json obj, bool status_subresource) {
+  std::lock_guard l(mu_);
+  Kind* k = KindOf(t);
+  if (!k) return NotFound(t, name);
+  return UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true);
+}
+
+Result<Json> ObjectStore::Mutate(const ResourceType& t, const std::string& ns, const std::string& name,
+                                 const std::function<Status(Json&)>& fn, bool status_subresource) {
+  std::lock_guard l(mu_);
+  Kind* k = KindOf(t);
+  if (!k) return NotFound(t, name);
+  auto it = k->objects.find(ObjKey(t.namespaced ? ns : "", name));
+  if (it == k->objects.end()) return NotFound(t, name);
+  Json obj = it->second;
+  TERWAY_TRY(fn(obj));
+  // A patch carrying metadata.resourceVersion is conditional on it, as in
+  // Kubernetes; otherwise it applies to the current version.
+  return UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true);
+}
+
+Result<Json> ObjectStore::Delete(const ResourceType& t, const std::string& ns, const std::string& name) {
+  std::lock_guard l(mu_);
+  Kind* k = KindOf(t);
+  if (!k) return NotFound(t, name);
+  auto it = k->objects.find(ObjKey(t.namespaced ? ns : "", name));
+  if (it == k->objects.end()) return NotFound(t, name);
+  Json obj = std::move(it->second);
+  k->objects.erase(it);
+  // The deletion is a change of its own: it gets a new resourceVersion.
+  obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
+  Record(t.Key(), "DELETED", obj, nullptr);
+  return obj;
+}
+
+uint64_t ObjectStore::CurrentRv() const {
+  std::lock_guard l(mu_);
+  return rv_;
+}
+
+uint64_t ObjectStore::CompactedRv() const {
+  std::lock_guard l(mu_);
+  return compacted_rv_;
+}
+
+Result<std::vector<StoredEvent>> ObjectStore::EventsAfter(const std::string& type_key, uint64_t after,
+                                                          uint64_t* upto) const {
+  std::lock_guard l(mu_);
+  if (after < compacted_rv_ || after > rv_) {
+    // Older than the history, or newer than this store has ever been (a
+    // client from before a restart with reset state): either way the client
+    // must relist.
+    Error e = Errorf(ErrorCode::kConflict, "too old resource version: {} ({})", after, compacted_rv_);
+    e.http_status = 410;
+    return e;
+  }
+  std::vector<StoredEvent> out;
+  // History is ordered by rv; find the first event after `after`.
+  auto it = std::upper_bound(history_.begin(), history_.end(), after,
+                             [](uint64_t v, const StoredEvent& e) { return v < e.rv; });
+  for (; it != history_.end(); ++it) {
+    if (it->type_key == type_key) out.push_back(*it);
+  }
+  *upto = rv_;
+  return out;
+}
+
+void ObjectStore::WaitForChange(uint64_t after, uint64_t generation, std::chrono::milliseconds timeout,
+                                const std::atomic<bool>* abort) const {
+  std::unique_lock l(mu_);
+  cv_.wait_for(l, timeout, [&] {
+    return rv_ > after || close_generation_ != generation || (abort && abort->load());
+  });
+}
+
+uint64_t ObjectStore::close_generation() const {
+  std::lock_guard l(mu_);
+  return close_generation_;
+}
+
+void ObjectStore::CloseAllWatches() {
+  {
+    std::lock_guard l(mu_);
+    close_generation_++;
+  }
+  cv_.notify_all();
+}
+
+void ObjectStore::Compact() {
+  {
+    std::lock_guard l(mu_);
+    history_.clear();
+    compacted_rv_ = rv_;
+    close_generation_++;
+  }
+  cv_.notify_all();
+}
+
+}  // namespace terway::lab

@@ -1,0 +1,138 @@
+// The stand-in's storage: typed-by-registration JSON objects under one
+// monotonically increasing resourceVersion, with a bounded history of
+// changes that watches replay. Generic: adding a resource kind (a CRD such
+// as projectcalico.org/v3 NetworkPolicy) is one Register() call.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace terway::lab {
+
+using Json = nlohmann::json;
+
+struct ResourceType {
+  std::string group;  // "" for the core group
+  std::string version;
+  std::string kind;
+  std::string plural;
+  std::string singular;
+  bool namespaced = true;
+  std::vector<std::string> short_names;
+  // Has a status subresource: PUT/PATCH of the main resource keep the stored
+  // status, writes to <name>/status change only the status.
+  bool has_status = false;
+
+  std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
+  std::string Key() const { return group + "/" + plural; }
+};
+
+// The kinds the project uses (core v1, networking.k8s.io/v1).
+std::vector<ResourceType> BuiltinResourceTypes();
+
+// One change, as watches replay it. old_object is the previous state of a
+// MODIFIED object, so selector-filtered watches can turn a change that moves
+// an object into (out of) their selection into ADDED (DELETED).
+struct StoredEvent {
+  uint64_t rv = 0;
+  std::string type_key;
+  std::string type;  // ADDED | MODIFIED | DELETED
+  Json object;
+  Json old_object;
+};
+
+class ObjectStore {
+ public:
+  explicit ObjectStore(size_t history_limit = 10000, const Clock& clock = RealClock::Instance());
+
+  // Registers a kind; the default namespaces exist from the start.
+  void Register(ResourceType t);
+  const ResourceType* Find(const std::string& group, const std::string& version,
+                           const std::string& plural) const;
+  std::vector<ResourceType> Types() const;
+
+  Result<Json> Create(const ResourceType& t, const std::string& ns, Json obj);
+  Result<Json> Get(const ResourceType& t, const std::string& ns, const std::string& name) const;
+  struct ListResult {
+    std::vector<Json> items;
+    uint64_t rv = 0;
+  };
+  // ns empty: all namespaces. filter may be empty.
+  ListResult List(const ResourceType& t, const std::string& ns,
+                  const std::function<bool(const Json&)>& filter = {}) const;
+  // Replaces the object; a non-empty metadata.resourceVersion must match the
+  // stored one (409 Conflict otherwise).
+  Result<Json> Update(const ResourceType& t, const std::string& ns, const std::string& name, Json obj,
+                      bool status_subresource);
+  // Read-modify-write under the store's lock (patches).
+  Result<Json> Mutate(const ResourceType& t, const std::string& ns, const std::string& name,
+                      const std::function<Status(Json&)>& fn, bool status_subresource);
+  Result<Json> Delete(const ResourceType& t, const std::string& ns, const std::string& name);
+
+  // --- watch support ---
+  uint64_t CurrentRv() const;
+  // The oldest resourceVersion a watch may resume from.
+  uint64_t CompactedRv() const;
+  // Events of one kind with rv > after; *upto receives the store's rv at the
+  // time of reading (the watcher has seen everything up to it). Gone (error
+  // with http_status 410) when after predates the history.
+  Result<std::vector<StoredEvent>> EventsAfter(const std::string& type_key, uint64_t after,
+                                               uint64_t* upto) const;
+  // Blocks until the rv passes `after`, the close generation changes from
+  // `generation`, *abort is set (checked when Wake() is called), or the timeout.
+  void WaitForChange(uint64_t after, uint64_t generation, std::chrono::milliseconds timeout,
+                     const std::atomic<bool>* abort = nullptr) const;
+  uint64_t close_generation() const;
+  // Admin hooks for tests: end every open watch stream; drop the history so
+  // resuming from any earlier version gets 410 Gone (and end watches too).
+  void CloseAllWatches();
+  void Compact();
+  void Wake() const {
+    { std::lock_guard l(mu_); }  // orders the caller's flag write before waiters re-check
+    cv_.notify_all();
+  }
+
+ private:
+  struct Kind {
+    ResourceType type;
+    std::map<std::string, Json> objects;  // "ns/name" or "name"
+  };
+  Kind* KindOf(const ResourceType& t);
+  const Kind* KindOf(const ResourceType& t) const;
+  Result<Json> UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
+                            bool status_subresource, bool check_rv);
+  void Record(const std::string& type_key, const char* type, const Json& obj, Json old);
+  std::string Now() const;
+
+  const size_t history_limit_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  std::map<std::string, Kind> kinds_;
+  uint64_t rv_ = 0;
+  uint64_t compacted_rv_ = 0;
+  uint64_t close_generation_ = 0;
+  uint64_t uid_counter_ = 0;
+  std::deque<StoredEvent> history_;
+};
+
+// A Kubernetes-shaped Status for an error: {kind: Status, reason, code, ...}.
+Json StatusFor(int code, const std::string& reason, const std::string& message,
+               const std::string& kind_plural = "", const std::string& name = "");
+// The HTTP status and reason for one of our errors.
+std::pair<int, std::string> HttpStatusOf(const Error& e);
+
+}  // namespace terway::lab
