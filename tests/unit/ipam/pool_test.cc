@@ -80,6 +80,7 @@ class PoolTest : public ::testing::Test {
   // The daemon's view equals the cloud's: every IP the pool holds is on a
   // terway ENI attached to the instance, and vice versa.
   void ExpectCloudMatchesPool() {
+    pool_->Stop();  // quiesce: no cloud call in flight while we compare
     auto s = pool_->Stats();
     auto cloud_ips = cloud_->AttachedTerwayIps();
     EXPECT_EQ(static_cast<size_t>(s.idle + s.in_use + s.reserved + s.releasing), cloud_ips.size());
