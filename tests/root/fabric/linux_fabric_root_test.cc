@@ -318,6 +318,36 @@ TEST(LinuxFabricRoot, SpoofedSourceIsDropped) {
   EXPECT_EQ(rules.find("counter packets 0 "), std::string::npos) << rules;
 }
 
+TEST(LinuxFabricRoot, IpMovesBetweenEnis) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  ASSERT_OK(BuildThree(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string b = w.fabric.InstanceNetns("i-b");
+  std::string c = w.fabric.InstanceNetns("i-c");
+  FabricEni eni_b = kEniB;
+  eni_b.ips.push_back(Ip("198.18.1.30"));
+  ASSERT_OK(w.fabric.SetEniIps(eni_b));
+  ASSERT_EQ(InNs(b, "ip addr add 198.18.1.30/32 dev eth0"), 0);
+  ASSERT_TRUE(Reaches(c, Ip("198.18.1.30")));
+
+  // The control plane assigns it to a first, then unassigns it from b: the
+  // second call must not undo the first.
+  FabricEni eni_a = kEniA;
+  eni_a.ips.push_back(Ip("198.18.1.30"));
+  ASSERT_OK(w.fabric.SetEniIps(eni_a));
+  ASSERT_OK(w.fabric.SetEniIps(kEniB));
+  ASSERT_EQ(InNs(b, "ip addr del 198.18.1.30/32 dev eth0"), 0);
+  ASSERT_EQ(InNs(a, "ip addr add 198.18.1.30/32 dev eth0"), 0);
+  EXPECT_TRUE(Reaches(c, Ip("198.18.1.30")));
+
+  // b may no longer send from it.
+  ASSERT_EQ(InNs(a, "ip addr del 198.18.1.30/32 dev eth0"), 0);
+  ASSERT_EQ(InNs(b, "ip addr add 198.18.1.30/32 dev eth0"), 0);
+  EXPECT_TRUE(NeverReaches(b, Ip("198.18.2.10"), "198.18.1.30"));
+  EXPECT_TRUE(Reaches(b, Ip("198.18.2.10"), "198.18.1.11"));  // control
+}
+
 TEST(LinuxFabricRoot, DetachedEniIsGoneAndItsIpUnreachable) {
   TERWAY_REQUIRE_ROOT();
   World w;

@@ -284,10 +284,19 @@ Result<std::map<std::string, std::set<Ipv4Addr>>> LinuxFabric::AllowedSources() 
 Status LinuxFabric::UnrouteIps(const std::string& port, const std::optional<MacAddr>& mac,
                                const std::set<Ipv4Addr>& ips) {
   if (ips.empty()) return Ok();
-  for (Ipv4Addr ip : ips) {
-    Status s = RunNft(RouterNetns(), fmt::format("delete element bridge {} allowed {{ {} }}", kNftTable,
-                                                 NftElement(port, ip)));
-    if (!s.ok() && !IsNotFound(s)) return s;
+  // One batch for all (callers pass elements they just listed); should one
+  // have vanished meanwhile the batch fails as a whole, and each element is
+  // then deleted on its own, tolerating the missing ones.
+  std::vector<std::string> elems;
+  for (Ipv4Addr ip : ips) elems.push_back(NftElement(port, ip));
+  auto del = [&](const std::string& what) {
+    return RunNft(RouterNetns(), fmt::format("delete element bridge {} allowed {{ {} }}", kNftTable, what));
+  };
+  if (!del(Join(elems, ", ")).ok()) {
+    for (const auto& e : elems) {
+      Status s = del(e);
+      if (!s.ok() && !IsNotFound(s)) return s;
+    }
   }
   if (!mac) return Ok();
   TERWAY_ASSIGN_OR_RETURN(nl::Handle * h, Router());
