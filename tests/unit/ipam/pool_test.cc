@@ -169,7 +169,17 @@ TEST_F(PoolTest, ConcurrentRequestForSamePodIsRefusedRetryably) {
 
 TEST_F(PoolTest, BurstOfHundredPodsCostsAboutTenCalls) {
   SetUpPool({6, 20}, {{"vsw-a", 1000}});
-  cloud_->SetDelay(milliseconds(5));  // a cloud call takes time: waiters pile up
+  // The first cloud call holds until all 100 pods are queued, as when a
+  // Deployment scales up faster than one API round trip (and so the test
+  // does not depend on thread timing, e.g. under sanitizers).
+  std::atomic<bool> first{true};
+  cloud_->SetHook([&](const std::string& op) {
+    if (op != "CreateNetworkInterface" || !first.exchange(false)) return;
+    auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (pool_->Stats().waiting < 100 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+  });
   std::vector<std::thread> threads;
   std::vector<std::string> ips(100);
   std::atomic<int> failures{0};
