@@ -1,0 +1,205 @@
+#include "daemon/cni_service.h"
+
+#include <set>
+
+#include "common/log.h"
+
+namespace terway::daemon {
+
+namespace proto = cni::protocol;
+
+namespace {
+std::string PodName(const proto::Request& req) {
+  return req.pod.namespace_ + "/" + req.pod.name;
+}
+}  // namespace
+
+CniService::CniService(CniServiceOptions opts, ipam::IpPool* pool, store::StateStore* store,
+                       PodDatapath* datapath, Metrics* metrics)
+    : opts_(std::move(opts)), pool_(pool), store_(store), datapath_(datapath), metrics_(metrics) {
+  metrics_->DeclareCounter("terway_cni_requests_total", "CNI requests by operation and result");
+  metrics_->DeclareHistogram("terway_cni_request_duration_seconds",
+                             "Time to serve a CNI request, by operation", LatencyBuckets());
+}
+
+void CniService::SetReady(bool ready, std::string why) {
+  std::lock_guard l(why_mu_);
+  ready_ = ready;
+  not_ready_why_ = std::move(why);
+}
+
+proto::Reply CniService::Handle(const proto::Request& req) {
+  auto start = std::chrono::steady_clock::now();
+  proto::Reply reply;
+  switch (req.op) {
+    case proto::Op::kAllocate: reply = Allocate(req); break;
+    case proto::Op::kRelease: reply = Release(req); break;
+    case proto::Op::kGet: reply = Get(req); break;
+    case proto::Op::kStatus: reply = Status(); break;
+    case proto::Op::kGc: reply = Gc(req); break;
+  }
+  std::string op(proto::OpName(req.op));
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->Observe("terway_cni_request_duration_seconds", {{"op", op}}, secs);
+  std::string result = reply.ok() ? "ok" : std::string(proto::ErrorClassName(reply.error->cls));
+  metrics_->Inc("terway_cni_requests_total", {{"op", op}, {"result", result}});
+  if (!reply.ok() && req.op != proto::Op::kStatus) {
+    log::Warn("cni {} container={} pod={} failed: {}", op, req.container_id, PodName(req),
+              reply.error->message);
+  } else if (req.op == proto::Op::kAllocate || req.op == proto::Op::kRelease) {
+    log::Info("cni {} container={} pod={} ok in {:.1f}ms", op, req.container_id, PodName(req),
+              secs * 1000);
+  }
+  return reply;
+}
+
+PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpAllocation& ip) const {
+  PodNetwork p;
+  p.container_id = req.container_id;
+  p.netns = req.netns;
+  p.ifname = req.ifname.empty() ? "eth0" : req.ifname;
+  p.pod_namespace = req.pod.namespace_;
+  p.pod_name = req.pod.name;
+  p.ip = ip;
+  p.mtu = req.network.mtu;
+  p.bandwidth = req.bandwidth;
+  return p;
+}
+
+cni::CniResult CniService::IpamResult(const proto::Request& req, const ipam::IpAllocation& ip) const {
+  cni::CniResult r;
+  cni::IpConfig c;
+  c.address = ip.ip + "/32";
+  c.gateway = opts_.pod_gateway;
+  r.ips.push_back(c);
+  (void)req;
+  return r;
+}
+
+proto::Reply CniService::Allocate(const proto::Request& req) {
+  if (!ready_) {
+    std::lock_guard l(why_mu_);
+    return proto::Reply::Fail(proto::ErrorClass::kUnavailable,
+                              "terwayd is not ready: " + not_ready_why_);
+  }
+  if (req.container_id.empty()) {
+    return proto::Reply::Fail(proto::ErrorClass::kInvalid, "allocate without a container id");
+  }
+  ipam::PodIdentity pod;
+  pod.namespace_ = req.pod.namespace_;
+  pod.name = req.pod.name;
+  pod.uid = req.pod.uid;
+  pod.container_id = req.container_id;
+  pod.ifname = req.ifname.empty() ? "eth0" : req.ifname;
+  auto timeout = req.deadline_ms ? std::chrono::milliseconds(req.deadline_ms) : opts_.default_deadline;
+  auto ip = pool_->Allocate(pod, timeout);
+  if (!ip.ok()) {
+    Error e = std::move(ip).error();
+    e.Wrap("allocating an IP for pod " + PodName(req));
+    return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
+  }
+  proto::Reply reply;
+  reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
+  if (datapath_ == nullptr) {
+    reply.result = IpamResult(req, *ip);
+    return reply;
+  }
+  auto net = datapath_->Ensure(MakePodNetwork(req, *ip));
+  if (!net.ok()) {
+    // Undo: a failed ADD must not keep the address (the runtime will DEL, but
+    // nothing guarantees it, and the IP would leak until GC).
+    PodNetwork pn = MakePodNetwork(req, *ip);
+    auto rm = datapath_->Remove(pn);
+    if (!rm.ok()) log::Warn("undoing datapath of {}: {}", req.container_id, rm.error().ToString());
+    auto rel = pool_->Release(req.container_id);
+    if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
+    Error e = std::move(net).error();
+    e.Wrap("setting up the network of pod " + PodName(req));
+    return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
+  }
+  reply.result = *net;
+  return reply;
+}
+
+proto::Reply CniService::Release(const proto::Request& req) {
+  auto held = pool_->Get(req.container_id);
+  if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
+  if (!held->has_value()) {
+    // Nothing held: DEL is idempotent. Still remove leftovers of an ADD that
+    // crashed after wiring but before committing (the datapath is keyed by
+    // container id, not by IP).
+    if (datapath_ != nullptr) {
+      PodNetwork pn = MakePodNetwork(req, {});
+      auto rm = datapath_->Remove(pn);
+      if (!rm.ok()) return proto::Reply{proto::ReplyErrorFromError(rm.error()), {}, {}, {}};
+    }
+    return proto::Reply::Fail(proto::ErrorClass::kNotFound,
+                              "no allocation for container " + req.container_id);
+  }
+  if (datapath_ != nullptr) {
+    auto rm = datapath_->Remove(MakePodNetwork(req, **held));
+    if (!rm.ok()) {
+      Error e = std::move(rm).error();
+      e.Wrap("removing the network of pod " + PodName(req));
+      return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
+    }
+  }
+  auto rel = pool_->Release(req.container_id);
+  if (!rel.ok()) return proto::Reply{proto::ReplyErrorFromError(rel.error()), {}, {}, {}};
+  return proto::Reply{};
+}
+
+proto::Reply CniService::Get(const proto::Request& req) {
+  auto held = pool_->Get(req.container_id);
+  if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
+  if (!held->has_value()) {
+    return proto::Reply::Fail(proto::ErrorClass::kNotFound,
+                              "terwayd holds no address for container " + req.container_id);
+  }
+  proto::Reply reply;
+  const auto& ip = **held;
+  reply.eni = proto::EniInfo{ip.eni_id, ip.eni_mac, ip.vswitch_id, ""};
+  if (datapath_ != nullptr) {
+    auto c = datapath_->Check(MakePodNetwork(req, ip));
+    if (!c.ok()) return proto::Reply{proto::ReplyErrorFromError(c.error()), {}, {}, {}};
+  }
+  reply.result = IpamResult(req, ip);
+  return reply;
+}
+
+proto::Reply CniService::Status() {
+  proto::Reply reply;
+  proto::DaemonStatus st;
+  st.ready = ready_;
+  if (!st.ready) {
+    std::lock_guard l(why_mu_);
+    st.message = not_ready_why_;
+  }
+  reply.status = st;
+  return reply;
+}
+
+proto::Reply CniService::Gc(const proto::Request& req) {
+  std::set<std::string> valid;
+  for (const auto& a : req.valid_attachments) valid.insert(a.container_id);
+  auto all = store_->ListAllocations();
+  if (!all.ok()) return proto::Reply{proto::ReplyErrorFromError(all.error()), {}, {}, {}};
+  int freed = 0;
+  for (const auto& rec : *all) {
+    if (valid.count(rec.container_id)) continue;
+    proto::Request del = req;
+    del.op = proto::Op::kRelease;
+    del.container_id = rec.container_id;
+    del.ifname = rec.ifname;
+    del.netns.clear();
+    del.pod.namespace_ = rec.pod_namespace;
+    del.pod.name = rec.pod_name;
+    auto r = Release(del);
+    if (!r.ok() && r.error->cls != proto::ErrorClass::kNotFound) return r;
+    freed++;
+  }
+  log::Info("cni gc kept={} freed={}", valid.size(), freed);
+  return proto::Reply{};
+}
+
+}  // namespace terway::daemon

@@ -1,0 +1,57 @@
+// The daemon's handling of CNI requests: ADD -> an IP from the pool, then the
+// pod's datapath; DEL -> the reverse, idempotently; CHECK -> verify; STATUS;
+// GC -> free what the runtime no longer knows.
+//
+// Without a PodDatapath (terwayd --datapath none) the daemon acts as IPAM
+// only: it hands out addresses and reports them, and wires nothing.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "cni/protocol.h"
+#include "daemon/metrics.h"
+#include "daemon/pod_datapath.h"
+#include "daemon/rpc_server.h"
+#include "ipam/pool.h"
+#include "store/state_store.h"
+
+namespace terway::daemon {
+
+struct CniServiceOptions {
+  // Used when the request carries no deadline.
+  std::chrono::milliseconds default_deadline{60000};
+  // Gateway the pod sees (shared ENI mode: a link-local next hop answered by
+  // a permanent neighbour entry on the host side).
+  std::string pod_gateway = "169.254.1.1";
+};
+
+class CniService : public RequestHandler {
+ public:
+  CniService(CniServiceOptions opts, ipam::IpPool* pool, store::StateStore* store,
+             PodDatapath* datapath, Metrics* metrics);
+
+  cni::protocol::Reply Handle(const cni::protocol::Request& req) override;
+  // Until set, STATUS reports not ready and ADD is refused as retryable.
+  void SetReady(bool ready, std::string why = "");
+
+ private:
+  cni::protocol::Reply Allocate(const cni::protocol::Request& req);
+  cni::protocol::Reply Release(const cni::protocol::Request& req);
+  cni::protocol::Reply Get(const cni::protocol::Request& req);
+  cni::protocol::Reply Status();
+  cni::protocol::Reply Gc(const cni::protocol::Request& req);
+  PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
+  cni::CniResult IpamResult(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
+
+  CniServiceOptions opts_;
+  ipam::IpPool* pool_;
+  store::StateStore* store_;
+  PodDatapath* datapath_;
+  Metrics* metrics_;
+  std::atomic<bool> ready_{false};
+  std::mutex why_mu_;
+  std::string not_ready_why_ = "terwayd is starting";
+};
+
+}  // namespace terway::daemon

@@ -1,0 +1,82 @@
+// terwayd's wiring: configuration -> cloud clients -> state store -> pool ->
+// CNI service on the unix socket, plus the metrics endpoint. One Daemon per
+// node; it is the single owner of the node's addresses.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cloud/cloud_clients.h"
+#include "common/result.h"
+#include "daemon/aliyun_eni_provider.h"
+#include "daemon/cni_service.h"
+#include "daemon/metrics.h"
+#include "daemon/rpc_server.h"
+#include "ipam/config.h"
+#include "ipam/pool.h"
+#include "store/state_store.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace terway::daemon {
+
+struct DaemonOptions {
+  std::string config_path = "/etc/eni/eni.json";  // eni_conf, as Terway mounts it
+  // Empty: take the value from the config file (daemon_socket / state_path).
+  std::string socket_path;
+  std::string state_path;
+  // host:port for Prometheus metrics; empty disables. Port 0 picks one.
+  std::string metrics_listen = "127.0.0.1:9190";
+  // Written with the bound metrics port once serving (tests, the lab).
+  std::string metrics_port_file;
+};
+
+// Node identity as the metadata service reports it.
+struct NodeIdentity {
+  std::string instance_id;
+  std::string instance_type;
+  std::string region_id;
+  std::string zone_id;
+  std::string vpc_id;
+  std::string vswitch_id;
+};
+
+class Daemon {
+ public:
+  static Result<std::unique_ptr<Daemon>> Create(const DaemonOptions& opts);
+  ~Daemon();
+
+  // Starts the pool worker, the socket and the metrics endpoint.
+  Status Start();
+  void Stop();
+
+  const NodeIdentity& node() const { return node_; }
+  ipam::IpPool* pool() { return pool_.get(); }
+  Metrics* metrics() { return &metrics_; }
+
+ private:
+  Daemon() = default;
+  void UpdatePoolGauges();
+
+  DaemonOptions opts_;
+  ipam::EniConfig config_;
+  NodeIdentity node_;
+  Metrics metrics_;
+  std::unique_ptr<cloud::CloudClients> cloud_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<AliyunEniProvider> provider_;
+  std::unique_ptr<ipam::IpPool> pool_;
+  std::unique_ptr<CniService> service_;
+  std::unique_ptr<RpcServer> rpc_;
+  std::unique_ptr<httplib::Server> metrics_server_;
+  std::thread metrics_thread_;
+};
+
+// Reads and parses an eni_conf file; warnings are logged.
+Result<ipam::EniConfig> LoadEniConfig(const std::string& path);
+// Settings for the cloud clients from eni_conf.
+cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c);
+
+}  // namespace terway::daemon

@@ -1,0 +1,42 @@
+// What terwayd asks of the kernel datapath for one pod (src/datapath
+// implements it per mode: shared ENI with veth + policy routing, exclusive
+// ENI). The daemon is the single owner of kernel state: the plugin never
+// touches the kernel, so a restart of the daemon can verify and repair
+// everything from its database.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "cni/config.h"
+#include "cni/result.h"
+#include "common/result.h"
+#include "ipam/pool.h"
+
+namespace terway::daemon {
+
+struct PodNetwork {
+  std::string container_id;
+  std::string netns;   // path of the pod's network namespace
+  std::string ifname;  // CNI_IFNAME
+  std::string pod_namespace;
+  std::string pod_name;
+  ipam::IpAllocation ip;
+  int mtu = 0;
+  std::optional<cni::Bandwidth> bandwidth;
+};
+
+class PodDatapath {
+ public:
+  virtual ~PodDatapath() = default;
+  // Idempotent: makes the pod's network exactly as it should be and returns
+  // the interfaces/IPs/routes to report.
+  virtual Result<cni::CniResult> Ensure(const PodNetwork& pod) = 0;
+  // Idempotent: removes everything of the pod; success when already gone
+  // (netns deleted, link missing).
+  virtual Status Remove(const PodNetwork& pod) = 0;
+  // Verifies without changing anything; an error names what is wrong.
+  virtual Status Check(const PodNetwork& pod) = 0;
+};
+
+}  // namespace terway::daemon
