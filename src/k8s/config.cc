@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
@@ -29,12 +30,16 @@ std::string Resolve(const std::string& base_dir, const std::string& p) {
 
 // Finds the entry named `name` in a kubeconfig list (clusters, users,
 // contexts), each {name: ..., <field>: {...}}.
-YAML::Node FindNamed(const YAML::Node& list, const std::string& name, const char* field) {
-  if (!list || !list.IsSequence()) return YAML::Node();
+std::optional<YAML::Node> FindNamed(const YAML::Node& list, const std::string& name, const char* field) {
+  if (!list || !list.IsSequence()) return std::nullopt;
   for (const auto& e : list) {
-    if (e["name"] && e["name"].as<std::string>() == name) return e[field];
+    if (e["name"] && e["name"].as<std::string>() == name) {
+      YAML::Node f = e[field];
+      // A present but empty entry ("user: {}") is valid and means "no settings".
+      return f ? f : YAML::Node(YAML::NodeType::Map);
+    }
   }
-  return YAML::Node();
+  return std::nullopt;
 }
 
 std::string Str(const YAML::Node& n, const char* key) {
@@ -98,12 +103,14 @@ Result<RestConfig> LoadKubeconfig(const std::string& path, const std::string& co
     if (ctx_name.empty()) {
       return MakeError(ErrorCode::kInvalidArgument, "no current-context and none given").Wrap(ctx);
     }
-    YAML::Node c = FindNamed(root["contexts"], ctx_name, "context");
-    if (!c) return Errorf(ErrorCode::kNotFound, "context '{}' not found", ctx_name).Wrap(ctx);
+    auto found_ctx = FindNamed(root["contexts"], ctx_name, "context");
+    if (!found_ctx) return Errorf(ErrorCode::kNotFound, "context '{}' not found", ctx_name).Wrap(ctx);
+    const YAML::Node c = *found_ctx;
     std::string cluster_name = Str(c, "cluster");
     std::string user_name = Str(c, "user");
-    YAML::Node cluster = FindNamed(root["clusters"], cluster_name, "cluster");
-    if (!cluster) return Errorf(ErrorCode::kNotFound, "cluster '{}' not found", cluster_name).Wrap(ctx);
+    auto found_cluster = FindNamed(root["clusters"], cluster_name, "cluster");
+    if (!found_cluster) return Errorf(ErrorCode::kNotFound, "cluster '{}' not found", cluster_name).Wrap(ctx);
+    const YAML::Node cluster = *found_cluster;
     const std::string base = Dir(path);
     RestConfig cfg;
     cfg.server = Str(cluster, "server");
@@ -118,8 +125,9 @@ Result<RestConfig> LoadKubeconfig(const std::string& path, const std::string& co
       cfg.insecure_skip_tls_verify = cluster["insecure-skip-tls-verify"].as<bool>();
     }
     if (!user_name.empty()) {
-      YAML::Node user = FindNamed(root["users"], user_name, "user");
-      if (!user) return Errorf(ErrorCode::kNotFound, "user '{}' not found", user_name).Wrap(ctx);
+      auto found_user = FindNamed(root["users"], user_name, "user");
+      if (!found_user) return Errorf(ErrorCode::kNotFound, "user '{}' not found", user_name).Wrap(ctx);
+      const YAML::Node user = *found_user;
       cfg.token = Str(user, "token");
       cfg.token_file = Resolve(base, Str(user, "tokenFile"));
       cfg.client_cert_file = Resolve(base, Str(user, "client-certificate"));
