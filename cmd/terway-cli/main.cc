@@ -1,0 +1,165 @@
+// terway-cli: the operator's tool. Reads the cloud (max pods of an instance
+// type), the daemon's state database (pods and their IPs) and the daemon's
+// socket (status).
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cloud/cloud_clients.h"
+#include "cni/daemon_client.h"
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "ipam/engine.h"
+#include "store/state_store.h"
+
+namespace {
+
+using terway::Result;
+
+int Fail(const terway::Error& e) {
+  std::cerr << "terway-cli: " << e.ToString() << "\n";
+  return 1;
+}
+
+struct CloudFlags {
+  std::string config;  // eni_conf file
+  std::string ecs_endpoint;
+  std::string region;
+  std::string access_key;
+  std::string access_secret;
+};
+
+Result<std::unique_ptr<terway::cloud::CloudClients>> MakeCloud(const CloudFlags& f) {
+  terway::cloud::CloudOptions o;
+  if (!f.config.empty()) {
+    TERWAY_ASSIGN_OR_RETURN(auto conf, terway::daemon::LoadEniConfig(f.config));
+    o = terway::daemon::CloudOptionsFromConfig(conf);
+  }
+  if (!f.ecs_endpoint.empty()) o.ecs_endpoint = f.ecs_endpoint;
+  if (!f.region.empty()) o.region_id = f.region;
+  if (!f.access_key.empty()) {
+    o.access_key = f.access_key;
+    o.access_secret = f.access_secret;
+    o.credential_kind = terway::cloud::CredentialKind::kStatic;
+  }
+  return terway::cloud::CloudClients::Create(o);
+}
+
+void AddCloudFlags(CLI::App* cmd, CloudFlags* f) {
+  cmd->add_option("--config", f->config, "eni_conf file to take endpoint and credentials from");
+  cmd->add_option("--endpoint", f->ecs_endpoint, "ECS API endpoint, e.g. http://127.0.0.1:PORT");
+  cmd->add_option("--region", f->region, "region id (default: from the metadata service)");
+  cmd->add_option("--access-key", f->access_key, "AccessKey id");
+  cmd->add_option("--access-secret", f->access_secret, "AccessKey secret");
+}
+
+int MaxPods(const CloudFlags& f, const std::string& type, const std::string& mode) {
+  auto cloud = MakeCloud(f);
+  if (!cloud.ok()) return Fail(cloud.error());
+  auto types = (*cloud)->ecs()->DescribeInstanceTypes({type});
+  if (!types.ok()) return Fail(std::move(types).error().Wrap("DescribeInstanceTypes " + type));
+  for (const auto& t : *types) {
+    if (t.instance_type_id != type) continue;
+    terway::ipam::InstanceLimits limits{t.eni_quantity, t.eni_private_ip_address_quantity};
+    int shared = terway::ipam::MaxPods(limits, terway::ipam::EniMode::kShared);
+    int exclusive = terway::ipam::MaxPods(limits, terway::ipam::EniMode::kExclusive);
+    if (mode == "shared") {
+      std::cout << shared << "\n";
+    } else if (mode == "exclusive") {
+      std::cout << exclusive << "\n";
+    } else {
+      std::cout << fmt::format(
+          "{}: EniQuantity={} EniPrivateIpAddressQuantity={}\n"
+          "  shared ENI:    (EniQuantity - 1) x EniPrivateIpAddressQuantity = {}\n"
+          "  exclusive ENI: EniQuantity - 1 = {}\n",
+          type, t.eni_quantity, t.eni_private_ip_address_quantity, shared, exclusive);
+    }
+    return 0;
+  }
+  std::cerr << "terway-cli: instance type " << type
+            << " is not known to DescribeInstanceTypes (check the spelling, e.g. ecs.g7.large)\n";
+  return 1;
+}
+
+int Pods(const std::string& state) {
+  auto st = terway::store::StateStore::Open(state);
+  if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
+  auto allocs = (*st)->ListAllocations();
+  if (!allocs.ok()) return Fail(allocs.error());
+  std::cout << fmt::format("{:<40} {:<16} {:<24} {}\n", "POD", "IP", "ENI", "CONTAINER");
+  for (const auto& a : *allocs) {
+    std::cout << fmt::format("{:<40} {:<16} {:<24} {}\n", a.pod_namespace + "/" + a.pod_name, a.ip,
+                             a.eni_id, a.container_id.substr(0, 12));
+  }
+  return 0;
+}
+
+int Enis(const std::string& state) {
+  auto st = terway::store::StateStore::Open(state);
+  if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
+  auto enis = (*st)->ListEnis();
+  auto ips = (*st)->ListIps();
+  if (!enis.ok()) return Fail(enis.error());
+  if (!ips.ok()) return Fail(ips.error());
+  for (const auto& e : *enis) {
+    int idle = 0, used = 0;
+    for (const auto& ip : *ips) {
+      if (ip.eni_id != e.eni_id) continue;
+      (ip.idle_since_unix ? idle : used)++;
+    }
+    std::cout << fmt::format("{} mac={} vswitch={} primary_ip={}{} ips: {} in use, {} idle\n",
+                             e.eni_id, e.mac, e.vswitch_id, e.primary_ip,
+                             e.is_primary ? " (primary ENI)" : "", used, idle);
+  }
+  return 0;
+}
+
+int Status(const std::string& socket) {
+  terway::cni::protocol::Request req;
+  req.op = terway::cni::protocol::Op::kStatus;
+  auto client = terway::cni::MakeUnixDaemonClient(socket, std::chrono::milliseconds(5000));
+  auto reply = client->Call(req);
+  if (!reply.ok()) return Fail(std::move(reply).error().Wrap("asking terwayd at " + socket));
+  if (!reply->ok()) {
+    std::cerr << "terwayd: " << reply->error->message << "\n";
+    return 1;
+  }
+  bool ready = reply->status && reply->status->ready;
+  std::cout << (ready ? "ready" : "not ready: " + reply->status->message) << "\n";
+  return ready ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"terway-cli: inspect Terway's pool, pods and cloud limits"};
+  app.require_subcommand(1);
+  terway::log::Init("terway-cli", "warn");
+
+  CloudFlags cf;
+  std::string type, mode = "all";
+  auto* maxpods = app.add_subcommand("maxpods", "max pods of an instance type (DescribeInstanceTypes)");
+  maxpods->add_option("--instance-type", type, "e.g. ecs.g7.large")->required();
+  maxpods->add_option("--mode", mode, "shared|exclusive|all")->capture_default_str()
+      ->check(CLI::IsMember({"shared", "exclusive", "all"}));
+  AddCloudFlags(maxpods, &cf);
+
+  std::string state = "/var/lib/terway/state.db";
+  auto* pods = app.add_subcommand("pods", "pods and their IPs (terwayd's state database)");
+  pods->add_option("--state", state, "state database")->capture_default_str();
+  auto* enis = app.add_subcommand("enis", "ENIs and their IPs (terwayd's state database)");
+  enis->add_option("--state", state, "state database")->capture_default_str();
+
+  std::string socket = "/var/run/eni/eni.socket";
+  auto* status = app.add_subcommand("status", "is terwayd ready to serve pods?");
+  status->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (*maxpods) return MaxPods(cf, type, mode);
+  if (*pods) return Pods(state);
+  if (*enis) return Enis(state);
+  if (*status) return Status(socket);
+  return 1;
+}
