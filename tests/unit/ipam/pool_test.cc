@@ -486,6 +486,26 @@ TEST_F(PoolTest, RestartKeepsAllocationsAndServesTheSameIps) {
   ExpectCloudMatchesPool();
 }
 
+TEST_F(PoolTest, ReservationSurvivesRestart) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}});
+  PodIdentity web = Pod("db-0", "c-1");
+  web.owner_kind = "StatefulSet";
+  auto a = pool_->Allocate(web, seconds(10));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(pool_->Release("c-1").ok());
+  NewPool();
+  EXPECT_EQ(pool_->Stats().reserved, 1);
+  for (int i = 0; i < 8; ++i) {
+    auto o = pool_->Allocate(Pod("x" + std::to_string(i)), seconds(10));
+    ASSERT_TRUE(o.ok());
+    EXPECT_NE(o->ip, a->ip);
+  }
+  web.container_id = "c-2";
+  auto b = pool_->Allocate(web, seconds(10));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->ip, a->ip);
+}
+
 TEST_F(PoolTest, TimeoutNamesTheLastCloudError) {
   SetUpPool({4, 10}, {{"vsw-a", 100}});
   cloud_->SetRandomFaults(1.0, 0, 7);  // every call throttled

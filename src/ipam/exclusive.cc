@@ -1,0 +1,261 @@
+#include "ipam/exclusive.h"
+
+#include "common/log.h"
+
+namespace terway::ipam {
+
+namespace {
+std::string TagOf(const cloud::NetworkInterface& e, const std::string& key) {
+  for (const auto& t : e.tags) {
+    if (t.key == key) return t.value;
+  }
+  return "";
+}
+bool NotFound(const Error& e) {
+  return e.code == ErrorCode::kNotFound || e.cloud_code == "InvalidEniId.NotFound";
+}
+}  // namespace
+
+Result<std::unique_ptr<ExclusiveEniAllocator>> ExclusiveEniAllocator::Create(
+    PoolOptions opts, EniProvider* provider, store::StateStore* store, Clock* clock) {
+  TERWAY_ASSIGN_OR_RETURN_CTX(
+      InstanceLimits limits, provider->GetInstanceLimits(opts.instance_type),
+      fmt::format("reading ENI quotas of instance type {}", opts.instance_type));
+  std::unique_ptr<ExclusiveEniAllocator> a(new ExclusiveEniAllocator(std::move(opts), provider, store, clock));
+  a->limits_ = limits;
+  return a;
+}
+
+int64_t ExclusiveEniAllocator::Unix(Clock::TimePoint t) const {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodIdentity& pod) {
+  std::vector<VSwitchView> views;
+  {
+    std::lock_guard l(mu_);
+    for (const auto& id : opts_.vswitch_ids) {
+      auto x = vswitch_exhausted_until_.find(id);
+      views.push_back({id, 1, x != vswitch_exhausted_until_.end() && x->second > clock_->Now()});
+    }
+  }
+  std::vector<std::string> tried;
+  for (const auto& vsw : OrderVSwitches(views, opts_.config.vswitch_selection_policy, opts_.seed)) {
+    CreateEniRequest req;
+    req.vswitch_id = vsw;
+    req.security_group_ids = opts_.config.security_groups;
+    req.tags = opts_.config.eni_tags;
+    req.tags[kInstanceTagKey] = opts_.instance_id;
+    req.tags[kExclusiveTagKey] = "true";
+    req.secondary_ip_count = 0;
+    auto eni = provider_->CreateEni(req);
+    if (!eni.ok()) {
+      if (eni.error().cloud_code == kCodeIpNotEnough) {
+        std::lock_guard l(mu_);
+        vswitch_exhausted_until_[vsw] = clock_->Now() + opts_.vswitch_exhausted_for;
+        tried.push_back(vsw + " (InvalidVSwitchId.IpNotEnough)");
+        continue;
+      }
+      return std::move(eni).error().Wrap(fmt::format("creating an ENI on {}", vsw));
+    }
+    Status st = provider_->AttachEni(eni->network_interface_id, opts_.instance_id);
+    if (!st.ok()) {
+      Status undo = provider_->DeleteEni(eni->network_interface_id);
+      if (!undo.ok()) {
+        log::Warn("eni_undo_failed eni={} error=\"{}\"", eni->network_interface_id, undo.error().ToString());
+      }
+      if (st.error().cloud_code == kCodeEniLimit) {
+        Error e(ErrorCode::kExhausted,
+                "the instance cannot attach more ENIs (EniPerInstanceLimitExceeded); delete pods "
+                "or use a larger instance type");
+        return e;
+      }
+      return std::move(st).error().Wrap(fmt::format("attaching ENI {}", eni->network_interface_id));
+    }
+    log::Info("exclusive_eni_created pod={}/{} eni={}", pod.namespace_, pod.name, eni->network_interface_id);
+    return eni;
+  }
+  return Error(ErrorCode::kExhausted,
+               tried.empty() ? std::string("no vSwitch is configured for this node's zone")
+                             : fmt::format("every vSwitch of the node is out of IPs: {}",
+                                           fmt::join(tried, ", ")));
+}
+
+Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
+  const std::string what = fmt::format("allocating an exclusive ENI for pod {}/{} (container {})",
+                                       pod.namespace_, pod.name, pod.container_id);
+  auto to_alloc = [&](const store::AllocationRecord& rec) -> Result<IpAllocation> {
+    TERWAY_ASSIGN_OR_RETURN(auto enis, store_->ListEnis());
+    IpAllocation out;
+    out.ip = rec.ip;
+    out.eni_id = rec.eni_id;
+    for (const auto& e : enis) {
+      if (e.eni_id == rec.eni_id) {
+        out.eni_mac = e.mac;
+        out.eni_primary_ip = e.primary_ip;
+        out.vswitch_id = e.vswitch_id;
+      }
+    }
+    return out;
+  };
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto existing, store_->FindByContainer(pod.container_id), what);
+  if (existing) return to_alloc(*existing);
+
+  const std::pair<std::string, std::string> key{pod.namespace_, pod.name};
+  {
+    std::lock_guard l(mu_);
+    if (!in_flight_.insert(key).second) {
+      Error e(ErrorCode::kConflict, "another request for this pod is in progress; retry");
+      e.retryable = true;
+      return std::move(e).Wrap(what);
+    }
+    TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
+    if (static_cast<int>(allocs.size()) + creating_ >= MaxPodCount()) {
+      in_flight_.erase(key);
+      return Errorf(ErrorCode::kExhausted,
+                    "node is at its maximum of {} exclusive-ENI pods (EniQuantity {} - 1); delete "
+                    "pods or use a larger instance type",
+                    MaxPodCount(), limits_.eni_quantity)
+          .Wrap(what);
+    }
+    ++creating_;
+  }
+  struct Done {
+    ExclusiveEniAllocator* a;
+    std::pair<std::string, std::string> k;
+    ~Done() {
+      std::lock_guard l(a->mu_);
+      a->in_flight_.erase(k);
+      --a->creating_;
+    }
+  } done{this, key};
+
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto eni, CreateAttached(pod), what);
+  std::string primary = eni.private_ip_address;
+  for (const auto& p : eni.private_ip_sets) {
+    if (p.primary) primary = p.address;
+  }
+  const int64_t now = Unix(clock_->Now());
+  TERWAY_TRY_CTX(store_->UpsertEni({eni.network_interface_id, eni.mac_address, eni.vswitch_id, primary,
+                                    false, now}),
+                 what);
+  TERWAY_TRY_CTX(store_->AddIps({{primary, eni.network_interface_id, 0}}), what);
+  store::AllocationRecord rec;
+  rec.container_id = pod.container_id;
+  rec.pod_namespace = pod.namespace_;
+  rec.pod_name = pod.name;
+  rec.pod_uid = pod.uid;
+  rec.ip = primary;
+  rec.eni_id = eni.network_interface_id;
+  rec.ifname = pod.ifname;
+  rec.created_unix = now;
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto stored, store_->Allocate(rec), what);
+  return to_alloc(stored);
+}
+
+Status ExclusiveEniAllocator::DestroyEni(const std::string& eni_id) {
+  Status st = provider_->DetachEni(eni_id, opts_.instance_id);
+  if (!st.ok() && !NotFound(st.error())) return std::move(st).error().Wrap("detaching " + eni_id);
+  st = provider_->DeleteEni(eni_id);
+  if (!st.ok() && !NotFound(st.error())) return std::move(st).error().Wrap("deleting " + eni_id);
+  TERWAY_TRY(store_->DeleteEni(eni_id));
+  log::Info("exclusive_eni_deleted eni={}", eni_id);
+  return Ok();
+}
+
+Status ExclusiveEniAllocator::Release(const std::string& container_id) {
+  const std::string what = fmt::format("releasing the exclusive ENI of container {}", container_id);
+  // Forget the pod first: if the cloud calls fail, the ENI is an
+  // unreferenced row that Reconcile finishes, never a pod's live ENI.
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto rec, store_->Release(container_id, Unix(clock_->Now()), std::nullopt), what);
+  if (!rec) return Ok();
+  TERWAY_TRY_CTX(DestroyEni(rec->eni_id), what);
+  return Ok();
+}
+
+Result<std::optional<IpAllocation>> ExclusiveEniAllocator::Get(const std::string& container_id) {
+  TERWAY_ASSIGN_OR_RETURN(auto rec, store_->FindByContainer(container_id));
+  if (!rec) return std::optional<IpAllocation>();
+  TERWAY_ASSIGN_OR_RETURN(auto enis, store_->ListEnis());
+  IpAllocation out;
+  out.ip = rec->ip;
+  out.eni_id = rec->eni_id;
+  for (const auto& e : enis) {
+    if (e.eni_id == rec->eni_id) {
+      out.eni_mac = e.mac;
+      out.eni_primary_ip = e.primary_ip;
+      out.vswitch_id = e.vswitch_id;
+    }
+  }
+  return std::optional<IpAllocation>(out);
+}
+
+Status ExclusiveEniAllocator::Reconcile(const std::optional<std::vector<LivePod>>& live_pods) {
+  std::lock_guard rl(reconcile_mu_);
+  Status result = Ok();
+  auto keep = [&](Status st) {
+    if (!st.ok() && result.ok()) result = std::move(st);
+  };
+  if (live_pods) {
+    std::map<std::pair<std::string, std::string>, std::string> live;
+    for (const auto& p : *live_pods) live[{p.namespace_, p.name}] = p.uid;
+    TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
+    for (const auto& a : allocs) {
+      auto it = live.find({a.pod_namespace, a.pod_name});
+      bool gone = it == live.end() || (!it->second.empty() && !a.pod_uid.empty() && it->second != a.pod_uid);
+      if (gone) keep(Release(a.container_id));
+    }
+  }
+  // ENIs in the store that no allocation references: an interrupted release
+  // or a crash between attach and the allocation record.
+  TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
+  std::set<std::string> referenced;
+  for (const auto& a : allocs) referenced.insert(a.eni_id);
+  {
+    std::lock_guard l(mu_);
+    if (creating_ > 0) return result;  // an ENI being set up is unreferenced for a moment
+  }
+  TERWAY_ASSIGN_OR_RETURN(auto rows, store_->ListEnis());
+  for (const auto& e : rows) {
+    if (!referenced.count(e.eni_id)) keep(DestroyEni(e.eni_id));
+  }
+  // ENIs the cloud has for this node that we do not know: attached ones are
+  // detached and deleted at once (no pod can be using an ENI we never gave
+  // out), Available ones after the grace period.
+  TERWAY_ASSIGN_OR_RETURN(auto cloud_enis, provider_->ListEnis(opts_.instance_id));
+  std::set<std::string> known;
+  TERWAY_ASSIGN_OR_RETURN(auto rows2, store_->ListEnis());
+  for (const auto& e : rows2) known.insert(e.eni_id);
+  const auto now = clock_->Now();
+  std::vector<cloud::NetworkInterface> leaked;
+  {
+    std::lock_guard l(mu_);
+    for (const auto& e : cloud_enis) {
+      const std::string& id = e.network_interface_id;
+      if (e.type == "Primary" || known.count(id) || TagOf(e, "creator") != "terway" ||
+          TagOf(e, kExclusiveTagKey) != "true" || TagOf(e, kInstanceTagKey) != opts_.instance_id) {
+        continue;
+      }
+      auto [it, fresh] = leak_first_seen_.emplace(id, now);
+      if (fresh || now - it->second < opts_.config.leaked_eni_grace_period) continue;
+      leak_first_seen_.erase(it);
+      leaked.push_back(e);
+    }
+  }
+  for (const auto& e : leaked) {
+    const std::string& id = e.network_interface_id;
+    if (e.status == cloud::kEniInUse) {
+      Status st = provider_->DetachEni(id, opts_.instance_id);
+      if (!st.ok()) {
+        keep(std::move(st));
+        continue;
+      }
+    }
+    Status st = provider_->DeleteEni(id);
+    if (st.ok()) log::Info("eni_deleted eni={} reason=leaked", id);
+    keep(std::move(st));
+  }
+  return result;
+}
+
+}  // namespace terway::ipam

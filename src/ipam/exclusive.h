@@ -1,0 +1,65 @@
+// Exclusive-ENI mode (Terway's "eniOnly" node pools): each pod gets a whole
+// ENI of its own, created and attached for it and detached and deleted when
+// it goes. No warm pool: an ENI that sits idle would hold one of the
+// instance's few ENI slots (max pods = EniQuantity - 1).
+//
+// Crash safety: the allocation and the ENI are recorded in the store in one
+// step after the attach; everything in between is recovered by Reconcile
+// (ENIs tagged for this instance but unknown or unreferenced are detached and
+// deleted after the grace period).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "common/clock.h"
+#include "ipam/pool.h"
+
+namespace terway::ipam {
+
+inline constexpr const char* kExclusiveTagKey = "terway.exclusive";
+
+class ExclusiveEniAllocator {
+ public:
+  static Result<std::unique_ptr<ExclusiveEniAllocator>> Create(PoolOptions opts, EniProvider* provider,
+                                                               store::StateStore* store, Clock* clock);
+
+  // A new ENI for the pod (its primary IP is the pod IP). Idempotent per
+  // container id; kConflict (retryable) while the same pod is in flight;
+  // kExhausted naming the cause when no ENI can be had.
+  Result<IpAllocation> Allocate(const PodIdentity& pod);
+  // Detaches and deletes the pod's ENI. The caller moves the link back to
+  // the host namespace first. Idempotent.
+  Status Release(const std::string& container_id);
+  Result<std::optional<IpAllocation>> Get(const std::string& container_id);
+  // Releases ENIs of vanished pods, finishes interrupted releases and
+  // collects leaked ENIs.
+  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods);
+
+  int MaxPodCount() const { return MaxPods(limits_, EniMode::kExclusive); }
+
+ private:
+  ExclusiveEniAllocator(PoolOptions opts, EniProvider* provider, store::StateStore* store, Clock* clock)
+      : opts_(std::move(opts)), provider_(provider), store_(store), clock_(clock) {}
+  Result<cloud::NetworkInterface> CreateAttached(const PodIdentity& pod);
+  Status DestroyEni(const std::string& eni_id);
+  int64_t Unix(Clock::TimePoint t) const;
+
+  const PoolOptions opts_;
+  EniProvider* const provider_;
+  store::StateStore* const store_;
+  Clock* const clock_;
+  InstanceLimits limits_;
+
+  std::mutex mu_;  // guards the maps below; never held across a cloud call
+  std::set<std::pair<std::string, std::string>> in_flight_;
+  int creating_ = 0;
+  std::map<std::string, Clock::TimePoint> vswitch_exhausted_until_;
+  std::map<std::string, Clock::TimePoint> leak_first_seen_;
+  std::mutex reconcile_mu_;
+};
+
+}  // namespace terway::ipam

@@ -1,0 +1,132 @@
+#include "ipam/exclusive.h"
+
+#include <filesystem>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "fake_cloud.h"
+#include "test_util.h"
+
+namespace terway::ipam {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::minutes;
+using testing::CloudError;
+using testing::FakeCloud;
+
+class ExclusiveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("terway-excl-" + terway::testing::UniqueSuffix());
+    fs::create_directories(dir_);
+    auto st = store::StateStore::Open((dir_ / "state.db").string());
+    ASSERT_TRUE(st.ok());
+    store_ = std::move(st).value();
+  }
+  void TearDown() override {
+    alloc_.reset();
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void Make(InstanceLimits limits, std::vector<FakeCloud::VSwitchSpec> vsw) {
+    cloud_ = std::make_unique<FakeCloud>(limits, "i-x", vsw);
+    PoolOptions o;
+    o.instance_id = "i-x";
+    o.instance_type = "ecs.test";
+    for (const auto& v : vsw) o.vswitch_ids.push_back(v.id);
+    o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
+    o.config.eni_tags["creator"] = "terway";
+    o.config.leaked_eni_grace_period = minutes(10);
+    auto a = ExclusiveEniAllocator::Create(o, cloud_.get(), store_.get(), &clock_);
+    ASSERT_TRUE(a.ok());
+    alloc_ = std::move(a).value();
+  }
+  int TerwayEnisInCloud() {
+    int n = 0;
+    for (const auto& e : cloud_->AllEnis()) n += e.type == "Primary" ? 0 : 1;
+    return n;
+  }
+  PodIdentity Pod(const std::string& name) {
+    PodIdentity p;
+    p.namespace_ = "ns";
+    p.name = name;
+    p.uid = "u-" + name;
+    p.container_id = "c-" + name;
+    return p;
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  std::unique_ptr<FakeCloud> cloud_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<ExclusiveEniAllocator> alloc_;
+};
+
+TEST_F(ExclusiveTest, OneEniPerPodUpToEniQuantityMinusOne) {
+  Make({3, 10}, {{"vsw-a", 100}});
+  EXPECT_EQ(alloc_->MaxPodCount(), 2);
+  auto a = alloc_->Allocate(Pod("a"));
+  auto b = alloc_->Allocate(Pod("b"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->eni_id, b->eni_id);
+  EXPECT_EQ(a->ip, a->eni_primary_ip);
+  EXPECT_FALSE(a->eni_mac.empty());
+  auto again = alloc_->Allocate(Pod("a"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->eni_id, a->eni_id);
+  auto c = alloc_->Allocate(Pod("c"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kExhausted);
+  EXPECT_NE(c.error().ToString().find("maximum of 2"), std::string::npos) << c.error().ToString();
+  EXPECT_EQ(TerwayEnisInCloud(), 2);
+}
+
+TEST_F(ExclusiveTest, ReleaseDetachesAndDeletesAndIsIdempotent) {
+  Make({3, 10}, {{"vsw-a", 100}});
+  ASSERT_TRUE(alloc_->Allocate(Pod("a")).ok());
+  ASSERT_TRUE(alloc_->Release("c-a").ok());
+  ASSERT_TRUE(alloc_->Release("c-a").ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 0);
+  EXPECT_TRUE(store_->ListEnis()->empty());
+  EXPECT_FALSE(alloc_->Get("c-a")->has_value());
+}
+
+TEST_F(ExclusiveTest, ExhaustedVSwitchFallsThroughToTheNext) {
+  Make({3, 10}, {{"vsw-a", 0}, {"vsw-b", 10}});
+  auto a = alloc_->Allocate(Pod("a"));
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(a->vswitch_id, "vsw-b");
+}
+
+TEST_F(ExclusiveTest, InterruptedReleaseIsFinishedByReconcile) {
+  Make({3, 10}, {{"vsw-a", 100}});
+  ASSERT_TRUE(alloc_->Allocate(Pod("a")).ok());
+  cloud_->Script("DetachNetworkInterface", CloudError("InternalError"));
+  EXPECT_FALSE(alloc_->Release("c-a").ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 1);
+  ASSERT_TRUE(alloc_->Reconcile(std::nullopt).ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 0);
+}
+
+TEST_F(ExclusiveTest, ReconcileReleasesVanishedPodsAndCollectsLeaks) {
+  Make({4, 10}, {{"vsw-a", 100}});
+  ASSERT_TRUE(alloc_->Allocate(Pod("a")).ok());
+  ASSERT_TRUE(alloc_->Allocate(Pod("b")).ok());
+  // A failed attach whose undo also failed leaves an Available tagged ENI.
+  cloud_->Script("AttachNetworkInterface", CloudError("InternalError"));
+  cloud_->Script("DeleteNetworkInterface", CloudError("InternalError"));
+  EXPECT_FALSE(alloc_->Allocate(Pod("c")).ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 3);
+  ASSERT_TRUE(alloc_->Reconcile(std::vector<LivePod>{{"ns", "a", "u-a"}}).ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 2) << "b's ENI released, leak still in grace";
+  clock_.Advance(minutes(11));
+  ASSERT_TRUE(alloc_->Reconcile(std::vector<LivePod>{{"ns", "a", "u-a"}}).ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 1);
+  EXPECT_TRUE(alloc_->Get("c-a")->has_value());
+}
+
+}  // namespace
+}  // namespace terway::ipam
