@@ -437,6 +437,55 @@ TEST(LinuxFabricRoot, ReplayingEveryEnsureIsHarmless) {
   EXPECT_TRUE(NeverReaches(b, Ip("198.18.2.10")));
 }
 
+TEST(LinuxFabricRoot, MisuseGetsAnErrorNamingTheCause) {
+  TERWAY_REQUIRE_ROOT();
+  World w;
+  Status s = w.fabric.EnsureVSwitch(w.vsw1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(s.error().ToString().find("EnsureVpc"), std::string::npos) << s.error().ToString();
+  ASSERT_OK(w.Build());
+
+  FabricVSwitch bad_gw{"vsw-bad", Cidr("198.18.3.0/24"), Ip("198.18.4.253")};
+  s = w.fabric.EnsureVSwitch(bad_gw);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+
+  FabricEni unknown_vsw = kEniA;
+  unknown_vsw.vswitch_id = "vsw-nope";
+  s = w.fabric.EnsureInstance("i-a", unknown_vsw);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(s.error().ToString().find("vsw-nope"), std::string::npos) << s.error().ToString();
+
+  FabricEni no_ip = kEniA;
+  no_ip.ips.clear();
+  s = w.fabric.EnsureInstance("i-a", no_ip);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+
+  s = w.fabric.EnsureInstance(std::string(300, 'i'), kEniA);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+
+  // IPs of an ENI that is not attached anywhere are accepted and routed
+  // nowhere; attaching it later makes them live.
+  ASSERT_OK(w.fabric.EnsureInstance("i-a", kEniA));
+  ASSERT_OK(w.fabric.EnsureInstance("i-b", kEniB));
+  ASSERT_OK(w.fabric.SetEniIps(kEniA2));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string b = w.fabric.InstanceNetns("i-b");
+  EXPECT_TRUE(NeverReaches(b, Ip("198.18.1.21")));
+  ASSERT_OK(w.fabric.AttachEni("i-a", kEniA2, 1));
+  ConfigureEth1(a, "198.18.1.21");
+  EXPECT_TRUE(Reaches(b, Ip("198.18.1.21")));
+  // A second ENI on the same device index is refused by the kernel (name taken).
+  FabricEni other = Eni("eni-a3", "00:16:3e:00:00:a3", "vsw-one", {"198.18.1.40"});
+  s = w.fabric.AttachEni("i-a", other, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists) << s.error().ToString();
+}
+
 // Links of a world by the names it gives them, visible in the root namespace.
 std::string WorldLinksInRoot() {
   std::string links = Capture("ip -o link show");
