@@ -1,0 +1,197 @@
+// The daemon's CNI service behind its real unix socket server, driven by the
+// plugin's real client, on a fake cloud: the protocol end to end without a
+// kernel or a cloud.
+#include "daemon/cni_service.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "cni/daemon_client.h"
+#include "daemon/rpc_server.h"
+#include "unit/ipam/fake_cloud.h"
+
+namespace terway::daemon {
+namespace {
+
+namespace proto = cni::protocol;
+using ipam::testing::FakeCloud;
+
+class CniServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/terway-svc-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    cloud_ = std::make_unique<FakeCloud>(ipam::InstanceLimits{3, 4}, "i-test",
+                                         std::vector<FakeCloud::VSwitchSpec>{{"vsw-a", 100}});
+    auto st = store::StateStore::Open(dir_ + "/state.db");
+    ASSERT_TRUE(st.ok()) << st.error().ToString();
+    store_ = std::move(st).value();
+    ipam::PoolOptions po;
+    po.instance_id = "i-test";
+    po.instance_type = "ecs.test";
+    po.vswitch_ids = {"vsw-a"};
+    po.config.eni_tags["creator"] = "terway";
+    po.config.max_pool_size = 2;
+    auto pool = ipam::IpPool::Create(po, cloud_.get(), store_.get(), &RealClock::Instance());
+    ASSERT_TRUE(pool.ok()) << pool.error().ToString();
+    pool_ = std::move(pool).value();
+    pool_->Start();
+    service_ = std::make_unique<CniService>(CniServiceOptions{}, pool_.get(), store_.get(), nullptr,
+                                            &metrics_);
+    RpcServerOptions ro;
+    ro.socket_path = dir_ + "/eni.socket";
+    server_ = std::make_unique<RpcServer>(ro, service_.get());
+    ASSERT_TRUE(server_->Start().ok());
+    client_ = cni::MakeUnixDaemonClient(ro.socket_path, std::chrono::seconds(20));
+  }
+  void TearDown() override {
+    server_.reset();
+    service_.reset();
+    pool_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  proto::Request Req(proto::Op op, const std::string& cid, const std::string& pod = "web") {
+    proto::Request r;
+    r.op = op;
+    r.container_id = cid;
+    r.ifname = "eth0";
+    r.netns = "/var/run/netns/none";
+    r.pod.namespace_ = "default";
+    r.pod.name = pod;
+    return r;
+  }
+  proto::Reply Call(const proto::Request& r) {
+    auto reply = client_->Call(r);
+    EXPECT_TRUE(reply.ok()) << reply.error().ToString();
+    return reply.ok() ? *reply : proto::Reply::Fail(proto::ErrorClass::kInternal, "transport");
+  }
+
+  std::string dir_;
+  Metrics metrics_;
+  std::unique_ptr<FakeCloud> cloud_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<ipam::IpPool> pool_;
+  std::unique_ptr<CniService> service_;
+  std::unique_ptr<RpcServer> server_;
+  std::unique_ptr<cni::DaemonClient> client_;
+};
+
+TEST_F(CniServiceTest, NotReadyRefusesAddAndReportsStatus) {
+  auto st = Call(Req(proto::Op::kStatus, ""));
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(st.status.has_value());
+  EXPECT_FALSE(st.status->ready);
+  auto add = Call(Req(proto::Op::kAllocate, "c1"));
+  ASSERT_FALSE(add.ok());
+  EXPECT_EQ(add.error->cls, proto::ErrorClass::kUnavailable);
+  EXPECT_NE(add.error->message.find("not ready"), std::string::npos);
+}
+
+TEST_F(CniServiceTest, AllocateIsIdempotentAndReleaseFreesOnce) {
+  service_->SetReady(true);
+  auto a1 = Call(Req(proto::Op::kAllocate, "c1"));
+  ASSERT_TRUE(a1.ok()) << a1.error->message;
+  ASSERT_TRUE(a1.result.has_value());
+  ASSERT_EQ(a1.result->ips.size(), 1u);
+  auto a2 = Call(Req(proto::Op::kAllocate, "c1"));
+  ASSERT_TRUE(a2.ok());
+  EXPECT_EQ(a1.result->ips[0].address, a2.result->ips[0].address);
+  EXPECT_EQ(a1.result->ips[0].address.substr(a1.result->ips[0].address.size() - 3), "/32");
+  ASSERT_TRUE(a1.eni.has_value());
+  EXPECT_NE(a1.eni->id, "eni-primary");  // pods never use the primary ENI's IPs
+
+  auto get = Call(Req(proto::Op::kGet, "c1"));
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get.result->ips[0].address, a1.result->ips[0].address);
+
+  EXPECT_TRUE(Call(Req(proto::Op::kRelease, "c1")).ok());
+  auto again = Call(Req(proto::Op::kRelease, "c1"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error->cls, proto::ErrorClass::kNotFound);  // the plugin maps this to success
+  auto gone = Call(Req(proto::Op::kGet, "c1"));
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error->cls, proto::ErrorClass::kNotFound);
+}
+
+TEST_F(CniServiceTest, ConcurrentPodsGetDistinctIpsUpToMaxPods) {
+  service_->SetReady(true);
+  // (3 ENIs - 1) x 4 IPs = 8 pods.
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::string> ips;
+  int failures = 0;
+  for (int i = 0; i < 8; i++) {
+    threads.emplace_back([&, i] {
+      auto c = cni::MakeUnixDaemonClient(dir_ + "/eni.socket", std::chrono::seconds(20));
+      auto r = c->Call(Req(proto::Op::kAllocate, "c" + std::to_string(i), "p" + std::to_string(i)));
+      std::lock_guard l(mu);
+      if (r.ok() && r->ok()) {
+        ips.insert(r->result->ips[0].address);
+      } else {
+        failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(ips.size(), 8u);
+  auto ninth = Call(Req(proto::Op::kAllocate, "c9", "p9"));
+  ASSERT_FALSE(ninth.ok());
+  EXPECT_EQ(ninth.error->cls, proto::ErrorClass::kExhausted) << ninth.error->message;
+  EXPECT_NE(ninth.error->message.find("p9"), std::string::npos) << ninth.error->message;
+}
+
+TEST_F(CniServiceTest, GcFreesAllocationsTheRuntimeNoLongerKnows) {
+  service_->SetReady(true);
+  ASSERT_TRUE(Call(Req(proto::Op::kAllocate, "keep", "a")).ok());
+  ASSERT_TRUE(Call(Req(proto::Op::kAllocate, "drop", "b")).ok());
+  auto gc = Req(proto::Op::kGc, "");
+  gc.valid_attachments.push_back({"keep", "eth0"});
+  ASSERT_TRUE(Call(gc).ok());
+  EXPECT_TRUE(Call(Req(proto::Op::kGet, "keep", "a")).ok());
+  auto dropped = Call(Req(proto::Op::kGet, "drop", "b"));
+  ASSERT_FALSE(dropped.ok());
+  EXPECT_EQ(dropped.error->cls, proto::ErrorClass::kNotFound);
+}
+
+TEST_F(CniServiceTest, SocketIsRootOnlyAndASecondServerIsRefused) {
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/eni.socket").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  RpcServerOptions ro;
+  ro.socket_path = dir_ + "/eni.socket";
+  RpcServer second(ro, service_.get());
+  auto s = second.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+}
+
+TEST_F(CniServiceTest, MalformedFrameGetsAnInvalidReply) {
+  auto fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = dir_ + "/eni.socket";
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  ASSERT_TRUE(cni::WriteFrame(fd, "{not json\n", deadline).ok());
+  auto frame = cni::ReadFrame(fd, deadline);
+  close(fd);
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  auto reply = proto::DecodeReply(*frame);
+  ASSERT_TRUE(reply.ok());
+  ASSERT_FALSE(reply->ok());
+  EXPECT_EQ(reply->error->cls, proto::ErrorClass::kInvalid);
+}
+
+}  // namespace
+}  // namespace terway::daemon
