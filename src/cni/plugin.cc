@@ -95,11 +95,22 @@ class Run {
       default:
         break;
     }
-    if (env_.command == Command::kAdd || env_.command == Command::kCheck) {
+    if (env_.command == Command::kAdd || env_.command == Command::kCheck || env_.command == Command::kDel) {
       struct stat st;
-      if (stat(env_.netns.c_str(), &st) != 0)
+      bool exists = !env_.netns.empty() && stat(env_.netns.c_str(), &st) == 0;
+      // DEL tolerates a missing namespace (the runtime may have removed it
+      // first); ADD and CHECK need it.
+      if (!exists && env_.command != Command::kDel)
         return Fail(kInvalidEnvironment, fmt::format("CNI_NETNS {:?} does not exist", env_.netns),
                     "the runtime must create the network namespace before calling the plugin");
+      // Wiring "the pod" in our own namespace would rewire the host (as libcni
+      // refuses too); CNI_NETNS_OVERRIDE=1|true is libcni's escape hatch.
+      std::string override_ns = EnvOr(inv_, "CNI_NETNS_OVERRIDE", "");
+      struct stat self;
+      if (exists && override_ns != "1" && override_ns != "true" && override_ns != "TRUE" &&
+          stat("/proc/self/ns/net", &self) == 0 && self.st_dev == st.st_dev && self.st_ino == st.st_ino)
+        return Fail(kInvalidNetns, "plugin's netns and netns from CNI_NETNS should not be the same",
+                    fmt::format("CNI_NETNS {:?} is the host's network namespace", env_.netns));
     }
 
     socket_ = DaemonSocketPath(inv_, conf_.daemon_socket);

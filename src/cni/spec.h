@@ -39,6 +39,7 @@ enum ErrorCodeCni : int {
   kIoFailure = 5,
   kDecodingFailure = 6,
   kInvalidNetworkConfig = 7,
+  kInvalidNetns = 8,  // libcni's ErrInvalidNetNS: CNI_NETNS is the plugin's own netns
   kTryAgainLater = 11,
   kPluginNotAvailable = 50,
   kLimitedConnectivity = 51,

@@ -314,6 +314,7 @@ TEST_F(TerwayE2E, MalformedInputGetsTheRightCodeAndNeverReachesTheDaemon) {
       {"missing CNI_CONTAINERID", [](auto& e, std::string&) { e.erase("CNI_CONTAINERID"); }, 4},
       {"missing CNI_NETNS", [](auto& e, std::string&) { e.erase("CNI_NETNS"); }, 4},
       {"netns does not exist", [](auto& e, std::string&) { e["CNI_NETNS"] = "/nonexistent/ns"; }, 4},
+      {"host netns", [](auto& e, std::string&) { e["CNI_NETNS"] = "/proc/self/ns/net"; }, 8},
       {"bad CNI_IFNAME", [](auto& e, std::string&) { e["CNI_IFNAME"] = "way-too-long-name0"; }, 4},
       {"bad CNI_CONTAINERID", [](auto& e, std::string&) { e["CNI_CONTAINERID"] = "a b"; }, 4},
       {"unknown CNI_COMMAND", [](auto& e, std::string&) { e["CNI_COMMAND"] = "REPAIR"; }, 4},

@@ -155,6 +155,13 @@ TEST_F(PluginTest, BadInvocationsNeverReachTheDaemon) {
       {"netns missing", [](Invocation& i) { i.env["CNI_NETNS"] = "/nonexistent/netns/x"; }, 4},
       {"bad ifname", [](Invocation& i) { i.env["CNI_IFNAME"] = "eth0:1"; }, 4},
       {"unknown CNI_ARGS", [](Invocation& i) { i.env["CNI_ARGS"] = "FOO=bar"; }, 4},
+      {"host netns", [](Invocation& i) { i.env["CNI_NETNS"] = "/proc/self/ns/net"; }, 8},
+      {"host netns on DEL",
+       [](Invocation& i) {
+         i.env["CNI_NETNS"] = "/proc/self/ns/net";
+         i.env["CNI_COMMAND"] = "DEL";
+       },
+       8},
       {"empty stdin", [](Invocation& i) { i.stdin_data = ""; }, 6},
       {"truncated json", [](Invocation& i) { i.stdin_data = R"({"cniVersion":"1.0.0",)"; }, 6},
       {"json array", [](Invocation& i) { i.stdin_data = "[]"; }, 6},
@@ -174,6 +181,13 @@ TEST_F(PluginTest, BadInvocationsNeverReachTheDaemon) {
     EXPECT_EQ(Code(inv), c.code) << c.name;
     EXPECT_TRUE(script_.seen.empty()) << c.name << ": the daemon was asked";
   }
+}
+
+TEST_F(PluginTest, NetnsOverrideAllowsOwnNamespace) {
+  Invocation inv = Make("ADD", "1.0.0");
+  inv.env["CNI_NETNS"] = "/proc/self/ns/net";
+  inv.env["CNI_NETNS_OVERRIDE"] = "1";
+  EXPECT_EQ(Code(inv), 0);
 }
 
 TEST_F(PluginTest, ErrorsUseTheConfigVersion) {
