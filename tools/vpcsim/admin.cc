@@ -8,7 +8,7 @@ using nlohmann::json;
 
 namespace {
 
-HttpReply Json(const json& j, int status = 200) { return HttpReply{status, j.dump(2), "application/json"}; }
+HttpReply Json(const json& j, int status = 200) { return HttpReply{status, DumpJson(j, 2), "application/json"}; }
 HttpReply Err(int status, const std::string& msg) { return Json({{"error", msg}}, status); }
 
 int StatusFor(const Error& e) {

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "tools/vpcsim/catalogue.h"
+#include "tools/vpcsim/http_reply.h"
 #include "tools/vpcsim/query.h"
 
 namespace terway::vpcsim {
@@ -338,7 +339,7 @@ Result<json> VpcCloud::Call(const std::string& product, const std::string& actio
   if (r.ok() && token) {
     // Recorded after the action's own transaction: a crash in between costs
     // only idempotency of that one call, and the action itself is durable.
-    ClientTokenRecord rec{*token, action, fp, r->dump(), NowSec()};
+    ClientTokenRecord rec{*token, action, fp, DumpJson(*r), NowSec()};
     StoreTxn txn(store_.get());
     Status s = txn.begun();
     if (s.ok()) s = store_->PutClientToken(rec);

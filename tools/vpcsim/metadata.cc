@@ -109,7 +109,7 @@ HttpReply MetadataService::MetaData(const std::string& instance_id, const std::s
               {"Expiration", FormatIso8601(Clock::TimePoint(std::chrono::seconds(c->expires_at)))},
               {"LastUpdated", FormatIso8601(Clock::TimePoint(std::chrono::seconds(c->issued_at)))},
               {"Code", "Success"}};
-    return HttpReply{200, j.dump(2), "application/json"};
+    return HttpReply{200, DumpJson(j, 2), "application/json"};
   }
   const std::string macs = "network/interfaces/macs";
   if (rest == macs || rest == macs + "/") {
@@ -138,9 +138,9 @@ HttpReply MetadataService::MetaData(const std::string& instance_id, const std::s
   if (leaf == "private-ipv4s") {
     json ips = json::array({eni->primary_ip});
     for (const auto& ip : eni->secondary_ips) ips.push_back(ip);
-    return Text(ips.dump());
+    return Text(DumpJson(ips));
   }
-  if (leaf == "ipv6s") return Text(json(eni->ipv6s).dump());
+  if (leaf == "ipv6s") return Text(DumpJson(json(eni->ipv6s)));
   if (leaf == "vswitch-id") return Text(eni->vswitch_id);
   if (leaf == "vswitch-cidr-block") return Text(v->cidr.ToString());
   if (leaf == "gateway") return Text(v->gateway.ToString());

@@ -176,7 +176,7 @@ HttpReply OpenApiService::Handle(std::string_view method, const cloud::QueryPara
   counters_->Record(counted, "");
   json body = std::move(r).value();
   body["RequestId"] = rid;
-  return HttpReply{200, body.dump(), "application/json"};
+  return HttpReply{200, DumpJson(body), "application/json"};
 }
 
 HttpReply OpenApiService::ErrorReply(const Error& e, const std::string& request_id) const {
@@ -186,7 +186,7 @@ HttpReply OpenApiService::ErrorReply(const Error& e, const std::string& request_
   a.host_id = fmt::format("ecs-vpc.{}.aliyuncs.com", cloud_->world().region);
   a.code = e.cloud_code.empty() ? "InternalError" : e.cloud_code;
   a.message = e.message;
-  return HttpReply{a.http_status, cloud::ToJson(a).dump(), "application/json"};
+  return HttpReply{a.http_status, DumpJson(cloud::ToJson(a)), "application/json"};
 }
 
 }  // namespace terway::vpcsim

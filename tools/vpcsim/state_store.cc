@@ -1,5 +1,7 @@
 #include "tools/vpcsim/state_store.h"
 
+#include "tools/vpcsim/http_reply.h"
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -149,7 +151,7 @@ Status StateStore::PutEni(const EniRecord& e) {
                  .Bind(1, e.id).Bind(2, e.seq).Bind(3, e.status).Bind(4, e.type)
                  .Bind(5, e.vswitch_id).Bind(6, e.instance_id).Bind(7, int64_t{e.device_index})
                  .Bind(8, e.mac).Bind(9, e.primary_ip)
-                 .Bind(10, nlohmann::json(e.security_groups).dump()).Bind(11, TagsJson(e.tags).dump())
+                 .Bind(10, DumpJson(nlohmann::json(e.security_groups))).Bind(11, DumpJson(TagsJson(e.tags)))
                  .Bind(12, e.name).Bind(13, e.description).Bind(14, e.created_at)
                  .Bind(15, e.transition_at_ms)
                  .Run());

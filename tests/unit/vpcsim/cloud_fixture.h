@@ -103,7 +103,7 @@ class CloudFixture : public ::testing::Test {
 
   std::string CreateEni(const std::string& vsw = "vsw-a", cloud::QueryParams extra = {}) {
     extra["VSwitchId"] = vsw;
-    extra["SecurityGroupId"] = "sg-test";
+    extra.emplace("SecurityGroupId", "sg-test");
     auto j = Ok("CreateNetworkInterface", extra);
     return j.value("NetworkInterfaceId", "");
   }
