@@ -140,6 +140,9 @@ Link ToLink(rtnl_link* l) {
   out.lower_up = flags & IFF_LOWER_UP;
   out.master_index = rtnl_link_get_master(l);
   if (const char* a = rtnl_link_get_ifalias(l)) out.alias = a;
+  out.peer_index = rtnl_link_get_link(l);
+  int32_t netnsid = -1;
+  out.peer_in_other_netns = rtnl_link_get_link_netnsid(l, &netnsid) == 0 && netnsid >= 0;
   return out;
 }
 

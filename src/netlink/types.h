@@ -64,6 +64,10 @@ struct Link {
   bool lower_up = false;   // IFF_LOWER_UP: carrier
   int master_index = 0;    // bridge (or other master) this link is enslaved to
   std::string alias;       // IFLA_IFALIAS
+  // IFLA_LINK: for a veth, its peer's index, counted in the peer's namespace
+  // (which differs from ours when peer_in_other_netns).
+  int peer_index = 0;
+  bool peer_in_other_netns = false;  // IFLA_LINK_NETNSID present
 };
 
 struct VethSpec {

@@ -109,6 +109,9 @@ TEST_F(HandleRoot, VethPeerIsCreatedDirectlyInTheOtherNamespace) {
   ASSERT_OK(v1);
   EXPECT_EQ(v1->mac, Mac("00:16:3e:00:01:01"));
   EXPECT_TRUE(v1->admin_up);
+  EXPECT_EQ(v0->peer_index, v1->index);
+  EXPECT_EQ(v1->peer_index, v0->index);
+  EXPECT_TRUE(v0->peer_in_other_netns);
   auto by_mac = B().GetLinkByMac(Mac("00:16:3e:00:01:01"));
   ASSERT_OK(by_mac);
   EXPECT_EQ(by_mac->index, v1->index);
@@ -166,6 +169,14 @@ TEST_F(HandleRoot, LinkAttributesChangeAndLinksMoveAndDelete) {
 
 TEST_F(HandleRoot, BridgePortsMasterIsolationAndFdb) {
   ASSERT_OK(A().CreateBridge("br0", Mac("ee:ff:ff:ff:ff:ff")));
+  VethSpec local;  // both ends here
+  local.name = "l0";
+  local.peer_name = "l1";
+  ASSERT_OK(A().CreateVeth(local));
+  auto l0 = A().GetLink("l0");
+  ASSERT_OK(l0);
+  EXPECT_FALSE(l0->peer_in_other_netns);
+  EXPECT_EQ(l0->peer_index, Index(A(), "l1"));
   VethSpec spec;
   spec.name = "p0";
   spec.peer_name = "eth0";
