@@ -379,6 +379,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     st->bookmarks = req.get_param_value("allowWatchBookmarks") == "true";
     st->start_rv = req.get_param_value("resourceVersion");
     st->generation = store_->close_generation();
+    watches_served_++;
     int timeout = opts_.max_watch_seconds;
     if (req.has_param("timeoutSeconds")) {
       try {

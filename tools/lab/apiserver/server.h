@@ -54,6 +54,9 @@ class ApiServer {
   // make changes that a client can only learn about by relisting.
   void HoldWatches(bool hold);
 
+  // Watch requests accepted so far (tests wait on it before closing streams).
+  int watches_served() const { return watches_served_.load(); }
+
   // A kubeconfig (no auth, plain HTTP) pointing kubectl at this server.
   Status WriteKubeconfig(const std::string& path) const;
 
@@ -68,6 +71,7 @@ class ApiServer {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> hold_watches_{false};
+  std::atomic<int> watches_served_{0};
 };
 
 // A store with the built-in kinds registered.

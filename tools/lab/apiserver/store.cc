@@ -89,7 +89,11 @@ std::pair<int, std::string> HttpStatusOf(const Error& e) {
 }
 
 ObjectStore::ObjectStore(size_t history_limit, const Clock& clock)
-    : history_limit_(history_limit), clock_(clock) {}
+    : history_limit_(history_limit), clock_(clock) {
+  rv_ = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(clock.Now().time_since_epoch()).count());
+  compacted_rv_ = rv_;
+}
 
 std::string ObjectStore::Now() const { return FormatIso8601(clock_.Now()); }
 

@@ -56,6 +56,11 @@ struct StoredEvent {
 
 class ObjectStore {
  public:
+  // resourceVersions start at the clock's microseconds since the epoch, so
+  // a store created later (a restart with reset state) never reuses a
+  // version a client still holds: that client's cursor predates the new
+  // history and it gets 410 Gone and relists, instead of resuming into
+  // unrelated events.
   explicit ObjectStore(size_t history_limit = 10000, const Clock& clock = RealClock::Instance());
 
   // Registers a kind; the default namespaces exist from the start.
