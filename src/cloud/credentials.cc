@@ -119,7 +119,7 @@ Result<Credential> EncryptedFileCredentialProvider::Parse(const std::string& con
   auto field = [&](const char* key) -> Result<std::string> {
     auto it = j.find(key);
     if (it == j.end() || !it->is_string()) {
-      return Errorf(ErrorCode::kInvalidArgument, "field {:?} missing or not a string", key);
+      return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" missing or not a string", key);
     }
     return it->get<std::string>();
   };
@@ -129,12 +129,12 @@ Result<Credential> EncryptedFileCredentialProvider::Parse(const std::string& con
                           std::pair{"access.key.secret", &c.access_key_secret},
                           std::pair{"security.token", &c.security_token}}) {
     TERWAY_ASSIGN_OR_RETURN(std::string enc, field(key));
-    TERWAY_ASSIGN_OR_RETURN_CTX(*out, Decrypt(enc, keyring), fmt::format("field {:?}", key));
+    TERWAY_ASSIGN_OR_RETURN_CTX(*out, Decrypt(enc, keyring), fmt::format("field \"{}\"", key));
   }
   TERWAY_ASSIGN_OR_RETURN(std::string exp, field("expiration"));
   Clock::TimePoint t;
   if (!ParseIso8601(exp, &t)) {
-    return Errorf(ErrorCode::kInvalidArgument, "expiration {:?} is not YYYY-MM-DDTHH:MM:SSZ", exp);
+    return Errorf(ErrorCode::kInvalidArgument, "expiration \"{}\" is not YYYY-MM-DDTHH:MM:SSZ", exp);
   }
   c.expiration = t;
   return c;
@@ -214,7 +214,7 @@ Result<Credential> RamRoleCredentialProvider::Fetch() {
     std::string exp = j.at("Expiration").get<std::string>();
     Clock::TimePoint t;
     if (!ParseIso8601(exp, &t)) {
-      return Errorf(ErrorCode::kInvalidArgument, "RAM role {}: bad Expiration {:?}", role, exp);
+      return Errorf(ErrorCode::kInvalidArgument, "RAM role {}: bad Expiration \"{}\"", role, exp);
     }
     c.expiration = t;
     return c;

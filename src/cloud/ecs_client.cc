@@ -62,7 +62,7 @@ Status ForEachPage(OpenApiClient* client, Product product, const std::string& ac
     std::string next = NextToken(reply);
     if (next.empty()) return Ok();
     if (!seen.insert(next).second) {
-      return Errorf(ErrorCode::kCloud, "{}: NextToken {:?} returned twice", action, next);
+      return Errorf(ErrorCode::kCloud, "{}: NextToken \"{}\" returned twice", action, next);
     }
     params["NextToken"] = next;
   }

@@ -21,7 +21,7 @@ Result<std::vector<std::string>> ParseStringArray(const std::string& path, const
     for (const auto& e : j) out.push_back(e.get<std::string>());
     return out;
   } catch (const std::exception& e) {
-    return Errorf(ErrorCode::kInvalidArgument, "metadata {}: want a JSON array of strings, got {:?}: {}",
+    return Errorf(ErrorCode::kInvalidArgument, "metadata {}: want a JSON array of strings, got \"{}\": {}",
                   path, body.substr(0, 200), e.what());
   }
 }

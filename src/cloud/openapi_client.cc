@@ -40,7 +40,7 @@ Error CloudErrorFromReply(std::string_view action, int http_status, std::string_
     e.message = fmt::format("{}: {}: {} (HTTP {}, RequestId {})", action, parsed->code,
                             parsed->message, http_status, parsed->request_id);
   } else {
-    e.message = fmt::format("{}: HTTP {} with an unparsable body: {:?}", action, http_status,
+    e.message = fmt::format("{}: HTTP {} with an unparsable body: \"{}\"", action, http_status,
                             body.substr(0, 200));
   }
   e.retryable = IsRetryableCloudCode(e.cloud_code, http_status);
@@ -127,7 +127,7 @@ Result<nlohmann::json> OpenApiClient::Attempt(Product product, const std::string
   if (resp->status >= 200 && resp->status < 300) {
     nlohmann::json j = nlohmann::json::parse(resp->body, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
-      Error e = Errorf(ErrorCode::kCloud, "HTTP {} with a body that is not a JSON object: {:?}",
+      Error e = Errorf(ErrorCode::kCloud, "HTTP {} with a body that is not a JSON object: \"{}\"",
                        resp->status, resp->body.substr(0, 200));
       e.http_status = resp->status;
       return e;
@@ -174,7 +174,7 @@ Result<nlohmann::json> OpenApiClient::Call(Product product, const std::string& a
       return std::move(*last).Wrap(
           fmt::format("{}: call deadline reached after {} attempts", what, attempt + 1));
     }
-    log::Debug("cloud_retry action={} attempt={} delay_ms={} error={:?}", action, attempt + 1,
+    log::Debug("cloud_retry action={} attempt={} delay_ms={} error=\"{}\"", action, attempt + 1,
                std::chrono::duration_cast<std::chrono::milliseconds>(delay).count(),
                last->ToString());
     deps_.sleeper->SleepFor(delay);
