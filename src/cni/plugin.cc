@@ -209,8 +209,18 @@ class Run {
     CniResult ours = *reply->result;
     // The runtime identifies the pod's interface by its sandbox; the daemon
     // may leave it to us since the netns path is ours to report.
-    for (auto& i : ours.interfaces)
-      if (i.name == env_.ifname && i.sandbox.empty()) i.sandbox = env_.netns;
+    bool pod_if_has_mac = false;
+    for (auto& i : ours.interfaces) {
+      if (i.name != env_.ifname) continue;
+      if (i.sandbox.empty()) i.sandbox = env_.netns;
+      pod_if_has_mac = !i.mac.empty();
+    }
+    // Runtimes reject a sandbox interface without a MAC (podman: "invalid MAC
+    // address") after the pod is wired; better to say whose bug it is.
+    if (!pod_if_has_mac)
+      return Fail(kIoFailure,
+                  fmt::format("terwayd answered allocate without interface {} and its MAC", env_.ifname),
+                  "this is a daemon bug; the pod's IP is released on DEL");
     CniResult final_result = conf_.prev_result ? MergeResults(*conf_.prev_result, ours) : ours;
     log_.Write(1, fmt::format("ADD {} {}/{}: {}", env_.container_id, env_.args.pod_namespace, env_.args.pod_name,
                               ours.ips.front().address));

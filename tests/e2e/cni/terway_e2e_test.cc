@@ -328,7 +328,7 @@ TEST_F(TerwayE2E, MalformedInputGetsTheRightCodeAndNeverReachesTheDaemon) {
     EXPECT_EQ(ErrorCode(r), c.code) << c.name << ": " << r.out;
   }
   EXPECT_TRUE(daemon_.fake().requests().empty()) << "a malformed invocation reached the daemon";
-  EXPECT_TRUE(daemon_.fake().decode_errors().empty());
+  EXPECT_TRUE(daemon_.fake().connection_errors().empty());
 }
 
 TEST_F(TerwayE2E, DaemonDown) {

@@ -24,6 +24,7 @@
 
 #include "cni/daemon_client.h"
 #include "cni/protocol.h"
+#include "cni/server.h"
 
 namespace terway::cni::testing {
 
@@ -54,13 +55,9 @@ class FakeDaemon {
 
   explicit FakeDaemon(Handler handler) : handler_(std::move(handler)) {
     socket_path_ = dir_.path() + "/eni.socket";
-    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, socket_path_.c_str(), sizeof(addr.sun_path) - 1);
-    if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(listen_fd_, 64) != 0)
-      throw std::runtime_error("fake daemon: cannot listen on " + socket_path_);
+    auto fd = protocol::ListenUnix(socket_path_);
+    if (!fd.ok()) throw std::runtime_error("fake daemon: " + fd.error().ToString());
+    listen_fd_ = *fd;
     if (pipe2(stop_pipe_, O_CLOEXEC) != 0) throw std::runtime_error("fake daemon: pipe failed");
     thread_ = std::thread([this] { Serve(); });
   }
@@ -76,13 +73,19 @@ class FakeDaemon {
 
   const std::string& socket_path() const { return socket_path_; }
   void set_mode(Mode m) { mode_ = m; }
+  // When the daemon was told each request's client stops waiting.
+  std::vector<Deadline> deadlines() {
+    std::lock_guard<std::mutex> l(mu_);
+    return deadlines_;
+  }
   std::vector<protocol::Request> requests() {
     std::lock_guard<std::mutex> l(mu_);
     return requests_;
   }
-  std::vector<std::string> decode_errors() {
+  // Requests that failed to decode, or connections that broke mid-request.
+  std::vector<std::string> connection_errors() {
     std::lock_guard<std::mutex> l(mu_);
-    return decode_errors_;
+    return connection_errors_;
   }
 
  private:
@@ -99,6 +102,22 @@ class FakeDaemon {
   }
 
   void HandleConnection(int c) {
+    if (mode_.load() == Mode::kAnswer) {
+      // The production helper terwayd uses.
+      Status st = protocol::ServeConnection(c, [this](const protocol::Request& req, Deadline deadline) {
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          requests_.push_back(req);
+          deadlines_.push_back(deadline);
+        }
+        return handler_(req);
+      });
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> l(mu_);
+        connection_errors_.push_back(st.error().ToString());
+      }
+      return;
+    }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     auto frame = ReadFrame(c, deadline);
     if (!frame.ok()) return;
@@ -106,7 +125,7 @@ class FakeDaemon {
     protocol::Reply reply;
     if (!req.ok()) {
       std::lock_guard<std::mutex> l(mu_);
-      decode_errors_.push_back(req.error().ToString());
+      connection_errors_.push_back(req.error().ToString());
       reply = protocol::Reply::Fail(protocol::ErrorClass::kInvalid, req.error().ToString());
     } else {
       {
@@ -139,7 +158,8 @@ class FakeDaemon {
   std::thread thread_;
   std::mutex mu_;
   std::vector<protocol::Request> requests_;
-  std::vector<std::string> decode_errors_;
+  std::vector<std::string> connection_errors_;
+  std::vector<Deadline> deadlines_;
 };
 
 // A pod network as terwayd would answer it: pod IP/32 via 169.254.1.1 on

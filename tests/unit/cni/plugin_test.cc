@@ -242,6 +242,13 @@ TEST_F(PluginTest, DaemonOutcomeToCniCode) {
       {"ADD", [](const Request&) -> Result<Reply> { return Reply::Fail(ErrorClass::kUnsupported, "ipvlan"); }, 2},
       {"ADD", [](const Request&) -> Result<Reply> { return Reply::Fail(ErrorClass::kInternal, "bug"); }, 101},
       {"ADD", [](const Request&) -> Result<Reply> { return Reply{}; }, 5},  // ok without an IP
+      {"ADD",
+       [](const Request& r) -> Result<Reply> {
+         Reply rep = testing::PodNetworkReply(r);
+         rep.result->interfaces[1].mac.clear();  // pod interface without a MAC
+         return rep;
+       },
+       5},
       {"DEL", [](const Request&) -> Result<Reply> { return Reply::Fail(ErrorClass::kNotFound, "gone"); }, 0},
       {"DEL", [](const Request&) -> Result<Reply> { return Reply::Fail(ErrorClass::kRetryable, "busy"); }, 11},
       {"CHECK", [](const Request&) -> Result<Reply> { return Reply::Fail(ErrorClass::kNotFound, "gone"); }, 3},
