@@ -18,6 +18,9 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/neighbour.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/qdisc/tbf.h>
+#include <netlink/route/tc.h>
 #include <netlink/route/route.h>
 #include <netlink/route/rule.h>
 #include <netlink/socket.h>
@@ -85,6 +88,7 @@ using LinkPtr = std::unique_ptr<rtnl_link, ObjDeleter<rtnl_link, rtnl_link_put>>
 using AddrPtr = std::unique_ptr<rtnl_addr, ObjDeleter<rtnl_addr, rtnl_addr_put>>;
 using RoutePtr = std::unique_ptr<rtnl_route, ObjDeleter<rtnl_route, rtnl_route_put>>;
 using RulePtr = std::unique_ptr<rtnl_rule, ObjDeleter<rtnl_rule, rtnl_rule_put>>;
+using QdiscPtr = std::unique_ptr<rtnl_qdisc, ObjDeleter<rtnl_qdisc, rtnl_qdisc_put>>;
 using NeighPtr = std::unique_ptr<rtnl_neigh, ObjDeleter<rtnl_neigh, rtnl_neigh_put>>;
 
 NlAddrPtr ToNlAddr(const InetAddr& a, int prefix_len) {
@@ -748,6 +752,94 @@ Status Handle::DeleteFdbIfExists(const FdbEntry& e) {
                       "deleting fdb entry " + e.mac.ToString() + " on port #" + std::to_string(e.port_index));
   if (IsNotFound(s)) return Ok();
   return s;
+}
+
+// ---- traffic control -------------------------------------------------------
+
+namespace {
+constexpr uint32_t kTcRoot = 0xFFFFFFFFu;    // TC_H_ROOT
+constexpr uint32_t kTcClsact = 0xFFFFFFF1u;  // TC_H_CLSACT (== TC_H_INGRESS)
+constexpr uint32_t kClsactHandle = 0xFFFF0000u;
+
+Result<QdiscPtr> MakeQdisc(int index, const char* kind, uint32_t parent, uint32_t handle) {
+  QdiscPtr q(rtnl_qdisc_alloc());
+  if (!q) return OutOfMemory();
+  rtnl_tc_set_ifindex(TC_CAST(q.get()), index);
+  rtnl_tc_set_parent(TC_CAST(q.get()), parent);
+  rtnl_tc_set_handle(TC_CAST(q.get()), handle);
+  if (kind && rtnl_tc_set_kind(TC_CAST(q.get()), kind) < 0) {
+    return Errorf(ErrorCode::kUnsupported, "libnl does not know qdisc kind {}", kind);
+  }
+  return q;
+}
+
+Status SendQdisc(Handle::Socket& s, rtnl_qdisc* q, bool add, int flags, const std::string& what) {
+  nl_msg* raw = nullptr;
+  int rc = add ? rtnl_qdisc_build_add_request(q, flags, &raw) : rtnl_qdisc_build_delete_request(q, &raw);
+  NlMsgPtr msg(raw);
+  if (rc < 0) return Errorf(ErrorCode::kInvalidArgument, "{}: {}", what, nl_geterror(rc));
+  return Transact(s, msg.get(), what);
+}
+}  // namespace
+
+Status Handle::EnsureClsact(int index) {
+  TERWAY_ASSIGN_OR_RETURN(QdiscPtr q, MakeQdisc(index, "clsact", kTcClsact, kClsactHandle));
+  Status s = SendQdisc(*s_, q.get(), true, NLM_F_CREATE | NLM_F_EXCL,
+                       "adding clsact qdisc on link #" + std::to_string(index));
+  if (!s.ok() && s.error().code == ErrorCode::kAlreadyExists) return Ok();
+  return s;
+}
+
+Status Handle::DeleteClsactIfExists(int index) {
+  TERWAY_ASSIGN_OR_RETURN(QdiscPtr q, MakeQdisc(index, "clsact", kTcClsact, kClsactHandle));
+  Status s = SendQdisc(*s_, q.get(), false, 0, "deleting clsact qdisc on link #" + std::to_string(index));
+  // The kernel answers EINVAL ("cannot find specified qdisc") or ENOENT.
+  if (!s.ok() && (s.error().code == ErrorCode::kNotFound || s.error().sys_errno == EINVAL)) return Ok();
+  return s;
+}
+
+Status Handle::ReplaceRootTbf(int index, const TokenBucket& tb) {
+  std::string what = fmt::format("setting tbf rate {} B/s burst {} B on link #{}", tb.rate_bytes_per_sec,
+                                 tb.burst_bytes, index);
+  // libnl keeps rates in an int (bytes/s): 2 GB/s = 16 Gbit/s is the ceiling.
+  if (tb.rate_bytes_per_sec == 0 || tb.rate_bytes_per_sec > 0x7FFFFFFFu || tb.burst_bytes == 0) {
+    return Errorf(ErrorCode::kInvalidArgument, "{}: rate must be 1..2^31-1 B/s and burst > 0", what);
+  }
+  TERWAY_ASSIGN_OR_RETURN(QdiscPtr q, MakeQdisc(index, "tbf", kTcRoot, 0x00010000u));
+  rtnl_qdisc_tbf_set_rate(q.get(), static_cast<int>(tb.rate_bytes_per_sec), static_cast<int>(tb.burst_bytes), 0);
+  int rc = rtnl_qdisc_tbf_set_limit_by_latency(q.get(), static_cast<int>(tb.latency_ms) * 1000);
+  if (rc < 0) return Errorf(ErrorCode::kInvalidArgument, "{}: {}", what, nl_geterror(rc));
+  return SendQdisc(*s_, q.get(), true, NLM_F_CREATE | NLM_F_REPLACE, what);
+}
+
+Status Handle::DeleteRootQdiscIfExists(int index) {
+  TERWAY_ASSIGN_OR_RETURN(auto qdiscs, ListQdiscs(index));
+  for (const auto& q : qdiscs) {
+    // Handle 0 is the kernel's default qdisc: nothing of ours to remove.
+    if (q.parent != kTcRoot || q.handle == 0) continue;
+    TERWAY_ASSIGN_OR_RETURN(QdiscPtr del, MakeQdisc(index, nullptr, kTcRoot, q.handle));
+    Status s = SendQdisc(*s_, del.get(), false, 0,
+                         "deleting root qdisc " + q.kind + " on link #" + std::to_string(index));
+    if (!s.ok() && !IsNotFound(s)) return s;
+  }
+  return Ok();
+}
+
+Result<std::vector<Qdisc>> Handle::ListQdiscs(int link_index) {
+  TERWAY_ASSIGN_OR_RETURN(NlCachePtr cache, DumpWithRetry(*s_, "listing qdiscs", [&](nl_cache** c) {
+                            return rtnl_qdisc_alloc_cache(s_->sk, c);
+                          }));
+  std::vector<Qdisc> out;
+  ForEach<rtnl_qdisc>(cache.get(), [&](rtnl_qdisc* q) {
+    Qdisc x;
+    x.link_index = rtnl_tc_get_ifindex(TC_CAST(q));
+    if (link_index && x.link_index != link_index) return;
+    if (const char* k = rtnl_tc_get_kind(TC_CAST(q))) x.kind = k;
+    x.handle = rtnl_tc_get_handle(TC_CAST(q));
+    x.parent = rtnl_tc_get_parent(TC_CAST(q));
+    out.push_back(x);
+  });
+  return out;
 }
 
 }  // namespace terway::netlink

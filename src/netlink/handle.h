@@ -96,6 +96,16 @@ class Handle {
   Status ReplaceFdb(const FdbEntry& e);       // static entry on the port's master bridge
   Status DeleteFdbIfExists(const FdbEntry& e);
 
+  // ---- traffic control ----
+  // clsact (the hook for tc eBPF programs on ingress and egress); present = ok.
+  Status EnsureClsact(int index);
+  Status DeleteClsactIfExists(int index);
+  // Replaces the root qdisc with a token bucket filter.
+  Status ReplaceRootTbf(int index, const TokenBucket& tb);
+  // Back to the kernel's default root qdisc; success if it already is.
+  Status DeleteRootQdiscIfExists(int index);
+  Result<std::vector<Qdisc>> ListQdiscs(int link_index = 0);
+
  public:
   struct Socket;  // opaque: the libnl socket (defined in handle.cc)
 

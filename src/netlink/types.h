@@ -143,4 +143,19 @@ struct FdbEntry {
   MacAddr mac;
 };
 
+// A queueing discipline as read back from the kernel.
+struct Qdisc {
+  int link_index = 0;
+  std::string kind;     // "tbf", "clsact", "noqueue", ...
+  uint32_t handle = 0;  // major:minor packed, as the kernel reports it
+  uint32_t parent = 0;  // 0xffffffff = root; 0xfffffff1 = clsact/ingress
+};
+
+// Token bucket shaping of a link's egress (TBF root qdisc).
+struct TokenBucket {
+  uint64_t rate_bytes_per_sec = 0;
+  uint32_t burst_bytes = 0;   // bucket size; at least one MTU
+  uint32_t latency_ms = 25;   // how long a packet may wait: sets the queue limit
+};
+
 }  // namespace terway::netlink

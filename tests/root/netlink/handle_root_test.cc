@@ -506,6 +506,41 @@ TEST_F(HandleRoot, DumpsRetryWhileTheTableChanges) {
   writer.join();
 }
 
+TEST_F(HandleRoot, QdiscsClsactAndTokenBucket) {
+  Wire();
+  int v0 = Index(A(), "v0");
+  auto kinds = [&]() {
+    std::string out;
+    auto q = A().ListQdiscs(v0);
+    EXPECT_TRUE(q.ok());
+    if (q.ok()) {
+      for (const auto& x : *q) out += x.kind + " ";
+    }
+    return out;
+  };
+  ASSERT_OK(A().EnsureClsact(v0));
+  ASSERT_OK(A().EnsureClsact(v0));
+  EXPECT_NE(kinds().find("clsact"), std::string::npos) << kinds();
+
+  TokenBucket tb{1000000, 32 * 1024, 50};  // 8 Mbit/s
+  ASSERT_OK(A().ReplaceRootTbf(v0, tb));
+  std::string shown = Capture("ip netns exec " + a_ + " tc qdisc show dev v0");
+  EXPECT_NE(shown.find("qdisc tbf"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("rate 8Mbit"), std::string::npos) << shown;
+  tb.rate_bytes_per_sec = 2500000;  // 20 Mbit/s: replace in place
+  ASSERT_OK(A().ReplaceRootTbf(v0, tb));
+  shown = Capture("ip netns exec " + a_ + " tc qdisc show dev v0");
+  EXPECT_NE(shown.find("rate 20Mbit"), std::string::npos) << shown;
+  EXPECT_CODE(A().ReplaceRootTbf(v0, TokenBucket{0, 1, 1}), ErrorCode::kInvalidArgument);
+
+  ASSERT_OK(A().DeleteRootQdiscIfExists(v0));
+  ASSERT_OK(A().DeleteRootQdiscIfExists(v0));
+  EXPECT_EQ(kinds().find("tbf"), std::string::npos) << kinds();
+  ASSERT_OK(A().DeleteClsactIfExists(v0));
+  ASSERT_OK(A().DeleteClsactIfExists(v0));
+  EXPECT_EQ(kinds().find("clsact"), std::string::npos) << kinds();
+}
+
 TEST(HandleOpen, UnknownNamespaceIsNamed) {
   TERWAY_REQUIRE_ROOT();
   auto h = Handle::OpenIn("tnl-does-not-exist-" + testing::UniqueSuffix());
