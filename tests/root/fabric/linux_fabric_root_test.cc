@@ -486,6 +486,27 @@ TEST(LinuxFabricRoot, MisuseGetsAnErrorNamingTheCause) {
   EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists) << s.error().ToString();
 }
 
+TEST(LinuxFabricRoot, WorldsBuiltConcurrentlyAreIndependent) {
+  TERWAY_REQUIRE_ROOT();
+  auto w1 = std::make_unique<World>();
+  World w2;
+  // Same ids and addresses in both: nothing may collide.
+  Status s1, s2;
+  std::thread t1([&] { s1 = BuildThree(*w1); });
+  std::thread t2([&] { s2 = BuildThree(w2); });
+  t1.join();
+  t2.join();
+  ASSERT_OK(s1);
+  ASSERT_OK(s2);
+  EXPECT_TRUE(Reaches(w1->fabric.InstanceNetns("i-a"), Ip("198.18.2.10")));
+  EXPECT_TRUE(Reaches(w2.fabric.InstanceNetns("i-a"), Ip("198.18.2.10")));
+  std::string w2_a = w2.fabric.InstanceNetns("i-a");
+  ASSERT_OK(w1->fabric.Destroy());
+  w1.reset();
+  EXPECT_TRUE(Reaches(w2_a, Ip("198.18.2.10")));
+  EXPECT_TRUE(Reaches(w2_a, Ip("198.18.1.11")));
+}
+
 // Links of a world by the names it gives them, visible in the root namespace.
 std::string WorldLinksInRoot() {
   std::string links = Capture("ip -o link show");

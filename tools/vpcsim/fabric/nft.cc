@@ -3,6 +3,7 @@
 #include <nftables/libnftables.h>
 
 #include <memory>
+#include <mutex>
 
 #include "common/strings.h"
 #include "netlink/netns.h"
@@ -15,7 +16,13 @@ struct CtxDeleter {
   void operator()(nft_ctx* c) const { nft_ctx_free(c); }
 };
 
+// libnftables 1.0 keeps some process-wide state (GMP allocator hooks, cached
+// iproute2 tables) that it does not document as thread-safe: one run at a time
+// across all worlds of the process.
+std::mutex g_nft_mu;
+
 Status Run(const std::string& netns, const std::string& commands, bool json, std::string* out) {
+  std::lock_guard lock(g_nft_mu);
   Status s = netlink::RunInNetns(netns, [&]() -> Status {
     std::unique_ptr<nft_ctx, CtxDeleter> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
     if (!ctx) return Errorf(ErrorCode::kInternal, "nft_ctx_new failed");
