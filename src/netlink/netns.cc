@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <future>
+#include <memory>
 
 #include "common/strings.h"
 
@@ -90,13 +91,16 @@ Status RunInNetns(const std::string& name_or_path, const std::function<Status()>
 }
 
 Result<std::thread> SpawnInNetns(const std::string& name_or_path, std::function<void()> fn) {
-  std::promise<Status> entered;
-  auto fut = entered.get_future();
+  // Shared ownership: set_value may still be returning on the new thread when
+  // this function has already returned and would destroy a stack promise.
+  auto entered = std::make_shared<std::promise<Status>>();
+  auto fut = entered->get_future();
   std::string path = NetnsPath(name_or_path);
-  std::thread t([path, fn = std::move(fn), &entered]() mutable {
+  std::thread t([path, fn = std::move(fn), entered]() mutable {
     Status s = EnterNetns(path);
     bool ok = s.ok();
-    entered.set_value(std::move(s));
+    entered->set_value(std::move(s));
+    entered.reset();
     if (ok) fn();
   });
   Status s = fut.get();

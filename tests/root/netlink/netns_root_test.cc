@@ -43,5 +43,39 @@ TEST(NetnsRoot, CreateRunDelete) {
   EXPECT_FALSE(RunInNetns(name, [] { return Ok(); }).ok());
 }
 
+TEST(NetnsRoot, SpawnedThreadLivesInTheNamespace) {
+  TERWAY_REQUIRE_ROOT();
+  std::string name = "tnsp" + testing::UniqueSuffix();
+  struct Guard {
+    std::string n;
+    ~Guard() { (void)DeleteNamedNetns(n); }
+  } guard{name};
+  ASSERT_TRUE(CreateNamedNetns(name).ok());
+  // A link only this namespace has, seen from the spawned thread.
+  {
+    auto h = Handle::OpenIn(name);
+    ASSERT_TRUE(h.ok());
+    VethSpec spec;
+    spec.name = "sp0";
+    spec.peer_name = "sp1";
+    ASSERT_TRUE(h->CreateVeth(spec).ok());
+  }
+  bool saw = false;
+  auto t = SpawnInNetns(name, [&] {
+    auto h = Handle::Open();
+    saw = h.ok() && h->LinkExists("sp0");
+  });
+  ASSERT_TRUE(t.ok()) << t.error().ToString();
+  t->join();
+  EXPECT_TRUE(saw);
+  auto here = Handle::Open();
+  ASSERT_TRUE(here.ok());
+  EXPECT_FALSE(here->LinkExists("sp0"));
+
+  auto bad = SpawnInNetns("tnsp-missing-" + testing::UniqueSuffix(), [] {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace terway::netlink
