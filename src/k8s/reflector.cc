@@ -87,6 +87,7 @@ bool Reflector::WatchOnce() {
   bool error_event = false;
   bool got_event = false;
   watches_++;
+  const auto started = std::chrono::steady_clock::now();
   Status st = lw_.Watch(
       wo,
       [&](WatchEvent ev) {
@@ -121,6 +122,9 @@ bool Reflector::WatchOnce() {
   }
   if (relist) return true;
   if (error_event) SleepBackoff();  // a server-side failure: do not spin on it
+  // A stream that ends at once and empty (a proxy cutting watches, a server
+  // refusing them politely) would otherwise be reopened in a tight loop.
+  else if (!got_event && std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) SleepBackoff();
   return false;
 }
 

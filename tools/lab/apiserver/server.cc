@@ -152,7 +152,9 @@ ApiServer::ApiServer(std::shared_ptr<ObjectStore> store, ApiServerOptions opts)
 
 ApiServer::~ApiServer() { Stop(); }
 
-std::string ApiServer::url() const { return fmt::format("http://{}:{}", opts_.host, port_); }
+std::string ApiServer::url() const {
+  return fmt::format("{}://{}:{}", opts_.tls_cert_file.empty() ? "http" : "https", opts_.host, port_);
+}
 
 void ApiServer::HoldWatches(bool hold) {
   hold_watches_ = hold;
@@ -160,7 +162,25 @@ void ApiServer::HoldWatches(bool hold) {
 }
 
 Status ApiServer::Start() {
-  svr_ = std::make_unique<httplib::Server>();
+  if (!opts_.tls_cert_file.empty() || !opts_.tls_key_file.empty()) {
+    auto ssl = std::make_unique<httplib::SSLServer>(opts_.tls_cert_file.c_str(), opts_.tls_key_file.c_str());
+    if (!ssl->is_valid()) {
+      return Errorf(ErrorCode::kInvalidArgument, "TLS certificate {} or key {} unusable", opts_.tls_cert_file,
+                    opts_.tls_key_file);
+    }
+    svr_ = std::move(ssl);
+  } else {
+    svr_ = std::make_unique<httplib::Server>();
+  }
+  if (!opts_.bearer_token.empty()) {
+    svr_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.get_header_value("Authorization") == "Bearer " + opts_.bearer_token) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      Reply(res, 401, StatusFor(401, "Unauthorized", "Unauthorized"));
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
   int threads = opts_.threads;
   svr_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   Route();
@@ -323,7 +343,9 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
       if (rest.size() > 5) t.type = nullptr;
     }
   }
-  if (!t.type && !(rest[0] == "namespaces" && rest.size() >= 3 && t.ns.size())) {
+  if (!t.type) {
+    // Cluster-scoped, all-namespaces, or a namespace itself
+    // (/api/v1/namespaces/<name>[/status]).
     t = Target{};
     t.type = store_->Find(group, version, rest[0]);
     if (rest.size() > 1) t.name = rest[1];

@@ -29,6 +29,13 @@ struct ApiServerOptions {
   int max_watch_seconds = 1800;
   // Worker threads; every open watch holds one.
   int threads = 64;
+  // HTTPS when both are set (PEM files), as a real API server; plain HTTP
+  // otherwise (the lab's default: loopback only).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // When set, every request must carry "Authorization: Bearer <token>"
+  // (401 otherwise), so the client's token handling is exercised.
+  std::string bearer_token;
 };
 
 class ApiServer {
