@@ -207,7 +207,11 @@ Result<IpAllocation> IpPool::Allocate(const PodIdentity& pod, std::chrono::milli
     auto got = TryAllocateLocked(pod);
     if (got.ok() || got.error().code != ErrorCode::kNotFound) {
       if (waiting) --waiting_;
-      if (!got.ok()) return std::move(got).error().Wrap(what);
+      if (!got.ok()) {
+        ++allocation_failures_total_;
+        return std::move(got).error().Wrap(what);
+      }
+      ++allocations_total_;
       log::Info("ip_allocated pod={}/{} container={} ip={} eni={} sticky_reuse={}", pod.namespace_,
                 pod.name, pod.container_id, got->ip, got->eni_id, got->reused_reservation);
       return got;
@@ -220,6 +224,7 @@ Result<IpAllocation> IpPool::Allocate(const PodIdentity& pod, std::chrono::milli
       gen_at_wait = shortfall_gen_;
     } else if (shortfall_gen_ != gen_at_wait) {
       --waiting_;
+      ++allocation_failures_total_;
       return Error(shortfall_).Wrap(what);
     }
     refill_requested_ = true;
@@ -228,7 +233,11 @@ Result<IpAllocation> IpPool::Allocate(const PodIdentity& pod, std::chrono::milli
         std::chrono::steady_clock::now() >= deadline) {
       auto retry = TryAllocateLocked(pod);
       --waiting_;
-      if (retry.ok()) return retry;
+      if (retry.ok()) {
+        ++allocations_total_;
+        return retry;
+      }
+      ++allocation_failures_total_;
       Error e(ErrorCode::kTimeout,
               fmt::format("no IP within {} ms{}", timeout.count(),
                           last_cloud_error_ ? "; last cloud error: " + last_cloud_error_->ToString()
@@ -249,6 +258,7 @@ Status IpPool::ReleaseLocked(const store::AllocationRecord& rec) {
   }
   TERWAY_ASSIGN_OR_RETURN(auto released, store_->Release(rec.container_id, Unix(now), reservation));
   if (!released) return Ok();
+  ++releases_total_;
   if (ip != ips_.end() && ip->second.container_id == rec.container_id) {
     ip->second.container_id.clear();
     ip->second.idle_since = now;
@@ -318,6 +328,9 @@ PoolStats IpPool::Stats() const {
   s.enis = static_cast<int>(enis_.size());
   s.max_pods = MaxPodCount();
   s.waiting = waiting_;
+  s.allocations_total = allocations_total_;
+  s.allocation_failures_total = allocation_failures_total_;
+  s.releases_total = releases_total_;
   return s;
 }
 

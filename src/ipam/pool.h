@@ -68,6 +68,10 @@ struct PoolStats {
   int enis = 0;
   int max_pods = 0;
   int waiting = 0;
+  // Counters since start (for metrics).
+  uint64_t allocations_total = 0;
+  uint64_t allocation_failures_total = 0;
+  uint64_t releases_total = 0;
 };
 
 struct PoolOptions {
@@ -110,6 +114,9 @@ class IpPool {
   // Idempotent: unknown container ids succeed.
   Status Release(const std::string& container_id);
   Result<std::optional<IpAllocation>> Get(const std::string& container_id);
+  // Every current allocation (CNI GC compares these with the runtime's
+  // valid attachments; terway-cli lists them).
+  Result<std::vector<store::AllocationRecord>> Allocations() { return store_->ListAllocations(); }
 
   // One round of each background job (the worker calls these; tests too).
   Status RefillOnce();
@@ -178,6 +185,9 @@ class IpPool {
   std::map<PodName, Reservation> reservations_;
   std::set<PodName> in_flight_;
   int waiting_ = 0;
+  uint64_t allocations_total_ = 0;
+  uint64_t allocation_failures_total_ = 0;
+  uint64_t releases_total_ = 0;
   bool refill_requested_ = false;
   uint64_t shortfall_gen_ = 0;
   Error shortfall_;

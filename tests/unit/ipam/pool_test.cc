@@ -238,6 +238,9 @@ TEST_F(PoolTest, ChurnUnderThrottlingNeverGivesOneIpToTwoPods) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(violations.load(), 0);
   EXPECT_EQ(allocated.load(), 300);
+  EXPECT_EQ(pool_->Stats().allocations_total, 300u);
+  EXPECT_EQ(pool_->Stats().releases_total, 300u);
+  EXPECT_TRUE(pool_->Allocations()->empty());
   EXPECT_EQ(pool_->Stats().in_use, 0);
   EXPECT_TRUE(store_->ListAllocations()->empty());
   cloud_->SetRandomFaults(0, 0, 1);
