@@ -110,6 +110,7 @@ class TerwaydStorm : public ::testing::Test {
         for (int i = t; i < n; i += threads) {
           auto r = CallWithRetry(PodRequest(proto::Op::kAllocate, i), std::chrono::seconds(240));
           std::lock_guard l(mu);
+          progress_++;
           if (r.ok() && r->ok() && r->result && !r->result->ips.empty()) {
             got[i] = r->result->ips[0].address;
           } else {
@@ -201,6 +202,7 @@ class TerwaydStorm : public ::testing::Test {
   std::unique_ptr<TerwaydNode> node_;
   std::unique_ptr<cloud::CloudClients> cloud_;
   std::string instance_;
+  std::atomic<int> progress_{0};  // allocations answered so far
 };
 
 TEST_F(TerwaydStorm, TwoHundredPodsUnderThrottlingAndServerErrors) {
@@ -220,18 +222,24 @@ TEST_F(TerwaydStorm, TwoHundredPodsUnderThrottlingAndServerErrors) {
 TEST_F(TerwaydStorm, Kill9DuringTheStormLosesNothing) {
   ASSERT_TRUE(world_->SetFaults({{"action", "*"}, {"throttle_rate", 0.2}, {"error_rate", 0.05}}).ok());
   constexpr int kPods = 120;
-  std::atomic<bool> done{false};
+  // Kill at points tied to progress (not to wall time, which varies with the
+  // machine's load), with a random offset so the instant within the daemon's
+  // work differs from run to run.
+  std::atomic<int> kills{0};
   std::thread killer([&] {
     std::mt19937 rng(std::random_device{}());
-    for (int k = 0; k < 3 && !done; k++) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1500));
+    for (int at : {kPods / 5, kPods / 2, kPods * 4 / 5}) {
+      int target = at + static_cast<int>(rng() % 10);
+      WaitFor([&] { return progress_ >= target; }, std::chrono::seconds(300),
+              std::chrono::milliseconds(2));
       node_->Kill9();
-      ASSERT_TRUE(node_->Restart().ok());
+      kills++;
+      EXPECT_TRUE(node_->Restart().ok());
     }
   });
   auto got = AllocateAll(kPods, 12);
-  done = true;
   killer.join();
+  EXPECT_EQ(kills, 3);
   EXPECT_EQ(got.size(), static_cast<size_t>(kPods));
   ExpectNoDuplicates(got);
 
