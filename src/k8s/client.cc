@@ -154,7 +154,10 @@ Status RestClient::Watch(const ResourceRef& r, const std::string& ns, const List
                          const std::function<bool(WatchEvent)>& on_event,
                          const std::atomic<bool>* cancel) {
   if (limiter_) limiter_->Wait();
-  HttpRequest req{"GET", ResourcePath(r, ns) + Query(opts, true), {}, "", std::chrono::seconds(0)};
+  // The server ends the watch after timeoutSeconds; the client gives it a
+  // grace period on top before treating the stream as dead.
+  auto limit = opts.timeout_seconds > 0 ? std::chrono::seconds(opts.timeout_seconds + 60) : std::chrono::seconds(0);
+  HttpRequest req{"GET", ResourcePath(r, ns) + Query(opts, true), {}, "", limit};
   const std::string what = "watch " + req.path;
   WatchStreamSplitter splitter(on_event, [&](const Error& e) {
     log::Warn("k8s_watch_bad_event path={} err={}", req.path, e.ToString());

@@ -101,9 +101,14 @@ class CurlTransport : public Transport {
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.body.size()));  // NOLINT
     }
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    if (!on_data) {
+    if (req.timeout.count() > 0) {
       curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));  // NOLINT
     }
+    // A watch can sit idle for minutes; keepalive probes notice a peer that
+    // vanished without closing (node reboot, NAT drop) instead of hanging.
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 10L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, cfg_.user_agent.c_str());
 
     // TLS material.

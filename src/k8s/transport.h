@@ -22,8 +22,8 @@ struct HttpRequest {
   std::string path;  // path and query, e.g. "/api/v1/pods?watch=true"
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  // Whole-request timeout for Do; for Stream, only the connect timeout
-  // applies (a watch lasts as long as the server keeps it open).
+  // Whole-request timeout; zero means none (a watch without timeoutSeconds
+  // lasts as long as the server keeps it open).
   std::chrono::milliseconds timeout{30000};
 };
 
