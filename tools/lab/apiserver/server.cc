@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "k8s/selector.h"
+#include "tools/lab/apiserver/protobuf.h"
 
 namespace terway::lab {
 namespace {
@@ -362,9 +363,15 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   // Parses a JSON body; kubectl sends JSON (YAML is converted client-side).
   auto parse_body = [&](Json* out) -> bool {
     if (req.get_header_value("Content-Type").find("protobuf") != std::string::npos) {
-      Reply(res, 415, StatusFor(415, "UnsupportedMediaType",
-                                "the lab API server speaks JSON only; send application/json"));
-      return false;
+      auto decoded = DecodeKubernetesProtobuf(req.body);
+      if (!decoded.ok()) {
+        int code = decoded.error().code == ErrorCode::kUnsupported ? 415 : 400;
+        Reply(res, code, StatusFor(code, code == 415 ? "UnsupportedMediaType" : "BadRequest",
+                                   decoded.error().message));
+        return false;
+      }
+      *out = std::move(decoded).value();
+      return true;
     }
     *out = Json::parse(req.body, nullptr, false);
     if (out->is_discarded()) {
