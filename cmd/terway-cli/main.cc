@@ -116,6 +116,25 @@ int Enis(const std::string& state) {
   return 0;
 }
 
+int Ips(const std::string& state) {
+  auto st = terway::store::StateStore::Open(state);
+  if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
+  auto enis = (*st)->ListEnis();
+  auto ips = (*st)->ListIps();
+  if (!enis.ok()) return Fail(enis.error());
+  if (!ips.ok()) return Fail(ips.error());
+  std::cout << fmt::format("{:<16} {:<24} {}\n", "IP", "ENI", "STATE");
+  for (const auto& ip : *ips) {
+    std::string role;
+    for (const auto& e : *enis) {
+      if (e.primary_ip == ip.ip) role = " (ENI primary IP)";
+    }
+    std::cout << fmt::format("{:<16} {:<24} {}{}\n", ip.ip, ip.eni_id,
+                             ip.idle_since_unix ? "idle" : "in use", role);
+  }
+  return 0;
+}
+
 int Status(const std::string& socket) {
   terway::cni::protocol::Request req;
   req.op = terway::cni::protocol::Op::kStatus;
@@ -152,6 +171,9 @@ int main(int argc, char** argv) {
   auto* enis = app.add_subcommand("enis", "ENIs and their IPs (terwayd's state database)");
   enis->add_option("--state", state, "state database")->capture_default_str();
 
+  auto* ips = app.add_subcommand("ips", "pod IPs of the node's ENIs and their state");
+  ips->add_option("--state", state, "state database")->capture_default_str();
+
   std::string socket = "/var/run/eni/eni.socket";
   auto* status = app.add_subcommand("status", "is terwayd ready to serve pods?");
   status->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
@@ -160,6 +182,7 @@ int main(int argc, char** argv) {
   if (*maxpods) return MaxPods(cf, type, mode);
   if (*pods) return Pods(state);
   if (*enis) return Enis(state);
+  if (*ips) return Ips(state);
   if (*status) return Status(socket);
   return 1;
 }
