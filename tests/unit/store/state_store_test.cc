@@ -249,6 +249,16 @@ TEST(StateStore, SurvivesKill9DuringWrites) {
         }
       }
     }
+    // Reaps the child even if an assertion below returns early.
+    struct ChildGuard {
+      pid_t pid;
+      bool reaped = false;
+      ~ChildGuard() {
+        if (reaped) return;
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+    } guard{pid};
     // Kill it at a different moment each round, after it has done real work.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -260,6 +270,7 @@ TEST(StateStore, SurvivesKill9DuringWrites) {
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    guard.reaped = true;
     ASSERT_TRUE(WIFSIGNALED(status)) << "child exited on its own with " << WEXITSTATUS(status);
 
     auto s = MustOpen(path);
