@@ -1,9 +1,9 @@
 // vpcsim: the emulated Alibaba Cloud (ECS/VPC OpenAPI, metadata, VPC fabric).
 //
-//   vpcsim serve --world FILE --state DIR [--listen 127.0.0.1:0] [--port-file F] [--fabric linux|none]
+//   vpcsim serve --world FILE --state DIR [--listen 127.0.0.1:0] [--port-file F] [--fabric auto|linux|none]
 //   vpcsim destroy --state DIR
 //   vpcsim fault set --action A [--throttle-rate R] [--error-rate R] [--latency-ms N]
-//                    [--attach-delay-ms N] [--stuck-detaching true|false]
+//                    [--attach-delay-ms N] [--stuck-detaching true|false] [--throttle-code C]
 //   vpcsim fault clear [--action A] | vpcsim fault list
 //   vpcsim stats [--reset]
 //   vpcsim instance add --type T --vswitch V [--id I] | vpcsim instance remove ID
@@ -84,7 +84,15 @@ std::unique_ptr<Fabric> MakeFabric(const std::string& kind, const std::string& p
 }
 
 int Serve(const std::string& world_file, const std::string& state, const std::string& listen,
-          const std::string& port_file, const std::string& fabric_kind, int attach_delay_ms) {
+          const std::string& port_file, std::string fabric_kind, int attach_delay_ms) {
+  if (fabric_kind == "auto") {
+    // The real data plane when it can be built (root, linux fabric compiled in).
+#ifdef VPCSIM_HAVE_LINUX_FABRIC
+    fabric_kind = geteuid() == 0 ? "linux" : "none";
+#else
+    fabric_kind = "none";
+#endif
+  }
   auto world = LoadWorld(world_file);
   if (!world.ok()) return Fail(world.error().ToString());
   auto colon = listen.rfind(':');
@@ -102,6 +110,9 @@ int Serve(const std::string& world_file, const std::string& state, const std::st
     return Fail("--listen must be a loopback address (the admin endpoint has no authentication)");
   }
   o.attach_delay = std::chrono::milliseconds(attach_delay_ms);
+  // Only a real fabric has a router namespace of ours to serve in (a "none"
+  // world must never bind inside a namespace that merely has the same name).
+  o.serve_in_router = fabric_kind == "linux";
   auto lock = LockState(state);
   if (!lock.ok()) return Fail(lock.error().ToString());
   std::string err;
@@ -254,14 +265,14 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
-  std::string world_file, state, listen = "127.0.0.1:0", port_file, fabric_kind = "none", endpoint;
+  std::string world_file, state, listen = "127.0.0.1:0", port_file, fabric_kind = "auto", endpoint;
   int attach_delay_ms = 300;
   auto* serve = app.add_subcommand("serve", "run the emulated cloud");
   serve->add_option("--world", world_file, "world definition (YAML)")->required();
   serve->add_option("--state", state, "state directory (SQLite)")->required();
   serve->add_option("--listen", listen, "loopback HOST:PORT for API, metadata and admin (port 0 = any)");
   serve->add_option("--port-file", port_file, "write the bound port here");
-  serve->add_option("--fabric", fabric_kind, "data plane: linux (real namespaces, root) or none");
+  serve->add_option("--fabric", fabric_kind, "data plane: linux (real namespaces, root), none, or auto (linux when root)");
   serve->add_option("--attach-delay-ms", attach_delay_ms, "time in Attaching/Detaching");
 
   auto* destroy = app.add_subcommand("destroy", "remove a world's fabric and state");
@@ -278,6 +289,7 @@ int main(int argc, char** argv) {
   std::optional<double> throttle, error_rate;
   std::optional<int> latency, attach_delay;
   std::optional<bool> stuck;
+  std::optional<std::string> throttle_code;
   auto* fset = fault->add_subcommand("set", "set faults of an action (\"*\" = all)");
   add_client(fset);
   fset->add_option("--action", action, "API action name or *");
@@ -286,6 +298,7 @@ int main(int argc, char** argv) {
   fset->add_option("--latency-ms", latency);
   fset->add_option("--attach-delay-ms", attach_delay);
   fset->add_option("--stuck-detaching", stuck);
+  fset->add_option("--throttle-code", throttle_code, "Throttling | Throttling.User | Throttling.Api");
   auto* fclear = fault->add_subcommand("clear", "clear faults (of one action, or all)");
   add_client(fclear);
   std::string clear_action;
@@ -332,6 +345,7 @@ int main(int argc, char** argv) {
     if (latency) body["latency_ms"] = *latency;
     if (attach_delay) body["attach_delay_ms"] = *attach_delay;
     if (stuck) body["stuck_detaching"] = *stuck;
+    if (throttle_code) body["throttle_code"] = *throttle_code;
     r = client->Call("POST", "/admin/faults", body);
   } else if (fclear->parsed()) {
     json body = json::object();

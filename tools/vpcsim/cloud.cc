@@ -17,7 +17,8 @@ Error ApiError(int http_status, std::string code, std::string message) {
   Error e(ErrorCode::kCloud, std::move(message));
   e.cloud_code = std::move(code);
   e.http_status = http_status;
-  e.retryable = http_status >= 500 || e.cloud_code == "Throttling" || e.cloud_code == "Operation.Conflict";
+  e.retryable = http_status >= 500 || e.cloud_code.rfind("Throttling", 0) == 0 ||
+                e.cloud_code == "Operation.Conflict";
   return e;
 }
 

@@ -5,7 +5,7 @@ namespace terway::vpcsim {
 nlohmann::json ToJson(const FaultSpec& f) {
   return {{"throttle_rate", f.throttle_rate}, {"error_rate", f.error_rate},
           {"latency_ms", f.latency_ms},       {"attach_delay_ms", f.attach_delay_ms},
-          {"stuck_detaching", f.stuck_detaching}};
+          {"stuck_detaching", f.stuck_detaching}, {"throttle_code", f.throttle_code}};
 }
 
 Status MergeFaultSpec(const nlohmann::json& j, FaultSpec* f) {
@@ -18,10 +18,16 @@ Status MergeFaultSpec(const nlohmann::json& j, FaultSpec* f) {
       else if (k == "latency_ms") f->latency_ms = v.get<int>();
       else if (k == "attach_delay_ms") f->attach_delay_ms = v.get<int>();
       else if (k == "stuck_detaching") f->stuck_detaching = v.get<bool>();
+      else if (k == "throttle_code") f->throttle_code = v.get<std::string>();
       else return Errorf(ErrorCode::kInvalidArgument, "fault: unknown field '{}'", k);
     }
   } catch (const nlohmann::json::exception& e) {
     return Errorf(ErrorCode::kInvalidArgument, "fault: bad field type: {}", e.what());
+  }
+  if (f->throttle_code != "Throttling" && f->throttle_code != "Throttling.User" &&
+      f->throttle_code != "Throttling.Api") {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "fault: throttle_code must be Throttling, Throttling.User or Throttling.Api");
   }
   auto rate_ok = [](double r) { return r >= 0 && r <= 1; };
   if (!rate_ok(f->throttle_rate) || !rate_ok(f->error_rate)) {

@@ -24,6 +24,9 @@ struct FaultSpec {
   int latency_ms = 0;         // added before answering
   int attach_delay_ms = -1;   // AttachNetworkInterface/Detach: time in Attaching/Detaching; -1 = default
   bool stuck_detaching = false;  // DetachNetworkInterface: ENIs stay Detaching until cleared
+  // The code a throttled call gets: "Throttling" (API-wide flow control) or
+  // "Throttling.User" (the caller's own quota); clients must retry on both.
+  std::string throttle_code = "Throttling";
 };
 
 nlohmann::json ToJson(const FaultSpec& f);

@@ -157,6 +157,12 @@ HttpReply OpenApiService::Handle(std::string_view method, const cloud::QueryPara
   if (spec.latency_ms > 0) sleep_(std::chrono::milliseconds(spec.latency_ms));
   switch (faults_->Draw(*action)) {
     case FaultTable::Injected::kThrottle:
+      if (spec.throttle_code == "Throttling.User") {
+        return fail(ApiError(400, "Throttling.User", "Request was denied due to user flow control."));
+      }
+      if (spec.throttle_code == "Throttling.Api") {
+        return fail(ApiError(400, "Throttling.Api", "Request was denied due to api flow control."));
+      }
       return fail(ApiError(400, "Throttling", "Request was denied due to request throttling."));
     case FaultTable::Injected::kServerError:
       return fail(ApiError(500, "InternalError",

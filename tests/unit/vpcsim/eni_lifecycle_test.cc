@@ -279,6 +279,10 @@ TEST_F(EniTest, FaultsInjectThrottlingServerErrorsAndCount) {
   std::string eni = CreateEni();
   EXPECT_EQ(Fail("AssignPrivateIpAddresses", {{"NetworkInterfaceId", eni}, {"SecondaryPrivateIpAddressCount", "1"}}),
             "400 Throttling");
+  f.throttle_code = "Throttling.User";
+  faults_.Set("AssignPrivateIpAddresses", f);
+  EXPECT_EQ(Fail("AssignPrivateIpAddresses", {{"NetworkInterfaceId", eni}, {"SecondaryPrivateIpAddressCount", "1"}}),
+            "400 Throttling.User");
   f = FaultSpec{};
   f.error_rate = 1.0;
   faults_.Set("*", f);
@@ -286,7 +290,7 @@ TEST_F(EniTest, FaultsInjectThrottlingServerErrorsAndCount) {
   EXPECT_TRUE(r == "500 InternalError" || r == "503 ServiceUnavailable") << r;
   faults_.ClearAll();
   Ok("DescribeNetworkInterfaces", {});
-  EXPECT_EQ(counters_.Calls("AssignPrivateIpAddresses"), 1u);
+  EXPECT_EQ(counters_.Calls("AssignPrivateIpAddresses"), 2u);
   EXPECT_EQ(counters_.Errors("AssignPrivateIpAddresses", "Throttling"), 1u);
   EXPECT_EQ(counters_.Calls("DescribeNetworkInterfaces"), 2u);
   EXPECT_EQ(counters_.Calls("CreateNetworkInterface"), 1u);

@@ -129,6 +129,7 @@ TEST_F(MetadataTest, AdminFaultsAndStats) {
   EXPECT_EQ(admin_->Handle("POST", "/admin/faults", R"({"action":"Nope","throttle_rate":1})").status, 400);
   EXPECT_EQ(admin_->Handle("POST", "/admin/faults", R"({"action":"*","throttle_rate":2})").status, 400);
   EXPECT_EQ(admin_->Handle("POST", "/admin/faults", R"({"action":"*","bogus":1})").status, 400);
+  EXPECT_EQ(admin_->Handle("POST", "/admin/faults", R"({"action":"*","throttle_code":"Nope"})").status, 400);
   EXPECT_EQ(Fail("DescribeInstances", {}), "400 Throttling");
   auto faults = json::parse(admin_->Handle("GET", "/admin/faults", "").body);
   EXPECT_EQ(faults["DescribeInstances"]["throttle_rate"], 1.0);
