@@ -262,8 +262,11 @@ class Run {
     Outcome out;
     protocol::Request req = BaseRequest(Op::kGc);
     req.valid_attachments = conf_.valid_attachments;
+    // An absent list is not an empty list: an empty one says "free them all",
+    // an absent one is a runtime bug, and guessing would cut every pod off.
     if (!conf_.has_valid_attachments)
-      log_.Write(2, "GC without cni.dev/valid-attachments: terwayd frees every attachment of this network");
+      return Fail(kInvalidNetworkConfig, "GC needs cni.dev/valid-attachments",
+                  "refusing to free every attachment of network " + conf_.name + " on a request without the list");
     auto reply = Ask(req, &out);
     if (!reply) return out;
     if (!reply->ok()) return FailFromDaemon(*reply->error);

@@ -6,8 +6,8 @@
 // Order of work, so that a bad invocation changes nothing on the host:
 //   environment (4) -> JSON (6) -> cniVersion (1) -> config (7/2) ->
 //   command allowed in this version (1) -> netns exists for ADD/CHECK (4) and
-//   is not the plugin's own netns (8, libcni's ErrInvalidNetNS) -> only then
-//   the daemon.
+//   is not the plugin's own netns (8, libcni's ErrInvalidNetNS) -> GC carries
+//   cni.dev/valid-attachments (7 if absent) -> only then the daemon.
 //
 // Daemon outcome -> CNI code:
 //   daemon not listening            ADD/DEL/CHECK/GC: 11 (kubelet retries);

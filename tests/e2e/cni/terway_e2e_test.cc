@@ -279,6 +279,7 @@ TEST_F(TerwayE2E, GcAndStatusOnlyIn110) {
   std::map<std::string, std::string> gc_env = {{"CNI_COMMAND", "GC"}, {"CNI_PATH", "/opt/cni/bin"},
                                                {"TERWAY_DAEMON_SOCKET", daemon_.fake().socket_path()}};
   EXPECT_EQ(ErrorCode(RunProcess(binary_, gc_env, Conf("1.0.0"))), 1);
+  EXPECT_EQ(ErrorCode(RunProcess(binary_, gc_env, Conf("1.1.0"))), 7) << "GC without the list frees nothing";
   EXPECT_EQ(daemon_.held(), 2u);
   ProcResult gc = RunProcess(binary_, gc_env,
                              Conf("1.1.0", R"(,"cni.dev/valid-attachments":[{"containerID":"keep","ifname":"eth0"}])"));

@@ -206,10 +206,16 @@ TEST_F(PluginTest, CommandsPerVersion) {
     int code;
   } cases[] = {
       {"CHECK", "0.3.1", 1}, {"CHECK", "0.4.0", 0}, {"CHECK", "1.0.0", 0}, {"CHECK", "1.1.0", 0},
-      {"GC", "0.4.0", 1},    {"GC", "1.0.0", 1},    {"GC", "1.1.0", 0},    {"STATUS", "1.0.0", 1},
+      {"GC", "0.4.0", 1},    {"GC", "1.0.0", 1},    {"GC", "1.1.0", 7},    {"STATUS", "1.0.0", 1},
       {"STATUS", "1.1.0", 0}, {"DEL", "0.3.1", 0},  {"DEL", "1.1.0", 0},
   };
-  for (const auto& c : cases) EXPECT_EQ(Code(Make(c.cmd, c.version)), c.code) << c.cmd << " " << c.version;
+  for (const auto& c : cases) {
+    // GC with an empty list is valid (free everything); without one it is refused (7, above).
+    EXPECT_EQ(Code(Make(c.cmd, c.version)), c.code) << c.cmd << " " << c.version;
+  }
+  EXPECT_EQ(Code(Make("GC", "1.1.0", R"(,"cni.dev/valid-attachments":[])")), 0);
+  EXPECT_EQ(script_.seen.back().op, protocol::Op::kGc);
+  EXPECT_TRUE(script_.seen.back().valid_attachments.empty());
 }
 
 TEST_F(PluginTest, VersionNeedsNothingButTheCommand) {
@@ -270,7 +276,8 @@ TEST_F(PluginTest, DaemonOutcomeToCniCode) {
   };
   for (const auto& c : cases) {
     script_.answer = c.answer;
-    EXPECT_EQ(Code(Make(c.cmd, "1.1.0")), c.code) << c.cmd;
+    std::string extra = std::string(c.cmd) == "GC" ? R"(,"cni.dev/valid-attachments":[])" : "";
+    EXPECT_EQ(Code(Make(c.cmd, "1.1.0", extra)), c.code) << c.cmd;
   }
 }
 
