@@ -82,6 +82,7 @@ Result<HttpResponse> HttpMetadataClient::Exchange(HttpRequest req,
                                                   std::chrono::steady_clock::time_point deadline) {
   req.timeout = config_.request_timeout;
   req.connect_timeout = config_.request_timeout;
+  for (const auto& h : config_.extra_headers) req.headers.push_back(h);
   std::optional<Error> last;
   for (int attempt = 0; attempt < config_.max_attempts; attempt++) {
     auto resp = transport_->Do(req);

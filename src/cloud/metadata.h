@@ -68,6 +68,9 @@ struct MetadataConfig {
   BackoffPolicy backoff{std::chrono::milliseconds(100), std::chrono::milliseconds(2000), 2.0};
   std::chrono::milliseconds deadline{20000};  // per Get, across retries
   std::chrono::milliseconds request_timeout{2000};
+  // Sent with every request. Only for emulators that serve several instances
+  // on one loopback port (vpcsim's X-Vpcsim-Instance-Id); empty on ECS.
+  std::vector<std::pair<std::string, std::string>> extra_headers;
 };
 
 // The real client. Token flow (ECS "hardened mode"): PUT /latest/api/token with
