@@ -17,7 +17,7 @@ VPCSIM=$BUILD/cmd/vpcsim/vpcsim
 TERWAYD=$BUILD/cmd/terwayd/terwayd
 CLI=$BUILD/cmd/terway-cli/terway-cli
 WORK=$(mktemp -d /tmp/terway-demo-XXXXXX)
-WORLD=twdemo$$
+WORLD=demo$(( $$ % 10000 ))
 VSW=vsw-${WORLD}a
 NODE1=i-${WORLD}n1
 NODE2=i-${WORLD}n2
@@ -111,7 +111,7 @@ done
 say "terwayd: $("$CLI" status --socket "$WORK/eni.socket")"
 for _ in $(seq 1 300); do
   idle=$("$CLI" enis --state "$WORK/terwayd.db" 2>/dev/null | grep -v "primary ENI" | \
-         sed -n 's/.* \([0-9]*\) idle$/\1/p' | head -1)
+         sed -n 's/.* \([0-9]*\) idle$/\1/p' | head -1 || true)
   [ "${idle:-0}" -ge 5 ] && break
   sleep 0.1
 done
@@ -122,7 +122,8 @@ bold "5. The cloud's view (vpcsim describe): the instances, their ENIs and priva
 "$VPCSIM" describe | sed 's/^/   /'
 
 bold "6. Real packets: the VPC delivers a private IP only through the ENI that holds it"
-ENI_LINE=$("$CLI" enis --state "$WORK/terwayd.db" | grep -v "primary ENI" | head -1)
+ENI_LINE=$("$CLI" enis --state "$WORK/terwayd.db" | grep -v "primary ENI" | head -1 || true)
+[ -n "$ENI_LINE" ] || { echo "demo: terwayd created no ENI; its log:"; tail -30 "$WORK/terwayd.log"; exit 1; }
 ENI_ID=$(echo "$ENI_LINE" | awk '{print $1}')
 ENI_MAC=$(echo "$ENI_LINE" | sed -n 's/.*mac=\([^ ]*\).*/\1/p')
 POD_IP=$("$CLI" ips --state "$WORK/terwayd.db" | awk -v e="$ENI_ID" '$2 == e && $3 == "idle" && !/primary/ {print $1; exit}')

@@ -20,8 +20,10 @@ std::string Bin(const std::string& name) { return BinaryPath(name); }
 
 Result<std::unique_ptr<VpcsimWorld>> VpcsimWorld::Start(const WorldSpec& spec) {
   std::unique_ptr<VpcsimWorld> w(new VpcsimWorld());
-  // Short: the name prefixes namespace names, and every run needs its own.
-  w->name_ = "e" + UniqueSuffix();
+  // Short (vpcsim allows 8 characters: the name prefixes namespace and link
+  // names), and unique per run so parallel tests never share a world.
+  static int worlds = 0;
+  w->name_ = fmt::format("e{:x}{:x}", getpid() & 0xffff, worlds++ & 0xff);
   std::string vsw = "vsw-" + w->name_ + "a";
   w->vswitches_.push_back(vsw);
   std::string yaml = fmt::format(R"(name: {name}

@@ -1,0 +1,138 @@
+// What an operator sees when something is wrong: bad configuration stops
+// terwayd at start with a message naming the key; a full vSwitch or the
+// instance's ENI quota gives pods a clear error naming the cause, and the node
+// recovers when capacity returns.
+#include <gtest/gtest.h>
+
+#include "cni/daemon_client.h"
+#include "e2e/harness/world.h"
+#include "test_util.h"
+
+namespace terway::testing {
+namespace {
+
+namespace proto = cni::protocol;
+
+struct BadConfig {
+  const char* name;
+  const char* conf;
+  const char* expect;  // substring of the error
+};
+
+class TerwaydConfigErrors : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(TerwaydConfigErrors, RefusesToStartNamingTheProblem) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFile(dir.File("eni.json"), GetParam().conf).ok());
+  auto r = RunCommand({BinaryPath("terwayd"), "--config", dir.File("eni.json"), "--socket",
+                       dir.File("eni.socket"), "--state", dir.File("state.db"), "--metrics-listen",
+                       ""},
+                      "", std::chrono::seconds(30));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(GetParam().expect), std::string::npos) << r.output;
+  // Nothing was created: no socket, no database.
+  EXPECT_TRUE(ReadFile(dir.File("state.db")).empty());
+  EXPECT_NE(access(dir.File("eni.socket").c_str(), F_OK), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, TerwaydConfigErrors,
+    ::testing::Values(
+        BadConfig{"WrongType", R"({"max_pool_size": "five"})", "max_pool_size"},
+        BadConfig{"BadCidr", R"({"service_cidr": "10.96.0.0/33"})", "service_cidr"},
+        BadConfig{"MinAboveMax", R"({"min_pool_size": 9, "max_pool_size": 2})", "min_pool_size"},
+        BadConfig{"HalfCredentials", R"({"access_key": "LTAIx"})", "access_secret"},
+        BadConfig{"NotJson", R"({"max_pool_size": 5,)", "eni_conf"},
+        BadConfig{"EmptyFile", "", "eni_conf"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(TerwaydConfig, MissingFileNamesThePath) {
+  TempDir dir;
+  auto r = RunCommand({BinaryPath("terwayd"), "--config", dir.File("nope.json"), "--socket",
+                       dir.File("s"), "--state", dir.File("db"), "--metrics-listen", ""},
+                      "", std::chrono::seconds(30));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(dir.File("nope.json")), std::string::npos) << r.output;
+}
+
+class TerwaydCapacity : public ::testing::Test {
+ protected:
+  Result<proto::Reply> Add(const std::string& socket, int i) {
+    proto::Request r;
+    r.op = proto::Op::kAllocate;
+    r.container_id = "cap-" + std::to_string(i);
+    r.netns = "/var/run/netns/cap";
+    r.ifname = "eth0";
+    r.pod.namespace_ = "cap";
+    r.pod.name = "pod-" + std::to_string(i);
+    r.deadline_ms = 20000;
+    return cni::MakeUnixDaemonClient(socket, std::chrono::seconds(30))->Call(r);
+  }
+  Result<proto::Reply> Del(const std::string& socket, int i) {
+    proto::Request r;
+    r.op = proto::Op::kRelease;
+    r.container_id = "cap-" + std::to_string(i);
+    r.pod.namespace_ = "cap";
+    r.pod.name = "pod-" + std::to_string(i);
+    return cni::MakeUnixDaemonClient(socket, std::chrono::seconds(30))->Call(r);
+  }
+};
+
+TEST_F(TerwaydCapacity, FullNodeRefusesWithTheReasonAndRecovers) {
+  TERWAY_REQUIRE_ROOT();
+  WorldSpec ws;
+  ws.instance_type = "ecs.vpcsim.tiny";  // 3 ENIs x 3 IPs: (3 - 1) x 3 = 6 pods
+  auto w = VpcsimWorld::Start(ws);
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  TerwaydSpec ts;
+  ts.instance_id = (*w)->instances()[0];
+  auto n = TerwaydNode::Start(w->get(), ts);
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  ASSERT_TRUE((*n)->WaitReady().ok());
+  for (int i = 0; i < 6; i++) {
+    auto r = Add((*n)->socket(), i);
+    ASSERT_TRUE(r.ok() && r->ok()) << "pod " << i << ": "
+                                   << (r.ok() ? r->error->message : r.error().ToString());
+  }
+  auto full = Add((*n)->socket(), 6);
+  ASSERT_TRUE(full.ok());
+  ASSERT_FALSE(full->ok());
+  EXPECT_EQ(full->error->cls, proto::ErrorClass::kExhausted) << full->error->message;
+  EXPECT_NE(full->error->message.find("cap/pod-6"), std::string::npos) << full->error->message;
+  ASSERT_TRUE(Del((*n)->socket(), 0).ok());
+  auto again = Add((*n)->socket(), 6);
+  ASSERT_TRUE(again.ok() && again->ok()) << (again.ok() ? again->error->message : "");
+}
+
+TEST_F(TerwaydCapacity, ExhaustedVSwitchIsNamedInThePodsError) {
+  TERWAY_REQUIRE_ROOT();
+  WorldSpec ws;
+  ws.instance_type = "ecs.g7.large";
+  ws.vswitch_cidr = "198.18.0.0/28";  // 16 addresses: 4 reserved, 1 primary ENI, ~11 for pods
+  auto w = VpcsimWorld::Start(ws);
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  TerwaydSpec ts;
+  ts.instance_id = (*w)->instances()[0];
+  ts.max_pool_size = 0;
+  auto n = TerwaydNode::Start(w->get(), ts);
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  ASSERT_TRUE((*n)->WaitReady().ok());
+  int got = 0;
+  std::string last;
+  for (int i = 0; i < 20; i++) {
+    auto r = Add((*n)->socket(), i);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+    if (r->ok()) {
+      got++;
+      continue;
+    }
+    last = r->error->message;
+    break;
+  }
+  EXPECT_GT(got, 0);
+  EXPECT_LT(got, 20);
+  EXPECT_NE(last.find("IpNotEnough"), std::string::npos) << last;
+}
+
+}  // namespace
+}  // namespace terway::testing
