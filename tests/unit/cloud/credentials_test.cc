@@ -2,9 +2,13 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -105,7 +109,9 @@ class MapMetadata : public InstanceMetadata {
   std::map<std::string, std::string> values;
   int gets = 0;
   bool down = false;
+  std::mutex mu;
   Result<std::string> Get(const std::string& path) override {
+    std::lock_guard l(mu);
     gets++;
     if (down) return Error(ErrorCode::kUnavailable, "metadata down");
     auto it = values.find(path);
@@ -166,6 +172,27 @@ TEST(CredentialsTest, RamRoleErrors) {
   md.values["ram/security-credentials/R"] = "garbage";
   RamRoleCredentialProvider garbage(&md, &clock, "R");
   EXPECT_FALSE(garbage.Get().ok());
+}
+
+TEST(CredentialsTest, ConcurrentGetsShareOneRefresh) {
+  FakeClock clock;
+  MapMetadata md;
+  md.values["ram/security-credentials/"] = "R";
+  md.values["ram/security-credentials/R"] = StsDoc("STS.1", clock.Now() + minutes(60));
+  RamRoleCredentialProvider p(&md, &clock, "", minutes(5));
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; t++) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; i++) {
+        auto c = p.Get();
+        if (!c.ok() || c->access_key_id != "STS.1") failures++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(md.gets, 2) << "one role listing and one credential fetch for 1600 Gets";
 }
 
 }  // namespace
