@@ -339,5 +339,16 @@ TEST_F(VpcsimClientE2eTest, MetadataTokenFlowAndRamRoleCredentials) {
   EXPECT_EQ((*inst)[0].instance_id, instance_);
 }
 
+TEST_F(VpcsimClientE2eTest, PostFormRequestsAreAcceptedToo) {
+  OpenApiConfig cfg = client_->config();
+  cfg.http_method = "POST";
+  OpenApiClient post(cfg, RealDeps(curl_.get(), &creds_));
+  OpenApiEcsClient ecs(&post);
+  auto inst = ecs.DescribeInstances({instance_});
+  ASSERT_TRUE(inst.ok()) << inst.error().ToString();
+  ASSERT_EQ(inst->size(), 1u);
+  EXPECT_EQ((*inst)[0].instance_type, "ecs.g7.large");
+}
+
 }  // namespace
 }  // namespace terway::cloud
