@@ -42,7 +42,7 @@ namespace {
 Result<std::string> GetString(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::string();
-  if (!it->is_string()) return Errorf(ErrorCode::kInvalidArgument, "{:?} must be a string", key);
+  if (!it->is_string()) return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must be a string", key);
   return it->get<std::string>();
 }
 
@@ -53,13 +53,13 @@ Result<uint64_t> GetUnsigned(const json& j, const char* key) {
   if (it == j.end() || it->is_null()) return uint64_t{0};
   if (it->is_number_unsigned()) return it->get<uint64_t>();
   if (it->is_number_integer())
-    return Errorf(ErrorCode::kInvalidArgument, "{:?} must not be negative", key);
+    return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must not be negative", key);
   if (it->is_number_float()) {
     double d = it->get<double>();
     if (d >= 0 && d < 1.8e19 && d == static_cast<double>(static_cast<uint64_t>(d)))
       return static_cast<uint64_t>(d);
   }
-  return Errorf(ErrorCode::kInvalidArgument, "{:?} must be a non-negative integer", key);
+  return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must be a non-negative integer", key);
 }
 
 Result<Bandwidth> ParseBandwidth(const json& j) {
@@ -81,15 +81,15 @@ Result<Bandwidth> ParseBandwidth(const json& j) {
 Status ParseAttachments(const json& conf, const char* key, NetConf& out) {
   auto it = conf.find(key);
   if (it == conf.end() || it->is_null()) return Ok();
-  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "{:?} must be an array", key);
+  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must be an array", key);
   out.has_valid_attachments = true;
   for (const auto& e : *it) {
-    if (!e.is_object()) return Errorf(ErrorCode::kInvalidArgument, "{:?} must hold objects", key);
+    if (!e.is_object()) return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must hold objects", key);
     Attachment a;
     TERWAY_ASSIGN_OR_RETURN_CTX(a.container_id, GetString(e, "containerID"), key);
     TERWAY_ASSIGN_OR_RETURN_CTX(a.ifname, GetString(e, "ifname"), key);
     if (a.container_id.empty())
-      return Errorf(ErrorCode::kInvalidArgument, "{:?}: an entry has no containerID", key);
+      return Errorf(ErrorCode::kInvalidArgument, "\"{}\": an entry has no containerID", key);
     if (std::find(out.valid_attachments.begin(), out.valid_attachments.end(), a) == out.valid_attachments.end())
       out.valid_attachments.push_back(std::move(a));
   }

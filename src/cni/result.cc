@@ -56,22 +56,22 @@ json RenderDns(const Dns& d) {
 Result<std::string> OptString(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::string();
-  if (!it->is_string()) return Errorf(ErrorCode::kInvalidArgument, "field {:?} must be a string", key);
+  if (!it->is_string()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be a string", key);
   return it->get<std::string>();
 }
 Result<std::optional<int>> OptInt(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::optional<int>();
-  if (!it->is_number_integer()) return Errorf(ErrorCode::kInvalidArgument, "field {:?} must be an integer", key);
+  if (!it->is_number_integer()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be an integer", key);
   return std::optional<int>(it->get<int>());
 }
 Result<std::vector<std::string>> OptStrings(const json& j, const char* key) {
   std::vector<std::string> out;
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return out;
-  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "field {:?} must be an array", key);
+  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be an array", key);
   for (const auto& e : *it) {
-    if (!e.is_string()) return Errorf(ErrorCode::kInvalidArgument, "field {:?} must hold strings", key);
+    if (!e.is_string()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must hold strings", key);
     out.push_back(e.get<std::string>());
   }
   return out;
@@ -79,7 +79,7 @@ Result<std::vector<std::string>> OptStrings(const json& j, const char* key) {
 Result<const json*> OptArray(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return static_cast<const json*>(nullptr);
-  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "field {:?} must be an array", key);
+  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be an array", key);
   return &*it;
 }
 

@@ -93,6 +93,15 @@ TEST(Config, InvalidFieldsTable) {
   }
 }
 
+TEST(Config, MessagesNameTheField) {
+  auto r = Parse(R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":{"bandwidth":{"egressRate":"1"}}})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().ToString().find("\"egressRate\""), std::string::npos) << r.error().ToString();
+  auto g = Parse(R"({"cniVersion":"1.1.0","name":"n","cni.dev/attachments":5})");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.error().ToString().find("cni.dev/attachments"), std::string::npos) << g.error().ToString();
+}
+
 TEST(Config, ParsesPrevResultOfEachShape) {
   auto c = Parse(R"({"cniVersion":"0.4.0","name":"n","prevResult":{
       "cniVersion":"0.4.0",
