@@ -95,7 +95,8 @@ bool ProcessAlive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
 // No process anywhere still runs with our (unique) state directory.
 bool NoProcessMentions(const std::string& needle) {
-  for (const auto& d : fs::directory_iterator("/proc")) {
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator("/proc", ec)) {
     std::ifstream in(d.path() / "cmdline");
     std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (cmd.find(needle) != std::string::npos && cmd.find("vpcsim") != std::string::npos) return false;
@@ -292,7 +293,8 @@ TEST_F(VpcsimE2E, LinuxFabricServesInsideTheVpcAndDestroyLeavesNoNamespace) {
 
   std::string out;
   ASSERT_EQ(RunCli({"destroy", "--state", state_}, &out), 0) << out;
-  for (const auto& d : fs::directory_iterator("/var/run/netns")) {
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator("/var/run/netns", ec)) {
     EXPECT_NE(d.path().filename().string().rfind(world_name_ + "-", 0), 0u) << "left behind: " << d.path();
   }
   EXPECT_TRUE(NoProcessMentions(state_));
