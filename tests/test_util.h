@@ -18,13 +18,19 @@ namespace terway::testing {
   } while (0)
 
 // Directory holding the built binaries (cmd/<name>/<name> under the build dir).
+#ifndef TERWAY_DEFAULT_BINARY_DIR
+#define TERWAY_DEFAULT_BINARY_DIR "."
+#endif
+#ifndef TERWAY_DEFAULT_SOURCE_DIR
+#define TERWAY_DEFAULT_SOURCE_DIR "."
+#endif
 inline std::string BinaryDir() {
   const char* d = std::getenv("TERWAY_BINARY_DIR");
-  return d ? d : ".";
+  return d ? d : TERWAY_DEFAULT_BINARY_DIR;
 }
 inline std::string SourceDir() {
   const char* d = std::getenv("TERWAY_SOURCE_DIR");
-  return d ? d : ".";
+  return d ? d : TERWAY_DEFAULT_SOURCE_DIR;
 }
 inline std::string BinaryPath(const std::string& name) {
   return BinaryDir() + "/cmd/" + name + "/" + name;

@@ -115,6 +115,10 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   d->metrics_.DeclareGauge("terway_pool_enis", "ENIs the pool manages");
   d->metrics_.DeclareGauge("terway_pool_max_pods", "Pods this node can hold");
   d->metrics_.DeclareGauge("terway_pool_waiting_requests", "Allocations waiting for the pool to grow");
+  d->metrics_.DeclareCounter("terway_cloud_api_calls_total", "OpenAPI calls by action (logical calls)");
+  d->metrics_.DeclareCounter("terway_cloud_api_attempts_total", "OpenAPI HTTP requests by action");
+  d->metrics_.DeclareCounter("terway_cloud_api_errors_total", "OpenAPI calls that failed, by action");
+  d->metrics_.DeclareCounter("terway_cloud_api_retries_total", "OpenAPI retries by action");
   return d;
 }
 
@@ -129,6 +133,13 @@ void Daemon::UpdatePoolGauges() {
   metrics_.Set("terway_pool_enis", {}, s.enis);
   metrics_.Set("terway_pool_max_pods", {}, s.max_pods);
   metrics_.Set("terway_pool_waiting_requests", {}, s.waiting);
+  // The cloud client counts per action; exported as counters (monotonic).
+  for (const auto& [action, st] : cloud_->openapi()->Stats()) {
+    metrics_.Set("terway_cloud_api_calls_total", {{"action", action}}, double(st.calls));
+    metrics_.Set("terway_cloud_api_attempts_total", {{"action", action}}, double(st.attempts));
+    metrics_.Set("terway_cloud_api_errors_total", {{"action", action}}, double(st.errors));
+    metrics_.Set("terway_cloud_api_retries_total", {{"action", action}}, double(st.retries));
+  }
 }
 
 Status Daemon::Start() {

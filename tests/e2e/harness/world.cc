@@ -171,7 +171,8 @@ Result<std::unique_ptr<TerwaydNode>> TerwaydNode::Start(VpcsimWorld* world, cons
 Status TerwaydNode::Launch() {
   ProcessOptions po;
   po.argv = {BinaryPath("terwayd"), "--config", config_, "--socket", socket_, "--state", state_,
-             "--metrics-listen", "127.0.0.1:0", "--log-level", "info"};
+             "--metrics-listen", "127.0.0.1:0", "--metrics-port-file", log_ + ".port",
+             "--log-level", "info"};
   po.netns = netns_;
   po.log_path = log_;
   TERWAY_ASSIGN_OR_RETURN(proc_, Process::Start(po));
@@ -215,6 +216,18 @@ long TerwaydNode::RssKib() {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+Result<std::string> TerwaydNode::Metrics() {
+  std::string port = ReadFile(log_ + ".port");
+  if (port.empty()) return Errorf(ErrorCode::kUnavailable, "terwayd wrote no metrics port");
+  while (!port.empty() && (port.back() == '\n')) port.pop_back();
+  auto r = RunCommand({"/usr/bin/curl", "-sf", "http://127.0.0.1:" + port + "/metrics"}, netns_,
+                      std::chrono::seconds(20));
+  if (r.exit_code != 0) {
+    return Errorf(ErrorCode::kUnavailable, "curl /metrics failed ({}): {}", r.exit_code, r.output);
+  }
+  return r.output;
 }
 
 TerwaydNode::~TerwaydNode() { proc_.Stop(); }

@@ -90,6 +90,8 @@ class TerwaydNode {
   Status WaitReady(std::chrono::milliseconds deadline = std::chrono::seconds(60));
   // VmRSS of the daemon in KiB.
   long RssKib();
+  // The daemon's /metrics text (fetched from inside its namespace).
+  Result<std::string> Metrics();
 
  private:
   TerwaydNode() = default;

@@ -4,6 +4,7 @@
 // every pod got an IP, no IP went to two pods, and nothing leaked (the
 // cloud's view equals the daemon's).
 #include <random>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -216,6 +217,22 @@ TEST_F(TerwaydStorm, TwoHundredPodsUnderThrottlingAndServerErrors) {
   ASSERT_TRUE(world_->SetFaults({{"action", "*"}, {"throttle_rate", 0.2}, {"error_rate", 0.05}}).ok());
   ReleaseAll(kPods, 20);
   ASSERT_TRUE(world_->ClearFaults().ok());
+
+  // The operator sees it all in the metrics: every ADD served, and the cloud
+  // calls with their retries (the injected throttling forced some).
+  auto metrics = node_->Metrics();
+  ASSERT_TRUE(metrics.ok()) << metrics.error().ToString();
+  EXPECT_NE(metrics->find("terway_cni_requests_total{op=\"allocate\",result=\"ok\"}"),
+            std::string::npos) << *metrics;
+  double retries = 0;
+  std::istringstream lines(*metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("terway_cloud_api_retries_total{", 0) == 0) {
+      retries += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  EXPECT_GT(retries, 0) << "20% throttling and 5% errors should have forced retries\n" << *metrics;
+  EXPECT_NE(metrics->find("terway_pool_max_pods 210"), std::string::npos) << *metrics;
   ExpectCloudEqualsDaemon();
 }
 
