@@ -96,14 +96,25 @@ int Pods(const std::string& state) {
   return 0;
 }
 
+// The node's ENIs and their IPs, as terwayd last committed them.
+struct NodeAddresses {
+  std::vector<terway::store::EniRecord> enis;
+  std::vector<terway::store::IpRecord> ips;
+};
+
+Result<NodeAddresses> ReadNodeAddresses(const std::string& state) {
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto st, terway::store::StateStore::Open(state), "opening " + state);
+  NodeAddresses out;
+  TERWAY_ASSIGN_OR_RETURN(out.enis, st->ListEnis());
+  TERWAY_ASSIGN_OR_RETURN(out.ips, st->ListIps());
+  return out;
+}
+
 int Enis(const std::string& state) {
-  auto st = terway::store::StateStore::Open(state);
-  if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
-  auto enis = (*st)->ListEnis();
-  auto ips = (*st)->ListIps();
-  if (!enis.ok()) return Fail(enis.error());
-  if (!ips.ok()) return Fail(ips.error());
-  for (const auto& e : *enis) {
+  auto node = ReadNodeAddresses(state);
+  if (!node.ok()) return Fail(node.error());
+  const auto& ips = &node->ips;
+  for (const auto& e : node->enis) {
     int idle = 0, used = 0;
     for (const auto& ip : *ips) {
       if (ip.eni_id != e.eni_id) continue;
@@ -117,12 +128,10 @@ int Enis(const std::string& state) {
 }
 
 int Ips(const std::string& state) {
-  auto st = terway::store::StateStore::Open(state);
-  if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
-  auto enis = (*st)->ListEnis();
-  auto ips = (*st)->ListIps();
-  if (!enis.ok()) return Fail(enis.error());
-  if (!ips.ok()) return Fail(ips.error());
+  auto node = ReadNodeAddresses(state);
+  if (!node.ok()) return Fail(node.error());
+  const auto& ips = &node->ips;
+  const auto& enis = &node->enis;
   std::cout << fmt::format("{:<16} {:<24} {}\n", "IP", "ENI", "STATE");
   for (const auto& ip : *ips) {
     std::string role;
