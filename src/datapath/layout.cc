@@ -1,0 +1,40 @@
+#include "datapath/layout.h"
+
+#include "netlink/names.h"
+
+namespace terway::datapath {
+
+uint32_t EniTableId(int eni_ifindex) { return kEniTableBase + static_cast<uint32_t>(eni_ifindex); }
+
+std::string HostVethName(std::string_view container_id) {
+  return netlink::HashedLinkName("tw", container_id);
+}
+
+std::string PodLinkAlias(const Ipv4Addr& pod_ip, std::string_view container_id) {
+  return std::string(kPodAliasPrefix) + pod_ip.ToString() + ":" + std::string(container_id);
+}
+
+std::optional<PodLinkOwner> ParsePodLinkAlias(std::string_view alias) {
+  if (alias.substr(0, kPodAliasPrefix.size()) != kPodAliasPrefix) return std::nullopt;
+  std::string_view rest = alias.substr(kPodAliasPrefix.size());
+  size_t colon = rest.find(':');
+  if (colon == std::string_view::npos || colon + 1 >= rest.size()) return std::nullopt;
+  auto ip = Ipv4Addr::Parse(rest.substr(0, colon));
+  if (!ip.ok()) return std::nullopt;
+  return PodLinkOwner{*ip, std::string(rest.substr(colon + 1))};
+}
+
+cni::CniResult BuildCniResult(const PodWiring& w) {
+  cni::CniResult r;
+  cni::Interface host{w.host_veth, w.host_mac.ToString(), "", std::nullopt};
+  cni::Interface pod{w.pod_ifname, w.pod_mac.ToString(), w.netns, std::nullopt};
+  r.interfaces = {host, pod};
+  r.ips.push_back({w.pod_ip.ToString() + "/32", kPodGateway, 1});
+  cni::Route def;
+  def.dst = "0.0.0.0/0";
+  def.gw = kPodGateway;
+  r.routes.push_back(def);
+  return r;
+}
+
+}  // namespace terway::datapath

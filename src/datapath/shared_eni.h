@@ -1,0 +1,88 @@
+// SharedEniDatapath: the default Terway mode ("ENIMultiIP"). Pods take
+// secondary private IPs of the node's ENIs and are wired with a veth pair and
+// policy routing, no encapsulation:
+//
+//   pod netns:  eth0 podIP/32; 169.254.1.1 dev eth0 scope link;
+//               default via 169.254.1.1; permanent neigh 169.254.1.1 -> host veth MAC
+//   host:       podIP/32 dev tw<hash> scope link            (table main)
+//               rule 512:  to podIP lookup main             (traffic to the pod)
+//               rule 2048: from podIP lookup 1000+ENI ifindex (traffic from the pod)
+//               table 1000+ifindex: default via <vSwitch gw> dev <ENI> onlink
+//
+// The VPC drops packets whose source IP is not assigned to the ENI they leave
+// through, so the from-rule must send each pod out through the ENI that owns
+// its IP, never through the node's default route.
+//
+// Every operation opens its own netlink sockets (a Handle is not thread-safe
+// and namespaces belong to threads, see src/netlink/README.md), so one
+// SharedEniDatapath may serve concurrent calls for different pods. Calls for
+// the same pod must be serialised by the caller (the daemon does, per pod).
+#pragma once
+
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/ip.h"
+#include "common/result.h"
+#include "daemon/pod_datapath.h"
+
+namespace terway::datapath {
+
+// Where an ENI's traffic goes: its vSwitch's gateway and CIDR. The daemon
+// fills this from the metadata service
+// (network/interfaces/macs/<mac>/gateway and .../vswitch-cidr-block).
+struct EniNetwork {
+  Ipv4Addr gateway;
+  Ipv4Cidr vswitch_cidr;  // prefix 0 = unknown: the gateway is not validated
+};
+using EniNetworkLookup =
+    std::function<Result<EniNetwork>(const std::string& eni_id, const MacAddr& eni_mac)>;
+
+struct SharedEniOptions {
+  // The namespace holding the node's ENIs (a name under /var/run/netns or a
+  // path); empty: the namespace of the calling thread.
+  std::string host_netns;
+  // MTU of ENIs and veths; 0 leaves the ENI's MTU alone and uses 1500 for veths.
+  int mtu = 1500;
+  EniNetworkLookup eni_network;
+};
+
+// A pod's host-side link as found in the kernel.
+struct PodLink {
+  std::string host_veth;
+  int index = 0;
+  Ipv4Addr pod_ip;
+  std::string container_id;
+};
+
+class SharedEniDatapath : public daemon::PodDatapath {
+ public:
+  explicit SharedEniDatapath(SharedEniOptions options);
+
+  Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
+  Status Remove(const daemon::PodNetwork& pod) override;
+  Status Check(const daemon::PodNetwork& pod) override;
+
+  // Host veths made by this datapath (recognised by their alias).
+  Result<std::vector<PodLink>> ListPodLinks();
+
+  // Removes what vanished pods left behind: host veths whose container is
+  // not in live_container_ids, and pod rules (priorities 512/2048, a /32)
+  // whose IP no remaining pod link carries -- a pod whose netns was destroyed
+  // loses its veth pair and host route with it, but its rules stay. Returns
+  // what was removed, one line per object, for the daemon's log. Call it
+  // while no Ensure runs (after a restart, before serving): a concurrent
+  // Ensure's rules could look orphaned between creating the veth and its
+  // alias.
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids);
+
+ private:
+  struct Eni;
+  Result<Eni> EnsureEni(const daemon::PodNetwork& pod);
+
+  SharedEniOptions opt_;
+};
+
+}  // namespace terway::datapath

@@ -1,0 +1,279 @@
+// SharedEniDatapath against the real kernel, in a tiny world this test builds
+// from namespaces (no vpcsim):
+//
+//   pod netns(es)  eth0 ──veth── tw<hash>  node netns  eth1 ──veth── vsw0  vswitch netns
+//                                          (the "ENI": MAC 02:00:00:00:e0:01,  198.18.0.253/24: the
+//                                           DOWN, no address, as an attached    vSwitch gateway; pod IPs
+//                                           ENI appears on an instance)         -> ENI MAC as permanent
+//                                                                               neighbours, as the VPC
+//                                                                               router keeps them
+// Every namespace is removed by the fixture's destructor, also on failure.
+#include "datapath/shared_eni.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "datapath/layout.h"
+#include "netlink/handle.h"
+#include "netlink/netns.h"
+#include "test_util.h"
+
+namespace terway::datapath {
+namespace {
+
+#define ASSERT_OK(expr)                                             \
+  do {                                                              \
+    auto&& r_ = (expr);                                             \
+    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
+  } while (0)
+
+constexpr const char* kEniMac = "02:00:00:00:e0:01";
+constexpr const char* kGateway = "198.18.0.253";
+
+std::string Capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+bool Contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+class SharedEniRoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TERWAY_REQUIRE_ROOT();
+    s_ = testing::UniqueSuffix();
+    node_ = "twdn" + s_;
+    vsw_ = "twdv" + s_;
+    owned_ = {node_, vsw_};
+    ASSERT_OK(netlink::CreateNamedNetns(node_));
+    ASSERT_OK(netlink::CreateNamedNetns(vsw_));
+    {
+      auto node = netlink::Handle::OpenIn(node_);
+      ASSERT_OK(node);
+      netlink::VethSpec eni;
+      eni.name = "eth1";
+      eni.peer_name = "vsw0";
+      eni.peer_netns = vsw_;
+      eni.mac = MacAddr::Parse(kEniMac).value();
+      ASSERT_OK(node->CreateVeth(eni));
+    }
+    // A real instance always has lo up (and so a local routing table).
+    ASSERT_EQ(Sh("ip -n " + node_ + " link set lo up"), 0);
+    ASSERT_EQ(Sh("ip -n " + vsw_ + " link set lo up && ip -n " + vsw_ + " link set vsw0 up && ip -n " + vsw_ +
+                 " addr add " + kGateway + "/24 dev vsw0"),
+              0);
+    // What the far side sees: echo requests by source address.
+    ASSERT_EQ(Sh("ip netns exec " + vsw_ + " nft add table ip seen && ip netns exec " + vsw_ +
+                 " nft add chain ip seen in '{ type filter hook input priority 0; }'"),
+              0);
+    SharedEniOptions o;
+    o.host_netns = node_;
+    o.mtu = 1500;
+    o.eni_network = [this](const std::string& eni_id, const MacAddr&) -> Result<EniNetwork> {
+      ++lookups_;
+      if (eni_id != "eni-test") return Errorf(ErrorCode::kNotFound, "unknown ENI {}", eni_id);
+      return EniNetwork{Ipv4Addr::Parse(kGateway).value(), Ipv4Cidr::Parse("198.18.0.0/24").value()};
+    };
+    dp_.emplace(std::move(o));
+  }
+
+  ~SharedEniRoot() override {
+    for (const auto& ns : owned_) (void)netlink::DeleteNamedNetns(ns);
+  }
+
+  // A pod netns and its PodNetwork; the vSwitch learns the IP -> ENI MAC.
+  daemon::PodNetwork MakePod(const std::string& tag, const std::string& ip) {
+    std::string ns = "twdp" + tag + s_;
+    owned_.push_back(ns);
+    auto st = netlink::CreateNamedNetns(ns);
+    EXPECT_TRUE(st.ok()) << st.error().ToString();
+    EXPECT_EQ(Sh("ip -n " + vsw_ + " neigh replace " + ip + " lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+    EXPECT_EQ(Sh("ip netns exec " + vsw_ + " nft add rule ip seen in ip saddr " + ip +
+                 " icmp type echo-request counter"),
+              0);
+    daemon::PodNetwork p;
+    p.container_id = "ctr-" + tag + "-" + s_;
+    p.netns = netlink::NetnsPath(ns);
+    p.ifname = "eth0";
+    p.pod_namespace = "default";
+    p.pod_name = "pod-" + tag;
+    p.ip.ip = ip;
+    p.ip.eni_id = "eni-test";
+    p.ip.eni_mac = kEniMac;
+    p.ip.eni_primary_ip = "198.18.0.2";
+    p.ip.vswitch_id = "vsw-test";
+    return p;
+  }
+  std::string PodNs(const daemon::PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
+
+  bool Ping(const daemon::PodNetwork& p) {
+    return Sh("ip netns exec " + PodNs(p) + " ping -c 2 -i 0.2 -W 2 " + kGateway) == 0;
+  }
+  long EniTxPackets() {
+    return std::atol(Capture("ip netns exec " + node_ + " cat /sys/class/net/eth1/statistics/tx_packets").c_str());
+  }
+  std::string Rules() { return Capture("ip -n " + node_ + " -4 rule show"); }
+  std::string AllRoutes() { return Capture("ip -n " + node_ + " -4 route show table all"); }
+  std::string Links() { return Capture("ip -n " + node_ + " link show"); }
+
+  std::string s_, node_, vsw_;
+  std::vector<std::string> owned_;
+  std::optional<SharedEniDatapath> dp_;
+  int lookups_ = 0;
+};
+
+TEST_F(SharedEniRoot, EnsureWiresThePodAndTrafficLeavesThroughTheEni) {
+  auto pod = MakePod("a", "198.18.0.10");
+  auto r = dp_->Ensure(pod);
+  ASSERT_OK(r);
+  ASSERT_EQ(r->interfaces.size(), 2u);
+  EXPECT_EQ(r->interfaces[0].name, HostVethName(pod.container_id));
+  EXPECT_EQ(r->interfaces[0].sandbox, "");
+  EXPECT_EQ(r->interfaces[1].name, "eth0");
+  EXPECT_EQ(r->interfaces[1].sandbox, pod.netns);
+  EXPECT_FALSE(r->interfaces[1].mac.empty());
+  ASSERT_EQ(r->ips.size(), 1u);
+  EXPECT_EQ(r->ips[0].address, "198.18.0.10/32");
+  EXPECT_EQ(r->ips[0].interface, 1);
+
+  // The pod's side as a user would inspect it.
+  std::string pod_routes = Capture("ip -n " + PodNs(pod) + " route");
+  EXPECT_TRUE(Contains(pod_routes, "default via 169.254.1.1 dev eth0")) << pod_routes;
+  EXPECT_TRUE(Contains(pod_routes, "169.254.1.1 dev eth0 proto static scope link")) << pod_routes;
+  std::string neigh = Capture("ip -n " + PodNs(pod) + " neigh show 169.254.1.1");
+  EXPECT_TRUE(Contains(neigh, r->interfaces[0].mac) && Contains(neigh, "PERMANENT")) << neigh;
+  EXPECT_TRUE(Contains(Capture("ip -n " + node_ + " link show eth1"), "state UP"));
+
+  long before = EniTxPackets();
+  EXPECT_TRUE(Ping(pod)) << "pod cannot reach the vSwitch gateway\nrules:\n" << Rules() << "routes:\n" << AllRoutes();
+  EXPECT_GE(EniTxPackets() - before, 2) << "the echo requests did not leave through the ENI link";
+  // The far side saw the pod's own address as the source (the VPC would drop
+  // anything else on this ENI).
+  std::string seen = Capture("ip netns exec " + vsw_ + " nft list chain ip seen in");
+  EXPECT_TRUE(Contains(seen, "ip saddr 198.18.0.10 icmp type echo-request counter packets 2")) << seen;
+  ASSERT_OK(dp_->Check(pod));
+}
+
+TEST_F(SharedEniRoot, EnsureTwiceIsHarmless) {
+  auto pod = MakePod("a", "198.18.0.10");
+  auto first = dp_->Ensure(pod);
+  ASSERT_OK(first);
+  auto second = dp_->Ensure(pod);
+  ASSERT_OK(second);
+  EXPECT_EQ(*first, *second);
+  std::string rules = Rules();
+  EXPECT_TRUE(Contains(rules, "512:\tfrom all to 198.18.0.10 lookup main")) << rules;
+  size_t n = 0;
+  for (size_t at = rules.find("198.18.0.10"); at != std::string::npos; at = rules.find("198.18.0.10", at + 1)) ++n;
+  EXPECT_EQ(n, 2u) << rules;
+  ASSERT_OK(dp_->Check(pod));
+  EXPECT_TRUE(Ping(pod));
+}
+
+TEST_F(SharedEniRoot, CheckNamesTheMissingRuleAndEnsureRepairsIt) {
+  auto pod = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(dp_->Check(pod));
+  ASSERT_EQ(Sh("ip -n " + node_ + " rule del from 198.18.0.10 priority 2048"), 0);
+  Status c = dp_->Check(pod);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "rule 'from 198.18.0.10 lookup")) << c.error().ToString();
+  EXPECT_TRUE(Contains(c.error().ToString(), "missing")) << c.error().ToString();
+  EXPECT_TRUE(Contains(c.error().ToString(), "pod-a")) << c.error().ToString();
+
+  // Check changed nothing; Ensure repairs.
+  EXPECT_FALSE(Contains(Rules(), "from 198.18.0.10"));
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(dp_->Check(pod));
+
+  // Another kind of damage: the pod's neighbour entry.
+  ASSERT_EQ(Sh("ip -n " + PodNs(pod) + " neigh del 169.254.1.1 dev eth0"), 0);
+  c = dp_->Check(pod);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "neighbour 169.254.1.1")) << c.error().ToString();
+}
+
+TEST_F(SharedEniRoot, RemoveTwiceLeavesNothingOfThePod) {
+  auto pod = MakePod("a", "198.18.0.10");
+  auto r = dp_->Ensure(pod);
+  ASSERT_OK(r);
+  std::string veth = r->interfaces[0].name;
+  ASSERT_OK(dp_->Remove(pod));
+  ASSERT_OK(dp_->Remove(pod));
+  EXPECT_FALSE(Contains(Rules(), "198.18.0.10")) << Rules();
+  EXPECT_FALSE(Contains(AllRoutes(), "198.18.0.10")) << AllRoutes();
+  EXPECT_FALSE(Contains(Links(), veth)) << Links();
+  EXPECT_FALSE(Contains(Capture("ip -n " + PodNs(pod) + " link show"), "eth0"));
+  EXPECT_FALSE(dp_->Check(pod).ok());
+  // The ENI's table stays (see Remove): other pods may use it.
+  EXPECT_TRUE(Contains(AllRoutes(), "default via 198.18.0.253 dev eth1")) << AllRoutes();
+}
+
+TEST_F(SharedEniRoot, RemoveSucceedsAfterThePodNetnsIsGone) {
+  auto pod = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(netlink::DeleteNamedNetns(PodNs(pod)));
+  ASSERT_OK(dp_->Remove(pod));
+  ASSERT_OK(dp_->Remove(pod));
+  EXPECT_FALSE(Contains(Rules(), "198.18.0.10")) << Rules();
+  Status c = dp_->Check(pod);
+  EXPECT_FALSE(c.ok());
+}
+
+TEST_F(SharedEniRoot, EnsureNamesAnEniThatIsNotAttached) {
+  auto pod = MakePod("a", "198.18.0.10");
+  pod.ip.eni_mac = "02:00:00:00:e0:99";
+  auto r = dp_->Ensure(pod);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(Contains(r.error().ToString(), "02:00:00:00:e0:99")) << r.error().ToString();
+  EXPECT_TRUE(Contains(r.error().ToString(), "attached")) << r.error().ToString();
+  EXPECT_FALSE(Contains(Links(), HostVethName(pod.container_id)));
+}
+
+TEST_F(SharedEniRoot, GarbageCollectionRemovesVanishedPods) {
+  auto a = MakePod("a", "198.18.0.10");
+  auto b = MakePod("b", "198.18.0.11");
+  auto c = MakePod("c", "198.18.0.12");
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  ASSERT_OK(dp_->Ensure(c));
+  auto links = dp_->ListPodLinks();
+  ASSERT_OK(links);
+  EXPECT_EQ(links->size(), 3u);
+  // c vanished without a DEL: its netns (and veth pair) is gone, its rules stay.
+  ASSERT_OK(netlink::DeleteNamedNetns(PodNs(c)));
+
+  auto removed = dp_->CollectGarbage({b.container_id});
+  ASSERT_OK(removed);
+  EXPECT_FALSE(removed->empty());
+  std::string rules = Rules();
+  EXPECT_FALSE(Contains(rules, "198.18.0.10")) << rules;
+  EXPECT_FALSE(Contains(rules, "198.18.0.12")) << rules;
+  EXPECT_TRUE(Contains(rules, "198.18.0.11")) << rules;
+  EXPECT_FALSE(Contains(Links(), HostVethName(a.container_id)));
+  EXPECT_FALSE(Contains(AllRoutes(), "198.18.0.10"));
+  links = dp_->ListPodLinks();
+  ASSERT_OK(links);
+  ASSERT_EQ(links->size(), 1u);
+  EXPECT_EQ((*links)[0].container_id, b.container_id);
+  ASSERT_OK(dp_->Check(b));
+  EXPECT_TRUE(Ping(b));
+
+  // Nothing left to collect.
+  removed = dp_->CollectGarbage({b.container_id});
+  ASSERT_OK(removed);
+  EXPECT_TRUE(removed->empty());
+}
+
+}  // namespace
+}  // namespace terway::datapath
