@@ -244,23 +244,27 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) 
   const std::string alias = PodLinkAlias(a.ip, pod.container_id);
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
 
+  TERWAY_ASSIGN_OR_RETURN_CTX(Handle ph, Handle::OpenIn(pod.netns), "opening the network namespace of " + who);
   bool created = false;
   auto hl = host.GetLink(veth);
-  if (hl.ok() && (hl->alias != alias || !hl->peer_in_other_netns)) {
-    // A leftover of an earlier pod with the same container id hash, or a
-    // pair whose pod side is gone: rebuild rather than trust it.
-    TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "replacing stale host veth " + veth + " of " + who);
-    hl = Errorf(ErrorCode::kNotFound, "{} replaced", veth);
+  if (hl.ok()) {
+    // Trust an existing pair only if it is this pod's: our alias, and its
+    // peer is the pod's ifname in this netns. Anything else is a leftover
+    // (an earlier sandbox of the same container id, an interrupted ADD):
+    // rebuild rather than report a pod that cannot work.
+    auto pl = ph.GetLink(pod.ifname);
+    bool ours = hl->alias == alias && hl->peer_in_other_netns && pl.ok() && pl->index == hl->peer_index &&
+                pl->kind == "veth";
+    if (!ours) {
+      TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "replacing stale host veth " + veth + " of " + who);
+      hl = Errorf(ErrorCode::kNotFound, "{} replaced", veth);
+    }
   }
   if (!hl.ok()) {
     if (hl.error().code != ErrorCode::kNotFound) return std::move(hl).error().Wrap(who);
     // An interface of that name in the pod is a leftover of an interrupted
     // ADD (its host side is gone); the pod's ifname belongs to us.
-    {
-      TERWAY_ASSIGN_OR_RETURN_CTX(Handle pod_h, Handle::OpenIn(pod.netns),
-                                  "opening the network namespace of " + who);
-      TERWAY_TRY_CTX(pod_h.DeleteLinkIfExists(pod.ifname), "removing leftover " + pod.ifname + " of " + who);
-    }
+    TERWAY_TRY_CTX(ph.DeleteLinkIfExists(pod.ifname), "removing leftover " + pod.ifname + " of " + who);
     netlink::VethSpec spec;
     spec.name = veth;
     spec.peer_name = pod.ifname;
@@ -282,7 +286,6 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) 
 
     MacAddr pod_mac;
     {
-      TERWAY_ASSIGN_OR_RETURN_CTX(Handle ph, Handle::OpenIn(pod.netns), "opening the pod's network namespace");
       TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link pl, ph.GetLink(pod.ifname), "finding the pod's " + pod.ifname);
       pod_mac = pl.mac;
       if (pl.mtu != mtu) TERWAY_TRY(ph.SetMtu(pl.index, mtu));
@@ -343,7 +346,9 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   if (!ip.ok()) {
     // Without an IP there are no rules we could have made for it.
-    if (!pod.ip.ip.empty()) log::Warn("container {}: ignoring unparsable IP '{}' on remove", pod.container_id, pod.ip.ip);
+    if (!pod.ip.ip.empty()) {
+      log::Warn("container {}: ignoring unparsable IP '{}' on remove", pod.container_id, pod.ip.ip);
+    }
     return Ok();
   }
   TERWAY_ASSIGN_OR_RETURN(auto rules, host.ListRules(AF_INET));

@@ -203,6 +203,21 @@ TEST_F(SharedEniRoot, CheckNamesTheMissingRuleAndEnsureRepairsIt) {
   EXPECT_TRUE(Contains(c.error().ToString(), "neighbour 169.254.1.1")) << c.error().ToString();
 }
 
+TEST_F(SharedEniRoot, EnsureRebuildsAPairThatIsNoLongerThePods) {
+  auto pod = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(pod));
+  // The pod's end renamed away: the host veth still carries our alias, but
+  // the pod has no eth0.
+  ASSERT_EQ(Sh("ip -n " + PodNs(pod) + " link set eth0 down && ip -n " + PodNs(pod) + " link set eth0 name eth9"), 0);
+  Status c = dp_->Check(pod);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "eth0 is missing in the pod")) << c.error().ToString();
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(dp_->Check(pod));
+  EXPECT_FALSE(Contains(Capture("ip -n " + PodNs(pod) + " link show"), "eth9"));
+  EXPECT_TRUE(Ping(pod));
+}
+
 TEST_F(SharedEniRoot, RemoveTwiceLeavesNothingOfThePod) {
   auto pod = MakePod("a", "198.18.0.10");
   auto r = dp_->Ensure(pod);
