@@ -189,7 +189,7 @@ struct SharedEniDatapath::Eni {
 
 SharedEniDatapath::SharedEniDatapath(SharedEniOptions options) : opt_(std::move(options)) {}
 
-Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNetwork& pod) {
+Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNetwork& pod, Handle& h) {
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   if (!opt_.eni_network) {
     return MakeError(ErrorCode::kInternal,
@@ -203,7 +203,6 @@ Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNet
                   "network/interfaces/macs/{}/gateway",
                   pod.ip.eni_id, net.gateway.ToString(), net.vswitch_cidr.ToString(), a.eni_mac.ToString());
   }
-  TERWAY_ASSIGN_OR_RETURN(Handle h, OpenHost(opt_.host_netns));
   auto link = h.GetLinkByMac(a.eni_mac);
   if (!link.ok()) {
     return std::move(link).error().Wrap(fmt::format(
@@ -237,12 +236,12 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) 
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = fmt::format("pod {}/{} (container {}, IP {})", pod.pod_namespace, pod.pod_name,
                                       pod.container_id, a.ip.ToString());
-  TERWAY_ASSIGN_OR_RETURN_CTX(Eni eni, EnsureEni(pod), "setting up " + who);
+  TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
+  TERWAY_ASSIGN_OR_RETURN_CTX(Eni eni, EnsureEni(pod, host), "setting up " + who);
 
   const int mtu = opt_.mtu > 0 ? opt_.mtu : kDefaultVethMtu;
   const std::string veth = HostVethName(pod.container_id);
   const std::string alias = PodLinkAlias(a.ip, pod.container_id);
-  TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
 
   TERWAY_ASSIGN_OR_RETURN_CTX(Handle ph, Handle::OpenIn(pod.netns), "opening the network namespace of " + who);
   bool created = false;

@@ -27,6 +27,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 #include "daemon/pod_datapath.h"
+#include "netlink/handle.h"
 
 namespace terway::datapath {
 
@@ -80,7 +81,8 @@ class SharedEniDatapath : public daemon::PodDatapath {
 
  private:
   struct Eni;
-  Result<Eni> EnsureEni(const daemon::PodNetwork& pod);
+  // host: a handle in opt_.host_netns (one socket per Ensure call).
+  Result<Eni> EnsureEni(const daemon::PodNetwork& pod, netlink::Handle& host);
 
   SharedEniOptions opt_;
 };
