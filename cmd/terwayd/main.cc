@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-listen", opts.metrics_listen, "host:port for /metrics ('' disables)")
       ->capture_default_str();
   app.add_option("--metrics-port-file", opts.metrics_port_file, "write the bound metrics port here");
+  app.add_option("--datapath", opts.datapath,
+                 "shared: wire pods (veth + policy routing); none: IPAM only")
+      ->capture_default_str()->check(CLI::IsMember({"shared", "none"}));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   terway::log::Init("terwayd", log_level);

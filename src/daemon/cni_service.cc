@@ -125,14 +125,9 @@ proto::Reply CniService::Release(const proto::Request& req) {
   auto held = pool_->Get(req.container_id);
   if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
   if (!held->has_value()) {
-    // Nothing held: DEL is idempotent. Still remove leftovers of an ADD that
-    // crashed after wiring but before committing (the datapath is keyed by
-    // container id, not by IP).
-    if (datapath_ != nullptr) {
-      PodNetwork pn = MakePodNetwork(req, {});
-      auto rm = datapath_->Remove(pn);
-      if (!rm.ok()) return proto::Reply{proto::ReplyErrorFromError(rm.error()), {}, {}, {}};
-    }
+    // Nothing held: DEL is idempotent. There is no wiring to undo either:
+    // ADD commits the allocation before it wires the pod, so wiring without
+    // an allocation cannot exist (and the restart GC collects by container).
     return proto::Reply::Fail(proto::ErrorClass::kNotFound,
                               "no allocation for container " + req.container_id);
   }

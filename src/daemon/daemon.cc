@@ -1,12 +1,14 @@
 #include "daemon/daemon.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <httplib.h>
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "datapath/shared_eni.h"
 
 namespace terway::daemon {
 
@@ -105,8 +107,28 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
                               ipam::IpPool::Create(po, d->provider_.get(), d->store_.get(),
                                                    &RealClock::Instance()),
                               "starting the IP pool");
+  if (d->opts_.datapath == "shared") {
+    datapath::SharedEniOptions so;
+    cloud::InstanceMetadata* md = d->cloud_->metadata();
+    // The ENI's gateway and vSwitch, as the metadata service reports them for
+    // its MAC (the same source the ENI's own configuration comes from on ECS).
+    so.eni_network = [md](const std::string& eni_id,
+                          const MacAddr& mac) -> Result<datapath::EniNetwork> {
+      std::string m = mac.ToString();
+      TERWAY_ASSIGN_OR_RETURN_CTX(std::string gw, md->EniGateway(m), "gateway of " + eni_id);
+      TERWAY_ASSIGN_OR_RETURN_CTX(std::string cidr, md->EniVSwitchCidrBlock(m),
+                                  "vSwitch CIDR of " + eni_id);
+      TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr g, Ipv4Addr::Parse(gw), "gateway of " + eni_id);
+      TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Cidr c, Ipv4Cidr::Parse(cidr, true), "vSwitch of " + eni_id);
+      return datapath::EniNetwork{g, c};
+    };
+    d->datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
+  } else if (d->opts_.datapath != "none") {
+    return Errorf(ErrorCode::kInvalidArgument, "--datapath must be 'shared' or 'none', not '{}'",
+                  d->opts_.datapath);
+  }
   d->service_ = std::make_unique<CniService>(CniServiceOptions{}, d->pool_.get(), d->store_.get(),
-                                             nullptr, &d->metrics_);
+                                             d->datapath_.get(), &d->metrics_);
   RpcServerOptions ro;
   ro.socket_path = d->opts_.socket_path;
   d->rpc_ = std::make_unique<RpcServer>(ro, d->service_.get());
@@ -143,6 +165,21 @@ void Daemon::UpdatePoolGauges() {
 }
 
 Status Daemon::Start() {
+  if (auto* shared = dynamic_cast<datapath::SharedEniDatapath*>(datapath_.get())) {
+    // One owner of kernel state: links and rules of pods that vanished while
+    // we were down are collected before serving (no Ensure runs yet).
+    auto allocs = store_->ListAllocations();
+    if (allocs.ok()) {
+      std::set<std::string> live;
+      for (const auto& a : *allocs) live.insert(a.container_id);
+      auto removed = shared->CollectGarbage(live);
+      if (!removed.ok()) {
+        log::Warn("datapath garbage collection: {}", removed.error().ToString());
+      } else {
+        for (const auto& r : *removed) log::Info("datapath gc removed {}", r);
+      }
+    }
+  }
   pool_->Start();
   TERWAY_TRY_CTX(rpc_->Start(), "starting the CNI socket");
   if (!opts_.metrics_listen.empty()) {

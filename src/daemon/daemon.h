@@ -31,6 +31,10 @@ struct DaemonOptions {
   std::string metrics_listen = "127.0.0.1:9190";
   // Written with the bound metrics port once serving (tests, the lab).
   std::string metrics_port_file;
+  // "shared": wire pods (veth + policy routing through their ENI);
+  // "none": IPAM only (hand out addresses, wire nothing), for benchmarks of
+  // the pool and runtimes that wire pods themselves.
+  std::string datapath = "shared";
 };
 
 // Node identity as the metadata service reports it.
@@ -68,6 +72,7 @@ class Daemon {
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<AliyunEniProvider> provider_;
   std::unique_ptr<ipam::IpPool> pool_;
+  std::unique_ptr<PodDatapath> datapath_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<RpcServer> rpc_;
   std::unique_ptr<httplib::Server> metrics_server_;

@@ -69,6 +69,9 @@ struct TerwaydSpec {
   int min_pool_size = 0;
   int max_pool_size = 5;
   std::string extra_conf;  // extra JSON members, e.g. "\"max_eni\": 2"
+  // "none": IPAM only (pool tests drive the socket with made-up netns paths);
+  // "shared": pods are wired for real.
+  std::string datapath = "none";
 };
 
 // terwayd inside an instance's namespace.
@@ -97,7 +100,7 @@ class TerwaydNode {
   TerwaydNode() = default;
   Status Launch();
   VpcsimWorld* world_ = nullptr;
-  std::string netns_, socket_, state_, config_, log_;
+  std::string netns_, socket_, state_, config_, log_, datapath_;
   Process proc_;
 };
 
