@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -16,6 +17,26 @@ namespace terway::testing {
   do {                                                                          \
     if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, netlink, nftables)"; \
   } while (0)
+
+// Asserts a Status/Result is ok, printing the expression and the error.
+#define ASSERT_OK(expr)                                             \
+  do {                                                              \
+    auto&& r_ = (expr);                                             \
+    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
+  } while (0)
+
+// Runs a shell command (tests inspect the kernel with `ip`, `nft`) and
+// returns its stdout.
+inline std::string Capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
 
 // Directory holding the built binaries (cmd/<name>/<name> under the build dir).
 #ifndef TERWAY_DEFAULT_BINARY_DIR

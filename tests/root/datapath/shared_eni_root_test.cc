@@ -25,25 +25,11 @@
 namespace terway::datapath {
 namespace {
 
-#define ASSERT_OK(expr)                                             \
-  do {                                                              \
-    auto&& r_ = (expr);                                             \
-    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
-  } while (0)
 
 constexpr const char* kEniMac = "02:00:00:00:e0:01";
 constexpr const char* kGateway = "198.18.0.253";
 
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using ::terway::testing::Capture;
 int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 bool Contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 

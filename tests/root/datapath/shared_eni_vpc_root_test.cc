@@ -25,11 +25,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-#define ASSERT_OK(expr)                                             \
-  do {                                                              \
-    auto&& r_ = (expr);                                             \
-    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
-  } while (0)
 
 Ipv4Addr Ip(const char* s) { return Ipv4Addr::Parse(s).value(); }
 

@@ -30,11 +30,6 @@ Ipv4Addr Ip(const char* s) { return Ipv4Addr::Parse(s).value(); }
 Ipv4Cidr Cidr(const char* s) { return Ipv4Cidr::Parse(s).value(); }
 MacAddr Mac(const char* s) { return MacAddr::Parse(s).value(); }
 
-#define ASSERT_OK(expr)                                        \
-  do {                                                         \
-    auto&& r_ = (expr);                                        \
-    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
-  } while (0)
 
 bool Eventually(const std::function<bool()>& f, std::chrono::milliseconds deadline = 8s) {
   auto end = std::chrono::steady_clock::now() + deadline;
@@ -50,16 +45,7 @@ int Run(const std::string& cmd) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using ::terway::testing::Capture;
 
 // One ping with a one-second answer window.
 bool PingOnce(const std::string& ns, Ipv4Addr dst, const std::string& src = "") {

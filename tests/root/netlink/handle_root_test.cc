@@ -17,11 +17,6 @@
 namespace terway::netlink {
 namespace {
 
-#define ASSERT_OK(expr)                                             \
-  do {                                                              \
-    auto&& r_ = (expr);                                             \
-    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().ToString(); \
-  } while (0)
 #define EXPECT_CODE(expr, c)                                   \
   do {                                                         \
     auto&& r_ = (expr);                                        \
@@ -33,16 +28,7 @@ MacAddr Mac(const char* s) { return MacAddr::Parse(s).value(); }
 InetAddr Addr(const char* s) { return InetAddr::Parse(s).value(); }
 InetPrefix Pfx(const char* s) { return InetPrefix::Parse(s).value(); }
 
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using ::terway::testing::Capture;
 
 // Two fresh namespaces, removed whatever happens.
 class HandleRoot : public ::testing::Test {
