@@ -1,6 +1,8 @@
 // terway-cli: the operator's tool. Reads the cloud (max pods of an instance
 // type), the daemon's state database (pods and their IPs) and the daemon's
 // socket (status).
+#include <unistd.h>
+
 #include <fstream>
 #include <iostream>
 
@@ -83,8 +85,18 @@ int MaxPods(const CloudFlags& f, const std::string& type, const std::string& mod
   return 1;
 }
 
+// The CLI only reads: opening a path that is not a database would create an
+// empty one and report an empty node, so a wrong --state is an error.
+Result<std::unique_ptr<terway::store::StateStore>> OpenExistingStore(const std::string& state) {
+  if (access(state.c_str(), R_OK) != 0) {
+    return terway::Errorf(terway::ErrorCode::kNotFound,
+                          "no state database at {}; pass terwayd's --state path", state);
+  }
+  return terway::store::StateStore::Open(state);
+}
+
 int Pods(const std::string& state) {
-  auto st = terway::store::StateStore::Open(state);
+  auto st = OpenExistingStore(state);
   if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
   auto allocs = (*st)->ListAllocations();
   if (!allocs.ok()) return Fail(allocs.error());
@@ -103,7 +115,7 @@ struct NodeAddresses {
 };
 
 Result<NodeAddresses> ReadNodeAddresses(const std::string& state) {
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto st, terway::store::StateStore::Open(state), "opening " + state);
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto st, OpenExistingStore(state), "opening " + state);
   NodeAddresses out;
   TERWAY_ASSIGN_OR_RETURN(out.enis, st->ListEnis());
   TERWAY_ASSIGN_OR_RETURN(out.ips, st->ListIps());

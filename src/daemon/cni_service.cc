@@ -66,13 +66,12 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   return p;
 }
 
-cni::CniResult CniService::IpamResult(const proto::Request& req, const ipam::IpAllocation& ip) const {
+cni::CniResult CniService::IpamResult(const ipam::IpAllocation& ip) const {
   cni::CniResult r;
   cni::IpConfig c;
   c.address = ip.ip + "/32";
   c.gateway = opts_.pod_gateway;
   r.ips.push_back(c);
-  (void)req;
   return r;
 }
 
@@ -101,7 +100,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   proto::Reply reply;
   reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
   if (datapath_ == nullptr) {
-    reply.result = IpamResult(req, *ip);
+    reply.result = IpamResult(*ip);
     return reply;
   }
   auto net = datapath_->Ensure(MakePodNetwork(req, *ip));
@@ -158,7 +157,7 @@ proto::Reply CniService::Get(const proto::Request& req) {
     auto c = datapath_->Check(MakePodNetwork(req, ip));
     if (!c.ok()) return proto::Reply{proto::ReplyErrorFromError(c.error()), {}, {}, {}};
   }
-  reply.result = IpamResult(req, ip);
+  reply.result = IpamResult(ip);
   return reply;
 }
 

@@ -42,7 +42,7 @@ class CniService : public RequestHandler {
   cni::protocol::Reply Status();
   cni::protocol::Reply Gc(const cni::protocol::Request& req);
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
-  cni::CniResult IpamResult(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
+  cni::CniResult IpamResult(const ipam::IpAllocation& ip) const;
 
   CniServiceOptions opts_;
   ipam::IpPool* pool_;
