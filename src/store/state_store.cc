@@ -47,11 +47,20 @@ CREATE TABLE reservations (
   PRIMARY KEY (pod_namespace, pod_name)
 );
 )sql",
+    // 1 -> 2: where the pod's network lives, so a restarted terwayd can
+    // verify and repair a live pod's wiring (or release a vanished one)
+    // without the runtime calling again. Rows written by version 1 keep ''
+    // (unknown): the daemon leaves them to DEL/GC.
+    R"sql(
+ALTER TABLE allocations ADD COLUMN netns TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN datapath_mode TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kAllocCols =
-    "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky";
+    "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky, netns, "
+    "datapath_mode";
 
 AllocationRecord ReadAlloc(const Statement& s) {
   AllocationRecord r;
@@ -65,6 +74,8 @@ AllocationRecord ReadAlloc(const Statement& s) {
   r.created_unix = s.Int(7);
   r.state = s.Text(8);
   r.sticky = s.Int(9) != 0;
+  r.netns = s.Text(10);
+  r.datapath_mode = s.Text(11);
   return r;
 }
 
@@ -158,10 +169,11 @@ Result<AllocationRecord> StateStore::Allocate(const AllocationRecord& rec, bool 
   }
 
   TERWAY_ASSIGN_OR_RETURN(auto ins, db_->Prepare(fmt::format(
-      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
+      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
   ins.Bind(1, rec.container_id).Bind(2, rec.pod_namespace).Bind(3, rec.pod_name)
       .Bind(4, rec.pod_uid).Bind(5, rec.ip).Bind(6, rec.eni_id).Bind(7, rec.ifname)
-      .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0});
+      .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0})
+      .Bind(11, rec.netns).Bind(12, rec.datapath_mode);
   TERWAY_TRY_CTX(ins.Run(), ctx);
   TERWAY_ASSIGN_OR_RETURN(auto busy, db_->Prepare("UPDATE ips SET idle_since_unix = 0 WHERE ip = ?"));
   TERWAY_TRY_CTX(busy.Bind(1, rec.ip).Run(), ctx);

@@ -23,7 +23,9 @@
 
 namespace terway::store {
 
-inline constexpr int kSchemaVersion = 1;
+// 1: allocations, ENIs, IPs, reservations. 2: allocations carry the pod's
+// netns and datapath mode (restart repair).
+inline constexpr int kSchemaVersion = 2;
 
 struct PodKey {
   std::string namespace_;
@@ -42,6 +44,11 @@ struct AllocationRecord {
   int64_t created_unix = 0;
   std::string state = "allocated";
   bool sticky = false;        // StatefulSet / pod-ip-reservation: reserve the IP on release
+  // CNI_NETNS of the ADD ("" in rows written before schema 2, or by callers
+  // that wire nothing): where a restarted daemon verifies the pod.
+  std::string netns;
+  // Which datapath wired the pod ("shared", "exclusive"; "" if none/unknown).
+  std::string datapath_mode;
   bool operator==(const AllocationRecord&) const = default;
 };
 

@@ -85,6 +85,92 @@ TEST(StateStore, RefusesDatabaseFromNewerVersion) {
   EXPECT_NE(s.error().ToString().find("newer"), std::string::npos) << s.error().ToString();
 }
 
+// A database as terwayd with schema 1 left it: the v1 tables (verbatim from
+// the released migration 0 -> 1), version 1, one allocation, its ENI and IP.
+constexpr const char* kSchemaV1Database = R"sql(
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE enis (
+  eni_id       TEXT PRIMARY KEY,
+  mac          TEXT NOT NULL,
+  vswitch_id   TEXT NOT NULL,
+  primary_ip   TEXT NOT NULL,
+  is_primary   INTEGER NOT NULL DEFAULT 0,
+  created_unix INTEGER NOT NULL
+);
+CREATE TABLE ips (
+  ip              TEXT PRIMARY KEY,
+  eni_id          TEXT NOT NULL REFERENCES enis(eni_id) ON DELETE CASCADE,
+  idle_since_unix INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX ips_eni ON ips(eni_id);
+CREATE TABLE allocations (
+  container_id  TEXT PRIMARY KEY,
+  pod_namespace TEXT NOT NULL,
+  pod_name      TEXT NOT NULL,
+  pod_uid       TEXT NOT NULL,
+  ip            TEXT NOT NULL UNIQUE,
+  eni_id        TEXT NOT NULL,
+  ifname        TEXT NOT NULL,
+  created_unix  INTEGER NOT NULL,
+  state         TEXT NOT NULL,
+  sticky        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX allocations_pod ON allocations(pod_namespace, pod_name);
+CREATE TABLE reservations (
+  pod_namespace TEXT NOT NULL,
+  pod_name      TEXT NOT NULL,
+  ip            TEXT NOT NULL UNIQUE,
+  eni_id        TEXT NOT NULL,
+  expires_unix  INTEGER NOT NULL,
+  PRIMARY KEY (pod_namespace, pod_name)
+);
+INSERT INTO enis VALUES ('eni-1', '00:16:3e:00:00:01', 'vsw-a', '198.18.0.9', 0, 1700000000);
+INSERT INTO ips VALUES ('198.18.0.10', 'eni-1', 0);
+INSERT INTO allocations VALUES ('c1', 'default', 'p1', 'uid-p1', '198.18.0.10', 'eni-1', 'eth0',
+                                1700000000, 'allocated', 1);
+)sql";
+
+TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
+  TempDir dir;
+  {
+    auto db = Database::Open(dir.File("state.db"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec(kSchemaV1Database).ok());
+  }
+  {
+    auto s = MustOpen(dir.File("state.db"));
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->SchemaVersion(), 2);
+    auto all = s->ListAllocations();
+    ASSERT_TRUE(all.ok()) << all.error().ToString();
+    ASSERT_EQ(all->size(), 1u);
+    AllocationRecord want = Alloc("c1", "p1", "198.18.0.10");
+    want.sticky = true;
+    EXPECT_EQ((*all)[0], want);  // netns and datapath_mode unknown ("")
+    auto enis = s->ListEnis();
+    ASSERT_TRUE(enis.ok());
+    ASSERT_EQ(enis->size(), 1u);
+    EXPECT_EQ((*enis)[0].mac, "00:16:3e:00:00:01");
+    EXPECT_TRUE(s->CheckIntegrity().ok());
+    // The new columns work after the migration.
+    AllocationRecord c2 = Alloc("c2", "p2", "198.18.0.11");
+    c2.netns = "/var/run/netns/p2";
+    c2.datapath_mode = "shared";
+    ASSERT_TRUE(s->Allocate(c2).ok());
+  }
+  // Reopening a migrated database runs no migration again and keeps both.
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  auto c2 = s->FindByContainer("c2");
+  ASSERT_TRUE(c2.ok() && c2->has_value());
+  EXPECT_EQ((*c2)->netns, "/var/run/netns/p2");
+  EXPECT_EQ((*c2)->datapath_mode, "shared");
+  auto c1 = s->FindByContainer("c1");
+  ASSERT_TRUE(c1.ok() && c1->has_value());
+  EXPECT_EQ((*c1)->netns, "");
+}
+
 TEST(StateStore, UsesWalJournal) {
   TempDir dir;
   auto s = MustOpen(dir.File("state.db"));
