@@ -19,8 +19,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--metrics-port-file", opts.metrics_port_file, "write the bound metrics port here");
   app.add_option("--datapath", opts.datapath,
-                 "shared: wire pods (veth + policy routing); none: IPAM only")
-      ->capture_default_str()->check(CLI::IsMember({"shared", "none"}));
+                 "auto: as eni_mode; shared: veth + policy routing; exclusive: the pod's own ENI; "
+                 "none: IPAM only (shared mode)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "shared", "exclusive", "none"}));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   terway::log::Init("terwayd", log_level);

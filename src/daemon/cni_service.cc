@@ -14,9 +14,9 @@ std::string PodName(const proto::Request& req) {
 }
 }  // namespace
 
-CniService::CniService(CniServiceOptions opts, ipam::IpPool* pool, store::StateStore* store,
+CniService::CniService(CniServiceOptions opts, ipam::PodAddressSource* addresses, store::StateStore* store,
                        PodDatapath* datapath, Metrics* metrics)
-    : opts_(std::move(opts)), pool_(pool), store_(store), datapath_(datapath), metrics_(metrics) {
+    : opts_(std::move(opts)), addresses_(addresses), store_(store), datapath_(datapath), metrics_(metrics) {
   metrics_->DeclareCounter("terway_cni_requests_total", "CNI requests by operation and result");
   metrics_->DeclareHistogram("terway_cni_request_duration_seconds",
                              "Time to serve a CNI request, by operation", LatencyBuckets());
@@ -90,8 +90,12 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   pod.uid = req.pod.uid;
   pod.container_id = req.container_id;
   pod.ifname = req.ifname.empty() ? "eth0" : req.ifname;
+  if (datapath_ != nullptr) {
+    pod.netns = req.netns;
+    pod.datapath_mode = opts_.datapath_mode;
+  }
   auto timeout = req.deadline_ms ? std::chrono::milliseconds(req.deadline_ms) : opts_.default_deadline;
-  auto ip = pool_->Allocate(pod, timeout);
+  auto ip = addresses_->Allocate(pod, timeout);
   if (!ip.ok()) {
     Error e = std::move(ip).error();
     e.Wrap("allocating an IP for pod " + PodName(req));
@@ -110,7 +114,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     PodNetwork pn = MakePodNetwork(req, *ip);
     auto rm = datapath_->Remove(pn);
     if (!rm.ok()) log::Warn("undoing datapath of {}: {}", req.container_id, rm.error().ToString());
-    auto rel = pool_->Release(req.container_id);
+    auto rel = addresses_->Release(req.container_id);
     if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
     Error e = std::move(net).error();
     e.Wrap("setting up the network of pod " + PodName(req));
@@ -121,7 +125,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
 }
 
 proto::Reply CniService::Release(const proto::Request& req) {
-  auto held = pool_->Get(req.container_id);
+  auto held = addresses_->Get(req.container_id);
   if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
   if (!held->has_value()) {
     // Nothing held: DEL is idempotent. There is no wiring to undo either:
@@ -138,13 +142,13 @@ proto::Reply CniService::Release(const proto::Request& req) {
       return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
     }
   }
-  auto rel = pool_->Release(req.container_id);
+  auto rel = addresses_->Release(req.container_id);
   if (!rel.ok()) return proto::Reply{proto::ReplyErrorFromError(rel.error()), {}, {}, {}};
   return proto::Reply{};
 }
 
 proto::Reply CniService::Get(const proto::Request& req) {
-  auto held = pool_->Get(req.container_id);
+  auto held = addresses_->Get(req.container_id);
   if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
   if (!held->has_value()) {
     return proto::Reply::Fail(proto::ErrorClass::kNotFound,

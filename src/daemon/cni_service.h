@@ -13,7 +13,7 @@
 #include "daemon/metrics.h"
 #include "daemon/pod_datapath.h"
 #include "daemon/rpc_server.h"
-#include "ipam/pool.h"
+#include "ipam/address_source.h"
 #include "store/state_store.h"
 
 namespace terway::daemon {
@@ -24,11 +24,15 @@ struct CniServiceOptions {
   // Gateway the pod sees (shared ENI mode: a link-local next hop answered by
   // a permanent neighbour entry on the host side).
   std::string pod_gateway = "169.254.1.1";
+  // Recorded with each allocation ("shared", "exclusive"; "" without a
+  // datapath) so a restarted daemon knows how the pod was wired.
+  std::string datapath_mode;
 };
 
 class CniService : public RequestHandler {
  public:
-  CniService(CniServiceOptions opts, ipam::IpPool* pool, store::StateStore* store,
+  // addresses: the node's IpPool (shared ENI) or ExclusiveEniAllocator.
+  CniService(CniServiceOptions opts, ipam::PodAddressSource* addresses, store::StateStore* store,
              PodDatapath* datapath, Metrics* metrics);
 
   cni::protocol::Reply Handle(const cni::protocol::Request& req) override;
@@ -45,7 +49,7 @@ class CniService : public RequestHandler {
   cni::CniResult IpamResult(const ipam::IpAllocation& ip) const;
 
   CniServiceOptions opts_;
-  ipam::IpPool* pool_;
+  ipam::PodAddressSource* addresses_;
   store::StateStore* store_;
   PodDatapath* datapath_;
   Metrics* metrics_;

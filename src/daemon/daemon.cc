@@ -8,7 +8,11 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
+#include "ipam/exclusive.h"
+#include "ipam/pool.h"
+#include "netlink/netns.h"
 
 namespace terway::daemon {
 
@@ -79,11 +83,25 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   TERWAY_ASSIGN_OR_RETURN(d->config_, LoadEniConfig(opts.config_path));
   if (d->opts_.socket_path.empty()) d->opts_.socket_path = d->config_.daemon_socket;
   if (d->opts_.state_path.empty()) d->opts_.state_path = d->config_.state_path;
-  if (d->config_.eni_mode != ipam::EniMode::kShared) {
-    return Errorf(ErrorCode::kUnsupported,
-                  "eni mode 'exclusive' needs the exclusive-ENI datapath, which this terwayd "
-                  "does not have yet; use the shared mode");
+  const bool exclusive = d->config_.eni_mode == ipam::EniMode::kExclusive;
+  const std::string mode = exclusive ? "exclusive" : "shared";
+  std::string dp = d->opts_.datapath == "auto" ? mode : d->opts_.datapath;
+  if (dp != "none" && dp != "shared" && dp != "exclusive") {
+    return Errorf(ErrorCode::kInvalidArgument, "--datapath must be auto, shared, exclusive or none, not '{}'",
+                  d->opts_.datapath);
   }
+  if (dp == "none" && exclusive) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "eni_mode exclusive moves each pod's ENI into the pod, so it has no IPAM-only form; "
+                     "drop --datapath none (or use eni_mode shared)");
+  }
+  if (dp != "none" && dp != mode) {
+    return Errorf(ErrorCode::kInvalidArgument,
+                  "--datapath {} does not match eni_mode \"{}\" of {}: pods of a node are wired the way its "
+                  "addresses are handed out; use --datapath auto",
+                  dp, mode, opts.config_path);
+  }
+  d->datapath_mode_ = dp == "none" ? "" : dp;
 
   TERWAY_ASSIGN_OR_RETURN_CTX(d->cloud_, cloud::CloudClients::Create(CloudOptionsFromConfig(d->config_)),
                               "setting up the cloud clients");
@@ -103,31 +121,49 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   po.vswitch_ids = d->config_.VSwitchesForZone(d->node_.zone_id);
   if (po.vswitch_ids.empty()) po.vswitch_ids = {d->node_.vswitch_id};  // as Terway does
   po.config = d->config_;
-  TERWAY_ASSIGN_OR_RETURN_CTX(d->pool_,
-                              ipam::IpPool::Create(po, d->provider_.get(), d->store_.get(),
-                                                   &RealClock::Instance()),
-                              "starting the IP pool");
-  if (d->opts_.datapath == "shared") {
-    datapath::SharedEniOptions so;
-    cloud::InstanceMetadata* md = d->cloud_->metadata();
-    // The ENI's gateway and vSwitch, as the metadata service reports them for
-    // its MAC (the same source the ENI's own configuration comes from on ECS).
-    so.eni_network = [md](const std::string& eni_id,
-                          const MacAddr& mac) -> Result<datapath::EniNetwork> {
-      std::string m = mac.ToString();
-      TERWAY_ASSIGN_OR_RETURN_CTX(std::string gw, md->EniGateway(m), "gateway of " + eni_id);
-      TERWAY_ASSIGN_OR_RETURN_CTX(std::string cidr, md->EniVSwitchCidrBlock(m),
-                                  "vSwitch CIDR of " + eni_id);
-      TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr g, Ipv4Addr::Parse(gw), "gateway of " + eni_id);
-      TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Cidr c, Ipv4Cidr::Parse(cidr, true), "vSwitch of " + eni_id);
-      return datapath::EniNetwork{g, c};
-    };
-    d->datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
-  } else if (d->opts_.datapath != "none") {
-    return Errorf(ErrorCode::kInvalidArgument, "--datapath must be 'shared' or 'none', not '{}'",
-                  d->opts_.datapath);
+  if (exclusive) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto alloc,
+                                ipam::ExclusiveEniAllocator::Create(po, d->provider_.get(), d->store_.get(),
+                                                                    &RealClock::Instance()),
+                                "starting the exclusive-ENI allocator");
+    // Finish releases a crash interrupted before serving (a cloud failure
+    // here is retried by the periodic reconcile).
+    Status rec = alloc->Reconcile(std::nullopt);
+    if (!rec.ok()) log::Warn("exclusive ENI reconcile at start: {}", rec.error().ToString());
+    d->addresses_ = std::move(alloc);
+  } else {
+    TERWAY_ASSIGN_OR_RETURN_CTX(d->addresses_,
+                                ipam::IpPool::Create(po, d->provider_.get(), d->store_.get(),
+                                                     &RealClock::Instance()),
+                                "starting the IP pool");
   }
-  d->service_ = std::make_unique<CniService>(CniServiceOptions{}, d->pool_.get(), d->store_.get(),
+  cloud::InstanceMetadata* md = d->cloud_->metadata();
+  // The ENI's gateway and vSwitch, as the metadata service reports them for
+  // its MAC (the same source the ENI's own configuration comes from on ECS).
+  datapath::EniNetworkLookup eni_network = [md](const std::string& eni_id,
+                                                const MacAddr& mac) -> Result<datapath::EniNetwork> {
+    std::string m = mac.ToString();
+    TERWAY_ASSIGN_OR_RETURN_CTX(std::string gw, md->EniGateway(m), "gateway of " + eni_id);
+    TERWAY_ASSIGN_OR_RETURN_CTX(std::string cidr, md->EniVSwitchCidrBlock(m), "vSwitch CIDR of " + eni_id);
+    TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr g, Ipv4Addr::Parse(gw), "gateway of " + eni_id);
+    TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Cidr c, Ipv4Cidr::Parse(cidr, true), "vSwitch of " + eni_id);
+    return datapath::EniNetwork{g, c};
+  };
+  if (dp == "shared") {
+    datapath::SharedEniOptions so;
+    so.eni_network = eni_network;
+    d->datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
+  } else if (dp == "exclusive") {
+    datapath::ExclusiveEniOptions eo;
+    eo.eni_network = eni_network;
+    eo.service_cidr = d->config_.service_cidr;
+    TERWAY_ASSIGN_OR_RETURN_CTX(std::string node_ip, md->PrivateIpv4(), "reading the node's primary IP");
+    TERWAY_ASSIGN_OR_RETURN_CTX(eo.node_ip, Ipv4Addr::Parse(node_ip), "the node's primary IP (private-ipv4)");
+    d->datapath_ = std::make_unique<datapath::ExclusiveEniDatapath>(eo);
+  }
+  CniServiceOptions cso;
+  cso.datapath_mode = d->datapath_mode_;
+  d->service_ = std::make_unique<CniService>(cso, d->addresses_.get(), d->store_.get(),
                                              d->datapath_.get(), &d->metrics_);
   RpcServerOptions ro;
   ro.socket_path = d->opts_.socket_path;
@@ -141,13 +177,15 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   d->metrics_.DeclareCounter("terway_cloud_api_attempts_total", "OpenAPI HTTP requests by action");
   d->metrics_.DeclareCounter("terway_cloud_api_errors_total", "OpenAPI calls that failed, by action");
   d->metrics_.DeclareCounter("terway_cloud_api_retries_total", "OpenAPI retries by action");
+  d->metrics_.DeclareCounter("terway_restart_repairs_total",
+                             "Pods verified at start-up, by outcome (ok, repaired, released, failed, unknown)");
   return d;
 }
 
 Daemon::~Daemon() { Stop(); }
 
 void Daemon::UpdatePoolGauges() {
-  auto s = pool_->Stats();
+  auto s = addresses_->Stats();
   metrics_.Set("terway_pool_ips", {{"state", "idle"}}, s.idle);
   metrics_.Set("terway_pool_ips", {{"state", "in_use"}}, s.in_use);
   metrics_.Set("terway_pool_ips", {{"state", "reserved"}}, s.reserved);
@@ -164,23 +202,85 @@ void Daemon::UpdatePoolGauges() {
   }
 }
 
-Status Daemon::Start() {
-  if (auto* shared = dynamic_cast<datapath::SharedEniDatapath*>(datapath_.get())) {
-    // One owner of kernel state: links and rules of pods that vanished while
-    // we were down are collected before serving (no Ensure runs yet).
-    auto allocs = store_->ListAllocations();
-    if (allocs.ok()) {
-      std::set<std::string> live;
-      for (const auto& a : *allocs) live.insert(a.container_id);
-      auto removed = shared->CollectGarbage(live);
-      if (!removed.ok()) {
-        log::Warn("datapath garbage collection: {}", removed.error().ToString());
-      } else {
-        for (const auto& r : *removed) log::Info("datapath gc removed {}", r);
-      }
-    }
+void Daemon::RepairPods() {
+  auto allocs = store_->ListAllocations();
+  if (!allocs.ok()) {
+    log::Warn("restart repair skipped, state unreadable: {}", allocs.error().ToString());
+    return;
   }
-  pool_->Start();
+  auto count = [this](const char* outcome) { metrics_.Inc("terway_restart_repairs_total", {{"outcome", outcome}}); };
+  std::set<std::string> live;
+  for (const auto& rec : *allocs) {
+    const std::string who = fmt::format("pod {}/{} (container {}, IP {})", rec.pod_namespace, rec.pod_name,
+                                        rec.container_id, rec.ip);
+    if (rec.netns.empty() || (!rec.datapath_mode.empty() && rec.datapath_mode != datapath_mode_)) {
+      // Recorded by an older terwayd (schema 1) or wired by another mode:
+      // nothing to verify against; its DEL (or CNI GC) frees it.
+      log::Warn("restart repair: {} has no netns recorded for the {} datapath (was '{}'); left to its DEL",
+                who, datapath_mode_, rec.datapath_mode);
+      count("unknown");
+      live.insert(rec.container_id);
+      continue;
+    }
+    auto held = addresses_->Get(rec.container_id);
+    if (!held.ok() || !held->has_value()) {
+      log::Warn("restart repair: {}: address not found: {}", who, held.ok() ? "none" : held.error().ToString());
+      count("failed");
+      live.insert(rec.container_id);
+      continue;
+    }
+    PodNetwork pod;
+    pod.container_id = rec.container_id;
+    pod.netns = rec.netns;
+    pod.ifname = rec.ifname.empty() ? "eth0" : rec.ifname;
+    pod.pod_namespace = rec.pod_namespace;
+    pod.pod_name = rec.pod_name;
+    pod.ip = **held;
+    if (!netlink::NetnsExists(rec.netns)) {
+      // The pod vanished while we were down (its sandbox was destroyed
+      // without a DEL reaching us): undo its wiring, free its address.
+      Status rm = datapath_->Remove(pod);
+      Status rel = Ok();
+      if (rm.ok()) rel = addresses_->Release(rec.container_id);
+      if (!rm.ok() || !rel.ok()) {
+        log::Warn("restart repair: releasing {} whose netns {} is gone failed (retried by its DEL/GC): {}", who,
+                  rec.netns, (!rm.ok() ? rm : rel).error().ToString());
+        count("failed");
+        live.insert(rec.container_id);
+        continue;
+      }
+      log::Info("restart repair: {} netns {} is gone: released its address and wiring", who, rec.netns);
+      count("released");
+      continue;
+    }
+    live.insert(rec.container_id);
+    Status check = datapath_->Check(pod);
+    if (check.ok()) {
+      count("ok");
+      continue;
+    }
+    auto fixed = datapath_->Ensure(pod);
+    if (!fixed.ok()) {
+      log::Warn("restart repair: {} is broken ({}) and could not be repaired: {}", who, check.error().ToString(),
+                fixed.error().ToString());
+      count("failed");
+      continue;
+    }
+    log::Info("restart repair: repaired {}: {}", who, check.error().ToString());
+    count("repaired");
+  }
+  // Links and rules of containers the store no longer knows.
+  auto removed = datapath_->CollectGarbage(live);
+  if (!removed.ok()) {
+    log::Warn("datapath garbage collection: {}", removed.error().ToString());
+  } else {
+    for (const auto& r : *removed) log::Info("datapath gc removed {}", r);
+  }
+}
+
+Status Daemon::Start() {
+  if (datapath_) RepairPods();
+  addresses_->Start();
   TERWAY_TRY_CTX(rpc_->Start(), "starting the CNI socket");
   if (!opts_.metrics_listen.empty()) {
     TERWAY_ASSIGN_OR_RETURN_CTX(auto hp, SplitHostPort(opts_.metrics_listen), "--metrics-listen");
@@ -217,7 +317,7 @@ void Daemon::Stop() {
   if (rpc_) rpc_->Stop();
   if (metrics_server_) metrics_server_->stop();
   if (metrics_thread_.joinable()) metrics_thread_.join();
-  if (pool_) pool_->Stop();
+  if (addresses_) addresses_->Stop();
 }
 
 }  // namespace terway::daemon

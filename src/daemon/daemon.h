@@ -12,8 +12,8 @@
 #include "daemon/cni_service.h"
 #include "daemon/metrics.h"
 #include "daemon/rpc_server.h"
+#include "ipam/address_source.h"
 #include "ipam/config.h"
-#include "ipam/pool.h"
 #include "store/state_store.h"
 
 namespace httplib {
@@ -31,10 +31,12 @@ struct DaemonOptions {
   std::string metrics_listen = "127.0.0.1:9190";
   // Written with the bound metrics port once serving (tests, the lab).
   std::string metrics_port_file;
-  // "shared": wire pods (veth + policy routing through their ENI);
-  // "none": IPAM only (hand out addresses, wire nothing), for benchmarks of
+  // "auto": the datapath of eni_conf's eni_mode; "shared": wire pods with a
+  // veth + policy routing through their ENI (eni_mode shared); "exclusive":
+  // move each pod's own ENI into it (eni_mode exclusive); "none": IPAM only
+  // (hand out addresses, wire nothing; shared mode only), for benchmarks of
   // the pool and runtimes that wire pods themselves.
-  std::string datapath = "shared";
+  std::string datapath = "auto";
 };
 
 // Node identity as the metadata service reports it.
@@ -57,12 +59,16 @@ class Daemon {
   void Stop();
 
   const NodeIdentity& node() const { return node_; }
-  ipam::IpPool* pool() { return pool_.get(); }
+  ipam::PodAddressSource* addresses() { return addresses_.get(); }
   Metrics* metrics() { return &metrics_; }
 
  private:
   Daemon() = default;
   void UpdatePoolGauges();
+  // Start-up repair (one owner of kernel state): verifies every recorded pod
+  // whose netns still exists and rebuilds what is broken; removes and frees
+  // pods whose netns is gone. Then collects links/rules nobody owns.
+  void RepairPods();
 
   DaemonOptions opts_;
   ipam::EniConfig config_;
@@ -71,7 +77,9 @@ class Daemon {
   std::unique_ptr<cloud::CloudClients> cloud_;
   std::unique_ptr<store::StateStore> store_;
   std::unique_ptr<AliyunEniProvider> provider_;
-  std::unique_ptr<ipam::IpPool> pool_;
+  // IpPool (shared ENI) or ExclusiveEniAllocator (exclusive ENI).
+  std::unique_ptr<ipam::PodAddressSource> addresses_;
+  std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
   std::unique_ptr<PodDatapath> datapath_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<RpcServer> rpc_;

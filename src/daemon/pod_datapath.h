@@ -6,12 +6,14 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "cni/config.h"
 #include "cni/result.h"
 #include "common/result.h"
-#include "ipam/pool.h"
+#include "ipam/types.h"
 
 namespace terway::daemon {
 
@@ -37,6 +39,11 @@ class PodDatapath {
   virtual Status Remove(const PodNetwork& pod) = 0;
   // Verifies without changing anything; an error names what is wrong.
   virtual Status Check(const PodNetwork& pod) = 0;
+  // Removes what containers not in live_container_ids left in the kernel
+  // (a pod whose netns was destroyed while the daemon was down). Returns
+  // one line per removed object, for the log. Call it before serving: a
+  // concurrent Ensure's objects could look orphaned.
+  virtual Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) = 0;
 };
 
 }  // namespace terway::daemon

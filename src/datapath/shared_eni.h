@@ -77,7 +77,7 @@ class SharedEniDatapath : public daemon::PodDatapath {
   // while no Ensure runs (after a restart, before serving): a concurrent
   // Ensure's rules could look orphaned between creating the veth and its
   // alias.
-  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids);
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) override;
 
  private:
   struct Eni;

@@ -26,6 +26,66 @@ Result<std::unique_ptr<ExclusiveEniAllocator>> ExclusiveEniAllocator::Create(
   return a;
 }
 
+ExclusiveEniAllocator::~ExclusiveEniAllocator() { Stop(); }
+
+void ExclusiveEniAllocator::Start() {
+  std::lock_guard l(worker_mu_);
+  if (worker_.joinable()) return;
+  stop_ = false;
+  worker_ = std::thread([this] {
+    std::unique_lock l(worker_mu_);
+    while (!stop_) {
+      // Real time: the period paces cloud calls, it is no decision input.
+      if (worker_cv_.wait_for(l, opts_.config.ip_pool_sync_period, [this] { return stop_; })) break;
+      l.unlock();
+      std::optional<std::vector<LivePod>> live;
+      if (opts_.live_pods) {
+        auto pods = opts_.live_pods();
+        if (pods.ok()) {
+          live = std::move(pods).value();
+        } else {
+          log::Warn("exclusive_eni_reconcile live pods unavailable, pod gc skipped: {}", pods.error().ToString());
+        }
+      }
+      Status st = Reconcile(live);
+      if (!st.ok()) log::Warn("exclusive_eni_reconcile failed (retried next period): {}", st.error().ToString());
+      l.lock();
+    }
+  });
+}
+
+void ExclusiveEniAllocator::Stop() {
+  {
+    std::lock_guard l(worker_mu_);
+    stop_ = true;
+  }
+  worker_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+PoolStats ExclusiveEniAllocator::Stats() const {
+  PoolStats s;
+  s.max_pods = MaxPodCount();
+  auto allocs = store_->ListAllocations();
+  if (allocs.ok()) s.in_use = static_cast<int>(allocs->size());
+  auto enis = store_->ListEnis();
+  if (enis.ok()) s.enis = static_cast<int>(enis->size());
+  s.allocations_total = allocations_total_;
+  s.allocation_failures_total = allocation_failures_total_;
+  s.releases_total = releases_total_;
+  return s;
+}
+
+Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod, std::chrono::milliseconds) {
+  auto r = Allocate(pod);
+  if (r.ok()) {
+    ++allocations_total_;
+  } else {
+    ++allocation_failures_total_;
+  }
+  return r;
+}
+
 int64_t ExclusiveEniAllocator::Unix(Clock::TimePoint t) const {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
@@ -148,6 +208,8 @@ Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
   rec.ip = primary;
   rec.eni_id = eni.network_interface_id;
   rec.ifname = pod.ifname;
+  rec.netns = pod.netns;
+  rec.datapath_mode = pod.datapath_mode;
   rec.created_unix = now;
   TERWAY_ASSIGN_OR_RETURN_CTX(auto stored, store_->Allocate(rec), what);
   return to_alloc(stored);
@@ -169,6 +231,7 @@ Status ExclusiveEniAllocator::Release(const std::string& container_id) {
   // unreferenced row that Reconcile finishes, never a pod's live ENI.
   TERWAY_ASSIGN_OR_RETURN_CTX(auto rec, store_->Release(container_id, Unix(clock_->Now()), std::nullopt), what);
   if (!rec) return Ok();
+  ++releases_total_;
   TERWAY_TRY_CTX(DestroyEni(rec->eni_id), what);
   return Ok();
 }

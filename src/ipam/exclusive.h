@@ -9,37 +9,54 @@
 // deleted after the grace period).
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "common/clock.h"
+#include "ipam/address_source.h"
 #include "ipam/pool.h"
 
 namespace terway::ipam {
 
 inline constexpr const char* kExclusiveTagKey = "terway.exclusive";
 
-class ExclusiveEniAllocator {
+class ExclusiveEniAllocator : public PodAddressSource {
  public:
   static Result<std::unique_ptr<ExclusiveEniAllocator>> Create(PoolOptions opts, EniProvider* provider,
                                                                store::StateStore* store, Clock* clock);
+  ~ExclusiveEniAllocator() override;
+
+  // A worker that runs Reconcile every ip_pool_sync_period (with
+  // PoolOptions::live_pods when set): interrupted releases and leaked ENIs
+  // are finished without waiting for the next pod.
+  void Start() override;
+  void Stop() override;
 
   // A new ENI for the pod (its primary IP is the pod IP). Idempotent per
   // container id; kConflict (retryable) while the same pod is in flight;
   // kExhausted naming the cause when no ENI can be had.
   Result<IpAllocation> Allocate(const PodIdentity& pod);
+  // PodAddressSource: the same. The timeout is not enforced inside: a pod
+  // waits for one create + attach, whose wait the provider bounds itself
+  // (there is no queue of waiters to give up on, unlike the shared pool).
+  Result<IpAllocation> Allocate(const PodIdentity& pod, std::chrono::milliseconds timeout) override;
   // Detaches and deletes the pod's ENI. The caller moves the link back to
   // the host namespace first. Idempotent.
-  Status Release(const std::string& container_id);
-  Result<std::optional<IpAllocation>> Get(const std::string& container_id);
+  Status Release(const std::string& container_id) override;
+  Result<std::optional<IpAllocation>> Get(const std::string& container_id) override;
   // Releases ENIs of vanished pods, finishes interrupted releases and
   // collects leaked ENIs.
-  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods);
+  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods) override;
 
-  int MaxPodCount() const { return MaxPods(limits_, EniMode::kExclusive); }
+  int MaxPodCount() const override { return MaxPods(limits_, EniMode::kExclusive); }
+  // in_use = pods holding an ENI, enis = ENIs we hold; nothing is idle.
+  PoolStats Stats() const override;
 
  private:
   ExclusiveEniAllocator(PoolOptions opts, EniProvider* provider, store::StateStore* store, Clock* clock)
@@ -60,6 +77,15 @@ class ExclusiveEniAllocator {
   std::map<std::string, Clock::TimePoint> vswitch_exhausted_until_;
   std::map<std::string, Clock::TimePoint> leak_first_seen_;
   std::mutex reconcile_mu_;
+
+  std::atomic<uint64_t> allocations_total_{0};
+  std::atomic<uint64_t> allocation_failures_total_{0};
+  std::atomic<uint64_t> releases_total_{0};
+
+  std::mutex worker_mu_;
+  std::condition_variable worker_cv_;
+  bool stop_ = false;
+  std::thread worker_;
 };
 
 }  // namespace terway::ipam

@@ -162,6 +162,8 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
   rec.ip = chosen;
   rec.eni_id = entry.eni_id;
   rec.ifname = pod.ifname;
+  rec.netns = pod.netns;
+  rec.datapath_mode = pod.datapath_mode;
   rec.created_unix = Unix(now);
   rec.sticky = IsSticky(pod);
   TERWAY_ASSIGN_OR_RETURN(auto stored, store_->Allocate(rec, from_reservation));

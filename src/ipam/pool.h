@@ -25,54 +25,14 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "ipam/address_source.h"
 #include "ipam/config.h"
 #include "ipam/engine.h"
 #include "ipam/provider.h"
+#include "ipam/types.h"
 #include "store/state_store.h"
 
 namespace terway::ipam {
-
-inline constexpr const char* kPodIpReservationAnnotation = "k8s.aliyun.com/pod-ip-reservation";
-
-// Who asks for an IP (from CNI_ARGS today, the Kubernetes cache later).
-struct PodIdentity {
-  std::string namespace_;
-  std::string name;
-  std::string uid;
-  std::string container_id;  // idempotency key of allocate/release
-  std::string ifname = "eth0";
-  std::string owner_kind;    // "StatefulSet", "ReplicaSet", ...; "" if unknown
-  std::map<std::string, std::string> annotations;
-};
-
-struct LivePod {
-  std::string namespace_;
-  std::string name;
-  std::string uid;  // "" if unknown: then namespace/name alone identify it
-};
-
-struct IpAllocation {
-  std::string ip;
-  std::string eni_id;
-  std::string eni_mac;
-  std::string eni_primary_ip;
-  std::string vswitch_id;
-  bool reused_reservation = false;  // the sticky IP came back
-};
-
-struct PoolStats {
-  int idle = 0;
-  int in_use = 0;
-  int reserved = 0;
-  int releasing = 0;
-  int enis = 0;
-  int max_pods = 0;
-  int waiting = 0;
-  // Counters since start (for metrics).
-  uint64_t allocations_total = 0;
-  uint64_t allocation_failures_total = 0;
-  uint64_t releases_total = 0;
-};
 
 struct PoolOptions {
   std::string instance_id;
@@ -91,29 +51,29 @@ struct PoolOptions {
   uint64_t seed = 0;  // vSwitch random policy
 };
 
-class IpPool {
+class IpPool : public PodAddressSource {
  public:
   // Reads the instance's limits, loads the store and reconciles with the
   // cloud once (a cloud failure here is logged; the pool starts from the
   // store and the periodic reconcile retries).
   static Result<std::unique_ptr<IpPool>> Create(PoolOptions opts, EniProvider* provider,
                                                 store::StateStore* store, Clock* clock);
-  ~IpPool();
+  ~IpPool() override;
 
   // Starts / stops the background worker (refill, reclaim, reconcile).
-  void Start();
-  void Stop();
+  void Start() override;
+  void Stop() override;
 
   // An IP for the pod, waiting at most `timeout` (real time: it is the CNI
   // request's deadline) for the pool to grow. Idempotent per container id.
   // kConflict (retryable) while another request for the same pod is in
   // flight; kExhausted naming the cause when the node cannot get more IPs;
   // kTimeout with the last cloud error otherwise.
-  Result<IpAllocation> Allocate(const PodIdentity& pod, std::chrono::milliseconds timeout);
+  Result<IpAllocation> Allocate(const PodIdentity& pod, std::chrono::milliseconds timeout) override;
   // Returns the container's IP to the pool (reserved for a sticky pod).
   // Idempotent: unknown container ids succeed.
-  Status Release(const std::string& container_id);
-  Result<std::optional<IpAllocation>> Get(const std::string& container_id);
+  Status Release(const std::string& container_id) override;
+  Result<std::optional<IpAllocation>> Get(const std::string& container_id) override;
   // Every current allocation (CNI GC compares these with the runtime's
   // valid attachments; terway-cli lists them).
   Result<std::vector<store::AllocationRecord>> Allocations() { return store_->ListAllocations(); }
@@ -121,10 +81,10 @@ class IpPool {
   // One round of each background job (the worker calls these; tests too).
   Status RefillOnce();
   Status ReclaimOnce();
-  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods);
+  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods) override;
 
-  PoolStats Stats() const;
-  int MaxPodCount() const { return MaxPods(limits_, opts_.config.eni_mode); }
+  PoolStats Stats() const override;
+  int MaxPodCount() const override { return MaxPods(limits_, opts_.config.eni_mode); }
 
  private:
   struct IpEntry {

@@ -16,6 +16,8 @@
 
 #include "cni/daemon_client.h"
 #include "daemon/rpc_server.h"
+#include "ipam/exclusive.h"
+#include "ipam/pool.h"
 #include "unit/ipam/fake_cloud.h"
 
 namespace terway::daemon {
@@ -191,6 +193,92 @@ TEST_F(CniServiceTest, MalformedFrameGetsAnInvalidReply) {
   ASSERT_TRUE(reply.ok());
   ASSERT_FALSE(reply->ok());
   EXPECT_EQ(reply->error->cls, proto::ErrorClass::kInvalid);
+}
+
+// A datapath that wires nothing but records what it was asked, and checks on
+// Remove that the address is still held (DEL: datapath first, then the
+// address: an exclusive ENI must be back on the node before it is detached).
+class RecordingDatapath : public PodDatapath {
+ public:
+  explicit RecordingDatapath(store::StateStore* store) : store_(store) {}
+  Result<cni::CniResult> Ensure(const PodNetwork& pod) override {
+    ensured.push_back(pod);
+    cni::CniResult r;
+    r.ips.push_back({pod.ip.ip + "/32", "169.254.1.1", std::nullopt});
+    return r;
+  }
+  Status Remove(const PodNetwork& pod) override {
+    auto held = store_->FindByContainer(pod.container_id);
+    removed_while_held.push_back(held.ok() && held->has_value());
+    return Ok();
+  }
+  Status Check(const PodNetwork&) override { return Ok(); }
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&) override {
+    return std::vector<std::string>{};
+  }
+  std::vector<PodNetwork> ensured;
+  std::vector<bool> removed_while_held;
+
+ private:
+  store::StateStore* store_;
+};
+
+TEST_F(CniServiceTest, AddRecordsNetnsAndModeAndDelRemovesWiringBeforeTheAddress) {
+  RecordingDatapath dp(store_.get());
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+  svc.SetReady(true);
+  auto add = svc.Handle(Req(proto::Op::kAllocate, "c1"));
+  ASSERT_TRUE(add.ok()) << add.error->message;
+  ASSERT_EQ(dp.ensured.size(), 1u);
+  EXPECT_EQ(dp.ensured[0].netns, "/var/run/netns/none");
+  auto rec = store_->FindByContainer("c1");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->netns, "/var/run/netns/none");
+  EXPECT_EQ((*rec)->ifname, "eth0");
+  EXPECT_EQ((*rec)->datapath_mode, "shared");
+
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1")).ok());
+  ASSERT_EQ(dp.removed_while_held.size(), 1u);
+  EXPECT_TRUE(dp.removed_while_held[0]) << "DEL released the address before removing the wiring";
+  auto gone = store_->FindByContainer("c1");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+}
+
+// The same service over the exclusive-ENI allocator: one ENI per pod, the
+// node refuses pod EniQuantity with an exhausted error, DEL deletes the ENI.
+TEST_F(CniServiceTest, ExclusiveAllocatorBehindTheServiceRefusesPodEniQuantity) {
+  FakeCloud cloud(ipam::InstanceLimits{3, 4}, "i-excl", {{"vsw-a", 100}});
+  ipam::PoolOptions po;
+  po.instance_id = "i-excl";
+  po.instance_type = "ecs.test";
+  po.vswitch_ids = {"vsw-a"};
+  po.config.eni_tags["creator"] = "terway";
+  auto st = store::StateStore::Open(dir_ + "/excl.db");
+  ASSERT_TRUE(st.ok());
+  auto alloc = ipam::ExclusiveEniAllocator::Create(po, &cloud, st->get(), &RealClock::Instance());
+  ASSERT_TRUE(alloc.ok()) << alloc.error().ToString();
+  CniService svc(CniServiceOptions{}, alloc->get(), st->get(), nullptr, &metrics_);
+  svc.SetReady(true);
+  auto a = svc.Handle(Req(proto::Op::kAllocate, "c1", "p1"));
+  auto b = svc.Handle(Req(proto::Op::kAllocate, "c2", "p2"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a.eni && b.eni);
+  EXPECT_NE(a.eni->id, b.eni->id);
+  auto c = svc.Handle(Req(proto::Op::kAllocate, "c3", "p3"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error->cls, proto::ErrorClass::kExhausted);
+  EXPECT_NE(c.error->message.find("maximum of 2"), std::string::npos) << c.error->message;
+  EXPECT_EQ((*alloc)->Stats().in_use, 2);
+  EXPECT_EQ((*alloc)->Stats().max_pods, 2);
+
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1", "p1")).ok());
+  int terway_enis = 0;
+  for (const auto& e : cloud.AllEnis()) terway_enis += e.type == "Primary" ? 0 : 1;
+  EXPECT_EQ(terway_enis, 1);
+  EXPECT_TRUE(svc.Handle(Req(proto::Op::kAllocate, "c3", "p3")).ok());
 }
 
 }  // namespace

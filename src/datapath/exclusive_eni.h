@@ -1,0 +1,76 @@
+// ExclusiveEniDatapath: Terway's exclusive-ENI mode ("eniOnly" node pools).
+// The pod owns a whole ENI: its link is moved from the node's namespace into
+// the pod and becomes the pod's eth0, configured as the ENI itself would be
+// on a VM. A veth pair carries what must not leave through the VPC: traffic
+// to the node (kubelet probes, hostNetwork pods) and to Services (the node's
+// kube-proxy rules live in the node's namespace).
+//
+//   pod netns:  eth0 = the ENI (its MAC), podIP/<vSwitch prefix>, up
+//               default via <vSwitch gateway> dev eth0
+//               veth1: 169.254.1.1 dev veth1 scope link,
+//                      permanent neigh 169.254.1.1 -> host veth MAC,
+//                      <node IP>/32 via 169.254.1.1 dev veth1 src podIP,
+//                      <service CIDR> via 169.254.1.1 dev veth1 src podIP
+//   host:       podIP/32 dev tw<hash> scope link (table main)
+//
+// No policy routing is needed: the pod's traffic leaves through its own ENI,
+// which holds the pod IP as its primary address, so the VPC's anti-spoofing
+// accepts it.
+//
+// Thread-safety as SharedEniDatapath: each call opens its own netlink
+// sockets; calls for the same pod are serialised by the caller.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/ip.h"
+#include "common/result.h"
+#include "daemon/pod_datapath.h"
+#include "datapath/shared_eni.h"
+
+namespace terway::datapath {
+
+struct ExclusiveEniOptions {
+  // The namespace holding the node's ENIs (name or path); empty: the calling
+  // thread's namespace.
+  std::string host_netns;
+  // MTU of the ENI and the veth; 0 leaves the ENI's MTU alone, 1500 for the veth.
+  int mtu = 1500;
+  // The node's primary IP: reached through the veth, not the VPC.
+  Ipv4Addr node_ip;
+  // Services (eni_conf service_cidr): reached through the veth as well.
+  std::optional<Ipv4Cidr> service_cidr;
+  // Pod-side name of the veth (eth0 is the ENI).
+  std::string pod_veth_name = "veth1";
+  // Gateway and vSwitch CIDR of the ENI (the daemon asks the metadata
+  // service). The vSwitch prefix is required: it is the ENI address's prefix.
+  EniNetworkLookup eni_network;
+};
+
+class ExclusiveEniDatapath : public daemon::PodDatapath {
+ public:
+  explicit ExclusiveEniDatapath(ExclusiveEniOptions options);
+
+  Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
+  // Moves the ENI back to the node's namespace (under a name derived from
+  // the ENI id, as the pod's ifname may clash with the node's own links) and
+  // deletes the veth. The caller then detaches and deletes the ENI. When the
+  // pod's netns is gone the ENI link went with it (or back to the initial
+  // namespace, for a physical device): that is success.
+  Status Remove(const daemon::PodNetwork& pod) override;
+  Status Check(const daemon::PodNetwork& pod) override;
+  // Host veths (alias terway-pod:...) of containers not in the live set.
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) override;
+
+ private:
+  ExclusiveEniOptions opt_;
+};
+
+// Name an ENI link gets while parked in the node's namespace on its way back
+// from a pod: "eni" + hash of the ENI id (15 bytes).
+std::string ParkedEniLinkName(const std::string& eni_id);
+
+}  // namespace terway::datapath

@@ -1,0 +1,58 @@
+// The value types shared by the address sources (IpPool, ExclusiveEniAllocator)
+// and their callers: who asks, what they get, what the pool holds.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace terway::ipam {
+
+inline constexpr const char* kPodIpReservationAnnotation = "k8s.aliyun.com/pod-ip-reservation";
+
+// Who asks for an IP (from CNI_ARGS today, the Kubernetes cache later).
+struct PodIdentity {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string container_id;  // idempotency key of allocate/release
+  std::string ifname = "eth0";
+  // Where the pod's network lives (CNI_NETNS) and which datapath wires it:
+  // recorded with the allocation so a restarted daemon can verify and repair
+  // the pod (or release it when the netns is gone). Empty: not wired.
+  std::string netns;
+  std::string datapath_mode;
+  std::string owner_kind;    // "StatefulSet", "ReplicaSet", ...; "" if unknown
+  std::map<std::string, std::string> annotations;
+};
+
+struct LivePod {
+  std::string namespace_;
+  std::string name;
+  std::string uid;  // "" if unknown: then namespace/name alone identify it
+};
+
+struct IpAllocation {
+  std::string ip;
+  std::string eni_id;
+  std::string eni_mac;
+  std::string eni_primary_ip;
+  std::string vswitch_id;
+  bool reused_reservation = false;  // the sticky IP came back
+};
+
+struct PoolStats {
+  int idle = 0;
+  int in_use = 0;
+  int reserved = 0;
+  int releasing = 0;
+  int enis = 0;
+  int max_pods = 0;
+  int waiting = 0;
+  // Counters since start (for metrics).
+  uint64_t allocations_total = 0;
+  uint64_t allocation_failures_total = 0;
+  uint64_t releases_total = 0;
+};
+
+}  // namespace terway::ipam
