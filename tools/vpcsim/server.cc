@@ -76,6 +76,9 @@ Result<std::unique_ptr<Vpcsim>> Vpcsim::Start(World world, Options o, Fabric* fa
 Status Vpcsim::StartLoopback(const Options& o) {
   auto srv = std::make_unique<httplib::Server>();
   srv->set_payload_max_length(1 << 20);
+  // httplib writes headers and body separately; with Nagle on, the body
+  // waits for the client's delayed ACK (~40 ms per metadata or API call).
+  srv->set_tcp_nodelay(true);
   auto api = [this](const httplib::Request& req, httplib::Response& res) {
     Send(res, api_->HandleRaw(req.method, QueryOf(req), req.method == "POST" ? req.body : ""));
   };
@@ -118,6 +121,7 @@ Status Vpcsim::StartInRouter(const std::string& netns) {
   auto start = [&](const char* addr, bool is_api) -> Status {
     auto srv = std::make_unique<httplib::Server>();
     srv->set_payload_max_length(1 << 20);
+    srv->set_tcp_nodelay(true);  // see StartLoopback
     if (is_api) {
       auto api = [this](const httplib::Request& req, httplib::Response& res) {
         Send(res, api_->HandleRaw(req.method, QueryOf(req), req.method == "POST" ? req.body : ""));
