@@ -1,0 +1,215 @@
+// ExclusiveEniDatapath on the emulated VPC's real Linux fabric (LinuxFabric,
+// no vpcsim server): an ENI attached to instance a (a veth to the VPC router,
+// down and unconfigured as ECS hot-plugs it) becomes a pod's eth0. The
+// router delivers an IP only to the ENI holding it and drops packets whose
+// source the ENI does not hold, so the pod reaching instance b proves its
+// traffic left through its own ENI; reaching its node's IP proves the veth.
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "datapath/exclusive_eni.h"
+#include "datapath/layout.h"
+#include "netlink/handle.h"
+#include "netlink/netns.h"
+#include "test_util.h"
+#include "tools/vpcsim/fabric/linux_fabric.h"
+
+namespace terway::datapath {
+namespace {
+
+using namespace std::chrono_literals;
+
+Ipv4Addr Ip(const char* s) { return Ipv4Addr::Parse(s).value(); }
+
+vpcsim::FabricEni Eni(const char* id, const char* mac, std::vector<const char*> ips) {
+  vpcsim::FabricEni e{id, MacAddr::Parse(mac).value(), "vsw-one", {}};
+  for (auto* ip : ips) e.ips.push_back(Ip(ip));
+  return e;
+}
+
+bool PingOnce(const std::string& ns, const std::string& dst) {
+  int rc = std::system(("ip netns exec " + ns + " ping -n -q -c 1 -W 1 " + dst + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
+}
+
+// Waits up to 8 s for a reply (the first packets also resolve neighbours).
+bool PingFrom(const std::string& ns, const std::string& dst) {
+  auto end = std::chrono::steady_clock::now() + 8s;
+  do {
+    if (PingOnce(ns, dst)) return true;
+    std::this_thread::sleep_for(100ms);
+  } while (std::chrono::steady_clock::now() < end);
+  return false;
+}
+
+struct VpcWorld {
+  std::string s = testing::UniqueSuffix();
+  vpcsim::LinuxFabric fabric{"tx" + s};
+  std::vector<std::string> pod_netns;
+  ~VpcWorld() {
+    for (const auto& ns : pod_netns) (void)netlink::DeleteNamedNetns(ns);
+    Status d = fabric.Destroy();
+    EXPECT_TRUE(d.ok()) << d.error().ToString();
+  }
+};
+
+Result<EniNetwork> VSwitchOne(const std::string&, const MacAddr&) {
+  return EniNetwork{Ip("198.18.1.253"), Ipv4Cidr::Parse("198.18.1.0/24").value()};
+}
+
+class ExclusiveEniRoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TERWAY_REQUIRE_ROOT();
+    ASSERT_OK(w_.fabric.EnsureVpc("vpc-test", Ipv4Cidr::Parse("198.18.0.0/16").value()));
+    ASSERT_OK(w_.fabric.EnsureVSwitch({"vsw-one", Ipv4Cidr::Parse("198.18.1.0/24").value(), Ip("198.18.1.253")}));
+    ASSERT_OK(w_.fabric.EnsureInstance("i-a", eni_a_));
+    ASSERT_OK(w_.fabric.EnsureInstance("i-b", eni_b_));
+    ASSERT_OK(w_.fabric.AttachEni("i-a", eni_x_, 1));
+    node_a_ = w_.fabric.InstanceNetns("i-a");
+    node_b_ = w_.fabric.InstanceNetns("i-b");
+    ExclusiveEniOptions o;
+    o.host_netns = node_a_;
+    o.node_ip = Ip("198.18.1.10");
+    o.service_cidr = Ipv4Cidr::Parse("198.19.128.0/20").value();
+    o.eni_network = VSwitchOne;
+    dp_ = std::make_unique<ExclusiveEniDatapath>(o);
+    pod_ns_ = "txp" + w_.s;
+    w_.pod_netns.push_back(pod_ns_);
+    ASSERT_OK(netlink::CreateNamedNetns(pod_ns_));
+    pod_.container_id = "ctr-x-" + w_.s;
+    pod_.netns = netlink::NetnsPath(pod_ns_);
+    pod_.ifname = "eth0";
+    pod_.pod_namespace = "default";
+    pod_.pod_name = "x";
+    pod_.ip.ip = "198.18.1.40";
+    pod_.ip.eni_id = eni_x_.eni_id;
+    pod_.ip.eni_mac = eni_x_.mac.ToString();
+    pod_.ip.eni_primary_ip = "198.18.1.40";
+    pod_.ip.vswitch_id = "vsw-one";
+  }
+
+  const vpcsim::FabricEni eni_a_ = Eni("eni-a", "00:16:3e:00:00:0a", {"198.18.1.10"});
+  const vpcsim::FabricEni eni_b_ = Eni("eni-b", "00:16:3e:00:00:0b", {"198.18.1.11"});
+  const vpcsim::FabricEni eni_x_ = Eni("eni-x", "00:16:3e:00:00:e1", {"198.18.1.40"});
+  VpcWorld w_;
+  std::string node_a_, node_b_, pod_ns_;
+  std::unique_ptr<ExclusiveEniDatapath> dp_;
+  daemon::PodNetwork pod_;
+};
+
+TEST_F(ExclusiveEniRoot, EniBecomesThePodsEth0AndGoesBackOnRemove) {
+  auto r = dp_->Ensure(pod_);
+  ASSERT_OK(r);
+  ASSERT_EQ(r->interfaces.size(), 3u);
+  EXPECT_EQ(r->interfaces[1].name, "eth0");
+  EXPECT_EQ(r->interfaces[1].mac, "00:16:3e:00:00:e1");
+  EXPECT_EQ(r->interfaces[1].sandbox, pod_.netns);
+  EXPECT_EQ(r->interfaces[2].name, "veth1");
+  EXPECT_FALSE(r->interfaces[2].mac.empty());
+  ASSERT_EQ(r->ips.size(), 1u);
+  EXPECT_EQ(r->ips[0].address, "198.18.1.40/24");
+  EXPECT_EQ(r->ips[0].gateway, "198.18.1.253");
+
+  // The ENI left the node and is the pod's eth0.
+  auto host = netlink::Handle::OpenIn(node_a_);
+  ASSERT_OK(host);
+  EXPECT_FALSE(host->GetLinkByMac(eni_x_.mac).ok());
+  auto ph = netlink::Handle::OpenIn(pod_.netns);
+  ASSERT_OK(ph);
+  auto eth0 = ph->GetLink("eth0");
+  ASSERT_OK(eth0);
+  EXPECT_EQ(eth0->mac, eni_x_.mac);
+
+  EXPECT_TRUE(PingFrom(pod_ns_, "198.18.1.11")) << "pod -> VPC host b through its ENI";
+  EXPECT_TRUE(PingFrom(node_b_, "198.18.1.40")) << "VPC host b -> pod";
+  EXPECT_TRUE(PingFrom(pod_ns_, "198.18.1.10")) << "pod -> its node through the veth";
+  EXPECT_TRUE(PingFrom(node_a_, "198.18.1.40")) << "node -> its pod through the veth";
+  ASSERT_OK(dp_->Check(pod_));
+
+  // Idempotent, and Check names what is broken until Ensure repairs it.
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  ASSERT_EQ(std::system(("ip -n " + pod_ns_ + " route del default").c_str()), 0);
+  auto broken = dp_->Check(pod_);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().ToString().find("default route"), std::string::npos) << broken.error().ToString();
+  ASSERT_EQ(std::system(("ip -n " + node_a_ + " route del 198.18.1.40/32").c_str()), 0);
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  EXPECT_TRUE(PingFrom(pod_ns_, "198.18.1.11")) << "after repair";
+  EXPECT_TRUE(PingFrom(node_a_, "198.18.1.40")) << "after repair";
+
+  // Remove: the ENI is back on the node (parked, down, unaddressed), the
+  // veth and the host route are gone; twice is fine.
+  ASSERT_OK(dp_->Remove(pod_));
+  ASSERT_OK(dp_->Remove(pod_));
+  auto back = host->GetLinkByMac(eni_x_.mac);
+  ASSERT_OK(back);
+  EXPECT_EQ(back->name, ParkedEniLinkName("eni-x"));
+  EXPECT_FALSE(back->admin_up);
+  auto addrs = host->ListAddresses(back->index, AF_INET);
+  ASSERT_OK(addrs);
+  EXPECT_TRUE(addrs->empty());
+  EXPECT_FALSE(host->LinkExists(HostVethName(pod_.container_id)));
+  EXPECT_FALSE(ph->GetLinkByMac(eni_x_.mac).ok());
+  EXPECT_FALSE(ph->LinkExists("veth1"));
+  auto routes = host->ListRoutes(AF_INET, netlink::kMainTable);
+  ASSERT_OK(routes);
+  for (const auto& rt : *routes) EXPECT_NE(rt.dst.ToString(), "198.18.1.40/32");
+
+  // A parked ENI is taken again by the next Ensure (a pod re-created with
+  // the same ENI after a failed ADD, or the restart repair).
+  ASSERT_OK(dp_->Ensure(pod_));
+  EXPECT_TRUE(PingFrom(pod_ns_, "198.18.1.11")) << "ENI taken again from its parked name";
+  ASSERT_OK(dp_->Remove(pod_));
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
+  EXPECT_FALSE(host->GetLinkByMac(eni_x_.mac).ok()) << "the detach removes the ENI's link";
+}
+
+TEST_F(ExclusiveEniRoot, RemoveAfterThePodNetnsIsGoneSucceedsAndGcCollectsTheVeth) {
+  ASSERT_OK(dp_->Ensure(pod_));
+  // The sandbox is destroyed without a DEL: the ENI's link (a veth here)
+  // goes with it; the host veth goes too (its peer was in the pod).
+  ASSERT_OK(netlink::DeleteNamedNetns(pod_ns_));
+  ASSERT_OK(dp_->Remove(pod_));
+  ASSERT_OK(dp_->Remove(pod_));
+  auto host = netlink::Handle::OpenIn(node_a_);
+  ASSERT_OK(host);
+  EXPECT_FALSE(host->LinkExists(HostVethName(pod_.container_id)));
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
+
+  // GC: a host veth of a container nobody knows is removed, a live one kept.
+  ASSERT_OK(w_.fabric.AttachEni("i-a", eni_x_, 1));
+  ASSERT_OK(netlink::CreateNamedNetns(pod_ns_));
+  ASSERT_OK(dp_->Ensure(pod_));
+  auto kept = dp_->CollectGarbage({pod_.container_id});
+  ASSERT_OK(kept);
+  EXPECT_TRUE(kept->empty());
+  EXPECT_TRUE(host->LinkExists(HostVethName(pod_.container_id)));
+  auto removed = dp_->CollectGarbage({});
+  ASSERT_OK(removed);
+  EXPECT_EQ(removed->size(), 1u);
+  EXPECT_FALSE(host->LinkExists(HostVethName(pod_.container_id)));
+  ASSERT_OK(dp_->Remove(pod_));
+}
+
+TEST_F(ExclusiveEniRoot, EnsureRefusesAnEniThatIsNotAttached) {
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
+  auto r = dp_->Ensure(pod_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().ToString().find("attached"), std::string::npos) << r.error().ToString();
+  auto ph = netlink::Handle::OpenIn(pod_.netns);
+  ASSERT_OK(ph);
+  EXPECT_FALSE(ph->LinkExists("veth1")) << "a failed Ensure leaves nothing in the pod";
+}
+
+}  // namespace
+}  // namespace terway::datapath
