@@ -27,9 +27,20 @@ void ReplyError(httplib::Response& res, const Error& e, const std::string& plura
 
 // Strategic merge patch, to the extent the lab needs: kubectl's directives
 // ($setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...) are
-// dropped, lists of objects that carry a "name" merge element by element on
-// that name (containers, ports, ...), a {"$patch": "delete"} element removes
-// its match, and everything else behaves as a JSON merge patch.
+// dropped, lists of objects merge element by element on their merge key, a
+// {"$patch": "delete"} element removes its match, and everything else behaves
+// as a JSON merge patch.
+//
+// The merge key of a list, from the Kubernetes API types' patchMergeKey tags
+// for the fields the project writes: node and pod status conditions and node
+// addresses merge by "type" (so a controller patching its own condition keeps
+// the kubelet's Ready), everything else that carries a "name" (containers,
+// volumes, env, ...) by "name".
+std::string MergeKeyOf(const std::string& field) {
+  if (field == "conditions" || field == "addresses") return "type";
+  return "name";
+}
+
 void StrategicMerge(Json& target, const Json& patch) {
   if (!patch.is_object()) {
     target = patch;
@@ -49,14 +60,15 @@ void StrategicMerge(Json& target, const Json& patch) {
         continue;
       }
       StrategicMerge(target[k], pv);
-    } else if (pv.is_array() && target.contains(k) && target[k].is_array() && !pv.empty() &&
-               std::all_of(pv.begin(), pv.end(), [](const Json& e) {
-                 return e.is_object() && e.contains("name") && e["name"].is_string();
+    } else if (const std::string key = MergeKeyOf(k);
+               pv.is_array() && target.contains(k) && target[k].is_array() && !pv.empty() &&
+               std::all_of(pv.begin(), pv.end(), [&](const Json& e) {
+                 return e.is_object() && e.contains(key) && e[key].is_string();
                })) {
       Json& list = target[k];
       for (const auto& pe : pv) {
         auto match = std::find_if(list.begin(), list.end(), [&](const Json& te) {
-          return te.is_object() && te.value("name", "") == pe["name"].get<std::string>();
+          return te.is_object() && te.value(key, "") == pe[key].get<std::string>();
         });
         if (pe.value("$patch", "") == "delete") {
           if (match != list.end()) list.erase(match);
