@@ -1,0 +1,131 @@
+// terway-lab's command line: every command, and the errors a user meets.
+#include "tools/lab/cluster/lab_args.h"
+
+#include <gtest/gtest.h>
+
+namespace terway::lab {
+namespace {
+
+Result<LabCommand> Parse(std::vector<std::string> args) { return ParseLabArgs(args, "/run/x"); }
+
+TEST(LabArgs, UpWithTypesNameAndHosts) {
+  auto c = Parse({"--lab", "/tmp/l1", "up", "--nodes", "3", "--instance-type",
+                  "ecs.vpcsim.tiny,ecs.g7.large", "--name=demo1", "--vpc-hosts", "0"});
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->lab_dir, "/tmp/l1");
+  const auto& up = std::get<UpArgs>(c->action);
+  EXPECT_EQ(up.nodes, 3);
+  EXPECT_EQ(up.name, "demo1");
+  EXPECT_EQ(up.vpc_hosts, 0);
+  ASSERT_EQ(up.instance_types.size(), 2u);
+  EXPECT_EQ(InstanceTypeOfNode(up.instance_types, 0), "ecs.vpcsim.tiny");
+  EXPECT_EQ(InstanceTypeOfNode(up.instance_types, 1), "ecs.g7.large");
+  EXPECT_EQ(InstanceTypeOfNode(up.instance_types, 2), "ecs.g7.large") << "the last type repeats";
+  EXPECT_EQ(InstanceTypeOfNode({}, 0), kDefaultInstanceType);
+}
+
+TEST(LabArgs, DefaultLabDirIsTheCallersDefault) {
+  auto c = Parse({"status"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->lab_dir, "/run/x");
+  EXPECT_TRUE(std::holds_alternative<StatusArgs>(c->action));
+  auto d = ParseLabArgs({"down"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->lab_dir, kDefaultLabDir);
+}
+
+TEST(LabArgs, UpRefusesBadInput) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  } cases[] = {
+      {{"up"}, "number of nodes"},
+      {{"up", "--nodes", "0"}, "from 1 to 16"},
+      {{"up", "--nodes", "2x"}, "got '2x'"},
+      {{"up", "--nodes"}, "needs a value"},
+      {{"up", "--nodes", "1", "--name", "toolongname"}, "1-8 characters"},
+      {{"up", "--nodes", "1", "--name", "Bad"}, "starting with a letter"},
+      {{"up", "--nodes", "1", "--instance-type", "g7.large"}, "not an instance type"},
+      {{"up", "--nodes", "1", "--bogus"}, "unknown argument '--bogus'"},
+      {{"--lab", "relative", "up", "--nodes", "1"}, "absolute"},
+      {{"--lab", "/", "up", "--nodes", "1"}, "root directory"},
+      {{}, "no command"},
+      {{"fly"}, "unknown command 'fly'"},
+  };
+  for (const auto& c : cases) {
+    auto r = Parse(c.args);
+    ASSERT_FALSE(r.ok()) << c.says;
+    EXPECT_NE(r.error().ToString().find(c.says), std::string::npos) << r.error().ToString();
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(LabArgs, PodAddWithLabelsAnnotationsAndVersion) {
+  auto c = Parse({"pod", "add", "team-a/web-1", "--node", "node2", "--labels",
+                  "app=web,example.com/tier=front", "--annotations=k8s.aliyun.com/pod-ips=,x=1",
+                  "--cni-version", "0.4.0"});
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  const auto& add = std::get<PodAddArgs>(c->action);
+  EXPECT_EQ(add.pod.ns, "team-a");
+  EXPECT_EQ(add.pod.name, "web-1");
+  EXPECT_EQ(add.node, "node2");
+  EXPECT_EQ(add.labels.at("app"), "web");
+  EXPECT_EQ(add.labels.at("example.com/tier"), "front");
+  EXPECT_EQ(add.annotations.at("k8s.aliyun.com/pod-ips"), "");
+  EXPECT_EQ(add.cni_version, "0.4.0");
+}
+
+TEST(LabArgs, PodAddRefusesBadInput) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  } cases[] = {
+      {{"pod", "add", "web", "--node", "1"}, "NAMESPACE/NAME"},
+      {{"pod", "add", "a/b/c", "--node", "1"}, "NAMESPACE/NAME"},
+      {{"pod", "add", "Default/Web", "--node", "1"}, "lowercase DNS labels"},
+      {{"pod", "add", "d/web"}, "give the node"},
+      {{"pod", "add", "--node", "1"}, "name the pod"},
+      {{"pod", "add", "d/w", "--node", "1", "--labels", "app"}, "'app' is not key=value"},
+      {{"pod", "add", "d/w", "--node", "1", "--labels", "a=1,a=2"}, "given twice"},
+      {{"pod", "add", "d/w", "--node", "1", "--labels", "bad key=1"}, "[prefix/]name"},
+      {{"pod", "add", "d/w", "--node", "1", "--labels", "-x.com/a=1"}, "bad prefix"},
+      {{"pod", "add", "d/w", "--node", "1", "--cni-version", "0.2.0"}, "not one terway speaks"},
+      {{"pod", "add", "d/w", "d/x", "--node", "1"}, "unexpected argument 'd/x'"},
+      {{"pod"}, "add, del or check"},
+      {{"pod", "move", "d/w"}, "unknown subcommand 'move'"},
+      {{"pod", "del"}, "name the pod"},
+      {{"pod", "del", "d/w", "extra"}, "unexpected argument 'extra'"},
+  };
+  for (const auto& c : cases) {
+    auto r = Parse(c.args);
+    ASSERT_FALSE(r.ok()) << c.says;
+    EXPECT_NE(r.error().ToString().find(c.says), std::string::npos) << r.error().ToString();
+  }
+}
+
+TEST(LabArgs, PodDelCheckAndExec) {
+  auto del = Parse({"pod", "del", "d/w"});
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(std::get<PodDelArgs>(del->action).pod.ToString(), "d/w");
+  auto check = Parse({"pod", "check", "d/w"});
+  ASSERT_TRUE(check.ok());
+  EXPECT_EQ(std::get<PodCheckArgs>(check->action).pod.ToString(), "d/w");
+  auto ex = Parse({"exec", "d/w", "--", "ping", "-c", "1", "--", "x"});
+  ASSERT_TRUE(ex.ok());
+  const auto& e = std::get<ExecArgs>(ex->action);
+  EXPECT_EQ(e.pod.ToString(), "d/w");
+  EXPECT_EQ(e.command, (std::vector<std::string>{"ping", "-c", "1", "--", "x"}))
+      << "everything after the first -- belongs to the command";
+  EXPECT_FALSE(Parse({"exec", "d/w", "ping"}).ok()) << "the -- is required";
+  EXPECT_FALSE(Parse({"exec", "d/w", "--"}).ok()) << "a command is required";
+}
+
+TEST(LabArgs, HelpAndStatusDownTakeNoArguments) {
+  EXPECT_TRUE(std::holds_alternative<HelpArgs>(Parse({"--help"})->action));
+  EXPECT_TRUE(std::holds_alternative<DownArgs>(Parse({"down"})->action));
+  EXPECT_FALSE(Parse({"down", "now"}).ok());
+  EXPECT_NE(LabUsage().find("pod add NS/NAME"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace terway::lab

@@ -1,0 +1,682 @@
+#include "tools/lab/cluster/lab.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cni/daemon_client.h"
+#include "netlink/netns.h"
+
+namespace terway::lab {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kRegion = "cn-hangzhou";
+constexpr const char* kZone = "cn-hangzhou-h";
+constexpr const char* kVpcCidr = "198.18.0.0/16";
+constexpr const char* kVswitchCidr = "198.18.0.0/24";
+constexpr auto kPluginTimeout = std::chrono::seconds(120);
+
+std::string Tail(const std::string& path, size_t lines = 15) {
+  std::string text = ReadTextFile(path);
+  size_t pos = text.size();
+  for (size_t n = 0; n <= lines && pos > 0; n++) {
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) {
+      pos = 0;
+      break;
+    }
+  }
+  std::string t = text.substr(pos == 0 ? 0 : pos + 1);
+  std::string out;
+  size_t start = 0;
+  while (start < t.size()) {
+    size_t nl = t.find('\n', start);
+    out += "    | " + t.substr(start, nl == std::string::npos ? std::string::npos : nl - start) + "\n";
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out.empty() ? "    | (empty)\n" : out;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+bool Executable(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Errorf(ErrorCode::kPermission, "cannot create {}: {}", dir, ec.message());
+  return Ok();
+}
+
+// Named namespaces of this world (its instances and its pods).
+std::vector<std::string> WorldNetns(const std::string& world) {
+  std::vector<std::string> out;
+  if (world.empty()) return out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/var/run/netns", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(world + "-", 0) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+std::string GenerateWorldName() {
+  unsigned v = static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr));
+  return fmt::format("lab{:05x}", v & 0xfffff);
+}
+
+}  // namespace
+
+Result<LabBinaries> FindLabBinaries() {
+  std::vector<std::string> dirs;
+  if (const char* d = std::getenv("TERWAY_LAB_BIN_DIR"); d && *d) dirs.push_back(d);
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back(self.parent_path().parent_path().string());  // build tree: cmd/<name>/<name>
+    dirs.push_back(self.parent_path().string());                // install dir
+  }
+  auto find = [&](const std::string& name) -> Result<std::string> {
+    std::string looked;
+    for (const auto& d : dirs) {
+      for (const std::string& p : {d + "/" + name + "/" + name, d + "/cmd/" + name + "/" + name,
+                                   d + "/" + name}) {
+        if (Executable(p) && !fs::is_directory(p)) return p;
+        looked += "\n  " + p;
+      }
+    }
+    return Errorf(ErrorCode::kNotFound,
+                  "cannot find the {} binary; looked at:{}\nbuild it (cmake --build <build dir> "
+                  "--target {}) or set TERWAY_LAB_BIN_DIR",
+                  name, looked, name);
+  };
+  LabBinaries b;
+  TERWAY_ASSIGN_OR_RETURN(b.vpcsim, find("vpcsim"));
+  TERWAY_ASSIGN_OR_RETURN(b.terwayd, find("terwayd"));
+  TERWAY_ASSIGN_OR_RETURN(b.terway, find("terway"));
+  TERWAY_ASSIGN_OR_RETURN(b.terway_cli, find("terway-cli"));
+  return b;
+}
+
+std::string DescribeCniFailure(const CommandOutput& o) {
+  if (o.timed_out) return "the plugin did not finish in time";
+  json j = json::parse(o.out, nullptr, false);
+  if (j.is_object() && j.contains("code")) {
+    std::string s = fmt::format("CNI error {}: {}", j.value("code", 0), j.value("msg", ""));
+    std::string details = j.value("details", "");
+    if (!details.empty()) s += " (" + details + ")";
+    return s;
+  }
+  std::string raw = Trim(o.out + o.err);
+  return fmt::format("exit {}: {}", o.exit_code, raw.empty() ? "(no output)" : raw);
+}
+
+// ---- up -------------------------------------------------------------------
+
+Status Lab::Up(const std::string& dir, const UpArgs& args) {
+  if (access(LabStatePath(dir).c_str(), F_OK) == 0) {
+    auto old = LoadLabState(dir);
+    return Errorf(ErrorCode::kAlreadyExists,
+                  "a lab is already up in {} (world {}); tear it down first with "
+                  "`terway-lab --lab {} down`, or pass another --lab",
+                  dir, old.ok() ? old->world : "?", dir);
+  }
+  LabState s;
+  s.dir = dir;
+  s.world = args.name.empty() ? GenerateWorldName() : args.name;
+  TERWAY_TRY(ValidateWorldName(s.world));
+  if (auto used = WorldNetns(s.world); !used.empty()) {
+    return Errorf(ErrorCode::kAlreadyExists,
+                  "world name {} is in use: namespace {} exists; pick another --name or tear "
+                  "down the lab that owns it",
+                  s.world, used.front());
+  }
+  TERWAY_TRY_CTX(MakeDirs(dir + "/nodes"), "creating the lab directory");
+  s.phase = "starting";
+  s.zone = kZone;
+  s.vswitch = "vsw-" + s.world + "a";
+  s.vswitch_cidr = kVswitchCidr;
+  s.access_key = "LTAIlab" + s.world;
+  s.access_secret = "lab-secret-" + s.world;
+  s.vpcsim_state = dir + "/vpcsim";
+  s.vpcsim_log = dir + "/vpcsim.log";
+  TERWAY_TRY(SaveLabState(s));
+  Status st = StartWorld(s, args);
+  if (st.ok()) st = StartNodes(s, args);
+  if (!st.ok()) {
+    err_ << "terway-lab: up failed; tearing down what it started\n";
+    (void)TearDown(s);
+    return st;
+  }
+  s.phase = "up";
+  TERWAY_TRY(SaveLabState(s));
+  out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s)\n", s.world, dir,
+                      s.world, s.nodes.size(), s.hosts.size());
+  for (const auto& n : s.nodes) {
+    out_ << fmt::format("  {}  {}  {}  max pods {}  terwayd pid {}\n", n.name, n.instance_id,
+                        n.instance_type, n.max_pods, n.terwayd.pid);
+  }
+  for (const auto& h : s.hosts) {
+    out_ << fmt::format("  {}  {}  {}  (VPC host, no terwayd)\n", h.name, h.instance_id, h.ip);
+  }
+  return Ok();
+}
+
+Status Lab::StartWorld(LabState& s, const UpArgs& args) {
+  // The world: one VPC, one vSwitch, the nodes and the plain VPC hosts as
+  // ECS instances (vpcsim gives each a namespace whose eth0 is its primary ENI).
+  std::string yaml = fmt::format(R"(name: {w}
+region: {region}
+zones: [{zone}]
+vpc:
+  id: vpc-{w}
+  cidr: {vpc}
+  vswitches:
+    - id: {vsw}
+      zone: {zone}
+      cidr: {cidr}
+instances:
+)", fmt::arg("w", s.world), fmt::arg("region", kRegion), fmt::arg("zone", kZone),
+                                 fmt::arg("vpc", kVpcCidr), fmt::arg("vsw", s.vswitch),
+                                 fmt::arg("cidr", s.vswitch_cidr));
+  for (int i = 0; i < args.nodes; i++) {
+    NodeRecord n;
+    n.name = fmt::format("node{}", i + 1);
+    n.instance_id = fmt::format("i-{}n{}", s.world, i + 1);
+    n.instance_type = InstanceTypeOfNode(args.instance_types, i);
+    n.netns = s.world + "-" + n.instance_id;
+    n.dir = s.dir + "/nodes/" + n.name;
+    n.socket = n.dir + "/eni.socket";
+    n.state_db = n.dir + "/terwayd.db";
+    n.eni_conf = n.dir + "/eni.json";
+    n.conflist = n.dir + "/net.d/10-terway.conflist";
+    n.log = n.dir + "/terwayd.log";
+    yaml += fmt::format("  - id: {}\n    instance_type: {}\n    vswitch: {}\n", n.instance_id,
+                        n.instance_type, s.vswitch);
+    s.nodes.push_back(std::move(n));
+  }
+  for (int i = 0; i < args.vpc_hosts; i++) {
+    HostRecord h;
+    h.name = fmt::format("host{}", i + 1);
+    h.instance_id = fmt::format("i-{}h{}", s.world, i + 1);
+    h.netns = s.world + "-" + h.instance_id;
+    yaml += fmt::format("  - id: {}\n    instance_type: {}\n    vswitch: {}\n", h.instance_id,
+                        kDefaultInstanceType, s.vswitch);
+    s.hosts.push_back(std::move(h));
+  }
+  yaml += fmt::format(R"(access_keys:
+  - id: {}
+    secret: {}
+ram_role: TerwayRole
+security_group: sg-{}
+sts_ttl_seconds: 3600
+metadata_hardened: false
+)", s.access_key, s.access_secret, s.world);
+  TERWAY_TRY(WriteTextFileAtomic(s.dir + "/world.yaml", yaml));
+
+  std::string port_file = s.dir + "/vpcsim.port";
+  unlink(port_file.c_str());
+  out_ << fmt::format("starting vpcsim (world {}, log {})\n", s.world, s.vpcsim_log);
+  TERWAY_ASSIGN_OR_RETURN_CTX(
+      s.vpcsim,
+      StartDaemon({{bins_.vpcsim, "serve", "--world", s.dir + "/world.yaml", "--state",
+                    s.vpcsim_state, "--listen", "127.0.0.1:0", "--port-file", port_file,
+                    "--fabric", "linux"},
+                   "",
+                   s.vpcsim_log}),
+      "starting vpcsim");
+  TERWAY_TRY(SaveLabState(s));
+  bool up = WaitUntil(
+      [&] { return !Trim(ReadTextFile(port_file)).empty() || !DaemonAlive(s.vpcsim); },
+      std::chrono::seconds(90));
+  if (!DaemonAlive(s.vpcsim) || !up) {
+    return Errorf(ErrorCode::kUnavailable,
+                  "vpcsim {} (the emulated cloud); its log {}:\n{}",
+                  up ? "exited while starting" : "did not bind its port within 90 s", s.vpcsim_log,
+                  Tail(s.vpcsim_log));
+  }
+  s.vpcsim_port = std::atoi(Trim(ReadTextFile(port_file)).c_str());
+  TERWAY_TRY(SaveLabState(s));
+  for (auto& h : s.hosts) {
+    auto r = RunCommand({"/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"}, h.netns);
+    if (!r.ok()) return std::move(r).error().Wrap("reading the address of VPC host " + h.name);
+    auto pos = r->out.find("inet ");
+    if (pos == std::string::npos) {
+      return Errorf(ErrorCode::kInternal, "VPC host {} ({}) has no IPv4 address on eth0: {}",
+                    h.name, h.netns, r->out + r->err);
+    }
+    std::string ip = r->out.substr(pos + 5);
+    h.ip = ip.substr(0, ip.find('/'));
+  }
+  return SaveLabState(s);
+}
+
+Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type) {
+  TERWAY_ASSIGN_OR_RETURN(
+      auto r, RunCommand({bins_.terway_cli, "maxpods", "--instance-type", instance_type, "--mode",
+                           "shared", "--endpoint", fmt::format("http://127.0.0.1:{}", s.vpcsim_port),
+                           "--region", kRegion, "--access-key", s.access_key, "--access-secret",
+                           s.access_secret}));
+  if (r.exit_code != 0) {
+    return Errorf(ErrorCode::kInvalidArgument, "max pods of {} (DescribeInstanceTypes): {}",
+                  instance_type, Trim(r.out + r.err));
+  }
+  return std::atoi(r.out.c_str());
+}
+
+Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
+  TERWAY_TRY(MakeDirs(n.dir + "/net.d"));
+  // As on ECS: the API and the metadata service are reached through the VPC
+  // from inside the instance, and credentials come from its RAM role.
+  json conf = {{"version", "1"},
+               {"max_pool_size", 5},
+               {"min_pool_size", 0},
+               {"vswitches", {{s.zone, {s.vswitch}}}},
+               {"security_group", "sg-" + s.world},
+               {"ecs_endpoint", "http://100.100.0.1"},
+               {"vpc_endpoint", "http://100.100.0.1"},
+               {"credential_source", "ram_role"},
+               {"ip_pool_sync_period", "30s"},
+               {"idle_ip_reclaim_interval", "5s"}};
+  TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, conf.dump(2) + "\n"));
+  // What a runtime reads from /etc/cni/net.d.
+  json conflist = {{"cniVersion", "1.0.0"},
+                   {"name", "terway"},
+                   {"plugins", json::array({{{"type", "terway"}, {"daemon_socket", n.socket}}})}};
+  TERWAY_TRY(WriteTextFileAtomic(n.conflist, conflist.dump(2) + "\n"));
+  TERWAY_ASSIGN_OR_RETURN_CTX(
+      n.terwayd,
+      StartDaemon({{bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
+                    n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
+                    n.dir + "/metrics.port", "--datapath", "shared", "--log-level", "info"},
+                   n.netns,
+                   n.log}),
+      fmt::format("starting terwayd on {} (namespace {})", n.name, n.netns));
+  return SaveLabState(s);
+}
+
+Status Lab::WaitTerwaydReady(const NodeRecord& n) {
+  std::string last = "no answer yet";
+  bool ready = WaitUntil(
+      [&] {
+        if (!DaemonAlive(n.terwayd)) return true;
+        auto client = cni::MakeUnixDaemonClient(n.socket, std::chrono::seconds(2));
+        cni::protocol::Request req;
+        req.op = cni::protocol::Op::kStatus;
+        auto r = client->Call(req);
+        if (!r.ok()) {
+          last = r.error().ToString();
+          return false;
+        }
+        if (r->status && r->status->ready) return true;
+        last = r->status ? r->status->message : "not ready";
+        return false;
+      },
+      std::chrono::seconds(90), std::chrono::milliseconds(100));
+  if (!DaemonAlive(n.terwayd)) {
+    return Errorf(ErrorCode::kUnavailable, "terwayd on {} exited while starting; its log {}:\n{}",
+                  n.name, n.log, Tail(n.log));
+  }
+  if (!ready) {
+    return Errorf(ErrorCode::kTimeout, "terwayd on {} not ready within 90 s ({}); its log {}:\n{}",
+                  n.name, last, n.log, Tail(n.log));
+  }
+  return Ok();
+}
+
+Status Lab::StartNodes(LabState& s, const UpArgs&) {
+  std::map<std::string, int> max_pods;
+  for (auto& n : s.nodes) {
+    if (!netlink::NetnsExists(n.netns)) {
+      return Errorf(ErrorCode::kNotFound, "vpcsim made no namespace {} for node {}; its log {}:\n{}",
+                    n.netns, n.name, s.vpcsim_log, Tail(s.vpcsim_log));
+    }
+    if (!max_pods.count(n.instance_type)) {
+      TERWAY_ASSIGN_OR_RETURN(max_pods[n.instance_type], MaxPods(s, n.instance_type));
+    }
+    n.max_pods = max_pods[n.instance_type];
+    out_ << fmt::format("starting terwayd on {} ({}, {}, namespace {})\n", n.name, n.instance_id,
+                        n.instance_type, n.netns);
+    TERWAY_TRY(StartTerwayd(s, n));
+  }
+  // The daemons start in parallel; each is waited for in turn.
+  for (const auto& n : s.nodes) TERWAY_TRY(WaitTerwaydReady(n));
+  return Ok();
+}
+
+// ---- pods -----------------------------------------------------------------
+
+Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p,
+                                     const std::string& command) {
+  // The runtime's view: the conflist from net.d, turned into the one plugin's
+  // configuration (name and cniVersion copied in, prevResult added for CHECK
+  // and DEL from the cached ADD result, where the version has them).
+  json conflist = json::parse(ReadTextFile(n.conflist), nullptr, false);
+  if (!conflist.is_object() || !conflist.contains("plugins") || conflist["plugins"].empty()) {
+    return Errorf(ErrorCode::kInvalidArgument, "{} is not a CNI conflist; run `down` and `up` again",
+                  n.conflist);
+  }
+  json conf = conflist["plugins"][0];
+  conf["name"] = conflist.value("name", "terway");
+  conf["cniVersion"] = p.cni_version;
+  if ((command == "CHECK" || command == "DEL") && p.cni_version != "0.3.1" && p.result.is_object()) {
+    conf["prevResult"] = p.result;
+  }
+  CommandSpec spec;
+  spec.argv = {bins_.terway};
+  spec.netns = n.netns;  // the runtime runs in the node's ("host") namespace
+  spec.env = {{"CNI_COMMAND", command},
+              {"CNI_CONTAINERID", p.container_id},
+              {"CNI_NETNS", "/var/run/netns/" + p.netns},
+              {"CNI_IFNAME", p.ifname},
+              {"CNI_ARGS", fmt::format("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};"
+                                       "K8S_POD_INFRA_CONTAINER_ID={}",
+                                       p.ns, p.name, p.container_id)},
+              {"CNI_PATH", fs::path(bins_.terway).parent_path().string()}};
+  spec.stdin_data = conf.dump();
+  spec.timeout = kPluginTimeout;
+  return RunCommand(spec);
+}
+
+Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) {
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  std::string key = args.pod.ToString();
+  if (s.phase != "up") {
+    return Errorf(ErrorCode::kUnavailable,
+                  "the lab in {} is not up (phase '{}'); run `terway-lab --lab {} down` and up again",
+                  dir, s.phase, dir);
+  }
+  if (auto* p = s.FindPod(args.pod.ns, args.pod.name)) {
+    return Errorf(ErrorCode::kAlreadyExists,
+                  "pod {} already exists on {} with IP {}; delete it first (`terway-lab pod del {}`)",
+                  key, p->node, p->ip.empty() ? "(none)" : p->ip, key);
+  }
+  NodeRecord* node = s.FindNode(args.node);
+  if (!node) {
+    return Errorf(ErrorCode::kNotFound, "pod {}: no node '{}' in the lab (nodes: {})", key,
+                  args.node, s.NodeNames());
+  }
+  if (!DaemonAlive(node->terwayd)) {
+    return Errorf(ErrorCode::kUnavailable,
+                  "pod {}: terwayd on {} is not running (pid {}); see its log {}, then "
+                  "`terway-lab down` and `up` again",
+                  key, node->name, node->terwayd.pid, node->log);
+  }
+  PodRecord p;
+  p.ns = args.pod.ns;
+  p.name = args.pod.name;
+  p.node = node->name;
+  p.container_id = PodContainerId(s.world, p.ns, p.name);
+  p.netns = PodNetnsName(s.world, p.ns, p.name);
+  p.cni_version = args.cni_version;
+  p.labels = args.labels;
+  p.annotations = args.annotations;
+  // A namespace of that name without a pod record is a leftover of an
+  // interrupted `pod add`: it holds nothing we track.
+  (void)netlink::DeleteNamedNetns(p.netns);
+  TERWAY_TRY_CTX(netlink::CreateNamedNetns(p.netns), "creating the namespace of pod " + key);
+  // Recorded before ADD, so a `down` after an interrupted add still cleans up.
+  s.pods.push_back(p);
+  TERWAY_TRY(SaveLabState(s));
+  auto undo = [&](const std::string& why) -> Error {
+    auto del = RunPlugin(*node, p, "DEL");
+    if (!del.ok() || del->exit_code != 0) {
+      err_ << fmt::format("terway-lab: warning: DEL of pod {} after a failed ADD: {}\n", key,
+                          del.ok() ? DescribeCniFailure(*del) : del.error().ToString());
+    }
+    (void)netlink::DeleteNamedNetns(p.netns);
+    s.RemovePod(p.ns, p.name);
+    (void)SaveLabState(s);
+    return Error(ErrorCode::kUnavailable, why);
+  };
+  auto lo = RunCommand({"/usr/sbin/ip", "link", "set", "lo", "up"}, p.netns);
+  if (!lo.ok() || lo->exit_code != 0) {
+    return undo(fmt::format("pod {}: cannot bring lo up in {}: {}", key, p.netns,
+                            lo.ok() ? lo->err : lo.error().ToString()));
+  }
+  auto add = RunPlugin(*node, p, "ADD");
+  if (!add.ok()) return undo(fmt::format("pod {}: running terway ADD: {}", key, add.error().ToString()));
+  if (add->exit_code != 0) {
+    json j = json::parse(add->out, nullptr, false);
+    std::string next = "see terwayd's log " + node->log;
+    if (j.is_object() && j.value("code", 0) == 100) {
+      int pods_on_node = 0;
+      for (const auto& q : s.pods) pods_on_node += (q.node == node->name && !q.ip.empty()) ? 1 : 0;
+      next = fmt::format("{} holds {} pod(s) of max {} ({}): delete a pod there "
+                         "(`terway-lab pod del NS/NAME`) or add this one to another node",
+                         node->name, pods_on_node, node->max_pods, node->instance_type);
+    }
+    return undo(fmt::format("pod {} on {}: terway ADD failed: {}; {}", key, node->name,
+                            DescribeCniFailure(*add), next));
+  }
+  json result = json::parse(add->out, nullptr, false);
+  if (!result.is_object() || !result.contains("ips") || result["ips"].empty() ||
+      !result["ips"][0].contains("address")) {
+    return undo(fmt::format("pod {}: terway ADD answered no IP: {}", key, Trim(add->out)));
+  }
+  std::string addr = result["ips"][0]["address"].get<std::string>();
+  PodRecord* rec = s.FindPod(p.ns, p.name);
+  rec->ip = addr.substr(0, addr.find('/'));
+  rec->result = result;
+  TERWAY_TRY(SaveLabState(s));
+  return rec->ip;
+}
+
+Status Lab::CheckPod(const std::string& dir, const PodRef& ref) {
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  PodRecord* p = s.FindPod(ref.ns, ref.name);
+  if (!p) return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods", ref.ToString());
+  NodeRecord* n = s.FindNode(p->node);
+  if (!n) return Errorf(ErrorCode::kInternal, "pod {} names node {} which the lab does not have", ref.ToString(), p->node);
+  TERWAY_ASSIGN_OR_RETURN(auto r, RunPlugin(*n, *p, "CHECK"));
+  if (r.exit_code != 0) {
+    return Errorf(ErrorCode::kUnavailable, "pod {} on {}: terway CHECK failed: {}", ref.ToString(),
+                  n->name, DescribeCniFailure(r));
+  }
+  return Ok();
+}
+
+Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  PodRecord* p = s.FindPod(ref.ns, ref.name);
+  if (!p) return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods", ref.ToString());
+  NodeRecord* n = s.FindNode(p->node);
+  if (n && DaemonAlive(n->terwayd)) {
+    TERWAY_ASSIGN_OR_RETURN(auto r, RunPlugin(*n, *p, "DEL"));
+    if (r.exit_code != 0) {
+      return Errorf(ErrorCode::kUnavailable,
+                    "pod {} on {}: terway DEL failed: {}; the pod is kept: retry, or `terway-lab down`",
+                    ref.ToString(), n->name, DescribeCniFailure(r));
+    }
+  } else {
+    err_ << fmt::format("terway-lab: warning: terwayd of {} is not running; pod {} is removed without DEL\n",
+                        p->node, ref.ToString());
+  }
+  TERWAY_TRY_CTX(netlink::DeleteNamedNetns(p->netns), "removing the namespace of pod " + ref.ToString());
+  s.RemovePod(ref.ns, ref.name);
+  return SaveLabState(s);
+}
+
+Status Lab::Exec(const std::string& dir, const ExecArgs& args) {
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  PodRecord* p = s.FindPod(args.pod.ns, args.pod.name);
+  if (!p) return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods", args.pod.ToString());
+  std::string path = netlink::NetnsPath(p->netns);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError(fmt::format("opening the namespace {} of pod {}", path, args.pod.ToString()));
+  // terway-lab is single-threaded here, so switching this thread's namespace
+  // switches the process's, and exec keeps it.
+  if (setns(fd, CLONE_NEWNET) != 0) return SysError("entering the namespace of pod " + args.pod.ToString());
+  close(fd);
+  std::vector<char*> argv;
+  for (const auto& a : args.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  return SysError(fmt::format("running '{}' in pod {}", args.command[0], args.pod.ToString()));
+}
+
+// ---- status ---------------------------------------------------------------
+
+Status Lab::PrintStatus(const std::string& dir) {
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  bool vpcsim_up = DaemonAlive(s.vpcsim);
+  out_ << fmt::format("lab {}  world {}  ({})\n", dir, s.world, s.phase);
+  out_ << fmt::format("vpcsim: pid {} {}, API/metadata/admin on 127.0.0.1:{}; in the VPC the API is "
+                      "100.100.0.1\n",
+                      s.vpcsim.pid, vpcsim_up ? "running" : "NOT RUNNING", s.vpcsim_port);
+  out_ << fmt::format("VPC vpc-{} {}, vSwitch {} {} ({})\n", s.world, kVpcCidr, s.vswitch,
+                      s.vswitch_cidr, s.zone);
+  // The cloud's view: which ENI of which instance holds each address.
+  json world;
+  if (vpcsim_up) {
+    auto r = RunCommand({bins_.vpcsim, "describe", "--json", "--state", s.vpcsim_state});
+    if (r.ok() && r->exit_code == 0) world = json::parse(r->out, nullptr, false);
+  }
+  std::map<std::string, std::string> eni_of_ip;  // ip -> "eni-x (ethN)"
+  auto enis_of = [&](const std::string& instance) {
+    std::vector<json> out;
+    if (!world.is_object()) return out;
+    for (const auto& i : world.value("instances", json::array())) {
+      if (i.value("id", "") == instance) {
+        for (const auto& e : i.value("enis", json::array())) out.push_back(e);
+      }
+    }
+    return out;
+  };
+  for (const auto& i : (world.is_object() ? world.value("instances", json::array()) : json::array())) {
+    for (const auto& e : i.value("enis", json::array())) {
+      std::string tag = fmt::format("{} (eth{})", e.value("id", ""), e.value("device_index", 0));
+      for (const auto& ip : e.value("secondary_ips", json::array())) eni_of_ip[ip.get<std::string>()] = tag;
+      // In shared-ENI mode a secondary ENI's own primary IP serves a pod too
+      // (max pods = (EniQuantity - 1) x EniPrivateIpAddressQuantity).
+      if (e.value("device_index", 0) > 0) eni_of_ip[e.value("primary_ip", "")] = tag;
+    }
+  }
+  std::map<std::string, std::string> pod_of_ip;
+  for (const auto& p : s.pods) {
+    if (!p.ip.empty()) pod_of_ip[p.ip] = p.Key();
+  }
+  out_ << "\nNodes (ECS instances running terwayd):\n";
+  for (const auto& n : s.nodes) {
+    int pods = 0;
+    for (const auto& p : s.pods) pods += p.node == n.name ? 1 : 0;
+    out_ << fmt::format("  {}  {}  {}  pods {}/{}  terwayd pid {} {}  namespace {}\n", n.name,
+                        n.instance_id, n.instance_type, pods, n.max_pods, n.terwayd.pid,
+                        DaemonAlive(n.terwayd) ? "running" : "NOT RUNNING", n.netns);
+    for (const auto& e : enis_of(n.instance_id)) {
+      std::string role = e.value("device_index", 0) == 0 ? "primary ENI" : "secondary ENI";
+      std::string primary = e.value("primary_ip", "");
+      out_ << fmt::format("    eth{} {}  {}  {}  primary IP {}{}\n", e.value("device_index", 0),
+                          e.value("id", ""), role, e.value("status", ""), primary,
+                          pod_of_ip.count(primary) ? "  pod " + pod_of_ip[primary] : "");
+      for (const auto& ip : e.value("secondary_ips", json::array())) {
+        std::string a = ip.get<std::string>();
+        out_ << fmt::format("        {:<15}  {}\n", a,
+                            pod_of_ip.count(a) ? "pod " + pod_of_ip[a] : "warm pool (idle)");
+      }
+    }
+  }
+  if (!s.hosts.empty()) {
+    out_ << "\nVPC hosts (instances without terwayd):\n";
+    for (const auto& h : s.hosts) {
+      out_ << fmt::format("  {}  {}  {}  namespace {}\n", h.name, h.instance_id, h.ip, h.netns);
+    }
+  }
+  out_ << "\nPods:\n";
+  if (s.pods.empty()) out_ << "  (none)  add one: terway-lab pod add default/web-1 --node node1\n";
+  for (const auto& p : s.pods) {
+    std::string eni = eni_of_ip.count(p.ip) ? eni_of_ip[p.ip] : "?";
+    out_ << fmt::format("  {:<24} {:<6} {:<15} ENI {:<30} namespace {}\n", p.Key(), p.node,
+                        p.ip.empty() ? "(adding)" : p.ip, eni, p.netns);
+  }
+  return Ok();
+}
+
+// ---- down -----------------------------------------------------------------
+
+Status Lab::Down(const std::string& dir) {
+  auto s = LoadLabState(dir);
+  if (!s.ok()) {
+    if (s.error().code != ErrorCode::kNotFound) return std::move(s).error();
+    // Nothing was ever recorded: at most an empty directory from a failed up.
+    std::error_code ec;
+    fs::remove(dir + "/nodes", ec);
+    fs::remove(dir, ec);
+    out_ << fmt::format("no lab in {}: nothing to tear down\n", dir);
+    return Ok();
+  }
+  return TearDown(*s);
+}
+
+Status Lab::TearDown(LabState& s) {
+  std::vector<std::string> problems;
+  auto note = [&](const std::string& what, const Status& st) {
+    if (!st.ok()) {
+      problems.push_back(what + ": " + st.error().ToString());
+      err_ << "terway-lab: warning: " << problems.back() << "\n";
+    }
+  };
+  // Pods first, while terwayd can still free their IPs and links.
+  for (const auto& p : std::vector<PodRecord>(s.pods)) {
+    NodeRecord* n = s.FindNode(p.node);
+    if (n && DaemonAlive(n->terwayd)) {
+      auto r = RunPlugin(*n, p, "DEL");
+      if (!r.ok()) {
+        note("DEL of pod " + p.Key(), std::move(r).error());
+      } else if (r->exit_code != 0) {
+        note("DEL of pod " + p.Key(), Error(ErrorCode::kUnavailable, DescribeCniFailure(*r)));
+      }
+    }
+    note("removing the namespace of pod " + p.Key(), netlink::DeleteNamedNetns(p.netns));
+    s.RemovePod(p.ns, p.name);
+    (void)SaveLabState(s);
+  }
+  for (auto& n : s.nodes) note("stopping terwayd on " + n.name, StopDaemon(n.terwayd));
+  note("stopping vpcsim", StopDaemon(s.vpcsim));
+  // destroy removes the fabric (namespaces, links, nft tables) and the state;
+  // it refuses while a vpcsim serves the state, which is why vpcsim stops first.
+  if (fs::exists(s.vpcsim_state)) {
+    auto r = RunCommand({bins_.vpcsim, "destroy", "--state", s.vpcsim_state});
+    if (!r.ok()) {
+      note("vpcsim destroy", std::move(r).error());
+    } else if (r->exit_code != 0) {
+      note("vpcsim destroy", Error(ErrorCode::kInternal, Trim(r->out + r->err)));
+    }
+  }
+  // Whatever namespace of the world is left (a destroy that failed half-way).
+  for (const auto& ns : WorldNetns(s.world)) note("removing namespace " + ns, netlink::DeleteNamedNetns(ns));
+  // Only what the lab itself wrote: --lab may point at a directory holding
+  // other files too.
+  std::error_code ec;
+  for (const char* f : {"nodes", "vpcsim", "world.yaml", "vpcsim.log", "vpcsim.port", "lab.json",
+                        "lab.json.tmp", "world.yaml.tmp"}) {
+    fs::remove_all(s.dir + "/" + f, ec);
+  }
+  fs::remove(s.dir, ec);  // only when empty
+  if (!problems.empty()) {
+    return Errorf(ErrorCode::kInternal, "down of lab {} finished with {} problem(s); first: {}",
+                  s.world, problems.size(), problems.front());
+  }
+  out_ << fmt::format("lab {} is down: pods deleted, daemons stopped, world destroyed\n", s.world);
+  return Ok();
+}
+
+}  // namespace terway::lab

@@ -1,0 +1,94 @@
+// terway-lab's command line, parsed into one typed command. Pure: no I/O, so
+// every rule (pod references, key=value lists, node counts) is unit-tested.
+//
+//   terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--name NAME] [--vpc-hosts K]
+//   terway-lab [--lab DIR] pod add NS/NAME --node N [--labels k=v,...] [--annotations k=v,...]
+//                                  [--cni-version V]
+//   terway-lab [--lab DIR] pod del NS/NAME | pod check NS/NAME
+//   terway-lab [--lab DIR] exec NS/NAME -- CMD [ARG...]
+//   terway-lab [--lab DIR] status
+//   terway-lab [--lab DIR] down
+#pragma once
+
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+
+namespace terway::lab {
+
+inline constexpr const char* kDefaultLabDir = "/run/terway-lab/default";
+
+struct PodRef {
+  std::string ns;
+  std::string name;
+  std::string ToString() const { return ns + "/" + name; }
+};
+
+struct UpArgs {
+  int nodes = 0;
+  std::vector<std::string> instance_types;  // per node; the last repeats
+  std::string name;                         // world name; empty: generated
+  int vpc_hosts = 1;
+};
+
+struct PodAddArgs {
+  PodRef pod;
+  std::string node;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  std::string cni_version = "1.0.0";
+};
+
+struct PodDelArgs {
+  PodRef pod;
+};
+
+struct PodCheckArgs {
+  PodRef pod;
+};
+
+struct ExecArgs {
+  PodRef pod;
+  std::vector<std::string> command;
+};
+
+struct StatusArgs {};
+struct DownArgs {};
+struct HelpArgs {};
+
+using LabAction =
+    std::variant<HelpArgs, UpArgs, PodAddArgs, PodDelArgs, PodCheckArgs, ExecArgs, StatusArgs, DownArgs>;
+
+struct LabCommand {
+  std::string lab_dir = kDefaultLabDir;
+  LabAction action;
+};
+
+// args excludes argv[0]. `default_lab_dir` is what --lab defaults to (the
+// caller passes $TERWAY_LAB_DIR when set).
+Result<LabCommand> ParseLabArgs(const std::vector<std::string>& args,
+                                const std::string& default_lab_dir = kDefaultLabDir);
+
+// "ns/name" with both parts Kubernetes names (lowercase DNS labels).
+Result<PodRef> ParsePodRef(const std::string& text);
+// "k=v,k2=v2" (empty string: no pairs). Keys are Kubernetes label keys
+// (optional DNS prefix + '/' + name); values may be empty.
+Result<std::map<std::string, std::string>> ParseKeyValues(const std::string& text,
+                                                          const std::string& what);
+// "ecs.g7.large,ecs.vpcsim.tiny".
+Result<std::vector<std::string>> ParseInstanceTypes(const std::string& text);
+// The instance type of node i (0-based): the list's i-th, the last repeating,
+// or the default when the list is empty.
+std::string InstanceTypeOfNode(const std::vector<std::string>& types, int i);
+// A world name: 1-8 characters of [a-z0-9], starting with a letter (it
+// prefixes namespace and link names, which the kernel caps at 15 characters).
+Status ValidateWorldName(const std::string& name);
+
+std::string LabUsage();
+
+inline constexpr const char* kDefaultInstanceType = "ecs.g7.large";
+
+}  // namespace terway::lab

@@ -1,0 +1,100 @@
+// The lab's state file (<lab dir>/lab.json): what one `terway-lab` invocation
+// started, so that the next one (pod add, status, down) can find and stop it.
+// It is saved after every step of `up` and before every change to a pod, so
+// `down` can undo a half-done `up` or `pod add` too.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "tools/lab/cluster/process.h"
+
+namespace terway::lab {
+
+// A node: an ECS instance of the world with terwayd running in its namespace.
+struct NodeRecord {
+  std::string name;         // node1, node2, ...
+  std::string instance_id;  // i-<world>n1
+  std::string instance_type;
+  std::string netns;        // <world>-<instance id>
+  std::string dir;          // <lab>/nodes/<name>: eni_conf, socket, state db, log, conflist
+  std::string socket;
+  std::string state_db;
+  std::string eni_conf;
+  std::string conflist;
+  std::string log;
+  int max_pods = 0;  // shared-ENI max pods from DescribeInstanceTypes
+  DaemonId terwayd;
+};
+
+// A plain VPC host: an instance without terwayd (a peer for pod traffic).
+struct HostRecord {
+  std::string name;  // host1, ...
+  std::string instance_id;
+  std::string netns;
+  std::string ip;  // primary private IP of eth0
+};
+
+struct PodRecord {
+  std::string ns;
+  std::string name;
+  std::string node;          // node name
+  std::string container_id;
+  std::string netns;         // named namespace
+  std::string ifname = "eth0";
+  std::string cni_version;
+  std::string ip;            // empty while ADD has not succeeded
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  nlohmann::json result;     // the ADD result, the runtime's cache (prevResult of CHECK/DEL)
+
+  std::string Key() const { return ns + "/" + name; }
+};
+
+struct LabState {
+  std::string dir;        // the lab directory (not saved: where it was loaded from)
+  std::string world;      // world name, prefixes every namespace of the lab
+  std::string phase;      // "starting" during up, "up" once every node is ready
+  std::string vswitch;
+  std::string vswitch_cidr;
+  std::string zone;
+  std::string access_key;
+  std::string access_secret;
+  std::string vpcsim_state;  // vpcsim --state dir
+  std::string vpcsim_log;
+  int vpcsim_port = 0;
+  DaemonId vpcsim;
+  std::vector<NodeRecord> nodes;
+  std::vector<HostRecord> hosts;
+  std::vector<PodRecord> pods;
+
+  // Lookups; nullptr when absent. A node is named by its name (node1), its
+  // number (1) or its instance id.
+  NodeRecord* FindNode(const std::string& selector);
+  PodRecord* FindPod(const std::string& ns, const std::string& name);
+  void RemovePod(const std::string& ns, const std::string& name);
+  std::string NodeNames() const;  // "node1, node2" for error messages
+};
+
+nlohmann::json LabStateToJson(const LabState& s);
+Result<LabState> LabStateFromJson(const nlohmann::json& j);
+
+std::string LabStatePath(const std::string& lab_dir);
+// kNotFound when the lab directory holds no state file (no lab is up there).
+Result<LabState> LoadLabState(const std::string& lab_dir);
+Status SaveLabState(const LabState& s);
+
+// A CNI container id for a pod of this world: [A-Za-z0-9._-], unique per
+// world, namespace and name.
+std::string PodContainerId(const std::string& world, const std::string& ns,
+                           const std::string& name);
+// The pod's named network namespace: <world>-pod-<ns>-<name>.
+std::string PodNetnsName(const std::string& world, const std::string& ns,
+                         const std::string& name);
+
+}  // namespace terway::lab
