@@ -170,5 +170,73 @@ TEST_F(TerwaydExclusive, PodOwnsAnEniReachesTheVpcAndDelDeletesIt) {
   EXPECT_EQ(CniExec("DEL", shared_.get(), s1).exit_code, 0);
 }
 
+// Restart repair in exclusive mode: while terwayd is down one pod loses its
+// ENI's address (and its routes) and its veth, another pod's sandbox is destroyed. After
+// the restart the first works again and the second's ENI is gone from the
+// cloud.
+TEST_F(TerwaydExclusive, RestartRepairsAPodAndDeletesTheEniOfAVanishedOne) {
+  TERWAY_REQUIRE_ROOT();
+  WorldSpec ws;
+  ws.instance_type = "ecs.vpcsim.tiny";
+  ws.instances = 2;  // exclusive node, VPC host
+  auto w = VpcsimWorld::Start(ws);
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  world_ = std::move(w).value();
+  TerwaydSpec xs;
+  xs.instance_id = world_->instances()[0];
+  xs.datapath = "exclusive";
+  xs.extra_conf = "\"eni_mode\": \"exclusive\"";
+  auto xn = TerwaydNode::Start(world_.get(), xs);
+  ASSERT_TRUE(xn.ok()) << xn.error().ToString();
+  exclusive_ = std::move(xn).value();
+  ASSERT_TRUE(exclusive_->WaitReady().ok()) << exclusive_->process().Log();
+  auto cloud = Cloud();
+  ASSERT_TRUE(cloud);
+  const std::string vpc_host_ns = world_->InstanceNetns(world_->instances()[1]);
+  const std::string vpc_host = Eth0Ip(vpc_host_ns);
+
+  PodNs x1, x2;
+  std::string ip1 = AddPod(exclusive_.get(), world_->name(), &x1, "x1");
+  std::string ip2 = AddPod(exclusive_.get(), world_->name(), &x2, "x2");
+  ASSERT_FALSE(ip1.empty() || ip2.empty());
+  ASSERT_TRUE(Ping(x1.name, vpc_host));
+  cloud::DescribeEnisFilter f;
+  f.private_ips = {ip2};
+  auto e2 = cloud->ecs()->DescribeNetworkInterfaces(f);
+  ASSERT_TRUE(e2.ok() && e2->size() == 1u);
+  const std::string eni2 = (*e2)[0].network_interface_id;
+
+  exclusive_->Kill9();
+  // The VPC host is on the ENI's subnet: without the address (and with it
+  // the connected and default routes) x1 reaches nothing.
+  EXPECT_EQ(RunCommand({"/usr/sbin/ip", "addr", "flush", "dev", "eth0"}, x1.name).exit_code, 0);
+  EXPECT_EQ(RunCommand({"/usr/sbin/ip", "link", "del", "veth1"}, x1.name).exit_code, 0);
+  ASSERT_TRUE(netlink::DeleteNamedNetns(x2.name).ok());
+  x2.name.clear();
+  EXPECT_FALSE(Ping(x1.name, vpc_host)) << "x1 should be broken before the restart";
+
+  ASSERT_TRUE(exclusive_->Restart().ok());
+  ASSERT_TRUE(exclusive_->WaitReady().ok()) << exclusive_->process().Log();
+  EXPECT_TRUE(WaitFor([&] { return Ping(x1.name, vpc_host); }, std::chrono::seconds(30), std::chrono::seconds(1)))
+      << "x1 not repaired";
+  EXPECT_TRUE(Ping(exclusive_->netns(), ip1)) << "node -> x1 through the rebuilt veth";
+  cloud::DescribeEnisFilter byid;
+  byid.eni_ids = {eni2};
+  auto gone = cloud->ecs()->DescribeNetworkInterfaces(byid);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(gone->empty()) << "the vanished pod's ENI " << eni2 << " still exists";
+  auto metrics = exclusive_->Metrics();
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->find("terway_restart_repairs_total{outcome=\"repaired\"} 1"), std::string::npos) << *metrics;
+  EXPECT_NE(metrics->find("terway_restart_repairs_total{outcome=\"released\"} 1"), std::string::npos) << *metrics;
+
+  EXPECT_EQ(CniExec("DEL", exclusive_.get(), x1).exit_code, 0);
+  cloud::DescribeEnisFilter node;
+  node.instance_id = world_->instances()[0];
+  auto left = cloud->ecs()->DescribeNetworkInterfaces(node);
+  ASSERT_TRUE(left.ok());
+  for (const auto& e : *left) EXPECT_EQ(e.type, "Primary") << "left attached: " << e.network_interface_id;
+}
+
 }  // namespace
 }  // namespace terway::testing
