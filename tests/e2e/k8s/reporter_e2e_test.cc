@@ -107,6 +107,20 @@ TEST_F(K8sWritersTest, NodeEniConfFollowsTheTerwayConfigLabel) {
       << missing.error().ToString();
 }
 
+// The ConfigMap shipped in deploy/, applied with kubectl, is what a node
+// without an override resolves to, and src/ipam accepts it.
+TEST_F(K8sWritersTest, ShippedConfigMapResolvesForANode) {
+  Apply("node.yaml", kNodeYaml);
+  auto applied = Kubectl({"apply", "-f", terway::testing::SourceDir() + "/deploy/configmap.yaml"});
+  ASSERT_EQ(applied.code, 0) << applied.out;
+  auto conf = k8s::LoadNodeEniConf(*client_, "node-1");
+  ASSERT_OK(conf);
+  auto cfg = ipam::ParseEniConfig(conf->eni_conf);
+  ASSERT_OK(cfg);
+  EXPECT_TRUE(cfg->warnings.empty());
+  EXPECT_EQ(cfg->config.credential_source, ipam::CredentialSource::kRamRole);
+}
+
 TEST_F(K8sWritersTest, NodeReportsAreWhatKubectlReadsBack) {
   Apply("node.yaml", kNodeYaml);
   // Someone else's annotation must survive ours.
