@@ -1,0 +1,211 @@
+// terway-lab end to end: the real binary brings up vpcsim and terwayd per
+// node; pods wired by the real terway plugin talk over TCP and UDP on one
+// node, across nodes and with a VPC host, with no tunnel; the cloud shows each
+// pod IP on an ENI of its node; a full node refuses a pod until one leaves;
+// every CNI version's ADD/CHECK/DEL; `down` leaves nothing.
+#include <signal.h>
+
+#include <regex>
+
+#include "e2e/lab/lab_fixture.h"
+
+namespace terway::testing {
+namespace {
+
+class LabTraffic : public LabTest {
+ protected:
+  // A TCP and a UDP server that answer each client with the client's address
+  // as they see it: the answer proves delivery and that no NAT rewrote it.
+  void StartWhoAmI(const std::string& name, const std::string& pod, const std::string& netns) {
+    for (const std::string listen : {"TCP-LISTEN:7001,reuseaddr,fork", "UDP-RECVFROM:7002,fork"}) {
+      ProcessOptions po;
+      if (!pod.empty()) {
+        po.argv = {BinaryPath("terway-lab"), "--lab", lab_dir_, "exec", pod, "--",
+                   "/usr/bin/socat", listen, "SYSTEM:echo $SOCAT_PEERADDR"};
+      } else {
+        po.argv = {"/usr/bin/socat", listen, "SYSTEM:echo $SOCAT_PEERADDR"};
+        po.netns = netns;
+      }
+      po.log_path = dir_.File(name + "-" + listen.substr(0, 3) + ".log");
+      auto p = Process::Start(po);
+      ASSERT_TRUE(p.ok()) << p.error().ToString();
+      servers_.push_back(std::move(p).value());
+    }
+  }
+
+  // From a pod (or a namespace) to ip over proto; true once the server
+  // answers with `me`. Retried until the server listens (bounded).
+  void ExpectReach(const std::string& from_pod, const std::string& from_netns,
+                   const std::string& me, const std::string& ip, const std::string& proto) {
+    std::string target = proto == "tcp" ? "TCP:" + ip + ":7001" : "UDP:" + ip + ":7002";
+    std::string last;
+    bool ok = WaitFor(
+        [&] {
+          std::vector<std::string> cmd = {"/usr/bin/socat", "-T", "3", "-t", "2", "-", target};
+          CommandResult r;
+          if (!from_pod.empty()) {
+            std::vector<std::string> argv = {BinaryPath("terway-lab"), "--lab", lab_dir_, "exec",
+                                             from_pod, "--"};
+            argv.insert(argv.end(), cmd.begin(), cmd.end());
+            r = RunCommand(argv, "", std::chrono::seconds(15), "who\n");
+          } else {
+            r = RunCommand(cmd, from_netns, std::chrono::seconds(15), "who\n");
+          }
+          last = r.output;
+          return ("\n" + r.output + "\n").find("\n" + me + "\n") != std::string::npos;
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(200));
+    EXPECT_TRUE(ok) << proto << " " << (from_pod.empty() ? from_netns : from_pod) << " (" << me
+                    << ") -> " << ip << ": last answer '" << last << "'";
+  }
+
+  std::vector<Process> servers_;
+};
+
+TEST_F(LabTraffic, PodsReachPodsAndVpcHostOverTcpAndUdpWithoutTunnels) {
+  Up(2);
+  std::string a = AddPod("default/a", "node1");
+  std::string b = AddPod("default/b", "node1");
+  std::string c = AddPod("team/c", "node2");
+  ASSERT_FALSE(a.empty() || b.empty() || c.empty());
+  std::string host = HostIp();
+  StartWhoAmI("a", "default/a", "");
+  StartWhoAmI("c", "team/c", "");
+  StartWhoAmI("host", "", HostNetns());
+  for (const std::string proto : {"tcp", "udp"}) {
+    ExpectReach("default/b", "", b, a, proto);  // same node
+    ExpectReach("default/a", "", a, c, proto);  // node1 -> node2
+    ExpectReach("team/c", "", c, a, proto);     // node2 -> node1
+    ExpectReach("default/a", "", a, host, proto);  // pod -> VPC host
+    ExpectReach("", HostNetns(), host, c, proto);  // VPC host -> pod
+  }
+  servers_.clear();
+
+  // No encapsulation anywhere: the packets above were plain VPC packets.
+  std::vector<std::string> netns = {NodeNetns(0), NodeNetns(1)};
+  for (const auto& p : {"default/a", "default/b", "team/c"}) netns.push_back(PodNetns(p));
+  for (const auto& ns : netns) {
+    ASSERT_FALSE(ns.empty());
+    auto all = RunCommand({"/usr/sbin/ip", "-d", "-o", "link", "show"}, ns);
+    ASSERT_EQ(all.exit_code, 0) << all.output;
+    for (const char* type : {"vxlan", "geneve", "ipip", "gre", "gretap", "sit", "ip6tnl", "ip6gre"}) {
+      auto r = RunCommand({"/usr/sbin/ip", "-o", "link", "show", "type", type}, ns);
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      EXPECT_EQ(r.output, "") << type << " link in " << ns << ":\n" << all.output;
+    }
+  }
+
+  // The cloud's view: each pod IP is an address of a secondary ENI (device
+  // index > 0) attached to the pod's own node.
+  auto world = CloudView();
+  ASSERT_TRUE(world.is_object());
+  std::map<std::string, std::string> pod_node = {{a, "node1"}, {b, "node1"}, {c, "node2"}};
+  auto state = State();
+  for (const auto& [ip, node] : pod_node) {
+    std::string instance;
+    for (const auto& n : state["nodes"]) {
+      if (n["name"] == node) instance = n["instance_id"];
+    }
+    std::string found;
+    for (const auto& inst : world["instances"]) {
+      for (const auto& eni : inst["enis"]) {
+        bool holds = eni["primary_ip"] == ip;
+        for (const auto& s : eni["secondary_ips"]) holds = holds || s == ip;
+        if (holds) {
+          found = inst["id"].get<std::string>() + " eth" + std::to_string(eni["device_index"].get<int>()) +
+                  " " + eni["status"].get<std::string>();
+        }
+      }
+    }
+    EXPECT_TRUE(found.rfind(instance + " eth", 0) == 0 && found.find(" eth0 ") == std::string::npos &&
+                found.find("InUse") != std::string::npos)
+        << "pod IP " << ip << " of " << node << " (" << instance << ") is held by: '" << found << "'";
+  }
+  auto status = Lab({"status"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_NE(status.output.find("team/c"), std::string::npos) << status.output;
+}
+
+TEST_F(LabTest, FullNodeRefusesTheNextPodUntilOneIsDeleted) {
+  Up(1, "ecs.vpcsim.tiny", 0);
+  int max_pods = State()["nodes"][0]["max_pods"];
+  ASSERT_GT(max_pods, 0);
+  for (int i = 0; i < max_pods; i++) {
+    ASSERT_FALSE(AddPod(fmt::format("default/p{}", i), "node1").empty()) << "pod " << i;
+  }
+  auto refused = Lab({"pod", "add", "default/extra", "--node", "node1"});
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("CNI error 100"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find(fmt::format("of max {}", max_pods)), std::string::npos)
+      << "names the node's capacity: " << refused.output;
+  EXPECT_NE(refused.output.find("pod del"), std::string::npos) << "says what to do: " << refused.output;
+  EXPECT_EQ(PodNetns("default/extra"), "") << "a refused pod is not recorded";
+  EXPECT_EQ(WorldNetns().find("pod-default-extra"), std::string::npos) << "nor its namespace kept";
+
+  auto del = Lab({"pod", "del", "default/p0"});
+  ASSERT_EQ(del.exit_code, 0) << del.output;
+  std::string ip = AddPod("default/extra", "node1");
+  EXPECT_FALSE(ip.empty());
+}
+
+TEST_F(LabTest, AddCheckDelForEveryCniVersion) {
+  Up(1);
+  std::string host = HostIp();
+  for (const std::string v : {"0.3.1", "0.4.0", "1.0.0", "1.1.0"}) {
+    SCOPED_TRACE("cniVersion " + v);
+    std::string pod = "v" + std::regex_replace(v, std::regex("\\."), "") + "/pod";
+    std::string ip = AddPod(pod, "node1", v);
+    ASSERT_FALSE(ip.empty());
+    std::string netns = PodNetns(pod);
+    auto ping = Exec(pod, {"/usr/bin/ping", "-c", "1", "-W", "3", host});
+    EXPECT_EQ(ping.exit_code, 0) << ping.output;
+    auto check = Lab({"pod", "check", pod});
+    if (v == "0.3.1") {
+      // CHECK does not exist before 0.4.0: the plugin refuses it by the spec.
+      EXPECT_NE(check.exit_code, 0) << check.output;
+      EXPECT_NE(check.output.find("CNI error 1:"), std::string::npos) << check.output;
+    } else {
+      EXPECT_EQ(check.exit_code, 0) << check.output;
+    }
+    auto del = Lab({"pod", "del", pod});
+    EXPECT_EQ(del.exit_code, 0) << del.output;
+    EXPECT_EQ(WorldNetns().find(netns), std::string::npos) << netns << " left after DEL";
+  }
+}
+
+TEST_F(LabTest, UpFailureTearsDownAndNamesTheCause) {
+  auto r = Lab({"up", "--nodes", "1", "--name", world_, "--instance-type", "ecs.nosuch.type"});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("unknown instance type 'ecs.nosuch.type'"), std::string::npos) << r.output;
+  EXPECT_EQ(WorldNetns(), "");
+  EXPECT_NE(access(lab_dir_.c_str(), F_OK), 0) << "the lab directory is removed";
+}
+
+TEST_F(LabTest, DownLeavesNothingEvenWhenADaemonAlreadyDied) {
+  Up(2);
+  ASSERT_FALSE(AddPod("default/a", "node1").empty());
+  ASSERT_FALSE(AddPod("default/b", "node2").empty());
+  auto state = State();
+  std::vector<int> pids = {state["vpcsim"]["process"]["pid"].get<int>()};
+  for (const auto& n : state["nodes"]) pids.push_back(n["terwayd"]["pid"].get<int>());
+  // A crashed daemon: down must still remove its pods' namespaces and the world.
+  ASSERT_EQ(kill(pids[2], SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return access(("/proc/" + std::to_string(pids[2])).c_str(), F_OK) != 0; },
+                      std::chrono::seconds(10)));
+  auto down = Lab({"down"});
+  EXPECT_EQ(down.exit_code, 0) << down.output;
+  EXPECT_EQ(WorldNetns(), "");
+  for (int pid : pids) {
+    std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+    EXPECT_TRUE(cmdline.find("vpcsim") == std::string::npos && cmdline.find("terwayd") == std::string::npos)
+        << "process " << pid << " still runs: " << cmdline;
+  }
+  EXPECT_EQ(Capture("ip -o link show | grep -c " + world_ + " || true"), "0\n") << "links of the world left";
+  EXPECT_EQ(Capture("nft list tables | grep -c " + world_ + " || true"), "0\n") << "nft tables left";
+  EXPECT_NE(access(lab_dir_.c_str(), F_OK), 0) << "lab directory left";
+  auto again = Lab({"down"});
+  EXPECT_EQ(again.exit_code, 0) << "down is idempotent: " << again.output;
+}
+
+}  // namespace
+}  // namespace terway::testing

@@ -1,0 +1,129 @@
+// Drives the real `terway-lab` binary: one lab per test, in a temp lab
+// directory with a world name unique to the run; TearDown runs `down` and
+// checks that nothing of the world is left.
+#pragma once
+
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "e2e/harness/process.h"
+#include "test_util.h"
+
+namespace terway::testing {
+
+class LabTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, veths, nftables)";
+    static int labs = 0;
+    world_ = fmt::format("l{:x}{:x}", getpid() & 0xffff, labs++ & 0xf);
+    lab_dir_ = dir_.File("lab");
+  }
+
+  void TearDown() override {
+    if (world_.empty() || geteuid() != 0) return;
+    auto r = Lab({"down"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(WorldNetns(), "") << "down left namespaces of world " << world_;
+  }
+
+  CommandResult Lab(std::vector<std::string> args,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(240)) {
+    std::vector<std::string> argv = {BinaryPath("terway-lab"), "--lab", lab_dir_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, "", timeout);
+  }
+
+  // `up` with the test's world name; fails the test when it fails.
+  void Up(int nodes, const std::string& types = "", int vpc_hosts = 1) {
+    std::vector<std::string> args = {"up", "--nodes", std::to_string(nodes), "--name", world_,
+                                     "--vpc-hosts", std::to_string(vpc_hosts)};
+    if (!types.empty()) {
+      args.push_back("--instance-type");
+      args.push_back(types);
+    }
+    auto r = Lab(args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+
+  // The pod's IP; "" (and a test failure) when ADD failed.
+  std::string AddPod(const std::string& pod, const std::string& node,
+                     const std::string& version = "") {
+    std::vector<std::string> args = {"pod", "add", pod, "--node", node};
+    if (!version.empty()) {
+      args.push_back("--cni-version");
+      args.push_back(version);
+    }
+    auto r = Lab(args);
+    EXPECT_EQ(r.exit_code, 0) << "pod add " << pod << ": " << r.output;
+    if (r.exit_code != 0) return "";
+    std::string ip = r.output;
+    while (!ip.empty() && (ip.back() == '\n' || ip.back() == ' ')) ip.pop_back();
+    return ip.substr(ip.rfind('\n') + 1);
+  }
+
+  CommandResult Exec(const std::string& pod, std::vector<std::string> cmd,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    std::vector<std::string> args = {"exec", pod, "--"};
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    return Lab(args, timeout);
+  }
+
+  nlohmann::json State() {
+    return nlohmann::json::parse(ReadFile(lab_dir_ + "/lab.json"), nullptr, false);
+  }
+
+  // vpcsim's view of the world (instances, ENIs, their IPs).
+  nlohmann::json CloudView() {
+    auto r = RunCommand({BinaryPath("vpcsim"), "describe", "--json", "--state", lab_dir_ + "/vpcsim"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(r.output, nullptr, false);
+  }
+
+  std::string NodeNetns(int i) { return State()["nodes"][i]["netns"]; }
+  std::string HostNetns() { return State()["hosts"][0]["netns"]; }
+  std::string HostIp() { return State()["hosts"][0]["ip"]; }
+  std::string PodNetns(const std::string& key) {
+    nlohmann::json state = State();  // kept: a range over a temporary's member would dangle
+    for (const auto& p : state["pods"]) {
+      if (p["namespace"].get<std::string>() + "/" + p["name"].get<std::string>() == key) {
+        return p["netns"];
+      }
+    }
+    return "";
+  }
+
+  // Namespaces whose name starts with "<world>-", space separated.
+  std::string WorldNetns() {
+    std::string out;
+    for (const auto& line : Split(Capture("ip netns list"))) {
+      if (line.rfind(world_ + "-", 0) == 0) out += line.substr(0, line.find(' ')) + " ";
+    }
+    return out;
+  }
+
+  static std::vector<std::string> Split(const std::string& s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start < s.size()) {
+      size_t nl = s.find('\n', start);
+      out.push_back(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::string world_;
+  std::string lab_dir_;
+};
+
+}  // namespace terway::testing
