@@ -39,7 +39,7 @@ test-asan: deps
 	ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j $(JOBS)
 
 demo: build
-	./scripts/demo.sh
+	BUILD=$(BUILD) ./scripts/demo.sh
 
 bench: build
 	./scripts/bench.sh

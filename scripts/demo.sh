@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job (see README): an emulated Alibaba Cloud VPC on this machine,
-# terwayd managing a node's ENIs through the real signed OpenAPI, and real
-# packets proving how the VPC delivers addresses. Everything it creates lives
-# in network namespaces it makes, and is removed at the end (also on failure
-# or Ctrl-C).
+# The main job (see README): a Terway cluster on this machine. terway-lab
+# starts vpcsim (an emulated Alibaba Cloud region with its OpenAPI, metadata
+# service and a real Linux VPC fabric) and terwayd on two ECS instances; pods
+# are wired by the real terway CNI plugin, run exactly as a container runtime
+# runs it. Real packets then prove what the VPC does with pod addresses.
+# Everything lives in network namespaces the lab creates and is removed at the
+# end (also on failure or Ctrl-C). BUILD=<build dir> picks the binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,148 +15,145 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 BUILD=${BUILD:-build}
-VPCSIM=$BUILD/cmd/vpcsim/vpcsim
-TERWAYD=$BUILD/cmd/terwayd/terwayd
+LAB=$BUILD/cmd/terway-lab/terway-lab
 CLI=$BUILD/cmd/terway-cli/terway-cli
+VPCSIM=$BUILD/cmd/vpcsim/vpcsim
+for b in "$LAB" "$CLI" "$VPCSIM" "$BUILD/cmd/terwayd/terwayd" "$BUILD/cmd/terway/terway"; do
+  [ -x "$b" ] || { echo "demo: $b is missing; build first (make build, or BUILD=<dir>)" >&2; exit 1; }
+done
 WORK=$(mktemp -d /tmp/terway-demo-XXXXXX)
+LAB_DIR=$WORK/lab
 WORLD=demo$(( $$ % 10000 ))
-VSW=vsw-${WORLD}a
-NODE1=i-${WORLD}n1
-NODE2=i-${WORLD}n2
-NS1=${WORLD}-${NODE1}
-NS2=${WORLD}-${NODE2}
-VPCSIM_PID=""
-TERWAYD_PID=""
+START=$(date +%s)
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
+lab() { "$LAB" --lab "$LAB_DIR" "$@"; }
+state() { jq -r "$1" "$LAB_DIR/lab.json"; }
 
 cleanup() {
+  local rc=$?
   set +e
-  [ -n "$TERWAYD_PID" ] && kill "$TERWAYD_PID" 2>/dev/null && wait "$TERWAYD_PID" 2>/dev/null
-  [ -n "$VPCSIM_PID" ] && kill "$VPCSIM_PID" 2>/dev/null && wait "$VPCSIM_PID" 2>/dev/null
-  "$VPCSIM" destroy --state "$WORK/state" >/dev/null 2>&1
+  bold "Tear down: terway-lab down (DEL every pod, stop terwayd and vpcsim, destroy the world)"
+  [ -f "$LAB_DIR/lab.json" ] && lab down | sed 's/^/   /'
   left=$(ip netns list | grep -c "^${WORLD}-" || true)
   rm -rf "$WORK"
-  bold "Torn down: vpcsim stopped, world destroyed, ${left} namespaces of it left"
+  say "${left} namespaces of world ${WORLD} left; demo took $(( $(date +%s) - START )) s"
+  [ $rc -eq 0 ] || say "demo FAILED (exit $rc); the messages above say where"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-cat > "$WORK/world.yaml" <<YAML
-name: ${WORLD}
-region: cn-hangzhou
-zones: [cn-hangzhou-h]
-vpc:
-  id: vpc-${WORLD}
-  cidr: 198.18.0.0/16
-  vswitches:
-    - id: ${VSW}
-      zone: cn-hangzhou-h
-      cidr: 198.18.0.0/24
-instances:
-  - id: ${NODE1}
-    instance_type: ecs.g7.large
-    vswitch: ${VSW}
-access_keys:
-  - id: LTAIdemo
-    secret: demo-secret
-ram_role: TerwayRole
-security_group: sg-${WORLD}
-sts_ttl_seconds: 3600
-metadata_hardened: false
-YAML
+bold "1. terway-lab up --nodes 2: an emulated Alibaba Cloud VPC with two ECS instances running terwayd"
+lab up --nodes 2 --instance-type ecs.g7.large,ecs.vpcsim.tiny --name "$WORLD" | sed 's/^/   /'
+PORT=$(state .vpcsim.port)
+say "vpcsim serves the ECS/VPC OpenAPI (signed requests), the metadata service and an admin API;"
+say "each ECS instance is a network namespace whose eth0 is its primary ENI. terwayd runs inside"
+say "each node's namespace, reads its identity and STS credentials from 100.100.100.200 and calls"
+say "the API at 100.100.0.1 through the VPC, exactly as on ECS."
 
-bold "1. Start vpcsim: an emulated Alibaba Cloud region (ECS/VPC OpenAPI, metadata, a real VPC fabric)"
-"$VPCSIM" serve --world "$WORK/world.yaml" --state "$WORK/state" --listen 127.0.0.1:0 \
-  --port-file "$WORK/port" --fabric linux >"$WORK/vpcsim.log" 2>&1 &
-VPCSIM_PID=$!
-for _ in $(seq 1 200); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-[ -s "$WORK/port" ] || { cat "$WORK/vpcsim.log"; exit 1; }
-PORT=$(cat "$WORK/port")
-export VPCSIM_ENDPOINT=127.0.0.1:$PORT
-say "OpenAPI, metadata and admin on 127.0.0.1:$PORT; inside the VPC the API is 100.100.0.1 and"
-say "the metadata service 100.100.100.200, as on ECS. VPC 198.18.0.0/16, vSwitch ${VSW} 198.18.0.0/24."
+bold "2. Max pods per node, read from DescribeInstanceTypes over the signed API"
+for t in ecs.g7.large ecs.vpcsim.tiny; do
+  "$CLI" maxpods --instance-type "$t" --endpoint "http://127.0.0.1:$PORT" --region cn-hangzhou \
+    --access-key "$(state .access_key)" --access-secret "$(state .access_secret)" | sed 's/^/   /'
+done
 
-bold "2. Add a second ECS instance at run time (each instance is a network namespace, eth0 = its primary ENI)"
-"$VPCSIM" instance add --type ecs.g7.large --vswitch "$VSW" --id "$NODE2" | sed 's/^/   /'
-say "namespaces: $(ip netns list | awk '{print $1}' | grep "^${WORLD}-" | tr '\n' ' ')"
+bold "3. Pods: two per node, each set up by the real terway plugin (CNI ADD) run as a runtime runs it"
+PODS=(default/web-1 default/web-2 shop/api-1 shop/api-2)
+NODES=(node1 node1 node2 node2)
+declare -A IP
+for i in "${!PODS[@]}"; do
+  IP[${PODS[$i]}]=$(lab pod add "${PODS[$i]}" --node "${NODES[$i]}" --labels app="${PODS[$i]#*/}")
+  say "$(printf '%-14s on %-5s -> %s' "${PODS[$i]}" "${NODES[$i]}" "${IP[${PODS[$i]}]}")"
+done
 
-bold "3. Max pods of the node's instance type, read from DescribeInstanceTypes over the signed API"
-"$CLI" maxpods --instance-type ecs.g7.large --endpoint "http://127.0.0.1:$PORT" --region cn-hangzhou \
-  --access-key LTAIdemo --access-secret demo-secret | sed 's/^/   /'
+bold "4. What the cloud and the nodes look like now (terway-lab status)"
+lab status | sed 's/^/   /'
+say ""
+say "Every pod address is a private IP of an ENI of its own node (a secondary ENI, ethN > 0):"
+say "terwayd created the ENIs and assigned the IPs through the API, and keeps a warm pool of"
+say "idle IPs for the next pods. No overlay: pods are plain VPC addresses."
 
-bold "4. Start terwayd on ${NODE1}, inside its namespace, with a warm pool of 5 IPs"
-cat > "$WORK/eni.json" <<JSON
-{
-  "version": "1",
-  "min_pool_size": 5,
-  "max_pool_size": 8,
-  "vswitches": {"cn-hangzhou-h": ["${VSW}"]},
-  "security_group": "sg-${WORLD}",
-  "eni_tags": {"demo": "true"},
-  "ecs_endpoint": "http://100.100.0.1",
-  "vpc_endpoint": "http://100.100.0.1",
-  "credential_source": "ram_role"
-}
-JSON
-say "eni_conf: Terway's keys; endpoints are vpcsim's in-VPC address; credentials come from"
-say "the instance's RAM role through the metadata service (STS, SecurityToken signed)."
-ip netns exec "$NS1" "$TERWAYD" --config "$WORK/eni.json" --socket "$WORK/eni.socket" \
-  --state "$WORK/terwayd.db" --metrics-listen 127.0.0.1:0 >"$WORK/terwayd.log" 2>&1 &
-TERWAYD_PID=$!
-ready=0
-for _ in $(seq 1 300); do
-  if "$CLI" status --socket "$WORK/eni.socket" >/dev/null 2>&1; then ready=1; break; fi
+bold "5. Connectivity matrix, proven by real packets (ping from each pod)"
+HOST_IP=$(state '.hosts[0].ip')
+HOST_NS=$(state '.hosts[0].netns')
+TARGETS=("${PODS[@]}" host1)
+IP[host1]=$HOST_IP
+printf '   %-14s' "from \\ to"; for t in "${TARGETS[@]}"; do printf ' %-14s' "$t"; done; echo
+fails=0
+for s in "${PODS[@]}"; do
+  printf '   %-14s' "$s"
+  for t in "${TARGETS[@]}"; do
+    if [ "$s" = "$t" ]; then printf ' %-14s' "-"; continue; fi
+    if lab exec "$s" -- ping -c 1 -W 2 -q "${IP[$t]}" >/dev/null 2>&1; then
+      printf ' %-14s' "ok"
+    else
+      printf ' %-14s' "FAIL"; fails=$((fails + 1))
+    fi
+  done
+  echo
+done
+say "(host1 = ${HOST_IP}, an ECS instance without terwayd: any VM of the VPC)"
+[ $fails -eq 0 ] || { say "$fails paths failed"; exit 1; }
+
+bold "6. TCP across nodes keeps the pod's own address (no NAT, no tunnel)"
+lab exec shop/api-2 -- socat TCP-LISTEN:8080,reuseaddr 'SYSTEM:echo $SOCAT_PEERADDR' &
+SERVER=$!
+seen=""
+for _ in $(seq 1 50); do
+  seen=$(lab exec default/web-1 -- socat -T 2 - "TCP:${IP[shop/api-2]}:8080" </dev/null 2>/dev/null || true)
+  [ -n "$seen" ] && break
   sleep 0.1
 done
-[ $ready -eq 1 ] || { tail -30 "$WORK/terwayd.log"; exit 1; }
-say "terwayd: $("$CLI" status --socket "$WORK/eni.socket")"
-for _ in $(seq 1 300); do
-  idle=$("$CLI" enis --state "$WORK/terwayd.db" 2>/dev/null | grep -v "primary ENI" | \
-         sed -n 's/.* \([0-9]*\) idle$/\1/p' | head -1 || true)
-  [ "${idle:-0}" -ge 5 ] && break
-  sleep 0.1
+wait "$SERVER" 2>/dev/null || true
+say "default/web-1 (${IP[default/web-1]}) on node1 -> shop/api-2 (${IP[shop/api-2]}):8080 on node2"
+say "the server saw the client as: ${seen:-nothing}"
+[ "$seen" = "${IP[default/web-1]}" ] || { say "expected ${IP[default/web-1]}"; exit 1; }
+n=0
+for ns in $(state '.nodes[].netns') $(state '.pods[].netns'); do
+  n=$((n + $(ip netns exec "$ns" ip -d -o link | grep -cE ' (vxlan|geneve|ipip|gre|gretap|sit) ' || true)))
 done
-say "the pool created an ENI, attached it (async: Attaching -> InUse) and assigned IPs:"
-"$CLI" enis --state "$WORK/terwayd.db" | sed 's/^/     /'
+say "encapsulation devices (vxlan/geneve/ipip/gre/sit) in nodes and pods: $n"
 
-bold "5. The cloud's view (vpcsim describe): the instances, their ENIs and private IPs"
-"$VPCSIM" describe | sed 's/^/   /'
-
-bold "6. Real packets: the VPC delivers a private IP only through the ENI that holds it"
-ENI_LINE=$("$CLI" enis --state "$WORK/terwayd.db" | grep -v "primary ENI" | head -1 || true)
-[ -n "$ENI_LINE" ] || { echo "demo: terwayd created no ENI; its log:"; tail -30 "$WORK/terwayd.log"; exit 1; }
-ENI_ID=$(echo "$ENI_LINE" | awk '{print $1}')
-ENI_MAC=$(echo "$ENI_LINE" | sed -n 's/.*mac=\([^ ]*\).*/\1/p')
-POD_IP=$("$CLI" ips --state "$WORK/terwayd.db" | awk -v e="$ENI_ID" '$2 == e && $3 == "idle" && !/primary/ {print $1; exit}')
-NODE2_IP=$(ip netns exec "$NS2" ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)
-DEV=$(ip netns exec "$NS1" ip -o link | grep -i "$ENI_MAC" | awk -F': ' '{print $2}' | cut -d@ -f1)
-say "secondary IP $POD_IP of $ENI_ID (link $DEV in $NODE1, found by MAC $ENI_MAC)"
-ip netns exec "$NS1" ip link set "$DEV" up
-ip netns exec "$NS1" ip addr add "$POD_IP/32" dev "$DEV"
-ip netns exec "$NS1" ip route add default via 198.18.0.253 dev "$DEV" onlink table 1001
-ip netns exec "$NS1" ip rule add from "$POD_IP" lookup 1001 pref 1001
-if ip netns exec "$NS2" ping -c 2 -W 1 -q "$POD_IP" >/dev/null; then
-  say "[ok]   $NODE2 ($NODE2_IP) -> $POD_IP on $DEV, replies leave through $DEV: reachable"
+bold "7. Why terwayd routes each pod by policy: the VPC delivers an IP only through the ENI holding it"
+P=default/web-2
+PIP=${IP[$P]}
+NODE_NS=$(state '.nodes[0].netns')
+RULE=$(ip netns exec "$NODE_NS" ip rule show | grep "from $PIP lookup" | head -1)
+PREF=${RULE%%:*}
+TABLE=${RULE##* }
+say "node1's rule for $P: '$RULE' (its replies leave through its own ENI)"
+if ip netns exec "$HOST_NS" ping -c 1 -W 2 -q "$PIP" >/dev/null; then
+  say "[ok]   host1 -> $PIP: answered"
 else
-  say "[FAIL] $POD_IP should be reachable through its ENI"; exit 1
+  say "[FAIL] host1 -> $PIP should answer"; exit 1
 fi
-ip netns exec "$NS1" ip rule del from "$POD_IP" lookup 1001 pref 1001
-if ip netns exec "$NS2" ping -c 2 -W 1 -q "$POD_IP" >/dev/null; then
-  say "[FAIL] replies through eth0 should be dropped"; exit 1
-else
-  say "[ok]   without the policy-routing rule the replies leave through eth0, whose ENI does"
-  say "       not hold $POD_IP: the VPC drops them (anti-spoofing), exactly as on Alibaba Cloud."
-  say "       This is why terwayd's datapath routes each pod's traffic out of its own ENI."
+ip netns exec "$NODE_NS" ip rule del pref "$PREF" from "$PIP" lookup "$TABLE"
+if ip netns exec "$HOST_NS" ping -c 1 -W 1 -q "$PIP" >/dev/null; then
+  ip netns exec "$NODE_NS" ip rule add pref "$PREF" from "$PIP" lookup "$TABLE"
+  say "[FAIL] without the rule the replies should be dropped"; exit 1
 fi
-ip netns exec "$NS1" ip addr del "$POD_IP/32" dev "$DEV"
-ip netns exec "$NS1" ip link set "$DEV" down
-ip netns exec "$NS1" ip route flush table 1001 2>/dev/null || true
-say "no tunnel or encapsulation device anywhere: $(ip netns exec "$NS1" ip -d link | grep -cE 'vxlan|geneve|ipip|gre' || true) found"
+say "[ok]   rule removed: replies leave through eth0, whose ENI does not hold $PIP; the VPC"
+say "       drops them (anti-spoofing), exactly as on Alibaba Cloud"
+ip netns exec "$NODE_NS" ip rule add pref "$PREF" from "$PIP" lookup "$TABLE"
+ip netns exec "$HOST_NS" ping -c 1 -W 2 -q "$PIP" >/dev/null && say "[ok]   rule restored: answered again"
 
-bold "7. What the cloud API served (vpcsim's per-action counters)"
-"$VPCSIM" stats | jq -r '.actions | to_entries[] | "   \(.key): \(.value.calls) calls, \(.value.errors) errors"'
+bold "8. A full node refuses the next pod, with the reason (node2 is ecs.vpcsim.tiny)"
+MAX=$(state '.nodes[1].max_pods')
+k=0
+while [ "$(state '[.pods[] | select(.node == "node2")] | length')" -lt "$MAX" ]; do
+  k=$((k + 1)); lab pod add "fill/pod-$k" --node node2 >/dev/null
+done
+say "node2 holds $MAX pods (its max: 2 secondary ENIs x 3 IPs), spread over its ENIs:"
+lab status | sed -n '/^  node2/,/^$/p' | sed 's/^/   /'
+say "one more:"
+if lab pod add fill/one-too-many --node node2 2>"$WORK/refused"; then
+  say "[FAIL] the node should be full"; exit 1
+fi
+fold -s -w 96 "$WORK/refused" | sed 's/^/     /'
+lab pod del fill/pod-1 >/dev/null
+say "after deleting fill/pod-1: fill/one-too-many gets $(lab pod add fill/one-too-many --node node2)"
 
-bold "8. Stop terwayd and tear the world down"
-kill "$TERWAYD_PID"; wait "$TERWAYD_PID" 2>/dev/null || true; TERWAYD_PID=""
-say "terwayd stopped (its ENI and IPs stay in the cloud for its restart; the world goes with them)."
+bold "9. What the cloud API served (vpcsim's per-action counters)"
+"$VPCSIM" stats --state "$(state .vpcsim.state)" |
+  jq -r '.actions | to_entries[] | "   \(.key): \(.value.calls) calls, \(.value.errors) errors"'
