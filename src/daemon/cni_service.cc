@@ -157,11 +157,15 @@ proto::Reply CniService::Get(const proto::Request& req) {
   proto::Reply reply;
   const auto& ip = **held;
   reply.eni = proto::EniInfo{ip.eni_id, ip.eni_mac, ip.vswitch_id, ""};
-  if (datapath_ != nullptr) {
-    auto c = datapath_->Check(MakePodNetwork(req, ip));
-    if (!c.ok()) return proto::Reply{proto::ReplyErrorFromError(c.error()), {}, {}, {}};
+  if (datapath_ == nullptr) {
+    reply.result = IpamResult(ip);
+    return reply;
   }
-  reply.result = IpamResult(ip);
+  // The wiring as it is, in the shape ADD reported it (the plugin compares
+  // the addresses with the runtime's prevResult).
+  auto c = datapath_->Check(MakePodNetwork(req, ip));
+  if (!c.ok()) return proto::Reply{proto::ReplyErrorFromError(c.error()), {}, {}, {}};
+  reply.result = *c;
   return reply;
 }
 

@@ -254,7 +254,7 @@ void Daemon::RepairPods() {
       continue;
     }
     live.insert(rec.container_id);
-    Status check = datapath_->Check(pod);
+    auto check = datapath_->Check(pod);
     if (check.ok()) {
       count("ok");
       continue;

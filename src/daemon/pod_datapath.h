@@ -37,8 +37,9 @@ class PodDatapath {
   // Idempotent: removes everything of the pod; success when already gone
   // (netns deleted, link missing).
   virtual Status Remove(const PodNetwork& pod) = 0;
-  // Verifies without changing anything; an error names what is wrong.
-  virtual Status Check(const PodNetwork& pod) = 0;
+  // Verifies without changing anything; an error names what is wrong. On
+  // success, what Ensure reported (CNI CHECK compares it with prevResult).
+  virtual Result<cni::CniResult> Check(const PodNetwork& pod) = 0;
   // Removes what containers not in live_container_ids left in the kernel
   // (a pod whose netns was destroyed while the daemon was down). Returns
   // one line per removed object, for the log. Call it before serving: a

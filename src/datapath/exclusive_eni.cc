@@ -121,6 +121,23 @@ std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o) {
   return out;
 }
 
+// What the runtime is told: interfaces [host veth, the ENI as ifname, the
+// pod's veth], the pod IP with its vSwitch prefix on the ENI, default route
+// via the vSwitch gateway.
+cni::CniResult PodResult(const daemon::PodNetwork& pod, Ipv4Addr ip, const EniNetwork& net,
+                         const netlink::Link& host_veth, const netlink::Link& eni, const netlink::Link& pod_veth) {
+  cni::CniResult r;
+  r.interfaces = {{host_veth.name, host_veth.mac.ToString(), "", std::nullopt},
+                  {eni.name, eni.mac.ToString(), pod.netns, std::nullopt},
+                  {pod_veth.name, pod_veth.mac.ToString(), pod.netns, std::nullopt}};
+  r.ips.push_back({fmt::format("{}/{}", ip.ToString(), net.vswitch_cidr.prefix_len()), net.gateway.ToString(), 1});
+  cni::Route def;
+  def.dst = "0.0.0.0/0";
+  def.gw = net.gateway.ToString();
+  r.routes.push_back(def);
+  return r;
+}
+
 }  // namespace
 
 std::string ParkedEniLinkName(const std::string& eni_id) { return netlink::HashedLinkName("eni", eni_id); }
@@ -249,16 +266,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     TERWAY_TRY_CTX(netlink::SetSysctl(opt_.host_netns, "net/ipv4/ip_forward", "1"),
                    "enabling IPv4 forwarding (net.ipv4.ip_forward)");
 
-    cni::CniResult r;
-    r.interfaces = {{veth, hl->mac.ToString(), "", std::nullopt},
-                    {pod.ifname, eni->mac.ToString(), pod.netns, std::nullopt},
-                    {opt_.pod_veth_name, pv.mac.ToString(), pod.netns, std::nullopt}};
-    r.ips.push_back({fmt::format("{}/{}", a.ip.ToString(), net.vswitch_cidr.prefix_len()), net.gateway.ToString(), 1});
-    cni::Route def;
-    def.dst = "0.0.0.0/0";
-    def.gw = net.gateway.ToString();
-    r.routes.push_back(def);
-    return r;
+    return PodResult(pod, a.ip, net, *hl, *eni, pv);
   };
   auto result = wire();
   if (!result.ok()) {
@@ -309,7 +317,7 @@ Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
   return Ok();
 }
 
-Status ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod) {
+Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod, opt_.pod_veth_name));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = Who(pod);
@@ -374,7 +382,7 @@ Status ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod) {
     return fail(fmt::format("permanent neighbour {} -> {} (host veth MAC) is missing in the pod", kPodGateway,
                             hl->mac.ToString()));
   }
-  return Ok();
+  return PodResult(pod, a.ip, net, *hl, *eni, *pv);
 }
 
 Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std::set<std::string>& live_container_ids) {

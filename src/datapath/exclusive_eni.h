@@ -61,7 +61,7 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
   // pod's netns is gone the ENI link went with it (or back to the initial
   // namespace, for a physical device): that is success.
   Status Remove(const daemon::PodNetwork& pod) override;
-  Status Check(const daemon::PodNetwork& pod) override;
+  Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
   // Host veths (alias terway-pod:...) of containers not in the live set.
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) override;
 

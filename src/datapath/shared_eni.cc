@@ -365,7 +365,7 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
   return Ok();
 }
 
-Status SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
+Result<cni::CniResult> SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = fmt::format("pod {}/{} (container {}, IP {})", pod.pod_namespace, pod.pod_name,
@@ -451,7 +451,7 @@ Status SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
     return fail(fmt::format("permanent neighbour {} -> {} (host veth MAC) is missing in the pod", kPodGateway,
                             hl->mac.ToString()));
   }
-  return Ok();
+  return BuildCniResult({veth, hl->mac, pod.ifname, pl->mac, pod.netns, a.ip});
 }
 
 Result<std::vector<PodLink>> SharedEniDatapath::ListPodLinks() {

@@ -64,7 +64,7 @@ class SharedEniDatapath : public daemon::PodDatapath {
 
   Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
   Status Remove(const daemon::PodNetwork& pod) override;
-  Status Check(const daemon::PodNetwork& pod) override;
+  Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
 
   // Host veths made by this datapath (recognised by their alias).
   Result<std::vector<PodLink>> ListPodLinks();

@@ -25,13 +25,12 @@ struct PodNs {
   std::string path() const { return "/var/run/netns/" + name; }
 };
 
+// prev_result: the ADD result a runtime passes to CHECK (and DEL).
 inline CommandResult CniExec(const std::string& command, TerwaydNode* node, const PodNs& ns,
-                             const std::string& version = "1.0.0") {
-  std::string conf = nlohmann::json{{"cniVersion", version},
-                                    {"name", "terway"},
-                                    {"type", "terway"},
-                                    {"daemon_socket", node->socket()}}
-                         .dump();
+                             const std::string& version = "1.0.0", const nlohmann::json* prev_result = nullptr) {
+  nlohmann::json c{{"cniVersion", version}, {"name", "terway"}, {"type", "terway"}, {"daemon_socket", node->socket()}};
+  if (prev_result) c["prevResult"] = *prev_result;
+  std::string conf = c.dump();
   return RunCommand({"/usr/bin/env", "CNI_COMMAND=" + command, "CNI_CONTAINERID=ctr-" + ns.pod,
                      "CNI_NETNS=" + ns.path(), "CNI_IFNAME=eth0",
                      "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=e2e;K8S_POD_NAME=" + ns.pod,

@@ -69,7 +69,8 @@ TEST_F(TerwaydRepair, RestartRepairsBrokenPodsAndReleasesVanishedOnes) {
   ASSERT_FALSE(vpc_host.empty());
 
   PodNs p1, p2, p3;
-  std::string ip1 = AddPod(node_.get(), world_->name(), &p1, "p1");
+  nlohmann::json res1;
+  std::string ip1 = AddPod(node_.get(), world_->name(), &p1, "p1", &res1);
   std::string ip2 = AddPod(node_.get(), world_->name(), &p2, "p2");
   std::string ip3 = AddPod(node_.get(), world_->name(), &p3, "p3");
   ASSERT_FALSE(ip1.empty() || ip2.empty() || ip3.empty());
@@ -96,7 +97,7 @@ TEST_F(TerwaydRepair, RestartRepairsBrokenPodsAndReleasesVanishedOnes) {
       << "p1 not repaired";
   EXPECT_TRUE(WaitFor([&] { return Ping(p2.name, vpc_host); }, std::chrono::seconds(30), std::chrono::seconds(1)))
       << "p2 not repaired";
-  EXPECT_EQ(CniExec("CHECK", node_.get(), p1).exit_code, 0);
+  EXPECT_EQ(CniExec("CHECK", node_.get(), p1, "1.0.0", &res1).exit_code, 0);
   EXPECT_EQ(CniExec("CHECK", node_.get(), p2).exit_code, 0);
 
   // Released: p3's address left the store, and nothing of p3 is on the node.

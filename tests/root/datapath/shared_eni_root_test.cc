@@ -171,7 +171,7 @@ TEST_F(SharedEniRoot, CheckNamesTheMissingRuleAndEnsureRepairsIt) {
   ASSERT_OK(dp_->Ensure(pod));
   ASSERT_OK(dp_->Check(pod));
   ASSERT_EQ(Sh("ip -n " + node_ + " rule del from 198.18.0.10 priority 2048"), 0);
-  Status c = dp_->Check(pod);
+  auto c = dp_->Check(pod);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.error().ToString(), "rule 'from 198.18.0.10 lookup")) << c.error().ToString();
   EXPECT_TRUE(Contains(c.error().ToString(), "missing")) << c.error().ToString();
@@ -195,7 +195,7 @@ TEST_F(SharedEniRoot, EnsureRebuildsAPairThatIsNoLongerThePods) {
   // The pod's end renamed away: the host veth still carries our alias, but
   // the pod has no eth0.
   ASSERT_EQ(Sh("ip -n " + PodNs(pod) + " link set eth0 down && ip -n " + PodNs(pod) + " link set eth0 name eth9"), 0);
-  Status c = dp_->Check(pod);
+  auto c = dp_->Check(pod);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.error().ToString(), "eth0 is missing in the pod")) << c.error().ToString();
   ASSERT_OK(dp_->Ensure(pod));
@@ -227,7 +227,7 @@ TEST_F(SharedEniRoot, RemoveSucceedsAfterThePodNetnsIsGone) {
   ASSERT_OK(dp_->Remove(pod));
   ASSERT_OK(dp_->Remove(pod));
   EXPECT_FALSE(Contains(Rules(), "198.18.0.10")) << Rules();
-  Status c = dp_->Check(pod);
+  auto c = dp_->Check(pod);
   EXPECT_FALSE(c.ok());
 }
 

@@ -212,7 +212,7 @@ class RecordingDatapath : public PodDatapath {
     removed_while_held.push_back(held.ok() && held->has_value());
     return Ok();
   }
-  Status Check(const PodNetwork&) override { return Ok(); }
+  Result<cni::CniResult> Check(const PodNetwork&) override { return cni::CniResult{}; }
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&) override {
     return std::vector<std::string>{};
   }
