@@ -270,15 +270,20 @@ Status ExclusiveEniAllocator::Reconcile(const std::optional<std::vector<LivePod>
     }
   }
   // ENIs in the store that no allocation references: an interrupted release
-  // or a crash between attach and the allocation record.
-  TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
+  // or a crash between attach and the allocation record. Both lists are
+  // read under mu_ with no allocation in progress: an Allocate records its
+  // ENI before its allocation, so a snapshot taken while one runs (or the
+  // allocations read before one finishes and the ENIs after) would show a
+  // live pod's ENI as unreferenced -- and destroy it.
+  std::vector<store::EniRecord> rows;
   std::set<std::string> referenced;
-  for (const auto& a : allocs) referenced.insert(a.eni_id);
   {
     std::lock_guard l(mu_);
     if (creating_ > 0) return result;  // an ENI being set up is unreferenced for a moment
+    TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
+    for (const auto& a : allocs) referenced.insert(a.eni_id);
+    TERWAY_ASSIGN_OR_RETURN(rows, store_->ListEnis());
   }
-  TERWAY_ASSIGN_OR_RETURN(auto rows, store_->ListEnis());
   for (const auto& e : rows) {
     if (!referenced.count(e.eni_id)) keep(DestroyEni(e.eni_id));
   }

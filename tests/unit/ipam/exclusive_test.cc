@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -31,7 +32,8 @@ class ExclusiveTest : public ::testing::Test {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
-  void Make(InstanceLimits limits, std::vector<FakeCloud::VSwitchSpec> vsw) {
+  void Make(InstanceLimits limits, std::vector<FakeCloud::VSwitchSpec> vsw,
+            std::chrono::seconds sync_period = std::chrono::seconds(120)) {
     cloud_ = std::make_unique<FakeCloud>(limits, "i-x", vsw);
     PoolOptions o;
     o.instance_id = "i-x";
@@ -40,6 +42,7 @@ class ExclusiveTest : public ::testing::Test {
     o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
     o.config.eni_tags["creator"] = "terway";
     o.config.leaked_eni_grace_period = minutes(10);
+    o.config.ip_pool_sync_period = sync_period;
     auto a = ExclusiveEniAllocator::Create(o, cloud_.get(), store_.get(), &clock_);
     ASSERT_TRUE(a.ok());
     alloc_ = std::move(a).value();
@@ -109,6 +112,29 @@ TEST_F(ExclusiveTest, InterruptedReleaseIsFinishedByReconcile) {
   EXPECT_EQ(TerwayEnisInCloud(), 1);
   ASSERT_TRUE(alloc_->Reconcile(std::nullopt).ok());
   EXPECT_EQ(TerwayEnisInCloud(), 0);
+}
+
+TEST_F(ExclusiveTest, WorkerFinishesAnInterruptedReleaseWithoutAnotherPod) {
+  Make({3, 10}, {{"vsw-a", 100}}, std::chrono::seconds(1));
+  ASSERT_TRUE(alloc_->Allocate(Pod("a")).ok());
+  ASSERT_TRUE(alloc_->Allocate(Pod("b")).ok());
+  cloud_->Script("DetachNetworkInterface", CloudError("InternalError"));
+  EXPECT_FALSE(alloc_->Release("c-a").ok());
+  EXPECT_EQ(TerwayEnisInCloud(), 2);
+  alloc_->Start();
+  // Polled with a deadline: the worker runs once per sync period (1 s).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (TerwayEnisInCloud() != 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  alloc_->Stop();
+  EXPECT_EQ(TerwayEnisInCloud(), 1) << "the interrupted release was not finished";
+  auto b = alloc_->Get("c-b");
+  ASSERT_TRUE(b.ok() && b->has_value()) << "the live pod's ENI must survive reconcile";
+  auto stats = alloc_->Stats();
+  EXPECT_EQ(stats.in_use, 1);
+  EXPECT_EQ(stats.enis, 1);
+  EXPECT_EQ(stats.max_pods, 2);
 }
 
 TEST_F(ExclusiveTest, ReconcileReleasesVanishedPodsAndCollectsLeaks) {
