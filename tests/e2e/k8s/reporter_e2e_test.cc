@@ -161,6 +161,18 @@ TEST_F(K8sWritersTest, NodeReportsAreWhatKubectlReadsBack) {
   EXPECT_EQ(c["status"], "True");
   EXPECT_EQ(c["reason"], "SufficientIP");
   EXPECT_NE(c["lastTransitionTime"], "2020-01-01T00:00:00Z");
+
+  // What an operator sees: the condition and terwayd's node event in
+  // kubectl describe (which finds node events by involvedObject uid).
+  Json n = Get({"node", "node-1"});
+  k8s::EventRecorder recorder(*client_, "node-1");
+  ASSERT_OK(recorder.Record({"Node", "", "node-1", n["metadata"]["uid"], "v1"}, k8s::EventType::kWarning,
+                            "InsufficientIP", "vSwitch vsw-1 has no free IPs"));
+  auto described = Kubectl({"describe", "node", "node-1"});
+  ASSERT_EQ(described.code, 0) << described.out;
+  EXPECT_NE(described.out.find("SufficientIP"), std::string::npos) << described.out;
+  EXPECT_NE(described.out.find("aliyun/eni"), std::string::npos) << described.out;
+  EXPECT_NE(described.out.find("Warning  InsufficientIP"), std::string::npos) << described.out;
 }
 
 TEST_F(K8sWritersTest, PodIpsAnnotationAndEvents) {

@@ -399,9 +399,14 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     auto fields = k8s::FieldSelector::Parse(req.get_param_value("fieldSelector"));
     if (!fields.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", fields.error().message));
     for (const auto& term : fields->terms()) {
-      static const std::set<std::string> kSupported = {"metadata.name", "metadata.namespace", "spec.nodeName",
-                                                       "status.phase", "involvedObject.name",
-                                                       "involvedObject.kind", "involvedObject.namespace"};
+      // The field selectors Kubernetes supports for the kinds the lab serves
+      // (kubectl describe node filters events by involvedObject.uid).
+      static const std::set<std::string> kSupported = {
+          "metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+          "spec.serviceAccountName", "spec.hostNetwork", "spec.unschedulable", "status.phase", "status.podIP",
+          "involvedObject.name", "involvedObject.kind", "involvedObject.namespace", "involvedObject.uid",
+          "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+          "type", "reportingComponent"};
       if (!kSupported.count(term.field)) {
         return Reply(res, 400, StatusFor(400, "BadRequest",
                                          fmt::format("\"{}\" is not a known field selector", term.field)));
