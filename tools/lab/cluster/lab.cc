@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -76,6 +78,40 @@ std::vector<std::string> WorldNetns(const std::string& world) {
     if (name.rfind(world + "-", 0) == 0) out.push_back(name);
   }
   return out;
+}
+
+// Serialises the commands that change the lab: two `pod add` at once would
+// each save their own view of lab.json and lose the other's pod. Held until
+// the command ends (the fd closes with the object).
+class LabLock {
+ public:
+  static Result<LabLock> Acquire(const std::string& dir) {
+    std::string path = dir + "/lab.lock";
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return SysError("opening the lab lock " + path);
+    if (flock(fd, LOCK_EX) != 0) {
+      Error e = SysError("locking " + path);
+      close(fd);
+      return e;
+    }
+    LabLock l;
+    l.fd_ = fd;
+    return l;
+  }
+  LabLock(LabLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  LabLock& operator=(LabLock&&) = delete;
+  ~LabLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  LabLock() = default;
+  int fd_ = -1;
+};
+
+Error PodNotFound(const PodRef& ref) {
+  return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods",
+                ref.ToString());
 }
 
 std::string GenerateWorldName() {
@@ -150,6 +186,10 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                   s.world, used.front());
   }
   TERWAY_TRY_CTX(MakeDirs(dir + "/nodes"), "creating the lab directory");
+  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
+  if (access(LabStatePath(dir).c_str(), F_OK) == 0) {
+    return Errorf(ErrorCode::kAlreadyExists, "another `terway-lab up` started a lab in {} meanwhile", dir);
+  }
   s.phase = "starting";
   s.zone = kZone;
   s.vswitch = "vsw-" + s.world + "a";
@@ -397,6 +437,8 @@ Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p,
 }
 
 Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   std::string key = args.pod.ToString();
   if (s.phase != "up") {
@@ -481,11 +523,16 @@ Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) 
 }
 
 Status Lab::CheckPod(const std::string& dir, const PodRef& ref) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   PodRecord* p = s.FindPod(ref.ns, ref.name);
-  if (!p) return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods", ref.ToString());
+  if (!p) return PodNotFound(ref);
   NodeRecord* n = s.FindNode(p->node);
-  if (!n) return Errorf(ErrorCode::kInternal, "pod {} names node {} which the lab does not have", ref.ToString(), p->node);
+  if (!n) {
+    return Errorf(ErrorCode::kInternal, "pod {} names node {} which the lab does not have",
+                  ref.ToString(), p->node);
+  }
   TERWAY_ASSIGN_OR_RETURN(auto r, RunPlugin(*n, *p, "CHECK"));
   if (r.exit_code != 0) {
     return Errorf(ErrorCode::kUnavailable, "pod {} on {}: terway CHECK failed: {}", ref.ToString(),
@@ -495,9 +542,11 @@ Status Lab::CheckPod(const std::string& dir, const PodRef& ref) {
 }
 
 Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   PodRecord* p = s.FindPod(ref.ns, ref.name);
-  if (!p) return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods", ref.ToString());
+  if (!p) return PodNotFound(ref);
   NodeRecord* n = s.FindNode(p->node);
   if (n && DaemonAlive(n->terwayd)) {
     TERWAY_ASSIGN_OR_RETURN(auto r, RunPlugin(*n, *p, "DEL"));
@@ -518,7 +567,7 @@ Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
 Status Lab::Exec(const std::string& dir, const ExecArgs& args) {
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   PodRecord* p = s.FindPod(args.pod.ns, args.pod.name);
-  if (!p) return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods", args.pod.ToString());
+  if (!p) return PodNotFound(args.pod);
   std::string path = netlink::NetnsPath(p->netns);
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return SysError(fmt::format("opening the namespace {} of pod {}", path, args.pod.ToString()));
@@ -613,6 +662,11 @@ Status Lab::PrintStatus(const std::string& dir) {
 // ---- down -----------------------------------------------------------------
 
 Status Lab::Down(const std::string& dir) {
+  std::optional<LabLock> lock;
+  if (access(LabStatePath(dir).c_str(), F_OK) == 0) {
+    TERWAY_ASSIGN_OR_RETURN(auto l, LabLock::Acquire(dir));
+    lock.emplace(std::move(l));
+  }
   auto s = LoadLabState(dir);
   if (!s.ok()) {
     if (s.error().code != ErrorCode::kNotFound) return std::move(s).error();
@@ -667,7 +721,7 @@ Status Lab::TearDown(LabState& s) {
   // other files too.
   std::error_code ec;
   for (const char* f : {"nodes", "vpcsim", "world.yaml", "vpcsim.log", "vpcsim.port", "lab.json",
-                        "lab.json.tmp", "world.yaml.tmp"}) {
+                        "lab.json.tmp", "world.yaml.tmp", "lab.lock"}) {
     fs::remove_all(s.dir + "/" + f, ec);
   }
   fs::remove(s.dir, ec);  // only when empty

@@ -136,7 +136,9 @@ Result<PodAddArgs> ParsePodAdd(ArgCursor& c) {
     }
   }
   if (!have_pod) return Bad("pod add: name the pod as NAMESPACE/NAME");
-  if (add.node.empty()) return Bad(fmt::format("pod add {}: give the node, e.g. --node node1", add.pod.ToString()));
+  if (add.node.empty()) {
+    return Bad(fmt::format("pod add {}: give the node, e.g. --node node1", add.pod.ToString()));
+  }
   return add;
 }
 
@@ -269,7 +271,9 @@ Result<LabCommand> ParseLabArgs(const std::vector<std::string>& args,
     if (c.done()) return Bad("exec: name the pod as NAMESPACE/NAME, then -- COMMAND");
     ExecArgs ex;
     TERWAY_ASSIGN_OR_RETURN(ex.pod, ParsePodRef(c.next()));
-    if (c.done() || c.next() != "--") return Bad("exec: separate the command with --, e.g. exec default/a -- ip addr");
+    if (c.done() || c.next() != "--") {
+      return Bad("exec: separate the command with --, e.g. exec default/a -- ip addr");
+    }
     while (!c.done()) ex.command.push_back(c.next());
     if (ex.command.empty()) return Bad("exec: no command after --");
     cmd.action = std::move(ex);

@@ -147,13 +147,15 @@ Result<LabState> LabStateFromJson(const json& j) {
 
 std::string LabStatePath(const std::string& lab_dir) { return lab_dir + "/lab.json"; }
 
+Error NoLabError(const std::string& lab_dir) {
+  return Errorf(ErrorCode::kNotFound,
+                "no lab at {} (no {}); start one with `terway-lab --lab {} up --nodes 2`", lab_dir,
+                LabStatePath(lab_dir), lab_dir);
+}
+
 Result<LabState> LoadLabState(const std::string& lab_dir) {
   std::string path = LabStatePath(lab_dir);
-  if (access(path.c_str(), F_OK) != 0) {
-    return Errorf(ErrorCode::kNotFound,
-                  "no lab at {} (no {}); start one with `terway-lab --lab {} up --nodes 2`",
-                  lab_dir, path, lab_dir);
-  }
+  if (access(path.c_str(), F_OK) != 0) return NoLabError(lab_dir);
   json j = json::parse(ReadTextFile(path), nullptr, false);
   if (j.is_discarded()) {
     return Errorf(ErrorCode::kInvalidArgument,

@@ -85,7 +85,9 @@ nlohmann::json LabStateToJson(const LabState& s);
 Result<LabState> LabStateFromJson(const nlohmann::json& j);
 
 std::string LabStatePath(const std::string& lab_dir);
-// kNotFound when the lab directory holds no state file (no lab is up there).
+// "no lab at DIR", with the command that starts one.
+Error NoLabError(const std::string& lab_dir);
+// kNotFound (NoLabError) when the lab directory holds no state file.
 Result<LabState> LoadLabState(const std::string& lab_dir);
 Status SaveLabState(const LabState& s);
 
