@@ -239,5 +239,27 @@ TEST_F(TerwaydExclusive, RestartRepairsAPodAndDeletesTheEniOfAVanishedOne) {
   for (const auto& e : *left) EXPECT_EQ(e.type, "Primary") << "left attached: " << e.network_interface_id;
 }
 
+// The node's mode comes from eni_conf; a --datapath that contradicts it is
+// refused before anything is created, naming the fix.
+TEST(TerwaydExclusiveConfig, DatapathThatContradictsEniModeIsRefused) {
+  struct Case {
+    const char* conf;
+    const char* datapath;
+    const char* expect;
+  };
+  for (const Case& c : {Case{R"({"eni_mode": "exclusive"})", "none", "no IPAM-only form"},
+                        Case{R"({"eni_mode": "exclusive"})", "shared", "--datapath auto"},
+                        Case{R"({"eni_mode": "shared"})", "exclusive", "--datapath auto"}}) {
+    TempDir dir;
+    ASSERT_TRUE(WriteFile(dir.File("eni.json"), c.conf).ok());
+    auto r = RunCommand({BinaryPath("terwayd"), "--config", dir.File("eni.json"), "--socket", dir.File("eni.socket"),
+                         "--state", dir.File("state.db"), "--metrics-listen", "", "--datapath", c.datapath},
+                        "", std::chrono::seconds(30));
+    EXPECT_NE(r.exit_code, 0) << c.conf << " " << c.datapath << ": " << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << r.output;
+    EXPECT_TRUE(ReadFile(dir.File("state.db")).empty()) << "nothing is created";
+  }
+}
+
 }  // namespace
 }  // namespace terway::testing
