@@ -135,7 +135,15 @@ proto::Reply CniService::Release(const proto::Request& req) {
                               "no allocation for container " + req.container_id);
   }
   if (datapath_ != nullptr) {
-    auto rm = datapath_->Remove(MakePodNetwork(req, **held));
+    PodNetwork pn = MakePodNetwork(req, **held);
+    if (pn.netns.empty()) {
+      // DEL without CNI_NETNS (allowed once the sandbox is gone) and CNI GC
+      // name no netns: use the one recorded at ADD, so an exclusive ENI
+      // still in a live namespace is taken back before it is detached.
+      auto rec = store_->FindByContainer(req.container_id);
+      if (rec.ok() && rec->has_value()) pn.netns = (*rec)->netns;
+    }
+    auto rm = datapath_->Remove(pn);
     if (!rm.ok()) {
       Error e = std::move(rm).error();
       e.Wrap("removing the network of pod " + PodName(req));

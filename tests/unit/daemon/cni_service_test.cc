@@ -210,6 +210,7 @@ class RecordingDatapath : public PodDatapath {
   Status Remove(const PodNetwork& pod) override {
     auto held = store_->FindByContainer(pod.container_id);
     removed_while_held.push_back(held.ok() && held->has_value());
+    removed_netns.push_back(pod.netns);
     return Ok();
   }
   Result<cni::CniResult> Check(const PodNetwork&) override { return cni::CniResult{}; }
@@ -218,6 +219,7 @@ class RecordingDatapath : public PodDatapath {
   }
   std::vector<PodNetwork> ensured;
   std::vector<bool> removed_while_held;
+  std::vector<std::string> removed_netns;
 
  private:
   store::StateStore* store_;
@@ -239,9 +241,13 @@ TEST_F(CniServiceTest, AddRecordsNetnsAndModeAndDelRemovesWiringBeforeTheAddress
   EXPECT_EQ((*rec)->ifname, "eth0");
   EXPECT_EQ((*rec)->datapath_mode, "shared");
 
-  ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1")).ok());
+  // DEL without CNI_NETNS (the runtime may omit it): the recorded one is used.
+  auto del = Req(proto::Op::kRelease, "c1");
+  del.netns.clear();
+  ASSERT_TRUE(svc.Handle(del).ok());
   ASSERT_EQ(dp.removed_while_held.size(), 1u);
   EXPECT_TRUE(dp.removed_while_held[0]) << "DEL released the address before removing the wiring";
+  EXPECT_EQ(dp.removed_netns[0], "/var/run/netns/none");
   auto gone = store_->FindByContainer("c1");
   ASSERT_TRUE(gone.ok());
   EXPECT_FALSE(gone->has_value());
