@@ -132,6 +132,12 @@ TEST_F(ExclusiveEniRoot, EniBecomesThePodsEth0AndGoesBackOnRemove) {
   EXPECT_TRUE(PingFrom(node_b_, "198.18.1.40")) << "VPC host b -> pod";
   EXPECT_TRUE(PingFrom(pod_ns_, "198.18.1.10")) << "pod -> its node through the veth";
   EXPECT_TRUE(PingFrom(node_a_, "198.18.1.40")) << "node -> its pod through the veth";
+  // Services go to the node through the veth too; the rest of the VPC not.
+  std::string svc = testing::Capture("ip -n " + pod_ns_ + " route get 198.19.128.10");
+  EXPECT_NE(svc.find("dev veth1"), std::string::npos) << svc;
+  EXPECT_NE(svc.find("src 198.18.1.40"), std::string::npos) << svc;
+  std::string vpc = testing::Capture("ip -n " + pod_ns_ + " route get 198.18.1.11");
+  EXPECT_NE(vpc.find("dev eth0"), std::string::npos) << vpc;
   ASSERT_OK(dp_->Check(pod_));
 
   // Idempotent, and Check names what is broken until Ensure repairs it.

@@ -1,5 +1,6 @@
 // The pure parts of the shared-ENI datapath: names, table ids, owner alias,
 // CNI result shape.
+#include "datapath/exclusive_eni.h"
 #include "datapath/layout.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,17 @@
 
 namespace terway::datapath {
 namespace {
+
+// A returning exclusive ENI is parked under a name no node link (eth0, ethN,
+// tw...) can have, stable per ENI so a retried DEL or Ensure finds it.
+TEST(ParkedEniLinkName, IsValidStableAndDistinctFromHostVeths) {
+  std::string n = ParkedEniLinkName("eni-2ze8f3k1x9abcdef0123");
+  EXPECT_EQ(n.size(), 15u);
+  EXPECT_EQ(n.substr(0, 3), "eni");
+  EXPECT_TRUE(netlink::ValidateLinkName(n).ok());
+  EXPECT_EQ(n, ParkedEniLinkName("eni-2ze8f3k1x9abcdef0123"));
+  EXPECT_NE(n, ParkedEniLinkName("eni-2ze8f3k1x9abcdef0124"));
+}
 
 TEST(HostVethName, FitsTheKernelLimitAndIsStable) {
   std::string id = "6f1d7c2e9a4b8f30c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e";
