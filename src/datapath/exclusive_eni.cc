@@ -163,10 +163,12 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
   TERWAY_ASSIGN_OR_RETURN_CTX(Handle ph, Handle::OpenIn(pod.netns), "opening the network namespace of " + who);
 
-  // Anything we change from here on is undone if a later step fails, so a
-  // failed ADD leaves the ENI on the node (where the allocator's release
-  // finds it) and no veth behind.
-  bool changed = false;
+  // What this call created is undone if a later step fails: an ENI it moved
+  // into the pod goes back to the node (where the allocator's release finds
+  // it) with the veth; a veth it created for a pod that already had its ENI
+  // (a repair) is deleted, and the ENI stays with the pod.
+  bool moved_eni = false;
+  bool created_veth = false;
   auto wire = [&]() -> Result<cni::CniResult> {
     // 1. The ENI's link into the pod, named as the runtime asked.
     auto eni = ph.GetLinkByMac(a.eni_mac);
@@ -179,7 +181,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
             "attached ENI shows up as a link with its MAC)",
             pod.ip.eni_id, a.eni_mac.ToString()));
       }
-      changed = true;
+      moved_eni = true;
       Status moved = host.MoveToNetns(on_host->index, pod.netns);
       if (!moved.ok() && moved.error().code == ErrorCode::kAlreadyExists) {
         // The pod already has a link of the ENI's node-side name: park the
@@ -193,7 +195,6 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
       if (!eni.ok()) return std::move(eni).error().Wrap("finding the ENI in the pod after moving it");
     }
     if (eni->name != pod.ifname) {
-      changed = true;
       auto other = ph.GetLink(pod.ifname);
       if (other.ok() && other->index != eni->index) {
         // A leftover of an interrupted ADD (or an earlier sandbox with the
@@ -234,7 +235,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     }
     if (!hl.ok()) {
       if (hl.error().code != ErrorCode::kNotFound) return std::move(hl).error();
-      changed = true;
+      created_veth = true;
       TERWAY_TRY_CTX(ph.DeleteLinkIfExists(opt_.pod_veth_name), "removing leftover " + opt_.pod_veth_name);
       netlink::VethSpec spec;
       spec.name = veth;
@@ -270,10 +271,13 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
   };
   auto result = wire();
   if (!result.ok()) {
-    if (changed) {
-      Status undo = Remove(pod);
-      if (!undo.ok()) log::Warn("undoing partial setup of {}: {}", who, undo.error().ToString());
+    Status undo = Ok();
+    if (moved_eni) {
+      undo = Remove(pod);
+    } else if (created_veth) {
+      undo = host.DeleteLinkIfExists(HostVethName(pod.container_id));
     }
+    if (!undo.ok()) log::Warn("undoing partial setup of {}: {}", who, undo.error().ToString());
     return std::move(result).error().Wrap("wiring " + who);
   }
   return result;
