@@ -14,6 +14,11 @@ namespace {
 
 class LabTraffic : public LabTest {
  protected:
+  void TearDown() override {
+    servers_.clear();  // before `down`: they run inside the pods' namespaces
+    LabTest::TearDown();
+  }
+
   // A TCP and a UDP server that answer each client with the client's address
   // as they see it: the answer proves delivery and that no NAT rewrote it.
   void StartWhoAmI(const std::string& name, const std::string& pod, const std::string& netns) {
@@ -41,7 +46,7 @@ class LabTraffic : public LabTest {
     std::string last;
     bool ok = WaitFor(
         [&] {
-          std::vector<std::string> cmd = {"/usr/bin/socat", "-T", "3", "-t", "2", "-", target};
+          std::vector<std::string> cmd = {"/usr/bin/socat", "-T", "3", "-t", "1", "-", target};
           CommandResult r;
           if (!from_pod.empty()) {
             std::vector<std::string> argv = {BinaryPath("terway-lab"), "--lab", lab_dir_, "exec",
