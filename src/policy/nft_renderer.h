@@ -1,0 +1,71 @@
+// The compiled policy as nftables state: one table `inet terway`, written
+// through libnftables as ONE batch (one kernel transaction) per render, so
+// the kernel never holds half a policy.
+//
+//   table inet terway {
+//     set s<N>     { type ipv4_addr; flags interval; ... }   one per distinct peer
+//     counter c<N> {}                                        one per compiled rule
+//     map pod_ingress { type ipv4_addr : verdict; }          pod IP -> jump in_<pod>
+//     map pod_egress  { type ipv4_addr : verdict; }          pod IP -> jump eg_<pod>
+//     chain forward { hook forward priority filter; policy accept;
+//       ct state established,related accept   (replies of allowed connections)
+//       ct state invalid drop
+//       ip saddr vmap @pod_egress             (egress chains `return` on allow)
+//       ip daddr vmap @pod_ingress }
+//     chain in_<pod> / eg_<pod> { rules in evaluation order; counted drop }
+//   }
+//
+// Only the forward hook: shared-ENI pod traffic is routed by the node
+// (pod -> tw* veth -> another tw* or the ENI), while the node's own traffic
+// to its pods leaves through the output hook, which we leave alone: traffic
+// from a pod's own node is always allowed, as Kubernetes requires.
+// Per-packet cost: two map lookups plus the rules of at most two pods, each
+// one set lookup; it does not grow with the number of pods or policies.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "policy/compiler.h"
+
+namespace terway::policy {
+
+inline constexpr const char* kNftFamily = "inet";
+inline constexpr const char* kNftTable = "terway";
+
+// The whole batch: create-then-delete the table (so the delete cannot fail
+// when it is absent) and declare it anew, all in one transaction.
+std::string RenderNftScript(const CompiledPolicy& policy);
+
+struct RuleCounter {
+  std::string name;
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+// "policy show": per pod chain, each rule with its counter values.
+std::string FormatPolicyShow(const CompiledPolicy& policy, const std::vector<RuleCounter>& counters);
+
+// The kernel side, in one network namespace ("" = the caller's).
+class NftPolicyTable {
+ public:
+  explicit NftPolicyTable(std::string netns = "") : netns_(std::move(netns)) {}
+
+  // Replaces everything of ours with `policy`, atomically. Counters restart:
+  // a render re-declares them.
+  Status Apply(const CompiledPolicy& policy);
+  // Deletes our table; success when it is already gone.
+  Status Remove();
+  Result<std::vector<RuleCounter>> ReadCounters() const;
+
+ private:
+  std::string netns_;
+};
+
+// Runs an nft script (one batch) in a namespace through libnftables; on
+// failure the error carries nft's message. `json_out` set: list output as JSON.
+Status RunNftBatch(const std::string& netns, const std::string& script, std::string* json_out = nullptr);
+
+}  // namespace terway::policy

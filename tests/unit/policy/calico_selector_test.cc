@@ -1,0 +1,108 @@
+#include "policy/calico_selector.h"
+
+#include <gtest/gtest.h>
+
+namespace terway::policy {
+namespace {
+
+struct MatchCase {
+  const char* selector;
+  bool want;
+};
+
+// Labels every case is evaluated against.
+const k8s::Labels kLabels = {{"app", "web"}, {"tier", "frontend"}, {"env", "prod-eu"}, {"team", "net"}};
+
+TEST(CalicoSelector, MatchTable) {
+  const MatchCase cases[] = {
+      {"", true},
+      {"all()", true},
+      {"global()", false},
+      {"app == 'web'", true},
+      {"app == \"web\"", true},
+      {"app == 'db'", false},
+      {"app != 'db'", true},
+      {"missing != 'x'", true},  // != holds when the label is absent
+      {"app != 'web'", false},
+      {"has(app)", true},
+      {"has(missing)", false},
+      {"!has(missing)", true},
+      {"app in {'web', 'db'}", true},
+      {"app in {'db'}", false},
+      {"app in {}", false},
+      {"app not in {'db'}", true},
+      {"missing not in {'x'}", true},  // not in holds when absent
+      {"app not in {'web'}", false},
+      {"env contains 'od-e'", true},
+      {"env contains 'us'", false},
+      {"missing contains ''", false},  // needs the label
+      {"env starts with 'prod'", true},
+      {"env starts with 'eu'", false},
+      {"env ends with '-eu'", true},
+      {"env ends with 'prod'", false},
+      {"app == 'web' && tier == 'frontend'", true},
+      {"app == 'web' && tier == 'backend'", false},
+      {"app == 'db' || tier == 'frontend'", true},
+      {"app == 'db' || tier == 'backend'", false},
+      // && binds tighter than ||: false || (true && true)
+      {"app == 'db' || app == 'web' && tier == 'frontend'", true},
+      // parentheses change it: (false || true) && false
+      {"(app == 'db' || app == 'web') && tier == 'backend'", false},
+      {"!(app == 'web')", false},
+      {"!!(app == 'web')", true},
+      {"all() && !has(x)", true},
+      {"projectcalico.org/namespace == 'x'", false},
+      {"  app   ==   'web'  ", true},
+  };
+  for (const auto& c : cases) {
+    auto s = CalicoSelector::Parse(c.selector);
+    ASSERT_TRUE(s.ok()) << c.selector << ": " << s.error().ToString();
+    EXPECT_EQ(s->Matches(kLabels), c.want) << c.selector << " (canonical " << s->ToString() << ")";
+  }
+}
+
+TEST(CalicoSelector, CanonicalFormIsStableAndReparses) {
+  auto a = CalicoSelector::Parse("app=='web'&&env in {'b','a'}");
+  auto b = CalicoSelector::Parse("(app == \"web\") && env in { 'a', 'b' }");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->ToString(), b->ToString());
+  EXPECT_EQ(a->ToString(), "(app == 'web' && env in {'a', 'b'})");
+  auto again = CalicoSelector::Parse(a->ToString());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->ToString(), a->ToString());
+  EXPECT_TRUE(CalicoSelector::Parse("  ")->IsAll());
+}
+
+struct ErrorCase {
+  const char* selector;
+  const char* want_in_message;
+};
+
+TEST(CalicoSelector, ErrorsNamePositionAndExpectation) {
+  const ErrorCase cases[] = {
+      {"app ==", "at 6: expected a quoted string"},
+      {"app == 'web", "at 7: unterminated string"},
+      {"app", "at 3: expected an operator after label key \"app\""},
+      {"app = 'web'", "at 4: unexpected character '='"},
+      {"app == 'web' &&", "at 15: expected a label key"},
+      {"(app == 'web'", "at 13: expected ')'"},
+      {"app == 'web')", "at 12: expected && or || or end of selector"},
+      {"app in {'a' 'b'}", "at 12: expected ',' or '}'"},
+      {"app in 'a'", "at 7: expected '{'"},
+      {"has()", "at 4: expected a label key inside has()"},
+      {"app starts 'x'", "at 4: expected an operator"},
+      {"app == 'a' & b == 'c'", "at 11: unexpected character '&'"},
+      {"app not {'a'}", "at 4: expected an operator"},
+  };
+  for (const auto& c : cases) {
+    auto s = CalicoSelector::Parse(c.selector);
+    ASSERT_FALSE(s.ok()) << c.selector << " parsed as " << s->ToString();
+    EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(s.error().message.find(c.want_in_message), std::string::npos)
+        << c.selector << ": " << s.error().message;
+    EXPECT_NE(s.error().message.find(c.selector), std::string::npos) << "names the selector";
+  }
+}
+
+}  // namespace
+}  // namespace terway::policy
