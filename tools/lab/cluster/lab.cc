@@ -725,6 +725,10 @@ Status Lab::TearDown(LabState& s) {
     fs::remove_all(s.dir + "/" + f, ec);
   }
   fs::remove(s.dir, ec);  // only when empty
+  // The default's parent (/run/terway-lab) too, when no other lab is left in it.
+  if (fs::path(s.dir).parent_path().filename() == "terway-lab") {
+    fs::remove(fs::path(s.dir).parent_path(), ec);
+  }
   if (!problems.empty()) {
     return Errorf(ErrorCode::kInternal, "down of lab {} finished with {} problem(s); first: {}",
                   s.world, problems.size(), problems.front());
