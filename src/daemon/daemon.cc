@@ -1,6 +1,8 @@
 #include "daemon/daemon.h"
 
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -140,13 +142,29 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   cloud::InstanceMetadata* md = d->cloud_->metadata();
   // The ENI's gateway and vSwitch, as the metadata service reports them for
   // its MAC (the same source the ENI's own configuration comes from on ECS).
-  datapath::EniNetworkLookup eni_network = [md](const std::string& eni_id,
-                                                const MacAddr& mac) -> Result<datapath::EniNetwork> {
+  // Cached per ENI and MAC: an ENI never changes vSwitch, and asking the
+  // metadata service on every ADD put two HTTP round trips into pod start.
+  // Bounded because exclusive mode churns one ENI per pod.
+  struct EniNetworkCache {
+    std::mutex mu;
+    std::map<std::string, datapath::EniNetwork> by_eni;
+  };
+  auto cache = std::make_shared<EniNetworkCache>();
+  datapath::EniNetworkLookup eni_network = [md, cache](const std::string& eni_id,
+                                                       const MacAddr& mac) -> Result<datapath::EniNetwork> {
     std::string m = mac.ToString();
+    const std::string key = eni_id + "/" + m;
+    {
+      std::lock_guard<std::mutex> l(cache->mu);
+      if (auto it = cache->by_eni.find(key); it != cache->by_eni.end()) return it->second;
+    }
     TERWAY_ASSIGN_OR_RETURN_CTX(std::string gw, md->EniGateway(m), "gateway of " + eni_id);
     TERWAY_ASSIGN_OR_RETURN_CTX(std::string cidr, md->EniVSwitchCidrBlock(m), "vSwitch CIDR of " + eni_id);
     TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr g, Ipv4Addr::Parse(gw), "gateway of " + eni_id);
     TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Cidr c, Ipv4Cidr::Parse(cidr, true), "vSwitch of " + eni_id);
+    std::lock_guard<std::mutex> l(cache->mu);
+    if (cache->by_eni.size() >= 256) cache->by_eni.clear();
+    cache->by_eni[key] = datapath::EniNetwork{g, c};
     return datapath::EniNetwork{g, c};
   };
   if (dp == "shared") {
