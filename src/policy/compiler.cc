@@ -266,6 +266,7 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
   CompiledPolicy out;
   out.pods_ = std::move(in.pods);
   out.node_ips_ = std::move(in.node_ips);
+  out.local_node_ = options_.node;
   out.policies_ = std::move(in.policies);
   // Calico's order: by order (absent = after all ordered ones), then by name.
   std::stable_sort(out.policies_.begin(), out.policies_.end(), [](const Policy& a, const Policy& b) {
@@ -333,7 +334,16 @@ Decision CompiledPolicy::Evaluate(size_t pod, Direction d, Ipv4Addr peer, Protoc
   Decision out;
   const PodChain* chain = Chain(pod, d);
   if (!chain) {
-    out.reason = fmt::format("no policy selects {} for {}", pods_[pod].Key(), DirectionName(d));
+    const PodInfo& p = pods_[pod];
+    if (p.exclusive_eni || p.host_network) {
+      out.reason = fmt::format("{} is outside policy ({})", p.Key(), p.exclusive_eni ? "exclusive ENI" : "host network");
+    } else if (!local_node_.empty() && p.node != local_node_) {
+      out.evaluated = false;
+      out.reason = fmt::format("{} runs on node {}: its {} policy is enforced and explained there", p.Key(), p.node,
+                               DirectionName(d));
+    } else {
+      out.reason = fmt::format("no policy selects {} for {}", p.Key(), DirectionName(d));
+    }
     return out;
   }
   out.isolated = true;
@@ -396,6 +406,7 @@ Result<Explanation> CompiledPolicy::Explain(const std::string& from, const std::
   else e.ingress.reason = "the destination is not a pod";
   e.allowed = e.egress.allowed && e.ingress.allowed;
   e.summary = (e.allowed ? "ALLOW " : "DENY ") + flow;
+  if (e.allowed && (!e.egress.evaluated || !e.ingress.evaluated)) e.summary += " (as far as this node decides)";
   return e;
 }
 

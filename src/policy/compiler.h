@@ -79,6 +79,9 @@ struct PodChain {
 
 struct Decision {
   bool allowed = true;
+  // False when this model does not hold the pod's chain (it runs on another
+  // node, compiled there): `allowed` then only means "not decided here".
+  bool evaluated = true;
   bool isolated = false;  // some policy selects the pod in this direction
   std::optional<size_t> policy;
   std::optional<size_t> rule_index;
@@ -124,6 +127,7 @@ class CompiledPolicy {
   std::unordered_map<std::string, size_t> pod_by_key_;
   std::map<uint32_t, size_t> pod_by_ip_;
   std::map<std::pair<size_t, int>, size_t> chain_index_;
+  std::string local_node_;
 };
 
 class PolicyCompiler {

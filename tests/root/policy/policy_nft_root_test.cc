@@ -265,5 +265,44 @@ TEST_F(PolicyNftRoot, EnforcesStatefullyAndRemovesEverything) {
   EXPECT_TRUE(Udp(Pod("a").netns, Pod("b").ip));
 }
 
+
+// Every rule form the renderer can emit is accepted by the kernel in one
+// batch: SCTP/ICMP/any-protocol matches, port ranges, Log/Deny/Pass, egress
+// named ports, an empty set and a whole-space-minus-holes set.
+TEST_F(PolicyNftRoot, EveryRuleFormLoads) {
+  PolicyInputs in = Inputs();
+  for (auto& p : in.pods) p.ports.push_back({"metrics", 9100, "SCTP"});
+  const char* calico[] = {
+      R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"forms"},"spec":{"order":1,"types":["Ingress","Egress"],
+          "ingress":[{"action":"Log"},
+                     {"action":"Deny","protocol":"SCTP","destination":{"ports":[9000,"9100:9200"]}},
+                     {"action":"Pass","protocol":"ICMP","source":{"notNets":["198.18.10.0/30","10.0.0.0/8"]}},
+                     {"action":"Deny","source":{"selector":"pod == 'nobody'"}}],
+          "egress":[{"action":"Allow","protocol":"SCTP","destination":{"ports":["metrics"],"selector":"has(pod)"}},
+                    {"action":"Pass","protocol":"UDP"}]}})js",
+  };
+  for (const char* text : calico) {
+    auto p = PolicyFromCalico(nlohmann::json::parse(text));
+    ASSERT_OK(p);
+    in.policies.push_back(*p);
+  }
+  CompiledPolicy cp = PolicyCompiler(CompileOptions{"node-1"}).Compile(in);
+  NftPolicyTable table(node_);
+  ASSERT_OK(table.Apply(cp));
+  std::string listed = Capture("ip netns exec " + node_ + " nft list table inet terway");
+  for (const char* want : {"sctp dport { 9000, 9100-9200 }", "meta l4proto icmp", "log prefix", "sctp dport 9100",
+                           "0.0.0.0-9.255.255.255", "ip saddr vmap @pod_egress"}) {
+    EXPECT_NE(listed.find(want), std::string::npos) << want << "\n" << listed;
+  }
+  // And it enforces what Explain says: egress is now isolated by "forms"
+  // (only SCTP to named ports and UDP pass); the Kubernetes rules behind the
+  // UDP Pass are skipped for egress, but b's ingress rules still decide.
+  ExpectFlows(cp, {{"c", "b", Protocol::kUDP, true},   // Pass on c's egress (skips c-out), b-in allows c
+                   {"a", "b", Protocol::kUDP, false},  // Pass on egress, b-in has no UDP rule for a
+                   {"a", "b", Protocol::kTCP, false}}); // a's egress isolated by forms
+  ASSERT_OK(table.Remove());
+  EXPECT_EQ(Capture("ip netns exec " + node_ + " nft list ruleset"), "");
+}
+
 }  // namespace
 }  // namespace terway::policy

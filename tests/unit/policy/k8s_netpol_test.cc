@@ -256,6 +256,14 @@ TEST(Netpol, NodeFilterAndPodsOutsidePolicy) {
   CompiledPolicy cp = PolicyCompiler(CompileOptions{"node-1"}).Compile(in);
   ASSERT_EQ(cp.chains().size(), 1u);
   EXPECT_EQ(cp.pods()[cp.chains()[0].pod].Key(), "x/a");
+  // Explain says where it cannot decide instead of claiming "no policy".
+  auto e = cp.Explain("y/a", "x/b", Protocol::kTCP, 80);
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->ingress.evaluated);
+  EXPECT_NE(e->ingress.reason.find("runs on node node-2"), std::string::npos) << e->ToString();
+  e = cp.Explain("y/a", "x/c", Protocol::kTCP, 80);
+  EXPECT_TRUE(e->allowed);
+  EXPECT_NE(e->ingress.reason.find("outside policy (exclusive ENI)"), std::string::npos) << e->ToString();
 }
 
 TEST(Netpol, BadPoliciesFailNamingTheField) {
