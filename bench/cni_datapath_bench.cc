@@ -14,6 +14,10 @@
 //   sudo build/bench/cni_datapath_bench --out bench/results/cni_datapath.json [--pods 100]
 #include <fcntl.h>
 #include <sched.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,27 +26,25 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "e2e/harness/world.h"
 #include "netlink/netns.h"
 #include "test_util.h"
 
 using namespace terway;
 using namespace terway::testing;
+using terway::bench::Percentile;
+using terway::bench::TotalApiCalls;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(idx, v.size() - 1)];
-}
 
 nlohmann::json Summary(const std::vector<double>& v) {
   return {{"p50", Percentile(v, 0.5)}, {"p99", Percentile(v, 0.99)}, {"n", v.size()}};
@@ -158,6 +160,75 @@ Result<double> Iperf(const std::string& server_ns, const std::string& client_ns,
   }
 }
 
+// TCP connection rate (transactions of the kind a short RPC makes): connect,
+// 1-byte request, 1-byte reply, close, one after another from one client
+// thread in client_ns. The client closes with an RST (linger 0) so neither
+// side piles up TIME_WAIT and the figure is not bounded by the port range.
+Result<double> ConnectRate(const std::string& server_ns, const std::string& client_ns,
+                           const std::string& server_ip, double seconds) {
+  constexpr uint16_t kPort = 5301;
+  int lfd = -1;
+  TERWAY_TRY_CTX(netlink::RunInNetns(server_ns,
+                                     [&]() -> Status {
+                                       lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                                       int one = 1;
+                                       setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                                       sockaddr_in a{};
+                                       a.sin_family = AF_INET;
+                                       a.sin_port = htons(kPort);
+                                       if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+                                           listen(lfd, 1024) != 0)
+                                         return Errorf(ErrorCode::kKernel, "listen: {}", strerror(errno));
+                                       return Ok();
+                                     }),
+                 "connection-rate server in " + server_ns);
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    while (!stop) {
+      pollfd p{lfd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      char b;
+      if (read(c, &b, 1) == 1 && write(c, &b, 1) != 1) {
+      }
+      close(c);
+    }
+  });
+  std::atomic<long> done{0};
+  std::string failure;
+  auto client = netlink::SpawnInNetns(client_ns, [&] {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kPort);
+    inet_pton(AF_INET, server_ip.c_str(), &a.sin_addr);
+    auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    while (Clock::now() < end) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      char b = 'x';
+      bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && write(fd, &b, 1) == 1 &&
+                read(fd, &b, 1) == 1;
+      if (fd >= 0) {
+        linger l{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        close(fd);
+      }
+      if (!ok) {
+        failure = fmt::format("connection {} to {}: {}", done.load(), server_ip, strerror(errno));
+        break;
+      }
+      done++;
+    }
+  });
+  if (client.ok()) client->join();
+  stop = true;
+  server.join();
+  close(lfd);
+  if (!client.ok()) return std::move(client).error();
+  if (!failure.empty()) return Errorf(ErrorCode::kInternal, "{}", failure);
+  return static_cast<double>(done.load()) / seconds;
+}
+
 int Fail(const std::string& what, const Error& e) {
   std::cerr << "bench: " << what << ": " << e.ToString() << "\n";
   return 1;
@@ -200,19 +271,20 @@ int main(int argc, char** argv) {
 
   WorldSpec ws;
   ws.instance_type = "ecs.vpcsim.xlarge";  // (18 - 1) x 30 = 510 pods per node
-  ws.instances = 2;
+  ws.instances = 3;  // node 0 warm, node 1 the cross-node peer, node 2 cold
   ws.vswitch_cidr = "198.18.0.0/22";
   auto world = VpcsimWorld::Start(ws);
   if (!world.ok()) return Fail("starting vpcsim", world.error());
   VpcsimWorld* w = world->get();
   std::vector<std::unique_ptr<TerwaydNode>> nodes;
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     TerwaydSpec ts;
     ts.instance_id = w->instances()[i];
     ts.datapath = "shared";
-    // Warm: every measured ADD finds an idle address.
-    ts.min_pool_size = i == 0 ? pods + 5 : 2;
-    ts.max_pool_size = ts.min_pool_size + 10;
+    // Node 0 warm: every measured ADD finds an idle address. Node 2 cold:
+    // no idle address is ever kept, every ADD waits for the cloud.
+    ts.min_pool_size = i == 0 ? pods + 5 : i == 1 ? 2 : 0;
+    ts.max_pool_size = i == 2 ? 0 : ts.min_pool_size + 10;
     auto n = TerwaydNode::Start(w, ts);
     if (!n.ok()) return Fail("starting terwayd", n.error());
     if (auto s = (*n)->WaitReady(); !s.ok()) return Fail("terwayd ready", s.error());
@@ -311,6 +383,7 @@ int main(int argc, char** argv) {
   struct Path {
     std::string name, server_ns, client_ns, server_ip;
     std::vector<double> gbps;
+    std::vector<double> conn_per_s = {};
   };
   std::vector<Path> paths = {
       {"bare_veth", vb, va, "198.19.0.2", {}},
@@ -318,12 +391,15 @@ int main(int argc, char** argv) {
       {"terway_cross_node", cross_pod, terway_pods[0], *x_ip, {}},
       {"ptp_same_node", ref_pods[1], ref_pods[0], r_ip1, {}},
   };
-  std::cerr << "bench: iperf3, " << rounds << " rounds of " << iperf_seconds << " s per path, paths interleaved\n";
+  std::cerr << "bench: iperf3 and connection rate, " << rounds << " rounds of " << iperf_seconds << " s per path, paths interleaved\n";
   for (int round = 0; round < rounds; round++) {
     for (auto& p : paths) {
       auto bps = Iperf(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
       if (!bps.ok()) return Fail("iperf3 " + p.name, bps.error());
       p.gbps.push_back(*bps / 1e9);
+      auto crr = ConnectRate(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
+      if (!crr.ok()) return Fail("connection rate " + p.name, crr.error());
+      p.conn_per_s.push_back(*crr);
     }
   }
   double bare = Percentile(paths[0].gbps, 0.5);
@@ -333,6 +409,15 @@ int main(int argc, char** argv) {
     tput[p.name] = {{"gbps_median", med}, {"samples_gbps", p.gbps}, {"ratio_to_bare_veth", bare > 0 ? med / bare : 0}};
   }
   results["tcp_throughput"] = tput;
+  double bare_crr = Percentile(paths[0].conn_per_s, 0.5);
+  nlohmann::json crr;
+  for (const auto& p : paths) {
+    double med = Percentile(p.conn_per_s, 0.5);
+    crr[p.name] = {{"per_s_median", med},
+                   {"samples_per_s", p.conn_per_s},
+                   {"ratio_to_bare_veth", bare_crr > 0 ? med / bare_crr : 0}};
+  }
+  results["tcp_connect_rate"] = crr;
 
   // DEL interleaved the same way, then DEL again (idempotence costs too).
   auto xd = ExecPlugin(terway_bin, terway_cni_path, "DEL", "x0", cross_pod, "x0", nodes[1]->netns(), cross_conf);
@@ -364,9 +449,79 @@ int main(int argc, char** argv) {
     results["terwayd_side"] = daemon_side;
   }
 
+  // Cold pool on node 2: each ADD waits for AssignPrivateIpAddresses (the
+  // first also for CreateNetworkInterface and the asynchronous attach).
+  const int cold_pods = std::min(pods, 20);
+  const std::string cold_conf = nlohmann::json{{"cniVersion", "1.0.0"},
+                                               {"name", "terway"},
+                                               {"type", "terway"},
+                                               {"daemon_socket", nodes[2]->socket()}}
+                                    .dump();
+  std::vector<double> cold_add;
+  int64_t calls_before = TotalApiCalls(w);
+  for (int i = 0; i < cold_pods; i++) {
+    std::string cp = fmt::format("{}-k{}", w->name(), i);
+    if (auto st = ns.Create(cp); !st.ok()) return Fail("pod namespace", st.error());
+    auto ca = ExecPlugin(terway_bin, terway_cni_path, "ADD", "k" + std::to_string(i), cp, "k" + std::to_string(i),
+                         nodes[2]->netns(), cold_conf);
+    if (ca.result.exit_code != 0) return Fail("terway ADD, cold pool", Error{ErrorCode::kInternal, ca.result.output});
+    cold_add.push_back(ca.ms);
+  }
+  int64_t cold_calls = TotalApiCalls(w) - calls_before;
+  for (int i = 0; i < cold_pods; i++) {
+    auto cd = ExecPlugin(terway_bin, terway_cni_path, "DEL", "k" + std::to_string(i), fmt::format("{}-k{}", w->name(), i),
+                         "k" + std::to_string(i), nodes[2]->netns(), cold_conf);
+    if (cd.result.exit_code != 0) return Fail("terway DEL, cold pool", Error{ErrorCode::kInternal, cd.result.output});
+  }
+
+  // Churn: 4 workers, each ADDs then DELs a pod in its own namespace as fast
+  // as the node takes it, for a fixed time; terway (warm) and ptp alike.
+  auto churn = [&](bool terway, int workers, double seconds) -> Result<double> {
+    std::vector<std::string> names;
+    for (int k = 0; k < workers; k++) {
+      names.push_back(fmt::format("{}-{}{}", w->name(), terway ? "ct" : "cr", k));
+      TERWAY_TRY(ns.Create(names.back()));
+    }
+    std::atomic<long> cycles{0};
+    std::mutex mu;
+    std::string failure;
+    auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    std::vector<std::thread> ts;
+    for (int k = 0; k < workers; k++) {
+      ts.emplace_back([&, k] {
+        for (int n = 0; Clock::now() < end; n++) {
+          std::string id = fmt::format("{}{}-{}", terway ? "ct" : "cr", k, n);
+          for (const char* cmd : {"ADD", "DEL"}) {
+            auto c = terway ? ExecPlugin(terway_bin, terway_cni_path, cmd, id, names[k], id, nodes[0]->netns(),
+                                         terway_conf)
+                            : ExecPlugin(ptp_bin, ref_dir, cmd, id, names[k], id, ref_node, ptp_conf);
+            if (c.result.exit_code != 0) {
+              std::lock_guard<std::mutex> l(mu);
+              failure = std::string(cmd) + " " + id + ": " + c.result.output;
+              return;
+            }
+          }
+          cycles++;
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    if (!failure.empty()) return Errorf(ErrorCode::kInternal, "churn: {}", failure);
+    return static_cast<double>(cycles.load()) / seconds;
+  };
+  std::cerr << "bench: pod churn, 4 workers, 10 s per plugin\n";
+  auto churn_t = churn(true, 4, 10);
+  if (!churn_t.ok()) return Fail("terway churn", churn_t.error());
+  auto churn_r = churn(false, 4, 10);
+  if (!churn_r.ok()) return Fail("ptp churn", churn_r.error());
+  results["pod_churn_per_s"] = {{"terway", *churn_t}, {"ptp_host_local", *churn_r},
+                                {"ratio_terway_to_ptp", *churn_t / *churn_r}, {"workers", 4}, {"seconds", 10}};
+
   results["cni_latency_ms"] = {
       {"terway", {{"add", Summary(t_add)}, {"del", Summary(t_del)}}},
       {"ptp_host_local", {{"add", Summary(r_add)}, {"del", Summary(r_del)}}},
+      {"terway_cold_pool", {{"add", Summary(cold_add)},
+                            {"api_calls_per_pod", static_cast<double>(cold_calls) / cold_pods}}},
       {"add_p50_ratio_terway_to_ptp", Percentile(t_add, 0.5) / Percentile(r_add, 0.5)},
       {"del_p50_ratio_terway_to_ptp", Percentile(t_del, 0.5) / Percentile(r_del, 0.5)},
   };

@@ -18,10 +18,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cni/daemon_client.h"
+#include "bench_util.h"
 #include "e2e/harness/world.h"
 
 using namespace terway;
 using namespace terway::testing;
+using namespace terway::bench;
 namespace proto = cni::protocol;
 
 namespace {
@@ -48,36 +50,6 @@ Result<double> TimedCall(const std::string& socket, const proto::Request& req) {
     return Errorf(ErrorCode::kInternal, "{}: {}", req.container_id, r->error->message);
   }
   return ms;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(idx, v.size() - 1)];
-}
-
-int64_t TotalCalls(VpcsimWorld* w) {
-  auto s = w->Admin("GET", "/admin/stats");
-  if (!s.ok()) return -1;
-  int64_t total = 0;
-  // {"actions": {"AssignPrivateIpAddresses": {"calls": N, ...}, ...}} or a flat map.
-  const auto& actions = s->contains("actions") ? (*s)["actions"] : *s;
-  for (const auto& [name, v] : actions.items()) {
-    if (v.is_object() && v.contains("calls")) total += v["calls"].get<int64_t>();
-  }
-  return total;
-}
-
-std::map<std::string, int64_t> CallsByAction(VpcsimWorld* w) {
-  std::map<std::string, int64_t> out;
-  auto s = w->Admin("GET", "/admin/stats");
-  if (!s.ok()) return out;
-  const auto& actions = s->contains("actions") ? (*s)["actions"] : *s;
-  for (const auto& [name, v] : actions.items()) {
-    if (v.is_object() && v.contains("calls")) out[name] = v["calls"].get<int64_t>();
-  }
-  return out;
 }
 
 int Fail(const std::string& what, const Error& e) {
@@ -140,13 +112,13 @@ int main(int argc, char** argv) {
     if (!cold.ok()) return Fail("starting terwayd", cold.error());
     if (auto s = (*cold)->WaitReady(); !s.ok()) return Fail("terwayd ready", s.error());
     std::vector<double> cold_add;
-    int64_t calls_before = TotalCalls(w->get());
+    int64_t calls_before = TotalApiCalls(w->get());
     for (int i = 0; i < 40; i++) {
       auto a = TimedCall((*cold)->socket(), Pod(proto::Op::kAllocate, "cold", i));
       if (!a.ok()) return Fail("cold allocate", a.error());
       cold_add.push_back(*a);
     }
-    int64_t cold_calls = TotalCalls(w->get()) - calls_before;
+    int64_t cold_calls = TotalApiCalls(w->get()) - calls_before;
     results["allocate_warm_ms"] = {{"p50", Percentile(warm_add, 0.5)}, {"p99", Percentile(warm_add, 0.99)},
                                    {"n", warm_add.size()}};
     results["release_warm_ms"] = {{"p50", Percentile(warm_del, 0.5)}, {"p99", Percentile(warm_del, 0.99)},
@@ -173,7 +145,7 @@ int main(int argc, char** argv) {
     if (!node.ok()) return Fail("starting terwayd", node.error());
     if (auto s = (*node)->WaitReady(); !s.ok()) return Fail("terwayd ready", s.error());
     std::this_thread::sleep_for(std::chrono::seconds(1));
-    auto before = CallsByAction(w->get());
+    auto before = ApiCallsByAction(w->get());
     auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> ts;
     std::atomic<int> failed{0};
@@ -184,7 +156,7 @@ int main(int argc, char** argv) {
     }
     for (auto& t : ts) t.join();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    auto after = CallsByAction(w->get());
+    auto after = ApiCallsByAction(w->get());
     nlohmann::json by_action;
     int64_t total = 0;
     for (const auto& [a, n] : after) {
