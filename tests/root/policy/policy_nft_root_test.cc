@@ -8,12 +8,18 @@
 //   x/a 198.18.10.1  x/b 198.18.10.2  y/c 198.18.10.3   node: 198.18.0.1 on lo
 //
 // Everything is removed by the fixture's destructor, also on failure.
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -74,13 +80,44 @@ class PolicyNftRoot : public ::testing::Test {
                 0);
       // Servers: TCP 80 and UDP 81 answer "ok" to whoever reaches them.
       Spawn({"ip", "netns", "exec", p.netns, "socat", "TCP4-LISTEN:80,reuseaddr,fork", "EXEC:/bin/echo ok"});
-      Spawn({"ip", "netns", "exec", p.netns, "socat", "UDP4-RECVFROM:81,fork", "EXEC:/bin/echo ok"});
       ASSERT_TRUE(WaitListening(p.netns, "-ltn", ":80")) << "TCP server in " << p.netns;
-      ASSERT_TRUE(WaitListening(p.netns, "-lun", ":81")) << "UDP server in " << p.netns;
+      StartUdpServer(p.netns);
     }
   }
 
+  // UDP 81 answers "ok" to every datagram. In-process (a thread inside the
+  // pod's namespace): socat's forking UDP server wedged after its first
+  // datagram when run under ctest.
+  void StartUdpServer(const std::string& netns) {
+    auto bound = std::make_shared<std::promise<bool>>();
+    auto ready = bound->get_future();
+    auto t = netlink::SpawnInNetns(netns, [this, bound] {
+      int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(81);
+      bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      bound->set_value(ok);
+      while (ok && !stop_) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 100) <= 0) continue;
+        char buf[512];
+        sockaddr_in peer{};
+        socklen_t len = sizeof peer;
+        if (recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len) < 0) continue;
+        (void)sendto(fd, "ok\n", 3, 0, reinterpret_cast<sockaddr*>(&peer), len);
+      }
+      if (fd >= 0) close(fd);
+    });
+    ASSERT_TRUE(t.ok()) << t.error().ToString();
+    threads_.push_back(std::move(*t));
+    ASSERT_EQ(ready.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    ASSERT_TRUE(ready.get()) << "UDP server in " << netns;
+  }
+
   ~PolicyNftRoot() override {
+    stop_ = true;
+    for (auto& t : threads_) t.join();
     for (pid_t pid : pids_) {
       kill(-pid, SIGKILL);  // the server's process group: socat and its forks
       waitpid(pid, nullptr, 0);
@@ -199,6 +236,8 @@ class PolicyNftRoot : public ::testing::Test {
   std::string s_, node_;
   std::vector<std::string> owned_;
   std::vector<pid_t> pids_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
   std::vector<TestPod> pods_;
 };
 
