@@ -256,6 +256,11 @@ Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text) {
       if (m == "shared") c.eni_mode = EniMode::kShared;
       else if (m == "exclusive") c.eni_mode = EniMode::kExclusive;
       else return KeyError(key, fmt::format("unknown mode \"{}\"; use shared or exclusive", m));
+    } else if (key == "bandwidth_annotation_error") {
+      TERWAY_ASSIGN_OR_RETURN(std::string m, GetString(j, key));
+      if (m == "refuse") c.bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
+      else if (m == "ignore") c.bandwidth_annotation_error = BandwidthAnnotationError::kIgnore;
+      else return KeyError(key, fmt::format("unknown action \"{}\"; use refuse or ignore", m));
     } else if (kTerwayKeysIgnored.count(key)) {
       out.warnings.push_back(fmt::format("eni_conf key \"{}\" is a Terway feature this daemon "
                                          "does not implement; ignored", key));

@@ -24,6 +24,12 @@ const char* VSwitchSelectionPolicyName(VSwitchSelectionPolicy p);
 
 enum class EniMode { kShared, kExclusive };
 
+// What terwayd does with a pod whose bandwidth annotation is malformed (our
+// key `bandwidth_annotation_error`): refuse its ADD with an error naming the
+// annotation (the default: an operator who asked for a limit never gets an
+// unlimited pod by a typo), or start it without a limit and warn.
+enum class BandwidthAnnotationError { kRefuse, kIgnore };
+
 // Where cloud credentials come from (our key `credential_source`).
 enum class CredentialSource {
   kAuto,     // access_key/access_secret if set, else credential_path, else RAM role
@@ -64,6 +70,7 @@ struct EniConfig {
   std::string daemon_socket = "/var/run/eni/eni.socket";
   std::string state_path = "/var/lib/terway/state.db";
   EniMode eni_mode = EniMode::kShared;
+  BandwidthAnnotationError bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
 
   // vSwitches configured for a zone, in configuration order; if the zone is
   // not configured, empty (the caller then falls back to the node's own

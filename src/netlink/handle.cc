@@ -28,6 +28,7 @@
 #include "netlink/message.h"
 #include "netlink/names.h"
 #include "netlink/netns.h"
+#include "netlink/tc_message.h"
 
 namespace terway::netlink {
 
@@ -801,15 +802,9 @@ Status Handle::DeleteClsactIfExists(int index) {
 Status Handle::ReplaceRootTbf(int index, const TokenBucket& tb) {
   std::string what = fmt::format("setting tbf rate {} B/s burst {} B on link #{}", tb.rate_bytes_per_sec,
                                  tb.burst_bytes, index);
-  // libnl keeps rates in an int (bytes/s): 2 GB/s = 16 Gbit/s is the ceiling.
-  if (tb.rate_bytes_per_sec == 0 || tb.rate_bytes_per_sec > 0x7FFFFFFFu || tb.burst_bytes == 0) {
-    return Errorf(ErrorCode::kInvalidArgument, "{}: rate must be 1..2^31-1 B/s and burst > 0", what);
-  }
-  TERWAY_ASSIGN_OR_RETURN(QdiscPtr q, MakeQdisc(index, "tbf", kTcRoot, 0x00010000u));
-  rtnl_qdisc_tbf_set_rate(q.get(), static_cast<int>(tb.rate_bytes_per_sec), static_cast<int>(tb.burst_bytes), 0);
-  int rc = rtnl_qdisc_tbf_set_limit_by_latency(q.get(), static_cast<int>(tb.latency_ms) * 1000);
-  if (rc < 0) return Errorf(ErrorCode::kInvalidArgument, "{}: {}", what, nl_geterror(rc));
-  return SendQdisc(*s_, q.get(), true, NLM_F_CREATE | NLM_F_REPLACE, what);
+  auto msg = BuildRootTbfReplace(index, tb);
+  if (!msg.ok()) return std::move(msg).error().Wrap(what);
+  return Transact(*s_, msg->get(), what);
 }
 
 Status Handle::DeleteRootQdiscIfExists(int index) {
@@ -839,6 +834,117 @@ Result<std::vector<Qdisc>> Handle::ListQdiscs(int link_index) {
     x.parent = rtnl_tc_get_parent(TC_CAST(q));
     out.push_back(x);
   });
+  return out;
+}
+
+// ---- traffic shaping --------------------------------------------------------
+
+namespace {
+
+// A dump whose replies libnl has no cache type for (or parses lossily):
+// collects each reply message and hands it to `each` once the dump finished
+// without interruption. The request is rebuilt per attempt (fresh sequence).
+Status RawDump(Handle::Socket& s, const std::function<Result<NlMsgPtr>()>& request, const std::string& what,
+               const std::function<void(const nlmsghdr*)>& each) {
+  constexpr int kAttempts = 8;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    TERWAY_ASSIGN_OR_RETURN(NlMsgPtr req, request());
+    std::vector<std::vector<uint8_t>> replies;
+    s.last_errno = 0;
+    int rc = nl_send_auto(s.sk, req.get());
+    if (rc < 0) return SysError(what, NleToErrno(rc));
+    nl_cb* base = nl_socket_get_cb(s.sk);
+    nl_cb* cb = nl_cb_clone(base);
+    nl_cb_put(base);
+    if (!cb) return OutOfMemory();
+    nl_cb_set(
+        cb, NL_CB_VALID, NL_CB_CUSTOM,
+        [](nl_msg* m, void* arg) -> int {
+          nlmsghdr* h = nlmsg_hdr(m);
+          auto* out = static_cast<std::vector<std::vector<uint8_t>>*>(arg);
+          const auto* b = reinterpret_cast<const uint8_t*>(h);
+          out->emplace_back(b, b + h->nlmsg_len);
+          return NL_OK;
+        },
+        &replies);
+    rc = nl_recvmsgs(s.sk, cb);
+    nl_cb_put(cb);
+    if (rc == -NLE_DUMP_INTR) continue;
+    if (rc < 0) return SysError(what, s.last_errno ? s.last_errno : NleToErrno(rc));
+    for (const auto& r : replies) each(reinterpret_cast<const nlmsghdr*>(r.data()));
+    return Ok();
+  }
+  return Errorf(ErrorCode::kConflict, "{}: dump interrupted {} times by concurrent changes", what, kAttempts);
+}
+
+}  // namespace
+
+Status Handle::CreateIfb(const std::string& name) {
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildIfbCreate(name));
+  return Transact(*s_, msg.get(), "creating ifb " + name);
+}
+
+Status Handle::AddQdisc(int index, const std::string& kind, uint32_t parent, uint32_t handle) {
+  std::string what = fmt::format("adding {} qdisc on link #{}", kind, index);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildQdiscAdd(index, kind, parent, handle));
+  Status s = Transact(*s_, msg.get(), what);
+  // An unknown kind: the kernel tries to load sch_<kind> and answers ENOENT.
+  if (!s.ok() && (s.error().sys_errno == ENOENT || s.error().sys_errno == EOPNOTSUPP)) {
+    return Errorf(ErrorCode::kUnsupported, "{}: this kernel has no {} qdisc ({})", what, kind,
+                  std::strerror(s.error().sys_errno));
+  }
+  return s;
+}
+
+Status Handle::DeleteQdiscIfExists(int index, uint32_t parent, uint32_t handle) {
+  std::string what = fmt::format("deleting qdisc {:x}: on link #{}", handle >> 16, index);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildQdiscDelete(index, parent, handle));
+  Status s = Transact(*s_, msg.get(), what);
+  // "Cannot find specified qdisc" is ENOENT; deleting the default root is EINVAL.
+  if (!s.ok() && (IsNotFound(s) || s.error().sys_errno == EINVAL)) return Ok();
+  return s;
+}
+
+Result<std::optional<TbfInfo>> Handle::GetRootTbf(int index) {
+  std::optional<TbfInfo> out;
+  TERWAY_TRY(RawDump(
+      *s_, [] { return BuildQdiscDump(); }, "listing qdiscs of link #" + std::to_string(index),
+      [&](const nlmsghdr* h) {
+        auto t = ParseTbf(h);
+        if (t && t->link_index == index && t->parent == kTcHandleRoot) out = t;
+      }));
+  return out;
+}
+
+Status Handle::AddRedirectFilter(const RedirectFilter& f) {
+  std::string what = fmt::format("redirecting link #{} to link #{} (u32 + mirred)", f.link_index, f.target_index);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildRedirectFilterAdd(f));
+  return Transact(*s_, msg.get(), what);
+}
+
+Status Handle::DeleteFiltersIfExist(int index, uint32_t parent, uint16_t priority) {
+  std::string what = fmt::format("deleting filters of priority {} on link #{}", priority, index);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildFilterDelete(index, parent, priority));
+  Status s = Transact(*s_, msg.get(), what);
+  // No such priority: ENOENT; no clsact/ingress qdisc at all: EINVAL.
+  if (!s.ok() && (IsNotFound(s) || s.error().sys_errno == EINVAL)) return Ok();
+  return s;
+}
+
+Result<std::vector<FilterInfo>> Handle::ListFilters(int index, uint32_t parent) {
+  std::vector<FilterInfo> out;
+  Status s = RawDump(
+      *s_, [&] { return BuildFilterDump(index, parent); }, "listing filters of link #" + std::to_string(index),
+      [&](const nlmsghdr* h) {
+        auto f = ParseFilter(h);
+        // A dump also reports one header per priority chain without a
+        // handle, and for u32 its hash tables (node bits 0: 800:).
+        if (!f || f->handle == 0) return;
+        if (f->kind == "u32" && (f->handle & 0xFFFu) == 0) return;
+        out.push_back(*f);
+      });
+  if (!s.ok() && (IsNotFound(s) || s.error().sys_errno == EINVAL)) return out;  // no qdisc on that hook
+  if (!s.ok()) return std::move(s).error();
   return out;
 }
 

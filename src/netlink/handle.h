@@ -100,11 +100,29 @@ class Handle {
   // clsact (the hook for tc eBPF programs on ingress and egress); present = ok.
   Status EnsureClsact(int index);
   Status DeleteClsactIfExists(int index);
-  // Replaces the root qdisc with a token bucket filter.
+  // Replaces the root qdisc with a token bucket filter (64-bit rates).
   Status ReplaceRootTbf(int index, const TokenBucket& tb);
   // Back to the kernel's default root qdisc; success if it already is.
   Status DeleteRootQdiscIfExists(int index);
   Result<std::vector<Qdisc>> ListQdiscs(int link_index = 0);
+
+  // ---- traffic shaping (messages in tc_message.h) ----
+  // An IFB device (kAlreadyExists if a link of that name exists).
+  Status CreateIfb(const std::string& name);
+  // A qdisc of `kind` with no options. kAlreadyExists if one is there;
+  // kUnsupported when this kernel does not know the kind (module not built).
+  Status AddQdisc(int index, const std::string& kind, uint32_t parent, uint32_t handle);
+  // Success if no such qdisc.
+  Status DeleteQdiscIfExists(int index, uint32_t parent, uint32_t handle);
+  // The TBF at the link's root, nullopt if the root is something else.
+  Result<std::optional<TbfInfo>> GetRootTbf(int index);
+  // kAlreadyExists is not detected by the kernel for u32 (a second filter
+  // is added): callers delete the priority first or check ListFilters.
+  Status AddRedirectFilter(const RedirectFilter& f);
+  // Deletes every filter at (parent, priority); success if none (or no clsact).
+  Status DeleteFiltersIfExist(int index, uint32_t parent, uint16_t priority);
+  // Filters on a hook (e.g. kTcClsactIngress); empty if the hook has no qdisc.
+  Result<std::vector<FilterInfo>> ListFilters(int index, uint32_t parent);
 
  public:
   struct Socket;  // opaque: the libnl socket (defined in handle.cc)

@@ -158,4 +158,44 @@ struct TokenBucket {
   uint32_t latency_ms = 25;   // how long a packet may wait: sets the queue limit
 };
 
+// tc handles and parents (linux/pkt_sched.h values, so callers need no
+// kernel headers).
+inline constexpr uint32_t kTcHandleRoot = 0xFFFFFFFFu;     // TC_H_ROOT
+inline constexpr uint32_t kTcHandleClsact = 0xFFFFFFF1u;   // TC_H_CLSACT
+inline constexpr uint32_t kTcClsactIngress = 0xFFFFFFF2u;  // clsact's ingress hook
+inline constexpr uint32_t kTcClsactEgress = 0xFFFFFFF3u;   // clsact's egress hook
+
+// A TBF qdisc as read back from the kernel.
+struct TbfInfo {
+  int link_index = 0;
+  uint32_t parent = 0;
+  uint32_t handle = 0;
+  uint64_t rate_bytes_per_sec = 0;
+  uint64_t burst_bytes = 0;  // from the kernel's bucket time: may differ from the request by rounding
+  uint32_t limit_bytes = 0;
+};
+
+// A u32 match-all filter whose action is `mirred egress redirect dev
+// <target>`: every packet arriving on the link's hook goes to the target
+// (an IFB) instead.
+struct RedirectFilter {
+  int link_index = 0;
+  uint32_t parent = kTcClsactIngress;
+  uint16_t priority = 1;
+  int target_index = 0;
+};
+
+// A tc filter as read back. For a u32 filter whose first action is mirred,
+// redirect_index is its target link.
+struct FilterInfo {
+  int link_index = 0;
+  uint32_t parent = 0;
+  uint16_t priority = 0;
+  uint16_t protocol = 0;   // host order (ETH_P_ALL = 3)
+  uint32_t handle = 0;
+  std::string kind;
+  int redirect_index = 0;
+  int mirred_eaction = 0;  // TCA_EGRESS_REDIR = 1
+};
+
 }  // namespace terway::netlink

@@ -99,6 +99,7 @@ TEST(ParseEniConfig, ErrorsNameTheKeyAndTheFix) {
       {R"({"eni_tags": {"a": 1}})", "tag \"a\""},
       {R"({"rate_limit": {"CreateNetworkInterface": 0}})", "CreateNetworkInterface"},
       {R"({"eni_mode": "trunk"})", "use shared or exclusive"},
+      {R"({"bandwidth_annotation_error": "warn"})", "use refuse or ignore"},
       {R"({"max_pool_size": 5,})", "not valid JSON"},
       {R"([1,2])", "must be a JSON object"},
   };
@@ -109,6 +110,16 @@ TEST(ParseEniConfig, ErrorsNameTheKeyAndTheFix) {
     EXPECT_NE(p.error().ToString().find(r.must_contain), std::string::npos)
         << r.json << " -> " << p.error().ToString();
   }
+}
+
+TEST(ParseEniConfig, BandwidthAnnotationErrorDefaultsToRefuse) {
+  auto d = ParseEniConfig("{}");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->config.bandwidth_annotation_error, BandwidthAnnotationError::kRefuse);
+  auto i = ParseEniConfig(R"({"bandwidth_annotation_error": "ignore"})");
+  ASSERT_TRUE(i.ok());
+  EXPECT_EQ(i->config.bandwidth_annotation_error, BandwidthAnnotationError::kIgnore);
+  EXPECT_TRUE(i->warnings.empty());
 }
 
 }  // namespace
