@@ -119,6 +119,16 @@ TEST(Calico, DestinationSelectorOnIngressNarrowsOurPods) {
   EXPECT_EQ(Mismatches(cp, Protocol::kTCP, 80, [](auto&, auto& to) { return to != "x/b"; }), "");
 }
 
+TEST(Calico, SelectorAndNetsInOneEntityAreAnded) {
+  auto cp = Compile({Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"p"},"spec":{
+      "selector":"projectcalico.org/namespace == 'x' && pod == 'a'",
+      "ingress":[{"action":"Allow","source":{"selector":"pod in {'b', 'c'}","nets":["198.18.2.0/24","198.18.3.0/24"],
+                  "notNets":["198.18.3.0/24"]}}]}})js")});
+  EXPECT_EQ(Mismatches(cp, Protocol::kTCP, 80,
+                       [](auto& from, auto& to) { return to != "x/a" || from == "y/b" || from == "y/c"; }),
+            "");
+}
+
 struct BadCalico {
   const char* json;
   const char* want;

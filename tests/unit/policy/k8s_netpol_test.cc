@@ -266,6 +266,31 @@ TEST(Netpol, NodeFilterAndPodsOutsidePolicy) {
   EXPECT_NE(e->ingress.reason.find("outside policy (exclusive ENI)"), std::string::npos) << e->ToString();
 }
 
+TEST(Netpol, HostNetworkPodsAreNeverSelectorPeersButIpBlocksSeeEveryAddress) {
+  PolicyInputs in = NetpolWorld();
+  PodInfo host;
+  host.namespace_ = "x";
+  host.name = "host-agent";
+  host.labels = {{"pod", "b"}};
+  host.ip = Ipv4Addr::Parse("198.18.0.1").value();
+  host.host_network = true;
+  host.node = "node-1";
+  in.pods.push_back(host);
+  in.policies.push_back(K8s(R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"from":[{"podSelector":{"matchLabels":{"pod":"b"}}}]}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  ASSERT_EQ(cp.sets().size(), 1u);
+  EXPECT_EQ(cp.sets()[0].addresses.ToString(), "198.18.1.2");
+}
+
+TEST(Netpol, Ipv6BlocksMatchNothingOnThisIpv4Datapath) {
+  PolicyInputs in = NetpolWorld();
+  in.policies.push_back(K8s(R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"from":[{"ipBlock":{"cidr":"::/0"}}]}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  EXPECT_EQ(Mismatches(cp, Protocol::kTCP, 80, [](auto&, auto& to) { return to != "x/a"; }), "");
+}
+
 TEST(Netpol, BadPoliciesFailNamingTheField) {
   k8s::NetworkPolicy bad_op;  // the typed parser may accept operators we must refuse
   bad_op.metadata.name = "p";
