@@ -80,6 +80,14 @@ int main(int argc, char** argv) {
             auto s = lab.PrintStatus(dir);
             return s.ok() ? 0 : Fail(s.error());
           },
+          [&](const ControlPlaneArgs&) {
+            auto s = lab.RunControlPlane(dir);
+            return s.ok() ? 0 : Fail(s.error());
+          },
+          [&](const TerwaydArgs& a) {
+            auto s = lab.Terwayd(dir, a);
+            return s.ok() ? 0 : Fail(s.error());
+          },
           [&](const DownArgs&) {
             auto s = lab.Down(dir);
             return s.ok() ? 0 : Fail(s.error());

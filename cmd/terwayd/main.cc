@@ -1,6 +1,7 @@
 // terwayd: the node daemon. Owns the node's ENIs and pod IPs, serves the
 // `terway` CNI plugin on a unix socket, exports metrics.
 #include <csignal>
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 
@@ -22,9 +23,16 @@ int main(int argc, char** argv) {
                  "auto: as eni_mode; shared: veth + policy routing; exclusive: the pod's own ENI; "
                  "none: IPAM only (shared mode)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "shared", "exclusive", "none"}));
+  app.add_option("--kubeconfig", opts.kubeconfig,
+                 "kubeconfig of the Kubernetes API (default: in-cluster when KUBERNETES_SERVICE_HOST is set, "
+                 "else no API: eni_conf from --config)");
+  app.add_option("--node-name", opts.node_name, "this node's name in Kubernetes (default: $NODE_NAME)");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   terway::log::Init("terwayd", log_level);
+  if (opts.node_name.empty()) {
+    if (const char* n = std::getenv("NODE_NAME")) opts.node_name = n;
+  }
 
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t set;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "qos/annotations.h"
 
 namespace terway::daemon {
 
@@ -94,20 +95,69 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     pod.netns = req.netns;
     pod.datapath_mode = opts_.datapath_mode;
   }
+  std::optional<cni::Bandwidth> bandwidth_from_annotations;
+  if (directory_ != nullptr) {
+    if (std::string why = directory_->NodeRefusal(); !why.empty()) {
+      return proto::Reply::Fail(proto::ErrorClass::kInvalid, "pod " + PodName(req) + ": " + why);
+    }
+    auto meta = directory_->Lookup(req.pod.namespace_, req.pod.name);
+    if (!meta.ok()) {
+      // The API is unreachable: without the pod's labels we could hand a
+      // sticky pod a fresh IP or serve an ignored pod; the runtime retries.
+      Error e = std::move(meta).error();
+      return proto::Reply::Fail(proto::ErrorClass::kUnavailable,
+                                "pod " + PodName(req) + ": cannot read it from the Kubernetes API (retry): " +
+                                    e.ToString());
+    }
+    if (!meta->has_value()) {
+      // A sandbox of no Kubernetes pod (podman on the node, a static test):
+      // served with what CNI_ARGS carries. Pod GC frees it once it sees the
+      // address held by a pod the API does not list.
+      log::Warn("cni add pod={}: not in the Kubernetes API; served without labels and annotations",
+                PodName(req));
+    } else {
+      const PodMetadata& m = **meta;
+      if (IgnoredByTerway(m.labels)) {
+        return proto::Reply::Fail(proto::ErrorClass::kInvalid,
+                                  fmt::format("pod {} is labelled {}=true: terway does not serve it; remove the "
+                                              "label or give the pod another network",
+                                              PodName(req), kIgnoreByTerwayLabel));
+      }
+      if (pod.uid.empty()) pod.uid = m.uid;
+      pod.owner_kind = m.owner_kind;
+      pod.annotations = m.annotations;
+      // The runtime's bandwidth capability wins; else the pod's annotations
+      // (kubernetes.io/* or Terway's k8s.aliyun.com/*). A bad value refuses
+      // the pod: silently unlimited is worse than a clear error.
+      auto bw = qos::ParseBandwidthAnnotations(m.annotations);
+      if (!bw.ok()) {
+        Error e = std::move(bw).error();
+        return proto::Reply::Fail(proto::ErrorClass::kInvalid, "pod " + PodName(req) + ": " + e.ToString() +
+                                                                    "; fix the annotation and recreate the pod");
+      }
+      bandwidth_from_annotations = *bw;
+    }
+    directory_->AllocationStarted(req.pod.namespace_, req.pod.name);
+  }
   auto timeout = req.deadline_ms ? std::chrono::milliseconds(req.deadline_ms) : opts_.default_deadline;
   auto ip = addresses_->Allocate(pod, timeout);
   if (!ip.ok()) {
     Error e = std::move(ip).error();
     e.Wrap("allocating an IP for pod " + PodName(req));
+    if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
     return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
   }
   proto::Reply reply;
   reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
   if (datapath_ == nullptr) {
     reply.result = IpamResult(*ip);
+    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip);
     return reply;
   }
-  auto net = datapath_->Ensure(MakePodNetwork(req, *ip));
+  PodNetwork wiring = MakePodNetwork(req, *ip);
+  wiring.annotations = pod.annotations;
+  if (!wiring.bandwidth && bandwidth_from_annotations) wiring.bandwidth = *bandwidth_from_annotations;
+  auto net = datapath_->Ensure(wiring);
   if (!net.ok()) {
     // Undo: a failed ADD must not keep the address (the runtime will DEL, but
     // nothing guarantees it, and the IP would leak until GC).
@@ -118,9 +168,11 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
     Error e = std::move(net).error();
     e.Wrap("setting up the network of pod " + PodName(req));
+    if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
     return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
   }
   reply.result = *net;
+  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip);
   return reply;
 }
 

@@ -12,6 +12,7 @@
 #include "cni/protocol.h"
 #include "daemon/metrics.h"
 #include "daemon/pod_datapath.h"
+#include "daemon/pod_directory.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
 #include "store/state_store.h"
@@ -38,6 +39,10 @@ class CniService : public RequestHandler {
   cni::protocol::Reply Handle(const cni::protocol::Request& req) override;
   // Until set, STATUS reports not ready and ADD is refused as retryable.
   void SetReady(bool ready, std::string why = "");
+  // With a directory (terwayd with a Kubernetes API), ADD reads the pod's
+  // labels, annotations and owner from it, refuses pods and nodes labelled
+  // ignore-by-terway, and reports results back. Set before serving.
+  void SetPodDirectory(PodDirectory* directory) { directory_ = directory; }
 
  private:
   cni::protocol::Reply Allocate(const cni::protocol::Request& req);
@@ -53,6 +58,7 @@ class CniService : public RequestHandler {
   store::StateStore* store_;
   PodDatapath* datapath_;
   Metrics* metrics_;
+  PodDirectory* directory_ = nullptr;
   std::atomic<bool> ready_{false};
   std::mutex why_mu_;
   std::string not_ready_why_ = "terwayd is starting";

@@ -14,6 +14,8 @@
 #include "datapath/shared_eni.h"
 #include "ipam/exclusive.h"
 #include "ipam/pool.h"
+#include "k8s/config.h"
+#include "k8s/node_config.h"
 #include "netlink/netns.h"
 
 namespace terway::daemon {
@@ -79,10 +81,49 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& s) {
 }
 }  // namespace
 
+Result<std::optional<k8s::RestConfig>> ResolveKubeConfig(const DaemonOptions& opts) {
+  if (!opts.kubeconfig.empty()) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadKubeconfig(opts.kubeconfig), "--kubeconfig " + opts.kubeconfig);
+    return std::optional<k8s::RestConfig>(cfg);
+  }
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  if (host != nullptr && *host != '\0') {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadInClusterConfig(), "the in-cluster Kubernetes configuration");
+    return std::optional<k8s::RestConfig>(cfg);
+  }
+  return std::optional<k8s::RestConfig>();
+}
+
 Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->opts_ = opts;
-  TERWAY_ASSIGN_OR_RETURN(d->config_, LoadEniConfig(opts.config_path));
+  TERWAY_ASSIGN_OR_RETURN(auto kube_config, ResolveKubeConfig(opts));
+  std::shared_ptr<k8s::RestClient> kube_client;
+  if (kube_config) {
+    if (opts.node_name.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "a Kubernetes API is configured but not this node's name: pass --node-name or set "
+                       "$NODE_NAME (the DaemonSet sets it from spec.nodeName)");
+    }
+    kube_client = k8s::RestClient::FromConfig(*kube_config);
+    // With an API, eni_conf is the cluster's (plus this node's override);
+    // --config is not read, so a stale file cannot shadow the ConfigMap.
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto conf, k8s::LoadNodeEniConf(*kube_client, opts.node_name),
+                                fmt::format("reading eni_conf of node {} from ConfigMap {}/{} (server {})",
+                                            opts.node_name, k8s::kEniConfigNamespace, k8s::kEniConfigName,
+                                            kube_config->server));
+    const std::string source = fmt::format("ConfigMap {}/{}{}", k8s::kEniConfigNamespace, k8s::kEniConfigName,
+                                           conf.override_source.empty() ? "" : " + " + conf.override_source);
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, ipam::ParseEniConfig(conf.eni_conf), "eni_conf of " + source);
+    for (const auto& w : parsed.warnings) log::Warn("config {}: {}", source, w);
+    d->config_ = parsed.config;
+    log::Info("kubernetes API {} node {}: eni_conf from {}", kube_config->server, opts.node_name, source);
+  } else {
+    log::Info("no Kubernetes API configured (no --kubeconfig, no in-cluster service account): running API-less, "
+              "eni_conf from {}; pod labels/annotations, pod GC and node reports are off",
+              opts.config_path);
+    TERWAY_ASSIGN_OR_RETURN(d->config_, LoadEniConfig(opts.config_path));
+  }
   if (d->opts_.socket_path.empty()) d->opts_.socket_path = d->config_.daemon_socket;
   if (d->opts_.state_path.empty()) d->opts_.state_path = d->config_.state_path;
   const bool exclusive = d->config_.eni_mode == ipam::EniMode::kExclusive;
@@ -114,6 +155,12 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
 
   TERWAY_ASSIGN_OR_RETURN_CTX(d->store_, store::StateStore::Open(d->opts_.state_path),
                               "opening the state database");
+  if (kube_client) {
+    KubeNodeOptions ko;
+    ko.node_name = opts.node_name;
+    TERWAY_ASSIGN_OR_RETURN_CTX(d->kube_, KubeNode::Create(kube_client, ko, &d->metrics_),
+                                "watching the pods of node " + opts.node_name);
+  }
   d->provider_ = std::make_unique<AliyunEniProvider>(d->cloud_->ecs(), d->node_.vpc_id,
                                                      &RealClock::Instance(),
                                                      &cloud::RealSleeper::Instance());
@@ -123,6 +170,17 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   po.vswitch_ids = d->config_.VSwitchesForZone(d->node_.zone_id);
   if (po.vswitch_ids.empty()) po.vswitch_ids = {d->node_.vswitch_id};  // as Terway does
   po.config = d->config_;
+  if (d->kube_) {
+    // Pod GC: an address whose pod the API no longer has (deleted while its
+    // DEL never came) goes back to the pool.
+    Daemon* self = d.get();
+    po.live_pods = [self]() -> Result<std::vector<ipam::LivePod>> {
+      TERWAY_ASSIGN_OR_RETURN(auto allocs, self->store_->ListAllocations());
+      std::vector<std::pair<std::string, std::string>> held;
+      for (const auto& a : allocs) held.emplace_back(a.pod_namespace, a.pod_name);
+      return self->kube_->LivePods(held);
+    };
+  }
   if (exclusive) {
     TERWAY_ASSIGN_OR_RETURN_CTX(auto alloc,
                                 ipam::ExclusiveEniAllocator::Create(po, d->provider_.get(), d->store_.get(),
@@ -185,6 +243,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
                                              d->datapath_.get(), &d->metrics_);
   RpcServerOptions ro;
   ro.socket_path = d->opts_.socket_path;
+  d->service_->SetPodDirectory(d->kube_.get());
   d->rpc_ = std::make_unique<RpcServer>(ro, d->service_.get());
 
   d->metrics_.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
@@ -327,6 +386,11 @@ Status Daemon::Start() {
     log::Info("metrics listening on {}:{}", hp.first, port);
   }
   service_->SetReady(true);
+  if (kube_) {
+    kube_->ReportCapacity(addresses_->MaxPodCount(), datapath_mode_ == "exclusive" ||
+                                                         config_.eni_mode == ipam::EniMode::kExclusive);
+    if (std::string why = kube_->NodeRefusal(); !why.empty()) log::Warn("{}", why);
+  }
   return Ok();
 }
 

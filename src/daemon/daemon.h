@@ -10,6 +10,7 @@
 #include "common/result.h"
 #include "daemon/aliyun_eni_provider.h"
 #include "daemon/cni_service.h"
+#include "daemon/kube_node.h"
 #include "daemon/metrics.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
@@ -37,6 +38,12 @@ struct DaemonOptions {
   // (hand out addresses, wire nothing; shared mode only), for benchmarks of
   // the pool and runtimes that wire pods themselves.
   std::string datapath = "auto";
+  // The Kubernetes API: a kubeconfig file, else in-cluster (the pod's service
+  // account, when KUBERNETES_SERVICE_HOST is set), else none: terwayd then
+  // runs API-less with eni_conf from config_path. node_name (or $NODE_NAME,
+  // read by the main) names this node's object; required with an API.
+  std::string kubeconfig;
+  std::string node_name;
 };
 
 // Node identity as the metadata service reports it.
@@ -61,6 +68,8 @@ class Daemon {
   const NodeIdentity& node() const { return node_; }
   ipam::PodAddressSource* addresses() { return addresses_.get(); }
   Metrics* metrics() { return &metrics_; }
+  // Null when terwayd runs without a Kubernetes API.
+  KubeNode* kube() { return kube_.get(); }
 
  private:
   Daemon() = default;
@@ -76,6 +85,8 @@ class Daemon {
   Metrics metrics_;
   std::unique_ptr<cloud::CloudClients> cloud_;
   std::unique_ptr<store::StateStore> store_;
+  // Before the address source: its worker asks kube_ for live pods.
+  std::unique_ptr<KubeNode> kube_;
   std::unique_ptr<AliyunEniProvider> provider_;
   // IpPool (shared ENI) or ExclusiveEniAllocator (exclusive ENI).
   std::unique_ptr<ipam::PodAddressSource> addresses_;
@@ -86,6 +97,10 @@ class Daemon {
   std::unique_ptr<httplib::Server> metrics_server_;
   std::thread metrics_thread_;
 };
+
+// Where the Kubernetes API is, from the options and the environment;
+// nullopt when none is configured (terwayd then runs API-less).
+Result<std::optional<k8s::RestConfig>> ResolveKubeConfig(const DaemonOptions& opts);
 
 // Reads and parses an eni_conf file; warnings are logged.
 Result<ipam::EniConfig> LoadEniConfig(const std::string& path);

@@ -5,6 +5,7 @@
 // everything from its database.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -26,6 +27,9 @@ struct PodNetwork {
   ipam::IpAllocation ip;
   int mtu = 0;
   std::optional<cni::Bandwidth> bandwidth;
+  // The pod's Kubernetes annotations (empty without an API server), for
+  // what the datapath derives from them (bandwidth annotations).
+  std::map<std::string, std::string> annotations;
 };
 
 class PodDatapath {

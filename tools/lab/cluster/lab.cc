@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cni/daemon_client.h"
+#include "k8s/client.h"
+#include "k8s/config.h"
+#include "tools/lab/cluster/kubelet.h"
 #include "netlink/netns.h"
 
 namespace terway::lab {
@@ -210,6 +214,7 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   TERWAY_TRY(SaveLabState(s));
   out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s)\n", s.world, dir,
                       s.world, s.nodes.size(), s.hosts.size());
+  out_ << fmt::format("  kubectl: export KUBECONFIG={}\n", s.kubeconfig);
   for (const auto& n : s.nodes) {
     out_ << fmt::format("  {}  {}  {}  max pods {}  terwayd pid {}\n", n.name, n.instance_id,
                         n.instance_type, n.max_pods, n.terwayd.pid);
@@ -322,34 +327,66 @@ Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type) {
   return std::atoi(r.out.c_str());
 }
 
-Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
-  TERWAY_TRY(MakeDirs(n.dir + "/net.d"));
+json LabEniConf(const LabState& s) {
   // As on ECS: the API and the metadata service are reached through the VPC
   // from inside the instance, and credentials come from its RAM role.
-  json conf = {{"version", "1"},
-               {"max_pool_size", 5},
-               {"min_pool_size", 0},
-               {"vswitches", {{s.zone, {s.vswitch}}}},
-               {"security_group", "sg-" + s.world},
-               {"ecs_endpoint", "http://100.100.0.1"},
-               {"vpc_endpoint", "http://100.100.0.1"},
-               {"credential_source", "ram_role"},
-               {"ip_pool_sync_period", "30s"},
-               {"idle_ip_reclaim_interval", "5s"}};
-  TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, conf.dump(2) + "\n"));
+  return {{"version", "1"},
+          {"max_pool_size", 5},
+          {"min_pool_size", 0},
+          {"vswitches", {{s.zone, {s.vswitch}}}},
+          {"security_group", "sg-" + s.world},
+          {"ecs_endpoint", "http://100.100.0.1"},
+          {"vpc_endpoint", "http://100.100.0.1"},
+          {"credential_source", "ram_role"},
+          {"ip_pool_sync_period", "30s"},
+          {"idle_ip_reclaim_interval", "5s"}};
+}
+
+Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
+  TERWAY_TRY(MakeDirs(n.dir + "/net.d"));
+  // Kept for reference and for terwayd without the API; with --kubeconfig
+  // terwayd reads the ConfigMap eni-config instead (same content).
+  TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, LabEniConf(s).dump(2) + "\n"));
   // What a runtime reads from /etc/cni/net.d.
   json conflist = {{"cniVersion", "1.0.0"},
                    {"name", "terway"},
                    {"plugins", json::array({{{"type", "terway"}, {"daemon_socket", n.socket}}})}};
   TERWAY_TRY(WriteTextFileAtomic(n.conflist, conflist.dump(2) + "\n"));
+  std::vector<std::string> argv = {bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
+                                   n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
+                                   n.dir + "/metrics.port", "--datapath", "shared", "--log-level", "info"};
+  if (!n.kubeconfig.empty()) {
+    argv.insert(argv.end(), {"--kubeconfig", n.kubeconfig, "--node-name", n.name});
+  }
+  unlink((n.dir + "/metrics.port").c_str());
+  TERWAY_ASSIGN_OR_RETURN_CTX(n.terwayd, StartDaemon({argv, n.netns, n.log}),
+                              fmt::format("starting terwayd on {} (namespace {})", n.name, n.netns));
+  return SaveLabState(s);
+}
+
+Status Lab::StartControlPlane(LabState& s) {
+  s.control_plane_log = s.dir + "/control-plane.log";
+  const std::string ready = s.dir + "/control-plane.ready";
+  unlink(ready.c_str());
+  out_ << fmt::format("starting the control plane (API stand-in + kubelets, log {})\n", s.control_plane_log);
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return SysError("finding terway-lab's own binary (/proc/self/exe)");
+  self[len] = '\0';
   TERWAY_ASSIGN_OR_RETURN_CTX(
-      n.terwayd,
-      StartDaemon({{bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
-                    n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
-                    n.dir + "/metrics.port", "--datapath", "shared", "--log-level", "info"},
-                   n.netns,
-                   n.log}),
-      fmt::format("starting terwayd on {} (namespace {})", n.name, n.netns));
+      s.control_plane, StartDaemon({{self, "--lab", s.dir, "control-plane"}, "", s.control_plane_log}),
+      "starting the control plane");
+  TERWAY_TRY(SaveLabState(s));
+  bool up = WaitUntil([&] { return access(ready.c_str(), F_OK) == 0 || !DaemonAlive(s.control_plane); },
+                      std::chrono::seconds(60));
+  if (!DaemonAlive(s.control_plane) || !up) {
+    return Errorf(ErrorCode::kUnavailable, "the control plane {}; its log {}:\n{}",
+                  up ? "exited while starting" : "was not ready within 60 s", s.control_plane_log,
+                  Tail(s.control_plane_log));
+  }
+  // The control plane wrote the kubeconfigs; record where they are.
+  s.kubeconfig = s.dir + "/kubeconfig";
+  for (auto& n : s.nodes) n.kubeconfig = n.dir + "/kubeconfig";
   return SaveLabState(s);
 }
 
@@ -393,6 +430,12 @@ Status Lab::StartNodes(LabState& s, const UpArgs&) {
       TERWAY_ASSIGN_OR_RETURN(max_pods[n.instance_type], MaxPods(s, n.instance_type));
     }
     n.max_pods = max_pods[n.instance_type];
+    TERWAY_TRY(MakeDirs(n.dir));
+  }
+  TERWAY_TRY(SaveLabState(s));
+  // Node objects and eni-config exist before any terwayd asks for them.
+  TERWAY_TRY(StartControlPlane(s));
+  for (auto& n : s.nodes) {
     out_ << fmt::format("starting terwayd on {} ({}, {}, namespace {})\n", n.name, n.instance_id,
                         n.instance_type, n.netns);
     TERWAY_TRY(StartTerwayd(s, n));
@@ -436,7 +479,7 @@ Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p,
   return RunCommand(spec);
 }
 
-Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) {
+Result<std::string> Lab::RunSandboxAdd(const std::string& dir, const PodAddArgs& args) {
   if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
   TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
@@ -541,7 +584,7 @@ Status Lab::CheckPod(const std::string& dir, const PodRef& ref) {
   return Ok();
 }
 
-Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
+Status Lab::RunSandboxDel(const std::string& dir, const PodRef& ref) {
   if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
   TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
@@ -688,7 +731,9 @@ Status Lab::TearDown(LabState& s) {
       err_ << "terway-lab: warning: " << problems.back() << "\n";
     }
   };
-  // Pods first, while terwayd can still free their IPs and links.
+  // The kubelets first: none may start a pod while the lab is torn down.
+  note("stopping the control plane", StopDaemon(s.control_plane));
+  // Pods next, while terwayd can still free their IPs and links.
   for (const auto& p : std::vector<PodRecord>(s.pods)) {
     NodeRecord* n = s.FindNode(p.node);
     if (n && DaemonAlive(n->terwayd)) {
@@ -721,7 +766,8 @@ Status Lab::TearDown(LabState& s) {
   // other files too.
   std::error_code ec;
   for (const char* f : {"nodes", "vpcsim", "world.yaml", "vpcsim.log", "vpcsim.port", "lab.json",
-                        "lab.json.tmp", "world.yaml.tmp", "lab.lock"}) {
+                        "lab.json.tmp", "world.yaml.tmp", "lab.lock",
+                        "kubeconfig", "control-plane.log", "control-plane.ready"}) {
     fs::remove_all(s.dir + "/" + f, ec);
   }
   fs::remove(s.dir, ec);  // only when empty
@@ -734,6 +780,177 @@ Status Lab::TearDown(LabState& s) {
                   s.world, problems.size(), problems.front());
   }
   out_ << fmt::format("lab {} is down: pods deleted, daemons stopped, world destroyed\n", s.world);
+  return Ok();
+}
+
+}  // namespace terway::lab
+
+// ---- pods through the API ---------------------------------------------------
+
+namespace terway::lab {
+
+namespace {
+
+constexpr auto kPodStartDeadline = kPluginTimeout + std::chrono::seconds(30);
+
+Result<std::unique_ptr<k8s::RestClient>> LabApiClient(const LabState& s) {
+  if (s.kubeconfig.empty() || !DaemonAlive(s.control_plane)) {
+    return Errorf(ErrorCode::kUnavailable,
+                  "the lab's control plane (API stand-in and kubelets) is not running (pid {}); see {}, then "
+                  "`terway-lab --lab {} down` and up again",
+                  s.control_plane.pid, s.control_plane_log, s.dir);
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadKubeconfig(s.kubeconfig), "the lab's kubeconfig");
+  cfg.qps = 100;
+  cfg.burst = 200;
+  cfg.user_agent = "terway-lab";
+  return k8s::RestClient::FromConfig(cfg);
+}
+
+}  // namespace
+
+Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  const std::string key = args.pod.ToString();
+  if (s.phase != "up") {
+    return Errorf(ErrorCode::kUnavailable,
+                  "the lab in {} is not up (phase '{}'); run `terway-lab --lab {} down` and up again",
+                  dir, s.phase, dir);
+  }
+  if (auto* p = s.FindPod(args.pod.ns, args.pod.name)) {
+    return Errorf(ErrorCode::kAlreadyExists,
+                  "pod {} already exists on {} with IP {}; delete it first (`terway-lab pod del {}`)",
+                  key, p->node, p->ip.empty() ? "(none)" : p->ip, key);
+  }
+  NodeRecord* node = s.FindNode(args.node);
+  if (!node) {
+    return Errorf(ErrorCode::kNotFound, "pod {}: no node '{}' in the lab (nodes: {})", key,
+                  args.node, s.NodeNames());
+  }
+  TERWAY_ASSIGN_OR_RETURN(auto client, LabApiClient(s));
+  auto ns = client->Create(k8s::resources::kNamespaces, "",
+                           {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", args.pod.ns}}}});
+  if (!ns.ok() && ns.error().code != ErrorCode::kAlreadyExists) {
+    return std::move(ns).error().Wrap("creating namespace " + args.pod.ns);
+  }
+  json annotations = args.annotations;
+  annotations[kCniVersionAnnotation] = args.cni_version;
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata",
+               {{"name", args.pod.name},
+                {"namespace", args.pod.ns},
+                {"labels", json(args.labels)},
+                {"annotations", annotations}}},
+              {"spec",
+               {{"nodeName", node->name},
+                {"containers", json::array({{{"name", "main"}, {"image", "terway-lab/netns"}}})}}}};
+  auto created = client->Create(k8s::resources::kPods, args.pod.ns, pod);
+  if (!created.ok()) {
+    if (created.error().code == ErrorCode::kAlreadyExists) {
+      return Errorf(ErrorCode::kAlreadyExists,
+                    "pod {} already exists in the lab's API; delete it first (`terway-lab pod del {}`)", key, key);
+    }
+    return std::move(created).error().Wrap("creating pod " + key);
+  }
+  // The kubelet of the node runs ADD and writes the outcome into the status.
+  std::string ip, failure, last = "no status yet";
+  bool done = WaitUntil(
+      [&] {
+        auto got = client->Get(k8s::resources::kPods, args.pod.ns, args.pod.name);
+        if (!got.ok()) {
+          last = got.error().ToString();
+          return false;
+        }
+        const json st = got->value("status", json::object());
+        const std::string phase = st.value("phase", "");
+        if (phase == "Running" && st.value("podIP", "") != "") {
+          ip = st.value("podIP", "");
+          return true;
+        }
+        if (phase == "Failed") {
+          failure = st.value("message", "(no message)");
+          return true;
+        }
+        last = phase.empty() ? "no status yet" : "phase " + phase;
+        return false;
+      },
+      kPodStartDeadline, std::chrono::milliseconds(50));
+  if (done && !ip.empty()) return ip;
+  // The kubelet already ran DEL and removed the namespace; drop the object
+  // so the name can be used again, as `pod add` always allowed.
+  auto del = client->Delete(k8s::resources::kPods, args.pod.ns, args.pod.name);
+  if (!del.ok() && del.error().code != ErrorCode::kNotFound) {
+    err_ << fmt::format("terway-lab: warning: deleting failed pod {}: {}\n", key, del.error().ToString());
+  }
+  if (!done) {
+    return Errorf(ErrorCode::kTimeout, "pod {} on {} not Running within {} s ({}); see the kubelet's log {}",
+                  key, node->name, std::chrono::duration_cast<std::chrono::seconds>(kPodStartDeadline).count(),
+                  last, s.control_plane_log);
+  }
+  return Error(ErrorCode::kUnavailable, failure);
+}
+
+Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  const bool recorded = s.FindPod(ref.ns, ref.name) != nullptr;
+  auto client = LabApiClient(s);
+  if (!client.ok()) {
+    // No kubelet to do it: tear the sandbox down directly.
+    if (!recorded) return PodNotFound(ref);
+    err_ << "terway-lab: warning: " << client.error().ToString() << "; removing the pod's sandbox directly\n";
+    return RunSandboxDel(dir, ref);
+  }
+  auto del = (*client)->Delete(k8s::resources::kPods, ref.ns, ref.name);
+  if (!del.ok()) {
+    if (del.error().code != ErrorCode::kNotFound) return std::move(del).error().Wrap("deleting pod " + ref.ToString());
+    if (!recorded) return PodNotFound(ref);
+    // A sandbox without an object (the API lost it): nobody will DEL it.
+    return RunSandboxDel(dir, ref);
+  }
+  if (!recorded) return Ok();  // a pod that never got a sandbox (failed or pending)
+  bool gone = WaitUntil(
+      [&] {
+        auto now = LoadLabState(dir);
+        return now.ok() && now->FindPod(ref.ns, ref.name) == nullptr;
+      },
+      kPodStartDeadline, std::chrono::milliseconds(50));
+  if (!gone) {
+    return Errorf(ErrorCode::kTimeout,
+                  "pod {} was deleted but its kubelet did not remove the sandbox within {} s; see {} (DEL "
+                  "errors), or `terway-lab down`",
+                  ref.ToString(), std::chrono::duration_cast<std::chrono::seconds>(kPodStartDeadline).count(),
+                  s.control_plane_log);
+  }
+  return Ok();
+}
+
+Status Lab::Terwayd(const std::string& dir, const TerwaydArgs& args) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  NodeRecord* n = s.FindNode(args.node);
+  if (!n) return Errorf(ErrorCode::kNotFound, "no node '{}' in the lab (nodes: {})", args.node, s.NodeNames());
+  if (!args.start) {
+    if (!DaemonAlive(n->terwayd)) {
+      return Errorf(ErrorCode::kNotFound, "terwayd on {} is not running", n->name);
+    }
+    // SIGKILL: a crash, no shutdown path runs.
+    kill(n->terwayd.pid, SIGKILL);
+    if (!WaitUntil([&] { return !DaemonAlive(n->terwayd); }, std::chrono::seconds(10))) {
+      return Errorf(ErrorCode::kTimeout, "terwayd on {} (pid {}) survived SIGKILL for 10 s", n->name, n->terwayd.pid);
+    }
+    out_ << fmt::format("terwayd on {} killed (pid {})\n", n->name, n->terwayd.pid);
+    return Ok();
+  }
+  if (DaemonAlive(n->terwayd)) {
+    return Errorf(ErrorCode::kAlreadyExists, "terwayd on {} is already running (pid {})", n->name, n->terwayd.pid);
+  }
+  TERWAY_TRY(StartTerwayd(s, *n));
+  TERWAY_TRY(WaitTerwaydReady(*n));
+  out_ << fmt::format("terwayd on {} started (pid {})\n", n->name, n->terwayd.pid);
   return Ok();
 }
 

@@ -8,6 +8,8 @@
 #include <ostream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/result.h"
 #include "tools/lab/cluster/lab_args.h"
 #include "tools/lab/cluster/lab_state.h"
@@ -34,11 +36,26 @@ class Lab {
 
   // On failure, everything it started is torn down again.
   Status Up(const std::string& dir, const UpArgs& args);
-  // Returns the pod's IP. On failure the plugin's DEL runs and the pod's
-  // namespace is removed.
+  // Creates the Pod object and waits for the node's kubelet: returns the
+  // pod's IP once Running. On failure (the kubelet ran DEL and removed the
+  // namespace) the object is deleted again and the error carries the CNI's.
   Result<std::string> AddPod(const std::string& dir, const PodAddArgs& args);
   Status CheckPod(const std::string& dir, const PodRef& pod);
+  // Deletes the Pod object and waits until its kubelet has run DEL and
+  // removed the pod's namespace.
   Status DelPod(const std::string& dir, const PodRef& pod);
+  // What a runtime does for a pod sandbox (the kubelet calls these): the
+  // pod's namespace + CNI ADD, recorded in lab.json; returns the IP. On
+  // failure the plugin's DEL runs and the pod's namespace is removed.
+  Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args);
+  // CNI DEL (skipped when the node's terwayd is down) + namespace removal.
+  Status RunSandboxDel(const std::string& dir, const PodRef& pod);
+  // The control-plane daemon: API stand-in (host loopback + each node's
+  // namespace), Node objects, ConfigMap eni-config, a kubelet per node.
+  // Returns when SIGTERM/SIGINT arrives (blocked by the caller).
+  Status RunControlPlane(const std::string& dir);
+  // SIGKILL (start=false) or start again (start=true) a node's terwayd.
+  Status Terwayd(const std::string& dir, const TerwaydArgs& args);
   // Replaces this process with the command, inside the pod's namespace.
   Status Exec(const std::string& dir, const ExecArgs& args);
   Status PrintStatus(const std::string& dir);
@@ -48,6 +65,7 @@ class Lab {
  private:
   Status StartWorld(LabState& s, const UpArgs& args);
   Status StartNodes(LabState& s, const UpArgs& args);
+  Status StartControlPlane(LabState& s);
   Status StartTerwayd(LabState& s, NodeRecord& n);
   Status WaitTerwaydReady(const NodeRecord& n);
   Result<int> MaxPods(const LabState& s, const std::string& instance_type);
@@ -59,6 +77,10 @@ class Lab {
   std::ostream& out_;
   std::ostream& err_;
 };
+
+// eni_conf of the lab's nodes: written to each node's eni.json and, as key
+// eni_conf, to ConfigMap kube-system/eni-config.
+nlohmann::json LabEniConf(const LabState& s);
 
 // "code 100: no IP address available (node has ...)" from the plugin's
 // stdout (a CNI error object), or its raw output when that is not JSON.

@@ -277,6 +277,19 @@ Result<LabCommand> ParseLabArgs(const std::vector<std::string>& args,
     while (!c.done()) ex.command.push_back(c.next());
     if (ex.command.empty()) return Bad("exec: no command after --");
     cmd.action = std::move(ex);
+  } else if (verb == "control-plane") {
+    if (!c.done()) return Bad(fmt::format("control-plane: unexpected argument '{}'", c.peek()));
+    cmd.action = ControlPlaneArgs{};
+  } else if (verb == "terwayd") {
+    if (c.done()) return Bad("terwayd: say kill NODE or start NODE");
+    std::string sub = c.next();
+    if (sub != "kill" && sub != "start") return Bad(fmt::format("terwayd: unknown subcommand '{}' (kill, start)", sub));
+    if (c.done()) return Bad(fmt::format("terwayd {}: name the node (node1, 1 or its instance id)", sub));
+    TerwaydArgs t;
+    t.start = sub == "start";
+    t.node = c.next();
+    if (!c.done()) return Bad(fmt::format("terwayd {}: unexpected argument '{}'", sub, c.peek()));
+    cmd.action = t;
   } else if (verb == "status" || verb == "down") {
     if (!c.done()) return Bad(fmt::format("{}: unexpected argument '{}'", verb, c.peek()));
     if (verb == "status") {
@@ -297,16 +310,21 @@ std::string LabUsage() {
       start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1)
   terway-lab [--lab DIR] pod add NS/NAME --node NODE [--labels k=v,...] [--annotations k=v,...]
                                  [--cni-version 0.3.1|0.4.0|1.0.0|1.1.0]
-      create the pod's namespace and run the terway CNI plugin (ADD) as a runtime does;
-      prints the pod IP. NODE: node1, 1, or the instance id
+      create the Pod object; the node's kubelet creates its namespace and runs the terway
+      CNI plugin (ADD) as a runtime does; prints the pod IP once Running, or the CNI error.
+      NODE: node1, 1, or the instance id
   terway-lab [--lab DIR] pod check NS/NAME     CNI CHECK of the pod
-  terway-lab [--lab DIR] pod del NS/NAME       CNI DEL, then remove the pod's namespace
+  terway-lab [--lab DIR] pod del NS/NAME       delete the Pod object; waits until its kubelet ran
+                                               CNI DEL and removed the pod's namespace
+  terway-lab [--lab DIR] terwayd kill NODE     SIGKILL the node's terwayd (a crash)
+  terway-lab [--lab DIR] terwayd start NODE    start the node's terwayd again (after kill)
   terway-lab [--lab DIR] exec NS/NAME -- CMD...  run CMD inside the pod's namespace
   terway-lab [--lab DIR] status                nodes, ENIs and IPs, pods
   terway-lab [--lab DIR] down                  remove everything of the lab (idempotent)
 
 The lab directory (default /run/terway-lab/default, or $TERWAY_LAB_DIR) keeps the
-state (lab.json), the world, vpcsim's state and every daemon's config, socket and log.
+state (lab.json), the world, vpcsim's state, every daemon's config, socket and log, and
+`kubeconfig` for kubectl against the lab's API stand-in.
 Needs root.
 )";
 }

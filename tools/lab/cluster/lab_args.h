@@ -55,12 +55,22 @@ struct ExecArgs {
   std::vector<std::string> command;
 };
 
+// Internal: the daemon `up` starts (API stand-in + kubelets).
+struct ControlPlaneArgs {};
+
+// `terwayd kill NODE` (SIGKILL, as a crash) / `terwayd start NODE`.
+struct TerwaydArgs {
+  std::string node;
+  bool start = false;
+};
+
 struct StatusArgs {};
 struct DownArgs {};
 struct HelpArgs {};
 
 using LabAction =
-    std::variant<HelpArgs, UpArgs, PodAddArgs, PodDelArgs, PodCheckArgs, ExecArgs, StatusArgs, DownArgs>;
+    std::variant<HelpArgs, UpArgs, PodAddArgs, PodDelArgs, PodCheckArgs, ExecArgs, StatusArgs, DownArgs,
+                 ControlPlaneArgs, TerwaydArgs>;
 
 struct LabCommand {
   std::string lab_dir = kDefaultLabDir;

@@ -54,7 +54,8 @@ json LabStateToJson(const LabState& s) {
                      {"instance_type", n.instance_type}, {"netns", n.netns}, {"dir", n.dir},
                      {"socket", n.socket}, {"state_db", n.state_db}, {"eni_conf", n.eni_conf},
                      {"conflist", n.conflist}, {"log", n.log}, {"max_pods", n.max_pods},
-                     {"terwayd", DaemonToJson(n.terwayd)}});
+                     {"terwayd", DaemonToJson(n.terwayd)},
+                     {"kubeconfig", n.kubeconfig}});
   }
   json hosts = json::array();
   for (const auto& h : s.hosts) {
@@ -78,6 +79,8 @@ json LabStateToJson(const LabState& s) {
           {"access_secret", s.access_secret},
           {"vpcsim", {{"state", s.vpcsim_state}, {"log", s.vpcsim_log}, {"port", s.vpcsim_port},
                       {"process", DaemonToJson(s.vpcsim)}}},
+          {"control_plane", {{"log", s.control_plane_log}, {"kubeconfig", s.kubeconfig},
+                             {"process", DaemonToJson(s.control_plane)}}},
           {"nodes", nodes},
           {"hosts", hosts},
           {"pods", pods}};
@@ -104,6 +107,12 @@ Result<LabState> LabStateFromJson(const json& j) {
       s.vpcsim_port = v.value("port", 0);
       s.vpcsim = DaemonFromJson(v.value("process", json::object()));
     }
+    if (j.contains("control_plane")) {
+      const json& v = j.at("control_plane");
+      s.control_plane_log = v.value("log", "");
+      s.kubeconfig = v.value("kubeconfig", "");
+      s.control_plane = DaemonFromJson(v.value("process", json::object()));
+    }
     for (const auto& n : j.value("nodes", json::array())) {
       NodeRecord r;
       r.name = n.at("name").get<std::string>();
@@ -118,6 +127,7 @@ Result<LabState> LabStateFromJson(const json& j) {
       r.log = n.value("log", "");
       r.max_pods = n.value("max_pods", 0);
       r.terwayd = DaemonFromJson(n.value("terwayd", json::object()));
+      r.kubeconfig = n.value("kubeconfig", "");
       s.nodes.push_back(std::move(r));
     }
     for (const auto& h : j.value("hosts", json::array())) {

@@ -30,6 +30,9 @@ struct NodeRecord {
   std::string log;
   int max_pods = 0;  // shared-ENI max pods from DescribeInstanceTypes
   DaemonId terwayd;
+  // terwayd's kubeconfig: the API stand-in as seen from inside the node's
+  // namespace (its own listener on the namespace's loopback).
+  std::string kubeconfig;
 };
 
 // A plain VPC host: an instance without terwayd (a peer for pod traffic).
@@ -69,6 +72,11 @@ struct LabState {
   std::string vpcsim_log;
   int vpcsim_port = 0;
   DaemonId vpcsim;
+  // The control plane: the API stand-in and one "kubelet" per node, in one
+  // `terway-lab control-plane` daemon. kubeconfig reaches it from the host.
+  DaemonId control_plane;
+  std::string control_plane_log;
+  std::string kubeconfig;
   std::vector<NodeRecord> nodes;
   std::vector<HostRecord> hosts;
   std::vector<PodRecord> pods;

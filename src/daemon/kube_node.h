@@ -1,0 +1,109 @@
+// KubeNode: terwayd's view of Kubernetes for one node. A cache of the pods
+// bound to this node (field selector spec.nodeName) and of the Node object
+// itself, read by the CNI service (labels, annotations, owner kind) and by
+// the pool's pod garbage collection (live pods); and the writes back:
+// max-available-ip, aliyun/eni capacity, SufficientIP, pod-ips, Events.
+//
+// Writes are best-effort: they run on one writer thread, failures are logged
+// and counted (terway_k8s_writes_total{write,result}), and an ADD never
+// waits for them or fails because of them.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "daemon/metrics.h"
+#include "daemon/pod_directory.h"
+#include "ipam/types.h"
+#include "k8s/cache.h"
+#include "k8s/client.h"
+#include "k8s/reporter.h"
+
+namespace terway::daemon {
+
+// ---- pure parts (unit-tested) ----
+
+// Labels, annotations, uid and the controller's kind (the owner reference
+// with controller=true, else the first one).
+PodMetadata PodMetadataFromPod(const k8s::Pod& pod);
+// The pods whose addresses garbage collection must keep: every cached pod,
+// plus pods an ADD started for within the grace period (the cache may not
+// have seen them yet), plus pods a direct GET confirmed.
+std::vector<ipam::LivePod> MergeLivePods(const std::vector<k8s::Pod>& cached,
+                                         const std::vector<std::pair<std::string, std::string>>& protected_pods);
+// True when the error says the node cannot get another address (vSwitch out
+// of IPs, ENI quota, max pods): the node's SufficientIP turns False.
+bool PoolCannotGrow(const Error& e);
+
+struct KubeNodeOptions {
+  std::string node_name;
+  // How long an ADD protects its pod from garbage collection regardless of
+  // the cache (far above the watch's latency).
+  std::chrono::seconds allocation_grace{120};
+  // How long Create waits for the first list of pods and of the node.
+  std::chrono::milliseconds sync_timeout{30000};
+};
+
+class KubeNode : public PodDirectory {
+ public:
+  // Starts the caches and waits for their first list; an API that does not
+  // answer within sync_timeout is an error naming the server's node object.
+  static Result<std::unique_ptr<KubeNode>> Create(std::shared_ptr<k8s::RestClient> client, KubeNodeOptions opts,
+                                                  Metrics* metrics);
+  ~KubeNode() override;
+
+  // Node-level reports at start: max pods, aliyun/eni (exclusive ENI only).
+  void ReportCapacity(int max_pods, bool exclusive_eni);
+
+  // For PoolOptions::live_pods. held: namespace/name of every pod holding an
+  // address; those the cache lacks are confirmed by a GET (a pod the watch
+  // has not delivered yet is not freed). An error (cache not synced, API
+  // unreachable) makes the pool skip pod GC this round.
+  Result<std::vector<ipam::LivePod>> LivePods(const std::vector<std::pair<std::string, std::string>>& held);
+
+  // PodDirectory.
+  std::string NodeRefusal() override;
+  Result<std::optional<PodMetadata>> Lookup(const std::string& ns, const std::string& name) override;
+  void AllocationStarted(const std::string& ns, const std::string& name) override;
+  void Allocated(const std::string& ns, const std::string& name, const std::string& ip) override;
+  void AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,
+                        const Error& e) override;
+
+ private:
+  KubeNode(std::shared_ptr<k8s::RestClient> client, KubeNodeOptions opts, Metrics* metrics);
+  void Enqueue(std::string write, std::function<Status()> fn);
+  void Writer();
+  void SetSufficientIp(bool sufficient, const std::string& message);
+
+  std::shared_ptr<k8s::RestClient> client_;
+  KubeNodeOptions opts_;
+  Metrics* metrics_;
+  k8s::RestListerWatcher pods_lw_;
+  k8s::RestListerWatcher nodes_lw_;
+  k8s::NodeReporter reporter_;
+  k8s::EventRecorder events_;
+  std::unique_ptr<k8s::Cache<k8s::Pod>> pods_;
+  std::unique_ptr<k8s::Cache<k8s::Node>> node_;
+
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::chrono::steady_clock::time_point> recent_adds_;
+  std::optional<bool> sufficient_ip_;  // last written
+
+  std::mutex write_mu_;
+  std::condition_variable write_cv_;
+  std::deque<std::pair<std::string, std::function<Status()>>> writes_;
+  bool stop_ = false;
+  std::thread writer_;
+};
+
+}  // namespace terway::daemon
