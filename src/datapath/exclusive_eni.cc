@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "datapath/layout.h"
+#include "datapath/pod_shaping.h"
 #include "netlink/handle.h"
 #include "netlink/names.h"
 #include "netlink/netns.h"
@@ -266,6 +267,10 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     // forwarded by the node.
     TERWAY_TRY_CTX(netlink::SetSysctl(opt_.host_netns, "net/ipv4/ip_forward", "1"),
                    "enabling IPv4 forwarding (net.ipv4.ip_forward)");
+    // The pod's bandwidth is shaped on the host veth: with its own ENI the
+    // pod's VPC traffic bypasses the node, so only node and Service traffic
+    // through the veth is limited here (the ENI's own limits are the cloud's).
+    TERWAY_TRY(EnsurePodShaping(*shaper_, host, pod, a.ip, created_veth));
 
     return PodResult(pod, a.ip, net, *hl, *eni, pv);
   };
@@ -276,6 +281,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
       undo = Remove(pod);
     } else if (created_veth) {
       undo = host.DeleteLinkIfExists(HostVethName(pod.container_id));
+      if (undo.ok()) undo = RemovePodIfb(host, pod.container_id);
     }
     if (!undo.ok()) log::Warn("undoing partial setup of {}: {}", who, undo.error().ToString());
     return std::move(result).error().Wrap("wiring " + who);
@@ -318,6 +324,7 @@ Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
   const std::string veth = HostVethName(pod.container_id);
   // The pair, the pod's veth1 and the host route go together.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of " + who);
+  TERWAY_TRY(RemovePodIfb(host, pod.container_id));
   return Ok();
 }
 
@@ -346,6 +353,8 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   if (!HasRoute(main_routes, LinkRoute(a.ip, hl->index))) {
     return fail(fmt::format("host route {}/32 dev {} is missing", a.ip.ToString(), veth));
   }
+  Status shaping = shaper_->Check(host, PodShapingLinksFor(pod.container_id, a.ip), pod.bandwidth);
+  if (!shaping.ok()) return fail("bandwidth: " + shaping.error().ToString());
 
   // The pod side: its ENI.
   if (!netlink::NetnsExists(pod.netns)) return fail("network namespace " + pod.netns + " is gone");
@@ -401,6 +410,8 @@ Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std:
     removed.push_back(
         fmt::format("link {} (container {}, IP {})", l.name, owner->container_id, owner->pod_ip.ToString()));
   }
+  TERWAY_ASSIGN_OR_RETURN(auto ifbs, CollectPodIfbs(host, live_container_ids));
+  removed.insert(removed.end(), ifbs.begin(), ifbs.end());
   return removed;
 }
 

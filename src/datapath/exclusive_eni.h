@@ -21,6 +21,7 @@
 // sockets; calls for the same pod are serialised by the caller.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,6 +31,7 @@
 #include "common/result.h"
 #include "daemon/pod_datapath.h"
 #include "datapath/shared_eni.h"
+#include "qos/shaper.h"
 
 namespace terway::datapath {
 
@@ -67,6 +69,9 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
 
  private:
   ExclusiveEniOptions opt_;
+  // Per-pod bandwidth on the host veth (shared_ptr: the shaper holds a
+  // mutex and the datapath stays movable).
+  std::shared_ptr<qos::BandwidthShaper> shaper_ = std::make_shared<qos::BandwidthShaper>();
 };
 
 // Name an ENI link gets while parked in the node's namespace on its way back

@@ -14,14 +14,30 @@ std::string PodLinkAlias(const Ipv4Addr& pod_ip, std::string_view container_id) 
   return std::string(kPodAliasPrefix) + pod_ip.ToString() + ":" + std::string(container_id);
 }
 
-std::optional<PodLinkOwner> ParsePodLinkAlias(std::string_view alias) {
-  if (alias.substr(0, kPodAliasPrefix.size()) != kPodAliasPrefix) return std::nullopt;
-  std::string_view rest = alias.substr(kPodAliasPrefix.size());
+namespace {
+std::optional<PodLinkOwner> ParseOwnerAlias(std::string_view alias, std::string_view prefix) {
+  if (alias.substr(0, prefix.size()) != prefix) return std::nullopt;
+  std::string_view rest = alias.substr(prefix.size());
   size_t colon = rest.find(':');
   if (colon == std::string_view::npos || colon + 1 >= rest.size()) return std::nullopt;
   auto ip = Ipv4Addr::Parse(rest.substr(0, colon));
   if (!ip.ok()) return std::nullopt;
   return PodLinkOwner{*ip, std::string(rest.substr(colon + 1))};
+}
+}  // namespace
+
+std::optional<PodLinkOwner> ParsePodLinkAlias(std::string_view alias) {
+  return ParseOwnerAlias(alias, kPodAliasPrefix);
+}
+
+std::string PodIfbName(std::string_view container_id) { return netlink::HashedLinkName("tb", container_id); }
+
+std::string PodIfbAlias(const Ipv4Addr& pod_ip, std::string_view container_id) {
+  return std::string(kPodIfbAliasPrefix) + pod_ip.ToString() + ":" + std::string(container_id);
+}
+
+std::optional<PodLinkOwner> ParsePodIfbAlias(std::string_view alias) {
+  return ParseOwnerAlias(alias, kPodIfbAliasPrefix);
 }
 
 cni::CniResult BuildCniResult(const PodWiring& w) {

@@ -51,6 +51,15 @@ struct PodLinkOwner {
 // nullopt for links that are not ours (other alias or none).
 std::optional<PodLinkOwner> ParsePodLinkAlias(std::string_view alias);
 
+// The IFB that shapes traffic out of a pod (src/qos): "tb" + the same 13 hex
+// digits as its host veth, so DEL finds it from the container id alone. Its
+// alias "terway-pod-ifb:<ip>:<container id>" tells GC whom it belongs to (a
+// different prefix from the veth's, so veth GC never mistakes it for a veth).
+std::string PodIfbName(std::string_view container_id);
+inline constexpr std::string_view kPodIfbAliasPrefix = "terway-pod-ifb:";
+std::string PodIfbAlias(const Ipv4Addr& pod_ip, std::string_view container_id);
+std::optional<PodLinkOwner> ParsePodIfbAlias(std::string_view alias);
+
 // What a pod was given, as the CNI result reports it: interfaces [host veth,
 // pod interface], ips [podIP/32 via 169.254.1.1 on interface 1], routes
 // [default via 169.254.1.1].

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "datapath/layout.h"
+#include "datapath/pod_shaping.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
 #include "netlink/sysctl.h"
@@ -315,6 +316,7 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) 
       if (IsFromPodRule(r, a.ip) && r.table != eni.table) TERWAY_TRY(host.DeleteRuleIfExists(r));
     }
     TERWAY_TRY(host.EnsureRule(FromPodRule(a.ip, eni.table)));
+    TERWAY_TRY(EnsurePodShaping(*shaper_, host, pod, a.ip, created));
     return BuildCniResult({veth, h.mac, pod.ifname, pod_mac, pod.netns, a.ip});
   };
   auto result = wire();
@@ -341,6 +343,7 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
   const std::string veth = HostVethName(pod.container_id);
   // Deleting the host end deletes the pair and every route through it.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of container " + pod.container_id);
+  TERWAY_TRY(RemovePodIfb(host, pod.container_id));
 
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   if (!ip.ok()) {
@@ -421,6 +424,8 @@ Result<cni::CniResult> SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
     return fail(fmt::format("rule 'from {} lookup {}' (priority {}) is missing", a.ip.ToString(), table,
                             kFromPodRulePriority));
   }
+  Status shaping = shaper_->Check(host, PodShapingLinksFor(pod.container_id, a.ip), pod.bandwidth);
+  if (!shaping.ok()) return fail("bandwidth: " + shaping.error().ToString());
 
   // The pod side.
   if (!netlink::NetnsExists(pod.netns)) return fail("network namespace " + pod.netns + " is gone");
@@ -491,6 +496,8 @@ Result<std::vector<std::string>> SharedEniDatapath::CollectGarbage(
     TERWAY_TRY_CTX(host.DeleteRuleIfExists(r), "removing rule of vanished pod IP " + ip->ToString());
     removed.push_back(fmt::format("rule priority {} for {} (table {})", r.priority, ip->ToString(), r.table));
   }
+  TERWAY_ASSIGN_OR_RETURN(auto ifbs, CollectPodIfbs(host, live_container_ids));
+  removed.insert(removed.end(), ifbs.begin(), ifbs.end());
   return removed;
 }
 

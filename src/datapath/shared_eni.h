@@ -20,6 +20,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "common/result.h"
 #include "daemon/pod_datapath.h"
 #include "netlink/handle.h"
+#include "qos/shaper.h"
 
 namespace terway::datapath {
 
@@ -85,6 +87,9 @@ class SharedEniDatapath : public daemon::PodDatapath {
   Result<Eni> EnsureEni(const daemon::PodNetwork& pod, netlink::Handle& host);
 
   SharedEniOptions opt_;
+  // Per-pod bandwidth on the host veths (shared_ptr: the shaper holds a
+  // mutex and the datapath stays movable).
+  std::shared_ptr<qos::BandwidthShaper> shaper_ = std::make_shared<qos::BandwidthShaper>();
 };
 
 }  // namespace terway::datapath
