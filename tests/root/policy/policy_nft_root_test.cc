@@ -333,6 +333,13 @@ TEST_F(PolicyNftRoot, EveryRuleFormLoads) {
                            "0.0.0.0-9.255.255.255", "ip saddr vmap @pod_egress"}) {
     EXPECT_NE(listed.find(want), std::string::npos) << want << "\n" << listed;
   }
+  // One render is one transaction: a batch that fails at its last line
+  // leaves the previous table exactly as it was.
+  std::string broken = RenderNftScript(PolicyCompiler(CompileOptions{"node-1"}).Compile(Inputs())) +
+                       "add rule inet terway no_such_chain drop\n";
+  EXPECT_FALSE(RunNftBatch(node_, broken).ok());
+  EXPECT_EQ(Capture("ip netns exec " + node_ + " nft list table inet terway"), listed);
+
   // And it enforces what Explain says: egress is now isolated by "forms"
   // (only SCTP to named ports and UDP pass); the Kubernetes rules behind the
   // UDP Pass are skipped for egress, but b's ingress rules still decide.
@@ -341,6 +348,38 @@ TEST_F(PolicyNftRoot, EveryRuleFormLoads) {
                    {"a", "b", Protocol::kTCP, false}}); // a's egress isolated by forms
   ASSERT_OK(table.Remove());
   EXPECT_EQ(Capture("ip netns exec " + node_ + " nft list ruleset"), "");
+}
+
+// SCTP gets its own rules (never treated as TCP). Needs SCTP sockets in the
+// kernel to prove with traffic; this machine's kernel may lack them.
+TEST_F(PolicyNftRoot, SctpIsItsOwnProtocol) {
+  int fd = socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP);
+  if (fd < 0) GTEST_SKIP() << "kernel lacks SCTP sockets (socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP) failed)";
+  close(fd);
+  const TestPod& b = Pod("b");
+  Spawn({"ip", "netns", "exec", b.netns, "socat", "SCTP4-LISTEN:80,reuseaddr,fork", "EXEC:/bin/echo ok"});
+  auto sctp = [&](const std::string& from) {
+    return Capture("ip netns exec " + from + " timeout 6 socat -t 2 -T 2 - SCTP4:" + b.ip +
+                   ":80,connect-timeout=2 </dev/null 2>/dev/null") == "ok\n";
+  };
+  PolicyInputs in = Inputs();  // b-in allows TCP 80 from a, nothing over SCTP
+  CompiledPolicy cp = PolicyCompiler(CompileOptions{"node-1"}).Compile(in);
+  NftPolicyTable table(node_);
+  ASSERT_OK(table.Apply(cp));
+  EXPECT_FALSE(sctp(Pod("a").netns));
+  EXPECT_FALSE(cp.Explain("x/a", "x/b", Protocol::kSCTP, 80)->allowed);
+  auto np = k8s::ParseNetworkPolicy(nlohmann::json::parse(R"({"metadata":{"name":"sctp","namespace":"x"},
+      "spec":{"podSelector":{"matchLabels":{"pod":"b"}},"ingress":[{"ports":[{"protocol":"SCTP","port":80}]}]}})"));
+  ASSERT_OK(np);
+  auto p = PolicyFromK8s(*np);
+  ASSERT_OK(p);
+  in.policies.push_back(*p);
+  cp = PolicyCompiler(CompileOptions{"node-1"}).Compile(in);
+  ASSERT_OK(table.Apply(cp));
+  EXPECT_TRUE(sctp(Pod("a").netns));
+  EXPECT_TRUE(cp.Explain("x/a", "x/b", Protocol::kSCTP, 80)->allowed);
+  EXPECT_FALSE(Tcp(Pod("c").netns, b.ip));  // the SCTP rule opens no TCP
+  ASSERT_OK(table.Remove());
 }
 
 }  // namespace
