@@ -150,6 +150,69 @@ TEST_F(SharedEniRoot, EnsureWiresThePodAndTrafficLeavesThroughTheEni) {
   ASSERT_OK(dp_->Check(pod));
 }
 
+// Bandwidth through the datapath: Ensure applies, changes and clears the
+// shaping on re-Ensure; Check verifies the rates; Remove and GC delete the
+// pod's IFB. (Rates under real traffic: tests/root/qos and
+// tests/e2e/bandwidth.)
+TEST_F(SharedEniRoot, BandwidthFollowsThePodNetworkAndLeavesNothing) {
+  auto pod = MakePod("a", "198.18.0.10");
+  cni::Bandwidth bw;
+  bw.ingress_rate = 10'000'000;
+  bw.ingress_burst = 1'000'000;
+  bw.egress_rate = 20'000'000;
+  bw.egress_burst = 1'000'000;
+  pod.bandwidth = bw;
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(dp_->Check(pod));
+  const std::string veth = HostVethName(pod.container_id);
+  const std::string ifb = PodIfbName(pod.container_id);
+  EXPECT_TRUE(Contains(Capture("tc -n " + node_ + " qdisc show dev " + veth), "rate 10Mbit"));
+  EXPECT_TRUE(Contains(Capture("tc -n " + node_ + " qdisc show dev " + ifb), "rate 20Mbit"));
+  EXPECT_TRUE(Contains(Capture("ip -n " + node_ + " link show " + ifb), "terway-pod-ifb:198.18.0.10:"));
+  EXPECT_TRUE(Ping(pod));
+
+  // The limit changes: Check names the stale rate, Ensure updates it.
+  pod.bandwidth->egress_rate = 50'000'000;
+  auto stale = dp_->Check(pod);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_TRUE(Contains(stale.error().ToString(), "egress tbf rate is 20.000 Mbit/s, want 50.000 Mbit/s"))
+      << stale.error().ToString();
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(dp_->Check(pod));
+  EXPECT_TRUE(Contains(Capture("tc -n " + node_ + " qdisc show dev " + ifb), "rate 50Mbit"));
+
+  // The limit is dropped: no qdisc, filter or IFB of ours stays.
+  pod.bandwidth.reset();
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_OK(dp_->Check(pod));
+  EXPECT_FALSE(Contains(Links(), ifb));
+  std::string qd = Capture("tc -n " + node_ + " qdisc show dev " + veth);
+  EXPECT_FALSE(Contains(qd, "tbf") || Contains(qd, "clsact")) << qd;
+
+  // Remove deletes the IFB with the veth.
+  pod.bandwidth = bw;
+  ASSERT_OK(dp_->Ensure(pod));
+  EXPECT_TRUE(Contains(Links(), ifb));
+  ASSERT_OK(dp_->Remove(pod));
+  EXPECT_FALSE(Contains(Links(), ifb));
+  EXPECT_FALSE(Contains(Links(), veth));
+
+  // GC: a vanished pod's IFB goes, a live pod's stays.
+  auto live = MakePod("b", "198.18.0.11");
+  live.bandwidth = bw;
+  ASSERT_OK(dp_->Ensure(live));
+  ASSERT_OK(dp_->Ensure(pod));
+  ASSERT_EQ(Sh("ip netns del " + PodNs(pod)), 0);
+  auto removed = dp_->CollectGarbage({live.container_id});
+  ASSERT_OK(removed);
+  EXPECT_FALSE(Contains(Links(), ifb));
+  EXPECT_TRUE(Contains(Links(), PodIfbName(live.container_id)));
+  bool reported = false;
+  for (const auto& line : *removed) reported = reported || Contains(line, "ifb " + ifb);
+  EXPECT_TRUE(reported);
+  ASSERT_OK(dp_->Check(live));
+}
+
 TEST_F(SharedEniRoot, EnsureTwiceIsHarmless) {
   auto pod = MakePod("a", "198.18.0.10");
   auto first = dp_->Ensure(pod);

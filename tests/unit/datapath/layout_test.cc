@@ -57,6 +57,23 @@ TEST(PodLinkAlias, IgnoresForeignAliases) {
   EXPECT_FALSE(ParsePodLinkAlias("terway-pod:not-an-ip:abc"));
 }
 
+TEST(PodIfb, SharesTheVethsHashUnderItsOwnPrefixAndAlias) {
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  EXPECT_EQ(PodIfbName(id).substr(0, 2), "tb");
+  EXPECT_EQ(PodIfbName(id).substr(2), HostVethName(id).substr(2));
+  EXPECT_EQ(PodIfbName(id).size(), 15u);
+  Ipv4Addr ip = Ipv4Addr::Parse("198.18.0.10").value();
+  std::string a = PodIfbAlias(ip, id);
+  EXPECT_EQ(a, "terway-pod-ifb:198.18.0.10:" + id);
+  auto o = ParsePodIfbAlias(a);
+  ASSERT_TRUE(o.has_value());
+  EXPECT_EQ(o->container_id, id);
+  // Neither parser takes the other's links: veth GC never deletes an IFB as
+  // a veth, nor the reverse.
+  EXPECT_FALSE(ParsePodLinkAlias(a));
+  EXPECT_FALSE(ParsePodIfbAlias(PodLinkAlias(ip, id)));
+}
+
 TEST(BuildCniResult, HasHostAndPodInterfacesAndDefaultRoute) {
   PodWiring w;
   w.host_veth = "tw0123456789abc";
