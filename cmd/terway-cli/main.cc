@@ -1,6 +1,6 @@
 // terway-cli: the operator's tool. Reads the cloud (max pods of an instance
 // type), the daemon's state database (pods and their IPs) and the daemon's
-// socket (status).
+// socket (status, network policy explain/show).
 #include <unistd.h>
 
 #include <fstream>
@@ -171,6 +171,45 @@ int Status(const std::string& socket) {
   return ready ? 0 : 1;
 }
 
+// "80/TCP", "53/udp", "80" (TCP).
+Result<std::pair<uint16_t, std::string>> ParsePortSpec(const std::string& spec) {
+  std::string port = spec, proto = "TCP";
+  if (auto slash = spec.find('/'); slash != std::string::npos) {
+    port = spec.substr(0, slash);
+    proto = spec.substr(slash + 1);
+  }
+  char* end = nullptr;
+  long n = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || n < 0 || n > 65535) {
+    return terway::Errorf(terway::ErrorCode::kInvalidArgument,
+                          "--port {:?}: want PORT[/PROTOCOL] such as 80/TCP, 53/UDP or 0/ICMP", spec);
+  }
+  return std::make_pair(static_cast<uint16_t>(n), proto);
+}
+
+int PolicyCall(const std::string& socket, terway::cni::protocol::Request req) {
+  auto client = terway::cni::MakeUnixDaemonClient(socket, std::chrono::milliseconds(10000));
+  auto reply = client->Call(req);
+  if (!reply.ok()) return Fail(std::move(reply).error().Wrap("asking terwayd at " + socket));
+  if (!reply->ok()) {
+    std::cerr << "terwayd: " << reply->error->message << "\n";
+    return 1;
+  }
+  if (reply->text) std::cout << *reply->text;
+  if (reply->text && !reply->text->empty() && reply->text->back() != '\n') std::cout << "\n";
+  return 0;
+}
+
+int PolicyExplain(const std::string& socket, const std::string& from, const std::string& to,
+                  const std::string& port_spec) {
+  auto port = ParsePortSpec(port_spec);
+  if (!port.ok()) return Fail(port.error());
+  terway::cni::protocol::Request req;
+  req.op = terway::cni::protocol::Op::kPolicyExplain;
+  req.policy_query = terway::cni::protocol::PolicyQuery{from, to, port->second, port->first};
+  return PolicyCall(socket, req);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -199,7 +238,25 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "is terwayd ready to serve pods?");
   status->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
 
+  auto* policy = app.add_subcommand("policy", "network policy as this node enforces it");
+  policy->require_subcommand(1);
+  std::string from, to, port_spec;
+  auto* explain = policy->add_subcommand(
+      "explain", "would a connection be allowed, and which policy and rule decide it (the kernel's own model)");
+  explain->add_option("--from", from, "source: NAMESPACE/POD or an IPv4 address")->required();
+  explain->add_option("--to", to, "destination: NAMESPACE/POD or an IPv4 address")->required();
+  explain->add_option("--port", port_spec, "destination PORT[/PROTOCOL], e.g. 80/TCP")->required();
+  explain->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
+  auto* show = policy->add_subcommand("show", "each policed pod's rules with their packet counters");
+  show->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (*explain) return PolicyExplain(socket, from, to, port_spec);
+  if (*show) {
+    terway::cni::protocol::Request req;
+    req.op = terway::cni::protocol::Op::kPolicyShow;
+    return PolicyCall(socket, req);
+  }
   if (*maxpods) return MaxPods(cf, type, mode);
   if (*pods) return Pods(state);
   if (*enis) return Enis(state);

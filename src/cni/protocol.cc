@@ -11,6 +11,7 @@ namespace {
 constexpr std::pair<Op, std::string_view> kOps[] = {
     {Op::kAllocate, "allocate"}, {Op::kRelease, "release"}, {Op::kGet, "get"},
     {Op::kStatus, "status"},     {Op::kGc, "gc"},
+    {Op::kPolicyExplain, "policy_explain"}, {Op::kPolicyShow, "policy_show"},
 };
 constexpr std::pair<ErrorClass, std::string_view> kClasses[] = {
     {ErrorClass::kRetryable, "retryable"},     {ErrorClass::kNotFound, "not_found"},
@@ -84,6 +85,12 @@ Reply Reply::Fail(ErrorClass cls, std::string message) {
   return r;
 }
 
+Reply Reply::FromError(const Error& e) {
+  Reply r;
+  r.error = ReplyErrorFromError(e);
+  return r;
+}
+
 std::string EncodeRequest(const Request& req) {
   json j = json::object();
   j["v"] = kProtocolVersion;
@@ -113,6 +120,10 @@ std::string EncodeRequest(const Request& req) {
     for (const auto& at : req.valid_attachments)
       a.push_back(json{{"container_id", at.container_id}, {"ifname", at.ifname}});
     j["valid_attachments"] = std::move(a);
+  }
+  if (req.policy_query) {
+    j["policy_query"] = json{{"from", req.policy_query->from}, {"to", req.policy_query->to},
+                             {"protocol", req.policy_query->protocol}, {"port", req.policy_query->port}};
   }
   return Frame(j);
 }
@@ -175,9 +186,23 @@ Result<Request> DecodeRequest(std::string_view frame) {
         r.valid_attachments.push_back(
             Attachment{e.at("container_id").get<std::string>(), e.value("ifname", std::string())});
     }
+    if (auto q = j.find("policy_query"); q != j.end()) {
+      if (!q->is_object()) return MakeError(ErrorCode::kInvalidArgument, "policy_query must be an object");
+      PolicyQuery pq;
+      pq.from = q->value("from", std::string());
+      pq.to = q->value("to", std::string());
+      pq.protocol = q->value("protocol", std::string("TCP"));
+      auto port = q->find("port");
+      if (port != q->end() && (!port->is_number_unsigned() || port->get<uint64_t>() > 65535))
+        return MakeError(ErrorCode::kInvalidArgument, "policy_query.port must be a port number (0-65535)");
+      if (port != q->end()) pq.port = port->get<uint16_t>();
+      r.policy_query = pq;
+    }
   } catch (const json::exception& e) {
     return Errorf(ErrorCode::kInvalidArgument, "malformed {} request: {}", OpName(r.op), e.what());
   }
+  if (r.op == Op::kPolicyExplain && (!r.policy_query || r.policy_query->from.empty() || r.policy_query->to.empty()))
+    return MakeError(ErrorCode::kInvalidArgument, "policy_explain request needs policy_query.from and .to");
   const bool per_container = r.op == Op::kAllocate || r.op == Op::kRelease || r.op == Op::kGet;
   if (per_container && r.container_id.empty())
     return Errorf(ErrorCode::kInvalidArgument, "{} request has no container_id", OpName(r.op));
@@ -197,6 +222,8 @@ std::string EncodeReply(const Reply& reply) {
   if (reply.status)
     j["status"] = json{{"ready", reply.status->ready}, {"existing_ok", reply.status->existing_ok},
                        {"message", reply.status->message}};
+  if (reply.allowed) j["allowed"] = *reply.allowed;
+  if (reply.text) j["text"] = *reply.text;
   return Frame(j);
 }
 
@@ -224,6 +251,8 @@ Result<Reply> DecodeReply(std::string_view frame) {
     if (auto s = j.find("status"); s != j.end())
       r.status = DaemonStatus{s->at("ready").get<bool>(), s->value("existing_ok", true),
                               s->value("message", std::string())};
+    if (auto a = j.find("allowed"); a != j.end()) r.allowed = a->get<bool>();
+    if (auto t = j.find("text"); t != j.end()) r.text = t->get<std::string>();
   } catch (const json::exception& e) {
     return Errorf(ErrorCode::kInvalidArgument, "malformed reply: {}", e.what());
   }

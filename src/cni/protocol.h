@@ -47,6 +47,9 @@ enum class Op {
   kGet,       // CHECK: verify and return what the pod holds
   kStatus,    // STATUS: can the daemon serve ADD now?
   kGc,        // GC: free everything not in valid_attachments
+  // Operator requests (terway-cli), not CNI: network policy as enforced.
+  kPolicyExplain,  // policy_query -> allowed + text
+  kPolicyShow,     // -> text: each pod chain's rules with packet counters
 };
 std::string_view OpName(Op op);
 std::optional<Op> ParseOp(std::string_view name);
@@ -83,6 +86,16 @@ struct NetworkOptions {
   bool operator==(const NetworkOptions&) const = default;
 };
 
+// "Would a connection from -> to on port/protocol be allowed?" from and to
+// are "namespace/name" of a pod or an IPv4 address.
+struct PolicyQuery {
+  std::string from;
+  std::string to;
+  std::string protocol = "TCP";
+  uint16_t port = 0;
+  bool operator==(const PolicyQuery&) const = default;
+};
+
 struct Request {
   Op op = Op::kStatus;
   uint32_t deadline_ms = 0;     // 0: no deadline given
@@ -96,6 +109,7 @@ struct Request {
   NetworkOptions network;
   std::optional<CniResult> prev_result;
   std::vector<Attachment> valid_attachments;  // kGc
+  std::optional<PolicyQuery> policy_query;    // kPolicyExplain
   bool operator==(const Request&) const = default;
 };
 
@@ -126,10 +140,14 @@ struct Reply {
   std::optional<CniResult> result;      // kAllocate, kGet
   std::optional<EniInfo> eni;           // kAllocate, kGet
   std::optional<DaemonStatus> status;   // kStatus
+  std::optional<bool> allowed;          // kPolicyExplain
+  std::optional<std::string> text;      // kPolicyExplain, kPolicyShow: for the operator
   bool ok() const { return !error.has_value(); }
   bool operator==(const Reply&) const = default;
 
   static Reply Fail(ErrorClass cls, std::string message);
+  // Server side: the class and message ReplyErrorFromError gives e.
+  static Reply FromError(const Error& e);
 };
 
 // Each Encode returns one complete frame including the trailing '\n'.

@@ -38,6 +38,8 @@ proto::Reply CniService::Handle(const proto::Request& req) {
     case proto::Op::kGet: reply = Get(req); break;
     case proto::Op::kStatus: reply = Status(); break;
     case proto::Op::kGc: reply = Gc(req); break;
+    case proto::Op::kPolicyExplain: return PolicyExplain(req);  // operator requests: not CNI metrics
+    case proto::Op::kPolicyShow: return PolicyShow();
   }
   std::string op(proto::OpName(req.op));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -145,7 +147,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     Error e = std::move(ip).error();
     e.Wrap("allocating an IP for pod " + PodName(req));
     if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
-    return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
+    return proto::Reply::FromError(e);
   }
   proto::Reply reply;
   reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
@@ -154,11 +156,32 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip);
     return reply;
   }
+  // Policy before wiring: from the first packet the pod can send, the
+  // rules that select it are in the kernel (no unprotected window).
+  if (policy_ != nullptr) {
+    terway::Status enforced = Ok();
+    auto addr = Ipv4Addr::Parse(ip->ip);
+    if (!addr.ok()) {
+      enforced = std::move(addr).error();
+    } else {
+      enforced = policy_->PodStarting(req.pod.namespace_, req.pod.name, *addr);
+    }
+    if (!enforced.ok()) {
+      policy_->PodStopped(req.pod.namespace_, req.pod.name);
+      auto rel = addresses_->Release(req.container_id);
+      if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
+      Error e = std::move(enforced).error();
+      e.Wrap("enforcing network policy for pod " + PodName(req));
+      if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
+      return proto::Reply::FromError(e);
+    }
+  }
   PodNetwork wiring = MakePodNetwork(req, *ip);
   wiring.annotations = pod.annotations;
   if (!wiring.bandwidth && bandwidth_from_annotations) wiring.bandwidth = *bandwidth_from_annotations;
   auto net = datapath_->Ensure(wiring);
   if (!net.ok()) {
+    if (policy_ != nullptr) policy_->PodStopped(req.pod.namespace_, req.pod.name);
     // Undo: a failed ADD must not keep the address (the runtime will DEL, but
     // nothing guarantees it, and the IP would leak until GC).
     PodNetwork pn = MakePodNetwork(req, *ip);
@@ -169,7 +192,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     Error e = std::move(net).error();
     e.Wrap("setting up the network of pod " + PodName(req));
     if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
-    return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
+    return proto::Reply::FromError(e);
   }
   reply.result = *net;
   if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip);
@@ -178,7 +201,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
 
 proto::Reply CniService::Release(const proto::Request& req) {
   auto held = addresses_->Get(req.container_id);
-  if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
+  if (!held.ok()) return proto::Reply::FromError(held.error());
   if (!held->has_value()) {
     // Nothing held: DEL is idempotent. There is no wiring to undo either:
     // ADD commits the allocation before it wires the pod, so wiring without
@@ -199,17 +222,40 @@ proto::Reply CniService::Release(const proto::Request& req) {
     if (!rm.ok()) {
       Error e = std::move(rm).error();
       e.Wrap("removing the network of pod " + PodName(req));
-      return proto::Reply{proto::ReplyErrorFromError(e), {}, {}, {}};
+      return proto::Reply::FromError(e);
     }
   }
   auto rel = addresses_->Release(req.container_id);
-  if (!rel.ok()) return proto::Reply{proto::ReplyErrorFromError(rel.error()), {}, {}, {}};
+  if (!rel.ok()) return proto::Reply::FromError(rel.error());
+  if (policy_ != nullptr) policy_->PodStopped(req.pod.namespace_, req.pod.name);
   return proto::Reply{};
+}
+
+proto::Reply CniService::PolicyExplain(const proto::Request& req) {
+  if (policy_ == nullptr) return proto::Reply::Fail(proto::ErrorClass::kUnsupported, opts_.policy_off_reason);
+  const proto::PolicyQuery& q = *req.policy_query;
+  auto protocol = policy::ParseProtocol(q.protocol);
+  if (!protocol.ok()) return proto::Reply::FromError(protocol.error());
+  auto e = policy_->Explain(q.from, q.to, *protocol, q.port);
+  if (!e.ok()) return proto::Reply::FromError(e.error());
+  proto::Reply reply;
+  reply.allowed = e->allowed;
+  reply.text = e->ToString();
+  return reply;
+}
+
+proto::Reply CniService::PolicyShow() {
+  if (policy_ == nullptr) return proto::Reply::Fail(proto::ErrorClass::kUnsupported, opts_.policy_off_reason);
+  auto text = policy_->Show();
+  if (!text.ok()) return proto::Reply::FromError(text.error());
+  proto::Reply reply;
+  reply.text = std::move(text).value();
+  return reply;
 }
 
 proto::Reply CniService::Get(const proto::Request& req) {
   auto held = addresses_->Get(req.container_id);
-  if (!held.ok()) return proto::Reply{proto::ReplyErrorFromError(held.error()), {}, {}, {}};
+  if (!held.ok()) return proto::Reply::FromError(held.error());
   if (!held->has_value()) {
     return proto::Reply::Fail(proto::ErrorClass::kNotFound,
                               "terwayd holds no address for container " + req.container_id);
@@ -224,7 +270,7 @@ proto::Reply CniService::Get(const proto::Request& req) {
   // The wiring as it is, in the shape ADD reported it (the plugin compares
   // the addresses with the runtime's prevResult).
   auto c = datapath_->Check(MakePodNetwork(req, ip));
-  if (!c.ok()) return proto::Reply{proto::ReplyErrorFromError(c.error()), {}, {}, {}};
+  if (!c.ok()) return proto::Reply::FromError(c.error());
   reply.result = *c;
   return reply;
 }
@@ -245,7 +291,7 @@ proto::Reply CniService::Gc(const proto::Request& req) {
   std::set<std::string> valid;
   for (const auto& a : req.valid_attachments) valid.insert(a.container_id);
   auto all = store_->ListAllocations();
-  if (!all.ok()) return proto::Reply{proto::ReplyErrorFromError(all.error()), {}, {}, {}};
+  if (!all.ok()) return proto::Reply::FromError(all.error());
   int freed = 0;
   for (const auto& rec : *all) {
     if (valid.count(rec.container_id)) continue;

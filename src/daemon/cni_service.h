@@ -13,6 +13,7 @@
 #include "daemon/metrics.h"
 #include "daemon/pod_datapath.h"
 #include "daemon/pod_directory.h"
+#include "daemon/pod_policy.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
 #include "store/state_store.h"
@@ -28,6 +29,9 @@ struct CniServiceOptions {
   // Recorded with each allocation ("shared", "exclusive"; "" without a
   // datapath) so a restarted daemon knows how the pod was wired.
   std::string datapath_mode;
+  // Why policy_explain/policy_show are refused when no PodPolicy is set
+  // ("disabled in eni-config", "exclusive ENI pods are outside policy", ...).
+  std::string policy_off_reason = "network policy is not enforced by this terwayd";
 };
 
 class CniService : public RequestHandler {
@@ -43,6 +47,10 @@ class CniService : public RequestHandler {
   // labels, annotations and owner from it, refuses pods and nodes labelled
   // ignore-by-terway, and reports results back. Set before serving.
   void SetPodDirectory(PodDirectory* directory) { directory_ = directory; }
+  // With a policy (terwayd enforcing NetworkPolicy), ADD puts the pod's
+  // rules in place before wiring it, DEL and undone ADDs drop them, and the
+  // operator's policy requests are answered. Set before serving.
+  void SetPodPolicy(PodPolicy* policy) { policy_ = policy; }
 
  private:
   cni::protocol::Reply Allocate(const cni::protocol::Request& req);
@@ -50,6 +58,8 @@ class CniService : public RequestHandler {
   cni::protocol::Reply Get(const cni::protocol::Request& req);
   cni::protocol::Reply Status();
   cni::protocol::Reply Gc(const cni::protocol::Request& req);
+  cni::protocol::Reply PolicyExplain(const cni::protocol::Request& req);
+  cni::protocol::Reply PolicyShow();
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
   cni::CniResult IpamResult(const ipam::IpAllocation& ip) const;
 
@@ -59,6 +69,7 @@ class CniService : public RequestHandler {
   PodDatapath* datapath_;
   Metrics* metrics_;
   PodDirectory* directory_ = nullptr;
+  PodPolicy* policy_ = nullptr;
   std::atomic<bool> ready_{false};
   std::mutex why_mu_;
   std::string not_ready_why_ = "terwayd is starting";

@@ -117,6 +117,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
     TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, ipam::ParseEniConfig(conf.eni_conf), "eni_conf of " + source);
     for (const auto& w : parsed.warnings) log::Warn("config {}: {}", source, w);
     d->config_ = parsed.config;
+    d->disable_network_policy_ = conf.disable_network_policy;
     log::Info("kubernetes API {} node {}: eni_conf from {}", kube_config->server, opts.node_name, source);
   } else {
     log::Info("no Kubernetes API configured (no --kubeconfig, no in-cluster service account): running API-less, "
@@ -237,19 +238,58 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
     TERWAY_ASSIGN_OR_RETURN_CTX(eo.node_ip, Ipv4Addr::Parse(node_ip), "the node's primary IP (private-ipv4)");
     d->datapath_ = std::make_unique<datapath::ExclusiveEniDatapath>(eo);
   }
+  // NetworkPolicy: only where pods are wired by the shared-ENI datapath
+  // with an API to learn policies from. Wherever we do not enforce, a table
+  // an earlier run left is removed: this daemon is its only owner.
+  std::string policy_off;
+  if (dp != "shared") {
+    policy_off = dp == "exclusive" ? "network policy does not apply on this node: exclusive-ENI pods are outside "
+                                     "policy (as in Terway)"
+                                   : "network policy needs a pod datapath (terwayd runs with --datapath none)";
+  } else if (!kube_client) {
+    policy_off = "network policy needs the Kubernetes API (terwayd runs API-less)";
+  } else if (d->disable_network_policy_) {
+    policy_off = fmt::format("network policy is disabled: ConfigMap {}/{} has {}: \"true\"", k8s::kEniConfigNamespace,
+                             k8s::kEniConfigName, k8s::kDisableNetworkPolicyKey);
+  }
+  if (!policy_off.empty()) {
+    log::Info("{}", policy_off);
+    if (dp != "none") {
+      Status rm = PolicyController::RemoveTable("");
+      if (!rm.ok()) log::Warn("removing a leftover policy table: {}", rm.error().ToString());
+    }
+  } else {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, d->store_->ListAllocations(), "reading allocations for policy");
+    std::map<std::string, Ipv4Addr> local_ips;
+    for (const auto& a : allocs) {
+      if (auto ip = Ipv4Addr::Parse(a.ip); ip.ok()) local_ips[a.pod_namespace + "/" + a.pod_name] = *ip;
+    }
+    PolicyControllerOptions pco;
+    pco.node_name = opts.node_name;
+    if (auto node_ip = md->PrivateIpv4(); node_ip.ok()) {
+      if (auto ip = Ipv4Addr::Parse(*node_ip); ip.ok()) pco.node_ips.push_back(*ip);
+    }
+    TERWAY_ASSIGN_OR_RETURN_CTX(d->policy_,
+                                PolicyController::Create(kube_client, pco, std::move(local_ips), &d->metrics_),
+                                "starting network policy enforcement");
+  }
   CniServiceOptions cso;
   cso.datapath_mode = d->datapath_mode_;
+  if (!policy_off.empty()) cso.policy_off_reason = policy_off;
   d->service_ = std::make_unique<CniService>(cso, d->addresses_.get(), d->store_.get(),
                                              d->datapath_.get(), &d->metrics_);
   RpcServerOptions ro;
   ro.socket_path = d->opts_.socket_path;
   d->service_->SetPodDirectory(d->kube_.get());
+  d->service_->SetPodPolicy(d->policy_.get());
   d->rpc_ = std::make_unique<RpcServer>(ro, d->service_.get());
 
   d->metrics_.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
   d->metrics_.DeclareGauge("terway_pool_enis", "ENIs the pool manages");
   d->metrics_.DeclareGauge("terway_pool_max_pods", "Pods this node can hold");
   d->metrics_.DeclareGauge("terway_pool_waiting_requests", "Allocations waiting for the pool to grow");
+  d->metrics_.DeclareGauge("terway_pool_config",
+                           "The pool's sizes from eni_conf as resolved for this node (ConfigMap + override)");
   d->metrics_.DeclareCounter("terway_cloud_api_calls_total", "OpenAPI calls by action (logical calls)");
   d->metrics_.DeclareCounter("terway_cloud_api_attempts_total", "OpenAPI HTTP requests by action");
   d->metrics_.DeclareCounter("terway_cloud_api_errors_total", "OpenAPI calls that failed, by action");
@@ -270,6 +310,8 @@ void Daemon::UpdatePoolGauges() {
   metrics_.Set("terway_pool_enis", {}, s.enis);
   metrics_.Set("terway_pool_max_pods", {}, s.max_pods);
   metrics_.Set("terway_pool_waiting_requests", {}, s.waiting);
+  metrics_.Set("terway_pool_config", {{"setting", "min_pool_size"}}, config_.min_pool_size);
+  metrics_.Set("terway_pool_config", {{"setting", "max_pool_size"}}, config_.max_pool_size);
   // The cloud client counts per action; exported as counters (monotonic).
   for (const auto& [action, st] : cloud_->openapi()->Stats()) {
     metrics_.Set("terway_cloud_api_calls_total", {{"action", action}}, double(st.calls));

@@ -12,6 +12,7 @@
 #include "daemon/cni_service.h"
 #include "daemon/kube_node.h"
 #include "daemon/metrics.h"
+#include "daemon/policy_controller.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
 #include "ipam/config.h"
@@ -70,6 +71,7 @@ class Daemon {
   Metrics* metrics() { return &metrics_; }
   // Null when terwayd runs without a Kubernetes API.
   KubeNode* kube() { return kube_.get(); }
+  PolicyController* policy() { return policy_.get(); }
 
  private:
   Daemon() = default;
@@ -92,6 +94,9 @@ class Daemon {
   std::unique_ptr<ipam::PodAddressSource> addresses_;
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
   std::unique_ptr<PodDatapath> datapath_;
+  bool disable_network_policy_ = false;
+  // Null when policy is not enforced on this node (see Create's log line).
+  std::unique_ptr<PolicyController> policy_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<RpcServer> rpc_;
   std::unique_ptr<httplib::Server> metrics_server_;

@@ -13,6 +13,12 @@ const ResourceRef kNodes{"v1", "nodes", "Node", false};
 const ResourceRef kConfigMaps{"v1", "configmaps", "ConfigMap", true};
 const ResourceRef kEvents{"v1", "events", "Event", true};
 const ResourceRef kNetworkPolicies{"networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", true};
+const ResourceRef kCalicoNetworkPolicies{"projectcalico.org/v3", "networkpolicies", "NetworkPolicy", true};
+const ResourceRef kCalicoGlobalNetworkPolicies{"projectcalico.org/v3", "globalnetworkpolicies",
+                                               "GlobalNetworkPolicy", false};
+const ResourceRef kCalicoCrdNetworkPolicies{"crd.projectcalico.org/v1", "networkpolicies", "NetworkPolicy", true};
+const ResourceRef kCalicoCrdGlobalNetworkPolicies{"crd.projectcalico.org/v1", "globalnetworkpolicies",
+                                                  "GlobalNetworkPolicy", false};
 }  // namespace resources
 
 namespace {

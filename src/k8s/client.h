@@ -31,6 +31,13 @@ extern const ResourceRef kNodes;
 extern const ResourceRef kConfigMaps;
 extern const ResourceRef kEvents;
 extern const ResourceRef kNetworkPolicies;
+// Calico's policies as its API server serves them (calicoctl's and
+// kubectl's view when the Calico API server is installed) ...
+extern const ResourceRef kCalicoNetworkPolicies;
+extern const ResourceRef kCalicoGlobalNetworkPolicies;
+// ... and as Calico stores them without it (Kubernetes datastore CRDs).
+extern const ResourceRef kCalicoCrdNetworkPolicies;
+extern const ResourceRef kCalicoCrdGlobalNetworkPolicies;
 }  // namespace resources
 
 struct ListOptions {

@@ -65,6 +65,15 @@ Result<NodeEniConf> MergeNodeEniConf(const ConfigMap& base, const std::optional<
     out.override_source = fmt::format("{}/{}", kEniConfigNamespace, override_cm->metadata.name);
   }
   out.eni_conf = merged.dump();
+  if (auto it = base.data.find(kDisableNetworkPolicyKey); it != base.data.end()) {
+    // Terway's manifests write the quoted YAML strings "true" / "false".
+    if (it->second == "true" || it->second == "True") {
+      out.disable_network_policy = true;
+    } else if (it->second != "false" && it->second != "False" && !it->second.empty()) {
+      return Errorf(ErrorCode::kInvalidArgument, "{} key {} is \"{}\": write \"true\" or \"false\"", Describe(base),
+                    kDisableNetworkPolicyKey, it->second);
+    }
+  }
   return out;
 }
 

@@ -23,6 +23,9 @@ namespace terway::k8s {
 inline constexpr char kEniConfigNamespace[] = "kube-system";
 inline constexpr char kEniConfigName[] = "eni-config";
 inline constexpr char kEniConfKey[] = "eni_conf";
+// eni-config's switch for NetworkPolicy, next to eni_conf as in Terway
+// ("true": terway enforces no policy and watches no policy objects).
+inline constexpr char kDisableNetworkPolicyKey[] = "disable_network_policy";
 // Node label naming the per-node override ConfigMap (in kube-system).
 inline constexpr char kNodeConfigLabel[] = "terway-config";
 
@@ -36,6 +39,8 @@ struct NodeEniConf {
   // "kube-system/<name>" of the override applied, empty when the node has
   // no terway-config label.
   std::string override_source;
+  // From eni-config's disable_network_policy ("true"/"false"; absent: false).
+  bool disable_network_policy = false;
 };
 
 // The pure part: merge a base eni_conf with an optional override, both as

@@ -323,6 +323,19 @@ Result<Node> ParseNode(const Json& j) {
   const Json* status = nullptr;
   TERWAY_TRY_CTX(ReadObject(j, "status", "", &status), ctx);
   if (status) {
+    const Json* addrs = nullptr;
+    TERWAY_TRY_CTX(ReadArray(*status, "addresses", "status", &addrs), ctx);
+    if (addrs) {
+      for (size_t i = 0; i < addrs->size(); i++) {
+        const Json& a = (*addrs)[i];
+        std::string ap = fmt::format("status.addresses[{}]", i);
+        if (!a.is_object()) return TypeError(ap, "object", a).Wrap(ctx);
+        NodeAddress na;
+        TERWAY_TRY_CTX(ReadString(a, "type", ap, &na.type), ctx);
+        TERWAY_TRY_CTX(ReadString(a, "address", ap, &na.address), ctx);
+        node.addresses.push_back(std::move(na));
+      }
+    }
     TERWAY_TRY_CTX(ReadQuantityMap(*status, "capacity", "status", &node.capacity), ctx);
     TERWAY_TRY_CTX(ReadQuantityMap(*status, "allocatable", "status", &node.allocatable), ctx);
     const Json* conds = nullptr;
@@ -343,6 +356,13 @@ Result<Node> ParseNode(const Json& j) {
     }
   }
   return node;
+}
+
+Result<RawObject> ParseRawObject(const Json& j) {
+  RawObject o;
+  TERWAY_ASSIGN_OR_RETURN_CTX(o.metadata, MetaOf(j, "object"), "parsing object");
+  o.raw = j;
+  return o;
 }
 
 Result<ConfigMap> ParseConfigMap(const Json& j) {

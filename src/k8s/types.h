@@ -80,9 +80,15 @@ struct NodeCondition {
   std::string last_transition_time;
 };
 
+struct NodeAddress {
+  std::string type;  // InternalIP, ExternalIP, Hostname, ...
+  std::string address;
+};
+
 struct Node {
   ObjectMeta metadata;
   std::string provider_id;
+  std::vector<NodeAddress> addresses;
   std::map<std::string, std::string> capacity;     // quantities kept as text
   std::map<std::string, std::string> allocatable;
   std::vector<NodeCondition> conditions;
@@ -147,6 +153,14 @@ struct NetworkPolicy {
   std::vector<NetworkPolicyRule> egress;
 };
 
+// An object kept whole: typed metadata (for the cache's keys and versions)
+// plus the raw JSON, for kinds whose parser lives elsewhere (Calico policies:
+// src/policy parses them and reports their errors itself).
+struct RawObject {
+  ObjectMeta metadata;
+  Json raw;
+};
+
 struct ObjectReference {
   std::string kind;
   std::string namespace_;
@@ -175,6 +189,7 @@ Result<Node> ParseNode(const Json& j);
 Result<ConfigMap> ParseConfigMap(const Json& j);
 Result<NetworkPolicy> ParseNetworkPolicy(const Json& j);
 Result<Event> ParseEvent(const Json& j);
+Result<RawObject> ParseRawObject(const Json& j);
 Result<LabelSelectorSpec> ParseLabelSelector(const Json& j);
 
 Json ObjectMetaToJson(const ObjectMeta& m);
@@ -191,5 +206,6 @@ template <> inline Result<NetworkPolicy> Parse<NetworkPolicy>(const Json& j) {
   return ParseNetworkPolicy(j);
 }
 template <> inline Result<Event> Parse<Event>(const Json& j) { return ParseEvent(j); }
+template <> inline Result<RawObject> Parse<RawObject>(const Json& j) { return ParseRawObject(j); }
 
 }  // namespace terway::k8s

@@ -256,6 +256,50 @@ class CompileRun {
   std::unordered_map<std::string, std::vector<size_t>> peer_pods_;
 };
 
+std::string MatchKey(const CompiledRule& r) {
+  std::string k = r.peer_set ? std::to_string(*r.peer_set) : "any";
+  for (const auto& m : r.ports) {
+    k += fmt::format("|{}:{}", m.protocol ? static_cast<int>(*m.protocol) : -1, m.all_ports ? "all" : "");
+    for (const auto& [a, b] : m.ranges) k += fmt::format(",{}-{}", a, b);
+  }
+  return k;
+}
+
+// Drops rules no packet can reach: a repeat of an earlier deciding rule with
+// the same match (the earlier one always decides first; common when many
+// policies select a pod with the same rule), and everything after a
+// deciding rule that matches all traffic. Log rules decide nothing and stay.
+void PruneUnreachable(std::vector<CompiledRule>* rules) {
+  std::set<std::string> seen;
+  std::vector<CompiledRule> out;
+  for (auto& r : *rules) {
+    if (r.action == Action::kLog) {
+      out.push_back(std::move(r));
+      continue;
+    }
+    std::string key = MatchKey(r);
+    if (!seen.insert(key).second) continue;
+    bool matches_all = !r.peer_set && r.ports.empty();
+    out.push_back(std::move(r));
+    if (matches_all) break;
+  }
+  *rules = std::move(out);
+}
+
+// Names that survive recompiles: a rule's counter keeps its identity (pod,
+// direction, policy, rule, repeat) whatever else changed in the cluster, so
+// the renderer can carry packet counts across a table replacement, and an
+// operator's `policy show` does not reset whenever any pod anywhere starts.
+// FNV-1a 64: cheap, stable across builds and processes.
+std::string StableName(const char* prefix, const std::string& identity) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : identity) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{}{:016x}", prefix, h);
+}
+
 std::string PodOrIp(const CompiledPolicy& c, std::optional<size_t> pod, Ipv4Addr ip) {
   return pod ? c.pods()[*pod].Key() : ip.ToString();
 }
@@ -280,7 +324,6 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
     if (out.pods_[i].ip && !out.pods_[i].host_network) out.pod_by_ip_[out.pods_[i].ip->value()] = i;
   }
   CompileRun run(&out, in.namespaces);
-  size_t counter = 0;
   for (size_t pod = 0; pod < out.pods_.size(); pod++) {
     const PodInfo& p = out.pods_[pod];
     if (!p.ip || p.host_network || p.exclusive_eni) continue;
@@ -289,7 +332,7 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
       PodChain chain;
       chain.pod = pod;
       chain.direction = d;
-      chain.name = fmt::format("{}_{}", d == Direction::kIngress ? "in" : "eg", pod);
+      chain.name = StableName(d == Direction::kIngress ? "in_" : "eg_", p.Key());
       for (size_t pi = 0; pi < out.policies_.size(); pi++) {
         const Policy& pol = out.policies_[pi];
         if (!(d == Direction::kIngress ? pol.applies_ingress : pol.applies_egress)) continue;
@@ -299,7 +342,13 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
         for (size_t ri = 0; ri < rules.size(); ri++) run.CompileRule(pi, rules[ri], ri, d, pod, &chain.rules);
       }
       if (chain.policies.empty()) continue;  // not isolated in this direction
-      for (auto& r : chain.rules) r.counter = fmt::format("c{}", counter++);
+      PruneUnreachable(&chain.rules);
+      std::map<std::pair<size_t, size_t>, int> repeats;  // named ports: one source rule, several rules
+      for (auto& r : chain.rules) {
+        int n = repeats[{r.policy, r.rule_index}]++;
+        r.counter = StableName("c", fmt::format("{}|{}|{}|{}|{}", p.Key(), DirectionName(d),
+                                                  out.policies_[r.policy].Id(), r.rule_index, n));
+      }
       out.chain_index_[{pod, static_cast<int>(d)}] = out.chains_.size();
       out.chains_.push_back(std::move(chain));
     }

@@ -81,7 +81,16 @@ std::mutex g_nft_mu;
 
 }  // namespace
 
-std::string RenderNftScript(const CompiledPolicy& cp) {
+std::string RenderNftScript(const CompiledPolicy& cp, const std::vector<RuleCounter>& carried) {
+  std::map<std::string, const RuleCounter*> carry;
+  for (const auto& c : carried) carry[c.name] = &c;
+  auto counter = [&](const std::string& name) {
+    auto it = carry.find(name);
+    if (it == carry.end() || (it->second->packets == 0 && it->second->bytes == 0)) {
+      return fmt::format("  counter {} {{ }}\n", name);
+    }
+    return fmt::format("  counter {} {{ packets {} bytes {} }}\n", name, it->second->packets, it->second->bytes);
+  };
   std::string s = fmt::format("add table {0} {1}\ndelete table {0} {1}\ntable {0} {1} {{\n", kNftFamily, kNftTable);
   for (const auto& set : cp.sets()) {
     s += fmt::format("  set {} {{\n    type ipv4_addr; flags interval;\n", set.name);
@@ -90,8 +99,8 @@ std::string RenderNftScript(const CompiledPolicy& cp) {
   }
   std::string ingress_elems, egress_elems, chains;
   for (const auto& chain : cp.chains()) {
-    s += fmt::format("  counter {}_drop {{ }}\n", chain.name);
-    for (const auto& r : chain.rules) s += fmt::format("  counter {} {{ }}\n", r.counter);
+    s += counter(chain.name + "_drop");
+    for (const auto& r : chain.rules) s += counter(r.counter);
     const PodInfo& pod = cp.pods()[chain.pod];
     std::string& elems = chain.direction == Direction::kIngress ? ingress_elems : egress_elems;
     elems += fmt::format("{}{} : jump {}", elems.empty() ? "" : ", ", pod.ip->ToString(), chain.name);
@@ -167,7 +176,13 @@ Status RunNftBatch(const std::string& netns, const std::string& script, std::str
 }
 
 Status NftPolicyTable::Apply(const CompiledPolicy& policy) {
-  Status s = RunNftBatch(netns_, RenderNftScript(policy));
+  // Counters live in the table we are about to replace: read them and
+  // declare them again with their values. Packets counted between the read
+  // and the replacement are lost; a count that is off by a few packets
+  // beats one that restarts at every change anywhere in the cluster.
+  std::vector<RuleCounter> carried;
+  if (auto current = ReadCounters(); current.ok()) carried = std::move(current).value();
+  Status s = RunNftBatch(netns_, RenderNftScript(policy, carried));
   if (!s.ok()) return std::move(s).error().Wrap(fmt::format("installing table {} {}", kNftFamily, kNftTable));
   return Ok();
 }

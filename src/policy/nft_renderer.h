@@ -35,15 +35,17 @@ namespace terway::policy {
 inline constexpr const char* kNftFamily = "inet";
 inline constexpr const char* kNftTable = "terway";
 
-// The whole batch: create-then-delete the table (so the delete cannot fail
-// when it is absent) and declare it anew, all in one transaction.
-std::string RenderNftScript(const CompiledPolicy& policy);
-
 struct RuleCounter {
   std::string name;
   uint64_t packets = 0;
   uint64_t bytes = 0;
 };
+
+// The whole batch: create-then-delete the table (so the delete cannot fail
+// when it is absent) and declare it anew, all in one transaction. Counters
+// named in `carried` start at those values (their names are stable across
+// compiles, see the compiler).
+std::string RenderNftScript(const CompiledPolicy& policy, const std::vector<RuleCounter>& carried = {});
 
 // "policy show": per pod chain, each rule with its counter values.
 std::string FormatPolicyShow(const CompiledPolicy& policy, const std::vector<RuleCounter>& counters);
@@ -53,8 +55,8 @@ class NftPolicyTable {
  public:
   explicit NftPolicyTable(std::string netns = "") : netns_(std::move(netns)) {}
 
-  // Replaces everything of ours with `policy`, atomically. Counters restart:
-  // a render re-declares them.
+  // Replaces everything of ours with `policy`, atomically. Rule counters
+  // keep their values (read first, re-declared with them).
   Status Apply(const CompiledPolicy& policy);
   // Deletes our table; success when it is already gone.
   Status Remove();

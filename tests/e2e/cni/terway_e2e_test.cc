@@ -153,6 +153,9 @@ class StatefulDaemon {
         for (auto it = ips_.begin(); it != ips_.end();) it = keep.count(it->first) ? std::next(it) : ips_.erase(it);
         return Reply{};
       }
+      case Op::kPolicyExplain:
+      case Op::kPolicyShow:
+        break;  // operator requests: never sent by the plugin
     }
     return Reply::Fail(ErrorClass::kInvalid, "unknown op");
   }

@@ -283,6 +283,17 @@ TEST_F(PolicyNftRoot, EnforcesStatefullyAndRemovesEverything) {
   EXPECT_GE(value(b_in->rules[0].counter), 1u) << FormatPolicyShow(cp, *counters);
   EXPECT_GE(value(a_in->name + "_drop"), 1u) << FormatPolicyShow(cp, *counters);
   EXPECT_NE(FormatPolicyShow(cp, *counters).find("Allow by k8s:x/b-in ingress[0]"), std::string::npos);
+  const uint64_t b_allowed = value(b_in->rules[0].counter);
+
+  // Re-applying (any change elsewhere in the cluster does) keeps the counts:
+  // `policy show` must not reset whenever some pod starts.
+  ASSERT_OK(table.Apply(cp));
+  auto carried = table.ReadCounters();
+  ASSERT_OK(carried);
+  uint64_t after = 0;
+  for (const auto& c : *carried)
+    if (c.name == b_in->rules[0].counter) after = c.packets;
+  EXPECT_GE(after, b_allowed) << FormatPolicyShow(cp, *carried);
 
   // A Calico global Deny ahead of the Kubernetes policies closes a -> b; the
   // re-render replaces the table in one transaction.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -285,6 +286,102 @@ TEST_F(CniServiceTest, ExclusiveAllocatorBehindTheServiceRefusesPodEniQuantity) 
   for (const auto& e : cloud.AllEnis()) terway_enis += e.type == "Primary" ? 0 : 1;
   EXPECT_EQ(terway_enis, 1);
   EXPECT_TRUE(svc.Handle(Req(proto::Op::kAllocate, "c3", "p3")).ok());
+}
+
+// What a Kubernetes API would say about pods and the node, scripted.
+class FakeDirectory : public PodDirectory {
+ public:
+  std::string NodeRefusal() override { return node_refusal; }
+  Result<std::optional<PodMetadata>> Lookup(const std::string& ns, const std::string& name) override {
+    if (api_down) return MakeError(ErrorCode::kUnavailable, "connection refused");
+    auto it = pods.find(ns + "/" + name);
+    if (it == pods.end()) return std::optional<PodMetadata>();
+    return std::optional<PodMetadata>(it->second);
+  }
+  void AllocationStarted(const std::string& ns, const std::string& name) override {
+    started.push_back(ns + "/" + name);
+  }
+  void Allocated(const std::string& ns, const std::string& name, const std::string& ip) override {
+    allocated.push_back(ns + "/" + name + "=" + ip);
+  }
+  void AllocationFailed(const std::string& ns, const std::string& name, const std::string&,
+                        const Error& e) override {
+    failed.push_back(ns + "/" + name + ": " + ErrorCodeName(e.code));
+  }
+
+  std::string node_refusal;
+  bool api_down = false;
+  std::map<std::string, PodMetadata> pods;
+  std::vector<std::string> started, allocated, failed;
+};
+
+TEST_F(CniServiceTest, DirectoryRefusesIgnoredPodsAndNodesAsInvalidInput) {
+  FakeDirectory dir;
+  dir.pods["default/web"].labels[kIgnoreByTerwayLabel] = "true";
+  service_->SetPodDirectory(&dir);
+  service_->SetReady(true);
+  auto add = Call(Req(proto::Op::kAllocate, "c1", "web"));
+  ASSERT_FALSE(add.ok());
+  EXPECT_EQ(add.error->cls, proto::ErrorClass::kInvalid);
+  EXPECT_NE(add.error->message.find("k8s.aliyun.com/ignore-by-terway=true"), std::string::npos)
+      << add.error->message;
+  // Any other value does not ignore (Terway compares with "true").
+  dir.pods["default/web"].labels[kIgnoreByTerwayLabel] = "false";
+  EXPECT_TRUE(Call(Req(proto::Op::kAllocate, "c1", "web")).ok());
+
+  dir.node_refusal = "node n1 is labelled k8s.aliyun.com/ignore-by-terway=true";
+  auto refused = Call(Req(proto::Op::kAllocate, "c2", "other"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error->cls, proto::ErrorClass::kInvalid);
+  EXPECT_NE(refused.error->message.find("node n1"), std::string::npos);
+  EXPECT_TRUE(dir.started == std::vector<std::string>{"default/web"});
+}
+
+TEST_F(CniServiceTest, DirectoryGivesOwnerForStickyIpsAndHearsOutcomes) {
+  FakeDirectory dir;
+  dir.pods["default/db-0"].owner_kind = "StatefulSet";
+  dir.pods["default/db-0"].uid = "uid-db-0";
+  service_->SetPodDirectory(&dir);
+  service_->SetReady(true);
+  auto add = Call(Req(proto::Op::kAllocate, "c1", "db-0"));
+  ASSERT_TRUE(add.ok()) << add.error->message;
+  const std::string ip = add.result->ips[0].address;
+  ASSERT_EQ(dir.allocated.size(), 1u);
+  EXPECT_EQ(dir.allocated[0], "default/db-0=" + ip.substr(0, ip.find('/')));
+  // A StatefulSet pod's IP stays reserved after DEL and comes back to it.
+  ASSERT_TRUE(Call(Req(proto::Op::kRelease, "c1", "db-0")).ok());
+  EXPECT_EQ(pool_->Stats().reserved, 1);
+  auto again = Call(Req(proto::Op::kAllocate, "c2", "db-0"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.result->ips[0].address, ip);
+
+  // A pod the API does not know is served (podman on a node), unknown uid.
+  EXPECT_TRUE(Call(Req(proto::Op::kAllocate, "c3", "static")).ok());
+  // An unreachable API: retry later, nothing allocated, nothing reported.
+  dir.api_down = true;
+  auto down = Call(Req(proto::Op::kAllocate, "c4", "late"));
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.error->cls, proto::ErrorClass::kUnavailable);
+  EXPECT_TRUE(dir.failed.empty());
+}
+
+TEST_F(CniServiceTest, DirectoryHearsExhaustionAndBadBandwidthAnnotationRefuses) {
+  FakeDirectory dir;
+  dir.pods["default/slow"].annotations["kubernetes.io/ingress-bandwidth"] = "ten megabits";
+  service_->SetPodDirectory(&dir);
+  service_->SetReady(true);
+  auto bad = Call(Req(proto::Op::kAllocate, "c0", "slow"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error->cls, proto::ErrorClass::kInvalid);
+  EXPECT_NE(bad.error->message.find("kubernetes.io/ingress-bandwidth"), std::string::npos) << bad.error->message;
+  // (3 ENIs - 1) x 4 IPs = 8 pods; the 9th fails as exhausted and is reported.
+  for (int i = 0; i < 8; i++) {
+    ASSERT_TRUE(Call(Req(proto::Op::kAllocate, "c" + std::to_string(i + 1), "p" + std::to_string(i))).ok());
+  }
+  auto full = Call(Req(proto::Op::kAllocate, "c9", "p9"));
+  ASSERT_FALSE(full.ok());
+  ASSERT_EQ(dir.failed.size(), 1u);
+  EXPECT_EQ(dir.failed[0], "default/p9: Exhausted");
 }
 
 }  // namespace

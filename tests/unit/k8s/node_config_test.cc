@@ -66,6 +66,25 @@ TEST(MergeNodeEniConfTest, NoOverrideIsTheBase) {
   EXPECT_EQ(r->override_source, "");
 }
 
+TEST(MergeNodeEniConfTest, DisableNetworkPolicyKeyIsReadBesideEniConf) {
+  auto absent = MergeNodeEniConf(Cm("eni-config", {{"eni_conf", kBase}}), std::nullopt);
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->disable_network_policy);
+  auto off = MergeNodeEniConf(Cm("eni-config", {{"eni_conf", kBase}, {"disable_network_policy", "true"}}),
+                              std::nullopt);
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->disable_network_policy);
+  auto on = MergeNodeEniConf(Cm("eni-config", {{"eni_conf", kBase}, {"disable_network_policy", "false"}}),
+                             std::nullopt);
+  ASSERT_TRUE(on.ok());
+  EXPECT_FALSE(on->disable_network_policy);
+  auto bad = MergeNodeEniConf(Cm("eni-config", {{"eni_conf", kBase}, {"disable_network_policy", "yes"}}),
+                              std::nullopt);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("disable_network_policy"), std::string::npos) << bad.error().ToString();
+  EXPECT_NE(bad.error().message.find("\"true\" or \"false\""), std::string::npos);
+}
+
 TEST(MergeNodeEniConfTest, OverrideMergesAndIpamAcceptsTheResult) {
   auto r = MergeNodeEniConf(Cm("eni-config", {{"eni_conf", kBase}}),
                             Cm("pool-b", {{"eni_conf", R"({"vswitches":{"cn-hangzhou-i":["vsw-b1","vsw-b2"]},

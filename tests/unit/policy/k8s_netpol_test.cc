@@ -266,6 +266,24 @@ TEST(Netpol, NodeFilterAndPodsOutsidePolicy) {
   EXPECT_NE(e->ingress.reason.find("outside policy (exclusive ENI)"), std::string::npos) << e->ToString();
 }
 
+TEST(Netpol, UnreachableRepeatsArePrunedWithoutChangingVerdicts) {
+  PolicyInputs in = NetpolWorld();
+  for (const char* name : {"p1", "p2", "p3"}) {
+    in.policies.push_back(K8s(std::string(R"({"metadata":{"name":")") + name +
+                              R"(","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+        "ingress":[{"from":[{"podSelector":{"matchLabels":{"pod":"b"}}}],"ports":[{"port":80}]},{}]}})"));
+  }
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  const PodChain* chain = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(chain, nullptr);
+  // p1's two rules; the second ({}: all traffic) ends the chain.
+  ASSERT_EQ(chain->rules.size(), 2u);
+  EXPECT_EQ(cp.DescribeRule(chain->rules[0]), "Allow by k8s:x/p1 ingress[0]");
+  EXPECT_EQ(cp.DescribeRule(chain->rules[1]), "Allow by k8s:x/p1 ingress[1]");
+  EXPECT_EQ(chain->policies.size(), 3u);
+  EXPECT_EQ(Mismatches(cp, Protocol::kTCP, 81, [](auto&, auto&) { return true; }), "");
+}
+
 TEST(Netpol, HostNetworkPodsAreNeverSelectorPeersButIpBlocksSeeEveryAddress) {
   PolicyInputs in = NetpolWorld();
   PodInfo host;

@@ -21,24 +21,62 @@ TEST(NftRender, OneAtomicBatchWithSetsMapsAndChains) {
       "egress":[{"to":[{"ipBlock":{"cidr":"198.18.0.0/16","except":["198.18.3.0/24"]}}]}]}})"));
   CompiledPolicy cp = PolicyCompiler().Compile(in);
   std::string s = RenderNftScript(cp);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  const PodChain* eg_a = cp.Chain(*cp.FindPod("x/a"), Direction::kEgress);
+  ASSERT_NE(in_a, nullptr);
+  ASSERT_NE(eg_a, nullptr);
+  const std::string c_in = in_a->rules[0].counter, c_eg = eg_a->rules[0].counter;
   // Create-then-delete-then-declare: one transaction, no failure when absent.
   EXPECT_EQ(s.rfind("add table inet terway\ndelete table inet terway\ntable inet terway {\n", 0), 0u) << s;
   EXPECT_TRUE(Has(s, "set s0 {\n    type ipv4_addr; flags interval;\n    elements = { 198.18.2.1-198.18.2.3 }")) << s;
   EXPECT_TRUE(Has(s, "elements = { 198.18.0.0-198.18.2.255, 198.18.4.0-198.18.255.255 }")) << s;
-  EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump in_0 }")) << s;
-  EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump eg_0 }")) << s;
-  EXPECT_TRUE(Has(s, "ip saddr @s0 tcp dport { 80 } counter name \"c0\" accept comment \"Allow by k8s:x/p ingress[0]\"")) << s;
-  EXPECT_TRUE(Has(s, "ip saddr @s0 udp dport { 81-90 } counter name \"c0\" accept")) << s;
-  EXPECT_TRUE(Has(s, "ip daddr @s1 counter name \"c1\" return comment \"Allow by k8s:x/p egress[0]\"")) << s;
-  EXPECT_TRUE(Has(s, "counter name \"in_0_drop\" drop")) << s;
+  EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump " + in_a->name + " }")) << s;
+  EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump " + eg_a->name + " }")) << s;
+  EXPECT_TRUE(Has(s, "ip saddr @s0 tcp dport { 80 } counter name \"" + c_in +
+                         "\" accept comment \"Allow by k8s:x/p ingress[0]\"")) << s;
+  EXPECT_TRUE(Has(s, "ip saddr @s0 udp dport { 81-90 } counter name \"" + c_in + "\" accept")) << s;
+  EXPECT_TRUE(Has(s, "ip daddr @s1 counter name \"" + c_eg + "\" return comment \"Allow by k8s:x/p egress[0]\"")) << s;
+  EXPECT_TRUE(Has(s, "counter name \"" + in_a->name + "_drop\" drop")) << s;
   EXPECT_TRUE(Has(s, "type filter hook forward priority filter; policy accept;\n"
                      "    ct state established,related accept\n"
                      "    ct state invalid drop\n"
                      "    ip saddr vmap @pod_egress\n"
                      "    ip daddr vmap @pod_ingress\n")) << s;
-  std::string show = FormatPolicyShow(cp, {{"c0", 7, 420}});
-  EXPECT_TRUE(Has(show, "x/a ingress (in_0):")) << show;
+  std::string show = FormatPolicyShow(cp, {{c_in, 7, 420}});
+  EXPECT_TRUE(Has(show, "x/a ingress (" + in_a->name + "):")) << show;
   EXPECT_TRUE(Has(show, "7 pkts 420 bytes")) << show;
+}
+
+TEST(NftRender, NamesSurviveUnrelatedChangesAndCarriedCountersKeepTheirValues) {
+  const char* policy = R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"from":[{"podSelector":{}}]}]}})";
+  PolicyInputs before = NetpolWorld();
+  before.policies.push_back(K8s(policy));
+  CompiledPolicy cp1 = PolicyCompiler().Compile(before);
+  // Another policy and another pod appear; x/a's chain and rule keep names.
+  PolicyInputs after = NetpolWorld();
+  PodInfo extra;
+  extra.namespace_ = "aaa";
+  extra.name = "first";
+  extra.ip = *Ipv4Addr::Parse("198.18.9.9");
+  after.pods.insert(after.pods.begin(), extra);
+  after.policies.push_back(K8s(R"({"metadata":{"name":"o","namespace":"y"},"spec":{"podSelector":{}}})"));
+  after.policies.push_back(K8s(policy));
+  CompiledPolicy cp2 = PolicyCompiler().Compile(after);
+  const PodChain* c1 = cp1.Chain(*cp1.FindPod("x/a"), Direction::kIngress);
+  const PodChain* c2 = cp2.Chain(*cp2.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(c1, nullptr);
+  ASSERT_NE(c2, nullptr);
+  EXPECT_EQ(c1->name, c2->name);
+  ASSERT_EQ(c1->rules.size(), 1u);
+  ASSERT_EQ(c2->rules.size(), 1u);
+  EXPECT_EQ(c1->rules[0].counter, c2->rules[0].counter);
+  // Different pods, directions and rules never share a name.
+  EXPECT_NE(c2->name, cp2.Chain(*cp2.FindPod("y/a"), Direction::kIngress)->name);
+
+  std::string s = RenderNftScript(cp2, {{c2->rules[0].counter, 12, 3400}, {"gone", 1, 1}});
+  EXPECT_TRUE(Has(s, "counter " + c2->rules[0].counter + " { packets 12 bytes 3400 }")) << s;
+  EXPECT_FALSE(Has(s, "gone")) << s;
 }
 
 TEST(NftRender, CalicoActionsBecomeVerdicts) {
@@ -47,11 +85,18 @@ TEST(NftRender, CalicoActionsBecomeVerdicts) {
       "selector":"pod == 'a'","types":["Ingress","Egress"],
       "ingress":[{"action":"Log"},{"action":"Deny","protocol":"SCTP"},{"action":"Pass","protocol":"ICMP"}],
       "egress":[{"action":"Pass"}]}})"));
-  std::string s = RenderNftScript(PolicyCompiler().Compile(in));
-  EXPECT_TRUE(Has(s, "counter name \"c0\" log prefix \"terway c0 \"  comment")) << s;
-  EXPECT_TRUE(Has(s, "meta l4proto sctp counter name \"c1\" drop")) << s;
-  EXPECT_TRUE(Has(s, "meta l4proto icmp counter name \"c2\" accept")) << s;
-  EXPECT_TRUE(Has(s, "counter name \"c3\" return comment \"Pass by calico:x/p egress[0]\"")) << s;
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  std::string s = RenderNftScript(cp);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  const PodChain* eg_a = cp.Chain(*cp.FindPod("x/a"), Direction::kEgress);
+  ASSERT_NE(in_a, nullptr);
+  ASSERT_NE(eg_a, nullptr);
+  ASSERT_EQ(in_a->rules.size(), 3u);
+  const std::string& log = in_a->rules[0].counter;
+  EXPECT_TRUE(Has(s, "counter name \"" + log + "\" log prefix \"terway " + log + " \"  comment")) << s;
+  EXPECT_TRUE(Has(s, "meta l4proto sctp counter name \"" + in_a->rules[1].counter + "\" drop")) << s;
+  EXPECT_TRUE(Has(s, "meta l4proto icmp counter name \"" + in_a->rules[2].counter + "\" accept")) << s;
+  EXPECT_TRUE(Has(s, "counter name \"" + eg_a->rules[0].counter + "\" return comment \"Pass by calico:x/p egress[0]\"")) << s;
 }
 
 TEST(NftRender, NoPoliciesStillDeclaresTheEmptyTable) {

@@ -60,6 +60,11 @@ std::vector<ResourceType> BuiltinResourceTypes() {
       {"", "v1", "Event", "events", "event", true, {"ev"}, false},
       {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, {"netpol"},
        false},
+      // Calico's policy API (what its API server serves; the kinds terwayd
+      // also enforces), so migrated manifests apply unchanged.
+      {"projectcalico.org", "v3", "NetworkPolicy", "networkpolicies", "networkpolicy", true, {"cnp"}, false},
+      {"projectcalico.org", "v3", "GlobalNetworkPolicy", "globalnetworkpolicies", "globalnetworkpolicy", false,
+       {"gnp"}, false},
   };
 }
 

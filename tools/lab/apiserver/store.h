@@ -40,7 +40,7 @@ struct ResourceType {
   std::string Key() const { return group + "/" + plural; }
 };
 
-// The kinds the project uses (core v1, networking.k8s.io/v1).
+// The kinds the project uses (core v1, networking.k8s.io/v1, projectcalico.org/v3).
 std::vector<ResourceType> BuiltinResourceTypes();
 
 // One change, as watches replay it. old_object is the previous state of a

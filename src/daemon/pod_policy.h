@@ -1,0 +1,27 @@
+// What the CNI service asks of network policy (PolicyController implements
+// it): a new pod's rules in the kernel before its ADD returns, its address
+// forgotten on DEL, and the operator's explain/show over the same socket.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/ip.h"
+#include "common/result.h"
+#include "policy/compiler.h"
+
+namespace terway::daemon {
+
+class PodPolicy {
+ public:
+  virtual ~PodPolicy() = default;
+  // Ok: the pod's chains (if any policy selects it) are enforced. An error
+  // means the pod would start unprotected; the ADD fails and is undone.
+  virtual Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) = 0;
+  virtual void PodStopped(const std::string& ns, const std::string& name) = 0;
+  virtual Result<policy::Explanation> Explain(const std::string& from, const std::string& to,
+                                              policy::Protocol proto, uint16_t port) = 0;
+  virtual Result<std::string> Show() = 0;
+};
+
+}  // namespace terway::daemon

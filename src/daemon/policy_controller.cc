@@ -1,0 +1,398 @@
+#include "daemon/policy_controller.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/log.h"
+#include "policy/calico_policy.h"
+#include "policy/k8s_policy.h"
+#include "policy/nft_renderer.h"
+
+namespace terway::daemon {
+
+const char* CalicoApiName(CalicoApi a) {
+  switch (a) {
+    case CalicoApi::kNone: return "none";
+    case CalicoApi::kV3: return "projectcalico.org/v3";
+    case CalicoApi::kCrdV1: return "crd.projectcalico.org/v1";
+  }
+  return "?";
+}
+
+k8s::Json CalicoCrdToV3(const k8s::Json& crd) {
+  k8s::Json v3 = crd;
+  if (!v3.is_object()) return v3;
+  v3["apiVersion"] = "projectcalico.org/v3";
+  auto meta = v3.find("metadata");
+  if (meta == v3.end() || !meta->is_object()) return v3;
+  auto name = meta->find("name");
+  if (name == meta->end() || !name->is_string()) return v3;
+  // Calico's datastore names a default-tier policy "default.<name>"; the v3
+  // API (and our Explain) calls it <name>.
+  const std::string n = name->get<std::string>();
+  constexpr std::string_view kDefaultTier = "default.";
+  if (n.size() > kDefaultTier.size() && n.compare(0, kDefaultTier.size(), kDefaultTier) == 0) {
+    *name = n.substr(kDefaultTier.size());
+  }
+  return v3;
+}
+
+BuiltInputs BuildPolicyInputs(const PolicySources& s) {
+  BuiltInputs out;
+  policy::PolicyInputs& in = out.inputs;
+  for (const auto& ns : s.namespaces) in.namespaces.push_back(policy::NamespaceFromK8s(ns));
+  for (const auto& p : s.pods) {
+    policy::PodInfo info = policy::PodFromK8s(p);
+    if (!s.node_name.empty() && p.node_name == s.node_name && !p.host_network) {
+      // Our own pods: the address we handed out is the truth. The API's
+      // status.podIP lags (it is written after ADD) and can be stale.
+      auto it = s.local_ips.find(info.Key());
+      info.ip = it == s.local_ips.end() ? std::nullopt : std::optional<Ipv4Addr>(it->second);
+    }
+    in.pods.push_back(std::move(info));
+  }
+  for (const auto& n : s.nodes) {
+    for (const auto& a : n.addresses) {
+      if (a.type != "InternalIP" && a.type != "ExternalIP") continue;
+      if (auto ip = Ipv4Addr::Parse(a.address); ip.ok()) in.node_ips[n.metadata.name].push_back(*ip);
+    }
+  }
+  if (!s.node_name.empty()) {
+    auto& mine = in.node_ips[s.node_name];
+    for (const auto& ip : s.node_ips) {
+      if (std::find(mine.begin(), mine.end(), ip) == mine.end()) mine.push_back(ip);
+    }
+  }
+  for (const auto& np : s.network_policies) {
+    auto p = policy::PolicyFromK8s(np);
+    if (!p.ok()) {
+      out.rejected.push_back(fmt::format("k8s:{}: {}", np.metadata.Key(), p.error().ToString()));
+      continue;
+    }
+    in.policies.push_back(std::move(p).value());
+  }
+  for (const auto& obj : s.calico_policies) {
+    auto p = policy::PolicyFromCalico(obj);
+    if (!p.ok()) {
+      std::string name = obj.contains("metadata") && obj["metadata"].is_object()
+                             ? obj["metadata"].value("namespace", std::string()) + "/" +
+                                   obj["metadata"].value("name", std::string())
+                             : "?";
+      out.rejected.push_back(fmt::format("calico:{}: {}", name, p.error().ToString()));
+      continue;
+    }
+    in.policies.push_back(std::move(p).value());
+  }
+  return out;
+}
+
+bool PodChangeMatters(const k8s::Pod& a, const k8s::Pod& b) {
+  if (a.metadata.labels != b.metadata.labels || a.pod_ip != b.pod_ip || a.pod_ips != b.pod_ips ||
+      a.node_name != b.node_name || a.host_network != b.host_network || a.metadata.uid != b.metadata.uid) {
+    return true;
+  }
+  if (a.containers.size() != b.containers.size()) return true;
+  for (size_t i = 0; i < a.containers.size(); i++) {
+    const auto& pa = a.containers[i].ports;
+    const auto& pb = b.containers[i].ports;
+    if (pa.size() != pb.size()) return true;
+    for (size_t j = 0; j < pa.size(); j++) {
+      if (pa[j].name != pb[j].name || pa[j].container_port != pb[j].container_port ||
+          pa[j].protocol != pb[j].protocol) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+namespace {
+
+bool NodeAddressesDiffer(const k8s::Node& a, const k8s::Node& b) {
+  if (a.addresses.size() != b.addresses.size()) return true;
+  for (size_t i = 0; i < a.addresses.size(); i++) {
+    if (a.addresses[i].type != b.addresses[i].type || a.addresses[i].address != b.addresses[i].address) return true;
+  }
+  return false;
+}
+
+// Which Calico API the cluster serves. An error other than "not served"
+// (403 without RBAC for the group, say) also means we cannot watch it: say
+// so, and run with Kubernetes policies only rather than refuse to start.
+CalicoApi DetectCalicoApi(k8s::RestClient& client) {
+  k8s::ListOptions one;
+  one.limit = 1;
+  auto v3 = client.List(k8s::resources::kCalicoNetworkPolicies, "", one);
+  if (v3.ok()) return CalicoApi::kV3;
+  auto crd = client.List(k8s::resources::kCalicoCrdNetworkPolicies, "", one);
+  if (crd.ok()) return CalicoApi::kCrdV1;
+  if (v3.error().code != ErrorCode::kNotFound || crd.error().code != ErrorCode::kNotFound) {
+    log::Warn("policy: cannot list Calico policies (projectcalico.org/v3: {}; crd.projectcalico.org/v1: {}); "
+              "enforcing Kubernetes NetworkPolicies only; grant terway list/watch on them to enforce Calico's",
+              v3.error().ToString(), crd.error().ToString());
+  }
+  return CalicoApi::kNone;
+}
+
+}  // namespace
+
+PolicyController::PolicyController(std::shared_ptr<k8s::RestClient> client, PolicyControllerOptions opts,
+                                   Metrics* metrics)
+    : client_(std::move(client)), opts_(std::move(opts)), metrics_(metrics) {}
+
+Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_ptr<k8s::RestClient> client,
+                                                                   PolicyControllerOptions opts,
+                                                                   std::map<std::string, Ipv4Addr> local_ips,
+                                                                   Metrics* metrics) {
+  std::unique_ptr<PolicyController> c(new PolicyController(std::move(client), std::move(opts), metrics));
+  c->local_ips_ = std::move(local_ips);
+  metrics->DeclareCounter("terway_policy_applies_total", "Policy compiles applied to nftables, by trigger and result");
+  metrics->DeclareHistogram("terway_policy_apply_seconds", "Time to compile the policy model and replace the nft table",
+                            LatencyBuckets());
+  metrics->DeclareGauge("terway_policy_objects", "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
+
+  k8s::RestClient& rc = *c->client_;
+  c->calico_ = DetectCalicoApi(rc);
+  PolicyController* self = c.get();
+  auto dirty = [self](auto&&...) { self->MarkDirty(); };
+
+  c->pods_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kPods);
+  k8s::CacheHandlers<k8s::Pod> ph;
+  ph.on_add = dirty;
+  ph.on_delete = dirty;
+  ph.on_update = [self](const k8s::Pod& a, const k8s::Pod& b) {
+    if (PodChangeMatters(a, b)) self->MarkDirty();
+  };
+  c->pods_ = std::make_unique<k8s::Cache<k8s::Pod>>(*c->pods_lw_, k8s::ReflectorOptions{}, ph);
+
+  c->ns_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNamespaces);
+  k8s::CacheHandlers<k8s::Namespace> nsh;
+  nsh.on_add = dirty;
+  nsh.on_delete = dirty;
+  nsh.on_update = [self](const k8s::Namespace& a, const k8s::Namespace& b) {
+    if (a.metadata.labels != b.metadata.labels) self->MarkDirty();
+  };
+  c->namespaces_ = std::make_unique<k8s::Cache<k8s::Namespace>>(*c->ns_lw_, k8s::ReflectorOptions{}, nsh);
+
+  c->nodes_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNodes);
+  k8s::CacheHandlers<k8s::Node> nh;
+  nh.on_add = dirty;
+  nh.on_delete = dirty;
+  nh.on_update = [self](const k8s::Node& a, const k8s::Node& b) {
+    if (NodeAddressesDiffer(a, b)) self->MarkDirty();
+  };
+  c->nodes_ = std::make_unique<k8s::Cache<k8s::Node>>(*c->nodes_lw_, k8s::ReflectorOptions{}, nh);
+
+  c->netpol_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNetworkPolicies);
+  k8s::CacheHandlers<k8s::NetworkPolicy> nph{dirty, dirty, dirty};
+  c->netpols_ = std::make_unique<k8s::Cache<k8s::NetworkPolicy>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
+
+  if (c->calico_ != CalicoApi::kNone) {
+    const bool v3 = c->calico_ == CalicoApi::kV3;
+    c->calico_lw_ = std::make_unique<k8s::RestListerWatcher>(
+        rc, v3 ? k8s::resources::kCalicoNetworkPolicies : k8s::resources::kCalicoCrdNetworkPolicies);
+    c->calico_global_lw_ = std::make_unique<k8s::RestListerWatcher>(
+        rc, v3 ? k8s::resources::kCalicoGlobalNetworkPolicies : k8s::resources::kCalicoCrdGlobalNetworkPolicies);
+    k8s::CacheHandlers<k8s::RawObject> ch{dirty, dirty, dirty};
+    c->calico_policies_ = std::make_unique<k8s::Cache<k8s::RawObject>>(*c->calico_lw_, k8s::ReflectorOptions{}, ch);
+    c->calico_global_ = std::make_unique<k8s::Cache<k8s::RawObject>>(*c->calico_global_lw_, k8s::ReflectorOptions{}, ch);
+  }
+
+  c->pods_->Start();
+  c->namespaces_->Start();
+  c->nodes_->Start();
+  c->netpols_->Start();
+  if (c->calico_policies_) {
+    c->calico_policies_->Start();
+    c->calico_global_->Start();
+  }
+  auto synced = [&](auto& cache) { return !cache || cache->WaitForSync(c->opts_.sync_timeout); };
+  if (!synced(c->pods_) || !synced(c->namespaces_) || !synced(c->nodes_) || !synced(c->netpols_) ||
+      !synced(c->calico_policies_) || !synced(c->calico_global_)) {
+    return Errorf(ErrorCode::kUnavailable,
+                  "policy: the Kubernetes API did not list pods, namespaces, nodes and network policies within "
+                  "{} ms; check the API server (or disable policy: eni-config disable_network_policy: \"true\")",
+                  c->opts_.sync_timeout.count());
+  }
+  TERWAY_TRY_CTX(c->CompileAndApply("start"), "enforcing network policy at start");
+  c->worker_ = std::thread([self] { self->Worker(); });
+  log::Info("policy: enforcing Kubernetes NetworkPolicy{} on node {} ({} pods, {} policies)",
+            c->calico_ == CalicoApi::kNone ? "" : fmt::format(" and Calico policies ({})", CalicoApiName(c->calico_)),
+            c->opts_.node_name, c->pods_->Size(),
+            c->netpols_->Size() + (c->calico_policies_ ? c->calico_policies_->Size() + c->calico_global_->Size() : 0));
+  return c;
+}
+
+PolicyController::~PolicyController() {
+  {
+    std::lock_guard l(dirty_mu_);
+    stop_ = true;
+  }
+  dirty_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  // Caches stop (and their handlers end) before the rest goes.
+  if (pods_) pods_->Stop();
+  if (namespaces_) namespaces_->Stop();
+  if (nodes_) nodes_->Stop();
+  if (netpols_) netpols_->Stop();
+  if (calico_policies_) calico_policies_->Stop();
+  if (calico_global_) calico_global_->Stop();
+}
+
+void PolicyController::MarkDirty() {
+  {
+    std::lock_guard l(dirty_mu_);
+    dirty_ = true;
+  }
+  dirty_cv_.notify_one();
+}
+
+void PolicyController::Worker() {
+  std::unique_lock l(dirty_mu_);
+  bool retry = false;
+  while (true) {
+    if (retry) {
+      // The last apply failed: try again when something changes, or after a
+      // pause (a kernel hiccup must not leave a stale table forever).
+      dirty_cv_.wait_for(l, std::chrono::seconds(5), [this] { return stop_ || dirty_; });
+      dirty_ = true;
+    } else {
+      dirty_cv_.wait(l, [this] { return stop_ || dirty_; });
+    }
+    if (stop_) return;
+    dirty_ = false;
+    l.unlock();
+    Status st = CompileAndApply("change");
+    retry = !st.ok();
+    if (retry) log::Warn("policy: applying a change failed (retrying): {}", st.error().ToString());
+    l.lock();
+  }
+}
+
+Status PolicyController::CompileAndApply(const char* why) {
+  std::lock_guard apply(apply_mu_);
+  auto start = std::chrono::steady_clock::now();
+  PolicySources src;
+  src.node_name = opts_.node_name;
+  src.node_ips = opts_.node_ips;
+  src.pods = pods_->List();
+  {
+    std::lock_guard l(local_mu_);
+    src.local_ips = local_ips_;
+    std::set<std::string> cached;
+    for (const auto& p : src.pods) cached.insert(p.metadata.Key());
+    for (auto it = fetched_.begin(); it != fetched_.end();) {
+      if (cached.count(it->first)) {
+        it = fetched_.erase(it);  // the cache has it now
+      } else {
+        src.pods.push_back(it->second);
+        ++it;
+      }
+    }
+  }
+  src.namespaces = namespaces_->List();
+  src.nodes = nodes_->List();
+  src.network_policies = netpols_->List();
+  for (auto* cache : {calico_policies_.get(), calico_global_.get()}) {
+    if (!cache) continue;
+    for (const auto& o : cache->List()) {
+      src.calico_policies.push_back(calico_ == CalicoApi::kCrdV1 ? CalicoCrdToV3(o.raw) : o.raw);
+    }
+  }
+  BuiltInputs built = BuildPolicyInputs(src);
+  const size_t n_pods = built.inputs.pods.size(), n_ns = built.inputs.namespaces.size(),
+               n_pol = built.inputs.policies.size();
+  policy::CompileOptions co;
+  co.node = opts_.node_name;
+  auto model = std::make_shared<policy::CompiledPolicy>(policy::PolicyCompiler(co).Compile(std::move(built.inputs)));
+  Status st = policy::NftPolicyTable(opts_.netns).Apply(*model);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->Inc("terway_policy_applies_total", {{"trigger", why}, {"result", st.ok() ? "ok" : "error"}});
+  metrics_->Observe("terway_policy_apply_seconds", {}, secs);
+  if (!st.ok()) return st;
+  metrics_->Set("terway_policy_objects", {{"kind", "pods"}}, double(n_pods));
+  metrics_->Set("terway_policy_objects", {{"kind", "namespaces"}}, double(n_ns));
+  metrics_->Set("terway_policy_objects", {{"kind", "policies"}}, double(n_pol));
+  metrics_->Set("terway_policy_objects", {{"kind", "chains"}}, double(model->chains().size()));
+  metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(model->sets().size()));
+  metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(built.rejected.size()));
+  std::lock_guard l(model_mu_);
+  if (built.rejected != rejected_) {
+    // Logged when the set changes, not at every recompile.
+    for (const auto& r : built.rejected) log::Warn("policy not enforced: {}", r);
+  }
+  rejected_ = std::move(built.rejected);
+  model_ = std::move(model);
+  log::Debug("policy: applied ({}) {} chains over {} pods, {} policies in {:.1f} ms", why, model_->chains().size(),
+             n_pods, n_pol, secs * 1000);
+  return Ok();
+}
+
+Status PolicyController::PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) {
+  const std::string key = ns + "/" + name;
+  bool known = pods_->Get(key).has_value();
+  if (!known) {
+    // The runtime beat our watch: read the pod itself, or its labels would
+    // be unknown and it would start outside every policy that selects it.
+    auto got = client_->Get(k8s::resources::kPods, ns, name);
+    if (got.ok()) {
+      auto pod = k8s::ParsePod(*got);
+      if (!pod.ok()) return std::move(pod).error().Wrap("policy: pod " + key);
+      std::lock_guard l(local_mu_);
+      fetched_[key] = std::move(pod).value();
+      known = true;
+    } else if (got.error().code != ErrorCode::kNotFound) {
+      return std::move(got).error().Wrap("policy: reading pod " + key + " (retry the ADD)");
+    }
+  }
+  {
+    std::lock_guard l(local_mu_);
+    local_ips_[key] = ip;
+  }
+  // A sandbox of no Kubernetes pod has no labels: no policy can select it,
+  // and as a peer it is matched by address (ipBlock) like any host.
+  if (!known) return Ok();
+  return CompileAndApply("pod start");
+}
+
+void PolicyController::PodStopped(const std::string& ns, const std::string& name) {
+  bool held = false;
+  {
+    std::lock_guard l(local_mu_);
+    const std::string key = ns + "/" + name;
+    held = local_ips_.erase(key) > 0;
+    fetched_.erase(key);
+  }
+  if (held) MarkDirty();
+}
+
+Result<policy::Explanation> PolicyController::Explain(const std::string& from, const std::string& to,
+                                                      policy::Protocol proto, uint16_t port) {
+  std::shared_ptr<const policy::CompiledPolicy> m;
+  {
+    std::lock_guard l(model_mu_);
+    m = model_;
+  }
+  if (!m) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
+  return m->Explain(from, to, proto, port);
+}
+
+Result<std::string> PolicyController::Show() {
+  std::shared_ptr<const policy::CompiledPolicy> m;
+  std::vector<std::string> rejected;
+  {
+    std::lock_guard l(model_mu_);
+    m = model_;
+    rejected = rejected_;
+  }
+  if (!m) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
+  TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
+  std::string out = policy::FormatPolicyShow(*m, counters);
+  if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
+  for (const auto& r : rejected) out += "not enforced: " + r + "\n";
+  return out;
+}
+
+Status PolicyController::RemoveTable(const std::string& netns) { return policy::NftPolicyTable(netns).Remove(); }
+
+}  // namespace terway::daemon

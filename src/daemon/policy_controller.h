@@ -1,0 +1,147 @@
+// PolicyController: terwayd's NetworkPolicy enforcement for one node.
+//
+// Watches what decides policy, cluster-wide: every pod (peers live on every
+// node), namespaces, nodes (their addresses), networking.k8s.io/v1
+// NetworkPolicies and Calico's NetworkPolicy / GlobalNetworkPolicy (the
+// projectcalico.org/v3 API when its API server is installed, else the
+// crd.projectcalico.org/v1 objects Calico keeps in the Kubernetes datastore,
+// else none). Every change marks the model dirty; one worker recompiles and
+// replaces the nft table in one transaction, so bursts of changes coalesce.
+//
+// No window for a new pod: CNI ADD calls PodStarting with the address it
+// just allocated, which compiles and applies synchronously (the pod's chain
+// exists before its veth does), because the Pod object in the API carries no
+// IP yet at that point. The local ledger of addresses this node handed out
+// is the truth for local pods; status.podIP is for pods of other nodes.
+//
+// With policy disabled (eni-config's disable_network_policy) the daemon
+// creates no controller at all: no watches on policy objects, no rules, and
+// RemoveTable clears what an earlier run left.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/ip.h"
+#include "daemon/metrics.h"
+#include "daemon/pod_policy.h"
+#include "k8s/cache.h"
+#include "k8s/client.h"
+#include "policy/compiler.h"
+
+namespace terway::daemon {
+
+// ---- pure parts (unit-tested) ----
+
+// Which of Calico's APIs a cluster serves (checked once at start).
+enum class CalicoApi { kNone, kV3, kCrdV1 };
+const char* CalicoApiName(CalicoApi a);
+
+// A crd.projectcalico.org/v1 policy as the v3 API would show it: Calico
+// stores default-tier policies as "default.<name>". Other objects unchanged.
+k8s::Json CalicoCrdToV3(const k8s::Json& crd);
+
+struct PolicySources {
+  std::vector<k8s::Pod> pods;  // all pods of the cluster
+  std::vector<k8s::Namespace> namespaces;
+  std::vector<k8s::Node> nodes;
+  std::vector<k8s::NetworkPolicy> network_policies;
+  std::vector<k8s::Json> calico_policies;  // v3 shape (NetworkPolicy or GlobalNetworkPolicy)
+  // This node: pods on it take their address from `local_ips` (what terwayd
+  // allocated, keyed "ns/name"), never from the API.
+  std::string node_name;
+  std::map<std::string, Ipv4Addr> local_ips;
+  std::vector<Ipv4Addr> node_ips;  // this node's own addresses
+};
+
+struct BuiltInputs {
+  policy::PolicyInputs inputs;
+  // Policies that could not be enforced, one line each ("k8s:ns/name: why").
+  std::vector<std::string> rejected;
+};
+BuiltInputs BuildPolicyInputs(const PolicySources& s);
+
+// Whether a pod change can change policy (labels, IPs, node, ports,
+// host network, existence); status churn such as conditions cannot.
+bool PodChangeMatters(const k8s::Pod& before, const k8s::Pod& after);
+
+struct PolicyControllerOptions {
+  std::string node_name;
+  std::vector<Ipv4Addr> node_ips;
+  // Network namespace holding the node's nft table; "" = terwayd's own.
+  std::string netns;
+  std::chrono::milliseconds sync_timeout{30000};
+};
+
+class PolicyController : public PodPolicy {
+ public:
+  // Starts the caches and waits for their first lists. local_ips: the pods
+  // this node holds addresses for (from the state database), "ns/name" -> IP.
+  // Then compiles and applies once, synchronously: after a restart the
+  // table is right before the first ADD is served.
+  static Result<std::unique_ptr<PolicyController>> Create(std::shared_ptr<k8s::RestClient> client,
+                                                          PolicyControllerOptions opts,
+                                                          std::map<std::string, Ipv4Addr> local_ips,
+                                                          Metrics* metrics);
+  ~PolicyController() override;
+
+  // CNI ADD: the pod's address is known; its chain is in the kernel when
+  // this returns Ok. An error means the pod would run unprotected: the ADD
+  // must fail (and is undone).
+  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) override;
+  // CNI DEL or an undone ADD: the address no longer belongs to the pod.
+  void PodStopped(const std::string& ns, const std::string& name) override;
+
+  // terway-cli policy explain / show, from the model the kernel holds.
+  Result<policy::Explanation> Explain(const std::string& from, const std::string& to, policy::Protocol proto,
+                                      uint16_t port) override;
+  Result<std::string> Show() override;
+
+  // Deletes the node's policy table (policy disabled, node cleaned).
+  static Status RemoveTable(const std::string& netns);
+
+ private:
+  PolicyController(std::shared_ptr<k8s::RestClient> client, PolicyControllerOptions opts, Metrics* metrics);
+  void MarkDirty();
+  void Worker();
+  // Snapshot -> compile -> apply; serialised by apply_mu_.
+  Status CompileAndApply(const char* why);
+
+  std::shared_ptr<k8s::RestClient> client_;
+  PolicyControllerOptions opts_;
+  Metrics* metrics_;
+  CalicoApi calico_ = CalicoApi::kNone;
+
+  std::unique_ptr<k8s::RestListerWatcher> pods_lw_, ns_lw_, nodes_lw_, netpol_lw_, calico_lw_, calico_global_lw_;
+  std::unique_ptr<k8s::Cache<k8s::Pod>> pods_;
+  std::unique_ptr<k8s::Cache<k8s::Namespace>> namespaces_;
+  std::unique_ptr<k8s::Cache<k8s::Node>> nodes_;
+  std::unique_ptr<k8s::Cache<k8s::NetworkPolicy>> netpols_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_policies_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_global_;
+
+  std::mutex local_mu_;
+  std::map<std::string, Ipv4Addr> local_ips_;
+  // Pods an ADD fetched before the pod cache saw them.
+  std::map<std::string, k8s::Pod> fetched_;
+
+  std::mutex apply_mu_;  // one compile+apply at a time
+  std::mutex model_mu_;
+  std::shared_ptr<const policy::CompiledPolicy> model_;
+  std::vector<std::string> rejected_;  // last compile's unenforceable policies
+
+  std::mutex dirty_mu_;
+  std::condition_variable dirty_cv_;
+  bool dirty_ = false;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace terway::daemon
