@@ -43,7 +43,20 @@ Status CreateNamedNetns(const std::string& name) {
     return Errorf(ErrorCode::kInvalidArgument, "bad namespace name '{}'", name);
   }
   // Same layout as iproute2 so `ip netns exec` works on our namespaces.
-  mkdir("/var/run/netns", 0755);
+  mkdir(kNetnsRunDir, 0755);
+  // And the same mount discipline: the run directory is a shared mount point
+  // (bind-mounted onto itself once), so a namespace mounted under it is seen
+  // by every copy of the directory. Without this, the first `ip netns add`
+  // or podman run after ours bind-mounts the directory over our mounts:
+  // our namespaces then show as files that nobody can unmount or delete.
+  bool bound = false;
+  while (mount("", kNetnsRunDir, "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    if (errno != EINVAL || bound) return SysError(std::string("making ") + kNetnsRunDir + " a shared mount");
+    if (mount(kNetnsRunDir, kNetnsRunDir, "none", MS_BIND | MS_REC, nullptr) != 0) {
+      return SysError(std::string("bind-mounting ") + kNetnsRunDir + " onto itself");
+    }
+    bound = true;
+  }
   std::string path = NetnsPath(name);
   int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) {
