@@ -76,6 +76,39 @@ class LabTest : public ::testing::Test {
     return Lab(args, timeout);
   }
 
+  // kubectl against the lab's API stand-in; skips the test when none is
+  // installed (make deps installs Debian's kubernetes-client).
+  CommandResult Kubectl(std::vector<std::string> args, std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    std::string kubectl;
+    if (const char* env = std::getenv("KUBECTL")) kubectl = env;
+    for (const char* p : {"/usr/bin/kubectl", "/usr/local/bin/kubectl"}) {
+      if (kubectl.empty() && access(p, X_OK) == 0) kubectl = p;
+    }
+    if (kubectl.empty()) {
+      ADD_FAILURE() << "kubectl not installed (looked in $KUBECTL, /usr/bin, /usr/local/bin); run make deps";
+      return {};
+    }
+    std::vector<std::string> argv = {kubectl, "--kubeconfig", lab_dir_ + "/kubeconfig", "--cache-dir",
+                                     dir_.File("kubectl-cache"), "--request-timeout=20s"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, "", timeout);
+  }
+  // `kubectl get KIND NAME -o jsonpath=PATH`, "" when it fails.
+  std::string KubectlGet(const std::string& what, const std::string& name, const std::string& path,
+                         const std::string& ns = "default") {
+    std::vector<std::string> args = {"get", what, name, "-o", "jsonpath=" + path};
+    if (what != "node" && what != "namespace") args.insert(args.begin(), {"-n", ns});
+    auto r = Kubectl(args);
+    return r.exit_code == 0 ? r.output : "";
+  }
+  // kubectl apply of a manifest text.
+  void Apply(const std::string& name, const std::string& manifest) {
+    const std::string file = dir_.File(name + ".yaml");
+    ASSERT_TRUE(WriteFile(file, manifest).ok());
+    auto r = Kubectl({"apply", "-f", file});
+    ASSERT_EQ(r.exit_code, 0) << "kubectl apply " << name << ":\n" << manifest << "\n" << r.output;
+  }
+
   nlohmann::json State() {
     return nlohmann::json::parse(ReadFile(lab_dir_ + "/lab.json"), nullptr, false);
   }

@@ -15,19 +15,6 @@ using namespace std::chrono_literals;
 
 class LabKubernetes : public LabTest {
  protected:
-  CommandResult Kubectl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"/usr/bin/kubectl", "--kubeconfig", lab_dir_ + "/kubeconfig"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, "", 60s);
-  }
-  // `kubectl get KIND NAME -o jsonpath=PATH`, "" when it fails.
-  std::string Get(const std::string& what, const std::string& name, const std::string& path,
-                  const std::string& ns = "default") {
-    std::vector<std::string> args = {"get", what, name, "-o", "jsonpath=" + path};
-    if (what != "node") args.insert(args.begin(), {"-n", ns});
-    auto r = Kubectl(args);
-    return r.exit_code == 0 ? r.output : "";
-  }
   // One sample of terwayd's metrics on node i, from inside its namespace.
   std::string Metrics(int i) {
     std::string port = ReadFile(State()["nodes"][i]["dir"].get<std::string>() + "/metrics.port");
@@ -49,7 +36,7 @@ TEST_F(LabKubernetes, KubectlPodGetsVpcIpAndAnnotationAndTalksToAnotherPod) {
   std::string max_ip;
   EXPECT_TRUE(WaitFor(
       [&] {
-        max_ip = Get("node", "node1", "{.metadata.annotations.k8s\\.aliyun\\.com/max-available-ip}");
+        max_ip = KubectlGet("node", "node1", "{.metadata.annotations.k8s\\.aliyun\\.com/max-available-ip}");
         return !max_ip.empty();
       },
       30s))
@@ -75,18 +62,18 @@ spec:
   std::string ip;
   ASSERT_TRUE(WaitFor(
       [&] {
-        ip = Get("pod", "web", "{.status.podIP}");
+        ip = KubectlGet("pod", "web", "{.status.podIP}");
         return !ip.empty();
       },
       150s))
       << "pod web never got status.podIP; kubelet log:\n"
       << ReadFile(lab_dir_ + "/control-plane.log");
-  EXPECT_EQ(Get("pod", "web", "{.status.phase}"), "Running");
+  EXPECT_EQ(KubectlGet("pod", "web", "{.status.phase}"), "Running");
   EXPECT_EQ(ip.rfind("198.18.0.", 0), 0u) << ip << " is not in the lab's vSwitch 198.18.0.0/24";
   std::string annotated;
   EXPECT_TRUE(WaitFor(
       [&] {
-        annotated = Get("pod", "web", "{.metadata.annotations.k8s\\.aliyun\\.com/pod-ips}");
+        annotated = KubectlGet("pod", "web", "{.metadata.annotations.k8s\\.aliyun\\.com/pod-ips}");
         return !annotated.empty();
       },
       30s));

@@ -296,6 +296,12 @@ void ApiServer::Route() {
     CloseAllWatches();
     Reply(res, 200, StatusFor(200, "", "watches closed"));
   });
+  // Lists and watches served per resource by every listener of the store:
+  // lets a test prove that a client (terwayd with policy disabled) never
+  // read a kind.
+  svr_->Get("/lab/reads", [this](const httplib::Request&, httplib::Response& res) {
+    Reply(res, 200, store_->Reads());
+  });
   svr_->Post("/lab/compact", [this](const httplib::Request&, httplib::Response& res) {
     CompactHistory();
     Reply(res, 200, StatusFor(200, "", "history compacted"));
@@ -414,6 +420,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     }
     WatchFilter filter{namespaced_path ? t.ns : "", std::move(labels).value(), std::move(fields).value()};
     std::string w = req.get_param_value("watch");
+    store_->CountRead(type.GroupVersion() + "/" + type.plural, w == "true" || w == "1" ? "watch" : "list");
     if (w != "true" && w != "1") {
       auto list = store_->List(type, filter.ns, [&](const Json& o) { return filter.Matches(o); });
       return Reply(res, 200, ListOf(type, std::move(list.items), list.rv));

@@ -393,4 +393,16 @@ void ObjectStore::Compact() {
   cv_.notify_all();
 }
 
+void ObjectStore::CountRead(const std::string& resource, const std::string& verb) {
+  std::lock_guard l(reads_mu_);
+  reads_[resource][verb]++;
+}
+
+Json ObjectStore::Reads() const {
+  std::lock_guard l(reads_mu_);
+  Json out = Json::object();
+  for (const auto& [resource, verbs] : reads_) out[resource] = verbs;
+  return out;
+}
+
 }  // namespace terway::lab

@@ -104,6 +104,9 @@ class ObjectStore {
   // Admin hooks for tests: end every open watch stream; drop the history so
   // resuming from any earlier version gets 410 Gone (and end watches too).
   void CloseAllWatches();
+  // Reads served, for tests: "<group/version>/<plural>" -> "list"|"watch" -> count.
+  void CountRead(const std::string& resource, const std::string& verb);
+  Json Reads() const;
   void Compact();
   void Wake() const {
     { std::lock_guard l(mu_); }  // orders the caller's flag write before waiters re-check
@@ -122,6 +125,8 @@ class ObjectStore {
   void Record(const std::string& type_key, const char* type, const Json& obj, Json old);
   std::string Now() const;
 
+  mutable std::mutex reads_mu_;
+  std::map<std::string, std::map<std::string, int>> reads_;
   const size_t history_limit_;
   const Clock& clock_;
   mutable std::mutex mu_;
