@@ -6,7 +6,6 @@
 #include "common/log.h"
 #include "policy/calico_policy.h"
 #include "policy/k8s_policy.h"
-#include "policy/nft_renderer.h"
 
 namespace terway::daemon {
 
@@ -138,7 +137,10 @@ CalicoApi DetectCalicoApi(k8s::RestClient& client) {
 
 PolicyController::PolicyController(std::shared_ptr<k8s::RestClient> client, PolicyControllerOptions opts,
                                    Metrics* metrics)
-    : client_(std::move(client)), opts_(std::move(opts)), metrics_(metrics) {}
+    : client_(std::move(client)),
+      opts_(std::move(opts)),
+      metrics_(metrics),
+      table_(std::make_unique<policy::NftPolicyTable>(opts_.netns)) {}
 
 Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_ptr<k8s::RestClient> client,
                                                                    PolicyControllerOptions opts,
@@ -305,7 +307,7 @@ Status PolicyController::CompileAndApply(const char* why) {
   policy::CompileOptions co;
   co.node = opts_.node_name;
   auto model = std::make_shared<policy::CompiledPolicy>(policy::PolicyCompiler(co).Compile(std::move(built.inputs)));
-  Status st = policy::NftPolicyTable(opts_.netns).Apply(*model);
+  Status st = table_->Apply(*model);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->Inc("terway_policy_applies_total", {{"trigger", why}, {"result", st.ok() ? "ok" : "error"}});
   metrics_->Observe("terway_policy_apply_seconds", {}, secs);
@@ -386,6 +388,7 @@ Result<std::string> PolicyController::Show() {
     rejected = rejected_;
   }
   if (!m) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
+  // A separate handle: reading counters needs no apply lock.
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);

@@ -35,6 +35,7 @@
 #include "k8s/cache.h"
 #include "k8s/client.h"
 #include "policy/compiler.h"
+#include "policy/nft_renderer.h"
 
 namespace terway::daemon {
 
@@ -132,7 +133,8 @@ class PolicyController : public PodPolicy {
   // Pods an ADD fetched before the pod cache saw them.
   std::map<std::string, k8s::Pod> fetched_;
 
-  std::mutex apply_mu_;  // one compile+apply at a time
+  std::mutex apply_mu_;  // one compile+apply at a time; guards table_
+  std::unique_ptr<policy::NftPolicyTable> table_;
   std::mutex model_mu_;
   std::shared_ptr<const policy::CompiledPolicy> model_;
   std::vector<std::string> rejected_;  // last compile's unenforceable policies

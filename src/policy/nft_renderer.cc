@@ -81,17 +81,40 @@ std::mutex g_nft_mu;
 
 }  // namespace
 
-std::string RenderNftScript(const CompiledPolicy& cp, const std::vector<RuleCounter>& carried) {
-  std::map<std::string, const RuleCounter*> carry;
-  for (const auto& c : carried) carry[c.name] = &c;
-  auto counter = [&](const std::string& name) {
-    auto it = carry.find(name);
-    if (it == carry.end() || (it->second->packets == 0 && it->second->bytes == 0)) {
-      return fmt::format("  counter {} {{ }}\n", name);
-    }
-    return fmt::format("  counter {} {{ packets {} bytes {} }}\n", name, it->second->packets, it->second->bytes);
-  };
-  std::string s = fmt::format("add table {0} {1}\ndelete table {0} {1}\ntable {0} {1} {{\n", kNftFamily, kNftTable);
+NftObjects ObjectsOf(const CompiledPolicy& cp) {
+  NftObjects o;
+  o.chains.insert("forward");
+  o.maps = {"pod_ingress", "pod_egress"};
+  for (const auto& set : cp.sets()) o.sets.insert(set.name);
+  for (const auto& chain : cp.chains()) {
+    o.chains.insert(chain.name);
+    o.counters.insert(chain.name + "_drop");
+    for (const auto& r : chain.rules) o.counters.insert(r.counter);
+  }
+  return o;
+}
+
+std::string RenderNftScript(const CompiledPolicy& cp, const NftObjects& existing) {
+  const NftObjects next = ObjectsOf(cp);
+  // Rules first (they reference sets, maps, counters and chains), then map
+  // elements (they reference chains): then anything the new model lacks
+  // has no references left and can go, in the same transaction.
+  std::string s = fmt::format("add table {0} {1}\nflush table {0} {1}\n", kNftFamily, kNftTable);
+  for (const auto& m : existing.maps) {
+    s += fmt::format("{} map {} {} {}\n", next.maps.count(m) ? "flush" : "delete", kNftFamily, kNftTable, m);
+  }
+  for (const auto& set : existing.sets) {
+    s += fmt::format("{} set {} {} {}\n", next.sets.count(set) ? "flush" : "delete", kNftFamily, kNftTable, set);
+  }
+  for (const auto& c : existing.chains) {
+    if (!next.chains.count(c)) s += fmt::format("delete chain {} {} {}\n", kNftFamily, kNftTable, c);
+  }
+  for (const auto& c : existing.counters) {
+    if (!next.counters.count(c)) s += fmt::format("delete counter {} {} {}\n", kNftFamily, kNftTable, c);
+  }
+  s += fmt::format("table {} {} {{\n", kNftFamily, kNftTable);
+  // Declaring an existing named counter leaves its values alone.
+  auto counter = [](const std::string& name) { return fmt::format("  counter {} {{ }}\n", name); };
   for (const auto& set : cp.sets()) {
     s += fmt::format("  set {} {{\n    type ipv4_addr; flags interval;\n", set.name);
     if (!set.addresses.Empty()) s += "    elements = { " + set.addresses.ToString() + " }\n";
@@ -176,21 +199,65 @@ Status RunNftBatch(const std::string& netns, const std::string& script, std::str
 }
 
 Status NftPolicyTable::Apply(const CompiledPolicy& policy) {
-  // Counters live in the table we are about to replace: read them and
-  // declare them again with their values. Packets counted between the read
-  // and the replacement are lost; a count that is off by a few packets
-  // beats one that restarts at every change anywhere in the cluster.
-  std::vector<RuleCounter> carried;
-  if (auto current = ReadCounters(); current.ok()) carried = std::move(current).value();
-  Status s = RunNftBatch(netns_, RenderNftScript(policy, carried));
-  if (!s.ok()) return std::move(s).error().Wrap(fmt::format("installing table {} {}", kNftFamily, kNftTable));
-  return Ok();
+  Status s = Ok();
+  for (int attempt = 0; attempt < 2; attempt++) {
+    if (!applied_) {
+      TERWAY_ASSIGN_OR_RETURN_CTX(NftObjects listed, ListObjects(),
+                                  fmt::format("reading table {} {}", kNftFamily, kNftTable));
+      applied_ = std::move(listed);
+    }
+    s = RunNftBatch(netns_, RenderNftScript(policy, *applied_));
+    if (s.ok()) {
+      applied_ = ObjectsOf(policy);
+      return Ok();
+    }
+    // Someone else changed our table (or it is gone): what we remember is
+    // stale. List what is there and try once more.
+    applied_.reset();
+  }
+  return std::move(s).error().Wrap(fmt::format("installing table {} {}", kNftFamily, kNftTable));
 }
 
 Status NftPolicyTable::Remove() {
+  applied_.reset();
   Status s = RunNftBatch(netns_, fmt::format("add table {0} {1}\ndelete table {0} {1}\n", kNftFamily, kNftTable));
   if (!s.ok()) return std::move(s).error().Wrap(fmt::format("removing table {} {}", kNftFamily, kNftTable));
   return Ok();
+}
+
+Result<NftObjects> NftPolicyTable::ListObjects() const {
+  NftObjects o;
+  // Declarations only for chains; sets and maps list their elements too
+  // (peer sets and pod maps: modest next to the rules, which we skip).
+  for (const char* kind : {"chains", "sets", "maps", "counters"}) {
+    std::string out;
+    // nft 1.0.6 lists chains, sets and maps per family only ("list chains
+    // table ..." is a syntax error there); the entries name their table.
+    Status s = RunNftBatch(netns_, std::string(kind) == "counters"
+                                       ? fmt::format("list counters table {} {}", kNftFamily, kNftTable)
+                                       : fmt::format("list {} {}", kind, kNftFamily),
+                           &out);
+    if (!s.ok()) {
+      if (s.error().code == ErrorCode::kNotFound) return NftObjects{};  // no table yet
+      return std::move(s).error();
+    }
+    auto j = nlohmann::json::parse(out, nullptr, false);
+    if (j.is_discarded() || !j.contains("nftables") || !j["nftables"].is_array()) {
+      return Errorf(ErrorCode::kInternal, "listing our {}: unexpected nft JSON output", kind);
+    }
+    for (const auto& item : j["nftables"]) {
+      if (!item.is_object()) continue;
+      for (const auto& [key, into] : {std::pair<const char*, std::set<std::string>*>{"chain", &o.chains},
+                                      {"set", &o.sets}, {"map", &o.maps}, {"counter", &o.counters}}) {
+        auto it = item.find(key);
+        if (it != item.end() && it->contains("name") && (*it)["name"].is_string() &&
+            it->value("table", std::string()) == kNftTable) {
+          into->insert((*it)["name"].get<std::string>());
+        }
+      }
+    }
+  }
+  return o;
 }
 
 Result<std::vector<RuleCounter>> NftPolicyTable::ReadCounters() const {

@@ -1,6 +1,7 @@
 // The compiled policy as nftables state: one table `inet terway`, written
 // through libnftables as ONE batch (one kernel transaction) per render, so
-// the kernel never holds half a policy.
+// the kernel never holds half a policy, and changed in place so its hook is
+// never absent.
 //
 //   table inet terway {
 //     set s<N>     { type ipv4_addr; flags interval; ... }   one per distinct peer
@@ -24,6 +25,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,29 +44,47 @@ struct RuleCounter {
   uint64_t bytes = 0;
 };
 
-// The whole batch: create-then-delete the table (so the delete cannot fail
-// when it is absent) and declare it anew, all in one transaction. Counters
-// named in `carried` start at those values (their names are stable across
-// compiles, see the compiler).
-std::string RenderNftScript(const CompiledPolicy& policy, const std::vector<RuleCounter>& carried = {});
+// The named objects of our table the kernel holds (base chain included).
+struct NftObjects {
+  std::set<std::string> chains, sets, maps, counters;
+  bool operator==(const NftObjects&) const = default;
+};
+
+// The objects a render of `policy` declares.
+NftObjects ObjectsOf(const CompiledPolicy& policy);
+
+// The whole batch, one kernel transaction that changes the table in place:
+// rules flushed, sets and maps flushed, objects the new model lacks
+// deleted, everything declared again. The table and its base chain are
+// never deleted, so the forward hook stays registered across every change
+// (tests/root/policy probes a denied flow while large tables are replaced),
+// and named counters that survive keep their values with no read-back
+// (their names are stable across compiles).
+// `existing`: what the kernel holds now (empty: no table yet).
+std::string RenderNftScript(const CompiledPolicy& policy, const NftObjects& existing = {});
 
 // "policy show": per pod chain, each rule with its counter values.
 std::string FormatPolicyShow(const CompiledPolicy& policy, const std::vector<RuleCounter>& counters);
 
-// The kernel side, in one network namespace ("" = the caller's).
+// The kernel side, in one network namespace ("" = the caller's). Remembers
+// what it applied; lists the kernel's objects when it does not know them
+// (first use, or after a batch failed).
 class NftPolicyTable {
  public:
   explicit NftPolicyTable(std::string netns = "") : netns_(std::move(netns)) {}
 
-  // Replaces everything of ours with `policy`, atomically. Rule counters
-  // keep their values (read first, re-declared with them).
+  // Replaces everything of ours with `policy`, atomically and in place
+  // (see RenderNftScript). On failure the kernel keeps the previous table.
   Status Apply(const CompiledPolicy& policy);
   // Deletes our table; success when it is already gone.
   Status Remove();
   Result<std::vector<RuleCounter>> ReadCounters() const;
+  // Our table's named objects as the kernel lists them (empty: no table).
+  Result<NftObjects> ListObjects() const;
 
  private:
   std::string netns_;
+  std::optional<NftObjects> applied_;
 };
 
 // Runs an nft script (one batch) in a namespace through libnftables; on

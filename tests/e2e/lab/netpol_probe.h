@@ -22,7 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "common/ip.h"
+#include "common/result.h"
 #include "netlink/netns.h"
 
 namespace terway::testing {
@@ -176,6 +179,13 @@ inline std::vector<bool> ProbeAll(const std::vector<ProbeSpec>& specs, std::chro
   std::vector<bool> out;
   for (auto& r : results) out.push_back(r.load() == 1);
   return out;
+}
+
+// One probe, as a plain bool. (ProbeAll(...)[0] in a lambda with a deduced
+// return type would return std::vector<bool>'s proxy into a destroyed
+// temporary: a dangling reference that reads as a random verdict.)
+inline bool ProbeOne(const ProbeSpec& spec, std::chrono::milliseconds timeout) {
+  return ProbeAll({spec}, timeout)[0];
 }
 
 }  // namespace terway::testing

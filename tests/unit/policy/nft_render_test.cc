@@ -26,8 +26,8 @@ TEST(NftRender, OneAtomicBatchWithSetsMapsAndChains) {
   ASSERT_NE(in_a, nullptr);
   ASSERT_NE(eg_a, nullptr);
   const std::string c_in = in_a->rules[0].counter, c_eg = eg_a->rules[0].counter;
-  // Create-then-delete-then-declare: one transaction, no failure when absent.
-  EXPECT_EQ(s.rfind("add table inet terway\ndelete table inet terway\ntable inet terway {\n", 0), 0u) << s;
+  // No table yet: create, flush (a no-op), declare; one transaction.
+  EXPECT_EQ(s.rfind("add table inet terway\nflush table inet terway\ntable inet terway {\n", 0), 0u) << s;
   EXPECT_TRUE(Has(s, "set s0 {\n    type ipv4_addr; flags interval;\n    elements = { 198.18.2.1-198.18.2.3 }")) << s;
   EXPECT_TRUE(Has(s, "elements = { 198.18.0.0-198.18.2.255, 198.18.4.0-198.18.255.255 }")) << s;
   EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump " + in_a->name + " }")) << s;
@@ -47,7 +47,7 @@ TEST(NftRender, OneAtomicBatchWithSetsMapsAndChains) {
   EXPECT_TRUE(Has(show, "7 pkts 420 bytes")) << show;
 }
 
-TEST(NftRender, NamesSurviveUnrelatedChangesAndCarriedCountersKeepTheirValues) {
+TEST(NftRender, NamesSurviveUnrelatedChangesAndTheTableChangesInPlace) {
   const char* policy = R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
       "ingress":[{"from":[{"podSelector":{}}]}]}})";
   PolicyInputs before = NetpolWorld();
@@ -74,9 +74,26 @@ TEST(NftRender, NamesSurviveUnrelatedChangesAndCarriedCountersKeepTheirValues) {
   // Different pods, directions and rules never share a name.
   EXPECT_NE(c2->name, cp2.Chain(*cp2.FindPod("y/a"), Direction::kIngress)->name);
 
-  std::string s = RenderNftScript(cp2, {{c2->rules[0].counter, 12, 3400}, {"gone", 1, 1}});
-  EXPECT_TRUE(Has(s, "counter " + c2->rules[0].counter + " { packets 12 bytes 3400 }")) << s;
-  EXPECT_FALSE(Has(s, "gone")) << s;
+  // Over the table of the first model plus strays: in place, never a
+  // deleted table (its hook would be gone while the batch commits); what
+  // stays is flushed and declared again, what went is deleted.
+  NftObjects existing = ObjectsOf(cp1);
+  existing.chains.insert("in_gone");
+  existing.counters.insert("c_gone");
+  existing.sets.insert("s_gone");
+  std::string s = RenderNftScript(cp2, existing);
+  EXPECT_FALSE(Has(s, "delete table")) << s;
+  EXPECT_TRUE(Has(s, "flush table inet terway\n")) << s;
+  EXPECT_TRUE(Has(s, "flush map inet terway pod_ingress\n")) << s;
+  EXPECT_TRUE(Has(s, "flush set inet terway s0\n")) << s;
+  EXPECT_TRUE(Has(s, "delete set inet terway s_gone\n")) << s;
+  EXPECT_TRUE(Has(s, "delete chain inet terway in_gone\n")) << s;
+  EXPECT_TRUE(Has(s, "delete counter inet terway c_gone\n")) << s;
+  EXPECT_FALSE(Has(s, "delete chain inet terway forward")) << s;
+  EXPECT_FALSE(Has(s, "delete chain inet terway " + c2->name)) << s;
+  EXPECT_FALSE(Has(s, "delete counter inet terway " + c2->rules[0].counter)) << s;
+  // Deletions come before the declarations (nothing references them then).
+  EXPECT_LT(s.find("delete chain"), s.find("table inet terway {")) << s;
 }
 
 TEST(NftRender, CalicoActionsBecomeVerdicts) {
