@@ -31,6 +31,20 @@ bool CompiledRule::Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, Protoc
 
 namespace {
 
+// Names that survive recompiles: a chain is named by its pod, a set by the
+// peer it holds, a rule's counter by (pod, direction, policy, rule, repeat),
+// whatever else changed in the cluster. So the renderer can send the kernel
+// only what changed, and an operator's `policy show` keeps counting.
+// FNV-1a 64: cheap, stable across builds and processes.
+std::string StableName(const char* prefix, const std::string& identity) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : identity) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{}{:016x}", prefix, h);
+}
+
 // The per-compile working state: label views and memoised peer resolution,
 // so each distinct peer is resolved against all pods once.
 class CompileRun {
@@ -116,7 +130,7 @@ class CompileRun {
     auto it = set_by_key_.find(key);
     if (it != set_by_key_.end()) return it->second;
     size_t idx = sets_.size();
-    sets_.push_back({fmt::format("s{}", idx), key, std::move(r)});
+    sets_.push_back({StableName("s_", key), key, std::move(r)});
     set_by_key_[key] = idx;
     return idx;
   }
@@ -284,20 +298,6 @@ void PruneUnreachable(std::vector<CompiledRule>* rules) {
     if (matches_all) break;
   }
   *rules = std::move(out);
-}
-
-// Names that survive recompiles: a rule's counter keeps its identity (pod,
-// direction, policy, rule, repeat) whatever else changed in the cluster, so
-// the renderer can carry packet counts across a table replacement, and an
-// operator's `policy show` does not reset whenever any pod anywhere starts.
-// FNV-1a 64: cheap, stable across builds and processes.
-std::string StableName(const char* prefix, const std::string& identity) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : identity) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return fmt::format("{}{:016x}", prefix, h);
 }
 
 std::string PodOrIp(const CompiledPolicy& c, std::optional<size_t> pod, Ipv4Addr ip) {

@@ -46,7 +46,7 @@ struct CompileOptions {
 };
 
 struct IpSet {
-  std::string name;  // nft set name: s<index>
+  std::string name;  // nft set name: s_<hash of key>, stable across compiles
   std::string key;   // the peer definition it was built from
   Ipv4RangeSet addresses;
 };
@@ -65,7 +65,7 @@ struct CompiledRule {
   Action action = Action::kAllow;
   std::optional<size_t> peer_set;  // none: any address
   std::vector<PortMatch> ports;    // empty: any protocol and port
-  std::string counter;             // nft named counter: c<index>
+  std::string counter;             // nft named counter: c<hash of identity>
   bool Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, Protocol p, uint16_t port) const;
 };
 

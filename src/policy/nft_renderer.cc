@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -46,7 +47,7 @@ std::string Verdict(Action a, Direction d) {
   return "drop";
 }
 
-void RenderRule(const CompiledPolicy& cp, const CompiledRule& r, std::string* out) {
+void RenderRule(const CompiledPolicy& cp, const CompiledRule& r, std::vector<std::string>* out) {
   std::string match;
   if (r.peer_set) {
     match = fmt::format("ip {} @{} ", r.direction == Direction::kIngress ? "saddr" : "daddr",
@@ -69,7 +70,7 @@ void RenderRule(const CompiledPolicy& cp, const CompiledRule& r, std::string* ou
       lines.push_back(match + fmt::format("{} dport {{ {} }} ", NftProto(*m.protocol), Join(elems, ", ")) + tail);
     }
   }
-  for (const auto& l : lines) *out += "    " + l + "\n";
+  for (auto& l : lines) out->push_back(std::move(l));
 }
 
 struct CtxDeleter {
@@ -81,21 +82,50 @@ std::mutex g_nft_mu;
 
 }  // namespace
 
-NftObjects ObjectsOf(const CompiledPolicy& cp) {
+NftModel ModelOf(const CompiledPolicy& cp) {
+  NftModel m;
+  for (const auto& set : cp.sets()) m.sets[set.name] = set.addresses.Empty() ? "" : set.addresses.ToString();
+  for (const auto& chain : cp.chains()) {
+    const PodInfo& pod = cp.pods()[chain.pod];
+    (chain.direction == Direction::kIngress ? m.ingress : m.egress)[pod.ip->ToString()] = chain.name;
+    std::vector<std::string>& rules = m.chains[chain.name];
+    for (const auto& r : chain.rules) {
+      RenderRule(cp, r, &rules);
+      m.counters.insert(r.counter);
+    }
+    // Reaching the end: some policy selects the pod and nothing allowed it.
+    m.counters.insert(chain.name + "_drop");
+    rules.push_back(fmt::format("counter name \"{}_drop\" drop {}", chain.name,
+                                Comment(fmt::format("{} of {}: no rule matched", DirectionName(chain.direction),
+                                                    pod.Key()))));
+  }
+  return m;
+}
+
+NftObjects ObjectsOf(const NftModel& m) {
   NftObjects o;
   o.chains.insert("forward");
   o.maps = {"pod_ingress", "pod_egress"};
-  for (const auto& set : cp.sets()) o.sets.insert(set.name);
-  for (const auto& chain : cp.chains()) {
-    o.chains.insert(chain.name);
-    o.counters.insert(chain.name + "_drop");
-    for (const auto& r : chain.rules) o.counters.insert(r.counter);
-  }
+  for (const auto& [name, elems] : m.sets) o.sets.insert(name);
+  for (const auto& [name, rules] : m.chains) o.chains.insert(name);
+  o.counters = m.counters;
   return o;
 }
 
-std::string RenderNftScript(const CompiledPolicy& cp, const NftObjects& existing) {
-  const NftObjects next = ObjectsOf(cp);
+NftObjects ObjectsOf(const CompiledPolicy& cp) { return ObjectsOf(ModelOf(cp)); }
+
+namespace {
+
+std::string MapElements(const std::map<std::string, std::string>& m) {
+  std::string e;
+  for (const auto& [ip, chain] : m) e += fmt::format("{}{} : jump {}", e.empty() ? "" : ", ", ip, chain);
+  return e;
+}
+
+}  // namespace
+
+std::string RenderNftScript(const NftModel& next_model, const NftObjects& existing) {
+  const NftObjects next = ObjectsOf(next_model);
   // Rules first (they reference sets, maps, counters and chains), then map
   // elements (they reference chains): then anything the new model lacks
   // has no references left and can go, in the same transaction.
@@ -113,33 +143,23 @@ std::string RenderNftScript(const CompiledPolicy& cp, const NftObjects& existing
     if (!next.counters.count(c)) s += fmt::format("delete counter {} {} {}\n", kNftFamily, kNftTable, c);
   }
   s += fmt::format("table {} {} {{\n", kNftFamily, kNftTable);
+  for (const auto& [name, elems] : next_model.sets) {
+    s += fmt::format("  set {} {{\n    type ipv4_addr; flags interval;\n", name);
+    if (!elems.empty()) s += "    elements = { " + elems + " }\n";
+    s += "  }\n";
+  }
   // Declaring an existing named counter leaves its values alone.
-  auto counter = [](const std::string& name) { return fmt::format("  counter {} {{ }}\n", name); };
-  for (const auto& set : cp.sets()) {
-    s += fmt::format("  set {} {{\n    type ipv4_addr; flags interval;\n", set.name);
-    if (!set.addresses.Empty()) s += "    elements = { " + set.addresses.ToString() + " }\n";
+  for (const auto& c : next_model.counters) s += fmt::format("  counter {} {{ }}\n", c);
+  for (const auto& [name, m] : {std::pair{"pod_ingress", &next_model.ingress}, {"pod_egress", &next_model.egress}}) {
+    s += fmt::format("  map {} {{\n    type ipv4_addr : verdict;\n", name);
+    if (!m->empty()) s += "    elements = { " + MapElements(*m) + " }\n";
     s += "  }\n";
   }
-  std::string ingress_elems, egress_elems, chains;
-  for (const auto& chain : cp.chains()) {
-    s += counter(chain.name + "_drop");
-    for (const auto& r : chain.rules) s += counter(r.counter);
-    const PodInfo& pod = cp.pods()[chain.pod];
-    std::string& elems = chain.direction == Direction::kIngress ? ingress_elems : egress_elems;
-    elems += fmt::format("{}{} : jump {}", elems.empty() ? "" : ", ", pod.ip->ToString(), chain.name);
-    chains += fmt::format("  chain {} {{\n", chain.name);
-    for (const auto& r : chain.rules) RenderRule(cp, r, &chains);
-    // Reaching the end: some policy selects the pod and nothing allowed it.
-    chains += fmt::format("    counter name \"{}_drop\" drop {}\n  }}\n", chain.name,
-                          Comment(fmt::format("{} of {}: no rule matched", DirectionName(chain.direction), pod.Key())));
-  }
-  for (const char* m : {"pod_ingress", "pod_egress"}) {
-    const std::string& e = std::string(m) == "pod_ingress" ? ingress_elems : egress_elems;
-    s += fmt::format("  map {} {{\n    type ipv4_addr : verdict;\n", m);
-    if (!e.empty()) s += "    elements = { " + e + " }\n";
+  for (const auto& [name, rules] : next_model.chains) {
+    s += fmt::format("  chain {} {{\n", name);
+    for (const auto& r : rules) s += "    " + r + "\n";
     s += "  }\n";
   }
-  s += chains;
   s += "  chain forward {\n"
        "    type filter hook forward priority filter; policy accept;\n"
        "    ct state established,related accept\n"
@@ -147,6 +167,74 @@ std::string RenderNftScript(const CompiledPolicy& cp, const NftObjects& existing
        "    ip saddr vmap @pod_egress\n"
        "    ip daddr vmap @pod_ingress\n"
        "  }\n}\n";
+  return s;
+}
+
+std::string RenderNftScript(const CompiledPolicy& cp, const NftObjects& existing) {
+  return RenderNftScript(ModelOf(cp), existing);
+}
+
+std::string RenderNftDelta(const NftModel& from, const NftModel& to) {
+  const std::string t = fmt::format("{} {}", kNftFamily, kNftTable);
+  std::string s;
+  // 1. Map elements that go or change target: nothing may jump to a chain
+  //    about to be flushed or deleted.
+  for (const auto& [name, before, after] : {std::tuple{"pod_ingress", &from.ingress, &to.ingress},
+                                            {"pod_egress", &from.egress, &to.egress}}) {
+    std::string gone;
+    for (const auto& [ip, chain] : *before) {
+      auto it = after->find(ip);
+      if (it == after->end() || it->second != chain) gone += (gone.empty() ? "" : ", ") + ip;
+    }
+    if (!gone.empty()) s += fmt::format("delete element {} {} {{ {} }}\n", t, name, gone);
+  }
+  // 2. Chains that go or change: flushed (their rules reference sets and
+  //    counters), then the ones that go are deleted.
+  for (const auto& [name, rules] : from.chains) {
+    auto it = to.chains.find(name);
+    if (it == to.chains.end() || it->second != rules) s += fmt::format("flush chain {} {}\n", t, name);
+  }
+  for (const auto& [name, rules] : from.chains) {
+    if (!to.chains.count(name)) s += fmt::format("delete chain {} {}\n", t, name);
+  }
+  // 3. Sets and counters nothing references any more.
+  for (const auto& [name, elems] : from.sets) {
+    if (!to.sets.count(name)) s += fmt::format("delete set {} {}\n", t, name);
+  }
+  for (const auto& c : from.counters) {
+    if (!to.counters.count(c)) s += fmt::format("delete counter {} {}\n", t, c);
+  }
+  // 4. New and changed sets, new counters and chains, then the rules of new
+  //    and changed chains, then the map elements that jump to them.
+  for (const auto& [name, elems] : to.sets) {
+    auto it = from.sets.find(name);
+    if (it == from.sets.end()) {
+      s += fmt::format("add set {} {} {{ type ipv4_addr; flags interval; }}\n", t, name);
+    } else if (it->second != elems) {
+      s += fmt::format("flush set {} {}\n", t, name);
+    } else {
+      continue;
+    }
+    if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
+  }
+  for (const auto& c : to.counters) {
+    if (!from.counters.count(c)) s += fmt::format("add counter {} {}\n", t, c);
+  }
+  for (const auto& [name, rules] : to.chains) {
+    auto it = from.chains.find(name);
+    if (it != from.chains.end() && it->second == rules) continue;
+    if (it == from.chains.end()) s += fmt::format("add chain {} {}\n", t, name);
+    for (const auto& r : rules) s += fmt::format("add rule {} {} {}\n", t, name, r);
+  }
+  for (const auto& [name, before, after] : {std::tuple{"pod_ingress", &from.ingress, &to.ingress},
+                                            {"pod_egress", &from.egress, &to.egress}}) {
+    std::map<std::string, std::string> added;
+    for (const auto& [ip, chain] : *after) {
+      auto it = before->find(ip);
+      if (it == before->end() || it->second != chain) added[ip] = chain;
+    }
+    if (!added.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, MapElements(added));
+  }
   return s;
 }
 
@@ -199,23 +287,24 @@ Status RunNftBatch(const std::string& netns, const std::string& script, std::str
 }
 
 Status NftPolicyTable::Apply(const CompiledPolicy& policy) {
-  Status s = Ok();
-  for (int attempt = 0; attempt < 2; attempt++) {
-    if (!applied_) {
-      TERWAY_ASSIGN_OR_RETURN_CTX(NftObjects listed, ListObjects(),
-                                  fmt::format("reading table {} {}", kNftFamily, kNftTable));
-      applied_ = std::move(listed);
-    }
-    s = RunNftBatch(netns_, RenderNftScript(policy, *applied_));
+  NftModel next = ModelOf(policy);
+  if (applied_) {
+    if (*applied_ == next) return Ok();  // nothing changed for this node
+    Status s = RunNftBatch(netns_, RenderNftDelta(*applied_, next));
     if (s.ok()) {
-      applied_ = ObjectsOf(policy);
+      applied_ = std::move(next);
       return Ok();
     }
     // Someone else changed our table (or it is gone): what we remember is
-    // stale. List what is there and try once more.
+    // stale. Replace it whole from what the kernel lists.
     applied_.reset();
   }
-  return std::move(s).error().Wrap(fmt::format("installing table {} {}", kNftFamily, kNftTable));
+  TERWAY_ASSIGN_OR_RETURN_CTX(NftObjects existing, ListObjects(),
+                              fmt::format("reading table {} {}", kNftFamily, kNftTable));
+  Status s = RunNftBatch(netns_, RenderNftScript(next, existing));
+  if (!s.ok()) return std::move(s).error().Wrap(fmt::format("installing table {} {}", kNftFamily, kNftTable));
+  applied_ = std::move(next);
+  return Ok();
 }
 
 Status NftPolicyTable::Remove() {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -50,7 +51,20 @@ struct NftObjects {
   bool operator==(const NftObjects&) const = default;
 };
 
-// The objects a render of `policy` declares.
+// A compiled policy as the kernel objects it becomes: sets with their
+// elements, chains with their rules, map elements, counters. Two models
+// differ exactly where the kernel must change.
+struct NftModel {
+  std::map<std::string, std::string> sets;                 // name -> elements ("" when empty)
+  std::map<std::string, std::vector<std::string>> chains;  // name -> rules, in order
+  std::map<std::string, std::string> ingress, egress;      // pod IP -> chain (the two maps)
+  std::set<std::string> counters;
+  bool operator==(const NftModel&) const = default;
+};
+NftModel ModelOf(const CompiledPolicy& policy);
+
+// The objects a render declares.
+NftObjects ObjectsOf(const NftModel& model);
 NftObjects ObjectsOf(const CompiledPolicy& policy);
 
 // The whole batch, one kernel transaction that changes the table in place:
@@ -62,13 +76,20 @@ NftObjects ObjectsOf(const CompiledPolicy& policy);
 // (their names are stable across compiles).
 // `existing`: what the kernel holds now (empty: no table yet).
 std::string RenderNftScript(const CompiledPolicy& policy, const NftObjects& existing = {});
+std::string RenderNftScript(const NftModel& model, const NftObjects& existing = {});
+
+// The batch that turns the kernel's table from `from` into `to`, touching
+// only what differs (one transaction too): a new pod costs its chains, its
+// map elements and the sets it joins, not the whole table. "" when equal.
+std::string RenderNftDelta(const NftModel& from, const NftModel& to);
 
 // "policy show": per pod chain, each rule with its counter values.
 std::string FormatPolicyShow(const CompiledPolicy& policy, const std::vector<RuleCounter>& counters);
 
 // The kernel side, in one network namespace ("" = the caller's). Remembers
-// what it applied; lists the kernel's objects when it does not know them
-// (first use, or after a batch failed).
+// the model it applied and sends only the difference next time; replaces
+// the table whole (in place) when it does not know what the kernel holds:
+// first use, or after a batch failed.
 class NftPolicyTable {
  public:
   explicit NftPolicyTable(std::string netns = "") : netns_(std::move(netns)) {}
@@ -84,7 +105,7 @@ class NftPolicyTable {
 
  private:
   std::string netns_;
-  std::optional<NftObjects> applied_;
+  std::optional<NftModel> applied_;
 };
 
 // Runs an nft script (one batch) in a namespace through libnftables; on

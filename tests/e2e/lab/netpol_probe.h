@@ -126,7 +126,11 @@ class PodServers {
 };
 
 // One probe from inside `netns`: true when "ok" came back within timeout.
-inline bool ProbeOnce(L4 proto, uint32_t ip_host_order, uint16_t port, std::chrono::milliseconds timeout) {
+// src_port 0: an ephemeral port. A fixed one matters when a flow must be
+// new: a reused ephemeral port can hit a live conntrack entry of an earlier,
+// allowed probe and pass as "established" whatever the policy now says.
+inline bool ProbeOnce(L4 proto, uint32_t ip_host_order, uint16_t port, std::chrono::milliseconds timeout,
+                      uint16_t src_port = 0) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto left = [&] {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -135,6 +139,15 @@ inline bool ProbeOnce(L4 proto, uint32_t ip_host_order, uint16_t port, std::chro
   int fd = SocketFor(proto);
   if (fd < 0) return false;
   fcntl(fd, F_SETFL, O_NONBLOCK);
+  if (src_port != 0) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in from = SockAddr(INADDR_ANY, src_port);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      close(fd);
+      return false;
+    }
+  }
   sockaddr_in to = SockAddr(ip_host_order, port);
   bool ok = false;
   if (proto == L4::kUdp) {
@@ -162,6 +175,7 @@ struct ProbeSpec {
   L4 proto;
   Ipv4Addr ip;
   uint16_t port;
+  uint16_t src_port = 0;  // see ProbeOnce
 };
 
 inline std::vector<bool> ProbeAll(const std::vector<ProbeSpec>& specs, std::chrono::milliseconds timeout) {
@@ -171,7 +185,7 @@ inline std::vector<bool> ProbeAll(const std::vector<ProbeSpec>& specs, std::chro
   for (size_t i = 0; i < specs.size(); i++) {
     results[i] = -1;
     auto t = netlink::SpawnInNetns(specs[i].netns, [&, i] {
-      results[i] = ProbeOnce(specs[i].proto, specs[i].ip.value(), specs[i].port, timeout) ? 1 : 0;
+      results[i] = ProbeOnce(specs[i].proto, specs[i].ip.value(), specs[i].port, timeout, specs[i].src_port) ? 1 : 0;
     });
     if (t.ok()) threads.push_back(std::move(*t));
   }

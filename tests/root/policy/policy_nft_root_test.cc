@@ -363,7 +363,8 @@ TEST_F(PolicyNftRoot, EveryRuleFormLoads) {
 }
 
 // Replacing the table while traffic flows never lets a denied packet
-// through: one transaction, in place, the hook registered throughout.
+// through, whole or by difference: one transaction, in place, the hook
+// registered throughout.
 // 1,500 more pods and 1,000 policies make each commit last long enough for
 // many probes to land inside it.
 TEST_F(PolicyNftRoot, ReplacingTheTableNeverOpensAWindow) {
@@ -403,7 +404,17 @@ TEST_F(PolicyNftRoot, ReplacingTheTableNeverOpensAWindow) {
   std::atomic<bool> done{false};
   Status applied = Ok();
   std::thread replacer([&] {
-    for (int i = 0; i < 6 && applied.ok(); i++) applied = table.Apply(i % 2 ? one : two);
+    for (int i = 0; i < 6 && applied.ok(); i++) {
+      // First by difference (the handle knows the table), then whole (new
+      // handles list the kernel's objects and replace everything).
+      const CompiledPolicy& m = i % 2 ? one : two;
+      if (i < 3) {
+        applied = table.Apply(m);
+      } else {
+        NftPolicyTable fresh(node_);
+        applied = fresh.Apply(m);
+      }
+    }
     done = true;
   });
   int denied_probes = 0, leaked = 0, control_probes = 0, control_ok = 0;

@@ -26,16 +26,17 @@ TEST(NftRender, OneAtomicBatchWithSetsMapsAndChains) {
   ASSERT_NE(in_a, nullptr);
   ASSERT_NE(eg_a, nullptr);
   const std::string c_in = in_a->rules[0].counter, c_eg = eg_a->rules[0].counter;
+  const std::string s_in = cp.sets()[*in_a->rules[0].peer_set].name, s_eg = cp.sets()[*eg_a->rules[0].peer_set].name;
   // No table yet: create, flush (a no-op), declare; one transaction.
   EXPECT_EQ(s.rfind("add table inet terway\nflush table inet terway\ntable inet terway {\n", 0), 0u) << s;
-  EXPECT_TRUE(Has(s, "set s0 {\n    type ipv4_addr; flags interval;\n    elements = { 198.18.2.1-198.18.2.3 }")) << s;
+  EXPECT_TRUE(Has(s, "set " + s_in + " {\n    type ipv4_addr; flags interval;\n    elements = { 198.18.2.1-198.18.2.3 }")) << s;
   EXPECT_TRUE(Has(s, "elements = { 198.18.0.0-198.18.2.255, 198.18.4.0-198.18.255.255 }")) << s;
   EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump " + in_a->name + " }")) << s;
   EXPECT_TRUE(Has(s, "elements = { 198.18.1.1 : jump " + eg_a->name + " }")) << s;
-  EXPECT_TRUE(Has(s, "ip saddr @s0 tcp dport { 80 } counter name \"" + c_in +
+  EXPECT_TRUE(Has(s, "ip saddr @" + s_in + " tcp dport { 80 } counter name \"" + c_in +
                          "\" accept comment \"Allow by k8s:x/p ingress[0]\"")) << s;
-  EXPECT_TRUE(Has(s, "ip saddr @s0 udp dport { 81-90 } counter name \"" + c_in + "\" accept")) << s;
-  EXPECT_TRUE(Has(s, "ip daddr @s1 counter name \"" + c_eg + "\" return comment \"Allow by k8s:x/p egress[0]\"")) << s;
+  EXPECT_TRUE(Has(s, "ip saddr @" + s_in + " udp dport { 81-90 } counter name \"" + c_in + "\" accept")) << s;
+  EXPECT_TRUE(Has(s, "ip daddr @" + s_eg + " counter name \"" + c_eg + "\" return comment \"Allow by k8s:x/p egress[0]\"")) << s;
   EXPECT_TRUE(Has(s, "counter name \"" + in_a->name + "_drop\" drop")) << s;
   EXPECT_TRUE(Has(s, "type filter hook forward priority filter; policy accept;\n"
                      "    ct state established,related accept\n"
@@ -85,7 +86,7 @@ TEST(NftRender, NamesSurviveUnrelatedChangesAndTheTableChangesInPlace) {
   EXPECT_FALSE(Has(s, "delete table")) << s;
   EXPECT_TRUE(Has(s, "flush table inet terway\n")) << s;
   EXPECT_TRUE(Has(s, "flush map inet terway pod_ingress\n")) << s;
-  EXPECT_TRUE(Has(s, "flush set inet terway s0\n")) << s;
+  EXPECT_TRUE(Has(s, "flush set inet terway " + cp2.sets()[0].name + "\n")) << s;
   EXPECT_TRUE(Has(s, "delete set inet terway s_gone\n")) << s;
   EXPECT_TRUE(Has(s, "delete chain inet terway in_gone\n")) << s;
   EXPECT_TRUE(Has(s, "delete counter inet terway c_gone\n")) << s;
@@ -114,6 +115,44 @@ TEST(NftRender, CalicoActionsBecomeVerdicts) {
   EXPECT_TRUE(Has(s, "meta l4proto sctp counter name \"" + in_a->rules[1].counter + "\" drop")) << s;
   EXPECT_TRUE(Has(s, "meta l4proto icmp counter name \"" + in_a->rules[2].counter + "\" accept")) << s;
   EXPECT_TRUE(Has(s, "counter name \"" + eg_a->rules[0].counter + "\" return comment \"Pass by calico:x/p egress[0]\"")) << s;
+}
+
+TEST(NftRender, DeltaTouchesOnlyWhatChanged) {
+  PolicyInputs in = NetpolWorld();
+  in.policies.push_back(K8s(R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"from":[{"podSelector":{"matchLabels":{"role":"client"}}}]}]}})"));
+  NftModel before = ModelOf(PolicyCompiler().Compile(in));
+  EXPECT_EQ(RenderNftDelta(before, before), "");
+
+  // A new pod that joins the peer set and is itself selected: its chain and
+  // map element and the set change; nothing else is touched.
+  PodInfo fresh;
+  fresh.namespace_ = "x";
+  fresh.name = "new";
+  fresh.labels = {{"pod", "a"}, {"role", "client"}};
+  fresh.ip = *Ipv4Addr::Parse("198.18.1.99");
+  in.pods.push_back(fresh);
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  NftModel after = ModelOf(cp);
+  std::string d = RenderNftDelta(before, after);
+  const PodChain* mine = cp.Chain(*cp.FindPod("x/new"), Direction::kIngress);
+  const PodChain* other = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(mine, nullptr);
+  ASSERT_NE(other, nullptr);
+  const std::string set = cp.sets()[*mine->rules[0].peer_set].name;
+  EXPECT_TRUE(Has(d, "add chain inet terway " + mine->name + "\n")) << d;
+  EXPECT_TRUE(Has(d, "add element inet terway pod_ingress { 198.18.1.99 : jump " + mine->name + " }")) << d;
+  EXPECT_TRUE(Has(d, "flush set inet terway " + set + "\nadd element inet terway " + set + " { 198.18.1.99 }")) << d;
+  EXPECT_FALSE(Has(d, other->name)) << "x/a's chain did not change:\n" << d;
+  EXPECT_FALSE(Has(d, "delete")) << d;
+  EXPECT_LT(d.find("add chain"), d.find("add element inet terway pod_ingress")) << d;
+
+  // And back: the pod goes; its map element first, then its chain.
+  std::string back = RenderNftDelta(after, before);
+  EXPECT_TRUE(Has(back, "delete element inet terway pod_ingress { 198.18.1.99 }")) << back;
+  EXPECT_TRUE(Has(back, "delete chain inet terway " + mine->name)) << back;
+  EXPECT_LT(back.find("delete element"), back.find("delete chain")) << back;
+  EXPECT_TRUE(Has(back, "flush set inet terway " + set + "\n")) << back;
 }
 
 TEST(NftRender, NoPoliciesStillDeclaresTheEmptyTable) {
