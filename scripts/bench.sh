@@ -16,4 +16,6 @@ echo "=== terwayd pool: allocation latency, API calls per pod, RSS"
 "$BUILD/bench/terwayd_pool_bench" --out "$OUT/terwayd_pool.json" >/dev/null
 echo "=== CNI ADD/DEL vs ptp+host-local, pod-to-pod TCP throughput vs a bare veth pair"
 "$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 5 --rounds 3 >/dev/null
+echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
+"$BUILD/bench/policy_bench" --out "$OUT/policy.json" >/dev/null
 echo "bench: results in $OUT (see docs/benchmarks.md for how to read them)"

@@ -37,6 +37,27 @@ TEST(Protocol, RequestRoundTripEveryOp) {
   }
 }
 
+TEST(Protocol, PolicyRequestsAndAnswersRoundTrip) {
+  Request r;
+  r.op = Op::kPolicyExplain;
+  r.policy_query = PolicyQuery{"x/a", "198.18.0.9", "UDP", 53};
+  auto back = DecodeRequest(EncodeRequest(r));
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(*back, r);
+  Request show;
+  show.op = Op::kPolicyShow;
+  EXPECT_EQ(OpName(show.op), "policy_show");
+  auto sb = DecodeRequest(EncodeRequest(show));
+  ASSERT_TRUE(sb.ok());
+  EXPECT_EQ(*sb, show);
+  Reply answer;
+  answer.allowed = false;
+  answer.text = "DENY x/a -> 198.18.0.9 53/UDP\n";
+  auto rb = DecodeReply(EncodeReply(answer));
+  ASSERT_TRUE(rb.ok()) << rb.error().ToString();
+  EXPECT_EQ(*rb, answer);
+}
+
 TEST(Protocol, MinimalRequestRoundTrip) {
   Request r;
   r.op = Op::kStatus;
@@ -103,6 +124,10 @@ TEST(Protocol, MalformedRequestsTable) {
       R"({"v":1,"op":"gc","valid_attachments":[{"ifname":"eth0"}]})",
       R"({"v":1,"op":"gc","valid_attachments":{}})",
       R"({"v":1,"op":"get","container_id":"c","prev_result":{"ips":[{}]}})",
+      R"({"v":1,"op":"policy_explain"})",                                      // no query
+      R"({"v":1,"op":"policy_explain","policy_query":{"from":"x/a"}})",         // no destination
+      R"({"v":1,"op":"policy_explain","policy_query":{"from":"x/a","to":"y/b","port":70000}})",
+      R"({"v":1,"op":"policy_explain","policy_query":"x/a"})",
   };
   for (const char* c : cases) {
     auto r = DecodeRequest(c);

@@ -384,5 +384,94 @@ TEST_F(CniServiceTest, DirectoryHearsExhaustionAndBadBandwidthAnnotationRefuses)
   EXPECT_EQ(dir.failed[0], "default/p9: Exhausted");
 }
 
+// A policy that records the order of events and can refuse.
+class RecordingPolicy : public PodPolicy {
+ public:
+  explicit RecordingPolicy(RecordingDatapath* dp) : dp_(dp) {}
+  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) override {
+    // The pod's chain must be in place before its veth exists.
+    events.push_back(fmt::format("start {}/{} {} wired={}", ns, name, ip.ToString(), dp_->ensured.size()));
+    if (refuse) return MakeError(ErrorCode::kKernel, "nft: Could not process rule: No such file or directory");
+    return Ok();
+  }
+  void PodStopped(const std::string& ns, const std::string& name) override {
+    events.push_back(fmt::format("stop {}/{}", ns, name));
+  }
+  Result<policy::Explanation> Explain(const std::string& from, const std::string& to, policy::Protocol proto,
+                                      uint16_t port) override {
+    policy::Explanation e;
+    e.allowed = false;
+    e.summary = fmt::format("DENY {} -> {} {}/{}", from, to, port, policy::ProtocolName(proto));
+    return e;
+  }
+  Result<std::string> Show() override { return std::string("x/a ingress (in_1):\n"); }
+
+  std::vector<std::string> events;
+  bool refuse = false;
+
+ private:
+  RecordingDatapath* dp_;
+};
+
+TEST_F(CniServiceTest, PolicyIsInPlaceBeforeWiringAndAFailureUndoesTheAdd) {
+  RecordingDatapath dp(store_.get());
+  RecordingPolicy pol(&dp);
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+  svc.SetPodPolicy(&pol);
+  svc.SetReady(true);
+  auto add = svc.Handle(Req(proto::Op::kAllocate, "c1", "a"));
+  ASSERT_TRUE(add.ok()) << add.error->message;
+  const std::string ip = add.result->ips[0].address.substr(0, add.result->ips[0].address.find('/'));
+  ASSERT_EQ(pol.events.size(), 1u);
+  EXPECT_EQ(pol.events[0], "start default/a " + ip + " wired=0");
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1", "a")).ok());
+  EXPECT_EQ(pol.events.back(), "stop default/a");
+
+  // The kernel refuses the pod's rules: the pod must not start unprotected.
+  pol.refuse = true;
+  auto refused = svc.Handle(Req(proto::Op::kAllocate, "c2", "b"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error->message.find("enforcing network policy for pod default/b"), std::string::npos)
+      << refused.error->message;
+  EXPECT_EQ(pol.events.back(), "stop default/b");
+  EXPECT_EQ(dp.ensured.size(), 1u) << "the refused pod was wired";
+  auto held = store_->FindByContainer("c2");
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(held->has_value()) << "the refused pod kept its address";
+}
+
+TEST_F(CniServiceTest, PolicyRequestsAnswerOrSayWhyPolicyIsOff) {
+  proto::Request explain;
+  explain.op = proto::Op::kPolicyExplain;
+  explain.policy_query = proto::PolicyQuery{"x/a", "y/b", "TCP", 80};
+  proto::Request show;
+  show.op = proto::Op::kPolicyShow;
+  // The fixture's service has no policy: refused with the configured reason.
+  auto off = Call(explain);
+  ASSERT_FALSE(off.ok());
+  EXPECT_EQ(off.error->cls, proto::ErrorClass::kUnsupported);
+  EXPECT_NE(off.error->message.find("not enforced"), std::string::npos) << off.error->message;
+
+  RecordingDatapath dp(store_.get());
+  RecordingPolicy pol(&dp);
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+  svc.SetPodPolicy(&pol);
+  auto e = svc.Handle(explain);
+  ASSERT_TRUE(e.ok()) << e.error->message;
+  EXPECT_EQ(e.allowed, std::optional<bool>(false));
+  EXPECT_NE(e.text->find("DENY x/a -> y/b 80/TCP"), std::string::npos) << *e.text;
+  explain.policy_query->protocol = "GRE";
+  auto bad = svc.Handle(explain);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error->message.find("GRE"), std::string::npos) << bad.error->message;
+  auto sh = svc.Handle(show);
+  ASSERT_TRUE(sh.ok());
+  EXPECT_EQ(*sh.text, "x/a ingress (in_1):\n");
+}
+
 }  // namespace
 }  // namespace terway::daemon

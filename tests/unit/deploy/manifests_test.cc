@@ -23,6 +23,7 @@
 
 #include "cni/config.h"
 #include "ipam/config.h"
+#include "k8s/node_config.h"
 #include "test_util.h"
 
 namespace terway {
@@ -231,6 +232,17 @@ Problems CheckConfigMap(const std::vector<Json>& objs) {
       for (const auto& w : parsed->warnings) p.push_back("eni_conf warning: " + w);
     }
   }
+  // The policy switch, as terwayd reads it from the ConfigMap.
+  k8s::ConfigMap shipped;
+  shipped.metadata.name = "eni-config";
+  for (const auto& [k, v] : data.items()) {
+    if (v.is_string()) shipped.data[k] = v.get<std::string>();
+  }
+  if (!data.contains("disable_network_policy")) {
+    p.push_back("eni-config has no disable_network_policy (Terway's switch; write \"false\" to enforce)");
+  } else if (auto merged = k8s::MergeNodeEniConf(shipped, std::nullopt); !merged.ok()) {
+    p.push_back("eni-config rejected: " + merged.error().ToString());
+  }
   if (!data.contains("10-terway.conf") || !data["10-terway.conf"].is_string()) {
     p.push_back("eni-config has no 10-terway.conf");
     return p;
@@ -292,7 +304,7 @@ Problems CheckRbac(const std::vector<Json>& objs) {
                 if (kind != "Role" || o["metadata"].value("namespace", "") != "kube-system" || verb != "get") {
                   p.push_back(what + ": configmaps only get, only in kube-system");
                 }
-              } else if (group == "crd.projectcalico.org") {
+              } else if (group == "crd.projectcalico.org" || group == "projectcalico.org") {
                 if (!read.count(verb)) p.push_back(what + ": Calico resources are read only");
               } else {
                 auto a = allowed.find({group, res});
