@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "ipam/engine.h"
+#include "policy/nft_renderer.h"
 #include "store/state_store.h"
 
 namespace {
@@ -250,7 +251,17 @@ int main(int argc, char** argv) {
   auto* show = policy->add_subcommand("show", "each policed pod's rules with their packet counters");
   show->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
 
+  auto* remove = policy->add_subcommand(
+      "remove", "delete the node's policy table (inet terway) from this network namespace: a node cleaned "
+                "of terway; terwayd enforcing policy puts it back at start");
+
   CLI11_PARSE(app, argc, argv);
+  if (*remove) {
+    auto st = terway::policy::NftPolicyTable().Remove();
+    if (!st.ok()) return Fail(st.error());
+    std::cout << "removed table inet terway (or it was not there)\n";
+    return 0;
+  }
   if (*explain) return PolicyExplain(socket, from, to, port_spec);
   if (*show) {
     terway::cni::protocol::Request req;
