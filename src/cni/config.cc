@@ -75,6 +75,12 @@ Result<Bandwidth> ParseBandwidth(const json& j) {
     return MakeError(ErrorCode::kInvalidArgument, "ingressRate and ingressBurst must be set together");
   if ((b.egress_rate == 0) != (b.egress_burst == 0))
     return MakeError(ErrorCode::kInvalidArgument, "egressRate and egressBurst must be set together");
+  for (auto [name, rate] : {std::pair{"ingressRate", b.ingress_rate}, {"egressRate", b.egress_rate}}) {
+    if (rate != 0 && (rate < kMinBandwidthBitsPerSec || rate > kMaxBandwidthBitsPerSec)) {
+      return Errorf(ErrorCode::kInvalidArgument, "{} {} bit/s is outside {}..{} bit/s (rates are bits per second)",
+                    name, rate, kMinBandwidthBitsPerSec, kMaxBandwidthBitsPerSec);
+    }
+  }
   return b;
 }
 

@@ -21,6 +21,15 @@ namespace terway::cni {
 
 // runtimeConfig.bandwidth as the CNI "bandwidth" capability defines it:
 // rates in bits per second, bursts in bits. Zero means "no limit".
+// The accepted range of a non-zero rate, bits/s. Below 1 kbit/s a pod
+// cannot even complete a TCP handshake in reasonable time; above 100 Gbit/s
+// no ENI delivers, so such a value is a unit mistake (bytes for bits, a
+// stray exponent) and not a limit.
+inline constexpr uint64_t kMinBandwidthBitsPerSec = 1'000;
+inline constexpr uint64_t kMaxBandwidthBitsPerSec = 100'000'000'000;
+
+// Rates in bits/s and bursts in bits, as runtimeConfig.bandwidth carries them;
+// 0 = that direction is unlimited.
 struct Bandwidth {
   uint64_t ingress_rate = 0;
   uint64_t ingress_burst = 0;

@@ -56,6 +56,10 @@ proto::Reply CniService::Handle(const proto::Request& req) {
   return reply;
 }
 
+std::mutex& CniService::ContainerLock(const std::string& container_id) {
+  return container_locks_[std::hash<std::string>{}(container_id) % container_locks_.size()];
+}
+
 PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpAllocation& ip) const {
   PodNetwork p;
   p.container_id = req.container_id;
@@ -65,7 +69,7 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   p.pod_name = req.pod.name;
   p.ip = ip;
   p.mtu = req.network.mtu;
-  p.bandwidth = req.bandwidth;
+  if (req.bandwidth) p.bandwidth = qos::NormalizeRuntimeBandwidth(*req.bandwidth);
   return p;
 }
 
@@ -87,6 +91,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   if (req.container_id.empty()) {
     return proto::Reply::Fail(proto::ErrorClass::kInvalid, "allocate without a container id");
   }
+  std::lock_guard container_lock(ContainerLock(req.container_id));
   ipam::PodIdentity pod;
   pod.namespace_ = req.pod.namespace_;
   pod.name = req.pod.name;
@@ -130,14 +135,23 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
       pod.annotations = m.annotations;
       // The runtime's bandwidth capability wins; else the pod's annotations
       // (kubernetes.io/* or Terway's k8s.aliyun.com/*). A bad value refuses
-      // the pod: silently unlimited is worse than a clear error.
+      // the pod unless the operator chose to serve such pods unlimited.
       auto bw = qos::ParseBandwidthAnnotations(m.annotations);
       if (!bw.ok()) {
         Error e = std::move(bw).error();
-        return proto::Reply::Fail(proto::ErrorClass::kInvalid, "pod " + PodName(req) + ": " + e.ToString() +
-                                                                    "; fix the annotation and recreate the pod");
+        if (opts_.refuse_bad_bandwidth_annotation) {
+          return proto::Reply::Fail(proto::ErrorClass::kInvalid,
+                                    "pod " + PodName(req) + ": " + e.ToString() +
+                                        "; fix the annotation and recreate the pod (or set eni_conf "
+                                        "bandwidth_annotation_error to \"ignore\" to run such pods unlimited)");
+        }
+        const std::string why = e.ToString() + "; the pod runs without a bandwidth limit "
+                                               "(eni_conf bandwidth_annotation_error is \"ignore\")";
+        log::Warn("cni add pod={}: {}", PodName(req), why);
+        directory_->PodWarning(req.pod.namespace_, req.pod.name, m.uid, "BandwidthAnnotationInvalid", why);
+      } else {
+        bandwidth_from_annotations = *bw;
       }
-      bandwidth_from_annotations = *bw;
     }
     directory_->AllocationStarted(req.pod.namespace_, req.pod.name);
   }
@@ -179,6 +193,11 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   PodNetwork wiring = MakePodNetwork(req, *ip);
   wiring.annotations = pod.annotations;
   if (!wiring.bandwidth && bandwidth_from_annotations) wiring.bandwidth = *bandwidth_from_annotations;
+  // Recorded before the wiring: a restart repairs the pod to exactly this,
+  // and CHECK verifies it (the runtime's CHECK may not carry the limit).
+  if (terway::Status rec = store_->SetBandwidth(req.container_id, qos::EncodeBandwidth(wiring.bandwidth)); !rec.ok()) {
+    log::Warn("cni add pod={}: recording its bandwidth: {}", PodName(req), rec.error().ToString());
+  }
   auto net = datapath_->Ensure(wiring);
   if (!net.ok()) {
     if (policy_ != nullptr) policy_->PodStopped(req.pod.namespace_, req.pod.name);
@@ -200,6 +219,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
 }
 
 proto::Reply CniService::Release(const proto::Request& req) {
+  std::lock_guard container_lock(ContainerLock(req.container_id));
   auto held = addresses_->Get(req.container_id);
   if (!held.ok()) return proto::Reply::FromError(held.error());
   if (!held->has_value()) {
@@ -268,11 +288,65 @@ proto::Reply CniService::Get(const proto::Request& req) {
     return reply;
   }
   // The wiring as it is, in the shape ADD reported it (the plugin compares
-  // the addresses with the runtime's prevResult).
-  auto c = datapath_->Check(MakePodNetwork(req, ip));
+  // the addresses with the runtime's prevResult), with the limit ADD (or a
+  // later annotation change) applied.
+  PodNetwork pn = MakePodNetwork(req, ip);
+  if (auto rec = store_->FindByContainer(req.container_id); rec.ok() && rec->has_value()) {
+    auto bw = qos::DecodeBandwidth((*rec)->bandwidth);
+    if (bw.ok()) pn.bandwidth = *bw;
+  }
+  auto c = datapath_->Check(pn);
   if (!c.ok()) return proto::Reply::FromError(c.error());
   reply.result = *c;
   return reply;
+}
+
+void CniService::UpdatePodBandwidth(const std::string& ns, const std::string& name,
+                                    const std::map<std::string, std::string>& annotations) {
+  if (datapath_ == nullptr) return;
+  const std::string pod = ns + "/" + name;
+  auto wanted = qos::ParseBandwidthAnnotations(annotations);
+  auto allocs = store_->FindByPod(store::PodKey{ns, name});
+  if (!allocs.ok()) {
+    log::Warn("bandwidth update of pod {}: reading its allocations: {}", pod, allocs.error().ToString());
+    return;
+  }
+  for (const auto& rec : *allocs) {
+    if (!wanted.ok()) {
+      const std::string why = wanted.error().ToString() + "; the pod keeps its current bandwidth limit";
+      log::Warn("bandwidth update of pod {}: {}", pod, why);
+      if (directory_ != nullptr) directory_->PodWarning(ns, name, rec.pod_uid, "BandwidthAnnotationInvalid", why);
+      return;
+    }
+    std::lock_guard container_lock(ContainerLock(rec.container_id));
+    // Re-read under the lock: a DEL may have released it meanwhile.
+    auto now = store_->FindByContainer(rec.container_id);
+    auto held = addresses_->Get(rec.container_id);
+    if (!now.ok() || !now->has_value() || !held.ok() || !held->has_value()) continue;
+    if ((*now)->netns.empty()) continue;  // wired by an older terwayd: nothing to update against
+    if ((*now)->bandwidth == qos::EncodeBandwidth(*wanted)) continue;
+    PodNetwork pn;
+    pn.container_id = rec.container_id;
+    pn.netns = (*now)->netns;
+    pn.ifname = (*now)->ifname.empty() ? "eth0" : (*now)->ifname;
+    pn.pod_namespace = ns;
+    pn.pod_name = name;
+    pn.ip = **held;
+    pn.bandwidth = *wanted;
+    pn.annotations = annotations;
+    auto ensured = datapath_->Ensure(pn);
+    if (!ensured.ok()) {
+      log::Warn("bandwidth update of pod {} (container {}): {}", pod, rec.container_id, ensured.error().ToString());
+      continue;
+    }
+    if (terway::Status st = store_->SetBandwidth(rec.container_id, qos::EncodeBandwidth(*wanted)); !st.ok()) {
+      log::Warn("bandwidth update of pod {}: recording it: {}", pod, st.error().ToString());
+    }
+    log::Info("bandwidth of pod {} is now {}", pod,
+              *wanted ? fmt::format("ingress {} bit/s, egress {} bit/s (0 = unlimited)", (*wanted)->ingress_rate,
+                                    (*wanted)->egress_rate)
+                      : std::string("unlimited"));
+  }
 }
 
 proto::Reply CniService::Status() {

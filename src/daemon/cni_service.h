@@ -6,7 +6,9 @@
 // only: it hands out addresses and reports them, and wires nothing.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <memory>
 
 #include "cni/protocol.h"
@@ -32,6 +34,11 @@ struct CniServiceOptions {
   // Why policy_explain/policy_show are refused when no PodPolicy is set
   // ("disabled in eni-config", "exclusive ENI pods are outside policy", ...).
   std::string policy_off_reason = "network policy is not enforced by this terwayd";
+  // A malformed bandwidth annotation: refuse the pod's ADD (default; a pod
+  // silently unlimited is worse than a clear error), or serve it without a
+  // limit and say so in a Warning Event (eni_conf bandwidth_annotation_error
+  // "ignore").
+  bool refuse_bad_bandwidth_annotation = true;
 };
 
 class CniService : public RequestHandler {
@@ -52,6 +59,13 @@ class CniService : public RequestHandler {
   // operator's policy requests are answered. Set before serving.
   void SetPodPolicy(PodPolicy* policy) { policy_ = policy; }
 
+  // A running pod's bandwidth annotations changed (KubeNode's listener):
+  // its shaping follows them (updated, or removed with the annotations). A
+  // malformed value keeps the current limit and raises a Warning Event.
+  // Errors are logged; the caller has nobody to report them to.
+  void UpdatePodBandwidth(const std::string& ns, const std::string& name,
+                          const std::map<std::string, std::string>& annotations);
+
  private:
   cni::protocol::Reply Allocate(const cni::protocol::Request& req);
   cni::protocol::Reply Release(const cni::protocol::Request& req);
@@ -61,6 +75,10 @@ class CniService : public RequestHandler {
   cni::protocol::Reply PolicyExplain(const cni::protocol::Request& req);
   cni::protocol::Reply PolicyShow();
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
+  // ADD, DEL and bandwidth updates of one container never interleave (an
+  // update's Ensure must not rebuild a pod its DEL just removed). Striped:
+  // unrelated containers rarely share a lock.
+  std::mutex& ContainerLock(const std::string& container_id);
   cni::CniResult IpamResult(const ipam::IpAllocation& ip) const;
 
   CniServiceOptions opts_;
@@ -70,6 +88,7 @@ class CniService : public RequestHandler {
   Metrics* metrics_;
   PodDirectory* directory_ = nullptr;
   PodPolicy* policy_ = nullptr;
+  std::array<std::mutex, 64> container_locks_;
   std::atomic<bool> ready_{false};
   std::mutex why_mu_;
   std::string not_ready_why_ = "terwayd is starting";

@@ -17,6 +17,7 @@
 #include "k8s/config.h"
 #include "k8s/node_config.h"
 #include "netlink/netns.h"
+#include "qos/annotations.h"
 
 namespace terway::daemon {
 
@@ -276,12 +277,21 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   CniServiceOptions cso;
   cso.datapath_mode = d->datapath_mode_;
   if (!policy_off.empty()) cso.policy_off_reason = policy_off;
+  cso.refuse_bad_bandwidth_annotation =
+      d->config_.bandwidth_annotation_error == ipam::BandwidthAnnotationError::kRefuse;
   d->service_ = std::make_unique<CniService>(cso, d->addresses_.get(), d->store_.get(),
                                              d->datapath_.get(), &d->metrics_);
   RpcServerOptions ro;
   ro.socket_path = d->opts_.socket_path;
   d->service_->SetPodDirectory(d->kube_.get());
   d->service_->SetPodPolicy(d->policy_.get());
+  if (d->kube_ && d->datapath_) {
+    CniService* svc = d->service_.get();
+    d->kube_->SetBandwidthListener(
+        [svc](const std::string& ns, const std::string& name, const std::map<std::string, std::string>& a) {
+          svc->UpdatePodBandwidth(ns, name, a);
+        });
+  }
   d->rpc_ = std::make_unique<RpcServer>(ro, d->service_.get());
 
   d->metrics_.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
@@ -355,6 +365,11 @@ void Daemon::RepairPods() {
     pod.pod_namespace = rec.pod_namespace;
     pod.pod_name = rec.pod_name;
     pod.ip = **held;
+    if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
+      pod.bandwidth = *bw;
+    } else {
+      log::Warn("restart repair: {}: {}; repaired without a limit", who, bw.error().ToString());
+    }
     if (!netlink::NetnsExists(rec.netns)) {
       // The pod vanished while we were down (its sandbox was destroyed
       // without a DEL reaching us): undo its wiring, free its address.

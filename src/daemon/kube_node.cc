@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "qos/annotations.h"
 
 namespace terway::daemon {
 
@@ -40,6 +41,17 @@ std::vector<ipam::LivePod> MergeLivePods(const std::vector<k8s::Pod>& cached,
 
 bool PoolCannotGrow(const Error& e) { return e.code == ErrorCode::kExhausted; }
 
+bool BandwidthAnnotationsChanged(const k8s::Pod& before, const k8s::Pod& after) {
+  for (std::string_view key : {qos::kIngressAnnotation, qos::kEgressAnnotation, qos::kLegacyIngressAnnotation,
+                               qos::kLegacyEgressAnnotation}) {
+    auto a = before.metadata.annotations.find(std::string(key));
+    auto b = after.metadata.annotations.find(std::string(key));
+    const bool ha = a != before.metadata.annotations.end(), hb = b != after.metadata.annotations.end();
+    if (ha != hb || (ha && a->second != b->second)) return true;
+  }
+  return false;
+}
+
 KubeNode::KubeNode(std::shared_ptr<k8s::RestClient> client, KubeNodeOptions opts, Metrics* metrics)
     : client_(std::move(client)),
       opts_(std::move(opts)),
@@ -57,7 +69,24 @@ Result<std::unique_ptr<KubeNode>> KubeNode::Create(std::shared_ptr<k8s::RestClie
                           "Pod lookups of ADD by source (cache, api, missing)");
   k8s::ReflectorOptions po;
   po.field_selector = "spec.nodeName=" + k->opts_.node_name;
-  k->pods_ = std::make_unique<k8s::Cache<k8s::Pod>>(k->pods_lw_, po);
+  k8s::CacheHandlers<k8s::Pod> ph;
+  KubeNode* self = k.get();
+  ph.on_update = [self](const k8s::Pod& before, const k8s::Pod& after) {
+    if (!BandwidthAnnotationsChanged(before, after)) return;
+    BandwidthListener listener;
+    {
+      std::lock_guard l(self->listener_mu_);
+      listener = self->bandwidth_listener_;
+    }
+    if (!listener) return;
+    // Kernel work (tc) does not belong on the watch thread.
+    self->Enqueue("pod_bandwidth", [listener, ns = after.metadata.namespace_, name = after.metadata.name,
+                                    annotations = after.metadata.annotations] {
+      listener(ns, name, annotations);
+      return Ok();
+    });
+  };
+  k->pods_ = std::make_unique<k8s::Cache<k8s::Pod>>(k->pods_lw_, po, ph);
   k8s::ReflectorOptions no;
   no.field_selector = "metadata.name=" + k->opts_.node_name;
   k8s::CacheHandlers<k8s::Node> nh;
@@ -221,6 +250,19 @@ void KubeNode::AllocationStarted(const std::string& ns, const std::string& name)
 void KubeNode::Allocated(const std::string& ns, const std::string& name, const std::string& ip) {
   Enqueue("pod_ips", [this, ns, name, ip] { return k8s::SetPodIps(*client_, ns, name, {ip}); });
   SetSufficientIp(true, "the node's pool can serve pods");
+}
+
+void KubeNode::SetBandwidthListener(BandwidthListener l) {
+  std::lock_guard lock(listener_mu_);
+  bandwidth_listener_ = std::move(l);
+}
+
+void KubeNode::PodWarning(const std::string& ns, const std::string& name, const std::string& uid,
+                          const std::string& reason, const std::string& message) {
+  k8s::ObjectReference pod{"Pod", ns, name, uid, "v1"};
+  Enqueue("event", [this, pod, reason, message] {
+    return events_.Record(pod, k8s::EventType::kWarning, reason, message);
+  });
 }
 
 void KubeNode::AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,

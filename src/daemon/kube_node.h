@@ -6,7 +6,8 @@
 //
 // Writes are best-effort: they run on one writer thread, failures are logged
 // and counted (terway_k8s_writes_total{write,result}), and an ADD never
-// waits for them or fails because of them.
+// waits for them or fails because of them. Bandwidth annotation changes are
+// handed to their listener on the same thread (write "pod_bandwidth").
 #pragma once
 
 #include <chrono>
@@ -41,6 +42,9 @@ PodMetadata PodMetadataFromPod(const k8s::Pod& pod);
 // have seen them yet), plus pods a direct GET confirmed.
 std::vector<ipam::LivePod> MergeLivePods(const std::vector<k8s::Pod>& cached,
                                          const std::vector<std::pair<std::string, std::string>>& protected_pods);
+// True when a pod update changed any bandwidth annotation (added, changed
+// or removed).
+bool BandwidthAnnotationsChanged(const k8s::Pod& before, const k8s::Pod& after);
 // True when the error says the node cannot get another address (vSwitch out
 // of IPs, ENI quota, max pods): the node's SufficientIP turns False.
 bool PoolCannotGrow(const Error& e);
@@ -78,6 +82,15 @@ class KubeNode : public PodDirectory {
   void Allocated(const std::string& ns, const std::string& name, const std::string& ip) override;
   void AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,
                         const Error& e) override;
+  void PodWarning(const std::string& ns, const std::string& name, const std::string& uid, const std::string& reason,
+                  const std::string& message) override;
+
+  // Called (on KubeNode's own worker thread, never the watch's) when a pod
+  // of this node changes its bandwidth annotations, with all its
+  // annotations. Set once, before pods change.
+  using BandwidthListener = std::function<void(const std::string& ns, const std::string& name,
+                                               const std::map<std::string, std::string>& annotations)>;
+  void SetBandwidthListener(BandwidthListener l);
 
  private:
   KubeNode(std::shared_ptr<k8s::RestClient> client, KubeNodeOptions opts, Metrics* metrics);
@@ -98,6 +111,9 @@ class KubeNode : public PodDirectory {
   std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::chrono::steady_clock::time_point> recent_adds_;
   std::optional<bool> sufficient_ip_;  // last written
+
+  std::mutex listener_mu_;
+  BandwidthListener bandwidth_listener_;
 
   std::mutex write_mu_;
   std::condition_variable write_cv_;

@@ -46,6 +46,10 @@ class PodDirectory {
   virtual void Allocated(const std::string& ns, const std::string& name, const std::string& ip) = 0;
   virtual void AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,
                                 const Error& e) = 0;
+  // A Warning Event on the pod (best-effort), e.g. a malformed bandwidth
+  // annotation the pod runs without.
+  virtual void PodWarning(const std::string& ns, const std::string& name, const std::string& uid,
+                          const std::string& reason, const std::string& message) = 0;
 };
 
 }  // namespace terway::daemon

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace terway::qos {
 namespace {
@@ -202,6 +203,39 @@ Result<std::optional<cni::Bandwidth>> ParseBandwidthAnnotations(
   if (bw.ingress_rate) bw.ingress_burst = DefaultBurstBits(bw.ingress_rate);
   if (bw.egress_rate) bw.egress_burst = DefaultBurstBits(bw.egress_rate);
   return std::optional<cni::Bandwidth>(bw);
+}
+
+cni::Bandwidth NormalizeRuntimeBandwidth(cni::Bandwidth b) {
+  for (auto [rate, burst] : {std::pair{&b.ingress_rate, &b.ingress_burst}, {&b.egress_rate, &b.egress_burst}}) {
+    if (*rate != 0 && (*burst == 0 || *burst >= kRuntimeUnlimitedBurst)) *burst = DefaultBurstBits(*rate);
+  }
+  return b;
+}
+
+std::string EncodeBandwidth(const std::optional<cni::Bandwidth>& bw) {
+  if (!bw) return "";
+  nlohmann::json j = {{"ingress_rate", bw->ingress_rate}, {"ingress_burst", bw->ingress_burst},
+                      {"egress_rate", bw->egress_rate}, {"egress_burst", bw->egress_burst}};
+  return j.dump();
+}
+
+Result<std::optional<cni::Bandwidth>> DecodeBandwidth(const std::string& text) {
+  if (text.empty()) return std::optional<cni::Bandwidth>();
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Errorf(ErrorCode::kInvalidArgument, "stored bandwidth {:?} is not a JSON object", text);
+  }
+  cni::Bandwidth b;
+  for (auto [key, field] : {std::pair{"ingress_rate", &b.ingress_rate}, {"ingress_burst", &b.ingress_burst},
+                            {"egress_rate", &b.egress_rate}, {"egress_burst", &b.egress_burst}}) {
+    auto it = j.find(key);
+    if (it == j.end()) continue;
+    if (!it->is_number_unsigned()) {
+      return Errorf(ErrorCode::kInvalidArgument, "stored bandwidth {:?}: {} is not a non-negative integer", text, key);
+    }
+    *field = it->get<uint64_t>();
+  }
+  return std::optional<cni::Bandwidth>(b);
 }
 
 }  // namespace terway::qos

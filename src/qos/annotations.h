@@ -27,11 +27,10 @@ inline constexpr std::string_view kEgressAnnotation = "kubernetes.io/egress-band
 inline constexpr std::string_view kLegacyIngressAnnotation = "k8s.aliyun.com/ingress-bandwidth";
 inline constexpr std::string_view kLegacyEgressAnnotation = "k8s.aliyun.com/egress-bandwidth";
 
-// The accepted range of a limit. Below 1 kbit/s a pod cannot even complete a
-// TCP handshake in reasonable time; above 100 Gbit/s no ENI delivers, so such
-// a value is a unit mistake (bytes for bits, a stray "Ei") and not a limit.
-inline constexpr uint64_t kMinRateBitsPerSec = 1'000;
-inline constexpr uint64_t kMaxRateBitsPerSec = 100'000'000'000;
+// The accepted range of a limit, the same as for runtimeConfig.bandwidth
+// (see cni/config.h for why).
+inline constexpr uint64_t kMinRateBitsPerSec = cni::kMinBandwidthBitsPerSec;
+inline constexpr uint64_t kMaxRateBitsPerSec = cni::kMaxBandwidthBitsPerSec;
 
 // A Kubernetes quantity ("10M", "1Gi", "1.5k", "1e6") as bits per second,
 // rounded up to a whole bit as resource.Quantity.Value() does. Errors say
@@ -56,6 +55,19 @@ Result<uint64_t> ParseLegacyTerwayBandwidth(std::string_view text);
 // rate 0 = unlimited.
 Result<std::optional<cni::Bandwidth>> ParseBandwidthAnnotations(
     const std::map<std::string, std::string>& annotations);
+
+// runtimeConfig.bandwidth as runtimes send it: containerd and the kubelet
+// have no burst to give and send math.MaxInt32 bits ("unlimited"); a bucket
+// that deep lets 256 MiB through at line rate before any limit applies. A
+// burst of at least that (or none with a rate) becomes DefaultBurstBits.
+inline constexpr uint64_t kRuntimeUnlimitedBurst = 2147483647;
+cni::Bandwidth NormalizeRuntimeBandwidth(cni::Bandwidth b);
+
+// The limit as terwayd stores it with the pod's allocation (JSON; "" for
+// no limit) and reads it back; a stored text that does not parse is an
+// error naming it.
+std::string EncodeBandwidth(const std::optional<cni::Bandwidth>& bw);
+Result<std::optional<cni::Bandwidth>> DecodeBandwidth(const std::string& text);
 
 // The token bucket's depth when only a rate is known: 10 ms worth of the
 // rate, and never less than 64 KiB. Why: a bucket must hold at least one

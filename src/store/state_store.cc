@@ -55,12 +55,18 @@ CREATE TABLE reservations (
 ALTER TABLE allocations ADD COLUMN netns TEXT NOT NULL DEFAULT '';
 ALTER TABLE allocations ADD COLUMN datapath_mode TEXT NOT NULL DEFAULT '';
 )sql",
+    // 2 -> 3: the bandwidth limit the pod's datapath was given, so restart
+    // repair and CHECK rebuild and verify it (it may come from an annotation
+    // that the runtime's requests never carry). '' = no limit / unknown.
+    R"sql(
+ALTER TABLE allocations ADD COLUMN bandwidth TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kAllocCols =
     "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky, netns, "
-    "datapath_mode";
+    "datapath_mode, bandwidth";
 
 AllocationRecord ReadAlloc(const Statement& s) {
   AllocationRecord r;
@@ -76,6 +82,7 @@ AllocationRecord ReadAlloc(const Statement& s) {
   r.sticky = s.Int(9) != 0;
   r.netns = s.Text(10);
   r.datapath_mode = s.Text(11);
+  r.bandwidth = s.Text(12);
   return r;
 }
 
@@ -169,11 +176,11 @@ Result<AllocationRecord> StateStore::Allocate(const AllocationRecord& rec, bool 
   }
 
   TERWAY_ASSIGN_OR_RETURN(auto ins, db_->Prepare(fmt::format(
-      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
+      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
   ins.Bind(1, rec.container_id).Bind(2, rec.pod_namespace).Bind(3, rec.pod_name)
       .Bind(4, rec.pod_uid).Bind(5, rec.ip).Bind(6, rec.eni_id).Bind(7, rec.ifname)
       .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0})
-      .Bind(11, rec.netns).Bind(12, rec.datapath_mode);
+      .Bind(11, rec.netns).Bind(12, rec.datapath_mode).Bind(13, rec.bandwidth);
   TERWAY_TRY_CTX(ins.Run(), ctx);
   TERWAY_ASSIGN_OR_RETURN(auto busy, db_->Prepare("UPDATE ips SET idle_since_unix = 0 WHERE ip = ?"));
   TERWAY_TRY_CTX(busy.Bind(1, rec.ip).Run(), ctx);
@@ -213,6 +220,17 @@ Result<std::optional<AllocationRecord>> StateStore::Release(
 Result<std::optional<AllocationRecord>> StateStore::FindByContainer(const std::string& container_id) {
   std::lock_guard l(mu_);
   return FindByContainerLocked(container_id);
+}
+
+Status StateStore::SetBandwidth(const std::string& container_id, const std::string& bandwidth) {
+  std::lock_guard l(mu_);
+  TERWAY_ASSIGN_OR_RETURN(auto q, db_->Prepare("UPDATE allocations SET bandwidth = ? WHERE container_id = ?"));
+  TERWAY_TRY_CTX(q.Bind(1, bandwidth).Bind(2, container_id).Run(),
+                 fmt::format("recording the bandwidth of container {}", container_id));
+  if (db_->Changes() == 0) {
+    return Errorf(ErrorCode::kNotFound, "no allocation for container {} (released meanwhile?)", container_id);
+  }
+  return Ok();
 }
 
 Result<std::vector<AllocationRecord>> StateStore::FindByPod(const PodKey& pod) {

@@ -24,8 +24,8 @@
 namespace terway::store {
 
 // 1: allocations, ENIs, IPs, reservations. 2: allocations carry the pod's
-// netns and datapath mode (restart repair).
-inline constexpr int kSchemaVersion = 2;
+// netns and datapath mode (restart repair). 3: and its bandwidth limit.
+inline constexpr int kSchemaVersion = 3;
 
 struct PodKey {
   std::string namespace_;
@@ -49,6 +49,9 @@ struct AllocationRecord {
   std::string netns;
   // Which datapath wired the pod ("shared", "exclusive"; "" if none/unknown).
   std::string datapath_mode;
+  // The limit the datapath applies (JSON, see daemon's EncodeBandwidth); ""
+  // when the pod is unlimited (or the row predates schema 3).
+  std::string bandwidth;
   bool operator==(const AllocationRecord&) const = default;
 };
 
@@ -103,6 +106,9 @@ class StateStore {
                                                   const std::optional<ReservationRecord>& reservation);
   Result<std::optional<AllocationRecord>> FindByContainer(const std::string& container_id);
   Result<std::vector<AllocationRecord>> FindByPod(const PodKey& pod);
+  // Records the limit now applied to the container's pod; kNotFound when the
+  // allocation is gone.
+  Status SetBandwidth(const std::string& container_id, const std::string& bandwidth);
   Result<std::vector<AllocationRecord>> ListAllocations();
 
   // --- ENIs and their IPs ---

@@ -214,11 +214,14 @@ class RecordingDatapath : public PodDatapath {
     removed_netns.push_back(pod.netns);
     return Ok();
   }
-  Result<cni::CniResult> Check(const PodNetwork&) override { return cni::CniResult{}; }
+  Result<cni::CniResult> Check(const PodNetwork& pod) override {
+    checked.push_back(pod);
+    return cni::CniResult{};
+  }
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&) override {
     return std::vector<std::string>{};
   }
-  std::vector<PodNetwork> ensured;
+  std::vector<PodNetwork> ensured, checked;
   std::vector<bool> removed_while_held;
   std::vector<std::string> removed_netns;
 
@@ -308,11 +311,15 @@ class FakeDirectory : public PodDirectory {
                         const Error& e) override {
     failed.push_back(ns + "/" + name + ": " + ErrorCodeName(e.code));
   }
+  void PodWarning(const std::string& ns, const std::string& name, const std::string&, const std::string& reason,
+                  const std::string& message) override {
+    warnings.push_back(ns + "/" + name + " " + reason + ": " + message);
+  }
 
   std::string node_refusal;
   bool api_down = false;
   std::map<std::string, PodMetadata> pods;
-  std::vector<std::string> started, allocated, failed;
+  std::vector<std::string> started, allocated, failed, warnings;
 };
 
 TEST_F(CniServiceTest, DirectoryRefusesIgnoredPodsAndNodesAsInvalidInput) {
@@ -471,6 +478,72 @@ TEST_F(CniServiceTest, PolicyRequestsAnswerOrSayWhyPolicyIsOff) {
   auto sh = svc.Handle(show);
   ASSERT_TRUE(sh.ok());
   EXPECT_EQ(*sh.text, "x/a ingress (in_1):\n");
+}
+
+TEST_F(CniServiceTest, IgnoredBadBandwidthAnnotationServesThePodUnlimitedAndWarns) {
+  FakeDirectory dir;
+  dir.pods["default/slow"].annotations["kubernetes.io/egress-bandwidth"] = "fast";
+  RecordingDatapath dp(store_.get());
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  o.refuse_bad_bandwidth_annotation = false;
+  CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+  svc.SetPodDirectory(&dir);
+  svc.SetReady(true);
+  auto add = svc.Handle(Req(proto::Op::kAllocate, "c1", "slow"));
+  ASSERT_TRUE(add.ok()) << add.error->message;
+  ASSERT_EQ(dp.ensured.size(), 1u);
+  EXPECT_FALSE(dp.ensured[0].bandwidth.has_value());
+  ASSERT_EQ(dir.warnings.size(), 1u);
+  EXPECT_NE(dir.warnings[0].find("default/slow BandwidthAnnotationInvalid: "), std::string::npos) << dir.warnings[0];
+  EXPECT_NE(dir.warnings[0].find("kubernetes.io/egress-bandwidth"), std::string::npos) << dir.warnings[0];
+}
+
+TEST_F(CniServiceTest, AnnotationChangesFollowARunningPodAndCheckVerifiesTheStoredLimit) {
+  FakeDirectory dir;
+  dir.pods["default/web"].annotations["kubernetes.io/ingress-bandwidth"] = "10M";
+  RecordingDatapath dp(store_.get());
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+  svc.SetPodDirectory(&dir);
+  svc.SetReady(true);
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kAllocate, "c1", "web")).ok());
+  ASSERT_EQ(dp.ensured.size(), 1u);
+  ASSERT_TRUE(dp.ensured[0].bandwidth.has_value());
+  EXPECT_EQ(dp.ensured[0].bandwidth->ingress_rate, 10'000'000u);
+  // CHECK without runtimeConfig still verifies the annotation's limit.
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kGet, "c1", "web")).ok());
+  ASSERT_EQ(dp.checked.size(), 1u);
+  ASSERT_TRUE(dp.checked[0].bandwidth.has_value());
+  EXPECT_EQ(dp.checked[0].bandwidth->ingress_rate, 10'000'000u);
+
+  svc.UpdatePodBandwidth("default", "web", {{"kubernetes.io/ingress-bandwidth", "50M"},
+                                            {"kubernetes.io/egress-bandwidth", "20M"}});
+  ASSERT_EQ(dp.ensured.size(), 2u);
+  EXPECT_EQ(dp.ensured[1].bandwidth->ingress_rate, 50'000'000u);
+  EXPECT_EQ(dp.ensured[1].bandwidth->egress_rate, 20'000'000u);
+  EXPECT_EQ(dp.ensured[1].netns, "/var/run/netns/none");
+  // The same values again: nothing to do.
+  svc.UpdatePodBandwidth("default", "web", {{"kubernetes.io/ingress-bandwidth", "50M"},
+                                            {"kubernetes.io/egress-bandwidth", "20M"}});
+  EXPECT_EQ(dp.ensured.size(), 2u);
+  // A typo keeps the current limit and says so.
+  svc.UpdatePodBandwidth("default", "web", {{"kubernetes.io/ingress-bandwidth", "50 megabits"}});
+  EXPECT_EQ(dp.ensured.size(), 2u);
+  ASSERT_EQ(dir.warnings.size(), 1u);
+  EXPECT_NE(dir.warnings[0].find("keeps its current bandwidth limit"), std::string::npos) << dir.warnings[0];
+  // Annotations removed: the shaping goes.
+  svc.UpdatePodBandwidth("default", "web", {});
+  ASSERT_EQ(dp.ensured.size(), 3u);
+  EXPECT_FALSE(dp.ensured[2].bandwidth.has_value());
+  auto rec = store_->FindByContainer("c1");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->bandwidth, "");
+  // After DEL there is nothing to update.
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1", "web")).ok());
+  svc.UpdatePodBandwidth("default", "web", {{"kubernetes.io/ingress-bandwidth", "1M"}});
+  EXPECT_EQ(dp.ensured.size(), 3u);
 }
 
 }  // namespace

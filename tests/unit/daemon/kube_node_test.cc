@@ -57,5 +57,22 @@ TEST(KubeNode, OnlyExhaustionMakesTheNodeInsufficient) {
   EXPECT_FALSE(PoolCannotGrow(Error(ErrorCode::kKernel, "veth")));
 }
 
+TEST(KubeNode, BandwidthAnnotationChangesAreSeenOthersIgnored) {
+  k8s::Pod a = MakePod("x", "p", "u1");
+  k8s::Pod b = a;
+  b.metadata.annotations["note"] = "x";
+  b.phase = "Running";
+  EXPECT_FALSE(BandwidthAnnotationsChanged(a, b));
+  b.metadata.annotations["kubernetes.io/ingress-bandwidth"] = "10M";
+  EXPECT_TRUE(BandwidthAnnotationsChanged(a, b));  // added
+  k8s::Pod c = b;
+  c.metadata.annotations["kubernetes.io/ingress-bandwidth"] = "20M";
+  EXPECT_TRUE(BandwidthAnnotationsChanged(b, c));  // changed
+  EXPECT_TRUE(BandwidthAnnotationsChanged(c, a));  // removed
+  k8s::Pod d = a;
+  d.metadata.annotations["k8s.aliyun.com/egress-bandwidth"] = "1m";
+  EXPECT_TRUE(BandwidthAnnotationsChanged(a, d));  // Terway's legacy form too
+}
+
 }  // namespace
 }  // namespace terway::daemon

@@ -1,5 +1,6 @@
 // terway-lab's command line: every command, and the errors a user meets.
 #include "tools/lab/cluster/lab_args.h"
+#include "tools/lab/cluster/lab.h"
 
 #include <gtest/gtest.h>
 
@@ -125,6 +126,20 @@ TEST(LabArgs, HelpAndStatusDownTakeNoArguments) {
   EXPECT_TRUE(std::holds_alternative<DownArgs>(Parse({"down"})->action));
   EXPECT_FALSE(Parse({"down", "now"}).ok());
   EXPECT_NE(LabUsage().find("pod add NS/NAME"), std::string::npos);
+}
+
+TEST(LabRuntimeBandwidth, KubernetesAnnotationsBecomeRuntimeConfigAsContainerdSendsIt) {
+  auto none = RuntimeBandwidth({{"k8s.aliyun.com/ingress-bandwidth", "1m"}});  // legacy: terway's to read
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto bw = RuntimeBandwidth({{"kubernetes.io/ingress-bandwidth", "10M"}, {"kubernetes.io/egress-bandwidth", "1Gi"}});
+  ASSERT_TRUE(bw.ok() && bw->has_value()) << (bw.ok() ? "" : bw.error().ToString());
+  EXPECT_EQ((**bw)["ingressRate"], 10000000);
+  EXPECT_EQ((**bw)["ingressBurst"], 2147483647);
+  EXPECT_EQ((**bw)["egressRate"], 1073741824);
+  auto bad = RuntimeBandwidth({{"kubernetes.io/egress-bandwidth", "fast"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("kubernetes.io/egress-bandwidth"), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

@@ -152,5 +152,28 @@ TEST(DefaultBurst, TenMillisecondsOfRateButAtLeast64KiB) {
   EXPECT_EQ(DefaultBurstBits(1'000'000'000), 10'000'000u);  // 10 ms of 1 Gbit/s
 }
 
+TEST(RuntimeBandwidth, KubeletsUnlimitedBurstBecomesTheDefaultBucket) {
+  cni::Bandwidth b{10'000'000, kRuntimeUnlimitedBurst, 50'000'000, 0};
+  cni::Bandwidth n = NormalizeRuntimeBandwidth(b);
+  EXPECT_EQ(n.ingress_rate, 10'000'000u);
+  EXPECT_EQ(n.ingress_burst, DefaultBurstBits(10'000'000));
+  EXPECT_EQ(n.egress_burst, DefaultBurstBits(50'000'000));
+  cni::Bandwidth chosen{10'000'000, 800'000, 0, 0};
+  EXPECT_EQ(NormalizeRuntimeBandwidth(chosen), chosen);  // a burst the runtime chose stays
+}
+
+TEST(StoredBandwidth, RoundTripsAndRejectsGarbage) {
+  EXPECT_EQ(EncodeBandwidth(std::nullopt), "");
+  auto none = DecodeBandwidth("");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  cni::Bandwidth b{1, 2, 3, 4};
+  auto back = DecodeBandwidth(EncodeBandwidth(b));
+  ASSERT_TRUE(back.ok() && back->has_value());
+  EXPECT_EQ(**back, b);
+  EXPECT_FALSE(DecodeBandwidth("{").ok());
+  EXPECT_FALSE(DecodeBandwidth(R"({"ingress_rate":-1})").ok());
+}
+
 }  // namespace
 }  // namespace terway::qos

@@ -141,13 +141,13 @@ TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
   {
     auto s = MustOpen(dir.File("state.db"));
     ASSERT_TRUE(s);
-    EXPECT_EQ(s->SchemaVersion(), 2);
+    EXPECT_EQ(s->SchemaVersion(), kSchemaVersion);
     auto all = s->ListAllocations();
     ASSERT_TRUE(all.ok()) << all.error().ToString();
     ASSERT_EQ(all->size(), 1u);
     AllocationRecord want = Alloc("c1", "p1", "198.18.0.10");
     want.sticky = true;
-    EXPECT_EQ((*all)[0], want);  // netns and datapath_mode unknown ("")
+    EXPECT_EQ((*all)[0], want);  // netns, datapath_mode and bandwidth unknown ("")
     auto enis = s->ListEnis();
     ASSERT_TRUE(enis.ok());
     ASSERT_EQ(enis->size(), 1u);
@@ -158,6 +158,14 @@ TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
     c2.netns = "/var/run/netns/p2";
     c2.datapath_mode = "shared";
     ASSERT_TRUE(s->Allocate(c2).ok());
+    // Schema 3: the limit is recorded and updated in place.
+    ASSERT_TRUE(s->SetBandwidth("c2", R"({"ingress_rate":10000000})").ok());
+    auto got = s->FindByContainer("c2");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->bandwidth, R"({"ingress_rate":10000000})");
+    auto gone = s->SetBandwidth("nobody", "{}");
+    ASSERT_FALSE(gone.ok());
+    EXPECT_EQ(gone.error().code, ErrorCode::kNotFound);
   }
   // Reopening a migrated database runs no migration again and keeps both.
   auto s = MustOpen(dir.File("state.db"));

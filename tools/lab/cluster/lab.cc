@@ -22,6 +22,7 @@
 #include "k8s/config.h"
 #include "tools/lab/cluster/kubelet.h"
 #include "netlink/netns.h"
+#include "qos/annotations.h"
 
 namespace terway::lab {
 
@@ -350,7 +351,9 @@ Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
   // What a runtime reads from /etc/cni/net.d.
   json conflist = {{"cniVersion", "1.0.0"},
                    {"name", "terway"},
-                   {"plugins", json::array({{{"type", "terway"}, {"daemon_socket", n.socket}}})}};
+                   {"plugins", json::array({{{"type", "terway"},
+                                             {"daemon_socket", n.socket},
+                                             {"capabilities", {{"bandwidth", true}}}}})}};
   TERWAY_TRY(WriteTextFileAtomic(n.conflist, conflist.dump(2) + "\n"));
   std::vector<std::string> argv = {bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
                                    n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
@@ -447,6 +450,28 @@ Status Lab::StartNodes(LabState& s, const UpArgs&) {
 
 // ---- pods -----------------------------------------------------------------
 
+Result<std::optional<json>> RuntimeBandwidth(const std::map<std::string, std::string>& annotations) {
+  // As containerd's CRI plugin does for a network whose plugin declares the
+  // bandwidth capability: the kubernetes.io annotations (not Terway's
+  // legacy ones) become runtimeConfig.bandwidth, rates in bits/s, and the
+  // bursts math.MaxInt32 ("unlimited": the kubelet has no burst to give).
+  json bw = json::object();
+  for (auto [key, rate, burst] : {std::tuple{qos::kIngressAnnotation, "ingressRate", "ingressBurst"},
+                                  {qos::kEgressAnnotation, "egressRate", "egressBurst"}}) {
+    auto it = annotations.find(std::string(key));
+    if (it == annotations.end()) continue;
+    auto bits = qos::ParseKubernetesQuantity(it->second);
+    if (!bits.ok()) {
+      return Errorf(ErrorCode::kInvalidArgument, "failed to parse the pod's {} annotation {:?}: {}", key,
+                    it->second, bits.error().message);
+    }
+    bw[rate] = *bits;
+    bw[burst] = 2147483647;
+  }
+  if (bw.empty()) return std::optional<json>();
+  return std::optional<json>(bw);
+}
+
 Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p,
                                      const std::string& command) {
   // The runtime's view: the conflist from net.d, turned into the one plugin's
@@ -462,6 +487,10 @@ Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p,
   conf["cniVersion"] = p.cni_version;
   if ((command == "CHECK" || command == "DEL") && p.cni_version != "0.3.1" && p.result.is_object()) {
     conf["prevResult"] = p.result;
+  }
+  if (conf.contains("capabilities") && conf["capabilities"].value("bandwidth", false)) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto bw, RuntimeBandwidth(p.annotations), "pod " + p.ns + "/" + p.name);
+    if (bw) conf["runtimeConfig"]["bandwidth"] = *bw;
   }
   CommandSpec spec;
   spec.argv = {bins_.terway};

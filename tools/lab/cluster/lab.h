@@ -5,6 +5,8 @@
 // saves it, so separate invocations work on the same lab.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -27,6 +29,12 @@ struct LabBinaries {
 // Finds them next to terway-lab: in a build tree (cmd/<name>/<name>) or an
 // install dir (all in one directory); $TERWAY_LAB_BIN_DIR overrides.
 Result<LabBinaries> FindLabBinaries();
+
+// runtimeConfig.bandwidth as containerd's CRI plugin derives it from a pod's
+// kubernetes.io/ingress-bandwidth and egress-bandwidth annotations (rates in
+// bits/s, bursts math.MaxInt32); nullopt without them; an annotation that is
+// not a Kubernetes quantity fails the sandbox, as it does there.
+Result<std::optional<nlohmann::json>> RuntimeBandwidth(const std::map<std::string, std::string>& annotations);
 
 class Lab {
  public:
