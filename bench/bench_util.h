@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -76,8 +77,10 @@ class Namespaces {
 };
 
 // iperf3 from client_ns to server_ip (served in server_ns): bits/s received.
+// reverse: the server sends (iperf3 -R); omit: seconds left out at the start
+// (slow start, a full token bucket).
 inline Result<double> Iperf(const std::string& server_ns, const std::string& client_ns, const std::string& server_ip,
-                     int seconds) {
+                     int seconds, bool reverse = false, int omit = 0) {
   auto server = Process::Start({{"/usr/bin/iperf3", "-s", "-1", "-p", "5201"}, server_ns, "", {}});
   if (!server.ok()) return std::move(server).error();
   bool listening = WaitFor(
@@ -87,8 +90,10 @@ inline Result<double> Iperf(const std::string& server_ns, const std::string& cli
       },
       std::chrono::seconds(10));
   if (!listening) return Errorf(ErrorCode::kInternal, "iperf3 server in {} never listened", server_ns);
-  auto r = RunCommand({"/usr/bin/iperf3", "-c", server_ip, "-p", "5201", "-t", std::to_string(seconds), "-J"},
-                      client_ns, std::chrono::seconds(seconds + 30));
+  std::vector<std::string> argv = {"/usr/bin/iperf3", "-c", server_ip, "-p", "5201", "-t", std::to_string(seconds),
+                                   "-J", "-O", std::to_string(omit)};
+  if (reverse) argv.push_back("-R");
+  auto r = RunCommand(argv, client_ns, std::chrono::seconds(seconds + omit + 30));
   if (r.exit_code != 0) return Errorf(ErrorCode::kInternal, "iperf3 {} -> {}: {}", client_ns, server_ip, r.output);
   auto j = nlohmann::json::parse(r.output, nullptr, false);
   if (j.is_discarded()) return Errorf(ErrorCode::kInternal, "iperf3 output is not JSON: {}", r.output);
@@ -166,6 +171,75 @@ inline Result<double> ConnectRate(const std::string& server_ns, const std::strin
   if (!client.ok()) return std::move(client).error();
   if (!failure.empty()) return Errorf(ErrorCode::kInternal, "{}", failure);
   return static_cast<double>(done.load()) / seconds;
+}
+
+// Request/response rate over one persistent TCP connection (what netperf
+// calls TCP_RR): the client sends one byte, waits for the one-byte answer,
+// and again, for `seconds`. Transactions per second; latency-bound, so it
+// shows what each hop of a path costs.
+inline Result<double> RequestRate(const std::string& server_ns, const std::string& client_ns,
+                                  const std::string& server_ip, double seconds) {
+  constexpr uint16_t kPort = 5401;
+  int lfd = -1;
+  TERWAY_TRY_CTX(netlink::RunInNetns(server_ns,
+                                     [&]() -> Status {
+                                       lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                                       int one = 1;
+                                       setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                                       sockaddr_in a{};
+                                       a.sin_family = AF_INET;
+                                       a.sin_port = htons(kPort);
+                                       if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+                                           listen(lfd, 4) != 0)
+                                         return Errorf(ErrorCode::kKernel, "listen: {}", strerror(errno));
+                                       return Ok();
+                                     }),
+                 "request-rate server in " + server_ns);
+  std::thread server([&] {
+    pollfd p{lfd, POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) return;
+    int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char b;
+    while (read(c, &b, 1) == 1) {
+      if (write(c, &b, 1) != 1) break;
+    }
+    close(c);
+  });
+  long done = 0;
+  std::string failure;
+  auto client = netlink::SpawnInNetns(client_ns, [&] {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kPort);
+    inet_pton(AF_INET, server_ip.c_str(), &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      failure = fmt::format("connecting to {}: {}", server_ip, strerror(errno));
+      if (fd >= 0) close(fd);
+      return;
+    }
+    auto end = Clock::now() + std::chrono::duration<double>(seconds);
+    char b = 'x';
+    while (Clock::now() < end) {
+      if (write(fd, &b, 1) != 1 || read(fd, &b, 1) != 1) {
+        failure = fmt::format("transaction {} with {}: {}", done, server_ip, strerror(errno));
+        break;
+      }
+      done++;
+    }
+    close(fd);  // the server's read ends
+  });
+  if (client.ok()) client->join();
+  server.join();
+  close(lfd);
+  if (!client.ok()) return std::move(client).error();
+  if (!failure.empty()) return Errorf(ErrorCode::kInternal, "{}", failure);
+  return static_cast<double>(done) / seconds;
 }
 
 inline int64_t TotalApiCalls(testing::VpcsimWorld* w) {

@@ -3,9 +3,12 @@
 //     a warm pool, and through Debian's reference `ptp` + `host-local`
 //     plugins, on the same machine in the same run, calls interleaved so that
 //     both see the same noise;
-//   - pod-to-pod TCP throughput (iperf3) same node and cross node for terway
+//   - pod-to-pod TCP throughput (iperf3), connection rate and request rate
+//     (one connection, 1-byte ping-pong) same node and cross node for terway
 //     pods, same node for ptp pods, each as a ratio to a plain veth pair
-//     between two namespaces measured in the same run.
+//     between two namespaces measured in the same run;
+//   - cold-pool ADD/DEL (every ADD waits for the cloud), pod churn, and
+//     bandwidth accuracy (achieved / limit at 10, 50, 200 Mbit/s).
 // Every plugin is exec'd exactly as a runtime does (fork, setns into the
 // node's namespace, exec with the CNI environment and the config on stdin);
 // the measured time is that whole exec, for both plugins alike.
@@ -43,6 +46,7 @@ using terway::bench::ConnectRate;
 using terway::bench::Iperf;
 using terway::bench::Namespaces;
 using terway::bench::Percentile;
+using terway::bench::RequestRate;
 using terway::bench::Summary;
 using terway::bench::TotalApiCalls;
 
@@ -272,6 +276,7 @@ int main(int argc, char** argv) {
     std::string name, server_ns, client_ns, server_ip;
     std::vector<double> gbps;
     std::vector<double> conn_per_s = {};
+    std::vector<double> rr_per_s = {};
   };
   std::vector<Path> paths = {
       {"bare_veth", vb, va, "198.19.0.2", {}},
@@ -288,6 +293,9 @@ int main(int argc, char** argv) {
       auto crr = ConnectRate(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
       if (!crr.ok()) return Fail("connection rate " + p.name, crr.error());
       p.conn_per_s.push_back(*crr);
+      auto rr = RequestRate(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
+      if (!rr.ok()) return Fail("request rate " + p.name, rr.error());
+      p.rr_per_s.push_back(*rr);
     }
   }
   double bare = Percentile(paths[0].gbps, 0.5);
@@ -306,6 +314,45 @@ int main(int argc, char** argv) {
                    {"ratio_to_bare_veth", bare_crr > 0 ? med / bare_crr : 0}};
   }
   results["tcp_connect_rate"] = crr;
+  double bare_rr = Percentile(paths[0].rr_per_s, 0.5);
+  nlohmann::json rrs;
+  for (const auto& p : paths) {
+    double med = Percentile(p.rr_per_s, 0.5);
+    rrs[p.name] = {{"per_s_median", med},
+                   {"samples_per_s", p.rr_per_s},
+                   {"ratio_to_bare_veth", bare_rr > 0 ? med / bare_rr : 0}};
+  }
+  results["tcp_request_rate"] = rrs;
+
+  // Bandwidth accuracy: a pod on node 0 limited through runtimeConfig (as
+  // containerd passes kubernetes.io/*-bandwidth: rates in bits/s, the burst
+  // math.MaxInt32), iperf3 into and out of it against pod 1.
+  nlohmann::json accuracy = nlohmann::json::array();
+  std::cerr << "bench: bandwidth accuracy at 10, 50 and 200 Mbit/s\n";
+  for (int mbit : {10, 50, 200}) {
+    const std::string bp = fmt::format("{}-bw{}", w->name(), mbit);
+    if (auto st = ns.Create(bp); !st.ok()) return Fail("pod namespace", st.error());
+    const uint64_t rate = static_cast<uint64_t>(mbit) * 1'000'000;
+    nlohmann::json conf = nlohmann::json::parse(terway_conf);
+    conf["capabilities"] = {{"bandwidth", true}};
+    conf["runtimeConfig"]["bandwidth"] = {{"ingressRate", rate}, {"ingressBurst", 2147483647},
+                                          {"egressRate", rate}, {"egressBurst", 2147483647}};
+    const std::string id = fmt::format("bw{}", mbit);
+    auto ba = ExecPlugin(terway_bin, terway_cni_path, "ADD", id, bp, id, nodes[0]->netns(), conf.dump());
+    if (ba.result.exit_code != 0) return Fail("terway ADD with a limit", Error{ErrorCode::kInternal, ba.result.output});
+    auto into = Iperf(terway_pods[1], bp, t_ip1, iperf_seconds, /*reverse=*/true, /*omit=*/1);
+    if (!into.ok()) return Fail("iperf3 into the limited pod", into.error());
+    auto out = Iperf(terway_pods[1], bp, t_ip1, iperf_seconds, /*reverse=*/false, /*omit=*/1);
+    if (!out.ok()) return Fail("iperf3 out of the limited pod", out.error());
+    accuracy.push_back({{"limit_mbit", mbit},
+                        {"into_pod_mbit", *into / 1e6},
+                        {"out_of_pod_mbit", *out / 1e6},
+                        {"into_ratio", *into / static_cast<double>(rate)},
+                        {"out_ratio", *out / static_cast<double>(rate)}});
+    auto bd = ExecPlugin(terway_bin, terway_cni_path, "DEL", id, bp, id, nodes[0]->netns(), conf.dump());
+    if (bd.result.exit_code != 0) return Fail("terway DEL with a limit", Error{ErrorCode::kInternal, bd.result.output});
+  }
+  results["bandwidth_accuracy"] = accuracy;
 
   // DEL interleaved the same way, then DEL again (idempotence costs too).
   auto xd = ExecPlugin(terway_bin, terway_cni_path, "DEL", "x0", cross_pod, "x0", nodes[1]->netns(), cross_conf);
@@ -345,7 +392,7 @@ int main(int argc, char** argv) {
                                                {"type", "terway"},
                                                {"daemon_socket", nodes[2]->socket()}}
                                     .dump();
-  std::vector<double> cold_add;
+  std::vector<double> cold_add, cold_del;
   int64_t calls_before = TotalApiCalls(w);
   for (int i = 0; i < cold_pods; i++) {
     std::string cp = fmt::format("{}-k{}", w->name(), i);
@@ -360,6 +407,7 @@ int main(int argc, char** argv) {
     auto cd = ExecPlugin(terway_bin, terway_cni_path, "DEL", "k" + std::to_string(i), fmt::format("{}-k{}", w->name(), i),
                          "k" + std::to_string(i), nodes[2]->netns(), cold_conf);
     if (cd.result.exit_code != 0) return Fail("terway DEL, cold pool", Error{ErrorCode::kInternal, cd.result.output});
+    cold_del.push_back(cd.ms);
   }
 
   // Churn: 4 workers, each ADDs then DELs a pod in its own namespace as fast
@@ -409,7 +457,10 @@ int main(int argc, char** argv) {
       {"terway", {{"add", Summary(t_add)}, {"del", Summary(t_del)}}},
       {"ptp_host_local", {{"add", Summary(r_add)}, {"del", Summary(r_del)}}},
       {"terway_cold_pool", {{"add", Summary(cold_add)},
+                            {"del", Summary(cold_del)},
                             {"api_calls_per_pod", static_cast<double>(cold_calls) / cold_pods}}},
+      // host-local has no pool: its ADD is the same warm or cold.
+      {"cold_add_p50_ratio_terway_to_ptp", Percentile(cold_add, 0.5) / Percentile(r_add, 0.5)},
       {"add_p50_ratio_terway_to_ptp", Percentile(t_add, 0.5) / Percentile(r_add, 0.5)},
       {"del_p50_ratio_terway_to_ptp", Percentile(t_del, 0.5) / Percentile(r_del, 0.5)},
   };

@@ -1,21 +1,64 @@
 #!/usr/bin/env bash
-# Runs every benchmark of the project on the emulated cloud and writes their
-# machine-readable results to bench/results/*.json (the tables in
-# docs/benchmarks.md quote them). Needs root: the worlds are namespaces.
-# Expects `make build` to have run (the Makefile does that).
+# `make bench`: every benchmark of the project, on the emulated cloud, one
+# after another (they would disturb each other's figures side by side).
+# Writes machine-readable results to bench/results/*.json and rewrites the
+# tables of docs/benchmarks.md from them (bench_report). Needs root: the
+# worlds and pods are network namespaces.
+#
+# Cleans up after itself: each benchmark runs in its own process group;
+# if the run is interrupted or fails, the group is killed (vpcsim, terwayd,
+# iperf3 with it) and the namespaces the run created are deleted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 OUT=${OUT:-bench/results}
+DOC=${DOC:-docs/benchmarks.md}
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench: needs root (vpcsim worlds and pods are network namespaces)" >&2
   exit 1
 fi
 mkdir -p "$OUT"
+
+netns_before=$(ip netns list | awk '{print $1}' | sort)
+current=""
+cleanup() {
+  local rc=$?
+  if [ -n "$current" ]; then
+    kill -TERM -- "-$current" 2>/dev/null || true
+    sleep 1
+    kill -KILL -- "-$current" 2>/dev/null || true
+  fi
+  local left
+  left=$(comm -13 <(echo "$netns_before") <(ip netns list | awk '{print $1}' | sort))
+  for n in $left; do ip netns del "$n" 2>/dev/null || true; done
+  if [ $rc -ne 0 ]; then echo "bench: failed (exit $rc); cleaned up what the run left" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start=$(date +%s)
+timings="{}"
+run() {  # name, then the command
+  local name=$1
+  shift
+  local t0
+  t0=$(date +%s)
+  setsid "$@" >/dev/null &
+  current=$!
+  wait "$current"
+  current=""
+  timings=$(jq -c --arg n "$name" --argjson s "$(($(date +%s) - t0))" '. + {($n): $s}' <<<"$timings")
+}
+
 echo "=== terwayd pool: allocation latency, API calls per pod, RSS"
-"$BUILD/bench/terwayd_pool_bench" --out "$OUT/terwayd_pool.json" >/dev/null
-echo "=== CNI ADD/DEL vs ptp+host-local, pod-to-pod TCP throughput vs a bare veth pair"
-"$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 5 --rounds 3 >/dev/null
+run terwayd_pool "$BUILD/bench/terwayd_pool_bench" --out "$OUT/terwayd_pool.json"
+echo "=== CNI ADD/DEL warm and cold vs ptp+host-local, churn, pod-to-pod paths vs a bare veth, bandwidth accuracy"
+run cni_datapath "$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 5 --rounds 3
 echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
-"$BUILD/bench/policy_bench" --out "$OUT/policy.json" >/dev/null
-echo "bench: results in $OUT (see docs/benchmarks.md for how to read them)"
+run policy "$BUILD/bench/policy_bench" --out "$OUT/policy.json"
+
+total=$(($(date +%s) - start))
+jq -n --argjson t "$total" --argjson s "$timings" \
+  '{command: "make bench", total_seconds: $t, seconds_by_benchmark: $s}' >"$OUT/run.json"
+"$BUILD/bench/bench_report" --results "$OUT" --doc "$DOC"
+echo "bench: done in ${total} s; results in $OUT, tables in $DOC"

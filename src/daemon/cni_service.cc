@@ -103,6 +103,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     pod.datapath_mode = opts_.datapath_mode;
   }
   std::optional<cni::Bandwidth> bandwidth_from_annotations;
+  bool in_api = false;
   if (directory_ != nullptr) {
     if (std::string why = directory_->NodeRefusal(); !why.empty()) {
       return proto::Reply::Fail(proto::ErrorClass::kInvalid, "pod " + PodName(req) + ": " + why);
@@ -123,6 +124,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
       log::Warn("cni add pod={}: not in the Kubernetes API; served without labels and annotations",
                 PodName(req));
     } else {
+      in_api = true;
       const PodMetadata& m = **meta;
       if (IgnoredByTerway(m.labels)) {
         return proto::Reply::Fail(proto::ErrorClass::kInvalid,
@@ -167,7 +169,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
   if (datapath_ == nullptr) {
     reply.result = IpamResult(*ip);
-    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip);
+    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, in_api);
     return reply;
   }
   // Policy before wiring: from the first packet the pod can send, the
@@ -195,8 +197,14 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   if (!wiring.bandwidth && bandwidth_from_annotations) wiring.bandwidth = *bandwidth_from_annotations;
   // Recorded before the wiring: a restart repairs the pod to exactly this,
   // and CHECK verifies it (the runtime's CHECK may not carry the limit).
-  if (terway::Status rec = store_->SetBandwidth(req.container_id, qos::EncodeBandwidth(wiring.bandwidth)); !rec.ok()) {
-    log::Warn("cni add pod={}: recording its bandwidth: {}", PodName(req), rec.error().ToString());
+  // (A read first: most pods have no limit, and a commit per ADD for an
+  // unchanged empty column is what the pod start would pay for nothing.)
+  const std::string bw_text = qos::EncodeBandwidth(wiring.bandwidth);
+  auto current = store_->FindByContainer(req.container_id);
+  if (!current.ok() || !current->has_value() || (*current)->bandwidth != bw_text) {
+    if (terway::Status rec = store_->SetBandwidth(req.container_id, bw_text); !rec.ok()) {
+      log::Warn("cni add pod={}: recording its bandwidth: {}", PodName(req), rec.error().ToString());
+    }
   }
   auto net = datapath_->Ensure(wiring);
   if (!net.ok()) {
@@ -214,7 +222,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     return proto::Reply::FromError(e);
   }
   reply.result = *net;
-  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip);
+  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, in_api);
   return reply;
 }
 
@@ -248,6 +256,7 @@ proto::Reply CniService::Release(const proto::Request& req) {
   auto rel = addresses_->Release(req.container_id);
   if (!rel.ok()) return proto::Reply::FromError(rel.error());
   if (policy_ != nullptr) policy_->PodStopped(req.pod.namespace_, req.pod.name);
+  if (directory_ != nullptr) directory_->Released(req.pod.namespace_, req.pod.name);
   return proto::Reply{};
 }
 

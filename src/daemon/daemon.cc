@@ -119,6 +119,16 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
     for (const auto& w : parsed.warnings) log::Warn("config {}: {}", source, w);
     d->config_ = parsed.config;
     d->disable_network_policy_ = conf.disable_network_policy;
+    if (d->config_.kube_client_qps > 0 || d->config_.kube_client_burst > 0) {
+      // The operator's limit from eni_conf, for every request from here on
+      // (the first reads above ran with the defaults).
+      k8s::RestConfig limited = *kube_config;
+      if (d->config_.kube_client_qps > 0) limited.qps = d->config_.kube_client_qps;
+      if (d->config_.kube_client_burst > 0) limited.burst = d->config_.kube_client_burst;
+      kube_client = k8s::RestClient::FromConfig(limited);
+      log::Info("kubernetes client limited to {} QPS, burst {} (eni_conf kube_client_qps/kube_client_burst)",
+                limited.qps, limited.burst);
+    }
     log::Info("kubernetes API {} node {}: eni_conf from {}", kube_config->server, opts.node_name, source);
   } else {
     log::Info("no Kubernetes API configured (no --kubeconfig, no in-cluster service account): running API-less, "

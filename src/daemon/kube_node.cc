@@ -247,9 +247,17 @@ void KubeNode::AllocationStarted(const std::string& ns, const std::string& name)
   recent_adds_[{ns, name}] = std::chrono::steady_clock::now();
 }
 
-void KubeNode::Allocated(const std::string& ns, const std::string& name, const std::string& ip) {
-  Enqueue("pod_ips", [this, ns, name, ip] { return k8s::SetPodIps(*client_, ns, name, {ip}); });
+void KubeNode::Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) {
+  // A sandbox of no Kubernetes pod (podman on the node) has no object to
+  // annotate: the PATCH would only 404.
+  if (in_api) Enqueue("pod_ips", [this, ns, name, ip] { return k8s::SetPodIps(*client_, ns, name, {ip}); });
   SetSufficientIp(true, "the node's pool can serve pods");
+}
+
+void KubeNode::Released(const std::string&, const std::string&) {
+  // An address is free again: a node marked insufficient can take the next
+  // pod (written on change only, see SetSufficientIp).
+  SetSufficientIp(true, "an address was released; the node's pool can serve pods");
 }
 
 void KubeNode::SetBandwidthListener(BandwidthListener l) {

@@ -79,7 +79,8 @@ class KubeNode : public PodDirectory {
   std::string NodeRefusal() override;
   Result<std::optional<PodMetadata>> Lookup(const std::string& ns, const std::string& name) override;
   void AllocationStarted(const std::string& ns, const std::string& name) override;
-  void Allocated(const std::string& ns, const std::string& name, const std::string& ip) override;
+  void Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) override;
+  void Released(const std::string& ns, const std::string& name) override;
   void AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,
                         const Error& e) override;
   void PodWarning(const std::string& ns, const std::string& name, const std::string& uid, const std::string& reason,

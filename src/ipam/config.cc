@@ -16,7 +16,7 @@ const std::set<std::string> kTerwayKeysIgnored = {
     "ip_warm_up_size", "prefix", "eni_cap_ratio", "eni_cap_shift",
     "eni_selection_policy", "ip_stack", "enable_eni_trunking", "enable_erdma", "ipam_type",
     "backoff_override", "extra_routes", "disable_device_plugin", "eni_tag_filter",
-    "kube_client_qps", "kube_client_burst", "resource_group_id", "enable_patch_pod_ips",
+    "resource_group_id", "enable_patch_pod_ips",
     "enable_ip_prefix", "ipv4_prefix_count", "ipv6_prefix_count",
     "idle_ip_reclaim_jitter_factor", "enable_eip_pool", "disable_security_group_check",
     "hostPort", "host_stack_cidrs"};
@@ -256,6 +256,15 @@ Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text) {
       if (m == "shared") c.eni_mode = EniMode::kShared;
       else if (m == "exclusive") c.eni_mode = EniMode::kExclusive;
       else return KeyError(key, fmt::format("unknown mode \"{}\"; use shared or exclusive", m));
+    } else if (key == "kube_client_qps") {
+      if (!value.is_number() || value.get<double>() <= 0 || value.get<double>() > 10000) {
+        return KeyError(key, fmt::format("expected requests per second to the Kubernetes API (a number above 0, "
+                                         "e.g. 20), got {}",
+                                         value.dump()));
+      }
+      c.kube_client_qps = value.get<double>();
+    } else if (key == "kube_client_burst") {
+      TERWAY_ASSIGN_OR_RETURN(c.kube_client_burst, GetInt(j, key, 1));
     } else if (key == "bandwidth_annotation_error") {
       TERWAY_ASSIGN_OR_RETURN(std::string m, GetString(j, key));
       if (m == "refuse") c.bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;

@@ -71,6 +71,10 @@ struct EniConfig {
   std::string state_path = "/var/lib/terway/state.db";
   EniMode eni_mode = EniMode::kShared;
   BandwidthAnnotationError bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
+  // terwayd's client-side limit towards the Kubernetes API (Terway's keys);
+  // 0: the client's defaults (5 QPS, burst 10, as client-go).
+  double kube_client_qps = 0;
+  int kube_client_burst = 0;
 
   // vSwitches configured for a zone, in configuration order; if the zone is
   // not configured, empty (the caller then falls back to the node's own

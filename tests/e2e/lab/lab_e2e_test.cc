@@ -12,6 +12,8 @@
 namespace terway::testing {
 namespace {
 
+using namespace std::chrono_literals;
+
 class LabTraffic : public LabTest {
  protected:
   void TearDown() override {
@@ -100,10 +102,9 @@ TEST_F(LabTraffic, PodsReachPodsAndVpcHostOverTcpAndUdpWithoutTunnels) {
     }
   }
 
-  // The cloud's view: each pod IP is an address of a secondary ENI (device
-  // index > 0) attached to the pod's own node.
-  auto world = CloudView();
-  ASSERT_TRUE(world.is_object());
+  // The cloud's view through its API (DescribeNetworkInterfaces, signed):
+  // each pod IP is a secondary private IP of a secondary ENI, in use by the
+  // pod's own node.
   std::map<std::string, std::string> pod_node = {{a, "node1"}, {b, "node1"}, {c, "node2"}};
   auto state = State();
   for (const auto& [ip, node] : pod_node) {
@@ -112,23 +113,61 @@ TEST_F(LabTraffic, PodsReachPodsAndVpcHostOverTcpAndUdpWithoutTunnels) {
       if (n["name"] == node) instance = n["instance_id"];
     }
     std::string found;
-    for (const auto& inst : world["instances"]) {
-      for (const auto& eni : inst["enis"]) {
-        bool holds = eni["primary_ip"] == ip;
-        for (const auto& s : eni["secondary_ips"]) holds = holds || s == ip;
-        if (holds) {
-          found = inst["id"].get<std::string>() + " eth" + std::to_string(eni["device_index"].get<int>()) +
-                  " " + eni["status"].get<std::string>();
-        }
+    for (const auto& eni : DescribeEnis(instance)) {
+      for (const auto& pip : eni.private_ip_sets) {
+        if (pip.address != ip) continue;
+        found = fmt::format("{} {} {} {}", eni.network_interface_id, eni.type, eni.status,
+                            pip.primary ? "primary" : "secondary");
       }
     }
-    EXPECT_TRUE(found.rfind(instance + " eth", 0) == 0 && found.find(" eth0 ") == std::string::npos &&
-                found.find("InUse") != std::string::npos)
+    EXPECT_NE(found.find(" Secondary InUse secondary"), std::string::npos)
         << "pod IP " << ip << " of " << node << " (" << instance << ") is held by: '" << found << "'";
   }
   auto status = Lab({"status"});
   EXPECT_EQ(status.exit_code, 0) << status.output;
   EXPECT_NE(status.output.find("team/c"), std::string::npos) << status.output;
+}
+
+// Terway's ENI-only node pool: node2 runs exclusive ENI (its terway-config
+// label names an override with eni_mode exclusive). A pod there gets a whole
+// ENI of its own as eth0, talks to a shared-ENI pod both ways, and its DEL
+// deletes the ENI in the cloud.
+TEST_F(LabTraffic, ExclusiveEniNodeGivesEachPodItsOwnEni) {
+  auto up = Lab({"up", "--nodes", "2", "--name", world_, "--vpc-hosts", "0", "--eni-mode", "shared,exclusive"});
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  ASSERT_EQ(State()["nodes"][1]["eni_mode"], "exclusive");
+  const std::string node2 = State()["nodes"][1]["instance_id"];
+  std::string a = AddPod("default/a", "node1");
+  const size_t enis_before = DescribeEnis(node2).size();
+  std::string x = AddPod("default/x", "node2");
+  ASSERT_FALSE(a.empty() || x.empty());
+
+  std::string mac;
+  for (const auto& eni : DescribeEnis(node2)) {
+    if (eni.private_ip_address == x) {
+      EXPECT_EQ(eni.type, "Secondary");
+      EXPECT_EQ(eni.status, "InUse");
+      mac = eni.mac_address;
+    }
+  }
+  ASSERT_FALSE(mac.empty()) << "no ENI of " << node2 << " has the pod's IP " << x << " as its primary IP";
+  auto link = Exec("default/x", {"/usr/sbin/ip", "-d", "link", "show", "eth0"});
+  ASSERT_EQ(link.exit_code, 0) << link.output;
+  EXPECT_NE(link.output.find(mac), std::string::npos) << "eth0 is not the pod's ENI " << mac << ":\n" << link.output;
+  EXPECT_EQ(link.output.find("veth"), std::string::npos) << link.output;
+
+  StartWhoAmI("a", "default/a", "");
+  StartWhoAmI("x", "default/x", "");
+  ExpectReach("default/x", "", x, a, "tcp");
+  ExpectReach("default/a", "", a, x, "tcp");
+  ExpectReach("default/a", "", a, x, "udp");
+
+  servers_.clear();
+  auto del = Lab({"pod", "del", "default/x"});
+  ASSERT_EQ(del.exit_code, 0) << del.output;
+  EXPECT_TRUE(WaitFor([&] { return DescribeEnis(node2).size() == enis_before; }, 60s))
+      << "the pod's ENI was not deleted: node2 holds " << DescribeEnis(node2).size() << " ENIs, had "
+      << enis_before;
 }
 
 TEST_F(LabTest, FullNodeRefusesTheNextPodUntilOneIsDeleted) {

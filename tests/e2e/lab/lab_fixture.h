@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cloud/cloud_clients.h"
 #include "e2e/harness/process.h"
 #include "test_util.h"
 
@@ -111,6 +112,28 @@ class LabTest : public ::testing::Test {
 
   nlohmann::json State() {
     return nlohmann::json::parse(ReadFile(lab_dir_ + "/lab.json"), nullptr, false);
+  }
+
+  // The ENIs of an instance as the cloud's signed OpenAPI reports them
+  // (DescribeNetworkInterfaces with the lab's access key, as a user would
+  // ask Alibaba Cloud).
+  std::vector<cloud::NetworkInterface> DescribeEnis(const std::string& instance_id) {
+    nlohmann::json st = State();
+    cloud::CloudOptions o;
+    o.region_id = "cn-hangzhou";
+    o.ecs_endpoint = fmt::format("http://127.0.0.1:{}", st["vpcsim"]["port"].get<int>());
+    o.vpc_endpoint = o.ecs_endpoint;
+    o.credential_kind = cloud::CredentialKind::kStatic;
+    o.access_key = st["access_key"];
+    o.access_secret = st["access_secret"];
+    auto clients = cloud::CloudClients::Create(o);
+    EXPECT_TRUE(clients.ok()) << clients.error().ToString();
+    if (!clients.ok()) return {};
+    cloud::DescribeEnisFilter f;
+    f.instance_id = instance_id;
+    auto enis = (*clients)->ecs()->DescribeNetworkInterfaces(f);
+    EXPECT_TRUE(enis.ok()) << enis.error().ToString();
+    return enis.ok() ? *enis : std::vector<cloud::NetworkInterface>{};
   }
 
   // vpcsim's view of the world (instances, ENIs, their IPs).

@@ -304,9 +304,10 @@ class FakeDirectory : public PodDirectory {
   void AllocationStarted(const std::string& ns, const std::string& name) override {
     started.push_back(ns + "/" + name);
   }
-  void Allocated(const std::string& ns, const std::string& name, const std::string& ip) override {
-    allocated.push_back(ns + "/" + name + "=" + ip);
+  void Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) override {
+    allocated.push_back(ns + "/" + name + "=" + ip + (in_api ? "" : " (not in the API)"));
   }
+  void Released(const std::string& ns, const std::string& name) override { released.push_back(ns + "/" + name); }
   void AllocationFailed(const std::string& ns, const std::string& name, const std::string&,
                         const Error& e) override {
     failed.push_back(ns + "/" + name + ": " + ErrorCodeName(e.code));
@@ -319,7 +320,7 @@ class FakeDirectory : public PodDirectory {
   std::string node_refusal;
   bool api_down = false;
   std::map<std::string, PodMetadata> pods;
-  std::vector<std::string> started, allocated, failed, warnings;
+  std::vector<std::string> started, allocated, failed, warnings, released;
 };
 
 TEST_F(CniServiceTest, DirectoryRefusesIgnoredPodsAndNodesAsInvalidInput) {
@@ -362,8 +363,13 @@ TEST_F(CniServiceTest, DirectoryGivesOwnerForStickyIpsAndHearsOutcomes) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again.result->ips[0].address, ip);
 
-  // A pod the API does not know is served (podman on a node), unknown uid.
-  EXPECT_TRUE(Call(Req(proto::Op::kAllocate, "c3", "static")).ok());
+  // A pod the API does not know is served (podman on a node), unknown uid;
+  // nothing to annotate.
+  auto stat = Call(Req(proto::Op::kAllocate, "c3", "static"));
+  ASSERT_TRUE(stat.ok());
+  EXPECT_EQ(dir.allocated.back(), "default/static=" + stat.result->ips[0].address.substr(
+                                      0, stat.result->ips[0].address.find('/')) + " (not in the API)");
+  EXPECT_EQ(dir.released, std::vector<std::string>{"default/db-0"});
   // An unreachable API: retry later, nothing allocated, nothing reported.
   dir.api_down = true;
   auto down = Call(Req(proto::Op::kAllocate, "c4", "late"));

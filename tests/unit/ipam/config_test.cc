@@ -100,6 +100,9 @@ TEST(ParseEniConfig, ErrorsNameTheKeyAndTheFix) {
       {R"({"rate_limit": {"CreateNetworkInterface": 0}})", "CreateNetworkInterface"},
       {R"({"eni_mode": "trunk"})", "use shared or exclusive"},
       {R"({"bandwidth_annotation_error": "warn"})", "use refuse or ignore"},
+      {R"({"kube_client_qps": "20"})", "\"kube_client_qps\": expected requests per second"},
+      {R"({"kube_client_qps": 0})", "kube_client_qps"},
+      {R"({"kube_client_burst": 0})", "kube_client_burst"},
       {R"({"max_pool_size": 5,})", "not valid JSON"},
       {R"([1,2])", "must be a JSON object"},
   };
@@ -120,6 +123,17 @@ TEST(ParseEniConfig, BandwidthAnnotationErrorDefaultsToRefuse) {
   ASSERT_TRUE(i.ok());
   EXPECT_EQ(i->config.bandwidth_annotation_error, BandwidthAnnotationError::kIgnore);
   EXPECT_TRUE(i->warnings.empty());
+}
+
+TEST(ParseEniConfig, KubeClientLimitsAreTerwaysKeys) {
+  auto d = ParseEniConfig("{}");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->config.kube_client_qps, 0);  // the client's defaults
+  auto p = ParseEniConfig(R"({"kube_client_qps": 20.5, "kube_client_burst": 40})");
+  ASSERT_TRUE(p.ok()) << p.error().ToString();
+  EXPECT_EQ(p->config.kube_client_qps, 20.5);
+  EXPECT_EQ(p->config.kube_client_burst, 40);
+  EXPECT_TRUE(p->warnings.empty());
 }
 
 }  // namespace

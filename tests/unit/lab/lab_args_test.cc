@@ -128,6 +128,30 @@ TEST(LabArgs, HelpAndStatusDownTakeNoArguments) {
   EXPECT_NE(LabUsage().find("pod add NS/NAME"), std::string::npos);
 }
 
+TEST(LabArgs, EniModesPerNodeAndTerwaydKillStart) {
+  auto c = Parse({"up", "--nodes", "3", "--eni-mode", "shared,exclusive"});
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  const auto& up = std::get<UpArgs>(c->action);
+  EXPECT_EQ(EniModeOfNode(up.eni_modes, 0), "shared");
+  EXPECT_EQ(EniModeOfNode(up.eni_modes, 2), "exclusive") << "the last mode repeats";
+  EXPECT_EQ(EniModeOfNode({}, 0), "shared");
+  auto bad = Parse({"up", "--nodes", "1", "--eni-mode", "trunk"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("shared or exclusive"), std::string::npos) << bad.error().message;
+
+  auto kill = Parse({"terwayd", "kill", "node2"});
+  ASSERT_TRUE(kill.ok()) << kill.error().ToString();
+  EXPECT_FALSE(std::get<TerwaydArgs>(kill->action).start);
+  EXPECT_EQ(std::get<TerwaydArgs>(kill->action).node, "node2");
+  auto start = Parse({"terwayd", "start", "1"});
+  ASSERT_TRUE(start.ok());
+  EXPECT_TRUE(std::get<TerwaydArgs>(start->action).start);
+  for (std::vector<std::string> args : {std::vector<std::string>{"terwayd"}, {"terwayd", "restart", "node1"},
+                                        {"terwayd", "kill"}, {"terwayd", "kill", "node1", "extra"}}) {
+    EXPECT_FALSE(Parse(args).ok()) << args.size();
+  }
+}
+
 TEST(LabRuntimeBandwidth, KubernetesAnnotationsBecomeRuntimeConfigAsContainerdSendsIt) {
   auto none = RuntimeBandwidth({{"k8s.aliyun.com/ingress-bandwidth", "1m"}});  // legacy: terway's to read
   ASSERT_TRUE(none.ok());

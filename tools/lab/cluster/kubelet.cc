@@ -21,6 +21,10 @@ namespace terway::lab {
 using nlohmann::json;
 
 namespace {
+// ConfigMap (kube-system) with eni_conf {"eni_mode": "exclusive"}: the
+// per-node override an exclusive-ENI node's terway-config label names.
+constexpr const char* kExclusiveEniConfig = "eni-exclusive";
+
 std::string Now() { return k8s::FormatKubeTime(RealClock::Instance().Now()); }
 }  // namespace
 
@@ -219,6 +223,7 @@ json NodeObject(const LabState& s, const NodeRecord& n, const std::string& ip) {
                  {"beta.kubernetes.io/instance-type", n.instance_type},
                  {"topology.kubernetes.io/region", "cn-hangzhou"},
                  {"topology.kubernetes.io/zone", s.zone}};
+  if (n.eni_mode == "exclusive") labels["terway-config"] = kExclusiveEniConfig;
   json quantity = {{"pods", std::to_string(n.max_pods)}, {"cpu", "2"}, {"memory", "8Gi"}};
   json addresses = json::array({{{"type", "Hostname"}, {"address", n.name}}});
   if (!ip.empty()) addresses.push_back({{"type", "InternalIP"}, {"address", ip}});
@@ -280,6 +285,12 @@ Status Lab::RunControlPlane(const std::string& dir) {
                               {"kind", "ConfigMap"},
                               {"metadata", {{"name", "eni-config"}, {"namespace", "kube-system"}}},
                               {"data", {{"eni_conf", LabEniConf(s).dump(2)}}}}));
+  // The override exclusive-ENI nodes name with their terway-config label.
+  TERWAY_TRY(CreateIfMissing(*client, k8s::resources::kConfigMaps, "kube-system",
+                             {{"apiVersion", "v1"},
+                              {"kind", "ConfigMap"},
+                              {"metadata", {{"name", kExclusiveEniConfig}, {"namespace", "kube-system"}}},
+                              {"data", {{"eni_conf", R"({"eni_mode": "exclusive"})"}}}}));
   std::vector<std::unique_ptr<LabKubelet>> kubelets;
   for (const auto& n : s.nodes) {
     std::string ip = NodeInternalIp(n);

@@ -248,6 +248,7 @@ instances:
     n.name = fmt::format("node{}", i + 1);
     n.instance_id = fmt::format("i-{}n{}", s.world, i + 1);
     n.instance_type = InstanceTypeOfNode(args.instance_types, i);
+    n.eni_mode = EniModeOfNode(args.eni_modes, i);
     n.netns = s.world + "-" + n.instance_id;
     n.dir = s.dir + "/nodes/" + n.name;
     n.socket = n.dir + "/eni.socket";
@@ -315,10 +316,10 @@ metadata_hardened: false
   return SaveLabState(s);
 }
 
-Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type) {
+Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type, const std::string& eni_mode) {
   TERWAY_ASSIGN_OR_RETURN(
       auto r, RunCommand({bins_.terway_cli, "maxpods", "--instance-type", instance_type, "--mode",
-                           "shared", "--endpoint", fmt::format("http://127.0.0.1:{}", s.vpcsim_port),
+                           eni_mode, "--endpoint", fmt::format("http://127.0.0.1:{}", s.vpcsim_port),
                            "--region", kRegion, "--access-key", s.access_key, "--access-secret",
                            s.access_secret}));
   if (r.exit_code != 0) {
@@ -347,7 +348,9 @@ Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
   TERWAY_TRY(MakeDirs(n.dir + "/net.d"));
   // Kept for reference and for terwayd without the API; with --kubeconfig
   // terwayd reads the ConfigMap eni-config instead (same content).
-  TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, LabEniConf(s).dump(2) + "\n"));
+  json eni_conf = LabEniConf(s);
+  if (n.eni_mode == "exclusive") eni_conf["eni_mode"] = "exclusive";
+  TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, eni_conf.dump(2) + "\n"));
   // What a runtime reads from /etc/cni/net.d.
   json conflist = {{"cniVersion", "1.0.0"},
                    {"name", "terway"},
@@ -357,7 +360,7 @@ Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
   TERWAY_TRY(WriteTextFileAtomic(n.conflist, conflist.dump(2) + "\n"));
   std::vector<std::string> argv = {bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
                                    n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
-                                   n.dir + "/metrics.port", "--datapath", "shared", "--log-level", "info"};
+                                   n.dir + "/metrics.port", "--datapath", n.eni_mode, "--log-level", "info"};
   if (!n.kubeconfig.empty()) {
     argv.insert(argv.end(), {"--kubeconfig", n.kubeconfig, "--node-name", n.name});
   }
@@ -423,16 +426,17 @@ Status Lab::WaitTerwaydReady(const NodeRecord& n) {
 }
 
 Status Lab::StartNodes(LabState& s, const UpArgs&) {
-  std::map<std::string, int> max_pods;
+  std::map<std::string, int> max_pods;  // by "type/mode"
   for (auto& n : s.nodes) {
     if (!netlink::NetnsExists(n.netns)) {
       return Errorf(ErrorCode::kNotFound, "vpcsim made no namespace {} for node {}; its log {}:\n{}",
                     n.netns, n.name, s.vpcsim_log, Tail(s.vpcsim_log));
     }
-    if (!max_pods.count(n.instance_type)) {
-      TERWAY_ASSIGN_OR_RETURN(max_pods[n.instance_type], MaxPods(s, n.instance_type));
+    const std::string key = n.instance_type + "/" + n.eni_mode;
+    if (!max_pods.count(key)) {
+      TERWAY_ASSIGN_OR_RETURN(max_pods[key], MaxPods(s, n.instance_type, n.eni_mode));
     }
-    n.max_pods = max_pods[n.instance_type];
+    n.max_pods = max_pods[key];
     TERWAY_TRY(MakeDirs(n.dir));
   }
   TERWAY_TRY(SaveLabState(s));

@@ -76,7 +76,7 @@ class Lab {
   Status StartControlPlane(LabState& s);
   Status StartTerwayd(LabState& s, NodeRecord& n);
   Status WaitTerwaydReady(const NodeRecord& n);
-  Result<int> MaxPods(const LabState& s, const std::string& instance_type);
+  Result<int> MaxPods(const LabState& s, const std::string& instance_type, const std::string& eni_mode);
   Result<CommandOutput> RunPlugin(const NodeRecord& n, const PodRecord& p,
                                   const std::string& command);
   Status TearDown(LabState& s);

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 
+#include <sstream>
+
 #include <fmt/format.h>
 
 namespace terway::lab {
@@ -97,6 +99,19 @@ Result<UpArgs> ParseUp(ArgCursor& c) {
     } else if (IsFlag(a, "--vpc-hosts")) {
       TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--vpc-hosts"));
       TERWAY_ASSIGN_OR_RETURN(up.vpc_hosts, ParseCount("--vpc-hosts", v, 0, 4));
+    } else if (IsFlag(a, "--eni-mode")) {
+      TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--eni-mode"));
+      up.eni_modes.clear();
+      std::stringstream ss(v);
+      for (std::string m; std::getline(ss, m, ',');) {
+        if (m != "shared" && m != "exclusive") {
+          return Bad(fmt::format("up --eni-mode: '{}' is not an ENI mode (shared or exclusive, one per node, "
+                                 "comma-separated; the last repeats)",
+                                 m));
+        }
+        up.eni_modes.push_back(m);
+      }
+      if (up.eni_modes.empty()) return Bad("up --eni-mode: give shared or exclusive");
     } else {
       return Bad(fmt::format("up: unknown argument '{}'", a));
     }
@@ -219,6 +234,11 @@ Result<std::vector<std::string>> ParseInstanceTypes(const std::string& text) {
   return out;
 }
 
+std::string EniModeOfNode(const std::vector<std::string>& modes, int i) {
+  if (modes.empty()) return "shared";
+  return modes[std::min<size_t>(static_cast<size_t>(i), modes.size() - 1)];
+}
+
 std::string InstanceTypeOfNode(const std::vector<std::string>& types, int i) {
   if (types.empty()) return kDefaultInstanceType;
   return types[std::min<size_t>(static_cast<size_t>(i), types.size() - 1)];
@@ -306,7 +326,8 @@ Result<LabCommand> ParseLabArgs(const std::vector<std::string>& args,
 std::string LabUsage() {
   return R"(terway-lab: a Terway cluster on this machine, on vpcsim's emulated VPC.
 
-  terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--name NAME] [--vpc-hosts K]
+  terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--eni-mode shared|exclusive[,...]]
+                         [--name NAME] [--vpc-hosts K]
       start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1)
   terway-lab [--lab DIR] pod add NS/NAME --node NODE [--labels k=v,...] [--annotations k=v,...]
                                  [--cni-version 0.3.1|0.4.0|1.0.0|1.1.0]

@@ -32,7 +32,14 @@ struct UpArgs {
   std::vector<std::string> instance_types;  // per node; the last repeats
   std::string name;                         // world name; empty: generated
   int vpc_hosts = 1;
+  // Per node, "shared" or "exclusive"; the last repeats (default shared).
+  // An exclusive node is labelled terway-config=eni-exclusive, whose
+  // ConfigMap sets eni_mode exclusive: Terway's way for ENI-only node pools.
+  std::vector<std::string> eni_modes;
 };
+
+// The ENI mode of node i (0-based) as `up --eni-mode` gave it.
+std::string EniModeOfNode(const std::vector<std::string>& modes, int i);
 
 struct PodAddArgs {
   PodRef pod;

@@ -54,6 +54,7 @@ json LabStateToJson(const LabState& s) {
                      {"instance_type", n.instance_type}, {"netns", n.netns}, {"dir", n.dir},
                      {"socket", n.socket}, {"state_db", n.state_db}, {"eni_conf", n.eni_conf},
                      {"conflist", n.conflist}, {"log", n.log}, {"max_pods", n.max_pods},
+                     {"eni_mode", n.eni_mode},
                      {"terwayd", DaemonToJson(n.terwayd)},
                      {"kubeconfig", n.kubeconfig}});
   }
@@ -126,6 +127,7 @@ Result<LabState> LabStateFromJson(const json& j) {
       r.conflist = n.value("conflist", "");
       r.log = n.value("log", "");
       r.max_pods = n.value("max_pods", 0);
+      r.eni_mode = n.value("eni_mode", "shared");
       r.terwayd = DaemonFromJson(n.value("terwayd", json::object()));
       r.kubeconfig = n.value("kubeconfig", "");
       s.nodes.push_back(std::move(r));

@@ -28,7 +28,8 @@ struct NodeRecord {
   std::string eni_conf;
   std::string conflist;
   std::string log;
-  int max_pods = 0;  // shared-ENI max pods from DescribeInstanceTypes
+  std::string eni_mode = "shared";  // or "exclusive" (a whole ENI per pod)
+  int max_pods = 0;  // max pods of its ENI mode, from DescribeInstanceTypes
   DaemonId terwayd;
   // terwayd's kubeconfig: the API stand-in as seen from inside the node's
   // namespace (its own listener on the namespace's loopback).

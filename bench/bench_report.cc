@@ -1,0 +1,217 @@
+// Renders the results of `make bench` (bench/results/*.json) as the tables
+// of docs/benchmarks.md: everything between the markers
+//   <!-- bench:results:begin -->  and  <!-- bench:results:end -->
+// is replaced, the rest of the page (how each benchmark works, how to read
+// it) is left alone. Every figure names the benchmark and command it came
+// from; ratios are always between figures of the same run.
+//
+//   build/bench/bench_report --results bench/results --doc docs/benchmarks.md
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kBegin = "<!-- bench:results:begin -->";
+constexpr const char* kEnd = "<!-- bench:results:end -->";
+
+Json Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Json();
+  return Json::parse(in, nullptr, false);
+}
+
+// j at a /-separated path, or null.
+const Json& At(const Json& j, const std::string& path) {
+  static const Json kNull;
+  const Json* cur = &j;
+  std::stringstream ss(path);
+  std::string key;
+  while (std::getline(ss, key, '/')) {
+    if (cur->is_object() && cur->contains(key)) {
+      cur = &(*cur)[key];
+    } else if (cur->is_array() && !key.empty() && std::isdigit(static_cast<unsigned char>(key[0])) &&
+               std::stoul(key) < cur->size()) {
+      cur = &(*cur)[std::stoul(key)];
+    } else {
+      return kNull;
+    }
+  }
+  return *cur;
+}
+
+std::string Num(const Json& v, const char* fmt_spec = "{:.2f}") {
+  if (!v.is_number()) return "n/a";
+  return fmt::format(fmt::runtime(fmt_spec), v.get<double>());
+}
+
+std::string Machine() {
+  utsname u{};
+  uname(&u);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  std::string model;
+  std::ifstream cpu("/proc/cpuinfo");
+  for (std::string line; std::getline(cpu, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      model = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  return fmt::format("{} vCPU ({}), {:.0f} GiB, kernel {}; rendered {}", cpus, model,
+                     static_cast<double>(pages) * static_cast<double>(page) / (1 << 30), u.release, date);
+}
+
+std::string Render(const Json& pool, const Json& cni, const Json& pol, const Json& run) {
+  std::string o;
+  o += fmt::format("Machine: {}.", Machine());
+  if (At(run, "total_seconds").is_number()) {
+    o += fmt::format(" `make bench` took {:.0f} s in all.", At(run, "total_seconds").get<double>());
+  }
+  o += "\n\n";
+
+  // --- CNI
+  o += fmt::format("**CNI ADD/DEL through the real binaries** (`{}`)\n\n", At(cni, "command").get<std::string>());
+  o += "| what | terway | ptp + host-local | ratio terway/ptp |\n|---|---|---|---|\n";
+  const Json& lat = At(cni, "cni_latency_ms");
+  o += fmt::format("| ADD p50 / p99, warm pool (n={}) | {} / {} ms | {} / {} ms | {} |\n",
+                   Num(At(lat, "terway/add/n"), "{:.0f}"), Num(At(lat, "terway/add/p50")),
+                   Num(At(lat, "terway/add/p99")), Num(At(lat, "ptp_host_local/add/p50")),
+                   Num(At(lat, "ptp_host_local/add/p99")), Num(At(lat, "add_p50_ratio_terway_to_ptp")));
+  o += fmt::format("| DEL p50 / p99 (n={}) | {} / {} ms | {} / {} ms | {} |\n", Num(At(lat, "terway/del/n"), "{:.0f}"),
+                   Num(At(lat, "terway/del/p50")), Num(At(lat, "terway/del/p99")),
+                   Num(At(lat, "ptp_host_local/del/p50")), Num(At(lat, "ptp_host_local/del/p99")),
+                   Num(At(lat, "del_p50_ratio_terway_to_ptp")));
+  o += fmt::format("| ADD p50 / p99, cold pool: every ADD waits for the cloud (n={}) | {} / {} ms | (no pool) | {} |\n",
+                   Num(At(lat, "terway_cold_pool/add/n"), "{:.0f}"), Num(At(lat, "terway_cold_pool/add/p50")),
+                   Num(At(lat, "terway_cold_pool/add/p99")), Num(At(lat, "cold_add_p50_ratio_terway_to_ptp")));
+  o += fmt::format("| DEL p50 / p99, cold pool | {} / {} ms | | |\n", Num(At(lat, "terway_cold_pool/del/p50")),
+                   Num(At(lat, "terway_cold_pool/del/p99")));
+  o += fmt::format("| pod churn: ADD+DEL cycles per second, {} workers | {} | {} | {} |\n",
+                   Num(At(cni, "pod_churn_per_s/workers"), "{:.0f}"), Num(At(cni, "pod_churn_per_s/terway"), "{:.1f}"),
+                   Num(At(cni, "pod_churn_per_s/ptp_host_local"), "{:.1f}"),
+                   Num(At(cni, "pod_churn_per_s/ratio_terway_to_ptp")));
+  o += fmt::format("| cloud API calls per pod, cold pool, one pod at a time | {} | | |\n\n",
+                   Num(At(lat, "terway_cold_pool/api_calls_per_pod")));
+
+  o += "**Pod-to-pod paths, each as a ratio to a bare veth pair in the same rounds** (same command)\n\n";
+  o += "| path | TCP Gbit/s | ratio | connections/s | ratio | requests/s (1 connection) | ratio |\n"
+       "|---|---|---|---|---|---|---|\n";
+  for (const char* p : {"bare_veth", "terway_same_node", "terway_cross_node", "ptp_same_node"}) {
+    const std::string k(p);
+    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", k, Num(At(cni, "tcp_throughput/" + k + "/gbps_median")),
+                     Num(At(cni, "tcp_throughput/" + k + "/ratio_to_bare_veth")),
+                     Num(At(cni, "tcp_connect_rate/" + k + "/per_s_median"), "{:.0f}"),
+                     Num(At(cni, "tcp_connect_rate/" + k + "/ratio_to_bare_veth")),
+                     Num(At(cni, "tcp_request_rate/" + k + "/per_s_median"), "{:.0f}"),
+                     Num(At(cni, "tcp_request_rate/" + k + "/ratio_to_bare_veth")));
+  }
+  o += "\n**Bandwidth accuracy** (same command; achieved / limit, iperf3 with the first second omitted)\n\n";
+  o += "| limit | into the pod | ratio | out of the pod | ratio |\n|---|---|---|---|---|\n";
+  for (const auto& a : At(cni, "bandwidth_accuracy").is_array() ? At(cni, "bandwidth_accuracy") : Json::array()) {
+    o += fmt::format("| {} Mbit/s | {} Mbit/s | {} | {} Mbit/s | {} |\n", Num(a["limit_mbit"], "{:.0f}"),
+                     Num(a["into_pod_mbit"], "{:.1f}"), Num(a["into_ratio"], "{:.3f}"), Num(a["out_of_pod_mbit"], "{:.1f}"),
+                     Num(a["out_ratio"], "{:.3f}"));
+  }
+
+  // --- pool
+  o += fmt::format("\n**terwayd's pool** (`{}`)\n\n", At(pool, "command").get<std::string>());
+  o += "| what | figure |\n|---|---|\n";
+  o += fmt::format("| allocate, warm pool, p50 / p99 (socket + pool + SQLite commit) | {} / {} ms |\n",
+                   Num(At(pool, "allocate_warm_ms/p50"), "{:.3f}"), Num(At(pool, "allocate_warm_ms/p99"), "{:.3f}"));
+  o += fmt::format("| allocate, empty pool, p50 / p99 | {} / {} ms |\n", Num(At(pool, "allocate_empty_pool_ms/p50")),
+                   Num(At(pool, "allocate_empty_pool_ms/p99")));
+  o += fmt::format("| cloud API calls for a burst of 100 pods on a fresh node | {} ({} per pod) |\n",
+                   Num(At(pool, "burst_100/api_calls"), "{:.0f}"), Num(At(pool, "burst_100/api_calls_per_pod")));
+  o += fmt::format("| terwayd RSS at rest / with 500 allocations | {} / {} MiB |\n",
+                   Num(At(pool, "rss_kib/at_rest").is_number() ? Json(At(pool, "rss_kib/at_rest").get<double>() / 1024) : Json(), "{:.1f}"),
+                   Num(At(pool, "rss_kib/with_500_allocations").is_number()
+                           ? Json(At(pool, "rss_kib/with_500_allocations").get<double>() / 1024)
+                           : Json(),
+                       "{:.1f}"));
+
+  // --- policy
+  o += fmt::format("\n**NetworkPolicy** (`{}`)\n\n", At(pol, "command").get<std::string>());
+  o += "| 1,000 pods on the node | 1,000 policies | 10,000 policies |\n|---|---|---|\n";
+  auto both = [&](const std::string& label, const std::string& path, const char* spec, const char* unit) {
+    o += fmt::format("| {} | {}{} | {}{} |\n", label, Num(At(pol, "compile_apply/1000/" + path), spec), unit,
+                     Num(At(pol, "compile_apply/10000/" + path), spec), unit);
+  };
+  o += fmt::format("| chains / rules / IP sets | {} / {} / {} | {} / {} / {} |\n",
+                   Num(At(pol, "compile_apply/1000/chains"), "{:.0f}"), Num(At(pol, "compile_apply/1000/rules"), "{:.0f}"),
+                   Num(At(pol, "compile_apply/1000/ip_sets"), "{:.0f}"), Num(At(pol, "compile_apply/10000/chains"), "{:.0f}"),
+                   Num(At(pol, "compile_apply/10000/rules"), "{:.0f}"), Num(At(pol, "compile_apply/10000/ip_sets"), "{:.0f}"));
+  both("compile, p50", "compile_ms/p50", "{:.0f}", " ms");
+  both("first apply into an empty namespace", "first_apply_ms", "{:.0f}", " ms");
+  both("whole replacement in place (a restart), p50", "full_replace_ms/p50", "{:.0f}", " ms");
+  both("a pod label change: compile + difference, p50", "label_change_compile_and_apply_ms/p50", "{:.0f}", " ms");
+  both("a pod starts: compile + difference, p50 (CNI ADD waits for it)", "pod_start_compile_and_apply_ms/p50", "{:.0f}",
+       " ms");
+  o += fmt::format("\n| label change -> enforced, API -> controller -> kernel, real probe (n={}) | p50 | p99 |\n"
+                   "|---|---|---|\n",
+                   Num(At(pol, "label_change_to_enforcement_ms/grant/n"), "{:.0f}"));
+  o += fmt::format("| grant | {} ms | {} ms |\n", Num(At(pol, "label_change_to_enforcement_ms/grant/p50"), "{:.0f}"),
+                   Num(At(pol, "label_change_to_enforcement_ms/grant/p99"), "{:.0f}"));
+  o += fmt::format("| revoke | {} ms | {} ms |\n", Num(At(pol, "label_change_to_enforcement_ms/revoke/p50"), "{:.0f}"),
+                   Num(At(pol, "label_change_to_enforcement_ms/revoke/p99"), "{:.0f}"));
+  o += "\n| two pods, same node | no policy | 1,000 policies loaded | ratio |\n|---|---|---|---|\n";
+  o += fmt::format("| TCP Gbit/s (median) | {} | {} | {} |\n", Num(At(pol, "traffic_1000_policies/tcp_gbps/no_policy")),
+                   Num(At(pol, "traffic_1000_policies/tcp_gbps/with_policies")),
+                   Num(At(pol, "traffic_1000_policies/tcp_gbps/ratio")));
+  o += fmt::format("| TCP connections/s (median) | {} | {} | {} |\n",
+                   Num(At(pol, "traffic_1000_policies/tcp_connections_per_s/no_policy"), "{:.0f}"),
+                   Num(At(pol, "traffic_1000_policies/tcp_connections_per_s/with_policies"), "{:.0f}"),
+                   Num(At(pol, "traffic_1000_policies/tcp_connections_per_s/ratio")));
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string results = "bench/results", doc = "docs/benchmarks.md";
+  for (int i = 1; i + 1 < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--results") results = argv[i + 1];
+    if (a == "--doc") doc = argv[i + 1];
+  }
+  Json pool = Load(results + "/terwayd_pool.json"), cni = Load(results + "/cni_datapath.json"),
+       pol = Load(results + "/policy.json"), run = Load(results + "/run.json");
+  for (const auto& [name, j] : {std::pair{"terwayd_pool.json", &pool}, {"cni_datapath.json", &cni},
+                                {"policy.json", &pol}}) {
+    if (!j->is_object() || !j->contains("command")) {
+      std::cerr << "bench_report: " << results << "/" << name
+                << " is missing or not a benchmark result; run make bench first\n";
+      return 1;
+    }
+  }
+  std::ifstream in(doc);
+  if (!in) {
+    std::cerr << "bench_report: cannot read " << doc << "\n";
+    return 1;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  auto b = text.find(kBegin), e = text.find(kEnd);
+  if (b == std::string::npos || e == std::string::npos || e < b) {
+    std::cerr << "bench_report: " << doc << " lacks the markers " << kBegin << " ... " << kEnd << "\n";
+    return 1;
+  }
+  std::string out = text.substr(0, b + std::string(kBegin).size()) + "\n" + Render(pool, cni, pol, run) + "\n" +
+                    text.substr(e);
+  std::ofstream(doc) << out;
+  std::cout << "bench_report: tables in " << doc << " rewritten from " << results << "\n";
+  return 0;
+}
