@@ -103,8 +103,9 @@ TEST_F(LabTraffic, PodsReachPodsAndVpcHostOverTcpAndUdpWithoutTunnels) {
   }
 
   // The cloud's view through its API (DescribeNetworkInterfaces, signed):
-  // each pod IP is a secondary private IP of a secondary ENI, in use by the
-  // pod's own node.
+  // each pod IP is a private IP of a secondary ENI (never the node's own
+  // primary ENI), in use by the pod's own node. (Like Terway, the pool also
+  // hands out a secondary ENI's own primary IP.)
   std::map<std::string, std::string> pod_node = {{a, "node1"}, {b, "node1"}, {c, "node2"}};
   auto state = State();
   for (const auto& [ip, node] : pod_node) {
@@ -120,7 +121,7 @@ TEST_F(LabTraffic, PodsReachPodsAndVpcHostOverTcpAndUdpWithoutTunnels) {
                             pip.primary ? "primary" : "secondary");
       }
     }
-    EXPECT_NE(found.find(" Secondary InUse secondary"), std::string::npos)
+    EXPECT_NE(found.find(" Secondary InUse "), std::string::npos)
         << "pod IP " << ip << " of " << node << " (" << instance << ") is held by: '" << found << "'";
   }
   auto status = Lab({"status"});
@@ -153,8 +154,8 @@ TEST_F(LabTraffic, ExclusiveEniNodeGivesEachPodItsOwnEni) {
   ASSERT_FALSE(mac.empty()) << "no ENI of " << node2 << " has the pod's IP " << x << " as its primary IP";
   auto link = Exec("default/x", {"/usr/sbin/ip", "-d", "link", "show", "eth0"});
   ASSERT_EQ(link.exit_code, 0) << link.output;
+  // (vpcsim's ENIs are veth pairs into its fabric: the MAC is what tells.)
   EXPECT_NE(link.output.find(mac), std::string::npos) << "eth0 is not the pod's ENI " << mac << ":\n" << link.output;
-  EXPECT_EQ(link.output.find("veth"), std::string::npos) << link.output;
 
   StartWhoAmI("a", "default/a", "");
   StartWhoAmI("x", "default/x", "");
