@@ -92,6 +92,13 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     return proto::Reply::Fail(proto::ErrorClass::kInvalid, "allocate without a container id");
   }
   std::lock_guard container_lock(ContainerLock(req.container_id));
+  if (const std::string& vt = req.network.eniip_virtual_type; vt == "ipvlan" || vt == "datapathv2") {
+    std::call_once(ipvlan_warned_, [&] {
+      log::Warn("network {} asks eniip_virtual_type {}: {}; its pods are wired with veth + policy routing "
+                "(Terway falls back the same way); write \"veth\" to silence this",
+                req.network.name, vt, opts_.ipvlan_fallback_reason);
+    });
+  }
   ipam::PodIdentity pod;
   pod.namespace_ = req.pod.namespace_;
   pod.name = req.pod.name;

@@ -39,6 +39,9 @@ struct CniServiceOptions {
   // limit and say so in a Warning Event (eni_conf bandwidth_annotation_error
   // "ignore").
   bool refuse_bad_bandwidth_annotation = true;
+  // Why a network asking eniip_virtual_type ipvlan/datapathv2 is served by
+  // the veth datapath (Terway falls back the same way); said once.
+  std::string ipvlan_fallback_reason = "the ipvlan datapath is not built in this terwayd";
 };
 
 class CniService : public RequestHandler {
@@ -89,6 +92,7 @@ class CniService : public RequestHandler {
   PodDirectory* directory_ = nullptr;
   PodPolicy* policy_ = nullptr;
   std::array<std::mutex, 64> container_locks_;
+  std::once_flag ipvlan_warned_;
   std::atomic<bool> ready_{false};
   std::mutex why_mu_;
   std::string not_ready_why_ = "terwayd is starting";

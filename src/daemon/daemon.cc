@@ -287,6 +287,11 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   CniServiceOptions cso;
   cso.datapath_mode = d->datapath_mode_;
   if (!policy_off.empty()) cso.policy_off_reason = policy_off;
+  if (dp == "shared") {
+    Status ipvlan = netlink::ProbeLinkKind("ipvlan");
+    cso.ipvlan_fallback_reason = ipvlan.ok() ? "the ipvlan datapath is not built in this terwayd"
+                                             : ipvlan.error().message;
+  }
   cso.refuse_bad_bandwidth_annotation =
       d->config_.bandwidth_annotation_error == ipam::BandwidthAnnotationError::kRefuse;
   d->service_ = std::make_unique<CniService>(cso, d->addresses_.get(), d->store_.get(),

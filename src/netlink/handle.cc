@@ -884,6 +884,23 @@ Status Handle::CreateIfb(const std::string& name) {
   return Transact(*s_, msg.get(), "creating ifb " + name);
 }
 
+Status Handle::CreateChildLink(const std::string& name, const std::string& kind, int parent_index) {
+  std::string what = fmt::format("creating {} link {} on link #{}", kind, name, parent_index);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildChildLinkCreate(name, kind, parent_index));
+  Status s = Transact(*s_, msg.get(), what);
+  // An unknown kind: the kernel finds no rtnl_link_ops (and no module to
+  // load) and answers EOPNOTSUPP.
+  if (!s.ok() && s.error().sys_errno == EOPNOTSUPP) {
+    return Errorf(ErrorCode::kUnsupported, "{}: kernel lacks {} (CONFIG_{} is not set)", what, kind,
+                  [&] {
+                    std::string up;
+                    for (char c : kind) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                    return up;
+                  }());
+  }
+  return s;
+}
+
 Status Handle::AddQdisc(int index, const std::string& kind, uint32_t parent, uint32_t handle) {
   std::string what = fmt::format("adding {} qdisc on link #{}", kind, index);
   TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildQdiscAdd(index, kind, parent, handle));

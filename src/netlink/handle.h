@@ -109,6 +109,9 @@ class Handle {
   // ---- traffic shaping (messages in tc_message.h) ----
   // An IFB device (kAlreadyExists if a link of that name exists).
   Status CreateIfb(const std::string& name);
+  // A link of `kind` on the parent link (ipvlan, macvlan, ...). A kind this
+  // kernel was built without is kUnsupported naming it.
+  Status CreateChildLink(const std::string& name, const std::string& kind, int parent_index);
   // A qdisc of `kind` with no options. kAlreadyExists if one is there;
   // kUnsupported when this kernel does not know the kind (module not built).
   Status AddQdisc(int index, const std::string& kind, uint32_t parent, uint32_t handle);

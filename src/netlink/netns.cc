@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "common/strings.h"
+#include "netlink/handle.h"
 
 namespace terway::netlink {
 
@@ -98,6 +99,38 @@ Status RunInNetns(const std::string& name_or_path, const std::function<Status()>
   std::thread t([&] {
     Status s = EnterNetns(NetnsPath(name_or_path));
     result = s.ok() ? fn() : s;
+  });
+  t.join();
+  return result;
+}
+
+Status ProbeLinkKind(const std::string& kind) {
+  Status result = Ok();
+  // A thread of its own in a namespace of its own: nothing of the probe is
+  // ever visible to the caller, and the namespace dies with the thread.
+  std::thread t([&] {
+    if (unshare(CLONE_NEWNET) != 0) {
+      result = SysError("unshare(CLONE_NEWNET) for probing " + kind);
+      return;
+    }
+    auto h = Handle::Open();
+    if (!h.ok()) {
+      result = std::move(h).error();
+      return;
+    }
+    VethSpec v;
+    v.name = "probe0";
+    v.peer_name = "probe1";
+    if (Status s = h->CreateVeth(v); !s.ok()) {
+      result = std::move(s).error().Wrap("probing " + kind);
+      return;
+    }
+    auto parent = h->GetLink("probe0");
+    if (!parent.ok()) {
+      result = std::move(parent).error();
+      return;
+    }
+    result = h->CreateChildLink("probe2", kind, parent->index);
   });
   t.join();
   return result;

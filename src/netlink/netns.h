@@ -31,6 +31,11 @@ bool NetnsExists(const std::string& name_or_path);
 // returns its status. The thread ends with fn.
 Status RunInNetns(const std::string& name_or_path, const std::function<Status()>& fn);
 
+// Whether this kernel can create links of `kind` (ipvlan, macvlan, ...):
+// tries, on a veth, inside a private namespace that vanishes with the probe.
+// Ok when it can; kUnsupported ("kernel lacks ipvlan ...") when it cannot.
+Status ProbeLinkKind(const std::string& kind);
+
 // Starts a long-lived thread inside the namespace running fn (e.g. an HTTP
 // server loop). Returns once the thread has entered the namespace (or failed
 // to). The caller joins the returned thread.

@@ -91,6 +91,22 @@ Result<NlMsgPtr> BuildQdiscDelete(int link_index, uint32_t parent, uint32_t hand
   return NewTcMsg(RTM_DELQDISC, 0, link_index, parent, handle, 0);
 }
 
+Result<NlMsgPtr> BuildChildLinkCreate(const std::string& name, const std::string& kind, int parent_index) {
+  TERWAY_TRY(ValidateLinkName(name));
+  NlMsgPtr msg(nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL));
+  if (!msg) return Errorf(ErrorCode::kInternal, "out of memory allocating netlink message");
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  nl_msg* m = msg.get();
+  if (nlmsg_append(m, &ifi, sizeof(ifi), NLMSG_ALIGNTO) < 0) return BuildError("ifinfomsg");
+  if (nla_put_string(m, IFLA_IFNAME, name.c_str()) < 0) return BuildError("IFLA_IFNAME");
+  if (nla_put_u32(m, IFLA_LINK, static_cast<uint32_t>(parent_index)) < 0) return BuildError("IFLA_LINK");
+  nlattr* linkinfo = nla_nest_start(m, IFLA_LINKINFO);
+  if (!linkinfo || nla_put_string(m, IFLA_INFO_KIND, kind.c_str()) < 0) return BuildError("IFLA_LINKINFO");
+  nla_nest_end(m, linkinfo);
+  return msg;
+}
+
 Result<NlMsgPtr> BuildIfbCreate(const std::string& name) {
   TERWAY_TRY(ValidateLinkName(name));
   NlMsgPtr msg(nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL));

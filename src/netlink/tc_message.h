@@ -31,6 +31,8 @@ Result<NlMsgPtr> BuildQdiscAdd(int link_index, const std::string& kind, uint32_t
 Result<NlMsgPtr> BuildQdiscDelete(int link_index, uint32_t parent, uint32_t handle);
 // RTM_NEWLINK for an IFB device (kind "ifb").
 Result<NlMsgPtr> BuildIfbCreate(const std::string& name);
+// RTM_NEWLINK of a link of `kind` on a parent link (ipvlan, macvlan, ...).
+Result<NlMsgPtr> BuildChildLinkCreate(const std::string& name, const std::string& kind, int parent_index);
 
 // RTM_NEWTFILTER (NLM_F_CREATE | NLM_F_EXCL) of the RedirectFilter
 // (types.h) as a u32 filter: one key with mask 0 matches every packet. The

@@ -84,6 +84,23 @@ class HandleRoot : public ::testing::Test {
   std::optional<Handle> ha_, hb_;
 };
 
+// Link kinds probed at run time, in a namespace of the probe's own: macvlan
+// is built here; ipvlan is not on this project's kernel (then the error says
+// so plainly) but may be elsewhere; a kind no kernel has is refused alike.
+TEST(LinkKindProbe, SaysWhatTheKernelLacks) {
+  TERWAY_REQUIRE_ROOT();
+  EXPECT_TRUE(ProbeLinkKind("macvlan").ok());
+  Status ipvlan = ProbeLinkKind("ipvlan");
+  if (!ipvlan.ok()) {
+    EXPECT_EQ(ipvlan.error().code, ErrorCode::kUnsupported) << ipvlan.error().ToString();
+    EXPECT_NE(ipvlan.error().message.find("kernel lacks ipvlan (CONFIG_IPVLAN is not set)"), std::string::npos)
+        << ipvlan.error().ToString();
+  }
+  Status none = ProbeLinkKind("nosuchkind");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kUnsupported) << none.error().ToString();
+}
+
 TEST_F(HandleRoot, VethPeerIsCreatedDirectlyInTheOtherNamespace) {
   Wire();
   auto v0 = A().GetLink("v0");
