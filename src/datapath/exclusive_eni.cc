@@ -412,6 +412,8 @@ Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std:
   }
   TERWAY_ASSIGN_OR_RETURN(auto ifbs, CollectPodIfbs(host, live_container_ids));
   removed.insert(removed.end(), ifbs.begin(), ifbs.end());
+  TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(host));
+  removed.insert(removed.end(), edt.begin(), edt.end());
   return removed;
 }
 

@@ -939,6 +939,23 @@ Status Handle::AddRedirectFilter(const RedirectFilter& f) {
   return Transact(*s_, msg.get(), what);
 }
 
+Status Handle::AddBpfFilter(const BpfFilter& f) {
+  std::string what = fmt::format("attaching bpf program {} to link #{}", f.name, f.link_index);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildBpfFilterAdd(f));
+  return Transact(*s_, msg.get(), what);
+}
+
+Status Handle::ReplaceRootQdisc(int index, const std::string& kind) {
+  std::string what = fmt::format("setting the root qdisc of link #{} to {}", index, kind);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildRootQdiscReplace(index, kind));
+  Status s = Transact(*s_, msg.get(), what);
+  if (!s.ok() && (s.error().sys_errno == ENOENT || s.error().sys_errno == EOPNOTSUPP)) {
+    return Errorf(ErrorCode::kUnsupported, "{}: this kernel has no {} qdisc ({})", what, kind,
+                  std::strerror(s.error().sys_errno));
+  }
+  return s;
+}
+
 Status Handle::DeleteFiltersIfExist(int index, uint32_t parent, uint16_t priority) {
   std::string what = fmt::format("deleting filters of priority {} on link #{}", priority, index);
   TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildFilterDelete(index, parent, priority));

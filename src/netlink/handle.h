@@ -122,6 +122,12 @@ class Handle {
   // kAlreadyExists is not detected by the kernel for u32 (a second filter
   // is added): callers delete the priority first or check ListFilters.
   Status AddRedirectFilter(const RedirectFilter& f);
+  // A direct-action cls_bpf filter (callers delete the priority first, as
+  // for the redirect filter).
+  Status AddBpfFilter(const BpfFilter& f);
+  // Replaces the root qdisc by one of `kind` with default options (e.g. fq);
+  // kUnsupported when this kernel does not know the kind.
+  Status ReplaceRootQdisc(int index, const std::string& kind);
   // Deletes every filter at (parent, priority); success if none (or no clsact).
   Status DeleteFiltersIfExist(int index, uint32_t parent, uint16_t priority);
   // Filters on a hook (e.g. kTcClsactIngress); empty if the hook has no qdisc.

@@ -155,6 +155,30 @@ Result<NlMsgPtr> BuildRedirectFilterAdd(const RedirectFilter& f) {
   return msg;
 }
 
+Result<NlMsgPtr> BuildBpfFilterAdd(const BpfFilter& f) {
+  if (f.link_index <= 0 || f.prog_fd < 0 || f.priority == 0)
+    return MakeError(ErrorCode::kInvalidArgument, "bpf filter needs a link, a program and a priority");
+  uint32_t info = (static_cast<uint32_t>(f.priority) << 16) | htons(ETH_P_ALL);
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, NewTcMsg(RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, f.link_index,
+                                                 f.parent, 0, info));
+  nl_msg* m = msg.get();
+  if (nla_put_string(m, TCA_KIND, "bpf") < 0) return BuildError("TCA_KIND");
+  nlattr* opts = nla_nest_start(m, TCA_OPTIONS);
+  if (!opts) return BuildError("TCA_OPTIONS");
+  if (nla_put_u32(m, TCA_BPF_FD, static_cast<uint32_t>(f.prog_fd)) < 0) return BuildError("TCA_BPF_FD");
+  if (!f.name.empty() && nla_put_string(m, TCA_BPF_NAME, f.name.c_str()) < 0) return BuildError("TCA_BPF_NAME");
+  if (nla_put_u32(m, TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT) < 0) return BuildError("TCA_BPF_FLAGS");
+  nla_nest_end(m, opts);
+  return msg;
+}
+
+Result<NlMsgPtr> BuildRootQdiscReplace(int link_index, const std::string& kind) {
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, NewTcMsg(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE, link_index,
+                                                 kTcHandleRoot, 0x00010000u, 0));
+  if (nla_put_string(msg.get(), TCA_KIND, kind.c_str()) < 0) return BuildError("TCA_KIND");
+  return msg;
+}
+
 Result<NlMsgPtr> BuildFilterDelete(int link_index, uint32_t parent, uint16_t priority) {
   uint32_t info = static_cast<uint32_t>(priority) << 16;  // protocol 0: any
   return NewTcMsg(RTM_DELTFILTER, 0, link_index, parent, 0, info);
@@ -225,6 +249,13 @@ std::optional<FilterInfo> ParseFilter(const nlmsghdr* h) {
   f.protocol = ntohs(static_cast<uint16_t>(t->tcm_info & 0xFFFF));
   f.handle = t->tcm_handle;
   f.kind = Kind(tb[TCA_KIND]);
+  if (f.kind == "bpf" && tb[TCA_OPTIONS]) {
+    nlattr* b[TCA_BPF_MAX + 1] = {};
+    if (nla_parse_nested(b, TCA_BPF_MAX, tb[TCA_OPTIONS], nullptr) >= 0 && b[TCA_BPF_NAME]) {
+      f.bpf_name = nla_get_string(b[TCA_BPF_NAME]);
+    }
+    return f;
+  }
   if (f.kind != "u32" || !tb[TCA_OPTIONS]) return f;
   nlattr* u[TCA_U32_MAX + 1] = {};
   if (nla_parse_nested(u, TCA_U32_MAX, tb[TCA_OPTIONS], nullptr) < 0 || !u[TCA_U32_ACT]) return f;

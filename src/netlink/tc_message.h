@@ -39,6 +39,10 @@ Result<NlMsgPtr> BuildChildLinkCreate(const std::string& name, const std::string
 // kernel picks the handle: a fixed one could clash with another u32 filter's
 // hash table on the same hook.
 Result<NlMsgPtr> BuildRedirectFilterAdd(const RedirectFilter& f);
+// RTM_NEWTFILTER (NLM_F_CREATE | NLM_F_EXCL) of a direct-action cls_bpf filter.
+Result<NlMsgPtr> BuildBpfFilterAdd(const BpfFilter& f);
+// RTM_NEWQDISC (NLM_F_CREATE | NLM_F_REPLACE) of `kind` at the root, no options.
+Result<NlMsgPtr> BuildRootQdiscReplace(int link_index, const std::string& kind);
 // RTM_DELTFILTER of every filter at (parent, priority), any protocol.
 Result<NlMsgPtr> BuildFilterDelete(int link_index, uint32_t parent, uint16_t priority);
 // RTM_GETQDISC / RTM_GETTFILTER dump requests.

@@ -185,6 +185,16 @@ struct RedirectFilter {
   int target_index = 0;
 };
 
+// A cls_bpf filter in direct-action mode: the program's return code is the
+// verdict (TC_ACT_OK, TC_ACT_SHOT, ...).
+struct BpfFilter {
+  int link_index = 0;
+  uint32_t parent = kTcClsactIngress;
+  uint16_t priority = 1;
+  int prog_fd = -1;
+  std::string name;  // shown by tc and ListFilters' bpf_name
+};
+
 // A tc filter as read back. For a u32 filter whose first action is mirred,
 // redirect_index is its target link.
 struct FilterInfo {
@@ -196,6 +206,7 @@ struct FilterInfo {
   std::string kind;
   int redirect_index = 0;
   int mirred_eaction = 0;  // TCA_EGRESS_REDIR = 1
+  std::string bpf_name;    // a cls_bpf filter's program name
 };
 
 }  // namespace terway::netlink

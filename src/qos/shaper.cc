@@ -53,12 +53,18 @@ ShapingBackend BandwidthShaper::Backend(netlink::Handle& host) {
   std::lock_guard<std::mutex> lock(mu_);
   if (backend_) return *backend_;
   Status fq = ProbeFqQdisc(host, fmt::format("twfq{}", getpid() % 100000));
-  if (fq.ok()) {
-    backend_ = ShapingBackend::kEdt;
-    backend_reason_ = "fq qdisc available; EDT (eBPF) shaping is not built yet: using TBF";
-  } else {
+  if (!fq.ok()) {
     backend_ = ShapingBackend::kTbf;
-    backend_reason_ = fmt::format("fq qdisc unavailable ({}); using TBF", fq.error().ToString());
+    backend_reason_ = fmt::format("fq qdisc unavailable ({}); using TBF (an IFB for traffic out of pods)",
+                                  fq.error().ToString());
+  } else if (auto edt = EdtProgram::Load(); !edt.ok()) {
+    backend_ = ShapingBackend::kTbf;
+    backend_reason_ = fmt::format("fq qdisc available but the EDT program did not load ({}); using TBF",
+                                  edt.error().ToString());
+  } else {
+    edt_ = std::move(edt).value();
+    backend_ = ShapingBackend::kEdt;
+    backend_reason_ = "fq qdisc available: EDT (eBPF departure times + fq) for traffic out of pods, TBF into them";
   }
   log::Info("qos_backend {}", backend_reason_);
   return *backend_;
@@ -80,9 +86,85 @@ Status BandwidthShaper::ApplyIngress(netlink::Handle& host, const netlink::Link&
   return host.ReplaceRootTbf(veth.index, tb);
 }
 
+bool BandwidthShaper::UsesEdt(const PodShapingLinks& links) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return backend_ == ShapingBackend::kEdt && edt_ && !links.egress_device.empty();
+}
+
+bool BandwidthShaper::EdtLoaded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return edt_ != nullptr;
+}
+
+Status BandwidthShaper::ForgetLink(int ifindex) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!edt_) return Ok();
+  return edt_->Clear(ifindex);
+}
+
+Result<std::vector<std::string>> BandwidthShaper::CollectGarbage(netlink::Handle& host) {
+  std::vector<std::string> removed;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!edt_) return removed;
+  TERWAY_ASSIGN_OR_RETURN(auto links, edt_->Links());
+  for (int index : links) {
+    bool ours = false;
+    if (host.GetLinkByIndex(index).ok()) {
+      auto filters = host.ListFilters(index, netlink::kTcClsactIngress);
+      if (filters.ok()) {
+        for (const auto& f : *filters) ours = ours || (f.priority == kEdtFilterPriority && f.kind == "bpf");
+      }
+    }
+    if (ours) continue;
+    TERWAY_TRY(edt_->Clear(index));
+    removed.push_back(fmt::format("EDT rate of link #{} (no pod link carries it)", index));
+  }
+  return removed;
+}
+
+Status BandwidthShaper::ApplyEdtEgress(netlink::Handle& host, const netlink::Link& veth,
+                                       const PodShapingLinks& links, uint64_t rate) {
+  // fq at the root of the device the pod's packets leave through: it holds
+  // each one until its stamped departure time.
+  TERWAY_ASSIGN_OR_RETURN(auto dev, host.GetLink(links.egress_device));
+  TERWAY_ASSIGN_OR_RETURN(auto qdiscs, host.ListQdiscs(dev.index));
+  bool fq = false;
+  for (const auto& q : qdiscs) fq = fq || (q.parent == netlink::kTcHandleRoot && q.kind == "fq");
+  if (!fq) TERWAY_TRY(host.ReplaceRootQdisc(dev.index, "fq"));
+  // The rate before the program: no moment with a program and no rate.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    TERWAY_TRY(edt_->SetRate(veth.index, (rate + 7) / 8));
+  }
+  // An IFB path of this pod (from before a restart on a TBF kernel) goes.
+  TERWAY_TRY(host.DeleteFiltersIfExist(veth.index, netlink::kTcClsactIngress, kRedirectFilterPriority));
+  TERWAY_TRY(host.DeleteLinkIfExists(links.ifb));
+  TERWAY_TRY(host.EnsureClsact(veth.index));
+  TERWAY_ASSIGN_OR_RETURN(auto filters, host.ListFilters(veth.index, netlink::kTcClsactIngress));
+  int ours = 0;
+  bool right = true;
+  for (const auto& f : filters) {
+    if (f.priority != kEdtFilterPriority) continue;
+    ++ours;
+    right = right && f.kind == "bpf" && f.bpf_name.rfind(EdtProgram::kName, 0) == 0;
+  }
+  if (ours == 1 && right) return Ok();
+  TERWAY_TRY(host.DeleteFiltersIfExist(veth.index, netlink::kTcClsactIngress, kEdtFilterPriority));
+  int fd = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fd = edt_->prog_fd();
+  }
+  return host.AddBpfFilter({veth.index, netlink::kTcClsactIngress, kEdtFilterPriority, fd, EdtProgram::kName});
+}
+
 Status BandwidthShaper::ApplyEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
                                     uint64_t rate, uint64_t burst) {
   if (rate == 0) return RemoveEgress(host, veth.index, links.ifb);
+  if (UsesEdt(links)) return ApplyEdtEgress(host, veth, links, rate);
+  // TBF path: no EDT filter or rate of this pod may remain.
+  TERWAY_TRY(host.DeleteFiltersIfExist(veth.index, netlink::kTcClsactIngress, kEdtFilterPriority));
+  TERWAY_TRY(ForgetLink(veth.index));
   auto ifb = host.GetLink(links.ifb);
   if (!ifb.ok()) {
     if (ifb.error().code != ErrorCode::kNotFound) return std::move(ifb).error();
@@ -122,6 +204,8 @@ Status BandwidthShaper::ApplyEgress(netlink::Handle& host, const netlink::Link& 
 Status BandwidthShaper::RemoveEgress(netlink::Handle& host, int veth_index, const std::string& ifb) {
   if (veth_index > 0) {
     TERWAY_TRY(host.DeleteFiltersIfExist(veth_index, netlink::kTcClsactIngress, kRedirectFilterPriority));
+    TERWAY_TRY(host.DeleteFiltersIfExist(veth_index, netlink::kTcClsactIngress, kEdtFilterPriority));
+    TERWAY_TRY(ForgetLink(veth_index));
     // clsact goes only when nothing else hangs on it.
     TERWAY_ASSIGN_OR_RETURN(auto in, host.ListFilters(veth_index, netlink::kTcClsactIngress));
     TERWAY_ASSIGN_OR_RETURN(auto out, host.ListFilters(veth_index, netlink::kTcClsactEgress));
@@ -180,9 +264,34 @@ Status BandwidthShaper::Check(netlink::Handle& host, const PodShapingLinks& link
   auto ifb = host.GetLink(links.ifb);
   if (!ifb.ok() && ifb.error().code != ErrorCode::kNotFound) return std::move(ifb).error();
   TERWAY_ASSIGN_OR_RETURN(auto filters, host.ListFilters(veth.index, netlink::kTcClsactIngress));
-  std::optional<netlink::FilterInfo> redirect;
+  std::optional<netlink::FilterInfo> redirect, edt_filter;
   for (const auto& f : filters) {
     if (f.priority == kRedirectFilterPriority) redirect = f;
+    if (f.priority == kEdtFilterPriority) edt_filter = f;
+  }
+  if (want.egress_rate && UsesEdt(links)) {
+    if (!edt_filter || edt_filter->kind != "bpf")
+      return Errorf(ErrorCode::kNotFound, "{}: the EDT program is not attached for the egress limit {}",
+                    links.host_veth, Mbit(want.egress_rate));
+    std::optional<terway_edt_state> st;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      TERWAY_ASSIGN_OR_RETURN(st, edt_->Get(veth.index));
+    }
+    if (!st || st->bytes_per_sec != (want.egress_rate + 7) / 8)
+      return Errorf(ErrorCode::kConflict, "{}: EDT rate is {}, want {}", links.host_veth,
+                    st ? Mbit(st->bytes_per_sec * 8) : std::string("unset"), Mbit(want.egress_rate));
+    TERWAY_ASSIGN_OR_RETURN(auto dev, host.GetLink(links.egress_device));
+    TERWAY_ASSIGN_OR_RETURN(auto qdiscs, host.ListQdiscs(dev.index));
+    bool fq = false;
+    for (const auto& q : qdiscs) fq = fq || (q.parent == netlink::kTcHandleRoot && q.kind == "fq");
+    if (!fq) return Errorf(ErrorCode::kNotFound, "{}: no fq at the root of {} to enforce EDT", links.host_veth,
+                           links.egress_device);
+    return Ok();
+  }
+  if (edt_filter) {
+    return Errorf(ErrorCode::kConflict, "{}: an EDT program is attached but the pod's egress is {}", links.host_veth,
+                  want.egress_rate ? "shaped by an IFB" : "not limited");
   }
   if (!want.egress_rate) {
     if (ifb.ok()) return Errorf(ErrorCode::kConflict, "{}: ifb {} exists but the pod has no egress limit",

@@ -12,34 +12,46 @@
 // namespace, out of reach of a pod with CAP_NET_ADMIN, and the daemon never
 // has to enter the pod's namespace to update or verify a limit.
 //
-// EDT (an eBPF program stamping departure times, enforced by the fq qdisc)
-// would shape egress without an IFB and scale better. It needs sch_fq; the
-// shaper probes for it once at run time and says which path it uses. The EDT
-// program itself is not built yet: TBF is used either way.
+// EDT, where the kernel has the fq qdisc (probed once at run time, and the
+// finding logged): traffic OUT of the pod is paced by an eBPF program on the
+// host veth's ingress hook (bpf/edt_egress.c, direct action) that stamps
+// each packet's earliest departure time, enforced by the fq qdisc at the
+// root of the device the pod's traffic leaves through (its ENI): no IFB, no
+// per-pod queue, no lock. Pods whose egress device is not known (exclusive
+// ENI: the ENI is inside the pod) keep the IFB path. This project's kernel
+// lacks fq: there the shaper says so and uses TBF + IFB.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cni/config.h"
 #include "common/result.h"
 #include "netlink/handle.h"
 #include "netlink/types.h"
+#include "qos/edt.h"
 
 namespace terway::qos {
 
 // The links one pod's shaping lives on, named by the datapath.
 struct PodShapingLinks {
   std::string host_veth;  // must exist for Apply and Check
-  std::string ifb;        // created by Apply when egress is limited
+  std::string ifb;        // created by Apply when egress is limited (TBF backend)
   std::string ifb_alias;  // the IFB's owner record (for garbage collection)
+  // The host link the pod's traffic leaves through (its ENI), where fq
+  // enforces EDT; "" when unknown (then the IFB path is used).
+  std::string egress_device;
 };
 
 // Priority of our redirect filter on the veth's clsact ingress hook. High
 // (late) so programs attached at the usual low priorities run first.
 inline constexpr uint16_t kRedirectFilterPriority = 0xC000;
+// Priority of the EDT program's filter on the same hook.
+inline constexpr uint16_t kEdtFilterPriority = 0xC001;
 
 // How long a packet may wait in a TBF queue. Sets the queue limit (rate x
 // latency + burst): long enough that a TCP flow is not cut back by drops at
@@ -69,8 +81,15 @@ class BandwidthShaper {
   Status Check(netlink::Handle& host, const PodShapingLinks& links, const std::optional<cni::Bandwidth>& bw);
 
   // Which backend this kernel allows (probed once, logged once): kEdt when
-  // the fq qdisc can be created. Apply uses TBF in both cases for now.
+  // the fq qdisc can be created and the EDT program loads.
   ShapingBackend Backend(netlink::Handle& host);
+  // A new host veth reusing an ifindex must not inherit a departed pod's
+  // EDT rate: forgets whatever the EDT map holds for it (no-op with TBF).
+  Status ForgetLink(int ifindex);
+  bool EdtLoaded() const;
+  // EDT map entries of links that no longer carry our program; returns one
+  // line per entry removed.
+  Result<std::vector<std::string>> CollectGarbage(netlink::Handle& host);
   // The probe's finding, for logs and tests ("" before the first probe).
   std::string BackendReason() const;
 
@@ -78,11 +97,16 @@ class BandwidthShaper {
   Status ApplyIngress(netlink::Handle& host, const netlink::Link& veth, uint64_t rate, uint64_t burst);
   Status ApplyEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
                      uint64_t rate, uint64_t burst);
+  Status ApplyEdtEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
+                        uint64_t rate);
   Status RemoveEgress(netlink::Handle& host, int veth_index, const std::string& ifb);
+  // EDT applies to this pod: the backend is EDT and its egress device known.
+  bool UsesEdt(const PodShapingLinks& links);
 
   mutable std::mutex mu_;
   std::optional<ShapingBackend> backend_;
   std::string backend_reason_;
+  std::unique_ptr<EdtProgram> edt_;  // loaded when the backend is EDT
 };
 
 // Tries to create an fq qdisc on a scratch IFB link named `scratch_ifb`
