@@ -165,6 +165,11 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     directory_->AllocationStarted(req.pod.namespace_, req.pod.name);
   }
   auto timeout = req.deadline_ms ? std::chrono::milliseconds(req.deadline_ms) : opts_.default_deadline;
+  // A repeated ADD of a container that is already wired must not tear a
+  // live pod down when a later step fails: only what this call created is
+  // undone.
+  bool existed = false;
+  if (auto before = store_->FindByContainer(req.container_id); before.ok() && before->has_value()) existed = true;
   auto ip = addresses_->Allocate(pod, timeout);
   if (!ip.ok()) {
     Error e = std::move(ip).error();
@@ -190,9 +195,11 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
       enforced = policy_->PodStarting(req.pod.namespace_, req.pod.name, *addr);
     }
     if (!enforced.ok()) {
-      policy_->PodStopped(req.pod.namespace_, req.pod.name);
-      auto rel = addresses_->Release(req.container_id);
-      if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
+      if (!existed) {
+        if (addr.ok()) policy_->PodStopped(req.pod.namespace_, req.pod.name, *addr);
+        auto rel = addresses_->Release(req.container_id);
+        if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
+      }
       Error e = std::move(enforced).error();
       e.Wrap("enforcing network policy for pod " + PodName(req));
       if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
@@ -214,15 +221,19 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
     }
   }
   auto net = datapath_->Ensure(wiring);
-  if (!net.ok()) {
-    if (policy_ != nullptr) policy_->PodStopped(req.pod.namespace_, req.pod.name);
+  if (!net.ok() && !existed) {
     // Undo: a failed ADD must not keep the address (the runtime will DEL, but
     // nothing guarantees it, and the IP would leak until GC).
+    if (policy_ != nullptr) {
+      if (auto addr = Ipv4Addr::Parse(ip->ip); addr.ok()) policy_->PodStopped(req.pod.namespace_, req.pod.name, *addr);
+    }
     PodNetwork pn = MakePodNetwork(req, *ip);
     auto rm = datapath_->Remove(pn);
     if (!rm.ok()) log::Warn("undoing datapath of {}: {}", req.container_id, rm.error().ToString());
     auto rel = addresses_->Release(req.container_id);
     if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
+  }
+  if (!net.ok()) {
     Error e = std::move(net).error();
     e.Wrap("setting up the network of pod " + PodName(req));
     if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
@@ -260,9 +271,15 @@ proto::Reply CniService::Release(const proto::Request& req) {
       return proto::Reply::FromError(e);
     }
   }
+  // The pod's rules go before its address does: the address may be handed
+  // to the next pod at once.
+  if (policy_ != nullptr) {
+    if (auto addr = Ipv4Addr::Parse((*held)->ip); addr.ok()) {
+      policy_->PodStopped(req.pod.namespace_, req.pod.name, *addr);
+    }
+  }
   auto rel = addresses_->Release(req.container_id);
   if (!rel.ok()) return proto::Reply::FromError(rel.error());
-  if (policy_ != nullptr) policy_->PodStopped(req.pod.namespace_, req.pod.name);
   if (directory_ != nullptr) directory_->Released(req.pod.namespace_, req.pod.name);
   return proto::Reply{};
 }

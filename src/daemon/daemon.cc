@@ -300,13 +300,6 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   ro.socket_path = d->opts_.socket_path;
   d->service_->SetPodDirectory(d->kube_.get());
   d->service_->SetPodPolicy(d->policy_.get());
-  if (d->kube_ && d->datapath_) {
-    CniService* svc = d->service_.get();
-    d->kube_->SetBandwidthListener(
-        [svc](const std::string& ns, const std::string& name, const std::map<std::string, std::string>& a) {
-          svc->UpdatePodBandwidth(ns, name, a);
-        });
-  }
   d->rpc_ = std::make_unique<RpcServer>(ro, d->service_.get());
 
   d->metrics_.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
@@ -398,6 +391,9 @@ void Daemon::RepairPods() {
         live.insert(rec.container_id);
         continue;
       }
+      if (policy_) {
+        if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) policy_->PodStopped(rec.pod_namespace, rec.pod_name, *ip);
+      }
       log::Info("restart repair: {} netns {} is gone: released its address and wiring", who, rec.netns);
       count("released");
       continue;
@@ -429,6 +425,19 @@ void Daemon::RepairPods() {
 
 Status Daemon::Start() {
   if (datapath_) RepairPods();
+  if (kube_ && datapath_) {
+    // After the repair (which Ensures pods itself, with no listener racing
+    // it): pods' bandwidth follows their annotations from now on, and
+    // whatever changed while terwayd was down is applied first.
+    CniService* svc = service_.get();
+    kube_->SetBandwidthListener(
+        [svc](const std::string& ns, const std::string& name, const std::map<std::string, std::string>& a) {
+          svc->UpdatePodBandwidth(ns, name, a);
+        });
+    for (const auto& p : kube_->Pods()) {
+      service_->UpdatePodBandwidth(p.metadata.namespace_, p.metadata.name, p.metadata.annotations);
+    }
+  }
   addresses_->Start();
   TERWAY_TRY_CTX(rpc_->Start(), "starting the CNI socket");
   if (!opts_.metrics_listen.empty()) {
@@ -467,6 +476,9 @@ Status Daemon::Start() {
 }
 
 void Daemon::Stop() {
+  // First: KubeNode's writer may be running a bandwidth update through the
+  // CNI service, which must not outlive it.
+  if (kube_) kube_->Shutdown();
   if (service_) service_->SetReady(false, "terwayd is stopping");
   if (rpc_) rpc_->Stop();
   if (metrics_server_) metrics_server_->stop();

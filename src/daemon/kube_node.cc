@@ -119,7 +119,13 @@ Result<std::unique_ptr<KubeNode>> KubeNode::Create(std::shared_ptr<k8s::RestClie
   return k;
 }
 
-KubeNode::~KubeNode() {
+KubeNode::~KubeNode() { Shutdown(); }
+
+void KubeNode::Shutdown() {
+  {
+    std::lock_guard l(listener_mu_);
+    bandwidth_listener_ = nullptr;
+  }
   {
     std::lock_guard l(write_mu_);
     stop_ = true;
@@ -129,6 +135,8 @@ KubeNode::~KubeNode() {
   if (pods_) pods_->Stop();
   if (node_) node_->Stop();
 }
+
+std::vector<k8s::Pod> KubeNode::Pods() const { return pods_->List(); }
 
 void KubeNode::Enqueue(std::string write, std::function<Status()> fn) {
   {

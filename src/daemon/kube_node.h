@@ -66,6 +66,13 @@ class KubeNode : public PodDirectory {
                                                   Metrics* metrics);
   ~KubeNode() override;
 
+  // Stops the writer thread (dropping queued writes), the bandwidth
+  // listener and the caches; before the objects a listener uses go away.
+  // Idempotent (the destructor calls it too).
+  void Shutdown();
+  // The pods of this node the cache holds.
+  std::vector<k8s::Pod> Pods() const;
+
   // Node-level reports at start: max pods, aliyun/eni (exclusive ENI only).
   void ReportCapacity(int max_pods, bool exclusive_eni);
 

@@ -18,7 +18,10 @@ class PodPolicy {
   // Ok: the pod's chains (if any policy selects it) are enforced. An error
   // means the pod would start unprotected; the ADD fails and is undone.
   virtual Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) = 0;
-  virtual void PodStopped(const std::string& ns, const std::string& name) = 0;
+  // The pod's sandbox holding `ip` went (DEL, an undone ADD): forgotten only
+  // if the pod's recorded address is still that one (another sandbox of the
+  // same pod may hold a newer one).
+  virtual void PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) = 0;
   virtual Result<policy::Explanation> Explain(const std::string& from, const std::string& to,
                                               policy::Protocol proto, uint16_t port) = 0;
   virtual Result<std::string> Show() = 0;

@@ -42,11 +42,20 @@ BuiltInputs BuildPolicyInputs(const PolicySources& s) {
   for (const auto& ns : s.namespaces) in.namespaces.push_back(policy::NamespaceFromK8s(ns));
   for (const auto& p : s.pods) {
     policy::PodInfo info = policy::PodFromK8s(p);
-    if (!s.node_name.empty() && p.node_name == s.node_name && !p.host_network) {
-      // Our own pods: the address we handed out is the truth. The API's
-      // status.podIP lags (it is written after ADD) and can be stale.
-      auto it = s.local_ips.find(info.Key());
-      info.ip = it == s.local_ips.end() ? std::nullopt : std::optional<Ipv4Addr>(it->second);
+    auto local = s.local_ips.find(info.Key());
+    if (!p.host_network && local != s.local_ips.end()) {
+      // A pod we handed an address to runs here, whatever a cached copy
+      // (from before the scheduler bound it) says: our address is the truth.
+      info.ip = local->second;
+      info.node = s.node_name;
+    } else if (!s.node_name.empty() && p.node_name == s.node_name && !p.host_network) {
+      // Ours but holding nothing (gone, or not yet added): the API's
+      // status.podIP lags and can be stale.
+      info.ip = std::nullopt;
+    } else if (p.phase == "Succeeded" || p.phase == "Failed") {
+      // A finished pod keeps status.podIP, but its address is free for reuse:
+      // as a peer it would lend its labels to whoever gets the address next.
+      info.ip = std::nullopt;
     }
     in.pods.push_back(std::move(info));
   }
@@ -87,7 +96,8 @@ BuiltInputs BuildPolicyInputs(const PolicySources& s) {
 
 bool PodChangeMatters(const k8s::Pod& a, const k8s::Pod& b) {
   if (a.metadata.labels != b.metadata.labels || a.pod_ip != b.pod_ip || a.pod_ips != b.pod_ips ||
-      a.node_name != b.node_name || a.host_network != b.host_network || a.metadata.uid != b.metadata.uid) {
+      a.node_name != b.node_name || a.host_network != b.host_network || a.metadata.uid != b.metadata.uid ||
+      (a.phase == "Succeeded" || a.phase == "Failed") != (b.phase == "Succeeded" || b.phase == "Failed")) {
     return true;
   }
   if (a.containers.size() != b.containers.size()) return true;
@@ -121,9 +131,12 @@ bool NodeAddressesDiffer(const k8s::Node& a, const k8s::Node& b) {
 CalicoApi DetectCalicoApi(k8s::RestClient& client) {
   k8s::ListOptions one;
   one.limit = 1;
+  // Both kinds must be listable (RBAC may grant one and not the other).
   auto v3 = client.List(k8s::resources::kCalicoNetworkPolicies, "", one);
+  if (v3.ok()) v3 = client.List(k8s::resources::kCalicoGlobalNetworkPolicies, "", one);
   if (v3.ok()) return CalicoApi::kV3;
   auto crd = client.List(k8s::resources::kCalicoCrdNetworkPolicies, "", one);
+  if (crd.ok()) crd = client.List(k8s::resources::kCalicoCrdGlobalNetworkPolicies, "", one);
   if (crd.ok()) return CalicoApi::kCrdV1;
   if (v3.error().code != ErrorCode::kNotFound || crd.error().code != ErrorCode::kNotFound) {
     log::Warn("policy: cannot list Calico policies (projectcalico.org/v3: {}; crd.projectcalico.org/v1: {}); "
@@ -258,8 +271,25 @@ void PolicyController::Worker() {
       // pause (a kernel hiccup must not leave a stale table forever).
       dirty_cv_.wait_for(l, std::chrono::seconds(5), [this] { return stop_ || dirty_; });
       dirty_ = true;
-    } else {
-      dirty_cv_.wait(l, [this] { return stop_ || dirty_; });
+    } else if (!dirty_cv_.wait_for(l, kVerifyPeriod, [this] { return stop_ || dirty_; })) {
+      // Quiet for a while: is our table still what we applied? (A ruleset
+      // flush or a deleted table would otherwise stay unnoticed until the
+      // next change.)
+      l.unlock();
+      bool intact = true;
+      {
+        std::lock_guard apply(apply_mu_);
+        Status v = table_->Verify();
+        if (!v.ok()) {
+          intact = false;
+          log::Warn("policy: the kernel's table differs from what terwayd applied ({}); applying again",
+                    v.error().ToString());
+          metrics_->Inc("terway_policy_applies_total", {{"trigger", "repair"}, {"result", "needed"}});
+        }
+      }
+      l.lock();
+      if (intact) continue;
+      dirty_ = true;
     }
     if (stop_) return;
     dirty_ = false;
@@ -273,7 +303,13 @@ void PolicyController::Worker() {
 
 Status PolicyController::CompileAndApply(const char* why) {
   std::lock_guard apply(apply_mu_);
+  return CompileAndApplyLocked(why);
+}
+
+Status PolicyController::CompileAndApplyLocked(const char* why) {
   auto start = std::chrono::steady_clock::now();
+  // Every ledger change numbered up to here is in this snapshot.
+  const uint64_t gen = requested_gen_.load();
   PolicySources src;
   src.node_name = opts_.node_name;
   src.node_ips = opts_.node_ips;
@@ -281,13 +317,17 @@ Status PolicyController::CompileAndApply(const char* why) {
   {
     std::lock_guard l(local_mu_);
     src.local_ips = local_ips_;
-    std::set<std::string> cached;
-    for (const auto& p : src.pods) cached.insert(p.metadata.Key());
+    std::map<std::string, size_t> cached;
+    for (size_t i = 0; i < src.pods.size(); i++) cached[src.pods[i].metadata.Key()] = i;
     for (auto it = fetched_.begin(); it != fetched_.end();) {
-      if (cached.count(it->first)) {
-        it = fetched_.erase(it);  // the cache has it now
-      } else {
+      auto c = cached.find(it->first);
+      if (c == cached.end()) {
         src.pods.push_back(it->second);
+        ++it;
+      } else if (src.pods[c->second].node_name == opts_.node_name) {
+        it = fetched_.erase(it);  // the cache has caught up
+      } else {
+        src.pods[c->second] = it->second;  // the cache's copy predates the binding
         ++it;
       }
     }
@@ -318,6 +358,7 @@ Status PolicyController::CompileAndApply(const char* why) {
   metrics_->Set("terway_policy_objects", {{"kind", "chains"}}, double(model->chains().size()));
   metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(model->sets().size()));
   metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(built.rejected.size()));
+  applied_gen_ = std::max(applied_gen_, gen);
   std::lock_guard l(model_mu_);
   if (built.rejected != rejected_) {
     // Logged when the set changes, not at every recompile.
@@ -332,8 +373,10 @@ Status PolicyController::CompileAndApply(const char* why) {
 
 Status PolicyController::PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) {
   const std::string key = ns + "/" + name;
-  bool known = pods_->Get(key).has_value();
-  if (!known) {
+  auto cached = pods_->Get(key);
+  bool known = cached.has_value();
+  if (!known || cached->node_name != opts_.node_name) {
+    known = false;
     // The runtime beat our watch: read the pod itself, or its labels would
     // be unknown and it would start outside every policy that selects it.
     auto got = client_->Get(k8s::resources::kPods, ns, name);
@@ -347,23 +390,39 @@ Status PolicyController::PodStarting(const std::string& ns, const std::string& n
       return std::move(got).error().Wrap("policy: reading pod " + key + " (retry the ADD)");
     }
   }
+  uint64_t mine = 0;
   {
     std::lock_guard l(local_mu_);
+    // One address, one pod: a ledger entry of another pod still naming this
+    // address is stale (its release was missed).
+    for (auto it = local_ips_.begin(); it != local_ips_.end();) {
+      it = it->first != key && it->second == ip ? local_ips_.erase(it) : std::next(it);
+    }
     local_ips_[key] = ip;
+    mine = ++requested_gen_;
   }
   // A sandbox of no Kubernetes pod has no labels: no policy can select it,
   // and as a peer it is matched by address (ipBlock) like any host.
   if (!known) return Ok();
-  return CompileAndApply("pod start");
+  std::lock_guard apply(apply_mu_);
+  // An apply that snapshotted after our entry already enforces it (many
+  // ADDs at once share applies).
+  if (applied_gen_ >= mine) return Ok();
+  return CompileAndApplyLocked("pod start");
 }
 
-void PolicyController::PodStopped(const std::string& ns, const std::string& name) {
+void PolicyController::PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) {
   bool held = false;
   {
     std::lock_guard l(local_mu_);
     const std::string key = ns + "/" + name;
-    held = local_ips_.erase(key) > 0;
-    fetched_.erase(key);
+    auto it = local_ips_.find(key);
+    if (it != local_ips_.end() && it->second == ip) {
+      local_ips_.erase(it);
+      fetched_.erase(key);
+      held = true;
+      ++requested_gen_;
+    }
   }
   if (held) MarkDirty();
 }

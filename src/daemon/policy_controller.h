@@ -19,6 +19,7 @@
 // RemoveTable clears what an earlier run left.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -98,7 +99,7 @@ class PolicyController : public PodPolicy {
   // must fail (and is undone).
   Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) override;
   // CNI DEL or an undone ADD: the address no longer belongs to the pod.
-  void PodStopped(const std::string& ns, const std::string& name) override;
+  void PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) override;
 
   // terway-cli policy explain / show, from the model the kernel holds.
   Result<policy::Explanation> Explain(const std::string& from, const std::string& to, policy::Protocol proto,
@@ -108,12 +109,17 @@ class PolicyController : public PodPolicy {
   // Deletes the node's policy table (policy disabled, node cleaned).
   static Status RemoveTable(const std::string& netns);
 
+  // How often the worker verifies that the kernel still holds what was
+  // applied (someone may flush the ruleset or delete our table).
+  static constexpr std::chrono::seconds kVerifyPeriod{30};
+
  private:
   PolicyController(std::shared_ptr<k8s::RestClient> client, PolicyControllerOptions opts, Metrics* metrics);
   void MarkDirty();
   void Worker();
   // Snapshot -> compile -> apply; serialised by apply_mu_.
   Status CompileAndApply(const char* why);
+  Status CompileAndApplyLocked(const char* why);  // apply_mu_ held
 
   std::shared_ptr<k8s::RestClient> client_;
   PolicyControllerOptions opts_;
@@ -133,8 +139,13 @@ class PolicyController : public PodPolicy {
   // Pods an ADD fetched before the pod cache saw them.
   std::map<std::string, k8s::Pod> fetched_;
 
-  std::mutex apply_mu_;  // one compile+apply at a time; guards table_
+  std::mutex apply_mu_;  // one compile+apply at a time; guards table_ and applied_gen_
   std::unique_ptr<policy::NftPolicyTable> table_;
+  // Changes to the local ledger are numbered; an apply covers every change
+  // numbered before its snapshot, so concurrent ADDs share applies instead
+  // of queueing one compile each.
+  std::atomic<uint64_t> requested_gen_{0};
+  uint64_t applied_gen_ = 0;
   std::mutex model_mu_;
   std::shared_ptr<const policy::CompiledPolicy> model_;
   std::vector<std::string> rejected_;  // last compile's unenforceable policies

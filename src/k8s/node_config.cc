@@ -1,5 +1,7 @@
 #include "k8s/node_config.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 namespace terway::k8s {
@@ -67,9 +69,11 @@ Result<NodeEniConf> MergeNodeEniConf(const ConfigMap& base, const std::optional<
   out.eni_conf = merged.dump();
   if (auto it = base.data.find(kDisableNetworkPolicyKey); it != base.data.end()) {
     // Terway's manifests write the quoted YAML strings "true" / "false".
-    if (it->second == "true" || it->second == "True") {
+    std::string v;
+    for (char c : it->second) v += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (v == "true" || v == "1") {
       out.disable_network_policy = true;
-    } else if (it->second != "false" && it->second != "False" && !it->second.empty()) {
+    } else if (v != "false" && v != "0" && !v.empty()) {
       return Errorf(ErrorCode::kInvalidArgument, "{} key {} is \"{}\": write \"true\" or \"false\"", Describe(base),
                     kDisableNetworkPolicyKey, it->second);
     }

@@ -314,6 +314,23 @@ Status NftPolicyTable::Remove() {
   return Ok();
 }
 
+Status NftPolicyTable::Verify() {
+  if (!applied_) return Ok();
+  TERWAY_ASSIGN_OR_RETURN(NftObjects listed, ListObjects());
+  const NftObjects want = ObjectsOf(*applied_);
+  if (listed == want) return Ok();
+  std::string what;
+  if (listed.chains.empty()) {
+    what = fmt::format("table {} {} is gone", kNftFamily, kNftTable);
+  } else {
+    what = fmt::format("table {} {} holds {} chains, {} sets, {} counters; applied were {}, {}, {}", kNftFamily,
+                       kNftTable, listed.chains.size(), listed.sets.size(), listed.counters.size(),
+                       want.chains.size(), want.sets.size(), want.counters.size());
+  }
+  applied_.reset();
+  return MakeError(ErrorCode::kConflict, what);
+}
+
 Result<NftObjects> NftPolicyTable::ListObjects() const {
   NftObjects o;
   // Declarations only for chains; sets and maps list their elements too

@@ -102,6 +102,11 @@ class NftPolicyTable {
   Result<std::vector<RuleCounter>> ReadCounters() const;
   // Our table's named objects as the kernel lists them (empty: no table).
   Result<NftObjects> ListObjects() const;
+  // Ok when the kernel holds the objects of what this handle applied last
+  // (nothing applied yet: Ok). Otherwise an error saying what differs, and
+  // the handle forgets what it applied: the next Apply replaces the table
+  // whole.
+  Status Verify();
 
  private:
   std::string netns_;

@@ -407,7 +407,7 @@ class RecordingPolicy : public PodPolicy {
     if (refuse) return MakeError(ErrorCode::kKernel, "nft: Could not process rule: No such file or directory");
     return Ok();
   }
-  void PodStopped(const std::string& ns, const std::string& name) override {
+  void PodStopped(const std::string& ns, const std::string& name, Ipv4Addr) override {
     events.push_back(fmt::format("stop {}/{}", ns, name));
   }
   Result<policy::Explanation> Explain(const std::string& from, const std::string& to, policy::Protocol proto,
