@@ -121,8 +121,12 @@ inline Result<double> ConnectRate(const std::string& server_ns, const std::strin
                                        a.sin_family = AF_INET;
                                        a.sin_port = htons(kPort);
                                        if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-                                           listen(lfd, 1024) != 0)
-                                         return Errorf(ErrorCode::kKernel, "listen: {}", strerror(errno));
+                                           listen(lfd, 1024) != 0) {
+                                         int err = errno;
+                                         if (lfd >= 0) close(lfd);
+                                         lfd = -1;
+                                         return Errorf(ErrorCode::kKernel, "listen: {}", strerror(err));
+                                       }
                                        return Ok();
                                      }),
                  "connection-rate server in " + server_ns);
@@ -190,8 +194,12 @@ inline Result<double> RequestRate(const std::string& server_ns, const std::strin
                                        a.sin_family = AF_INET;
                                        a.sin_port = htons(kPort);
                                        if (lfd < 0 || bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-                                           listen(lfd, 4) != 0)
-                                         return Errorf(ErrorCode::kKernel, "listen: {}", strerror(errno));
+                                           listen(lfd, 4) != 0) {
+                                         int err = errno;
+                                         if (lfd >= 0) close(lfd);
+                                         lfd = -1;
+                                         return Errorf(ErrorCode::kKernel, "listen: {}", strerror(err));
+                                       }
                                        return Ok();
                                      }),
                  "request-rate server in " + server_ns);

@@ -5,9 +5,12 @@
 # tables of docs/benchmarks.md from them (bench_report). Needs root: the
 # worlds and pods are network namespaces.
 #
-# Cleans up after itself: each benchmark runs in its own process group;
-# if the run is interrupted or fails, the group is killed (vpcsim, terwayd,
-# iperf3 with it) and the namespaces the run created are deleted.
+# Cleans up after itself: each benchmark runs in its own process group; if
+# the run is interrupted or fails, the benchmark is killed (the daemons it
+# started die with it: they are started with a parent-death signal) and the
+# namespaces it created are deleted: only those named after its pid (world
+# namespaces "e<pid in hex>...", the policy benchmark's "twb[ncs]<pid>x..."),
+# so nobody else's namespaces are touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -19,18 +22,21 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 mkdir -p "$OUT"
 
-netns_before=$(ip netns list | awk '{print $1}' | sort)
 current=""
+pids=()
 cleanup() {
   local rc=$?
   if [ -n "$current" ]; then
     kill -TERM -- "-$current" 2>/dev/null || true
-    sleep 1
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$current" 2>/dev/null || break; sleep 0.2; done
     kill -KILL -- "-$current" 2>/dev/null || true
   fi
-  local left
-  left=$(comm -13 <(echo "$netns_before") <(ip netns list | awk '{print $1}' | sort))
-  for n in $left; do ip netns del "$n" 2>/dev/null || true; done
+  local p n
+  for p in "${pids[@]}"; do
+    for n in $(ip netns list | awk '{print $1}' | grep -E "^(e$(printf %x $((p & 0xffff)))|twb[ncs]$((p % 100000))x)" || true); do
+      ip netns del "$n" 2>/dev/null || true
+    done
+  done
   if [ $rc -ne 0 ]; then echo "bench: failed (exit $rc); cleaned up what the run left" >&2; fi
 }
 trap cleanup EXIT
@@ -45,6 +51,7 @@ run() {  # name, then the command
   t0=$(date +%s)
   setsid "$@" >/dev/null &
   current=$!
+  pids+=("$current")
   wait "$current"
   current=""
   timings=$(jq -c --arg n "$name" --argjson s "$(($(date +%s) - t0))" '. + {($n): $s}' <<<"$timings")

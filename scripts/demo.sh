@@ -196,7 +196,7 @@ for _ in $(seq 1 100); do
   grep -q "bandwidth of pod shop/api-1 is now" "$(state '.nodes[1].log')" && break
   sleep 0.1
 done
-ip netns exec "$WEB1_NS" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+ip netns exec "$WEB1_NS" timeout 30 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 IPERF=$!
 for _ in $(seq 1 100); do
   ip netns exec "$WEB1_NS" ss -Hltn 'sport = :5201' | grep -q 5201 && break

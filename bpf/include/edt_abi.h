@@ -5,7 +5,8 @@
 
 #include <linux/types.h>
 
-/* Map "terway_edt": key = ifindex (__u32) of a pod's host-side veth, value: */
+/* Map "terway_edt": key = a limited pod's IPv4 address (__u32, network byte
+ * order, as in the IP header), value: */
 struct terway_edt_state {
   __u64 bytes_per_sec; /* the pod's egress rate; 0 = not limited */
   __u64 horizon_ns;    /* a packet that would leave later than now + this is dropped */

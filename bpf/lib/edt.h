@@ -15,18 +15,19 @@
 
 enum terway_edt_verdict { TERWAY_EDT_SEND_NOW, TERWAY_EDT_DELAY, TERWAY_EDT_DROP };
 
-/* Decides one packet of `len` bytes seen at `now`; on TERWAY_EDT_DELAY,
- * *departure is when it may leave. Updates st->t_last (the caller's map
- * value; concurrent updates from two CPUs can only make a burst slightly
- * larger, never stall the flow). */
+/* Decides one packet of `len` bytes. `now` is the clock; `earliest` is when
+ * the packet could leave anyway (now, or a later departure time its sender
+ * already gave it). On TERWAY_EDT_DELAY, *departure is when it may leave.
+ * Updates st->t_last (the caller's map value; concurrent updates from two
+ * CPUs can only make a burst slightly larger, never stall the flow). */
 static __always_inline enum terway_edt_verdict terway_edt_decide(struct terway_edt_state *st, __u64 len,
-                                                                 __u64 now, __u64 *departure) {
+                                                                 __u64 now, __u64 earliest, __u64 *departure) {
   __u64 delay = len * TERWAY_NSEC_PER_SEC / st->bytes_per_sec;
   __u64 next = st->t_last + delay;
-  if (next <= now) {
-    /* Below the rate: the packet goes now and the pace restarts from here
-     * (no credit builds up while the pod is idle). */
-    st->t_last = now;
+  if (next <= earliest) {
+    /* Below the rate: the packet keeps its time and the pace restarts from
+     * there (no credit builds up while the pod is idle). */
+    st->t_last = earliest;
     return TERWAY_EDT_SEND_NOW;
   }
   if (next - now >= st->horizon_ns) {

@@ -281,7 +281,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
       undo = Remove(pod);
     } else if (created_veth) {
       undo = host.DeleteLinkIfExists(HostVethName(pod.container_id));
-      if (undo.ok()) undo = RemovePodIfb(host, pod.container_id);
+      if (undo.ok()) undo = RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip);
     }
     if (!undo.ok()) log::Warn("undoing partial setup of {}: {}", who, undo.error().ToString());
     return std::move(result).error().Wrap("wiring " + who);
@@ -324,7 +324,7 @@ Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
   const std::string veth = HostVethName(pod.container_id);
   // The pair, the pod's veth1 and the host route go together.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of " + who);
-  TERWAY_TRY(RemovePodIfb(host, pod.container_id));
+  TERWAY_TRY(RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip));
   return Ok();
 }
 
@@ -353,7 +353,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   if (!HasRoute(main_routes, LinkRoute(a.ip, hl->index))) {
     return fail(fmt::format("host route {}/32 dev {} is missing", a.ip.ToString(), veth));
   }
-  Status shaping = shaper_->Check(host, PodShapingLinksFor(pod.container_id, a.ip), pod.bandwidth);
+  Status shaping = shaper_->Check(host, PodShapingLinksFor(host, pod, a.ip), pod.bandwidth);
   if (!shaping.ok()) return fail("bandwidth: " + shaping.error().ToString());
 
   // The pod side: its ENI.
@@ -402,8 +402,10 @@ Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std:
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, host.ListLinks(), "collecting pod datapath garbage");
   std::vector<std::string> removed;
+  std::set<Ipv4Addr> live_ips;
   for (const auto& l : links) {
     auto owner = ParsePodLinkAlias(l.alias);
+    if (owner && live_container_ids.count(owner->container_id)) live_ips.insert(owner->pod_ip);
     if (!owner || live_container_ids.count(owner->container_id)) continue;
     TERWAY_TRY_CTX(host.DeleteLinkIfExists(l.name),
                    "removing host veth " + l.name + " of vanished container " + owner->container_id);
@@ -412,7 +414,7 @@ Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std:
   }
   TERWAY_ASSIGN_OR_RETURN(auto ifbs, CollectPodIfbs(host, live_container_ids));
   removed.insert(removed.end(), ifbs.begin(), ifbs.end());
-  TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(host));
+  TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(live_ips));
   removed.insert(removed.end(), edt.begin(), edt.end());
   return removed;
 }

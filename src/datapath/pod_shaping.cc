@@ -7,7 +7,17 @@
 namespace terway::datapath {
 
 qos::PodShapingLinks PodShapingLinksFor(std::string_view container_id, const Ipv4Addr& pod_ip) {
-  return {HostVethName(container_id), PodIfbName(container_id), PodIfbAlias(pod_ip, container_id), ""};
+  return {HostVethName(container_id), PodIfbName(container_id), PodIfbAlias(pod_ip, container_id), "", pod_ip};
+}
+
+qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const daemon::PodNetwork& pod, const Ipv4Addr& pod_ip) {
+  qos::PodShapingLinks links = PodShapingLinksFor(pod.container_id, pod_ip);
+  if (!pod.ip.eni_mac.empty()) {
+    if (auto mac = MacAddr::Parse(pod.ip.eni_mac); mac.ok()) {
+      if (auto eni = host.GetLinkByMac(*mac); eni.ok()) links.egress_device = eni->name;
+    }
+  }
+  return links;
 }
 
 bool HasBandwidthLimit(const daemon::PodNetwork& pod) {
@@ -16,33 +26,24 @@ bool HasBandwidthLimit(const daemon::PodNetwork& pod) {
 
 Status EnsurePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, const daemon::PodNetwork& pod,
                         const Ipv4Addr& pod_ip, bool fresh_veth) {
-  qos::PodShapingLinks links = PodShapingLinksFor(pod.container_id, pod_ip);
-  if (HasBandwidthLimit(pod)) {
-    // The ENI the pod's traffic leaves through (shared ENI: a host link;
-    // exclusive ENI: inside the pod, so unknown here): where EDT's fq sits.
-    if (!pod.ip.eni_mac.empty()) {
-      if (auto mac = MacAddr::Parse(pod.ip.eni_mac); mac.ok()) {
-        if (auto eni = host.GetLinkByMac(*mac); eni.ok()) links.egress_device = eni->name;
-      }
-    }
-    return shaper.Apply(host, links, *pod.bandwidth);
-  }
+  if (HasBandwidthLimit(pod)) return shaper.Apply(host, PodShapingLinksFor(host, pod, pod_ip), *pod.bandwidth);
+  const qos::PodShapingLinks links = PodShapingLinksFor(pod.container_id, pod_ip);
   if (fresh_veth) {
     // A new veth has no qdiscs; only a leftover IFB of an earlier sandbox
-    // with this container id could exist, and an EDT rate left by a pod
-    // whose veth had the same ifindex.
-    if (shaper.EdtLoaded()) {
-      if (auto veth = host.GetLink(links.host_veth); veth.ok()) TERWAY_TRY(shaper.ForgetLink(veth->index));
-    }
+    // with this container id could exist, and an EDT rate a departed pod
+    // left on this address.
+    TERWAY_TRY(shaper.ForgetAddress(pod_ip));
     return host.DeleteLinkIfExists(links.ifb);
   }
   return shaper.Remove(host, links);
 }
 
-Status RemovePodIfb(netlink::Handle& host, std::string_view container_id) {
+Status RemovePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, std::string_view container_id,
+                        const std::string& pod_ip) {
   const std::string ifb = PodIfbName(container_id);
   Status s = host.DeleteLinkIfExists(ifb);
   if (!s.ok()) return std::move(s).error().Wrap("removing ifb " + ifb + " of container " + std::string(container_id));
+  if (auto ip = Ipv4Addr::Parse(pod_ip); ip.ok()) TERWAY_TRY(shaper.ForgetAddress(*ip));
   return Ok();
 }
 

@@ -17,6 +17,10 @@
 namespace terway::datapath {
 
 qos::PodShapingLinks PodShapingLinksFor(std::string_view container_id, const Ipv4Addr& pod_ip);
+// The same, plus the host link of the pod's ENI (found by its MAC), where
+// EDT paces the pod's egress; left "" when the ENI is not a host link
+// (exclusive ENI: it lives in the pod).
+qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const daemon::PodNetwork& pod, const Ipv4Addr& pod_ip);
 
 // True when the pod asks for a limit in at least one direction.
 bool HasBandwidthLimit(const daemon::PodNetwork& pod);
@@ -29,8 +33,10 @@ bool HasBandwidthLimit(const daemon::PodNetwork& pod);
 Status EnsurePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, const daemon::PodNetwork& pod,
                         const Ipv4Addr& pod_ip, bool fresh_veth);
 
-// Deletes the pod's IFB (the veth's qdiscs and filter go with the veth).
-Status RemovePodIfb(netlink::Handle& host, std::string_view container_id);
+// Deletes the pod's IFB (the veth's qdiscs and filter go with the veth) and
+// its EDT rate, if any.
+Status RemovePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, std::string_view container_id,
+                        const std::string& pod_ip);
 
 // Deletes IFBs (recognised by their alias) of containers not in `live`;
 // returns one line per removed link.

@@ -343,7 +343,7 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
   const std::string veth = HostVethName(pod.container_id);
   // Deleting the host end deletes the pair and every route through it.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of container " + pod.container_id);
-  TERWAY_TRY(RemovePodIfb(host, pod.container_id));
+  TERWAY_TRY(RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip));
 
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   if (!ip.ok()) {
@@ -424,7 +424,7 @@ Result<cni::CniResult> SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
     return fail(fmt::format("rule 'from {} lookup {}' (priority {}) is missing", a.ip.ToString(), table,
                             kFromPodRulePriority));
   }
-  Status shaping = shaper_->Check(host, PodShapingLinksFor(pod.container_id, a.ip), pod.bandwidth);
+  Status shaping = shaper_->Check(host, PodShapingLinksFor(host, pod, a.ip), pod.bandwidth);
   if (!shaping.ok()) return fail("bandwidth: " + shaping.error().ToString());
 
   // The pod side.
@@ -498,7 +498,7 @@ Result<std::vector<std::string>> SharedEniDatapath::CollectGarbage(
   }
   TERWAY_ASSIGN_OR_RETURN(auto ifbs, CollectPodIfbs(host, live_container_ids));
   removed.insert(removed.end(), ifbs.begin(), ifbs.end());
-  TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(host));
+  TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(live_ips));
   removed.insert(removed.end(), edt.begin(), edt.end());
   return removed;
 }

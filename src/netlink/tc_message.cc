@@ -251,8 +251,9 @@ std::optional<FilterInfo> ParseFilter(const nlmsghdr* h) {
   f.kind = Kind(tb[TCA_KIND]);
   if (f.kind == "bpf" && tb[TCA_OPTIONS]) {
     nlattr* b[TCA_BPF_MAX + 1] = {};
-    if (nla_parse_nested(b, TCA_BPF_MAX, tb[TCA_OPTIONS], nullptr) >= 0 && b[TCA_BPF_NAME]) {
-      f.bpf_name = nla_get_string(b[TCA_BPF_NAME]);
+    if (nla_parse_nested(b, TCA_BPF_MAX, tb[TCA_OPTIONS], nullptr) >= 0) {
+      if (b[TCA_BPF_NAME]) f.bpf_name = nla_get_string(b[TCA_BPF_NAME]);
+      if (b[TCA_BPF_ID]) f.bpf_id = nla_get_u32(b[TCA_BPF_ID]);
     }
     return f;
   }

@@ -207,6 +207,7 @@ struct FilterInfo {
   int redirect_index = 0;
   int mirred_eaction = 0;  // TCA_EGRESS_REDIR = 1
   std::string bpf_name;    // a cls_bpf filter's program name
+  uint32_t bpf_id = 0;     // ... and the kernel's id of its program
 };
 
 }  // namespace terway::netlink

@@ -1,9 +1,9 @@
-// EdtProgram: the EDT pacing program (bpf/edt_egress.c) loaded into the
-// kernel, and its map of per-pod egress rates. One per terwayd: the program
-// is attached (as a cls_bpf filter, see BandwidthShaper) to the ingress hook
-// of every limited pod's host veth, and the map, keyed by that veth's
-// ifindex, says how fast each pod may send. The fq qdisc of the device the
-// packets leave through enforces the departure times the program stamps.
+// EdtProgram: the EDT pacing program (bpf/edt_eni_egress.c) loaded into the
+// kernel, and its map of per-pod egress rates keyed by the pod's IPv4
+// address. One per terwayd: the program is attached (a direct-action
+// cls_bpf filter, see BandwidthShaper) to the egress hook of each ENI that
+// carries a limited pod's traffic, and the fq qdisc at that ENI's root
+// enforces the departure times it stamps.
 #pragma once
 
 #include <cstdint>
@@ -12,9 +12,10 @@
 #include <vector>
 
 #include "bpf/include/edt_abi.h"
+#include "common/ip.h"
 #include "common/result.h"
 
-struct terway_edt;  // the bpftool skeleton (edt_egress.skel.h)
+struct terway_edt;  // the bpftool skeleton (edt_eni_egress.skel.h)
 
 namespace terway::qos {
 
@@ -35,20 +36,24 @@ class EdtProgram {
 
   int prog_fd() const;
   int map_fd() const;
-  static constexpr const char* kName = "terway_edt_egress";
+  // The kernel's id of this program: a filter found attached runs ours only
+  // if its id is this one (a restarted terwayd loads a new program).
+  uint32_t prog_id() const;
+  static constexpr const char* kName = "terway_edt_eni_egress";
 
-  // The pod behind host veth `ifindex` may send `bytes_per_sec`. Keeps the
-  // pacing state of an existing entry (a rate change does not reset it).
-  Status SetRate(int ifindex, uint64_t bytes_per_sec, uint64_t horizon_ns = kEdtHorizonNs);
+  // The pod at `pod_ip` may send `bytes_per_sec`. Keeps the pacing state of
+  // an existing entry (a rate change does not reset it).
+  Status SetRate(Ipv4Addr pod_ip, uint64_t bytes_per_sec, uint64_t horizon_ns = kEdtHorizonNs);
   // Success when there was no entry.
-  Status Clear(int ifindex);
-  Result<std::optional<terway_edt_state>> Get(int ifindex) const;
-  // Every ifindex with an entry (for garbage collection).
-  Result<std::vector<int>> Links() const;
+  Status Clear(Ipv4Addr pod_ip);
+  Result<std::optional<terway_edt_state>> Get(Ipv4Addr pod_ip) const;
+  // Every address with an entry (for garbage collection).
+  Result<std::vector<Ipv4Addr>> Addresses() const;
 
  private:
   EdtProgram() = default;
   terway_edt* skel_ = nullptr;
+  uint32_t prog_id_ = 0;
 };
 
 }  // namespace terway::qos

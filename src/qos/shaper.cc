@@ -88,7 +88,7 @@ Status BandwidthShaper::ApplyIngress(netlink::Handle& host, const netlink::Link&
 
 bool BandwidthShaper::UsesEdt(const PodShapingLinks& links) {
   std::lock_guard<std::mutex> lock(mu_);
-  return backend_ == ShapingBackend::kEdt && edt_ && !links.egress_device.empty();
+  return backend_ == ShapingBackend::kEdt && edt_ && !links.egress_device.empty() && links.pod_ip.has_value();
 }
 
 bool BandwidthShaper::EdtLoaded() const {
@@ -96,75 +96,124 @@ bool BandwidthShaper::EdtLoaded() const {
   return edt_ != nullptr;
 }
 
-Status BandwidthShaper::ForgetLink(int ifindex) {
+Status BandwidthShaper::ForgetAddress(Ipv4Addr pod_ip) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!edt_) return Ok();
-  return edt_->Clear(ifindex);
+  return edt_->Clear(pod_ip);
 }
 
-Result<std::vector<std::string>> BandwidthShaper::CollectGarbage(netlink::Handle& host) {
+Result<std::vector<std::string>> BandwidthShaper::CollectGarbage(const std::set<Ipv4Addr>& live_pod_ips) {
   std::vector<std::string> removed;
   std::lock_guard<std::mutex> lock(mu_);
   if (!edt_) return removed;
-  TERWAY_ASSIGN_OR_RETURN(auto links, edt_->Links());
-  for (int index : links) {
-    bool ours = false;
-    if (host.GetLinkByIndex(index).ok()) {
-      auto filters = host.ListFilters(index, netlink::kTcClsactIngress);
-      if (filters.ok()) {
-        for (const auto& f : *filters) ours = ours || (f.priority == kEdtFilterPriority && f.kind == "bpf");
-      }
-    }
-    if (ours) continue;
-    TERWAY_TRY(edt_->Clear(index));
-    removed.push_back(fmt::format("EDT rate of link #{} (no pod link carries it)", index));
+  TERWAY_ASSIGN_OR_RETURN(auto addresses, edt_->Addresses());
+  for (const auto& ip : addresses) {
+    if (live_pod_ips.count(ip)) continue;
+    TERWAY_TRY(edt_->Clear(ip));
+    removed.push_back(fmt::format("EDT rate of {} (no live pod holds it)", ip.ToString()));
   }
   return removed;
 }
 
-Status BandwidthShaper::ApplyEdtEgress(netlink::Handle& host, const netlink::Link& veth,
-                                       const PodShapingLinks& links, uint64_t rate) {
-  // fq at the root of the device the pod's packets leave through: it holds
-  // each one until its stamped departure time.
-  TERWAY_ASSIGN_OR_RETURN(auto dev, host.GetLink(links.egress_device));
-  TERWAY_ASSIGN_OR_RETURN(auto qdiscs, host.ListQdiscs(dev.index));
-  bool fq = false;
-  for (const auto& q : qdiscs) fq = fq || (q.parent == netlink::kTcHandleRoot && q.kind == "fq");
-  if (!fq) TERWAY_TRY(host.ReplaceRootQdisc(dev.index, "fq"));
-  // The rate before the program: no moment with a program and no rate.
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    TERWAY_TRY(edt_->SetRate(veth.index, (rate + 7) / 8));
+namespace {
+
+// The root qdisc's kind on a link, "" when the kernel's default is there.
+Result<std::string> RootQdiscKind(netlink::Handle& host, int index) {
+  TERWAY_ASSIGN_OR_RETURN(auto qdiscs, host.ListQdiscs(index));
+  for (const auto& q : qdiscs) {
+    // The defaults (noqueue on virtual links, pfifo_fast / mq on NICs) sit
+    // at handle 0; anything configured has a handle of its own.
+    if (q.parent == netlink::kTcHandleRoot) return q.handle == 0 ? std::string() : q.kind;
   }
-  // An IFB path of this pod (from before a restart on a TBF kernel) goes.
-  TERWAY_TRY(host.DeleteFiltersIfExist(veth.index, netlink::kTcClsactIngress, kRedirectFilterPriority));
-  TERWAY_TRY(host.DeleteLinkIfExists(links.ifb));
-  TERWAY_TRY(host.EnsureClsact(veth.index));
-  TERWAY_ASSIGN_OR_RETURN(auto filters, host.ListFilters(veth.index, netlink::kTcClsactIngress));
+  return std::string();
+}
+
+}  // namespace
+
+Status BandwidthShaper::ApplyEdtEgress(netlink::Handle& host, const PodShapingLinks& links, uint64_t rate) {
+  TERWAY_ASSIGN_OR_RETURN(auto dev, host.GetLink(links.egress_device));
+  // fq at the root of the ENI holds each packet until its departure time.
+  // An ENI whose root an operator configured is left alone.
+  TERWAY_ASSIGN_OR_RETURN(std::string root, RootQdiscKind(host, dev.index));
+  if (root.empty()) {
+    TERWAY_TRY(host.ReplaceRootQdisc(dev.index, "fq"));
+  } else if (root != "fq") {
+    return Errorf(ErrorCode::kUnsupported, "ENI link {} has a {} root qdisc, not fq", links.egress_device, root);
+  }
+  int fd = 0;
+  uint32_t id = 0;
+  {
+    // The rate before the program: no moment with a program and no rate.
+    std::lock_guard<std::mutex> lock(mu_);
+    TERWAY_TRY(edt_->SetRate(*links.pod_ip, (rate + 7) / 8));
+    fd = edt_->prog_fd();
+    id = edt_->prog_id();
+  }
+  TERWAY_TRY(host.EnsureClsact(dev.index));
+  TERWAY_ASSIGN_OR_RETURN(auto filters, host.ListFilters(dev.index, netlink::kTcClsactEgress));
   int ours = 0;
   bool right = true;
   for (const auto& f : filters) {
     if (f.priority != kEdtFilterPriority) continue;
     ++ours;
-    right = right && f.kind == "bpf" && f.bpf_name.rfind(EdtProgram::kName, 0) == 0;
+    right = right && f.kind == "bpf" && f.bpf_id == id;
   }
-  if (ours == 1 && right) return Ok();
-  TERWAY_TRY(host.DeleteFiltersIfExist(veth.index, netlink::kTcClsactIngress, kEdtFilterPriority));
-  int fd = 0;
+  if (ours != 1 || !right) {
+    // Ours from an earlier terwayd (another program, another map) or
+    // duplicates: replace. The new filter first would not work (same
+    // priority), so there is a moment without pacing on this ENI.
+    TERWAY_TRY(host.DeleteFiltersIfExist(dev.index, netlink::kTcClsactEgress, kEdtFilterPriority));
+    TERWAY_TRY(host.AddBpfFilter({dev.index, netlink::kTcClsactEgress, kEdtFilterPriority, fd, EdtProgram::kName}));
+  }
+  return Ok();
+}
+
+Status BandwidthShaper::CheckEdtEgress(netlink::Handle& host, const PodShapingLinks& links, uint64_t rate) {
+  std::optional<terway_edt_state> st;
+  uint32_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    fd = edt_->prog_fd();
+    TERWAY_ASSIGN_OR_RETURN(st, edt_->Get(*links.pod_ip));
+    id = edt_->prog_id();
   }
-  return host.AddBpfFilter({veth.index, netlink::kTcClsactIngress, kEdtFilterPriority, fd, EdtProgram::kName});
+  if (!st || st->bytes_per_sec != (rate + 7) / 8)
+    return Errorf(ErrorCode::kConflict, "{}: EDT rate is {}, want {}", links.pod_ip->ToString(),
+                  st ? Mbit(st->bytes_per_sec * 8) : std::string("unset"), Mbit(rate));
+  TERWAY_ASSIGN_OR_RETURN(auto dev, host.GetLink(links.egress_device));
+  TERWAY_ASSIGN_OR_RETURN(auto filters, host.ListFilters(dev.index, netlink::kTcClsactEgress));
+  bool attached = false;
+  for (const auto& f : filters) attached = attached || (f.priority == kEdtFilterPriority && f.bpf_id == id);
+  if (!attached)
+    return Errorf(ErrorCode::kNotFound, "ENI link {}: terwayd's EDT program is not attached", links.egress_device);
+  TERWAY_ASSIGN_OR_RETURN(std::string root, RootQdiscKind(host, dev.index));
+  if (root != "fq")
+    return Errorf(ErrorCode::kNotFound, "ENI link {}: no fq at its root to enforce EDT", links.egress_device);
+  return Ok();
 }
 
 Status BandwidthShaper::ApplyEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
                                     uint64_t rate, uint64_t burst) {
-  if (rate == 0) return RemoveEgress(host, veth.index, links.ifb);
-  if (UsesEdt(links)) return ApplyEdtEgress(host, veth, links, rate);
-  // TBF path: no EDT filter or rate of this pod may remain.
-  TERWAY_TRY(host.DeleteFiltersIfExist(veth.index, netlink::kTcClsactIngress, kEdtFilterPriority));
-  TERWAY_TRY(ForgetLink(veth.index));
+  if (rate == 0) {
+    TERWAY_TRY(RemoveEgress(host, veth.index, links.ifb));
+    return links.pod_ip ? ForgetAddress(*links.pod_ip) : Ok();
+  }
+  if (UsesEdt(links)) {
+    Status edt = ApplyEdtEgress(host, links, rate);
+    if (edt.ok()) {
+      // Paced now: the IFB path (from a TBF kernel, or this pod's ENI
+      // before its root was freed) can go without a gap.
+      return RemoveEgress(host, veth.index, links.ifb);
+    }
+    if (edt.error().code != ErrorCode::kUnsupported) return edt;
+    log::Warn("qos: {}: {}; shaping its egress with an IFB", links.host_veth, edt.error().message);
+  }
+  TERWAY_TRY(ApplyIfbEgress(host, veth, links, rate, burst));
+  // Shaped by the IFB now: an EDT rate of this address can go.
+  return links.pod_ip ? ForgetAddress(*links.pod_ip) : Ok();
+}
+
+Status BandwidthShaper::ApplyIfbEgress(netlink::Handle& host, const netlink::Link& veth,
+                                       const PodShapingLinks& links, uint64_t rate, uint64_t burst) {
   auto ifb = host.GetLink(links.ifb);
   if (!ifb.ok()) {
     if (ifb.error().code != ErrorCode::kNotFound) return std::move(ifb).error();
@@ -204,8 +253,6 @@ Status BandwidthShaper::ApplyEgress(netlink::Handle& host, const netlink::Link& 
 Status BandwidthShaper::RemoveEgress(netlink::Handle& host, int veth_index, const std::string& ifb) {
   if (veth_index > 0) {
     TERWAY_TRY(host.DeleteFiltersIfExist(veth_index, netlink::kTcClsactIngress, kRedirectFilterPriority));
-    TERWAY_TRY(host.DeleteFiltersIfExist(veth_index, netlink::kTcClsactIngress, kEdtFilterPriority));
-    TERWAY_TRY(ForgetLink(veth_index));
     // clsact goes only when nothing else hangs on it.
     TERWAY_ASSIGN_OR_RETURN(auto in, host.ListFilters(veth_index, netlink::kTcClsactIngress));
     TERWAY_ASSIGN_OR_RETURN(auto out, host.ListFilters(veth_index, netlink::kTcClsactEgress));
@@ -240,6 +287,7 @@ Status BandwidthShaper::Remove(netlink::Handle& host, const PodShapingLinks& lin
   }
   Status s = RemoveEgress(host, index, links.ifb);
   if (!s.ok() && !IsNotFound(s)) return std::move(s).error().Wrap("removing shaping of " + links.host_veth);
+  if (links.pod_ip) TERWAY_TRY(ForgetAddress(*links.pod_ip));
   return Ok();
 }
 
@@ -264,34 +312,24 @@ Status BandwidthShaper::Check(netlink::Handle& host, const PodShapingLinks& link
   auto ifb = host.GetLink(links.ifb);
   if (!ifb.ok() && ifb.error().code != ErrorCode::kNotFound) return std::move(ifb).error();
   TERWAY_ASSIGN_OR_RETURN(auto filters, host.ListFilters(veth.index, netlink::kTcClsactIngress));
-  std::optional<netlink::FilterInfo> redirect, edt_filter;
+  std::optional<netlink::FilterInfo> redirect;
   for (const auto& f : filters) {
     if (f.priority == kRedirectFilterPriority) redirect = f;
-    if (f.priority == kEdtFilterPriority) edt_filter = f;
   }
-  if (want.egress_rate && UsesEdt(links)) {
-    if (!edt_filter || edt_filter->kind != "bpf")
-      return Errorf(ErrorCode::kNotFound, "{}: the EDT program is not attached for the egress limit {}",
-                    links.host_veth, Mbit(want.egress_rate));
+  if (want.egress_rate) Backend(host);
+  if (want.egress_rate && UsesEdt(links) && !redirect && !ifb.ok()) {
+    return CheckEdtEgress(host, links, want.egress_rate);
+  }
+  if (links.pod_ip && EdtLoaded()) {
     std::optional<terway_edt_state> st;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      TERWAY_ASSIGN_OR_RETURN(st, edt_->Get(veth.index));
+      TERWAY_ASSIGN_OR_RETURN(st, edt_->Get(*links.pod_ip));
     }
-    if (!st || st->bytes_per_sec != (want.egress_rate + 7) / 8)
-      return Errorf(ErrorCode::kConflict, "{}: EDT rate is {}, want {}", links.host_veth,
-                    st ? Mbit(st->bytes_per_sec * 8) : std::string("unset"), Mbit(want.egress_rate));
-    TERWAY_ASSIGN_OR_RETURN(auto dev, host.GetLink(links.egress_device));
-    TERWAY_ASSIGN_OR_RETURN(auto qdiscs, host.ListQdiscs(dev.index));
-    bool fq = false;
-    for (const auto& q : qdiscs) fq = fq || (q.parent == netlink::kTcHandleRoot && q.kind == "fq");
-    if (!fq) return Errorf(ErrorCode::kNotFound, "{}: no fq at the root of {} to enforce EDT", links.host_veth,
-                           links.egress_device);
-    return Ok();
-  }
-  if (edt_filter) {
-    return Errorf(ErrorCode::kConflict, "{}: an EDT program is attached but the pod's egress is {}", links.host_veth,
-                  want.egress_rate ? "shaped by an IFB" : "not limited");
+    if (st) {
+      return Errorf(ErrorCode::kConflict, "{}: an EDT rate is set but the pod's egress is {}", links.host_veth,
+                    want.egress_rate ? "shaped by an IFB" : "not limited");
+    }
   }
   if (!want.egress_rate) {
     if (ifb.ok()) return Errorf(ErrorCode::kConflict, "{}: ifb {} exists but the pod has no egress limit",

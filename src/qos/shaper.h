@@ -13,23 +13,27 @@
 // has to enter the pod's namespace to update or verify a limit.
 //
 // EDT, where the kernel has the fq qdisc (probed once at run time, and the
-// finding logged): traffic OUT of the pod is paced by an eBPF program on the
-// host veth's ingress hook (bpf/edt_egress.c, direct action) that stamps
-// each packet's earliest departure time, enforced by the fq qdisc at the
-// root of the device the pod's traffic leaves through (its ENI): no IFB, no
-// per-pod queue, no lock. Pods whose egress device is not known (exclusive
-// ENI: the ENI is inside the pod) keep the IFB path. This project's kernel
-// lacks fq: there the shaper says so and uses TBF + IFB.
+// finding logged): traffic OUT of the pod is paced where it leaves the node.
+// An eBPF program on the egress hook of the pod's ENI (bpf/edt_eni_egress.c,
+// direct action) stamps each packet from a limited pod's address with its
+// earliest departure time, and fq at the root of that ENI holds it until
+// then: no IFB, no per-pod queue, no lock. Traffic to pods of the same node
+// never reaches the ENI and is not limited (as with Cilium's bandwidth
+// manager). Pods whose ENI is not a host link (exclusive ENI: it is inside
+// the pod), and ENIs whose root qdisc is one an operator chose, keep the IFB
+// path. This project's kernel lacks fq: the shaper says so and uses TBF.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "cni/config.h"
+#include "common/ip.h"
 #include "common/result.h"
 #include "netlink/handle.h"
 #include "netlink/types.h"
@@ -45,12 +49,14 @@ struct PodShapingLinks {
   // The host link the pod's traffic leaves through (its ENI), where fq
   // enforces EDT; "" when unknown (then the IFB path is used).
   std::string egress_device;
+  // The pod's address: EDT's key.
+  std::optional<Ipv4Addr> pod_ip;
 };
 
 // Priority of our redirect filter on the veth's clsact ingress hook. High
 // (late) so programs attached at the usual low priorities run first.
 inline constexpr uint16_t kRedirectFilterPriority = 0xC000;
-// Priority of the EDT program's filter on the same hook.
+// Priority of the EDT program's filter on an ENI's egress hook.
 inline constexpr uint16_t kEdtFilterPriority = 0xC001;
 
 // How long a packet may wait in a TBF queue. Sets the queue limit (rate x
@@ -83,13 +89,12 @@ class BandwidthShaper {
   // Which backend this kernel allows (probed once, logged once): kEdt when
   // the fq qdisc can be created and the EDT program loads.
   ShapingBackend Backend(netlink::Handle& host);
-  // A new host veth reusing an ifindex must not inherit a departed pod's
-  // EDT rate: forgets whatever the EDT map holds for it (no-op with TBF).
-  Status ForgetLink(int ifindex);
+  // The address left its pod (DEL), or its new pod has no limit: forgets
+  // whatever the EDT map holds for it (no-op without EDT).
+  Status ForgetAddress(Ipv4Addr pod_ip);
   bool EdtLoaded() const;
-  // EDT map entries of links that no longer carry our program; returns one
-  // line per entry removed.
-  Result<std::vector<std::string>> CollectGarbage(netlink::Handle& host);
+  // EDT map entries of addresses no live pod holds; one line per removal.
+  Result<std::vector<std::string>> CollectGarbage(const std::set<Ipv4Addr>& live_pod_ips);
   // The probe's finding, for logs and tests ("" before the first probe).
   std::string BackendReason() const;
 
@@ -97,8 +102,12 @@ class BandwidthShaper {
   Status ApplyIngress(netlink::Handle& host, const netlink::Link& veth, uint64_t rate, uint64_t burst);
   Status ApplyEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
                      uint64_t rate, uint64_t burst);
-  Status ApplyEdtEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
-                        uint64_t rate);
+  // Ok: EDT shapes the pod. kUnsupported: it cannot here (the caller uses
+  // the IFB path instead); other errors are failures.
+  Status ApplyEdtEgress(netlink::Handle& host, const PodShapingLinks& links, uint64_t rate);
+  Status CheckEdtEgress(netlink::Handle& host, const PodShapingLinks& links, uint64_t rate);
+  Status ApplyIfbEgress(netlink::Handle& host, const netlink::Link& veth, const PodShapingLinks& links,
+                        uint64_t rate, uint64_t burst);
   Status RemoveEgress(netlink::Handle& host, int veth_index, const std::string& ifb);
   // EDT applies to this pod: the backend is EDT and its egress device known.
   bool UsesEdt(const PodShapingLinks& links);

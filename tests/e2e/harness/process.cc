@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -28,6 +29,10 @@ namespace {
   dup2(out_fd, 2);
   // A fresh process group so Stop() can signal helpers it spawned too.
   setpgid(0, 0);
+  // And gone with the test or benchmark that started it, even when that is
+  // killed outright (no destructor runs then): a daemon left behind would
+  // hold its namespaces and ports.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));

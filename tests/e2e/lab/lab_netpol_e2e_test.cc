@@ -485,6 +485,7 @@ TEST_F(LabNetpol, DisabledPolicyLoadsNoRulesAndWatchesNoPolicies) {
   const nlohmann::json after = reads();
   for (const char* res : {"networking.k8s.io/v1/networkpolicies", "projectcalico.org/v3/networkpolicies",
                           "projectcalico.org/v3/globalnetworkpolicies", "v1/namespaces"}) {
+    // (Not "get": the test's own kubectl apply reads the policy by name.)
     for (const char* verb : {"list", "watch"}) {
       EXPECT_EQ(count(after, res, verb), count(before, res, verb)) << verb << " " << res << ": " << after.dump();
     }

@@ -56,7 +56,7 @@ class ShaperRoot : public ::testing::Test {
     ASSERT_EQ(Sh("ip -n " + pod_ns_ + " link set lo up && ip -n " + pod_ns_ + " link set eth0 up && ip -n " +
                  pod_ns_ + " addr add " + kPodIp + "/24 dev eth0"),
               0);
-    links_ = {"tq0", "tqifb" + s, "terway-pod-ifb:test", ""};
+    links_ = {"tq0", "tqifb" + s, "terway-pod-ifb:test", "", std::nullopt};
     ASSERT_OK(server_.Start(pod_ns_, kPort));
   }
 

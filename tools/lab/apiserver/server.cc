@@ -519,6 +519,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   }
 
   if (req.method == "GET") {
+    store_->CountRead(type.GroupVersion() + "/" + type.plural, "get");
     auto obj = store_->Get(type, t.ns, t.name);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
