@@ -8,7 +8,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: all deps build test test-unit test-root test-e2e test-asan demo bench clean
+.PHONY: all deps build build-asan test test-unit test-root test-e2e test-asan demo bench clean
 
 all: build
 
@@ -33,9 +33,11 @@ test-root: build
 test-e2e: build
 	ctest --test-dir $(BUILD) -L e2e --output-on-failure $(CTEST_ARGS)
 
-test-asan: deps
+build-asan: deps
 	cmake -G Ninja -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTERWAY_SANITIZE=ON -DTERWAY_UNIT_ONLY=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-asan: build-asan
 	ctest --test-dir $(ASAN_BUILD) -L unit --output-on-failure -j $(JOBS)
 
 demo: build
