@@ -91,7 +91,30 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   if (req.container_id.empty()) {
     return proto::Reply::Fail(proto::ErrorClass::kInvalid, "allocate without a container id");
   }
-  std::lock_guard container_lock(ContainerLock(req.container_id));
+  std::optional<std::map<std::string, std::string>> annotations_used;
+  proto::Reply reply;
+  {
+    std::lock_guard container_lock(ContainerLock(req.container_id));
+    reply = AllocateLocked(req, &annotations_used);
+  }
+  // A bandwidth annotation changed after this ADD read the pod but before
+  // its allocation was recorded: the listener found nothing to update then.
+  // The cache has the change by now (the listener runs after the cache is
+  // updated), so the pod gets it here; an update that did find the
+  // allocation compares with the recorded limit and does nothing twice.
+  if (reply.ok() && directory_ != nullptr && annotations_used) {
+    if (auto now = directory_->Cached(req.pod.namespace_, req.pod.name);
+        now && qos::BandwidthAnnotationsDiffer(now->annotations, *annotations_used)) {
+      log::Info("cni add pod={}: its bandwidth annotations changed during the ADD; applying the current ones",
+                PodName(req));
+      UpdatePodBandwidth(req.pod.namespace_, req.pod.name, now->annotations);
+    }
+  }
+  return reply;
+}
+
+proto::Reply CniService::AllocateLocked(const proto::Request& req,
+                                        std::optional<std::map<std::string, std::string>>* annotations_used) {
   if (const std::string& vt = req.network.eniip_virtual_type; vt == "ipvlan" || vt == "datapathv2") {
     std::call_once(ipvlan_warned_, [&] {
       log::Warn("network {} asks eniip_virtual_type {}: {}; its pods are wired with veth + policy routing "
@@ -142,6 +165,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
       if (pod.uid.empty()) pod.uid = m.uid;
       pod.owner_kind = m.owner_kind;
       pod.annotations = m.annotations;
+      *annotations_used = m.annotations;
       // The runtime's bandwidth capability wins; else the pod's annotations
       // (kubernetes.io/* or Terway's k8s.aliyun.com/*). A bad value refuses
       // the pod unless the operator chose to serve such pods unlimited.
@@ -172,8 +196,8 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   if (auto before = store_->FindByContainer(req.container_id); before.ok() && before->has_value()) existed = true;
   auto ip = addresses_->Allocate(pod, timeout);
   if (!ip.ok()) {
+    // The address source's error already names the pod and container.
     Error e = std::move(ip).error();
-    e.Wrap("allocating an IP for pod " + PodName(req));
     if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
     return proto::Reply::FromError(e);
   }

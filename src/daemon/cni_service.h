@@ -71,6 +71,10 @@ class CniService : public RequestHandler {
 
  private:
   cni::protocol::Reply Allocate(const cni::protocol::Request& req);
+  // Allocate's work under the container's lock; *annotations_used: the
+  // pod's annotations it read from the API (unset for pods the API lacks).
+  cni::protocol::Reply AllocateLocked(const cni::protocol::Request& req,
+                                      std::optional<std::map<std::string, std::string>>* annotations_used);
   cni::protocol::Reply Release(const cni::protocol::Request& req);
   cni::protocol::Reply Get(const cni::protocol::Request& req);
   cni::protocol::Reply Status();

@@ -476,7 +476,7 @@ Status Daemon::Start() {
 }
 
 void Daemon::Stop() {
-  // First: KubeNode's writer may be running a bandwidth update through the
+  // First: KubeNode's bandwidth thread may be running an update through the
   // CNI service, which must not outlive it.
   if (kube_) kube_->Shutdown();
   if (service_) service_->SetReady(false, "terwayd is stopping");

@@ -42,14 +42,7 @@ std::vector<ipam::LivePod> MergeLivePods(const std::vector<k8s::Pod>& cached,
 bool PoolCannotGrow(const Error& e) { return e.code == ErrorCode::kExhausted; }
 
 bool BandwidthAnnotationsChanged(const k8s::Pod& before, const k8s::Pod& after) {
-  for (std::string_view key : {qos::kIngressAnnotation, qos::kEgressAnnotation, qos::kLegacyIngressAnnotation,
-                               qos::kLegacyEgressAnnotation}) {
-    auto a = before.metadata.annotations.find(std::string(key));
-    auto b = after.metadata.annotations.find(std::string(key));
-    const bool ha = a != before.metadata.annotations.end(), hb = b != after.metadata.annotations.end();
-    if (ha != hb || (ha && a->second != b->second)) return true;
-  }
-  return false;
+  return qos::BandwidthAnnotationsDiffer(before.metadata.annotations, after.metadata.annotations);
 }
 
 KubeNode::KubeNode(std::shared_ptr<k8s::RestClient> client, KubeNodeOptions opts, Metrics* metrics)
@@ -65,6 +58,8 @@ Result<std::unique_ptr<KubeNode>> KubeNode::Create(std::shared_ptr<k8s::RestClie
                                                    Metrics* metrics) {
   std::unique_ptr<KubeNode> k(new KubeNode(std::move(client), std::move(opts), metrics));
   metrics->DeclareCounter("terway_k8s_writes_total", "Writes to the Kubernetes API by kind and result");
+  metrics->DeclareCounter("terway_pod_bandwidth_changes_total",
+                          "Pod bandwidth annotation changes handed to the CNI service");
   metrics->DeclareCounter("terway_k8s_pod_lookups_total",
                           "Pod lookups of ADD by source (cache, api, missing)");
   k8s::ReflectorOptions po;
@@ -72,19 +67,8 @@ Result<std::unique_ptr<KubeNode>> KubeNode::Create(std::shared_ptr<k8s::RestClie
   k8s::CacheHandlers<k8s::Pod> ph;
   KubeNode* self = k.get();
   ph.on_update = [self](const k8s::Pod& before, const k8s::Pod& after) {
-    if (!BandwidthAnnotationsChanged(before, after)) return;
-    BandwidthListener listener;
-    {
-      std::lock_guard l(self->listener_mu_);
-      listener = self->bandwidth_listener_;
-    }
-    if (!listener) return;
     // Kernel work (tc) does not belong on the watch thread.
-    self->Enqueue("pod_bandwidth", [listener, ns = after.metadata.namespace_, name = after.metadata.name,
-                                    annotations = after.metadata.annotations] {
-      listener(ns, name, annotations);
-      return Ok();
-    });
+    if (BandwidthAnnotationsChanged(before, after)) self->QueueBandwidthUpdate(after);
   };
   k->pods_ = std::make_unique<k8s::Cache<k8s::Pod>>(k->pods_lw_, po, ph);
   k8s::ReflectorOptions no;
@@ -115,6 +99,7 @@ Result<std::unique_ptr<KubeNode>> KubeNode::Create(std::shared_ptr<k8s::RestClie
                   k->opts_.node_name);
   }
   k->writer_ = std::thread([p = k.get()] { p->Writer(); });
+  k->bandwidth_worker_ = std::thread([p = k.get()] { p->BandwidthWorker(); });
   log::Info("kubernetes: node {} synced, {} pod(s) on it", k->opts_.node_name, k->pods_->Size());
   return k;
 }
@@ -131,7 +116,9 @@ void KubeNode::Shutdown() {
     stop_ = true;
   }
   write_cv_.notify_all();
+  bandwidth_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (bandwidth_worker_.joinable()) bandwidth_worker_.join();
   if (pods_) pods_->Stop();
   if (node_) node_->Stop();
 }
@@ -163,6 +150,38 @@ void KubeNode::Writer() {
     Status st = fn();
     if (!st.ok()) log::Warn("kubernetes write {} failed (not retried): {}", what, st.error().ToString());
     metrics_->Inc("terway_k8s_writes_total", {{"write", what}, {"result", st.ok() ? "ok" : "error"}});
+    l.lock();
+  }
+}
+
+void KubeNode::QueueBandwidthUpdate(const k8s::Pod& pod) {
+  {
+    std::lock_guard l(write_mu_);
+    std::pair<std::string, std::string> key{pod.metadata.namespace_, pod.metadata.name};
+    auto [it, fresh] = bandwidth_pending_.insert_or_assign(key, pod.metadata.annotations);
+    if (fresh) bandwidth_order_.push_back(std::move(key));
+  }
+  bandwidth_cv_.notify_one();
+}
+
+void KubeNode::BandwidthWorker() {
+  std::unique_lock l(write_mu_);
+  while (true) {
+    bandwidth_cv_.wait(l, [this] { return stop_ || !bandwidth_order_.empty(); });
+    if (stop_) return;
+    auto key = std::move(bandwidth_order_.front());
+    bandwidth_order_.pop_front();
+    auto node = bandwidth_pending_.extract(key);
+    l.unlock();
+    BandwidthListener listener;
+    {
+      std::lock_guard ll(listener_mu_);
+      listener = bandwidth_listener_;
+    }
+    if (listener) listener(key.first, key.second, node.mapped());
+    // Before the listener is set nobody applies it; the daemon reconciles
+    // every pod's bandwidth when it sets the listener.
+    metrics_->Inc("terway_pod_bandwidth_changes_total", {{"result", listener ? "delivered" : "before_listener"}});
     l.lock();
   }
 }
@@ -248,6 +267,11 @@ Result<std::optional<PodMetadata>> KubeNode::Lookup(const std::string& ns, const
   TERWAY_ASSIGN_OR_RETURN_CTX(auto pod, k8s::ParsePod(*got), fmt::format("pod {}/{}", ns, name));
   metrics_->Inc("terway_k8s_pod_lookups_total", {{"source", "api"}});
   return std::optional<PodMetadata>(PodMetadataFromPod(pod));
+}
+
+std::optional<PodMetadata> KubeNode::Cached(const std::string& ns, const std::string& name) {
+  if (auto p = pods_->Get(ns + "/" + name)) return PodMetadataFromPod(*p);
+  return std::nullopt;
 }
 
 void KubeNode::AllocationStarted(const std::string& ns, const std::string& name) {

@@ -6,8 +6,9 @@
 //
 // Writes are best-effort: they run on one writer thread, failures are logged
 // and counted (terway_k8s_writes_total{write,result}), and an ADD never
-// waits for them or fails because of them. Bandwidth annotation changes are
-// handed to their listener on the same thread (write "pod_bandwidth").
+// waits for them or fails because of them. Bandwidth annotation changes go
+// to their listener on a thread of their own (tc work must not hold up API
+// writes, nor a slow API the shaping), the latest change per pod only.
 #pragma once
 
 #include <chrono>
@@ -66,8 +67,9 @@ class KubeNode : public PodDirectory {
                                                   Metrics* metrics);
   ~KubeNode() override;
 
-  // Stops the writer thread (dropping queued writes), the bandwidth
-  // listener and the caches; before the objects a listener uses go away.
+  // Stops the writer and bandwidth threads (dropping what they have
+  // queued), the listener and the caches; before the objects a listener
+  // uses go away.
   // Idempotent (the destructor calls it too).
   void Shutdown();
   // The pods of this node the cache holds.
@@ -85,6 +87,7 @@ class KubeNode : public PodDirectory {
   // PodDirectory.
   std::string NodeRefusal() override;
   Result<std::optional<PodMetadata>> Lookup(const std::string& ns, const std::string& name) override;
+  std::optional<PodMetadata> Cached(const std::string& ns, const std::string& name) override;
   void AllocationStarted(const std::string& ns, const std::string& name) override;
   void Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) override;
   void Released(const std::string& ns, const std::string& name) override;
@@ -93,9 +96,10 @@ class KubeNode : public PodDirectory {
   void PodWarning(const std::string& ns, const std::string& name, const std::string& uid, const std::string& reason,
                   const std::string& message) override;
 
-  // Called (on KubeNode's own worker thread, never the watch's) when a pod
-  // of this node changes its bandwidth annotations, with all its
-  // annotations. Set once, before pods change.
+  // Called (on KubeNode's bandwidth thread, never the watch's) when a pod
+  // of this node changes its bandwidth annotations, with all its current
+  // annotations; changes queued for one pod are merged into the latest.
+  // Set once, before pods change.
   using BandwidthListener = std::function<void(const std::string& ns, const std::string& name,
                                                const std::map<std::string, std::string>& annotations)>;
   void SetBandwidthListener(BandwidthListener l);
@@ -104,6 +108,8 @@ class KubeNode : public PodDirectory {
   KubeNode(std::shared_ptr<k8s::RestClient> client, KubeNodeOptions opts, Metrics* metrics);
   void Enqueue(std::string write, std::function<Status()> fn);
   void Writer();
+  void QueueBandwidthUpdate(const k8s::Pod& pod);
+  void BandwidthWorker();
   void SetSufficientIp(bool sufficient, const std::string& message);
 
   std::shared_ptr<k8s::RestClient> client_;
@@ -128,6 +134,13 @@ class KubeNode : public PodDirectory {
   std::deque<std::pair<std::string, std::function<Status()>>> writes_;
   bool stop_ = false;
   std::thread writer_;
+
+  // Pending bandwidth updates: pods in arrival order, each with its latest
+  // annotations (bounded by the pods on the node, never dropped).
+  std::condition_variable bandwidth_cv_;  // with write_mu_
+  std::deque<std::pair<std::string, std::string>> bandwidth_order_;
+  std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>> bandwidth_pending_;
+  std::thread bandwidth_worker_;
 };
 
 }  // namespace terway::daemon

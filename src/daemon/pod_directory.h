@@ -38,6 +38,9 @@ class PodDirectory {
   virtual std::string NodeRefusal() = 0;
   // The pod as the API knows it; nullopt when the API has no such pod.
   virtual Result<std::optional<PodMetadata>> Lookup(const std::string& ns, const std::string& name) = 0;
+  // The pod as the watch cache has it now, without asking the API; nullopt
+  // when the cache does not have it.
+  virtual std::optional<PodMetadata> Cached(const std::string& ns, const std::string& name) = 0;
   // An ADD is about to allocate for the pod: protects it from pod garbage
   // collection until the cache has certainly seen it.
   virtual void AllocationStarted(const std::string& ns, const std::string& name) = 0;

@@ -190,6 +190,18 @@ Result<uint64_t> DirectionRate(const std::map<std::string, std::string>& annotat
 
 }  // namespace
 
+bool BandwidthAnnotationsDiffer(const std::map<std::string, std::string>& a,
+                                const std::map<std::string, std::string>& b) {
+  for (std::string_view key : {kIngressAnnotation, kEgressAnnotation, kLegacyIngressAnnotation,
+                               kLegacyEgressAnnotation}) {
+    auto x = a.find(std::string(key));
+    auto y = b.find(std::string(key));
+    const bool hx = x != a.end(), hy = y != b.end();
+    if (hx != hy || (hx && x->second != y->second)) return true;
+  }
+  return false;
+}
+
 Result<std::optional<cni::Bandwidth>> ParseBandwidthAnnotations(
     const std::map<std::string, std::string>& annotations) {
   bool any = false;

@@ -56,6 +56,11 @@ Result<uint64_t> ParseLegacyTerwayBandwidth(std::string_view text);
 Result<std::optional<cni::Bandwidth>> ParseBandwidthAnnotations(
     const std::map<std::string, std::string>& annotations);
 
+// True when the two annotation sets differ in any bandwidth annotation
+// (added, removed or changed value); other annotations are not compared.
+bool BandwidthAnnotationsDiffer(const std::map<std::string, std::string>& a,
+                                const std::map<std::string, std::string>& b);
+
 // runtimeConfig.bandwidth as runtimes send it: containerd and the kubelet
 // have no burst to give and send math.MaxInt32 bits ("unlimited"); a bucket
 // that deep lets 256 MiB through at line rate before any limit applies. A

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "daemon/rpc_server.h"
 #include "ipam/exclusive.h"
 #include "ipam/pool.h"
+#include "qos/annotations.h"
 #include "unit/ipam/fake_cloud.h"
 
 namespace terway::daemon {
@@ -299,7 +301,14 @@ class FakeDirectory : public PodDirectory {
     if (api_down) return MakeError(ErrorCode::kUnavailable, "connection refused");
     auto it = pods.find(ns + "/" + name);
     if (it == pods.end()) return std::optional<PodMetadata>();
-    return std::optional<PodMetadata>(it->second);
+    std::optional<PodMetadata> seen = it->second;
+    if (after_lookup) after_lookup();
+    return seen;
+  }
+  std::optional<PodMetadata> Cached(const std::string& ns, const std::string& name) override {
+    auto it = pods.find(ns + "/" + name);
+    if (it == pods.end()) return std::nullopt;
+    return it->second;
   }
   void AllocationStarted(const std::string& ns, const std::string& name) override {
     started.push_back(ns + "/" + name);
@@ -319,6 +328,8 @@ class FakeDirectory : public PodDirectory {
 
   std::string node_refusal;
   bool api_down = false;
+  // Runs after Lookup read a pod: the API changing it while an ADD runs.
+  std::function<void()> after_lookup;
   std::map<std::string, PodMetadata> pods;
   std::vector<std::string> started, allocated, failed, warnings, released;
 };
@@ -549,6 +560,38 @@ TEST_F(CniServiceTest, AnnotationChangesFollowARunningPodAndCheckVerifiesTheStor
   // After DEL there is nothing to update.
   ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1", "web")).ok());
   svc.UpdatePodBandwidth("default", "web", {{"kubernetes.io/ingress-bandwidth", "1M"}});
+  EXPECT_EQ(dp.ensured.size(), 3u);
+}
+
+TEST_F(CniServiceTest, AnnotationChangedDuringAddIsAppliedWhenTheAddEnds) {
+  // The change reaches the cache after ADD read the pod and before its
+  // allocation exists: the listener's update finds nothing to update, so
+  // the ADD itself must notice and apply the current annotations.
+  FakeDirectory dir;
+  dir.pods["default/web"].annotations["kubernetes.io/ingress-bandwidth"] = "10M";
+  RecordingDatapath dp(store_.get());
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+  svc.SetPodDirectory(&dir);
+  svc.SetReady(true);
+  dir.after_lookup = [&] {
+    dir.pods["default/web"].annotations["kubernetes.io/ingress-bandwidth"] = "50M";
+    svc.UpdatePodBandwidth("default", "web", dir.pods["default/web"].annotations);  // too early: no allocation
+  };
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kAllocate, "c1", "web")).ok());
+  ASSERT_EQ(dp.ensured.size(), 2u);
+  EXPECT_EQ(dp.ensured[0].bandwidth->ingress_rate, 10'000'000u);
+  ASSERT_TRUE(dp.ensured[1].bandwidth.has_value());
+  EXPECT_EQ(dp.ensured[1].bandwidth->ingress_rate, 50'000'000u);
+  auto rec = store_->FindByContainer("c1");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->bandwidth, qos::EncodeBandwidth(dp.ensured[1].bandwidth));
+
+  // Unchanged annotations: one Ensure per ADD, as before.
+  dir.after_lookup = nullptr;
+  dir.pods["default/api"].annotations["kubernetes.io/ingress-bandwidth"] = "10M";
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kAllocate, "c2", "api")).ok());
   EXPECT_EQ(dp.ensured.size(), 3u);
 }
 
