@@ -69,6 +69,7 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   p.pod_name = req.pod.name;
   p.ip = ip;
   p.mtu = req.network.mtu;
+  p.host_stack_cidrs = ParseHostStackCidrs(req.network.host_stack_cidrs);
   if (req.bandwidth) p.bandwidth = qos::NormalizeRuntimeBandwidth(*req.bandwidth);
   return p;
 }
@@ -131,6 +132,7 @@ proto::Reply CniService::AllocateLocked(const proto::Request& req,
   if (datapath_ != nullptr) {
     pod.netns = req.netns;
     pod.datapath_mode = opts_.datapath_mode;
+    pod.host_stack_cidrs = Join(req.network.host_stack_cidrs, ",");
   }
   std::optional<cni::Bandwidth> bandwidth_from_annotations;
   bool in_api = false;
@@ -391,6 +393,7 @@ void CniService::UpdatePodBandwidth(const std::string& ns, const std::string& na
     pn.ip = **held;
     pn.bandwidth = *wanted;
     pn.annotations = annotations;
+    pn.host_stack_cidrs = ParseRecordedHostStackCidrs((*now)->host_stack_cidrs);
     auto ensured = datapath_->Ensure(pn);
     if (!ensured.ok()) {
       log::Warn("bandwidth update of pod {} (container {}): {}", pod, rec.container_id, ensured.error().ToString());

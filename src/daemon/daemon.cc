@@ -373,6 +373,7 @@ void Daemon::RepairPods() {
     pod.pod_namespace = rec.pod_namespace;
     pod.pod_name = rec.pod_name;
     pod.ip = **held;
+    pod.host_stack_cidrs = ParseRecordedHostStackCidrs(rec.host_stack_cidrs);
     if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
       pod.bandwidth = *bw;
     } else {

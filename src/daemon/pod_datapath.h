@@ -13,7 +13,9 @@
 
 #include "cni/config.h"
 #include "cni/result.h"
+#include "common/ip.h"
 #include "common/result.h"
+#include "common/strings.h"
 #include "ipam/types.h"
 
 namespace terway::daemon {
@@ -30,7 +32,25 @@ struct PodNetwork {
   // The pod's Kubernetes annotations (empty without an API server), for
   // what the datapath derives from them (bandwidth annotations).
   std::map<std::string, std::string> annotations;
+  // The network's host_stack_cidrs: an exclusive-ENI pod reaches them
+  // through its veth and the node (node-local DNS, say), not its ENI.
+  // Shared-ENI pods need nothing: all their traffic crosses the node.
+  std::vector<Ipv4Cidr> host_stack_cidrs;
 };
+
+// host_stack_cidrs as text (the CNI config's strings, or the comma-joined
+// form recorded with an allocation) to prefixes. The plugin refused bad
+// entries at ADD; any that still fail to parse are skipped.
+inline std::vector<Ipv4Cidr> ParseHostStackCidrs(const std::vector<std::string>& texts) {
+  std::vector<Ipv4Cidr> out;
+  for (const auto& t : texts) {
+    if (auto c = Ipv4Cidr::Parse(t); c.ok()) out.push_back(*c);
+  }
+  return out;
+}
+inline std::vector<Ipv4Cidr> ParseRecordedHostStackCidrs(const std::string& joined) {
+  return ParseHostStackCidrs(Split(joined, ',', /*skip_empty=*/true));
+}
 
 class PodDatapath {
  public:

@@ -115,10 +115,16 @@ bool HasRoute(const std::vector<netlink::Route>& routes, const netlink::Route& w
   });
 }
 
-std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o) {
+// What the pod reaches through its veth and the node: the node itself,
+// Services, and the network's host_stack_cidrs (as Terway's ENI-only mode).
+std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const daemon::PodNetwork& pod) {
   std::vector<InetPrefix> out;
-  if (o.node_ip != Ipv4Addr()) out.push_back(InetPrefix::Host(InetAddr(o.node_ip)));
-  if (o.service_cidr) out.push_back(InetPrefix(*o.service_cidr));
+  auto add = [&](InetPrefix p) {
+    if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
+  };
+  if (o.node_ip != Ipv4Addr()) add(InetPrefix::Host(InetAddr(o.node_ip)));
+  if (o.service_cidr) add(InetPrefix(*o.service_cidr));
+  for (const auto& c : pod.host_stack_cidrs) add(InetPrefix(c));
   return out;
 }
 
@@ -259,7 +265,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     n.ip = InetAddr(PodGateway());
     n.mac = hl->mac;
     TERWAY_TRY(ph.ReplaceNeighbor(n));
-    for (const auto& dst : VethDestinations(opt_)) {
+    for (const auto& dst : VethDestinations(opt_, pod)) {
       TERWAY_TRY_CTX(ph.ReplaceRoute(ViaVeth(dst, pv.index, a.ip)), "pod route to " + dst.ToString() + " via the veth");
     }
     TERWAY_TRY(host.ReplaceRoute(LinkRoute(a.ip, hl->index)));
@@ -382,7 +388,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   if (!HasRoute(pod_routes, LinkRoute(PodGateway(), pv->index))) {
     return fail(fmt::format("pod route {} dev {} scope link is missing", kPodGateway, opt_.pod_veth_name));
   }
-  for (const auto& dst : VethDestinations(opt_)) {
+  for (const auto& dst : VethDestinations(opt_, pod)) {
     if (!HasRoute(pod_routes, ViaVeth(dst, pv->index, a.ip))) {
       return fail(fmt::format("pod route {} via {} dev {} is missing", dst.ToString(), kPodGateway, opt_.pod_veth_name));
     }

@@ -210,6 +210,7 @@ Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
   rec.ifname = pod.ifname;
   rec.netns = pod.netns;
   rec.datapath_mode = pod.datapath_mode;
+  rec.host_stack_cidrs = pod.host_stack_cidrs;
   rec.created_unix = now;
   TERWAY_ASSIGN_OR_RETURN_CTX(auto stored, store_->Allocate(rec), what);
   return to_alloc(stored);

@@ -164,6 +164,7 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
   rec.ifname = pod.ifname;
   rec.netns = pod.netns;
   rec.datapath_mode = pod.datapath_mode;
+  rec.host_stack_cidrs = pod.host_stack_cidrs;
   rec.created_unix = Unix(now);
   rec.sticky = IsSticky(pod);
   TERWAY_ASSIGN_OR_RETURN(auto stored, store_->Allocate(rec, from_reservation));

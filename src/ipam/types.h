@@ -22,6 +22,8 @@ struct PodIdentity {
   // the pod (or release it when the netns is gone). Empty: not wired.
   std::string netns;
   std::string datapath_mode;
+  // The network's host_stack_cidrs, comma-separated, recorded for repair.
+  std::string host_stack_cidrs;
   std::string owner_kind;    // "StatefulSet", "ReplicaSet", ...; "" if unknown
   std::map<std::string, std::string> annotations;
 };

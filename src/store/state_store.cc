@@ -61,12 +61,18 @@ ALTER TABLE allocations ADD COLUMN datapath_mode TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE allocations ADD COLUMN bandwidth TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3 -> 4: the network's host_stack_cidrs, which the CNI config carries
+    // only on ADD: a restarted terwayd repairing an exclusive-ENI pod puts
+    // those routes back. '' = none / unknown.
+    R"sql(
+ALTER TABLE allocations ADD COLUMN host_stack_cidrs TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kAllocCols =
     "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky, netns, "
-    "datapath_mode, bandwidth";
+    "datapath_mode, bandwidth, host_stack_cidrs";
 
 AllocationRecord ReadAlloc(const Statement& s) {
   AllocationRecord r;
@@ -83,6 +89,7 @@ AllocationRecord ReadAlloc(const Statement& s) {
   r.netns = s.Text(10);
   r.datapath_mode = s.Text(11);
   r.bandwidth = s.Text(12);
+  r.host_stack_cidrs = s.Text(13);
   return r;
 }
 
@@ -176,11 +183,12 @@ Result<AllocationRecord> StateStore::Allocate(const AllocationRecord& rec, bool 
   }
 
   TERWAY_ASSIGN_OR_RETURN(auto ins, db_->Prepare(fmt::format(
-      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
+      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
   ins.Bind(1, rec.container_id).Bind(2, rec.pod_namespace).Bind(3, rec.pod_name)
       .Bind(4, rec.pod_uid).Bind(5, rec.ip).Bind(6, rec.eni_id).Bind(7, rec.ifname)
       .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0})
-      .Bind(11, rec.netns).Bind(12, rec.datapath_mode).Bind(13, rec.bandwidth);
+      .Bind(11, rec.netns).Bind(12, rec.datapath_mode).Bind(13, rec.bandwidth)
+      .Bind(14, rec.host_stack_cidrs);
   TERWAY_TRY_CTX(ins.Run(), ctx);
   TERWAY_ASSIGN_OR_RETURN(auto busy, db_->Prepare("UPDATE ips SET idle_since_unix = 0 WHERE ip = ?"));
   TERWAY_TRY_CTX(busy.Bind(1, rec.ip).Run(), ctx);

@@ -25,7 +25,8 @@ namespace terway::store {
 
 // 1: allocations, ENIs, IPs, reservations. 2: allocations carry the pod's
 // netns and datapath mode (restart repair). 3: and its bandwidth limit.
-inline constexpr int kSchemaVersion = 3;
+// 4: and the CIDRs its network routes through the host stack.
+inline constexpr int kSchemaVersion = 4;
 
 struct PodKey {
   std::string namespace_;
@@ -52,6 +53,9 @@ struct AllocationRecord {
   // The limit the datapath applies (JSON, see daemon's EncodeBandwidth); ""
   // when the pod is unlimited (or the row predates schema 3).
   std::string bandwidth;
+  // The network's host_stack_cidrs at ADD, comma-separated ("" when none or
+  // the row predates schema 4): exclusive-ENI pods route them via their veth.
+  std::string host_stack_cidrs;
   bool operator==(const AllocationRecord&) const = default;
 };
 

@@ -180,6 +180,40 @@ TEST_F(ExclusiveEniRoot, EniBecomesThePodsEth0AndGoesBackOnRemove) {
   EXPECT_FALSE(host->GetLinkByMac(eni_x_.mac).ok()) << "the detach removes the ENI's link";
 }
 
+TEST_F(ExclusiveEniRoot, HostStackCidrsAreReachedThroughTheNode) {
+  // node-local DNS: a link-local address on the node. Only a host_stack_cidrs
+  // route takes an exclusive-ENI pod there; its default route is the ENI.
+  ASSERT_EQ(std::system(("ip -n " + node_a_ + " addr add 169.254.20.10/32 dev lo").c_str()), 0);
+  ASSERT_OK(dp_->Ensure(pod_));
+  std::string before = testing::Capture("ip -n " + pod_ns_ + " route get 169.254.20.10");
+  EXPECT_NE(before.find("dev eth0"), std::string::npos) << before;
+  EXPECT_FALSE(PingOnce(pod_ns_, "169.254.20.10")) << "without the route the VPC has no such address";
+
+  pod_.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value(), Ipv4Cidr::Parse("172.31.0.0/16").value()};
+  auto broken = dp_->Check(pod_);
+  ASSERT_FALSE(broken.ok()) << "Check wants the routes Ensure would add";
+  EXPECT_NE(broken.error().ToString().find("169.254.20.10/32"), std::string::npos) << broken.error().ToString();
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  std::string after = testing::Capture("ip -n " + pod_ns_ + " route get 169.254.20.10");
+  EXPECT_NE(after.find("dev veth1"), std::string::npos) << after;
+  EXPECT_NE(after.find("src 198.18.1.40"), std::string::npos) << after;
+  EXPECT_TRUE(PingFrom(pod_ns_, "169.254.20.10")) << "pod -> node-local address through the veth";
+  std::string other = testing::Capture("ip -n " + pod_ns_ + " route get 172.31.5.5");
+  EXPECT_NE(other.find("dev veth1"), std::string::npos) << other;
+  std::string vpc = testing::Capture("ip -n " + pod_ns_ + " route get 198.18.1.11");
+  EXPECT_NE(vpc.find("dev eth0"), std::string::npos) << "the VPC stays on the ENI: " << vpc;
+
+  // Remove takes the routes with the veth.
+  ASSERT_OK(dp_->Remove(pod_));
+  auto ph = netlink::Handle::OpenIn(pod_.netns);
+  ASSERT_OK(ph);
+  auto routes = ph->ListRoutes(AF_INET, netlink::kMainTable);
+  ASSERT_OK(routes);
+  for (const auto& rt : *routes) EXPECT_NE(rt.dst.ToString(), "172.31.0.0/16");
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
+}
+
 TEST_F(ExclusiveEniRoot, RemoveAfterThePodNetnsIsGoneSucceedsAndGcCollectsTheVeth) {
   ASSERT_OK(dp_->Ensure(pod_));
   // The sandbox is destroyed without a DEL: the ENI's link (a veth here)

@@ -237,15 +237,22 @@ TEST_F(CniServiceTest, AddRecordsNetnsAndModeAndDelRemovesWiringBeforeTheAddress
   o.datapath_mode = "shared";
   CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
   svc.SetReady(true);
-  auto add = svc.Handle(Req(proto::Op::kAllocate, "c1"));
+  auto req = Req(proto::Op::kAllocate, "c1");
+  req.network.host_stack_cidrs = {"169.254.20.10/32", "172.31.0.0/16"};
+  auto add = svc.Handle(req);
   ASSERT_TRUE(add.ok()) << add.error->message;
   ASSERT_EQ(dp.ensured.size(), 1u);
   EXPECT_EQ(dp.ensured[0].netns, "/var/run/netns/none");
+  ASSERT_EQ(dp.ensured[0].host_stack_cidrs.size(), 2u);
+  EXPECT_EQ(dp.ensured[0].host_stack_cidrs[1].ToString(), "172.31.0.0/16");
   auto rec = store_->FindByContainer("c1");
   ASSERT_TRUE(rec.ok() && rec->has_value());
   EXPECT_EQ((*rec)->netns, "/var/run/netns/none");
   EXPECT_EQ((*rec)->ifname, "eth0");
   EXPECT_EQ((*rec)->datapath_mode, "shared");
+  // Recorded: a restart repair or a bandwidth update rebuilds the routes.
+  EXPECT_EQ((*rec)->host_stack_cidrs, "169.254.20.10/32,172.31.0.0/16");
+  EXPECT_EQ(ParseRecordedHostStackCidrs((*rec)->host_stack_cidrs), dp.ensured[0].host_stack_cidrs);
 
   // DEL without CNI_NETNS (the runtime may omit it): the recorded one is used.
   auto del = Req(proto::Op::kRelease, "c1");

@@ -147,7 +147,7 @@ TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
     ASSERT_EQ(all->size(), 1u);
     AllocationRecord want = Alloc("c1", "p1", "198.18.0.10");
     want.sticky = true;
-    EXPECT_EQ((*all)[0], want);  // netns, datapath_mode and bandwidth unknown ("")
+    EXPECT_EQ((*all)[0], want);  // netns, datapath_mode, bandwidth, host_stack_cidrs unknown ("")
     auto enis = s->ListEnis();
     ASSERT_TRUE(enis.ok());
     ASSERT_EQ(enis->size(), 1u);
@@ -157,6 +157,7 @@ TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
     AllocationRecord c2 = Alloc("c2", "p2", "198.18.0.11");
     c2.netns = "/var/run/netns/p2";
     c2.datapath_mode = "shared";
+    c2.host_stack_cidrs = "169.254.20.10/32,172.31.0.0/16";  // schema 4
     ASSERT_TRUE(s->Allocate(c2).ok());
     // Schema 3: the limit is recorded and updated in place.
     ASSERT_TRUE(s->SetBandwidth("c2", R"({"ingress_rate":10000000})").ok());
@@ -173,6 +174,7 @@ TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
   auto c2 = s->FindByContainer("c2");
   ASSERT_TRUE(c2.ok() && c2->has_value());
   EXPECT_EQ((*c2)->netns, "/var/run/netns/p2");
+  EXPECT_EQ((*c2)->host_stack_cidrs, "169.254.20.10/32,172.31.0.0/16");
   EXPECT_EQ((*c2)->datapath_mode, "shared");
   auto c1 = s->FindByContainer("c1");
   ASSERT_TRUE(c1.ok() && c1->has_value());
