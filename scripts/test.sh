@@ -18,10 +18,11 @@ asan_log="$BUILD/asan-build.log"
 mkdir -p "$BUILD"
 idle=(nice -n 19)
 if chrt --idle 0 true 2>/dev/null; then idle=(chrt --idle 0); fi
-"${idle[@]}" make --no-print-directory build-asan ASAN_BUILD="$ASAN_BUILD" JOBS="$JOBS" \
+# Its own process group, so an interrupted run stops the whole build with it.
+setsid -w "${idle[@]}" make --no-print-directory build-asan ASAN_BUILD="$ASAN_BUILD" JOBS="$JOBS" \
   >"$asan_log" 2>&1 &
 asan_pid=$!
-trap 'kill "$asan_pid" 2>/dev/null' EXIT
+trap 'kill -- -"$asan_pid" 2>/dev/null' EXIT
 
 echo "=== unit tests"
 ctest --test-dir "$BUILD" -L unit --output-on-failure -j "$JOBS" || fail=1
