@@ -128,6 +128,30 @@ std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const dae
   return out;
 }
 
+// The pod's VPC traffic never crosses the node: it leaves and arrives on the
+// pod's own ENI, inside the pod's namespace, so it is shaped there. The
+// directions turn around against the host veth's: the ENI's root qdisc sees
+// what the pod sends (its egress limit), its ingress hook what the pod
+// receives (the ingress limit, through an IFB in the pod's namespace). No
+// EDT: the ENI is not a node link. The host veth keeps shaping node and
+// Service traffic.
+qos::PodShapingLinks EniShapingLinks(const daemon::PodNetwork& pod) {
+  qos::PodShapingLinks l;
+  l.host_veth = pod.ifname;  // the ENI, in the pod
+  l.ifb = PodIfbName(pod.container_id);
+  l.ifb_alias = PodIfbAlias(Ipv4Addr(), pod.container_id);
+  return l;
+}
+
+cni::Bandwidth AsSeenByTheEni(const cni::Bandwidth& bw) {
+  cni::Bandwidth eni = bw;
+  eni.ingress_rate = bw.egress_rate;
+  eni.ingress_burst = bw.egress_burst;
+  eni.egress_rate = bw.ingress_rate;
+  eni.egress_burst = bw.ingress_burst;
+  return eni;
+}
+
 // What the runtime is told: interfaces [host veth, the ENI as ifname, the
 // pod's veth], the pod IP with its vSwitch prefix on the ENI, default route
 // via the vSwitch gateway.
@@ -277,6 +301,12 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     // pod's VPC traffic bypasses the node, so only node and Service traffic
     // through the veth is limited here (the ENI's own limits are the cloud's).
     TERWAY_TRY(EnsurePodShaping(*shaper_, host, pod, a.ip, created_veth));
+    if (HasBandwidthLimit(pod)) {
+      TERWAY_TRY_CTX(shaper_->Apply(ph, EniShapingLinks(pod), AsSeenByTheEni(*pod.bandwidth)),
+                     "shaping the VPC traffic of " + who + " on its ENI (directions as the ENI sees them)");
+    } else {
+      TERWAY_TRY_CTX(shaper_->Remove(ph, EniShapingLinks(pod)), "removing the ENI shaping of " + who);
+    }
 
     return PodResult(pod, a.ip, net, *hl, *eni, pv);
   };
@@ -316,6 +346,9 @@ Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
       auto eni = ph->GetLinkByMac(*mac);
       if (!eni.ok() && eni.error().code != ErrorCode::kNotFound) return std::move(eni).error().Wrap(who);
       if (eni.ok()) {
+        // Its shaping: the IFB would stay in the pod's namespace (the ENI's
+        // own qdiscs go with the move).
+        TERWAY_TRY_CTX(shaper_->Remove(*ph, EniShapingLinks(pod)), "removing the ENI shaping of " + who);
         // Down first: the pod must not send through it once it is ours, and
         // a rename needs it. Renamed in the pod, because its name there
         // (eth0) is taken on the node.
@@ -401,6 +434,10 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
     return fail(fmt::format("permanent neighbour {} -> {} (host veth MAC) is missing in the pod", kPodGateway,
                             hl->mac.ToString()));
   }
+  std::optional<cni::Bandwidth> on_eni;
+  if (pod.bandwidth) on_eni = AsSeenByTheEni(*pod.bandwidth);
+  Status eni_shaping = shaper_->Check(ph, EniShapingLinks(pod), on_eni);
+  if (!eni_shaping.ok()) return fail("bandwidth on the ENI (as the ENI sees it): " + eni_shaping.error().ToString());
   return PodResult(pod, a.ip, net, *hl, *eni, *pv);
 }
 

@@ -18,6 +18,8 @@
 #include "datapath/layout.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
+#include "qos/annotations.h"
+#include "root/qos/iperf_meter.h"
 #include "test_util.h"
 #include "tools/vpcsim/fabric/linux_fabric.h"
 
@@ -211,6 +213,78 @@ TEST_F(ExclusiveEniRoot, HostStackCidrsAreReachedThroughTheNode) {
   auto routes = ph->ListRoutes(AF_INET, netlink::kMainTable);
   ASSERT_OK(routes);
   for (const auto& rt : *routes) EXPECT_NE(rt.dst.ToString(), "172.31.0.0/16");
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
+}
+
+TEST_F(ExclusiveEniRoot, BandwidthShapesTheVpcTrafficOnThePodsOwnEni) {
+  // 20 Mbit/s out of the pod, 10 Mbit/s into it: on the ENI the pod sends
+  // through its root qdisc and receives through an IFB in its namespace.
+  cni::Bandwidth bw;
+  bw.ingress_rate = 10'000'000;
+  bw.ingress_burst = qos::DefaultBurstBits(bw.ingress_rate);
+  bw.egress_rate = 20'000'000;
+  bw.egress_burst = qos::DefaultBurstBits(bw.egress_rate);
+  pod_.bandwidth = bw;
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  auto ph = netlink::Handle::OpenIn(pod_.netns);
+  ASSERT_OK(ph);
+  auto eth0 = ph->GetLink("eth0");
+  ASSERT_OK(eth0);
+  auto out_tbf = ph->GetRootTbf(eth0->index);
+  ASSERT_OK(out_tbf);
+  ASSERT_TRUE(out_tbf->has_value()) << "no tbf at the ENI's root";
+  EXPECT_EQ((*out_tbf)->rate_bytes_per_sec, 20'000'000u / 8);
+  auto ifb = ph->GetLink(PodIfbName(pod_.container_id));
+  ASSERT_OK(ifb);
+  auto in_tbf = ph->GetRootTbf(ifb->index);
+  ASSERT_OK(in_tbf);
+  ASSERT_TRUE(in_tbf->has_value());
+  EXPECT_EQ((*in_tbf)->rate_bytes_per_sec, 10'000'000u / 8);
+
+  // Real traffic between the pod and a VPC host, through the ENI.
+  testing::IperfServer server;
+  ASSERT_OK(server.Start(node_b_, 5201));
+  auto sent = testing::IperfMedian(pod_ns_, "198.18.1.11", 5201, /*reverse=*/false, 1);
+  ASSERT_OK(sent);
+  EXPECT_NEAR(*sent / 1e6, 20.0, 2.0) << "pod -> VPC, Mbit/s";
+  auto got = testing::IperfMedian(pod_ns_, "198.18.1.11", 5201, /*reverse=*/true, 1);
+  ASSERT_OK(got);
+  EXPECT_NEAR(*got / 1e6, 10.0, 1.0) << "VPC -> pod, Mbit/s";
+  server.Stop();
+
+  // Check finds an ENI shaped otherwise, Ensure puts it right; dropping the
+  // limit frees the ENI.
+  ASSERT_EQ(std::system(("ip netns exec " + pod_ns_ +
+                         " tc qdisc replace dev eth0 root tbf rate 5mbit burst 32kbit latency 50ms").c_str()),
+            0);
+  auto stale = dp_->Check(pod_);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_NE(stale.error().ToString().find("on the ENI"), std::string::npos) << stale.error().ToString();
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  pod_.bandwidth.reset();
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  auto none = ph->GetRootTbf(eth0->index);
+  ASSERT_OK(none);
+  EXPECT_FALSE(none->has_value());
+  EXPECT_FALSE(ph->LinkExists(PodIfbName(pod_.container_id)));
+
+  // DEL of a shaped pod leaves no IFB in the pod and no tbf on the parked ENI.
+  pod_.bandwidth = bw;
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_TRUE(ph->LinkExists(PodIfbName(pod_.container_id)));
+  ASSERT_OK(dp_->Remove(pod_));
+  EXPECT_FALSE(ph->LinkExists(PodIfbName(pod_.container_id)));
+  auto host = netlink::Handle::OpenIn(node_a_);
+  ASSERT_OK(host);
+  auto parked = host->GetLinkByMac(eni_x_.mac);
+  ASSERT_OK(parked);
+  auto parked_tbf = host->GetRootTbf(parked->index);
+  ASSERT_OK(parked_tbf);
+  EXPECT_FALSE(parked_tbf->has_value());
+  EXPECT_FALSE(host->LinkExists(PodIfbName(pod_.container_id)));
   ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
 }
 
