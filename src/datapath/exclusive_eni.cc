@@ -297,9 +297,9 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     // forwarded by the node.
     TERWAY_TRY_CTX(netlink::SetSysctl(opt_.host_netns, "net/ipv4/ip_forward", "1"),
                    "enabling IPv4 forwarding (net.ipv4.ip_forward)");
-    // The pod's bandwidth is shaped on the host veth: with its own ENI the
-    // pod's VPC traffic bypasses the node, so only node and Service traffic
-    // through the veth is limited here (the ENI's own limits are the cloud's).
+    // The pod's bandwidth, on both of its paths: the host veth (node and
+    // Service traffic, as for shared pods) and its own ENI (VPC traffic,
+    // which bypasses the node).
     TERWAY_TRY(EnsurePodShaping(*shaper_, host, pod, a.ip, created_veth));
     if (HasBandwidthLimit(pod)) {
       TERWAY_TRY_CTX(shaper_->Apply(ph, EniShapingLinks(pod), AsSeenByTheEni(*pod.bandwidth)),
