@@ -36,6 +36,10 @@ k8s::Json CalicoCrdToV3(const k8s::Json& crd) {
   return v3;
 }
 
+// A pod that ran to completion keeps status.podIP, but its address is free
+// for reuse.
+bool PodFinished(const k8s::Pod& p) { return p.phase == "Succeeded" || p.phase == "Failed"; }
+
 BuiltInputs BuildPolicyInputs(const PolicySources& s) {
   BuiltInputs out;
   policy::PolicyInputs& in = out.inputs;
@@ -52,9 +56,8 @@ BuiltInputs BuildPolicyInputs(const PolicySources& s) {
       // Ours but holding nothing (gone, or not yet added): the API's
       // status.podIP lags and can be stale.
       info.ip = std::nullopt;
-    } else if (p.phase == "Succeeded" || p.phase == "Failed") {
-      // A finished pod keeps status.podIP, but its address is free for reuse:
-      // as a peer it would lend its labels to whoever gets the address next.
+    } else if (PodFinished(p)) {
+      // As a peer it would lend its labels to whoever gets the address next.
       info.ip = std::nullopt;
     }
     in.pods.push_back(std::move(info));
@@ -97,7 +100,7 @@ BuiltInputs BuildPolicyInputs(const PolicySources& s) {
 bool PodChangeMatters(const k8s::Pod& a, const k8s::Pod& b) {
   if (a.metadata.labels != b.metadata.labels || a.pod_ip != b.pod_ip || a.pod_ips != b.pod_ips ||
       a.node_name != b.node_name || a.host_network != b.host_network || a.metadata.uid != b.metadata.uid ||
-      (a.phase == "Succeeded" || a.phase == "Failed") != (b.phase == "Succeeded" || b.phase == "Failed")) {
+      PodFinished(a) != PodFinished(b)) {
     return true;
   }
   if (a.containers.size() != b.containers.size()) return true;

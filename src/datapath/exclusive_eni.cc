@@ -304,6 +304,11 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
     if (HasBandwidthLimit(pod)) {
       TERWAY_TRY_CTX(shaper_->Apply(ph, EniShapingLinks(pod), AsSeenByTheEni(*pod.bandwidth)),
                      "shaping the VPC traffic of " + who + " on its ENI (directions as the ENI sees them)");
+    } else if (moved_eni) {
+      // Moving a link between namespaces resets its qdiscs: only an IFB an
+      // interrupted earlier ADD left in the pod could be there (ADD's fast
+      // path, as for a fresh veth).
+      TERWAY_TRY_CTX(ph.DeleteLinkIfExists(EniShapingLinks(pod).ifb), "removing a leftover IFB of " + who);
     } else {
       TERWAY_TRY_CTX(shaper_->Remove(ph, EniShapingLinks(pod)), "removing the ENI shaping of " + who);
     }
