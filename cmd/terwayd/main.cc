@@ -41,8 +41,21 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Start-up waits out a metadata service that does not answer yet; a stop
+  // signal meanwhile ends the wait (the signals are blocked, so poll them).
+  int early_signal = 0;
+  opts.stop_requested = [&set, &early_signal] {
+    timespec zero{};
+    int sig = sigtimedwait(&set, nullptr, &zero);
+    if (sig > 0) early_signal = sig;
+    return early_signal != 0;
+  };
 
   auto d = terway::daemon::Daemon::Create(opts);
+  if (!d.ok() && early_signal != 0) {
+    terway::log::Info("terwayd stopping on signal {} before it started: {}", early_signal, d.error().ToString());
+    return 0;
+  }
   if (!d.ok()) {
     terway::log::Error("terwayd cannot start: {}", d.error().ToString());
     return 1;

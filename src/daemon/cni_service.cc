@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "netlink/netns.h"
 #include "qos/annotations.h"
 
 namespace terway::daemon {
@@ -21,6 +22,10 @@ CniService::CniService(CniServiceOptions opts, ipam::PodAddressSource* addresses
   metrics_->DeclareCounter("terway_cni_requests_total", "CNI requests by operation and result");
   metrics_->DeclareHistogram("terway_cni_request_duration_seconds",
                              "Time to serve a CNI request, by operation", LatencyBuckets());
+  metrics_->DeclareCounter("terway_address_teardowns_total",
+                           "Pods torn down (wiring removed, policy stopped, address released) by cause and result "
+                           "(ok, kept: the wiring could not be removed so the address stays allocated, skipped, "
+                           "failed)");
 }
 
 void CniService::SetReady(bool ready, std::string why) {
@@ -36,7 +41,7 @@ proto::Reply CniService::Handle(const proto::Request& req) {
     case proto::Op::kAllocate: reply = Allocate(req); break;
     case proto::Op::kRelease: reply = Release(req); break;
     case proto::Op::kGet: reply = Get(req); break;
-    case proto::Op::kStatus: reply = Status(); break;
+    case proto::Op::kStatus: reply = StatusReply(); break;
     case proto::Op::kGc: reply = Gc(req); break;
     case proto::Op::kPolicyExplain: return PolicyExplain(req);  // operator requests: not CNI metrics
     case proto::Op::kPolicyShow: return PolicyShow();
@@ -92,6 +97,7 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   if (req.container_id.empty()) {
     return proto::Reply::Fail(proto::ErrorClass::kInvalid, "allocate without a container id");
   }
+  SupersedeRebuilt(req);
   std::optional<std::map<std::string, std::string>> annotations_used;
   proto::Reply reply;
   {
@@ -114,8 +120,25 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
   return reply;
 }
 
-proto::Reply CniService::AllocateLocked(const proto::Request& req,
-                                        std::optional<std::map<std::string, std::string>>* annotations_used) {
+// A pod's new sandbox means its old one is gone (the kubelet stops a
+// sandbox, DEL included, before it starts the next). An address adopted at
+// start for the pod with no live sandbox found is freed here, in case the
+// old sandbox's DEL came while terwayd was down. Runs before this ADD takes
+// its container lock: a teardown takes the other container's lock, and two
+// ADDs holding one each and waiting for the other's would deadlock.
+void CniService::SupersedeRebuilt(const proto::Request& req) {
+  if (req.pod.namespace_.empty() || req.pod.name.empty()) return;
+  auto recs = store_->FindByPod(store::PodKey{req.pod.namespace_, req.pod.name});
+  if (!recs.ok()) return;
+  for (const auto& rec : *recs) {
+    if (rec.origin != store::kOriginRebuilt || rec.container_id == req.container_id) continue;
+    if (!rec.netns.empty() && netlink::NetnsExists(rec.netns)) continue;  // its DEL will come
+    Status st = Teardown(rec, TeardownCause::kSuperseded);
+    if (!st.ok()) log::Warn("cni add pod={}: freeing the address adopted at start: {}", PodName(req), st.error().ToString());
+  }
+}
+
+Result<CniService::Admission> CniService::Admit(const proto::Request& req) {
   if (const std::string& vt = req.network.eniip_virtual_type; vt == "ipvlan" || vt == "datapathv2") {
     std::call_once(ipvlan_warned_, [&] {
       log::Warn("network {} asks eniip_virtual_type {}: {}; its pods are wired with veth + policy routing "
@@ -123,118 +146,111 @@ proto::Reply CniService::AllocateLocked(const proto::Request& req,
                 req.network.name, vt, opts_.ipvlan_fallback_reason);
     });
   }
-  ipam::PodIdentity pod;
+  Admission adm;
+  ipam::PodIdentity& pod = adm.pod;
   pod.namespace_ = req.pod.namespace_;
   pod.name = req.pod.name;
   pod.uid = req.pod.uid;
   pod.container_id = req.container_id;
   pod.ifname = req.ifname.empty() ? "eth0" : req.ifname;
+  pod.origin = store::kOriginRuntime;
   if (datapath_ != nullptr) {
     pod.netns = req.netns;
     pod.datapath_mode = opts_.datapath_mode;
     pod.host_stack_cidrs = Join(req.network.host_stack_cidrs, ",");
   }
-  std::optional<cni::Bandwidth> bandwidth_from_annotations;
-  bool in_api = false;
-  if (directory_ != nullptr) {
-    if (std::string why = directory_->NodeRefusal(); !why.empty()) {
-      return proto::Reply::Fail(proto::ErrorClass::kInvalid, "pod " + PodName(req) + ": " + why);
-    }
-    auto meta = directory_->Lookup(req.pod.namespace_, req.pod.name);
-    if (!meta.ok()) {
-      // The API is unreachable: without the pod's labels we could hand a
-      // sticky pod a fresh IP or serve an ignored pod; the runtime retries.
-      Error e = std::move(meta).error();
-      return proto::Reply::Fail(proto::ErrorClass::kUnavailable,
-                                "pod " + PodName(req) + ": cannot read it from the Kubernetes API (retry): " +
-                                    e.ToString());
-    }
-    if (!meta->has_value()) {
-      // A sandbox of no Kubernetes pod (podman on the node, a static test):
-      // served with what CNI_ARGS carries. Pod GC frees it once it sees the
-      // address held by a pod the API does not list.
-      log::Warn("cni add pod={}: not in the Kubernetes API; served without labels and annotations",
-                PodName(req));
-    } else {
-      in_api = true;
-      const PodMetadata& m = **meta;
-      if (IgnoredByTerway(m.labels)) {
-        return proto::Reply::Fail(proto::ErrorClass::kInvalid,
-                                  fmt::format("pod {} is labelled {}=true: terway does not serve it; remove the "
-                                              "label or give the pod another network",
-                                              PodName(req), kIgnoreByTerwayLabel));
-      }
-      if (pod.uid.empty()) pod.uid = m.uid;
-      pod.owner_kind = m.owner_kind;
-      pod.annotations = m.annotations;
-      *annotations_used = m.annotations;
-      // The runtime's bandwidth capability wins; else the pod's annotations
-      // (kubernetes.io/* or Terway's k8s.aliyun.com/*). A bad value refuses
-      // the pod unless the operator chose to serve such pods unlimited.
-      auto bw = qos::ParseBandwidthAnnotations(m.annotations);
-      if (!bw.ok()) {
-        Error e = std::move(bw).error();
-        if (opts_.refuse_bad_bandwidth_annotation) {
-          return proto::Reply::Fail(proto::ErrorClass::kInvalid,
-                                    "pod " + PodName(req) + ": " + e.ToString() +
-                                        "; fix the annotation and recreate the pod (or set eni_conf "
-                                        "bandwidth_annotation_error to \"ignore\" to run such pods unlimited)");
-        }
-        const std::string why = e.ToString() + "; the pod runs without a bandwidth limit "
-                                               "(eni_conf bandwidth_annotation_error is \"ignore\")";
-        log::Warn("cni add pod={}: {}", PodName(req), why);
-        directory_->PodWarning(req.pod.namespace_, req.pod.name, m.uid, "BandwidthAnnotationInvalid", why);
-      } else {
-        bandwidth_from_annotations = *bw;
-      }
-    }
-    directory_->AllocationStarted(req.pod.namespace_, req.pod.name);
+  if (directory_ == nullptr) return adm;
+  if (std::string why = directory_->NodeRefusal(); !why.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "pod " + PodName(req) + ": " + why);
   }
-  auto timeout = req.deadline_ms ? std::chrono::milliseconds(req.deadline_ms) : opts_.default_deadline;
+  auto meta = directory_->Lookup(req.pod.namespace_, req.pod.name);
+  if (!meta.ok()) {
+    // The API is unreachable: without the pod's labels we could hand a
+    // sticky pod a fresh IP or serve an ignored pod; the runtime retries.
+    return Error(ErrorCode::kUnavailable, "pod " + PodName(req) +
+                                              ": cannot read it from the Kubernetes API (retry): " +
+                                              meta.error().ToString());
+  }
+  if (!meta->has_value()) {
+    // A sandbox of no Kubernetes pod (podman on the node, a static test):
+    // served with what CNI_ARGS carries. Pod GC frees it once its netns is
+    // gone (never while it lives: the API not knowing it says nothing).
+    log::Warn("cni add pod={}: not in the Kubernetes API; served without labels and annotations", PodName(req));
+  } else {
+    adm.in_api = true;
+    pod.origin = store::kOriginApi;
+    const PodMetadata& m = **meta;
+    if (IgnoredByTerway(m.labels)) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "pod {} is labelled {}=true: terway does not serve it; remove the label or give the pod "
+                    "another network",
+                    PodName(req), kIgnoreByTerwayLabel);
+    }
+    if (pod.uid.empty()) pod.uid = m.uid;
+    pod.owner_kind = m.owner_kind;
+    pod.annotations = m.annotations;
+    adm.annotations_used = m.annotations;
+    // The runtime's bandwidth capability wins; else the pod's annotations
+    // (kubernetes.io/* or Terway's k8s.aliyun.com/*). A bad value refuses
+    // the pod unless the operator chose to serve such pods unlimited.
+    auto bw = qos::ParseBandwidthAnnotations(m.annotations);
+    if (!bw.ok()) {
+      Error e = std::move(bw).error();
+      if (opts_.refuse_bad_bandwidth_annotation) {
+        return Error(ErrorCode::kInvalidArgument,
+                     "pod " + PodName(req) + ": " + e.ToString() +
+                         "; fix the annotation and recreate the pod (or set eni_conf bandwidth_annotation_error "
+                         "to \"ignore\" to run such pods unlimited)");
+      }
+      const std::string why = e.ToString() + "; the pod runs without a bandwidth limit "
+                                             "(eni_conf bandwidth_annotation_error is \"ignore\")";
+      log::Warn("cni add pod={}: {}", PodName(req), why);
+      directory_->PodWarning(req.pod.namespace_, req.pod.name, m.uid, "BandwidthAnnotationInvalid", why);
+    } else {
+      adm.bandwidth_from_annotations = *bw;
+    }
+  }
+  directory_->AllocationStarted(req.pod.namespace_, req.pod.name);
+  return adm;
+}
+
+Result<ipam::IpAllocation> CniService::AllocateAddress(const proto::Request& req, const Admission& adm,
+                                                      UndoStack& undo) {
   // A repeated ADD of a container that is already wired must not tear a
   // live pod down when a later step fails: only what this call created is
   // undone.
   bool existed = false;
   if (auto before = store_->FindByContainer(req.container_id); before.ok() && before->has_value()) existed = true;
-  auto ip = addresses_->Allocate(pod, timeout);
-  if (!ip.ok()) {
-    // The address source's error already names the pod and container.
-    Error e = std::move(ip).error();
-    if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
-    return proto::Reply::FromError(e);
+  auto timeout = req.deadline_ms ? std::chrono::milliseconds(req.deadline_ms) : opts_.default_deadline;
+  // The address source's error already names the pod and container.
+  TERWAY_ASSIGN_OR_RETURN(ipam::IpAllocation ip, addresses_->Allocate(adm.pod, timeout));
+  if (!existed) {
+    undo.Push("address " + ip.ip, [this, cid = req.container_id] { return ReleaseAddress(cid); });
   }
-  proto::Reply reply;
-  reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
-  if (datapath_ == nullptr) {
-    reply.result = IpamResult(*ip);
-    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, in_api);
-    return reply;
-  }
+  return ip;
+}
+
+Status CniService::Enforce(const proto::Request& req, const ipam::IpAllocation& ip, UndoStack& undo) {
+  if (policy_ == nullptr) return Ok();
   // Policy before wiring: from the first packet the pod can send, the
   // rules that select it are in the kernel (no unprotected window).
-  if (policy_ != nullptr) {
-    terway::Status enforced = Ok();
-    auto addr = Ipv4Addr::Parse(ip->ip);
-    if (!addr.ok()) {
-      enforced = std::move(addr).error();
-    } else {
-      enforced = policy_->PodStarting(req.pod.namespace_, req.pod.name, *addr);
-    }
-    if (!enforced.ok()) {
-      if (!existed) {
-        if (addr.ok()) policy_->PodStopped(req.pod.namespace_, req.pod.name, *addr);
-        auto rel = addresses_->Release(req.container_id);
-        if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
-      }
-      Error e = std::move(enforced).error();
-      e.Wrap("enforcing network policy for pod " + PodName(req));
-      if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
-      return proto::Reply::FromError(e);
-    }
-  }
-  PodNetwork wiring = MakePodNetwork(req, *ip);
-  wiring.annotations = pod.annotations;
-  if (!wiring.bandwidth && bandwidth_from_annotations) wiring.bandwidth = *bandwidth_from_annotations;
+  TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr addr, Ipv4Addr::Parse(ip.ip), "enforcing network policy for pod " + PodName(req));
+  // Undone even when PodStarting fails half-way: the controller's ledger
+  // may already hold the pod.
+  undo.Push("policy of pod " + PodName(req), [this, ns = req.pod.namespace_, name = req.pod.name, a = ip.ip] {
+    StopEnforcing(ns, name, a);
+    return Ok();
+  });
+  TERWAY_TRY_CTX(policy_->PodStarting(req.pod.namespace_, req.pod.name, addr),
+                 "enforcing network policy for pod " + PodName(req));
+  return Ok();
+}
+
+Result<cni::CniResult> CniService::Wire(const proto::Request& req, const Admission& adm,
+                                        const ipam::IpAllocation& ip, UndoStack& undo) {
+  PodNetwork wiring = MakePodNetwork(req, ip);
+  wiring.annotations = adm.pod.annotations;
+  if (!wiring.bandwidth && adm.bandwidth_from_annotations) wiring.bandwidth = *adm.bandwidth_from_annotations;
   // Recorded before the wiring: a restart repairs the pod to exactly this,
   // and CHECK verifies it (the runtime's CHECK may not carry the limit).
   // (A read first: most pods have no limit, and a commit per ADD for an
@@ -246,68 +262,186 @@ proto::Reply CniService::AllocateLocked(const proto::Request& req,
       log::Warn("cni add pod={}: recording its bandwidth: {}", PodName(req), rec.error().ToString());
     }
   }
-  auto net = datapath_->Ensure(wiring);
-  if (!net.ok() && !existed) {
-    // Undo: a failed ADD must not keep the address (the runtime will DEL, but
-    // nothing guarantees it, and the IP would leak until GC).
-    if (policy_ != nullptr) {
-      if (auto addr = Ipv4Addr::Parse(ip->ip); addr.ok()) policy_->PodStopped(req.pod.namespace_, req.pod.name, *addr);
-    }
-    PodNetwork pn = MakePodNetwork(req, *ip);
-    auto rm = datapath_->Remove(pn);
-    if (!rm.ok()) log::Warn("undoing datapath of {}: {}", req.container_id, rm.error().ToString());
-    auto rel = addresses_->Release(req.container_id);
-    if (!rel.ok()) log::Warn("undoing allocation of {}: {}", req.container_id, rel.error().ToString());
-  }
-  if (!net.ok()) {
-    Error e = std::move(net).error();
-    e.Wrap("setting up the network of pod " + PodName(req));
-    if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, pod.uid, e);
+  // Pushed before Ensure: a half-done Ensure leaves links behind too.
+  undo.Push("wiring of pod " + PodName(req), [this, pn = MakePodNetwork(req, ip)] { return RemoveWiring(pn); });
+  TERWAY_ASSIGN_OR_RETURN_CTX(cni::CniResult net, datapath_->Ensure(wiring),
+                              "setting up the network of pod " + PodName(req));
+  return net;
+}
+
+proto::Reply CniService::AllocateLocked(const proto::Request& req,
+                                        std::optional<std::map<std::string, std::string>>* annotations_used) {
+  auto admitted = Admit(req);
+  if (!admitted.ok()) return proto::Reply::FromError(admitted.error());
+  Admission& adm = *admitted;
+  *annotations_used = adm.annotations_used;
+  auto fail = [&](Error e) {
+    if (directory_ != nullptr) directory_->AllocationFailed(req.pod.namespace_, req.pod.name, adm.pod.uid, e);
     return proto::Reply::FromError(e);
+  };
+  UndoStack undo("ADD of pod " + PodName(req) + " (container " + req.container_id + ")");
+  auto ip = AllocateAddress(req, adm, undo);
+  if (!ip.ok()) return fail(std::move(ip).error());
+  const bool repeated = undo.size() == 0;  // an ADD of a pod already wired: nothing to undo
+  proto::Reply reply;
+  reply.eni = proto::EniInfo{ip->eni_id, ip->eni_mac, ip->vswitch_id, ""};
+  if (datapath_ == nullptr) {
+    reply.result = IpamResult(*ip);
+    undo.Commit();
+    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, adm.in_api);
+    return reply;
   }
+  if (Status st = Enforce(req, *ip, undo); !st.ok()) {
+    if (repeated) undo.Commit();
+    return fail(std::move(st).error());
+  }
+  auto net = Wire(req, adm, *ip, undo);
+  if (!net.ok()) {
+    if (repeated) undo.Commit();  // the pod was wired before this ADD: keep it
+    return fail(std::move(net).error());
+  }
+  undo.Commit();
   reply.result = *net;
-  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, in_api);
+  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, adm.in_api);
   return reply;
+}
+
+// ---------------------------------------------------------------------------
+// The one teardown
+
+const char* TeardownCauseName(TeardownCause c) {
+  switch (c) {
+    case TeardownCause::kDel: return "del";
+    case TeardownCause::kCniGc: return "cni_gc";
+    case TeardownCause::kPodGc: return "pod_gc";
+    case TeardownCause::kRestartRepair: return "restart_repair";
+    case TeardownCause::kAddressLost: return "address_lost";
+    case TeardownCause::kSuperseded: return "superseded";
+  }
+  return "unknown";
+}
+
+PodNetwork PodNetworkFromRecord(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) {
+  PodNetwork pn;
+  pn.container_id = rec.container_id;
+  pn.netns = rec.netns;
+  pn.ifname = rec.ifname.empty() ? "eth0" : rec.ifname;
+  pn.pod_namespace = rec.pod_namespace;
+  pn.pod_name = rec.pod_name;
+  pn.ip = ip;
+  if (pn.ip.ip.empty()) pn.ip.ip = rec.ip;
+  if (pn.ip.eni_id.empty()) pn.ip.eni_id = rec.eni_id;
+  pn.host_stack_cidrs = ParseRecordedHostStackCidrs(rec.host_stack_cidrs);
+  pn.host_veth = rec.host_veth;
+  return pn;
+}
+
+void CniService::CountTeardown(TeardownCause cause, const char* result) {
+  metrics_->Inc("terway_address_teardowns_total", {{"cause", TeardownCauseName(cause)}, {"result", result}});
+}
+
+Status CniService::RemoveWiring(const PodNetwork& pn) {
+  if (datapath_ == nullptr) return Ok();
+  TERWAY_TRY_CTX(datapath_->Remove(pn), fmt::format("removing the network of pod {}/{}", pn.pod_namespace,
+                                                    pn.pod_name));
+  return Ok();
+}
+
+void CniService::StopEnforcing(const std::string& ns, const std::string& name, const std::string& ip) {
+  if (policy_ == nullptr) return;
+  // The pod's rules go before its address does: the address may be handed
+  // to the next pod at once.
+  if (auto addr = Ipv4Addr::Parse(ip); addr.ok()) policy_->PodStopped(ns, name, *addr);
+}
+
+Status CniService::ReleaseAddress(const std::string& container_id) {
+  return addresses_->Release(container_id);
+}
+
+Status CniService::Teardown(const store::AllocationRecord& seen, TeardownCause cause) {
+  std::lock_guard container_lock(ContainerLock(seen.container_id));
+  return TeardownLocked(seen, cause);
+}
+
+Status CniService::TeardownLocked(const store::AllocationRecord& seen, TeardownCause cause) {
+  const std::string who = fmt::format("pod {}/{} (container {}, IP {})", seen.pod_namespace, seen.pod_name,
+                                      seen.container_id, seen.ip);
+  // Re-read under the container's lock: the caller's view may be stale.
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto now, store_->FindByContainer(seen.container_id), "tearing down " + who);
+  if (cause != TeardownCause::kAddressLost && (!now || now->ip != seen.ip)) {
+    CountTeardown(cause, "skipped");
+    return Ok();  // already freed (a concurrent DEL) or re-allocated
+  }
+  store::AllocationRecord rec = now ? *now : seen;
+  if (!seen.netns.empty()) rec.netns = seen.netns;  // the DEL's own view of the sandbox
+  ipam::IpAllocation ip;
+  if (auto held = addresses_->Get(rec.container_id); held.ok() && held->has_value()) ip = **held;
+  PodNetwork pn = PodNetworkFromRecord(rec, ip);
+  Status removed = RemoveWiring(pn);
+  if (!removed.ok()) {
+    CountTeardown(cause, "kept");
+    // A sandbox may still be wired with the address: it is not freed.
+    return std::move(removed).error().Wrap(fmt::format("{} of {} (its address stays allocated until the wiring "
+                                                       "is gone; retried by the next DEL or GC round)",
+                                                       TeardownCauseName(cause), who));
+  }
+  StopEnforcing(rec.pod_namespace, rec.pod_name, rec.ip);
+  Status released = ReleaseAddress(rec.container_id);
+  if (!released.ok()) {
+    CountTeardown(cause, "failed");
+    return std::move(released).error().Wrap(fmt::format("{} of {}", TeardownCauseName(cause), who));
+  }
+  if (directory_ != nullptr) directory_->Released(rec.pod_namespace, rec.pod_name);
+  CountTeardown(cause, "ok");
+  if (cause != TeardownCause::kDel) log::Info("teardown cause={} {}: wiring removed, address released",
+                                              TeardownCauseName(cause), who);
+  return Ok();
+}
+
+void CniService::AddressesLost(const std::vector<store::AllocationRecord>& lost) {
+  for (const auto& rec : lost) {
+    Status st = Teardown(rec, TeardownCause::kAddressLost);
+    if (!st.ok()) log::Warn("address lost: {}", st.error().ToString());
+  }
 }
 
 proto::Reply CniService::Release(const proto::Request& req) {
   std::lock_guard container_lock(ContainerLock(req.container_id));
-  auto held = addresses_->Get(req.container_id);
-  if (!held.ok()) return proto::Reply::FromError(held.error());
-  if (!held->has_value()) {
-    // Nothing held: DEL is idempotent. There is no wiring to undo either:
-    // ADD commits the allocation before it wires the pod, so wiring without
-    // an allocation cannot exist (and the restart GC collects by container).
-    return proto::Reply::Fail(proto::ErrorClass::kNotFound,
-                              "no allocation for container " + req.container_id);
-  }
-  if (datapath_ != nullptr) {
-    PodNetwork pn = MakePodNetwork(req, **held);
-    if (pn.netns.empty()) {
-      // DEL without CNI_NETNS (allowed once the sandbox is gone) and CNI GC
-      // name no netns: use the one recorded at ADD, so an exclusive ENI
-      // still in a live namespace is taken back before it is detached.
-      auto rec = store_->FindByContainer(req.container_id);
-      if (rec.ok() && rec->has_value()) pn.netns = (*rec)->netns;
-    }
-    auto rm = datapath_->Remove(pn);
-    if (!rm.ok()) {
-      Error e = std::move(rm).error();
-      e.Wrap("removing the network of pod " + PodName(req));
-      return proto::Reply::FromError(e);
-    }
-  }
-  // The pod's rules go before its address does: the address may be handed
-  // to the next pod at once.
-  if (policy_ != nullptr) {
-    if (auto addr = Ipv4Addr::Parse((*held)->ip); addr.ok()) {
-      policy_->PodStopped(req.pod.namespace_, req.pod.name, *addr);
-    }
-  }
-  auto rel = addresses_->Release(req.container_id);
-  if (!rel.ok()) return proto::Reply::FromError(rel.error());
-  if (directory_ != nullptr) directory_->Released(req.pod.namespace_, req.pod.name);
+  auto rec = store_->FindByContainer(req.container_id);
+  if (!rec.ok()) return proto::Reply::FromError(rec.error());
+  if (!rec->has_value()) return ReleaseRebuilt(req);
+  store::AllocationRecord seen = **rec;
+  // DEL's own view of the sandbox wins where it has one (DEL without
+  // CNI_NETNS, allowed once the sandbox is gone, and CNI GC name none: the
+  // recorded one is used, so an exclusive ENI still in a live namespace is
+  // taken back before it is detached).
+  if (!req.netns.empty() && datapath_ != nullptr) seen.netns = req.netns;
+  Status st = TeardownLocked(seen, TeardownCause::kDel);
+  if (!st.ok()) return proto::Reply::FromError(st.error());
   return proto::Reply{};
+}
+
+proto::Reply CniService::ReleaseRebuilt(const proto::Request& req) {
+  // Only a DEL naming its pod can match; and the rebuilt record must be for
+  // this very sandbox when both sides know the netns (a runtime's DEL of a
+  // failed ADD's sandbox must not take a live pod's address).
+  if (!req.pod.namespace_.empty() && !req.pod.name.empty()) {
+    auto recs = store_->FindByPod(store::PodKey{req.pod.namespace_, req.pod.name});
+    if (!recs.ok()) return proto::Reply::FromError(recs.error());
+    for (const auto& rec : *recs) {
+      if (rec.origin != store::kOriginRebuilt) continue;
+      if (!req.netns.empty() && !rec.netns.empty() && !netlink::SameNetns(req.netns, rec.netns)) continue;
+      log::Info("cni del container={} pod={}: the sandbox adopted at start as {}", req.container_id, PodName(req),
+                rec.container_id);
+      Status st = Teardown(rec, TeardownCause::kDel);
+      if (!st.ok()) return proto::Reply::FromError(st.error());
+      return proto::Reply{};
+    }
+  }
+  // Nothing held: DEL is idempotent. There is no wiring to undo either:
+  // ADD commits the allocation before it wires the pod, so wiring without
+  // an allocation cannot exist (and the restart GC collects by container).
+  return proto::Reply::Fail(proto::ErrorClass::kNotFound, "no allocation for container " + req.container_id);
 }
 
 proto::Reply CniService::PolicyExplain(const proto::Request& req) {
@@ -353,6 +487,7 @@ proto::Reply CniService::Get(const proto::Request& req) {
   if (auto rec = store_->FindByContainer(req.container_id); rec.ok() && rec->has_value()) {
     auto bw = qos::DecodeBandwidth((*rec)->bandwidth);
     if (bw.ok()) pn.bandwidth = *bw;
+    pn.host_veth = (*rec)->host_veth;
   }
   auto c = datapath_->Check(pn);
   if (!c.ok()) return proto::Reply::FromError(c.error());
@@ -384,16 +519,10 @@ void CniService::UpdatePodBandwidth(const std::string& ns, const std::string& na
     if (!now.ok() || !now->has_value() || !held.ok() || !held->has_value()) continue;
     if ((*now)->netns.empty()) continue;  // wired by an older terwayd: nothing to update against
     if ((*now)->bandwidth == qos::EncodeBandwidth(*wanted)) continue;
-    PodNetwork pn;
-    pn.container_id = rec.container_id;
-    pn.netns = (*now)->netns;
-    pn.ifname = (*now)->ifname.empty() ? "eth0" : (*now)->ifname;
-    pn.pod_namespace = ns;
-    pn.pod_name = name;
-    pn.ip = **held;
+    if (!(*now)->host_veth.empty()) continue;  // adopted wiring: not ours to redo
+    PodNetwork pn = PodNetworkFromRecord(**now, **held);
     pn.bandwidth = *wanted;
     pn.annotations = annotations;
-    pn.host_stack_cidrs = ParseRecordedHostStackCidrs((*now)->host_stack_cidrs);
     auto ensured = datapath_->Ensure(pn);
     if (!ensured.ok()) {
       log::Warn("bandwidth update of pod {} (container {}): {}", pod, rec.container_id, ensured.error().ToString());
@@ -409,7 +538,7 @@ void CniService::UpdatePodBandwidth(const std::string& ns, const std::string& na
   }
 }
 
-proto::Reply CniService::Status() {
+proto::Reply CniService::StatusReply() {
   proto::Reply reply;
   proto::DaemonStatus st;
   st.ready = ready_;
@@ -429,15 +558,11 @@ proto::Reply CniService::Gc(const proto::Request& req) {
   int freed = 0;
   for (const auto& rec : *all) {
     if (valid.count(rec.container_id)) continue;
-    proto::Request del = req;
-    del.op = proto::Op::kRelease;
-    del.container_id = rec.container_id;
-    del.ifname = rec.ifname;
-    del.netns.clear();
-    del.pod.namespace_ = rec.pod_namespace;
-    del.pod.name = rec.pod_name;
-    auto r = Release(del);
-    if (!r.ok() && r.error->cls != proto::ErrorClass::kNotFound) return r;
+    // Rebuilt records carry no runtime container id: the runtime cannot
+    // list them, so its GC says nothing about them (pod GC does).
+    if (rec.origin == store::kOriginRebuilt) continue;
+    Status st = Teardown(rec, TeardownCause::kCniGc);
+    if (!st.ok()) return proto::Reply::FromError(st.error());
     freed++;
   }
   log::Info("cni gc kept={} freed={}", valid.size(), freed);

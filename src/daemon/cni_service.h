@@ -2,6 +2,18 @@
 // pod's datapath; DEL -> the reverse, idempotently; CHECK -> verify; STATUS;
 // GC -> free what the runtime no longer knows.
 //
+// ADD is a pipeline: admit (is the node and the pod served; labels,
+// annotations, bandwidth) -> allocate (an address, recorded) -> enforce (the
+// pod's policy in the kernel) -> wire (the datapath). Each step pushes its
+// undo onto one UndoStack, so a failure anywhere takes back exactly what was
+// done, newest first.
+//
+// Every path that frees an address -- DEL, CNI GC, pod GC, restart repair, an
+// address the cloud took away, an undone ADD -- runs the same teardown:
+// datapath removal, then the policy controller's stop, then the release. If
+// the wiring cannot be removed the address is kept (a sandbox still holds it)
+// and the next DEL / GC round tries again.
+//
 // Without a PodDatapath (terwayd --datapath none) the daemon acts as IPAM
 // only: it hands out addresses and reports them, and wires nothing.
 #pragma once
@@ -17,6 +29,7 @@
 #include "daemon/pod_directory.h"
 #include "daemon/pod_policy.h"
 #include "daemon/rpc_server.h"
+#include "common/undo.h"
 #include "ipam/address_source.h"
 #include "store/state_store.h"
 
@@ -44,6 +57,14 @@ struct CniServiceOptions {
   std::string ipvlan_fallback_reason = "the ipvlan datapath is not built in this terwayd";
 };
 
+// Why an address is being freed (logs, terway_address_teardowns_total).
+enum class TeardownCause { kDel, kCniGc, kPodGc, kRestartRepair, kAddressLost, kSuperseded };
+const char* TeardownCauseName(TeardownCause c);
+
+// The pod's network as recorded with its allocation (restart repair, pod GC,
+// bandwidth updates and teardown rebuild it from here).
+PodNetwork PodNetworkFromRecord(const store::AllocationRecord& rec, const ipam::IpAllocation& ip);
+
 class CniService : public RequestHandler {
  public:
   // addresses: the node's IpPool (shared ENI) or ExclusiveEniAllocator.
@@ -69,7 +90,41 @@ class CniService : public RequestHandler {
   void UpdatePodBandwidth(const std::string& ns, const std::string& name,
                           const std::map<std::string, std::string>& annotations);
 
+  // The one teardown. `seen` is the allocation as the caller read it; if the
+  // container's allocation is gone or now holds another address, nothing is
+  // done (a concurrent DEL won). Error: the address is kept.
+  Status Teardown(const store::AllocationRecord& seen, TeardownCause cause);
+  // Allocations the pool dropped because the cloud no longer lists their
+  // address: their sandboxes' wiring is removed (the release already
+  // happened), so the address cannot live on in a sandbox.
+  void AddressesLost(const std::vector<store::AllocationRecord>& lost);
+
  private:
+  // What admission learnt about the pod, for the later steps.
+  struct Admission {
+    ipam::PodIdentity pod;
+    std::optional<cni::Bandwidth> bandwidth_from_annotations;
+    bool in_api = false;
+    std::optional<std::map<std::string, std::string>> annotations_used;
+  };
+  // admit -> allocate -> enforce -> wire; see the file comment.
+  Result<Admission> Admit(const cni::protocol::Request& req);
+  Result<ipam::IpAllocation> AllocateAddress(const cni::protocol::Request& req, const Admission& adm,
+                                             UndoStack& undo);
+  Status Enforce(const cni::protocol::Request& req, const ipam::IpAllocation& ip, UndoStack& undo);
+  Result<cni::CniResult> Wire(const cni::protocol::Request& req, const Admission& adm,
+                              const ipam::IpAllocation& ip, UndoStack& undo);
+  // The three steps of the teardown (and of ADD's undo).
+  Status RemoveWiring(const PodNetwork& pn);
+  void StopEnforcing(const std::string& ns, const std::string& name, const std::string& ip);
+  Status ReleaseAddress(const std::string& container_id);
+  // Teardown under the container's lock.
+  Status TeardownLocked(const store::AllocationRecord& seen, TeardownCause cause);
+  // A DEL for a container we have no record of: the sandbox of a pod adopted
+  // at start under a synthetic id (its real id was lost with the state).
+  cni::protocol::Reply ReleaseRebuilt(const cni::protocol::Request& req);
+  void SupersedeRebuilt(const cni::protocol::Request& req);
+
   cni::protocol::Reply Allocate(const cni::protocol::Request& req);
   // Allocate's work under the container's lock; *annotations_used: the
   // pod's annotations it read from the API (unset for pods the API lacks).
@@ -77,11 +132,12 @@ class CniService : public RequestHandler {
                                       std::optional<std::map<std::string, std::string>>* annotations_used);
   cni::protocol::Reply Release(const cni::protocol::Request& req);
   cni::protocol::Reply Get(const cni::protocol::Request& req);
-  cni::protocol::Reply Status();
+  cni::protocol::Reply StatusReply();
   cni::protocol::Reply Gc(const cni::protocol::Request& req);
   cni::protocol::Reply PolicyExplain(const cni::protocol::Request& req);
   cni::protocol::Reply PolicyShow();
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
+  void CountTeardown(TeardownCause cause, const char* result);
   // ADD, DEL and bandwidth updates of one container never interleave (an
   // update's Ensure must not rebuild a pod its DEL just removed). Striped:
   // unrelated containers rarely share a lock.

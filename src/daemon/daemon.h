@@ -3,6 +3,8 @@
 // node; it is the single owner of the node's addresses.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -12,6 +14,7 @@
 #include "daemon/cni_service.h"
 #include "daemon/kube_node.h"
 #include "daemon/metrics.h"
+#include "daemon/pod_gc.h"
 #include "daemon/policy_controller.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
@@ -45,6 +48,13 @@ struct DaemonOptions {
   // read by the main) names this node's object; required with an API.
   std::string kubeconfig;
   std::string node_name;
+  // Polled while start-up waits for a service that is briefly unreachable
+  // (the metadata service): true ends the wait (terwayd is being stopped).
+  // Unset: never.
+  std::function<bool()> stop_requested;
+  // Backoff between those attempts: doubles from the first to the cap.
+  std::chrono::milliseconds start_retry_first{500};
+  std::chrono::milliseconds start_retry_cap{10000};
 };
 
 // Node identity as the metadata service reports it.
@@ -75,19 +85,37 @@ class Daemon {
 
  private:
   Daemon() = default;
-  void UpdatePoolGauges();
-  // Start-up repair (one owner of kernel state): verifies every recorded pod
-  // whose netns still exists and rebuilds what is broken; removes and frees
-  // pods whose netns is gone. Then collects links/rules nobody owns.
+  // Create's steps, in order; each a screenful, each its own error context.
+  Status LoadConfiguration();
+  Status ConnectCloud();
+  Status OpenState();
+  Status WatchKubernetes();
+  Status CreateAddressSource();
+  Status CreateDatapath();
+  // Adopts what the database does not know (restart_repair.cc): before the
+  // policy controller reads its ledger of local pods from the store.
+  Status RebuildState();
+  Status CreatePolicy();
+  void CreateCniService();
+  void DeclareMetrics();
+  // Start's first step (restart_repair.cc): verify, repair or free every
+  // recorded pod.
   void RepairPods();
+  void FollowBandwidthAnnotations();
+  Status StartMetricsEndpoint();
+  void UpdatePoolGauges();
 
   DaemonOptions opts_;
   ipam::EniConfig config_;
   NodeIdentity node_;
   Metrics metrics_;
+  std::optional<k8s::RestConfig> kube_config_;
+  std::shared_ptr<k8s::RestClient> kube_client_;
+  std::string config_source_;    // where eni_conf came from, for messages
+  std::string datapath_choice_;  // "shared", "exclusive", "none"
   std::unique_ptr<cloud::CloudClients> cloud_;
   std::unique_ptr<store::StateStore> store_;
-  // Before the address source: its worker asks kube_ for live pods.
+  // Before the address source: pod GC asks kube_ for live pods.
   std::unique_ptr<KubeNode> kube_;
   std::unique_ptr<AliyunEniProvider> provider_;
   // IpPool (shared ENI) or ExclusiveEniAllocator (exclusive ENI).
@@ -95,9 +123,11 @@ class Daemon {
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
   std::unique_ptr<PodDatapath> datapath_;
   bool disable_network_policy_ = false;
+  std::string policy_off_;  // why policy is not enforced here ("" = it is)
   // Null when policy is not enforced on this node (see Create's log line).
   std::unique_ptr<PolicyController> policy_;
   std::unique_ptr<CniService> service_;
+  std::unique_ptr<PodGc> pod_gc_;
   std::unique_ptr<RpcServer> rpc_;
   std::unique_ptr<httplib::Server> metrics_server_;
   std::thread metrics_thread_;

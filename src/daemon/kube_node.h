@@ -78,10 +78,11 @@ class KubeNode : public PodDirectory {
   // Node-level reports at start: max pods, aliyun/eni (exclusive ENI only).
   void ReportCapacity(int max_pods, bool exclusive_eni);
 
-  // For PoolOptions::live_pods. held: namespace/name of every pod holding an
-  // address; those the cache lacks are confirmed by a GET (a pod the watch
-  // has not delivered yet is not freed). An error (cache not synced, API
-  // unreachable) makes the pool skip pod GC this round.
+  // For pod GC (PodGcOptions::live_pods). held: namespace/name of every pod
+  // holding an address; those the cache lacks are confirmed by a GET (a pod
+  // the watch has not delivered yet is not freed). An error (cache not
+  // synced, API unreachable) makes pod GC trust only vanished namespaces
+  // this round.
   Result<std::vector<ipam::LivePod>> LivePods(const std::vector<std::pair<std::string, std::string>>& held);
 
   // PodDirectory.

@@ -36,6 +36,11 @@ struct PodNetwork {
   // through its veth and the node (node-local DNS, say), not its ENI.
   // Shared-ENI pods need nothing: all their traffic crosses the node.
   std::vector<Ipv4Cidr> host_stack_cidrs;
+  // The host-side veth when it is not the one the datapath derives from the
+  // container id: a pod wired by upstream Terway (`cali` + 11 hex) that this
+  // terwayd adopted at start. Remove deletes it; Ensure/Check never rebuild
+  // such a pod (its wiring is not ours to redo).
+  std::string host_veth;
 };
 
 // host_stack_cidrs as text (the CNI config's strings, or the comma-joined
@@ -65,10 +70,12 @@ class PodDatapath {
   // success, what Ensure reported (CNI CHECK compares it with prevResult).
   virtual Result<cni::CniResult> Check(const PodNetwork& pod) = 0;
   // Removes what containers not in live_container_ids left in the kernel
-  // (a pod whose netns was destroyed while the daemon was down). Returns
-  // one line per removed object, for the log. Call it before serving: a
-  // concurrent Ensure's objects could look orphaned.
-  virtual Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) = 0;
+  // (a pod whose netns was destroyed while the daemon was down). Objects of
+  // adopted_ips (live pods wired by another plugin, adopted at start) are
+  // kept. Returns one line per removed object, for the log. Call it before
+  // serving: a concurrent Ensure's objects could look orphaned.
+  virtual Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                          const std::set<Ipv4Addr>& adopted_ips = {}) = 0;
 };
 
 }  // namespace terway::daemon

@@ -446,7 +446,8 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   return PodResult(pod, a.ip, net, *hl, *eni, *pv);
 }
 
-Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std::set<std::string>& live_container_ids) {
+Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                                      const std::set<Ipv4Addr>& /*adopted_ips*/) {
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, host.ListLinks(), "collecting pod datapath garbage");
   std::vector<std::string> removed;

@@ -65,7 +65,8 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
   Status Remove(const daemon::PodNetwork& pod) override;
   Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
   // Host veths (alias terway-pod:...) of containers not in the live set.
-  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) override;
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                  const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
  private:
   ExclusiveEniOptions opt_;

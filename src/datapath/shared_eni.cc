@@ -340,7 +340,8 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
     return MakeError(ErrorCode::kInvalidArgument, "removing a pod network without container id");
   }
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
-  const std::string veth = HostVethName(pod.container_id);
+  // An adopted pod's host veth has another plugin's name.
+  const std::string veth = pod.host_veth.empty() ? HostVethName(pod.container_id) : pod.host_veth;
   // Deleting the host end deletes the pair and every route through it.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of container " + pod.container_id);
   TERWAY_TRY(RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip));
@@ -472,11 +473,13 @@ Result<std::vector<PodLink>> SharedEniDatapath::ListPodLinks() {
 }
 
 Result<std::vector<std::string>> SharedEniDatapath::CollectGarbage(
-    const std::set<std::string>& live_container_ids) {
+    const std::set<std::string>& live_container_ids, const std::set<Ipv4Addr>& adopted_ips) {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, ListPodLinks(), "collecting pod datapath garbage");
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.host_netns));
   std::vector<std::string> removed;
-  std::set<Ipv4Addr> live_ips;
+  // Adopted pods' rules are theirs: their from-rule is what routes them out
+  // of their ENI.
+  std::set<Ipv4Addr> live_ips = adopted_ips;
   for (const auto& l : links) {
     if (live_container_ids.count(l.container_id)) {
       live_ips.insert(l.pod_ip);

@@ -79,7 +79,8 @@ class SharedEniDatapath : public daemon::PodDatapath {
   // while no Ensure runs (after a restart, before serving): a concurrent
   // Ensure's rules could look orphaned between creating the veth and its
   // alias.
-  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids) override;
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                  const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
  private:
   struct Eni;

@@ -30,9 +30,19 @@ class PodAddressSource {
   // Frees the container's address. Idempotent: unknown containers succeed.
   virtual Status Release(const std::string& container_id) = 0;
   virtual Result<std::optional<IpAllocation>> Get(const std::string& container_id) = 0;
-  // Compares the store, the cloud and (when given) the live pods; frees what
-  // vanished pods held and collects leaks.
-  virtual Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods) = 0;
+  // At start, a sandbox (or a pod of the API) is found holding `ip` while
+  // the store has no record of it (a lost or corrupt database, a node taken
+  // over from upstream Terway): records the allocation as it is, so the
+  // address is never handed out while the record lives. kNotFound when ip is
+  // not a pod address of this node's ENIs; kConflict when another
+  // allocation holds it. Call before serving.
+  virtual Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip) = 0;
+  // Compares the store with the cloud: adopts what the cloud has and we lost
+  // track of, drops what it no longer has, finishes interrupted releases and
+  // collects leaked ENIs. It never frees a pod's address because the pod
+  // looks gone: that is the daemon's pod GC, which tears the pod's wiring
+  // down first (one teardown for every path that frees an address).
+  virtual Status Reconcile() = 0;
 
   virtual int MaxPodCount() const = 0;
   virtual PoolStats Stats() const = 0;

@@ -35,21 +35,20 @@ void ExclusiveEniAllocator::Start() {
   worker_ = std::thread([this] {
     std::unique_lock l(worker_mu_);
     while (!stop_) {
-      // Real time: the period paces cloud calls, it is no decision input.
-      if (worker_cv_.wait_for(l, opts_.config.ip_pool_sync_period, [this] { return stop_; })) break;
+      // Real time: the period paces cloud calls, it is no decision input. A
+      // release the cloud refused is finished sooner (its ENI holds one of
+      // the node's few slots), but not in a tight loop.
+      auto wait = opts_.config.ip_pool_sync_period;
+      if (release_pending_) wait = std::min<std::chrono::seconds>(wait, std::chrono::seconds(2));
+      if (worker_cv_.wait_for(l, wait, [this] { return stop_; })) break;
+      release_pending_ = false;
       l.unlock();
-      std::optional<std::vector<LivePod>> live;
-      if (opts_.live_pods) {
-        auto pods = opts_.live_pods();
-        if (pods.ok()) {
-          live = std::move(pods).value();
-        } else {
-          log::Warn("exclusive_eni_reconcile live pods unavailable, pod gc skipped: {}", pods.error().ToString());
-        }
-      }
-      Status st = Reconcile(live);
-      if (!st.ok()) log::Warn("exclusive_eni_reconcile failed (retried next period): {}", st.error().ToString());
+      Status st = Reconcile();
       l.lock();
+      if (!st.ok()) {
+        release_pending_ = true;
+        log::Warn("exclusive_eni_reconcile failed (retried): {}", st.error().ToString());
+      }
     }
   });
 }
@@ -211,6 +210,8 @@ Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
   rec.netns = pod.netns;
   rec.datapath_mode = pod.datapath_mode;
   rec.host_stack_cidrs = pod.host_stack_cidrs;
+  rec.origin = pod.origin;
+  rec.host_veth = pod.host_veth;
   rec.created_unix = now;
   TERWAY_ASSIGN_OR_RETURN_CTX(auto stored, store_->Allocate(rec), what);
   return to_alloc(stored);
@@ -233,8 +234,76 @@ Status ExclusiveEniAllocator::Release(const std::string& container_id) {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto rec, store_->Release(container_id, Unix(clock_->Now()), std::nullopt), what);
   if (!rec) return Ok();
   ++releases_total_;
-  TERWAY_TRY_CTX(DestroyEni(rec->eni_id), what);
+  Status destroyed = DestroyEni(rec->eni_id);
+  if (!destroyed.ok()) {
+    // The pod is released: its ENI is an unreferenced row now, which the
+    // worker's Reconcile detaches and deletes. Failing the DEL would only
+    // make the runtime retry a DEL that finds nothing.
+    log::Warn("exclusive_eni_release_deferred container={} eni={}: {}; the worker retries", container_id,
+              rec->eni_id, destroyed.error().ToString());
+    {
+      std::lock_guard l(worker_mu_);
+      release_pending_ = true;
+    }
+    worker_cv_.notify_all();
+  }
   return Ok();
+}
+
+Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const std::string& ip) {
+  const std::string what = fmt::format("adopting the exclusive ENI with IP {} of pod {}/{} (container {})", ip,
+                                       pod.namespace_, pod.name, pod.container_id);
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto cloud_enis, provider_->ListEnis(opts_.instance_id), what);
+  const cloud::NetworkInterface* found = nullptr;
+  std::string primary;
+  for (const auto& e : cloud_enis) {
+    if (e.type == "Primary" || e.instance_id != opts_.instance_id) continue;
+    std::string p = e.private_ip_address;
+    for (const auto& s : e.private_ip_sets) {
+      if (s.primary) p = s.address;
+    }
+    if (p == ip) {
+      found = &e;
+      primary = p;
+    }
+  }
+  if (found == nullptr) {
+    return Error(ErrorCode::kNotFound, "no ENI attached to this instance has it as its primary IP").Wrap(what);
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto existing, store_->FindByContainer(pod.container_id), what);
+  if (existing) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto got, Get(pod.container_id), what);
+    if (got) return *got;
+  }
+  std::lock_guard l(mu_);  // no Reconcile may see the ENI row without its allocation
+  const int64_t now = Unix(clock_->Now());
+  TERWAY_TRY_CTX(store_->UpsertEni({found->network_interface_id, found->mac_address, found->vswitch_id, primary,
+                                    false, now}),
+                 what);
+  store::AllocationRecord rec;
+  rec.container_id = pod.container_id;
+  rec.pod_namespace = pod.namespace_;
+  rec.pod_name = pod.name;
+  rec.pod_uid = pod.uid;
+  rec.ip = primary;
+  rec.eni_id = found->network_interface_id;
+  rec.ifname = pod.ifname.empty() ? "eth0" : pod.ifname;
+  rec.netns = pod.netns;
+  rec.datapath_mode = pod.datapath_mode;
+  rec.origin = pod.origin;
+  rec.host_veth = pod.host_veth;
+  rec.created_unix = now;
+  TERWAY_TRY_CTX(store_->Allocate(rec), what);
+  leak_first_seen_.erase(found->network_interface_id);
+  log::Warn("exclusive_eni_adopted pod={}/{} container={} eni={} ip={}", pod.namespace_, pod.name,
+            pod.container_id, found->network_interface_id, ip);
+  IpAllocation out;
+  out.ip = primary;
+  out.eni_id = found->network_interface_id;
+  out.eni_mac = found->mac_address;
+  out.eni_primary_ip = primary;
+  out.vswitch_id = found->vswitch_id;
+  return out;
 }
 
 Result<std::optional<IpAllocation>> ExclusiveEniAllocator::Get(const std::string& container_id) {
@@ -254,22 +323,12 @@ Result<std::optional<IpAllocation>> ExclusiveEniAllocator::Get(const std::string
   return std::optional<IpAllocation>(out);
 }
 
-Status ExclusiveEniAllocator::Reconcile(const std::optional<std::vector<LivePod>>& live_pods) {
+Status ExclusiveEniAllocator::Reconcile() {
   std::lock_guard rl(reconcile_mu_);
   Status result = Ok();
   auto keep = [&](Status st) {
     if (!st.ok() && result.ok()) result = std::move(st);
   };
-  if (live_pods) {
-    std::map<std::pair<std::string, std::string>, std::string> live;
-    for (const auto& p : *live_pods) live[{p.namespace_, p.name}] = p.uid;
-    TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
-    for (const auto& a : allocs) {
-      auto it = live.find({a.pod_namespace, a.pod_name});
-      bool gone = it == live.end() || (!it->second.empty() && !a.pod_uid.empty() && it->second != a.pod_uid);
-      if (gone) keep(Release(a.container_id));
-    }
-  }
   // ENIs in the store that no allocation references: an interrupted release
   // or a crash between attach and the allocation record. Both lists are
   // read under mu_ with no allocation in progress: an Allocate records its

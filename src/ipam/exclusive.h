@@ -32,9 +32,9 @@ class ExclusiveEniAllocator : public PodAddressSource {
                                                                store::StateStore* store, Clock* clock);
   ~ExclusiveEniAllocator() override;
 
-  // A worker that runs Reconcile every ip_pool_sync_period (with
-  // PoolOptions::live_pods when set): interrupted releases and leaked ENIs
-  // are finished without waiting for the next pod.
+  // A worker that runs Reconcile every ip_pool_sync_period (within seconds
+  // after a release the cloud refused): interrupted releases and leaked
+  // ENIs are finished without waiting for the next pod.
   void Start() override;
   void Stop() override;
 
@@ -47,12 +47,15 @@ class ExclusiveEniAllocator : public PodAddressSource {
   // (there is no queue of waiters to give up on, unlike the shared pool).
   Result<IpAllocation> Allocate(const PodIdentity& pod, std::chrono::milliseconds timeout) override;
   // Detaches and deletes the pod's ENI. The caller moves the link back to
-  // the host namespace first. Idempotent.
+  // the host namespace first. Idempotent. Succeeds once the pod is released
+  // in the store: a failed detach/delete is finished by the worker.
   Status Release(const std::string& container_id) override;
   Result<std::optional<IpAllocation>> Get(const std::string& container_id) override;
-  // Releases ENIs of vanished pods, finishes interrupted releases and
-  // collects leaked ENIs.
-  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods) override;
+  // The ENI attached to this instance whose primary IP is `ip` (asks the
+  // cloud, no lock held) becomes the pod's, as if Allocate had made it.
+  Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip) override;
+  // Finishes interrupted releases and collects leaked ENIs.
+  Status Reconcile() override;
 
   int MaxPodCount() const override { return MaxPods(limits_, EniMode::kExclusive); }
   // in_use = pods holding an ENI, enis = ENIs we hold; nothing is idle.
@@ -85,6 +88,7 @@ class ExclusiveEniAllocator : public PodAddressSource {
   std::mutex worker_mu_;
   std::condition_variable worker_cv_;
   bool stop_ = false;
+  bool release_pending_ = false;  // a release to finish soon (worker_mu_)
   std::thread worker_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <utility>
 
 #include "common/log.h"
 
@@ -13,6 +14,15 @@ using std::chrono::duration_cast;
 using std::chrono::seconds;
 
 bool IsThrottling(const Error& e) { return e.cloud_code.rfind("Throttling", 0) == 0; }
+
+// Whether a failed call may still have been carried out by the cloud.
+// Throttling and caller errors are refusals: nothing happened. A 5xx, a
+// timeout or a broken connection may have come after the work was done.
+bool MaybeApplied(const Error& e) {
+  if (IsThrottling(e)) return false;
+  if (!e.cloud_code.empty() && !e.retryable) return false;  // InvalidParameter, quota, ...
+  return true;
+}
 
 std::vector<std::string> EniIps(const cloud::NetworkInterface& eni, std::string* primary) {
   std::vector<std::string> ips;
@@ -48,7 +58,7 @@ Result<std::unique_ptr<IpPool>> IpPool::Create(PoolOptions opts, EniProvider* pr
   std::unique_ptr<IpPool> pool(new IpPool(std::move(opts), provider, store, clock));
   pool->limits_ = limits;
   TERWAY_TRY_CTX(pool->LoadFromStore(), "loading pool state");
-  Status st = pool->Reconcile(std::nullopt);
+  Status st = pool->Reconcile();
   if (!st.ok()) {
     log::Warn("pool_reconcile_failed phase=start error=\"{}\"", st.error().ToString());
   }
@@ -165,6 +175,8 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
   rec.netns = pod.netns;
   rec.datapath_mode = pod.datapath_mode;
   rec.host_stack_cidrs = pod.host_stack_cidrs;
+  rec.origin = pod.origin;
+  rec.host_veth = pod.host_veth;
   rec.created_unix = Unix(now);
   rec.sticky = IsSticky(pod);
   TERWAY_ASSIGN_OR_RETURN(auto stored, store_->Allocate(rec, from_reservation));
@@ -293,6 +305,54 @@ Result<std::optional<IpAllocation>> IpPool::Get(const std::string& container_id)
   return std::optional<IpAllocation>(MakeAllocationLocked(rec->ip));
 }
 
+Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip) {
+  const std::string what = fmt::format("adopting IP {} held by pod {}/{} (container {})", ip, pod.namespace_,
+                                       pod.name, pod.container_id);
+  std::lock_guard l(mu_);
+  auto it = ips_.find(ip);
+  if (it == ips_.end()) {
+    return Error(ErrorCode::kNotFound, "not a pod address of this node's ENIs (the cloud does not list it)")
+        .Wrap(what);
+  }
+  if (it->second.use == IpUse::kInUse) {
+    if (it->second.container_id == pod.container_id) return MakeAllocationLocked(ip);
+    return Errorf(ErrorCode::kConflict, "container {} holds it already", it->second.container_id).Wrap(what);
+  }
+  // A live sandbox outranks a reservation or a release in progress: drop
+  // whatever else the pool meant to do with the address.
+  for (auto r = reservations_.begin(); r != reservations_.end();) {
+    if (r->second.ip == ip) {
+      TERWAY_TRY_CTX(store_->DeleteReservation({r->first.first, r->first.second}), what);
+      r = reservations_.erase(r);
+    } else {
+      ++r;
+    }
+  }
+  store::AllocationRecord rec;
+  rec.container_id = pod.container_id;
+  rec.pod_namespace = pod.namespace_;
+  rec.pod_name = pod.name;
+  rec.pod_uid = pod.uid;
+  rec.ip = ip;
+  rec.eni_id = it->second.eni_id;
+  rec.ifname = pod.ifname.empty() ? "eth0" : pod.ifname;
+  rec.netns = pod.netns;
+  rec.datapath_mode = pod.datapath_mode;
+  rec.origin = pod.origin;
+  rec.host_veth = pod.host_veth;
+  rec.created_unix = Unix(clock_->Now());
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto stored, store_->Allocate(rec), what);
+  if (stored.ip != ip) {
+    return Errorf(ErrorCode::kConflict, "container {} already holds {}", pod.container_id, stored.ip).Wrap(what);
+  }
+  it->second.use = IpUse::kInUse;
+  it->second.container_id = pod.container_id;
+  it->second.release_in_doubt = false;
+  log::Warn("ip_adopted pod={}/{} container={} ip={} eni={}", pod.namespace_, pod.name, pod.container_id, ip,
+            it->second.eni_id);
+  return MakeAllocationLocked(ip);
+}
+
 Status IpPool::ExpireReservationsLocked() {
   const auto now = clock_->Now();
   bool any = false;
@@ -392,6 +452,13 @@ void IpPool::RefreshVSwitches() {
 
 bool IpPool::NoteCloudError(const Error& e, const std::string& vswitch_id) {
   std::lock_guard l(mu_);
+  return NoteCloudErrorLocked(e, vswitch_id);
+}
+
+// Callers that already hold mu_ (the reclaim loop) call this one: mu_ is not
+// recursive, and locking it again here once wedged every ADD and DEL of the
+// node for good after a single failed UnassignPrivateIpAddresses.
+bool IpPool::NoteCloudErrorLocked(const Error& e, const std::string& vswitch_id) {
   last_cloud_error_ = e;
   const auto now = clock_->Now();
   if (e.cloud_code == kCodeIpNotEnough && !vswitch_id.empty()) {
@@ -564,8 +631,8 @@ Status IpPool::ReclaimOnce() {
     Status st = provider_->UnassignIps(u.eni_id, u.ips);
     std::lock_guard l(mu_);
     if (!st.ok() && st.error().cloud_code != "InvalidIp.IpUnassigned") {
-      for (const auto& ip : u.ips) ips_[ip].use = IpUse::kIdle;
-      (void)NoteCloudError(st.error(), "");
+      RestoreAfterFailedReleaseLocked(u.ips, st.error());
+      (void)NoteCloudErrorLocked(st.error(), "");
       result = std::move(st).error().Wrap(fmt::format("unassigning IPs from {}", u.eni_id));
       continue;
     }
@@ -577,7 +644,8 @@ Status IpPool::ReclaimOnce() {
     std::lock_guard l(mu_);
     if (!st.ok() && st.error().code != ErrorCode::kNotFound &&
         st.error().cloud_code != "InvalidEniId.NotFound") {
-      for (const auto& ip : eni_ips[id]) ips_[ip].use = IpUse::kIdle;
+      RestoreAfterFailedReleaseLocked(eni_ips[id], st.error());
+      (void)NoteCloudErrorLocked(st.error(), "");
       result = std::move(st).error().Wrap(fmt::format("deleting idle ENI {}", id));
       continue;
     }
@@ -588,14 +656,34 @@ Status IpPool::ReclaimOnce() {
   return result;
 }
 
+void IpPool::RestoreAfterFailedReleaseLocked(const std::vector<std::string>& ips, const Error& e) {
+  const bool doubt = MaybeApplied(e);
+  for (const auto& ip : ips) {
+    auto it = ips_.find(ip);
+    if (it == ips_.end() || it->second.use != IpUse::kReleasing) continue;
+    if (doubt) {
+      it->second.release_in_doubt = true;  // Reconcile decides
+    } else {
+      it->second.use = IpUse::kIdle;
+    }
+  }
+  if (doubt) {
+    log::Warn("ip_release_in_doubt ips={} error=\"{}\": kept out of service until the cloud is read again",
+              ips.size(), e.ToString());
+  }
+  NotifyWaitersLocked();
+}
+
 Status IpPool::DropIpLocked(const std::string& ip, const std::string& why) {
   auto it = ips_.find(ip);
   if (it != ips_.end() && !it->second.container_id.empty()) {
     // The address is gone from under a pod: the pod's network is broken and
     // its sandbox must be re-created; keeping the record would hand the
-    // address out twice once the cloud reuses it.
+    // address out twice once the cloud reuses it. The daemon tears the
+    // pod's wiring down (on_address_lost) before the worker can refill.
     log::Error("ip_lost_under_pod ip={} container={} reason=\"{}\"", ip, it->second.container_id, why);
-    TERWAY_TRY(store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
+    TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
+    if (rec) lost_.push_back(*rec);
   }
   for (auto r = reservations_.begin(); r != reservations_.end();) {
     if (r->second.ip == ip) {
@@ -624,7 +712,7 @@ Status IpPool::DropEniLocked(const std::string& eni_id, const std::string& why) 
 // ---------------------------------------------------------------------------
 // Reconcile: store vs cloud vs live pods
 
-Status IpPool::Reconcile(const std::optional<std::vector<LivePod>>& live_pods) {
+Status IpPool::Reconcile() {
   std::lock_guard ops(ops_mu_);
   TERWAY_ASSIGN_OR_RETURN_CTX(auto cloud_enis, provider_->ListEnis(opts_.instance_id),
                               fmt::format("listing the ENIs of {}", opts_.instance_id));
@@ -653,7 +741,16 @@ Status IpPool::Reconcile(const std::optional<std::vector<LivePod>>& live_pods) {
         for (const auto& ip : gone) TERWAY_TRY(DropIpLocked(ip, "the cloud no longer lists it"));
         TERWAY_TRY(AddIpsLocked(id, ips, primary));
         for (auto& [ip, e] : ips_) {
-          if (e.eni_id == id) e.eni_primary_ip = ip == primary;
+          if (e.eni_id != id) continue;
+          e.eni_primary_ip = ip == primary;
+          if (e.release_in_doubt) {
+            // The failed release did not happen: the cloud still lists the
+            // IP on an attached ENI. Back in service.
+            e.release_in_doubt = false;
+            e.use = IpUse::kIdle;
+            e.idle_since = now;
+            log::Info("ip_release_not_applied ip={} eni={}: back in the pool", ip, id);
+          }
         }
       } else if (eni.status == cloud::kEniAvailable && ours &&
                  TagValue(eni, kInstanceTagKey) == opts_.instance_id) {
@@ -681,26 +778,13 @@ Status IpPool::Reconcile(const std::optional<std::vector<LivePod>>& live_pods) {
       if (ip == ips_.end()) {
         log::Error("allocation_dropped pod={}/{} ip={} reason=\"IP not owned by the node\"",
                    a.pod_namespace, a.pod_name, a.ip);
-        TERWAY_TRY(store_->Release(a.container_id, Unix(now), std::nullopt));
+        TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(a.container_id, Unix(now), std::nullopt));
+        if (rec) lost_.push_back(*rec);
         continue;
       }
       ip->second.use = IpUse::kInUse;
       ip->second.container_id = a.container_id;
-    }
-    // IPs of pods that no longer exist go back to the pool.
-    if (live_pods) {
-      std::map<PodName, std::string> live;
-      for (const auto& p : *live_pods) live[{p.namespace_, p.name}] = p.uid;
-      TERWAY_ASSIGN_OR_RETURN(auto current, store_->ListAllocations());
-      for (const auto& a : current) {
-        auto it = live.find({a.pod_namespace, a.pod_name});
-        bool gone = it == live.end() ||
-                    (!it->second.empty() && !a.pod_uid.empty() && it->second != a.pod_uid);
-        if (!gone) continue;
-        log::Info("ip_gc pod={}/{} container={} ip={} reason=\"pod no longer exists\"",
-                  a.pod_namespace, a.pod_name, a.container_id, a.ip);
-        TERWAY_TRY(ReleaseLocked(a));
-      }
+      ip->second.release_in_doubt = false;
     }
     NotifyWaitersLocked();
   }
@@ -717,6 +801,17 @@ Status IpPool::Reconcile(const std::optional<std::vector<LivePod>>& live_pods) {
     log::Info("eni_deleted eni={} reason=leaked", id);
   }
   return result;
+}
+
+std::vector<store::AllocationRecord> IpPool::TakeLostAllocations() {
+  std::lock_guard l(mu_);
+  return std::exchange(lost_, {});
+}
+
+void IpPool::DeliverLostAllocations() {
+  auto lost = TakeLostAllocations();
+  if (lost.empty() || !opts_.on_address_lost) return;
+  opts_.on_address_lost(lost);  // no pool lock held: the daemon calls the kernel
 }
 
 // ---------------------------------------------------------------------------
@@ -748,6 +843,7 @@ void IpPool::WorkerLoop() {
   auto next_sync = steady::now() + std::max<seconds>(c.ip_pool_sync_period, seconds(1));
   auto backoff = std::chrono::milliseconds(0);
   std::mt19937_64 jitter(opts_.seed ^ 0x9e3779b97f4a7c15ULL);
+  DeliverLostAllocations();  // what the reconcile at Create found
   std::unique_lock l(mu_);
   while (!stop_) {
     if (backoff.count() > 0) {
@@ -785,16 +881,13 @@ void IpPool::WorkerLoop() {
       next_reclaim = steady::now() + std::max<seconds>(c.idle_ip_reclaim_interval, seconds(1));
     }
     if (steady::now() >= next_sync) {
-      std::optional<std::vector<LivePod>> live;
-      if (opts_.live_pods) {
-        auto pods = opts_.live_pods();
-        if (pods.ok()) live = std::move(pods).value();
-        else log::Warn("live_pods_failed error=\"{}\"", pods.error().ToString());
-      }
-      Status st = Reconcile(live);
+      Status st = Reconcile();
       if (!st.ok()) log::Warn("pool_reconcile_failed error=\"{}\"", st.error().ToString());
       next_sync = steady::now() + std::max<seconds>(c.ip_pool_sync_period, seconds(1));
     }
+    // Before the next refill can ask the cloud for addresses: a lost
+    // address could come back to us while its old sandbox still has it.
+    DeliverLostAllocations();
     l.lock();
   }
 }

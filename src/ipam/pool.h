@@ -46,8 +46,11 @@ struct PoolOptions {
   // How long ENI creation pauses after EniPerInstanceLimitExceeded (an ENI
   // deleted by us lifts the pause at once).
   std::chrono::seconds eni_limit_pause{600};
-  // Live pods for periodic reconcile; unset: pod garbage collection is off.
-  std::function<Result<std::vector<LivePod>>()> live_pods;
+  // Called by the worker (no pool lock held) with the allocations whose
+  // address the cloud no longer lists: the pool has forgotten them, and the
+  // daemon must tear their pods' wiring down (a sandbox must never keep an
+  // address the cloud may hand back to us for another pod).
+  std::function<void(const std::vector<store::AllocationRecord>&)> on_address_lost;
   uint64_t seed = 0;  // vSwitch random policy
 };
 
@@ -74,6 +77,7 @@ class IpPool : public PodAddressSource {
   // Idempotent: unknown container ids succeed.
   Status Release(const std::string& container_id) override;
   Result<std::optional<IpAllocation>> Get(const std::string& container_id) override;
+  Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip) override;
   // Every current allocation (CNI GC compares these with the runtime's
   // valid attachments; terway-cli lists them).
   Result<std::vector<store::AllocationRecord>> Allocations() { return store_->ListAllocations(); }
@@ -81,7 +85,11 @@ class IpPool : public PodAddressSource {
   // One round of each background job (the worker calls these; tests too).
   Status RefillOnce();
   Status ReclaimOnce();
-  Status Reconcile(const std::optional<std::vector<LivePod>>& live_pods) override;
+  Status Reconcile() override;
+  // Allocations Reconcile dropped because their address vanished from the
+  // cloud, not yet handed to on_address_lost (the worker delivers them; tests
+  // without a worker take them here).
+  std::vector<store::AllocationRecord> TakeLostAllocations();
 
   PoolStats Stats() const override;
   int MaxPodCount() const override { return MaxPods(limits_, opts_.config.eni_mode); }
@@ -93,6 +101,11 @@ class IpPool : public PodAddressSource {
     Clock::TimePoint idle_since{};
     bool eni_primary_ip = false;
     std::string container_id;  // when in use
+    // A release (unassign, or detach/delete of its ENI) failed in a way the
+    // cloud may still have applied (a 5xx, a timeout). The IP stays out of
+    // service (kReleasing) until Reconcile sees whether the cloud still
+    // lists it: handing it to a pod could give the pod a dead address.
+    bool release_in_doubt = false;
   };
   struct EniEntry {
     std::string eni_id;
@@ -125,6 +138,11 @@ class IpPool : public PodAddressSource {
   void RefreshVSwitches();
   // True if the error changed what the engine should plan (retry planning).
   bool NoteCloudError(const Error& e, const std::string& vswitch_id);
+  bool NoteCloudErrorLocked(const Error& e, const std::string& vswitch_id);
+  // Puts IPs whose release failed back in service, or keeps them out of it
+  // while the cloud may have applied the release (see release_in_doubt).
+  void RestoreAfterFailedReleaseLocked(const std::vector<std::string>& ips, const Error& e);
+  void DeliverLostAllocations();
   Status CreateEni(const CreateAction& a);
   void WorkerLoop();
   void NotifyWaitersLocked();
@@ -157,6 +175,7 @@ class IpPool : public PodAddressSource {
   Clock::TimePoint vswitch_refreshed_{};
   Clock::TimePoint eni_blocked_until_{};
   std::map<std::string, Clock::TimePoint> leak_first_seen_;
+  std::vector<store::AllocationRecord> lost_;  // see TakeLostAllocations
   uint64_t plan_counter_ = 0;
 
   bool stop_ = false;

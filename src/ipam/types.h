@@ -25,6 +25,11 @@ struct PodIdentity {
   // The network's host_stack_cidrs, comma-separated, recorded for repair.
   std::string host_stack_cidrs;
   std::string owner_kind;    // "StatefulSet", "ReplicaSet", ...; "" if unknown
+  // Recorded with the allocation: store::kOriginApi / kOriginRuntime /
+  // kOriginRebuilt, and a host veth that is not derived from the container
+  // id (adopted pods). Pod GC and teardown read them.
+  std::string origin;
+  std::string host_veth;
   std::map<std::string, std::string> annotations;
 };
 

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <future>
@@ -35,8 +37,21 @@ std::string NetnsPath(const std::string& name_or_path) {
 }
 
 bool NetnsExists(const std::string& name_or_path) {
-  struct stat st {};
-  return stat(NetnsPath(name_or_path).c_str(), &st) == 0;
+  // A mounted namespace, not merely a path: a runtime that unmounts a
+  // sandbox's namespace may leave the empty file behind, and that sandbox
+  // is gone.
+  struct statfs fs {};
+  if (statfs(NetnsPath(name_or_path).c_str(), &fs) != 0) return false;
+  return fs.f_type == static_cast<decltype(fs.f_type)>(NSFS_MAGIC) ||
+         fs.f_type == static_cast<decltype(fs.f_type)>(PROC_SUPER_MAGIC);  // /proc/<pid>/ns/net
+}
+
+bool SameNetns(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  if (stat(NetnsPath(a).c_str(), &sa) == 0 && stat(NetnsPath(b).c_str(), &sb) == 0) {
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  }
+  return NetnsPath(a) == NetnsPath(b);
 }
 
 Status CreateNamedNetns(const std::string& name) {

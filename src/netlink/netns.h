@@ -25,7 +25,12 @@ std::string NetnsPath(const std::string& name_or_path);
 Status CreateNamedNetns(const std::string& name);
 // Removes a named namespace; success if it does not exist.
 Status DeleteNamedNetns(const std::string& name);
+// True when a network namespace is mounted there (nsfs), or it is a
+// /proc/<pid>/ns/net of a live process.
 bool NetnsExists(const std::string& name_or_path);
+// True when both name the same namespace (same nsfs inode); paths that
+// cannot be read compare by their text.
+bool SameNetns(const std::string& a, const std::string& b);
 
 // Runs fn on a fresh thread that has entered the namespace, waits for it and
 // returns its status. The thread ends with fn.

@@ -67,12 +67,20 @@ ALTER TABLE allocations ADD COLUMN bandwidth TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE allocations ADD COLUMN host_stack_cidrs TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4 -> 5: where the allocation came from (pod GC frees a sandbox the
+    // Kubernetes API never had only when its netns is gone) and, for pods
+    // adopted at start from another plugin's wiring, their host veth.
+    // '' = unknown / derived from the container id.
+    R"sql(
+ALTER TABLE allocations ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN host_veth TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kAllocCols =
     "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky, netns, "
-    "datapath_mode, bandwidth, host_stack_cidrs";
+    "datapath_mode, bandwidth, host_stack_cidrs, origin, host_veth";
 
 AllocationRecord ReadAlloc(const Statement& s) {
   AllocationRecord r;
@@ -90,6 +98,8 @@ AllocationRecord ReadAlloc(const Statement& s) {
   r.datapath_mode = s.Text(11);
   r.bandwidth = s.Text(12);
   r.host_stack_cidrs = s.Text(13);
+  r.origin = s.Text(14);
+  r.host_veth = s.Text(15);
   return r;
 }
 
@@ -183,12 +193,12 @@ Result<AllocationRecord> StateStore::Allocate(const AllocationRecord& rec, bool 
   }
 
   TERWAY_ASSIGN_OR_RETURN(auto ins, db_->Prepare(fmt::format(
-      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
+      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
   ins.Bind(1, rec.container_id).Bind(2, rec.pod_namespace).Bind(3, rec.pod_name)
       .Bind(4, rec.pod_uid).Bind(5, rec.ip).Bind(6, rec.eni_id).Bind(7, rec.ifname)
       .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0})
       .Bind(11, rec.netns).Bind(12, rec.datapath_mode).Bind(13, rec.bandwidth)
-      .Bind(14, rec.host_stack_cidrs);
+      .Bind(14, rec.host_stack_cidrs).Bind(15, rec.origin).Bind(16, rec.host_veth);
   TERWAY_TRY_CTX(ins.Run(), ctx);
   TERWAY_ASSIGN_OR_RETURN(auto busy, db_->Prepare("UPDATE ips SET idle_since_unix = 0 WHERE ip = ?"));
   TERWAY_TRY_CTX(busy.Bind(1, rec.ip).Run(), ctx);

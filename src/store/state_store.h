@@ -25,8 +25,14 @@ namespace terway::store {
 
 // 1: allocations, ENIs, IPs, reservations. 2: allocations carry the pod's
 // netns and datapath mode (restart repair). 3: and its bandwidth limit.
-// 4: and the CIDRs its network routes through the host stack.
-inline constexpr int kSchemaVersion = 4;
+// 4: and the CIDRs its network routes through the host stack. 5: and its
+// origin and, for adopted pods, their host veth.
+inline constexpr int kSchemaVersion = 5;
+
+// AllocationRecord::origin values.
+inline constexpr const char* kOriginApi = "api";          // an ADD of a pod the Kubernetes API had
+inline constexpr const char* kOriginRuntime = "runtime";  // an ADD of a sandbox the API did not have
+inline constexpr const char* kOriginRebuilt = "rebuilt";  // found at start without a record
 
 struct PodKey {
   std::string namespace_;
@@ -56,6 +62,12 @@ struct AllocationRecord {
   // The network's host_stack_cidrs at ADD, comma-separated ("" when none or
   // the row predates schema 4): exclusive-ENI pods route them via their veth.
   std::string host_stack_cidrs;
+  // kOriginApi / kOriginRuntime / kOriginRebuilt; "" in rows older than
+  // schema 5 (and from callers that do not know).
+  std::string origin;
+  // The pod's host-side veth when it is not the one derived from the
+  // container id (a pod wired by upstream Terway and adopted at start).
+  std::string host_veth;
   bool operator==(const AllocationRecord&) const = default;
 };
 

@@ -220,7 +220,7 @@ class RecordingDatapath : public PodDatapath {
     checked.push_back(pod);
     return cni::CniResult{};
   }
-  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&) override {
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&, const std::set<Ipv4Addr>&) override {
     return std::vector<std::string>{};
   }
   std::vector<PodNetwork> ensured, checked;

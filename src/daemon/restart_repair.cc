@@ -1,0 +1,133 @@
+// terwayd's start-up before it serves: the database is completed from what
+// the node, the API and the cloud show (RebuildState), then every recorded
+// pod is verified, repaired or freed (RepairPods). One owner of kernel state
+// means this is the one place it is put right after a crash.
+#include <set>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "daemon/state_rebuild.h"
+#include "netlink/netns.h"
+#include "qos/annotations.h"
+
+namespace terway::daemon {
+
+Status Daemon::RebuildState() {
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "rebuilding state: reading allocations");
+  std::vector<HostSandbox> sandboxes;
+  if (datapath_) {
+    auto found = DiscoverHostSandboxes();
+    if (!found.ok()) {
+      // Serving without knowing what the node's sandboxes hold could hand
+      // out a live address: refuse to start, the DaemonSet restarts us.
+      return std::move(found).error().Wrap("rebuilding state: reading the pods' wiring from the kernel");
+    }
+    sandboxes = std::move(found).value();
+  }
+  std::vector<ApiPodAddress> api_pods;
+  if (kube_) api_pods = ApiPodAddresses(kube_->Pods(), opts_.node_name);
+  std::vector<std::string> conflicts;
+  auto plan = PlanRebuild(allocs, sandboxes, api_pods, datapath_mode_, &conflicts);
+  for (const auto& c : conflicts) log::Error("state rebuild: {}; fix it by hand (delete one of the pods)", c);
+  if (plan.empty()) return Ok();
+  log::Warn("state rebuild: {} address(es) are held on this node without a record in {} (a lost or new "
+            "database, or a node taken over from another Terway); adopting them before serving",
+            plan.size(), opts_.state_path);
+  for (const auto& a : plan) {
+    auto adopted = addresses_->Adopt(a.pod, a.ip);
+    const std::string who = fmt::format("{} held by pod {}/{} (container {}, found in {})", a.ip, a.pod.namespace_,
+                                        a.pod.name, a.pod.container_id, a.found_by);
+    if (!adopted.ok()) {
+      metrics_.Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "failed"}});
+      // Not an address of our ENIs: the pool cannot hand it out anyway.
+      log::Warn("state rebuild: cannot adopt {}: {}", who, adopted.error().ToString());
+      continue;
+    }
+    metrics_.Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "ok"}});
+    log::Info("state rebuild: adopted {}", who);
+  }
+  return Ok();
+}
+
+void Daemon::RepairPods() {
+  auto allocs = store_->ListAllocations();
+  if (!allocs.ok()) {
+    log::Warn("restart repair skipped, state unreadable: {}", allocs.error().ToString());
+    return;
+  }
+  auto count = [this](const char* outcome) { metrics_.Inc("terway_restart_repairs_total", {{"outcome", outcome}}); };
+  std::set<std::string> live;
+  std::set<Ipv4Addr> adopted_ips;
+  for (const auto& rec : *allocs) {
+    const std::string who = fmt::format("pod {}/{} (container {}, IP {})", rec.pod_namespace, rec.pod_name,
+                                        rec.container_id, rec.ip);
+    if (!rec.netns.empty() && !netlink::NetnsExists(rec.netns)) {
+      // The pod vanished while we were down (its sandbox was destroyed
+      // without a DEL reaching us): the one teardown frees it.
+      Status st = service_->Teardown(rec, TeardownCause::kRestartRepair);
+      if (!st.ok()) {
+        log::Warn("restart repair: releasing {} whose netns {} is gone failed (retried by pod GC): {}", who,
+                  rec.netns, st.error().ToString());
+        count("failed");
+        live.insert(rec.container_id);
+        continue;
+      }
+      log::Info("restart repair: {} netns {} is gone: released its address and wiring", who, rec.netns);
+      count("released");
+      continue;
+    }
+    live.insert(rec.container_id);
+    if (!rec.host_veth.empty()) {
+      // Adopted from another plugin's wiring: it keeps working as it is, and
+      // is removed as it is when the pod goes; never rebuilt our way.
+      if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips.insert(*ip);
+      count("unknown");
+      continue;
+    }
+    if (rec.netns.empty() || (!rec.datapath_mode.empty() && rec.datapath_mode != datapath_mode_)) {
+      // Recorded by an older terwayd (schema 1), adopted without a sandbox,
+      // or wired by another mode: nothing to verify against; its DEL (or
+      // pod GC) frees it.
+      log::Warn("restart repair: {} has no netns recorded for the {} datapath (was '{}'); left to its DEL",
+                who, datapath_mode_, rec.datapath_mode);
+      if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips.insert(*ip);
+      count("unknown");
+      continue;
+    }
+    auto held = addresses_->Get(rec.container_id);
+    if (!held.ok() || !held->has_value()) {
+      log::Warn("restart repair: {}: address not found: {}", who, held.ok() ? "none" : held.error().ToString());
+      count("failed");
+      continue;
+    }
+    PodNetwork pod = PodNetworkFromRecord(rec, **held);
+    if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
+      pod.bandwidth = *bw;
+    } else {
+      log::Warn("restart repair: {}: {}; repaired without a limit", who, bw.error().ToString());
+    }
+    auto check = datapath_->Check(pod);
+    if (check.ok()) {
+      count("ok");
+      continue;
+    }
+    auto fixed = datapath_->Ensure(pod);
+    if (!fixed.ok()) {
+      log::Warn("restart repair: {} is broken ({}) and could not be repaired: {}", who, check.error().ToString(),
+                fixed.error().ToString());
+      count("failed");
+      continue;
+    }
+    log::Info("restart repair: repaired {}: {}", who, check.error().ToString());
+    count("repaired");
+  }
+  // Links and rules of containers the store no longer knows.
+  auto removed = datapath_->CollectGarbage(live, adopted_ips);
+  if (!removed.ok()) {
+    log::Warn("datapath garbage collection: {}", removed.error().ToString());
+  } else {
+    for (const auto& r : *removed) log::Info("datapath gc removed {}", r);
+  }
+}
+
+}  // namespace terway::daemon

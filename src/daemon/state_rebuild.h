@@ -1,0 +1,79 @@
+// State rebuild: before terwayd serves, whatever its database does not know
+// is reconstructed from the node, the cloud and the Kubernetes API, so an
+// address that a running sandbox or a live pod holds is never handed out.
+// This is what makes a lost or corrupt database, or a node taken over from
+// upstream Terway, safe: running pods keep their addresses and their traffic.
+//
+// Sources, in order of trust:
+//   - the kernel: host veths of ours (alias "terway-pod:<ip>:<container id>")
+//     and upstream Terway's ("cali" + 11 hex of sha1(namespace.name[ifname]))
+//     with a /32 route to the pod in the main table; the pod's network
+//     namespace is found among the named ones by the veth pair's indexes;
+//   - the Kubernetes API: this node's pods that are not finished, with their
+//     status.podIPs and Terway's k8s.aliyun.com/pod-ips annotation;
+//   - the cloud: only addresses of this node's ENIs can be adopted (the
+//     address source checks; the pool listed them at its start).
+// Decisions are a pure function (PlanRebuild); discovery and adoption are
+// the effects around it.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "ipam/types.h"
+#include "k8s/types.h"
+#include "store/state_store.h"
+
+namespace terway::daemon {
+
+// A pod's wiring found in the node's kernel.
+struct HostSandbox {
+  std::string host_veth;
+  std::string ip;            // the pod's IPv4
+  std::string container_id;  // from our alias; "" for another plugin's wiring
+  std::string netns;         // the pod's namespace (a named one's path); "" if not found
+};
+
+// A pod of this node that the API says holds an address.
+struct ApiPodAddress {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string ip;
+};
+
+struct Adoption {
+  ipam::PodIdentity pod;  // container id (real, or synthetic "rebuilt-<ip>"), pod, netns, origin, host veth
+  std::string ip;
+  std::string found_by;   // "kernel", "kernel+api", "api": for the log
+};
+
+// The synthetic container id of an adopted address whose runtime id is not
+// known (the DEL that comes for it is matched by pod name and namespace).
+std::string RebuiltContainerId(const std::string& ip);
+
+// What to adopt: every address a sandbox or a live pod holds that no
+// allocation records. datapath_mode is this terwayd's ("shared",
+// "exclusive", ""). *conflicts gets one line per address claimed twice
+// (two sandboxes with one IP: reported, the first adopted).
+std::vector<Adoption> PlanRebuild(const std::vector<store::AllocationRecord>& allocations,
+                                  const std::vector<HostSandbox>& sandboxes,
+                                  const std::vector<ApiPodAddress>& api_pods, const std::string& datapath_mode,
+                                  std::vector<std::string>* conflicts);
+
+// The API's view: pods bound to node_name that still run (not Succeeded or
+// Failed), not host-network, with each IPv4 they hold (status.podIPs,
+// status.podIP and the k8s.aliyun.com/pod-ips annotation).
+std::vector<ApiPodAddress> ApiPodAddresses(const std::vector<k8s::Pod>& pods, const std::string& node_name);
+
+// Upstream Terway's host veth name for a pod: "cali" + the first 11 hex
+// digits of sha1("<namespace>.<name>" + ifname, with ifname "" for eth0).
+std::string UpstreamHostVethName(const std::string& ns, const std::string& name, const std::string& ifname);
+
+// Kernel discovery in the calling thread's (the node's) namespace. Named
+// namespaces under netns_dir are searched for each veth's peer.
+Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_dir = "/var/run/netns");
+
+}  // namespace terway::daemon
