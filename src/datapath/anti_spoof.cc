@@ -318,7 +318,8 @@ AntiSpoofChange PlanAllow(const AntiSpoofState& st, const std::string& ifname, c
   for (const auto& ip : have) {
     if (!ips.count(ip)) c.remove.insert({ifname, ip});
   }
-  if (!st.guarded.count(ifname)) c.guard.insert(ifname);
+  // Our own veths are guarded by the wildcard; only other names are listed.
+  if (!st.Guards(ifname)) c.guard.insert(ifname);
   return c;
 }
 

@@ -156,7 +156,9 @@ class AntiSpoofTable {
   Status Ensure();
   // host_ifname may send with exactly `ips` (at least one): elements of the
   // interface with other addresses are removed in the same transaction, and
-  // the interface is guarded even if it is not one of ours ("tw*").
+  // an interface the "tw*" wildcard does not cover is added to
+  // guarded_ifnames (host veths of other naming schemes, e.g. upstream
+  // Terway's cali<11 hex> adopted at a takeover).
   Status Allow(const std::string& host_ifname, const std::vector<netlink::InetAddr>& ips);
   // Removes those elements; the interface stays guarded (with no element
   // left, everything it sends is dropped).

@@ -146,11 +146,14 @@ TEST(AntiSpoofChange, AddsGuardsFirstAndDeletesOnlyAfterAnAddOfTheSameElement) {
 
 TEST(AntiSpoofPlan, AllowMakesTheInterfacesSourcesExactlyTheGivenOnes) {
   AntiSpoofState st = Listed();
-  // A new pod on a tw veth: its element, and its name guarded explicitly too.
+  // A new pod on a tw veth: its element; the wildcard guards the veth.
   AntiSpoofChange fresh = PlanAllow(st, "tw1111111111111", {A("198.18.1.30")});
   EXPECT_EQ(fresh.add, (std::set<AntiSpoofElement>{{"tw1111111111111", A("198.18.1.30")}}));
   EXPECT_TRUE(fresh.remove.empty());
-  EXPECT_EQ(fresh.guard, std::set<std::string>{"tw1111111111111"});
+  EXPECT_TRUE(fresh.guard.empty());
+  // A veth of another naming scheme is listed as guarded in the same change.
+  AntiSpoofChange adopted = PlanAllow(st, "cali9999999999a", {A("198.18.1.40")});
+  EXPECT_EQ(adopted.guard, std::set<std::string>{"cali9999999999a"});
   // The same pod again: nothing to do beyond its guard.
   EXPECT_TRUE(PlanAllow(st, "cali0123456789a", {A("198.18.1.22")}).empty());
   // The interface's address changed (a repaired pod with another IP): the
