@@ -57,6 +57,17 @@ std::vector<ChainSpec> Chains() {
   return out;
 }
 
+// Whether a listed chain is what spec declares: a base chain on our hook at
+// raw priority, or a regular chain.
+bool ChainIsRight(const ChainSpec& spec, const AntiSpoofState::Chain& c) {
+  if (!spec.base) return c.hook.empty();
+  return c.hook == kBaseHook && c.type == kBaseType && c.priority == kBasePriority && c.policy == kBasePolicy;
+}
+
+Result<netlink::Handle> OpenHandle(const std::string& netns) {
+  return netns.empty() ? netlink::Handle::Open() : netlink::Handle::OpenIn(netns);
+}
+
 std::string BaseChainDecl() {
   return fmt::format("{{ type {} hook {} priority raw; policy {}; }}", kBaseType, kBaseHook, kBasePolicy);
 }
@@ -225,7 +236,8 @@ Result<AntiSpoofState> ParseAntiSpoofState(std::string_view nft_json) {
     // Families whose counter is missing still report (zero): the metric
     // exists from the start.
     for (const auto& f : AntiSpoofFamilies()) {
-      bool have = std::any_of(st.drops.begin(), st.drops.end(), [&](const AntiSpoofDrops& d) { return d.family == f.name; });
+      bool have =
+          std::any_of(st.drops.begin(), st.drops.end(), [&](const AntiSpoofDrops& d) { return d.family == f.name; });
       if (!have) st.drops.push_back({f.name, 0, 0});
     }
   }
@@ -250,12 +262,12 @@ std::string AntiSpoofStructureProblem(const AntiSpoofState& st) {
       continue;
     }
     const AntiSpoofState::Chain& c = it->second;
-    if (spec.base && (c.hook != kBaseHook || c.type != kBaseType || c.priority != kBasePriority || c.policy != kBasePolicy)) {
+    if (spec.base && !ChainIsRight(spec, c)) {
       problems.push_back(fmt::format("chain {} is '{}' on hook '{}' priority {} policy '{}', not {} on {} priority {} "
                                      "(raw) policy {}",
                                      spec.name, c.type, c.hook, c.priority, c.policy, kBaseType, kBaseHook,
                                      kBasePriority, kBasePolicy));
-    } else if (!spec.base && !c.hook.empty()) {
+    } else if (!ChainIsRight(spec, c)) {
       problems.push_back(fmt::format("chain {} is a base chain on hook '{}'", spec.name, c.hook));
     }
     if (c.rules != spec.rules.size()) {
@@ -273,13 +285,9 @@ std::string RenderAntiSpoofStructure(const AntiSpoofState& st) {
   for (const auto& spec : chains) {
     auto it = st.chains.find(spec.name);
     if (it == st.chains.end()) continue;
-    const AntiSpoofState::Chain& c = it->second;
-    bool wrong = spec.base ? (c.hook != kBaseHook || c.type != kBaseType || c.priority != kBasePriority ||
-                              c.policy != kBasePolicy)
-                           : !c.hook.empty();
-    // A hook cannot change in place; the table keeps its other base chain
-    // (if any) meanwhile, and the new one is registered in this transaction.
-    if (wrong) s += fmt::format("delete chain {} {}\n", T(), spec.name);
+    // A hook cannot change in place: the chain is replaced, in this
+    // transaction.
+    if (!ChainIsRight(spec, it->second)) s += fmt::format("delete chain {} {}\n", T(), spec.name);
   }
   // Declaring an existing set or counter leaves its elements or values.
   s += fmt::format("add set {} {} {{ type ifname; }}\n", T(), kGuardedIfnamesSet);
@@ -323,7 +331,8 @@ AntiSpoofChange PlanAllow(const AntiSpoofState& st, const std::string& ifname, c
   return c;
 }
 
-AntiSpoofChange PlanRevoke(const AntiSpoofState& st, const std::string& ifname, const std::set<netlink::InetAddr>& ips) {
+AntiSpoofChange PlanRevoke(const AntiSpoofState& st, const std::string& ifname,
+                           const std::set<netlink::InetAddr>& ips) {
   AntiSpoofChange c;
   for (const auto& ip : st.AllowedOn(ifname)) {
     if (ips.count(ip)) c.remove.insert({ifname, ip});
@@ -349,6 +358,35 @@ AntiSpoofChange PlanGarbage(const AntiSpoofState& st, const std::set<std::string
   return c;
 }
 
+AntiSpoofChange AsCreation(const AntiSpoofState& base, const AntiSpoofChange& change) {
+  AntiSpoofChange c;
+  for (const auto& e : base.allowed) {
+    if (!change.remove.count(e)) c.add.insert(e);
+  }
+  c.add.insert(change.add.begin(), change.add.end());
+  for (const auto& g : base.guarded) {
+    if (!change.unguard.count(g)) c.guard.insert(g);
+  }
+  c.guard.insert(change.guard.begin(), change.guard.end());
+  for (const auto& e : c.add) {
+    if (!base.Guards(e.ifname) && !change.unguard.count(e.ifname)) c.guard.insert(e.ifname);
+  }
+  return c;
+}
+
+AntiSpoofSeed SeedFromPodLinkAliases(std::string netns) {
+  return [netns = std::move(netns)]() -> Result<std::set<AntiSpoofElement>> {
+    TERWAY_ASSIGN_OR_RETURN(netlink::Handle h, OpenHandle(netns));
+    TERWAY_ASSIGN_OR_RETURN(auto links, h.ListLinks());
+    std::set<AntiSpoofElement> out;
+    for (const auto& l : links) {
+      auto owner = ParsePodLinkAlias(l.alias);
+      if (owner && ValidateGuardedIfname(l.name).ok()) out.insert({l.name, netlink::InetAddr(owner->pod_ip)});
+    }
+    return out;
+  };
+}
+
 Result<AntiSpoofState> AntiSpoofTable::List() const {
   std::string out;
   Status s = policy::RunNftBatch(netns_, fmt::format("list table {}", T()), &out);
@@ -359,11 +397,31 @@ Result<AntiSpoofState> AntiSpoofTable::List() const {
   return ParseAntiSpoofState(out);
 }
 
-Status AntiSpoofTable::Mutate(const std::string& what,
+Status AntiSpoofTable::Mutate(const std::string& what, bool create,
                               const std::function<Result<AntiSpoofChange>(const AntiSpoofState&)>& plan) {
+  // Held across the read and the write (two short nft calls) so that a
+  // change is computed from what the kernel holds when it is applied. It
+  // serialises only anti-spoofing changes; no other lock waits on it.
   std::lock_guard lock(g_mutate_mu);
   TERWAY_ASSIGN_OR_RETURN_CTX(AntiSpoofState st, List(), what);
-  TERWAY_ASSIGN_OR_RETURN_CTX(AntiSpoofChange change, plan(st), what);
+  if (!st.table && !create && !seed_) return Ok();
+  AntiSpoofState base = st;
+  if (!st.table && seed_) {
+    auto seeded = seed_();
+    if (seeded.ok()) {
+      base.allowed = std::move(*seeded);
+      if (!base.allowed.empty()) {
+        log::Info("anti-spoofing table {} is missing: creating it with the {} elements of running pods' host veths",
+                  T(), base.allowed.size());
+      }
+    } else {
+      // Fail closed: the table is created anyway, and pods without an
+      // element get theirs back from their repair.
+      log::Warn("anti-spoofing table {} is missing and its seed failed: {}", T(), seeded.error().ToString());
+    }
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(AntiSpoofChange change, plan(base), what);
+  if (!st.table) change = AsCreation(base, change);
   const std::string problem = AntiSpoofStructureProblem(st);
   std::string script;
   if (!problem.empty()) script += RenderAntiSpoofStructure(st);
@@ -383,7 +441,7 @@ Status AntiSpoofTable::Mutate(const std::string& what,
 }
 
 Status AntiSpoofTable::Ensure() {
-  return Mutate("ensuring the anti-spoofing table", [](const AntiSpoofState&) { return AntiSpoofChange{}; });
+  return Mutate("ensuring the anti-spoofing table", true, [](const AntiSpoofState&) { return AntiSpoofChange{}; });
 }
 
 namespace {
@@ -408,7 +466,7 @@ Status AntiSpoofTable::Allow(const std::string& host_ifname, const std::vector<n
     return Errorf(ErrorCode::kInvalidArgument, "{}: no address given (Revoke or Forget drop an interface's sources)",
                   what);
   }
-  return Mutate(what, [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
+  return Mutate(what, true, [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
     return PlanAllow(st, host_ifname, set);
   });
 }
@@ -416,10 +474,7 @@ Status AntiSpoofTable::Allow(const std::string& host_ifname, const std::vector<n
 Status AntiSpoofTable::Revoke(const std::string& host_ifname, const std::vector<netlink::InetAddr>& ips) {
   const std::string what = fmt::format("revoking sources of {}", host_ifname);
   TERWAY_ASSIGN_OR_RETURN_CTX(auto set, Addresses(host_ifname, ips), what);
-  return Mutate(what, [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
-    // No table: nothing to revoke. Creating it here would drop the traffic
-    // of every host veth whose element was never added (before an upgrade).
-    if (!st.table) return AntiSpoofChange{};
+  return Mutate(what, false, [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
     return PlanRevoke(st, host_ifname, set);
   });
 }
@@ -427,21 +482,18 @@ Status AntiSpoofTable::Revoke(const std::string& host_ifname, const std::vector<
 Status AntiSpoofTable::Forget(const std::string& host_ifname) {
   const std::string what = fmt::format("forgetting interface {}", host_ifname);
   TERWAY_TRY_CTX(ValidateGuardedIfname(host_ifname), what);
-  return Mutate(what, [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
-    if (!st.table) return AntiSpoofChange{};
+  return Mutate(what, false, [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
     return PlanForget(st, host_ifname);
   });
 }
 
 Result<std::vector<std::string>> AntiSpoofTable::CollectGarbage() {
   std::vector<std::string> removed;
-  Status s = Mutate("collecting anti-spoofing elements of vanished interfaces",
+  Status s = Mutate("collecting anti-spoofing elements of vanished interfaces", false,
                     [&](const AntiSpoofState& st) -> Result<AntiSpoofChange> {
-                      if (!st.table) return AntiSpoofChange{};
                       // Listed under the mutation lock: an Allow (which follows its
                       // link's creation) cannot slip in between the two reads.
-                      TERWAY_ASSIGN_OR_RETURN(netlink::Handle h,
-                                              netns_.empty() ? netlink::Handle::Open() : netlink::Handle::OpenIn(netns_));
+                      TERWAY_ASSIGN_OR_RETURN(netlink::Handle h, OpenHandle(netns_));
                       TERWAY_ASSIGN_OR_RETURN(auto links, h.ListLinks());
                       std::set<std::string> names;
                       for (const auto& l : links) names.insert(l.name);

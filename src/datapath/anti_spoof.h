@@ -141,18 +141,38 @@ AntiSpoofChange PlanRevoke(const AntiSpoofState& state, const std::string& host_
 AntiSpoofChange PlanForget(const AntiSpoofState& state, const std::string& host_ifname);
 // Elements and guards of interfaces not in `links` (the host's link names).
 AntiSpoofChange PlanGarbage(const AntiSpoofState& state, const std::set<std::string>& links);
+// When the kernel has no table: `base` is what it should hold before the
+// change (its seed), `change` was planned on `base`; the result adds all of
+// it to the table being created (nothing exists to remove).
+AntiSpoofChange AsCreation(const AntiSpoofState& base, const AntiSpoofChange& change);
+
+// Where a table that is created (first use, or after someone deleted it)
+// takes the elements of pods that are already running, so none of them is
+// cut off until its own repair.
+using AntiSpoofSeed = std::function<Result<std::set<AntiSpoofElement>>()>;
+// The pods' host veths in netns, as their aliases record them
+// ("terway-pod:<ip>:<container id>", layout.h): written by us, in the host
+// namespace, where a pod cannot change them.
+AntiSpoofSeed SeedFromPodLinkAliases(std::string netns);
 
 // --- The kernel side ---
 
 // The table in one network namespace (a name under /var/run/netns or a path;
 // "" = the calling thread's). Mutations are serialised process-wide (each
-// reads the table, then writes one batch), so several instances for the same
-// namespace are safe.
+// reads the table, then writes one batch computed from it), so several
+// instances for the same namespace are safe.
+//
+// Without a seed, only Ensure and Allow create a missing table (creating it
+// guards every "tw*" veth, and one without an element is cut off). With a
+// seed, every mutation restores a missing table with the seed's elements.
 class AntiSpoofTable {
  public:
-  explicit AntiSpoofTable(std::string netns = "") : netns_(std::move(netns)) {}
+  explicit AntiSpoofTable(std::string netns = "", AntiSpoofSeed seed = {})
+      : netns_(std::move(netns)), seed_(std::move(seed)) {}
 
-  // Creates the table, or repairs its structure; elements are kept.
+  // Creates the table, or repairs its structure; elements are kept. Cheap
+  // when all is well (one read): fit for a periodic reconcile, which then
+  // restores a table someone deleted (`nft flush ruleset`) within a round.
   Status Ensure();
   // host_ifname may send with exactly `ips` (at least one): elements of the
   // interface with other addresses are removed in the same transaction, and
@@ -183,9 +203,11 @@ class AntiSpoofTable {
  private:
   // Reads the table, applies plan(state) and the structure repair it needs
   // in one batch.
-  Status Mutate(const std::string& what, const std::function<Result<AntiSpoofChange>(const AntiSpoofState&)>& plan);
+  Status Mutate(const std::string& what, bool create,
+                const std::function<Result<AntiSpoofChange>(const AntiSpoofState&)>& plan);
 
   std::string netns_;
+  AntiSpoofSeed seed_;
 };
 
 }  // namespace terway::datapath

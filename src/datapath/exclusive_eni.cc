@@ -174,7 +174,7 @@ cni::CniResult PodResult(const daemon::PodNetwork& pod, Ipv4Addr ip, const EniNe
 std::string ParkedEniLinkName(const std::string& eni_id) { return netlink::HashedLinkName("eni", eni_id); }
 
 ExclusiveEniDatapath::ExclusiveEniDatapath(ExclusiveEniOptions options)
-    : opt_(std::move(options)), anti_spoof_(opt_.host_netns) {}
+    : opt_(std::move(options)), anti_spoof_(opt_.host_netns, SeedFromPodLinkAliases(opt_.host_netns)) {}
 
 Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod, opt_.pod_veth_name));
@@ -399,7 +399,8 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   if (hl->alias != PodLinkAlias(a.ip, pod.container_id)) {
     return fail(fmt::format("host veth {} belongs to '{}', not to this pod", veth, hl->alias));
   }
-  if (Status guard = anti_spoof_.Check(veth, InetAddr(a.ip)); !guard.ok()) return fail(guard.error().message);
+  Status guard = anti_spoof_.Check(veth, InetAddr(a.ip));
+  if (!guard.ok()) return fail(guard.error().message);
   TERWAY_ASSIGN_OR_RETURN(auto main_routes, host.ListRoutes(AF_INET, netlink::kMainTable));
   if (!HasRoute(main_routes, LinkRoute(a.ip, hl->index))) {
     return fail(fmt::format("host route {}/32 dev {} is missing", a.ip.ToString(), veth));

@@ -162,11 +162,11 @@ std::string Trimmed(const Result<std::string>& r) { return r.ok() ? std::string(
 //  - conf/all/rp_filter: the kernel filters with max(all, dev), so a strict
 //    (1) `all` would make the ENI strict too; we lower it to 2 only when it
 //    is 1. Not to 0: that would turn filtering off on every link whose own
-//    value is 0, where 2 keeps each at least loose. The price is that no
-//    link of the node can be strict, host veths included -- which is why
-//    rp_filter is not what stops a pod from forging its source: the
-//    anti-spoofing table (anti_spoof.h) is, whatever `all` says (systemd
-//    sets it to 2 on its own) and for IPv6 too.
+//    value is 0, where 2 keeps each at least loose. The price: with `all` at
+//    2 (ours, or systemd's default) no link of the node is strict, host
+//    veths included. So rp_filter is not what stops a pod from forging its
+//    source: the anti-spoofing table (anti_spoof.h) is, whatever `all` says,
+//    and for IPv6 too.
 //  - No proxy_arp: the pod reaches 169.254.1.1 through a permanent neighbour
 //    (it never ARPs), and the VPC delivers pod IPs to the ENI by its MAC (the
 //    vSwitch router keeps permanent neighbours per IP; it does not ARP for
@@ -192,7 +192,7 @@ struct SharedEniDatapath::Eni {
 };
 
 SharedEniDatapath::SharedEniDatapath(SharedEniOptions options)
-    : opt_(std::move(options)), anti_spoof_(opt_.host_netns) {}
+    : opt_(std::move(options)), anti_spoof_(opt_.host_netns, SeedFromPodLinkAliases(opt_.host_netns)) {}
 
 Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNetwork& pod, Handle& h) {
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
@@ -413,7 +413,8 @@ Result<cni::CniResult> SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
   if (hl->alias != PodLinkAlias(a.ip, pod.container_id)) {
     return fail(fmt::format("host veth {} belongs to '{}', not to this pod", veth, hl->alias));
   }
-  if (Status guard = anti_spoof_.Check(veth, InetAddr(a.ip)); !guard.ok()) return fail(guard.error().message);
+  Status guard = anti_spoof_.Check(veth, InetAddr(a.ip));
+  if (!guard.ok()) return fail(guard.error().message);
   TERWAY_ASSIGN_OR_RETURN(auto main_routes, host.ListRoutes(AF_INET, netlink::kMainTable));
   if (!HasRoute(main_routes, PodHostRoute(a.ip, hl->index))) {
     return fail(fmt::format("host route {}/32 dev {} is missing", a.ip.ToString(), veth));

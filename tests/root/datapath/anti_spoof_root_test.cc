@@ -156,8 +156,9 @@ TEST_F(AntiSpoofVpcRoot, ForgedSourcesReachNobodyHonestOnesPass) {
 
   // The control: without the table every forged packet arrives -- the
   // defect this table fixes (host veths are loose whatever their own
-  // rp_filter says). Check names it; Ensure (the restart repair) restores
-  // it, pod by pod: until a pod's element is back, its veth passes nothing.
+  // rp_filter says). Check names it; the next change (here a1's repair)
+  // recreates the table with every running pod's element, taken from the
+  // host veths' aliases, so no pod waits for its own repair.
   ASSERT_EQ(std::system(("ip netns exec " + node_a_ + " nft delete table inet terway_antispoof").c_str()), 0);
   Attack open = Run();
   EXPECT_EQ(open.pod_same_node.forged, 5);
@@ -170,12 +171,20 @@ TEST_F(AntiSpoofVpcRoot, ForgedSourcesReachNobodyHonestOnesPass) {
         << broken.error().ToString();
   }
   ASSERT_OK(dp_a_->Ensure(a1_));
-  EXPECT_FALSE(PingOnce(Ns(a2_), "198.18.1.21")) << "a2's veth has no element yet: closed, not open";
+  for (auto* p : {&a1_, &a3_, &a2_}) ASSERT_OK(dp_a_->Check(*p));
+  EXPECT_TRUE(PingFrom(Ns(a2_), "198.18.1.21")) << "a2 works without a repair of its own";
+
+  // Fail closed: a veth of ours without its element passes nothing; Check
+  // names it and Ensure puts it back.
+  ASSERT_OK(table_a_->Revoke(HostVethName(a2_.container_id), {InetAddr(Ip("198.18.1.12"))}));
+  EXPECT_FALSE(PingOnce(Ns(a2_), "198.18.1.21")) << "a guarded veth without an element is closed, not open";
   auto a2_broken = dp_a_->Check(a2_);
   ASSERT_FALSE(a2_broken.ok());
-  EXPECT_NE(a2_broken.error().ToString().find("element"), std::string::npos) << a2_broken.error().ToString();
-  for (auto* p : {&a3_, &a2_}) ASSERT_OK(dp_a_->Ensure(*p));
-  for (auto* p : {&a1_, &a3_, &a2_}) ASSERT_OK(dp_a_->Check(*p));
+  EXPECT_NE(a2_broken.error().ToString().find("element " + HostVethName(a2_.container_id) + " . 198.18.1.12"),
+            std::string::npos)
+      << a2_broken.error().ToString();
+  ASSERT_OK(dp_a_->Ensure(a2_));
+  ASSERT_OK(dp_a_->Check(a2_));
   Attack repaired = Run();
   EXPECT_EQ(repaired.pod_same_node.honest, 5);
   EXPECT_EQ(repaired.pod_other_node.honest, 5);

@@ -88,7 +88,8 @@ TEST(AntiSpoofStructure, DeclaresARawPreroutingGuardOfOurVethsAndTheListedOnes) 
 TEST(AntiSpoofStructure, EveryFamilyHasItsSetChainAndCounter) {
   std::string s = RenderAntiSpoofStructure(AntiSpoofState{});
   for (const auto& f : AntiSpoofFamilies()) {
-    EXPECT_TRUE(Has(s, "add set inet terway_antispoof " + f.set() + " { type ifname . " + f.addr_type + "; }")) << f.name;
+    EXPECT_TRUE(Has(s, "add set inet terway_antispoof " + f.set() + " { type ifname . " + f.addr_type + "; }"))
+        << f.name;
     EXPECT_TRUE(Has(s, "add counter inet terway_antispoof " + f.counter())) << f.name;
     EXPECT_TRUE(Has(s, f.nfproto + " : jump " + f.chain())) << f.name;
   }
@@ -183,6 +184,28 @@ TEST(AntiSpoofPlan, GarbageIsWhatBelongsToInterfacesThatAreGone) {
   AntiSpoofChange gone = PlanGarbage(st, {"lo", "eth0", "tw0123456789abc"});
   EXPECT_EQ(gone.remove, (std::set<AntiSpoofElement>{{"cali0123456789a", A("198.18.1.22")}}));
   EXPECT_EQ(gone.unguard, std::set<std::string>{"cali0123456789a"});
+}
+
+// A missing table is created with the running pods' elements (the seed)
+// and the change planned on them, all as additions.
+TEST(AntiSpoofPlan, CreationAddsTheSeedAndTheChangePlannedOnIt) {
+  AntiSpoofState seed;
+  seed.allowed = {{"tw1", A("198.18.1.5")}, {"tw2", A("198.18.1.6")}, {"cali0123456789a", A("198.18.1.7")}};
+  // The repair of tw2 with a new address: its old one is not created.
+  AntiSpoofChange c = AsCreation(seed, PlanAllow(seed, "tw2", {A("198.18.1.9")}));
+  EXPECT_EQ(c.add, (std::set<AntiSpoofElement>{{"tw1", A("198.18.1.5")},
+                                               {"tw2", A("198.18.1.9")},
+                                               {"cali0123456789a", A("198.18.1.7")}}));
+  EXPECT_TRUE(c.remove.empty()) << "nothing exists to remove";
+  EXPECT_EQ(c.guard, std::set<std::string>{"cali0123456789a"}) << "seeded names outside tw* are guarded too";
+  // Forget on a missing table: the seed minus the forgotten interface.
+  AntiSpoofChange f = AsCreation(seed, PlanForget(seed, "tw1"));
+  EXPECT_EQ(f.add.size(), 2u);
+  EXPECT_FALSE(f.add.count({"tw1", A("198.18.1.5")}));
+  // No seed: just the change.
+  AntiSpoofChange plain = AsCreation(AntiSpoofState{}, PlanAllow(AntiSpoofState{}, "tw3", {A("198.18.1.3")}));
+  EXPECT_EQ(plain.add, (std::set<AntiSpoofElement>{{"tw3", A("198.18.1.3")}}));
+  EXPECT_TRUE(plain.guard.empty());
 }
 
 TEST(AntiSpoofState, GuardsOurPrefixAndTheListedNamesOnly) {
