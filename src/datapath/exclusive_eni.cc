@@ -173,7 +173,8 @@ cni::CniResult PodResult(const daemon::PodNetwork& pod, Ipv4Addr ip, const EniNe
 
 std::string ParkedEniLinkName(const std::string& eni_id) { return netlink::HashedLinkName("eni", eni_id); }
 
-ExclusiveEniDatapath::ExclusiveEniDatapath(ExclusiveEniOptions options) : opt_(std::move(options)) {}
+ExclusiveEniDatapath::ExclusiveEniDatapath(ExclusiveEniOptions options)
+    : opt_(std::move(options)), anti_spoof_(opt_.host_netns, SeedFromPodLinkAliases(opt_.host_netns)) {}
 
 Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod, opt_.pod_veth_name));
@@ -277,6 +278,9 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
       hl = host.GetLink(veth);
       if (!hl.ok()) return std::move(hl).error();
     }
+    // Before either end is up, after the link exists: as in the shared-ENI
+    // datapath (shared_eni.cc).
+    TERWAY_TRY_CTX(anti_spoof_.Allow(veth, {InetAddr(a.ip)}), "anti-spoofing element of " + veth);
     if (hl->alias != alias) TERWAY_TRY(host.SetAlias(hl->index, alias));
     if (hl->mtu != mtu) TERWAY_TRY(host.SetMtu(hl->index, mtu));
     if (!hl->admin_up) TERWAY_TRY(host.SetLinkUp(hl->index));
@@ -322,6 +326,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
       undo = Remove(pod);
     } else if (created_veth) {
       undo = host.DeleteLinkIfExists(HostVethName(pod.container_id));
+      if (undo.ok()) undo = anti_spoof_.Forget(HostVethName(pod.container_id));
       if (undo.ok()) undo = RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip);
     }
     if (!undo.ok()) log::Warn("undoing partial setup of {}: {}", who, undo.error().ToString());
@@ -368,6 +373,7 @@ Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
   const std::string veth = HostVethName(pod.container_id);
   // The pair, the pod's veth1 and the host route go together.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of " + who);
+  TERWAY_TRY_CTX(anti_spoof_.Forget(veth), "removing the anti-spoofing element of " + who);
   TERWAY_TRY(RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip));
   return Ok();
 }
@@ -393,6 +399,8 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   if (hl->alias != PodLinkAlias(a.ip, pod.container_id)) {
     return fail(fmt::format("host veth {} belongs to '{}', not to this pod", veth, hl->alias));
   }
+  Status guard = anti_spoof_.Check(veth, InetAddr(a.ip));
+  if (!guard.ok()) return fail(guard.error().message);
   TERWAY_ASSIGN_OR_RETURN(auto main_routes, host.ListRoutes(AF_INET, netlink::kMainTable));
   if (!HasRoute(main_routes, LinkRoute(a.ip, hl->index))) {
     return fail(fmt::format("host route {}/32 dev {} is missing", a.ip.ToString(), veth));
@@ -465,6 +473,8 @@ Result<std::vector<std::string>> ExclusiveEniDatapath::CollectGarbage(const std:
   removed.insert(removed.end(), ifbs.begin(), ifbs.end());
   TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(live_ips));
   removed.insert(removed.end(), edt.begin(), edt.end());
+  TERWAY_ASSIGN_OR_RETURN(auto elems, anti_spoof_.CollectGarbage());
+  removed.insert(removed.end(), elems.begin(), elems.end());
   return removed;
 }
 

@@ -15,7 +15,8 @@
 //
 // No policy routing is needed: the pod's traffic leaves through its own ENI,
 // which holds the pod IP as its primary address, so the VPC's anti-spoofing
-// accepts it.
+// accepts it. What the pod sends through the veth is checked on the node
+// (anti_spoof.h): the VPC never sees it.
 //
 // Thread-safety as SharedEniDatapath: each call opens its own netlink
 // sockets; calls for the same pod are serialised by the caller.
@@ -30,6 +31,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 #include "daemon/pod_datapath.h"
+#include "datapath/anti_spoof.h"
 #include "datapath/shared_eni.h"
 #include "qos/shaper.h"
 
@@ -64,7 +66,8 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
   // namespace, for a physical device): that is success.
   Status Remove(const daemon::PodNetwork& pod) override;
   Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
-  // Host veths (alias terway-pod:...) of containers not in the live set.
+  // Host veths (alias terway-pod:...) of containers not in the live set,
+  // and anti-spoofing elements of interfaces that no longer exist.
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
@@ -73,6 +76,10 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
   // Per-pod bandwidth on the host veth (shared_ptr: the shaper holds a
   // mutex and the datapath stays movable).
   std::shared_ptr<qos::BandwidthShaper> shaper_ = std::make_shared<qos::BandwidthShaper>();
+  // The host veth's (veth, pod IP) element: node and Service traffic from
+  // the pod carries only its own address (anti_spoof.h). Its VPC traffic
+  // leaves through its own ENI, where the VPC checks the source.
+  AntiSpoofTable anti_spoof_;
 };
 
 // Name an ENI link gets while parked in the node's namespace on its way back

@@ -7,7 +7,7 @@ namespace terway::datapath {
 uint32_t EniTableId(int eni_ifindex) { return kEniTableBase + static_cast<uint32_t>(eni_ifindex); }
 
 std::string HostVethName(std::string_view container_id) {
-  return netlink::HashedLinkName("tw", container_id);
+  return netlink::HashedLinkName(kHostVethPrefix, container_id);
 }
 
 std::string PodLinkAlias(const Ipv4Addr& pod_ip, std::string_view container_id) {

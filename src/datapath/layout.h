@@ -36,7 +36,10 @@ inline constexpr uint32_t kFromPodRulePriority = 2048;
 
 // Host side of a pod's veth: "tw" + 13 hex digits of a stable hash of the
 // container id (15 bytes, the kernel's limit). Stable across daemon restarts,
-// so DEL and GC find the link from the container id alone.
+// so DEL and GC find the link from the container id alone. The anti-spoofing
+// table guards every link with this prefix (anti_spoof.h): nothing else on a
+// node of ours may be named "tw...".
+inline constexpr const char* kHostVethPrefix = "tw";
 std::string HostVethName(std::string_view container_id);
 
 // The host veth's alias records its owner, so GC after a restart can tell

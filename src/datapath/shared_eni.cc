@@ -158,12 +158,15 @@ std::string Trimmed(const Result<std::string>& r) { return r.ok() ? std::string(
 //  - rp_filter=2 (loose) on the ENI: the VPC may hand a pod's packets to
 //    another ENI of the node than the one that owns the IP (while an IP moves
 //    between ENIs); strict filtering would drop those silently, loose still
-//    drops sources with no route at all. The effective value is
-//    max(all, dev), so "all" must not be strict (1) either; we lower it to 2
-//    only when it is 1.
-//  - The host veth keeps strict rp_filter on purpose: the reverse path of the
-//    pod IP is that veth by construction (rule 512 -> main -> podIP dev veth),
-//    so legitimate traffic passes and a pod spoofing another source is dropped.
+//    drops sources with no route at all.
+//  - conf/all/rp_filter: the kernel filters with max(all, dev), so a strict
+//    (1) `all` would make the ENI strict too; we lower it to 2 only when it
+//    is 1. Not to 0: that would turn filtering off on every link whose own
+//    value is 0, where 2 keeps each at least loose. The price: with `all` at
+//    2 (ours, or systemd's default) no link of the node is strict, host
+//    veths included. So rp_filter is not what stops a pod from forging its
+//    source: the anti-spoofing table (anti_spoof.h) is, whatever `all` says,
+//    and for IPv6 too.
 //  - No proxy_arp: the pod reaches 169.254.1.1 through a permanent neighbour
 //    (it never ARPs), and the VPC delivers pod IPs to the ENI by its MAC (the
 //    vSwitch router keeps permanent neighbours per IP; it does not ARP for
@@ -188,7 +191,8 @@ struct SharedEniDatapath::Eni {
   Ipv4Addr gateway;
 };
 
-SharedEniDatapath::SharedEniDatapath(SharedEniOptions options) : opt_(std::move(options)) {}
+SharedEniDatapath::SharedEniDatapath(SharedEniOptions options)
+    : opt_(std::move(options)), anti_spoof_(opt_.host_netns, SeedFromPodLinkAliases(opt_.host_netns)) {}
 
 Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNetwork& pod, Handle& h) {
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
@@ -280,6 +284,11 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) 
   // failed ADD leaves nothing half-wired (the runtime retries ADD afresh).
   auto wire = [&]() -> Result<cni::CniResult> {
     netlink::Link h = *hl;
+    // Before either end is up, so the veth never carries a packet the
+    // table has no element for (the table drops those anyway: "tw*" is
+    // guarded without one). After the link exists, so garbage collection,
+    // which drops elements of missing links, cannot take it meanwhile.
+    TERWAY_TRY_CTX(anti_spoof_.Allow(veth, {InetAddr(a.ip)}), "anti-spoofing element of " + veth);
     if (h.alias != alias) TERWAY_TRY(host.SetAlias(h.index, alias));
     if (h.mtu != mtu) TERWAY_TRY(host.SetMtu(h.index, mtu));
     if (!h.admin_up) TERWAY_TRY(host.SetLinkUp(h.index));
@@ -344,6 +353,9 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
   const std::string veth = pod.host_veth.empty() ? HostVethName(pod.container_id) : pod.host_veth;
   // Deleting the host end deletes the pair and every route through it.
   TERWAY_TRY_CTX(host.DeleteLinkIfExists(veth), "removing host veth " + veth + " of container " + pod.container_id);
+  // After the veth: it never exists without its element (a veth without
+  // one drops everything, but a live pod should not notice its DEL early).
+  TERWAY_TRY_CTX(anti_spoof_.Forget(veth), "removing the anti-spoofing element of container " + pod.container_id);
   TERWAY_TRY(RemovePodShaping(*shaper_, host, pod.container_id, pod.ip.ip));
 
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
@@ -402,6 +414,8 @@ Result<cni::CniResult> SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
   if (hl->alias != PodLinkAlias(a.ip, pod.container_id)) {
     return fail(fmt::format("host veth {} belongs to '{}', not to this pod", veth, hl->alias));
   }
+  Status guard = anti_spoof_.Check(veth, InetAddr(a.ip));
+  if (!guard.ok()) return fail(guard.error().message);
   TERWAY_ASSIGN_OR_RETURN(auto main_routes, host.ListRoutes(AF_INET, netlink::kMainTable));
   if (!HasRoute(main_routes, PodHostRoute(a.ip, hl->index))) {
     return fail(fmt::format("host route {}/32 dev {} is missing", a.ip.ToString(), veth));
@@ -503,6 +517,8 @@ Result<std::vector<std::string>> SharedEniDatapath::CollectGarbage(
   removed.insert(removed.end(), ifbs.begin(), ifbs.end());
   TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(live_ips));
   removed.insert(removed.end(), edt.begin(), edt.end());
+  TERWAY_ASSIGN_OR_RETURN(auto elems, anti_spoof_.CollectGarbage());
+  removed.insert(removed.end(), elems.begin(), elems.end());
   return removed;
 }
 

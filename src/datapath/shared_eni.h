@@ -28,6 +28,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 #include "daemon/pod_datapath.h"
+#include "datapath/anti_spoof.h"
 #include "netlink/handle.h"
 #include "qos/shaper.h"
 
@@ -72,9 +73,10 @@ class SharedEniDatapath : public daemon::PodDatapath {
   Result<std::vector<PodLink>> ListPodLinks();
 
   // Removes what vanished pods left behind: host veths whose container is
-  // not in live_container_ids, and pod rules (priorities 512/2048, a /32)
-  // whose IP no remaining pod link carries -- a pod whose netns was destroyed
-  // loses its veth pair and host route with it, but its rules stay. Returns
+  // not in live_container_ids, pod rules (priorities 512/2048, a /32) whose
+  // IP no remaining pod link carries -- a pod whose netns was destroyed
+  // loses its veth pair and host route with it, but its rules stay -- and
+  // anti-spoofing elements of interfaces that no longer exist. Returns
   // what was removed, one line per object, for the daemon's log. Call it
   // while no Ensure runs (after a restart, before serving): a concurrent
   // Ensure's rules could look orphaned between creating the veth and its
@@ -91,6 +93,9 @@ class SharedEniDatapath : public daemon::PodDatapath {
   // Per-pod bandwidth on the host veths (shared_ptr: the shaper holds a
   // mutex and the datapath stays movable).
   std::shared_ptr<qos::BandwidthShaper> shaper_ = std::make_shared<qos::BandwidthShaper>();
+  // Each pod's (host veth, pod IP) element: its packets leave its veth only
+  // with its own address (anti_spoof.h).
+  AntiSpoofTable anti_spoof_;
 };
 
 }  // namespace terway::datapath

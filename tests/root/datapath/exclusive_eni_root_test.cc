@@ -19,52 +19,16 @@
 #include "netlink/handle.h"
 #include "netlink/netns.h"
 #include "qos/annotations.h"
+#include "root/datapath/spoof_traffic.h"
+#include "root/datapath/vpc_world.h"
 #include "root/qos/iperf_meter.h"
 #include "test_util.h"
-#include "tools/vpcsim/fabric/linux_fabric.h"
 
 namespace terway::datapath {
 namespace {
 
 using namespace std::chrono_literals;
-
-Ipv4Addr Ip(const char* s) { return Ipv4Addr::Parse(s).value(); }
-
-vpcsim::FabricEni Eni(const char* id, const char* mac, std::vector<const char*> ips) {
-  vpcsim::FabricEni e{id, MacAddr::Parse(mac).value(), "vsw-one", {}};
-  for (auto* ip : ips) e.ips.push_back(Ip(ip));
-  return e;
-}
-
-bool PingOnce(const std::string& ns, const std::string& dst) {
-  int rc = std::system(("ip netns exec " + ns + " ping -n -q -c 1 -W 1 " + dst + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
-}
-
-// Waits up to 8 s for a reply (the first packets also resolve neighbours).
-bool PingFrom(const std::string& ns, const std::string& dst) {
-  auto end = std::chrono::steady_clock::now() + 8s;
-  do {
-    if (PingOnce(ns, dst)) return true;
-    std::this_thread::sleep_for(100ms);
-  } while (std::chrono::steady_clock::now() < end);
-  return false;
-}
-
-struct VpcWorld {
-  std::string s = testing::UniqueSuffix();
-  vpcsim::LinuxFabric fabric{"tx" + s};
-  std::vector<std::string> pod_netns;
-  ~VpcWorld() {
-    for (const auto& ns : pod_netns) (void)netlink::DeleteNamedNetns(ns);
-    Status d = fabric.Destroy();
-    EXPECT_TRUE(d.ok()) << d.error().ToString();
-  }
-};
-
-Result<EniNetwork> VSwitchOne(const std::string&, const MacAddr&) {
-  return EniNetwork{Ip("198.18.1.253"), Ipv4Cidr::Parse("198.18.1.0/24").value()};
-}
+using namespace vpc_world;
 
 class ExclusiveEniRoot : public ::testing::Test {
  protected:
@@ -101,7 +65,7 @@ class ExclusiveEniRoot : public ::testing::Test {
   const vpcsim::FabricEni eni_a_ = Eni("eni-a", "00:16:3e:00:00:0a", {"198.18.1.10"});
   const vpcsim::FabricEni eni_b_ = Eni("eni-b", "00:16:3e:00:00:0b", {"198.18.1.11"});
   const vpcsim::FabricEni eni_x_ = Eni("eni-x", "00:16:3e:00:00:e1", {"198.18.1.40"});
-  VpcWorld w_;
+  VpcWorld w_{"tx"};
   std::string node_a_, node_b_, pod_ns_;
   std::unique_ptr<ExclusiveEniDatapath> dp_;
   daemon::PodNetwork pod_;
@@ -310,9 +274,62 @@ TEST_F(ExclusiveEniRoot, RemoveAfterThePodNetnsIsGoneSucceedsAndGcCollectsTheVet
   EXPECT_TRUE(host->LinkExists(HostVethName(pod_.container_id)));
   auto removed = dp_->CollectGarbage({});
   ASSERT_OK(removed);
-  EXPECT_EQ(removed->size(), 1u);
+  // The veth, then its anti-spoofing element (its interface is gone).
+  ASSERT_EQ(removed->size(), 2u);
+  EXPECT_NE((*removed)[0].find("link " + HostVethName(pod_.container_id)), std::string::npos) << (*removed)[0];
+  EXPECT_NE((*removed)[1].find("anti-spoofing element " + HostVethName(pod_.container_id) + " . 198.18.1.40"),
+            std::string::npos)
+      << (*removed)[1];
   EXPECT_FALSE(host->LinkExists(HostVethName(pod_.container_id)));
+  auto table = AntiSpoofTable(node_a_).List();
+  ASSERT_OK(table);
+  EXPECT_TRUE(table->allowed.empty());
   ASSERT_OK(dp_->Remove(pod_));
+}
+
+// The veth carries node and Service traffic with the pod's source: a pod
+// must not reach its node (kubelet, hostNetwork pods, node ports) under
+// another address. Its VPC traffic leaves through its own ENI, where the VPC
+// checks the source (the fabric's router does, as the real VPC).
+TEST_F(ExclusiveEniRoot, ForgedSourcesThroughTheVethToTheNodeAreDropped) {
+  ASSERT_OK(dp_->Ensure(pod_));
+  AntiSpoofTable table(node_a_);
+  auto before = table.ReadDrops();
+  ASSERT_OK(before);
+  testing::UdpReceiver node;
+  ASSERT_OK(node.Open(node_a_, 7002));
+  const Ipv4Addr pod_ip = Ip("198.18.1.40"), node_ip = Ip("198.18.1.10");
+  const Ipv4Addr forged = Ip("198.18.1.11");  // instance b: a node the pod's own would trust
+  std::string route = testing::Capture("ip -n " + pod_ns_ + " route get 198.18.1.10");
+  ASSERT_NE(route.find("dev veth1"), std::string::npos) << "the node is reached through the veth: " << route;
+
+  // Forged first, honest after on the same path: once the honest ones are
+  // in, forged ones that passed would be too.
+  ASSERT_OK(testing::SendForgedUdp(pod_ns_, forged, node_ip, 7002, 5));
+  ASSERT_OK(testing::SendForgedUdp(pod_ns_, pod_ip, node_ip, 7002, 5));
+  EXPECT_EQ(node.WaitFor(pod_ip, 5), 5) << "the pod's own source passes";
+  EXPECT_EQ(node.From(forged), 0) << "the node received a forged source from the pod";
+  auto after = table.ReadDrops();
+  ASSERT_OK(after);
+  EXPECT_EQ((*after)[0].family, "ipv4");
+  EXPECT_EQ((*after)[0].packets - (*before)[0].packets, 5u);
+
+  // Without its element the pod is cut off (fail closed); Check says so and
+  // Ensure repairs it.
+  ASSERT_OK(table.Revoke(HostVethName(pod_.container_id), {netlink::InetAddr(pod_ip)}));
+  auto broken = dp_->Check(pod_);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().ToString().find("anti-spoofing"), std::string::npos) << broken.error().ToString();
+  EXPECT_FALSE(PingOnce(pod_ns_, "198.18.1.10")) << "a guarded veth without an element passes nothing";
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  EXPECT_TRUE(PingFrom(pod_ns_, "198.18.1.10")) << "after repair";
+
+  ASSERT_OK(dp_->Remove(pod_));
+  auto left = table.List();
+  ASSERT_OK(left);
+  EXPECT_TRUE(left->allowed.empty()) << "Remove takes the pod's element";
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
 }
 
 TEST_F(ExclusiveEniRoot, EnsureRefusesAnEniThatIsNotAttached) {

@@ -4,71 +4,23 @@
 // IP only to the ENI holding it and drops packets whose source is not held by
 // the ENI they come from, so a pod reaching anything proves its traffic left
 // through the ENI that owns its IP.
-#include <sys/wait.h>
-
-#include <chrono>
 #include <cstdlib>
-#include <functional>
-#include <optional>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "datapath/shared_eni.h"
-#include "netlink/netns.h"
+#include "root/datapath/vpc_world.h"
 #include "test_util.h"
-#include "tools/vpcsim/fabric/linux_fabric.h"
 
 namespace terway::datapath {
 namespace {
 
-using namespace std::chrono_literals;
-
-
-Ipv4Addr Ip(const char* s) { return Ipv4Addr::Parse(s).value(); }
-
-vpcsim::FabricEni Eni(const char* id, const char* mac, std::vector<const char*> ips) {
-  vpcsim::FabricEni e{id, MacAddr::Parse(mac).value(), "vsw-one", {}};
-  for (auto* ip : ips) e.ips.push_back(Ip(ip));
-  return e;
-}
-
-bool PingOnce(const std::string& ns, const std::string& dst) {
-  int rc = std::system(("ip netns exec " + ns + " ping -n -q -c 1 -W 1 " + dst + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(rc) && WEXITSTATUS(rc) == 0;
-}
-
-// Waits up to 8 s for a reply (the first packets also resolve neighbours).
-bool PingFrom(const std::string& ns, const std::string& dst) {
-  auto end = std::chrono::steady_clock::now() + 8s;
-  do {
-    if (PingOnce(ns, dst)) return true;
-    std::this_thread::sleep_for(100ms);
-  } while (std::chrono::steady_clock::now() < end);
-  return false;
-}
-
-// The world and every pod namespace are removed whatever happens.
-struct VpcWorld {
-  std::string s = testing::UniqueSuffix();
-  vpcsim::LinuxFabric fabric{"td" + s};
-  std::vector<std::string> pod_netns;
-  ~VpcWorld() {
-    for (const auto& ns : pod_netns) (void)netlink::DeleteNamedNetns(ns);
-    Status d = fabric.Destroy();
-    EXPECT_TRUE(d.ok()) << d.error().ToString();
-  }
-};
-
-// The metadata service's answer for every ENI of the vSwitch.
-Result<EniNetwork> VSwitchOne(const std::string&, const MacAddr&) {
-  return EniNetwork{Ip("198.18.1.253"), Ipv4Cidr::Parse("198.18.1.0/24").value()};
-}
+using namespace vpc_world;
 
 TEST(SharedEniVpcRoot, PodsOnTwoInstancesReachEachOtherThroughTheVpc) {
   TERWAY_REQUIRE_ROOT();
-  VpcWorld w;
+  VpcWorld w("td");
   const auto eni_a = Eni("eni-a", "00:16:3e:00:00:0a", {"198.18.1.10", "198.18.1.12"});
   const auto eni_b = Eni("eni-b", "00:16:3e:00:00:0b", {"198.18.1.11"});
   const auto eni_a2 = Eni("eni-a2", "00:16:3e:00:00:a2", {"198.18.1.20", "198.18.1.21"});
