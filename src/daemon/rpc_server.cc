@@ -526,9 +526,11 @@ void RpcServer::CloseConnection(uint64_t id) {
   ClearDeadline(c, id);
   droppable_.erase(id);
   buffered_bytes_ -= c.counted_bytes;
-  close(c.fd);  // also leaves the epoll set: the fd is never duplicated
+  const int fd = c.fd;
   connections_.erase(it);
+  // Counted before the peer can see the close.
   PublishConnections();
+  close(fd);  // also leaves the epoll set: the fd is never duplicated
 }
 
 void RpcServer::SetDeadline(Connection& c, uint64_t id, SteadyClock::time_point at) {
