@@ -1,6 +1,5 @@
 #include "daemon/rpc_server.h"
 
-#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -98,6 +97,17 @@ Status CheckOptions(const RpcServerOptions& o) {
   return Ok();
 }
 
+// Each open connection is a descriptor: a limit below the table means
+// accept fails (EMFILE) before the table is full.
+void WarnIfFewDescriptors(int max_connections) {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < static_cast<rlim_t>(max_connections) + 64) {
+    log::Warn("rpc file descriptor limit {} is close to max_connections {}: raise it (systemd LimitNOFILE, "
+              "ulimit -n), or the oldest incomplete connections are dropped early when descriptors run out",
+              nofile.rlim_cur, max_connections);
+  }
+}
+
 int64_t Millis(SteadyClock::duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
@@ -113,39 +123,13 @@ Status RpcServer::Start() {
   if (started_) return Errorf(ErrorCode::kAlreadyExists, "rpc server on {} is already running", opts_.socket_path);
   TERWAY_TRY(CheckOptions(opts_));
   TERWAY_TRY(Bind());
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (epoll_fd_ < 0 || wake_fd_ < 0) {
-    Error e = SysError("creating the rpc event loop");
+  if (Status loop = OpenEventLoop(); !loop.ok()) {
     CloseFds();
-    return e;
+    RemoveSocketFile();
+    return loop;
   }
-  epoll_event listen_ev{};
-  listen_ev.events = EPOLLIN;
-  listen_ev.data.u64 = kListenTag;
-  epoll_event wake_ev{};
-  wake_ev.events = EPOLLIN;
-  wake_ev.data.u64 = kWakeTag;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &listen_ev) != 0 ||
-      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake_ev) != 0) {
-    Error e = SysError("registering the daemon socket with epoll");
-    CloseFds();
-    return e;
-  }
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < static_cast<rlim_t>(opts_.max_connections) + 64) {
-    log::Warn("rpc file descriptor limit {} is close to max_connections {}: raise it (systemd LimitNOFILE, "
-              "ulimit -n) or connections beyond it are refused",
-              nofile.rlim_cur, opts_.max_connections);
-  }
-
-  if (opts_.metrics != nullptr) {
-    opts_.metrics->DeclareGauge(kConnectionsGauge, "Connections open on the CNI socket");
-    opts_.metrics->DeclareCounter(kDroppedCounter,
-                                  "CNI socket connections dropped by terwayd, by reason (read_deadline, "
-                                  "write_deadline, connection_cap, buffer_cap, fd_limit, frame_too_large, "
-                                  "stopping)");
-  }
+  WarnIfFewDescriptors(opts_.max_connections);
+  DeclareMetrics();
   lanes_ = std::make_unique<RequestLanes>(
       std::array<LaneLimits, kLaneCount>{opts_.add_lane, opts_.release_lane, opts_.control_lane}, handler_,
       [this](uint64_t id, proto::Reply reply) {
@@ -172,6 +156,33 @@ Status RpcServer::Start() {
             opts_.add_lane.queue, opts_.release_lane.workers, opts_.release_lane.queue,
             opts_.control_lane.workers, opts_.control_lane.queue);
   return Ok();
+}
+
+Status RpcServer::OpenEventLoop() {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return SysError("creating the rpc event loop (epoll)");
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return SysError("creating the rpc event loop (eventfd)");
+  epoll_event listen_ev{};
+  listen_ev.events = EPOLLIN;
+  listen_ev.data.u64 = kListenTag;
+  epoll_event wake_ev{};
+  wake_ev.events = EPOLLIN;
+  wake_ev.data.u64 = kWakeTag;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &listen_ev) != 0 ||
+      epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake_ev) != 0) {
+    return SysError("registering the daemon socket with epoll");
+  }
+  return Ok();
+}
+
+void RpcServer::DeclareMetrics() {
+  if (opts_.metrics == nullptr) return;
+  opts_.metrics->DeclareGauge(kConnectionsGauge, "Connections open on the CNI socket");
+  opts_.metrics->DeclareCounter(kDroppedCounter,
+                                "CNI socket connections dropped by terwayd, by reason (read_deadline, "
+                                "write_deadline, connection_cap, buffer_cap, fd_limit, frame_too_large, "
+                                "stopping)");
 }
 
 Status RpcServer::Bind() {

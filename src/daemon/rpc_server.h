@@ -110,6 +110,8 @@ class RpcServer {
     std::chrono::steady_clock::time_point deadline;  // reading or writing
   };
   Status Bind();
+  Status OpenEventLoop();
+  void DeclareMetrics();
   void Loop();
   int LoopTimeoutMillis() const;
   void AcceptAll();
