@@ -541,6 +541,12 @@ TEST_F(RpcServerTest, StopAnswersQueuedRequestsAndWaitsForRunningOnes) {
   ASSERT_TRUE(WaitUntil([&] { return Metric("terway_rpc_queue_depth", {{"lane", "add"}}) == 1; }));
 
   auto stopped = std::async(std::launch::async, [&] { server_->Stop(); });
+  // Declared after the future so it runs first if an assertion returns
+  // early: the future's destructor waits for Stop, which waits for the handler.
+  struct ReleaseOnExit {
+    ScriptedHandler& handler;
+    ~ReleaseOnExit() { handler.ReleaseAll(); }
+  } release_on_exit{handler_};
   auto b = queued.ReadReply();
   ASSERT_TRUE(b.has_value());
   ASSERT_FALSE(b->ok());
