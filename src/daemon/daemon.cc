@@ -368,6 +368,7 @@ void Daemon::CreateCniService() {
   service_->SetPodPolicy(policy_.get());
   RpcServerOptions ro;
   ro.socket_path = opts_.socket_path;
+  ro.metrics = &metrics_;
   rpc_ = std::make_unique<RpcServer>(ro, service_.get());
 
   PodGcOptions go;
