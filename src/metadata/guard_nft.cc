@@ -46,9 +46,6 @@ Status ValidateSpec(const GuardTableSpec& spec) {
     Status s = ValidateInterfaceName(p);
     if (!s.ok()) return std::move(s).error().Wrap("guarded link prefix");
   }
-  if (spec.max_connections_per_pod < 1) {
-    return MakeError(ErrorCode::kInvalidArgument, "max_connections_per_pod must be at least 1");
-  }
   if (spec.metadata_ip == spec.proxy_ip) {
     return MakeError(ErrorCode::kInvalidArgument,
                      "the proxy cannot listen on the metadata service's own address: pods' packets to it "
@@ -70,7 +67,7 @@ std::string RenderGuardTable(const GuardTableSpec& spec, const GuardMembers& mem
   if (!exempt.empty()) s += "    elements = { " + Join(exempt) + " }\n";
   s += "  }\n  set guarded_ifaces {\n    type ifname\n";
   if (!ifaces.empty()) s += "    elements = { " + Join(ifaces) + " }\n";
-  s += "  }\n  set proxy_clients {\n    type ipv4_addr\n    size 65535\n    flags dynamic\n  }\n";
+  s += "  }\n";
 
   s += "  chain steer {\n    type nat hook prerouting priority dstnat; policy accept;\n";
   s += fmt::format("    ip daddr {} tcp dport {} ip saddr @exempt_pods return\n", md, spec.metadata_port);
@@ -85,15 +82,10 @@ std::string RenderGuardTable(const GuardTableSpec& spec, const GuardMembers& mem
   for (const auto& m : PodLinkMatches(spec)) s += fmt::format("    {} ip daddr {} reject\n", m, md);
   s += "  }\n";
 
-  s += "  chain proxy_client {\n";
-  s += fmt::format("    ct state new add @proxy_clients {{ ip saddr ct count over {} }} reject with tcp reset\n",
-                   spec.max_connections_per_pod);
-  s += "    accept\n  }\n";
-
   s += "  chain proxy_input {\n    type filter hook input priority filter; policy accept;\n";
   s += fmt::format("    ip daddr {} tcp dport {} iifname \"lo\" accept\n", px, spec.proxy_port);
   for (const auto& m : PodLinkMatches(spec)) {
-    s += fmt::format("    {} ip daddr {} tcp dport {} jump proxy_client\n", m, px, spec.proxy_port);
+    s += fmt::format("    {} ip daddr {} tcp dport {} accept\n", m, px, spec.proxy_port);
   }
   s += fmt::format("    ip daddr {} drop\n", px);
   s += "  }\n}\n";

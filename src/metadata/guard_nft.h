@@ -3,7 +3,6 @@
 //   table ip terway_metadata
 //     set exempt_pods     pod IPs that reach the metadata service directly
 //     set guarded_ifaces  pods' host links named outside the guarded prefixes
-//     set proxy_clients   dynamic: concurrent connections per pod to the proxy
 //     chain steer        (nat prerouting) from a pod's host link, TCP to
 //                         100.100.100.200:80 -> DNAT to the proxy, except
 //                         exempt pods
@@ -12,8 +11,7 @@
 //                         flows older than a withdrawn exemption) -> reject,
 //                         except exempt pods
 //     chain proxy_input  (filter input) the proxy's address answers only
-//                         pods' host links (at most max_connections_per_pod
-//                         each) and the node itself (lo); nothing else
+//                         pods' host links and the node itself (lo)
 //
 // Pod traffic is recognised by the link it arrives on (the host side of its
 // veth: prefix "tw", plus explicit names), not by source address: an address
@@ -40,7 +38,6 @@ struct GuardTableSpec {
   Ipv4Addr proxy_ip;             // the proxy's node-local address
   uint16_t proxy_port = 80;
   std::vector<std::string> guarded_prefixes;  // host links whose name starts so ("tw")
-  int max_connections_per_pod = 8;
 };
 
 struct GuardMembers {

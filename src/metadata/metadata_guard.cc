@@ -48,7 +48,6 @@ GuardTableSpec MetadataGuard::TableSpec() const {
   s.proxy_ip = options_.proxy_ip;
   s.proxy_port = options_.proxy_port;
   s.guarded_prefixes = options_.guarded_prefixes;
-  s.max_connections_per_pod = options_.max_connections_per_pod;
   return s;
 }
 
@@ -76,6 +75,7 @@ Status MetadataGuard::Start() {
   po.listen_port = options_.proxy_port;
   po.upstream = options_.metadata_endpoint;
   po.workers = options_.workers;
+  po.max_connections_per_client = options_.max_connections_per_pod;
   po.head_deadline = options_.head_deadline;
   po.upstream_timeout = options_.upstream_timeout;
   po.on_refusal = options_.on_refusal;

@@ -49,7 +49,9 @@ struct MetadataGuardOptions {
   Ipv4Addr proxy_ip{0xa9fe64c8};  // 169.254.100.200
   uint16_t proxy_port = 80;
   std::vector<std::string> guarded_prefixes = {"tw"};
-  int max_connections_per_pod = 8;
+  // Connections one pod may have in service at once (the rest are answered
+  // 429 at once), below workers so one pod never holds them all.
+  int max_connections_per_pod = 4;
   int workers = 16;
   std::chrono::milliseconds head_deadline{3000};
   std::chrono::milliseconds upstream_timeout{3000};

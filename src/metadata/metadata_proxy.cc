@@ -210,7 +210,7 @@ void MetadataProxy::Stop() {
 
 MetadataProxyStats MetadataProxy::stats() const {
   return {forwarded_.load(), refused_credentials_.load(), refused_method_.load(), malformed_.load(),
-          upstream_failures_.load()};
+          refused_connections_.load(), upstream_failures_.load()};
 }
 
 void MetadataProxy::Serve() {
@@ -228,9 +228,38 @@ void MetadataProxy::Serve() {
     }
     char ip[INET_ADDRSTRLEN] = "?";
     inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+    if (!Admit(ip)) {
+      Count(Verdict::kTooManyConnections, ip, "too many connections in service");
+      // Best effort and without waiting: this client already holds its share.
+      std::string reply = FormatReply(
+          {429, {}, Body(fmt::format("this pod already has {} requests in service; retry when one ends",
+                                     options_.max_connections_per_client))},
+          false);
+      (void)send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      shutdown(fd, SHUT_WR);
+      close(fd);
+      continue;
+    }
     HandleConnection(fd, ip);
     close(fd);
+    Release(ip);
   }
+}
+
+bool MetadataProxy::Admit(const std::string& peer) {
+  if (options_.max_connections_per_client <= 0) return true;
+  std::lock_guard lock(clients_mu_);
+  int& n = clients_[peer];
+  if (n >= options_.max_connections_per_client) return false;
+  n++;
+  return true;
+}
+
+void MetadataProxy::Release(const std::string& peer) {
+  if (options_.max_connections_per_client <= 0) return;
+  std::lock_guard lock(clients_mu_);
+  auto it = clients_.find(peer);
+  if (it != clients_.end() && --it->second <= 0) clients_.erase(it);  // bounded by connections in service
 }
 
 void MetadataProxy::Count(Verdict v, const std::string& peer, std::string_view reason) {
@@ -239,6 +268,7 @@ void MetadataProxy::Count(Verdict v, const std::string& peer, std::string_view r
     case Verdict::kRefuseCredentials: refused_credentials_++; break;
     case Verdict::kRefuseMethod: refused_method_++; break;
     case Verdict::kBadRequest: malformed_++; break;
+    case Verdict::kTooManyConnections: refused_connections_++; break;
   }
   if (options_.on_refusal) options_.on_refusal(v);
   int64_t suppressed = log_limiter_->Admit(peer);
@@ -287,6 +317,7 @@ void MetadataProxy::HandleConnection(int fd, const std::string& peer) {
       answer({405, {{"Allow", "GET, HEAD, PUT"}}, Body(d.reason)}, head_only);
       return;
     case Verdict::kBadRequest:
+    case Verdict::kTooManyConnections:  // not a decision about a request
       Count(d.verdict, peer, d.reason);
       answer({400, {}, Body("bad request: " + d.reason)}, head_only);
       return;

@@ -4,8 +4,10 @@
 //
 // Bounds, so that no pod can make terwayd hold memory or threads:
 // - a fixed number of worker threads, each serving one connection at a time
-//   (further connections wait in the listen backlog; the nft table caps
-//   each pod's concurrent connections, so one pod cannot take every worker);
+//   (further connections wait in the listen backlog), and at most
+//   max_connections_per_client of them serving one client address: a pod's
+//   connection over that is answered 429 at once, so one pod never holds
+//   every worker;
 // - one request per connection; the request head at most kMaxHeadBytes and
 //   complete within head_deadline of the accept; no request body;
 // - the service's answer read with connect/read timeouts and at most
@@ -18,7 +20,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -37,6 +41,7 @@ struct MetadataProxyOptions {
   // The metadata service: "http://100.100.100.200" (eni_conf metadata_endpoint).
   std::string upstream = "http://100.100.100.200";
   int workers = 16;
+  int max_connections_per_client = 4;  // 0: no limit
   std::chrono::milliseconds head_deadline{3000};
   std::chrono::milliseconds reply_deadline{5000};
   std::chrono::milliseconds upstream_connect_timeout{1000};
@@ -52,6 +57,7 @@ struct MetadataProxyStats {
   uint64_t refused_credentials = 0;
   uint64_t refused_method = 0;
   uint64_t malformed = 0;           // bad heads, too large, too slow
+  uint64_t refused_connections = 0; // over max_connections_per_client
   uint64_t upstream_failures = 0;   // the service did not answer (502)
 };
 
@@ -75,6 +81,9 @@ class MetadataProxy {
   void Serve();
   void HandleConnection(int fd, const std::string& peer);
   void Count(Verdict v, const std::string& peer, std::string_view reason);
+  // Takes one of the client's connection slots; false when it has none left.
+  bool Admit(const std::string& peer);
+  void Release(const std::string& peer);
 
   struct LogLimiter;
 
@@ -84,8 +93,10 @@ class MetadataProxy {
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::vector<std::thread> workers_;
+  std::mutex clients_mu_;
+  std::map<std::string, int> clients_;  // peer -> connections in service
   std::atomic<uint64_t> forwarded_{0}, refused_credentials_{0}, refused_method_{0}, malformed_{0},
-      upstream_failures_{0};
+      upstream_failures_{0}, refused_connections_{0};
 };
 
 // "http://host[:port]" with nothing after the authority; the error names the

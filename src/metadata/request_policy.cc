@@ -178,6 +178,7 @@ const char* VerdictName(Verdict v) {
     case Verdict::kRefuseCredentials: return "credentials";
     case Verdict::kRefuseMethod: return "method";
     case Verdict::kBadRequest: return "malformed";
+    case Verdict::kTooManyConnections: return "connections";
   }
   return "?";
 }

@@ -71,8 +71,10 @@ enum class Verdict {
   kRefuseCredentials, // 403: the node's RAM role (the reason for the guard)
   kRefuseMethod,      // 405: only GET, HEAD and PUT of the token
   kBadRequest,        // 400: ambiguous or malformed (see CanonicalizeTarget)
+  kTooManyConnections,// 429: set by the proxy, before any request is read
 };
-const char* VerdictName(Verdict v);  // label for metrics: forward, credentials, method, malformed
+// Label for metrics: forward, credentials, method, malformed, connections.
+const char* VerdictName(Verdict v);
 
 struct Decision {
   Verdict verdict = Verdict::kBadRequest;

@@ -13,7 +13,6 @@ GuardTableSpec Spec() {
   s.proxy_ip = Ipv4Addr::Parse("169.254.100.200").value();
   s.proxy_port = 80;
   s.guarded_prefixes = {"tw"};
-  s.max_connections_per_pod = 8;
   return s;
 }
 
@@ -42,10 +41,10 @@ TEST(MetadataGuardNft, TableSteersPodsFencesTheRestAndHidesTheProxy) {
   EXPECT_TRUE(Has(t, "type filter hook forward priority filter; policy accept;"));
   EXPECT_TRUE(Has(t, "iifname \"tw*\" ip daddr 100.100.100.200 reject"));
   EXPECT_TRUE(Has(t, "iifname @guarded_ifaces ip daddr 100.100.100.200 reject"));
-  // The proxy answers pods' links (at most 8 connections each) and lo only.
-  EXPECT_TRUE(Has(t, "ct state new add @proxy_clients { ip saddr ct count over 8 } reject with tcp reset"));
+  // The proxy answers pods' links and lo only.
   EXPECT_TRUE(Has(t, "ip daddr 169.254.100.200 tcp dport 80 iifname \"lo\" accept"));
-  EXPECT_TRUE(Has(t, "iifname \"tw*\" ip daddr 169.254.100.200 tcp dport 80 jump proxy_client"));
+  EXPECT_TRUE(Has(t, "iifname \"tw*\" ip daddr 169.254.100.200 tcp dport 80 accept"));
+  EXPECT_TRUE(Has(t, "iifname @guarded_ifaces ip daddr 169.254.100.200 tcp dport 80 accept"));
   EXPECT_TRUE(Has(t, "    ip daddr 169.254.100.200 drop\n"));
 }
 

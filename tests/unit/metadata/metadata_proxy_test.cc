@@ -127,12 +127,14 @@ std::string BodyOf(const std::string& reply) {
 
 class MetadataProxyTest : public ::testing::Test {
  protected:
-  void StartProxy(std::string upstream, std::chrono::milliseconds head_deadline = std::chrono::seconds(3)) {
+  void StartProxy(std::string upstream, std::chrono::milliseconds head_deadline = std::chrono::seconds(3),
+                  int workers = 2, int per_client = 4) {
     MetadataProxyOptions o;
     o.listen_ip = Ipv4Addr::Parse("127.0.0.1").value();
     o.listen_port = 0;
     o.upstream = std::move(upstream);
-    o.workers = 2;
+    o.workers = workers;
+    o.max_connections_per_client = per_client;
     o.head_deadline = head_deadline;
     o.on_refusal = [this](Verdict v) {
       if (v == Verdict::kRefuseCredentials) refusal_callbacks_++;
@@ -257,6 +259,31 @@ TEST_F(MetadataProxyTest, BoundsTheAnswerAndReportsAMissingService) {
   std::string down = Get("/latest/meta-data/instance-id");
   EXPECT_EQ(Status(down), 502) << down;
   EXPECT_EQ(proxy_->stats().upstream_failures, 1u);
+}
+
+// Idle connections hold workers (until head_deadline); one client gets at
+// most its share, the rest of its connections are answered 429 at once.
+TEST_F(MetadataProxyTest, OneClientHoldsAtMostItsShareOfWorkers) {
+  StartProxy(md_.url(), std::chrono::seconds(30), /*workers=*/4, /*per_client=*/2);
+  std::vector<int> fds;
+  for (int i = 0; i < 3; i++) fds.push_back(Connect(proxy_->port()));
+  // Exactly one of the three is refused, promptly.
+  int refused = -1;
+  for (auto deadline = Clock::now() + std::chrono::seconds(5); refused < 0 && Clock::now() < deadline;) {
+    for (int i = 0; i < 3; i++) {
+      pollfd p{fds[i], POLLIN, 0};
+      if (poll(&p, 1, 10) == 1) refused = i;
+    }
+  }
+  ASSERT_GE(refused, 0) << "no connection over the limit was refused";
+  EXPECT_EQ(Status(ReadAll(fds[refused])), 429);
+  for (int i = 0; i < 3; i++) {
+    if (i == refused) continue;
+    pollfd p{fds[i], POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 0), 0) << "connection " << i << " within the limit was answered or closed";
+  }
+  EXPECT_EQ(proxy_->stats().refused_connections, 1u);
+  for (int fd : fds) close(fd);
 }
 
 TEST_F(MetadataProxyTest, StopReturnsWhileAClientHoldsAConnection) {
