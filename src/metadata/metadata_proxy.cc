@@ -323,6 +323,10 @@ void MetadataProxy::HandleConnection(int fd, const std::string& peer) {
       return;
   }
 
+  answer(Forward(d, head_only, peer), head_only);
+}
+
+HttpReply MetadataProxy::Forward(const Decision& d, bool head_only, const std::string& peer) {
   // The request the service receives is the canonical one built here, never
   // the pod's bytes (see request_policy.h).
   httplib::Client cli(options_.upstream);
@@ -358,15 +362,14 @@ void MetadataProxy::HandleConnection(int fd, const std::string& peer) {
       log::Warn("metadata guard: {} {} for pod {}: the metadata service {}: {}", d.method, d.target, peer,
                 options_.upstream, why);
     }
-    answer({502, {}, Body(fmt::format("the metadata service ({}): {}", options_.upstream, why))}, head_only);
-    return;
+    return {502, {}, Body(fmt::format("the metadata service ({}): {}", options_.upstream, why))};
   }
   Count(Verdict::kForward, peer, "");
   HttpReply out{res.status, {}, std::move(body)};
   for (const char* h : {"Content-Type", "Location", "X-aliyun-ecs-metadata-token-ttl-seconds"}) {
     if (res.has_header(h)) out.headers.emplace_back(h, res.get_header_value(h));
   }
-  answer(out, head_only);
+  return out;
 }
 
 }  // namespace terway::metadata

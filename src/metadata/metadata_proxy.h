@@ -30,6 +30,7 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "metadata/http_head.h"
 #include "metadata/request_policy.h"
 
 namespace terway::metadata {
@@ -80,6 +81,9 @@ class MetadataProxy {
   explicit MetadataProxy(MetadataProxyOptions options);
   void Serve();
   void HandleConnection(int fd, const std::string& peer);
+  // Asks the metadata service; a 502 when it does not answer in time or
+  // answers more than max_reply_body.
+  HttpReply Forward(const Decision& d, bool head_only, const std::string& peer);
   void Count(Verdict v, const std::string& peer, std::string_view reason);
   // Takes one of the client's connection slots; false when it has none left.
   bool Admit(const std::string& peer);
