@@ -82,6 +82,14 @@ const char* VSwitchSelectionPolicyName(VSwitchSelectionPolicy p) {
   return "?";
 }
 
+const char* MetadataCredentialsForPodsName(MetadataCredentialsForPods m) {
+  switch (m) {
+    case MetadataCredentialsForPods::kDeny: return "deny";
+    case MetadataCredentialsForPods::kAllow: return "allow";
+  }
+  return "?";
+}
+
 std::vector<std::string> EniConfig::VSwitchesForZone(const std::string& zone) const {
   auto it = vswitches.find(zone);
   return it == vswitches.end() ? std::vector<std::string>{} : it->second;
@@ -270,6 +278,12 @@ Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text) {
       if (m == "refuse") c.bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
       else if (m == "ignore") c.bandwidth_annotation_error = BandwidthAnnotationError::kIgnore;
       else return KeyError(key, fmt::format("unknown action \"{}\"; use refuse or ignore", m));
+    } else if (key == "metadata_credentials_for_pods") {
+      TERWAY_ASSIGN_OR_RETURN(std::string m, GetString(j, key));
+      if (m == "deny") c.metadata_credentials_for_pods = MetadataCredentialsForPods::kDeny;
+      else if (m == "allow") c.metadata_credentials_for_pods = MetadataCredentialsForPods::kAllow;
+      else return KeyError(key, fmt::format("unknown value \"{}\"; use deny (pods cannot read the node's RAM role "
+                                            "credentials) or allow", m));
     } else if (kTerwayKeysIgnored.count(key)) {
       out.warnings.push_back(fmt::format("eni_conf key \"{}\" is a Terway feature this daemon "
                                          "does not implement; ignored", key));

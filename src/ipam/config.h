@@ -30,6 +30,15 @@ enum class EniMode { kShared, kExclusive };
 // unlimited pod by a typo), or start it without a limit and warn.
 enum class BandwidthAnnotationError { kRefuse, kIgnore };
 
+// Whether pods may read the node's RAM-role credentials from the metadata
+// service (our key `metadata_credentials_for_pods`). kDeny (the default):
+// terwayd steers pods' metadata traffic through a filtering proxy that
+// refuses the `ram/security-credentials` tree, except for pods annotated
+// `k8s.aliyun.com/allow-node-ram-role: "true"` (src/metadata/README.md).
+// kAllow: pods reach the metadata service directly, as with upstream Terway.
+enum class MetadataCredentialsForPods { kDeny, kAllow };
+const char* MetadataCredentialsForPodsName(MetadataCredentialsForPods m);
+
 // Where cloud credentials come from (our key `credential_source`).
 enum class CredentialSource {
   kAuto,     // access_key/access_secret if set, else credential_path, else RAM role
@@ -71,6 +80,7 @@ struct EniConfig {
   std::string state_path = "/var/lib/terway/state.db";
   EniMode eni_mode = EniMode::kShared;
   BandwidthAnnotationError bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
+  MetadataCredentialsForPods metadata_credentials_for_pods = MetadataCredentialsForPods::kDeny;
   // terwayd's client-side limit towards the Kubernetes API (Terway's keys);
   // 0: the client's defaults (5 QPS, burst 10, as client-go).
   double kube_client_qps = 0;

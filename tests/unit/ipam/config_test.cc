@@ -103,6 +103,8 @@ TEST(ParseEniConfig, ErrorsNameTheKeyAndTheFix) {
       {R"({"kube_client_qps": "20"})", "\"kube_client_qps\": expected requests per second"},
       {R"({"kube_client_qps": 0})", "kube_client_qps"},
       {R"({"kube_client_burst": 0})", "kube_client_burst"},
+      {R"({"metadata_credentials_for_pods": "block"})", "use deny (pods cannot read the node's RAM role"},
+      {R"({"metadata_credentials_for_pods": false})", "\"metadata_credentials_for_pods\": expected a string"},
       {R"({"max_pool_size": 5,})", "not valid JSON"},
       {R"([1,2])", "must be a JSON object"},
   };
@@ -123,6 +125,22 @@ TEST(ParseEniConfig, BandwidthAnnotationErrorDefaultsToRefuse) {
   ASSERT_TRUE(i.ok());
   EXPECT_EQ(i->config.bandwidth_annotation_error, BandwidthAnnotationError::kIgnore);
   EXPECT_TRUE(i->warnings.empty());
+}
+
+// Fail closed: a node whose eni_conf says nothing keeps the node's RAM role
+// from its pods.
+TEST(ParseEniConfig, MetadataCredentialsForPodsDefaultsToDeny) {
+  auto d = ParseEniConfig("{}");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->config.metadata_credentials_for_pods, MetadataCredentialsForPods::kDeny);
+  auto a = ParseEniConfig(R"({"metadata_credentials_for_pods": "allow"})");
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(a->config.metadata_credentials_for_pods, MetadataCredentialsForPods::kAllow);
+  EXPECT_TRUE(a->warnings.empty());
+  auto n = ParseEniConfig(R"({"metadata_credentials_for_pods": "deny"})");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(n->config.metadata_credentials_for_pods, MetadataCredentialsForPods::kDeny);
+  EXPECT_STREQ(MetadataCredentialsForPodsName(MetadataCredentialsForPods::kAllow), "allow");
 }
 
 TEST(ParseEniConfig, KubeClientLimitsAreTerwaysKeys) {
