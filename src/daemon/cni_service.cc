@@ -230,19 +230,25 @@ Result<ipam::IpAllocation> CniService::AllocateAddress(const proto::Request& req
   return ip;
 }
 
-Status CniService::Enforce(const proto::Request& req, const ipam::IpAllocation& ip, UndoStack& undo) {
-  if (policy_ == nullptr) return Ok();
+Status CniService::Enforce(const proto::Request& req, const Admission& adm, const ipam::IpAllocation& ip,
+                           UndoStack& undo) {
+  if (policy_ == nullptr && metadata_guard_ == nullptr) return Ok();
+  const std::string what = "enforcing network policy for pod " + PodName(req);
+  TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr addr, Ipv4Addr::Parse(ip.ip), what);
+  // Undone even when a step fails half-way: the controller's ledger (or the
+  // guard's record) may already hold the pod.
+  undo.Push("policy of pod " + PodName(req), [this, ns = req.pod.namespace_, name = req.pod.name, a = ip.ip] {
+    return StopEnforcing(ns, name, a);
+  });
   // Policy before wiring: from the first packet the pod can send, the
   // rules that select it are in the kernel (no unprotected window).
-  TERWAY_ASSIGN_OR_RETURN_CTX(Ipv4Addr addr, Ipv4Addr::Parse(ip.ip), "enforcing network policy for pod " + PodName(req));
-  // Undone even when PodStarting fails half-way: the controller's ledger
-  // may already hold the pod.
-  undo.Push("policy of pod " + PodName(req), [this, ns = req.pod.namespace_, name = req.pod.name, a = ip.ip] {
-    StopEnforcing(ns, name, a);
-    return Ok();
-  });
-  TERWAY_TRY_CTX(policy_->PodStarting(req.pod.namespace_, req.pod.name, addr),
-                 "enforcing network policy for pod " + PodName(req));
+  if (policy_ != nullptr) TERWAY_TRY_CTX(policy_->PodStarting(req.pod.namespace_, req.pod.name, addr), what);
+  // Likewise whether it may reach the node's cloud credentials; this also
+  // clears an exemption a previous holder of the address had.
+  if (metadata_guard_ != nullptr) {
+    TERWAY_TRY_CTX(metadata_guard_->PodStarted(addr, PodName(req), adm.pod.annotations),
+                   "guarding the node's cloud credentials from pod " + PodName(req));
+  }
   return Ok();
 }
 
@@ -291,7 +297,7 @@ proto::Reply CniService::AllocateLocked(const proto::Request& req,
     if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, adm.in_api);
     return reply;
   }
-  if (Status st = Enforce(req, *ip, undo); !st.ok()) {
+  if (Status st = Enforce(req, adm, *ip, undo); !st.ok()) {
     if (repeated) undo.Commit();
     return fail(std::move(st).error());
   }
@@ -347,11 +353,17 @@ Status CniService::RemoveWiring(const PodNetwork& pn) {
   return Ok();
 }
 
-void CniService::StopEnforcing(const std::string& ns, const std::string& name, const std::string& ip) {
-  if (policy_ == nullptr) return;
+Status CniService::StopEnforcing(const std::string& ns, const std::string& name, const std::string& ip) {
+  auto addr = Ipv4Addr::Parse(ip);
+  if (!addr.ok()) return Ok();  // nothing could have been enforced for it
   // The pod's rules go before its address does: the address may be handed
   // to the next pod at once.
-  if (auto addr = Ipv4Addr::Parse(ip); addr.ok()) policy_->PodStopped(ns, name, *addr);
+  if (policy_ != nullptr) policy_->PodStopped(ns, name, *addr);
+  if (metadata_guard_ != nullptr) {
+    TERWAY_TRY_CTX(metadata_guard_->PodStopped(*addr),
+                   fmt::format("withdrawing the metadata exemption of pod {}/{} ({})", ns, name, ip));
+  }
+  return Ok();
 }
 
 Status CniService::ReleaseAddress(const std::string& container_id) {
@@ -385,7 +397,12 @@ Status CniService::TeardownLocked(const store::AllocationRecord& seen, TeardownC
                                                        "is gone; retried by the next DEL or GC round)",
                                                        TeardownCauseName(cause), who));
   }
-  StopEnforcing(rec.pod_namespace, rec.pod_name, rec.ip);
+  if (Status stopped = StopEnforcing(rec.pod_namespace, rec.pod_name, rec.ip); !stopped.ok()) {
+    CountTeardown(cause, "kept");
+    return std::move(stopped).error().Wrap(fmt::format("{} of {} (its address stays allocated; retried by the next "
+                                                       "DEL or GC round)",
+                                                       TeardownCauseName(cause), who));
+  }
   Status released = ReleaseAddress(rec.container_id);
   if (!released.ok()) {
     CountTeardown(cause, "failed");

@@ -31,6 +31,7 @@
 #include "daemon/rpc_server.h"
 #include "common/undo.h"
 #include "ipam/address_source.h"
+#include "metadata/metadata_guard.h"
 #include "store/state_store.h"
 
 namespace terway::daemon {
@@ -82,6 +83,11 @@ class CniService : public RequestHandler {
   // rules in place before wiring it, DEL and undone ADDs drop them, and the
   // operator's policy requests are answered. Set before serving.
   void SetPodPolicy(PodPolicy* policy) { policy_ = policy; }
+  // With a metadata guard (eni_conf metadata_credentials_for_pods: deny),
+  // the enforce step records the pod's exemption (or its absence) before it
+  // is wired, and the teardown withdraws it before the address is released
+  // (the next holder of the address must not inherit it). Set before serving.
+  void SetMetadataGuard(metadata::MetadataGuard* guard) { metadata_guard_ = guard; }
 
   // A running pod's bandwidth annotations changed (KubeNode's listener):
   // its shaping follows them (updated, or removed with the annotations). A
@@ -111,12 +117,14 @@ class CniService : public RequestHandler {
   Result<Admission> Admit(const cni::protocol::Request& req);
   Result<ipam::IpAllocation> AllocateAddress(const cni::protocol::Request& req, const Admission& adm,
                                              UndoStack& undo);
-  Status Enforce(const cni::protocol::Request& req, const ipam::IpAllocation& ip, UndoStack& undo);
+  Status Enforce(const cni::protocol::Request& req, const Admission& adm, const ipam::IpAllocation& ip,
+                 UndoStack& undo);
   Result<cni::CniResult> Wire(const cni::protocol::Request& req, const Admission& adm,
                               const ipam::IpAllocation& ip, UndoStack& undo);
   // The three steps of the teardown (and of ADD's undo).
   Status RemoveWiring(const PodNetwork& pn);
-  void StopEnforcing(const std::string& ns, const std::string& name, const std::string& ip);
+  // Policy stopped, metadata exemption withdrawn; an error keeps the address.
+  Status StopEnforcing(const std::string& ns, const std::string& name, const std::string& ip);
   Status ReleaseAddress(const std::string& container_id);
   // Teardown under the container's lock.
   Status TeardownLocked(const store::AllocationRecord& seen, TeardownCause cause);
@@ -151,6 +159,7 @@ class CniService : public RequestHandler {
   Metrics* metrics_;
   PodDirectory* directory_ = nullptr;
   PodPolicy* policy_ = nullptr;
+  metadata::MetadataGuard* metadata_guard_ = nullptr;
   std::array<std::mutex, 64> container_locks_;
   std::once_flag ipvlan_warned_;
   std::atomic<bool> ready_{false};

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "datapath/anti_spoof.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
 #include "ipam/exclusive.h"
@@ -107,6 +108,7 @@ Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
   d->DeclareMetrics();
   TERWAY_TRY(d->RebuildState());
   TERWAY_TRY(d->CreatePolicy());
+  TERWAY_TRY(d->CreateMetadataGuard());
   d->CreateCniService();
   return d;
 }
@@ -353,6 +355,55 @@ Status Daemon::CreatePolicy() {
   return Ok();
 }
 
+Status Daemon::CreateMetadataGuard() {
+  // Only where pods' traffic crosses the node: exclusive-ENI pods reach the
+  // metadata service through their own ENI (see README), and an IPAM-only
+  // terwayd may run in a namespace it does not own.
+  if (datapath_choice_ != "shared") return Ok();
+  metadata::MetadataGuardOptions mo;
+  mo.deny_credentials = config_.metadata_credentials_for_pods == ipam::MetadataCredentialsForPods::kDeny;
+  if (!config_.metadata_endpoint.empty()) mo.metadata_endpoint = config_.metadata_endpoint;
+  Metrics* m = &metrics_;
+  mo.on_refusal = [m](metadata::Verdict v) {
+    m->Inc("terway_metadata_refusals_total", {{"reason", metadata::VerdictName(v)}});
+  };
+  metadata_guard_ = std::make_unique<metadata::MetadataGuard>(mo);
+  // Exemptions of the pods already running, before the table is installed.
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "reading allocations for the metadata guard");
+  std::map<std::string, std::map<std::string, std::string>> annotations;
+  if (kube_) {
+    for (const auto& p : kube_->Pods()) {
+      annotations[p.metadata.namespace_ + "/" + p.metadata.name] = p.metadata.annotations;
+    }
+  }
+  for (const auto& a : allocs) {
+    auto ip = Ipv4Addr::Parse(a.ip);
+    if (!ip.ok()) continue;
+    const std::string pod = a.pod_namespace + "/" + a.pod_name;
+    TERWAY_TRY_CTX(metadata_guard_->PodStarted(*ip, pod, annotations[pod]), "the metadata guard");
+    if (!a.host_veth.empty()) TERWAY_TRY_CTX(metadata_guard_->GuardInterface(a.host_veth), "the metadata guard");
+  }
+  return Ok();
+}
+
+void Daemon::MaintainNodeTables() {
+  if (!datapath_) return;
+  // Our pods from their veths' aliases, adopted ones from the store.
+  datapath::AntiSpoofSeed aliases = datapath::SeedFromPodLinkAliases("");
+  store::StateStore* store = store_.get();
+  datapath::AntiSpoofSeed seed = [aliases, store]() -> Result<std::set<datapath::AntiSpoofElement>> {
+    TERWAY_ASSIGN_OR_RETURN(auto elements, aliases());
+    TERWAY_ASSIGN_OR_RETURN(auto allocs, store->ListAllocations());
+    for (const auto& a : allocs) {
+      if (a.host_veth.empty()) continue;
+      if (auto ip = netlink::InetAddr::Parse(a.ip); ip.ok()) elements.insert({a.host_veth, *ip});
+    }
+    return elements;
+  };
+  Status st = datapath::AntiSpoofTable("", seed).Ensure();
+  if (!st.ok()) log::Warn("anti-spoofing table check: {}", st.error().ToString());
+}
+
 void Daemon::CreateCniService() {
   CniServiceOptions cso;
   cso.datapath_mode = datapath_mode_;
@@ -366,6 +417,7 @@ void Daemon::CreateCniService() {
   service_ = std::make_unique<CniService>(cso, addresses_.get(), store_.get(), datapath_.get(), &metrics_);
   service_->SetPodDirectory(kube_.get());
   service_->SetPodPolicy(policy_.get());
+  service_->SetMetadataGuard(metadata_guard_.get());
   RpcServerOptions ro;
   ro.socket_path = opts_.socket_path;
   ro.metrics = &metrics_;
@@ -384,6 +436,7 @@ void Daemon::CreateCniService() {
   if (datapath_) go.netns_alive = [](const std::string& netns) { return netlink::NetnsExists(netns); };
   CniService* svc = service_.get();
   go.teardown = [svc](const store::AllocationRecord& rec) { return svc->Teardown(rec, TeardownCause::kPodGc); };
+  go.maintain = [this] { MaintainNodeTables(); };
   pod_gc_ = std::make_unique<PodGc>(go, store_.get());
 }
 
@@ -400,6 +453,12 @@ void Daemon::DeclareMetrics() {
   metrics_.DeclareCounter("terway_cloud_api_retries_total", "OpenAPI retries by action");
   metrics_.DeclareCounter("terway_restart_repairs_total",
                           "Pods verified at start-up, by outcome (ok, repaired, released, failed, unknown)");
+  metrics_.DeclareCounter("terway_metadata_refusals_total",
+                          "Pod requests to the metadata service the guard did not forward, by reason");
+  metrics_.DeclareCounter("terway_antispoof_dropped_packets_total",
+                          "Packets a pod sent with a source address not its own, dropped, by family");
+  metrics_.DeclareCounter("terway_antispoof_dropped_bytes_total",
+                          "Bytes of packets a pod sent with a source address not its own, dropped, by family");
   metrics_.DeclareCounter("terway_state_rebuild_adoptions_total",
                           "Addresses found held at start without a record in the state database, adopted, by "
                           "source (kernel, kernel+api, api) and result (ok, failed)");
@@ -418,6 +477,15 @@ void Daemon::UpdatePoolGauges() {
   metrics_.Set("terway_pool_waiting_requests", {}, s.waiting);
   metrics_.Set("terway_pool_config", {{"setting", "min_pool_size"}}, config_.min_pool_size);
   metrics_.Set("terway_pool_config", {{"setting", "max_pool_size"}}, config_.max_pool_size);
+  if (datapath_) {
+    // The kernel's counters, read at scrape time (they count while we sleep).
+    if (auto drops = datapath::AntiSpoofTable("").ReadDrops(); drops.ok()) {
+      for (const auto& d : *drops) {
+        metrics_.Set("terway_antispoof_dropped_packets_total", {{"family", d.family}}, double(d.packets));
+        metrics_.Set("terway_antispoof_dropped_bytes_total", {{"family", d.family}}, double(d.bytes));
+      }
+    }
+  }
   // The cloud client counts per action; exported as counters (monotonic).
   for (const auto& [action, st] : cloud_->openapi()->Stats()) {
     metrics_.Set("terway_cloud_api_calls_total", {{"action", action}}, double(st.calls));
@@ -436,6 +504,12 @@ Status Daemon::Start() {
   }
   if (datapath_) RepairPods();
   FollowBandwidthAnnotations();
+  if (metadata_guard_) {
+    // Fail closed: with credentials denied to pods, a guard that cannot
+    // start means no pod may start either.
+    TERWAY_TRY_CTX(metadata_guard_->Start(),
+                   "starting the metadata guard (eni_conf metadata_credentials_for_pods is deny)");
+  }
   addresses_->Start();
   TERWAY_TRY_CTX(rpc_->Start(), "starting the CNI socket");
   TERWAY_TRY(StartMetricsEndpoint());
@@ -497,6 +571,7 @@ void Daemon::Stop() {
   if (service_) service_->SetReady(false, "terwayd is stopping");
   if (pod_gc_) pod_gc_->Stop();
   if (rpc_) rpc_->Stop();
+  if (metadata_guard_) metadata_guard_->Stop();
   if (metrics_server_) metrics_server_->stop();
   if (metrics_thread_.joinable()) metrics_thread_.join();
   if (addresses_) addresses_->Stop();

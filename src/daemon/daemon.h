@@ -19,6 +19,7 @@
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
 #include "ipam/config.h"
+#include "metadata/metadata_guard.h"
 #include "store/state_store.h"
 
 namespace httplib {
@@ -96,6 +97,8 @@ class Daemon {
   // policy controller reads its ledger of local pods from the store.
   Status RebuildState();
   Status CreatePolicy();
+  // The filter between pods and the node's cloud credentials (shared ENI).
+  Status CreateMetadataGuard();
   void CreateCniService();
   void DeclareMetrics();
   // Start's first step (restart_repair.cc): verify, repair or free every
@@ -104,6 +107,9 @@ class Daemon {
   void FollowBandwidthAnnotations();
   Status StartMetricsEndpoint();
   void UpdatePoolGauges();
+  // Each pod GC round: the node-wide tables are put back if someone
+  // removed them (anti-spoofing), with every pod's element.
+  void MaintainNodeTables();
 
   DaemonOptions opts_;
   ipam::EniConfig config_;
@@ -126,6 +132,7 @@ class Daemon {
   std::string policy_off_;  // why policy is not enforced here ("" = it is)
   // Null when policy is not enforced on this node (see Create's log line).
   std::unique_ptr<PolicyController> policy_;
+  std::unique_ptr<metadata::MetadataGuard> metadata_guard_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<PodGc> pod_gc_;
   std::unique_ptr<RpcServer> rpc_;

@@ -69,6 +69,10 @@ class PodDatapath {
   // Verifies without changing anything; an error names what is wrong. On
   // success, what Ensure reported (CNI CHECK compares it with prevResult).
   virtual Result<cni::CniResult> Check(const PodNetwork& pod) = 0;
+  // A pod adopted at start with another plugin's wiring (host_veth set):
+  // leaves the wiring as it is, and puts it under the same anti-spoofing
+  // as ours (its host veth may send only with the pod's address).
+  virtual Status GuardAdopted(const PodNetwork& pod) = 0;
   // Removes what containers not in live_container_ids left in the kernel
   // (a pod whose netns was destroyed while the daemon was down). Objects of
   // adopted_ips (live pods wired by another plugin, adopted at start) are

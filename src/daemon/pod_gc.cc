@@ -63,6 +63,7 @@ void PodGc::Stop() {
 }
 
 Result<int> PodGc::RunOnce() {
+  if (opts_.maintain) opts_.maintain();
   TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "pod gc: reading allocations");
   std::set<std::string> gone;
   for (const auto& a : allocs) {

@@ -50,6 +50,8 @@ struct PodGcOptions {
   std::function<bool(const std::string& netns)> netns_alive;
   // The CNI service's teardown.
   std::function<Status(const store::AllocationRecord&)> teardown;
+  // Run first in each round (the daemon's node-wide upkeep); optional.
+  std::function<void()> maintain;
 };
 
 class PodGc {

@@ -79,8 +79,11 @@ void Daemon::RepairPods() {
     live.insert(rec.container_id);
     if (!rec.host_veth.empty()) {
       // Adopted from another plugin's wiring: it keeps working as it is, and
-      // is removed as it is when the pod goes; never rebuilt our way.
+      // is removed as it is when the pod goes; never rebuilt our way. Its
+      // host veth is guarded against spoofing like ours.
       if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips.insert(*ip);
+      PodNetwork pod = PodNetworkFromRecord(rec, ipam::IpAllocation{});
+      if (Status g = datapath_->GuardAdopted(pod); !g.ok()) log::Warn("restart repair: {}: {}", who, g.error().ToString());
       count("unknown");
       continue;
     }

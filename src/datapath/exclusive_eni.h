@@ -66,6 +66,8 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
   // namespace, for a physical device): that is success.
   Status Remove(const daemon::PodNetwork& pod) override;
   Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
+  // Anti-spoofing for an adopted pod's foreign host veth; its wiring stays as it is.
+  Status GuardAdopted(const daemon::PodNetwork& pod) override;
   // Host veths (alias terway-pod:...) of containers not in the live set,
   // and anti-spoofing elements of interfaces that no longer exist.
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,

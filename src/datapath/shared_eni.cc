@@ -486,6 +486,18 @@ Result<std::vector<PodLink>> SharedEniDatapath::ListPodLinks() {
   return out;
 }
 
+Status SharedEniDatapath::GuardAdopted(const daemon::PodNetwork& pod) {
+  if (pod.host_veth.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "guarding an adopted pod without its host veth");
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto ip, netlink::InetAddr::Parse(pod.ip.ip),
+                              "the address of adopted pod " + pod.pod_namespace + "/" + pod.pod_name);
+  TERWAY_TRY_CTX(anti_spoof_.Allow(pod.host_veth, {ip}),
+                 fmt::format("guarding host veth {} of adopted pod {}/{}", pod.host_veth, pod.pod_namespace,
+                             pod.pod_name));
+  return Ok();
+}
+
 Result<std::vector<std::string>> SharedEniDatapath::CollectGarbage(
     const std::set<std::string>& live_container_ids, const std::set<Ipv4Addr>& adopted_ips) {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, ListPodLinks(), "collecting pod datapath garbage");

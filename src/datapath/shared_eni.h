@@ -68,6 +68,8 @@ class SharedEniDatapath : public daemon::PodDatapath {
   Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
   Status Remove(const daemon::PodNetwork& pod) override;
   Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
+  // Anti-spoofing for an adopted pod's foreign host veth; its wiring stays as it is.
+  Status GuardAdopted(const daemon::PodNetwork& pod) override;
 
   // Host veths made by this datapath (recognised by their alias).
   Result<std::vector<PodLink>> ListPodLinks();

@@ -220,6 +220,7 @@ class RecordingDatapath : public PodDatapath {
     checked.push_back(pod);
     return cni::CniResult{};
   }
+  Status GuardAdopted(const PodNetwork&) override { return Ok(); }
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&, const std::set<Ipv4Addr>&) override {
     return std::vector<std::string>{};
   }

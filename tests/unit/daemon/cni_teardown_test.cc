@@ -40,6 +40,7 @@ class ScriptedDatapath : public PodDatapath {
     return Ok();
   }
   Result<cni::CniResult> Check(const PodNetwork&) override { return cni::CniResult{}; }
+  Status GuardAdopted(const PodNetwork&) override { return Ok(); }
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>&, const std::set<Ipv4Addr>&) override {
     return std::vector<std::string>{};
   }
