@@ -187,7 +187,28 @@ say "terway-cli policy explain, from the model node2's kernel enforces:"
   sed 's/^/     /'
 kc delete -f "$WORK/policy.yaml" | sed 's/^/   /'
 
-bold "10. Per-pod bandwidth from the pod's annotation, changed while the pod runs"
+bold "10. The node's cloud identity stays with the node (eni_conf metadata_credentials_for_pods: deny, the default)"
+MD=http://100.100.100.200/latest/meta-data
+ROLE=$(ip netns exec "$(state '.nodes[0].netns')" curl -s --max-time 5 "$MD/ram/security-credentials/")
+say "node1 itself (terwayd's namespace) reads its RAM role: '$ROLE'"
+say "default/web-1 reads its node's instance-id: $(lab exec default/web-1 -- curl -s --max-time 5 "$MD/instance-id")"
+code=$(lab exec default/web-1 -- curl -s -o "$WORK/creds" -w '%{http_code}' --max-time 5 \
+  "$MD/ram/security-credentials/$ROLE")
+say "default/web-1 asks for that role's STS credentials: HTTP $code"
+fold -s -w 92 "$WORK/creds" | sed 's/^/     /'
+[ "$code" = 403 ] || { say "expected 403"; exit 1; }
+for t in "ram/security-credentials/" "%72am/security-credentials/$ROLE" "ram%2Fsecurity-credentials%2F$ROLE"; do
+  c=$(lab exec default/web-1 -- curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$MD/$t")
+  say "  $t -> HTTP $c"
+  [ "$c" != 200 ] || { say "expected a refusal"; exit 1; }
+done
+lab pod add default/needs-role --node node1 --annotations k8s.aliyun.com/allow-node-ram-role=true >/dev/null
+key=$(lab exec default/needs-role -- curl -s --max-time 5 "$MD/ram/security-credentials/$ROLE" | jq -r .AccessKeyId)
+say "default/needs-role, annotated k8s.aliyun.com/allow-node-ram-role: \"true\", gets them: AccessKeyId $key"
+[ "${key#STS.}" != "$key" ] || { say "expected STS credentials"; exit 1; }
+lab pod del default/needs-role >/dev/null
+
+bold "11. Per-pod bandwidth from the pod's annotation, changed while the pod runs"
 kc annotate pod -n shop api-1 kubernetes.io/egress-bandwidth=20M >/dev/null
 API1_NS=$(state '.pods[] | select(.namespace == "shop" and .name == "api-1") | .netns')
 WEB1_NS=$(state '.pods[] | select(.namespace == "default" and .name == "web-1") | .netns')
@@ -209,7 +230,7 @@ say "kubernetes.io/egress-bandwidth=20M on shop/api-1: iperf3 out of it measured
 kc annotate pod -n shop api-1 kubernetes.io/egress-bandwidth- >/dev/null
 say "(annotation removed again: terwayd removes the shaping)"
 
-bold "11. A full node refuses the next pod, with the reason (node2 is ecs.vpcsim.tiny)"
+bold "12. A full node refuses the next pod, with the reason (node2 is ecs.vpcsim.tiny)"
 MAX=$(state '.nodes[1].max_pods')
 k=0
 while [ "$(state '[.pods[] | select(.node == "node2")] | length')" -lt "$MAX" ]; do
@@ -225,6 +246,6 @@ fold -s -w 96 "$WORK/refused" | sed 's/^/     /'
 lab pod del fill/pod-1 >/dev/null
 say "after deleting fill/pod-1: fill/one-too-many gets $(lab pod add fill/one-too-many --node node2)"
 
-bold "12. What the cloud API served (vpcsim's per-action counters)"
+bold "13. What the cloud API served (vpcsim's per-action counters)"
 "$VPCSIM" stats --state "$(state .vpcsim.state)" |
   jq -r '.actions | to_entries[] | "   \(.key): \(.value.calls) calls, \(.value.errors) errors"'
