@@ -196,25 +196,18 @@ bool WorthWaitingFor(const Error& e) {
 }
 }  // namespace
 
-// Cloud clients and the node's identity from the metadata service, retried
-// with backoff while the service does not answer (terwayd used to exit).
-Status Daemon::ConnectCloud() {
+Status Daemon::WaitOut(const std::string& what, const std::function<Status()>& attempt_fn) {
   auto delay = opts_.start_retry_first;
   for (int attempt = 1;; ++attempt) {
-    Status st = [&]() -> Status {
-      TERWAY_ASSIGN_OR_RETURN_CTX(cloud_, cloud::CloudClients::Create(CloudOptionsFromConfig(config_)),
-                                  "setting up the cloud clients");
-      TERWAY_ASSIGN_OR_RETURN(node_, ReadNodeIdentity(cloud_->metadata(), cloud_->region_id()));
-      return Ok();
-    }();
-    if (st.ok()) break;
+    Status st = attempt_fn();
+    if (st.ok()) return Ok();
     if (!WorthWaitingFor(st.error())) return st;
-    log::Warn("start-up attempt {}: {}; retrying in {} ms (the metadata service may be settling)", attempt,
-              st.error().ToString(), delay.count());
+    log::Warn("start-up: {} (attempt {}): {}; retrying in {} ms", what, attempt, st.error().ToString(),
+              delay.count());
     auto until = std::chrono::steady_clock::now() + delay;
     while (std::chrono::steady_clock::now() < until) {
       if (opts_.stop_requested && opts_.stop_requested()) {
-        return std::move(st).error().Wrap("stopped while waiting for the metadata service");
+        return std::move(st).error().Wrap("stopped while waiting: " + what);
       }
       std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(
           std::chrono::milliseconds(100),
@@ -223,6 +216,17 @@ Status Daemon::ConnectCloud() {
     }
     delay = std::min(delay * 2, opts_.start_retry_cap);
   }
+}
+
+// Cloud clients and the node's identity from the metadata service, retried
+// with backoff while the service does not answer (terwayd used to exit).
+Status Daemon::ConnectCloud() {
+  TERWAY_TRY(WaitOut("reaching the metadata service (it may be settling)", [&]() -> Status {
+    TERWAY_ASSIGN_OR_RETURN_CTX(cloud_, cloud::CloudClients::Create(CloudOptionsFromConfig(config_)),
+                                "setting up the cloud clients");
+    TERWAY_ASSIGN_OR_RETURN(node_, ReadNodeIdentity(cloud_->metadata(), cloud_->region_id()));
+    return Ok();
+  }));
   log::Info("node instance={} type={} region={} zone={} vpc={} vswitch={}", node_.instance_id, node_.instance_type,
             node_.region_id, node_.zone_id, node_.vpc_id, node_.vswitch_id);
   return Ok();

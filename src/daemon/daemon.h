@@ -86,6 +86,10 @@ class Daemon {
 
  private:
   Daemon() = default;
+  // Runs attempt until it succeeds, with backoff, while its errors are
+  // worth waiting out (a service not answering yet); a configuration error
+  // or a stop request ends it.
+  Status WaitOut(const std::string& what, const std::function<Status()>& attempt);
   // Create's steps, in order; each a screenful, each its own error context.
   Status LoadConfiguration();
   Status ConnectCloud();

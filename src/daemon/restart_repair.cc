@@ -33,6 +33,12 @@ Status Daemon::RebuildState() {
   log::Warn("state rebuild: {} address(es) are held on this node without a record in {} (a lost or new "
             "database, or a node taken over from another Terway); adopting them before serving",
             plan.size(), opts_.state_path);
+  // Only an address the pool knows from the cloud can be adopted, and one it
+  // does not know now it would learn (as idle) at its next reconcile: so the
+  // cloud must have been read before anything is served.
+  TERWAY_TRY_CTX(WaitOut("reading this node's ENIs from the cloud to adopt running pods' addresses",
+                         [&] { return addresses_->Reconcile(); }),
+                 "rebuilding state");
   for (const auto& a : plan) {
     auto adopted = addresses_->Adopt(a.pod, a.ip);
     const std::string who = fmt::format("{} held by pod {}/{} (container {}, found in {})", a.ip, a.pod.namespace_,

@@ -159,7 +159,6 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, h.ListLinks(), "listing the node's links");
   TERWAY_ASSIGN_OR_RETURN_CTX(auto routes, h.ListRoutes(AF_INET), "listing the node's routes");
   std::map<int, HostSandbox> by_index;  // host veth ifindex -> sandbox
-  std::map<int, std::pair<int, int>> pair_of;  // host ifindex -> (peer index, host index)
   for (const auto& l : links) {
     if (!IsCandidateHostVeth(l)) continue;
     HostSandbox s;
@@ -169,7 +168,6 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
       s.container_id = owner->container_id;
     }
     by_index[l.index] = s;
-    pair_of[l.index] = {l.peer_index, l.index};
   }
   // Another plugin's veth names its pod only by the /32 route through it.
   for (const auto& r : routes) {
@@ -177,20 +175,20 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
     if (it == by_index.end() || !r.dst.addr.is_v4() || r.dst.prefix_len != 32) continue;
     if (it->second.ip.empty()) it->second.ip = r.dst.addr.ToString();
   }
-  // The pod's namespace: the named one holding the veth's peer, whose own
-  // peer is this veth (indexes are per namespace, so both must match).
+  // The pod's namespace: the named one this namespace knows by the id the
+  // veth names for its peer (indexes alone repeat across namespaces: every
+  // pod's eth0 is index 2, and other nodes' veths reuse our numbers).
   std::map<int, std::string> netns_of;
+  std::map<int, int> nsid_of;  // host veth index -> its peer's namespace id
+  for (const auto& l : links) {
+    if (by_index.count(l.index) && l.peer_netnsid >= 0) nsid_of[l.index] = l.peer_netnsid;
+  }
   for (const auto& path : NamedNetnsPaths(netns_dir)) {
     if (!netlink::NetnsExists(path)) continue;
-    auto ph = netlink::Handle::OpenIn(path);
-    if (!ph.ok()) continue;
-    auto plinks = ph->ListLinks();
-    if (!plinks.ok()) continue;
-    for (const auto& pl : *plinks) {
-      if (pl.kind != "veth" || !pl.peer_in_other_netns) continue;
-      for (const auto& [host_index, pr] : pair_of) {
-        if (pr.first == pl.index && pl.peer_index == host_index) netns_of[host_index] = path;
-      }
+    auto id = h.NetnsIdOf(path);
+    if (!id.ok() || *id < 0) continue;
+    for (const auto& [host_index, nsid] : nsid_of) {
+      if (nsid == *id) netns_of[host_index] = path;
     }
   }
   std::vector<HostSandbox> out;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/fib_rules.h>
+#include <linux/net_namespace.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <linux/if.h>
@@ -148,6 +149,7 @@ Link ToLink(rtnl_link* l) {
   out.peer_index = rtnl_link_get_link(l);
   int32_t netnsid = -1;
   out.peer_in_other_netns = rtnl_link_get_link_netnsid(l, &netnsid) == 0 && netnsid >= 0;
+  if (out.peer_in_other_netns) out.peer_netnsid = netnsid;
   return out;
 }
 
@@ -878,6 +880,53 @@ Status RawDump(Handle::Socket& s, const std::function<Result<NlMsgPtr>()>& reque
 }
 
 }  // namespace
+
+Result<int> Handle::NetnsIdOf(const std::string& netns) {
+  const std::string path = NetnsPath(netns);
+  const std::string what = "asking the id this namespace gives to namespace " + path;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError(what);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+  } closer{fd};
+  NlMsgPtr m(nlmsg_alloc_simple(RTM_GETNSID, NLM_F_REQUEST));
+  if (!m) return OutOfMemory();
+  rtgenmsg g{};
+  g.rtgen_family = AF_UNSPEC;
+  if (nlmsg_append(m.get(), &g, sizeof(g), NLMSG_ALIGNTO) < 0 ||
+      nla_put_u32(m.get(), NETNSA_FD, static_cast<uint32_t>(fd)) < 0) {
+    return OutOfMemory();
+  }
+  s_->last_errno = 0;
+  int rc = nl_send_auto(s_->sk, m.get());
+  if (rc < 0) return SysError(what, NleToErrno(rc));
+  // The answer (RTM_NEWNSID) comes first, then the kernel's ACK (libnl asks
+  // for one on every request): both are read here, or the ACK would be
+  // taken for the answer of the next request on this socket.
+  nl_cb* base = nl_socket_get_cb(s_->sk);
+  nl_cb* cb = nl_cb_clone(base);
+  nl_cb_put(base);
+  if (!cb) return OutOfMemory();
+  int nsid = -1;
+  nl_cb_set(
+      cb, NL_CB_VALID, NL_CB_CUSTOM,
+      [](nl_msg* msg, void* arg) -> int {
+        nlmsghdr* h = nlmsg_hdr(msg);
+        if (h->nlmsg_type != RTM_NEWNSID) return NL_OK;
+        nlattr* tb[NETNSA_MAX + 1] = {};
+        if (nlmsg_parse(h, sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) >= 0 && tb[NETNSA_NSID]) {
+          *static_cast<int*>(arg) = static_cast<int32_t>(nla_get_u32(tb[NETNSA_NSID]));
+        }
+        return NL_OK;
+      },
+      &nsid);
+  rc = nl_recvmsgs(s_->sk, cb);
+  nl_cb_put(cb);
+  if (rc >= 0) rc = nl_wait_for_ack(s_->sk);
+  if (rc < 0) return SysError(what, s_->last_errno ? s_->last_errno : NleToErrno(rc));
+  return nsid;
+}
 
 Status Handle::CreateIfb(const std::string& name) {
   TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildIfbCreate(name));

@@ -41,6 +41,10 @@ class Handle {
   Result<Link> GetLinkByIndex(int index);
   Result<Link> GetLinkByMac(const MacAddr& mac);  // first link with this MAC
   Result<std::vector<Link>> ListLinks();
+  // The id this handle's namespace gives another namespace (a name under
+  // /var/run/netns or a path): equal to Link::peer_netnsid of a veth whose
+  // peer lives there. -1 when it has none (no link crosses to it).
+  Result<int> NetnsIdOf(const std::string& netns);
   bool LinkExists(const std::string& name);
 
   // kAlreadyExists if a link with that name exists (in either namespace).

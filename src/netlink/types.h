@@ -68,6 +68,9 @@ struct Link {
   // (which differs from ours when peer_in_other_netns).
   int peer_index = 0;
   bool peer_in_other_netns = false;  // IFLA_LINK_NETNSID present
+  // That namespace's id as this one knows it (Handle::NetnsIdOf of the
+  // namespace gives the same id); -1 when the peer is here.
+  int peer_netnsid = -1;
 };
 
 struct VethSpec {

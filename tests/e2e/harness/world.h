@@ -84,6 +84,7 @@ class TerwaydNode {
   const std::string& state_path() const { return state_; }
   const std::string& config_path() const { return config_; }
   const std::string& netns() const { return netns_; }
+  const std::string& log_path() const { return log_; }
   Process& process() { return proc_; }
   // Starts it again after Stop/Kill9 (same config, state and socket).
   Status Restart();

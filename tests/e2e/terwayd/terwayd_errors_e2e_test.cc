@@ -55,6 +55,28 @@ TEST(TerwaydConfig, MissingFileNamesThePath) {
   EXPECT_NE(r.output.find(dir.File("nope.json")), std::string::npos) << r.output;
 }
 
+// A node whose metadata service does not answer yet (booting, a hiccup):
+// terwayd waits it out with backoff instead of exiting, and serves once the
+// service is back.
+TEST(TerwaydStart, WaitsOutAMetadataServiceThatIsDown) {
+  TERWAY_REQUIRE_ROOT();
+  auto w = VpcsimWorld::Start(WorldSpec{});
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  (*w)->process().Kill9();  // the metadata service (and the API) go away
+  TerwaydSpec ts;
+  ts.instance_id = (*w)->instances()[0];
+  auto n = TerwaydNode::Start(w->get(), ts);
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  bool retrying = WaitFor([&] { return ReadFile((*n)->log_path()).find("retrying in") != std::string::npos; },
+                          std::chrono::seconds(60));
+  ASSERT_TRUE(retrying) << "terwayd did not say it waits:\n" << ReadFile((*n)->log_path());
+  ASSERT_TRUE((*n)->process().running()) << "terwayd gave up:\n" << ReadFile((*n)->log_path());
+  ASSERT_TRUE((*w)->Restart(/*kill9=*/true).ok());
+  auto ready = (*n)->WaitReady(std::chrono::seconds(90));
+  EXPECT_TRUE(ready.ok()) << ready.error().ToString() << "\n" << ReadFile((*n)->log_path());
+  EXPECT_TRUE((*n)->process().running());
+}
+
 class TerwaydCapacity : public ::testing::Test {
  protected:
   Result<proto::Reply> Add(const std::string& socket, int i) {
