@@ -59,9 +59,9 @@ bool NeedsSandbox(const k8s::Pod& pod) {
   return pod.phase.empty() || pod.phase == "Pending";
 }
 
-LabKubelet::LabKubelet(Lab& lab, std::string lab_dir, NodeRecord node, std::string host_ip,
+LabKubelet::LabKubelet(SandboxRuntime& runtime, std::string lab_dir, NodeRecord node, std::string host_ip,
                        k8s::RestClient& client)
-    : lab_(lab),
+    : runtime_(runtime),
       dir_(std::move(lab_dir)),
       node_(std::move(node)),
       host_ip_(std::move(host_ip)),
@@ -163,7 +163,7 @@ void LabKubelet::SandboxAdd(const k8s::Pod& pod) {
     args.cni_version = it->second;
   }
   log::Info("kubelet {}: pod {} ADD (CNI {})", node_.name, key, args.cni_version);
-  auto ip = lab_.RunSandboxAdd(dir_, args, &cancel_);
+  auto ip = runtime_.RunSandboxAdd(dir_, args, &cancel_);
   json patch;
   if (ip.ok()) {
     log::Info("kubelet {}: pod {} Running with IP {}", node_.name, key, *ip);
@@ -185,7 +185,7 @@ void LabKubelet::SandboxAdd(const k8s::Pod& pod) {
 void LabKubelet::SandboxDel(const k8s::Pod& pod) {
   const std::string key = pod.metadata.Key();
   PodRef ref{pod.metadata.namespace_, pod.metadata.name};
-  Status st = lab_.RunSandboxDel(dir_, ref, &cancel_);
+  Status st = runtime_.RunSandboxDel(dir_, ref, &cancel_);
   if (!st.ok() && st.error().code == ErrorCode::kNotFound) {
     log::Info("kubelet {}: pod {} deleted; it had no sandbox", node_.name, key);
     return;

@@ -45,7 +45,8 @@ bool NeedsSandbox(const k8s::Pod& pod);
 
 class LabKubelet {
  public:
-  LabKubelet(Lab& lab, std::string lab_dir, NodeRecord node, std::string host_ip, k8s::RestClient& client);
+  LabKubelet(SandboxRuntime& runtime, std::string lab_dir, NodeRecord node, std::string host_ip,
+             k8s::RestClient& client);
   ~LabKubelet();
   void Start();
   void Stop();
@@ -68,7 +69,7 @@ class LabKubelet {
   void RecordEvent(const k8s::Pod& pod, const std::string& type, const std::string& reason,
                    const std::string& message);
 
-  Lab& lab_;
+  SandboxRuntime& runtime_;
   std::string dir_;
   NodeRecord node_;
   std::string host_ip_;

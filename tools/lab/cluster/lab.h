@@ -38,7 +38,20 @@ Result<LabBinaries> FindLabBinaries();
 // not a Kubernetes quantity fails the sandbox, as it does there.
 Result<std::optional<nlohmann::json>> RuntimeBandwidth(const std::map<std::string, std::string>& annotations);
 
-class Lab {
+// What a kubelet asks of its container runtime for a pod's sandbox: Lab in
+// the lab, a fake in the kubelet's tests. Both may run for several pods at
+// once; when cancel turns true the runtime gives up promptly.
+class SandboxRuntime {
+ public:
+  virtual ~SandboxRuntime() = default;
+  // The pod's IP once its sandbox is wired.
+  virtual Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
+                                            const std::atomic<bool>* cancel) = 0;
+  // kNotFound when the pod has no sandbox.
+  virtual Status RunSandboxDel(const std::string& dir, const PodRef& pod, const std::atomic<bool>* cancel) = 0;
+};
+
+class Lab : public SandboxRuntime {
  public:
   // Progress and results go to out, warnings to err.
   Lab(LabBinaries bins, std::ostream& out, std::ostream& err)
@@ -62,11 +75,12 @@ class Lab {
   // wired in parallel. When cancel turns true (the control plane stops) the
   // plugin is killed and the pod left recorded for `down`.
   Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
-                                    const std::atomic<bool>* cancel = nullptr);
+                                    const std::atomic<bool>* cancel = nullptr) override;
   // CNI DEL (skipped when the node's terwayd is down) + namespace removal.
   // The caller makes sure no other operation on this pod runs meanwhile
   // (the kubelet runs one pod's ADD and DEL in order).
-  Status RunSandboxDel(const std::string& dir, const PodRef& pod, const std::atomic<bool>* cancel = nullptr);
+  Status RunSandboxDel(const std::string& dir, const PodRef& pod,
+                       const std::atomic<bool>* cancel = nullptr) override;
   // The control-plane daemon: API stand-in (host loopback + each node's
   // namespace), Node objects, ConfigMap eni-config, a kubelet per node.
   // Returns when SIGTERM/SIGINT arrives (blocked by the caller).
