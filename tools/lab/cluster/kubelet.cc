@@ -274,7 +274,8 @@ Status Lab::RunControlPlane(const std::string& dir) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   log::Init("terway-lab-control-plane", "info");
-  // Read without the lab lock: `up` holds it while it waits for us.
+  // Read without a lock (lab.json is replaced by rename); `up`, which
+  // started us, holds the lifecycle lock while it waits for us.
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   auto store = NewDefaultStore();
   // One store, one listener per network: kubectl on the host's loopback,

@@ -82,7 +82,7 @@ std::vector<char*> CStrings(std::vector<std::string>& v) {
   // SIGINT for its sigwait) must not stay blocked in the command.
   sigset_t none;
   sigemptyset(&none);
-  pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  sigprocmask(SIG_SETMASK, &none, nullptr);  // the child has one thread
   execve(argv[0], argv, envp);
   fail(2);
   _exit(127);  // fail() does not return; the compiler cannot see it
