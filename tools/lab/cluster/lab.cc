@@ -866,8 +866,9 @@ namespace {
 // How long `pod add` waits for Running or Failed: the kubelet's ADD, then
 // after a failure its DEL, each bounded by the CNI timeout.
 std::chrono::seconds PodAddDeadline(const LabState& s) { return 2 * s.cni_timeout() + std::chrono::seconds(30); }
-// How long `pod del` waits for the kubelet's DEL.
-std::chrono::seconds PodDelDeadline(const LabState& s) { return s.cni_timeout() + std::chrono::seconds(30); }
+// How long `pod del` waits for the kubelet's DEL: it may first wait for the
+// pod's own ADD (and that ADD's undo), which the kubelet runs before it.
+std::chrono::seconds PodDelDeadline(const LabState& s) { return 2 * s.cni_timeout() + std::chrono::seconds(30); }
 
 Result<std::unique_ptr<k8s::RestClient>> LabApiClient(const LabState& s) {
   if (s.kubeconfig.empty() || !DaemonAlive(s.control_plane)) {
