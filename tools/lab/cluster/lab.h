@@ -116,6 +116,9 @@ class Lab : public SandboxRuntime {
 // eni_conf, to ConfigMap kube-system/eni-config.
 nlohmann::json LabEniConf(const LabState& s);
 
+// "pod NS/NAME is not in the lab", with where to look.
+Error PodNotFound(const PodRef& ref);
+
 // "code 100: no IP address available (node has ...)" from the plugin's
 // stdout (a CNI error object), or its raw output when that is not JSON.
 std::string DescribeCniFailure(const CommandOutput& o);
