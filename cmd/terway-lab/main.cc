@@ -7,6 +7,7 @@
 
 #include "tools/lab/cluster/lab.h"
 #include "tools/lab/cluster/lab_args.h"
+#include "tools/lab/cluster/lab_files.h"
 
 namespace {
 
@@ -43,6 +44,13 @@ int main(int argc, char** argv) {
   // A runtime does not set this; inherited from the user's shell it would
   // point every pod of every node at one daemon.
   unsetenv("TERWAY_DAEMON_SOCKET");
+  // Secrets of a lab made by an older terway-lab (world-readable then)
+  // become owner-only before anything reads or adds to them.
+  if (access(cmd->lab_dir.c_str(), F_OK) == 0) {
+    if (auto st = TightenLabFiles(cmd->lab_dir); !st.ok()) {
+      std::cerr << "terway-lab: warning: " << st.error().ToString() << "\n";
+    }
+  }
   auto bins = FindLabBinaries();
   if (!bins.ok()) return Fail(bins.error());
   Lab lab(*bins, std::cout, std::cerr);

@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -44,13 +45,18 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
+// Owner-only (0600) from its creation: the endpoint leads to an
+// unauthenticated admin API. A leftover temp file goes first, so O_EXCL makes
+// sure the file written is ours, with our mode.
 Status WriteFileAtomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return SysError("writing " + tmp);
-    out << content;
-    if (!out.flush()) return SysError("writing " + tmp);
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) return SysError("removing the stale " + tmp);
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return SysError("creating " + tmp);
+  bool written = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  if (close(fd) != 0 || !written) {
+    unlink(tmp.c_str());
+    return SysError("writing " + tmp);
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) return SysError("renaming " + tmp);
   return Ok();
@@ -58,8 +64,7 @@ Status WriteFileAtomic(const std::string& path, const std::string& content) {
 
 // One server per state directory: two would corrupt each other's view.
 Result<int> LockState(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
+  TERWAY_TRY(PrepareStateDir(dir));
   std::string p = dir + "/lock";
   int fd = open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return SysError("opening " + p);

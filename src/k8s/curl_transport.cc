@@ -1,4 +1,5 @@
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <fstream>
 #include <mutex>
@@ -61,6 +62,14 @@ Result<std::string> ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// curl opens its sockets without SOCK_CLOEXEC. The processes using this
+// client run other programs from other threads (terwayd's helpers, the lab's
+// control plane running CNI plugins): none of them may inherit a connection
+// to the API, so the socket is close-on-exec from the start.
+curl_socket_t OpenCloexecSocket(void*, curlsocktype, struct curl_sockaddr* addr) {
+  return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 std::string TrimNewlines(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
@@ -94,6 +103,7 @@ class CurlTransport : public Transport {
     std::string url = cfg_.server + req.path;
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, OpenCloexecSocket);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     if (req.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {

@@ -2,8 +2,12 @@
 
 #include "tools/vpcsim/http_reply.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <nlohmann/json.hpp>
 
@@ -90,12 +94,48 @@ nlohmann::json TagsJson(const std::vector<cloud::Tag>& tags) {
 
 }  // namespace
 
-Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return SysError("creating state directory " + dir);
+namespace {
+
+// Group and other permissions off a file or directory (symlinks untouched).
+Status MakeOwnerOnly(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return errno == ENOENT ? Ok() : SysError("reading the mode of " + path);
+  if (S_ISLNK(st.st_mode) || (st.st_mode & 077) == 0) return Ok();
+  if (chmod(path.c_str(), st.st_mode & 07700) != 0) return SysError("making " + path + " owner-only");
+  return Ok();
+}
+
+Status MakeDirs0700(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return Ok();
+  if (errno != ENOENT) return SysError("creating state directory " + dir);
+  auto slash = dir.find_last_of('/');
+  if (slash == std::string::npos || slash == 0) return SysError("creating state directory " + dir);
+  TERWAY_TRY(MakeDirs0700(dir.substr(0, slash)));
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return SysError("creating state directory " + dir);
+  return Ok();
+}
+
+}  // namespace
+
+Status PrepareStateDir(const std::string& dir) {
+  TERWAY_TRY(MakeDirs0700(dir));
+  TERWAY_TRY(MakeOwnerOnly(dir));
+  for (const char* f : {"vpcsim.db", "vpcsim.db-wal", "vpcsim.db-shm", "vpcsim.db-journal", "endpoint",
+                        "endpoint.tmp", "lock"}) {
+    TERWAY_TRY(MakeOwnerOnly(dir + "/" + f));
   }
+  return Ok();
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir) {
+  TERWAY_TRY(PrepareStateDir(dir));
   std::unique_ptr<StateStore> s(new StateStore());
   s->path_ = dir + "/vpcsim.db";
+  // SQLite would create the database 0644; created here first, it is 0600
+  // from the start (and SQLite copies that mode to -wal and -shm).
+  int fd = open(s->path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return SysError("creating " + s->path_);
+  close(fd);
   if (sqlite3_open(s->path_.c_str(), &s->db_) != SQLITE_OK) {
     return Errorf(ErrorCode::kInternal, "opening {}: {}", s->path_,
                   s->db_ ? sqlite3_errmsg(s->db_) : "out of memory");

@@ -24,9 +24,18 @@ struct StateSnapshot {
   std::vector<StsCredential> sts;
 };
 
+// The state directory holds secrets (the STS credentials handed out, the
+// endpoint of an unauthenticated admin API): it is 0700 and every file in it
+// 0600 from its creation. Creates the directory (and missing parents) 0700;
+// an existing one, and the files an older vpcsim left in it, lose their
+// group and other permissions.
+Status PrepareStateDir(const std::string& dir);
+
 class StateStore {
  public:
-  // Opens (creating if needed) "<dir>/vpcsim.db".
+  // Opens (creating if needed) "<dir>/vpcsim.db", after PrepareStateDir. The
+  // database is created 0600 before SQLite opens it; SQLite gives its -wal
+  // and -shm files the database's mode.
   static Result<std::unique_ptr<StateStore>> Open(const std::string& dir);
   ~StateStore();
   StateStore(const StateStore&) = delete;

@@ -35,6 +35,15 @@ TEST(LabArgs, DefaultLabDirIsTheCallersDefault) {
   EXPECT_EQ(d->lab_dir, kDefaultLabDir);
 }
 
+TEST(LabArgs, UpCniTimeoutDefaultsToTheKubeletsTwoMinutes) {
+  auto d = Parse({"up", "--nodes", "1"});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_EQ(std::get<UpArgs>(d->action).cni_timeout_seconds, 120);
+  auto c = Parse({"up", "--nodes", "1", "--cni-timeout=5"});
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(std::get<UpArgs>(c->action).cni_timeout_seconds, 5);
+}
+
 TEST(LabArgs, UpRefusesBadInput) {
   struct Case {
     std::vector<std::string> args;
@@ -48,6 +57,8 @@ TEST(LabArgs, UpRefusesBadInput) {
       {{"up", "--nodes", "1", "--name", "Bad"}, "starting with a letter"},
       {{"up", "--nodes", "1", "--instance-type", "g7.large"}, "not an instance type"},
       {{"up", "--nodes", "1", "--bogus"}, "unknown argument '--bogus'"},
+      {{"up", "--nodes", "1", "--cni-timeout", "0"}, "--cni-timeout wants a number from 1 to 600"},
+      {{"up", "--nodes", "1", "--cni-timeout", "2m"}, "got '2m'"},
       {{"--lab", "relative", "up", "--nodes", "1"}, "absolute"},
       {{"--lab", "/", "up", "--nodes", "1"}, "root directory"},
       {{}, "no command"},

@@ -1,6 +1,7 @@
 // The lab's processes: commands to completion, and daemons identified by pid
 // and start time (no root needed: no namespace is entered).
 #include "tools/lab/cluster/process.h"
+#include "tools/lab/cluster/lab_files.h"
 
 #include <unistd.h>
 

@@ -3,7 +3,10 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -14,6 +17,7 @@ LabState Sample() {
   LabState s;
   s.world = "lab1";
   s.phase = "up";
+  s.cni_timeout_seconds = 45;
   s.vswitch = "vsw-lab1a";
   s.vswitch_cidr = "198.18.0.0/24";
   s.zone = "cn-hangzhou-h";
@@ -59,6 +63,10 @@ TEST(LabState, JsonRoundTripKeepsEverything) {
   EXPECT_EQ(back->nodes[0].max_pods, 4);
   EXPECT_EQ(back->pods[0].labels.at("app"), "web");
   EXPECT_EQ(back->pods[0].result["ips"][0]["address"], "198.18.0.10/24");
+  EXPECT_EQ(back->cni_timeout_seconds, 45);
+  nlohmann::json old = LabStateToJson(s);
+  old.erase("cni_timeout_seconds");
+  EXPECT_EQ(LabStateFromJson(old)->cni_timeout_seconds, 120) << "a lab.json of an older terway-lab";
 }
 
 TEST(LabState, RefusesWhatIsNotALabState) {
@@ -111,6 +119,49 @@ TEST(LabState, SavesAndLoadsFromTheLabDirectory) {
   auto broken = LoadLabState(dir);
   ASSERT_FALSE(broken.ok());
   EXPECT_NE(broken.error().ToString().find("not JSON"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// Pod operations of every node update lab.json at once: each update is a
+// read-modify-write under the lab lock, so none is lost, and a failed change
+// leaves the file as it was.
+TEST(LabState, ConcurrentUpdatesLoseNothingAndAFailedOneChangesNothing) {
+  char tmpl[] = "/tmp/lab-state-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  LabState s = Sample();
+  s.dir = dir;
+  s.pods.clear();
+  ASSERT_TRUE(StoreLabState(s).ok());
+  constexpr int kThreads = 6, kPodsEach = 15;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPodsEach; i++) {
+        Status st = UpdateLabState(dir, [&](LabState& st) {
+          PodRecord p;
+          p.ns = "default";
+          p.name = "p" + std::to_string(t) + "-" + std::to_string(i);
+          st.pods.push_back(p);
+          return Ok();
+        });
+        if (!st.ok()) failures++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures, 0);
+  auto back = LoadLabState(dir);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(back->pods.size(), static_cast<size_t>(kThreads * kPodsEach)) << "an update was lost";
+  const std::string before = ReadTextFile(LabStatePath(dir));
+  Status refused = UpdateLabState(dir, [](LabState& st) {
+    st.pods.clear();
+    return Status(Error(ErrorCode::kAlreadyExists, "pod exists"));
+  });
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(ReadTextFile(LabStatePath(dir)), before);
   std::filesystem::remove_all(dir);
 }
 

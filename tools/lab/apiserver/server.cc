@@ -1,8 +1,11 @@
 #include "tools/lab/apiserver/server.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <httplib.h>
 
-#include <fstream>
+#include <cerrno>
 
 #include "common/log.h"
 #include "common/strings.h"
@@ -222,12 +225,26 @@ void ApiServer::Stop() {
 }
 
 Status ApiServer::WriteKubeconfig(const std::string& path) const {
-  std::ofstream out(path);
-  if (!out) return SysError("writing kubeconfig " + path);
-  out << "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: " << url()
-      << "\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n    namespace: default\n"
-      << "current-context: lab\nusers:\n- name: lab\n  user: {}\n";
-  if (!out.flush()) return SysError("writing kubeconfig " + path);
+  const std::string text = "apiVersion: v1\nkind: Config\nclusters:\n- name: lab\n  cluster:\n    server: " + url() +
+                           "\ncontexts:\n- name: lab\n  context:\n    cluster: lab\n    user: lab\n"
+                           "    namespace: default\ncurrent-context: lab\nusers:\n- name: lab\n  user: {}\n";
+  // Owner-only from its creation: a kubeconfig is the key to the API. An old
+  // file goes first, so O_EXCL makes sure the one we write has our mode.
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return SysError("replacing kubeconfig " + path);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return SysError("writing kubeconfig " + path);
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Error e = SysError("writing kubeconfig " + path);
+      close(fd);
+      return e;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) return SysError("writing kubeconfig " + path);
   return Ok();
 }
 

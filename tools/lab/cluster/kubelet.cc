@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <ctime>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -14,6 +13,7 @@
 #include "k8s/reporter.h"
 #include "netlink/netns.h"
 #include "tools/lab/apiserver/server.h"
+#include "tools/lab/cluster/lab_files.h"
 #include "tools/lab/cluster/process.h"
 
 namespace terway::lab {
@@ -59,9 +59,9 @@ bool NeedsSandbox(const k8s::Pod& pod) {
   return pod.phase.empty() || pod.phase == "Pending";
 }
 
-LabKubelet::LabKubelet(Lab& lab, std::string lab_dir, NodeRecord node, std::string host_ip,
+LabKubelet::LabKubelet(SandboxRuntime& runtime, std::string lab_dir, NodeRecord node, std::string host_ip,
                        k8s::RestClient& client)
-    : lab_(lab),
+    : runtime_(runtime),
       dir_(std::move(lab_dir)),
       node_(std::move(node)),
       host_ip_(std::move(host_ip)),
@@ -82,43 +82,66 @@ LabKubelet::LabKubelet(Lab& lab, std::string lab_dir, NodeRecord node, std::stri
 
 LabKubelet::~LabKubelet() { Stop(); }
 
-void LabKubelet::Start() {
-  worker_ = std::thread([this] { Work(); });
-  pods_->Start();
-}
+void LabKubelet::Start() { pods_->Start(); }
 
 void LabKubelet::Stop() {
-  pods_->Stop();
+  pods_->Stop();  // no new work
+  std::vector<std::thread> threads;
   {
-    std::lock_guard l(mu_);
+    std::unique_lock l(mu_);
     stop_ = true;
+    cancel_ = true;
+    for (auto& [key, w] : workers_) {
+      if (w.thread.joinable()) threads.push_back(std::move(w.thread));
+    }
+    for (auto& t : finished_) threads.push_back(std::move(t));
+    finished_.clear();
   }
-  cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  for (auto& t : threads) t.join();
+}
+
+void LabKubelet::JoinFinishedLocked(std::unique_lock<std::mutex>& l) {
+  // A finished worker has handed in its thread and only returns: joining it
+  // takes no time, but is done without our lock all the same.
+  std::vector<std::thread> done;
+  done.swap(finished_);
+  l.unlock();
+  for (auto& t : done) t.join();
+  l.lock();
 }
 
 void LabKubelet::Enqueue(Task t) {
-  {
-    std::lock_guard l(mu_);
-    if (t.add) {
-      // Our own status write and terwayd's pod-ips annotation arrive as
-      // updates before the phase is set: one ADD per pod (by uid).
-      if (!started_.insert(t.pod.metadata.uid).second) return;
-    } else {
-      started_.erase(t.pod.metadata.uid);
-    }
-    tasks_.push_back(std::move(t));
+  std::unique_lock l(mu_);
+  if (stop_) return;
+  JoinFinishedLocked(l);
+  if (t.add) {
+    // Our own status write and terwayd's pod-ips annotation arrive as
+    // updates before the phase is set: one ADD per pod (by uid).
+    if (!started_.insert(t.pod.metadata.uid).second) return;
+  } else {
+    started_.erase(t.pod.metadata.uid);
   }
-  cv_.notify_one();
+  const std::string key = t.pod.metadata.Key();
+  PodWorker& w = workers_[key];
+  w.tasks.push_back(std::move(t));
+  if (!w.thread.joinable()) w.thread = std::thread([this, key] { Work(key); });
 }
 
-void LabKubelet::Work() {
+void LabKubelet::Work(const std::string& key) {
   std::unique_lock l(mu_);
   while (true) {
-    cv_.wait(l, [this] { return stop_ || !tasks_.empty(); });
-    if (stop_) return;
-    Task t = std::move(tasks_.front());
-    tasks_.pop_front();
+    auto it = workers_.find(key);
+    if (stop_ || it == workers_.end() || it->second.tasks.empty()) {
+      // Out of work: hand our thread in to be joined, and leave the map
+      // (the next task of this pod starts a new worker).
+      if (it != workers_.end()) {
+        if (it->second.thread.joinable()) finished_.push_back(std::move(it->second.thread));
+        workers_.erase(it);
+      }
+      return;
+    }
+    Task t = std::move(it->second.tasks.front());
+    it->second.tasks.pop_front();
     l.unlock();
     if (t.add) {
       SandboxAdd(t.pod);
@@ -140,7 +163,7 @@ void LabKubelet::SandboxAdd(const k8s::Pod& pod) {
     args.cni_version = it->second;
   }
   log::Info("kubelet {}: pod {} ADD (CNI {})", node_.name, key, args.cni_version);
-  auto ip = lab_.RunSandboxAdd(dir_, args);
+  auto ip = runtime_.RunSandboxAdd(dir_, args, &cancel_);
   json patch;
   if (ip.ok()) {
     log::Info("kubelet {}: pod {} Running with IP {}", node_.name, key, *ip);
@@ -162,7 +185,7 @@ void LabKubelet::SandboxAdd(const k8s::Pod& pod) {
 void LabKubelet::SandboxDel(const k8s::Pod& pod) {
   const std::string key = pod.metadata.Key();
   PodRef ref{pod.metadata.namespace_, pod.metadata.name};
-  Status st = lab_.RunSandboxDel(dir_, ref);
+  Status st = runtime_.RunSandboxDel(dir_, ref, &cancel_);
   if (!st.ok() && st.error().code == ErrorCode::kNotFound) {
     log::Info("kubelet {}: pod {} deleted; it had no sandbox", node_.name, key);
     return;
@@ -251,7 +274,8 @@ Status Lab::RunControlPlane(const std::string& dir) {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   log::Init("terway-lab-control-plane", "info");
-  // Read without the lab lock: `up` holds it while it waits for us.
+  // Read without a lock (lab.json is replaced by rename); `up`, which
+  // started us, holds the lifecycle lock while it waits for us.
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   auto store = NewDefaultStore();
   // One store, one listener per network: kubectl on the host's loopback,
@@ -298,7 +322,7 @@ Status Lab::RunControlPlane(const std::string& dir) {
     kubelets.push_back(std::make_unique<LabKubelet>(*this, dir, n, ip, *client));
   }
   for (auto& k : kubelets) k->Start();
-  std::ofstream(dir + "/control-plane.ready") << host.url() << "\n";
+  TERWAY_TRY(WriteTextFileAtomic(dir + "/control-plane.ready", host.url() + "\n"));
   log::Info("control plane ready: API {} ({} node listener(s)), {} kubelet(s)", host.url(), node_servers.size(),
             kubelets.size());
   int sig = 0;

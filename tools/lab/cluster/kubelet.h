@@ -7,18 +7,25 @@
 // deleted pod gets DEL and its namespace removed (Lab::RunSandboxDel).
 //
 // Deletion is immediate in the lab's API (no graceful deletion, no
-// finalizers), so the kubelet acts on the DELETED event. Work runs on one
-// worker thread per node, in event order: a pod's ADD always finishes before
-// its DEL starts, and the watch thread never waits for the CNI.
+// finalizers), so the kubelet acts on the DELETED event. As a real kubelet's
+// pod workers: each pod has its own worker thread, which runs that pod's
+// work in event order (its ADD always finishes before its DEL starts; a pod
+// deleted and created again under the same name waits for the old DEL),
+// while different pods run in parallel: a hung ADD holds up its own pod only
+// (until the CNI timeout kills it). The watch thread never waits for the CNI.
+// Stop kills the plugins still running.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "k8s/cache.h"
 #include "k8s/client.h"
@@ -38,7 +45,8 @@ bool NeedsSandbox(const k8s::Pod& pod);
 
 class LabKubelet {
  public:
-  LabKubelet(Lab& lab, std::string lab_dir, NodeRecord node, std::string host_ip, k8s::RestClient& client);
+  LabKubelet(SandboxRuntime& runtime, std::string lab_dir, NodeRecord node, std::string host_ip,
+             k8s::RestClient& client);
   ~LabKubelet();
   void Start();
   void Stop();
@@ -48,14 +56,20 @@ class LabKubelet {
     bool add = false;
     k8s::Pod pod;
   };
+  // One pod's queue and the thread working it (while it has work).
+  struct PodWorker {
+    std::deque<Task> tasks;
+    std::thread thread;
+  };
   void Enqueue(Task t);
-  void Work();
+  void Work(const std::string& key);
+  void JoinFinishedLocked(std::unique_lock<std::mutex>& l);
   void SandboxAdd(const k8s::Pod& pod);
   void SandboxDel(const k8s::Pod& pod);
   void RecordEvent(const k8s::Pod& pod, const std::string& type, const std::string& reason,
                    const std::string& message);
 
-  Lab& lab_;
+  SandboxRuntime& runtime_;
   std::string dir_;
   NodeRecord node_;
   std::string host_ip_;
@@ -64,11 +78,11 @@ class LabKubelet {
   std::unique_ptr<k8s::Cache<k8s::Pod>> pods_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> tasks_;
-  std::set<std::string> started_;  // pod uids whose sandbox ADD was queued
+  std::map<std::string, PodWorker> workers_;  // by ns/name: the sandbox's identity in the lab
+  std::vector<std::thread> finished_;         // workers that ran out of work, to be joined
+  std::set<std::string> started_;             // pod uids whose sandbox ADD was queued
   bool stop_ = false;
-  std::thread worker_;
+  std::atomic<bool> cancel_{false};           // kills the plugins still running
 };
 
 }  // namespace terway::lab

@@ -1,10 +1,7 @@
 #include "tools/lab/cluster/lab.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,8 +18,8 @@
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "tools/lab/cluster/kubelet.h"
+#include "tools/lab/cluster/lab_files.h"
 #include "netlink/netns.h"
-#include "qos/annotations.h"
 
 namespace terway::lab {
 
@@ -35,7 +32,6 @@ constexpr const char* kRegion = "cn-hangzhou";
 constexpr const char* kZone = "cn-hangzhou-h";
 constexpr const char* kVpcCidr = "198.18.0.0/16";
 constexpr const char* kVswitchCidr = "198.18.0.0/24";
-constexpr auto kPluginTimeout = std::chrono::seconds(120);
 
 std::string Tail(const std::string& path, size_t lines = 15) {
   std::string text = ReadTextFile(path);
@@ -66,13 +62,6 @@ std::string Trim(std::string s) {
 
 bool Executable(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
 
-Status MakeDirs(const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Errorf(ErrorCode::kPermission, "cannot create {}: {}", dir, ec.message());
-  return Ok();
-}
-
 // Named namespaces of this world (its instances and its pods).
 std::vector<std::string> WorldNetns(const std::string& world) {
   std::vector<std::string> out;
@@ -83,40 +72,6 @@ std::vector<std::string> WorldNetns(const std::string& world) {
     if (name.rfind(world + "-", 0) == 0) out.push_back(name);
   }
   return out;
-}
-
-// Serialises the commands that change the lab: two `pod add` at once would
-// each save their own view of lab.json and lose the other's pod. Held until
-// the command ends (the fd closes with the object).
-class LabLock {
- public:
-  static Result<LabLock> Acquire(const std::string& dir) {
-    std::string path = dir + "/lab.lock";
-    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return SysError("opening the lab lock " + path);
-    if (flock(fd, LOCK_EX) != 0) {
-      Error e = SysError("locking " + path);
-      close(fd);
-      return e;
-    }
-    LabLock l;
-    l.fd_ = fd;
-    return l;
-  }
-  LabLock(LabLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  LabLock& operator=(LabLock&&) = delete;
-  ~LabLock() {
-    if (fd_ >= 0) close(fd_);
-  }
-
- private:
-  LabLock() = default;
-  int fd_ = -1;
-};
-
-Error PodNotFound(const PodRef& ref) {
-  return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods",
-                ref.ToString());
 }
 
 std::string GenerateWorldName() {
@@ -157,8 +112,14 @@ Result<LabBinaries> FindLabBinaries() {
   return b;
 }
 
+Error PodNotFound(const PodRef& ref) {
+  return Errorf(ErrorCode::kNotFound, "pod {} is not in the lab; `terway-lab status` lists the pods",
+                ref.ToString());
+}
+
 std::string DescribeCniFailure(const CommandOutput& o) {
-  if (o.timed_out) return "the plugin did not finish in time";
+  if (o.timed_out) return "the plugin did not finish within the lab's CNI timeout and was killed";
+  if (o.cancelled) return "the plugin was stopped: the control plane is shutting down";
   json j = json::parse(o.out, nullptr, false);
   if (j.is_object() && j.contains("code")) {
     std::string s = fmt::format("CNI error {}: {}", j.value("code", 0), j.value("msg", ""));
@@ -190,12 +151,14 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                   "down the lab that owns it",
                   s.world, used.front());
   }
-  TERWAY_TRY_CTX(MakeDirs(dir + "/nodes"), "creating the lab directory");
-  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
+  TERWAY_TRY_CTX(MakePrivateDirs(dir + "/nodes"), "creating the lab directory");
+  // For the whole of up: a concurrent `down` waits for it, then removes all.
+  TERWAY_ASSIGN_OR_RETURN(auto lifecycle, AcquireLifecycleLock(dir));
   if (access(LabStatePath(dir).c_str(), F_OK) == 0) {
     return Errorf(ErrorCode::kAlreadyExists, "another `terway-lab up` started a lab in {} meanwhile", dir);
   }
   s.phase = "starting";
+  s.cni_timeout_seconds = args.cni_timeout_seconds;
   s.zone = kZone;
   s.vswitch = "vsw-" + s.world + "a";
   s.vswitch_cidr = kVswitchCidr;
@@ -203,16 +166,17 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   s.access_secret = "lab-secret-" + s.world;
   s.vpcsim_state = dir + "/vpcsim";
   s.vpcsim_log = dir + "/vpcsim.log";
-  TERWAY_TRY(SaveLabState(s));
+  TERWAY_TRY(StoreLabState(s));
   Status st = StartWorld(s, args);
   if (st.ok()) st = StartNodes(s, args);
   if (!st.ok()) {
     err_ << "terway-lab: up failed; tearing down what it started\n";
-    (void)TearDown(s);
+    (void)StoreLabState(s);
+    (void)TearDown(dir);
     return st;
   }
   s.phase = "up";
-  TERWAY_TRY(SaveLabState(s));
+  TERWAY_TRY(StoreLabState(s));
   out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s)\n", s.world, dir,
                       s.world, s.nodes.size(), s.hosts.size());
   out_ << fmt::format("  kubectl: export KUBECONFIG={}\n", s.kubeconfig);
@@ -290,7 +254,7 @@ metadata_hardened: false
                    "",
                    s.vpcsim_log}),
       "starting vpcsim");
-  TERWAY_TRY(SaveLabState(s));
+  TERWAY_TRY(StoreLabState(s));
   bool up = WaitUntil(
       [&] { return !Trim(ReadTextFile(port_file)).empty() || !DaemonAlive(s.vpcsim); },
       std::chrono::seconds(90));
@@ -301,7 +265,7 @@ metadata_hardened: false
                   Tail(s.vpcsim_log));
   }
   s.vpcsim_port = std::atoi(Trim(ReadTextFile(port_file)).c_str());
-  TERWAY_TRY(SaveLabState(s));
+  TERWAY_TRY(StoreLabState(s));
   for (auto& h : s.hosts) {
     auto r = RunCommand({"/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"}, h.netns);
     if (!r.ok()) return std::move(r).error().Wrap("reading the address of VPC host " + h.name);
@@ -313,7 +277,7 @@ metadata_hardened: false
     std::string ip = r->out.substr(pos + 5);
     h.ip = ip.substr(0, ip.find('/'));
   }
-  return SaveLabState(s);
+  return StoreLabState(s);
 }
 
 Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type, const std::string& eni_mode) {
@@ -344,8 +308,8 @@ json LabEniConf(const LabState& s) {
           {"idle_ip_reclaim_interval", "5s"}};
 }
 
-Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
-  TERWAY_TRY(MakeDirs(n.dir + "/net.d"));
+Status Lab::StartTerwayd(const LabState& s, NodeRecord& n) {
+  TERWAY_TRY(MakePrivateDirs(n.dir + "/net.d"));
   // Kept for reference and for terwayd without the API; with --kubeconfig
   // terwayd reads the ConfigMap eni-config instead (same content).
   json eni_conf = LabEniConf(s);
@@ -365,9 +329,11 @@ Status Lab::StartTerwayd(LabState& s, NodeRecord& n) {
     argv.insert(argv.end(), {"--kubeconfig", n.kubeconfig, "--node-name", n.name});
   }
   unlink((n.dir + "/metrics.port").c_str());
-  TERWAY_ASSIGN_OR_RETURN_CTX(n.terwayd, StartDaemon({argv, n.netns, n.log}),
+  // umask 077: what terwayd creates in the node's directory (its state
+  // database, the socket, the metrics port) is the lab's, owner-only too.
+  TERWAY_ASSIGN_OR_RETURN_CTX(n.terwayd, StartDaemon({argv, n.netns, n.log, mode_t{077}}),
                               fmt::format("starting terwayd on {} (namespace {})", n.name, n.netns));
-  return SaveLabState(s);
+  return Ok();
 }
 
 Status Lab::StartControlPlane(LabState& s) {
@@ -382,7 +348,7 @@ Status Lab::StartControlPlane(LabState& s) {
   TERWAY_ASSIGN_OR_RETURN_CTX(
       s.control_plane, StartDaemon({{self, "--lab", s.dir, "control-plane"}, "", s.control_plane_log}),
       "starting the control plane");
-  TERWAY_TRY(SaveLabState(s));
+  TERWAY_TRY(StoreLabState(s));
   bool up = WaitUntil([&] { return access(ready.c_str(), F_OK) == 0 || !DaemonAlive(s.control_plane); },
                       std::chrono::seconds(60));
   if (!DaemonAlive(s.control_plane) || !up) {
@@ -393,7 +359,7 @@ Status Lab::StartControlPlane(LabState& s) {
   // The control plane wrote the kubeconfigs; record where they are.
   s.kubeconfig = s.dir + "/kubeconfig";
   for (auto& n : s.nodes) n.kubeconfig = n.dir + "/kubeconfig";
-  return SaveLabState(s);
+  return StoreLabState(s);
 }
 
 Status Lab::WaitTerwaydReady(const NodeRecord& n) {
@@ -437,225 +403,20 @@ Status Lab::StartNodes(LabState& s, const UpArgs&) {
       TERWAY_ASSIGN_OR_RETURN(max_pods[key], MaxPods(s, n.instance_type, n.eni_mode));
     }
     n.max_pods = max_pods[key];
-    TERWAY_TRY(MakeDirs(n.dir));
+    TERWAY_TRY(MakePrivateDirs(n.dir));
   }
-  TERWAY_TRY(SaveLabState(s));
+  TERWAY_TRY(StoreLabState(s));
   // Node objects and eni-config exist before any terwayd asks for them.
   TERWAY_TRY(StartControlPlane(s));
   for (auto& n : s.nodes) {
     out_ << fmt::format("starting terwayd on {} ({}, {}, namespace {})\n", n.name, n.instance_id,
                         n.instance_type, n.netns);
     TERWAY_TRY(StartTerwayd(s, n));
+    TERWAY_TRY(StoreLabState(s));
   }
   // The daemons start in parallel; each is waited for in turn.
   for (const auto& n : s.nodes) TERWAY_TRY(WaitTerwaydReady(n));
   return Ok();
-}
-
-// ---- pods -----------------------------------------------------------------
-
-Result<std::optional<json>> RuntimeBandwidth(const std::map<std::string, std::string>& annotations) {
-  // As containerd's CRI plugin does for a network whose plugin declares the
-  // bandwidth capability: the kubernetes.io annotations (not Terway's
-  // legacy ones) become runtimeConfig.bandwidth, rates in bits/s, and the
-  // bursts math.MaxInt32 ("unlimited": the kubelet has no burst to give).
-  json bw = json::object();
-  for (auto [key, rate, burst] : {std::tuple{qos::kIngressAnnotation, "ingressRate", "ingressBurst"},
-                                  {qos::kEgressAnnotation, "egressRate", "egressBurst"}}) {
-    auto it = annotations.find(std::string(key));
-    if (it == annotations.end()) continue;
-    auto bits = qos::ParseKubernetesQuantity(it->second);
-    if (!bits.ok()) {
-      return Errorf(ErrorCode::kInvalidArgument, "failed to parse the pod's {} annotation {:?}: {}", key,
-                    it->second, bits.error().message);
-    }
-    bw[rate] = *bits;
-    bw[burst] = 2147483647;
-  }
-  if (bw.empty()) return std::optional<json>();
-  return std::optional<json>(bw);
-}
-
-Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p,
-                                     const std::string& command) {
-  // The runtime's view: the conflist from net.d, turned into the one plugin's
-  // configuration (name and cniVersion copied in, prevResult added for CHECK
-  // and DEL from the cached ADD result, where the version has them).
-  json conflist = json::parse(ReadTextFile(n.conflist), nullptr, false);
-  if (!conflist.is_object() || !conflist.contains("plugins") || conflist["plugins"].empty()) {
-    return Errorf(ErrorCode::kInvalidArgument, "{} is not a CNI conflist; run `down` and `up` again",
-                  n.conflist);
-  }
-  json conf = conflist["plugins"][0];
-  conf["name"] = conflist.value("name", "terway");
-  conf["cniVersion"] = p.cni_version;
-  if ((command == "CHECK" || command == "DEL") && p.cni_version != "0.3.1" && p.result.is_object()) {
-    conf["prevResult"] = p.result;
-  }
-  if (conf.contains("capabilities") && conf["capabilities"].value("bandwidth", false)) {
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto bw, RuntimeBandwidth(p.annotations), "pod " + p.ns + "/" + p.name);
-    if (bw) conf["runtimeConfig"]["bandwidth"] = *bw;
-  }
-  CommandSpec spec;
-  spec.argv = {bins_.terway};
-  spec.netns = n.netns;  // the runtime runs in the node's ("host") namespace
-  spec.env = {{"CNI_COMMAND", command},
-              {"CNI_CONTAINERID", p.container_id},
-              {"CNI_NETNS", "/var/run/netns/" + p.netns},
-              {"CNI_IFNAME", p.ifname},
-              {"CNI_ARGS", fmt::format("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};"
-                                       "K8S_POD_INFRA_CONTAINER_ID={}",
-                                       p.ns, p.name, p.container_id)},
-              {"CNI_PATH", fs::path(bins_.terway).parent_path().string()}};
-  spec.stdin_data = conf.dump();
-  spec.timeout = kPluginTimeout;
-  return RunCommand(spec);
-}
-
-Result<std::string> Lab::RunSandboxAdd(const std::string& dir, const PodAddArgs& args) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  std::string key = args.pod.ToString();
-  if (s.phase != "up") {
-    return Errorf(ErrorCode::kUnavailable,
-                  "the lab in {} is not up (phase '{}'); run `terway-lab --lab {} down` and up again",
-                  dir, s.phase, dir);
-  }
-  if (auto* p = s.FindPod(args.pod.ns, args.pod.name)) {
-    return Errorf(ErrorCode::kAlreadyExists,
-                  "pod {} already exists on {} with IP {}; delete it first (`terway-lab pod del {}`)",
-                  key, p->node, p->ip.empty() ? "(none)" : p->ip, key);
-  }
-  NodeRecord* node = s.FindNode(args.node);
-  if (!node) {
-    return Errorf(ErrorCode::kNotFound, "pod {}: no node '{}' in the lab (nodes: {})", key,
-                  args.node, s.NodeNames());
-  }
-  if (!DaemonAlive(node->terwayd)) {
-    return Errorf(ErrorCode::kUnavailable,
-                  "pod {}: terwayd on {} is not running (pid {}); see its log {}, then "
-                  "`terway-lab down` and `up` again",
-                  key, node->name, node->terwayd.pid, node->log);
-  }
-  PodRecord p;
-  p.ns = args.pod.ns;
-  p.name = args.pod.name;
-  p.node = node->name;
-  p.container_id = PodContainerId(s.world, p.ns, p.name);
-  p.netns = PodNetnsName(s.world, p.ns, p.name);
-  p.cni_version = args.cni_version;
-  p.labels = args.labels;
-  p.annotations = args.annotations;
-  // A namespace of that name without a pod record is a leftover of an
-  // interrupted `pod add`: it holds nothing we track.
-  (void)netlink::DeleteNamedNetns(p.netns);
-  TERWAY_TRY_CTX(netlink::CreateNamedNetns(p.netns), "creating the namespace of pod " + key);
-  // Recorded before ADD, so a `down` after an interrupted add still cleans up.
-  s.pods.push_back(p);
-  TERWAY_TRY(SaveLabState(s));
-  auto undo = [&](const std::string& why) -> Error {
-    auto del = RunPlugin(*node, p, "DEL");
-    if (!del.ok() || del->exit_code != 0) {
-      err_ << fmt::format("terway-lab: warning: DEL of pod {} after a failed ADD: {}\n", key,
-                          del.ok() ? DescribeCniFailure(*del) : del.error().ToString());
-    }
-    (void)netlink::DeleteNamedNetns(p.netns);
-    s.RemovePod(p.ns, p.name);
-    (void)SaveLabState(s);
-    return Error(ErrorCode::kUnavailable, why);
-  };
-  auto lo = RunCommand({"/usr/sbin/ip", "link", "set", "lo", "up"}, p.netns);
-  if (!lo.ok() || lo->exit_code != 0) {
-    return undo(fmt::format("pod {}: cannot bring lo up in {}: {}", key, p.netns,
-                            lo.ok() ? lo->err : lo.error().ToString()));
-  }
-  auto add = RunPlugin(*node, p, "ADD");
-  if (!add.ok()) return undo(fmt::format("pod {}: running terway ADD: {}", key, add.error().ToString()));
-  if (add->exit_code != 0) {
-    json j = json::parse(add->out, nullptr, false);
-    std::string next = "see terwayd's log " + node->log;
-    if (j.is_object() && j.value("code", 0) == 100) {
-      int pods_on_node = 0;
-      for (const auto& q : s.pods) pods_on_node += (q.node == node->name && !q.ip.empty()) ? 1 : 0;
-      next = fmt::format("{} holds {} pod(s) of max {} ({}): delete a pod there "
-                         "(`terway-lab pod del NS/NAME`) or add this one to another node",
-                         node->name, pods_on_node, node->max_pods, node->instance_type);
-    }
-    return undo(fmt::format("pod {} on {}: terway ADD failed: {}; {}", key, node->name,
-                            DescribeCniFailure(*add), next));
-  }
-  json result = json::parse(add->out, nullptr, false);
-  if (!result.is_object() || !result.contains("ips") || result["ips"].empty() ||
-      !result["ips"][0].contains("address")) {
-    return undo(fmt::format("pod {}: terway ADD answered no IP: {}", key, Trim(add->out)));
-  }
-  std::string addr = result["ips"][0]["address"].get<std::string>();
-  PodRecord* rec = s.FindPod(p.ns, p.name);
-  rec->ip = addr.substr(0, addr.find('/'));
-  rec->result = result;
-  TERWAY_TRY(SaveLabState(s));
-  return rec->ip;
-}
-
-Status Lab::CheckPod(const std::string& dir, const PodRef& ref) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  PodRecord* p = s.FindPod(ref.ns, ref.name);
-  if (!p) return PodNotFound(ref);
-  NodeRecord* n = s.FindNode(p->node);
-  if (!n) {
-    return Errorf(ErrorCode::kInternal, "pod {} names node {} which the lab does not have",
-                  ref.ToString(), p->node);
-  }
-  TERWAY_ASSIGN_OR_RETURN(auto r, RunPlugin(*n, *p, "CHECK"));
-  if (r.exit_code != 0) {
-    return Errorf(ErrorCode::kUnavailable, "pod {} on {}: terway CHECK failed: {}", ref.ToString(),
-                  n->name, DescribeCniFailure(r));
-  }
-  return Ok();
-}
-
-Status Lab::RunSandboxDel(const std::string& dir, const PodRef& ref) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  PodRecord* p = s.FindPod(ref.ns, ref.name);
-  if (!p) return PodNotFound(ref);
-  NodeRecord* n = s.FindNode(p->node);
-  if (n && DaemonAlive(n->terwayd)) {
-    TERWAY_ASSIGN_OR_RETURN(auto r, RunPlugin(*n, *p, "DEL"));
-    if (r.exit_code != 0) {
-      return Errorf(ErrorCode::kUnavailable,
-                    "pod {} on {}: terway DEL failed: {}; the pod is kept: retry, or `terway-lab down`",
-                    ref.ToString(), n->name, DescribeCniFailure(r));
-    }
-  } else {
-    err_ << fmt::format("terway-lab: warning: terwayd of {} is not running; pod {} is removed without DEL\n",
-                        p->node, ref.ToString());
-  }
-  TERWAY_TRY_CTX(netlink::DeleteNamedNetns(p->netns), "removing the namespace of pod " + ref.ToString());
-  s.RemovePod(ref.ns, ref.name);
-  return SaveLabState(s);
-}
-
-Status Lab::Exec(const std::string& dir, const ExecArgs& args) {
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  PodRecord* p = s.FindPod(args.pod.ns, args.pod.name);
-  if (!p) return PodNotFound(args.pod);
-  std::string path = netlink::NetnsPath(p->netns);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return SysError(fmt::format("opening the namespace {} of pod {}", path, args.pod.ToString()));
-  // terway-lab is single-threaded here, so switching this thread's namespace
-  // switches the process's, and exec keeps it.
-  if (setns(fd, CLONE_NEWNET) != 0) return SysError("entering the namespace of pod " + args.pod.ToString());
-  close(fd);
-  std::vector<char*> argv;
-  for (const auto& a : args.command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execvp(argv[0], argv.data());
-  return SysError(fmt::format("running '{}' in pod {}", args.command[0], args.pod.ToString()));
 }
 
 // ---- status ---------------------------------------------------------------
@@ -738,25 +499,32 @@ Status Lab::PrintStatus(const std::string& dir) {
 // ---- down -----------------------------------------------------------------
 
 Status Lab::Down(const std::string& dir) {
-  std::optional<LabLock> lock;
-  if (access(LabStatePath(dir).c_str(), F_OK) == 0) {
-    TERWAY_ASSIGN_OR_RETURN(auto l, LabLock::Acquire(dir));
-    lock.emplace(std::move(l));
+  if (access(dir.c_str(), F_OK) != 0) {
+    out_ << fmt::format("no lab in {}: nothing to tear down\n", dir);
+    return Ok();
   }
-  auto s = LoadLabState(dir);
-  if (!s.ok()) {
-    if (s.error().code != ErrorCode::kNotFound) return std::move(s).error();
+  // Waits for an `up` or `terwayd start` in progress: what they start is
+  // recorded by the time they let go, so it is torn down too.
+  auto lifecycle = AcquireLifecycleLock(dir);
+  if (!lifecycle.ok()) {
+    if (access(dir.c_str(), F_OK) != 0) {  // removed meanwhile, by the failed up we waited for
+      out_ << fmt::format("no lab in {}: nothing to tear down\n", dir);
+      return Ok();
+    }
+    return std::move(lifecycle).error();
+  }
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) {
     // Nothing was ever recorded: at most an empty directory from a failed up.
     std::error_code ec;
-    fs::remove(dir + "/nodes", ec);
+    for (const char* f : {"nodes", "lifecycle.lock", "lab.lock"}) fs::remove(dir + "/" + f, ec);
     fs::remove(dir, ec);
     out_ << fmt::format("no lab in {}: nothing to tear down\n", dir);
     return Ok();
   }
-  return TearDown(*s);
+  return TearDown(dir);
 }
 
-Status Lab::TearDown(LabState& s) {
+Status Lab::TearDown(const std::string& dir) {
   std::vector<std::string> problems;
   auto note = [&](const std::string& what, const Status& st) {
     if (!st.ok()) {
@@ -764,13 +532,23 @@ Status Lab::TearDown(LabState& s) {
       err_ << "terway-lab: warning: " << problems.back() << "\n";
     }
   };
-  // The kubelets first: none may start a pod while the lab is torn down.
+  // From now on no pod starts: the kubelets' ADD refuses unless the phase
+  // is "up".
+  LabState s;
+  TERWAY_TRY(UpdateLabState(dir, [&](LabState& st) {
+    st.phase = "stopping";
+    s = st;
+    return Ok();
+  }));
+  // The kubelets first; a plugin they run is stopped with them.
   note("stopping the control plane", StopDaemon(s.control_plane));
-  // Pods next, while terwayd can still free their IPs and links.
+  // The pods as they are now that no kubelet is left, next, while terwayd
+  // can still free their IPs and links.
+  if (auto now = LoadLabState(dir); now.ok()) s = std::move(now).value();
   for (const auto& p : std::vector<PodRecord>(s.pods)) {
     NodeRecord* n = s.FindNode(p.node);
     if (n && DaemonAlive(n->terwayd)) {
-      auto r = RunPlugin(*n, p, "DEL");
+      auto r = RunPlugin(*n, p, "DEL", s.cni_timeout());
       if (!r.ok()) {
         note("DEL of pod " + p.Key(), std::move(r).error());
       } else if (r->exit_code != 0) {
@@ -778,8 +556,10 @@ Status Lab::TearDown(LabState& s) {
       }
     }
     note("removing the namespace of pod " + p.Key(), netlink::DeleteNamedNetns(p.netns));
-    s.RemovePod(p.ns, p.name);
-    (void)SaveLabState(s);
+    (void)UpdateLabState(dir, [&](LabState& st) {
+      st.RemovePod(p.ns, p.name);
+      return Ok();
+    });
   }
   for (auto& n : s.nodes) note("stopping terwayd on " + n.name, StopDaemon(n.terwayd));
   note("stopping vpcsim", StopDaemon(s.vpcsim));
@@ -793,16 +573,14 @@ Status Lab::TearDown(LabState& s) {
       note("vpcsim destroy", Error(ErrorCode::kInternal, Trim(r->out + r->err)));
     }
   }
-  // Whatever namespace of the world is left (a destroy that failed half-way).
+  // Whatever namespace of the world is left (a destroy that failed half-way,
+  // a pod whose ADD was running when the control plane stopped).
   for (const auto& ns : WorldNetns(s.world)) note("removing namespace " + ns, netlink::DeleteNamedNetns(ns));
   // Only what the lab itself wrote: --lab may point at a directory holding
-  // other files too.
+  // other files too. The lock files go last, with the lifecycle lock still
+  // held (a waiter re-opens and finds the directory gone).
   std::error_code ec;
-  for (const char* f : {"nodes", "vpcsim", "world.yaml", "vpcsim.log", "vpcsim.port", "lab.json",
-                        "lab.json.tmp", "world.yaml.tmp", "lab.lock",
-                        "kubeconfig", "control-plane.log", "control-plane.ready"}) {
-    fs::remove_all(s.dir + "/" + f, ec);
-  }
+  for (const char* f : kLabFileNames) fs::remove_all(s.dir + "/" + f, ec);
   fs::remove(s.dir, ec);  // only when empty
   // The default's parent (/run/terway-lab) too, when no other lab is left in it.
   if (fs::path(s.dir).parent_path().filename() == "terway-lab") {
@@ -824,7 +602,12 @@ namespace terway::lab {
 
 namespace {
 
-constexpr auto kPodStartDeadline = kPluginTimeout + std::chrono::seconds(30);
+// How long `pod add` waits for Running or Failed: the kubelet's ADD, then
+// after a failure its DEL, each bounded by the CNI timeout.
+std::chrono::seconds PodAddDeadline(const LabState& s) { return 2 * s.cni_timeout() + std::chrono::seconds(30); }
+// How long `pod del` waits for the kubelet's DEL: it may first wait for the
+// pod's own ADD (and that ADD's undo), which the kubelet runs before it.
+std::chrono::seconds PodDelDeadline(const LabState& s) { return 2 * s.cni_timeout() + std::chrono::seconds(30); }
 
 Result<std::unique_ptr<k8s::RestClient>> LabApiClient(const LabState& s) {
   if (s.kubeconfig.empty() || !DaemonAlive(s.control_plane)) {
@@ -909,7 +692,7 @@ Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) 
         last = phase.empty() ? "no status yet" : "phase " + phase;
         return false;
       },
-      kPodStartDeadline, std::chrono::milliseconds(50));
+      PodAddDeadline(s), std::chrono::milliseconds(50));
   if (done && !ip.empty()) return ip;
   // The kubelet already ran DEL and removed the namespace; drop the object
   // so the name can be used again, as `pod add` always allowed.
@@ -919,8 +702,7 @@ Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) 
   }
   if (!done) {
     return Errorf(ErrorCode::kTimeout, "pod {} on {} not Running within {} s ({}); see the kubelet's log {}",
-                  key, node->name, std::chrono::duration_cast<std::chrono::seconds>(kPodStartDeadline).count(),
-                  last, s.control_plane_log);
+                  key, node->name, PodAddDeadline(s).count(), last, s.control_plane_log);
   }
   return Error(ErrorCode::kUnavailable, failure);
 }
@@ -949,20 +731,20 @@ Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
         auto now = LoadLabState(dir);
         return now.ok() && now->FindPod(ref.ns, ref.name) == nullptr;
       },
-      kPodStartDeadline, std::chrono::milliseconds(50));
+      PodDelDeadline(s), std::chrono::milliseconds(50));
   if (!gone) {
     return Errorf(ErrorCode::kTimeout,
                   "pod {} was deleted but its kubelet did not remove the sandbox within {} s; see {} (DEL "
                   "errors), or `terway-lab down`",
-                  ref.ToString(), std::chrono::duration_cast<std::chrono::seconds>(kPodStartDeadline).count(),
-                  s.control_plane_log);
+                  ref.ToString(), PodDelDeadline(s).count(), s.control_plane_log);
   }
   return Ok();
 }
 
 Status Lab::Terwayd(const std::string& dir, const TerwaydArgs& args) {
   if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  TERWAY_ASSIGN_OR_RETURN(auto lock, LabLock::Acquire(dir));
+  // Not beside an `up` or a `down`; pods keep going meanwhile.
+  TERWAY_ASSIGN_OR_RETURN(auto lifecycle, AcquireLifecycleLock(dir));
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
   NodeRecord* n = s.FindNode(args.node);
   if (!n) return Errorf(ErrorCode::kNotFound, "no node '{}' in the lab (nodes: {})", args.node, s.NodeNames());
@@ -982,6 +764,14 @@ Status Lab::Terwayd(const std::string& dir, const TerwaydArgs& args) {
     return Errorf(ErrorCode::kAlreadyExists, "terwayd on {} is already running (pid {})", n->name, n->terwayd.pid);
   }
   TERWAY_TRY(StartTerwayd(s, *n));
+  const std::string node_name = n->name;
+  const DaemonId started = n->terwayd;
+  TERWAY_TRY(UpdateLabState(dir, [&](LabState& st) -> Status {
+    NodeRecord* rec = st.FindNode(node_name);
+    if (!rec) return Errorf(ErrorCode::kNotFound, "node {} left lab.json while its terwayd started", node_name);
+    rec->terwayd = started;
+    return Ok();
+  }));
   TERWAY_TRY(WaitTerwaydReady(*n));
   out_ << fmt::format("terwayd on {} started (pid {})\n", n->name, n->terwayd.pid);
   return Ok();

@@ -5,6 +5,8 @@
 // saves it, so separate invocations work on the same lab.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -36,7 +38,20 @@ Result<LabBinaries> FindLabBinaries();
 // not a Kubernetes quantity fails the sandbox, as it does there.
 Result<std::optional<nlohmann::json>> RuntimeBandwidth(const std::map<std::string, std::string>& annotations);
 
-class Lab {
+// What a kubelet asks of its container runtime for a pod's sandbox: Lab in
+// the lab, a fake in the kubelet's tests. Both may run for several pods at
+// once; when cancel turns true the runtime gives up promptly.
+class SandboxRuntime {
+ public:
+  virtual ~SandboxRuntime() = default;
+  // The pod's IP once its sandbox is wired.
+  virtual Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
+                                            const std::atomic<bool>* cancel) = 0;
+  // kNotFound when the pod has no sandbox.
+  virtual Status RunSandboxDel(const std::string& dir, const PodRef& pod, const std::atomic<bool>* cancel) = 0;
+};
+
+class Lab : public SandboxRuntime {
  public:
   // Progress and results go to out, warnings to err.
   Lab(LabBinaries bins, std::ostream& out, std::ostream& err)
@@ -54,10 +69,18 @@ class Lab {
   Status DelPod(const std::string& dir, const PodRef& pod);
   // What a runtime does for a pod sandbox (the kubelet calls these): the
   // pod's namespace + CNI ADD, recorded in lab.json; returns the IP. On
-  // failure the plugin's DEL runs and the pod's namespace is removed.
-  Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args);
+  // failure (a plugin killed at the CNI timeout too) the plugin's DEL runs
+  // and the pod's namespace is removed. The lab lock is held only to record
+  // the pod and its IP, not while the plugin runs: pods of every node are
+  // wired in parallel. When cancel turns true (the control plane stops) the
+  // plugin is killed and the pod left recorded for `down`.
+  Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
+                                    const std::atomic<bool>* cancel = nullptr) override;
   // CNI DEL (skipped when the node's terwayd is down) + namespace removal.
-  Status RunSandboxDel(const std::string& dir, const PodRef& pod);
+  // The caller makes sure no other operation on this pod runs meanwhile
+  // (the kubelet runs one pod's ADD and DEL in order).
+  Status RunSandboxDel(const std::string& dir, const PodRef& pod,
+                       const std::atomic<bool>* cancel = nullptr) override;
   // The control-plane daemon: API stand-in (host loopback + each node's
   // namespace), Node objects, ConfigMap eni-config, a kubelet per node.
   // Returns when SIGTERM/SIGINT arrives (blocked by the caller).
@@ -74,12 +97,15 @@ class Lab {
   Status StartWorld(LabState& s, const UpArgs& args);
   Status StartNodes(LabState& s, const UpArgs& args);
   Status StartControlPlane(LabState& s);
-  Status StartTerwayd(LabState& s, NodeRecord& n);
+  // Writes the node's eni.json and conflist and starts its terwayd (n.terwayd);
+  // the caller records it in lab.json.
+  Status StartTerwayd(const LabState& s, NodeRecord& n);
   Status WaitTerwaydReady(const NodeRecord& n);
   Result<int> MaxPods(const LabState& s, const std::string& instance_type, const std::string& eni_mode);
-  Result<CommandOutput> RunPlugin(const NodeRecord& n, const PodRecord& p,
-                                  const std::string& command);
-  Status TearDown(LabState& s);
+  Result<CommandOutput> RunPlugin(const NodeRecord& n, const PodRecord& p, const std::string& command,
+                                  std::chrono::seconds timeout, const std::atomic<bool>* cancel = nullptr);
+  // down's work; the caller holds the lifecycle lock.
+  Status TearDown(const std::string& dir);
 
   LabBinaries bins_;
   std::ostream& out_;
@@ -89,6 +115,9 @@ class Lab {
 // eni_conf of the lab's nodes: written to each node's eni.json and, as key
 // eni_conf, to ConfigMap kube-system/eni-config.
 nlohmann::json LabEniConf(const LabState& s);
+
+// "pod NS/NAME is not in the lab", with where to look.
+Error PodNotFound(const PodRef& ref);
 
 // "code 100: no IP address available (node has ...)" from the plugin's
 // stdout (a CNI error object), or its raw output when that is not JSON.

@@ -112,6 +112,9 @@ Result<UpArgs> ParseUp(ArgCursor& c) {
         up.eni_modes.push_back(m);
       }
       if (up.eni_modes.empty()) return Bad("up --eni-mode: give shared or exclusive");
+    } else if (IsFlag(a, "--cni-timeout")) {
+      TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--cni-timeout"));
+      TERWAY_ASSIGN_OR_RETURN(up.cni_timeout_seconds, ParseCount("--cni-timeout", v, 1, 600));
     } else {
       return Bad(fmt::format("up: unknown argument '{}'", a));
     }
@@ -327,8 +330,9 @@ std::string LabUsage() {
   return R"(terway-lab: a Terway cluster on this machine, on vpcsim's emulated VPC.
 
   terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--eni-mode shared|exclusive[,...]]
-                         [--name NAME] [--vpc-hosts K]
-      start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1)
+                         [--name NAME] [--vpc-hosts K] [--cni-timeout SECONDS]
+      start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1);
+      a kubelet kills a CNI plugin run after --cni-timeout (default 120) and fails the pod
   terway-lab [--lab DIR] pod add NS/NAME --node NODE [--labels k=v,...] [--annotations k=v,...]
                                  [--cni-version 0.3.1|0.4.0|1.0.0|1.1.0]
       create the Pod object; the node's kubelet creates its namespace and runs the terway

@@ -2,6 +2,7 @@
 // every rule (pod references, key=value lists, node counts) is unit-tested.
 //
 //   terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--name NAME] [--vpc-hosts K]
+//                             [--eni-mode M[,M...]] [--cni-timeout SECONDS]
 //   terway-lab [--lab DIR] pod add NS/NAME --node N [--labels k=v,...] [--annotations k=v,...]
 //                                  [--cni-version V]
 //   terway-lab [--lab DIR] pod del NS/NAME | pod check NS/NAME
@@ -36,6 +37,9 @@ struct UpArgs {
   // An exclusive node is labelled terway-config=eni-exclusive, whose
   // ConfigMap sets eni_mode exclusive: Terway's way for ENI-only node pools.
   std::vector<std::string> eni_modes;
+  // How long a kubelet lets the CNI plugin run before it kills it and fails
+  // the pod (a real kubelet's runtime request timeout is 2 minutes).
+  int cni_timeout_seconds = 120;
 };
 
 // The ENI mode of node i (0-based) as `up --eni-mode` gave it.

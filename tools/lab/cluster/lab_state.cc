@@ -73,6 +73,7 @@ json LabStateToJson(const LabState& s) {
   return {{"version", 1},
           {"world", s.world},
           {"phase", s.phase},
+          {"cni_timeout_seconds", s.cni_timeout_seconds},
           {"vswitch", s.vswitch},
           {"vswitch_cidr", s.vswitch_cidr},
           {"zone", s.zone},
@@ -96,6 +97,7 @@ Result<LabState> LabStateFromJson(const json& j) {
     LabState s;
     s.world = j.at("world").get<std::string>();
     s.phase = j.value("phase", "");
+    s.cni_timeout_seconds = j.value("cni_timeout_seconds", 120);
     s.vswitch = j.value("vswitch", "");
     s.vswitch_cidr = j.value("vswitch_cidr", "");
     s.zone = j.value("zone", "");
@@ -182,6 +184,24 @@ Result<LabState> LoadLabState(const std::string& lab_dir) {
 
 Status SaveLabState(const LabState& s) {
   return WriteTextFileAtomic(LabStatePath(s.dir), LabStateToJson(s).dump(2) + "\n");
+}
+
+Result<FileLock> AcquireLabLock(const std::string& lab_dir) { return FileLock::Acquire(lab_dir + "/lab.lock"); }
+
+Result<FileLock> AcquireLifecycleLock(const std::string& lab_dir) {
+  return FileLock::Acquire(lab_dir + "/lifecycle.lock");
+}
+
+Status UpdateLabState(const std::string& lab_dir, const std::function<Status(LabState&)>& change) {
+  TERWAY_ASSIGN_OR_RETURN(auto lock, AcquireLabLock(lab_dir));
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(lab_dir));
+  TERWAY_TRY(change(s));
+  return SaveLabState(s);
+}
+
+Status StoreLabState(const LabState& s) {
+  TERWAY_ASSIGN_OR_RETURN(auto lock, AcquireLabLock(s.dir));
+  return SaveLabState(s);
 }
 
 namespace {

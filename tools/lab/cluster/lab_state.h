@@ -2,8 +2,21 @@
 // started, so that the next one (pod add, status, down) can find and stop it.
 // It is saved after every step of `up` and before every change to a pod, so
 // `down` can undo a half-done `up` or `pod add` too.
+//
+// Two locks, both flock(2) on files of the lab directory:
+// - the lab lock (lab.lock) guards lab.json's read-modify-write and nothing
+//   else: it is held for the milliseconds of UpdateLabState, never across a
+//   plugin run or a wait for a daemon, so the kubelets of every node and the
+//   pod commands work in parallel;
+// - the lifecycle lock (lifecycle.lock) is held for the whole of `up`,
+//   `down` and `terwayd kill|start`: `down` never runs beside an `up` that
+//   still starts daemons, nor beside a terwayd being started. Pod operations
+//   do not take it; they refuse to start unless the phase is "up", and `down`
+//   sets "stopping" first.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "tools/lab/cluster/lab_files.h"
 #include "tools/lab/cluster/process.h"
 
 namespace terway::lab {
@@ -63,7 +77,12 @@ struct PodRecord {
 struct LabState {
   std::string dir;        // the lab directory (not saved: where it was loaded from)
   std::string world;      // world name, prefixes every namespace of the lab
-  std::string phase;      // "starting" during up, "up" once every node is ready
+  // "starting" during up, "up" once every node is ready, "stopping" from
+  // the start of down.
+  std::string phase;
+  // How long the kubelets let the CNI plugin run (ADD, DEL) before killing
+  // it; a killed ADD fails the pod (`up --cni-timeout`).
+  int cni_timeout_seconds = 120;
   std::string vswitch;
   std::string vswitch_cidr;
   std::string zone;
@@ -88,6 +107,7 @@ struct LabState {
   PodRecord* FindPod(const std::string& ns, const std::string& name);
   void RemovePod(const std::string& ns, const std::string& name);
   std::string NodeNames() const;  // "node1, node2" for error messages
+  std::chrono::seconds cni_timeout() const { return std::chrono::seconds(cni_timeout_seconds); }
 };
 
 nlohmann::json LabStateToJson(const LabState& s);
@@ -97,8 +117,20 @@ std::string LabStatePath(const std::string& lab_dir);
 // "no lab at DIR", with the command that starts one.
 Error NoLabError(const std::string& lab_dir);
 // kNotFound (NoLabError) when the lab directory holds no state file.
+// Reads without a lock: lab.json is replaced by rename, never half-written.
 Result<LabState> LoadLabState(const std::string& lab_dir);
+// Writes without the lock: only for a caller that holds it (UpdateLabState).
 Status SaveLabState(const LabState& s);
+
+Result<FileLock> AcquireLabLock(const std::string& lab_dir);
+Result<FileLock> AcquireLifecycleLock(const std::string& lab_dir);
+// Under the lab lock: loads lab.json, applies change, and saves the result
+// unless change fails (then lab.json stays as it was). change must be quick:
+// every pod operation of every node waits while it runs.
+Status UpdateLabState(const std::string& lab_dir, const std::function<Status(LabState&)>& change);
+// Under the lab lock: replaces lab.json with s. For `up`, which builds the
+// state in memory and is its only writer until the phase is "up".
+Status StoreLabState(const LabState& s);
 
 // A CNI container id for a pod of this world: [A-Za-z0-9._-], unique per
 // world, namespace and name.

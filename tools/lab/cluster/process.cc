@@ -1,56 +1,89 @@
 #include "tools/lab/cluster/process.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
+#include <cstring>
 #include <sstream>
 #include <thread>
+
+#include "tools/lab/cluster/lab_files.h"
 
 namespace terway::lab {
 
 namespace {
 
-// Between fork and exec, only async-signal-safe calls: the child reports why
-// it could not exec by writing errno (and which step) to a close-on-exec pipe
-// that the parent reads; a successful exec closes the pipe with nothing in it.
+// Between fork and exec only async-signal-safe calls: the control plane is
+// multi-threaded, so everything the child needs (argv, envp, the namespace's
+// path) is built before fork. The child reports why it could not exec by
+// writing errno (and which step) to a close-on-exec pipe that the parent
+// reads; a successful exec closes the pipe with nothing in it.
 struct ExecFailure {
-  int step = 0;  // 1 netns, 2 exec, 3 log
+  int step = 0;  // 1 netns, 2 exec
   int err = 0;
 };
 
-[[noreturn]] void ExecChild(const std::vector<std::string>& argv, const std::string& netns,
-                            int in_fd, int out_fd, int err_fd,
-                            const std::map<std::string, std::string>& env, int report_fd,
-                            bool new_session) {
+struct ChildPlan {
+  std::vector<std::string> argv;
+  std::vector<std::string> envp;
+  std::string netns_path;  // empty: stay in ours
+  std::optional<mode_t> umask;
+  bool new_session = false;
+};
+
+// Our environment with the additions applied (theirs win).
+std::vector<std::string> MergedEnvironment(const std::map<std::string, std::string>& add) {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; e++) {
+    std::string kv = *e;
+    if (!add.count(kv.substr(0, kv.find('=')))) out.push_back(std::move(kv));
+  }
+  for (const auto& [k, v] : add) out.push_back(k + "=" + v);
+  return out;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+[[noreturn]] void ExecChild(char* const* argv, char* const* envp, const ChildPlan& plan, int in_fd,
+                            int out_fd, int err_fd, int report_fd) {
   auto fail = [&](int step) {
     ExecFailure f{step, errno};
     ssize_t ignored = write(report_fd, &f, sizeof f);
     (void)ignored;
     _exit(127);
   };
-  if (!netns.empty()) {
-    std::string path = "/var/run/netns/" + netns;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (!plan.netns_path.empty()) {
+    int fd = open(plan.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) fail(1);
   }
   if (in_fd >= 0) dup2(in_fd, 0);
   dup2(out_fd, 1);
   dup2(err_fd, 2);
-  if (new_session) {
+  CloseOnExecAboveStderr();
+  if (plan.new_session) {
     setsid();
   } else {
     setpgid(0, 0);  // so a timeout can kill helpers the command spawned
   }
-  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execv(args[0], args.data());
+  if (plan.umask) ::umask(*plan.umask);
+  // Signals the parent thread blocked (the control plane blocks SIGTERM and
+  // SIGINT for its sigwait) must not stay blocked in the command.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);  // the child has one thread
+  execve(argv[0], argv, envp);
   fail(2);
   _exit(127);  // fail() does not return; the compiler cannot see it
 }
@@ -81,15 +114,54 @@ std::string ReadAll(int fd) {
 
 int TempFile() {
   char tmpl[] = "/tmp/terway-lab-XXXXXX";
-  int fd = mkstemp(tmpl);
+  int fd = mkostemp(tmpl, O_CLOEXEC);
   if (fd >= 0) unlink(tmpl);
   return fd;
+}
+
+// Writes all of data to a pipe without letting a reader that exited early
+// raise SIGPIPE: the signal is blocked for this thread only (a process-wide
+// SIG_IGN would race with other threads doing the same) and a pending one is
+// consumed before the mask is restored.
+void WriteToPipe(int fd, const std::string& data) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  if (!sigismember(&old, SIGPIPE)) {
+    const timespec zero{0, 0};
+    while (sigtimedwait(&pipe_set, nullptr, &zero) == SIGPIPE) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+ChildPlan PlanChild(const std::vector<std::string>& argv, const std::string& netns,
+                    const std::map<std::string, std::string>& env, std::optional<mode_t> umask,
+                    bool new_session) {
+  ChildPlan plan;
+  plan.argv = argv;
+  plan.envp = MergedEnvironment(env);
+  if (!netns.empty()) plan.netns_path = "/var/run/netns/" + netns;
+  plan.umask = umask;
+  plan.new_session = new_session;
+  return plan;
 }
 
 }  // namespace
 
 Result<CommandOutput> RunCommand(const CommandSpec& spec) {
   if (spec.argv.empty()) return Errorf(ErrorCode::kInvalidArgument, "no command to run");
+  ChildPlan plan = PlanChild(spec.argv, spec.netns, spec.env, spec.umask, false);
+  std::vector<char*> argv = CStrings(plan.argv);
+  std::vector<char*> envp = CStrings(plan.envp);
   // Output goes to unlinked temp files, not pipes: a chatty command can never
   // block on a full pipe while we wait for it.
   int out = TempFile();
@@ -109,24 +181,12 @@ Result<CommandOutput> RunCommand(const CommandSpec& spec) {
     for (int fd : {out, err, in_pipe[0], in_pipe[1], report[0], report[1]}) close(fd);
     return e;
   }
-  if (pid == 0) {
-    close(in_pipe[1]);
-    close(report[0]);
-    ExecChild(spec.argv, spec.netns, in_pipe[0], out, err, spec.env, report[1], false);
-  }
+  if (pid == 0) ExecChild(argv.data(), envp.data(), plan, in_pipe[0], out, err, report[1]);
   close(in_pipe[0]);
   close(report[1]);
-  // Large stdin is written while the child runs; SIGPIPE would kill us if it
-  // exits without reading, so it is ignored for the write.
-  auto old = signal(SIGPIPE, SIG_IGN);
-  size_t off = 0;
-  while (off < spec.stdin_data.size()) {
-    ssize_t n = write(in_pipe[1], spec.stdin_data.data() + off, spec.stdin_data.size() - off);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
+  // Large stdin is written while the child runs.
+  WriteToPipe(in_pipe[1], spec.stdin_data);
   close(in_pipe[1]);
-  signal(SIGPIPE, old);
   Status started = ReadExecReport(report[0], spec.argv[0], spec.netns);
   CommandOutput res;
   int status = 0;
@@ -134,11 +194,13 @@ Result<CommandOutput> RunCommand(const CommandSpec& spec) {
   while (true) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
+    bool cancelled = spec.cancel && spec.cancel->load();
+    if (cancelled || std::chrono::steady_clock::now() > deadline) {
       kill(-pid, SIGKILL);
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      res.timed_out = true;
+      res.timed_out = !cancelled;
+      res.cancelled = cancelled;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -163,9 +225,10 @@ Result<CommandOutput> RunCommand(std::vector<std::string> argv, std::string netn
 
 Result<DaemonId> StartDaemon(const DaemonSpec& spec) {
   if (spec.argv.empty()) return Errorf(ErrorCode::kInvalidArgument, "no daemon to start");
-  int log = open(spec.log_path.empty() ? "/dev/null" : spec.log_path.c_str(),
-                 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) return SysError("opening log " + spec.log_path);
+  ChildPlan plan = PlanChild(spec.argv, spec.netns, {}, spec.umask, true);
+  std::vector<char*> argv = CStrings(plan.argv);
+  std::vector<char*> envp = CStrings(plan.envp);
+  TERWAY_ASSIGN_OR_RETURN(int log, OpenPrivateLog(spec.log_path.empty() ? "/dev/null" : spec.log_path));
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int report[2] = {-1, -1};
   if (devnull < 0 || pipe2(report, O_CLOEXEC) != 0) {
@@ -180,10 +243,7 @@ Result<DaemonId> StartDaemon(const DaemonSpec& spec) {
     for (int fd : {log, devnull, report[0], report[1]}) close(fd);
     return e;
   }
-  if (pid == 0) {
-    close(report[0]);
-    ExecChild(spec.argv, spec.netns, devnull, log, log, {}, report[1], true);
-  }
+  if (pid == 0) ExecChild(argv.data(), envp.data(), plan, devnull, log, log, report[1]);
   close(log);
   close(devnull);
   close(report[1]);
@@ -195,6 +255,18 @@ Result<DaemonId> StartDaemon(const DaemonSpec& spec) {
   }
   DaemonId id{pid, ProcessStartTime(pid)};
   return id;
+}
+
+// Every descriptor above stderr becomes close-on-exec, so exec closes it
+// (in ExecChild the report pipe stays usable until then). Async-signal-safe.
+// close_range needs Linux 5.11; before that, each possible descriptor is
+// flagged in turn.
+void CloseOnExecAboveStderr() {
+  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+  struct rlimit rl {};
+  rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+  if (max == RLIM_INFINITY || max > (1u << 20)) max = 1u << 20;
+  for (int fd = 3; static_cast<rlim_t>(fd) < max; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
 long long ProcessStartTime(pid_t pid) {
@@ -248,25 +320,6 @@ bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds dead
     if (std::chrono::steady_clock::now() > end) return false;
     std::this_thread::sleep_for(interval);
   }
-}
-
-std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-Status WriteTextFileAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return SysError("writing " + tmp);
-    out << content;
-    if (!out.flush()) return SysError("writing " + tmp);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) return SysError("renaming " + tmp + " to " + path);
-  return Ok();
 }
 
 }  // namespace terway::lab

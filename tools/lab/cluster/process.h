@@ -5,13 +5,24 @@
 // A daemon is identified by its pid and its start time (field 22 of
 // /proc/<pid>/stat): a later invocation stops it by pid, and the start time
 // makes sure a recycled pid of an unrelated process is never signalled.
+//
+// A child inherits no descriptor but stdin, stdout and stderr: everything
+// above stderr is made close-on-exec in the child before exec (close_range),
+// whatever flags its opener forgot. The control plane runs the CNI plugin
+// from threads while its API server and clients hold sockets; a plugin, a
+// daemon or a command in a pod must never hold those.
+//
+// Safe to call from several threads at once (the control plane runs plugins
+// of different pods in parallel).
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,11 +36,17 @@ struct CommandSpec {
   std::map<std::string, std::string> env;  // added to our environment
   std::string stdin_data;
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
+  // When set and it turns true, the command is killed as at its timeout
+  // (the control plane stopping while a plugin runs).
+  const std::atomic<bool>* cancel = nullptr;
+  // The child's umask; unset: ours.
+  std::optional<mode_t> umask;
 };
 
 struct CommandOutput {
   int exit_code = -1;  // 128+signal when killed
   bool timed_out = false;
+  bool cancelled = false;
   std::string out;
   std::string err;
 };
@@ -47,9 +64,13 @@ struct DaemonId {
 };
 
 struct DaemonSpec {
+  DaemonSpec(std::vector<std::string> argv_, std::string netns_, std::string log_path_,
+             std::optional<mode_t> umask_ = std::nullopt)
+      : argv(std::move(argv_)), netns(std::move(netns_)), log_path(std::move(log_path_)), umask(umask_) {}
   std::vector<std::string> argv;
   std::string netns;
-  std::string log_path;  // stdout+stderr, appended
+  std::string log_path;  // stdout+stderr, appended; created 0600
+  std::optional<mode_t> umask;  // the daemon's umask; unset: ours
 };
 
 // Starts a daemon in its own session (it survives our exit and our terminal),
@@ -64,15 +85,15 @@ bool DaemonAlive(const DaemonId& id);
 // was already gone).
 Status StopDaemon(const DaemonId& id, std::chrono::milliseconds grace = std::chrono::seconds(10));
 
+// Marks every descriptor above stderr close-on-exec, for an exec of our own
+// (`terway-lab exec`): the command gets stdin, stdout and stderr only.
+void CloseOnExecAboveStderr();
+
 // Start time of a running pid (0 when it does not exist).
 long long ProcessStartTime(pid_t pid);
 
 // Polls cond every interval until it holds or the deadline passes.
 bool WaitUntil(const std::function<bool()>& cond, std::chrono::milliseconds deadline,
                std::chrono::milliseconds interval = std::chrono::milliseconds(100));
-
-std::string ReadTextFile(const std::string& path);
-// Writes via a temp file and rename, so a reader never sees half a file.
-Status WriteTextFileAtomic(const std::string& path, const std::string& content);
 
 }  // namespace terway::lab
