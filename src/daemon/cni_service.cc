@@ -76,7 +76,20 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   p.mtu = req.network.mtu;
   p.host_stack_cidrs = ParseHostStackCidrs(req.network.host_stack_cidrs);
   if (req.bandwidth) p.bandwidth = qos::NormalizeRuntimeBandwidth(*req.bandwidth);
+  p.metadata_via_node = MetadataViaNode(ip.ip);
   return p;
+}
+
+bool CniService::MetadataViaNode(const std::string& ip) const {
+  if (metadata_guard_ == nullptr || !metadata_guard_->enabled()) return false;
+  auto addr = Ipv4Addr::Parse(ip);
+  return addr.ok() && !metadata_guard_->Exempt(*addr);
+}
+
+PodNetwork CniService::RecordedNetwork(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) const {
+  PodNetwork pn = PodNetworkFromRecord(rec, ip);
+  pn.metadata_via_node = MetadataViaNode(pn.ip.ip);
+  return pn;
 }
 
 cni::CniResult CniService::IpamResult(const ipam::IpAllocation& ip) const {
@@ -388,7 +401,7 @@ Status CniService::TeardownLocked(const store::AllocationRecord& seen, TeardownC
   if (!seen.netns.empty()) rec.netns = seen.netns;  // the DEL's own view of the sandbox
   ipam::IpAllocation ip;
   if (auto held = addresses_->Get(rec.container_id); held.ok() && held->has_value()) ip = **held;
-  PodNetwork pn = PodNetworkFromRecord(rec, ip);
+  PodNetwork pn = RecordedNetwork(rec, ip);
   Status removed = RemoveWiring(pn);
   if (!removed.ok()) {
     CountTeardown(cause, "kept");
@@ -537,7 +550,7 @@ void CniService::UpdatePodBandwidth(const std::string& ns, const std::string& na
     if ((*now)->netns.empty()) continue;  // wired by an older terwayd: nothing to update against
     if ((*now)->bandwidth == qos::EncodeBandwidth(*wanted)) continue;
     if (!(*now)->host_veth.empty()) continue;  // adopted wiring: not ours to redo
-    PodNetwork pn = PodNetworkFromRecord(**now, **held);
+    PodNetwork pn = RecordedNetwork(**now, **held);
     pn.bandwidth = *wanted;
     pn.annotations = annotations;
     auto ensured = datapath_->Ensure(pn);

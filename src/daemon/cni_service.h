@@ -96,6 +96,11 @@ class CniService : public RequestHandler {
   void UpdatePodBandwidth(const std::string& ns, const std::string& name,
                           const std::map<std::string, std::string>& annotations);
 
+  // The pod's network as recorded, with what this node adds to every pod's
+  // wiring (the metadata route of an exclusive-ENI pod the guard covers):
+  // what restart repair, bandwidth updates and the teardown wire against.
+  PodNetwork RecordedNetwork(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) const;
+
   // The one teardown. `seen` is the allocation as the caller read it; if the
   // container's allocation is gone or now holds another address, nothing is
   // done (a concurrent DEL won). Error: the address is kept.
@@ -146,6 +151,7 @@ class CniService : public RequestHandler {
   cni::protocol::Reply PolicyShow();
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
   void CountTeardown(TeardownCause cause, const char* result);
+  bool MetadataViaNode(const std::string& ip) const;
   // ADD, DEL and bandwidth updates of one container never interleave (an
   // update's Ensure must not rebuild a pod its DEL just removed). Striped:
   // unrelated containers rarely share a lock.

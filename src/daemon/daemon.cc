@@ -360,10 +360,11 @@ Status Daemon::CreatePolicy() {
 }
 
 Status Daemon::CreateMetadataGuard() {
-  // Only where pods' traffic crosses the node: exclusive-ENI pods reach the
-  // metadata service through their own ENI (see README), and an IPAM-only
-  // terwayd may run in a namespace it does not own.
-  if (datapath_choice_ != "shared") return Ok();
+  // Wherever terwayd wires pods: shared-ENI pods' traffic crosses the node,
+  // and exclusive-ENI pods get a route to the service through their veth
+  // (PodNetwork::metadata_via_node). An IPAM-only terwayd wires nothing and
+  // may run in a namespace it does not own.
+  if (datapath_choice_ == "none") return Ok();
   metadata::MetadataGuardOptions mo;
   mo.deny_credentials = config_.metadata_credentials_for_pods == ipam::MetadataCredentialsForPods::kDeny;
   if (!config_.metadata_endpoint.empty()) mo.metadata_endpoint = config_.metadata_endpoint;

@@ -36,6 +36,11 @@ struct PodNetwork {
   // through its veth and the node (node-local DNS, say), not its ENI.
   // Shared-ENI pods need nothing: all their traffic crosses the node.
   std::vector<Ipv4Cidr> host_stack_cidrs;
+  // The pod's traffic to the ECS metadata service (100.100.100.200) goes
+  // through the node, where the metadata guard filters it. Shared-ENI pods'
+  // traffic crosses the node anyway; an exclusive-ENI pod gets a route
+  // through its veth (unless it is exempt, and then it uses its own ENI).
+  bool metadata_via_node = false;
   // The host-side veth when it is not the one the datapath derives from the
   // container id: a pod wired by upstream Terway (`cali` + 11 hex) that this
   // terwayd adopted at start. Remove deletes it; Ensure/Check never rebuild

@@ -109,7 +109,7 @@ void Daemon::RepairPods() {
       count("failed");
       continue;
     }
-    PodNetwork pod = PodNetworkFromRecord(rec, **held);
+    PodNetwork pod = service_->RecordedNetwork(rec, **held);
     if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
       pod.bandwidth = *bw;
     } else {

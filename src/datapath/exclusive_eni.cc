@@ -116,7 +116,8 @@ bool HasRoute(const std::vector<netlink::Route>& routes, const netlink::Route& w
 }
 
 // What the pod reaches through its veth and the node: the node itself,
-// Services, and the network's host_stack_cidrs (as Terway's ENI-only mode).
+// Services, the network's host_stack_cidrs (as Terway's ENI-only mode), and
+// the metadata service when the node's guard filters it for this pod.
 std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const daemon::PodNetwork& pod) {
   std::vector<InetPrefix> out;
   auto add = [&](InetPrefix p) {
@@ -125,6 +126,9 @@ std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const dae
   if (o.node_ip != Ipv4Addr()) add(InetPrefix::Host(InetAddr(o.node_ip)));
   if (o.service_cidr) add(InetPrefix(*o.service_cidr));
   for (const auto& c : pod.host_stack_cidrs) add(InetPrefix(c));
+  // Else the pod would reach the metadata service through its own ENI, whose
+  // address the service attributes to the node, and read the node's role.
+  if (pod.metadata_via_node) add(InetPrefix::Host(InetAddr(o.metadata_ip)));
   return out;
 }
 

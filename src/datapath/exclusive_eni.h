@@ -47,6 +47,9 @@ struct ExclusiveEniOptions {
   Ipv4Addr node_ip;
   // Services (eni_conf service_cidr): reached through the veth as well.
   std::optional<Ipv4Cidr> service_cidr;
+  // The ECS metadata service: routed through the veth (and the node's
+  // metadata guard) for pods with PodNetwork::metadata_via_node.
+  Ipv4Addr metadata_ip{0x646464c8};  // 100.100.100.200
   // Pod-side name of the veth (eth0 is the ENI).
   std::string pod_veth_name = "veth1";
   // Gateway and vSwitch CIDR of the ENI (the daemon asks the metadata

@@ -232,6 +232,12 @@ Status MetadataGuard::PodStarted(Ipv4Addr ip, std::string_view pod,
   return Ok();
 }
 
+bool MetadataGuard::Exempt(Ipv4Addr ip) const {
+  if (!options_.deny_credentials) return true;
+  std::lock_guard lock(mu_);
+  return members_.exempt_pods.count(ip) > 0;
+}
+
 Status MetadataGuard::PodStopped(Ipv4Addr ip) {
   if (!options_.deny_credentials) return Ok();
   {

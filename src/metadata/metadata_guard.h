@@ -95,6 +95,9 @@ class MetadataGuard {
   Status ForgetInterface(std::string_view name);
 
   bool enabled() const { return options_.deny_credentials; }
+  // Whether the pod holding ip may read the credentials (recorded by
+  // PodStarted); always true in allow mode.
+  bool Exempt(Ipv4Addr ip) const;
   // Zero before Start and in allow mode.
   MetadataProxyStats stats() const;
   // The table's spec as rendered (tests, terway-cli).

@@ -180,6 +180,28 @@ TEST_F(ExclusiveEniRoot, HostStackCidrsAreReachedThroughTheNode) {
   ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
 }
 
+// An exclusive-ENI pod would read the metadata service through its own ENI,
+// which the service attributes to the node: a pod the node's metadata guard
+// covers reaches 100.100.100.200 through its veth instead, and an exempt one
+// keeps its ENI.
+TEST_F(ExclusiveEniRoot, GuardedPodsReachTheMetadataServiceThroughTheNode) {
+  ASSERT_OK(dp_->Ensure(pod_));
+  std::string direct = testing::Capture("ip -n " + pod_ns_ + " route get 100.100.100.200");
+  EXPECT_NE(direct.find("dev eth0"), std::string::npos) << "an exempt pod uses its ENI: " << direct;
+
+  pod_.metadata_via_node = true;
+  auto broken = dp_->Check(pod_);
+  ASSERT_FALSE(broken.ok()) << "Check wants the route Ensure would add";
+  EXPECT_NE(broken.error().ToString().find("100.100.100.200/32"), std::string::npos) << broken.error().ToString();
+  ASSERT_OK(dp_->Ensure(pod_));
+  ASSERT_OK(dp_->Check(pod_));
+  std::string guarded = testing::Capture("ip -n " + pod_ns_ + " route get 100.100.100.200");
+  EXPECT_NE(guarded.find("dev veth1"), std::string::npos) << guarded;
+  EXPECT_NE(guarded.find("src 198.18.1.40"), std::string::npos) << guarded;
+  ASSERT_OK(dp_->Remove(pod_));
+  ASSERT_OK(w_.fabric.DetachEni("i-a", "eni-x"));
+}
+
 TEST_F(ExclusiveEniRoot, BandwidthShapesTheVpcTrafficOnThePodsOwnEni) {
   // 20 Mbit/s out of the pod, 10 Mbit/s into it: on the ENI the pod sends
   // through its root qdisc and receives through an IFB in its namespace.

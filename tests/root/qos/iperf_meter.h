@@ -83,7 +83,10 @@ class IperfServer {
 inline Result<double> IperfSample(const std::string& client_netns, const std::string& server_ip, int port,
                                   bool reverse, int seconds = 4) {
   // iperf3's server takes a moment to finish the previous test and answers
-  // "busy" meanwhile: retry a bounded number of times.
+  // "busy" meanwhile; Debian's 3.12-1+deb12u2 also closes and reopens its
+  // listening socket between tests, so a client that comes right after a
+  // shaped test can find nobody listening ("Connection refused"). Both are
+  // retried a bounded number of times.
   for (int attempt = 0;; ++attempt) {
   std::string cmd = "ip netns exec " + client_netns + " iperf3 -J -c " + server_ip + " -p " +
                     std::to_string(port) + " -t " + std::to_string(seconds) + " -O 1" + (reverse ? " -R" : "") +
@@ -93,7 +96,8 @@ inline Result<double> IperfSample(const std::string& client_netns, const std::st
   if (j.is_discarded()) return Errorf(ErrorCode::kInternal, "iperf3 output is not JSON: {}", out.substr(0, 300));
   if (j.contains("error")) {
     std::string e = j["error"].dump();
-    if (e.find("busy") != std::string::npos && attempt < 50) {
+    const bool between_tests = e.find("busy") != std::string::npos || e.find("Connection refused") != std::string::npos;
+    if (between_tests && attempt < 50) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
