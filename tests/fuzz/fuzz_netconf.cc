@@ -38,6 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const NetConf& c = *conf;
+  // A raw NUL byte ends JSON text for the parser; accepting input with one
+  // would mean whatever followed it was ignored.
+  FUZZ_CHECK(fuzz::AsText(data, size).find('\0') == std::string_view::npos, "accepted a NUL byte on stdin");
   FUZZ_CHECK(ParseSpecVersion(c.cni_version) == c.version, c.cni_version);
   FUZZ_CHECK(ValidateNetworkName(c.name).ok(), c.name);
   FUZZ_CHECK(c.mtu == 0 || (c.mtu >= 68 && c.mtu <= 65535), std::to_string(c.mtu));

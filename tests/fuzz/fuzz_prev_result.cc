@@ -4,8 +4,8 @@
 // terwayd in the daemon protocol.
 //
 // Invariants of an accepted result:
-//   - every number is in its type's range and interface indexes point at a
-//     listed interface (nothing truncated: see result.h);
+//   - every number is held exactly as the input wrote it, in its type's
+//     range, and interface indexes point at a listed interface (result.h);
 //   - rendered in 1.1.0 (the protocol's shape) it parses back to itself;
 //     rendered in an older version, to itself minus the fields that version
 //     lacks;
@@ -30,6 +30,29 @@ CniResult AsSeenIn(CniResult r, SpecVersion v) {
   return r;
 }
 
+// Every number the input gave is held exactly (nothing wrapped through a
+// narrower type on the way in): the parsed value equals the JSON number.
+void CheckExact(const nlohmann::json& raw, const CniResult& r) {
+  auto same = [](const nlohmann::json& in, const char* key, auto parsed, const std::string& where) {
+    auto it = in.find(key);
+    if (it == in.end() || it->is_null()) return;
+    FUZZ_CHECK(parsed.has_value() && nlohmann::json(*parsed) == *it,
+               where + "." + key + ": read " + (parsed ? std::to_string(*parsed) : "nothing") + " from " + it->dump());
+  };
+  if (auto ifs = raw.find("interfaces"); ifs != raw.end() && ifs->is_array())
+    for (size_t i = 0; i < ifs->size(); i++) same((*ifs)[i], "mtu", r.interfaces.at(i).mtu, "interfaces[]");
+  if (auto ips = raw.find("ips"); ips != raw.end() && ips->is_array())
+    for (size_t i = 0; i < ips->size(); i++) same((*ips)[i], "interface", r.ips.at(i).interface, "ips[]");
+  if (auto rts = raw.find("routes"); rts != raw.end() && rts->is_array()) {
+    for (size_t i = 0; i < rts->size(); i++) {
+      const Route& rt = r.routes.at(i);
+      for (auto [key, field] : {std::pair{"mtu", rt.mtu}, {"advmss", rt.advmss}, {"priority", rt.priority},
+                                {"table", rt.table}, {"scope", rt.scope}})
+        same((*rts)[i], key, field, "routes[]");
+    }
+  }
+}
+
 void CheckIndexes(const CniResult& r, const char* what) {
   for (const auto& ip : r.ips) {
     if (!ip.interface) continue;
@@ -49,6 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!j.ok()) return 0;
   auto r = ParseResult(*j);
   if (!r.ok()) return 0;
+  CheckExact(*j, *r);
   CheckIndexes(*r, "parsed");
   for (const auto& rt : r->routes) FUZZ_CHECK(!rt.scope || *rt.scope <= 255, std::to_string(*rt.scope));
 

@@ -23,6 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(reply.error().code == ErrorCode::kInvalidArgument, reply.error().ToString());
     return 0;
   }
+  FUZZ_CHECK(fuzz::AsText(data, size).find('\0') == std::string_view::npos, "accepted a frame with a NUL byte");
   const std::string frame = EncodeReply(*reply);
   FUZZ_CHECK(frame.find('\n') == frame.size() - 1, "a reply frame holds a raw newline");
   fuzz::MustParse(frame, "reply frame");

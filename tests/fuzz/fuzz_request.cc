@@ -32,6 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool per_container = req->op == Op::kAllocate || req->op == Op::kRelease || req->op == Op::kGet;
   FUZZ_CHECK(!per_container || !req->container_id.empty(), "per-container op without container_id");
   FUZZ_CHECK(req->network.mtu >= 0 && req->network.mtu <= 65535, std::to_string(req->network.mtu));
+  FUZZ_CHECK(fuzz::AsText(data, size).find('\0') == std::string_view::npos, "accepted a frame with a NUL byte");
   const std::string frame = EncodeRequest(*req);
   FUZZ_CHECK(frame.find('\n') == frame.size() - 1, "a request frame holds a raw newline");
   fuzz::MustParse(frame, "request frame");

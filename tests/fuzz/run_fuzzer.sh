@@ -15,16 +15,18 @@ mkdir -p "$work/corpus" "$work/artifacts"
 # the repository is only read. -close_fd_mask=2 closes the target's stderr
 # (the plugin logs every refused input there); libFuzzer and the sanitizers
 # keep reporting through their own copy of it.
+start=$SECONDS
 "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
   -close_fd_mask=2 -dict="$dict" -print_final_stats=1 \
   -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds" >"$work/log" 2>&1
 rc=$?
+elapsed=$((SECONDS - start))
 
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -n 1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -n 1)
 cov=$(grep -o 'cov: [0-9]*' "$work/log" | tail -n 1)
 # One line for the suite's report (scripts/test.sh prints the summaries).
-echo "$name: ${runs:-?} runs in ${seconds}s (${rate:-?} exec/s), ${cov:-cov: ?}," \
+echo "$name: ${runs:-?} runs in ${elapsed}s (${rate:-?} exec/s), ${cov:-cov: ?}," \
   "$(find "$work/corpus" -type f | wc -l) new inputs; log: $work/log" | tee "$work/summary"
 
 artifacts=$(find "$work/artifacts" -type f)
