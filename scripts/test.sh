@@ -70,6 +70,7 @@ run_in_tree asan "unit tests under ASan/UBSan" \
 run_in_tree tsan "threaded unit tests under TSan" \
   ctest --test-dir "$TSAN_BUILD" -L unit --output-on-failure -j "$JOBS"
 fuzz_report() {
+  rm -rf "$FUZZ_BUILD"/tests/fuzz/runs  # only this run's summaries below
   ctest --test-dir "$FUZZ_BUILD" -L fuzz --output-on-failure -j "$JOBS"
   local rc=$?
   cat "$FUZZ_BUILD"/tests/fuzz/runs/*/summary 2>/dev/null
