@@ -14,7 +14,7 @@ export JOBS=${JOBS:-$(nproc)}
 fail=0
 
 # --- The sanitizer trees compile while the other tests run.
-# Why: on the 2-core CI machine those builds are a third of the run, and the
+# Why: on the 2-core CI machine the ASan build alone is a third of the run; the
 # root and e2e tests mostly wait on daemons, namespaces and packets. The
 # compiler runs as SCHED_IDLE, so it only gets CPU time the tests leave
 # unused and cannot slow them down (nice 19 would still take a share). The

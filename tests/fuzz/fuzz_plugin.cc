@@ -66,17 +66,31 @@ void Replace(std::string& s, std::string_view from, const std::string& to) {
     s.replace(at, from.size(), to);
 }
 
+std::string& NetnsDir() {
+  static std::string dir;
+  return dir;
+}
+
+void RemoveNetnsFile() {
+  unlink(NetnsPath().c_str());
+  rmdir(NetnsDir().c_str());
+}
+
 }  // namespace
 
+// The stand-in netns is an empty file in $TMPDIR (run_fuzzer.sh points it
+// into the run's own directory), removed when the run ends.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   (void)fuzz::ReportFd();
-  char dir[] = "/tmp/terway-fuzz-plugin-XXXXXX";
-  if (!mkdtemp(dir)) std::abort();
-  NetnsPath() = std::string(dir) + "/netns";
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/terway-fuzz-plugin-XXXXXX";
+  if (!mkdtemp(templ.data())) std::abort();
+  NetnsDir() = templ;
+  NetnsPath() = templ + "/netns";
   int fd = open(NetnsPath().c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
   if (fd < 0) std::abort();
   close(fd);
-  // The directory stays for the run; it is one empty file under /tmp.
+  std::atexit(RemoveNetnsFile);
   return 0;
 }
 

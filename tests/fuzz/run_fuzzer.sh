@@ -10,7 +10,8 @@ seconds=${TERWAY_FUZZ_SECONDS:-30}
 name=$(basename "$fuzzer")
 
 rm -rf "$work"
-mkdir -p "$work/corpus" "$work/artifacts"
+mkdir -p "$work/corpus" "$work/artifacts" "$work/tmp"
+export TMPDIR="$work/tmp"  # whatever a target creates stays in the run's directory
 # New inputs go to the first directory (the run's own); the seed corpus in
 # the repository is only read. -close_fd_mask=2 closes the target's stderr
 # (the plugin logs every refused input there); libFuzzer and the sanitizers
