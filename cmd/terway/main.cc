@@ -4,9 +4,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 #include "cni/plugin.h"
+#include "cni/result.h"
 
 extern char** environ;
 
@@ -27,9 +29,7 @@ bool ReadStdin(std::string* out) {
   }
 }
 
-}  // namespace
-
-int main() {
+int Main() {
   terway::cni::Invocation inv;
   for (char** e = environ; *e; ++e) {
     std::string kv(*e);
@@ -58,4 +58,32 @@ int main() {
   }
   if (std::fflush(stdout) != 0) return 1;
   return out.exit_code;
+}
+
+// The last line of defence: RunPlugin turns every input it knows to be bad
+// into a CNI error, and its fuzz targets (tests/fuzz) treat an escaping
+// exception as a crash. Should one still escape (a bug, or std::bad_alloc),
+// the runtime gets a CNI error it can log instead of a plugin killed by
+// std::terminate with nothing on stdout.
+void PrintInternalError(const char* what) {
+  terway::cni::CniError e = terway::cni::MakeCniError(
+      terway::cni::kDaemonFailure, "internal error in the terway plugin (a bug): " + std::string(what),
+      "if terwayd had already answered, DEL releases what it holds; please report this");
+  std::string text = terway::cni::RenderError(e, "1.1.0");
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    return Main();
+  } catch (const std::exception& e) {
+    PrintInternalError(e.what());
+  } catch (...) {
+    PrintInternalError("unknown exception");
+  }
+  return 1;
 }

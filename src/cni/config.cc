@@ -5,6 +5,8 @@
 
 #include <fmt/ranges.h>
 
+#include "cni/json_text.h"
+#include "cni/protocol.h"
 #include "common/ip.h"
 
 namespace terway::cni {
@@ -12,11 +14,9 @@ namespace terway::cni {
 using nlohmann::json;
 
 Result<json> DecodeConfigJson(std::string_view stdin_data) {
-  // parse(..., allow_exceptions=false) yields a "discarded" value instead of
-  // throwing; nothing escapes this function.
-  json j = json::parse(stdin_data.begin(), stdin_data.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded())
-    return MakeError(ErrorCode::kInvalidArgument, "network configuration on stdin is not valid JSON");
+  // ParseJsonText refuses a NUL byte: the JSON parser would stop there and
+  // ignore the rest, so "{...}\0<anything>" would pass as the configuration.
+  TERWAY_ASSIGN_OR_RETURN(json j, ParseJsonText(stdin_data, "network configuration on stdin"));
   if (!j.is_object())
     return MakeError(ErrorCode::kInvalidArgument, "network configuration on stdin must be a JSON object");
   return j;
@@ -38,13 +38,6 @@ Result<SpecVersion> ConfigVersion(const json& conf) {
 }
 
 namespace {
-
-Result<std::string> GetString(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return std::string();
-  if (!it->is_string()) return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must be a string", key);
-  return it->get<std::string>();
-}
 
 // Rates and bursts are unsigned integers; JSON numbers like 1e6 are accepted
 // when they are whole.
@@ -92,8 +85,8 @@ Status ParseAttachments(const json& conf, const char* key, NetConf& out) {
   for (const auto& e : *it) {
     if (!e.is_object()) return Errorf(ErrorCode::kInvalidArgument, "\"{}\" must hold objects", key);
     Attachment a;
-    TERWAY_ASSIGN_OR_RETURN_CTX(a.container_id, GetString(e, "containerID"), key);
-    TERWAY_ASSIGN_OR_RETURN_CTX(a.ifname, GetString(e, "ifname"), key);
+    TERWAY_ASSIGN_OR_RETURN_CTX(a.container_id, OptString(e, "containerID"), key);
+    TERWAY_ASSIGN_OR_RETURN_CTX(a.ifname, OptString(e, "ifname"), key);
     if (a.container_id.empty())
       return Errorf(ErrorCode::kInvalidArgument, "\"{}\": an entry has no containerID", key);
     if (std::find(out.valid_attachments.begin(), out.valid_attachments.end(), a) == out.valid_attachments.end())
@@ -113,28 +106,25 @@ Result<NetConf> ParseNetConf(const json& conf) {
   NetConf out;
   TERWAY_ASSIGN_OR_RETURN(out.version, ConfigVersion(conf));
   out.cni_version = std::string(SpecVersionString(out.version));
-  TERWAY_ASSIGN_OR_RETURN(out.name, GetString(conf, "name"));
+  TERWAY_ASSIGN_OR_RETURN(out.name, OptString(conf, "name"));
   if (out.name.empty()) return MakeError(ErrorCode::kInvalidArgument, "missing network name");
   TERWAY_TRY(ValidateNetworkName(out.name));
-  TERWAY_ASSIGN_OR_RETURN(out.type, GetString(conf, "type"));
+  TERWAY_ASSIGN_OR_RETURN(out.type, OptString(conf, "type"));
 
-  TERWAY_ASSIGN_OR_RETURN(std::string vt, GetString(conf, "eniip_virtual_type"));
+  TERWAY_ASSIGN_OR_RETURN(std::string vt, OptString(conf, "eniip_virtual_type"));
   out.eniip_virtual_type = Lower(vt);
   if (!out.eniip_virtual_type.empty() && out.eniip_virtual_type != "veth" &&
       out.eniip_virtual_type != "ipvlan" && out.eniip_virtual_type != "datapathv2")
     return Errorf(ErrorCode::kUnsupported,
                   "eniip_virtual_type {:?} is not supported (use veth, ipvlan or datapathv2)", vt);
 
-  if (auto it = conf.find("mtu"); it != conf.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return MakeError(ErrorCode::kInvalidArgument, "\"mtu\" must be an integer");
-    long long mtu = it->get<long long>();
-    // 68 is IPv4's minimum MTU (RFC 791); 65535 the largest an IP packet can be.
-    if (mtu != 0 && (mtu < 68 || mtu > 65535))
-      return Errorf(ErrorCode::kInvalidArgument, "\"mtu\" {} is outside 68..65535", mtu);
-    out.mtu = static_cast<int>(mtu);
-  }
+  // 68 is IPv4's minimum MTU (RFC 791); 65535 the largest an IP packet can be.
+  TERWAY_ASSIGN_OR_RETURN(std::optional<uint64_t> mtu, OptUint(conf, "mtu", 65535));
+  if (mtu && *mtu != 0 && *mtu < 68)
+    return Errorf(ErrorCode::kInvalidArgument, "\"mtu\" {} is outside 68..65535", *mtu);
+  out.mtu = static_cast<int>(mtu.value_or(0));
 
-  TERWAY_ASSIGN_OR_RETURN(out.service_cidr, GetString(conf, "service_cidr"));
+  TERWAY_ASSIGN_OR_RETURN(out.service_cidr, OptString(conf, "service_cidr"));
   if (!out.service_cidr.empty()) {
     auto c = Ipv4Cidr::Parse(out.service_cidr);
     if (!c.ok()) return std::move(c).error().Wrap("service_cidr");
@@ -148,7 +138,10 @@ Result<NetConf> ParseNetConf(const json& conf) {
       out.host_stack_cidrs.push_back(e.get<std::string>());
     }
   }
-  TERWAY_ASSIGN_OR_RETURN(out.daemon_socket, GetString(conf, "daemon_socket"));
+  TERWAY_ASSIGN_OR_RETURN(out.daemon_socket, OptString(conf, "daemon_socket"));
+  // Checked here, before anything connects: a path connect() cannot take is
+  // a configuration mistake (7), not an unreadable reply.
+  if (!out.daemon_socket.empty()) TERWAY_TRY_CTX(protocol::CheckSocketPath(out.daemon_socket), "daemon_socket");
 
   // capabilities: the runtime leaves them in the config (podman does); they
   // only tell which runtimeConfig keys we accept, so we check the shape only.

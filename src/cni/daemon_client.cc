@@ -65,8 +65,9 @@ class UnixDaemonClient : public DaemonClient {
 
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path_.empty() || path_.size() >= sizeof(addr.sun_path))
-      return Errorf(ErrorCode::kInvalidArgument, "daemon socket path {:?} is empty or too long", path_);
+    // The plugin checks the path before it gets here (as a configuration
+    // error); this keeps the memcpy below safe for any other caller.
+    TERWAY_TRY(protocol::CheckSocketPath(path_));
     std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
 
     UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cni/config.h"
+#include "cni/json_text.h"
 #include "cni/result.h"
 
 namespace terway::cni {
@@ -67,6 +68,14 @@ class Run {
     if (!env.ok()) return Fail(kInvalidEnvironment, env.error().ToString());
     env_ = std::move(*env);
     if (env_.command == Command::kVersion) return Outcome{0, RenderVersionReply()};
+    // The environment's socket override is checked with the environment (4);
+    // the configuration's daemon_socket with the configuration (7). Both
+    // before anything connects.
+    socket_ = ChooseDaemonSocket(inv_, "");
+    if (socket_.from_env) {
+      if (auto st = protocol::CheckSocketPath(socket_.path); !st.ok())
+        return Fail(kInvalidEnvironment, "TERWAY_DAEMON_SOCKET: " + st.error().ToString());
+    }
 
     auto j = DecodeConfigJson(inv_.stdin_data);
     if (!j.ok()) return Fail(kDecodingFailure, j.error().ToString());
@@ -113,7 +122,7 @@ class Run {
                     fmt::format("CNI_NETNS {:?} is the host's network namespace", env_.netns));
     }
 
-    socket_ = DaemonSocketPath(inv_, conf_.daemon_socket);
+    socket_ = ChooseDaemonSocket(inv_, conf_.daemon_socket);
     switch (env_.command) {
       case Command::kAdd: return Add();
       case Command::kDel: return Del();
@@ -152,25 +161,25 @@ class Run {
   // Sends the request; on failure fills *out with the CNI error to print.
   std::optional<protocol::Reply> Ask(const protocol::Request& req, Outcome* out) {
     auto timeout = CommandTimeout(inv_, env_.command);
-    log_.Write(0, fmt::format("asking terwayd at {}: {}", socket_, protocol::EncodeRequest(req)));
-    auto client = factory_(socket_, timeout);
+    log_.Write(0, fmt::format("asking terwayd at {}: {}", socket_.path, protocol::EncodeRequest(req)));
+    auto client = factory_(socket_.path, timeout);
     auto reply = client->Call(req);
     if (!reply.ok()) {
       const Error& e = reply.error();
       if (e.code == ErrorCode::kUnavailable) {
         *out = Fail(env_.command == Command::kStatus ? kPluginNotAvailable : kTryAgainLater,
-                    fmt::format("terwayd is not reachable at {}", socket_),
+                    fmt::format("terwayd is not reachable at {}", socket_.path),
                     e.ToString() + "; check that the terway daemon runs on this node");
       } else if (e.code == ErrorCode::kTimeout || e.code == ErrorCode::kConflict) {
         *out = Fail(env_.command == Command::kStatus ? kPluginNotAvailable : kTryAgainLater,
-                    fmt::format("terwayd at {} did not answer {} within {} ms", socket_,
+                    fmt::format("terwayd at {} did not answer {} within {} ms", socket_.path,
                                 protocol::OpName(req.op), timeout.count()),
                     e.ToString());
       } else if (e.code == ErrorCode::kInvalidArgument) {
         *out = Fail(kIoFailure, "terwayd sent a reply terway cannot read", e.ToString());
       } else {
         *out = Fail(env_.command == Command::kStatus ? kPluginNotAvailable : kIoFailure,
-                    fmt::format("talking to terwayd at {} failed", socket_), e.ToString());
+                    fmt::format("talking to terwayd at {} failed", socket_.path), e.ToString());
       }
       return std::nullopt;
     }
@@ -224,7 +233,7 @@ class Run {
     CniResult final_result = conf_.prev_result ? MergeResults(*conf_.prev_result, ours) : ours;
     log_.Write(1, fmt::format("ADD {} {}/{}: {}", env_.container_id, env_.args.pod_namespace, env_.args.pod_name,
                               ours.ips.front().address));
-    return Outcome{0, RenderResult(final_result, conf_.version).dump()};
+    return Outcome{0, DumpJson(RenderResult(final_result, conf_.version))};
   }
 
   Outcome Del() {
@@ -292,13 +301,15 @@ class Run {
   std::string command_name_;
   Environment env_;
   NetConf conf_;
-  std::string socket_;
+  DaemonSocket socket_;
 };
 
 }  // namespace
 
-std::string DaemonSocketPath(const Invocation& inv, const std::string& conf_socket) {
-  return EnvOr(inv, "TERWAY_DAEMON_SOCKET", conf_socket.empty() ? protocol::kDefaultSocketPath : conf_socket);
+DaemonSocket ChooseDaemonSocket(const Invocation& inv, const std::string& conf_socket) {
+  std::string env = EnvOr(inv, "TERWAY_DAEMON_SOCKET", "");
+  if (!env.empty()) return DaemonSocket{env, true};
+  return DaemonSocket{conf_socket.empty() ? protocol::kDefaultSocketPath : conf_socket, false};
 }
 
 std::chrono::milliseconds CommandTimeout(const Invocation& inv, Command cmd) {

@@ -4,7 +4,8 @@
 // DaemonClient; e2e tests drive the real binary.
 //
 // Order of work, so that a bad invocation changes nothing on the host:
-//   environment (4) -> JSON (6) -> cniVersion (1) -> config (7/2) ->
+//   environment incl. $TERWAY_DAEMON_SOCKET (4) -> JSON (6) -> cniVersion (1)
+//   -> config incl. daemon_socket (7/2) ->
 //   command allowed in this version (1) -> netns exists for ADD/CHECK (4) and
 //   is not the plugin's own netns (8, libcni's ErrInvalidNetNS) -> GC carries
 //   cni.dev/valid-attachments (7 if absent) -> only then the daemon.
@@ -46,8 +47,14 @@ using DaemonClientFactory =
     std::function<std::unique_ptr<DaemonClient>(const std::string& socket_path, std::chrono::milliseconds timeout)>;
 
 // Where the plugin looks for terwayd: $TERWAY_DAEMON_SOCKET, else the conf's
-// "daemon_socket", else protocol::kDefaultSocketPath.
-std::string DaemonSocketPath(const Invocation& inv, const std::string& conf_socket);
+// "daemon_socket", else protocol::kDefaultSocketPath. from_env says whether
+// the environment chose it: an unusable path is then an environment error
+// (4), else a configuration error (7).
+struct DaemonSocket {
+  std::string path;
+  bool from_env = false;
+};
+DaemonSocket ChooseDaemonSocket(const Invocation& inv, const std::string& conf_socket);
 
 // How long each command waits for the daemon. ADD may need a cloud call to
 // create and attach an ENI (tens of seconds on a dry pool); STATUS must be

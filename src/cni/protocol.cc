@@ -1,6 +1,10 @@
 #include "cni/protocol.h"
 
+#include <sys/un.h>
+
 #include <nlohmann/json.hpp>
+
+#include "cni/json_text.h"
 
 namespace terway::cni::protocol {
 
@@ -20,10 +24,13 @@ constexpr std::pair<ErrorClass, std::string_view> kClasses[] = {
     {ErrorClass::kUnsupported, "unsupported"}, {ErrorClass::kInternal, "internal"},
 };
 
+static_assert(kMaxSocketPathBytes + 1 == sizeof(sockaddr_un{}.sun_path));
+
 std::string Frame(const json& j) {
-  // error_handler replace: a message quoting non-UTF-8 bytes must not make
-  // the encoder throw.
-  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  // DumpJson: a message quoting non-UTF-8 bytes must not make the encoder
+  // throw. It never emits a raw newline (strings escape it), which is what
+  // makes the line framing unambiguous.
+  std::string s = DumpJson(j);
   s.push_back('\n');
   return s;
 }
@@ -39,15 +46,15 @@ Result<json> ParseFrame(std::string_view frame, const char* what) {
   if (frame.size() > kMaxFrameBytes)
     return Errorf(ErrorCode::kInvalidArgument, "{} frame of {} bytes exceeds {} bytes", what, frame.size(),
                   kMaxFrameBytes);
-  json j = json::parse(frame.begin(), frame.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Errorf(ErrorCode::kInvalidArgument, "{} is not valid JSON", what);
+  TERWAY_ASSIGN_OR_RETURN(json j, ParseJsonText(frame, what));
   if (!j.is_object()) return Errorf(ErrorCode::kInvalidArgument, "{} must be a JSON object", what);
   auto v = j.find("v");
   if (v == j.end() || !v->is_number_integer())
     return Errorf(ErrorCode::kInvalidArgument, "{} has no protocol version \"v\"", what);
-  if (v->get<int>() != kProtocolVersion)
-    return Errorf(ErrorCode::kInvalidArgument, "{} speaks protocol version {}, this side speaks {}", what,
-                  v->get<int>(), kProtocolVersion);
+  // Compared as read: get<int>() would wrap 4294967297 to a valid 1.
+  if (!v->is_number_unsigned() || v->get<uint64_t>() != static_cast<uint64_t>(kProtocolVersion))
+    return Errorf(ErrorCode::kInvalidArgument, "{} speaks protocol version {}, this side speaks {}", what, v->dump(),
+                  kProtocolVersion);
   return j;
 }
 
@@ -171,7 +178,9 @@ Result<Request> DecodeRequest(std::string_view frame) {
     if (auto n = j.find("network"); n != j.end()) {
       r.network.name = n->value("name", std::string());
       r.network.eniip_virtual_type = n->value("eniip_virtual_type", std::string());
-      r.network.mtu = n->value("mtu", 0);
+      auto mtu = OptUint(*n, "mtu", 65535);
+      if (!mtu.ok()) return std::move(mtu).error().Wrap("request network");
+      r.network.mtu = static_cast<int>(mtu->value_or(0));
       r.network.service_cidr = n->value("service_cidr", std::string());
       r.network.host_stack_cidrs = n->value("host_stack_cidrs", std::vector<std::string>{});
     }
@@ -257,6 +266,18 @@ Result<Reply> DecodeReply(std::string_view frame) {
     return Errorf(ErrorCode::kInvalidArgument, "malformed reply: {}", e.what());
   }
   return r;
+}
+
+Status CheckSocketPath(std::string_view path) {
+  if (path.empty()) return MakeError(ErrorCode::kInvalidArgument, "daemon socket path is empty");
+  if (auto nul = path.find('\0'); nul != std::string_view::npos)
+    return Errorf(ErrorCode::kInvalidArgument, "daemon socket path {:?} contains a NUL byte at offset {}", path, nul);
+  if (path.size() > kMaxSocketPathBytes)
+    return Errorf(ErrorCode::kInvalidArgument,
+                  "daemon socket path {:?} is {} bytes long; a unix socket path holds at most {} (sun_path): "
+                  "use a shorter path",
+                  path, path.size(), kMaxSocketPathBytes);
+  return Ok();
 }
 
 ReplyError ReplyErrorFromError(const Error& e) {

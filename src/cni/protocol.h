@@ -40,6 +40,16 @@ namespace terway::cni::protocol {
 inline constexpr int kProtocolVersion = 1;
 inline constexpr size_t kMaxFrameBytes = 1 << 20;
 inline constexpr const char* kDefaultSocketPath = "/var/run/eni/eni.socket";
+// The longest path a unix socket address holds: sockaddr_un's sun_path is
+// 108 bytes on Linux, NUL included.
+inline constexpr size_t kMaxSocketPathBytes = 107;
+
+// Whether connect()/bind() can take `path` as it is: not empty, no NUL (a
+// leading one would even name an abstract socket), at most
+// kMaxSocketPathBytes. The error (kInvalidArgument) names the path and the
+// limit; callers check before they connect, so a bad path is reported as the
+// configuration mistake it is.
+Status CheckSocketPath(std::string_view path);
 
 enum class Op {
   kAllocate,  // ADD: ensure the pod has an IP and its datapath; idempotent per (pod, container id)

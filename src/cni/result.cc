@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cni/json_text.h"
+
 namespace terway::cni {
 
 using nlohmann::json;
@@ -51,31 +53,13 @@ json RenderDns(const Dns& d) {
   return j;
 }
 
-// Strict accessors: a wrong type in a prevResult is a decoding failure the
-// caller reports, never an exception.
-Result<std::string> OptString(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return std::string();
-  if (!it->is_string()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be a string", key);
-  return it->get<std::string>();
+// A number in 0..max as the uint32_t the model holds (max <= UINT32_MAX).
+Result<std::optional<uint32_t>> OptU32(const json& j, const char* key, uint32_t max = UINT32_MAX) {
+  TERWAY_ASSIGN_OR_RETURN(std::optional<uint64_t> v, OptUint(j, key, max));
+  if (!v) return std::optional<uint32_t>();
+  return std::optional<uint32_t>(static_cast<uint32_t>(*v));
 }
-Result<std::optional<int>> OptInt(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return std::optional<int>();
-  if (!it->is_number_integer()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be an integer", key);
-  return std::optional<int>(it->get<int>());
-}
-Result<std::vector<std::string>> OptStrings(const json& j, const char* key) {
-  std::vector<std::string> out;
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return out;
-  if (!it->is_array()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must be an array", key);
-  for (const auto& e : *it) {
-    if (!e.is_string()) return Errorf(ErrorCode::kInvalidArgument, "field \"{}\" must hold strings", key);
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
+
 Result<const json*> OptArray(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return static_cast<const json*>(nullptr);
@@ -121,7 +105,7 @@ Result<CniResult> ParseResult(const json& j) {
       TERWAY_ASSIGN_OR_RETURN_CTX(i.name, OptString(e, "name"), "interfaces[]");
       TERWAY_ASSIGN_OR_RETURN_CTX(i.mac, OptString(e, "mac"), "interfaces[]");
       TERWAY_ASSIGN_OR_RETURN_CTX(i.sandbox, OptString(e, "sandbox"), "interfaces[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(i.mtu, OptInt(e, "mtu"), "interfaces[]");
+      TERWAY_ASSIGN_OR_RETURN_CTX(i.mtu, OptU32(e, "mtu"), "interfaces[]");
       r.interfaces.push_back(std::move(i));
     }
   }
@@ -133,9 +117,15 @@ Result<CniResult> ParseResult(const json& j) {
       TERWAY_ASSIGN_OR_RETURN_CTX(ip.address, OptString(e, "address"), "ips[]");
       if (ip.address.empty()) return MakeError(ErrorCode::kInvalidArgument, "ips[]: missing address");
       TERWAY_ASSIGN_OR_RETURN_CTX(ip.gateway, OptString(e, "gateway"), "ips[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(ip.interface, OptInt(e, "interface"), "ips[]");
-      if (ip.interface && (*ip.interface < 0 || *ip.interface >= static_cast<int>(r.interfaces.size())))
-        return Errorf(ErrorCode::kInvalidArgument, "ips[]: interface index {} out of range", *ip.interface);
+      TERWAY_ASSIGN_OR_RETURN_CTX(std::optional<uint64_t> index, OptUint(e, "interface", UINT64_MAX), "ips[]");
+      if (index) {
+        // Compared as read: an index of 2^32 must not wrap to a valid 0.
+        if (*index >= r.interfaces.size())
+          return Errorf(ErrorCode::kInvalidArgument,
+                        "ips[]: interface index {} is out of range: the result lists {} interface(s)", *index,
+                        r.interfaces.size());
+        ip.interface = static_cast<int>(*index);
+      }
       r.ips.push_back(std::move(ip));
     }
   }
@@ -147,11 +137,11 @@ Result<CniResult> ParseResult(const json& j) {
       TERWAY_ASSIGN_OR_RETURN_CTX(rt.dst, OptString(e, "dst"), "routes[]");
       if (rt.dst.empty()) return MakeError(ErrorCode::kInvalidArgument, "routes[]: missing dst");
       TERWAY_ASSIGN_OR_RETURN_CTX(rt.gw, OptString(e, "gw"), "routes[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(rt.mtu, OptInt(e, "mtu"), "routes[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(rt.advmss, OptInt(e, "advmss"), "routes[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(rt.priority, OptInt(e, "priority"), "routes[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(rt.table, OptInt(e, "table"), "routes[]");
-      TERWAY_ASSIGN_OR_RETURN_CTX(rt.scope, OptInt(e, "scope"), "routes[]");
+      TERWAY_ASSIGN_OR_RETURN_CTX(rt.mtu, OptU32(e, "mtu"), "routes[]");
+      TERWAY_ASSIGN_OR_RETURN_CTX(rt.advmss, OptU32(e, "advmss"), "routes[]");
+      TERWAY_ASSIGN_OR_RETURN_CTX(rt.priority, OptU32(e, "priority"), "routes[]");
+      TERWAY_ASSIGN_OR_RETURN_CTX(rt.table, OptU32(e, "table"), "routes[]");
+      TERWAY_ASSIGN_OR_RETURN_CTX(rt.scope, OptU32(e, "scope", 255), "routes[]");
       r.routes.push_back(std::move(rt));
     }
   }
@@ -186,15 +176,15 @@ std::string RenderError(const CniError& e, std::string_view cni_version) {
   j["code"] = e.code;
   j["msg"] = e.msg;
   if (!e.details.empty()) j["details"] = e.details;
-  // error_handler replace: messages may quote bytes from malformed input.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Messages may quote bytes from malformed input; DumpJson cannot throw.
+  return DumpJson(j);
 }
 
 std::string RenderVersionReply() {
   json j = json::object();
   j["cniVersion"] = std::string(SpecVersionString(kLatestVersion));
   j["supportedVersions"] = SupportedVersionStrings();
-  return j.dump();
+  return DumpJson(j);
 }
 
 }  // namespace terway::cni

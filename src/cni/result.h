@@ -4,9 +4,13 @@
 //   1.0.0 / 1.1.0: no "version" in ips; 1.1.0 adds route mtu/advmss/priority/
 //                  table/scope and interface mtu/socketPath/pciID (we emit
 //                  them only when set, and only for 1.1.0).
+// The spec types the numbers as uint; the kernel takes each as a u32 (route
+// scope: one byte). A value outside that range is refused when parsed, never
+// truncated: a route table 4294967297 must not quietly become table 1.
 // Also renders the error object and the VERSION reply.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,14 +26,14 @@ struct Interface {
   std::string name;
   std::string mac;      // podman refuses a sandbox interface without one
   std::string sandbox;  // netns path; empty for host-side interfaces
-  std::optional<int> mtu;
+  std::optional<uint32_t> mtu;
   bool operator==(const Interface&) const = default;
 };
 
 struct IpConfig {
   std::string address;  // CIDR form: "198.18.0.10/32"
   std::string gateway;  // may be empty
-  std::optional<int> interface;  // index into interfaces
+  std::optional<int> interface;  // index into interfaces (checked against their count)
   bool operator==(const IpConfig&) const = default;
   bool IsV6() const { return address.find(':') != std::string::npos; }
 };
@@ -37,7 +41,8 @@ struct IpConfig {
 struct Route {
   std::string dst;  // CIDR
   std::string gw;   // may be empty
-  std::optional<int> mtu, advmss, priority, table, scope;  // 1.1.0 only
+  std::optional<uint32_t> mtu, advmss, priority, table;  // 1.1.0 only
+  std::optional<uint32_t> scope;                          // 1.1.0 only; 0..255 (RT_SCOPE_*)
   bool operator==(const Route&) const = default;
 };
 

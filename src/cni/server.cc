@@ -13,9 +13,7 @@ namespace terway::cni::protocol {
 Result<int> ListenUnix(const std::string& path, int backlog) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path))
-    return Errorf(ErrorCode::kInvalidArgument, "socket path {:?} is empty or longer than {} bytes", path,
-                  sizeof(addr.sun_path) - 1);
+  TERWAY_TRY(CheckSocketPath(path));
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
   std::error_code ec;

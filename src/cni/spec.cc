@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "cni/json_text.h"
 #include "common/strings.h"
 
 namespace terway::cni {
@@ -130,6 +131,14 @@ Result<Environment> ParseEnvironment(const std::map<std::string, std::string>& e
     auto it = env.find(k);
     return it == env.end() ? std::string() : it->second;
   };
+  // Every CNI_* value may be echoed inside JSON (the result's sandbox and
+  // interface name, the daemon request, error messages): text that JSON
+  // cannot carry is refused here, naming the variable, rather than mangled
+  // or thrown on later.
+  for (const char* key : {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"}) {
+    auto it = env.find(key);
+    if (it != env.end()) TERWAY_TRY(CheckText(key, it->second));
+  }
   std::string cmd_text = get("CNI_COMMAND");
   if (cmd_text.empty())
     return MakeError(ErrorCode::kInvalidArgument, "required env variables [CNI_COMMAND] missing");

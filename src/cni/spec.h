@@ -94,7 +94,8 @@ struct Environment {
 // ADD/CHECK need CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_PATH; DEL the
 // same minus CNI_NETNS (the namespace may already be gone); VERSION, GC and
 // STATUS only CNI_COMMAND. Missing/invalid values -> code 4, naming every
-// missing variable at once so the operator fixes them in one go.
+// missing variable at once so the operator fixes them in one go. Every CNI_*
+// value must be UTF-8 without NUL bytes (CheckText): they are echoed in JSON.
 Result<Environment> ParseEnvironment(const std::map<std::string, std::string>& env);
 
 // libcni's rules: container ID is [a-zA-Z0-9][a-zA-Z0-9_.-]*; the interface

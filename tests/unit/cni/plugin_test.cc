@@ -325,5 +325,122 @@ TEST_F(PluginTest, SocketAndTimeoutSelection) {
   EXPECT_EQ(script_.timeout, std::chrono::milliseconds(250));
 }
 
+// Runs and returns {code, message} of the CNI error (code 0 on success).
+std::pair<int, std::string> CodeAndMessage(const Outcome& o) {
+  if (o.exit_code == 0) return {0, ""};
+  json j = json::parse(o.stdout_text);
+  return {j["code"].get<int>(), j["msg"].get<std::string>() + " " + j.value("details", std::string())};
+}
+
+// A non-UTF-8 CNI_NETNS used to be echoed into the result's sandbox and
+// abort the plugin (nlohmann::json type_error from dump()). Every CNI_*
+// value that JSON cannot carry is refused as an invalid environment, naming
+// the variable, before the daemon is asked.
+TEST_F(PluginTest, EnvironmentThatIsNotUtf8IsRefusedNamingTheVariable) {
+  const std::string odd_netns = dir_.path() + "/netns-\xff\xfe";
+  std::ofstream(odd_netns) << "";  // exists, so only its name is wrong
+  struct Case {
+    const char* var;
+    std::string value;
+  } cases[] = {
+      {"CNI_NETNS", odd_netns},
+      {"CNI_IFNAME", "eth\xc3"},
+      {"CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-\xe0\x80\xaf"},
+      {"CNI_PATH", "/opt/cni/bin:/opt/\xff"},
+  };
+  for (const auto& c : cases) {
+    for (const char* cmd : {"ADD", "CHECK", "DEL"}) {
+      script_.seen.clear();
+      Invocation inv = Make(cmd, "1.1.0");
+      inv.env[c.var] = c.value;
+      Outcome o;
+      ASSERT_NO_THROW(o = Run(inv)) << c.var << " " << cmd;
+      auto [code, msg] = CodeAndMessage(o);
+      EXPECT_EQ(code, kInvalidEnvironment) << c.var << " " << cmd << ": " << o.stdout_text;
+      EXPECT_NE(msg.find(std::string(c.var) + " is not valid UTF-8"), std::string::npos) << msg;
+      EXPECT_TRUE(script_.seen.empty()) << c.var << " " << cmd << ": the daemon was asked";
+    }
+  }
+}
+
+// Input after a NUL byte on stdin used to be ignored (the JSON parser stops
+// there): '{...}\0<anything>' passed as a valid configuration.
+TEST_F(PluginTest, NulByteOnStdinIsADecodingFailure) {
+  for (const std::string& tail : {std::string(""), std::string(R"({"mtu":"bogus"})"), std::string("\n")}) {
+    script_.seen.clear();
+    Invocation inv = Make("ADD", "1.0.0");
+    const size_t at = inv.stdin_data.size();
+    inv.stdin_data += '\0' + tail;
+    auto [code, msg] = CodeAndMessage(Run(inv));
+    EXPECT_EQ(code, kDecodingFailure) << msg;
+    EXPECT_NE(msg.find("contains a NUL byte at offset " + std::to_string(at)), std::string::npos) << msg;
+    EXPECT_TRUE(script_.seen.empty());
+  }
+}
+
+// prevResult numbers used to be read as int: an interface index of 2^32
+// wrapped to 0 and passed the range check, a route table of 2^32+1 became 1.
+TEST_F(PluginTest, PrevResultNumbersOutOfRangeAreRefused) {
+  const char* bad[] = {
+      R"({"interfaces":[{"name":"lo"}],"ips":[{"address":"127.0.0.1/8","interface":4294967296}]})",
+      R"({"ips":[{"address":"127.0.0.1/8"}],"routes":[{"dst":"0.0.0.0/0","table":4294967297}]})",
+      R"({"interfaces":[{"name":"lo","mtu":-1}],"ips":[]})",
+  };
+  for (const char* prev : bad) {
+    script_.seen.clear();
+    auto [code, msg] = CodeAndMessage(Run(Make("ADD", "1.1.0", std::string(R"(,"prevResult":)") + prev)));
+    EXPECT_EQ(code, kInvalidNetworkConfig) << prev;
+    EXPECT_NE(msg.find("prevResult"), std::string::npos) << msg;
+    EXPECT_TRUE(script_.seen.empty()) << prev;
+  }
+  // The largest table a route can name passes through exactly.
+  Outcome o = Run(Make("ADD", "1.1.0", R"(,"prevResult":{"ips":[{"address":"127.0.0.1/8"}],
+      "routes":[{"dst":"10.0.0.0/8","table":4294967295,"priority":4294967295,"scope":253}]})"));
+  ASSERT_EQ(o.exit_code, 0) << o.stdout_text;
+  json route = json::parse(o.stdout_text)["routes"][0];
+  EXPECT_EQ(route["table"].get<uint64_t>(), 4294967295u);
+  EXPECT_EQ(route["priority"].get<uint64_t>(), 4294967295u);
+  EXPECT_EQ(route["scope"].get<uint64_t>(), 253u);
+}
+
+// A socket path longer than sun_path used to reach connect() and come back
+// as code 5 ("reply cannot be read"). It is a configuration mistake: 7 from
+// the conf's daemon_socket, 4 from $TERWAY_DAEMON_SOCKET, naming the path
+// and the limit, and nothing connects.
+TEST_F(PluginTest, SocketPathTooLongIsAConfigurationError) {
+  const std::string long_path = "/run/" + std::string(120, 's') + ".sock";
+  std::string conf_socket = R"(,"daemon_socket":")" + long_path + "\"";
+  for (const char* cmd : {"ADD", "DEL", "CHECK", "STATUS"}) {
+    script_.seen.clear();
+    int calls = 0;
+    auto real_client = [&](const std::string& socket, std::chrono::milliseconds timeout) {
+      calls++;
+      return MakeUnixDaemonClient(socket, timeout);
+    };
+    auto [code, msg] = CodeAndMessage(RunPlugin(Make(cmd, "1.1.0", conf_socket), real_client));
+    EXPECT_EQ(code, kInvalidNetworkConfig) << cmd << ": " << msg;
+    EXPECT_NE(msg.find(long_path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("at most 107"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("daemon_socket"), std::string::npos) << msg;
+
+    Invocation from_env = Make(cmd, "1.1.0");
+    from_env.env["TERWAY_DAEMON_SOCKET"] = long_path;
+    std::tie(code, msg) = CodeAndMessage(RunPlugin(from_env, real_client));
+    EXPECT_EQ(code, kInvalidEnvironment) << cmd << ": " << msg;
+    EXPECT_NE(msg.find("TERWAY_DAEMON_SOCKET"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("at most 107"), std::string::npos) << msg;
+    EXPECT_EQ(calls, 0) << cmd << ": a client was made";
+  }
+  // A NUL inside the conf's path would otherwise name another (or an
+  // abstract) socket.
+  auto [code, msg] = CodeAndMessage(Run(Make("ADD", "1.1.0", R"(,"daemon_socket":"\u0000terwayd")")));
+  EXPECT_EQ(code, kInvalidNetworkConfig) << msg;
+  EXPECT_TRUE(script_.seen.empty());
+  // 107 bytes is still a path.
+  std::string longest = "/" + std::string(protocol::kMaxSocketPathBytes - 1, 'x');
+  EXPECT_EQ(Code(Make("ADD", "1.1.0", R"(,"daemon_socket":")" + longest + "\"")), 0);
+  EXPECT_EQ(script_.socket, longest);
+}
+
 }  // namespace
 }  // namespace terway::cni

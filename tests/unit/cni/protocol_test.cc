@@ -161,6 +161,48 @@ TEST(Protocol, MalformedRepliesTable) {
   EXPECT_EQ(u->error->message, "m");
 }
 
+// Numbers in frames are compared as read, never through int: a version of
+// 2^32+1 used to pass as 1, an MTU of 2^32+1500 as 1500. A NUL byte used to
+// end the frame early (the JSON parser stops there).
+TEST(Protocol, FramesAreReadExactly) {
+  const std::string cases[] = {
+      R"({"v":4294967297,"op":"status"})",
+      R"({"v":-4294967295,"op":"status"})",
+      R"({"v":1,"op":"status","network":{"name":"n","mtu":4294968796}})",
+      R"({"v":1,"op":"status","network":{"name":"n","mtu":-1}})",
+      std::string(R"({"v":1,"op":"status"})") + '\0' + "garbage",
+  };
+  for (const auto& c : cases) {
+    auto r = DecodeRequest(c);
+    EXPECT_FALSE(r.ok()) << testing::PrintToString(c);
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << c;
+    }
+  }
+  EXPECT_FALSE(DecodeReply(R"({"v":4294967297,"ok":true})").ok());
+  EXPECT_FALSE(DecodeReply(std::string(R"({"v":1,"ok":true})") + '\0').ok());
+  auto wrapped_index = DecodeReply(
+      R"({"v":1,"ok":true,"result":{"interfaces":[{"name":"eth0"}],"ips":[{"address":"198.18.0.9/32","interface":4294967296}]}})");
+  ASSERT_FALSE(wrapped_index.ok());
+  EXPECT_NE(wrapped_index.error().ToString().find("interface index 4294967296 is out of range"), std::string::npos)
+      << wrapped_index.error().ToString();
+  auto mtu = DecodeRequest(R"({"v":1,"op":"status","network":{"name":"n","mtu":9000}})");
+  ASSERT_TRUE(mtu.ok()) << mtu.error().ToString();
+  EXPECT_EQ(mtu->network.mtu, 9000);
+}
+
+TEST(Protocol, SocketPathLimits) {
+  EXPECT_TRUE(CheckSocketPath("/var/run/eni/eni.socket").ok());
+  EXPECT_TRUE(CheckSocketPath(std::string(kMaxSocketPathBytes, 'a')).ok());
+  auto too_long = CheckSocketPath("/" + std::string(kMaxSocketPathBytes, 'a'));
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.error().ToString().find("is 108 bytes long; a unix socket path holds at most 107"),
+            std::string::npos)
+      << too_long.error().ToString();
+  EXPECT_FALSE(CheckSocketPath("").ok());
+  EXPECT_FALSE(CheckSocketPath(std::string("\0abstract", 9)).ok());
+}
+
 TEST(Protocol, OversizedFrameRejected) {
   std::string big = R"({"v":1,"op":"status","cni_version":")" + std::string(kMaxFrameBytes, 'a') + "\"}";
   EXPECT_FALSE(DecodeRequest(big).ok());

@@ -109,5 +109,43 @@ TEST(RenderVersionReply, ListsAllVersions) {
   EXPECT_EQ(j["supportedVersions"], json::parse(R"(["0.3.1","0.4.0","1.0.0","1.1.0"])"));
 }
 
+// The spec types these numbers as uint and the kernel takes each as a u32
+// (a route's scope as one byte): the whole range is kept exactly, anything
+// outside is refused naming the field. They used to be read as int, so
+// 4294967295 came back as -1 and 4294967297 as 1.
+TEST(ParseResult, NumbersAreExactOrRefused) {
+  auto ok = ParseResult(json::parse(R"({"interfaces":[{"name":"eth0","mtu":4294967295}],
+      "ips":[{"address":"198.18.0.9/32","interface":0}],
+      "routes":[{"dst":"0.0.0.0/0","mtu":4294967295,"advmss":4294967295,"priority":4294967295,
+                 "table":4294967295,"scope":255}]})"));
+  ASSERT_TRUE(ok.ok()) << ok.error().ToString();
+  EXPECT_EQ(ok->interfaces[0].mtu, 4294967295u);
+  EXPECT_EQ(ok->routes[0].table, 4294967295u);
+  EXPECT_EQ(ok->routes[0].priority, 4294967295u);
+  EXPECT_EQ(ok->routes[0].scope, 255u);
+  EXPECT_EQ(RenderResult(*ok, SpecVersion::k110)["routes"][0]["table"].get<uint64_t>(), 4294967295u);
+
+  struct Case {
+    const char* json;
+    const char* message;
+  } cases[] = {
+      {R"({"interfaces":[{"name":"a"}],"ips":[{"address":"1.1.1.1/32","interface":4294967296}]})",
+       "interface index 4294967296 is out of range: the result lists 1 interface(s)"},
+      {R"({"ips":[{"address":"1.1.1.1/32","interface":0}]})", "interface index 0 is out of range"},
+      {R"({"ips":[{"address":"1.1.1.1/32","interface":-1}]})", "\"interface\" is -1"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","table":4294967297}]})", "\"table\" is 4294967297, outside 0..4294967295"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","priority":-5}]})", "\"priority\" is -5, outside 0..4294967295"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","mtu":18446744073709551615}]})", "\"mtu\" is 18446744073709551615"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","scope":256}]})", "\"scope\" is 256, outside 0..255"},
+      {R"({"routes":[{"dst":"0.0.0.0/0","advmss":1.5}]})", "\"advmss\" must be an integer"},
+      {R"({"interfaces":[{"name":"a","mtu":4294967296}]})", "\"mtu\" is 4294967296, outside 0..4294967295"},
+  };
+  for (const auto& c : cases) {
+    auto r = ParseResult(json::parse(c.json));
+    ASSERT_FALSE(r.ok()) << c.json;
+    EXPECT_NE(r.error().ToString().find(c.message), std::string::npos) << r.error().ToString();
+  }
+}
+
 }  // namespace
 }  // namespace terway::cni

@@ -60,6 +60,7 @@ class PoolTest : public ::testing::Test {
     store_ = std::move(st).value();
     opts_.instance_id = kInstance;
     opts_.instance_type = "ecs.test";
+    opts_.vswitch_ids.clear();  // a second SetUpPool must not list the first one's vSwitches again
     for (const auto& v : vsw) opts_.vswitch_ids.push_back(v.id);
     opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
     opts_.config.eni_tags["creator"] = "terway";
@@ -265,16 +266,21 @@ TEST_F(PoolTest, NeverMoreThanMaxPods) {
 }
 
 TEST_F(PoolTest, ExhaustedVSwitchIsSkippedThenAllExhaustedIsNamed) {
-  SetUpPool({4, 10}, {{"vsw-a", 0}, {"vsw-b", 100}});
+  // The stale counts are set before the pool starts: its worker reads them
+  // (DescribeVSwitches) at once, and a true 0 read first would make the pool
+  // skip vsw-a without ever hearing IpNotEnough (seen under TSan's timing).
+  SetUpPool({4, 10}, {{"vsw-a", 0}, {"vsw-b", 100}}, nullptr, /*start=*/false);
   cloud_->SetReportedAvailable("vsw-a", 100);  // stale: the API will say IpNotEnough
+  pool_->Start();
   auto a = pool_->Allocate(Pod("p1"), seconds(10));
   ASSERT_TRUE(a.ok()) << a.error().ToString();
   EXPECT_EQ(a->vswitch_id, "vsw-b");
   // Later, vsw-b runs dry too while its ENI is full.
   pool_->Stop();
-  SetUpPool({4, 2}, {{"vsw-a", 0}, {"vsw-b", 2}});
+  SetUpPool({4, 2}, {{"vsw-a", 0}, {"vsw-b", 2}}, nullptr, /*start=*/false);
   cloud_->SetReportedAvailable("vsw-a", 100);
   cloud_->SetReportedAvailable("vsw-b", 100);
+  pool_->Start();
   ASSERT_TRUE(pool_->Allocate(Pod("q1"), seconds(10)).ok());
   ASSERT_TRUE(pool_->Allocate(Pod("q2"), seconds(10)).ok());
   auto third = pool_->Allocate(Pod("q3"), seconds(10));
