@@ -640,13 +640,21 @@ Status IpPool::ReclaimOnce() {
   }
   for (const auto& id : plan.delete_enis) {
     Status st = provider_->DetachEni(id, opts_.instance_id);
+    const bool detached = st.ok();
     if (st.ok()) st = provider_->DeleteEni(id);
     std::lock_guard l(mu_);
     if (!st.ok() && st.error().code != ErrorCode::kNotFound &&
         st.error().cloud_code != "InvalidEniId.NotFound") {
-      RestoreAfterFailedReleaseLocked(eni_ips[id], st.error());
       (void)NoteCloudErrorLocked(st.error(), "");
       result = std::move(st).error().Wrap(fmt::format("deleting idle ENI {}", id));
+      if (detached) {
+        // Off the node already: its addresses can serve no pod. The ENI,
+        // tagged for this node, is deleted by leak collection.
+        TERWAY_TRY(DropEniLocked(id, "detached; deleting it failed"));
+        eni_blocked_until_ = {};
+        continue;
+      }
+      RestoreAfterFailedReleaseLocked(eni_ips[id], st.error());
       continue;
     }
     TERWAY_TRY(DropEniLocked(id, "idle ENI deleted"));

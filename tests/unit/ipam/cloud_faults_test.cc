@@ -174,6 +174,8 @@ TEST_P(PoolCloudFaults, OneFailedCallLeavesThePoolServingAndConverging) {
     // Still serving: the next pod gets an address and gives it back.
     auto next = pool->Allocate(Pod("after"), seconds(20));
     ASSERT_TRUE(next.ok()) << next.error().ToString();
+    // And what it hands out is really the node's: on an ENI attached to it.
+    EXPECT_TRUE(cloud.AttachedTerwayIps().count(next->ip)) << next->ip << " is on no ENI attached to the node";
     ASSERT_TRUE(pool->Release("c-after").ok());
     // Leaked ENIs (a create whose attach or undo failed) go after their
     // grace period.
@@ -278,6 +280,33 @@ TEST(PoolCloudFaultsRegression, AppliedButFailedUnassignIsNeverHandedOut) {
   EXPECT_EQ(pool->Stats().releasing, 0);
   EXPECT_EQ(pool->Stats().idle, 0);
   EXPECT_EQ(pool->Stats().in_use, 1);
+}
+
+// Detached, then its deletion refused: the ENI is off the node, so none of
+// its addresses may be handed to a pod while leak collection deletes it.
+TEST(PoolCloudFaultsRegression, DetachedEniWhoseDeleteFailedServesNoPod) {
+  FakeCloud cloud({3, 10}, kInstance, {{"vsw-a", 1000}});
+  TempState state;
+  FakeClock clock;
+  auto created = IpPool::Create(Options(), &cloud, state.store.get(), &clock);
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<IpPool> pool = std::move(created).value();
+  pool->Start();
+  ASSERT_TRUE(pool->Allocate(Pod("a"), seconds(20)).ok());
+  ASSERT_TRUE(pool->Release("c-a").ok());
+  pool->Stop();
+  clock.Advance(minutes(2));
+  cloud.Script("DeleteNetworkInterface", Make(Fault::kThrottle, "delete"));
+  EXPECT_FALSE(pool->ReclaimOnce().ok());
+  EXPECT_EQ(cloud.Calls("DetachNetworkInterface"), 1);
+  auto s = pool->Stats();
+  EXPECT_EQ(s.idle, 0) << "addresses of a detached ENI are in service";
+  EXPECT_EQ(s.enis, 0);
+  // Leak collection deletes it after its grace period.
+  ASSERT_TRUE(pool->Reconcile().ok());
+  clock.Advance(minutes(2));
+  ASSERT_TRUE(pool->Reconcile().ok());
+  for (const auto& e : cloud.AllEnis()) EXPECT_EQ(e.type, "Primary") << e.network_interface_id << " leaked";
 }
 
 // --- the exclusive-ENI allocator ------------------------------------------
