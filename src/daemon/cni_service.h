@@ -120,6 +120,7 @@ class CniService : public RequestHandler {
   };
   // admit -> allocate -> enforce -> wire; see the file comment.
   Result<Admission> Admit(const cni::protocol::Request& req);
+  Status AdmitApiPod(const cni::protocol::Request& req, const PodMetadata& m, Admission& adm);
   Result<ipam::IpAllocation> AllocateAddress(const cni::protocol::Request& req, const Admission& adm,
                                              UndoStack& undo);
   Status Enforce(const cni::protocol::Request& req, const Admission& adm, const ipam::IpAllocation& ip,

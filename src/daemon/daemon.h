@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "cloud/cloud_clients.h"
@@ -108,6 +109,10 @@ class Daemon {
   // Start's first step (restart_repair.cc): verify, repair or free every
   // recorded pod.
   void RepairPods();
+  // One recorded pod: verified, repaired or freed; returns the outcome for
+  // terway_restart_repairs_total and collects what GC must keep.
+  const char* RepairPod(const store::AllocationRecord& rec, std::set<std::string>* live,
+                        std::set<Ipv4Addr>* adopted_ips);
   void FollowBandwidthAnnotations();
   Status StartMetricsEndpoint();
   void UpdatePoolGauges();

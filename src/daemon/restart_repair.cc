@@ -61,74 +61,11 @@ void Daemon::RepairPods() {
     log::Warn("restart repair skipped, state unreadable: {}", allocs.error().ToString());
     return;
   }
-  auto count = [this](const char* outcome) { metrics_.Inc("terway_restart_repairs_total", {{"outcome", outcome}}); };
   std::set<std::string> live;
   std::set<Ipv4Addr> adopted_ips;
   for (const auto& rec : *allocs) {
-    const std::string who = fmt::format("pod {}/{} (container {}, IP {})", rec.pod_namespace, rec.pod_name,
-                                        rec.container_id, rec.ip);
-    if (!rec.netns.empty() && !netlink::NetnsExists(rec.netns)) {
-      // The pod vanished while we were down (its sandbox was destroyed
-      // without a DEL reaching us): the one teardown frees it.
-      Status st = service_->Teardown(rec, TeardownCause::kRestartRepair);
-      if (!st.ok()) {
-        log::Warn("restart repair: releasing {} whose netns {} is gone failed (retried by pod GC): {}", who,
-                  rec.netns, st.error().ToString());
-        count("failed");
-        live.insert(rec.container_id);
-        continue;
-      }
-      log::Info("restart repair: {} netns {} is gone: released its address and wiring", who, rec.netns);
-      count("released");
-      continue;
-    }
-    live.insert(rec.container_id);
-    if (!rec.host_veth.empty()) {
-      // Adopted from another plugin's wiring: it keeps working as it is, and
-      // is removed as it is when the pod goes; never rebuilt our way. Its
-      // host veth is guarded against spoofing like ours.
-      if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips.insert(*ip);
-      PodNetwork pod = PodNetworkFromRecord(rec, ipam::IpAllocation{});
-      if (Status g = datapath_->GuardAdopted(pod); !g.ok()) log::Warn("restart repair: {}: {}", who, g.error().ToString());
-      count("unknown");
-      continue;
-    }
-    if (rec.netns.empty() || (!rec.datapath_mode.empty() && rec.datapath_mode != datapath_mode_)) {
-      // Recorded by an older terwayd (schema 1), adopted without a sandbox,
-      // or wired by another mode: nothing to verify against; its DEL (or
-      // pod GC) frees it.
-      log::Warn("restart repair: {} has no netns recorded for the {} datapath (was '{}'); left to its DEL",
-                who, datapath_mode_, rec.datapath_mode);
-      if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips.insert(*ip);
-      count("unknown");
-      continue;
-    }
-    auto held = addresses_->Get(rec.container_id);
-    if (!held.ok() || !held->has_value()) {
-      log::Warn("restart repair: {}: address not found: {}", who, held.ok() ? "none" : held.error().ToString());
-      count("failed");
-      continue;
-    }
-    PodNetwork pod = service_->RecordedNetwork(rec, **held);
-    if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
-      pod.bandwidth = *bw;
-    } else {
-      log::Warn("restart repair: {}: {}; repaired without a limit", who, bw.error().ToString());
-    }
-    auto check = datapath_->Check(pod);
-    if (check.ok()) {
-      count("ok");
-      continue;
-    }
-    auto fixed = datapath_->Ensure(pod);
-    if (!fixed.ok()) {
-      log::Warn("restart repair: {} is broken ({}) and could not be repaired: {}", who, check.error().ToString(),
-                fixed.error().ToString());
-      count("failed");
-      continue;
-    }
-    log::Info("restart repair: repaired {}: {}", who, check.error().ToString());
-    count("repaired");
+    const char* outcome = RepairPod(rec, &live, &adopted_ips);
+    metrics_.Inc("terway_restart_repairs_total", {{"outcome", outcome}});
   }
   // Links and rules of containers the store no longer knows.
   auto removed = datapath_->CollectGarbage(live, adopted_ips);
@@ -137,6 +74,65 @@ void Daemon::RepairPods() {
   } else {
     for (const auto& r : *removed) log::Info("datapath gc removed {}", r);
   }
+}
+
+const char* Daemon::RepairPod(const store::AllocationRecord& rec, std::set<std::string>* live,
+                              std::set<Ipv4Addr>* adopted_ips) {
+  const std::string who = fmt::format("pod {}/{} (container {}, IP {})", rec.pod_namespace, rec.pod_name,
+                                      rec.container_id, rec.ip);
+  if (!rec.netns.empty() && !netlink::NetnsExists(rec.netns)) {
+    // The pod vanished while we were down (its sandbox was destroyed
+    // without a DEL reaching us): the one teardown frees it.
+    Status st = service_->Teardown(rec, TeardownCause::kRestartRepair);
+    if (!st.ok()) {
+      log::Warn("restart repair: releasing {} whose netns {} is gone failed (retried by pod GC): {}", who,
+                rec.netns, st.error().ToString());
+      live->insert(rec.container_id);
+      return "failed";
+    }
+    log::Info("restart repair: {} netns {} is gone: released its address and wiring", who, rec.netns);
+    return "released";
+  }
+  live->insert(rec.container_id);
+  if (!rec.host_veth.empty()) {
+    // Adopted from another plugin's wiring: it keeps working as it is, and
+    // is removed as it is when the pod goes; never rebuilt our way. Its
+    // host veth is guarded against spoofing like ours.
+    if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips->insert(*ip);
+    PodNetwork pod = PodNetworkFromRecord(rec, ipam::IpAllocation{});
+    if (Status g = datapath_->GuardAdopted(pod); !g.ok()) log::Warn("restart repair: {}: {}", who, g.error().ToString());
+    return "unknown";
+  }
+  if (rec.netns.empty() || (!rec.datapath_mode.empty() && rec.datapath_mode != datapath_mode_)) {
+    // Recorded by an older terwayd (schema 1), adopted without a sandbox,
+    // or wired by another mode: nothing to verify against; its DEL (or pod
+    // GC) frees it.
+    log::Warn("restart repair: {} has no netns recorded for the {} datapath (was '{}'); left to its DEL", who,
+              datapath_mode_, rec.datapath_mode);
+    if (auto ip = Ipv4Addr::Parse(rec.ip); ip.ok()) adopted_ips->insert(*ip);
+    return "unknown";
+  }
+  auto held = addresses_->Get(rec.container_id);
+  if (!held.ok() || !held->has_value()) {
+    log::Warn("restart repair: {}: address not found: {}", who, held.ok() ? "none" : held.error().ToString());
+    return "failed";
+  }
+  PodNetwork pod = service_->RecordedNetwork(rec, **held);
+  if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
+    pod.bandwidth = *bw;
+  } else {
+    log::Warn("restart repair: {}: {}; repaired without a limit", who, bw.error().ToString());
+  }
+  auto check = datapath_->Check(pod);
+  if (check.ok()) return "ok";
+  auto fixed = datapath_->Ensure(pod);
+  if (!fixed.ok()) {
+    log::Warn("restart repair: {} is broken ({}) and could not be repaired: {}", who, check.error().ToString(),
+              fixed.error().ToString());
+    return "failed";
+  }
+  log::Info("restart repair: repaired {}: {}", who, check.error().ToString());
+  return "repaired";
 }
 
 }  // namespace terway::daemon
