@@ -1,0 +1,566 @@
+// Chaos: pods are added and deleted continuously on a two-node lab (through
+// the API and the nodes' kubelets, as a cluster does) while terwayd is
+// SIGKILLed and restarted, vpcsim -- the cloud -- is SIGKILLed and restarted,
+// and the cloud throttles, answers server errors and fails the release calls
+// (UnassignPrivateIpAddresses, DetachNetworkInterface,
+// DeleteNetworkInterface). The pool is configured small and fast so that
+// idle-IP reclaim and ENI deletion run all the time.
+//
+// Throughout, a sampler reads every sandbox's addresses and fails on any
+// IPv4 address configured in two sandboxes at once. At the end (faults
+// cleared, churn stopped) the cloud, the state databases, the kernel, the
+// sandboxes and the API must agree; after the last pods are deleted nothing
+// may be left (ENIs above the pool's bound, IPs, veths, rules, routes, nft
+// elements, namespaces); and every node must still serve a pod that reaches
+// the other node. The figures go to the log in one line: CHAOS SUMMARY.
+//
+// Length: kChaosFor of chaos (TERWAY_CHAOS_SECONDS overrides, for longer
+// soaks), about 3 minutes in all. All traffic stays in the lab's namespaces.
+#include <sys/socket.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "e2e/lab/lab_inventory.h"
+
+namespace terway::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kChaosFor = 150s;
+constexpr int kChurnWorkers = 3;
+constexpr int kPodsPerWorker = 3;  // two tiny nodes hold 6 pods each
+constexpr auto kWave = 16s;        // fill for one, drain for the next
+constexpr auto kSampleEvery = 250ms;
+// Small and fast, so that reclaim and ENI deletion happen during the run;
+// leaked ENIs (made but never attached when terwayd dies) are collected
+// within the run too.
+constexpr PoolBound kPool{.max_pool_size = 1, .min_pool_size = 0};
+
+int ChaosSeconds() {
+  const char* env = std::getenv("TERWAY_CHAOS_SECONDS");
+  int s = env ? std::atoi(env) : 0;
+  return s > 0 ? s : static_cast<int>(kChaosFor.count());
+}
+
+// The run's figures.
+struct Figures {
+  std::atomic<int> pods_added{0}, add_failures{0}, pods_deleted{0}, del_failures{0};
+  std::atomic<int> terwayd_kills{0}, vpcsim_kills{0}, fault_episodes{0};
+  std::atomic<int> samples{0}, max_sandboxes{0}, violations{0};
+  // Calls per action and error code, summed over vpcsim's lives (its
+  // counters start at zero with each process).
+  std::mutex mu;
+  std::map<std::string, long> calls, errors;  // action, action/code
+
+  // Calls of an action the cloud failed / carried out (mu held).
+  long Failed(const std::string& action) const {
+    long e = 0;
+    for (const auto& [k, n] : errors) e += k.rfind(action + "/", 0) == 0 ? n : 0;
+    return e;
+  }
+  long Succeeded(const std::string& action) const {
+    auto it = calls.find(action);
+    return (it == calls.end() ? 0 : it->second) - Failed(action);
+  }
+};
+
+class LabChaos : public LabInventory {
+ protected:
+  void TearDown() override {
+    StopAll();
+    if (!world_.empty() && geteuid() == 0) {
+      // Whatever a failure left behind: `down` must see a healthy cloud.
+      (void)Lab({"vpcsim", "start"}, 120s);
+      (void)Vpcsim({"fault", "clear"});
+      KeepLogsOnFailure();
+    }
+    LabInventory::TearDown();
+  }
+
+  // The daemons' logs outlive the lab when the test failed (`down` removes
+  // the lab directory), so the failure can be read.
+  void KeepLogsOnFailure() {
+    if (!HasFailure()) return;
+    const std::string keep = "/tmp/terway-chaos-logs-" + world_;
+    auto r = RunCommand({"/bin/sh", "-c",
+                         fmt::format("mkdir -p {0} && cp {1}/vpcsim.log {1}/control-plane.log {1}/lab.json {0}/ ; "
+                                     "for n in {1}/nodes/*; do cp $n/terwayd.log {0}/$(basename $n)-terwayd.log; done",
+                                     keep, lab_dir_)});
+    std::cout << "chaos: the lab's logs are kept in " << keep << " (" << r.output << ")" << std::endl;
+  }
+
+  // ---- pacing -------------------------------------------------------------
+
+  // Waits for d unless the phase ends; false when it ended.
+  bool Pause(std::atomic<bool>& stop, std::chrono::milliseconds d) {
+    std::unique_lock l(pace_mu_);
+    return !pace_cv_.wait_for(l, d, [&] { return stop.load(); });
+  }
+  void Stop(std::atomic<bool>& flag) {
+    {
+      std::lock_guard l(pace_mu_);
+      flag = true;
+    }
+    pace_cv_.notify_all();
+  }
+  void StopAll() {
+    Stop(stop_chaos_);
+    for (auto& t : chaos_) t.join();
+    chaos_.clear();
+    Stop(stop_churn_);
+    for (auto& t : churn_) t.join();
+    churn_.clear();
+    Stop(stop_sampler_);
+    if (sampler_.joinable()) sampler_.join();
+  }
+
+  void Note(const std::string& line) {
+    const auto s = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
+    std::lock_guard l(log_mu_);
+    std::cout << fmt::format("[chaos {:7.1f}s] {}", s / 1000.0, line) << std::endl;
+  }
+  // A failure found on a background thread, reported by the main thread.
+  void Problem(const std::string& what) {
+    Note("PROBLEM: " + what);
+    std::lock_guard l(log_mu_);
+    problems_.push_back(what);
+  }
+
+  CommandResult Vpcsim(std::vector<std::string> args) {
+    std::vector<std::string> argv = {BinaryPath("vpcsim")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--state", lab_dir_ + "/vpcsim"});
+    return RunCommand(argv, "", 20s);
+  }
+
+  // ---- the sampler: no address in two sandboxes at once ---------------------
+
+  void Sample() {
+    std::map<std::string, std::vector<std::string>> owners;  // ip -> sandboxes, in read order
+    const auto names = NetnsWithPrefix(world_ + "-pod-");
+    int sandboxes = 0;
+    for (const auto& ns : names) {
+      auto ips = NetnsIpv4(ns);
+      if (!ips.ok()) continue;  // deleted meanwhile
+      sandboxes++;
+      for (const auto& ip : *ips) owners[ip].push_back(ns);
+    }
+    figures_.samples++;
+    int max = figures_.max_sandboxes;
+    while (sandboxes > max && !figures_.max_sandboxes.compare_exchange_weak(max, sandboxes)) {
+    }
+    for (const auto& [ip, who] : owners) {
+      if (who.size() < 2) continue;
+      // Read in turn, so confirm: the first holder still has the address
+      // after the second was seen with it. Sandbox names are never reused
+      // in this test, so the first held it the whole time.
+      auto again = NetnsIpv4(who[0]);
+      if (!again.ok() || !again->count(ip)) continue;
+      std::string all;
+      for (const auto& w : who) all += " " + w;
+      if (!reported_.insert(ip + all).second) continue;  // one violation, seen again
+      figures_.violations++;
+      Problem(fmt::format("INVARIANT VIOLATED: {} is configured in {} sandboxes at once:{}", ip, who.size(), all));
+    }
+  }
+
+  // ---- churn -------------------------------------------------------------
+
+  // `pod add`; the IP, or "" with the reason in *why.
+  std::string TryAdd(const std::string& key, const std::string& node, std::string* why) {
+    auto r = Lab({"pod", "add", key, "--node", node}, 90s);
+    std::string out = r.output;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    if (r.exit_code == 0) return out.substr(out.rfind('\n') + 1);
+    *why = out.substr(out.rfind('\n') + 1);
+    return "";
+  }
+  // `pod del` until the pod is gone (bounded by the caller's stop): a DEL
+  // that fails (terwayd killed in it) leaves the sandbox, and the next
+  // `pod del` runs DEL again, as a kubelet retries KillPodSandbox.
+  bool TryDel(const std::string& key) {
+    auto r = Lab({"pod", "del", key}, 40s);
+    if (r.exit_code == 0 || r.output.find("is not in the lab") != std::string::npos) return true;
+    Note(fmt::format("pod del {} failed (retried later): {}", key, r.output.substr(0, 300)));
+    return false;
+  }
+
+  // The pods a worker keeps now: waves of kWave fill the nodes and then
+  // drain them, so idle IPs pile up, are reclaimed, and emptied ENIs are
+  // deleted -- while the faults fail exactly those calls.
+  int Target(int worker) {
+    const auto wave = (Clock::now() - start_) / kWave;
+    if (wave % 2 == 0) return kPodsPerWorker;
+    return worker == 0 ? 1 : 0;
+  }
+
+  void Churn(int worker) {
+    std::mt19937 rng(1000 + worker);
+    std::vector<ExpectedPod> live;
+    std::vector<std::string> undeleted;  // failed adds and dels: still to be deleted
+    int seq = 0;
+    while (!stop_churn_) {
+      if (!undeleted.empty()) {
+        if (TryDel(undeleted.back())) {
+          undeleted.pop_back();
+        } else {
+          figures_.del_failures++;
+          if (!Pause(stop_churn_, 1s)) break;
+        }
+        continue;
+      }
+      const int target = Target(worker);
+      const int have = static_cast<int>(live.size());
+      if (have == 0 && target == 0) {
+        if (!Pause(stop_churn_, 200ms)) break;
+        continue;
+      }
+      // Below the target: add; above: delete; at it: replace one (a delete
+      // now, an add next round).
+      if (have < target) {
+        ExpectedPod p{fmt::format("default/c{}-{}", worker, seq++), rng() % 2 ? "node1" : "node2", ""};
+        std::string why;
+        p.ip = TryAdd(p.key, p.node, &why);
+        if (!p.ip.empty()) {
+          figures_.pods_added++;
+          live.push_back(p);
+        } else {
+          figures_.add_failures++;
+          Note(fmt::format("pod add {} on {} failed: {}", p.key, p.node, why.substr(0, 300)));
+          undeleted.push_back(p.key);  // whatever part of it exists
+        }
+      } else {
+        size_t i = rng() % live.size();
+        const std::string key = live[i].key;
+        live.erase(live.begin() + static_cast<long>(i));
+        if (TryDel(key)) {
+          figures_.pods_deleted++;
+        } else {
+          figures_.del_failures++;
+          undeleted.push_back(key);
+        }
+      }
+      if (!Pause(stop_churn_, std::chrono::milliseconds(rng() % 200))) break;
+    }
+    // Failed adds and dels are finished before the end; survivors are kept
+    // for the agreement check.
+    for (const auto& key : undeleted) {
+      bool gone = WaitFor([&] { return TryDel(key); }, 120s, 1s);
+      if (!gone) Problem("pod " + key + " could not be deleted within 120 s after the churn");
+    }
+    std::lock_guard l(log_mu_);
+    survivors_.insert(survivors_.end(), live.begin(), live.end());
+  }
+
+  // ---- chaos -------------------------------------------------------------
+
+  // Accumulates vpcsim's counters of this process's life (read before a
+  // kill and at the end).
+  void CollectStats() {
+    auto r = Vpcsim({"stats"});
+    auto j = nlohmann::json::parse(r.output, nullptr, false);
+    if (r.exit_code != 0 || !j.is_object()) return;
+    std::lock_guard l(figures_.mu);
+    // Named: items() of a temporary would dangle in a range-for.
+    const nlohmann::json actions = j.value("actions", nlohmann::json::object());
+    for (const auto& [action, a] : actions.items()) {
+      figures_.calls[action] += a.value("calls", 0L);
+      const nlohmann::json codes = a.value("errors_by_code", nlohmann::json::object());
+      for (const auto& [code, n] : codes.items()) figures_.errors[action + "/" + code] += n.get<long>();
+    }
+  }
+
+  bool Daemon(const std::vector<std::string>& args) {
+    auto r = Lab(args, 150s);
+    if (r.exit_code != 0) {
+      Problem(fmt::format("terway-lab {} {} failed: {}", args[0], args[1], r.output));
+      return false;
+    }
+    return true;
+  }
+  void KillTerwayd(const std::string& node) {
+    if (Daemon({"terwayd", "kill", node})) {
+      figures_.terwayd_kills++;
+      Note("terwayd on " + node + " SIGKILLed");
+    }
+  }
+  void KillVpcsim() {
+    CollectStats();
+    if (Daemon({"vpcsim", "kill"})) {
+      figures_.vpcsim_kills++;
+      Note("vpcsim SIGKILLed");
+    }
+  }
+
+  // Kills and restarts: one daemon, the cloud, or both at once (terwayd then
+  // starts while the cloud is away and must wait for it). Each event
+  // restores what it killed before it returns.
+  void KillDaemons() {
+    std::mt19937 rng(7);
+    for (int event = 0; Pause(stop_chaos_, std::chrono::milliseconds(5000 + rng() % 5000)); event++) {
+      const auto down_for = std::chrono::milliseconds(500 + rng() % 2500);
+      switch (event % 4) {
+        case 0:
+        case 2: {
+          const std::string node = event % 8 == 0 ? "node1" : "node2";
+          KillTerwayd(node);
+          std::this_thread::sleep_for(down_for);  // the crash's length: the chaos's schedule, not a wait
+          Daemon({"terwayd", "start", node});
+          break;
+        }
+        case 1:
+          KillVpcsim();
+          std::this_thread::sleep_for(down_for);
+          Daemon({"vpcsim", "start"});
+          break;
+        case 3: {
+          const std::string node = event % 8 == 3 ? "node2" : "node1";
+          KillVpcsim();
+          KillTerwayd(node);
+          std::thread restart([&] { Daemon({"terwayd", "start", node}); });
+          std::this_thread::sleep_for(down_for);
+          Daemon({"vpcsim", "start"});
+          restart.join();
+          break;
+        }
+      }
+      Note("daemons back");
+    }
+  }
+
+  // Fault episodes through vpcsim's admin endpoint, each cleared after a
+  // while. (A vpcsim restart clears them too: faults live in its memory.)
+  void InjectFaults() {
+    struct Fault {
+      std::string action;
+      std::string flag;
+      std::string rate;
+    };
+    const std::vector<std::pair<std::string, std::vector<Fault>>> episodes = {
+        {"throttling", {{"*", "--throttle-rate", "0.4"}}},
+        {"failing releases",
+         {{"UnassignPrivateIpAddresses", "--error-rate", "1"},
+          {"DetachNetworkInterface", "--error-rate", "1"},
+          {"DeleteNetworkInterface", "--error-rate", "1"}}},
+        {"server errors", {{"*", "--error-rate", "0.3"}}},
+        {"flaky releases and throttled assigns",
+         {{"UnassignPrivateIpAddresses", "--error-rate", "0.5"},
+          {"DeleteNetworkInterface", "--error-rate", "0.5"},
+          {"AssignPrivateIpAddresses", "--throttle-rate", "0.5"},
+          {"CreateNetworkInterface", "--throttle-rate", "0.5"}}},
+    };
+    std::mt19937 rng(11);
+    for (int i = 0; Pause(stop_chaos_, std::chrono::milliseconds(2000 + rng() % 4000)); i++) {
+      const auto& [name, faults] = episodes[i % episodes.size()];
+      bool set = true;
+      for (const auto& f : faults) {
+        auto r = Vpcsim({"fault", "set", "--action", f.action, f.flag, f.rate});
+        set = set && r.exit_code == 0;
+      }
+      if (!set) {
+        Note("fault episode '" + name + "' not set: vpcsim is down");
+        continue;
+      }
+      figures_.fault_episodes++;
+      Note("faults on: " + name);
+      const bool more = Pause(stop_chaos_, std::chrono::milliseconds(6000 + rng() % 6000));
+      (void)Vpcsim({"fault", "clear"});
+      Note("faults cleared");
+      if (!more) break;
+    }
+  }
+
+  // ---- the end -------------------------------------------------------------
+
+  // A pod on each node; each pings the other across the VPC.
+  void EveryNodeServes(std::vector<ExpectedPod>* pods) {
+    std::vector<ExpectedPod> finals = {{"default/final1", "node1", ""}, {"default/final2", "node2", ""}};
+    for (auto& p : finals) {
+      std::string why;
+      p.ip = TryAdd(p.key, p.node, &why);
+      ASSERT_FALSE(p.ip.empty()) << p.node << " no longer serves: pod add " << p.key << ": " << why;
+      pods->push_back(p);
+    }
+    for (int i = 0; i < 2; i++) {
+      const auto& from = finals[i];
+      const auto& to = finals[1 - i];
+      bool ok = WaitFor([&] { return Exec(from.key, {"/bin/ping", "-c", "1", "-W", "1", to.ip}, 10s).exit_code == 0; },
+                        20s, 200ms);
+      EXPECT_TRUE(ok) << from.key << " on " << from.node << " cannot reach " << to.key << " (" << to.ip << ") on "
+                      << to.node;
+    }
+  }
+
+  // Until they agree, or the deadline; the remaining disagreements.
+  std::vector<std::string> Converge(const std::vector<ExpectedPod>& pods, std::chrono::seconds deadline) {
+    std::vector<std::string> last;
+    WaitFor(
+        [&] {
+          last = Disagreements(pods, kPool);
+          return last.empty();
+        },
+        deadline, 1s);
+    return last;
+  }
+
+  void ConfigurePool() {
+    const std::string current = KubectlGet("configmap", "eni-config", "{.data.eni_conf}", "kube-system");
+    auto conf = nlohmann::json::parse(current, nullptr, false);
+    ASSERT_TRUE(conf.is_object()) << "eni-config's eni_conf: " << current;
+    conf["max_pool_size"] = kPool.max_pool_size;
+    conf["min_pool_size"] = kPool.min_pool_size;
+    conf["idle_ip_reclaim_after"] = "2s";
+    conf["idle_ip_reclaim_interval"] = "2s";
+    conf["ip_pool_sync_period"] = "10s";
+    conf["leaked_eni_grace_period"] = "20s";
+    nlohmann::json patch = {{"data", {{"eni_conf", conf.dump()}}}};
+    auto r = Kubectl({"patch", "configmap", "eni-config", "-n", "kube-system", "--type", "merge", "-p", patch.dump()});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    // terwayd reads eni_conf when it starts.
+    for (const char* node : {"node1", "node2"}) {
+      for (const char* verb : {"kill", "start"}) {
+        auto d = Lab({"terwayd", verb, node});
+        ASSERT_EQ(d.exit_code, 0) << d.output;
+      }
+      const std::string log = ReadFile(lab_dir_ + "/nodes/" + node + "/terwayd.log");
+      ASSERT_NE(log.find("eni_conf from ConfigMap"), std::string::npos) << log;
+    }
+    // Every pod of the test is selected, so the policy table holds each one.
+    Apply("allow-all", R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: chaos-allow-all
+  namespace: default
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+  ingress: [{}]
+  egress: [{}]
+)");
+  }
+
+  // Every cloud action the run called, carried out / failed.
+  std::string CloudCalls() {
+    std::lock_guard l(figures_.mu);
+    std::string s = "CHAOS CLOUD CALLS (ok/failed):";
+    for (const auto& [action, n] : figures_.calls) {
+      s += fmt::format(" {} {}/{}", action, figures_.Succeeded(action), figures_.Failed(action));
+    }
+    return s;
+  }
+
+  std::string Summary(std::chrono::seconds wall) {
+    std::lock_guard l(figures_.mu);
+    long throttled = 0, server = 0;
+    for (const auto& [k, n] : figures_.errors) {
+      if (k.find("/Throttling") != std::string::npos) throttled += n;
+      if (k.find("/InternalError") != std::string::npos || k.find("/ServiceUnavailable") != std::string::npos) {
+        server += n;
+      }
+    }
+    auto ok = [&](const char* a) { return figures_.Succeeded(a); };
+    auto failed = [&](const char* a) { return figures_.Failed(a); };
+    return fmt::format(
+        "CHAOS SUMMARY: pods added {} (failed adds {}), pods deleted {} (failed dels, retried {}), terwayd kills {}, "
+        "vpcsim kills {}, fault episodes {} (cloud answered {} throttled, {} server errors; failed/ok calls: Unassign "
+        "{}/{}, Detach {}/{}, DeleteNetworkInterface {}/{}), invariant samples {} (up to {} sandboxes each), "
+        "violations {}, wall {} s",
+        figures_.pods_added.load(), figures_.add_failures.load(), figures_.pods_deleted.load(),
+        figures_.del_failures.load(), figures_.terwayd_kills.load(), figures_.vpcsim_kills.load(),
+        figures_.fault_episodes.load(), throttled, server, failed("UnassignPrivateIpAddresses"),
+        ok("UnassignPrivateIpAddresses"), failed("DetachNetworkInterface"), ok("DetachNetworkInterface"),
+        failed("DeleteNetworkInterface"), ok("DeleteNetworkInterface"), figures_.samples.load(),
+        figures_.max_sandboxes.load(), figures_.violations.load(), wall.count());
+  }
+
+  Figures figures_;
+  Clock::time_point start_ = Clock::now();
+  std::mutex pace_mu_, log_mu_;
+  std::condition_variable pace_cv_;
+  std::atomic<bool> stop_chaos_{false}, stop_churn_{false}, stop_sampler_{false};
+  std::vector<std::thread> chaos_, churn_;
+  std::thread sampler_;
+  std::vector<std::string> problems_;
+  std::vector<ExpectedPod> survivors_;
+  std::set<std::string> reported_;  // sampler thread only
+};
+
+TEST_F(LabChaos, ChurnThroughDaemonCrashesCloudRestartsAndFaultsNeverSharesAnAddressAndLeavesNothing) {
+  start_ = Clock::now();
+  Up(2, "ecs.vpcsim.tiny", 0);
+  ConfigurePool();
+  if (HasFatalFailure()) return;
+
+  sampler_ = std::thread([this] {
+    while (!stop_sampler_) {
+      Sample();
+      Pause(stop_sampler_, kSampleEvery);
+    }
+  });
+  for (int w = 0; w < kChurnWorkers; w++) churn_.emplace_back([this, w] { Churn(w); });
+  chaos_.emplace_back([this] { KillDaemons(); });
+  chaos_.emplace_back([this] { InjectFaults(); });
+  Note(fmt::format("chaos for {} s: {} churn workers, daemon kills, cloud faults", ChaosSeconds(), kChurnWorkers));
+  Pause(stop_chaos_, std::chrono::seconds(ChaosSeconds()));
+
+  // The end: the chaos threads restore what they killed as they stop.
+  Stop(stop_chaos_);
+  for (auto& t : chaos_) t.join();
+  chaos_.clear();
+  ASSERT_EQ(Vpcsim({"fault", "clear"}).exit_code, 0);
+  Note("chaos stopped; stopping the churn");
+  Stop(stop_churn_);
+  for (auto& t : churn_) t.join();
+  churn_.clear();
+  Note(fmt::format("churn stopped, {} pods survive", survivors_.size()));
+
+  // Everything agrees on the survivors, which went through the crashes.
+  std::vector<ExpectedPod> pods = survivors_;
+  auto left = Converge(pods, 120s);
+  EXPECT_TRUE(left.empty()) << "after the churn, with " << pods.size() << " pods:\n" << Join(left);
+  Note("survivors agree");
+
+  EveryNodeServes(&pods);
+  for (const auto& p : pods) {
+    EXPECT_TRUE(WaitFor([&] { return TryDel(p.key); }, 120s, 1s)) << "pod del " << p.key;
+  }
+  pods.clear();
+  // Nothing leaked: the leak collector of ENIs made but never attached
+  // waits leaked_eni_grace_period (20 s) past its first sight.
+  left = Converge(pods, 120s);
+  EXPECT_TRUE(left.empty()) << "after deleting every pod:\n" << Join(left);
+  Stop(stop_sampler_);
+  sampler_.join();
+  CollectStats();
+
+  const auto wall = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start_);
+  const std::string summary = Summary(wall);
+  std::cout << CloudCalls() << "\n" << summary << std::endl;
+  RecordProperty("chaos_summary", summary);
+  for (const auto& p : problems_) ADD_FAILURE() << p;
+  EXPECT_EQ(figures_.violations.load(), 0);
+  // Not vacuous: the churn ran, the sampler saw sandboxes, the release
+  // paths ran and were failed by the faults.
+  EXPECT_GE(figures_.pods_added.load(), 30);
+  EXPECT_GE(figures_.pods_deleted.load(), 20);
+  EXPECT_GE(figures_.samples.load(), 100);
+  EXPECT_GE(figures_.max_sandboxes.load(), 2);
+  EXPECT_GE(figures_.terwayd_kills.load(), 4);
+  EXPECT_GE(figures_.vpcsim_kills.load(), 2);
+  EXPECT_GE(figures_.fault_episodes.load(), 4);
+  std::lock_guard l(figures_.mu);
+  EXPECT_GT(figures_.Succeeded("UnassignPrivateIpAddresses"), 0) << "idle-IP reclaim never gave an IP back";
+  EXPECT_GT(figures_.Succeeded("DeleteNetworkInterface"), 0) << "no ENI was ever deleted";
+  EXPECT_GT(figures_.Failed("UnassignPrivateIpAddresses"), 0) << "the faults never hit a reclaim";
+}
+
+}  // namespace
+}  // namespace terway::testing
