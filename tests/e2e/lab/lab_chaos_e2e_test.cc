@@ -16,7 +16,12 @@
 //
 // Length: kChaosFor of chaos (TERWAY_CHAOS_SECONDS overrides, for longer
 // soaks), about 3 minutes in all. All traffic stays in the lab's namespaces.
+#include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <condition_variable>
@@ -24,6 +29,7 @@
 #include <iostream>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "e2e/lab/lab_inventory.h"
@@ -34,7 +40,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kChaosFor = 150s;
+constexpr auto kChaosFor = 180s;
 constexpr int kChurnWorkers = 3;
 constexpr int kPodsPerWorker = 3;  // two tiny nodes hold 6 pods each
 constexpr auto kWave = 16s;        // fill for one, drain for the next
@@ -53,7 +59,7 @@ int ChaosSeconds() {
 // The run's figures.
 struct Figures {
   std::atomic<int> pods_added{0}, add_failures{0}, pods_deleted{0}, del_failures{0};
-  std::atomic<int> terwayd_kills{0}, vpcsim_kills{0}, fault_episodes{0};
+  std::atomic<int> terwayd_kills{0}, databases_lost{0}, vpcsim_kills{0}, fault_episodes{0};
   std::atomic<int> samples{0}, max_sandboxes{0}, violations{0};
   // Calls per action and error code, summed over vpcsim's lives (its
   // counters start at zero with each process).
@@ -86,12 +92,13 @@ class LabChaos : public LabInventory {
   }
 
   // The daemons' logs outlive the lab when the test failed (`down` removes
-  // the lab directory), so the failure can be read.
+  // the lab directory), so the failure can be read; TERWAY_CHAOS_KEEP_LOGS
+  // keeps them always.
   void KeepLogsOnFailure() {
-    if (!HasFailure()) return;
+    if (!HasFailure() && !std::getenv("TERWAY_CHAOS_KEEP_LOGS")) return;
     const std::string keep = "/tmp/terway-chaos-logs-" + world_;
     auto r = RunCommand({"/bin/sh", "-c",
-                         fmt::format("mkdir -p {0} && cp {1}/vpcsim.log {1}/control-plane.log {1}/lab.json {0}/ ; "
+                         fmt::format("mkdir -p -m 700 {0} && cp {1}/vpcsim.log {1}/control-plane.log {1}/lab.json {0}/ ; "
                                      "for n in {1}/nodes/*; do cp $n/terwayd.log {0}/$(basename $n)-terwayd.log; done",
                                      keep, lab_dir_)});
     std::cout << "chaos: the lab's logs are kept in " << keep << " (" << r.output << ")" << std::endl;
@@ -187,7 +194,7 @@ class LabChaos : public LabInventory {
   // that fails (terwayd killed in it) leaves the sandbox, and the next
   // `pod del` runs DEL again, as a kubelet retries KillPodSandbox.
   bool TryDel(const std::string& key) {
-    auto r = Lab({"pod", "del", key}, 40s);
+    auto r = Lab({"pod", "del", key}, 30s);
     if (r.exit_code == 0 || r.output.find("is not in the lab") != std::string::npos) return true;
     Note(fmt::format("pod del {} failed (retried later): {}", key, r.output.substr(0, 300)));
     return false;
@@ -234,7 +241,13 @@ class LabChaos : public LabInventory {
           live.push_back(p);
         } else {
           figures_.add_failures++;
-          Note(fmt::format("pod add {} on {} failed: {}", p.key, p.node, why.substr(0, 300)));
+          std::string on_node;
+          const nlohmann::json state = State();  // kept: a range over a temporary's member would dangle
+          for (const auto& q : state["pods"]) {
+            if (q["node"] == p.node) on_node += " " + q["name"].get<std::string>() + "=" + q.value("ip", "");
+          }
+          Note(fmt::format("pod add {} on {} failed: {} [sandboxes on {} now:{}]", p.key, p.node, why.substr(0, 300),
+                           p.node, on_node));
           undeleted.push_back(p.key);  // whatever part of it exists
         }
       } else {
@@ -286,8 +299,42 @@ class LabChaos : public LabInventory {
     }
     return true;
   }
+  // Start time (field 22 of /proc/<pid>/stat) of a live process; 0 when
+  // it is gone or a zombie.
+  static long long StartTime(pid_t pid) {
+    const std::string stat = ReadFile(fmt::format("/proc/{}/stat", pid));
+    const auto paren = stat.rfind(')');  // the command name may hold anything
+    if (paren == std::string::npos) return 0;
+    std::istringstream in(stat.substr(paren + 2));
+    std::string field;
+    in >> field;
+    if (field == "Z" || field == "X") return 0;
+    for (int i = 4; i <= 21 && in >> field; i++) {
+    }
+    long long start = 0;
+    in >> start;
+    return start;
+  }
+
+  // SIGKILL by the pid lab.json records for the node's terwayd (checked
+  // against its start time, so a recycled pid is never hit) -- not through
+  // `terway-lab terwayd kill`, which waits for the lab lock and so never
+  // lands in the middle of a CNI request while plugin runs hold that lock.
   void KillTerwayd(const std::string& node) {
-    if (Daemon({"terwayd", "kill", node})) {
+    const nlohmann::json state = State();
+    for (const auto& n : state["nodes"]) {
+      if (n["name"] != node) continue;
+      const pid_t pid = n["terwayd"]["pid"].get<pid_t>();
+      const long long started = n["terwayd"]["start_time"].get<long long>();
+      if (pid <= 0 || StartTime(pid) != started) {
+        Problem(fmt::format("terwayd on {} (pid {}) is not running when the chaos would kill it", node, pid));
+        return;
+      }
+      kill(pid, SIGKILL);
+      if (!WaitFor([&] { return StartTime(pid) != started; }, 10s)) {
+        Problem(fmt::format("terwayd on {} (pid {}) survived SIGKILL for 10 s", node, pid));
+        return;
+      }
       figures_.terwayd_kills++;
       Note("terwayd on " + node + " SIGKILLed");
     }
@@ -300,29 +347,32 @@ class LabChaos : public LabInventory {
     }
   }
 
-  // Kills and restarts: one daemon, the cloud, or both at once (terwayd then
-  // starts while the cloud is away and must wait for it). Each event
-  // restores what it killed before it returns.
+  // Kills and restarts, in a cycle: one terwayd, the cloud, both terwayds,
+  // the cloud and a terwayd at once (terwayd then starts while the cloud is
+  // away and must wait for it), and a terwayd that also loses its state
+  // database (a lost disk: it must rebuild what it knew from the kernel, the
+  // cloud and the API before serving). Each event restores what it killed
+  // before it returns; the downtime is the schedule's, not a wait for a
+  // condition.
   void KillDaemons() {
     std::mt19937 rng(7);
-    for (int event = 0; Pause(stop_chaos_, std::chrono::milliseconds(5000 + rng() % 5000)); event++) {
+    for (int event = 0; Pause(stop_chaos_, std::chrono::milliseconds(4000 + rng() % 5000)); event++) {
       const auto down_for = std::chrono::milliseconds(500 + rng() % 2500);
-      switch (event % 4) {
+      const std::string node = (event / 6) % 2 == 0 ? "node1" : "node2";
+      const std::string other = node == "node1" ? "node2" : "node1";
+      switch (event % 6) {
         case 0:
-        case 2: {
-          const std::string node = event % 8 == 0 ? "node1" : "node2";
-          KillTerwayd(node);
-          std::this_thread::sleep_for(down_for);  // the crash's length: the chaos's schedule, not a wait
-          Daemon({"terwayd", "start", node});
+        case 2:
+          KillTerwayd(event % 6 == 0 ? node : other);
+          std::this_thread::sleep_for(down_for);
+          Daemon({"terwayd", "start", event % 6 == 0 ? node : other});
           break;
-        }
         case 1:
           KillVpcsim();
           std::this_thread::sleep_for(down_for);
           Daemon({"vpcsim", "start"});
           break;
         case 3: {
-          const std::string node = event % 8 == 3 ? "node2" : "node1";
           KillVpcsim();
           KillTerwayd(node);
           std::thread restart([&] { Daemon({"terwayd", "start", node}); });
@@ -331,47 +381,78 @@ class LabChaos : public LabInventory {
           restart.join();
           break;
         }
+        case 4:
+          KillTerwayd(other);
+          for (const char* suffix : {"", "-wal", "-shm"}) {
+            const std::string db = lab_dir_ + "/nodes/" + other + "/terwayd.db" + suffix;
+            if (unlink(db.c_str()) != 0 && errno != ENOENT) Problem("removing " + db + ": " + strerror(errno));
+          }
+          figures_.databases_lost++;
+          Note("terwayd's state database on " + other + " removed");
+          Daemon({"terwayd", "start", other});
+          break;
+        case 5: {
+          KillTerwayd(node);
+          KillTerwayd(other);
+          std::thread restart([&] { Daemon({"terwayd", "start", other}); });
+          std::this_thread::sleep_for(down_for);
+          Daemon({"terwayd", "start", node});
+          restart.join();
+          break;
+        }
       }
       Note("daemons back");
     }
   }
 
-  // Fault episodes through vpcsim's admin endpoint, each cleared after a
-  // while. (A vpcsim restart clears them too: faults live in its memory.)
+  // Fault episodes through vpcsim's admin endpoint, one per churn wave:
+  // while the nodes fill, the cloud throttles or answers server errors
+  // (AssignPrivateIpAddresses, CreateNetworkInterface, ... retried); while
+  // they drain, it fails the releases that reclaim makes. (A vpcsim restart
+  // clears them early: faults live in its memory.)
   void InjectFaults() {
     struct Fault {
-      std::string action;
-      std::string flag;
-      std::string rate;
+      std::string action, flag, rate;
     };
-    const std::vector<std::pair<std::string, std::vector<Fault>>> episodes = {
+    struct Episode {
+      std::string name;
+      std::vector<Fault> faults;
+    };
+    const std::vector<Episode> filling = {
         {"throttling", {{"*", "--throttle-rate", "0.4"}}},
+        {"server errors", {{"*", "--error-rate", "0.3"}}},
+    };
+    const std::vector<Episode> draining = {
         {"failing releases",
          {{"UnassignPrivateIpAddresses", "--error-rate", "1"},
           {"DetachNetworkInterface", "--error-rate", "1"},
           {"DeleteNetworkInterface", "--error-rate", "1"}}},
-        {"server errors", {{"*", "--error-rate", "0.3"}}},
-        {"flaky releases and throttled assigns",
+        {"flaky releases",
          {{"UnassignPrivateIpAddresses", "--error-rate", "0.5"},
-          {"DeleteNetworkInterface", "--error-rate", "0.5"},
-          {"AssignPrivateIpAddresses", "--throttle-rate", "0.5"},
-          {"CreateNetworkInterface", "--throttle-rate", "0.5"}}},
+          {"DetachNetworkInterface", "--throttle-rate", "0.5"},
+          {"DeleteNetworkInterface", "--error-rate", "0.5"}}},
     };
-    std::mt19937 rng(11);
-    for (int i = 0; Pause(stop_chaos_, std::chrono::milliseconds(2000 + rng() % 4000)); i++) {
-      const auto& [name, faults] = episodes[i % episodes.size()];
+    for (long wave = (Clock::now() - start_) / kWave + 1;; wave++) {
+      // A second into the wave, when the churn has turned.
+      const auto at = start_ + kWave * wave + 1s;
+      if (!Pause(stop_chaos_, std::chrono::duration_cast<std::chrono::milliseconds>(at - Clock::now()))) break;
+      const Episode& e = wave % 2 == 0 ? filling[(wave / 2) % 2] : draining[(wave / 2) % 2];
       bool set = true;
-      for (const auto& f : faults) {
-        auto r = Vpcsim({"fault", "set", "--action", f.action, f.flag, f.rate});
-        set = set && r.exit_code == 0;
+      for (const auto& f : e.faults) {
+        set = set && Vpcsim({"fault", "set", "--action", f.action, f.flag, f.rate}).exit_code == 0;
       }
       if (!set) {
-        Note("fault episode '" + name + "' not set: vpcsim is down");
+        Note("fault episode '" + e.name + "' not set: vpcsim is down");
         continue;
       }
       figures_.fault_episodes++;
-      Note("faults on: " + name);
-      const bool more = Pause(stop_chaos_, std::chrono::milliseconds(6000 + rng() % 6000));
+      Note("faults on: " + e.name);
+      // Set again every second: a vpcsim killed meanwhile comes back healthy.
+      bool more = true;
+      for (const auto until = Clock::now() + kWave - 3s; more && Clock::now() < until;) {
+        more = Pause(stop_chaos_, 1s);
+        for (const auto& f : e.faults) (void)Vpcsim({"fault", "set", "--action", f.action, f.flag, f.rate});
+      }
       (void)Vpcsim({"fault", "clear"});
       Note("faults cleared");
       if (!more) break;
@@ -469,12 +550,13 @@ spec:
     auto ok = [&](const char* a) { return figures_.Succeeded(a); };
     auto failed = [&](const char* a) { return figures_.Failed(a); };
     return fmt::format(
-        "CHAOS SUMMARY: pods added {} (failed adds {}), pods deleted {} (failed dels, retried {}), terwayd kills {}, "
-        "vpcsim kills {}, fault episodes {} (cloud answered {} throttled, {} server errors; failed/ok calls: Unassign "
+        "CHAOS SUMMARY: pods added {} (failed adds {}), pods deleted {} (failed dels, retried {}), terwayd kills {} "
+        "({} with the state database lost), vpcsim kills {}, fault episodes {} (cloud answered {} throttled, {} server errors; failed/ok calls: Unassign "
         "{}/{}, Detach {}/{}, DeleteNetworkInterface {}/{}), invariant samples {} (up to {} sandboxes each), "
         "violations {}, wall {} s",
         figures_.pods_added.load(), figures_.add_failures.load(), figures_.pods_deleted.load(),
-        figures_.del_failures.load(), figures_.terwayd_kills.load(), figures_.vpcsim_kills.load(),
+        figures_.del_failures.load(), figures_.terwayd_kills.load(), figures_.databases_lost.load(),
+        figures_.vpcsim_kills.load(),
         figures_.fault_episodes.load(), throttled, server, failed("UnassignPrivateIpAddresses"),
         ok("UnassignPrivateIpAddresses"), failed("DetachNetworkInterface"), ok("DetachNetworkInterface"),
         failed("DeleteNetworkInterface"), ok("DeleteNetworkInterface"), figures_.samples.load(),
@@ -555,6 +637,7 @@ TEST_F(LabChaos, ChurnThroughDaemonCrashesCloudRestartsAndFaultsNeverSharesAnAdd
   EXPECT_GE(figures_.max_sandboxes.load(), 2);
   EXPECT_GE(figures_.terwayd_kills.load(), 4);
   EXPECT_GE(figures_.vpcsim_kills.load(), 2);
+  EXPECT_GE(figures_.databases_lost.load(), 1);
   EXPECT_GE(figures_.fault_episodes.load(), 4);
   std::lock_guard l(figures_.mu);
   EXPECT_GT(figures_.Succeeded("UnassignPrivateIpAddresses"), 0) << "idle-IP reclaim never gave an IP back";
