@@ -83,7 +83,8 @@ class LabChaos : public LabInventory {
     if (!HasFailure() && !std::getenv("TERWAY_CHAOS_KEEP_LOGS")) return;
     const std::string keep = "/tmp/terway-chaos-logs-" + world_;
     auto r = RunCommand({"/bin/sh", "-c",
-                         fmt::format("mkdir -p -m 700 {0} && cp {1}/vpcsim.log {1}/control-plane.log {1}/lab.json {0}/ ; "
+                         fmt::format("mkdir -p -m 700 {0} && "
+                                     "cp {1}/vpcsim.log {1}/control-plane.log {1}/lab.json {0}/ ; "
                                      "for n in {1}/nodes/*; do cp $n/terwayd.log {0}/$(basename $n)-terwayd.log; done",
                                      keep, lab_dir_)});
     std::cout << "chaos: the lab's logs are kept in " << keep << " (" << r.output << ")" << std::endl;
@@ -456,6 +457,7 @@ class LabChaos : public LabInventory {
       std::string why;
       p.ip = TryAdd(p.key, p.node, &why);
       ASSERT_FALSE(p.ip.empty()) << p.node << " no longer serves: pod add " << p.key << ": " << why;
+      figures_.pods_added++;
       pods->push_back(p);
     }
     for (int i = 0; i < 2; i++) {
@@ -574,7 +576,9 @@ TEST_F(LabChaos, ChurnThroughDaemonCrashesCloudRestartsAndFaultsNeverSharesAnAdd
   EveryNodeServes(&pods);
   const auto until = Clock::now() + (healthy ? 60s : 30s);
   for (const auto& p : pods) {
-    EXPECT_TRUE(WaitFor([&] { return TryDel(p.key); }, Left(until), 1s)) << "pod del " << p.key;
+    const bool gone = WaitFor([&] { return TryDel(p.key); }, Left(until), 1s);
+    EXPECT_TRUE(gone) << "pod del " << p.key;
+    if (gone) figures_.pods_deleted++;
   }
   pods.clear();
   // Nothing leaked: the leak collector of ENIs made but never attached

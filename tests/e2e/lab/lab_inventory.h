@@ -158,7 +158,9 @@ class LabInventory : public LabTest {
       got[ns] = ips.ok() ? *ips : std::set<std::string>{"(unreadable: " + ips.error().ToString() + ")"};
     }
     for (const auto& [ns, ips] : got) {
-      if (!want.count(ns)) out->push_back(fmt::format("sandbox {} exists but no pod expects it (holds {})", ns, Show(ips)));
+      if (!want.count(ns)) {
+        out->push_back(fmt::format("sandbox {} exists but no pod expects it (holds {})", ns, Show(ips)));
+      }
     }
     for (const auto& [ns, ips] : want) {
       if (!got.count(ns)) {
@@ -211,7 +213,8 @@ class LabInventory : public LabTest {
     for (const auto& e : enis) {
       if (e.type == "Primary") {
         for (const auto& ip : e.private_ip_sets) {
-          if (!ip.primary) out->push_back(fmt::format("cloud: primary ENI {} holds secondary IP {}", e.network_interface_id, ip.address));
+          if (ip.primary) continue;
+          out->push_back(fmt::format("cloud: primary ENI {} holds secondary IP {}", e.network_interface_id, ip.address));
         }
         continue;
       }
@@ -224,7 +227,9 @@ class LabInventory : public LabTest {
                                    e.private_ip_sets.size()));
         continue;
       }
-      if (!Ours(e)) out->push_back(fmt::format("cloud: ENI {} on {} lacks the creator=terway tag", e.network_interface_id, node));
+      if (!Ours(e)) {
+        out->push_back(fmt::format("cloud: ENI {} on {} lacks the creator=terway tag", e.network_interface_id, node));
+      }
       bool carries_pod = false;
       for (const auto& ip : e.private_ip_sets) carries_pod |= pod_of_ip.count(ip.address) > 0;
       for (const auto& ip : e.private_ip_sets) {
@@ -239,7 +244,8 @@ class LabInventory : public LabTest {
       if (!holder.count(p.ip)) {
         out->push_back(fmt::format("cloud: pod {}'s IP {} is on no ENI of a node", p.key, p.ip));
       } else if (holder[p.ip].rfind(p.node + " ", 0) != 0) {
-        out->push_back(fmt::format("cloud: pod {}'s IP {} is on {}, not on its node {}", p.key, p.ip, holder[p.ip], p.node));
+        out->push_back(
+            fmt::format("cloud: pod {}'s IP {} is on {}, not on its node {}", p.key, p.ip, holder[p.ip], p.node));
       }
     }
     const int limit = std::max(bound.max_pool_size, bound.min_pool_size);
