@@ -287,7 +287,7 @@ class LabInventory : public LabTest {
   // the cloud.
   void CheckNode(const nlohmann::json& n, const std::vector<cloud::NetworkInterface>& enis,
                  const std::vector<ExpectedPod>& pods, std::vector<std::string>* out) {
-    const std::string node = n["name"], netns = n["netns"], instance = n["instance_id"];
+    const std::string node = n["name"], netns = n["netns"];
     std::multiset<std::string> want_ips;
     std::map<std::string, std::string> want_db;
     for (const auto& p : pods) {
