@@ -159,7 +159,7 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, h.ListLinks(), "listing the node's links");
   TERWAY_ASSIGN_OR_RETURN_CTX(auto routes, h.ListRoutes(AF_INET), "listing the node's routes");
   std::map<int, HostSandbox> by_index;  // host veth ifindex -> sandbox
-  std::map<int, std::pair<int, int>> pair_of;  // host ifindex -> (peer index, host index)
+  std::map<int, netlink::Link> veth_of;  // host veth ifindex -> the veth
   for (const auto& l : links) {
     if (!IsCandidateHostVeth(l)) continue;
     HostSandbox s;
@@ -169,7 +169,7 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
       s.container_id = owner->container_id;
     }
     by_index[l.index] = s;
-    pair_of[l.index] = {l.peer_index, l.index};
+    veth_of[l.index] = l;
   }
   // Another plugin's veth names its pod only by the /32 route through it.
   for (const auto& r : routes) {
@@ -177,19 +177,28 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
     if (it == by_index.end() || !r.dst.addr.is_v4() || r.dst.prefix_len != 32) continue;
     if (it->second.ip.empty()) it->second.ip = r.dst.addr.ToString();
   }
-  // The pod's namespace: the named one holding the veth's peer, whose own
-  // peer is this veth (indexes are per namespace, so both must match).
+  // The pod's namespace: the named one holding the veth's peer. Indexes
+  // repeat across namespaces (every fresh pod namespace has eth0 at 2, and
+  // a namespace wired to another node or bridge namespace has peers at the
+  // same numbers as ours), so the namespace must be the one our veth's
+  // IFLA_LINK_NETNSID names; the indexes must then match both ways. (Once,
+  // without the id, a node adopted its pod into another node's sandbox
+  // whose indexes coincided, and its repair put the address there.)
   std::map<int, std::string> netns_of;
   for (const auto& path : NamedNetnsPaths(netns_dir)) {
     if (!netlink::NetnsExists(path)) continue;
+    auto id = h.NetnsIdOf(path);
+    if (!id.ok() || *id < 0) continue;  // none of our links has its peer there
     auto ph = netlink::Handle::OpenIn(path);
     if (!ph.ok()) continue;
     auto plinks = ph->ListLinks();
     if (!plinks.ok()) continue;
     for (const auto& pl : *plinks) {
       if (pl.kind != "veth" || !pl.peer_in_other_netns) continue;
-      for (const auto& [host_index, pr] : pair_of) {
-        if (pr.first == pl.index && pl.peer_index == host_index) netns_of[host_index] = path;
+      for (const auto& [host_index, veth] : veth_of) {
+        if (veth.peer_netnsid == *id && veth.peer_index == pl.index && pl.peer_index == host_index) {
+          netns_of[host_index] = path;
+        }
       }
     }
   }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/fib_rules.h>
 #include <linux/neighbour.h>
+#include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <linux/if.h>
 #include <unistd.h>
@@ -148,6 +149,7 @@ Link ToLink(rtnl_link* l) {
   out.peer_index = rtnl_link_get_link(l);
   int32_t netnsid = -1;
   out.peer_in_other_netns = rtnl_link_get_link_netnsid(l, &netnsid) == 0 && netnsid >= 0;
+  out.peer_netnsid = out.peer_in_other_netns ? netnsid : -1;
   return out;
 }
 
@@ -878,6 +880,64 @@ Status RawDump(Handle::Socket& s, const std::function<Result<NlMsgPtr>()>& reque
 }
 
 }  // namespace
+
+Result<int> Handle::NetnsIdOf(const std::string& netns) {
+  const std::string path = NetnsPath(netns);
+  const std::string what = "asking the namespace id of " + path;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SysError(what);
+  nl_msg* raw = nlmsg_alloc_simple(RTM_GETNSID, NLM_F_REQUEST);
+  if (!raw) {
+    close(fd);
+    return OutOfMemory();
+  }
+  NlMsgPtr msg(raw);
+  rtgenmsg g{};
+  g.rtgen_family = AF_UNSPEC;
+  int rc = nlmsg_append(raw, &g, sizeof(g), NLMSG_ALIGNTO);
+  if (rc >= 0) rc = nla_put_u32(raw, NETNSA_FD, static_cast<uint32_t>(fd));
+  s_->last_errno = 0;
+  if (rc >= 0) rc = nl_send_auto(s_->sk, raw);
+  close(fd);
+  if (rc < 0) return SysError(what, NleToErrno(rc));
+  // The answer, then the ACK (read too: libnl matches the next request's
+  // replies by sequence, counting ACKs).
+  struct Answer {
+    int nsid = -1;
+    bool answered = false;
+    bool acked = false;
+  } answer;
+  nl_cb* base = nl_socket_get_cb(s_->sk);
+  nl_cb* cb = nl_cb_clone(base);
+  nl_cb_put(base);
+  if (!cb) return OutOfMemory();
+  nl_cb_set(
+      cb, NL_CB_VALID, NL_CB_CUSTOM,
+      [](nl_msg* m, void* arg) -> int {
+        auto* a = static_cast<Answer*>(arg);
+        nlattr* tb[NETNSA_MAX + 1] = {};
+        if (nlmsg_hdr(m)->nlmsg_type == RTM_NEWNSID &&
+            nlmsg_parse(nlmsg_hdr(m), sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) >= 0 && tb[NETNSA_NSID]) {
+          a->nsid = static_cast<int32_t>(nla_get_u32(tb[NETNSA_NSID]));
+          a->answered = true;
+        }
+        return NL_OK;
+      },
+      &answer);
+  nl_cb_set(
+      cb, NL_CB_ACK, NL_CB_CUSTOM,
+      [](nl_msg*, void* arg) -> int {
+        static_cast<Answer*>(arg)->acked = true;
+        return NL_STOP;
+      },
+      &answer);
+  rc = 0;
+  for (int reads = 0; rc >= 0 && !answer.acked && reads < 4; ++reads) rc = nl_recvmsgs(s_->sk, cb);
+  nl_cb_put(cb);
+  if (rc < 0) return SysError(what, s_->last_errno ? s_->last_errno : NleToErrno(rc));
+  if (!answer.answered) return Errorf(ErrorCode::kInternal, "{}: the kernel answered without an id", what);
+  return answer.nsid < 0 ? -1 : answer.nsid;
+}
 
 Status Handle::CreateIfb(const std::string& name) {
   TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildIfbCreate(name));

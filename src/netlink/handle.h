@@ -61,6 +61,12 @@ class Handle {
   // Success if no link of that name exists (DEL paths, replayed cleanups).
   Status DeleteLinkIfExists(const std::string& name);
 
+  // The id this handle's namespace gives the namespace `netns` (name or
+  // path) -- what IFLA_LINK_NETNSID of a link here reports for a peer that
+  // lives there (Link::peer_netnsid); -1 when it has given it none (no link
+  // here has its peer there).
+  Result<int> NetnsIdOf(const std::string& netns);
+
   // ---- addresses ----
   Status AddAddress(const Address& a);        // kAlreadyExists if present
   Status EnsureAddress(const Address& a);     // add or replace

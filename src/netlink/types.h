@@ -68,6 +68,11 @@ struct Link {
   // (which differs from ours when peer_in_other_netns).
   int peer_index = 0;
   bool peer_in_other_netns = false;  // IFLA_LINK_NETNSID present
+  // IFLA_LINK_NETNSID: the peer's namespace, as this namespace numbers it
+  // (-1: the peer is here). Indexes repeat across namespaces -- every fresh
+  // pod namespace has its eth0 at 2 -- so (index, peer_index) alone does not
+  // tell which namespace a peer is in; compare this with NetnsIdOf.
+  int peer_netnsid = -1;
 };
 
 struct VethSpec {
