@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
             auto s = lab.Terwayd(dir, a);
             return s.ok() ? 0 : Fail(s.error());
           },
+          [&](const VpcsimArgs& a) {
+            auto s = lab.Vpcsim(dir, a);
+            return s.ok() ? 0 : Fail(s.error());
+          },
           [&](const DownArgs&) {
             auto s = lab.Down(dir);
             return s.ok() ? 0 : Fail(s.error());

@@ -8,7 +8,9 @@
 //   - the kernel: host veths of ours (alias "terway-pod:<ip>:<container id>")
 //     and upstream Terway's ("cali" + 11 hex of sha1(namespace.name[ifname]))
 //     with a /32 route to the pod in the main table; the pod's network
-//     namespace is found among the named ones by the veth pair's indexes;
+//     namespace is found among the named ones by the namespace id the veth
+//     names for its peer (IFLA_LINK_NETNSID; indexes alone repeat across
+//     namespaces);
 //   - the Kubernetes API: this node's pods that are not finished, with their
 //     status.podIPs and Terway's k8s.aliyun.com/pod-ips annotation;
 //   - the cloud: only addresses of this node's ENIs can be adopted (the

@@ -540,6 +540,7 @@ Status IpPool::RefillOnce() {
   RefreshVSwitches();
   // Each round plans with everything learnt so far (an exhausted vSwitch,
   // the ENI quota); a handful of rounds covers every vSwitch falling over.
+  bool read_cloud_enis = false;
   for (int round = 0; round < 8; ++round) {
     RefillPlan plan;
     std::map<std::string, std::string> eni_vswitch;
@@ -577,6 +578,17 @@ Status IpPool::RefillOnce() {
       Status st = CreateEni(c);
       if (!st.ok()) {
         if (NoteCloudError(st.error(), c.vswitch_id)) {
+          // The instance holds more ENIs than we know: one of them may be
+          // ours, attached by a daemon killed before it recorded it (the
+          // ENI was still attaching when we read the cloud at start). Read
+          // the cloud now rather than at the next sync period, so its IPs
+          // serve the pods waiting here.
+          if (st.error().cloud_code == kCodeEniLimit && !read_cloud_enis) {
+            read_cloud_enis = true;
+            if (Status r = ReconcileOpsLocked(); !r.ok()) {
+              log::Warn("pool_reconcile_failed after {}: error=\"{}\"", kCodeEniLimit, r.error().ToString());
+            }
+          }
           replan = true;
           break;
         }
@@ -722,6 +734,10 @@ Status IpPool::DropEniLocked(const std::string& eni_id, const std::string& why) 
 
 Status IpPool::Reconcile() {
   std::lock_guard ops(ops_mu_);
+  return ReconcileOpsLocked();
+}
+
+Status IpPool::ReconcileOpsLocked() {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto cloud_enis, provider_->ListEnis(opts_.instance_id),
                               fmt::format("listing the ENIs of {}", opts_.instance_id));
   std::vector<std::string> leaked;

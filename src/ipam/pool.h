@@ -95,6 +95,8 @@ class IpPool : public PodAddressSource {
   int MaxPodCount() const override { return MaxPods(limits_, opts_.config.eni_mode); }
 
  private:
+  // Reconcile's body; the caller holds ops_mu_ (RefillOnce does).
+  Status ReconcileOpsLocked();
   struct IpEntry {
     std::string eni_id;
     IpUse use = IpUse::kIdle;

@@ -552,5 +552,66 @@ TEST(HandleOpen, UnknownNamespaceIsNamed) {
   EXPECT_NE(h.error().ToString().find("tnl-does-not-exist-"), std::string::npos) << h.error().ToString();
 }
 
+
+// Interface indexes repeat across namespaces: a veth a<->b and another c<->d
+// made the same way have the same indexes on both ends. Only the namespace
+// id tells which namespace a peer lives in.
+TEST_F(HandleRoot, PeerNamespaceIdTellsApartPeersWithTheSameIndexes) {
+  const std::string s = testing::UniqueSuffix();
+  const std::string c = "tnlc" + s, d = "tnld" + s;
+  ASSERT_OK(CreateNamedNetns(c));
+  ASSERT_OK(CreateNamedNetns(d));
+  struct Cleanup {
+    std::string c, d;
+    ~Cleanup() {
+      (void)DeleteNamedNetns(c);
+      (void)DeleteNamedNetns(d);
+    }
+  } cleanup{c, d};
+  Wire();  // v0 in a, its peer v1 in b
+  auto hc = Handle::OpenIn(c);
+  ASSERT_OK(hc);
+  VethSpec spec;
+  spec.name = "v0";
+  spec.peer_name = "v1";
+  spec.peer_netns = d;
+  ASSERT_OK(hc->CreateVeth(spec));
+  auto hd = Handle::OpenIn(d);
+  ASSERT_OK(hd);
+  auto a0 = A().GetLink("v0");
+  auto b1 = B().GetLink("v1");
+  auto c0 = hc->GetLink("v0");
+  auto d1 = hd->GetLink("v1");
+  ASSERT_OK(a0);
+  ASSERT_OK(b1);
+  ASSERT_OK(c0);
+  ASSERT_OK(d1);
+  // The coincidence the id resolves (fresh namespaces number alike).
+  ASSERT_EQ(a0->index, c0->index);
+  ASSERT_EQ(b1->index, d1->index);
+  ASSERT_EQ(a0->peer_index, b1->index);
+  ASSERT_EQ(b1->peer_index, d1->peer_index);
+
+  auto id_b = A().NetnsIdOf(b_);
+  auto id_d = A().NetnsIdOf(d);
+  ASSERT_OK(id_b);
+  ASSERT_OK(id_d);
+  EXPECT_GE(*id_b, 0);
+  EXPECT_EQ(a0->peer_netnsid, *id_b) << "v0's peer lives in b";
+  EXPECT_NE(a0->peer_netnsid, *id_d) << "a has no link into d: it must not share b's id";
+  EXPECT_TRUE(a0->peer_in_other_netns);
+  // From the pod's side likewise: b's v1 peers into a, d's v1 into c.
+  auto b_sees_a = B().NetnsIdOf(a_);
+  auto b_sees_c = B().NetnsIdOf(c);
+  ASSERT_OK(b_sees_a);
+  ASSERT_OK(b_sees_c);
+  EXPECT_EQ(b1->peer_netnsid, *b_sees_a);
+  EXPECT_NE(b1->peer_netnsid, *b_sees_c);
+  auto lo = A().GetLink("lo");
+  ASSERT_OK(lo);
+  EXPECT_EQ(lo->peer_netnsid, -1);
+  EXPECT_CODE(A().NetnsIdOf("tnl-does-not-exist-" + s), ErrorCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace terway::netlink

@@ -90,6 +90,25 @@ class FakeCloud : public EniProvider {
     e.private_ip_sets = {{"198.18.0.3", true}};
     enis_[e.network_interface_id] = e;
   }
+  // An ENI of ours (creator=terway, tagged for the instance) attached with
+  // `ips` IPs that the pool never recorded: a daemon killed between the
+  // attach and its database commit, whose ENI was still attaching when the
+  // next daemon read the cloud at start.
+  std::string AttachUnrecordedTerwayEni(const std::string& vswitch_id, int ips) {
+    std::lock_guard l(mu_);
+    cloud::NetworkInterface e;
+    e.network_interface_id = "eni-unrecorded-" + std::to_string(++next_eni_);
+    e.type = "Secondary";
+    e.status = cloud::kEniInUse;
+    e.instance_id = instance_;
+    e.vswitch_id = vswitch_id;
+    e.mac_address = fmt::format("00:16:3e:01:{:02x}:{:02x}", next_eni_ / 256, next_eni_ % 256);
+    e.tags = {{"creator", "terway"}, {kInstanceTagKey, instance_}};
+    for (int i = 0; i < ips; ++i) e.private_ip_sets.push_back({NextIp(vsw_[vswitch_id]), i == 0});
+    e.private_ip_address = e.private_ip_sets[0].address;
+    enis_[e.network_interface_id] = e;
+    return e.network_interface_id;
+  }
   // The cloud silently loses one secondary IP of an ENI (e.g. an operator
   // unassigned it in the console).
   void DropIpBehindOurBack(const std::string& ip) {

@@ -312,6 +312,30 @@ TEST_F(PoolTest, EniQuotaStopsCreationAndUndoesTheCreatedEni) {
   EXPECT_EQ(cloud_->Calls("CreateNetworkInterface"), creates);
 }
 
+// Found by the chaos e2e test: terwayd killed between an ENI's attach and
+// its record; the next terwayd read the cloud at start while the ENI was
+// still attaching, so it did not know it. On a node that needs that slot,
+// every pod then failed "the instance cannot attach more ENIs" until the next
+// periodic reconcile (ip_pool_sync_period, 2 minutes by default). The quota
+// error itself says the cloud holds more ENIs than the pool knows: read it
+// at once and adopt ours.
+TEST_F(PoolTest, EniQuotaHitByAnUnrecordedEniOfOursAdoptsItAtOnce) {
+  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](EniConfig& c) { c.max_pool_size = 0; });
+  const std::string hidden = cloud_->AttachUnrecordedTerwayEni("vsw-a", 2);
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), seconds(10)).ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p2"), seconds(10)).ok());
+  // The pool's own ENI is full; the third slot is taken by the hidden one.
+  auto third = pool_->Allocate(Pod("p3"), seconds(10));
+  ASSERT_TRUE(third.ok()) << third.error().ToString();
+  EXPECT_EQ(third->eni_id, hidden);
+  auto fourth = pool_->Allocate(Pod("p4"), seconds(10));
+  ASSERT_TRUE(fourth.ok()) << fourth.error().ToString();
+  EXPECT_EQ(fourth->eni_id, hidden);
+  for (const auto& e : cloud_->AllEnis()) {
+    EXPECT_NE(e.status, cloud::kEniAvailable) << e.network_interface_id << " leaked";
+  }
+}
+
 TEST_F(PoolTest, IdleIpsAboveMaxAreReleasedOldestFirstAfterIdleTime) {
   SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
     c.max_pool_size = 2;

@@ -163,6 +163,20 @@ TEST(LabArgs, EniModesPerNodeAndTerwaydKillStart) {
   }
 }
 
+TEST(LabArgs, VpcsimKillStart) {
+  auto kill = Parse({"vpcsim", "kill"});
+  ASSERT_TRUE(kill.ok()) << kill.error().ToString();
+  EXPECT_FALSE(std::get<VpcsimArgs>(kill->action).start);
+  auto start = Parse({"vpcsim", "start"});
+  ASSERT_TRUE(start.ok()) << start.error().ToString();
+  EXPECT_TRUE(std::get<VpcsimArgs>(start->action).start);
+  for (std::vector<std::string> args : {std::vector<std::string>{"vpcsim"}, {"vpcsim", "restart"},
+                                        {"vpcsim", "kill", "node1"}}) {
+    EXPECT_FALSE(Parse(args).ok()) << args.size();
+  }
+  EXPECT_NE(LabUsage().find("vpcsim kill"), std::string::npos);
+}
+
 TEST(LabRuntimeBandwidth, KubernetesAnnotationsBecomeRuntimeConfigAsContainerdSendsIt) {
   auto none = RuntimeBandwidth({{"k8s.aliyun.com/ingress-bandwidth", "1m"}});  // legacy: terway's to read
   ASSERT_TRUE(none.ok());

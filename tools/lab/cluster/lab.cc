@@ -777,4 +777,59 @@ Status Lab::Terwayd(const std::string& dir, const TerwaydArgs& args) {
   return Ok();
 }
 
+Status Lab::Vpcsim(const std::string& dir, const VpcsimArgs& args) {
+  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
+  // Not beside an `up` or a `down`; pods keep going meanwhile (the lab lock
+  // is only taken to record the new process, once it serves).
+  TERWAY_ASSIGN_OR_RETURN(auto lifecycle, AcquireLifecycleLock(dir));
+  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  if (!args.start) {
+    if (!DaemonAlive(s.vpcsim)) return Errorf(ErrorCode::kNotFound, "vpcsim (pid {}) is not running", s.vpcsim.pid);
+    // SIGKILL: a crash; its state on disk and its fabric stay.
+    kill(s.vpcsim.pid, SIGKILL);
+    if (!WaitUntil([&] { return !DaemonAlive(s.vpcsim); }, std::chrono::seconds(10))) {
+      return Errorf(ErrorCode::kTimeout, "vpcsim (pid {}) survived SIGKILL for 10 s", s.vpcsim.pid);
+    }
+    out_ << fmt::format("vpcsim killed (pid {})\n", s.vpcsim.pid);
+    return Ok();
+  }
+  if (DaemonAlive(s.vpcsim)) {
+    return Errorf(ErrorCode::kAlreadyExists, "vpcsim is already running (pid {})", s.vpcsim.pid);
+  }
+  const std::string port_file = s.dir + "/vpcsim.port";
+  DaemonId started;
+  int port = 0;
+  // The port it had first, so clients that read it before keep working;
+  // any free one if that is taken meanwhile.
+  for (int want : {s.vpcsim_port, 0}) {
+    unlink(port_file.c_str());
+    TERWAY_ASSIGN_OR_RETURN_CTX(
+        started,
+        StartDaemon({{bins_.vpcsim, "serve", "--world", s.dir + "/world.yaml", "--state", s.vpcsim_state, "--listen",
+                      fmt::format("127.0.0.1:{}", want), "--port-file", port_file, "--fabric", "linux"},
+                     "",
+                     s.vpcsim_log}),
+        "starting vpcsim");
+    bool up = WaitUntil([&] { return !Trim(ReadTextFile(port_file)).empty() || !DaemonAlive(started); },
+                        std::chrono::seconds(90));
+    if (up && DaemonAlive(started)) {
+      port = std::atoi(Trim(ReadTextFile(port_file)).c_str());
+      break;
+    }
+    (void)StopDaemon(started);
+    if (want == 0 || !up) {
+      return Errorf(ErrorCode::kUnavailable, "vpcsim {}; its log {}:\n{}",
+                    up ? "exited while starting" : "did not bind its port within 90 s", s.vpcsim_log,
+                    Tail(s.vpcsim_log));
+    }
+  }
+  TERWAY_TRY(UpdateLabState(dir, [&](LabState& st) -> Status {
+    st.vpcsim = started;
+    st.vpcsim_port = port;
+    return Ok();
+  }));
+  out_ << fmt::format("vpcsim started (pid {}, port {})\n", started.pid, port);
+  return Ok();
+}
+
 }  // namespace terway::lab

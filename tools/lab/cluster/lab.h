@@ -87,6 +87,9 @@ class Lab : public SandboxRuntime {
   Status RunControlPlane(const std::string& dir);
   // SIGKILL (start=false) or start again (start=true) a node's terwayd.
   Status Terwayd(const std::string& dir, const TerwaydArgs& args);
+  // SIGKILL (start=false) or start again (start=true) vpcsim, from its state
+  // and on the port it had (another one, recorded, if that one is taken).
+  Status Vpcsim(const std::string& dir, const VpcsimArgs& args);
   // Replaces this process with the command, inside the pod's namespace.
   Status Exec(const std::string& dir, const ExecArgs& args);
   Status PrintStatus(const std::string& dir);

@@ -313,6 +313,12 @@ Result<LabCommand> ParseLabArgs(const std::vector<std::string>& args,
     t.node = c.next();
     if (!c.done()) return Bad(fmt::format("terwayd {}: unexpected argument '{}'", sub, c.peek()));
     cmd.action = t;
+  } else if (verb == "vpcsim") {
+    if (c.done()) return Bad("vpcsim: say kill or start");
+    std::string sub = c.next();
+    if (sub != "kill" && sub != "start") return Bad(fmt::format("vpcsim: unknown subcommand '{}' (kill, start)", sub));
+    if (!c.done()) return Bad(fmt::format("vpcsim {}: unexpected argument '{}'", sub, c.peek()));
+    cmd.action = VpcsimArgs{sub == "start"};
   } else if (verb == "status" || verb == "down") {
     if (!c.done()) return Bad(fmt::format("{}: unexpected argument '{}'", verb, c.peek()));
     if (verb == "status") {
@@ -343,6 +349,8 @@ std::string LabUsage() {
                                                CNI DEL and removed the pod's namespace
   terway-lab [--lab DIR] terwayd kill NODE     SIGKILL the node's terwayd (a crash)
   terway-lab [--lab DIR] terwayd start NODE    start the node's terwayd again (after kill)
+  terway-lab [--lab DIR] vpcsim kill           SIGKILL vpcsim, the emulated cloud (its fabric stays)
+  terway-lab [--lab DIR] vpcsim start          start vpcsim again from its state, on the same port
   terway-lab [--lab DIR] exec NS/NAME -- CMD...  run CMD inside the pod's namespace
   terway-lab [--lab DIR] status                nodes, ENIs and IPs, pods
   terway-lab [--lab DIR] down                  remove everything of the lab (idempotent)

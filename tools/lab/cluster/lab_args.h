@@ -75,13 +75,21 @@ struct TerwaydArgs {
   bool start = false;
 };
 
+// `vpcsim kill` (SIGKILL, as a crash) / `vpcsim start`: the emulated cloud
+// goes away and comes back from its state on disk; its fabric (the VPC's
+// namespaces and links) stays up meanwhile, as a real VPC's data plane does
+// when its control plane fails.
+struct VpcsimArgs {
+  bool start = false;
+};
+
 struct StatusArgs {};
 struct DownArgs {};
 struct HelpArgs {};
 
 using LabAction =
     std::variant<HelpArgs, UpArgs, PodAddArgs, PodDelArgs, PodCheckArgs, ExecArgs, StatusArgs, DownArgs,
-                 ControlPlaneArgs, TerwaydArgs>;
+                 ControlPlaneArgs, TerwaydArgs, VpcsimArgs>;
 
 struct LabCommand {
   std::string lab_dir = kDefaultLabDir;
