@@ -779,10 +779,13 @@ Status Lab::Terwayd(const std::string& dir, const TerwaydArgs& args) {
 
 Status Lab::Vpcsim(const std::string& dir, const VpcsimArgs& args) {
   if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  // Not beside an `up` or a `down`; pods keep going meanwhile (the lab lock
-  // is only taken to record the new process, once it serves).
-  TERWAY_ASSIGN_OR_RETURN(auto lifecycle, AcquireLifecycleLock(dir));
+  // Without the lifecycle lock: a `terwayd start` holds it while its terwayd
+  // waits for the cloud, and only a running vpcsim lets it finish. A `down`
+  // meanwhile is noticed when the new process is recorded (below).
   TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
+  if (s.phase != "up") {
+    return Errorf(ErrorCode::kUnavailable, "the lab is {}, not up: vpcsim is left alone", s.phase);
+  }
   if (!args.start) {
     if (!DaemonAlive(s.vpcsim)) return Errorf(ErrorCode::kNotFound, "vpcsim (pid {}) is not running", s.vpcsim.pid);
     // SIGKILL: a crash; its state on disk and its fabric stay.
@@ -823,11 +826,16 @@ Status Lab::Vpcsim(const std::string& dir, const VpcsimArgs& args) {
                     Tail(s.vpcsim_log));
     }
   }
-  TERWAY_TRY(UpdateLabState(dir, [&](LabState& st) -> Status {
+  Status recorded = UpdateLabState(dir, [&](LabState& st) -> Status {
+    if (st.phase != "up") return Errorf(ErrorCode::kUnavailable, "the lab went {} while vpcsim started", st.phase);
     st.vpcsim = started;
     st.vpcsim_port = port;
     return Ok();
-  }));
+  });
+  if (!recorded.ok()) {
+    (void)StopDaemon(started);  // nobody would ever stop it
+    return recorded;
+  }
   out_ << fmt::format("vpcsim started (pid {}, port {})\n", started.pid, port);
   return Ok();
 }
