@@ -1,17 +1,12 @@
 #include "policy/nft_renderer.h"
 
-#include <nftables/libnftables.h>
-
 #include <map>
-#include <memory>
-#include <mutex>
 #include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "common/strings.h"
-#include "netlink/netns.h"
 
 namespace terway::policy {
 
@@ -72,13 +67,6 @@ void RenderRule(const CompiledPolicy& cp, const CompiledRule& r, std::vector<std
   }
   for (auto& l : lines) out->push_back(std::move(l));
 }
-
-struct CtxDeleter {
-  void operator()(nft_ctx* c) const { nft_ctx_free(c); }
-};
-
-// libnftables keeps process-wide state it does not document as thread-safe.
-std::mutex g_nft_mu;
 
 }  // namespace
 
@@ -255,35 +243,6 @@ std::string FormatPolicyShow(const CompiledPolicy& cp, const std::vector<RuleCou
     out += fmt::format("  {:<50} {:<45} {}\n", "default deny", "", count(chain.name + "_drop"));
   }
   return out;
-}
-
-Status RunNftBatch(const std::string& netns, const std::string& script, std::string* json_out) {
-  auto run = [&]() -> Status {
-    std::lock_guard lock(g_nft_mu);
-    std::unique_ptr<nft_ctx, CtxDeleter> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
-    if (!ctx) return Errorf(ErrorCode::kInternal, "nft_ctx_new failed");
-    nft_ctx_buffer_output(ctx.get());
-    nft_ctx_buffer_error(ctx.get());
-    if (json_out) nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
-    if (nft_run_cmd_from_buffer(ctx.get(), script.c_str()) != 0) {
-      const char* err = nft_ctx_get_error_buffer(ctx.get());
-      std::string msg(Trim(err ? err : ""));
-      Error e(ErrorCode::kKernel, "nft: " + (msg.empty() ? std::string("command failed") : msg));
-      if (msg.find("No such file or directory") != std::string::npos) e.code = ErrorCode::kNotFound;
-      return e;
-    }
-    if (json_out) {
-      const char* o = nft_ctx_get_output_buffer(ctx.get());
-      *json_out = o ? o : "";
-    }
-    return Ok();
-  };
-  if (netns.empty()) return run();
-  // nftables state is per namespace and libnftables talks netlink from the
-  // calling thread's namespace: run on a thread inside it.
-  Status s = netlink::RunInNetns(netns, run);
-  if (!s.ok()) return std::move(s).error().Wrap("in network namespace " + netns);
-  return Ok();
 }
 
 Status NftPolicyTable::Apply(const CompiledPolicy& policy) {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "policy/nft_batch.h"
 #include "policy/compiler.h"
 
 namespace terway::policy {
@@ -112,9 +113,5 @@ class NftPolicyTable {
   std::string netns_;
   std::optional<NftModel> applied_;
 };
-
-// Runs an nft script (one batch) in a namespace through libnftables; on
-// failure the error carries nft's message. `json_out` set: list output as JSON.
-Status RunNftBatch(const std::string& netns, const std::string& script, std::string* json_out = nullptr);
 
 }  // namespace terway::policy
