@@ -12,6 +12,7 @@
 #include "policy/compiler.h"
 #include "policy/nft_batch.h"
 #include "policy/nft_model.h"
+#include "policy/policy_show.h"
 
 namespace terway::policy {
 
@@ -30,9 +31,6 @@ std::string RenderNftScript(const NftModel& model, const NftObjects& existing = 
 // only what differs (one transaction too): a new pod costs its chains, its
 // map elements and the sets it joins, not the whole table. "" when equal.
 std::string RenderNftDelta(const NftModel& from, const NftModel& to);
-
-// "policy show": per pod chain, each rule with its counter values.
-std::string FormatPolicyShow(const CompiledPolicy& policy, const std::vector<RuleCounter>& counters);
 
 // The kernel side, in one network namespace ("" = the caller's). Remembers
 // the model it applied and sends only the difference next time; replaces

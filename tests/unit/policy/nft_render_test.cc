@@ -43,9 +43,6 @@ TEST(NftRender, OneAtomicBatchWithSetsMapsAndChains) {
                      "    ct state invalid drop\n"
                      "    ip saddr vmap @pod_egress\n"
                      "    ip daddr vmap @pod_ingress\n")) << s;
-  std::string show = FormatPolicyShow(cp, {{c_in, 7, 420}});
-  EXPECT_TRUE(Has(show, "x/a ingress (" + in_a->name + "):")) << show;
-  EXPECT_TRUE(Has(show, "7 pkts 420 bytes")) << show;
 }
 
 TEST(NftRender, TheTableChangesInPlace) {
