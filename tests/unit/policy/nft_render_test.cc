@@ -1,7 +1,7 @@
 // The nft batch rendered from a compiled model: structure and the exact
 // rule text for a small policy, so a change to the kernel program is a
 // visible diff here. Kernel behaviour is proven in tests/root/policy.
-#include "policy/nft_renderer.h"
+#include "policy/nft_render.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,6 @@
-// The compiled policy as nftables state (the layout: nft_model.h), written
-// through libnftables as ONE batch (one kernel transaction) per render, so
-// the kernel never holds half a policy, and changed in place so its hook is
-// never absent.
+// Our nftables table in the kernel: the only place that sends policy to it
+// (through RunNftBatch, nft_batch.h) and reads it back. What is sent is
+// rendered by nft_render.h from the model of nft_model.h.
 #pragma once
 
 #include <optional>
@@ -10,27 +9,9 @@
 
 #include "common/result.h"
 #include "policy/compiler.h"
-#include "policy/nft_batch.h"
 #include "policy/nft_model.h"
-#include "policy/policy_show.h"
 
 namespace terway::policy {
-
-// The whole batch, one kernel transaction that changes the table in place:
-// rules flushed, sets and maps flushed, objects the new model lacks
-// deleted, everything declared again. The table and its base chain are
-// never deleted, so the forward hook stays registered across every change
-// (tests/root/policy probes a denied flow while large tables are replaced),
-// and named counters that survive keep their values with no read-back
-// (their names are stable across compiles).
-// `existing`: what the kernel holds now (empty: no table yet).
-std::string RenderNftScript(const CompiledPolicy& policy, const NftObjects& existing = {});
-std::string RenderNftScript(const NftModel& model, const NftObjects& existing = {});
-
-// The batch that turns the kernel's table from `from` into `to`, touching
-// only what differs (one transaction too): a new pod costs its chains, its
-// map elements and the sets it joins, not the whole table. "" when equal.
-std::string RenderNftDelta(const NftModel& from, const NftModel& to);
 
 // The kernel side, in one network namespace ("" = the caller's). Remembers
 // the model it applied and sends only the difference next time; replaces
@@ -58,5 +39,14 @@ class NftPolicyTable {
   std::string netns_;
   std::optional<NftModel> applied_;
 };
+
+// nft's JSON listings (`{"nftables": [...]}`) decoded; pure. Entries that
+// are not named objects (metainfo, rules, ...) are skipped.
+// The named chains, sets, maps and counters of our table in a listing;
+// other tables' objects are left out (nft lists chains, sets and maps per
+// family).
+Result<NftObjects> ParseListedObjects(const std::string& nft_json);
+// Every named counter in a listing, with its values (0 when absent).
+Result<std::vector<RuleCounter>> ParseListedCounters(const std::string& nft_json);
 
 }  // namespace terway::policy
