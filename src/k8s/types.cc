@@ -253,6 +253,7 @@ Result<Pod> ParsePod(const Json& j) {
   if (spec) {
     TERWAY_TRY_CTX(ReadString(*spec, "nodeName", "spec", &pod.node_name), ctx);
     TERWAY_TRY_CTX(ReadBool(*spec, "hostNetwork", "spec", &pod.host_network), ctx);
+    TERWAY_TRY_CTX(ReadString(*spec, "serviceAccountName", "spec", &pod.service_account), ctx);
     const Json* containers = nullptr;
     TERWAY_TRY_CTX(ReadArray(*spec, "containers", "spec", &containers), ctx);
     if (containers) {

@@ -61,6 +61,7 @@ struct Pod {
   ObjectMeta metadata;
   std::string node_name;
   bool host_network = false;
+  std::string service_account;  // spec.serviceAccountName ("" when unset)
   std::vector<Container> containers;
   std::string phase;
   std::string pod_ip;

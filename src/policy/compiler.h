@@ -37,6 +37,11 @@ struct PolicyInputs {
   // allowed: the kernel sends it through the output hook, which we never
   // filter; Explain answers the same from these addresses.
   std::map<std::string, std::vector<Ipv4Addr>> node_ips;
+  // Calico's other objects (see model.h); empty when the cluster has none.
+  std::vector<TierInfo> tiers;
+  std::vector<NetworkSetInfo> network_sets;
+  std::vector<ServiceAccountInfo> service_accounts;
+  std::vector<ServiceBackends> services;
 };
 
 struct CompileOptions {

@@ -47,6 +47,8 @@ PodInfo PodFromK8s(const k8s::Pod& pod) {
   p.labels = pod.metadata.labels;
   p.node = pod.node_name;
   p.host_network = pod.host_network;
+  // The API server's admission names "default" when the pod names none.
+  p.service_account = pod.service_account.empty() ? "default" : pod.service_account;
   std::vector<std::string> ips = pod.pod_ips;
   if (ips.empty() && !pod.pod_ip.empty()) ips.push_back(pod.pod_ip);
   for (const auto& s : ips) {

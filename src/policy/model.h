@@ -34,6 +34,7 @@ struct PodInfo {
   std::optional<Ipv4Addr> ip;  // none yet: not a peer and no chain
   std::string node;
   std::vector<k8s::ContainerPort> ports;  // named ports resolve against these
+  std::string service_account;            // spec.serviceAccountName ("" = default)
   // Pods outside policy: host-network pods (they are the node) and
   // exclusive-ENI pods (Terway does not enforce policy on them). Neither gets
   // a chain; host-network pods are also never selected as peers.
@@ -46,6 +47,64 @@ struct PodInfo {
 struct NamespaceInfo {
   std::string name;
   k8s::Labels labels;
+};
+
+// --- Calico's other inputs (projectcalico.org/v3 and the Kubernetes objects
+// Calico reads). The daemon fills them from its caches; the compiler and the
+// Calico front end give them Calico's meaning (docs/calico-semantics.md).
+
+// A Tier: policies of lower-order tiers are evaluated first; Pass goes to
+// the next tier that applies; a tier whose policies applied but decided
+// nothing ends in default_action. Absent order: 1,000,000 (as `default`).
+struct TierInfo {
+  std::string name;
+  std::optional<double> order;
+  bool default_action_pass = false;  // spec.defaultAction: Deny (false) or Pass
+};
+inline constexpr const char* kDefaultTier = "default";
+inline constexpr double kDefaultTierOrder = 1000000;
+
+// NetworkSet (namespaced) and GlobalNetworkSet (namespace_ empty): labelled
+// address sets that rule selectors match as Calico matches them.
+struct NetworkSetInfo {
+  std::string namespace_;  // "" for a GlobalNetworkSet
+  std::string name;
+  k8s::Labels labels;
+  std::vector<Ipv4Cidr> nets;
+  bool has_ipv6 = false;  // IPv6 nets, which this IPv4 datapath never sees
+};
+
+// A ServiceAccount's labels (serviceAccountSelector and
+// serviceAccounts.selector match them, as Calico's pcsa.* labels).
+struct ServiceAccountInfo {
+  std::string namespace_;
+  std::string name;
+  k8s::Labels labels;
+};
+
+// A Service's backends as its EndpointSlices list them (Calico's
+// `services` match: backend addresses, and for a destination their ports).
+struct ServiceBackends {
+  std::string namespace_;
+  std::string name;
+  std::vector<Ipv4Addr> addresses;
+  struct Port {
+    uint8_t protocol = 6;  // IP protocol number; a slice port without one is TCP
+    uint16_t port = 0;
+  };
+  std::vector<Port> ports;
+};
+
+// Why (part of) a policy is not enforced as written, and what is enforced
+// instead (always the safe side: an Allow that cannot be enforced allows
+// nothing; a Deny or Pass that cannot be enforced denies all it could match;
+// a policy that cannot be read isolates every pod it could select). The
+// daemon turns these into a Warning Event on the policy object, the metric
+// terway_policy_fail_closed and `terway-cli policy show`.
+struct FailClosed {
+  std::string where;        // "spec.ingress[2].source.services", "spec.selector", ...
+  std::string why;          // what cannot be enforced exactly, and why
+  std::string enforced_as;  // what the kernel does instead
 };
 
 // From the typed Kubernetes objects the daemon's caches hold.
@@ -116,6 +175,10 @@ struct Policy {
   bool applies_egress = false;
   std::vector<Rule> ingress;
   std::vector<Rule> egress;
+  // Calico: spec.tier ("default" when absent; Kubernetes policies always).
+  std::string tier = kDefaultTier;
+  // What of it is enforced on the safe side instead of as written.
+  std::vector<FailClosed> fail_closed;
 
   // "k8s:ns/name", "calico:ns/name", "global:name": how Explain and the nft
   // comments name it.
