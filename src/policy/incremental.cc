@@ -1,0 +1,637 @@
+#include "policy/incremental.h"
+
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace terway::policy {
+
+namespace {
+
+// Sub-compiles choose which pods get chains through the node they say the
+// pods run on; peers "run" elsewhere.
+constexpr const char* kChainNode = "~incremental:chains";
+constexpr const char* kPeerNode = "~incremental:peer";
+
+// Holders stand at addresses of 0.0.0.0/8 ("this network", RFC 1122), which
+// is never a pod's, so the changed pods' addresses are theirs alone.
+constexpr uint32_t kHolderBase = 0x00000001;
+bool HolderRange(uint32_t a) { return (a >> 24) == 0; }
+
+bool NameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+std::string TokenAt(const std::string& s, size_t i) {
+  size_t j = i;
+  while (j < s.size() && NameChar(s[j])) j++;
+  return s.substr(i, j - i);
+}
+
+// The sets a rule reads: "@name" naming a set of the model.
+void SetsRead(const std::string& rule, const std::map<std::string, std::string>& sets, std::set<std::string>* out) {
+  for (size_t i = rule.find('@'); i != std::string::npos; i = rule.find('@', i + 1)) {
+    std::string name = TokenAt(rule, i + 1);
+    if (sets.count(name)) out->insert(name);
+  }
+}
+
+// The chains a rule continues in ("jump X", "goto X").
+void ChainsEntered(const std::string& rule, const std::map<std::string, std::vector<std::string>>& chains,
+                   std::vector<std::string>* out) {
+  for (const std::string verb : {"jump ", "goto "}) {
+    for (size_t i = rule.find(verb); i != std::string::npos; i = rule.find(verb, i + 1)) {
+      std::string name = TokenAt(rule, i + verb.size());
+      if (chains.count(name)) out->push_back(name);
+    }
+  }
+}
+
+// The named counters a rule counts in.
+void CountersUsed(const std::string& rule, std::set<std::string>* out) {
+  static const std::string kTag = "counter name \"";
+  for (size_t i = rule.find(kTag); i != std::string::npos; i = rule.find(kTag, i + 1)) {
+    size_t start = i + kTag.size();
+    size_t end = rule.find('"', start);
+    if (end == std::string::npos) break;
+    out->insert(rule.substr(start, end - start));
+  }
+}
+
+std::string Elements(const Ipv4RangeSet& s) { return s.Empty() ? "" : s.ToString(); }
+
+// Rules whose shape follows the peers: an egress named port becomes one
+// rule per number the peer pods declare for it.
+bool FollowsPeers(const Policy& p) {
+  for (const auto& rule : p.egress) {
+    for (const auto& port : rule.ports) {
+      if (!port.name.empty()) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+NftModel CanonicalModelOf(const CompiledPolicy& policy) {
+  NftModel m = ModelOf(policy);
+  std::set<std::string> read;
+  for (const auto& [name, rules] : m.chains) {
+    for (const auto& r : rules) SetsRead(r, m.sets, &read);
+  }
+  for (auto it = m.sets.begin(); it != m.sets.end();) it = read.count(it->first) ? std::next(it) : m.sets.erase(it);
+  return m;
+}
+
+IncrementalCompiler::IncrementalCompiler(CompileOptions options) : options_(std::move(options)) {}
+
+void IncrementalCompiler::UpsertPod(PodInfo pod) {
+  std::string key = pod.Key();
+  pending_pods_[key] = std::move(pod);
+}
+void IncrementalCompiler::RemovePod(const std::string& key) { pending_pods_[key] = std::nullopt; }
+void IncrementalCompiler::UpsertNamespace(NamespaceInfo ns) {
+  std::string name = ns.name;
+  pending_namespaces_[name] = std::move(ns);
+}
+void IncrementalCompiler::RemoveNamespace(const std::string& name) { pending_namespaces_[name] = std::nullopt; }
+void IncrementalCompiler::UpsertPolicy(Policy policy) {
+  std::string id = policy.Id();
+  pending_policies_[id] = std::move(policy);
+}
+void IncrementalCompiler::RemovePolicy(const std::string& id) { pending_policies_[id] = std::nullopt; }
+void IncrementalCompiler::SetNodeIps(std::map<std::string, std::vector<Ipv4Addr>> node_ips) {
+  node_ips_ = std::move(node_ips);
+}
+
+void IncrementalCompiler::Reset(PolicyInputs in) {
+  pending_pods_.clear();
+  pending_namespaces_.clear();
+  pending_policies_.clear();
+  // Everything present now goes, unless the new inputs bring it back.
+  for (const auto& [key, p] : pods_) pending_pods_[key] = std::nullopt;
+  for (const auto& [name, n] : namespaces_) pending_namespaces_[name] = std::nullopt;
+  for (const auto& [id, p] : policies_) pending_policies_[id] = std::nullopt;
+  for (auto& p : in.pods) UpsertPod(std::move(p));
+  for (auto& n : in.namespaces) UpsertNamespace(std::move(n));
+  for (auto& p : in.policies) UpsertPolicy(std::move(p));
+  node_ips_ = std::move(in.node_ips);
+  tiers_ = std::move(in.tiers);
+  network_sets_ = std::move(in.network_sets);
+  service_accounts_ = std::move(in.service_accounts);
+  services_ = std::move(in.services);
+  rebuild_ = true;
+}
+
+bool IncrementalCompiler::HasPendingChanges() const {
+  return rebuild_ || !pending_pods_.empty() || !pending_namespaces_.empty() || !pending_policies_.empty();
+}
+
+bool IncrementalCompiler::Local(const PodInfo& p) const {
+  return p.ip && !p.host_network && !p.exclusive_eni && (options_.node.empty() || p.node == options_.node);
+}
+
+bool IncrementalCompiler::Namespaced(const Policy& p) const {
+  return p.kind != Policy::Kind::kCalicoGlobal && !p.namespace_.empty();
+}
+
+PolicyInputs IncrementalCompiler::Context() const {
+  PolicyInputs in;
+  for (const auto& [name, ns] : namespaces_) in.namespaces.push_back(ns);
+  in.node_ips = node_ips_;
+  in.tiers = tiers_;
+  in.network_sets = network_sets_;
+  in.service_accounts = service_accounts_;
+  in.services = services_;
+  return in;
+}
+
+PolicyInputs IncrementalCompiler::Inputs() const {
+  PolicyInputs in = Context();
+  for (const auto& [key, p] : pods_) in.pods.push_back(p);
+  for (const auto& [id, p] : policies_) in.policies.push_back(p);
+  return in;
+}
+
+std::vector<Policy> IncrementalCompiler::CandidatePolicies(const std::string& ns) const {
+  std::vector<Policy> out;
+  auto it = policies_by_ns_.find(ns);
+  if (it != policies_by_ns_.end()) {
+    for (const auto& id : it->second) out.push_back(policies_.at(id));
+  }
+  for (const auto& id : global_policies_) out.push_back(policies_.at(id));
+  return out;
+}
+
+// The local pods `p` selects (in some direction it applies to): those that
+// get a chain when it is the only policy.
+std::set<std::string> IncrementalCompiler::SelectedBy(const Policy& p) {
+  PolicyInputs in = Context();
+  in.policies.push_back(p);
+  auto add = [&](const std::set<std::string>& keys) {
+    for (const auto& key : keys) {
+      PodInfo copy = pods_.at(key);
+      copy.node = kChainNode;
+      in.pods.push_back(std::move(copy));
+    }
+  };
+  if (Namespaced(p)) {
+    auto it = local_by_ns_.find(p.namespace_);
+    if (it != local_by_ns_.end()) add(it->second);
+  } else {
+    for (const auto& [ns, keys] : local_by_ns_) add(keys);
+  }
+  std::set<std::string> out;
+  if (in.pods.empty()) return out;
+  CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
+  work_.compiles++;
+  for (const auto& chain : cp.chains()) out.insert(cp.pods()[chain.pod].Key());
+  return out;
+}
+
+void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, std::set<uint32_t>* addresses) {
+  // Which pods are peers (and with which ports) changes with pods and with
+  // namespace labels (namespace selectors).
+  const bool peers_changed = !pending_pods_.empty() || !pending_namespaces_.empty();
+  for (auto& [key, next] : pending_pods_) {
+    auto it = pods_.find(key);
+    if (it != pods_.end()) {
+      const PodInfo& prev = it->second;
+      if (Local(prev)) recompile->insert(key);
+      if (prev.ip) {
+        addresses->insert(prev.ip->value());
+        auto ip = pods_by_ip_.find(prev.ip->value());
+        if (ip != pods_by_ip_.end() && (ip->second.erase(key), ip->second.empty())) pods_by_ip_.erase(ip);
+      }
+      pods_by_ns_[prev.namespace_].erase(key);
+      local_by_ns_[prev.namespace_].erase(key);
+      pods_.erase(it);
+    }
+    if (!next) continue;
+    const PodInfo& p = pods_[key] = std::move(*next);
+    if (Local(p)) {
+      recompile->insert(key);
+      local_by_ns_[p.namespace_].insert(key);
+    }
+    if (p.ip) {
+      addresses->insert(p.ip->value());
+      pods_by_ip_[p.ip->value()].insert(key);
+    }
+    pods_by_ns_[p.namespace_].insert(key);
+  }
+  pending_pods_.clear();
+
+  for (auto& [name, next] : pending_namespaces_) {
+    if (next) namespaces_[name] = std::move(*next);
+    else namespaces_.erase(name);
+    // Its labels decide which of its pods policies select (namespace
+    // selectors) and which sets they are in.
+    if (auto it = local_by_ns_.find(name); it != local_by_ns_.end()) recompile->insert(it->second.begin(), it->second.end());
+    if (auto it = pods_by_ns_.find(name); it != pods_by_ns_.end()) {
+      for (const auto& key : it->second) {
+        const PodInfo& p = pods_.at(key);
+        if (p.ip) addresses->insert(p.ip->value());
+      }
+    }
+  }
+  pending_namespaces_.clear();
+
+  for (auto& [id, next] : pending_policies_) {
+    if (auto sel = selected_by_.find(id); sel != selected_by_.end()) recompile->insert(sel->second.begin(), sel->second.end());
+    if (auto it = policies_.find(id); it != policies_.end()) {
+      if (Namespaced(it->second)) policies_by_ns_[it->second.namespace_].erase(id);
+      global_policies_.erase(id);
+      peer_following_policies_.erase(id);
+      policies_.erase(it);
+    }
+    if (!next) continue;
+    const Policy& p = policies_[id] = std::move(*next);
+    if (Namespaced(p)) policies_by_ns_[p.namespace_].insert(id);
+    else global_policies_.insert(id);
+    if (FollowsPeers(p)) peer_following_policies_.insert(id);
+    if (!rebuild_) {
+      std::set<std::string> now = SelectedBy(p);
+      recompile->insert(now.begin(), now.end());
+    }
+  }
+  pending_policies_.clear();
+
+  if (peers_changed) recompile->insert(peer_following_pods_.begin(), peer_following_pods_.end());
+}
+
+Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) {
+  std::map<std::string, std::vector<const PodInfo*>> by_ns;
+  for (const auto& key : keys) {
+    auto it = pods_.find(key);
+    if (it == pods_.end() || !Local(it->second)) {
+      ReplaceFragment(key, {});
+      continue;
+    }
+    by_ns[it->second.namespace_].push_back(&it->second);
+  }
+  for (const auto& [ns, group] : by_ns) {
+    PolicyInputs in = Context();
+    in.policies = CandidatePolicies(ns);
+    bool follow = false;
+    for (const auto& p : in.policies) follow = follow || peer_following_policies_.count(p.Id());
+    std::set<std::string> mine;
+    for (const PodInfo* p : group) {
+      PodInfo copy = *p;
+      copy.node = kChainNode;
+      mine.insert(copy.Key());
+      in.pods.push_back(std::move(copy));
+    }
+    if (follow) {  // their rules follow the peers' ports: every pod is needed
+      for (const auto& [key, p] : pods_) {
+        if (mine.count(key)) continue;
+        PodInfo copy = p;
+        copy.node = kPeerNode;
+        in.pods.push_back(std::move(copy));
+      }
+    }
+    CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
+    work_.compiles++;
+    work_.fragments += group.size();
+    NftModel m = ModelOf(cp);
+
+    std::map<std::string, Fragment> next;
+    for (const auto& key : mine) next[key];
+    std::map<std::string, std::string> entry_owner;  // entry chain -> pod
+    for (const auto& chain : cp.chains()) {
+      const std::string key = cp.pods()[chain.pod].Key();
+      entry_owner[chain.name] = key;
+      Fragment& f = next[key];
+      for (size_t pi : chain.policies) {
+        const std::string id = cp.policies()[pi].Id();
+        f.policies.insert(id);
+        if (peer_following_policies_.count(id)) f.follows_peers = true;
+      }
+      // The entry chain and every chain it continues in are the pod's.
+      std::vector<std::string> todo = {chain.name};
+      while (!todo.empty()) {
+        std::string name = todo.back();
+        todo.pop_back();
+        auto rules = m.chains.find(name);
+        if (f.chains.count(name) || rules == m.chains.end()) continue;
+        f.chains[name] = rules->second;
+        for (const auto& r : rules->second) {
+          SetsRead(r, m.sets, &f.sets);
+          CountersUsed(r, &f.counters);
+          ChainsEntered(r, m.chains, &todo);
+        }
+      }
+    }
+    for (const auto& [map, ingress] : {std::pair{&m.ingress, true}, {&m.egress, false}}) {
+      for (const auto& [ip, chain] : *map) {
+        auto owner = entry_owner.find(chain);
+        if (owner == entry_owner.end()) {
+          return Errorf(ErrorCode::kInternal, "incremental policy: map element {} jumps to {}, which no pod chain has",
+                        ip, chain);
+        }
+        Fragment& f = next[owner->second];
+        (ingress ? f.ingress : f.egress)[ip] = chain;
+      }
+    }
+    for (auto& [key, f] : next) ReplaceFragment(key, std::move(f));
+  }
+  return Ok();
+}
+
+void IncrementalCompiler::ReplaceFragment(const std::string& key, Fragment next) {
+  Fragment prev;
+  if (auto it = fragments_.find(key); it != fragments_.end()) {
+    prev = std::move(it->second);
+    fragments_.erase(it);
+  }
+  for (const auto& [name, rules] : prev.chains) {
+    if (!next.chains.count(name)) {
+      TouchChain(name);
+      model_.chains.erase(name);
+    }
+  }
+  for (const auto& [name, rules] : next.chains) {
+    auto it = model_.chains.find(name);
+    if (it == model_.chains.end() || it->second != rules) {
+      TouchChain(name);
+      model_.chains[name] = rules;
+    }
+  }
+  for (bool ingress : {true, false}) {
+    auto& was = ingress ? prev.ingress : prev.egress;
+    auto& now = ingress ? next.ingress : next.egress;
+    auto& model = ingress ? model_.ingress : model_.egress;
+    for (const auto& [ip, chain] : was) {
+      auto it = model.find(ip);
+      // Another pod may hold the address by now (this one released it).
+      if (!now.count(ip) && it != model.end() && it->second == chain) {
+        TouchEntry(ingress, ip);
+        model.erase(it);
+      }
+    }
+    for (const auto& [ip, chain] : now) {
+      auto it = model.find(ip);
+      if (it == model.end() || it->second != chain) {
+        TouchEntry(ingress, ip);
+        model[ip] = chain;
+      }
+    }
+  }
+  for (const auto& c : prev.counters) {
+    if (!next.counters.count(c)) {
+      TouchCounter(c);
+      model_.counters.erase(c);
+    }
+  }
+  for (const auto& c : next.counters) {
+    if (!model_.counters.count(c)) {
+      TouchCounter(c);
+      model_.counters.insert(c);
+    }
+  }
+  for (const auto& s : prev.sets) {
+    if (next.sets.count(s)) continue;
+    auto it = sets_.find(s);
+    if (it == sets_.end()) continue;
+    it->second.readers.erase(key);
+    if (it->second.readers.empty()) unread_sets_.insert(s);
+  }
+  for (const auto& s : next.sets) {
+    SetEntry& e = sets_[s];
+    if (!e.known) new_sets_.insert(s);
+    e.readers.insert(key);
+  }
+  for (const auto& id : prev.policies) {
+    auto it = selected_by_.find(id);
+    if (it != selected_by_.end() && (it->second.erase(key), it->second.empty())) selected_by_.erase(it);
+  }
+  for (const auto& id : next.policies) selected_by_[id].insert(key);
+  if (next.follows_peers) peer_following_pods_.insert(key);
+  else peer_following_pods_.erase(key);
+  if (!next.chains.empty()) fragments_[key] = std::move(next);
+}
+
+void IncrementalCompiler::DropUnreadSets() {
+  for (const auto& s : unread_sets_) {
+    auto it = sets_.find(s);
+    if (it == sets_.end() || !it->second.readers.empty()) continue;
+    TouchSet(s);
+    model_.sets.erase(s);
+    sets_.erase(it);
+    new_sets_.erase(s);
+  }
+  unread_sets_.clear();
+}
+
+// One reader per set, each reader covering every set its rules read.
+std::vector<std::string> IncrementalCompiler::Holders(const std::set<std::string>& sets) const {
+  std::vector<std::string> out;
+  std::set<std::string> covered;
+  for (const auto& s : sets) {
+    if (covered.count(s)) continue;
+    const SetEntry& e = sets_.at(s);
+    if (e.readers.empty()) continue;
+    const std::string& pod = *e.readers.begin();
+    out.push_back(pod);
+    const auto& read = fragments_.at(pod).sets;
+    covered.insert(read.begin(), read.end());
+  }
+  return out;
+}
+
+// Each set's content from scratch: every pod is a peer of one reader.
+Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
+  if (names.empty()) return Ok();
+  std::vector<std::string> holders = Holders(names);
+  std::set<std::string> holder_keys(holders.begin(), holders.end()), ids;
+  for (const auto& h : holders) {
+    const auto& p = fragments_.at(h).policies;
+    ids.insert(p.begin(), p.end());
+  }
+  PolicyInputs in = Context();
+  for (const auto& id : ids) in.policies.push_back(policies_.at(id));
+  for (const auto& [key, p] : pods_) {
+    PodInfo copy = p;
+    copy.node = holder_keys.count(key) ? kChainNode : kPeerNode;
+    in.pods.push_back(std::move(copy));
+  }
+  CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
+  work_.compiles++;
+  std::map<std::string, const IpSet*> by_name;
+  for (const auto& s : cp.sets()) by_name[s.name] = &s;
+  for (const auto& name : names) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      return Errorf(ErrorCode::kInternal, "incremental policy: set {} is read by {} but a compile of its rules did not "
+                                          "create it", name, *sets_.at(name).readers.begin());
+    }
+    SetEntry& e = sets_.at(name);
+    TouchSet(name);
+    e.content = it->second->addresses;
+    e.known = true;
+    model_.sets[name] = Elements(e.content);
+  }
+  work_.recomputed_sets += names.size();
+  return Ok();
+}
+
+// Which sets each changed address belongs in now. The pods holding those
+// addresses are the only peers of the holders, which stand at addresses of
+// their own, so a set's content in this compile, at a changed address, is
+// exactly what the full compile has there.
+Status IncrementalCompiler::ProbeAddresses(const std::set<uint32_t>& addresses) {
+  std::set<std::string> probed;
+  for (const auto& [name, e] : sets_) {
+    if (e.known && !new_sets_.count(name)) probed.insert(name);
+  }
+  if (addresses.empty() || probed.empty()) return Ok();
+  for (uint32_t a : addresses) {
+    if (HolderRange(a)) return ComputeSets(probed);  // no address of its own left for holders
+  }
+  std::vector<std::string> holders = Holders(probed);
+  std::set<std::string> ids;
+  PolicyInputs in = Context();
+  for (size_t i = 0; i < holders.size(); i++) {
+    const auto& p = fragments_.at(holders[i]).policies;
+    ids.insert(p.begin(), p.end());
+    PodInfo copy = pods_.at(holders[i]);
+    copy.name = fmt::format("~holder-{}", i);  // no pod is named so: "~" is not in DNS names
+    copy.ip = Ipv4Addr(kHolderBase + static_cast<uint32_t>(i));
+    copy.node = kChainNode;
+    in.pods.push_back(std::move(copy));
+  }
+  for (const auto& id : ids) in.policies.push_back(policies_.at(id));
+  for (uint32_t a : addresses) {
+    auto it = pods_by_ip_.find(a);
+    if (it == pods_by_ip_.end()) continue;
+    for (const auto& key : it->second) {
+      PodInfo copy = pods_.at(key);
+      copy.node = kPeerNode;
+      in.pods.push_back(std::move(copy));
+      work_.probed_pods++;
+    }
+  }
+  CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
+  work_.compiles++;
+  std::map<std::string, const IpSet*> by_name;
+  for (const auto& s : cp.sets()) by_name[s.name] = &s;
+  std::set<std::string> missing;
+  for (const auto& name : probed) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      // A holder's own address decides whether its rule applies (Calico
+      // rules on the local pod's nets): compute this one in full.
+      missing.insert(name);
+      continue;
+    }
+    SetEntry& e = sets_.at(name);
+    bool changed = false;
+    for (uint32_t a : addresses) {
+      bool want = it->second->addresses.Contains(Ipv4Addr(a));
+      if (want == e.content.Contains(Ipv4Addr(a))) continue;
+      if (!changed) TouchSet(name);
+      changed = true;
+      if (want) {
+        e.content.Add(Ipv4Addr(a));
+      } else {
+        Ipv4RangeSet one;
+        one.Add(Ipv4Addr(a));
+        e.content.Subtract(one);
+      }
+    }
+    if (changed) model_.sets[name] = Elements(e.content);
+  }
+  return ComputeSets(missing);
+}
+
+Result<NftModelChange> IncrementalCompiler::Update() {
+  work_ = {};
+  const bool rebuild = rebuild_;
+  std::set<std::string> recompile;
+  std::set<uint32_t> addresses;
+  ApplyPending(&recompile, &addresses);
+  if (rebuild) {
+    // Nothing derived survives: every fragment and set is computed again.
+    std::vector<std::string> keys;
+    for (const auto& [key, f] : fragments_) keys.push_back(key);
+    for (const auto& key : keys) ReplaceFragment(key, {});
+    DropUnreadSets();
+    recompile.clear();
+    addresses.clear();
+    for (const auto& [ns, keys_in_ns] : local_by_ns_) recompile.insert(keys_in_ns.begin(), keys_in_ns.end());
+    work_.rebuilt = true;
+    rebuild_ = false;
+  }
+  Status st = CompileFragments(recompile);
+  if (st.ok()) {
+    DropUnreadSets();
+    // New sets are computed against the inputs as they are now: no probe.
+    std::set<std::string> fresh = new_sets_;
+    st = ComputeSets(fresh);
+    if (st.ok()) st = ProbeAddresses(addresses);
+    new_sets_.clear();
+  }
+  NftModelChange change = TakeChange();
+  if (!st.ok()) {
+    // What was derived may be half done: the next Update starts over.
+    rebuild_ = true;
+    new_sets_.clear();
+    unread_sets_.clear();
+    return std::move(st).error();
+  }
+  return change;
+}
+
+void IncrementalCompiler::TouchChain(const std::string& name) {
+  if (!touched_chains_.insert(name).second) return;
+  if (auto it = model_.chains.find(name); it != model_.chains.end()) change_.from.chains[name] = it->second;
+}
+
+void IncrementalCompiler::TouchSet(const std::string& name) {
+  if (!touched_sets_.insert(name).second) return;
+  if (auto it = model_.sets.find(name); it != model_.sets.end()) change_.from.sets[name] = it->second;
+}
+
+void IncrementalCompiler::TouchCounter(const std::string& name) {
+  if (!touched_counters_.insert(name).second) return;
+  if (model_.counters.count(name)) change_.from.counters.insert(name);
+}
+
+void IncrementalCompiler::TouchEntry(bool ingress, const std::string& ip) {
+  auto& touched = ingress ? touched_ingress_ : touched_egress_;
+  if (!touched.insert(ip).second) return;
+  const auto& model = ingress ? model_.ingress : model_.egress;
+  if (auto it = model.find(ip); it != model.end()) (ingress ? change_.from.ingress : change_.from.egress)[ip] = it->second;
+}
+
+NftModelChange IncrementalCompiler::TakeChange() {
+  NftModelChange c = std::move(change_);
+  change_ = {};
+  // A name's value now, and nothing of names whose value came back.
+  auto settle = [](const std::set<std::string>& touched, const auto& model, auto* from, auto* to) {
+    for (const auto& name : touched) {
+      auto now = model.find(name);
+      auto was = from->find(name);
+      if (now != model.end() && was != from->end() && was->second == now->second) {
+        from->erase(was);
+      } else if (now != model.end()) {
+        (*to)[name] = now->second;
+      }
+    }
+  };
+  settle(touched_chains_, model_.chains, &c.from.chains, &c.to.chains);
+  settle(touched_sets_, model_.sets, &c.from.sets, &c.to.sets);
+  settle(touched_ingress_, model_.ingress, &c.from.ingress, &c.to.ingress);
+  settle(touched_egress_, model_.egress, &c.from.egress, &c.to.egress);
+  for (const auto& name : touched_counters_) {
+    bool now = model_.counters.count(name) > 0;
+    bool was = c.from.counters.count(name) > 0;
+    if (now && was) c.from.counters.erase(name);
+    else if (now) c.to.counters.insert(name);
+  }
+  touched_chains_.clear();
+  touched_sets_.clear();
+  touched_counters_.clear();
+  touched_ingress_.clear();
+  touched_egress_.clear();
+  return c;
+}
+
+}  // namespace terway::policy
