@@ -69,6 +69,13 @@ bool FollowsPeers(const Policy& p) {
   return false;
 }
 
+// The sets a compiled rule reads.
+std::vector<size_t> SetsOf(const CompiledRule& r) {
+  std::vector<size_t> out;
+  if (r.peer_set) out.push_back(*r.peer_set);
+  return out;
+}
+
 }  // namespace
 
 NftModel CanonicalModelOf(const CompiledPolicy& policy) {
@@ -304,6 +311,11 @@ Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) 
         f.policies.insert(id);
         if (peer_following_policies_.count(id)) f.follows_peers = true;
       }
+      for (const auto& r : chain.rules) {
+        for (size_t si : SetsOf(r)) {
+          f.set_rules.emplace(cp.sets()[si].name, RuleRef{cp.policies()[r.policy].Id(), r.direction, r.rule_index});
+        }
+      }
       // The entry chain and every chain it continues in are the pod's.
       std::vector<std::string> todo = {chain.name};
       while (!todo.empty()) {
@@ -420,18 +432,48 @@ void IncrementalCompiler::DropUnreadSets() {
   unread_sets_.clear();
 }
 
-// One reader per set, each reader covering every set its rules read.
-std::vector<std::string> IncrementalCompiler::Holders(const std::set<std::string>& sets) const {
-  std::vector<std::string> out;
-  std::set<std::string> covered;
+// A reader of each set, few of them, and of each policy that creates one of
+// the sets in a reader's chains only the rules that do (a set is made by its
+// rule alone). A set whose rule is unknown brings its reader's policies whole.
+IncrementalCompiler::Holders IncrementalCompiler::HoldersOf(const std::set<std::string>& sets) const {
+  Holders out;
+  std::map<std::string, std::set<std::pair<int, size_t>>> rules;  // policy -> (direction, index)
+  std::set<std::string> whole;
   for (const auto& s : sets) {
-    if (covered.count(s)) continue;
     const SetEntry& e = sets_.at(s);
     if (e.readers.empty()) continue;
-    const std::string& pod = *e.readers.begin();
-    out.push_back(pod);
-    const auto& read = fragments_.at(pod).sets;
-    covered.insert(read.begin(), read.end());
+    std::string reader;
+    for (const auto& h : out.pods) {
+      if (e.readers.count(h)) {
+        reader = h;
+        break;
+      }
+    }
+    if (reader.empty()) {
+      reader = *e.readers.begin();
+      out.pods.push_back(reader);
+    }
+    const Fragment& f = fragments_.at(reader);
+    auto rule = f.set_rules.find(s);
+    if (rule == f.set_rules.end()) {
+      whole.insert(f.policies.begin(), f.policies.end());
+    } else {
+      rules[rule->second.policy].insert({static_cast<int>(rule->second.direction), rule->second.index});
+    }
+  }
+  for (const auto& id : whole) out.policies.push_back(policies_.at(id));
+  for (const auto& [id, wanted] : rules) {
+    if (whole.count(id)) continue;
+    Policy p = policies_.at(id);
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      auto& list = d == Direction::kIngress ? p.ingress : p.egress;
+      std::vector<Rule> kept;
+      for (size_t i = 0; i < list.size(); i++) {
+        if (wanted.count({static_cast<int>(d), i})) kept.push_back(std::move(list[i]));
+      }
+      list = std::move(kept);
+    }
+    out.policies.push_back(std::move(p));
   }
   return out;
 }
@@ -439,14 +481,10 @@ std::vector<std::string> IncrementalCompiler::Holders(const std::set<std::string
 // Each set's content from scratch: every pod is a peer of one reader.
 Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
   if (names.empty()) return Ok();
-  std::vector<std::string> holders = Holders(names);
-  std::set<std::string> holder_keys(holders.begin(), holders.end()), ids;
-  for (const auto& h : holders) {
-    const auto& p = fragments_.at(h).policies;
-    ids.insert(p.begin(), p.end());
-  }
+  Holders holders = HoldersOf(names);
+  std::set<std::string> holder_keys(holders.pods.begin(), holders.pods.end());
   PolicyInputs in = Context();
-  for (const auto& id : ids) in.policies.push_back(policies_.at(id));
+  in.policies = std::move(holders.policies);
   for (const auto& [key, p] : pods_) {
     PodInfo copy = p;
     copy.node = holder_keys.count(key) ? kChainNode : kPeerNode;
@@ -485,19 +523,16 @@ Status IncrementalCompiler::ProbeAddresses(const std::set<uint32_t>& addresses) 
   for (uint32_t a : addresses) {
     if (HolderRange(a)) return ComputeSets(probed);  // no address of its own left for holders
   }
-  std::vector<std::string> holders = Holders(probed);
-  std::set<std::string> ids;
+  Holders holders = HoldersOf(probed);
   PolicyInputs in = Context();
-  for (size_t i = 0; i < holders.size(); i++) {
-    const auto& p = fragments_.at(holders[i]).policies;
-    ids.insert(p.begin(), p.end());
-    PodInfo copy = pods_.at(holders[i]);
+  in.policies = std::move(holders.policies);
+  for (size_t i = 0; i < holders.pods.size(); i++) {
+    PodInfo copy = pods_.at(holders.pods[i]);
     copy.name = fmt::format("~holder-{}", i);  // no pod is named so: "~" is not in DNS names
     copy.ip = Ipv4Addr(kHolderBase + static_cast<uint32_t>(i));
     copy.node = kChainNode;
     in.pods.push_back(std::move(copy));
   }
-  for (const auto& id : ids) in.policies.push_back(policies_.at(id));
   for (uint32_t a : addresses) {
     auto it = pods_by_ip_.find(a);
     if (it == pods_by_ip_.end()) continue;

@@ -104,6 +104,12 @@ class IncrementalCompiler {
   const Work& last_work() const { return work_; }
 
  private:
+  // A rule of a policy, as a chain compiled it.
+  struct RuleRef {
+    std::string policy;
+    Direction direction = Direction::kIngress;
+    size_t index = 0;
+  };
   struct Fragment {
     std::map<std::string, std::vector<std::string>> chains;
     std::map<std::string, std::string> ingress, egress;  // pod IP -> chain
@@ -111,6 +117,7 @@ class IncrementalCompiler {
     std::set<std::string> sets;      // the sets its rules read
     std::set<std::string> policies;  // ids of the policies that select the pod
     bool follows_peers = false;      // selected by a policy with egress named ports
+    std::map<std::string, RuleRef> set_rules;  // a rule of its chains that reads each set
   };
   struct SetEntry {
     Ipv4RangeSet content;
@@ -131,7 +138,13 @@ class IncrementalCompiler {
   void DropUnreadSets();
   Status ComputeSets(const std::set<std::string>& names);
   Status ProbeAddresses(const std::set<uint32_t>& addresses);
-  std::vector<std::string> Holders(const std::set<std::string>& sets) const;
+  // Pods whose chains create `sets` when compiled with `policies` (copies
+  // cut down to the rules that create them).
+  struct Holders {
+    std::vector<std::string> pods;
+    std::vector<Policy> policies;
+  };
+  Holders HoldersOf(const std::set<std::string>& sets) const;
 
   // Model edits, remembering each name's value before the first edit.
   void TouchChain(const std::string& name);

@@ -543,6 +543,7 @@ TEST(IncrementalCompiler, AChangeCompilesWhatItTouches) {
   EXPECT_EQ(inc.model(), FullCompile(w));
   EXPECT_EQ(inc.last_work().fragments, 0u);
   EXPECT_EQ(inc.last_work().probed_pods, 1u);
+  EXPECT_EQ(inc.last_work().recomputed_sets, 0u);  // no set computed against every pod
   EXPECT_FALSE(c->to.sets.empty());
   EXPECT_TRUE(c->to.chains.empty());
 
