@@ -219,10 +219,11 @@ class BatchWriter {
   void AddElements(const std::string& line, const std::string& table, const std::string& set, uint32_t set_id,
                    const std::vector<std::pair<std::string, uint32_t>>& elements,
                    const std::vector<std::string>& jump_to, bool remove);
-  // Interval elements of merged ranges: the "0 ends" marker first when the
-  // first range does not start at 0, then each start and, unless the range
-  // reaches the end of the key space, the element after it (flagged end).
-  static std::vector<std::pair<std::string, uint32_t>> IntervalElements(const std::vector<Range>& ranges, size_t len);
+  // Interval elements of ranges: each start and, unless the range reaches
+  // the end of the key space, the element after it (flagged end); to add,
+  // nft puts an end marker at 0 first when the first range starts later.
+  static std::vector<std::pair<std::string, uint32_t>> IntervalElements(const std::vector<Range>& ranges, size_t len,
+                                                                        bool zero_marker);
 
   std::vector<uint8_t> bytes_;
   std::map<uint32_t, std::string> commands_;
@@ -233,11 +234,11 @@ class BatchWriter {
 };
 
 std::vector<std::pair<std::string, uint32_t>> BatchWriter::IntervalElements(const std::vector<Range>& ranges,
-                                                                            size_t len) {
+                                                                            size_t len, bool zero_marker) {
   const uint32_t max = len == 4 ? UINT32_MAX : (1u << (8 * len)) - 1;
   std::vector<std::pair<std::string, uint32_t>> out;
   for (size_t i = 0; i < ranges.size(); i++) {
-    if (i == 0 && ranges[i].first > 0) out.push_back({KeyBytes(0, len), NFT_SET_ELEM_INTERVAL_END});
+    if (i == 0 && zero_marker && ranges[i].first > 0) out.push_back({KeyBytes(0, len), NFT_SET_ELEM_INTERVAL_END});
     out.push_back({KeyBytes(ranges[i].first, len), 0});
     if (ranges[i].second < max) out.push_back({KeyBytes(ranges[i].second + 1, len), NFT_SET_ELEM_INTERVAL_END});
   }
@@ -349,14 +350,21 @@ Status BatchWriter::Command(const std::string& line) {
       AddElements(line, table, name, 0, keys, jumps, verb == "delete");
       return Ok();
     }
-    if (is_set && verb == "add") {
+    if (is_set) {
       std::vector<Range> ranges;
       for (const auto& item : items) {
         auto r = ParseAddressRange(item);
         if (!r.ok()) return Unsupported(line, r.error().message);
         ranges.push_back(*r);
       }
-      AddElements(line, table, name, 0, IntervalElements(Merged(ranges), 4), {}, false);
+      if (verb == "add") {
+        AddElements(line, table, name, 0, IntervalElements(Merged(ranges), 4, true), {}, false);
+      } else {
+        // Each range as it was added (the model never writes a range that
+        // merges with another): its start, and the end after it.
+        std::sort(ranges.begin(), ranges.end());
+        AddElements(line, table, name, 0, IntervalElements(ranges, 4, false), {}, true);
+      }
       return Ok();
     }
     return Unsupported(line, "elements of this set");
@@ -467,7 +475,7 @@ Status BatchWriter::AddRule(const std::string& line, const std::string& table, c
         Cmp(rule, NFT_CMP_GTE, KeyBytes(ports[0].first, 2));
         Cmp(rule, NFT_CMP_LTE, KeyBytes(ports[0].second, 2));
       } else {
-        AnonSet a{next_set_id_++, IntervalElements(Merged(ports), 2)};
+        AnonSet a{next_set_id_++, IntervalElements(Merged(ports), 2, true)};
         Lookup(rule, "__set%d", a.id);
         anon.push_back(std::move(a));
       }

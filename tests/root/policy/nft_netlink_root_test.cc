@@ -132,6 +132,32 @@ TEST_F(NftNetlinkRoot, LongElementListsAndPortShapes) {
   EXPECT_EQ(Listing(ours_), Listing(theirs_));
 }
 
+// A set changes by the elements that differ; when an address joins two
+// ranges into one, the two go and the one comes, in one transaction.
+TEST_F(NftNetlinkRoot, SetsChangeByTheirElementsRangesMerging) {
+  NftModel a;
+  a.sets["s_x"] = "198.18.0.1, 198.18.0.3, 198.18.0.7-198.18.0.9";
+  a.counters = {"c1"};
+  a.chains["ch"] = {"ip saddr @s_x counter name \"c1\" accept"};
+  NftModel b = a;
+  b.sets["s_x"] = "198.18.0.1-198.18.0.3, 198.18.0.8-198.18.0.9, 255.255.255.255";
+  NftModel c = a;
+  c.sets["s_x"] = "";
+  Start(a);
+  for (const auto& [from, to] : {std::pair{&a, &b}, {&b, &c}, {&c, &a}, {&a, &c}, {&c, &b}}) {
+    const std::string script = RenderNftDelta(*from, *to);
+    EXPECT_EQ(script.find("flush set"), std::string::npos) << script;
+    Status s = RunNftBatchNetlink(ours_, script);
+    ASSERT_TRUE(s.ok()) << s.error().ToString() << "\n" << script;
+    ASSERT_TRUE(RunNftBatch(theirs_, script).ok()) << script;
+    ASSERT_EQ(Listing(ours_), Listing(theirs_)) << script;
+  }
+  // The kernel holds b's elements now, nothing else.
+  const std::string listed = Listing(ours_).dump();
+  EXPECT_NE(listed.find("198.18.0.1"), std::string::npos) << listed;
+  EXPECT_EQ(listed.find("198.18.0.7"), std::string::npos) << listed;
+}
+
 TEST_F(NftNetlinkRoot, UnknownCommandsAreRefusedBeforeAnythingIsSent) {
   Start(NftModel{});
   Json before = Listing(ours_);
