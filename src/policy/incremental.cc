@@ -194,7 +194,7 @@ std::set<std::string> IncrementalCompiler::SelectedBy(const Policy& p) {
   return out;
 }
 
-void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, std::set<uint32_t>* addresses) {
+void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, ChangedAddresses* addresses) {
   // Which pods are peers (and with which ports) changes with pods and with
   // namespace labels (namespace selectors).
   const bool peers_changed = !pending_pods_.empty() || !pending_namespaces_.empty();
@@ -204,7 +204,7 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, std::se
       const PodInfo& prev = it->second;
       if (Local(prev)) recompile->insert(key);
       if (prev.ip) {
-        addresses->insert(prev.ip->value());
+        (*addresses)[prev.ip->value()].insert(prev.namespace_);
         auto ip = pods_by_ip_.find(prev.ip->value());
         if (ip != pods_by_ip_.end() && (ip->second.erase(key), ip->second.empty())) pods_by_ip_.erase(ip);
       }
@@ -219,7 +219,7 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, std::se
       local_by_ns_[p.namespace_].insert(key);
     }
     if (p.ip) {
-      addresses->insert(p.ip->value());
+      (*addresses)[p.ip->value()].insert(p.namespace_);
       pods_by_ip_[p.ip->value()].insert(key);
     }
     pods_by_ns_[p.namespace_].insert(key);
@@ -235,7 +235,7 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, std::se
     if (auto it = pods_by_ns_.find(name); it != pods_by_ns_.end()) {
       for (const auto& key : it->second) {
         const PodInfo& p = pods_.at(key);
-        if (p.ip) addresses->insert(p.ip->value());
+        if (p.ip) (*addresses)[p.ip->value()].insert(name);
       }
     }
   }
@@ -478,32 +478,142 @@ IncrementalCompiler::Holders IncrementalCompiler::HoldersOf(const std::set<std::
   return out;
 }
 
-// Each set's content from scratch: every pod is a peer of one reader.
+// Of each set, the one rule that creates it (a set is made by its rule
+// alone), all in one global policy that selects every pod, so one pod
+// standing nowhere (ProbeHolder) holds them all: a probe evaluates the
+// changed pods against each set's peers and nothing else.
+std::vector<Policy> IncrementalCompiler::RulesCreating(const std::set<std::string>& sets) const {
+  std::map<std::string, std::set<std::pair<int, size_t>>> wanted;  // policy -> (direction, index)
+  for (const auto& name : sets) {
+    const SetEntry& e = sets_.at(name);
+    for (const auto& reader : e.readers) {
+      const Fragment& f = fragments_.at(reader);
+      if (auto r = f.set_rules.find(name); r != f.set_rules.end()) {
+        wanted[r->second.policy].insert({static_cast<int>(r->second.direction), r->second.index});
+        break;
+      }
+    }
+  }
+  // One policy holding them all: nothing to sort, one copy of each rule.
+  Policy q;
+  q.kind = Policy::Kind::kCalicoGlobal;
+  q.name = "~probe";
+  for (const auto& [id, rules] : wanted) {
+    const Policy& p = policies_.at(id);
+    for (const auto& [d, index] : rules) {
+      const bool ingress = d == static_cast<int>(Direction::kIngress);
+      const auto& from = ingress ? p.ingress : p.egress;
+      if (index >= from.size()) continue;
+      (ingress ? q.ingress : q.egress).push_back(from[index]);
+      (ingress ? q.applies_ingress : q.applies_egress) = true;
+    }
+  }
+  std::vector<Policy> out;
+  out.push_back(std::move(q));
+  return out;
+}
+
+PodInfo IncrementalCompiler::ProbeHolder() {
+  PodInfo h;
+  h.namespace_ = "~probe";  // no namespace is named so: "~" is not in DNS names
+  h.name = "holder";
+  h.ip = Ipv4Addr(kHolderBase);
+  h.node = kChainNode;
+  return h;
+}
+
+IncrementalCompiler::Scope IncrementalCompiler::ScopeOf(const std::string& set) const {
+  Scope any;
+  any.any = true;
+  const SetEntry& e = sets_.at(set);
+  if (e.readers.empty()) return any;
+  const Fragment& f = fragments_.at(*e.readers.begin());
+  auto ref = f.set_rules.find(set);
+  if (ref == f.set_rules.end()) return any;
+  auto policy = policies_.find(ref->second.policy);
+  if (policy == policies_.end()) return any;
+  const auto& rules = ref->second.direction == Direction::kIngress ? policy->second.ingress : policy->second.egress;
+  if (ref->second.index >= rules.size()) return any;
+  const Rule& rule = rules[ref->second.index];
+  if (ref->second.direction == Direction::kEgress) {
+    for (const auto& port : rule.ports) {
+      if (!port.name.empty()) return any;  // its sets follow every peer pod's ports
+    }
+  }
+  Scope scope;
+  for (const auto& peer : rule.peers) {
+    if (peer.matches_nothing || !peer.SelectsPods()) continue;  // addresses only: no pod is a member
+    if (peer.namespaces || peer.scope_namespace.empty()) return any;
+    scope.namespaces.insert(peer.scope_namespace);
+  }
+  return scope;
+}
+
+// Each set's content from scratch, every pod a peer: first of the holder
+// standing nowhere (ProbeHolder) with only the rules that create the sets;
+// sets it does not get (a rule that looks at the pod it applies to) of
+// readers whose rules create them.
 Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
   if (names.empty()) return Ok();
-  Holders holders = HoldersOf(names);
-  std::set<std::string> holder_keys(holders.pods.begin(), holders.pods.end());
-  PolicyInputs in = Context();
-  in.policies = std::move(holders.policies);
-  for (const auto& [key, p] : pods_) {
-    PodInfo copy = p;
-    copy.node = holder_keys.count(key) ? kChainNode : kPeerNode;
-    in.pods.push_back(std::move(copy));
+  auto compile = [&](std::vector<Policy> policies, std::optional<PodInfo> holder,
+                     const std::set<std::string>& chain_pods) {
+    PolicyInputs in = Context();
+    in.policies = std::move(policies);
+    if (holder) in.pods.push_back(std::move(*holder));
+    for (const auto& [key, p] : pods_) {
+      PodInfo copy = p;
+      copy.node = chain_pods.count(key) ? kChainNode : kPeerNode;
+      in.pods.push_back(std::move(copy));
+    }
+    work_.compiles++;
+    CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
+    std::map<std::string, Ipv4RangeSet> out;
+    for (const auto& set : cp.sets()) {
+      if (names.count(set.name)) out[set.name] = set.addresses;
+    }
+    return out;
+  };
+  std::map<std::string, Ipv4RangeSet> got = compile(RulesCreating(names), ProbeHolder(), {});
+  // The holder itself may be a member (a peer of every pod everywhere): its
+  // address stays only if the set has it without the holder.
+  const Ipv4Addr at = *ProbeHolder().ip;
+  std::set<std::string> holder_in;
+  for (const auto& [name, content] : got) {
+    if (content.Contains(at)) holder_in.insert(name);
   }
-  CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
-  work_.compiles++;
-  std::map<std::string, const IpSet*> by_name;
-  for (const auto& s : cp.sets()) by_name[s.name] = &s;
+  if (!holder_in.empty()) {
+    PodInfo elsewhere = ProbeHolder();
+    elsewhere.ip = Ipv4Addr(kHolderBase + 1);
+    std::map<std::string, Ipv4RangeSet> again = compile(RulesCreating(holder_in), elsewhere, {});
+    for (const auto& name : holder_in) {
+      auto it = again.find(name);
+      if (it != again.end() && it->second.Contains(at)) continue;
+      Ipv4RangeSet one;
+      one.Add(at);
+      got[name].Subtract(one);
+    }
+  }
+  std::set<std::string> missing;
   for (const auto& name : names) {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) {
+    if (!got.count(name)) missing.insert(name);
+  }
+  if (!missing.empty()) {
+    Holders holders = HoldersOf(missing);
+    std::map<std::string, Ipv4RangeSet> more =
+        compile(std::move(holders.policies), std::nullopt, std::set<std::string>(holders.pods.begin(), holders.pods.end()));
+    for (auto& [name, content] : more) got[name] = std::move(content);
+  }
+  for (const auto& name : names) {
+    auto it = got.find(name);
+    if (it == got.end()) {
       return Errorf(ErrorCode::kInternal, "incremental policy: set {} is read by {} but a compile of its rules did not "
                                           "create it", name, *sets_.at(name).readers.begin());
     }
     SetEntry& e = sets_.at(name);
     TouchSet(name);
-    e.content = it->second->addresses;
+    e.content = std::move(it->second);
     e.known = true;
+    e.scope = ScopeOf(name);
     model_.sets[name] = Elements(e.content);
   }
   work_.recomputed_sets += names.size();
@@ -514,26 +624,26 @@ Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
 // addresses are the only peers of the holders, which stand at addresses of
 // their own, so a set's content in this compile, at a changed address, is
 // exactly what the full compile has there.
-Status IncrementalCompiler::ProbeAddresses(const std::set<uint32_t>& addresses) {
+Status IncrementalCompiler::ProbeAddresses(const ChangedAddresses& addresses) {
+  std::set<std::string> namespaces;
+  for (const auto& [a, in] : addresses) namespaces.insert(in.begin(), in.end());
   std::set<std::string> probed;
   for (const auto& [name, e] : sets_) {
-    if (e.known && !new_sets_.count(name)) probed.insert(name);
+    if (!e.known || new_sets_.count(name)) continue;
+    bool reach = e.scope.any;
+    for (auto it = e.scope.namespaces.begin(); !reach && it != e.scope.namespaces.end(); ++it) {
+      reach = namespaces.count(*it) > 0;
+    }
+    if (reach) probed.insert(name);
   }
   if (addresses.empty() || probed.empty()) return Ok();
-  for (uint32_t a : addresses) {
+  for (const auto& [a, in] : addresses) {
     if (HolderRange(a)) return ComputeSets(probed);  // no address of its own left for holders
   }
-  Holders holders = HoldersOf(probed);
   PolicyInputs in = Context();
-  in.policies = std::move(holders.policies);
-  for (size_t i = 0; i < holders.pods.size(); i++) {
-    PodInfo copy = pods_.at(holders.pods[i]);
-    copy.name = fmt::format("~holder-{}", i);  // no pod is named so: "~" is not in DNS names
-    copy.ip = Ipv4Addr(kHolderBase + static_cast<uint32_t>(i));
-    copy.node = kChainNode;
-    in.pods.push_back(std::move(copy));
-  }
-  for (uint32_t a : addresses) {
+  in.policies = RulesCreating(probed);
+  in.pods.push_back(ProbeHolder());
+  for (const auto& [a, in_ns] : addresses) {
     auto it = pods_by_ip_.find(a);
     if (it == pods_by_ip_.end()) continue;
     for (const auto& key : it->second) {
@@ -551,14 +661,14 @@ Status IncrementalCompiler::ProbeAddresses(const std::set<uint32_t>& addresses) 
   for (const auto& name : probed) {
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      // A holder's own address decides whether its rule applies (Calico
-      // rules on the local pod's nets): compute this one in full.
+      // The rule did not apply to the holder (Calico rules on the local
+      // pod's own labels or nets, say): compute this one in full.
       missing.insert(name);
       continue;
     }
     SetEntry& e = sets_.at(name);
     bool changed = false;
-    for (uint32_t a : addresses) {
+    for (const auto& [a, in_ns] : addresses) {
       bool want = it->second->addresses.Contains(Ipv4Addr(a));
       if (want == e.content.Contains(Ipv4Addr(a))) continue;
       if (!changed) TouchSet(name);
@@ -580,7 +690,7 @@ Result<NftModelChange> IncrementalCompiler::Update() {
   work_ = {};
   const bool rebuild = rebuild_;
   std::set<std::string> recompile;
-  std::set<uint32_t> addresses;
+  ChangedAddresses addresses;
   ApplyPending(&recompile, &addresses);
   if (rebuild) {
     // Nothing derived survives: every fragment and set is computed again.

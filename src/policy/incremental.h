@@ -16,9 +16,13 @@
 //     policies that can select them (their namespace's and the global ones);
 //   - set contents address by address when pods change (labels, address,
 //     ports, ...) or a namespace's labels do: one Compile in which those pods
-//     are the only peers of "holders" (copies of local pods whose rules
-//     create every set, at reserved addresses); each set then holds or drops
-//     exactly the addresses that changed;
+//     are the only peers of one "holder" (a pod of no namespace, at a
+//     reserved address) selected by the one rule that creates each set;
+//     each set then holds or drops exactly the addresses that changed (a
+//     set the holder does not get is computed in full). Only sets
+//     whose peers can reach the changed pods' namespaces are probed (a
+//     rule's pod selector without a namespace selector stays in its
+//     policy's namespace, model.h's Peer::scope_namespace);
 //   - a new set's content: Compile with every pod as a peer of one pod whose
 //     rules create it.
 //
@@ -34,7 +38,10 @@
 //      context only; a set holds what its definition admits by address plus
 //      the addresses of the pods in it;
 //   4. names are functions of identities (compiler.h), so fragments of
-//      different compiles merge by name.
+//      different compiles merge by name;
+//   5. a pod is a member of a set only through peers that select pods
+//      (Peer::SelectsPods), within the peer's scope_namespace when it has
+//      one and no namespace selector.
 // Calico's context objects (tiers, network sets, service accounts,
 // services) change seldom: a change of them recompiles everything.
 //
@@ -119,9 +126,17 @@ class IncrementalCompiler {
     bool follows_peers = false;      // selected by a policy with egress named ports
     std::map<std::string, RuleRef> set_rules;  // a rule of its chains that reads each set
   };
+  // Where a set's pod members can come from: the namespaces its rule's
+  // peers are scoped to, or anywhere (a namespace selector, a global
+  // policy's peers, rules that follow peers).
+  struct Scope {
+    bool any = false;
+    std::set<std::string> namespaces;
+  };
   struct SetEntry {
     Ipv4RangeSet content;
     bool known = false;  // content computed
+    Scope scope;
     std::set<std::string> readers;  // pods whose fragments read it
   };
 
@@ -132,12 +147,16 @@ class IncrementalCompiler {
   std::vector<Policy> CandidatePolicies(const std::string& ns) const;
   std::set<std::string> SelectedBy(const Policy& p);
 
-  void ApplyPending(std::set<std::string>* recompile, std::set<uint32_t>* addresses);
+  // Addresses whose set memberships may have changed -> the namespaces of
+  // the pods that held or hold them.
+  using ChangedAddresses = std::map<uint32_t, std::set<std::string>>;
+  void ApplyPending(std::set<std::string>* recompile, ChangedAddresses* addresses);
   Status CompileFragments(const std::set<std::string>& pods);
   void ReplaceFragment(const std::string& pod, Fragment next);
   void DropUnreadSets();
   Status ComputeSets(const std::set<std::string>& names);
-  Status ProbeAddresses(const std::set<uint32_t>& addresses);
+  Status ProbeAddresses(const ChangedAddresses& addresses);
+  Scope ScopeOf(const std::string& set) const;
   // Pods whose chains create `sets` when compiled with `policies` (copies
   // cut down to the rules that create them).
   struct Holders {
@@ -145,6 +164,8 @@ class IncrementalCompiler {
     std::vector<Policy> policies;
   };
   Holders HoldersOf(const std::set<std::string>& sets) const;
+  std::vector<Policy> RulesCreating(const std::set<std::string>& sets) const;
+  static PodInfo ProbeHolder();
 
   // Model edits, remembering each name's value before the first edit.
   void TouchChain(const std::string& name);
