@@ -82,6 +82,9 @@ class CalicoNftRoot : public PolicyNftRoot {
   //   3 Allow UDP from c with source port 1024-65535 but not 40001
   //   4 Pass  UDP from a
   // default: Deny TCP from a, then Allow everything.
+  // x/a's egress in both tiers too: security passes everything, default
+  // allows everything -- which must `return` to the forward chain so b's
+  // ingress still decides (a's TCP to b is denied there).
   PolicyInputs Tiered(const std::string& icmp) {
     PolicyInputs in = Bare();
     in.policies.push_back(Parse(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"sec"},"spec":{
@@ -91,6 +94,10 @@ class CalicoNftRoot : public PolicyNftRoot {
           {"action":"Allow","protocol":253},
           {"action":"Allow","protocol":"UDP","source":{"selector":"pod == 'c'","ports":["1024:65535"],"notPorts":[40001]}},
           {"action":"Pass","protocol":"UDP","source":{"selector":"pod == 'a'"}}]}})js"));
+    in.policies.push_back(Parse(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"sec-eg"},"spec":{
+        "tier":"security","selector":"pod == 'a'","egress":[{"action":"Pass"}]}})js"));
+    in.policies.push_back(Parse(R"js({"kind":"NetworkPolicy","metadata":{"name":"a-eg","namespace":"x"},"spec":{
+        "selector":"pod == 'a'","egress":[{"action":"Allow"}]}})js"));
     in.policies.push_back(Parse(R"js({"kind":"NetworkPolicy","metadata":{"name":"dflt","namespace":"x"},"spec":{
         "selector":"pod == 'b'","ingress":[{"action":"Deny","protocol":"TCP","source":{"selector":"pod == 'a'"}},
                                            {"action":"Allow"}]}})js"));
@@ -159,7 +166,8 @@ TEST_F(CalicoNftRoot, TiersPassNotInSetPortsProtocolsAndIcmpInTheKernel) {
   const TestPod& a = Pod("a");
   const TestPod& c = Pod("c");
   // Pass goes on to the next tier, where a's TCP is denied and its UDP
-  // allowed: Pass is neither an accept nor a drop.
+  // allowed: Pass is neither an accept nor a drop. (a's own egress passes
+  // and allows both: its chains return, b's ingress decides.)
   TcpFrom(cp, "Pass, then the default tier's Deny", a, 41001, false);
   Udp(cp, "Pass, then the default tier's Allow", a, 41002, true);
   // c is in the notSelector's set: its TCP is not passed; nothing in
