@@ -221,7 +221,9 @@ class CompileRun {
     for (const auto& cp : Pod(q).ports) {
       auto p = ParseProtocol(cp.protocol.empty() ? "TCP" : cp.protocol);
       if (cp.name != name || !p.ok() || !p->HasPorts() || (proto && *p != *proto)) continue;
-      if (cp.container_port > 0 && cp.container_port <= 65535) out.push_back({*p, static_cast<uint16_t>(cp.container_port)});
+      if (cp.container_port > 0 && cp.container_port <= 65535) {
+        out.push_back({*p, static_cast<uint16_t>(cp.container_port)});
+      }
     }
     return out;
   }
@@ -260,7 +262,9 @@ class CompileRun {
   size_t NamedPortTuples(const std::pair<std::string, std::vector<size_t>>& candidates,
                          const std::vector<const PortSpec*>& specs) {
     std::vector<std::string> names;
-    for (const PortSpec* ps : specs) names.push_back(ps->name + "/" + (ps->protocol ? ProtocolName(*ps->protocol) : "*"));
+    for (const PortSpec* ps : specs) {
+      names.push_back(ps->name + "/" + (ps->protocol ? ProtocolName(*ps->protocol) : "*"));
+    }
     std::sort(names.begin(), names.end());
     std::string key = fmt::format("{} & ports {}", candidates.first, Join(names, ","));
     if (auto it = set_by_key_.find(key); it != set_by_key_.end()) return it->second;

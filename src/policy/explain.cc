@@ -62,7 +62,8 @@ const PodChain* CompiledPolicy::Chain(size_t pod, Direction d) const {
 
 std::string CompiledPolicy::DescribeRule(const CompiledRule& r) const {
   const Policy& p = policies_[r.policy];
-  std::string s = fmt::format("{} by {} {}[{}]", ActionName(r.action), p.Id(), DirectionName(r.direction), r.rule_index);
+  std::string s =
+      fmt::format("{} by {} {}[{}]", ActionName(r.action), p.Id(), DirectionName(r.direction), r.rule_index);
   if (p.tier != kDefaultTier) s += " in tier " + p.tier;
   return s;
 }

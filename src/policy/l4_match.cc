@@ -29,7 +29,9 @@ PortRanges Intersect(const PortRanges& a, const PortRanges& b) {
   return NormalizeRanges(std::move(out));
 }
 
-PortRanges& Ranges(PortMatch* m, PortSide side) { return side == PortSide::kDestination ? m->ranges : m->source_ranges; }
+PortRanges& Ranges(PortMatch* m, PortSide side) {
+  return side == PortSide::kDestination ? m->ranges : m->source_ranges;
+}
 PortRanges& NotRanges(PortMatch* m, PortSide side) {
   return side == PortSide::kDestination ? m->not_ranges : m->not_source_ranges;
 }
