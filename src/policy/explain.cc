@@ -114,7 +114,6 @@ Decision CompiledPolicy::Evaluate(size_t pod, Direction d, Ipv4Addr peer, const 
   out.allowed = true;
   if (passed_by) {
     Decide(*this, *passed_by, &out);
-    out.counter.clear();
     out.reason += out.passed.size() == 1 ? " (skips the rest of the tier; the namespace profile allows)"
                                          : " (no later tier decides; the namespace profile allows)";
   } else {
