@@ -671,7 +671,6 @@ Result<std::string> PolicyController::Show() {
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
-  out += policy::FormatFailClosed(m->policies());
   for (const auto& r : rejected) out += "not read, takes no part in policy: " + r + "\n";
   return out;
 }

@@ -1,7 +1,7 @@
 // Telling users where they look that a policy is enforced on the safe side
 // (Policy::fail_closed, or a policy that could not be read at all): a
 // Warning Event on the policy object, the gauge terway_policy_fail_closed,
-// and `terway-cli policy show` (policy::FormatFailClosed).
+// and `terway-cli policy show` (its fail-closed section, policy_show.h).
 //
 // Pure decisions, so each can be tested alone: which policies to report
 // (from the compiled model, which holds what the kernel enforces), and when
