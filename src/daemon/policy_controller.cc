@@ -453,8 +453,9 @@ void PolicyController::ReportFailClosed(const policy::CompiledPolicy& model, con
     metrics_->Set("terway_policy_fail_closed", {{"kind", kind}}, double(n));
   }
   for (const auto& r : fail_closed_events_.Due(reports)) {
-    log::Warn("policy {}: {}", r.policy, r.message);
-    if (opts_.warn_event) opts_.warn_event(r.object.ref, kFailClosedEventReason, r.message);
+    const std::string message = r.Message();
+    log::Warn("policy {}: {}", r.policy, message);
+    if (opts_.warn_event) opts_.warn_event(r.object.ref, kFailClosedEventReason, message);
   }
 }
 
