@@ -2,7 +2,6 @@
 
 #include <string_view>
 
-
 #include "policy/calico_objects.h"
 
 namespace terway::daemon {
