@@ -4,120 +4,9 @@
 #include <set>
 
 #include "common/log.h"
-#include "policy/calico_policy.h"
-#include "policy/k8s_policy.h"
 #include "policy/policy_show.h"
 
 namespace terway::daemon {
-
-const char* CalicoApiName(CalicoApi a) {
-  switch (a) {
-    case CalicoApi::kNone: return "none";
-    case CalicoApi::kV3: return "projectcalico.org/v3";
-    case CalicoApi::kCrdV1: return "crd.projectcalico.org/v1";
-  }
-  return "?";
-}
-
-k8s::Json CalicoCrdToV3(const k8s::Json& crd) {
-  k8s::Json v3 = crd;
-  if (!v3.is_object()) return v3;
-  v3["apiVersion"] = "projectcalico.org/v3";
-  auto meta = v3.find("metadata");
-  if (meta == v3.end() || !meta->is_object()) return v3;
-  auto name = meta->find("name");
-  if (name == meta->end() || !name->is_string()) return v3;
-  // Calico's datastore names a default-tier policy "default.<name>"; the v3
-  // API (and our Explain) calls it <name>.
-  const std::string n = name->get<std::string>();
-  constexpr std::string_view kDefaultTier = "default.";
-  if (n.size() > kDefaultTier.size() && n.compare(0, kDefaultTier.size(), kDefaultTier) == 0) {
-    *name = n.substr(kDefaultTier.size());
-  }
-  return v3;
-}
-
-// A pod that ran to completion keeps status.podIP, but its address is free
-// for reuse.
-bool PodFinished(const k8s::Pod& p) { return p.phase == "Succeeded" || p.phase == "Failed"; }
-
-BuiltInputs BuildPolicyInputs(const PolicySources& s) {
-  BuiltInputs out;
-  policy::PolicyInputs& in = out.inputs;
-  for (const auto& ns : s.namespaces) in.namespaces.push_back(policy::NamespaceFromK8s(ns));
-  for (const auto& p : s.pods) {
-    policy::PodInfo info = policy::PodFromK8s(p);
-    auto local = s.local_ips.find(info.Key());
-    if (!p.host_network && local != s.local_ips.end()) {
-      // A pod we handed an address to runs here, whatever a cached copy
-      // (from before the scheduler bound it) says: our address is the truth.
-      info.ip = local->second;
-      info.node = s.node_name;
-    } else if (!s.node_name.empty() && p.node_name == s.node_name && !p.host_network) {
-      // Ours but holding nothing (gone, or not yet added): the API's
-      // status.podIP lags and can be stale.
-      info.ip = std::nullopt;
-    } else if (PodFinished(p)) {
-      // As a peer it would lend its labels to whoever gets the address next.
-      info.ip = std::nullopt;
-    }
-    in.pods.push_back(std::move(info));
-  }
-  for (const auto& n : s.nodes) {
-    for (const auto& a : n.addresses) {
-      if (a.type != "InternalIP" && a.type != "ExternalIP") continue;
-      if (auto ip = Ipv4Addr::Parse(a.address); ip.ok()) in.node_ips[n.metadata.name].push_back(*ip);
-    }
-  }
-  if (!s.node_name.empty()) {
-    auto& mine = in.node_ips[s.node_name];
-    for (const auto& ip : s.node_ips) {
-      if (std::find(mine.begin(), mine.end(), ip) == mine.end()) mine.push_back(ip);
-    }
-  }
-  for (const auto& np : s.network_policies) {
-    auto p = policy::PolicyFromK8s(np);
-    if (!p.ok()) {
-      out.rejected.push_back(fmt::format("k8s:{}: {}", np.metadata.Key(), p.error().ToString()));
-      continue;
-    }
-    in.policies.push_back(std::move(p).value());
-  }
-  for (const auto& obj : s.calico_policies) {
-    auto p = policy::PolicyFromCalico(obj);
-    if (!p.ok()) {
-      std::string name = obj.contains("metadata") && obj["metadata"].is_object()
-                             ? obj["metadata"].value("namespace", std::string()) + "/" +
-                                   obj["metadata"].value("name", std::string())
-                             : "?";
-      out.rejected.push_back(fmt::format("calico:{}: {}", name, p.error().ToString()));
-      continue;
-    }
-    in.policies.push_back(std::move(p).value());
-  }
-  return out;
-}
-
-bool PodChangeMatters(const k8s::Pod& a, const k8s::Pod& b) {
-  if (a.metadata.labels != b.metadata.labels || a.pod_ip != b.pod_ip || a.pod_ips != b.pod_ips ||
-      a.node_name != b.node_name || a.host_network != b.host_network || a.metadata.uid != b.metadata.uid ||
-      PodFinished(a) != PodFinished(b)) {
-    return true;
-  }
-  if (a.containers.size() != b.containers.size()) return true;
-  for (size_t i = 0; i < a.containers.size(); i++) {
-    const auto& pa = a.containers[i].ports;
-    const auto& pb = b.containers[i].ports;
-    if (pa.size() != pb.size()) return true;
-    for (size_t j = 0; j < pa.size(); j++) {
-      if (pa[j].name != pb[j].name || pa[j].container_port != pb[j].container_port ||
-          pa[j].protocol != pb[j].protocol) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
 
 namespace {
 
@@ -169,6 +58,9 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   metrics->DeclareHistogram("terway_policy_apply_seconds", "Time to compile the policy model and replace the nft table",
                             LatencyBuckets());
   metrics->DeclareGauge("terway_policy_objects", "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
+  metrics->DeclareGauge("terway_policy_fail_closed",
+                        "Policies enforced on the safe side instead of as written (unreadable, or with a part that "
+                        "cannot be enforced exactly), by kind (k8s, calico, global); see terway-cli policy show");
 
   k8s::RestClient& rc = *c->client_;
   c->calico_ = DetectCalicoApi(rc);
@@ -203,8 +95,10 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   c->nodes_ = std::make_unique<k8s::Cache<k8s::Node>>(*c->nodes_lw_, k8s::ReflectorOptions{}, nh);
 
   c->netpol_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNetworkPolicies);
-  k8s::CacheHandlers<k8s::NetworkPolicy> nph{dirty, dirty, dirty};
-  c->netpols_ = std::make_unique<k8s::Cache<k8s::NetworkPolicy>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
+  // Kept when unreadable: such a policy is enforced on the safe side.
+  using NetpolOrError = k8s::ObjectOrError<k8s::NetworkPolicy>;
+  k8s::CacheHandlers<NetpolOrError> nph{dirty, dirty, dirty};
+  c->netpols_ = std::make_unique<k8s::Cache<NetpolOrError>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
 
   if (c->calico_ != CalicoApi::kNone) {
     const bool v3 = c->calico_ == CalicoApi::kV3;
@@ -224,13 +118,17 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   if (c->calico_policies_) {
     c->calico_policies_->Start();
     c->calico_global_->Start();
+    c->WatchCalicoObjects();
   }
   auto synced = [&](auto& cache) { return !cache || cache->WaitForSync(c->opts_.sync_timeout); };
   if (!synced(c->pods_) || !synced(c->namespaces_) || !synced(c->nodes_) || !synced(c->netpols_) ||
-      !synced(c->calico_policies_) || !synced(c->calico_global_)) {
+      !synced(c->calico_policies_) || !synced(c->calico_global_) || !synced(c->tiers_) ||
+      !synced(c->network_sets_) || !synced(c->global_network_sets_) || !synced(c->service_accounts_) ||
+      !synced(c->endpoint_slices_)) {
     return Errorf(ErrorCode::kUnavailable,
-                  "policy: the Kubernetes API did not list pods, namespaces, nodes and network policies within "
-                  "{} ms; check the API server (or disable policy: eni-config disable_network_policy: \"true\")",
+                  "policy: the Kubernetes API did not list pods, namespaces, nodes, network policies (and what "
+                  "Calico's policies refer to) within {} ms; check the API server (or disable policy: eni-config "
+                  "disable_network_policy: \"true\")",
                   c->opts_.sync_timeout.count());
   }
   TERWAY_TRY_CTX(c->CompileAndApply("start"), "enforcing network policy at start");
@@ -240,6 +138,110 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
             c->opts_.node_name, c->pods_->Size(),
             c->netpols_->Size() + (c->calico_policies_ ? c->calico_policies_->Size() + c->calico_global_->Size() : 0));
   return c;
+}
+
+namespace {
+
+// Whether the API serves a kind we can list. Not served (404) is normal (an
+// older Calico has no Tier; a cluster may lack discovery.k8s.io/v1); any
+// other refusal (403 without RBAC) is said once, and policy runs without
+// the kind rather than not at all.
+bool Served(k8s::RestClient& client, const k8s::ResourceRef& r) {
+  k8s::ListOptions one;
+  one.limit = 1;
+  auto got = client.List(r, "", one);
+  if (got.ok()) return true;
+  if (got.error().code == ErrorCode::kNotFound) {
+    log::Info("policy: the API does not serve {}/{}; Calico rules referring to them match nothing", r.group_version,
+              r.plural);
+  } else {
+    log::Warn("policy: cannot list {}/{} ({}); Calico rules referring to them match nothing; grant terway "
+              "get/list/watch on them (deploy/ has the RBAC)",
+              r.group_version, r.plural, got.error().ToString());
+  }
+  return false;
+}
+
+}  // namespace
+
+void PolicyController::WatchCalicoObjects() {
+  k8s::RestClient& rc = *client_;
+  const bool v3 = calico_ == CalicoApi::kV3;
+  auto dirty = [this](auto&&...) { MarkDirty(); };
+  k8s::CacheHandlers<k8s::RawObject> rawh{dirty, [this](const k8s::RawObject& a, const k8s::RawObject& b) {
+                                            if (CalicoObjectChangeMatters(a, b)) MarkDirty();
+                                          },
+                                          dirty};
+  auto raw = [&](const k8s::ResourceRef& r, std::unique_ptr<k8s::RestListerWatcher>& lw,
+                 std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache) {
+    if (!Served(rc, r)) return;
+    lw = std::make_unique<k8s::RestListerWatcher>(rc, r);
+    cache = std::make_unique<k8s::Cache<k8s::RawObject>>(*lw, k8s::ReflectorOptions{}, rawh);
+    cache->Start();
+  };
+  raw(v3 ? k8s::resources::kCalicoTiers : k8s::resources::kCalicoCrdTiers, tiers_lw_, tiers_);
+  raw(v3 ? k8s::resources::kCalicoNetworkSets : k8s::resources::kCalicoCrdNetworkSets, netsets_lw_, network_sets_);
+  raw(v3 ? k8s::resources::kCalicoGlobalNetworkSets : k8s::resources::kCalicoCrdGlobalNetworkSets,
+      global_netsets_lw_, global_network_sets_);
+  if (Served(rc, k8s::resources::kServiceAccounts)) {
+    sa_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kServiceAccounts);
+    k8s::CacheHandlers<k8s::ServiceAccount> h{dirty,
+                                              [this](const k8s::ServiceAccount& a, const k8s::ServiceAccount& b) {
+                                                if (a.metadata.labels != b.metadata.labels) MarkDirty();
+                                              },
+                                              dirty};
+    service_accounts_ = std::make_unique<k8s::Cache<k8s::ServiceAccount>>(*sa_lw_, k8s::ReflectorOptions{}, h);
+    service_accounts_->Start();
+  }
+  if (Served(rc, k8s::resources::kEndpointSlices)) {
+    slices_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kEndpointSlices);
+    k8s::CacheHandlers<k8s::EndpointSlice> h{dirty,
+                                             [this](const k8s::EndpointSlice& a, const k8s::EndpointSlice& b) {
+                                               if (EndpointSliceChangeMatters(a, b)) MarkDirty();
+                                             },
+                                             dirty};
+    endpoint_slices_ = std::make_unique<k8s::Cache<k8s::EndpointSlice>>(*slices_lw_, k8s::ReflectorOptions{}, h);
+    endpoint_slices_->Start();
+  }
+}
+
+void PolicyController::SnapshotPolicyObjects(PolicySources& src) const {
+  for (auto& np : netpols_->List()) {
+    if (np.object) {
+      src.network_policies.push_back(std::move(*np.object));
+    } else {
+      src.unreadable_network_policies.push_back(std::move(np));
+    }
+  }
+  src.calico_api = calico_;
+  // Items of a list need not carry their kind; the collection says it.
+  auto raw = [](const std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache, const char* kind,
+                std::vector<k8s::Json>& out) {
+    if (!cache) return;
+    for (auto& o : cache->List()) {
+      if (!o.raw.contains("kind")) o.raw["kind"] = kind;
+      out.push_back(std::move(o.raw));
+    }
+  };
+  raw(calico_policies_, "NetworkPolicy", src.calico_policies);
+  raw(calico_global_, "GlobalNetworkPolicy", src.calico_policies);
+  raw(tiers_, "Tier", src.tiers);
+  raw(network_sets_, "NetworkSet", src.network_sets);
+  raw(global_network_sets_, "GlobalNetworkSet", src.global_network_sets);
+  if (service_accounts_) src.service_accounts = service_accounts_->List();
+  if (endpoint_slices_) src.endpoint_slices = endpoint_slices_->List();
+}
+
+void PolicyController::ReportFailClosed(const policy::CompiledPolicy& model, const PolicyObjects& objects) {
+  std::vector<FailClosedReport> reports = FailClosedReports(model.policies(), objects);
+  for (const auto& [kind, n] : FailClosedCounts(reports)) {
+    metrics_->Set("terway_policy_fail_closed", {{"kind", kind}}, double(n));
+  }
+  for (const auto& r : fail_closed_events_.Due(reports)) {
+    const std::string message = r.Message();
+    log::Warn("policy {}: {}", r.policy, message);
+    if (opts_.warn_event) opts_.warn_event(r.object.ref, kFailClosedEventReason, message);
+  }
 }
 
 PolicyController::~PolicyController() {
@@ -256,6 +258,11 @@ PolicyController::~PolicyController() {
   if (netpols_) netpols_->Stop();
   if (calico_policies_) calico_policies_->Stop();
   if (calico_global_) calico_global_->Stop();
+  if (tiers_) tiers_->Stop();
+  if (network_sets_) network_sets_->Stop();
+  if (global_network_sets_) global_network_sets_->Stop();
+  if (service_accounts_) service_accounts_->Stop();
+  if (endpoint_slices_) endpoint_slices_->Stop();
 }
 
 void PolicyController::MarkDirty() {
@@ -338,13 +345,7 @@ Status PolicyController::CompileAndApplyLocked(const char* why) {
   }
   src.namespaces = namespaces_->List();
   src.nodes = nodes_->List();
-  src.network_policies = netpols_->List();
-  for (auto* cache : {calico_policies_.get(), calico_global_.get()}) {
-    if (!cache) continue;
-    for (const auto& o : cache->List()) {
-      src.calico_policies.push_back(calico_ == CalicoApi::kCrdV1 ? CalicoCrdToV3(o.raw) : o.raw);
-    }
-  }
+  SnapshotPolicyObjects(src);
   BuiltInputs built = BuildPolicyInputs(src);
   const size_t n_pods = built.inputs.pods.size(), n_ns = built.inputs.namespaces.size(),
                n_pol = built.inputs.policies.size();
@@ -363,10 +364,11 @@ Status PolicyController::CompileAndApplyLocked(const char* why) {
   metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(model->sets().size()));
   metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(built.rejected.size()));
   applied_gen_ = std::max(applied_gen_, gen);
+  ReportFailClosed(*model, built.policy_objects);
   std::lock_guard l(model_mu_);
   if (built.rejected != rejected_) {
     // Logged when the set changes, not at every recompile.
-    for (const auto& r : built.rejected) log::Warn("policy not enforced: {}", r);
+    for (const auto& r : built.rejected) log::Warn("policy: not read, takes no part in policy: {}", r);
   }
   rejected_ = std::move(built.rejected);
   model_ = std::move(model);
@@ -455,7 +457,7 @@ Result<std::string> PolicyController::Show() {
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
-  for (const auto& r : rejected) out += "not enforced: " + r + "\n";
+  for (const auto& r : rejected) out += "not read, takes no part in policy: " + r + "\n";
   return out;
 }
 

@@ -5,8 +5,19 @@
 // NetworkPolicies and Calico's NetworkPolicy / GlobalNetworkPolicy (the
 // projectcalico.org/v3 API when its API server is installed, else the
 // crd.projectcalico.org/v1 objects Calico keeps in the Kubernetes datastore,
-// else none). Every change marks the model dirty; one worker recompiles and
-// replaces the nft table in one transaction, so bursts of changes coalesce.
+// else none). With Calico, also what its rules refer to, each kind only
+// when the API serves it: Tiers, NetworkSets and GlobalNetworkSets (same
+// API as the policies), ServiceAccounts (serviceAccounts matches) and
+// EndpointSlices (services matches). Every change that can change policy
+// marks the model dirty; one worker recompiles and replaces the nft table in
+// one transaction, so bursts of changes coalesce.
+//
+// Fail closed, and say so: a policy that cannot be read is not dropped but
+// enforced on the safe side (its pods isolated), like any part of a policy
+// that cannot be enforced exactly (Policy::fail_closed). Each such policy
+// gets a Warning Event (reason PolicyNotEnforcedAsWritten) on its object,
+// once per generation per node, counts in terway_policy_fail_closed{kind}
+// and is listed by `terway-cli policy show`.
 //
 // No window for a new pod: CNI ADD calls PodStarting with the address it
 // just allocated, which compiles and applies synchronously (the pod's chain
@@ -22,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +45,8 @@
 #include "common/ip.h"
 #include "daemon/metrics.h"
 #include "daemon/pod_policy.h"
+#include "daemon/policy_fail_closed.h"
+#include "daemon/policy_sources.h"
 #include "k8s/cache.h"
 #include "k8s/client.h"
 #include "policy/compiler.h"
@@ -40,46 +54,16 @@
 
 namespace terway::daemon {
 
-// ---- pure parts (unit-tested) ----
-
-// Which of Calico's APIs a cluster serves (checked once at start).
-enum class CalicoApi { kNone, kV3, kCrdV1 };
-const char* CalicoApiName(CalicoApi a);
-
-// A crd.projectcalico.org/v1 policy as the v3 API would show it: Calico
-// stores default-tier policies as "default.<name>". Other objects unchanged.
-k8s::Json CalicoCrdToV3(const k8s::Json& crd);
-
-struct PolicySources {
-  std::vector<k8s::Pod> pods;  // all pods of the cluster
-  std::vector<k8s::Namespace> namespaces;
-  std::vector<k8s::Node> nodes;
-  std::vector<k8s::NetworkPolicy> network_policies;
-  std::vector<k8s::Json> calico_policies;  // v3 shape (NetworkPolicy or GlobalNetworkPolicy)
-  // This node: pods on it take their address from `local_ips` (what terwayd
-  // allocated, keyed "ns/name"), never from the API.
-  std::string node_name;
-  std::map<std::string, Ipv4Addr> local_ips;
-  std::vector<Ipv4Addr> node_ips;  // this node's own addresses
-};
-
-struct BuiltInputs {
-  policy::PolicyInputs inputs;
-  // Policies that could not be enforced, one line each ("k8s:ns/name: why").
-  std::vector<std::string> rejected;
-};
-BuiltInputs BuildPolicyInputs(const PolicySources& s);
-
-// Whether a pod change can change policy (labels, IPs, node, ports,
-// host network, existence); status churn such as conditions cannot.
-bool PodChangeMatters(const k8s::Pod& before, const k8s::Pod& after);
-
 struct PolicyControllerOptions {
   std::string node_name;
   std::vector<Ipv4Addr> node_ips;
   // Network namespace holding the node's nft table; "" = terwayd's own.
   std::string netns;
   std::chrono::milliseconds sync_timeout{30000};
+  // Writes a Warning Event on an object (best-effort; must not block: the
+  // daemon queues it on KubeNode's writer). Unset: no Events.
+  std::function<void(const k8s::ObjectReference& object, const std::string& reason, const std::string& message)>
+      warn_event;
 };
 
 class PolicyController : public PodPolicy {
@@ -120,6 +104,14 @@ class PolicyController : public PodPolicy {
   // Snapshot -> compile -> apply; serialised by apply_mu_.
   Status CompileAndApply(const char* why);
   Status CompileAndApplyLocked(const char* why);  // apply_mu_ held
+  // Starts the caches of Calico's other objects the API serves (tiers,
+  // network sets, service accounts, EndpointSlices).
+  void WatchCalicoObjects();
+  // Copies the policy objects and what Calico's rules refer to from the
+  // caches (everything but pods, namespaces and nodes).
+  void SnapshotPolicyObjects(PolicySources& src) const;
+  // After an apply: the metric, and the Events now due. apply_mu_ held.
+  void ReportFailClosed(const policy::CompiledPolicy& model, const PolicyObjects& objects);
 
   std::shared_ptr<k8s::RestClient> client_;
   PolicyControllerOptions opts_;
@@ -130,9 +122,17 @@ class PolicyController : public PodPolicy {
   std::unique_ptr<k8s::Cache<k8s::Pod>> pods_;
   std::unique_ptr<k8s::Cache<k8s::Namespace>> namespaces_;
   std::unique_ptr<k8s::Cache<k8s::Node>> nodes_;
-  std::unique_ptr<k8s::Cache<k8s::NetworkPolicy>> netpols_;
+  std::unique_ptr<k8s::Cache<k8s::ObjectOrError<k8s::NetworkPolicy>>> netpols_;
   std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_policies_;
   std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_global_;
+  // Calico's other objects; null when the API does not serve the kind.
+  std::unique_ptr<k8s::RestListerWatcher> tiers_lw_, netsets_lw_, global_netsets_lw_, sa_lw_, slices_lw_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> tiers_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> network_sets_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> global_network_sets_;
+  std::unique_ptr<k8s::Cache<k8s::ServiceAccount>> service_accounts_;
+  std::unique_ptr<k8s::Cache<k8s::EndpointSlice>> endpoint_slices_;
+  FailClosedEventLedger fail_closed_events_;  // guarded by apply_mu_
 
   std::mutex local_mu_;
   std::map<std::string, Ipv4Addr> local_ips_;
