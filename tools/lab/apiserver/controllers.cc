@@ -1,6 +1,7 @@
 #include "tools/lab/apiserver/controllers.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/ip.h"
 #include "common/log.h"
@@ -185,24 +186,38 @@ void ReconcileService(const std::string& ns, const std::string& name, StoreWrite
   for (const Json* s : w.List(kEndpointSlices)) {
     if (ManagedSliceOf(*s, ns, name)) existing.push_back(*s);
   }
+  // Pair each desired slice with an existing one: the one with the same
+  // ports first, then any left over (a placeholder turning into the first
+  // real slice, as Kubernetes' reconciler reuses it); create the rest.
+  std::vector<std::pair<Json*, std::optional<Json>>> plan;  // desired -> existing it replaces
   for (auto& want : desired) {
-    auto match = std::find_if(existing.begin(), existing.end(),
-                              [&](const Json& have) { return Field(have, {"ports"}) == Field(want, {"ports"}); });
-    if (match == existing.end()) {
-      if (auto r = w.Create(kEndpointSlices, ns, want); !r.ok()) Warn(r.error(), "creating a slice of " + ns + "/" + name);
+    auto same = std::find_if(existing.begin(), existing.end(),
+                             [&](const Json& have) { return Field(have, {"ports"}) == Field(want, {"ports"}); });
+    if (same != existing.end()) {
+      plan.emplace_back(&want, std::move(*same));
+      existing.erase(same);
+    } else {
+      plan.emplace_back(&want, std::nullopt);
+    }
+  }
+  for (auto& [want, have] : plan) {
+    if (!have && !existing.empty()) {
+      have = std::move(existing.back());
+      existing.pop_back();
+    }
+    if (!have) {
+      if (auto r = w.Create(kEndpointSlices, ns, *want); !r.ok()) Warn(r.error(), "creating a slice of " + ns + "/" + name);
       continue;
     }
-    if (!SameContent(*match, want)) {
-      Json next = *match;
-      for (const char* f : {"addressType", "endpoints", "ports"}) {
-        if (want.contains(f)) next[f] = want[f];
-        else next.erase(f);
-      }
-      next["metadata"]["labels"] = want["metadata"]["labels"];
-      next["metadata"]["ownerReferences"] = want["metadata"]["ownerReferences"];
-      if (auto r = w.Update(kEndpointSlices, ns, next); !r.ok()) Warn(r.error(), "updating slice " + NameOf(next));
+    if (SameContent(*have, *want)) continue;
+    Json next = *have;
+    for (const char* f : {"addressType", "endpoints", "ports"}) {
+      if (want->contains(f)) next[f] = (*want)[f];
+      else next.erase(f);
     }
-    existing.erase(match);
+    next["metadata"]["labels"] = (*want)["metadata"]["labels"];
+    next["metadata"]["ownerReferences"] = (*want)["metadata"]["ownerReferences"];
+    if (auto r = w.Update(kEndpointSlices, ns, next); !r.ok()) Warn(r.error(), "updating slice " + NameOf(next));
   }
   for (const auto& extra : existing) {
     if (auto st = w.Delete(kEndpointSlices, ns, NameOf(extra)); !st.ok()) {

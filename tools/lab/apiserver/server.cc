@@ -488,6 +488,12 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   auto field_validation = ParseFieldValidation(req.get_param_value("fieldValidation"));
   if (!field_validation.ok()) return ReplyError(res, field_validation.error());
   std::vector<std::string> warnings;
+  // dryRun=All (kubectl --dry-run=server): admitted and answered, not stored.
+  const std::string dry_run_param = req.get_param_value("dryRun");
+  if (!dry_run_param.empty() && dry_run_param != "All") {
+    return Reply(res, 400, StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
+  }
+  const bool dry_run = dry_run_param == "All";
   auto check_fields = [&](Json* body) -> bool {
     auto pruned = CheckFields(type, body, *field_validation);
     if (!pruned.ok()) {
@@ -643,8 +649,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     Json body;
     if (!parse_body(&body)) return;
     if (!check_fields(&body)) return;
-    if (req.get_param_value("dryRun") == "All") return Reply(res, 201, body);
-    auto obj = store_->Create(type, t.ns, std::move(body));
+    auto obj = store_->Create(type, t.ns, std::move(body), dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural);
     return Reply(res, 201, *obj);
   }
@@ -657,7 +662,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     Json body;
     if (!parse_body(&body)) return;
     if (!status_sub && !check_fields(&body)) return;
-    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub);
+    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub, dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
@@ -706,14 +711,14 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         return Ok();
       };
     }
-    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub);
+    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub, dry_run);
     for (const auto& w : warnings) AddUnknownFieldWarning(res, w);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
 
   if (req.method == "DELETE") {
-    auto obj = store_->Delete(type, t.ns, t.name);
+    auto obj = store_->Delete(type, t.ns, t.name, dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }

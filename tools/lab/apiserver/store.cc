@@ -204,16 +204,17 @@ class ObjectStore::LockedWriter : public StoreWriter {
   std::vector<const Json*> List(const std::string& type_key) const override { return view_.List(type_key); }
   Result<Json> Create(const std::string& type_key, const std::string& ns, Json obj) override {
     TERWAY_ASSIGN_OR_RETURN(Kind * k, KindOf(type_key));
-    return store_.CreateLocked(*k, ns, std::move(obj));
+    return store_.CreateLocked(*k, ns, std::move(obj), /*dry_run=*/false);
   }
   Result<Json> Update(const std::string& type_key, const std::string& ns, Json obj) override {
     TERWAY_ASSIGN_OR_RETURN(Kind * k, KindOf(type_key));
     const std::string name = NameOf(obj);
-    return store_.UpdateLocked(*k, ns, name, std::move(obj), /*status_subresource=*/false, /*check_rv=*/true);
+    return store_.UpdateLocked(*k, ns, name, std::move(obj), /*status_subresource=*/false, /*check_rv=*/true,
+                               /*dry_run=*/false);
   }
   Status Delete(const std::string& type_key, const std::string& ns, const std::string& name) override {
     TERWAY_ASSIGN_OR_RETURN(Kind * k, KindOf(type_key));
-    auto deleted = store_.DeleteLocked(*k, ns, name);
+    auto deleted = store_.DeleteLocked(*k, ns, name, /*dry_run=*/false);
     if (!deleted.ok()) return deleted.error();
     return Ok();
   }
@@ -307,16 +308,16 @@ void ObjectStore::Record(const std::string& type_key, const char* type, const Js
   cv_.notify_all();
 }
 
-Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, Json obj) {
+Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, Json obj, bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return Errorf(ErrorCode::kNotFound, "the server could not find the requested resource");
-  auto created = CreateLocked(*k, ns, std::move(obj));
+  auto created = CreateLocked(*k, ns, std::move(obj), dry_run);
   React();
   return created;
 }
 
-Result<Json> ObjectStore::CreateLocked(Kind& kind, const std::string& ns, Json obj) {
+Result<Json> ObjectStore::CreateLocked(Kind& kind, const std::string& ns, Json obj, bool dry_run) {
   const ResourceType& t = kind.type;
   Kind* k = &kind;
   if (!obj.is_object()) return MakeError(ErrorCode::kInvalidArgument, "body is not a JSON object");
@@ -367,13 +368,14 @@ Result<Json> ObjectStore::CreateLocked(Kind& kind, const std::string& ns, Json o
                             serial & 0xffff, (serial >> 16) & 0xfff, serial);
   meta["creationTimestamp"] = Now();
   meta["generation"] = 1;
-  meta["resourceVersion"] = std::to_string(++rv_);
   meta.erase("deletionTimestamp");
   if (t.group.empty() && t.plural == "namespaces") {
     meta["labels"]["kubernetes.io/metadata.name"] = name;
     if (!obj.contains("status") || !obj["status"].is_object()) obj["status"] = Json::object();
     obj["status"]["phase"] = "Active";
   }
+  if (dry_run) return obj;  // no version: nothing was stored
+  meta["resourceVersion"] = std::to_string(++rv_);
   k->objects[key] = obj;
   Record(t.Key(), "ADDED", obj, nullptr);
   return obj;
@@ -404,7 +406,7 @@ ObjectStore::ListResult ObjectStore::List(const ResourceType& t, const std::stri
 }
 
 Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
-                                       bool status_subresource, bool check_rv) {
+                                       bool status_subresource, bool check_rv, bool dry_run) {
   const ResourceType& t = k.type;
   auto it = k.objects.find(ObjKey(t.namespaced ? ns : "", name));
   if (it == k.objects.end()) return NotFound(t, name);
@@ -452,6 +454,7 @@ Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std
   next["kind"] = t.kind;
   next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
   if (next == old) return old;  // a no-op write: no new version, no event (as the API server does)
+  if (dry_run) return next;
   next["metadata"]["resourceVersion"] = std::to_string(++rv_);
   Json prev = std::move(it->second);
   it->second = next;
@@ -460,17 +463,17 @@ Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std
 }
 
 Result<Json> ObjectStore::Update(const ResourceType& t, const std::string& ns, const std::string& name,
-                                 Json obj, bool status_subresource) {
+                                 Json obj, bool status_subresource, bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return NotFound(t, name);
-  auto updated = UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true);
+  auto updated = UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true, dry_run);
   React();
   return updated;
 }
 
 Result<Json> ObjectStore::Mutate(const ResourceType& t, const std::string& ns, const std::string& name,
-                                 const std::function<Status(Json&)>& fn, bool status_subresource) {
+                                 const std::function<Status(Json&)>& fn, bool status_subresource, bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return NotFound(t, name);
@@ -480,26 +483,28 @@ Result<Json> ObjectStore::Mutate(const ResourceType& t, const std::string& ns, c
   TERWAY_TRY(fn(obj));
   // A patch carrying metadata.resourceVersion is conditional on it, as in
   // Kubernetes; otherwise it applies to the current version.
-  auto updated = UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true);
+  auto updated = UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true, dry_run);
   React();
   return updated;
 }
 
-Result<Json> ObjectStore::Delete(const ResourceType& t, const std::string& ns, const std::string& name) {
+Result<Json> ObjectStore::Delete(const ResourceType& t, const std::string& ns, const std::string& name,
+                                 bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return NotFound(t, name);
-  auto deleted = DeleteLocked(*k, ns, name);
+  auto deleted = DeleteLocked(*k, ns, name, dry_run);
   React();
   return deleted;
 }
 
-Result<Json> ObjectStore::DeleteLocked(Kind& kind, const std::string& ns, const std::string& name) {
+Result<Json> ObjectStore::DeleteLocked(Kind& kind, const std::string& ns, const std::string& name, bool dry_run) {
   const ResourceType& t = kind.type;
   Kind* k = &kind;
   auto it = k->objects.find(ObjKey(t.namespaced ? ns : "", name));
   if (it == k->objects.end()) return NotFound(t, name);
   TERWAY_TRY(Admit(WriteOp::kDelete, t, nullptr, &it->second));
+  if (dry_run) return it->second;
   Json obj = std::move(it->second);
   k->objects.erase(it);
   // The deletion is a change of its own: it gets a new resourceVersion.

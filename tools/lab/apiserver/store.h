@@ -122,7 +122,9 @@ class ObjectStore {
                            const std::string& plural) const;
   std::vector<ResourceType> Types() const;
 
-  Result<Json> Create(const ResourceType& t, const std::string& ns, Json obj);
+  // dry_run (the dryRun=All parameter): everything a write checks and
+  // defaults, answered as it would be stored, but nothing is stored.
+  Result<Json> Create(const ResourceType& t, const std::string& ns, Json obj, bool dry_run = false);
   Result<Json> Get(const ResourceType& t, const std::string& ns, const std::string& name) const;
   struct ListResult {
     std::vector<Json> items;
@@ -134,11 +136,11 @@ class ObjectStore {
   // Replaces the object; a non-empty metadata.resourceVersion must match the
   // stored one (409 Conflict otherwise).
   Result<Json> Update(const ResourceType& t, const std::string& ns, const std::string& name, Json obj,
-                      bool status_subresource);
+                      bool status_subresource, bool dry_run = false);
   // Read-modify-write under the store's lock (patches).
   Result<Json> Mutate(const ResourceType& t, const std::string& ns, const std::string& name,
-                      const std::function<Status(Json&)>& fn, bool status_subresource);
-  Result<Json> Delete(const ResourceType& t, const std::string& ns, const std::string& name);
+                      const std::function<Status(Json&)>& fn, bool status_subresource, bool dry_run = false);
+  Result<Json> Delete(const ResourceType& t, const std::string& ns, const std::string& name, bool dry_run = false);
 
   // --- watch support ---
   uint64_t CurrentRv() const;
@@ -174,9 +176,9 @@ class ObjectStore {
   Kind* KindOf(const ResourceType& t);
   const Kind* KindOf(const ResourceType& t) const;
   Result<Json> UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
-                            bool status_subresource, bool check_rv);
-  Result<Json> CreateLocked(Kind& k, const std::string& ns, Json obj);
-  Result<Json> DeleteLocked(Kind& k, const std::string& ns, const std::string& name);
+                            bool status_subresource, bool check_rv, bool dry_run);
+  Result<Json> CreateLocked(Kind& k, const std::string& ns, Json obj, bool dry_run);
+  Result<Json> DeleteLocked(Kind& k, const std::string& ns, const std::string& name, bool dry_run);
   void Record(const std::string& type_key, const char* type, const Json& obj, Json old);
   Status Admit(WriteOp op, const ResourceType& t, Json* obj, const Json* old) const;
   // Runs the reaction on every change recorded since the last call,
