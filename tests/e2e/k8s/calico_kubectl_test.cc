@@ -3,6 +3,7 @@
 // List` of Calico and Kubernetes objects, meet Calico's refusals, read pods
 // and nodes with the columns a real API server gives, and see Services'
 // EndpointSlices follow their pods. Skips when kubectl is absent.
+#include <algorithm>
 #include <regex>
 
 #include "kubectl_fixture.h"
@@ -188,6 +189,40 @@ spec:
   EXPECT_NE(r.out.find(R"(strict decoding error: unknown field "spec.egress[0].destinaton")"), std::string::npos)
       << r.out;
   EXPECT_TRUE(Get(kCalico, "globalnetworkpolicies", "", "deny-metadata").is_null());
+}
+
+TEST_F(CalicoKubectlTest, WarnModePrunesWithAWarning) {
+  auto r = Kubectl({"apply", "--validate=warn", "-f", dir_.Write("warn.yaml", R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: partners}
+spec:
+  nets: [192.0.2.0/24]
+  allowedEgressDomains: [example.com]
+)")});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(R"(Warning: unknown field "spec.allowedEgressDomains")"), std::string::npos) << r.out;
+  Json stored = Get(kCalico, "globalnetworksets", "", "partners");
+  EXPECT_EQ(stored["spec"], (Json{{"nets", {"192.0.2.0/24"}}}));
+}
+
+TEST_F(CalicoKubectlTest, WatchPrintsTableRows) {
+  int before = server_->watches_served();
+  Child watch(Argv({"get", "tiers", "-w"}), Env());
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (server_->watches_served() == before && std::chrono::steady_clock::now() < deadline) watch.ReadSome(20ms);
+  ASSERT_GT(server_->watches_served(), before) << watch.output();
+  ASSERT_EQ(Kubectl({"apply", "-f", dir_.Write("tier.yaml", R"(apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: platform}
+spec: {order: 50, defaultAction: Pass}
+)")}).code, 0);
+  // A row with the tier's printer columns, from the watch stream.
+  EXPECT_TRUE(watch.WaitForOutput("platform", 20s)) << watch.output();
+  auto rows = Table(watch.output());
+  auto row = std::find_if(rows.begin(), rows.end(), [](const auto& r) { return !r.empty() && r[0] == "platform"; });
+  ASSERT_NE(row, rows.end()) << watch.output();
+  EXPECT_EQ(*row, (std::vector<std::string>{"platform", "50", "Pass"}));
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "ORDER", "DEFAULTACTION", "STATUS"}));
 }
 
 TEST_F(CalicoKubectlTest, CalicoRefusals) {
