@@ -283,7 +283,8 @@ TEST_F(CalicoKubectlTest, GetPodsWide) {
              {"podIP", "10.0.0.5"},
              {"podIPs", {{{"ip", "10.0.0.5"}}}},
              {"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
-             {"containerStatuses", {{{"name", "c"}, {"ready", true}, {"restartCount", 0}, {"state", {{"running", Json::object()}}}}}}});
+             {"containerStatuses",
+              {{{"name", "c"}, {"ready", true}, {"restartCount", 0}, {"state", {{"running", Json::object()}}}}}}});
   auto plain = Table(Kubectl({"get", "pods"}).out);
   ASSERT_EQ(plain.size(), 3u);
   EXPECT_EQ(plain[0], (std::vector<std::string>{"NAME", "READY", "STATUS", "RESTARTS", "AGE"}));
@@ -312,9 +313,13 @@ TEST_F(CalicoKubectlTest, GetNodesWide) {
   Put("nodes", "", {{"metadata", {{"name", "node-a"}, {"labels", {{"node-role.kubernetes.io/worker", ""}}}}}});
   SetStatus("nodes", "", "node-a",
             {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
-             {"addresses", {{{"type", "Hostname"}, {"address", "node-a"}}, {{"type", "InternalIP"}, {"address", "192.168.0.10"}}}},
-             {"nodeInfo", {{"kubeletVersion", "v1.32.0-lab"}, {"osImage", "Debian GNU/Linux 12 (bookworm)"},
-                           {"kernelVersion", "6.1.0-lab"}, {"containerRuntimeVersion", "terway-lab://1"}}}});
+             {"addresses",
+              {{{"type", "Hostname"}, {"address", "node-a"}}, {{"type", "InternalIP"}, {"address", "192.168.0.10"}}}},
+             {"nodeInfo",
+              {{"kubeletVersion", "v1.32.0-lab"},
+               {"osImage", "Debian GNU/Linux 12 (bookworm)"},
+               {"kernelVersion", "6.1.0-lab"},
+               {"containerRuntimeVersion", "terway-lab://1"}}}});
   auto plain = Table(Kubectl({"get", "nodes"}).out);
   ASSERT_EQ(plain.size(), 2u);
   EXPECT_EQ(plain[0], (std::vector<std::string>{"NAME", "STATUS", "ROLES", "AGE", "VERSION"}));

@@ -71,7 +71,8 @@ TEST_F(StoreTest, InvalidErrorsCarryTheFieldCauseKubectlPrints) {
   EXPECT_EQ(s["reason"], "Invalid");
   EXPECT_EQ(s["message"], e.message);
   EXPECT_EQ(s["details"], Json::parse(R"j({"name":"t","kind":"Tier","group":"projectcalico.org",
-      "causes":[{"reason":"FieldValueInvalid","field":"spec.order","message":"Invalid value: \"x\": must be a number"}]})j"));
+      "causes":[{"reason":"FieldValueInvalid","field":"spec.order",
+                 "message":"Invalid value: \"x\": must be a number"}]})j"));
   Error core = MakeError(ErrorCode::kInvalidArgument, "Service \"a\" is invalid: spec.ports: Required value");
   EXPECT_EQ(StatusForError(core)["details"]["causes"][0]["field"], "spec.ports");
   EXPECT_FALSE(StatusForError(core)["details"].contains("group"));

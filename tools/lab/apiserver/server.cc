@@ -322,7 +322,9 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     for (const auto& t : store_->Types()) {
       if (t.group == seg[1]) vs.push_back({{"groupVersion", t.GroupVersion()}, {"version", t.version}});
     }
-    if (vs.empty()) return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    if (vs.empty()) {
+      return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    }
     return Reply(res, 200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", seg[1]}, {"versions", vs},
                             {"preferredVersion", vs[0]}});
   } else {
@@ -401,7 +403,8 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   // dryRun=All (kubectl --dry-run=server): admitted and answered, not stored.
   const std::string dry_run_param = req.get_param_value("dryRun");
   if (!dry_run_param.empty() && dry_run_param != "All") {
-    return Reply(res, 400, StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
+    return Reply(res, 400,
+                 StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
   }
   const bool dry_run = dry_run_param == "All";
   auto check_fields = [&](Json* body) -> bool {

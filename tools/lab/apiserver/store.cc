@@ -126,7 +126,8 @@ Json InvalidDetails(const std::string& message) {
   const std::string rest = message.substr(marker + std::string("\" is invalid: ").size());
   const size_t colon = rest.find(": ");
   Json cause = {{"reason", "FieldValueInvalid"}, {"message", rest}};
-  if (!rest.empty() && rest[0] != '[' && colon != std::string::npos && rest.substr(0, colon).find(' ') == std::string::npos) {
+  if (!rest.empty() && rest[0] != '[' && colon != std::string::npos &&
+      rest.substr(0, colon).find(' ') == std::string::npos) {
     cause = {{"reason", "FieldValueInvalid"}, {"message", rest.substr(colon + 2)}, {"field", rest.substr(0, colon)}};
   }
   details["causes"] = Json::array({cause});
