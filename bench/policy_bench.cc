@@ -32,7 +32,8 @@
 #include "k8s/config.h"
 #include "policy/compiler.h"
 #include "policy/k8s_policy.h"
-#include "policy/nft_renderer.h"
+#include "policy/nft_render.h"
+#include "policy/nft_table.h"
 #include "test_util.h"
 #include "tools/lab/apiserver/server.h"
 

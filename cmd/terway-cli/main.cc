@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "ipam/engine.h"
-#include "policy/nft_renderer.h"
+#include "policy/nft_table.h"
 #include "store/state_store.h"
 
 namespace {

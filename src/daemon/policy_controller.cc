@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "policy/calico_policy.h"
 #include "policy/k8s_policy.h"
+#include "policy/policy_show.h"
 
 namespace terway::daemon {
 

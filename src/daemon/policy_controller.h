@@ -36,7 +36,7 @@
 #include "k8s/cache.h"
 #include "k8s/client.h"
 #include "policy/compiler.h"
-#include "policy/nft_renderer.h"
+#include "policy/nft_table.h"
 
 namespace terway::daemon {
 

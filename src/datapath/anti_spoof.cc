@@ -12,7 +12,7 @@
 #include "common/strings.h"
 #include "datapath/layout.h"
 #include "netlink/handle.h"
-#include "policy/nft_renderer.h"
+#include "policy/nft_batch.h"
 
 namespace terway::datapath {
 

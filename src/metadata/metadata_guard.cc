@@ -4,7 +4,7 @@
 
 #include "common/log.h"
 #include "netlink/handle.h"
-#include "policy/nft_renderer.h"
+#include "policy/nft_batch.h"
 
 namespace terway::metadata {
 namespace {

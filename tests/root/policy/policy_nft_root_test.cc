@@ -33,7 +33,10 @@
 #include "policy/calico_policy.h"
 #include "policy/compiler.h"
 #include "policy/k8s_policy.h"
-#include "policy/nft_renderer.h"
+#include "policy/nft_batch.h"
+#include "policy/nft_render.h"
+#include "policy/nft_table.h"
+#include "policy/policy_show.h"
 #include "test_util.h"
 
 namespace terway::policy {

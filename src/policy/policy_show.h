@@ -1,0 +1,19 @@
+// `terway-cli policy show`: the compiled model next to the kernel's
+// counters, so an operator sees which rule of which policy a pod's traffic
+// hits. Pure: the daemon reads the counters (NftPolicyTable::ReadCounters).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/compiler.h"
+#include "policy/nft_model.h"
+
+namespace terway::policy {
+
+// Per pod chain: a header line "<pod> <direction> (<chain>):", each rule
+// with its peer and counter values, then the chain's default deny. A
+// counter the kernel did not report shows "-".
+std::string FormatPolicyShow(const CompiledPolicy& policy, const std::vector<RuleCounter>& counters);
+
+}  // namespace terway::policy

@@ -1,0 +1,128 @@
+// A compile as the kernel objects it becomes: the exact rule text, set and
+// map elements, and names that stay put across unrelated changes, so a
+// change to the kernel program is a visible diff here. Kernel behaviour is
+// proven in tests/root/policy.
+#include "policy/nft_model.h"
+
+#include <gtest/gtest.h>
+
+#include "world.h"
+
+namespace terway::policy {
+namespace {
+
+using namespace terway::policy::testing;  // NOLINT
+using Rules = std::vector<std::string>;
+
+TEST(NftModel, RulesMatchPeerSetPortsThenCountAndDecide) {
+  PolicyInputs in = NetpolWorld();
+  in.policies.push_back(K8s(R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"from":[{"namespaceSelector":{"matchLabels":{"ns":"y"}}}],"ports":[{"port":80},{"protocol":"UDP","port":81,"endPort":90}]}],
+      "egress":[{"to":[{"ipBlock":{"cidr":"198.18.0.0/16","except":["198.18.3.0/24"]}}]}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  NftModel m = ModelOf(cp);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  const PodChain* eg_a = cp.Chain(*cp.FindPod("x/a"), Direction::kEgress);
+  ASSERT_NE(in_a, nullptr);
+  ASSERT_NE(eg_a, nullptr);
+  const std::string c_in = in_a->rules[0].counter, c_eg = eg_a->rules[0].counter;
+  const std::string s_in = cp.sets()[*in_a->rules[0].peer_set].name, s_eg = cp.sets()[*eg_a->rules[0].peer_set].name;
+
+  // One nft rule per port match, sharing the policy rule's counter.
+  EXPECT_EQ(m.chains[in_a->name],
+            (Rules{"ip saddr @" + s_in + " tcp dport { 80 } counter name \"" + c_in +
+                       "\" accept comment \"Allow by k8s:x/p ingress[0]\"",
+                   "ip saddr @" + s_in + " udp dport { 81-90 } counter name \"" + c_in +
+                       "\" accept comment \"Allow by k8s:x/p ingress[0]\"",
+                   "counter name \"" + in_a->name + "_drop\" drop comment \"ingress of x/a: no rule matched\""}));
+  // Egress allows `return`, so the destination's ingress chain still runs.
+  EXPECT_EQ(m.chains[eg_a->name],
+            (Rules{"ip daddr @" + s_eg + " counter name \"" + c_eg + "\" return comment \"Allow by k8s:x/p egress[0]\"",
+                   "counter name \"" + eg_a->name + "_drop\" drop comment \"egress of x/a: no rule matched\""}));
+  EXPECT_EQ(m.sets[s_in], "198.18.2.1-198.18.2.3");
+  EXPECT_EQ(m.sets[s_eg], "198.18.0.0-198.18.2.255, 198.18.4.0-198.18.255.255");
+  EXPECT_EQ(m.ingress, (std::map<std::string, std::string>{{"198.18.1.1", in_a->name}}));
+  EXPECT_EQ(m.egress, (std::map<std::string, std::string>{{"198.18.1.1", eg_a->name}}));
+  EXPECT_EQ(m.counters, (std::set<std::string>{c_in, c_eg, in_a->name + "_drop", eg_a->name + "_drop"}));
+}
+
+TEST(NftModel, CalicoActionsBecomeVerdicts) {
+  PolicyInputs in = NetpolWorld();
+  in.policies.push_back(Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{
+      "selector":"pod == 'a'","types":["Ingress","Egress"],
+      "ingress":[{"action":"Log"},{"action":"Deny","protocol":"SCTP"},{"action":"Pass","protocol":"ICMP"}],
+      "egress":[{"action":"Pass"}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  NftModel m = ModelOf(cp);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  const PodChain* eg_a = cp.Chain(*cp.FindPod("x/a"), Direction::kEgress);
+  ASSERT_NE(in_a, nullptr);
+  ASSERT_NE(eg_a, nullptr);
+  ASSERT_EQ(in_a->rules.size(), 3u);
+  const std::string& log = in_a->rules[0].counter;
+  const Rules& rules = m.chains[in_a->name];
+  ASSERT_EQ(rules.size(), 4u);
+  // Log counts and logs, with no verdict: evaluation goes on.
+  EXPECT_EQ(rules[0], "counter name \"" + log + "\" log prefix \"terway " + log +
+                          " \"  comment \"Log by calico:x/p ingress[0]\"");
+  EXPECT_EQ(rules[1], "meta l4proto sctp counter name \"" + in_a->rules[1].counter +
+                          "\" drop comment \"Deny by calico:x/p ingress[1]\"");
+  // Pass: the namespace profile allows (one tier).
+  EXPECT_EQ(rules[2], "meta l4proto icmp counter name \"" + in_a->rules[2].counter +
+                          "\" accept comment \"Pass by calico:x/p ingress[2]\"");
+  EXPECT_EQ(m.chains[eg_a->name][0],
+            "counter name \"" + eg_a->rules[0].counter + "\" return comment \"Pass by calico:x/p egress[0]\"");
+}
+
+TEST(NftModel, NamesSurviveUnrelatedChanges) {
+  const char* policy = R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"from":[{"podSelector":{}}]}]}})";
+  PolicyInputs before = NetpolWorld();
+  before.policies.push_back(K8s(policy));
+  CompiledPolicy cp1 = PolicyCompiler().Compile(before);
+  // Another policy and another pod appear; x/a's chain and rule keep names.
+  PolicyInputs after = NetpolWorld();
+  PodInfo extra;
+  extra.namespace_ = "aaa";
+  extra.name = "first";
+  extra.ip = *Ipv4Addr::Parse("198.18.9.9");
+  after.pods.insert(after.pods.begin(), extra);
+  after.policies.push_back(K8s(R"({"metadata":{"name":"o","namespace":"y"},"spec":{"podSelector":{}}})"));
+  after.policies.push_back(K8s(policy));
+  CompiledPolicy cp2 = PolicyCompiler().Compile(after);
+  const PodChain* c1 = cp1.Chain(*cp1.FindPod("x/a"), Direction::kIngress);
+  const PodChain* c2 = cp2.Chain(*cp2.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(c1, nullptr);
+  ASSERT_NE(c2, nullptr);
+  EXPECT_EQ(c1->name, c2->name);
+  ASSERT_EQ(c1->rules.size(), 1u);
+  ASSERT_EQ(c2->rules.size(), 1u);
+  EXPECT_EQ(c1->rules[0].counter, c2->rules[0].counter);
+  // Different pods, directions and rules never share a name.
+  EXPECT_NE(c2->name, cp2.Chain(*cp2.FindPod("y/a"), Direction::kIngress)->name);
+  // So x/a's kernel objects are the same in both models: its chain with its
+  // rules, and the peer set they reference (the new pod is in another
+  // namespace), and a delta between the two leaves them alone.
+  NftModel m1 = ModelOf(cp1), m2 = ModelOf(cp2);
+  EXPECT_EQ(m1.chains[c1->name], m2.chains[c2->name]);
+  const std::string& set = cp2.sets()[*c2->rules[0].peer_set].name;
+  EXPECT_EQ(cp1.sets()[*c1->rules[0].peer_set].name, set);
+  EXPECT_EQ(m1.sets[set], m2.sets[set]);
+}
+
+TEST(NftModel, ObjectsOfNamesEveryDeclaredObject) {
+  // No policy: the base chain and the two maps, nothing else.
+  NftObjects empty = ObjectsOf(PolicyCompiler().Compile(NetpolWorld()));
+  EXPECT_EQ(empty, (NftObjects{{"forward"}, {}, {"pod_egress", "pod_ingress"}, {}}));
+
+  NftModel m;
+  m.sets = {{"s_1", "198.18.1.1"}, {"s_2", ""}};
+  m.chains = {{"in_1", {"counter name \"in_1_drop\" drop"}}};
+  m.ingress = {{"198.18.1.1", "in_1"}};
+  m.counters = {"c1", "in_1_drop"};
+  EXPECT_EQ(ObjectsOf(m), (NftObjects{{"forward", "in_1"}, {"s_1", "s_2"}, {"pod_egress", "pod_ingress"},
+                                      {"c1", "in_1_drop"}}));
+}
+
+}  // namespace
+}  // namespace terway::policy
