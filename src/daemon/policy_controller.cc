@@ -6,120 +6,9 @@
 #include <set>
 
 #include "common/log.h"
-#include "policy/calico_policy.h"
-#include "policy/k8s_policy.h"
 #include "policy/policy_show.h"
 
 namespace terway::daemon {
-
-const char* CalicoApiName(CalicoApi a) {
-  switch (a) {
-    case CalicoApi::kNone: return "none";
-    case CalicoApi::kV3: return "projectcalico.org/v3";
-    case CalicoApi::kCrdV1: return "crd.projectcalico.org/v1";
-  }
-  return "?";
-}
-
-k8s::Json CalicoCrdToV3(const k8s::Json& crd) {
-  k8s::Json v3 = crd;
-  if (!v3.is_object()) return v3;
-  v3["apiVersion"] = "projectcalico.org/v3";
-  auto meta = v3.find("metadata");
-  if (meta == v3.end() || !meta->is_object()) return v3;
-  auto name = meta->find("name");
-  if (name == meta->end() || !name->is_string()) return v3;
-  // Calico's datastore names a default-tier policy "default.<name>"; the v3
-  // API (and our Explain) calls it <name>.
-  const std::string n = name->get<std::string>();
-  constexpr std::string_view kDefaultTier = "default.";
-  if (n.size() > kDefaultTier.size() && n.compare(0, kDefaultTier.size(), kDefaultTier) == 0) {
-    *name = n.substr(kDefaultTier.size());
-  }
-  return v3;
-}
-
-// A pod that ran to completion keeps status.podIP, but its address is free
-// for reuse.
-bool PodFinished(const k8s::Pod& p) { return p.phase == "Succeeded" || p.phase == "Failed"; }
-
-BuiltInputs BuildPolicyInputs(const PolicySources& s) {
-  BuiltInputs out;
-  policy::PolicyInputs& in = out.inputs;
-  for (const auto& ns : s.namespaces) in.namespaces.push_back(policy::NamespaceFromK8s(ns));
-  for (const auto& p : s.pods) {
-    policy::PodInfo info = policy::PodFromK8s(p);
-    auto local = s.local_ips.find(info.Key());
-    if (!p.host_network && local != s.local_ips.end()) {
-      // A pod we handed an address to runs here, whatever a cached copy
-      // (from before the scheduler bound it) says: our address is the truth.
-      info.ip = local->second;
-      info.node = s.node_name;
-    } else if (!s.node_name.empty() && p.node_name == s.node_name && !p.host_network) {
-      // Ours but holding nothing (gone, or not yet added): the API's
-      // status.podIP lags and can be stale.
-      info.ip = std::nullopt;
-    } else if (PodFinished(p)) {
-      // As a peer it would lend its labels to whoever gets the address next.
-      info.ip = std::nullopt;
-    }
-    in.pods.push_back(std::move(info));
-  }
-  for (const auto& n : s.nodes) {
-    for (const auto& a : n.addresses) {
-      if (a.type != "InternalIP" && a.type != "ExternalIP") continue;
-      if (auto ip = Ipv4Addr::Parse(a.address); ip.ok()) in.node_ips[n.metadata.name].push_back(*ip);
-    }
-  }
-  if (!s.node_name.empty()) {
-    auto& mine = in.node_ips[s.node_name];
-    for (const auto& ip : s.node_ips) {
-      if (std::find(mine.begin(), mine.end(), ip) == mine.end()) mine.push_back(ip);
-    }
-  }
-  for (const auto& np : s.network_policies) {
-    auto p = policy::PolicyFromK8s(np);
-    if (!p.ok()) {
-      out.rejected.push_back(fmt::format("k8s:{}: {}", np.metadata.Key(), p.error().ToString()));
-      continue;
-    }
-    in.policies.push_back(std::move(p).value());
-  }
-  for (const auto& obj : s.calico_policies) {
-    auto p = policy::PolicyFromCalico(obj);
-    if (!p.ok()) {
-      std::string name = obj.contains("metadata") && obj["metadata"].is_object()
-                             ? obj["metadata"].value("namespace", std::string()) + "/" +
-                                   obj["metadata"].value("name", std::string())
-                             : "?";
-      out.rejected.push_back(fmt::format("calico:{}: {}", name, p.error().ToString()));
-      continue;
-    }
-    in.policies.push_back(std::move(p).value());
-  }
-  return out;
-}
-
-bool PodChangeMatters(const k8s::Pod& a, const k8s::Pod& b) {
-  if (a.metadata.labels != b.metadata.labels || a.pod_ip != b.pod_ip || a.pod_ips != b.pod_ips ||
-      a.node_name != b.node_name || a.host_network != b.host_network || a.metadata.uid != b.metadata.uid ||
-      PodFinished(a) != PodFinished(b)) {
-    return true;
-  }
-  if (a.containers.size() != b.containers.size()) return true;
-  for (size_t i = 0; i < a.containers.size(); i++) {
-    const auto& pa = a.containers[i].ports;
-    const auto& pb = b.containers[i].ports;
-    if (pa.size() != pb.size()) return true;
-    for (size_t j = 0; j < pa.size(); j++) {
-      if (pa[j].name != pb[j].name || pa[j].container_port != pb[j].container_port ||
-          pa[j].protocol != pb[j].protocol) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
 
 namespace {
 
@@ -173,6 +62,9 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
                             "Time to bring the policy model up to date and send the kernel the difference",
                             LatencyBuckets());
   metrics->DeclareGauge("terway_policy_objects", "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
+  metrics->DeclareGauge("terway_policy_fail_closed",
+                        "Policies enforced on the safe side instead of as written (unreadable, or with a part that "
+                        "cannot be enforced exactly), by kind (k8s, calico, global); see terway-cli policy show");
 
   k8s::RestClient& rc = *c->client_;
   c->calico_ = DetectCalicoApi(rc);
@@ -205,17 +97,19 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
 
   c->nodes_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNodes);
   k8s::CacheHandlers<k8s::Node> nh;
-  nh.on_add = [self](const k8s::Node&) { self->MarkNodesChanged(); };
+  nh.on_add = [self](const k8s::Node&) { self->MarkFlag(&Dirty::nodes); };
   nh.on_delete = nh.on_add;
   nh.on_update = [self](const k8s::Node& a, const k8s::Node& b) {
-    if (NodeAddressesDiffer(a, b)) self->MarkNodesChanged();
+    if (NodeAddressesDiffer(a, b)) self->MarkFlag(&Dirty::nodes);
   };
   c->nodes_ = std::make_unique<k8s::Cache<k8s::Node>>(*c->nodes_lw_, k8s::ReflectorOptions{}, nh);
 
   c->netpol_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNetworkPolicies);
+  // Kept when unreadable: such a policy is enforced on the safe side.
+  using NetpolOrError = k8s::ObjectOrError<k8s::NetworkPolicy>;
   auto netpol = changed(&Dirty::netpols);
-  k8s::CacheHandlers<k8s::NetworkPolicy> nph{netpol, netpol, netpol};
-  c->netpols_ = std::make_unique<k8s::Cache<k8s::NetworkPolicy>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
+  k8s::CacheHandlers<NetpolOrError> nph{netpol, netpol, netpol};
+  c->netpols_ = std::make_unique<k8s::Cache<NetpolOrError>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
 
   if (c->calico_ != CalicoApi::kNone) {
     const bool v3 = c->calico_ == CalicoApi::kV3;
@@ -237,13 +131,17 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   if (c->calico_policies_) {
     c->calico_policies_->Start();
     c->calico_global_->Start();
+    c->WatchCalicoObjects();
   }
   auto synced = [&](auto& cache) { return !cache || cache->WaitForSync(c->opts_.sync_timeout); };
   if (!synced(c->pods_) || !synced(c->namespaces_) || !synced(c->nodes_) || !synced(c->netpols_) ||
-      !synced(c->calico_policies_) || !synced(c->calico_global_)) {
+      !synced(c->calico_policies_) || !synced(c->calico_global_) || !synced(c->tiers_) ||
+      !synced(c->network_sets_) || !synced(c->global_network_sets_) || !synced(c->service_accounts_) ||
+      !synced(c->endpoint_slices_)) {
     return Errorf(ErrorCode::kUnavailable,
-                  "policy: the Kubernetes API did not list pods, namespaces, nodes and network policies within "
-                  "{} ms; check the API server (or disable policy: eni-config disable_network_policy: \"true\")",
+                  "policy: the Kubernetes API did not list pods, namespaces, nodes, network policies (and what "
+                  "Calico's policies refer to) within {} ms; check the API server (or disable policy: eni-config "
+                  "disable_network_policy: \"true\")",
                   c->opts_.sync_timeout.count());
   }
   c->MarkDirty();  // the first apply reads everything the caches listed
@@ -254,6 +152,112 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
             c->opts_.node_name, c->pods_->Size(),
             c->netpols_->Size() + (c->calico_policies_ ? c->calico_policies_->Size() + c->calico_global_->Size() : 0));
   return c;
+}
+
+namespace {
+
+// Whether the API serves a kind we can list. Not served (404) is normal (an
+// older Calico has no Tier; a cluster may lack discovery.k8s.io/v1); any
+// other refusal (403 without RBAC) is said once, and policy runs without
+// the kind rather than not at all.
+bool Served(k8s::RestClient& client, const k8s::ResourceRef& r) {
+  k8s::ListOptions one;
+  one.limit = 1;
+  auto got = client.List(r, "", one);
+  if (got.ok()) return true;
+  if (got.error().code == ErrorCode::kNotFound) {
+    log::Info("policy: the API does not serve {}/{}; Calico rules referring to them match nothing", r.group_version,
+              r.plural);
+  } else {
+    log::Warn("policy: cannot list {}/{} ({}); Calico rules referring to them match nothing; grant terway "
+              "get/list/watch on them (deploy/ has the RBAC)",
+              r.group_version, r.plural, got.error().ToString());
+  }
+  return false;
+}
+
+}  // namespace
+
+void PolicyController::WatchCalicoObjects() {
+  k8s::RestClient& rc = *client_;
+  const bool v3 = calico_ == CalicoApi::kV3;
+  // Few objects, seldom changed (EndpointSlices aside): read whole.
+  auto dirty = [this](auto&&...) { MarkFlag(&Dirty::context); };
+  k8s::CacheHandlers<k8s::RawObject> rawh{dirty, [this](const k8s::RawObject& a, const k8s::RawObject& b) {
+                                            if (CalicoObjectChangeMatters(a, b)) MarkFlag(&Dirty::context);
+                                          },
+                                          dirty};
+  auto raw = [&](const k8s::ResourceRef& r, std::unique_ptr<k8s::RestListerWatcher>& lw,
+                 std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache) {
+    if (!Served(rc, r)) return;
+    lw = std::make_unique<k8s::RestListerWatcher>(rc, r);
+    cache = std::make_unique<k8s::Cache<k8s::RawObject>>(*lw, k8s::ReflectorOptions{}, rawh);
+    cache->Start();
+  };
+  raw(v3 ? k8s::resources::kCalicoTiers : k8s::resources::kCalicoCrdTiers, tiers_lw_, tiers_);
+  raw(v3 ? k8s::resources::kCalicoNetworkSets : k8s::resources::kCalicoCrdNetworkSets, netsets_lw_, network_sets_);
+  raw(v3 ? k8s::resources::kCalicoGlobalNetworkSets : k8s::resources::kCalicoCrdGlobalNetworkSets,
+      global_netsets_lw_, global_network_sets_);
+  if (Served(rc, k8s::resources::kServiceAccounts)) {
+    sa_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kServiceAccounts);
+    k8s::CacheHandlers<k8s::ServiceAccount> h{dirty,
+                                              [this](const k8s::ServiceAccount& a, const k8s::ServiceAccount& b) {
+                                                if (a.metadata.labels != b.metadata.labels) MarkFlag(&Dirty::context);
+                                              },
+                                              dirty};
+    service_accounts_ = std::make_unique<k8s::Cache<k8s::ServiceAccount>>(*sa_lw_, k8s::ReflectorOptions{}, h);
+    service_accounts_->Start();
+  }
+  if (Served(rc, k8s::resources::kEndpointSlices)) {
+    slices_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kEndpointSlices);
+    k8s::CacheHandlers<k8s::EndpointSlice> h{dirty,
+                                             [this](const k8s::EndpointSlice& a, const k8s::EndpointSlice& b) {
+                                               if (EndpointSliceChangeMatters(a, b)) MarkFlag(&Dirty::context);
+                                             },
+                                             dirty};
+    endpoint_slices_ = std::make_unique<k8s::Cache<k8s::EndpointSlice>>(*slices_lw_, k8s::ReflectorOptions{}, h);
+    endpoint_slices_->Start();
+  }
+}
+
+void PolicyController::SnapshotContext(PolicySources& src) const {
+  src.calico_api = calico_;
+  // Items of a list need not carry their kind; the collection says it.
+  auto raw = [](const std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache, const char* kind,
+                std::vector<k8s::Json>& out) {
+    if (!cache) return;
+    for (auto& o : cache->List()) {
+      if (!o.raw.contains("kind")) o.raw["kind"] = kind;
+      out.push_back(std::move(o.raw));
+    }
+  };
+  raw(tiers_, "Tier", src.tiers);
+  raw(network_sets_, "NetworkSet", src.network_sets);
+  raw(global_network_sets_, "GlobalNetworkSet", src.global_network_sets);
+  if (service_accounts_) src.service_accounts = service_accounts_->List();
+  if (endpoint_slices_) src.endpoint_slices = endpoint_slices_->List();
+}
+
+void PolicyController::ReportFailClosed() {
+  // Only policies that fail closed, or sit in a tier that may not exist
+  // (the compiler notes those), can be reported: compile just those, with
+  // the tiers and no pod, for the notes the compiler adds.
+  policy::PolicyInputs everything = compiler_.Inputs();
+  policy::PolicyInputs in;
+  in.tiers = std::move(everything.tiers);
+  for (auto& p : everything.policies) {
+    if (!p.fail_closed.empty() || p.tier != policy::kDefaultTier) in.policies.push_back(std::move(p));
+  }
+  const policy::CompiledPolicy notes = policy::PolicyCompiler(policy::CompileOptions{opts_.node_name}).Compile(std::move(in));
+  std::vector<FailClosedReport> reports = FailClosedReports(notes.policies(), policy_objects_);
+  for (const auto& [kind, n] : FailClosedCounts(reports)) {
+    metrics_->Set("terway_policy_fail_closed", {{"kind", kind}}, double(n));
+  }
+  for (const auto& r : fail_closed_events_.Due(reports)) {
+    const std::string message = r.Message();
+    log::Warn("policy {}: {}", r.policy, message);
+    if (opts_.warn_event) opts_.warn_event(r.object.ref, kFailClosedEventReason, message);
+  }
 }
 
 PolicyController::~PolicyController() {
@@ -270,6 +274,11 @@ PolicyController::~PolicyController() {
   if (netpols_) netpols_->Stop();
   if (calico_policies_) calico_policies_->Stop();
   if (calico_global_) calico_global_->Stop();
+  if (tiers_) tiers_->Stop();
+  if (network_sets_) network_sets_->Stop();
+  if (global_network_sets_) global_network_sets_->Stop();
+  if (service_accounts_) service_accounts_->Stop();
+  if (endpoint_slices_) endpoint_slices_->Stop();
 }
 
 void PolicyController::MarkDirty() {
@@ -288,10 +297,10 @@ void PolicyController::MarkChanged(std::set<std::string> Dirty::*what, const std
   dirty_cv_.notify_one();
 }
 
-void PolicyController::MarkNodesChanged() {
+void PolicyController::MarkFlag(bool Dirty::*what) {
   {
     std::lock_guard l(dirty_mu_);
-    dirty_.nodes = true;
+    dirty_.*what = true;
   }
   dirty_cv_.notify_one();
 }
@@ -367,35 +376,39 @@ void PolicyController::FeedPod(const std::string& key) {
   compiler_.UpsertPod(std::move(BuildPolicyInputs(s).inputs.pods.front()));
 }
 
-// source: "k8s", "calico" or "global" (the caches they come from).
+// source: "k8s", "calico" or "global" (the caches they come from). Every
+// policy the API holds is fed: one that cannot be read is enforced on the
+// safe side (BuildPolicyInputs).
 void PolicyController::FeedPolicy(const std::string& source, const std::string& key) {
   PolicySources s;
+  s.calico_api = calico_;
   if (source == "k8s") {
-    if (auto np = netpols_->Get(key)) s.network_policies.push_back(std::move(*np));
+    if (auto np = netpols_->Get(key)) {
+      if (np->object) s.network_policies.push_back(std::move(*np->object));
+      else s.unreadable_network_policies.push_back(std::move(*np));
+    }
   } else {
     auto* cache = source == "calico" ? calico_policies_.get() : calico_global_.get();
     if (auto o = cache ? cache->Get(key) : std::nullopt) {
-      s.calico_policies.push_back(calico_ == CalicoApi::kCrdV1 ? CalicoCrdToV3(o->raw) : std::move(o->raw));
+      if (!o->raw.contains("kind")) o->raw["kind"] = source == "calico" ? "NetworkPolicy" : "GlobalNetworkPolicy";
+      s.calico_policies.push_back(std::move(o->raw));
+      s.tiers = tiers_seen_;  // a policy of a tier that cannot be read fails closed
     }
   }
   const std::string object = source + "/" + key;
-  BuiltInputs b = BuildPolicyInputs(s);
-  // What this object was enforced as goes (its id may have changed with a
+  // What this object was enforced as goes (its id may change with a
   // Calico datastore rename), then what it is now comes.
   if (auto was = policy_ids_.find(object); was != policy_ids_.end()) {
     compiler_.RemovePolicy(was->second);
+    policy_objects_.erase(was->second);
     policy_ids_.erase(was);
   }
-  if (!b.rejected.empty()) {
-    auto [it, fresh] = rejected_.try_emplace(object, b.rejected.front());
-    if (fresh || it->second != b.rejected.front()) log::Warn("policy not enforced: {}", b.rejected.front());
-    it->second = b.rejected.front();
-  } else {
-    rejected_.erase(object);
-  }
-  if (!b.inputs.policies.empty()) {
-    policy_ids_[object] = b.inputs.policies.front().Id();
-    compiler_.UpsertPolicy(std::move(b.inputs.policies.front()));
+  BuiltInputs b = BuildPolicyInputs(s);
+  for (auto& p : b.inputs.policies) {
+    const std::string id = p.Id();
+    policy_ids_[object] = id;
+    if (auto o = b.policy_objects.find(id); o != b.policy_objects.end()) policy_objects_[id] = o->second;
+    compiler_.UpsertPolicy(std::move(p));
   }
 }
 
@@ -407,11 +420,29 @@ void PolicyController::FeedNodes() {
   compiler_.SetNodeIps(BuildPolicyInputs(s).inputs.node_ips);
 }
 
+bool PolicyController::FeedContext() {
+  PolicySources s;
+  SnapshotContext(s);
+  const bool tiers_changed = s.tiers != tiers_seen_;
+  BuiltInputs b = BuildPolicyInputs(s);
+  if (b.rejected != rejected_) {
+    // Logged when the set changes, not at every apply.
+    for (const auto& r : b.rejected) log::Warn("policy: not read, takes no part in policy: {}", r);
+  }
+  rejected_ = std::move(b.rejected);
+  tiers_seen_ = std::move(s.tiers);
+  compiler_.SetContext(std::move(b.inputs.tiers), std::move(b.inputs.network_sets),
+                       std::move(b.inputs.service_accounts), std::move(b.inputs.services));
+  return tiers_changed;
+}
+
 void PolicyController::LoadAll() {
   // Everything goes unless fed again; the compiler's next Update rebuilds.
   compiler_.Reset({});
   policy_ids_.clear();
-  std::set<std::string> pods, policies;
+  policy_objects_.clear();
+  FeedContext();
+  std::set<std::string> pods;
   for (const auto& p : pods_->List()) pods.insert(p.metadata.Key());
   {
     std::lock_guard l(local_mu_);
@@ -420,16 +451,11 @@ void PolicyController::LoadAll() {
   for (const auto& key : pods) FeedPod(key);
   for (const auto& ns : namespaces_->List()) compiler_.UpsertNamespace(policy::NamespaceFromK8s(ns));
   FeedNodes();
-  auto feed = [&](const std::string& source, const std::string& key) {
-    FeedPolicy(source, key);
-    policies.insert(source + "/" + key);
-  };
-  for (const auto& np : netpols_->List()) feed("k8s", np.metadata.Key());
+  for (const auto& np : netpols_->List()) FeedPolicy("k8s", np.metadata.Key());
   if (calico_policies_) {
-    for (const auto& o : calico_policies_->List()) feed("calico", o.metadata.Key());
-    for (const auto& o : calico_global_->List()) feed("global", o.metadata.Key());
+    for (const auto& o : calico_policies_->List()) FeedPolicy("calico", o.metadata.Key());
+    for (const auto& o : calico_global_->List()) FeedPolicy("global", o.metadata.Key());
   }
-  for (auto it = rejected_.begin(); it != rejected_.end();) it = policies.count(it->first) ? std::next(it) : rejected_.erase(it);
 }
 
 Status PolicyController::ApplyChangesLocked(const char* why) {
@@ -441,9 +467,17 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
     std::lock_guard l(dirty_mu_);
     std::swap(d, dirty_);
   }
+  bool policies_changed = d.all || !d.netpols.empty() || !d.calico.empty() || !d.calico_global.empty();
   if (d.all) {
     LoadAll();
   } else {
+    if (d.context && FeedContext() && calico_policies_) {
+      // Policies are read with their tier (one that cannot be read fails
+      // them closed): read every Calico policy again.
+      for (const auto& o : calico_policies_->List()) d.calico.insert(o.metadata.Key());
+      for (const auto& o : calico_global_->List()) d.calico_global.insert(o.metadata.Key());
+      policies_changed = true;
+    }
     for (const auto& key : d.pods) FeedPod(key);
     for (const auto& name : d.namespaces) {
       if (auto ns = namespaces_->Get(name)) compiler_.UpsertNamespace(policy::NamespaceFromK8s(*ns));
@@ -478,6 +512,7 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
   metrics_->Set("terway_policy_objects", {{"kind", "chains"}}, double(m.chains.size()));
   metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(m.sets.size()));
   metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(rejected_.size()));
+  if (policies_changed || d.context) ReportFailClosed();
   applied_gen_ = std::max(applied_gen_, gen);
   if (!d.empty() || !change->empty() || model_gen_ == 0) model_gen_++;  // Explain's inputs changed
   const auto& w = compiler_.last_work();
@@ -563,7 +598,7 @@ Result<PolicyController::Snapshot> PolicyController::CurrentModel() {
     if (explained_.model && explained_gen_ == gen) return explained_;
     if (gen == 0) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
     in = compiler_.Inputs();
-    for (const auto& [object, why] : rejected_) rejected.push_back(why);
+    rejected = rejected_;
   }
   // Outside the apply lock: a full compile takes a while at scale, and pod
   // starts must not wait for an operator's question.
@@ -593,7 +628,7 @@ Result<std::string> PolicyController::Show() {
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
-  for (const auto& r : rejected) out += "not enforced: " + r + "\n";
+  for (const auto& r : rejected) out += "not read, takes no part in policy: " + r + "\n";
   return out;
 }
 

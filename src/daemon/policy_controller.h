@@ -5,11 +5,22 @@
 // NetworkPolicies and Calico's NetworkPolicy / GlobalNetworkPolicy (the
 // projectcalico.org/v3 API when its API server is installed, else the
 // crd.projectcalico.org/v1 objects Calico keeps in the Kubernetes datastore,
-// else none). Every change marks the object it names; one worker converts
-// only those objects and hands them to the incremental compiler
-// (policy/incremental.h), which recompiles what they touch, and sends the
-// kernel only the difference, in one transaction; bursts of changes
-// coalesce into one apply.
+// else none). With Calico, also what its rules refer to, each kind only
+// when the API serves it: Tiers, NetworkSets and GlobalNetworkSets (same
+// API as the policies), ServiceAccounts (serviceAccounts matches) and
+// EndpointSlices (services matches). Every change marks the object it
+// names; one worker converts only those objects and hands them to the
+// incremental compiler (policy/incremental.h), which recompiles what they
+// touch, and sends the kernel only the difference, in one transaction;
+// bursts of changes coalesce into one apply. Calico's other objects (tiers,
+// network sets, service accounts, EndpointSlices) are few and read whole.
+//
+// Fail closed, and say so: a policy that cannot be read is not dropped but
+// enforced on the safe side (its pods isolated), like any part of a policy
+// that cannot be enforced exactly (Policy::fail_closed). Each such policy
+// gets a Warning Event (reason PolicyNotEnforcedAsWritten) on its object,
+// once per generation per node, counts in terway_policy_fail_closed{kind}
+// and is listed by `terway-cli policy show`.
 //
 // No window for a new pod: CNI ADD calls PodStarting with the address it
 // just allocated, which compiles and applies synchronously (the pod's chain
@@ -25,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +49,8 @@
 #include "common/ip.h"
 #include "daemon/metrics.h"
 #include "daemon/pod_policy.h"
+#include "daemon/policy_fail_closed.h"
+#include "daemon/policy_sources.h"
 #include "k8s/cache.h"
 #include "k8s/client.h"
 #include "policy/compiler.h"
@@ -45,46 +59,16 @@
 
 namespace terway::daemon {
 
-// ---- pure parts (unit-tested) ----
-
-// Which of Calico's APIs a cluster serves (checked once at start).
-enum class CalicoApi { kNone, kV3, kCrdV1 };
-const char* CalicoApiName(CalicoApi a);
-
-// A crd.projectcalico.org/v1 policy as the v3 API would show it: Calico
-// stores default-tier policies as "default.<name>". Other objects unchanged.
-k8s::Json CalicoCrdToV3(const k8s::Json& crd);
-
-struct PolicySources {
-  std::vector<k8s::Pod> pods;  // all pods of the cluster
-  std::vector<k8s::Namespace> namespaces;
-  std::vector<k8s::Node> nodes;
-  std::vector<k8s::NetworkPolicy> network_policies;
-  std::vector<k8s::Json> calico_policies;  // v3 shape (NetworkPolicy or GlobalNetworkPolicy)
-  // This node: pods on it take their address from `local_ips` (what terwayd
-  // allocated, keyed "ns/name"), never from the API.
-  std::string node_name;
-  std::map<std::string, Ipv4Addr> local_ips;
-  std::vector<Ipv4Addr> node_ips;  // this node's own addresses
-};
-
-struct BuiltInputs {
-  policy::PolicyInputs inputs;
-  // Policies that could not be enforced, one line each ("k8s:ns/name: why").
-  std::vector<std::string> rejected;
-};
-BuiltInputs BuildPolicyInputs(const PolicySources& s);
-
-// Whether a pod change can change policy (labels, IPs, node, ports,
-// host network, existence); status churn such as conditions cannot.
-bool PodChangeMatters(const k8s::Pod& before, const k8s::Pod& after);
-
 struct PolicyControllerOptions {
   std::string node_name;
   std::vector<Ipv4Addr> node_ips;
   // Network namespace holding the node's nft table; "" = terwayd's own.
   std::string netns;
   std::chrono::milliseconds sync_timeout{30000};
+  // Writes a Warning Event on an object (best-effort; must not block: the
+  // daemon queues it on KubeNode's writer). Unset: no Events.
+  std::function<void(const k8s::ObjectReference& object, const std::string& reason, const std::string& message)>
+      warn_event;
 };
 
 class PolicyController : public PodPolicy {
@@ -127,12 +111,13 @@ class PolicyController : public PodPolicy {
  private:
   // Objects changed since the last apply; the worker converts only these.
   struct Dirty {
-    bool all = false;    // a change with no finer tracking: rebuild from the caches
-    bool nodes = false;  // node addresses (few objects: all re-read)
+    bool all = false;      // a change with no finer tracking: rebuild from the caches
+    bool nodes = false;    // node addresses (few objects: all re-read)
+    bool context = false;  // Calico's tiers, network sets, service accounts, EndpointSlices
     std::set<std::string> pods, namespaces, netpols, calico, calico_global;
     bool empty() const {
-      return !all && !nodes && pods.empty() && namespaces.empty() && netpols.empty() && calico.empty() &&
-             calico_global.empty();
+      return !all && !nodes && !context && pods.empty() && namespaces.empty() && netpols.empty() &&
+             calico.empty() && calico_global.empty();
     }
   };
 
@@ -141,7 +126,8 @@ class PolicyController : public PodPolicy {
   void MarkDirty();
   // One object changed; `what` picks its set in Dirty.
   void MarkChanged(std::set<std::string> Dirty::*what, const std::string& key);
-  void MarkNodesChanged();
+  // A flag of Dirty: nodes, context.
+  void MarkFlag(bool Dirty::*what);
   void Worker();
   // Dirty objects -> incremental compiler -> the kernel's difference;
   // serialised by apply_mu_.
@@ -151,9 +137,20 @@ class PolicyController : public PodPolicy {
   void FeedPod(const std::string& key);
   void FeedPolicy(const std::string& source, const std::string& key);
   void FeedNodes();
+  // Calico's other objects, read whole (few, seldom changed); returns
+  // whether the tiers changed (their policies are then read again).
+  bool FeedContext();
   // apply_mu_ held: every object of the caches (start, and changes of kinds
   // without per-object tracking).
   void LoadAll();
+  // Starts the caches of Calico's other objects the API serves (tiers,
+  // network sets, service accounts, EndpointSlices).
+  void WatchCalicoObjects();
+  // Calico's other objects from their caches.
+  void SnapshotContext(PolicySources& src) const;
+  // After an apply that changed policies or tiers: the metric, and the
+  // Events now due. apply_mu_ held.
+  void ReportFailClosed();
   // The full compile Explain and show answer from, of the inputs the kernel
   // holds (compiled on demand: they are rare next to changes).
   struct Snapshot {
@@ -171,9 +168,17 @@ class PolicyController : public PodPolicy {
   std::unique_ptr<k8s::Cache<k8s::Pod>> pods_;
   std::unique_ptr<k8s::Cache<k8s::Namespace>> namespaces_;
   std::unique_ptr<k8s::Cache<k8s::Node>> nodes_;
-  std::unique_ptr<k8s::Cache<k8s::NetworkPolicy>> netpols_;
+  std::unique_ptr<k8s::Cache<k8s::ObjectOrError<k8s::NetworkPolicy>>> netpols_;
   std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_policies_;
   std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_global_;
+  // Calico's other objects; null when the API does not serve the kind.
+  std::unique_ptr<k8s::RestListerWatcher> tiers_lw_, netsets_lw_, global_netsets_lw_, sa_lw_, slices_lw_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> tiers_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> network_sets_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> global_network_sets_;
+  std::unique_ptr<k8s::Cache<k8s::ServiceAccount>> service_accounts_;
+  std::unique_ptr<k8s::Cache<k8s::EndpointSlice>> endpoint_slices_;
+  FailClosedEventLedger fail_closed_events_;  // guarded by apply_mu_
 
   std::mutex local_mu_;
   std::map<std::string, Ipv4Addr> local_ips_;
@@ -184,15 +189,18 @@ class PolicyController : public PodPolicy {
   std::unique_ptr<policy::NftPolicyTable> table_;
   policy::IncrementalCompiler compiler_;
   // Each policy object ("k8s/ns/name", "calico/ns/name", "global/name") ->
-  // the Policy::Id it became, or why it cannot be enforced.
+  // the Policy::Id it became, and each Policy::Id -> the object (Events).
   std::map<std::string, std::string> policy_ids_;
-  std::map<std::string, std::string> rejected_;
+  PolicyObjects policy_objects_;
+  std::map<std::string, Error> tier_errors_;     // tiers that cannot be read, by name
+  std::vector<std::string> rejected_;            // tiers and network sets that cannot be read
+  std::vector<k8s::Json> tiers_seen_;            // the tiers the policies were read with
   // Changes to the local ledger are numbered; an apply covers every change
   // numbered before its snapshot, so concurrent ADDs share applies instead
   // of queueing one compile each.
   std::atomic<uint64_t> requested_gen_{0};
   uint64_t applied_gen_ = 0;
-  uint64_t model_gen_ = 0;  // applies that changed the kernel's model
+  uint64_t model_gen_ = 0;  // applies that changed the inputs
 
   std::mutex model_mu_;  // the full compile for Explain and show
   Snapshot explained_;

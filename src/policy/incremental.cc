@@ -27,10 +27,10 @@ std::string TokenAt(const std::string& s, size_t i) {
 }
 
 // The sets a rule reads: "@name" naming a set of the model.
-void SetsRead(const std::string& rule, const std::map<std::string, std::string>& sets, std::set<std::string>* out) {
+void SetsRead(const std::string& rule, const NftModel& m, std::set<std::string>* out) {
   for (size_t i = rule.find('@'); i != std::string::npos; i = rule.find('@', i + 1)) {
     std::string name = TokenAt(rule, i + 1);
-    if (sets.count(name)) out->insert(name);
+    if (m.sets.count(name) || m.tuple_sets.count(name)) out->insert(name);
   }
 }
 
@@ -56,23 +56,110 @@ void CountersUsed(const std::string& rule, std::set<std::string>* out) {
   }
 }
 
-std::string Elements(const Ipv4RangeSet& s) { return s.Empty() ? "" : s.ToString(); }
+// A set's elements as nft_model.cc writes them (ModelOf).
+std::string Elements(const IpSet& s) {
+  if (!s.is_tuples) return s.addresses.Empty() ? "" : s.addresses.ToString();
+  std::string e;
+  for (const auto& x : s.tuples) {
+    e += fmt::format("{}{} . {} . {}", e.empty() ? "" : ", ", Ipv4Addr(x.address).ToString(), x.protocol, x.port);
+  }
+  return e;
+}
 
-// Rules whose shape follows the peers: an egress named port becomes one
-// rule per number the peer pods declare for it.
-bool FollowsPeers(const Policy& p) {
-  for (const auto& rule : p.egress) {
-    for (const auto& port : rule.ports) {
-      if (!port.name.empty()) return true;
+// What a set holds at one address: the address, or its tuples.
+bool HoldsAt(const IpSet& s, uint32_t a) {
+  if (!s.is_tuples) return s.addresses.Contains(Ipv4Addr(a));
+  auto it = s.tuples.lower_bound({a, 0, 0});
+  return it != s.tuples.end() && it->address == a;
+}
+std::set<AddressPortTuple> TuplesAt(const IpSet& s, uint32_t a) {
+  std::set<AddressPortTuple> out;
+  for (auto it = s.tuples.lower_bound({a, 0, 0}); it != s.tuples.end() && it->address == a; ++it) out.insert(*it);
+  return out;
+}
+// `into` takes what `from` holds at address a, and nothing else there.
+// Whether it changed.
+bool TakeAt(const IpSet& from, uint32_t a, IpSet* into) {
+  if (!into->is_tuples) {
+    bool want = from.addresses.Contains(Ipv4Addr(a));
+    if (want == into->addresses.Contains(Ipv4Addr(a))) return false;
+    Ipv4RangeSet one;
+    one.Add(Ipv4Addr(a));
+    if (want) into->addresses.AddAll(one);
+    else into->addresses.Subtract(one);
+    return true;
+  }
+  std::set<AddressPortTuple> want = TuplesAt(from, a), have = TuplesAt(*into, a);
+  if (want == have) return false;
+  for (const auto& t : have) into->tuples.erase(t);
+  into->tuples.insert(want.begin(), want.end());
+  return true;
+}
+
+// Rules whose peers are matched by Calico selectors (network sets are
+// among what they match) or name services.
+bool UsesSelectors(const Peer& p) { return p.selector || p.not_selector; }
+bool UsesSelectors(const Policy& p) {
+  for (const auto* rules : {&p.ingress, &p.egress}) {
+    for (const auto& r : *rules) {
+      if (r.local && UsesSelectors(*r.local)) return true;
+      for (const auto& peer : r.peers) {
+        if (UsesSelectors(peer)) return true;
+      }
     }
   }
   return false;
+}
+bool UsesServices(const Policy& p) {
+  for (const auto* rules : {&p.ingress, &p.egress}) {
+    for (const auto& r : *rules) {
+      if (r.local && r.local->services) return true;
+      for (const auto& peer : r.peers) {
+        if (peer.services) return true;
+      }
+    }
+  }
+  return false;
+}
+
+// A context object's identity and content, for comparing lists.
+std::string ContextKey(const TierInfo& t) {
+  return fmt::format("{}|{}|{}", t.name, t.order ? std::to_string(*t.order) : "-", t.default_action_pass);
+}
+std::string ContextKey(const NetworkSetInfo& n) {
+  std::string k = n.namespace_ + "/" + n.name + (n.has_ipv6 ? "|6" : "|4");
+  for (const auto& [l, v] : n.labels) k += "|" + l + "=" + v;
+  for (const auto& c : n.nets) k += "|" + c.ToString();
+  return k;
+}
+std::string ContextKey(const ServiceAccountInfo& a) {
+  std::string k = a.namespace_ + "/" + a.name;
+  for (const auto& [l, v] : a.labels) k += "|" + l + "=" + v;
+  return k;
+}
+std::string ContextKey(const ServiceBackends& s) {
+  std::string k = s.namespace_ + "/" + s.name;
+  for (const auto& a : s.addresses) k += "|" + a.ToString();
+  for (const auto& p : s.ports) k += fmt::format("|{}:{}", p.protocol, p.port);
+  return k;
+}
+template <typename T>
+std::set<std::string> Keys(const std::vector<T>& v) {
+  std::set<std::string> out;
+  for (const auto& x : v) out.insert(ContextKey(x));
+  return out;
 }
 
 // The sets a compiled rule reads.
 std::vector<size_t> SetsOf(const CompiledRule& r) {
   std::vector<size_t> out;
   if (r.peer_set) out.push_back(*r.peer_set);
+  if (r.peer_not_set) out.push_back(*r.peer_not_set);
+  out.insert(out.end(), r.tuple_sets.begin(), r.tuple_sets.end());
+  out.insert(out.end(), r.not_tuple_sets.begin(), r.not_tuple_sets.end());
+  for (const auto& m : r.ports) {
+    if (m.tuple_set) out.push_back(*m.tuple_set);
+  }
   return out;
 }
 
@@ -82,9 +169,11 @@ NftModel CanonicalModelOf(const CompiledPolicy& policy) {
   NftModel m = ModelOf(policy);
   std::set<std::string> read;
   for (const auto& [name, rules] : m.chains) {
-    for (const auto& r : rules) SetsRead(r, m.sets, &read);
+    for (const auto& r : rules) SetsRead(r, m, &read);
   }
-  for (auto it = m.sets.begin(); it != m.sets.end();) it = read.count(it->first) ? std::next(it) : m.sets.erase(it);
+  for (auto* sets : {&m.sets, &m.tuple_sets}) {
+    for (auto it = sets->begin(); it != sets->end();) it = read.count(it->first) ? std::next(it) : sets->erase(it);
+  }
   return m;
 }
 
@@ -109,6 +198,25 @@ void IncrementalCompiler::SetNodeIps(std::map<std::string, std::vector<Ipv4Addr>
   node_ips_ = std::move(node_ips);
 }
 
+void IncrementalCompiler::SetContext(std::vector<TierInfo> tiers, std::vector<NetworkSetInfo> network_sets,
+                                     std::vector<ServiceAccountInfo> service_accounts,
+                                     std::vector<ServiceBackends> services) {
+  if (Keys(tiers) != Keys(tiers_)) rebuild_ = true;
+  if (Keys(network_sets) != Keys(network_sets_) && !selector_policies_.empty()) rebuild_ = true;
+  if (Keys(services) != Keys(services_) && !service_policies_.empty()) rebuild_ = true;
+  std::set<std::string> was = Keys(service_accounts_), now = Keys(service_accounts);
+  for (const auto* list : {&service_accounts_, &service_accounts}) {
+    const auto& other = list == &service_accounts_ ? now : was;
+    for (const auto& a : *list) {
+      if (!other.count(ContextKey(a))) pending_sa_namespaces_.insert(a.namespace_);
+    }
+  }
+  tiers_ = std::move(tiers);
+  network_sets_ = std::move(network_sets);
+  service_accounts_ = std::move(service_accounts);
+  services_ = std::move(services);
+}
+
 void IncrementalCompiler::Reset(PolicyInputs in) {
   pending_pods_.clear();
   pending_namespaces_.clear();
@@ -129,7 +237,8 @@ void IncrementalCompiler::Reset(PolicyInputs in) {
 }
 
 bool IncrementalCompiler::HasPendingChanges() const {
-  return rebuild_ || !pending_pods_.empty() || !pending_namespaces_.empty() || !pending_policies_.empty();
+  return rebuild_ || !pending_pods_.empty() || !pending_namespaces_.empty() || !pending_policies_.empty() ||
+         !pending_sa_namespaces_.empty();
 }
 
 bool IncrementalCompiler::Local(const PodInfo& p) const {
@@ -195,9 +304,6 @@ std::set<std::string> IncrementalCompiler::SelectedBy(const Policy& p) {
 }
 
 void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, ChangedAddresses* addresses) {
-  // Which pods are peers (and with which ports) changes with pods and with
-  // namespace labels (namespace selectors).
-  const bool peers_changed = !pending_pods_.empty() || !pending_namespaces_.empty();
   for (auto& [key, next] : pending_pods_) {
     auto it = pods_.find(key);
     if (it != pods_.end()) {
@@ -226,9 +332,25 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, Changed
   }
   pending_pods_.clear();
 
+  // A namespace whose labels changed, or one of whose service accounts did
+  // (their labels are its pods' pcsa.* labels).
+  std::set<std::string> namespaces_changed = std::move(pending_sa_namespaces_);
+  pending_sa_namespaces_.clear();
   for (auto& [name, next] : pending_namespaces_) {
     if (next) namespaces_[name] = std::move(*next);
     else namespaces_.erase(name);
+    namespaces_changed.insert(name);
+  }
+  pending_namespaces_.clear();
+  // Network sets carry their namespace's labels too (pcns.*): Calico
+  // selectors may match them differently now, for sets and, by address, for
+  // a local side. Few objects, seldom relabelled: start over.
+  if (!selector_policies_.empty()) {
+    for (const auto& n : network_sets_) {
+      if (!n.namespace_.empty() && namespaces_changed.count(n.namespace_)) rebuild_ = true;
+    }
+  }
+  for (const auto& name : namespaces_changed) {
     // Its labels decide which of its pods policies select (namespace
     // selectors) and which sets they are in.
     if (auto it = local_by_ns_.find(name); it != local_by_ns_.end()) recompile->insert(it->second.begin(), it->second.end());
@@ -239,21 +361,22 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, Changed
       }
     }
   }
-  pending_namespaces_.clear();
 
   for (auto& [id, next] : pending_policies_) {
     if (auto sel = selected_by_.find(id); sel != selected_by_.end()) recompile->insert(sel->second.begin(), sel->second.end());
     if (auto it = policies_.find(id); it != policies_.end()) {
       if (Namespaced(it->second)) policies_by_ns_[it->second.namespace_].erase(id);
       global_policies_.erase(id);
-      peer_following_policies_.erase(id);
+      selector_policies_.erase(id);
+      service_policies_.erase(id);
       policies_.erase(it);
     }
     if (!next) continue;
     const Policy& p = policies_[id] = std::move(*next);
     if (Namespaced(p)) policies_by_ns_[p.namespace_].insert(id);
     else global_policies_.insert(id);
-    if (FollowsPeers(p)) peer_following_policies_.insert(id);
+    if (UsesSelectors(p)) selector_policies_.insert(id);
+    if (UsesServices(p)) service_policies_.insert(id);
     if (!rebuild_) {
       std::set<std::string> now = SelectedBy(p);
       recompile->insert(now.begin(), now.end());
@@ -261,7 +384,16 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, Changed
   }
   pending_policies_.clear();
 
-  if (peers_changed) recompile->insert(peer_following_pods_.begin(), peer_following_pods_.end());
+  // A Calico rule's local side is matched by address, as the kernel matches
+  // the packet: a local pod's rules can depend on another pod holding the
+  // same address (a stale status.podIP of another node's pod, say).
+  for (const auto& [a, in] : *addresses) {
+    auto it = pods_by_ip_.find(a);
+    if (it == pods_by_ip_.end()) continue;
+    for (const auto& key : it->second) {
+      if (Local(pods_.at(key))) recompile->insert(key);
+    }
+  }
 }
 
 Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) {
@@ -277,8 +409,6 @@ Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) 
   for (const auto& [ns, group] : by_ns) {
     PolicyInputs in = Context();
     in.policies = CandidatePolicies(ns);
-    bool follow = false;
-    for (const auto& p : in.policies) follow = follow || peer_following_policies_.count(p.Id());
     std::set<std::string> mine;
     for (const PodInfo* p : group) {
       PodInfo copy = *p;
@@ -286,10 +416,12 @@ Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) 
       mine.insert(copy.Key());
       in.pods.push_back(std::move(copy));
     }
-    if (follow) {  // their rules follow the peers' ports: every pod is needed
-      for (const auto& [key, p] : pods_) {
-        if (mine.count(key)) continue;
-        PodInfo copy = p;
+    // Pods sharing their addresses: a local side is matched by address.
+    std::set<std::string> sharing;
+    for (const PodInfo* p : group) {
+      for (const auto& key : pods_by_ip_.at(p->ip->value())) {
+        if (mine.count(key) || !sharing.insert(key).second) continue;
+        PodInfo copy = pods_.at(key);
         copy.node = kPeerNode;
         in.pods.push_back(std::move(copy));
       }
@@ -309,15 +441,16 @@ Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) 
       for (size_t pi : chain.policies) {
         const std::string id = cp.policies()[pi].Id();
         f.policies.insert(id);
-        if (peer_following_policies_.count(id)) f.follows_peers = true;
       }
       for (const auto& r : chain.rules) {
         for (size_t si : SetsOf(r)) {
           f.set_rules.emplace(cp.sets()[si].name, RuleRef{cp.policies()[r.policy].Id(), r.direction, r.rule_index});
         }
       }
-      // The entry chain and every chain it continues in are the pod's.
+      // Its tier parts' chains (each a chain, even one no goto reaches) and
+      // every chain they continue in are the pod's.
       std::vector<std::string> todo = {chain.name};
+      for (const auto& part : chain.tiers) todo.push_back(part.chain);
       while (!todo.empty()) {
         std::string name = todo.back();
         todo.pop_back();
@@ -325,7 +458,7 @@ Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) 
         if (f.chains.count(name) || rules == m.chains.end()) continue;
         f.chains[name] = rules->second;
         for (const auto& r : rules->second) {
-          SetsRead(r, m.sets, &f.sets);
+          SetsRead(r, m, &f.sets);
           CountersUsed(r, &f.counters);
           ChainsEntered(r, m.chains, &todo);
         }
@@ -415,8 +548,6 @@ void IncrementalCompiler::ReplaceFragment(const std::string& key, Fragment next)
     if (it != selected_by_.end() && (it->second.erase(key), it->second.empty())) selected_by_.erase(it);
   }
   for (const auto& id : next.policies) selected_by_[id].insert(key);
-  if (next.follows_peers) peer_following_pods_.insert(key);
-  else peer_following_pods_.erase(key);
   if (!next.chains.empty()) fragments_[key] = std::move(next);
 }
 
@@ -426,6 +557,7 @@ void IncrementalCompiler::DropUnreadSets() {
     if (it == sets_.end() || !it->second.readers.empty()) continue;
     TouchSet(s);
     model_.sets.erase(s);
+    model_.tuple_sets.erase(s);
     sets_.erase(it);
     new_sets_.erase(s);
   }
@@ -526,7 +658,7 @@ IncrementalCompiler::Scope IncrementalCompiler::ScopeOf(const std::string& set) 
   Scope any;
   any.any = true;
   const SetEntry& e = sets_.at(set);
-  if (e.readers.empty()) return any;
+  if (e.readers.empty() || e.content.is_tuples) return any;  // tuples: named ports of pods anywhere
   const Fragment& f = fragments_.at(*e.readers.begin());
   auto ref = f.set_rules.find(set);
   if (ref == f.set_rules.end()) return any;
@@ -534,15 +666,13 @@ IncrementalCompiler::Scope IncrementalCompiler::ScopeOf(const std::string& set) 
   if (policy == policies_.end()) return any;
   const auto& rules = ref->second.direction == Direction::kIngress ? policy->second.ingress : policy->second.egress;
   if (ref->second.index >= rules.size()) return any;
-  const Rule& rule = rules[ref->second.index];
-  if (ref->second.direction == Direction::kEgress) {
-    for (const auto& port : rule.ports) {
-      if (!port.name.empty()) return any;  // its sets follow every peer pod's ports
-    }
-  }
   Scope scope;
-  for (const auto& peer : rule.peers) {
-    if (peer.matches_nothing || !peer.SelectsPods()) continue;  // addresses only: no pod is a member
+  for (const auto& peer : rules[ref->second.index].peers) {
+    if (peer.matches_nothing) continue;
+    // A Calico selector picks endpoints anywhere (its namespace scope, if
+    // any, is inside the expression).
+    if (peer.selector || peer.not_selector) return any;
+    if (!peer.SelectsPods()) continue;  // addresses, services: no pod is a member as a pod
     if (peer.namespaces || peer.scope_namespace.empty()) return any;
     scope.namespaces.insert(peer.scope_namespace);
   }
@@ -567,30 +697,27 @@ Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
     }
     work_.compiles++;
     CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));
-    std::map<std::string, Ipv4RangeSet> out;
-    for (const auto& set : cp.sets()) {
-      if (names.count(set.name)) out[set.name] = set.addresses;
+    std::map<std::string, IpSet> out;
+    for (auto& set : cp.sets()) {
+      if (names.count(set.name)) out[set.name] = set;
     }
     return out;
   };
-  std::map<std::string, Ipv4RangeSet> got = compile(RulesCreating(names), ProbeHolder(), {});
-  // The holder itself may be a member (a peer of every pod everywhere): its
-  // address stays only if the set has it without the holder.
-  const Ipv4Addr at = *ProbeHolder().ip;
+  std::map<std::string, IpSet> got = compile(RulesCreating(names), ProbeHolder(), {});
+  // The holder itself may be a member (a peer of every pod everywhere): at
+  // its address a set holds what it holds with the holder elsewhere.
+  const uint32_t at = ProbeHolder().ip->value();
   std::set<std::string> holder_in;
   for (const auto& [name, content] : got) {
-    if (content.Contains(at)) holder_in.insert(name);
+    if (HoldsAt(content, at)) holder_in.insert(name);
   }
   if (!holder_in.empty()) {
     PodInfo elsewhere = ProbeHolder();
     elsewhere.ip = Ipv4Addr(kHolderBase + 1);
-    std::map<std::string, Ipv4RangeSet> again = compile(RulesCreating(holder_in), elsewhere, {});
+    std::map<std::string, IpSet> again = compile(RulesCreating(holder_in), elsewhere, {});
     for (const auto& name : holder_in) {
       auto it = again.find(name);
-      if (it != again.end() && it->second.Contains(at)) continue;
-      Ipv4RangeSet one;
-      one.Add(at);
-      got[name].Subtract(one);
+      if (it != again.end()) TakeAt(it->second, at, &got[name]);
     }
   }
   std::set<std::string> missing;
@@ -599,7 +726,7 @@ Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
   }
   if (!missing.empty()) {
     Holders holders = HoldersOf(missing);
-    std::map<std::string, Ipv4RangeSet> more =
+    std::map<std::string, IpSet> more =
         compile(std::move(holders.policies), std::nullopt, std::set<std::string>(holders.pods.begin(), holders.pods.end()));
     for (auto& [name, content] : more) got[name] = std::move(content);
   }
@@ -614,7 +741,7 @@ Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
     e.content = std::move(it->second);
     e.known = true;
     e.scope = ScopeOf(name);
-    model_.sets[name] = Elements(e.content);
+    (e.content.is_tuples ? model_.tuple_sets : model_.sets)[name] = Elements(e.content);
   }
   work_.recomputed_sets += names.size();
   return Ok();
@@ -668,31 +795,20 @@ Status IncrementalCompiler::ProbeAddresses(const ChangedAddresses& addresses) {
     }
     SetEntry& e = sets_.at(name);
     bool changed = false;
-    for (const auto& [a, in_ns] : addresses) {
-      bool want = it->second->addresses.Contains(Ipv4Addr(a));
-      if (want == e.content.Contains(Ipv4Addr(a))) continue;
-      if (!changed) TouchSet(name);
-      changed = true;
-      if (want) {
-        e.content.Add(Ipv4Addr(a));
-      } else {
-        Ipv4RangeSet one;
-        one.Add(Ipv4Addr(a));
-        e.content.Subtract(one);
-      }
-    }
-    if (changed) model_.sets[name] = Elements(e.content);
+    for (const auto& [a, in_ns] : addresses) changed = TakeAt(*it->second, a, &e.content) || changed;
+    if (!changed) continue;
+    TouchSet(name);  // the model still holds the value before
+    (e.content.is_tuples ? model_.tuple_sets : model_.sets)[name] = Elements(e.content);
   }
   return ComputeSets(missing);
 }
 
 Result<NftModelChange> IncrementalCompiler::Update() {
   work_ = {};
-  const bool rebuild = rebuild_;
   std::set<std::string> recompile;
   ChangedAddresses addresses;
-  ApplyPending(&recompile, &addresses);
-  if (rebuild) {
+  ApplyPending(&recompile, &addresses);  // may find it must start over
+  if (rebuild_) {
     // Nothing derived survives: every fragment and set is computed again.
     std::vector<std::string> keys;
     for (const auto& [key, f] : fragments_) keys.push_back(key);
@@ -732,6 +848,7 @@ void IncrementalCompiler::TouchChain(const std::string& name) {
 void IncrementalCompiler::TouchSet(const std::string& name) {
   if (!touched_sets_.insert(name).second) return;
   if (auto it = model_.sets.find(name); it != model_.sets.end()) change_.from.sets[name] = it->second;
+  if (auto it = model_.tuple_sets.find(name); it != model_.tuple_sets.end()) change_.from.tuple_sets[name] = it->second;
 }
 
 void IncrementalCompiler::TouchCounter(const std::string& name) {
@@ -763,6 +880,7 @@ NftModelChange IncrementalCompiler::TakeChange() {
   };
   settle(touched_chains_, model_.chains, &c.from.chains, &c.to.chains);
   settle(touched_sets_, model_.sets, &c.from.sets, &c.to.sets);
+  settle(touched_sets_, model_.tuple_sets, &c.from.tuple_sets, &c.to.tuple_sets);
   settle(touched_ingress_, model_.ingress, &c.from.ingress, &c.to.ingress);
   settle(touched_egress_, model_.egress, &c.from.egress, &c.to.egress);
   for (const auto& name : touched_counters_) {

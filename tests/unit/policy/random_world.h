@@ -1,8 +1,12 @@
 // Random clusters and random walks of changes for policy tests: pods added,
-// removed, relabelled, readdressed, moved between nodes, their ports
-// changed; namespaces relabelled, added, removed; Kubernetes and Calico
-// policies added, changed, removed -- told to a World (the truth a full
-// compile reads) and to an IncrementalCompiler alike.
+// removed, relabelled, readdressed, moved between nodes, their ports and
+// service accounts changed; namespaces relabelled, added, removed;
+// Kubernetes and Calico policies added, changed, removed (Calico's rule
+// model: selectors, notSelector, namespaceSelector, serviceAccounts,
+// services, nets, ports and notPorts with named ports, protocols and
+// notProtocol, ICMP, tiers and order); Calico's tiers, network sets,
+// service accounts and services changed -- told to a World (the truth a
+// full compile reads) and to an IncrementalCompiler alike.
 #pragma once
 
 #include <map>
@@ -29,6 +33,10 @@ struct World {
   std::map<std::string, PodInfo> pods;
   std::map<std::string, NamespaceInfo> namespaces;
   std::map<std::string, Policy> policies;
+  std::vector<TierInfo> tiers;
+  std::vector<NetworkSetInfo> network_sets;
+  std::vector<ServiceAccountInfo> service_accounts;
+  std::vector<ServiceBackends> services;
 
   PolicyInputs Inputs() const {
     PolicyInputs in;
@@ -36,6 +44,10 @@ struct World {
     for (const auto& [k, n] : namespaces) in.namespaces.push_back(n);
     for (const auto& [k, p] : policies) in.policies.push_back(p);
     in.node_ips[kNode] = {Ipv4Addr::Parse("198.18.0.1").value()};
+    in.tiers = tiers;
+    in.network_sets = network_sets;
+    in.service_accounts = service_accounts;
+    in.services = services;
     return in;
   }
 };
@@ -75,6 +87,7 @@ class Generator {
     p.labels = PodLabels();
     p.node = Chance(0.65) ? kNode : "node-2";
     p.host_network = Chance(0.05);
+    p.service_account = Pick(std::vector<std::string>{"default", "sa-a", "sa-b"});
     Ports(&p);
     return p;
   }
@@ -174,22 +187,38 @@ class Generator {
     if (k == 4) return fmt::format("tier != '{}'", Pick(tiers));
     return fmt::format("projectcalico.org/namespace == '{}'", Pick(namespaces));
   }
-  Json CalicoEntity(bool with_ports) {
+  Json CalicoEntity(bool with_ports, bool global, bool destination) {
     Json e = Json::object();
-    int k = Int(0, 4);
+    int k = Int(0, 8);
     if (k == 1 || k == 3) e["selector"] = CalicoSelector();
     if (k == 2) e["namespaceSelector"] = Chance(0.5) ? "team == 'red'" : "all()";
     if (k == 3 && Chance(0.5)) e["namespaceSelector"] = "has(team)";
     if (k == 4) e["nets"] = {Chance(0.5) ? "198.18.1.0/28" : "198.18.1.16/28"};
     if (k == 4 && Chance(0.4)) e["notNets"] = {"198.18.1.4/30"};
+    if (k == 5) e["notSelector"] = Chance(0.5) ? "app == 'db'" : "has(tier)";
+    if (k == 6) {
+      e["serviceAccounts"] = Chance(0.5) ? Json{{"names", {Pick(std::vector<std::string>{"sa-a", "sa-b"})}}}
+                                         : Json{{"selector", "role == 'admin'"}};
+    }
+    if (k == 7) e["selector"] = Chance(0.5) ? "netset == 'blocked'" : "kind == 'partner'";  // network sets too
+    if (k == 8) {
+      e = Json::object();
+      e["services"] = {{"name", Pick(std::vector<std::string>{"svc-a", "svc-b"})}};
+      if (global || Chance(0.5)) e["services"]["namespace"] = Pick(namespaces);
+      return e;
+    }
     if (with_ports && Chance(0.5)) e["ports"] = Chance(0.5) ? Json{80, "8000:8100"} : Json{"http"};
+    if (with_ports && Chance(0.2)) e["notPorts"] = Chance(0.5) ? Json{81} : Json{"dns"};
+    (void)destination;
     return e;
   }
   Policy CalicoPolicy(const std::string& ns, const std::string& name, bool global) {
     Json spec;
     if (Chance(0.8)) spec["selector"] = CalicoSelector();
     if (global && Chance(0.4)) spec["namespaceSelector"] = "team == 'blue'";
+    if (Chance(0.2)) spec["serviceAccountSelector"] = "role == 'admin'";
     if (Chance(0.7)) spec["order"] = Pick(std::vector<int>{10, 100, 1000, 2000});
+    if (Chance(0.3)) spec["tier"] = Pick(std::vector<std::string>{"security", "platform", "missing"});
     for (const char* dir : {"ingress", "egress"}) {
       if (!Chance(0.6)) continue;
       Json rules = Json::array();
@@ -199,14 +228,27 @@ class Generator {
         rule["action"] = Pick(std::vector<std::string>{"Allow", "Allow", "Deny", "Pass", "Log"});
         bool ports = Chance(0.5);
         if (ports) rule["protocol"] = Chance(0.7) ? "TCP" : "UDP";
+        if (!ports && Chance(0.15)) {
+          rule["protocol"] = "ICMP";
+          rule["icmp"] = Chance(0.5) ? Json{{"type", 8}} : Json{{"type", 3}, {"code", 1}};
+        }
+        if (!ports && !rule.contains("protocol") && Chance(0.15)) rule["notProtocol"] = "UDP";
         const bool ingress = std::string(dir) == "ingress";
-        if (Chance(0.7)) rule[ingress ? "source" : "destination"] = CalicoEntity(false);
+        if (Chance(0.7)) rule[ingress ? "source" : "destination"] = CalicoEntity(false, global, !ingress);
         // The destination carries the ports; for ingress it is our pod.
         if (ports || Chance(0.2)) {
-          Json d = ingress ? CalicoEntity(ports) : rule.value("destination", Json::object());
-          if (ports && !d.contains("ports") && Chance(0.5)) d["ports"] = Json{53, "http"};
-          if (!ports) d.erase("ports");
+          Json d = ingress ? CalicoEntity(ports, global, true) : rule.value("destination", Json::object());
+          if (ports && !d.contains("ports") && !d.contains("services") && Chance(0.5)) d["ports"] = Json{53, "http"};
+          if (!ports) {
+            d.erase("ports");
+            d.erase("notPorts");
+          }
           if (!d.empty()) rule["destination"] = d;
+        }
+        if (ports && Chance(0.15)) {
+          Json& src = rule["source"];
+          if (!src.is_object()) src = Json::object();
+          if (!src.contains("services")) src["ports"] = Json{"1024:65535"};
         }
         rules.push_back(rule);
       }
@@ -214,9 +256,48 @@ class Generator {
     }
     Json obj = {{"kind", global ? "GlobalNetworkPolicy" : "NetworkPolicy"}, {"metadata", {{"name", name}}}, {"spec", spec}};
     if (!global) obj["metadata"]["namespace"] = ns;
-    auto p = PolicyFromCalico(obj);
-    EXPECT_TRUE(p.ok()) << obj.dump() << ": " << p.error().ToString();
-    return *p;
+    // Whatever the front end makes of it, enforced as written or on the
+    // safe side: both must compile alike.
+    return CalicoPolicyOrFailClosed(obj);
+  }
+
+  // Calico's other objects.
+  std::vector<TierInfo> Tiers() {
+    std::vector<TierInfo> out;
+    if (Chance(0.8)) out.push_back({"security", Pick(std::vector<double>{100, 500}), Chance(0.5)});
+    if (Chance(0.8)) out.push_back({"platform", std::optional<double>(Pick(std::vector<double>{200, 600})), Chance(0.3)});
+    if (Chance(0.5)) out.push_back({"default", std::nullopt, Chance(0.2)});
+    return out;
+  }
+  std::vector<NetworkSetInfo> NetworkSets() {
+    std::vector<NetworkSetInfo> out;
+    auto net = [&] { return Ipv4Cidr::Parse(Pick(std::vector<std::string>{"198.18.1.0/29", "198.18.1.32/28", "10.9.0.0/16"})).value(); };
+    if (Chance(0.7)) out.push_back({Pick(namespaces), "ns-set", {{"netset", Chance(0.5) ? "blocked" : "open"}}, {net()}, false});
+    if (Chance(0.7)) out.push_back({"", "global-set", {{"kind", "partner"}}, {net(), net()}, Chance(0.1)});
+    return out;
+  }
+  std::vector<ServiceAccountInfo> ServiceAccounts() {
+    std::vector<ServiceAccountInfo> out;
+    for (const auto& ns : namespaces) {
+      for (const char* sa : {"sa-a", "sa-b"}) {
+        if (Chance(0.6)) out.push_back({ns, sa, Chance(0.5) ? k8s::Labels{{"role", "admin"}} : k8s::Labels{}});
+      }
+    }
+    return out;
+  }
+  std::vector<ServiceBackends> Services() {
+    std::vector<ServiceBackends> out;
+    for (const char* name : {"svc-a", "svc-b"}) {
+      if (!Chance(0.8)) continue;
+      ServiceBackends s;
+      s.namespace_ = Pick(namespaces);
+      s.name = name;
+      int n = Int(0, 3);
+      for (int i = 0; i < n; i++) s.addresses.push_back(Ipv4Addr(Ipv4Addr::Parse("198.18.1.0").value().value() + static_cast<uint32_t>(Int(1, 40))));
+      s.ports.push_back({6, static_cast<uint16_t>(Pick(std::vector<int>{80, 8080}))});
+      out.push_back(std::move(s));
+    }
+    return out;
   }
 
   Policy AnyPolicy(int serial) {
@@ -237,6 +318,10 @@ class Walk {
 
   void Start(int pods, int policies) {
     for (const auto& ns : gen_.namespaces) world_.namespaces[ns] = {ns, gen_.NamespaceLabels()};
+    world_.tiers = gen_.Tiers();
+    world_.network_sets = gen_.NetworkSets();
+    world_.service_accounts = gen_.ServiceAccounts();
+    world_.services = gen_.Services();
     for (int i = 0; i < pods; i++) AddPod();
     for (int i = 0; i < policies; i++) {
       Policy p = gen_.AnyPolicy(serial_++);
@@ -247,7 +332,17 @@ class Walk {
 
   // One random change, told to both.
   std::string Step() {
-    int k = gen_.Int(0, 13);
+    int k = gen_.Int(0, 15);
+    if (k == 14) {
+      int which = gen_.Int(0, 3);
+      const char* what[] = {"tiers", "network sets", "service accounts", "services"};
+      if (which == 0) world_.tiers = gen_.Tiers();
+      if (which == 1) world_.network_sets = gen_.NetworkSets();
+      if (which == 2) world_.service_accounts = gen_.ServiceAccounts();
+      if (which == 3) world_.services = gen_.Services();
+      inc_.SetContext(world_.tiers, world_.network_sets, world_.service_accounts, world_.services);
+      return std::string(what[which]) + " changed";
+    }
     if (k == 0 || world_.pods.empty()) return AddPod(), "pod added";
     auto pod_it = std::next(world_.pods.begin(), gen_.Int(0, static_cast<int>(world_.pods.size()) - 1));
     PodInfo& pod = pod_it->second;
@@ -276,6 +371,10 @@ class Walk {
         gen_.Ports(&pod);
         inc_.UpsertPod(pod);
         return "pod " + pod.Key() + " ports changed";
+      case 15:
+        pod.service_account = gen_.Pick(std::vector<std::string>{"default", "sa-a", "sa-b"});
+        inc_.UpsertPod(pod);
+        return "pod " + pod.Key() + " service account changed";
       case 7: {
         const std::string ns = gen_.Pick(gen_.namespaces);
         if (world_.namespaces.count(ns) && gen_.Chance(0.2)) {

@@ -10,7 +10,14 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "k8s/selector.h"
+#include "tools/lab/apiserver/calico.h"
+#include "tools/lab/apiserver/controllers.h"
+#include "tools/lab/apiserver/core.h"
+#include "tools/lab/apiserver/openapi.h"
+#include "tools/lab/apiserver/patch.h"
 #include "tools/lab/apiserver/protobuf.h"
+#include "tools/lab/apiserver/schemas.h"
+#include "tools/lab/apiserver/table.h"
 
 namespace terway::lab {
 namespace {
@@ -24,69 +31,7 @@ void Reply(httplib::Response& res, int code, const Json& body) {
 
 void ReplyError(httplib::Response& res, const Error& e, const std::string& plural = "",
                 const std::string& name = "") {
-  auto [code, reason] = HttpStatusOf(e);
-  Reply(res, code, StatusFor(code, reason, e.message, plural, name));
-}
-
-// Strategic merge patch, to the extent the lab needs: kubectl's directives
-// ($setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...) are
-// dropped, lists of objects merge element by element on their merge key, a
-// {"$patch": "delete"} element removes its match, and everything else behaves
-// as a JSON merge patch.
-//
-// The merge key of a list, from the Kubernetes API types' patchMergeKey tags
-// for the fields the project writes: node and pod status conditions and node
-// addresses merge by "type" (so a controller patching its own condition keeps
-// the kubelet's Ready), everything else that carries a "name" (containers,
-// volumes, env, ...) by "name".
-std::string MergeKeyOf(const std::string& field) {
-  if (field == "conditions" || field == "addresses") return "type";
-  return "name";
-}
-
-void StrategicMerge(Json& target, const Json& patch) {
-  if (!patch.is_object()) {
-    target = patch;
-    return;
-  }
-  if (!target.is_object()) target = Json::object();
-  for (auto it = patch.begin(); it != patch.end(); ++it) {
-    const std::string& k = it.key();
-    if (!k.empty() && k[0] == '$') continue;
-    if (StartsWith(k, "$setElementOrder/") || StartsWith(k, "$deleteFromPrimitiveList/")) continue;
-    const Json& pv = it.value();
-    if (pv.is_null()) {
-      target.erase(k);
-    } else if (pv.is_object()) {
-      if (pv.value("$patch", "") == "delete") {
-        target.erase(k);
-        continue;
-      }
-      StrategicMerge(target[k], pv);
-    } else if (const std::string key = MergeKeyOf(k);
-               pv.is_array() && target.contains(k) && target[k].is_array() && !pv.empty() &&
-               std::all_of(pv.begin(), pv.end(), [&](const Json& e) {
-                 return e.is_object() && e.contains(key) && e[key].is_string();
-               })) {
-      Json& list = target[k];
-      for (const auto& pe : pv) {
-        auto match = std::find_if(list.begin(), list.end(), [&](const Json& te) {
-          return te.is_object() && te.value(key, "") == pe[key].get<std::string>();
-        });
-        if (pe.value("$patch", "") == "delete") {
-          if (match != list.end()) list.erase(match);
-        } else if (match != list.end()) {
-          StrategicMerge(*match, pe);
-        } else {
-          Json added = Json::object();
-          StrategicMerge(added, pe);
-          list.push_back(added);
-        }
-      }
-    } else {
-      target[k] = pv;
-    }
-  }
+  Reply(res, HttpStatusOf(e).first, StatusForError(e, plural, name));
 }
 
 struct Target {
@@ -140,6 +85,8 @@ struct WatchFilter {
 
 struct WatchState {
   const ResourceType* type;
+  std::string table_version;  // non-empty: events carry Tables (kubectl get -w)
+  RowObject row_object = RowObject::kMetadata;
   WatchFilter filter;
   bool bookmarks = false;
   std::string start_rv;
@@ -149,6 +96,26 @@ struct WatchState {
   std::chrono::steady_clock::time_point deadline;
   std::chrono::steady_clock::time_point next_bookmark;
 };
+
+// A watch event's object as the watcher asked for it: itself, or a Table
+// of one row with the columns (kubectl get -w prints each as it comes).
+Json AsWatched(const WatchState& st, const Json& obj) {
+  if (st.table_version.empty()) return obj;
+  return TableOf(*st.type, {obj}, RealClock::Instance().Now(), st.row_object, st.table_version,
+                 obj["metadata"].value("resourceVersion", ""));
+}
+
+// A warning kubectl prints ("Warning: unknown field ..."): an RFC 7234
+// Warning header, code 299, the text quoted.
+void AddUnknownFieldWarning(httplib::Response& res, const std::string& field) {
+  std::string text = "unknown field \"" + field + "\"";
+  std::string quoted;
+  for (char c : text) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  res.set_header("Warning", "299 - \"" + quoted + "\"");
+}
 
 bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
   std::string line = Json{{"type", type}, {"object", obj}}.dump() + "\n";
@@ -160,6 +127,26 @@ bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
 std::shared_ptr<ObjectStore> NewDefaultStore() {
   auto s = std::make_shared<ObjectStore>();
   for (auto& t : BuiltinResourceTypes()) s->Register(std::move(t));
+  s->SetAdmission([](WriteOp op, const ResourceType& t, Json* obj, const Json* old, const StoreView& view) -> Status {
+    TERWAY_TRY(AdmitCore(op, t, obj, old, view));
+    return AdmitCalico(op, t, obj, old, view);
+  });
+  s->SetReaction(RunControllers);
+  // What a cluster has from the start: Calico's default tier, and the
+  // `default` ServiceAccount of each built-in namespace.
+  auto seed = [&](const char* group, const char* plural, Json obj) {
+    const ResourceType* t = s->Find(group, "v1", plural);
+    if (!t) t = s->Find(group, "v3", plural);
+    Status st = t ? s->Seed(*t, obj) : Status(Errorf(ErrorCode::kNotFound, "kind {} not registered", plural));
+    if (!st.ok()) log::Error("lab_apiserver_seed_failed object={}/{} error={}", plural, obj["metadata"].dump(),
+                             st.error().ToString());
+  };
+  seed(kCalicoGroup, "tiers", DefaultTierObject());
+  if (const ResourceType* ns = s->Find("", "v1", "namespaces")) {
+    for (const auto& n : s->List(*ns, "").items) {
+      seed("", "serviceaccounts", DefaultServiceAccount(n["metadata"]["name"].get<std::string>()));
+    }
+  }
   return s;
 }
 
@@ -273,40 +260,23 @@ void ApiServer::Route() {
     }
     Reply(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}});
   });
-  // OpenAPI v3, reduced to what kubectl reads: per group-version documents
-  // whose PATCH operations declare the fieldValidation parameter. kubectl
-  // then trusts the server to validate (it sends fieldValidation=Strict,
-  // which the lab accepts and ignores) instead of downloading schemas.
+  // OpenAPI (openapi.h says what kubectl reads from it and why).
   svr_->Get("/openapi/v3", [this](const httplib::Request&, httplib::Response& res) {
-    Json paths = Json::object();
-    for (const auto& t : store_->Types()) {
-      std::string p = t.group.empty() ? "api/" + t.version : "apis/" + t.GroupVersion();
-      paths[p] = {{"serverRelativeURL", "/openapi/v3/" + p + "?hash=lab"}};
-    }
-    Reply(res, 200, {{"paths", paths}});
+    Reply(res, 200, OpenApiV3Index(store_->Types()));
   });
   svr_->Get(R"(/openapi/v3/(api/[^/]+|apis/[^/]+/[^/]+))", [this](const httplib::Request& req,
                                                                    httplib::Response& res) {
-    const std::string gv_path = req.matches[1];
-    Json paths = Json::object();
-    for (const auto& t : store_->Types()) {
-      std::string p = t.group.empty() ? "api/" + t.version : "apis/" + t.GroupVersion();
-      if (p != gv_path) continue;
-      std::string path = "/" + p + (t.namespaced ? "/namespaces/{namespace}/" : "/") + t.plural + "/{name}";
-      Json op = {{"x-kubernetes-group-version-kind", {{"group", t.group}, {"version", t.version}, {"kind", t.kind}}},
-                 {"parameters", {{{"name", "fieldValidation"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}},
-                 {"responses", {{"200", {{"description", "OK"}}}}}};
-      paths[path] = {{"patch", op}};
-    }
-    if (paths.empty()) {
-      return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
-    }
-    Reply(res, 200, {{"openapi", "3.0.0"}, {"info", {{"title", "Kubernetes (terway lab)"}, {"version", "v1.32.0"}}},
-                     {"paths", paths}});
+    auto doc = OpenApiV3Document(store_->Types(), req.matches[1]);
+    if (!doc.ok()) return ReplyError(res, doc.error());
+    Reply(res, 200, *doc);
   });
-  // No OpenAPI v2: nothing of ours or kubectl's (with the v3 answer above) needs it.
-  svr_->Get(R"(/openapi/v2)", [](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+  svr_->Get("/openapi/v2", [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Accept").find("protobuf") != std::string::npos) {
+      res.status = 200;
+      res.set_content(OpenApiV2Protobuf(store_->Types()), "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
+      return;
+    }
+    Reply(res, 200, OpenApiV2Document(store_->Types()));
   });
   // Admin hooks (tests, terway-lab).
   svr_->Post("/lab/close-watches", [this](const httplib::Request&, httplib::Response& res) {
@@ -352,7 +322,9 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     for (const auto& t : store_->Types()) {
       if (t.group == seg[1]) vs.push_back({{"groupVersion", t.GroupVersion()}, {"version", t.version}});
     }
-    if (vs.empty()) return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    if (vs.empty()) {
+      return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    }
     return Reply(res, 200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", seg[1]}, {"versions", vs},
                             {"preferredVersion", vs[0]}});
   } else {
@@ -394,6 +366,12 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   const ResourceType& type = *t.type;
   const bool status_sub = t.sub == "status";
   const bool namespaced_path = type.namespaced && !t.ns.empty();
+  // Reads answer with a meta.k8s.io Table when the client asks for one
+  // first (kubectl get); the status subresource is read as the object.
+  const std::string table_version =
+      req.method == "GET" && !status_sub ? TableVersionAccepted(req.get_header_value("Accept")) : "";
+  auto row_object = ParseIncludeObject(req.get_param_value("includeObject"));
+  if (!row_object.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", row_object.error().message));
 
   // Parses a JSON body; kubectl sends JSON (YAML is converted client-side).
   auto parse_body = [&](Json* out) -> bool {
@@ -416,6 +394,29 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     return true;
   };
 
+  // Field validation of writes (schemas.h): unknown fields of a kind with a
+  // schema are pruned, with a warning or (Strict) an error.
+  const bool has_schema = !SchemaFor(type).is_null();
+  auto field_validation = ParseFieldValidation(req.get_param_value("fieldValidation"));
+  if (!field_validation.ok()) return ReplyError(res, field_validation.error());
+  std::vector<std::string> warnings;
+  // dryRun=All (kubectl --dry-run=server): admitted and answered, not stored.
+  const std::string dry_run_param = req.get_param_value("dryRun");
+  if (!dry_run_param.empty() && dry_run_param != "All") {
+    return Reply(res, 400,
+                 StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
+  }
+  const bool dry_run = dry_run_param == "All";
+  auto check_fields = [&](Json* body) -> bool {
+    auto pruned = CheckFields(type, body, *field_validation);
+    if (!pruned.ok()) {
+      ReplyError(res, pruned.error(), type.plural, t.name);
+      return false;
+    }
+    for (const auto& w : *pruned) AddUnknownFieldWarning(res, w);
+    return true;
+  };
+
   if (req.method == "GET" && t.name.empty()) {
     auto labels = k8s::LabelSelector::Parse(req.get_param_value("labelSelector"));
     if (!labels.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", labels.error().message));
@@ -427,6 +428,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
       static const std::set<std::string> kSupported = {
           "metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
           "spec.serviceAccountName", "spec.hostNetwork", "spec.unschedulable", "status.phase", "status.podIP",
+          "spec.tier",  // Calico's policies (their CRDs' selectable field)
           "involvedObject.name", "involvedObject.kind", "involvedObject.namespace", "involvedObject.uid",
           "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
           "type", "reportingComponent"};
@@ -440,11 +442,17 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     store_->CountRead(type.GroupVersion() + "/" + type.plural, w == "true" || w == "1" ? "watch" : "list");
     if (w != "true" && w != "1") {
       auto list = store_->List(type, filter.ns, [&](const Json& o) { return filter.Matches(o); });
+      if (!table_version.empty()) {
+        return Reply(res, 200, TableOf(type, list.items, RealClock::Instance().Now(), *row_object, table_version,
+                                       std::to_string(list.rv)));
+      }
       return Reply(res, 200, ListOf(type, std::move(list.items), list.rv));
     }
     // --- watch ---
     auto st = std::make_shared<WatchState>();
     st->type = t.type;
+    st->table_version = table_version;
+    st->row_object = *row_object;
     st->filter = std::move(filter);
     st->bookmarks = req.get_param_value("allowWatchBookmarks") == "true";
     st->start_rv = req.get_param_value("resourceVersion");
@@ -488,7 +496,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
           auto list = store_->List(*st->type, st->filter.ns,
                                    [&](const Json& o) { return st->filter.Matches(o); });
           for (const auto& o : list.items) {
-            if (!WriteEvent(sink, "ADDED", o)) return false;
+            if (!WriteEvent(sink, "ADDED", AsWatched(*st, o))) return false;
           }
           st->cursor = list.rv;
           return true;
@@ -513,7 +521,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         } else if (now_in) {
           type = ev.type == "ADDED" ? "ADDED" : "DELETED";
         }
-        if (type && !WriteEvent(sink, type, ev.object)) return false;
+        if (type && !WriteEvent(sink, type, AsWatched(*st, ev.object))) return false;
       }
       st->cursor = upto;
       auto now = std::chrono::steady_clock::now();
@@ -539,6 +547,10 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     store_->CountRead(type.GroupVersion() + "/" + type.plural, "get");
     auto obj = store_->Get(type, t.ns, t.name);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
+    if (!table_version.empty()) {
+      return Reply(res, 200, TableOf(type, {*obj}, RealClock::Instance().Now(), *row_object, table_version,
+                                     (*obj)["metadata"].value("resourceVersion", "")));
+    }
     return Reply(res, 200, *obj);
   }
 
@@ -549,8 +561,8 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     }
     Json body;
     if (!parse_body(&body)) return;
-    if (req.get_param_value("dryRun") == "All") return Reply(res, 201, body);
-    auto obj = store_->Create(type, t.ns, std::move(body));
+    if (!check_fields(&body)) return;
+    auto obj = store_->Create(type, t.ns, std::move(body), dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural);
     return Reply(res, 201, *obj);
   }
@@ -562,7 +574,8 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   if (req.method == "PUT") {
     Json body;
     if (!parse_body(&body)) return;
-    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub);
+    if (!status_sub && !check_fields(&body)) return;
+    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub, dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
@@ -578,7 +591,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         o.merge_patch(patch);
         return Ok();
       };
-    } else if (ct == "application/strategic-merge-patch+json") {
+    } else if (ct == "application/strategic-merge-patch+json" && !has_schema) {
       apply = [&](Json& o) -> Status {
         StrategicMerge(o, patch);
         return Ok();
@@ -595,19 +608,30 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         return Ok();
       };
     } else {
+      // Custom resources (the kinds with a schema) take no strategic
+      // merge patch: they have no patch-merge keys.
       return Reply(res, 415, StatusFor(415, "UnsupportedMediaType",
                                        fmt::format("the body of the request was in an unknown format - "
                                                    "accepted media types include: application/json-patch+json, "
-                                                   "application/merge-patch+json, "
-                                                   "application/strategic-merge-patch+json; got {}", ct)));
+                                                   "application/merge-patch+json{}; got {}",
+                                                   has_schema ? "" : ", application/strategic-merge-patch+json",
+                                                   ct)));
     }
-    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub);
+    if (!status_sub) {
+      apply = [apply, &type, &field_validation, &warnings](Json& o) -> Status {
+        TERWAY_TRY(apply(o));
+        TERWAY_ASSIGN_OR_RETURN(warnings, CheckFields(type, &o, *field_validation));
+        return Ok();
+      };
+    }
+    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub, dry_run);
+    for (const auto& w : warnings) AddUnknownFieldWarning(res, w);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
 
   if (req.method == "DELETE") {
-    auto obj = store_->Delete(type, t.ns, t.name);
+    auto obj = store_->Delete(type, t.ns, t.name, dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
