@@ -410,25 +410,48 @@ void Payload(Message& m, uint32_t base, uint32_t offset, uint32_t len) {
   });
 }
 
-void Lookup(Message& m, const std::string& set, uint32_t set_id) {
+void Lookup(Message& m, const std::string& set, uint32_t set_id, bool inverted = false) {
   Expr(m, "lookup", [&](Message& x) {
     x.PutString(NFTA_LOOKUP_SET, set);
     x.PutU32(NFTA_LOOKUP_SREG, NFT_REG_1);
     if (set_id) x.PutU32(NFTA_LOOKUP_SET_ID, set_id);
+    if (inverted) x.PutU32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
   });
 }
 
+void RangeExpr(Message& m, uint32_t op, const std::string& from, const std::string& to) {
+  Expr(m, "range", [&](Message& x) {
+    x.PutU32(NFTA_RANGE_SREG, NFT_REG_1);
+    x.PutU32(NFTA_RANGE_OP, op);
+    size_t a = x.Nest(NFTA_RANGE_FROM_DATA);
+    x.Put(NFTA_DATA_VALUE, from.data(), from.size());
+    x.End(a);
+    size_t b = x.Nest(NFTA_RANGE_TO_DATA);
+    x.Put(NFTA_DATA_VALUE, to.data(), to.size());
+    x.End(b);
+  });
+}
+
+// A layer-4 protocol as the renderer names it: tcp, udp, sctp, icmp or a
+// number (nft_model.cc's NftProto).
 std::optional<uint8_t> L4Proto(const std::string& name) {
   if (name == "tcp") return IPPROTO_TCP;
   if (name == "udp") return IPPROTO_UDP;
   if (name == "sctp") return IPPROTO_SCTP;
   if (name == "icmp") return IPPROTO_ICMP;
+  if (!name.empty() && name.size() <= 3 && name.find_first_not_of("0123456789") == std::string::npos) {
+    int n = std::stoi(name);
+    if (n >= 0 && n <= 255) return static_cast<uint8_t>(n);
+  }
   return std::nullopt;
 }
+bool HasPorts(const std::string& name) { return name == "tcp" || name == "udp" || name == "sctp"; }
 
-// The statements nft_model.cc writes: [ip saddr|daddr @set] [meta l4proto P
-// | P dport { ports }] counter name "c" [log prefix "p"] [accept|drop|return]
-// [comment "text"], in that order.
+// The statements nft_model.cc writes, those this encoder knows: ip
+// saddr|daddr [!=] @set; meta l4proto [!=] P; P sport|dport [!=] { ports };
+// counter name "c"; log prefix "p"; accept, drop, return, goto|jump chain;
+// comment "text". Not (yet): tuple sets (ip . l4proto . port), ICMP types,
+// protocol lists: those scripts go through libnftables.
 Status BatchWriter::AddRule(const std::string& line, const std::string& table, const std::string& chain,
                             const std::vector<std::string>& t, size_t i) {
   struct AnonSet {
@@ -445,19 +468,30 @@ Status BatchWriter::AddRule(const std::string& line, const std::string& table, c
   auto more = [&](size_t n) { return i + n <= t.size(); };
   while (i < t.size()) {
     if (verdict && t[i] != "comment") return Unsupported(line, "statement after the verdict: " + t[i]);
-    if (t[i] == "ip" && more(3) && (t[i + 1] == "saddr" || t[i + 1] == "daddr") && t[i + 2].size() > 1 &&
-        t[i + 2][0] == '@') {
+    if (t[i] == "ip" && (more(3) || more(4)) && (t[i + 1] == "saddr" || t[i + 1] == "daddr")) {
+      // ip saddr|daddr [!=] @set
+      const bool neq = more(4) && t[i + 2] == "!=";
+      const std::string& set = t[i + (neq ? 3 : 2)];
+      if (set.size() < 2 || set[0] != '@') return Unsupported(line, "address match " + set);
       Meta(rule, NFT_META_NFPROTO);
       Cmp(rule, NFT_CMP_EQ, std::string(1, static_cast<char>(NFPROTO_IPV4)));
       Payload(rule, NFT_PAYLOAD_NETWORK_HEADER, t[i + 1] == "saddr" ? 12 : 16, 4);
-      Lookup(rule, t[i + 2].substr(1), 0);
-      i += 3;
+      Lookup(rule, set.substr(1), 0, neq);
+      i += neq ? 4 : 3;
     } else if (t[i] == "meta" && more(3) && t[i + 1] == "l4proto" && L4Proto(t[i + 2])) {
       Meta(rule, NFT_META_L4PROTO);
       Cmp(rule, NFT_CMP_EQ, std::string(1, static_cast<char>(*L4Proto(t[i + 2]))));
       i += 3;
-    } else if (more(3) && L4Proto(t[i]) && t[i] != "icmp" && t[i + 1] == "dport" && t[i + 2].front() == '{') {
-      std::vector<std::string> items = GroupItems(t[i + 2]);
+    } else if (t[i] == "meta" && more(4) && t[i + 1] == "l4proto" && t[i + 2] == "!=" && L4Proto(t[i + 3])) {
+      Meta(rule, NFT_META_L4PROTO);
+      Cmp(rule, NFT_CMP_NEQ, std::string(1, static_cast<char>(*L4Proto(t[i + 3]))));
+      i += 4;
+    } else if (more(3) && HasPorts(t[i]) && (t[i + 1] == "dport" || t[i + 1] == "sport") &&
+               (t[i + 2].front() == '{' || (more(4) && t[i + 2] == "!=" && t[i + 3].front() == '{'))) {
+      // P dport|sport [!=] { ports }; nft_model.cc writes the protocol with
+      // every port term, so each one carries its protocol check.
+      const bool neq = t[i + 2] == "!=";
+      std::vector<std::string> items = GroupItems(t[i + (neq ? 3 : 2)]);
       if (items.empty()) return Unsupported(line, "port list");
       std::vector<Range> ports;
       for (const auto& item : items) {
@@ -465,12 +499,15 @@ Status BatchWriter::AddRule(const std::string& line, const std::string& table, c
         if (!r.ok()) return Unsupported(line, r.error().message);
         ports.push_back(*r);
       }
+      if (neq && ports.size() > 1) return Unsupported(line, "a negated port list");
       Meta(rule, NFT_META_L4PROTO);
       Cmp(rule, NFT_CMP_EQ, std::string(1, static_cast<char>(*L4Proto(t[i]))));
-      Payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+      Payload(rule, NFT_PAYLOAD_TRANSPORT_HEADER, t[i + 1] == "dport" ? 2 : 0, 2);
       // As nft evaluates a set of one element: a comparison.
       if (ports.size() == 1 && ports[0].first == ports[0].second) {
-        Cmp(rule, NFT_CMP_EQ, KeyBytes(ports[0].first, 2));
+        Cmp(rule, neq ? NFT_CMP_NEQ : NFT_CMP_EQ, KeyBytes(ports[0].first, 2));
+      } else if (ports.size() == 1 && neq) {
+        RangeExpr(rule, NFT_RANGE_NEQ, KeyBytes(ports[0].first, 2), KeyBytes(ports[0].second, 2));
       } else if (ports.size() == 1) {
         Cmp(rule, NFT_CMP_GTE, KeyBytes(ports[0].first, 2));
         Cmp(rule, NFT_CMP_LTE, KeyBytes(ports[0].second, 2));
@@ -479,7 +516,7 @@ Status BatchWriter::AddRule(const std::string& line, const std::string& table, c
         Lookup(rule, "__set%d", a.id);
         anon.push_back(std::move(a));
       }
-      i += 3;
+      i += neq ? 4 : 3;
     } else if (t[i] == "counter" && more(3) && t[i + 1] == "name") {
       Expr(rule, "objref", [&](Message& x) {
         x.PutU32(NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
@@ -489,18 +526,26 @@ Status BatchWriter::AddRule(const std::string& line, const std::string& table, c
     } else if (t[i] == "log" && more(3) && t[i + 1] == "prefix") {
       Expr(rule, "log", [&](Message& x) { x.PutString(NFTA_LOG_PREFIX, t[i + 2]); });
       i += 3;
-    } else if (t[i] == "accept" || t[i] == "drop" || t[i] == "return") {
-      const int32_t code = t[i] == "accept" ? NF_ACCEPT : t[i] == "drop" ? NF_DROP : NFT_RETURN;
+    } else if (t[i] == "accept" || t[i] == "drop" || t[i] == "return" ||
+               ((t[i] == "goto" || t[i] == "jump") && more(2))) {
+      // goto: a tier's chain continues in the next tier's (nft_model.h).
+      const int32_t code = t[i] == "accept" ? NF_ACCEPT
+                           : t[i] == "drop" ? NF_DROP
+                           : t[i] == "return" ? NFT_RETURN
+                           : t[i] == "goto" ? NFT_GOTO
+                                            : NFT_JUMP;
+      const std::string target = code == NFT_GOTO || code == NFT_JUMP ? t[i + 1] : "";
       Expr(rule, "immediate", [&](Message& x) {
         x.PutU32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
         size_t data = x.Nest(NFTA_IMMEDIATE_DATA);
         size_t v = x.Nest(NFTA_DATA_VERDICT);
         x.PutU32(NFTA_VERDICT_CODE, static_cast<uint32_t>(code));
+        if (!target.empty()) x.PutString(NFTA_VERDICT_CHAIN, target);
         x.End(v);
         x.End(data);
       });
       verdict = true;
-      i += 1;
+      i += target.empty() ? 1 : 2;
     } else if (t[i] == "comment" && more(2) && i + 2 == t.size()) {
       comment = t[i + 1];
       i += 2;

@@ -122,15 +122,22 @@ TEST_F(NftNetlinkRoot, LongElementListsAndPortShapes) {
       "ip daddr @s_edge udp dport { 8000-8100 } counter name \"c1\" return comment \"one range\"",
       "sctp dport { 1, 3-5, 4-9, 10, 65535 } counter name \"c1\" accept comment \"merged\"",
       "meta l4proto icmp counter name \"c1\" log prefix \"terway c1 \"  comment \"log\"",
+      "ip saddr != @s_edge meta l4proto != udp counter name \"c1\" goto chain_b comment \"pass\"",
+      "meta l4proto 47 counter name \"c1\" accept comment \"a protocol by number\"",
+      "tcp sport { 1024-65535 } counter name \"c1\" accept comment \"source ports\"",
+      "udp dport != { 53 } counter name \"c1\" drop",
+      "tcp dport != { 8000-8100 } counter name \"c1\" jump chain_b",
       "counter name \"chain_a_drop\" drop comment \"ingress of x/a: no rule matched\"",
   };
+  m.chains["chain_b"] = {"counter name \"c1\" return"};
   m.ingress["198.18.0.2"] = "chain_a";
   NftModel empty;
   const std::string script = RenderNftDelta(empty, m);
   Start(empty);
   Status s = RunNftBatchNetlink(ours_, script);
   ASSERT_TRUE(s.ok()) << s.error().ToString();
-  ASSERT_TRUE(RunNftBatch(theirs_, script).ok());
+  Status lib = RunNftBatch(theirs_, script);
+  ASSERT_TRUE(lib.ok()) << lib.error().ToString();
   EXPECT_EQ(Listing(ours_), Listing(theirs_));
   // And back to nothing.
   const std::string back = RenderNftDelta(m, empty);
@@ -199,7 +206,8 @@ TEST(NftNetlinkEncode, KnowsWhatTheRendererWritesAndRefusesTheRest) {
   ASSERT_TRUE(batch.ok()) << batch.error().ToString();
   EXPECT_GT(batch->size(), 200u);
   for (const char* foreign : {"add rule inet terway in_a ip saddr 1.2.3.4 accept",
-                              "add rule inet terway in_a tcp sport { 80 } accept",
+                              "add rule inet terway in_a icmp type 8 accept",
+                              "add rule inet terway in_a tcp dport != { 80, 443 } accept",
                               "add element inet terway t_x { 1.2.3.4 . tcp . 80 }",
                               "add set inet terway s_b { type ipv4_addr; }", "add table inet terway",
                               "add rule ip filter input accept"}) {
