@@ -11,6 +11,7 @@
 #include "policy/endpoint_labels.h"
 #include "policy/l4_match.h"
 #include "policy/policy_order.h"
+#include "policy/unreadable_sets.h"
 
 namespace terway::policy {
 
@@ -51,6 +52,8 @@ std::string StableName(const char* prefix, const std::string& identity) {
 // and network set, and memoised peer resolution, so each distinct peer is
 // resolved against all of them once.
 class CompileRun {
+  using Reading = UnreadableReading;
+
  public:
   CompileRun(CompiledPolicy* out, const PolicyInputs& in) : out_(out) {
     for (const auto& ns : in.namespaces) ns_labels_[ns.name] = NamespaceLabels(ns.name, ns.labels);
@@ -64,7 +67,7 @@ class CompileRun {
       if (n.Readable()) {
         network_sets_.push_back({&n, CalicoNetworkSetLabels(n, NsLabels(n.namespace_))});
       } else {
-        unreadable_sets_.push_back(UnreadableSet(n));
+        unreadable_.Add(n, NsLabels(n.namespace_));
       }
     }
     for (const auto& s : in.services) services_[{s.namespace_, s.name}] = &s;
@@ -128,71 +131,19 @@ class CompileRun {
     return selector_addresses_[key] = std::move(r);
   }
 
-  // --- network sets that cannot be read. Their addresses are unknown, so
-  // a rule whose selector (or notSelector) could select one is compiled on
-  // one of two readings. kCertain: where it matches whatever the set holds
-  // (the set left out of a selector; in a notSelector, taken as every
-  // address). kPossible: where it could match (the set taken as every
-  // address in a selector; left out of a notSelector). An Allow or Log
-  // takes kCertain (allows / logs no more than Calico); a Deny kPossible
-  // (denies no less); a Pass is a Pass on kCertain followed by a Deny on
-  // kPossible: passing on more could let a later tier allow what the rest
-  // of this tier denies.
-  enum class Reading { kCertain, kPossible };
-  static Reading ReadingOf(Action a) { return a == Action::kDeny ? Reading::kPossible : Reading::kCertain; }
-  // How a selector takes the unreadable sets on a reading: as every
-  // address (true) or left out; a notSelector the other way round.
-  static bool UnreadableAny(Reading r, bool negated) { return (r == Reading::kPossible) != negated; }
-
-  // The unreadable sets a selector could select (memoised by selector).
-  const std::vector<const NetworkSetInfo*>& UnreadableMatches(const CalicoSelector& sel) {
-    static const std::vector<const NetworkSetInfo*> kNone;
-    if (unreadable_sets_.empty()) return kNone;
-    std::string key = sel.ToString();
-    auto it = unreadable_matches_.find(key);
-    if (it != unreadable_matches_.end()) return it->second;
-    std::vector<const NetworkSetInfo*> v;
-    for (const auto& u : unreadable_sets_) {
-      if (u.labels ? sel.Matches(*u.labels) : sel.MayMatch(u.partial)) v.push_back(u.set);
-    }
-    return unreadable_matches_[key] = std::move(v);
-  }
-
-  // A selector's addresses, with the unreadable sets it could select as
-  // every address (`unreadable_any`) or left out.
+  // --- network sets that cannot be read (unreadable_sets.h): a selector's
+  // addresses with the ones it could select as every address
+  // (`unreadable_any`) or left out.
   const Ipv4RangeSet& SelectorAddresses(const CalicoSelector& sel, bool unreadable_any) {
     static const Ipv4RangeSet kAll = Ipv4RangeSet::All();
-    if (unreadable_any && !UnreadableMatches(sel).empty()) return kAll;
+    if (unreadable_any && !unreadable_.Matches(sel).empty()) return kAll;
     return SelectorAddresses(sel);
   }
   // What distinguishes such a resolution in set and memo keys.
   std::string UnreadableKey(const std::optional<CalicoSelector>& sel, bool unreadable_any) {
-    return unreadable_any && sel && !UnreadableMatches(*sel).empty() ? "|unreadable-sets=any" : "";
+    return unreadable_any && sel && !unreadable_.Matches(*sel).empty() ? "|unreadable-sets=any" : "";
   }
-
-  // The fail-closed notes of one policy: every rule side whose selector
-  // could select an unreadable set, with the meaning given above.
-  std::vector<FailClosed> UnreadableSetNotes(const Policy& pol) {
-    std::vector<FailClosed> notes;
-    if (unreadable_sets_.empty()) return notes;
-    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      const auto& rules = d == Direction::kIngress ? pol.ingress : pol.egress;
-      const bool ingress = d == Direction::kIngress;
-      for (size_t i = 0; i < rules.size(); i++) {
-        const Rule& rule = rules[i];
-        if (rule.matches_nothing) continue;
-        const std::string at = fmt::format("spec.{}[{}].", ingress ? "ingress" : "egress", i);
-        auto note = [&](const Peer& side, const char* name) {
-          if (side.matches_nothing) return;
-          if (side.selector) NoteSelector(*side.selector, rule.action, false, at + name, &notes);
-          if (side.not_selector) NoteSelector(*side.not_selector, rule.action, true, at + name + ".notSelector", &notes);
-        };
-        for (const auto& peer : rule.peers) note(peer, ingress ? "source" : "destination");
-        if (rule.local) note(*rule.local, ingress ? "destination" : "source");
-      }
-    }
-    return notes;
-  }
+  std::vector<FailClosed> UnreadableSetNotes(const Policy& pol) { return unreadable_.Notes(pol); }
 
   Ipv4RangeSet ServiceAddresses(const std::vector<ServiceRef>& refs) {
     Ipv4RangeSet r;
@@ -420,7 +371,7 @@ class CompileRun {
                    std::vector<CompiledRule>* out) {
     if (rule.matches_nothing) return;
     if (rule.peers.size() == 1 && rule.peers[0].matches_nothing) return;
-    if (rule.action == Action::kPass && SelectsUnreadable(rule)) {
+    if (rule.action == Action::kPass && unreadable_.SelectedBy(rule)) {
       CompileRuleAs(pol_idx, rule, rule_idx, d, pod, Reading::kCertain, Action::kPass, out);
       CompileRuleAs(pol_idx, rule, rule_idx, d, pod, Reading::kPossible, Action::kDeny, out);
       return;
@@ -463,20 +414,6 @@ class CompileRun {
     out->push_back(std::move(r));
   }
 
-  // Whether some selector of the rule could select an unreadable set.
-  bool SelectsUnreadable(const Rule& rule) {
-    if (unreadable_sets_.empty()) return false;
-    auto it = selects_unreadable_.find(&rule);
-    if (it != selects_unreadable_.end()) return it->second;
-    bool any = false;
-    auto side = [&](const Peer& p) {
-      for (const auto* sel : {&p.selector, &p.not_selector}) any = any || (*sel && !UnreadableMatches(**sel).empty());
-    };
-    for (const auto& p : rule.peers) side(p);
-    if (rule.local) side(*rule.local);
-    return selects_unreadable_[&rule] = any;
-  }
-
   const RuleTemplate& Template(const Rule& rule, Direction d, Reading reading) {
     auto key = std::make_tuple(&rule, static_cast<int>(d), static_cast<int>(reading));
     auto it = templates_.find(key);
@@ -494,70 +431,6 @@ class CompileRun {
   }
 
   const PodInfo& Pod(size_t i) const { return out_->pods()[i]; }
-
-  // What is known of a set that cannot be read: its Calico labels when its
-  // labels were read, else the part its scope fixes.
-  struct Unreadable {
-    const NetworkSetInfo* set = nullptr;
-    std::optional<k8s::Labels> labels;
-    CalicoSelector::PartialLabels partial;
-  };
-  Unreadable UnreadableSet(const NetworkSetInfo& n) {
-    Unreadable u;
-    u.set = &n;
-    switch (n.read) {
-      case NetworkSetInfo::Read::kLabels: u.labels = CalicoNetworkSetLabels(n, NsLabels(n.namespace_)); break;
-      case NetworkSetInfo::Read::kScope:
-        // Its own labels are unknown, and they would win over the inherited
-        // pcns.* ones; Calico's namespace label wins over them, and Calico's
-        // validator refuses it on a GlobalNetworkSet.
-        if (n.namespace_.empty()) {
-          u.partial.absent.insert(kCalicoNamespaceLabel);
-        } else {
-          u.partial.known[kCalicoNamespaceLabel] = n.namespace_;
-        }
-        break;
-      case NetworkSetInfo::Read::kNothing:  // any labels
-      case NetworkSetInfo::Read::kAll: break;
-    }
-    return u;
-  }
-
-  // The note for one rule side whose selector (negated: its notSelector)
-  // could select unreadable sets.
-  void NoteSelector(const CalicoSelector& sel, Action action, bool negated, const std::string& where,
-                    std::vector<FailClosed>* notes) {
-    const auto& sets = UnreadableMatches(sel);
-    if (sets.empty()) return;
-    std::vector<std::string> errors;
-    for (const NetworkSetInfo* s : sets) errors.push_back(s->unreadable);
-    const bool one = sets.size() == 1;
-    std::string why = fmt::format("{} ({}): {} addresses are unknown and this {} could select {}",
-                                  one ? "a network set cannot be read" : "network sets cannot be read",
-                                  Join(errors, "; "), one ? "its" : "their", negated ? "notSelector" : "selector",
-                                  one ? "it" : "them");
-    std::string enforced;
-    switch (action) {
-      case Action::kAllow:
-      case Action::kLog: {
-        const char* verb = action == Action::kAllow ? "allows" : "logs";
-        enforced = negated ? fmt::format("the rule {} nothing (any address could be the set's)", verb)
-                           : fmt::format("the set is left out: the rule {} none of its addresses", verb);
-        break;
-      }
-      case Action::kDeny:
-        enforced = negated ? "the set is left out of the exclusion: the rule denies its addresses too"
-                           : "the rule denies every address its other criteria match, as if the set held every address";
-        break;
-      case Action::kPass:
-        enforced = negated ? "the rule denies what it would pass on (any address could be the set's), the set's "
-                             "addresses too"
-                           : "the rule passes on what it matches without the set, and denies every other address its "
-                             "other criteria match, as if the set held every address";
-        break;
-    }
-    notes->push_back({where, std::move(why), std::move(enforced)});
-  }
 
   const k8s::Labels& NsLabels(const std::string& ns) {
     auto it = ns_labels_.find(ns);
@@ -631,8 +504,7 @@ class CompileRun {
   std::map<std::string, k8s::Labels> ns_labels_;
   std::vector<k8s::Labels> pod_calico_;
   std::vector<std::pair<const NetworkSetInfo*, k8s::Labels>> network_sets_;
-  std::vector<Unreadable> unreadable_sets_;
-  std::unordered_map<std::string, std::vector<const NetworkSetInfo*>> unreadable_matches_;
+  UnreadableNetworkSets unreadable_;
   std::map<std::pair<std::string, std::string>, const ServiceBackends*> services_;
   std::vector<IpSet> sets_;
   std::unordered_map<std::string, size_t> set_by_key_;
@@ -641,7 +513,6 @@ class CompileRun {
   std::unordered_map<std::string, Ipv4RangeSet> selector_addresses_;
   std::unordered_map<std::string, Ipv4RangeSet> peer_addresses_;
   std::map<std::tuple<const Rule*, int, int>, RuleTemplate> templates_;
-  std::unordered_map<const Rule*, bool> selects_unreadable_;
 };
 
 std::string RuleMatchKey(const CompiledRule& r) {

@@ -189,6 +189,14 @@ TEST(UnreadableNetworkSet, PassPassesOnWhatIsKnownAndDeniesWhatCouldBeTheSets) {
   EXPECT_FALSE(e->allowed);
   EXPECT_EQ(e->ingress.reason, "Deny by calico:x/security.p ingress[0] in tier security");
   EXPECT_FALSE(Allowed(cp, "10.1.0.9", "x/a", Packet::Of(Protocol::kUDP, 53)));  // not the Pass's: the Deny
+  // The rule compiles to a Pass and a Deny that count into the rule's counter.
+  const PodChain* chain = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(chain, nullptr);
+  ASSERT_GE(chain->rules.size(), 2u);
+  EXPECT_EQ(chain->rules[0].action, Action::kPass);
+  EXPECT_EQ(chain->rules[1].action, Action::kDeny);
+  EXPECT_EQ(chain->rules[1].rule_index, 0u);
+  EXPECT_EQ(chain->rules[0].counter, chain->rules[1].counter);
   const Policy& sec = cp.policies()[0];
   ASSERT_EQ(sec.name, "security.p");
   ASSERT_EQ(sec.fail_closed.size(), 1u);
