@@ -22,7 +22,7 @@
 
 namespace terway::daemon {
 
-Result<ipam::EniConfig> LoadEniConfig(const std::string& path) {
+Result<config::EniConfig> LoadEniConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return Errorf(ErrorCode::kNotFound,
@@ -31,12 +31,12 @@ Result<ipam::EniConfig> LoadEniConfig(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, ipam::ParseEniConfig(ss.str()), "in " + path);
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(ss.str()), "in " + path);
   for (const auto& w : parsed.warnings) log::Warn("config {}: {}", path, w);
   return parsed.config;
 }
 
-cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c) {
+cloud::CloudOptions CloudOptionsFromConfig(const config::EniConfig& c) {
   cloud::CloudOptions o;
   o.region_id = c.region_id;
   o.ecs_endpoint = c.ecs_endpoint;
@@ -47,10 +47,10 @@ cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c) {
   o.access_secret = c.access_secret;
   o.credential_path = c.credential_path;
   switch (c.credential_source) {
-    case ipam::CredentialSource::kAuto: o.credential_kind = cloud::CredentialKind::kAuto; break;
-    case ipam::CredentialSource::kStatic: o.credential_kind = cloud::CredentialKind::kStatic; break;
-    case ipam::CredentialSource::kFile: o.credential_kind = cloud::CredentialKind::kFile; break;
-    case ipam::CredentialSource::kRamRole: o.credential_kind = cloud::CredentialKind::kRamRole; break;
+    case config::CredentialSource::kAuto: o.credential_kind = cloud::CredentialKind::kAuto; break;
+    case config::CredentialSource::kStatic: o.credential_kind = cloud::CredentialKind::kStatic; break;
+    case config::CredentialSource::kFile: o.credential_kind = cloud::CredentialKind::kFile; break;
+    case config::CredentialSource::kRamRole: o.credential_kind = cloud::CredentialKind::kRamRole; break;
   }
   return o;
 }
@@ -132,7 +132,7 @@ Status Daemon::LoadConfiguration() {
                                             kube_config_->server));
     config_source_ = fmt::format("ConfigMap {}/{}{}", k8s::kEniConfigNamespace, k8s::kEniConfigName,
                                  conf.override_source.empty() ? "" : " + " + conf.override_source);
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, ipam::ParseEniConfig(conf.eni_conf), "eni_conf of " + config_source_);
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(conf.eni_conf), "eni_conf of " + config_source_);
     for (const auto& w : parsed.warnings) log::Warn("config {}: {}", config_source_, w);
     config_ = parsed.config;
     disable_network_policy_ = conf.disable_network_policy;
@@ -254,7 +254,7 @@ Status Daemon::CreateAddressSource() {
   po.instance_type = node_.instance_type;
   po.vswitch_ids = config_.VSwitchesForZone(node_.zone_id);
   if (po.vswitch_ids.empty()) po.vswitch_ids = {node_.vswitch_id};  // as Terway does
-  po.config = config_;
+  po.config = config::PoolConfigOf(config_);
   // An address the cloud took away from under a pod: its sandbox's wiring
   // goes through the one teardown (the worker calls this before it refills,
   // and only after Start, when the service exists).
@@ -366,7 +366,7 @@ Status Daemon::CreateMetadataGuard() {
   // may run in a namespace it does not own.
   if (datapath_choice_ == "none") return Ok();
   metadata::MetadataGuardOptions mo;
-  mo.deny_credentials = config_.metadata_credentials_for_pods == ipam::MetadataCredentialsForPods::kDeny;
+  mo.deny_credentials = config_.metadata_credentials_for_pods == config::MetadataCredentialsForPods::kDeny;
   if (!config_.metadata_endpoint.empty()) mo.metadata_endpoint = config_.metadata_endpoint;
   Metrics* m = &metrics_;
   mo.on_refusal = [m](metadata::Verdict v) {
@@ -418,7 +418,7 @@ void Daemon::CreateCniService() {
     cso.ipvlan_fallback_reason = ipvlan.ok() ? "the ipvlan datapath is not built in this terwayd"
                                              : ipvlan.error().message;
   }
-  cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == ipam::BandwidthAnnotationError::kRefuse;
+  cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == config::BandwidthAnnotationError::kRefuse;
   service_ = std::make_unique<CniService>(cso, addresses_.get(), store_.get(), datapath_.get(), &metrics_);
   service_->SetPodDirectory(kube_.get());
   service_->SetPodPolicy(policy_.get());

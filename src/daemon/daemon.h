@@ -19,7 +19,7 @@
 #include "daemon/policy_controller.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
-#include "ipam/config.h"
+#include "config/eni_config.h"
 #include "metadata/metadata_guard.h"
 #include "store/state_store.h"
 
@@ -121,7 +121,7 @@ class Daemon {
   void MaintainNodeTables();
 
   DaemonOptions opts_;
-  ipam::EniConfig config_;
+  config::EniConfig config_;
   NodeIdentity node_;
   Metrics metrics_;
   std::optional<k8s::RestConfig> kube_config_;
@@ -154,8 +154,8 @@ class Daemon {
 Result<std::optional<k8s::RestConfig>> ResolveKubeConfig(const DaemonOptions& opts);
 
 // Reads and parses an eni_conf file; warnings are logged.
-Result<ipam::EniConfig> LoadEniConfig(const std::string& path);
+Result<config::EniConfig> LoadEniConfig(const std::string& path);
 // Settings for the cloud clients from eni_conf.
-cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c);
+cloud::CloudOptions CloudOptionsFromConfig(const config::EniConfig& c);
 
 }  // namespace terway::daemon

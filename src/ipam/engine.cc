@@ -28,7 +28,7 @@ std::vector<std::string> OrderVSwitches(const std::vector<VSwitchView>& vs,
     if (!v.exhausted && v.available_ips > 0) usable.push_back(v);
   }
   switch (policy) {
-    case VSwitchSelectionPolicy::kOrdered:
+    case VSwitchSelectionPolicy::kListOrder:
       break;
     case VSwitchSelectionPolicy::kMost:
       std::stable_sort(usable.begin(), usable.end(), [](const VSwitchView& a, const VSwitchView& b) {

@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
-#include "ipam/config.h"
+#include "ipam/pool_config.h"
 #include "ipam/provider.h"
 
 namespace terway::ipam {

@@ -26,7 +26,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "ipam/address_source.h"
-#include "ipam/config.h"
+#include "ipam/pool_config.h"
 #include "ipam/engine.h"
 #include "ipam/provider.h"
 #include "ipam/types.h"
@@ -40,7 +40,7 @@ struct PoolOptions {
   // vSwitches new ENIs may use, in configuration order (eni_conf
   // "vswitches" for the node's zone, else the node's own vSwitch).
   std::vector<std::string> vswitch_ids;
-  EniConfig config;
+  PoolConfig config;
   // How long a vSwitch that answered InvalidVSwitchId.IpNotEnough is skipped.
   std::chrono::seconds vswitch_exhausted_for{300};
   // How long ENI creation pauses after EniPerInstanceLimitExceeded (an ENI

@@ -34,7 +34,7 @@ inline constexpr char kNodeConfigLabel[] = "terway-config";
 Json JsonMergePatch(Json target, const Json& patch);
 
 struct NodeEniConf {
-  // The merged eni_conf JSON text, as src/ipam's ParseEniConfig takes it.
+  // The merged eni_conf JSON text, as src/config's ParseEniConfig takes it.
   std::string eni_conf;
   // "kube-system/<name>" of the override applied, empty when the node has
   // no terway-config label.

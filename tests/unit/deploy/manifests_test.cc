@@ -22,7 +22,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "cni/config.h"
-#include "ipam/config.h"
+#include "config/eni_config.h"
 #include "k8s/node_config.h"
 #include "test_util.h"
 
@@ -225,7 +225,7 @@ Problems CheckConfigMap(const std::vector<Json>& objs) {
   if (!data.contains("eni_conf") || !data["eni_conf"].is_string()) {
     p.push_back("eni-config has no eni_conf");
   } else {
-    auto parsed = ipam::ParseEniConfig(data["eni_conf"].get<std::string>());
+    auto parsed = config::ParseEniConfig(data["eni_conf"].get<std::string>());
     if (!parsed.ok()) {
       p.push_back("eni_conf rejected: " + parsed.error().ToString());
     } else {

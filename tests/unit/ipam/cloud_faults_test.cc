@@ -126,7 +126,7 @@ PoolOptions Options() {
   o.instance_id = kInstance;
   o.instance_type = "ecs.test";
   o.vswitch_ids = {"vsw-a"};
-  o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
+  o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
   o.config.eni_tags["creator"] = "terway";
   o.config.min_pool_size = 0;
   o.config.max_pool_size = 0;  // everything idle is reclaimed: reclaim calls are exercised

@@ -34,7 +34,7 @@ PoolSnapshot Base() {
   s.settings.min_pool_size = 0;
   s.settings.max_pool_size = 5;
   s.vswitches = {{"vsw-a", 100, false}, {"vsw-b", 500, false}};
-  s.policy = VSwitchSelectionPolicy::kOrdered;
+  s.policy = VSwitchSelectionPolicy::kListOrder;
   s.now = kNow;
   return s;
 }
@@ -59,7 +59,7 @@ TEST(MaxPods, SharedAndExclusive) {
 TEST(OrderVSwitches, ByPolicy) {
   std::vector<VSwitchView> vs = {{"a", 10, false}, {"b", 50, false}, {"c", 0, false}, {"d", 99, true},
                                  {"e", 20, false}};
-  EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kOrdered, 0),
+  EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kListOrder, 0),
             (std::vector<std::string>{"a", "b", "e"}));
   EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kMost, 0),
             (std::vector<std::string>{"b", "e", "a"}));

@@ -53,7 +53,7 @@ PodIdentity Pod(const std::string& name, const std::string& cid = "") {
 class PoolTest : public ::testing::Test {
  protected:
   void SetUpPool(InstanceLimits limits, std::vector<FakeCloud::VSwitchSpec> vsw,
-                 std::function<void(EniConfig&)> tweak = nullptr, bool start = true) {
+                 std::function<void(PoolConfig&)> tweak = nullptr, bool start = true) {
     cloud_ = std::make_unique<FakeCloud>(limits, kInstance, vsw);
     auto st = store::StateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(st.ok()) << st.error().ToString();
@@ -62,7 +62,7 @@ class PoolTest : public ::testing::Test {
     opts_.instance_type = "ecs.test";
     opts_.vswitch_ids.clear();  // a second SetUpPool must not list the first one's vSwitches again
     for (const auto& v : vsw) opts_.vswitch_ids.push_back(v.id);
-    opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
+    opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
     opts_.config.eni_tags["creator"] = "terway";
     opts_.config.idle_ip_reclaim_interval = seconds(3600);  // tests drive reclaim by hand
     opts_.config.ip_pool_sync_period = seconds(3600);
@@ -204,7 +204,7 @@ TEST_F(PoolTest, BurstOfHundredPodsCostsAboutTenCalls) {
 }
 
 TEST_F(PoolTest, ChurnUnderThrottlingNeverGivesOneIpToTwoPods) {
-  SetUpPool({5, 10}, {{"vsw-a", 1000}}, [](EniConfig& c) {
+  SetUpPool({5, 10}, {{"vsw-a", 1000}}, [](PoolConfig& c) {
     c.max_pool_size = 3;
   });
   cloud_->SetRandomFaults(0.2, 0.05, 42);
@@ -294,7 +294,7 @@ TEST_F(PoolTest, ExhaustedVSwitchIsSkippedThenAllExhaustedIsNamed) {
 
 TEST_F(PoolTest, EniQuotaStopsCreationAndUndoesTheCreatedEni) {
   // The instance says 3 ENIs, but someone else's ENI occupies a slot.
-  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](EniConfig& c) { c.max_pool_size = 0; });
+  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](PoolConfig& c) { c.max_pool_size = 0; });
   cloud_->AttachForeignEni();
   ASSERT_TRUE(pool_->Allocate(Pod("p1"), seconds(10)).ok());
   ASSERT_TRUE(pool_->Allocate(Pod("p2"), seconds(10)).ok());
@@ -320,7 +320,7 @@ TEST_F(PoolTest, EniQuotaStopsCreationAndUndoesTheCreatedEni) {
 // error itself says the cloud holds more ENIs than the pool knows: read it
 // at once and adopt ours.
 TEST_F(PoolTest, EniQuotaHitByAnUnrecordedEniOfOursAdoptsItAtOnce) {
-  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](EniConfig& c) { c.max_pool_size = 0; });
+  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](PoolConfig& c) { c.max_pool_size = 0; });
   const std::string hidden = cloud_->AttachUnrecordedTerwayEni("vsw-a", 2);
   ASSERT_TRUE(pool_->Allocate(Pod("p1"), seconds(10)).ok());
   ASSERT_TRUE(pool_->Allocate(Pod("p2"), seconds(10)).ok());
@@ -337,7 +337,7 @@ TEST_F(PoolTest, EniQuotaHitByAnUnrecordedEniOfOursAdoptsItAtOnce) {
 }
 
 TEST_F(PoolTest, IdleIpsAboveMaxAreReleasedOldestFirstAfterIdleTime) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.max_pool_size = 2;
     c.idle_ip_reclaim_after = minutes(30);
     c.idle_ip_reclaim_batch_size = 3;
@@ -358,7 +358,7 @@ TEST_F(PoolTest, IdleIpsAboveMaxAreReleasedOldestFirstAfterIdleTime) {
 }
 
 TEST_F(PoolTest, EmptyEniIsDetachedAndDeletedButNeverThePrimary) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.max_pool_size = 0;
     c.idle_ip_reclaim_batch_size = 20;
   });
@@ -375,7 +375,7 @@ TEST_F(PoolTest, EmptyEniIsDetachedAndDeletedButNeverThePrimary) {
 }
 
 TEST_F(PoolTest, StatefulSetPodGetsItsIpBackWithinTheWindowOnly) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.max_pool_size = 0;
     c.ip_reservation_window = minutes(5);
   });
@@ -444,7 +444,7 @@ TEST_F(PoolTest, ReconcileNeverFreesAPodsAddress) {
 
 TEST_F(PoolTest, ReconcileDropsIpsTheCloudNoLongerListsAndAdoptsLostResponses) {
   // No worker: every cloud step below is driven by hand.
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.min_pool_size = 2;
     c.max_pool_size = 2;
   }, /*start=*/false);
@@ -476,7 +476,7 @@ TEST_F(PoolTest, ReconcileDropsIpsTheCloudNoLongerListsAndAdoptsLostResponses) {
 }
 
 TEST_F(PoolTest, LeakedEniIsDeletedAfterGracePeriod) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.min_pool_size = 1;
     c.leaked_eni_grace_period = minutes(10);
   }, /*start=*/false);

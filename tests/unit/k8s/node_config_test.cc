@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ipam/config.h"
+#include "config/eni_config.h"
 #include "scripted_transport.h"
 
 namespace terway::k8s {
@@ -91,7 +91,7 @@ TEST(MergeNodeEniConfTest, OverrideMergesAndIpamAcceptsTheResult) {
                                                            "max_pool_size":12})"}}));
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->override_source, "kube-system/pool-b");
-  auto parsed = ipam::ParseEniConfig(r->eni_conf);
+  auto parsed = config::ParseEniConfig(r->eni_conf);
   ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
   EXPECT_EQ(parsed->config.max_pool_size, 12);
   EXPECT_EQ(parsed->config.vswitches.at("cn-hangzhou-i"), (std::vector<std::string>{"vsw-b1", "vsw-b2"}));

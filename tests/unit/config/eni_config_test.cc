@@ -1,8 +1,8 @@
-#include "ipam/config.h"
+#include "config/eni_config.h"
 
 #include <gtest/gtest.h>
 
-namespace terway::ipam {
+namespace terway::config {
 namespace {
 
 TEST(ParseGoDuration, GoSyntax) {
@@ -44,7 +44,7 @@ TEST(ParseEniConfig, TerwayConfigMapExample) {
   EXPECT_EQ(c.min_pool_size, 2);
   EXPECT_EQ(c.VSwitchesForZone("cn-hangzhou-i"), (std::vector<std::string>{"vsw-1", "vsw-2"}));
   EXPECT_TRUE(c.VSwitchesForZone("cn-beijing-a").empty());
-  EXPECT_EQ(c.vswitch_selection_policy, VSwitchSelectionPolicy::kOrdered);
+  EXPECT_EQ(c.vswitch_selection_policy, VSwitchSelectionPolicy::kListOrder);
   EXPECT_EQ(c.security_groups, (std::vector<std::string>{"sg-1", "sg-2"}));
   EXPECT_EQ(c.eni_tags.at("team"), "net");
   EXPECT_EQ(c.eni_tags.at("creator"), "terway");
@@ -155,4 +155,4 @@ TEST(ParseEniConfig, KubeClientLimitsAreTerwaysKeys) {
 }
 
 }  // namespace
-}  // namespace terway::ipam
+}  // namespace terway::config

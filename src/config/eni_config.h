@@ -1,6 +1,5 @@
-// terwayd's pool configuration: Terway's `eni_conf` (the `eni-config`
-// ConfigMap), with Terway's key names and types, plus a few keys of our own
-// (listed in README.md). Parsing never throws and never aborts on keys it
+// Terway's `eni_conf` (the `eni-config` ConfigMap), with Terway's key names
+// and types, plus a few keys of our own (listed in README.md). Parsing never throws and never aborts on keys it
 // does not know: Terway users carry keys for features we do not have, so
 // those produce warnings. A known key with a wrong type or value is an error
 // naming the key and the fix.
@@ -14,15 +13,13 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "config/go_duration.h"
+#include "ipam/pool_config.h"
 
-namespace terway::ipam {
+namespace terway::config {
 
-// Terway accepts "ordered", "random" (its default) and "most" (see README for
-// how each orders vSwitches).
-enum class VSwitchSelectionPolicy { kOrdered, kRandom, kMost };
-const char* VSwitchSelectionPolicyName(VSwitchSelectionPolicy p);
-
-enum class EniMode { kShared, kExclusive };
+using ipam::EniMode;
+using ipam::VSwitchSelectionPolicy;
 
 // What terwayd does with a pod whose bandwidth annotation is malformed (our
 // key `bandwidth_annotation_error`): refuse its ADD with an error naming the
@@ -100,8 +97,7 @@ struct ParsedEniConfig {
 // Parses the eni_conf JSON text.
 Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text);
 
-// Go's time.ParseDuration syntax ("30m", "1h30m", "500ms", "0"), rounded
-// down to whole seconds.
-Result<std::chrono::seconds> ParseGoDuration(const std::string& text);
+// The pool's share of the configuration: no credentials, no endpoints.
+ipam::PoolConfig PoolConfigOf(const EniConfig& c);
 
-}  // namespace terway::ipam
+}  // namespace terway::config

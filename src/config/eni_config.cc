@@ -1,11 +1,11 @@
-#include "ipam/config.h"
+#include "config/eni_config.h"
 
 #include <cmath>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
-namespace terway::ipam {
+namespace terway::config {
 namespace {
 
 using nlohmann::json;
@@ -73,15 +73,6 @@ Result<std::chrono::seconds> GetDuration(const json& j, const std::string& key) 
 
 }  // namespace
 
-const char* VSwitchSelectionPolicyName(VSwitchSelectionPolicy p) {
-  switch (p) {
-    case VSwitchSelectionPolicy::kOrdered: return "ordered";
-    case VSwitchSelectionPolicy::kRandom: return "random";
-    case VSwitchSelectionPolicy::kMost: return "most";
-  }
-  return "?";
-}
-
 const char* MetadataCredentialsForPodsName(MetadataCredentialsForPods m) {
   switch (m) {
     case MetadataCredentialsForPods::kDeny: return "deny";
@@ -90,53 +81,29 @@ const char* MetadataCredentialsForPodsName(MetadataCredentialsForPods m) {
   return "?";
 }
 
+ipam::PoolConfig PoolConfigOf(const EniConfig& c) {
+  ipam::PoolConfig p;
+  p.max_pool_size = c.max_pool_size;
+  p.min_pool_size = c.min_pool_size;
+  p.max_eni = c.max_eni;
+  p.min_eni = c.min_eni;
+  p.vswitch_selection_policy = c.vswitch_selection_policy;
+  p.security_groups = c.security_groups;
+  p.eni_tags = c.eni_tags;
+  p.idle_ip_reclaim_after = c.idle_ip_reclaim_after;
+  p.idle_ip_reclaim_interval = c.idle_ip_reclaim_interval;
+  p.idle_ip_reclaim_batch_size = c.idle_ip_reclaim_batch_size;
+  p.ip_pool_sync_period = c.ip_pool_sync_period;
+  p.custom_stateful_workload_kinds = c.custom_stateful_workload_kinds;
+  p.ip_reservation_window = c.ip_reservation_window;
+  p.leaked_eni_grace_period = c.leaked_eni_grace_period;
+  p.eni_mode = c.eni_mode;
+  return p;
+}
+
 std::vector<std::string> EniConfig::VSwitchesForZone(const std::string& zone) const {
   auto it = vswitches.find(zone);
   return it == vswitches.end() ? std::vector<std::string>{} : it->second;
-}
-
-Result<std::chrono::seconds> ParseGoDuration(const std::string& text) {
-  if (text.empty()) return Errorf(ErrorCode::kInvalidArgument, "empty duration");
-  if (text == "0") return std::chrono::seconds(0);
-  size_t i = 0;
-  bool negative = false;
-  if (text[0] == '-' || text[0] == '+') {
-    negative = text[0] == '-';
-    i = 1;
-  }
-  long double total_ns = 0;
-  bool any = false;
-  while (i < text.size()) {
-    size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-    if (start == i) return Errorf(ErrorCode::kInvalidArgument, "invalid duration \"{}\"", text);
-    long double num = 0;
-    try {
-      num = std::stold(text.substr(start, i - start));
-    } catch (const std::exception&) {
-      return Errorf(ErrorCode::kInvalidArgument, "invalid duration \"{}\"", text);
-    }
-    size_t ustart = i;
-    while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.') ++i;
-    std::string unit = text.substr(ustart, i - ustart);
-    long double scale = 0;
-    if (unit == "ns") scale = 1;
-    else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") scale = 1e3;
-    else if (unit == "ms") scale = 1e6;
-    else if (unit == "s") scale = 1e9;
-    else if (unit == "m") scale = 60e9;
-    else if (unit == "h") scale = 3600e9;
-    else if (unit.empty())
-      return Errorf(ErrorCode::kInvalidArgument, "missing unit in duration \"{}\"", text);
-    else
-      return Errorf(ErrorCode::kInvalidArgument, "unknown unit \"{}\" in duration \"{}\"", unit, text);
-    total_ns += num * scale;
-    any = true;
-  }
-  if (!any || negative) {
-    return Errorf(ErrorCode::kInvalidArgument, "invalid duration \"{}\" (must be >= 0)", text);
-  }
-  return std::chrono::seconds(static_cast<int64_t>(total_ns / 1e9));
 }
 
 Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text) {
@@ -193,7 +160,7 @@ Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text) {
       }
     } else if (key == "vswitch_selection_policy") {
       TERWAY_ASSIGN_OR_RETURN(std::string p, GetString(j, key));
-      if (p == "ordered") c.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
+      if (p == "ordered") c.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
       else if (p == "random" || p.empty()) c.vswitch_selection_policy = VSwitchSelectionPolicy::kRandom;
       else if (p == "most") c.vswitch_selection_policy = VSwitchSelectionPolicy::kMost;
       else return KeyError(key, fmt::format("unknown policy \"{}\"; use ordered, random or most", p));
@@ -339,4 +306,4 @@ Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text) {
   return out;
 }
 
-}  // namespace terway::ipam
+}  // namespace terway::config
