@@ -214,7 +214,7 @@ Problems CheckDaemonSet(const std::vector<Json>& objs) {
   return p;
 }
 
-// The shipped eni_conf through src/ipam's parser (no warnings: every key we
+// The shipped eni_conf through src/config's parser (no warnings: every key we
 // ship is one we implement) and the CNI config through src/cni's.
 Problems CheckConfigMap(const std::vector<Json>& objs) {
   Problems p;

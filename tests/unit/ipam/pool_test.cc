@@ -64,6 +64,7 @@ class PoolTest : public ::testing::Test {
     for (const auto& v : vsw) opts_.vswitch_ids.push_back(v.id);
     opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
     opts_.config.eni_tags["creator"] = "terway";
+    opts_.config.max_pool_size = 5;  // the pool size of upstream Terway's chart
     opts_.config.idle_ip_reclaim_interval = seconds(3600);  // tests drive reclaim by hand
     opts_.config.ip_pool_sync_period = seconds(3600);
     if (tweak) tweak(opts_.config);
