@@ -241,6 +241,7 @@ Status Daemon::WatchKubernetes() {
   if (!kube_client_) return Ok();
   KubeNodeOptions ko;
   ko.node_name = opts_.node_name;
+  ko.patch_pod_ips = config_.enable_patch_pod_ips;
   TERWAY_ASSIGN_OR_RETURN_CTX(kube_, KubeNode::Create(kube_client_, ko, &metrics_),
                               "watching the pods of node " + opts_.node_name);
   return Ok();
@@ -521,8 +522,10 @@ Status Daemon::Start() {
   pod_gc_->Start();
   service_->SetReady(true);
   if (kube_) {
-    kube_->ReportCapacity(addresses_->MaxPodCount(), datapath_mode_ == "exclusive" ||
-                                                         config_.eni_mode == ipam::EniMode::kExclusive);
+    // aliyun/eni is upstream's device-plugin resource: off with eni_conf
+    // disable_device_plugin.
+    const bool exclusive = datapath_mode_ == "exclusive" || config_.eni_mode == ipam::EniMode::kExclusive;
+    kube_->ReportCapacity(addresses_->MaxPodCount(), exclusive && !config_.disable_device_plugin);
     if (std::string why = kube_->NodeRefusal(); !why.empty()) log::Warn("{}", why);
   }
   return Ok();

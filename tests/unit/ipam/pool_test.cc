@@ -337,24 +337,47 @@ TEST_F(PoolTest, EniQuotaHitByAnUnrecordedEniOfOursAdoptsItAtOnce) {
   }
 }
 
-TEST_F(PoolTest, IdleIpsAboveMaxAreReleasedOldestFirstAfterIdleTime) {
+// Upstream Terway's idle reclaim: what is above max_pool_size goes at the
+// next check whatever its age; below it, only once the pool has been quiet
+// (no allocation, no release) for idle_ip_reclaim_after, a batch per
+// idle_ip_reclaim_interval, down to min_pool_size.
+TEST_F(PoolTest, IdleReclaimAsUpstream) {
   SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
-    c.max_pool_size = 2;
+    c.max_pool_size = 6;
+    c.min_pool_size = 1;
     c.idle_ip_reclaim_after = minutes(30);
-    c.idle_ip_reclaim_batch_size = 3;
+    c.idle_ip_reclaim_interval = minutes(10);
+    c.idle_ip_reclaim_batch_size = 2;
   });
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool_->Allocate(Pod("p" + std::to_string(i)), seconds(10)).ok());
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool_->Release("c-p" + std::to_string(i)).ok());
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(pool_->Allocate(Pod("p" + std::to_string(i)), seconds(10)).ok());
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(pool_->Release("c-p" + std::to_string(i)).ok());
   pool_->Stop();  // drive the background work by hand from here
-  int idle = pool_->Stats().idle;
-  ASSERT_GT(idle, 2);
+  ASSERT_GT(pool_->Stats().idle, 6);
   ASSERT_TRUE(pool_->ReclaimOnce().ok());
-  EXPECT_EQ(pool_->Stats().idle, idle) << "released before idle_ip_reclaim_after";
-  clock_.Advance(minutes(31));
+  EXPECT_EQ(pool_->Stats().idle, 6) << "the excess above max_pool_size goes at once, however young";
+  clock_.Advance(minutes(29));
   ASSERT_TRUE(pool_->ReclaimOnce().ok());
-  EXPECT_EQ(pool_->Stats().idle, idle - 3) << "batch size bounds a round";
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 6) << "not quiet for idle_ip_reclaim_after yet";
+  clock_.Advance(minutes(2));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());  // quiet: the interval starts now
+  EXPECT_EQ(pool_->Stats().idle, 6);
+  clock_.Advance(minutes(12));  // > interval x (1 + jitter 0.1)
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 4) << "one batch of idle_ip_reclaim_batch_size";
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 4) << "one batch per interval";
+  clock_.Advance(minutes(12));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
   EXPECT_EQ(pool_->Stats().idle, 2);
+  clock_.Advance(minutes(12));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 1) << "never below min_pool_size";
+  // A pod comes and goes: busy again, nothing more until quiet.
+  ASSERT_TRUE(pool_->Allocate(Pod("q"), seconds(10)).ok());
+  ASSERT_TRUE(pool_->Release("c-q").ok());
+  clock_.Advance(minutes(12));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 1);
   ExpectCloudMatchesPool();
 }
 
