@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "config/node_mode.h"
 #include "datapath/anti_spoof.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
@@ -84,16 +85,20 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& s) {
 }  // namespace
 
 Result<std::optional<k8s::RestConfig>> ResolveKubeConfig(const DaemonOptions& opts) {
-  if (!opts.kubeconfig.empty()) {
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadKubeconfig(opts.kubeconfig), "--kubeconfig " + opts.kubeconfig);
-    return std::optional<k8s::RestConfig>(cfg);
-  }
+  std::optional<k8s::RestConfig> cfg;
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-  if (host != nullptr && *host != '\0') {
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadInClusterConfig(), "the in-cluster Kubernetes configuration");
-    return std::optional<k8s::RestConfig>(cfg);
+  if (!opts.kubeconfig.empty()) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(cfg, k8s::LoadKubeconfig(opts.kubeconfig), "--kubeconfig " + opts.kubeconfig);
+  } else if (host != nullptr && *host != '\0') {
+    TERWAY_ASSIGN_OR_RETURN_CTX(cfg, k8s::LoadInClusterConfig(), "the in-cluster Kubernetes configuration");
   }
-  return std::optional<k8s::RestConfig>();
+  if (!opts.api_server.empty()) {
+    // As client-go's -master: the server of whatever configuration there is,
+    // or the server alone (no credentials) when there is none.
+    if (!cfg) cfg = k8s::RestConfig{};
+    cfg->server = opts.api_server;
+  }
+  return cfg;
 }
 
 Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
@@ -136,6 +141,7 @@ Status Daemon::LoadConfiguration() {
     for (const auto& w : parsed.warnings) log::Warn("config {}: {}", config_source_, w);
     config_ = parsed.config;
     disable_network_policy_ = conf.disable_network_policy;
+    node_labels_ = conf.node_labels;
     if (config_.kube_client_qps > 0 || config_.kube_client_burst > 0) {
       // The operator's limit from eni_conf, for every request from here on
       // (the first reads above ran with the defaults).
@@ -156,6 +162,11 @@ Status Daemon::LoadConfiguration() {
   }
   if (opts_.socket_path.empty()) opts_.socket_path = config_.daemon_socket;
   if (opts_.state_path.empty()) opts_.state_path = config_.state_path;
+  // The node label and -daemon-mode may choose exclusive ENI over eni_conf.
+  TERWAY_ASSIGN_OR_RETURN(mode_choice_, config::ResolveEniMode(config_, node_labels_, opts_.daemon_mode));
+  for (const auto& w : mode_choice_.warnings) log::Warn("node {}: {}", opts_.node_name, w);
+  config_.eni_mode = mode_choice_.mode;
+  log::Info("eni mode {} ({})", ipam::EniModeName(config_.eni_mode), mode_choice_.source);
   const bool exclusive = config_.eni_mode == ipam::EniMode::kExclusive;
   const std::string mode = exclusive ? "exclusive" : "shared";
   datapath_choice_ = opts_.datapath == "auto" ? mode : opts_.datapath;
@@ -171,9 +182,9 @@ Status Daemon::LoadConfiguration() {
   }
   if (dp != "none" && dp != mode) {
     return Errorf(ErrorCode::kInvalidArgument,
-                  "--datapath {} does not match eni_mode \"{}\" of {}: pods of a node are wired the way its "
-                  "addresses are handed out; use --datapath auto",
-                  dp, mode, config_source_);
+                  "--datapath {} does not match the node's ENI mode \"{}\" ({}, {}): pods of a node are wired the "
+                  "way its addresses are handed out; use --datapath auto",
+                  dp, mode, mode_choice_.source, config_source_);
   }
   datapath_mode_ = dp == "none" ? "" : dp;
   return Ok();
@@ -234,6 +245,12 @@ Status Daemon::ConnectCloud() {
 
 Status Daemon::OpenState() {
   TERWAY_ASSIGN_OR_RETURN_CTX(store_, store::StateStore::Open(opts_.state_path), "opening the state database");
+  // Pods set up in the other ENI mode cannot be carried over (a label added
+  // or removed on a running node).
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "reading recorded pods");
+  std::vector<std::string> modes;
+  for (const auto& a : allocs) modes.push_back(a.datapath_mode);
+  TERWAY_TRY_CTX(config::CheckEniModeSwitch(mode_choice_, modes), "node " + opts_.node_name);
   return Ok();
 }
 

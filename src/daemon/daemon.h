@@ -20,6 +20,7 @@
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
 #include "config/eni_config.h"
+#include "config/node_mode.h"
 #include "metadata/metadata_guard.h"
 #include "store/state_store.h"
 
@@ -49,7 +50,12 @@ struct DaemonOptions {
   // runs API-less with eni_conf from config_path. node_name (or $NODE_NAME,
   // read by the main) names this node's object; required with an API.
   std::string kubeconfig;
+  // Overrides the API server of the kubeconfig (upstream's -master flag).
+  std::string api_server;
   std::string node_name;
+  // Upstream's -daemon-mode: "" or "ENIMultiIP" (the node label and eni_conf
+  // choose the ENI mode), "ENIOnly" (exclusive ENI on every node).
+  std::string daemon_mode;
   // Polled while start-up waits for a service that is briefly unreachable
   // (the metadata service): true ends the wait (terwayd is being stopped).
   // Unset: never.
@@ -127,6 +133,8 @@ class Daemon {
   std::optional<k8s::RestConfig> kube_config_;
   std::shared_ptr<k8s::RestClient> kube_client_;
   std::string config_source_;    // where eni_conf came from, for messages
+  std::map<std::string, std::string> node_labels_;  // with an API
+  config::EniModeChoice mode_choice_;
   std::string datapath_choice_;  // "shared", "exclusive", "none"
   std::unique_ptr<cloud::CloudClients> cloud_;
   std::unique_ptr<store::StateStore> store_;

@@ -41,6 +41,8 @@ struct NodeEniConf {
   std::string override_source;
   // From eni-config's disable_network_policy ("true"/"false"; absent: false).
   bool disable_network_policy = false;
+  // The node's labels (the exclusive-ENI label is read from them).
+  std::map<std::string, std::string> node_labels;
 };
 
 // The pure part: merge a base eni_conf with an optional override, both as

@@ -166,6 +166,19 @@ TEST_F(LoadNodeEniConfTest, UnlabelledNodeReadsOnlyTheBase) {
   EXPECT_EQ(transport->requests.size(), 2u);
 }
 
+// The node's labels come back with its eni_conf: terwayd reads upstream's
+// exclusive-ENI label from them (src/config/node_mode.h).
+TEST_F(LoadNodeEniConfTest, ReturnsTheNodesLabels) {
+  transport->answers.push_back(
+      Resp(200, Node(R"({"k8s.aliyun.com/exclusive-mode-eni-type":"eniOnly","terway-config":"pool-b"})")));
+  transport->answers.push_back(Resp(200, ConfigMapJson("eni-config", kBase)));
+  transport->answers.push_back(Resp(200, ConfigMapJson("pool-b", R"({"eni_mode":"shared"})")));
+  auto r = LoadNodeEniConf(client, "node-1");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->node_labels.at("k8s.aliyun.com/exclusive-mode-eni-type"), "eniOnly");
+  EXPECT_EQ(r->node_labels.at("terway-config"), "pool-b");
+}
+
 TEST_F(LoadNodeEniConfTest, MissingOverrideIsAnErrorNotAFallback) {
   transport->answers.push_back(Resp(200, Node(R"({"terway-config":"pool-x"})")));
   transport->answers.push_back(Resp(200, ConfigMapJson("eni-config", kBase)));
