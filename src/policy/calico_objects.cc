@@ -43,8 +43,8 @@ Status ReadNetworkSet(const Json& object, bool global, NetworkSetInfo* out) {
   out->name = meta.name;
   if (!global) {
     if (meta.namespace_.empty()) {
-      return Errorf(ErrorCode::kInvalidArgument, "NetworkSet {}: metadata.namespace missing (a NetworkSet is namespaced)",
-                    meta.name);
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "NetworkSet {}: metadata.namespace missing (a NetworkSet is namespaced)", meta.name);
     }
     out->namespace_ = meta.namespace_;
     out->read = NetworkSetInfo::Read::kScope;

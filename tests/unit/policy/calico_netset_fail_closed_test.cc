@@ -177,7 +177,8 @@ TEST(UnreadableNetworkSet, PassPassesOnWhatIsKnownAndDeniesWhatCouldBeTheSets) {
                      Unreadable("x", "partners", {{"role", "partner"}}, Read::kLabels)};
   in.policies = {
       Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"security.p","namespace":"x"},"spec":{"tier":"security",
-          "selector":"pod == 'a'","ingress":[{"action":"Pass","protocol":"TCP","source":{"selector":"role == 'partner'"}},
+          "selector":"pod == 'a'",
+          "ingress":[{"action":"Pass","protocol":"TCP","source":{"selector":"role == 'partner'"}},
           {"action":"Deny"}]}})"),
       Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{"selector":"pod == 'a'",
           "ingress":[{"action":"Allow"}]}})"),
@@ -208,7 +209,8 @@ TEST(UnreadableNetworkSet, PassPassesOnWhatIsKnownAndDeniesWhatCouldBeTheSets) {
 // (our own pod's side) could select the set applies to every pod the policy
 // selects.
 TEST(UnreadableNetworkSet, LocalSideDenyAppliesToEveryPodItCouldHold) {
-  auto p = Calico(R"({"kind":"GlobalNetworkPolicy","metadata":{"name":"p"},"spec":{"selector":"projectcalico.org/namespace == 'x'",
+  auto p = Calico(R"({"kind":"GlobalNetworkPolicy","metadata":{"name":"p"},"spec":{
+      "selector":"projectcalico.org/namespace == 'x'",
       "ingress":[{"action":"Deny","destination":{"selector":"role == 'internal'"}},{"action":"Allow"}]}})");
   auto cp = Compile({p}, {Unreadable("", "internal", {{"role", "internal"}}, Read::kLabels)});
   EXPECT_FALSE(Allowed(cp, "y/a", "x/a", Tcp(80)));
