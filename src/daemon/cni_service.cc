@@ -1,9 +1,9 @@
 #include "daemon/cni_service.h"
-#include "daemon/upstream_metrics.h"
 
 #include <set>
 
 #include "common/log.h"
+#include "daemon/upstream_metrics.h"
 #include "netlink/netns.h"
 #include "qos/annotations.h"
 

@@ -1,5 +1,4 @@
 #include "daemon/daemon.h"
-#include "daemon/upstream_metrics.h"
 
 #include <fstream>
 #include <map>
@@ -12,6 +11,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "config/node_mode.h"
+#include "daemon/upstream_metrics.h"
 #include "datapath/anti_spoof.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
