@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "config/node_mode.h"
+#include "daemon/upstream_metrics.h"
 #include "datapath/anti_spoof.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
@@ -472,10 +473,7 @@ void Daemon::CreateCniService() {
 }
 
 void Daemon::DeclareMetrics() {
-  metrics_.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
-  metrics_.DeclareGauge("terway_pool_enis", "ENIs the pool manages");
-  metrics_.DeclareGauge("terway_pool_max_pods", "Pods this node can hold");
-  metrics_.DeclareGauge("terway_pool_waiting_requests", "Allocations waiting for the pool to grow");
+  DeclarePoolMetrics(metrics_);
   metrics_.DeclareGauge("terway_pool_config",
                         "The pool's sizes from eni_conf as resolved for this node (ConfigMap + override)");
   metrics_.DeclareCounter("terway_cloud_api_calls_total", "OpenAPI calls by action (logical calls)");
@@ -499,13 +497,7 @@ Daemon::~Daemon() { Stop(); }
 
 void Daemon::UpdatePoolGauges() {
   auto s = addresses_->Stats();
-  metrics_.Set("terway_pool_ips", {{"state", "idle"}}, s.idle);
-  metrics_.Set("terway_pool_ips", {{"state", "in_use"}}, s.in_use);
-  metrics_.Set("terway_pool_ips", {{"state", "reserved"}}, s.reserved);
-  metrics_.Set("terway_pool_ips", {{"state", "releasing"}}, s.releasing);
-  metrics_.Set("terway_pool_enis", {}, s.enis);
-  metrics_.Set("terway_pool_max_pods", {}, s.max_pods);
-  metrics_.Set("terway_pool_waiting_requests", {}, s.waiting);
+  ExportPoolStats(metrics_, s);
   metrics_.Set("terway_pool_config", {{"setting", "min_pool_size"}}, config_.min_pool_size);
   metrics_.Set("terway_pool_config", {{"setting", "max_pool_size"}}, config_.max_pool_size);
   if (datapath_) {

@@ -6,7 +6,7 @@
 // to show that each one can fail.
 //
 // The chart is rendered here by a deliberately tiny subset of Helm's
-// template language ({{ .Values.a.b }}, `| quote`, `toJson`, `.Files.Get "f"
+// template language ({{ .Values.a.b }}, `| quote`, `toJson`, `not` of a bool, `.Files.Get "f"
 // | indent N`, `.Chart.*`); anything else is reported, which keeps the
 // templates simple enough to review by eye.
 #include <algorithm>
@@ -447,7 +447,7 @@ std::string Indent(const std::string& text, int n) {
 std::string RenderTemplate(const std::string& text, const Json& values, const Json& chart, const std::string& origin,
                            Problems* p) {
   static const std::regex action(R"re(\{\{(-?)\s*(.*?)\s*(-?)\}\})re");
-  static const std::regex value_re(R"re(^(toJson\s+)?\.Values\.([A-Za-z0-9_.]+)(\s*\|\s*quote)?$)re");
+  static const std::regex value_re(R"re(^(toJson\s+|not\s+)?\.Values\.([A-Za-z0-9_.]+)(\s*\|\s*quote)?$)re");
   static const std::regex files_re(R"re(^\.Files\.Get\s+"([^"]+)"\s*\|\s*indent\s+([0-9]+)$)re");
   static const std::regex chart_re(R"re(^\.Chart\.([A-Za-z]+)$)re");
   std::string out;
@@ -467,7 +467,15 @@ std::string RenderTemplate(const std::string& text, const Json& values, const Js
         p->push_back(origin + ": .Values." + sm[2].str() + " is not in values.yaml");
         continue;
       }
-      if (sm[1].matched) {
+      if (sm[1].matched && sm[1].str().rfind("not", 0) == 0) {
+        // Go's `not` of a bool (upstream's chart: not .Values.terway.enableNetworkPolicy).
+        if (!v->is_boolean()) {
+          p->push_back(origin + ": not .Values." + sm[2].str() + " needs a boolean, got " + v->dump());
+          continue;
+        }
+        std::string b = v->get<bool>() ? "false" : "true";
+        out += sm[3].matched ? Json(b).dump() : b;
+      } else if (sm[1].matched) {
         out += v->dump();
       } else if (sm[3].matched) {
         out += Json(v->is_string() ? v->get<std::string>() : v->dump()).dump();
@@ -672,6 +680,22 @@ TEST(ChartTemplateTest, ReportsUnknownValuesFilesAndActions) {
   EXPECT_NE(p[1].find("missing file files/none"), std::string::npos);
   EXPECT_NE(p[2].find("unsupported template action"), std::string::npos);
   EXPECT_NE(p[3].find("whitespace trimming"), std::string::npos);
+}
+
+// Upstream's chart writes disable_network_policy as the negation of
+// terway.enableNetworkPolicy; ours does the same, so its values file means
+// the same thing here.
+TEST(ChartTemplateTest, NotOfABoolAsUpstreamsChartUsesIt) {
+  const Json chart = {{"name", "terway"}};
+  Problems p;
+  EXPECT_EQ(RenderTemplate("d: {{ not .Values.t.e | quote }}", {{"t", {{"e", false}}}}, chart, "t.yaml", &p),
+            "d: \"true\"");
+  EXPECT_EQ(RenderTemplate("d: {{ not .Values.t.e | quote }}", {{"t", {{"e", true}}}}, chart, "t.yaml", &p),
+            "d: \"false\"");
+  EXPECT_TRUE(p.empty()) << Join(p);
+  RenderTemplate("d: {{ not .Values.t.e }}", {{"t", {{"e", "no"}}}}, chart, "t.yaml", &p);
+  ASSERT_EQ(p.size(), 1u) << Join(p);
+  EXPECT_NE(p[0].find("needs a boolean"), std::string::npos) << p[0];
 }
 
 // Upstream Terway's chart ConfigMap with its default values, as helm renders
