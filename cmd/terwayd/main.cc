@@ -2,34 +2,39 @@
 // `terway` CNI plugin on a unix socket, exports metrics.
 #include <csignal>
 #include <cstdlib>
-
-#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
 
 #include "common/log.h"
+#include "config/terwayd_flags.h"
 #include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"terwayd: Terway's node daemon (ENI/IP pool, CNI service)"};
+  // Ours and upstream Terway's flags, in Go's flag syntax: upstream's
+  // DaemonSet command line starts this binary unchanged.
+  auto cl = terway::config::ParseTerwaydCommandLine(std::vector<std::string>(argv + 1, argv + argc));
+  if (!cl.ok()) {
+    std::fprintf(stderr, "terwayd: %s\n", cl.error().message.c_str());
+    return 2;
+  }
+  if (cl->help) {
+    std::fputs(terway::config::TerwaydUsage().c_str(), stdout);
+    return 0;
+  }
+  terway::log::Init("terwayd", cl->log_level);
+  for (const auto& w : cl->warnings) terway::log::Warn("{}", w);
   terway::daemon::DaemonOptions opts;
-  std::string log_level = "info";
-  app.add_option("--config", opts.config_path, "eni_conf JSON file (the eni-config ConfigMap)")
-      ->capture_default_str();
-  app.add_option("--socket", opts.socket_path, "CNI socket (default: daemon_socket of the config)");
-  app.add_option("--state", opts.state_path, "state database (default: state_path of the config)");
-  app.add_option("--metrics-listen", opts.metrics_listen, "host:port for /metrics ('' disables)")
-      ->capture_default_str();
-  app.add_option("--metrics-port-file", opts.metrics_port_file, "write the bound metrics port here");
-  app.add_option("--datapath", opts.datapath,
-                 "auto: as eni_mode; shared: veth + policy routing; exclusive: the pod's own ENI; "
-                 "none: IPAM only (shared mode)")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "shared", "exclusive", "none"}));
-  app.add_option("--kubeconfig", opts.kubeconfig,
-                 "kubeconfig of the Kubernetes API (default: in-cluster when KUBERNETES_SERVICE_HOST is set, "
-                 "else no API: eni_conf from --config)");
-  app.add_option("--node-name", opts.node_name, "this node's name in Kubernetes (default: $NODE_NAME)");
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-  terway::log::Init("terwayd", log_level);
+  opts.config_path = cl->config_path;
+  opts.socket_path = cl->socket_path;
+  opts.state_path = cl->state_path;
+  opts.metrics_listen = cl->metrics_listen;
+  opts.metrics_port_file = cl->metrics_port_file;
+  opts.datapath = cl->datapath;
+  opts.kubeconfig = cl->kubeconfig;
+  opts.api_server = cl->api_server;
+  opts.node_name = cl->node_name;
+  opts.daemon_mode = cl->daemon_mode;
   if (opts.node_name.empty()) {
     if (const char* n = std::getenv("NODE_NAME")) opts.node_name = n;
   }

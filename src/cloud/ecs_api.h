@@ -24,6 +24,7 @@ struct CreateEniRequest {
   std::vector<Tag> tags;
   std::string name;
   std::string description;
+  std::string resource_group_id;  // ResourceGroupId; "": the account's default group
   // Idempotency key; generated (once per logical call) when empty. A caller
   // that persists it before the call can repeat the call after a crash and
   // still get the same ENI.

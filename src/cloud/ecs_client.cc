@@ -102,6 +102,7 @@ Result<NetworkInterface> OpenApiEcsClient::CreateNetworkInterface(const CreateEn
   AddTags(&p, req.tags);
   if (!req.name.empty()) p["NetworkInterfaceName"] = req.name;
   if (!req.description.empty()) p["Description"] = req.description;
+  if (!req.resource_group_id.empty()) p["ResourceGroupId"] = req.resource_group_id;
   TERWAY_ASSIGN_OR_RETURN(json reply, client_->Call(Product::kEcs, "CreateNetworkInterface", p,
                                                     TokenOptions(req.client_token)));
   TERWAY_ASSIGN_OR_RETURN_CTX(NetworkInterface eni, NetworkInterfaceFromJson(reply),

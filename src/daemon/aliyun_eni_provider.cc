@@ -9,6 +9,7 @@ Result<cloud::NetworkInterface> AliyunEniProvider::CreateEni(const ipam::CreateE
   c.vswitch_id = req.vswitch_id;
   c.security_group_ids = req.security_group_ids;
   c.secondary_private_ip_count = req.secondary_ip_count;
+  c.resource_group_id = req.resource_group_id;
   for (const auto& [k, v] : req.tags) c.tags.push_back({k, v});
   c.description = "interface created by terway";
   return api_->CreateNetworkInterface(c);
@@ -76,6 +77,22 @@ Result<std::vector<cloud::NetworkInterface>> AliyunEniProvider::ListEnis(const s
     if (!seen.count(e.network_interface_id)) enis.push_back(std::move(e));
   }
   return enis;
+}
+
+Result<std::vector<std::string>> AliyunEniProvider::PrimaryEniSecurityGroups(const std::string& instance_id) {
+  // As upstream Terway: the instance's ENI of Type Primary.
+  cloud::DescribeEnisFilter f;
+  f.instance_id = instance_id;
+  f.type = "Primary";
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto enis, api_->DescribeNetworkInterfaces(f),
+                              "listing the primary ENI of " + instance_id);
+  for (const auto& e : enis) {
+    if (e.type == "Primary" && e.instance_id == instance_id) return e.security_group_ids;
+  }
+  return Errorf(ErrorCode::kNotFound,
+                "DescribeNetworkInterfaces lists no primary ENI for instance {}; check the instance id the "
+                "metadata service reports and the API endpoint's region",
+                instance_id);
 }
 
 Result<std::vector<cloud::VSwitch>> AliyunEniProvider::DescribeVSwitches(

@@ -27,6 +27,7 @@ class AliyunEniProvider : public ipam::EniProvider {
   Result<std::vector<std::string>> AssignIps(const std::string& eni_id, int count) override;
   Status UnassignIps(const std::string& eni_id, const std::vector<std::string>& ips) override;
   Result<std::vector<cloud::NetworkInterface>> ListEnis(const std::string& instance_id) override;
+  Result<std::vector<std::string>> PrimaryEniSecurityGroups(const std::string& instance_id) override;
   Result<std::vector<cloud::VSwitch>> DescribeVSwitches(const std::vector<std::string>& ids) override;
   Result<ipam::InstanceLimits> GetInstanceLimits(const std::string& instance_type) override;
 

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "daemon/upstream_metrics.h"
 #include "netlink/netns.h"
 #include "qos/annotations.h"
 
@@ -22,6 +23,7 @@ CniService::CniService(CniServiceOptions opts, ipam::PodAddressSource* addresses
   metrics_->DeclareCounter("terway_cni_requests_total", "CNI requests by operation and result");
   metrics_->DeclareHistogram("terway_cni_request_duration_seconds",
                              "Time to serve a CNI request, by operation", LatencyBuckets());
+  DeclareUpstreamRpcLatency(*metrics_);
   metrics_->DeclareCounter("terway_address_teardowns_total",
                            "Pods torn down (wiring removed, policy stopped, address released) by cause and result "
                            "(ok, kept: the wiring could not be removed so the address stays allocated, skipped, "
@@ -49,6 +51,7 @@ proto::Reply CniService::Handle(const proto::Request& req) {
   std::string op(proto::OpName(req.op));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->Observe("terway_cni_request_duration_seconds", {{"op", op}}, secs);
+  ObserveUpstreamRpcLatency(*metrics_, req.op, !reply.ok(), secs);
   std::string result = reply.ok() ? "ok" : std::string(proto::ErrorClassName(reply.error->cls));
   metrics_->Inc("terway_cni_requests_total", {{"op", op}, {"result", result}});
   if (!reply.ok() && req.op != proto::Op::kStatus) {

@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "config/node_mode.h"
+#include "daemon/upstream_metrics.h"
 #include "datapath/anti_spoof.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
@@ -22,7 +24,7 @@
 
 namespace terway::daemon {
 
-Result<ipam::EniConfig> LoadEniConfig(const std::string& path) {
+Result<config::EniConfig> LoadEniConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return Errorf(ErrorCode::kNotFound,
@@ -31,12 +33,12 @@ Result<ipam::EniConfig> LoadEniConfig(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, ipam::ParseEniConfig(ss.str()), "in " + path);
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(ss.str()), "in " + path);
   for (const auto& w : parsed.warnings) log::Warn("config {}: {}", path, w);
   return parsed.config;
 }
 
-cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c) {
+cloud::CloudOptions CloudOptionsFromConfig(const config::EniConfig& c) {
   cloud::CloudOptions o;
   o.region_id = c.region_id;
   o.ecs_endpoint = c.ecs_endpoint;
@@ -47,10 +49,10 @@ cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c) {
   o.access_secret = c.access_secret;
   o.credential_path = c.credential_path;
   switch (c.credential_source) {
-    case ipam::CredentialSource::kAuto: o.credential_kind = cloud::CredentialKind::kAuto; break;
-    case ipam::CredentialSource::kStatic: o.credential_kind = cloud::CredentialKind::kStatic; break;
-    case ipam::CredentialSource::kFile: o.credential_kind = cloud::CredentialKind::kFile; break;
-    case ipam::CredentialSource::kRamRole: o.credential_kind = cloud::CredentialKind::kRamRole; break;
+    case config::CredentialSource::kAuto: o.credential_kind = cloud::CredentialKind::kAuto; break;
+    case config::CredentialSource::kStatic: o.credential_kind = cloud::CredentialKind::kStatic; break;
+    case config::CredentialSource::kFile: o.credential_kind = cloud::CredentialKind::kFile; break;
+    case config::CredentialSource::kRamRole: o.credential_kind = cloud::CredentialKind::kRamRole; break;
   }
   return o;
 }
@@ -84,16 +86,20 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& s) {
 }  // namespace
 
 Result<std::optional<k8s::RestConfig>> ResolveKubeConfig(const DaemonOptions& opts) {
-  if (!opts.kubeconfig.empty()) {
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadKubeconfig(opts.kubeconfig), "--kubeconfig " + opts.kubeconfig);
-    return std::optional<k8s::RestConfig>(cfg);
-  }
+  std::optional<k8s::RestConfig> cfg;
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
-  if (host != nullptr && *host != '\0') {
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadInClusterConfig(), "the in-cluster Kubernetes configuration");
-    return std::optional<k8s::RestConfig>(cfg);
+  if (!opts.kubeconfig.empty()) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(cfg, k8s::LoadKubeconfig(opts.kubeconfig), "--kubeconfig " + opts.kubeconfig);
+  } else if (host != nullptr && *host != '\0') {
+    TERWAY_ASSIGN_OR_RETURN_CTX(cfg, k8s::LoadInClusterConfig(), "the in-cluster Kubernetes configuration");
   }
-  return std::optional<k8s::RestConfig>();
+  if (!opts.api_server.empty()) {
+    // As client-go's -master: the server of whatever configuration there is,
+    // or the server alone (no credentials) when there is none.
+    if (!cfg) cfg = k8s::RestConfig{};
+    cfg->server = opts.api_server;
+  }
+  return cfg;
 }
 
 Result<std::unique_ptr<Daemon>> Daemon::Create(const DaemonOptions& opts) {
@@ -132,10 +138,11 @@ Status Daemon::LoadConfiguration() {
                                             kube_config_->server));
     config_source_ = fmt::format("ConfigMap {}/{}{}", k8s::kEniConfigNamespace, k8s::kEniConfigName,
                                  conf.override_source.empty() ? "" : " + " + conf.override_source);
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, ipam::ParseEniConfig(conf.eni_conf), "eni_conf of " + config_source_);
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(conf.eni_conf), "eni_conf of " + config_source_);
     for (const auto& w : parsed.warnings) log::Warn("config {}: {}", config_source_, w);
     config_ = parsed.config;
     disable_network_policy_ = conf.disable_network_policy;
+    node_labels_ = conf.node_labels;
     if (config_.kube_client_qps > 0 || config_.kube_client_burst > 0) {
       // The operator's limit from eni_conf, for every request from here on
       // (the first reads above ran with the defaults).
@@ -156,6 +163,11 @@ Status Daemon::LoadConfiguration() {
   }
   if (opts_.socket_path.empty()) opts_.socket_path = config_.daemon_socket;
   if (opts_.state_path.empty()) opts_.state_path = config_.state_path;
+  // The node label and -daemon-mode may choose exclusive ENI over eni_conf.
+  TERWAY_ASSIGN_OR_RETURN(mode_choice_, config::ResolveEniMode(config_, node_labels_, opts_.daemon_mode));
+  for (const auto& w : mode_choice_.warnings) log::Warn("node {}: {}", opts_.node_name, w);
+  config_.eni_mode = mode_choice_.mode;
+  log::Info("eni mode {} ({})", ipam::EniModeName(config_.eni_mode), mode_choice_.source);
   const bool exclusive = config_.eni_mode == ipam::EniMode::kExclusive;
   const std::string mode = exclusive ? "exclusive" : "shared";
   datapath_choice_ = opts_.datapath == "auto" ? mode : opts_.datapath;
@@ -171,9 +183,9 @@ Status Daemon::LoadConfiguration() {
   }
   if (dp != "none" && dp != mode) {
     return Errorf(ErrorCode::kInvalidArgument,
-                  "--datapath {} does not match eni_mode \"{}\" of {}: pods of a node are wired the way its "
-                  "addresses are handed out; use --datapath auto",
-                  dp, mode, config_source_);
+                  "--datapath {} does not match the node's ENI mode \"{}\" ({}, {}): pods of a node are wired the "
+                  "way its addresses are handed out; use --datapath auto",
+                  dp, mode, mode_choice_.source, config_source_);
   }
   datapath_mode_ = dp == "none" ? "" : dp;
   return Ok();
@@ -234,6 +246,12 @@ Status Daemon::ConnectCloud() {
 
 Status Daemon::OpenState() {
   TERWAY_ASSIGN_OR_RETURN_CTX(store_, store::StateStore::Open(opts_.state_path), "opening the state database");
+  // Pods set up in the other ENI mode cannot be carried over (a label added
+  // or removed on a running node).
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "reading recorded pods");
+  std::vector<std::string> modes;
+  for (const auto& a : allocs) modes.push_back(a.datapath_mode);
+  TERWAY_TRY_CTX(config::CheckEniModeSwitch(mode_choice_, modes), "node " + opts_.node_name);
   return Ok();
 }
 
@@ -241,6 +259,7 @@ Status Daemon::WatchKubernetes() {
   if (!kube_client_) return Ok();
   KubeNodeOptions ko;
   ko.node_name = opts_.node_name;
+  ko.patch_pod_ips = config_.enable_patch_pod_ips;
   TERWAY_ASSIGN_OR_RETURN_CTX(kube_, KubeNode::Create(kube_client_, ko, &metrics_),
                               "watching the pods of node " + opts_.node_name);
   return Ok();
@@ -254,7 +273,7 @@ Status Daemon::CreateAddressSource() {
   po.instance_type = node_.instance_type;
   po.vswitch_ids = config_.VSwitchesForZone(node_.zone_id);
   if (po.vswitch_ids.empty()) po.vswitch_ids = {node_.vswitch_id};  // as Terway does
-  po.config = config_;
+  po.config = config::PoolConfigOf(config_);
   // An address the cloud took away from under a pod: its sandbox's wiring
   // goes through the one teardown (the worker calls this before it refills,
   // and only after Start, when the service exists).
@@ -374,7 +393,7 @@ Status Daemon::CreateMetadataGuard() {
   // may run in a namespace it does not own.
   if (datapath_choice_ == "none") return Ok();
   metadata::MetadataGuardOptions mo;
-  mo.deny_credentials = config_.metadata_credentials_for_pods == ipam::MetadataCredentialsForPods::kDeny;
+  mo.deny_credentials = config_.metadata_credentials_for_pods == config::MetadataCredentialsForPods::kDeny;
   if (!config_.metadata_endpoint.empty()) mo.metadata_endpoint = config_.metadata_endpoint;
   Metrics* m = &metrics_;
   mo.on_refusal = [m](metadata::Verdict v) {
@@ -426,7 +445,7 @@ void Daemon::CreateCniService() {
     cso.ipvlan_fallback_reason = ipvlan.ok() ? "the ipvlan datapath is not built in this terwayd"
                                              : ipvlan.error().message;
   }
-  cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == ipam::BandwidthAnnotationError::kRefuse;
+  cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == config::BandwidthAnnotationError::kRefuse;
   service_ = std::make_unique<CniService>(cso, addresses_.get(), store_.get(), datapath_.get(), &metrics_);
   service_->SetPodDirectory(kube_.get());
   service_->SetPodPolicy(policy_.get());
@@ -454,10 +473,7 @@ void Daemon::CreateCniService() {
 }
 
 void Daemon::DeclareMetrics() {
-  metrics_.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
-  metrics_.DeclareGauge("terway_pool_enis", "ENIs the pool manages");
-  metrics_.DeclareGauge("terway_pool_max_pods", "Pods this node can hold");
-  metrics_.DeclareGauge("terway_pool_waiting_requests", "Allocations waiting for the pool to grow");
+  DeclarePoolMetrics(metrics_);
   metrics_.DeclareGauge("terway_pool_config",
                         "The pool's sizes from eni_conf as resolved for this node (ConfigMap + override)");
   metrics_.DeclareCounter("terway_cloud_api_calls_total", "OpenAPI calls by action (logical calls)");
@@ -481,13 +497,7 @@ Daemon::~Daemon() { Stop(); }
 
 void Daemon::UpdatePoolGauges() {
   auto s = addresses_->Stats();
-  metrics_.Set("terway_pool_ips", {{"state", "idle"}}, s.idle);
-  metrics_.Set("terway_pool_ips", {{"state", "in_use"}}, s.in_use);
-  metrics_.Set("terway_pool_ips", {{"state", "reserved"}}, s.reserved);
-  metrics_.Set("terway_pool_ips", {{"state", "releasing"}}, s.releasing);
-  metrics_.Set("terway_pool_enis", {}, s.enis);
-  metrics_.Set("terway_pool_max_pods", {}, s.max_pods);
-  metrics_.Set("terway_pool_waiting_requests", {}, s.waiting);
+  ExportPoolStats(metrics_, s);
   metrics_.Set("terway_pool_config", {{"setting", "min_pool_size"}}, config_.min_pool_size);
   metrics_.Set("terway_pool_config", {{"setting", "max_pool_size"}}, config_.max_pool_size);
   if (datapath_) {
@@ -529,8 +539,10 @@ Status Daemon::Start() {
   pod_gc_->Start();
   service_->SetReady(true);
   if (kube_) {
-    kube_->ReportCapacity(addresses_->MaxPodCount(), datapath_mode_ == "exclusive" ||
-                                                         config_.eni_mode == ipam::EniMode::kExclusive);
+    // aliyun/eni is upstream's device-plugin resource: off with eni_conf
+    // disable_device_plugin.
+    const bool exclusive = datapath_mode_ == "exclusive" || config_.eni_mode == ipam::EniMode::kExclusive;
+    kube_->ReportCapacity(addresses_->MaxPodCount(), exclusive && !config_.disable_device_plugin);
     if (std::string why = kube_->NodeRefusal(); !why.empty()) log::Warn("{}", why);
   }
   return Ok();

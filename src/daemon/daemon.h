@@ -19,7 +19,8 @@
 #include "daemon/policy_controller.h"
 #include "daemon/rpc_server.h"
 #include "ipam/address_source.h"
-#include "ipam/config.h"
+#include "config/eni_config.h"
+#include "config/node_mode.h"
 #include "metadata/metadata_guard.h"
 #include "store/state_store.h"
 
@@ -49,7 +50,12 @@ struct DaemonOptions {
   // runs API-less with eni_conf from config_path. node_name (or $NODE_NAME,
   // read by the main) names this node's object; required with an API.
   std::string kubeconfig;
+  // Overrides the API server of the kubeconfig (upstream's -master flag).
+  std::string api_server;
   std::string node_name;
+  // Upstream's -daemon-mode: "" or "ENIMultiIP" (the node label and eni_conf
+  // choose the ENI mode), "ENIOnly" (exclusive ENI on every node).
+  std::string daemon_mode;
   // Polled while start-up waits for a service that is briefly unreachable
   // (the metadata service): true ends the wait (terwayd is being stopped).
   // Unset: never.
@@ -121,12 +127,14 @@ class Daemon {
   void MaintainNodeTables();
 
   DaemonOptions opts_;
-  ipam::EniConfig config_;
+  config::EniConfig config_;
   NodeIdentity node_;
   Metrics metrics_;
   std::optional<k8s::RestConfig> kube_config_;
   std::shared_ptr<k8s::RestClient> kube_client_;
   std::string config_source_;    // where eni_conf came from, for messages
+  std::map<std::string, std::string> node_labels_;  // with an API
+  config::EniModeChoice mode_choice_;
   std::string datapath_choice_;  // "shared", "exclusive", "none"
   std::unique_ptr<cloud::CloudClients> cloud_;
   std::unique_ptr<store::StateStore> store_;
@@ -154,8 +162,8 @@ class Daemon {
 Result<std::optional<k8s::RestConfig>> ResolveKubeConfig(const DaemonOptions& opts);
 
 // Reads and parses an eni_conf file; warnings are logged.
-Result<ipam::EniConfig> LoadEniConfig(const std::string& path);
+Result<config::EniConfig> LoadEniConfig(const std::string& path);
 // Settings for the cloud clients from eni_conf.
-cloud::CloudOptions CloudOptionsFromConfig(const ipam::EniConfig& c);
+cloud::CloudOptions CloudOptionsFromConfig(const config::EniConfig& c);
 
 }  // namespace terway::daemon

@@ -282,7 +282,7 @@ void KubeNode::AllocationStarted(const std::string& ns, const std::string& name)
 void KubeNode::Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) {
   // A sandbox of no Kubernetes pod (podman on the node) has no object to
   // annotate: the PATCH would only 404.
-  if (in_api) Enqueue("pod_ips", [this, ns, name, ip] { return k8s::SetPodIps(*client_, ns, name, {ip}); });
+  if (in_api && opts_.patch_pod_ips) Enqueue("pod_ips", [this, ns, name, ip] { return k8s::SetPodIps(*client_, ns, name, {ip}); });
   SetSufficientIp(true, "the node's pool can serve pods");
 }
 

@@ -57,6 +57,9 @@ struct KubeNodeOptions {
   std::chrono::seconds allocation_grace{120};
   // How long Create waits for the first list of pods and of the node.
   std::chrono::milliseconds sync_timeout{30000};
+  // eni_conf enable_patch_pod_ips (upstream's default true): annotate served
+  // pods with k8s.aliyun.com/pod-ips.
+  bool patch_pod_ips = true;
 };
 
 class KubeNode : public PodDirectory {

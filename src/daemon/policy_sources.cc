@@ -125,14 +125,17 @@ void AddCalicoObjects(const PolicySources& s, BuiltInputs& out) {
     if (auto meta = StoredMeta(stored)) out.policy_objects[p.Id()] = ObjectOf(*meta, api, CalicoKindOf(stored));
     in.policies.push_back(std::move(p));
   }
+  // A network set that cannot be read is named (log, metric, show) and
+  // still fed to the compiler, which gives the rules that could select it
+  // the safe meaning: dropping it would make a Deny selecting it deny less.
   for (bool global : {false, true}) {
     for (const auto& obj : global ? s.global_network_sets : s.network_sets) {
-      auto set = global ? policy::GlobalNetworkSetFromCalico(obj) : policy::NetworkSetFromCalico(obj);
-      if (set.ok()) {
-        in.network_sets.push_back(std::move(set).value());
-      } else {
-        out.rejected.push_back(fmt::format("{}: {}", global ? "globalnetworkset" : "networkset", set.error().ToString()));
+      policy::NetworkSetInfo set =
+          global ? policy::GlobalNetworkSetOrUnreadable(obj) : policy::NetworkSetOrUnreadable(obj);
+      if (!set.Readable()) {
+        out.rejected.push_back(fmt::format("{}: {}", global ? "globalnetworkset" : "networkset", set.unreadable));
       }
+      in.network_sets.push_back(std::move(set));
     }
   }
   for (const auto& sa : s.service_accounts) in.service_accounts.push_back(policy::ServiceAccountFromK8s(sa));

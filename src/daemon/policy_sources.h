@@ -48,10 +48,11 @@ struct PolicySources {
 
 struct BuiltInputs {
   policy::PolicyInputs inputs;
-  // Objects that take no part in policy because they could not be read (a
-  // NetworkSet with a bad CIDR, a Tier with an unknown defaultAction), one
-  // line each ("networkset x/name: why"). Never policies: those are
-  // enforced on the safe side instead.
+  // Objects that could not be read, one line each ("networkset x/name:
+  // why"): a Tier with an unknown defaultAction takes no part (its policies
+  // fail closed); a NetworkSet with a bad CIDR takes part with unknown
+  // addresses (the rules that could select it fail closed). Never
+  // policies: those are enforced on the safe side instead.
   std::vector<std::string> rejected;
   // Where each policy came from (its Event goes there).
   PolicyObjects policy_objects;

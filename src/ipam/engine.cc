@@ -14,6 +14,24 @@ int MaxPods(const InstanceLimits& limits, EniMode mode) {
   return secondary_enis * std::max(0, limits.ips_per_eni);
 }
 
+PoolBounds PoolBoundsFor(const PoolConfig& c, const InstanceLimits& limits) {
+  PoolBounds b;
+  const int secondary = std::max(0, limits.eni_quantity - 1);
+  // int() truncates toward zero, as Go's int(float64) conversion does.
+  int enis = static_cast<int>(static_cast<double>(limits.eni_quantity) * c.eni_cap_ratio) + c.eni_cap_shift - 1;
+  if (c.max_eni > 0 && c.max_eni < enis) enis = c.max_eni;
+  b.max_enis = std::clamp(enis, 0, secondary);
+  const int ips = std::max(0, limits.ips_per_eni);
+  if (c.eni_mode == EniMode::kExclusive) {
+    b.capacity = b.max_enis;
+    return b;
+  }
+  b.capacity = b.max_enis * ips;
+  b.max_idle = std::clamp(c.max_pool_size, 0, b.capacity);
+  b.min_idle = std::clamp(c.min_eni > 0 ? c.min_eni * ips : c.min_pool_size, 0, b.max_idle);
+  return b;
+}
+
 int RefillPlan::PlannedIps() const {
   int n = 0;
   for (const auto& a : assigns) n += a.count;
@@ -28,7 +46,7 @@ std::vector<std::string> OrderVSwitches(const std::vector<VSwitchView>& vs,
     if (!v.exhausted && v.available_ips > 0) usable.push_back(v);
   }
   switch (policy) {
-    case VSwitchSelectionPolicy::kOrdered:
+    case VSwitchSelectionPolicy::kListOrder:
       break;
     case VSwitchSelectionPolicy::kMost:
       std::stable_sort(usable.begin(), usable.end(), [](const VSwitchView& a, const VSwitchView& b) {
@@ -48,9 +66,12 @@ std::vector<std::string> OrderVSwitches(const std::vector<VSwitchView>& vs,
 
 namespace {
 
+// Addresses in `use` on schedulable ENIs (an unschedulable ENI's idle
+// addresses serve nobody).
 int CountUse(const PoolSnapshot& s, IpUse use) {
   int n = 0;
   for (const auto& e : s.enis) {
+    if (e.unschedulable) continue;
     for (const auto& ip : e.ips) n += ip.use == use ? 1 : 0;
   }
   return n;
@@ -58,8 +79,24 @@ int CountUse(const PoolSnapshot& s, IpUse use) {
 
 int EniCap(const PoolSnapshot& s) {
   int cap = std::max(0, s.limits.eni_quantity - 1);
-  if (s.settings.max_eni > 0) cap = std::min(cap, s.settings.max_eni);
+  if (s.settings.max_enis >= 0) cap = std::min(cap, s.settings.max_enis);
   return cap;
+}
+
+int IpCount(const EniView& e) { return static_cast<int>(e.ips.size()); }
+
+// ENIs in the order eni_selection prefers them for new pods: kMostIps the
+// fullest first, kLeastIps the emptiest first; ties by id (stable plans).
+std::vector<const EniView*> ByPreference(const std::vector<EniView>& enis, EniSelectionPolicy policy) {
+  std::vector<const EniView*> order;
+  for (const auto& e : enis) order.push_back(&e);
+  std::stable_sort(order.begin(), order.end(), [policy](const EniView* a, const EniView* b) {
+    if (IpCount(*a) != IpCount(*b)) {
+      return policy == EniSelectionPolicy::kMostIps ? IpCount(*a) > IpCount(*b) : IpCount(*a) < IpCount(*b);
+    }
+    return a->eni_id < b->eni_id;
+  });
+  return order;
 }
 
 Error Exhausted(std::string msg) {
@@ -75,12 +112,12 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   const int idle = CountUse(s, IpUse::kIdle);
   const int ips_per_eni = s.limits.ips_per_eni;
   int total = 0;
-  for (const auto& e : s.enis) total += static_cast<int>(e.ips.size());
+  for (const auto& e : s.enis) total += IpCount(e);
   const int eni_cap = EniCap(s);
   const int capacity = eni_cap * ips_per_eni;
 
   const int unserved = std::max(0, s.demand - idle);
-  int want = std::max(0, s.demand + s.settings.min_pool_size - idle);
+  int want = std::max({0, s.demand + s.settings.min_pool_size - idle, unserved + s.settings.warm_up});
   if (unserved > 0) {
     // Batch: while pods wait, ask in whole calls' worth (10 IPs), but never
     // leave more than max_pool_size idle once the waiting pods are served.
@@ -89,20 +126,35 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   }
   want = std::max(0, std::min(want, capacity - total));
 
-  // 1. Existing ENIs with room, fullest first: packs pods onto few ENIs so
-  //    the rest can be freed whole later.
-  std::vector<const EniView*> order;
-  for (const auto& e : s.enis) order.push_back(&e);
-  std::stable_sort(order.begin(), order.end(), [](const EniView* a, const EniView* b) {
-    return a->ips.size() > b->ips.size();
-  });
-  for (const EniView* e : order) {
+  int enis = static_cast<int>(s.enis.size());
+  std::vector<VSwitchView> vs = s.vswitches;
+  // New ENIs (each takes at most one call's worth at creation).
+  auto create_enis = [&] {
+    while (want > 0 && enis < eni_cap && !s.eni_creation_blocked) {
+      auto ordered = OrderVSwitches(vs, s.policy, s.seed + plan.creates.size());
+      if (ordered.empty()) break;
+      auto it = std::find_if(vs.begin(), vs.end(),
+                             [&](const VSwitchView& v) { return v.vswitch_id == ordered.front(); });
+      int n = std::min<int64_t>({want, ips_per_eni, kMaxIpsPerCall, it->available_ips});
+      plan.creates.push_back({it->vswitch_id, n});
+      it->available_ips -= n;
+      want -= n;
+      ++enis;
+    }
+  };
+  // kLeastIps spreads pods over as many ENIs as allowed: new ENIs first.
+  if (s.settings.eni_selection == EniSelectionPolicy::kLeastIps) create_enis();
+
+  // Existing ENIs with room, in preference order (kMostIps: fullest first,
+  // which packs pods onto few ENIs so the rest can be freed whole later).
+  for (const EniView* e : ByPreference(s.enis, s.settings.eni_selection)) {
+    if (e->unschedulable) continue;
     // An ENI's secondary IPs come from its own vSwitch: skip it while that
     // vSwitch is out of addresses.
     auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
                             [&](const VSwitchView& v) { return v.vswitch_id == e->vswitch_id; });
     if (vsw != s.vswitches.end() && (vsw->exhausted || vsw->available_ips <= 0)) continue;
-    int room = ips_per_eni - static_cast<int>(e->ips.size());
+    int room = ips_per_eni - IpCount(*e);
     while (want > 0 && room > 0) {
       int n = std::min({want, room, kMaxIpsPerCall});
       plan.assigns.push_back({e->eni_id, n});
@@ -111,42 +163,18 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
     }
   }
 
-  // 2. New ENIs.
-  int enis = static_cast<int>(s.enis.size());
-  std::vector<VSwitchView> vs = s.vswitches;
-  while (want > 0 && enis < eni_cap && !s.eni_creation_blocked) {
-    auto ordered = OrderVSwitches(vs, s.policy, s.seed + plan.creates.size());
-    if (ordered.empty()) break;
-    auto it = std::find_if(vs.begin(), vs.end(),
-                           [&](const VSwitchView& v) { return v.vswitch_id == ordered.front(); });
-    int n = std::min<int64_t>({want, ips_per_eni, kMaxIpsPerCall, it->available_ips});
-    plan.creates.push_back({it->vswitch_id, n});
-    it->available_ips -= n;
-    want -= n;
-    ++enis;
-  }
-
-  // min_eni: keep that many ENIs attached even with an empty pool, each
-  // with just its primary IP.
-  while (enis < std::min(s.settings.min_eni, eni_cap) && !s.eni_creation_blocked) {
-    auto ordered = OrderVSwitches(vs, s.policy, s.seed + plan.creates.size());
-    if (ordered.empty()) break;
-    auto it = std::find_if(vs.begin(), vs.end(),
-                           [&](const VSwitchView& v) { return v.vswitch_id == ordered.front(); });
-    plan.creates.push_back({it->vswitch_id, 1});
-    it->available_ips -= 1;
-    ++enis;
-  }
+  create_enis();
 
   // What the node could still reach (this plan and later rounds together):
   // one round may not get there, since a new ENI takes at most 10 IPs in
   // its create call and the rest comes from assigns once it exists.
   int room_existing = 0;
   for (const auto& e : s.enis) {
+    if (e.unschedulable) continue;
     auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
                             [&](const VSwitchView& v) { return v.vswitch_id == e.vswitch_id; });
     if (vsw != s.vswitches.end() && (vsw->exhausted || vsw->available_ips <= 0)) continue;
-    room_existing += std::max(0, ips_per_eni - static_cast<int>(e.ips.size()));
+    room_existing += std::max(0, ips_per_eni - IpCount(e));
   }
   int64_t vswitch_room = 0;
   for (const auto& v : s.vswitches) {
@@ -162,7 +190,9 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
           "node is at its maximum of {} pod IPs ({} ENIs x {} IPs{}); delete pods or use a larger "
           "instance type",
           capacity, eni_cap, ips_per_eni,
-          s.settings.max_eni > 0 ? fmt::format(", max_eni {}", s.settings.max_eni) : ""));
+          eni_cap < std::max(0, s.limits.eni_quantity - 1)
+              ? " as eni_conf allows (max_eni, eni_cap_ratio, eni_cap_shift)"
+              : ""));
     } else if (s.eni_creation_blocked) {
       plan.unmet_reason = Exhausted(
           "the instance cannot attach more ENIs (EniPerInstanceLimitExceeded) and its ENIs are "
@@ -184,15 +214,44 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   return plan;
 }
 
-ReclaimPlan PlanReclaim(const PoolSnapshot& s) {
+std::string PickIdleIp(const std::vector<EniView>& enis, EniSelectionPolicy policy) {
+  for (const EniView* e : ByPreference(enis, policy)) {
+    if (e->unschedulable) continue;
+    const IpView* best = nullptr;
+    for (const auto& ip : e->ips) {
+      if (ip.use == IpUse::kIdle && (best == nullptr || ip.idle_since < best->idle_since)) best = &ip;
+    }
+    if (best != nullptr) return best->ip;
+  }
+  return "";
+}
+
+int IdleAddressesToRelease(const IdleReclaimSettings& r, int idle, int min_idle, int max_idle,
+                           IdleReclaimClock* clock, Clock::TimePoint now, double random01) {
+  int to_release = std::max(0, idle - max_idle);
+  if (r.after.count() <= 0 || r.batch_size <= 0) return to_release;
+  if (clock->last_modified + r.after > now) {
+    clock->next_reclaim = {};  // busy: start over once it has been quiet for `after`
+    return to_release;
+  }
+  // wait.Jitter(d, f) in upstream: d + random * f * d.
+  const double factor = r.jitter_factor > 0 ? r.jitter_factor : 0.1;
+  auto jittered = std::chrono::duration_cast<Clock::TimePoint::duration>(
+      std::chrono::duration<double>(static_cast<double>(r.interval.count()) * (1.0 + random01 * factor)));
+  if (clock->next_reclaim == Clock::TimePoint{}) {
+    clock->next_reclaim = now + jittered;
+    return to_release;
+  }
+  if (clock->next_reclaim > now) return to_release;
+  clock->next_reclaim = now + jittered;
+  return to_release + std::min(r.batch_size, std::max(0, idle - to_release - min_idle));
+}
+
+ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
   ReclaimPlan plan;
-  const int idle = CountUse(s, IpUse::kIdle);
-  int excess = idle - s.settings.max_pool_size;
-  int budget = std::min(excess, s.settings.reclaim_batch_size);
+  int budget = std::min(count, CountUse(s, IpUse::kIdle));
   if (budget <= 0) return plan;
-  const auto ripe = [&](const IpView& ip) {
-    return ip.use == IpUse::kIdle && ip.idle_since + s.settings.reclaim_after <= s.now;
-  };
+  const auto releasable = [](const IpView& ip) { return ip.use == IpUse::kIdle; };
 
   // Whole ENIs first, the longest-idle first: one Detach+Delete frees the
   // most and leaves the remaining ENIs fuller.
@@ -202,44 +261,41 @@ ReclaimPlan PlanReclaim(const PoolSnapshot& s) {
   };
   std::vector<Candidate> whole;
   for (const auto& e : s.enis) {
-    if (e.ips.empty() || !std::all_of(e.ips.begin(), e.ips.end(), ripe)) continue;
+    if (e.unschedulable || e.ips.empty() || !std::all_of(e.ips.begin(), e.ips.end(), releasable)) continue;
     Clock::TimePoint newest{};
     for (const auto& ip : e.ips) newest = std::max(newest, ip.idle_since);
     whole.push_back({&e, newest});
   }
   std::stable_sort(whole.begin(), whole.end(),
                    [](const Candidate& a, const Candidate& b) { return a.newest_idle < b.newest_idle; });
-  int enis_left = static_cast<int>(s.enis.size());
   std::vector<std::string> deleted;
   for (const auto& c : whole) {
-    int n = static_cast<int>(c.eni->ips.size());
-    if (n > budget || enis_left <= s.settings.min_eni) continue;
+    int n = IpCount(*c.eni);
+    if (n > budget) continue;
     plan.delete_enis.push_back(c.eni->eni_id);
     deleted.push_back(c.eni->eni_id);
     budget -= n;
-    --enis_left;
   }
 
-  // Then single secondary IPs, oldest idle first.
-  struct Single {
-    std::string eni_id;
-    const IpView* ip;
-  };
-  std::vector<Single> singles;
-  for (const auto& e : s.enis) {
-    if (std::find(deleted.begin(), deleted.end(), e.eni_id) != deleted.end()) continue;
-    for (const auto& ip : e.ips) {
-      if (ripe(ip) && !ip.eni_primary_ip) singles.push_back({e.eni_id, &ip});
-    }
-  }
-  std::stable_sort(singles.begin(), singles.end(), [](const Single& a, const Single& b) {
-    return a.ip->idle_since < b.ip->idle_since;
-  });
+  // Then single secondary IPs: ENIs in the reverse of the order pods are
+  // served from, oldest idle first within each.
+  std::vector<const EniView*> order = ByPreference(s.enis, s.settings.eni_selection);
+  std::reverse(order.begin(), order.end());
   std::map<std::string, std::vector<std::string>> per_eni;
-  for (const auto& sgl : singles) {
+  for (const EniView* e : order) {
     if (budget <= 0) break;
-    per_eni[sgl.eni_id].push_back(sgl.ip->ip);
-    --budget;
+    if (e->unschedulable || std::find(deleted.begin(), deleted.end(), e->eni_id) != deleted.end()) continue;
+    std::vector<const IpView*> idle;
+    for (const auto& ip : e->ips) {
+      if (releasable(ip) && !ip.eni_primary_ip) idle.push_back(&ip);
+    }
+    std::stable_sort(idle.begin(), idle.end(),
+                     [](const IpView* a, const IpView* b) { return a->idle_since < b->idle_since; });
+    for (const IpView* ip : idle) {
+      if (budget <= 0) break;
+      per_eni[e->eni_id].push_back(ip->ip);
+      --budget;
+    }
   }
   for (auto& [eni, ips] : per_eni) {
     // UnassignPrivateIpAddresses also takes at most 10 addresses per call.

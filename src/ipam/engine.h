@@ -10,7 +10,7 @@
 
 #include "common/clock.h"
 #include "common/result.h"
-#include "ipam/config.h"
+#include "ipam/pool_config.h"
 #include "ipam/provider.h"
 
 namespace terway::ipam {
@@ -19,10 +19,29 @@ namespace terway::ipam {
 // most 10 IPs (the API's per-call limit), so larger needs take several calls.
 inline constexpr int kMaxIpsPerCall = 10;
 
-// Max pods the node can run. Shared ENI: the primary ENI is the node's own
-// interface and carries no pod IPs, every other ENI contributes all of its
-// IPs (its primary IP included); exclusive ENI: one ENI per pod.
+// Max pods an instance type can run. Shared ENI: the primary ENI is the
+// node's own interface and carries no pod IPs, every other ENI contributes
+// all of its IPs (its primary IP included); exclusive ENI: one ENI per pod.
 int MaxPods(const InstanceLimits& limits, EniMode mode);
+
+// What the configuration allows on this instance, resolved as upstream
+// Terway resolves it (its daemon's getPoolConfig):
+//   max_enis = int(EniQuantity x eni_cap_ratio) + eni_cap_shift - 1, at most
+//              max_eni when that is set (and never beyond the instance's
+//              secondary ENIs: the cloud would refuse them)
+//   capacity = max_enis x IPs per ENI (shared), max_enis (exclusive)
+//   max_idle = min(max_pool_size, capacity)
+//   min_idle = min_eni x IPs per ENI if min_eni > 0, else min_pool_size;
+//              at most max_idle
+// Exclusive ENI keeps no pool: min_idle = max_idle = 0.
+struct PoolBounds {
+  int max_enis = 0;
+  int capacity = 0;
+  int min_idle = 0;
+  int max_idle = 0;
+  bool operator==(const PoolBounds&) const = default;
+};
+PoolBounds PoolBoundsFor(const PoolConfig& c, const InstanceLimits& limits);
 
 enum class IpUse {
   kInUse,      // allocated to a pod
@@ -42,6 +61,10 @@ struct EniView {
   std::string eni_id;
   std::string vswitch_id;
   std::vector<IpView> ips;
+  // Tagged for another controller (eni_tag_block_list) or outside
+  // eni_tag_filter after it was adopted: it keeps its pods and its slot, but
+  // no address is added to, handed out from or given back from it.
+  bool unschedulable = false;
 };
 
 struct VSwitchView {
@@ -50,13 +73,16 @@ struct VSwitchView {
   bool exhausted = false;     // recently answered InvalidVSwitchId.IpNotEnough
 };
 
+// The engine's share of the settings, resolved for this instance (see
+// PoolBounds).
 struct PoolSettings {
-  int min_pool_size = 0;
-  int max_pool_size = 5;
-  int max_eni = 0;  // 0: the instance's quota only
-  int min_eni = 0;
-  std::chrono::seconds reclaim_after{0};
-  int reclaim_batch_size = 5;
+  int min_pool_size = 0;  // idle addresses to keep (min_idle)
+  int max_pool_size = 5;  // idle addresses to keep at most (max_idle)
+  int max_enis = -1;      // secondary ENIs this node may hold; < 0: the instance's quota
+  // Addresses still to obtain for the node's one-time warm-up
+  // (ip_warm_up_size), on top of what waiting pods need.
+  int warm_up = 0;
+  EniSelectionPolicy eni_selection = EniSelectionPolicy::kMostIps;
 };
 
 // The node as the engine sees it. `enis` are the pool's secondary ENIs only
@@ -95,12 +121,40 @@ struct RefillPlan {
   int PlannedIps() const;
 };
 
-// How many IPs to add and where: fill existing ENIs first (fewest calls, no
-// attach wait), then new ENIs on vSwitches chosen by policy. Target: serve
-// the demand and keep min_pool_size idle; when pods are waiting, round the
-// request up (at most to max_pool_size idle afterwards) so a burst of N pods
-// costs about N/10 calls.
+// How many IPs to add and where. Target: serve the demand and keep
+// min_pool_size idle (and the warm-up's addresses); when pods are waiting,
+// round the request up (at most to max_pool_size idle afterwards) so a burst
+// of N pods costs about N/10 calls. Where, by eni_selection: kMostIps fills
+// existing ENIs first, fullest first (fewest calls, no attach wait), then
+// new ENIs; kLeastIps creates new ENIs first (up to max_enis), then fills
+// the emptiest existing ones.
 RefillPlan PlanRefill(const PoolSnapshot& s);
+
+// The idle address a pod gets: from the ENI eni_selection prefers (kMostIps:
+// the one holding the most addresses; kLeastIps: the fewest), the one idle
+// longest there (the longest cool-down before an address reappears on
+// another pod). Unschedulable ENIs are skipped; "" when nothing is idle.
+std::string PickIdleIp(const std::vector<EniView>& enis, EniSelectionPolicy policy);
+
+// Upstream Terway's idle reclaim clock. The pool is "modified" by every
+// allocation and release.
+struct IdleReclaimClock {
+  Clock::TimePoint last_modified{};
+  Clock::TimePoint next_reclaim{};  // zero: not armed
+};
+struct IdleReclaimSettings {
+  std::chrono::seconds after{0};     // 0: off
+  std::chrono::seconds interval{600};
+  int batch_size = 5;
+  double jitter_factor = 0.1;
+};
+// How many idle addresses to give back now, as upstream's daemon decides at
+// each pool check: everything above max_idle; besides, once the pool has
+// not been modified for `after`, every `interval` (stretched by up to
+// jitter_factor x interval, `random01` in [0, 1) choosing how much) up to
+// batch_size more, never below min_idle. Updates the clock.
+int IdleAddressesToRelease(const IdleReclaimSettings& r, int idle, int min_idle, int max_idle,
+                           IdleReclaimClock* clock, Clock::TimePoint now, double random01);
 
 struct UnassignAction {
   std::string eni_id;
@@ -114,11 +168,13 @@ struct ReclaimPlan {
   bool empty() const { return unassigns.empty() && delete_enis.empty(); }
 };
 
-// What to give back: idle IPs above max_pool_size that have been idle for at
-// least reclaim_after, oldest first, at most reclaim_batch_size per round. An
-// ENI whose every IP is being given back is deleted instead (never below
-// min_eni ENIs).
-ReclaimPlan PlanReclaim(const PoolSnapshot& s);
+// Which `count` idle IPs to give back (see IdleAddressesToRelease for how
+// many): whole ENIs first (every IP idle, none reserved; one Detach+Delete
+// frees the most), then single secondary IPs, taken from ENIs in the order
+// eni_selection lets go of them (kMostIps: the emptiest ENIs first, as
+// upstream disposes; kLeastIps: the fullest), oldest idle first within an
+// ENI. An ENI's primary IP is never unassigned.
+ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count);
 
 // vSwitch ids usable for a new ENI (not exhausted, some IPs available), in
 // the order the policy prefers.

@@ -23,6 +23,9 @@ Result<std::unique_ptr<ExclusiveEniAllocator>> ExclusiveEniAllocator::Create(
       fmt::format("reading ENI quotas of instance type {}", opts.instance_type));
   std::unique_ptr<ExclusiveEniAllocator> a(new ExclusiveEniAllocator(std::move(opts), provider, store, clock));
   a->limits_ = limits;
+  PoolConfig as_exclusive = a->opts_.config;  // this allocator is exclusive whatever the config says
+  as_exclusive.eni_mode = EniMode::kExclusive;
+  a->bounds_ = PoolBoundsFor(as_exclusive, limits);
   return a;
 }
 
@@ -102,7 +105,8 @@ Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodI
   for (const auto& vsw : OrderVSwitches(views, opts_.config.vswitch_selection_policy, opts_.seed)) {
     CreateEniRequest req;
     req.vswitch_id = vsw;
-    req.security_group_ids = opts_.config.security_groups;
+    TERWAY_ASSIGN_OR_RETURN(req.security_group_ids, security_groups_.Get());
+    req.resource_group_id = opts_.config.resource_group_id;
     req.tags = opts_.config.eni_tags;
     req.tags[kInstanceTagKey] = opts_.instance_id;
     req.tags[kExclusiveTagKey] = "true";
@@ -172,9 +176,12 @@ Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
     if (static_cast<int>(allocs.size()) + creating_ >= MaxPodCount()) {
       in_flight_.erase(key);
       return Errorf(ErrorCode::kExhausted,
-                    "node is at its maximum of {} exclusive-ENI pods (EniQuantity {} - 1); delete "
+                    "node is at its maximum of {} exclusive-ENI pods (EniQuantity {} - 1{}); delete "
                     "pods or use a larger instance type",
-                    MaxPodCount(), limits_.eni_quantity)
+                    MaxPodCount(), limits_.eni_quantity,
+                    MaxPodCount() < MaxPods(limits_, EniMode::kExclusive)
+                        ? ", limited by eni_conf max_eni / eni_cap_ratio / eni_cap_shift"
+                        : "")
           .Wrap(what);
     }
     ++creating_;

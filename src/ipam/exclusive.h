@@ -57,13 +57,19 @@ class ExclusiveEniAllocator : public PodAddressSource {
   // Finishes interrupted releases and collects leaked ENIs.
   Status Reconcile() override;
 
-  int MaxPodCount() const override { return MaxPods(limits_, EniMode::kExclusive); }
+  // The instance's ENI slots, as eni_conf allows (max_eni, eni_cap_ratio,
+  // eni_cap_shift).
+  int MaxPodCount() const override { return bounds_.capacity; }
   // in_use = pods holding an ENI, enis = ENIs we hold; nothing is idle.
   PoolStats Stats() const override;
 
  private:
   ExclusiveEniAllocator(PoolOptions opts, EniProvider* provider, store::StateStore* store, Clock* clock)
-      : opts_(std::move(opts)), provider_(provider), store_(store), clock_(clock) {}
+      : opts_(std::move(opts)),
+        provider_(provider),
+        store_(store),
+        clock_(clock),
+        security_groups_(opts_.config.security_groups, provider, opts_.instance_id) {}
   Result<cloud::NetworkInterface> CreateAttached(const PodIdentity& pod);
   Status DestroyEni(const std::string& eni_id);
   int64_t Unix(Clock::TimePoint t) const;
@@ -72,7 +78,9 @@ class ExclusiveEniAllocator : public PodAddressSource {
   EniProvider* const provider_;
   store::StateStore* const store_;
   Clock* const clock_;
+  EniSecurityGroups security_groups_;
   InstanceLimits limits_;
+  PoolBounds bounds_;
 
   std::mutex mu_;  // guards the maps below; never held across a cloud call
   std::set<std::pair<std::string, std::string>> in_flight_;

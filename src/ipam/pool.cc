@@ -44,6 +44,20 @@ std::string TagValue(const cloud::NetworkInterface& eni, const std::string& key)
 
 }  // namespace
 
+bool EniSchedulable(const std::vector<cloud::Tag>& tags, const PoolConfig& c) {
+  for (const auto& rule : c.eni_tag_block_list) {
+    for (const auto& t : tags) {
+      if (t.key == rule.key && t.value == rule.value) return false;
+    }
+  }
+  for (const auto& [k, v] : c.eni_tag_filter) {
+    bool has = false;
+    for (const auto& t : tags) has = has || (t.key == k && t.value == v);
+    if (!has) return false;
+  }
+  return true;
+}
+
 Result<std::unique_ptr<IpPool>> IpPool::Create(PoolOptions opts, EniProvider* provider,
                                                store::StateStore* store, Clock* clock) {
   TERWAY_ASSIGN_OR_RETURN_CTX(
@@ -57,11 +71,27 @@ Result<std::unique_ptr<IpPool>> IpPool::Create(PoolOptions opts, EniProvider* pr
   }
   std::unique_ptr<IpPool> pool(new IpPool(std::move(opts), provider, store, clock));
   pool->limits_ = limits;
+  pool->bounds_ = PoolBoundsFor(pool->opts_.config, limits);
+  pool->jitter_.seed(pool->opts_.seed ^ 0x5851f42d4c957f2dULL);
+  pool->reclaim_clock_.last_modified = clock->Now();
   TERWAY_TRY_CTX(pool->LoadFromStore(), "loading pool state");
   Status st = pool->Reconcile();
   if (!st.ok()) {
     log::Warn("pool_reconcile_failed phase=start error=\"{}\"", st.error().ToString());
   }
+  const int warm_up = pool->opts_.config.ip_warm_up_size;
+  std::lock_guard l(pool->mu_);
+  if (warm_up > 0 && st.ok() && pool->ips_.empty()) {
+    // A node that holds no address yet -- neither in its database nor in
+    // the cloud -- is new: it warms up once, as upstream Terway warms up a
+    // node when it joins. Progress is kept in memory only: a restart during
+    // the warm-up finds addresses and does not start it again (upstream
+    // too never repeats it).
+    pool->warm_up_left_ = std::min(warm_up, pool->bounds_.capacity);
+    log::Info("pool_warm_up addresses={}", warm_up);
+  }
+  log::Info("pool_bounds max_enis={} capacity={} min_idle={} max_idle={}", pool->bounds_.max_enis,
+            pool->bounds_.capacity, pool->bounds_.min_idle, pool->bounds_.max_idle);
   return pool;
 }
 
@@ -144,16 +174,10 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
     }
   }
   if (chosen.empty()) {
-    // Least recently used idle IP: the longest cool-down before an address
-    // reappears on another pod (stale conntrack / ARP entries elsewhere).
-    Clock::TimePoint best{};
-    for (const auto& [ip, e] : ips_) {
-      if (e.use != IpUse::kIdle) continue;
-      if (chosen.empty() || e.idle_since < best) {
-        chosen = ip;
-        best = e.idle_since;
-      }
-    }
+    // From the ENI eni_selection_policy prefers, its least recently used
+    // idle IP: the longest cool-down before an address reappears on another
+    // pod (stale conntrack / ARP entries elsewhere).
+    chosen = PickIdleIp(SnapshotLocked(0).enis, opts_.config.eni_selection_policy);
   }
   if (chosen.empty()) return Error(ErrorCode::kNotFound, "no idle IP");
 
@@ -187,6 +211,7 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
   }
   entry.use = IpUse::kInUse;
   entry.container_id = pod.container_id;
+  reclaim_clock_.last_modified = now;
   if (from_reservation) reservations_.erase(key);
   IpAllocation out = MakeAllocationLocked(chosen);
   out.reused_reservation = from_reservation;
@@ -274,6 +299,7 @@ Status IpPool::ReleaseLocked(const store::AllocationRecord& rec) {
   TERWAY_ASSIGN_OR_RETURN(auto released, store_->Release(rec.container_id, Unix(now), reservation));
   if (!released) return Ok();
   ++releases_total_;
+  reclaim_clock_.last_modified = now;
   if (ip != ips_.end() && ip->second.container_id == rec.container_id) {
     ip->second.container_id.clear();
     ip->second.idle_since = now;
@@ -377,6 +403,11 @@ Status IpPool::ExpireReservationsLocked() {
   return Ok();
 }
 
+int IpPool::WarmUpLeft() const {
+  std::lock_guard l(mu_);
+  return warm_up_left_;
+}
+
 PoolStats IpPool::Stats() const {
   std::lock_guard l(mu_);
   PoolStats s;
@@ -404,7 +435,7 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
   PoolSnapshot s;
   const auto now = clock_->Now();
   std::map<std::string, EniView> views;
-  for (const auto& [id, e] : enis_) views[id] = EniView{id, e.vswitch_id, {}};
+  for (const auto& [id, e] : enis_) views[id] = EniView{id, e.vswitch_id, {}, e.unschedulable};
   for (const auto& [ip, e] : ips_) {
     auto it = views.find(e.eni_id);
     if (it == views.end()) continue;
@@ -413,8 +444,11 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
   for (auto& [id, v] : views) s.enis.push_back(std::move(v));
   s.limits = limits_;
   const auto& c = opts_.config;
-  s.settings = {c.min_pool_size, c.max_pool_size, c.max_eni, c.min_eni, c.idle_ip_reclaim_after,
-                c.idle_ip_reclaim_batch_size};
+  s.settings.min_pool_size = bounds_.min_idle;
+  s.settings.max_pool_size = bounds_.max_idle;
+  s.settings.max_enis = bounds_.max_enis;
+  s.settings.warm_up = warm_up_left_;
+  s.settings.eni_selection = c.eni_selection_policy;
   for (const auto& id : opts_.vswitch_ids) {
     VSwitchView v{id, 1 << 20, false};  // unknown count: assume room, the API will tell
     if (auto a = vswitch_available_.find(id); a != vswitch_available_.end()) v.available_ips = a->second;
@@ -504,7 +538,8 @@ Status IpPool::AddIpsLocked(const std::string& eni_id, const std::vector<std::st
 Status IpPool::CreateEni(const CreateAction& a) {
   CreateEniRequest req;
   req.vswitch_id = a.vswitch_id;
-  req.security_group_ids = opts_.config.security_groups;
+  TERWAY_ASSIGN_OR_RETURN(req.security_group_ids, security_groups_.Get());
+  req.resource_group_id = opts_.config.resource_group_id;
   req.tags = opts_.config.eni_tags;
   req.tags[kInstanceTagKey] = opts_.instance_id;
   req.secondary_ip_count = std::max(0, a.ip_count - 1);
@@ -528,6 +563,7 @@ Status IpPool::CreateEni(const CreateAction& a) {
   TERWAY_TRY(AddEniLocked({eni.network_interface_id, eni.mac_address,
                            eni.vswitch_id.empty() ? a.vswitch_id : eni.vswitch_id, primary}));
   TERWAY_TRY(AddIpsLocked(eni.network_interface_id, ips, primary));
+  warm_up_left_ = std::max(0, warm_up_left_ - static_cast<int>(ips.size()));
   if (auto it = vswitch_available_.find(a.vswitch_id); it != vswitch_available_.end()) {
     it->second = std::max<int64_t>(0, it->second - static_cast<int64_t>(ips.size()));
   }
@@ -550,6 +586,12 @@ Status IpPool::RefillOnce() {
       plan = PlanRefill(SnapshotLocked(waiting_));
       for (const auto& [id, e] : enis_) eni_vswitch[id] = e.vswitch_id;
       if (plan.empty()) {
+        if (warm_up_left_ > 0) {
+          // Nothing more to obtain now (the node's capacity, its vSwitches):
+          // the warm-up ends here rather than holding reclaim off for good.
+          log::Info("pool_warm_up_done left={} reason=\"nothing more to obtain\"", warm_up_left_);
+          warm_up_left_ = 0;
+        }
         if (plan.unmet_reason) {
           shortfall_ = *plan.unmet_reason;
           ++shortfall_gen_;
@@ -571,6 +613,7 @@ Status IpPool::RefillOnce() {
       std::lock_guard l(mu_);
       if (!enis_.count(a.eni_id)) continue;
       TERWAY_TRY(AddIpsLocked(a.eni_id, *ips, ""));
+      warm_up_left_ = std::max(0, warm_up_left_ - static_cast<int>(ips->size()));
       log::Info("ips_assigned eni={} count={}", a.eni_id, ips->size());
     }
     if (replan) continue;
@@ -623,7 +666,23 @@ Status IpPool::ReclaimOnce() {
   {
     std::lock_guard l(mu_);
     TERWAY_TRY_CTX(ExpireReservationsLocked(), "expiring IP reservations");
-    plan = PlanReclaim(SnapshotLocked(0));
+    PoolSnapshot snap = SnapshotLocked(waiting_);
+    // Idle addresses that pods waiting right now are about to take are not
+    // the pool's to give back; nor is anything during the warm-up, which
+    // fills the pool past its sizes on purpose.
+    int idle = 0;
+    for (const auto& e : snap.enis) {
+      for (const auto& ip : e.ips) idle += !e.unschedulable && ip.use == IpUse::kIdle ? 1 : 0;
+    }
+    idle = std::max(0, idle - waiting_);
+    const auto& c = opts_.config;
+    IdleReclaimSettings r{c.idle_ip_reclaim_after, c.idle_ip_reclaim_interval, c.idle_ip_reclaim_batch_size,
+                          c.idle_ip_reclaim_jitter_factor};
+    const double random01 = std::uniform_real_distribution<double>(0, 1)(jitter_);
+    int count = IdleAddressesToRelease(r, idle, bounds_.min_idle, bounds_.max_idle, &reclaim_clock_,
+                                       clock_->Now(), random01);
+    if (warm_up_left_ > 0) count = 0;
+    plan = PlanReclaim(snap, count);
     // Take the chosen IPs out of service before the cloud call so no pod can
     // be handed an address that is being unassigned.
     for (const auto& u : plan.unassigns) {
@@ -751,12 +810,20 @@ Status IpPool::ReconcileOpsLocked() {
       if (eni.type == "Primary") continue;  // the node's own interface: never pod IPs
       if (eni.status == cloud::kEniInUse && eni.instance_id == opts_.instance_id) {
         if (!ours) continue;  // someone else's ENI on this node: not ours to manage
+        const bool schedulable = EniSchedulable(eni.tags, opts_.config);
+        if (!schedulable && !enis_.count(id)) continue;  // another controller's: never adopted
+        if (!schedulable && !enis_[id].unschedulable) {
+          // Tagged away after we adopted it: its pods keep their addresses
+          // (upstream marks such an ENI unschedulable, too), no new pod is
+          // served from it.
+          log::Warn("eni_unschedulable eni={} reason=\"eni_tag_block_list/eni_tag_filter\"", id);
+        }
         listed.insert(id);
         leak_first_seen_.erase(id);
         std::string primary;
         auto ips = EniIps(eni, &primary);
         if (!enis_.count(id)) log::Info("eni_adopted eni={} ips={}", id, ips.size());
-        TERWAY_TRY(AddEniLocked({id, eni.mac_address, eni.vswitch_id, primary}));
+        TERWAY_TRY(AddEniLocked({id, eni.mac_address, eni.vswitch_id, primary, !schedulable}));
         std::set<std::string> cloud_ips(ips.begin(), ips.end());
         std::vector<std::string> gone;
         for (const auto& [ip, e] : ips_) {
@@ -863,7 +930,11 @@ void IpPool::WorkerLoop() {
   // jobs decide (idle ages, reservation expiry) reads the injected clock.
   using steady = std::chrono::steady_clock;
   const auto& c = opts_.config;
-  auto next_reclaim = steady::now() + std::max<seconds>(c.idle_ip_reclaim_interval, seconds(1));
+  // Reclaim is checked at the pool's sync period, as upstream checks it, or
+  // at idle_ip_reclaim_interval when that is shorter; IdleAddressesToRelease
+  // decides what a check gives back.
+  const auto reclaim_check = std::max<seconds>(std::min(c.idle_ip_reclaim_interval, c.ip_pool_sync_period), seconds(1));
+  auto next_reclaim = steady::now() + reclaim_check;
   auto next_sync = steady::now() + std::max<seconds>(c.ip_pool_sync_period, seconds(1));
   auto backoff = std::chrono::milliseconds(0);
   std::mt19937_64 jitter(opts_.seed ^ 0x9e3779b97f4a7c15ULL);
@@ -882,7 +953,7 @@ void IpPool::WorkerLoop() {
     if (stop_) break;
     int idle = 0;
     for (const auto& [ip, e] : ips_) idle += e.use == IpUse::kIdle ? 1 : 0;
-    const bool want_refill = refill_requested_ || waiting_ > 0 || idle < c.min_pool_size;
+    const bool want_refill = refill_requested_ || waiting_ > 0 || idle < bounds_.min_idle || warm_up_left_ > 0;
     refill_requested_ = false;
     l.unlock();
     if (want_refill) {
@@ -902,7 +973,7 @@ void IpPool::WorkerLoop() {
     if (steady::now() >= next_reclaim) {
       Status st = ReclaimOnce();
       if (!st.ok()) log::Warn("pool_reclaim_failed error=\"{}\"", st.error().ToString());
-      next_reclaim = steady::now() + std::max<seconds>(c.idle_ip_reclaim_interval, seconds(1));
+      next_reclaim = steady::now() + reclaim_check;
     }
     if (steady::now() >= next_sync) {
       Status st = Reconcile();

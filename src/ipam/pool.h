@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -26,9 +27,10 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "ipam/address_source.h"
-#include "ipam/config.h"
+#include "ipam/pool_config.h"
 #include "ipam/engine.h"
 #include "ipam/provider.h"
+#include "ipam/security_groups.h"
 #include "ipam/types.h"
 #include "store/state_store.h"
 
@@ -40,7 +42,7 @@ struct PoolOptions {
   // vSwitches new ENIs may use, in configuration order (eni_conf
   // "vswitches" for the node's zone, else the node's own vSwitch).
   std::vector<std::string> vswitch_ids;
-  EniConfig config;
+  PoolConfig config;
   // How long a vSwitch that answered InvalidVSwitchId.IpNotEnough is skipped.
   std::chrono::seconds vswitch_exhausted_for{300};
   // How long ENI creation pauses after EniPerInstanceLimitExceeded (an ENI
@@ -51,8 +53,13 @@ struct PoolOptions {
   // daemon must tear their pods' wiring down (a sandbox must never keep an
   // address the cloud may hand back to us for another pod).
   std::function<void(const std::vector<store::AllocationRecord>&)> on_address_lost;
-  uint64_t seed = 0;  // vSwitch random policy
+  uint64_t seed = 0;  // vSwitch random policy, reclaim jitter
 };
+
+// Whether an attached ENI of ours may serve pods: not carrying a tag of
+// eni_tag_block_list (upstream's built-in entries included), and carrying
+// every tag of eni_tag_filter when one is set.
+bool EniSchedulable(const std::vector<cloud::Tag>& tags, const PoolConfig& c);
 
 class IpPool : public PodAddressSource {
  public:
@@ -92,7 +99,11 @@ class IpPool : public PodAddressSource {
   std::vector<store::AllocationRecord> TakeLostAllocations();
 
   PoolStats Stats() const override;
-  int MaxPodCount() const override { return MaxPods(limits_, opts_.config.eni_mode); }
+  int MaxPodCount() const override { return bounds_.capacity; }
+  // What eni_conf allows on this instance (sizes, ENI count, capacity).
+  const PoolBounds& Bounds() const { return bounds_; }
+  // Addresses the one-time warm-up (ip_warm_up_size) still has to obtain.
+  int WarmUpLeft() const;
 
  private:
   // Reconcile's body; the caller holds ops_mu_ (RefillOnce does).
@@ -114,6 +125,9 @@ class IpPool : public PodAddressSource {
     std::string mac;
     std::string vswitch_id;
     std::string primary_ip;
+    // Tags say another controller's (eni_tag_block_list / eni_tag_filter):
+    // its pods keep their addresses, no new pod is served from it.
+    bool unschedulable = false;
   };
   struct Reservation {
     std::string ip;
@@ -122,7 +136,11 @@ class IpPool : public PodAddressSource {
   using PodName = std::pair<std::string, std::string>;
 
   IpPool(PoolOptions opts, EniProvider* provider, store::StateStore* store, Clock* clock)
-      : opts_(std::move(opts)), provider_(provider), store_(store), clock_(clock) {}
+      : opts_(std::move(opts)),
+        provider_(provider),
+        store_(store),
+        clock_(clock),
+        security_groups_(opts_.config.security_groups, provider, opts_.instance_id) {}
 
   Status LoadFromStore();
   bool IsSticky(const PodIdentity& pod) const;
@@ -153,7 +171,9 @@ class IpPool : public PodAddressSource {
   EniProvider* const provider_;
   store::StateStore* const store_;
   Clock* const clock_;
+  EniSecurityGroups security_groups_;
   InstanceLimits limits_;
+  PoolBounds bounds_;
 
   std::mutex ops_mu_;  // serializes refill / reclaim / reconcile (cloud work)
 
@@ -179,6 +199,9 @@ class IpPool : public PodAddressSource {
   std::map<std::string, Clock::TimePoint> leak_first_seen_;
   std::vector<store::AllocationRecord> lost_;  // see TakeLostAllocations
   uint64_t plan_counter_ = 0;
+  IdleReclaimClock reclaim_clock_;  // last allocation/release, next timed reclaim
+  std::mt19937_64 jitter_;          // reclaim interval jitter (seeded from opts_.seed)
+  int warm_up_left_ = 0;            // see WarmUpLeft
 
   bool stop_ = false;
   std::thread worker_;

@@ -36,6 +36,7 @@ struct CreateEniRequest {
   std::vector<std::string> security_group_ids;
   std::map<std::string, std::string> tags;
   int secondary_ip_count = 0;  // SecondaryPrivateIpAddressCount (<= 9: 10 IPs per call)
+  std::string resource_group_id;  // ResourceGroupId; "": the account's default
 };
 
 class EniProvider {
@@ -59,6 +60,9 @@ class EniProvider {
   // Every ENI attached to the instance, plus the Available ENIs tagged
   // kInstanceTagKey=instance_id (DescribeNetworkInterfaces, all pages).
   virtual Result<std::vector<cloud::NetworkInterface>> ListEnis(const std::string& instance_id) = 0;
+  // The security groups of the instance's primary ENI
+  // (DescribeNetworkInterfaces InstanceId=instance_id, Type=Primary).
+  virtual Result<std::vector<std::string>> PrimaryEniSecurityGroups(const std::string& instance_id) = 0;
   virtual Result<std::vector<cloud::VSwitch>> DescribeVSwitches(const std::vector<std::string>& ids) = 0;
   virtual Result<InstanceLimits> GetInstanceLimits(const std::string& instance_type) = 0;
 };

@@ -98,7 +98,9 @@ Result<NodeEniConf> LoadNodeEniConf(RestClient& client, const std::string& node_
                                                        fmt::format("named by label {} of node {}", kNodeConfigLabel,
                                                                    node_name)));
   }
-  return MergeNodeEniConf(base, override_cm);
+  TERWAY_ASSIGN_OR_RETURN(NodeEniConf out, MergeNodeEniConf(base, override_cm));
+  out.node_labels = node->metadata.labels;
+  return out;
 }
 
 }  // namespace terway::k8s

@@ -34,13 +34,15 @@ inline constexpr char kNodeConfigLabel[] = "terway-config";
 Json JsonMergePatch(Json target, const Json& patch);
 
 struct NodeEniConf {
-  // The merged eni_conf JSON text, as src/ipam's ParseEniConfig takes it.
+  // The merged eni_conf JSON text, as src/config's ParseEniConfig takes it.
   std::string eni_conf;
   // "kube-system/<name>" of the override applied, empty when the node has
   // no terway-config label.
   std::string override_source;
   // From eni-config's disable_network_policy ("true"/"false"; absent: false).
   bool disable_network_policy = false;
+  // The node's labels (the exclusive-ENI label is read from them).
+  std::map<std::string, std::string> node_labels;
 };
 
 // The pure part: merge a base eni_conf with an optional override, both as

@@ -33,52 +33,78 @@ Result<const Json*> SpecOf(const Json& object, const std::string& what) {
   return &*s;
 }
 
-Result<NetworkSetInfo> NetworkSetOf(const Json& object, bool global) {
+// Reads a set into *out as far as it goes: out->read says what was read
+// when an error stops it (the caller decides whether a partial set counts).
+Status ReadNetworkSet(const Json& object, bool global, NetworkSetInfo* out) {
   const char* kind = global ? "GlobalNetworkSet" : "NetworkSet";
+  // A GlobalNetworkSet's scope is known before anything is read.
+  out->read = global ? NetworkSetInfo::Read::kScope : NetworkSetInfo::Read::kNothing;
   TERWAY_ASSIGN_OR_RETURN(k8s::ObjectMeta meta, MetaOf(object, kind));
-  NetworkSetInfo out;
-  out.name = meta.name;
+  out->name = meta.name;
   if (!global) {
     if (meta.namespace_.empty()) {
-      return Errorf(ErrorCode::kInvalidArgument, "NetworkSet {}: metadata.namespace missing (a NetworkSet is namespaced)",
-                    meta.name);
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "NetworkSet {}: metadata.namespace missing (a NetworkSet is namespaced)", meta.name);
     }
-    out.namespace_ = meta.namespace_;
+    out->namespace_ = meta.namespace_;
+    out->read = NetworkSetInfo::Read::kScope;
   }
   const std::string what = fmt::format("{} {}", kind, meta.Key());
-  if (meta.labels.count(kCalicoNamespaceLabel)) {
+  // Labels as written: Felix (with the crd.projectcalico.org/v1 datastore,
+  // where no validator stops it) would match a set by them.
+  out->labels = std::move(meta.labels);
+  out->read = NetworkSetInfo::Read::kLabels;
+  if (out->labels.count(kCalicoNamespaceLabel)) {
     return Errorf(ErrorCode::kInvalidArgument, "{}: label {} is reserved for Calico (remove it)", what,
                   kCalicoNamespaceLabel);
   }
-  out.labels = std::move(meta.labels);
   TERWAY_ASSIGN_OR_RETURN(const Json* spec, SpecOf(object, what));
   auto nets = spec->find("nets");
-  if (nets == spec->end() || nets->is_null()) return out;
-  if (!nets->is_array()) return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets: want a list of CIDRs", what);
-  for (size_t i = 0; i < nets->size(); i++) {
-    const Json& n = (*nets)[i];
-    if (!n.is_string()) {
-      return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: want a CIDR string, got {}", what, i,
-                    n.type_name());
-    }
-    std::string text = n.get<std::string>();
-    const bool v6 = text.find(':') != std::string::npos;
-    // A bare address is a host: /32 or /128, as Calico reads it.
-    if (text.find('/') == std::string::npos) text += v6 ? "/128" : "/32";
-    if (v6) {
-      if (!Ipv6Cidr::Parse(text).ok()) {
+  if (nets != spec->end() && !nets->is_null()) {
+    if (!nets->is_array()) return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets: want a list of CIDRs", what);
+    for (size_t i = 0; i < nets->size(); i++) {
+      const Json& n = (*nets)[i];
+      if (!n.is_string()) {
+        return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: want a CIDR string, got {}", what, i,
+                      n.type_name());
+      }
+      std::string text = n.get<std::string>();
+      const bool v6 = text.find(':') != std::string::npos;
+      // A bare address is a host: /32 or /128, as Calico reads it.
+      if (text.find('/') == std::string::npos) text += v6 ? "/128" : "/32";
+      if (v6) {
+        if (!Ipv6Cidr::Parse(text).ok()) {
+          return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: \"{}\" is not a CIDR", what, i, text);
+        }
+        out->has_ipv6 = true;
+        continue;
+      }
+      auto cidr = Ipv4Cidr::Parse(text, /*allow_host_bits=*/true);
+      if (!cidr.ok()) {
         return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: \"{}\" is not a CIDR", what, i, text);
       }
-      out.has_ipv6 = true;
-      continue;
+      // Host bits are allowed (Calico masks them); keep the network.
+      out->nets.emplace_back(Ipv4Addr(cidr->network().value() & cidr->mask()), cidr->prefix_len());
     }
-    auto cidr = Ipv4Cidr::Parse(text, /*allow_host_bits=*/true);
-    if (!cidr.ok()) {
-      return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: \"{}\" is not a CIDR", what, i, text);
-    }
-    // Host bits are allowed (Calico masks them); keep the network.
-    out.nets.emplace_back(Ipv4Addr(cidr->network().value() & cidr->mask()), cidr->prefix_len());
   }
+  out->read = NetworkSetInfo::Read::kAll;
+  return Ok();
+}
+
+Result<NetworkSetInfo> NetworkSetOf(const Json& object, bool global) {
+  NetworkSetInfo out;
+  TERWAY_TRY(ReadNetworkSet(object, global, &out));
+  return out;
+}
+
+NetworkSetInfo NetworkSetOrUnreadableOf(const Json& object, bool global) {
+  NetworkSetInfo out;
+  Status st = ReadNetworkSet(object, global, &out);
+  if (st.ok()) return out;
+  // Addresses read before the error are not all of them: none count.
+  out.nets.clear();
+  out.has_ipv6 = false;
+  out.unreadable = st.error().ToString();
   return out;
 }
 
@@ -94,6 +120,8 @@ std::optional<uint8_t> ProtocolNumber(const std::string& name) {
 
 Result<NetworkSetInfo> NetworkSetFromCalico(const Json& object) { return NetworkSetOf(object, false); }
 Result<NetworkSetInfo> GlobalNetworkSetFromCalico(const Json& object) { return NetworkSetOf(object, true); }
+NetworkSetInfo NetworkSetOrUnreadable(const Json& object) { return NetworkSetOrUnreadableOf(object, false); }
+NetworkSetInfo GlobalNetworkSetOrUnreadable(const Json& object) { return NetworkSetOrUnreadableOf(object, true); }
 
 Result<TierInfo> TierFromCalico(const Json& object) {
   TERWAY_ASSIGN_OR_RETURN(k8s::ObjectMeta meta, MetaOf(object, "Tier"));
@@ -125,37 +153,40 @@ ServiceAccountInfo ServiceAccountFromK8s(const k8s::ServiceAccount& sa) {
 }
 
 std::vector<ServiceBackends> ServicesFromEndpointSlices(const std::vector<k8s::EndpointSlice>& slices) {
-  struct Acc {
-    std::set<Ipv4Addr> addresses;
-    std::set<std::pair<uint8_t, uint16_t>> ports;
-  };
-  std::map<std::pair<std::string, std::string>, Acc> by_service;
+  using Ports = std::vector<ServiceBackends::Port>;
+  // Service -> the slices' port lists -> their endpoints' addresses.
+  std::map<std::pair<std::string, std::string>, std::map<Ports, std::set<Ipv4Addr>>> by_service;
   for (const auto& s : slices) {
     const std::string service = s.ServiceName();
     if (service.empty()) continue;
     // A Service exists for policy as soon as it has a slice, even an empty
     // or IPv6 one: its rules then match nothing rather than being unknown.
-    Acc& acc = by_service[{s.metadata.namespace_, service}];
+    auto& groups = by_service[{s.metadata.namespace_, service}];
     if (s.address_type != "IPv4") continue;
-    for (const auto& e : s.endpoints) {
-      for (const auto& a : e.addresses) {
-        if (auto ip = Ipv4Addr::Parse(a); ip.ok()) acc.addresses.insert(*ip);
-      }
-    }
+    std::set<ServiceBackends::Port> ports;
     for (const auto& p : s.ports) {
       auto proto = ProtocolNumber(p.protocol);
       if (!p.port || *p.port < 1 || *p.port > 65535 || !proto) continue;
-      acc.ports.insert({*proto, static_cast<uint16_t>(*p.port)});
+      ports.insert({*proto, static_cast<uint16_t>(*p.port)});
     }
+    std::set<Ipv4Addr> addresses;
+    for (const auto& e : s.endpoints) {
+      for (const auto& a : e.addresses) {
+        if (auto ip = Ipv4Addr::Parse(a); ip.ok()) addresses.insert(*ip);
+      }
+    }
+    if (addresses.empty()) continue;  // adds no member, whatever its ports
+    groups[Ports(ports.begin(), ports.end())].insert(addresses.begin(), addresses.end());
   }
   std::vector<ServiceBackends> out;
   out.reserve(by_service.size());
-  for (auto& [key, acc] : by_service) {
+  for (auto& [key, groups] : by_service) {
     ServiceBackends b;
     b.namespace_ = key.first;
     b.name = key.second;
-    b.addresses.assign(acc.addresses.begin(), acc.addresses.end());
-    for (const auto& [proto, port] : acc.ports) b.ports.push_back({proto, port});
+    for (auto& [ports, addresses] : groups) {
+      b.groups.push_back({std::vector<Ipv4Addr>(addresses.begin(), addresses.end()), ports});
+    }
     out.push_back(std::move(b));
   }
   return out;

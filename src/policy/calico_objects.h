@@ -28,6 +28,14 @@ namespace terway::policy {
 // itself (projectcalico.org/namespace), is an error naming the set and field.
 Result<NetworkSetInfo> NetworkSetFromCalico(const nlohmann::json& object);
 Result<NetworkSetInfo> GlobalNetworkSetFromCalico(const nlohmann::json& object);
+// The same, always giving a set: one that cannot be read whole comes back
+// with no addresses, `read` saying what was read (its labels, only its
+// scope, nothing) and `unreadable` the error above. The daemon feeds these
+// to the compiler, which enforces the rules that could select such a set on
+// the safe side, instead of dropping the set (a Deny selecting it would
+// then deny less).
+NetworkSetInfo NetworkSetOrUnreadable(const nlohmann::json& object);
+NetworkSetInfo GlobalNetworkSetOrUnreadable(const nlohmann::json& object);
 
 // Tier: spec.order (a number; absent = 1,000,000, as Calico's API defaults
 // it since v3.29, the same as tier `default`) and spec.defaultAction (Deny
@@ -38,12 +46,14 @@ ServiceAccountInfo ServiceAccountFromK8s(const k8s::ServiceAccount& sa);
 
 // Each Service's backends from its EndpointSlices (label
 // kubernetes.io/service-name; slices without it belong to no Service and are
-// skipped): every endpoint address of its IPv4 slices, ready or not (Calico
-// does not look at readiness), and every slice port with a number, as (IP
-// protocol, port) with TCP when the slice names no protocol; a port without a
-// number contributes nothing. Addresses and ports are the union over the
-// Service's slices, deduplicated and sorted; Services come sorted by
-// namespace/name. IPv6 and FQDN slices add nothing (IPv4 datapath).
+// skipped), per slice as Felix pairs them: a slice's endpoint addresses
+// (ready or not: Calico does not look at readiness) with that slice's ports
+// that have a number, as (IP protocol, port) with TCP when the slice names
+// no protocol; a port without a number contributes nothing. Slices listing
+// the same ports share one group (the same tuples); groups come sorted by
+// ports, addresses sorted and once each; Services sorted by
+// namespace/name. IPv6 and FQDN slices, and slices without endpoints, add
+// nothing (IPv4 datapath) but the Service still exists.
 std::vector<ServiceBackends> ServicesFromEndpointSlices(const std::vector<k8s::EndpointSlice>& slices);
 
 // --- Telling users what is enforced on the safe side (Policy::fail_closed);

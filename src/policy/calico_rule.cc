@@ -391,9 +391,14 @@ void FailClosedCriteria(const std::vector<std::string>& what, const std::string&
       enforced = "the Log rule is dropped (nothing logged); evaluation goes on as if it were absent";
       break;
     case Action::kDeny:
+      enforced = fmt::format("the rule is enforced without {} and so denies everything else it matches", Join(what, ", "));
+      break;
     case Action::kPass:
-      enforced = fmt::format("the rule is enforced without {} and so {} everything else it matches", Join(what, ", "),
-                             rule->action == Action::kDeny ? "denies" : "passes on");
+      // Passing on more than written would let a later tier allow what this
+      // tier denies after the Pass; without the criterion we cannot tell
+      // what the Pass was meant to skip, so all it could match is denied.
+      rule->action = Action::kDeny;
+      enforced = fmt::format("the Pass is enforced as a Deny of everything it could match without {}", Join(what, ", "));
       break;
   }
   for (const auto& w : what) notes->push_back({ctx.field + "." + w, why, enforced});

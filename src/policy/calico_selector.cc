@@ -1,5 +1,6 @@
 #include "policy/calico_selector.h"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 #include <vector>
@@ -254,6 +255,30 @@ bool Eval(const Node& n, const k8s::Labels& labels) {
   return false;
 }
 
+// Kleene's three values: false, unknown, true (ordered so that AND is the
+// minimum and OR the maximum).
+enum class Tri { kFalse = 0, kUnknown = 1, kTrue = 2 };
+Tri TriOf(bool b) { return b ? Tri::kTrue : Tri::kFalse; }
+
+Tri EvalPartial(const Node& n, const CalicoSelector::PartialLabels& p) {
+  switch (n.kind) {
+    case Kind::kNot: {
+      Tri v = EvalPartial(*n.left, p);
+      return v == Tri::kUnknown ? v : TriOf(v == Tri::kFalse);
+    }
+    case Kind::kAnd: return std::min(EvalPartial(*n.left, p), EvalPartial(*n.right, p));
+    case Kind::kOr: return std::max(EvalPartial(*n.left, p), EvalPartial(*n.right, p));
+    case Kind::kAll:
+    case Kind::kGlobal: return TriOf(Eval(n, {}));  // no label involved
+    default: break;
+  }
+  // A term on one label: decided when that label is known (present with
+  // its value, or absent), unknown otherwise.
+  if (auto it = p.known.find(n.key); it != p.known.end()) return TriOf(Eval(n, {{it->first, it->second}}));
+  if (p.absent.count(n.key)) return TriOf(Eval(n, {}));
+  return Tri::kUnknown;
+}
+
 std::string Quote(const std::string& s) { return s.find('\'') == std::string::npos ? "'" + s + "'" : "\"" + s + "\""; }
 
 std::string Print(const Node& n) {
@@ -374,6 +399,10 @@ CalicoSelector CalicoSelector::WithKeyPrefix(const std::string& prefix) const {
   CalicoSelector s;
   s.root_ = Prefixed(root_, prefix);
   return s;
+}
+
+bool CalicoSelector::MayMatch(const PartialLabels& partial) const {
+  return !root_ || EvalPartial(*root_, partial) != Tri::kFalse;
 }
 
 bool CalicoSelector::IsGlobal() const { return root_ && root_->kind == Kind::kGlobal; }

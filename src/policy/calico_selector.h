@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,20 @@ class CalicoSelector {
   CalicoSelector WithKeyPrefix(const std::string& prefix) const;
 
   bool Matches(const k8s::Labels& labels) const;
+
+  // Part of an endpoint's labels (a network set that cannot be read whole):
+  // these labels with these values, these absent, any other label unknown
+  // (absent, or any value).
+  struct PartialLabels {
+    k8s::Labels known;
+    std::set<std::string> absent;
+  };
+  // Whether some labels agreeing with `partial` could make the selector
+  // match: each term is true, false or unknown, combined by Kleene's
+  // three-valued logic, and anything but false could match. It may say
+  // "could" for a selector no labels satisfy (k == 'a' && k == 'b'), never
+  // "cannot" for one some labels satisfy: the safe side for a Deny.
+  bool MayMatch(const PartialLabels& partial) const;
   // A canonical, fully parenthesised form: equal selectors print equal, so
   // the compiler keys IP sets by it.
   std::string ToString() const;

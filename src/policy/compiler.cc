@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -10,6 +11,7 @@
 #include "policy/endpoint_labels.h"
 #include "policy/l4_match.h"
 #include "policy/policy_order.h"
+#include "policy/unreadable_sets.h"
 
 namespace terway::policy {
 
@@ -50,6 +52,8 @@ std::string StableName(const char* prefix, const std::string& identity) {
 // and network set, and memoised peer resolution, so each distinct peer is
 // resolved against all of them once.
 class CompileRun {
+  using Reading = UnreadableReading;
+
  public:
   CompileRun(CompiledPolicy* out, const PolicyInputs& in) : out_(out) {
     for (const auto& ns : in.namespaces) ns_labels_[ns.name] = NamespaceLabels(ns.name, ns.labels);
@@ -60,7 +64,11 @@ class CompileRun {
       pod_calico_.push_back(CalicoPodLabels(p, NsLabels(p.namespace_), it == sa.end() ? nullptr : it->second));
     }
     for (const auto& n : in.network_sets) {
-      network_sets_.push_back({&n, CalicoNetworkSetLabels(n, NsLabels(n.namespace_))});
+      if (n.Readable()) {
+        network_sets_.push_back({&n, CalicoNetworkSetLabels(n, NsLabels(n.namespace_))});
+      } else {
+        unreadable_.Add(n, NsLabels(n.namespace_));
+      }
     }
     for (const auto& s : in.services) services_[{s.namespace_, s.name}] = &s;
   }
@@ -123,11 +131,27 @@ class CompileRun {
     return selector_addresses_[key] = std::move(r);
   }
 
+  // --- network sets that cannot be read (unreadable_sets.h): a selector's
+  // addresses with the ones it could select as every address
+  // (`unreadable_any`) or left out.
+  const Ipv4RangeSet& SelectorAddresses(const CalicoSelector& sel, bool unreadable_any) {
+    static const Ipv4RangeSet kAll = Ipv4RangeSet::All();
+    if (unreadable_any && !unreadable_.Matches(sel).empty()) return kAll;
+    return SelectorAddresses(sel);
+  }
+  // What distinguishes such a resolution in set and memo keys.
+  std::string UnreadableKey(const std::optional<CalicoSelector>& sel, bool unreadable_any) {
+    return unreadable_any && sel && !unreadable_.Matches(*sel).empty() ? "|unreadable-sets=any" : "";
+  }
+  std::vector<FailClosed> UnreadableSetNotes(const Policy& pol) { return unreadable_.Notes(pol); }
+
   Ipv4RangeSet ServiceAddresses(const std::vector<ServiceRef>& refs) {
     Ipv4RangeSet r;
     for (const auto& ref : refs) {
       if (const ServiceBackends* s = Service(ref)) {
-        for (const auto& a : s->addresses) r.Add(a);
+        for (const auto& g : s->groups) {
+          for (const auto& a : g.addresses) r.Add(a);
+        }
       }
     }
     return r;
@@ -136,14 +160,16 @@ class CompileRun {
   // The addresses one peer's positive constraints admit (its notSelector
   // is a separate set). Ingress `services` are backend addresses; egress
   // ones are tuples (ServiceTuples), so they admit any address here.
-  const Ipv4RangeSet& PeerAddresses(const Peer& peer, Direction d) {
-    std::string key = peer.Key() + (d == Direction::kIngress ? "|in" : "|eg");
+  // `unreadable_any`: how its selector takes unreadable network sets.
+  const Ipv4RangeSet& PeerAddresses(const Peer& peer, Direction d, bool unreadable_any) {
+    std::string key =
+        peer.Key() + (d == Direction::kIngress ? "|in" : "|eg") + UnreadableKey(peer.selector, unreadable_any);
     auto it = peer_addresses_.find(key);
     if (it != peer_addresses_.end()) return it->second;
-    return peer_addresses_[key] = ResolvePeer(peer, d);
+    return peer_addresses_[key] = ResolvePeer(peer, d, unreadable_any);
   }
 
-  Ipv4RangeSet ResolvePeer(const Peer& peer, Direction d) {
+  Ipv4RangeSet ResolvePeer(const Peer& peer, Direction d, bool unreadable_any) {
     if (peer.matches_nothing) return {};
     Ipv4RangeSet r = Ipv4RangeSet::All();
     if (peer.SelectsPods()) {
@@ -151,7 +177,7 @@ class CompileRun {
       for (size_t q : K8sPeerPods(peer)) pods.Add(*Pod(q).ip);
       r = std::move(pods);
     }
-    if (peer.selector) r.Intersect(SelectorAddresses(*peer.selector));
+    if (peer.selector) r.Intersect(SelectorAddresses(*peer.selector, unreadable_any));
     if (peer.services && d == Direction::kIngress) r.Intersect(ServiceAddresses(*peer.services));
     if (peer.nets) {
       Ipv4RangeSet n;
@@ -167,16 +193,17 @@ class CompileRun {
   // Our own pod against a Calico rule's local side (the destination of an
   // ingress rule, the source of an egress rule): decided here, by address,
   // as the kernel would decide it on the packet.
-  bool LocalMatches(const Peer& local, size_t pod) {
+  bool LocalMatches(const Peer& local, Reading reading, size_t pod) {
     const Ipv4Addr ip = *Pod(pod).ip;
-    if (!PeerAddresses(local, Direction::kEgress).Contains(ip)) return false;
-    return !(local.not_selector && SelectorAddresses(*local.not_selector).Contains(ip));
+    if (!PeerAddresses(local, Direction::kEgress, UnreadableAny(reading, false)).Contains(ip)) return false;
+    return !(local.not_selector && SelectorAddresses(*local.not_selector, UnreadableAny(reading, true)).Contains(ip));
   }
 
   // The rule's peer terms: its address set (the union of its peers'
   // positive constraints; none when one of them admits any address), the
   // notSelector set, and an egress Service's tuples.
-  void PeerTerms(const Rule& rule, Direction d, CompiledRule* out) {
+  void PeerTerms(const Rule& rule, Direction d, Reading reading, CompiledRule* out) {
+    const bool unreadable_any = UnreadableAny(reading, false);
     bool any = rule.peers.empty();
     std::vector<Peer> positive;
     std::vector<std::string> keys;
@@ -188,7 +215,7 @@ class CompileRun {
         any = true;
         break;
       }
-      keys.push_back(pos.Key());
+      keys.push_back(pos.Key() + UnreadableKey(pos.selector, unreadable_any));
       positive.push_back(std::move(pos));
     }
     if (!any) {
@@ -198,16 +225,18 @@ class CompileRun {
         out->peer_set = it->second;
       } else {
         Ipv4RangeSet r;
-        for (const auto& pos : positive) r.AddAll(PeerAddresses(pos, d));
+        for (const auto& pos : positive) r.AddAll(PeerAddresses(pos, d, unreadable_any));
         out->peer_set = AddSet(key, std::move(r));
       }
     }
     if (rule.peers.size() != 1) return;  // Kubernetes peers carry neither
     const Peer& p = rule.peers[0];
     if (p.not_selector) {
-      std::string key = "notsel=" + p.not_selector->ToString();
+      const bool not_any = UnreadableAny(reading, true);
+      std::string key = "notsel=" + p.not_selector->ToString() + UnreadableKey(p.not_selector, not_any);
       auto it = set_by_key_.find(key);
-      out->peer_not_set = it != set_by_key_.end() ? it->second : AddSet(key, SelectorAddresses(*p.not_selector));
+      out->peer_not_set =
+          it != set_by_key_.end() ? it->second : AddSet(key, SelectorAddresses(*p.not_selector, not_any));
     }
     if (p.services && d == Direction::kEgress) out->tuple_sets.push_back(ServiceTuples(*p.services));
   }
@@ -342,20 +371,12 @@ class CompileRun {
                    std::vector<CompiledRule>* out) {
     if (rule.matches_nothing) return;
     if (rule.peers.size() == 1 && rule.peers[0].matches_nothing) return;
-    if (rule.local && !LocalMatches(*rule.local, pod)) return;
-    const RuleTemplate& t = Template(rule, d);
-    if (t.never) return;
-    CompiledRule r = t.rule;
-    r.policy = pol_idx;
-    r.direction = d;
-    r.rule_index = rule_idx;
-    r.action = rule.action;
-    if (!t.pod_independent) {
-      Alternatives alts = L4(rule, d, pod, &r);
-      if (alts.empty()) return;  // e.g. only unresolvable named ports
-      if (!IsAnyPacket(alts)) r.ports = std::move(alts);
+    if (rule.action == Action::kPass && unreadable_.SelectedBy(rule)) {
+      CompileRuleAs(pol_idx, rule, rule_idx, d, pod, Reading::kCertain, Action::kPass, out);
+      CompileRuleAs(pol_idx, rule, rule_idx, d, pod, Reading::kPossible, Action::kDeny, out);
+      return;
     }
-    out->push_back(std::move(r));
+    CompileRuleAs(pol_idx, rule, rule_idx, d, pod, ReadingOf(rule.action), rule.action, out);
   }
 
  private:
@@ -375,13 +396,31 @@ class CompileRun {
                                     : named(rule.source_ports) || named(rule.not_source_ports);
   }
 
-  const RuleTemplate& Template(const Rule& rule, Direction d) {
-    auto key = std::make_pair(&rule, static_cast<int>(d));
+  void CompileRuleAs(size_t pol_idx, const Rule& rule, size_t rule_idx, Direction d, size_t pod, Reading reading,
+                     Action action, std::vector<CompiledRule>* out) {
+    if (rule.local && !LocalMatches(*rule.local, reading, pod)) return;
+    const RuleTemplate& t = Template(rule, d, reading);
+    if (t.never) return;
+    CompiledRule r = t.rule;
+    r.policy = pol_idx;
+    r.direction = d;
+    r.rule_index = rule_idx;
+    r.action = action;
+    if (!t.pod_independent) {
+      Alternatives alts = L4(rule, d, pod, &r);
+      if (alts.empty()) return;  // e.g. only unresolvable named ports
+      if (!IsAnyPacket(alts)) r.ports = std::move(alts);
+    }
+    out->push_back(std::move(r));
+  }
+
+  const RuleTemplate& Template(const Rule& rule, Direction d, Reading reading) {
+    auto key = std::make_tuple(&rule, static_cast<int>(d), static_cast<int>(reading));
     auto it = templates_.find(key);
     if (it != templates_.end()) return it->second;
     RuleTemplate t;
     t.rule.direction = d;
-    PeerTerms(rule, d, &t.rule);
+    PeerTerms(rule, d, reading, &t.rule);
     t.pod_independent = !LocalNamedPorts(rule, d);
     if (t.pod_independent) {
       Alternatives alts = L4(rule, d, 0, &t.rule);
@@ -412,7 +451,8 @@ class CompileRun {
   }
 
   // (backend address, protocol, port) of egress `services`: the backends
-  // and target ports after kube-proxy's DNAT.
+  // and target ports after kube-proxy's DNAT, each address with the ports
+  // of its own slices only (as Felix builds them per EndpointSlice).
   size_t ServiceTuples(const std::vector<ServiceRef>& refs) {
     std::vector<std::string> keys;
     for (const auto& r : refs) keys.push_back(r.Key());
@@ -422,9 +462,11 @@ class CompileRun {
     for (const auto& ref : refs) {
       const ServiceBackends* s = Service(ref);
       if (!s) continue;
-      for (const auto& a : s->addresses) {
-        for (const auto& p : s->ports) {
-          if (p.port != 0) t.insert({a.value(), p.protocol, p.port});
+      for (const auto& g : s->groups) {
+        for (const auto& a : g.addresses) {
+          for (const auto& p : g.ports) {
+            if (p.port != 0) t.insert({a.value(), p.protocol, p.port});
+          }
         }
       }
     }
@@ -462,6 +504,7 @@ class CompileRun {
   std::map<std::string, k8s::Labels> ns_labels_;
   std::vector<k8s::Labels> pod_calico_;
   std::vector<std::pair<const NetworkSetInfo*, k8s::Labels>> network_sets_;
+  UnreadableNetworkSets unreadable_;
   std::map<std::pair<std::string, std::string>, const ServiceBackends*> services_;
   std::vector<IpSet> sets_;
   std::unordered_map<std::string, size_t> set_by_key_;
@@ -469,7 +512,7 @@ class CompileRun {
   std::unordered_map<std::string, std::vector<size_t>> selector_pods_;
   std::unordered_map<std::string, Ipv4RangeSet> selector_addresses_;
   std::unordered_map<std::string, Ipv4RangeSet> peer_addresses_;
-  std::map<std::pair<const Rule*, int>, RuleTemplate> templates_;
+  std::map<std::tuple<const Rule*, int, int>, RuleTemplate> templates_;
 };
 
 std::string RuleMatchKey(const CompiledRule& r) {
@@ -576,6 +619,9 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
     if (out.pods_[i].ip && !out.pods_[i].host_network) out.pod_by_ip_[out.pods_[i].ip->value()] = i;
   }
   CompileRun run(&out, in);
+  for (auto& pol : out.policies_) {
+    for (auto& note : run.UnreadableSetNotes(pol)) pol.fail_closed.push_back(std::move(note));
+  }
   for (size_t pod = 0; pod < out.pods_.size(); pod++) {
     const PodInfo& p = out.pods_[pod];
     if (!p.ip || p.host_network || p.exclusive_eni) continue;

@@ -128,6 +128,7 @@ std::string ContextKey(const TierInfo& t) {
 }
 std::string ContextKey(const NetworkSetInfo& n) {
   std::string k = n.namespace_ + "/" + n.name + (n.has_ipv6 ? "|6" : "|4");
+  k += fmt::format("|read={}|{}", static_cast<int>(n.read), n.unreadable);
   for (const auto& [l, v] : n.labels) k += "|" + l + "=" + v;
   for (const auto& c : n.nets) k += "|" + c.ToString();
   return k;
@@ -139,8 +140,11 @@ std::string ContextKey(const ServiceAccountInfo& a) {
 }
 std::string ContextKey(const ServiceBackends& s) {
   std::string k = s.namespace_ + "/" + s.name;
-  for (const auto& a : s.addresses) k += "|" + a.ToString();
-  for (const auto& p : s.ports) k += fmt::format("|{}:{}", p.protocol, p.port);
+  for (const auto& g : s.groups) {
+    k += "|group";
+    for (const auto& a : g.addresses) k += "|" + a.ToString();
+    for (const auto& p : g.ports) k += fmt::format("|{}:{}", p.protocol, p.port);
+  }
   return k;
 }
 template <typename T>

@@ -1,5 +1,6 @@
 #include "policy/model.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include <fmt/format.h>
@@ -151,6 +152,14 @@ std::string Policy::Id() const {
     case Kind::kCalicoGlobal: return "global:" + name;
   }
   return name;
+}
+
+std::vector<Ipv4Addr> ServiceBackends::Addresses() const {
+  std::vector<Ipv4Addr> out;
+  for (const auto& g : groups) out.insert(out.end(), g.addresses.begin(), g.addresses.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 const char* Policy::CalicoKind() const {

@@ -111,12 +111,30 @@ inline constexpr double kDefaultTierOrder = 1000000;
 
 // NetworkSet (namespaced) and GlobalNetworkSet (namespace_ empty): labelled
 // address sets that rule selectors match as Calico matches them.
+//
+// A set that cannot be read whole (a bad CIDR, a malformed spec, a reserved
+// label, ...) still takes part, so that a Deny selecting it does not deny
+// less: its addresses are unknown (nets empty) and `read` says what is known
+// of it. The compiler gives the rules that could select it the safe meaning
+// (README "What fails closed").
 struct NetworkSetInfo {
   std::string namespace_;  // "" for a GlobalNetworkSet
   std::string name;
   k8s::Labels labels;
   std::vector<Ipv4Cidr> nets;
   bool has_ipv6 = false;  // IPv6 nets, which this IPv4 datapath never sees
+  enum class Read {
+    kAll,      // read whole
+    kLabels,   // its labels and namespace, not its addresses
+    kScope,    // only its scope (namespace_, or a GlobalNetworkSet): any labels
+    kNothing,  // not even its namespace: any labels, any scope
+  };
+  Read read = Read::kAll;
+  // With read != kAll: the error, which names the set (when its metadata
+  // could be read) and the field; the compiler's notes quote it.
+  std::string unreadable = {};
+
+  bool Readable() const { return read == Read::kAll; }
 };
 
 // A ServiceAccount's labels (serviceAccountSelector and
@@ -129,15 +147,31 @@ struct ServiceAccountInfo {
 
 // A Service's backends as its EndpointSlices list them (Calico's
 // `services` match: backend addresses, and for a destination their ports).
+// Kept per slice, as Felix builds its members (serviceindex
+// membersFromEndpointSlice): a destination matches a slice's endpoints on
+// that slice's ports only. Slices of one Service differ in ports when a
+// named targetPort resolves to different numbers on different pods (the
+// EndpointSlice controller groups pods by their resolved ports); the union
+// of all addresses with all ports would let pod A be reached on pod B's port.
 struct ServiceBackends {
   std::string namespace_;
   std::string name;
-  std::vector<Ipv4Addr> addresses;
   struct Port {
     uint8_t protocol = 6;  // IP protocol number; a slice port without one is TCP
     uint16_t port = 0;
+    auto operator<=>(const Port&) const = default;
   };
-  std::vector<Port> ports;
+  // The endpoints of the slices that list exactly these ports (slices with
+  // the same ports give the same tuples, so they share a group).
+  struct PortGroup {
+    std::vector<Ipv4Addr> addresses;
+    std::vector<Port> ports;  // empty: the slices list no numbered port
+  };
+  std::vector<PortGroup> groups;
+
+  // Every backend address of every group, sorted, once each (a source
+  // `services` match: addresses only).
+  std::vector<Ipv4Addr> Addresses() const;
 };
 
 // Why (part of) a policy is not enforced as written, and what is enforced

@@ -4,7 +4,7 @@
 // Skips when kubectl is absent.
 #include <fstream>
 
-#include "ipam/config.h"
+#include "config/eni_config.h"
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "k8s/node_config.h"
@@ -80,7 +80,7 @@ TEST_F(K8sWritersTest, NodeEniConfFollowsTheTerwayConfigLabel) {
   auto base = k8s::LoadNodeEniConf(*client_, "node-1");
   ASSERT_OK(base);
   EXPECT_EQ(base->override_source, "");
-  auto base_cfg = ipam::ParseEniConfig(base->eni_conf);
+  auto base_cfg = config::ParseEniConfig(base->eni_conf);
   ASSERT_OK(base_cfg);
   EXPECT_EQ(base_cfg->config.max_pool_size, 5);
 
@@ -89,7 +89,7 @@ TEST_F(K8sWritersTest, NodeEniConfFollowsTheTerwayConfigLabel) {
   auto merged = k8s::LoadNodeEniConf(*client_, "node-1");
   ASSERT_OK(merged);
   EXPECT_EQ(merged->override_source, "kube-system/pool-gpu");
-  auto cfg = ipam::ParseEniConfig(merged->eni_conf);
+  auto cfg = config::ParseEniConfig(merged->eni_conf);
   ASSERT_OK(cfg);
   EXPECT_EQ(cfg->config.max_pool_size, 20);
   EXPECT_EQ(cfg->config.min_pool_size, 0);
@@ -115,10 +115,10 @@ TEST_F(K8sWritersTest, ShippedConfigMapResolvesForANode) {
   ASSERT_EQ(applied.code, 0) << applied.out;
   auto conf = k8s::LoadNodeEniConf(*client_, "node-1");
   ASSERT_OK(conf);
-  auto cfg = ipam::ParseEniConfig(conf->eni_conf);
+  auto cfg = config::ParseEniConfig(conf->eni_conf);
   ASSERT_OK(cfg);
   EXPECT_TRUE(cfg->warnings.empty());
-  EXPECT_EQ(cfg->config.credential_source, ipam::CredentialSource::kRamRole);
+  EXPECT_EQ(cfg->config.credential_source, config::CredentialSource::kRamRole);
 }
 
 TEST_F(K8sWritersTest, NodeReportsAreWhatKubectlReadsBack) {

@@ -40,7 +40,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadConfig{"WrongType", R"({"max_pool_size": "five"})", "max_pool_size"},
         BadConfig{"BadCidr", R"({"service_cidr": "10.96.0.0/33"})", "service_cidr"},
-        BadConfig{"MinAboveMax", R"({"min_pool_size": 9, "max_pool_size": 2})", "min_pool_size"},
+        BadConfig{"NegativeMin", R"({"min_pool_size": -1, "max_pool_size": 2})", "min_pool_size"},
         BadConfig{"HalfCredentials", R"({"access_key": "LTAIx"})", "access_secret"},
         BadConfig{"NotJson", R"({"max_pool_size": 5,)", "eni_conf"},
         BadConfig{"EmptyFile", "", "eni_conf"}),

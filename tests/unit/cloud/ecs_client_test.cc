@@ -71,6 +71,7 @@ TEST_F(EcsClientTest, CreateNetworkInterfaceSendsDocumentedParameters) {
     EXPECT_EQ(p.at("Tag.1.Value"), "terway");
     EXPECT_EQ(p.at("ClientToken"), "tok-1");
     EXPECT_EQ(p.at("RegionId"), "cn-hangzhou");
+    EXPECT_EQ(p.at("ResourceGroupId"), "rg-1");  // eni_conf resource_group_id
     json reply = EniJson("eni-new", "Available");
     reply["RequestId"] = "r";
     return Ok(reply);
@@ -81,6 +82,7 @@ TEST_F(EcsClientTest, CreateNetworkInterfaceSendsDocumentedParameters) {
   req.secondary_private_ip_count = 9;
   req.tags = {{"creator", "terway"}};
   req.client_token = "tok-1";
+  req.resource_group_id = "rg-1";
   auto eni = ecs_->CreateNetworkInterface(req);
   ASSERT_TRUE(eni.ok()) << eni.error().ToString();
   EXPECT_EQ(eni->network_interface_id, "eni-new");

@@ -605,3 +605,41 @@ TEST_F(CniServiceTest, AnnotationChangedDuringAddIsAppliedWhenTheAddEnds) {
 
 }  // namespace
 }  // namespace terway::daemon
+
+namespace terway::daemon {
+namespace {
+
+// Upstream Terway's dashboards read terway_rpc_latency{rpc_api,error} in ms;
+// every CNI allocate/release is timed once and lands under both names.
+TEST_F(CniServiceTest, RequestLatencyIsExportedUnderOursAndUpstreamsName) {
+  service_->SetReady(true);
+  ASSERT_TRUE(Call(Req(proto::Op::kAllocate, "c1")).ok());
+  ASSERT_TRUE(Call(Req(proto::Op::kRelease, "c1")).ok());
+  ASSERT_FALSE(Call(Req(proto::Op::kRelease, "c1")).ok());  // not_found: an error upstream's way
+  ASSERT_TRUE(Call(Req(proto::Op::kStatus, "")).ok());
+  std::string text = metrics_.Render();
+  EXPECT_NE(text.find("terway_cni_request_duration_seconds_count{op=\"allocate\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("terway_cni_request_duration_seconds_count{op=\"release\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE terway_rpc_latency histogram\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("terway_rpc_latency_count{rpc_api=\"AllocIP\",error=\"false\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("terway_rpc_latency_count{rpc_api=\"ReleaseIP\",error=\"false\"} 1\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("terway_rpc_latency_count{rpc_api=\"ReleaseIP\",error=\"true\"} 1\n"), std::string::npos)
+      << text;
+  // Upstream times only allocate and release: no series for status.
+  EXPECT_EQ(text.find("rpc_api=\"\""), std::string::npos) << text;
+  // Same measurement: upstream's sum is ours in milliseconds.
+  auto sum_of = [&](const std::string& series) {
+    auto at = text.find(series + " ");
+    EXPECT_NE(at, std::string::npos) << series << " missing in\n" << text;
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + series.size() + 1));
+  };
+  double ours = sum_of("terway_cni_request_duration_seconds_sum{op=\"allocate\"}");
+  double theirs = sum_of("terway_rpc_latency_sum{rpc_api=\"AllocIP\",error=\"false\"}");
+  EXPECT_GT(ours, 0);
+  EXPECT_NEAR(theirs, ours * 1000, ours * 1000 * 1e-6);
+}
+
+}  // namespace
+}  // namespace terway::daemon

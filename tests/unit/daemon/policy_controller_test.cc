@@ -186,9 +186,10 @@ TEST(PolicyInputs, CalicosOtherObjectsReachTheCompiler) {
   EXPECT_EQ(b.inputs.service_accounts[0].labels.at("team"), "a");
   ASSERT_EQ(b.inputs.services.size(), 1u);
   EXPECT_EQ(b.inputs.services[0].name, "web");
-  EXPECT_EQ(b.inputs.services[0].addresses, std::vector<Ipv4Addr>{*Ipv4Addr::Parse("198.18.0.10")});
-  ASSERT_EQ(b.inputs.services[0].ports.size(), 1u);
-  EXPECT_EQ(b.inputs.services[0].ports[0].port, 8080);
+  ASSERT_EQ(b.inputs.services[0].groups.size(), 1u);
+  EXPECT_EQ(b.inputs.services[0].groups[0].addresses, std::vector<Ipv4Addr>{*Ipv4Addr::Parse("198.18.0.10")});
+  ASSERT_EQ(b.inputs.services[0].groups[0].ports.size(), 1u);
+  EXPECT_EQ(b.inputs.services[0].groups[0].ports[0].port, 8080);
 }
 
 // An unreadable network set takes no part and is named; an unreadable tier
@@ -210,13 +211,43 @@ TEST(PolicyInputs, UnreadableTiersFailTheirPoliciesClosedUnreadableSetsAreNamed)
   EXPECT_NE(b.rejected[0].find("Tier ops: spec.defaultAction"), std::string::npos) << b.rejected[0];
   EXPECT_NE(b.rejected[1].find("NetworkSet x/typo: spec.nets[0]"), std::string::npos) << b.rejected[1];
   ASSERT_EQ(b.inputs.tiers.size(), 1u);
-  EXPECT_TRUE(b.inputs.network_sets.empty());
+  // The set still takes part, with unknown addresses (next test).
+  ASSERT_EQ(b.inputs.network_sets.size(), 1u);
+  EXPECT_FALSE(b.inputs.network_sets[0].Readable());
   const policy::Policy* ops = FindPolicy(b, "global:ops.allow-web");
   ASSERT_NE(ops, nullptr);
   EXPECT_TRUE(Mentions(ops->fail_closed, "tier ops")) << Describe(*ops);
   const policy::Policy* fine = FindPolicy(b, "global:allow-web");  // tier default
   ASSERT_NE(fine, nullptr);
   EXPECT_TRUE(fine->fail_closed.empty());
+}
+
+// A NetworkSet that cannot be read is named (log, metric, show) and still
+// reaches the compiler, so a Deny selecting it denies any address its other
+// criteria match, and says so. Dropped, it made the Deny deny nothing of
+// the set's addresses: fail open.
+TEST(PolicyInputs, UnreadableNetworkSetsFailTheRulesSelectingThemClosed) {
+  PolicySources s;
+  s.node_name = "node1";
+  s.pods = {MakePod("x", "web", "node1", "", {{"app", "web"}})};
+  s.local_ips = {{"x/web", *Ipv4Addr::Parse("198.18.0.10")}};
+  s.network_sets = {k8s::Json::parse(R"({"kind":"NetworkSet","metadata":{"name":"partners","namespace":"x",
+      "labels":{"role":"partner"}},"spec":{"nets":["198.51.100.0/24","198.51.100.0/33"]}})")};
+  s.calico_policies = {k8s::Json::parse(R"({"kind":"NetworkPolicy","metadata":{"name":"no-partners","namespace":"x"},
+      "spec":{"selector":"app == 'web'","ingress":[{"action":"Deny","source":{"selector":"role == 'partner'"}},
+      {"action":"Allow"}]}})")};
+  BuiltInputs b = BuildPolicyInputs(s);
+  policy::CompiledPolicy cp = policy::PolicyCompiler({.node = "node1"}).Compile(b.inputs);
+  auto e = cp.Explain("198.51.100.7", "x/web", policy::Protocol::kTCP, 80);
+  ASSERT_TRUE(e.ok()) << e.error().ToString();
+  EXPECT_FALSE(e->allowed) << e->ToString();
+  EXPECT_EQ(e->ingress.reason, "Deny by calico:x/no-partners ingress[0]");
+  ASSERT_EQ(b.rejected.size(), 1u);
+  EXPECT_NE(b.rejected[0].find("networkset: NetworkSet x/partners: spec.nets[1]"), std::string::npos) << b.rejected[0];
+  ASSERT_EQ(b.inputs.network_sets.size(), 1u);
+  EXPECT_EQ(b.inputs.network_sets[0].read, policy::NetworkSetInfo::Read::kLabels);
+  ASSERT_EQ(cp.policies().size(), 1u);
+  EXPECT_TRUE(Mentions(cp.policies()[0].fail_closed, "NetworkSet x/partners")) << Describe(cp.policies()[0]);
 }
 
 TEST(PolicyInputs, OnlyChangesCalicoCanSeeCount) {

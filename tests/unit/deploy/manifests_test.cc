@@ -6,7 +6,7 @@
 // to show that each one can fail.
 //
 // The chart is rendered here by a deliberately tiny subset of Helm's
-// template language ({{ .Values.a.b }}, `| quote`, `toJson`, `.Files.Get "f"
+// template language ({{ .Values.a.b }}, `| quote`, `toJson`, `not` of a bool, `.Files.Get "f"
 // | indent N`, `.Chart.*`); anything else is reported, which keeps the
 // templates simple enough to review by eye.
 #include <algorithm>
@@ -23,7 +23,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "cni/config.h"
-#include "ipam/config.h"
+#include "config/eni_config.h"
 #include "k8s/client.h"
 #include "k8s/node_config.h"
 #include "test_util.h"
@@ -216,7 +216,7 @@ Problems CheckDaemonSet(const std::vector<Json>& objs) {
   return p;
 }
 
-// The shipped eni_conf through src/ipam's parser (no warnings: every key we
+// The shipped eni_conf through src/config's parser (no warnings: every key we
 // ship is one we implement) and the CNI config through src/cni's.
 Problems CheckConfigMap(const std::vector<Json>& objs) {
   Problems p;
@@ -227,7 +227,7 @@ Problems CheckConfigMap(const std::vector<Json>& objs) {
   if (!data.contains("eni_conf") || !data["eni_conf"].is_string()) {
     p.push_back("eni-config has no eni_conf");
   } else {
-    auto parsed = ipam::ParseEniConfig(data["eni_conf"].get<std::string>());
+    auto parsed = config::ParseEniConfig(data["eni_conf"].get<std::string>());
     if (!parsed.ok()) {
       p.push_back("eni_conf rejected: " + parsed.error().ToString());
     } else {
@@ -447,7 +447,7 @@ std::string Indent(const std::string& text, int n) {
 std::string RenderTemplate(const std::string& text, const Json& values, const Json& chart, const std::string& origin,
                            Problems* p) {
   static const std::regex action(R"re(\{\{(-?)\s*(.*?)\s*(-?)\}\})re");
-  static const std::regex value_re(R"re(^(toJson\s+)?\.Values\.([A-Za-z0-9_.]+)(\s*\|\s*quote)?$)re");
+  static const std::regex value_re(R"re(^(toJson\s+|not\s+)?\.Values\.([A-Za-z0-9_.]+)(\s*\|\s*quote)?$)re");
   static const std::regex files_re(R"re(^\.Files\.Get\s+"([^"]+)"\s*\|\s*indent\s+([0-9]+)$)re");
   static const std::regex chart_re(R"re(^\.Chart\.([A-Za-z]+)$)re");
   std::string out;
@@ -467,7 +467,15 @@ std::string RenderTemplate(const std::string& text, const Json& values, const Js
         p->push_back(origin + ": .Values." + sm[2].str() + " is not in values.yaml");
         continue;
       }
-      if (sm[1].matched) {
+      if (sm[1].matched && sm[1].str().rfind("not", 0) == 0) {
+        // Go's `not` of a bool (upstream's chart: not .Values.terway.enableNetworkPolicy).
+        if (!v->is_boolean()) {
+          p->push_back(origin + ": not .Values." + sm[2].str() + " needs a boolean, got " + v->dump());
+          continue;
+        }
+        std::string b = v->get<bool>() ? "false" : "true";
+        out += sm[3].matched ? Json(b).dump() : b;
+      } else if (sm[1].matched) {
         out += v->dump();
       } else if (sm[3].matched) {
         out += Json(v->is_string() ? v->get<std::string>() : v->dump()).dump();
@@ -672,6 +680,69 @@ TEST(ChartTemplateTest, ReportsUnknownValuesFilesAndActions) {
   EXPECT_NE(p[1].find("missing file files/none"), std::string::npos);
   EXPECT_NE(p[2].find("unsupported template action"), std::string::npos);
   EXPECT_NE(p[3].find("whitespace trimming"), std::string::npos);
+}
+
+// Upstream's chart writes disable_network_policy as the negation of
+// terway.enableNetworkPolicy; ours does the same, so its values file means
+// the same thing here.
+TEST(ChartTemplateTest, NotOfABoolAsUpstreamsChartUsesIt) {
+  const Json chart = {{"name", "terway"}};
+  Problems p;
+  EXPECT_EQ(RenderTemplate("d: {{ not .Values.t.e | quote }}", {{"t", {{"e", false}}}}, chart, "t.yaml", &p),
+            "d: \"true\"");
+  EXPECT_EQ(RenderTemplate("d: {{ not .Values.t.e | quote }}", {{"t", {{"e", true}}}}, chart, "t.yaml", &p),
+            "d: \"false\"");
+  EXPECT_TRUE(p.empty()) << Join(p);
+  RenderTemplate("d: {{ not .Values.t.e }}", {{"t", {{"e", "no"}}}}, chart, "t.yaml", &p);
+  ASSERT_EQ(p.size(), 1u) << Join(p);
+  EXPECT_NE(p[0].find("needs a boolean"), std::string::npos) << p[0];
+}
+
+// Upstream Terway's chart ConfigMap with its default values, as helm renders
+// it (charts/terway/templates/terwayd/configmap.yaml: vSwitchIDs {},
+// securityGroupIDs [], serviceCIDR 10.96.0.0/12, ipStack ipv4,
+// centralizedIPAM true, networkPolicyProvider ebpf, enableNetworkPolicy
+// false): an operator's existing eni-config loads here unchanged. The one
+// check that differs from ours: ipam_type crd asks for terway-controlplane,
+// which this node replaces, and says so.
+TEST(UpstreamEniConfigTest, ChartDefaultsLoad) {
+  Json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "eni-config"}, {"namespace", "kube-system"}}},
+             {"data",
+              {{"eni_conf", R"({
+  "version": "1",
+  "max_pool_size": 5,
+  "min_pool_size": 0,
+  "enable_eni_trunking": false,
+  "access_key": "",
+  "access_secret": "",
+  "vswitches":{},
+  "service_cidr": "10.96.0.0/12",
+  "security_groups":[],
+  "ip_stack": "ipv4",
+  "ipam_type": "crd",
+  "vswitch_selection_policy": "ordered"
+})"},
+               {"10-terway.conf", R"({
+  "cniVersion": "0.4.0",
+  "name": "terway",
+  "capabilities": {"bandwidth": true},
+  "network_policy_provider": "ebpf",
+  "auto_mtu": false,
+  "type": "terway"
+})"},
+               {"disable_network_policy", "true"},
+               {"in_cluster_loadbalance", "true"}}}};
+  Problems p = CheckConfigMap({cm});
+  ASSERT_EQ(p.size(), 1u) << ::testing::PrintToString(p);
+  EXPECT_NE(p[0].find("eni_conf warning: eni_conf key \"ipam_type\" is \"crd\""), std::string::npos) << p[0];
+  k8s::ConfigMap shipped;
+  shipped.metadata.name = "eni-config";
+  for (const auto& [k, v] : cm["data"].items()) shipped.data[k] = v.get<std::string>();
+  auto merged = k8s::MergeNodeEniConf(shipped, std::nullopt);
+  ASSERT_TRUE(merged.ok()) << merged.error().ToString();
+  EXPECT_TRUE(merged->disable_network_policy);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "ipam/engine.h"
 
+#include <functional>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -34,7 +35,7 @@ PoolSnapshot Base() {
   s.settings.min_pool_size = 0;
   s.settings.max_pool_size = 5;
   s.vswitches = {{"vsw-a", 100, false}, {"vsw-b", 500, false}};
-  s.policy = VSwitchSelectionPolicy::kOrdered;
+  s.policy = VSwitchSelectionPolicy::kListOrder;
   s.now = kNow;
   return s;
 }
@@ -59,7 +60,7 @@ TEST(MaxPods, SharedAndExclusive) {
 TEST(OrderVSwitches, ByPolicy) {
   std::vector<VSwitchView> vs = {{"a", 10, false}, {"b", 50, false}, {"c", 0, false}, {"d", 99, true},
                                  {"e", 20, false}};
-  EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kOrdered, 0),
+  EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kListOrder, 0),
             (std::vector<std::string>{"a", "b", "e"}));
   EXPECT_EQ(OrderVSwitches(vs, VSwitchSelectionPolicy::kMost, 0),
             (std::vector<std::string>{"b", "e", "a"}));
@@ -115,7 +116,7 @@ TEST(PlanRefill, Table) {
        {Eni("eni-1", 10, 0), Eni("eni-2", 10, 0), Eni("eni-3", 9, 0)}, 3, 0, 5, 0, false, two,
        {{"eni-3", 1}}, {}, 2, "maximum of 30 pod IPs"},
       {"max_eni caps ENI creation", {Eni("eni-1", 10, 0)}, 1, 0, 0, 1, false, two, {}, {}, 1,
-       "max_eni 1"},
+       "as eni_conf allows (max_eni, eni_cap_ratio, eni_cap_shift)"},
       {"vSwitch with few IPs gets a smaller ENI, next vSwitch takes the rest", {}, 8, 0, 0, 0,
        false, {{"vsw-a", 3, false}, {"vsw-b", 500, false}}, {}, {{"vsw-a", 3}, {"vsw-b", 5}}, 0,
        ""},
@@ -132,7 +133,7 @@ TEST(PlanRefill, Table) {
     s.demand = r.demand;
     s.settings.min_pool_size = r.min_pool;
     s.settings.max_pool_size = r.max_pool;
-    s.settings.max_eni = r.max_eni;
+    s.settings.max_enis = r.max_eni > 0 ? r.max_eni : -1;
     s.eni_creation_blocked = r.eni_blocked;
     s.vswitches = r.vswitches;
     auto plan = PlanRefill(s);
@@ -153,21 +154,170 @@ TEST(PlanRefill, Table) {
   }
 }
 
-TEST(PlanRefill, MinEniCreatesEnisWithOnlyThePrimaryIp) {
+// Upstream Terway's getPoolConfig, row by row.
+TEST(PoolBoundsFor, AsUpstreamResolvesThem) {
+  struct Row {
+    const char* name;
+    InstanceLimits limits;
+    std::function<void(PoolConfig&)> set;
+    PoolBounds want;
+  } rows[] = {
+      {"defaults: every secondary ENI", {4, 10}, [](PoolConfig& c) { c.max_pool_size = 5; }, {3, 30, 0, 5}},
+      {"max_pool_size above capacity is capped", {2, 6}, [](PoolConfig& c) { c.max_pool_size = 50; }, {1, 6, 0, 6}},
+      {"min_pool_size above max is capped", {4, 10},
+       [](PoolConfig& c) {
+         c.max_pool_size = 5;
+         c.min_pool_size = 8;
+       },
+       {3, 30, 5, 5}},
+      {"max_eni limits the ENIs", {8, 10},
+       [](PoolConfig& c) {
+         c.max_eni = 2;
+         c.max_pool_size = 5;
+       },
+       {2, 20, 0, 5}},
+      {"max_eni above the quota changes nothing", {4, 10}, [](PoolConfig& c) { c.max_eni = 9; }, {3, 30, 0, 0}},
+      {"eni_cap_ratio 0.5 of 8 ENIs, minus the primary", {8, 10}, [](PoolConfig& c) { c.eni_cap_ratio = 0.5; },
+       {3, 30, 0, 0}},
+      {"eni_cap_shift -2", {8, 10}, [](PoolConfig& c) { c.eni_cap_shift = -2; }, {5, 50, 0, 0}},
+      {"eni_cap_shift beyond the quota stays at the quota", {4, 10}, [](PoolConfig& c) { c.eni_cap_shift = 3; },
+       {3, 30, 0, 0}},
+      {"ratio and shift never below zero ENIs", {4, 10}, [](PoolConfig& c) { c.eni_cap_ratio = 0.1; }, {0, 0, 0, 0}},
+      {"min_eni = min_eni x IPs per ENI idle, at most max", {4, 10},
+       [](PoolConfig& c) {
+         c.min_eni = 1;
+         c.min_pool_size = 2;
+         c.max_pool_size = 15;
+       },
+       {3, 30, 10, 15}},
+      {"min_eni capped by max_pool_size", {4, 10},
+       [](PoolConfig& c) {
+         c.min_eni = 2;
+         c.max_pool_size = 5;
+       },
+       {3, 30, 5, 5}},
+      {"exclusive: capacity is the ENIs, no pool", {4, 10},
+       [](PoolConfig& c) {
+         c.eni_mode = EniMode::kExclusive;
+         c.max_pool_size = 5;
+         c.min_pool_size = 2;
+       },
+       {3, 3, 0, 0}},
+      {"exclusive with max_eni", {8, 10},
+       [](PoolConfig& c) {
+         c.eni_mode = EniMode::kExclusive;
+         c.max_eni = 4;
+       },
+       {4, 4, 0, 0}},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.name);
+    PoolConfig c;
+    r.set(c);
+    PoolBounds b = PoolBoundsFor(c, r.limits);
+    EXPECT_EQ(b.max_enis, r.want.max_enis);
+    EXPECT_EQ(b.capacity, r.want.capacity);
+    EXPECT_EQ(b.min_idle, r.want.min_idle);
+    EXPECT_EQ(b.max_idle, r.want.max_idle);
+  }
+}
+
+TEST(PlanRefill, WarmUpAddsOnTopOfWaitingPods) {
   PoolSnapshot s = Base();
-  s.settings.min_eni = 2;
+  s.settings.warm_up = 15;
+  auto plan = PlanRefill(s);
+  EXPECT_EQ(plan.PlannedIps(), 15);
+  s.demand = 2;
+  plan = PlanRefill(s);
+  EXPECT_EQ(plan.PlannedIps(), 17);
+  // Never past the node's capacity (3 ENIs x 10).
+  s.settings.warm_up = 100;
+  plan = PlanRefill(s);
+  EXPECT_EQ(plan.PlannedIps(), 30);
+}
+
+TEST(PlanRefill, LeastIpsCreatesEnisBeforeFillingExistingOnes) {
+  PoolSnapshot s = Base();
+  s.enis = {Eni("eni-1", 5, 0), Eni("eni-2", 2, 0)};
+  s.demand = 3;
+  s.settings.max_pool_size = 0;
+  s.settings.eni_selection = EniSelectionPolicy::kLeastIps;
+  auto plan = PlanRefill(s);
+  EXPECT_EQ(plan.creates, (std::vector<CreateAction>{{"vsw-a", 3}}));
+  EXPECT_TRUE(plan.assigns.empty());
+  // At the ENI limit, the emptiest existing ENI is filled first.
+  s.enis.push_back(Eni("eni-3", 4, 0));
+  plan = PlanRefill(s);
+  EXPECT_TRUE(plan.creates.empty());
+  EXPECT_EQ(plan.assigns, (std::vector<AssignAction>{{"eni-2", 3}}));
+  // most_ips (the default) packs onto the fullest.
+  s.settings.eni_selection = EniSelectionPolicy::kMostIps;
+  plan = PlanRefill(s);
+  EXPECT_EQ(plan.assigns, (std::vector<AssignAction>{{"eni-1", 3}}));
+}
+
+TEST(PlanRefill, UnschedulableEniGetsNoAddressesButHoldsItsSlot) {
+  PoolSnapshot s = Base();
+  s.limits = {3, 10};  // 2 secondary ENIs
+  EniView blocked = Eni("eni-1", 1, 4);
+  blocked.unschedulable = true;
+  s.enis = {blocked};
+  s.demand = 1;
   s.settings.max_pool_size = 0;
   auto plan = PlanRefill(s);
-  EXPECT_EQ(plan.creates, (std::vector<CreateAction>{{"vsw-a", 1}, {"vsw-a", 1}}));
+  // Its 4 idle IPs serve nobody: a new ENI is made, none assigned on eni-1.
+  EXPECT_TRUE(plan.assigns.empty());
+  EXPECT_EQ(plan.creates, (std::vector<CreateAction>{{"vsw-a", 1}}));
+  s.enis.push_back(Eni("eni-2", 10, 0));
+  plan = PlanRefill(s);
+  EXPECT_TRUE(plan.empty());
+  EXPECT_EQ(plan.unmet_demand, 1);
+}
+
+TEST(PickIdleIp, ByEniSelectionPolicyThenLongestIdle) {
+  EniView small = Eni("eni-small", 1, 2, minutes(5));
+  EniView big = Eni("eni-big", 4, 2, minutes(1));
+  big.ips.back().idle_since = kNow - minutes(9);  // the longest idle on the big ENI
+  EXPECT_EQ(PickIdleIp({small, big}, EniSelectionPolicy::kMostIps), big.ips.back().ip);
+  EXPECT_EQ(PickIdleIp({small, big}, EniSelectionPolicy::kLeastIps), "eni-small-ip1");
+  // An unschedulable ENI is skipped; nothing idle: "".
+  big.unschedulable = true;
+  EXPECT_EQ(PickIdleIp({small, big}, EniSelectionPolicy::kMostIps), "eni-small-ip1");
+  EXPECT_EQ(PickIdleIp({Eni("eni-full", 3, 0)}, EniSelectionPolicy::kMostIps), "");
+}
+
+// Upstream's calculateToDel, step by step: excess above max always goes; the
+// batch toward min_idle only after `after` without allocations or releases,
+// once per (jittered) interval.
+TEST(IdleAddressesToRelease, UpstreamsReclaimClock) {
+  IdleReclaimSettings r{minutes(30), minutes(10), 3, 0.1};
+  IdleReclaimClock c;
+  c.last_modified = kNow;
+  // Off (after 0): only the excess.
+  EXPECT_EQ(IdleAddressesToRelease({seconds(0), minutes(10), 3, 0.1}, 12, 2, 10, &c, kNow + minutes(99), 0), 2);
+  // Busy: excess only, and the timer is not armed.
+  EXPECT_EQ(IdleAddressesToRelease(r, 12, 2, 10, &c, kNow + minutes(29), 0.5), 2);
+  EXPECT_EQ(c.next_reclaim, Clock::TimePoint{});
+  // Quiet for `after`: the timer is armed at interval x (1 + 0.5 x 0.1).
+  auto t = kNow + minutes(30);
+  EXPECT_EQ(IdleAddressesToRelease(r, 8, 2, 10, &c, t, 0.5), 0);
+  EXPECT_EQ(c.next_reclaim, t + seconds(630));
+  EXPECT_EQ(IdleAddressesToRelease(r, 8, 2, 10, &c, t + seconds(629), 0.5), 0);
+  // Due: one batch, then re-armed.
+  EXPECT_EQ(IdleAddressesToRelease(r, 8, 2, 10, &c, t + seconds(630), 0), 3);
+  EXPECT_EQ(c.next_reclaim, t + seconds(630) + minutes(10));
+  // Never below min_idle: 4 idle, min 2 -> 2.
+  EXPECT_EQ(IdleAddressesToRelease(r, 4, 2, 10, &c, t + seconds(630) + minutes(10), 0), 2);
+  // A pod comes or goes: back to busy, the timer disarmed.
+  c.last_modified = t + minutes(25);
+  EXPECT_EQ(IdleAddressesToRelease(r, 8, 2, 10, &c, t + minutes(26), 0), 0);
+  EXPECT_EQ(c.next_reclaim, Clock::TimePoint{});
 }
 
 struct ReclaimRow {
   const char* name;
   std::vector<EniView> enis;
-  int max_pool;
-  int min_eni;
-  seconds reclaim_after;
-  int batch;
+  int count;
   std::vector<UnassignAction> unassigns;
   std::vector<std::string> deletes;
 };
@@ -175,33 +325,37 @@ struct ReclaimRow {
 TEST(PlanReclaim, Table) {
   // Secondary IPs of ENI x are named "x-ip1", "x-ip2", ...; "x-ip0" is its primary.
   ReclaimRow rows[] = {
-      {"at or below max_pool_size: keep", {Eni("eni-1", 1, 5, minutes(60))}, 5, 0, minutes(0), 10,
-       {}, {}},
-      {"above max: release the excess", {Eni("eni-1", 1, 7, minutes(60))}, 5, 0, minutes(0), 10,
+      {"nothing asked: keep", {Eni("eni-1", 1, 5, minutes(60))}, 0, {}, {}},
+      {"two asked: the two oldest secondary IPs", {Eni("eni-1", 1, 7, minutes(60))}, 2,
        {{"eni-1", {"eni-1-ip1", "eni-1-ip2"}}}, {}},
-      {"not idle long enough: keep", {Eni("eni-1", 1, 7, minutes(10))}, 5, 0, minutes(30), 10, {},
-       {}},
-      {"batch size bounds one round", {Eni("eni-1", 1, 9, minutes(60))}, 0, 0, minutes(0), 3,
+      {"young idle IPs go too (upstream has no age limit)", {Eni("eni-1", 1, 7, seconds(1))}, 1,
+       {{"eni-1", {"eni-1-ip1"}}}, {}},
+      {"count above idle: everything idle", {Eni("eni-1", 1, 3, minutes(60))}, 9,
        {{"eni-1", {"eni-1-ip1", "eni-1-ip2", "eni-1-ip3"}}}, {}},
-      {"fully idle ENI is deleted whole", {Eni("eni-1", 1, 2, minutes(60)), Eni("eni-2", 0, 3, minutes(60))},
-       0, 0, minutes(0), 10, {{"eni-1", {"eni-1-ip1", "eni-1-ip2"}}}, {"eni-2"}},
-      {"ENI with a reserved IP is not deleted", {Eni("eni-2", 0, 2, minutes(60), 1)}, 0, 0,
-       minutes(0), 10, {{"eni-2", {"eni-2-ip1", "eni-2-ip2"}}}, {}},
-      {"min_eni keeps the last ENI", {Eni("eni-1", 0, 1, minutes(60))}, 0, 1, minutes(0), 10, {},
+      {"fully idle ENI is deleted whole", {Eni("eni-1", 1, 2, minutes(60)), Eni("eni-2", 0, 3, minutes(60))}, 5,
+       {{"eni-1", {"eni-1-ip1", "eni-1-ip2"}}}, {"eni-2"}},
+      {"ENI with a reserved IP is not deleted", {Eni("eni-2", 0, 2, minutes(60), 1)}, 10,
+       {{"eni-2", {"eni-2-ip1", "eni-2-ip2"}}}, {}},
+      {"most_ips gives back from the emptiest ENI first",
+       {Eni("eni-1", 4, 2, minutes(60)), Eni("eni-2", 1, 2, minutes(60))}, 2, {{"eni-2", {"eni-2-ip1", "eni-2-ip2"}}},
        {}},
   };
   for (const auto& r : rows) {
     SCOPED_TRACE(r.name);
     PoolSnapshot s = Base();
     s.enis = r.enis;
-    s.settings.max_pool_size = r.max_pool;
-    s.settings.min_eni = r.min_eni;
-    s.settings.reclaim_after = r.reclaim_after;
-    s.settings.reclaim_batch_size = r.batch;
-    auto plan = PlanReclaim(s);
+    auto plan = PlanReclaim(s, r.count);
     EXPECT_EQ(plan.unassigns, r.unassigns);
     EXPECT_EQ(plan.delete_enis, r.deletes);
   }
+}
+
+TEST(PlanReclaim, UnschedulableEniIsLeftAlone) {
+  PoolSnapshot s = Base();
+  EniView blocked = Eni("eni-1", 0, 3, minutes(60));
+  blocked.unschedulable = true;
+  s.enis = {blocked};
+  EXPECT_TRUE(PlanReclaim(s, 10).empty());
 }
 
 TEST(PlanReclaim, NeverUnassignsAnEniPrimaryIp) {
@@ -211,8 +365,7 @@ TEST(PlanReclaim, NeverUnassignsAnEniPrimaryIp) {
   e.ips.push_back({"busy", IpUse::kInUse, {}, false});
   e.ips.push_back({"second", IpUse::kIdle, kNow - minutes(10), false});
   s.enis = {e};
-  s.settings.max_pool_size = 0;
-  auto plan = PlanReclaim(s);
+  auto plan = PlanReclaim(s, 2);
   EXPECT_EQ(plan.unassigns, (std::vector<UnassignAction>{{"eni-1", {"second"}}}));
   EXPECT_TRUE(plan.delete_enis.empty());
 }
@@ -225,8 +378,7 @@ TEST(PlanReclaim, OldestIdleFirst) {
   e.ips.push_back({"old", IpUse::kIdle, kNow - minutes(50), false});
   e.ips.push_back({"mid", IpUse::kIdle, kNow - minutes(20), false});
   s.enis = {e};
-  s.settings.max_pool_size = 1;
-  auto plan = PlanReclaim(s);
+  auto plan = PlanReclaim(s, 2);
   EXPECT_EQ(plan.unassigns, (std::vector<UnassignAction>{{"eni-1", {"old", "mid"}}}));
 }
 

@@ -39,7 +39,7 @@ class ExclusiveTest : public ::testing::Test {
     o.instance_id = "i-x";
     o.instance_type = "ecs.test";
     for (const auto& v : vsw) o.vswitch_ids.push_back(v.id);
-    o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
+    o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
     o.config.eni_tags["creator"] = "terway";
     o.config.leaked_eni_grace_period = minutes(10);
     o.config.ip_pool_sync_period = sync_period;

@@ -24,6 +24,8 @@ namespace terway::ipam::testing {
 
 class FakeCloud : public EniProvider {
  public:
+  static constexpr const char* kPrimaryLookup = "DescribePrimaryEni";
+
   struct VSwitchSpec {
     std::string id;
     int64_t capacity = 1000;  // addresses left
@@ -42,6 +44,7 @@ class FakeCloud : public EniProvider {
     primary.instance_id = instance_;
     primary.private_ip_address = "198.18.0.2";
     primary.private_ip_sets = {{"198.18.0.2", true}};
+    primary.security_group_ids = {"sg-primary"};
     enis_[primary.network_interface_id] = primary;
   }
 
@@ -50,6 +53,11 @@ class FakeCloud : public EniProvider {
   void Script(const std::string& op, Error e) {
     std::lock_guard l(mu_);
     script_[op].push_back(std::move(e));
+  }
+  // Drops whatever is still scripted for op.
+  void ClearScript(const std::string& op) {
+    std::lock_guard l(mu_);
+    script_.erase(op);
   }
   void SetRandomFaults(double throttle_rate, double server_error_rate, uint64_t seed) {
     std::lock_guard l(mu_);
@@ -94,7 +102,8 @@ class FakeCloud : public EniProvider {
   // `ips` IPs that the pool never recorded: a daemon killed between the
   // attach and its database commit, whose ENI was still attaching when the
   // next daemon read the cloud at start.
-  std::string AttachUnrecordedTerwayEni(const std::string& vswitch_id, int ips) {
+  std::string AttachUnrecordedTerwayEni(const std::string& vswitch_id, int ips,
+                                        std::vector<cloud::Tag> extra_tags = {}) {
     std::lock_guard l(mu_);
     cloud::NetworkInterface e;
     e.network_interface_id = "eni-unrecorded-" + std::to_string(++next_eni_);
@@ -104,6 +113,7 @@ class FakeCloud : public EniProvider {
     e.vswitch_id = vswitch_id;
     e.mac_address = fmt::format("00:16:3e:01:{:02x}:{:02x}", next_eni_ / 256, next_eni_ % 256);
     e.tags = {{"creator", "terway"}, {kInstanceTagKey, instance_}};
+    for (auto& t : extra_tags) e.tags.push_back(std::move(t));
     for (int i = 0; i < ips; ++i) e.private_ip_sets.push_back({NextIp(vsw_[vswitch_id]), i == 0});
     e.private_ip_address = e.private_ip_sets[0].address;
     enis_[e.network_interface_id] = e;
@@ -120,7 +130,18 @@ class FakeCloud : public EniProvider {
     }
   }
 
+  // The primary ENI's security groups (DescribeNetworkInterfaces Type=Primary).
+  void SetPrimarySecurityGroups(std::vector<std::string> groups) {
+    std::lock_guard l(mu_);
+    enis_["eni-primary"].security_group_ids = std::move(groups);
+  }
+
   // --- inspection ---
+  // Every CreateNetworkInterface request that reached the cloud, in order.
+  std::vector<CreateEniRequest> CreateRequests() {
+    std::lock_guard l(mu_);
+    return create_requests_;
+  }
   int Calls(const std::string& op) {
     std::lock_guard l(mu_);
     return calls_[op];
@@ -146,7 +167,12 @@ class FakeCloud : public EniProvider {
   Result<cloud::NetworkInterface> CreateEni(const CreateEniRequest& req) override {
     TERWAY_TRY(Enter("CreateNetworkInterface"));
     std::lock_guard l(mu_);
+    create_requests_.push_back(req);
     if (req.secondary_ip_count + 1 > 10) return Api("InvalidParameter", "too many IPs in one call");
+    // As ECS: an ENI must join at least one security group.
+    if (req.security_group_ids.empty()) {
+      return Api("MissingParameter", "The input parameter \"SecurityGroupId\" is not supplied.");
+    }
     auto vsw = vsw_.find(req.vswitch_id);
     if (vsw == vsw_.end()) return Api("InvalidVSwitchId.NotFound", "no such vSwitch");
     if (vsw->second.capacity < req.secondary_ip_count + 1) {
@@ -159,6 +185,7 @@ class FakeCloud : public EniProvider {
     e.vswitch_id = req.vswitch_id;
     e.mac_address = fmt::format("00:16:3e:00:{:02x}:{:02x}", next_eni_ / 256, next_eni_ % 256);
     for (const auto& [k, v] : req.tags) e.tags.push_back({k, v});
+    e.security_group_ids = req.security_group_ids;
     for (int i = 0; i <= req.secondary_ip_count; ++i) {
       e.private_ip_sets.push_back({NextIp(vsw->second), i == 0});
     }
@@ -256,6 +283,16 @@ class FakeCloud : public EniProvider {
     return out;
   }
 
+  // Its own op name, so tests can fail this lookup apart from ListEnis.
+  Result<std::vector<std::string>> PrimaryEniSecurityGroups(const std::string& instance_id) override {
+    TERWAY_TRY(Enter(kPrimaryLookup));
+    std::lock_guard l(mu_);
+    for (const auto& [id, e] : enis_) {
+      if (e.type == "Primary" && e.instance_id == instance_id) return e.security_group_ids;
+    }
+    return Api("InvalidInstanceId.NotFound", "no primary ENI for " + instance_id);
+  }
+
   Result<std::vector<cloud::VSwitch>> DescribeVSwitches(const std::vector<std::string>& ids) override {
     TERWAY_TRY(Enter("DescribeVSwitches"));
     std::lock_guard l(mu_);
@@ -349,6 +386,7 @@ class FakeCloud : public EniProvider {
   std::map<std::string, std::deque<Error>> script_;
   std::set<std::string> apply_then_fail_;
   std::map<std::string, int> calls_;
+  std::vector<CreateEniRequest> create_requests_;
   std::function<void(const std::string&)> hook_;
   std::atomic<std::chrono::milliseconds> delay_{std::chrono::milliseconds(0)};
   double throttle_rate_ = 0;

@@ -53,7 +53,7 @@ PodIdentity Pod(const std::string& name, const std::string& cid = "") {
 class PoolTest : public ::testing::Test {
  protected:
   void SetUpPool(InstanceLimits limits, std::vector<FakeCloud::VSwitchSpec> vsw,
-                 std::function<void(EniConfig&)> tweak = nullptr, bool start = true) {
+                 std::function<void(PoolConfig&)> tweak = nullptr, bool start = true) {
     cloud_ = std::make_unique<FakeCloud>(limits, kInstance, vsw);
     auto st = store::StateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(st.ok()) << st.error().ToString();
@@ -62,8 +62,9 @@ class PoolTest : public ::testing::Test {
     opts_.instance_type = "ecs.test";
     opts_.vswitch_ids.clear();  // a second SetUpPool must not list the first one's vSwitches again
     for (const auto& v : vsw) opts_.vswitch_ids.push_back(v.id);
-    opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kOrdered;
+    opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
     opts_.config.eni_tags["creator"] = "terway";
+    opts_.config.max_pool_size = 5;  // the pool size of upstream Terway's chart
     opts_.config.idle_ip_reclaim_interval = seconds(3600);  // tests drive reclaim by hand
     opts_.config.ip_pool_sync_period = seconds(3600);
     if (tweak) tweak(opts_.config);
@@ -204,7 +205,7 @@ TEST_F(PoolTest, BurstOfHundredPodsCostsAboutTenCalls) {
 }
 
 TEST_F(PoolTest, ChurnUnderThrottlingNeverGivesOneIpToTwoPods) {
-  SetUpPool({5, 10}, {{"vsw-a", 1000}}, [](EniConfig& c) {
+  SetUpPool({5, 10}, {{"vsw-a", 1000}}, [](PoolConfig& c) {
     c.max_pool_size = 3;
   });
   cloud_->SetRandomFaults(0.2, 0.05, 42);
@@ -294,7 +295,7 @@ TEST_F(PoolTest, ExhaustedVSwitchIsSkippedThenAllExhaustedIsNamed) {
 
 TEST_F(PoolTest, EniQuotaStopsCreationAndUndoesTheCreatedEni) {
   // The instance says 3 ENIs, but someone else's ENI occupies a slot.
-  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](EniConfig& c) { c.max_pool_size = 0; });
+  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](PoolConfig& c) { c.max_pool_size = 0; });
   cloud_->AttachForeignEni();
   ASSERT_TRUE(pool_->Allocate(Pod("p1"), seconds(10)).ok());
   ASSERT_TRUE(pool_->Allocate(Pod("p2"), seconds(10)).ok());
@@ -320,7 +321,7 @@ TEST_F(PoolTest, EniQuotaStopsCreationAndUndoesTheCreatedEni) {
 // error itself says the cloud holds more ENIs than the pool knows: read it
 // at once and adopt ours.
 TEST_F(PoolTest, EniQuotaHitByAnUnrecordedEniOfOursAdoptsItAtOnce) {
-  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](EniConfig& c) { c.max_pool_size = 0; });
+  SetUpPool({3, 2}, {{"vsw-a", 100}}, [](PoolConfig& c) { c.max_pool_size = 0; });
   const std::string hidden = cloud_->AttachUnrecordedTerwayEni("vsw-a", 2);
   ASSERT_TRUE(pool_->Allocate(Pod("p1"), seconds(10)).ok());
   ASSERT_TRUE(pool_->Allocate(Pod("p2"), seconds(10)).ok());
@@ -336,29 +337,52 @@ TEST_F(PoolTest, EniQuotaHitByAnUnrecordedEniOfOursAdoptsItAtOnce) {
   }
 }
 
-TEST_F(PoolTest, IdleIpsAboveMaxAreReleasedOldestFirstAfterIdleTime) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
-    c.max_pool_size = 2;
+// Upstream Terway's idle reclaim: what is above max_pool_size goes at the
+// next check whatever its age; below it, only once the pool has been quiet
+// (no allocation, no release) for idle_ip_reclaim_after, a batch per
+// idle_ip_reclaim_interval, down to min_pool_size.
+TEST_F(PoolTest, IdleReclaimAsUpstream) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
+    c.max_pool_size = 6;
+    c.min_pool_size = 1;
     c.idle_ip_reclaim_after = minutes(30);
-    c.idle_ip_reclaim_batch_size = 3;
+    c.idle_ip_reclaim_interval = minutes(10);
+    c.idle_ip_reclaim_batch_size = 2;
   });
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool_->Allocate(Pod("p" + std::to_string(i)), seconds(10)).ok());
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(pool_->Release("c-p" + std::to_string(i)).ok());
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(pool_->Allocate(Pod("p" + std::to_string(i)), seconds(10)).ok());
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(pool_->Release("c-p" + std::to_string(i)).ok());
   pool_->Stop();  // drive the background work by hand from here
-  int idle = pool_->Stats().idle;
-  ASSERT_GT(idle, 2);
+  ASSERT_GT(pool_->Stats().idle, 6);
   ASSERT_TRUE(pool_->ReclaimOnce().ok());
-  EXPECT_EQ(pool_->Stats().idle, idle) << "released before idle_ip_reclaim_after";
-  clock_.Advance(minutes(31));
+  EXPECT_EQ(pool_->Stats().idle, 6) << "the excess above max_pool_size goes at once, however young";
+  clock_.Advance(minutes(29));
   ASSERT_TRUE(pool_->ReclaimOnce().ok());
-  EXPECT_EQ(pool_->Stats().idle, idle - 3) << "batch size bounds a round";
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 6) << "not quiet for idle_ip_reclaim_after yet";
+  clock_.Advance(minutes(2));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());  // quiet: the interval starts now
+  EXPECT_EQ(pool_->Stats().idle, 6);
+  clock_.Advance(minutes(12));  // > interval x (1 + jitter 0.1)
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 4) << "one batch of idle_ip_reclaim_batch_size";
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 4) << "one batch per interval";
+  clock_.Advance(minutes(12));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
   EXPECT_EQ(pool_->Stats().idle, 2);
+  clock_.Advance(minutes(12));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 1) << "never below min_pool_size";
+  // A pod comes and goes: busy again, nothing more until quiet.
+  ASSERT_TRUE(pool_->Allocate(Pod("q"), seconds(10)).ok());
+  ASSERT_TRUE(pool_->Release("c-q").ok());
+  clock_.Advance(minutes(12));
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 1);
   ExpectCloudMatchesPool();
 }
 
 TEST_F(PoolTest, EmptyEniIsDetachedAndDeletedButNeverThePrimary) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.max_pool_size = 0;
     c.idle_ip_reclaim_batch_size = 20;
   });
@@ -375,7 +399,7 @@ TEST_F(PoolTest, EmptyEniIsDetachedAndDeletedButNeverThePrimary) {
 }
 
 TEST_F(PoolTest, StatefulSetPodGetsItsIpBackWithinTheWindowOnly) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.max_pool_size = 0;
     c.ip_reservation_window = minutes(5);
   });
@@ -444,7 +468,7 @@ TEST_F(PoolTest, ReconcileNeverFreesAPodsAddress) {
 
 TEST_F(PoolTest, ReconcileDropsIpsTheCloudNoLongerListsAndAdoptsLostResponses) {
   // No worker: every cloud step below is driven by hand.
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.min_pool_size = 2;
     c.max_pool_size = 2;
   }, /*start=*/false);
@@ -476,7 +500,7 @@ TEST_F(PoolTest, ReconcileDropsIpsTheCloudNoLongerListsAndAdoptsLostResponses) {
 }
 
 TEST_F(PoolTest, LeakedEniIsDeletedAfterGracePeriod) {
-  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](EniConfig& c) {
+  SetUpPool({4, 10}, {{"vsw-a", 100}}, [](PoolConfig& c) {
     c.min_pool_size = 1;
     c.leaked_eni_grace_period = minutes(10);
   }, /*start=*/false);

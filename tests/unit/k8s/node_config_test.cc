@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "ipam/config.h"
+#include "config/eni_config.h"
 #include "scripted_transport.h"
 
 namespace terway::k8s {
@@ -91,7 +91,7 @@ TEST(MergeNodeEniConfTest, OverrideMergesAndIpamAcceptsTheResult) {
                                                            "max_pool_size":12})"}}));
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->override_source, "kube-system/pool-b");
-  auto parsed = ipam::ParseEniConfig(r->eni_conf);
+  auto parsed = config::ParseEniConfig(r->eni_conf);
   ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
   EXPECT_EQ(parsed->config.max_pool_size, 12);
   EXPECT_EQ(parsed->config.vswitches.at("cn-hangzhou-i"), (std::vector<std::string>{"vsw-b1", "vsw-b2"}));
@@ -164,6 +164,19 @@ TEST_F(LoadNodeEniConfTest, UnlabelledNodeReadsOnlyTheBase) {
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->override_source, "");
   EXPECT_EQ(transport->requests.size(), 2u);
+}
+
+// The node's labels come back with its eni_conf: terwayd reads upstream's
+// exclusive-ENI label from them (src/config/node_mode.h).
+TEST_F(LoadNodeEniConfTest, ReturnsTheNodesLabels) {
+  transport->answers.push_back(
+      Resp(200, Node(R"({"k8s.aliyun.com/exclusive-mode-eni-type":"eniOnly","terway-config":"pool-b"})")));
+  transport->answers.push_back(Resp(200, ConfigMapJson("eni-config", kBase)));
+  transport->answers.push_back(Resp(200, ConfigMapJson("pool-b", R"({"eni_mode":"shared"})")));
+  auto r = LoadNodeEniConf(client, "node-1");
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->node_labels.at("k8s.aliyun.com/exclusive-mode-eni-type"), "eniOnly");
+  EXPECT_EQ(r->node_labels.at("terway-config"), "pool-b");
 }
 
 TEST_F(LoadNodeEniConfTest, MissingOverrideIsAnErrorNotAFallback) {

@@ -6,6 +6,7 @@
 // named ports on the source, and the fail-closed cases.
 #include <gtest/gtest.h>
 
+#include "policy/calico_objects.h"
 #include "policy/l4_match.h"
 #include "policy/policy_order.h"
 #include "world.h"
@@ -442,8 +443,8 @@ TEST(CalicoServices, SourceBackendsAndDestinationTuples) {
   ServiceBackends db;
   db.namespace_ = "y";
   db.name = "db";
-  db.addresses = {*Ipv4Addr::Parse("198.18.2.1"), *Ipv4Addr::Parse("198.18.2.2")};
-  db.ports = {{6, 5432}, {17, 0}};  // a port without a number contributes nothing
+  // A port without a number contributes nothing.
+  db.groups = {{{*Ipv4Addr::Parse("198.18.2.1"), *Ipv4Addr::Parse("198.18.2.2")}, {{6, 5432}, {17, 0}}}};
   in.services = {db};
   // Ingress from the Service's backends (any port); egress only to its
   // backends' (address, protocol, port).
@@ -464,6 +465,41 @@ TEST(CalicoServices, SourceBackendsAndDestinationTuples) {
   ASSERT_EQ(r.tuple_sets.size(), 1u);
   EXPECT_EQ(cp.sets()[r.tuple_sets[0]].tuples.size(), 2u);
   EXPECT_FALSE(r.peer_set.has_value());
+}
+
+// Felix builds destination tuples per EndpointSlice: a Service whose named
+// targetPort resolves to 8080 on y/a and 9090 on y/b has two slices (the
+// EndpointSlice controller groups pods by resolved ports), and y/a is not
+// reachable on 9090 nor y/b on 8080.
+TEST(CalicoServices, DestinationTuplesArePerSlice) {
+  auto slice = [](const char* name, const std::string& ns_pod, int32_t port) {
+    k8s::EndpointSlice s;
+    s.metadata.namespace_ = "y";
+    s.metadata.name = name;
+    s.metadata.labels[k8s::kServiceNameLabel] = "web";
+    s.address_type = "IPv4";
+    s.endpoints.push_back({{PodIp("y", ns_pod)}, true});
+    s.ports.push_back({"http", port, "TCP"});
+    return s;
+  };
+  PolicyInputs in = NetpolWorld();
+  in.services = ServicesFromEndpointSlices({slice("web-a", "a", 8080), slice("web-b", "b", 9090)});
+  auto p = Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{"selector":"pod == 'a'",
+      "types":["Ingress","Egress"],
+      "ingress":[{"action":"Allow","source":{"services":{"name":"web","namespace":"y"}}}],
+      "egress":[{"action":"Allow","destination":{"services":{"name":"web","namespace":"y"}}}]}})");
+  auto cp = Compile({p}, in);
+  EXPECT_TRUE(Allowed(cp, "x/a", "y/a", Tcp(8080)));
+  EXPECT_TRUE(Allowed(cp, "x/a", "y/b", Tcp(9090)));
+  EXPECT_FALSE(Allowed(cp, "x/a", "y/a", Tcp(9090))) << Why(cp, "x/a", "y/a", Tcp(9090));
+  EXPECT_FALSE(Allowed(cp, "x/a", "y/b", Tcp(8080))) << Why(cp, "x/a", "y/b", Tcp(8080));
+  // The source match is every backend address, whatever its slice's ports.
+  EXPECT_TRUE(Allowed(cp, "y/a", "x/a", Tcp(9090)));
+  EXPECT_TRUE(Allowed(cp, "y/b", "x/a", Udp(53)));
+  EXPECT_FALSE(Allowed(cp, "y/c", "x/a", Tcp(8080)));
+  const CompiledRule& r = cp.Chain(*cp.FindPod("x/a"), Direction::kEgress)->rules[0];
+  ASSERT_EQ(r.tuple_sets.size(), 1u);
+  EXPECT_EQ(cp.sets()[r.tuple_sets[0]].tuples.size(), 2u);
 }
 
 // --- fail closed, compiled

@@ -127,29 +127,48 @@ k8s::EndpointSlice Slice(const std::string& ns, const std::string& name, const s
   return s;
 }
 
-TEST(ServiceBackendsFromSlices, UnionOfTheServicesSlices) {
+using Port = ServiceBackends::Port;
+using Ports = std::vector<Port>;
+using Addrs = std::vector<Ipv4Addr>;
+
+TEST(ServiceBackendsFromSlices, SlicesWithTheSamePortsShareAGroup) {
   std::vector<k8s::EndpointSlice> slices = {
       Slice("x", "web-1", "web", {{"198.18.0.11"}, {"198.18.0.10"}}, {{"http", 8080, "TCP"}, {"dns", 53, "UDP"}}),
-      // A second slice of the same Service (slices hold at most 100 endpoints).
-      Slice("x", "web-2", "web", {{"198.18.0.12"}, {"198.18.0.10"}}, {{"http", 8080, "TCP"}, {"s", 9000, "SCTP"}}),
+      // A second slice of the same Service and ports (slices hold at most
+      // 100 endpoints), listing them in another order.
+      Slice("x", "web-2", "web", {{"198.18.0.12"}, {"198.18.0.10"}}, {{"dns", 53, "UDP"}, {"http", 8080, "TCP"}}),
       Slice("y", "web-1", "web", {{"198.18.1.10"}}, {{"", 80, ""}}),  // same name, other namespace
   };
   auto services = ServicesFromEndpointSlices(slices);
   ASSERT_EQ(services.size(), 2u);
   EXPECT_EQ(services[0].namespace_, "x");
   EXPECT_EQ(services[0].name, "web");
-  EXPECT_EQ(services[0].addresses, (std::vector<Ipv4Addr>{A("198.18.0.10"), A("198.18.0.11"), A("198.18.0.12")}));
-  ASSERT_EQ(services[0].ports.size(), 3u);
-  EXPECT_EQ(services[0].ports[0].protocol, 6);
-  EXPECT_EQ(services[0].ports[0].port, 8080);
-  EXPECT_EQ(services[0].ports[1].protocol, 17);
-  EXPECT_EQ(services[0].ports[1].port, 53);
-  EXPECT_EQ(services[0].ports[2].protocol, 132);
-  EXPECT_EQ(services[0].ports[2].port, 9000);
+  ASSERT_EQ(services[0].groups.size(), 1u);
+  EXPECT_EQ(services[0].groups[0].addresses, (Addrs{A("198.18.0.10"), A("198.18.0.11"), A("198.18.0.12")}));
+  EXPECT_EQ(services[0].groups[0].ports, (Ports{{6, 8080}, {17, 53}}));
   EXPECT_EQ(services[1].namespace_, "y");
-  ASSERT_EQ(services[1].ports.size(), 1u);
-  EXPECT_EQ(services[1].ports[0].protocol, 6);  // no protocol: TCP
-  EXPECT_EQ(services[1].ports[0].port, 80);
+  ASSERT_EQ(services[1].groups.size(), 1u);
+  EXPECT_EQ(services[1].groups[0].ports, (Ports{{6, 80}}));  // no protocol: TCP
+}
+
+// Felix pairs each slice's endpoints with that slice's ports only. The
+// EndpointSlice controller puts pods whose named targetPort resolves to
+// different numbers into different slices: pod .10 serves 8080, pod .11
+// serves 9090. The union would also let .10 be reached on 9090.
+TEST(ServiceBackendsFromSlices, EachSlicesEndpointsKeepTheirOwnPorts) {
+  std::vector<k8s::EndpointSlice> slices = {
+      Slice("x", "web-a", "web", {{"198.18.0.10"}}, {{"http", 8080, "TCP"}}),
+      Slice("x", "web-b", "web", {{"198.18.0.11"}}, {{"http", 9090, "TCP"}, {"s", 9000, "SCTP"}}),
+  };
+  auto services = ServicesFromEndpointSlices(slices);
+  ASSERT_EQ(services.size(), 1u);
+  ASSERT_EQ(services[0].groups.size(), 2u);
+  EXPECT_EQ(services[0].groups[0].addresses, Addrs{A("198.18.0.10")});
+  EXPECT_EQ(services[0].groups[0].ports, (Ports{{6, 8080}}));
+  EXPECT_EQ(services[0].groups[1].addresses, Addrs{A("198.18.0.11")});
+  EXPECT_EQ(services[0].groups[1].ports, (Ports{{6, 9090}, {132, 9000}}));
+  // A source `services` match takes every address, without ports.
+  EXPECT_EQ(services[0].Addresses(), (Addrs{A("198.18.0.10"), A("198.18.0.11")}));
 }
 
 TEST(ServiceBackendsFromSlices, WhatContributesNothing) {
@@ -159,18 +178,21 @@ TEST(ServiceBackendsFromSlices, WhatContributesNothing) {
       not_ready,
       Slice("x", "db-v6", "db", {{"fd00::20"}}, {{"pg", 5432, "TCP"}}, "IPv6"),
       Slice("x", "orphan", "", {{"198.18.0.30"}}, {{"p", 1, "TCP"}}),  // no Service label
-      Slice("x", "empty-1", "empty", {}, {}),
+      Slice("x", "empty-1", "empty", {}, {{"p", 80, "TCP"}}),
   };
   auto services = ServicesFromEndpointSlices(slices);
   ASSERT_EQ(services.size(), 2u);
   EXPECT_EQ(services[0].name, "db");
-  EXPECT_EQ(services[0].addresses, std::vector<Ipv4Addr>{A("198.18.0.20")});
   // The IPv4 slice's port has no number and the IPv6 slice's port is of
-  // addresses this datapath never sees: no ports at all.
-  EXPECT_TRUE(services[0].ports.empty());
-  // A Service whose slices list nothing still exists (its rules match nothing).
+  // addresses this datapath never sees: its address, on no port.
+  ASSERT_EQ(services[0].groups.size(), 1u);
+  EXPECT_EQ(services[0].groups[0].addresses, Addrs{A("198.18.0.20")});
+  EXPECT_TRUE(services[0].groups[0].ports.empty());
+  // A Service whose slices list no endpoint still exists (its rules match
+  // nothing), with no group: its ports pair with no address.
   EXPECT_EQ(services[1].name, "empty");
-  EXPECT_TRUE(services[1].addresses.empty());
+  EXPECT_TRUE(services[1].groups.empty());
+  EXPECT_TRUE(services[1].Addresses().empty());
 }
 
 std::vector<FailClosed> Entries(size_t n, size_t why_len = 10) {

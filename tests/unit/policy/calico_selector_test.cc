@@ -73,6 +73,39 @@ TEST(CalicoSelector, CanonicalFormIsStableAndReparses) {
   EXPECT_TRUE(CalicoSelector::Parse("  ")->IsAll());
 }
 
+// Three-valued: namespace known, role absent, every other label unknown.
+TEST(CalicoSelector, MayMatchPartlyKnownLabels) {
+  const CalicoSelector::PartialLabels partial{{{"projectcalico.org/namespace", "x"}}, {"role"}};
+  const MatchCase cases[] = {
+      {"all()", true},
+      {"global()", false},
+      {"projectcalico.org/namespace == 'x'", true},
+      {"projectcalico.org/namespace == 'y'", false},
+      {"projectcalico.org/namespace == 'y' && app == 'web'", false},  // false && unknown
+      {"projectcalico.org/namespace == 'y' || app == 'web'", true},   // false || unknown
+      {"projectcalico.org/namespace == 'x' && app == 'web'", true},
+      {"app == 'web'", true},
+      {"!(app == 'web')", true},  // not unknown: unknown
+      {"has(role)", false},
+      {"!has(role)", true},
+      {"role != 'a'", true},
+      {"role in {'a'}", false},
+      {"role == 'a' || projectcalico.org/namespace not in {'x'}", false},
+      {"!(projectcalico.org/namespace == 'x')", false},
+      // Unsatisfiable but not decided by the terms: said "could" (the safe side).
+      {"app == 'a' && app == 'b'", true},
+  };
+  for (const auto& c : cases) {
+    auto s = CalicoSelector::Parse(c.selector);
+    ASSERT_TRUE(s.ok()) << c.selector;
+    EXPECT_EQ(s->MayMatch(partial), c.want) << c.selector;
+  }
+  // With every label known, it is Matches.
+  auto s = CalicoSelector::Parse("app == 'web' && !has(missing)");
+  EXPECT_TRUE(s->MayMatch({kLabels, {"missing"}}));
+  EXPECT_FALSE(CalicoSelector::Parse("app == 'db'")->MayMatch({kLabels, {"missing"}}));
+}
+
 struct ErrorCase {
   const char* selector;
   const char* want_in_message;

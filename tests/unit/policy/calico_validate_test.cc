@@ -306,7 +306,8 @@ TEST(CalicoValidate, UnenforceableCriteriaFailClosedPerRule) {
   ASSERT_EQ(p->ingress[1].peers.size(), 1u);
   EXPECT_TRUE(p->ingress[1].peers[0].selector.has_value());
   EXPECT_TRUE(p->ingress[2].matches_nothing);   // a Log is dropped
-  EXPECT_FALSE(p->ingress[3].matches_nothing);  // a Pass passes more
+  EXPECT_FALSE(p->ingress[3].matches_nothing);  // a Pass becomes a Deny of all it could match:
+  EXPECT_EQ(p->ingress[3].action, Action::kDeny);  // passing more could let a later tier allow
   EXPECT_FALSE(p->ingress[4].matches_nothing);
   ASSERT_EQ(p->fail_closed.size(), 4u);
   EXPECT_EQ(p->fail_closed[0].where, "spec.ingress[0].http");
@@ -317,6 +318,7 @@ TEST(CalicoValidate, UnenforceableCriteriaFailClosedPerRule) {
   EXPECT_EQ(p->fail_closed[2].where, "spec.ingress[2].frobnicate");
   EXPECT_NE(p->fail_closed[2].enforced_as.find("Log rule is dropped"), std::string::npos);
   EXPECT_EQ(p->fail_closed[3].where, "spec.ingress[3].color");
+  EXPECT_NE(p->fail_closed[3].enforced_as.find("Pass is enforced as a Deny"), std::string::npos);
   EXPECT_TRUE(p->applies_ingress);
 }
 

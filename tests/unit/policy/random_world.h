@@ -274,6 +274,13 @@ class Generator {
     auto net = [&] { return Ipv4Cidr::Parse(Pick(std::vector<std::string>{"198.18.1.0/29", "198.18.1.32/28", "10.9.0.0/16"})).value(); };
     if (Chance(0.7)) out.push_back({Pick(namespaces), "ns-set", {{"netset", Chance(0.5) ? "blocked" : "open"}}, {net()}, false});
     if (Chance(0.7)) out.push_back({"", "global-set", {{"kind", "partner"}}, {net(), net()}, Chance(0.1)});
+    if (Chance(0.15)) {  // one that could not be read whole: its policies fail closed around it
+      NetworkSetInfo bad{Pick(namespaces), "bad-set", {{"netset", "blocked"}}, {}, false};
+      bad.read = Pick(std::vector<NetworkSetInfo::Read>{NetworkSetInfo::Read::kLabels, NetworkSetInfo::Read::kScope,
+                                                        NetworkSetInfo::Read::kNothing});
+      bad.unreadable = "networkset bad-set: spec.nets[0]: not a CIDR";
+      out.push_back(std::move(bad));
+    }
     return out;
   }
   std::vector<ServiceAccountInfo> ServiceAccounts() {
@@ -292,9 +299,17 @@ class Generator {
       ServiceBackends s;
       s.namespace_ = Pick(namespaces);
       s.name = name;
-      int n = Int(0, 3);
-      for (int i = 0; i < n; i++) s.addresses.push_back(Ipv4Addr(Ipv4Addr::Parse("198.18.1.0").value().value() + static_cast<uint32_t>(Int(1, 40))));
-      s.ports.push_back({6, static_cast<uint16_t>(Pick(std::vector<int>{80, 8080}))});
+      int groups = Int(1, 2);
+      for (int g = 0; g < groups; g++) {
+        ServiceBackends::PortGroup group;
+        int n = Int(0, 3);
+        for (int i = 0; i < n; i++) {
+          group.addresses.push_back(
+              Ipv4Addr(Ipv4Addr::Parse("198.18.1.0").value().value() + static_cast<uint32_t>(Int(1, 40))));
+        }
+        if (Chance(0.9)) group.ports.push_back({6, static_cast<uint16_t>(Pick(std::vector<int>{80, 8080}))});
+        s.groups.push_back(std::move(group));
+      }
       out.push_back(std::move(s));
     }
     return out;

@@ -246,7 +246,8 @@ json NodeObject(const LabState& s, const NodeRecord& n, const std::string& ip) {
                  {"beta.kubernetes.io/instance-type", n.instance_type},
                  {"topology.kubernetes.io/region", "cn-hangzhou"},
                  {"topology.kubernetes.io/zone", s.zone}};
-  if (n.eni_mode == "exclusive") labels["terway-config"] = kExclusiveEniConfig;
+  if (n.eni_mode == "exclusive" && !n.exclusive_by_label) labels["terway-config"] = kExclusiveEniConfig;
+  for (const auto& [k, v] : n.labels) labels[k] = v;
   json quantity = {{"pods", std::to_string(n.max_pods)}, {"cpu", "2"}, {"memory", "8Gi"}};
   json addresses = json::array({{{"type", "Hostname"}, {"address", n.name}}});
   if (!ip.empty()) addresses.push_back({{"type", "InternalIP"}, {"address", ip}});

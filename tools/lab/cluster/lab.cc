@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cni/daemon_client.h"
+#include "config/node_mode.h"
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "tools/lab/cluster/kubelet.h"
@@ -166,6 +167,25 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   s.access_secret = "lab-secret-" + s.world;
   s.vpcsim_state = dir + "/vpcsim";
   s.vpcsim_log = dir + "/vpcsim.log";
+  // An operator's eni_conf and node labels are checked before anything starts.
+  if (!args.eni_config_file.empty()) {
+    std::string text = ReadTextFile(args.eni_config_file);
+    json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (text.empty() || j.is_discarded() || !j.is_object()) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "up --eni-config {}: not a readable eni_conf JSON object (the eni-config ConfigMap's eni_conf "
+                    "key, e.g. `kubectl -n kube-system get cm eni-config -o jsonpath='{{.data.eni_conf}}'`)",
+                    args.eni_config_file);
+    }
+    s.operator_eni_conf = text;
+  }
+  for (const auto& [node, labels] : args.node_labels) {
+    bool known = false;
+    for (int i = 1; i <= args.nodes; i++) known = known || node == fmt::format("node{}", i);
+    if (!known) {
+      return Errorf(ErrorCode::kInvalidArgument, "up --node-label {}: no such node (node1..node{})", node, args.nodes);
+    }
+  }
   TERWAY_TRY(StoreLabState(s));
   Status st = StartWorld(s, args);
   if (st.ok()) st = StartNodes(s, args);
@@ -213,6 +233,14 @@ instances:
     n.instance_id = fmt::format("i-{}n{}", s.world, i + 1);
     n.instance_type = InstanceTypeOfNode(args.instance_types, i);
     n.eni_mode = EniModeOfNode(args.eni_modes, i);
+    if (auto l = args.node_labels.find(n.name); l != args.node_labels.end()) {
+      n.labels = l->second;
+      // Upstream's exclusive-ENI label: terwayd reads it from the node object.
+      if (config::LabelsSelectExclusiveEni(n.labels)) {
+        n.eni_mode = "exclusive";
+        n.exclusive_by_label = true;
+      }
+    }
     n.netns = s.world + "-" + n.instance_id;
     n.dir = s.dir + "/nodes/" + n.name;
     n.socket = n.dir + "/eni.socket";
@@ -294,6 +322,17 @@ Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type, co
 }
 
 json LabEniConf(const LabState& s) {
+  if (!s.operator_eni_conf.empty()) {
+    // The operator's, as given; only the API endpoints, which on Alibaba
+    // Cloud follow from the region, point at the emulator when absent.
+    // Empty credentials mean the instance's RAM role, which vpcsim serves.
+    json j = json::parse(s.operator_eni_conf, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) j = json::object();  // checked at up
+    for (const char* key : {"ecs_endpoint", "vpc_endpoint"}) {
+      if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty()) j[key] = "http://100.100.0.1";
+    }
+    return j;
+  }
   // As on ECS: the API and the metadata service are reached through the VPC
   // from inside the instance, and credentials come from its RAM role.
   return {{"version", "1"},
@@ -313,7 +352,7 @@ Status Lab::StartTerwayd(const LabState& s, NodeRecord& n) {
   // Kept for reference and for terwayd without the API; with --kubeconfig
   // terwayd reads the ConfigMap eni-config instead (same content).
   json eni_conf = LabEniConf(s);
-  if (n.eni_mode == "exclusive") eni_conf["eni_mode"] = "exclusive";
+  if (n.eni_mode == "exclusive" && !n.exclusive_by_label) eni_conf["eni_mode"] = "exclusive";
   TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, eni_conf.dump(2) + "\n"));
   // What a runtime reads from /etc/cni/net.d.
   json conflist = {{"cniVersion", "1.0.0"},
@@ -324,7 +363,7 @@ Status Lab::StartTerwayd(const LabState& s, NodeRecord& n) {
   TERWAY_TRY(WriteTextFileAtomic(n.conflist, conflist.dump(2) + "\n"));
   std::vector<std::string> argv = {bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
                                    n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
-                                   n.dir + "/metrics.port", "--datapath", n.eni_mode, "--log-level", "info"};
+                                   n.dir + "/metrics.port", "--datapath", "auto", "--log-level", "info"};
   if (!n.kubeconfig.empty()) {
     argv.insert(argv.end(), {"--kubeconfig", n.kubeconfig, "--node-name", n.name});
   }

@@ -112,6 +112,19 @@ Result<UpArgs> ParseUp(ArgCursor& c) {
         up.eni_modes.push_back(m);
       }
       if (up.eni_modes.empty()) return Bad("up --eni-mode: give shared or exclusive");
+    } else if (IsFlag(a, "--eni-config")) {
+      TERWAY_ASSIGN_OR_RETURN(up.eni_config_file, c.Value("--eni-config"));
+      if (up.eni_config_file.empty()) return Bad("up --eni-config: name an eni_conf JSON file");
+    } else if (IsFlag(a, "--node-label")) {
+      TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--node-label"));
+      auto colon = v.find(':');
+      auto eq = v.find('=', colon == std::string::npos ? 0 : colon);
+      if (colon == std::string::npos || colon == 0 || eq == std::string::npos || eq == colon + 1) {
+        return Bad(fmt::format("up --node-label: '{}' is not NODE:KEY=VALUE (e.g. "
+                               "node2:k8s.aliyun.com/exclusive-mode-eni-type=eniOnly)",
+                               v));
+      }
+      up.node_labels[v.substr(0, colon)][v.substr(colon + 1, eq - colon - 1)] = v.substr(eq + 1);
     } else if (IsFlag(a, "--cni-timeout")) {
       TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--cni-timeout"));
       TERWAY_ASSIGN_OR_RETURN(up.cni_timeout_seconds, ParseCount("--cni-timeout", v, 1, 600));
@@ -337,8 +350,12 @@ std::string LabUsage() {
 
   terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--eni-mode shared|exclusive[,...]]
                          [--name NAME] [--vpc-hosts K] [--cni-timeout SECONDS]
+                         [--eni-config FILE] [--node-label NODE:KEY=VALUE ...]
       start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1);
-      a kubelet kills a CNI plugin run after --cni-timeout (default 120) and fails the pod
+      a kubelet kills a CNI plugin run after --cni-timeout (default 120) and fails the pod;
+      --eni-config runs an operator's eni_conf as given (the lab adds only its API endpoints
+      when absent); --node-label labels a node object before its terwayd starts (e.g.
+      node2:k8s.aliyun.com/exclusive-mode-eni-type=eniOnly selects exclusive ENI, as Terway)
   terway-lab [--lab DIR] pod add NS/NAME --node NODE [--labels k=v,...] [--annotations k=v,...]
                                  [--cni-version 0.3.1|0.4.0|1.0.0|1.1.0]
       create the Pod object; the node's kubelet creates its namespace and runs the terway

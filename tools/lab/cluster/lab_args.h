@@ -40,6 +40,12 @@ struct UpArgs {
   // How long a kubelet lets the CNI plugin run before it kills it and fails
   // the pod (a real kubelet's runtime request timeout is 2 minutes).
   int cni_timeout_seconds = 120;
+  // `--eni-config FILE`: an operator's eni_conf, run as given (the lab fills
+  // in only the emulator's endpoints when the file leaves them out).
+  std::string eni_config_file;
+  // `--node-label NODE:KEY=VALUE` (repeatable): labels of the node objects,
+  // e.g. upstream's k8s.aliyun.com/exclusive-mode-eni-type=eniOnly.
+  std::map<std::string, std::map<std::string, std::string>> node_labels;
 };
 
 // The ENI mode of node i (0-based) as `up --eni-mode` gave it.

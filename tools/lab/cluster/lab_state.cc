@@ -54,7 +54,8 @@ json LabStateToJson(const LabState& s) {
                      {"instance_type", n.instance_type}, {"netns", n.netns}, {"dir", n.dir},
                      {"socket", n.socket}, {"state_db", n.state_db}, {"eni_conf", n.eni_conf},
                      {"conflist", n.conflist}, {"log", n.log}, {"max_pods", n.max_pods},
-                     {"eni_mode", n.eni_mode},
+                     {"eni_mode", n.eni_mode}, {"labels", n.labels},
+                     {"exclusive_by_label", n.exclusive_by_label},
                      {"terwayd", DaemonToJson(n.terwayd)},
                      {"kubeconfig", n.kubeconfig}});
   }
@@ -78,6 +79,7 @@ json LabStateToJson(const LabState& s) {
           {"vswitch_cidr", s.vswitch_cidr},
           {"zone", s.zone},
           {"access_key", s.access_key},
+          {"operator_eni_conf", s.operator_eni_conf},
           {"access_secret", s.access_secret},
           {"vpcsim", {{"state", s.vpcsim_state}, {"log", s.vpcsim_log}, {"port", s.vpcsim_port},
                       {"process", DaemonToJson(s.vpcsim)}}},
@@ -102,6 +104,7 @@ Result<LabState> LabStateFromJson(const json& j) {
     s.vswitch_cidr = j.value("vswitch_cidr", "");
     s.zone = j.value("zone", "");
     s.access_key = j.value("access_key", "");
+    s.operator_eni_conf = j.value("operator_eni_conf", "");
     s.access_secret = j.value("access_secret", "");
     if (j.contains("vpcsim")) {
       const json& v = j.at("vpcsim");
@@ -130,6 +133,8 @@ Result<LabState> LabStateFromJson(const json& j) {
       r.log = n.value("log", "");
       r.max_pods = n.value("max_pods", 0);
       r.eni_mode = n.value("eni_mode", "shared");
+      r.labels = n.value("labels", std::map<std::string, std::string>{});
+      r.exclusive_by_label = n.value("exclusive_by_label", false);
       r.terwayd = DaemonFromJson(n.value("terwayd", json::object()));
       r.kubeconfig = n.value("kubeconfig", "");
       s.nodes.push_back(std::move(r));

@@ -44,6 +44,10 @@ struct NodeRecord {
   std::string log;
   std::string eni_mode = "shared";  // or "exclusive" (a whole ENI per pod)
   int max_pods = 0;  // max pods of its ENI mode, from DescribeInstanceTypes
+  // Extra labels of the node object (`up --node-label`); exclusive ENI
+  // chosen by upstream's label rather than by the lab's terway-config.
+  std::map<std::string, std::string> labels;
+  bool exclusive_by_label = false;
   DaemonId terwayd;
   // terwayd's kubeconfig: the API stand-in as seen from inside the node's
   // namespace (its own listener on the namespace's loopback).
@@ -88,6 +92,8 @@ struct LabState {
   std::string zone;
   std::string access_key;
   std::string access_secret;
+  // An operator's eni_conf (`up --eni-config`), as given; "" = the lab's.
+  std::string operator_eni_conf;
   std::string vpcsim_state;  // vpcsim --state dir
   std::string vpcsim_log;
   int vpcsim_port = 0;

@@ -1,9 +1,9 @@
-// terwayd's pool configuration: Terway's `eni_conf` (the `eni-config`
-// ConfigMap), with Terway's key names and types, plus a few keys of our own
+// Terway's `eni_conf` (the `eni-config` ConfigMap), with upstream Terway's
+// key names, types, defaults and meanings, plus a few keys of our own
 // (listed in README.md). Parsing never throws and never aborts on keys it
 // does not know: Terway users carry keys for features we do not have, so
-// those produce warnings. A known key with a wrong type or value is an error
-// naming the key and the fix.
+// those produce a warning saying what the node does instead. A known key
+// with a wrong type or value is an error naming the key and the fix.
 #pragma once
 
 #include <chrono>
@@ -14,15 +14,15 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "config/go_duration.h"
+#include "ipam/pool_config.h"
 
-namespace terway::ipam {
+namespace terway::config {
 
-// Terway accepts "ordered", "random" (its default) and "most" (see README for
-// how each orders vSwitches).
-enum class VSwitchSelectionPolicy { kOrdered, kRandom, kMost };
-const char* VSwitchSelectionPolicyName(VSwitchSelectionPolicy p);
-
-enum class EniMode { kShared, kExclusive };
+using ipam::EniMode;
+using ipam::EniSelectionPolicy;
+using ipam::EniTag;
+using ipam::VSwitchSelectionPolicy;
 
 // What terwayd does with a pod whose bandwidth annotation is malformed (our
 // key `bandwidth_annotation_error`): refuse its ADD with an error naming the
@@ -48,18 +48,30 @@ enum class CredentialSource {
 };
 
 struct EniConfig {
-  // --- Terway keys ---
-  int max_pool_size = 5;
+  // --- Terway keys, with upstream Terway's meaning and default ---
+  // Absent sizes are 0, as in upstream (its chart writes 5 and 0); a
+  // min_pool_size above max_pool_size is lowered to it, with a warning.
+  int max_pool_size = 0;
   int min_pool_size = 0;
+  int ip_warm_up_size = 0;
   std::map<std::string, std::vector<std::string>> vswitches;  // zone -> vSwitch ids, in order
   VSwitchSelectionPolicy vswitch_selection_policy = VSwitchSelectionPolicy::kRandom;
-  std::vector<std::string> security_groups;  // security_group first, then security_groups
+  EniSelectionPolicy eni_selection_policy = EniSelectionPolicy::kMostIps;
+  // security_group and security_groups together, without duplicates; empty:
+  // the primary ENI's groups (read from the cloud).
+  std::vector<std::string> security_groups;
   std::map<std::string, std::string> eni_tags;  // always contains creator=terway
+  std::map<std::string, std::string> eni_tag_filter;
+  std::vector<EniTag> eni_tag_block_list;  // the operator's; PoolConfigOf adds upstream's built-in ones
+  std::string resource_group_id;
   int max_eni = 0;  // 0: no limit below the instance's quota
   int min_eni = 0;
-  std::chrono::seconds idle_ip_reclaim_after{0};      // 0: release above max_pool_size at once
-  std::chrono::seconds idle_ip_reclaim_interval{60};
+  double eni_cap_ratio = 1;
+  int eni_cap_shift = 0;
+  std::chrono::seconds idle_ip_reclaim_after{0};  // 0: no reclaim below max_pool_size
+  std::chrono::seconds idle_ip_reclaim_interval{600};
   int idle_ip_reclaim_batch_size = 5;
+  double idle_ip_reclaim_jitter_factor = 0.1;
   std::chrono::seconds ip_pool_sync_period{120};
   std::string credential_path;
   std::string access_key;
@@ -68,6 +80,14 @@ struct EniConfig {
   std::optional<Ipv4Cidr> service_cidr;
   std::map<std::string, int> rate_limit;  // action -> calls per minute
   std::vector<std::string> custom_stateful_workload_kinds;  // sticky IPs, besides StatefulSet
+  // terwayd's client-side limit towards the Kubernetes API; 0: the client's
+  // defaults (5 QPS, burst 10, as client-go).
+  double kube_client_qps = 0;
+  int kube_client_burst = 0;
+  // Whether terwayd writes k8s.aliyun.com/pod-ips on the pods it serves.
+  bool enable_patch_pod_ips = true;
+  // Exclusive ENI: whether the node advertises aliyun/eni (one per ENI slot).
+  bool disable_device_plugin = false;
 
   // --- our additions ---
   CredentialSource credential_source = CredentialSource::kAuto;
@@ -79,18 +99,19 @@ struct EniConfig {
   std::string daemon_socket = "/var/run/eni/eni.socket";
   std::string state_path = "/var/lib/terway/state.db";
   EniMode eni_mode = EniMode::kShared;
+  bool eni_mode_set = false;  // the key was given (the node label may override it)
   BandwidthAnnotationError bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
   MetadataCredentialsForPods metadata_credentials_for_pods = MetadataCredentialsForPods::kDeny;
-  // terwayd's client-side limit towards the Kubernetes API (Terway's keys);
-  // 0: the client's defaults (5 QPS, burst 10, as client-go).
-  double kube_client_qps = 0;
-  int kube_client_burst = 0;
 
   // vSwitches configured for a zone, in configuration order; if the zone is
   // not configured, empty (the caller then falls back to the node's own
   // vSwitch, as Terway does).
   std::vector<std::string> VSwitchesForZone(const std::string& zone) const;
 };
+
+// ENI tags upstream Terway always treats as "not ours" besides the operator's
+// eni_tag_block_list: ENIs of the ERDMA controller, and a generic opt-out.
+const std::vector<EniTag>& BuiltInEniTagBlockList();
 
 struct ParsedEniConfig {
   EniConfig config;
@@ -100,8 +121,7 @@ struct ParsedEniConfig {
 // Parses the eni_conf JSON text.
 Result<ParsedEniConfig> ParseEniConfig(const std::string& json_text);
 
-// Go's time.ParseDuration syntax ("30m", "1h30m", "500ms", "0"), rounded
-// down to whole seconds.
-Result<std::chrono::seconds> ParseGoDuration(const std::string& text);
+// The pool's share of the configuration: no credentials, no endpoints.
+ipam::PoolConfig PoolConfigOf(const EniConfig& c);
 
-}  // namespace terway::ipam
+}  // namespace terway::config

@@ -1,0 +1,66 @@
+#include "daemon/upstream_metrics.h"
+
+namespace terway::daemon {
+namespace {
+// Upstream labels every multi-IP pool series with the pool's type; ours is
+// always the node-local ENI pool (upstream's "LocalIP").
+const Labels kLocalIpv4 = {{"type", "LocalIP"}, {"ipStack", "ipv4"}};
+
+// Upstream's bucket bounds (ms), so histogram_quantile over its series gives
+// the same resolution an operator's alerts were tuned to.
+std::vector<double> UpstreamRpcBucketsMs() {
+  return {50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 26600, 27600, 29600, 33600, 41600,
+          57600, 89600, 110000, 120000};
+}
+}  // namespace
+
+void DeclarePoolMetrics(Metrics& m) {
+  m.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
+  m.DeclareGauge("terway_pool_enis", "ENIs the pool manages");
+  m.DeclareGauge("terway_pool_max_pods", "Pods this node can hold");
+  m.DeclareGauge("terway_pool_waiting_requests", "Allocations waiting for the pool to grow");
+  m.DeclareGauge(kUpstreamPoolTotal,
+                 "Upstream Terway's name: pod IPs the node's ENIs hold (idle + in use + reserved + releasing)");
+  m.DeclareGauge(kUpstreamPoolIdle, "Upstream Terway's name: idle pod IPs in the pool");
+  m.DeclareCounter(kUpstreamPoolAllocated, "Upstream Terway's name: pod IP allocations served since start");
+}
+
+void ExportPoolStats(Metrics& m, const ipam::PoolStats& s) {
+  m.Set("terway_pool_ips", {{"state", "idle"}}, s.idle);
+  m.Set("terway_pool_ips", {{"state", "in_use"}}, s.in_use);
+  m.Set("terway_pool_ips", {{"state", "reserved"}}, s.reserved);
+  m.Set("terway_pool_ips", {{"state", "releasing"}}, s.releasing);
+  m.Set("terway_pool_enis", {}, s.enis);
+  m.Set("terway_pool_max_pods", {}, s.max_pods);
+  m.Set("terway_pool_waiting_requests", {}, s.waiting);
+  // An IP counts in upstream's total from assignment to the ENI until it is
+  // unassigned; our releasing IPs are still assigned, so they count.
+  m.Set(kUpstreamPoolTotal, kLocalIpv4, double(s.idle + s.in_use + s.reserved + s.releasing));
+  m.Set(kUpstreamPoolIdle, kLocalIpv4, s.idle);
+  // Monotonic in the pool; exported by value like the cloud call counters.
+  m.Set(kUpstreamPoolAllocated, {{"type", "LocalIP"}}, double(s.allocations_total));
+}
+
+void DeclareUpstreamRpcLatency(Metrics& m) {
+  m.DeclareHistogram(kUpstreamRpcLatency,
+                     "Upstream Terway's name: CNI allocate/release latency in ms (terway_cni_request_duration_seconds "
+                     "in ms)",
+                     UpstreamRpcBucketsMs());
+}
+
+std::string_view UpstreamRpcApi(cni::protocol::Op op) {
+  switch (op) {
+    case cni::protocol::Op::kAllocate: return "AllocIP";
+    case cni::protocol::Op::kRelease: return "ReleaseIP";
+    default: return {};
+  }
+}
+
+void ObserveUpstreamRpcLatency(Metrics& m, cni::protocol::Op op, bool failed, double seconds) {
+  auto api = UpstreamRpcApi(op);
+  if (api.empty()) return;
+  m.Observe(kUpstreamRpcLatency, {{"rpc_api", std::string(api)}, {"error", failed ? "true" : "false"}},
+            seconds * 1000);
+}
+
+}  // namespace terway::daemon
