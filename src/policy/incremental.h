@@ -145,6 +145,14 @@ class IncrementalCompiler {
     std::set<std::string> readers;  // pods whose fragments read it
   };
 
+  // Sub-compiles choose which pods get chains through the node they say the
+  // pods run on; peers "run" elsewhere.
+  static constexpr const char* kChainNode = "~incremental:chains";
+  static constexpr const char* kPeerNode = "~incremental:peer";
+  // Holders stand at addresses of 0.0.0.0/8 ("this network", RFC 1122),
+  // which is never a pod's, so the changed pods' addresses are theirs alone.
+  static constexpr uint32_t kHolderBase = 0x00000001;
+
   bool Local(const PodInfo& p) const;
   bool Namespaced(const Policy& p) const;
   // Pods and policies that are given to every Compile.
