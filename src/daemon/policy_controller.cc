@@ -1,5 +1,7 @@
 #include "daemon/policy_controller.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <set>
 
@@ -46,7 +48,8 @@ PolicyController::PolicyController(std::shared_ptr<k8s::RestClient> client, Poli
     : client_(std::move(client)),
       opts_(std::move(opts)),
       metrics_(metrics),
-      table_(std::make_unique<policy::NftPolicyTable>(opts_.netns)) {}
+      table_(std::make_unique<policy::NftPolicyTable>(opts_.netns)),
+      compiler_(policy::CompileOptions{opts_.node_name}) {}
 
 Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_ptr<k8s::RestClient> client,
                                                                    PolicyControllerOptions opts,
@@ -54,8 +57,9 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
                                                                    Metrics* metrics) {
   std::unique_ptr<PolicyController> c(new PolicyController(std::move(client), std::move(opts), metrics));
   c->local_ips_ = std::move(local_ips);
-  metrics->DeclareCounter("terway_policy_applies_total", "Policy compiles applied to nftables, by trigger and result");
-  metrics->DeclareHistogram("terway_policy_apply_seconds", "Time to compile the policy model and replace the nft table",
+  metrics->DeclareCounter("terway_policy_applies_total", "Policy changes applied to nftables, by trigger and result");
+  metrics->DeclareHistogram("terway_policy_apply_seconds",
+                            "Time to bring the policy model up to date and send the kernel the difference",
                             LatencyBuckets());
   metrics->DeclareGauge("terway_policy_objects", "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
   metrics->DeclareGauge("terway_policy_fail_closed",
@@ -65,39 +69,46 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   k8s::RestClient& rc = *c->client_;
   c->calico_ = DetectCalicoApi(rc);
   PolicyController* self = c.get();
-  auto dirty = [self](auto&&...) { self->MarkDirty(); };
+  // Each handler names the object that changed: the worker converts only
+  // those (a change of 1 object among 10,000 costs 1 conversion).
+  auto changed = [self](std::set<std::string> Dirty::*what) {
+    return [self, what](const auto& obj, auto&&...) { self->MarkChanged(what, obj.metadata.Key()); };
+  };
+  // Kinds without per-object tracking: any change rebuilds from the caches.
+  [[maybe_unused]] auto dirty = [self](auto&&...) { self->MarkDirty(); };
 
   c->pods_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kPods);
   k8s::CacheHandlers<k8s::Pod> ph;
-  ph.on_add = dirty;
-  ph.on_delete = dirty;
+  ph.on_add = changed(&Dirty::pods);
+  ph.on_delete = changed(&Dirty::pods);
   ph.on_update = [self](const k8s::Pod& a, const k8s::Pod& b) {
-    if (PodChangeMatters(a, b)) self->MarkDirty();
+    if (PodChangeMatters(a, b)) self->MarkChanged(&Dirty::pods, b.metadata.Key());
   };
   c->pods_ = std::make_unique<k8s::Cache<k8s::Pod>>(*c->pods_lw_, k8s::ReflectorOptions{}, ph);
 
   c->ns_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNamespaces);
   k8s::CacheHandlers<k8s::Namespace> nsh;
-  nsh.on_add = dirty;
-  nsh.on_delete = dirty;
+  nsh.on_add = changed(&Dirty::namespaces);
+  nsh.on_delete = changed(&Dirty::namespaces);
   nsh.on_update = [self](const k8s::Namespace& a, const k8s::Namespace& b) {
-    if (a.metadata.labels != b.metadata.labels) self->MarkDirty();
+    if (a.metadata.labels != b.metadata.labels) self->MarkChanged(&Dirty::namespaces, b.metadata.Key());
   };
   c->namespaces_ = std::make_unique<k8s::Cache<k8s::Namespace>>(*c->ns_lw_, k8s::ReflectorOptions{}, nsh);
 
   c->nodes_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNodes);
   k8s::CacheHandlers<k8s::Node> nh;
-  nh.on_add = dirty;
-  nh.on_delete = dirty;
+  nh.on_add = [self](const k8s::Node&) { self->MarkFlag(&Dirty::nodes); };
+  nh.on_delete = nh.on_add;
   nh.on_update = [self](const k8s::Node& a, const k8s::Node& b) {
-    if (NodeAddressesDiffer(a, b)) self->MarkDirty();
+    if (NodeAddressesDiffer(a, b)) self->MarkFlag(&Dirty::nodes);
   };
   c->nodes_ = std::make_unique<k8s::Cache<k8s::Node>>(*c->nodes_lw_, k8s::ReflectorOptions{}, nh);
 
   c->netpol_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNetworkPolicies);
   // Kept when unreadable: such a policy is enforced on the safe side.
   using NetpolOrError = k8s::ObjectOrError<k8s::NetworkPolicy>;
-  k8s::CacheHandlers<NetpolOrError> nph{dirty, dirty, dirty};
+  auto netpol = changed(&Dirty::netpols);
+  k8s::CacheHandlers<NetpolOrError> nph{netpol, netpol, netpol};
   c->netpols_ = std::make_unique<k8s::Cache<NetpolOrError>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
 
   if (c->calico_ != CalicoApi::kNone) {
@@ -106,9 +117,11 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
         rc, v3 ? k8s::resources::kCalicoNetworkPolicies : k8s::resources::kCalicoCrdNetworkPolicies);
     c->calico_global_lw_ = std::make_unique<k8s::RestListerWatcher>(
         rc, v3 ? k8s::resources::kCalicoGlobalNetworkPolicies : k8s::resources::kCalicoCrdGlobalNetworkPolicies);
-    k8s::CacheHandlers<k8s::RawObject> ch{dirty, dirty, dirty};
+    auto ns_policy = changed(&Dirty::calico), global_policy = changed(&Dirty::calico_global);
+    k8s::CacheHandlers<k8s::RawObject> ch{ns_policy, ns_policy, ns_policy};
+    k8s::CacheHandlers<k8s::RawObject> gh{global_policy, global_policy, global_policy};
     c->calico_policies_ = std::make_unique<k8s::Cache<k8s::RawObject>>(*c->calico_lw_, k8s::ReflectorOptions{}, ch);
-    c->calico_global_ = std::make_unique<k8s::Cache<k8s::RawObject>>(*c->calico_global_lw_, k8s::ReflectorOptions{}, ch);
+    c->calico_global_ = std::make_unique<k8s::Cache<k8s::RawObject>>(*c->calico_global_lw_, k8s::ReflectorOptions{}, gh);
   }
 
   c->pods_->Start();
@@ -131,7 +144,8 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
                   "disable_network_policy: \"true\")",
                   c->opts_.sync_timeout.count());
   }
-  TERWAY_TRY_CTX(c->CompileAndApply("start"), "enforcing network policy at start");
+  c->MarkDirty();  // the first apply reads everything the caches listed
+  TERWAY_TRY_CTX(c->ApplyChanges("start"), "enforcing network policy at start");
   c->worker_ = std::thread([self] { self->Worker(); });
   log::Info("policy: enforcing Kubernetes NetworkPolicy{} on node {} ({} pods, {} policies)",
             c->calico_ == CalicoApi::kNone ? "" : fmt::format(" and Calico policies ({})", CalicoApiName(c->calico_)),
@@ -167,9 +181,10 @@ bool Served(k8s::RestClient& client, const k8s::ResourceRef& r) {
 void PolicyController::WatchCalicoObjects() {
   k8s::RestClient& rc = *client_;
   const bool v3 = calico_ == CalicoApi::kV3;
-  auto dirty = [this](auto&&...) { MarkDirty(); };
+  // Few objects, seldom changed (EndpointSlices aside): read whole.
+  auto dirty = [this](auto&&...) { MarkFlag(&Dirty::context); };
   k8s::CacheHandlers<k8s::RawObject> rawh{dirty, [this](const k8s::RawObject& a, const k8s::RawObject& b) {
-                                            if (CalicoObjectChangeMatters(a, b)) MarkDirty();
+                                            if (CalicoObjectChangeMatters(a, b)) MarkFlag(&Dirty::context);
                                           },
                                           dirty};
   auto raw = [&](const k8s::ResourceRef& r, std::unique_ptr<k8s::RestListerWatcher>& lw,
@@ -187,7 +202,7 @@ void PolicyController::WatchCalicoObjects() {
     sa_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kServiceAccounts);
     k8s::CacheHandlers<k8s::ServiceAccount> h{dirty,
                                               [this](const k8s::ServiceAccount& a, const k8s::ServiceAccount& b) {
-                                                if (a.metadata.labels != b.metadata.labels) MarkDirty();
+                                                if (a.metadata.labels != b.metadata.labels) MarkFlag(&Dirty::context);
                                               },
                                               dirty};
     service_accounts_ = std::make_unique<k8s::Cache<k8s::ServiceAccount>>(*sa_lw_, k8s::ReflectorOptions{}, h);
@@ -197,7 +212,7 @@ void PolicyController::WatchCalicoObjects() {
     slices_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kEndpointSlices);
     k8s::CacheHandlers<k8s::EndpointSlice> h{dirty,
                                              [this](const k8s::EndpointSlice& a, const k8s::EndpointSlice& b) {
-                                               if (EndpointSliceChangeMatters(a, b)) MarkDirty();
+                                               if (EndpointSliceChangeMatters(a, b)) MarkFlag(&Dirty::context);
                                              },
                                              dirty};
     endpoint_slices_ = std::make_unique<k8s::Cache<k8s::EndpointSlice>>(*slices_lw_, k8s::ReflectorOptions{}, h);
@@ -205,14 +220,7 @@ void PolicyController::WatchCalicoObjects() {
   }
 }
 
-void PolicyController::SnapshotPolicyObjects(PolicySources& src) const {
-  for (auto& np : netpols_->List()) {
-    if (np.object) {
-      src.network_policies.push_back(std::move(*np.object));
-    } else {
-      src.unreadable_network_policies.push_back(std::move(np));
-    }
-  }
+void PolicyController::SnapshotContext(PolicySources& src) const {
   src.calico_api = calico_;
   // Items of a list need not carry their kind; the collection says it.
   auto raw = [](const std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache, const char* kind,
@@ -223,8 +231,6 @@ void PolicyController::SnapshotPolicyObjects(PolicySources& src) const {
       out.push_back(std::move(o.raw));
     }
   };
-  raw(calico_policies_, "NetworkPolicy", src.calico_policies);
-  raw(calico_global_, "GlobalNetworkPolicy", src.calico_policies);
   raw(tiers_, "Tier", src.tiers);
   raw(network_sets_, "NetworkSet", src.network_sets);
   raw(global_network_sets_, "GlobalNetworkSet", src.global_network_sets);
@@ -232,8 +238,18 @@ void PolicyController::SnapshotPolicyObjects(PolicySources& src) const {
   if (endpoint_slices_) src.endpoint_slices = endpoint_slices_->List();
 }
 
-void PolicyController::ReportFailClosed(const policy::CompiledPolicy& model, const PolicyObjects& objects) {
-  std::vector<FailClosedReport> reports = FailClosedReports(model.policies(), objects);
+void PolicyController::ReportFailClosed() {
+  // Only policies that fail closed, or sit in a tier that may not exist
+  // (the compiler notes those), can be reported: compile just those, with
+  // the tiers and no pod, for the notes the compiler adds.
+  policy::PolicyInputs everything = compiler_.Inputs();
+  policy::PolicyInputs in;
+  in.tiers = std::move(everything.tiers);
+  for (auto& p : everything.policies) {
+    if (!p.fail_closed.empty() || p.tier != policy::kDefaultTier) in.policies.push_back(std::move(p));
+  }
+  const policy::CompiledPolicy notes = policy::PolicyCompiler(policy::CompileOptions{opts_.node_name}).Compile(std::move(in));
+  std::vector<FailClosedReport> reports = FailClosedReports(notes.policies(), policy_objects_);
   for (const auto& [kind, n] : FailClosedCounts(reports)) {
     metrics_->Set("terway_policy_fail_closed", {{"kind", kind}}, double(n));
   }
@@ -268,7 +284,23 @@ PolicyController::~PolicyController() {
 void PolicyController::MarkDirty() {
   {
     std::lock_guard l(dirty_mu_);
-    dirty_ = true;
+    dirty_.all = true;
+  }
+  dirty_cv_.notify_one();
+}
+
+void PolicyController::MarkChanged(std::set<std::string> Dirty::*what, const std::string& key) {
+  {
+    std::lock_guard l(dirty_mu_);
+    (dirty_.*what).insert(key);
+  }
+  dirty_cv_.notify_one();
+}
+
+void PolicyController::MarkFlag(bool Dirty::*what) {
+  {
+    std::lock_guard l(dirty_mu_);
+    dirty_.*what = true;
   }
   dirty_cv_.notify_one();
 }
@@ -279,10 +311,10 @@ void PolicyController::Worker() {
   while (true) {
     if (retry) {
       // The last apply failed: try again when something changes, or after a
-      // pause (a kernel hiccup must not leave a stale table forever).
-      dirty_cv_.wait_for(l, std::chrono::seconds(5), [this] { return stop_ || dirty_; });
-      dirty_ = true;
-    } else if (!dirty_cv_.wait_for(l, kVerifyPeriod, [this] { return stop_ || dirty_; })) {
+      // pause (a kernel hiccup must not leave a stale table forever). The
+      // next apply replaces the table whole if the kernel's copy is unknown.
+      dirty_cv_.wait_for(l, std::chrono::seconds(5), [this] { return stop_ || !dirty_.empty(); });
+    } else if (!dirty_cv_.wait_for(l, kVerifyPeriod, [this] { return stop_ || !dirty_.empty(); })) {
       // Quiet for a while: is our table still what we applied? (A ruleset
       // flush or a deleted table would otherwise stay unnoticed until the
       // next change.)
@@ -300,80 +332,193 @@ void PolicyController::Worker() {
       }
       l.lock();
       if (intact) continue;
-      dirty_ = true;
+      retry = true;  // apply even with nothing dirty: the table is replaced whole
     }
     if (stop_) return;
-    dirty_ = false;
+    applying_ = true;
     l.unlock();
-    Status st = CompileAndApply("change");
+    Status st = ApplyChanges(retry ? "repair" : "change");
     retry = !st.ok();
     if (retry) log::Warn("policy: applying a change failed (retrying): {}", st.error().ToString());
     l.lock();
+    applying_ = false;
+    idle_cv_.notify_all();
   }
 }
 
-Status PolicyController::CompileAndApply(const char* why) {
-  std::lock_guard apply(apply_mu_);
-  return CompileAndApplyLocked(why);
+bool PolicyController::WaitIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock l(dirty_mu_);
+  return idle_cv_.wait_for(l, timeout, [this] { return dirty_.empty() && !applying_; });
 }
 
-Status PolicyController::CompileAndApplyLocked(const char* why) {
-  auto start = std::chrono::steady_clock::now();
-  // Every ledger change numbered up to here is in this snapshot.
-  const uint64_t gen = requested_gen_.load();
-  PolicySources src;
-  src.node_name = opts_.node_name;
-  src.node_ips = opts_.node_ips;
-  src.pods = pods_->List();
+Status PolicyController::ApplyChanges(const char* why) {
+  std::lock_guard apply(apply_mu_);
+  return ApplyChangesLocked(why);
+}
+
+void PolicyController::FeedPod(const std::string& key) {
+  std::optional<k8s::Pod> pod = pods_->Get(key);
+  PolicySources s;
+  s.node_name = opts_.node_name;
   {
     std::lock_guard l(local_mu_);
-    src.local_ips = local_ips_;
-    std::map<std::string, size_t> cached;
-    for (size_t i = 0; i < src.pods.size(); i++) cached[src.pods[i].metadata.Key()] = i;
-    for (auto it = fetched_.begin(); it != fetched_.end();) {
-      auto c = cached.find(it->first);
-      if (c == cached.end()) {
-        src.pods.push_back(it->second);
-        ++it;
-      } else if (src.pods[c->second].node_name == opts_.node_name) {
-        it = fetched_.erase(it);  // the cache has caught up
-      } else {
-        src.pods[c->second] = it->second;  // the cache's copy predates the binding
-        ++it;
-      }
+    if (auto f = fetched_.find(key); f != fetched_.end()) {
+      if (pod && pod->node_name == opts_.node_name) fetched_.erase(f);  // the cache has caught up
+      else pod = f->second;  // the cache lacks it, or its copy predates the binding
+    }
+    if (auto ip = local_ips_.find(key); ip != local_ips_.end()) s.local_ips.insert(*ip);
+  }
+  if (!pod) {
+    compiler_.RemovePod(key);
+    return;
+  }
+  s.pods.push_back(std::move(*pod));
+  compiler_.UpsertPod(std::move(BuildPolicyInputs(s).inputs.pods.front()));
+}
+
+// source: "k8s", "calico" or "global" (the caches they come from). Every
+// policy the API holds is fed: one that cannot be read is enforced on the
+// safe side (BuildPolicyInputs).
+void PolicyController::FeedPolicy(const std::string& source, const std::string& key) {
+  PolicySources s;
+  s.calico_api = calico_;
+  if (source == "k8s") {
+    if (auto np = netpols_->Get(key)) {
+      if (np->object) s.network_policies.push_back(std::move(*np->object));
+      else s.unreadable_network_policies.push_back(std::move(*np));
+    }
+  } else {
+    auto* cache = source == "calico" ? calico_policies_.get() : calico_global_.get();
+    if (auto o = cache ? cache->Get(key) : std::nullopt) {
+      if (!o->raw.contains("kind")) o->raw["kind"] = source == "calico" ? "NetworkPolicy" : "GlobalNetworkPolicy";
+      s.calico_policies.push_back(std::move(o->raw));
+      s.tiers = tiers_seen_;  // a policy of a tier that cannot be read fails closed
     }
   }
-  src.namespaces = namespaces_->List();
-  src.nodes = nodes_->List();
-  SnapshotPolicyObjects(src);
-  BuiltInputs built = BuildPolicyInputs(src);
-  const size_t n_pods = built.inputs.pods.size(), n_ns = built.inputs.namespaces.size(),
-               n_pol = built.inputs.policies.size();
-  policy::CompileOptions co;
-  co.node = opts_.node_name;
-  auto model = std::make_shared<policy::CompiledPolicy>(policy::PolicyCompiler(co).Compile(std::move(built.inputs)));
-  Status st = table_->Apply(*model);
+  const std::string object = source + "/" + key;
+  // What this object was enforced as goes (its id may change with a
+  // Calico datastore rename), then what it is now comes.
+  if (auto was = policy_ids_.find(object); was != policy_ids_.end()) {
+    compiler_.RemovePolicy(was->second);
+    policy_objects_.erase(was->second);
+    policy_ids_.erase(was);
+  }
+  BuiltInputs b = BuildPolicyInputs(s);
+  for (auto& p : b.inputs.policies) {
+    const std::string id = p.Id();
+    policy_ids_[object] = id;
+    if (auto o = b.policy_objects.find(id); o != b.policy_objects.end()) policy_objects_[id] = o->second;
+    compiler_.UpsertPolicy(std::move(p));
+  }
+}
+
+void PolicyController::FeedNodes() {
+  PolicySources s;
+  s.node_name = opts_.node_name;
+  s.node_ips = opts_.node_ips;
+  s.nodes = nodes_->List();
+  compiler_.SetNodeIps(BuildPolicyInputs(s).inputs.node_ips);
+}
+
+bool PolicyController::FeedContext() {
+  PolicySources s;
+  SnapshotContext(s);
+  const bool tiers_changed = s.tiers != tiers_seen_;
+  BuiltInputs b = BuildPolicyInputs(s);
+  if (b.rejected != rejected_) {
+    // Logged when the set changes, not at every apply.
+    for (const auto& r : b.rejected) log::Warn("policy: not read, takes no part in policy: {}", r);
+  }
+  rejected_ = std::move(b.rejected);
+  tiers_seen_ = std::move(s.tiers);
+  compiler_.SetContext(std::move(b.inputs.tiers), std::move(b.inputs.network_sets),
+                       std::move(b.inputs.service_accounts), std::move(b.inputs.services));
+  return tiers_changed;
+}
+
+void PolicyController::LoadAll() {
+  // Everything goes unless fed again; the compiler's next Update rebuilds.
+  compiler_.Reset({});
+  policy_ids_.clear();
+  policy_objects_.clear();
+  FeedContext();
+  std::set<std::string> pods;
+  for (const auto& p : pods_->List()) pods.insert(p.metadata.Key());
+  {
+    std::lock_guard l(local_mu_);
+    for (const auto& [key, pod] : fetched_) pods.insert(key);
+  }
+  for (const auto& key : pods) FeedPod(key);
+  for (const auto& ns : namespaces_->List()) compiler_.UpsertNamespace(policy::NamespaceFromK8s(ns));
+  FeedNodes();
+  for (const auto& np : netpols_->List()) FeedPolicy("k8s", np.metadata.Key());
+  if (calico_policies_) {
+    for (const auto& o : calico_policies_->List()) FeedPolicy("calico", o.metadata.Key());
+    for (const auto& o : calico_global_->List()) FeedPolicy("global", o.metadata.Key());
+  }
+}
+
+Status PolicyController::ApplyChangesLocked(const char* why) {
+  auto start = std::chrono::steady_clock::now();
+  // Every ledger change numbered up to here is marked dirty already.
+  const uint64_t gen = requested_gen_.load();
+  Dirty d;
+  {
+    std::lock_guard l(dirty_mu_);
+    std::swap(d, dirty_);
+  }
+  bool policies_changed = d.all || !d.netpols.empty() || !d.calico.empty() || !d.calico_global.empty();
+  if (d.all) {
+    LoadAll();
+  } else {
+    if (d.context && FeedContext() && calico_policies_) {
+      // Policies are read with their tier (one that cannot be read fails
+      // them closed): read every Calico policy again.
+      for (const auto& o : calico_policies_->List()) d.calico.insert(o.metadata.Key());
+      for (const auto& o : calico_global_->List()) d.calico_global.insert(o.metadata.Key());
+      policies_changed = true;
+    }
+    for (const auto& key : d.pods) FeedPod(key);
+    for (const auto& name : d.namespaces) {
+      if (auto ns = namespaces_->Get(name)) compiler_.UpsertNamespace(policy::NamespaceFromK8s(*ns));
+      else compiler_.RemoveNamespace(name);
+    }
+    if (d.nodes) FeedNodes();
+    for (const auto& key : d.netpols) FeedPolicy("k8s", key);
+    for (const auto& key : d.calico) FeedPolicy("calico", key);
+    for (const auto& key : d.calico_global) FeedPolicy("global", key);
+  }
+  auto change = compiler_.Update();
+  Status st = change.ok() ? table_->ApplyChange(*change, compiler_.model())
+                          : std::move(change).error().Wrap("policy: bringing the model up to date");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->Inc("terway_policy_applies_total", {{"trigger", why}, {"result", st.ok() ? "ok" : "error"}});
   metrics_->Observe("terway_policy_apply_seconds", {}, secs);
-  if (!st.ok()) return st;
-  metrics_->Set("terway_policy_objects", {{"kind", "pods"}}, double(n_pods));
-  metrics_->Set("terway_policy_objects", {{"kind", "namespaces"}}, double(n_ns));
-  metrics_->Set("terway_policy_objects", {{"kind", "policies"}}, double(n_pol));
-  metrics_->Set("terway_policy_objects", {{"kind", "chains"}}, double(model->chains().size()));
-  metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(model->sets().size()));
-  metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(built.rejected.size()));
-  applied_gen_ = std::max(applied_gen_, gen);
-  ReportFailClosed(*model, built.policy_objects);
-  std::lock_guard l(model_mu_);
-  if (built.rejected != rejected_) {
-    // Logged when the set changes, not at every recompile.
-    for (const auto& r : built.rejected) log::Warn("policy: not read, takes no part in policy: {}", r);
+  if (!st.ok()) {
+    // Nothing is lost: the compiler holds the inputs (and starts over from
+    // them if its own state may be half updated), and the table is replaced
+    // whole when the kernel's copy is unknown. The worker retries.
+    return st;
   }
-  rejected_ = std::move(built.rejected);
-  model_ = std::move(model);
-  log::Debug("policy: applied ({}) {} chains over {} pods, {} policies in {:.1f} ms", why, model_->chains().size(),
-             n_pods, n_pol, secs * 1000);
+  if (d.all) {
+    // Reading every object (start, a resync) allocated and freed tens of
+    // MiB at 10,000 policies (lists, conversions, compiles); give the pages
+    // back so terwayd's RSS is what it holds.
+    malloc_trim(0);
+  }
+  const policy::NftModel& m = compiler_.model();
+  metrics_->Set("terway_policy_objects", {{"kind", "pods"}}, double(compiler_.pod_count()));
+  metrics_->Set("terway_policy_objects", {{"kind", "policies"}}, double(compiler_.policy_count()));
+  metrics_->Set("terway_policy_objects", {{"kind", "chains"}}, double(m.chains.size()));
+  metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(m.sets.size()));
+  metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(rejected_.size()));
+  if (policies_changed || d.context) ReportFailClosed();
+  applied_gen_ = std::max(applied_gen_, gen);
+  if (!d.empty() || !change->empty() || model_gen_ == 0) model_gen_++;  // Explain's inputs changed
+  const auto& w = compiler_.last_work();
+  log::Debug("policy: applied ({}) {} names changed; {} chains recompiled, {} pods probed, {} sets computed in "
+             "{:.1f} ms",
+             why, change->size(), w.fragments, w.probed_pods, w.recomputed_sets, secs * 1000);
   return Ok();
 }
 
@@ -396,17 +541,25 @@ Status PolicyController::PodStarting(const std::string& ns, const std::string& n
       return std::move(got).error().Wrap("policy: reading pod " + key + " (retry the ADD)");
     }
   }
-  uint64_t mine = 0;
+  std::set<std::string> stale;  // other pods whose ledger entry named this address
   {
     std::lock_guard l(local_mu_);
     // One address, one pod: a ledger entry of another pod still naming this
     // address is stale (its release was missed).
     for (auto it = local_ips_.begin(); it != local_ips_.end();) {
-      it = it->first != key && it->second == ip ? local_ips_.erase(it) : std::next(it);
+      if (it->first != key && it->second == ip) {
+        stale.insert(it->first);
+        it = local_ips_.erase(it);
+      } else {
+        ++it;
+      }
     }
     local_ips_[key] = ip;
-    mine = ++requested_gen_;
   }
+  // Marked before numbered: an apply that sees our number sees our marks.
+  for (const auto& k : stale) MarkChanged(&Dirty::pods, k);
+  MarkChanged(&Dirty::pods, key);
+  const uint64_t mine = ++requested_gen_;
   // A sandbox of no Kubernetes pod has no labels: no policy can select it,
   // and as a peer it is matched by address (ipBlock) like any host.
   if (!known) return Ok();
@@ -414,45 +567,63 @@ Status PolicyController::PodStarting(const std::string& ns, const std::string& n
   // An apply that snapshotted after our entry already enforces it (many
   // ADDs at once share applies).
   if (applied_gen_ >= mine) return Ok();
-  return CompileAndApplyLocked("pod start");
+  return ApplyChangesLocked("pod start");
 }
 
 void PolicyController::PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) {
   bool held = false;
+  const std::string key = ns + "/" + name;
   {
     std::lock_guard l(local_mu_);
-    const std::string key = ns + "/" + name;
     auto it = local_ips_.find(key);
     if (it != local_ips_.end() && it->second == ip) {
       local_ips_.erase(it);
       fetched_.erase(key);
       held = true;
-      ++requested_gen_;
     }
   }
-  if (held) MarkDirty();
+  if (!held) return;
+  MarkChanged(&Dirty::pods, key);
+  ++requested_gen_;
+}
+
+Result<PolicyController::Snapshot> PolicyController::CurrentModel() {
+  policy::PolicyInputs in;
+  uint64_t gen = 0;
+  std::vector<std::string> rejected;
+  {
+    std::lock_guard l(model_mu_);
+    std::lock_guard apply(apply_mu_);
+    gen = model_gen_;
+    if (explained_.model && explained_gen_ == gen) return explained_;
+    if (gen == 0) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
+    in = compiler_.Inputs();
+    rejected = rejected_;
+  }
+  // Outside the apply lock: a full compile takes a while at scale, and pod
+  // starts must not wait for an operator's question.
+  Snapshot snap;
+  snap.model = std::make_shared<policy::CompiledPolicy>(
+      policy::PolicyCompiler(policy::CompileOptions{opts_.node_name}).Compile(std::move(in)));
+  snap.rejected = std::move(rejected);
+  std::lock_guard l(model_mu_);
+  if (gen >= explained_gen_) {
+    explained_ = snap;
+    explained_gen_ = gen;
+  }
+  return snap;
 }
 
 Result<policy::Explanation> PolicyController::Explain(const std::string& from, const std::string& to,
                                                       policy::Protocol proto, uint16_t port) {
-  std::shared_ptr<const policy::CompiledPolicy> m;
-  {
-    std::lock_guard l(model_mu_);
-    m = model_;
-  }
-  if (!m) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
-  return m->Explain(from, to, proto, port);
+  TERWAY_ASSIGN_OR_RETURN(Snapshot s, CurrentModel());
+  return s.model->Explain(from, to, proto, port);
 }
 
 Result<std::string> PolicyController::Show() {
-  std::shared_ptr<const policy::CompiledPolicy> m;
-  std::vector<std::string> rejected;
-  {
-    std::lock_guard l(model_mu_);
-    m = model_;
-    rejected = rejected_;
-  }
-  if (!m) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
+  TERWAY_ASSIGN_OR_RETURN(Snapshot s, CurrentModel());
+  std::shared_ptr<const policy::CompiledPolicy> m = s.model;
+  std::vector<std::string> rejected = std::move(s.rejected);
   // A separate handle: reading counters needs no apply lock.
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);

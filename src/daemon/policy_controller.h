@@ -8,9 +8,12 @@
 // else none). With Calico, also what its rules refer to, each kind only
 // when the API serves it: Tiers, NetworkSets and GlobalNetworkSets (same
 // API as the policies), ServiceAccounts (serviceAccounts matches) and
-// EndpointSlices (services matches). Every change that can change policy
-// marks the model dirty; one worker recompiles and replaces the nft table in
-// one transaction, so bursts of changes coalesce.
+// EndpointSlices (services matches). Every change marks the object it
+// names; one worker converts only those objects and hands them to the
+// incremental compiler (policy/incremental.h), which recompiles what they
+// touch, and sends the kernel only the difference, in one transaction;
+// bursts of changes coalesce into one apply. Calico's other objects (tiers,
+// network sets, service accounts, EndpointSlices) are few and read whole.
 //
 // Fail closed, and say so: a policy that cannot be read is not dropped but
 // enforced on the safe side (its pods isolated), like any part of a policy
@@ -38,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +54,7 @@
 #include "k8s/cache.h"
 #include "k8s/client.h"
 #include "policy/compiler.h"
+#include "policy/incremental.h"
 #include "policy/nft_table.h"
 
 namespace terway::daemon {
@@ -90,6 +95,12 @@ class PolicyController : public PodPolicy {
                                       uint16_t port) override;
   Result<std::string> Show() override;
 
+  // For benchmarks and tests that time one change alone: returns true once
+  // no change is waiting and none is being applied, false at the deadline.
+  bool WaitIdle(std::chrono::milliseconds timeout);
+  // Pods the watch has delivered (every node's).
+  size_t KnownPods() const { return pods_->Size(); }
+
   // Deletes the node's policy table (policy disabled, node cleaned).
   static Status RemoveTable(const std::string& netns);
 
@@ -98,20 +109,55 @@ class PolicyController : public PodPolicy {
   static constexpr std::chrono::seconds kVerifyPeriod{30};
 
  private:
+  // Objects changed since the last apply; the worker converts only these.
+  struct Dirty {
+    bool all = false;      // a change with no finer tracking: rebuild from the caches
+    bool nodes = false;    // node addresses (few objects: all re-read)
+    bool context = false;  // Calico's tiers, network sets, service accounts, EndpointSlices
+    std::set<std::string> pods, namespaces, netpols, calico, calico_global;
+    bool empty() const {
+      return !all && !nodes && !context && pods.empty() && namespaces.empty() && netpols.empty() &&
+             calico.empty() && calico_global.empty();
+    }
+  };
+
   PolicyController(std::shared_ptr<k8s::RestClient> client, PolicyControllerOptions opts, Metrics* metrics);
+  // Everything may have changed (kinds watched without per-object tracking).
   void MarkDirty();
+  // One object changed; `what` picks its set in Dirty.
+  void MarkChanged(std::set<std::string> Dirty::*what, const std::string& key);
+  // A flag of Dirty: nodes, context.
+  void MarkFlag(bool Dirty::*what);
   void Worker();
-  // Snapshot -> compile -> apply; serialised by apply_mu_.
-  Status CompileAndApply(const char* why);
-  Status CompileAndApplyLocked(const char* why);  // apply_mu_ held
+  // Dirty objects -> incremental compiler -> the kernel's difference;
+  // serialised by apply_mu_.
+  Status ApplyChanges(const char* why);
+  Status ApplyChangesLocked(const char* why);  // apply_mu_ held
+  // apply_mu_ held: one object of the caches into the incremental compiler.
+  void FeedPod(const std::string& key);
+  void FeedPolicy(const std::string& source, const std::string& key);
+  void FeedNodes();
+  // Calico's other objects, read whole (few, seldom changed); returns
+  // whether the tiers changed (their policies are then read again).
+  bool FeedContext();
+  // apply_mu_ held: every object of the caches (start, and changes of kinds
+  // without per-object tracking).
+  void LoadAll();
   // Starts the caches of Calico's other objects the API serves (tiers,
   // network sets, service accounts, EndpointSlices).
   void WatchCalicoObjects();
-  // Copies the policy objects and what Calico's rules refer to from the
-  // caches (everything but pods, namespaces and nodes).
-  void SnapshotPolicyObjects(PolicySources& src) const;
-  // After an apply: the metric, and the Events now due. apply_mu_ held.
-  void ReportFailClosed(const policy::CompiledPolicy& model, const PolicyObjects& objects);
+  // Calico's other objects from their caches.
+  void SnapshotContext(PolicySources& src) const;
+  // After an apply that changed policies or tiers: the metric, and the
+  // Events now due. apply_mu_ held.
+  void ReportFailClosed();
+  // The full compile Explain and show answer from, of the inputs the kernel
+  // holds (compiled on demand: they are rare next to changes).
+  struct Snapshot {
+    std::shared_ptr<const policy::CompiledPolicy> model;
+    std::vector<std::string> rejected;
+  };
+  Result<Snapshot> CurrentModel();
 
   std::shared_ptr<k8s::RestClient> client_;
   PolicyControllerOptions opts_;
@@ -139,20 +185,32 @@ class PolicyController : public PodPolicy {
   // Pods an ADD fetched before the pod cache saw them.
   std::map<std::string, k8s::Pod> fetched_;
 
-  std::mutex apply_mu_;  // one compile+apply at a time; guards table_ and applied_gen_
+  std::mutex apply_mu_;  // one apply at a time; guards what follows up to dirty_mu_
   std::unique_ptr<policy::NftPolicyTable> table_;
+  policy::IncrementalCompiler compiler_;
+  // Each policy object ("k8s/ns/name", "calico/ns/name", "global/name") ->
+  // the Policy::Id it became, and each Policy::Id -> the object (Events).
+  std::map<std::string, std::string> policy_ids_;
+  PolicyObjects policy_objects_;
+  std::map<std::string, Error> tier_errors_;     // tiers that cannot be read, by name
+  std::vector<std::string> rejected_;            // tiers and network sets that cannot be read
+  std::vector<k8s::Json> tiers_seen_;            // the tiers the policies were read with
   // Changes to the local ledger are numbered; an apply covers every change
   // numbered before its snapshot, so concurrent ADDs share applies instead
   // of queueing one compile each.
   std::atomic<uint64_t> requested_gen_{0};
   uint64_t applied_gen_ = 0;
-  std::mutex model_mu_;
-  std::shared_ptr<const policy::CompiledPolicy> model_;
-  std::vector<std::string> rejected_;  // last compile's unenforceable policies
+  uint64_t model_gen_ = 0;  // applies that changed the inputs
+
+  std::mutex model_mu_;  // the full compile for Explain and show
+  Snapshot explained_;
+  uint64_t explained_gen_ = 0;
 
   std::mutex dirty_mu_;
   std::condition_variable dirty_cv_;
-  bool dirty_ = false;
+  std::condition_variable idle_cv_;
+  Dirty dirty_;
+  bool applying_ = false;  // the worker has taken changes it has not applied yet
   bool stop_ = false;
   std::thread worker_;
 };

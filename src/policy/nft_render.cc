@@ -1,6 +1,7 @@
 #include "policy/nft_render.h"
 
 #include <map>
+#include <set>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -110,6 +111,31 @@ std::string DeltaRemovals(const NftModel& from, const NftModel& to, const std::s
   return s;
 }
 
+// A set's elements as the model writes them ("a, b-c, ..."): those only in
+// `before`, and those only in `after`, each in the same form.
+std::pair<std::string, std::string> ElementChanges(const std::string& before, const std::string& after) {
+  auto split = [](const std::string& s) {
+    std::set<std::string> out;
+    size_t i = 0;
+    while (i < s.size()) {
+      size_t e = s.find(", ", i);
+      if (e == std::string::npos) e = s.size();
+      if (e > i) out.insert(s.substr(i, e - i));
+      i = e + 2;
+    }
+    return out;
+  };
+  std::set<std::string> a = split(before), b = split(after);
+  std::string gone, come;
+  for (const auto& x : a) {
+    if (!b.count(x)) gone += (gone.empty() ? "" : ", ") + x;
+  }
+  for (const auto& x : b) {
+    if (!a.count(x)) come += (come.empty() ? "" : ", ") + x;
+  }
+  return {gone, come};
+}
+
 // The delta's second part: 4. new and changed sets, new counters and
 // chains, then the rules of new and changed chains, then the map elements
 // that jump to them.
@@ -121,12 +147,18 @@ std::string DeltaAdditions(const NftModel& from, const NftModel& to, const std::
       auto it = before->find(name);
       if (it == before->end()) {
         s += fmt::format("add set {} {} {{ type {}; }}\n", t, name, type);
+        if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
       } else if (it->second != elems) {
-        s += fmt::format("flush set {} {}\n", t, name);
-      } else {
-        continue;
+        // Only the elements that differ, so a pod joining a set of 1,000
+        // costs one element. The kernel holds exactly the model's elements
+        // (every write of a set writes them as the model has them: for
+        // address sets merged, disjoint, non-adjacent ranges), so one that
+        // goes is deleted as it was added, and one that comes cannot overlap
+        // or touch one that stays.
+        auto [gone, come] = ElementChanges(it->second, elems);
+        if (!gone.empty()) s += fmt::format("delete element {} {} {{ {} }}\n", t, name, gone);
+        if (!come.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, come);
       }
-      if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
     }
   }
   for (const auto& c : to.counters) {

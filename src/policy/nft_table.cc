@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/nft_batch.h"
+#include "policy/nft_netlink.h"
 #include "policy/nft_render.h"
 
 namespace terway::policy {
@@ -53,13 +54,58 @@ Result<std::vector<RuleCounter>> ParseListedCounters(const std::string& nft_json
   return counters;
 }
 
-Status NftPolicyTable::Apply(const CompiledPolicy& policy) {
-  NftModel next = ModelOf(policy);
+Status NftPolicyTable::Apply(const CompiledPolicy& policy) { return Apply(ModelOf(policy)); }
+
+namespace {
+
+// Whether `model` holds what `change` starts from, for the names it touches.
+bool StartsFrom(const NftModelChange& c, const NftModel& model) {
+  auto same = [](const auto& from, const auto& to, const auto& have) {
+    for (const auto& [name, value] : from) {
+      auto it = have.find(name);
+      if (it == have.end() || it->second != value) return false;
+    }
+    for (const auto& [name, value] : to) {
+      if (!from.count(name) && have.count(name)) return false;
+    }
+    return true;
+  };
+  for (const auto& name : c.from.counters) {
+    if (!model.counters.count(name)) return false;
+  }
+  for (const auto& name : c.to.counters) {
+    if (!c.from.counters.count(name) && model.counters.count(name)) return false;
+  }
+  return same(c.from.sets, c.to.sets, model.sets) && same(c.from.tuple_sets, c.to.tuple_sets, model.tuple_sets) &&
+         same(c.from.chains, c.to.chains, model.chains) &&
+         same(c.from.ingress, c.to.ingress, model.ingress) && same(c.from.egress, c.to.egress, model.egress);
+}
+
+}  // namespace
+
+Status NftPolicyTable::ApplyChange(const NftModelChange& change, const NftModel& next) {
+  if (!applied_ || !StartsFrom(change, *applied_)) return Apply(next);
+  if (change.empty()) return Ok();
+  // Our own netlink encoding first: libnftables would list the whole table
+  // before running even a one-line change (nft_netlink.h).
+  const std::string delta = RenderNftDelta(change.from, change.to);
+  Status s = RunNftBatchNetlink(netns_, delta);
+  if (!s.ok() && s.error().code == ErrorCode::kUnsupported) s = RunNftBatch(netns_, delta);
+  if (s.ok()) {
+    policy::ApplyChange(change, &*applied_);
+    return Ok();
+  }
+  applied_.reset();  // as in Apply: replace whole from what the kernel lists
+  return Apply(next);
+}
+
+Status NftPolicyTable::Apply(const NftModel& model) {
+  const NftModel& next = model;
   if (applied_) {
     if (*applied_ == next) return Ok();  // nothing changed for this node
     Status s = RunNftBatch(netns_, RenderNftDelta(*applied_, next));
     if (s.ok()) {
-      applied_ = std::move(next);
+      applied_ = next;
       return Ok();
     }
     // Someone else changed our table (or it is gone): what we remember is
@@ -70,7 +116,7 @@ Status NftPolicyTable::Apply(const CompiledPolicy& policy) {
                               fmt::format("reading table {} {}", kNftFamily, kNftTable));
   Status s = RunNftBatch(netns_, RenderNftScript(next, existing));
   if (!s.ok()) return std::move(s).error().Wrap(fmt::format("installing table {} {}", kNftFamily, kNftTable));
-  applied_ = std::move(next);
+  applied_ = next;
   return Ok();
 }
 

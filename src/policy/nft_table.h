@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "policy/compiler.h"
+#include "policy/nft_change.h"
 #include "policy/nft_model.h"
 
 namespace terway::policy {
@@ -24,6 +25,12 @@ class NftPolicyTable {
   // Replaces everything of ours with `policy`, atomically and in place
   // (see RenderNftScript). On failure the kernel keeps the previous table.
   Status Apply(const CompiledPolicy& policy);
+  Status Apply(const NftModel& model);
+  // Sends `change` alone, at the cost of the change, when this handle
+  // applied what the change starts from; otherwise (first use, a failed
+  // batch, a change from another base) replaces the table with `next`, the
+  // model after the change, as Apply does.
+  Status ApplyChange(const NftModelChange& change, const NftModel& next);
   // Deletes our table; success when it is already gone.
   Status Remove();
   Result<std::vector<RuleCounter>> ReadCounters() const;
