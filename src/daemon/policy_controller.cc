@@ -427,7 +427,9 @@ bool PolicyController::FeedContext() {
   BuiltInputs b = BuildPolicyInputs(s);
   if (b.rejected != rejected_) {
     // Logged when the set changes, not at every apply.
-    for (const auto& r : b.rejected) log::Warn("policy: not read, takes no part in policy: {}", r);
+    for (const auto& r : b.rejected) {
+      log::Warn("policy: not read (the policies and rules it concerns are enforced on the safe side): {}", r);
+    }
   }
   rejected_ = std::move(b.rejected);
   tiers_seen_ = std::move(s.tiers);
@@ -628,7 +630,7 @@ Result<std::string> PolicyController::Show() {
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
-  for (const auto& r : rejected) out += "not read, takes no part in policy: " + r + "\n";
+  for (const auto& r : rejected) out += "not read (the policies and rules it concerns are enforced on the safe side): " + r + "\n";
   return out;
 }
 
