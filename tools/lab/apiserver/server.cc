@@ -10,7 +10,9 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "k8s/selector.h"
+#include "tools/lab/apiserver/calico.h"
 #include "tools/lab/apiserver/protobuf.h"
+#include "tools/lab/apiserver/table.h"
 
 namespace terway::lab {
 namespace {
@@ -140,6 +142,8 @@ struct WatchFilter {
 
 struct WatchState {
   const ResourceType* type;
+  std::string table_version;  // non-empty: events carry Tables (kubectl get -w)
+  RowObject row_object = RowObject::kMetadata;
   WatchFilter filter;
   bool bookmarks = false;
   std::string start_rv;
@@ -149,6 +153,14 @@ struct WatchState {
   std::chrono::steady_clock::time_point deadline;
   std::chrono::steady_clock::time_point next_bookmark;
 };
+
+// A watch event's object as the watcher asked for it: itself, or a Table
+// of one row with the columns (kubectl get -w prints each as it comes).
+Json AsWatched(const WatchState& st, const Json& obj) {
+  if (st.table_version.empty()) return obj;
+  return TableOf(*st.type, {obj}, RealClock::Instance().Now(), st.row_object, st.table_version,
+                 obj["metadata"].value("resourceVersion", ""));
+}
 
 bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
   std::string line = Json{{"type", type}, {"object", obj}}.dump() + "\n";
@@ -160,6 +172,13 @@ bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
 std::shared_ptr<ObjectStore> NewDefaultStore() {
   auto s = std::make_shared<ObjectStore>();
   for (auto& t : BuiltinResourceTypes()) s->Register(std::move(t));
+  s->SetAdmission(AdmitCalico);
+  // Calico's default tier exists from the start, as in a cluster with Calico.
+  if (const ResourceType* tiers = s->Find(kCalicoGroup, "v3", "tiers")) {
+    if (auto st = s->Seed(*tiers, DefaultTierObject()); !st.ok()) {
+      log::Error("lab_apiserver_seed_failed object=tiers/default error={}", st.error().ToString());
+    }
+  }
   return s;
 }
 
@@ -394,6 +413,12 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   const ResourceType& type = *t.type;
   const bool status_sub = t.sub == "status";
   const bool namespaced_path = type.namespaced && !t.ns.empty();
+  // Reads answer with a meta.k8s.io Table when the client asks for one
+  // first (kubectl get); the status subresource is read as the object.
+  const std::string table_version =
+      req.method == "GET" && !status_sub ? TableVersionAccepted(req.get_header_value("Accept")) : "";
+  auto row_object = ParseIncludeObject(req.get_param_value("includeObject"));
+  if (!row_object.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", row_object.error().message));
 
   // Parses a JSON body; kubectl sends JSON (YAML is converted client-side).
   auto parse_body = [&](Json* out) -> bool {
@@ -440,11 +465,17 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     store_->CountRead(type.GroupVersion() + "/" + type.plural, w == "true" || w == "1" ? "watch" : "list");
     if (w != "true" && w != "1") {
       auto list = store_->List(type, filter.ns, [&](const Json& o) { return filter.Matches(o); });
+      if (!table_version.empty()) {
+        return Reply(res, 200, TableOf(type, list.items, RealClock::Instance().Now(), *row_object, table_version,
+                                       std::to_string(list.rv)));
+      }
       return Reply(res, 200, ListOf(type, std::move(list.items), list.rv));
     }
     // --- watch ---
     auto st = std::make_shared<WatchState>();
     st->type = t.type;
+    st->table_version = table_version;
+    st->row_object = *row_object;
     st->filter = std::move(filter);
     st->bookmarks = req.get_param_value("allowWatchBookmarks") == "true";
     st->start_rv = req.get_param_value("resourceVersion");
@@ -488,7 +519,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
           auto list = store_->List(*st->type, st->filter.ns,
                                    [&](const Json& o) { return st->filter.Matches(o); });
           for (const auto& o : list.items) {
-            if (!WriteEvent(sink, "ADDED", o)) return false;
+            if (!WriteEvent(sink, "ADDED", AsWatched(*st, o))) return false;
           }
           st->cursor = list.rv;
           return true;
@@ -513,7 +544,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         } else if (now_in) {
           type = ev.type == "ADDED" ? "ADDED" : "DELETED";
         }
-        if (type && !WriteEvent(sink, type, ev.object)) return false;
+        if (type && !WriteEvent(sink, type, AsWatched(*st, ev.object))) return false;
       }
       st->cursor = upto;
       auto now = std::chrono::steady_clock::now();
@@ -539,6 +570,10 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     store_->CountRead(type.GroupVersion() + "/" + type.plural, "get");
     auto obj = store_->Get(type, t.ns, t.name);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
+    if (!table_version.empty()) {
+      return Reply(res, 200, TableOf(type, {*obj}, RealClock::Instance().Now(), *row_object, table_version,
+                                     (*obj)["metadata"].value("resourceVersion", "")));
+    }
     return Reply(res, 200, *obj);
   }
 

@@ -62,9 +62,16 @@ std::vector<ResourceType> BuiltinResourceTypes() {
        false},
       // Calico's policy API (what its API server serves; the kinds terwayd
       // also enforces), so migrated manifests apply unchanged.
-      {"projectcalico.org", "v3", "NetworkPolicy", "networkpolicies", "networkpolicy", true, {"cnp"}, false},
+      // Short names as Calico declares them (its CRDs; `netsets` from its
+      // aggregated API server, whose NetworkSet CRD declares none).
+      {"projectcalico.org", "v3", "NetworkPolicy", "networkpolicies", "networkpolicy", true,
+       {"cnp", "caliconetworkpolicy"}, false},
       {"projectcalico.org", "v3", "GlobalNetworkPolicy", "globalnetworkpolicies", "globalnetworkpolicy", false,
-       {"gnp"}, false},
+       {"gnp", "cgnp"}, false},
+      {"projectcalico.org", "v3", "NetworkSet", "networksets", "networkset", true, {"netsets"}, false},
+      {"projectcalico.org", "v3", "GlobalNetworkSet", "globalnetworksets", "globalnetworkset", false, {"gns"},
+       false},
+      {"projectcalico.org", "v3", "Tier", "tiers", "tier", false, {}, false},
   };
 }
 
@@ -121,6 +128,59 @@ void ObjectStore::Register(ResourceType t) {
     }
     compacted_rv_ = rv_;
   }
+}
+
+// Reads kinds_ directly: only constructed while mu_ is held.
+class ObjectStore::LockedView : public StoreView {
+ public:
+  explicit LockedView(const std::map<std::string, Kind>& kinds) : kinds_(kinds) {}
+  const Json* Get(const std::string& type_key, const std::string& ns, const std::string& name) const override {
+    auto k = kinds_.find(type_key);
+    if (k == kinds_.end()) return nullptr;
+    auto it = k->second.objects.find(ObjKey(ns, name));
+    return it == k->second.objects.end() ? nullptr : &it->second;
+  }
+  std::vector<const Json*> List(const std::string& type_key) const override {
+    std::vector<const Json*> out;
+    auto k = kinds_.find(type_key);
+    if (k == kinds_.end()) return out;
+    for (const auto& [key, obj] : k->second.objects) out.push_back(&obj);
+    return out;
+  }
+
+ private:
+  const std::map<std::string, Kind>& kinds_;
+};
+
+Status ObjectStore::Admit(WriteOp op, const ResourceType& t, Json* obj, const Json* old) const {
+  if (!admission_) return Ok();
+  return admission_(op, t, obj, old, LockedView(kinds_));
+}
+
+void ObjectStore::SetAdmission(Admission admission) {
+  std::lock_guard l(mu_);
+  admission_ = std::move(admission);
+}
+
+Status ObjectStore::Seed(const ResourceType& t, Json obj) {
+  std::lock_guard l(mu_);
+  Kind* k = KindOf(t);
+  if (!k) return Errorf(ErrorCode::kNotFound, "seeding {}: kind not registered", t.Key());
+  const std::string name = NameOf(obj);
+  const std::string ns = t.namespaced ? obj["metadata"].value("namespace", "") : "";
+  if (name.empty()) return Errorf(ErrorCode::kInvalidArgument, "seeding {}: object has no name", t.Key());
+  TERWAY_TRY(Admit(WriteOp::kCreate, t, &obj, nullptr));
+  obj["apiVersion"] = t.GroupVersion();
+  obj["kind"] = t.kind;
+  Json& meta = obj["metadata"];
+  meta["uid"] = fmt::format("00000000-0000-4000-8000-{:012d}", ++uid_counter_);
+  meta["creationTimestamp"] = Now();
+  meta["generation"] = 1;
+  meta["resourceVersion"] = std::to_string(++rv_);
+  k->objects[ObjKey(ns, name)] = std::move(obj);
+  // Before any watch could have started: part of the initial state, not an event.
+  if (history_.empty()) compacted_rv_ = rv_;
+  return Ok();
 }
 
 const ResourceType* ObjectStore::Find(const std::string& group, const std::string& version,
@@ -201,6 +261,7 @@ Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, J
   }
   obj["apiVersion"] = t.GroupVersion();
   obj["kind"] = t.kind;
+  TERWAY_TRY(Admit(WriteOp::kCreate, t, &obj, nullptr));
   const uint64_t serial = ++uid_counter_;
   meta["uid"] = fmt::format("{:08x}-{:04x}-4{:03x}-8000-{:012x}", static_cast<uint32_t>(std::random_device{}()),
                             serial & 0xffff, (serial >> 16) & 0xfff, serial);
@@ -281,7 +342,10 @@ Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std
       if (old["metadata"].contains(f)) m[f] = old["metadata"][f];
       else m.erase(f);
     }
-    if (SpecPart(next) != SpecPart(old)) m["generation"] = old["metadata"].value("generation", 1) + 1;
+    next["apiVersion"] = t.GroupVersion();
+    next["kind"] = t.kind;
+    TERWAY_TRY(Admit(WriteOp::kUpdate, t, &next, &old));
+    if (SpecPart(next) != SpecPart(old)) next["metadata"]["generation"] = old["metadata"].value("generation", 1) + 1;
   }
   next["apiVersion"] = t.GroupVersion();
   next["kind"] = t.kind;
@@ -322,6 +386,7 @@ Result<Json> ObjectStore::Delete(const ResourceType& t, const std::string& ns, c
   if (!k) return NotFound(t, name);
   auto it = k->objects.find(ObjKey(t.namespaced ? ns : "", name));
   if (it == k->objects.end()) return NotFound(t, name);
+  TERWAY_TRY(Admit(WriteOp::kDelete, t, nullptr, &it->second));
   Json obj = std::move(it->second);
   k->objects.erase(it);
   // The deletion is a change of its own: it gets a new resourceVersion.

@@ -43,6 +43,28 @@ struct ResourceType {
 // The kinds the project uses (core v1, networking.k8s.io/v1, projectcalico.org/v3).
 std::vector<ResourceType> BuiltinResourceTypes();
 
+// What a write does, for admission.
+enum class WriteOp { kCreate, kUpdate, kDelete };
+
+// The store's objects as a write sees them while it holds the store's lock,
+// so an admission decision that depends on other objects (a policy's tier
+// must exist; a tier in use may not go) is atomic with the write.
+class StoreView {
+ public:
+  virtual ~StoreView() = default;
+  // type_key: ResourceType::Key(); ns empty for cluster-scoped kinds.
+  virtual const Json* Get(const std::string& type_key, const std::string& ns, const std::string& name) const = 0;
+  virtual std::vector<const Json*> List(const std::string& type_key) const = 0;
+};
+
+// Admission, as an API server's mutating and validating plugins: may default
+// fields of *obj (create and update; obj is null on delete) or refuse the
+// write with an error (kInvalidArgument -> 422, kConflict -> 409, ...). old
+// is the stored object on update and delete. Runs before the server sets
+// uid, resourceVersion and generation, so defaulting never bumps generation.
+using Admission =
+    std::function<Status(WriteOp op, const ResourceType& t, Json* obj, const Json* old, const StoreView& view)>;
+
 // One change, as watches replay it. old_object is the previous state of a
 // MODIFIED object, so selector-filtered watches can turn a change that moves
 // an object into (out of) their selection into ADDED (DELETED).
@@ -65,6 +87,12 @@ class ObjectStore {
 
   // Registers a kind; the default namespaces exist from the start.
   void Register(ResourceType t);
+  // An object that exists from the start (Calico's `default` tier), with
+  // server-set metadata and no watch event, as the default namespaces.
+  Status Seed(const ResourceType& t, Json obj);
+  // Replaces the admission run on every create, update and delete (not on
+  // status-subresource writes, which cannot change what admission looks at).
+  void SetAdmission(Admission admission);
   const ResourceType* Find(const std::string& group, const std::string& version,
                            const std::string& plural) const;
   std::vector<ResourceType> Types() const;
@@ -123,6 +151,8 @@ class ObjectStore {
   Result<Json> UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
                             bool status_subresource, bool check_rv);
   void Record(const std::string& type_key, const char* type, const Json& obj, Json old);
+  Status Admit(WriteOp op, const ResourceType& t, Json* obj, const Json* old) const;
+  class LockedView;
   std::string Now() const;
 
   mutable std::mutex reads_mu_;
@@ -137,6 +167,7 @@ class ObjectStore {
   uint64_t close_generation_ = 0;
   uint64_t uid_counter_ = 0;
   std::deque<StoredEvent> history_;
+  Admission admission_;
 };
 
 // A Kubernetes-shaped Status for an error: {kind: Status, reason, code, ...}.
