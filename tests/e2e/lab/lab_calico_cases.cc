@@ -42,7 +42,7 @@ std::vector<Probe> operator+(std::vector<Probe> a, const std::vector<Probe>& b) 
 const std::vector<Target> kAllKinds = {Tcp(80), Udp(80), Icmp(8)};
 
 std::string Cnp(const std::string& ns, const std::string& name, const std::string& spec) {
-  return fmt::format("apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: {}\n  namespace: {}\n"
+  return fmt::format("apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: {}\n  namespace: \"{}\"\n"
                      "spec:\n{}",
                      name, ns, spec);
 }
@@ -51,7 +51,7 @@ std::string Gnp(const std::string& name, const std::string& spec) {
                      name, spec);
 }
 std::string K8sNp(const std::string& ns, const std::string& name, const std::string& spec) {
-  return fmt::format("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {}\n  namespace: {}\n"
+  return fmt::format("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {}\n  namespace: \"{}\"\n"
                      "spec:\n{}",
                      name, ns, spec);
 }
@@ -298,7 +298,7 @@ spec:
 kind: NetworkSet
 metadata:
   name: partners
-  namespace: y
+  namespace: "y"
   labels:
     trust: partner
 spec:
@@ -362,7 +362,7 @@ spec:
 kind: Service
 metadata:
   name: web
-  namespace: y
+  namespace: "y"
 spec:
   selector:
     pod: b
@@ -373,7 +373,7 @@ spec:
   - action: Allow
     protocol: TCP
     source:
-      services: {name: web, namespace: y}
+      services: {name: web, namespace: "y"}
 )")}),
                    Into("x/a", {Tcp(80), Tcp(81)}, {"y/b"}) + Into("x/a", {Udp(80), Icmp(8)}, kNobody)});
   cases.push_back({"service-destination", "destination services: backend address, protocol and target port (2.5)",
