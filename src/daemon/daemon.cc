@@ -354,6 +354,14 @@ Status Daemon::CreatePolicy() {
   if (auto node_ip = cloud_->metadata()->PrivateIpv4(); node_ip.ok()) {
     if (auto ip = Ipv4Addr::Parse(*node_ip); ip.ok()) pco.node_ips.push_back(*ip);
   }
+  if (kube_) {
+    // Policies enforced on the safe side are told on their objects, through
+    // the node's one writer of API writes.
+    KubeNode* kube = kube_.get();
+    pco.warn_event = [kube](const k8s::ObjectReference& o, const std::string& reason, const std::string& message) {
+      kube->ObjectWarning(o, reason, message);
+    };
+  }
   TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
                               "starting network policy enforcement");
   return Ok();

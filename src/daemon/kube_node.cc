@@ -299,9 +299,13 @@ void KubeNode::SetBandwidthListener(BandwidthListener l) {
 
 void KubeNode::PodWarning(const std::string& ns, const std::string& name, const std::string& uid,
                           const std::string& reason, const std::string& message) {
-  k8s::ObjectReference pod{"Pod", ns, name, uid, "v1"};
-  Enqueue("event", [this, pod, reason, message] {
-    return events_.Record(pod, k8s::EventType::kWarning, reason, message);
+  ObjectWarning(k8s::ObjectReference{"Pod", ns, name, uid, "v1"}, reason, message);
+}
+
+void KubeNode::ObjectWarning(const k8s::ObjectReference& object, const std::string& reason,
+                             const std::string& message) {
+  Enqueue("event", [this, object, reason, message] {
+    return events_.Record(object, k8s::EventType::kWarning, reason, message);
   });
 }
 

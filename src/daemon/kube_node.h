@@ -96,6 +96,9 @@ class KubeNode : public PodDirectory {
                         const Error& e) override;
   void PodWarning(const std::string& ns, const std::string& name, const std::string& uid, const std::string& reason,
                   const std::string& message) override;
+  // A Warning Event on any object (a policy enforced on the safe side),
+  // queued on the writer like every other write.
+  void ObjectWarning(const k8s::ObjectReference& object, const std::string& reason, const std::string& message);
 
   // Called (on KubeNode's bandwidth thread, never the watch's) when a pod
   // of this node changes its bandwidth annotations, with all its current

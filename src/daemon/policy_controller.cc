@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "policy/calico_objects.h"
 #include "policy/calico_policy.h"
 #include "policy/k8s_policy.h"
 #include "policy/policy_show.h"
@@ -41,6 +42,105 @@ k8s::Json CalicoCrdToV3(const k8s::Json& crd) {
 // for reuse.
 bool PodFinished(const k8s::Pod& p) { return p.phase == "Succeeded" || p.phase == "Failed"; }
 
+namespace {
+
+PolicyObject ObjectOf(const k8s::ObjectMeta& m, std::string api_version, std::string kind) {
+  return PolicyObject{k8s::ObjectReference{std::move(kind), m.namespace_, m.name, m.uid, std::move(api_version)},
+                      m.generation};
+}
+
+// Kubernetes NetworkPolicies, each enforced as written or on the safe side.
+void AddPolicies(const PolicySources& s, BuiltInputs& out) {
+  constexpr const char* kNetpolApi = "networking.k8s.io/v1";
+  for (const auto& np : s.network_policies) {
+    policy::Policy p = policy::K8sPolicyOrFailClosed(np);
+    out.policy_objects[p.Id()] = ObjectOf(np.metadata, kNetpolApi, "NetworkPolicy");
+    out.inputs.policies.push_back(std::move(p));
+  }
+  for (const auto& bad : s.unreadable_network_policies) {
+    // What we can still tell of it: its name. Read as the widest policy it
+    // could have been: every pod of its namespace, both directions.
+    k8s::NetworkPolicy widest;
+    widest.metadata = bad.metadata;
+    widest.policy_types = {"Ingress", "Egress"};
+    policy::Policy p = policy::FailClosedK8sPolicy(
+        widest, bad.error.value_or(MakeError(ErrorCode::kInvalidArgument, "the object cannot be read")));
+    out.policy_objects[p.Id()] = ObjectOf(bad.metadata, kNetpolApi, "NetworkPolicy");
+    out.inputs.policies.push_back(std::move(p));
+  }
+}
+
+std::string CalicoKindOf(const k8s::Json& obj) {
+  auto k = obj.find("kind");
+  return k != obj.end() && k->is_string() ? k->get<std::string>() : "";
+}
+
+// spec.tier as written ("default" when absent), read here whether or not
+// the rest of the policy can be.
+std::string TierOf(const k8s::Json& policy) {
+  if (!policy.is_object()) return policy::kDefaultTier;
+  auto spec = policy.find("spec");
+  if (spec == policy.end() || !spec->is_object()) return policy::kDefaultTier;
+  auto tier = spec->find("tier");
+  if (tier == spec->end() || !tier->is_string() || tier->get<std::string>().empty()) return policy::kDefaultTier;
+  return tier->get<std::string>();
+}
+
+// The metadata of an object as stored (the caches only hold objects whose
+// metadata parsed; tests may hand in anything).
+std::optional<k8s::ObjectMeta> StoredMeta(const k8s::Json& obj) {
+  if (!obj.is_object()) return std::nullopt;
+  auto m = obj.find("metadata");
+  if (m == obj.end()) return std::nullopt;
+  auto meta = k8s::ParseObjectMeta(*m);
+  if (!meta.ok()) return std::nullopt;
+  return std::move(meta).value();
+}
+
+// Calico's policies and what their rules refer to.
+void AddCalicoObjects(const PolicySources& s, BuiltInputs& out) {
+  policy::PolicyInputs& in = out.inputs;
+  const bool crd = s.calico_api == CalicoApi::kCrdV1;
+  const std::string api = crd ? CalicoApiName(CalicoApi::kCrdV1) : CalicoApiName(CalicoApi::kV3);
+  // A tier that cannot be read takes no part; its policies are enforced on
+  // the safe side (where it sits and what it does at its end are unknown).
+  std::map<std::string, Error> unreadable_tiers;
+  for (const auto& t : s.tiers) {
+    auto tier = policy::TierFromCalico(t);
+    if (tier.ok()) {
+      in.tiers.push_back(std::move(tier).value());
+      continue;
+    }
+    auto meta = StoredMeta(t);
+    out.rejected.push_back(fmt::format("tier: {}", tier.error().ToString()));
+    if (meta) unreadable_tiers.emplace(meta->name, tier.error());
+  }
+  for (const auto& stored : s.calico_policies) {
+    const k8s::Json v3 = crd ? CalicoCrdToV3(stored) : stored;
+    policy::Policy p = policy::CalicoPolicyOrFailClosed(v3);
+    if (auto t = unreadable_tiers.find(TierOf(v3)); t != unreadable_tiers.end()) {
+      Error why = t->second;
+      p = policy::FailClosedCalicoPolicy(v3, why.Wrap(fmt::format("reading its tier {}", t->first)));
+    }
+    if (auto meta = StoredMeta(stored)) out.policy_objects[p.Id()] = ObjectOf(*meta, api, CalicoKindOf(stored));
+    in.policies.push_back(std::move(p));
+  }
+  for (bool global : {false, true}) {
+    for (const auto& obj : global ? s.global_network_sets : s.network_sets) {
+      auto set = global ? policy::GlobalNetworkSetFromCalico(obj) : policy::NetworkSetFromCalico(obj);
+      if (set.ok()) {
+        in.network_sets.push_back(std::move(set).value());
+      } else {
+        out.rejected.push_back(fmt::format("{}: {}", global ? "globalnetworkset" : "networkset", set.error().ToString()));
+      }
+    }
+  }
+  for (const auto& sa : s.service_accounts) in.service_accounts.push_back(policy::ServiceAccountFromK8s(sa));
+  in.services = policy::ServicesFromEndpointSlices(s.endpoint_slices);
+}
+
+}  // namespace
+
 BuiltInputs BuildPolicyInputs(const PolicySources& s) {
   BuiltInputs out;
   policy::PolicyInputs& in = out.inputs;
@@ -75,27 +175,31 @@ BuiltInputs BuildPolicyInputs(const PolicySources& s) {
       if (std::find(mine.begin(), mine.end(), ip) == mine.end()) mine.push_back(ip);
     }
   }
-  for (const auto& np : s.network_policies) {
-    auto p = policy::PolicyFromK8s(np);
-    if (!p.ok()) {
-      out.rejected.push_back(fmt::format("k8s:{}: {}", np.metadata.Key(), p.error().ToString()));
-      continue;
-    }
-    in.policies.push_back(std::move(p).value());
-  }
-  for (const auto& obj : s.calico_policies) {
-    auto p = policy::PolicyFromCalico(obj);
-    if (!p.ok()) {
-      std::string name = obj.contains("metadata") && obj["metadata"].is_object()
-                             ? obj["metadata"].value("namespace", std::string()) + "/" +
-                                   obj["metadata"].value("name", std::string())
-                             : "?";
-      out.rejected.push_back(fmt::format("calico:{}: {}", name, p.error().ToString()));
-      continue;
-    }
-    in.policies.push_back(std::move(p).value());
-  }
+  AddPolicies(s, out);
+  AddCalicoObjects(s, out);
   return out;
+}
+
+bool EndpointSliceChangeMatters(const k8s::EndpointSlice& a, const k8s::EndpointSlice& b) {
+  if (a.ServiceName() != b.ServiceName() || a.address_type != b.address_type || a.metadata.uid != b.metadata.uid ||
+      a.endpoints.size() != b.endpoints.size() || a.ports.size() != b.ports.size()) {
+    return true;
+  }
+  for (size_t i = 0; i < a.endpoints.size(); i++) {
+    if (a.endpoints[i].addresses != b.endpoints[i].addresses) return true;
+  }
+  for (size_t i = 0; i < a.ports.size(); i++) {
+    if (a.ports[i].port != b.ports[i].port || a.ports[i].protocol != b.ports[i].protocol) return true;
+  }
+  return false;
+}
+
+bool CalicoObjectChangeMatters(const k8s::RawObject& a, const k8s::RawObject& b) {
+  auto spec = [](const k8s::RawObject& o) {
+    auto it = o.raw.find("spec");
+    return it == o.raw.end() ? k8s::Json() : *it;
+  };
+  return a.metadata.uid != b.metadata.uid || a.metadata.labels != b.metadata.labels || spec(a) != spec(b);
 }
 
 bool PodChangeMatters(const k8s::Pod& a, const k8s::Pod& b) {
@@ -169,6 +273,9 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   metrics->DeclareHistogram("terway_policy_apply_seconds", "Time to compile the policy model and replace the nft table",
                             LatencyBuckets());
   metrics->DeclareGauge("terway_policy_objects", "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
+  metrics->DeclareGauge("terway_policy_fail_closed",
+                        "Policies enforced on the safe side instead of as written (unreadable, or with a part that "
+                        "cannot be enforced exactly), by kind (k8s, calico, global); see terway-cli policy show");
 
   k8s::RestClient& rc = *c->client_;
   c->calico_ = DetectCalicoApi(rc);
@@ -203,8 +310,10 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   c->nodes_ = std::make_unique<k8s::Cache<k8s::Node>>(*c->nodes_lw_, k8s::ReflectorOptions{}, nh);
 
   c->netpol_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kNetworkPolicies);
-  k8s::CacheHandlers<k8s::NetworkPolicy> nph{dirty, dirty, dirty};
-  c->netpols_ = std::make_unique<k8s::Cache<k8s::NetworkPolicy>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
+  // Kept when unreadable: such a policy is enforced on the safe side.
+  using NetpolOrError = k8s::ObjectOrError<k8s::NetworkPolicy>;
+  k8s::CacheHandlers<NetpolOrError> nph{dirty, dirty, dirty};
+  c->netpols_ = std::make_unique<k8s::Cache<NetpolOrError>>(*c->netpol_lw_, k8s::ReflectorOptions{}, nph);
 
   if (c->calico_ != CalicoApi::kNone) {
     const bool v3 = c->calico_ == CalicoApi::kV3;
@@ -224,13 +333,17 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
   if (c->calico_policies_) {
     c->calico_policies_->Start();
     c->calico_global_->Start();
+    c->WatchCalicoObjects();
   }
   auto synced = [&](auto& cache) { return !cache || cache->WaitForSync(c->opts_.sync_timeout); };
   if (!synced(c->pods_) || !synced(c->namespaces_) || !synced(c->nodes_) || !synced(c->netpols_) ||
-      !synced(c->calico_policies_) || !synced(c->calico_global_)) {
+      !synced(c->calico_policies_) || !synced(c->calico_global_) || !synced(c->tiers_) ||
+      !synced(c->network_sets_) || !synced(c->global_network_sets_) || !synced(c->service_accounts_) ||
+      !synced(c->endpoint_slices_)) {
     return Errorf(ErrorCode::kUnavailable,
-                  "policy: the Kubernetes API did not list pods, namespaces, nodes and network policies within "
-                  "{} ms; check the API server (or disable policy: eni-config disable_network_policy: \"true\")",
+                  "policy: the Kubernetes API did not list pods, namespaces, nodes, network policies (and what "
+                  "Calico's policies refer to) within {} ms; check the API server (or disable policy: eni-config "
+                  "disable_network_policy: \"true\")",
                   c->opts_.sync_timeout.count());
   }
   TERWAY_TRY_CTX(c->CompileAndApply("start"), "enforcing network policy at start");
@@ -240,6 +353,109 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
             c->opts_.node_name, c->pods_->Size(),
             c->netpols_->Size() + (c->calico_policies_ ? c->calico_policies_->Size() + c->calico_global_->Size() : 0));
   return c;
+}
+
+namespace {
+
+// Whether the API serves a kind we can list. Not served (404) is normal (an
+// older Calico has no Tier; a cluster may lack discovery.k8s.io/v1); any
+// other refusal (403 without RBAC) is said once, and policy runs without
+// the kind rather than not at all.
+bool Served(k8s::RestClient& client, const k8s::ResourceRef& r) {
+  k8s::ListOptions one;
+  one.limit = 1;
+  auto got = client.List(r, "", one);
+  if (got.ok()) return true;
+  if (got.error().code == ErrorCode::kNotFound) {
+    log::Info("policy: the API does not serve {}/{}; Calico rules referring to them match nothing", r.group_version,
+              r.plural);
+  } else {
+    log::Warn("policy: cannot list {}/{} ({}); Calico rules referring to them match nothing; grant terway "
+              "get/list/watch on them (deploy/ has the RBAC)",
+              r.group_version, r.plural, got.error().ToString());
+  }
+  return false;
+}
+
+}  // namespace
+
+void PolicyController::WatchCalicoObjects() {
+  k8s::RestClient& rc = *client_;
+  const bool v3 = calico_ == CalicoApi::kV3;
+  auto dirty = [this](auto&&...) { MarkDirty(); };
+  k8s::CacheHandlers<k8s::RawObject> rawh{dirty, [this](const k8s::RawObject& a, const k8s::RawObject& b) {
+                                            if (CalicoObjectChangeMatters(a, b)) MarkDirty();
+                                          },
+                                          dirty};
+  auto raw = [&](const k8s::ResourceRef& r, std::unique_ptr<k8s::RestListerWatcher>& lw,
+                 std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache) {
+    if (!Served(rc, r)) return;
+    lw = std::make_unique<k8s::RestListerWatcher>(rc, r);
+    cache = std::make_unique<k8s::Cache<k8s::RawObject>>(*lw, k8s::ReflectorOptions{}, rawh);
+    cache->Start();
+  };
+  raw(v3 ? k8s::resources::kCalicoTiers : k8s::resources::kCalicoCrdTiers, tiers_lw_, tiers_);
+  raw(v3 ? k8s::resources::kCalicoNetworkSets : k8s::resources::kCalicoCrdNetworkSets, netsets_lw_, network_sets_);
+  raw(v3 ? k8s::resources::kCalicoGlobalNetworkSets : k8s::resources::kCalicoCrdGlobalNetworkSets,
+      global_netsets_lw_, global_network_sets_);
+  if (Served(rc, k8s::resources::kServiceAccounts)) {
+    sa_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kServiceAccounts);
+    k8s::CacheHandlers<k8s::ServiceAccount> h{dirty,
+                                              [this](const k8s::ServiceAccount& a, const k8s::ServiceAccount& b) {
+                                                if (a.metadata.labels != b.metadata.labels) MarkDirty();
+                                              },
+                                              dirty};
+    service_accounts_ = std::make_unique<k8s::Cache<k8s::ServiceAccount>>(*sa_lw_, k8s::ReflectorOptions{}, h);
+    service_accounts_->Start();
+  }
+  if (Served(rc, k8s::resources::kEndpointSlices)) {
+    slices_lw_ = std::make_unique<k8s::RestListerWatcher>(rc, k8s::resources::kEndpointSlices);
+    k8s::CacheHandlers<k8s::EndpointSlice> h{dirty,
+                                             [this](const k8s::EndpointSlice& a, const k8s::EndpointSlice& b) {
+                                               if (EndpointSliceChangeMatters(a, b)) MarkDirty();
+                                             },
+                                             dirty};
+    endpoint_slices_ = std::make_unique<k8s::Cache<k8s::EndpointSlice>>(*slices_lw_, k8s::ReflectorOptions{}, h);
+    endpoint_slices_->Start();
+  }
+}
+
+void PolicyController::SnapshotPolicyObjects(PolicySources& src) const {
+  for (auto& np : netpols_->List()) {
+    if (np.object) {
+      src.network_policies.push_back(std::move(*np.object));
+    } else {
+      src.unreadable_network_policies.push_back(std::move(np));
+    }
+  }
+  src.calico_api = calico_;
+  // Items of a list need not carry their kind; the collection says it.
+  auto raw = [](const std::unique_ptr<k8s::Cache<k8s::RawObject>>& cache, const char* kind,
+                std::vector<k8s::Json>& out) {
+    if (!cache) return;
+    for (auto& o : cache->List()) {
+      if (!o.raw.contains("kind")) o.raw["kind"] = kind;
+      out.push_back(std::move(o.raw));
+    }
+  };
+  raw(calico_policies_, "NetworkPolicy", src.calico_policies);
+  raw(calico_global_, "GlobalNetworkPolicy", src.calico_policies);
+  raw(tiers_, "Tier", src.tiers);
+  raw(network_sets_, "NetworkSet", src.network_sets);
+  raw(global_network_sets_, "GlobalNetworkSet", src.global_network_sets);
+  if (service_accounts_) src.service_accounts = service_accounts_->List();
+  if (endpoint_slices_) src.endpoint_slices = endpoint_slices_->List();
+}
+
+void PolicyController::ReportFailClosed(const policy::CompiledPolicy& model, const PolicyObjects& objects) {
+  std::vector<FailClosedReport> reports = FailClosedReports(model.policies(), objects);
+  for (const auto& [kind, n] : FailClosedCounts(reports)) {
+    metrics_->Set("terway_policy_fail_closed", {{"kind", kind}}, double(n));
+  }
+  for (const auto& r : fail_closed_events_.Due(reports)) {
+    log::Warn("policy {}: {}", r.policy, r.message);
+    if (opts_.warn_event) opts_.warn_event(r.object.ref, kFailClosedEventReason, r.message);
+  }
 }
 
 PolicyController::~PolicyController() {
@@ -256,6 +472,11 @@ PolicyController::~PolicyController() {
   if (netpols_) netpols_->Stop();
   if (calico_policies_) calico_policies_->Stop();
   if (calico_global_) calico_global_->Stop();
+  if (tiers_) tiers_->Stop();
+  if (network_sets_) network_sets_->Stop();
+  if (global_network_sets_) global_network_sets_->Stop();
+  if (service_accounts_) service_accounts_->Stop();
+  if (endpoint_slices_) endpoint_slices_->Stop();
 }
 
 void PolicyController::MarkDirty() {
@@ -338,13 +559,7 @@ Status PolicyController::CompileAndApplyLocked(const char* why) {
   }
   src.namespaces = namespaces_->List();
   src.nodes = nodes_->List();
-  src.network_policies = netpols_->List();
-  for (auto* cache : {calico_policies_.get(), calico_global_.get()}) {
-    if (!cache) continue;
-    for (const auto& o : cache->List()) {
-      src.calico_policies.push_back(calico_ == CalicoApi::kCrdV1 ? CalicoCrdToV3(o.raw) : o.raw);
-    }
-  }
+  SnapshotPolicyObjects(src);
   BuiltInputs built = BuildPolicyInputs(src);
   const size_t n_pods = built.inputs.pods.size(), n_ns = built.inputs.namespaces.size(),
                n_pol = built.inputs.policies.size();
@@ -363,10 +578,11 @@ Status PolicyController::CompileAndApplyLocked(const char* why) {
   metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(model->sets().size()));
   metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(built.rejected.size()));
   applied_gen_ = std::max(applied_gen_, gen);
+  ReportFailClosed(*model, built.policy_objects);
   std::lock_guard l(model_mu_);
   if (built.rejected != rejected_) {
     // Logged when the set changes, not at every recompile.
-    for (const auto& r : built.rejected) log::Warn("policy not enforced: {}", r);
+    for (const auto& r : built.rejected) log::Warn("policy: not read, takes no part in policy: {}", r);
   }
   rejected_ = std::move(built.rejected);
   model_ = std::move(model);
@@ -455,7 +671,8 @@ Result<std::string> PolicyController::Show() {
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
-  for (const auto& r : rejected) out += "not enforced: " + r + "\n";
+  out += policy::FormatFailClosed(m->policies());
+  for (const auto& r : rejected) out += "not read, takes no part in policy: " + r + "\n";
   return out;
 }
 

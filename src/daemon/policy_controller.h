@@ -5,8 +5,19 @@
 // NetworkPolicies and Calico's NetworkPolicy / GlobalNetworkPolicy (the
 // projectcalico.org/v3 API when its API server is installed, else the
 // crd.projectcalico.org/v1 objects Calico keeps in the Kubernetes datastore,
-// else none). Every change marks the model dirty; one worker recompiles and
-// replaces the nft table in one transaction, so bursts of changes coalesce.
+// else none). With Calico, also what its rules refer to, each kind only
+// when the API serves it: Tiers, NetworkSets and GlobalNetworkSets (same
+// API as the policies), ServiceAccounts (serviceAccounts matches) and
+// EndpointSlices (services matches). Every change that can change policy
+// marks the model dirty; one worker recompiles and replaces the nft table in
+// one transaction, so bursts of changes coalesce.
+//
+// Fail closed, and say so: a policy that cannot be read is not dropped but
+// enforced on the safe side (its pods isolated), like any part of a policy
+// that cannot be enforced exactly (Policy::fail_closed). Each such policy
+// gets a Warning Event (reason PolicyNotEnforcedAsWritten) on its object,
+// once per generation per node, counts in terway_policy_fail_closed{kind}
+// and is listed by `terway-cli policy show`.
 //
 // No window for a new pod: CNI ADD calls PodStarting with the address it
 // just allocated, which compiles and applies synchronously (the pod's chain
@@ -22,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +45,7 @@
 #include "common/ip.h"
 #include "daemon/metrics.h"
 #include "daemon/pod_policy.h"
+#include "daemon/policy_fail_closed.h"
 #include "k8s/cache.h"
 #include "k8s/client.h"
 #include "policy/compiler.h"
@@ -55,7 +68,18 @@ struct PolicySources {
   std::vector<k8s::Namespace> namespaces;
   std::vector<k8s::Node> nodes;
   std::vector<k8s::NetworkPolicy> network_policies;
-  std::vector<k8s::Json> calico_policies;  // v3 shape (NetworkPolicy or GlobalNetworkPolicy)
+  // NetworkPolicies whose spec did not parse: enforced on the safe side.
+  std::vector<k8s::ObjectOrError<k8s::NetworkPolicy>> unreadable_network_policies;
+  // Calico's objects as the API stores them: projectcalico.org/v3, or with
+  // kCrdV1 the crd.projectcalico.org/v1 objects (policies are read as v3
+  // here, CalicoCrdToV3; their Events name the stored object).
+  CalicoApi calico_api = CalicoApi::kV3;
+  std::vector<k8s::Json> calico_policies;  // NetworkPolicy or GlobalNetworkPolicy, kind set
+  std::vector<k8s::Json> tiers;
+  std::vector<k8s::Json> network_sets;
+  std::vector<k8s::Json> global_network_sets;
+  std::vector<k8s::ServiceAccount> service_accounts;
+  std::vector<k8s::EndpointSlice> endpoint_slices;
   // This node: pods on it take their address from `local_ips` (what terwayd
   // allocated, keyed "ns/name"), never from the API.
   std::string node_name;
@@ -65,10 +89,24 @@ struct PolicySources {
 
 struct BuiltInputs {
   policy::PolicyInputs inputs;
-  // Policies that could not be enforced, one line each ("k8s:ns/name: why").
+  // Objects that take no part in policy because they could not be read (a
+  // NetworkSet with a bad CIDR, a Tier with an unknown defaultAction), one
+  // line each ("networkset x/name: why"). Never policies: those are
+  // enforced on the safe side instead.
   std::vector<std::string> rejected;
+  // Where each policy came from (its Event goes there).
+  PolicyObjects policy_objects;
 };
+// A policy that cannot be read (the object, a selector, a field), or whose
+// tier cannot be read, becomes policy::UnreadablePolicy: its pods isolated.
 BuiltInputs BuildPolicyInputs(const PolicySources& s);
+
+// Whether an update of these objects can change policy: EndpointSlices by
+// their Service, addresses and ports (not readiness, which Calico ignores
+// and which churns); ServiceAccounts by labels; Calico's Tiers and network
+// sets by labels or spec.
+bool EndpointSliceChangeMatters(const k8s::EndpointSlice& before, const k8s::EndpointSlice& after);
+bool CalicoObjectChangeMatters(const k8s::RawObject& before, const k8s::RawObject& after);
 
 // Whether a pod change can change policy (labels, IPs, node, ports,
 // host network, existence); status churn such as conditions cannot.
@@ -80,6 +118,10 @@ struct PolicyControllerOptions {
   // Network namespace holding the node's nft table; "" = terwayd's own.
   std::string netns;
   std::chrono::milliseconds sync_timeout{30000};
+  // Writes a Warning Event on an object (best-effort; must not block: the
+  // daemon queues it on KubeNode's writer). Unset: no Events.
+  std::function<void(const k8s::ObjectReference& object, const std::string& reason, const std::string& message)>
+      warn_event;
 };
 
 class PolicyController : public PodPolicy {
@@ -120,6 +162,14 @@ class PolicyController : public PodPolicy {
   // Snapshot -> compile -> apply; serialised by apply_mu_.
   Status CompileAndApply(const char* why);
   Status CompileAndApplyLocked(const char* why);  // apply_mu_ held
+  // Starts the caches of Calico's other objects the API serves (tiers,
+  // network sets, service accounts, EndpointSlices).
+  void WatchCalicoObjects();
+  // Copies the policy objects and what Calico's rules refer to from the
+  // caches (everything but pods, namespaces and nodes).
+  void SnapshotPolicyObjects(PolicySources& src) const;
+  // After an apply: the metric, and the Events now due. apply_mu_ held.
+  void ReportFailClosed(const policy::CompiledPolicy& model, const PolicyObjects& objects);
 
   std::shared_ptr<k8s::RestClient> client_;
   PolicyControllerOptions opts_;
@@ -130,9 +180,17 @@ class PolicyController : public PodPolicy {
   std::unique_ptr<k8s::Cache<k8s::Pod>> pods_;
   std::unique_ptr<k8s::Cache<k8s::Namespace>> namespaces_;
   std::unique_ptr<k8s::Cache<k8s::Node>> nodes_;
-  std::unique_ptr<k8s::Cache<k8s::NetworkPolicy>> netpols_;
+  std::unique_ptr<k8s::Cache<k8s::ObjectOrError<k8s::NetworkPolicy>>> netpols_;
   std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_policies_;
   std::unique_ptr<k8s::Cache<k8s::RawObject>> calico_global_;
+  // Calico's other objects; null when the API does not serve the kind.
+  std::unique_ptr<k8s::RestListerWatcher> tiers_lw_, netsets_lw_, global_netsets_lw_, sa_lw_, slices_lw_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> tiers_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> network_sets_;
+  std::unique_ptr<k8s::Cache<k8s::RawObject>> global_network_sets_;
+  std::unique_ptr<k8s::Cache<k8s::ServiceAccount>> service_accounts_;
+  std::unique_ptr<k8s::Cache<k8s::EndpointSlice>> endpoint_slices_;
+  FailClosedEventLedger fail_closed_events_;  // guarded by apply_mu_
 
   std::mutex local_mu_;
   std::map<std::string, Ipv4Addr> local_ips_;

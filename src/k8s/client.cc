@@ -19,6 +19,15 @@ const ResourceRef kCalicoGlobalNetworkPolicies{"projectcalico.org/v3", "globalne
 const ResourceRef kCalicoCrdNetworkPolicies{"crd.projectcalico.org/v1", "networkpolicies", "NetworkPolicy", true};
 const ResourceRef kCalicoCrdGlobalNetworkPolicies{"crd.projectcalico.org/v1", "globalnetworkpolicies",
                                                   "GlobalNetworkPolicy", false};
+const ResourceRef kCalicoTiers{"projectcalico.org/v3", "tiers", "Tier", false};
+const ResourceRef kCalicoNetworkSets{"projectcalico.org/v3", "networksets", "NetworkSet", true};
+const ResourceRef kCalicoGlobalNetworkSets{"projectcalico.org/v3", "globalnetworksets", "GlobalNetworkSet", false};
+const ResourceRef kCalicoCrdTiers{"crd.projectcalico.org/v1", "tiers", "Tier", false};
+const ResourceRef kCalicoCrdNetworkSets{"crd.projectcalico.org/v1", "networksets", "NetworkSet", true};
+const ResourceRef kCalicoCrdGlobalNetworkSets{"crd.projectcalico.org/v1", "globalnetworksets", "GlobalNetworkSet",
+                                              false};
+const ResourceRef kServiceAccounts{"v1", "serviceaccounts", "ServiceAccount", true};
+const ResourceRef kEndpointSlices{"discovery.k8s.io/v1", "endpointslices", "EndpointSlice", true};
 }  // namespace resources
 
 namespace {

@@ -38,6 +38,16 @@ extern const ResourceRef kCalicoGlobalNetworkPolicies;
 // ... and as Calico stores them without it (Kubernetes datastore CRDs).
 extern const ResourceRef kCalicoCrdNetworkPolicies;
 extern const ResourceRef kCalicoCrdGlobalNetworkPolicies;
+// Calico's other objects policy reads: tiers and labelled address sets ...
+extern const ResourceRef kCalicoTiers;
+extern const ResourceRef kCalicoNetworkSets;
+extern const ResourceRef kCalicoGlobalNetworkSets;
+extern const ResourceRef kCalicoCrdTiers;
+extern const ResourceRef kCalicoCrdNetworkSets;
+extern const ResourceRef kCalicoCrdGlobalNetworkSets;
+// ... and the Kubernetes objects its rules match (serviceAccounts, services).
+extern const ResourceRef kServiceAccounts;
+extern const ResourceRef kEndpointSlices;
 }  // namespace resources
 
 struct ListOptions {

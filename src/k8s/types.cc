@@ -366,6 +366,70 @@ Result<RawObject> ParseRawObject(const Json& j) {
   return o;
 }
 
+Result<ServiceAccount> ParseServiceAccount(const Json& j) {
+  ServiceAccount sa;
+  TERWAY_ASSIGN_OR_RETURN_CTX(sa.metadata, MetaOf(j, "ServiceAccount"), "parsing ServiceAccount");
+  return sa;
+}
+
+Result<EndpointSlice> ParseEndpointSlice(const Json& j) {
+  EndpointSlice es;
+  TERWAY_ASSIGN_OR_RETURN_CTX(es.metadata, MetaOf(j, "EndpointSlice"), "parsing EndpointSlice");
+  const std::string ctx = "parsing EndpointSlice " + es.metadata.Key();
+  TERWAY_TRY_CTX(ReadString(j, "addressType", "", &es.address_type), ctx);
+  const Json* endpoints = nullptr;
+  TERWAY_TRY_CTX(ReadArray(j, "endpoints", "", &endpoints), ctx);
+  if (endpoints) {
+    for (size_t i = 0; i < endpoints->size(); i++) {
+      const Json& e = (*endpoints)[i];
+      const std::string ep = fmt::format("endpoints[{}]", i);
+      if (!e.is_object()) return TypeError(ep, "object", e).Wrap(ctx);
+      SliceEndpoint out;
+      TERWAY_TRY_CTX(ReadStringList(e, "addresses", ep, &out.addresses), ctx);
+      const Json* cond = nullptr;
+      TERWAY_TRY_CTX(ReadObject(e, "conditions", ep, &cond), ctx);
+      if (cond && Field(*cond, "ready")) {
+        bool ready = false;
+        TERWAY_TRY_CTX(ReadBool(*cond, "ready", ep + ".conditions", &ready), ctx);
+        out.ready = ready;
+      }
+      es.endpoints.push_back(std::move(out));
+    }
+  }
+  const Json* ports = nullptr;
+  TERWAY_TRY_CTX(ReadArray(j, "ports", "", &ports), ctx);
+  if (ports) {
+    for (size_t i = 0; i < ports->size(); i++) {
+      const Json& p = (*ports)[i];
+      const std::string pp = fmt::format("ports[{}]", i);
+      if (!p.is_object()) return TypeError(pp, "object", p).Wrap(ctx);
+      EndpointPort port;
+      TERWAY_TRY_CTX(ReadString(p, "name", pp, &port.name), ctx);
+      TERWAY_TRY_CTX(ReadString(p, "protocol", pp, &port.protocol), ctx);
+      if (Field(p, "port")) {
+        int32_t n = 0;
+        TERWAY_TRY_CTX(ReadInt(p, "port", pp, &n), ctx);
+        port.port = n;
+      }
+      es.ports.push_back(std::move(port));
+    }
+  }
+  return es;
+}
+
+Result<ObjectOrError<NetworkPolicy>> ParseNetworkPolicyOrError(const Json& j) {
+  ObjectOrError<NetworkPolicy> out;
+  TERWAY_ASSIGN_OR_RETURN_CTX(out.metadata, MetaOf(j, "NetworkPolicy"), "parsing NetworkPolicy");
+  auto np = ParseNetworkPolicy(j);
+  if (np.ok()) {
+    out.object = std::move(np).value();
+  } else {
+    out.error = std::move(np).error();
+    out.raw = j;
+  }
+  return out;
+}
+
 Result<ConfigMap> ParseConfigMap(const Json& j) {
   ConfigMap cm;
   TERWAY_ASSIGN_OR_RETURN_CTX(cm.metadata, MetaOf(j, "ConfigMap"), "parsing ConfigMap");

@@ -162,6 +162,49 @@ struct RawObject {
   Json raw;
 };
 
+// An object whose parse may fail without the object vanishing: caches of
+// kinds where an unreadable object still means something keep it (a
+// NetworkPolicy terway cannot read is enforced on the safe side and
+// reported, never silently dropped). Only metadata must parse, so the cache
+// can key it.
+template <typename T>
+struct ObjectOrError {
+  ObjectMeta metadata;
+  std::optional<T> object;     // none: it did not parse
+  std::optional<Error> error;  // why not
+  Json raw;                    // the object as served, kept only when it did not parse
+};
+
+// A ServiceAccount: Calico matches policy serviceAccounts selectors against
+// its labels.
+struct ServiceAccount {
+  ObjectMeta metadata;
+};
+
+// discovery.k8s.io/v1 EndpointSlice: a Service's backends (Calico's
+// `services` rule match).
+inline constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
+struct EndpointPort {
+  std::string name;
+  std::optional<int32_t> port;   // absent: the slice names no port (matches nothing)
+  std::string protocol = "TCP";  // defaulted as the API server does
+};
+struct SliceEndpoint {
+  std::vector<std::string> addresses;
+  std::optional<bool> ready;  // conditions.ready; absent = unknown
+};
+struct EndpointSlice {
+  ObjectMeta metadata;
+  std::string address_type;  // IPv4, IPv6 or FQDN
+  std::vector<SliceEndpoint> endpoints;
+  std::vector<EndpointPort> ports;
+  // The Service it belongs to (label kubernetes.io/service-name); "" when none.
+  std::string ServiceName() const {
+    auto it = metadata.labels.find(kServiceNameLabel);
+    return it == metadata.labels.end() ? "" : it->second;
+  }
+};
+
 struct ObjectReference {
   std::string kind;
   std::string namespace_;
@@ -191,6 +234,11 @@ Result<ConfigMap> ParseConfigMap(const Json& j);
 Result<NetworkPolicy> ParseNetworkPolicy(const Json& j);
 Result<Event> ParseEvent(const Json& j);
 Result<RawObject> ParseRawObject(const Json& j);
+Result<ServiceAccount> ParseServiceAccount(const Json& j);
+Result<EndpointSlice> ParseEndpointSlice(const Json& j);
+// Fails only when the metadata cannot be read; a spec that does not parse
+// is kept as the error and the raw object.
+Result<ObjectOrError<NetworkPolicy>> ParseNetworkPolicyOrError(const Json& j);
 Result<LabelSelectorSpec> ParseLabelSelector(const Json& j);
 
 Json ObjectMetaToJson(const ObjectMeta& m);
@@ -208,5 +256,10 @@ template <> inline Result<NetworkPolicy> Parse<NetworkPolicy>(const Json& j) {
 }
 template <> inline Result<Event> Parse<Event>(const Json& j) { return ParseEvent(j); }
 template <> inline Result<RawObject> Parse<RawObject>(const Json& j) { return ParseRawObject(j); }
+template <> inline Result<ServiceAccount> Parse<ServiceAccount>(const Json& j) { return ParseServiceAccount(j); }
+template <> inline Result<EndpointSlice> Parse<EndpointSlice>(const Json& j) { return ParseEndpointSlice(j); }
+template <> inline Result<ObjectOrError<NetworkPolicy>> Parse<ObjectOrError<NetworkPolicy>>(const Json& j) {
+  return ParseNetworkPolicyOrError(j);
+}
 
 }  // namespace terway::k8s

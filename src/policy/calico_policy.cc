@@ -1,8 +1,12 @@
 #include "policy/calico_policy.h"
 
 #include <cctype>
+#include <limits>
 
 #include <fmt/format.h>
+
+#include "policy/calico_rule.h"
+#include "policy/endpoint_labels.h"
 
 namespace terway::policy {
 
@@ -10,243 +14,248 @@ namespace {
 
 using Json = nlohmann::json;
 
+bool Present(const Json& obj, const char* key) { return obj.contains(key) && !obj[key].is_null(); }
+
+Error Invalid(const std::string& field, const std::string& why) {
+  return Errorf(ErrorCode::kInvalidArgument, "{}: {}", field, why);
+}
+
 Result<std::string> OptString(const Json& obj, const char* key, const std::string& field) {
-  if (!obj.contains(key) || obj[key].is_null()) return std::string();
-  if (!obj[key].is_string()) return Errorf(ErrorCode::kInvalidArgument, "{}.{}: want a string", field, key);
+  if (!Present(obj, key)) return std::string();
+  if (!obj[key].is_string()) return Invalid(field + "." + key, "want a string");
   return obj[key].get<std::string>();
 }
 
-Status RejectUnsupported(const Json& obj, const std::string& field, std::initializer_list<const char*> keys) {
-  for (const char* k : keys) {
-    if (obj.contains(k) && !obj[k].is_null()) {
-      return Errorf(ErrorCode::kUnsupported, "{}.{} is not supported by terway's policy engine", field, k);
+const Json& Section(const Json& obj, const char* key) {
+  static const Json empty = Json::object();
+  return obj.contains(key) && obj[key].is_object() ? obj[key] : empty;
+}
+
+// Tier names are DNS labels (no dots, <= 63).
+bool IsTierName(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
+      return false;
     }
   }
-  return Ok();
+  return s.front() != '-' && s.back() != '-';
 }
 
-Result<std::optional<EndpointSelector>> OptSelector(const Json& obj, const char* key, const std::string& field) {
-  TERWAY_ASSIGN_OR_RETURN(std::string text, OptString(obj, key, field));
-  if (!obj.contains(key) || obj[key].is_null()) return std::optional<EndpointSelector>();
-  auto sel = CalicoSelector::Parse(text);
-  if (!sel.ok()) return std::move(sel).error().Wrap(fmt::format("{}.{}", field, key));
-  return std::optional<EndpointSelector>(EndpointSelector::FromCalico(std::move(*sel)));
-}
-
-// Reads nets/notNets: IPv4 CIDRs kept, IPv6 ones noted (they can never
-// match this IPv4 datapath).
-Status ReadNets(const Json& obj, const char* key, const std::string& field, std::vector<Ipv4Cidr>* out,
-                bool* saw_v6) {
-  if (!obj.contains(key) || obj[key].is_null()) return Ok();
-  if (!obj[key].is_array()) return Errorf(ErrorCode::kInvalidArgument, "{}.{}: want a list", field, key);
-  for (const auto& n : obj[key]) {
-    if (!n.is_string()) return Errorf(ErrorCode::kInvalidArgument, "{}.{}: want CIDR strings", field, key);
-    std::string text = n.get<std::string>();
-    if (text.find('/') == std::string::npos) text += text.find(':') == std::string::npos ? "/32" : "/128";
-    auto v4 = Ipv4Cidr::Parse(text, true);
-    if (v4.ok()) {
-      out->push_back(Ipv4Cidr(Ipv4Addr(v4->network().value() & v4->mask()), v4->prefix_len()));
-    } else if (Ipv6Cidr::Parse(text).ok()) {
-      *saw_v6 = true;
-    } else {
-      return Errorf(ErrorCode::kInvalidArgument, "{}.{}: \"{}\" is not a CIDR", field, key, text);
-    }
+// Which pods the policy applies to, as Calico translates spec.selector,
+// namespaceSelector and serviceAccountSelector (docs 1): a NetworkPolicy
+// only ever selects pods of its namespace; a GlobalNetworkPolicy's
+// namespaceSelector sees pcns.* labels (all(): any pod), its
+// serviceAccountSelector pcsa.* labels (all(): pods that name one).
+CalicoSelector Subject(Policy::Kind kind, const std::string& ns, const std::optional<CalicoSelector>& selector,
+                       const std::optional<CalicoSelector>& namespace_selector,
+                       const std::optional<CalicoSelector>& sa_selector) {
+  CalicoSelector s = selector ? *selector : CalicoSelector::All();
+  if (kind == Policy::Kind::kCalico) {
+    s = CalicoSelector::And(CalicoSelector::Equals(kCalicoNamespaceLabel, ns), s);
+  } else if (namespace_selector) {
+    s = CalicoSelector::And(s, NamespaceScope(*namespace_selector));
   }
-  return Ok();
+  if (sa_selector) {
+    CalicoSelector sa = kind == Policy::Kind::kCalicoGlobal && sa_selector->IsAll()
+                            ? CalicoSelector::Has(kCalicoServiceAccountLabel)
+                            : sa_selector->WithKeyPrefix(kServiceAccountPrefix);
+    s = CalicoSelector::And(s, sa);
+  }
+  return s;
 }
 
-// An EntityRule (source or destination) as a Peer; nullopt when it places no
-// constraint on addresses.
-Result<std::optional<Peer>> ReadEntity(const Json& rule, const char* key, const std::string& scope,
-                                       const std::string& rule_field) {
-  std::string field = rule_field + "." + key;
-  if (!rule.contains(key) || rule[key].is_null()) return std::optional<Peer>();
-  const Json& e = rule[key];
-  if (!e.is_object()) return Errorf(ErrorCode::kInvalidArgument, "{}: want an object", field);
-  TERWAY_TRY(RejectUnsupported(e, field, {"notSelector", "notPorts", "serviceAccounts", "services"}));
-  Peer p;
-  TERWAY_ASSIGN_OR_RETURN(auto sel, OptSelector(e, "selector", field));
-  TERWAY_ASSIGN_OR_RETURN(auto ns_sel, OptSelector(e, "namespaceSelector", field));
-  if (sel || ns_sel) {
-    // A rule selector picks endpoints of the policy's namespace unless a
-    // namespaceSelector widens it (global policies: every namespace).
-    p.pods = sel ? *sel : EndpointSelector::FromCalico(CalicoSelector::All());
-    if (ns_sel) p.namespaces = *ns_sel;
-    else p.scope_namespace = scope;
-  }
-  bool v6 = false;
-  std::vector<Ipv4Cidr> nets;
-  TERWAY_TRY(ReadNets(e, "nets", field, &nets, &v6));
-  if (e.contains("nets") && e["nets"].is_array() && !e["nets"].empty()) {
-    p.nets = nets;
-    if (nets.empty() && v6) p.matches_nothing = true;
-  }
-  bool v6_not = false;
-  TERWAY_TRY(ReadNets(e, "notNets", field, &p.not_nets, &v6_not));
-  if (!p.SelectsPods() && !p.nets && p.not_nets.empty() && !p.matches_nothing) return std::optional<Peer>();
-  return std::optional<Peer>(std::move(p));
-}
-
-Result<PortSpec> ReadPort(const Json& port, Protocol proto, const std::string& field) {
-  PortSpec ps;
-  ps.protocol = proto;
-  auto check = [&](int64_t a, int64_t b) -> Status {
-    if (a < 1 || b > 65535 || b < a) return Errorf(ErrorCode::kInvalidArgument, "{}: bad port range {}:{}", field, a, b);
-    ps.first = static_cast<uint16_t>(a);
-    ps.last = static_cast<uint16_t>(b);
+// spec.types, or Calico's defaulting when absent or empty: Ingress unless
+// there are only egress rules, plus Egress when there are egress rules.
+Status ReadTypes(const Json& spec, Policy* p) {
+  const bool has_in = spec.contains("ingress") && spec["ingress"].is_array() && !spec["ingress"].empty();
+  const bool has_eg = spec.contains("egress") && spec["egress"].is_array() && !spec["egress"].empty();
+  if (!Present(spec, "types") || (spec["types"].is_array() && spec["types"].empty())) {
+    p->applies_egress = has_eg;
+    p->applies_ingress = has_in || !has_eg;
     return Ok();
-  };
-  if (port.is_number_integer()) {
-    TERWAY_TRY(check(port.get<int64_t>(), port.get<int64_t>()));
-    return ps;
   }
-  if (!port.is_string()) return Errorf(ErrorCode::kInvalidArgument, "{}: want a number, \"a:b\" or a name", field);
-  std::string s = port.get<std::string>();
-  bool numeric = !s.empty();
-  for (char c : s) numeric = numeric && (std::isdigit(static_cast<unsigned char>(c)) || c == ':');
-  if (!numeric) {
-    ps.name = s;  // a named port
-    return ps;
+  if (!spec["types"].is_array()) return Invalid("spec.types", "want a list of Ingress / Egress");
+  for (const auto& t : spec["types"]) {
+    std::string s = t.is_string() ? t.get<std::string>() : t.dump();
+    bool* flag = s == "Ingress" ? &p->applies_ingress : s == "Egress" ? &p->applies_egress : nullptr;
+    if (!flag) return Invalid("spec.types", fmt::format("unknown type {} (want Ingress or Egress)", s));
+    if (*flag) return Invalid("spec.types", fmt::format("{} is listed twice", s));
+    *flag = true;
   }
-  size_t colon = s.find(':');
-  std::string a = s.substr(0, colon), b = colon == std::string::npos ? a : s.substr(colon + 1);
-  if (a.empty() || b.empty() || b.find(':') != std::string::npos || a.size() > 5 || b.size() > 5) {
-    return Errorf(ErrorCode::kInvalidArgument, "{}: bad port \"{}\"", field, s);
-  }
-  TERWAY_TRY(check(std::stoll(a), std::stoll(b)));
-  return ps;
+  return Ok();
 }
 
-Result<std::optional<Rule>> ReadRule(const Json& r, Direction dir, const std::string& scope, const std::string& field) {
-  if (!r.is_object()) return Errorf(ErrorCode::kInvalidArgument, "{}: want an object", field);
-  TERWAY_TRY(RejectUnsupported(r, field, {"notProtocol", "http", "icmp", "notICMP", "metadata"}));
-  Rule rule;
-  TERWAY_ASSIGN_OR_RETURN(std::string action, OptString(r, "action", field));
-  std::string a;
-  for (char c : action) a += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (a == "allow") rule.action = Action::kAllow;
-  else if (a == "deny") rule.action = Action::kDeny;
-  else if (a == "log") rule.action = Action::kLog;
-  else if (a == "pass") rule.action = Action::kPass;
-  else return Errorf(ErrorCode::kInvalidArgument, "{}.action: \"{}\" (want Allow, Deny, Log or Pass)", field, action);
-
-  if (r.contains("ipVersion") && !r["ipVersion"].is_null()) {
-    if (!r["ipVersion"].is_number_integer()) return Errorf(ErrorCode::kInvalidArgument, "{}.ipVersion: want 4 or 6", field);
-    if (r["ipVersion"].get<int>() == 6) return std::optional<Rule>();  // never matches IPv4 traffic
+// doNotTrack, preDNAT, applyOnForward: GlobalNetworkPolicy only, and only
+// for host endpoints. Felix gives workload endpoints only the normal tiers,
+// so such a policy neither filters pod traffic nor makes a tier take part.
+Status ReadHostEndpointFields(const Json& spec, Policy* p) {
+  bool flags[3] = {false, false, false};
+  const char* keys[3] = {"doNotTrack", "preDNAT", "applyOnForward"};
+  for (int i = 0; i < 3; i++) {
+    if (!Present(spec, keys[i])) continue;
+    if (!spec[keys[i]].is_boolean()) return Invalid(std::string("spec.") + keys[i], "want true or false");
+    flags[i] = spec[keys[i]].get<bool>();
   }
-  std::optional<Protocol> proto;
-  if (r.contains("protocol") && !r["protocol"].is_null()) {
-    const Json& p = r["protocol"];
-    std::string text = p.is_number_integer() ? std::to_string(p.get<int>()) : p.is_string() ? p.get<std::string>() : "";
-    auto pr = ParseProtocol(text);
-    if (!pr.ok()) return std::move(pr).error().Wrap(field + ".protocol");
-    proto = *pr;
+  auto [untracked, pre_dnat, on_forward] = flags;
+  if (untracked && pre_dnat) return Invalid("spec.doNotTrack", "cannot be combined with preDNAT");
+  if ((untracked || pre_dnat) && !on_forward) {
+    return Invalid(untracked ? "spec.doNotTrack" : "spec.preDNAT", "needs applyOnForward: true");
   }
-  if (r.contains("source") && r["source"].is_object()) {
-    TERWAY_TRY(RejectUnsupported(r["source"], field + ".source", {"ports", "serviceAccounts"}));
+  if (pre_dnat && (p->applies_egress || !p->egress.empty())) {
+    return Invalid("spec.preDNAT", "a preDNAT policy has no egress rules and no Egress type");
   }
-  // The other end is the source of an ingress rule, the destination of an
-  // egress rule; the remaining side constrains our own pod.
-  const char* peer_key = dir == Direction::kIngress ? "source" : "destination";
-  const char* local_key = dir == Direction::kIngress ? "destination" : "source";
-  TERWAY_ASSIGN_OR_RETURN(auto peer, ReadEntity(r, peer_key, scope, field));
-  TERWAY_ASSIGN_OR_RETURN(auto local, ReadEntity(r, local_key, scope, field));
-  if (peer) rule.peers.push_back(std::move(*peer));
-  rule.local = std::move(local);
-
-  const Json* ports = nullptr;
-  if (r.contains("destination") && r["destination"].is_object() && r["destination"].contains("ports") &&
-      !r["destination"]["ports"].is_null()) {
-    ports = &r["destination"]["ports"];
-    if (!ports->is_array()) return Errorf(ErrorCode::kInvalidArgument, "{}.destination.ports: want a list", field);
+  if (untracked || pre_dnat) {
+    p->applies_ingress = false;
+    p->applies_egress = false;
   }
-  if (ports && !ports->empty()) {
-    if (!proto || *proto == Protocol::kICMP) {
-      return Errorf(ErrorCode::kInvalidArgument, "{}.destination.ports: needs protocol TCP, UDP or SCTP", field);
-    }
-    for (size_t i = 0; i < ports->size(); i++) {
-      TERWAY_ASSIGN_OR_RETURN(PortSpec ps, ReadPort((*ports)[i], *proto, fmt::format("{}.destination.ports[{}]", field, i)));
-      rule.ports.push_back(std::move(ps));
-    }
-  } else if (proto) {
-    PortSpec ps;
-    ps.protocol = proto;
-    rule.ports.push_back(ps);
-  }
-  return std::optional<Rule>(std::move(rule));
+  return Ok();
 }
 
-}  // namespace
+Status ReadRules(const Json& spec, Policy* p) {
+  for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
+    const char* key = dir == Direction::kIngress ? "ingress" : "egress";
+    if (!Present(spec, key)) continue;
+    if (!spec[key].is_array()) return Invalid(std::string("spec.") + key, "want a list of rules");
+    CalicoRuleContext ctx;
+    ctx.kind = p->kind;
+    ctx.policy_namespace = p->namespace_;
+    ctx.direction = dir;
+    for (size_t i = 0; i < spec[key].size(); i++) {
+      ctx.field = fmt::format("spec.{}[{}]", key, i);
+      TERWAY_ASSIGN_OR_RETURN(Rule rule, ReadCalicoRule(spec[key][i], ctx, &p->fail_closed));
+      (dir == Direction::kIngress ? p->ingress : p->egress).push_back(std::move(rule));
+    }
+  }
+  return Ok();
+}
 
-Result<Policy> PolicyFromCalico(const Json& obj) {
-  if (!obj.is_object()) return Errorf(ErrorCode::kInvalidArgument, "Calico policy: want a JSON object");
+Status ReadSpec(const Json& spec, Policy* p) {
+  const bool global = p->kind == Policy::Kind::kCalicoGlobal;
+  std::vector<const char*> known = {"order", "tier", "selector", "types", "ingress", "egress", "serviceAccountSelector",
+                                    "performanceHints"};
+  if (global) known.insert(known.end(), {"namespaceSelector", "doNotTrack", "preDNAT", "applyOnForward"});
+  for (const auto& [k, v] : spec.items()) {
+    bool ok = false;
+    for (const char* n : known) ok = ok || k == n;
+    if (!ok && !v.is_null()) {
+      return Errorf(ErrorCode::kUnsupported, "spec.{}: not a field of a {} that terway knows", k,
+                    global ? "GlobalNetworkPolicy" : "NetworkPolicy");
+    }
+  }
+  TERWAY_ASSIGN_OR_RETURN(std::string tier, OptString(spec, "tier", "spec"));
+  if (!tier.empty()) {
+    if (!IsTierName(tier)) return Invalid("spec.tier", fmt::format("\"{}\" is not a tier name (a DNS label)", tier));
+    p->tier = tier;
+  }
+  if (Present(spec, "order")) {
+    if (!spec["order"].is_number()) return Invalid("spec.order", "want a number");
+    p->order = spec["order"].get<double>();
+  }
+  if (Present(spec, "performanceHints")) {
+    if (!spec["performanceHints"].is_array()) return Invalid("spec.performanceHints", "want a list");
+    for (const auto& h : spec["performanceHints"]) {
+      if (h != "AssumeNeededOnEveryNode") {
+        return Invalid("spec.performanceHints", fmt::format("unknown hint {} (want AssumeNeededOnEveryNode)", h.dump()));
+      }
+    }
+  }
+  TERWAY_ASSIGN_OR_RETURN(auto selector, ReadCalicoSelector(spec, "selector", "spec"));
+  TERWAY_ASSIGN_OR_RETURN(auto sa_selector, ReadCalicoSelector(spec, "serviceAccountSelector", "spec"));
+  std::optional<CalicoSelector> ns_selector;
+  if (global) {
+    TERWAY_ASSIGN_OR_RETURN(ns_selector, ReadCalicoSelector(spec, "namespaceSelector", "spec"));
+  }
+  p->subject = EndpointSelector::FromCalico(Subject(p->kind, p->namespace_, selector, ns_selector, sa_selector));
+  TERWAY_TRY(ReadRules(spec, p));
+  TERWAY_TRY(ReadTypes(spec, p));
+  if (global) {
+    TERWAY_TRY(ReadHostEndpointFields(spec, p));
+  }
+  return Ok();
+}
+
+// Kind, name and namespace: what every outcome (parsed or fail-closed)
+// needs. The name is the object's, as Calico's v3.32 tie-break uses it.
+Result<Policy> ReadIdentity(const Json& obj) {
+  if (!obj.is_object()) return Invalid("Calico policy", "want a JSON object");
   TERWAY_ASSIGN_OR_RETURN(std::string kind, OptString(obj, "kind", "Calico policy"));
   Policy p;
   if (kind == "NetworkPolicy") p.kind = Policy::Kind::kCalico;
   else if (kind == "GlobalNetworkPolicy") p.kind = Policy::Kind::kCalicoGlobal;
-  else return Errorf(ErrorCode::kInvalidArgument, "Calico policy: kind \"{}\" (want NetworkPolicy or GlobalNetworkPolicy)", kind);
-  const Json empty = Json::object();
-  const Json& meta = obj.contains("metadata") && obj["metadata"].is_object() ? obj["metadata"] : empty;
+  else return Invalid("kind", fmt::format("\"{}\" (want NetworkPolicy or GlobalNetworkPolicy)", kind));
+  const Json& meta = Section(obj, "metadata");
   TERWAY_ASSIGN_OR_RETURN(p.name, OptString(meta, "name", "metadata"));
   if (p.kind == Policy::Kind::kCalico) {
     TERWAY_ASSIGN_OR_RETURN(p.namespace_, OptString(meta, "namespace", "metadata"));
     if (p.namespace_.empty()) p.namespace_ = "default";
   }
-  std::string ctx = fmt::format("{} {}", kind, p.namespace_.empty() ? p.name : p.namespace_ + "/" + p.name);
-  if (p.name.empty()) return Errorf(ErrorCode::kInvalidArgument, "metadata.name is empty").Wrap(ctx);
-  const Json& spec = obj.contains("spec") && obj["spec"].is_object() ? obj["spec"] : empty;
-  Status st = [&]() -> Status {
-    TERWAY_TRY(RejectUnsupported(spec, "spec", {"serviceAccountSelector", "doNotTrack", "preDNAT", "applyOnForward"}));
-    if (spec.contains("tier") && spec["tier"].is_string() && spec["tier"].get<std::string>() != "default") {
-      return Errorf(ErrorCode::kUnsupported, "spec.tier \"{}\": only the default tier is supported",
-                    spec["tier"].get<std::string>());
-    }
-    if (spec.contains("order") && !spec["order"].is_null()) {
-      if (!spec["order"].is_number()) return Errorf(ErrorCode::kInvalidArgument, "spec.order: want a number");
-      p.order = spec["order"].get<double>();
-    }
-    TERWAY_ASSIGN_OR_RETURN(auto sel, OptSelector(spec, "selector", "spec"));
-    p.subject = sel ? *sel : EndpointSelector::FromCalico(CalicoSelector::All());
-    if (p.kind == Policy::Kind::kCalicoGlobal) {
-      TERWAY_ASSIGN_OR_RETURN(p.subject_namespaces, OptSelector(spec, "namespaceSelector", "spec"));
-    }
-    std::string scope = p.kind == Policy::Kind::kCalico ? p.namespace_ : "";
-    for (Direction dir : {Direction::kIngress, Direction::kEgress}) {
-      const char* key = dir == Direction::kIngress ? "ingress" : "egress";
-      if (!spec.contains(key) || spec[key].is_null()) continue;
-      if (!spec[key].is_array()) return Errorf(ErrorCode::kInvalidArgument, "spec.{}: want a list", key);
-      for (size_t i = 0; i < spec[key].size(); i++) {
-        TERWAY_ASSIGN_OR_RETURN(auto rule, ReadRule(spec[key][i], dir, scope, fmt::format("spec.{}[{}]", key, i)));
-        // A dropped (IPv6-only) rule keeps its place in the numbering so
-        // Explain's rule indexes match the object; store it as never matching.
-        if (!rule) {
-          Rule never;
-          Peer none;
-          none.matches_nothing = true;
-          never.peers.push_back(none);
-          rule = never;
-        }
-        (dir == Direction::kIngress ? p.ingress : p.egress).push_back(std::move(*rule));
-      }
-    }
-    bool has_in = !p.ingress.empty(), has_eg = !p.egress.empty();
-    if (spec.contains("types") && spec["types"].is_array() && !spec["types"].empty()) {
-      for (const auto& t : spec["types"]) {
-        std::string s = t.is_string() ? t.get<std::string>() : "";
-        if (s == "Ingress") p.applies_ingress = true;
-        else if (s == "Egress") p.applies_egress = true;
-        else return Errorf(ErrorCode::kInvalidArgument, "spec.types: unknown type \"{}\"", s);
-      }
-    } else {
-      // Calico's defaulting: Egress alone when only egress rules exist,
-      // otherwise Ingress, plus Egress when egress rules exist.
-      p.applies_egress = has_eg;
-      p.applies_ingress = has_in || !has_eg;
-    }
-    return Ok();
-  }();
-  if (!st.ok()) return std::move(st).error().Wrap(ctx);
   return p;
+}
+
+std::string Context(const Policy& p) {
+  return fmt::format("{} {}", p.CalicoKind(), p.namespace_.empty() ? p.name : p.namespace_ + "/" + p.name);
+}
+
+}  // namespace
+
+Result<Policy> PolicyFromCalico(const Json& obj) {
+  TERWAY_ASSIGN_OR_RETURN(Policy p, ReadIdentity(obj));
+  if (p.name.empty()) return Invalid("metadata.name", "empty").Wrap(Context(p));
+  Status st = ReadSpec(Section(obj, "spec"), &p);
+  if (!st.ok()) return std::move(st).error().Wrap(Context(p));
+  return p;
+}
+
+Policy FailClosedCalicoPolicy(const Json& obj, const Error& why) {
+  Policy p;
+  if (auto id = ReadIdentity(obj); id.ok()) {
+    p = std::move(*id);
+  } else {
+    // Kind unreadable: namespaced when it names a namespace.
+    const Json& meta = Section(obj, "metadata");
+    p.kind = Present(meta, "namespace") ? Policy::Kind::kCalico : Policy::Kind::kCalicoGlobal;
+    if (meta.contains("name") && meta["name"].is_string()) p.name = meta["name"].get<std::string>();
+    if (meta.contains("namespace") && meta["namespace"].is_string()) p.namespace_ = meta["namespace"].get<std::string>();
+  }
+  if (p.name.empty()) p.name = "?";
+  const Json& spec = Section(obj, "spec");
+  if (spec.contains("tier") && spec["tier"].is_string() && IsTierName(spec["tier"].get<std::string>())) {
+    p.tier = spec["tier"].get<std::string>();
+  }
+  if (spec.contains("order") && spec["order"].is_number()) p.order = spec["order"].get<double>();
+  else if (Present(spec, "order")) p.order = -std::numeric_limits<double>::infinity();
+  auto part = [&](const char* key) -> std::optional<CalicoSelector> {
+    if (p.kind != Policy::Kind::kCalicoGlobal && std::string(key) == "namespaceSelector") return std::nullopt;
+    auto s = ReadCalicoSelector(spec, key, "spec");
+    return s.ok() ? *s : std::nullopt;
+  };
+  p.subject = EndpointSelector::FromCalico(
+      Subject(p.kind, p.namespace_, part("selector"), part("namespaceSelector"), part("serviceAccountSelector")));
+  if (!ReadTypes(spec, &p).ok()) p.applies_ingress = p.applies_egress = true;
+  bool host_only = p.kind == Policy::Kind::kCalicoGlobal &&
+                   ((spec.contains("doNotTrack") && spec["doNotTrack"] == true) ||
+                    (spec.contains("preDNAT") && spec["preDNAT"] == true));
+  if (host_only) p.applies_ingress = p.applies_egress = false;
+  Rule deny;
+  deny.action = Action::kDeny;
+  if (p.applies_ingress) p.ingress = {deny};
+  if (p.applies_egress) p.egress = {deny};
+  std::string types = p.applies_ingress && p.applies_egress ? "ingress and egress"
+                      : p.applies_ingress                  ? "ingress"
+                      : p.applies_egress                   ? "egress"
+                                                           : "no traffic (a host-endpoint-only policy)";
+  p.fail_closed = {{"policy", why.ToString(),
+                    fmt::format("denies all {} of the pods its readable selector parts select ({}), in tier {} at order "
+                                "{}; fix the object to restore its rules",
+                                types, p.subject.Key(), p.tier, p.order ? fmt::format("{}", *p.order) : "last")}};
+  return p;
+}
+
+Policy CalicoPolicyOrFailClosed(const Json& obj) {
+  auto p = PolicyFromCalico(obj);
+  if (p.ok()) return std::move(*p);
+  return FailClosedCalicoPolicy(obj, p.error());
 }
 
 }  // namespace terway::policy

@@ -301,6 +301,84 @@ CalicoSelector CalicoSelector::All() {
   return s;
 }
 
+CalicoSelector CalicoSelector::Has(std::string key) {
+  auto n = std::make_shared<Node>();
+  n->kind = Kind::kHas;
+  n->key = std::move(key);
+  CalicoSelector s;
+  s.root_ = n;
+  return s;
+}
+
+CalicoSelector CalicoSelector::Equals(std::string key, std::string value) {
+  auto n = std::make_shared<Node>();
+  n->kind = Kind::kEq;
+  n->key = std::move(key);
+  n->value = std::move(value);
+  CalicoSelector s;
+  s.root_ = n;
+  return s;
+}
+
+CalicoSelector CalicoSelector::In(std::string key, const std::vector<std::string>& values) {
+  auto n = std::make_shared<Node>();
+  n->kind = Kind::kIn;
+  n->key = std::move(key);
+  n->values.insert(values.begin(), values.end());
+  CalicoSelector s;
+  s.root_ = n;
+  return s;
+}
+
+CalicoSelector CalicoSelector::And(const CalicoSelector& a, const CalicoSelector& b) {
+  // all() is the identity of &&: keep keys (and so set names) short.
+  if (a.IsAll()) return b;
+  if (b.IsAll()) return a;
+  auto n = std::make_shared<Node>();
+  n->kind = Kind::kAnd;
+  n->left = a.root_;
+  n->right = b.root_;
+  CalicoSelector s;
+  s.root_ = n;
+  return s;
+}
+
+CalicoSelector CalicoSelector::Not(const CalicoSelector& a) {
+  auto n = std::make_shared<Node>();
+  n->kind = Kind::kNot;
+  n->left = a.root_ ? a.root_ : All().root_;
+  CalicoSelector s;
+  s.root_ = n;
+  return s;
+}
+
+namespace {
+
+NodePtr Prefixed(const NodePtr& n, const std::string& prefix) {
+  if (!n) return n;
+  auto c = std::make_shared<Node>(*n);
+  if (!c->key.empty()) c->key = prefix + c->key;
+  c->left = Prefixed(n->left, prefix);
+  c->right = Prefixed(n->right, prefix);
+  return c;
+}
+
+bool HasGlobal(const Node* n) {
+  if (!n) return false;
+  return n->kind == Kind::kGlobal || HasGlobal(n->left.get()) || HasGlobal(n->right.get());
+}
+
+}  // namespace
+
+CalicoSelector CalicoSelector::WithKeyPrefix(const std::string& prefix) const {
+  CalicoSelector s;
+  s.root_ = Prefixed(root_, prefix);
+  return s;
+}
+
+bool CalicoSelector::IsGlobal() const { return root_ && root_->kind == Kind::kGlobal; }
+bool CalicoSelector::UsesGlobal() const { return HasGlobal(root_.get()); }
+
 bool CalicoSelector::Matches(const k8s::Labels& labels) const { return !root_ || Eval(*root_, labels); }
 std::string CalicoSelector::ToString() const { return root_ ? Print(*root_) : "all()"; }
 bool CalicoSelector::IsAll() const { return !root_ || root_->kind == Kind::kAll; }

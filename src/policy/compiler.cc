@@ -7,32 +7,33 @@
 #include <fmt/format.h>
 
 #include "common/strings.h"
+#include "policy/endpoint_labels.h"
+#include "policy/l4_match.h"
+#include "policy/policy_order.h"
 
 namespace terway::policy {
 
-bool PortMatch::Matches(Protocol p, uint16_t port) const {
-  if (!protocol) return true;
-  if (*protocol != p) return false;  // SCTP is never TCP: protocols compare exactly
-  if (all_ports) return true;
-  for (const auto& [a, b] : ranges) {
-    if (port >= a && port <= b) return true;
+bool CompiledRule::Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, const Packet& pkt) const {
+  if (peer_set && !sets[*peer_set].Contains(peer)) return false;
+  if (peer_not_set && sets[*peer_not_set].Contains(peer)) return false;
+  const uint16_t peer_port = direction == Direction::kEgress ? pkt.destination_port : pkt.source_port;
+  for (size_t t : tuple_sets) {
+    if (!sets[t].Contains(peer, pkt.protocol, peer_port)) return false;
   }
-  return false;
-}
-
-bool CompiledRule::Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, Protocol p, uint16_t port) const {
-  if (peer_set && !sets[*peer_set].addresses.Contains(peer)) return false;
+  for (size_t t : not_tuple_sets) {
+    if (sets[t].Contains(peer, pkt.protocol, peer_port)) return false;
+  }
   if (ports.empty()) return true;
   for (const auto& m : ports) {
-    if (m.Matches(p, port)) return true;
+    if (m.Matches(sets, direction, peer, pkt)) return true;
   }
   return false;
 }
 
 namespace {
 
-// Names that survive recompiles: a chain is named by its pod, a set by the
-// peer it holds, a rule's counter by (pod, direction, policy, rule, repeat),
+// Names that survive recompiles: a chain is named by its pod (and tier), a
+// set by what it holds, a rule's counter by (pod, direction, policy, rule),
 // whatever else changed in the cluster. So the renderer can send the kernel
 // only what changed, and an operator's `policy show` keeps counting.
 // FNV-1a 64: cheap, stable across builds and processes.
@@ -45,244 +46,389 @@ std::string StableName(const char* prefix, const std::string& identity) {
   return fmt::format("{}{:016x}", prefix, h);
 }
 
-// The per-compile working state: label views and memoised peer resolution,
-// so each distinct peer is resolved against all pods once.
+// The per-compile working state: Calico's label views of every endpoint
+// and network set, and memoised peer resolution, so each distinct peer is
+// resolved against all of them once.
 class CompileRun {
  public:
-  CompileRun(CompiledPolicy* out, const std::vector<NamespaceInfo>& namespaces) : out_(out) {
-    for (const auto& ns : namespaces) ns_labels_[ns.name] = ns.labels;
+  CompileRun(CompiledPolicy* out, const PolicyInputs& in) : out_(out) {
+    for (const auto& ns : in.namespaces) ns_labels_[ns.name] = NamespaceLabels(ns.name, ns.labels);
+    std::map<std::pair<std::string, std::string>, const k8s::Labels*> sa;
+    for (const auto& s : in.service_accounts) sa[{s.namespace_, s.name}] = &s.labels;
     for (const auto& p : out_->pods()) {
-      k8s::Labels c = p.labels;
-      c["projectcalico.org/namespace"] = p.namespace_;
-      c["projectcalico.org/orchestrator"] = "k8s";
-      pod_calico_.push_back(std::move(c));
-      EnsureNamespace(p.namespace_);
+      auto it = sa.find({p.namespace_, p.service_account});
+      pod_calico_.push_back(CalicoPodLabels(p, NsLabels(p.namespace_), it == sa.end() ? nullptr : it->second));
     }
+    for (const auto& n : in.network_sets) {
+      network_sets_.push_back({&n, CalicoNetworkSetLabels(n, NsLabels(n.namespace_))});
+    }
+    for (const auto& s : in.services) services_[{s.namespace_, s.name}] = &s;
   }
 
   std::vector<IpSet>& sets() { return sets_; }
 
+  // --- subject selection: which pods a policy applies to.
   bool SubjectMatches(const Policy& pol, size_t pod) {
     const PodInfo& p = Pod(pod);
     if (pol.kind != Policy::Kind::kCalicoGlobal && p.namespace_ != pol.namespace_) return false;
-    if (pol.subject_namespaces && !NamespaceMatches(*pol.subject_namespaces, p.namespace_)) return false;
     return pol.subject.Matches(p.labels, pod_calico_[pod]);
   }
 
-  bool PeerMatchesPod(const Peer& peer, size_t pod) {
-    const PodInfo& q = Pod(pod);
-    if (peer.matches_nothing || !q.ip) return false;
-    if (peer.SelectsPods()) {
-      if (q.host_network) return false;
+  // --- peer-set membership.
+
+  // Pods a Kubernetes peer's selectors match (memoised by key).
+  const std::vector<size_t>& K8sPeerPods(const Peer& peer) {
+    std::string key = peer.Key();
+    auto it = peer_pods_.find(key);
+    if (it != peer_pods_.end()) return it->second;
+    std::vector<size_t> v;
+    for (size_t q = 0; q < out_->pods().size(); q++) {
+      const PodInfo& p = Pod(q);
+      if (!p.ip || p.host_network) continue;
       if (peer.namespaces) {
-        if (!NamespaceMatches(*peer.namespaces, q.namespace_)) return false;
-      } else if (!peer.scope_namespace.empty() && q.namespace_ != peer.scope_namespace) {
-        return false;
+        if (!NamespaceMatches(*peer.namespaces, p.namespace_)) continue;
+      } else if (!peer.scope_namespace.empty() && p.namespace_ != peer.scope_namespace) {
+        continue;
       }
-      if (peer.pods && !peer.pods->Matches(q.labels, pod_calico_[pod])) return false;
+      if (peer.pods && !peer.pods->Matches(p.labels, pod_calico_[q])) continue;
+      v.push_back(q);
     }
-    return AddressInNets(peer, *q.ip);
+    return peer_pods_[key] = std::move(v);
   }
 
-  static bool AddressInNets(const Peer& peer, Ipv4Addr a) {
-    if (peer.nets) {
-      bool in = false;
-      for (const auto& c : *peer.nets) in = in || c.Contains(a);
-      if (!in) return false;
+  // Pods (workload endpoints: an address, not host network) whose Calico
+  // labels a selector matches.
+  const std::vector<size_t>& SelectorPods(const CalicoSelector& sel) {
+    std::string key = sel.ToString();
+    auto it = selector_pods_.find(key);
+    if (it != selector_pods_.end()) return it->second;
+    std::vector<size_t> v;
+    for (size_t q = 0; q < out_->pods().size(); q++) {
+      if (Pod(q).ip && !Pod(q).host_network && sel.Matches(pod_calico_[q])) v.push_back(q);
     }
-    for (const auto& c : peer.not_nets) {
-      if (c.Contains(a)) return false;
-    }
-    return true;
+    return selector_pods_[key] = std::move(v);
   }
 
-  static bool IsAny(const Peer& p) { return !p.matches_nothing && !p.SelectsPods() && !p.nets && p.not_nets.empty(); }
-
-  // The union of a rule's peers as one shared set (by key).
-  size_t PeerSet(const std::vector<Peer>& peers) {
-    std::vector<std::string> keys;
-    for (const auto& p : peers) keys.push_back(p.Key());
-    std::string key = Join(keys, " | ");
-    auto it = set_by_key_.find(key);
-    if (it != set_by_key_.end()) return it->second;
+  // Addresses of the endpoints and network sets a Calico selector matches.
+  const Ipv4RangeSet& SelectorAddresses(const CalicoSelector& sel) {
+    std::string key = sel.ToString();
+    auto it = selector_addresses_.find(key);
+    if (it != selector_addresses_.end()) return it->second;
     Ipv4RangeSet r;
-    for (const auto& peer : peers) {
+    for (size_t q : SelectorPods(sel)) r.Add(*Pod(q).ip);
+    for (const auto& [set, labels] : network_sets_) {
+      if (!sel.Matches(labels)) continue;
+      for (const auto& c : set->nets) r.Add(c);
+    }
+    return selector_addresses_[key] = std::move(r);
+  }
+
+  Ipv4RangeSet ServiceAddresses(const std::vector<ServiceRef>& refs) {
+    Ipv4RangeSet r;
+    for (const auto& ref : refs) {
+      if (const ServiceBackends* s = Service(ref)) {
+        for (const auto& a : s->addresses) r.Add(a);
+      }
+    }
+    return r;
+  }
+
+  // The addresses one peer's positive constraints admit (its notSelector
+  // is a separate set). Ingress `services` are backend addresses; egress
+  // ones are tuples (ServiceTuples), so they admit any address here.
+  Ipv4RangeSet PeerAddresses(const Peer& peer, Direction d) {
+    if (peer.matches_nothing) return {};
+    Ipv4RangeSet r = Ipv4RangeSet::All();
+    if (peer.SelectsPods()) {
+      Ipv4RangeSet pods;
+      for (size_t q : K8sPeerPods(peer)) pods.Add(*Pod(q).ip);
+      r = std::move(pods);
+    }
+    if (peer.selector) r.Intersect(SelectorAddresses(*peer.selector));
+    if (peer.services && d == Direction::kIngress) r.Intersect(ServiceAddresses(*peer.services));
+    if (peer.nets) {
+      Ipv4RangeSet n;
+      for (const auto& c : *peer.nets) n.Add(c);
+      r.Intersect(n);
+    }
+    Ipv4RangeSet cut;
+    for (const auto& c : peer.not_nets) cut.Add(c);
+    r.Subtract(cut);
+    return r;
+  }
+
+  // Our own pod against a Calico rule's local side (the destination of an
+  // ingress rule, the source of an egress rule): decided here, by address,
+  // as the kernel would decide it on the packet.
+  bool LocalMatches(const Peer& local, size_t pod) {
+    const Ipv4Addr ip = *Pod(pod).ip;
+    if (!PeerAddresses(local, Direction::kEgress).Contains(ip)) return false;
+    return !(local.not_selector && SelectorAddresses(*local.not_selector).Contains(ip));
+  }
+
+  // The rule's peer terms: its address set (the union of its peers'
+  // positive constraints; none when one of them admits any address), the
+  // notSelector set, and an egress Service's tuples.
+  void PeerTerms(const Rule& rule, Direction d, CompiledRule* out) {
+    bool any = rule.peers.empty();
+    std::vector<std::string> keys;
+    Ipv4RangeSet r;
+    for (const auto& peer : rule.peers) {
+      Peer pos = peer;
+      pos.not_selector.reset();
+      if (d == Direction::kEgress) pos.services.reset();  // tuples, below
+      if (pos.IsAny()) {
+        any = true;
+        break;
+      }
+      keys.push_back(pos.Key());
+      r.AddAll(PeerAddresses(pos, d));
+    }
+    if (!any) out->peer_set = AddSet(Join(keys, " | "), std::move(r));
+    if (rule.peers.size() != 1) return;  // Kubernetes peers carry neither
+    const Peer& p = rule.peers[0];
+    if (p.not_selector) {
+      out->peer_not_set = AddSet("notsel=" + p.not_selector->ToString(), SelectorAddresses(*p.not_selector));
+    }
+    if (p.services && d == Direction::kEgress) out->tuple_sets.push_back(ServiceTuples(*p.services));
+  }
+
+  // --- ports.
+
+  // The port a named port means on pod q, per protocol (none: any).
+  std::vector<std::pair<Protocol, uint16_t>> NamedPort(size_t q, const std::string& name,
+                                                       const std::optional<Protocol>& proto) {
+    std::vector<std::pair<Protocol, uint16_t>> out;
+    for (const auto& cp : Pod(q).ports) {
+      auto p = ParseProtocol(cp.protocol.empty() ? "TCP" : cp.protocol);
+      if (cp.name != name || !p.ok() || !p->HasPorts() || (proto && *p != *proto)) continue;
+      if (cp.container_port > 0 && cp.container_port <= 65535) out.push_back({*p, static_cast<uint16_t>(cp.container_port)});
+    }
+    return out;
+  }
+
+  // Pods at the peer end whose named ports a rule's port list means: those
+  // its selectors pick (Kubernetes peers' pods, a Calico positive
+  // selector), or every pod when a peer picks by address only. The other
+  // address terms of the rule still apply to the packet.
+  std::pair<std::string, std::vector<size_t>> NamedPortCandidates(const Rule& rule) {
+    bool all = rule.peers.empty();
+    std::set<size_t> u;
+    std::vector<std::string> keys;
+    for (const auto& peer : rule.peers) {
       if (peer.matches_nothing) continue;
       if (peer.SelectsPods()) {
-        for (size_t q : PeerPods(peer)) r.Add(*Pod(q).ip);
+        for (size_t q : K8sPeerPods(peer)) u.insert(q);
+        keys.push_back(peer.Key());
+      } else if (peer.selector) {
+        for (size_t q : SelectorPods(*peer.selector)) u.insert(q);
+        keys.push_back("sel=" + peer.selector->ToString());
       } else {
-        Ipv4RangeSet n;
-        if (peer.nets) {
-          for (const auto& c : *peer.nets) n.Add(c);
-        } else {
-          n = Ipv4RangeSet::All();
-        }
-        Ipv4RangeSet cut;
-        for (const auto& c : peer.not_nets) cut.Add(c);
-        n.Subtract(cut);
-        r.AddAll(n);
+        all = true;
       }
     }
-    return AddSet(key, std::move(r));
+    if (all) {
+      std::vector<size_t> v;
+      for (size_t q = 0; q < out_->pods().size(); q++) {
+        if (Pod(q).ip && !Pod(q).host_network) v.push_back(q);
+      }
+      return {"all", v};
+    }
+    return {Join(keys, " | "), std::vector<size_t>(u.begin(), u.end())};
+  }
+
+  // A tuple set of the named ports in `specs` on `candidates`.
+  size_t NamedPortTuples(const std::pair<std::string, std::vector<size_t>>& candidates,
+                         const std::vector<const PortSpec*>& specs) {
+    std::vector<std::string> names;
+    for (const PortSpec* ps : specs) names.push_back(ps->name + "/" + (ps->protocol ? ProtocolName(*ps->protocol) : "*"));
+    std::sort(names.begin(), names.end());
+    std::string key = fmt::format("{} & ports {}", candidates.first, Join(names, ","));
+    if (auto it = set_by_key_.find(key); it != set_by_key_.end()) return it->second;
+    std::set<AddressPortTuple> t;
+    for (size_t q : candidates.second) {
+      for (const PortSpec* ps : specs) {
+        for (const auto& [p, n] : NamedPort(q, ps->name, ps->protocol)) t.insert({Pod(q).ip->value(), p.number(), n});
+      }
+    }
+    return AddTupleSet(key, std::move(t));
+  }
+
+  // How a positive port list on one side can be met.
+  std::vector<PortOption> PortOptions(const std::vector<PortSpec>& list, bool local, size_t pod, const Rule& rule) {
+    std::vector<PortOption> opts;
+    std::map<std::optional<Protocol>, std::vector<const PortSpec*>> named;
+    for (const auto& ps : list) {
+      if (ps.name.empty()) {
+        PortOption o{ps.protocol, {}, {}};
+        if (ps.first != 0) o.ranges = {{ps.first, ps.last}};
+        opts.push_back(std::move(o));
+      } else if (local) {
+        for (const auto& [p, n] : NamedPort(pod, ps.name, ps.protocol)) opts.push_back({p, {{n, n}}, {}});
+      } else {
+        named[ps.protocol].push_back(&ps);
+      }
+    }
+    if (!named.empty()) {
+      auto candidates = NamedPortCandidates(rule);
+      for (const auto& [proto, specs] : named) opts.push_back({proto, {}, NamedPortTuples(candidates, specs)});
+    }
+    return opts;
+  }
+
+  // A notPorts list on one side: numeric and local named ports become
+  // per-protocol exclusions; peer named ports a not-in tuple set.
+  void ExcludePortList(const std::vector<PortSpec>& list, bool local, PortSide side, size_t pod, const Rule& rule,
+                       Alternatives* alts, CompiledRule* out) {
+    std::map<Protocol, PortRanges> by_protocol;
+    std::vector<const PortSpec*> named;
+    for (const auto& ps : list) {
+      if (ps.name.empty()) {
+        if (ps.protocol) by_protocol[*ps.protocol].push_back({ps.first, ps.last});
+      } else if (local) {
+        for (const auto& [p, n] : NamedPort(pod, ps.name, ps.protocol)) by_protocol[p].push_back({n, n});
+      } else {
+        named.push_back(&ps);
+      }
+    }
+    ExcludePorts(alts, side, by_protocol);
+    if (!named.empty()) out->not_tuple_sets.push_back(NamedPortTuples(NamedPortCandidates(rule), named));
+  }
+
+  // The layer-4 alternatives of a rule for our pod (empty: none can match).
+  Alternatives L4(const Rule& rule, Direction d, size_t pod, CompiledRule* out) {
+    Alternatives alts = AnyPacket();
+    if (rule.protocol) RequireProtocol(&alts, *rule.protocol);
+    if (rule.not_protocol) ExcludeProtocol(&alts, *rule.not_protocol);
+    if (rule.icmp) RequireIcmp(&alts, *rule.icmp);
+    if (rule.not_icmp) ExcludeIcmp(&alts, *rule.not_icmp);
+    const bool ingress = d == Direction::kIngress;
+    // Destination ports are ours for ingress, the peer's for egress;
+    // source ports the other way round.
+    if (!rule.ports.empty()) RequirePorts(&alts, PortSide::kDestination, PortOptions(rule.ports, ingress, pod, rule));
+    if (!rule.source_ports.empty()) {
+      RequirePorts(&alts, PortSide::kSource, PortOptions(rule.source_ports, !ingress, pod, rule));
+    }
+    ExcludePortList(rule.not_ports, ingress, PortSide::kDestination, pod, rule, &alts, out);
+    ExcludePortList(rule.not_source_ports, !ingress, PortSide::kSource, pod, rule, &alts, out);
+    return alts;
+  }
+
+  // --- rule compilation.
+  void CompileRule(size_t pol_idx, const Rule& rule, size_t rule_idx, Direction d, size_t pod,
+                   std::vector<CompiledRule>* out) {
+    if (rule.matches_nothing) return;
+    for (const auto& p : rule.peers) {
+      if (p.matches_nothing && rule.peers.size() == 1) return;
+    }
+    if (rule.local && !LocalMatches(*rule.local, pod)) return;
+    CompiledRule r;
+    r.policy = pol_idx;
+    r.direction = d;
+    r.rule_index = rule_idx;
+    r.action = rule.action;
+    PeerTerms(rule, d, &r);
+    Alternatives alts = L4(rule, d, pod, &r);
+    if (alts.empty()) return;  // e.g. only unresolvable named ports
+    if (!IsAnyPacket(alts)) r.ports = std::move(alts);
+    out->push_back(std::move(r));
+  }
+
+ private:
+  const PodInfo& Pod(size_t i) const { return out_->pods()[i]; }
+
+  const k8s::Labels& NsLabels(const std::string& ns) {
+    auto it = ns_labels_.find(ns);
+    if (it != ns_labels_.end()) return it->second;
+    return ns_labels_[ns] = NamespaceLabels(ns, {});
+  }
+
+  bool NamespaceMatches(const EndpointSelector& sel, const std::string& ns) {
+    const k8s::Labels& plain = NsLabels(ns);
+    k8s::Labels calico = plain;
+    calico[kCalicoNameLabel] = ns;
+    return sel.Matches(plain, calico);
+  }
+
+  const ServiceBackends* Service(const ServiceRef& ref) const {
+    auto it = services_.find({ref.namespace_, ref.name});
+    return it == services_.end() ? nullptr : it->second;
+  }
+
+  // (backend address, protocol, port) of egress `services`: the backends
+  // and target ports after kube-proxy's DNAT.
+  size_t ServiceTuples(const std::vector<ServiceRef>& refs) {
+    std::vector<std::string> keys;
+    for (const auto& r : refs) keys.push_back(r.Key());
+    std::string key = "svc-ports=" + Join(keys, ",");
+    if (auto it = set_by_key_.find(key); it != set_by_key_.end()) return it->second;
+    std::set<AddressPortTuple> t;
+    for (const auto& ref : refs) {
+      const ServiceBackends* s = Service(ref);
+      if (!s) continue;
+      for (const auto& a : s->addresses) {
+        for (const auto& p : s->ports) {
+          if (p.port != 0) t.insert({a.value(), p.protocol, p.port});
+        }
+      }
+    }
+    return AddTupleSet(key, std::move(t));
   }
 
   size_t AddSet(const std::string& key, Ipv4RangeSet r) {
     auto it = set_by_key_.find(key);
     if (it != set_by_key_.end()) return it->second;
     size_t idx = sets_.size();
-    sets_.push_back({StableName("s_", key), key, std::move(r)});
+    IpSet s;
+    s.name = StableName("s_", key);
+    s.key = key;
+    s.addresses = std::move(r);
+    sets_.push_back(std::move(s));
     set_by_key_[key] = idx;
     return idx;
   }
 
-  // Pods a peer matches (memoised by key).
-  const std::vector<size_t>& PeerPods(const Peer& peer) {
-    std::string key = peer.Key();
-    auto it = peer_pods_.find(key);
-    if (it != peer_pods_.end()) return it->second;
-    std::vector<size_t> v;
-    for (size_t q = 0; q < out_->pods().size(); q++) {
-      if (PeerMatchesPod(peer, q)) v.push_back(q);
-    }
-    return peer_pods_[key] = std::move(v);
-  }
-
-  // The port a named port means on pod q, if it declares it.
-  std::optional<uint16_t> ResolveNamedPort(size_t q, const std::string& name, Protocol proto) {
-    for (const auto& cp : Pod(q).ports) {
-      auto p = ParseProtocol(cp.protocol.empty() ? "TCP" : cp.protocol);
-      if (cp.name == name && p.ok() && *p == proto && cp.container_port > 0 && cp.container_port <= 65535) {
-        return static_cast<uint16_t>(cp.container_port);
-      }
-    }
-    return std::nullopt;
-  }
-
-  void CompileRule(size_t pol_idx, const Rule& rule, size_t rule_idx, Direction d, size_t pod,
-                   std::vector<CompiledRule>* out) {
-    if (rule.local && !PeerMatchesPod(*rule.local, pod)) return;
-    bool any_peer = rule.peers.empty() ||
-                    std::any_of(rule.peers.begin(), rule.peers.end(), [](const Peer& p) { return IsAny(p); });
-    CompiledRule base;
-    base.policy = pol_idx;
-    base.direction = d;
-    base.rule_index = rule_idx;
-    base.action = rule.action;
-    if (!any_peer) base.peer_set = PeerSet(rule.peers);
-
-    if (rule.ports.empty()) {
-      out->push_back(base);
-      return;
-    }
-    // Numeric ports (and, for ingress, named ports resolved on this pod).
-    std::map<int, PortMatch> by_proto;  // -1: any protocol
-    std::vector<const PortSpec*> named_egress;
-    auto add = [&](std::optional<Protocol> proto, uint16_t a, uint16_t b, bool all) {
-      int k = proto ? static_cast<int>(*proto) : -1;
-      PortMatch& m = by_proto[k];
-      m.protocol = proto;
-      if (all || !proto) m.all_ports = true;
-      else m.ranges.push_back({a, b});
-    };
-    for (const auto& ps : rule.ports) {
-      if (!ps.name.empty()) {
-        if (d == Direction::kEgress) {
-          named_egress.push_back(&ps);
-          continue;
-        }
-        auto n = ResolveNamedPort(pod, ps.name, *ps.protocol);
-        if (n) add(ps.protocol, *n, *n, false);  // unresolved: matches nothing here
-        continue;
-      }
-      add(ps.protocol, ps.first, ps.last, ps.first == 0);
-    }
-    if (!by_proto.empty()) {
-      CompiledRule r = base;
-      for (auto& [k, m] : by_proto) {
-        if (m.all_ports) m.ranges.clear();
-        r.ports.push_back(std::move(m));
-      }
-      out->push_back(std::move(r));
-    }
-    // Egress named ports mean a different number on each destination pod:
-    // one rule per distinct number, over the peer pods that declare it.
-    for (const PortSpec* ps : named_egress) {
-      std::vector<size_t> candidates;
-      if (any_peer) {
-        for (size_t q = 0; q < out_->pods().size(); q++) {
-          if (Pod(q).ip && !Pod(q).host_network) candidates.push_back(q);
-        }
-      } else {
-        std::set<size_t> u;
-        for (const auto& peer : rule.peers) {
-          if (peer.SelectsPods()) {
-            for (size_t q : PeerPods(peer)) u.insert(q);
-          } else {
-            for (size_t q = 0; q < out_->pods().size(); q++) {
-              if (!Pod(q).host_network && PeerMatchesPod(peer, q)) u.insert(q);
-            }
-          }
-        }
-        candidates.assign(u.begin(), u.end());
-      }
-      std::map<uint16_t, Ipv4RangeSet> by_number;
-      for (size_t q : candidates) {
-        auto n = ResolveNamedPort(q, ps->name, *ps->protocol);
-        if (n) by_number[*n].Add(*Pod(q).ip);
-      }
-      std::string peers_key = any_peer ? "any" : sets_[*base.peer_set].key;
-      for (auto& [n, ips] : by_number) {
-        CompiledRule r = base;
-        r.peer_set = AddSet(fmt::format("{} & port {}/{}={}", peers_key, ps->name, ProtocolName(*ps->protocol), n),
-                            std::move(ips));
-        PortMatch m;
-        m.protocol = ps->protocol;
-        m.ranges.push_back({n, n});
-        r.ports.push_back(std::move(m));
-        out->push_back(std::move(r));
-      }
-    }
-  }
-
- private:
-  const PodInfo& Pod(size_t i) const { return out_->pods()[i]; }
-
-  void EnsureNamespace(const std::string& ns) {
-    auto& l = ns_labels_[ns];
-    // The API server labels every namespace with its name (1.21+); selectors
-    // written against it must work even if our cache predates the label.
-    l.emplace("kubernetes.io/metadata.name", ns);
-  }
-
-  bool NamespaceMatches(const EndpointSelector& sel, const std::string& ns) {
-    EnsureNamespace(ns);
-    const k8s::Labels& plain = ns_labels_[ns];
-    k8s::Labels calico = plain;
-    calico["projectcalico.org/name"] = ns;
-    return sel.Matches(plain, calico);
+  size_t AddTupleSet(const std::string& key, std::set<AddressPortTuple> t) {
+    auto it = set_by_key_.find(key);
+    if (it != set_by_key_.end()) return it->second;
+    size_t idx = sets_.size();
+    IpSet s;
+    s.name = StableName("t_", key);
+    s.key = key;
+    s.is_tuples = true;
+    s.tuples = std::move(t);
+    sets_.push_back(std::move(s));
+    set_by_key_[key] = idx;
+    return idx;
   }
 
   CompiledPolicy* out_;
   std::map<std::string, k8s::Labels> ns_labels_;
   std::vector<k8s::Labels> pod_calico_;
+  std::vector<std::pair<const NetworkSetInfo*, k8s::Labels>> network_sets_;
+  std::map<std::pair<std::string, std::string>, const ServiceBackends*> services_;
   std::vector<IpSet> sets_;
   std::unordered_map<std::string, size_t> set_by_key_;
   std::unordered_map<std::string, std::vector<size_t>> peer_pods_;
+  std::unordered_map<std::string, std::vector<size_t>> selector_pods_;
+  std::unordered_map<std::string, Ipv4RangeSet> selector_addresses_;
 };
 
-std::string MatchKey(const CompiledRule& r) {
-  std::string k = r.peer_set ? std::to_string(*r.peer_set) : "any";
-  for (const auto& m : r.ports) {
-    k += fmt::format("|{}:{}", m.protocol ? static_cast<int>(*m.protocol) : -1, m.all_ports ? "all" : "");
-    for (const auto& [a, b] : m.ranges) k += fmt::format(",{}-{}", a, b);
-  }
+std::string RuleMatchKey(const CompiledRule& r) {
+  auto opt = [](const std::optional<size_t>& o) { return o ? std::to_string(*o) : std::string("any"); };
+  std::string k = opt(r.peer_set) + "!" + opt(r.peer_not_set) + "|t";
+  for (size_t t : r.tuple_sets) k += std::to_string(t) + ",";
+  k += "!";
+  for (size_t t : r.not_tuple_sets) k += std::to_string(t) + ",";
+  for (const auto& m : r.ports) k += "|" + MatchKey(m);
   return k;
 }
 
-// Drops rules no packet can reach: a repeat of an earlier deciding rule with
-// the same match (the earlier one always decides first; common when many
-// policies select a pod with the same rule), and everything after a
-// deciding rule that matches all traffic. Log rules decide nothing and stay.
+// Drops rules no packet can reach in one tier: a repeat of an earlier
+// deciding rule with the same match (the earlier one always decides first;
+// common when many policies select a pod with the same rule), and
+// everything after a deciding rule that matches all traffic. Log rules
+// decide nothing and stay.
 void PruneUnreachable(std::vector<CompiledRule>* rules) {
   std::set<std::string> seen;
   std::vector<CompiledRule> out;
@@ -291,17 +437,69 @@ void PruneUnreachable(std::vector<CompiledRule>* rules) {
       out.push_back(std::move(r));
       continue;
     }
-    std::string key = MatchKey(r);
-    if (!seen.insert(key).second) continue;
-    bool matches_all = !r.peer_set && r.ports.empty();
+    if (!seen.insert(RuleMatchKey(r)).second) continue;
+    bool matches_all = !r.peer_set && !r.peer_not_set && r.tuple_sets.empty() && r.not_tuple_sets.empty() &&
+                       r.ports.empty();
     out.push_back(std::move(r));
     if (matches_all) break;
   }
   *rules = std::move(out);
 }
 
-std::string PodOrIp(const CompiledPolicy& c, std::optional<size_t> pod, Ipv4Addr ip) {
-  return pod ? c.pods()[*pod].Key() : ip.ToString();
+// --- tier assembly: one pod, one direction.
+std::optional<PodChain> AssembleChain(const CompiledPolicy& out, CompileRun* run, size_t pod, Direction d,
+                                      const std::vector<RankedTier>& tiers, const std::vector<size_t>& tier_of) {
+  const PodInfo& p = out.pods()[pod];
+  const char* prefix = d == Direction::kIngress ? "in_" : "eg_";
+  PodChain chain;
+  chain.pod = pod;
+  chain.direction = d;
+  chain.name = StableName(prefix, p.Key());
+  size_t pi = 0;
+  const auto& policies = out.policies();
+  while (pi < policies.size()) {
+    const size_t t = tier_of[pi];
+    TierPart part;
+    part.tier = tiers[t].name;
+    part.default_pass = tiers[t].default_pass;
+    part.known = tiers[t].known;
+    std::vector<CompiledRule> rules;
+    for (; pi < policies.size() && tier_of[pi] == t; pi++) {
+      const Policy& pol = policies[pi];
+      if (!(d == Direction::kIngress ? pol.applies_ingress : pol.applies_egress)) continue;
+      if (!run->SubjectMatches(pol, pod)) continue;
+      part.policies.push_back(pi);
+      const auto& list = d == Direction::kIngress ? pol.ingress : pol.egress;
+      for (size_t ri = 0; ri < list.size(); ri++) run->CompileRule(pi, list[ri], ri, d, pod, &rules);
+    }
+    if (part.policies.empty()) continue;  // this tier does not take part
+    PruneUnreachable(&rules);
+    part.chain = chain.tiers.empty() ? chain.name : StableName(prefix, p.Key() + "|tier=" + part.tier);
+    part.first_rule = chain.rules.size();
+    for (auto& r : rules) {
+      r.counter = StableName("c", fmt::format("{}|{}|{}|{}|0", p.Key(), DirectionName(d),
+                                                policies[r.policy].Id(), r.rule_index));
+      chain.rules.push_back(std::move(r));
+    }
+    part.end_rule = chain.rules.size();
+    chain.policies.insert(chain.policies.end(), part.policies.begin(), part.policies.end());
+    chain.tiers.push_back(std::move(part));
+  }
+  if (chain.tiers.empty()) return std::nullopt;  // not isolated in this direction
+  return chain;
+}
+
+// A policy in a tier the inputs lack is enforced as Felix enforces it;
+// the user is told.
+void NoteUnknownTiers(std::vector<Policy>* policies, const std::vector<RankedTier>& tiers,
+                      const std::vector<size_t>& tier_of) {
+  for (size_t i = 0; i < policies->size(); i++) {
+    const RankedTier& t = tiers[tier_of[i]];
+    if (t.known) continue;
+    (*policies)[i].fail_closed.push_back(
+        {"spec.tier", fmt::format("tier \"{}\" does not exist (no Tier object)", t.name),
+         "evaluated after every tier, which ends in deny: a pod it selects is denied what no rule of it allows"});
+  }
 }
 
 }  // namespace
@@ -312,161 +510,27 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
   out.node_ips_ = std::move(in.node_ips);
   out.local_node_ = options_.node;
   out.policies_ = std::move(in.policies);
-  // Calico's order: by order (absent = after all ordered ones), then by name.
-  std::stable_sort(out.policies_.begin(), out.policies_.end(), [](const Policy& a, const Policy& b) {
-    bool ha = a.order.has_value(), hb = b.order.has_value();
-    if (ha != hb) return ha;
-    if (ha && *a.order != *b.order) return *a.order < *b.order;
-    return a.Id() < b.Id();
-  });
+  const std::vector<RankedTier> tiers = RankTiers(in.tiers, out.policies_);
+  const std::vector<size_t> tier_of = SortPolicies(&out.policies_, tiers);
+  NoteUnknownTiers(&out.policies_, tiers, tier_of);
   for (size_t i = 0; i < out.pods_.size(); i++) {
     out.pod_by_key_[out.pods_[i].Key()] = i;
     if (out.pods_[i].ip && !out.pods_[i].host_network) out.pod_by_ip_[out.pods_[i].ip->value()] = i;
   }
-  CompileRun run(&out, in.namespaces);
+  CompileRun run(&out, in);
   for (size_t pod = 0; pod < out.pods_.size(); pod++) {
     const PodInfo& p = out.pods_[pod];
     if (!p.ip || p.host_network || p.exclusive_eni) continue;
     if (!options_.node.empty() && p.node != options_.node) continue;
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      PodChain chain;
-      chain.pod = pod;
-      chain.direction = d;
-      chain.name = StableName(d == Direction::kIngress ? "in_" : "eg_", p.Key());
-      for (size_t pi = 0; pi < out.policies_.size(); pi++) {
-        const Policy& pol = out.policies_[pi];
-        if (!(d == Direction::kIngress ? pol.applies_ingress : pol.applies_egress)) continue;
-        if (!run.SubjectMatches(pol, pod)) continue;
-        chain.policies.push_back(pi);
-        const auto& rules = d == Direction::kIngress ? pol.ingress : pol.egress;
-        for (size_t ri = 0; ri < rules.size(); ri++) run.CompileRule(pi, rules[ri], ri, d, pod, &chain.rules);
-      }
-      if (chain.policies.empty()) continue;  // not isolated in this direction
-      PruneUnreachable(&chain.rules);
-      std::map<std::pair<size_t, size_t>, int> repeats;  // named ports: one source rule, several rules
-      for (auto& r : chain.rules) {
-        int n = repeats[{r.policy, r.rule_index}]++;
-        r.counter = StableName("c", fmt::format("{}|{}|{}|{}|{}", p.Key(), DirectionName(d),
-                                                  out.policies_[r.policy].Id(), r.rule_index, n));
-      }
+      auto chain = AssembleChain(out, &run, pod, d, tiers, tier_of);
+      if (!chain) continue;
       out.chain_index_[{pod, static_cast<int>(d)}] = out.chains_.size();
-      out.chains_.push_back(std::move(chain));
+      out.chains_.push_back(std::move(*chain));
     }
   }
   out.sets_ = std::move(run.sets());
   return out;
-}
-
-std::optional<size_t> CompiledPolicy::FindPod(const std::string& key) const {
-  auto it = pod_by_key_.find(key);
-  if (it == pod_by_key_.end()) return std::nullopt;
-  return it->second;
-}
-
-std::optional<size_t> CompiledPolicy::FindPodByIp(Ipv4Addr ip) const {
-  auto it = pod_by_ip_.find(ip.value());
-  if (it == pod_by_ip_.end()) return std::nullopt;
-  return it->second;
-}
-
-const PodChain* CompiledPolicy::Chain(size_t pod, Direction d) const {
-  auto it = chain_index_.find({pod, static_cast<int>(d)});
-  return it == chain_index_.end() ? nullptr : &chains_[it->second];
-}
-
-std::string CompiledPolicy::DescribeRule(const CompiledRule& r) const {
-  return fmt::format("{} by {} {}[{}]", ActionName(r.action), policies_[r.policy].Id(), DirectionName(r.direction),
-                     r.rule_index);
-}
-
-Decision CompiledPolicy::Evaluate(size_t pod, Direction d, Ipv4Addr peer, Protocol proto, uint16_t port) const {
-  Decision out;
-  const PodChain* chain = Chain(pod, d);
-  if (!chain) {
-    const PodInfo& p = pods_[pod];
-    if (p.exclusive_eni || p.host_network) {
-      out.reason = fmt::format("{} is outside policy ({})", p.Key(), p.exclusive_eni ? "exclusive ENI" : "host network");
-    } else if (!local_node_.empty() && p.node != local_node_) {
-      out.evaluated = false;
-      out.reason = fmt::format("{} runs on node {}: its {} policy is enforced and explained there", p.Key(), p.node,
-                               DirectionName(d));
-    } else {
-      out.reason = fmt::format("no policy selects {} for {}", p.Key(), DirectionName(d));
-    }
-    return out;
-  }
-  out.isolated = true;
-  for (const auto& r : chain->rules) {
-    if (!r.Matches(sets_, peer, proto, port)) continue;
-    if (r.action == Action::kLog) {
-      out.logged.push_back(DescribeRule(r));
-      continue;
-    }
-    out.policy = r.policy;
-    out.rule_index = r.rule_index;
-    out.action = r.action;
-    out.counter = r.counter;
-    out.allowed = r.action != Action::kDeny;
-    out.reason = DescribeRule(r);
-    if (r.action == Action::kPass) out.reason += " (skips the rest of the tier; the namespace profile allows)";
-    return out;
-  }
-  out.allowed = false;
-  std::vector<std::string> ids;
-  for (size_t pi : chain->policies) ids.push_back(policies_[pi].Id());
-  out.reason = fmt::format("no rule matched; {} is isolated for {} by {}", pods_[pod].Key(), DirectionName(d),
-                           Join(ids, ", "));
-  return out;
-}
-
-Result<Explanation> CompiledPolicy::Explain(const std::string& from, const std::string& to, Protocol proto,
-                                            uint16_t port) const {
-  auto resolve = [&](const std::string& what) -> Result<std::pair<std::optional<size_t>, Ipv4Addr>> {
-    if (auto pod = FindPod(what)) {
-      if (!pods_[*pod].ip) {
-        return Errorf(ErrorCode::kNotFound, "pod {} has no IPv4 address yet; retry once it is running", what);
-      }
-      return std::make_pair(pod, *pods_[*pod].ip);
-    }
-    auto ip = Ipv4Addr::Parse(what);
-    if (!ip.ok()) {
-      return Errorf(ErrorCode::kNotFound, "\"{}\" is neither a known pod (namespace/name) nor an IPv4 address", what);
-    }
-    return std::make_pair(FindPodByIp(*ip), *ip);
-  };
-  TERWAY_ASSIGN_OR_RETURN(auto src, resolve(from));
-  TERWAY_ASSIGN_OR_RETURN(auto dst, resolve(to));
-  Explanation e;
-  std::string flow = fmt::format("{} -> {} {}/{}", PodOrIp(*this, src.first, src.second),
-                                 PodOrIp(*this, dst.first, dst.second), port, ProtocolName(proto));
-  if (dst.first) {
-    auto node = node_ips_.find(pods_[*dst.first].node);
-    if (node != node_ips_.end() &&
-        std::find(node->second.begin(), node->second.end(), src.second) != node->second.end()) {
-      e.ingress.reason = "from the pod's own node: always allowed";
-      e.egress.reason = "the node is not a pod";
-      e.summary = "ALLOW " + flow;
-      return e;
-    }
-  }
-  if (src.first) e.egress = Evaluate(*src.first, Direction::kEgress, dst.second, proto, port);
-  else e.egress.reason = "the source is not a pod";
-  if (dst.first) e.ingress = Evaluate(*dst.first, Direction::kIngress, src.second, proto, port);
-  else e.ingress.reason = "the destination is not a pod";
-  e.allowed = e.egress.allowed && e.ingress.allowed;
-  e.summary = (e.allowed ? "ALLOW " : "DENY ") + flow;
-  if (e.allowed && (!e.egress.evaluated || !e.ingress.evaluated)) e.summary += " (as far as this node decides)";
-  return e;
-}
-
-std::string Explanation::ToString() const {
-  auto line = [](const char* what, const Decision& d) {
-    std::string s = fmt::format("  {}: {}: {}", what, d.allowed ? "allow" : "deny", d.reason);
-    if (!d.counter.empty()) s += " [counter " + d.counter + "]";
-    for (const auto& l : d.logged) s += "\n    logged: " + l;
-    return s;
-  };
-  return summary + "\n" + line("egress of source", egress) + "\n" + line("ingress of destination", ingress) + "\n";
 }
 
 }  // namespace terway::policy

@@ -1,24 +1,30 @@
-// PolicyCompiler: pods + namespaces + policies -> per-pod, per-direction
-// ordered rule lists whose peers are resolved to shared IP sets. The nft
-// renderer programs exactly this model and Explain evaluates exactly this
-// model, so what Explain says is what the kernel does.
+// PolicyCompiler: pods + namespaces + policies (+ Calico's tiers, network
+// sets, service accounts and services) -> per-pod, per-direction ordered
+// rule lists whose peers are resolved to shared sets. The nft renderer
+// programs exactly this model and Explain evaluates exactly this model, so
+// what Explain says is what the kernel does.
 //
-// Evaluation of one direction of one pod (Calico's default tier, which also
-// holds the Kubernetes policies at order 1000):
-//   - policies that select the pod for that direction, by (order, id);
-//     none: the pod is not isolated in that direction and everything passes;
-//   - their rules in order; the first matching Allow or Deny decides; Log
-//     matches are counted (and logged by the kernel) and evaluation goes on;
-//     Pass ends the tier: the pod's profile decides, and the Kubernetes
-//     namespace profile allows (we implement one tier, so Pass == allow
-//     after skipping every later policy, Kubernetes ones included);
-//   - no rule matched: deny.
+// Evaluation of one direction of one pod, as Calico evaluates a workload
+// endpoint (docs/calico-semantics.md 4):
+//   - only tiers holding a policy that selects the pod for that direction
+//     take part, in tier order (Kubernetes policies: tier `default`, order
+//     1000); none: the pod is not isolated in that direction: allow;
+//   - in a tier, its policies by (order, then name/namespace/kind), their
+//     rules in order: the first matching Allow or Deny decides; Log
+//     matches are counted (and logged by the kernel) and evaluation goes
+//     on; Pass ends the tier and goes on with the next tier taking part;
+//   - a tier that ends with no verdict applies its defaultAction: Deny
+//     drops, Pass goes on to the next tier;
+//   - past the last tier the pod's profile decides, and the Kubernetes
+//     namespace profile allows.
 // A connection needs the source pod's egress and the destination pod's
 // ingress to allow it; replies of allowed connections pass (conntrack).
 #pragma once
 
+#include <compare>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -38,6 +44,9 @@ struct PolicyInputs {
   // filter; Explain answers the same from these addresses.
   std::map<std::string, std::vector<Ipv4Addr>> node_ips;
   // Calico's other objects (see model.h); empty when the cluster has none.
+  // A tier named by a policy but absent here sorts after every tier and
+  // denies at its end (as Felix does); `default` is at order 1,000,000
+  // with defaultAction Deny unless given here.
   std::vector<TierInfo> tiers;
   std::vector<NetworkSetInfo> network_sets;
   std::vector<ServiceAccountInfo> service_accounts;
@@ -50,17 +59,51 @@ struct CompileOptions {
   std::string node;
 };
 
-struct IpSet {
-  std::string name;  // nft set name: s_<hash of key>, stable across compiles
-  std::string key;   // the peer definition it was built from
-  Ipv4RangeSet addresses;
+// (address, protocol, port): an element of a named-port or service set.
+struct AddressPortTuple {
+  uint32_t address = 0;  // host order
+  uint8_t protocol = 0;
+  uint16_t port = 0;
+  auto operator<=>(const AddressPortTuple&) const = default;
 };
 
+// A set the rules reference: addresses (nft interval set of ipv4_addr,
+// named s_<hash>), or (address, protocol, port) tuples (nft set of
+// ipv4_addr . inet_proto . inet_service, named t_<hash>) for named ports
+// and Calico services.
+struct IpSet {
+  std::string name;  // stable across compiles: a hash of key
+  std::string key;   // what it was built from
+  Ipv4RangeSet addresses;
+  bool is_tuples = false;
+  std::set<AddressPortTuple> tuples;
+  bool Contains(Ipv4Addr a) const { return addresses.Contains(a); }
+  bool Contains(Ipv4Addr a, Protocol p, uint16_t port) const {
+    return tuples.count({a.value(), p.number(), port}) > 0;
+  }
+};
+
+using PortRanges = std::vector<std::pair<uint16_t, uint16_t>>;  // inclusive
+
+// One alternative of a compiled rule's layer-4 match: every term present
+// must hold. A rule's alternatives are disjoint (a packet matches at most
+// one), so the kernel counts and logs a packet once, as Explain does.
+// Port ranges only ever appear with a protocol that has ports.
 struct PortMatch {
-  std::optional<Protocol> protocol;  // none: any protocol (then all_ports)
-  bool all_ports = false;
-  std::vector<std::pair<uint16_t, uint16_t>> ranges;  // inclusive
-  bool Matches(Protocol p, uint16_t port) const;
+  std::optional<Protocol> protocol;     // none: any protocol ...
+  std::vector<Protocol> not_protocols;  // ... but these
+  std::optional<uint8_t> icmp_type;     // ICMP terms imply protocol ICMP
+  std::optional<uint8_t> icmp_code;
+  std::optional<uint8_t> not_icmp_type;
+  std::optional<uint8_t> not_icmp_code;
+  PortRanges ranges;             // destination port in one (empty: any)
+  PortRanges not_ranges;         // destination port in none
+  PortRanges source_ranges;      // source port in one (empty: any)
+  PortRanges not_source_ranges;  // source port in none
+  // (peer address, protocol, peer's port) in this tuple set: the peer's
+  // port is the destination port for egress, the source port for ingress.
+  std::optional<size_t> tuple_set;
+  bool Matches(const std::vector<IpSet>& sets, Direction d, Ipv4Addr peer, const Packet& pkt) const;
 };
 
 struct CompiledRule {
@@ -68,18 +111,35 @@ struct CompiledRule {
   Direction direction = Direction::kIngress;
   size_t rule_index = 0;  // index in the policy's ingress/egress list
   Action action = Action::kAllow;
-  std::optional<size_t> peer_set;  // none: any address
-  std::vector<PortMatch> ports;    // empty: any protocol and port
-  std::string counter;             // nft named counter: c<hash of identity>
-  bool Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, Protocol p, uint16_t port) const;
+  std::optional<size_t> peer_set;      // the peer's address is in it (none: any)
+  std::optional<size_t> peer_not_set;  // ... and not in this one
+  std::vector<size_t> tuple_sets;      // (peer address, protocol, peer port) in each
+  std::vector<size_t> not_tuple_sets;  // ... and in none of these
+  std::vector<PortMatch> ports;        // OR (disjoint); empty: any protocol and port
+  std::string counter;                 // nft named counter: c<hash of identity>
+  bool Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, const Packet& pkt) const;
+};
+
+// One tier's share of a pod's chain: the rules of its policies that select
+// the pod, then the tier's default action. Each is one nft chain; Pass and
+// a Pass default action continue in the next part's chain.
+struct TierPart {
+  std::string tier;
+  std::string chain;  // the first part's chain is the PodChain's `name`
+  bool default_pass = false;
+  bool known = true;  // false: no such Tier among the inputs (ends in deny)
+  size_t first_rule = 0;  // its rules: PodChain::rules[first_rule, end_rule)
+  size_t end_rule = 0;
+  std::vector<size_t> policies;  // selecting policies, in evaluation order
 };
 
 struct PodChain {
   size_t pod = 0;
   Direction direction = Direction::kIngress;
-  std::string name;                    // nft chain name
-  std::vector<size_t> policies;        // selecting policies, in evaluation order
+  std::string name;              // nft chain name (the map jumps here)
+  std::vector<size_t> policies;  // selecting policies, in evaluation order
   std::vector<CompiledRule> rules;
+  std::vector<TierPart> tiers;  // in tier order; at least one
 };
 
 struct Decision {
@@ -93,6 +153,8 @@ struct Decision {
   Action action = Action::kAllow;
   std::string counter;
   std::vector<std::string> logged;  // Log rules that matched on the way
+  std::vector<std::string> passed;  // tiers left by a Pass (rule or default action)
+  std::string tier;                 // the tier that decided ("": none, or the profile)
   std::string reason;
 };
 
@@ -116,15 +178,24 @@ class CompiledPolicy {
   const PodChain* Chain(size_t pod, Direction d) const;
 
   // One direction of one pod against the other end's address.
-  Decision Evaluate(size_t pod, Direction d, Ipv4Addr peer, Protocol proto, uint16_t port) const;
+  Decision Evaluate(size_t pod, Direction d, Ipv4Addr peer, const Packet& packet) const;
+  Decision Evaluate(size_t pod, Direction d, Ipv4Addr peer, Protocol proto, uint16_t port) const {
+    return Evaluate(pod, d, peer, Packet::Of(proto, port));
+  }
   // from/to: "namespace/name" of a pod or an IPv4 address.
-  Result<Explanation> Explain(const std::string& from, const std::string& to, Protocol proto, uint16_t port) const;
+  Result<Explanation> Explain(const std::string& from, const std::string& to, const Packet& packet) const;
+  Result<Explanation> Explain(const std::string& from, const std::string& to, Protocol proto, uint16_t port) const {
+    return Explain(from, to, Packet::Of(proto, port));
+  }
   // "Allow by k8s:x/p ingress[0]" style name of a compiled rule.
   std::string DescribeRule(const CompiledRule& r) const;
 
  private:
   friend class PolicyCompiler;
-  std::vector<Policy> policies_;  // sorted by (order, id)
+  // In evaluation order: by tier, then order, then Calico's tie-break.
+  // Copies of the inputs, with the compiler's own fail_closed notes added
+  // (a tier that does not exist): read the notes from here.
+  std::vector<Policy> policies_;
   std::vector<PodInfo> pods_;
   std::vector<IpSet> sets_;
   std::vector<PodChain> chains_;

@@ -53,6 +53,21 @@ void Ipv4RangeSet::Subtract(const Ipv4RangeSet& other) {
   }
 }
 
+void Ipv4RangeSet::Intersect(const Ipv4RangeSet& other) {
+  // Both are sorted and disjoint: one merge pass.
+  std::vector<Range> out;
+  size_t i = 0, j = 0;
+  while (i < ranges_.size() && j < other.ranges_.size()) {
+    const Range& a = ranges_[i];
+    const Range& b = other.ranges_[j];
+    uint32_t lo = std::max(a.first, b.first), hi = std::min(a.second, b.second);
+    if (lo <= hi) out.push_back({lo, hi});
+    if (a.second < b.second) i++;
+    else j++;
+  }
+  ranges_ = std::move(out);
+}
+
 bool Ipv4RangeSet::Contains(Ipv4Addr a) const {
   uint32_t v = a.value();
   auto it = std::upper_bound(ranges_.begin(), ranges_.end(), v,

@@ -23,6 +23,7 @@ class Ipv4RangeSet {
   void AddRange(uint32_t first, uint32_t last);
   void AddAll(const Ipv4RangeSet& other);
   void Subtract(const Ipv4RangeSet& other);
+  void Intersect(const Ipv4RangeSet& other);
   bool Contains(Ipv4Addr a) const;
   bool Empty() const { return ranges_.empty(); }
   const std::vector<Range>& ranges() const { return ranges_; }

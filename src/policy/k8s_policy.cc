@@ -1,5 +1,7 @@
 #include "policy/k8s_policy.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 namespace terway::policy {
@@ -83,8 +85,9 @@ Result<std::vector<Rule>> ConvertRules(const std::vector<k8s::NetworkPolicyRule>
       const auto& in = rules[i].ports[j];
       std::string pf = fmt::format("{}.ports[{}]", rf, j);
       PortSpec ps;
+      // Kubernetes names TCP, UDP and SCTP only (never numbers).
       auto proto = ParseProtocol(in.protocol);
-      if (!proto.ok() || *proto == Protocol::kICMP) {
+      if (!proto.ok() || !proto->HasPorts() || std::isdigit(static_cast<unsigned char>(in.protocol[0]))) {
         return Errorf(ErrorCode::kInvalidArgument, "{}.protocol: \"{}\" (want TCP, UDP or SCTP)", pf, in.protocol);
       }
       ps.protocol = *proto;
@@ -141,6 +144,44 @@ Result<Policy> PolicyFromK8s(const k8s::NetworkPolicy& np) {
     TERWAY_ASSIGN_OR_RETURN_CTX(p.egress, ConvertRules(np.egress, p.namespace_, "spec.egress", "to"), ctx);
   }
   return p;
+}
+
+Policy FailClosedK8sPolicy(const k8s::NetworkPolicy& np, const Error& why) {
+  Policy p;
+  p.kind = Policy::Kind::kK8s;
+  p.namespace_ = np.metadata.namespace_;
+  p.name = np.metadata.name;
+  p.order = kK8sPolicyOrder;
+  p.subject = CheckSelector(np.pod_selector, "spec.podSelector").ok() ? EndpointSelector::FromK8s(np.pod_selector)
+                                                                      : EndpointSelector::FromK8s({});
+  bool types_ok = !np.policy_types.empty() && !np.policy_types_defaulted;
+  for (const auto& t : np.policy_types) {
+    if (t == "Ingress") p.applies_ingress = true;
+    else if (t == "Egress") p.applies_egress = true;
+    else types_ok = false;
+  }
+  if (!types_ok) {
+    bool defaulted = np.policy_types.empty() || np.policy_types_defaulted;
+    p.applies_ingress = true;
+    p.applies_egress = defaulted ? !np.egress.empty() : true;
+  }
+  Rule deny;
+  deny.action = Action::kDeny;
+  if (p.applies_ingress) p.ingress = {deny};
+  if (p.applies_egress) p.egress = {deny};
+  p.fail_closed = {{"policy", why.ToString(),
+                    fmt::format("denies all {} of the pods its podSelector selects ({}) at order 1000",
+                                p.applies_egress && p.applies_ingress ? "ingress and egress"
+                                : p.applies_egress                    ? "egress"
+                                                                      : "ingress",
+                                p.subject.Key())}};
+  return p;
+}
+
+Policy K8sPolicyOrFailClosed(const k8s::NetworkPolicy& np) {
+  auto p = PolicyFromK8s(np);
+  if (p.ok()) return std::move(*p);
+  return FailClosedK8sPolicy(np, p.error());
 }
 
 }  // namespace terway::policy

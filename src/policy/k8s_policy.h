@@ -12,4 +12,11 @@ namespace terway::policy {
 // operator, CIDR, protocol or port.
 Result<Policy> PolicyFromK8s(const k8s::NetworkPolicy& np);
 
+// The policy a NetworkPolicy becomes when PolicyFromK8s refuses it (`why`):
+// it isolates its podSelector's pods (every pod of its namespace when the
+// selector is unreadable) for its policyTypes (both when unreadable) and
+// denies all their traffic at order 1000, with one FailClosed note.
+Policy FailClosedK8sPolicy(const k8s::NetworkPolicy& np, const Error& why);
+Policy K8sPolicyOrFailClosed(const k8s::NetworkPolicy& np);
+
 }  // namespace terway::policy

@@ -8,24 +8,49 @@
 
 namespace terway::policy {
 
-const char* ProtocolName(Protocol p) {
-  switch (p) {
-    case Protocol::kTCP: return "TCP";
-    case Protocol::kUDP: return "UDP";
-    case Protocol::kSCTP: return "SCTP";
-    case Protocol::kICMP: return "ICMP";
+std::string ProtocolName(Protocol p) {
+  switch (p.number()) {
+    case 1: return "ICMP";
+    case 6: return "TCP";
+    case 17: return "UDP";
+    case 58: return "ICMPv6";
+    case 132: return "SCTP";
+    case 136: return "UDPLite";
   }
-  return "?";
+  return std::to_string(p.number());
 }
 
 Result<Protocol> ParseProtocol(std::string_view text) {
   std::string up;
   for (char c : text) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (up == "TCP" || up == "6") return Protocol::kTCP;
-  if (up == "UDP" || up == "17") return Protocol::kUDP;
-  if (up == "SCTP" || up == "132") return Protocol::kSCTP;
-  if (up == "ICMP" || up == "1") return Protocol::kICMP;
-  return Errorf(ErrorCode::kUnsupported, "protocol \"{}\" is not supported (TCP, UDP, SCTP, ICMP)", text);
+  for (Protocol p : {Protocol::kTCP, Protocol::kUDP, Protocol::kSCTP, Protocol::kICMP, Protocol::kICMPv6,
+                     Protocol::kUDPLite}) {
+    std::string name = ProtocolName(p);
+    for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (up == name) return p;
+  }
+  bool digits = !up.empty() && up.size() <= 3;
+  for (char c : up) digits = digits && std::isdigit(static_cast<unsigned char>(c));
+  if (digits) {
+    int n = std::stoi(up);
+    if (n >= 1 && n <= 255) return Protocol(static_cast<uint8_t>(n));
+  }
+  return Errorf(ErrorCode::kInvalidArgument,
+                "protocol \"{}\" is not a protocol (TCP, UDP, SCTP, ICMP, ICMPv6, UDPLite or a number 1-255)", text);
+}
+
+Packet Packet::Of(Protocol p, uint16_t destination_port) {
+  Packet pkt;
+  pkt.protocol = p;
+  if (p.HasPorts()) pkt.destination_port = destination_port;
+  return pkt;
+}
+
+std::string Packet::ToString() const {
+  if (protocol == Protocol::kICMP) return fmt::format("ICMP type {} code {}", icmp_type, icmp_code);
+  if (!protocol.HasPorts()) return ProtocolName(protocol);
+  if (source_port != 0) return fmt::format("{}->{}/{}", source_port, destination_port, ProtocolName(protocol));
+  return fmt::format("{}/{}", destination_port, ProtocolName(protocol));
 }
 
 const char* ActionName(Action a) {
@@ -90,6 +115,16 @@ std::string EndpointSelector::Key() const {
   return "all";
 }
 
+namespace {
+
+std::string NetsKey(const std::vector<Ipv4Cidr>& nets) {
+  std::vector<std::string> n;
+  for (const auto& c : nets) n.push_back(c.ToString());
+  return Join(n, ",");
+}
+
+}  // namespace
+
 std::string Peer::Key() const {
   if (matches_nothing) return "none";
   std::string k;
@@ -97,16 +132,15 @@ std::string Peer::Key() const {
     k += "pods=" + (pods ? pods->Key() : std::string("all"));
     k += namespaces ? ";ns=" + namespaces->Key() : ";in=" + (scope_namespace.empty() ? "*" : scope_namespace);
   }
-  if (nets) {
-    std::vector<std::string> n;
-    for (const auto& c : *nets) n.push_back(c.ToString());
-    k += ";nets=" + Join(n, ",");
+  if (selector) k += (k.empty() ? "" : ";") + std::string("sel=") + selector->ToString();
+  if (not_selector) k += (k.empty() ? "" : ";") + std::string("notsel=") + not_selector->ToString();
+  if (services) {
+    std::vector<std::string> s;
+    for (const auto& r : *services) s.push_back(r.Key());
+    k += (k.empty() ? "" : ";") + std::string("svc=") + Join(s, ",");
   }
-  if (!not_nets.empty()) {
-    std::vector<std::string> n;
-    for (const auto& c : not_nets) n.push_back(c.ToString());
-    k += ";notnets=" + Join(n, ",");
-  }
+  if (nets) k += ";nets=" + NetsKey(*nets);
+  if (!not_nets.empty()) k += ";notnets=" + NetsKey(not_nets);
   return k.empty() ? "any" : k;
 }
 
@@ -117,6 +151,15 @@ std::string Policy::Id() const {
     case Kind::kCalicoGlobal: return "global:" + name;
   }
   return name;
+}
+
+const char* Policy::CalicoKind() const {
+  switch (kind) {
+    case Kind::kK8s: return "KubernetesNetworkPolicy";
+    case Kind::kCalico: return "NetworkPolicy";
+    case Kind::kCalicoGlobal: return "GlobalNetworkPolicy";
+  }
+  return "";
 }
 
 }  // namespace terway::policy

@@ -1,10 +1,12 @@
 // The policy model both front ends feed: Kubernetes networking.k8s.io/v1
 // NetworkPolicy (k8s_policy.h) and Calico projectcalico.org/v3
-// NetworkPolicy / GlobalNetworkPolicy (calico_policy.h) become `Policy`,
-// evaluated in one ordered tier (Calico's default tier, where Kubernetes
-// policies sit at order 1000). The compiler turns it into per-pod rule lists.
+// NetworkPolicy / GlobalNetworkPolicy (calico_policy.h) become `Policy`.
+// Policies sit in Calico tiers (Kubernetes policies in tier `default` at
+// order 1000); the compiler turns them into per-pod rule lists.
+// docs/calico-semantics.md is the reference for every Calico meaning here.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -17,14 +19,57 @@
 
 namespace terway::policy {
 
-enum class Protocol { kTCP, kUDP, kSCTP, kICMP };
+// An IP protocol, by its IANA number: what the kernel matches. Named
+// constants for the ones policies name; any number 1-255 is a protocol.
+class Protocol {
+ public:
+  constexpr Protocol() = default;
+  constexpr explicit Protocol(uint8_t number) : number_(number) {}
+  constexpr uint8_t number() const { return number_; }
+  // TCP, UDP and SCTP carry the ports a policy can match (Calico's
+  // SupportsPorts; UDPLite is not among them).
+  constexpr bool HasPorts() const { return number_ == 6 || number_ == 17 || number_ == 132; }
+  constexpr auto operator<=>(const Protocol&) const = default;
+
+  static const Protocol kTCP, kUDP, kSCTP, kICMP, kICMPv6, kUDPLite;
+
+ private:
+  uint8_t number_ = 6;
+};
+inline constexpr Protocol Protocol::kICMP{1};
+inline constexpr Protocol Protocol::kTCP{6};
+inline constexpr Protocol Protocol::kUDP{17};
+inline constexpr Protocol Protocol::kICMPv6{58};
+inline constexpr Protocol Protocol::kSCTP{132};
+inline constexpr Protocol Protocol::kUDPLite{136};
+
 enum class Action { kAllow, kDeny, kLog, kPass };
 enum class Direction { kIngress, kEgress };
 
-const char* ProtocolName(Protocol p);  // "TCP", "UDP", "SCTP", "ICMP"
-Result<Protocol> ParseProtocol(std::string_view text);  // case-insensitive
+// "TCP", "UDP", "SCTP", "ICMP", "ICMPv6", "UDPLite", else the number.
+std::string ProtocolName(Protocol p);
+// Names in any case, or a number 1-255 (operators and Kubernetes; the
+// Calico front end applies Calico's stricter rule itself).
+Result<Protocol> ParseProtocol(std::string_view text);
 const char* ActionName(Action a);
 const char* DirectionName(Direction d);
+
+// One packet as Evaluate/Explain see it: its protocol, ports and ICMP
+// type/code. The addresses are the two ends Explain is asked about.
+struct Packet {
+  Protocol protocol = Protocol::kTCP;
+  // 0: not known. It is in no positive source-port list and in no
+  // notPorts list (Calico ports start at 1).
+  uint16_t source_port = 0;
+  uint16_t destination_port = 0;
+  uint8_t icmp_type = 8;  // ICMP only; 8 = echo request
+  uint8_t icmp_code = 0;
+  // What the older (protocol, port) calls mean: that destination port, an
+  // unknown source port; for ICMP an echo request (what ping sends).
+  static Packet Of(Protocol p, uint16_t destination_port);
+  // "80/TCP", "1234->80/TCP", "ICMP type 8 code 0", "47" (no ports).
+  std::string ToString() const;
+};
 
 // A pod as policy sees it.
 struct PodInfo {
@@ -112,9 +157,10 @@ PodInfo PodFromK8s(const k8s::Pod& pod);
 NamespaceInfo NamespaceFromK8s(const k8s::Namespace& ns);
 
 // A label selector in either dialect. Kubernetes selectors see the object's
-// labels; Calico selectors also see the labels Calico adds
-// (projectcalico.org/namespace and /orchestrator on pods,
-// projectcalico.org/name on namespaces), so migrated selectors keep working.
+// labels; Calico selectors see Calico's view of an endpoint (its labels,
+// the projectcalico.org/* labels Calico adds, and the pcns.* / pcsa.*
+// labels it inherits from its namespace and service account: see
+// endpoint_labels.h), so migrated selectors keep working.
 struct EndpointSelector {
   std::optional<k8s::LabelSelector> k8s;  // exactly one of k8s / calico
   std::optional<CalicoSelector> calico;
@@ -125,41 +171,80 @@ struct EndpointSelector {
   std::string Key() const;
 };
 
+// A Kubernetes Service named by a Calico rule (`services`).
+struct ServiceRef {
+  std::string namespace_;
+  std::string name;
+  std::string Key() const { return namespace_ + "/" + name; }
+};
+
 // One peer of a rule (the other end: source for ingress, destination for
 // egress). Every constraint present must hold (AND); a peer with none
 // matches every address.
 struct Peer {
-  std::optional<EndpointSelector> pods;        // pods whose labels match
-  std::optional<EndpointSelector> namespaces;  // ... in namespaces whose labels match
+  // Kubernetes: pods whose labels match, in namespaces whose labels match.
+  std::optional<EndpointSelector> pods;
+  std::optional<EndpointSelector> namespaces;
   // With pod constraints but no namespace selector: the pods' namespace.
-  // Empty means every namespace (Calico GlobalNetworkPolicy).
+  // Empty means every namespace.
   std::string scope_namespace;
+  // Calico: the address of an endpoint (pod) or network set whose Calico
+  // labels match. Already translated as Calico translates an EntityRule
+  // (namespace scope, serviceAccounts, notSelector folded in: section 2.3).
+  std::optional<CalicoSelector> selector;
+  // Calico notSelector when there is no positive selector: the address of
+  // no endpoint or network set whose labels match (unscoped, as Calico).
+  std::optional<CalicoSelector> not_selector;
+  // Calico services: for a source, the address of a backend of one of
+  // them; for a destination, a backend's (address, protocol, port).
+  std::optional<std::vector<ServiceRef>> services;
   std::optional<std::vector<Ipv4Cidr>> nets;  // the address is in one of these
   std::vector<Ipv4Cidr> not_nets;             // ... and in none of these
-  // IPv6 CIDRs cannot match our IPv4 pod traffic; a peer made only of them
-  // matches nothing (rather than everything).
+  // Never matches (e.g. IPv6 CIDRs, which this IPv4 datapath never sees).
   bool matches_nothing = false;
 
   bool SelectsPods() const { return pods.has_value() || namespaces.has_value(); }
+  // True when it places no constraint at all.
+  bool IsAny() const {
+    return !matches_nothing && !SelectsPods() && !selector && !not_selector && !services && !nets &&
+           not_nets.empty();
+  }
   std::string Key() const;
 };
 
-// One port clause. No protocol: any protocol (Calico rules without one).
-// first==last==0 and empty name: every port of the protocol.
+// One port clause. No protocol: any protocol (Calico named ports without a
+// rule protocol). first==last==0 and empty name: every port of the protocol.
 struct PortSpec {
   std::optional<Protocol> protocol;
   uint16_t first = 0;
   uint16_t last = 0;
-  std::string name;  // named port, resolved on the destination pod
+  std::string name;  // named port: a container port of the pod at that end
+};
+
+// Calico's icmp / notICMP: a type, and a code only with a type.
+struct IcmpMatch {
+  uint8_t type = 0;
+  std::optional<uint8_t> code;
 };
 
 struct Rule {
   Action action = Action::kAllow;
   std::vector<Peer> peers;      // OR; empty: any peer
-  std::vector<PortSpec> ports;  // OR; empty: any protocol and port
+  std::vector<PortSpec> ports;  // destination ports, OR; empty: any protocol and port
   // Calico only: constraints on our own pod (destination of an ingress rule,
   // source of an egress rule), decided per pod at compile time.
   std::optional<Peer> local;
+  // Calico only: the rest of a v3 rule (all ANDed with the above).
+  std::optional<Protocol> protocol;
+  std::optional<Protocol> not_protocol;
+  std::optional<IcmpMatch> icmp;
+  std::optional<IcmpMatch> not_icmp;
+  std::vector<PortSpec> not_ports;         // destination notPorts
+  std::vector<PortSpec> source_ports;      // source ports, OR
+  std::vector<PortSpec> not_source_ports;  // source notPorts
+  // Never matches: it only matches IPv6 packets (ipVersion 6, ICMPv6,
+  // IPv6 CIDRs), or it is an Allow or Log we cannot enforce (fail_closed).
+  bool matches_nothing = false;
 };
 
 struct Policy {
@@ -167,10 +252,11 @@ struct Policy {
   Kind kind = Kind::kK8s;
   std::string namespace_;  // empty for global policies
   std::string name;
-  // Calico: absent order sorts after every ordered policy.
+  // Calico: absent order sorts after every ordered policy of the tier.
   std::optional<double> order;
-  EndpointSelector subject;                           // which pods it applies to
-  std::optional<EndpointSelector> subject_namespaces;  // GlobalNetworkPolicy namespaceSelector
+  // Which pods it applies to. Calico: the whole translated selector
+  // (namespace, namespaceSelector, serviceAccountSelector included).
+  EndpointSelector subject;
   bool applies_ingress = false;
   bool applies_egress = false;
   std::vector<Rule> ingress;
@@ -183,6 +269,9 @@ struct Policy {
   // "k8s:ns/name", "calico:ns/name", "global:name": how Explain and the nft
   // comments name it.
   std::string Id() const;
+  // Calico's kind name for the equal-order tie-break: NetworkPolicy,
+  // GlobalNetworkPolicy, KubernetesNetworkPolicy.
+  const char* CalicoKind() const;
 };
 
 // Kubernetes policies rank as Calico ranks them.

@@ -8,14 +8,16 @@ namespace terway::policy {
 
 namespace {
 
-const char* NftProto(Protocol p) {
-  switch (p) {
-    case Protocol::kTCP: return "tcp";
-    case Protocol::kUDP: return "udp";
-    case Protocol::kSCTP: return "sctp";
-    case Protocol::kICMP: return "icmp";
+// nft's name for a protocol where it has one we already wrote, else the
+// number (nft accepts both).
+std::string NftProto(Protocol p) {
+  switch (p.number()) {
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 132: return "sctp";
+    case 1: return "icmp";
   }
-  return "tcp";
+  return std::to_string(p.number());
 }
 
 std::string Comment(const std::string& text) {
@@ -26,63 +28,137 @@ std::string Comment(const std::string& text) {
   return "comment \"" + s + "\"";
 }
 
-std::string Verdict(Action a, Direction d) {
+// What allowing means in a chain: ingress accepts; an egress chain returns
+// so the forward chain goes on to the destination's ingress chain.
+std::string AllowVerdict(Direction d) { return d == Direction::kEgress ? "return" : "accept"; }
+
+// Where a Pass goes from tier part `part`: the next part's chain, or past
+// the last part the namespace profile, which allows.
+std::string PassVerdict(const PodChain& chain, size_t part) {
+  if (part + 1 < chain.tiers.size()) return "goto " + chain.tiers[part + 1].chain;
+  return AllowVerdict(chain.direction);
+}
+
+std::string Verdict(const PodChain& chain, size_t part, Action a) {
   switch (a) {
     case Action::kDeny: return "drop";
     case Action::kLog: return "";
-    // Allow and Pass (to the allowing profile): an egress chain returns so
-    // the forward chain goes on to the destination's ingress chain.
-    case Action::kAllow:
-    case Action::kPass: return d == Direction::kEgress ? "return" : "accept";
+    case Action::kAllow: return AllowVerdict(chain.direction);
+    case Action::kPass: return PassVerdict(chain, part);
   }
   return "drop";
 }
 
-// The layer-4 part of a rule's match, with its trailing space: "" for any
-// protocol, the protocol alone, or the protocol with its destination ports.
-std::string L4Match(const PortMatch& m) {
-  if (!m.protocol) return "";
-  if (m.all_ports || *m.protocol == Protocol::kICMP) return fmt::format("meta l4proto {} ", NftProto(*m.protocol));
-  std::vector<std::string> elems;
-  for (const auto& [a, b] : m.ranges) elems.push_back(a == b ? std::to_string(a) : fmt::format("{}-{}", a, b));
-  return fmt::format("{} dport {{ {} }} ", NftProto(*m.protocol), Join(elems, ", "));
+std::string Elements(const PortRanges& r) {
+  std::vector<std::string> e;
+  for (const auto& [a, b] : r) e.push_back(a == b ? std::to_string(a) : fmt::format("{}-{}", a, b));
+  return "{ " + Join(e, ", ") + " }";
 }
 
-// One nft rule per port match (one when the rule has none), each: peer set
-// match, layer-4 match, the rule's counter, log, verdict, and a comment
-// naming the policy rule.
-void RenderRule(const CompiledPolicy& cp, const CompiledRule& r, std::vector<std::string>* out) {
-  std::string match;
-  if (r.peer_set) {
-    match = fmt::format("ip {} @{} ", r.direction == Direction::kIngress ? "saddr" : "daddr",
-                        cp.sets()[*r.peer_set].name);
+// A port match on one side: "tcp dport { 80 } ", "tcp sport != { 1-1023 } ".
+std::string PortTerm(Protocol p, const char* side, const PortRanges& r, bool negated) {
+  if (r.empty()) return "";
+  return fmt::format("{} {} {}{} ", NftProto(p), side, negated ? "!= " : "", Elements(r));
+}
+
+// The layer-4 part of one alternative, with its trailing space: "" for any
+// packet; a port or ICMP match implies its protocol, so the protocol is
+// written alone only when nothing else names it.
+std::string L4Match(const PortMatch& m, Direction d, const std::vector<IpSet>& sets) {
+  std::string s;
+  const bool icmp = m.icmp_type || m.icmp_code || m.not_icmp_type || m.not_icmp_code;
+  const bool ports = !m.ranges.empty() || !m.not_ranges.empty() || !m.source_ranges.empty() ||
+                     !m.not_source_ranges.empty();
+  if (m.protocol && !icmp && !ports) s += fmt::format("meta l4proto {} ", NftProto(*m.protocol));
+  if (m.not_protocols.size() == 1) s += fmt::format("meta l4proto != {} ", NftProto(m.not_protocols[0]));
+  if (m.not_protocols.size() > 1) {
+    std::vector<std::string> names;
+    for (Protocol p : m.not_protocols) names.push_back(NftProto(p));
+    s += "meta l4proto != { " + Join(names, ", ") + " } ";
   }
+  if (m.icmp_type) s += fmt::format("icmp type {} ", *m.icmp_type);
+  if (m.icmp_code) s += fmt::format("icmp code {} ", *m.icmp_code);
+  if (m.not_icmp_type) s += fmt::format("icmp type != {} ", *m.not_icmp_type);
+  if (m.not_icmp_code) s += fmt::format("icmp code != {} ", *m.not_icmp_code);
+  if (m.protocol && m.protocol->HasPorts()) {
+    s += PortTerm(*m.protocol, "sport", m.source_ranges, false);
+    s += PortTerm(*m.protocol, "sport", m.not_source_ranges, true);
+    s += PortTerm(*m.protocol, "dport", m.ranges, false);
+    s += PortTerm(*m.protocol, "dport", m.not_ranges, true);
+  }
+  if (m.tuple_set) {
+    s += d == Direction::kIngress ? "ip saddr . meta l4proto . th sport @" : "ip daddr . meta l4proto . th dport @";
+    s += sets[*m.tuple_set].name + " ";
+  }
+  return s;
+}
+
+// The peer terms of a rule, with their trailing space.
+std::string PeerMatch(const CompiledPolicy& cp, const CompiledRule& r) {
+  const bool in = r.direction == Direction::kIngress;
+  const char* addr = in ? "ip saddr" : "ip daddr";
+  const char* tuple = in ? "ip saddr . meta l4proto . th sport" : "ip daddr . meta l4proto . th dport";
+  std::string s;
+  if (r.peer_set) s += fmt::format("{} @{} ", addr, cp.sets()[*r.peer_set].name);
+  if (r.peer_not_set) s += fmt::format("{} != @{} ", addr, cp.sets()[*r.peer_not_set].name);
+  for (size_t t : r.tuple_sets) s += fmt::format("{} @{} ", tuple, cp.sets()[t].name);
+  for (size_t t : r.not_tuple_sets) s += fmt::format("{} != @{} ", tuple, cp.sets()[t].name);
+  return s;
+}
+
+// One nft rule per layer-4 alternative (one when the rule has none), each:
+// peer terms, layer-4 match, the rule's counter, log, verdict, and a
+// comment naming the policy rule.
+void RenderRule(const CompiledPolicy& cp, const PodChain& chain, size_t part, const CompiledRule& r,
+                std::vector<std::string>* out) {
+  const std::string match = PeerMatch(cp, r);
   std::string tail = fmt::format("counter name \"{}\" ", r.counter);
   if (r.action == Action::kLog) tail += fmt::format("log prefix \"terway {} \" ", r.counter);
-  tail += Verdict(r.action, r.direction);
+  tail += Verdict(chain, part, r.action);
   tail += " " + Comment(cp.DescribeRule(r));
   if (r.ports.empty()) out->push_back(match + tail);
-  for (const auto& m : r.ports) out->push_back(match + L4Match(m) + tail);
+  for (const auto& m : r.ports) out->push_back(match + L4Match(m, r.direction, cp.sets()) + tail);
+}
+
+// A tier part's end: its default action.
+std::string PartEnd(const PodChain& chain, size_t i, const PodInfo& pod, NftModel* m) {
+  const TierPart& part = chain.tiers[i];
+  const std::string what = fmt::format("{} of {}", DirectionName(chain.direction), pod.Key());
+  if (part.known && part.default_pass) {
+    return fmt::format("{} {}", PassVerdict(chain, i), Comment(fmt::format("{}: tier {} passes", what, part.tier)));
+  }
+  // Reaching the end: some policy selects the pod and nothing allowed it.
+  m->counters.insert(part.chain + "_drop");
+  std::string why = part.tier == kDefaultTier ? "no rule matched" : fmt::format("no rule matched in tier {}", part.tier);
+  return fmt::format("counter name \"{}_drop\" drop {}", part.chain, Comment(fmt::format("{}: {}", what, why)));
+}
+
+std::string TupleElements(const std::set<AddressPortTuple>& t) {
+  std::vector<std::string> e;
+  for (const auto& x : t) e.push_back(fmt::format("{} . {} . {}", Ipv4Addr(x.address).ToString(), x.protocol, x.port));
+  return Join(e, ", ");
 }
 
 }  // namespace
 
 NftModel ModelOf(const CompiledPolicy& cp) {
   NftModel m;
-  for (const auto& set : cp.sets()) m.sets[set.name] = set.addresses.Empty() ? "" : set.addresses.ToString();
+  for (const auto& set : cp.sets()) {
+    if (set.is_tuples) m.tuple_sets[set.name] = TupleElements(set.tuples);
+    else m.sets[set.name] = set.addresses.Empty() ? "" : set.addresses.ToString();
+  }
   for (const auto& chain : cp.chains()) {
     const PodInfo& pod = cp.pods()[chain.pod];
     (chain.direction == Direction::kIngress ? m.ingress : m.egress)[pod.ip->ToString()] = chain.name;
-    std::vector<std::string>& rules = m.chains[chain.name];
-    for (const auto& r : chain.rules) {
-      RenderRule(cp, r, &rules);
-      m.counters.insert(r.counter);
+    for (size_t i = 0; i < chain.tiers.size(); i++) {
+      const TierPart& part = chain.tiers[i];
+      std::vector<std::string>& rules = m.chains[part.chain];
+      for (size_t r = part.first_rule; r < part.end_rule; r++) {
+        RenderRule(cp, chain, i, chain.rules[r], &rules);
+        m.counters.insert(chain.rules[r].counter);
+      }
+      rules.push_back(PartEnd(chain, i, pod, &m));
     }
-    // Reaching the end: some policy selects the pod and nothing allowed it.
-    m.counters.insert(chain.name + "_drop");
-    rules.push_back(fmt::format("counter name \"{}_drop\" drop {}", chain.name,
-                                Comment(fmt::format("{} of {}: no rule matched", DirectionName(chain.direction),
-                                                    pod.Key()))));
   }
   return m;
 }
@@ -92,6 +168,7 @@ NftObjects ObjectsOf(const NftModel& m) {
   o.chains.insert("forward");
   o.maps = {"pod_ingress", "pod_egress"};
   for (const auto& [name, elems] : m.sets) o.sets.insert(name);
+  for (const auto& [name, elems] : m.tuple_sets) o.sets.insert(name);
   for (const auto& [name, rules] : m.chains) o.chains.insert(name);
   o.counters = m.counters;
   return o;

@@ -5,8 +5,10 @@
 //
 //   table inet terway {
 //     set s_<hash> { type ipv4_addr; flags interval; ... }   one per distinct peer
+//     set t_<hash> { type ipv4_addr . inet_proto . inet_service; ... }
+//                                     named ports and Calico services: tuples
 //     counter c<hash> {}                                     one per compiled rule
-//     counter <chain>_drop {}                                one per pod chain
+//     counter <chain>_drop {}                                one per chain ending in deny
 //     map pod_ingress { type ipv4_addr : verdict; }          pod IP -> jump in_<pod>
 //     map pod_egress  { type ipv4_addr : verdict; }          pod IP -> jump eg_<pod>
 //     chain forward { hook forward priority filter; policy accept;
@@ -14,8 +16,16 @@
 //       ct state invalid drop
 //       ip saddr vmap @pod_egress             (egress chains `return` on allow)
 //       ip daddr vmap @pod_ingress }
-//     chain in_<hash> / eg_<hash> { rules in evaluation order; counted drop }
+//     chain in_<hash> / eg_<hash> { the first tier's rules; its default action }
+//     chain in_<hash> / eg_<hash> { each later tier taking part, likewise }
 //   }
+//
+// Tiers: a pod's chain for a direction is one chain per tier taking part,
+// entered from the map by `jump` and chained by `goto`, so a `return`
+// anywhere returns to the forward chain: Allow is `accept` (ingress) or
+// `return` (egress, so the destination's ingress chain still runs); Pass
+// and a Pass default action `goto` the next tier's chain, or allow after
+// the last one (the namespace profile); a Deny default action drops.
 //
 // Only the forward hook: shared-ENI pod traffic is routed by the node
 // (pod -> tw* veth -> another tw* or the ENI), while the node's own traffic
@@ -58,6 +68,7 @@ struct NftObjects {
 // unchanged chain here.
 struct NftModel {
   std::map<std::string, std::string> sets;                 // name -> elements ("" when empty)
+  std::map<std::string, std::string> tuple_sets;           // name -> elements ("" when empty)
   std::map<std::string, std::vector<std::string>> chains;  // name -> rules, in order
   std::map<std::string, std::string> ingress, egress;      // pod IP -> chain (the two maps)
   std::set<std::string> counters;

@@ -11,6 +11,9 @@ namespace {
 
 using PodMap = std::map<std::string, std::string>;  // pod IP -> chain
 
+constexpr const char* kAddressSetType = "ipv4_addr; flags interval";
+constexpr const char* kTupleSetType = "ipv4_addr . inet_proto . inet_service";
+
 std::string MapElements(const PodMap& m) {
   std::string e;
   for (const auto& [ip, chain] : m) e += fmt::format("{}{} : jump {}", e.empty() ? "" : ", ", ip, chain);
@@ -42,7 +45,12 @@ std::string ClearExisting(const NftObjects& existing, const NftObjects& next) {
 std::string DeclareTable(const NftModel& model) {
   std::string s = fmt::format("table {} {} {{\n", kNftFamily, kNftTable);
   for (const auto& [name, elems] : model.sets) {
-    s += fmt::format("  set {} {{\n    type ipv4_addr; flags interval;\n", name);
+    s += fmt::format("  set {} {{\n    type {};\n", name, kAddressSetType);
+    if (!elems.empty()) s += "    elements = { " + elems + " }\n";
+    s += "  }\n";
+  }
+  for (const auto& [name, elems] : model.tuple_sets) {
+    s += fmt::format("  set {} {{\n    type {};\n", name, kTupleSetType);
     if (!elems.empty()) s += "    elements = { " + elems + " }\n";
     s += "  }\n";
   }
@@ -91,8 +99,10 @@ std::string DeltaRemovals(const NftModel& from, const NftModel& to, const std::s
   for (const auto& [name, rules] : from.chains) {
     if (!to.chains.count(name)) s += fmt::format("delete chain {} {}\n", t, name);
   }
-  for (const auto& [name, elems] : from.sets) {
-    if (!to.sets.count(name)) s += fmt::format("delete set {} {}\n", t, name);
+  for (const auto& [before, after] : {std::pair{&from.sets, &to.sets}, {&from.tuple_sets, &to.tuple_sets}}) {
+    for (const auto& [name, elems] : *before) {
+      if (!after->count(name)) s += fmt::format("delete set {} {}\n", t, name);
+    }
   }
   for (const auto& c : from.counters) {
     if (!to.counters.count(c)) s += fmt::format("delete counter {} {}\n", t, c);
@@ -105,24 +115,31 @@ std::string DeltaRemovals(const NftModel& from, const NftModel& to, const std::s
 // that jump to them.
 std::string DeltaAdditions(const NftModel& from, const NftModel& to, const std::string& t) {
   std::string s;
-  for (const auto& [name, elems] : to.sets) {
-    auto it = from.sets.find(name);
-    if (it == from.sets.end()) {
-      s += fmt::format("add set {} {} {{ type ipv4_addr; flags interval; }}\n", t, name);
-    } else if (it->second != elems) {
-      s += fmt::format("flush set {} {}\n", t, name);
-    } else {
-      continue;
+  for (const auto& [before, after, type] : {std::tuple{&from.sets, &to.sets, kAddressSetType},
+                                            {&from.tuple_sets, &to.tuple_sets, kTupleSetType}}) {
+    for (const auto& [name, elems] : *after) {
+      auto it = before->find(name);
+      if (it == before->end()) {
+        s += fmt::format("add set {} {} {{ type {}; }}\n", t, name, type);
+      } else if (it->second != elems) {
+        s += fmt::format("flush set {} {}\n", t, name);
+      } else {
+        continue;
+      }
+      if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
     }
-    if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
   }
   for (const auto& c : to.counters) {
     if (!from.counters.count(c)) s += fmt::format("add counter {} {}\n", t, c);
   }
+  // Every new chain before any rule: a tier's rules `goto` the next tier's
+  // chain, which must exist when the rule is added.
+  for (const auto& [name, rules] : to.chains) {
+    if (!from.chains.count(name)) s += fmt::format("add chain {} {}\n", t, name);
+  }
   for (const auto& [name, rules] : to.chains) {
     auto it = from.chains.find(name);
     if (it != from.chains.end() && it->second == rules) continue;
-    if (it == from.chains.end()) s += fmt::format("add chain {} {}\n", t, name);
     for (const auto& r : rules) s += fmt::format("add rule {} {} {}\n", t, name, r);
   }
   for (const auto& [name, before, after] : {std::tuple{"pod_ingress", &from.ingress, &to.ingress},

@@ -322,7 +322,7 @@ TEST_F(PolicyNftRoot, EnforcesStatefullyAndRemovesEverything) {
 
 // Every rule form the renderer can emit is accepted by the kernel in one
 // batch: SCTP/ICMP/any-protocol matches, port ranges, Log/Deny/Pass, egress
-// named ports, an empty set and a whole-space-minus-holes set.
+// named ports (a tuple set), an empty set and a whole-space-minus-holes set.
 TEST_F(PolicyNftRoot, EveryRuleFormLoads) {
   PolicyInputs in = Inputs();
   for (auto& p : in.pods) p.ports.push_back({"metrics", 9100, "SCTP"});
@@ -344,7 +344,8 @@ TEST_F(PolicyNftRoot, EveryRuleFormLoads) {
   NftPolicyTable table(node_);
   ASSERT_OK(table.Apply(cp));
   std::string listed = Capture("ip netns exec " + node_ + " nft list table inet terway");
-  for (const char* want : {"sctp dport { 9000, 9100-9200 }", "meta l4proto icmp", "log prefix", "sctp dport 9100",
+  for (const char* want : {"sctp dport { 9000, 9100-9200 }", "meta l4proto icmp", "log prefix",
+                           "ip daddr . meta l4proto . th dport @t_", ". sctp . 9100",
                            "0.0.0.0-9.255.255.255", "ip saddr vmap @pod_egress"}) {
     EXPECT_NE(listed.find(want), std::string::npos) << want << "\n" << listed;
   }

@@ -16,6 +16,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@
 
 #include "cni/config.h"
 #include "ipam/config.h"
+#include "k8s/client.h"
 #include "k8s/node_config.h"
 #include "test_util.h"
 
@@ -285,6 +287,8 @@ Problems CheckRbac(const std::vector<Json>& objs) {
       {{"", "namespaces"}, {"get", "list", "watch"}},
       {{"networking.k8s.io", "networkpolicies"}, {"get", "list", "watch"}},
       {{"", "events"}, {"create", "patch"}},
+      {{"", "serviceaccounts"}, {"get", "list", "watch"}},
+      {{"discovery.k8s.io", "endpointslices"}, {"get", "list", "watch"}},
   };
   const std::set<std::string> read = {"get", "list", "watch"};
   Problems p;
@@ -330,10 +334,66 @@ Problems CheckRbac(const std::vector<Json>& objs) {
   return p;
 }
 
+// The API group of a ResourceRef's group_version ("v1" is the core group "").
+std::string GroupOf(const k8s::ResourceRef& r) {
+  auto slash = r.group_version.find('/');
+  return slash == std::string::npos ? "" : r.group_version.substr(0, slash);
+}
+
+// What terwayd reads and writes (the ResourceRefs its code uses, so a kind
+// added to the code without its RBAC fails here): the ClusterRole bound to
+// terway grants each verb.
+Problems CheckRbacGrantsWhatTerwaydUses(const std::vector<Json>& objs) {
+  namespace res = k8s::resources;
+  const std::vector<std::string> read = {"get", "list", "watch"};
+  const std::vector<std::pair<const k8s::ResourceRef*, std::vector<std::string>>> used = {
+      {&res::kPods, {"get", "list", "watch", "patch"}},
+      {&res::kNodes, {"get", "list", "watch", "patch"}},
+      {&res::kNamespaces, read},
+      {&res::kEvents, {"create", "patch"}},
+      {&res::kNetworkPolicies, read},
+      {&res::kCalicoNetworkPolicies, read},
+      {&res::kCalicoGlobalNetworkPolicies, read},
+      {&res::kCalicoCrdNetworkPolicies, read},
+      {&res::kCalicoCrdGlobalNetworkPolicies, read},
+      {&res::kCalicoTiers, read},
+      {&res::kCalicoNetworkSets, read},
+      {&res::kCalicoGlobalNetworkSets, read},
+      {&res::kCalicoCrdTiers, read},
+      {&res::kCalicoCrdNetworkSets, read},
+      {&res::kCalicoCrdGlobalNetworkSets, read},
+      {&res::kServiceAccounts, read},
+      {&res::kEndpointSlices, read},
+  };
+  std::set<std::tuple<std::string, std::string, std::string>> granted;
+  for (const auto& o : objs) {
+    if (o.value("kind", "") != "ClusterRole" || o["metadata"].value("name", "") != "terway") continue;
+    for (const auto& rule : ArrayAt(o, "rules")) {
+      for (const auto& g : ArrayAt(rule, "apiGroups")) {
+        for (const auto& r : ArrayAt(rule, "resources")) {
+          for (const auto& v : ArrayAt(rule, "verbs")) {
+            granted.insert({g.get<std::string>(), r.get<std::string>(), v.get<std::string>()});
+          }
+        }
+      }
+    }
+  }
+  Problems p;
+  for (const auto& [ref, verbs] : used) {
+    for (const auto& verb : verbs) {
+      if (!granted.count({GroupOf(*ref), ref->plural, verb})) {
+        p.push_back(fmt::format("ClusterRole terway: does not grant {} on {}/{}, which terwayd uses", verb,
+                                GroupOf(*ref).empty() ? "core" : GroupOf(*ref), ref->plural));
+      }
+    }
+  }
+  return p;
+}
+
 Problems CheckAll(const std::vector<Json>& objs) {
   Problems all;
   using Check = Problems (*)(const std::vector<Json>&);
-  for (Check check : {&CheckKinds, &CheckDaemonSet, &CheckConfigMap, &CheckRbac}) {
+  for (Check check : {&CheckKinds, &CheckDaemonSet, &CheckConfigMap, &CheckRbac, &CheckRbacGrantsWhatTerwaydUses}) {
     auto p = check(objs);
     all.insert(all.end(), p.begin(), p.end());
   }
@@ -581,6 +641,20 @@ TEST_F(BrokenManifestsTest, WildcardAndExtraVerbs) {
   ExpectProblem("wildcard");
   ExpectProblem("/pods delete: not needed");
   ExpectProblem("configmaps only get, only in kube-system");
+}
+
+TEST_F(BrokenManifestsTest, MissingGrantsOfKindsTerwaydWatches) {
+  Json& rules = Find("ClusterRole", "terway")["rules"];
+  for (auto& rule : rules) {
+    Json kept = Json::array();
+    for (const auto& r : rule["resources"]) {
+      if (r != "tiers" && r != "endpointslices") kept.push_back(r);
+    }
+    rule["resources"] = kept;
+  }
+  ExpectProblem("does not grant watch on projectcalico.org/tiers");
+  ExpectProblem("does not grant list on crd.projectcalico.org/tiers");
+  ExpectProblem("does not grant get on discovery.k8s.io/endpointslices");
 }
 
 TEST(ChartTemplateTest, ReportsUnknownValuesFilesAndActions) {

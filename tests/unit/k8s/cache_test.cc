@@ -117,6 +117,34 @@ TEST_F(CacheTest, MalformedObjectsAreSkippedAndTheLastGoodCopyKept) {
   EXPECT_TRUE(log.violations.empty());
 }
 
+// A cache of ObjectOrError keeps what its plain counterpart would drop: an
+// update that no longer parses replaces the good copy (policy must see that
+// the object as stored is unreadable, not enforce its previous version).
+TEST(CacheOfObjectOrError, AnUnreadableVersionReplacesTheGoodOne) {
+  NullListerWatcher lw;
+  std::vector<std::string> calls;
+  CacheHandlers<ObjectOrError<NetworkPolicy>> h;
+  h.on_add = [&](const auto& o) { calls.push_back("add " + o.metadata.name); };
+  h.on_update = [&](const auto&, const auto& n) {
+    calls.push_back("update " + n.metadata.name + (n.object ? " ok" : " unreadable"));
+  };
+  Cache<ObjectOrError<NetworkPolicy>> cache{lw, {}, h};
+  Json good = {{"metadata", {{"name", "p"}, {"namespace", "x"}, {"resourceVersion", "1"}}},
+               {"spec", {{"podSelector", Json::object()}}}};
+  cache.Replace({good});
+  Json bad = good;
+  bad["metadata"]["resourceVersion"] = "2";
+  bad["spec"]["ingress"] = {{{"ports", {{{"port", 1.5}}}}}};
+  cache.Apply({WatchEventType::kModified, bad});
+  EXPECT_EQ(calls, (std::vector<std::string>{"add p", "update p unreadable"}));
+  auto held = cache.Get("x/p");
+  ASSERT_TRUE(held.has_value());
+  EXPECT_FALSE(held->object.has_value());
+  ASSERT_TRUE(held->error.has_value());
+  EXPECT_NE(held->error->ToString().find("spec.ingress[0].ports[0]"), std::string::npos) << held->error->ToString();
+  EXPECT_EQ(cache.malformed(), 0);
+}
+
 // Scripted server: each List returns the next scripted list; each Watch
 // plays the next script and then returns its status, or blocks until
 // cancelled when the scripts run out.

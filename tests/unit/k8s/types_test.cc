@@ -177,6 +177,70 @@ TEST(ParseConfigMapAndNamespace, Basics) {
   EXPECT_EQ(ns->phase, "Active");
 }
 
+TEST(ParseEndpointSlice, AddressesPortsAndTheirDefaults) {
+  auto es = ParseEndpointSlice(J(R"({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+      "metadata": {"name": "web-abc", "namespace": "x", "labels": {"kubernetes.io/service-name": "web"}},
+      "addressType": "IPv4",
+      "endpoints": [{"addresses": ["198.18.0.10"], "conditions": {"ready": true}},
+                    {"addresses": ["198.18.0.11"], "conditions": {"ready": false}},
+                    {"addresses": ["198.18.0.12"]}],
+      "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "none"}]})"));
+  ASSERT_TRUE(es.ok()) << es.error().ToString();
+  EXPECT_EQ(es->ServiceName(), "web");
+  EXPECT_EQ(es->address_type, "IPv4");
+  ASSERT_EQ(es->endpoints.size(), 3u);
+  EXPECT_EQ(es->endpoints[0].addresses, std::vector<std::string>{"198.18.0.10"});
+  EXPECT_EQ(es->endpoints[1].ready, std::optional<bool>(false));
+  EXPECT_FALSE(es->endpoints[2].ready.has_value());
+  ASSERT_EQ(es->ports.size(), 3u);
+  EXPECT_EQ(es->ports[0].protocol, "TCP");  // the API's default
+  EXPECT_EQ(es->ports[0].port, std::optional<int32_t>(80));
+  EXPECT_EQ(es->ports[1].protocol, "UDP");
+  EXPECT_FALSE(es->ports[2].port.has_value());
+  // A slice of no Service (a hand-made one) says so.
+  auto orphan = ParseEndpointSlice(J(R"({"metadata": {"name": "s", "namespace": "x"}})"));
+  ASSERT_TRUE(orphan.ok());
+  EXPECT_EQ(orphan->ServiceName(), "");
+  for (const char* text : {
+           R"({"metadata": {"name": "s"}, "endpoints": [{"addresses": "198.18.0.1"}]})",
+           R"({"metadata": {"name": "s"}, "endpoints": [{"conditions": {"ready": "yes"}}]})",
+           R"({"metadata": {"name": "s"}, "ports": [{"port": "80"}]})",
+           R"({"metadata": {"name": "s"}, "ports": {}})",
+       }) {
+    auto bad = ParseEndpointSlice(J(text));
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.error().ToString().find("EndpointSlice s"), std::string::npos) << bad.error().ToString();
+  }
+}
+
+TEST(ParseServiceAccount, KeepsItsLabels) {
+  auto sa = ParseServiceAccount(J(R"({"metadata": {"name": "api", "namespace": "x", "labels": {"team": "a"}}})"));
+  ASSERT_TRUE(sa.ok());
+  EXPECT_EQ(sa->metadata.Key(), "x/api");
+  EXPECT_EQ(sa->metadata.labels.at("team"), "a");
+  EXPECT_FALSE(ParseServiceAccount(J(R"({"metadata": {"name": "api", "labels": {"team": 1}}})")).ok());
+}
+
+TEST(ParseNetworkPolicyOrError, KeepsAnUnreadablePolicyWithItsError) {
+  auto good = ParseNetworkPolicyOrError(J(R"({"metadata": {"name": "a", "namespace": "x"}, "spec": {}})"));
+  ASSERT_TRUE(good.ok());
+  ASSERT_TRUE(good->object.has_value());
+  EXPECT_FALSE(good->error.has_value());
+  EXPECT_TRUE(good->raw.is_null());  // not kept twice
+  auto bad = ParseNetworkPolicyOrError(
+      J(R"({"metadata": {"name": "b", "namespace": "x", "uid": "u-b", "generation": 3},
+            "spec": {"policyTypes": ["Sideways"]}})"));
+  ASSERT_TRUE(bad.ok());
+  EXPECT_FALSE(bad->object.has_value());
+  ASSERT_TRUE(bad->error.has_value());
+  EXPECT_NE(bad->error->ToString().find("Sideways"), std::string::npos);
+  EXPECT_EQ(bad->metadata.uid, "u-b");
+  EXPECT_EQ(bad->metadata.generation, 3);
+  EXPECT_EQ(bad->raw["spec"]["policyTypes"][0], "Sideways");
+  // Without readable metadata there is nothing to name: an error.
+  EXPECT_FALSE(ParseNetworkPolicyOrError(J(R"({"metadata": {"labels": []}})")).ok());
+}
+
 TEST(Event, RoundTripsThroughJson) {
   Event e;
   e.metadata.name = "pod-a.1";

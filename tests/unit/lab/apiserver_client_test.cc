@@ -73,12 +73,15 @@ TEST_F(ApiServerClientTest, DiscoveryAndVersion) {
   ASSERT_TRUE(core.ok());
   std::set<std::string> names;
   for (const auto& r : (*core)["resources"]) names.insert(r["name"].get<std::string>());
-  for (const char* want : {"pods", "pods/status", "namespaces", "nodes", "nodes/status", "configmaps", "events"}) {
+  for (const char* want : {"pods", "pods/status", "namespaces", "nodes", "nodes/status", "configmaps", "events",
+                           "serviceaccounts", "services", "services/status"}) {
     EXPECT_TRUE(names.count(want)) << want;
   }
   auto groups = client->GetPath("/apis");
   ASSERT_TRUE(groups.ok());
-  EXPECT_EQ((*groups)["groups"][0]["name"], "networking.k8s.io");
+  std::set<std::string> group_names;
+  for (const auto& g : (*groups)["groups"]) group_names.insert(g["name"].get<std::string>());
+  EXPECT_EQ(group_names, (std::set<std::string>{"discovery.k8s.io", "networking.k8s.io", "projectcalico.org"}));
   auto np = client->GetPath("/apis/networking.k8s.io/v1");
   ASSERT_TRUE(np.ok());
   EXPECT_EQ((*np)["resources"][0]["kind"], "NetworkPolicy");

@@ -11,7 +11,11 @@
 #include "common/strings.h"
 #include "k8s/selector.h"
 #include "tools/lab/apiserver/calico.h"
+#include "tools/lab/apiserver/controllers.h"
+#include "tools/lab/apiserver/core.h"
+#include "tools/lab/apiserver/openapi.h"
 #include "tools/lab/apiserver/protobuf.h"
+#include "tools/lab/apiserver/schemas.h"
 #include "tools/lab/apiserver/table.h"
 
 namespace terway::lab {
@@ -24,10 +28,39 @@ void Reply(httplib::Response& res, int code, const Json& body) {
   res.set_content(body.dump(), kJson);
 }
 
+// A 422's details as the API server gives them: the kind, the name and the
+// field causes. kubectl prints an Invalid error from these alone ("The Tier
+// \"x\" is invalid: spec.order: ..."), not from the message, so without
+// causes the reason would be lost. Our messages all read
+// `<Kind>[.<group>] "<name>" is invalid: <field>: <detail>` (or a
+// bracketed list of such field errors).
+Json InvalidDetails(const std::string& message) {
+  const size_t quote = message.find(" \"");
+  const size_t marker = message.find("\" is invalid: ");
+  if (quote == std::string::npos || marker == std::string::npos || marker < quote) return nullptr;
+  const std::string qualified = message.substr(0, quote);
+  const size_t dot = qualified.find('.');
+  Json details = {{"name", message.substr(quote + 2, marker - quote - 2)},
+                  {"kind", qualified.substr(0, dot)}};
+  if (dot != std::string::npos) details["group"] = qualified.substr(dot + 1);
+  const std::string rest = message.substr(marker + std::string("\" is invalid: ").size());
+  const size_t colon = rest.find(": ");
+  Json cause = {{"reason", "FieldValueInvalid"}, {"message", rest}};
+  if (!rest.empty() && rest[0] != '[' && colon != std::string::npos && rest.substr(0, colon).find(' ') == std::string::npos) {
+    cause = {{"reason", "FieldValueInvalid"}, {"message", rest.substr(colon + 2)}, {"field", rest.substr(0, colon)}};
+  }
+  details["causes"] = Json::array({cause});
+  return details;
+}
+
 void ReplyError(httplib::Response& res, const Error& e, const std::string& plural = "",
                 const std::string& name = "") {
   auto [code, reason] = HttpStatusOf(e);
-  Reply(res, code, StatusFor(code, reason, e.message, plural, name));
+  Json status = StatusFor(code, reason, e.message, plural, name);
+  if (code == 422) {
+    if (Json details = InvalidDetails(e.message); !details.is_null()) status["details"] = details;
+  }
+  Reply(res, code, status);
 }
 
 // Strategic merge patch, to the extent the lab needs: kubectl's directives
@@ -162,6 +195,18 @@ Json AsWatched(const WatchState& st, const Json& obj) {
                  obj["metadata"].value("resourceVersion", ""));
 }
 
+// A warning kubectl prints ("Warning: unknown field ..."): an RFC 7234
+// Warning header, code 299, the text quoted.
+void AddUnknownFieldWarning(httplib::Response& res, const std::string& field) {
+  std::string text = "unknown field \"" + field + "\"";
+  std::string quoted;
+  for (char c : text) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  res.set_header("Warning", "299 - \"" + quoted + "\"");
+}
+
 bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
   std::string line = Json{{"type", type}, {"object", obj}}.dump() + "\n";
   return sink.write(line.data(), line.size());
@@ -172,11 +217,24 @@ bool WriteEvent(httplib::DataSink& sink, const char* type, const Json& obj) {
 std::shared_ptr<ObjectStore> NewDefaultStore() {
   auto s = std::make_shared<ObjectStore>();
   for (auto& t : BuiltinResourceTypes()) s->Register(std::move(t));
-  s->SetAdmission(AdmitCalico);
-  // Calico's default tier exists from the start, as in a cluster with Calico.
-  if (const ResourceType* tiers = s->Find(kCalicoGroup, "v3", "tiers")) {
-    if (auto st = s->Seed(*tiers, DefaultTierObject()); !st.ok()) {
-      log::Error("lab_apiserver_seed_failed object=tiers/default error={}", st.error().ToString());
+  s->SetAdmission([](WriteOp op, const ResourceType& t, Json* obj, const Json* old, const StoreView& view) -> Status {
+    TERWAY_TRY(AdmitCore(op, t, obj, old, view));
+    return AdmitCalico(op, t, obj, old, view);
+  });
+  s->SetReaction(RunControllers);
+  // What a cluster has from the start: Calico's default tier, and the
+  // `default` ServiceAccount of each built-in namespace.
+  auto seed = [&](const char* group, const char* plural, Json obj) {
+    const ResourceType* t = s->Find(group, "v1", plural);
+    if (!t) t = s->Find(group, "v3", plural);
+    Status st = t ? s->Seed(*t, obj) : Status(Errorf(ErrorCode::kNotFound, "kind {} not registered", plural));
+    if (!st.ok()) log::Error("lab_apiserver_seed_failed object={}/{} error={}", plural, obj["metadata"].dump(),
+                             st.error().ToString());
+  };
+  seed(kCalicoGroup, "tiers", DefaultTierObject());
+  if (const ResourceType* ns = s->Find("", "v1", "namespaces")) {
+    for (const auto& n : s->List(*ns, "").items) {
+      seed("", "serviceaccounts", DefaultServiceAccount(n["metadata"]["name"].get<std::string>()));
     }
   }
   return s;
@@ -292,40 +350,23 @@ void ApiServer::Route() {
     }
     Reply(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}});
   });
-  // OpenAPI v3, reduced to what kubectl reads: per group-version documents
-  // whose PATCH operations declare the fieldValidation parameter. kubectl
-  // then trusts the server to validate (it sends fieldValidation=Strict,
-  // which the lab accepts and ignores) instead of downloading schemas.
+  // OpenAPI (openapi.h says what kubectl reads from it and why).
   svr_->Get("/openapi/v3", [this](const httplib::Request&, httplib::Response& res) {
-    Json paths = Json::object();
-    for (const auto& t : store_->Types()) {
-      std::string p = t.group.empty() ? "api/" + t.version : "apis/" + t.GroupVersion();
-      paths[p] = {{"serverRelativeURL", "/openapi/v3/" + p + "?hash=lab"}};
-    }
-    Reply(res, 200, {{"paths", paths}});
+    Reply(res, 200, OpenApiV3Index(store_->Types()));
   });
   svr_->Get(R"(/openapi/v3/(api/[^/]+|apis/[^/]+/[^/]+))", [this](const httplib::Request& req,
                                                                    httplib::Response& res) {
-    const std::string gv_path = req.matches[1];
-    Json paths = Json::object();
-    for (const auto& t : store_->Types()) {
-      std::string p = t.group.empty() ? "api/" + t.version : "apis/" + t.GroupVersion();
-      if (p != gv_path) continue;
-      std::string path = "/" + p + (t.namespaced ? "/namespaces/{namespace}/" : "/") + t.plural + "/{name}";
-      Json op = {{"x-kubernetes-group-version-kind", {{"group", t.group}, {"version", t.version}, {"kind", t.kind}}},
-                 {"parameters", {{{"name", "fieldValidation"}, {"in", "query"}, {"schema", {{"type", "string"}}}}}},
-                 {"responses", {{"200", {{"description", "OK"}}}}}};
-      paths[path] = {{"patch", op}};
-    }
-    if (paths.empty()) {
-      return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
-    }
-    Reply(res, 200, {{"openapi", "3.0.0"}, {"info", {{"title", "Kubernetes (terway lab)"}, {"version", "v1.32.0"}}},
-                     {"paths", paths}});
+    auto doc = OpenApiV3Document(store_->Types(), req.matches[1]);
+    if (!doc.ok()) return ReplyError(res, doc.error());
+    Reply(res, 200, *doc);
   });
-  // No OpenAPI v2: nothing of ours or kubectl's (with the v3 answer above) needs it.
-  svr_->Get(R"(/openapi/v2)", [](const httplib::Request&, httplib::Response& res) {
-    Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+  svr_->Get("/openapi/v2", [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Accept").find("protobuf") != std::string::npos) {
+      res.status = 200;
+      res.set_content(OpenApiV2Protobuf(store_->Types()), "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
+      return;
+    }
+    Reply(res, 200, OpenApiV2Document(store_->Types()));
   });
   // Admin hooks (tests, terway-lab).
   svr_->Post("/lab/close-watches", [this](const httplib::Request&, httplib::Response& res) {
@@ -441,6 +482,28 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     return true;
   };
 
+  // Field validation of writes (schemas.h): unknown fields of a kind with a
+  // schema are pruned, with a warning or (Strict) an error.
+  const bool has_schema = !SchemaFor(type).is_null();
+  auto field_validation = ParseFieldValidation(req.get_param_value("fieldValidation"));
+  if (!field_validation.ok()) return ReplyError(res, field_validation.error());
+  std::vector<std::string> warnings;
+  // dryRun=All (kubectl --dry-run=server): admitted and answered, not stored.
+  const std::string dry_run_param = req.get_param_value("dryRun");
+  if (!dry_run_param.empty() && dry_run_param != "All") {
+    return Reply(res, 400, StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
+  }
+  const bool dry_run = dry_run_param == "All";
+  auto check_fields = [&](Json* body) -> bool {
+    auto pruned = CheckFields(type, body, *field_validation);
+    if (!pruned.ok()) {
+      ReplyError(res, pruned.error(), type.plural, t.name);
+      return false;
+    }
+    for (const auto& w : *pruned) AddUnknownFieldWarning(res, w);
+    return true;
+  };
+
   if (req.method == "GET" && t.name.empty()) {
     auto labels = k8s::LabelSelector::Parse(req.get_param_value("labelSelector"));
     if (!labels.ok()) return Reply(res, 400, StatusFor(400, "BadRequest", labels.error().message));
@@ -452,6 +515,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
       static const std::set<std::string> kSupported = {
           "metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
           "spec.serviceAccountName", "spec.hostNetwork", "spec.unschedulable", "status.phase", "status.podIP",
+          "spec.tier",  // Calico's policies (their CRDs' selectable field)
           "involvedObject.name", "involvedObject.kind", "involvedObject.namespace", "involvedObject.uid",
           "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
           "type", "reportingComponent"};
@@ -584,8 +648,8 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     }
     Json body;
     if (!parse_body(&body)) return;
-    if (req.get_param_value("dryRun") == "All") return Reply(res, 201, body);
-    auto obj = store_->Create(type, t.ns, std::move(body));
+    if (!check_fields(&body)) return;
+    auto obj = store_->Create(type, t.ns, std::move(body), dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural);
     return Reply(res, 201, *obj);
   }
@@ -597,7 +661,8 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   if (req.method == "PUT") {
     Json body;
     if (!parse_body(&body)) return;
-    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub);
+    if (!status_sub && !check_fields(&body)) return;
+    auto obj = store_->Update(type, t.ns, t.name, std::move(body), status_sub, dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
@@ -613,7 +678,7 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         o.merge_patch(patch);
         return Ok();
       };
-    } else if (ct == "application/strategic-merge-patch+json") {
+    } else if (ct == "application/strategic-merge-patch+json" && !has_schema) {
       apply = [&](Json& o) -> Status {
         StrategicMerge(o, patch);
         return Ok();
@@ -630,19 +695,30 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
         return Ok();
       };
     } else {
+      // Custom resources (the kinds with a schema) take no strategic
+      // merge patch: they have no patch-merge keys.
       return Reply(res, 415, StatusFor(415, "UnsupportedMediaType",
                                        fmt::format("the body of the request was in an unknown format - "
                                                    "accepted media types include: application/json-patch+json, "
-                                                   "application/merge-patch+json, "
-                                                   "application/strategic-merge-patch+json; got {}", ct)));
+                                                   "application/merge-patch+json{}; got {}",
+                                                   has_schema ? "" : ", application/strategic-merge-patch+json",
+                                                   ct)));
     }
-    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub);
+    if (!status_sub) {
+      apply = [apply, &type, &field_validation, &warnings](Json& o) -> Status {
+        TERWAY_TRY(apply(o));
+        TERWAY_ASSIGN_OR_RETURN(warnings, CheckFields(type, &o, *field_validation));
+        return Ok();
+      };
+    }
+    auto obj = store_->Mutate(type, t.ns, t.name, apply, status_sub, dry_run);
+    for (const auto& w : warnings) AddUnknownFieldWarning(res, w);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }
 
   if (req.method == "DELETE") {
-    auto obj = store_->Delete(type, t.ns, t.name);
+    auto obj = store_->Delete(type, t.ns, t.name, dry_run);
     if (!obj.ok()) return ReplyError(res, obj.error(), type.plural, t.name);
     return Reply(res, 200, *obj);
   }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "common/log.h"
+
 namespace terway::lab {
 namespace {
 
@@ -29,6 +31,25 @@ Error NotFound(const ResourceType& t, const std::string& name) {
                    t.group.empty() ? " " : "." + t.group + " ", name);
   e.http_status = 404;
   return e;
+}
+
+// metadata.labels and .annotations are maps of strings: the API server's
+// decoder refuses anything else (400), so nothing downstream meets a
+// number where a label value belongs.
+Status CheckStringMaps(const ResourceType& t, const std::string& name, const Json& meta) {
+  for (const char* field : {"labels", "annotations"}) {
+    if (!meta.contains(field) || meta[field].is_null()) continue;
+    const Json& m = meta[field];
+    bool ok = m.is_object() && std::all_of(m.begin(), m.end(), [](const Json& v) { return v.is_string(); });
+    if (!ok) {
+      Error e = Errorf(ErrorCode::kInvalidArgument,
+                       "{} \"{}\": metadata.{} must map strings to strings (quote numbers and booleans in YAML)",
+                       t.kind, name, field);
+      e.http_status = 400;
+      return e;
+    }
+  }
+  return Ok();
 }
 
 // A DNS-1123 subdomain, as the API server requires for most names.
@@ -58,6 +79,10 @@ std::vector<ResourceType> BuiltinResourceTypes() {
       {"", "v1", "Node", "nodes", "node", false, {"no"}, true},
       {"", "v1", "ConfigMap", "configmaps", "configmap", true, {"cm"}, false},
       {"", "v1", "Event", "events", "event", true, {"ev"}, false},
+      // What Calico's serviceAccounts and services rule matches read.
+      {"", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, {"sa"}, false},
+      {"", "v1", "Service", "services", "service", true, {"svc"}, true},
+      {"discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, {}, false},
       {"networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", true, {"netpol"},
        false},
       // Calico's policy API (what its API server serves; the kinds terwayd
@@ -162,6 +187,72 @@ void ObjectStore::SetAdmission(Admission admission) {
   admission_ = std::move(admission);
 }
 
+void ObjectStore::SetReaction(Reaction reaction) {
+  std::lock_guard l(mu_);
+  reaction_ = std::move(reaction);
+  unreacted_.clear();
+}
+
+// The reactions' writes: the store's own locked paths, so they are admitted
+// and recorded like any client's. Only constructed while mu_ is held.
+class ObjectStore::LockedWriter : public StoreWriter {
+ public:
+  explicit LockedWriter(ObjectStore& store) : store_(store), view_(store.kinds_) {}
+  const Json* Get(const std::string& type_key, const std::string& ns, const std::string& name) const override {
+    return view_.Get(type_key, ns, name);
+  }
+  std::vector<const Json*> List(const std::string& type_key) const override { return view_.List(type_key); }
+  Result<Json> Create(const std::string& type_key, const std::string& ns, Json obj) override {
+    TERWAY_ASSIGN_OR_RETURN(Kind * k, KindOf(type_key));
+    return store_.CreateLocked(*k, ns, std::move(obj), /*dry_run=*/false);
+  }
+  Result<Json> Update(const std::string& type_key, const std::string& ns, Json obj) override {
+    TERWAY_ASSIGN_OR_RETURN(Kind * k, KindOf(type_key));
+    const std::string name = NameOf(obj);
+    return store_.UpdateLocked(*k, ns, name, std::move(obj), /*status_subresource=*/false, /*check_rv=*/true,
+                               /*dry_run=*/false);
+  }
+  Status Delete(const std::string& type_key, const std::string& ns, const std::string& name) override {
+    TERWAY_ASSIGN_OR_RETURN(Kind * k, KindOf(type_key));
+    auto deleted = store_.DeleteLocked(*k, ns, name, /*dry_run=*/false);
+    if (!deleted.ok()) return deleted.error();
+    return Ok();
+  }
+
+ private:
+  Result<Kind*> KindOf(const std::string& type_key) {
+    auto it = store_.kinds_.find(type_key);
+    if (it == store_.kinds_.end()) return Errorf(ErrorCode::kNotFound, "kind {} is not registered", type_key);
+    return &it->second;
+  }
+  ObjectStore& store_;
+  LockedView view_;
+};
+
+void ObjectStore::React() {
+  // A reaction's writes land here again through Record; the outermost call
+  // works the queue off, so reactions never nest.
+  if (!reaction_ || reacting_) return;
+  reacting_ = true;
+  LockedWriter writer(*this);
+  // A reaction that keeps answering its own changes is a bug; stop it
+  // loudly rather than spin under the store's lock.
+  constexpr int kMaxReactions = 100000;
+  int n = 0;
+  while (!unreacted_.empty()) {
+    if (++n > kMaxReactions) {
+      log::Error("lab_apiserver_reaction_loop pending={} last={} {}: reactions keep causing changes; dropped",
+                 unreacted_.size(), unreacted_.front().type_key, unreacted_.front().type);
+      unreacted_.clear();
+      break;
+    }
+    StoredEvent ev = std::move(unreacted_.front());
+    unreacted_.pop_front();
+    reaction_(ev, writer);
+  }
+  reacting_ = false;
+}
+
 Status ObjectStore::Seed(const ResourceType& t, Json obj) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
@@ -208,6 +299,7 @@ const ObjectStore::Kind* ObjectStore::KindOf(const ResourceType& t) const {
 }
 
 void ObjectStore::Record(const std::string& type_key, const char* type, const Json& obj, Json old) {
+  if (reaction_) unreacted_.push_back({rv_, type_key, type, obj, old});
   history_.push_back({rv_, type_key, type, obj, std::move(old)});
   while (history_.size() > history_limit_) {
     compacted_rv_ = history_.front().rv;
@@ -216,13 +308,21 @@ void ObjectStore::Record(const std::string& type_key, const char* type, const Js
   cv_.notify_all();
 }
 
-Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, Json obj) {
-  if (!obj.is_object()) return MakeError(ErrorCode::kInvalidArgument, "body is not a JSON object");
-  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
-  Json& meta = obj["metadata"];
+Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, Json obj, bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return Errorf(ErrorCode::kNotFound, "the server could not find the requested resource");
+  auto created = CreateLocked(*k, ns, std::move(obj), dry_run);
+  React();
+  return created;
+}
+
+Result<Json> ObjectStore::CreateLocked(Kind& kind, const std::string& ns, Json obj, bool dry_run) {
+  const ResourceType& t = kind.type;
+  Kind* k = &kind;
+  if (!obj.is_object()) return MakeError(ErrorCode::kInvalidArgument, "body is not a JSON object");
+  if (!obj.contains("metadata") || !obj["metadata"].is_object()) obj["metadata"] = Json::object();
+  Json& meta = obj["metadata"];
   std::string name = NameOf(obj);
   if (name.empty() && meta.contains("generateName") && meta["generateName"].is_string()) {
     do {
@@ -259,6 +359,7 @@ Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, J
     return Errorf(ErrorCode::kAlreadyExists, "{}{}\"{}\" already exists", t.plural,
                   t.group.empty() ? " " : "." + t.group + " ", name);
   }
+  TERWAY_TRY(CheckStringMaps(t, name, meta));
   obj["apiVersion"] = t.GroupVersion();
   obj["kind"] = t.kind;
   TERWAY_TRY(Admit(WriteOp::kCreate, t, &obj, nullptr));
@@ -267,13 +368,14 @@ Result<Json> ObjectStore::Create(const ResourceType& t, const std::string& ns, J
                             serial & 0xffff, (serial >> 16) & 0xfff, serial);
   meta["creationTimestamp"] = Now();
   meta["generation"] = 1;
-  meta["resourceVersion"] = std::to_string(++rv_);
   meta.erase("deletionTimestamp");
   if (t.group.empty() && t.plural == "namespaces") {
     meta["labels"]["kubernetes.io/metadata.name"] = name;
     if (!obj.contains("status") || !obj["status"].is_object()) obj["status"] = Json::object();
     obj["status"]["phase"] = "Active";
   }
+  if (dry_run) return obj;  // no version: nothing was stored
+  meta["resourceVersion"] = std::to_string(++rv_);
   k->objects[key] = obj;
   Record(t.Key(), "ADDED", obj, nullptr);
   return obj;
@@ -304,7 +406,7 @@ ObjectStore::ListResult ObjectStore::List(const ResourceType& t, const std::stri
 }
 
 Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
-                                       bool status_subresource, bool check_rv) {
+                                       bool status_subresource, bool check_rv, bool dry_run) {
   const ResourceType& t = k.type;
   auto it = k.objects.find(ObjKey(t.namespaced ? ns : "", name));
   if (it == k.objects.end()) return NotFound(t, name);
@@ -342,6 +444,7 @@ Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std
       if (old["metadata"].contains(f)) m[f] = old["metadata"][f];
       else m.erase(f);
     }
+    TERWAY_TRY(CheckStringMaps(t, name, m));
     next["apiVersion"] = t.GroupVersion();
     next["kind"] = t.kind;
     TERWAY_TRY(Admit(WriteOp::kUpdate, t, &next, &old));
@@ -351,6 +454,7 @@ Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std
   next["kind"] = t.kind;
   next["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"];
   if (next == old) return old;  // a no-op write: no new version, no event (as the API server does)
+  if (dry_run) return next;
   next["metadata"]["resourceVersion"] = std::to_string(++rv_);
   Json prev = std::move(it->second);
   it->second = next;
@@ -359,15 +463,17 @@ Result<Json> ObjectStore::UpdateLocked(Kind& k, const std::string& ns, const std
 }
 
 Result<Json> ObjectStore::Update(const ResourceType& t, const std::string& ns, const std::string& name,
-                                 Json obj, bool status_subresource) {
+                                 Json obj, bool status_subresource, bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return NotFound(t, name);
-  return UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true);
+  auto updated = UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true, dry_run);
+  React();
+  return updated;
 }
 
 Result<Json> ObjectStore::Mutate(const ResourceType& t, const std::string& ns, const std::string& name,
-                                 const std::function<Status(Json&)>& fn, bool status_subresource) {
+                                 const std::function<Status(Json&)>& fn, bool status_subresource, bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return NotFound(t, name);
@@ -377,16 +483,28 @@ Result<Json> ObjectStore::Mutate(const ResourceType& t, const std::string& ns, c
   TERWAY_TRY(fn(obj));
   // A patch carrying metadata.resourceVersion is conditional on it, as in
   // Kubernetes; otherwise it applies to the current version.
-  return UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true);
+  auto updated = UpdateLocked(*k, ns, name, std::move(obj), status_subresource, true, dry_run);
+  React();
+  return updated;
 }
 
-Result<Json> ObjectStore::Delete(const ResourceType& t, const std::string& ns, const std::string& name) {
+Result<Json> ObjectStore::Delete(const ResourceType& t, const std::string& ns, const std::string& name,
+                                 bool dry_run) {
   std::lock_guard l(mu_);
   Kind* k = KindOf(t);
   if (!k) return NotFound(t, name);
+  auto deleted = DeleteLocked(*k, ns, name, dry_run);
+  React();
+  return deleted;
+}
+
+Result<Json> ObjectStore::DeleteLocked(Kind& kind, const std::string& ns, const std::string& name, bool dry_run) {
+  const ResourceType& t = kind.type;
+  Kind* k = &kind;
   auto it = k->objects.find(ObjKey(t.namespaced ? ns : "", name));
   if (it == k->objects.end()) return NotFound(t, name);
   TERWAY_TRY(Admit(WriteOp::kDelete, t, nullptr, &it->second));
+  if (dry_run) return it->second;
   Json obj = std::move(it->second);
   k->objects.erase(it);
   // The deletion is a change of its own: it gets a new resourceVersion.

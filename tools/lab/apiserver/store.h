@@ -76,6 +76,27 @@ struct StoredEvent {
   Json old_object;
 };
 
+// Writes a reaction makes, under the store's lock. Each goes through
+// admission and is recorded as a change of its own (a later
+// resourceVersion, its own watch event), as a controller's write would be.
+class StoreWriter : public StoreView {
+ public:
+  virtual Result<Json> Create(const std::string& type_key, const std::string& ns, Json obj) = 0;
+  // obj carries the resourceVersion it was computed from (409 when stale).
+  virtual Result<Json> Update(const std::string& type_key, const std::string& ns, Json obj) = 0;
+  virtual Status Delete(const std::string& type_key, const std::string& ns, const std::string& name) = 0;
+};
+
+// What kube-controller-manager's controllers do in reaction to a change
+// (a namespace gets its `default` ServiceAccount, a Service's EndpointSlices
+// follow its pods), run right after the change commits, before the write's
+// caller gets its answer. The lab runs them inline rather than as watching
+// loops: one store is served by several listeners (the host's and each
+// node's), so there is no single server process to host a loop, and inline
+// reactions leave no window in which a test sees a half-reacted cluster.
+// Their own writes cause reactions in turn (a bounded chain).
+using Reaction = std::function<void(const StoredEvent& ev, StoreWriter& w)>;
+
 class ObjectStore {
  public:
   // resourceVersions start at the clock's microseconds since the epoch, so
@@ -93,11 +114,17 @@ class ObjectStore {
   // Replaces the admission run on every create, update and delete (not on
   // status-subresource writes, which cannot change what admission looks at).
   void SetAdmission(Admission admission);
+  // Replaces the reaction run after every committed create, update and
+  // delete (status-subresource writes included: a pod's readiness moves it
+  // in its Services' EndpointSlices).
+  void SetReaction(Reaction reaction);
   const ResourceType* Find(const std::string& group, const std::string& version,
                            const std::string& plural) const;
   std::vector<ResourceType> Types() const;
 
-  Result<Json> Create(const ResourceType& t, const std::string& ns, Json obj);
+  // dry_run (the dryRun=All parameter): everything a write checks and
+  // defaults, answered as it would be stored, but nothing is stored.
+  Result<Json> Create(const ResourceType& t, const std::string& ns, Json obj, bool dry_run = false);
   Result<Json> Get(const ResourceType& t, const std::string& ns, const std::string& name) const;
   struct ListResult {
     std::vector<Json> items;
@@ -109,11 +136,11 @@ class ObjectStore {
   // Replaces the object; a non-empty metadata.resourceVersion must match the
   // stored one (409 Conflict otherwise).
   Result<Json> Update(const ResourceType& t, const std::string& ns, const std::string& name, Json obj,
-                      bool status_subresource);
+                      bool status_subresource, bool dry_run = false);
   // Read-modify-write under the store's lock (patches).
   Result<Json> Mutate(const ResourceType& t, const std::string& ns, const std::string& name,
-                      const std::function<Status(Json&)>& fn, bool status_subresource);
-  Result<Json> Delete(const ResourceType& t, const std::string& ns, const std::string& name);
+                      const std::function<Status(Json&)>& fn, bool status_subresource, bool dry_run = false);
+  Result<Json> Delete(const ResourceType& t, const std::string& ns, const std::string& name, bool dry_run = false);
 
   // --- watch support ---
   uint64_t CurrentRv() const;
@@ -149,10 +176,16 @@ class ObjectStore {
   Kind* KindOf(const ResourceType& t);
   const Kind* KindOf(const ResourceType& t) const;
   Result<Json> UpdateLocked(Kind& k, const std::string& ns, const std::string& name, Json obj,
-                            bool status_subresource, bool check_rv);
+                            bool status_subresource, bool check_rv, bool dry_run);
+  Result<Json> CreateLocked(Kind& k, const std::string& ns, Json obj, bool dry_run);
+  Result<Json> DeleteLocked(Kind& k, const std::string& ns, const std::string& name, bool dry_run);
   void Record(const std::string& type_key, const char* type, const Json& obj, Json old);
   Status Admit(WriteOp op, const ResourceType& t, Json* obj, const Json* old) const;
+  // Runs the reaction on every change recorded since the last call,
+  // including those the reactions make.
+  void React();
   class LockedView;
+  class LockedWriter;
   std::string Now() const;
 
   mutable std::mutex reads_mu_;
@@ -168,6 +201,9 @@ class ObjectStore {
   uint64_t uid_counter_ = 0;
   std::deque<StoredEvent> history_;
   Admission admission_;
+  Reaction reaction_;
+  std::deque<StoredEvent> unreacted_;  // changes the reaction has not seen yet
+  bool reacting_ = false;
 };
 
 // A Kubernetes-shaped Status for an error: {kind: Status, reason, code, ...}.

@@ -1,0 +1,251 @@
+// Calico's tiers and network sets, Kubernetes service accounts and
+// EndpointSlices as the policy model takes them (docs/calico-semantics.md
+// sections 2.5, 4, 5), and the text terwayd tells users with when a policy
+// is enforced on the safe side.
+#include "policy/calico_objects.h"
+
+#include <gtest/gtest.h>
+
+namespace terway::policy {
+namespace {
+
+using Json = nlohmann::json;
+
+Ipv4Addr A(const char* s) { return *Ipv4Addr::Parse(s); }
+Ipv4Cidr C(const char* s) { return *Ipv4Cidr::Parse(s); }
+
+TEST(CalicoNetworkSet, NetsLabelsAndNamespace) {
+  auto ns = NetworkSetFromCalico(Json::parse(R"({"apiVersion": "projectcalico.org/v3", "kind": "NetworkSet",
+      "metadata": {"name": "partners", "namespace": "x", "labels": {"role": "partner"}},
+      "spec": {"nets": ["198.51.100.0/24", "203.0.113.7", "192.0.2.77/28", "2001:db8::/32", "2001:db8::1"]}})"));
+  ASSERT_TRUE(ns.ok()) << ns.error().ToString();
+  EXPECT_EQ(ns->namespace_, "x");
+  EXPECT_EQ(ns->name, "partners");
+  EXPECT_EQ(ns->labels, (k8s::Labels{{"role", "partner"}}));
+  // A bare address is a /32; host bits are masked as Calico masks them.
+  EXPECT_EQ(ns->nets, (std::vector<Ipv4Cidr>{C("198.51.100.0/24"), C("203.0.113.7/32"), C("192.0.2.64/28")}));
+  EXPECT_TRUE(ns->has_ipv6);
+}
+
+TEST(CalicoNetworkSet, GlobalHasNoNamespaceAndEmptySpecIsEmpty) {
+  auto g = GlobalNetworkSetFromCalico(Json::parse(R"({"kind": "GlobalNetworkSet",
+      "metadata": {"name": "blocklist", "labels": {"list": "bad"}}, "spec": {"nets": ["198.18.9.0/24"]}})"));
+  ASSERT_TRUE(g.ok()) << g.error().ToString();
+  EXPECT_EQ(g->namespace_, "");
+  EXPECT_EQ(g->nets, std::vector<Ipv4Cidr>{C("198.18.9.0/24")});
+  EXPECT_FALSE(g->has_ipv6);
+  // The crd.projectcalico.org/v1 object of the same set reads the same.
+  auto crd = GlobalNetworkSetFromCalico(Json::parse(R"({"apiVersion": "crd.projectcalico.org/v1",
+      "kind": "GlobalNetworkSet", "metadata": {"name": "blocklist", "labels": {"list": "bad"}},
+      "spec": {"nets": ["198.18.9.0/24"]}})"));
+  ASSERT_TRUE(crd.ok());
+  EXPECT_EQ(crd->nets, g->nets);
+  auto empty = GlobalNetworkSetFromCalico(Json::parse(R"({"metadata": {"name": "none"}})"));
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->nets.empty());
+}
+
+TEST(CalicoNetworkSet, MalformedSetsAreErrorsNamingSetAndField) {
+  struct Case {
+    bool global;
+    const char* json;
+    const char* want;  // in the error
+  };
+  for (const Case& c : std::vector<Case>{
+           {false, R"({"metadata": {"name": "s", "namespace": "x"}, "spec": {"nets": ["10.0.0.0/33"]}})",
+            "NetworkSet x/s: spec.nets[0]"},
+           {false, R"({"metadata": {"name": "s", "namespace": "x"}, "spec": {"nets": ["not-an-ip"]}})",
+            "\"not-an-ip/32\" is not a CIDR"},
+           {false, R"({"metadata": {"name": "s", "namespace": "x"}, "spec": {"nets": [7]}})", "spec.nets[0]"},
+           {false, R"({"metadata": {"name": "s", "namespace": "x"}, "spec": {"nets": "10.0.0.0/8"}})", "spec.nets"},
+           {false, R"({"metadata": {"name": "s"}, "spec": {}})", "metadata.namespace missing"},
+           {false, R"({"metadata": {"name": "s", "namespace": "x", "labels": {"projectcalico.org/namespace": "y"}}})",
+            "reserved"},
+           {true, R"({"metadata": {"name": "g"}, "spec": []})", "GlobalNetworkSet g: spec"},
+           {true, R"({"spec": {}})", "metadata missing"},
+       }) {
+    auto r = c.global ? GlobalNetworkSetFromCalico(Json::parse(c.json)) : NetworkSetFromCalico(Json::parse(c.json));
+    ASSERT_FALSE(r.ok()) << c.json;
+    EXPECT_NE(r.error().ToString().find(c.want), std::string::npos) << r.error().ToString();
+  }
+}
+
+TEST(CalicoTier, OrderDefaultsToTheDefaultTiersAndDefaultActionToDeny) {
+  auto plain = TierFromCalico(Json::parse(R"({"kind": "Tier", "metadata": {"name": "security"}, "spec": {}})"));
+  ASSERT_TRUE(plain.ok()) << plain.error().ToString();
+  EXPECT_EQ(plain->name, "security");
+  EXPECT_EQ(plain->order, std::optional<double>(kDefaultTierOrder));
+  EXPECT_FALSE(plain->default_action_pass);
+  auto full = TierFromCalico(
+      Json::parse(R"({"metadata": {"name": "platform"}, "spec": {"order": 100.5, "defaultAction": "Pass"}})"));
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->order, std::optional<double>(100.5));
+  EXPECT_TRUE(full->default_action_pass);
+  auto deny = TierFromCalico(Json::parse(R"({"metadata": {"name": "t"}, "spec": {"order": 7, "defaultAction": "Deny"}})"));
+  ASSERT_TRUE(deny.ok());
+  EXPECT_EQ(deny->order, std::optional<double>(7));
+  EXPECT_FALSE(deny->default_action_pass);
+  auto nospec = TierFromCalico(Json::parse(R"({"metadata": {"name": "bare"}})"));
+  ASSERT_TRUE(nospec.ok());
+  EXPECT_EQ(nospec->order, std::optional<double>(kDefaultTierOrder));
+}
+
+TEST(CalicoTier, MalformedTiersAreErrors) {
+  for (const char* text : {
+           R"({"metadata": {"name": "t"}, "spec": {"order": "10"}})",
+           R"({"metadata": {"name": "t"}, "spec": {"defaultAction": "Allow"}})",
+           R"({"metadata": {"name": "t"}, "spec": {"defaultAction": "pass"}})",
+           R"({"metadata": {"name": "t"}, "spec": {"defaultAction": 1}})",
+       }) {
+    auto r = TierFromCalico(Json::parse(text));
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.error().ToString().find("Tier t: spec."), std::string::npos) << r.error().ToString();
+  }
+}
+
+TEST(ServiceAccounts, KeepNamespaceNameAndLabels) {
+  k8s::ServiceAccount sa;
+  sa.metadata.namespace_ = "x";
+  sa.metadata.name = "api";
+  sa.metadata.labels = {{"team", "a"}};
+  ServiceAccountInfo info = ServiceAccountFromK8s(sa);
+  EXPECT_EQ(info.namespace_, "x");
+  EXPECT_EQ(info.name, "api");
+  EXPECT_EQ(info.labels, sa.metadata.labels);
+}
+
+k8s::EndpointSlice Slice(const std::string& ns, const std::string& name, const std::string& service,
+                         std::vector<std::vector<std::string>> endpoints, std::vector<k8s::EndpointPort> ports,
+                         const std::string& type = "IPv4") {
+  k8s::EndpointSlice s;
+  s.metadata.namespace_ = ns;
+  s.metadata.name = name;
+  if (!service.empty()) s.metadata.labels[k8s::kServiceNameLabel] = service;
+  s.address_type = type;
+  for (auto& addrs : endpoints) s.endpoints.push_back({std::move(addrs), true});
+  s.ports = std::move(ports);
+  return s;
+}
+
+TEST(ServiceBackendsFromSlices, UnionOfTheServicesSlices) {
+  std::vector<k8s::EndpointSlice> slices = {
+      Slice("x", "web-1", "web", {{"198.18.0.11"}, {"198.18.0.10"}}, {{"http", 8080, "TCP"}, {"dns", 53, "UDP"}}),
+      // A second slice of the same Service (slices hold at most 100 endpoints).
+      Slice("x", "web-2", "web", {{"198.18.0.12"}, {"198.18.0.10"}}, {{"http", 8080, "TCP"}, {"s", 9000, "SCTP"}}),
+      Slice("y", "web-1", "web", {{"198.18.1.10"}}, {{"", 80, ""}}),  // same name, other namespace
+  };
+  auto services = ServicesFromEndpointSlices(slices);
+  ASSERT_EQ(services.size(), 2u);
+  EXPECT_EQ(services[0].namespace_, "x");
+  EXPECT_EQ(services[0].name, "web");
+  EXPECT_EQ(services[0].addresses, (std::vector<Ipv4Addr>{A("198.18.0.10"), A("198.18.0.11"), A("198.18.0.12")}));
+  ASSERT_EQ(services[0].ports.size(), 3u);
+  EXPECT_EQ(services[0].ports[0].protocol, 6);
+  EXPECT_EQ(services[0].ports[0].port, 8080);
+  EXPECT_EQ(services[0].ports[1].protocol, 17);
+  EXPECT_EQ(services[0].ports[1].port, 53);
+  EXPECT_EQ(services[0].ports[2].protocol, 132);
+  EXPECT_EQ(services[0].ports[2].port, 9000);
+  EXPECT_EQ(services[1].namespace_, "y");
+  ASSERT_EQ(services[1].ports.size(), 1u);
+  EXPECT_EQ(services[1].ports[0].protocol, 6);  // no protocol: TCP
+  EXPECT_EQ(services[1].ports[0].port, 80);
+}
+
+TEST(ServiceBackendsFromSlices, WhatContributesNothing) {
+  k8s::EndpointSlice not_ready = Slice("x", "db-1", "db", {{"198.18.0.20"}}, {{"pg", std::nullopt, "TCP"}});
+  not_ready.endpoints[0].ready = false;  // Calico matches backends whatever their readiness
+  std::vector<k8s::EndpointSlice> slices = {
+      not_ready,
+      Slice("x", "db-v6", "db", {{"fd00::20"}}, {{"pg", 5432, "TCP"}}, "IPv6"),
+      Slice("x", "orphan", "", {{"198.18.0.30"}}, {{"p", 1, "TCP"}}),  // no Service label
+      Slice("x", "empty-1", "empty", {}, {}),
+  };
+  auto services = ServicesFromEndpointSlices(slices);
+  ASSERT_EQ(services.size(), 2u);
+  EXPECT_EQ(services[0].name, "db");
+  EXPECT_EQ(services[0].addresses, std::vector<Ipv4Addr>{A("198.18.0.20")});
+  // The IPv4 slice's port has no number and the IPv6 slice's port is of
+  // addresses this datapath never sees: no ports at all.
+  EXPECT_TRUE(services[0].ports.empty());
+  // A Service whose slices list nothing still exists (its rules match nothing).
+  EXPECT_EQ(services[1].name, "empty");
+  EXPECT_TRUE(services[1].addresses.empty());
+}
+
+std::vector<FailClosed> Entries(size_t n, size_t why_len = 10) {
+  std::vector<FailClosed> out;
+  for (size_t i = 0; i < n; i++) {
+    out.push_back({fmt::format("spec.ingress[{}].http", i), std::string(why_len, 'w'), "the rule allows nothing"});
+  }
+  return out;
+}
+
+TEST(FailClosedText, EventMessageNamesFieldWhyAndWhatIsEnforced) {
+  std::string m = FailClosedMessage({{"spec.egress[1].destination.services", "the Service x/web has no slices",
+                                      "the rule denies all it could match"}});
+  EXPECT_NE(m.find("spec.egress[1].destination.services: the Service x/web has no slices; enforced as: the rule "
+                   "denies all it could match"),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(m.find("more"), std::string::npos);
+}
+
+TEST(FailClosedText, EventMessageStaysWithinTheLimitAndPointsToShow) {
+  std::string all = FailClosedMessage(Entries(3), 100000);
+  for (int i = 0; i < 3; i++) EXPECT_NE(all.find(fmt::format("spec.ingress[{}]", i)), std::string::npos);
+  std::string some = FailClosedMessage(Entries(40, 30), 1024);
+  EXPECT_LE(some.size(), 1024u);
+  EXPECT_NE(some.find("spec.ingress[0].http"), std::string::npos);
+  EXPECT_EQ(some.find("spec.ingress[39].http"), std::string::npos);
+  EXPECT_NE(some.find("more: see terway-cli policy show"), std::string::npos) << some;
+  // The count of those left out is right: entries shown + left out = 40.
+  size_t shown = 0;
+  for (size_t pos = 0; (pos = some.find("enforced as:", pos)) != std::string::npos; pos++) shown++;
+  EXPECT_NE(some.find(fmt::format("and {} more", 40 - shown)), std::string::npos) << some;
+  // One entry longer than the limit is cut, never split inside a UTF-8
+  // character.
+  std::string why(400, 'x');
+  for (int i = 0; i < 150; i++) why += "\u00e9";  // two bytes each
+  std::vector<FailClosed> long_one = {{"spec.selector", why, "all"}};
+  ASSERT_GT(FailClosedMessage(long_one, 100000).size(), 700u);
+  for (size_t limit = 300; limit < 700; limit++) {
+    std::string cut = FailClosedMessage(long_one, limit);
+    EXPECT_LE(cut.size(), limit);
+    EXPECT_NE(cut.find("(cut: see terway-cli policy show)"), std::string::npos) << cut;
+    EXPECT_NO_THROW(Json(cut).dump()) << "not valid UTF-8 when cut at " << limit;
+  }
+}
+
+TEST(FailClosedText, ShowListsEachPolicyWithWhereWhyEnforcedAs) {
+  Policy ok;
+  ok.kind = Policy::Kind::kCalico;
+  ok.namespace_ = "x";
+  ok.name = "fine";
+  Policy a = ok;
+  a.name = "web";
+  a.fail_closed = {{"spec.ingress[0].http", "HTTP matches need an application-layer proxy", "the rule allows nothing"}};
+  Policy g;
+  g.kind = Policy::Kind::kCalicoGlobal;
+  g.name = "broken";
+  g.fail_closed = {{"spec.selector", "the policy cannot be read: bad selector", "every pod it could select is isolated"},
+                   {"spec.tier", "tier t does not exist", "denied at the end of the tier"}};
+  EXPECT_EQ(FormatFailClosed({ok}), "");
+  std::string out = FormatFailClosed({ok, a, g});
+  EXPECT_EQ(out,
+            "not enforced as written (2 policies; enforced on the safe side):\n"
+            "  calico:x/web\n"
+            "    where: spec.ingress[0].http\n"
+            "      why: HTTP matches need an application-layer proxy\n"
+            "      enforced as: the rule allows nothing\n"
+            "  global:broken\n"
+            "    where: spec.selector\n"
+            "      why: the policy cannot be read: bad selector\n"
+            "      enforced as: every pod it could select is isolated\n"
+            "    where: spec.tier\n"
+            "      why: tier t does not exist\n"
+            "      enforced as: denied at the end of the tier\n");
+}
+
+}  // namespace
+}  // namespace terway::policy
