@@ -384,8 +384,8 @@ void FailClosedCriteria(const std::vector<std::string>& what, const std::string&
       break;
     case Action::kDeny:
     case Action::kPass:
-      enforced = fmt::format("the rule is enforced without {} and so {}s everything else it matches", Join(what, ", "),
-                             rule->action == Action::kDeny ? "deni" : "passe");
+      enforced = fmt::format("the rule is enforced without {} and so {} everything else it matches", Join(what, ", "),
+                             rule->action == Action::kDeny ? "denies" : "passes on");
       break;
   }
   for (const auto& w : what) notes->push_back({ctx.field + "." + w, why, enforced});
@@ -522,7 +522,9 @@ Result<Rule> ReadCalicoRule(const Json& r, const CalicoRuleContext& ctx, std::ve
 
   // IPv6-only rules never match this IPv4 datapath (Felix drops them from
   // the IPv4 rendering the same way).
-  if ((version && *version == 6) || (rule.protocol && *rule.protocol == Protocol::kICMPv6) || fam.v6) {
+  // The name ICMPv6 implies IPv6; the number 58 implies no version.
+  const bool icmpv6_by_name = r.contains("protocol") && r["protocol"] == "ICMPv6";
+  if ((version && *version == 6) || icmpv6_by_name || fam.v6) {
     rule.matches_nothing = true;
   }
   if (http) {
