@@ -315,6 +315,17 @@ spec:
       selector: "trust == 'partner'"
 )")}),
                    Into("x/a", kAllKinds, {"y/b"}) + Into("x/c", kAllKinds, {"y/a", "y/b"})});
+  cases.push_back({"global-namespace-selector", "a GlobalNetworkPolicy's namespaceSelector: the pods of the "
+                                                "selected namespaces only (1)",
+                   Gnp("in-y", R"(  namespaceSelector: "ns == 'y'"
+  selector: all()
+  ingress:
+  - action: Allow
+    source:
+      selector: "pod == 'a'"
+)"),
+                   Into("y/b", kAllKinds, {"x/a", "y/a"}) + Into("y/a", kAllKinds, {"x/a"}) +
+                       Into("x/b", kAllKinds, kEveryone)});
   cases.push_back({"service-account-names", "serviceAccounts names: in a NetworkPolicy, of its namespace (2.2, 2.3)",
                    Cnp("x", "from-frontend", std::string(kSelA) + R"(  ingress:
   - action: Allow
@@ -376,7 +387,8 @@ spec:
       services: {name: web, namespace: "y"}
 )")}),
                    Into("x/a", {Tcp(80), Tcp(81)}, {"y/b"}) + Into("x/a", {Udp(80), Icmp(8)}, kNobody)});
-  cases.push_back({"service-destination", "destination services: backend address, protocol and target port (2.5)",
+  cases.push_back({"service-destination", "destination services: backend address, protocol and target port, a "
+                                          "named one resolved per pod (2.5)",
                    Docs({R"(apiVersion: v1
 kind: Service
 metadata:
@@ -387,6 +399,7 @@ spec:
     pod: c
   ports:
   - {name: db, port: 8181, targetPort: 81, protocol: TCP}
+  - {name: db-named, port: 8282, targetPort: serve-82-tcp, protocol: TCP}
 )",
                          Cnp("y", "to-db", R"(  selector: "pod == 'a'"
   types: [Egress]
@@ -395,7 +408,7 @@ spec:
     destination:
       services: {name: db, namespace: x}
 )")}),
-                   OutOf("y/a", {Tcp(81)}, {"x/c"}) + OutOf("y/a", {Tcp(80), Udp(81), Icmp(8)}, kNobody)});
+                   OutOf("y/a", {Tcp(81), Tcp(82)}, {"x/c"}) + OutOf("y/a", {Tcp(80), Udp(81), Icmp(8)}, kNobody)});
   return cases;
 }
 
@@ -451,6 +464,34 @@ std::vector<CalicoCase> OrderCases() {
 )")}),
                    Into("x/a", kAllKinds, kEveryone) + Into("x/b", kAllKinds, {"x/c"}) +
                        OutOf("x/a", kAllKinds, {"x/c"})});
+  cases.push_back({"order-missing-last", "a policy without order runs after every ordered one, whatever its name (3)",
+                   Docs({Cnp("x", "a-no-order", std::string(kSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      selector: "pod in {'b', 'c'}"
+)"),
+                         Cnp("x", "z-ordered", std::string(kSelA) + R"(  order: 2000
+  ingress:
+  - action: Deny
+    source:
+      selector: "pod == 'b'"
+)")}),
+                   Into("x/a", kAllKinds, {"x/c"})});
+  cases.push_back({"log-rules", "Log is no verdict: evaluation goes on, and a policy of only Log rules still "
+                                "isolates (7)",
+                   Docs({Cnp("x", "log-then-allow", std::string(kSelA) + R"(  ingress:
+  - action: Log
+    source:
+      selector: "pod == 'b'"
+  - action: Allow
+    source:
+      selector: "pod == 'c'"
+)"),
+                         Cnp("x", "log-only", R"(  selector: "pod == 'c'"
+  ingress:
+  - action: Log
+)")}),
+                   Into("x/a", kAllKinds, {"x/c"}) + Into("x/c", kAllKinds, kNobody)});
   cases.push_back({"order-tie-deny-first", "equal order: the name decides, a-deny before b-allow (3)",
                    Docs({Cnp("x", "a-deny", std::string(kSelA) + R"(  order: 100
   ingress:
@@ -522,6 +563,120 @@ std::vector<CalicoCase> OrderCases() {
       selector: "pod == 'a'"
 )")}),
                    Into("x/a", kAllKinds, {"x/c"}) + Into("x/c", kAllKinds, {"x/a", "x/b"})});
+  return cases;
+}
+
+// Changes while a policy is applied: terwayd follows the objects its rules
+// refer to, not only the policies.
+std::vector<CalicoCase> UpdateCases() {
+  std::vector<CalicoCase> cases;
+  const std::string moving_set = R"(apiVersion: projectcalico.org/v3
+kind: NetworkSet
+metadata:
+  name: moving
+  namespace: x
+  labels:
+    trust: moving
+spec:
+  nets: ["${{{}}}/32"]
+)";
+  CalicoCase set{"network-set-update", "a NetworkSet's nets change under an applied policy (5)",
+                 Docs({fmt::format(fmt::runtime(moving_set), "y/b"), Cnp("x", "from-moving", std::string(kSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      selector: "trust == 'moving'"
+)")}),
+                 Into("x/a", kAllKinds, {"y/b"})};
+  set.then.push_back({"nets: y/b -> y/a", fmt::format(fmt::runtime(moving_set), "y/a"), {}, Into("x/a", kAllKinds, {"y/a"})});
+  cases.push_back(set);
+
+  const std::string relabelled = R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata:
+  name: relabelled
+  labels:
+    trust: {}
+spec:
+  nets: ["${{y/b}}/32"]
+)";
+  CalicoCase gns{"global-network-set-labels", "a GlobalNetworkSet's labels change: it leaves the selection (5)",
+                 Docs({fmt::format(fmt::runtime(relabelled), "gns"), Gnp("from-gns", std::string(kGlobalSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      selector: "trust == 'gns'"
+  - action: Allow
+    source:
+      selector: "pod == 'c'"
+)")}),
+                 Into("x/a", kAllKinds, {"x/c", "y/b"})};
+  gns.then.push_back({"labels trust: gns -> other", fmt::format(fmt::runtime(relabelled), "other"), {}, Into("x/a", kAllKinds, {"x/c"})});
+  cases.push_back(gns);
+
+  CalicoCase sa{"service-account-relabel", "a ServiceAccount's labels change: serviceAccounts selector follows (2.2, 6)",
+                Gnp("from-ops", std::string(kGlobalSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      serviceAccounts:
+        selector: "role == 'ops'"
+  - action: Allow
+    source:
+      selector: "pod == 'a'"
+)"),
+                Into("x/a", kAllKinds, {"y/a"})};
+  sa.then.push_back({"ServiceAccount x/backend relabelled role=ops", "",
+                     {"label", "serviceaccount", "backend", "-n", "x", "role=ops", "--overwrite"},
+                     Into("x/a", kAllKinds, {"x/c", "y/a"})});
+  sa.undo.push_back({"label", "serviceaccount", "backend", "-n", "x", "role=backend", "--overwrite"});
+  cases.push_back(sa);
+
+  const std::string moving_svc = R"(apiVersion: v1
+kind: Service
+metadata:
+  name: moving-svc
+  namespace: x
+spec:
+  selector:
+    pod: {}
+  ports:
+  - {{name: http, port: 80, targetPort: 80, protocol: TCP}}
+)";
+  CalicoCase svc{"service-selector-update", "a Service's selector changes: its EndpointSlices, so source services, "
+                                            "follow (2.5)",
+                 Docs({fmt::format(fmt::runtime(moving_svc), "b"), Cnp("x", "from-moving-svc", std::string(kSelA) + R"(  ingress:
+  - action: Allow
+    protocol: TCP
+    source:
+      services: {name: moving-svc, namespace: x}
+)")}),
+                 Into("x/a", {Tcp(80)}, {"x/b"}) + Into("x/a", {Udp(80)}, kNobody)};
+  svc.then.push_back(
+      {"selector pod: b -> c", fmt::format(fmt::runtime(moving_svc), "c"), {}, Into("x/a", {Tcp(80)}, {"x/c"}) + Into("x/a", {Udp(80)}, kNobody)});
+  cases.push_back(svc);
+
+  CalicoCase tiers{"tier-order-update", "tiers run in their order, and follow a change of it (4)",
+                   Docs({TierDoc("first", "  order: 100\n"), TierDoc("second", "  order: 200\n"),
+                         Gnp("first.deny-b", std::string(kGlobalSelA) + R"(  tier: first
+  ingress:
+  - action: Deny
+    source:
+      selector: "pod == 'b'"
+  - action: Pass
+)"),
+                         Gnp("second.allow-b", std::string(kGlobalSelA) + R"(  tier: second
+  ingress:
+  - action: Allow
+    source:
+      selector: "pod == 'b'"
+  - action: Deny
+    source:
+      selector: "pod == 'c'"
+  - action: Pass
+)")}),
+                   // A GlobalNetworkPolicy's "pod == 'b'" is x/b and y/b.
+                   Into("x/a", kAllKinds, {"y/a"})};
+  tiers.then.push_back({"tier first: order 100 -> 300", TierDoc("first", "  order: 300\n"), {},
+                        Into("x/a", kAllKinds, {"x/b", "y/a", "y/b"})});
+  cases.push_back(tiers);
   return cases;
 }
 
@@ -625,7 +780,7 @@ const std::vector<std::string>& CalicoPods() {
 
 std::vector<CalicoCase> CalicoCases() {
   std::vector<CalicoCase> all;
-  for (auto part : {ProtocolCases(), PortCases(), PeerCases(), OrderCases(), ShapeCases()}) {
+  for (auto part : {ProtocolCases(), PortCases(), PeerCases(), OrderCases(), UpdateCases(), ShapeCases()}) {
     all.insert(all.end(), part.begin(), part.end());
   }
   return all;

@@ -57,6 +57,15 @@ struct Probe {
   bool allow = false;
 };
 
+// A change while a case is applied (a network set's nets, a ServiceAccount's
+// labels, a Service's selector, a tier's order): terwayd must follow it.
+struct CalicoStep {
+  std::string what;
+  std::string yaml;                  // applied with kubectl apply, or
+  std::vector<std::string> kubectl;  // these kubectl arguments run
+  std::vector<Probe> probes;         // the verdicts after the change
+};
+
 struct CalicoCase {
   std::string id;    // short, for TERWAY_CALICO_CASES and the summary
   std::string what;  // the behaviour and its section of docs/calico-semantics.md
@@ -70,6 +79,10 @@ struct CalicoCase {
   // naming it and `fail_closed_field`, and terway_policy_fail_closed > 0.
   std::string fail_closed_policy = "";
   std::string fail_closed_field = "";
+  std::vector<CalicoStep> then = {};
+  // kubectl arguments that undo `then`'s commands on objects of the world
+  // (run before the case's objects are deleted).
+  std::vector<std::vector<std::string>> undo = {};
 };
 
 // The pods of the world, in placement order.

@@ -285,34 +285,68 @@ metadata: {name: frontend, namespace: "y", labels: {role: frontend}}
     return ok;
   }
 
-  // Apply, converge, report, delete, converge back to all allowed. Returns
-  // whether the case held.
+  // kubectl apply of a YAML text (placeholders expanded); kubectl's output.
+  CommandResult ApplyYaml(const std::string& yaml, const std::string& file_name) {
+    const std::string file = dir_.File(file_name);
+    if (!WriteFile(file, yaml).ok()) return {-1, "cannot write " + file};
+    return Kubectl({"apply", "-f", file});
+  }
+
+  // Apply, converge, report, each step, undo, delete, converge back to all
+  // allowed. Returns whether the case held.
   bool RunCase(const CalicoCase& c) {
     SCOPED_TRACE(c.id + ": " + c.what);
     bool ok = true;
     const std::string yaml = Expand(c.yaml);
-    const std::vector<std::string> names = Names(yaml);
-    const std::string file = dir_.File("case-" + c.id + ".yaml");
-    ok &= Check(WriteFile(file, yaml).ok(), "writing " + file);
-    auto applied = Kubectl({"apply", "-f", file});
+    std::vector<std::string> docs = Documents(yaml);
+    std::vector<std::string> step_docs;
+    std::vector<Probe> every_probe = c.probes;
+    auto applied = ApplyYaml(yaml, "case-" + c.id + ".yaml");
     ok &= Check(applied.exit_code == 0, "kubectl apply of case " + c.id + ":\n" + yaml + "\n" + applied.output);
     if (applied.exit_code == 0) {
       std::string diff = Converge(c.probes, false);
       ok &= Check(diff.empty(), "case " + c.id + " (" + c.what + "): the verdicts did not converge " + diff + "\n" +
-                                    yaml + "\n" + Diagnostics(names));
+                                    yaml + "\n" + Diagnostics(Names(yaml)));
       if (!c.fail_closed_policy.empty()) ok &= FailClosedReported(c);
+      for (size_t i = 0; i < c.then.size() && ok; i++) {
+        const CalicoStep& step = c.then[i];
+        SCOPED_TRACE("then: " + step.what);
+        CommandResult r;
+        std::string change;
+        if (!step.yaml.empty()) {
+          change = Expand(step.yaml);
+          for (auto& d : Documents(change)) step_docs.push_back(d);
+          r = ApplyYaml(change, fmt::format("case-{}-{}.yaml", c.id, i));
+        } else {
+          r = Kubectl(step.kubectl);
+          for (const auto& a : step.kubectl) change += a + " ";
+        }
+        ok &= Check(r.exit_code == 0, "case " + c.id + ", " + step.what + ": kubectl failed:\n" + change + "\n" + r.output);
+        if (r.exit_code != 0) break;
+        std::string step_diff = Converge(step.probes, false);
+        ok &= Check(step_diff.empty(), "case " + c.id + " then " + step.what + ": the verdicts did not follow " +
+                                           step_diff + "\n" + change + "\n" + Diagnostics(Names(yaml + change)));
+        every_probe.insert(every_probe.end(), step.probes.begin(), step.probes.end());
+      }
     }
-    // Policies before the tiers and sets they name: documents in reverse.
-    std::vector<std::string> docs = Documents(yaml);
+    for (const auto& args : c.undo) {
+      auto r = Kubectl(args);
+      ok &= Check(r.exit_code == 0, "case " + c.id + ": undo failed: " + r.output);
+    }
+    // Policies before the tiers and sets they name: documents in reverse;
+    // then the steps' documents, which name the same objects (already gone:
+    // --ignore-not-found) or new ones.
     std::string reversed;
-    for (auto it = docs.rbegin(); it != docs.rend(); ++it) reversed += (reversed.empty() ? "" : "---\n") + *it;
+    for (const std::vector<std::string>* list : {&docs, &step_docs}) {
+      for (auto it = list->rbegin(); it != list->rend(); ++it) reversed += (reversed.empty() ? "" : "---\n") + *it;
+    }
     const std::string cleanup = dir_.File("case-" + c.id + "-delete.yaml");
     ok &= Check(WriteFile(cleanup, reversed).ok(), "writing " + cleanup);
     auto deleted = Kubectl({"delete", "--ignore-not-found", "-f", cleanup});
     ok &= Check(deleted.exit_code == 0, "kubectl delete of case " + c.id + ":\n" + deleted.output);
-    std::string back = Converge(c.probes, true);
+    std::string back = Converge(every_probe, true);
     ok &= Check(back.empty(), "case " + c.id + ": deleting its objects did not restore every probe " + back + "\n" +
-                                  Diagnostics(names));
+                                  Diagnostics(Names(yaml)));
     if (!back.empty()) ResetEverything();
     return ok;
   }
@@ -354,21 +388,41 @@ bool Selected(const std::string& id) {
 
 // The table itself: ids unique, every pod known, and every case can fail:
 // it expects some probe denied (with no policy everything is allowed) and
-// some allowed (a case that denies everything proves no rule).
+// some allowed (a case that denies everything proves no rule); each step
+// changes some verdict (else it proves nothing about following the change).
 TEST(LabCalicoCases, EveryCaseCanFail) {
   std::set<std::string> ids;
   const std::set<std::string> pods(CalicoPods().begin(), CalicoPods().end());
+  auto check_probes = [&](const std::string& id, const std::vector<Probe>& probes) {
+    for (const auto& p : probes) {
+      EXPECT_TRUE(pods.count(p.from) && pods.count(p.to) && p.from != p.to) << id << ": " << p.from << " -> " << p.to;
+      EXPECT_TRUE(p.target.proto != L4::kIcmp || IcmpReplyType(p.target.icmp_type) >= 0) << id;
+      EXPECT_TRUE(p.target.src_first == 0 || p.target.src_last < kFreshPortFirst)
+          << id << ": pinned source ports must stay below the fresh pool";
+    }
+  };
+  auto verdicts = [](const std::vector<Probe>& probes) {
+    std::map<std::string, bool> out;
+    for (const auto& p : probes) out[p.from + ">" + p.to + " " + p.target.ToString()] = p.allow;
+    return out;
+  };
   for (const auto& c : CalicoCases()) {
     EXPECT_TRUE(ids.insert(c.id).second) << "duplicate id " << c.id;
+    check_probes(c.id, c.probes);
     bool denied = false, allowed = false;
-    for (const auto& p : c.probes) {
-      EXPECT_TRUE(pods.count(p.from) && pods.count(p.to) && p.from != p.to) << c.id << ": " << p.from << " -> " << p.to;
-      EXPECT_TRUE(p.target.proto != L4::kIcmp || IcmpReplyType(p.target.icmp_type) >= 0) << c.id;
-      EXPECT_TRUE(p.target.src_first == 0 || p.target.src_last < kFreshPortFirst)
-          << c.id << ": pinned source ports must stay below the fresh pool";
-      (p.allow ? allowed : denied) = true;
-    }
+    for (const auto& p : c.probes) (p.allow ? allowed : denied) = true;
     EXPECT_TRUE(denied && allowed) << c.id << " expects " << (denied ? "no probe allowed" : "no probe denied");
+    auto before = verdicts(c.probes);
+    for (const auto& step : c.then) {
+      check_probes(c.id, step.probes);
+      EXPECT_NE(step.yaml.empty(), step.kubectl.empty()) << c.id << ", " << step.what << ": a YAML or a command";
+      auto after = verdicts(step.probes);
+      bool changed = false;
+      for (const auto& [key, allow] : after) changed |= before.count(key) && before[key] != allow;
+      EXPECT_TRUE(changed) << c.id << ", " << step.what << ": no probe changes its verdict";
+      before = after;
+    }
+    EXPECT_TRUE(!c.fail_closed_policy.empty() == !c.fail_closed_field.empty()) << c.id;
   }
 }
 
