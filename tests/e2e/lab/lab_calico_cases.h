@@ -9,9 +9,11 @@
 //   ServiceAccounts x/frontend (role=frontend), x/backend (role=backend),
 //   y/frontend (role=frontend);
 //   pods, labelled pod=<name>:
-//     x/a node1                        x/b node2, SA frontend, port peer-src 7070/TCP
-//     x/c node1, SA backend            y/a node2
+//     x/a node1, SA default            x/b node2, SA frontend, port peer-src 7070/TCP
+//     x/c node1, SA backend            y/a node2, SA default
 //     y/b node1, SA frontend, port peer-src 7071/TCP
+//   (x/a and y/a name no ServiceAccount: the API server gives them
+//   `default`, which has no labels);
 //   every pod serves TCP 80, 81, 82 and UDP 80, 81 (container ports
 //   serve-<port>-<tcp|udp>) and answers ICMP echo (8) and timestamp (13).
 #pragma once

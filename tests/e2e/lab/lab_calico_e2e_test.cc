@@ -80,8 +80,8 @@ spec:
                                                  "  labels:\n    ns: \"{0}\"\n",
                                                  ns));
     }
-    // Not fatal: without ServiceAccounts in the API only the cases that
-    // select by them fail.
+    // Before the pods that run as them (an API server refuses a pod whose
+    // ServiceAccount does not exist).
     const std::string sa_file = dir_.File("service-accounts.yaml");
     ASSERT_TRUE(WriteFile(sa_file, R"(apiVersion: v1
 kind: ServiceAccount
@@ -97,7 +97,7 @@ metadata: {name: frontend, namespace: "y", labels: {role: frontend}}
 )")
                     .ok());
     auto sa = Kubectl({"apply", "-f", sa_file});
-    EXPECT_EQ(sa.exit_code, 0) << "ServiceAccounts with labels: " << sa.output;
+    ASSERT_EQ(sa.exit_code, 0) << "ServiceAccounts with labels: " << sa.output;
 
     const std::vector<PodPlan> plan = {{"x/a", "node1", "", 0},
                                        {"x/b", "node2", "frontend", 7070},
@@ -126,12 +126,13 @@ metadata: {name: frontend, namespace: "y", labels: {role: frontend}}
     }
   }
 
-  // "${ns/pod}" -> the pod's IP.
+  // "${ns/pod}" -> the pod's IP; a placeholder naming no pod fails the case.
   std::string Expand(std::string yaml) {
     for (const auto& [key, ip] : ips_) {
       const std::string token = "${" + key + "}";
       for (size_t at; (at = yaml.find(token)) != std::string::npos;) yaml.replace(at, token.size(), ip.ToString());
     }
+    Check(yaml.find("${") == std::string::npos, "a placeholder names no pod of the world:\n" + yaml);
     return yaml;
   }
 
