@@ -20,8 +20,9 @@ std::vector<CalicoCase> ProtocolCases() {
     protocol: UDP
 )"),
                    Into("x/a", {Udp(80), Udp(81)}, kEveryone) + Into("x/a", {Tcp(80), Icmp(8)}, kNobody)});
-  cases.push_back({"protocol-number", "protocol by number: 17 is UDP, 1 is ICMP, 6 with a port is TCP to it (2.1)",
-                   Cnp("x", "by-number", std::string(kSelA) + R"(  ingress:
+  cases.push_back({"protocol-number", "protocol by number: 17 is UDP, 1 is ICMP, 6 with a port is TCP to it; a "
+                                      "numeric string is the number (2.1)",
+                   Docs({Cnp("x", "by-number", std::string(kSelA) + R"(  ingress:
   - action: Allow
     protocol: 17
   - action: Allow
@@ -31,18 +32,27 @@ std::vector<CalicoCase> ProtocolCases() {
     destination:
       ports: [81]
 )"),
+                         Cnp("x", "by-numeric-string", R"(  selector: "pod == 'c'"
+  ingress:
+  - action: Allow
+    protocol: "17"
+)")}),
                    Into("x/a", {Udp(80), Icmp(8), Icmp(13), Tcp(81)}, kEveryone) +
-                       Into("x/a", {Tcp(80), Tcp(82)}, kNobody)});
+                       Into("x/a", {Tcp(80), Tcp(82)}, kNobody) + Into("x/c", {Udp(80)}, kEveryone) +
+                       Into("x/c", {Tcp(80), Icmp(8)}, kNobody)});
   cases.push_back({"not-protocol", "notProtocol TCP: every other protocol (2.1, 2.4)",
                    Cnp("x", "not-tcp", std::string(kSelA) + R"(  ingress:
   - action: Allow
     notProtocol: TCP
 )"),
                    Into("x/a", {Udp(80), Icmp(8), Icmp(13)}, kEveryone) + Into("x/a", {Tcp(80), Tcp(81)}, kNobody)});
-  cases.push_back({"ip-version", "ipVersion: a rule for IPv6 never matches IPv4 traffic; one for IPv4 does (2.1)",
+  cases.push_back({"ip-version", "ipVersion: a rule for IPv6, or for ICMPv6, never matches IPv4 traffic; one for "
+                                 "IPv4 does (2.1, 8)",
                    Cnp("x", "ip-version", std::string(kSelA) + R"(  ingress:
   - action: Allow
     ipVersion: 6
+  - action: Allow
+    protocol: ICMPv6
   - action: Allow
     ipVersion: 4
     protocol: UDP
@@ -105,8 +115,9 @@ std::vector<CalicoCase> PortCases() {
 )"),
                    Into("x/a", {Tcp(80), Tcp(82), Udp(81)}, kEveryone) +
                        Into("x/a", {Tcp(81), Udp(80), Icmp(8)}, kNobody)});
-  cases.push_back({"named-port", "named destination ports in ports and notPorts (2.2, 2.6)",
-                   Cnp("x", "named", std::string(kSelA) + R"(  ingress:
+  cases.push_back({"named-port", "named destination ports in ports and notPorts; without a protocol, the named "
+                                 "port's own (2.2, 2.6)",
+                   Docs({Cnp("x", "named", std::string(kSelA) + R"(  ingress:
   - action: Allow
     protocol: TCP
     destination:
@@ -116,7 +127,27 @@ std::vector<CalicoCase> PortCases() {
     destination:
       notPorts: [serve-80-udp]
 )"),
-                   Into("x/a", {Tcp(81), Udp(81)}, kEveryone) + Into("x/a", {Tcp(80), Tcp(82), Udp(80)}, kNobody)});
+                         Cnp("x", "named-no-protocol", R"(  selector: "pod == 'c'"
+  ingress:
+  - action: Allow
+    destination:
+      ports: [serve-80-udp]
+)")}),
+                   Into("x/a", {Tcp(81), Udp(81)}, kEveryone) + Into("x/a", {Tcp(80), Tcp(82), Udp(80)}, kNobody) +
+                       Into("x/c", {Udp(80)}, kEveryone) + Into("x/c", {Tcp(80), Udp(81)}, kNobody)});
+  cases.push_back({"named-port-egress", "a named port in an egress rule resolves on the selected destination pods "
+                                        "(2.6)",
+                   Cnp("y", "named-egress", R"(  selector: "pod == 'a'"
+  types: [Egress]
+  egress:
+  - action: Allow
+    protocol: TCP
+    destination:
+      selector: "pod == 'b'"
+      namespaceSelector: all()
+      ports: [serve-81-tcp]
+)"),
+                   OutOf("y/a", {Tcp(81)}, {"x/b", "y/b"}) + OutOf("y/a", {Tcp(80), Udp(81)}, kNobody)});
   // Source ports come from 9000-9099 (pinned) or the fresh pool (>= 32768).
   cases.push_back({"source-ports", "source ports and source notPorts as a range (2.2)",
                    Cnp("x", "source-ports", std::string(kSelA) + R"(  ingress:
@@ -157,6 +188,21 @@ std::vector<CalicoCase> PeerCases() {
       notNets: ["${y/b}/32"]
 )"),
                    Into("x/a", kAllKinds, {"x/b", "x/c", "y/a"})});
+  // Felix renders a rule for one IP family only when its nets allow it: a
+  // rule whose notNets are all IPv6 is dropped from the IPv4 rules.
+  cases.push_back({"ipv6-nets", "a rule whose nets or notNets are only IPv6 never matches IPv4 traffic (2.4)",
+                   Cnp("x", "ipv6-nets", std::string(kSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      notNets: ["fd00::/8"]
+  - action: Allow
+    source:
+      nets: ["fd00::/8"]
+  - action: Allow
+    source:
+      selector: "pod == 'c'"
+)"),
+                   Into("x/a", kAllKinds, {"x/c"})});
   cases.push_back({"egress-not-nets", "egress to destination notNets (2.2)",
                    Cnp("x", "egress-not-nets", std::string(kSelA) + R"(  types: [Egress]
   egress:
@@ -178,6 +224,14 @@ std::vector<CalicoCase> PeerCases() {
       notSelector: "pod == 'b'"
 )")}),
                    Into("x/a", kAllKinds, {"x/c"}) + Into("x/c", kAllKinds, {"x/a", "y/a"})});
+  cases.push_back({"selector-all", "selector all() in a NetworkPolicy rule: every endpoint of its namespace, not "
+                                   "every address (2.3)",
+                   Cnp("x", "from-all", std::string(kSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      selector: all()
+)"),
+                   Into("x/a", kAllKinds, {"x/b", "x/c"})});
   // Each rule lets in one pod only if its operators work; y/b matches none.
   cases.push_back({"selector-operators", "Calico selector operators: ||, parentheses, starts with, contains, "
                                          "!has, ends with, !=, not in (2.3, 6)",

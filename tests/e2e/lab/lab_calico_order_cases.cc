@@ -93,20 +93,27 @@ std::vector<CalicoCase> OrderCases() {
   - action: Log
 )")}),
                    Into("x/a", kAllKinds, {"x/c"}) + Into("x/c", kAllKinds, kNobody)});
-  cases.push_back({"order-tie-deny-first", "equal order: the name decides, a-deny before b-allow (3)",
-                   Docs({Cnp("x", "a-deny", std::string(kSelA) + R"(  order: 100
+  const std::string a_deny = R"(  order: {}
   ingress:
   - action: Deny
     source:
       selector: "pod == 'b'"
-)"),
-                         Cnp("x", "b-allow", std::string(kSelA) + R"(  order: 100
+)";
+  CalicoCase deny_first{"order-tie-deny-first", "equal order: the name decides, a-deny before b-allow; then a "
+                                                "higher order moves it after (3)",
+                        Docs({Cnp("x", "a-deny", std::string(kSelA) + fmt::format(fmt::runtime(a_deny), 100)),
+                              Cnp("x", "b-allow", std::string(kSelA) + R"(  order: 100
   ingress:
   - action: Allow
     source:
       selector: "pod in {'b', 'c'}"
 )")}),
-                   Into("x/a", kAllKinds, {"x/c"})});
+                        Into("x/a", kAllKinds, {"x/c"})};
+  deny_first.then.push_back({"a-deny: order 100 -> 200",
+                             Cnp("x", "a-deny", std::string(kSelA) + fmt::format(fmt::runtime(a_deny), 200)),
+                             {},
+                             Into("x/a", kAllKinds, {"x/b", "x/c"})});
+  cases.push_back(deny_first);
   cases.push_back({"order-tie-allow-first", "equal order: the name decides, a-allow before b-deny (3)",
                    Docs({Cnp("x", "b-deny", std::string(kSelA) + R"(  order: 100
   ingress:
@@ -131,6 +138,23 @@ std::vector<CalicoCase> OrderCases() {
       selector: "pod in {'b', 'c'}"
 )"),
                          Cnp("x", "p-deny", std::string(kSelA) + R"(  order: 100
+  ingress:
+  - action: Deny
+    source:
+      selector: "pod == 'b'"
+)")}),
+                   Into("x/a", kAllKinds, {"x/c"})});
+  // "same//GlobalNetworkPolicy" < "same/x/NetworkPolicy": the empty
+  // namespace sorts first.
+  cases.push_back({"order-tie-global-first", "equal order and name: the GlobalNetworkPolicy before the "
+                                             "NetworkPolicy (3)",
+                   Docs({Cnp("x", "same", std::string(kSelA) + R"(  order: 10
+  ingress:
+  - action: Allow
+    source:
+      selector: "pod in {'b', 'c'}"
+)"),
+                         Gnp("same", std::string(kGlobalSelA) + R"(  order: 10
   ingress:
   - action: Deny
     source:
@@ -254,6 +278,22 @@ spec:
       {"selector pod: b -> c", fmt::format(fmt::runtime(moving_svc), "c"), {}, Into("x/a", {Tcp(80)}, {"x/c"}) + Into("x/a", {Udp(80)}, kNobody)});
   cases.push_back(svc);
 
+  CalicoCase ns_labels{"namespace-relabel", "a namespace's labels change: namespaceSelector (pcns.*) follows (2.3, 6)",
+                       Cnp("x", "from-team-blue", std::string(kSelA) + R"(  ingress:
+  - action: Allow
+    source:
+      namespaceSelector: "team == 'blue'"
+  - action: Allow
+    source:
+      selector: "pod == 'c'"
+)"),
+                       Into("x/a", kAllKinds, {"x/c"})};
+  ns_labels.then.push_back({"namespace y labelled team=blue", "",
+                            {"label", "namespace", "y", "team=blue"},
+                            Into("x/a", kAllKinds, {"x/c", "y/a", "y/b"})});
+  ns_labels.undo.push_back({"label", "namespace", "y", "team-"});
+  cases.push_back(ns_labels);
+
   CalicoCase tiers{"tier-order-update", "tiers run in their order, and follow a change of it (4)",
                    Docs({TierDoc("first", "  order: 100\n"), TierDoc("second", "  order: 200\n"),
                          Gnp("first.deny-b", std::string(kGlobalSelA) + R"(  tier: first
@@ -292,6 +332,26 @@ std::vector<CalicoCase> ShapeCases() {
                    Into("x/a", kAllKinds, kEveryone) + OutOf("x/a", kAllKinds, {"x/c"})});
   cases.push_back({"types-no-rules", "types omitted with no rules: Ingress only (1)", Cnp("x", "no-rules", kSelA),
                    Into("x/a", kAllKinds, kNobody) + OutOf("x/a", kAllKinds, kEveryone)});
+  // Felix gives workload endpoints only the normal policies: a doNotTrack
+  // (or preDNAT) policy filters host endpoints only; false changes nothing.
+  cases.push_back({"host-endpoint-fields", "doNotTrack, preDNAT and applyOnForward do nothing for pods: a "
+                                           "doNotTrack Deny is ignored, false values are accepted (1)",
+                   Docs({Gnp("untracked-deny", std::string(kGlobalSelA) + R"(  doNotTrack: true
+  applyOnForward: true
+  order: 1
+  ingress:
+  - action: Deny
+)"),
+                         Gnp("tracked-allow-b", std::string(kGlobalSelA) + R"(  doNotTrack: false
+  preDNAT: false
+  applyOnForward: true
+  order: 2
+  ingress:
+  - action: Allow
+    source:
+      selector: "pod == 'b'"
+)")}),
+                   Into("x/a", kAllKinds, {"x/b", "y/b"})});
   cases.push_back({"rule-metadata", "rule metadata annotations are accepted and change nothing (2.1)",
                    Cnp("x", "annotated", std::string(kSelA) + R"(  ingress:
   - action: Allow
