@@ -1,7 +1,7 @@
 // Telling users where they look that a policy is enforced on the safe side
 // (Policy::fail_closed, or a policy that could not be read at all): a
 // Warning Event on the policy object, the gauge terway_policy_fail_closed,
-// and `terway-cli policy show` (policy::FormatFailClosed).
+// and `terway-cli policy show` (its fail-closed section, policy_show.h).
 //
 // Pure decisions, so each can be tested alone: which policies to report
 // (from the compiled model, which holds what the kernel enforces), and when
@@ -36,12 +36,18 @@ struct FailClosedReport {
   std::string policy;  // Policy::Id(): "k8s:ns/name", "calico:ns/name", "global:name"
   std::string kind;    // the metric's label: k8s, calico or global
   PolicyObject object;
-  std::string message;  // the Event's message (policy::FailClosedMessage)
+  // What is enforced instead, and a digest of it: a recompile (every pod
+  // start is one) compares digests, and formats a message only for an
+  // Event that is due.
+  const std::vector<policy::FailClosed>* entries = nullptr;  // into the policies reported on
+  uint64_t digest = 0;
+  std::string Message() const;  // the Event's message (policy::FailClosedMessage)
 };
 
-// Every policy of the model with fail_closed entries, in the model's order.
-// A policy whose object is unknown (none in `objects`) is still reported
-// (metric, show) with an empty reference; it gets no Event.
+// Every policy with fail_closed entries, in their order; the reports point
+// into `policies`, which must outlive them. A policy whose object is
+// unknown (none in `objects`) is still reported (metric) with an empty
+// reference; it gets no Event.
 std::vector<FailClosedReport> FailClosedReports(const std::vector<policy::Policy>& policies,
                                                 const PolicyObjects& objects);
 
@@ -53,7 +59,7 @@ std::map<std::string, int> FailClosedCounts(const std::vector<FailClosedReport>&
 class FailClosedEventLedger {
  public:
   // The reports that need an Event now: policies not told yet in this
-  // generation (uid, generation) with this message. Remembers them as told,
+  // generation (uid, generation) with these entries (digest). Remembers them as told,
   // and forgets policies no longer reported (fixed or deleted), so a policy
   // that fails closed again later is told again.
   std::vector<FailClosedReport> Due(const std::vector<FailClosedReport>& current);
@@ -62,7 +68,7 @@ class FailClosedEventLedger {
   struct Told {
     std::string uid;
     int64_t generation = 0;
-    std::string message;
+    uint64_t digest = 0;
   };
   std::map<std::string, Told> told_;  // by policy id
 };

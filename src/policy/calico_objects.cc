@@ -1,9 +1,7 @@
 #include "policy/calico_objects.h"
 
-#include <algorithm>
 #include <map>
 #include <set>
-#include <tuple>
 
 #include <fmt/format.h>
 
@@ -186,24 +184,6 @@ std::string FailClosedMessage(const std::vector<FailClosed>& entries, size_t max
     size_t room = max_bytes - out.size() - cut.size();
     while (room > 0 && (static_cast<unsigned char>(item[room]) & 0xC0) == 0x80) room--;
     return out + item.substr(0, room) + cut;
-  }
-  return out;
-}
-
-std::string FormatFailClosed(const std::vector<Policy>& policies) {
-  std::vector<const Policy*> shown;
-  for (const auto& p : policies) {
-    if (!p.fail_closed.empty()) shown.push_back(&p);
-  }
-  if (shown.empty()) return "";
-  std::sort(shown.begin(), shown.end(), [](const Policy* a, const Policy* b) { return a->Id() < b->Id(); });
-  std::string out = fmt::format("not enforced as written ({} {}; enforced on the safe side):\n", shown.size(),
-                                shown.size() == 1 ? "policy" : "policies");
-  for (const Policy* p : shown) {
-    out += "  " + p->Id() + "\n";
-    for (const auto& f : p->fail_closed) {
-      out += fmt::format("    where: {}\n      why: {}\n      enforced as: {}\n", f.where, f.why, f.enforced_as);
-    }
   }
   return out;
 }

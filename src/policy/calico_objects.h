@@ -46,7 +46,8 @@ ServiceAccountInfo ServiceAccountFromK8s(const k8s::ServiceAccount& sa);
 // namespace/name. IPv6 and FQDN slices add nothing (IPv4 datapath).
 std::vector<ServiceBackends> ServicesFromEndpointSlices(const std::vector<k8s::EndpointSlice>& slices);
 
-// --- Telling users what is enforced on the safe side (Policy::fail_closed).
+// --- Telling users what is enforced on the safe side (Policy::fail_closed);
+// `terway-cli policy show` lists them itself (policy_show.h).
 
 // "spec.ingress[0].http: <why>; enforced as: <enforced_as>".
 std::string DescribeFailClosed(const FailClosed& f);
@@ -56,9 +57,5 @@ std::string DescribeFailClosed(const FailClosed& f);
 // pointer to `terway-cli policy show`, which lists them all.
 inline constexpr size_t kEventMessageLimit = 1024;
 std::string FailClosedMessage(const std::vector<FailClosed>& entries, size_t max_bytes = kEventMessageLimit);
-
-// The `terway-cli policy show` section: each policy with fail_closed
-// entries, by id, with where/why/enforced_as. "" when there are none.
-std::string FormatFailClosed(const std::vector<Policy>& policies);
 
 }  // namespace terway::policy

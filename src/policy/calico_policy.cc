@@ -156,7 +156,8 @@ Status ReadSpec(const Json& spec, Policy* p) {
     if (!spec["performanceHints"].is_array()) return Invalid("spec.performanceHints", "want a list");
     for (const auto& h : spec["performanceHints"]) {
       if (h != "AssumeNeededOnEveryNode") {
-        return Invalid("spec.performanceHints", fmt::format("unknown hint {} (want AssumeNeededOnEveryNode)", h.dump()));
+        return Invalid("spec.performanceHints",
+                       fmt::format("unknown hint {} (want AssumeNeededOnEveryNode)", h.dump()));
       }
     }
   }
@@ -216,7 +217,9 @@ Policy FailClosedCalicoPolicy(const Json& obj, const Error& why) {
     const Json& meta = Section(obj, "metadata");
     p.kind = Present(meta, "namespace") ? Policy::Kind::kCalico : Policy::Kind::kCalicoGlobal;
     if (meta.contains("name") && meta["name"].is_string()) p.name = meta["name"].get<std::string>();
-    if (meta.contains("namespace") && meta["namespace"].is_string()) p.namespace_ = meta["namespace"].get<std::string>();
+    if (meta.contains("namespace") && meta["namespace"].is_string()) {
+      p.namespace_ = meta["namespace"].get<std::string>();
+    }
   }
   if (p.name.empty()) p.name = "?";
   const Json& spec = Section(obj, "spec");
@@ -246,8 +249,8 @@ Policy FailClosedCalicoPolicy(const Json& obj, const Error& why) {
                       : p.applies_egress                   ? "egress"
                                                            : "no traffic (a host-endpoint-only policy)";
   p.fail_closed = {{"policy", why.ToString(),
-                    fmt::format("denies all {} of the pods its readable selector parts select ({}), in tier {} at order "
-                                "{}; fix the object to restore its rules",
+                    fmt::format("denies all {} of the pods its readable selector parts select ({}), in tier {} "
+                                "at order {}; fix the object to restore its rules",
                                 types, p.subject.Key(), p.tier, p.order ? fmt::format("{}", *p.order) : "last")}};
   return p;
 }

@@ -56,7 +56,8 @@ Status ReadNets(const Json& e, const char* key, const std::string& field, std::o
     std::string cidr = bare ? text + (text.find(':') == std::string::npos ? "/32" : "/128") : text;
     if (auto c = Ipv4Cidr::Parse(cidr); c.ok()) {
       if (negated && c->prefix_len() == 0) {
-        return Invalid(fmt::format("{}[{}]", f, i), "a catch-all notNets (0.0.0.0/0) matches no packet; Calico refuses it");
+        return Invalid(fmt::format("{}[{}]", f, i),
+                       "a catch-all notNets (0.0.0.0/0) matches no packet; Calico refuses it");
       }
       v4.push_back(*c);
       fam->v4 = true;
@@ -91,7 +92,9 @@ bool IsPortName(const std::string& s) {
 Result<PortSpec> ReadPort(const Json& port, const std::string& field) {
   PortSpec ps;
   auto range = [&](int64_t a, int64_t b) -> Result<PortSpec> {
-    if (a < 1 || a > 65535 || b < 1 || b > 65535) return Invalid(field, fmt::format("port {} is outside 1-65535", a < 1 || a > 65535 ? a : b));
+    if (a < 1 || a > 65535 || b < 1 || b > 65535) {
+      return Invalid(field, fmt::format("port {} is outside 1-65535", a < 1 || a > 65535 ? a : b));
+    }
     if (b < a) return Invalid(field, fmt::format("bad port range {}:{} (min > max)", a, b));
     ps.first = static_cast<uint16_t>(a);
     ps.last = static_cast<uint16_t>(b);
@@ -134,7 +137,9 @@ Result<std::optional<IcmpMatch>> ReadIcmp(const Json& r, const char* key, const 
   if (!v.is_object()) return Invalid(f, "want {type, code}");
   for (const auto& k : UnknownKeys(v, {"type", "code"})) unknown->push_back(std::string(key) + "." + k);
   if (!Present(v, "type")) {
-    if (Present(v, "code")) return Invalid(f + ".code", "a code needs a type (the kernel matches a code only with its type)");
+    if (Present(v, "code")) {
+      return Invalid(f + ".code", "a code needs a type (the kernel matches a code only with its type)");
+    }
     return std::optional<IcmpMatch>();  // {}: no constraint
   }
   IcmpMatch m;
@@ -350,7 +355,9 @@ Status CheckMetadata(const Json& r, const std::string& field) {
   if (!m["annotations"].is_object()) return Invalid(field + ".metadata.annotations", "want a map of strings");
   size_t total = 0;
   for (const auto& [k, v] : m["annotations"].items()) {
-    if (!IsQualifiedName(k)) return Invalid(field + ".metadata.annotations", fmt::format("\"{}\" is not a valid key", k));
+    if (!IsQualifiedName(k)) {
+      return Invalid(field + ".metadata.annotations", fmt::format("\"{}\" is not a valid key", k));
+    }
     if (!v.is_string()) return Invalid(fmt::format("{}.metadata.annotations.{}", field, k), "want a string");
     total += k.size() + v.get<std::string>().size();
   }
@@ -362,8 +369,9 @@ Status CheckMetadata(const Json& r, const std::string& field) {
 Status CheckIpVersion(const std::optional<int>& version, const std::optional<Protocol>& p, const char* key,
                       const std::string& field) {
   if (!version || !p) return Ok();
-  if (*p == Protocol::kICMP && *version == 6) return Invalid(field + "." + key, "ICMP is IPv4; use ICMPv6 with ipVersion 6");
-  if (*p == Protocol::kICMPv6 && *version == 4) return Invalid(field + "." + key, "ICMPv6 is IPv6; use ICMP with ipVersion 4");
+  const std::string f = field + "." + key;
+  if (*p == Protocol::kICMP && *version == 6) return Invalid(f, "ICMP is IPv4; use ICMPv6 with ipVersion 6");
+  if (*p == Protocol::kICMPv6 && *version == 4) return Invalid(f, "ICMPv6 is IPv6; use ICMP with ipVersion 4");
   return Ok();
 }
 
@@ -441,9 +449,12 @@ Result<Rule> ReadCalicoRule(const Json& r, const CalicoRuleContext& ctx, std::ve
   const std::string& field = ctx.field;
   if (!r.is_object()) return Invalid(field, "want an object");
   std::vector<std::string> unknown = UnknownKeys(
-      r, {"action", "protocol", "notProtocol", "icmp", "notICMP", "ipVersion", "source", "destination", "http", "metadata"});
+      r, {"action", "protocol", "notProtocol", "icmp", "notICMP", "ipVersion", "source", "destination", "http",
+          "metadata"});
   Rule rule;
-  if (!Present(r, "action") || !r["action"].is_string()) return Invalid(field + ".action", "required: Allow, Deny, Log or Pass");
+  if (!Present(r, "action") || !r["action"].is_string()) {
+    return Invalid(field + ".action", "required: Allow, Deny, Log or Pass");
+  }
   const std::string action = r["action"].get<std::string>();
   if (action == "Allow") rule.action = Action::kAllow;
   else if (action == "Deny") rule.action = Action::kDeny;

@@ -136,7 +136,14 @@ class CompileRun {
   // The addresses one peer's positive constraints admit (its notSelector
   // is a separate set). Ingress `services` are backend addresses; egress
   // ones are tuples (ServiceTuples), so they admit any address here.
-  Ipv4RangeSet PeerAddresses(const Peer& peer, Direction d) {
+  const Ipv4RangeSet& PeerAddresses(const Peer& peer, Direction d) {
+    std::string key = peer.Key() + (d == Direction::kIngress ? "|in" : "|eg");
+    auto it = peer_addresses_.find(key);
+    if (it != peer_addresses_.end()) return it->second;
+    return peer_addresses_[key] = ResolvePeer(peer, d);
+  }
+
+  Ipv4RangeSet ResolvePeer(const Peer& peer, Direction d) {
     if (peer.matches_nothing) return {};
     Ipv4RangeSet r = Ipv4RangeSet::All();
     if (peer.SelectsPods()) {
@@ -171,8 +178,8 @@ class CompileRun {
   // notSelector set, and an egress Service's tuples.
   void PeerTerms(const Rule& rule, Direction d, CompiledRule* out) {
     bool any = rule.peers.empty();
+    std::vector<Peer> positive;
     std::vector<std::string> keys;
-    Ipv4RangeSet r;
     for (const auto& peer : rule.peers) {
       Peer pos = peer;
       pos.not_selector.reset();
@@ -182,13 +189,25 @@ class CompileRun {
         break;
       }
       keys.push_back(pos.Key());
-      r.AddAll(PeerAddresses(pos, d));
+      positive.push_back(std::move(pos));
     }
-    if (!any) out->peer_set = AddSet(Join(keys, " | "), std::move(r));
+    if (!any) {
+      std::string key = Join(keys, " | ");
+      auto it = set_by_key_.find(key);
+      if (it != set_by_key_.end()) {
+        out->peer_set = it->second;
+      } else {
+        Ipv4RangeSet r;
+        for (const auto& pos : positive) r.AddAll(PeerAddresses(pos, d));
+        out->peer_set = AddSet(key, std::move(r));
+      }
+    }
     if (rule.peers.size() != 1) return;  // Kubernetes peers carry neither
     const Peer& p = rule.peers[0];
     if (p.not_selector) {
-      out->peer_not_set = AddSet("notsel=" + p.not_selector->ToString(), SelectorAddresses(*p.not_selector));
+      std::string key = "notsel=" + p.not_selector->ToString();
+      auto it = set_by_key_.find(key);
+      out->peer_not_set = it != set_by_key_.end() ? it->second : AddSet(key, SelectorAddresses(*p.not_selector));
     }
     if (p.services && d == Direction::kEgress) out->tuple_sets.push_back(ServiceTuples(*p.services));
   }
@@ -202,7 +221,9 @@ class CompileRun {
     for (const auto& cp : Pod(q).ports) {
       auto p = ParseProtocol(cp.protocol.empty() ? "TCP" : cp.protocol);
       if (cp.name != name || !p.ok() || !p->HasPorts() || (proto && *p != *proto)) continue;
-      if (cp.container_port > 0 && cp.container_port <= 65535) out.push_back({*p, static_cast<uint16_t>(cp.container_port)});
+      if (cp.container_port > 0 && cp.container_port <= 65535) {
+        out.push_back({*p, static_cast<uint16_t>(cp.container_port)});
+      }
     }
     return out;
   }
@@ -241,7 +262,9 @@ class CompileRun {
   size_t NamedPortTuples(const std::pair<std::string, std::vector<size_t>>& candidates,
                          const std::vector<const PortSpec*>& specs) {
     std::vector<std::string> names;
-    for (const PortSpec* ps : specs) names.push_back(ps->name + "/" + (ps->protocol ? ProtocolName(*ps->protocol) : "*"));
+    for (const PortSpec* ps : specs) {
+      names.push_back(ps->name + "/" + (ps->protocol ? ProtocolName(*ps->protocol) : "*"));
+    }
     std::sort(names.begin(), names.end());
     std::string key = fmt::format("{} & ports {}", candidates.first, Join(names, ","));
     if (auto it = set_by_key_.find(key); it != set_by_key_.end()) return it->second;
@@ -318,23 +341,56 @@ class CompileRun {
   void CompileRule(size_t pol_idx, const Rule& rule, size_t rule_idx, Direction d, size_t pod,
                    std::vector<CompiledRule>* out) {
     if (rule.matches_nothing) return;
-    for (const auto& p : rule.peers) {
-      if (p.matches_nothing && rule.peers.size() == 1) return;
-    }
+    if (rule.peers.size() == 1 && rule.peers[0].matches_nothing) return;
     if (rule.local && !LocalMatches(*rule.local, pod)) return;
-    CompiledRule r;
+    const RuleTemplate& t = Template(rule, d);
+    if (t.never) return;
+    CompiledRule r = t.rule;
     r.policy = pol_idx;
     r.direction = d;
     r.rule_index = rule_idx;
     r.action = rule.action;
-    PeerTerms(rule, d, &r);
-    Alternatives alts = L4(rule, d, pod, &r);
-    if (alts.empty()) return;  // e.g. only unresolvable named ports
-    if (!IsAnyPacket(alts)) r.ports = std::move(alts);
+    if (!t.pod_independent) {
+      Alternatives alts = L4(rule, d, pod, &r);
+      if (alts.empty()) return;  // e.g. only unresolvable named ports
+      if (!IsAnyPacket(alts)) r.ports = std::move(alts);
+    }
     out->push_back(std::move(r));
   }
 
  private:
+  // What a rule compiles to on every pod it applies to: its peer terms,
+  // and its layer-4 part unless a named port on our side makes it per pod.
+  struct RuleTemplate {
+    CompiledRule rule;
+    bool pod_independent = true;
+    bool never = false;
+  };
+
+  static bool LocalNamedPorts(const Rule& rule, Direction d) {
+    auto named = [](const std::vector<PortSpec>& v) {
+      return std::any_of(v.begin(), v.end(), [](const PortSpec& p) { return !p.name.empty(); });
+    };
+    return d == Direction::kIngress ? named(rule.ports) || named(rule.not_ports)
+                                    : named(rule.source_ports) || named(rule.not_source_ports);
+  }
+
+  const RuleTemplate& Template(const Rule& rule, Direction d) {
+    auto key = std::make_pair(&rule, static_cast<int>(d));
+    auto it = templates_.find(key);
+    if (it != templates_.end()) return it->second;
+    RuleTemplate t;
+    t.rule.direction = d;
+    PeerTerms(rule, d, &t.rule);
+    t.pod_independent = !LocalNamedPorts(rule, d);
+    if (t.pod_independent) {
+      Alternatives alts = L4(rule, d, 0, &t.rule);
+      t.never = alts.empty();
+      if (!IsAnyPacket(alts)) t.rule.ports = std::move(alts);
+    }
+    return templates_[key] = std::move(t);
+  }
+
   const PodInfo& Pod(size_t i) const { return out_->pods()[i]; }
 
   const k8s::Labels& NsLabels(const std::string& ns) {
@@ -412,6 +468,8 @@ class CompileRun {
   std::unordered_map<std::string, std::vector<size_t>> peer_pods_;
   std::unordered_map<std::string, std::vector<size_t>> selector_pods_;
   std::unordered_map<std::string, Ipv4RangeSet> selector_addresses_;
+  std::unordered_map<std::string, Ipv4RangeSet> peer_addresses_;
+  std::map<std::pair<const Rule*, int>, RuleTemplate> templates_;
 };
 
 std::string RuleMatchKey(const CompiledRule& r) {

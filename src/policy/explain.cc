@@ -62,7 +62,8 @@ const PodChain* CompiledPolicy::Chain(size_t pod, Direction d) const {
 
 std::string CompiledPolicy::DescribeRule(const CompiledRule& r) const {
   const Policy& p = policies_[r.policy];
-  std::string s = fmt::format("{} by {} {}[{}]", ActionName(r.action), p.Id(), DirectionName(r.direction), r.rule_index);
+  std::string s =
+      fmt::format("{} by {} {}[{}]", ActionName(r.action), p.Id(), DirectionName(r.direction), r.rule_index);
   if (p.tier != kDefaultTier) s += " in tier " + p.tier;
   return s;
 }
@@ -113,7 +114,6 @@ Decision CompiledPolicy::Evaluate(size_t pod, Direction d, Ipv4Addr peer, const 
   out.allowed = true;
   if (passed_by) {
     Decide(*this, *passed_by, &out);
-    out.counter.clear();
     out.reason += out.passed.size() == 1 ? " (skips the rest of the tier; the namespace profile allows)"
                                          : " (no later tier decides; the namespace profile allows)";
   } else {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include <fmt/format.h>
 
 namespace terway::policy {
 
@@ -30,15 +29,20 @@ PortRanges Intersect(const PortRanges& a, const PortRanges& b) {
   return NormalizeRanges(std::move(out));
 }
 
-PortRanges& Ranges(PortMatch* m, PortSide side) { return side == PortSide::kDestination ? m->ranges : m->source_ranges; }
+PortRanges& Ranges(PortMatch* m, PortSide side) {
+  return side == PortSide::kDestination ? m->ranges : m->source_ranges;
+}
 PortRanges& NotRanges(PortMatch* m, PortSide side) {
   return side == PortSide::kDestination ? m->not_ranges : m->not_source_ranges;
 }
 
-std::string RangesKey(const PortRanges& r) {
-  std::string k;
-  for (const auto& [a, b] : r) k += fmt::format("{}-{},", a, b);
-  return k;
+void AppendRanges(const PortRanges& r, std::string* k) {
+  for (const auto& [a, b] : r) {
+    *k += std::to_string(a);
+    *k += '-';
+    *k += std::to_string(b);
+    *k += ',';
+  }
 }
 
 // Merges range options by protocol (an empty range list: every port) and
@@ -98,7 +102,13 @@ bool PortMatch::Matches(const std::vector<IpSet>& sets, Direction d, Ipv4Addr pe
   return true;
 }
 
-bool IsAnyPacket(const Alternatives& alts) { return alts.size() == 1 && MatchKey(alts[0]) == MatchKey(PortMatch{}); }
+bool IsAnyPacket(const Alternatives& alts) {
+  if (alts.size() != 1) return false;
+  const PortMatch& m = alts[0];
+  return !m.protocol && m.not_protocols.empty() && !m.icmp_type && !m.icmp_code && !m.not_icmp_type &&
+         !m.not_icmp_code && m.ranges.empty() && m.not_ranges.empty() && m.source_ranges.empty() &&
+         m.not_source_ranges.empty() && !m.tuple_set;
+}
 
 PortRanges NormalizeRanges(PortRanges r) {
   std::sort(r.begin(), r.end());
@@ -240,14 +250,32 @@ void ExcludePorts(Alternatives* alts, PortSide side, const std::map<Protocol, Po
 }
 
 std::string MatchKey(const PortMatch& m) {
-  auto opt = [](const auto& o) { return o ? std::to_string(static_cast<int>(*o)) : std::string("*"); };
+  // Hot (once per compiled rule when pruning): plain appends, no format.
+  auto opt = [](const std::optional<uint8_t>& o, std::string* k) {
+    *k += o ? std::to_string(*o) : "*";
+    *k += '/';
+  };
   std::string k = m.protocol ? std::to_string(m.protocol->number()) : "*";
-  k += "!";
-  for (Protocol p : m.not_protocols) k += std::to_string(p.number()) + ",";
-  k += fmt::format("|i{}/{}!{}/{}", opt(m.icmp_type), opt(m.icmp_code), opt(m.not_icmp_type), opt(m.not_icmp_code));
-  k += "|d" + RangesKey(m.ranges) + "!" + RangesKey(m.not_ranges);
-  k += "|s" + RangesKey(m.source_ranges) + "!" + RangesKey(m.not_source_ranges);
-  k += "|t" + (m.tuple_set ? std::to_string(*m.tuple_set) : std::string("*"));
+  k += '!';
+  for (Protocol p : m.not_protocols) {
+    k += std::to_string(p.number());
+    k += ',';
+  }
+  k += "|i";
+  opt(m.icmp_type, &k);
+  opt(m.icmp_code, &k);
+  opt(m.not_icmp_type, &k);
+  opt(m.not_icmp_code, &k);
+  k += "|d";
+  AppendRanges(m.ranges, &k);
+  k += '!';
+  AppendRanges(m.not_ranges, &k);
+  k += "|s";
+  AppendRanges(m.source_ranges, &k);
+  k += '!';
+  AppendRanges(m.not_source_ranges, &k);
+  k += "|t";
+  k += m.tuple_set ? std::to_string(*m.tuple_set) : "*";
   return k;
 }
 

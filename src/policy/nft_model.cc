@@ -129,7 +129,8 @@ std::string PartEnd(const PodChain& chain, size_t i, const PodInfo& pod, NftMode
   }
   // Reaching the end: some policy selects the pod and nothing allowed it.
   m->counters.insert(part.chain + "_drop");
-  std::string why = part.tier == kDefaultTier ? "no rule matched" : fmt::format("no rule matched in tier {}", part.tier);
+  std::string why =
+      part.tier == kDefaultTier ? "no rule matched" : fmt::format("no rule matched in tier {}", part.tier);
   return fmt::format("counter name \"{}_drop\" drop {}", part.chain, Comment(fmt::format("{}: {}", what, why)));
 }
 

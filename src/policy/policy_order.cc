@@ -28,7 +28,9 @@ std::vector<RankedTier> RankTiers(const std::vector<TierInfo>& tiers, const std:
     seen.insert(kDefaultTier);
   }
   std::sort(known.begin(), known.end(),
-            [](const RankedTier& a, const RankedTier& b) { return std::tie(a.order, a.name) < std::tie(b.order, b.name); });
+            [](const RankedTier& a, const RankedTier& b) {
+              return std::tie(a.order, a.name) < std::tie(b.order, b.name);
+            });
   std::set<std::string> unknown;
   for (const auto& p : policies) {
     if (!seen.count(p.tier)) unknown.insert(p.tier);

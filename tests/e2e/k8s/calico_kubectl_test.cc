@@ -3,6 +3,7 @@
 // List` of Calico and Kubernetes objects, meet Calico's refusals, read pods
 // and nodes with the columns a real API server gives, and see Services'
 // EndpointSlices follow their pods. Skips when kubectl is absent.
+#include <algorithm>
 #include <regex>
 
 #include "kubectl_fixture.h"
@@ -190,6 +191,40 @@ spec:
   EXPECT_TRUE(Get(kCalico, "globalnetworkpolicies", "", "deny-metadata").is_null());
 }
 
+TEST_F(CalicoKubectlTest, WarnModePrunesWithAWarning) {
+  auto r = Kubectl({"apply", "--validate=warn", "-f", dir_.Write("warn.yaml", R"(apiVersion: projectcalico.org/v3
+kind: GlobalNetworkSet
+metadata: {name: partners}
+spec:
+  nets: [192.0.2.0/24]
+  allowedEgressDomains: [example.com]
+)")});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(R"(Warning: unknown field "spec.allowedEgressDomains")"), std::string::npos) << r.out;
+  Json stored = Get(kCalico, "globalnetworksets", "", "partners");
+  EXPECT_EQ(stored["spec"], (Json{{"nets", {"192.0.2.0/24"}}}));
+}
+
+TEST_F(CalicoKubectlTest, WatchPrintsTableRows) {
+  int before = server_->watches_served();
+  Child watch(Argv({"get", "tiers", "-w"}), Env());
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (server_->watches_served() == before && std::chrono::steady_clock::now() < deadline) watch.ReadSome(20ms);
+  ASSERT_GT(server_->watches_served(), before) << watch.output();
+  ASSERT_EQ(Kubectl({"apply", "-f", dir_.Write("tier.yaml", R"(apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: platform}
+spec: {order: 50, defaultAction: Pass}
+)")}).code, 0);
+  // A row with the tier's printer columns, from the watch stream.
+  EXPECT_TRUE(watch.WaitForOutput("platform", 20s)) << watch.output();
+  auto rows = Table(watch.output());
+  auto row = std::find_if(rows.begin(), rows.end(), [](const auto& r) { return !r.empty() && r[0] == "platform"; });
+  ASSERT_NE(row, rows.end()) << watch.output();
+  EXPECT_EQ(*row, (std::vector<std::string>{"platform", "50", "Pass"}));
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"NAME", "ORDER", "DEFAULTACTION", "STATUS"}));
+}
+
 TEST_F(CalicoKubectlTest, CalicoRefusals) {
   auto del = Kubectl({"delete", "tier", "default"});
   EXPECT_NE(del.code, 0) << del.out;
@@ -248,7 +283,8 @@ TEST_F(CalicoKubectlTest, GetPodsWide) {
              {"podIP", "10.0.0.5"},
              {"podIPs", {{{"ip", "10.0.0.5"}}}},
              {"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
-             {"containerStatuses", {{{"name", "c"}, {"ready", true}, {"restartCount", 0}, {"state", {{"running", Json::object()}}}}}}});
+             {"containerStatuses",
+              {{{"name", "c"}, {"ready", true}, {"restartCount", 0}, {"state", {{"running", Json::object()}}}}}}});
   auto plain = Table(Kubectl({"get", "pods"}).out);
   ASSERT_EQ(plain.size(), 3u);
   EXPECT_EQ(plain[0], (std::vector<std::string>{"NAME", "READY", "STATUS", "RESTARTS", "AGE"}));
@@ -277,9 +313,13 @@ TEST_F(CalicoKubectlTest, GetNodesWide) {
   Put("nodes", "", {{"metadata", {{"name", "node-a"}, {"labels", {{"node-role.kubernetes.io/worker", ""}}}}}});
   SetStatus("nodes", "", "node-a",
             {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
-             {"addresses", {{{"type", "Hostname"}, {"address", "node-a"}}, {{"type", "InternalIP"}, {"address", "192.168.0.10"}}}},
-             {"nodeInfo", {{"kubeletVersion", "v1.32.0-lab"}, {"osImage", "Debian GNU/Linux 12 (bookworm)"},
-                           {"kernelVersion", "6.1.0-lab"}, {"containerRuntimeVersion", "terway-lab://1"}}}});
+             {"addresses",
+              {{{"type", "Hostname"}, {"address", "node-a"}}, {{"type", "InternalIP"}, {"address", "192.168.0.10"}}}},
+             {"nodeInfo",
+              {{"kubeletVersion", "v1.32.0-lab"},
+               {"osImage", "Debian GNU/Linux 12 (bookworm)"},
+               {"kernelVersion", "6.1.0-lab"},
+               {"containerRuntimeVersion", "terway-lab://1"}}}});
   auto plain = Table(Kubectl({"get", "nodes"}).out);
   ASSERT_EQ(plain.size(), 2u);
   EXPECT_EQ(plain[0], (std::vector<std::string>{"NAME", "STATUS", "ROLES", "AGE", "VERSION"}));

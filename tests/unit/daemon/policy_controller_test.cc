@@ -60,6 +60,8 @@ const policy::Policy* FindPolicy(const BuiltInputs& b, const std::string& id) {
   return nullptr;
 }
 
+std::string Describe(const policy::Policy& p) { return policy::FailClosedMessage(p.fail_closed, 100000); }
+
 bool Mentions(const std::vector<policy::FailClosed>& entries, const std::string& text) {
   for (const auto& f : entries) {
     if ((f.where + " " + f.why + " " + f.enforced_as).find(text) != std::string::npos) return true;
@@ -87,11 +89,11 @@ TEST(PolicyInputs, UnreadablePoliciesAreEnforcedOnTheSafeSideNotDropped) {
   EXPECT_TRUE(FindPolicy(b, "calico:x/good")->fail_closed.empty());
   const policy::Policy* http = FindPolicy(b, "calico:x/http");
   ASSERT_NE(http, nullptr);
-  EXPECT_TRUE(Mentions(http->fail_closed, "http")) << policy::FormatFailClosed({*http});
+  EXPECT_TRUE(Mentions(http->fail_closed, "http")) << Describe(*http);
   const policy::Policy* syntax = FindPolicy(b, "global:syntax");
   ASSERT_NE(syntax, nullptr);
   EXPECT_FALSE(syntax->fail_closed.empty());
-  EXPECT_TRUE(Mentions(syntax->fail_closed, "selector")) << policy::FormatFailClosed({*syntax});
+  EXPECT_TRUE(Mentions(syntax->fail_closed, "selector")) << Describe(*syntax);
   // Each policy knows the object its Event goes on.
   const PolicyObject& obj = b.policy_objects.at("global:syntax");
   EXPECT_EQ(obj.ref.api_version, "projectcalico.org/v3");
@@ -117,7 +119,7 @@ TEST(PolicyInputs, UnparsableNetworkPolicyIsolatesItsNamespace) {
   BuiltInputs b = BuildPolicyInputs(s);
   const policy::Policy* p = FindPolicy(b, "k8s:x/typo");
   ASSERT_NE(p, nullptr);
-  EXPECT_TRUE(Mentions(p->fail_closed, "spec.ingress[0].ports[0]")) << policy::FormatFailClosed({*p});
+  EXPECT_TRUE(Mentions(p->fail_closed, "spec.ingress[0].ports[0]")) << Describe(*p);
   EXPECT_TRUE(p->applies_ingress);
   EXPECT_TRUE(p->applies_egress);
   // Its podSelector could not be trusted: every pod of x, not only app=web.
@@ -211,7 +213,7 @@ TEST(PolicyInputs, UnreadableTiersFailTheirPoliciesClosedUnreadableSetsAreNamed)
   EXPECT_TRUE(b.inputs.network_sets.empty());
   const policy::Policy* ops = FindPolicy(b, "global:ops.allow-web");
   ASSERT_NE(ops, nullptr);
-  EXPECT_TRUE(Mentions(ops->fail_closed, "tier ops")) << policy::FormatFailClosed({*ops});
+  EXPECT_TRUE(Mentions(ops->fail_closed, "tier ops")) << Describe(*ops);
   const policy::Policy* fine = FindPolicy(b, "global:allow-web");  // tier default
   ASSERT_NE(fine, nullptr);
   EXPECT_TRUE(fine->fail_closed.empty());

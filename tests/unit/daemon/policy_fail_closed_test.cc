@@ -40,10 +40,10 @@ TEST(FailClosedReports, OnlyPoliciesWithEntriesWithTheirObjects) {
   EXPECT_EQ(reports[0].kind, "calico");
   EXPECT_EQ(reports[0].object.ref.uid, "u1");
   EXPECT_EQ(reports[0].object.generation, 3);
-  EXPECT_NE(reports[0].message.find("spec.ingress[0].http: HTTP matches need an application-layer proxy; "
-                                    "enforced as: the rule allows nothing"),
+  EXPECT_NE(reports[0].Message().find("spec.ingress[0].http: HTTP matches need an application-layer proxy; "
+                                      "enforced as: the rule allows nothing"),
             std::string::npos)
-      << reports[0].message;
+      << reports[0].Message();
   EXPECT_EQ(reports[1].kind, "global");
   EXPECT_EQ(reports[2].policy, "global:unknown");
   EXPECT_TRUE(reports[2].object.ref.name.empty());  // counted and shown, but no object to put an Event on
@@ -76,9 +76,12 @@ TEST(FailClosedEventLedger, OncePerGenerationNeverPerRecompile) {
   EXPECT_TRUE(ledger.Due(FailClosedReports(policies, objects)).empty());
 
   // Same generation, but what is enforced instead changed (a tier it names
-  // became unreadable, say): told again.
+  // became unreadable, say): told again; text moved between fields too.
   policies[1].fail_closed.push_back({"spec.tier", "the tier cannot be read", "its pods are isolated"});
   EXPECT_EQ(Names(ledger.Due(FailClosedReports(policies, objects))), std::vector<std::string>{"global:all"});
+  policies[1].fail_closed.back() = {"spec.tier", "the tier cannot be", "read its pods are isolated"};
+  EXPECT_EQ(Names(ledger.Due(FailClosedReports(policies, objects))), std::vector<std::string>{"global:all"});
+  EXPECT_TRUE(ledger.Due(FailClosedReports(policies, objects)).empty());
 
   // Deleted and re-created under the same name (a new uid, generation 1
   // again): told again.

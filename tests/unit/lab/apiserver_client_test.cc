@@ -298,7 +298,8 @@ struct PodModel {
                 return;
               }
               if (it->second != o.metadata.resource_version) violations.push_back("stale old " + n.metadata.Key());
-              if (it->second == n.metadata.resource_version) violations.push_back("duplicate update " + n.metadata.Key());
+              if (it->second == n.metadata.resource_version)
+                violations.push_back("duplicate update " + n.metadata.Key());
               it->second = n.metadata.resource_version;
             },
             [this](const k8s::Pod& p) {

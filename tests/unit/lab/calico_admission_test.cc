@@ -13,7 +13,8 @@ class CalicoAdmissionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store = NewDefaultStore();
-    for (const char* plural : {"tiers", "globalnetworkpolicies", "networkpolicies", "networksets", "globalnetworksets"}) {
+    for (const char* plural :
+         {"tiers", "globalnetworkpolicies", "networkpolicies", "networksets", "globalnetworksets"}) {
       types[plural] = store->Find(kCalicoGroup, "v3", plural);
       ASSERT_NE(types[plural], nullptr) << plural;
     }
@@ -75,8 +76,9 @@ TEST_F(CalicoAdmissionTest, PoliciesDefaultToTheDefaultTierAndCarryItsLabel) {
   auto egress = Create("networkpolicies", Obj("out", {{"egress", {{{"action", "Allow"}}}}}), "default");
   ASSERT_TRUE(egress.ok()) << egress.error().ToString();
   EXPECT_EQ((*egress)["spec"]["types"], Json::array({"Egress"}));
-  auto both = Create("networkpolicies",
-                     Obj("both", {{"ingress", {{{"action", "Allow"}}}}, {"egress", {{{"action", "Deny"}}}}}), "default");
+  auto both =
+      Create("networkpolicies", Obj("both", {{"ingress", {{{"action", "Allow"}}}}, {"egress", {{{"action", "Deny"}}}}}),
+             "default");
   ASSERT_TRUE(both.ok());
   EXPECT_EQ((*both)["spec"]["types"], Json::array({"Ingress", "Egress"}));
   auto dup = Create("networkpolicies", Obj("dup", {{"types", {"Ingress", "Ingress"}}}), "default");

@@ -21,13 +21,12 @@ Json Service(const std::string& name, Json selector, Json ports, const std::stri
 
 Json Pod(const std::string& name, const std::string& ip, bool ready, Json container_ports = Json::array(),
          const std::string& ns = "default", Json labels = {{"app", "web"}}) {
-  Json p = {{"apiVersion", "v1"},
-            {"kind", "Pod"},
-            {"metadata", {{"name", name}, {"namespace", ns}, {"uid", name + "-uid"}, {"labels", std::move(labels)}}},
-            {"spec", {{"nodeName", "node-a"}, {"containers", {{{"name", "c"}, {"ports", std::move(container_ports)}}}}}},
-            {"status",
-             {{"phase", "Running"},
-              {"conditions", {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}}}}}};
+  Json p = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", name}, {"namespace", ns}, {"uid", name + "-uid"}, {"labels", std::move(labels)}}},
+      {"spec", {{"nodeName", "node-a"}, {"containers", {{{"name", "c"}, {"ports", std::move(container_ports)}}}}}},
+      {"status", {{"phase", "Running"}, {"conditions", {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}}}}}};
   if (!ip.empty()) {
     p["status"]["podIP"] = ip;
     p["status"]["podIPs"] = {{{"ip", ip}}};
@@ -80,10 +79,13 @@ TEST(EndpointSlicesTest, NamedTargetPortsResolvePerPod) {
   Json ports = {{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}, {"targetPort", "web"}},
                 {{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}, {"targetPort", "dns"}}};
   std::vector<Json> pods = {
-      Pod("a", "10.0.0.1", true, {{{"name", "web"}, {"containerPort", 8080}}, {{"name", "dns"}, {"containerPort", 5353}, {"protocol", "UDP"}}}),
+      Pod("a", "10.0.0.1", true,
+          {{{"name", "web"}, {"containerPort", 8080}},
+           {{"name", "dns"}, {"containerPort", 5353}, {"protocol", "UDP"}}}),
       Pod("b", "10.0.0.2", true, {{{"name", "web"}, {"containerPort", 9090}}}),
       // The name matches but the protocol does not: no dns port for c.
-      Pod("c", "10.0.0.3", true, {{{"name", "web"}, {"containerPort", 9090}}, {{"name", "dns"}, {"containerPort", 53}}})};
+      Pod("c", "10.0.0.3", true,
+          {{{"name", "web"}, {"containerPort", 9090}}, {{"name", "dns"}, {"containerPort", 53}}})};
   auto slices = DesiredEndpointSlices(Service("web", {{"app", "web"}}, ports), Ptrs(pods), {});
   ASSERT_EQ(slices.size(), 2u);
   std::map<std::string, std::vector<std::string>> by_ports;
@@ -113,7 +115,8 @@ TEST(EndpointSlicesTest, WhichPodsServe) {
   ASSERT_EQ(slices.size(), 1u);
   EXPECT_EQ(Addresses(slices[0]), (std::vector<std::string>{"10.0.0.6", "10.0.0.4"}));
   // Terminating: still listed, serving, never ready.
-  EXPECT_EQ(slices[0]["endpoints"][1]["conditions"], Json::parse(R"j({"ready":false,"serving":true,"terminating":true})j"));
+  EXPECT_EQ(slices[0]["endpoints"][1]["conditions"],
+            Json::parse(R"j({"ready":false,"serving":true,"terminating":true})j"));
 }
 
 TEST(EndpointSlicesTest, WhatGetsNoManagedSlices) {
@@ -244,7 +247,8 @@ TEST_F(ControllersTest, ServicePortsAreValidated) {
   auto big = store->Create(*services, "default", Service("c", nullptr, {{{"port", 70000}}}));
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.error().message.find("spec.ports[0].port: Invalid value: 70000"), std::string::npos);
-  auto bad_target = store->Create(*services, "default", Service("d", nullptr, {{{"port", 80}, {"targetPort", "Not_A_Name"}}}));
+  auto bad_target =
+      store->Create(*services, "default", Service("d", nullptr, {{{"port", 80}, {"targetPort", "Not_A_Name"}}}));
   ASSERT_FALSE(bad_target.ok());
   EXPECT_NE(bad_target.error().message.find("spec.ports[0].targetPort"), std::string::npos);
   Json headless = Service("e", {{"app", "web"}}, Json::array());

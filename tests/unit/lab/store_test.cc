@@ -63,6 +63,24 @@ TEST_F(StoreTest, ErrorsLookLikeKubernetes) {
   EXPECT_EQ(s["details"]["name"], "nope");
 }
 
+TEST_F(StoreTest, InvalidErrorsCarryTheFieldCauseKubectlPrints) {
+  Error e = MakeError(ErrorCode::kInvalidArgument,
+                      "Tier.projectcalico.org \"t\" is invalid: spec.order: Invalid value: \"x\": must be a number");
+  Json s = StatusForError(e, "tiers");
+  EXPECT_EQ(s["code"], 422);
+  EXPECT_EQ(s["reason"], "Invalid");
+  EXPECT_EQ(s["message"], e.message);
+  EXPECT_EQ(s["details"], Json::parse(R"j({"name":"t","kind":"Tier","group":"projectcalico.org",
+      "causes":[{"reason":"FieldValueInvalid","field":"spec.order",
+                 "message":"Invalid value: \"x\": must be a number"}]})j"));
+  Error core = MakeError(ErrorCode::kInvalidArgument, "Service \"a\" is invalid: spec.ports: Required value");
+  EXPECT_EQ(StatusForError(core)["details"]["causes"][0]["field"], "spec.ports");
+  EXPECT_FALSE(StatusForError(core)["details"].contains("group"));
+  // Other errors keep the plain details.
+  Error gone = MakeError(ErrorCode::kNotFound, "pods \"x\" not found");
+  EXPECT_EQ(StatusForError(gone, "pods", "x")["details"], (Json{{"name", "x"}, {"kind", "pods"}}));
+}
+
 TEST_F(StoreTest, OptimisticConcurrencyOnUpdate) {
   auto a = store.Create(*pods, "default", Pod("a"));
   ASSERT_TRUE(a.ok());

@@ -49,15 +49,19 @@ TEST_F(TableTest, Pods) {
                   {"status", {{"phase", "Pending"}}}};
   Json done = {{"metadata", {{"name", "job"}, {"creationTimestamp", Ago(2 * 24h)}}},
                {"spec", {{"containers", {{{"name", "a"}}}}}},
-               {"status", {{"phase", "Succeeded"}, {"containerStatuses", {{{"name", "a"}, {"state", {{"terminated", {{"reason", "Completed"}}}}}}}}}}};
+               {"status",
+                {{"phase", "Succeeded"},
+                 {"containerStatuses", {{{"name", "a"}, {"state", {{"terminated", {{"reason", "Completed"}}}}}}}}}}};
   Json t = TableOf(Type("", "v1", "pods"), {running, pending, done}, now, RowObject::kMetadata);
   EXPECT_EQ(t["kind"], "Table");
   EXPECT_EQ(t["apiVersion"], "meta.k8s.io/v1");
   EXPECT_EQ(Columns(t), (std::vector<std::string>{"Name", "Ready", "Status", "Restarts", "Age", "IP*", "Node*",
                                                   "Nominated Node*", "Readiness Gates*"}));
-  EXPECT_EQ(t["rows"][0]["cells"],
-            Json::parse(R"j(["web","1/2","CrashLoopBackOff","3 (5m ago)","3h10m","10.0.0.5","node-a","<none>","<none>"])j"));
-  EXPECT_EQ(t["rows"][1]["cells"], Json::parse(R"j(["new","0/1","Pending","0","30s","<none>","<none>","<none>","<none>"])j"));
+  EXPECT_EQ(
+      t["rows"][0]["cells"],
+      Json::parse(R"j(["web","1/2","CrashLoopBackOff","3 (5m ago)","3h10m","10.0.0.5","node-a","<none>","<none>"])j"));
+  EXPECT_EQ(t["rows"][1]["cells"],
+            Json::parse(R"j(["new","0/1","Pending","0","30s","<none>","<none>","<none>","<none>"])j"));
   EXPECT_EQ(t["rows"][2]["cells"][2], "Completed");
   EXPECT_EQ(t["rows"][2]["conditions"][0]["type"], "Completed");  // kubectl hides it without -a
   EXPECT_EQ(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
@@ -66,16 +70,21 @@ TEST_F(TableTest, Pods) {
 }
 
 TEST_F(TableTest, Nodes) {
-  Json node = {{"metadata",
-                {{"name", "node-a"},
-                 {"creationTimestamp", Ago(45s)},
-                 {"labels", {{"node-role.kubernetes.io/control-plane", ""}, {"node-role.kubernetes.io/worker", ""}}}}},
-               {"spec", {{"unschedulable", true}}},
-               {"status",
-                {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
-                 {"addresses", {{{"type", "Hostname"}, {"address", "node-a"}}, {{"type", "InternalIP"}, {"address", "192.168.0.10"}}}},
-                 {"nodeInfo", {{"kubeletVersion", "v1.32.0"}, {"osImage", "Debian GNU/Linux 12"}, {"kernelVersion", "6.1.0"},
-                               {"containerRuntimeVersion", "containerd://1.6"}}}}}};
+  Json node = {
+      {"metadata",
+       {{"name", "node-a"},
+        {"creationTimestamp", Ago(45s)},
+        {"labels", {{"node-role.kubernetes.io/control-plane", ""}, {"node-role.kubernetes.io/worker", ""}}}}},
+      {"spec", {{"unschedulable", true}}},
+      {"status",
+       {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
+        {"addresses",
+         {{{"type", "Hostname"}, {"address", "node-a"}}, {{"type", "InternalIP"}, {"address", "192.168.0.10"}}}},
+        {"nodeInfo",
+         {{"kubeletVersion", "v1.32.0"},
+          {"osImage", "Debian GNU/Linux 12"},
+          {"kernelVersion", "6.1.0"},
+          {"containerRuntimeVersion", "containerd://1.6"}}}}}};
   Json bare = {{"metadata", {{"name", "node-b"}, {"creationTimestamp", Ago(10 * 24h)}}}};
   Json t = TableOf(Type("", "v1", "nodes"), {node, bare}, now, RowObject::kMetadata);
   EXPECT_EQ(Columns(t), (std::vector<std::string>{"Name", "Status", "Roles", "Age", "Version", "Internal-IP*",
@@ -84,8 +93,9 @@ TEST_F(TableTest, Nodes) {
   EXPECT_EQ(t["rows"][0]["cells"],
             Json::parse(R"j(["node-a","Ready,SchedulingDisabled","control-plane,worker","45s","v1.32.0","192.168.0.10",
                              "<none>","Debian GNU/Linux 12","6.1.0","containerd://1.6"])j"));
-  EXPECT_EQ(t["rows"][1]["cells"],
-            Json::parse(R"j(["node-b","Unknown","<none>","10d","","<none>","<none>","<unknown>","<unknown>","<unknown>"])j"));
+  EXPECT_EQ(
+      t["rows"][1]["cells"],
+      Json::parse(R"j(["node-b","Unknown","<none>","10d","","<none>","<none>","<unknown>","<unknown>","<unknown>"])j"));
 }
 
 TEST_F(TableTest, CalicoKindsUseTheirCrdColumns) {
@@ -115,9 +125,13 @@ TEST_F(TableTest, CalicoKindsUseTheirCrdColumns) {
 }
 
 TEST_F(TableTest, ServicesAndTheirSlices) {
-  Json svc = {{"metadata", {{"name", "web"}, {"creationTimestamp", Ago(1min)}}},
-              {"spec", {{"type", "NodePort"}, {"clusterIPs", {"10.96.0.10"}}, {"selector", {{"app", "web"}, {"tier", "fe"}}},
-                        {"ports", {{{"port", 80}, {"protocol", "TCP"}, {"nodePort", 30080}}, {{"port", 53}, {"protocol", "UDP"}}}}}}};
+  Json svc = {
+      {"metadata", {{"name", "web"}, {"creationTimestamp", Ago(1min)}}},
+      {"spec",
+       {{"type", "NodePort"},
+        {"clusterIPs", {"10.96.0.10"}},
+        {"selector", {{"app", "web"}, {"tier", "fe"}}},
+        {"ports", {{{"port", 80}, {"protocol", "TCP"}, {"nodePort", 30080}}, {{"port", 53}, {"protocol", "UDP"}}}}}}};
   Json t = TableOf(Type("", "v1", "services"), {svc}, now, RowObject::kMetadata);
   EXPECT_EQ(Columns(t), (std::vector<std::string>{"Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age",
                                                   "Selector*"}));
@@ -134,8 +148,9 @@ TEST_F(TableTest, ServicesAndTheirSlices) {
   EXPECT_EQ(t["rows"][0]["cells"],
             Json::parse(R"j(["web-abcde","IPv4","8080,named","10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...","60s"])j"));
   Json empty = {{"metadata", {{"name", "e"}}}, {"addressType", "IPv4"}, {"endpoints", nullptr}};
-  EXPECT_EQ(TableOf(Type("discovery.k8s.io", "v1", "endpointslices"), {empty}, now, RowObject::kNone)["rows"][0]["cells"][2],
-            "<unset>");
+  EXPECT_EQ(
+      TableOf(Type("discovery.k8s.io", "v1", "endpointslices"), {empty}, now, RowObject::kNone)["rows"][0]["cells"][2],
+      "<unset>");
 }
 
 TEST(TableFormatTest, HumanDuration) {

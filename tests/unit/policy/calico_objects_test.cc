@@ -1,7 +1,7 @@
 // Calico's tiers and network sets, Kubernetes service accounts and
 // EndpointSlices as the policy model takes them (docs/calico-semantics.md
-// sections 2.5, 4, 5), and the text terwayd tells users with when a policy
-// is enforced on the safe side.
+// sections 2.5, 4, 5), and the Event text terwayd tells users with when a
+// policy is enforced on the safe side.
 #include "policy/calico_objects.h"
 
 #include <gtest/gtest.h>
@@ -215,36 +215,6 @@ TEST(FailClosedText, EventMessageStaysWithinTheLimitAndPointsToShow) {
     EXPECT_NE(cut.find("(cut: see terway-cli policy show)"), std::string::npos) << cut;
     EXPECT_NO_THROW(Json(cut).dump()) << "not valid UTF-8 when cut at " << limit;
   }
-}
-
-TEST(FailClosedText, ShowListsEachPolicyWithWhereWhyEnforcedAs) {
-  Policy ok;
-  ok.kind = Policy::Kind::kCalico;
-  ok.namespace_ = "x";
-  ok.name = "fine";
-  Policy a = ok;
-  a.name = "web";
-  a.fail_closed = {{"spec.ingress[0].http", "HTTP matches need an application-layer proxy", "the rule allows nothing"}};
-  Policy g;
-  g.kind = Policy::Kind::kCalicoGlobal;
-  g.name = "broken";
-  g.fail_closed = {{"spec.selector", "the policy cannot be read: bad selector", "every pod it could select is isolated"},
-                   {"spec.tier", "tier t does not exist", "denied at the end of the tier"}};
-  EXPECT_EQ(FormatFailClosed({ok}), "");
-  std::string out = FormatFailClosed({ok, a, g});
-  EXPECT_EQ(out,
-            "not enforced as written (2 policies; enforced on the safe side):\n"
-            "  calico:x/web\n"
-            "    where: spec.ingress[0].http\n"
-            "      why: HTTP matches need an application-layer proxy\n"
-            "      enforced as: the rule allows nothing\n"
-            "  global:broken\n"
-            "    where: spec.selector\n"
-            "      why: the policy cannot be read: bad selector\n"
-            "      enforced as: every pod it could select is isolated\n"
-            "    where: spec.tier\n"
-            "      why: tier t does not exist\n"
-            "      enforced as: denied at the end of the tier\n");
 }
 
 }  // namespace

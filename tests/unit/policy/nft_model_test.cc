@@ -4,6 +4,7 @@
 // proven in tests/root/policy.
 #include "policy/nft_model.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "world.h"
@@ -72,6 +73,98 @@ TEST(NftModel, CalicoActionsBecomeVerdicts) {
                           "\" accept comment \"Pass by calico:x/p ingress[2]\"");
   EXPECT_EQ(m.chains[eg_a->name][0],
             "counter name \"" + eg_a->rules[0].counter + "\" return comment \"Pass by calico:x/p egress[0]\"");
+}
+
+TEST(NftModel, CalicoMatchesRenderExactly) {
+  PolicyInputs in = NetpolWorld();
+  for (auto& p : in.pods) {
+    if (p.Key() == "y/b") p.ports.push_back({"metrics", 9100, "TCP"});
+  }
+  in.policies.push_back(Calico(R"js({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{
+      "selector":"pod == 'a'","types":["Ingress"],
+      "ingress":[{"action":"Allow","protocol":47},
+                 {"action":"Deny","notProtocol":"TCP"},
+                 {"action":"Allow","protocol":"ICMP","icmp":{"type":8,"code":0}},
+                 {"action":"Allow","protocol":"TCP","source":{"ports":["1024:65535"],"notPorts":[40001]},
+                  "destination":{"ports":[80,"90:99"],"notPorts":[95]}},
+                 {"action":"Allow","protocol":"TCP","source":{"ports":["metrics"]}}]}})js"));
+  in.policies.push_back(Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"g"},"spec":{
+      "selector":"pod == 'c'","types":["Ingress"],
+      "ingress":[{"action":"Deny","notICMP":{"type":8,"code":0}},
+                 {"action":"Deny","source":{"notSelector":"pod == 'a'"}}]}})js"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  NftModel m = ModelOf(cp);
+  const PodChain* a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->rules.size(), 5u);
+  auto tail = [&](const PodChain* c, size_t i, const char* verdict) {
+    return fmt::format("counter name \"{}\" {} comment \"{}\"", c->rules[i].counter, verdict,
+                       cp.DescribeRule(c->rules[i]));
+  };
+  const std::string t = cp.sets()[*a->rules[4].ports[0].tuple_set].name;
+  EXPECT_EQ(m.chains[a->name],
+            (Rules{"meta l4proto 47 " + tail(a, 0, "accept"),
+                   "meta l4proto != tcp " + tail(a, 1, "drop"),
+                   "icmp type 8 icmp code 0 " + tail(a, 2, "accept"),
+                   "tcp sport { 1024-65535 } tcp sport != { 40001 } tcp dport { 80, 90-99 } tcp dport != { 95 } " +
+                       tail(a, 3, "accept"),
+                   // A named source port: (saddr, protocol, sport) in a tuple set.
+                   "meta l4proto tcp ip saddr . meta l4proto . th sport @" + t + " " + tail(a, 4, "accept"),
+                   "counter name \"" + a->name + "_drop\" drop comment \"ingress of x/a: no rule matched\""}));
+  EXPECT_EQ(m.tuple_sets[t], "198.18.2.2 . 6 . 9100");
+  EXPECT_EQ(m.sets.count(t), 0u);
+
+  // notICMP {8, 0}: two disjoint nft rules; a notSelector alone: not in a set.
+  const PodChain* c = cp.Chain(*cp.FindPod("x/c"), Direction::kIngress);
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->rules.size(), 2u);
+  const std::string n = cp.sets()[*c->rules[1].peer_not_set].name;
+  EXPECT_EQ(m.chains[c->name],
+            (Rules{"icmp type != 8 " + tail(c, 0, "drop"), "icmp type 8 icmp code != 0 " + tail(c, 0, "drop"),
+                   "ip saddr != @" + n + " " + tail(c, 1, "drop"),
+                   "counter name \"" + c->name + "_drop\" drop comment \"ingress of x/c: no rule matched\""}));
+  EXPECT_EQ(m.sets[n], "198.18.1.1, 198.18.2.1, 198.18.3.1");
+}
+
+TEST(NftModel, TiersAreChainsJoinedByGoto) {
+  PolicyInputs in = NetpolWorld();
+  in.tiers = {{"security", 100, false}, {"audit", 10, true}};
+  in.policies.push_back(Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"log"},"spec":{"tier":"audit",
+      "selector":"pod == 'a'","types":["Ingress","Egress"],"ingress":[{"action":"Log"}],"egress":[{"action":"Log"}]}})js"));
+  in.policies.push_back(Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"sec"},"spec":{"tier":"security",
+      "selector":"pod == 'a'","types":["Ingress","Egress"],
+      "ingress":[{"action":"Pass","protocol":"TCP"}],"egress":[{"action":"Pass","protocol":"UDP"}]}})js"));
+  in.policies.push_back(K8s(R"({"metadata":{"name":"k","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
+      "ingress":[{"ports":[{"port":80}]}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  NftModel m = ModelOf(cp);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  const PodChain* eg_a = cp.Chain(*cp.FindPod("x/a"), Direction::kEgress);
+  ASSERT_NE(in_a, nullptr);
+  ASSERT_NE(eg_a, nullptr);
+  ASSERT_EQ(in_a->tiers.size(), 3u);  // audit, security, default
+  ASSERT_EQ(eg_a->tiers.size(), 2u);  // the k8s policy is ingress only
+  const std::string& sec = in_a->tiers[1].chain;
+  const std::string& dflt = in_a->tiers[2].chain;
+  auto rule = [&](const PodChain* ch, size_t i) { return ch->rules[i].counter; };
+  // audit: Log, then its default action Pass: on to security.
+  EXPECT_EQ(m.chains[in_a->name],
+            (Rules{"counter name \"" + rule(in_a, 0) + "\" log prefix \"terway " + rule(in_a, 0) +
+                       " \"  comment \"Log by global:log ingress[0] in tier audit\"",
+                   "goto " + sec + " comment \"ingress of x/a: tier audit passes\""}));
+  // security: Pass goes to the default tier's chain; its end denies.
+  EXPECT_EQ(m.chains[sec], (Rules{"meta l4proto tcp counter name \"" + rule(in_a, 1) + "\" goto " + dflt +
+                                      " comment \"Pass by global:sec ingress[0] in tier security\"",
+                                  "counter name \"" + sec + "_drop\" drop comment \"ingress of x/a: no rule matched in "
+                                                             "tier security\""}));
+  EXPECT_EQ(m.chains[dflt], (Rules{"tcp dport { 80 } counter name \"" + rule(in_a, 2) +
+                                       "\" accept comment \"Allow by k8s:x/k ingress[0]\"",
+                                   "counter name \"" + dflt + "_drop\" drop comment \"ingress of x/a: no rule matched\""}));
+  // Egress: a Pass in the last tier taking part allows, as egress allows:
+  // return to the forward chain, which runs the destination's ingress.
+  EXPECT_EQ(m.chains[eg_a->tiers[1].chain][0], "meta l4proto udp counter name \"" + rule(eg_a, 1) +
+                                                   "\" return comment \"Pass by global:sec egress[0] in tier security\"");
+  EXPECT_EQ(m.egress.at("198.18.1.1"), eg_a->name);
 }
 
 TEST(NftModel, NamesSurviveUnrelatedChanges) {

@@ -119,6 +119,30 @@ TEST(NftRender, DeltaTouchesOnlyWhatChanged) {
   EXPECT_TRUE(Has(back, "flush set inet terway " + set + "\n")) << back;
 }
 
+TEST(NftRender, DeltaAddsEveryNewChainBeforeAnyRuleThatGoesThere) {
+  // From one tier to three: x/a's first chain now `goto`s chains the same
+  // batch creates, so every `add chain` must come before the rules.
+  PolicyInputs in = NetpolWorld();
+  in.policies.push_back(K8s(R"({"metadata":{"name":"k","namespace":"x"},"spec":{"podSelector":{}}})"));
+  NftModel before = ModelOf(PolicyCompiler().Compile(in));
+  in.tiers = {{"audit", 1, true}, {"security", 2, false}};
+  in.policies.push_back(Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"l"},"spec":{"tier":"audit",
+      "ingress":[{"action":"Log"}]}})js"));
+  in.policies.push_back(Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"s"},"spec":{"tier":"security",
+      "ingress":[{"action":"Pass"}]}})js"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  std::string d = RenderNftDelta(before, ModelOf(cp));
+  const PodChain* a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->tiers.size(), 3u);
+  EXPECT_TRUE(Has(d, "add chain inet terway " + a->tiers[1].chain + "\n")) << d;
+  EXPECT_TRUE(Has(d, "goto " + a->tiers[1].chain)) << d;
+  EXPECT_LT(d.rfind("add chain"), d.find("add rule")) << d;
+  // x/a's first chain is the same chain, rewritten: flushed, not re-created.
+  EXPECT_TRUE(Has(d, "flush chain inet terway " + a->name + "\n")) << d;
+  EXPECT_FALSE(Has(d, "add chain inet terway " + a->name + "\n")) << d;
+}
+
 TEST(NftRender, NoPoliciesStillDeclaresTheEmptyTable) {
   std::string s = RenderNftScript(PolicyCompiler().Compile(NetpolWorld()));
   EXPECT_TRUE(Has(s, "map pod_ingress {\n    type ipv4_addr : verdict;\n  }")) << s;

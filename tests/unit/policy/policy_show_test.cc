@@ -39,6 +39,34 @@ TEST(PolicyShow, EachChainsRulesWithPeerAndCounters) {
             "  default deny                                                                                     -\n");
 }
 
+TEST(PolicyShow, TiersAndWhatFailsClosed) {
+  PolicyInputs in = NetpolWorld();
+  in.tiers = {{"security", 1, false}, {"audit", 0, true}};
+  in.policies.push_back(Calico(R"js({"kind":"GlobalNetworkPolicy","metadata":{"name":"log"},"spec":{"tier":"audit",
+      "selector":"projectcalico.org/namespace == 'x' && pod == 'a'","ingress":[{"action":"Log"}]}})js"));
+  in.policies.push_back(Calico(R"js({"kind":"NetworkPolicy","metadata":{"name":"web","namespace":"x"},"spec":{
+      "tier":"security","selector":"pod == 'a'","ingress":[{"action":"Allow","protocol":"TCP","http":{"methods":["GET"]}},
+      {"action":"Deny","source":{"notSelector":"pod == 'b'"}}]}})js"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  const PodChain* a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->tiers.size(), 2u);
+  ASSERT_EQ(a->rules.size(), 2u);  // the http Allow allows nothing: no rule
+  EXPECT_EQ(FormatPolicyShow(cp, {{a->tiers[1].chain + "_drop", 3, 180}}),
+            "fail closed:\n"
+            "  calico:x/web spec.ingress[0].http: HTTP matching needs an L7 proxy, which terway does not have; enforced "
+            "as: the rule allows nothing; the policy still isolates the pods it selects\n"
+            "x/a ingress (" + a->name + "):\n"
+            "  tier audit (" + a->tiers[0].chain + "):\n"
+            "  Log by global:log ingress[0] in tier audit         peer any                                      -\n"
+            "  default pass                                      \n"
+            "  tier security (" + a->tiers[1].chain + "):\n"
+            // A namespaced notSelector alone is scoped to its namespace, folded.
+            "  Deny by calico:x/web ingress[1] in tier security   peer sel=(projectcalico.org/namespace == 'x' && "
+            "!(pod == 'b')) -\n"
+            "  default deny                                                                                     3 pkts 180 bytes\n");
+}
+
 TEST(PolicyShow, NothingWhenNoPodIsSelected) {
   EXPECT_EQ(FormatPolicyShow(PolicyCompiler().Compile(NetpolWorld()), {{"c1", 1, 1}}), "");
 }

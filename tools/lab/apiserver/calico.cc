@@ -70,7 +70,8 @@ Status CheckPolicyName(const ResourceType& t, const std::string& name) {
 Status CheckNet(const std::string& text) {
   if (text.find('/') == std::string::npos) {
     if (Ipv4Addr::Parse(text).ok() || Ipv6Addr::Parse(text).ok()) return Ok();
-    return MakeError(ErrorCode::kInvalidArgument, "not an IP address or CIDR (want e.g. 192.0.2.0/24 or 2001:db8::/32)");
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "not an IP address or CIDR (want e.g. 192.0.2.0/24 or 2001:db8::/32)");
   }
   if (text.find(':') == std::string::npos) {
     auto v4 = Ipv4Cidr::Parse(text, /*allow_host_bits=*/true);
@@ -114,8 +115,8 @@ Status DefaultPolicyTypes(const ResourceType& t, const std::string& name, Json& 
   std::set<std::string> seen;
   for (const auto& v : types) {
     if (!v.is_string() || (v != "Ingress" && v != "Egress")) {
-      return Invalid(t, name, "spec.types", fmt::format("Unsupported value: {}: supported values: \"Ingress\", \"Egress\"",
-                                                        v.dump()));
+      return Invalid(t, name, "spec.types",
+                     fmt::format("Unsupported value: {}: supported values: \"Ingress\", \"Egress\"", v.dump()));
     }
     if (!seen.insert(v.get<std::string>()).second) {
       return Invalid(t, name, "spec.types", fmt::format("Duplicate value: {}", v.dump()));
@@ -222,7 +223,9 @@ Status AdmitNetworkSet(const ResourceType& t, Json& obj) {
     }
     for (size_t i = 0; i < nets.size(); i++) {
       const std::string field = fmt::format("spec.nets[{}]", i);
-      if (!nets[i].is_string()) return Invalid(t, name, field, fmt::format("Invalid value: {}: must be a CIDR", nets[i].dump()));
+      if (!nets[i].is_string()) {
+        return Invalid(t, name, field, fmt::format("Invalid value: {}: must be a CIDR", nets[i].dump()));
+      }
       if (Status st = CheckNet(nets[i].get<std::string>()); !st.ok()) {
         return Invalid(t, name, field, fmt::format("Invalid value: \"{}\": {}", nets[i].get<std::string>(),
                                                    st.error().message));

@@ -62,8 +62,9 @@ std::string PodIpv4(const Json& pod) {
 bool HasTrueCondition(const Json& pod, const char* type) {
   const Json& conditions = Field(pod, {"status", "conditions"});
   if (!conditions.is_array()) return false;
-  return std::any_of(conditions.begin(), conditions.end(),
-                     [&](const Json& c) { return Str(Field(c, {"type"})) == type && Str(Field(c, {"status"})) == "True"; });
+  return std::any_of(conditions.begin(), conditions.end(), [&](const Json& c) {
+    return Str(Field(c, {"type"})) == type && Str(Field(c, {"status"})) == "True";
+  });
 }
 
 // A named targetPort is looked up among the pod's container ports with the
@@ -206,7 +207,9 @@ void ReconcileService(const std::string& ns, const std::string& name, StoreWrite
       existing.pop_back();
     }
     if (!have) {
-      if (auto r = w.Create(kEndpointSlices, ns, *want); !r.ok()) Warn(r.error(), "creating a slice of " + ns + "/" + name);
+      if (auto r = w.Create(kEndpointSlices, ns, *want); !r.ok()) {
+        Warn(r.error(), "creating a slice of " + ns + "/" + name);
+      }
       continue;
     }
     if (SameContent(*have, *want)) continue;

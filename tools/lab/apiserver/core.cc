@@ -137,7 +137,8 @@ Status AdmitService(WriteOp op, const ResourceType& t, Json& svc) {
     if (!sel.is_object()) return Invalid(t, name, "spec.selector", "Invalid value: must be a map of labels");
     for (auto it = sel.begin(); it != sel.end(); ++it) {
       if (!it.value().is_string()) {
-        return Invalid(t, name, "spec.selector", fmt::format("Invalid value: {}: label values are strings", it.value().dump()));
+        return Invalid(t, name, "spec.selector",
+                       fmt::format("Invalid value: {}: label values are strings", it.value().dump()));
       }
     }
   }

@@ -34,7 +34,9 @@ std::string Since(const Json& timestamp, Clock::TimePoint now) {
   if (!timestamp.is_string() || !ParseIso8601(timestamp.get<std::string>(), &t)) return "<unknown>";
   return HumanDuration(std::chrono::duration_cast<std::chrono::seconds>(now - t));
 }
-std::string Age(const Json& obj, Clock::TimePoint now) { return Since(At(obj, {"metadata", "creationTimestamp"}), now); }
+std::string Age(const Json& obj, Clock::TimePoint now) {
+  return Since(At(obj, {"metadata", "creationTimestamp"}), now);
+}
 std::string Name(const Json& obj) { return Str(At(obj, {"metadata", "name"})); }
 
 const Column kNameColumn{"Name", "string", "Name must be unique within a namespace.", 0, "name"};
@@ -356,7 +358,9 @@ const std::map<std::string, Printer>& Printers() {
        {{kNameColumn, {"Data", "string", "Number of keys in data and binaryData."}, kAgeColumn},
         [](const Json& o, Clock::TimePoint now) {
           int64_t n = 0;
-          for (const char* f : {"data", "binaryData"}) n += At(o, {f}).is_object() ? static_cast<int64_t>(o[f].size()) : 0;
+          for (const char* f : {"data", "binaryData"}) {
+            n += At(o, {f}).is_object() ? static_cast<int64_t>(o[f].size()) : 0;
+          }
           return Json::array({Name(o), n, Age(o, now)});
         }}},
       {"/Event",

@@ -122,7 +122,8 @@ struct Walk {
     if (schema.contains("enum") && std::find(schema["enum"].begin(), schema["enum"].end(), v) == schema["enum"].end()) {
       std::vector<std::string> quoted;
       for (const auto& e : schema["enum"]) quoted.push_back(e.dump());
-      invalid.push_back(fmt::format("{}: Unsupported value: {}: supported values: {}", path, v.dump(), Join(quoted, ", ")));
+      invalid.push_back(
+          fmt::format("{}: Unsupported value: {}: supported values: {}", path, v.dump(), Join(quoted, ", ")));
       return;
     }
     if (v.is_array() && schema.contains("items")) {
@@ -136,7 +137,9 @@ struct Walk {
     if (schema.value("x-kubernetes-preserve-unknown-fields", false)) return;
     const std::string prefix = path.empty() ? "" : path + ".";
     if (schema.contains("additionalProperties")) {
-      for (auto it = v.begin(); it != v.end(); ++it) Check(schema["additionalProperties"], it.value(), prefix + it.key());
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        Check(schema["additionalProperties"], it.value(), prefix + it.key());
+      }
       return;
     }
     const Json& props = schema.contains("properties") ? schema["properties"] : Json::object();

@@ -14,6 +14,7 @@
 #include "tools/lab/apiserver/controllers.h"
 #include "tools/lab/apiserver/core.h"
 #include "tools/lab/apiserver/openapi.h"
+#include "tools/lab/apiserver/patch.h"
 #include "tools/lab/apiserver/protobuf.h"
 #include "tools/lab/apiserver/schemas.h"
 #include "tools/lab/apiserver/table.h"
@@ -28,100 +29,9 @@ void Reply(httplib::Response& res, int code, const Json& body) {
   res.set_content(body.dump(), kJson);
 }
 
-// A 422's details as the API server gives them: the kind, the name and the
-// field causes. kubectl prints an Invalid error from these alone ("The Tier
-// \"x\" is invalid: spec.order: ..."), not from the message, so without
-// causes the reason would be lost. Our messages all read
-// `<Kind>[.<group>] "<name>" is invalid: <field>: <detail>` (or a
-// bracketed list of such field errors).
-Json InvalidDetails(const std::string& message) {
-  const size_t quote = message.find(" \"");
-  const size_t marker = message.find("\" is invalid: ");
-  if (quote == std::string::npos || marker == std::string::npos || marker < quote) return nullptr;
-  const std::string qualified = message.substr(0, quote);
-  const size_t dot = qualified.find('.');
-  Json details = {{"name", message.substr(quote + 2, marker - quote - 2)},
-                  {"kind", qualified.substr(0, dot)}};
-  if (dot != std::string::npos) details["group"] = qualified.substr(dot + 1);
-  const std::string rest = message.substr(marker + std::string("\" is invalid: ").size());
-  const size_t colon = rest.find(": ");
-  Json cause = {{"reason", "FieldValueInvalid"}, {"message", rest}};
-  if (!rest.empty() && rest[0] != '[' && colon != std::string::npos && rest.substr(0, colon).find(' ') == std::string::npos) {
-    cause = {{"reason", "FieldValueInvalid"}, {"message", rest.substr(colon + 2)}, {"field", rest.substr(0, colon)}};
-  }
-  details["causes"] = Json::array({cause});
-  return details;
-}
-
 void ReplyError(httplib::Response& res, const Error& e, const std::string& plural = "",
                 const std::string& name = "") {
-  auto [code, reason] = HttpStatusOf(e);
-  Json status = StatusFor(code, reason, e.message, plural, name);
-  if (code == 422) {
-    if (Json details = InvalidDetails(e.message); !details.is_null()) status["details"] = details;
-  }
-  Reply(res, code, status);
-}
-
-// Strategic merge patch, to the extent the lab needs: kubectl's directives
-// ($setElementOrder/..., $retainKeys, $deleteFromPrimitiveList/...) are
-// dropped, lists of objects merge element by element on their merge key, a
-// {"$patch": "delete"} element removes its match, and everything else behaves
-// as a JSON merge patch.
-//
-// The merge key of a list, from the Kubernetes API types' patchMergeKey tags
-// for the fields the project writes: node and pod status conditions and node
-// addresses merge by "type" (so a controller patching its own condition keeps
-// the kubelet's Ready), everything else that carries a "name" (containers,
-// volumes, env, ...) by "name".
-std::string MergeKeyOf(const std::string& field) {
-  if (field == "conditions" || field == "addresses") return "type";
-  return "name";
-}
-
-void StrategicMerge(Json& target, const Json& patch) {
-  if (!patch.is_object()) {
-    target = patch;
-    return;
-  }
-  if (!target.is_object()) target = Json::object();
-  for (auto it = patch.begin(); it != patch.end(); ++it) {
-    const std::string& k = it.key();
-    if (!k.empty() && k[0] == '$') continue;
-    if (StartsWith(k, "$setElementOrder/") || StartsWith(k, "$deleteFromPrimitiveList/")) continue;
-    const Json& pv = it.value();
-    if (pv.is_null()) {
-      target.erase(k);
-    } else if (pv.is_object()) {
-      if (pv.value("$patch", "") == "delete") {
-        target.erase(k);
-        continue;
-      }
-      StrategicMerge(target[k], pv);
-    } else if (const std::string key = MergeKeyOf(k);
-               pv.is_array() && target.contains(k) && target[k].is_array() && !pv.empty() &&
-               std::all_of(pv.begin(), pv.end(), [&](const Json& e) {
-                 return e.is_object() && e.contains(key) && e[key].is_string();
-               })) {
-      Json& list = target[k];
-      for (const auto& pe : pv) {
-        auto match = std::find_if(list.begin(), list.end(), [&](const Json& te) {
-          return te.is_object() && te.value(key, "") == pe[key].get<std::string>();
-        });
-        if (pe.value("$patch", "") == "delete") {
-          if (match != list.end()) list.erase(match);
-        } else if (match != list.end()) {
-          StrategicMerge(*match, pe);
-        } else {
-          Json added = Json::object();
-          StrategicMerge(added, pe);
-          list.push_back(added);
-        }
-      }
-    } else {
-      target[k] = pv;
-    }
-  }
+  Reply(res, HttpStatusOf(e).first, StatusForError(e, plural, name));
 }
 
 struct Target {
@@ -412,7 +322,9 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
     for (const auto& t : store_->Types()) {
       if (t.group == seg[1]) vs.push_back({{"groupVersion", t.GroupVersion()}, {"version", t.version}});
     }
-    if (vs.empty()) return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    if (vs.empty()) {
+      return Reply(res, 404, StatusFor(404, "NotFound", "the server could not find the requested resource"));
+    }
     return Reply(res, 200, {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", seg[1]}, {"versions", vs},
                             {"preferredVersion", vs[0]}});
   } else {
@@ -491,7 +403,8 @@ void ApiServer::Handle(const httplib::Request& req, httplib::Response& res) {
   // dryRun=All (kubectl --dry-run=server): admitted and answered, not stored.
   const std::string dry_run_param = req.get_param_value("dryRun");
   if (!dry_run_param.empty() && dry_run_param != "All") {
-    return Reply(res, 400, StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
+    return Reply(res, 400,
+                 StatusFor(400, "BadRequest", fmt::format("dryRun {:?} is not supported: use All", dry_run_param)));
   }
   const bool dry_run = dry_run_param == "All";
   auto check_fields = [&](Json* body) -> bool {

@@ -111,6 +111,39 @@ Json StatusFor(int code, const std::string& reason, const std::string& message,
   return s;
 }
 
+namespace {
+
+// The details of a 422 (StatusForError says what and why).
+Json InvalidDetails(const std::string& message) {
+  const size_t quote = message.find(" \"");
+  const size_t marker = message.find("\" is invalid: ");
+  if (quote == std::string::npos || marker == std::string::npos || marker < quote) return nullptr;
+  const std::string qualified = message.substr(0, quote);
+  const size_t dot = qualified.find('.');
+  Json details = {{"name", message.substr(quote + 2, marker - quote - 2)},
+                  {"kind", qualified.substr(0, dot)}};
+  if (dot != std::string::npos) details["group"] = qualified.substr(dot + 1);
+  const std::string rest = message.substr(marker + std::string("\" is invalid: ").size());
+  const size_t colon = rest.find(": ");
+  Json cause = {{"reason", "FieldValueInvalid"}, {"message", rest}};
+  if (!rest.empty() && rest[0] != '[' && colon != std::string::npos &&
+      rest.substr(0, colon).find(' ') == std::string::npos) {
+    cause = {{"reason", "FieldValueInvalid"}, {"message", rest.substr(colon + 2)}, {"field", rest.substr(0, colon)}};
+  }
+  details["causes"] = Json::array({cause});
+  return details;
+}
+}  // namespace
+
+Json StatusForError(const Error& e, const std::string& kind_plural, const std::string& name) {
+  auto [code, reason] = HttpStatusOf(e);
+  Json status = StatusFor(code, reason, e.message, kind_plural, name);
+  if (code == 422) {
+    if (Json details = InvalidDetails(e.message); !details.is_null()) status["details"] = details;
+  }
+  return status;
+}
+
 std::pair<int, std::string> HttpStatusOf(const Error& e) {
   if (e.http_status == 410) return {410, "Expired"};
   switch (e.code) {

@@ -209,6 +209,13 @@ class ObjectStore {
 // A Kubernetes-shaped Status for an error: {kind: Status, reason, code, ...}.
 Json StatusFor(int code, const std::string& reason, const std::string& message,
                const std::string& kind_plural = "", const std::string& name = "");
+// The Status answering one of our errors. A 422's details carry the kind,
+// the name and the field cause, as the API server gives them: kubectl
+// prints an Invalid error from those alone ("The Tier \"x\" is invalid:
+// spec.order: ..."), so without them the reason would be lost. Our messages
+// all read `<Kind>[.<group>] "<name>" is invalid: <field>: <detail>` (or a
+// bracketed list of such field errors).
+Json StatusForError(const Error& e, const std::string& kind_plural = "", const std::string& name = "");
 // The HTTP status and reason for one of our errors.
 std::pair<int, std::string> HttpStatusOf(const Error& e);
 

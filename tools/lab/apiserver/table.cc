@@ -66,7 +66,9 @@ std::string HumanDuration(std::chrono::seconds d) {
   const int64_t hours = minutes / 60;
   if (hours < 8) return minutes % 60 == 0 ? fmt::format("{}h", hours) : fmt::format("{}h{}m", hours, minutes % 60);
   if (hours < 48) return fmt::format("{}h", hours);
-  if (hours < 24 * 8) return hours % 24 == 0 ? fmt::format("{}d", hours / 24) : fmt::format("{}d{}h", hours / 24, hours % 24);
+  if (hours < 24 * 8) {
+    return hours % 24 == 0 ? fmt::format("{}d", hours / 24) : fmt::format("{}d{}h", hours / 24, hours % 24);
+  }
   if (hours < 24 * 365 * 2) return fmt::format("{}d", hours / 24);
   if (hours < 24 * 365 * 8) {
     const int64_t days = (hours / 24) % 365;
