@@ -47,8 +47,8 @@ inline std::vector<Probe> operator+(std::vector<Probe> a, const std::vector<Prob
 inline const std::vector<Target> kAllKinds = {Tcp(80), Udp(80), Icmp(8)};
 
 inline std::string Cnp(const std::string& ns, const std::string& name, const std::string& spec) {
-  return fmt::format("apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata:\n  name: {}\n  namespace: \"{}\"\n"
-                     "spec:\n{}",
+  return fmt::format("apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\n"
+                     "metadata:\n  name: {}\n  namespace: \"{}\"\nspec:\n{}",
                      name, ns, spec);
 }
 inline std::string Gnp(const std::string& name, const std::string& spec) {
@@ -56,8 +56,8 @@ inline std::string Gnp(const std::string& name, const std::string& spec) {
                      name, spec);
 }
 inline std::string K8sNp(const std::string& ns, const std::string& name, const std::string& spec) {
-  return fmt::format("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: {}\n  namespace: \"{}\"\n"
-                     "spec:\n{}",
+  return fmt::format("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                     "metadata:\n  name: {}\n  namespace: \"{}\"\nspec:\n{}",
                      name, ns, spec);
 }
 inline std::string TierDoc(const std::string& name, const std::string& spec) {

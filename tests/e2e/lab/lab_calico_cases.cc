@@ -58,7 +58,8 @@ std::vector<CalicoCase> ProtocolCases() {
     protocol: UDP
 )"),
                    Into("x/a", {Udp(80), Udp(81)}, kEveryone) + Into("x/a", {Tcp(80), Icmp(8)}, kNobody)});
-  cases.push_back({"icmp-type", "icmp type 8: echo of any code passes, timestamp (13) does not; also on egress (2.1, 8)",
+  cases.push_back({"icmp-type", "icmp type 8: echo of any code passes, timestamp (13) does not; also on egress "
+                                "(2.1, 8)",
                    Docs({Cnp("x", "echo-in", std::string(kSelA) + R"(  ingress:
   - action: Allow
     protocol: ICMP
@@ -364,7 +365,8 @@ spec:
   cases.push_back({"endpoint-labels", "Calico's endpoint labels: projectcalico.org/namespace, /orchestrator, "
                                       "/serviceaccount, pcns.* and pcsa.* (6)",
                    Gnp("endpoint-labels",
-                       R"(  selector: "projectcalico.org/namespace == 'x' && projectcalico.org/orchestrator == 'k8s' && pod == 'a'"
+                       R"(  selector: >-
+    projectcalico.org/namespace == 'x' && projectcalico.org/orchestrator == 'k8s' && pod == 'a'
   ingress:
   - action: Allow
     source:

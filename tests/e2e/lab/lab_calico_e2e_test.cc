@@ -47,8 +47,10 @@ class LabCalico : public LabTest {
     const std::string ns = p.key.substr(0, p.key.find('/'));
     const std::string name = p.key.substr(p.key.find('/') + 1);
     std::string sa = p.service_account.empty() ? "" : "  serviceAccountName: " + p.service_account + "\n";
-    std::string peer =
-        p.peer_src_port == 0 ? "" : fmt::format("    - {{name: peer-src, containerPort: {}, protocol: TCP}}\n", p.peer_src_port);
+    std::string peer;
+    if (p.peer_src_port != 0) {
+      peer = fmt::format("    - {{name: peer-src, containerPort: {}, protocol: TCP}}\n", p.peer_src_port);
+    }
     // Quoted: YAML 1.1 (kubectl's parser) reads a bare y or n as a boolean.
     return fmt::format(R"(apiVersion: v1
 kind: Pod
@@ -120,7 +122,8 @@ metadata: {name: frontend, namespace: "y", labels: {role: frontend}}
       ips_[p.key] = Ipv4Addr::Parse(ip).value();
       netns_[p.key] = PodNetns(p.key);
       auto s = std::make_unique<PodServers>();
-      Status st = s->Start(netns_[p.key], {{L4::kTcp, 80}, {L4::kTcp, 81}, {L4::kTcp, 82}, {L4::kUdp, 80}, {L4::kUdp, 81}});
+      Status st = s->Start(netns_[p.key],
+                           {{L4::kTcp, 80}, {L4::kTcp, 81}, {L4::kTcp, 82}, {L4::kUdp, 80}, {L4::kUdp, 81}});
       ASSERT_TRUE(st.ok()) << st.error().ToString();
       servers_.push_back(std::move(s));
     }
@@ -244,7 +247,8 @@ metadata: {name: frontend, namespace: "y", labels: {role: frontend}}
   // ns/name, as `kubectl get events` lists it: "" when found, else what was
   // seen.
   std::string FindFailClosedEvent(const std::string& ns, const std::string& name) {
-    auto r = Kubectl({"get", "events", "-n", ns, "--field-selector", "reason=PolicyNotEnforcedAsWritten", "-o", "json"});
+    auto r = Kubectl(
+        {"get", "events", "-n", ns, "--field-selector", "reason=PolicyNotEnforcedAsWritten", "-o", "json"});
     if (r.exit_code != 0) return "kubectl get events: " + r.output;
     auto j = nlohmann::json::parse(r.output, nullptr, false);
     if (!j.is_object() || !j.contains("items")) return "not a list: " + r.output;
@@ -322,7 +326,8 @@ metadata: {name: frontend, namespace: "y", labels: {role: frontend}}
           r = Kubectl(step.kubectl);
           for (const auto& a : step.kubectl) change += a + " ";
         }
-        ok &= Check(r.exit_code == 0, "case " + c.id + ", " + step.what + ": kubectl failed:\n" + change + "\n" + r.output);
+        ok &= Check(r.exit_code == 0,
+                    "case " + c.id + ", " + step.what + ": kubectl failed:\n" + change + "\n" + r.output);
         if (r.exit_code != 0) break;
         std::string step_diff = Converge(step.probes, false);
         ok &= Check(step_diff.empty(), "case " + c.id + " then " + step.what + ": the verdicts did not follow " +

@@ -17,7 +17,8 @@ std::vector<CalicoCase> OrderCases() {
   std::vector<CalicoCase> cases;
   cases.push_back({"tier-deny-and-pass", "a higher tier's Deny beats a default-tier Allow; Pass goes on to the "
                                          "default tier (4)",
-                   Docs({TierDoc("security", "  order: 100\n"), Gnp("security.guard", std::string(kGlobalSelA) + R"(  tier: security
+                   Docs({TierDoc("security", "  order: 100\n"),
+                         Gnp("security.guard", std::string(kGlobalSelA) + R"(  tier: security
   types: [Ingress]
   ingress:
   - action: Deny
@@ -35,7 +36,8 @@ std::vector<CalicoCase> OrderCases() {
   cases.push_back({"tier-default-action", "a tier's defaultAction: Pass goes on (to the profile's allow), Deny "
                                           "drops what no rule decided (4)",
                    Docs({TierDoc("audit", "  order: 100\n  defaultAction: Pass\n"),
-                         TierDoc("strict", "  order: 200\n"), Gnp("audit.block-c", std::string(kGlobalSelA) + R"(  tier: audit
+                         TierDoc("strict", "  order: 200\n"),
+                         Gnp("audit.block-c", std::string(kGlobalSelA) + R"(  tier: audit
   ingress:
   - action: Deny
     source:
@@ -49,7 +51,8 @@ std::vector<CalicoCase> OrderCases() {
 )")}),
                    Into("x/a", kAllKinds, {"x/b", "y/a", "y/b"}) + Into("x/b", kAllKinds, kNobody)});
   cases.push_back({"tier-skipped", "a tier with no policy for the pod, or none for the direction, is skipped (4)",
-                   Docs({TierDoc("gate", "  order: 100\n"), Gnp("gate.a-egress", std::string(kGlobalSelA) + R"(  tier: gate
+                   Docs({TierDoc("gate", "  order: 100\n"),
+                         Gnp("gate.a-egress", std::string(kGlobalSelA) + R"(  tier: gate
   types: [Egress]
   egress:
   - action: Allow
@@ -206,13 +209,15 @@ spec:
   nets: ["${{{}}}/32"]
 )";
   CalicoCase set{"network-set-update", "a NetworkSet's nets change under an applied policy (5)",
-                 Docs({fmt::format(fmt::runtime(moving_set), "y/b"), Cnp("x", "from-moving", std::string(kSelA) + R"(  ingress:
+                 Docs({fmt::format(fmt::runtime(moving_set), "y/b"),
+                       Cnp("x", "from-moving", std::string(kSelA) + R"(  ingress:
   - action: Allow
     source:
       selector: "trust == 'moving'"
 )")}),
                  Into("x/a", kAllKinds, {"y/b"})};
-  set.then.push_back({"nets: y/b -> y/a", fmt::format(fmt::runtime(moving_set), "y/a"), {}, Into("x/a", kAllKinds, {"y/a"})});
+  set.then.push_back(
+      {"nets: y/b -> y/a", fmt::format(fmt::runtime(moving_set), "y/a"), {}, Into("x/a", kAllKinds, {"y/a"})});
   cases.push_back(set);
 
   const std::string relabelled = R"(apiVersion: projectcalico.org/v3
@@ -225,7 +230,8 @@ spec:
   nets: ["${{y/b}}/32"]
 )";
   CalicoCase gns{"global-network-set-labels", "a GlobalNetworkSet's labels change: it leaves the selection (5)",
-                 Docs({fmt::format(fmt::runtime(relabelled), "gns"), Gnp("from-gns", std::string(kGlobalSelA) + R"(  ingress:
+                 Docs({fmt::format(fmt::runtime(relabelled), "gns"),
+                       Gnp("from-gns", std::string(kGlobalSelA) + R"(  ingress:
   - action: Allow
     source:
       selector: "trust == 'gns'"
@@ -234,10 +240,12 @@ spec:
       selector: "pod == 'c'"
 )")}),
                  Into("x/a", kAllKinds, {"x/c", "y/b"})};
-  gns.then.push_back({"labels trust: gns -> other", fmt::format(fmt::runtime(relabelled), "other"), {}, Into("x/a", kAllKinds, {"x/c"})});
+  gns.then.push_back({"labels trust: gns -> other", fmt::format(fmt::runtime(relabelled), "other"), {},
+                      Into("x/a", kAllKinds, {"x/c"})});
   cases.push_back(gns);
 
-  CalicoCase sa{"service-account-relabel", "a ServiceAccount's labels change: serviceAccounts selector follows (2.2, 6)",
+  CalicoCase sa{"service-account-relabel",
+                "a ServiceAccount's labels change: serviceAccounts selector follows (2.2, 6)",
                 Gnp("from-ops", std::string(kGlobalSelA) + R"(  ingress:
   - action: Allow
     source:
@@ -267,7 +275,8 @@ spec:
 )";
   CalicoCase svc{"service-selector-update", "a Service's selector changes: its EndpointSlices, so source services, "
                                             "follow (2.5)",
-                 Docs({fmt::format(fmt::runtime(moving_svc), "b"), Cnp("x", "from-moving-svc", std::string(kSelA) + R"(  ingress:
+                 Docs({fmt::format(fmt::runtime(moving_svc), "b"),
+                       Cnp("x", "from-moving-svc", std::string(kSelA) + R"(  ingress:
   - action: Allow
     protocol: TCP
     source:
@@ -275,7 +284,8 @@ spec:
 )")}),
                  Into("x/a", {Tcp(80)}, {"x/b"}) + Into("x/a", {Udp(80)}, kNobody)};
   svc.then.push_back(
-      {"selector pod: b -> c", fmt::format(fmt::runtime(moving_svc), "c"), {}, Into("x/a", {Tcp(80)}, {"x/c"}) + Into("x/a", {Udp(80)}, kNobody)});
+      {"selector pod: b -> c", fmt::format(fmt::runtime(moving_svc), "c"), {},
+       Into("x/a", {Tcp(80)}, {"x/c"}) + Into("x/a", {Udp(80)}, kNobody)});
   cases.push_back(svc);
 
   CalicoCase ns_labels{"namespace-relabel", "a namespace's labels change: namespaceSelector (pcns.*) follows (2.3, 6)",

@@ -237,7 +237,8 @@ inline ProbeResult ProbeIcmp(const ProbeSpec& s, std::chrono::steady_clock::time
   ProbeResult out;
   const int reply_type = IcmpReplyType(s.icmp_type);
   if (reply_type < 0) {
-    out.error = fmt::format("ICMP type {} gets no reply from Linux; probe with 8 (echo) or 13 (timestamp)", s.icmp_type);
+    out.error =
+        fmt::format("ICMP type {} gets no reply from Linux; probe with 8 (echo) or 13 (timestamp)", s.icmp_type);
     return out;
   }
   int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_ICMP);
