@@ -6,6 +6,10 @@
 // A server answers "ok\n" to every TCP/SCTP connection and UDP datagram; a
 // probe is allowed when that answer comes back (the request passed and so
 // did the reply: stateful policy), denied when nothing arrives in time.
+// ICMP probes are echo or timestamp queries from a raw socket, which the
+// destination's kernel answers. Every probe is a new flow for conntrack: a
+// source port (ICMP identifier) not used before in this process, unless the
+// caller pins one.
 #pragma once
 
 #include <fcntl.h>
@@ -15,11 +19,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <future>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -30,16 +39,29 @@
 
 namespace terway::testing {
 
-enum class L4 { kTcp, kUdp, kSctp };
+// kIcmp: a query (echo or timestamp) the destination's kernel answers; no
+// server needed.
+enum class L4 { kTcp, kUdp, kSctp, kIcmp };
 
-inline const char* L4Name(L4 p) { return p == L4::kTcp ? "TCP" : p == L4::kUdp ? "UDP" : "SCTP"; }
+inline const char* L4Name(L4 p) {
+  switch (p) {
+    case L4::kTcp: return "TCP";
+    case L4::kUdp: return "UDP";
+    case L4::kSctp: return "SCTP";
+    case L4::kIcmp: return "ICMP";
+  }
+  return "?";
+}
 
+// A socket for a server or a TCP/UDP/SCTP probe (ICMP probes open their own).
 inline int SocketFor(L4 p) {
   switch (p) {
     case L4::kTcp: return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     case L4::kUdp: return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     case L4::kSctp: return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_SCTP);
+    case L4::kIcmp: break;
   }
+  errno = EPROTONOSUPPORT;
   return -1;
 }
 
@@ -125,73 +147,218 @@ class PodServers {
   std::vector<std::thread> threads_;
 };
 
-// One probe from inside `netns`: true when "ok" came back within timeout.
-// src_port 0: an ephemeral port. A fixed one matters when a flow must be
-// new: a reused ephemeral port can hit a live conntrack entry of an earlier,
-// allowed probe and pass as "established" whatever the policy now says.
-inline bool ProbeOnce(L4 proto, uint32_t ip_host_order, uint16_t port, std::chrono::milliseconds timeout,
-                      uint16_t src_port = 0) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto left = [&] {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    return static_cast<int>(std::max<int64_t>(0, ms.count()));
-  };
-  int fd = SocketFor(proto);
-  if (fd < 0) return false;
-  fcntl(fd, F_SETFL, O_NONBLOCK);
-  if (src_port != 0) {
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in from = SockAddr(INADDR_ANY, src_port);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
-      close(fd);
-      return false;
+// --- Fresh flows. The node's conntrack remembers a flow after it ends (a
+// UDP exchange 30 s, an ICMP query 30 s, TCP in TIME_WAIT 120 s), and an
+// entry of an earlier, allowed probe answers a later probe of the same tuple
+// as "established" whatever the policy now says. So every probe takes a
+// source port (an ICMP identifier) not handed out before in this process:
+// from the kernel's default ephemeral range unless the caller pins one.
+// Callers that pin ports pick them below 32768, so pinned and fresh ports
+// never collide.
+inline constexpr uint16_t kFreshPortFirst = 32768;
+inline constexpr uint16_t kFreshPortLast = 60999;
+
+// A port of [first, last] not handed out before in this process; when the
+// range is used up it starts over. 28,232 fresh ports last over 45 s at the
+// fastest matrix rounds (~600 probes/s), past the 30 s of a UDP exchange's
+// entry; a TCP SYN that meets its tuple in TIME_WAIT is a new flow anyway.
+inline uint16_t FreshPortIn(uint16_t first, uint16_t last) {
+  static std::mutex mu;
+  static std::vector<bool> used(65536, false);
+  static std::map<std::pair<uint16_t, uint16_t>, uint32_t> cursor;
+  std::lock_guard<std::mutex> lock(mu);
+  const uint32_t span = uint32_t{last} - first + 1;
+  uint32_t& at = cursor[{first, last}];
+  for (int pass = 0; pass < 2; pass++) {
+    for (uint32_t i = 0; i < span; i++) {
+      const auto port = static_cast<uint16_t>(first + (at + i) % span);
+      if (!used[port]) {
+        used[port] = true;
+        at = (at + i + 1) % span;
+        return port;
+      }
     }
+    for (uint32_t p = first; p <= last; p++) used[p] = false;  // used up: start over
   }
-  sockaddr_in to = SockAddr(ip_host_order, port);
-  bool ok = false;
-  if (proto == L4::kUdp) {
-    if (sendto(fd, "hi\n", 3, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 3) {
-      pollfd pfd{fd, POLLIN, 0};
-      char buf[16];
-      ok = poll(&pfd, 1, left()) == 1 && recv(fd, buf, sizeof buf, 0) == 3 && std::string(buf, 3) == "ok\n";
-    }
-  } else {
-    int rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
-    if (rc == 0 || errno == EINPROGRESS) {
-      pollfd pfd{fd, POLLIN, 0};
-      char buf[16];
-      // Readable means the server's answer (or a reset, which reads -1).
-      ok = poll(&pfd, 1, left()) == 1 && recv(fd, buf, sizeof buf, 0) == 3 && std::string(buf, 3) == "ok\n";
-    }
-  }
-  close(fd);
-  return ok;
+  return first;  // not reached: the second pass finds a port
 }
 
-// Runs probes in parallel, each from its namespace; results in order.
+inline uint16_t FreshSourcePort() { return FreshPortIn(kFreshPortFirst, kFreshPortLast); }
+
+// ICMP echo and timestamp flows are keyed by their identifier.
+inline uint16_t FreshIcmpId() {
+  static std::atomic<uint32_t> next{static_cast<uint32_t>(getpid()) * 7919u};
+  return static_cast<uint16_t>(next.fetch_add(1));
+}
+
+// The reply Linux sends to an ICMP query of this type: echo (8) -> echo
+// reply (0), timestamp (13) -> timestamp reply (14). Other types get none,
+// so they cannot tell allowed from denied; -1.
+inline int IcmpReplyType(uint8_t type) { return type == 8 ? 0 : type == 13 ? 14 : -1; }
+
+// What a probe sends, from where, to where.
 struct ProbeSpec {
   std::string netns;
   L4 proto;
   Ipv4Addr ip;
-  uint16_t port;
-  uint16_t src_port = 0;  // see ProbeOnce
+  uint16_t port = 0;      // TCP/UDP/SCTP destination port
+  uint16_t src_port = 0;  // 0: a fresh one (see FreshSourcePort)
+  uint8_t icmp_type = 8;  // ICMP: 8 (echo) or 13 (timestamp), the queries Linux answers
+  uint8_t icmp_code = 0;  // Linux answers an echo of any code, with that code
 };
 
-inline std::vector<bool> ProbeAll(const std::vector<ProbeSpec>& specs, std::chrono::milliseconds timeout) {
-  std::vector<std::atomic<int>> results(specs.size());
+// allowed: the answer came back in time. error: the probe could not be made
+// (a socket or bind failed), which is neither allowed nor denied.
+struct ProbeResult {
+  bool allowed = false;
+  std::string error;
+  uint16_t src_port = 0;  // the source port (ICMP: identifier) it used
+};
+
+namespace probe_detail {
+
+inline uint16_t InetChecksum(const unsigned char* data, size_t len) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) sum += static_cast<uint32_t>(data[i] << 8 | data[i + 1]);
+  if (len % 2) sum += static_cast<uint32_t>(data[len - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+inline int MsLeft(std::chrono::steady_clock::time_point deadline) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(0, ms.count()));
+}
+
+// An ICMP query from a raw socket; allowed when its reply (same identifier,
+// from the target) arrives. A raw socket sees every ICMP packet of the
+// namespace, so parallel probes each pick out their own reply.
+inline ProbeResult ProbeIcmp(const ProbeSpec& s, std::chrono::steady_clock::time_point deadline) {
+  ProbeResult out;
+  const int reply_type = IcmpReplyType(s.icmp_type);
+  if (reply_type < 0) {
+    out.error =
+        fmt::format("ICMP type {} gets no reply from Linux; probe with 8 (echo) or 13 (timestamp)", s.icmp_type);
+    return out;
+  }
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_ICMP);
+  if (fd < 0) {
+    out.error = fmt::format("raw ICMP socket: {}", strerror(errno));
+    return out;
+  }
+  const uint16_t id = FreshIcmpId();
+  out.src_port = id;
+  // Header (type, code, checksum, identifier, sequence) and 12 bytes: the
+  // three timestamps of a timestamp request, any payload for an echo.
+  unsigned char pkt[20] = {};
+  pkt[0] = s.icmp_type;
+  pkt[1] = s.icmp_code;
+  pkt[4] = static_cast<unsigned char>(id >> 8);
+  pkt[5] = static_cast<unsigned char>(id & 0xff);
+  pkt[7] = 1;
+  const uint16_t sum = InetChecksum(pkt, sizeof pkt);
+  pkt[2] = static_cast<unsigned char>(sum >> 8);
+  pkt[3] = static_cast<unsigned char>(sum & 0xff);
+  sockaddr_in to = SockAddr(s.ip.value(), 0);
+  if (sendto(fd, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) != static_cast<ssize_t>(sizeof pkt)) {
+    out.error = fmt::format("sending ICMP type {} to {}: {}", s.icmp_type, s.ip.ToString(), strerror(errno));
+    close(fd);
+    return out;
+  }
+  while (!out.allowed) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, MsLeft(deadline)) != 1) break;
+    unsigned char buf[1500];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 20) continue;
+    const size_t ihl = static_cast<size_t>(buf[0] & 0x0f) * 4;
+    if (static_cast<size_t>(n) < ihl + 8) continue;
+    uint32_t from = static_cast<uint32_t>(buf[12]) << 24 | static_cast<uint32_t>(buf[13]) << 16 |
+                    static_cast<uint32_t>(buf[14]) << 8 | buf[15];
+    const unsigned char* icmp = buf + ihl;
+    out.allowed = from == s.ip.value() && icmp[0] == reply_type && (icmp[4] << 8 | icmp[5]) == id;
+  }
+  close(fd);
+  return out;
+}
+
+}  // namespace probe_detail
+
+// One probe from the calling thread's namespace. TCP/SCTP: allowed when the
+// server's "ok" arrives (the SYN passed and so did the replies); UDP: the
+// answer datagram; ICMP: the query's reply.
+inline ProbeResult ProbeFromHere(const ProbeSpec& s, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (s.proto == L4::kIcmp) return probe_detail::ProbeIcmp(s, deadline);
+  ProbeResult out;
+  int fd = -1;
+  // A fresh port can be taken by a socket of someone else in the namespace:
+  // then the next one. A pinned port that cannot be bound is an error.
+  for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
+    out.src_port = s.src_port != 0 ? s.src_port : FreshSourcePort();
+    fd = SocketFor(s.proto);
+    if (fd < 0) {
+      out.error = fmt::format("{} socket: {}", L4Name(s.proto), strerror(errno));
+      return out;
+    }
+    int one = 1;
+    // TIME_WAIT of a pinned port's last connection must not block its reuse.
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in from = SockAddr(INADDR_ANY, out.src_port);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      out.error = fmt::format("binding {} source port {}: {}", L4Name(s.proto), out.src_port, strerror(errno));
+      close(fd);
+      fd = -1;
+      if (s.src_port != 0) return out;
+    }
+  }
+  if (fd < 0) return out;
+  out.error.clear();
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  sockaddr_in to = SockAddr(s.ip.value(), s.port);
+  char buf[16];
+  pollfd pfd{fd, POLLIN, 0};
+  if (s.proto == L4::kUdp) {
+    if (sendto(fd, "hi\n", 3, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 3) {
+      out.allowed = poll(&pfd, 1, probe_detail::MsLeft(deadline)) == 1 && recv(fd, buf, sizeof buf, 0) == 3 &&
+                    std::string(buf, 3) == "ok\n";
+    }
+  } else {
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    if (rc == 0 || errno == EINPROGRESS) {
+      // Readable means the server's answer (or a reset, which reads -1).
+      out.allowed = poll(&pfd, 1, probe_detail::MsLeft(deadline)) == 1 && recv(fd, buf, sizeof buf, 0) == 3 &&
+                    std::string(buf, 3) == "ok\n";
+    } else {
+      out.error = fmt::format("connect from source port {}: {}", out.src_port, strerror(errno));
+    }
+  }
+  close(fd);
+  return out;
+}
+
+// Runs probes in parallel, each from its namespace; results in order.
+inline std::vector<ProbeResult> ProbeAllResults(const std::vector<ProbeSpec>& specs,
+                                                std::chrono::milliseconds timeout) {
+  std::vector<ProbeResult> results(specs.size());
   std::vector<std::thread> threads;
   threads.reserve(specs.size());
   for (size_t i = 0; i < specs.size(); i++) {
-    results[i] = -1;
-    auto t = netlink::SpawnInNetns(specs[i].netns, [&, i] {
-      results[i] = ProbeOnce(specs[i].proto, specs[i].ip.value(), specs[i].port, timeout, specs[i].src_port) ? 1 : 0;
-    });
-    if (t.ok()) threads.push_back(std::move(*t));
+    auto t = netlink::SpawnInNetns(specs[i].netns, [&, i] { results[i] = ProbeFromHere(specs[i], timeout); });
+    if (t.ok()) {
+      threads.push_back(std::move(*t));
+    } else {
+      results[i].error = t.error().ToString();
+    }
   }
   for (auto& t : threads) t.join();
+  return results;
+}
+
+// As ProbeAllResults, allowed or not (an error counts as not allowed).
+inline std::vector<bool> ProbeAll(const std::vector<ProbeSpec>& specs, std::chrono::milliseconds timeout) {
   std::vector<bool> out;
-  for (auto& r : results) out.push_back(r.load() == 1);
+  for (const auto& r : ProbeAllResults(specs, timeout)) out.push_back(r.allowed);
   return out;
 }
 
