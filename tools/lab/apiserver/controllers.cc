@@ -5,6 +5,7 @@
 
 #include "common/ip.h"
 #include "common/log.h"
+#include "tools/lab/apiserver/json_path.h"
 
 namespace terway::lab {
 namespace {
@@ -18,23 +19,12 @@ constexpr const char* kEndpointSlices = "discovery.k8s.io/endpointslices";
 constexpr const char* kZoneLabel = "topology.kubernetes.io/zone";
 constexpr const char* kHeadlessLabel = "service.kubernetes.io/headless";
 
-const Json& Field(const Json& obj, std::initializer_list<const char*> path) {
-  static const Json kNull;
-  const Json* j = &obj;
-  for (const char* k : path) {
-    if (!j->is_object() || !j->contains(k)) return kNull;
-    j = &(*j)[k];
-  }
-  return *j;
-}
-
-std::string Str(const Json& j) { return j.is_string() ? j.get<std::string>() : ""; }
-std::string NameOf(const Json& o) { return Str(Field(o, {"metadata", "name"})); }
-std::string NamespaceOf(const Json& o) { return Str(Field(o, {"metadata", "namespace"})); }
+std::string NameOf(const Json& o) { return JsonStr(JsonAt(o, {"metadata", "name"})); }
+std::string NamespaceOf(const Json& o) { return JsonStr(JsonAt(o, {"metadata", "namespace"})); }
 
 // Equality-based selection, as a Service's spec.selector (a plain map) selects.
 bool SelectorMatches(const Json& selector, const Json& obj) {
-  const Json& labels = Field(obj, {"metadata", "labels"});
+  const Json& labels = JsonAt(obj, {"metadata", "labels"});
   for (auto it = selector.begin(); it != selector.end(); ++it) {
     if (!labels.is_object() || !labels.contains(it.key()) || labels[it.key()] != it.value()) return false;
   }
@@ -42,28 +32,28 @@ bool SelectorMatches(const Json& selector, const Json& obj) {
 }
 
 bool HasSelector(const Json& service) {
-  const Json& sel = Field(service, {"spec", "selector"});
+  const Json& sel = JsonAt(service, {"spec", "selector"});
   // An empty selector does not survive the API's storage (it reads back as
   // absent), so it selects nothing rather than everything.
-  return sel.is_object() && !sel.empty() && Str(Field(service, {"spec", "type"})) != "ExternalName";
+  return sel.is_object() && !sel.empty() && JsonStr(JsonAt(service, {"spec", "type"})) != "ExternalName";
 }
 
 std::string PodIpv4(const Json& pod) {
-  const Json& ips = Field(pod, {"status", "podIPs"});
+  const Json& ips = JsonAt(pod, {"status", "podIPs"});
   if (ips.is_array()) {
     for (const auto& ip : ips) {
-      if (Ipv4Addr::Parse(Str(Field(ip, {"ip"}))).ok()) return Str(ip["ip"]);
+      if (Ipv4Addr::Parse(JsonStr(JsonAt(ip, {"ip"}))).ok()) return JsonStr(ip["ip"]);
     }
   }
-  const std::string ip = Str(Field(pod, {"status", "podIP"}));
+  const std::string ip = JsonStr(JsonAt(pod, {"status", "podIP"}));
   return Ipv4Addr::Parse(ip).ok() ? ip : "";
 }
 
 bool HasTrueCondition(const Json& pod, const char* type) {
-  const Json& conditions = Field(pod, {"status", "conditions"});
+  const Json& conditions = JsonAt(pod, {"status", "conditions"});
   if (!conditions.is_array()) return false;
   return std::any_of(conditions.begin(), conditions.end(), [&](const Json& c) {
-    return Str(Field(c, {"type"})) == type && Str(Field(c, {"status"})) == "True";
+    return JsonStr(JsonAt(c, {"type"})) == type && JsonStr(JsonAt(c, {"status"})) == "True";
   });
 }
 
@@ -73,14 +63,14 @@ bool HasTrueCondition(const Json& pod, const char* type) {
 std::optional<int64_t> ResolveTargetPort(const Json& pod, const Json& target, const std::string& protocol) {
   if (target.is_number_integer()) return target.get<int64_t>();
   if (!target.is_string()) return std::nullopt;
-  const Json& containers = Field(pod, {"spec", "containers"});
+  const Json& containers = JsonAt(pod, {"spec", "containers"});
   if (!containers.is_array()) return std::nullopt;
   for (const auto& c : containers) {
-    const Json& ports = Field(c, {"ports"});
+    const Json& ports = JsonAt(c, {"ports"});
     if (!ports.is_array()) continue;
     for (const auto& p : ports) {
-      const std::string proto = Str(Field(p, {"protocol"})).empty() ? "TCP" : Str(p["protocol"]);
-      if (Str(Field(p, {"name"})) == Str(target) && proto == protocol && Field(p, {"containerPort"}).is_number()) {
+      const std::string proto = JsonStr(JsonAt(p, {"protocol"})).empty() ? "TCP" : JsonStr(p["protocol"]);
+      if (JsonStr(JsonAt(p, {"name"})) == JsonStr(target) && proto == protocol && JsonAt(p, {"containerPort"}).is_number()) {
         return p["containerPort"].get<int64_t>();
       }
     }
@@ -91,29 +81,29 @@ std::optional<int64_t> ResolveTargetPort(const Json& pod, const Json& target, co
 // The slice ports of one pod: the Service's ports with targetPort resolved.
 Json SlicePorts(const Json& service, const Json& pod) {
   Json out = Json::array();
-  const Json& ports = Field(service, {"spec", "ports"});
+  const Json& ports = JsonAt(service, {"spec", "ports"});
   if (!ports.is_array()) return out;
   for (const auto& sp : ports) {
-    const std::string protocol = Str(Field(sp, {"protocol"})).empty() ? "TCP" : Str(sp["protocol"]);
-    const Json& target = Field(sp, {"targetPort"}).is_null() ? Field(sp, {"port"}) : sp["targetPort"];
+    const std::string protocol = JsonStr(JsonAt(sp, {"protocol"})).empty() ? "TCP" : JsonStr(sp["protocol"]);
+    const Json& target = JsonAt(sp, {"targetPort"}).is_null() ? JsonAt(sp, {"port"}) : sp["targetPort"];
     auto number = ResolveTargetPort(pod, target, protocol);
     if (!number) continue;
-    Json p = {{"name", Str(Field(sp, {"name"}))}, {"protocol", protocol}, {"port", *number}};
-    if (Field(sp, {"appProtocol"}).is_string()) p["appProtocol"] = sp["appProtocol"];
+    Json p = {{"name", JsonStr(JsonAt(sp, {"name"}))}, {"protocol", protocol}, {"port", *number}};
+    if (JsonAt(sp, {"appProtocol"}).is_string()) p["appProtocol"] = sp["appProtocol"];
     out.push_back(std::move(p));
   }
   return out;
 }
 
 Json EndpointOf(const Json& pod, const std::string& ip, const std::map<std::string, std::string>& zones) {
-  const bool terminating = !Field(pod, {"metadata", "deletionTimestamp"}).is_null();
+  const bool terminating = !JsonAt(pod, {"metadata", "deletionTimestamp"}).is_null();
   const bool ready = HasTrueCondition(pod, "Ready");
   Json e = {{"addresses", Json::array({ip})},
             {"conditions", {{"ready", ready && !terminating}, {"serving", ready}, {"terminating", terminating}}},
             {"targetRef",
              {{"kind", "Pod"}, {"namespace", NamespaceOf(pod)}, {"name", NameOf(pod)},
-              {"uid", Str(Field(pod, {"metadata", "uid"}))}}}};
-  const std::string node = Str(Field(pod, {"spec", "nodeName"}));
+              {"uid", JsonStr(JsonAt(pod, {"metadata", "uid"}))}}}};
+  const std::string node = JsonStr(JsonAt(pod, {"spec", "nodeName"}));
   if (!node.empty()) {
     e["nodeName"] = node;
     if (auto z = zones.find(node); z != zones.end()) e["zone"] = z->second;
@@ -123,10 +113,10 @@ Json EndpointOf(const Json& pod, const std::string& ip, const std::map<std::stri
 
 Json SliceMetadata(const Json& service) {
   const std::string name = NameOf(service);
-  Json labels = Field(service, {"metadata", "labels"}).is_object() ? service["metadata"]["labels"] : Json::object();
+  Json labels = JsonAt(service, {"metadata", "labels"}).is_object() ? service["metadata"]["labels"] : Json::object();
   labels[kServiceNameLabel] = name;
   labels[kManagedByLabel] = kEndpointSliceController;
-  if (Str(Field(service, {"spec", "clusterIP"})) == "None") labels[kHeadlessLabel] = "";
+  if (JsonStr(JsonAt(service, {"spec", "clusterIP"})) == "None") labels[kHeadlessLabel] = "";
   return {{"generateName", name + "-"},
           {"namespace", NamespaceOf(service)},
           {"labels", labels},
@@ -134,7 +124,7 @@ Json SliceMetadata(const Json& service) {
            Json::array({{{"apiVersion", "v1"},
                          {"kind", "Service"},
                          {"name", name},
-                         {"uid", Str(Field(service, {"metadata", "uid"}))},
+                         {"uid", JsonStr(JsonAt(service, {"metadata", "uid"}))},
                          {"controller", true},
                          {"blockOwnerDeletion", true}}})}};
 }
@@ -152,14 +142,14 @@ Json SliceOf(const Json& service, const Json& ports, Json endpoints) {
 // The fields the controller owns on a slice it manages.
 bool SameContent(const Json& a, const Json& b) {
   for (const char* f : {"addressType", "endpoints", "ports"}) {
-    if (Field(a, {f}) != Field(b, {f})) return false;
+    if (JsonAt(a, {f}) != JsonAt(b, {f})) return false;
   }
-  return Field(a, {"metadata", "labels"}) == Field(b, {"metadata", "labels"}) &&
-         Field(a, {"metadata", "ownerReferences"}) == Field(b, {"metadata", "ownerReferences"});
+  return JsonAt(a, {"metadata", "labels"}) == JsonAt(b, {"metadata", "labels"}) &&
+         JsonAt(a, {"metadata", "ownerReferences"}) == JsonAt(b, {"metadata", "ownerReferences"});
 }
 
 bool ManagedSliceOf(const Json& slice, const std::string& ns, const std::string& service) {
-  const Json& labels = Field(slice, {"metadata", "labels"});
+  const Json& labels = JsonAt(slice, {"metadata", "labels"});
   return NamespaceOf(slice) == ns && labels.is_object() && labels.value(kServiceNameLabel, "") == service &&
          labels.value(kManagedByLabel, "") == kEndpointSliceController;
 }
@@ -178,7 +168,7 @@ void ReconcileService(const std::string& ns, const std::string& name, StoreWrite
   if (const Json* svc = w.Get(kServices, ns, name)) {
     std::map<std::string, std::string> zones;
     for (const Json* n : w.List(kNodes)) {
-      const std::string zone = Str(Field(*n, {"metadata", "labels", kZoneLabel}));
+      const std::string zone = JsonStr(JsonAt(*n, {"metadata", "labels", kZoneLabel}));
       if (!zone.empty()) zones[NameOf(*n)] = zone;
     }
     desired = DesiredEndpointSlices(*svc, w.List(kPods), zones);
@@ -193,7 +183,7 @@ void ReconcileService(const std::string& ns, const std::string& name, StoreWrite
   std::vector<std::pair<Json*, std::optional<Json>>> plan;  // desired -> existing it replaces
   for (auto& want : desired) {
     auto same = std::find_if(existing.begin(), existing.end(),
-                             [&](const Json& have) { return Field(have, {"ports"}) == Field(want, {"ports"}); });
+                             [&](const Json& have) { return JsonAt(have, {"ports"}) == JsonAt(want, {"ports"}); });
     if (same != existing.end()) {
       plan.emplace_back(&want, std::move(*same));
       existing.erase(same);
@@ -240,8 +230,8 @@ void EnsureDefaultServiceAccount(const std::string& ns, StoreWriter& w) {
 
 bool PodServesEndpoints(const Json& pod) {
   if (PodIpv4(pod).empty()) return false;
-  const std::string phase = Str(Field(pod, {"status", "phase"}));
-  const std::string restart = Str(Field(pod, {"spec", "restartPolicy"}));
+  const std::string phase = JsonStr(JsonAt(pod, {"status", "phase"}));
+  const std::string restart = JsonStr(JsonAt(pod, {"spec", "restartPolicy"}));
   if (restart == "Never") return phase != "Failed" && phase != "Succeeded";
   if (restart == "OnFailure") return phase != "Succeeded";
   return true;
@@ -296,7 +286,7 @@ void RunControllers(const StoredEvent& ev, StoreWriter& w) {
   } else if (ev.type_key == kEndpointSlices) {
     // Someone else changed or deleted a slice the controller manages: put
     // it back (the controller's own writes reconcile to no change).
-    const Json& labels = Field(ev.object, {"metadata", "labels"});
+    const Json& labels = JsonAt(ev.object, {"metadata", "labels"});
     if (labels.is_object() && labels.value(kManagedByLabel, "") == kEndpointSliceController) {
       ReconcileService(ns, labels.value(kServiceNameLabel, ""), w);
     }
