@@ -30,12 +30,12 @@ struct PodAddrs {
   MacAddr eni_mac;
 };
 
-std::string Who(const daemon::PodNetwork& pod) {
+std::string Who(const PodNetwork& pod) {
   return fmt::format("pod {}/{} (container {}, IP {}, exclusive ENI {})", pod.pod_namespace, pod.pod_name,
                      pod.container_id, pod.ip.ip, pod.ip.eni_id);
 }
 
-Result<PodAddrs> ParsePod(const daemon::PodNetwork& pod) {
+Result<PodAddrs> ParsePod(const PodNetwork& pod) {
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   if (!ip.ok()) {
     return Errorf(ErrorCode::kInvalidArgument,
@@ -53,7 +53,7 @@ Result<PodAddrs> ParsePod(const daemon::PodNetwork& pod) {
   return PodAddrs{*ip, *mac};
 }
 
-Status ValidatePodNetwork(const daemon::PodNetwork& pod, const std::string& pod_veth) {
+Status ValidatePodNetwork(const PodNetwork& pod, const std::string& pod_veth) {
   if (pod.container_id.empty()) return MakeError(ErrorCode::kInvalidArgument, "pod network without container id");
   if (pod.netns.empty()) {
     return Errorf(ErrorCode::kInvalidArgument, "container {}: no network namespace path given", pod.container_id);
@@ -118,7 +118,7 @@ bool HasRoute(const std::vector<netlink::Route>& routes, const netlink::Route& w
 // What the pod reaches through its veth and the node: the node itself,
 // Services, the network's host_stack_cidrs (as Terway's ENI-only mode), and
 // the metadata service when the node's guard filters it for this pod.
-std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const daemon::PodNetwork& pod) {
+std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const PodNetwork& pod) {
   std::vector<InetPrefix> out;
   auto add = [&](InetPrefix p) {
     if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(p);
@@ -139,7 +139,7 @@ std::vector<InetPrefix> VethDestinations(const ExclusiveEniOptions& o, const dae
 // receives (the ingress limit, through an IFB in the pod's namespace). No
 // EDT: the ENI is not a node link. The host veth keeps shaping node and
 // Service traffic.
-qos::PodShapingLinks EniShapingLinks(const daemon::PodNetwork& pod) {
+qos::PodShapingLinks EniShapingLinks(const PodNetwork& pod) {
   qos::PodShapingLinks l;
   l.host_veth = pod.ifname;  // the ENI, in the pod
   l.ifb = PodIfbName(pod.container_id);
@@ -159,7 +159,7 @@ cni::Bandwidth AsSeenByTheEni(const cni::Bandwidth& bw) {
 // What the runtime is told: interfaces [host veth, the ENI as ifname, the
 // pod's veth], the pod IP with its vSwitch prefix on the ENI, default route
 // via the vSwitch gateway.
-cni::CniResult PodResult(const daemon::PodNetwork& pod, Ipv4Addr ip, const EniNetwork& net,
+cni::CniResult PodResult(const PodNetwork& pod, Ipv4Addr ip, const EniNetwork& net,
                          const netlink::Link& host_veth, const netlink::Link& eni, const netlink::Link& pod_veth) {
   cni::CniResult r;
   r.interfaces = {{host_veth.name, host_veth.mac.ToString(), "", std::nullopt},
@@ -180,7 +180,7 @@ std::string ParkedEniLinkName(const std::string& eni_id) { return netlink::Hashe
 ExclusiveEniDatapath::ExclusiveEniDatapath(ExclusiveEniOptions options)
     : opt_(std::move(options)), anti_spoof_(opt_.host_netns, SeedFromPodLinkAliases(opt_.host_netns)) {}
 
-Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& pod) {
+Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod, opt_.pod_veth_name));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = Who(pod);
@@ -339,7 +339,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Ensure(const daemon::PodNetwork& po
   return result;
 }
 
-Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
+Status ExclusiveEniDatapath::Remove(const PodNetwork& pod) {
   if (pod.container_id.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "removing a pod network without container id");
   }
@@ -382,7 +382,7 @@ Status ExclusiveEniDatapath::Remove(const daemon::PodNetwork& pod) {
   return Ok();
 }
 
-Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod) {
+Result<cni::CniResult> ExclusiveEniDatapath::Check(const PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod, opt_.pod_veth_name));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = Who(pod);
@@ -458,7 +458,7 @@ Result<cni::CniResult> ExclusiveEniDatapath::Check(const daemon::PodNetwork& pod
   return PodResult(pod, a.ip, net, *hl, *eni, *pv);
 }
 
-Status ExclusiveEniDatapath::GuardAdopted(const daemon::PodNetwork& pod) {
+Status ExclusiveEniDatapath::GuardAdopted(const PodNetwork& pod) {
   if (pod.host_veth.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "guarding an adopted pod without its host veth");
   }

@@ -30,7 +30,7 @@
 
 #include "common/ip.h"
 #include "common/result.h"
-#include "daemon/pod_datapath.h"
+#include "datapath/pod_datapath.h"
 #include "datapath/anti_spoof.h"
 #include "datapath/shared_eni.h"
 #include "qos/shaper.h"
@@ -57,20 +57,20 @@ struct ExclusiveEniOptions {
   EniNetworkLookup eni_network;
 };
 
-class ExclusiveEniDatapath : public daemon::PodDatapath {
+class ExclusiveEniDatapath : public PodDatapath {
  public:
   explicit ExclusiveEniDatapath(ExclusiveEniOptions options);
 
-  Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
+  Result<cni::CniResult> Ensure(const PodNetwork& pod) override;
   // Moves the ENI back to the node's namespace (under a name derived from
   // the ENI id, as the pod's ifname may clash with the node's own links) and
   // deletes the veth. The caller then detaches and deletes the ENI. When the
   // pod's netns is gone the ENI link went with it (or back to the initial
   // namespace, for a physical device): that is success.
-  Status Remove(const daemon::PodNetwork& pod) override;
-  Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
+  Status Remove(const PodNetwork& pod) override;
+  Result<cni::CniResult> Check(const PodNetwork& pod) override;
   // Anti-spoofing for an adopted pod's foreign host veth; its wiring stays as it is.
-  Status GuardAdopted(const daemon::PodNetwork& pod) override;
+  Status GuardAdopted(const PodNetwork& pod) override;
   // Host veths (alias terway-pod:...) of containers not in the live set,
   // and anti-spoofing elements of interfaces that no longer exist.
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,

@@ -30,7 +30,7 @@ struct PodAddrs {
   MacAddr eni_mac;
 };
 
-Result<PodAddrs> ParsePod(const daemon::PodNetwork& pod) {
+Result<PodAddrs> ParsePod(const PodNetwork& pod) {
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   if (!ip.ok()) {
     return Errorf(ErrorCode::kInvalidArgument,
@@ -48,7 +48,7 @@ Result<PodAddrs> ParsePod(const daemon::PodNetwork& pod) {
   return PodAddrs{*ip, *mac};
 }
 
-Status ValidatePodNetwork(const daemon::PodNetwork& pod) {
+Status ValidatePodNetwork(const PodNetwork& pod) {
   if (pod.container_id.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "pod network without container id");
   }
@@ -194,7 +194,7 @@ struct SharedEniDatapath::Eni {
 SharedEniDatapath::SharedEniDatapath(SharedEniOptions options)
     : opt_(std::move(options)), anti_spoof_(opt_.host_netns, SeedFromPodLinkAliases(opt_.host_netns)) {}
 
-Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNetwork& pod, Handle& h) {
+Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const PodNetwork& pod, Handle& h) {
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   if (!opt_.eni_network) {
     return MakeError(ErrorCode::kInternal,
@@ -236,7 +236,7 @@ Result<SharedEniDatapath::Eni> SharedEniDatapath::EnsureEni(const daemon::PodNet
   return eni;
 }
 
-Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) {
+Result<cni::CniResult> SharedEniDatapath::Ensure(const PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = fmt::format("pod {}/{} (container {}, IP {})", pod.pod_namespace, pod.pod_name,
@@ -339,7 +339,7 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const daemon::PodNetwork& pod) 
   return result;
 }
 
-Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
+Status SharedEniDatapath::Remove(const PodNetwork& pod) {
   // DEL must succeed when the pod is already gone: the runtime calls it again
   // after a crash, after the netns was destroyed (which destroys the veth
   // pair and its host route with it), and a failing DEL blocks the pod's
@@ -381,7 +381,7 @@ Status SharedEniDatapath::Remove(const daemon::PodNetwork& pod) {
   return Ok();
 }
 
-Result<cni::CniResult> SharedEniDatapath::Check(const daemon::PodNetwork& pod) {
+Result<cni::CniResult> SharedEniDatapath::Check(const PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePod(pod));
   const std::string who = fmt::format("pod {}/{} (container {}, IP {})", pod.pod_namespace, pod.pod_name,
@@ -486,7 +486,7 @@ Result<std::vector<PodLink>> SharedEniDatapath::ListPodLinks() {
   return out;
 }
 
-Status SharedEniDatapath::GuardAdopted(const daemon::PodNetwork& pod) {
+Status SharedEniDatapath::GuardAdopted(const PodNetwork& pod) {
   if (pod.host_veth.empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "guarding an adopted pod without its host veth");
   }
