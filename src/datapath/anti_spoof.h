@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "datapath/pod_datapath.h"
 #include "netlink/types.h"
 
 namespace terway::datapath {
@@ -209,5 +210,9 @@ class AntiSpoofTable {
   std::string netns_;
   AntiSpoofSeed seed_;
 };
+
+// An adopted pod (wired by another plugin, PodNetwork::host_veth set): its
+// foreign host veth may send only with the pod's address. Both datapaths.
+Status GuardAdoptedPod(AntiSpoofTable& table, const PodNetwork& pod);
 
 }  // namespace terway::datapath

@@ -32,7 +32,9 @@
 #include "common/result.h"
 #include "datapath/pod_datapath.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/layout.h"
 #include "datapath/shared_eni.h"
+#include "datapath/wiring_planner.h"
 #include "qos/shaper.h"
 
 namespace terway::datapath {
@@ -77,6 +79,11 @@ class ExclusiveEniDatapath : public PodDatapath {
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
  private:
+  // The facts of the node the plan needs, without the ENI's vSwitch.
+  ExclusiveEniFacts Facts() const;
+  // The pod's plan, with its ENI's vSwitch looked up.
+  Result<WiringPlan> Plan(const PodNetwork& pod, const PodAddrs& a);
+
   ExclusiveEniOptions opt_;
   // Per-pod bandwidth on the host veth (shared_ptr: the shaper holds a
   // mutex and the datapath stays movable).
@@ -86,9 +93,5 @@ class ExclusiveEniDatapath : public PodDatapath {
   // leaves through its own ENI, where the VPC checks the source.
   AntiSpoofTable anti_spoof_;
 };
-
-// Name an ENI link gets while parked in the node's namespace on its way back
-// from a pod: "eni" + hash of the ENI id (15 bytes).
-std::string ParkedEniLinkName(const std::string& eni_id);
 
 }  // namespace terway::datapath

@@ -29,6 +29,7 @@
 #include "common/result.h"
 #include "datapath/pod_datapath.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/wiring_planner.h"
 #include "netlink/handle.h"
 #include "qos/shaper.h"
 
@@ -87,9 +88,8 @@ class SharedEniDatapath : public PodDatapath {
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
  private:
-  struct Eni;
-  // host: a handle in opt_.host_netns (one socket per Ensure call).
-  Result<Eni> EnsureEni(const PodNetwork& pod, netlink::Handle& host);
+  // host: a handle in opt_.host_netns (one socket per call).
+  Result<SharedEniFacts> LookUpFacts(const PodNetwork& pod, const PodAddrs& a, netlink::Handle& host);
 
   SharedEniOptions opt_;
   // Per-pod bandwidth on the host veths (shared_ptr: the shaper holds a
