@@ -17,7 +17,7 @@
 //   }
 //
 // Why an explicit rule and not rp_filter: the kernel filters with
-// max(conf/all, conf/<dev>), and the ENI must be loose (see shared_eni.cc),
+// max(conf/all, conf/<dev>), and the ENI must be loose (see wiring_planner.cc),
 // which a node's `all` = 2 (systemd's default, or ours) imposes on every
 // link; rp_filter also knows nothing of IPv6. Why priority raw (-300):
 // before conntrack (-200), so a forged packet never creates conntrack state

@@ -142,9 +142,19 @@ WiringPlan PlanSharedEniPod(const PodNetwork& pod, const PodAddrs& a, const Shar
     eni.name = f.eni->link_name;
     eni.mtu = f.mtu > 0 ? f.mtu : 0;
     host.links.push_back(eni);
-    // rp_filter: loose on the ENI (the VPC may hand a pod's packets to
-    // another ENI of the node while its IP moves); `all` lowered from
-    // strict, as the kernel filters with max(all, dev). Reasons in README.
+    // - ip_forward (above): the host routes every pod packet between its
+    //   veth and an ENI; without forwarding they are dropped on arrival.
+    // - rp_filter=2 (loose) on the ENI: the VPC may hand a pod's packets to
+    //   another ENI of the node than the one that owns the IP (while an IP
+    //   moves); strict filtering would drop those silently.
+    // - conf/all/rp_filter: the kernel filters with max(all, dev), so a
+    //   strict (1) `all` would make the ENI strict too: lowered to 2 only
+    //   when it is 1. Not 0, which would switch filtering off on every link
+    //   whose own value is 0. So no link of the node is strict: the
+    //   anti-spoofing table (anti_spoof.h) is what stops a pod forging its
+    //   source, not rp_filter.
+    // - No proxy_arp: the pod reaches 169.254.1.1 through a permanent
+    //   neighbour, and the VPC delivers pod IPs to the ENI by its MAC.
     host.sysctls.push_back({"net/ipv4/conf/all/rp_filter", "2", std::string("1")});
     host.sysctls.push_back({"net/ipv4/conf/" + f.eni->link_name + "/rp_filter", "2", std::nullopt});
     RoutePlan def;
