@@ -540,4 +540,16 @@ Status AntiSpoofTable::Remove() {
   return Ok();
 }
 
+Status GuardAdoptedPod(AntiSpoofTable& table, const PodNetwork& pod) {
+  if (pod.host_veth.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "guarding an adopted pod without its host veth");
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto ip, netlink::InetAddr::Parse(pod.ip.ip),
+                              "the address of adopted pod " + pod.pod_namespace + "/" + pod.pod_name);
+  TERWAY_TRY_CTX(table.Allow(pod.host_veth, {ip}),
+                 fmt::format("guarding host veth {} of adopted pod {}/{}", pod.host_veth, pod.pod_namespace,
+                             pod.pod_name));
+  return Ok();
+}
+
 }  // namespace terway::datapath

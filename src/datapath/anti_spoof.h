@@ -17,7 +17,7 @@
 //   }
 //
 // Why an explicit rule and not rp_filter: the kernel filters with
-// max(conf/all, conf/<dev>), and the ENI must be loose (see shared_eni.cc),
+// max(conf/all, conf/<dev>), and the ENI must be loose (see wiring_planner.cc),
 // which a node's `all` = 2 (systemd's default, or ours) imposes on every
 // link; rp_filter also knows nothing of IPv6. Why priority raw (-300):
 // before conntrack (-200), so a forged packet never creates conntrack state
@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "datapath/pod_datapath.h"
 #include "netlink/types.h"
 
 namespace terway::datapath {
@@ -209,5 +210,9 @@ class AntiSpoofTable {
   std::string netns_;
   AntiSpoofSeed seed_;
 };
+
+// An adopted pod (wired by another plugin, PodNetwork::host_veth set): its
+// foreign host veth may send only with the pod's address. Both datapaths.
+Status GuardAdoptedPod(AntiSpoofTable& table, const PodNetwork& pod);
 
 }  // namespace terway::datapath

@@ -30,9 +30,11 @@
 
 #include "common/ip.h"
 #include "common/result.h"
-#include "daemon/pod_datapath.h"
+#include "datapath/pod_datapath.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/layout.h"
 #include "datapath/shared_eni.h"
+#include "datapath/wiring_planner.h"
 #include "qos/shaper.h"
 
 namespace terway::datapath {
@@ -57,26 +59,31 @@ struct ExclusiveEniOptions {
   EniNetworkLookup eni_network;
 };
 
-class ExclusiveEniDatapath : public daemon::PodDatapath {
+class ExclusiveEniDatapath : public PodDatapath {
  public:
   explicit ExclusiveEniDatapath(ExclusiveEniOptions options);
 
-  Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
+  Result<cni::CniResult> Ensure(const PodNetwork& pod) override;
   // Moves the ENI back to the node's namespace (under a name derived from
   // the ENI id, as the pod's ifname may clash with the node's own links) and
   // deletes the veth. The caller then detaches and deletes the ENI. When the
   // pod's netns is gone the ENI link went with it (or back to the initial
   // namespace, for a physical device): that is success.
-  Status Remove(const daemon::PodNetwork& pod) override;
-  Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
+  Status Remove(const PodNetwork& pod) override;
+  Result<cni::CniResult> Check(const PodNetwork& pod) override;
   // Anti-spoofing for an adopted pod's foreign host veth; its wiring stays as it is.
-  Status GuardAdopted(const daemon::PodNetwork& pod) override;
+  Status GuardAdopted(const PodNetwork& pod) override;
   // Host veths (alias terway-pod:...) of containers not in the live set,
   // and anti-spoofing elements of interfaces that no longer exist.
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
  private:
+  // The facts of the node the plan needs, without the ENI's vSwitch.
+  ExclusiveEniFacts Facts() const;
+  // The pod's plan, with its ENI's vSwitch looked up.
+  Result<WiringPlan> Plan(const PodNetwork& pod, const PodAddrs& a);
+
   ExclusiveEniOptions opt_;
   // Per-pod bandwidth on the host veth (shared_ptr: the shaper holds a
   // mutex and the datapath stays movable).
@@ -86,9 +93,5 @@ class ExclusiveEniDatapath : public daemon::PodDatapath {
   // leaves through its own ENI, where the VPC checks the source.
   AntiSpoofTable anti_spoof_;
 };
-
-// Name an ENI link gets while parked in the node's namespace on its way back
-// from a pod: "eni" + hash of the ENI id (15 bytes).
-std::string ParkedEniLinkName(const std::string& eni_id);
 
 }  // namespace terway::datapath

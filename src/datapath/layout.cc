@@ -30,6 +30,8 @@ std::optional<PodLinkOwner> ParsePodLinkAlias(std::string_view alias) {
   return ParseOwnerAlias(alias, kPodAliasPrefix);
 }
 
+std::string ParkedEniLinkName(const std::string& eni_id) { return netlink::HashedLinkName("eni", eni_id); }
+
 std::string PodIfbName(std::string_view container_id) { return netlink::HashedLinkName("tb", container_id); }
 
 std::string PodIfbAlias(const Ipv4Addr& pod_ip, std::string_view container_id) {

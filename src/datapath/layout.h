@@ -54,6 +54,10 @@ struct PodLinkOwner {
 // nullopt for links that are not ours (other alias or none).
 std::optional<PodLinkOwner> ParsePodLinkAlias(std::string_view alias);
 
+// Name an exclusive ENI's link gets while parked in the node's namespace on
+// its way back from a pod: "eni" + hash of the ENI id (15 bytes).
+std::string ParkedEniLinkName(const std::string& eni_id);
+
 // The IFB that shapes traffic out of a pod (src/qos): "tb" + the same 13 hex
 // digits as its host veth, so DEL finds it from the container id alone. Its
 // alias "terway-pod-ifb:<ip>:<container id>" tells GC whom it belongs to (a

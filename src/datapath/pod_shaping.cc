@@ -10,7 +10,7 @@ qos::PodShapingLinks PodShapingLinksFor(std::string_view container_id, const Ipv
   return {HostVethName(container_id), PodIfbName(container_id), PodIfbAlias(pod_ip, container_id), "", pod_ip};
 }
 
-qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const daemon::PodNetwork& pod, const Ipv4Addr& pod_ip) {
+qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const PodNetwork& pod, const Ipv4Addr& pod_ip) {
   qos::PodShapingLinks links = PodShapingLinksFor(pod.container_id, pod_ip);
   if (!pod.ip.eni_mac.empty()) {
     if (auto mac = MacAddr::Parse(pod.ip.eni_mac); mac.ok()) {
@@ -20,11 +20,11 @@ qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const daemon::Pod
   return links;
 }
 
-bool HasBandwidthLimit(const daemon::PodNetwork& pod) {
+bool HasBandwidthLimit(const PodNetwork& pod) {
   return pod.bandwidth && (pod.bandwidth->ingress_rate || pod.bandwidth->egress_rate);
 }
 
-Status EnsurePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, const daemon::PodNetwork& pod,
+Status EnsurePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, const PodNetwork& pod,
                         const Ipv4Addr& pod_ip, bool fresh_veth) {
   if (HasBandwidthLimit(pod)) return shaper.Apply(host, PodShapingLinksFor(host, pod, pod_ip), *pod.bandwidth);
   const qos::PodShapingLinks links = PodShapingLinksFor(pod.container_id, pod_ip);

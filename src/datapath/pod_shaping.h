@@ -10,7 +10,7 @@
 
 #include "common/ip.h"
 #include "common/result.h"
-#include "daemon/pod_datapath.h"
+#include "datapath/pod_datapath.h"
 #include "netlink/handle.h"
 #include "qos/shaper.h"
 
@@ -20,17 +20,17 @@ qos::PodShapingLinks PodShapingLinksFor(std::string_view container_id, const Ipv
 // The same, plus the host link of the pod's ENI (found by its MAC), where
 // EDT paces the pod's egress; left "" when the ENI is not a host link
 // (exclusive ENI: it lives in the pod).
-qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const daemon::PodNetwork& pod, const Ipv4Addr& pod_ip);
+qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const PodNetwork& pod, const Ipv4Addr& pod_ip);
 
 // True when the pod asks for a limit in at least one direction.
-bool HasBandwidthLimit(const daemon::PodNetwork& pod);
+bool HasBandwidthLimit(const PodNetwork& pod);
 
 // Makes the pod's shaping match pod.bandwidth: applies it, or removes any
 // shaping when the pod has none (so a re-Ensure after the limit was dropped
 // frees the pod). fresh_veth: the host veth was created by this Ensure, so
 // without a limit there is nothing to clear (saves the ADD fast path the
 // netlink round trips).
-Status EnsurePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, const daemon::PodNetwork& pod,
+Status EnsurePodShaping(qos::BandwidthShaper& shaper, netlink::Handle& host, const PodNetwork& pod,
                         const Ipv4Addr& pod_ip, bool fresh_veth);
 
 // Deletes the pod's IFB (the veth's qdiscs and filter go with the veth) and

@@ -27,8 +27,9 @@
 
 #include "common/ip.h"
 #include "common/result.h"
-#include "daemon/pod_datapath.h"
+#include "datapath/pod_datapath.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/wiring_planner.h"
 #include "netlink/handle.h"
 #include "qos/shaper.h"
 
@@ -61,15 +62,15 @@ struct PodLink {
   std::string container_id;
 };
 
-class SharedEniDatapath : public daemon::PodDatapath {
+class SharedEniDatapath : public PodDatapath {
  public:
   explicit SharedEniDatapath(SharedEniOptions options);
 
-  Result<cni::CniResult> Ensure(const daemon::PodNetwork& pod) override;
-  Status Remove(const daemon::PodNetwork& pod) override;
-  Result<cni::CniResult> Check(const daemon::PodNetwork& pod) override;
+  Result<cni::CniResult> Ensure(const PodNetwork& pod) override;
+  Status Remove(const PodNetwork& pod) override;
+  Result<cni::CniResult> Check(const PodNetwork& pod) override;
   // Anti-spoofing for an adopted pod's foreign host veth; its wiring stays as it is.
-  Status GuardAdopted(const daemon::PodNetwork& pod) override;
+  Status GuardAdopted(const PodNetwork& pod) override;
 
   // Host veths made by this datapath (recognised by their alias).
   Result<std::vector<PodLink>> ListPodLinks();
@@ -87,9 +88,8 @@ class SharedEniDatapath : public daemon::PodDatapath {
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
  private:
-  struct Eni;
-  // host: a handle in opt_.host_netns (one socket per Ensure call).
-  Result<Eni> EnsureEni(const daemon::PodNetwork& pod, netlink::Handle& host);
+  // host: a handle in opt_.host_netns (one socket per call).
+  Result<SharedEniFacts> LookUpFacts(const PodNetwork& pod, const PodAddrs& a, netlink::Handle& host);
 
   SharedEniOptions opt_;
   // Per-pod bandwidth on the host veths (shared_ptr: the shaper holds a

@@ -73,12 +73,12 @@ class AntiSpoofVpcRoot : public ::testing::Test {
     ASSERT_TRUE(PingFrom(Ns(a1_), "198.18.1.12")) << "a1 -> a2 on its node";
   }
 
-  daemon::PodNetwork MakePod(const std::string& tag, const vpcsim::FabricEni& eni, const char* ip) {
+  PodNetwork MakePod(const std::string& tag, const vpcsim::FabricEni& eni, const char* ip) {
     std::string ns = "tap" + tag + w_.s;
     w_.pod_netns.push_back(ns);
     Status st = netlink::CreateNamedNetns(ns);
     EXPECT_TRUE(st.ok()) << st.error().ToString();
-    daemon::PodNetwork p;
+    PodNetwork p;
     p.container_id = "ctr-" + tag + "-" + w_.s;
     p.netns = netlink::NetnsPath(ns);
     p.ifname = "eth0";
@@ -91,7 +91,7 @@ class AntiSpoofVpcRoot : public ::testing::Test {
     p.ip.vswitch_id = eni.vswitch_id;
     return p;
   }
-  static std::string Ns(const daemon::PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
+  static std::string Ns(const PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
 
   // What arrived of one attack: per receiver, forged and honest datagrams.
   struct Seen {
@@ -141,7 +141,7 @@ class AntiSpoofVpcRoot : public ::testing::Test {
   std::string node_a_, node_b_;
   std::unique_ptr<SharedEniDatapath> dp_a_, dp_b_;
   std::unique_ptr<AntiSpoofTable> table_a_;
-  daemon::PodNetwork a1_, a2_, a3_, b1_;
+  PodNetwork a1_, a2_, a3_, b1_;
 };
 
 TEST_F(AntiSpoofVpcRoot, ForgedSourcesReachNobodyHonestOnesPass) {

@@ -68,7 +68,7 @@ class ExclusiveEniRoot : public ::testing::Test {
   VpcWorld w_{"tx"};
   std::string node_a_, node_b_, pod_ns_;
   std::unique_ptr<ExclusiveEniDatapath> dp_;
-  daemon::PodNetwork pod_;
+  PodNetwork pod_;
 };
 
 TEST_F(ExclusiveEniRoot, EniBecomesThePodsEth0AndGoesBackOnRemove) {

@@ -78,7 +78,7 @@ class SharedEniRoot : public ::testing::Test {
   }
 
   // A pod netns and its PodNetwork; the vSwitch learns the IP -> ENI MAC.
-  daemon::PodNetwork MakePod(const std::string& tag, const std::string& ip) {
+  PodNetwork MakePod(const std::string& tag, const std::string& ip) {
     std::string ns = "twdp" + tag + s_;
     owned_.push_back(ns);
     auto st = netlink::CreateNamedNetns(ns);
@@ -87,7 +87,7 @@ class SharedEniRoot : public ::testing::Test {
     EXPECT_EQ(Sh("ip netns exec " + vsw_ + " nft add rule ip seen in ip saddr " + ip +
                  " icmp type echo-request counter"),
               0);
-    daemon::PodNetwork p;
+    PodNetwork p;
     p.container_id = "ctr-" + tag + "-" + s_;
     p.netns = netlink::NetnsPath(ns);
     p.ifname = "eth0";
@@ -100,9 +100,9 @@ class SharedEniRoot : public ::testing::Test {
     p.ip.vswitch_id = "vsw-test";
     return p;
   }
-  std::string PodNs(const daemon::PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
+  std::string PodNs(const PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
 
-  bool Ping(const daemon::PodNetwork& p) {
+  bool Ping(const PodNetwork& p) {
     return Sh("ip netns exec " + PodNs(p) + " ping -c 2 -i 0.2 -W 2 " + kGateway) == 0;
   }
   long EniTxPackets() {

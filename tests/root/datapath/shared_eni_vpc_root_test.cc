@@ -43,7 +43,7 @@ TEST(SharedEniVpcRoot, PodsOnTwoInstancesReachEachOtherThroughTheVpc) {
     w.pod_netns.push_back(ns);
     Status st = netlink::CreateNamedNetns(ns);
     EXPECT_TRUE(st.ok()) << st.error().ToString();
-    daemon::PodNetwork p;
+    PodNetwork p;
     p.container_id = "ctr-" + tag + "-" + w.s;
     p.netns = netlink::NetnsPath(ns);
     p.ifname = "eth0";
