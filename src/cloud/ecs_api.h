@@ -41,6 +41,9 @@ struct DescribeEnisFilter {
   std::vector<std::string> eni_ids;
   std::vector<std::string> private_ips;
   std::vector<Tag> tags;
+  // ResourceGroupId. The cloud lists ENIs of the account's default group
+  // whatever this says (API reference), so it narrows, never isolates.
+  std::string resource_group_id;
 };
 
 struct AssignIpsRequest {

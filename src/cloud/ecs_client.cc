@@ -141,6 +141,7 @@ Result<std::vector<NetworkInterface>> OpenApiEcsClient::DescribeNetworkInterface
   if (!f.instance_id.empty()) p["InstanceId"] = f.instance_id;
   if (!f.status.empty()) p["Status"] = f.status;
   if (!f.type.empty()) p["Type"] = f.type;
+  if (!f.resource_group_id.empty()) p["ResourceGroupId"] = f.resource_group_id;
   AddList(&p, "NetworkInterfaceId", f.eni_ids);
   AddList(&p, "PrivateIpAddress", f.private_ips);
   AddTags(&p, f.tags);

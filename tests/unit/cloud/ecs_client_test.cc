@@ -74,6 +74,7 @@ TEST_F(EcsClientTest, CreateNetworkInterfaceSendsDocumentedParameters) {
     EXPECT_EQ(p.at("ResourceGroupId"), "rg-1");  // eni_conf resource_group_id
     json reply = EniJson("eni-new", "Available");
     reply["RequestId"] = "r";
+    reply["ResourceGroupId"] = "rg-1";
     return Ok(reply);
   });
   CreateEniRequest req;
@@ -87,6 +88,23 @@ TEST_F(EcsClientTest, CreateNetworkInterfaceSendsDocumentedParameters) {
   ASSERT_TRUE(eni.ok()) << eni.error().ToString();
   EXPECT_EQ(eni->network_interface_id, "eni-new");
   EXPECT_EQ(eni->private_ip_sets.size(), 2u);
+  EXPECT_EQ(eni->resource_group_id, "rg-1");
+}
+
+TEST_F(EcsClientTest, DescribeNetworkInterfacesFiltersByResourceGroup) {
+  Serve([](const QueryParams& p) {
+    EXPECT_EQ(p.at("ResourceGroupId"), "rg-1");
+    json e = EniJson("eni-1", "InUse");
+    e["ResourceGroupId"] = "rg-1";
+    return Ok(json{{"RequestId", "r"}, {"NetworkInterfaceSets", {{"NetworkInterfaceSet", {e}}}}});
+  });
+  DescribeEnisFilter f;
+  f.resource_group_id = "rg-1";
+  auto enis = ecs_->DescribeNetworkInterfaces(f);
+  ASSERT_TRUE(enis.ok()) << enis.error().ToString();
+  ASSERT_EQ(enis->size(), 1u);
+  EXPECT_EQ(enis->front().resource_group_id, "rg-1");
+  EXPECT_EQ(http_.request_count(), 1u);
 }
 
 TEST_F(EcsClientTest, CreateRetriedAfterThrottlingKeepsOneClientToken) {
