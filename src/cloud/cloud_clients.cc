@@ -52,6 +52,7 @@ Result<std::unique_ptr<CloudClients>> CloudClients::Create(const CloudOptions& o
   oc.http_method = opts.http_method;
   oc.max_attempts = opts.max_attempts;
   oc.call_deadline = opts.call_deadline;
+  oc.action_backoff = opts.action_backoff;
   OpenApiClient::Deps deps;
   deps.transport = c->transport_.get();
   deps.credentials = c->credentials_.get();

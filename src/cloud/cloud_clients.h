@@ -37,6 +37,9 @@ struct CloudOptions {
   std::string http_method = "GET";
   int max_attempts = 6;
   std::chrono::milliseconds call_deadline{60000};
+  // Per OpenAPI action, a retry schedule replacing the default (see
+  // OpenApiConfig::action_backoff).
+  std::map<std::string, StepBackoff> action_backoff;
 };
 
 class CloudClients {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cloud/backoff.h"
+#include "cloud/step_backoff.h"
 #include "cloud/openapi_client.h"
 #include "cloud/types.h"
 #include "common/clock.h"
@@ -40,6 +41,9 @@ struct DescribeEnisFilter {
   std::vector<std::string> eni_ids;
   std::vector<std::string> private_ips;
   std::vector<Tag> tags;
+  // ResourceGroupId. The cloud lists ENIs of the account's default group
+  // whatever this says (API reference), so it narrows, never isolates.
+  std::string resource_group_id;
 };
 
 struct AssignIpsRequest {
@@ -108,14 +112,14 @@ class OpenApiEcsClient : public EcsApi {
 };
 
 struct WaitOptions {
-  std::chrono::milliseconds deadline{120000};
-  BackoffPolicy backoff{std::chrono::milliseconds(500), std::chrono::milliseconds(5000), 2.0};
+  StepBackoff backoff = kDefaultEniStatusWait;  // step_backoff.h
+  Uniform01 random;  // for the jitter; empty: DefaultUniform01()
 };
 
 // Polls DescribeNetworkInterfaces until the ENI reaches `want` (kEniInUse after
-// an attach, kEniAvailable after a detach), with bounded exponential backoff.
-// Fails with kTimeout naming the last status when the deadline passes, and
-// with kNotFound when the ENI disappears.
+// an attach, kEniAvailable after a detach): at most `backoff.steps` polls,
+// spaced by the backoff. Fails with kTimeout naming the last status when the
+// polls run out, and with kNotFound when the ENI disappears.
 Result<NetworkInterface> WaitForEniStatus(EcsApi* api, const std::string& eni_id,
                                           const std::string& want, const Clock* clock,
                                           Sleeper* sleeper, const WaitOptions& opts = {});

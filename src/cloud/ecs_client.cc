@@ -141,6 +141,7 @@ Result<std::vector<NetworkInterface>> OpenApiEcsClient::DescribeNetworkInterface
   if (!f.instance_id.empty()) p["InstanceId"] = f.instance_id;
   if (!f.status.empty()) p["Status"] = f.status;
   if (!f.type.empty()) p["Type"] = f.type;
+  if (!f.resource_group_id.empty()) p["ResourceGroupId"] = f.resource_group_id;
   AddList(&p, "NetworkInterfaceId", f.eni_ids);
   AddList(&p, "PrivateIpAddress", f.private_ips);
   AddTags(&p, f.tags);
@@ -278,9 +279,13 @@ Result<std::vector<Instance>> OpenApiEcsClient::DescribeInstances(
 Result<NetworkInterface> WaitForEniStatus(EcsApi* api, const std::string& eni_id,
                                           const std::string& want, const Clock* clock,
                                           Sleeper* sleeper, const WaitOptions& opts) {
-  auto deadline = clock->Steady() + opts.deadline;
+  Uniform01 random = opts.random ? opts.random : DefaultUniform01();
+  const int polls = std::max(1, opts.backoff.steps);
+  auto started = clock->Steady();
+  if (opts.backoff.initial_delay.count() > 0) sleeper->SleepFor(opts.backoff.initial_delay);
   std::string last_status = "(never read)";
-  for (int attempt = 0;; attempt++) {
+  for (int attempt = 0; attempt < polls; attempt++) {
+    if (attempt > 0) sleeper->SleepFor(StepBackoffDelay(opts.backoff, attempt - 1, random()));
     DescribeEnisFilter f;
     f.eni_ids = {eni_id};
     auto enis = api->DescribeNetworkInterfaces(f);
@@ -294,17 +299,14 @@ Result<NetworkInterface> WaitForEniStatus(EcsApi* api, const std::string& eni_id
     } else if (!enis.error().retryable) {
       return std::move(enis).error().Wrap(fmt::format("waiting for ENI {} to be {}", eni_id, want));
     }
-    // No jitter: one ENI, one poller; the ceiling bounds the step.
-    auto delay = BackoffCeiling(opts.backoff, attempt);
-    if (clock->Steady() + delay > deadline) {
-      Error e = Errorf(ErrorCode::kTimeout, "ENI {} still {} (want {}) after {} s", eni_id,
-                       last_status, want,
-                       std::chrono::duration_cast<std::chrono::seconds>(opts.deadline).count());
-      e.retryable = true;
-      return e;
-    }
-    sleeper->SleepFor(delay);
   }
+  Error e = Errorf(ErrorCode::kTimeout,
+                   "ENI {} still {} (want {}) after {} polls in {} s; if the cloud is slow here, "
+                   "give the wait more steps in eni_conf backoff_override",
+                   eni_id, last_status, want, polls,
+                   std::chrono::duration_cast<std::chrono::seconds>(clock->Steady() - started).count());
+  e.retryable = true;
+  return e;
 }
 
 }  // namespace terway::cloud

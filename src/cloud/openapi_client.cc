@@ -140,7 +140,14 @@ Result<nlohmann::json> OpenApiClient::Attempt(Product product, const std::string
 Result<nlohmann::json> OpenApiClient::Call(Product product, const std::string& action,
                                            QueryParams params, const CallOptions& opts) {
   const Clock* clock = deps_.clock;
+  const auto scheduled = config_.action_backoff.find(action);
+  const StepBackoff* schedule = scheduled == config_.action_backoff.end() ? nullptr : &scheduled->second;
+  const int max_attempts = schedule ? std::max(1, schedule->steps) : config_.max_attempts;
   auto deadline = clock->Steady() + opts.deadline.value_or(config_.call_deadline);
+  if (schedule) {
+    deadline += StepBackoffMaxTotal(*schedule);
+    if (schedule->initial_delay.count() > 0) deps_.sleeper->SleepFor(schedule->initial_delay);
+  }
   if (!opts.explicit_client_token.empty()) {
     params["ClientToken"] = opts.explicit_client_token;
   } else if (opts.client_token) {
@@ -148,7 +155,7 @@ Result<nlohmann::json> OpenApiClient::Call(Product product, const std::string& a
   }
   const std::string what = fmt::format("{} {}", ProductName(product), action);
   std::optional<Error> last;
-  for (int attempt = 0; attempt < config_.max_attempts; attempt++) {
+  for (int attempt = 0; attempt < max_attempts; attempt++) {
     Status limited = limiter_.Acquire(action, deadline);
     if (!limited.ok()) {
       Count(action, attempt, true);
@@ -164,11 +171,12 @@ Result<nlohmann::json> OpenApiClient::Call(Product product, const std::string& a
       Count(action, attempt + 1, true);
       return std::move(*last).Wrap(what);
     }
-    if (attempt + 1 >= config_.max_attempts) {
+    if (attempt + 1 >= max_attempts) {
       Count(action, attempt + 1, true);
       return std::move(*last).Wrap(fmt::format("{}: gave up after {} attempts", what, attempt + 1));
     }
-    auto delay = FullJitterDelay(config_.backoff, attempt, deps_.random());
+    auto delay = schedule ? StepBackoffDelay(*schedule, attempt, deps_.random())
+                          : FullJitterDelay(config_.backoff, attempt, deps_.random());
     if (clock->Steady() + delay >= deadline) {
       Count(action, attempt + 1, true);
       return std::move(*last).Wrap(

@@ -21,6 +21,7 @@
 #include "cloud/http_transport.h"
 #include "cloud/rate_limiter.h"
 #include "cloud/signer.h"
+#include "cloud/step_backoff.h"
 #include "cloud/types.h"
 #include "common/clock.h"
 #include "common/result.h"
@@ -45,6 +46,11 @@ struct OpenApiConfig {
   int max_attempts = 6;  // per logical call, first try included
   BackoffPolicy backoff{std::chrono::milliseconds(200), std::chrono::milliseconds(8000), 2.0};
   std::chrono::milliseconds call_deadline{60000};  // per logical call, waits included
+  // Per action, a schedule that replaces max_attempts and backoff: its steps
+  // are the attempts, its waits Kubernetes-style (eni_conf backoff_override's
+  // `eni_create` and `eni_ip_ops`). The call deadline grows by the schedule's
+  // longest total wait, so the deadline never cuts the operator's steps short.
+  std::map<std::string, StepBackoff> action_backoff;
   std::chrono::milliseconds attempt_timeout{15000};
   std::chrono::milliseconds connect_timeout{3000};
 };

@@ -141,6 +141,7 @@ json ToJson(const NetworkInterface& eni) {
       {"PrivateIpSets", PrivateIpSetsJson(eni.private_ip_sets)},
       {"Ipv6Sets", Ipv6SetsJson(eni.ipv6_sets)},
       {"Tags", {{"Tag", tags}}},
+      {"ResourceGroupId", eni.resource_group_id},
   };
   if (!eni.instance_id.empty()) {
     j["Attachment"] = {{"InstanceId", eni.instance_id}, {"DeviceIndex", eni.device_index}};
@@ -166,6 +167,7 @@ Result<NetworkInterface> NetworkInterfaceFromJson(const json& j) {
     TERWAY_TRY(ReadString(j, "NetworkInterfaceName", &e.network_interface_name));
     TERWAY_TRY(ReadString(j, "Description", &e.description));
     TERWAY_TRY(ReadString(j, "CreationTime", &e.creation_time));
+    TERWAY_TRY(ReadString(j, "ResourceGroupId", &e.resource_group_id));
     TERWAY_TRY(ReadStringList(j, "SecurityGroupIds", "SecurityGroupId", &e.security_group_ids));
     TERWAY_TRY(ReadPrivateIpSets(j, &e.private_ip_sets));
     TERWAY_TRY(ReadIpv6Sets(j, &e.ipv6_sets));

@@ -57,6 +57,7 @@ struct NetworkInterface {
   std::vector<PrivateIp> private_ip_sets;       // PrivateIpSets.PrivateIpSet
   std::vector<std::string> ipv6_sets;           // Ipv6Sets.Ipv6Set[].Ipv6Address
   std::vector<Tag> tags;                        // Tags.Tag
+  std::string resource_group_id;                // ResourceGroupId
   int device_index = 0;                         // Attachment.DeviceIndex
 };
 

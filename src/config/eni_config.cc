@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -268,20 +269,133 @@ Status ParsePrefixes(Parser& p, const std::string& key, const json& v) {
   return Ok();
 }
 
+// Upstream's backoff names for the waits this terwayd does not have, and why
+// an override of them changes nothing here.
+const std::map<std::string, std::string>& BackoffNamesWithoutEffect() {
+  static const auto* m = new std::map<std::string, std::string>{
+      {"", "upstream falls back to it only for names it does not list, and every wait here has its own name"},
+      {"eni_delete_confirm",
+       "this terwayd does not poll for a deletion to finish; the pool's periodic sync with the cloud sees any ENI "
+       "that remains"},
+      {"meta_assign_private_ip",
+       "this terwayd takes new addresses from the AssignPrivateIpAddresses reply, not from the metadata service"},
+      {"meta_unassign_private_ip",
+       "this terwayd takes the UnassignPrivateIpAddresses reply as done, not the metadata service"},
+      {"wait_sts_token_ready", "RAM-role credentials are fetched with the metadata client's own bounded retries"},
+  };
+  return *m;
+}
+// Names only upstream's terway-controlplane (CRD, trunk and LENI modes) reads.
+bool IsControlplaneBackoffName(const std::string& name) {
+  static const std::set<std::string> names = {
+      "eni_release",          "wait_eni_ip_removed",        "wait_member_eni_status", "wait_leni_status",
+      "wait_hdeni_status",    "wait_ecs_leni_status",       "wait_ecs_hdeni_status",  "wait_podeni_status",
+      "wait_networkinterface_status", "wait_node_status"};
+  return names.count(name) > 0;
+}
+
+// One duration of a backoff entry: Go's time.Duration in JSON is a number of
+// nanoseconds (what upstream reads); a Go duration string ("500ms") is ours.
+Result<std::chrono::nanoseconds> GetBackoffDuration(const json& v, const std::string& where) {
+  if (v.is_string()) {
+    auto d = ParseGoDurationNanos(v.get<std::string>());
+    if (!d.ok()) return KeyError("backoff_override", fmt::format("{}: {}", where, d.error().message));
+    return *d;
+  }
+  if (!v.is_number()) {
+    return KeyError("backoff_override",
+                    fmt::format("{} must be nanoseconds (2000000000) or a duration (\"2s\"), got {}", where, v.dump()));
+  }
+  double ns = v.get<double>();
+  if (ns < 0) return KeyError("backoff_override", fmt::format("{} is negative ({}); give 0 or more", where, v.dump()));
+  if (ns > 86400e9) return KeyError("backoff_override", fmt::format("{} is over a day ({})", where, v.dump()));
+  return std::chrono::nanoseconds(static_cast<int64_t>(ns));
+}
+
+// One entry, with Kubernetes wait.Backoff's field names. Go's encoding/json
+// matches field names case-insensitively, so "Steps" and "steps" both work,
+// and a field left out is zero, as upstream reads it.
+Result<cloud::StepBackoff> ParseBackoffEntry(Parser& p, const std::string& name, const json& b) {
+  const std::string where = fmt::format("\"{}\"", name);
+  if (!b.is_object()) {
+    return KeyError("backoff_override", fmt::format("entry {} must be an object, got {}", where, b.dump()));
+  }
+  cloud::StepBackoff out{.duration = std::chrono::nanoseconds(0), .factor = 0, .jitter = 0, .steps = 0};
+  for (const auto& [field, v] : b.items()) {
+    std::string f = field;
+    std::transform(f.begin(), f.end(), f.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string at = fmt::format("{}.{}", where, field);
+    if (f == "duration") {
+      TERWAY_ASSIGN_OR_RETURN(out.duration, GetBackoffDuration(v, at));
+    } else if (f == "cap") {
+      TERWAY_ASSIGN_OR_RETURN(out.cap, GetBackoffDuration(v, at));
+    } else if (f == "initialdelay") {
+      TERWAY_ASSIGN_OR_RETURN(out.initial_delay, GetBackoffDuration(v, at));
+    } else if (f == "factor" || f == "jitter") {
+      if (!v.is_number()) return KeyError("backoff_override", fmt::format("{} must be a number, got {}", at, v.dump()));
+      double x = v.get<double>();
+      // Kubernetes reads a factor of 0 as "no growth"; below 1 otherwise the
+      // waits would shrink towards a busy loop against the cloud.
+      if (f == "factor" && x != 0 && (x < 1 || !std::isfinite(x))) {
+        return KeyError("backoff_override", fmt::format("{} is {}; give 1 or more (1: equal waits)", at, v.dump()));
+      }
+      if (f == "jitter" && (x < 0 || !std::isfinite(x))) {
+        return KeyError("backoff_override", fmt::format("{} is {}; give 0 or more (0.3: up to 30% longer)", at, v.dump()));
+      }
+      (f == "factor" ? out.factor : out.jitter) = x;
+    } else if (f == "steps") {
+      auto n = GetSignedInt(v, at, -1000000000, 1000000000);
+      if (!n.ok()) return KeyError("backoff_override", fmt::format("{} must be an integer, got {}", at, v.dump()));
+      if (*n < 1 || *n > 10000) {
+        return KeyError("backoff_override",
+                        fmt::format("{} is {}; give 1 to 10000 (the number of attempts, the first included)", at, *n));
+      }
+      out.steps = *n;
+    } else {
+      p.out.warnings.push_back(fmt::format(
+          "eni_conf key \"backoff_override\": {} has no field \"{}\"; ignored (fields: Duration, Factor, Jitter, "
+          "Steps, Cap, InitialDelay)", where, field));
+    }
+  }
+  if (out.steps < 1) {
+    // Upstream would not try even once with Steps 0 (wait.ExponentialBackoff
+    // runs the condition Steps times); refused rather than copied.
+    return KeyError("backoff_override", fmt::format("{}.Steps is missing or 0; give the number of attempts, 1 or more",
+                                                    where));
+  }
+  return out;
+}
+
 Status ParseBackoffOverride(Parser& p, const std::string& key, const json& v) {
   if (!v.is_object()) {
     return KeyError(key, fmt::format("expected an object {{\"<backoff name>\": {{\"Duration\": ..., ...}}}}, got {}",
                                      v.type_name()));
   }
-  std::vector<std::string> names;
+  CloudBackoffs& out = p.c().backoff;
   for (const auto& [name, b] : v.items()) {
-    if (!b.is_object()) return KeyError(key, fmt::format("entry \"{}\" must be an object, got {}", name, b.dump()));
-    names.push_back(name);
-  }
-  if (!names.empty()) {
-    p.Lacks(key, fmt::format("overrides {}", fmt::join(names, ", ")),
-            "cloud calls are retried with this terwayd's own full-jitter backoff (a call deadline and an attempt "
-            "budget), and ENI attach/detach are polled until done");
+    TERWAY_ASSIGN_OR_RETURN(cloud::StepBackoff parsed, ParseBackoffEntry(p, name, b));
+    if (name == "eni_ops") {
+      out.eni_attach_wait = parsed;
+    } else if (name == "wait_eni_status") {
+      out.eni_detach_wait = parsed;
+    } else if (name == "eni_create") {
+      out.eni_create = parsed;
+    } else if (name == "eni_ip_ops") {
+      out.eni_ip_ops = parsed;
+    } else if (auto why = BackoffNamesWithoutEffect().find(name); why != BackoffNamesWithoutEffect().end()) {
+      p.out.warnings.push_back(fmt::format(
+          "eni_conf key \"{}\": the override of \"{}\" has no effect on this terwayd: {}", key, name, why->second));
+    } else if (IsControlplaneBackoffName(name)) {
+      p.out.warnings.push_back(fmt::format(
+          "eni_conf key \"{}\": the override of \"{}\" has no effect on this terwayd: upstream's terway-controlplane "
+          "reads it (CRD, trunk and LENI modes), and this node has no controlplane",
+          key, name));
+    } else {
+      p.out.warnings.push_back(fmt::format(
+          "eni_conf key \"{}\": \"{}\" is not a backoff name upstream Terway knows; ignored (this terwayd honours "
+          "eni_ops, wait_eni_status, eni_create and eni_ip_ops)",
+          key, name));
+    }
   }
   return Ok();
 }
@@ -453,6 +567,19 @@ const std::vector<EniTag>& BuiltInEniTagBlockList() {
   static const std::vector<EniTag> list = {{"creator", "alibabacloud-erdma-controller"},
                                            {"terway.alibabacloud.com/excluded", "true"}};
   return list;
+}
+
+std::map<std::string, cloud::StepBackoff> CloudBackoffs::ActionBackoffs() const {
+  std::map<std::string, cloud::StepBackoff> out;
+  // The same calls upstream's node daemon wraps in these two backoffs.
+  if (eni_create) out["CreateNetworkInterface"] = *eni_create;
+  if (eni_ip_ops) {
+    for (const char* action : {"AssignPrivateIpAddresses", "UnassignPrivateIpAddresses", "AssignIpv6Addresses",
+                               "UnassignIpv6Addresses"}) {
+      out[action] = *eni_ip_ops;
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> EniConfig::VSwitchesForZone(const std::string& zone) const {

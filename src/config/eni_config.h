@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cloud/step_backoff.h"
 #include "common/ip.h"
 #include "common/result.h"
 #include "config/go_duration.h"
@@ -45,6 +46,25 @@ enum class CredentialSource {
   kStatic,   // access_key/access_secret, required
   kFile,     // credential_path, required
   kRamRole,  // the instance's RAM role via the metadata service
+};
+
+// eni_conf `backoff_override`, under upstream Terway's backoff names, for the
+// waits around cloud calls this terwayd has. Names upstream uses for waits we
+// do not have are warned about (README.md says which and why).
+struct CloudBackoffs {
+  // "eni_ops": polling a new ENI until it is InUse after the attach (upstream's
+  // node daemon waits for exactly this with it).
+  cloud::StepBackoff eni_attach_wait = cloud::kDefaultEniStatusWait;
+  // "wait_eni_status": polling an ENI until it is Available after a detach.
+  cloud::StepBackoff eni_detach_wait = cloud::kDefaultEniStatusWait;
+  // "eni_create" and "eni_ip_ops": when set, the retries of
+  // CreateNetworkInterface, and of (Un)AssignPrivateIpAddresses and
+  // (Un)AssignIpv6Addresses; unset, the OpenAPI client's default retries.
+  std::optional<cloud::StepBackoff> eni_create;
+  std::optional<cloud::StepBackoff> eni_ip_ops;
+
+  // OpenAPI action -> retry schedule (cloud::CloudOptions::action_backoff).
+  std::map<std::string, cloud::StepBackoff> ActionBackoffs() const;
 };
 
 struct EniConfig {
@@ -88,6 +108,7 @@ struct EniConfig {
   bool enable_patch_pod_ips = true;
   // Exclusive ENI: whether the node advertises aliyun/eni (one per ENI slot).
   bool disable_device_plugin = false;
+  CloudBackoffs backoff;  // backoff_override
 
   // --- our additions ---
   CredentialSource credential_source = CredentialSource::kAuto;

@@ -5,8 +5,13 @@
 namespace terway::config {
 
 Result<std::chrono::seconds> ParseGoDuration(const std::string& text) {
+  TERWAY_ASSIGN_OR_RETURN(auto ns, ParseGoDurationNanos(text));
+  return std::chrono::duration_cast<std::chrono::seconds>(ns);
+}
+
+Result<std::chrono::nanoseconds> ParseGoDurationNanos(const std::string& text) {
   if (text.empty()) return Errorf(ErrorCode::kInvalidArgument, "empty duration");
-  if (text == "0") return std::chrono::seconds(0);
+  if (text == "0") return std::chrono::nanoseconds(0);
   size_t i = 0;
   bool negative = false;
   if (text[0] == '-' || text[0] == '+') {
@@ -45,7 +50,9 @@ Result<std::chrono::seconds> ParseGoDuration(const std::string& text) {
   if (!any || negative) {
     return Errorf(ErrorCode::kInvalidArgument, "invalid duration \"{}\" (must be >= 0)", text);
   }
-  return std::chrono::seconds(static_cast<int64_t>(total_ns / 1e9));
+  // Go's limit (about 290 years) also keeps the conversion in range.
+  if (total_ns > 9.2e18L) return Errorf(ErrorCode::kInvalidArgument, "duration \"{}\" is too long", text);
+  return std::chrono::nanoseconds(static_cast<int64_t>(total_ns));
 }
 
 }  // namespace terway::config

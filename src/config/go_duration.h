@@ -11,5 +11,7 @@ namespace terway::config {
 
 // Rounded down to whole seconds; negative durations are refused.
 Result<std::chrono::seconds> ParseGoDuration(const std::string& text);
+// To the nanosecond (backoff waits are often below a second).
+Result<std::chrono::nanoseconds> ParseGoDurationNanos(const std::string& text);
 
 }  // namespace terway::config

@@ -22,7 +22,7 @@ Status AliyunEniProvider::AttachEni(const std::string& eni_id, const std::string
     // attaching or attached to this instance. Anything else is a real error.
     if (s.error().cloud_code != "InvalidOperation.InvalidEniState") return s;
   }
-  auto r = cloud::WaitForEniStatus(api_, eni_id, cloud::kEniInUse, clock_, sleeper_, wait_);
+  auto r = cloud::WaitForEniStatus(api_, eni_id, cloud::kEniInUse, clock_, sleeper_, attach_wait_);
   if (!r.ok()) return std::move(r).error().Wrap("waiting for " + eni_id + " to attach");
   if (r->instance_id != instance_id) {
     return Errorf(ErrorCode::kConflict, "{} is attached to {}, not to {}", eni_id, r->instance_id,
@@ -34,7 +34,7 @@ Status AliyunEniProvider::AttachEni(const std::string& eni_id, const std::string
 Status AliyunEniProvider::DetachEni(const std::string& eni_id, const std::string& instance_id) {
   auto s = api_->DetachNetworkInterface(eni_id, instance_id);
   if (!s.ok() && s.error().cloud_code != "InvalidOperation.InvalidEniState") return s;
-  auto r = cloud::WaitForEniStatus(api_, eni_id, cloud::kEniAvailable, clock_, sleeper_, wait_);
+  auto r = cloud::WaitForEniStatus(api_, eni_id, cloud::kEniAvailable, clock_, sleeper_, detach_wait_);
   if (!r.ok()) return std::move(r).error().Wrap("waiting for " + eni_id + " to detach");
   return Ok();
 }

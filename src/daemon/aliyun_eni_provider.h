@@ -17,8 +17,14 @@ namespace terway::daemon {
 class AliyunEniProvider : public ipam::EniProvider {
  public:
   AliyunEniProvider(cloud::EcsApi* api, std::string vpc_id, const Clock* clock,
-                    cloud::Sleeper* sleeper, cloud::WaitOptions wait = {})
-      : api_(api), vpc_id_(std::move(vpc_id)), clock_(clock), sleeper_(sleeper), wait_(wait) {}
+                    cloud::Sleeper* sleeper, cloud::WaitOptions attach_wait = {},
+                    cloud::WaitOptions detach_wait = {})
+      : api_(api),
+        vpc_id_(std::move(vpc_id)),
+        clock_(clock),
+        sleeper_(sleeper),
+        attach_wait_(std::move(attach_wait)),
+        detach_wait_(std::move(detach_wait)) {}
 
   Result<cloud::NetworkInterface> CreateEni(const ipam::CreateEniRequest& req) override;
   Status AttachEni(const std::string& eni_id, const std::string& instance_id) override;
@@ -36,7 +42,8 @@ class AliyunEniProvider : public ipam::EniProvider {
   std::string vpc_id_;
   const Clock* clock_;
   cloud::Sleeper* sleeper_;
-  cloud::WaitOptions wait_;
+  cloud::WaitOptions attach_wait_;  // eni_conf backoff_override "eni_ops"
+  cloud::WaitOptions detach_wait_;  // "wait_eni_status"
 };
 
 }  // namespace terway::daemon

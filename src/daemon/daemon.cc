@@ -48,6 +48,7 @@ cloud::CloudOptions CloudOptionsFromConfig(const config::EniConfig& c) {
   o.access_key = c.access_key;
   o.access_secret = c.access_secret;
   o.credential_path = c.credential_path;
+  o.action_backoff = c.backoff.ActionBackoffs();  // backoff_override
   switch (c.credential_source) {
     case config::CredentialSource::kAuto: o.credential_kind = cloud::CredentialKind::kAuto; break;
     case config::CredentialSource::kStatic: o.credential_kind = cloud::CredentialKind::kStatic; break;
@@ -266,8 +267,11 @@ Status Daemon::WatchKubernetes() {
 }
 
 Status Daemon::CreateAddressSource() {
+  cloud::WaitOptions attach_wait, detach_wait;
+  attach_wait.backoff = config_.backoff.eni_attach_wait;
+  detach_wait.backoff = config_.backoff.eni_detach_wait;
   provider_ = std::make_unique<AliyunEniProvider>(cloud_->ecs(), node_.vpc_id, &RealClock::Instance(),
-                                                  &cloud::RealSleeper::Instance());
+                                                  &cloud::RealSleeper::Instance(), attach_wait, detach_wait);
   ipam::PoolOptions po;
   po.instance_id = node_.instance_id;
   po.instance_type = node_.instance_type;

@@ -92,16 +92,33 @@ int64_t ExclusiveEniAllocator::Unix(Clock::TimePoint t) const {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+void ExclusiveEniAllocator::RefreshVSwitches() {
+  {
+    std::lock_guard l(mu_);
+    if (!vswitches_.RefreshDue(clock_->Now(), opts_.config.ip_pool_sync_period)) return;
+  }
+  auto vs = provider_->DescribeVSwitches(vswitches_.ids());
+  std::lock_guard l(mu_);
+  if (!vs.ok()) {
+    // The create call still tells when a vSwitch is full; only the
+    // preference among them is lost until the next refresh.
+    log::Warn("describe_vswitches_failed error=\"{}\"", vs.error().ToString());
+    return;
+  }
+  vswitches_.Record(*vs, clock_->Now());
+}
+
 Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodIdentity& pod) {
+  RefreshVSwitches();
   std::vector<VSwitchView> views;
   {
     std::lock_guard l(mu_);
-    for (const auto& id : opts_.vswitch_ids) {
-      auto x = vswitch_exhausted_until_.find(id);
-      views.push_back({id, 1, x != vswitch_exhausted_until_.end() && x->second > clock_->Now()});
-    }
+    views = vswitches_.Views(clock_->Now());
   }
   std::vector<std::string> tried;
+  for (const auto& v : views) {
+    if (v.exhausted || v.available_ips <= 0) tried.push_back(v.vswitch_id + " (no free IP)");
+  }
   for (const auto& vsw : OrderVSwitches(views, opts_.config.vswitch_selection_policy, opts_.seed)) {
     CreateEniRequest req;
     req.vswitch_id = vsw;
@@ -115,7 +132,7 @@ Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodI
     if (!eni.ok()) {
       if (eni.error().cloud_code == kCodeIpNotEnough) {
         std::lock_guard l(mu_);
-        vswitch_exhausted_until_[vsw] = clock_->Now() + opts_.vswitch_exhausted_for;
+        vswitches_.MarkExhausted(vsw, clock_->Now() + opts_.vswitch_exhausted_for);
         tried.push_back(vsw + " (InvalidVSwitchId.IpNotEnough)");
         continue;
       }
@@ -135,7 +152,12 @@ Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodI
       }
       return std::move(st).error().Wrap(fmt::format("attaching ENI {}", eni->network_interface_id));
     }
-    log::Info("exclusive_eni_created pod={}/{} eni={}", pod.namespace_, pod.name, eni->network_interface_id);
+    {
+      std::lock_guard l(mu_);
+      vswitches_.Consume(vsw, 1);  // the ENI's primary IP, until the next DescribeVSwitches
+    }
+    log::Info("exclusive_eni_created pod={}/{} eni={} vswitch={}", pod.namespace_, pod.name,
+              eni->network_interface_id, vsw);
     return eni;
   }
   return Error(ErrorCode::kExhausted,

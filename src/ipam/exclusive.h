@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "ipam/address_source.h"
 #include "ipam/pool.h"
+#include "ipam/vswitch_ledger.h"
 
 namespace terway::ipam {
 
@@ -69,8 +70,12 @@ class ExclusiveEniAllocator : public PodAddressSource {
         provider_(provider),
         store_(store),
         clock_(clock),
-        security_groups_(opts_.config.security_groups, provider, opts_.instance_id) {}
+        security_groups_(opts_.config.security_groups, provider, opts_.instance_id),
+        vswitches_(opts_.vswitch_ids) {}
   Result<cloud::NetworkInterface> CreateAttached(const PodIdentity& pod);
+  // DescribeVSwitches at most once per ip_pool_sync_period, as the pool does,
+  // so vswitch_selection_policy sees the free counts.
+  void RefreshVSwitches();
   Status DestroyEni(const std::string& eni_id);
   int64_t Unix(Clock::TimePoint t) const;
 
@@ -85,7 +90,7 @@ class ExclusiveEniAllocator : public PodAddressSource {
   std::mutex mu_;  // guards the maps below; never held across a cloud call
   std::set<std::pair<std::string, std::string>> in_flight_;
   int creating_ = 0;
-  std::map<std::string, Clock::TimePoint> vswitch_exhausted_until_;
+  VSwitchLedger vswitches_;
   std::map<std::string, Clock::TimePoint> leak_first_seen_;
   std::mutex reconcile_mu_;
 

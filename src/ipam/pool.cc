@@ -449,14 +449,7 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
   s.settings.max_enis = bounds_.max_enis;
   s.settings.warm_up = warm_up_left_;
   s.settings.eni_selection = c.eni_selection_policy;
-  for (const auto& id : opts_.vswitch_ids) {
-    VSwitchView v{id, 1 << 20, false};  // unknown count: assume room, the API will tell
-    if (auto a = vswitch_available_.find(id); a != vswitch_available_.end()) v.available_ips = a->second;
-    if (auto x = vswitch_exhausted_until_.find(id); x != vswitch_exhausted_until_.end()) {
-      v.exhausted = x->second > now;
-    }
-    s.vswitches.push_back(v);
-  }
+  s.vswitches = vswitches_.Views(now);
   s.policy = c.vswitch_selection_policy;
   s.seed = opts_.seed + plan_counter_;
   s.demand = demand;
@@ -468,20 +461,15 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
 void IpPool::RefreshVSwitches() {
   {
     std::lock_guard l(mu_);
-    if (opts_.vswitch_ids.empty()) return;
-    if (vswitch_refreshed_ != Clock::TimePoint{} &&
-        clock_->Now() - vswitch_refreshed_ < std::max<seconds>(opts_.config.ip_pool_sync_period, seconds(1))) {
-      return;
-    }
+    if (!vswitches_.RefreshDue(clock_->Now(), opts_.config.ip_pool_sync_period)) return;
   }
-  auto vs = provider_->DescribeVSwitches(opts_.vswitch_ids);
+  auto vs = provider_->DescribeVSwitches(vswitches_.ids());
   std::lock_guard l(mu_);
   if (!vs.ok()) {
     log::Warn("describe_vswitches_failed error=\"{}\"", vs.error().ToString());
     return;
   }
-  for (const auto& v : *vs) vswitch_available_[v.vswitch_id] = v.available_ip_address_count;
-  vswitch_refreshed_ = clock_->Now();
+  vswitches_.Record(*vs, clock_->Now());
 }
 
 bool IpPool::NoteCloudError(const Error& e, const std::string& vswitch_id) {
@@ -496,8 +484,7 @@ bool IpPool::NoteCloudErrorLocked(const Error& e, const std::string& vswitch_id)
   last_cloud_error_ = e;
   const auto now = clock_->Now();
   if (e.cloud_code == kCodeIpNotEnough && !vswitch_id.empty()) {
-    vswitch_exhausted_until_[vswitch_id] = now + opts_.vswitch_exhausted_for;
-    vswitch_available_[vswitch_id] = 0;
+    vswitches_.MarkExhausted(vswitch_id, now + opts_.vswitch_exhausted_for);
     log::Warn("vswitch_exhausted vswitch={} for={}s", vswitch_id, opts_.vswitch_exhausted_for.count());
     return true;
   }
@@ -564,9 +551,7 @@ Status IpPool::CreateEni(const CreateAction& a) {
                            eni.vswitch_id.empty() ? a.vswitch_id : eni.vswitch_id, primary}));
   TERWAY_TRY(AddIpsLocked(eni.network_interface_id, ips, primary));
   warm_up_left_ = std::max(0, warm_up_left_ - static_cast<int>(ips.size()));
-  if (auto it = vswitch_available_.find(a.vswitch_id); it != vswitch_available_.end()) {
-    it->second = std::max<int64_t>(0, it->second - static_cast<int64_t>(ips.size()));
-  }
+  vswitches_.Consume(a.vswitch_id, static_cast<int64_t>(ips.size()));
   log::Info("eni_created eni={} vswitch={} ips={}", eni.network_interface_id, a.vswitch_id, ips.size());
   return Ok();
 }

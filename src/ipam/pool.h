@@ -32,6 +32,7 @@
 #include "ipam/provider.h"
 #include "ipam/security_groups.h"
 #include "ipam/types.h"
+#include "ipam/vswitch_ledger.h"
 #include "store/state_store.h"
 
 namespace terway::ipam {
@@ -140,7 +141,8 @@ class IpPool : public PodAddressSource {
         provider_(provider),
         store_(store),
         clock_(clock),
-        security_groups_(opts_.config.security_groups, provider, opts_.instance_id) {}
+        security_groups_(opts_.config.security_groups, provider, opts_.instance_id),
+        vswitches_(opts_.vswitch_ids) {}
 
   Status LoadFromStore();
   bool IsSticky(const PodIdentity& pod) const;
@@ -192,9 +194,7 @@ class IpPool : public PodAddressSource {
   uint64_t shortfall_gen_ = 0;
   Error shortfall_;
   std::optional<Error> last_cloud_error_;
-  std::map<std::string, int64_t> vswitch_available_;
-  std::map<std::string, Clock::TimePoint> vswitch_exhausted_until_;
-  Clock::TimePoint vswitch_refreshed_{};
+  VSwitchLedger vswitches_;
   Clock::TimePoint eni_blocked_until_{};
   std::map<std::string, Clock::TimePoint> leak_first_seen_;
   std::vector<store::AllocationRecord> lost_;  // see TakeLostAllocations

@@ -523,6 +523,7 @@ cloud::NetworkInterface VpcCloud::ToApi(const EniRecord& e) const {
   for (const auto& ip : e.secondary_ips) n.private_ip_sets.push_back({ip, false});
   n.ipv6_sets = e.ipv6s;
   n.tags = e.tags;
+  n.resource_group_id = e.resource_group_id;
   n.device_index = e.device_index;
   return n;
 }
@@ -592,6 +593,7 @@ Result<json> VpcCloud::CreateNetworkInterface(const Params& p) {
   e.mac = NewMac();
   e.security_groups = sgs;
   e.tags = tags;
+  e.resource_group_id = Get(p, "ResourceGroupId").value_or("");
   e.name = Get(p, "NetworkInterfaceName").value_or("");
   e.description = Get(p, "Description").value_or("");
   e.created_at = NowSec();
@@ -938,6 +940,7 @@ Result<json> VpcCloud::DescribeNetworkInterfaces(const Params& p) {
   auto primary = Get(p, "PrimaryIpAddress");
   auto sg = Get(p, "SecurityGroupId");
   auto name = Get(p, "NetworkInterfaceName");
+  auto group = Get(p, "ResourceGroupId");
   std::set<std::string> idset(ids.begin(), ids.end());
   std::vector<const EniRecord*> match;
   for (const auto& [id, e] : enis_) {
@@ -950,6 +953,9 @@ Result<json> VpcCloud::DescribeNetworkInterfaces(const Params& p) {
     if (primary && e.primary_ip != *primary) continue;
     if (sg && std::find(e.security_groups.begin(), e.security_groups.end(), *sg) == e.security_groups.end()) continue;
     if (name && e.name != *name) continue;
+    // The API reference: ENIs of the default resource group are listed
+    // whatever ResourceGroupId says.
+    if (group && !group->empty() && !e.resource_group_id.empty() && e.resource_group_id != *group) continue;
     if (!ips.empty()) {
       bool any = false;
       for (const auto& ip : ips) {
@@ -1205,6 +1211,7 @@ json VpcCloud::Summary() const {
     return json{{"id", e.id},           {"status", e.status},       {"type", e.type},
                 {"vswitch", e.vswitch_id}, {"device_index", e.device_index}, {"mac", e.mac},
                 {"primary_ip", e.primary_ip}, {"secondary_ips", e.secondary_ips}, {"ipv6s", e.ipv6s},
+                {"resource_group", e.resource_group_id},
                 {"tags", [&] {
                    json t = json::object();
                    for (const auto& tag : e.tags) t[tag.key] = tag.value;

@@ -23,6 +23,7 @@ struct EniRecord {
   std::vector<std::string> ipv6s;
   std::vector<std::string> security_groups;
   std::vector<cloud::Tag> tags;
+  std::string resource_group_id;  // "": the account's default group
   std::string name;
   std::string description;
   int64_t created_at = 0;     // unix seconds

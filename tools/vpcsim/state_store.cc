@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS enis(
   vswitch_id TEXT NOT NULL, instance_id TEXT NOT NULL, device_index INTEGER NOT NULL,
   mac TEXT NOT NULL UNIQUE, primary_ip TEXT NOT NULL, security_groups TEXT NOT NULL,
   tags TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
-  created_at INTEGER NOT NULL, transition_at_ms INTEGER NOT NULL);
+  created_at INTEGER NOT NULL, transition_at_ms INTEGER NOT NULL,
+  resource_group_id TEXT NOT NULL DEFAULT '');
 -- One row per private IPv4 in use; the primary key makes a double assignment
 -- of an address impossible even if the in-memory model were wrong.
 CREATE TABLE IF NOT EXISTS private_ips(
@@ -145,11 +146,26 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir) {
   // could cost the last transactions, which an emulator may accept).
   TERWAY_TRY_CTX(s->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"), "state " + s->path_);
   TERWAY_TRY_CTX(s->Exec(kSchema), "creating schema in " + s->path_);
+  TERWAY_TRY_CTX(s->AddMissingColumns(), "upgrading the schema of " + s->path_);
   return s;
 }
 
 StateStore::~StateStore() {
   if (db_) sqlite3_close(db_);
+}
+
+// A state directory written before a column existed: add the column with
+// its default, so a lab's recorded cloud survives an upgrade of vpcsim.
+Status StateStore::AddMissingColumns() {
+  bool has_group = false;
+  Stmt q(db_, "PRAGMA table_info(enis)");
+  while (true) {
+    TERWAY_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    has_group = has_group || q.Text(1) == "resource_group_id";
+  }
+  if (has_group) return Ok();
+  return Exec("ALTER TABLE enis ADD COLUMN resource_group_id TEXT NOT NULL DEFAULT ''");
 }
 
 Status StateStore::Exec(const std::string& sql) {
@@ -186,14 +202,14 @@ Status StateStore::DeleteInstance(const std::string& id) {
 Status StateStore::PutEni(const EniRecord& e) {
   TERWAY_TRY(Stmt(db_,
                   "INSERT OR REPLACE INTO enis(id,seq,status,type,vswitch_id,instance_id,device_index,"
-                  "mac,primary_ip,security_groups,tags,name,description,created_at,transition_at_ms)"
-                  " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                  "mac,primary_ip,security_groups,tags,name,description,created_at,transition_at_ms,"
+                  "resource_group_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
                  .Bind(1, e.id).Bind(2, e.seq).Bind(3, e.status).Bind(4, e.type)
                  .Bind(5, e.vswitch_id).Bind(6, e.instance_id).Bind(7, int64_t{e.device_index})
                  .Bind(8, e.mac).Bind(9, e.primary_ip)
                  .Bind(10, DumpJson(nlohmann::json(e.security_groups))).Bind(11, DumpJson(TagsJson(e.tags)))
                  .Bind(12, e.name).Bind(13, e.description).Bind(14, e.created_at)
-                 .Bind(15, e.transition_at_ms)
+                 .Bind(15, e.transition_at_ms).Bind(16, e.resource_group_id)
                  .Run());
   TERWAY_TRY(Stmt(db_, "DELETE FROM private_ips WHERE eni_id=?").Bind(1, e.id).Run());
   TERWAY_TRY(Stmt(db_, "DELETE FROM ipv6_addresses WHERE eni_id=?").Bind(1, e.id).Run());
@@ -275,7 +291,8 @@ Result<StateSnapshot> StateStore::Load() {
   {
     Stmt q(db_,
            "SELECT id,seq,status,type,vswitch_id,instance_id,device_index,mac,primary_ip,"
-           "security_groups,tags,name,description,created_at,transition_at_ms FROM enis ORDER BY seq");
+           "security_groups,tags,name,description,created_at,transition_at_ms,resource_group_id "
+           "FROM enis ORDER BY seq");
     while (true) {
       TERWAY_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) break;
@@ -301,6 +318,7 @@ Result<StateSnapshot> StateStore::Load() {
       e.description = q.Text(12);
       e.created_at = q.Int(13);
       e.transition_at_ms = q.Int(14);
+      e.resource_group_id = q.Text(15);
       index[e.id] = s.enis.size();
       s.enis.push_back(std::move(e));
     }

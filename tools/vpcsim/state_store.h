@@ -64,6 +64,7 @@ class StateStore {
  private:
   StateStore() = default;
   Status Exec(const std::string& sql);
+  Status AddMissingColumns();
   sqlite3* db_ = nullptr;
   std::string path_;
 };

@@ -166,8 +166,9 @@ TEST_F(VpcsimClientE2eTest, EniLifecycle) {
   auto attached = ecs_->AttachNetworkInterface(id, instance_);
   ASSERT_TRUE(attached.ok()) << attached.error().ToString();
   WaitOptions wait;
-  wait.deadline = std::chrono::seconds(20);
-  wait.backoff = {std::chrono::milliseconds(20), std::chrono::milliseconds(200), 2.0};
+  // 20 ms doubling to 200 ms, about 20 s in all.
+  wait.backoff = {.duration = std::chrono::milliseconds(20), .factor = 2.0, .steps = 105,
+                  .cap = std::chrono::milliseconds(200)};
   auto inuse = WaitForEniStatus(ecs_.get(), id, kEniInUse, &clock_, &sleeper_, wait);
   ASSERT_TRUE(inuse.ok()) << inuse.error().ToString();
   EXPECT_EQ(inuse->instance_id, instance_);

@@ -74,6 +74,7 @@ TEST_F(EcsClientTest, CreateNetworkInterfaceSendsDocumentedParameters) {
     EXPECT_EQ(p.at("ResourceGroupId"), "rg-1");  // eni_conf resource_group_id
     json reply = EniJson("eni-new", "Available");
     reply["RequestId"] = "r";
+    reply["ResourceGroupId"] = "rg-1";
     return Ok(reply);
   });
   CreateEniRequest req;
@@ -87,6 +88,23 @@ TEST_F(EcsClientTest, CreateNetworkInterfaceSendsDocumentedParameters) {
   ASSERT_TRUE(eni.ok()) << eni.error().ToString();
   EXPECT_EQ(eni->network_interface_id, "eni-new");
   EXPECT_EQ(eni->private_ip_sets.size(), 2u);
+  EXPECT_EQ(eni->resource_group_id, "rg-1");
+}
+
+TEST_F(EcsClientTest, DescribeNetworkInterfacesFiltersByResourceGroup) {
+  Serve([](const QueryParams& p) {
+    EXPECT_EQ(p.at("ResourceGroupId"), "rg-1");
+    json e = EniJson("eni-1", "InUse");
+    e["ResourceGroupId"] = "rg-1";
+    return Ok(json{{"RequestId", "r"}, {"NetworkInterfaceSets", {{"NetworkInterfaceSet", {e}}}}});
+  });
+  DescribeEnisFilter f;
+  f.resource_group_id = "rg-1";
+  auto enis = ecs_->DescribeNetworkInterfaces(f);
+  ASSERT_TRUE(enis.ok()) << enis.error().ToString();
+  ASSERT_EQ(enis->size(), 1u);
+  EXPECT_EQ(enis->front().resource_group_id, "rg-1");
+  EXPECT_EQ(http_.request_count(), 1u);
 }
 
 TEST_F(EcsClientTest, CreateRetriedAfterThrottlingKeepsOneClientToken) {
@@ -285,7 +303,8 @@ TEST(WaitForEniStatusTest, PollsUntilTheWantedStatus) {
       .WillOnce(Return(std::vector<NetworkInterface>{Eni("Attaching")}))
       .WillOnce(Return(std::vector<NetworkInterface>{Eni("InUse")}));
   WaitOptions opts;
-  opts.backoff = {std::chrono::milliseconds(500), std::chrono::milliseconds(1000), 2.0};
+  opts.backoff = {.duration = std::chrono::milliseconds(500), .factor = 2.0, .steps = 10,
+                  .cap = std::chrono::milliseconds(1000)};
   auto r = WaitForEniStatus(&api, "eni-1", kEniInUse, &clock, &sleeper, opts);
   ASSERT_TRUE(r.ok()) << r.error().ToString();
   EXPECT_EQ(r->status, "InUse");
@@ -301,15 +320,65 @@ TEST(WaitForEniStatusTest, TimesOutNamingTheLastStatus) {
   FakeSleeper sleeper(&clock);
   MockEcsApi api;
   EXPECT_CALL(api, DescribeNetworkInterfaces(_))
+      .Times(4)
       .WillRepeatedly(Return(std::vector<NetworkInterface>{Eni("Detaching")}));
   WaitOptions opts;
-  opts.deadline = std::chrono::seconds(10);
+  opts.backoff = {.duration = std::chrono::seconds(1), .factor = 2.0, .steps = 4};
   auto start = clock.Steady();
   auto r = WaitForEniStatus(&api, "eni-1", kEniAvailable, &clock, &sleeper, opts);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kTimeout);
   EXPECT_NE(r.error().message.find("still Detaching"), std::string::npos) << r.error().message;
-  EXPECT_LE(clock.Steady() - start, std::chrono::seconds(10));
+  EXPECT_NE(r.error().message.find("after 4 polls"), std::string::npos) << r.error().message;
+  EXPECT_EQ(clock.Steady() - start, std::chrono::seconds(1 + 2 + 4));  // no wait after the last poll
+}
+
+// The default keeps the wait this terwayd always had: about two minutes,
+// 0.5 s doubling to 5 s.
+TEST(WaitForEniStatusTest, DefaultWaitIsAboutTwoMinutes) {
+  FakeClock clock;
+  FakeSleeper sleeper(&clock);
+  MockEcsApi api;
+  EXPECT_CALL(api, DescribeNetworkInterfaces(_))
+      .WillRepeatedly(Return(std::vector<NetworkInterface>{Eni("Attaching")}));
+  auto start = clock.Steady();
+  auto r = WaitForEniStatus(&api, "eni-1", kEniInUse, &clock, &sleeper);
+  ASSERT_FALSE(r.ok());
+  auto waited = clock.Steady() - start;
+  EXPECT_GE(waited, std::chrono::seconds(110));
+  EXPECT_LE(waited, std::chrono::seconds(125));
+  EXPECT_EQ(sleeper.sleeps().front(), std::chrono::milliseconds(500));
+  EXPECT_EQ(sleeper.sleeps().back(), std::chrono::seconds(5));
+}
+
+TEST(WaitForEniStatusTest, InitialDelayAndJitterAsUpstream) {
+  FakeClock clock;
+  FakeSleeper sleeper(&clock);
+  MockEcsApi api;
+  EXPECT_CALL(api, DescribeNetworkInterfaces(_))
+      .WillOnce(Return(std::vector<NetworkInterface>{Eni("Attaching")}))
+      .WillOnce(Return(std::vector<NetworkInterface>{Eni("InUse")}));
+  WaitOptions opts;
+  opts.backoff = {.initial_delay = std::chrono::seconds(3), .duration = std::chrono::seconds(2),
+                  .factor = 1.5, .jitter = 0.5, .steps = 8};
+  opts.random = [] { return 0.5; };
+  auto r = WaitForEniStatus(&api, "eni-1", kEniInUse, &clock, &sleeper, opts);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  auto sleeps = sleeper.sleeps();
+  ASSERT_EQ(sleeps.size(), 2u);
+  EXPECT_EQ(sleeps[0], std::chrono::seconds(3));         // before the first poll
+  EXPECT_EQ(sleeps[1], std::chrono::milliseconds(2500));  // 2 s stretched by 0.5 x 0.5
+}
+
+TEST(StepBackoffTest, DelaysGrowByFactorUpToTheCap) {
+  StepBackoff b{.duration = std::chrono::seconds(1), .factor = 3, .steps = 5,
+                .cap = std::chrono::seconds(5)};
+  EXPECT_EQ(StepBackoffDelay(b, 0, 0), std::chrono::seconds(1));
+  EXPECT_EQ(StepBackoffDelay(b, 1, 0), std::chrono::seconds(3));
+  EXPECT_EQ(StepBackoffDelay(b, 2, 0), std::chrono::seconds(5));
+  b.factor = 0;  // Kubernetes: no growth
+  EXPECT_EQ(StepBackoffDelay(b, 3, 0), std::chrono::seconds(1));
+  EXPECT_EQ(StepBackoffMaxTotal(b), std::chrono::seconds(4));
 }
 
 TEST(WaitForEniStatusTest, VanishedOrCallerErrorStopsAtOnce) {

@@ -233,6 +233,33 @@ TEST_F(OpenApiClientTest, GivesUpAfterTheAttemptBudget) {
   EXPECT_EQ(client_->Stats()["AssignPrivateIpAddresses"].errors, 1u);
 }
 
+// eni_conf backoff_override's eni_create / eni_ip_ops: the action's own
+// schedule decides the attempts and the waits; other actions keep the default.
+TEST_F(OpenApiClientTest, ActionScheduleReplacesTheDefaultRetries) {
+  http_.SetHandler([](const HttpRequest&) { return FakeHttpTransport::Reply(400, ErrorBody("Throttling")); });
+  OpenApiConfig cfg;
+  cfg.max_attempts = 6;
+  cfg.call_deadline = std::chrono::milliseconds(1000);  // shorter than the schedule's waits
+  cfg.action_backoff["CreateNetworkInterface"] =
+      StepBackoff{.initial_delay = std::chrono::seconds(1), .duration = std::chrono::seconds(10),
+                  .factor = 2, .jitter = 0.3, .steps = 3};
+  u01_ = 0.5;
+  auto r = Client(cfg).Call(Product::kEcs, "CreateNetworkInterface", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(http_.request_count(), 3u);  // steps, not max_attempts
+  EXPECT_NE(r.error().ToString().find("gave up after 3 attempts"), std::string::npos) << r.error().ToString();
+  std::vector<std::chrono::nanoseconds> want = {std::chrono::seconds(1), std::chrono::milliseconds(11500),
+                                                std::chrono::milliseconds(23000)};
+  EXPECT_EQ(sleeper_.sleeps(), want);
+
+  size_t before = http_.request_count();
+  auto other = client_->Call(Product::kEcs, "AttachNetworkInterface", {});
+  ASSERT_FALSE(other.ok());
+  // The default: full-jitter waits within the 1 s call deadline.
+  EXPECT_GT(http_.request_count() - before, 1u);
+  EXPECT_NE(other.error().ToString().find("deadline"), std::string::npos) << other.error().ToString();
+}
+
 TEST_F(OpenApiClientTest, StopsAtTheCallDeadline) {
   http_.SetHandler([](const HttpRequest&) { return FakeHttpTransport::Reply(503, ErrorBody("ServiceUnavailable")); });
   OpenApiConfig cfg;

@@ -228,7 +228,9 @@ std::vector<KeyCase> KeyCases() {
       {"enable_erdma", "false", [](const EniConfig&) {}, "0", "expected true or false"},
       {"enable_ip_prefix", "false", [](const EniConfig&) {}, "\"yes\"", "expected true or false"},
       {"ipv4_prefix_count", "0", [](const EniConfig&) {}, "-1", "out of range"},
-      {"backoff_override", "{}", [](const EniConfig&) {}, R"({"eni_create": 3})", "entry \"eni_create\" must be an object"},
+      {"backoff_override", R"({"eni_ops": {"Duration": 2000000000, "Steps": 3}})",
+       [](const EniConfig& c) { EXPECT_EQ(c.backoff.eni_attach_wait.steps, 3); }, R"({"eni_create": 3})",
+       "entry \"eni_create\" must be an object"},
       {"extra_routes", "[]", [](const EniConfig&) {}, R"([{"dst": "10.0.0.0/33"}])", "each route is {\"dst\""},
       {"credential_path", "\"/var/addon/token-config\"",
        [](const EniConfig& c) { EXPECT_EQ(c.credential_path, "/var/addon/token-config"); }, "[]", "expected a string"},
@@ -317,8 +319,10 @@ TEST(ParseEniConfig, MissingFeaturesWarnWithWhatTheNodeDoes) {
       {R"({"ipam_type": "crd"})", "ipam_type", "this node manages its own ENIs"},
       {R"({"enable_ip_prefix": true})", "enable_ip_prefix", "secondary IPs of the node's ENIs"},
       {R"({"ipv4_prefix_count": 4})", "ipv4_prefix_count", "secondary IPs of the node's ENIs"},
-      {R"({"backoff_override": {"eni_create": {"Duration": 1000000000, "Steps": 3}}})", "backoff_override",
-       "overrides eni_create"},
+      {R"({"backoff_override": {"wait_leni_status": {"Duration": 1000000000, "Steps": 3}}})", "backoff_override",
+       "\"wait_leni_status\" has no effect on this terwayd: upstream's terway-controlplane"},
+      {R"({"backoff_override": {"eni_delete_confirm": {"Steps": 3}}})", "backoff_override",
+       "\"eni_delete_confirm\" has no effect on this terwayd: this terwayd does not poll"},
       {R"({"extra_routes": [{"dst": "10.0.0.0/8"}]})", "extra_routes", "pods get their default route only"},
       {R"({"prefix": "x"})", "prefix", "ignored"},
       {R"({"host_stack_cidrs": ["169.254.20.10/32"]})", "host_stack_cidrs", "10-terway.conf"},
@@ -330,6 +334,76 @@ TEST(ParseEniConfig, MissingFeaturesWarnWithWhatTheNodeDoes) {
     EXPECT_NE(p->warnings[0].find(fmt::format("\"{}\"", r.key)), std::string::npos) << p->warnings[0];
     EXPECT_NE(p->warnings[0].find(r.instead), std::string::npos) << p->warnings[0];
   }
+}
+
+// backoff_override: upstream's names for the waits we have, with Kubernetes
+// wait.Backoff's fields (Go's JSON: nanoseconds, names in any case).
+TEST(ParseEniConfig, BackoffOverrideSetsTheNamedWaits) {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  auto p = ParseEniConfig(R"({"backoff_override": {
+      "eni_ops": {"Duration": 3000000000, "Factor": 1.5, "Jitter": 0.5, "Steps": 8, "InitialDelay": 3000000000},
+      "wait_eni_status": {"duration": "250ms", "factor": 0, "steps": 4, "cap": "1s"},
+      "eni_create": {"Duration": 10000000000, "Factor": 2, "Jitter": 0.3, "Steps": 2},
+      "eni_ip_ops": {"Duration": 5000000000, "Factor": 1, "Jitter": 1.3, "Steps": 6}}})");
+  ASSERT_TRUE(p.ok()) << p.error().ToString();
+  EXPECT_TRUE(p->warnings.empty()) << AllWarnings(*p);
+  const CloudBackoffs& b = p->config.backoff;
+  EXPECT_EQ(b.eni_attach_wait, (cloud::StepBackoff{.initial_delay = seconds(3), .duration = seconds(3),
+                                                   .factor = 1.5, .jitter = 0.5, .steps = 8}));
+  EXPECT_EQ(b.eni_detach_wait,
+            (cloud::StepBackoff{.duration = milliseconds(250), .factor = 0, .steps = 4, .cap = seconds(1)}));
+  ASSERT_TRUE(b.eni_create.has_value());
+  EXPECT_EQ(b.eni_create->steps, 2);
+  auto actions = b.ActionBackoffs();
+  EXPECT_EQ(actions.size(), 5u);
+  EXPECT_EQ(actions["CreateNetworkInterface"].duration, seconds(10));
+  EXPECT_EQ(actions["AssignPrivateIpAddresses"].jitter, 1.3);
+  EXPECT_EQ(actions["UnassignIpv6Addresses"].steps, 6);
+
+  // Nothing given: the waits this terwayd always had, and no per-action retries.
+  auto d = ParseEniConfig("{}");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->config.backoff.eni_attach_wait, cloud::kDefaultEniStatusWait);
+  EXPECT_EQ(d->config.backoff.eni_detach_wait, cloud::kDefaultEniStatusWait);
+  EXPECT_TRUE(d->config.backoff.ActionBackoffs().empty());
+}
+
+TEST(ParseEniConfig, BackoffOverrideBadValuesNameTheEntry) {
+  struct Row {
+    const char* entry;
+    const char* must_contain;
+  } rows[] = {
+      {R"("eni_ops": {"Duration": -1, "Steps": 3})", "\"eni_ops\".Duration is negative"},
+      {R"("eni_ops": {"Duration": "-2s", "Steps": 3})", "\"eni_ops\".Duration: invalid duration"},
+      {R"("eni_ops": {"Duration": true, "Steps": 3})", "must be nanoseconds"},
+      {R"("eni_create": {"Factor": 0.5, "Steps": 3})", "\"eni_create\".Factor is 0.5; give 1 or more"},
+      {R"("eni_create": {"Jitter": -0.1, "Steps": 3})", "\"eni_create\".Jitter is -0.1"},
+      {R"("eni_ip_ops": {"Duration": 1000})", "\"eni_ip_ops\".Steps is missing or 0"},
+      {R"("eni_ip_ops": {"Steps": 0})", "\"eni_ip_ops\".Steps is 0; give 1 to 10000"},
+      {R"("eni_ip_ops": {"Steps": -2})", "\"eni_ip_ops\".Steps is -2"},
+      {R"("eni_ip_ops": {"Steps": 1.5})", "must be an integer"},
+      {R"("wait_leni_status": {"Steps": 0})", "\"wait_leni_status\".Steps is 0"},  // checked though unused
+      {R"("eni_ops": {"InitialDelay": "1x", "Steps": 1})", "unknown unit"},
+  };
+  for (const auto& r : rows) {
+    std::string text = fmt::format(R"({{"backoff_override": {{{}}}}})", r.entry);
+    auto p = ParseEniConfig(text);
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_NE(p.error().message.find("eni_conf key \"backoff_override\""), std::string::npos) << p.error().message;
+    EXPECT_NE(p.error().message.find(r.must_contain), std::string::npos) << text << ": " << p.error().message;
+  }
+}
+
+TEST(ParseEniConfig, BackoffOverrideUnknownNamesAndFieldsWarn) {
+  auto p = ParseEniConfig(R"({"backoff_override": {"eni_opps": {"Steps": 2}, "eni_ops": {"Steps": 2, "Retries": 4},
+                                                    "": {"Steps": 2}}})");
+  ASSERT_TRUE(p.ok()) << p.error().ToString();
+  std::string all = AllWarnings(*p);
+  EXPECT_NE(all.find("\"eni_opps\" is not a backoff name upstream Terway knows"), std::string::npos) << all;
+  EXPECT_NE(all.find("\"eni_ops\" has no field \"Retries\""), std::string::npos) << all;
+  EXPECT_NE(all.find("the override of \"\" has no effect"), std::string::npos) << all;
+  EXPECT_EQ(p->config.backoff.eni_attach_wait.steps, 2);
 }
 
 TEST(ParseEniConfig, CrossKeyErrorsNameTheKeys) {

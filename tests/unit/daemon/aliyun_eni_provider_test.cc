@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "config/eni_config.h"
 #include "unit/cloud/mock_ecs_api.h"
 
 namespace terway::daemon {
@@ -89,6 +90,32 @@ TEST(AliyunEniProvider, CreateEniCarriesTheResourceGroup) {
   req.security_group_ids = {"sg-a"};
   req.resource_group_id = "rg-1";
   ASSERT_TRUE(f.provider.CreateEni(req).ok());
+}
+
+// eni_conf backoff_override "eni_ops" decides how long an attach is polled:
+// its Steps are the DescribeNetworkInterfaces calls made before giving up.
+TEST(AliyunEniProvider, EniOpsOverrideSetsTheAttachPolls) {
+  for (int steps : {3, 7}) {
+    auto parsed = config::ParseEniConfig(
+        fmt::format(R"({{"backoff_override": {{"eni_ops": {{"Duration": "1s", "Steps": {}}}}}}})", steps));
+    ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+    cloud::MockEcsApi api;
+    FakeClock clock;
+    NoSleep sleeper;
+    cloud::WaitOptions attach_wait;
+    attach_wait.backoff = parsed->config.backoff.eni_attach_wait;
+    AliyunEniProvider provider{&api, "vpc-1", &clock, &sleeper, attach_wait};
+    cloud::NetworkInterface stuck;
+    stuck.network_interface_id = "eni-1";
+    stuck.status = "Attaching";
+    EXPECT_CALL(api, AttachNetworkInterface("eni-1", "i-1")).WillOnce(Return(Ok()));
+    EXPECT_CALL(api, DescribeNetworkInterfaces(_))
+        .Times(steps)
+        .WillRepeatedly(Return(std::vector<cloud::NetworkInterface>{stuck}));
+    auto s = provider.AttachEni("eni-1", "i-1");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, ErrorCode::kTimeout) << s.error().ToString();
+  }
 }
 
 }  // namespace

@@ -33,13 +33,14 @@ class ExclusiveTest : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
   void Make(InstanceLimits limits, std::vector<FakeCloud::VSwitchSpec> vsw,
-            std::chrono::seconds sync_period = std::chrono::seconds(120)) {
+            std::chrono::seconds sync_period = std::chrono::seconds(120),
+            VSwitchSelectionPolicy policy = VSwitchSelectionPolicy::kListOrder) {
     cloud_ = std::make_unique<FakeCloud>(limits, "i-x", vsw);
     PoolOptions o;
     o.instance_id = "i-x";
     o.instance_type = "ecs.test";
     for (const auto& v : vsw) o.vswitch_ids.push_back(v.id);
-    o.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
+    o.config.vswitch_selection_policy = policy;
     o.config.eni_tags["creator"] = "terway";
     o.config.leaked_eni_grace_period = minutes(10);
     o.config.ip_pool_sync_period = sync_period;
@@ -102,6 +103,52 @@ TEST_F(ExclusiveTest, ExhaustedVSwitchFallsThroughToTheNext) {
   auto a = alloc_->Allocate(Pod("a"));
   ASSERT_TRUE(a.ok()) << a.error().ToString();
   EXPECT_EQ(a->vswitch_id, "vsw-b");
+}
+
+// vswitch_selection_policy as on the shared pool (one selection function,
+// OrderVSwitches, fed DescribeVSwitches' free counts): ordered/most = the
+// vSwitch with the most free IPs, list = configuration order; a vSwitch with
+// none free is not even tried.
+TEST_F(ExclusiveTest, VSwitchPolicyUsesTheCloudsFreeCounts) {
+  const std::vector<FakeCloud::VSwitchSpec> three = {{"vsw-a", 5}, {"vsw-b", 50}, {"vsw-c", 20}};
+  struct Row {
+    VSwitchSelectionPolicy policy;
+    std::vector<FakeCloud::VSwitchSpec> vswitches;
+    const char* want;
+  } rows[] = {
+      {VSwitchSelectionPolicy::kMost, three, "vsw-b"},
+      {VSwitchSelectionPolicy::kListOrder, three, "vsw-a"},
+      {VSwitchSelectionPolicy::kListOrder, {{"vsw-a", 0}, {"vsw-b", 5}, {"vsw-c", 50}}, "vsw-b"},
+      {VSwitchSelectionPolicy::kMost, {{"vsw-a", 0}, {"vsw-b", 5}, {"vsw-c", 50}}, "vsw-c"},
+  };
+  for (const auto& r : rows) {
+    alloc_.reset();
+    Make({3, 10}, r.vswitches, std::chrono::seconds(120), r.policy);
+    auto a = alloc_->Allocate(Pod("a"));
+    ASSERT_TRUE(a.ok()) << a.error().ToString();
+    EXPECT_EQ(a->vswitch_id, r.want) << VSwitchSelectionPolicyName(r.policy);
+    EXPECT_EQ(cloud_->Calls("CreateNetworkInterface"), 1) << "a vSwitch with no free IP was tried";
+    EXPECT_EQ(cloud_->Calls("DescribeVSwitches"), 1);
+    ASSERT_TRUE(alloc_->Release("c-a").ok());
+  }
+}
+
+// Counts are read once per ip_pool_sync_period, and lowered by each ENI we
+// make meanwhile, so "most" moves on when the fullest runs low.
+TEST_F(ExclusiveTest, VSwitchCountsAreCachedAndConsumed) {
+  Make({5, 10}, {{"vsw-a", 2}, {"vsw-b", 1}}, std::chrono::seconds(120), VSwitchSelectionPolicy::kMost);
+  auto a = alloc_->Allocate(Pod("a"));
+  auto b = alloc_->Allocate(Pod("b"));
+  auto c = alloc_->Allocate(Pod("c"));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->vswitch_id, "vsw-a");  // 2 free against 1
+  EXPECT_EQ(b->vswitch_id, "vsw-a");  // 1 against 1: configuration order breaks the tie
+  EXPECT_EQ(c->vswitch_id, "vsw-b");  // vsw-a is used up
+  EXPECT_EQ(cloud_->Calls("DescribeVSwitches"), 1);
+  auto d = alloc_->Allocate(Pod("d"));
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code, ErrorCode::kExhausted);
+  EXPECT_NE(d.error().message.find("vsw-a (no free IP)"), std::string::npos) << d.error().message;
 }
 
 TEST_F(ExclusiveTest, InterruptedReleaseIsFinishedByReconcile) {

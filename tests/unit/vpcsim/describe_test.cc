@@ -78,6 +78,39 @@ TEST_F(DescribeTest, Filters) {
   EXPECT_EQ(Fail("DescribeNetworkInterfaces", {{"Tag.99.Key", "a"}}), "400 InvalidParameter");
 }
 
+// CreateNetworkInterface's ResourceGroupId is kept per ENI, returned by
+// DescribeNetworkInterfaces and filtered on. As the API reference says, ENIs
+// of the account's default group (created without one) are listed whatever
+// the filter says.
+TEST_F(DescribeTest, ResourceGroupIsKeptReturnedAndFiltered) {
+  std::string in_a = CreateEni("vsw-a", {{"ResourceGroupId", "rg-a"}});
+  std::string in_b = CreateEni("vsw-a", {{"ResourceGroupId", "rg-b"}});
+  std::string in_default = CreateEni("vsw-a");
+  EXPECT_EQ(Eni(in_a)["ResourceGroupId"], "rg-a");
+  EXPECT_EQ(Eni(in_b)["ResourceGroupId"], "rg-b");
+  EXPECT_EQ(Eni(in_default)["ResourceGroupId"], "");
+  auto created = Ok("CreateNetworkInterface", {{"VSwitchId", "vsw-a"}, {"SecurityGroupId", "sg"},
+                                               {"ResourceGroupId", "rg-c"}});
+  EXPECT_EQ(created["ResourceGroupId"], "rg-c");  // the create reply carries it too
+
+  auto ids = [&](cloud::QueryParams p) {
+    p["VSwitchId"] = "vsw-a";
+    p["Type"] = "Secondary";
+    auto v = Ids(Ok("DescribeNetworkInterfaces", p));
+    return std::set<std::string>(v.begin(), v.end());
+  };
+  using S = std::set<std::string>;
+  EXPECT_EQ(ids({{"ResourceGroupId", "rg-a"}}), (S{in_a, in_default}));
+  EXPECT_EQ(ids({{"ResourceGroupId", "rg-b"}}), (S{in_b, in_default}));
+  EXPECT_EQ(ids({{"ResourceGroupId", "rg-none"}}), (S{in_default}));
+  EXPECT_EQ(ids({}).size(), 4u);
+
+  // It outlives a restart of vpcsim.
+  Reopen();
+  EXPECT_EQ(Eni(in_b)["ResourceGroupId"], "rg-b");
+  EXPECT_EQ(ids({{"ResourceGroupId", "rg-a"}}), (S{in_a, in_default}));
+}
+
 TEST_F(DescribeTest, InstanceTypesCarryPublishedQuotas) {
   auto j = Ok("DescribeInstanceTypes", {{"InstanceTypes.1", "ecs.g7.large"}, {"InstanceTypes.2", "ecs.g6.xlarge"}});
   auto list = j["InstanceTypes"]["InstanceType"];

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "tools/vpcsim/state_store.h"
 
@@ -73,6 +74,44 @@ TEST_F(StateFiles, AnOlderWorldReadableStateIsTightenedOnOpen) {
   auto snap = (*again)->Load();
   ASSERT_TRUE(snap.ok());
   EXPECT_EQ(snap->meta["world_name"], "old") << "tightening kept the state";
+}
+
+// A state written before ENIs carried a resource group opens, keeps its ENIs
+// (in the default group), and stores a group from then on.
+TEST_F(StateFiles, AnOlderSchemaGainsTheResourceGroupColumn) {
+  const std::string state = dir_ + "/old";
+  ASSERT_TRUE(fs::create_directories(state));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((state + "/vpcsim.db").c_str(), &db), SQLITE_OK);
+  const char* old_schema = R"sql(
+    CREATE TABLE enis(
+      id TEXT PRIMARY KEY, seq INTEGER NOT NULL, status TEXT NOT NULL, type TEXT NOT NULL,
+      vswitch_id TEXT NOT NULL, instance_id TEXT NOT NULL, device_index INTEGER NOT NULL,
+      mac TEXT NOT NULL UNIQUE, primary_ip TEXT NOT NULL, security_groups TEXT NOT NULL,
+      tags TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
+      created_at INTEGER NOT NULL, transition_at_ms INTEGER NOT NULL);
+    INSERT INTO enis VALUES('eni-old', 1, 'Available', 'Secondary', 'vsw-a', '', 0, '00:16:3e:00:00:01',
+                            '198.18.0.10', '["sg"]', '[]', '', '', 0, 0);)sql";
+  char* err = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, old_schema, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+  sqlite3_close(db);
+
+  auto store = StateStore::Open(state);
+  ASSERT_TRUE(store.ok()) << store.error().ToString();
+  auto snap = (*store)->Load();
+  ASSERT_TRUE(snap.ok()) << snap.error().ToString();
+  ASSERT_EQ(snap->enis.size(), 1u);
+  EXPECT_EQ(snap->enis[0].id, "eni-old");
+  EXPECT_EQ(snap->enis[0].resource_group_id, "");
+  EniRecord e = snap->enis[0];
+  e.resource_group_id = "rg-a";
+  ASSERT_TRUE((*store)->PutEni(e).ok());
+  store->reset();
+  auto again = StateStore::Open(state);  // a second open finds the column present
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  auto snap2 = (*again)->Load();
+  ASSERT_TRUE(snap2.ok()) << snap2.error().ToString();
+  EXPECT_EQ(snap2->enis.at(0).resource_group_id, "rg-a");
 }
 
 }  // namespace
