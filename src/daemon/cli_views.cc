@@ -290,7 +290,9 @@ Json MetadataView(const MetadataFacts& facts, const std::vector<store::EniRecord
               [](const std::string& a, const std::string& b) { return AddressKey(a) < AddressKey(b); });
     auto ifname = facts.ifname_by_mac.find(Lower(e->mac));
     listed.insert(e->eni_id);
-    std::string terwayd = "not tracked";
+    // The instance's primary ENI carries the node itself; a shared-ENI pool
+    // never records it, so "not tracked" is its normal state.
+    std::string terwayd = Lower(e->mac) == primary ? "not tracked (the node's primary ENI)" : "not tracked";
     if (auto t = by_id.find(e->eni_id); t != by_id.end()) {
       terwayd = t->second->is_primary ? "tracked (primary ENI)" : "tracked";
       if (Lower(t->second->mac) != Lower(e->mac)) terwayd += "; the store records MAC " + t->second->mac;
@@ -358,6 +360,9 @@ Json RedactSecrets(const Json& j) {
 
 std::vector<KeyValue> EffectiveConfig(const config::EniConfig& c) {
   auto secs = [](std::chrono::seconds s) { return std::to_string(s.count()) + "s"; };
+  auto or_default = [](const std::string& v, const char* dflt) {
+    return v.empty() ? fmt::format("(not set: {})", dflt) : v;
+  };
   auto set = [](const std::string& s) { return s.empty() ? std::string("not set") : std::string("set (redacted)"); };
   std::vector<std::string> vsw;
   for (const auto& [zone, ids] : c.vswitches) vsw.push_back(zone + ": " + Joined(ids));
@@ -392,10 +397,10 @@ std::vector<KeyValue> EffectiveConfig(const config::EniConfig& c) {
       {"ip_pool_sync_period", secs(c.ip_pool_sync_period)},
       {"ip_reservation_window", secs(c.ip_reservation_window)},
       {"leaked_eni_grace_period", secs(c.leaked_eni_grace_period)},
-      {"region_id", c.region_id},
-      {"ecs_endpoint", c.ecs_endpoint},
-      {"vpc_endpoint", c.vpc_endpoint},
-      {"metadata_endpoint", c.metadata_endpoint},
+      {"region_id", or_default(c.region_id, "the metadata service's region-id")},
+      {"ecs_endpoint", or_default(c.ecs_endpoint, "ecs-vpc.<region>.aliyuncs.com")},
+      {"vpc_endpoint", or_default(c.vpc_endpoint, "vpc-vpc.<region>.aliyuncs.com")},
+      {"metadata_endpoint", or_default(c.metadata_endpoint, "http://100.100.100.200")},
       {"credential_source", cred},
       {"access_key", set(c.access_key)},
       {"access_secret", set(c.access_secret)},
@@ -403,8 +408,6 @@ std::vector<KeyValue> EffectiveConfig(const config::EniConfig& c) {
       {"metadata_credentials_for_pods", config::MetadataCredentialsForPodsName(c.metadata_credentials_for_pods)},
       {"enable_patch_pod_ips", c.enable_patch_pod_ips ? "true" : "false"},
       {"disable_device_plugin", c.disable_device_plugin ? "true" : "false"},
-      {"daemon_socket", c.daemon_socket},
-      {"state_path", c.state_path},
   };
 }
 

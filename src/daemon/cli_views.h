@@ -132,7 +132,8 @@ bool IsSecretKey(std::string_view key);
 Json RedactSecrets(const Json& j);
 inline constexpr const char* kRedacted = "<redacted>";
 // The values terwayd acts on after parsing and defaults, in eni_conf's key
-// names; credentials only as whether they are set.
+// names; credentials only as whether they are set. The socket and state
+// paths are not here: flags may override eni_conf's (see the node section).
 std::vector<KeyValue> EffectiveConfig(const config::EniConfig& c);
 struct NodeConfigFacts {
   std::string source;         // "ConfigMap kube-system/eni-config + ..." or a file

@@ -500,6 +500,8 @@ OperatorViewSources Daemon::ViewSources() {
       {"daemon_mode", opts_.daemon_mode.empty() ? "(not set)" : opts_.daemon_mode},
       {"datapath", datapath_mode_.empty() ? "none (IPAM only)" : datapath_mode_},
       {"network_policy", policy_off_.empty() ? "enforced" : "off: " + policy_off_},
+      {"daemon_socket", opts_.socket_path},
+      {"state_path", opts_.state_path},
   };
   for (const auto& [k, val] : node_labels_) {
     if (k.rfind("k8s.aliyun.com/", 0) == 0) v.node_config.node.push_back({"node label " + k, val});

@@ -214,6 +214,7 @@ TEST(CliViewsNodeConfig, EffectiveConfigNeverCarriesCredentials) {
   EXPECT_EQ(m["access_key"], "set (redacted)");
   EXPECT_EQ(m["max_pool_size"], "7");
   EXPECT_EQ(m["vswitches"], "cn-hangzhou-k: vsw-a, vsw-b");
+  EXPECT_EQ(m["metadata_endpoint"], "(not set: http://100.100.100.200)");
   c.access_secret.clear();
   for (const auto& kv : EffectiveConfig(c)) {
     if (kv.key == "access_secret") {
@@ -253,7 +254,7 @@ TEST(CliViewsMetadata, PrimaryFirstSecondaryIpsSortedAndTrackingFlagged) {
   EXPECT_EQ(v["enis"][0]["eni_id"], "eni-1");
   EXPECT_EQ(v["enis"][0]["primary"], true);
   EXPECT_EQ(v["enis"][0]["interface"], "eth0");
-  EXPECT_EQ(v["enis"][0]["terwayd"], "not tracked");
+  EXPECT_EQ(v["enis"][0]["terwayd"], "not tracked (the node's primary ENI)");
   EXPECT_EQ(v["enis"][1]["interface"], "");
   EXPECT_EQ(v["enis"][1]["terwayd"], "tracked");
   EXPECT_EQ(v["enis"][1]["secondary_ipv4s"], Json::parse(R"(["198.18.0.21", "198.18.0.100"])"));
