@@ -38,7 +38,9 @@ std::map<std::string, std::string> LinksByMac() {
 proto::Reply OperatorViews::Handle(const proto::Request& req) {
   if (req.op != proto::Op::kInspect) return next_->Handle(req);
   if (!req.inspect_query) return proto::Reply::Fail(proto::ErrorClass::kInvalid, "inspect request without a query");
-  auto view = Build(*req.inspect_query);
+  // deadline_ms is what the client still waits (queue time taken off).
+  auto budget = std::chrono::milliseconds(req.deadline_ms ? req.deadline_ms : 10000);
+  auto view = Build(*req.inspect_query, std::chrono::steady_clock::now() + budget);
   if (!view.ok()) return proto::Reply::FromError(view.error());
   proto::Reply r;
   r.text = view->dump();
@@ -54,9 +56,14 @@ Result<cli_views::StoreFacts> OperatorViews::ReadStore() {
   return f;
 }
 
-Result<cli_views::MetadataFacts> OperatorViews::ReadMetadata() {
+Result<cli_views::MetadataFacts> OperatorViews::ReadMetadata(std::chrono::steady_clock::time_point deadline) {
   if (src_.metadata == nullptr) {
     return MakeError(ErrorCode::kUnavailable, "this terwayd has no metadata client");
+  }
+  std::unique_lock one(metadata_mu_, std::try_to_lock);
+  if (!one.owns_lock()) {
+    return MakeError(ErrorCode::kConflict,
+                     "another terway-cli metadata is asking the metadata service right now; try again in a moment");
   }
   auto* md = src_.metadata;
   cli_views::MetadataFacts f;
@@ -68,6 +75,12 @@ Result<cli_views::MetadataFacts> OperatorViews::ReadMetadata() {
   for (const auto& mac : macs) {
     cli_views::MetadataEni e;
     e.mac = mac;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      // Said, not guessed: the client has stopped waiting for more.
+      e.error = "not asked: the request's deadline passed (the metadata service is slow)";
+      f.enis.push_back(std::move(e));
+      continue;
+    }
     std::vector<std::string> missing;
     auto get = [&](const char* what, Result<std::string> r, std::string* into) {
       if (r.ok()) {
@@ -94,11 +107,11 @@ Result<cli_views::MetadataFacts> OperatorViews::ReadMetadata() {
   return f;
 }
 
-Result<Json> OperatorViews::Build(const proto::InspectQuery& q) {
+Result<Json> OperatorViews::Build(const proto::InspectQuery& q, std::chrono::steady_clock::time_point deadline) {
   if (q.view == "nodeconfig") return cli_views::NodeConfigView(src_.node_config);
   TERWAY_ASSIGN_OR_RETURN(auto store, ReadStore());
   if (q.view == "metadata") {
-    TERWAY_ASSIGN_OR_RETURN(auto md, ReadMetadata());
+    TERWAY_ASSIGN_OR_RETURN(auto md, ReadMetadata(deadline));
     return cli_views::MetadataView(md, store.enis);
   }
   if (q.view == "mapping") {

@@ -7,7 +7,9 @@
 // cloud's API.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <mutex>
 
 #include "cloud/metadata.h"
 #include "daemon/cli_views.h"
@@ -38,12 +40,16 @@ class OperatorViews : public RequestHandler {
   cni::protocol::Reply Handle(const cni::protocol::Request& req) override;
 
  private:
-  Result<cli_views::Json> Build(const cni::protocol::InspectQuery& q);
+  Result<cli_views::Json> Build(const cni::protocol::InspectQuery& q, std::chrono::steady_clock::time_point deadline);
   Result<cli_views::StoreFacts> ReadStore();
-  Result<cli_views::MetadataFacts> ReadMetadata();
+  Result<cli_views::MetadataFacts> ReadMetadata(std::chrono::steady_clock::time_point deadline);
 
   OperatorViewSources src_;
   RequestHandler* next_;
+  // One metadata view at a time: each of its reads may wait out a slow
+  // metadata service (the client retries for up to 20 s), and the control
+  // lane's other workers must stay free for the runtime's STATUS and CHECK.
+  std::mutex metadata_mu_;
 };
 
 // The host links of this network namespace by lower-case MAC.

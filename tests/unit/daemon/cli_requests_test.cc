@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -26,11 +28,15 @@ class RecordingHandler : public RequestHandler {
 class MapMetadata : public cloud::InstanceMetadata {
  public:
   Result<std::string> Get(const std::string& path) override {
+    if (path == hook_path && hook) hook();
     auto it = values.find(path);
     if (it == values.end()) return Errorf(ErrorCode::kNotFound, "metadata {} not found (404)", path);
     return it->second;
   }
   std::map<std::string, std::string> values;
+  // Runs inside Get(hook_path): a slow or blocked metadata service.
+  std::string hook_path;
+  std::function<void()> hook;
 };
 
 class FixedAddresses : public ipam::PodAddressSource {
@@ -156,6 +162,46 @@ TEST_F(OperatorViewsTest, MetadataAsTheServiceSaysWithWhatItDidNotAnswer) {
   auto failed = Ask("metadata");
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.error->message.find("asking the metadata service"), std::string::npos) << failed.error->message;
+}
+
+TEST_F(OperatorViewsTest, OneMetadataViewAtATimeSoTheControlLaneStaysFree) {
+  std::promise<void> entered, release;
+  auto released = release.get_future().share();
+  md_.hook_path = "instance-id";
+  md_.hook = [&] {
+    entered.set_value();
+    released.wait();
+  };
+  proto::Reply first;
+  std::thread t([&] { first = Ask("metadata"); });
+  entered.get_future().wait();
+  auto second = Ask("metadata");
+  release.set_value();
+  t.join();
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error->cls, proto::ErrorClass::kRetryable);
+  EXPECT_TRUE(first.ok()) << first.error->message;
+  md_.hook = nullptr;
+  EXPECT_TRUE(Ask("metadata").ok()) << "the next one runs once the first is done";
+}
+
+TEST_F(OperatorViewsTest, MetadataStopsAskingOnceTheClientsDeadlinePassed) {
+  // The service is slow before the per-ENI reads: the 1 ms budget is spent.
+  md_.hook_path = "vswitch-id";
+  md_.hook = [] {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+    while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  };
+  proto::Request r;
+  r.op = proto::Op::kInspect;
+  r.deadline_ms = 1;
+  r.inspect_query = proto::InspectQuery{"metadata", "", ""};
+  Json md = Parsed(views_->Handle(r));
+  ASSERT_EQ(md["enis"].size(), 2u) << md.dump();
+  for (const auto& e : md["enis"]) {
+    EXPECT_EQ(e["eni_id"], "");
+    EXPECT_NE(e["error"].get<std::string>().find("deadline passed"), std::string::npos) << e.dump();
+  }
 }
 
 TEST_F(OperatorViewsTest, ListShowNodeconfigAndErrors) {
