@@ -62,8 +62,8 @@ int PrintMapping(const json& v) {
   std::vector<std::vector<std::string>> rows = {
       {"STATUS", "POD", "IP", "ENI", "CONTAINER", "STORE", "POOL", "PROBLEM"}};
   for (const auto& r : v["rows"]) {
-    rows.push_back({Str(r, "status"), Str(r, "pod"), Str(r, "ip"), Str(r, "eni_id"), Str(r, "container_id").substr(0, 12),
-                    Str(r, "store"), Str(r, "pool"), Str(r, "problem")});
+    rows.push_back({Str(r, "status"), Str(r, "pod"), Str(r, "ip"), Str(r, "eni_id"),
+                    Str(r, "container_id").substr(0, 12), Str(r, "store"), Str(r, "pool"), Str(r, "problem")});
   }
   PrintTable(rows);
   int errors = v.value("errors", 0);

@@ -67,7 +67,8 @@ Result<cli_views::MetadataFacts> OperatorViews::ReadMetadata(std::chrono::steady
   }
   auto* md = src_.metadata;
   cli_views::MetadataFacts f;
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto macs, md->Macs(), "asking the metadata service for the node's ENIs (network/interfaces/macs)");
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto macs, md->Macs(),
+                              "asking the metadata service for the node's ENIs (network/interfaces/macs)");
   TERWAY_ASSIGN_OR_RETURN_CTX(f.primary_mac, md->PrimaryMac(), "asking the metadata service for the primary MAC");
   f.instance_id = md->InstanceId().value_or("");
   f.zone_id = md->ZoneId().value_or("");
@@ -120,11 +121,14 @@ Result<Json> OperatorViews::Build(const proto::InspectQuery& q, std::chrono::ste
     return cli_views::MappingView(cli_views::BuildMapping(store, pool));
   }
   if (q.view == "list" || q.view == "show") {
-    cli_views::ServiceFacts service{src_.service_config, src_.service_trace ? src_.service_trace() : std::vector<cli_views::KeyValue>{}};
+    cli_views::ServiceFacts service{src_.service_config, {}};
+    if (src_.service_trace) service.trace = src_.service_trace();
     cli_views::PoolFacts pool{src_.pool_name, src_.pool_config, src_.addresses->Stats()};
     auto objects = cli_views::BuildObjects(service, pool, store);
     if (q.view == "list") return cli_views::ListView(objects, q.type);
-    if (q.type.empty()) return MakeError(ErrorCode::kInvalidArgument, "show needs a type; `terway-cli list` lists them");
+    if (q.type.empty()) {
+      return MakeError(ErrorCode::kInvalidArgument, "show needs a type; `terway-cli list` lists them");
+    }
     return cli_views::ShowView(objects, q.type, q.name);
   }
   return Errorf(ErrorCode::kInvalidArgument,

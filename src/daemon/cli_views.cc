@@ -95,7 +95,8 @@ std::vector<InspectObject> BuildObjects(const ServiceFacts& service, const PoolF
 
   std::vector<store::AllocationRecord> allocs = store.allocations;
   std::sort(allocs.begin(), allocs.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.pod_namespace, a.pod_name, a.container_id) < std::tie(b.pod_namespace, b.pod_name, b.container_id);
+    return std::tie(a.pod_namespace, a.pod_name, a.container_id) <
+           std::tie(b.pod_namespace, b.pod_name, b.container_id);
   });
   for (const auto& a : allocs) {
     std::string name = PodOf(a);
@@ -149,105 +150,125 @@ Result<Json> ShowView(const std::vector<InspectObject>& objects, const std::stri
 
 // ---- mapping -----------------------------------------------------------
 
-std::vector<MappingRow> BuildMapping(const StoreFacts& store, const std::optional<ipam::PoolContents>& pool) {
-  std::map<std::string, std::vector<const store::AllocationRecord*>> allocs;
-  std::map<std::string, const store::IpRecord*> rows;
-  std::map<std::string, const ipam::PoolContents::Address*> mem;
-  std::map<std::string, const store::ReservationRecord*> reserved;
-  std::set<std::string> ips;
-  for (const auto& a : store.allocations) allocs[a.ip].push_back(&a), ips.insert(a.ip);
-  for (const auto& r : store.ips) rows[r.ip] = &r, ips.insert(r.ip);
-  for (const auto& r : store.reservations) reserved[r.ip] = &r;
-  if (pool) {
-    for (const auto& a : pool->addresses) mem[a.ip] = &a, ips.insert(a.ip);
+namespace {
+
+// What each ledger says about one address.
+struct AddressLedgers {
+  std::vector<const store::AllocationRecord*> holders;  // the store's allocations of it
+  const store::IpRecord* row = nullptr;                  // the store's address row
+  const ipam::PoolContents::Address* mem = nullptr;      // the pool's memory
+  const store::ReservationRecord* reservation = nullptr;
+};
+
+// The store's two tables against each other, and the ENI they name.
+using EniIndex = std::map<std::string, const store::EniRecord*>;
+
+void StoreProblems(const MappingRow& row, const AddressLedgers& l, const EniIndex& enis,
+                   std::vector<std::string>* out) {
+  const bool held = !l.holders.empty();
+  if (l.holders.size() > 1) {
+    std::vector<std::string> who;
+    for (const auto* a : l.holders) who.push_back(PodOf(*a) + " (" + a->container_id.substr(0, 12) + ")");
+    out->push_back(fmt::format("the store records {} allocations of it: {}", l.holders.size(), Joined(who)));
   }
-  std::map<std::string, const store::EniRecord*> enis;
+  if (held && l.row == nullptr) out->push_back("pod " + row.pod + " holds it but the store has no row for the address");
+  if (held && l.row && l.row->idle_since_unix) {
+    out->push_back("pod " + row.pod + " holds it but the store marks it idle");
+  }
+  if (!held && l.row && !l.row->idle_since_unix) out->push_back("the store marks it in use but no pod holds it");
+  for (const auto* other : {l.row ? &l.row->eni_id : nullptr, l.mem ? &l.mem->eni_id : nullptr}) {
+    if (other && !other->empty() && !row.eni_id.empty() && *other != row.eni_id) {
+      out->push_back("recorded on ENI " + row.eni_id + " here and on " + *other + " there");
+      break;
+    }
+  }
+  if (!row.eni_id.empty() && !enis.count(row.eni_id)) out->push_back("its ENI " + row.eni_id + " is not in the store");
+}
+
+// The pool's memory (what it last agreed with the cloud) against the store.
+void PoolProblems(const MappingRow& row, const AddressLedgers& l, std::vector<std::string>* out) {
+  const store::AllocationRecord* holder = l.holders.empty() ? nullptr : l.holders.front();
+  const auto* mem = l.mem;
+  if (holder && mem == nullptr) {
+    out->push_back("pod " + row.pod + " holds it but the pool does not know it (gone from the cloud's ENI?)");
+  } else if (holder && mem->use != ipam::IpUse::kInUse) {
+    out->push_back(fmt::format("pod {} holds it but the pool has it {}", row.pod, UseName(mem->use)));
+  } else if (holder && mem->container_id != holder->container_id) {
+    out->push_back(fmt::format("the pool gives it to container {}, the store to {}", mem->container_id.substr(0, 12),
+                               holder->container_id.substr(0, 12)));
+  }
+  if (!holder && mem && mem->use == ipam::IpUse::kInUse) {
+    out->push_back("the pool has it in use by container " + mem->container_id.substr(0, 12) +
+                   " but the store records no pod on it");
+  }
+  if (!holder && mem == nullptr && l.row) out->push_back("the store lists it but the pool does not know it");
+  if (mem && l.row == nullptr && !holder) out->push_back("the pool holds it but the store has no row for it");
+  if (mem && mem->use == ipam::IpUse::kReserved && l.reservation == nullptr) {
+    out->push_back("the pool reserves it but the store has no reservation for it");
+  }
+}
+
+MappingRow RowFor(const std::string& ip, const AddressLedgers& l, bool have_pool, const EniIndex& enis) {
+  const store::AllocationRecord* holder = l.holders.empty() ? nullptr : l.holders.front();
+  MappingRow row;
+  row.ip = ip;
+  row.store_state = l.row == nullptr ? "absent" : l.row->idle_since_unix ? "idle" : "in use";
+  row.pool_state = !have_pool ? "-" : l.mem == nullptr ? "absent" : UseName(l.mem->use);
+  row.eni_id = holder ? holder->eni_id : l.row ? l.row->eni_id : l.mem ? l.mem->eni_id : "";
+  if (holder) {
+    row.pod = PodOf(*holder);
+    row.container_id = holder->container_id;
+  } else if (l.mem && l.mem->use == ipam::IpUse::kInUse) {
+    row.container_id = l.mem->container_id;
+  } else if (l.reservation) {
+    row.pod = l.reservation->pod_namespace + "/" + l.reservation->pod_name;
+  }
+
+  std::vector<std::string> problems;
+  StoreProblems(row, l, enis, &problems);
+  if (have_pool) {
+    PoolProblems(row, l, &problems);
+  } else if (holder) {
+    // Exclusive ENI: the pod's address is the primary IP of an ENI of its own.
+    if (auto e = enis.find(holder->eni_id); e != enis.end() && e->second->primary_ip != ip) {
+      problems.push_back("pod " + row.pod + " holds it on ENI " + holder->eni_id + " whose primary IP is " +
+                         e->second->primary_ip);
+    }
+  }
+
+  if (!problems.empty()) {
+    row.status = kMappingError;
+    for (const auto& p : problems) row.problem += (row.problem.empty() ? "" : "; ") + p;
+  } else if (holder) {
+    row.status = "Normal";
+  } else if (l.mem && l.mem->use == ipam::IpUse::kReleasing) {
+    row.status = "Releasing";
+  } else if (l.reservation || (l.mem && l.mem->use == ipam::IpUse::kReserved)) {
+    row.status = "Reserved";
+  } else {
+    row.status = "Idle";
+  }
+  return row;
+}
+
+}  // namespace
+
+std::vector<MappingRow> BuildMapping(const StoreFacts& store, const std::optional<ipam::PoolContents>& pool) {
+  std::map<std::string, AddressLedgers> ips;
+  for (const auto& a : store.allocations) ips[a.ip].holders.push_back(&a);
+  for (const auto& r : store.ips) ips[r.ip].row = &r;
+  if (pool) {
+    for (const auto& a : pool->addresses) ips[a.ip].mem = &a;
+  }
+  // A reservation alone (its address gone from both) names no address to show.
+  for (const auto& r : store.reservations) {
+    if (auto it = ips.find(r.ip); it != ips.end()) it->second.reservation = &r;
+  }
+  EniIndex enis;
   for (const auto& e : store.enis) enis[e.eni_id] = &e;
 
   std::vector<MappingRow> out;
-  for (const auto& ip : ips) {
-    MappingRow row;
-    row.ip = ip;
-    std::vector<std::string> problems;
-    auto problem = [&](std::string p) { problems.push_back(std::move(p)); };
-
-    const auto* row_rec = rows.count(ip) ? rows[ip] : nullptr;
-    const auto* mem_rec = mem.count(ip) ? mem[ip] : nullptr;
-    const auto* res_rec = reserved.count(ip) ? reserved[ip] : nullptr;
-    const store::AllocationRecord* holder = nullptr;
-    if (auto it = allocs.find(ip); it != allocs.end()) {
-      holder = it->second.front();
-      if (it->second.size() > 1) {
-        std::vector<std::string> who;
-        for (const auto* a : it->second) who.push_back(PodOf(*a) + " (" + a->container_id.substr(0, 12) + ")");
-        problem("the store records " + std::to_string(it->second.size()) + " allocations of it: " + Joined(who));
-      }
-    }
-    row.store_state = row_rec == nullptr ? "absent" : row_rec->idle_since_unix ? "idle" : "in use";
-    row.pool_state = !pool ? "-" : mem_rec == nullptr ? "absent" : UseName(mem_rec->use);
-    row.eni_id = holder ? holder->eni_id : row_rec ? row_rec->eni_id : mem_rec ? mem_rec->eni_id : "";
-    if (holder) {
-      row.pod = PodOf(*holder);
-      row.container_id = holder->container_id;
-    } else if (mem_rec && mem_rec->use == ipam::IpUse::kInUse) {
-      row.container_id = mem_rec->container_id;
-    } else if (res_rec) {
-      row.pod = res_rec->pod_namespace + "/" + res_rec->pod_name;
-    }
-
-    // The store's two tables against each other.
-    if (holder && row_rec == nullptr) problem("pod " + row.pod + " holds it but the store has no row for the address");
-    if (holder && row_rec && row_rec->idle_since_unix) problem("pod " + row.pod + " holds it but the store marks it idle");
-    if (!holder && row_rec && !row_rec->idle_since_unix) problem("the store marks it in use but no pod holds it");
-    for (const auto* other : {row_rec ? &row_rec->eni_id : nullptr, mem_rec ? &mem_rec->eni_id : nullptr}) {
-      if (other && !other->empty() && !row.eni_id.empty() && *other != row.eni_id) {
-        problem("recorded on ENI " + row.eni_id + " here and on " + *other + " there");
-        break;
-      }
-    }
-    if (!row.eni_id.empty() && !enis.count(row.eni_id)) problem("its ENI " + row.eni_id + " is not in the store");
-
-    if (pool) {
-      // The pool's memory (what it last agreed with the cloud) against the store.
-      if (holder && mem_rec == nullptr) {
-        problem("pod " + row.pod + " holds it but the pool does not know it (gone from the cloud's ENI?)");
-      } else if (holder && mem_rec->use != ipam::IpUse::kInUse) {
-        problem(fmt::format("pod {} holds it but the pool has it {}", row.pod, UseName(mem_rec->use)));
-      } else if (holder && mem_rec->container_id != holder->container_id) {
-        problem(fmt::format("the pool gives it to container {}, the store to {}", mem_rec->container_id.substr(0, 12),
-                            holder->container_id.substr(0, 12)));
-      }
-      if (!holder && mem_rec && mem_rec->use == ipam::IpUse::kInUse) {
-        problem("the pool has it in use by container " + mem_rec->container_id.substr(0, 12) +
-                " but the store records no pod on it");
-      }
-      if (!holder && mem_rec == nullptr && row_rec) problem("the store lists it but the pool does not know it");
-      if (mem_rec && row_rec == nullptr && !holder) problem("the pool holds it but the store has no row for it");
-      if (mem_rec && mem_rec->use == ipam::IpUse::kReserved && res_rec == nullptr) {
-        problem("the pool reserves it but the store has no reservation for it");
-      }
-    } else if (holder) {
-      // Exclusive ENI: the pod's address is the primary IP of an ENI of its own.
-      if (auto e = enis.find(holder->eni_id); e != enis.end() && e->second->primary_ip != ip) {
-        problem("pod " + row.pod + " holds it on ENI " + holder->eni_id + " whose primary IP is " +
-                e->second->primary_ip);
-      }
-    }
-
-    if (!problems.empty()) {
-      row.status = kMappingError;
-      for (const auto& p : problems) row.problem += (row.problem.empty() ? "" : "; ") + p;
-    } else if (holder) {
-      row.status = "Normal";
-    } else if (mem_rec && mem_rec->use == ipam::IpUse::kReleasing) {
-      row.status = "Releasing";
-    } else if (res_rec || (mem_rec && mem_rec->use == ipam::IpUse::kReserved)) {
-      row.status = "Reserved";
-    } else {
-      row.status = "Idle";
-    }
-    out.push_back(std::move(row));
-  }
+  for (const auto& [ip, ledgers] : ips) out.push_back(RowFor(ip, ledgers, pool.has_value(), enis));
   std::sort(out.begin(), out.end(), [](const MappingRow& a, const MappingRow& b) {
     return std::make_tuple(a.eni_id, AddressKey(a.ip)) < std::make_tuple(b.eni_id, AddressKey(b.ip));
   });
