@@ -1,6 +1,7 @@
 // terway-cli: the operator's tool. Reads the cloud (max pods of an instance
 // type), the daemon's state database (pods and their IPs) and the daemon's
-// socket (status, network policy explain/show).
+// socket (status, network policy explain/show, and upstream Terway's
+// list/show/mapping/metadata/nodeconfig, views.h).
 #include <unistd.h>
 
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "ipam/engine.h"
 #include "policy/nft_table.h"
 #include "store/state_store.h"
+#include "views.h"
 
 namespace {
 
@@ -214,7 +216,9 @@ int PolicyExplain(const std::string& socket, const std::string& from, const std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"terway-cli: inspect Terway's pool, pods and cloud limits"};
+  CLI::App app{"terway-cli: inspect Terway's pool, pods, configuration and cloud limits.\n"
+               "Upstream Terway's list, show, mapping, metadata and nodeconfig ask terwayd over its socket;\n"
+               "pods, enis and ips read its state database; maxpods asks the cloud."};
   app.require_subcommand(1);
   terway::log::Init("terway-cli", "warn");
 
@@ -255,7 +259,52 @@ int main(int argc, char** argv) {
       "remove", "delete the node's policy table (inet terway) from this network namespace: a node cleaned "
                 "of terway; terwayd enforcing policy puts it back at start");
 
+  // Upstream Terway's everyday commands, answered by terwayd over the socket.
+  std::string output = "text", view_type, view_name;
+  auto add_view = [&](const char* name, const std::string& summary, const std::string& details) {
+    auto* cmd = app.add_subcommand(name, summary);
+    cmd->footer(details);
+    cmd->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
+    cmd->add_option("-o,--output", output, "text|json")->capture_default_str()
+        ->check(CLI::IsMember({"text", "json"}));
+    return cmd;
+  };
+  auto* list = add_view("list", "object types terwayd shows, or the names of one type (upstream's list)",
+                        "Without TYPE: the types of objects terwayd shows (network_service, resource_pool, eni, "
+                        "pod); with TYPE: their names. Upstream's types; its 'factory' has no counterpart here "
+                        "(the pool talks to the cloud itself).");
+  list->add_option("type", view_type, "network_service|resource_pool|eni|pod");
+  auto* show_obj = add_view("show", "one object's config and trace (upstream's show)",
+                            "One object's config (settings) and trace (live state); without NAME, the type's "
+                            "first, as upstream. network_service/default: the node and the CNI service; "
+                            "resource_pool: the shared-ENI IP pool or the exclusive-ENI allocator; eni/<id>, "
+                            "pod/<namespace>/<name>: from terwayd's state database.");
+  show_obj->add_option("type", view_type, "network_service|resource_pool|eni|pod")->required();
+  show_obj->add_option("name", view_name, "object name (terway-cli list TYPE)");
+  add_view("mapping", "pods vs addresses vs ENIs, with inconsistencies flagged (upstream's mapping)",
+           "Every address of the node's ENIs: which pod holds it (Normal), idle, reserved for a sticky pod, "
+           "or ERROR where the state database's allocations, its address rows and the pool's memory of the "
+           "cloud disagree (exit code 1). Exclusive-ENI nodes keep no pool: each pod's address is checked "
+           "against its own ENI's primary IP instead.");
+  add_view("metadata", "the node's ENIs as the ECS metadata service reports them (upstream's metadata)",
+           "What the ECS metadata service says about this node's ENIs (MAC, primary and secondary IPv4s, "
+           "gateway, vSwitch and its CIDR), asked by terwayd, beside the host interface of each MAC and "
+           "whether terwayd's state database tracks the ENI. No IPv6: this terwayd serves IPv4 only.");
+  add_view("nodeconfig", "the node's effective configuration, secrets redacted (upstream's nodeconfig)",
+           "The configuration terwayd runs with: where eni_conf came from (ConfigMap + the node's "
+           "terway-config override, or the file), the node's ENI mode and what chose it (node label, "
+           "-daemon-mode, eni_mode), datapath and policy, the effective values after defaults, and the "
+           "merged eni_conf with AccessKeys, tokens and passwords redacted. Unlike upstream's (an init "
+           "step that writes node capabilities and the CNI config), it only reports: terwayd decides at start.");
+
   CLI11_PARSE(app, argc, argv);
+  for (const char* v : {"list", "show", "mapping", "metadata", "nodeconfig"}) {
+    if (app.got_subcommand(v)) {
+      terway::cni::protocol::InspectQuery q{v, view_type, view_name};
+      return terway::cli::Inspect(socket, q, output == "json" ? terway::cli::Output::kJson
+                                                              : terway::cli::Output::kText);
+    }
+  }
   if (*remove) {
     auto st = terway::policy::NftPolicyTable().Remove();
     if (!st.ok()) return Fail(st.error());

@@ -16,6 +16,7 @@ constexpr std::pair<Op, std::string_view> kOps[] = {
     {Op::kAllocate, "allocate"}, {Op::kRelease, "release"}, {Op::kGet, "get"},
     {Op::kStatus, "status"},     {Op::kGc, "gc"},
     {Op::kPolicyExplain, "policy_explain"}, {Op::kPolicyShow, "policy_show"},
+    {Op::kInspect, "inspect"},
 };
 constexpr std::pair<ErrorClass, std::string_view> kClasses[] = {
     {ErrorClass::kRetryable, "retryable"},     {ErrorClass::kNotFound, "not_found"},
@@ -132,6 +133,10 @@ std::string EncodeRequest(const Request& req) {
     j["policy_query"] = json{{"from", req.policy_query->from}, {"to", req.policy_query->to},
                              {"protocol", req.policy_query->protocol}, {"port", req.policy_query->port}};
   }
+  if (req.inspect_query) {
+    j["inspect_query"] = json{{"view", req.inspect_query->view}, {"type", req.inspect_query->type},
+                              {"name", req.inspect_query->name}};
+  }
   return Frame(j);
 }
 
@@ -207,11 +212,18 @@ Result<Request> DecodeRequest(std::string_view frame) {
       if (port != q->end()) pq.port = port->get<uint16_t>();
       r.policy_query = pq;
     }
+    if (auto q = j.find("inspect_query"); q != j.end()) {
+      if (!q->is_object()) return MakeError(ErrorCode::kInvalidArgument, "inspect_query must be an object");
+      r.inspect_query = InspectQuery{q->value("view", std::string()), q->value("type", std::string()),
+                                     q->value("name", std::string())};
+    }
   } catch (const json::exception& e) {
     return Errorf(ErrorCode::kInvalidArgument, "malformed {} request: {}", OpName(r.op), e.what());
   }
   if (r.op == Op::kPolicyExplain && (!r.policy_query || r.policy_query->from.empty() || r.policy_query->to.empty()))
     return MakeError(ErrorCode::kInvalidArgument, "policy_explain request needs policy_query.from and .to");
+  if (r.op == Op::kInspect && (!r.inspect_query || r.inspect_query->view.empty()))
+    return MakeError(ErrorCode::kInvalidArgument, "inspect request needs inspect_query.view");
   const bool per_container = r.op == Op::kAllocate || r.op == Op::kRelease || r.op == Op::kGet;
   if (per_container && r.container_id.empty())
     return Errorf(ErrorCode::kInvalidArgument, "{} request has no container_id", OpName(r.op));

@@ -60,6 +60,9 @@ enum class Op {
   // Operator requests (terway-cli), not CNI: network policy as enforced.
   kPolicyExplain,  // policy_query -> allowed + text
   kPolicyShow,     // -> text: each pod chain's rules with packet counters
+  // Operator views (terway-cli list/show/mapping/metadata/nodeconfig):
+  // inspect_query -> text, one JSON document (src/daemon/cli_views.h).
+  kInspect,
 };
 std::string_view OpName(Op op);
 std::optional<Op> ParseOp(std::string_view name);
@@ -106,6 +109,15 @@ struct PolicyQuery {
   bool operator==(const PolicyQuery&) const = default;
 };
 
+// Which of terwayd's operator views to build: "list", "show", "mapping",
+// "metadata" or "nodeconfig"; type and name select objects for list/show.
+struct InspectQuery {
+  std::string view;
+  std::string type;
+  std::string name;
+  bool operator==(const InspectQuery&) const = default;
+};
+
 struct Request {
   Op op = Op::kStatus;
   uint32_t deadline_ms = 0;     // 0: no deadline given
@@ -120,6 +132,7 @@ struct Request {
   std::optional<CniResult> prev_result;
   std::vector<Attachment> valid_attachments;  // kGc
   std::optional<PolicyQuery> policy_query;    // kPolicyExplain
+  std::optional<InspectQuery> inspect_query;  // kInspect
   bool operator==(const Request&) const = default;
 };
 
@@ -151,7 +164,7 @@ struct Reply {
   std::optional<EniInfo> eni;           // kAllocate, kGet
   std::optional<DaemonStatus> status;   // kStatus
   std::optional<bool> allowed;          // kPolicyExplain
-  std::optional<std::string> text;      // kPolicyExplain, kPolicyShow: for the operator
+  std::optional<std::string> text;      // kPolicyExplain, kPolicyShow: for the operator; kInspect: JSON
   bool ok() const { return !error.has_value(); }
   bool operator==(const Reply&) const = default;
 

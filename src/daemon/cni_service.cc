@@ -47,6 +47,9 @@ proto::Reply CniService::Handle(const proto::Request& req) {
     case proto::Op::kGc: reply = Gc(req); break;
     case proto::Op::kPolicyExplain: return PolicyExplain(req);  // operator requests: not CNI metrics
     case proto::Op::kPolicyShow: return PolicyShow();
+    // terwayd answers it before the CNI service (OperatorViews, cli_requests.h).
+    case proto::Op::kInspect:
+      return proto::Reply::Fail(proto::ErrorClass::kUnsupported, "inspect is not a CNI request");
   }
   std::string op(proto::OpName(req.op));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -24,7 +24,8 @@
 
 namespace terway::daemon {
 
-Result<config::EniConfig> LoadEniConfig(const std::string& path) {
+namespace {
+Result<std::string> ReadEniConfText(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return Errorf(ErrorCode::kNotFound,
@@ -33,7 +34,13 @@ Result<config::EniConfig> LoadEniConfig(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(ss.str()), "in " + path);
+  return ss.str();
+}
+}  // namespace
+
+Result<config::EniConfig> LoadEniConfig(const std::string& path) {
+  TERWAY_ASSIGN_OR_RETURN(auto text, ReadEniConfText(path));
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(text), "in " + path);
   for (const auto& w : parsed.warnings) log::Warn("config {}: {}", path, w);
   return parsed.config;
 }
@@ -142,6 +149,7 @@ Status Daemon::LoadConfiguration() {
     TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(conf.eni_conf), "eni_conf of " + config_source_);
     for (const auto& w : parsed.warnings) log::Warn("config {}: {}", config_source_, w);
     config_ = parsed.config;
+    eni_conf_text_ = conf.eni_conf;
     disable_network_policy_ = conf.disable_network_policy;
     node_labels_ = conf.node_labels;
     if (config_.kube_client_qps > 0 || config_.kube_client_burst > 0) {
@@ -159,7 +167,11 @@ Status Daemon::LoadConfiguration() {
     log::Info("no Kubernetes API configured (no --kubeconfig, no in-cluster service account): running API-less, "
               "eni_conf from {}; pod labels/annotations, pod GC by the API and node reports are off",
               opts_.config_path);
-    TERWAY_ASSIGN_OR_RETURN(config_, LoadEniConfig(opts_.config_path));
+    // One read: what nodeconfig shows is exactly what was parsed.
+    TERWAY_ASSIGN_OR_RETURN(eni_conf_text_, ReadEniConfText(opts_.config_path));
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto parsed, config::ParseEniConfig(eni_conf_text_), "in " + opts_.config_path);
+    for (const auto& w : parsed.warnings) log::Warn("config {}: {}", opts_.config_path, w);
+    config_ = parsed.config;
     config_source_ = opts_.config_path;
   }
   if (opts_.socket_path.empty()) opts_.socket_path = config_.daemon_socket;
@@ -440,6 +452,68 @@ void Daemon::MaintainNodeTables() {
   if (!st.ok()) log::Warn("anti-spoofing table check: {}", st.error().ToString());
 }
 
+OperatorViewSources Daemon::ViewSources() {
+  using cli_views::KeyValue;
+  OperatorViewSources v;
+  v.store = store_.get();
+  v.addresses = addresses_.get();
+  v.pool = dynamic_cast<ipam::IpPool*>(addresses_.get());
+  v.metadata = cloud_ ? cloud_->metadata() : nullptr;
+  const std::string mode = ipam::EniModeName(config_.eni_mode);
+  v.service_config = {
+      {"node_name", opts_.node_name},
+      {"instance_id", node_.instance_id},
+      {"instance_type", node_.instance_type},
+      {"region_id", node_.region_id},
+      {"zone_id", node_.zone_id},
+      {"vpc_id", node_.vpc_id},
+      {"vswitch_id", node_.vswitch_id},
+      {"eni_mode", mode + " (" + mode_choice_.source + ")"},
+      {"datapath", datapath_mode_.empty() ? "none (IPAM only)" : datapath_mode_},
+      {"network_policy", policy_off_.empty() ? "enforced" : "off: " + policy_off_},
+      {"daemon_socket", opts_.socket_path},
+      {"state_path", opts_.state_path},
+      {"eni_conf_source", config_source_},
+      {"kubernetes_api", kube_config_ ? kube_config_->server : "none"},
+  };
+  RequestHandler* service = service_.get();
+  v.service_trace = [service] {
+    cni::protocol::Request req;
+    req.op = cni::protocol::Op::kStatus;
+    auto r = service->Handle(req);
+    bool ready = r.ok() && r.status && r.status->ready;
+    return std::vector<KeyValue>{{"ready", ready ? "true" : "false"},
+                                 {"not_ready_because", ready || !r.status ? "" : r.status->message}};
+  };
+  v.pool_name = config_.eni_mode == ipam::EniMode::kExclusive ? "exclusive-eni" : "shared-eni-ip";
+  v.pool_config = {{"eni_mode", mode},
+                   {"min_pool_size", std::to_string(config_.min_pool_size)},
+                   {"max_pool_size", std::to_string(config_.max_pool_size)},
+                   {"max_pods", std::to_string(addresses_->MaxPodCount())}};
+  if (v.pool) {
+    const auto& b = v.pool->Bounds();
+    v.pool_config.push_back({"max_enis", std::to_string(b.max_enis)});
+    v.pool_config.push_back({"min_idle", std::to_string(b.min_idle)});
+    v.pool_config.push_back({"max_idle", std::to_string(b.max_idle)});
+  }
+  v.node_config.source = config_source_;
+  v.node_config.eni_conf_text = eni_conf_text_;
+  v.node_config.node = {
+      {"eni_mode", mode},
+      {"eni_mode_source", mode_choice_.source},
+      {"daemon_mode", opts_.daemon_mode.empty() ? "(not set)" : opts_.daemon_mode},
+      {"datapath", datapath_mode_.empty() ? "none (IPAM only)" : datapath_mode_},
+      {"network_policy", policy_off_.empty() ? "enforced" : "off: " + policy_off_},
+      {"daemon_socket", opts_.socket_path},
+      {"state_path", opts_.state_path},
+  };
+  for (const auto& [k, val] : node_labels_) {
+    if (k.rfind("k8s.aliyun.com/", 0) == 0) v.node_config.node.push_back({"node label " + k, val});
+  }
+  v.node_config.effective = cli_views::EffectiveConfig(config_);
+  return v;
+}
+
 void Daemon::CreateCniService() {
   CniServiceOptions cso;
   cso.datapath_mode = datapath_mode_;
@@ -457,7 +531,8 @@ void Daemon::CreateCniService() {
   RpcServerOptions ro;
   ro.socket_path = opts_.socket_path;
   ro.metrics = &metrics_;
-  rpc_ = std::make_unique<RpcServer>(ro, service_.get());
+  views_ = std::make_unique<OperatorViews>(ViewSources(), service_.get());
+  rpc_ = std::make_unique<RpcServer>(ro, views_.get());
 
   PodGcOptions go;
   go.period = config_.ip_pool_sync_period;

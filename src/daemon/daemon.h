@@ -12,6 +12,7 @@
 #include "cloud/cloud_clients.h"
 #include "common/result.h"
 #include "daemon/aliyun_eni_provider.h"
+#include "daemon/cli_requests.h"
 #include "daemon/cni_service.h"
 #include "daemon/kube_node.h"
 #include "daemon/metrics.h"
@@ -111,6 +112,9 @@ class Daemon {
   // The filter between pods and the node's cloud credentials (shared ENI).
   Status CreateMetadataGuard();
   void CreateCniService();
+  // terway-cli's views (list, show, mapping, metadata, nodeconfig), answered
+  // on the socket before the CNI service.
+  OperatorViewSources ViewSources();
   void DeclareMetrics();
   // Start's first step (restart_repair.cc): verify, repair or free every
   // recorded pod.
@@ -133,6 +137,7 @@ class Daemon {
   std::optional<k8s::RestConfig> kube_config_;
   std::shared_ptr<k8s::RestClient> kube_client_;
   std::string config_source_;    // where eni_conf came from, for messages
+  std::string eni_conf_text_;    // the merged eni_conf as parsed (terway-cli nodeconfig)
   std::map<std::string, std::string> node_labels_;  // with an API
   config::EniModeChoice mode_choice_;
   std::string datapath_choice_;  // "shared", "exclusive", "none"
@@ -152,6 +157,7 @@ class Daemon {
   std::unique_ptr<metadata::MetadataGuard> metadata_guard_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<PodGc> pod_gc_;
+  std::unique_ptr<OperatorViews> views_;
   std::unique_ptr<RpcServer> rpc_;
   std::unique_ptr<httplib::Server> metrics_server_;
   std::thread metrics_thread_;

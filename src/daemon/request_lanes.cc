@@ -49,7 +49,8 @@ Lane LaneOf(proto::Op op) {
     case proto::Op::kStatus:
     case proto::Op::kGet:
     case proto::Op::kPolicyExplain:
-    case proto::Op::kPolicyShow: return Lane::kControl;
+    case proto::Op::kPolicyShow:
+    case proto::Op::kInspect: return Lane::kControl;
   }
   return Lane::kControl;
 }

@@ -7,7 +7,8 @@
 //   lane     ops                                          why its own lane
 //   add      allocate                                      waits for the cloud
 //   release  release, gc                                   frees addresses: must not wait behind ADD
-//   control  status, get, policy_explain, policy_show      cheap reads; the runtime's health probe
+//   control  status, get, policy_explain, policy_show,     cheap reads; the runtime's health probe
+//            inspect (terway-cli's views)
 //
 // A lane holds at most `workers` running and `queue` waiting requests; one
 // more is refused at once with class "retryable" (the plugin answers CNI code

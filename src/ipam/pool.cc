@@ -408,6 +408,16 @@ int IpPool::WarmUpLeft() const {
   return warm_up_left_;
 }
 
+PoolContents IpPool::Contents() const {
+  std::lock_guard l(mu_);
+  PoolContents c;
+  for (const auto& [ip, e] : ips_) {
+    c.addresses.push_back({ip, e.eni_id, e.use, e.container_id, e.eni_primary_ip, e.release_in_doubt});
+  }
+  for (const auto& [id, e] : enis_) c.enis.push_back({id, e.mac, e.vswitch_id, e.primary_ip, e.unschedulable});
+  return c;
+}
+
 PoolStats IpPool::Stats() const {
   std::lock_guard l(mu_);
   PoolStats s;

@@ -62,6 +62,28 @@ struct PoolOptions {
 // every tag of eni_tag_filter when one is set.
 bool EniSchedulable(const std::vector<cloud::Tag>& tags, const PoolConfig& c);
 
+// A copy of what the pool holds, per address and per ENI, for the operator
+// (terway-cli mapping compares it with the store).
+struct PoolContents {
+  struct Address {
+    std::string ip;
+    std::string eni_id;
+    IpUse use = IpUse::kIdle;
+    std::string container_id;  // when in use
+    bool eni_primary_ip = false;
+    bool release_in_doubt = false;
+  };
+  struct Eni {
+    std::string eni_id;
+    std::string mac;
+    std::string vswitch_id;
+    std::string primary_ip;
+    bool unschedulable = false;
+  };
+  std::vector<Address> addresses;  // by IP
+  std::vector<Eni> enis;           // by ENI id
+};
+
 class IpPool : public PodAddressSource {
  public:
   // Reads the instance's limits, loads the store and reconciles with the
@@ -100,6 +122,8 @@ class IpPool : public PodAddressSource {
   std::vector<store::AllocationRecord> TakeLostAllocations();
 
   PoolStats Stats() const override;
+  // Taken under the pool's lock; never waits for the cloud.
+  PoolContents Contents() const;
   int MaxPodCount() const override { return bounds_.capacity; }
   // What eni_conf allows on this instance (sizes, ENI count, capacity).
   const PoolBounds& Bounds() const { return bounds_; }

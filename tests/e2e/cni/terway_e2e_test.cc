@@ -155,6 +155,7 @@ class StatefulDaemon {
       }
       case Op::kPolicyExplain:
       case Op::kPolicyShow:
+      case Op::kInspect:
         break;  // operator requests: never sent by the plugin
     }
     return Reply::Fail(ErrorClass::kInvalid, "unknown op");

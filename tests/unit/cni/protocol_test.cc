@@ -37,6 +37,19 @@ TEST(Protocol, RequestRoundTripEveryOp) {
   }
 }
 
+TEST(Protocol, InspectRequestsRoundTripAndNeedAView) {
+  Request r;
+  r.op = Op::kInspect;
+  r.inspect_query = InspectQuery{"show", "pod", "default/web"};
+  EXPECT_EQ(OpName(r.op), "inspect");
+  auto back = DecodeRequest(EncodeRequest(r));
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(*back, r);
+  auto bare = DecodeRequest(R"({"v":1,"op":"inspect"})");
+  ASSERT_FALSE(bare.ok());
+  EXPECT_NE(bare.error().message.find("inspect_query.view"), std::string::npos) << bare.error().message;
+}
+
 TEST(Protocol, PolicyRequestsAndAnswersRoundTrip) {
   Request r;
   r.op = Op::kPolicyExplain;
