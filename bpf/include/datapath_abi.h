@@ -25,7 +25,9 @@ struct terway_dp_endpoint {
 
 /* The pod's traffic, both ways, must cross the host stack: a NetworkPolicy
  * selects it, and the nftables policy table (which relies on conntrack)
- * decides there. Anti-spoofing still happens in the program. */
+ * decides there; or it has a bandwidth limit only the stack's qdiscs (IFB,
+ * TBF on the host veth) enforce. Anti-spoofing still happens in the
+ * program. */
 #define TERWAY_DP_EP_POLICED (1U << 0)
 
 #define TERWAY_DP_MAX_ENDPOINTS 16384

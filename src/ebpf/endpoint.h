@@ -21,7 +21,7 @@ struct Endpoint {
   Ipv4Addr gateway;       // that ENI's vSwitch gateway
   MacAddr pod_mac;        // the pod's eth0
   MacAddr host_mac;       // the host veth's
-  bool policed = false;   // its traffic crosses the host stack (nftables policy)
+  bool policed = false;   // its traffic crosses the host stack (nftables policy, IFB/TBF limits)
   auto operator<=>(const Endpoint&) const = default;
 };
 
