@@ -208,6 +208,16 @@ TEST_F(EbpfTraffic, TrafficSurvivesTheLoaderGoingAwayAndANewOneSharesTheMaps) {
   EXPECT_FALSE(Ping(b_, "198.18.1.5")) << "b's packets are now spoofed (no endpoint), and dropped";
 }
 
+TEST_F(EbpfTraffic, NodeAddressesTakeTheHostStack) {
+  // The node answers the pod through its host route, as in veth mode.
+  ASSERT_EQ(Sh("ip -n " + node_ + " route add 198.18.0.20/32 dev twa scope link"), 0);
+  Counters before = Count();
+  ASSERT_TRUE(Ping(a_, "198.18.0.10")) << ToString(Count());
+  Counters after = Count();
+  EXPECT_GE(after.pod_to_stack - before.pod_to_stack, 2u);
+  EXPECT_EQ(after.pod_to_eni, before.pod_to_eni) << "the node's address is not sent round through the VPC";
+}
+
 TEST_F(EbpfTraffic, PolicedPodsTakeTheHostStack) {
   // The veth-mode fallback the stack needs: forwarding and host routes.
   const std::string N = "ip -n " + node_ + " ";
