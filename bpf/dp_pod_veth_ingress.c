@@ -1,0 +1,59 @@
+/* tc program on the ingress hook of a pod's host veth: every packet the pod
+ * sends. IPv4 only; ARP, IPv6 and anything else go to the host stack as in
+ * veth mode (the nftables anti-spoofing table judges IPv6 and ARP there).
+ *
+ *   1. Anti-spoofing, for every pod: the source must be the address of the
+ *      endpoint whose host veth this is; otherwise drop and count.
+ *   2. Destinations of the host stack (Service CIDR, node addresses,
+ *      metadata, host_stack_cidrs; multicast/broadcast), and every packet of
+ *      a policed pod: the stack (kube-proxy, the metadata guard, nftables
+ *      policy with conntrack).
+ *   3. Another pod of this node, not policed: bpf_redirect_peer into it.
+ *   4. Anything else: out of the pod's ENI to the vSwitch gateway with
+ *      bpf_redirect_neigh (the VPC routes it on, as the ENI's policy-routing
+ *      table does in veth mode).
+ * The decisions are lib/dp_decide.h; the packet work lib/dp_packet.h. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lib/dp_decide.h"
+#include "lib/dp_maps.h"
+#include "lib/dp_packet.h"
+
+SEC("tc")
+int terway_from_pod(struct __sk_buff *skb) {
+  if (skb->protocol != bpf_htons(ETH_P_IP)) {
+    terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
+    return TC_ACT_OK;
+  }
+  struct terway_dp_ipv4 ip;
+  if (terway_dp_read_ipv4(skb, &ip) < 0) {
+    terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
+    return TC_ACT_OK;
+  }
+  const struct terway_dp_endpoint *src = bpf_map_lookup_elem(&terway_dp_ep, &ip.saddr);
+  const struct terway_dp_endpoint *dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
+  struct terway_dp_stack_key key = {.prefixlen = 32, .addr = ip.daddr};
+  int in_stack = bpf_map_lookup_elem(&terway_dp_stack, &key) != NULL;
+  switch (terway_dp_from_pod_decide(src, skb->ifindex, dst, in_stack, ip.daddr, ip.ttl)) {
+    case TERWAY_DP_DROP_SPOOF:
+      terway_dp_count(TERWAY_DP_CNT_DROP_SPOOF);
+      return TC_ACT_SHOT;
+    case TERWAY_DP_TO_POD:
+      terway_dp_count(TERWAY_DP_CNT_POD_TO_POD);
+      return terway_dp_redirect_to_pod(skb, dst, ip.ttl);
+    case TERWAY_DP_TO_ENI:
+      terway_dp_count(TERWAY_DP_CNT_POD_TO_ENI);
+      return terway_dp_redirect_to_eni(skb, src, ip.ttl);
+    case TERWAY_DP_TO_STACK:
+      break;
+  }
+  terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
+  return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "GPL";

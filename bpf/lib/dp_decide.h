@@ -1,0 +1,66 @@
+/* The eBPF datapath's decisions, apart from packets and helpers: given what
+ * the maps said about a packet, where does it go. Pure, so the same header
+ * compiles into the BPF objects and into C++ unit tests
+ * (tests/unit/ebpf/dp_decide_test.cc). */
+#ifndef TERWAY_BPF_LIB_DP_DECIDE_H
+#define TERWAY_BPF_LIB_DP_DECIDE_H
+
+#include <linux/types.h>
+
+#include "../include/datapath_abi.h"
+
+enum terway_dp_verdict {
+  TERWAY_DP_TO_STACK = 0, /* TC_ACT_OK: the host stack routes it, as in veth mode */
+  TERWAY_DP_DROP_SPOOF,   /* TC_ACT_SHOT */
+  TERWAY_DP_TO_POD,       /* bpf_redirect_peer into the destination pod */
+  TERWAY_DP_TO_ENI,       /* bpf_redirect_neigh out of the source pod's ENI */
+};
+
+/* 224.0.0.0/4 and 255.255.255.255 are never sent to one pod or the gateway.
+ * `daddr` is in network order, so its first byte in memory is the first
+ * octet whatever the host's byte order. */
+static inline int terway_dp_is_group_address(__u32 daddr) {
+  const __u8 *b = (const __u8 *)&daddr;
+  return b[0] >= 224;
+}
+
+/* An IPv4 packet that left a pod through its host veth `ifindex`.
+ * src: the endpoint owning the packet's source address (NULL: none);
+ * dst: the endpoint owning its destination (NULL: not a pod of this node);
+ * dst_in_stack: the destination is in the stack prefixes (Service CIDR,
+ * node addresses, metadata, host_stack_cidrs).
+ * Order matters: anti-spoofing first, for every pod, policed or not. */
+static inline enum terway_dp_verdict terway_dp_from_pod_decide(const struct terway_dp_endpoint *src,
+                                                               __u32 ifindex,
+                                                               const struct terway_dp_endpoint *dst,
+                                                               int dst_in_stack, __u32 daddr, __u8 ttl) {
+  if (!src || src->host_ifindex != ifindex) return TERWAY_DP_DROP_SPOOF;
+  if (dst_in_stack || terway_dp_is_group_address(daddr)) return TERWAY_DP_TO_STACK;
+  if (src->flags & TERWAY_DP_EP_POLICED) return TERWAY_DP_TO_STACK;
+  /* The stack answers an expiring TTL with ICMP time exceeded, as a router. */
+  if (ttl <= 1) return TERWAY_DP_TO_STACK;
+  if (dst) {
+    if (dst->flags & TERWAY_DP_EP_POLICED) return TERWAY_DP_TO_STACK;
+    /* A pod sending to its own address from eth0 never gets here (lo);
+     * one sending to itself through the host is left to the stack. */
+    if (dst->host_ifindex == ifindex) return TERWAY_DP_TO_STACK;
+    return TERWAY_DP_TO_POD;
+  }
+  if (src->eni_ifindex == 0 || src->gateway == 0) return TERWAY_DP_TO_STACK;
+  return TERWAY_DP_TO_ENI;
+}
+
+/* An IPv4 packet that arrived on ENI `ifindex`; dst: the endpoint owning
+ * its destination (NULL: none). Only a pod of this very ENI is served: a
+ * packet for a pod whose IP the VPC hands in on another ENI (while an IP
+ * moves) takes the stack, which routes it as before. */
+static inline enum terway_dp_verdict terway_dp_from_eni_decide(const struct terway_dp_endpoint *dst, __u32 ifindex,
+                                                               __u8 ttl) {
+  if (!dst) return TERWAY_DP_TO_STACK;
+  if (dst->flags & TERWAY_DP_EP_POLICED) return TERWAY_DP_TO_STACK;
+  if (dst->eni_ifindex != ifindex) return TERWAY_DP_TO_STACK;
+  if (ttl <= 1) return TERWAY_DP_TO_STACK;
+  return TERWAY_DP_TO_POD;
+}
+
+#endif

@@ -1,0 +1,54 @@
+// Attaching the eBPF datapath's programs to links: direct-action cls_bpf
+// filters on the clsact ingress hook (through src/netlink's tc calls).
+//
+// Restart: a filter keeps its program alive after terwayd dies. A new
+// terwayd loads programs of its own, but an attached program that is the
+// same code (the kernel's tag) using the same maps is as good as ours, so
+// Inspect() calls it current and Attach() leaves it alone: restart repair
+// does not cut a pod's traffic. Anything else at our priority is stale and
+// Attach() replaces it. Between deleting the old filter and adding the new
+// one, packets meet no program and take the host stack (which still routes
+// pods, as in veth mode): slower, not lost.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+#include "ebpf/programs.h"
+#include "netlink/handle.h"
+
+namespace terway::ebpf {
+
+// Our filter's priority on the ingress hook: before qos's redirect to an
+// IFB (0xC000, pod egress shaping) and after filters people attach at the
+// usual low priorities.
+inline constexpr uint16_t kDatapathFilterPriority = 0xA000;
+
+enum class Hook {
+  kPodVeth,  // ingress of a pod's host veth: terway_from_pod
+  kEni,      // ingress of an ENI: terway_from_eni
+};
+const char* HookName(Hook h);
+
+enum class AttachState {
+  kMissing,  // no filter at our priority
+  kCurrent,  // our program, or an identical one with the same maps
+  kStale,    // something else at our priority (another build, other maps, more than one filter)
+};
+
+struct AttachStatus {
+  AttachState state = AttachState::kMissing;
+  std::string detail;  // for kStale: what is there instead
+};
+
+// The link's ingress hook as seen through `h` (the namespace of the link).
+Result<AttachStatus> Inspect(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs);
+// Makes the link run our program at its ingress: adds clsact when missing,
+// keeps a current filter, replaces a stale one.
+Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs);
+// Removes our filter (success when none, or no link): the clsact qdisc stays
+// (qos's filters may share it) and so does every other filter.
+Status Detach(netlink::Handle& h, int ifindex);
+
+}  // namespace terway::ebpf

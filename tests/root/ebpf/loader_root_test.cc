@@ -1,0 +1,221 @@
+// The eBPF datapath's loader in the real kernel: pins, reuse across a
+// restart (a second loader on the same bpffs directory), replacement of an
+// incompatible pin, the host-stack prefix set, and attach / inspect /
+// detach on a veth inside a namespace of the test.
+#include <bpf/bpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "ebpf/attach.h"
+#include "ebpf/detect.h"
+#include "ebpf/programs.h"
+#include "netlink/handle.h"
+#include "netlink/netns.h"
+#include "root/ebpf/ebpf_test_env.h"
+
+namespace terway::ebpf {
+namespace {
+
+using terway::testing::Capture;
+
+bool Exists(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0;
+}
+
+Endpoint Ep(const char* ip, int host_ifindex) {
+  Endpoint e;
+  e.ip = *Ipv4Addr::Parse(ip);
+  e.host_ifindex = host_ifindex;
+  e.eni_ifindex = 3;
+  e.gateway = *Ipv4Addr::Parse("198.18.0.1");
+  e.pod_mac = *MacAddr::Parse("02:00:00:00:00:14");
+  e.host_mac = *MacAddr::Parse("ee:ee:ee:ee:ee:01");
+  return e;
+}
+
+TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  const LoaderOptions o = fs.Options();
+  std::vector<uint32_t> first_maps;
+  {
+    auto dp = DatapathPrograms::Load(o);
+    ASSERT_TRUE(dp.ok()) << dp.error().ToString();
+    EXPECT_TRUE((*dp)->replaced_pins().empty());
+    for (const char* m : {"terway_dp_ep", "terway_dp_stack", "terway_dp_cnt"}) {
+      EXPECT_TRUE(Exists(o.PinDir() + "/" + m)) << m;
+    }
+    ASSERT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.20", 7)).ok());
+    ASSERT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.21", 8)).ok());
+    first_maps = (*dp)->map_ids();
+    ASSERT_EQ(first_maps.size(), 3u);
+  }  // terwayd "dies": its programs and fds go, the pins stay
+  auto again = DatapathPrograms::Load(o);
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  EXPECT_EQ((*again)->map_ids(), first_maps) << "the restarted loader uses the very same maps";
+  auto eps = (*again)->ListEndpoints();
+  ASSERT_TRUE(eps.ok()) << eps.error().ToString();
+  ASSERT_EQ(eps->size(), 2u);
+  auto a = (*again)->GetEndpoint(*Ipv4Addr::Parse("198.18.0.20"));
+  ASSERT_TRUE(a.ok() && a->has_value());
+  EXPECT_EQ(**a, Ep("198.18.0.20", 7));
+
+  // Bad input changes nothing; deleting twice is fine.
+  Endpoint bad = Ep("198.18.0.20", 0);
+  EXPECT_FALSE((*again)->UpsertEndpoint(bad).ok());
+  EXPECT_EQ(**(*again)->GetEndpoint(*Ipv4Addr::Parse("198.18.0.20")), Ep("198.18.0.20", 7));
+  ASSERT_TRUE((*again)->DeleteEndpoint(*Ipv4Addr::Parse("198.18.0.20")).ok());
+  EXPECT_TRUE((*again)->DeleteEndpoint(*Ipv4Addr::Parse("198.18.0.20")).ok());
+  EXPECT_FALSE((*again)->GetEndpoint(*Ipv4Addr::Parse("198.18.0.20"))->has_value());
+
+  // Node cleanup removes the pins; a later load starts empty.
+  ASSERT_TRUE(DatapathPrograms::RemovePins(o).ok());
+  EXPECT_FALSE(Exists(o.PinDir()));
+  again->reset();
+  auto fresh = DatapathPrograms::Load(o);
+  ASSERT_TRUE(fresh.ok()) << fresh.error().ToString();
+  EXPECT_TRUE((*fresh)->ListEndpoints()->empty());
+}
+
+TEST(EbpfLoaderRoot, APinOfAnotherLayoutIsReplacedAndSaidSo) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  const LoaderOptions o = fs.Options();
+  ASSERT_TRUE(EnsurePinDir(o).ok());
+  // An older build's endpoint map: same name, smaller value.
+  int old = bpf_map_create(BPF_MAP_TYPE_HASH, "terway_dp_ep", 4, 16, 128, nullptr);
+  ASSERT_GE(old, 0) << std::strerror(errno);
+  const std::string pin = o.PinDir() + "/terway_dp_ep";
+  ASSERT_EQ(bpf_obj_pin(old, pin.c_str()), 0) << std::strerror(errno);
+  close(old);
+  auto dp = DatapathPrograms::Load(o);
+  ASSERT_TRUE(dp.ok()) << dp.error().ToString();
+  ASSERT_EQ((*dp)->replaced_pins(), std::vector<std::string>{pin});
+  EXPECT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.20", 7)).ok());
+  // ... and the replacement is the map the next load reuses.
+  auto next = DatapathPrograms::Load(o);
+  ASSERT_TRUE(next.ok()) << next.error().ToString();
+  EXPECT_TRUE((*next)->replaced_pins().empty());
+  EXPECT_EQ((*next)->ListEndpoints()->size(), 1u);
+}
+
+TEST(EbpfLoaderRoot, WithoutABpffsAndWithoutMountingTheErrorSaysHow) {
+  TERWAY_REQUIRE_ROOT();
+  char tmpl[] = "/tmp/twnobpffs.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  LoaderOptions o;
+  o.bpffs = tmpl;
+  o.mount_bpffs = false;
+  auto dp = DatapathPrograms::Load(o);
+  rmdir(tmpl);
+  ASSERT_FALSE(dp.ok());
+  EXPECT_NE(dp.error().ToString().find("mount -t bpf"), std::string::npos) << dp.error().ToString();
+}
+
+TEST(EbpfLoaderRoot, StackPrefixesAreSyncedToExactlyTheGivenSetPlusMetadata) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  auto dp = DatapathPrograms::Load(fs.Options());
+  ASSERT_TRUE(dp.ok()) << dp.error().ToString();
+  StackPrefix svc{*Ipv4Cidr::Parse("10.96.0.0/12"), StackPrefixKind::kService};
+  StackPrefix node{*Ipv4Cidr::Parse("198.18.0.10/32"), StackPrefixKind::kNode};
+  StackPrefix host{*Ipv4Cidr::Parse("192.168.77.0/24"), StackPrefixKind::kHostCidr};
+  ASSERT_TRUE((*dp)->SyncStackPrefixes({svc, node, host}).ok());
+  auto got = (*dp)->ListStackPrefixes();
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  std::vector<StackPrefix> want{svc, node, host, BuiltinStackPrefixes()[0]};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(*got, want);
+  ASSERT_TRUE((*dp)->SyncStackPrefixes({svc}).ok());
+  want = {svc, BuiltinStackPrefixes()[0]};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(*(*dp)->ListStackPrefixes(), want) << "stale prefixes go";
+  std::vector<StackPrefix> too_many;
+  for (uint32_t i = 0; i < TERWAY_DP_MAX_STACK_PREFIXES + 1; ++i) {
+    too_many.push_back({Ipv4Cidr(Ipv4Addr(0x0A000000u + (i << 8)), 24), StackPrefixKind::kHostCidr});
+  }
+  EXPECT_FALSE((*dp)->SyncStackPrefixes(too_many).ok());
+  EXPECT_EQ(*(*dp)->ListStackPrefixes(), want) << "a refused set changes nothing";
+}
+
+TEST(EbpfLoaderRoot, AttachKeepsAnIdenticalProgramAcrossRestartAndReplacesAStaleOne) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  const std::string ns = "twebpfl" + terway::testing::UniqueSuffix();
+  ASSERT_TRUE(netlink::CreateNamedNetns(ns).ok());
+  struct Cleanup {
+    std::string ns;
+    ~Cleanup() { (void)netlink::DeleteNamedNetns(ns); }
+  } cleanup{ns};
+  auto h = netlink::Handle::OpenIn(ns);
+  ASSERT_TRUE(h.ok()) << h.error().ToString();
+  netlink::VethSpec v;
+  v.name = "twhost0";
+  v.peer_name = "eth0";
+  ASSERT_TRUE(h->CreateVeth(v).ok());
+  auto link = h->GetLink("twhost0");
+  ASSERT_TRUE(link.ok());
+  const int ifx = link->index;
+
+  auto first = DatapathPrograms::Load(fs.Options());
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  auto st = Inspect(*h, ifx, Hook::kPodVeth, **first);
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->state, AttachState::kMissing);
+  ASSERT_TRUE(Attach(*h, ifx, Hook::kPodVeth, **first).ok());
+  EXPECT_EQ(Inspect(*h, ifx, Hook::kPodVeth, **first)->state, AttachState::kCurrent);
+  EXPECT_EQ(Inspect(*h, ifx, Hook::kEni, **first)->state, AttachState::kStale) << "the ENI program is other code";
+  const uint32_t first_id = (*first)->from_pod_id();
+  first->reset();  // terwayd restarts: the filter keeps the old program running
+
+  auto second = DatapathPrograms::Load(fs.Options());
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  ASSERT_NE((*second)->from_pod_id(), first_id);
+  EXPECT_EQ(Inspect(*h, ifx, Hook::kPodVeth, **second)->state, AttachState::kCurrent)
+      << "same code, same maps: restart repair leaves it alone";
+  ASSERT_TRUE(Attach(*h, ifx, Hook::kPodVeth, **second).ok());
+  auto filters = h->ListFilters(ifx, netlink::kTcClsactIngress);
+  ASSERT_TRUE(filters.ok());
+  ASSERT_EQ(filters->size(), 1u);
+  EXPECT_EQ((*filters)[0].bpf_id, first_id) << "the running filter was not replaced";
+
+  // Programs on other maps (another pin directory) are stale: replaced.
+  auto other = DatapathPrograms::Load(fs.Options("elsewhere"));
+  ASSERT_TRUE(other.ok()) << other.error().ToString();
+  auto stale = Inspect(*h, ifx, Hook::kPodVeth, **other);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(stale->state, AttachState::kStale);
+  EXPECT_NE(stale->detail.find("other maps"), std::string::npos) << stale->detail;
+  ASSERT_TRUE(Attach(*h, ifx, Hook::kPodVeth, **other).ok());
+  filters = h->ListFilters(ifx, netlink::kTcClsactIngress);
+  ASSERT_EQ(filters->size(), 1u);
+  EXPECT_EQ((*filters)[0].bpf_id, (*other)->from_pod_id());
+  EXPECT_EQ((*filters)[0].bpf_name, DatapathPrograms::kFromPodName);
+
+  // Detach leaves no filter; twice is fine, and so is a link that is gone.
+  ASSERT_TRUE(Detach(*h, ifx).ok());
+  EXPECT_TRUE(h->ListFilters(ifx, netlink::kTcClsactIngress)->empty());
+  EXPECT_EQ(Inspect(*h, ifx, Hook::kPodVeth, **other)->state, AttachState::kMissing);
+  EXPECT_TRUE(Detach(*h, ifx).ok());
+  ASSERT_TRUE(h->DeleteLink(ifx).ok());
+  EXPECT_TRUE(Detach(*h, ifx).ok());
+}
+
+// This project's kernel (6.18) has everything the mode needs; the probe
+// leaves its scratch namespace behind on no path.
+TEST(EbpfLoaderRoot, DetectsSupportOnThisKernelAndCleansUpItsProbe) {
+  TERWAY_REQUIRE_ROOT();
+  Status s = DetectSupport();
+  EXPECT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_EQ(Capture("ip netns list | grep -c twbpfprobe"), "0\n");
+}
+
+}  // namespace
+}  // namespace terway::ebpf

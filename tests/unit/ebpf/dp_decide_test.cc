@@ -1,0 +1,71 @@
+// The eBPF datapath's decisions (bpf/lib/dp_decide.h), compiled as C++: the
+// same header the BPF programs include.
+#include "bpf/lib/dp_decide.h"
+
+#include <arpa/inet.h>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+uint32_t Ip(const char* s) {
+  in_addr a{};
+  inet_pton(AF_INET, s, &a);
+  return a.s_addr;  // network order
+}
+
+terway_dp_endpoint Ep(uint32_t host_ifindex, uint32_t flags = 0) {
+  terway_dp_endpoint e{};
+  e.host_ifindex = host_ifindex;
+  e.eni_ifindex = 3;
+  e.gateway = Ip("198.18.0.1");
+  e.flags = flags;
+  return e;
+}
+
+TEST(DpDecide, FromPodSpoofedSourceIsDroppedBeforeAnythingElse) {
+  terway_dp_endpoint a = Ep(10), b = Ep(11);
+  // No endpoint owns the source.
+  EXPECT_EQ(terway_dp_from_pod_decide(nullptr, 10, &b, 0, Ip("198.18.0.21"), 64), TERWAY_DP_DROP_SPOOF);
+  // Another pod's address, from pod a's veth: even towards the stack.
+  EXPECT_EQ(terway_dp_from_pod_decide(&b, 10, nullptr, 1, Ip("10.96.0.10"), 64), TERWAY_DP_DROP_SPOOF);
+  // Policed pods are checked too.
+  terway_dp_endpoint p = Ep(11, TERWAY_DP_EP_POLICED);
+  EXPECT_EQ(terway_dp_from_pod_decide(&p, 10, nullptr, 0, Ip("8.8.8.8"), 64), TERWAY_DP_DROP_SPOOF);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &b, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_POD);
+}
+
+TEST(DpDecide, FromPodStackDestinationsAndPolicedPodsTakeTheStack) {
+  terway_dp_endpoint a = Ep(10), b = Ep(11), pb = Ep(11, TERWAY_DP_EP_POLICED), pa = Ep(10, TERWAY_DP_EP_POLICED);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 1, Ip("10.96.0.10"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &b, 1, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK)
+      << "a host_stack_cidr covering a pod wins";
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &pb, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&pa, 10, &b, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&pa, 10, nullptr, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("224.0.0.251"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("255.255.255.255"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("198.18.9.9"), 1), TERWAY_DP_TO_STACK)
+      << "an expiring TTL gets its ICMP error from the stack";
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &a, 0, Ip("198.18.0.20"), 64), TERWAY_DP_TO_STACK);
+}
+
+TEST(DpDecide, FromPodOtherDestinationsLeaveThroughTheEni) {
+  terway_dp_endpoint a = Ep(10);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_ENI);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("198.18.9.9"), 2), TERWAY_DP_TO_ENI);
+  terway_dp_endpoint nogw = a;
+  nogw.gateway = 0;
+  EXPECT_EQ(terway_dp_from_pod_decide(&nogw, 10, nullptr, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
+}
+
+TEST(DpDecide, FromEniOnlyUnpolicedPodsOfThisEni) {
+  terway_dp_endpoint a = Ep(10), pa = Ep(10, TERWAY_DP_EP_POLICED);
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 3, 63), TERWAY_DP_TO_POD);
+  EXPECT_EQ(terway_dp_from_eni_decide(nullptr, 3, 63), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_eni_decide(&pa, 3, 63), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 4, 63), TERWAY_DP_TO_STACK) << "another ENI: the stack routes it";
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 3, 1), TERWAY_DP_TO_STACK);
+}
+
+}  // namespace
