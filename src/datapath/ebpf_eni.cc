@@ -1,0 +1,245 @@
+#include "datapath/ebpf_eni.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "datapath/layout.h"
+#include "datapath/pod_shaping.h"
+#include "datapath/wiring_planner.h"
+#include "ebpf/attach.h"
+#include "netlink/handle.h"
+
+namespace terway::datapath {
+
+using netlink::Handle;
+
+// ---- pure parts ----
+
+Result<VirtualType> ParseVirtualType(std::string_view text) {
+  std::string t(text);
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t.empty() || t == "veth") return VirtualType::kVeth;
+  if (t == "ipvlan" || t == "datapathv2") return VirtualType::kEbpf;
+  return Errorf(ErrorCode::kInvalidArgument,
+                "eniip_virtual_type {:?} is not supported: use Veth, IPVlan or Datapathv2", std::string(text));
+}
+
+const char* VirtualTypeName(VirtualType t) {
+  switch (t) {
+    case VirtualType::kVeth: return "veth";
+    case VirtualType::kEbpf: return "ebpf";
+    case VirtualType::kUnknown: break;
+  }
+  return "unknown";
+}
+
+bool PodPoliced(const PodNetwork& pod, bool policy_may_select) {
+  return policy_may_select || HasBandwidthLimit(pod);
+}
+
+ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool policed) {
+  ebpf::Endpoint ep;
+  ep.ip = pod_ip;
+  ep.host_ifindex = f.host_ifindex;
+  ep.eni_ifindex = f.eni_ifindex;
+  ep.gateway = f.gateway;
+  ep.pod_mac = f.pod_mac;
+  ep.host_mac = f.host_mac;
+  ep.policed = policed;
+  return ep;
+}
+
+std::string DescribeEndpointDifference(const ebpf::Endpoint& have, const ebpf::Endpoint& want) {
+  std::vector<std::string> d;
+  auto field = [&](const char* name, const std::string& h, const std::string& w) {
+    if (h != w) d.push_back(fmt::format("{} {}, want {}", name, h, w));
+  };
+  field("ip", have.ip.ToString(), want.ip.ToString());
+  field("host_ifindex", std::to_string(have.host_ifindex), std::to_string(want.host_ifindex));
+  field("eni_ifindex", std::to_string(have.eni_ifindex), std::to_string(want.eni_ifindex));
+  field("gateway", have.gateway.ToString(), want.gateway.ToString());
+  field("pod_mac", have.pod_mac.ToString(), want.pod_mac.ToString());
+  field("host_mac", have.host_mac.ToString(), want.host_mac.ToString());
+  field("policed", have.policed ? "true" : "false", want.policed ? "true" : "false");
+  return Join(d, "; ");
+}
+
+std::vector<ebpf::StackPrefix> NodeStackPrefixes(const NodeStackFacts& f) {
+  std::vector<ebpf::StackPrefix> out;
+  if (f.service_cidr) out.push_back({*f.service_cidr, ebpf::StackPrefixKind::kService});
+  for (const auto& c : f.host_stack_cidrs) out.push_back({c, ebpf::StackPrefixKind::kHostCidr});
+  for (const auto& ip : f.node_ips) out.push_back({Ipv4Cidr(ip, 32), ebpf::StackPrefixKind::kNode});
+  std::sort(out.begin(), out.end());
+  // One entry per prefix (the LPM trie has one value per key): the first
+  // kind in sort order wins, which is deterministic.
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const ebpf::StackPrefix& a, const ebpf::StackPrefix& b) { return a.prefix == b.prefix; }),
+            out.end());
+  return out;
+}
+
+// ---- the datapath ----
+
+namespace {
+
+Result<Handle> OpenHost(const std::string& netns) {
+  if (netns.empty()) return Handle::Open();
+  return Handle::OpenIn(netns);
+}
+
+}  // namespace
+
+EbpfEniDatapath::EbpfEniDatapath(EbpfEniOptions options) : opt_(std::move(options)), veth_(opt_.shared) {}
+
+bool EbpfEniDatapath::Policed(const PodNetwork& pod) const {
+  return PodPoliced(pod, !opt_.policy_may_select || opt_.policy_may_select(pod));
+}
+
+Result<VirtualType> EbpfEniDatapath::FlavourOf(const PodNetwork& pod) {
+  if (pod.virtual_type != VirtualType::kUnknown) return pod.virtual_type;
+  auto ip = Ipv4Addr::Parse(pod.ip.ip);
+  if (!ip.ok()) return VirtualType::kVeth;  // no entry can exist for it
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto ep, opt_.programs->GetEndpoint(*ip),
+                              "reading the eBPF endpoint entry of " + DescribePod(pod));
+  return ep ? VirtualType::kEbpf : VirtualType::kVeth;
+}
+
+Result<ebpf::Endpoint> EbpfEniDatapath::WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired,
+                                                       Handle& host) {
+  TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePodAddrs(pod, "eBPF"));
+  // The CNI result of the veth wiring: [0] the host veth, [1] the pod's eth0.
+  if (wired.interfaces.size() < 2) {
+    return MakeError(ErrorCode::kInternal, "the veth wiring reported no pod interface for " + DescribePod(pod));
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(MacAddr pod_mac, MacAddr::Parse(wired.interfaces[1].mac),
+                              "the MAC of the pod's " + pod.ifname);
+  const std::string veth = HostVethName(pod.container_id);
+  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link host_link, host.GetLink(veth), "the host veth " + veth);
+  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link eni, host.GetLinkByMac(a.eni_mac),
+                              "the host link of ENI " + pod.ip.eni_id + " (MAC " + a.eni_mac.ToString() + ")");
+  TERWAY_ASSIGN_OR_RETURN_CTX(EniNetwork net, opt_.shared.eni_network(pod.ip.eni_id, a.eni_mac),
+                              "looking up the vSwitch gateway of ENI " + pod.ip.eni_id);
+  EndpointFacts f{host_link.index, host_link.mac, pod_mac, eni.index, net.gateway};
+  return EndpointFor(a.ip, f, Policed(pod));
+}
+
+Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
+  TERWAY_ASSIGN_OR_RETURN(VirtualType flavour, FlavourOf(pod));
+  // The veth wiring first, in both flavours: it is what carries the pod's
+  // traffic whenever the programs do not (policed pods, Services, a
+  // detached program).
+  TERWAY_ASSIGN_OR_RETURN(cni::CniResult wired, veth_.Ensure(pod));
+  if (flavour != VirtualType::kEbpf) return wired;
+  const std::string who = DescribePod(pod);
+  auto fast = [&]() -> Status {
+    TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
+    TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
+    // The entry before the pod's program: without it the program drops the
+    // pod's packets as spoofed.
+    TERWAY_TRY_CTX(opt_.programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
+    // The ENI's program stays attached once there (see Remove).
+    TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *opt_.programs),
+                   "attaching terway_from_eni to ENI " + pod.ip.eni_id);
+    if (HasBandwidthLimit(pod)) {
+      // The program's stack verdict (TC_ACT_OK) ends the host veth's
+      // ingress filter chain, so qos's IFB redirect (a later filter there)
+      // would never see the pod's packets: a limited pod keeps the stack's
+      // path out, its entry (policed) the stack's path in.
+      TERWAY_TRY_CTX(ebpf::Detach(host, ep.host_ifindex), "detaching terway_from_pod from a bandwidth-limited pod");
+      return Ok();
+    }
+    TERWAY_TRY_CTX(ebpf::Attach(host, ep.host_ifindex, ebpf::Hook::kPodVeth, *opt_.programs),
+                   "attaching terway_from_pod to " + HostVethName(pod.container_id));
+    return Ok();
+  };
+  Status st = fast();
+  if (!st.ok()) {
+    // The pod is wired for the stack and works (slower); the caller decides
+    // whether that is a failed ADD (it is: it undoes) or a repair to retry.
+    return std::move(st).error().Wrap("eBPF datapath of " + who);
+  }
+  return wired;
+}
+
+Status EbpfEniDatapath::Remove(const PodNetwork& pod) {
+  // Whatever the flavour: an entry for the address must not outlive the
+  // pod (its next holder may be a veth pod). Its host veth's filter goes
+  // with the veth. The ENI's program stays: other pods may use the ENI, and
+  // telling would race a concurrent Ensure; on an ENI without eBPF pods it
+  // hands every packet to the stack (eni_to_stack), as if absent.
+  if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok()) {
+    TERWAY_TRY_CTX(opt_.programs->DeleteEndpoint(*ip),
+                   "deleting the eBPF endpoint entry of container " + pod.container_id);
+  }
+  return veth_.Remove(pod);
+}
+
+Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
+  TERWAY_ASSIGN_OR_RETURN(VirtualType flavour, FlavourOf(pod));
+  if (flavour != VirtualType::kEbpf) return veth_.Check(pod);
+  TERWAY_TRY(ValidatePodNetwork(pod));
+  TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePodAddrs(pod, "eBPF"));
+  const std::string who = DescribePod(pod);
+  std::vector<std::string> problems;
+  auto wired = veth_.Check(pod);
+  if (!wired.ok()) problems.push_back(wired.error().ToString());
+  TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto have, opt_.programs->GetEndpoint(a.ip), "checking " + who);
+  if (!have) {
+    problems.push_back("its eBPF endpoint entry (" + a.ip.ToString() + ") is missing");
+  } else if (wired.ok()) {
+    auto want = WantedEndpoint(pod, *wired, host);
+    if (!want.ok()) {
+      problems.push_back(want.error().ToString());
+    } else if (std::string d = DescribeEndpointDifference(*have, *want); !d.empty()) {
+      problems.push_back("its eBPF endpoint entry differs: " + d);
+    }
+  }
+  auto inspect = [&](int ifindex, ebpf::Hook hook, const std::string& link, bool want_attached) {
+    auto s = ebpf::Inspect(host, ifindex, hook, *opt_.programs);
+    if (!s.ok()) {
+      problems.push_back("inspecting " + link + ": " + s.error().ToString());
+    } else if (want_attached && s->state != ebpf::AttachState::kCurrent) {
+      problems.push_back(fmt::format("{} on {} is {}{}", ebpf::HookName(hook), link,
+                                     s->state == ebpf::AttachState::kMissing ? "not attached" : "stale",
+                                     s->detail.empty() ? "" : " (" + s->detail + ")"));
+    } else if (!want_attached && s->state != ebpf::AttachState::kMissing) {
+      problems.push_back(fmt::format("{} is attached to {}, which has a bandwidth limit", ebpf::HookName(hook), link));
+    }
+  };
+  const std::string veth = HostVethName(pod.container_id);
+  if (auto l = host.GetLink(veth); l.ok()) inspect(l->index, ebpf::Hook::kPodVeth, veth, !HasBandwidthLimit(pod));
+  if (auto eni = host.GetLinkByMac(a.eni_mac); eni.ok()) {
+    inspect(eni->index, ebpf::Hook::kEni, "ENI " + pod.ip.eni_id, true);
+  }
+  if (!problems.empty()) {
+    return Error(ErrorCode::kNotFound, Join(problems, "; ") + "; the daemon's repair (Ensure) rebuilds it")
+        .Wrap("checking " + who);
+  }
+  return wired;
+}
+
+Status EbpfEniDatapath::GuardAdopted(const PodNetwork& pod) { return veth_.GuardAdopted(pod); }
+
+Result<std::vector<std::string>> EbpfEniDatapath::CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                                 const std::set<Ipv4Addr>& adopted_ips) {
+  TERWAY_ASSIGN_OR_RETURN(auto removed, veth_.CollectGarbage(live_container_ids, adopted_ips));
+  // After the veth GC: the pod links left are the live pods'.
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto links, veth_.ListPodLinks(), "collecting eBPF endpoint entries");
+  std::set<Ipv4Addr> live = adopted_ips;
+  for (const auto& l : links) {
+    if (live_container_ids.count(l.container_id)) live.insert(l.pod_ip);
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto entries, opt_.programs->ListEndpoints(), "collecting eBPF endpoint entries");
+  for (const auto& ep : entries) {
+    if (live.count(ep.ip)) continue;
+    TERWAY_TRY_CTX(opt_.programs->DeleteEndpoint(ep.ip), "deleting the eBPF endpoint entry of " + ep.ip.ToString());
+    removed.push_back(fmt::format("eBPF endpoint entry {} (host ifindex {})", ep.ip.ToString(), ep.host_ifindex));
+  }
+  return removed;
+}
+
+}  // namespace terway::datapath

@@ -1,0 +1,118 @@
+// EbpfEniDatapath: shared-ENI pods of networks asking eniip_virtual_type
+// IPVlan / datapathv2, served by the eBPF programs of bpf/dp_*.c (loaded by
+// src/ebpf) on top of the veth wiring of SharedEniDatapath:
+//
+//   the veth mode's wiring, unchanged     (addresses, routes, rules, neighbour,
+//                                          anti-spoofing element, shaping)
+//   + endpoint entry  podIP -> {host veth ifindex, ENI ifindex, vSwitch gateway,
+//                               pod MAC, host veth MAC, policed}
+//   + terway_from_pod on the host veth's tc ingress
+//   + terway_from_eni on the ENI's tc ingress
+//
+// The programs short-cut what the stack would do with the same wiring:
+// pod -> pod on the node with bpf_redirect_peer, pod -> VPC with
+// bpf_redirect_neigh to the gateway, ENI -> pod with bpf_redirect_peer.
+// Everything else (Services, the node, the metadata address, policed pods)
+// is handed to the stack, which routes it exactly as in veth mode. So a
+// program detached, an entry missing, or the programs never loaded costs
+// speed, never connectivity, and nftables' anti-spoofing holds either way.
+//
+// One object serves every shared-ENI pod of the node, in either flavour
+// (PodNetwork::virtual_type): a veth pod gets SharedEniDatapath's wiring and
+// no endpoint entry. A pod rebuilt from its allocation record (restart
+// repair, teardown, bandwidth updates: kUnknown) is an eBPF pod iff it has an
+// endpoint entry -- the entry is the record of the mode (no schema change).
+//
+// Thread-safety as SharedEniDatapath: calls for different pods may run
+// concurrently; the maps are updated with single syscalls.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ip.h"
+#include "common/result.h"
+#include "datapath/pod_datapath.h"
+#include "datapath/shared_eni.h"
+#include "ebpf/endpoint.h"
+#include "ebpf/programs.h"
+
+namespace terway::datapath {
+
+// ---- pure parts (unit-tested) ----
+
+// A network's eniip_virtual_type as upstream Terway spells it ("Veth",
+// "IPVlan", "Datapathv2", any case; "" is veth) to the flavour serving it.
+// kInvalidArgument naming the value otherwise.
+Result<VirtualType> ParseVirtualType(std::string_view text);
+const char* VirtualTypeName(VirtualType t);
+
+// Whether the pod's traffic must cross the host stack both ways (its entry's
+// policed flag): network policy may select it (the nftables table decides in
+// the stack, with conntrack), or it has a bandwidth limit (the IFB and TBF
+// qdiscs on its host veth are in the stack's path only).
+bool PodPoliced(const PodNetwork& pod, bool policy_may_select);
+
+// What the pod's endpoint entry must hold, from what Ensure learnt.
+struct EndpointFacts {
+  int host_ifindex = 0;
+  MacAddr host_mac;
+  MacAddr pod_mac;
+  int eni_ifindex = 0;
+  Ipv4Addr gateway;
+};
+ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool policed);
+// "" when equal, else what differs ("host_ifindex 7, want 9; policed false, want true").
+std::string DescribeEndpointDifference(const ebpf::Endpoint& have, const ebpf::Endpoint& want);
+
+// What terwayd knows about the node's host-stack destinations.
+struct NodeStackFacts {
+  std::optional<Ipv4Cidr> service_cidr;  // eni_conf / CNI conf service_cidr
+  std::vector<Ipv4Cidr> host_stack_cidrs;
+  std::vector<Ipv4Addr> node_ips;  // the primary IP, each ENI's primary IP
+};
+// The stack prefixes of the loader's map (the builtins -- the metadata
+// address -- the loader adds itself), each once, sorted.
+std::vector<ebpf::StackPrefix> NodeStackPrefixes(const NodeStackFacts& f);
+
+// ---- the datapath ----
+
+struct EbpfEniOptions {
+  SharedEniOptions shared;
+  // Loaded programs with their pinned maps (not owned; outlives us).
+  ebpf::DatapathPrograms* programs = nullptr;
+  // Might any network policy select a pod of this node? Fail closed: unset
+  // means yes. Asked at every Ensure/Check.
+  std::function<bool(const PodNetwork&)> policy_may_select;
+};
+
+class EbpfEniDatapath : public PodDatapath {
+ public:
+  explicit EbpfEniDatapath(EbpfEniOptions options);
+
+  Result<cni::CniResult> Ensure(const PodNetwork& pod) override;
+  Status Remove(const PodNetwork& pod) override;
+  Result<cni::CniResult> Check(const PodNetwork& pod) override;
+  Status GuardAdopted(const PodNetwork& pod) override;
+  Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                  const std::set<Ipv4Addr>& adopted_ips = {}) override;
+
+  // The flavour a pod is served with: its virtual_type, or for kUnknown
+  // whether its endpoint entry exists.
+  Result<VirtualType> FlavourOf(const PodNetwork& pod);
+
+ private:
+  // The entry Ensure writes for `pod`, given the CNI result of its veth wiring.
+  Result<ebpf::Endpoint> WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired, netlink::Handle& host);
+  bool Policed(const PodNetwork& pod) const;
+
+  EbpfEniOptions opt_;
+  SharedEniDatapath veth_;
+};
+
+}  // namespace terway::datapath
