@@ -13,6 +13,8 @@
 #include "config/node_mode.h"
 #include "daemon/upstream_metrics.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/ebpf_eni.h"
+#include "ebpf/detect.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
 #include "ipam/exclusive.h"
@@ -326,7 +328,39 @@ Status Daemon::CreateDatapath() {
   if (datapath_choice_ == "shared") {
     datapath::SharedEniOptions so;
     so.eni_network = eni_network;
-    datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
+    ebpf_off_ = LoadEbpfPrograms();
+    if (!ebpf_programs_) {
+      datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
+      return Ok();
+    }
+    datapath::EbpfEniOptions eo;
+    eo.shared = so;
+    eo.programs = ebpf_programs_.get();
+    // Fail closed: every pod is policed while policy is (or may yet be, until
+    // CreatePolicy has decided) enforced on this node. policy_off_ is set
+    // once during Create and never changes, so no pod's flag ever has to
+    // flip while it runs. Per-pod precision (only pods a policy selects)
+    // would need the compiler's isolation per pod: not done yet.
+    eo.policy_may_select = [this](const datapath::PodNetwork&) { return policy_off_.empty(); };
+    eo.stack.service_cidr = config_.service_cidr;
+    if (auto ip = md->PrivateIpv4(); ip.ok()) {
+      if (auto a = Ipv4Addr::Parse(*ip); a.ok()) eo.stack.node_ips.push_back(*a);
+    }
+    if (auto enis = store_->ListEnis(); enis.ok()) {
+      for (const auto& e : *enis) {
+        if (auto a = Ipv4Addr::Parse(e.primary_ip); a.ok()) eo.stack.node_ips.push_back(*a);
+      }
+    }
+    if (auto allocs = store_->ListAllocations(); allocs.ok()) {
+      for (const auto& a : *allocs) {
+        for (const auto& c : datapath::ParseRecordedHostStackCidrs(a.host_stack_cidrs)) {
+          eo.stack.host_stack_cidrs.push_back(c);
+        }
+      }
+    }
+    auto dp = std::make_unique<datapath::EbpfEniDatapath>(eo);
+    TERWAY_TRY_CTX(dp->SyncStackPrefixes(), "starting the eBPF datapath");
+    datapath_ = std::move(dp);
   } else if (datapath_choice_ == "exclusive") {
     datapath::ExclusiveEniOptions eo;
     eo.eni_network = eni_network;
@@ -336,6 +370,27 @@ Status Daemon::CreateDatapath() {
     datapath_ = std::make_unique<datapath::ExclusiveEniDatapath>(eo);
   }
   return Ok();
+}
+
+std::string Daemon::LoadEbpfPrograms() {
+  if (!opts_.ebpf_datapath) return "the eBPF datapath is off (terwayd --ebpf-datapath=off)";
+  if (Status st = ebpf::DetectSupport(); !st.ok()) {
+    return "this kernel cannot run the eBPF datapath: " + st.error().message;
+  }
+  ebpf::LoaderOptions lo;
+  lo.bpffs = opts_.bpffs;
+  auto programs = ebpf::DatapathPrograms::Load(lo);
+  if (!programs.ok()) return "loading the eBPF datapath failed: " + programs.error().ToString();
+  for (const auto& pin : (*programs)->replaced_pins()) {
+    log::Warn("eBPF datapath: pinned map {} had another layout and was replaced by an empty one; restart repair "
+              "refills it",
+              pin);
+  }
+  ebpf_programs_ = std::move(programs).value();
+  log::Info("eBPF datapath loaded (maps pinned in {}): networks asking eniip_virtual_type IPVlan or datapathv2 "
+            "use it",
+            ebpf_programs_->pin_dir());
+  return "";
 }
 
 // NetworkPolicy: only where pods are wired by the shared-ENI datapath with
@@ -441,9 +496,8 @@ void Daemon::CreateCniService() {
   cso.datapath_mode = datapath_mode_;
   if (!policy_off_.empty()) cso.policy_off_reason = policy_off_;
   if (datapath_choice_ == "shared") {
-    Status ipvlan = netlink::ProbeLinkKind("ipvlan");
-    cso.ipvlan_fallback_reason = ipvlan.ok() ? "the ipvlan datapath is not built in this terwayd"
-                                             : ipvlan.error().message;
+    cso.ebpf_datapath = ebpf_programs_ != nullptr;
+    cso.ipvlan_fallback_reason = ebpf_off_;
   }
   cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == config::BandwidthAnnotationError::kRefuse;
   service_ = std::make_unique<CniService>(cso, addresses_.get(), store_.get(), datapath_.get(), &metrics_);

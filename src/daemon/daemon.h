@@ -18,6 +18,7 @@
 #include "daemon/pod_gc.h"
 #include "daemon/policy_controller.h"
 #include "daemon/rpc_server.h"
+#include "ebpf/programs.h"
 #include "ipam/address_source.h"
 #include "config/eni_config.h"
 #include "config/node_mode.h"
@@ -45,6 +46,11 @@ struct DaemonOptions {
   // (hand out addresses, wire nothing; shared mode only), for benchmarks of
   // the pool and runtimes that wire pods themselves.
   std::string datapath = "auto";
+  // The eBPF datapath for networks asking eniip_virtual_type IPVlan /
+  // datapathv2 (shared ENI): loaded at start when the kernel can run it,
+  // its maps pinned under <bpffs>/terway. Off: such networks get veth.
+  bool ebpf_datapath = true;
+  std::string bpffs = "/sys/fs/bpf";
   // The Kubernetes API: a kubeconfig file, else in-cluster (the pod's service
   // account, when KUBERNETES_SERVICE_HOST is set), else none: terwayd then
   // runs API-less with eni_conf from config_path. node_name (or $NODE_NAME,
@@ -104,6 +110,9 @@ class Daemon {
   Status WatchKubernetes();
   Status CreateAddressSource();
   Status CreateDatapath();
+  // CreateDatapath's eBPF step: "" when the programs are loaded, else why
+  // not (said once when a network asks for the mode).
+  std::string LoadEbpfPrograms();
   // Adopts what the database does not know (restart_repair.cc): before the
   // policy controller reads its ledger of local pods from the store.
   Status RebuildState();
@@ -144,6 +153,8 @@ class Daemon {
   // IpPool (shared ENI) or ExclusiveEniAllocator (exclusive ENI).
   std::unique_ptr<ipam::PodAddressSource> addresses_;
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
+  std::unique_ptr<ebpf::DatapathPrograms> ebpf_programs_;  // null: no eBPF datapath
+  std::string ebpf_off_;  // why not ("" when loaded)
   std::unique_ptr<PodDatapath> datapath_;
   bool disable_network_policy_ = false;
   std::string policy_off_;  // why policy is not enforced here ("" = it is)

@@ -98,6 +98,36 @@ bool EbpfEniDatapath::Policed(const PodNetwork& pod) const {
   return PodPoliced(pod, !opt_.policy_may_select || opt_.policy_may_select(pod));
 }
 
+Status EbpfEniDatapath::SyncStackPrefixes() {
+  std::lock_guard l(stack_mu_);
+  auto want = NodeStackPrefixes(opt_.stack);
+  TERWAY_TRY_CTX(opt_.programs->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+  synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+  return Ok();
+}
+
+Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
+  std::lock_guard l(stack_mu_);
+  NodeStackFacts next = opt_.stack;
+  if (pod.service_cidr && !next.service_cidr) next.service_cidr = pod.service_cidr;
+  for (const auto& c : pod.host_stack_cidrs) {
+    if (std::find(next.host_stack_cidrs.begin(), next.host_stack_cidrs.end(), c) == next.host_stack_cidrs.end()) {
+      next.host_stack_cidrs.push_back(c);
+    }
+  }
+  if (auto eni_ip = Ipv4Addr::Parse(pod.ip.eni_primary_ip); eni_ip.ok()) {
+    if (std::find(next.node_ips.begin(), next.node_ips.end(), *eni_ip) == next.node_ips.end()) {
+      next.node_ips.push_back(*eni_ip);
+    }
+  }
+  auto want = NodeStackPrefixes(next);
+  if (std::set<ebpf::StackPrefix>(want.begin(), want.end()) == synced_) return Ok();
+  TERWAY_TRY_CTX(opt_.programs->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+  opt_.stack = std::move(next);
+  synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+  return Ok();
+}
+
 Result<VirtualType> EbpfEniDatapath::FlavourOf(const PodNetwork& pod) {
   if (pod.virtual_type != VirtualType::kUnknown) return pod.virtual_type;
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
@@ -137,6 +167,9 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
   auto fast = [&]() -> Status {
     TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
     TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
+    // What must reach the stack is in the map before the pod's entry can
+    // send anything past it.
+    TERWAY_TRY(LearnStackPrefixes(pod));
     // The entry before the pod's program: without it the program drops the
     // pod's packets as spoofed.
     TERWAY_TRY_CTX(opt_.programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");

@@ -29,6 +29,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -89,6 +90,10 @@ struct EbpfEniOptions {
   // Might any network policy select a pod of this node? Fail closed: unset
   // means yes. Asked at every Ensure/Check.
   std::function<bool(const PodNetwork&)> policy_may_select;
+  // The node's host-stack destinations known at start; each eBPF pod's
+  // network adds its own (service_cidr, host_stack_cidrs, its ENI's primary
+  // IP) before its entry is written.
+  NodeStackFacts stack;
 };
 
 class EbpfEniDatapath : public PodDatapath {
@@ -102,6 +107,9 @@ class EbpfEniDatapath : public PodDatapath {
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
+  // Writes the stack-prefix map from what is known now (terwayd's start).
+  Status SyncStackPrefixes();
+
   // The flavour a pod is served with: its virtual_type, or for kUnknown
   // whether its endpoint entry exists.
   Result<VirtualType> FlavourOf(const PodNetwork& pod);
@@ -110,8 +118,13 @@ class EbpfEniDatapath : public PodDatapath {
   // The entry Ensure writes for `pod`, given the CNI result of its veth wiring.
   Result<ebpf::Endpoint> WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired, netlink::Handle& host);
   bool Policed(const PodNetwork& pod) const;
+  // Adds what the pod's network says belongs to the stack, syncing the map
+  // when that is new.
+  Status LearnStackPrefixes(const PodNetwork& pod);
 
   EbpfEniOptions opt_;
+  std::mutex stack_mu_;  // guards opt_.stack and the map's writes
+  std::set<ebpf::StackPrefix> synced_;
   SharedEniDatapath veth_;
 };
 

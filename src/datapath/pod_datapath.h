@@ -54,6 +54,9 @@ struct PodNetwork {
   // such a pod (its wiring is not ours to redo).
   std::string host_veth;
   VirtualType virtual_type = VirtualType::kUnknown;
+  // The network's service_cidr (CNI conf) when the request carried one: an
+  // eBPF-mode pod's packets to it must take the host stack (kube-proxy).
+  std::optional<Ipv4Cidr> service_cidr;
 };
 
 // host_stack_cidrs as text (the CNI config's strings, or the comma-joined
