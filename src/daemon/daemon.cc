@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -328,14 +329,17 @@ Status Daemon::CreateDatapath() {
   if (datapath_choice_ == "shared") {
     datapath::SharedEniOptions so;
     so.eni_network = eni_network;
-    ebpf_off_ = LoadEbpfPrograms();
-    if (!ebpf_programs_) {
+    ebpf_off_ = EbpfUnavailable();
+    if (!ebpf_off_.empty()) {
+      log::Info("networks asking eniip_virtual_type IPVlan or datapathv2 are served with veth: {}", ebpf_off_);
       datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
       return Ok();
     }
     datapath::EbpfEniOptions eo;
     eo.shared = so;
-    eo.programs = ebpf_programs_.get();
+    ebpf::LoaderOptions lo;
+    lo.bpffs = opts_.bpffs;
+    eo.load = [lo] { return ebpf::DatapathPrograms::Load(lo); };
     // Fail closed: every pod is policed while policy is (or may yet be, until
     // CreatePolicy has decided) enforced on this node. policy_off_ is set
     // once during Create and never changes, so no pod's flag ever has to
@@ -359,7 +363,16 @@ Status Daemon::CreateDatapath() {
       }
     }
     auto dp = std::make_unique<datapath::EbpfEniDatapath>(eo);
-    TERWAY_TRY_CTX(dp->SyncStackPrefixes(), "starting the eBPF datapath");
+    // Loaded at the first pod asking for the mode; now when an earlier run
+    // left pins (it served such pods: restart repair must see their entries).
+    if (std::error_code ec; std::filesystem::exists(lo.PinDir(), ec)) {
+      TERWAY_TRY_CTX(dp->LoadPrograms(), "loading the eBPF datapath (" + lo.PinDir() +
+                                             " holds the maps of an earlier run; remove it to start afresh)");
+    } else {
+      log::Info("eBPF datapath available: loaded (maps pinned in {}) at the first pod whose network asks "
+                "eniip_virtual_type IPVlan or datapathv2",
+                lo.PinDir());
+    }
     datapath_ = std::move(dp);
   } else if (datapath_choice_ == "exclusive") {
     datapath::ExclusiveEniOptions eo;
@@ -372,24 +385,11 @@ Status Daemon::CreateDatapath() {
   return Ok();
 }
 
-std::string Daemon::LoadEbpfPrograms() {
+std::string Daemon::EbpfUnavailable() {
   if (!opts_.ebpf_datapath) return "the eBPF datapath is off (terwayd --ebpf-datapath=off)";
   if (Status st = ebpf::DetectSupport(); !st.ok()) {
     return "this kernel cannot run the eBPF datapath: " + st.error().message;
   }
-  ebpf::LoaderOptions lo;
-  lo.bpffs = opts_.bpffs;
-  auto programs = ebpf::DatapathPrograms::Load(lo);
-  if (!programs.ok()) return "loading the eBPF datapath failed: " + programs.error().ToString();
-  for (const auto& pin : (*programs)->replaced_pins()) {
-    log::Warn("eBPF datapath: pinned map {} had another layout and was replaced by an empty one; restart repair "
-              "refills it",
-              pin);
-  }
-  ebpf_programs_ = std::move(programs).value();
-  log::Info("eBPF datapath loaded (maps pinned in {}): networks asking eniip_virtual_type IPVlan or datapathv2 "
-            "use it",
-            ebpf_programs_->pin_dir());
   return "";
 }
 
@@ -496,7 +496,7 @@ void Daemon::CreateCniService() {
   cso.datapath_mode = datapath_mode_;
   if (!policy_off_.empty()) cso.policy_off_reason = policy_off_;
   if (datapath_choice_ == "shared") {
-    cso.ebpf_datapath = ebpf_programs_ != nullptr;
+    cso.ebpf_datapath = ebpf_off_.empty();
     cso.ipvlan_fallback_reason = ebpf_off_;
   }
   cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == config::BandwidthAnnotationError::kRefuse;

@@ -18,7 +18,6 @@
 #include "daemon/pod_gc.h"
 #include "daemon/policy_controller.h"
 #include "daemon/rpc_server.h"
-#include "ebpf/programs.h"
 #include "ipam/address_source.h"
 #include "config/eni_config.h"
 #include "config/node_mode.h"
@@ -110,9 +109,9 @@ class Daemon {
   Status WatchKubernetes();
   Status CreateAddressSource();
   Status CreateDatapath();
-  // CreateDatapath's eBPF step: "" when the programs are loaded, else why
-  // not (said once when a network asks for the mode).
-  std::string LoadEbpfPrograms();
+  // Why networks asking for the eBPF datapath get veth ("" when the kernel
+  // can run it and it is not switched off); said once when one asks.
+  std::string EbpfUnavailable();
   // Adopts what the database does not know (restart_repair.cc): before the
   // policy controller reads its ledger of local pods from the store.
   Status RebuildState();
@@ -153,8 +152,7 @@ class Daemon {
   // IpPool (shared ENI) or ExclusiveEniAllocator (exclusive ENI).
   std::unique_ptr<ipam::PodAddressSource> addresses_;
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
-  std::unique_ptr<ebpf::DatapathPrograms> ebpf_programs_;  // null: no eBPF datapath
-  std::string ebpf_off_;  // why not ("" when loaded)
+  std::string ebpf_off_;  // why no eBPF datapath ("" when there is one, on a shared-ENI node)
   std::unique_ptr<PodDatapath> datapath_;
   bool disable_network_policy_ = false;
   std::string policy_off_;  // why policy is not enforced here ("" = it is)

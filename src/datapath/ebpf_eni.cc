@@ -98,12 +98,36 @@ bool EbpfEniDatapath::Policed(const PodNetwork& pod) const {
   return PodPoliced(pod, !opt_.policy_may_select || opt_.policy_may_select(pod));
 }
 
-Status EbpfEniDatapath::SyncStackPrefixes() {
-  std::lock_guard l(stack_mu_);
-  auto want = NodeStackPrefixes(opt_.stack);
-  TERWAY_TRY_CTX(opt_.programs->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
-  synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+Status EbpfEniDatapath::LoadPrograms() {
+  std::lock_guard l(load_mu_);
+  if (programs_.load() != nullptr) return Ok();
+  ebpf::DatapathPrograms* p = opt_.programs;
+  if (p == nullptr) {
+    if (!opt_.load) return MakeError(ErrorCode::kInternal, "eBPF datapath built without programs or a loader");
+    TERWAY_ASSIGN_OR_RETURN_CTX(owned_, opt_.load(), "loading the eBPF datapath's programs");
+    p = owned_.get();
+    for (const auto& pin : p->replaced_pins()) {
+      log::Warn("eBPF datapath: pinned map {} had another layout and was replaced by an empty one; the pods' "
+                "Ensure refills it",
+                pin);
+    }
+    log::Info("eBPF datapath loaded, maps pinned in {}", p->pin_dir());
+  }
+  {
+    // What must reach the stack is in the map before any entry can send a
+    // packet past it.
+    std::lock_guard sl(stack_mu_);
+    auto want = NodeStackPrefixes(opt_.stack);
+    TERWAY_TRY_CTX(p->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+    synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+  }
+  programs_.store(p);
   return Ok();
+}
+
+Result<ebpf::DatapathPrograms*> EbpfEniDatapath::Programs() {
+  TERWAY_TRY(LoadPrograms());
+  return programs_.load();
 }
 
 Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
@@ -122,7 +146,7 @@ Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
   }
   auto want = NodeStackPrefixes(next);
   if (std::set<ebpf::StackPrefix>(want.begin(), want.end()) == synced_) return Ok();
-  TERWAY_TRY_CTX(opt_.programs->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+  TERWAY_TRY_CTX(programs_.load()->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
   opt_.stack = std::move(next);
   synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
   return Ok();
@@ -131,8 +155,11 @@ Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
 Result<VirtualType> EbpfEniDatapath::FlavourOf(const PodNetwork& pod) {
   if (pod.virtual_type != VirtualType::kUnknown) return pod.virtual_type;
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
-  if (!ip.ok()) return VirtualType::kVeth;  // no entry can exist for it
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto ep, opt_.programs->GetEndpoint(*ip),
+  ebpf::DatapathPrograms* programs = Loaded();
+  // Not loaded: no map of ours holds an entry (terwayd loads at start when
+  // an earlier run left pins).
+  if (!ip.ok() || programs == nullptr) return VirtualType::kVeth;
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto ep, programs->GetEndpoint(*ip),
                               "reading the eBPF endpoint entry of " + DescribePod(pod));
   return ep ? VirtualType::kEbpf : VirtualType::kVeth;
 }
@@ -165,6 +192,7 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
   if (flavour != VirtualType::kEbpf) return wired;
   const std::string who = DescribePod(pod);
   auto fast = [&]() -> Status {
+    TERWAY_ASSIGN_OR_RETURN(ebpf::DatapathPrograms * programs, Programs());
     TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
     TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
     // What must reach the stack is in the map before the pod's entry can
@@ -172,9 +200,9 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     TERWAY_TRY(LearnStackPrefixes(pod));
     // The entry before the pod's program: without it the program drops the
     // pod's packets as spoofed.
-    TERWAY_TRY_CTX(opt_.programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
+    TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
     // The ENI's program stays attached once there (see Remove).
-    TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *opt_.programs),
+    TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
                    "attaching terway_from_eni to ENI " + pod.ip.eni_id);
     if (HasBandwidthLimit(pod)) {
       // The program's stack verdict (TC_ACT_OK) ends the host veth's
@@ -184,7 +212,7 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
       TERWAY_TRY_CTX(ebpf::Detach(host, ep.host_ifindex), "detaching terway_from_pod from a bandwidth-limited pod");
       return Ok();
     }
-    TERWAY_TRY_CTX(ebpf::Attach(host, ep.host_ifindex, ebpf::Hook::kPodVeth, *opt_.programs),
+    TERWAY_TRY_CTX(ebpf::Attach(host, ep.host_ifindex, ebpf::Hook::kPodVeth, *programs),
                    "attaching terway_from_pod to " + HostVethName(pod.container_id));
     return Ok();
   };
@@ -203,8 +231,8 @@ Status EbpfEniDatapath::Remove(const PodNetwork& pod) {
   // with the veth. The ENI's program stays: other pods may use the ENI, and
   // telling would race a concurrent Ensure; on an ENI without eBPF pods it
   // hands every packet to the stack (eni_to_stack), as if absent.
-  if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok()) {
-    TERWAY_TRY_CTX(opt_.programs->DeleteEndpoint(*ip),
+  if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok() && Loaded() != nullptr) {
+    TERWAY_TRY_CTX(Loaded()->DeleteEndpoint(*ip),
                    "deleting the eBPF endpoint entry of container " + pod.container_id);
   }
   return veth_.Remove(pod);
@@ -219,8 +247,9 @@ Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
   std::vector<std::string> problems;
   auto wired = veth_.Check(pod);
   if (!wired.ok()) problems.push_back(wired.error().ToString());
+  TERWAY_ASSIGN_OR_RETURN_CTX(ebpf::DatapathPrograms * programs, Programs(), "checking " + who);
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto have, opt_.programs->GetEndpoint(a.ip), "checking " + who);
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto have, programs->GetEndpoint(a.ip), "checking " + who);
   if (!have) {
     problems.push_back("its eBPF endpoint entry (" + a.ip.ToString() + ") is missing");
   } else if (wired.ok()) {
@@ -232,7 +261,7 @@ Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
     }
   }
   auto inspect = [&](int ifindex, ebpf::Hook hook, const std::string& link, bool want_attached) {
-    auto s = ebpf::Inspect(host, ifindex, hook, *opt_.programs);
+    auto s = ebpf::Inspect(host, ifindex, hook, *programs);
     if (!s.ok()) {
       problems.push_back("inspecting " + link + ": " + s.error().ToString());
     } else if (want_attached && s->state != ebpf::AttachState::kCurrent) {
@@ -260,16 +289,18 @@ Status EbpfEniDatapath::GuardAdopted(const PodNetwork& pod) { return veth_.Guard
 Result<std::vector<std::string>> EbpfEniDatapath::CollectGarbage(const std::set<std::string>& live_container_ids,
                                                                  const std::set<Ipv4Addr>& adopted_ips) {
   TERWAY_ASSIGN_OR_RETURN(auto removed, veth_.CollectGarbage(live_container_ids, adopted_ips));
+  ebpf::DatapathPrograms* programs = Loaded();
+  if (programs == nullptr) return removed;
   // After the veth GC: the pod links left are the live pods'.
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, veth_.ListPodLinks(), "collecting eBPF endpoint entries");
   std::set<Ipv4Addr> live = adopted_ips;
   for (const auto& l : links) {
     if (live_container_ids.count(l.container_id)) live.insert(l.pod_ip);
   }
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto entries, opt_.programs->ListEndpoints(), "collecting eBPF endpoint entries");
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto entries, programs->ListEndpoints(), "collecting eBPF endpoint entries");
   for (const auto& ep : entries) {
     if (live.count(ep.ip)) continue;
-    TERWAY_TRY_CTX(opt_.programs->DeleteEndpoint(ep.ip), "deleting the eBPF endpoint entry of " + ep.ip.ToString());
+    TERWAY_TRY_CTX(programs->DeleteEndpoint(ep.ip), "deleting the eBPF endpoint entry of " + ep.ip.ToString());
     removed.push_back(fmt::format("eBPF endpoint entry {} (host ifindex {})", ep.ip.ToString(), ep.host_ifindex));
   }
   return removed;

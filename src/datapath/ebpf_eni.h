@@ -27,6 +27,7 @@
 // concurrently; the maps are updated with single syscalls.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -85,8 +86,12 @@ std::vector<ebpf::StackPrefix> NodeStackPrefixes(const NodeStackFacts& f);
 
 struct EbpfEniOptions {
   SharedEniOptions shared;
-  // Loaded programs with their pinned maps (not owned; outlives us).
+  // Programs the caller loaded (not owned; outlive us), or null: then
+  // `load` loads them at LoadPrograms() or at the first pod asking for the
+  // eBPF mode. Loading lazily keeps nodes (and test daemons sharing one
+  // machine's /sys/fs/bpf) without eBPF pods free of pins.
   ebpf::DatapathPrograms* programs = nullptr;
+  std::function<Result<std::unique_ptr<ebpf::DatapathPrograms>>()> load;
   // Might any network policy select a pod of this node? Fail closed: unset
   // means yes. Asked at every Ensure/Check.
   std::function<bool(const PodNetwork&)> policy_may_select;
@@ -107,8 +112,12 @@ class EbpfEniDatapath : public PodDatapath {
   Result<std::vector<std::string>> CollectGarbage(const std::set<std::string>& live_container_ids,
                                                   const std::set<Ipv4Addr>& adopted_ips = {}) override;
 
-  // Writes the stack-prefix map from what is known now (terwayd's start).
-  Status SyncStackPrefixes();
+  // Loads the programs now if they are not (idempotent) and writes the
+  // stack-prefix map: terwayd's start when an earlier run left pins, so
+  // restart repair finds the entries it wrote.
+  Status LoadPrograms();
+  // The programs, or null while none were loaded.
+  ebpf::DatapathPrograms* Loaded() const { return programs_.load(); }
 
   // The flavour a pod is served with: its virtual_type, or for kUnknown
   // whether its endpoint entry exists.
@@ -122,7 +131,13 @@ class EbpfEniDatapath : public PodDatapath {
   // when that is new.
   Status LearnStackPrefixes(const PodNetwork& pod);
 
+  // LoadPrograms, then the programs.
+  Result<ebpf::DatapathPrograms*> Programs();
+
   EbpfEniOptions opt_;
+  std::mutex load_mu_;  // one load
+  std::unique_ptr<ebpf::DatapathPrograms> owned_;
+  std::atomic<ebpf::DatapathPrograms*> programs_{nullptr};
   std::mutex stack_mu_;  // guards opt_.stack and the map's writes
   std::set<ebpf::StackPrefix> synced_;
   SharedEniDatapath veth_;

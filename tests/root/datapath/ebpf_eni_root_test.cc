@@ -70,7 +70,9 @@ class EbpfEniRoot : public ::testing::Test {
     };
     o.programs = programs_.get();
     o.policy_may_select = [this](const PodNetwork&) { return policy_on_; };
+    options_ = o;
     dp_.emplace(std::move(o));
+    ASSERT_OK(dp_->LoadPrograms());
   }
 
   ~EbpfEniRoot() override {
@@ -124,6 +126,7 @@ class EbpfEniRoot : public ::testing::Test {
   std::unique_ptr<ebpf::DatapathPrograms> programs_;
   std::optional<EbpfEniDatapath> dp_;
   bool policy_on_ = false;
+  EbpfEniOptions options_;
 };
 
 TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPath) {
@@ -267,6 +270,42 @@ TEST_F(EbpfEniRoot, CollectGarbageDeletesEntriesNoLivePodHolds) {
   ASSERT_OK(entries);
   ASSERT_EQ(entries->size(), 1u);
   EXPECT_EQ((*entries)[0].ip.ToString(), "198.18.0.10");
+}
+
+// terwayd's way: no programs until the first pod asking for the mode, so a
+// node without such pods pins nothing.
+TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
+  EbpfEniOptions o = options_;
+  o.programs = nullptr;
+  int loads = 0;
+  o.load = [&]() {
+    ++loads;
+    return ebpf::DatapathPrograms::Load(fs_.Options("lazy"));
+  };
+  EbpfEniDatapath lazy(o);
+  const std::string pins = fs_.dir() + "/lazy";
+  auto v = MakePod("v", "198.18.0.12");
+  v.virtual_type = VirtualType::kVeth;
+  ASSERT_OK(lazy.Ensure(v));
+  ASSERT_OK(lazy.Check(v));
+  PodNetwork recorded = v;
+  recorded.virtual_type = VirtualType::kUnknown;
+  ASSERT_OK(lazy.Remove(recorded));
+  ASSERT_OK(lazy.CollectGarbage({}));
+  EXPECT_EQ(loads, 0);
+  EXPECT_EQ(lazy.Loaded(), nullptr);
+  EXPECT_NE(Sh("test -e " + pins), 0) << "nothing pinned for veth pods";
+
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(lazy.Ensure(a));
+  ASSERT_OK(lazy.Ensure(a));
+  EXPECT_EQ(loads, 1);
+  ASSERT_NE(lazy.Loaded(), nullptr);
+  EXPECT_EQ(Sh("test -e " + pins), 0);
+  auto ep = lazy.Loaded()->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  EXPECT_TRUE(ep->has_value());
+  ASSERT_OK(lazy.Remove(a));
 }
 
 }  // namespace
