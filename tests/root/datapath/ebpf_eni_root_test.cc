@@ -272,6 +272,68 @@ TEST_F(EbpfEniRoot, CollectGarbageDeletesEntriesNoLivePodHolds) {
   EXPECT_EQ((*entries)[0].ip.ToString(), "198.18.0.10");
 }
 
+// A restarted terwayd loads programs of its own on the same pins: it finds
+// its pods' entries (their recorded networks say no flavour), and the
+// programs the old one attached count as current, so repair changes nothing.
+TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(a));
+  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
+  ASSERT_OK(reloaded);
+  EbpfEniOptions o = options_;
+  o.programs = reloaded->get();
+  EbpfEniDatapath restarted(o);
+  ASSERT_OK(restarted.LoadPrograms());
+  PodNetwork recorded = a;
+  recorded.virtual_type = VirtualType::kUnknown;
+  auto f = restarted.FlavourOf(recorded);
+  ASSERT_OK(f);
+  EXPECT_EQ(*f, VirtualType::kEbpf);
+  {
+    auto h = Node();
+    auto veth = h.GetLink(HostVethName(a.container_id));
+    ASSERT_OK(veth);
+    auto st = ebpf::Inspect(h, veth->index, ebpf::Hook::kPodVeth, **reloaded);
+    ASSERT_OK(st);
+    EXPECT_EQ(st->state, ebpf::AttachState::kCurrent) << "the old program with the same maps is kept";
+  }
+  // (The ENI's program is reported stale here: attach.cc compares its map
+  // ids with all three shared maps while it uses fewer; Ensure replaces it.)
+  ASSERT_OK(restarted.Ensure(recorded));
+  ASSERT_OK(restarted.Check(recorded));
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Ping(a, kGateway));
+  EXPECT_GE(Count().pod_to_eni, before.pod_to_eni + 3);
+}
+
+// A bandwidth limit's qdiscs (IFB redirect on the host veth's ingress) are in
+// the stack's path only: the pod is policed and its veth runs no program.
+TEST_F(EbpfEniRoot, ABandwidthLimitedPodKeepsTheStacksPath) {
+  auto a = MakePod("a", "198.18.0.10");
+  a.bandwidth = cni::Bandwidth{};
+  a.bandwidth->egress_rate = 100 * 1000 * 1000;
+  a.bandwidth->egress_burst = 1000 * 1000;
+  ASSERT_OK(dp_->Ensure(a));
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  ASSERT_TRUE(ep->has_value());
+  EXPECT_TRUE((*ep)->policed);
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
+  ASSERT_OK(dp_->Check(a));
+  {
+    auto h = Node();
+    auto veth = h.GetLink(HostVethName(a.container_id));
+    ASSERT_OK(veth);
+    ASSERT_OK(ebpf::Attach(h, veth->index, ebpf::Hook::kPodVeth, *programs_));
+  }
+  auto c = dp_->Check(a);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "which has a bandwidth limit")) << c.error().ToString();
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
+  EXPECT_TRUE(Ping(a, kGateway));
+}
+
 // terwayd's way: no programs until the first pod asking for the mode, so a
 // node without such pods pins nothing.
 TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
