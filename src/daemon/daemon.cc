@@ -340,12 +340,14 @@ Status Daemon::CreateDatapath() {
     ebpf::LoaderOptions lo;
     lo.bpffs = opts_.bpffs;
     eo.load = [lo] { return ebpf::DatapathPrograms::Load(lo); };
-    // Fail closed: every pod is policed while policy is (or may yet be, until
-    // CreatePolicy has decided) enforced on this node. policy_off_ is set
-    // once during Create and never changes, so no pod's flag ever has to
-    // flip while it runs. Per-pod precision (only pods a policy selects)
-    // would need the compiler's isolation per pod: not done yet.
-    eo.policy_may_select = [this](const datapath::PodNetwork&) { return policy_off_.empty(); };
+    // Fail closed: with policy enforced here, a pod is policed while a chain
+    // may isolate it (the controller says so before the chain is applied and
+    // stops only after it was removed); before CreatePolicy has decided,
+    // every pod is.
+    eo.policy_may_isolate = [this](Ipv4Addr ip) {
+      if (!policy_off_.empty()) return false;
+      return policy_ == nullptr || policy_->MayIsolate(ip);
+    };
     eo.stack.service_cidr = config_.service_cidr;
     if (auto ip = md->PrivateIpv4(); ip.ok()) {
       if (auto a = Ipv4Addr::Parse(*ip); a.ok()) eo.stack.node_ips.push_back(*a);
@@ -373,6 +375,7 @@ Status Daemon::CreateDatapath() {
                 "eniip_virtual_type IPVlan or datapathv2",
                 lo.PinDir());
     }
+    ebpf_datapath_ = dp.get();
     datapath_ = std::move(dp);
   } else if (datapath_choice_ == "exclusive") {
     datapath::ExclusiveEniOptions eo;
@@ -435,6 +438,11 @@ Status Daemon::CreatePolicy() {
     pco.warn_event = [kube](const k8s::ObjectReference& o, const std::string& reason, const std::string& message) {
       kube->ObjectWarning(o, reason, message);
     };
+  }
+  if (datapath::EbpfEniDatapath* dp = ebpf_datapath_) {
+    // eBPF-mode pods take the host stack while a chain isolates them.
+    pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
+    pco.released = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
   }
   TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
                               "starting network policy enforcement");

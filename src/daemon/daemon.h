@@ -27,6 +27,9 @@
 namespace httplib {
 class Server;
 }
+namespace terway::datapath {
+class EbpfEniDatapath;
+}
 
 namespace terway::daemon {
 
@@ -153,6 +156,7 @@ class Daemon {
   std::unique_ptr<ipam::PodAddressSource> addresses_;
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
   std::string ebpf_off_;  // why no eBPF datapath ("" when there is one, on a shared-ENI node)
+  datapath::EbpfEniDatapath* ebpf_datapath_ = nullptr;  // datapath_ when it is one
   std::unique_ptr<PodDatapath> datapath_;
   bool disable_network_policy_ = false;
   std::string policy_off_;  // why policy is not enforced here ("" = it is)

@@ -94,8 +94,29 @@ Result<Handle> OpenHost(const std::string& netns) {
 
 EbpfEniDatapath::EbpfEniDatapath(EbpfEniOptions options) : opt_(std::move(options)), veth_(opt_.shared) {}
 
-bool EbpfEniDatapath::Policed(const PodNetwork& pod) const {
-  return PodPoliced(pod, !opt_.policy_may_select || opt_.policy_may_select(pod));
+bool EbpfEniDatapath::Policed(Ipv4Addr ip) const {
+  return limited_.count(ip) > 0 || !opt_.policy_may_isolate || opt_.policy_may_isolate(ip);
+}
+
+void EbpfEniDatapath::PolicyIsolationChanged(const std::set<Ipv4Addr>& ips) {
+  ebpf::DatapathPrograms* programs = Loaded();
+  if (programs == nullptr) return;  // no entries
+  std::lock_guard l(policed_mu_);
+  for (const auto& ip : ips) {
+    auto ep = programs->GetEndpoint(ip);
+    if (!ep.ok()) {
+      log::Error("eBPF datapath: reading the entry of {} after its policy isolation changed: {}", ip.ToString(),
+                 ep.error().ToString());
+      continue;
+    }
+    if (!ep->has_value() || (*ep)->policed == Policed(ip)) continue;
+    ebpf::Endpoint next = **ep;
+    next.policed = Policed(ip);
+    if (Status st = programs->UpsertEndpoint(next); !st.ok()) {
+      log::Error("eBPF datapath: setting policed={} on the entry of {}: {}", next.policed, ip.ToString(),
+                 st.error().ToString());
+    }
+  }
 }
 
 Status EbpfEniDatapath::LoadPrograms() {
@@ -180,7 +201,8 @@ Result<ebpf::Endpoint> EbpfEniDatapath::WantedEndpoint(const PodNetwork& pod, co
   TERWAY_ASSIGN_OR_RETURN_CTX(EniNetwork net, opt_.shared.eni_network(pod.ip.eni_id, a.eni_mac),
                               "looking up the vSwitch gateway of ENI " + pod.ip.eni_id);
   EndpointFacts f{host_link.index, host_link.mac, pod_mac, eni.index, net.gateway};
-  return EndpointFor(a.ip, f, Policed(pod));
+  std::lock_guard l(policed_mu_);
+  return EndpointFor(a.ip, f, PodPoliced(pod, Policed(a.ip)));
 }
 
 Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
@@ -200,7 +222,19 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     TERWAY_TRY(LearnStackPrefixes(pod));
     // The entry before the pod's program: without it the program drops the
     // pod's packets as spoofed.
-    TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
+    {
+      // The flag is read and written under the lock PolicyIsolationChanged
+      // takes: a change of isolation either precedes the read or re-reads
+      // the entry after the write.
+      std::lock_guard l(policed_mu_);
+      if (HasBandwidthLimit(pod)) {
+        limited_.insert(ep.ip);
+      } else {
+        limited_.erase(ep.ip);
+      }
+      ep.policed = PodPoliced(pod, Policed(ep.ip));
+      TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
+    }
     // The ENI's program stays attached once there (see Remove).
     TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
                    "attaching terway_from_eni to ENI " + pod.ip.eni_id);
@@ -232,8 +266,10 @@ Status EbpfEniDatapath::Remove(const PodNetwork& pod) {
   // telling would race a concurrent Ensure; on an ENI without eBPF pods it
   // hands every packet to the stack (eni_to_stack), as if absent.
   if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok() && Loaded() != nullptr) {
+    std::lock_guard l(policed_mu_);
     TERWAY_TRY_CTX(Loaded()->DeleteEndpoint(*ip),
                    "deleting the eBPF endpoint entry of container " + pod.container_id);
+    limited_.erase(*ip);
   }
   return veth_.Remove(pod);
 }

@@ -92,9 +92,10 @@ struct EbpfEniOptions {
   // machine's /sys/fs/bpf) without eBPF pods free of pins.
   ebpf::DatapathPrograms* programs = nullptr;
   std::function<Result<std::unique_ptr<ebpf::DatapathPrograms>>()> load;
-  // Might any network policy select a pod of this node? Fail closed: unset
-  // means yes. Asked at every Ensure/Check.
-  std::function<bool(const PodNetwork&)> policy_may_select;
+  // Might a network policy isolate the pod with this address (its nftables
+  // chain exists, or is about to)? Fail closed: unset means yes. Asked at
+  // every Ensure/Check and by PolicyIsolationChanged.
+  std::function<bool(Ipv4Addr)> policy_may_isolate;
   // The node's host-stack destinations known at start; each eBPF pod's
   // network adds its own (service_cidr, host_stack_cidrs, its ENI's primary
   // IP) before its entry is written.
@@ -119,6 +120,12 @@ class EbpfEniDatapath : public PodDatapath {
   // The programs, or null while none were loaded.
   ebpf::DatapathPrograms* Loaded() const { return programs_.load(); }
 
+  // The policy controller's news: these addresses' isolation changed (it
+  // calls this before it applies new isolation and after it removed old
+  // isolation). Their entries, if any, get the policed flag Ensure would
+  // write. Errors are logged: the callers have nobody to report them to.
+  void PolicyIsolationChanged(const std::set<Ipv4Addr>& ips);
+
   // The flavour a pod is served with: its virtual_type, or for kUnknown
   // whether its endpoint entry exists.
   Result<VirtualType> FlavourOf(const PodNetwork& pod);
@@ -126,7 +133,8 @@ class EbpfEniDatapath : public PodDatapath {
  private:
   // The entry Ensure writes for `pod`, given the CNI result of its veth wiring.
   Result<ebpf::Endpoint> WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired, netlink::Handle& host);
-  bool Policed(const PodNetwork& pod) const;
+  // policed_mu_ held.
+  bool Policed(Ipv4Addr ip) const;
   // Adds what the pod's network says belongs to the stack, syncing the map
   // when that is new.
   Status LearnStackPrefixes(const PodNetwork& pod);
@@ -138,6 +146,10 @@ class EbpfEniDatapath : public PodDatapath {
   std::mutex load_mu_;  // one load
   std::unique_ptr<ebpf::DatapathPrograms> owned_;
   std::atomic<ebpf::DatapathPrograms*> programs_{nullptr};
+  // Serialises a pod's entry write in Ensure with PolicyIsolationChanged,
+  // so a flag read before a change is never written after it.
+  mutable std::mutex policed_mu_;
+  std::set<Ipv4Addr> limited_;  // pods with a bandwidth limit (policed whatever policy says)
   std::mutex stack_mu_;  // guards opt_.stack and the map's writes
   std::set<ebpf::StackPrefix> synced_;
   SharedEniDatapath veth_;

@@ -10,6 +10,7 @@
 #include "datapath/ebpf_eni.h"
 
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,7 @@ class EbpfEniRoot : public ::testing::Test {
       return EniNetwork{Ipv4Addr::Parse(kGateway).value(), Ipv4Cidr::Parse("198.18.0.0/24").value()};
     };
     o.programs = programs_.get();
-    o.policy_may_select = [this](const PodNetwork&) { return policy_on_; };
+    o.policy_may_isolate = [this](Ipv4Addr ip) { return policy_on_ || isolated_.count(ip.ToString()) > 0; };
     options_ = o;
     dp_.emplace(std::move(o));
     ASSERT_OK(dp_->LoadPrograms());
@@ -126,6 +127,7 @@ class EbpfEniRoot : public ::testing::Test {
   std::unique_ptr<ebpf::DatapathPrograms> programs_;
   std::optional<EbpfEniDatapath> dp_;
   bool policy_on_ = false;
+  std::set<std::string> isolated_;  // addresses the "policy controller" isolates
   EbpfEniOptions options_;
 };
 
@@ -270,6 +272,46 @@ TEST_F(EbpfEniRoot, CollectGarbageDeletesEntriesNoLivePodHolds) {
   ASSERT_OK(entries);
   ASSERT_EQ(entries->size(), 1u);
   EXPECT_EQ((*entries)[0].ip.ToString(), "198.18.0.10");
+}
+
+// The policy controller's news flips a running pod's flag: policed before
+// its chain is applied, unpoliced after it was removed; a pod with a
+// bandwidth limit stays policed.
+TEST_F(EbpfEniRoot, IsolationChangesFlipThePolicedFlagOfRunningPods) {
+  auto a = MakePod("a", "198.18.0.10");
+  auto b = MakePod("b", "198.18.0.11");
+  auto l = MakePod("l", "198.18.0.12");
+  l.bandwidth = cni::Bandwidth{};
+  l.bandwidth->ingress_rate = 100 * 1000 * 1000;
+  l.bandwidth->ingress_burst = 1000 * 1000;
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  ASSERT_OK(dp_->Ensure(l));
+  auto policed = [&](const char* ip) {
+    auto ep = programs_->GetEndpoint(Ipv4Addr::Parse(ip).value());
+    EXPECT_TRUE(ep.ok() && ep->has_value());
+    return ep.ok() && ep->has_value() && (*ep)->policed;
+  };
+  EXPECT_FALSE(policed("198.18.0.10"));
+  EXPECT_TRUE(policed("198.18.0.12"));
+
+  isolated_ = {"198.18.0.10", "198.18.0.12"};
+  dp_->PolicyIsolationChanged({Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()});
+  EXPECT_TRUE(policed("198.18.0.10"));
+  EXPECT_FALSE(policed("198.18.0.11")) << "only the isolated pod";
+  ASSERT_OK(dp_->Check(a));  // Check agrees with the flag the news set
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Ping(a, "198.18.0.11"));
+  ebpf::Counters mid = Count();
+  EXPECT_EQ(mid.pod_to_pod, before.pod_to_pod) << ebpf::ToString(mid);
+  EXPECT_GE(mid.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(mid);
+
+  isolated_.clear();
+  dp_->PolicyIsolationChanged({Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()});
+  EXPECT_FALSE(policed("198.18.0.10"));
+  EXPECT_TRUE(policed("198.18.0.12")) << "its bandwidth limit keeps it on the stack's path";
+  EXPECT_TRUE(Ping(a, "198.18.0.11"));
+  EXPECT_GE(Count().pod_to_pod, mid.pod_to_pod + 6);
 }
 
 // A restarted terwayd loads programs of its own on the same pins: it finds
