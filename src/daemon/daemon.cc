@@ -550,6 +550,13 @@ void Daemon::DeclareMetrics() {
                           "Packets a pod sent with a source address not its own, dropped, by family");
   metrics_.DeclareCounter("terway_antispoof_dropped_bytes_total",
                           "Bytes of packets a pod sent with a source address not its own, dropped, by family");
+  metrics_.DeclareGauge("terway_ebpf_datapath_available",
+                        "1 when networks asking eniip_virtual_type IPVlan/datapathv2 get the eBPF datapath, 0 when "
+                        "they get veth (the log says why)");
+  metrics_.DeclareCounter("terway_ebpf_datapath_packets_total",
+                          "Packets the eBPF datapath's programs handled, by path (pod_to_pod, pod_to_eni, eni_to_pod: "
+                          "fast path; pod_to_stack, eni_to_stack: the host stack; drop_spoof)");
+  if (datapath_choice_ == "shared") metrics_.Set("terway_ebpf_datapath_available", {}, ebpf_off_.empty() ? 1 : 0);
   metrics_.DeclareCounter("terway_state_rebuild_adoptions_total",
                           "Addresses found held at start without a record in the state database, adopted, by "
                           "source (kernel, kernel+api, api) and result (ok, failed)");
@@ -568,6 +575,15 @@ void Daemon::UpdatePoolGauges() {
       for (const auto& d : *drops) {
         metrics_.Set("terway_antispoof_dropped_packets_total", {{"family", d.family}}, double(d.packets));
         metrics_.Set("terway_antispoof_dropped_bytes_total", {{"family", d.family}}, double(d.bytes));
+      }
+    }
+  }
+  if (ebpf_datapath_ != nullptr && ebpf_datapath_->Loaded() != nullptr) {
+    if (auto c = ebpf_datapath_->Loaded()->ReadCounters(); c.ok()) {
+      for (const auto& [path, n] : {std::pair{"pod_to_pod", c->pod_to_pod}, {"pod_to_eni", c->pod_to_eni},
+                                    {"eni_to_pod", c->eni_to_pod}, {"pod_to_stack", c->pod_to_stack},
+                                    {"eni_to_stack", c->eni_to_stack}, {"drop_spoof", c->drop_spoof}}) {
+        metrics_.Set("terway_ebpf_datapath_packets_total", {{"path", path}}, double(n));
       }
     }
   }
