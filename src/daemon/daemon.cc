@@ -352,11 +352,8 @@ Status Daemon::CreateDatapath() {
     if (auto ip = md->PrivateIpv4(); ip.ok()) {
       if (auto a = Ipv4Addr::Parse(*ip); a.ok()) eo.stack.node_ips.push_back(*a);
     }
-    if (auto enis = store_->ListEnis(); enis.ok()) {
-      for (const auto& e : *enis) {
-        if (auto a = Ipv4Addr::Parse(e.primary_ip); a.ok()) eo.stack.node_ips.push_back(*a);
-      }
-    }
+    // Only the node's primary IP: a secondary ENI's primary IP is handed to
+    // a pod like its other addresses (the node configures none on it).
     if (auto allocs = store_->ListAllocations(); allocs.ok()) {
       for (const auto& a : *allocs) {
         for (const auto& c : datapath::ParseRecordedHostStackCidrs(a.host_stack_cidrs)) {

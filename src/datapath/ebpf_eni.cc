@@ -160,11 +160,9 @@ Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
       next.host_stack_cidrs.push_back(c);
     }
   }
-  if (auto eni_ip = Ipv4Addr::Parse(pod.ip.eni_primary_ip); eni_ip.ok()) {
-    if (std::find(next.node_ips.begin(), next.node_ips.end(), *eni_ip) == next.node_ips.end()) {
-      next.node_ips.push_back(*eni_ip);
-    }
-  }
+  // Not the pod's ENI's primary IP: on a secondary ENI that address is
+  // handed to a pod like the others (the node configures none on the ENI),
+  // so it is no node address; the primary ENI's is the node's primary IP.
   auto want = NodeStackPrefixes(next);
   if (std::set<ebpf::StackPrefix>(want.begin(), want.end()) == synced_) return Ok();
   TERWAY_TRY_CTX(programs_.load()->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");

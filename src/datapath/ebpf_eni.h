@@ -76,7 +76,9 @@ std::string DescribeEndpointDifference(const ebpf::Endpoint& have, const ebpf::E
 struct NodeStackFacts {
   std::optional<Ipv4Cidr> service_cidr;  // eni_conf / CNI conf service_cidr
   std::vector<Ipv4Cidr> host_stack_cidrs;
-  std::vector<Ipv4Addr> node_ips;  // the primary IP, each ENI's primary IP
+  // The node's own addresses: its primary IP (the primary ENI's). Not a
+  // secondary ENI's primary IP: the pool hands that to a pod.
+  std::vector<Ipv4Addr> node_ips;
 };
 // The stack prefixes of the loader's map (the builtins -- the metadata
 // address -- the loader adds itself), each once, sorted.
@@ -97,8 +99,8 @@ struct EbpfEniOptions {
   // every Ensure/Check and by PolicyIsolationChanged.
   std::function<bool(Ipv4Addr)> policy_may_isolate;
   // The node's host-stack destinations known at start; each eBPF pod's
-  // network adds its own (service_cidr, host_stack_cidrs, its ENI's primary
-  // IP) before its entry is written.
+  // network adds its own (service_cidr, host_stack_cidrs) before its entry
+  // is written.
   NodeStackFacts stack;
 };
 

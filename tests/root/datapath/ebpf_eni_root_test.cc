@@ -133,6 +133,8 @@ class EbpfEniRoot : public ::testing::Test {
 
 TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPath) {
   auto a = MakePod("a", "198.18.0.10");
+  a.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();
+  a.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value()};
   auto b = MakePod("b", "198.18.0.11");
   ASSERT_OK(dp_->Ensure(a));
   ASSERT_OK(dp_->Ensure(b));
@@ -158,12 +160,15 @@ TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPat
   EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
   EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kCurrent);
   ASSERT_OK(dp_->Check(a));
-  // The ENI's primary IP is the node's: its packets must take the stack.
+  // What the pod's network says belongs to the stack is in the map; its
+  // ENI's primary IP is not (on a secondary ENI it is a pod's address).
   auto prefixes = programs_->ListStackPrefixes();
   ASSERT_OK(prefixes);
-  bool eni_ip = false;
-  for (const auto& p : *prefixes) eni_ip |= p.prefix.ToString() == "198.18.0.2/32";
-  EXPECT_TRUE(eni_ip);
+  std::set<std::string> have;
+  for (const auto& p : *prefixes) have.insert(p.prefix.ToString() + " " + ebpf::StackPrefixKindName(p.kind));
+  EXPECT_TRUE(have.count("172.21.0.0/20 service")) << Join({have.begin(), have.end()}, ", ");
+  EXPECT_TRUE(have.count("169.254.20.10/32 host-stack-cidr")) << Join({have.begin(), have.end()}, ", ");
+  EXPECT_FALSE(have.count("198.18.0.2/32 node")) << Join({have.begin(), have.end()}, ", ");
 
   ebpf::Counters before = Count();
   EXPECT_TRUE(Ping(a, "198.18.0.11")) << "pod -> pod on the node";
