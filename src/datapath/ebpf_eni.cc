@@ -280,6 +280,7 @@ Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
   const std::string who = DescribePod(pod);
   std::vector<std::string> problems;
   auto wired = veth_.Check(pod);
+  if (!wired.ok() && wired.error().code != ErrorCode::kNotFound) return wired;  // not damage: as it is
   if (!wired.ok()) problems.push_back(wired.error().ToString());
   TERWAY_ASSIGN_OR_RETURN_CTX(ebpf::DatapathPrograms * programs, Programs(), "checking " + who);
   TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
