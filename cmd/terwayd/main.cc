@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   opts.metrics_listen = cl->metrics_listen;
   opts.metrics_port_file = cl->metrics_port_file;
   opts.datapath = cl->datapath;
+  opts.ebpf_datapath = cl->ebpf_datapath;
+  opts.bpffs = cl->bpffs;
   opts.kubeconfig = cl->kubeconfig;
   opts.api_server = cl->api_server;
   opts.node_name = cl->node_name;

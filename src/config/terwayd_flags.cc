@@ -52,6 +52,16 @@ const std::map<std::string, Flag>& Flags() {
                       c.datapath = v;
                       return Ok();
                     }}},
+      {"ebpf-datapath", {"auto (serve networks asking eniip_virtual_type IPVlan/datapathv2 with the eBPF datapath "
+                         "when the kernel can) or off (veth for every network)",
+                         true,
+                         [](TerwaydCommandLine& c, const std::string& v) -> Status {
+                           if (v != "auto" && v != "off") return BadValue("ebpf-datapath", v, "use auto or off");
+                           c.ebpf_datapath = v == "auto";
+                           return Ok();
+                         }}},
+      {"bpffs", {"bpf filesystem where the eBPF datapath pins its maps, under terway/ (default /sys/fs/bpf)", true,
+                 Into(&TerwaydCommandLine::bpffs)}},
       {"kubeconfig", {"kubeconfig of the Kubernetes API (default: in-cluster when KUBERNETES_SERVICE_HOST is set, "
                       "else no API: eni_conf from -config)",
                       true, Into(&TerwaydCommandLine::kubeconfig)}},

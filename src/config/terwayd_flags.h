@@ -33,6 +33,8 @@ struct TerwaydCommandLine {
   std::string metrics_listen = "127.0.0.1:9190";
   std::string metrics_port_file;
   std::string datapath = "auto";
+  bool ebpf_datapath = true;          // --ebpf-datapath auto|off
+  std::string bpffs = "/sys/fs/bpf";  // --bpffs: where the eBPF datapath pins its maps (<bpffs>/terway)
   std::string kubeconfig;
   std::string api_server;  // -master
   std::string node_name;

@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "daemon/upstream_metrics.h"
+#include "datapath/ebpf_eni.h"
 #include "netlink/netns.h"
 #include "qos/annotations.h"
 
@@ -83,6 +84,10 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   p.host_stack_cidrs = ParseHostStackCidrs(req.network.host_stack_cidrs);
   if (req.bandwidth) p.bandwidth = qos::NormalizeRuntimeBandwidth(*req.bandwidth);
   p.metadata_via_node = MetadataViaNode(ip.ip);
+  // Upstream's spellings, any case; the plugin refused others at ADD.
+  p.virtual_type = datapath::ParseVirtualType(req.network.eniip_virtual_type).value_or(datapath::VirtualType::kVeth);
+  if (!opts_.ebpf_datapath) p.virtual_type = datapath::VirtualType::kVeth;
+  if (auto c = Ipv4Cidr::Parse(req.network.service_cidr); c.ok()) p.service_cidr = *c;
   return p;
 }
 
@@ -140,7 +145,8 @@ proto::Reply CniService::Allocate(const proto::Request& req) {
 }
 
 Result<CniService::Admission> CniService::Admit(const proto::Request& req) {
-  if (const std::string& vt = req.network.eniip_virtual_type; vt == "ipvlan" || vt == "datapathv2") {
+  if (const std::string& vt = req.network.eniip_virtual_type;
+      !opts_.ebpf_datapath && datapath::ParseVirtualType(vt).value_or(datapath::VirtualType::kVeth) == datapath::VirtualType::kEbpf) {
     std::call_once(ipvlan_warned_, [&] {
       log::Warn("network {} asks eniip_virtual_type {}: {}; its pods are wired with veth + policy routing "
                 "(Terway falls back the same way); write \"veth\" to silence this",

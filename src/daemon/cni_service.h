@@ -53,9 +53,12 @@ struct CniServiceOptions {
   // limit and say so in a Warning Event (eni_conf bandwidth_annotation_error
   // "ignore").
   bool refuse_bad_bandwidth_annotation = true;
-  // Why a network asking eniip_virtual_type ipvlan/datapathv2 is served by
-  // the veth datapath (Terway falls back the same way); said once.
-  std::string ipvlan_fallback_reason = "the ipvlan datapath is not built in this terwayd";
+  // The datapath serves networks asking eniip_virtual_type IPVlan /
+  // datapathv2 with the eBPF datapath (terwayd loaded its programs).
+  bool ebpf_datapath = false;
+  // Otherwise why such a network is served by the veth datapath (Terway
+  // falls back the same way); said once.
+  std::string ipvlan_fallback_reason = "the eBPF datapath is not loaded in this terwayd";
 };
 
 // Why an address is being freed (logs, terway_address_teardowns_total).

@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -13,6 +14,8 @@
 #include "config/node_mode.h"
 #include "daemon/upstream_metrics.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/ebpf_eni.h"
+#include "ebpf/detect.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
 #include "ipam/exclusive.h"
@@ -342,7 +345,51 @@ Status Daemon::CreateDatapath() {
   if (datapath_choice_ == "shared") {
     datapath::SharedEniOptions so;
     so.eni_network = eni_network;
-    datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
+    ebpf_off_ = EbpfUnavailable();
+    if (!ebpf_off_.empty()) {
+      log::Info("networks asking eniip_virtual_type IPVlan or datapathv2 are served with veth: {}", ebpf_off_);
+      datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
+      return Ok();
+    }
+    datapath::EbpfEniOptions eo;
+    eo.shared = so;
+    ebpf::LoaderOptions lo;
+    lo.bpffs = opts_.bpffs;
+    eo.load = [lo] { return ebpf::DatapathPrograms::Load(lo); };
+    // Fail closed: with policy enforced here, a pod is policed while a chain
+    // may isolate it (the controller says so before the chain is applied and
+    // stops only after it was removed); before CreatePolicy has decided,
+    // every pod is.
+    eo.policy_may_isolate = [this](Ipv4Addr ip) {
+      if (!policy_off_.empty()) return false;
+      return policy_ == nullptr || policy_->MayIsolate(ip);
+    };
+    eo.stack.service_cidr = config_.service_cidr;
+    if (auto ip = md->PrivateIpv4(); ip.ok()) {
+      if (auto a = Ipv4Addr::Parse(*ip); a.ok()) eo.stack.node_ips.push_back(*a);
+    }
+    // Only the node's primary IP: a secondary ENI's primary IP is handed to
+    // a pod like its other addresses (the node configures none on it).
+    if (auto allocs = store_->ListAllocations(); allocs.ok()) {
+      for (const auto& a : *allocs) {
+        for (const auto& c : datapath::ParseRecordedHostStackCidrs(a.host_stack_cidrs)) {
+          eo.stack.host_stack_cidrs.push_back(c);
+        }
+      }
+    }
+    auto dp = std::make_unique<datapath::EbpfEniDatapath>(eo);
+    // Loaded at the first pod asking for the mode; now when an earlier run
+    // left pins (it served such pods: restart repair must see their entries).
+    if (std::error_code ec; std::filesystem::exists(lo.PinDir(), ec)) {
+      TERWAY_TRY_CTX(dp->LoadPrograms(), "loading the eBPF datapath (" + lo.PinDir() +
+                                             " holds the maps of an earlier run; remove it to start afresh)");
+    } else {
+      log::Info("eBPF datapath available: loaded (maps pinned in {}) at the first pod whose network asks "
+                "eniip_virtual_type IPVlan or datapathv2",
+                lo.PinDir());
+    }
+    ebpf_datapath_ = dp.get();
+    datapath_ = std::move(dp);
   } else if (datapath_choice_ == "exclusive") {
     datapath::ExclusiveEniOptions eo;
     eo.eni_network = eni_network;
@@ -352,6 +399,14 @@ Status Daemon::CreateDatapath() {
     datapath_ = std::make_unique<datapath::ExclusiveEniDatapath>(eo);
   }
   return Ok();
+}
+
+std::string Daemon::EbpfUnavailable() {
+  if (!opts_.ebpf_datapath) return "the eBPF datapath is off (terwayd --ebpf-datapath=off)";
+  if (Status st = ebpf::DetectSupport(); !st.ok()) {
+    return "this kernel cannot run the eBPF datapath: " + st.error().message;
+  }
+  return "";
 }
 
 // NetworkPolicy: only where pods are wired by the shared-ENI datapath with
@@ -396,6 +451,11 @@ Status Daemon::CreatePolicy() {
     pco.warn_event = [kube](const k8s::ObjectReference& o, const std::string& reason, const std::string& message) {
       kube->ObjectWarning(o, reason, message);
     };
+  }
+  if (datapath::EbpfEniDatapath* dp = ebpf_datapath_) {
+    // eBPF-mode pods take the host stack while a chain isolates them.
+    pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
+    pco.released = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
   }
   TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
                               "starting network policy enforcement");
@@ -519,9 +579,8 @@ void Daemon::CreateCniService() {
   cso.datapath_mode = datapath_mode_;
   if (!policy_off_.empty()) cso.policy_off_reason = policy_off_;
   if (datapath_choice_ == "shared") {
-    Status ipvlan = netlink::ProbeLinkKind("ipvlan");
-    cso.ipvlan_fallback_reason = ipvlan.ok() ? "the ipvlan datapath is not built in this terwayd"
-                                             : ipvlan.error().message;
+    cso.ebpf_datapath = ebpf_off_.empty();
+    cso.ipvlan_fallback_reason = ebpf_off_;
   }
   cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == config::BandwidthAnnotationError::kRefuse;
   service_ = std::make_unique<CniService>(cso, addresses_.get(), store_.get(), datapath_.get(), &metrics_);
@@ -567,6 +626,13 @@ void Daemon::DeclareMetrics() {
                           "Packets a pod sent with a source address not its own, dropped, by family");
   metrics_.DeclareCounter("terway_antispoof_dropped_bytes_total",
                           "Bytes of packets a pod sent with a source address not its own, dropped, by family");
+  metrics_.DeclareGauge("terway_ebpf_datapath_available",
+                        "1 when networks asking eniip_virtual_type IPVlan/datapathv2 get the eBPF datapath, 0 when "
+                        "they get veth (the log says why)");
+  metrics_.DeclareCounter("terway_ebpf_datapath_packets_total",
+                          "Packets the eBPF datapath's programs handled, by path (pod_to_pod, pod_to_eni, eni_to_pod: "
+                          "fast path; pod_to_stack, eni_to_stack: the host stack; drop_spoof)");
+  if (datapath_choice_ == "shared") metrics_.Set("terway_ebpf_datapath_available", {}, ebpf_off_.empty() ? 1 : 0);
   metrics_.DeclareCounter("terway_state_rebuild_adoptions_total",
                           "Addresses found held at start without a record in the state database, adopted, by "
                           "source (kernel, kernel+api, api) and result (ok, failed)");
@@ -585,6 +651,15 @@ void Daemon::UpdatePoolGauges() {
       for (const auto& d : *drops) {
         metrics_.Set("terway_antispoof_dropped_packets_total", {{"family", d.family}}, double(d.packets));
         metrics_.Set("terway_antispoof_dropped_bytes_total", {{"family", d.family}}, double(d.bytes));
+      }
+    }
+  }
+  if (ebpf_datapath_ != nullptr && ebpf_datapath_->Loaded() != nullptr) {
+    if (auto c = ebpf_datapath_->Loaded()->ReadCounters(); c.ok()) {
+      for (const auto& [path, n] : {std::pair{"pod_to_pod", c->pod_to_pod}, {"pod_to_eni", c->pod_to_eni},
+                                    {"eni_to_pod", c->eni_to_pod}, {"pod_to_stack", c->pod_to_stack},
+                                    {"eni_to_stack", c->eni_to_stack}, {"drop_spoof", c->drop_spoof}}) {
+        metrics_.Set("terway_ebpf_datapath_packets_total", {{"path", path}}, double(n));
       }
     }
   }

@@ -28,6 +28,9 @@
 namespace httplib {
 class Server;
 }
+namespace terway::datapath {
+class EbpfEniDatapath;
+}
 
 namespace terway::daemon {
 
@@ -46,6 +49,11 @@ struct DaemonOptions {
   // (hand out addresses, wire nothing; shared mode only), for benchmarks of
   // the pool and runtimes that wire pods themselves.
   std::string datapath = "auto";
+  // The eBPF datapath for networks asking eniip_virtual_type IPVlan /
+  // datapathv2 (shared ENI): loaded at start when the kernel can run it,
+  // its maps pinned under <bpffs>/terway. Off: such networks get veth.
+  bool ebpf_datapath = true;
+  std::string bpffs = "/sys/fs/bpf";
   // The Kubernetes API: a kubeconfig file, else in-cluster (the pod's service
   // account, when KUBERNETES_SERVICE_HOST is set), else none: terwayd then
   // runs API-less with eni_conf from config_path. node_name (or $NODE_NAME,
@@ -105,6 +113,9 @@ class Daemon {
   Status WatchKubernetes();
   Status CreateAddressSource();
   Status CreateDatapath();
+  // Why networks asking for the eBPF datapath get veth ("" when the kernel
+  // can run it and it is not switched off); said once when one asks.
+  std::string EbpfUnavailable();
   // Adopts what the database does not know (restart_repair.cc): before the
   // policy controller reads its ledger of local pods from the store.
   Status RebuildState();
@@ -149,6 +160,8 @@ class Daemon {
   // IpPool (shared ENI) or ExclusiveEniAllocator (exclusive ENI).
   std::unique_ptr<ipam::PodAddressSource> addresses_;
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
+  std::string ebpf_off_;  // why no eBPF datapath ("" when there is one, on a shared-ENI node)
+  datapath::EbpfEniDatapath* ebpf_datapath_ = nullptr;  // datapath_ when it is one
   std::unique_ptr<PodDatapath> datapath_;
   bool disable_network_policy_ = false;
   std::string policy_off_;  // why policy is not enforced here ("" = it is)

@@ -491,8 +491,33 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
     for (const auto& key : d.calico_global) FeedPolicy("global", key);
   }
   auto change = compiler_.Update();
+  // Pods about to be isolated are policed before their chains exist, and
+  // stay policed until the kernel dropped them (MayIsolate).
+  std::set<Ipv4Addr> isolated_now;
+  if (change.ok()) {
+    isolated_now = IsolatedAddresses(compiler_.model());
+    std::set<Ipv4Addr> grow;
+    {
+      std::lock_guard l(isolated_mu_);
+      for (const auto& ip : isolated_now) {
+        if (isolated_.insert(ip).second) grow.insert(ip);
+      }
+    }
+    if (!grow.empty() && opts_.isolating) opts_.isolating(grow);
+  }
   Status st = change.ok() ? table_->ApplyChange(*change, compiler_.model())
                           : std::move(change).error().Wrap("policy: bringing the model up to date");
+  if (st.ok()) {
+    std::set<Ipv4Addr> shrink;
+    {
+      std::lock_guard l(isolated_mu_);
+      for (const auto& ip : isolated_) {
+        if (!isolated_now.count(ip)) shrink.insert(ip);
+      }
+      isolated_ = isolated_now;
+    }
+    if (!shrink.empty() && opts_.released) opts_.released(shrink);
+  }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->Inc("terway_policy_applies_total", {{"trigger", why}, {"result", st.ok() ? "ok" : "error"}});
   metrics_->Observe("terway_policy_apply_seconds", {}, secs);
@@ -522,6 +547,21 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
              "{:.1f} ms",
              why, change->size(), w.fragments, w.probed_pods, w.recomputed_sets, secs * 1000);
   return Ok();
+}
+
+std::set<Ipv4Addr> IsolatedAddresses(const policy::NftModel& model) {
+  std::set<Ipv4Addr> out;
+  for (const auto* m : {&model.ingress, &model.egress}) {
+    for (const auto& [ip, chain] : *m) {
+      if (auto a = Ipv4Addr::Parse(ip); a.ok()) out.insert(*a);
+    }
+  }
+  return out;
+}
+
+bool PolicyController::MayIsolate(Ipv4Addr ip) const {
+  std::lock_guard l(isolated_mu_);
+  return isolated_.count(ip) > 0;
 }
 
 Status PolicyController::PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) {

@@ -69,7 +69,18 @@ struct PolicyControllerOptions {
   // daemon queues it on KubeNode's writer). Unset: no Events.
   std::function<void(const k8s::ObjectReference& object, const std::string& reason, const std::string& message)>
       warn_event;
+  // The eBPF datapath's policed flag follows isolation (MayIsolate):
+  // `isolating` gets the local addresses about to be isolated BEFORE the
+  // kernel gets their chains, `released` those no longer isolated AFTER the
+  // kernel dropped their chains. Called with the apply lock held: they must
+  // not call back into the controller (MayIsolate excepted). Unset: none.
+  std::function<void(const std::set<Ipv4Addr>&)> isolating;
+  std::function<void(const std::set<Ipv4Addr>&)> released;
 };
+
+// The local pods' addresses `model` isolates in either direction (the keys
+// of its ingress and egress maps).
+std::set<Ipv4Addr> IsolatedAddresses(const policy::NftModel& model);
 
 class PolicyController : public PodPolicy {
  public:
@@ -94,6 +105,11 @@ class PolicyController : public PodPolicy {
   Result<policy::Explanation> Explain(const std::string& from, const std::string& to, policy::Protocol proto,
                                       uint16_t port) override;
   Result<std::string> Show() override;
+
+  // Whether a chain may isolate the pod with this address: it is in the
+  // kernel, about to be, or was when an apply failed (fail closed: a pod
+  // leaves this set only after the kernel dropped its chains).
+  bool MayIsolate(Ipv4Addr ip) const;
 
   // For benchmarks and tests that time one change alone: returns true once
   // no change is waiting and none is being applied, false at the deadline.
@@ -179,6 +195,9 @@ class PolicyController : public PodPolicy {
   std::unique_ptr<k8s::Cache<k8s::ServiceAccount>> service_accounts_;
   std::unique_ptr<k8s::Cache<k8s::EndpointSlice>> endpoint_slices_;
   FailClosedEventLedger fail_closed_events_;  // guarded by apply_mu_
+
+  mutable std::mutex isolated_mu_;
+  std::set<Ipv4Addr> isolated_;  // see MayIsolate
 
   std::mutex local_mu_;
   std::map<std::string, Ipv4Addr> local_ips_;

@@ -20,6 +20,13 @@
 
 namespace terway::datapath {
 
+// Which shared-ENI datapath serves the pod, from its network's
+// eniip_virtual_type: veth + policy routing, or the eBPF datapath on top of
+// it (IPVlan / datapathv2). kUnknown: the pod was rebuilt from its
+// allocation record (restart repair, teardown), which does not say; the
+// datapath tells from the kernel (ebpf_eni.h).
+enum class VirtualType { kUnknown, kVeth, kEbpf };
+
 struct PodNetwork {
   std::string container_id;
   std::string netns;   // path of the pod's network namespace
@@ -46,6 +53,10 @@ struct PodNetwork {
   // terwayd adopted at start. Remove deletes it; Ensure/Check never rebuild
   // such a pod (its wiring is not ours to redo).
   std::string host_veth;
+  VirtualType virtual_type = VirtualType::kUnknown;
+  // The network's service_cidr (CNI conf) when the request carried one: an
+  // eBPF-mode pod's packets to it must take the host stack (kube-proxy).
+  std::optional<Ipv4Cidr> service_cidr;
 };
 
 // host_stack_cidrs as text (the CNI config's strings, or the comma-joined

@@ -146,6 +146,7 @@ Result<std::unique_ptr<TerwaydNode>> TerwaydNode::Start(VpcsimWorld* world, cons
   n->config_ = base + ".json";
   n->log_ = base + ".terwayd.log";
   n->datapath_ = spec.datapath;
+  n->extra_args_ = spec.extra_args;
   // As on ECS: the API and the metadata service are reached through the VPC
   // from inside the instance, and credentials come from the RAM role.
   std::string conf = fmt::format(R"({{
@@ -174,6 +175,7 @@ Status TerwaydNode::Launch() {
   po.argv = {BinaryPath("terwayd"), "--config", config_, "--socket", socket_, "--state", state_,
              "--metrics-listen", "127.0.0.1:0", "--metrics-port-file", log_ + ".port",
              "--datapath", datapath_, "--log-level", "info"};
+  po.argv.insert(po.argv.end(), extra_args_.begin(), extra_args_.end());
   po.netns = netns_;
   po.log_path = log_;
   TERWAY_ASSIGN_OR_RETURN(proc_, Process::Start(po));

@@ -72,6 +72,7 @@ struct TerwaydSpec {
   // "none": IPAM only (pool tests drive the socket with made-up netns paths);
   // "shared": pods are wired for real.
   std::string datapath = "none";
+  std::vector<std::string> extra_args;  // more terwayd flags, e.g. {"--bpffs", dir}
 };
 
 // terwayd inside an instance's namespace.
@@ -102,6 +103,7 @@ class TerwaydNode {
   Status Launch();
   VpcsimWorld* world_ = nullptr;
   std::string netns_, socket_, state_, config_, log_, datapath_;
+  std::vector<std::string> extra_args_;
   Process proc_;
 };
 

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -230,6 +231,87 @@ TEST_F(PolicyControllerRoot, EveryKindOfChangeEndsInTheTableAFullCompileMakes) {
   ledger_.erase("x/db");
   controller_->PodStopped("x", "db", *Ipv4Addr::Parse(ips[1]));
   Converges("a pod deleted");
+}
+
+// The eBPF datapath's policed flag follows MayIsolate: a pod's isolation is
+// announced before its chain reaches the kernel and withdrawn only after the
+// chain left it, so the flag never lags behind the table.
+TEST_F(PolicyControllerRoot, IsolationNewsBracketsTheKernelsChains) {
+  Create(kNamespaces, {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "x"}}}});
+  Create(kPods, Pod("x", "web", kNode, "", {{"app", "web"}}));
+  Create(kPods, Pod("x", "free", kNode, "", {{"app", "free"}}));
+  const Ipv4Addr web = *Ipv4Addr::Parse("198.18.6.1"), free = *Ipv4Addr::Parse("198.18.6.2");
+  ledger_ = {{"x/web", web}, {"x/free", free}};
+  Create(kNetworkPolicies, Json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+      "metadata":{"name":"web-isolated","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"app":"web"}},
+      "policyTypes":["Ingress"]}})"));
+
+  struct News {
+    std::string what;
+    std::string ip;
+    bool in_kernel = false;  // the pod's address in pod_ingress when told
+  };
+  std::mutex mu;
+  std::vector<News> news;
+  auto in_kernel = [this](const Ipv4Addr& ip) {
+    std::string map;
+    if (!policy::RunNftBatch(node_, "list map inet terway pod_ingress", &map).ok()) return false;
+    return map.find("\"" + ip.ToString() + "\"") != std::string::npos;
+  };
+  auto record = [&](const char* what) {
+    return [&, what](const std::set<Ipv4Addr>& ips) {
+      std::lock_guard l(mu);
+      for (const auto& ip : ips) news.push_back({what, ip.ToString(), in_kernel(ip)});
+    };
+  };
+  PolicyControllerOptions opts;
+  opts.node_name = kNode;
+  opts.netns = node_;
+  opts.isolating = record("isolating");
+  opts.released = record("released");
+  auto c = PolicyController::Create(client_, opts, ledger_, &metrics_);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  controller_ = std::move(*c);
+  {
+    std::lock_guard l(mu);
+    ASSERT_EQ(news.size(), 1u);
+    EXPECT_EQ(news[0].what, "isolating");
+    EXPECT_EQ(news[0].ip, web.ToString());
+    EXPECT_FALSE(news[0].in_kernel) << "told before the chain is applied";
+    news.clear();
+  }
+  EXPECT_TRUE(in_kernel(web));
+  EXPECT_TRUE(controller_->MayIsolate(web));
+  EXPECT_FALSE(controller_->MayIsolate(free));
+
+  // A pod start: isolated (and said so) by the time PodStarting returns.
+  Create(kPods, Pod("x", "web2", kNode, "", {{"app", "web"}}));
+  const Ipv4Addr web2 = *Ipv4Addr::Parse("198.18.6.3");
+  ASSERT_TRUE(controller_->PodStarting("x", "web2", web2).ok());
+  EXPECT_TRUE(controller_->MayIsolate(web2));
+  {
+    std::lock_guard l(mu);
+    ASSERT_EQ(news.size(), 1u);
+    EXPECT_EQ(news[0].what, "isolating");
+    EXPECT_EQ(news[0].ip, web2.ToString());
+    EXPECT_FALSE(news[0].in_kernel);
+    news.clear();
+  }
+
+  // The policy goes: released only once the kernel dropped the chains.
+  ASSERT_TRUE(client_->Delete(kNetworkPolicies, "x", "web-isolated").ok());
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       std::chrono::steady_clock::now() < deadline && controller_->MayIsolate(web);) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(controller_->MayIsolate(web));
+  EXPECT_FALSE(controller_->MayIsolate(web2));
+  std::lock_guard l(mu);
+  ASSERT_EQ(news.size(), 2u);
+  for (const auto& n : news) {
+    EXPECT_EQ(n.what, "released") << n.ip;
+    EXPECT_FALSE(n.in_kernel) << n.ip << ": told after the chain left the kernel";
+  }
 }
 
 }  // namespace

@@ -232,6 +232,39 @@ class RecordingDatapath : public PodDatapath {
   store::StateStore* store_;
 };
 
+// The network's eniip_virtual_type picks the shared-ENI flavour the datapath
+// wires (upstream's spellings, any case), only when terwayd has the eBPF
+// datapath; its service_cidr travels along for the stack prefixes.
+TEST_F(CniServiceTest, TheNetworksVirtualTypeSelectsTheFlavour) {
+  for (bool ebpf : {true, false}) {
+    RecordingDatapath dp(store_.get());
+    CniServiceOptions o;
+    o.datapath_mode = "shared";
+    o.ebpf_datapath = ebpf;
+    CniService svc(o, pool_.get(), store_.get(), &dp, &metrics_);
+    svc.SetReady(true);
+    const std::vector<std::pair<std::string, datapath::VirtualType>> cases = {
+        {"", datapath::VirtualType::kVeth},       {"veth", datapath::VirtualType::kVeth},
+        {"ipvlan", datapath::VirtualType::kEbpf}, {"IPVlan", datapath::VirtualType::kEbpf},
+        {"datapathv2", datapath::VirtualType::kEbpf}};
+    int n = 0;
+    for (const auto& [vt, want] : cases) {
+      const std::string cid = "vt" + std::to_string(ebpf) + "-" + std::to_string(n++);
+      auto req = Req(proto::Op::kAllocate, cid);
+      req.network.eniip_virtual_type = vt;
+      req.network.service_cidr = "172.21.0.0/20";
+      auto add = svc.Handle(req);
+      ASSERT_TRUE(add.ok()) << add.error->message;
+      ASSERT_FALSE(dp.ensured.empty());
+      EXPECT_EQ(dp.ensured.back().virtual_type, ebpf ? want : datapath::VirtualType::kVeth)
+          << "'" << vt << "' with the eBPF datapath " << (ebpf ? "loaded" : "unavailable");
+      ASSERT_TRUE(dp.ensured.back().service_cidr.has_value());
+      EXPECT_EQ(dp.ensured.back().service_cidr->ToString(), "172.21.0.0/20");
+      ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, cid)).ok());
+    }
+  }
+}
+
 TEST_F(CniServiceTest, AddRecordsNetnsAndModeAndDelRemovesWiringBeforeTheAddress) {
   RecordingDatapath dp(store_.get());
   CniServiceOptions o;

@@ -1,0 +1,344 @@
+#include "datapath/ebpf_eni.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "common/log.h"
+#include "common/strings.h"
+#include "datapath/layout.h"
+#include "datapath/pod_shaping.h"
+#include "datapath/wiring_planner.h"
+#include "ebpf/attach.h"
+#include "netlink/handle.h"
+
+namespace terway::datapath {
+
+using netlink::Handle;
+
+// ---- pure parts ----
+
+Result<VirtualType> ParseVirtualType(std::string_view text) {
+  std::string t(text);
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t.empty() || t == "veth") return VirtualType::kVeth;
+  if (t == "ipvlan" || t == "datapathv2") return VirtualType::kEbpf;
+  return Errorf(ErrorCode::kInvalidArgument,
+                "eniip_virtual_type {:?} is not supported: use Veth, IPVlan or Datapathv2", std::string(text));
+}
+
+const char* VirtualTypeName(VirtualType t) {
+  switch (t) {
+    case VirtualType::kVeth: return "veth";
+    case VirtualType::kEbpf: return "ebpf";
+    case VirtualType::kUnknown: break;
+  }
+  return "unknown";
+}
+
+bool PodPoliced(const PodNetwork& pod, bool policy_may_select) {
+  return policy_may_select || HasBandwidthLimit(pod);
+}
+
+ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool policed) {
+  ebpf::Endpoint ep;
+  ep.ip = pod_ip;
+  ep.host_ifindex = f.host_ifindex;
+  ep.eni_ifindex = f.eni_ifindex;
+  ep.gateway = f.gateway;
+  ep.pod_mac = f.pod_mac;
+  ep.host_mac = f.host_mac;
+  ep.policed = policed;
+  return ep;
+}
+
+std::string DescribeEndpointDifference(const ebpf::Endpoint& have, const ebpf::Endpoint& want) {
+  std::vector<std::string> d;
+  auto field = [&](const char* name, const std::string& h, const std::string& w) {
+    if (h != w) d.push_back(fmt::format("{} {}, want {}", name, h, w));
+  };
+  field("ip", have.ip.ToString(), want.ip.ToString());
+  field("host_ifindex", std::to_string(have.host_ifindex), std::to_string(want.host_ifindex));
+  field("eni_ifindex", std::to_string(have.eni_ifindex), std::to_string(want.eni_ifindex));
+  field("gateway", have.gateway.ToString(), want.gateway.ToString());
+  field("pod_mac", have.pod_mac.ToString(), want.pod_mac.ToString());
+  field("host_mac", have.host_mac.ToString(), want.host_mac.ToString());
+  field("policed", have.policed ? "true" : "false", want.policed ? "true" : "false");
+  return Join(d, "; ");
+}
+
+std::vector<ebpf::StackPrefix> NodeStackPrefixes(const NodeStackFacts& f) {
+  std::vector<ebpf::StackPrefix> out;
+  if (f.service_cidr) out.push_back({*f.service_cidr, ebpf::StackPrefixKind::kService});
+  for (const auto& c : f.host_stack_cidrs) out.push_back({c, ebpf::StackPrefixKind::kHostCidr});
+  for (const auto& ip : f.node_ips) out.push_back({Ipv4Cidr(ip, 32), ebpf::StackPrefixKind::kNode});
+  std::sort(out.begin(), out.end());
+  // One entry per prefix (the LPM trie has one value per key): the first
+  // kind in sort order wins, which is deterministic.
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const ebpf::StackPrefix& a, const ebpf::StackPrefix& b) { return a.prefix == b.prefix; }),
+            out.end());
+  return out;
+}
+
+// ---- the datapath ----
+
+namespace {
+
+Result<Handle> OpenHost(const std::string& netns) {
+  if (netns.empty()) return Handle::Open();
+  return Handle::OpenIn(netns);
+}
+
+}  // namespace
+
+EbpfEniDatapath::EbpfEniDatapath(EbpfEniOptions options) : opt_(std::move(options)), veth_(opt_.shared) {}
+
+bool EbpfEniDatapath::Policed(Ipv4Addr ip) const {
+  return limited_.count(ip) > 0 || !opt_.policy_may_isolate || opt_.policy_may_isolate(ip);
+}
+
+void EbpfEniDatapath::PolicyIsolationChanged(const std::set<Ipv4Addr>& ips) {
+  ebpf::DatapathPrograms* programs = Loaded();
+  if (programs == nullptr) return;  // no entries
+  std::lock_guard l(policed_mu_);
+  for (const auto& ip : ips) {
+    auto ep = programs->GetEndpoint(ip);
+    if (!ep.ok()) {
+      log::Error("eBPF datapath: reading the entry of {} after its policy isolation changed: {}", ip.ToString(),
+                 ep.error().ToString());
+      continue;
+    }
+    if (!ep->has_value() || (*ep)->policed == Policed(ip)) continue;
+    ebpf::Endpoint next = **ep;
+    next.policed = Policed(ip);
+    if (Status st = programs->UpsertEndpoint(next); !st.ok()) {
+      log::Error("eBPF datapath: setting policed={} on the entry of {}: {}", next.policed, ip.ToString(),
+                 st.error().ToString());
+    }
+  }
+}
+
+Status EbpfEniDatapath::LoadPrograms() {
+  std::lock_guard l(load_mu_);
+  if (programs_.load() != nullptr) return Ok();
+  ebpf::DatapathPrograms* p = opt_.programs;
+  if (p == nullptr) {
+    if (!opt_.load) return MakeError(ErrorCode::kInternal, "eBPF datapath built without programs or a loader");
+    TERWAY_ASSIGN_OR_RETURN_CTX(owned_, opt_.load(), "loading the eBPF datapath's programs");
+    p = owned_.get();
+    for (const auto& pin : p->replaced_pins()) {
+      log::Warn("eBPF datapath: pinned map {} had another layout and was replaced by an empty one; the pods' "
+                "Ensure refills it",
+                pin);
+    }
+    log::Info("eBPF datapath loaded, maps pinned in {}", p->pin_dir());
+  }
+  {
+    // What must reach the stack is in the map before any entry can send a
+    // packet past it.
+    std::lock_guard sl(stack_mu_);
+    auto want = NodeStackPrefixes(opt_.stack);
+    TERWAY_TRY_CTX(p->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+    synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+  }
+  programs_.store(p);
+  return Ok();
+}
+
+Result<ebpf::DatapathPrograms*> EbpfEniDatapath::Programs() {
+  TERWAY_TRY(LoadPrograms());
+  return programs_.load();
+}
+
+Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
+  std::lock_guard l(stack_mu_);
+  NodeStackFacts next = opt_.stack;
+  if (pod.service_cidr && !next.service_cidr) next.service_cidr = pod.service_cidr;
+  for (const auto& c : pod.host_stack_cidrs) {
+    if (std::find(next.host_stack_cidrs.begin(), next.host_stack_cidrs.end(), c) == next.host_stack_cidrs.end()) {
+      next.host_stack_cidrs.push_back(c);
+    }
+  }
+  // Not the pod's ENI's primary IP: on a secondary ENI that address is
+  // handed to a pod like the others (the node configures none on the ENI),
+  // so it is no node address; the primary ENI's is the node's primary IP.
+  auto want = NodeStackPrefixes(next);
+  if (std::set<ebpf::StackPrefix>(want.begin(), want.end()) == synced_) return Ok();
+  TERWAY_TRY_CTX(programs_.load()->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+  opt_.stack = std::move(next);
+  synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+  return Ok();
+}
+
+Result<VirtualType> EbpfEniDatapath::FlavourOf(const PodNetwork& pod) {
+  if (pod.virtual_type != VirtualType::kUnknown) return pod.virtual_type;
+  auto ip = Ipv4Addr::Parse(pod.ip.ip);
+  ebpf::DatapathPrograms* programs = Loaded();
+  // Not loaded: no map of ours holds an entry (terwayd loads at start when
+  // an earlier run left pins).
+  if (!ip.ok() || programs == nullptr) return VirtualType::kVeth;
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto ep, programs->GetEndpoint(*ip),
+                              "reading the eBPF endpoint entry of " + DescribePod(pod));
+  return ep ? VirtualType::kEbpf : VirtualType::kVeth;
+}
+
+Result<ebpf::Endpoint> EbpfEniDatapath::WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired,
+                                                       Handle& host) {
+  TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePodAddrs(pod, "eBPF"));
+  // The CNI result of the veth wiring: [0] the host veth, [1] the pod's eth0.
+  if (wired.interfaces.size() < 2) {
+    return MakeError(ErrorCode::kInternal, "the veth wiring reported no pod interface for " + DescribePod(pod));
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(MacAddr pod_mac, MacAddr::Parse(wired.interfaces[1].mac),
+                              "the MAC of the pod's " + pod.ifname);
+  const std::string veth = HostVethName(pod.container_id);
+  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link host_link, host.GetLink(veth), "the host veth " + veth);
+  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link eni, host.GetLinkByMac(a.eni_mac),
+                              "the host link of ENI " + pod.ip.eni_id + " (MAC " + a.eni_mac.ToString() + ")");
+  TERWAY_ASSIGN_OR_RETURN_CTX(EniNetwork net, opt_.shared.eni_network(pod.ip.eni_id, a.eni_mac),
+                              "looking up the vSwitch gateway of ENI " + pod.ip.eni_id);
+  EndpointFacts f{host_link.index, host_link.mac, pod_mac, eni.index, net.gateway};
+  std::lock_guard l(policed_mu_);
+  return EndpointFor(a.ip, f, PodPoliced(pod, Policed(a.ip)));
+}
+
+Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
+  TERWAY_ASSIGN_OR_RETURN(VirtualType flavour, FlavourOf(pod));
+  // The veth wiring first, in both flavours: it is what carries the pod's
+  // traffic whenever the programs do not (policed pods, Services, a
+  // detached program).
+  TERWAY_ASSIGN_OR_RETURN(cni::CniResult wired, veth_.Ensure(pod));
+  if (flavour != VirtualType::kEbpf) return wired;
+  const std::string who = DescribePod(pod);
+  auto fast = [&]() -> Status {
+    TERWAY_ASSIGN_OR_RETURN(ebpf::DatapathPrograms * programs, Programs());
+    TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
+    TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
+    // What must reach the stack is in the map before the pod's entry can
+    // send anything past it.
+    TERWAY_TRY(LearnStackPrefixes(pod));
+    // The entry before the pod's program: without it the program drops the
+    // pod's packets as spoofed.
+    {
+      // The flag is read and written under the lock PolicyIsolationChanged
+      // takes: a change of isolation either precedes the read or re-reads
+      // the entry after the write.
+      std::lock_guard l(policed_mu_);
+      if (HasBandwidthLimit(pod)) {
+        limited_.insert(ep.ip);
+      } else {
+        limited_.erase(ep.ip);
+      }
+      ep.policed = PodPoliced(pod, Policed(ep.ip));
+      TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
+    }
+    // The ENI's program stays attached once there (see Remove).
+    TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
+                   "attaching terway_from_eni to ENI " + pod.ip.eni_id);
+    if (HasBandwidthLimit(pod)) {
+      // The program's stack verdict (TC_ACT_OK) ends the host veth's
+      // ingress filter chain, so qos's IFB redirect (a later filter there)
+      // would never see the pod's packets: a limited pod keeps the stack's
+      // path out, its entry (policed) the stack's path in.
+      TERWAY_TRY_CTX(ebpf::Detach(host, ep.host_ifindex), "detaching terway_from_pod from a bandwidth-limited pod");
+      return Ok();
+    }
+    TERWAY_TRY_CTX(ebpf::Attach(host, ep.host_ifindex, ebpf::Hook::kPodVeth, *programs),
+                   "attaching terway_from_pod to " + HostVethName(pod.container_id));
+    return Ok();
+  };
+  Status st = fast();
+  if (!st.ok()) {
+    // The pod is wired for the stack and works (slower); the caller decides
+    // whether that is a failed ADD (it is: it undoes) or a repair to retry.
+    return std::move(st).error().Wrap("eBPF datapath of " + who);
+  }
+  return wired;
+}
+
+Status EbpfEniDatapath::Remove(const PodNetwork& pod) {
+  // Whatever the flavour: an entry for the address must not outlive the
+  // pod (its next holder may be a veth pod). Its host veth's filter goes
+  // with the veth. The ENI's program stays: other pods may use the ENI, and
+  // telling would race a concurrent Ensure; on an ENI without eBPF pods it
+  // hands every packet to the stack (eni_to_stack), as if absent.
+  if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok() && Loaded() != nullptr) {
+    std::lock_guard l(policed_mu_);
+    TERWAY_TRY_CTX(Loaded()->DeleteEndpoint(*ip),
+                   "deleting the eBPF endpoint entry of container " + pod.container_id);
+    limited_.erase(*ip);
+  }
+  return veth_.Remove(pod);
+}
+
+Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
+  TERWAY_ASSIGN_OR_RETURN(VirtualType flavour, FlavourOf(pod));
+  if (flavour != VirtualType::kEbpf) return veth_.Check(pod);
+  TERWAY_TRY(ValidatePodNetwork(pod));
+  TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePodAddrs(pod, "eBPF"));
+  const std::string who = DescribePod(pod);
+  std::vector<std::string> problems;
+  auto wired = veth_.Check(pod);
+  if (!wired.ok() && wired.error().code != ErrorCode::kNotFound) return wired;  // not damage: as it is
+  if (!wired.ok()) problems.push_back(wired.error().ToString());
+  TERWAY_ASSIGN_OR_RETURN_CTX(ebpf::DatapathPrograms * programs, Programs(), "checking " + who);
+  TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto have, programs->GetEndpoint(a.ip), "checking " + who);
+  if (!have) {
+    problems.push_back("its eBPF endpoint entry (" + a.ip.ToString() + ") is missing");
+  } else if (wired.ok()) {
+    auto want = WantedEndpoint(pod, *wired, host);
+    if (!want.ok()) {
+      problems.push_back(want.error().ToString());
+    } else if (std::string d = DescribeEndpointDifference(*have, *want); !d.empty()) {
+      problems.push_back("its eBPF endpoint entry differs: " + d);
+    }
+  }
+  auto inspect = [&](int ifindex, ebpf::Hook hook, const std::string& link, bool want_attached) {
+    auto s = ebpf::Inspect(host, ifindex, hook, *programs);
+    if (!s.ok()) {
+      problems.push_back("inspecting " + link + ": " + s.error().ToString());
+    } else if (want_attached && s->state != ebpf::AttachState::kCurrent) {
+      problems.push_back(fmt::format("{} on {} is {}{}", ebpf::HookName(hook), link,
+                                     s->state == ebpf::AttachState::kMissing ? "not attached" : "stale",
+                                     s->detail.empty() ? "" : " (" + s->detail + ")"));
+    } else if (!want_attached && s->state != ebpf::AttachState::kMissing) {
+      problems.push_back(fmt::format("{} is attached to {}, which has a bandwidth limit", ebpf::HookName(hook), link));
+    }
+  };
+  const std::string veth = HostVethName(pod.container_id);
+  if (auto l = host.GetLink(veth); l.ok()) inspect(l->index, ebpf::Hook::kPodVeth, veth, !HasBandwidthLimit(pod));
+  if (auto eni = host.GetLinkByMac(a.eni_mac); eni.ok()) {
+    inspect(eni->index, ebpf::Hook::kEni, "ENI " + pod.ip.eni_id, true);
+  }
+  if (!problems.empty()) {
+    return Error(ErrorCode::kNotFound, Join(problems, "; ") + "; the daemon's repair (Ensure) rebuilds it")
+        .Wrap("checking " + who);
+  }
+  return wired;
+}
+
+Status EbpfEniDatapath::GuardAdopted(const PodNetwork& pod) { return veth_.GuardAdopted(pod); }
+
+Result<std::vector<std::string>> EbpfEniDatapath::CollectGarbage(const std::set<std::string>& live_container_ids,
+                                                                 const std::set<Ipv4Addr>& adopted_ips) {
+  TERWAY_ASSIGN_OR_RETURN(auto removed, veth_.CollectGarbage(live_container_ids, adopted_ips));
+  ebpf::DatapathPrograms* programs = Loaded();
+  if (programs == nullptr) return removed;
+  // After the veth GC: the pod links left are the live pods'.
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto links, veth_.ListPodLinks(), "collecting eBPF endpoint entries");
+  std::set<Ipv4Addr> live = adopted_ips;
+  for (const auto& l : links) {
+    if (live_container_ids.count(l.container_id)) live.insert(l.pod_ip);
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto entries, programs->ListEndpoints(), "collecting eBPF endpoint entries");
+  for (const auto& ep : entries) {
+    if (live.count(ep.ip)) continue;
+    TERWAY_TRY_CTX(programs->DeleteEndpoint(ep.ip), "deleting the eBPF endpoint entry of " + ep.ip.ToString());
+    removed.push_back(fmt::format("eBPF endpoint entry {} (host ifindex {})", ep.ip.ToString(), ep.host_ifindex));
+  }
+  return removed;
+}
+
+}  // namespace terway::datapath

@@ -1,0 +1,152 @@
+// terwayd serving a network that asks eniip_virtual_type IPVlan with the
+// eBPF datapath, set up as a container runtime does it (the real `terway`
+// plugin, the network configuration on stdin) on the emulated VPC: pods on
+// one node and on two reach each other and a VPC host on the fast path (the
+// programs' counters, read through the node's pinned maps), CHECK passes,
+// a restarted terwayd finds its pods by their entries, DEL leaves no entry.
+// Each terwayd pins its maps in a bpf filesystem of the test's own
+// (--bpffs), unmounted at the end, also on failure.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "../../root/ebpf/ebpf_test_env.h"
+#include "e2e/harness/world.h"
+#include "ebpf/detect.h"
+#include "ebpf/programs.h"
+#include "netlink/netns.h"
+#include "test_util.h"
+
+namespace terway::testing {
+namespace {
+
+struct PodNs {
+  std::string name;
+  ~PodNs() {
+    if (!name.empty()) (void)netlink::DeleteNamedNetns(name);
+  }
+};
+
+class TerwaydEbpf : public ::testing::Test {
+ protected:
+  CommandResult Cni(const std::string& command, TerwaydNode* node, const std::string& pod_ns,
+                    const std::string& pod) {
+    std::string conf = nlohmann::json{{"cniVersion", "1.0.0"},
+                                      {"name", "terway"},
+                                      {"type", "terway"},
+                                      {"eniip_virtual_type", "IPVlan"},
+                                      {"daemon_socket", node->socket()}}
+                           .dump();
+    return RunCommand({"/usr/bin/env", "CNI_COMMAND=" + command, "CNI_CONTAINERID=ctr-" + pod,
+                       "CNI_NETNS=/var/run/netns/" + pod_ns, "CNI_IFNAME=eth0",
+                       "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=e2e;K8S_POD_NAME=" + pod,
+                       "CNI_PATH=" + BinaryDir() + "/cmd/terway", BinaryPath("terway")},
+                      node->netns(), std::chrono::seconds(90), conf);
+  }
+  std::string AddPod(TerwaydNode* node, PodNs* ns, const std::string& pod) {
+    ns->name = world_->name() + "-" + pod;
+    EXPECT_TRUE(netlink::CreateNamedNetns(ns->name).ok());
+    auto r = Cni("ADD", node, ns->name, pod);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    if (r.exit_code != 0) return "";
+    auto j = nlohmann::json::parse(r.output, nullptr, false);
+    if (j.is_discarded() || !j.contains("ips") || j["ips"].empty()) {
+      ADD_FAILURE() << "no IP in the ADD result: " << r.output;
+      return "";
+    }
+    std::string addr = j["ips"][0]["address"];
+    return addr.substr(0, addr.find('/'));
+  }
+  bool Ping(const std::string& from_ns, const std::string& ip) {
+    return RunCommand({"/usr/bin/ping", "-c", "3", "-i", "0.2", "-W", "2", "-q", ip}, from_ns,
+                      std::chrono::seconds(20))
+               .exit_code == 0;
+  }
+  // The node's maps, shared through its pins (a loader of our own).
+  std::unique_ptr<ebpf::DatapathPrograms> NodeMaps(const ebpf::testing::PrivateBpffs& fs) {
+    auto p = ebpf::DatapathPrograms::Load(fs.Options());
+    EXPECT_TRUE(p.ok()) << p.error().ToString();
+    return p.ok() ? std::move(*p) : nullptr;
+  }
+
+  std::unique_ptr<VpcsimWorld> world_;
+};
+
+TEST_F(TerwaydEbpf, IpvlanNetworksTakeTheFastPathAndSurviveARestart) {
+  TERWAY_REQUIRE_ROOT();
+  if (Status st = ebpf::DetectSupport(); !st.ok()) GTEST_SKIP() << st.error().ToString();
+  ebpf::testing::PrivateBpffs fs0, fs1;
+  TERWAY_REQUIRE_BPFFS(fs0);
+  TERWAY_REQUIRE_BPFFS(fs1);
+  WorldSpec ws;
+  ws.instance_type = "ecs.g7.large";
+  ws.instances = 3;  // two nodes and a plain VPC host
+  auto w = VpcsimWorld::Start(ws);
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  world_ = std::move(w).value();
+  std::vector<std::unique_ptr<TerwaydNode>> nodes;
+  for (int i = 0; i < 2; i++) {
+    TerwaydSpec ts;
+    ts.instance_id = world_->instances()[i];
+    ts.datapath = "shared";
+    ts.extra_args = {"--bpffs", (i == 0 ? fs0 : fs1).dir()};
+    auto n = TerwaydNode::Start(world_.get(), ts);
+    ASSERT_TRUE(n.ok()) << n.error().ToString();
+    ASSERT_TRUE((*n)->WaitReady().ok()) << (*n)->process().Log();
+    nodes.push_back(std::move(n).value());
+  }
+  EXPECT_NE(std::system(("test -e " + fs0.dir() + "/terway").c_str()), 0) << "nothing pinned before an eBPF pod";
+  PodNs a, b, c;
+  std::string ip_a = AddPod(nodes[0].get(), &a, "pa");
+  std::string ip_c = AddPod(nodes[0].get(), &c, "pc");
+  std::string ip_b = AddPod(nodes[1].get(), &b, "pb");
+  ASSERT_FALSE(ip_a.empty() || ip_b.empty() || ip_c.empty()) << nodes[0]->process().Log();
+  auto maps = NodeMaps(fs0);
+  ASSERT_NE(maps, nullptr);
+  auto entries = maps->ListEndpoints();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->size(), 2u) << "one entry per eBPF pod of node 0";
+  ebpf::Counters before = maps->ReadCounters().value();
+  EXPECT_TRUE(Ping(a.name, ip_c)) << "same-node pod to pod";
+  ebpf::Counters mid = maps->ReadCounters().value();
+  EXPECT_GE(mid.pod_to_pod, before.pod_to_pod + 6) << ebpf::ToString(mid);
+  EXPECT_TRUE(Ping(a.name, ip_b)) << "cross-node pod to pod";
+  std::string host_ns = world_->InstanceNetns(world_->instances()[2]);
+  auto host_ip = RunCommand({"/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"}, host_ns);
+  std::string vpc_host = host_ip.output.substr(host_ip.output.find("inet ") + 5);
+  vpc_host = vpc_host.substr(0, vpc_host.find('/'));
+  EXPECT_TRUE(Ping(a.name, vpc_host)) << "pod to VPC host " << vpc_host;
+  EXPECT_TRUE(Ping(host_ns, ip_b)) << "VPC host to pod";
+  ebpf::Counters after = maps->ReadCounters().value();
+  EXPECT_GE(after.pod_to_eni, mid.pod_to_eni + 6) << ebpf::ToString(after);
+  EXPECT_GE(after.eni_to_pod, mid.eni_to_pod + 6) << ebpf::ToString(after);
+
+  auto check = Cni("CHECK", nodes[0].get(), a.name, "pa");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+
+  // A restart: the pins were left, so the programs load at start and the
+  // repair finds both pods by their entries.
+  nodes[0]->Stop();
+  ASSERT_TRUE(nodes[0]->Restart().ok());
+  ASSERT_TRUE(nodes[0]->WaitReady().ok()) << nodes[0]->process().Log();
+  check = Cni("CHECK", nodes[0].get(), a.name, "pa");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(maps->ListEndpoints().value().size(), 2u);
+  before = maps->ReadCounters().value();
+  EXPECT_TRUE(Ping(a.name, ip_c));
+  EXPECT_GE(maps->ReadCounters().value().pod_to_pod, before.pod_to_pod + 6);
+
+  for (auto* p : {&a, &c}) {
+    std::string pod = p->name.substr(p->name.rfind('-') + 1);
+    auto del = Cni("DEL", nodes[0].get(), p->name, pod);
+    EXPECT_EQ(del.exit_code, 0) << del.output;
+  }
+  EXPECT_TRUE(maps->ListEndpoints().value().empty()) << "DEL leaves no entry";
+  auto del_b = Cni("DEL", nodes[1].get(), b.name, "pb");
+  EXPECT_EQ(del_b.exit_code, 0) << del_b.output;
+  maps.reset();
+  nodes.clear();  // the terwayds stop before their bpffs is unmounted
+}
+
+}  // namespace
+}  // namespace terway::testing

@@ -1,0 +1,421 @@
+// EbpfEniDatapath against the real kernel, in the world of
+// shared_eni_root_test.cc (no vpcsim):
+//
+//   pod netns(es)  eth0 ──veth── tw<hash>  node netns  eth1 ──veth── vsw0  vswitch netns
+//                                          (the "ENI", no address)        198.18.0.253/24: the
+//                                                                          vSwitch gateway (a VPC host)
+// The programs are loaded with their maps pinned in a bpf filesystem of the
+// test's own (mounted on a temporary directory, unmounted at the end, also
+// on failure); every namespace is removed by the fixture, also on failure.
+#include "datapath/ebpf_eni.h"
+
+#include <cstdlib>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../ebpf/ebpf_test_env.h"
+#include "datapath/layout.h"
+#include "ebpf/attach.h"
+#include "ebpf/detect.h"
+#include "netlink/handle.h"
+#include "netlink/netns.h"
+#include "test_util.h"
+
+namespace terway::datapath {
+namespace {
+
+constexpr const char* kEniMac = "02:00:00:00:e0:01";
+constexpr const char* kGateway = "198.18.0.253";
+
+int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+bool Contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+class EbpfEniRoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TERWAY_REQUIRE_ROOT();
+    TERWAY_REQUIRE_BPFFS(fs_);
+    if (Status st = ebpf::DetectSupport(); !st.ok()) GTEST_SKIP() << st.error().ToString();
+    s_ = terway::testing::UniqueSuffix();
+    node_ = "twen" + s_;
+    vsw_ = "twev" + s_;
+    owned_ = {node_, vsw_};
+    ASSERT_OK(netlink::CreateNamedNetns(node_));
+    ASSERT_OK(netlink::CreateNamedNetns(vsw_));
+    {
+      auto node = netlink::Handle::OpenIn(node_);
+      ASSERT_OK(node);
+      netlink::VethSpec eni;
+      eni.name = "eth1";
+      eni.peer_name = "vsw0";
+      eni.peer_netns = vsw_;
+      eni.mac = MacAddr::Parse(kEniMac).value();
+      ASSERT_OK(node->CreateVeth(eni));
+    }
+    ASSERT_EQ(Sh("ip -n " + node_ + " link set lo up"), 0);
+    ASSERT_EQ(Sh("ip -n " + vsw_ + " link set lo up && ip -n " + vsw_ + " link set vsw0 up && ip -n " + vsw_ +
+                 " addr add " + kGateway + "/24 dev vsw0"),
+              0);
+    auto programs = ebpf::DatapathPrograms::Load(fs_.Options());
+    ASSERT_OK(programs);
+    programs_ = std::move(*programs);
+    EbpfEniOptions o;
+    o.shared.host_netns = node_;
+    o.shared.mtu = 1500;
+    o.shared.eni_network = [](const std::string& eni_id, const MacAddr&) -> Result<EniNetwork> {
+      if (eni_id != "eni-test") return Errorf(ErrorCode::kNotFound, "unknown ENI {}", eni_id);
+      return EniNetwork{Ipv4Addr::Parse(kGateway).value(), Ipv4Cidr::Parse("198.18.0.0/24").value()};
+    };
+    o.programs = programs_.get();
+    o.policy_may_isolate = [this](Ipv4Addr ip) { return policy_on_ || isolated_.count(ip.ToString()) > 0; };
+    options_ = o;
+    dp_.emplace(std::move(o));
+    ASSERT_OK(dp_->LoadPrograms());
+  }
+
+  ~EbpfEniRoot() override {
+    dp_.reset();
+    programs_.reset();
+    for (const auto& ns : owned_) (void)netlink::DeleteNamedNetns(ns);
+  }
+
+  PodNetwork MakePod(const std::string& tag, const std::string& ip) {
+    std::string ns = "twep" + tag + s_;
+    owned_.push_back(ns);
+    auto st = netlink::CreateNamedNetns(ns);
+    EXPECT_TRUE(st.ok()) << st.error().ToString();
+    EXPECT_EQ(Sh("ip -n " + vsw_ + " neigh replace " + ip + " lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+    PodNetwork p;
+    p.container_id = "ctr-" + tag + "-" + s_;
+    p.netns = netlink::NetnsPath(ns);
+    p.ifname = "eth0";
+    p.pod_namespace = "default";
+    p.pod_name = "pod-" + tag;
+    p.ip.ip = ip;
+    p.ip.eni_id = "eni-test";
+    p.ip.eni_mac = kEniMac;
+    p.ip.eni_primary_ip = "198.18.0.2";
+    p.ip.vswitch_id = "vsw-test";
+    p.virtual_type = VirtualType::kEbpf;
+    return p;
+  }
+  std::string PodNs(const PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
+  bool Ping(const PodNetwork& from, const std::string& to) {
+    return Sh("ip netns exec " + PodNs(from) + " ping -c 3 -i 0.2 -W 2 " + to) == 0;
+  }
+  ebpf::Counters Count() {
+    auto c = programs_->ReadCounters();
+    EXPECT_TRUE(c.ok()) << c.error().ToString();
+    return c.ok() ? *c : ebpf::Counters{};
+  }
+  netlink::Handle Node() { return netlink::Handle::OpenIn(node_).value(); }
+  ebpf::AttachState State(const std::string& link, ebpf::Hook hook) {
+    auto h = Node();
+    auto l = h.GetLink(link);
+    EXPECT_TRUE(l.ok());
+    auto s = ebpf::Inspect(h, l.ok() ? l->index : 0, hook, *programs_);
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    return s.ok() ? s->state : ebpf::AttachState::kStale;
+  }
+
+  ebpf::testing::PrivateBpffs fs_;
+  std::string s_, node_, vsw_;
+  std::vector<std::string> owned_;
+  std::unique_ptr<ebpf::DatapathPrograms> programs_;
+  std::optional<EbpfEniDatapath> dp_;
+  bool policy_on_ = false;
+  std::set<std::string> isolated_;  // addresses the "policy controller" isolates
+  EbpfEniOptions options_;
+};
+
+TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPath) {
+  auto a = MakePod("a", "198.18.0.10");
+  a.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();
+  a.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value()};
+  auto b = MakePod("b", "198.18.0.11");
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  auto again = dp_->Ensure(a);
+  ASSERT_OK(again);
+  auto entries = programs_->ListEndpoints();
+  ASSERT_OK(entries);
+  ASSERT_EQ(entries->size(), 2u) << "Ensure twice writes one entry per pod";
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  ASSERT_TRUE(ep->has_value());
+  auto h = Node();
+  auto veth = h.GetLink(HostVethName(a.container_id));
+  auto eni = h.GetLink("eth1");
+  ASSERT_OK(veth);
+  ASSERT_OK(eni);
+  EXPECT_EQ((*ep)->host_ifindex, veth->index);
+  EXPECT_EQ((*ep)->host_mac, veth->mac);
+  EXPECT_EQ((*ep)->eni_ifindex, eni->index);
+  EXPECT_EQ((*ep)->gateway.ToString(), kGateway);
+  EXPECT_EQ((*ep)->pod_mac.ToString(), again->interfaces[1].mac);
+  EXPECT_FALSE((*ep)->policed);
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
+  EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kCurrent);
+  ASSERT_OK(dp_->Check(a));
+  // What the pod's network says belongs to the stack is in the map; its
+  // ENI's primary IP is not (on a secondary ENI it is a pod's address).
+  auto prefixes = programs_->ListStackPrefixes();
+  ASSERT_OK(prefixes);
+  std::set<std::string> have;
+  for (const auto& p : *prefixes) have.insert(p.prefix.ToString() + " " + ebpf::StackPrefixKindName(p.kind));
+  EXPECT_TRUE(have.count("172.21.0.0/20 service")) << Join({have.begin(), have.end()}, ", ");
+  EXPECT_TRUE(have.count("169.254.20.10/32 host-stack-cidr")) << Join({have.begin(), have.end()}, ", ");
+  EXPECT_FALSE(have.count("198.18.0.2/32 node")) << Join({have.begin(), have.end()}, ", ");
+
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Ping(a, "198.18.0.11")) << "pod -> pod on the node";
+  ebpf::Counters mid = Count();
+  EXPECT_GE(mid.pod_to_pod, before.pod_to_pod + 6) << "requests and replies, peer to peer: " << ebpf::ToString(mid);
+  EXPECT_TRUE(Ping(a, kGateway)) << "pod -> VPC host";
+  ebpf::Counters after = Count();
+  EXPECT_GE(after.pod_to_eni, mid.pod_to_eni + 3) << ebpf::ToString(after);
+  EXPECT_GE(after.eni_to_pod, mid.eni_to_pod + 3) << "replies straight to the pod: " << ebpf::ToString(after);
+}
+
+TEST_F(EbpfEniRoot, CheckNamesADetachedProgramAndADeletedEntryAndEnsureRepairsThem) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
+  {
+    auto h = Node();
+    auto veth = h.GetLink(HostVethName(a.container_id));
+    ASSERT_OK(veth);
+    ASSERT_OK(ebpf::Detach(h, veth->index));
+  }
+  auto c = dp_->Check(a);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "pod veth ingress on " + HostVethName(a.container_id) +
+                                                 " is not attached"))
+      << c.error().ToString();
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
+
+  ASSERT_OK(programs_->DeleteEndpoint(Ipv4Addr::Parse("198.18.0.10").value()));
+  c = dp_->Check(a);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "eBPF endpoint entry (198.18.0.10) is missing")) << c.error().ToString();
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
+
+  // An entry that says another thing (policy came on) is named too.
+  policy_on_ = true;
+  c = dp_->Check(a);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "policed false, want true")) << c.error().ToString();
+}
+
+TEST_F(EbpfEniRoot, RemoveLeavesNoEntryAndARecordedPodFindsItsFlavourFromTheEntry) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(a));
+  PodNetwork recorded = a;
+  recorded.virtual_type = VirtualType::kUnknown;  // rebuilt from the allocation record
+  auto f = dp_->FlavourOf(recorded);
+  ASSERT_OK(f);
+  EXPECT_EQ(*f, VirtualType::kEbpf);
+  ASSERT_OK(dp_->Check(recorded));
+  ASSERT_OK(dp_->Remove(recorded));
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  EXPECT_FALSE(ep->has_value());
+  ASSERT_OK(dp_->Remove(recorded));  // twice
+  f = dp_->FlavourOf(recorded);
+  ASSERT_OK(f);
+  EXPECT_EQ(*f, VirtualType::kVeth);
+  EXPECT_FALSE(Contains(terway::testing::Capture("ip -n " + node_ + " link"), HostVethName(a.container_id)));
+}
+
+TEST_F(EbpfEniRoot, AVethPodGetsNoEntryAndWorksThroughTheStack) {
+  auto a = MakePod("a", "198.18.0.10");
+  a.virtual_type = VirtualType::kVeth;
+  ASSERT_OK(dp_->Ensure(a));
+  auto entries = programs_->ListEndpoints();
+  ASSERT_OK(entries);
+  EXPECT_TRUE(entries->empty());
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
+  EXPECT_TRUE(Ping(a, kGateway));
+}
+
+TEST_F(EbpfEniRoot, PolicedPodsTakeTheHostStack) {
+  policy_on_ = true;
+  auto a = MakePod("a", "198.18.0.10");
+  auto b = MakePod("b", "198.18.0.11");
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  ASSERT_TRUE(ep->has_value());
+  EXPECT_TRUE((*ep)->policed);
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Ping(a, "198.18.0.11"));
+  EXPECT_TRUE(Ping(a, kGateway));
+  ebpf::Counters after = Count();
+  EXPECT_GE(after.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(after);
+  EXPECT_EQ(after.pod_to_pod, before.pod_to_pod) << ebpf::ToString(after);
+  EXPECT_EQ(after.pod_to_eni, before.pod_to_eni) << ebpf::ToString(after);
+  EXPECT_EQ(after.eni_to_pod, before.eni_to_pod) << ebpf::ToString(after);
+}
+
+TEST_F(EbpfEniRoot, CollectGarbageDeletesEntriesNoLivePodHolds) {
+  auto a = MakePod("a", "198.18.0.10");
+  auto b = MakePod("b", "198.18.0.11");
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  auto removed = dp_->CollectGarbage({a.container_id});
+  ASSERT_OK(removed);
+  bool named = false;
+  for (const auto& r : *removed) named |= Contains(r, "eBPF endpoint entry 198.18.0.11");
+  EXPECT_TRUE(named) << Join(*removed, "; ");
+  auto entries = programs_->ListEndpoints();
+  ASSERT_OK(entries);
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ((*entries)[0].ip.ToString(), "198.18.0.10");
+}
+
+// The policy controller's news flips a running pod's flag: policed before
+// its chain is applied, unpoliced after it was removed; a pod with a
+// bandwidth limit stays policed.
+TEST_F(EbpfEniRoot, IsolationChangesFlipThePolicedFlagOfRunningPods) {
+  auto a = MakePod("a", "198.18.0.10");
+  auto b = MakePod("b", "198.18.0.11");
+  auto l = MakePod("l", "198.18.0.12");
+  l.bandwidth = cni::Bandwidth{};
+  l.bandwidth->ingress_rate = 100 * 1000 * 1000;
+  l.bandwidth->ingress_burst = 1000 * 1000;
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  ASSERT_OK(dp_->Ensure(l));
+  auto policed = [&](const char* ip) {
+    auto ep = programs_->GetEndpoint(Ipv4Addr::Parse(ip).value());
+    EXPECT_TRUE(ep.ok() && ep->has_value());
+    return ep.ok() && ep->has_value() && (*ep)->policed;
+  };
+  EXPECT_FALSE(policed("198.18.0.10"));
+  EXPECT_TRUE(policed("198.18.0.12"));
+
+  isolated_ = {"198.18.0.10", "198.18.0.12"};
+  dp_->PolicyIsolationChanged({Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()});
+  EXPECT_TRUE(policed("198.18.0.10"));
+  EXPECT_FALSE(policed("198.18.0.11")) << "only the isolated pod";
+  ASSERT_OK(dp_->Check(a));  // Check agrees with the flag the news set
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Ping(a, "198.18.0.11"));
+  ebpf::Counters mid = Count();
+  EXPECT_EQ(mid.pod_to_pod, before.pod_to_pod) << ebpf::ToString(mid);
+  EXPECT_GE(mid.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(mid);
+
+  isolated_.clear();
+  dp_->PolicyIsolationChanged({Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()});
+  EXPECT_FALSE(policed("198.18.0.10"));
+  EXPECT_TRUE(policed("198.18.0.12")) << "its bandwidth limit keeps it on the stack's path";
+  EXPECT_TRUE(Ping(a, "198.18.0.11"));
+  EXPECT_GE(Count().pod_to_pod, mid.pod_to_pod + 6);
+}
+
+// A restarted terwayd loads programs of its own on the same pins: it finds
+// its pods' entries (their recorded networks say no flavour), and the
+// programs the old one attached count as current, so repair changes nothing.
+TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(a));
+  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
+  ASSERT_OK(reloaded);
+  EbpfEniOptions o = options_;
+  o.programs = reloaded->get();
+  EbpfEniDatapath restarted(o);
+  ASSERT_OK(restarted.LoadPrograms());
+  PodNetwork recorded = a;
+  recorded.virtual_type = VirtualType::kUnknown;
+  auto f = restarted.FlavourOf(recorded);
+  ASSERT_OK(f);
+  EXPECT_EQ(*f, VirtualType::kEbpf);
+  {
+    auto h = Node();
+    auto veth = h.GetLink(HostVethName(a.container_id));
+    ASSERT_OK(veth);
+    auto st = ebpf::Inspect(h, veth->index, ebpf::Hook::kPodVeth, **reloaded);
+    ASSERT_OK(st);
+    EXPECT_EQ(st->state, ebpf::AttachState::kCurrent) << "the old program with the same maps is kept";
+  }
+  // (The ENI's program is reported stale here: attach.cc compares its map
+  // ids with all three shared maps while it uses fewer; Ensure replaces it.)
+  ASSERT_OK(restarted.Ensure(recorded));
+  ASSERT_OK(restarted.Check(recorded));
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Ping(a, kGateway));
+  EXPECT_GE(Count().pod_to_eni, before.pod_to_eni + 3);
+}
+
+// A bandwidth limit's qdiscs (IFB redirect on the host veth's ingress) are in
+// the stack's path only: the pod is policed and its veth runs no program.
+TEST_F(EbpfEniRoot, ABandwidthLimitedPodKeepsTheStacksPath) {
+  auto a = MakePod("a", "198.18.0.10");
+  a.bandwidth = cni::Bandwidth{};
+  a.bandwidth->egress_rate = 100 * 1000 * 1000;
+  a.bandwidth->egress_burst = 1000 * 1000;
+  ASSERT_OK(dp_->Ensure(a));
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  ASSERT_TRUE(ep->has_value());
+  EXPECT_TRUE((*ep)->policed);
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
+  ASSERT_OK(dp_->Check(a));
+  {
+    auto h = Node();
+    auto veth = h.GetLink(HostVethName(a.container_id));
+    ASSERT_OK(veth);
+    ASSERT_OK(ebpf::Attach(h, veth->index, ebpf::Hook::kPodVeth, *programs_));
+  }
+  auto c = dp_->Check(a);
+  ASSERT_FALSE(c.ok());
+  EXPECT_TRUE(Contains(c.error().ToString(), "which has a bandwidth limit")) << c.error().ToString();
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
+  EXPECT_TRUE(Ping(a, kGateway));
+}
+
+// terwayd's way: no programs until the first pod asking for the mode, so a
+// node without such pods pins nothing.
+TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
+  EbpfEniOptions o = options_;
+  o.programs = nullptr;
+  int loads = 0;
+  o.load = [&]() {
+    ++loads;
+    return ebpf::DatapathPrograms::Load(fs_.Options("lazy"));
+  };
+  EbpfEniDatapath lazy(o);
+  const std::string pins = fs_.dir() + "/lazy";
+  auto v = MakePod("v", "198.18.0.12");
+  v.virtual_type = VirtualType::kVeth;
+  ASSERT_OK(lazy.Ensure(v));
+  ASSERT_OK(lazy.Check(v));
+  PodNetwork recorded = v;
+  recorded.virtual_type = VirtualType::kUnknown;
+  ASSERT_OK(lazy.Remove(recorded));
+  ASSERT_OK(lazy.CollectGarbage({}));
+  EXPECT_EQ(loads, 0);
+  EXPECT_EQ(lazy.Loaded(), nullptr);
+  EXPECT_NE(Sh("test -e " + pins), 0) << "nothing pinned for veth pods";
+
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(lazy.Ensure(a));
+  ASSERT_OK(lazy.Ensure(a));
+  EXPECT_EQ(loads, 1);
+  ASSERT_NE(lazy.Loaded(), nullptr);
+  EXPECT_EQ(Sh("test -e " + pins), 0);
+  auto ep = lazy.Loaded()->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  EXPECT_TRUE(ep->has_value());
+  ASSERT_OK(lazy.Remove(a));
+}
+
+}  // namespace
+}  // namespace terway::datapath

@@ -1,0 +1,89 @@
+// The eBPF datapath's pure parts: which flavour a network's
+// eniip_virtual_type asks for, the endpoint entry a pod gets, when a pod is
+// policed, and the node's host-stack prefixes.
+#include "datapath/ebpf_eni.h"
+
+#include <gtest/gtest.h>
+
+namespace terway::datapath {
+namespace {
+
+TEST(ParseVirtualType, UpstreamSpellingsInAnyCase) {
+  for (const char* t : {"", "veth", "Veth", "VETH"}) {
+    auto v = ParseVirtualType(t);
+    ASSERT_TRUE(v.ok()) << t;
+    EXPECT_EQ(*v, VirtualType::kVeth) << t;
+  }
+  for (const char* t : {"IPVlan", "ipvlan", "IPVLAN", "datapathv2", "Datapathv2", "DataPathV2"}) {
+    auto v = ParseVirtualType(t);
+    ASSERT_TRUE(v.ok()) << t;
+    EXPECT_EQ(*v, VirtualType::kEbpf) << t;
+  }
+}
+
+TEST(ParseVirtualType, OthersAreNamedErrors) {
+  auto v = ParseVirtualType("macvlan");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(v.error().message.find("macvlan"), std::string::npos) << v.error().message;
+  EXPECT_NE(v.error().message.find("IPVlan"), std::string::npos) << v.error().message;
+}
+
+TEST(EndpointFor, CarriesEveryFact) {
+  EndpointFacts f{7, MacAddr::Parse("ee:ee:ee:ee:ee:01").value(), MacAddr::Parse("02:00:00:00:00:14").value(), 3,
+                  Ipv4Addr::Parse("198.18.0.253").value()};
+  ebpf::Endpoint ep = EndpointFor(Ipv4Addr::Parse("198.18.0.10").value(), f, true);
+  EXPECT_EQ(ep.ip.ToString(), "198.18.0.10");
+  EXPECT_EQ(ep.host_ifindex, 7);
+  EXPECT_EQ(ep.eni_ifindex, 3);
+  EXPECT_EQ(ep.gateway.ToString(), "198.18.0.253");
+  EXPECT_EQ(ep.host_mac.ToString(), "ee:ee:ee:ee:ee:01");
+  EXPECT_EQ(ep.pod_mac.ToString(), "02:00:00:00:00:14");
+  EXPECT_TRUE(ep.policed);
+  EXPECT_TRUE(ebpf::Validate(ep).ok());
+}
+
+TEST(DescribeEndpointDifference, NamesEachDifferingField) {
+  EndpointFacts f{7, MacAddr::Parse("ee:ee:ee:ee:ee:01").value(), MacAddr::Parse("02:00:00:00:00:14").value(), 3,
+                  Ipv4Addr::Parse("198.18.0.253").value()};
+  const auto ip = Ipv4Addr::Parse("198.18.0.10").value();
+  ebpf::Endpoint want = EndpointFor(ip, f, true);
+  EXPECT_EQ(DescribeEndpointDifference(want, want), "");
+  f.host_ifindex = 9;
+  ebpf::Endpoint have = EndpointFor(ip, f, false);
+  EXPECT_EQ(DescribeEndpointDifference(have, want), "host_ifindex 9, want 7; policed false, want true");
+}
+
+TEST(PodPoliced, PolicyOrABandwidthLimit) {
+  PodNetwork pod;
+  EXPECT_FALSE(PodPoliced(pod, false)) << "no policy, no limit: the fast path";
+  EXPECT_TRUE(PodPoliced(pod, true));
+  pod.bandwidth = cni::Bandwidth{};
+  EXPECT_FALSE(PodPoliced(pod, false)) << "a bandwidth object without a rate limits nothing";
+  pod.bandwidth->egress_rate = 1000000;
+  EXPECT_TRUE(PodPoliced(pod, false)) << "the limit's qdiscs are in the stack's path only";
+}
+
+TEST(NodeStackPrefixes, FromConfigAndNodeAddressesOnceEachSorted) {
+  NodeStackFacts f;
+  f.service_cidr = Ipv4Cidr::Parse("172.16.0.0/16").value();
+  f.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value(), Ipv4Cidr::Parse("172.16.0.0/16").value()};
+  f.node_ips = {Ipv4Addr::Parse("10.0.0.5").value(), Ipv4Addr::Parse("10.0.0.6").value(),
+                Ipv4Addr::Parse("10.0.0.5").value()};
+  auto p = NodeStackPrefixes(f);
+  std::vector<std::string> got;
+  for (const auto& s : p) got.push_back(s.prefix.ToString() + " " + ebpf::StackPrefixKindName(s.kind));
+  std::vector<std::string> want;
+  std::vector<ebpf::StackPrefix> expect = {
+      {Ipv4Cidr::Parse("10.0.0.5/32").value(), ebpf::StackPrefixKind::kNode},
+      {Ipv4Cidr::Parse("10.0.0.6/32").value(), ebpf::StackPrefixKind::kNode},
+      {Ipv4Cidr::Parse("169.254.20.10/32").value(), ebpf::StackPrefixKind::kHostCidr},
+      {Ipv4Cidr::Parse("172.16.0.0/16").value(), ebpf::StackPrefixKind::kService}};
+  std::sort(expect.begin(), expect.end());
+  for (const auto& s : expect) want.push_back(s.prefix.ToString() + " " + ebpf::StackPrefixKindName(s.kind));
+  EXPECT_EQ(got, want);
+  EXPECT_TRUE(NodeStackPrefixes(NodeStackFacts{}).empty()) << "the builtins are the loader's";
+}
+
+}  // namespace
+}  // namespace terway::datapath
