@@ -105,10 +105,16 @@ TEST_F(EbpfTrafficNat, AFlowStartedWhilePolicedStaysOnTheStackAfterTheFlagIsClea
             0);
   Child echo({"ip", "netns", "exec", b_, "socat", "UDP-LISTEN:5561,fork,reuseaddr", "EXEC:cat"});
   // One UDP flow with a fixed source port, so both exchanges are the same
-  // conntrack entry.
+  // conntrack entry; retried until a deadline (the server may be starting).
   auto exchange = [&](const std::string& msg) {
-    return Capture("echo " + msg + " | ip netns exec " + a_ + " socat -T1 - UDP:198.18.0.21:5561,sourceport=40001 " +
-                   "2>/dev/null");
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+      std::string out = Capture("echo " + msg + " | ip netns exec " + a_ +
+                                " socat -T1 - UDP:198.18.0.21:5561,sourceport=40001 2>/dev/null");
+      if (out.find(msg) != std::string::npos) return out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return std::string();
   };
   ASSERT_NE(exchange("policed").find("policed"), std::string::npos) << ToString(Count());
   ASSERT_TRUE(dp_->UpsertEndpoint(ep_b_).ok());  // the policy no longer selects b
