@@ -2,7 +2,10 @@
  * node. One for a fast-path pod of this ENI goes straight into the pod with
  * bpf_redirect_peer (MACs rewritten to host veth -> pod eth0, TTL one
  * less); everything else (the node's own traffic, policed pods, ARP, IPv6)
- * goes to the host stack, which routes it as in veth mode. */
+ * goes to the host stack, which routes it as in veth mode. So does a packet
+ * of a flow the stack's conntrack tracks (the reply to a pod whose request
+ * the node DNATed or masqueraded: only the stack can undo that) and one
+ * conntrack cannot be asked about (not TCP/UDP): lib/dp_ct.h. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -10,6 +13,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/dp_ct.h"
 #include "lib/dp_decide.h"
 #include "lib/dp_maps.h"
 #include "lib/dp_packet.h"
@@ -26,7 +30,8 @@ int terway_from_eni(struct __sk_buff *skb) {
     return TC_ACT_OK;
   }
   const struct terway_dp_endpoint *dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
-  if (terway_dp_from_eni_decide(dst, skb->ifindex, ip.ttl) == TERWAY_DP_TO_POD && dst) {
+  enum terway_dp_verdict v = terway_dp_check_conntrack(skb, terway_dp_from_eni_decide(dst, skb->ifindex, ip.ttl));
+  if (v == TERWAY_DP_TO_POD && dst) {
     terway_dp_count(TERWAY_DP_CNT_ENI_TO_POD);
     return terway_dp_redirect_to_pod(skb, dst, ip.ttl);
   }

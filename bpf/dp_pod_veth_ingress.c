@@ -12,6 +12,9 @@
  *   4. Anything else: out of the pod's ENI to the vSwitch gateway with
  *      bpf_redirect_neigh (the VPC routes it on, as the ENI's policy-routing
  *      table does in veth mode).
+ *   Before 3 and 4, conntrack is asked (lib/dp_ct.h): a packet of a flow
+ *   the stack tracks (a backend's reply to a Service client the stack
+ *   DNATed, a policed flow) or not TCP/UDP takes the stack.
  * The decisions are lib/dp_decide.h; the packet work lib/dp_packet.h. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -20,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/dp_ct.h"
 #include "lib/dp_decide.h"
 #include "lib/dp_maps.h"
 #include "lib/dp_packet.h"
@@ -39,7 +43,8 @@ int terway_from_pod(struct __sk_buff *skb) {
   const struct terway_dp_endpoint *dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
   struct terway_dp_stack_key key = {.prefixlen = 32, .addr = ip.daddr};
   int in_stack = bpf_map_lookup_elem(&terway_dp_stack, &key) != NULL;
-  switch (terway_dp_from_pod_decide(src, skb->ifindex, dst, in_stack, ip.daddr, ip.ttl)) {
+  enum terway_dp_verdict v = terway_dp_from_pod_decide(src, skb->ifindex, dst, in_stack, ip.daddr, ip.ttl);
+  switch (terway_dp_check_conntrack(skb, v)) {
     case TERWAY_DP_DROP_SPOOF:
       terway_dp_count(TERWAY_DP_CNT_DROP_SPOOF);
       return TC_ACT_SHOT;

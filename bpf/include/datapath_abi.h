@@ -59,7 +59,12 @@ enum terway_dp_counter {
   TERWAY_DP_CNT_POD_TO_STACK = 3, /* a pod's packet handed to the host stack */
   TERWAY_DP_CNT_ENI_TO_STACK = 4, /* a packet on the ENI not for a fast-path pod */
   TERWAY_DP_CNT_DROP_SPOOF = 5,   /* a pod's IPv4 packet with a source not its own */
-  TERWAY_DP_CNT_MAX = 6,
+  /* Packets a program would have redirected but handed to the stack after
+   * asking conntrack (lib/dp_ct.h); each is also counted in POD_TO_STACK or
+   * ENI_TO_STACK: */
+  TERWAY_DP_CNT_CT_TO_STACK = 6,         /* conntrack tracks its flow (the stack NATs or polices it) */
+  TERWAY_DP_CNT_CT_UNKNOWN_TO_STACK = 7, /* conntrack cannot be asked: not TCP/UDP (ICMP...), a fragment */
+  TERWAY_DP_CNT_MAX = 8,
 };
 
 #endif

@@ -16,6 +16,13 @@ enum terway_dp_verdict {
   TERWAY_DP_TO_ENI,       /* bpf_redirect_neigh out of the source pod's ENI */
 };
 
+/* What the host's conntrack knows of a packet's flow (lib/dp_ct.h asks). */
+enum terway_dp_ct {
+  TERWAY_DP_CT_UNTRACKED = 0, /* TCP/UDP, no entry: the flow never crossed the stack */
+  TERWAY_DP_CT_TRACKED,       /* an entry exists: the stack NATs or polices this flow */
+  TERWAY_DP_CT_CANNOT_ASK,    /* not TCP/UDP, a fragment, or the lookup failed */
+};
+
 /* 224.0.0.0/4 and 255.255.255.255 are never sent to one pod or the gateway.
  * `daddr` is in network order, so its first byte in memory is the first
  * octet whatever the host's byte order. */
@@ -61,6 +68,16 @@ static inline enum terway_dp_verdict terway_dp_from_eni_decide(const struct terw
   if (dst->eni_ifindex != ifindex) return TERWAY_DP_TO_STACK;
   if (ttl <= 1) return TERWAY_DP_TO_STACK;
   return TERWAY_DP_TO_POD;
+}
+
+/* The last word on a redirect: a packet of a flow the stack tracks (its
+ * NAT must be undone, its policy applied) or one we could not ask about
+ * takes the stack; only a flow conntrack never saw is moved past it. The
+ * programs ask conntrack only when `v` is a redirect, so packets bound for
+ * the stack anyway pay no lookup. */
+static inline enum terway_dp_verdict terway_dp_after_conntrack(enum terway_dp_verdict v, enum terway_dp_ct ct) {
+  if (v != TERWAY_DP_TO_POD && v != TERWAY_DP_TO_ENI) return v;
+  return ct == TERWAY_DP_CT_UNTRACKED ? v : TERWAY_DP_TO_STACK;
 }
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
@@ -23,6 +24,43 @@ Status ProbeHelper(bpf_func_id helper, const char* name) {
   }
   return SysError(fmt::format("probing the BPF helper {}", name), -rc);
 }
+
+// The programs ask conntrack before redirecting (bpf/lib/dp_ct.h) with the
+// nf_conntrack kfuncs; without them the load fails with a bare EINVAL, so we
+// look first and say why. The kernel declares them in vmlinux's BTF when
+// nf_conntrack is built in, in the module's when it is a module (loaded).
+bool BtfHasFunc(const btf* b, const char* name) {
+  return b != nullptr && btf__find_by_name_kind(b, name, BTF_KIND_FUNC) > 0;
+}
+
+Status ProbeConntrackKfuncs() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) {
+    return Errorf(ErrorCode::kUnsupported,
+                  "kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF): the eBPF datapath needs it to "
+                  "call the conntrack kfunc bpf_skb_ct_lookup");
+  }
+  btf* mod = nullptr;
+  if (access("/sys/kernel/btf/nf_conntrack", F_OK) == 0) mod = btf__load_module_btf("nf_conntrack", vmlinux);
+  Status st = CheckConntrackKfuncs(vmlinux, mod);
+  btf__free(mod);
+  btf__free(vmlinux);
+  return st;
+}
+
+}  // namespace
+
+Status CheckConntrackKfuncs(const btf* vmlinux, const btf* nf_conntrack) {
+  for (const btf* b : {vmlinux, nf_conntrack}) {
+    if (BtfHasFunc(b, "bpf_skb_ct_lookup") && BtfHasFunc(b, "bpf_ct_release")) return Ok();
+  }
+  return Errorf(ErrorCode::kUnsupported,
+                "kernel lacks the conntrack kfuncs bpf_skb_ct_lookup/bpf_ct_release (Linux 6.0+ with "
+                "CONFIG_NF_CONNTRACK and CONFIG_DEBUG_INFO_BTF; load nf_conntrack if it is a module): without them "
+                "the fast path would bypass the NAT of flows the host stack tracks");
+}
+
+namespace {
 
 Status ProbeClsact() {
   const std::string ns = fmt::format("twbpfprobe{}", getpid());
@@ -63,6 +101,7 @@ Status DetectSupport() {
   }
   TERWAY_TRY(ProbeHelper(BPF_FUNC_redirect_peer, "bpf_redirect_peer"));
   TERWAY_TRY(ProbeHelper(BPF_FUNC_redirect_neigh, "bpf_redirect_neigh"));
+  TERWAY_TRY_CTX(ProbeConntrackKfuncs(), "detecting the eBPF datapath");
   TERWAY_TRY_CTX(ProbeClsact(), "detecting the eBPF datapath");
   return Ok();
 }

@@ -106,12 +106,17 @@ Counters SumCounters(const std::vector<std::vector<uint64_t>>& per_cpu) {
   c.pod_to_stack = sum(TERWAY_DP_CNT_POD_TO_STACK);
   c.eni_to_stack = sum(TERWAY_DP_CNT_ENI_TO_STACK);
   c.drop_spoof = sum(TERWAY_DP_CNT_DROP_SPOOF);
+  c.ct_to_stack = sum(TERWAY_DP_CNT_CT_TO_STACK);
+  c.ct_unknown_to_stack = sum(TERWAY_DP_CNT_CT_UNKNOWN_TO_STACK);
   return c;
 }
 
 std::string ToString(const Counters& c) {
-  return fmt::format("pod->pod {} pod->eni {} eni->pod {} pod->stack {} eni->stack {} spoof-drops {}", c.pod_to_pod,
-                     c.pod_to_eni, c.eni_to_pod, c.pod_to_stack, c.eni_to_stack, c.drop_spoof);
+  return fmt::format(
+      "pod->pod {} pod->eni {} eni->pod {} pod->stack {} eni->stack {} spoof-drops {} "
+      "(of the stack's: conntrack-tracked {} not-askable {})",
+      c.pod_to_pod, c.pod_to_eni, c.eni_to_pod, c.pod_to_stack, c.eni_to_stack, c.drop_spoof, c.ct_to_stack,
+      c.ct_unknown_to_stack);
 }
 
 }  // namespace terway::ebpf

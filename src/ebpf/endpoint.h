@@ -64,6 +64,11 @@ struct Counters {
   uint64_t pod_to_stack = 0;
   uint64_t eni_to_stack = 0;
   uint64_t drop_spoof = 0;
+  // Of pod_to_stack + eni_to_stack: packets that would have been redirected
+  // but conntrack tracks their flow (the stack NATs or polices it), or that
+  // conntrack cannot be asked about (not TCP/UDP, fragments).
+  uint64_t ct_to_stack = 0;
+  uint64_t ct_unknown_to_stack = 0;
 };
 
 // per_cpu[counter][cpu], counter indexed by terway_dp_counter.

@@ -77,7 +77,8 @@ Status OpenSkeleton(Skel** out, Skel* (*open)(const bpf_object_open_opts*), int 
     int err = errno;
     return Errorf(ErrorCode::kUnsupported,
                   "loading {} failed: {} (needs CAP_BPF and a kernel with tc sched_cls programs, "
-                  "bpf_redirect_peer and bpf_redirect_neigh: Linux 5.10 or later; the verifier's log is on stderr)",
+                  "bpf_redirect_peer, bpf_redirect_neigh and the conntrack kfunc bpf_skb_ct_lookup: Linux 6.0 or later "
+                  "(DetectSupport says which is missing); the verifier's log is on stderr)",
                   what, std::strerror(err));
   }
   return Ok();

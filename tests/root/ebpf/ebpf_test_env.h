@@ -77,9 +77,11 @@ inline uint16_t Ipv4Checksum(const iphdr* ip) {
   return static_cast<uint16_t>(~sum);
 }
 
-// Ethernet + IPv4 + 8 bytes of UDP-ish payload, header checksum valid.
+// Ethernet + IPv4 + 8 bytes of payload (for UDP: a header with ports 0,
+// a tuple no conntrack tracks), header checksum valid.
 inline std::vector<uint8_t> Frame(const char* src, const char* dst, uint8_t ttl = 64,
-                                  uint16_t ethertype = ETH_P_IP) {
+                                  uint16_t ethertype = ETH_P_IP, uint8_t protocol = 17,
+                                  uint16_t frag_off_host_order = 0) {
   std::vector<uint8_t> f(sizeof(ethhdr) + sizeof(iphdr) + 8, 0);
   auto* eth = reinterpret_cast<ethhdr*>(f.data());
   std::memcpy(eth->h_dest, "\xee\xee\xee\xee\xee\x01", 6);
@@ -89,7 +91,8 @@ inline std::vector<uint8_t> Frame(const char* src, const char* dst, uint8_t ttl 
   ip->version = 4;
   ip->ihl = 5;
   ip->ttl = ttl;
-  ip->protocol = 17;
+  ip->protocol = protocol;
+  ip->frag_off = htons(frag_off_host_order);
   ip->tot_len = htons(static_cast<uint16_t>(sizeof(iphdr) + 8));
   ip->saddr = Nip(src);
   ip->daddr = Nip(dst);

@@ -168,5 +168,32 @@ TEST_F(DatapathProgTestRun, EniIngressDeliversToKnownPodsOfThatEniOnly) {
   EXPECT_EQ(TestRun(dp_->from_eni_fd(), in).retval, TC_ACT_OK);
 }
 
+// Conntrack is asked only about TCP and UDP (bpf/lib/dp_ct.h): ICMP and
+// fragments would be redirected by the decisions but take the stack. The
+// tracked case needs real conntrack entries: traffic_nat_root_test.cc.
+TEST_F(DatapathProgTestRun, IcmpAndFragmentsTakeTheStackInsteadOfARedirect) {
+  constexpr uint8_t kIcmp = 1, kTcp = 6;
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_OK);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_OK);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, 17, 0x2000)).retval,
+            TC_ACT_OK)
+      << "a first fragment (more fragments)";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, 17, 0x0010)).retval,
+            TC_ACT_OK)
+      << "a later fragment (offset)";
+  Endpoint b_on_1 = b_;
+  b_on_1.eni_ifindex = 1;
+  ASSERT_TRUE(dp_->UpsertEndpoint(b_on_1).ok());
+  EXPECT_EQ(TestRun(dp_->from_eni_fd(), Frame("198.18.9.9", "198.18.0.21", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_OK);
+  Counters c = Count();
+  EXPECT_EQ(c.ct_unknown_to_stack, 5u);
+  EXPECT_EQ(c.ct_to_stack, 0u);
+  EXPECT_EQ(c.pod_to_pod + c.pod_to_eni + c.eni_to_pod, 0u);
+  // TCP and UDP with no conntrack entry stay fast.
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, kTcp)).retval,
+            TC_ACT_REDIRECT);
+  EXPECT_EQ(TestRun(dp_->from_eni_fd(), Frame("198.18.9.9", "198.18.0.21")).retval, TC_ACT_REDIRECT);
+}
+
 }  // namespace
 }  // namespace terway::ebpf

@@ -68,4 +68,17 @@ TEST(DpDecide, FromEniOnlyUnpolicedPodsOfThisEni) {
   EXPECT_EQ(terway_dp_from_eni_decide(&a, 3, 1), TERWAY_DP_TO_STACK);
 }
 
+TEST(DpDecide, AFlowConntrackTracksOrCannotBeAskedAboutTakesTheStackInsteadOfARedirect) {
+  for (terway_dp_verdict v : {TERWAY_DP_TO_POD, TERWAY_DP_TO_ENI}) {
+    EXPECT_EQ(terway_dp_after_conntrack(v, TERWAY_DP_CT_UNTRACKED), v) << "a flow the stack never saw stays fast";
+    EXPECT_EQ(terway_dp_after_conntrack(v, TERWAY_DP_CT_TRACKED), TERWAY_DP_TO_STACK) << "NAT/policy in the stack";
+    EXPECT_EQ(terway_dp_after_conntrack(v, TERWAY_DP_CT_CANNOT_ASK), TERWAY_DP_TO_STACK) << "ICMP, fragments";
+  }
+  // Verdicts that are not redirects are never turned into one.
+  EXPECT_EQ(terway_dp_after_conntrack(TERWAY_DP_DROP_SPOOF, TERWAY_DP_CT_UNTRACKED), TERWAY_DP_DROP_SPOOF);
+  EXPECT_EQ(terway_dp_after_conntrack(TERWAY_DP_DROP_SPOOF, TERWAY_DP_CT_TRACKED), TERWAY_DP_DROP_SPOOF)
+      << "a spoofed packet is dropped even when its tuple is tracked";
+  EXPECT_EQ(terway_dp_after_conntrack(TERWAY_DP_TO_STACK, TERWAY_DP_CT_UNTRACKED), TERWAY_DP_TO_STACK);
+}
+
 }  // namespace

@@ -75,7 +75,12 @@ TEST(EbpfEndpoint, CountersSumOverCpus) {
   per_cpu[TERWAY_DP_CNT_POD_TO_POD] = {2, 3};
   per_cpu[TERWAY_DP_CNT_DROP_SPOOF] = {0, 4};
   per_cpu[TERWAY_DP_CNT_ENI_TO_POD] = {1, 1};
+  per_cpu[TERWAY_DP_CNT_CT_TO_STACK] = {7, 0};
+  per_cpu[TERWAY_DP_CNT_CT_UNKNOWN_TO_STACK] = {0, 9};
   Counters c = SumCounters(per_cpu);
+  EXPECT_EQ(c.ct_to_stack, 7u);
+  EXPECT_EQ(c.ct_unknown_to_stack, 9u);
+  EXPECT_NE(ToString(c).find("conntrack-tracked 7"), std::string::npos);
   EXPECT_EQ(c.pod_to_pod, 5u);
   EXPECT_EQ(c.drop_spoof, 4u);
   EXPECT_EQ(c.eni_to_pod, 2u);
