@@ -81,7 +81,10 @@ Result<AttachStatus> Inspect(netlink::Handle& h, int ifindex, Hook hook, const D
     return AttachStatus{AttachState::kStale,
                         fmt::format("program id {} ({}) is other code than this build's", f.bpf_id, f.bpf_name)};
   }
-  if (theirs->map_ids != programs.map_ids()) {
+  // Compared with this build's own copy of the same program, not with every
+  // pinned map: each program references only the maps it uses (the ENI's
+  // uses fewer than the pod's), and ours were loaded onto the same pins.
+  if (theirs->map_ids != mine.map_ids) {
     return AttachStatus{AttachState::kStale,
                         fmt::format("program id {} uses other maps than those pinned in {}", f.bpf_id,
                                     programs.pin_dir())};
