@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <iostream>
 #include <map>
 #include <regex>
 
@@ -294,6 +295,8 @@ TEST_F(LabEbpf, StreamAndPingSurviveSigkillAndRestartOfTerwayd) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(log, m, std::regex(R"((\d+) packets transmitted, (\d+) received)"))) << log;
   int sent = std::stoi(m[1]), received = std::stoi(m[2]);
+  std::cout << fmt::format("[ RESTART ] ping {} sent, {} received across the SIGKILL and restart; stream {} bytes\n",
+                           sent, received, bytes());
   // Bound: 1. The programs and maps stay in the kernel while terwayd is
   // gone, so nothing on the path depends on it; only the echo in flight when
   // SIGINT stops ping can miss its reply.
@@ -305,6 +308,25 @@ TEST_F(LabEbpf, StreamAndPingSurviveSigkillAndRestartOfTerwayd) {
   std::string wlog = ReadFile(dir_.File("writer.log")) + ReadFile(dir_.File("reader.log"));
   EXPECT_EQ(wlog.find("reset"), std::string::npos) << wlog;
   EXPECT_EQ(wlog.find("E "), std::string::npos) << wlog;
+}
+
+// A crash: every terwayd SIGKILLed with eBPF pods wired (their pins in the
+// nodes' bpffs); `down` still removes every mount and pin (TearDown checks
+// mountinfo and that the lab directory is gone).
+TEST_F(LabEbpf, DownAfterTerwaydCrashesLeavesNoMountAndNoPin) {
+  UpEbpf(2);
+  ASSERT_FALSE(AddPod("default/a", "node1").empty());
+  ASSERT_FALSE(AddPod("default/b", "node2").empty());
+  const std::string pins = PinDir(0);
+  ASSERT_EQ(EndpointEntries(0), 1);
+  for (const char* n : {"node1", "node2"}) {
+    auto r = Lab({"terwayd", "kill", n});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  auto r = Lab({"down"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  struct stat st {};
+  EXPECT_NE(stat(pins.c_str(), &st), 0) << "a pin directory outlived down: " << pins;
 }
 
 }  // namespace
