@@ -45,7 +45,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 bold "1. terway-lab up --nodes 2: an emulated Alibaba Cloud VPC with two ECS instances running terwayd"
-lab up --nodes 2 --instance-type ecs.g7.large,ecs.vpcsim.tiny --name "$WORLD" | sed 's/^/   /'
+# node2's CNI network asks eniip_virtual_type datapathv2: terwayd wires its pods with the
+# eBPF datapath (step 7); node1 keeps veth + policy routing (step 8).
+lab up --nodes 2 --instance-type ecs.g7.large,ecs.vpcsim.tiny --name "$WORLD" \
+  --node-eniip-virtual-type node2=datapathv2 | sed 's/^/   /'
 PORT=$(state .vpcsim.port)
 say "vpcsim serves the ECS/VPC OpenAPI (signed requests), the metadata service and an admin API;"
 say "each ECS instance is a network namespace whose eth0 is its primary ENI. terwayd runs inside"
@@ -115,7 +118,30 @@ for ns in $(state '.nodes[].netns') $(state '.pods[].netns'); do
 done
 say "encapsulation devices (vxlan/geneve/ipip/gre/sit) in nodes and pods: $n"
 
-bold "7. Why terwayd routes each pod by policy: the VPC delivers an IP only through the ENI holding it"
+bold "7. node2 runs the eBPF datapath (eniip_virtual_type datapathv2, Terway's \"datapath v2\")"
+N2_NS=$(state '.nodes[1].netns')
+say "$(lab status | grep -A1 '^  node2' | tail -1 | sed 's/^ *//')"
+say "tc programs in node2 (its ENI and each pod's host veth; bpftool net show):"
+ip netns exec "$N2_NS" bpftool -j net show | jq -r '.[].tc[] | "     \(.devname) \(.kind) \(.name)"' | sort -u
+fastpath() {  # node2's terwayd metric terway_ebpf_datapath_packets_total{path}
+  ip netns exec "$N2_NS" curl -s --max-time 5 "http://127.0.0.1:$(cat "$(state '.nodes[1].dir')/metrics.port")/metrics" |
+    sed -n 's/^terway_ebpf_datapath_packets_total{path="\([a-z_]*\)"} \(.*\)$/\1=\2/p' | tr '\n' ' '
+}
+BEFORE=$(fastpath)
+lab exec default/web-1 -- ping -c 20 -i 0.01 -q "${IP[shop/api-2]}" >/dev/null
+lab exec shop/api-1 -- ping -c 20 -i 0.01 -q "${IP[shop/api-2]}" >/dev/null
+AFTER=$(fastpath)
+say "40 pings (20 web-1 on node1 -> api-2, 20 api-1 -> api-2 on node2); node2's program counters:"
+say "  before: $BEFORE"
+say "  after:  $AFTER"
+get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+for path in pod_to_pod eni_to_pod pod_to_eni; do
+  [ "$(get "$AFTER" $path)" -gt "$(get "$BEFORE" $path)" ] || { say "expected $path to rise"; exit 1; }
+done
+say "pod_to_pod (same node: peer to peer) and eni_to_pod/pod_to_eni (across nodes) rose: the"
+say "packets moved between pods and the ENI in tc, bypassing the node's routing stack"
+
+bold "8. Why terwayd routes each pod by policy: the VPC delivers an IP only through the ENI holding it"
 P=default/web-2
 PIP=${IP[$P]}
 NODE_NS=$(state '.nodes[0].netns')
@@ -138,7 +164,7 @@ say "       drops them (anti-spoofing), exactly as on Alibaba Cloud"
 ip netns exec "$NODE_NS" ip rule add pref "$PREF" from "$PIP" lookup "$TABLE"
 ip netns exec "$HOST_NS" ping -c 1 -W 2 -q "$PIP" >/dev/null && say "[ok]   rule restored: answered again"
 
-bold "8. The same cluster through the Kubernetes API (kubectl against the lab's API stand-in)"
+bold "9. The same cluster through the Kubernetes API (kubectl against the lab's API stand-in)"
 KUBECTL=$(command -v kubectl || true)
 [ -n "$KUBECTL" ] || { say "kubectl is missing (make deps installs it)"; exit 1; }
 kc() { "$KUBECTL" --kubeconfig "$(state .control_plane.kubeconfig)" --cache-dir "$WORK/kube-cache" "$@"; }
@@ -150,7 +176,7 @@ say "terwayd writes back what Terway writes: node annotation k8s.aliyun.com/max-
 say "$(kc get node node1 -o jsonpath='{.metadata.annotations.k8s\.aliyun\.com/max-available-ip}') on node1, and each pod's" \
     "k8s.aliyun.com/pod-ips (shop/api-1: $(kc get pod -n shop api-1 -o jsonpath='{.metadata.annotations.k8s\.aliyun\.com/pod-ips}'))"
 
-bold "9. NetworkPolicy, enforced by terwayd with nftables on each node"
+bold "10. NetworkPolicy, enforced by terwayd with nftables on each node"
 cat >"$WORK/policy.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -187,7 +213,7 @@ say "terway-cli policy explain, from the model node2's kernel enforces:"
   sed 's/^/     /'
 kc delete -f "$WORK/policy.yaml" | sed 's/^/   /'
 
-bold "10. The node's cloud identity stays with the node (eni_conf metadata_credentials_for_pods: deny, the default)"
+bold "11. The node's cloud identity stays with the node (eni_conf metadata_credentials_for_pods: deny, the default)"
 MD=http://100.100.100.200/latest/meta-data
 ROLE=$(ip netns exec "$(state '.nodes[0].netns')" curl -s --max-time 5 "$MD/ram/security-credentials/")
 say "node1 itself (terwayd's namespace) reads its RAM role: '$ROLE'"
@@ -208,7 +234,7 @@ say "default/needs-role, annotated k8s.aliyun.com/allow-node-ram-role: \"true\",
 [ "${key#STS.}" != "$key" ] || { say "expected STS credentials"; exit 1; }
 lab pod del default/needs-role >/dev/null
 
-bold "11. Per-pod bandwidth from the pod's annotation, changed while the pod runs"
+bold "12. Per-pod bandwidth from the pod's annotation, changed while the pod runs"
 kc annotate pod -n shop api-1 kubernetes.io/egress-bandwidth=20M >/dev/null
 API1_NS=$(state '.pods[] | select(.namespace == "shop" and .name == "api-1") | .netns')
 WEB1_NS=$(state '.pods[] | select(.namespace == "default" and .name == "web-1") | .netns')
@@ -230,7 +256,7 @@ say "kubernetes.io/egress-bandwidth=20M on shop/api-1: iperf3 out of it measured
 kc annotate pod -n shop api-1 kubernetes.io/egress-bandwidth- >/dev/null
 say "(annotation removed again: terwayd removes the shaping)"
 
-bold "12. A full node refuses the next pod, with the reason (node2 is ecs.vpcsim.tiny)"
+bold "13. A full node refuses the next pod, with the reason (node2 is ecs.vpcsim.tiny)"
 MAX=$(state '.nodes[1].max_pods')
 k=0
 while [ "$(state '[.pods[] | select(.node == "node2")] | length')" -lt "$MAX" ]; do
@@ -246,6 +272,6 @@ fold -s -w 96 "$WORK/refused" | sed 's/^/     /'
 lab pod del fill/pod-1 >/dev/null
 say "after deleting fill/pod-1: fill/one-too-many gets $(lab pod add fill/one-too-many --node node2)"
 
-bold "13. What the cloud API served (vpcsim's per-action counters)"
+bold "14. What the cloud API served (vpcsim's per-action counters)"
 "$VPCSIM" stats --state "$(state .vpcsim.state)" |
   jq -r '.actions | to_entries[] | "   \(.key): \(.value.calls) calls, \(.value.errors) errors"'

@@ -50,6 +50,10 @@ class LabTest : public ::testing::Test {
       args.push_back("--instance-type");
       args.push_back(types);
     }
+    if (!virtual_type_.empty()) {
+      args.push_back("--eniip-virtual-type");
+      args.push_back(virtual_type_);
+    }
     auto r = Lab(args);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
@@ -108,6 +112,24 @@ class LabTest : public ::testing::Test {
     ASSERT_TRUE(WriteFile(file, manifest).ok());
     auto r = Kubectl({"apply", "-f", file});
     ASSERT_EQ(r.exit_code, 0) << "kubectl apply " << name << ":\n" << manifest << "\n" << r.output;
+  }
+
+  // With an eBPF virtual type: every node that has pods serves them with the
+  // eBPF datapath (its pinned endpoint map holds an entry per pod), so a
+  // suite run in this mode cannot pass on veth by a silent fallback.
+  void ExpectPodsOnTheEbpfDatapath() {
+    if (virtual_type_.empty() || virtual_type_ == "veth") return;
+    nlohmann::json st = State();
+    for (const auto& n : st["nodes"]) {
+      int pods = 0;
+      for (const auto& p : st["pods"]) pods += p["node"] == n["name"] ? 1 : 0;
+      if (pods == 0) continue;
+      auto r = RunCommand({"/usr/sbin/bpftool", "-j", "map", "dump", "pinned",
+                           n["bpffs"].get<std::string>() + "/terway/terway_dp_ep"});
+      auto j = nlohmann::json::parse(r.output, nullptr, false);
+      EXPECT_TRUE(r.exit_code == 0 && j.is_array() && static_cast<int>(j.size()) == pods)
+          << n["name"] << " has " << pods << " pods, its eBPF endpoint map: " << r.output;
+    }
   }
 
   nlohmann::json State() {
@@ -178,6 +200,9 @@ class LabTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  // `up --eniip-virtual-type` of Up(); "" leaves it out (veth). Suites that
+  // must hold on the eBPF datapath too run with "datapathv2".
+  std::string virtual_type_;
   std::string world_;
   std::string lab_dir_;
 };

@@ -27,8 +27,16 @@ struct Target {
   uint16_t port;
 };
 
-class LabNetpol : public LabTest {
+// Run on both datapaths (issue 14): veth + policy routing, and the eBPF
+// datapath (eniip_virtual_type datapathv2), whose policed pods must keep the
+// same semantics.
+class LabNetpol : public LabTest, public ::testing::WithParamInterface<std::string> {
  protected:
+  void SetUp() override {
+    LabTest::SetUp();
+    virtual_type_ = GetParam();
+  }
+
   // from, to: "ns/pod"; the answer Kubernetes requires.
   using Expect = std::function<bool(const std::string& from, const std::string& to, Target t)>;
 
@@ -110,6 +118,7 @@ metadata:
         StartServers(key);
       }
     }
+    ExpectPodsOnTheEbpfDatapath();
   }
 
   // Probes every ordered pair of distinct pods on every target until the
@@ -197,7 +206,7 @@ std::string NetPol(const std::string& ns, const std::string& name, const std::st
                      name, ns, spec);
 }
 
-TEST_F(LabNetpol, UpstreamCasesWithRealTraffic) {
+TEST_P(LabNetpol, UpstreamCasesWithRealTraffic) {
   SetUpWorld();
   if (HasFatalFailure()) return;
   auto all = [](const std::string&, const std::string&, Target) { return true; };
@@ -404,7 +413,7 @@ spec:
   ExpectMatrix("clean again", all);
 }
 
-TEST_F(LabNetpol, NewPodIsIsolatedFromItsFirstPacket) {
+TEST_P(LabNetpol, NewPodIsIsolatedFromItsFirstPacket) {
   Up(1);
   Apply("ns", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n  labels:\n    ns: x\n");
   // Pods labelled app=guarded take port 81 only.
@@ -414,6 +423,7 @@ TEST_F(LabNetpol, NewPodIsIsolatedFromItsFirstPacket) {
 )"));
   Apply("client", PodYaml("x", "client", "node1"));
   ASSERT_FALSE(WaitPodIp("x", "client").empty());
+  ExpectPodsOnTheEbpfDatapath();
   const std::string client_netns = PodNetns("x/client");
 
   Apply("new", PodYaml("x", "new", "node1", {{"app", "guarded"}}));
@@ -445,7 +455,7 @@ TEST_F(LabNetpol, NewPodIsIsolatedFromItsFirstPacket) {
   EXPECT_GE(port81_ok, 3) << "port 81 never answered: the probes prove nothing (" << probes << " rounds)";
 }
 
-TEST_F(LabNetpol, DisabledPolicyLoadsNoRulesAndWatchesNoPolicies) {
+TEST_P(LabNetpol, DisabledPolicyLoadsNoRulesAndWatchesNoPolicies) {
   Up(1);
   auto patch = Kubectl({"patch", "configmap", "eni-config", "-n", "kube-system", "--type", "merge", "-p",
                         R"({"data":{"disable_network_policy":"true"}})"});
@@ -496,6 +506,9 @@ TEST_F(LabNetpol, DisabledPolicyLoadsNoRulesAndWatchesNoPolicies) {
   EXPECT_NE(show.exit_code, 0);
   EXPECT_NE(show.output.find("disable_network_policy"), std::string::npos) << show.output;
 }
+
+INSTANTIATE_TEST_SUITE_P(VirtualType, LabNetpol, ::testing::Values("veth", "datapathv2"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace
 }  // namespace terway::testing

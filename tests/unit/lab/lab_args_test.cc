@@ -25,6 +25,39 @@ TEST(LabArgs, UpWithTypesNameAndHosts) {
   EXPECT_EQ(InstanceTypeOfNode({}, 0), kDefaultInstanceType);
 }
 
+TEST(LabArgs, UpEniipVirtualTypePerClusterAndPerNodeInTerwaydsSpellings) {
+  auto c = Parse({"up", "--nodes", "3", "--eniip-virtual-type", "ipvlan", "--node-eniip-virtual-type",
+                  "node2=DATAPATHV2", "--node-eniip-virtual-type=node3=Veth"});
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  const auto& up = std::get<UpArgs>(c->action);
+  EXPECT_EQ(up.eniip_virtual_type, "IPVlan");
+  EXPECT_EQ(VirtualTypeOfNode(up, "node1"), "IPVlan") << "the cluster's";
+  EXPECT_EQ(VirtualTypeOfNode(up, "node2"), "datapathv2");
+  EXPECT_EQ(VirtualTypeOfNode(up, "node3"), "veth");
+  EXPECT_TRUE(IsEbpfVirtualType("IPVlan"));
+  EXPECT_TRUE(IsEbpfVirtualType("datapathv2"));
+  EXPECT_FALSE(IsEbpfVirtualType("veth"));
+  auto d = Parse({"up", "--nodes", "1"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(std::get<UpArgs>(d->action).eniip_virtual_type, "veth") << "upstream's default";
+}
+
+TEST(LabArgs, BadEniipVirtualTypeNamesTheFlagAndTheAcceptedValues) {
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"--eniip-virtual-type", "ebpf"}, {"--eniip-virtual-type", ""},
+        {"--node-eniip-virtual-type", "node1=macvlan"}, {"--node-eniip-virtual-type", "node1"},
+        {"--node-eniip-virtual-type", "=veth"}, {"--eniip-virtual-type"}}) {
+    std::vector<std::string> args = {"up", "--nodes", "2"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    auto c = Parse(args);
+    ASSERT_FALSE(c.ok()) << bad[0];
+    EXPECT_NE(c.error().ToString().find(bad[0]), std::string::npos) << c.error().ToString();
+    if (bad.size() > 1) {
+      EXPECT_NE(c.error().ToString().find("veth, IPVlan or datapathv2"), std::string::npos) << c.error().ToString();
+    }
+  }
+}
+
 TEST(LabArgs, DefaultLabDirIsTheCallersDefault) {
   auto c = Parse({"status"});
   ASSERT_TRUE(c.ok());

@@ -35,7 +35,10 @@ LabState Sample() {
   n.socket = "/x/nodes/node1/eni.socket";
   n.max_pods = 4;
   n.terwayd = {2345, 11};
+  n.eniip_virtual_type = "datapathv2";
+  n.bpffs = "/x/nodes/node1/bpffs";
   s.nodes.push_back(n);
+  s.eniip_virtual_type = "IPVlan";
   s.hosts.push_back({"host1", "i-lab1h1", "lab1-i-lab1h1", "198.18.0.3"});
   PodRecord p;
   p.ns = "default";
@@ -67,6 +70,16 @@ TEST(LabState, JsonRoundTripKeepsEverything) {
   nlohmann::json old = LabStateToJson(s);
   old.erase("cni_timeout_seconds");
   EXPECT_EQ(LabStateFromJson(old)->cni_timeout_seconds, 120) << "a lab.json of an older terway-lab";
+  EXPECT_EQ(back->eniip_virtual_type, "IPVlan");
+  EXPECT_EQ(back->nodes[0].eniip_virtual_type, "datapathv2");
+  EXPECT_EQ(back->nodes[0].bpffs, "/x/nodes/node1/bpffs");
+  old.erase("eniip_virtual_type");
+  old["nodes"][0].erase("eniip_virtual_type");
+  old["nodes"][0].erase("bpffs");
+  auto older = LabStateFromJson(old);
+  EXPECT_EQ(older->eniip_virtual_type, "veth") << "a lab of an older terway-lab ran veth";
+  EXPECT_EQ(older->nodes[0].eniip_virtual_type, "veth");
+  EXPECT_EQ(older->nodes[0].bpffs, "") << "its terwayd ran without --bpffs";
 }
 
 TEST(LabState, RefusesWhatIsNotALabState) {

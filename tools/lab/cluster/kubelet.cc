@@ -309,7 +309,9 @@ Status Lab::RunControlPlane(const std::string& dir) {
                              {{"apiVersion", "v1"},
                               {"kind", "ConfigMap"},
                               {"metadata", {{"name", "eni-config"}, {"namespace", "kube-system"}}},
-                              {"data", {{"eni_conf", LabEniConf(s).dump(2)}}}}));
+                              {"data",
+                               {{"eni_conf", LabEniConf(s).dump(2)},
+                                {"10-terway.conf", LabCniConf(s.eniip_virtual_type).dump(2)}}}}));
   // The override exclusive-ENI nodes name with their terway-config label.
   TERWAY_TRY(CreateIfMissing(*client, k8s::resources::kConfigMaps, "kube-system",
                              {{"apiVersion", "v1"},

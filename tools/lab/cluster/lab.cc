@@ -19,6 +19,7 @@
 #include "k8s/client.h"
 #include "k8s/config.h"
 #include "tools/lab/cluster/kubelet.h"
+#include "tools/lab/cluster/lab_bpffs.h"
 #include "tools/lab/cluster/lab_files.h"
 #include "netlink/netns.h"
 
@@ -142,8 +143,19 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                   "`terway-lab --lab {} down`, or pass another --lab",
                   dir, old.ok() ? old->world : "?", dir);
   }
+  // Checked before anything is created: a bad flag starts nothing.
+  for (const auto& [node, type] : args.node_eniip_virtual_types) {
+    bool known = false;
+    for (int i = 1; i <= args.nodes; i++) known = known || node == fmt::format("node{}", i);
+    if (!known) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "up --node-eniip-virtual-type {}={}: no such node (node1..node{}); nothing was started", node,
+                    type, args.nodes);
+    }
+  }
   LabState s;
   s.dir = dir;
+  s.eniip_virtual_type = args.eniip_virtual_type;
   s.world = args.name.empty() ? GenerateWorldName() : args.name;
   TERWAY_TRY(ValidateWorldName(s.world));
   if (auto used = WorldNetns(s.world); !used.empty()) {
@@ -201,8 +213,8 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                       s.world, s.nodes.size(), s.hosts.size());
   out_ << fmt::format("  kubectl: export KUBECONFIG={}\n", s.kubeconfig);
   for (const auto& n : s.nodes) {
-    out_ << fmt::format("  {}  {}  {}  max pods {}  terwayd pid {}\n", n.name, n.instance_id,
-                        n.instance_type, n.max_pods, n.terwayd.pid);
+    out_ << fmt::format("  {}  {}  {}  max pods {}  terwayd pid {}  datapath {}\n", n.name, n.instance_id,
+                        n.instance_type, n.max_pods, n.terwayd.pid, DescribeNodeDatapath(n));
   }
   for (const auto& h : s.hosts) {
     out_ << fmt::format("  {}  {}  {}  (VPC host, no terwayd)\n", h.name, h.instance_id, h.ip);
@@ -248,6 +260,8 @@ instances:
     n.eni_conf = n.dir + "/eni.json";
     n.conflist = n.dir + "/net.d/10-terway.conflist";
     n.log = n.dir + "/terwayd.log";
+    n.eniip_virtual_type = VirtualTypeOfNode(args, n.name);
+    n.bpffs = n.dir + "/bpffs";
     yaml += fmt::format("  - id: {}\n    instance_type: {}\n    vswitch: {}\n", n.instance_id,
                         n.instance_type, s.vswitch);
     s.nodes.push_back(std::move(n));
@@ -321,6 +335,20 @@ Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type, co
   return std::atoi(r.out.c_str());
 }
 
+std::string DescribeNodeDatapath(const NodeRecord& n) {
+  if (n.eni_mode == "exclusive") return "exclusive ENI (eniip_virtual_type applies to shared ENI only)";
+  if (IsEbpfVirtualType(n.eniip_virtual_type)) {
+    return fmt::format("eBPF (eniip_virtual_type {}; maps pinned under {}/terway)", n.eniip_virtual_type, n.bpffs);
+  }
+  return "veth + policy routing (eniip_virtual_type veth)";
+}
+
+json LabCniConf(const std::string& eniip_virtual_type) {
+  json conf = {{"cniVersion", "0.4.0"}, {"name", "terway"}, {"type", "terway"}, {"capabilities", {{"bandwidth", true}}}};
+  if (eniip_virtual_type != "veth") conf["eniip_virtual_type"] = eniip_virtual_type;
+  return conf;
+}
+
 json LabEniConf(const LabState& s) {
   if (!s.operator_eni_conf.empty()) {
     // The operator's, as given; only the API endpoints, which on Alibaba
@@ -355,15 +383,24 @@ Status Lab::StartTerwayd(const LabState& s, NodeRecord& n) {
   if (n.eni_mode == "exclusive" && !n.exclusive_by_label) eni_conf["eni_mode"] = "exclusive";
   TERWAY_TRY(WriteTextFileAtomic(n.eni_conf, eni_conf.dump(2) + "\n"));
   // What a runtime reads from /etc/cni/net.d.
-  json conflist = {{"cniVersion", "1.0.0"},
-                   {"name", "terway"},
-                   {"plugins", json::array({{{"type", "terway"},
-                                             {"daemon_socket", n.socket},
-                                             {"capabilities", {{"bandwidth", true}}}}})}};
+  // Upstream's init container turns eni-config's 10-terway.conf into
+  // /etc/cni/net.d/10-terway.conflist; here each node's conflist carries its
+  // eniip_virtual_type (the cluster's, or the node's own).
+  json plugin = {{"type", "terway"}, {"daemon_socket", n.socket}, {"capabilities", {{"bandwidth", true}}}};
+  if (n.eniip_virtual_type != "veth") plugin["eniip_virtual_type"] = n.eniip_virtual_type;
+  json conflist = {{"cniVersion", "1.0.0"}, {"name", "terway"}, {"plugins", json::array({plugin})}};
   TERWAY_TRY(WriteTextFileAtomic(n.conflist, conflist.dump(2) + "\n"));
   std::vector<std::string> argv = {bins_.terwayd, "--config", n.eni_conf, "--socket", n.socket, "--state",
                                    n.state_db, "--metrics-listen", "127.0.0.1:0", "--metrics-port-file",
                                    n.dir + "/metrics.port", "--datapath", "auto", "--log-level", "info"};
+  if (!n.bpffs.empty()) {
+    // Every node its own bpffs (see lab_bpffs.h); a veth node's terwayd
+    // pins nothing, so only eBPF nodes get a mount.
+    if (IsEbpfVirtualType(n.eniip_virtual_type)) {
+      TERWAY_TRY_CTX(EnsureBpffs(n.bpffs), fmt::format("node {} ({})", n.name, n.eniip_virtual_type));
+    }
+    argv.insert(argv.end(), {"--bpffs", n.bpffs});
+  }
   if (!n.kubeconfig.empty()) {
     argv.insert(argv.end(), {"--kubeconfig", n.kubeconfig, "--node-name", n.name});
   }
@@ -506,6 +543,7 @@ Status Lab::PrintStatus(const std::string& dir) {
     out_ << fmt::format("  {}  {}  {}  pods {}/{}  terwayd pid {} {}  namespace {}\n", n.name,
                         n.instance_id, n.instance_type, pods, n.max_pods, n.terwayd.pid,
                         DaemonAlive(n.terwayd) ? "running" : "NOT RUNNING", n.netns);
+    out_ << fmt::format("    datapath: {}\n", DescribeNodeDatapath(n));
     for (const auto& e : enis_of(n.instance_id)) {
       std::string role = e.value("device_index", 0) == 0 ? "primary ENI" : "secondary ENI";
       std::string primary = e.value("primary_ip", "");
@@ -601,6 +639,9 @@ Status Lab::TearDown(const std::string& dir) {
     });
   }
   for (auto& n : s.nodes) note("stopping terwayd on " + n.name, StopDaemon(n.terwayd));
+  // The nodes' bpf filesystems (and with them every pin), whoever mounted
+  // them, before the directory that holds them is removed.
+  note("unmounting the nodes' bpf filesystems", UnmountBpffsUnder(s.dir));
   note("stopping vpcsim", StopDaemon(s.vpcsim));
   // destroy removes the fabric (namespaces, links, nft tables) and the state;
   // it refuses while a vpcsim serves the state, which is why vpcsim stops first.

@@ -118,6 +118,11 @@ class Lab : public SandboxRuntime {
 // eni_conf of the lab's nodes: written to each node's eni.json and, as key
 // eni_conf, to ConfigMap kube-system/eni-config.
 nlohmann::json LabEniConf(const LabState& s);
+// The CNI conf of eni-config's key 10-terway.conf, as upstream ships it
+// (the cluster's eniip_virtual_type; absent for veth, upstream's default).
+nlohmann::json LabCniConf(const std::string& eniip_virtual_type);
+// "eBPF (eniip_virtual_type datapathv2; ...)" for status.
+std::string DescribeNodeDatapath(const NodeRecord& n);
 
 // "pod NS/NAME is not in the lab", with where to look.
 Error PodNotFound(const PodRef& ref);

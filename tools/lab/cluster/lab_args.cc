@@ -125,6 +125,20 @@ Result<UpArgs> ParseUp(ArgCursor& c) {
                                v));
       }
       up.node_labels[v.substr(0, colon)][v.substr(colon + 1, eq - colon - 1)] = v.substr(eq + 1);
+    } else if (IsFlag(a, "--eniip-virtual-type")) {
+      TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--eniip-virtual-type"));
+      TERWAY_ASSIGN_OR_RETURN(up.eniip_virtual_type, ParseEniipVirtualType("up --eniip-virtual-type", v));
+    } else if (IsFlag(a, "--node-eniip-virtual-type")) {
+      TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--node-eniip-virtual-type"));
+      auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Bad(fmt::format("up --node-eniip-virtual-type: '{}' is not NODE=VALUE (e.g. node2=datapathv2; "
+                               "VALUE is veth, IPVlan or datapathv2)",
+                               v));
+      }
+      TERWAY_ASSIGN_OR_RETURN(auto t, ParseEniipVirtualType("up --node-eniip-virtual-type " + v.substr(0, eq),
+                                                            v.substr(eq + 1)));
+      up.node_eniip_virtual_types[v.substr(0, eq)] = t;
     } else if (IsFlag(a, "--cni-timeout")) {
       TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--cni-timeout"));
       TERWAY_ASSIGN_OR_RETURN(up.cni_timeout_seconds, ParseCount("--cni-timeout", v, 1, 600));
@@ -250,6 +264,26 @@ Result<std::vector<std::string>> ParseInstanceTypes(const std::string& text) {
   return out;
 }
 
+Result<std::string> ParseEniipVirtualType(const std::string& flag, const std::string& text) {
+  std::string lower;
+  for (char ch : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  for (const char* v : {"veth", "IPVlan", "datapathv2"}) {
+    std::string lv;
+    for (const char* p = v; *p; ++p) lv += static_cast<char>(std::tolower(static_cast<unsigned char>(*p)));
+    if (lower == lv) return std::string(v);
+  }
+  return Bad(fmt::format("{}: '{}' is not an eniip_virtual_type (veth, IPVlan or datapathv2, any case; "
+                         "IPVlan and datapathv2 select the eBPF datapath)",
+                         flag, text));
+}
+
+bool IsEbpfVirtualType(const std::string& canonical) { return canonical == "IPVlan" || canonical == "datapathv2"; }
+
+std::string VirtualTypeOfNode(const UpArgs& up, const std::string& name) {
+  auto it = up.node_eniip_virtual_types.find(name);
+  return it != up.node_eniip_virtual_types.end() ? it->second : up.eniip_virtual_type;
+}
+
 std::string EniModeOfNode(const std::vector<std::string>& modes, int i) {
   if (modes.empty()) return "shared";
   return modes[std::min<size_t>(static_cast<size_t>(i), modes.size() - 1)];
@@ -351,11 +385,16 @@ std::string LabUsage() {
   terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--eni-mode shared|exclusive[,...]]
                          [--name NAME] [--vpc-hosts K] [--cni-timeout SECONDS]
                          [--eni-config FILE] [--node-label NODE:KEY=VALUE ...]
+                         [--eniip-virtual-type veth|IPVlan|datapathv2]
+                         [--node-eniip-virtual-type NODE=veth|IPVlan|datapathv2 ...]
       start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1);
       a kubelet kills a CNI plugin run after --cni-timeout (default 120) and fails the pod;
       --eni-config runs an operator's eni_conf as given (the lab adds only its API endpoints
       when absent); --node-label labels a node object before its terwayd starts (e.g.
-      node2:k8s.aliyun.com/exclusive-mode-eni-type=eniOnly selects exclusive ENI, as Terway)
+      node2:k8s.aliyun.com/exclusive-mode-eni-type=eniOnly selects exclusive ENI, as Terway);
+      --eniip-virtual-type sets the CNI conf's eniip_virtual_type (eni-config's 10-terway.conf
+      and every node's conflist; default veth): IPVlan and datapathv2 wire shared-ENI pods with
+      terwayd's eBPF datapath; --node-eniip-virtual-type gives one node its own
   terway-lab [--lab DIR] pod add NS/NAME --node NODE [--labels k=v,...] [--annotations k=v,...]
                                  [--cni-version 0.3.1|0.4.0|1.0.0|1.1.0]
       create the Pod object; the node's kubelet creates its namespace and runs the terway

@@ -3,6 +3,8 @@
 //
 //   terway-lab [--lab DIR] up --nodes N [--instance-type T[,T...]] [--name NAME] [--vpc-hosts K]
 //                             [--eni-mode M[,M...]] [--cni-timeout SECONDS]
+//                             [--eniip-virtual-type veth|IPVlan|datapathv2]
+//                             [--node-eniip-virtual-type NODE=veth|IPVlan|datapathv2 ...]
 //   terway-lab [--lab DIR] pod add NS/NAME --node N [--labels k=v,...] [--annotations k=v,...]
 //                                  [--cni-version V]
 //   terway-lab [--lab DIR] pod del NS/NAME | pod check NS/NAME
@@ -46,7 +48,21 @@ struct UpArgs {
   // `--node-label NODE:KEY=VALUE` (repeatable): labels of the node objects,
   // e.g. upstream's k8s.aliyun.com/exclusive-mode-eni-type=eniOnly.
   std::map<std::string, std::map<std::string, std::string>> node_labels;
+  // `--eniip-virtual-type`: the CNI conf's eniip_virtual_type of every node
+  // (upstream keeps it in eni-config's 10-terway.conf); IPVlan and
+  // datapathv2 select terwayd's eBPF datapath. Canonical spelling.
+  std::string eniip_virtual_type = "veth";
+  // `--node-eniip-virtual-type NODE=VALUE` (repeatable): one node's own.
+  std::map<std::string, std::string> node_eniip_virtual_types;
 };
+
+// "veth", "IPVlan" or "datapathv2" for any case of those (terwayd's
+// spellings); an error naming `flag` and the accepted values otherwise.
+Result<std::string> ParseEniipVirtualType(const std::string& flag, const std::string& text);
+// True for the values terwayd serves with the eBPF datapath.
+bool IsEbpfVirtualType(const std::string& canonical);
+// The virtual type of node `name`: its own, else the cluster's.
+std::string VirtualTypeOfNode(const UpArgs& up, const std::string& name);
 
 // The ENI mode of node i (0-based) as `up --eni-mode` gave it.
 std::string EniModeOfNode(const std::vector<std::string>& modes, int i);

@@ -56,6 +56,7 @@ json LabStateToJson(const LabState& s) {
                      {"conflist", n.conflist}, {"log", n.log}, {"max_pods", n.max_pods},
                      {"eni_mode", n.eni_mode}, {"labels", n.labels},
                      {"exclusive_by_label", n.exclusive_by_label},
+                     {"eniip_virtual_type", n.eniip_virtual_type}, {"bpffs", n.bpffs},
                      {"terwayd", DaemonToJson(n.terwayd)},
                      {"kubeconfig", n.kubeconfig}});
   }
@@ -80,6 +81,7 @@ json LabStateToJson(const LabState& s) {
           {"zone", s.zone},
           {"access_key", s.access_key},
           {"operator_eni_conf", s.operator_eni_conf},
+          {"eniip_virtual_type", s.eniip_virtual_type},
           {"access_secret", s.access_secret},
           {"vpcsim", {{"state", s.vpcsim_state}, {"log", s.vpcsim_log}, {"port", s.vpcsim_port},
                       {"process", DaemonToJson(s.vpcsim)}}},
@@ -105,6 +107,7 @@ Result<LabState> LabStateFromJson(const json& j) {
     s.zone = j.value("zone", "");
     s.access_key = j.value("access_key", "");
     s.operator_eni_conf = j.value("operator_eni_conf", "");
+    s.eniip_virtual_type = j.value("eniip_virtual_type", "veth");
     s.access_secret = j.value("access_secret", "");
     if (j.contains("vpcsim")) {
       const json& v = j.at("vpcsim");
@@ -135,6 +138,8 @@ Result<LabState> LabStateFromJson(const json& j) {
       r.eni_mode = n.value("eni_mode", "shared");
       r.labels = n.value("labels", std::map<std::string, std::string>{});
       r.exclusive_by_label = n.value("exclusive_by_label", false);
+      r.eniip_virtual_type = n.value("eniip_virtual_type", "veth");
+      r.bpffs = n.value("bpffs", "");
       r.terwayd = DaemonFromJson(n.value("terwayd", json::object()));
       r.kubeconfig = n.value("kubeconfig", "");
       s.nodes.push_back(std::move(r));

@@ -48,6 +48,13 @@ struct NodeRecord {
   // chosen by upstream's label rather than by the lab's terway-config.
   std::map<std::string, std::string> labels;
   bool exclusive_by_label = false;
+  // The conflist's eniip_virtual_type (veth, IPVlan, datapathv2); the
+  // latter two are served with terwayd's eBPF datapath.
+  std::string eniip_virtual_type = "veth";
+  // terwayd's --bpffs: a bpf filesystem of this node's own (<dir>/bpffs),
+  // mounted by the lab for eBPF nodes, so that the terwayds of one machine
+  // never see (nor GC) each other's pins; `down` unmounts it.
+  std::string bpffs;
   DaemonId terwayd;
   // terwayd's kubeconfig: the API stand-in as seen from inside the node's
   // namespace (its own listener on the namespace's loopback).
@@ -94,6 +101,8 @@ struct LabState {
   std::string access_secret;
   // An operator's eni_conf (`up --eni-config`), as given; "" = the lab's.
   std::string operator_eni_conf;
+  // The cluster's eniip_virtual_type (eni-config's 10-terway.conf).
+  std::string eniip_virtual_type = "veth";
   std::string vpcsim_state;  // vpcsim --state dir
   std::string vpcsim_log;
   int vpcsim_port = 0;
