@@ -632,6 +632,11 @@ void Daemon::DeclareMetrics() {
   metrics_.DeclareCounter("terway_ebpf_datapath_packets_total",
                           "Packets the eBPF datapath's programs handled, by path (pod_to_pod, pod_to_eni, eni_to_pod: "
                           "fast path; pod_to_stack, eni_to_stack: the host stack; drop_spoof)");
+  metrics_.DeclareCounter("terway_ebpf_datapath_conntrack_to_stack_total",
+                          "Of the eBPF datapath's packets sent to the host stack instead of a redirect, those "
+                          "conntrack tracks (reason tracked: NAT or state only the stack applies) and those it cannot "
+                          "be asked about (reason not_askable: ICMP, other protocols, fragments); also counted in "
+                          "terway_ebpf_datapath_packets_total's *_to_stack");
   if (datapath_choice_ == "shared") metrics_.Set("terway_ebpf_datapath_available", {}, ebpf_off_.empty() ? 1 : 0);
   metrics_.DeclareCounter("terway_state_rebuild_adoptions_total",
                           "Addresses found held at start without a record in the state database, adopted, by "
@@ -661,6 +666,9 @@ void Daemon::UpdatePoolGauges() {
                                     {"eni_to_stack", c->eni_to_stack}, {"drop_spoof", c->drop_spoof}}) {
         metrics_.Set("terway_ebpf_datapath_packets_total", {{"path", path}}, double(n));
       }
+      metrics_.Set("terway_ebpf_datapath_conntrack_to_stack_total", {{"reason", "tracked"}}, double(c->ct_to_stack));
+      metrics_.Set("terway_ebpf_datapath_conntrack_to_stack_total", {{"reason", "not_askable"}},
+                   double(c->ct_unknown_to_stack));
     }
   }
   // The cloud client counts per action; exported as counters (monotonic).
