@@ -531,8 +531,8 @@ int main(int argc, char** argv) {
        "selecting an app=a* label of 1,000 synthetic pods of another node, ingress from a pod or namespace+tier "
        "selector on one TCP port, every fourth also an egress ipBlock rule) plus 11 in namespace bench selecting "
        "app=server (the measured servers, same node and cross node, veth and eBPF): server-0..8 allow other "
-       "labels on other ports, server-9 allows app=client (the measured clients) on TCP 5201 and 5301 (iperf3 and "
-       "the connection/request rate), grant allows access=granted on UDP 7000. The clients are selected by none."}};
+       "labels on other ports, server-9 allows app=client (the measured clients) on TCP 5201, 5301 and 5401 "
+       "(iperf3, the connection rate, the request rate), grant allows access=granted on UDP 7000. The clients are selected by none."}};
 
   // Bandwidth accuracy: a pod on node 0 limited through runtimeConfig (as
   // containerd passes kubernetes.io/*-bandwidth: rates in bits/s, the burst

@@ -112,12 +112,11 @@ class PolicedApi {
   // policy benchmark's synthetic cluster (policy_cluster.h: 1,000 pods of
   // node "bench-node", which runs no terwayd here, and `policies`
   // NetworkPolicies over them, plus the eleven that select app=server in
-  // namespace "bench", one allowing app=client on TCP 5201 and 5301). Its
+  // namespace "bench", one allowing app=client on TCP 5201, 5301 and 5401). Its
   // own client/server pods are left out: the measured pods are created by
   // AddPod with their real names and nodes.
   Status Populate(const std::string& eni_conf, const std::vector<std::string>& node_names, int policies) {
-    TERWAY_TRY(client_->Create(k8s::resources::kNamespaces, "", {{"apiVersion", "v1"}, {"kind", "Namespace"},
-                                                                  {"metadata", {{"name", "kube-system"}}}}));
+    // kube-system exists in the lab's store from the start.
     TERWAY_TRY(client_->Create(k8s::resources::kConfigMaps, k8s::kEniConfigNamespace,
                                {{"apiVersion", "v1"},
                                 {"kind", "ConfigMap"},
@@ -130,6 +129,13 @@ class PolicedApi {
     SynthCluster c = MakeCluster(1000, policies, Ipv4Addr::Parse("198.19.63.1").value(),
                                  Ipv4Addr::Parse("198.19.63.2").value());
     c.pods.resize(c.pods.size() - 2);  // MakeCluster's client and server
+    // server-9 allows the measured clients on iperf3's and the connection
+    // rate's ports; the request rate's (bench_util.h: 5401) joins them.
+    for (auto& p : c.policies) {
+      if (p["metadata"]["name"] == "server-9") {
+        p["spec"]["ingress"][0]["ports"].push_back({{"protocol", "TCP"}, {"port", 5401}});
+      }
+    }
     for (const auto& n : c.namespaces) TERWAY_TRY_CTX(client_->Create(k8s::resources::kNamespaces, "", n), "namespace");
     for (const auto& p : c.pods) {
       TERWAY_TRY_CTX(client_->Create(k8s::resources::kPods, p["metadata"]["namespace"], p), "synthetic pod");
