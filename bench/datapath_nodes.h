@@ -163,7 +163,7 @@ class PolicedApi {
   // controllers learn the pod's address from status.podIP.
   Status SetPodIp(const std::string& name, const std::string& ip) {
     nlohmann::json patch = {{"status", {{"phase", "Running"}, {"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}};
-    TERWAY_TRY_CTX(client_->Patch(k8s::resources::kPods, "bench", name, k8s::PatchType::kMerge, patch),
+    TERWAY_TRY_CTX(client_->Patch(k8s::resources::kPods, "bench", name, k8s::PatchType::kMerge, patch, "status"),
                    "status of pod bench/" + name);
     return Ok();
   }
