@@ -83,11 +83,11 @@ run() {  # name, then the command
   timings=$(jq -c --arg n "$name" --argjson s "$(($(date +%s) - t0))" '. + {($n): $s}' <<<"$timings")
 }
 
-echo "=== terwayd pool: allocation latency, API calls per pod, RSS"
+wanted terwayd_pool && echo "=== terwayd pool: allocation latency, API calls per pod, RSS"
 run terwayd_pool "$BUILD/bench/terwayd_pool_bench" --out "$OUT/terwayd_pool.json"
-echo "=== CNI ADD/DEL warm and cold vs ptp+host-local, churn, pod-to-pod paths vs a bare veth, bandwidth accuracy"
+wanted cni_datapath && echo "=== CNI ADD/DEL warm and cold vs ptp+host-local, churn, pod-to-pod paths vs a bare veth, bandwidth accuracy"
 run cni_datapath "$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 3 --rounds 8
-echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
+wanted policy && echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
 run policy "$BUILD/bench/policy_bench" --out "$OUT/policy.json"
 
 total=$(($(date +%s) - start))
