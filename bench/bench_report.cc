@@ -74,11 +74,109 @@ std::string Machine() {
                      static_cast<double>(pages) * static_cast<double>(page) / (1 << 30), u.release, date);
 }
 
+// "median (min-max)" of a figure, or why there is none.
+std::string Spread(const Json& f, const char* unit_key, const char* spec) {
+  if (!At(f, unit_key).is_number()) {
+    return f.contains("invalid_rounds") ? "no valid round" : "n/a";
+  }
+  return fmt::format("{} ({}-{})", Num(At(f, unit_key), spec), Num(At(f, "min"), spec), Num(At(f, "max"), spec));
+}
+
+constexpr const char* kPaths[] = {"bare_veth",
+                                  "terway_same_node",
+                                  "ebpf_same_node",
+                                  "terway_cross_node",
+                                  "ebpf_cross_node",
+                                  "terway_policed_same_node",
+                                  "ebpf_policed_same_node",
+                                  "terway_policed_cross_node",
+                                  "ebpf_policed_cross_node",
+                                  "ptp_same_node"};
+
+std::string RenderPaths(const Json& cni) {
+  std::string o = fmt::format(
+      "**Pod-to-pod paths, each as a ratio to a bare veth pair in the same rounds** (same command; median "
+      "(min-max) of {} rounds, paths interleaved in each round; terway = veth + policy routing, ebpf = the eBPF "
+      "datapath (eniip_virtual_type IPVlan); policed = on the nodes whose terwayd watches 1,000 NetworkPolicies, "
+      "11 of them selecting the measured server)\n\n",
+      Num(At(cni, "rounds"), "{:.0f}"));
+  o += "| path | TCP Gbit/s | ratio | connections/s | ratio | requests/s (1 connection) | ratio | valid eBPF rounds |\n"
+       "|---|---|---|---|---|---|---|---|\n";
+  for (const char* p : kPaths) {
+    const std::string k(p);
+    const Json& t = At(cni, "tcp_throughput/" + k);
+    if (t.is_null()) continue;  // a result of before the path existed
+    const Json& c = At(cni, "tcp_connect_rate/" + k);
+    const Json& r = At(cni, "tcp_request_rate/" + k);
+    std::string valid = "";
+    if (t.contains("invalid_rounds")) {
+      const double rounds = At(cni, "rounds").is_number() ? At(cni, "rounds").get<double>() : 0;
+      valid = fmt::format("{:.0f}/{:.0f}", rounds - t["invalid_rounds"].get<double>(), rounds);
+    }
+    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", k, Spread(t, "gbps_median", "{:.2f}"),
+                     Num(At(t, "ratio_to_bare_veth")), Spread(c, "per_s_median", "{:.0f}"),
+                     Num(At(c, "ratio_to_bare_veth")), Spread(r, "per_s_median", "{:.0f}"),
+                     Num(At(r, "ratio_to_bare_veth")), valid);
+  }
+  return o;
+}
+
+// The eBPF datapath's goals (issue 14), judged from the figures above.
+std::string RenderEbpf(const Json& cni) {
+  const Json& lat = At(cni, "cni_latency_ms");
+  if (At(lat, "terway_ebpf").is_null()) return "";
+  std::string o = "\n**eBPF datapath: CNI ADD next to veth mode** (same command, same node, ADDs interleaved)\n\n";
+  o += "| what | veth (terway) | eBPF (IPVlan network) | ratio eBPF/veth |\n|---|---|---|---|\n";
+  o += fmt::format("| ADD p50 / p99, warm pool (n={}) | {} / {} ms | {} / {} ms | {} / {} |\n",
+                   Num(At(lat, "terway_ebpf/add/n"), "{:.0f}"), Num(At(lat, "terway/add/p50")),
+                   Num(At(lat, "terway/add/p99")), Num(At(lat, "terway_ebpf/add/p50")),
+                   Num(At(lat, "terway_ebpf/add/p99")), Num(At(lat, "add_p50_ratio_ebpf_to_veth")),
+                   Num(At(lat, "add_p99_ratio_ebpf_to_veth")));
+  o += fmt::format("| DEL p50 / p99 | {} / {} ms | {} / {} ms | |\n", Num(At(lat, "terway/del/p50")),
+                   Num(At(lat, "terway/del/p99")), Num(At(lat, "terway_ebpf/del/p50")),
+                   Num(At(lat, "terway_ebpf/del/p99")));
+  auto ratio = [&](const std::string& what, const std::string& path) -> const Json& {
+    return At(cni, what + "/" + path + "/ratio_to_bare_veth");
+  };
+  struct Goal {
+    std::string text;
+    const Json& value;
+    double target;
+    bool at_most;
+  };
+  const std::vector<Goal> goals = {
+      {"TCP throughput across nodes / bare veth", ratio("tcp_throughput", "ebpf_cross_node"), 0.97, false},
+      {"connections/s across nodes / bare veth", ratio("tcp_connect_rate", "ebpf_cross_node"), 0.95, false},
+      {"TCP throughput on one node / bare veth", ratio("tcp_throughput", "ebpf_same_node"), 1.0, false},
+      {"connections/s on one node / bare veth", ratio("tcp_connect_rate", "ebpf_same_node"), 1.0, false},
+      {"ADD p50, eBPF / veth", At(lat, "add_p50_ratio_ebpf_to_veth"), 1.0, true},
+  };
+  o += "\n| goal (eBPF datapath, not policed) | target | measured | met |\n|---|---|---|---|\n";
+  for (const auto& g : goals) {
+    std::string met = "no figure (no valid round)";
+    if (g.value.is_number()) {
+      const double v = g.value.get<double>();
+      met = (g.at_most ? v <= g.target : v >= g.target) ? "yes" : "**no**";
+    }
+    o += fmt::format("| {} | {} {:.2f} | {} | {} |\n", g.text, g.at_most ? "<=" : ">=", g.target, Num(g.value), met);
+  }
+  return o;
+}
+
 std::string Render(const Json& pool, const Json& cni, const Json& pol, const Json& run) {
   std::string o;
   o += fmt::format("Machine: {}.", Machine());
   if (At(run, "total_seconds").is_number()) {
-    o += fmt::format(" `make bench` took {:.0f} s in all.", At(run, "total_seconds").get<double>());
+    o += fmt::format(" {} took {:.0f} s in all.", At(run, "rerun").is_null() ? "`make bench`" : "The last full `make bench`",
+                     At(run, "total_seconds").get<double>());
+  }
+  if (At(run, "rerun/command").is_string()) {
+    std::string names;
+    for (const auto& n : At(run, "rerun/benchmarks")) names += (names.empty() ? "" : ", ") + n.get<std::string>();
+    o += fmt::format(" Only {} was re-run in this update (`{}`, {} s); the other sections' figures are those of the "
+                     "previous full `make bench` run, unchanged.",
+                     names, At(run, "rerun/command").get<std::string>(),
+                     Num(At(run, "rerun/seconds_by_benchmark/" + names), "{:.0f}"));
   }
   o += "\n\n";
 
@@ -106,18 +204,8 @@ std::string Render(const Json& pool, const Json& cni, const Json& pol, const Jso
   o += fmt::format("| cloud API calls per pod, cold pool, one pod at a time | {} | | |\n\n",
                    Num(At(lat, "terway_cold_pool/api_calls_per_pod")));
 
-  o += "**Pod-to-pod paths, each as a ratio to a bare veth pair in the same rounds** (same command)\n\n";
-  o += "| path | TCP Gbit/s | ratio | connections/s | ratio | requests/s (1 connection) | ratio |\n"
-       "|---|---|---|---|---|---|---|\n";
-  for (const char* p : {"bare_veth", "terway_same_node", "terway_cross_node", "ptp_same_node"}) {
-    const std::string k(p);
-    o += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", k, Num(At(cni, "tcp_throughput/" + k + "/gbps_median")),
-                     Num(At(cni, "tcp_throughput/" + k + "/ratio_to_bare_veth")),
-                     Num(At(cni, "tcp_connect_rate/" + k + "/per_s_median"), "{:.0f}"),
-                     Num(At(cni, "tcp_connect_rate/" + k + "/ratio_to_bare_veth")),
-                     Num(At(cni, "tcp_request_rate/" + k + "/per_s_median"), "{:.0f}"),
-                     Num(At(cni, "tcp_request_rate/" + k + "/ratio_to_bare_veth")));
-  }
+  o += RenderPaths(cni);
+  o += RenderEbpf(cni);
   o += "\n**Bandwidth accuracy** (same command; achieved / limit, iperf3 with the first second omitted)\n\n";
   o += "| limit | into the pod | ratio | out of the pod | ratio |\n|---|---|---|---|---|\n";
   for (const auto& a : At(cni, "bandwidth_accuracy").is_array() ? At(cni, "bandwidth_accuracy") : Json::array()) {

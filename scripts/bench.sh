@@ -10,7 +10,14 @@
 # started die with it: they are started with a parent-death signal) and the
 # namespaces it created are deleted: only those named after its pid (world
 # namespaces "e<pid in hex>...", the policy benchmark's "twb[ncs]<pid>x..."),
-# so nobody else's namespaces are touched.
+# so nobody else's namespaces are touched; and the private bpf filesystems of
+# the datapath benchmark's terwayds (/tmp/twbench-bpffs-<pid>.*) are unmounted.
+#
+#   scripts/bench.sh                 every benchmark (make bench)
+#   scripts/bench.sh cni_datapath    only the named ones (terwayd_pool,
+#                                    cni_datapath, policy); the other tables
+#                                    keep the figures of their last run, and
+#                                    the page says which ones were re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -21,6 +28,20 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 mkdir -p "$OUT"
+only=("$@")
+for b in "${only[@]}"; do
+  case "$b" in terwayd_pool | cni_datapath | policy) ;; *)
+    echo "bench: no benchmark named $b (terwayd_pool, cni_datapath, policy)" >&2
+    exit 2
+    ;;
+  esac
+done
+wanted() {  # name: run it? (all when none is named)
+  [ ${#only[@]} -eq 0 ] && return 0
+  local b
+  for b in "${only[@]}"; do [ "$b" = "$1" ] && return 0; done
+  return 1
+}
 
 current=""
 pids=()
@@ -36,6 +57,10 @@ cleanup() {
     for n in $(ip netns list | awk '{print $1}' | grep -E "^(e$(printf %x $((p & 0xffff)))|twb[ncs]$((p % 100000))x)" || true); do
       ip netns del "$n" 2>/dev/null || true
     done
+    for n in $(awk -v p="/tmp/twbench-bpffs-$p." 'index($2, p) == 1 {print $2}' /proc/mounts); do
+      umount -l "$n" 2>/dev/null || true
+      rmdir "$n" 2>/dev/null || true
+    done
   done
   if [ $rc -ne 0 ]; then echo "bench: failed (exit $rc); cleaned up what the run left" >&2; fi
 }
@@ -47,6 +72,7 @@ timings="{}"
 run() {  # name, then the command
   local name=$1
   shift
+  wanted "$name" || return 0
   local t0
   t0=$(date +%s)
   setsid "$@" >/dev/null &
@@ -57,15 +83,22 @@ run() {  # name, then the command
   timings=$(jq -c --arg n "$name" --argjson s "$(($(date +%s) - t0))" '. + {($n): $s}' <<<"$timings")
 }
 
-echo "=== terwayd pool: allocation latency, API calls per pod, RSS"
+wanted terwayd_pool && echo "=== terwayd pool: allocation latency, API calls per pod, RSS"
 run terwayd_pool "$BUILD/bench/terwayd_pool_bench" --out "$OUT/terwayd_pool.json"
-echo "=== CNI ADD/DEL warm and cold vs ptp+host-local, churn, pod-to-pod paths vs a bare veth, bandwidth accuracy"
-run cni_datapath "$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 5 --rounds 3
-echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
+wanted cni_datapath && echo "=== CNI ADD/DEL warm and cold vs ptp+host-local, churn, pod-to-pod paths vs a bare veth, bandwidth accuracy"
+run cni_datapath "$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 3 --rounds 8
+wanted policy && echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
 run policy "$BUILD/bench/policy_bench" --out "$OUT/policy.json"
 
 total=$(($(date +%s) - start))
-jq -n --argjson t "$total" --argjson s "$timings" \
-  '{command: "make bench", total_seconds: $t, seconds_by_benchmark: $s}' >"$OUT/run.json"
+if [ ${#only[@]} -eq 0 ]; then
+  jq -n --argjson t "$total" --argjson s "$timings" \
+    '{command: "make bench", total_seconds: $t, seconds_by_benchmark: $s}' >"$OUT/run.json"
+else
+  # A partial run: the last full run's record stays, with what was re-run.
+  prev=$(cat "$OUT/run.json" 2>/dev/null || echo '{}')
+  jq -n --argjson p "$prev" --argjson s "$timings" --arg c "scripts/bench.sh ${only[*]}" \
+    '$p + {rerun: {command: $c, benchmarks: ($s | keys), seconds_by_benchmark: $s}}' >"$OUT/run.json"
+fi
 "$BUILD/bench/bench_report" --results "$OUT" --doc "$DOC"
 echo "bench: done in ${total} s; results in $OUT, tables in $DOC"
