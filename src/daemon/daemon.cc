@@ -362,7 +362,8 @@ Status Daemon::CreateDatapath() {
     // every pod is.
     eo.policy_may_isolate = [this](Ipv4Addr ip) {
       if (!policy_off_.empty()) return false;
-      return policy_ == nullptr || policy_->MayIsolate(ip);
+      PolicyController* policy = policy_view_.load();
+      return policy == nullptr || policy->MayIsolate(ip);
     };
     eo.stack.service_cidr = config_.service_cidr;
     if (auto ip = md->PrivateIpv4(); ip.ok()) {
@@ -459,6 +460,7 @@ Status Daemon::CreatePolicy() {
   }
   TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
                               "starting network policy enforcement");
+  policy_view_.store(policy_.get());
   return Ok();
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
@@ -167,6 +168,10 @@ class Daemon {
   std::string policy_off_;  // why policy is not enforced here ("" = it is)
   // Null when policy is not enforced on this node (see Create's log line).
   std::unique_ptr<PolicyController> policy_;
+  // policy_ once Create returned, for the eBPF datapath's policed question:
+  // the controller's own worker asks it (through the isolation news) while
+  // Create is still running, i.e. while policy_ is being assigned.
+  std::atomic<PolicyController*> policy_view_{nullptr};
   std::unique_ptr<metadata::MetadataGuard> metadata_guard_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<PodGc> pod_gc_;

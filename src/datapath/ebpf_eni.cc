@@ -92,6 +92,19 @@ Result<Handle> OpenHost(const std::string& netns) {
 
 }  // namespace
 
+NodeStackFacts KeepLearnedStackPrefixes(NodeStackFacts configured, const std::vector<ebpf::StackPrefix>& in_map) {
+  for (const auto& p : in_map) {
+    if (p.kind == ebpf::StackPrefixKind::kService && !configured.service_cidr) {
+      configured.service_cidr = p.prefix;
+    } else if (p.kind == ebpf::StackPrefixKind::kHostCidr &&
+               std::find(configured.host_stack_cidrs.begin(), configured.host_stack_cidrs.end(), p.prefix) ==
+                   configured.host_stack_cidrs.end()) {
+      configured.host_stack_cidrs.push_back(p.prefix);
+    }
+  }
+  return configured;
+}
+
 EbpfEniDatapath::EbpfEniDatapath(EbpfEniOptions options) : opt_(std::move(options)), veth_(opt_.shared) {}
 
 bool EbpfEniDatapath::Policed(Ipv4Addr ip) const {
@@ -138,6 +151,9 @@ Status EbpfEniDatapath::LoadPrograms() {
     // What must reach the stack is in the map before any entry can send a
     // packet past it.
     std::lock_guard sl(stack_mu_);
+    // Pins an earlier run left hold what it learned from pods' networks.
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto in_map, p->ListStackPrefixes(), "reading the eBPF datapath's host-stack prefixes");
+    opt_.stack = KeepLearnedStackPrefixes(std::move(opt_.stack), in_map);
     auto want = NodeStackPrefixes(opt_.stack);
     TERWAY_TRY_CTX(p->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
     synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());

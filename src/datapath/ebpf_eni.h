@@ -83,6 +83,13 @@ struct NodeStackFacts {
 // The stack prefixes of the loader's map (the builtins -- the metadata
 // address -- the loader adds itself), each once, sorted.
 std::vector<ebpf::StackPrefix> NodeStackPrefixes(const NodeStackFacts& f);
+// What a restarted terwayd must keep of the prefixes an earlier run wrote:
+// those it learned from pods' networks (their CNI conf's service_cidr and
+// host_stack_cidrs), which terwayd does not record. Dropping them would send
+// running pods' Service traffic out of their ENI until the next ADD taught
+// them again. `configured` wins for the Service CIDR; host-stack prefixes
+// are the union (one too many only costs the fast path for that prefix).
+NodeStackFacts KeepLearnedStackPrefixes(NodeStackFacts configured, const std::vector<ebpf::StackPrefix>& in_map);
 
 // ---- the datapath ----
 

@@ -342,6 +342,7 @@ TEST_F(EbpfEniRoot, IsolationChangesFlipThePolicedFlagOfRunningPods) {
 // programs the old one attached count as current, so repair changes nothing.
 TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
   auto a = MakePod("a", "198.18.0.10");
+  a.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();  // learned from the pod's CNI conf
   ASSERT_OK(dp_->Ensure(a));
   auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
   ASSERT_OK(reloaded);
@@ -349,6 +350,16 @@ TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
   o.programs = reloaded->get();
   EbpfEniDatapath restarted(o);
   ASSERT_OK(restarted.LoadPrograms());
+  {
+    // terwayd records no pod's service_cidr: the restarted datapath keeps
+    // the one the earlier run learned, or running pods' Service traffic
+    // would leave through their ENI until the next ADD.
+    auto prefixes = (*reloaded)->ListStackPrefixes();
+    ASSERT_OK(prefixes);
+    std::set<std::string> have;
+    for (const auto& p : *prefixes) have.insert(p.prefix.ToString() + " " + ebpf::StackPrefixKindName(p.kind));
+    EXPECT_TRUE(have.count("172.21.0.0/20 service")) << Join({have.begin(), have.end()}, ", ");
+  }
   PodNetwork recorded = a;
   recorded.virtual_type = VirtualType::kUnknown;
   auto f = restarted.FlavourOf(recorded);

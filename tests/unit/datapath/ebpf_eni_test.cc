@@ -85,5 +85,28 @@ TEST(NodeStackPrefixes, FromConfigAndNodeAddressesOnceEachSorted) {
   EXPECT_TRUE(NodeStackPrefixes(NodeStackFacts{}).empty()) << "the builtins are the loader's";
 }
 
+// A restart must not forget what the earlier run learned from pods'
+// networks: running pods' Service traffic would leave through their ENI.
+TEST(KeepLearnedStackPrefixes, ARestartKeepsTheLearnedServiceCidrAndHostCidrs) {
+  auto cidr = [](const char* t) { return Ipv4Cidr::Parse(t).value(); };
+  std::vector<ebpf::StackPrefix> in_map = {{cidr("172.21.0.0/20"), ebpf::StackPrefixKind::kService},
+                                           {cidr("169.254.20.10/32"), ebpf::StackPrefixKind::kHostCidr},
+                                           {cidr("10.0.0.5/32"), ebpf::StackPrefixKind::kNode},
+                                           {cidr("100.100.100.200/32"), ebpf::StackPrefixKind::kMetadata}};
+  NodeStackFacts configured;
+  configured.node_ips = {Ipv4Addr::Parse("10.0.0.7").value()};
+  configured.host_stack_cidrs = {cidr("169.254.20.10/32")};
+  NodeStackFacts kept = KeepLearnedStackPrefixes(configured, in_map);
+  ASSERT_TRUE(kept.service_cidr.has_value());
+  EXPECT_EQ(kept.service_cidr->ToString(), "172.21.0.0/20");
+  EXPECT_EQ(kept.host_stack_cidrs.size(), 1u) << "each once";
+  ASSERT_EQ(kept.node_ips.size(), 1u) << "node addresses are this run's, not the map's";
+  EXPECT_EQ(kept.node_ips[0].ToString(), "10.0.0.7");
+
+  configured.service_cidr = cidr("192.168.0.0/16");
+  kept = KeepLearnedStackPrefixes(configured, in_map);
+  EXPECT_EQ(kept.service_cidr->ToString(), "192.168.0.0/16") << "the configured Service CIDR wins";
+}
+
 }  // namespace
 }  // namespace terway::datapath
