@@ -15,6 +15,7 @@
 #include "daemon/upstream_metrics.h"
 #include "datapath/anti_spoof.h"
 #include "datapath/ebpf_eni.h"
+#include "ebpf/attach.h"
 #include "ebpf/detect.h"
 #include "datapath/exclusive_eni.h"
 #include "datapath/shared_eni.h"
@@ -313,6 +314,29 @@ Status Daemon::CreateAddressSource() {
   return Ok();
 }
 
+// Before policy starts: an earlier run's eBPF filters that this run's
+// programs and maps are not (eBPF now off or unsupported, or its pins gone)
+// would keep fast-pathing pods with frozen policed flags. Removed, their pods
+// take the host stack; repair re-attaches ours. A failure is told and the
+// node serves on (the filters then stay as they were).
+void Daemon::DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current) {
+  auto h = netlink::Handle::Open();
+  if (!h.ok()) {
+    log::Error("eBPF datapath: cannot look for an earlier run's filters: {}", h.error().ToString());
+    return;
+  }
+  auto removed = ebpf::DetachForeign(*h, current);
+  if (!removed.ok()) {
+    log::Error("eBPF datapath: removing an earlier run's filters: {}", removed.error().ToString());
+    return;
+  }
+  for (const auto& r : *removed) {
+    log::Warn("eBPF datapath: removed an earlier run's filter {} (not this run's programs and maps); its pod takes "
+              "the host stack until repair re-attaches ours",
+              r);
+  }
+}
+
 Status Daemon::CreateDatapath() {
   cloud::InstanceMetadata* md = cloud_->metadata();
   // The ENI's gateway and vSwitch, as the metadata service reports them for
@@ -348,6 +372,7 @@ Status Daemon::CreateDatapath() {
     ebpf_off_ = EbpfUnavailable();
     if (!ebpf_off_.empty()) {
       log::Info("networks asking eniip_virtual_type IPVlan or datapathv2 are served with veth: {}", ebpf_off_);
+      DetachEarlierEbpfFilters(nullptr);
       datapath_ = std::make_unique<datapath::SharedEniDatapath>(so);
       return Ok();
     }
@@ -389,6 +414,7 @@ Status Daemon::CreateDatapath() {
                 "eniip_virtual_type IPVlan or datapathv2",
                 lo.PinDir());
     }
+    DetachEarlierEbpfFilters(dp->Loaded());
     ebpf_datapath_ = dp.get();
     datapath_ = std::move(dp);
   } else if (datapath_choice_ == "exclusive") {

@@ -29,6 +29,9 @@
 namespace httplib {
 class Server;
 }
+namespace terway::ebpf {
+class DatapathPrograms;
+}
 namespace terway::datapath {
 class EbpfEniDatapath;
 }
@@ -113,6 +116,7 @@ class Daemon {
   Status OpenState();
   Status WatchKubernetes();
   Status CreateAddressSource();
+  void DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current);
   Status CreateDatapath();
   // Why networks asking for the eBPF datapath get veth ("" when the kernel
   // can run it and it is not switched off); said once when one asks.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include <bpf/bpf.h>
@@ -116,6 +117,31 @@ Status Detach(netlink::Handle& h, int ifindex) {
   if (!s.ok() && s.error().code == ErrorCode::kNotFound) return Ok();  // the link is gone, and its filters with it
   TERWAY_TRY_CTX(std::move(s), fmt::format("detaching the eBPF datapath from link {}", ifindex));
   return Ok();
+}
+
+Result<std::vector<std::string>> DetachForeign(netlink::Handle& h, const DatapathPrograms* current) {
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto links, h.ListLinks(), "listing links for an earlier run's eBPF filters");
+  std::vector<std::string> removed;
+  for (const auto& link : links) {
+    auto filters = h.ListFilters(link.index, netlink::kTcClsactIngress);
+    if (!filters.ok()) continue;  // no clsact, or the link went away meanwhile
+    for (const auto& f : *filters) {
+      if (f.priority != kDatapathFilterPriority || f.kind != "bpf") continue;
+      std::optional<Hook> hook;
+      if (f.bpf_name == DatapathPrograms::kFromPodName) hook = Hook::kPodVeth;
+      if (f.bpf_name == DatapathPrograms::kFromEniName) hook = Hook::kEni;
+      if (!hook) continue;  // someone else's program at our priority: not ours to judge
+      if (current != nullptr) {
+        auto st = Inspect(h, link.index, *hook, *current);
+        if (st.ok() && st->state == AttachState::kCurrent) continue;
+      }
+      TERWAY_TRY_CTX(h.DeleteFiltersIfExist(link.index, netlink::kTcClsactIngress, kDatapathFilterPriority),
+                     fmt::format("removing an earlier run's {} from {}", f.bpf_name, link.name));
+      removed.push_back(fmt::format("{}: {} (id {})", link.name, f.bpf_name, f.bpf_id));
+      break;  // the priority is gone from this link
+    }
+  }
+  return removed;
 }
 
 }  // namespace terway::ebpf

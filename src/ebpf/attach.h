@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "ebpf/programs.h"
@@ -50,5 +51,17 @@ Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms
 // Removes our filter (success when none, or no link): the clsact qdisc stays
 // (qos's filters may share it) and so does every other filter.
 Status Detach(netlink::Handle& h, int ifindex);
+
+// At start, before policy: removes every filter of ours (our priority, a
+// program named terway_from_pod / terway_from_eni) on the links of `h`'s
+// namespace that does not run `current`'s code on its maps -- all of them
+// when `current` is null (this run has no eBPF datapath, or loaded none
+// because no pins were left). Such a filter is an earlier terwayd's, reading
+// maps this run never writes: its pods' policed flags would stay frozen, so
+// a policy applied now would not police them. Their links' packets then take
+// the host stack, which still routes every pod; restart repair re-attaches
+// this run's programs to the pods that have entries. Returns what it removed
+// ("<link>: <program> (id N)").
+Result<std::vector<std::string>> DetachForeign(netlink::Handle& h, const DatapathPrograms* current);
 
 }  // namespace terway::ebpf

@@ -13,6 +13,7 @@
 #include "ebpf/programs.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
+#include "common/strings.h"
 #include "root/ebpf/ebpf_test_env.h"
 
 namespace terway::ebpf {
@@ -206,6 +207,55 @@ TEST(EbpfLoaderRoot, AttachKeepsAnIdenticalProgramAcrossRestartAndReplacesAStale
   EXPECT_TRUE(Detach(*h, ifx).ok());
   ASSERT_TRUE(h->DeleteLink(ifx).ok());
   EXPECT_TRUE(Detach(*h, ifx).ok());
+}
+
+// At start, an earlier run's filters that this run's programs and maps are
+// not are removed (their policed flags would stay frozen); this run's own,
+// and filters of other programs, stay.
+TEST(EbpfLoaderRoot, DetachForeignRemovesOnlyAnEarlierRunsFilters) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  const std::string ns = "twebpff" + terway::testing::UniqueSuffix();
+  ASSERT_TRUE(netlink::CreateNamedNetns(ns).ok());
+  struct Cleanup {
+    std::string ns;
+    ~Cleanup() { (void)netlink::DeleteNamedNetns(ns); }
+  } cleanup{ns};
+  auto h = netlink::Handle::OpenIn(ns);
+  ASSERT_TRUE(h.ok()) << h.error().ToString();
+  std::vector<int> ifx;
+  for (const char* name : {"twa", "twb", "eni1"}) {
+    netlink::VethSpec v;
+    v.name = name;
+    v.peer_name = std::string(name) + "p";
+    ASSERT_TRUE(h->CreateVeth(v).ok());
+    ifx.push_back(h->GetLink(name)->index);
+  }
+  auto earlier = DatapathPrograms::Load(fs.Options("earlier"));
+  ASSERT_TRUE(earlier.ok()) << earlier.error().ToString();
+  auto now = DatapathPrograms::Load(fs.Options("now"));
+  ASSERT_TRUE(now.ok()) << now.error().ToString();
+  ASSERT_TRUE(Attach(*h, ifx[0], Hook::kPodVeth, **earlier).ok());  // an earlier run's pod
+  ASSERT_TRUE(Attach(*h, ifx[1], Hook::kPodVeth, **now).ok());      // this run's pod
+  ASSERT_TRUE(Attach(*h, ifx[2], Hook::kEni, **earlier).ok());      // an earlier run's ENI
+  auto filters_on = [&](int i) { return h->ListFilters(ifx[i], netlink::kTcClsactIngress)->size(); };
+
+  auto removed = DetachForeign(*h, now->get());
+  ASSERT_TRUE(removed.ok()) << removed.error().ToString();
+  EXPECT_EQ(removed->size(), 2u) << Join(*removed, "; ");
+  EXPECT_EQ(filters_on(0), 0u) << "the earlier run's pod filter reads maps this run never writes";
+  EXPECT_EQ(filters_on(1), 1u) << "this run's own filter stays";
+  EXPECT_EQ(filters_on(2), 0u);
+
+  // No eBPF datapath in this run: every filter of ours goes.
+  removed = DetachForeign(*h, nullptr);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->size(), 1u);
+  EXPECT_EQ(filters_on(1), 0u);
+  removed = DetachForeign(*h, nullptr);
+  ASSERT_TRUE(removed.ok());
+  EXPECT_TRUE(removed->empty()) << "nothing left: a second pass removes nothing";
 }
 
 // This project's kernel (6.18) has everything the mode needs; the probe
