@@ -224,7 +224,9 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
   // The veth wiring first, in both flavours: it is what carries the pod's
   // traffic whenever the programs do not (policed pods, Services, a
   // detached program).
-  TERWAY_ASSIGN_OR_RETURN(cni::CniResult wired, veth_.Ensure(pod));
+  auto veth_wired = veth_.Ensure(pod);
+  if (!veth_wired.ok() && flavour == VirtualType::kEbpf) FallBackToTheStack(pod);
+  TERWAY_ASSIGN_OR_RETURN(cni::CniResult wired, std::move(veth_wired));
   if (flavour != VirtualType::kEbpf) return wired;
   const std::string who = DescribePod(pod);
   auto fast = [&]() -> Status {
@@ -266,11 +268,37 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
   };
   Status st = fast();
   if (!st.ok()) {
-    // The pod is wired for the stack and works (slower); the caller decides
-    // whether that is a failed ADD (it is: it undoes) or a repair to retry.
+    // The pod is left wired for the stack only (works, slower); the caller
+    // decides whether that is a failed ADD (it is: it undoes) or a repair
+    // to retry.
+    FallBackToTheStack(pod);
     return std::move(st).error().Wrap("eBPF datapath of " + who);
   }
   return wired;
+}
+
+void EbpfEniDatapath::FallBackToTheStack(const PodNetwork& pod) {
+  // Fail closed: an entry or program of an earlier Ensure could carry a
+  // stale policed flag past the stack's policy. The program goes first (a
+  // program without its entry drops the pod's packets as spoofed), then the
+  // entry (without it the ENI's program hands the pod's packets to the
+  // stack). Best effort: what fails is logged, and Check reports it.
+  if (auto host = OpenHost(opt_.shared.host_netns); host.ok()) {
+    if (auto link = host->GetLink(HostVethName(pod.container_id)); link.ok()) {
+      if (Status d = ebpf::Detach(*host, link->index); !d.ok()) {
+        log::Error("eBPF datapath: detaching the program of {} after a failed Ensure: {}", DescribePod(pod),
+                   d.error().ToString());
+      }
+    }
+  }
+  ebpf::DatapathPrograms* programs = Loaded();
+  auto ip = Ipv4Addr::Parse(pod.ip.ip);
+  if (programs == nullptr || !ip.ok()) return;
+  std::lock_guard l(policed_mu_);
+  if (Status d = programs->DeleteEndpoint(*ip); !d.ok()) {
+    log::Error("eBPF datapath: deleting the entry of {} after a failed Ensure: {}", DescribePod(pod),
+               d.error().ToString());
+  }
 }
 
 Status EbpfEniDatapath::Remove(const PodNetwork& pod) {

@@ -140,6 +140,9 @@ class EbpfEniDatapath : public PodDatapath {
   Result<VirtualType> FlavourOf(const PodNetwork& pod);
 
  private:
+  // After a failed Ensure of an eBPF pod: removes its program and entry so
+  // that only the veth wiring (the stack, with policy) carries it.
+  void FallBackToTheStack(const PodNetwork& pod);
   // The entry Ensure writes for `pod`, given the CNI result of its veth wiring.
   Result<ebpf::Endpoint> WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired, netlink::Handle& host);
   // policed_mu_ held.

@@ -67,7 +67,8 @@ class EbpfEniRoot : public ::testing::Test {
     EbpfEniOptions o;
     o.shared.host_netns = node_;
     o.shared.mtu = 1500;
-    o.shared.eni_network = [](const std::string& eni_id, const MacAddr&) -> Result<EniNetwork> {
+    o.shared.eni_network = [this](const std::string& eni_id, const MacAddr&) -> Result<EniNetwork> {
+      if (gateway_lookup_fails_) return Errorf(ErrorCode::kUnavailable, "metadata service not answering");
       if (eni_id != "eni-test") return Errorf(ErrorCode::kNotFound, "unknown ENI {}", eni_id);
       return EniNetwork{Ipv4Addr::Parse(kGateway).value(), Ipv4Cidr::Parse("198.18.0.0/24").value()};
     };
@@ -145,6 +146,7 @@ class EbpfEniRoot : public ::testing::Test {
   std::unique_ptr<ebpf::DatapathPrograms> programs_;
   std::optional<EbpfEniDatapath> dp_;
   bool policy_on_ = false;
+  bool gateway_lookup_fails_ = false;
   std::set<std::string> isolated_;  // addresses the "policy controller" isolates
   EbpfEniOptions options_;
 };
@@ -335,6 +337,23 @@ TEST_F(EbpfEniRoot, IsolationChangesFlipThePolicedFlagOfRunningPods) {
   EXPECT_TRUE(policed("198.18.0.12")) << "its bandwidth limit keeps it on the stack's path";
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   EXPECT_GE(Count().pod_to_pod, mid.pod_to_pod + 6);
+}
+
+// A failed Ensure (a repair, say) leaves no program or entry of an earlier
+// Ensure behind: their policed flag could be stale, so the pod falls back to
+// the stack, where the policy table applies.
+TEST_F(EbpfEniRoot, AFailedEnsureLeavesThePodOnTheStackOnly) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(dp_->Ensure(a));
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
+  gateway_lookup_fails_ = true;
+  EXPECT_FALSE(dp_->Ensure(a).ok());
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  EXPECT_FALSE(ep->has_value()) << "no entry: the ENI's program hands the pod's packets to the stack";
+  gateway_lookup_fails_ = false;
+  EXPECT_TRUE(Ping(a, kGateway)) << "the veth wiring still carries the pod";
 }
 
 // A restarted terwayd loads programs of its own on the same pins: it finds
