@@ -93,19 +93,7 @@ int64_t ExclusiveEniAllocator::Unix(Clock::TimePoint t) const {
 }
 
 void ExclusiveEniAllocator::RefreshVSwitches() {
-  {
-    std::lock_guard l(mu_);
-    if (!vswitches_.RefreshDue(clock_->Now(), opts_.config.ip_pool_sync_period)) return;
-  }
-  auto vs = provider_->DescribeVSwitches(vswitches_.ids());
-  std::lock_guard l(mu_);
-  if (!vs.ok()) {
-    // The create call still tells when a vSwitch is full; only the
-    // preference among them is lost until the next refresh.
-    log::Warn("describe_vswitches_failed error=\"{}\"", vs.error().ToString());
-    return;
-  }
-  vswitches_.Record(*vs, clock_->Now());
+  RefreshLedger(vswitches_, mu_, *provider_, *clock_, opts_.config.ip_pool_sync_period);
 }
 
 Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodIdentity& pod) {

@@ -469,17 +469,7 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
 }
 
 void IpPool::RefreshVSwitches() {
-  {
-    std::lock_guard l(mu_);
-    if (!vswitches_.RefreshDue(clock_->Now(), opts_.config.ip_pool_sync_period)) return;
-  }
-  auto vs = provider_->DescribeVSwitches(vswitches_.ids());
-  std::lock_guard l(mu_);
-  if (!vs.ok()) {
-    log::Warn("describe_vswitches_failed error=\"{}\"", vs.error().ToString());
-    return;
-  }
-  vswitches_.Record(*vs, clock_->Now());
+  RefreshLedger(vswitches_, mu_, *provider_, *clock_, opts_.config.ip_pool_sync_period);
 }
 
 bool IpPool::NoteCloudError(const Error& e, const std::string& vswitch_id) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/log.h"
+
 namespace terway::ipam {
 
 bool VSwitchLedger::RefreshDue(Clock::TimePoint now, std::chrono::seconds period) const {
@@ -34,6 +36,21 @@ std::vector<VSwitchView> VSwitchLedger::Views(Clock::TimePoint now) const {
     out.push_back(v);
   }
   return out;
+}
+
+void RefreshLedger(VSwitchLedger& ledger, std::mutex& mu, EniProvider& provider, Clock& clock,
+                   std::chrono::seconds period) {
+  {
+    std::lock_guard l(mu);
+    if (!ledger.RefreshDue(clock.Now(), period)) return;
+  }
+  auto vs = provider.DescribeVSwitches(ledger.ids());
+  std::lock_guard l(mu);
+  if (!vs.ok()) {
+    log::Warn("describe_vswitches_failed error=\"{}\"", vs.error().ToString());
+    return;
+  }
+  ledger.Record(*vs, clock.Now());
 }
 
 }  // namespace terway::ipam

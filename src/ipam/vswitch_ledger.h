@@ -10,12 +10,14 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "cloud/types.h"
 #include "common/clock.h"
 #include "ipam/engine.h"
+#include "ipam/provider.h"
 
 namespace terway::ipam {
 
@@ -43,5 +45,13 @@ class VSwitchLedger {
   std::map<std::string, Clock::TimePoint> exhausted_until_;
   Clock::TimePoint refreshed_{};
 };
+
+// The owners' refresh (pool and exclusive allocator alike): when due,
+// DescribeVSwitches outside `mu` (no lock across a cloud call), the answer
+// recorded under it. A failed describe is logged and changes nothing: the
+// create call still tells when a vSwitch is full; only the preference among
+// them is lost until the next refresh.
+void RefreshLedger(VSwitchLedger& ledger, std::mutex& mu, EniProvider& provider, Clock& clock,
+                   std::chrono::seconds period);
 
 }  // namespace terway::ipam
