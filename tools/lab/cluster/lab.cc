@@ -35,33 +35,6 @@ constexpr const char* kZone = "cn-hangzhou-h";
 constexpr const char* kVpcCidr = "198.18.0.0/16";
 constexpr const char* kVswitchCidr = "198.18.0.0/24";
 
-std::string Tail(const std::string& path, size_t lines = 15) {
-  std::string text = ReadTextFile(path);
-  size_t pos = text.size();
-  for (size_t n = 0; n <= lines && pos > 0; n++) {
-    pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos) {
-      pos = 0;
-      break;
-    }
-  }
-  std::string t = text.substr(pos == 0 ? 0 : pos + 1);
-  std::string out;
-  size_t start = 0;
-  while (start < t.size()) {
-    size_t nl = t.find('\n', start);
-    out += "    | " + t.substr(start, nl == std::string::npos ? std::string::npos : nl - start) + "\n";
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return out.empty() ? "    | (empty)\n" : out;
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
 bool Executable(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
 
 // Named namespaces of this world (its instances and its pods).
@@ -129,7 +102,7 @@ std::string DescribeCniFailure(const CommandOutput& o) {
     if (!details.empty()) s += " (" + details + ")";
     return s;
   }
-  std::string raw = Trim(o.out + o.err);
+  std::string raw = TrimTrailing(o.out + o.err);
   return fmt::format("exit {}: {}", o.exit_code, raw.empty() ? "(no output)" : raw);
 }
 
@@ -298,15 +271,15 @@ metadata_hardened: false
       "starting vpcsim");
   TERWAY_TRY(StoreLabState(s));
   bool up = WaitUntil(
-      [&] { return !Trim(ReadTextFile(port_file)).empty() || !DaemonAlive(s.vpcsim); },
+      [&] { return !TrimTrailing(ReadTextFile(port_file)).empty() || !DaemonAlive(s.vpcsim); },
       std::chrono::seconds(90));
   if (!DaemonAlive(s.vpcsim) || !up) {
     return Errorf(ErrorCode::kUnavailable,
                   "vpcsim {} (the emulated cloud); its log {}:\n{}",
                   up ? "exited while starting" : "did not bind its port within 90 s", s.vpcsim_log,
-                  Tail(s.vpcsim_log));
+                  QuoteLogTail(s.vpcsim_log));
   }
-  s.vpcsim_port = std::atoi(Trim(ReadTextFile(port_file)).c_str());
+  s.vpcsim_port = std::atoi(TrimTrailing(ReadTextFile(port_file)).c_str());
   TERWAY_TRY(StoreLabState(s));
   for (auto& h : s.hosts) {
     auto r = RunCommand({"/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"}, h.netns);
@@ -330,7 +303,7 @@ Result<int> Lab::MaxPods(const LabState& s, const std::string& instance_type, co
                            s.access_secret}));
   if (r.exit_code != 0) {
     return Errorf(ErrorCode::kInvalidArgument, "max pods of {} (DescribeInstanceTypes): {}",
-                  instance_type, Trim(r.out + r.err));
+                  instance_type, TrimTrailing(r.out + r.err));
   }
   return std::atoi(r.out.c_str());
 }
@@ -430,7 +403,7 @@ Status Lab::StartControlPlane(LabState& s) {
   if (!DaemonAlive(s.control_plane) || !up) {
     return Errorf(ErrorCode::kUnavailable, "the control plane {}; its log {}:\n{}",
                   up ? "exited while starting" : "was not ready within 60 s", s.control_plane_log,
-                  Tail(s.control_plane_log));
+                  QuoteLogTail(s.control_plane_log));
   }
   // The control plane wrote the kubeconfigs; record where they are.
   s.kubeconfig = s.dir + "/kubeconfig";
@@ -458,11 +431,11 @@ Status Lab::WaitTerwaydReady(const NodeRecord& n) {
       std::chrono::seconds(90), std::chrono::milliseconds(100));
   if (!DaemonAlive(n.terwayd)) {
     return Errorf(ErrorCode::kUnavailable, "terwayd on {} exited while starting; its log {}:\n{}",
-                  n.name, n.log, Tail(n.log));
+                  n.name, n.log, QuoteLogTail(n.log));
   }
   if (!ready) {
     return Errorf(ErrorCode::kTimeout, "terwayd on {} not ready within 90 s ({}); its log {}:\n{}",
-                  n.name, last, n.log, Tail(n.log));
+                  n.name, last, n.log, QuoteLogTail(n.log));
   }
   return Ok();
 }
@@ -472,7 +445,7 @@ Status Lab::StartNodes(LabState& s, const UpArgs&) {
   for (auto& n : s.nodes) {
     if (!netlink::NetnsExists(n.netns)) {
       return Errorf(ErrorCode::kNotFound, "vpcsim made no namespace {} for node {}; its log {}:\n{}",
-                    n.netns, n.name, s.vpcsim_log, Tail(s.vpcsim_log));
+                    n.netns, n.name, s.vpcsim_log, QuoteLogTail(s.vpcsim_log));
     }
     const std::string key = n.instance_type + "/" + n.eni_mode;
     if (!max_pods.count(key)) {
@@ -650,7 +623,7 @@ Status Lab::TearDown(const std::string& dir) {
     if (!r.ok()) {
       note("vpcsim destroy", std::move(r).error());
     } else if (r->exit_code != 0) {
-      note("vpcsim destroy", Error(ErrorCode::kInternal, Trim(r->out + r->err)));
+      note("vpcsim destroy", Error(ErrorCode::kInternal, TrimTrailing(r->out + r->err)));
     }
   }
   // Whatever namespace of the world is left (a destroy that failed half-way,
@@ -671,252 +644,6 @@ Status Lab::TearDown(const std::string& dir) {
                   s.world, problems.size(), problems.front());
   }
   out_ << fmt::format("lab {} is down: pods deleted, daemons stopped, world destroyed\n", s.world);
-  return Ok();
-}
-
-}  // namespace terway::lab
-
-// ---- pods through the API ---------------------------------------------------
-
-namespace terway::lab {
-
-namespace {
-
-// How long `pod add` waits for Running or Failed: the kubelet's ADD, then
-// after a failure its DEL, each bounded by the CNI timeout.
-std::chrono::seconds PodAddDeadline(const LabState& s) { return 2 * s.cni_timeout() + std::chrono::seconds(30); }
-// How long `pod del` waits for the kubelet's DEL: it may first wait for the
-// pod's own ADD (and that ADD's undo), which the kubelet runs before it.
-std::chrono::seconds PodDelDeadline(const LabState& s) { return 2 * s.cni_timeout() + std::chrono::seconds(30); }
-
-Result<std::unique_ptr<k8s::RestClient>> LabApiClient(const LabState& s) {
-  if (s.kubeconfig.empty() || !DaemonAlive(s.control_plane)) {
-    return Errorf(ErrorCode::kUnavailable,
-                  "the lab's control plane (API stand-in and kubelets) is not running (pid {}); see {}, then "
-                  "`terway-lab --lab {} down` and up again",
-                  s.control_plane.pid, s.control_plane_log, s.dir);
-  }
-  TERWAY_ASSIGN_OR_RETURN_CTX(auto cfg, k8s::LoadKubeconfig(s.kubeconfig), "the lab's kubeconfig");
-  cfg.qps = 100;
-  cfg.burst = 200;
-  cfg.user_agent = "terway-lab";
-  return k8s::RestClient::FromConfig(cfg);
-}
-
-}  // namespace
-
-Result<std::string> Lab::AddPod(const std::string& dir, const PodAddArgs& args) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  const std::string key = args.pod.ToString();
-  if (s.phase != "up") {
-    return Errorf(ErrorCode::kUnavailable,
-                  "the lab in {} is not up (phase '{}'); run `terway-lab --lab {} down` and up again",
-                  dir, s.phase, dir);
-  }
-  if (auto* p = s.FindPod(args.pod.ns, args.pod.name)) {
-    return Errorf(ErrorCode::kAlreadyExists,
-                  "pod {} already exists on {} with IP {}; delete it first (`terway-lab pod del {}`)",
-                  key, p->node, p->ip.empty() ? "(none)" : p->ip, key);
-  }
-  NodeRecord* node = s.FindNode(args.node);
-  if (!node) {
-    return Errorf(ErrorCode::kNotFound, "pod {}: no node '{}' in the lab (nodes: {})", key,
-                  args.node, s.NodeNames());
-  }
-  TERWAY_ASSIGN_OR_RETURN(auto client, LabApiClient(s));
-  auto ns = client->Create(k8s::resources::kNamespaces, "",
-                           {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", args.pod.ns}}}});
-  if (!ns.ok() && ns.error().code != ErrorCode::kAlreadyExists) {
-    return std::move(ns).error().Wrap("creating namespace " + args.pod.ns);
-  }
-  json annotations = args.annotations;
-  annotations[kCniVersionAnnotation] = args.cni_version;
-  json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata",
-               {{"name", args.pod.name},
-                {"namespace", args.pod.ns},
-                {"labels", json(args.labels)},
-                {"annotations", annotations}}},
-              {"spec",
-               {{"nodeName", node->name},
-                {"containers", json::array({{{"name", "main"}, {"image", "terway-lab/netns"}}})}}}};
-  auto created = client->Create(k8s::resources::kPods, args.pod.ns, pod);
-  if (!created.ok()) {
-    if (created.error().code == ErrorCode::kAlreadyExists) {
-      return Errorf(ErrorCode::kAlreadyExists,
-                    "pod {} already exists in the lab's API; delete it first (`terway-lab pod del {}`)", key, key);
-    }
-    return std::move(created).error().Wrap("creating pod " + key);
-  }
-  // The kubelet of the node runs ADD and writes the outcome into the status.
-  std::string ip, failure, last = "no status yet";
-  bool done = WaitUntil(
-      [&] {
-        auto got = client->Get(k8s::resources::kPods, args.pod.ns, args.pod.name);
-        if (!got.ok()) {
-          last = got.error().ToString();
-          return false;
-        }
-        const json st = got->value("status", json::object());
-        const std::string phase = st.value("phase", "");
-        if (phase == "Running" && st.value("podIP", "") != "") {
-          ip = st.value("podIP", "");
-          return true;
-        }
-        if (phase == "Failed") {
-          failure = st.value("message", "(no message)");
-          return true;
-        }
-        last = phase.empty() ? "no status yet" : "phase " + phase;
-        return false;
-      },
-      PodAddDeadline(s), std::chrono::milliseconds(50));
-  if (done && !ip.empty()) return ip;
-  // The kubelet already ran DEL and removed the namespace; drop the object
-  // so the name can be used again, as `pod add` always allowed.
-  auto del = client->Delete(k8s::resources::kPods, args.pod.ns, args.pod.name);
-  if (!del.ok() && del.error().code != ErrorCode::kNotFound) {
-    err_ << fmt::format("terway-lab: warning: deleting failed pod {}: {}\n", key, del.error().ToString());
-  }
-  if (!done) {
-    return Errorf(ErrorCode::kTimeout, "pod {} on {} not Running within {} s ({}); see the kubelet's log {}",
-                  key, node->name, PodAddDeadline(s).count(), last, s.control_plane_log);
-  }
-  return Error(ErrorCode::kUnavailable, failure);
-}
-
-Status Lab::DelPod(const std::string& dir, const PodRef& ref) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  const bool recorded = s.FindPod(ref.ns, ref.name) != nullptr;
-  auto client = LabApiClient(s);
-  if (!client.ok()) {
-    // No kubelet to do it: tear the sandbox down directly.
-    if (!recorded) return PodNotFound(ref);
-    err_ << "terway-lab: warning: " << client.error().ToString() << "; removing the pod's sandbox directly\n";
-    return RunSandboxDel(dir, ref);
-  }
-  auto del = (*client)->Delete(k8s::resources::kPods, ref.ns, ref.name);
-  if (!del.ok()) {
-    if (del.error().code != ErrorCode::kNotFound) return std::move(del).error().Wrap("deleting pod " + ref.ToString());
-    if (!recorded) return PodNotFound(ref);
-    // A sandbox without an object (the API lost it): nobody will DEL it.
-    return RunSandboxDel(dir, ref);
-  }
-  if (!recorded) return Ok();  // a pod that never got a sandbox (failed or pending)
-  bool gone = WaitUntil(
-      [&] {
-        auto now = LoadLabState(dir);
-        return now.ok() && now->FindPod(ref.ns, ref.name) == nullptr;
-      },
-      PodDelDeadline(s), std::chrono::milliseconds(50));
-  if (!gone) {
-    return Errorf(ErrorCode::kTimeout,
-                  "pod {} was deleted but its kubelet did not remove the sandbox within {} s; see {} (DEL "
-                  "errors), or `terway-lab down`",
-                  ref.ToString(), PodDelDeadline(s).count(), s.control_plane_log);
-  }
-  return Ok();
-}
-
-Status Lab::Terwayd(const std::string& dir, const TerwaydArgs& args) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  // Not beside an `up` or a `down`; pods keep going meanwhile.
-  TERWAY_ASSIGN_OR_RETURN(auto lifecycle, AcquireLifecycleLock(dir));
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  NodeRecord* n = s.FindNode(args.node);
-  if (!n) return Errorf(ErrorCode::kNotFound, "no node '{}' in the lab (nodes: {})", args.node, s.NodeNames());
-  if (!args.start) {
-    if (!DaemonAlive(n->terwayd)) {
-      return Errorf(ErrorCode::kNotFound, "terwayd on {} is not running", n->name);
-    }
-    // SIGKILL: a crash, no shutdown path runs.
-    kill(n->terwayd.pid, SIGKILL);
-    if (!WaitUntil([&] { return !DaemonAlive(n->terwayd); }, std::chrono::seconds(10))) {
-      return Errorf(ErrorCode::kTimeout, "terwayd on {} (pid {}) survived SIGKILL for 10 s", n->name, n->terwayd.pid);
-    }
-    out_ << fmt::format("terwayd on {} killed (pid {})\n", n->name, n->terwayd.pid);
-    return Ok();
-  }
-  if (DaemonAlive(n->terwayd)) {
-    return Errorf(ErrorCode::kAlreadyExists, "terwayd on {} is already running (pid {})", n->name, n->terwayd.pid);
-  }
-  TERWAY_TRY(StartTerwayd(s, *n));
-  const std::string node_name = n->name;
-  const DaemonId started = n->terwayd;
-  TERWAY_TRY(UpdateLabState(dir, [&](LabState& st) -> Status {
-    NodeRecord* rec = st.FindNode(node_name);
-    if (!rec) return Errorf(ErrorCode::kNotFound, "node {} left lab.json while its terwayd started", node_name);
-    rec->terwayd = started;
-    return Ok();
-  }));
-  TERWAY_TRY(WaitTerwaydReady(*n));
-  out_ << fmt::format("terwayd on {} started (pid {})\n", n->name, n->terwayd.pid);
-  return Ok();
-}
-
-Status Lab::Vpcsim(const std::string& dir, const VpcsimArgs& args) {
-  if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
-  // Without the lifecycle lock: a `terwayd start` holds it while its terwayd
-  // waits for the cloud, and only a running vpcsim lets it finish. A `down`
-  // meanwhile is noticed when the new process is recorded (below).
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  if (s.phase != "up") {
-    return Errorf(ErrorCode::kUnavailable, "the lab is {}, not up: vpcsim is left alone", s.phase);
-  }
-  if (!args.start) {
-    if (!DaemonAlive(s.vpcsim)) return Errorf(ErrorCode::kNotFound, "vpcsim (pid {}) is not running", s.vpcsim.pid);
-    // SIGKILL: a crash; its state on disk and its fabric stay.
-    kill(s.vpcsim.pid, SIGKILL);
-    if (!WaitUntil([&] { return !DaemonAlive(s.vpcsim); }, std::chrono::seconds(10))) {
-      return Errorf(ErrorCode::kTimeout, "vpcsim (pid {}) survived SIGKILL for 10 s", s.vpcsim.pid);
-    }
-    out_ << fmt::format("vpcsim killed (pid {})\n", s.vpcsim.pid);
-    return Ok();
-  }
-  if (DaemonAlive(s.vpcsim)) {
-    return Errorf(ErrorCode::kAlreadyExists, "vpcsim is already running (pid {})", s.vpcsim.pid);
-  }
-  const std::string port_file = s.dir + "/vpcsim.port";
-  DaemonId started;
-  int port = 0;
-  // The port it had first, so clients that read it before keep working;
-  // any free one if that is taken meanwhile.
-  for (int want : {s.vpcsim_port, 0}) {
-    unlink(port_file.c_str());
-    TERWAY_ASSIGN_OR_RETURN_CTX(
-        started,
-        StartDaemon({{bins_.vpcsim, "serve", "--world", s.dir + "/world.yaml", "--state", s.vpcsim_state, "--listen",
-                      fmt::format("127.0.0.1:{}", want), "--port-file", port_file, "--fabric", "linux"},
-                     "",
-                     s.vpcsim_log}),
-        "starting vpcsim");
-    bool up = WaitUntil([&] { return !Trim(ReadTextFile(port_file)).empty() || !DaemonAlive(started); },
-                        std::chrono::seconds(90));
-    if (up && DaemonAlive(started)) {
-      port = std::atoi(Trim(ReadTextFile(port_file)).c_str());
-      break;
-    }
-    (void)StopDaemon(started);
-    if (want == 0 || !up) {
-      return Errorf(ErrorCode::kUnavailable, "vpcsim {}; its log {}:\n{}",
-                    up ? "exited while starting" : "did not bind its port within 90 s", s.vpcsim_log,
-                    Tail(s.vpcsim_log));
-    }
-  }
-  Status recorded = UpdateLabState(dir, [&](LabState& st) -> Status {
-    if (st.phase != "up") return Errorf(ErrorCode::kUnavailable, "the lab went {} while vpcsim started", st.phase);
-    st.vpcsim = started;
-    st.vpcsim_port = port;
-    return Ok();
-  });
-  if (!recorded.ok()) {
-    (void)StopDaemon(started);  // nobody would ever stop it
-    return recorded;
-  }
-  out_ << fmt::format("vpcsim started (pid {}, port {})\n", started.pid, port);
   return Ok();
 }
 

@@ -27,6 +27,33 @@ std::string ReadTextFile(const std::string& path) {
   return s;
 }
 
+std::string QuoteLogTail(const std::string& path, size_t lines) {
+  std::string text = ReadTextFile(path);
+  size_t pos = text.size();
+  for (size_t n = 0; n <= lines && pos > 0; n++) {
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) {
+      pos = 0;
+      break;
+    }
+  }
+  std::string t = text.substr(pos == 0 ? 0 : pos + 1);
+  std::string out;
+  size_t start = 0;
+  while (start < t.size()) {
+    size_t nl = t.find('\n', start);
+    out += "    | " + t.substr(start, nl == std::string::npos ? std::string::npos : nl - start) + "\n";
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out.empty() ? "    | (empty)\n" : out;
+}
+
+std::string TrimTrailing(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
 Status WriteTextFileAtomic(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp";
   // A leftover temp file (an interrupted write, or an older terway-lab's

@@ -30,6 +30,11 @@ inline constexpr const char* kLabFileNames[] = {
 
 // The whole file; "" when it cannot be read.
 std::string ReadTextFile(const std::string& path);
+// The file's last `lines` lines, each indented "    | ", for an error message
+// that quotes a daemon's log.
+std::string QuoteLogTail(const std::string& path, size_t lines = 15);
+// `s` without trailing newlines, spaces and carriage returns (a command's output).
+std::string TrimTrailing(std::string s);
 // Writes via "<path>.tmp" (created 0600, exclusively) and rename, so a reader
 // never sees half a file. One writer per path at a time (callers hold the lock
 // that guards the file).
