@@ -25,11 +25,18 @@ struct PodNs {
   std::string path() const { return "/var/run/netns/" + name; }
 };
 
-// prev_result: the ADD result a runtime passes to CHECK (and DEL).
+// What a network configuration adds to the defaults (e.g. eniip_virtual_type).
+struct CniConf {
+  std::string version = "1.0.0";
+  const nlohmann::json* prev_result = nullptr;  // the ADD result a runtime passes to CHECK (and DEL)
+  nlohmann::json extra = nlohmann::json::object();
+};
+
 inline CommandResult CniExec(const std::string& command, TerwaydNode* node, const PodNs& ns,
-                             const std::string& version = "1.0.0", const nlohmann::json* prev_result = nullptr) {
-  nlohmann::json c{{"cniVersion", version}, {"name", "terway"}, {"type", "terway"}, {"daemon_socket", node->socket()}};
-  if (prev_result) c["prevResult"] = *prev_result;
+                             const CniConf& cc = {}) {
+  nlohmann::json c{{"cniVersion", cc.version}, {"name", "terway"}, {"type", "terway"}, {"daemon_socket", node->socket()}};
+  if (cc.prev_result) c["prevResult"] = *cc.prev_result;
+  for (const auto& [k, v] : cc.extra.items()) c[k] = v;
   std::string conf = c.dump();
   return RunCommand({"/usr/bin/env", "CNI_COMMAND=" + command, "CNI_CONTAINERID=ctr-" + ns.pod,
                      "CNI_NETNS=" + ns.path(), "CNI_IFNAME=eth0",
@@ -41,12 +48,12 @@ inline CommandResult CniExec(const std::string& command, TerwaydNode* node, cons
 // Creates the pod's namespace and runs ADD; the pod IP, or "" (with a test
 // failure recorded) when ADD failed. *result gets the plugin's stdout.
 inline std::string AddPod(TerwaydNode* node, const std::string& world, PodNs* ns, const std::string& pod,
-                          nlohmann::json* result = nullptr) {
+                          nlohmann::json* result = nullptr, const CniConf& cc = {}) {
   ns->pod = pod;
   ns->name = world + "-" + pod;
   Status st = netlink::CreateNamedNetns(ns->name);
   EXPECT_TRUE(st.ok()) << st.error().ToString();
-  auto r = CniExec("ADD", node, *ns);
+  auto r = CniExec("ADD", node, *ns, cc);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   if (r.exit_code != 0) return "";
   auto j = nlohmann::json::parse(r.output, nullptr, false);

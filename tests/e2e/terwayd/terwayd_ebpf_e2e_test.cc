@@ -8,60 +8,25 @@
 // (--bpffs), unmounted at the end, also on failure.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include "../../root/ebpf/ebpf_test_env.h"
 #include "../../root/ebpf/traffic_topology.h"
-#include "e2e/harness/world.h"
+#include "e2e/terwayd/cni_exec.h"
 #include "ebpf/detect.h"
 #include "ebpf/programs.h"
-#include "netlink/netns.h"
-#include "test_util.h"
 
 namespace terway::testing {
 namespace {
 
-struct PodNs {
-  std::string name;
-  ~PodNs() {
-    if (!name.empty()) (void)netlink::DeleteNamedNetns(name);
-  }
-};
-
 class TerwaydEbpf : public ::testing::Test {
  protected:
-  CommandResult Cni(const std::string& command, TerwaydNode* node, const std::string& pod_ns,
-                    const std::string& pod) {
-    std::string conf = nlohmann::json{{"cniVersion", "1.0.0"},
-                                      {"name", "terway"},
-                                      {"type", "terway"},
-                                      {"eniip_virtual_type", "IPVlan"},
-                                      {"daemon_socket", node->socket()}}
-                           .dump();
-    return RunCommand({"/usr/bin/env", "CNI_COMMAND=" + command, "CNI_CONTAINERID=ctr-" + pod,
-                       "CNI_NETNS=/var/run/netns/" + pod_ns, "CNI_IFNAME=eth0",
-                       "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=e2e;K8S_POD_NAME=" + pod,
-                       "CNI_PATH=" + BinaryDir() + "/cmd/terway", BinaryPath("terway")},
-                      node->netns(), std::chrono::seconds(90), conf);
+  // The network asks for the eBPF datapath as upstream Terway's do.
+  static CniConf EbpfConf() {
+    CniConf c;
+    c.extra = {{"eniip_virtual_type", "IPVlan"}};
+    return c;
   }
-  std::string AddPod(TerwaydNode* node, PodNs* ns, const std::string& pod) {
-    ns->name = world_->name() + "-" + pod;
-    EXPECT_TRUE(netlink::CreateNamedNetns(ns->name).ok());
-    auto r = Cni("ADD", node, ns->name, pod);
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    if (r.exit_code != 0) return "";
-    auto j = nlohmann::json::parse(r.output, nullptr, false);
-    if (j.is_discarded() || !j.contains("ips") || j["ips"].empty()) {
-      ADD_FAILURE() << "no IP in the ADD result: " << r.output;
-      return "";
-    }
-    std::string addr = j["ips"][0]["address"];
-    return addr.substr(0, addr.find('/'));
-  }
-  bool Ping(const std::string& from_ns, const std::string& ip) {
-    return RunCommand({"/usr/bin/ping", "-c", "3", "-i", "0.2", "-W", "2", "-q", ip}, from_ns,
-                      std::chrono::seconds(20))
-               .exit_code == 0;
+  std::string AddEbpfPod(TerwaydNode* node, PodNs* ns, const std::string& pod) {
+    return AddPod(node, world_->name(), ns, pod, nullptr, EbpfConf());
   }
   // A TCP exchange from `from_ns` to an echo server in `to_ns` at `ip`: the
   // fast path carries TCP and UDP (ICMP takes the stack: conntrack cannot be
@@ -109,9 +74,9 @@ TEST_F(TerwaydEbpf, IpvlanNetworksTakeTheFastPathAndSurviveARestart) {
   }
   EXPECT_NE(std::system(("test -e " + fs0.dir() + "/terway").c_str()), 0) << "nothing pinned before an eBPF pod";
   PodNs a, b, c;
-  std::string ip_a = AddPod(nodes[0].get(), &a, "pa");
-  std::string ip_c = AddPod(nodes[0].get(), &c, "pc");
-  std::string ip_b = AddPod(nodes[1].get(), &b, "pb");
+  std::string ip_a = AddEbpfPod(nodes[0].get(), &a, "pa");
+  std::string ip_c = AddEbpfPod(nodes[0].get(), &c, "pc");
+  std::string ip_b = AddEbpfPod(nodes[1].get(), &b, "pb");
   ASSERT_FALSE(ip_a.empty() || ip_b.empty() || ip_c.empty()) << nodes[0]->process().Log();
   auto maps = NodeMaps(fs0);
   ASSERT_NE(maps, nullptr);
@@ -124,16 +89,14 @@ TEST_F(TerwaydEbpf, IpvlanNetworksTakeTheFastPathAndSurviveARestart) {
   EXPECT_GE(mid.pod_to_pod, before.pod_to_pod + 6) << ebpf::ToString(mid);
   EXPECT_TRUE(Talk(a.name, b.name, ip_b)) << "cross-node pod to pod";
   std::string host_ns = world_->InstanceNetns(world_->instances()[2]);
-  auto host_ip = RunCommand({"/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"}, host_ns);
-  std::string vpc_host = host_ip.output.substr(host_ip.output.find("inet ") + 5);
-  vpc_host = vpc_host.substr(0, vpc_host.find('/'));
+  std::string vpc_host = Eth0Ip(host_ns);
   EXPECT_TRUE(Talk(a.name, host_ns, vpc_host)) << "pod to VPC host " << vpc_host;
   EXPECT_TRUE(Ping(host_ns, ip_b)) << "VPC host to pod";
   ebpf::Counters after = maps->ReadCounters().value();
   EXPECT_GE(after.pod_to_eni, mid.pod_to_eni + 6) << ebpf::ToString(after);
   EXPECT_GE(after.eni_to_pod, mid.eni_to_pod + 6) << ebpf::ToString(after);
 
-  auto check = Cni("CHECK", nodes[0].get(), a.name, "pa");
+  auto check = CniExec("CHECK", nodes[0].get(), a, EbpfConf());
   EXPECT_EQ(check.exit_code, 0) << check.output;
 
   // A restart: the pins were left, so the programs load at start and the
@@ -141,7 +104,7 @@ TEST_F(TerwaydEbpf, IpvlanNetworksTakeTheFastPathAndSurviveARestart) {
   nodes[0]->Stop();
   ASSERT_TRUE(nodes[0]->Restart().ok());
   ASSERT_TRUE(nodes[0]->WaitReady().ok()) << nodes[0]->process().Log();
-  check = Cni("CHECK", nodes[0].get(), a.name, "pa");
+  check = CniExec("CHECK", nodes[0].get(), a, EbpfConf());
   EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_EQ(maps->ListEndpoints().value().size(), 2u);
   before = maps->ReadCounters().value();
@@ -149,12 +112,11 @@ TEST_F(TerwaydEbpf, IpvlanNetworksTakeTheFastPathAndSurviveARestart) {
   EXPECT_GE(maps->ReadCounters().value().pod_to_pod, before.pod_to_pod + 6);
 
   for (auto* p : {&a, &c}) {
-    std::string pod = p->name.substr(p->name.rfind('-') + 1);
-    auto del = Cni("DEL", nodes[0].get(), p->name, pod);
+    auto del = CniExec("DEL", nodes[0].get(), *p, EbpfConf());
     EXPECT_EQ(del.exit_code, 0) << del.output;
   }
   EXPECT_TRUE(maps->ListEndpoints().value().empty()) << "DEL leaves no entry";
-  auto del_b = Cni("DEL", nodes[1].get(), b.name, "pb");
+  auto del_b = CniExec("DEL", nodes[1].get(), b, EbpfConf());
   EXPECT_EQ(del_b.exit_code, 0) << del_b.output;
   maps.reset();
   nodes.clear();  // the terwayds stop before their bpffs is unmounted

@@ -115,7 +115,7 @@ TEST_F(TerwaydExclusive, PodOwnsAnEniReachesTheVpcAndDelDeletesIt) {
   EXPECT_TRUE(Ping(vpc_host_ns, ip_x1)) << "VPC host -> exclusive pod";
   EXPECT_TRUE(Ping(exclusive_->netns(), ip_x1)) << "node -> its exclusive pod (through the veth)";
   // CHECK as a runtime sends it: the ADD result as prevResult.
-  auto check = CniExec("CHECK", exclusive_.get(), x1, "1.0.0", &res);
+  auto check = CniExec("CHECK", exclusive_.get(), x1, {.prev_result = &res});
   EXPECT_EQ(check.exit_code, 0) << check.output;
 
   // Max pods = EniQuantity - 1 = 2: the third is refused, clearly.

@@ -97,7 +97,7 @@ TEST_F(TerwaydRepair, RestartRepairsBrokenPodsAndReleasesVanishedOnes) {
       << "p1 not repaired";
   EXPECT_TRUE(WaitFor([&] { return Ping(p2.name, vpc_host); }, std::chrono::seconds(30), std::chrono::seconds(1)))
       << "p2 not repaired";
-  EXPECT_EQ(CniExec("CHECK", node_.get(), p1, "1.0.0", &res1).exit_code, 0);
+  EXPECT_EQ(CniExec("CHECK", node_.get(), p1, {.prev_result = &res1}).exit_code, 0);
   EXPECT_EQ(CniExec("CHECK", node_.get(), p2).exit_code, 0);
 
   // Released: p3's address left the store, and nothing of p3 is on the node.

@@ -15,6 +15,7 @@
 #include "netlink/netns.h"
 #include "common/strings.h"
 #include "root/ebpf/ebpf_test_env.h"
+#include "root/scratch_netns.h"
 
 namespace terway::ebpf {
 namespace {
@@ -149,12 +150,9 @@ TEST(EbpfLoaderRoot, AttachKeepsAnIdenticalProgramAcrossRestartAndReplacesAStale
   TERWAY_REQUIRE_ROOT();
   testing::PrivateBpffs fs;
   TERWAY_REQUIRE_BPFFS(fs);
-  const std::string ns = "twebpfl" + terway::testing::UniqueSuffix();
-  ASSERT_TRUE(netlink::CreateNamedNetns(ns).ok());
-  struct Cleanup {
-    std::string ns;
-    ~Cleanup() { (void)netlink::DeleteNamedNetns(ns); }
-  } cleanup{ns};
+  terway::testing::ScratchNetns scratch("twebpfl");
+  ASSERT_OK(scratch.created);
+  const std::string& ns = scratch.name;
   auto h = netlink::Handle::OpenIn(ns);
   ASSERT_TRUE(h.ok()) << h.error().ToString();
   netlink::VethSpec v;
@@ -216,12 +214,9 @@ TEST(EbpfLoaderRoot, DetachForeignRemovesOnlyAnEarlierRunsFilters) {
   TERWAY_REQUIRE_ROOT();
   testing::PrivateBpffs fs;
   TERWAY_REQUIRE_BPFFS(fs);
-  const std::string ns = "twebpff" + terway::testing::UniqueSuffix();
-  ASSERT_TRUE(netlink::CreateNamedNetns(ns).ok());
-  struct Cleanup {
-    std::string ns;
-    ~Cleanup() { (void)netlink::DeleteNamedNetns(ns); }
-  } cleanup{ns};
+  terway::testing::ScratchNetns scratch("twebpff");
+  ASSERT_OK(scratch.created);
+  const std::string& ns = scratch.name;
   auto h = netlink::Handle::OpenIn(ns);
   ASSERT_TRUE(h.ok()) << h.error().ToString();
   std::vector<int> ifx;

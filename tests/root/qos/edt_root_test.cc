@@ -23,6 +23,7 @@
 #include "netlink/netns.h"
 #include "qos/shaper.h"
 #include "root/qos/iperf_meter.h"
+#include "root/scratch_netns.h"
 #include "test_util.h"
 
 namespace terway::qos {
@@ -113,12 +114,9 @@ TEST(EdtRoot, PacesAtTheRateAndDropsBeyondTheHorizon) {
 
 TEST(EdtRoot, AttachesAsADirectActionFilter) {
   TERWAY_REQUIRE_ROOT();
-  const std::string ns = "twedt" + terway::testing::UniqueSuffix();
-  ASSERT_TRUE(netlink::CreateNamedNetns(ns).ok());
-  struct Cleanup {
-    std::string ns;
-    ~Cleanup() { (void)netlink::DeleteNamedNetns(ns); }
-  } cleanup{ns};
+  terway::testing::ScratchNetns scratch("twedt");
+  ASSERT_OK(scratch.created);
+  const std::string& ns = scratch.name;
   auto edt = EdtProgram::Load();
   ASSERT_TRUE(edt.ok()) << edt.error().ToString();
   auto h = netlink::Handle::OpenIn(ns);
