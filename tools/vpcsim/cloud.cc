@@ -46,10 +46,23 @@ Status VpcCloud::LoadState(StateSnapshot snap) {
     instances_[i.id] = i;
   }
   for (auto& e : snap.enis) {
-    if (world_.FindVSwitch(e.vswitch_id) == nullptr) {
+    const WorldVSwitch* v = world_.FindVSwitch(e.vswitch_id);
+    if (v == nullptr) {
       return Errorf(ErrorCode::kInvalidArgument,
                     "state: ENI {} is in vSwitch {}, which the world file no longer defines",
                     e.id, e.vswitch_id);
+    }
+    // A world file may gain IPv6 under an existing state, but not drop or
+    // move the block that ENIs already hold addresses of.
+    for (const auto& ip : e.ipv6s) {
+      auto a = Ipv6Addr::Parse(ip);
+      if (!v->ipv6_cidr || !a.ok() || !v->ipv6_cidr->Contains(*a)) {
+        return Errorf(ErrorCode::kInvalidArgument,
+                      "state: ENI {} holds IPv6 {} but vSwitch {} in the world file has {}: restore the "
+                      "vSwitch's ipv6_cidr, or use another --state directory (or `vpcsim destroy` this one)",
+                      e.id, ip, e.vswitch_id,
+                      v->ipv6_cidr ? "ipv6_cidr " + v->ipv6_cidr->ToString() : std::string("no ipv6_cidr"));
+      }
     }
     next_seq_ = std::max(next_seq_, e.seq + 1);
     Commit(std::move(e));
@@ -126,7 +139,8 @@ Result<json> VpcCloud::Call(const std::string& product, const std::string& actio
                                 region->substr(0, 64), world_.region));
   }
   std::lock_guard l(mu_);
-  const bool idempotent = action == "CreateNetworkInterface" || action == "AssignPrivateIpAddresses";
+  const bool idempotent = action == "CreateNetworkInterface" || action == "AssignPrivateIpAddresses" ||
+                          action == "AssignIpv6Addresses";
   auto token = idempotent ? Get(p, "ClientToken") : std::nullopt;
   std::string fp;
   if (token) {

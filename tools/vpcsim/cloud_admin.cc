@@ -173,9 +173,16 @@ json VpcCloud::Summary() const {
   for (const auto& v : world_.vswitches) {
     auto used = used_v4_.find(v.id);
     size_t n = used == used_v4_.end() ? 0 : used->second.size();
-    vsws.push_back({{"id", v.id}, {"zone", v.zone}, {"cidr", v.cidr.ToString()},
-                    {"gateway", v.gateway.ToString()}, {"used", n},
-                    {"available", UsableCount(v.cidr) - n}});
+    json vj = {{"id", v.id}, {"zone", v.zone}, {"cidr", v.cidr.ToString()},
+               {"gateway", v.gateway.ToString()}, {"used", n},
+               {"available", UsableCount(v.cidr) - n}};
+    if (v.ipv6_cidr) {
+      auto used6 = used_v6_.find(v.id);
+      vj["ipv6_cidr"] = v.ipv6_cidr->ToString();
+      vj["ipv6_gateway"] = v.ipv6_gateway.ToString();
+      vj["ipv6_used"] = used6 == used_v6_.end() ? 0 : used6->second.size();
+    }
+    vsws.push_back(std::move(vj));
   }
   std::vector<const InstanceRecord*> insts;
   for (const auto& [id, i] : instances_) insts.push_back(&i);
@@ -192,14 +199,16 @@ json VpcCloud::Summary() const {
     const auto* t = FindInstanceType(i->instance_type);
     ij.push_back({{"id", i->id}, {"instance_type", i->instance_type}, {"zone", i->zone},
                   {"vswitch", i->vswitch_id}, {"eni_quantity", t ? t->eni_quantity : 0},
-                  {"ips_per_eni", t ? t->eni_private_ip_address_quantity : 0}, {"enis", ej}});
+                  {"ips_per_eni", t ? t->eni_private_ip_address_quantity : 0},
+                  {"ipv6_per_eni", t ? t->eni_ipv6_address_quantity : 0}, {"enis", ej}});
   }
   json free = json::array();
   for (const auto& [id, e] : enis_) {
     if (e.instance_id.empty()) free.push_back(eni_json(e));
   }
   return {{"world", world_.name},  {"region", world_.region},
-          {"vpc", {{"id", world_.vpc_id}, {"cidr", world_.vpc_cidr.ToString()}}},
+          {"vpc", {{"id", world_.vpc_id}, {"cidr", world_.vpc_cidr.ToString()},
+                   {"ipv6_cidr", world_.vpc_ipv6_cidr ? world_.vpc_ipv6_cidr->ToString() : ""}}},
           {"vswitches", vsws},    {"instances", ij}, {"unattached_enis", free}};
 }
 

@@ -3,6 +3,7 @@
 #include "tools/vpcsim/cloud.h"
 
 #include <algorithm>
+#include <set>
 
 #include "common/log.h"
 #include "tools/vpcsim/catalogue.h"
@@ -38,8 +39,21 @@ Result<json> VpcCloud::CreateNetworkInterface(const Params& p) {
     return ApiError(403, "InvalidOperation.Ipv4CountExceeded",
                     fmt::format("A new ENI holds at most {} secondary private IPs.", kMaxIpsOnDetachedEni));
   }
-  TERWAY_ASSIGN_OR_RETURN(auto v6count, IntParam(p, "Ipv6AddressCount", 0, 10));
-  TERWAY_ASSIGN_OR_RETURN(auto v6wanted, ListParam(p, "Ipv6Address", 10));
+  TERWAY_ASSIGN_OR_RETURN(auto v6count, IntParam(p, "Ipv6AddressCount", 0, kMaxIpv6PerCall));
+  TERWAY_ASSIGN_OR_RETURN(auto v6wanted, ListParam(p, "Ipv6Address", kMaxIpv6PerCall));
+  if (v6count && *v6count > 0 && !v6wanted.empty()) {
+    return InvalidParam("Ipv6AddressCount", "give either it or Ipv6Address.N");
+  }
+  {
+    std::set<std::string> distinct;
+    for (const auto& w : v6wanted) {
+      auto a = Ipv6Addr::Parse(w);
+      if (!distinct.insert(a.ok() ? a->ToString() : w).second) {
+        return ApiError(403, "InvalidIp.IpRepeated",
+                        fmt::format("The specified IP \"{}\" is given more than once.", w.substr(0, 64)));
+      }
+    }
+  }
   size_t n_v6 = v6count ? static_cast<size_t>(*v6count) : v6wanted.size();
   if (n_v6 > kMaxIpv6OnDetachedEni) {
     return ApiError(403, "InvalidOperation.Ipv6CountExceeded", "A new ENI holds at most 10 IPv6 addresses.");

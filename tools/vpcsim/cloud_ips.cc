@@ -3,6 +3,7 @@
 #include "tools/vpcsim/cloud.h"
 
 #include <algorithm>
+#include <set>
 
 #include "common/log.h"
 #include "tools/vpcsim/catalogue.h"
@@ -101,22 +102,44 @@ Result<json> VpcCloud::UnassignPrivateIpAddresses(const Params& p) {
 
 Result<json> VpcCloud::AssignIpv6Addresses(const Params& p) {
   TERWAY_ASSIGN_OR_RETURN(EniRecord * cur, FindEni(p));
-  TERWAY_ASSIGN_OR_RETURN(auto count, IntParam(p, "Ipv6AddressCount", 1, 30));
-  TERWAY_ASSIGN_OR_RETURN(auto wanted, ListParam(p, "Ipv6Address", 30));
+  // The API reference: Ipv6AddressCount 1..10, Ipv6Address.N with N 1..10.
+  TERWAY_ASSIGN_OR_RETURN(auto count, IntParam(p, "Ipv6AddressCount", 1, kMaxIpv6PerCall));
+  TERWAY_ASSIGN_OR_RETURN(auto wanted, ListParam(p, "Ipv6Address", kMaxIpv6PerCall));
   if (!count && wanted.empty()) {
     return ApiError(400, "MissingParameter",
                     "The input parameter \"Ipv6AddressCount\" or \"Ipv6Address.N\" that is mandatory "
                     "for processing this request is not supplied.");
   }
   if (count && !wanted.empty()) return InvalidParam("Ipv6AddressCount", "give either it or Ipv6Address.N");
+  std::set<std::string> distinct;
+  for (const auto& w : wanted) {
+    auto a = Ipv6Addr::Parse(w);
+    if (!distinct.insert(a.ok() ? a->ToString() : w).second) {
+      return ApiError(403, "InvalidIp.IpRepeated",
+                      fmt::format("The specified IP \"{}\" is given more than once.", w.substr(0, 64)));
+    }
+  }
   if (Transitional(*cur)) return EniConflict(*cur);
+  const WorldVSwitch* vsw = world_.FindVSwitch(cur->vswitch_id);
+  if (!vsw->ipv6_cidr) {
+    return ApiError(403, "InvalidVSwitch.Ipv6NotTurnOn",
+                    fmt::format("IPv6 is not enabled on VSwitch \"{}\" of ENI {}; enable it on the VPC and "
+                                "the VSwitch first.", cur->vswitch_id, cur->id));
+  }
   size_t n = count ? static_cast<size_t>(*count) : wanted.size();
   const cloud::InstanceType* t = cur->instance_id.empty() ? nullptr : TypeOf(cur->instance_id);
+  if (t && t->eni_ipv6_address_quantity == 0) {
+    return ApiError(403, "InvalidOperation.Ipv6NotSupport",
+                    fmt::format("Instance type {} (instance {} of ENI {}) does not support IPv6.",
+                                t->instance_type_id, cur->instance_id, cur->id));
+  }
   size_t limit = t ? static_cast<size_t>(t->eni_ipv6_address_quantity) : kMaxIpv6OnDetachedEni;
   if (cur->ipv6s.size() + n > limit) {
     return ApiError(403, "InvalidOperation.Ipv6CountExceeded",
-                    fmt::format("ENI {} would hold {} IPv6 addresses; the limit is {}.", cur->id,
-                                cur->ipv6s.size() + n, limit));
+                    fmt::format("ENI {} would hold {} IPv6 addresses; the limit is {}{}.", cur->id,
+                                cur->ipv6s.size() + n, limit,
+                                t ? " (" + t->instance_type_id + " EniIpv6AddressQuantity)"
+                                  : " (an ENI that is not attached)"));
   }
   std::vector<std::string> got;
   Status s;

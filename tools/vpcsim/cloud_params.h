@@ -21,6 +21,8 @@ namespace terway::vpcsim {
 
 inline constexpr int kMaxIpsOnDetachedEni = 10;  // an Available ENI holds at most 10 secondary IPs
 inline constexpr int kMaxIpv6OnDetachedEni = 10;
+// AssignIpv6Addresses and CreateNetworkInterface take at most 10 IPv6 per call.
+inline constexpr int kMaxIpv6PerCall = 10;
 
 std::string RandomId(std::string_view prefix, size_t n);
 

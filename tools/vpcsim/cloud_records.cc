@@ -56,25 +56,34 @@ Result<std::string> VpcCloud::AllocateIpv6(const std::string& vswitch_id, const 
   const WorldVSwitch* v = world_.FindVSwitch(vswitch_id);
   if (!v->ipv6_cidr) {
     return ApiError(403, "InvalidVSwitch.Ipv6NotTurnOn",
-                    fmt::format("The VSwitch \"{}\" has no IPv6 CIDR block.", vswitch_id));
+                    fmt::format("IPv6 is not enabled on VSwitch \"{}\"; enable it on the VPC and the "
+                                "VSwitch first.", vswitch_id));
   }
   auto& used = used_v6_[vswitch_id];
   if (!wanted.empty()) {
     auto a = Ipv6Addr::Parse(wanted);
-    if (!a.ok() || !v->ipv6_cidr->Contains(*a)) {
-      return ApiError(403, "InvalidIp.Address", fmt::format("The specified IPv6 address \"{}\" is not valid.",
-                                                            wanted.substr(0, 64)));
+    if (!a.ok() || !Ipv6Assignable(*v->ipv6_cidr, *a)) {
+      return ApiError(403, "InvalidIp.Address",
+                      fmt::format("The specified IPv6 address \"{}\" is not valid: it must be an assignable "
+                                  "address of VSwitch {}'s block {} (not its first address, not the "
+                                  "reserved top from the gateway {} up).",
+                                  wanted.substr(0, 64), vswitch_id, v->ipv6_cidr->ToString(),
+                                  v->ipv6_gateway.ToString()));
     }
     if (!used.insert(a->ToString()).second) {
-      return ApiError(403, "InvalidIp.IpAssigned", fmt::format("The specified IP \"{}\" is already assigned.", wanted));
+      return ApiError(403, "InvalidIp.IpAssigned",
+                      fmt::format("The specified IP \"{}\" is already assigned.", wanted));
     }
     return a->ToString();
   }
+  // A /64 does not run out in an emulator; the bound only keeps a corrupt
+  // state from spinning here.
   for (uint64_t i = 1; i < 1000000; i++) {
     std::string s = v->ipv6_cidr->At(i).ToString();
     if (used.insert(s).second) return s;
   }
-  return ApiError(403, "InvalidVSwitchId.IpNotEnough", "The specified VSwitch has not enough IPv6 addresses.");
+  return ApiError(403, "InvalidVSwitchId.IpNotEnough",
+                  fmt::format("The specified VSwitch \"{}\" has not enough IPv6 addresses.", vswitch_id));
 }
 
 std::string VpcCloud::NewMac() {

@@ -47,6 +47,7 @@ zones: [cn-hangzhou-h]
 vpc:
   id: vpc-cloude2e01
   cidr: 198.18.0.0/16
+  ipv6_cidr: "fd00:c612::/56"
   vswitches:
     - id: {}
       zone: cn-hangzhou-h
