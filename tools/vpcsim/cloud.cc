@@ -91,7 +91,8 @@ Status VpcCloud::SyncFabric() {
   std::lock_guard l(mu_);
   TERWAY_TRY_CTX(fabric_->EnsureVpc(world_.vpc_id, world_.vpc_cidr), "fabric: VPC " + world_.vpc_id);
   for (const auto& v : world_.vswitches) {
-    TERWAY_TRY_CTX(fabric_->EnsureVSwitch({v.id, v.cidr, v.gateway}), "fabric: vSwitch " + v.id);
+    TERWAY_TRY_CTX(fabric_->EnsureVSwitch({v.id, v.cidr, v.gateway, v.ipv6_cidr, v.ipv6_gateway}),
+                   "fabric: vSwitch " + v.id);
   }
   for (const auto& [id, inst] : instances_) {
     auto p = enis_.find(inst.primary_eni);

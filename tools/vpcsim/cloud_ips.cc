@@ -56,15 +56,8 @@ Result<json> VpcCloud::AssignPrivateIpAddresses(const Params& p) {
     undo();
     return ApiError(500, "InternalError", ps.error().ToString());
   }
-  bool attached = e.status == cloud::kEniInUse;
-  FabricEni f = ToFabric(e);
   std::string id = e.id;
-  Commit(std::move(e));
-  if (attached) {
-    if (Status fs = fabric_->SetEniIps(f); !fs.ok()) {
-      log::Error("vpcsim fabric_set_ips_failed eni={} err={}", id, fs.error().ToString());
-    }
-  }
+  CommitAndPushIps(std::move(e));
   return json{{"AssignedPrivateIpAddressesSet",
                {{"NetworkInterfaceId", id}, {"PrivateIpSet", {{"PrivateIpAddress", got}}}}}};
 }
@@ -89,14 +82,7 @@ Result<json> VpcCloud::UnassignPrivateIpAddresses(const Params& p) {
     e.secondary_ips.erase(it);
   }
   if (Status ps = Persist(e); !ps.ok()) return ApiError(500, "InternalError", ps.error().ToString());
-  bool attached = e.status == cloud::kEniInUse;
-  FabricEni f = ToFabric(e);
-  Commit(std::move(e));
-  if (attached) {
-    if (Status fs = fabric_->SetEniIps(f); !fs.ok()) {
-      log::Error("vpcsim fabric_set_ips_failed eni={} err={}", f.eni_id, fs.error().ToString());
-    }
-  }
+  CommitAndPushIps(std::move(e));
   return json::object();
 }
 
@@ -162,7 +148,7 @@ Result<json> VpcCloud::AssignIpv6Addresses(const Params& p) {
     return ApiError(500, "InternalError", ps.error().ToString());
   }
   std::string id = e.id;
-  Commit(std::move(e));
+  CommitAndPushIps(std::move(e));
   return json{{"NetworkInterfaceId", id}, {"Ipv6Sets", {{"Ipv6Address", got}}}};
 }
 
@@ -187,8 +173,21 @@ Result<json> VpcCloud::UnassignIpv6Addresses(const Params& p) {
     e.ipv6s.erase(it);
   }
   if (Status ps = Persist(e); !ps.ok()) return ApiError(500, "InternalError", ps.error().ToString());
-  Commit(std::move(e));
+  CommitAndPushIps(std::move(e));
   return json::object();
+}
+
+void VpcCloud::CommitAndPushIps(EniRecord e) {
+  // Only a plugged-in ENI has routes; Tick's attach completion sets the IPs
+  // of an ENI that was Available when they changed.
+  bool attached = e.status == cloud::kEniInUse;
+  FabricEni f = ToFabric(e);
+  Commit(std::move(e));
+  if (!attached) return;
+  if (Status fs = fabric_->SetEniIps(f); !fs.ok()) {
+    // The cloud's answer stands, as on ECS; the data-plane failure is ours.
+    log::Error("vpcsim fabric_set_ips_failed eni={} err={}", f.eni_id, fs.error().ToString());
+  }
 }
 
 }  // namespace terway::vpcsim

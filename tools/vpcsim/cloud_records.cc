@@ -157,6 +157,9 @@ FabricEni VpcCloud::ToFabric(const EniRecord& e) const {
   for (const auto& ip : e.secondary_ips) {
     if (auto a = Ipv4Addr::Parse(ip); a.ok()) f.ips.push_back(*a);
   }
+  for (const auto& ip : e.ipv6s) {
+    if (auto a = Ipv6Addr::Parse(ip); a.ok()) f.ipv6s.push_back(*a);
+  }
   return f;
 }
 

@@ -177,6 +177,36 @@ TEST_F(Ipv6Test, UnassignFreesAndAFailedUnassignChangesNothing) {
             "403 InvalidIp.IpUnassigned");
 }
 
+// The fabric routes an ENI's IPv6 only while it is attached: assign and
+// unassign on an InUse ENI push the set, an Available ENI's wait for attach,
+// and a restart replays them.
+TEST_F(Ipv6Test, TheFabricGetsTheIpv6OfAttachedEnis) {
+  std::string eni = CreateEni();
+  auto early = Assign(eni, {{"Ipv6AddressCount", "1"}});
+  EXPECT_TRUE(fabric_->EniIpv6s(eni).empty()) << "not plugged in yet";
+  AttachAndWait(eni, "i-big");
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& a : fabric_->EniIpv6s(eni)) out.push_back(a.ToString());
+    return out;
+  };
+  EXPECT_EQ(names(), early);
+  auto more = Assign(eni, {{"Ipv6AddressCount", "2"}});
+  std::vector<std::string> all = early;
+  all.insert(all.end(), more.begin(), more.end());
+  EXPECT_EQ(names(), all);
+  Ok("UnassignIpv6Addresses", {{"NetworkInterfaceId", eni}, {"Ipv6Address.1", early[0]}});
+  EXPECT_EQ(names(), more);
+  Reopen();  // SyncFabric replays the state into a fresh fabric
+  EXPECT_EQ(names(), more);
+  // The vSwitch reaches the fabric with its IPv6 block and gateway.
+  auto calls = fabric_->Calls();
+  EXPECT_NE(std::find(calls.begin(), calls.end(),
+                      "EnsureVSwitch vsw-a 198.18.0.0/24 198.18.0.253 fd00:1::/64 fd00:1::ffff:ffff:ffff:fff7"),
+            calls.end());
+  EXPECT_NE(std::find(calls.begin(), calls.end(), "EnsureVSwitch vsw-c 198.18.2.0/24 198.18.2.253"), calls.end());
+}
+
 TEST_F(Ipv6Test, ClientTokenMakesAssignIdempotentAcrossARestart) {
   std::string eni = CreateEni();
   cloud::QueryParams p = {{"NetworkInterfaceId", eni}, {"Ipv6AddressCount", "2"}, {"ClientToken", "v6-tok"}};
