@@ -234,11 +234,17 @@ struct Client {
 
 void PrintWorld(const json& w) {
   std::cout << "world " << w["world"].get<std::string>() << "  region " << w["region"].get<std::string>() << "  vpc "
-            << w["vpc"]["id"].get<std::string>() << " " << w["vpc"]["cidr"].get<std::string>() << "\n\nvSwitches:\n";
+            << w["vpc"]["id"].get<std::string>() << " " << w["vpc"]["cidr"].get<std::string>();
+  if (!w["vpc"].value("ipv6_cidr", "").empty()) std::cout << " " << w["vpc"]["ipv6_cidr"].get<std::string>();
+  std::cout << "\n\nvSwitches:\n";
   for (const auto& v : w["vswitches"]) {
-    std::cout << fmt::format("  {:<20} {:<16} {:<18} gateway {:<15} used {:>4}  free {:>5}\n",
+    std::cout << fmt::format("  {:<20} {:<16} {:<18} gateway {:<15} used {:>4}  free {:>5}",
                              v["id"].get<std::string>(), v["zone"].get<std::string>(), v["cidr"].get<std::string>(),
                              v["gateway"].get<std::string>(), v["used"].get<int>(), v["available"].get<int>());
+    if (v.contains("ipv6_cidr")) {
+      std::cout << fmt::format("  ipv6 {} used {}", v["ipv6_cidr"].get<std::string>(), v["ipv6_used"].get<int>());
+    }
+    std::cout << "\n";
   }
   auto eni_line = [](const json& e, const std::string& dev) {
     std::vector<std::string> sec = e["secondary_ips"].get<std::vector<std::string>>();

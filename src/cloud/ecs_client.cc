@@ -199,7 +199,13 @@ Result<std::vector<std::string>> OpenApiEcsClient::AssignIpv6Addresses(const Ass
                                                     TokenOptions(req.client_token)));
   // {"NetworkInterfaceId", "Ipv6Sets": {"Ipv6Address": [..]}}
   TERWAY_ASSIGN_OR_RETURN(auto ips, ParseWrapped<std::string>(reply, "Ipv6Sets", "Ipv6Address", StringOf));
-  if (ips.empty() && !req.addresses.empty()) return req.addresses;
+  if (ips.empty() && !req.addresses.empty()) return req.addresses;  // the request named them
+  // As for IPv4: a short answer would leave addresses the caller cannot track.
+  const size_t want = req.count > 0 ? static_cast<size_t>(req.count) : req.addresses.size();
+  if (ips.size() != want) {
+    return Errorf(ErrorCode::kCloud, "AssignIpv6Addresses on {}: asked {} addresses, got {}", req.eni_id,
+                  want, ips.size());
+  }
   return ips;
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/ip.h"
 #include "common/strings.h"
 
 namespace terway::cloud {
@@ -24,6 +25,30 @@ Result<std::vector<std::string>> ParseStringArray(const std::string& path, const
     return Errorf(ErrorCode::kInvalidArgument, "metadata {}: want a JSON array of strings, got \"{}\": {}",
                   path, body.substr(0, 200), e.what());
   }
+}
+
+// "[a,b]" (ECS's unquoted form for the IPv6 entries) or a JSON array of
+// strings; each entry must pass `valid`.
+template <typename Valid>
+Result<std::vector<std::string>> ParseBracketList(const std::string& path, const std::string& body,
+                                                  const char* what, Valid valid) {
+  std::string_view s = Trim(body);
+  if (s.size() < 2 || s.front() != '[' || s.back() != ']') {
+    return Errorf(ErrorCode::kInvalidArgument, "metadata {}: want a bracketed list of {}, got \"{}\"", path,
+                  what, body.substr(0, 200));
+  }
+  std::vector<std::string> out;
+  for (const auto& part : Split(s.substr(1, s.size() - 2), ',', true)) {
+    std::string_view item = Trim(part);
+    if (item.size() >= 2 && item.front() == '"' && item.back() == '"') item = item.substr(1, item.size() - 2);
+    if (item.empty()) continue;
+    if (!valid(item)) {
+      return Errorf(ErrorCode::kInvalidArgument, "metadata {}: \"{}\" is not {}", path,
+                    std::string(item.substr(0, 64)), what);
+    }
+    out.emplace_back(item);
+  }
+  return out;
 }
 
 }  // namespace
@@ -54,7 +79,15 @@ Result<std::vector<std::string>> InstanceMetadata::EniIpv6s(const std::string& m
     return std::move(body).error();
   }
   if (body->empty()) return std::vector<std::string>{};
-  return ParseStringArray(path, *body);
+  return ParseBracketList(path, *body, "an IPv6 address",
+                          [](std::string_view a) { return Ipv6Addr::Parse(a).ok(); });
+}
+
+Result<std::vector<std::string>> InstanceMetadata::EniVpcIpv6CidrBlocks(const std::string& mac) {
+  std::string path = MacPath(mac, "vpc-ipv6-cidr-blocks");
+  TERWAY_ASSIGN_OR_RETURN(std::string body, Get(path));
+  return ParseBracketList(path, body, "an IPv6 CIDR",
+                          [](std::string_view c) { return Ipv6Cidr::Parse(c).ok(); });
 }
 
 Result<std::vector<std::string>> InstanceMetadata::RamRoles() {

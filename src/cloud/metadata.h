@@ -48,8 +48,19 @@ class InstanceMetadata {
   Result<std::string> EniNetmask(const std::string& mac) { return Get(MacPath(mac, "netmask")); }
   Result<std::string> EniVpcId(const std::string& mac) { return Get(MacPath(mac, "vpc-id")); }
   Result<std::string> EniVpcCidrBlock(const std::string& mac) { return Get(MacPath(mac, "vpc-cidr-block")); }
-  // ipv6s is a JSON array of strings too ("[]" or 404 when the ENI has none).
+  // IPv6 (Alibaba's metadata reference; only for an ENI in an IPv6-enabled
+  // vSwitch). ipv6s is a bracketed list, unquoted on ECS ("[2408::1,2408::2]");
+  // JSON strings are accepted too. 404 (an ENI without IPv6) reads as empty;
+  // an entry that is not an IPv6 address is an error.
   Result<std::vector<std::string>> EniIpv6s(const std::string& mac);
+  // The vSwitch's IPv6 gateway, e.g. "2408:...:a204:ffff:ffff:ffff:fff7".
+  Result<std::string> EniIpv6Gateway(const std::string& mac) { return Get(MacPath(mac, "ipv6-gateway")); }
+  // The vSwitch's IPv6 /64, e.g. "2408:...:a204::/64".
+  Result<std::string> EniVSwitchIpv6CidrBlock(const std::string& mac) {
+    return Get(MacPath(mac, "vswitch-ipv6-cidr-block"));
+  }
+  // The VPC's IPv6 blocks: "[2408:...:a200::/56]".
+  Result<std::vector<std::string>> EniVpcIpv6CidrBlocks(const std::string& mac);
 
   // Names of the RAM roles attached to the instance (one per line).
   Result<std::vector<std::string>> RamRoles();

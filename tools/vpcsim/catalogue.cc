@@ -60,6 +60,9 @@ std::vector<cloud::InstanceType> Build() {
       // Emulator-only types: small quotas so tests reach the limits quickly.
       T("ecs.vpcsim.tiny", "ecs.vpcsim", 1, 1, 3, 3, 3),
       T("ecs.vpcsim.small", "ecs.vpcsim", 2, 4, 4, 5, 5),
+      // A type without IPv6 (EniIpv6AddressQuantity 0, as older families such as
+      // ecs.sn1 report): AssignIpv6Addresses answers InvalidOperation.Ipv6NotSupport.
+      T("ecs.vpcsim.ipv4only", "ecs.vpcsim", 2, 4, 3, 5, 0),
       // Dense node for benchmarks: (18 - 1) x 30 = 510 pods.
       T("ecs.vpcsim.xlarge", "ecs.vpcsim", 64, 256, 18, 30, 30),
   };

@@ -116,6 +116,7 @@ class VpcCloud {
   const cloud::InstanceType* TypeOf(const std::string& instance_id) const;
   Status Persist(const EniRecord& e);
   void Commit(EniRecord e);  // replaces the in-memory record and the used-address sets
+  void CommitAndPushIps(EniRecord e);  // Commit, then the fabric's IPs of an InUse ENI
   void ForgetEni(const std::string& id);
   FabricEni ToFabric(const EniRecord& e) const;
   cloud::NetworkInterface ToApi(const EniRecord& e) const;

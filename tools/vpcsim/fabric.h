@@ -15,11 +15,13 @@
 // Each ENI is a veth whose host end is an isolated port of its vSwitch's bridge,
 // so instances never talk L2 to each other: every packet crosses the router,
 // as in a real VPC (the gateway answers every ARP).
-// The router delivers an IP only to the ENI that holds it (per-IP /32 routes
-// with permanent neighbours), and drops packets whose source IP is not
-// assigned to the ENI they arrive from (anti-spoofing).
+// The router delivers an IP only to the ENI that holds it (per-IP /32 and, for
+// IPv6, /128 routes with permanent neighbours), and drops packets whose source
+// IP is not assigned to the ENI they arrive from (anti-spoofing, both families;
+// IPv6 link-local and unspecified sources pass, for neighbour discovery).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,10 @@ struct FabricVSwitch {
   std::string vswitch_id;
   Ipv4Cidr cidr;
   Ipv4Addr gateway;  // conventionally the 253rd address of the block
+  // IPv6 enabled on the vSwitch: its /64 and gateway (<block>:ffff:ffff:ffff:fff7).
+  // Default-initialised so that IPv4-only aggregate initialisers stay valid.
+  std::optional<Ipv6Cidr> ipv6_cidr = std::nullopt;
+  Ipv6Addr ipv6_gateway{};
 };
 
 struct FabricEni {
@@ -43,6 +49,8 @@ struct FabricEni {
   std::string vswitch_id;
   // Every IPv4 address the ENI holds, its primary IP first.
   std::vector<Ipv4Addr> ips;
+  // Every IPv6 address the ENI holds (AssignIpv6Addresses order).
+  std::vector<Ipv6Addr> ipv6s{};
 };
 
 class Fabric {
@@ -64,7 +72,8 @@ class Fabric {
   // Unplugs the ENI wherever its link currently is (it may have been moved into
   // a pod's namespace by an exclusive-ENI datapath). Success if already gone.
   virtual Status DetachEni(const std::string& instance_id, const std::string& eni_id) = 0;
-  // Replaces the set of IPs the router delivers to, and accepts from, this ENI.
+  // Replaces the set of IPs (IPv4 and IPv6) the router delivers to, and
+  // accepts from, this ENI.
   virtual Status SetEniIps(const FabricEni& eni) = 0;
 
   // Name (not path) of namespaces, for `ip netns exec` and for SpawnInNetns.

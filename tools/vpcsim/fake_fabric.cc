@@ -21,8 +21,9 @@ Status FakeFabric::EnsureVpc(const std::string& vpc_id, const Ipv4Cidr& cidr) {
 
 Status FakeFabric::EnsureVSwitch(const FabricVSwitch& v) {
   std::lock_guard l(mu_);
-  return Record("EnsureVSwitch",
-                fmt::format("EnsureVSwitch {} {} {}", v.vswitch_id, v.cidr.ToString(), v.gateway.ToString()));
+  std::string line = fmt::format("EnsureVSwitch {} {} {}", v.vswitch_id, v.cidr.ToString(), v.gateway.ToString());
+  if (v.ipv6_cidr) line += fmt::format(" {} {}", v.ipv6_cidr->ToString(), v.ipv6_gateway.ToString());
+  return Record("EnsureVSwitch", line);
 }
 
 Status FakeFabric::EnsureInstance(const std::string& id, const FabricEni& primary) {
@@ -31,6 +32,7 @@ Status FakeFabric::EnsureInstance(const std::string& id, const FabricEni& primar
   instances_[id] = true;
   attached_[primary.eni_id] = 0;
   ips_[primary.eni_id] = primary.ips;
+  ipv6s_[primary.eni_id] = primary.ipv6s;
   return Ok();
 }
 
@@ -53,6 +55,7 @@ Status FakeFabric::DetachEni(const std::string& id, const std::string& eni_id) {
   TERWAY_TRY(Record("DetachEni", fmt::format("DetachEni {} {}", eni_id, id)));
   attached_.erase(eni_id);
   ips_.erase(eni_id);
+  ipv6s_.erase(eni_id);
   return Ok();
 }
 
@@ -60,6 +63,7 @@ Status FakeFabric::SetEniIps(const FabricEni& eni) {
   std::lock_guard l(mu_);
   TERWAY_TRY(Record("SetEniIps", fmt::format("SetEniIps {} {}", eni.eni_id, eni.ips.size())));
   ips_[eni.eni_id] = eni.ips;
+  ipv6s_[eni.eni_id] = eni.ipv6s;
   return Ok();
 }
 
@@ -68,6 +72,7 @@ Status FakeFabric::Destroy() {
   TERWAY_TRY(Record("Destroy", "Destroy"));
   attached_.clear();
   ips_.clear();
+  ipv6s_.clear();
   instances_.clear();
   return Ok();
 }
@@ -84,6 +89,11 @@ std::vector<Ipv4Addr> FakeFabric::EniIps(const std::string& eni_id) const {
   std::lock_guard l(mu_);
   auto it = ips_.find(eni_id);
   return it == ips_.end() ? std::vector<Ipv4Addr>{} : it->second;
+}
+std::vector<Ipv6Addr> FakeFabric::EniIpv6s(const std::string& eni_id) const {
+  std::lock_guard l(mu_);
+  auto it = ipv6s_.find(eni_id);
+  return it == ipv6s_.end() ? std::vector<Ipv6Addr>{} : it->second;
 }
 bool FakeFabric::HasInstance(const std::string& id) const {
   std::lock_guard l(mu_);

@@ -30,6 +30,7 @@ class FakeFabric : public Fabric {
   std::vector<std::string> Calls() const;                 // "AttachEni eni-x i-y 1", ...
   std::map<std::string, int> AttachedEnis() const;        // eni -> device index
   std::vector<Ipv4Addr> EniIps(const std::string& eni_id) const;
+  std::vector<Ipv6Addr> EniIpv6s(const std::string& eni_id) const;
   bool HasInstance(const std::string& id) const;
   void FailNext(const std::string& op);                   // the next call of op fails
 
@@ -40,6 +41,7 @@ class FakeFabric : public Fabric {
   std::vector<std::string> calls_;
   std::map<std::string, int> attached_;
   std::map<std::string, std::vector<Ipv4Addr>> ips_;
+  std::map<std::string, std::vector<Ipv6Addr>> ipv6s_;
   std::map<std::string, bool> instances_;
   std::map<std::string, int> fail_next_;
 };

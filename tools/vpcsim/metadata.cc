@@ -129,9 +129,30 @@ HttpReply MetadataService::MetaData(const std::string& instance_id, const std::s
   if (!eni) return NotFound();
   const WorldVSwitch* v = w.FindVSwitch(eni->vswitch_id);
   if (leaf.empty()) {
-    return Text(Lines({"network-interface-id", "primary-ip-address", "private-ipv4s", "vswitch-id",
-                       "vswitch-cidr-block", "gateway", "netmask", "vpc-id", "vpc-cidr-block",
-                       "ipv6s"}));
+    std::vector<std::string> leaves = {"network-interface-id", "primary-ip-address", "private-ipv4s",
+                                       "vswitch-id", "vswitch-cidr-block", "gateway", "netmask",
+                                       "vpc-id", "vpc-cidr-block"};
+    if (v->ipv6_cidr) {
+      for (const char* l : {"ipv6s", "ipv6-gateway", "vswitch-ipv6-cidr-block", "vpc-ipv6-cidr-blocks"}) {
+        leaves.push_back(l);
+      }
+    }
+    return Text(Lines(leaves));
+  }
+  // The IPv6 entries exist only for an ENI in an IPv6-enabled vSwitch, and
+  // ipv6s only while the ENI holds one (404 otherwise, as on ECS). Lists are
+  // bracketed and unquoted, as Alibaba's metadata reference shows them
+  // ("[2408:...:e4e]"), unlike private-ipv4s' JSON strings.
+  if (leaf == "ipv6s" || leaf == "ipv6-gateway" || leaf == "vswitch-ipv6-cidr-block" ||
+      leaf == "vpc-ipv6-cidr-blocks") {
+    if (!v->ipv6_cidr || !w.vpc_ipv6_cidr) return NotFound();
+    if (leaf == "ipv6s") {
+      if (eni->ipv6s.empty()) return NotFound();
+      return Text("[" + Join(eni->ipv6s, ",") + "]");
+    }
+    if (leaf == "ipv6-gateway") return Text(v->ipv6_gateway.ToString());
+    if (leaf == "vswitch-ipv6-cidr-block") return Text(v->ipv6_cidr->ToString());
+    return Text("[" + w.vpc_ipv6_cidr->ToString() + "]");
   }
   if (leaf == "network-interface-id") return Text(eni->id);
   if (leaf == "primary-ip-address") return Text(eni->primary_ip);
@@ -140,7 +161,6 @@ HttpReply MetadataService::MetaData(const std::string& instance_id, const std::s
     for (const auto& ip : eni->secondary_ips) ips.push_back(ip);
     return Text(DumpJson(ips));
   }
-  if (leaf == "ipv6s") return Text(DumpJson(json(eni->ipv6s)));
   if (leaf == "vswitch-id") return Text(eni->vswitch_id);
   if (leaf == "vswitch-cidr-block") return Text(v->cidr.ToString());
   if (leaf == "gateway") return Text(v->gateway.ToString());

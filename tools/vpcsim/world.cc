@@ -30,6 +30,24 @@ Ipv4Addr LastUsable(const Ipv4Cidr& cidr) { return Ipv4Addr(cidr.Broadcast().val
 uint64_t UsableCount(const Ipv4Cidr& cidr) { return cidr.size() - 4; }
 
 namespace {
+constexpr uint64_t kIpv6GatewayHost = 0xfffffffffffffff7ULL;
+
+uint64_t HostPart(const Ipv6Addr& a) {
+  uint64_t low = 0;
+  for (int k = 8; k < 16; k++) low = (low << 8) | a.bytes()[k];
+  return low;
+}
+}  // namespace
+
+Ipv6Addr VSwitchIpv6Gateway(const Ipv6Cidr& cidr) { return cidr.At(kIpv6GatewayHost); }
+
+bool Ipv6Assignable(const Ipv6Cidr& cidr, const Ipv6Addr& a) {
+  if (!cidr.Contains(a)) return false;
+  uint64_t host = HostPart(a);
+  return host != 0 && host < kIpv6GatewayHost;
+}
+
+namespace {
 
 Error Bad(const std::string& what) { return MakeError(ErrorCode::kInvalidArgument, what); }
 
@@ -78,6 +96,21 @@ Result<World> Parse(const YAML::Node& root) {
   if (!kBench.Contains(w.vpc_cidr)) {
     return Bad(fmt::format("vpc {}: cidr {} must lie inside 198.18.0.0/15", w.vpc_id, vpc_cidr));
   }
+  if (vpc["ipv6_cidr"]) {
+    std::string text = vpc["ipv6_cidr"].as<std::string>();
+    auto v6 = Ipv6Cidr::Parse(text);
+    if (!v6.ok() || v6->prefix_len() != 56) {
+      return Bad(fmt::format("vpc {}: ipv6_cidr '{}' must be an IPv6 /56 (what Alibaba Cloud gives a VPC)",
+                             w.vpc_id, text));
+    }
+    // Unique local only: the fabric routes these inside its namespaces, and a
+    // global block could shadow a real route of this machine.
+    static const Ipv6Cidr kUla = *Ipv6Cidr::Parse("fd00::/8");
+    if (!kUla.Contains(v6->network())) {
+      return Bad(fmt::format("vpc {}: ipv6_cidr {} must lie inside fd00::/8", w.vpc_id, text));
+    }
+    w.vpc_ipv6_cidr = *v6;
+  }
   if (!vpc["vswitches"] || !vpc["vswitches"].IsSequence() || vpc["vswitches"].size() == 0) {
     return Bad(fmt::format("vpc {}: needs a non-empty list 'vswitches'", w.vpc_id));
   }
@@ -112,7 +145,22 @@ Result<World> Parse(const YAML::Node& root) {
     if (n["ipv6_cidr"]) {
       auto v6 = Ipv6Cidr::Parse(n["ipv6_cidr"].as<std::string>());
       if (!v6.ok() || v6->prefix_len() != 64) return Bad(where + ": ipv6_cidr must be an IPv6 /64");
+      if (!w.vpc_ipv6_cidr) {
+        return Bad(fmt::format("{}: has an ipv6_cidr but vpc {} has none; give the vpc an ipv6_cidr "
+                               "(a /56 in fd00::/8) first, as IPv6 is enabled on a VPC before its vSwitches",
+                               where, w.vpc_id));
+      }
+      if (!w.vpc_ipv6_cidr->Contains(v6->network())) {
+        return Bad(fmt::format("{}: ipv6_cidr {} is outside the VPC ipv6_cidr {}", where, v6->ToString(),
+                               w.vpc_ipv6_cidr->ToString()));
+      }
+      for (const auto& other : w.vswitches) {
+        if (other.ipv6_cidr && *other.ipv6_cidr == *v6) {
+          return Bad(fmt::format("{}: ipv6_cidr {} is also vswitch {}'s", where, v6->ToString(), other.id));
+        }
+      }
       v.ipv6_cidr = *v6;
+      v.ipv6_gateway = VSwitchIpv6Gateway(*v6);
     }
     w.vswitches.push_back(std::move(v));
   }

@@ -17,7 +17,8 @@ struct WorldVSwitch {
   std::string zone;
   Ipv4Cidr cidr;
   Ipv4Addr gateway;                  // derived: the block's third-last address (.253 of a /24)
-  std::optional<Ipv6Cidr> ipv6_cidr; // IPv6 actions fail on a vSwitch without one
+  std::optional<Ipv6Cidr> ipv6_cidr; // a /64 inside the VPC's /56; IPv6 actions fail without one
+  Ipv6Addr ipv6_gateway;             // derived when ipv6_cidr is set: <block>:ffff:ffff:ffff:fff7
 };
 
 struct WorldInstance {
@@ -37,6 +38,9 @@ struct World {
   std::vector<std::string> zones;
   std::string vpc_id;
   Ipv4Cidr vpc_cidr;
+  // IPv6 enabled on the VPC: the /56 its vSwitches take their /64s from. A
+  // unique local block (fd00::/8), as the IPv4 side stays in 198.18.0.0/15.
+  std::optional<Ipv6Cidr> vpc_ipv6_cidr;
   std::vector<WorldVSwitch> vswitches;
   std::vector<WorldInstance> instances;
   std::vector<AccessKey> access_keys;
@@ -57,6 +61,12 @@ Ipv4Addr VSwitchGateway(const Ipv4Cidr& cidr);
 Ipv4Addr FirstUsable(const Ipv4Cidr& cidr);
 Ipv4Addr LastUsable(const Ipv4Cidr& cidr);
 uint64_t UsableCount(const Ipv4Cidr& cidr);
+// The IPv6 side of a vSwitch /64: the gateway as the metadata service shows it
+// (the block's ffff:ffff:ffff:fff7, as in Alibaba's metadata reference), and
+// whether an address may be handed to an ENI: not the block's first address
+// (the subnet-router anycast) and not the reserved top from the gateway up.
+Ipv6Addr VSwitchIpv6Gateway(const Ipv6Cidr& cidr);
+bool Ipv6Assignable(const Ipv6Cidr& cidr, const Ipv6Addr& a);
 
 Result<World> ParseWorld(const std::string& yaml_text);
 Result<World> LoadWorld(const std::string& path);

@@ -47,6 +47,7 @@ zones: [cn-hangzhou-h]
 vpc:
   id: vpc-cloude2e01
   cidr: 198.18.0.0/16
+  ipv6_cidr: "fd00:c612::/56"
   vswitches:
     - id: {}
       zone: cn-hangzhou-h
@@ -222,6 +223,89 @@ TEST_F(VpcsimClientE2eTest, EniLifecycle) {
   auto after = ecs_->DescribeVSwitches("", {kVSwitch});
   ASSERT_TRUE(after.ok());
   EXPECT_EQ((*after)[0].available_ip_address_count, free_before) << "every address returned";
+}
+
+// The IPv6 side, our real client against the real vpcsim binary: the
+// vSwitch's block and the type's quota, assign by count and by name (with a
+// ClientToken replayed), describe, the metadata service's IPv6 entries, a
+// quota refusal, unassign, and the addresses free again afterwards.
+TEST_F(VpcsimClientE2eTest, Ipv6AssignDescribeMetadataUnassign) {
+  auto vsws = ecs_->DescribeVSwitches("", {kVSwitch});
+  ASSERT_TRUE(vsws.ok()) << vsws.error().ToString();
+  ASSERT_EQ(vsws->size(), 1u);
+  EXPECT_EQ((*vsws)[0].ipv6_cidr_block, "fd00:c612:0:8::/64");
+  auto types = ecs_->DescribeInstanceTypes({"ecs.g7.large"});
+  ASSERT_TRUE(types.ok()) << types.error().ToString();
+  const int quota = types->at(0).eni_ipv6_address_quantity;
+  ASSERT_EQ(quota, 6);
+
+  auto eni = ecs_->CreateNetworkInterface(NewEni(0));
+  ASSERT_TRUE(eni.ok()) << eni.error().ToString();
+  const std::string id = eni->network_interface_id;
+  ASSERT_TRUE(ecs_->AttachNetworkInterface(id, instance_).ok());
+  WaitOptions wait;
+  wait.backoff = {.duration = std::chrono::milliseconds(20), .factor = 2.0, .steps = 105,
+                  .cap = std::chrono::milliseconds(200)};
+  auto inuse = WaitForEniStatus(ecs_.get(), id, kEniInUse, &clock_, &sleeper_, wait);
+  ASSERT_TRUE(inuse.ok()) << inuse.error().ToString();
+
+  const std::string token = "e2e-v6-" + terway::testing::UniqueSuffix();
+  auto by_count = ecs_->AssignIpv6Addresses({id, 2, {}, token});
+  ASSERT_TRUE(by_count.ok()) << by_count.error().ToString();
+  ASSERT_EQ(by_count->size(), 2u);
+  auto replay = ecs_->AssignIpv6Addresses({id, 2, {}, token});
+  ASSERT_TRUE(replay.ok()) << replay.error().ToString();
+  EXPECT_EQ(*replay, *by_count) << "the same ClientToken is the same assignment";
+  auto named = ecs_->AssignIpv6Addresses({id, 0, {"fd00:c612:0:8::abc"}, ""});
+  ASSERT_TRUE(named.ok()) << named.error().ToString();
+  EXPECT_EQ(*named, std::vector<std::string>{"fd00:c612:0:8::abc"});
+  std::vector<std::string> held = *by_count;
+  held.push_back("fd00:c612:0:8::abc");
+
+  DescribeEnisFilter by_id;
+  by_id.eni_ids = {id};
+  auto described = ecs_->DescribeNetworkInterfaces(by_id);
+  ASSERT_TRUE(described.ok()) << described.error().ToString();
+  ASSERT_EQ(described->size(), 1u);
+  EXPECT_EQ((*described)[0].ipv6_sets, held);
+
+  MetadataConfig mc;
+  mc.base_url = url_;
+  mc.extra_headers = {{"X-Vpcsim-Instance-Id", instance_}};
+  HttpMetadataClient md(mc, curl_.get(), &clock_, &sleeper_);
+  const std::string mac = (*described)[0].mac_address;
+  auto md_v6 = md.EniIpv6s(mac);
+  ASSERT_TRUE(md_v6.ok()) << md_v6.error().ToString();
+  EXPECT_EQ(*md_v6, held);
+  EXPECT_EQ(md.EniIpv6Gateway(mac).value_or("?"), "fd00:c612:0:8:ffff:ffff:ffff:fff7");
+  EXPECT_EQ(md.EniVSwitchIpv6CidrBlock(mac).value_or("?"), "fd00:c612:0:8::/64");
+  EXPECT_EQ(md.EniVpcIpv6CidrBlocks(mac).value_or({}), std::vector<std::string>{"fd00:c612::/56"});
+
+  // Past the type's quota: the documented code, not retried, nothing added.
+  auto over = ecs_->AssignIpv6Addresses({id, quota - 2, {}, ""});
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().cloud_code, "InvalidOperation.Ipv6CountExceeded");
+  EXPECT_FALSE(over.error().retryable);
+  // Someone else's address by name: InvalidIp.IpAssigned.
+  auto other = ecs_->CreateNetworkInterface(NewEni(0));
+  ASSERT_TRUE(other.ok()) << other.error().ToString();
+  auto taken = ecs_->AssignIpv6Addresses({other->network_interface_id, 0, {held[0]}, ""});
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().cloud_code, "InvalidIp.IpAssigned");
+
+  ASSERT_TRUE(ecs_->UnassignIpv6Addresses(id, held).ok());
+  auto none = md.EniIpv6s(mac);
+  ASSERT_TRUE(none.ok()) << none.error().ToString();
+  EXPECT_TRUE(none->empty());
+  auto after = ecs_->DescribeNetworkInterfaces(by_id);
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  EXPECT_TRUE(after->at(0).ipv6_sets.empty());
+  auto again = ecs_->UnassignIpv6Addresses(id, {held[0]});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().cloud_code, "InvalidIp.IpUnassigned");
+  // Free again: the other ENI may take it now.
+  auto retaken = ecs_->AssignIpv6Addresses({other->network_interface_id, 0, {held[0]}, ""});
+  ASSERT_TRUE(retaken.ok()) << retaken.error().ToString();
 }
 
 TEST_F(VpcsimClientE2eTest, ClientTokenMakesCreateIdempotent) {

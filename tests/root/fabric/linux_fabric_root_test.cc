@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/strings.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
 #include "test_util.h"
@@ -102,6 +103,19 @@ Status BuildThree(World& w) {
   TERWAY_TRY(w.fabric.EnsureInstance("i-a", kEniA));
   TERWAY_TRY(w.fabric.EnsureInstance("i-b", kEniB));
   return w.fabric.EnsureInstance("i-c", kEniC);
+}
+
+// Packets the anti-spoofing rule containing `rule` dropped (-1: no such rule).
+long DropCount(World& w, const std::string& rule) {
+  std::string rules = Capture("ip netns exec " + w.fabric.RouterNetns() + " nft list chain bridge " +
+                              LinuxFabric::kNftTable + " prerouting");
+  for (const auto& line : Split(rules, '\n', true)) {
+    if (line.find(rule) == std::string::npos) continue;
+    auto at = line.find("counter packets ");
+    if (at == std::string::npos) return -1;
+    return std::stol(line.substr(at + std::string("counter packets ").size()));
+  }
+  return -1;
 }
 
 // Runs a shell command inside an instance.
@@ -297,11 +311,8 @@ TEST(LinuxFabricRoot, SpoofedSourceIsDropped) {
   EXPECT_EQ(from, "198.18.1.10");
   EXPECT_EQ(rx.Receive(300ms).first, 0);
 
-  // The nftables rule counted the drops.
-  std::string rules = Capture("ip netns exec " + w.fabric.RouterNetns() + " nft list chain bridge " +
-                              LinuxFabric::kNftTable + " prerouting");
-  EXPECT_NE(rules.find("counter packets"), std::string::npos) << rules;
-  EXPECT_EQ(rules.find("counter packets 0 "), std::string::npos) << rules;
+  // The IPv4 rule counted the drops.
+  EXPECT_GT(DropCount(w, "ip saddr != @allowed "), 0) << "IPv4 anti-spoofing rule";
 }
 
 TEST(LinuxFabricRoot, IpMovesBetweenEnis) {
@@ -504,6 +515,166 @@ std::string WorldLinksInRoot() {
     if (links.find(LinuxFabric::BridgeName(vsw)) != std::string::npos) found += LinuxFabric::BridgeName(vsw) + " ";
   }
   return found;
+}
+
+// ---- IPv6 ---------------------------------------------------------------
+
+Ipv6Addr Ip6(const char* s) { return Ipv6Addr::Parse(s).value(); }
+
+bool Ping6Once(const std::string& ns, const std::string& dst, const std::string& src = "") {
+  std::string cmd = "ip netns exec " + ns + " ping -6 -n -q -c 1 -W 1";
+  if (!src.empty()) cmd += " -I " + src;
+  return Run(cmd + " " + dst) == 0;
+}
+bool Reaches6(const std::string& ns, const std::string& dst, const std::string& src = "") {
+  return Eventually([&] { return Ping6Once(ns, dst, src); });
+}
+bool NeverReaches6(const std::string& ns, const std::string& dst, const std::string& src = "") {
+  return !Ping6Once(ns, dst, src) && !Ping6Once(ns, dst, src);
+}
+
+// A dual-stack world: both vSwitches with an IPv6 /64 of a unique local /56.
+struct World6 : World {
+  World6() {
+    vsw1.ipv6_cidr = Ipv6Cidr::Parse("fd00:c612:0:1::/64").value();
+    vsw1.ipv6_gateway = Ip6("fd00:c612:0:1:ffff:ffff:ffff:fff7");
+    vsw2.ipv6_cidr = Ipv6Cidr::Parse("fd00:c612:0:2::/64").value();
+    vsw2.ipv6_gateway = Ip6("fd00:c612:0:2:ffff:ffff:ffff:fff7");
+  }
+};
+
+FabricEni WithV6(FabricEni e, std::vector<const char*> v6) {
+  for (auto* a : v6) e.ipv6s.push_back(Ip6(a));
+  return e;
+}
+const FabricEni kEniA6 = WithV6(kEniA, {"fd00:c612:0:1::10", "fd00:c612:0:1::12"});
+const FabricEni kEniB6 = WithV6(kEniB, {"fd00:c612:0:1::11"});
+const FabricEni kEniC6 = WithV6(kEniC, {"fd00:c612:0:2::10"});
+
+// Configures an instance's IPv6 as a node agent would: the addresses on eth0
+// (no DAD) and a default route through the vSwitch's IPv6 gateway.
+Status ConfigureV6(World6& w, const std::string& instance, const FabricEni& eni, const Ipv6Addr& gw) {
+  std::string ns = w.fabric.InstanceNetns(instance);
+  for (const auto& a : eni.ipv6s) {
+    if (InNs(ns, "ip -6 addr add " + a.ToString() + "/128 dev eth0 nodad") != 0) {
+      return Errorf(ErrorCode::kInternal, "adding {} in {}", a.ToString(), ns);
+    }
+  }
+  if (InNs(ns, "ip -6 route replace default via " + gw.ToString() + " dev eth0 onlink") != 0) {
+    return Errorf(ErrorCode::kInternal, "default route in {}", ns);
+  }
+  return Ok();
+}
+
+Status BuildThree6(World6& w) {
+  TERWAY_TRY(w.Build());
+  TERWAY_TRY(w.fabric.EnsureInstance("i-a", kEniA6));
+  TERWAY_TRY(w.fabric.EnsureInstance("i-b", kEniB6));
+  TERWAY_TRY(w.fabric.EnsureInstance("i-c", kEniC6));
+  TERWAY_TRY(ConfigureV6(w, "i-a", kEniA6, w.vsw1.ipv6_gateway));
+  TERWAY_TRY(ConfigureV6(w, "i-b", kEniB6, w.vsw1.ipv6_gateway));
+  return ConfigureV6(w, "i-c", kEniC6, w.vsw2.ipv6_gateway);
+}
+
+// Echo requests from src that reached the namespace (an nft counter there).
+Status CountEchoFrom(const std::string& ns, const std::string& src) {
+  std::string script = "add table inet probe\n"
+                       "add chain inet probe in { type filter hook input priority 0; }\n"
+                       "add rule inet probe in ip6 saddr " + src + " icmpv6 type echo-request counter\n";
+  if (Run("printf '" + script + "' | ip netns exec " + ns + " nft -f -") != 0) {
+    return Errorf(ErrorCode::kInternal, "installing the probe counter in {}", ns);
+  }
+  return Ok();
+}
+long EchoCount(const std::string& ns) {
+  std::string out = Capture("ip netns exec " + ns + " nft list chain inet probe in");
+  auto at = out.find("counter packets ");
+  return at == std::string::npos ? -1 : std::stol(out.substr(at + std::string("counter packets ").size()));
+}
+
+TEST(LinuxFabricRoot, Ipv6InstancesReachEachOtherThroughTheRouter) {
+  TERWAY_REQUIRE_ROOT();
+  World6 w;
+  ASSERT_OK(BuildThree6(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string c = w.fabric.InstanceNetns("i-c");
+  EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1:ffff:ffff:ffff:fff7")) << "the vSwitch's IPv6 gateway";
+  EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1::11")) << "same vSwitch";
+  EXPECT_TRUE(Reaches6(a, "fd00:c612:0:2::10")) << "across vSwitches";
+  EXPECT_TRUE(Reaches6(c, "fd00:c612:0:1::12")) << "a's second address, other direction";
+  // IPv4 still works next to it.
+  EXPECT_TRUE(Reaches(a, Ip("198.18.2.10")));
+  // An address of the block that no ENI holds is refused by the router.
+  ASSERT_EQ(InNs(c, "ip -6 addr add fd00:c612:0:1::77/128 dev eth0 nodad"), 0);
+  EXPECT_TRUE(NeverReaches6(a, "fd00:c612:0:1::77"));
+  // The router's view: a /128 and a permanent neighbour per held address.
+  std::string routes = Capture("ip netns exec " + w.fabric.RouterNetns() + " ip -6 route show");
+  EXPECT_NE(routes.find("fd00:c612:0:1::12 dev " + LinuxFabric::BridgeName("vsw-one")), std::string::npos)
+      << routes;
+  EXPECT_NE(routes.find("unreachable fd00:c612:0:1::/64"), std::string::npos) << routes;
+}
+
+TEST(LinuxFabricRoot, Ipv6SpoofedSourceIsDroppedAndAddressesFollowTheirEni) {
+  TERWAY_REQUIRE_ROOT();
+  World6 w;
+  ASSERT_OK(BuildThree6(w));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string c = w.fabric.InstanceNetns("i-c");
+  // a claims b's address on its own eth0 and pings c from it.
+  ASSERT_EQ(InNs(a, "ip -6 addr add fd00:c612:0:1::11/128 dev eth0 nodad"), 0);
+  // Positive control on the same path, from a's own address (source address
+  // selection could pick either).
+  ASSERT_TRUE(Reaches6(a, "fd00:c612:0:2::10", "fd00:c612:0:1::10"));
+  ASSERT_OK(CountEchoFrom(c, "fd00:c612:0:1::11"));
+  EXPECT_FALSE(Ping6Once(a, "fd00:c612:0:2::10", "fd00:c612:0:1::11"));
+  EXPECT_FALSE(Ping6Once(a, "fd00:c612:0:2::10", "fd00:c612:0:1::11"));
+  EXPECT_EQ(EchoCount(c), 0) << "a spoofed echo request reached c";
+  EXPECT_GT(DropCount(w, "ip6 saddr != @allowed6"), 0) << "IPv6 anti-spoofing rule";
+
+  // a's second address is taken from it: no longer delivered to a, and a may
+  // no longer send from it; the first address still works.
+  ASSERT_TRUE(Reaches6(c, "fd00:c612:0:1::12"));
+  FabricEni fewer = kEniA6;
+  fewer.ipv6s = {Ip6("fd00:c612:0:1::10")};
+  ASSERT_OK(w.fabric.SetEniIps(fewer));
+  EXPECT_TRUE(NeverReaches6(c, "fd00:c612:0:1::12"));
+  EXPECT_TRUE(NeverReaches6(a, "fd00:c612:0:2::10", "fd00:c612:0:1::12"));
+  EXPECT_TRUE(Reaches6(a, "fd00:c612:0:2::10", "fd00:c612:0:1::10"));
+  // Given to b, it reaches b.
+  std::string b = w.fabric.InstanceNetns("i-b");
+  FabricEni more = kEniB6;
+  more.ipv6s.push_back(Ip6("fd00:c612:0:1::12"));
+  ASSERT_OK(w.fabric.SetEniIps(more));
+  ASSERT_EQ(InNs(a, "ip -6 addr del fd00:c612:0:1::12/128 dev eth0"), 0);
+  ASSERT_EQ(InNs(b, "ip -6 addr add fd00:c612:0:1::12/128 dev eth0 nodad"), 0);
+  EXPECT_TRUE(Reaches6(c, "fd00:c612:0:1::12"));
+  // Detaching b's ENI takes all its addresses with it.
+  ASSERT_OK(w.fabric.DetachEni("i-b", "eni-b"));
+  EXPECT_TRUE(NeverReaches6(c, "fd00:c612:0:1::11"));
+  std::string routes = Capture("ip netns exec " + w.fabric.RouterNetns() + " ip -6 route show");
+  EXPECT_EQ(routes.find("fd00:c612:0:1::11 "), std::string::npos) << routes;
+}
+
+// A router table from before IPv6 (only the IPv4 set) gains the IPv6 set and
+// rules on EnsureVpc, and keeps its IPv4 elements.
+TEST(LinuxFabricRoot, AnOlderAntiSpoofTableGainsTheIpv6Set) {
+  TERWAY_REQUIRE_ROOT();
+  World6 w;
+  NetnsGuard guard{w.fabric.RouterNetns()};
+  ASSERT_OK(nl::CreateNamedNetns(w.fabric.RouterNetns()));
+  std::string old_table = std::string("table bridge ") + LinuxFabric::kNftTable + " {\n"
+                          "  set allowed { type ifname . ipv4_addr; elements = { \"en-old\" . 198.18.1.99 } }\n"
+                          "  chain prerouting { type filter hook prerouting priority -200; policy accept;\n"
+                          "    ether type ip iifname . ip saddr != @allowed counter drop\n  }\n}\n";
+  ASSERT_EQ(vpcsim::Run("printf '" + old_table + "' | ip netns exec " + w.fabric.RouterNetns() + " nft -f -"), 0);
+  ASSERT_OK(w.Build());
+  std::string table = Capture("ip netns exec " + w.fabric.RouterNetns() + " nft list table bridge " +
+                              LinuxFabric::kNftTable);
+  EXPECT_NE(table.find("set allowed6"), std::string::npos) << table;
+  EXPECT_NE(table.find("ip6 saddr != @allowed6"), std::string::npos) << table;
+  EXPECT_NE(table.find("198.18.1.99"), std::string::npos) << "the IPv4 elements were kept:\n" << table;
+  ASSERT_OK(BuildThree6(w));
+  EXPECT_TRUE(Reaches6(w.fabric.InstanceNetns("i-a"), "fd00:c612:0:2::10"));
 }
 
 TEST(LinuxFabricRoot, DestroyLeavesNothingBehind) {

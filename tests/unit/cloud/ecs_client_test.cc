@@ -244,6 +244,93 @@ TEST_F(EcsClientTest, Ipv6AndUnassignCalls) {
   EXPECT_EQ(http_.request_count(), 3u);
 }
 
+// AssignIpv6Addresses: named addresses as Ipv6Address.N, one ClientToken
+// across a throttled retry (as for AssignPrivateIpAddresses), the documented
+// reply {"NetworkInterfaceId", "Ipv6Sets": {"Ipv6Address": [...]}}.
+TEST_F(EcsClientTest, AssignIpv6ByAddressRetriesThrottlingWithOneClientToken) {
+  std::vector<std::string> tokens;
+  Serve([&](const QueryParams& p) -> Result<HttpResponse> {
+    EXPECT_EQ(p.at("Action"), "AssignIpv6Addresses");
+    EXPECT_EQ(p.at("NetworkInterfaceId"), "eni-1");
+    EXPECT_EQ(p.at("Ipv6Address.1"), "fd00:1::10");
+    EXPECT_EQ(p.at("Ipv6Address.2"), "fd00:1::11");
+    EXPECT_EQ(p.count("Ipv6AddressCount"), 0u);
+    tokens.push_back(p.at("ClientToken"));
+    if (tokens.size() == 1) {
+      return FakeHttpTransport::Reply(400, R"({"Code":"Throttling","Message":"slow down","RequestId":"r"})");
+    }
+    return FakeHttpTransport::Reply(
+        200, R"({"RequestId":"r","NetworkInterfaceId":"eni-1","Ipv6Sets":{"Ipv6Address":["fd00:1::10","fd00:1::11"]}})");
+  });
+  auto r = ecs_->AssignIpv6Addresses({"eni-1", 0, {"fd00:1::10", "fd00:1::11"}, "v6-tok"});
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(*r, (std::vector<std::string>{"fd00:1::10", "fd00:1::11"}));
+  EXPECT_EQ(tokens, (std::vector<std::string>{"v6-tok", "v6-tok"}));
+}
+
+TEST_F(EcsClientTest, AssignIpv6ErrorsAreTheCloudsAndAShortAnswerIsAnError) {
+  int calls = 0;
+  std::string code = "InvalidOperation.Ipv6CountExceeded";
+  Serve([&](const QueryParams& p) -> Result<HttpResponse> {
+    calls++;
+    if (p.at("Ipv6AddressCount") == "3") {
+      return FakeHttpTransport::Reply(
+          403, fmt::format(R"({{"Code":"{}","Message":"m","RequestId":"r","HostId":"h"}})", code));
+    }
+    return Ok({{"NetworkInterfaceId", "eni-1"}, {"Ipv6Sets", {{"Ipv6Address", {"fd00:1::5"}}}}});
+  });
+  for (const char* c : {"InvalidOperation.Ipv6CountExceeded", "InvalidVSwitch.Ipv6NotTurnOn",
+                        "InvalidOperation.Ipv6NotSupport"}) {
+    code = c;
+    calls = 0;
+    auto r = ecs_->AssignIpv6Addresses({"eni-1", 3, {}, ""});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().cloud_code, c);
+    EXPECT_EQ(r.error().http_status, 403);
+    EXPECT_EQ(calls, 1) << c << ": a caller error is not retried";
+  }
+  // Asked for two, told of one: the caller could not track the other.
+  auto short_answer = ecs_->AssignIpv6Addresses({"eni-1", 2, {}, ""});
+  ASSERT_FALSE(short_answer.ok());
+  EXPECT_NE(short_answer.error().message.find("asked 2"), std::string::npos) << short_answer.error().ToString();
+  // Neither or both of count and addresses: refused before any call.
+  calls = 0;
+  EXPECT_FALSE(ecs_->AssignIpv6Addresses({"eni-1", 0, {}, ""}).ok());
+  EXPECT_FALSE(ecs_->AssignIpv6Addresses({"eni-1", 1, {"fd00:1::5"}, ""}).ok());
+  EXPECT_FALSE(ecs_->AssignIpv6Addresses({"", 1, {}, ""}).ok());
+  EXPECT_EQ(calls, 0);
+}
+
+// The IPv6 fields of the documented wire shapes: an ENI's Ipv6Sets, a type's
+// EniIpv6AddressQuantity, a vSwitch's Ipv6CidrBlock.
+TEST_F(EcsClientTest, Ipv6FieldsOfDescribeReplies) {
+  Serve([](const QueryParams& p) -> Result<HttpResponse> {
+    const std::string& a = p.at("Action");
+    if (a == "DescribeNetworkInterfaces") {
+      return FakeHttpTransport::Reply(200, R"({"RequestId":"r","TotalCount":1,"NextToken":"",
+        "NetworkInterfaceSets":{"NetworkInterfaceSet":[{"NetworkInterfaceId":"eni-1","Status":"InUse",
+          "Ipv6Sets":{"Ipv6Set":[{"Ipv6Address":"fd00:1::5"},{"Ipv6Address":"fd00:1::6"}]}}]}})");
+    }
+    if (a == "DescribeInstanceTypes") {
+      return FakeHttpTransport::Reply(200, R"({"RequestId":"r","NextToken":"","InstanceTypes":{"InstanceType":[
+        {"InstanceTypeId":"ecs.g7.large","EniQuantity":3,"EniPrivateIpAddressQuantity":6,
+         "EniIpv6AddressQuantity":6}]}})");
+    }
+    return FakeHttpTransport::Reply(200, R"({"RequestId":"r","TotalCount":1,"VSwitches":{"VSwitch":[
+      {"VSwitchId":"vsw-1","CidrBlock":"198.18.0.0/24","Ipv6CidrBlock":"fd00:1::/64"}]}})");
+  });
+  auto enis = ecs_->DescribeNetworkInterfaces({});
+  ASSERT_TRUE(enis.ok()) << enis.error().ToString();
+  ASSERT_EQ(enis->size(), 1u);
+  EXPECT_EQ((*enis)[0].ipv6_sets, (std::vector<std::string>{"fd00:1::5", "fd00:1::6"}));
+  auto types = ecs_->DescribeInstanceTypes({"ecs.g7.large"});
+  ASSERT_TRUE(types.ok()) << types.error().ToString();
+  EXPECT_EQ(types->at(0).eni_ipv6_address_quantity, 6);
+  auto vsws = ecs_->DescribeVSwitches("", {"vsw-1"});
+  ASSERT_TRUE(vsws.ok()) << vsws.error().ToString();
+  EXPECT_EQ(vsws->at(0).ipv6_cidr_block, "fd00:1::/64");
+}
+
 TEST_F(EcsClientTest, DescribeInstanceTypesVSwitchesInstances) {
   Serve([](const QueryParams& p) {
     const std::string& a = p.at("Action");

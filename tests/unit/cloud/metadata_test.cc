@@ -75,6 +75,14 @@ class MetadataTest : public ::testing::Test {
         {"network/interfaces/macs/00:16:3e:00:00:02/netmask", "255.255.255.0"},
         {"network/interfaces/macs/00:16:3e:00:00:02/vswitch-cidr-block", "198.18.0.0/24"},
         {"network/interfaces/macs/00:16:3e:00:00:02/ipv6s", R"(["2001:db8::1"])"},
+        // The IPv6 entries as Alibaba's metadata reference shows them: lists
+        // bracketed and unquoted.
+        {"network/interfaces/macs/00:16:3e:00:00:03/ipv6s", "[fd00:1::5, fd00:1::6]\n"},
+        {"network/interfaces/macs/00:16:3e:00:00:03/ipv6-gateway", "fd00:1::ffff:ffff:ffff:fff7"},
+        {"network/interfaces/macs/00:16:3e:00:00:03/vswitch-ipv6-cidr-block", "fd00:1::/64"},
+        {"network/interfaces/macs/00:16:3e:00:00:03/vpc-ipv6-cidr-blocks", "[fd00:1::/56]"},
+        {"network/interfaces/macs/00:16:3e:00:00:04/ipv6s", "[fd00:1::5,not-an-address]"},
+        {"network/interfaces/macs/00:16:3e:00:00:05/ipv6s", "fd00:1::5"},
         {"network/interfaces/macs/00:16:3e:00:00:02/vpc-id", "vpc-1"},
         {"ram/security-credentials/", "TerwayRole"},
     };
@@ -124,6 +132,30 @@ TEST_F(MetadataTest, TypedGettersOverTheTokenFlow) {
   // One token for all of these, with the configured TTL.
   EXPECT_EQ(server_.tokens_issued, 1);
   EXPECT_EQ(server_.last_ttl, "600");
+}
+
+TEST_F(MetadataTest, Ipv6EntriesInTheDocumentedForm) {
+  const std::string mac = "00:16:3e:00:00:03";
+  auto v6 = client_->EniIpv6s(mac);
+  ASSERT_TRUE(v6.ok()) << v6.error().ToString();
+  EXPECT_EQ(*v6, (std::vector<std::string>{"fd00:1::5", "fd00:1::6"}));
+  EXPECT_EQ(client_->EniIpv6Gateway(mac).value_or("?"), "fd00:1::ffff:ffff:ffff:fff7");
+  EXPECT_EQ(client_->EniVSwitchIpv6CidrBlock(mac).value_or("?"), "fd00:1::/64");
+  auto vpc = client_->EniVpcIpv6CidrBlocks(mac);
+  ASSERT_TRUE(vpc.ok()) << vpc.error().ToString();
+  EXPECT_EQ(*vpc, std::vector<std::string>{"fd00:1::/56"});
+  // Without IPv6 on the vSwitch these entries are absent: an error the
+  // caller sees as NotFound (the gateway), or empty (the addresses).
+  auto gw = client_->EniIpv6Gateway("00:16:3e:00:00:01");
+  ASSERT_FALSE(gw.ok());
+  EXPECT_EQ(gw.error().code, ErrorCode::kNotFound);
+  // A malformed list is an error naming the entry, never a partial answer.
+  auto bad = client_->EniIpv6s("00:16:3e:00:00:04");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("not-an-address"), std::string::npos) << bad.error().ToString();
+  auto unbracketed = client_->EniIpv6s("00:16:3e:00:00:05");
+  ASSERT_FALSE(unbracketed.ok());
+  EXPECT_NE(unbracketed.error().message.find("ipv6s"), std::string::npos) << unbracketed.error().ToString();
 }
 
 TEST_F(MetadataTest, TokenRenewedBeforeTtlEnds) {

@@ -26,6 +26,7 @@ region: cn-hangzhou
 vpc:
   id: vpc-test
   cidr: 198.18.0.0/16
+  ipv6_cidr: "fd00:1::/56"
   vswitches:
     - {id: vsw-a, zone: cn-hangzhou-h, cidr: 198.18.0.0/24, ipv6_cidr: "fd00:1::/64"}
     - {id: vsw-b, zone: cn-hangzhou-h, cidr: 198.18.1.0/29}

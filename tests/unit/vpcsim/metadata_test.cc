@@ -12,8 +12,9 @@ class MetadataTest : public CloudFixture {
                 std::optional<std::string> token = std::nullopt) {
     return metadata_->Handle({"GET", path, token, std::nullopt, instance});
   }
-  std::string Body(const std::string& path) {
-    HttpReply r = Get(path);
+  std::string Body(const std::string& path) { return Body2(path, "i-big"); }
+  std::string Body2(const std::string& path, const std::string& instance) {
+    HttpReply r = Get(path, instance);
     EXPECT_EQ(r.status, 200) << path << ": " << r.body;
     return r.body;
   }
@@ -57,13 +58,36 @@ TEST_F(MetadataTest, PerMacPathsFollowAttachAndAssign) {
   EXPECT_EQ(Body(base + "netmask"), "255.255.255.0");
   EXPECT_EQ(Body(base + "vpc-id"), "vpc-test");
   EXPECT_EQ(Body(base + "vpc-cidr-block"), "198.18.0.0/16");
-  EXPECT_EQ(json::parse(Body(base + "ipv6s")).size(), 0u);
-  Ok("AssignIpv6Addresses", {{"NetworkInterfaceId", eni}, {"Ipv6AddressCount", "1"}});
-  EXPECT_EQ(json::parse(Body(base + "ipv6s")).size(), 1u);
+  // IPv6 (Alibaba's metadata reference): ipv6s is absent (404) while the ENI
+  // holds none, then a bracketed unquoted list; the vSwitch's and VPC's blocks
+  // and the IPv6 gateway (<block>:ffff:ffff:ffff:fff7) are there all along.
+  EXPECT_EQ(Get(base + "ipv6s").status, 404);
+  EXPECT_EQ(Body(base + "vswitch-ipv6-cidr-block"), "fd00:1::/64");
+  EXPECT_EQ(Body(base + "vpc-ipv6-cidr-blocks"), "[fd00:1::/56]");
+  EXPECT_EQ(Body(base + "ipv6-gateway"), "fd00:1::ffff:ffff:ffff:fff7");
+  EXPECT_NE(Body(base).find("ipv6-gateway"), std::string::npos);
+  auto v6 = Ok("AssignIpv6Addresses", {{"NetworkInterfaceId", eni}, {"Ipv6AddressCount", "2"}});
+  auto got = v6["Ipv6Sets"]["Ipv6Address"];
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(Body(base + "ipv6s"),
+            "[" + got[0].get<std::string>() + "," + got[1].get<std::string>() + "]");
   // Another instance never sees this ENI.
   EXPECT_EQ(Get(base + "network-interface-id", "i-tiny").status, 404);
   EXPECT_EQ(cloud_->InstanceByIp(e["PrivateIpAddress"]), "i-big");
   EXPECT_EQ(cloud_->InstanceByIp("198.18.0.250"), std::nullopt);
+}
+
+// An ENI in a vSwitch without IPv6 has none of the IPv6 entries.
+TEST_F(MetadataTest, Ipv6PathsAbsentWithoutIpv6OnTheVSwitch) {
+  auto inst = cloud_->AddInstance({"i-nov6", "ecs.g7.large", "vsw-b"});
+  ASSERT_TRUE(inst.ok()) << inst.error().ToString();
+  std::string mac = Body2("/latest/meta-data/mac", "i-nov6");
+  std::string base = "/latest/meta-data/network/interfaces/macs/" + mac + "/";
+  EXPECT_EQ(Body2(base + "network-interface-id", "i-nov6"), inst->primary_eni);
+  for (const char* leaf : {"ipv6s", "ipv6-gateway", "vswitch-ipv6-cidr-block", "vpc-ipv6-cidr-blocks"}) {
+    EXPECT_EQ(Get(base + leaf, "i-nov6").status, 404) << leaf;
+  }
+  EXPECT_EQ(Body2(base, "i-nov6").find("ipv6"), std::string::npos);
 }
 
 TEST_F(MetadataTest, TokenFlow) {

@@ -38,26 +38,42 @@ std::optional<PortAlias> ParsePortAlias(const std::string& alias) {
   return PortAlias{parts[0], parts[1], *mac};
 }
 
-std::string NftElement(const std::string& port, Ipv4Addr ip) {
+std::string NftElement(const std::string& port, const nl::InetAddr& ip) {
   return "\"" + port + "\" . " + ip.ToString();
+}
+
+// The nft set of allowed (port . source) pairs for the address's family.
+const char* AllowedSet(const nl::InetAddr& ip) { return ip.is_v4() ? "allowed" : "allowed6"; }
+
+// IPv6 anti-spoofing: the set and its rules. Link-local and unspecified
+// sources pass: neighbour discovery (and DAD) use them, and they reach only the
+// router (isolated ports, never forwarded).
+std::string Ipv6AntiSpoofLines(const std::string& table) {
+  return fmt::format(
+      "add set bridge {0} allowed6 {{ type ifname . ipv6_addr; }}\n"
+      "add rule bridge {0} prerouting ether type ip6 ip6 saddr fe80::/10 accept\n"
+      "add rule bridge {0} prerouting ether type ip6 ip6 saddr :: accept\n"
+      "add rule bridge {0} prerouting ether type ip6 iifname . ip6 saddr != @allowed6 counter drop\n",
+      table);
 }
 
 // The anti-spoofing table. The bridge family's prerouting hook sees every
 // frame entering from a port (i.e. leaving an ENI) before the router does;
-// locally generated frames (router -> ENI) do not pass it. Non-IPv4 traffic
-// (ARP in particular) is not matched and passes.
+// locally generated frames (router -> ENI) do not pass it. What is neither
+// IPv4 nor IPv6 (ARP in particular) is not matched and passes.
 std::string AntiSpoofTableScript(const std::string& table) {
   return fmt::format(
-      "add table bridge {0}\n"
-      "delete table bridge {0}\n"
-      "table bridge {0} {{\n"
-      "  set allowed {{ type ifname . ipv4_addr; }}\n"
-      "  chain prerouting {{\n"
-      "    type filter hook prerouting priority -200; policy accept;\n"
-      "    ether type ip iifname . ip saddr != @allowed counter drop\n"
-      "  }}\n"
-      "}}\n",
-      table);
+             "add table bridge {0}\n"
+             "delete table bridge {0}\n"
+             "table bridge {0} {{\n"
+             "  set allowed {{ type ifname . ipv4_addr; }}\n"
+             "  chain prerouting {{\n"
+             "    type filter hook prerouting priority -200; policy accept;\n"
+             "    ether type ip iifname . ip saddr != @allowed counter drop\n"
+             "  }}\n"
+             "}}\n",
+             table) +
+         Ipv6AntiSpoofLines(table);
 }
 
 }  // namespace
@@ -117,7 +133,8 @@ Status LinuxFabric::EnsureVpc(const std::string& vpc_id, const Ipv4Cidr& cidr) {
   // The router forwards; reverse-path filtering is off so that only the
   // nftables set decides which sources an ENI may use (one mechanism, tested).
   for (auto [k, v] : {std::pair{"net.ipv4.ip_forward", "1"}, std::pair{"net.ipv4.conf.all.rp_filter", "0"},
-                      std::pair{"net.ipv4.conf.default.rp_filter", "0"}}) {
+                      std::pair{"net.ipv4.conf.default.rp_filter", "0"},
+                      std::pair{"net.ipv6.conf.all.forwarding", "1"}}) {
     TERWAY_TRY_CTX(nl::SetSysctl(RouterNetns(), k, v), ctx);
   }
   // Addresses of the VPC that no attached ENI holds are dropped by the router
@@ -132,8 +149,12 @@ Status LinuxFabric::EnsureVpc(const std::string& vpc_id, const Ipv4Cidr& cidr) {
 
 Status LinuxFabric::EnsureAntiSpoofTable() {
   // Re-creating the table would empty the allowed set of a live world, so an
-  // existing chain is left alone.
-  if (RunNft(RouterNetns(), fmt::format("list chain bridge {} prerouting", kNftTable)).ok()) return Ok();
+  // existing chain is left alone; one from before IPv6 gains the IPv6 set and
+  // rules.
+  if (RunNft(RouterNetns(), fmt::format("list chain bridge {} prerouting", kNftTable)).ok()) {
+    if (RunNft(RouterNetns(), fmt::format("list set bridge {} allowed6", kNftTable)).ok()) return Ok();
+    return RunNft(RouterNetns(), Ipv6AntiSpoofLines(kNftTable));
+  }
   return RunNft(RouterNetns(), AntiSpoofTableScript(kNftTable));
 }
 
@@ -169,9 +190,35 @@ Status LinuxFabric::EnsureVSwitch(const FabricVSwitch& vsw) {
   // subnet; it knows each assigned IP through its own /32 route.
   gw.noprefixroute = true;
   TERWAY_TRY_CTX(h->EnsureAddress(gw), ctx);
+  if (vsw.ipv6_cidr) TERWAY_TRY_CTX(EnsureVSwitchIpv6(*h, br.index, vsw), ctx);
   TERWAY_TRY_CTX(h->SetLinkUp(br.index), ctx);
   vswitches_[vsw.vswitch_id] = vsw;
   return Ok();
+}
+
+Status LinuxFabric::EnsureVSwitchIpv6(nl::Handle& h, int bridge_index, const FabricVSwitch& vsw) {
+  const std::string name = BridgeName(vsw.vswitch_id);
+  if (!vsw.ipv6_cidr->Contains(vsw.ipv6_gateway)) {
+    return Errorf(ErrorCode::kInvalidArgument, "IPv6 gateway {} is outside {}", vsw.ipv6_gateway.ToString(),
+                  vsw.ipv6_cidr->ToString());
+  }
+  // DAD off before the address goes on: a tentative gateway would not answer
+  // neighbour solicitations for its first second.
+  for (auto [k, v] : {std::pair{"net/ipv6/conf/" + name + "/accept_dad", "0"},
+                      std::pair{"net/ipv6/conf/" + name + "/forwarding", "1"}}) {
+    TERWAY_TRY(nl::SetSysctl(RouterNetns(), k, v));
+  }
+  nl::Address gw;
+  gw.link_index = bridge_index;
+  gw.local = nl::InetPrefix(vsw.ipv6_gateway, vsw.ipv6_cidr->prefix_len());
+  gw.noprefixroute = true;  // as for IPv4: each held address has its own /128
+  TERWAY_TRY(h.EnsureAddress(gw));
+  // Addresses of the block that no attached ENI holds are refused, never
+  // solicited.
+  nl::Route unreach;
+  unreach.dst = *vsw.ipv6_cidr;
+  unreach.type = nl::RouteType::kUnreachable;
+  return h.ReplaceRoute(unreach);
 }
 
 Status LinuxFabric::PlugEni(const std::string& instance_id, const FabricEni& eni, const std::string& ifname) {
@@ -255,56 +302,63 @@ Status LinuxFabric::AttachEni(const std::string& instance_id, const FabricEni& e
   return Ok();
 }
 
-Result<std::map<std::string, std::set<Ipv4Addr>>> LinuxFabric::AllowedSources() {
-  TERWAY_ASSIGN_OR_RETURN(std::string text,
-                          RunNftJson(RouterNetns(), fmt::format("list set bridge {} allowed", kNftTable)));
-  std::map<std::string, std::set<Ipv4Addr>> out;
-  try {
-    auto doc = nlohmann::json::parse(text);
-    for (const auto& item : doc.at("nftables")) {
-      if (!item.contains("set")) continue;
-      const auto& set = item.at("set");
-      if (!set.contains("elem")) continue;
-      for (auto elem : set.at("elem")) {
-        // Plain elements are {"concat": [...]}; elements with extra state
-        // (counters, timeouts) wrap it as {"elem": {"val": {...}}}.
-        if (elem.contains("elem")) elem = elem.at("elem").at("val");
-        const auto& parts = elem.at("concat");
-        if (parts.size() != 2) continue;
-        TERWAY_ASSIGN_OR_RETURN(Ipv4Addr ip, Ipv4Addr::Parse(parts.at(1).get<std::string>()));
-        out[parts.at(0).get<std::string>()].insert(ip);
+Result<std::map<std::string, std::set<nl::InetAddr>>> LinuxFabric::AllowedSources() {
+  std::map<std::string, std::set<nl::InetAddr>> out;
+  for (const char* set_name : {"allowed", "allowed6"}) {
+    auto text = RunNftJson(RouterNetns(), fmt::format("list set bridge {} {}", kNftTable, set_name));
+    // A table from before IPv6 has no allowed6 until EnsureVpc upgrades it.
+    if (!text.ok() && text.error().code == ErrorCode::kNotFound && std::string(set_name) == "allowed6") continue;
+    if (!text.ok()) return std::move(text).error();
+    try {
+      auto doc = nlohmann::json::parse(*text);
+      for (const auto& item : doc.at("nftables")) {
+        if (!item.contains("set")) continue;
+        const auto& set = item.at("set");
+        if (!set.contains("elem")) continue;
+        for (auto elem : set.at("elem")) {
+          // Plain elements are {"concat": [...]}; elements with extra state
+          // (counters, timeouts) wrap it as {"elem": {"val": {...}}}.
+          if (elem.contains("elem")) elem = elem.at("elem").at("val");
+          const auto& parts = elem.at("concat");
+          if (parts.size() != 2) continue;
+          TERWAY_ASSIGN_OR_RETURN(nl::InetAddr ip, nl::InetAddr::Parse(parts.at(1).get<std::string>()));
+          out[parts.at(0).get<std::string>()].insert(ip);
+        }
       }
+    } catch (const std::exception& e) {
+      return Errorf(ErrorCode::kInternal, "parsing nft's JSON listing of the {} set: {}", set_name, e.what());
     }
-  } catch (const std::exception& e) {
-    return Errorf(ErrorCode::kInternal, "parsing nft's JSON listing of the allowed set: {}", e.what());
   }
   return out;
 }
 
 Status LinuxFabric::UnrouteIps(const std::string& port, const std::optional<MacAddr>& mac,
-                               const std::set<Ipv4Addr>& ips) {
+                               const std::set<nl::InetAddr>& ips) {
   if (ips.empty()) return Ok();
-  // One batch for all (callers pass elements they just listed); should one
+  // One batch per family (callers pass elements they just listed); should one
   // have vanished meanwhile the batch fails as a whole, and each element is
   // then deleted on its own, tolerating the missing ones.
-  std::vector<std::string> elems;
-  for (Ipv4Addr ip : ips) elems.push_back(NftElement(port, ip));
-  auto del = [&](const std::string& what) {
-    return RunNft(RouterNetns(), fmt::format("delete element bridge {} allowed {{ {} }}", kNftTable, what));
-  };
-  if (!del(Join(elems, ", ")).ok()) {
-    for (const auto& e : elems) {
-      Status s = del(e);
-      if (!s.ok() && !IsNotFound(s)) return s;
+  std::map<std::string, std::vector<std::string>> elems;  // set -> elements
+  for (const auto& ip : ips) elems[AllowedSet(ip)].push_back(NftElement(port, ip));
+  for (const auto& [set_name, list] : elems) {
+    auto del = [&](const std::string& what) {
+      return RunNft(RouterNetns(),
+                    fmt::format("delete element bridge {} {} {{ {} }}", kNftTable, set_name, what));
+    };
+    if (!del(Join(list, ", ")).ok()) {
+      for (const auto& e : list) {
+        Status s = del(e);
+        if (!s.ok() && !IsNotFound(s)) return s;
+      }
     }
   }
   if (!mac) return Ok();
   TERWAY_ASSIGN_OR_RETURN(nl::Handle * h, Router());
-  TERWAY_ASSIGN_OR_RETURN(auto neighbours, h->ListNeighbors(0, AF_INET));
+  TERWAY_ASSIGN_OR_RETURN(auto neighbours, h->ListNeighbors(0, 0));
   for (const auto& n : neighbours) {
     // Only this ENI's entries: an IP that moved to another ENI keeps the
     // route and neighbour that now point there.
-    if (!n.permanent || n.mac != *mac || !ips.count(n.ip.v4())) continue;
+    if (!n.permanent || n.mac != *mac || !ips.count(n.ip)) continue;
     nl::Route r;
     r.dst = nl::InetPrefix::Host(n.ip);
     r.oif = n.link_index;
@@ -318,23 +372,31 @@ Status LinuxFabric::SetEniIpsLocked(const FabricEni& eni) {
   TERWAY_ASSIGN_OR_RETURN(nl::Handle * h, Router());
   std::string port = PortName(eni.eni_id);
   TERWAY_ASSIGN_OR_RETURN(auto allowed, AllowedSources());
-  std::set<Ipv4Addr> current = allowed[port];
-  std::set<Ipv4Addr> desired(eni.ips.begin(), eni.ips.end());
+  std::set<nl::InetAddr> current = allowed[port];
+  std::set<nl::InetAddr> desired(eni.ips.begin(), eni.ips.end());
+  desired.insert(eni.ipv6s.begin(), eni.ipv6s.end());
   auto link = h->GetLink(port);
   if (!link.ok()) {
     if (link.error().code != ErrorCode::kNotFound) return std::move(link).error();
     // Not attached: the router delivers none of its IPs.
     return UnrouteIps(port, eni.mac, current);
   }
-  std::set<Ipv4Addr> stale;
-  for (Ipv4Addr ip : current) {
+  if (!eni.ipv6s.empty()) {
+    auto vsw = vswitches_.find(eni.vswitch_id);
+    if (vsw == vswitches_.end() || !vsw->second.ipv6_cidr) {
+      return Errorf(ErrorCode::kInvalidArgument, "ENI {} holds IPv6 but vSwitch {} has no IPv6 in the fabric",
+                    eni.eni_id, eni.vswitch_id);
+    }
+  }
+  std::set<nl::InetAddr> stale;
+  for (const auto& ip : current) {
     if (!desired.count(ip)) stale.insert(ip);
   }
   TERWAY_TRY(UnrouteIps(port, eni.mac, stale));
   if (desired.empty()) return Ok();
   TERWAY_ASSIGN_OR_RETURN(nl::Link br, h->GetLink(BridgeName(eni.vswitch_id)));
-  std::vector<std::string> elems;
-  for (Ipv4Addr ip : desired) {
+  std::map<std::string, std::vector<std::string>> elems;  // set -> elements
+  for (const auto& ip : desired) {
     nl::Route r;
     r.dst = nl::InetPrefix::Host(ip);
     r.oif = br.index;
@@ -344,11 +406,14 @@ Status LinuxFabric::SetEniIpsLocked(const FabricEni& eni) {
     n.ip = ip;
     n.mac = eni.mac;
     TERWAY_TRY(h->ReplaceNeighbor(n));
-    elems.push_back(NftElement(port, ip));
+    elems[AllowedSet(ip)].push_back(NftElement(port, ip));
   }
   // `add element` of an existing element is a no-op, so this is idempotent.
-  return RunNft(RouterNetns(),
-                fmt::format("add element bridge {} allowed {{ {} }}", kNftTable, Join(elems, ", ")));
+  std::string script;
+  for (const auto& [set_name, list] : elems) {
+    script += fmt::format("add element bridge {} {} {{ {} }}\n", kNftTable, set_name, Join(list, ", "));
+  }
+  return RunNft(RouterNetns(), script);
 }
 
 Status LinuxFabric::SetEniIps(const FabricEni& eni) {

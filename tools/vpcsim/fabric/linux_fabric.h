@@ -12,10 +12,13 @@
 //   en-<hash(eni)>     router end of an ENI's veth: an isolated bridge port,
 //                      alias "<instance-id> <eni-id> <mac>" so a restarted
 //                      vpcsim (or Destroy) finds what it plugged
-//   routes             unreachable <vpc cidr>; <ip>/32 dev <bridge> per IP held
-//                      by an attached ENI, with a permanent neighbour ip->ENI MAC
-//   nft                table bridge vpcsim: set "allowed" of (port . source
-//                      IPv4); IPv4 from a port with any other source is dropped
+//                      and, with IPv6, <block>:ffff:ffff:ffff:fff7/64 (DAD off)
+//   routes             unreachable <vpc cidr> and each IPv6 vSwitch /64;
+//                      <ip>/32 and <ipv6>/128 dev <bridge> per IP held by an
+//                      attached ENI, with a permanent neighbour ip->ENI MAC
+//   nft                table bridge vpcsim: sets "allowed" (port . IPv4) and
+//                      "allowed6" (port . IPv6); a packet from a port with any
+//                      other source is dropped (IPv6 link-local and :: pass)
 // Instance namespace: lo up; eth0 = primary ENI (configured); ethN = attached
 // ENIs, down and unconfigured until the node's agent takes them.
 //
@@ -66,11 +69,13 @@ class LinuxFabric : public Fabric {
   Status SetEniIpsLocked(const FabricEni& eni);
   Status DetachEniLocked(const std::string& eni_id);
   Status RemoveInstanceLocked(const std::string& instance_id);
-  // Source IPs the anti-spoofing set allows per port.
-  Result<std::map<std::string, std::set<Ipv4Addr>>> AllowedSources();
+  // The IPv6 side of a vSwitch: gateway address (DAD off), unreachable /64.
+  Status EnsureVSwitchIpv6(netlink::Handle& h, int bridge_index, const FabricVSwitch& vsw);
+  // Source IPs (both families) the anti-spoofing sets allow per port.
+  Result<std::map<std::string, std::set<netlink::InetAddr>>> AllowedSources();
   // Removes routes, neighbours and nft elements of ips for one port.
   Status UnrouteIps(const std::string& port, const std::optional<MacAddr>& mac,
-                    const std::set<Ipv4Addr>& ips);
+                    const std::set<netlink::InetAddr>& ips);
   // Instance ids that own a port in the router (from the port aliases).
   Result<std::set<std::string>> InstancesWithPorts();
 
