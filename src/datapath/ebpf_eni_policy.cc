@@ -43,16 +43,17 @@ Status EbpfEniDatapath::SyncPolicyMap(const std::set<Ipv4Addr>& isolated, bool e
       policy_shadow_ = std::move(have);
     }
     PolicyMapPlan plan = PlanPolicyMap(policy_shadow_->in_map, isolated, exact);
-    // Additions first: a pod is never out of the map while a chain may
-    // isolate it. Each write is recorded as it lands, so the shadow stays
-    // true to the map if a later one fails (it is dropped then anyway).
-    for (const auto& ip : plan.add) {
-      TERWAY_TRY(programs->AddPolicyPod(ip));
-      policy_shadow_->in_map.insert(ip);
-    }
+    // Removals (exact only: the kernel has dropped their chains) before
+    // additions, so extras never keep a full map from taking the isolated.
+    // Safe: while the map is authoritative nothing is missing (the call
+    // before the chains added it, or failed and marked it not so).
     for (const auto& ip : plan.remove) {
       TERWAY_TRY(programs->DeletePolicyPod(ip));
       policy_shadow_->in_map.erase(ip);
+    }
+    for (const auto& ip : plan.add) {
+      TERWAY_TRY(programs->AddPolicyPod(ip));
+      policy_shadow_->in_map.insert(ip);
     }
     if (exact && !policy_shadow_->synced) {
       TERWAY_TRY(programs->SetPolicySynced(true));
