@@ -316,9 +316,10 @@ Status Daemon::CreateAddressSource() {
 
 // Before policy starts: an earlier run's eBPF filters that this run's
 // programs and maps are not (eBPF now off or unsupported, or its pins gone)
-// would keep fast-pathing pods with frozen policed flags. Removed, their pods
-// take the host stack; repair re-attaches ours. A failure is told and the
-// node serves on (the filters then stay as they were).
+// would keep fast-pathing pods with maps nobody writes (a frozen policy
+// map). Removed, their pods take the host stack; repair re-attaches ours. A
+// failure is told and the node serves on (the filters then stay as they
+// were).
 void Daemon::DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current) {
   auto h = netlink::Handle::Open();
   if (!h.ok()) {

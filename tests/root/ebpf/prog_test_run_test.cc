@@ -122,7 +122,8 @@ TEST_F(DatapathProgTestRun, StackDestinationsPolicedPodsAndNonIpvFourPass) {
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "10.96.0.10")).retval, TC_ACT_UNSPEC) << "Service CIDR";
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.10")).retval, TC_ACT_UNSPEC) << "node address";
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "100.100.100.200")).retval, TC_ACT_UNSPEC) << "metadata";
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.22")).retval, TC_ACT_UNSPEC) << "to a policed pod";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.22")).retval, TC_ACT_UNSPEC)
+      << "to a policed pod";
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("0.0.0.0", "0.0.0.0", 64, ETH_P_ARP)).retval, TC_ACT_UNSPEC) << "ARP";
   auto v6 = Frame("0.0.0.0", "0.0.0.0", 64, ETH_P_IPV6);
   v6.resize(sizeof(ethhdr) + 48);  // the test run wants a whole IPv6 header
@@ -134,7 +135,8 @@ TEST_F(DatapathProgTestRun, StackDestinationsPolicedPodsAndNonIpvFourPass) {
   Endpoint policed_a = a_;
   policed_a.shaped = true;
   ASSERT_TRUE(dp_->UpsertEndpoint(policed_a).ok());
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21")).retval, TC_ACT_UNSPEC) << "from a policed pod";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21")).retval, TC_ACT_UNSPEC)
+      << "from a policed pod";
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9")).retval, TC_ACT_UNSPEC);
   Counters c = Count();
   EXPECT_EQ(c.pod_to_stack, 9u);
@@ -206,7 +208,8 @@ TEST_F(DatapathProgTestRun, EniIngressDeliversToKnownPodsOfThatEniOnly) {
 // tracked case needs real conntrack entries: traffic_nat_root_test.cc.
 TEST_F(DatapathProgTestRun, IcmpAndFragmentsTakeTheStackInsteadOfARedirect) {
   constexpr uint8_t kIcmp = 1, kTcp = 6;
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_UNSPEC);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21", 64, ETH_P_IP, kIcmp)).retval,
+            TC_ACT_UNSPEC);
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_UNSPEC);
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, 17, 0x2000)).retval,
             TC_ACT_UNSPEC)
