@@ -316,9 +316,10 @@ Status Daemon::CreateAddressSource() {
 
 // Before policy starts: an earlier run's eBPF filters that this run's
 // programs and maps are not (eBPF now off or unsupported, or its pins gone)
-// would keep fast-pathing pods with frozen policed flags. Removed, their pods
-// take the host stack; repair re-attaches ours. A failure is told and the
-// node serves on (the filters then stay as they were).
+// would keep fast-pathing pods with maps nobody writes (a frozen policy
+// map). Removed, their pods take the host stack; repair re-attaches ours. A
+// failure is told and the node serves on (the filters then stay as they
+// were).
 void Daemon::DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current) {
   auto h = netlink::Handle::Open();
   if (!h.ok()) {
@@ -381,14 +382,20 @@ Status Daemon::CreateDatapath() {
     ebpf::LoaderOptions lo;
     lo.bpffs = opts_.bpffs;
     eo.load = [lo] { return ebpf::DatapathPrograms::Load(lo); };
-    // Fail closed: with policy enforced here, a pod is policed while a chain
-    // may isolate it (the controller says so before the chain is applied and
-    // stops only after it was removed); before CreatePolicy has decided,
-    // every pod is.
-    eo.policy_may_isolate = [this](Ipv4Addr ip) {
-      if (!policy_off_.empty()) return false;
-      PolicyController* policy = policy_view_.load();
-      return policy == nullptr || policy->MayIsolate(ip);
+    // The policy map's writer is the policy controller (CreatePolicy wires
+    // it), or with policy off this daemon. A fresh map is not synced (every
+    // pod policed) until written; the first load asks for that. At start,
+    // before CreatePolicy, neither is set: the pins of an earlier run stay
+    // as they were, in step with its table, until the first apply.
+    eo.loaded = [this] {
+      if (!policy_off_.empty() && ebpf_datapath_ != nullptr) {
+        if (Status st = ebpf_datapath_->PolicyIsolationApplied({}); !st.ok()) {
+          log::Error("eBPF datapath: policy is off on this node, but marking no pod isolated failed: {}",
+                     st.error().ToString());
+        }
+      } else if (PolicyController* policy = policy_view_.load()) {
+        policy->SyncDatapath();
+      }
     };
     eo.stack.service_cidr = config_.service_cidr;
     if (auto ip = md->PrivateIpv4(); ip.ok()) {
@@ -457,6 +464,19 @@ Status Daemon::CreatePolicy() {
       Status rm = PolicyController::RemoveTable("");
       if (!rm.ok()) log::Warn("removing a leftover policy table: {}", rm.error().ToString());
     }
+    if (ebpf_datapath_ != nullptr) {
+      // No chain isolates any pod: the eBPF datapath's policy map is empty
+      // and authoritative (a no-op until it is loaded; its `loaded` hook
+      // does it then).
+      // A failure leaves every eBPF pod on the stack (slower, no less
+      // correct: no chain exists); said, not fatal.
+      if (Status st = ebpf_datapath_->PolicyIsolationApplied({}); !st.ok()) {
+        log::Error("eBPF datapath: policy is off on this node, but marking no pod isolated failed (every eBPF-mode "
+                   "pod takes the host stack until terwayd restarts): {}",
+                   st.error().ToString());
+        metrics_.Set("terway_ebpf_datapath_policy_synced", {}, 0);
+      }
+    }
     return Ok();
   }
   // Local pods' addresses come from the store; RebuildState adds what it
@@ -480,9 +500,9 @@ Status Daemon::CreatePolicy() {
     };
   }
   if (datapath::EbpfEniDatapath* dp = ebpf_datapath_) {
-    // eBPF-mode pods take the host stack while a chain isolates them.
-    pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
-    pco.released = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
+    // eBPF-mode pods take the host stack while a chain may isolate them.
+    pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { return dp->PolicyIsolating(ips); };
+    pco.isolation_applied = [dp](const std::set<Ipv4Addr>& ips) { return dp->PolicyIsolationApplied(ips); };
   }
   TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
                               "starting network policy enforcement");
@@ -665,6 +685,13 @@ void Daemon::DeclareMetrics() {
                           "conntrack tracks (reason tracked: NAT or state only the stack applies) and those it cannot "
                           "be asked about (reason not_askable: ICMP, other protocols, fragments); also counted in "
                           "terway_ebpf_datapath_packets_total's *_to_stack");
+  metrics_.DeclareGauge("terway_ebpf_datapath_policy_synced",
+                        "1 while the eBPF datapath's policy map says exactly which pods NetworkPolicy may isolate; 0 "
+                        "after a failed write: every eBPF-mode pod takes the host stack until a retry succeeds (a "
+                        "Warning Event EbpfPolicyMapNotSynced on the Node says why)");
+  metrics_.DeclareCounter("terway_ebpf_datapath_policy_sync_errors_total",
+                          "Failed writes of the eBPF datapath's policy map (each leaves every eBPF-mode pod on the "
+                          "host stack until a retry succeeds)");
   if (datapath_choice_ == "shared") metrics_.Set("terway_ebpf_datapath_available", {}, ebpf_off_.empty() ? 1 : 0);
   metrics_.DeclareCounter("terway_state_rebuild_adoptions_total",
                           "Addresses found held at start without a record in the state database, adopted, by "

@@ -172,9 +172,9 @@ class Daemon {
   std::string policy_off_;  // why policy is not enforced here ("" = it is)
   // Null when policy is not enforced on this node (see Create's log line).
   std::unique_ptr<PolicyController> policy_;
-  // policy_ once Create returned, for the eBPF datapath's policed question:
-  // the controller's own worker asks it (through the isolation news) while
-  // Create is still running, i.e. while policy_ is being assigned.
+  // policy_ once Create returned, for the eBPF datapath's `loaded` hook
+  // (the first eBPF pod's ADD thread asks the controller for a sync of the
+  // policy map) -- read from other threads than the one assigning policy_.
   std::atomic<PolicyController*> policy_view_{nullptr};
   std::unique_ptr<metadata::MetadataGuard> metadata_guard_;
   std::unique_ptr<CniService> service_;

@@ -57,7 +57,7 @@ Status Detach(netlink::Handle& h, int ifindex);
 // namespace that does not run `current`'s code on its maps -- all of them
 // when `current` is null (this run has no eBPF datapath, or loaded none
 // because no pins were left). Such a filter is an earlier terwayd's, reading
-// maps this run never writes: its pods' policed flags would stay frozen, so
+// maps this run never writes: its policy map would stay frozen, so
 // a policy applied now would not police them. Their links' packets then take
 // the host stack, which still routes every pod; restart repair re-attaches
 // this run's programs to the pods that have entries. Returns what it removed

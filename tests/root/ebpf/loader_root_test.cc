@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "ebpf/attach.h"
@@ -48,13 +50,20 @@ TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
     auto dp = DatapathPrograms::Load(o);
     ASSERT_TRUE(dp.ok()) << dp.error().ToString();
     EXPECT_TRUE((*dp)->replaced_pins().empty());
-    for (const char* m : {"terway_dp_ep", "terway_dp_stack", "terway_dp_cnt"}) {
+    for (const char* m :
+         {"terway_dp_ep", "terway_dp_stack", "terway_dp_policy", "terway_dp_policy_state", "terway_dp_cnt"}) {
       EXPECT_TRUE(Exists(o.PinDir() + "/" + m)) << m;
     }
+    auto synced = (*dp)->PolicySynced();
+    ASSERT_TRUE(synced.ok()) << synced.error().ToString();
+    EXPECT_FALSE(*synced) << "a fresh policy map is not authoritative: every pod policed";
     ASSERT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.20", 7)).ok());
     ASSERT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.21", 8)).ok());
+    ASSERT_TRUE((*dp)->AddPolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok());
+    ASSERT_TRUE((*dp)->AddPolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok());  // idempotent
+    ASSERT_TRUE((*dp)->SetPolicySynced(true).ok());
     first_maps = (*dp)->map_ids();
-    ASSERT_EQ(first_maps.size(), 3u);
+    ASSERT_EQ(first_maps.size(), 5u);
   }  // terwayd "dies": its programs and fds go, the pins stay
   auto again = DatapathPrograms::Load(o);
   ASSERT_TRUE(again.ok()) << again.error().ToString();
@@ -65,6 +74,13 @@ TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
   auto a = (*again)->GetEndpoint(*Ipv4Addr::Parse("198.18.0.20"));
   ASSERT_TRUE(a.ok() && a->has_value());
   EXPECT_EQ(**a, Ep("198.18.0.20", 7));
+  auto policy = (*again)->ListPolicyPods();
+  ASSERT_TRUE(policy.ok()) << policy.error().ToString();
+  EXPECT_EQ(*policy, std::set<Ipv4Addr>{*Ipv4Addr::Parse("198.18.0.21")}) << "the policy map survives too";
+  EXPECT_TRUE(*(*again)->PolicySynced());
+  ASSERT_TRUE((*again)->DeletePolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok());
+  EXPECT_TRUE((*again)->DeletePolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok()) << "deleting twice is fine";
+  EXPECT_TRUE((*again)->ListPolicyPods()->empty());
 
   // Bad input changes nothing; deleting twice is fine.
   Endpoint bad = Ep("198.18.0.20", 0);
@@ -81,6 +97,7 @@ TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
   auto fresh = DatapathPrograms::Load(o);
   ASSERT_TRUE(fresh.ok()) << fresh.error().ToString();
   EXPECT_TRUE((*fresh)->ListEndpoints()->empty());
+  EXPECT_FALSE(*(*fresh)->PolicySynced());
 }
 
 TEST(EbpfLoaderRoot, APinOfAnotherLayoutIsReplacedAndSaidSo) {
@@ -208,7 +225,7 @@ TEST(EbpfLoaderRoot, AttachKeepsAnIdenticalProgramAcrossRestartAndReplacesAStale
 }
 
 // At start, an earlier run's filters that this run's programs and maps are
-// not are removed (their policed flags would stay frozen); this run's own,
+// not are removed (they would read maps nobody writes any more); this run's own,
 // and filters of other programs, stay.
 TEST(EbpfLoaderRoot, DetachForeignRemovesOnlyAnEarlierRunsFilters) {
   TERWAY_REQUIRE_ROOT();
