@@ -158,6 +158,15 @@ TEST_F(DualStackRoot, TwoPodsAndTheVpcHostTalkIcmpTcpAndUdpOverIpv6) {
   ASSERT_EQ(r->ips.size(), 2u);
   EXPECT_EQ(r->ips[0], (cni::IpConfig{"198.18.0.10/32", "169.254.1.1", 1}));
   EXPECT_EQ(r->ips[1], (cni::IpConfig{"2001:db8:1::10/128", "fe80::1", 1}));
+  // Usable at once: the pod's /128 is nodad, and DAD was off on both veth
+  // ends before they came up, so no link-local is left tentative (the
+  // kernel would not solicit from it for a second or more).
+  std::string pod_addrs = Capture("ip -n " + PodNs(a) + " -6 addr show dev eth0");
+  EXPECT_TRUE(Contains(pod_addrs, "inet6 2001:db8:1::10/128") && Contains(pod_addrs, "inet6 fe80::")) << pod_addrs;
+  EXPECT_FALSE(Contains(pod_addrs, "tentative")) << pod_addrs;
+  std::string veth_addrs = Capture("ip -n " + node_ + " -6 addr show dev " + HostVethName(a.container_id));
+  EXPECT_TRUE(Contains(veth_addrs, "inet6 fe80::")) << veth_addrs;
+  EXPECT_FALSE(Contains(veth_addrs, "tentative")) << veth_addrs;
   ASSERT_OK(dp_->Ensure(b));
   EchoServers6 b_servers;
   ASSERT_OK(b_servers.Start(PodNs(b)));
