@@ -60,7 +60,8 @@ SysctlPlan Ipv6Conf(const std::string& dev, const std::string& key, const std::s
 // may have switched it off), and no duplicate address detection for its
 // link-local -- while tentative the kernel neither sends neighbour
 // solicitations from it nor uses it, and the first packets of a new pod
-// would wait a second for nothing (nobody else is on a veth). Set before the
+// would wait a second for nothing (nobody else is on a veth, nor on an ENI's
+// link but the VPC's router, which never holds a pod's address). Set before the
 // link comes up (the engine writes sysctls first), so DAD never starts.
 void EnableIpv6(std::vector<SysctlPlan>& out, const std::string& dev) {
   out.push_back(Ipv6Conf(dev, "disable_ipv6", "0"));

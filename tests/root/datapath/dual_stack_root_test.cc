@@ -336,6 +336,45 @@ TEST_F(DualStackRoot, PodsSendIpv6OnlyWithTheirOwnAddress) {
   EXPECT_EQ(at_host.From("2001:db8:1::10"), 2);
 }
 
+// The pod's egress limit takes its IPv6 too: the host veth's redirect filter
+// matches every protocol, so the pod's IPv6 datagrams cross its IFB (an
+// IPv4-only filter, `protocol ip`, would let them by unshaped). Counted, not
+// timed. (EDT, which keys IPv4 sources, is never used for a dual-stack pod;
+// this kernel has no fq, so the IFB path is the only one here anyway.)
+TEST_F(DualStackRoot, BandwidthLimitsShapeIpv6Too) {
+  auto a = MakePod("a", "198.18.0.10", "2001:db8:1::10");
+  cni::Bandwidth bw;
+  bw.ingress_rate = 10'000'000;
+  bw.ingress_burst = 1'000'000;
+  bw.egress_rate = 20'000'000;
+  bw.egress_burst = 1'000'000;
+  a.bandwidth = bw;
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
+  ASSERT_TRUE(Ping6(PodNs(a), kVpcHost6));
+  const std::string ifb_tx =
+      "ip netns exec " + node_ + " cat /sys/class/net/" + PodIfbName(a.container_id) + "/statistics/tx_packets";
+  const long before = std::atol(Capture(ifb_tx).c_str());
+  testing::UdpReceiver at_host;
+  ASSERT_OK(at_host.Open(host_, 9000, AF_INET6));
+  ASSERT_OK(testing::SendForgedUdp6(PodNs(a), "2001:db8:1::10", kVpcHost6, 9000, 20));
+  ASSERT_EQ(at_host.WaitFor("2001:db8:1::10", 20), 20);
+  EXPECT_GE(std::atol(Capture(ifb_tx).c_str()) - before, 20) << "the pod's IPv6 did not cross its IFB";
+}
+
+// A dual-stack pod another plugin wired, adopted at start: its foreign host
+// veth may send with both of its addresses, and no other.
+TEST_F(DualStackRoot, AnAdoptedDualStackPodIsGuardedForBothAddresses) {
+  auto p = MakePod("z", "198.18.0.30", "2001:db8:1::30");
+  ASSERT_EQ(Sh("ip -n " + node_ + " link add cali0123456789a type veth peer name eth0 netns " + PodNs(p)), 0);
+  p.host_veth = "cali0123456789a";
+  ASSERT_OK(dp_->GuardAdopted(p));
+  std::string v6 = Capture("ip netns exec " + node_ + " nft list set inet terway_antispoof allowed_ipv6");
+  EXPECT_TRUE(Contains(v6, "\"cali0123456789a\" . 2001:db8:1::30")) << v6;
+  std::string v4 = Capture("ip netns exec " + node_ + " nft list set inet terway_antispoof allowed_ipv4");
+  EXPECT_TRUE(Contains(v4, "\"cali0123456789a\" . 198.18.0.30")) << v4;
+}
+
 // The exclusive-ENI pod: the same ENI becomes its eth0, with its IPv6 on it
 // and the default route via the vSwitch's IPv6 gateway; the pod answers the
 // vSwitch's solicitations itself.
