@@ -212,7 +212,7 @@ Result<ebpf::Endpoint> EbpfEniDatapath::WantedEndpoint(const PodNetwork& pod, co
                               "the MAC of the pod's " + pod.ifname);
   const std::string veth = HostVethName(pod.container_id);
   TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link host_link, host.GetLink(veth), "the host veth " + veth);
-  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link eni, host.GetLinkByMac(a.eni_mac),
+  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link eni, veth_.EniLink(host, a.eni_mac),
                               "the host link of ENI " + pod.ip.eni_id + " (MAC " + a.eni_mac.ToString() + ")");
   TERWAY_ASSIGN_OR_RETURN_CTX(EniNetwork net, opt_.shared.eni_network(pod.ip.eni_id, a.eni_mac),
                               "looking up the vSwitch gateway of ENI " + pod.ip.eni_id);
@@ -334,7 +334,7 @@ Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
   };
   const std::string veth = HostVethName(pod.container_id);
   if (auto l = host.GetLink(veth); l.ok()) inspect(l->index, ebpf::Hook::kPodVeth, veth);
-  if (auto eni = host.GetLinkByMac(a.eni_mac); eni.ok()) inspect(eni->index, ebpf::Hook::kEni, "ENI " + pod.ip.eni_id);
+  if (auto eni = veth_.EniLink(host, a.eni_mac); eni.ok()) inspect(eni->index, ebpf::Hook::kEni, "ENI " + pod.ip.eni_id);
   if (!problems.empty()) {
     return Error(ErrorCode::kNotFound, Join(problems, "; ") + "; the daemon's repair (Ensure) rebuilds it")
         .Wrap("checking " + who);

@@ -115,7 +115,7 @@ Result<SharedEniFacts> SharedEniDatapath::LookUpFacts(const PodNetwork& pod, con
                   "network/interfaces/macs/{}/gateway",
                   pod.ip.eni_id, net.gateway.ToString(), net.vswitch_cidr.ToString(), a.eni_mac.ToString());
   }
-  auto link = h.GetLinkByMac(a.eni_mac);
+  auto link = EniLink(h, a.eni_mac);
   if (!link.ok()) {
     return std::move(link).error().Wrap(fmt::format(
         "finding the host link of ENI {} (MAC {}): is the ENI attached to this instance? "
