@@ -321,20 +321,41 @@ Status Daemon::CreateAddressSource() {
 // failure is told and the node serves on (the filters then stay as they
 // were).
 void Daemon::DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current) {
+  // An earlier run's filter left on a link reads maps this run never
+  // writes (its pods' policy state frozen): until it is gone the node may
+  // fast-path a pod a policy now isolates. So what could not be removed is
+  // counted (terway_ebpf_datapath_foreign_filters_left), told on the Node,
+  // and swept again every pod GC round (MaintainNodeTables) until none is.
+  std::string failure;
+  std::vector<std::string> left;
   auto h = netlink::Handle::Open();
   if (!h.ok()) {
-    log::Error("eBPF datapath: cannot look for an earlier run's filters: {}", h.error().ToString());
-    return;
+    failure = h.error().ToString();
+  } else if (auto sweep = ebpf::DetachForeign(*h, current); !sweep.ok()) {
+    failure = sweep.error().ToString();
+  } else {
+    for (const auto& r : sweep->removed) {
+      log::Warn("eBPF datapath: removed an earlier run's filter {} (not this run's programs and maps); its pod "
+                "takes the host stack until repair re-attaches ours",
+                r);
+    }
+    left = std::move(sweep->left);
+    if (!left.empty()) failure = Join(left, "; ");
   }
-  auto removed = ebpf::DetachForeign(*h, current);
-  if (!removed.ok()) {
-    log::Error("eBPF datapath: removing an earlier run's filters: {}", removed.error().ToString());
-    return;
-  }
-  for (const auto& r : *removed) {
-    log::Warn("eBPF datapath: removed an earlier run's filter {} (not this run's programs and maps); its pod takes "
-              "the host stack until repair re-attaches ours",
-              r);
+  // -1: the links could not even be listed (unknown how many are left).
+  const int count = failure.empty() ? 0 : left.empty() ? -1 : int(left.size());
+  metrics_.Set("terway_ebpf_datapath_foreign_filters_left", {}, count);
+  const bool was_clean = foreign_filters_left_.exchange(count) == 0;
+  if (count == 0) return;
+  const std::string message = fmt::format(
+      "an earlier terwayd's eBPF filters could not all be removed ({}): their links may bypass NetworkPolicy "
+      "applied since; terwayd retries every pod GC round (metric terway_ebpf_datapath_foreign_filters_left); to "
+      "remove one by hand: tc filter del dev <link> ingress pref {}",
+      failure, ebpf::kDatapathFilterPriority);
+  log::Error("eBPF datapath: {}", message);
+  if (was_clean && kube_) {
+    kube_->ObjectWarning(k8s::ObjectReference{"Node", "", opts_.node_name, opts_.node_name, "v1"},
+                         kForeignFiltersEventReason, message);
   }
 }
 
@@ -544,6 +565,9 @@ Status Daemon::CreateMetadataGuard() {
 
 void Daemon::MaintainNodeTables() {
   if (!datapath_) return;
+  if (foreign_filters_left_.load() != 0) {
+    DetachEarlierEbpfFilters(ebpf_datapath_ != nullptr ? ebpf_datapath_->Loaded() : nullptr);
+  }
   // Our pods from their veths' aliases, adopted ones from the store.
   datapath::AntiSpoofSeed aliases = datapath::SeedFromPodLinkAliases("");
   store::StateStore* store = store_.get();
@@ -689,6 +713,11 @@ void Daemon::DeclareMetrics() {
                         "1 while the eBPF datapath's policy map says exactly which pods NetworkPolicy may isolate; 0 "
                         "after a failed write: every eBPF-mode pod takes the host stack until a retry succeeds (a "
                         "Warning Event EbpfPolicyMapNotSynced on the Node says why)");
+  metrics_.DeclareGauge("terway_ebpf_datapath_foreign_filters_left",
+                        "Links still carrying an earlier terwayd's eBPF filter that could not be removed (-1: the "
+                        "links could not be listed); such a link may bypass NetworkPolicy applied since. Swept again "
+                        "every pod GC round; a Warning Event " +
+                            std::string(kForeignFiltersEventReason) + " on the Node names them");
   metrics_.DeclareCounter("terway_ebpf_datapath_policy_sync_errors_total",
                           "Failed writes of the eBPF datapath's policy map (each leaves every eBPF-mode pod on the "
                           "host stack until a retry succeeds)");
