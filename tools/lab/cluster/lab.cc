@@ -34,6 +34,10 @@ constexpr const char* kRegion = "cn-hangzhou";
 constexpr const char* kZone = "cn-hangzhou-h";
 constexpr const char* kVpcCidr = "198.18.0.0/16";
 constexpr const char* kVswitchCidr = "198.18.0.0/24";
+// `--ip-stack dual`: the VPC's IPv6 block (a /56 inside fd00::/8, as vpcsim
+// asks: unique local, never routed anywhere real) and the vSwitch's /64 of it.
+constexpr const char* kVpcIpv6Cidr = "fd00:1ab::/56";
+constexpr const char* kVswitchIpv6Cidr = "fd00:1ab:0:1::/64";
 
 bool Executable(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
 
@@ -129,6 +133,11 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   LabState s;
   s.dir = dir;
   s.eniip_virtual_type = args.eniip_virtual_type;
+  s.ip_stack = args.ip_stack;
+  if (s.ip_stack == "dual") {
+    s.vpc_ipv6_cidr = kVpcIpv6Cidr;
+    s.vswitch_ipv6_cidr = kVswitchIpv6Cidr;
+  }
   s.world = args.name.empty() ? GenerateWorldName() : args.name;
   TERWAY_TRY(ValidateWorldName(s.world));
   if (auto used = WorldNetns(s.world); !used.empty()) {
@@ -162,6 +171,15 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                     "key, e.g. `kubectl -n kube-system get cm eni-config -o jsonpath='{{.data.eni_conf}}'`)",
                     args.eni_config_file);
     }
+    // The world's IPv6 follows --ip-stack: an eni_conf asking for another
+    // stack would run terwayd against a world that cannot serve it.
+    if (j.contains("ip_stack") && !(j["ip_stack"].is_string() && j["ip_stack"].get<std::string>() == args.ip_stack)) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "up --eni-config {}: its ip_stack is {} but the lab's is {}; pass `--ip-stack {}` (the lab "
+                    "gives the world IPv6 only with --ip-stack dual) or change the file; nothing was started",
+                    args.eni_config_file, j["ip_stack"].dump(), args.ip_stack,
+                    j["ip_stack"].is_string() ? j["ip_stack"].get<std::string>() : "ipv4|dual");
+    }
     s.operator_eni_conf = text;
   }
   for (const auto& [node, labels] : args.node_labels) {
@@ -182,8 +200,8 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   }
   s.phase = "up";
   TERWAY_TRY(StoreLabState(s));
-  out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s)\n", s.world, dir,
-                      s.world, s.nodes.size(), s.hosts.size());
+  out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s), IP stack {}\n", s.world, dir,
+                      s.world, s.nodes.size(), s.hosts.size(), s.ip_stack);
   out_ << fmt::format("  kubectl: export KUBECONFIG={}\n", s.kubeconfig);
   for (const auto& n : s.nodes) {
     out_ << fmt::format("  {}  {}  {}  max pods {}  terwayd pid {}  datapath {}\n", n.name, n.instance_id,
@@ -198,20 +216,25 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
 Status Lab::StartWorld(LabState& s, const UpArgs& args) {
   // The world: one VPC, one vSwitch, the nodes and the plain VPC hosts as
   // ECS instances (vpcsim gives each a namespace whose eth0 is its primary ENI).
+  // With --ip-stack dual the VPC and its vSwitch carry IPv6 blocks.
+  const bool dual = !s.vpc_ipv6_cidr.empty();
   std::string yaml = fmt::format(R"(name: {w}
 region: {region}
 zones: [{zone}]
 vpc:
   id: vpc-{w}
   cidr: {vpc}
-  vswitches:
+{vpc6}  vswitches:
     - id: {vsw}
       zone: {zone}
       cidr: {cidr}
-instances:
+{vsw6}instances:
 )", fmt::arg("w", s.world), fmt::arg("region", kRegion), fmt::arg("zone", kZone),
                                  fmt::arg("vpc", kVpcCidr), fmt::arg("vsw", s.vswitch),
-                                 fmt::arg("cidr", s.vswitch_cidr));
+                                 fmt::arg("cidr", s.vswitch_cidr),
+                                 fmt::arg("vpc6", dual ? fmt::format("  ipv6_cidr: \"{}\"\n", s.vpc_ipv6_cidr) : ""),
+                                 fmt::arg("vsw6", dual ? fmt::format("      ipv6_cidr: \"{}\"\n", s.vswitch_ipv6_cidr)
+                                                       : ""));
   for (int i = 0; i < args.nodes; i++) {
     NodeRecord n;
     n.name = fmt::format("node{}", i + 1);
@@ -332,20 +355,26 @@ json LabEniConf(const LabState& s) {
     for (const char* key : {"ecs_endpoint", "vpc_endpoint"}) {
       if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty()) j[key] = "http://100.100.0.1";
     }
+    // Checked at up to agree with --ip-stack; dual is written when absent.
+    if (s.ip_stack != "ipv4" && !j.contains("ip_stack")) j["ip_stack"] = s.ip_stack;
     return j;
   }
   // As on ECS: the API and the metadata service are reached through the VPC
   // from inside the instance, and credentials come from its RAM role.
-  return {{"version", "1"},
-          {"max_pool_size", 5},
-          {"min_pool_size", 0},
-          {"vswitches", {{s.zone, {s.vswitch}}}},
-          {"security_group", "sg-" + s.world},
-          {"ecs_endpoint", "http://100.100.0.1"},
-          {"vpc_endpoint", "http://100.100.0.1"},
-          {"credential_source", "ram_role"},
-          {"ip_pool_sync_period", "30s"},
-          {"idle_ip_reclaim_interval", "5s"}};
+  json conf = {{"version", "1"},
+               {"max_pool_size", 5},
+               {"min_pool_size", 0},
+               {"vswitches", {{s.zone, {s.vswitch}}}},
+               {"security_group", "sg-" + s.world},
+               {"ecs_endpoint", "http://100.100.0.1"},
+               {"vpc_endpoint", "http://100.100.0.1"},
+               {"credential_source", "ram_role"},
+               {"ip_pool_sync_period", "30s"},
+               {"idle_ip_reclaim_interval", "5s"}};
+  // Upstream's key and spelling; IPv4 only is upstream's default, so an
+  // IPv4 lab leaves it out as upstream's shipped eni-config does.
+  if (s.ip_stack != "ipv4") conf["ip_stack"] = s.ip_stack;
+  return conf;
 }
 
 Status Lab::StartTerwayd(const LabState& s, NodeRecord& n) {
@@ -479,6 +508,12 @@ Status Lab::PrintStatus(const std::string& dir) {
                       s.vpcsim.pid, vpcsim_up ? "running" : "NOT RUNNING", s.vpcsim_port);
   out_ << fmt::format("VPC vpc-{} {}, vSwitch {} {} ({})\n", s.world, kVpcCidr, s.vswitch,
                       s.vswitch_cidr, s.zone);
+  if (s.ip_stack == "dual") {
+    out_ << fmt::format("IP stack: dual (eni_conf ip_stack dual; VPC IPv6 {}, vSwitch IPv6 {})\n", s.vpc_ipv6_cidr,
+                        s.vswitch_ipv6_cidr);
+  } else {
+    out_ << fmt::format("IP stack: {} (`up --ip-stack dual` for IPv6)\n", s.ip_stack);
+  }
   // The cloud's view: which ENI of which instance holds each address.
   json world;
   if (vpcsim_up) {
@@ -500,14 +535,22 @@ Status Lab::PrintStatus(const std::string& dir) {
     for (const auto& e : i.value("enis", json::array())) {
       std::string tag = fmt::format("{} (eth{})", e.value("id", ""), e.value("device_index", 0));
       for (const auto& ip : e.value("secondary_ips", json::array())) eni_of_ip[ip.get<std::string>()] = tag;
+      for (const auto& ip : e.value("ipv6s", json::array())) eni_of_ip[ip.get<std::string>()] = tag;
       // In shared-ENI mode a secondary ENI's own primary IP serves a pod too
       // (max pods = (EniQuantity - 1) x EniPrivateIpAddressQuantity).
       if (e.value("device_index", 0) > 0) eni_of_ip[e.value("primary_ip", "")] = tag;
     }
   }
   std::map<std::string, std::string> pod_of_ip;
+  std::map<std::string, std::string> ipv6_of_pod;  // key -> its IPv6, from its ADD result
   for (const auto& p : s.pods) {
     if (!p.ip.empty()) pod_of_ip[p.ip] = p.Key();
+    if (auto ips = PodIpsOfCniResult(p.result); ips.ok()) {
+      for (const auto& ip : *ips) {
+        pod_of_ip[ip] = p.Key();
+        if (ip.find(':') != std::string::npos) ipv6_of_pod[p.Key()] = ip;
+      }
+    }
   }
   out_ << "\nNodes (ECS instances running terwayd):\n";
   for (const auto& n : s.nodes) {
@@ -523,10 +566,12 @@ Status Lab::PrintStatus(const std::string& dir) {
       out_ << fmt::format("    eth{} {}  {}  {}  primary IP {}{}\n", e.value("device_index", 0),
                           e.value("id", ""), role, e.value("status", ""), primary,
                           pod_of_ip.count(primary) ? "  pod " + pod_of_ip[primary] : "");
-      for (const auto& ip : e.value("secondary_ips", json::array())) {
-        std::string a = ip.get<std::string>();
-        out_ << fmt::format("        {:<15}  {}\n", a,
-                            pod_of_ip.count(a) ? "pod " + pod_of_ip[a] : "warm pool (idle)");
+      for (const char* family : {"secondary_ips", "ipv6s"}) {
+        for (const auto& ip : e.value(family, json::array())) {
+          std::string a = ip.get<std::string>();
+          out_ << fmt::format("        {:<15}  {}\n", a,
+                              pod_of_ip.count(a) ? "pod " + pod_of_ip[a] : "warm pool (idle)");
+        }
       }
     }
   }
@@ -540,8 +585,9 @@ Status Lab::PrintStatus(const std::string& dir) {
   if (s.pods.empty()) out_ << "  (none)  add one: terway-lab pod add default/web-1 --node node1\n";
   for (const auto& p : s.pods) {
     std::string eni = eni_of_ip.count(p.ip) ? eni_of_ip[p.ip] : "?";
-    out_ << fmt::format("  {:<24} {:<6} {:<15} ENI {:<30} namespace {}\n", p.Key(), p.node,
-                        p.ip.empty() ? "(adding)" : p.ip, eni, p.netns);
+    out_ << fmt::format("  {:<24} {:<6} {:<15} ENI {:<30} namespace {}{}\n", p.Key(), p.node,
+                        p.ip.empty() ? "(adding)" : p.ip, eni, p.netns,
+                        ipv6_of_pod.count(p.Key()) ? "  IPv6 " + ipv6_of_pod[p.Key()] : "");
   }
   return Ok();
 }
