@@ -120,6 +120,10 @@ class Lab : public SandboxRuntime {
 // eni_conf of the lab's nodes: written to each node's eni.json and, as key
 // eni_conf, to ConfigMap kube-system/eni-config.
 nlohmann::json LabEniConf(const LabState& s);
+// The lab world's VPC: inside 198.18.0.0/15, the benchmarking range, never
+// routed anywhere real.
+inline constexpr char kLabVpcCidr[] = "198.18.0.0/16";
+
 // The pod IPs a kubelet reports (status.podIPs) from a CNI ADD result: the
 // first address of each family among `ips`, IPv4 first, as Kubernetes orders
 // a dual-stack pod's addresses (it allows one per family), without the
