@@ -82,7 +82,7 @@ Status IpPool::AddIpsLocked(const std::string& eni_id, const std::vector<std::st
   const auto now = clock_->Now();
   std::vector<store::IpRecord> recs;
   for (const auto& ip : ips) {
-    if (!ips_.count(ip)) recs.push_back({ip, eni_id, Unix(now)});
+    if (!ips_.count(ip)) recs.push_back({ip, eni_id, Unix(now), ""});
   }
   TERWAY_TRY(store_->AddIps(recs));
   for (const auto& r : recs) {

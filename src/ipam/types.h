@@ -41,6 +41,9 @@ struct LivePod {
 
 struct IpAllocation {
   std::string ip;
+  // Dual stack (ip_stack dual): the pod's IPv6, of the same ENI as `ip`;
+  // "" on an IPv4-only node.
+  std::string ipv6;
   std::string eni_id;
   std::string eni_mac;
   std::string eni_primary_ip;
