@@ -89,6 +89,16 @@ int Unpaired(const EniView& e, IpStack stack) {
   return n;
 }
 
+// Unpaired slots that may get an IPv6 now: idle or reserved (a slot in use
+// keeps what its pod was given; one being released is on its way out).
+int Pairable(const EniView& e, IpStack stack) {
+  int n = 0;
+  for (const auto& ip : e.ips) {
+    n += !Complete(ip, stack) && (ip.use == IpUse::kIdle || ip.use == IpUse::kReserved) ? 1 : 0;
+  }
+  return n;
+}
+
 // How much of the ENI's quota is taken: its IPv4s; in dual stack also its
 // IPv6s (paired and spare), whichever is more.
 int EniLoad(const EniView& e, IpStack stack) {
@@ -142,7 +152,7 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   if (dual) {
     for (const auto& e : s.enis) {
       if (e.unschedulable) continue;
-      for (int left = Unpaired(e, stack); left > 0;) {
+      for (int left = Pairable(e, stack); left > 0;) {
         int n = std::min(left, kMaxIpsPerCall);
         plan.assigns.push_back({e.eni_id, 0, n});
         pairing += n;

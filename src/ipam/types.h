@@ -56,6 +56,8 @@ struct PoolStats {
   int in_use = 0;
   int reserved = 0;
   int releasing = 0;
+  // Dual stack: IPv4s waiting for their IPv6 (they serve no pod).
+  int unpaired = 0;
   int enis = 0;
   int max_pods = 0;
   int waiting = 0;
