@@ -74,7 +74,7 @@ struct AllocationRecord {
   std::string host_veth;
   // Dual stack: the IPv6 of the pod, paired with `ip` on the same ENI ("" on
   // an IPv4-only node and in rows older than schema 6).
-  std::string ipv6;
+  std::string ipv6 = "";
   bool operator==(const AllocationRecord&) const = default;
 };
 
@@ -95,7 +95,7 @@ struct IpRecord {
   int64_t idle_since_unix = 0;  // 0 while in use
   // Dual stack: the IPv6 of the same ENI paired with this IPv4 (the slot a
   // pod gets is the pair); "" when unpaired or on an IPv4-only node.
-  std::string ipv6;
+  std::string ipv6 = "";
   bool operator==(const IpRecord&) const = default;
 };
 
