@@ -237,13 +237,18 @@ Status ParseEniMode(Parser& p, const std::string& key, const json& v) {
 
 Status ParseIpStack(Parser& p, const std::string& key, const json& v) {
   TERWAY_ASSIGN_OR_RETURN(std::string s, GetString(v, key));
-  if (s == "ipv4" || s.empty()) return Ok();
-  if (s == "dual") {
-    p.Lacks(key, "is \"dual\"", "pods get IPv4 addresses only (this terwayd has no IPv6)");
+  if (s == "ipv4" || s.empty()) {  // upstream's default for an empty value
+    p.c().ip_stack = IpStack::kIpv4;
     return Ok();
   }
-  // Upstream refuses "ipv6" (and anything else) too.
-  return KeyError(key, fmt::format("unsupported ip_stack \"{}\"; use ipv4 (or dual, served as IPv4 here)", s));
+  if (s == "dual") {
+    p.c().ip_stack = IpStack::kDual;
+    return Ok();
+  }
+  // Upstream's Validate accepts ipv4 and dual only: an IPv6-only node is
+  // refused there too.
+  return KeyError(key, fmt::format("unsupported ip_stack \"{}\"; use ipv4 or dual (IPv6-only nodes are not "
+                                   "supported, as in upstream Terway)", s));
 }
 
 Status ParseIpamType(Parser& p, const std::string& key, const json& v) {
@@ -641,6 +646,7 @@ ipam::PoolConfig PoolConfigOf(const EniConfig& c) {
   p.ip_reservation_window = c.ip_reservation_window;
   p.leaked_eni_grace_period = c.leaked_eni_grace_period;
   p.eni_mode = c.eni_mode;
+  p.ip_stack = c.ip_stack;
   return p;
 }
 

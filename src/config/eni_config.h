@@ -21,6 +21,7 @@
 namespace terway::config {
 
 using ipam::EniMode;
+using ipam::IpStack;
 using ipam::EniSelectionPolicy;
 using ipam::EniTag;
 using ipam::VSwitchSelectionPolicy;
@@ -120,6 +121,9 @@ struct EniConfig {
   std::string daemon_socket = "/var/run/eni/eni.socket";
   std::string state_path = "/var/lib/terway/state.db";
   EniMode eni_mode = EniMode::kShared;
+  // ip_stack: "ipv4" (default) or "dual" (each pod gets an IPv4 and an IPv6
+  // of one ENI). "ipv6" is refused, as upstream's Validate refuses it.
+  IpStack ip_stack = IpStack::kIpv4;
   bool eni_mode_set = false;  // the key was given (the node label may override it)
   BandwidthAnnotationError bandwidth_annotation_error = BandwidthAnnotationError::kRefuse;
   MetadataCredentialsForPods metadata_credentials_for_pods = MetadataCredentialsForPods::kDeny;

@@ -9,6 +9,7 @@ Result<cloud::NetworkInterface> AliyunEniProvider::CreateEni(const ipam::CreateE
   c.vswitch_id = req.vswitch_id;
   c.security_group_ids = req.security_group_ids;
   c.secondary_private_ip_count = req.secondary_ip_count;
+  c.ipv6_count = req.ipv6_count;
   c.resource_group_id = req.resource_group_id;
   for (const auto& [k, v] : req.tags) c.tags.push_back({k, v});
   c.description = "interface created by terway";
@@ -60,6 +61,21 @@ Status AliyunEniProvider::UnassignIps(const std::string& eni_id, const std::vect
   return s;
 }
 
+Result<std::vector<std::string>> AliyunEniProvider::AssignIpv6(const std::string& eni_id, int count) {
+  cloud::AssignIpsRequest req;
+  req.eni_id = eni_id;
+  req.count = count;
+  return api_->AssignIpv6Addresses(req);
+}
+
+Status AliyunEniProvider::UnassignIpv6(const std::string& eni_id, const std::vector<std::string>& ips) {
+  auto s = api_->UnassignIpv6Addresses(eni_id, ips);
+  // As for IPv4: an address already gone (a retry after a lost reply) is the
+  // goal reached.
+  if (!s.ok() && s.error().cloud_code == "InvalidIp.IpUnassigned") return Ok();
+  return s;
+}
+
 Result<std::vector<cloud::NetworkInterface>> AliyunEniProvider::ListEnis(const std::string& instance_id) {
   cloud::DescribeEnisFilter attached;
   attached.instance_id = instance_id;
@@ -105,7 +121,8 @@ Result<ipam::InstanceLimits> AliyunEniProvider::GetInstanceLimits(const std::str
                               "reading the ENI quotas of " + instance_type);
   for (const auto& t : types) {
     if (t.instance_type_id == instance_type) {
-      return ipam::InstanceLimits{t.eni_quantity, t.eni_private_ip_address_quantity};
+      return ipam::InstanceLimits{t.eni_quantity, t.eni_private_ip_address_quantity,
+                                  t.eni_ipv6_address_quantity};
     }
   }
   return Errorf(ErrorCode::kNotFound,

@@ -32,6 +32,8 @@ class AliyunEniProvider : public ipam::EniProvider {
   Status DeleteEni(const std::string& eni_id) override;
   Result<std::vector<std::string>> AssignIps(const std::string& eni_id, int count) override;
   Status UnassignIps(const std::string& eni_id, const std::vector<std::string>& ips) override;
+  Result<std::vector<std::string>> AssignIpv6(const std::string& eni_id, int count) override;
+  Status UnassignIpv6(const std::string& eni_id, const std::vector<std::string>& ips) override;
   Result<std::vector<cloud::NetworkInterface>> ListEnis(const std::string& instance_id) override;
   Result<std::vector<std::string>> PrimaryEniSecurityGroups(const std::string& instance_id) override;
   Result<std::vector<cloud::VSwitch>> DescribeVSwitches(const std::vector<std::string>& ids) override;

@@ -8,10 +8,16 @@
 
 namespace terway::ipam {
 
-int MaxPods(const InstanceLimits& limits, EniMode mode) {
+int SlotsPerEni(const InstanceLimits& limits, IpStack stack) {
+  const int v4 = std::max(0, limits.ips_per_eni);
+  if (stack == IpStack::kIpv4) return v4;
+  return std::min(v4, std::max(0, limits.ipv6_per_eni));
+}
+
+int MaxPods(const InstanceLimits& limits, EniMode mode, IpStack stack) {
   int secondary_enis = std::max(0, limits.eni_quantity - 1);
   if (mode == EniMode::kExclusive) return secondary_enis;
-  return secondary_enis * std::max(0, limits.ips_per_eni);
+  return secondary_enis * SlotsPerEni(limits, stack);
 }
 
 PoolBounds PoolBoundsFor(const PoolConfig& c, const InstanceLimits& limits) {
@@ -21,7 +27,7 @@ PoolBounds PoolBoundsFor(const PoolConfig& c, const InstanceLimits& limits) {
   int enis = static_cast<int>(static_cast<double>(limits.eni_quantity) * c.eni_cap_ratio) + c.eni_cap_shift - 1;
   if (c.max_eni > 0 && c.max_eni < enis) enis = c.max_eni;
   b.max_enis = std::clamp(enis, 0, secondary);
-  const int ips = std::max(0, limits.ips_per_eni);
+  const int ips = SlotsPerEni(limits, c.ip_stack);
   if (c.eni_mode == EniMode::kExclusive) {
     b.capacity = b.max_enis;
     return b;
@@ -66,15 +72,39 @@ std::vector<std::string> OrderVSwitches(const std::vector<VSwitchView>& vs,
 
 namespace {
 
-// Addresses in `use` on schedulable ENIs (an unschedulable ENI's idle
-// addresses serve nobody).
+// Complete slots in `use` on schedulable ENIs (an unschedulable ENI's idle
+// addresses serve nobody, nor does an unpaired dual-stack IPv4).
 int CountUse(const PoolSnapshot& s, IpUse use) {
   int n = 0;
   for (const auto& e : s.enis) {
     if (e.unschedulable) continue;
-    for (const auto& ip : e.ips) n += ip.use == use ? 1 : 0;
+    for (const auto& ip : e.ips) n += ip.use == use && Complete(ip, s.settings.ip_stack) ? 1 : 0;
   }
   return n;
+}
+
+int Unpaired(const EniView& e, IpStack stack) {
+  int n = 0;
+  for (const auto& ip : e.ips) n += Complete(ip, stack) ? 0 : 1;
+  return n;
+}
+
+// Unpaired slots that may get an IPv6 now: idle or reserved (a slot in use
+// keeps what its pod was given; one being released is on its way out).
+int Pairable(const EniView& e, IpStack stack) {
+  int n = 0;
+  for (const auto& ip : e.ips) {
+    n += !Complete(ip, stack) && (ip.use == IpUse::kIdle || ip.use == IpUse::kReserved) ? 1 : 0;
+  }
+  return n;
+}
+
+// How much of the ENI's quota is taken: its IPv4s; in dual stack also its
+// IPv6s (paired and spare), whichever is more.
+int EniLoad(const EniView& e, IpStack stack) {
+  const int v4 = static_cast<int>(e.ips.size());
+  if (stack == IpStack::kIpv4) return v4;
+  return std::max(v4, v4 - Unpaired(e, stack) + static_cast<int>(e.spare_ipv6.size()));
 }
 
 int EniCap(const PoolSnapshot& s) {
@@ -107,12 +137,30 @@ Error Exhausted(std::string msg) {
 
 }  // namespace
 
+int IdleSlots(const PoolSnapshot& s) { return CountUse(s, IpUse::kIdle); }
+
 RefillPlan PlanRefill(const PoolSnapshot& s) {
   RefillPlan plan;
-  const int idle = CountUse(s, IpUse::kIdle);
-  const int ips_per_eni = s.limits.ips_per_eni;
+  const IpStack stack = s.settings.ip_stack;
+  const bool dual = stack == IpStack::kDual;
+  const int ips_per_eni = SlotsPerEni(s.limits, stack);
   int total = 0;
-  for (const auto& e : s.enis) total += IpCount(e);
+  for (const auto& e : s.enis) total += EniLoad(e, stack);
+  // Dual stack: unpaired IPv4s get their IPv6 first (no new quota taken);
+  // once paired they are idle slots like any other.
+  int pairing = 0;
+  if (dual) {
+    for (const auto& e : s.enis) {
+      if (e.unschedulable) continue;
+      for (int left = Pairable(e, stack); left > 0;) {
+        int n = std::min(left, kMaxIpsPerCall);
+        plan.assigns.push_back({e.eni_id, 0, n});
+        pairing += n;
+        left -= n;
+      }
+    }
+  }
+  const int idle = CountUse(s, IpUse::kIdle) + pairing;
   const int eni_cap = EniCap(s);
   const int capacity = eni_cap * ips_per_eni;
 
@@ -136,7 +184,7 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
       auto it = std::find_if(vs.begin(), vs.end(),
                              [&](const VSwitchView& v) { return v.vswitch_id == ordered.front(); });
       int n = std::min<int64_t>({want, ips_per_eni, kMaxIpsPerCall, it->available_ips});
-      plan.creates.push_back({it->vswitch_id, n});
+      plan.creates.push_back({it->vswitch_id, n, dual ? n : 0});
       it->available_ips -= n;
       want -= n;
       ++enis;
@@ -154,10 +202,14 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
     auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
                             [&](const VSwitchView& v) { return v.vswitch_id == e->vswitch_id; });
     if (vsw != s.vswitches.end() && (vsw->exhausted || vsw->available_ips <= 0)) continue;
-    int room = ips_per_eni - IpCount(*e);
+    int room = ips_per_eni - EniLoad(*e, stack);
+    // New IPv4s pair with the ENI's spare IPv6s before new IPv6s are asked.
+    int spare = dual ? static_cast<int>(e->spare_ipv6.size()) : 0;
     while (want > 0 && room > 0) {
       int n = std::min({want, room, kMaxIpsPerCall});
-      plan.assigns.push_back({e->eni_id, n});
+      int v6 = dual ? std::max(0, n - spare) : 0;
+      spare = std::max(0, spare - n);
+      plan.assigns.push_back({e->eni_id, n, v6});
       want -= n;
       room -= n;
     }
@@ -174,7 +226,7 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
     auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
                             [&](const VSwitchView& v) { return v.vswitch_id == e.vswitch_id; });
     if (vsw != s.vswitches.end() && (vsw->exhausted || vsw->available_ips <= 0)) continue;
-    room_existing += std::max(0, ips_per_eni - IpCount(e));
+    room_existing += std::max(0, ips_per_eni - EniLoad(e, stack));
   }
   int64_t vswitch_room = 0;
   for (const auto& v : s.vswitches) {
@@ -214,11 +266,12 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   return plan;
 }
 
-std::string PickIdleIp(const std::vector<EniView>& enis, EniSelectionPolicy policy) {
+std::string PickIdleIp(const std::vector<EniView>& enis, EniSelectionPolicy policy, IpStack stack) {
   for (const EniView* e : ByPreference(enis, policy)) {
     if (e->unschedulable) continue;
     const IpView* best = nullptr;
     for (const auto& ip : e->ips) {
+      if (!Complete(ip, stack)) continue;
       if (ip.use == IpUse::kIdle && (best == nullptr || ip.idle_since < best->idle_since)) best = &ip;
     }
     if (best != nullptr) return best->ip;
@@ -249,9 +302,10 @@ int IdleAddressesToRelease(const IdleReclaimSettings& r, int idle, int min_idle,
 
 ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
   ReclaimPlan plan;
+  const IpStack stack = s.settings.ip_stack;
   int budget = std::min(count, CountUse(s, IpUse::kIdle));
-  if (budget <= 0) return plan;
   const auto releasable = [](const IpView& ip) { return ip.use == IpUse::kIdle; };
+  const auto complete = [stack](const IpView& ip) { return Complete(ip, stack); };
 
   // Whole ENIs first, the longest-idle first: one Detach+Delete frees the
   // most and leaves the remaining ENIs fuller.
@@ -260,48 +314,64 @@ ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
     Clock::TimePoint newest_idle;
   };
   std::vector<Candidate> whole;
-  for (const auto& e : s.enis) {
-    if (e.unschedulable || e.ips.empty() || !std::all_of(e.ips.begin(), e.ips.end(), releasable)) continue;
-    Clock::TimePoint newest{};
-    for (const auto& ip : e.ips) newest = std::max(newest, ip.idle_since);
-    whole.push_back({&e, newest});
+  if (budget > 0) {
+    for (const auto& e : s.enis) {
+      if (e.unschedulable || e.ips.empty() || !std::all_of(e.ips.begin(), e.ips.end(), releasable)) continue;
+      Clock::TimePoint newest{};
+      for (const auto& ip : e.ips) newest = std::max(newest, ip.idle_since);
+      whole.push_back({&e, newest});
+    }
   }
   std::stable_sort(whole.begin(), whole.end(),
                    [](const Candidate& a, const Candidate& b) { return a.newest_idle < b.newest_idle; });
   std::vector<std::string> deleted;
   for (const auto& c : whole) {
-    int n = IpCount(*c.eni);
+    int n = static_cast<int>(std::count_if(c.eni->ips.begin(), c.eni->ips.end(), complete));
     if (n > budget) continue;
     plan.delete_enis.push_back(c.eni->eni_id);
     deleted.push_back(c.eni->eni_id);
     budget -= n;
   }
 
-  // Then single secondary IPs: ENIs in the reverse of the order pods are
-  // served from, oldest idle first within each.
+  // Then single slots (both addresses of a pair): ENIs in the reverse of the
+  // order pods are served from, oldest idle first within each. Dual stack:
+  // besides, every address that serves no pod (an idle unpaired IPv4, a
+  // spare IPv6).
   std::vector<const EniView*> order = ByPreference(s.enis, s.settings.eni_selection);
   std::reverse(order.begin(), order.end());
-  std::map<std::string, std::vector<std::string>> per_eni;
+  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> per_eni;
   for (const EniView* e : order) {
-    if (budget <= 0) break;
     if (e->unschedulable || std::find(deleted.begin(), deleted.end(), e->eni_id) != deleted.end()) continue;
     std::vector<const IpView*> idle;
     for (const auto& ip : e->ips) {
-      if (releasable(ip) && !ip.eni_primary_ip) idle.push_back(&ip);
+      if (!releasable(ip) || ip.eni_primary_ip) continue;
+      if (complete(ip)) {
+        idle.push_back(&ip);
+      } else {
+        per_eni[e->eni_id].first.push_back(ip.ip);  // unpaired
+      }
+    }
+    if (stack == IpStack::kDual) {
+      for (const auto& v6 : e->spare_ipv6) per_eni[e->eni_id].second.push_back(v6);
     }
     std::stable_sort(idle.begin(), idle.end(),
                      [](const IpView* a, const IpView* b) { return a->idle_since < b->idle_since; });
     for (const IpView* ip : idle) {
       if (budget <= 0) break;
-      per_eni[e->eni_id].push_back(ip->ip);
+      per_eni[e->eni_id].first.push_back(ip->ip);
+      if (stack == IpStack::kDual) per_eni[e->eni_id].second.push_back(ip->ipv6);
       --budget;
     }
   }
-  for (auto& [eni, ips] : per_eni) {
-    // UnassignPrivateIpAddresses also takes at most 10 addresses per call.
-    for (size_t i = 0; i < ips.size(); i += kMaxIpsPerCall) {
-      auto end = std::min(ips.size(), i + kMaxIpsPerCall);
-      plan.unassigns.push_back({eni, std::vector<std::string>(ips.begin() + i, ips.begin() + end)});
+  const auto chunk = [](const std::vector<std::string>& v, size_t i) {
+    if (i >= v.size()) return std::vector<std::string>{};
+    return std::vector<std::string>(v.begin() + i, v.begin() + std::min(v.size(), i + kMaxIpsPerCall));
+  };
+  for (auto& [eni, lists] : per_eni) {
+    // Either unassign call takes at most 10 addresses.
+    const auto& [v4, v6] = lists;
+    for (size_t i = 0; i < std::max(v4.size(), v6.size()); i += kMaxIpsPerCall) {
+      plan.unassigns.push_back({eni, chunk(v4, i), chunk(v6, i)});
     }
   }
   return plan;

@@ -19,17 +19,24 @@ namespace terway::ipam {
 // most 10 IPs (the API's per-call limit), so larger needs take several calls.
 inline constexpr int kMaxIpsPerCall = 10;
 
+// Pod addresses one ENI can hold: its IPv4 quota; in dual stack a pod takes
+// one IPv4 and one IPv6 of the same ENI, so the smaller of the two quotas (as
+// upstream Terway sizes a dual-stack node).
+int SlotsPerEni(const InstanceLimits& limits, IpStack stack);
+
 // Max pods an instance type can run. Shared ENI: the primary ENI is the
 // node's own interface and carries no pod IPs, every other ENI contributes
-// all of its IPs (its primary IP included); exclusive ENI: one ENI per pod.
-int MaxPods(const InstanceLimits& limits, EniMode mode);
+// all of its slots (its primary IP included); exclusive ENI: one ENI per pod.
+int MaxPods(const InstanceLimits& limits, EniMode mode, IpStack stack = IpStack::kIpv4);
 
 // What the configuration allows on this instance, resolved as upstream
 // Terway resolves it (its daemon's getPoolConfig):
 //   max_enis = int(EniQuantity x eni_cap_ratio) + eni_cap_shift - 1, at most
 //              max_eni when that is set (and never beyond the instance's
 //              secondary ENIs: the cloud would refuse them)
-//   capacity = max_enis x IPs per ENI (shared), max_enis (exclusive)
+//   capacity = max_enis x slots per ENI (shared), max_enis (exclusive);
+//              slots per ENI = IPs per ENI, in dual stack the smaller of the
+//              IPv4 and IPv6 quotas
 //   max_idle = min(max_pool_size, capacity)
 //   min_idle = min_eni x IPs per ENI if min_eni > 0, else min_pool_size;
 //              at most max_idle
@@ -50,11 +57,16 @@ enum class IpUse {
   kReleasing,  // being unassigned / its ENI deleted right now
 };
 
+// One address slot: an IPv4 and, in dual stack, the IPv6 of the same ENI
+// paired with it. A dual-stack slot without its IPv6 ("unpaired": the IPv6
+// assignment failed, or the cloud lost it) serves no pod: refill pairs it,
+// reclaim gives it back, and it is never counted as idle.
 struct IpView {
   std::string ip;
   IpUse use = IpUse::kIdle;
   Clock::TimePoint idle_since{};
   bool eni_primary_ip = false;  // an ENI's primary IP cannot be unassigned
+  std::string ipv6 = "";        // dual stack: the paired IPv6 ("" = unpaired)
 };
 
 struct EniView {
@@ -65,6 +77,11 @@ struct EniView {
   // eni_tag_filter after it was adopted: it keeps its pods and its slot, but
   // no address is added to, handed out from or given back from it.
   bool unschedulable = false;
+  // Dual stack: IPv6 addresses of the ENI paired with no IPv4 (an IPv4
+  // unassign failed after its IPv6 went, or the cloud lists one we did not
+  // ask for). They serve no pod; refill pairs them with new IPv4s, reclaim
+  // gives them back.
+  std::vector<std::string> spare_ipv6 = {};
 };
 
 struct VSwitchView {
@@ -83,6 +100,7 @@ struct PoolSettings {
   // (ip_warm_up_size), on top of what waiting pods need.
   int warm_up = 0;
   EniSelectionPolicy eni_selection = EniSelectionPolicy::kMostIps;
+  IpStack ip_stack = IpStack::kIpv4;
 };
 
 // The node as the engine sees it. `enis` are the pool's secondary ENIs only
@@ -99,14 +117,20 @@ struct PoolSnapshot {
   Clock::TimePoint now{};
 };
 
+// AssignPrivateIpAddresses of `count` IPv4s, then (dual stack)
+// AssignIpv6Addresses of `ipv6_count` IPv6s on the same ENI. ipv6_count
+// covers the new IPv4s (less the ENI's spare IPv6s) and the ENI's unpaired
+// IPv4s; count = 0 is an action that only pairs.
 struct AssignAction {
   std::string eni_id;
   int count = 0;
+  int ipv6_count = 0;
   bool operator==(const AssignAction&) const = default;
 };
 struct CreateAction {
   std::string vswitch_id;
-  int ip_count = 0;  // total, the ENI's primary IP included
+  int ip_count = 0;    // total, the ENI's primary IP included
+  int ipv6_count = 0;  // dual stack: as many as ip_count
   bool operator==(const CreateAction&) const = default;
 };
 
@@ -134,7 +158,14 @@ RefillPlan PlanRefill(const PoolSnapshot& s);
 // the one holding the most addresses; kLeastIps: the fewest), the one idle
 // longest there (the longest cool-down before an address reappears on
 // another pod). Unschedulable ENIs are skipped; "" when nothing is idle.
-std::string PickIdleIp(const std::vector<EniView>& enis, EniSelectionPolicy policy);
+// In dual stack an unpaired IPv4 is never picked.
+std::string PickIdleIp(const std::vector<EniView>& enis, EniSelectionPolicy policy,
+                       IpStack stack = IpStack::kIpv4);
+
+// Whether the slot can serve a pod: in dual stack only a pair.
+inline bool Complete(const IpView& ip, IpStack stack) { return stack == IpStack::kIpv4 || !ip.ipv6.empty(); }
+// Idle slots on schedulable ENIs (what the pool sizes count).
+int IdleSlots(const PoolSnapshot& s);
 
 // Upstream Terway's idle reclaim clock. The pool is "modified" by every
 // allocation and release.
@@ -156,9 +187,12 @@ struct IdleReclaimSettings {
 int IdleAddressesToRelease(const IdleReclaimSettings& r, int idle, int min_idle, int max_idle,
                            IdleReclaimClock* clock, Clock::TimePoint now, double random01);
 
+// UnassignIpv6Addresses of `ipv6s`, then UnassignPrivateIpAddresses of
+// `ips`, on one ENI (either may be empty).
 struct UnassignAction {
   std::string eni_id;
   std::vector<std::string> ips;
+  std::vector<std::string> ipv6s = {};
   bool operator==(const UnassignAction&) const = default;
 };
 
@@ -173,7 +207,9 @@ struct ReclaimPlan {
 // frees the most), then single secondary IPs, taken from ENIs in the order
 // eni_selection lets go of them (kMostIps: the emptiest ENIs first, as
 // upstream disposes; kLeastIps: the fullest), oldest idle first within an
-// ENI. An ENI's primary IP is never unassigned.
+// ENI. An ENI's primary IP is never unassigned. A slot goes with both its
+// addresses. Dual stack, besides `count`: idle unpaired IPv4s (not the
+// ENI's primary) and spare IPv6s are always given back -- they serve no pod.
 ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count);
 
 // vSwitch ids usable for a new ENI (not exhausted, some IPs available), in

@@ -21,6 +21,12 @@ Result<std::unique_ptr<ExclusiveEniAllocator>> ExclusiveEniAllocator::Create(
   TERWAY_ASSIGN_OR_RETURN_CTX(
       InstanceLimits limits, provider->GetInstanceLimits(opts.instance_type),
       fmt::format("reading ENI quotas of instance type {}", opts.instance_type));
+  if (opts.config.ip_stack == IpStack::kDual && limits.ipv6_per_eni <= 0) {
+    return Errorf(ErrorCode::kInvalidArgument,
+                  "ip_stack is dual but instance type {} has no IPv6 on its ENIs (EniIpv6AddressQuantity 0); "
+                  "use ip_stack ipv4 or an instance type with IPv6",
+                  opts.instance_type);
+  }
   std::unique_ptr<ExclusiveEniAllocator> a(new ExclusiveEniAllocator(std::move(opts), provider, store, clock));
   a->limits_ = limits;
   PoolConfig as_exclusive = a->opts_.config;  // this allocator is exclusive whatever the config says
@@ -116,6 +122,8 @@ Result<cloud::NetworkInterface> ExclusiveEniAllocator::CreateAttached(const PodI
     req.tags[kInstanceTagKey] = opts_.instance_id;
     req.tags[kExclusiveTagKey] = "true";
     req.secondary_ip_count = 0;
+    // Dual stack: the pod's IPv6 is the ENI's own, created with it.
+    req.ipv6_count = opts_.config.ip_stack == IpStack::kDual ? 1 : 0;
     auto eni = provider_->CreateEni(req);
     if (!eni.ok()) {
       if (eni.error().cloud_code == kCodeIpNotEnough) {
@@ -161,6 +169,7 @@ Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
     TERWAY_ASSIGN_OR_RETURN(auto enis, store_->ListEnis());
     IpAllocation out;
     out.ip = rec.ip;
+    out.ipv6 = rec.ipv6;
     out.eni_id = rec.eni_id;
     for (const auto& e : enis) {
       if (e.eni_id == rec.eni_id) {
@@ -211,17 +220,31 @@ Result<IpAllocation> ExclusiveEniAllocator::Allocate(const PodIdentity& pod) {
   for (const auto& p : eni.private_ip_sets) {
     if (p.primary) primary = p.address;
   }
+  std::string ipv6;
+  if (opts_.config.ip_stack == IpStack::kDual) {
+    if (eni.ipv6_sets.empty()) {
+      // No half pod: give the ENI back (a failure here is finished by leak
+      // collection: the ENI is tagged for this node and unreferenced).
+      Status undo = DestroyEni(eni.network_interface_id);
+      if (!undo.ok()) log::Warn("eni_undo_failed eni={} error=\"{}\"", eni.network_interface_id, undo.error().ToString());
+      return Errorf(ErrorCode::kCloud, "ENI {} came without the IPv6 address it was created with",
+                    eni.network_interface_id)
+          .Wrap(what);
+    }
+    ipv6 = eni.ipv6_sets.front();
+  }
   const int64_t now = Unix(clock_->Now());
   TERWAY_TRY_CTX(store_->UpsertEni({eni.network_interface_id, eni.mac_address, eni.vswitch_id, primary,
                                     false, now}),
                  what);
-  TERWAY_TRY_CTX(store_->AddIps({{primary, eni.network_interface_id, 0}}), what);
+  TERWAY_TRY_CTX(store_->AddIps({{primary, eni.network_interface_id, 0, ipv6}}), what);
   store::AllocationRecord rec;
   rec.container_id = pod.container_id;
   rec.pod_namespace = pod.namespace_;
   rec.pod_name = pod.name;
   rec.pod_uid = pod.uid;
   rec.ip = primary;
+  rec.ipv6 = ipv6;
   rec.eni_id = eni.network_interface_id;
   rec.ifname = pod.ifname;
   rec.netns = pod.netns;
@@ -303,6 +326,7 @@ Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const 
   rec.pod_name = pod.name;
   rec.pod_uid = pod.uid;
   rec.ip = primary;
+  if (opts_.config.ip_stack == IpStack::kDual && !found->ipv6_sets.empty()) rec.ipv6 = found->ipv6_sets.front();
   rec.eni_id = found->network_interface_id;
   rec.ifname = pod.ifname.empty() ? "eth0" : pod.ifname;
   rec.netns = pod.netns;
@@ -316,6 +340,7 @@ Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const 
             pod.container_id, found->network_interface_id, ip);
   IpAllocation out;
   out.ip = primary;
+  out.ipv6 = rec.ipv6;
   out.eni_id = found->network_interface_id;
   out.eni_mac = found->mac_address;
   out.eni_primary_ip = primary;
@@ -329,6 +354,7 @@ Result<std::optional<IpAllocation>> ExclusiveEniAllocator::Get(const std::string
   TERWAY_ASSIGN_OR_RETURN(auto enis, store_->ListEnis());
   IpAllocation out;
   out.ip = rec->ip;
+  out.ipv6 = rec->ipv6;
   out.eni_id = rec->eni_id;
   for (const auto& e : enis) {
     if (e.eni_id == rec->eni_id) {

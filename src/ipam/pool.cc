@@ -38,6 +38,12 @@ Result<std::unique_ptr<IpPool>> IpPool::Create(PoolOptions opts, EniProvider* pr
                   "it cannot host pods with ENI IPs",
                   opts.instance_type, limits.eni_quantity, limits.ips_per_eni);
   }
+  if (opts.config.ip_stack == IpStack::kDual && limits.ipv6_per_eni <= 0) {
+    return Errorf(ErrorCode::kInvalidArgument,
+                  "ip_stack is dual but instance type {} has no IPv6 on its ENIs (EniIpv6AddressQuantity 0); "
+                  "use ip_stack ipv4 or an instance type with IPv6",
+                  opts.instance_type);
+  }
   std::unique_ptr<IpPool> pool(new IpPool(std::move(opts), provider, store, clock));
   pool->limits_ = limits;
   pool->bounds_ = PoolBoundsFor(pool->opts_.config, limits);
@@ -81,6 +87,7 @@ Status IpPool::LoadFromStore() {
     entry.eni_id = ip.eni_id;
     entry.idle_since = Clock::TimePoint(seconds(ip.idle_since_unix));
     entry.eni_primary_ip = eni != enis_.end() && eni->second.primary_ip == ip.ip;
+    if (Dual()) entry.ipv6 = ip.ipv6;  // the pair as it was stored
     ips_[ip.ip] = entry;
   }
   TERWAY_ASSIGN_OR_RETURN(auto allocs, store_->ListAllocations());
@@ -116,6 +123,7 @@ IpAllocation IpPool::MakeAllocationLocked(const std::string& ip) const {
   out.ip = ip;
   auto it = ips_.find(ip);
   if (it == ips_.end()) return out;
+  out.ipv6 = it->second.ipv6;
   out.eni_id = it->second.eni_id;
   auto eni = enis_.find(out.eni_id);
   if (eni != enis_.end()) {
@@ -137,7 +145,10 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
   auto res = reservations_.find(key);
   if (res != reservations_.end()) {
     auto ip = ips_.find(res->second.ip);
-    if (res->second.expires > now && ip != ips_.end() && ip->second.use == IpUse::kReserved) {
+    // A reserved slot that lost its IPv6 cannot serve the pod whole: it
+    // gets another slot, the reservation runs out.
+    if (res->second.expires > now && ip != ips_.end() && ip->second.use == IpUse::kReserved &&
+        CompleteLocked(ip->second)) {
       chosen = res->second.ip;
       from_reservation = true;
     }
@@ -146,7 +157,7 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
     // From the ENI eni_selection_policy prefers, its least recently used
     // idle IP: the longest cool-down before an address reappears on another
     // pod (stale conntrack / ARP entries elsewhere).
-    chosen = PickIdleIp(SnapshotLocked(0).enis, opts_.config.eni_selection_policy);
+    chosen = PickIdleIp(SnapshotLocked(0).enis, opts_.config.eni_selection_policy, opts_.config.ip_stack);
   }
   if (chosen.empty()) return Error(ErrorCode::kNotFound, "no idle IP");
 
@@ -163,6 +174,7 @@ Result<IpAllocation> IpPool::TryAllocateLocked(const PodIdentity& pod) {
   rec.pod_name = pod.name;
   rec.pod_uid = pod.uid;
   rec.ip = chosen;
+  rec.ipv6 = entry.ipv6;
   rec.eni_id = entry.eni_id;
   rec.ifname = pod.ifname;
   rec.netns = pod.netns;
@@ -196,7 +208,11 @@ Result<IpAllocation> IpPool::Allocate(const PodIdentity& pod, std::chrono::milli
   }
   std::unique_lock l(mu_);
   TERWAY_ASSIGN_OR_RETURN_CTX(auto existing, store_->FindByContainer(pod.container_id), what);
-  if (existing) return MakeAllocationLocked(existing->ip);  // retried ADD
+  if (existing) {  // retried ADD
+    IpAllocation out = MakeAllocationLocked(existing->ip);
+    out.ipv6 = existing->ipv6;  // what the pod was given, whatever the slot holds now
+    return out;
+  }
 
   const PodName key{pod.namespace_, pod.name};
   if (!in_flight_.insert(key).second) {
@@ -297,7 +313,9 @@ Result<std::optional<IpAllocation>> IpPool::Get(const std::string& container_id)
   std::lock_guard l(mu_);
   TERWAY_ASSIGN_OR_RETURN(auto rec, store_->FindByContainer(container_id));
   if (!rec) return std::optional<IpAllocation>();
-  return std::optional<IpAllocation>(MakeAllocationLocked(rec->ip));
+  IpAllocation out = MakeAllocationLocked(rec->ip);
+  out.ipv6 = rec->ipv6;
+  return std::optional<IpAllocation>(out);
 }
 
 Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip) {
@@ -329,6 +347,7 @@ Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip
   rec.pod_name = pod.name;
   rec.pod_uid = pod.uid;
   rec.ip = ip;
+  rec.ipv6 = it->second.ipv6;  // dual stack: the pair as the pool holds it ("" if unpaired)
   rec.eni_id = it->second.eni_id;
   rec.ifname = pod.ifname.empty() ? "eth0" : pod.ifname;
   rec.netns = pod.netns;
@@ -381,9 +400,11 @@ PoolContents IpPool::Contents() const {
   std::lock_guard l(mu_);
   PoolContents c;
   for (const auto& [ip, e] : ips_) {
-    c.addresses.push_back({ip, e.eni_id, e.use, e.container_id, e.eni_primary_ip, e.release_in_doubt});
+    c.addresses.push_back({ip, e.eni_id, e.use, e.container_id, e.eni_primary_ip, e.release_in_doubt, e.ipv6});
   }
-  for (const auto& [id, e] : enis_) c.enis.push_back({id, e.mac, e.vswitch_id, e.primary_ip, e.unschedulable});
+  for (const auto& [id, e] : enis_) {
+    c.enis.push_back({id, e.mac, e.vswitch_id, e.primary_ip, e.unschedulable, e.spare_ipv6});
+  }
   return c;
 }
 
@@ -391,6 +412,10 @@ PoolStats IpPool::Stats() const {
   std::lock_guard l(mu_);
   PoolStats s;
   for (const auto& [ip, e] : ips_) {
+    if (!CompleteLocked(e) && e.use != IpUse::kInUse) {
+      ++s.unpaired;
+      continue;
+    }
     switch (e.use) {
       case IpUse::kIdle: ++s.idle; break;
       case IpUse::kInUse: ++s.in_use; break;
@@ -405,6 +430,12 @@ PoolStats IpPool::Stats() const {
   s.allocation_failures_total = allocation_failures_total_;
   s.releases_total = releases_total_;
   return s;
+}
+
+int IpPool::IdleSlotsLocked() const {
+  int n = 0;
+  for (const auto& [ip, e] : ips_) n += e.use == IpUse::kIdle && CompleteLocked(e) ? 1 : 0;
+  return n;
 }
 
 }  // namespace terway::ipam

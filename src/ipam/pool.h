@@ -10,6 +10,17 @@
 // about N/10 cloud calls. Cloud work (refill, reclaim, reconcile) is
 // serialized by one operations lock and never holds the pool lock while a
 // cloud call is in flight.
+//
+// Dual stack (ip_stack dual): an address slot is a pair, an IPv4 and an
+// IPv6 of the same ENI, keyed by its IPv4 and stored as one row (store
+// schema 6). A slot whose IPv6 is missing ("unpaired") is never handed out
+// nor counted as idle; an IPv6 without an IPv4 is a "spare" of its ENI (in
+// memory only: the cloud lists it again after a restart). Whenever an ENI
+// has both, they are paired at once. Refill asks both families per ENI and
+// gives back the IPv4s of an action whose IPv6 assignment failed; reclaim
+// unassigns the IPv6 then the IPv4 of a slot, and always gives back unpaired
+// IPv4s and spare IPv6s; reconcile applies the IPv4 rules to IPv6 (a lost
+// IPv6 ends its pod's allocation, an unknown one is adopted).
 #pragma once
 
 #include <condition_variable>
@@ -72,6 +83,7 @@ struct PoolContents {
     std::string container_id;  // when in use
     bool eni_primary_ip = false;
     bool release_in_doubt = false;
+    std::string ipv6 = "";  // dual stack: the paired IPv6 ("" = unpaired)
   };
   struct Eni {
     std::string eni_id;
@@ -79,6 +91,7 @@ struct PoolContents {
     std::string vswitch_id;
     std::string primary_ip;
     bool unschedulable = false;
+    std::vector<std::string> spare_ipv6 = {};  // dual stack: IPv6s paired with no IPv4
   };
   std::vector<Address> addresses;  // by IP
   std::vector<Eni> enis;           // by ENI id
@@ -144,6 +157,9 @@ class IpPool : public PodAddressSource {
     // service (kReleasing) until Reconcile sees whether the cloud still
     // lists it: handing it to a pod could give the pod a dead address.
     bool release_in_doubt = false;
+    // Dual stack: the IPv6 of the same ENI paired with this IPv4 ("" =
+    // unpaired: serves no pod until paired).
+    std::string ipv6;
   };
   struct EniEntry {
     std::string eni_id;
@@ -153,6 +169,9 @@ class IpPool : public PodAddressSource {
     // Tags say another controller's (eni_tag_block_list / eni_tag_filter):
     // its pods keep their addresses, no new pod is served from it.
     bool unschedulable = false;
+    // Dual stack: IPv6s of the ENI paired with no IPv4 (see the class
+    // comment). Not stored: reconcile finds them in the cloud again.
+    std::vector<std::string> spare_ipv6 = {};
   };
   struct Reservation {
     std::string ip;
@@ -180,6 +199,25 @@ class IpPool : public PodAddressSource {
   Status AddIpsLocked(const std::string& eni_id, const std::vector<std::string>& ips,
                       const std::string& eni_primary_ip);
   Status DropIpLocked(const std::string& ip, const std::string& why);
+  // Dual stack. IPv6s of the ENI become spares (those not known yet), then
+  // pairs with its idle/reserved unpaired IPv4s.
+  Status AddIpv6Locked(const std::string& eni_id, const std::vector<std::string>& ipv6s);
+  Status PairLocked(const std::string& eni_id);
+  // The slot loses its IPv6 (the cloud dropped it, or it was unassigned).
+  // A pod holding the slot loses its allocation (handed to on_address_lost).
+  Status UnpairLocked(const std::string& ip, const std::string& why);
+  bool Dual() const { return opts_.config.ip_stack == IpStack::kDual; }
+  bool CompleteLocked(const IpEntry& e) const { return !Dual() || !e.ipv6.empty(); }
+  int IdleSlotsLocked() const;
+  // Reconcile's IPv6 half for one listed ENI.
+  Status ReconcileIpv6Locked(const std::string& eni_id, const std::vector<std::string>& cloud_ipv6);
+  // Executes one reclaim unassign (IPv6s first, then IPv4s); ops_mu_ held,
+  // mu_ not.
+  Status ExecuteUnassign(const UnassignAction& u);
+  // Refill's undo when an ENI's IPv6 assignment failed: the IPv4s the same
+  // action just added go back to the cloud (those whose unassign fails stay
+  // unpaired: the next refill pairs them or reclaim gives them back).
+  void GiveBackUnpaired(const std::string& eni_id, const std::vector<std::string>& ips);
   Status DropEniLocked(const std::string& eni_id, const std::string& why);
   void RefreshVSwitches();
   // True if the error changed what the engine should plan (retry planning).

@@ -36,6 +36,11 @@ inline const char* EniSelectionPolicyName(EniSelectionPolicy p) {
 }
 
 enum class EniMode { kShared, kExclusive };
+
+// Which address families a pod gets (eni_conf `ip_stack`, upstream's names).
+// kDual: one IPv4 and one IPv6 of the same ENI per pod.
+enum class IpStack { kIpv4, kDual };
+inline const char* IpStackName(IpStack s) { return s == IpStack::kDual ? "dual" : "ipv4"; }
 inline const char* EniModeName(EniMode m) { return m == EniMode::kExclusive ? "exclusive" : "shared"; }
 
 // One (key, value) pair of an ENI's tags.
@@ -90,6 +95,7 @@ struct PoolConfig {
   std::chrono::seconds ip_reservation_window{300};
   std::chrono::seconds leaked_eni_grace_period{600};
   EniMode eni_mode = EniMode::kShared;
+  IpStack ip_stack = IpStack::kIpv4;
 };
 
 }  // namespace terway::ipam

@@ -57,6 +57,9 @@ Status IpPool::ReconcileOpsLocked() {
         }
         for (const auto& ip : gone) TERWAY_TRY(DropIpLocked(ip, "the cloud no longer lists it"));
         TERWAY_TRY(AddIpsLocked(id, ips, primary));
+        // Dual stack: the same rules for the ENI's IPv6s (a lost one ends
+        // its pod's allocation, an unknown one is adopted and paired).
+        TERWAY_TRY(ReconcileIpv6Locked(id, eni.ipv6_sets));
         for (auto& [ip, e] : ips_) {
           if (e.eni_id != id) continue;
           e.eni_primary_ip = ip == primary;
@@ -69,6 +72,7 @@ Status IpPool::ReconcileOpsLocked() {
             log::Info("ip_release_not_applied ip={} eni={}: back in the pool", ip, id);
           }
         }
+        TERWAY_TRY(PairLocked(id));  // slots back from a doubtful release may lack their IPv6
       } else if (eni.status == cloud::kEniAvailable && ours &&
                  TagValue(eni, kInstanceTagKey) == opts_.instance_id) {
         // Made for this node but not attached: a crash between create and
@@ -177,8 +181,7 @@ void IpPool::WorkerLoop() {
       worker_cv_.wait_until(l, wake, [&] { return stop_ || refill_requested_; });
     }
     if (stop_) break;
-    int idle = 0;
-    for (const auto& [ip, e] : ips_) idle += e.use == IpUse::kIdle ? 1 : 0;
+    const int idle = IdleSlotsLocked();
     const bool want_refill = refill_requested_ || waiting_ > 0 || idle < bounds_.min_idle || warm_up_left_ > 0;
     refill_requested_ = false;
     l.unlock();

@@ -19,11 +19,11 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
   PoolSnapshot s;
   const auto now = clock_->Now();
   std::map<std::string, EniView> views;
-  for (const auto& [id, e] : enis_) views[id] = EniView{id, e.vswitch_id, {}, e.unschedulable};
+  for (const auto& [id, e] : enis_) views[id] = EniView{id, e.vswitch_id, {}, e.unschedulable, e.spare_ipv6};
   for (const auto& [ip, e] : ips_) {
     auto it = views.find(e.eni_id);
     if (it == views.end()) continue;
-    it->second.ips.push_back({ip, e.use, e.idle_since, e.eni_primary_ip});
+    it->second.ips.push_back({ip, e.use, e.idle_since, e.eni_primary_ip, e.ipv6});
   }
   for (auto& [id, v] : views) s.enis.push_back(std::move(v));
   s.limits = limits_;
@@ -33,6 +33,7 @@ PoolSnapshot IpPool::SnapshotLocked(int demand) const {
   s.settings.max_enis = bounds_.max_enis;
   s.settings.warm_up = warm_up_left_;
   s.settings.eni_selection = c.eni_selection_policy;
+  s.settings.ip_stack = c.ip_stack;
   s.vswitches = vswitches_.Views(now);
   s.policy = c.vswitch_selection_policy;
   s.seed = opts_.seed + plan_counter_;
@@ -82,7 +83,7 @@ Status IpPool::AddIpsLocked(const std::string& eni_id, const std::vector<std::st
   const auto now = clock_->Now();
   std::vector<store::IpRecord> recs;
   for (const auto& ip : ips) {
-    if (!ips_.count(ip)) recs.push_back({ip, eni_id, Unix(now)});
+    if (!ips_.count(ip)) recs.push_back({ip, eni_id, Unix(now), ""});
   }
   TERWAY_TRY(store_->AddIps(recs));
   for (const auto& r : recs) {
@@ -93,7 +94,7 @@ Status IpPool::AddIpsLocked(const std::string& eni_id, const std::vector<std::st
     ips_[r.ip] = e;
   }
   NotifyWaitersLocked();
-  return Ok();
+  return PairLocked(eni_id);  // dual stack: with the ENI's spare IPv6s
 }
 
 Status IpPool::CreateEni(const CreateAction& a) {
@@ -104,6 +105,7 @@ Status IpPool::CreateEni(const CreateAction& a) {
   req.tags = opts_.config.eni_tags;
   req.tags[kInstanceTagKey] = opts_.instance_id;
   req.secondary_ip_count = std::max(0, a.ip_count - 1);
+  req.ipv6_count = a.ipv6_count;
   TERWAY_ASSIGN_OR_RETURN_CTX(auto eni, provider_->CreateEni(req),
                               fmt::format("creating an ENI on {}", a.vswitch_id));
   Status attached = provider_->AttachEni(eni.network_interface_id, opts_.instance_id);
@@ -124,6 +126,8 @@ Status IpPool::CreateEni(const CreateAction& a) {
   TERWAY_TRY(AddEniLocked({eni.network_interface_id, eni.mac_address,
                            eni.vswitch_id.empty() ? a.vswitch_id : eni.vswitch_id, primary}));
   TERWAY_TRY(AddIpsLocked(eni.network_interface_id, ips, primary));
+  // Fewer IPv6s than asked leave unpaired IPv4s: the next refill pairs them.
+  TERWAY_TRY(AddIpv6Locked(eni.network_interface_id, eni.ipv6_sets));
   warm_up_left_ = std::max(0, warm_up_left_ - static_cast<int>(ips.size()));
   vswitches_.Consume(a.vswitch_id, static_cast<int64_t>(ips.size()));
   log::Info("eni_created eni={} vswitch={} ips={}", eni.network_interface_id, a.vswitch_id, ips.size());
@@ -161,19 +165,42 @@ Status IpPool::RefillOnce() {
     }
     bool replan = false;
     for (const auto& a : plan.assigns) {
-      auto ips = provider_->AssignIps(a.eni_id, a.count);
-      if (!ips.ok()) {
-        if (NoteCloudError(ips.error(), eni_vswitch[a.eni_id])) {
-          replan = true;
-          break;
+      std::vector<std::string> new_ips;
+      if (a.count > 0) {
+        auto ips = provider_->AssignIps(a.eni_id, a.count);
+        if (!ips.ok()) {
+          if (NoteCloudError(ips.error(), eni_vswitch[a.eni_id])) {
+            replan = true;
+            break;
+          }
+          return std::move(ips).error().Wrap(fmt::format("assigning {} IPs on {}", a.count, a.eni_id));
         }
-        return std::move(ips).error().Wrap(fmt::format("assigning {} IPs on {}", a.count, a.eni_id));
+        new_ips = *ips;
+        std::lock_guard l(mu_);
+        if (!enis_.count(a.eni_id)) continue;
+        TERWAY_TRY(AddIpsLocked(a.eni_id, new_ips, ""));
+        if (!Dual()) warm_up_left_ = std::max(0, warm_up_left_ - static_cast<int>(new_ips.size()));
+        log::Info("ips_assigned eni={} count={}", a.eni_id, new_ips.size());
       }
-      std::lock_guard l(mu_);
-      if (!enis_.count(a.eni_id)) continue;
-      TERWAY_TRY(AddIpsLocked(a.eni_id, *ips, ""));
-      warm_up_left_ = std::max(0, warm_up_left_ - static_cast<int>(ips->size()));
-      log::Info("ips_assigned eni={} count={}", a.eni_id, ips->size());
+      if (a.ipv6_count > 0) {
+        auto v6 = provider_->AssignIpv6(a.eni_id, a.ipv6_count);
+        if (!v6.ok()) {
+          GiveBackUnpaired(a.eni_id, new_ips);
+          if (NoteCloudError(v6.error(), eni_vswitch[a.eni_id])) {
+            replan = true;
+            break;
+          }
+          return std::move(v6).error().Wrap(fmt::format("assigning {} IPv6s on {}", a.ipv6_count, a.eni_id));
+        }
+        std::lock_guard l(mu_);
+        if (!enis_.count(a.eni_id)) continue;
+        TERWAY_TRY(AddIpv6Locked(a.eni_id, *v6));
+        log::Info("ipv6s_assigned eni={} count={}", a.eni_id, v6->size());
+      }
+      if (Dual()) {
+        std::lock_guard l(mu_);
+        warm_up_left_ = std::max(0, warm_up_left_ - a.count);
+      }
     }
     if (replan) continue;
     for (const auto& c : plan.creates) {
@@ -208,9 +235,7 @@ Status IpPool::RefillOnce() {
     }
     // More pods waiting than idle IPs (a new ENI got only its first 10):
     // plan again right away.
-    int idle = 0;
-    for (const auto& [ip, e] : ips_) idle += e.use == IpUse::kIdle ? 1 : 0;
-    if (waiting_ <= idle) return Ok();
+    if (waiting_ <= IdleSlotsLocked()) return Ok();
   }
   return Ok();
 }
@@ -229,11 +254,7 @@ Status IpPool::ReclaimOnce() {
     // Idle addresses that pods waiting right now are about to take are not
     // the pool's to give back; nor is anything during the warm-up, which
     // fills the pool past its sizes on purpose.
-    int idle = 0;
-    for (const auto& e : snap.enis) {
-      for (const auto& ip : e.ips) idle += !e.unschedulable && ip.use == IpUse::kIdle ? 1 : 0;
-    }
-    idle = std::max(0, idle - waiting_);
+    const int idle = std::max(0, IdleSlots(snap) - waiting_);
     const auto& c = opts_.config;
     IdleReclaimSettings r{c.idle_ip_reclaim_after, c.idle_ip_reclaim_interval, c.idle_ip_reclaim_batch_size,
                           c.idle_ip_reclaim_jitter_factor};
@@ -247,6 +268,7 @@ Status IpPool::ReclaimOnce() {
     for (const auto& u : plan.unassigns) {
       for (const auto& ip : u.ips) ips_[ip].use = IpUse::kReleasing;
     }
+    // (Spare IPv6s need no marking: nothing takes one outside ops_mu_.)
     for (const auto& id : plan.delete_enis) {
       for (auto& [ip, e] : ips_) {
         if (e.eni_id == id) {
@@ -258,15 +280,8 @@ Status IpPool::ReclaimOnce() {
   }
   Status result = Ok();
   for (const auto& u : plan.unassigns) {
-    Status st = provider_->UnassignIps(u.eni_id, u.ips);
-    std::lock_guard l(mu_);
-    if (!st.ok() && st.error().cloud_code != "InvalidIp.IpUnassigned") {
-      RestoreAfterFailedReleaseLocked(u.ips, st.error());
-      (void)NoteCloudErrorLocked(st.error(), "");
-      result = std::move(st).error().Wrap(fmt::format("unassigning IPs from {}", u.eni_id));
-      continue;
-    }
-    for (const auto& ip : u.ips) TERWAY_TRY(DropIpLocked(ip, "reclaimed idle IP"));
+    Status st = ExecuteUnassign(u);
+    if (!st.ok()) result = std::move(st);
   }
   for (const auto& id : plan.delete_enis) {
     Status st = provider_->DetachEni(id, opts_.instance_id);

@@ -29,6 +29,7 @@ inline constexpr const char* kCodeEniLimit = "EniPerInstanceLimitExceeded";
 struct InstanceLimits {
   int eni_quantity = 0;     // EniQuantity, including the primary ENI
   int ips_per_eni = 0;      // EniPrivateIpAddressQuantity, including each ENI's primary IP
+  int ipv6_per_eni = 0;     // EniIpv6AddressQuantity (0: the type has no IPv6)
 };
 
 struct CreateEniRequest {
@@ -36,6 +37,7 @@ struct CreateEniRequest {
   std::vector<std::string> security_group_ids;
   std::map<std::string, std::string> tags;
   int secondary_ip_count = 0;  // SecondaryPrivateIpAddressCount (<= 9: 10 IPs per call)
+  int ipv6_count = 0;          // Ipv6AddressCount (dual stack; <= 10)
   std::string resource_group_id;  // ResourceGroupId; "": the account's default
 };
 
@@ -57,6 +59,11 @@ class EniProvider {
   virtual Result<std::vector<std::string>> AssignIps(const std::string& eni_id, int count) = 0;
   // UnassignPrivateIpAddresses.
   virtual Status UnassignIps(const std::string& eni_id, const std::vector<std::string>& ips) = 0;
+  // AssignIpv6Addresses with Ipv6AddressCount = count (<= 10) from the
+  // vSwitch's IPv6 block; returns the new addresses.
+  virtual Result<std::vector<std::string>> AssignIpv6(const std::string& eni_id, int count) = 0;
+  // UnassignIpv6Addresses.
+  virtual Status UnassignIpv6(const std::string& eni_id, const std::vector<std::string>& ips) = 0;
   // Every ENI attached to the instance, plus the Available ENIs tagged
   // kInstanceTagKey=instance_id (DescribeNetworkInterfaces, all pages).
   virtual Result<std::vector<cloud::NetworkInterface>> ListEnis(const std::string& instance_id) = 0;

@@ -41,6 +41,9 @@ struct LivePod {
 
 struct IpAllocation {
   std::string ip;
+  // Dual stack (ip_stack dual): the pod's IPv6, of the same ENI as `ip`;
+  // "" on an IPv4-only node.
+  std::string ipv6;
   std::string eni_id;
   std::string eni_mac;
   std::string eni_primary_ip;
@@ -53,6 +56,8 @@ struct PoolStats {
   int in_use = 0;
   int reserved = 0;
   int releasing = 0;
+  // Dual stack: IPv4s waiting for their IPv6 (they serve no pod).
+  int unpaired = 0;
   int enis = 0;
   int max_pods = 0;
   int waiting = 0;

@@ -75,12 +75,21 @@ ALTER TABLE allocations ADD COLUMN host_stack_cidrs TEXT NOT NULL DEFAULT '';
 ALTER TABLE allocations ADD COLUMN origin TEXT NOT NULL DEFAULT '';
 ALTER TABLE allocations ADD COLUMN host_veth TEXT NOT NULL DEFAULT '';
 )sql",
+    // 5 -> 6: dual stack. An IP row pairs its IPv4 with one IPv6 of the same
+    // ENI (the slot a pod gets); an allocation records the pod's IPv6. Rows
+    // of an IPv4-only node keep '' and work as before.
+    R"sql(
+ALTER TABLE ips ADD COLUMN ipv6 TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX ips_ipv6 ON ips(ipv6) WHERE ipv6 <> '';
+ALTER TABLE allocations ADD COLUMN ipv6 TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX allocations_ipv6 ON allocations(ipv6) WHERE ipv6 <> '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kAllocCols =
     "container_id, pod_namespace, pod_name, pod_uid, ip, eni_id, ifname, created_unix, state, sticky, netns, "
-    "datapath_mode, bandwidth, host_stack_cidrs, origin, host_veth";
+    "datapath_mode, bandwidth, host_stack_cidrs, origin, host_veth, ipv6";
 
 AllocationRecord ReadAlloc(const Statement& s) {
   AllocationRecord r;
@@ -100,6 +109,7 @@ AllocationRecord ReadAlloc(const Statement& s) {
   r.host_stack_cidrs = s.Text(13);
   r.origin = s.Text(14);
   r.host_veth = s.Text(15);
+  r.ipv6 = s.Text(16);
   return r;
 }
 
@@ -193,12 +203,12 @@ Result<AllocationRecord> StateStore::Allocate(const AllocationRecord& rec, bool 
   }
 
   TERWAY_ASSIGN_OR_RETURN(auto ins, db_->Prepare(fmt::format(
-      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
+      "INSERT INTO allocations({}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", kAllocCols)));
   ins.Bind(1, rec.container_id).Bind(2, rec.pod_namespace).Bind(3, rec.pod_name)
       .Bind(4, rec.pod_uid).Bind(5, rec.ip).Bind(6, rec.eni_id).Bind(7, rec.ifname)
       .Bind(8, rec.created_unix).Bind(9, rec.state).Bind(10, int64_t{rec.sticky ? 1 : 0})
       .Bind(11, rec.netns).Bind(12, rec.datapath_mode).Bind(13, rec.bandwidth)
-      .Bind(14, rec.host_stack_cidrs).Bind(15, rec.origin).Bind(16, rec.host_veth);
+      .Bind(14, rec.host_stack_cidrs).Bind(15, rec.origin).Bind(16, rec.host_veth).Bind(17, rec.ipv6);
   TERWAY_TRY_CTX(ins.Run(), ctx);
   TERWAY_ASSIGN_OR_RETURN(auto busy, db_->Prepare("UPDATE ips SET idle_since_unix = 0 WHERE ip = ?"));
   TERWAY_TRY_CTX(busy.Bind(1, rec.ip).Run(), ctx);
@@ -309,10 +319,33 @@ Status StateStore::AddIps(const std::vector<IpRecord>& ips) {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto tx, Transaction::Begin(db_.get()), "recording IPs");
   for (const auto& ip : ips) {
     TERWAY_ASSIGN_OR_RETURN(auto q1, db_->Prepare(
-        "INSERT OR IGNORE INTO ips(ip, eni_id, idle_since_unix) VALUES (?,?,?)"));
-    q1.Bind(1, ip.ip).Bind(2, ip.eni_id).Bind(3, ip.idle_since_unix);
+        "INSERT OR IGNORE INTO ips(ip, eni_id, idle_since_unix, ipv6) VALUES (?,?,?,?)"));
+    q1.Bind(1, ip.ip).Bind(2, ip.eni_id).Bind(3, ip.idle_since_unix).Bind(4, ip.ipv6);
     TERWAY_TRY_CTX(q1.Run(), fmt::format("recording IP {} of {}", ip.ip, ip.eni_id));
   }
+  return tx.Commit();
+}
+
+Status StateStore::SetIpv6(const std::string& ip, const std::string& ipv6) {
+  std::lock_guard l(mu_);
+  auto ctx = ipv6.empty() ? fmt::format("unpairing IP {} from its IPv6", ip)
+                          : fmt::format("pairing IP {} with IPv6 {}", ip, ipv6);
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto tx, Transaction::Begin(db_.get()), ctx);
+  TERWAY_ASSIGN_OR_RETURN(auto q, db_->Prepare("SELECT container_id FROM allocations WHERE ip = ?"));
+  q.Bind(1, ip);
+  TERWAY_ASSIGN_OR_RETURN(bool used, q.Step());
+  if (used) {
+    return Errorf(ErrorCode::kConflict, "allocated to container {}; release it first", q.Text(0)).Wrap(ctx);
+  }
+  if (!ipv6.empty()) {
+    TERWAY_ASSIGN_OR_RETURN(auto other, db_->Prepare("SELECT ip FROM ips WHERE ipv6 = ? AND ip <> ?"));
+    other.Bind(1, ipv6).Bind(2, ip);
+    TERWAY_ASSIGN_OR_RETURN(bool taken, other.Step());
+    if (taken) return Errorf(ErrorCode::kConflict, "the IPv6 is paired with {}", other.Text(0)).Wrap(ctx);
+  }
+  TERWAY_ASSIGN_OR_RETURN(auto up, db_->Prepare("UPDATE ips SET ipv6 = ? WHERE ip = ?"));
+  TERWAY_TRY_CTX(up.Bind(1, ipv6).Bind(2, ip).Run(), ctx);
+  if (db_->Changes() == 0) return Errorf(ErrorCode::kNotFound, "no row for IP {}", ip).Wrap(ctx);
   return tx.Commit();
 }
 
@@ -336,9 +369,9 @@ Status StateStore::RemoveIps(const std::vector<std::string>& ips) {
 Result<std::vector<IpRecord>> StateStore::ListIps() {
   std::lock_guard l(mu_);
   TERWAY_ASSIGN_OR_RETURN(auto q, db_->Prepare(
-      "SELECT ip, eni_id, idle_since_unix FROM ips ORDER BY eni_id, ip"));
+      "SELECT ip, eni_id, idle_since_unix, ipv6 FROM ips ORDER BY eni_id, ip"));
   return Collect<IpRecord>(q, [](const Statement& s) {
-    return IpRecord{s.Text(0), s.Text(1), s.Int(2)};
+    return IpRecord{s.Text(0), s.Text(1), s.Int(2), s.Text(3)};
   });
 }
 

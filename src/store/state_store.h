@@ -5,6 +5,8 @@
 //   - one IP belongs to at most one allocation      (allocations.ip UNIQUE)
 //   - one IP is reserved for at most one pod        (reservations.ip UNIQUE)
 //   - a container id has at most one allocation     (PRIMARY KEY)
+//   - one IPv6 belongs to at most one allocation and is paired with at most
+//     one IPv4 (partial UNIQUE indexes on the non-empty ipv6 columns)
 // Every mutating call is one transaction. The store is safe to call from many
 // threads (calls are serialized); it is the caller's job to keep its in-memory
 // view in step (see ipam::IpPool).
@@ -26,8 +28,10 @@ namespace terway::store {
 // 1: allocations, ENIs, IPs, reservations. 2: allocations carry the pod's
 // netns and datapath mode (restart repair). 3: and its bandwidth limit.
 // 4: and the CIDRs its network routes through the host stack. 5: and its
-// origin and, for adopted pods, their host veth.
-inline constexpr int kSchemaVersion = 5;
+// origin and, for adopted pods, their host veth. 6: dual stack: an IP row
+// and an allocation carry the IPv6 address paired with the IPv4 (one slot =
+// one IPv4 + one IPv6 of the same ENI; '' in IPv4-only rows).
+inline constexpr int kSchemaVersion = 6;
 
 // AllocationRecord::origin values.
 inline constexpr const char* kOriginApi = "api";          // an ADD of a pod the Kubernetes API had
@@ -68,6 +72,9 @@ struct AllocationRecord {
   // The pod's host-side veth when it is not the one derived from the
   // container id (a pod wired by upstream Terway and adopted at start).
   std::string host_veth;
+  // Dual stack: the IPv6 of the pod, paired with `ip` on the same ENI ("" on
+  // an IPv4-only node and in rows older than schema 6).
+  std::string ipv6 = "";
   bool operator==(const AllocationRecord&) const = default;
 };
 
@@ -86,6 +93,9 @@ struct IpRecord {
   std::string ip;
   std::string eni_id;
   int64_t idle_since_unix = 0;  // 0 while in use
+  // Dual stack: the IPv6 of the same ENI paired with this IPv4 (the slot a
+  // pod gets is the pair); "" when unpaired or on an IPv4-only node.
+  std::string ipv6 = "";
   bool operator==(const IpRecord&) const = default;
 };
 
@@ -135,6 +145,11 @@ class StateStore {
   Result<std::vector<EniRecord>> ListEnis();
   // Adds IPs (idle since the given time); existing rows are left unchanged.
   Status AddIps(const std::vector<IpRecord>& ips);
+  // Pairs the IPv4 `ip` with `ipv6` ("" unpairs it). Refuses (kConflict)
+  // while an allocation holds the IPv4 (a pod's pair never changes under
+  // it) or when another IPv4 is paired with that IPv6; kNotFound when the
+  // IPv4 has no row.
+  Status SetIpv6(const std::string& ip, const std::string& ipv6);
   // Removes IP rows; refuses (kConflict) if one is allocated.
   Status RemoveIps(const std::vector<std::string>& ips);
   Result<std::vector<IpRecord>> ListIps();

@@ -222,7 +222,12 @@ std::vector<KeyCase> KeyCases() {
        "expected true or false"},
       {"disable_device_plugin", "true", [](const EniConfig& c) { EXPECT_TRUE(c.disable_device_plugin); }, "1",
        "expected true or false"},
-      {"ip_stack", "\"ipv4\"", [](const EniConfig&) {}, "\"ipv6\"", "unsupported ip_stack \"ipv6\""},
+      {"ip_stack", "\"dual\"",
+       [](const EniConfig& c) {
+         EXPECT_EQ(c.ip_stack, IpStack::kDual);
+         EXPECT_EQ(PoolConfigOf(c).ip_stack, IpStack::kDual);
+       },
+       "\"ipv6\"", "unsupported ip_stack \"ipv6\""},
       {"ipam_type", "\"default\"", [](const EniConfig&) {}, "\"remote\"", "unknown IPAM type"},
       {"enable_eni_trunking", "false", [](const EniConfig&) {}, "\"no\"", "expected true or false"},
       {"enable_erdma", "false", [](const EniConfig&) {}, "0", "expected true or false"},
@@ -315,7 +320,6 @@ TEST(ParseEniConfig, MissingFeaturesWarnWithWhatTheNodeDoes) {
   } rows[] = {
       {R"({"enable_eni_trunking": true})", "enable_eni_trunking", "pods take addresses of the node's shared ENIs"},
       {R"({"enable_erdma": true})", "enable_erdma", "no aliyun/erdma resource is offered"},
-      {R"({"ip_stack": "dual"})", "ip_stack", "pods get IPv4 addresses only"},
       {R"({"ipam_type": "crd"})", "ipam_type", "this node manages its own ENIs"},
       {R"({"enable_ip_prefix": true})", "enable_ip_prefix", "secondary IPs of the node's ENIs"},
       {R"({"ipv4_prefix_count": 4})", "ipv4_prefix_count", "secondary IPs of the node's ENIs"},

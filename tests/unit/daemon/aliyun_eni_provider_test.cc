@@ -92,6 +92,59 @@ TEST(AliyunEniProvider, CreateEniCarriesTheResourceGroup) {
   ASSERT_TRUE(f.provider.CreateEni(req).ok());
 }
 
+// Dual stack: the ENI is created with its IPv6s, IPv6s are assigned and
+// unassigned with the IPv6 actions, and the type's IPv6 quota is read.
+TEST(AliyunEniProvider, Ipv6CallsMapToTheIpv6Actions) {
+  Fixture f;
+  EXPECT_CALL(f.api, CreateNetworkInterface(_)).WillOnce([](const cloud::CreateEniRequest& req) {
+    EXPECT_EQ(req.secondary_private_ip_count, 4);
+    EXPECT_EQ(req.ipv6_count, 5);
+    return Result<cloud::NetworkInterface>(cloud::NetworkInterface{});
+  });
+  ipam::CreateEniRequest create;
+  create.secondary_ip_count = 4;
+  create.ipv6_count = 5;
+  ASSERT_TRUE(f.provider.CreateEni(create).ok());
+
+  EXPECT_CALL(f.api, AssignIpv6Addresses(_)).WillOnce([](const cloud::AssignIpsRequest& req) {
+    EXPECT_EQ(req.eni_id, "eni-1");
+    EXPECT_EQ(req.count, 3);
+    return Result<std::vector<std::string>>(std::vector<std::string>{"2001:db8::1", "2001:db8::2", "2001:db8::3"});
+  });
+  auto v6 = f.provider.AssignIpv6("eni-1", 3);
+  ASSERT_TRUE(v6.ok()) << v6.error().ToString();
+  EXPECT_EQ(v6->size(), 3u);
+  // The IPv4 action is never used for IPv6.
+  EXPECT_CALL(f.api, AssignPrivateIpAddresses(_)).Times(0);
+  EXPECT_CALL(f.api, UnassignPrivateIpAddresses(_, _)).Times(0);
+
+  // Unassign: an address already gone (a retry after a lost reply) is the
+  // goal reached; any other refusal is reported with its code.
+  Error gone(ErrorCode::kCloud, "The specified IP is not assigned.");
+  gone.cloud_code = "InvalidIp.IpUnassigned";
+  Error refused(ErrorCode::kCloud, "conflict");
+  refused.cloud_code = "InvalidOperation.Conflict";
+  std::vector<std::string> two = {"2001:db8::1", "2001:db8::2"};
+  EXPECT_CALL(f.api, UnassignIpv6Addresses("eni-1", two))
+      .WillOnce(Return(Status(gone)))
+      .WillOnce(Return(Status(refused)));
+  EXPECT_TRUE(f.provider.UnassignIpv6("eni-1", two).ok());
+  auto st = f.provider.UnassignIpv6("eni-1", two);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().cloud_code, "InvalidOperation.Conflict");
+
+  cloud::InstanceType t;
+  t.instance_type_id = "ecs.g7.large";
+  t.eni_quantity = 3;
+  t.eni_private_ip_address_quantity = 6;
+  t.eni_ipv6_address_quantity = 4;
+  EXPECT_CALL(f.api, DescribeInstanceTypes(_)).WillOnce(Return(std::vector<cloud::InstanceType>{t}));
+  auto limits = f.provider.GetInstanceLimits("ecs.g7.large");
+  ASSERT_TRUE(limits.ok());
+  EXPECT_EQ(limits->ipv6_per_eni, 4);
+  EXPECT_EQ(limits->ips_per_eni, 6);
+}
+
 // eni_conf backoff_override "eni_ops" decides how long an attach is polled:
 // its Steps are the DescribeNetworkInterfaces calls made before giving up.
 TEST(AliyunEniProvider, EniOpsOverrideSetsTheAttachPolls) {

@@ -382,5 +382,143 @@ TEST(PlanReclaim, OldestIdleFirst) {
   EXPECT_EQ(plan.unassigns, (std::vector<UnassignAction>{{"eni-1", {"old", "mid"}}}));
 }
 
+// ---------------------------------------------------------------------------
+// Dual stack: a slot is an IPv4 and an IPv6 of one ENI.
+
+// An ENI whose IPs are all paired (ipv6 "<ip>-v6"), except the last
+// `unpaired` idle ones; `spare` IPv6s with no IPv4.
+EniView DualEni(const std::string& id, int in_use, int idle, int unpaired = 0, int spare = 0) {
+  EniView e = Eni(id, in_use, idle + unpaired);
+  for (size_t i = 0; i < e.ips.size(); ++i) {
+    if (static_cast<int>(i) < in_use + idle) e.ips[i].ipv6 = e.ips[i].ip + "-v6";
+  }
+  for (int i = 0; i < spare; ++i) e.spare_ipv6.push_back(fmt::format("{}-spare{}", id, i));
+  return e;
+}
+
+PoolSnapshot DualBase(int ips_per_eni = 10, int ipv6_per_eni = 10) {
+  PoolSnapshot s = Base();
+  s.limits = {4, ips_per_eni, ipv6_per_eni};
+  s.settings.ip_stack = IpStack::kDual;
+  return s;
+}
+
+TEST(MaxPods, DualStackUsesTheSmallerQuotaPerEni) {
+  struct Row {
+    InstanceLimits limits;
+    IpStack stack;
+    int want;
+  } rows[] = {
+      {{4, 15, 10}, IpStack::kDual, 30},  // IPv6 is the smaller: 3 x 10
+      {{4, 10, 15}, IpStack::kDual, 30},  // IPv4 is the smaller
+      {{4, 15, 10}, IpStack::kIpv4, 45},  // IPv4 only: the IPv6 quota does not matter
+      {{4, 15, 0}, IpStack::kDual, 0},    // no IPv6 on this type: no dual-stack pod
+  };
+  for (const auto& r : rows) {
+    EXPECT_EQ(MaxPods(r.limits, EniMode::kShared, r.stack), r.want)
+        << r.limits.ips_per_eni << "/" << r.limits.ipv6_per_eni << " " << IpStackName(r.stack);
+  }
+  EXPECT_EQ(MaxPods({4, 15, 10}, EniMode::kExclusive, IpStack::kDual), 3);
+}
+
+TEST(PoolBoundsFor, DualStackSizesByTheSmallerQuota) {
+  PoolConfig c;
+  c.max_pool_size = 100;
+  c.min_eni = 1;
+  c.ip_stack = IpStack::kDual;
+  PoolBounds b = PoolBoundsFor(c, {4, 15, 10});
+  EXPECT_EQ(b.capacity, 30);
+  EXPECT_EQ(b.max_idle, 30);
+  EXPECT_EQ(b.min_idle, 10);  // min_eni x slots per ENI
+  c.ip_stack = IpStack::kIpv4;
+  EXPECT_EQ(PoolBoundsFor(c, {4, 15, 10}).capacity, 45);
+}
+
+TEST(PlanRefill, DualStackTable) {
+  struct Row {
+    const char* name;
+    std::vector<EniView> enis;
+    int demand;
+    int min_pool;
+    InstanceLimits limits;
+    std::vector<AssignAction> assigns;
+    std::vector<CreateAction> creates;
+    int unmet;
+  } rows[] = {
+      {"new ENI carries as many IPv6s as IPv4s", {}, 3, 0, {4, 10, 10}, {}, {{"vsw-a", 8, 8}}, 0},
+      {"assign on an ENI asks both families", {DualEni("eni-1", 2, 0)}, 0, 3, {4, 10, 10},
+       {{"eni-1", 3, 3}}, {}, 0},
+      {"unpaired IPv4s get their IPv6 first and count as coming idle",
+       {DualEni("eni-1", 2, 0, 3)}, 0, 3, {4, 10, 10}, {{"eni-1", 0, 3}}, {}, 0},
+      {"spare IPv6s pair with new IPv4s before new IPv6s are asked", {DualEni("eni-1", 2, 0, 0, 2)}, 0,
+       3, {4, 10, 10}, {{"eni-1", 3, 1}}, {}, 0},
+      {"room per ENI is the smaller quota (IPv6 6 of IPv4 10)", {DualEni("eni-1", 4, 0)}, 0, 4,
+       {4, 10, 6}, {{"eni-1", 2, 2}}, {{"vsw-a", 2, 2}}, 0},
+      {"spare IPv6s take room: 4 paired + 2 spare of 6", {DualEni("eni-1", 4, 0, 0, 2)}, 0, 2,
+       {2, 10, 6}, {}, {}, 0},
+      {"node full by the IPv6 quota: demand unmet",
+       {DualEni("eni-1", 6, 0), DualEni("eni-2", 6, 0), DualEni("eni-3", 6, 0)}, 1, 0, {4, 10, 6}, {},
+       {}, 1},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.name);
+    PoolSnapshot s = DualBase();
+    s.limits = r.limits;
+    s.enis = r.enis;
+    s.demand = r.demand;
+    s.settings.min_pool_size = r.min_pool;
+    s.settings.max_pool_size = 5;
+    auto plan = PlanRefill(s);
+    EXPECT_EQ(plan.assigns, r.assigns);
+    EXPECT_EQ(plan.creates, r.creates);
+    EXPECT_EQ(plan.unmet_demand, r.unmet);
+  }
+}
+
+TEST(PickIdleIp, DualStackNeverPicksAnUnpairedIpv4) {
+  // eni-1 holds the most addresses but its idle IPv4s are unpaired.
+  std::vector<EniView> enis = {DualEni("eni-1", 3, 0, 4), DualEni("eni-2", 1, 1)};
+  EXPECT_EQ(PickIdleIp(enis, EniSelectionPolicy::kMostIps, IpStack::kDual), "eni-2-ip1");
+  enis = {DualEni("eni-1", 3, 0, 4)};
+  EXPECT_EQ(PickIdleIp(enis, EniSelectionPolicy::kMostIps, IpStack::kDual), "");
+  // IPv4 only: the same addresses are all usable.
+  EXPECT_NE(PickIdleIp(enis, EniSelectionPolicy::kMostIps, IpStack::kIpv4), "");
+}
+
+TEST(PlanReclaim, DualStackGivesBackBothAddressesOfASlot) {
+  PoolSnapshot s = DualBase();
+  s.enis = {DualEni("eni-1", 1, 3)};
+  // Two slots: the longest idle are ip1, ip2 (same age: id order kept).
+  auto plan = PlanReclaim(s, 2);
+  ASSERT_EQ(plan.unassigns.size(), 1u);
+  EXPECT_EQ(plan.unassigns[0].ips, (std::vector<std::string>{"eni-1-ip1", "eni-1-ip2"}));
+  EXPECT_EQ(plan.unassigns[0].ipv6s, (std::vector<std::string>{"eni-1-ip1-v6", "eni-1-ip2-v6"}));
+  EXPECT_TRUE(plan.delete_enis.empty());
+}
+
+TEST(PlanReclaim, DualStackAlwaysGivesBackWhatServesNoPod) {
+  PoolSnapshot s = DualBase();
+  // In use 2, idle pairs 1, unpaired idle IPv4s 2, spare IPv6s 1.
+  s.enis = {DualEni("eni-1", 2, 1, 2, 1)};
+  auto plan = PlanReclaim(s, 0);  // the sizes want nothing back
+  ASSERT_EQ(plan.unassigns.size(), 1u);
+  EXPECT_EQ(plan.unassigns[0].ips, (std::vector<std::string>{"eni-1-ip3", "eni-1-ip4"}));
+  EXPECT_EQ(plan.unassigns[0].ipv6s, (std::vector<std::string>{"eni-1-spare0"}));
+  // The idle pair counts, the unpaired IPv4s do not.
+  EXPECT_EQ(IdleSlots(s), 1);
+  // The same ENI on an IPv4-only node: nothing is unpaired, nothing goes.
+  s.settings.ip_stack = IpStack::kIpv4;
+  EXPECT_TRUE(PlanReclaim(s, 0).empty());
+  EXPECT_EQ(IdleSlots(s), 3);
+}
+
+TEST(PlanReclaim, DualStackWholeEniCountsItsPairs) {
+  PoolSnapshot s = DualBase();
+  // eni-1: 2 idle pairs + 1 unpaired idle: deleting it frees 2 slots.
+  s.enis = {DualEni("eni-1", 0, 2, 1), DualEni("eni-2", 1, 0)};
+  auto plan = PlanReclaim(s, 2);
+  EXPECT_EQ(plan.delete_enis, (std::vector<std::string>{"eni-1"}));
+  EXPECT_TRUE(plan.unassigns.empty());
+}
 }  // namespace
 }  // namespace terway::ipam

@@ -131,6 +131,27 @@ class FakeCloud : public EniProvider {
   }
 
   // The primary ENI's security groups (DescribeNetworkInterfaces Type=Primary).
+  // CreateNetworkInterface answers without the IPv6s it was asked for (a
+  // cloud-side fault the caller must not turn into a half pod).
+  void CreateWithoutIpv6(bool on) {
+    std::lock_guard l(mu_);
+    create_without_ipv6_ = on;
+  }
+  // The cloud loses an IPv6 address (an operator unassigned it by hand).
+  void DropIpv6BehindOurBack(const std::string& ip) {
+    std::lock_guard l(mu_);
+    for (auto& [id, e] : enis_) std::erase(e.ipv6_sets, ip);
+  }
+  // An IPv6 assigned to one of our ENIs by someone else (the pool's store
+  // does not know it): reconcile must adopt it like a leaked IPv4.
+  std::string AddIpv6BehindOurBack(const std::string& eni_id) {
+    std::lock_guard l(mu_);
+    auto it = enis_.find(eni_id);
+    if (it == enis_.end()) return "";
+    it->second.ipv6_sets.push_back(NextIpv6());
+    return it->second.ipv6_sets.back();
+  }
+
   void SetPrimarySecurityGroups(std::vector<std::string> groups) {
     std::lock_guard l(mu_);
     enis_["eni-primary"].security_group_ids = std::move(groups);
@@ -156,6 +177,15 @@ class FakeCloud : public EniProvider {
     }
     return out;
   }
+  std::set<std::string> AttachedTerwayIpv6s() {
+    std::lock_guard l(mu_);
+    std::set<std::string> out;
+    for (const auto& [id, e] : enis_) {
+      if (e.type == "Primary" || e.status != cloud::kEniInUse || !Ours(e)) continue;
+      out.insert(e.ipv6_sets.begin(), e.ipv6_sets.end());
+    }
+    return out;
+  }
   std::vector<cloud::NetworkInterface> AllEnis() {
     std::lock_guard l(mu_);
     std::vector<cloud::NetworkInterface> out;
@@ -169,6 +199,9 @@ class FakeCloud : public EniProvider {
     std::lock_guard l(mu_);
     create_requests_.push_back(req);
     if (req.secondary_ip_count + 1 > 10) return Api("InvalidParameter", "too many IPs in one call");
+    if (req.ipv6_count > 10 || req.ipv6_count > limits_.ipv6_per_eni) {
+      return Api("InvalidOperation.Ipv6CountExceeded", "too many IPv6 addresses for a new ENI");
+    }
     // As ECS: an ENI must join at least one security group.
     if (req.security_group_ids.empty()) {
       return Api("MissingParameter", "The input parameter \"SecurityGroupId\" is not supplied.");
@@ -190,6 +223,7 @@ class FakeCloud : public EniProvider {
       e.private_ip_sets.push_back({NextIp(vsw->second), i == 0});
     }
     e.private_ip_address = e.private_ip_sets[0].address;
+    for (int i = 0; i < req.ipv6_count && !create_without_ipv6_; ++i) e.ipv6_sets.push_back(NextIpv6());
     enis_[e.network_interface_id] = e;
     return MaybeLost("CreateNetworkInterface", e);
   }
@@ -271,6 +305,36 @@ class FakeCloud : public EniProvider {
     return MaybeLostStatus("UnassignPrivateIpAddresses");
   }
 
+  Result<std::vector<std::string>> AssignIpv6(const std::string& eni_id, int count) override {
+    TERWAY_TRY(Enter("AssignIpv6Addresses"));
+    std::lock_guard l(mu_);
+    if (count < 1 || count > 10) return Api("InvalidParameter", "1..10 IPv6 addresses per call");
+    auto it = enis_.find(eni_id);
+    if (it == enis_.end()) return Api("InvalidEniId.NotFound", "no such ENI");
+    if (static_cast<int>(it->second.ipv6_sets.size()) + count > limits_.ipv6_per_eni) {
+      return Api("InvalidOperation.Ipv6CountExceeded", "too many IPv6 addresses on the ENI");
+    }
+    std::vector<std::string> out;
+    for (int i = 0; i < count; ++i) {
+      out.push_back(NextIpv6());
+      it->second.ipv6_sets.push_back(out.back());
+    }
+    return MaybeLost("AssignIpv6Addresses", out);
+  }
+
+  Status UnassignIpv6(const std::string& eni_id, const std::vector<std::string>& ips) override {
+    TERWAY_TRY(Enter("UnassignIpv6Addresses"));
+    std::lock_guard l(mu_);
+    auto it = enis_.find(eni_id);
+    if (it == enis_.end()) return Api("InvalidEniId.NotFound", "no such ENI");
+    auto& s = it->second.ipv6_sets;
+    for (const auto& ip : ips) {
+      if (std::find(s.begin(), s.end(), ip) == s.end()) return Api("InvalidIp.IpUnassigned", "not assigned: " + ip);
+    }
+    for (const auto& ip : ips) std::erase(s, ip);
+    return MaybeLostStatus("UnassignIpv6Addresses");
+  }
+
   Result<std::vector<cloud::NetworkInterface>> ListEnis(const std::string& instance_id) override {
     TERWAY_TRY(Enter("DescribeNetworkInterfaces"));
     std::lock_guard l(mu_);
@@ -334,6 +398,9 @@ class FakeCloud : public EniProvider {
     return e;
   }
 
+  // IPv6 addresses never run out here (a vSwitch's /64).
+  std::string NextIpv6() { return fmt::format("2001:db8:1::{:x}", ++next_ipv6_); }
+
   std::string NextIp(VSwitchState& v) {
     --v.capacity;
     return Ipv4Addr(v.base + v.next++).ToString();
@@ -393,6 +460,8 @@ class FakeCloud : public EniProvider {
   double server_error_rate_ = 0;
   std::mt19937_64 rng_{1};
   int next_eni_ = 0;
+  int next_ipv6_ = 0;
+  bool create_without_ipv6_ = false;
 };
 
 inline Error CloudError(const std::string& code, const std::string& msg = "injected") {

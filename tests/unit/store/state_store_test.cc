@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -181,6 +182,95 @@ TEST(StateStore, MigratesSchemaOneInPlaceKeepingAllocations) {
   EXPECT_EQ((*c1)->netns, "");
 }
 
+// A database as terwayd with schema 5 left it (the v1 tables plus the
+// released migrations 1..5 verbatim, version 5) on an IPv4-only node: an
+// idle IP, an allocated IP and a reservation.
+std::string SchemaV5Database() {
+  std::string sql = kSchemaV1Database;
+  sql += R"sql(
+UPDATE schema_version SET version = 5;
+ALTER TABLE allocations ADD COLUMN netns TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN datapath_mode TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN bandwidth TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN host_stack_cidrs TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE allocations ADD COLUMN host_veth TEXT NOT NULL DEFAULT '';
+INSERT INTO ips VALUES ('198.18.0.11', 'eni-1', 1700000100);
+INSERT INTO ips VALUES ('198.18.0.12', 'eni-1', 1700000100);
+INSERT INTO reservations VALUES ('default', 'sts-0', '198.18.0.12', 'eni-1', 1700009999);
+)sql";
+  return sql;
+}
+
+// 5 -> 6: the rows of an IPv4-only node stay as they were (no IPv6) and keep
+// working; dual-stack pairs and allocations are recorded after it, and the
+// schema refuses one IPv6 in two places.
+TEST(StateStore, MigratesSchemaFiveToDualStackKeepingIpv4Rows) {
+  TempDir dir;
+  {
+    auto db = Database::Open(dir.File("state.db"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec(SchemaV5Database()).ok());
+  }
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->SchemaVersion(), 6);
+  auto ips = s->ListIps();
+  ASSERT_TRUE(ips.ok()) << ips.error().ToString();
+  ASSERT_EQ(ips->size(), 3u);
+  for (const auto& ip : *ips) EXPECT_EQ(ip.ipv6, "") << ip.ip;
+  auto c1 = s->FindByContainer("c1");
+  ASSERT_TRUE(c1.ok() && c1->has_value());
+  EXPECT_EQ((*c1)->ipv6, "");
+  EXPECT_EQ((*c1)->origin, "");
+  // IPv4-only rows keep working: release, reservation, allocate.
+  ASSERT_TRUE(s->Release("c1", 1700000200, std::nullopt).ok());
+  ASSERT_TRUE(s->Allocate(Alloc("c3", "p3", "198.18.0.10")).ok());
+  auto res = s->FindReservation({"default", "sts-0"});
+  ASSERT_TRUE(res.ok() && res->has_value());
+
+  // Dual stack on the migrated database: pair an idle IPv4, allocate the pair.
+  ASSERT_TRUE(s->SetIpv6("198.18.0.11", "2001:db8::11").ok());
+  auto taken = s->SetIpv6("198.18.0.12", "2001:db8::11");
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, ErrorCode::kConflict);
+  auto missing = s->SetIpv6("198.18.0.99", "2001:db8::99");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  AllocationRecord dual = Alloc("c4", "p4", "198.18.0.11");
+  dual.ipv6 = "2001:db8::11";
+  ASSERT_TRUE(s->Allocate(dual).ok());
+  // A pod's pair never changes under it.
+  auto busy = s->SetIpv6("198.18.0.11", "");
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.error().code, ErrorCode::kConflict);
+  // One IPv6 never goes to two pods.
+  AllocationRecord twice = Alloc("c5", "p5", "198.18.0.13");
+  twice.ipv6 = "2001:db8::11";
+  EXPECT_FALSE(s->Allocate(twice).ok());
+  // IPv4-only allocations ("" IPv6) are not caught by that rule.
+  ASSERT_TRUE(s->Allocate(Alloc("c6", "p6", "198.18.0.14")).ok());
+  s.reset();
+
+  // Reopened: no migration runs again, the pair and the allocation are kept.
+  s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  auto got = s->FindByContainer("c4");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->ipv6, "2001:db8::11");
+  ips = s->ListIps();
+  ASSERT_TRUE(ips.ok());
+  std::map<std::string, std::string> pairs;
+  for (const auto& ip : *ips) pairs[ip.ip] = ip.ipv6;
+  EXPECT_EQ(pairs["198.18.0.11"], "2001:db8::11");
+  EXPECT_EQ(pairs["198.18.0.12"], "");
+  // Unpairing an idle slot, and a new row recorded with its pair.
+  ASSERT_TRUE(s->Release("c4", 1700000300, std::nullopt).ok());
+  ASSERT_TRUE(s->SetIpv6("198.18.0.11", "").ok());
+  ASSERT_TRUE(s->AddIps({{"198.18.0.20", "eni-1", 1700000400, "2001:db8::11"}}).ok());
+  EXPECT_TRUE(s->CheckIntegrity().ok());
+}
+
 TEST(StateStore, UsesWalJournal) {
   TempDir dir;
   auto s = MustOpen(dir.File("state.db"));
@@ -225,7 +315,7 @@ TEST(StateStore, ReleaseIsIdempotentAndMarksIpIdle) {
   auto s = MustOpen(dir.File("state.db"));
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->UpsertEni({"eni-1", "00:16:3e:00:00:01", "vsw-1", "198.18.0.5", false, 1}).ok());
-  ASSERT_TRUE(s->AddIps({{"198.18.0.10", "eni-1", 100}}).ok());
+  ASSERT_TRUE(s->AddIps({{"198.18.0.10", "eni-1", 100, ""}}).ok());
   ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
   EXPECT_EQ(s->ListIps()->at(0).idle_since_unix, 0);
   auto r = s->Release("c1", 500, std::nullopt);
@@ -278,7 +368,7 @@ TEST(StateStore, EniDeletionRefusedWhileAnIpIsAllocatedAndCascadesIps) {
   auto s = MustOpen(dir.File("state.db"));
   ASSERT_TRUE(s);
   ASSERT_TRUE(s->UpsertEni({"eni-1", "00:16:3e:00:00:01", "vsw-1", "198.18.0.5", false, 1}).ok());
-  ASSERT_TRUE(s->AddIps({{"198.18.0.5", "eni-1", 1}, {"198.18.0.10", "eni-1", 1}}).ok());
+  ASSERT_TRUE(s->AddIps({{"198.18.0.5", "eni-1", 1, ""}, {"198.18.0.10", "eni-1", 1, ""}}).ok());
   ASSERT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
   auto st = s->DeleteEni("eni-1");
   ASSERT_FALSE(st.ok());
@@ -334,7 +424,7 @@ TEST(StateStore, SurvivesKill9DuringWrites) {
       for (int64_t i = 0;; ++i) {
         std::string ip = fmt::format("198.18.2.{}", i % 200);
         std::string cid = fmt::format("r{}-c{}", round, i);
-        if (!(*s)->AddIps({{ip, "eni-1", i}}).ok()) _exit(3);
+        if (!(*s)->AddIps({{ip, "eni-1", i, ""}}).ok()) _exit(3);
         auto a = (*s)->Allocate(Alloc(cid, fmt::format("p{}", i % 50), ip));
         // The IP may still belong to an earlier pod: that is the invariant
         // doing its job, not a failure.

@@ -1,0 +1,146 @@
+// IpPool's dual-stack bookkeeping: pairing each IPv4 slot with an IPv6 of
+// the same ENI, spare IPv6s, reconcile's IPv6 half (under mu_, no cloud
+// call), and the unassign steps that give both families back (ops_mu_
+// held, mu_ taken around the bookkeeping only). See pool.h's class comment.
+#include <algorithm>
+#include <set>
+
+#include "common/log.h"
+#include "ipam/pool.h"
+#include "ipam/pool_internal.h"
+
+namespace terway::ipam {
+
+Status IpPool::AddIpv6Locked(const std::string& eni_id, const std::vector<std::string>& ipv6s) {
+  auto eni = enis_.find(eni_id);
+  if (eni == enis_.end() || !Dual()) return Ok();
+  std::set<std::string> known(eni->second.spare_ipv6.begin(), eni->second.spare_ipv6.end());
+  for (const auto& [ip, e] : ips_) {
+    if (!e.ipv6.empty()) known.insert(e.ipv6);
+  }
+  for (const auto& v6 : ipv6s) {
+    if (known.insert(v6).second) eni->second.spare_ipv6.push_back(v6);
+  }
+  return PairLocked(eni_id);
+}
+
+Status IpPool::PairLocked(const std::string& eni_id) {
+  auto eni = enis_.find(eni_id);
+  if (eni == enis_.end() || !Dual()) return Ok();
+  auto& spare = eni->second.spare_ipv6;
+  for (auto& [ip, e] : ips_) {
+    if (spare.empty()) break;
+    // A slot in use keeps what its pod was given; one being released is
+    // on its way out.
+    if (e.eni_id != eni_id || !e.ipv6.empty() || (e.use != IpUse::kIdle && e.use != IpUse::kReserved)) continue;
+    TERWAY_TRY_CTX(store_->SetIpv6(ip, spare.front()), fmt::format("pairing on ENI {}", eni_id));
+    e.ipv6 = spare.front();
+    spare.erase(spare.begin());
+    log::Info("ip_paired ip={} ipv6={} eni={}", ip, e.ipv6, eni_id);
+  }
+  NotifyWaitersLocked();
+  return Ok();
+}
+
+Status IpPool::UnpairLocked(const std::string& ip, const std::string& why) {
+  auto it = ips_.find(ip);
+  if (it == ips_.end() || it->second.ipv6.empty()) return Ok();
+  if (!it->second.container_id.empty()) {
+    // As for a lost IPv4: the pod holds an address the cloud may hand to
+    // someone else; its allocation ends and the daemon tears it down.
+    log::Error("ipv6_lost_under_pod ip={} ipv6={} container={} reason=\"{}\"", ip, it->second.ipv6,
+               it->second.container_id, why);
+    TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
+    if (rec) lost_.push_back(*rec);
+    it->second.container_id.clear();
+    it->second.use = IpUse::kIdle;
+    it->second.idle_since = clock_->Now();
+  }
+  TERWAY_TRY(store_->SetIpv6(ip, ""));
+  log::Warn("ip_unpaired ip={} ipv6={} reason=\"{}\"", ip, it->second.ipv6, why);
+  it->second.ipv6.clear();
+  return Ok();
+}
+
+Status IpPool::ReconcileIpv6Locked(const std::string& eni_id, const std::vector<std::string>& cloud_ipv6) {
+  if (!Dual()) return Ok();
+  const std::set<std::string> listed(cloud_ipv6.begin(), cloud_ipv6.end());
+  std::vector<std::string> lost;
+  for (const auto& [ip, e] : ips_) {
+    if (e.eni_id == eni_id && !e.ipv6.empty() && !listed.count(e.ipv6)) lost.push_back(ip);
+  }
+  for (const auto& ip : lost) TERWAY_TRY(UnpairLocked(ip, "the cloud no longer lists its IPv6"));
+  auto eni = enis_.find(eni_id);
+  if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+  // IPv6s the cloud has and we do not know (assigned before a crash, or by
+  // hand) are adopted as IPv4s are: they pair with unpaired slots.
+  return AddIpv6Locked(eni_id, cloud_ipv6);
+}
+
+namespace {
+bool AlreadyGone(const Status& st) { return !st.ok() && st.error().cloud_code == "InvalidIp.IpUnassigned"; }
+}  // namespace
+
+Status IpPool::ExecuteUnassign(const UnassignAction& u) {
+  if (!u.ipv6s.empty()) {
+    Status st = provider_->UnassignIpv6(u.eni_id, u.ipv6s);
+    std::lock_guard l(mu_);
+    if (!st.ok() && !AlreadyGone(st)) {
+      // The slots go back in service (or stay out while the cloud may have
+      // applied it); spares stay spares: the next reclaim tries again.
+      RestoreAfterFailedReleaseLocked(u.ips, st.error());
+      (void)NoteCloudErrorLocked(st.error(), "");
+      return std::move(st).error().Wrap(fmt::format("unassigning IPv6s from {}", u.eni_id));
+    }
+    const std::set<std::string> gone(u.ipv6s.begin(), u.ipv6s.end());
+    auto eni = enis_.find(u.eni_id);
+    if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return gone.count(v6) > 0; });
+    for (auto& [ip, e] : ips_) {
+      if (e.eni_id == u.eni_id && gone.count(e.ipv6)) TERWAY_TRY(UnpairLocked(ip, "reclaimed"));
+    }
+  }
+  if (u.ips.empty()) return Ok();
+  Status st = provider_->UnassignIps(u.eni_id, u.ips);
+  std::lock_guard l(mu_);
+  if (!st.ok() && !AlreadyGone(st)) {
+    // Their IPv6s are gone already: back in the pool they are unpaired, and
+    // the next reclaim gives them back (or a refill pairs them first).
+    RestoreAfterFailedReleaseLocked(u.ips, st.error());
+    (void)NoteCloudErrorLocked(st.error(), "");
+    return std::move(st).error().Wrap(fmt::format("unassigning IPs from {}", u.eni_id));
+  }
+  for (const auto& ip : u.ips) TERWAY_TRY(DropIpLocked(ip, "reclaimed idle IP"));
+  return Ok();
+}
+
+void IpPool::GiveBackUnpaired(const std::string& eni_id, const std::vector<std::string>& ips) {
+  if (ips.empty()) return;
+  std::vector<std::string> mine;
+  {
+    std::lock_guard l(mu_);
+    for (const auto& ip : ips) {
+      auto it = ips_.find(ip);
+      // Paired meanwhile (a spare arrived) or taken: not ours to undo.
+      if (it != ips_.end() && it->second.ipv6.empty() && it->second.use == IpUse::kIdle) {
+        it->second.use = IpUse::kReleasing;
+        mine.push_back(ip);
+      }
+    }
+  }
+  if (mine.empty()) return;
+  Status st = provider_->UnassignIps(eni_id, mine);
+  std::lock_guard l(mu_);
+  if (!st.ok() && !AlreadyGone(st)) {
+    log::Warn("ip_undo_failed eni={} ips={} error=\"{}\": left unpaired for the next refill or reclaim", eni_id,
+              mine.size(), st.error().ToString());
+    RestoreAfterFailedReleaseLocked(mine, st.error());
+    return;
+  }
+  for (const auto& ip : mine) {
+    Status d = DropIpLocked(ip, "its IPv6 could not be assigned");
+    if (!d.ok()) log::Warn("ip_forget_failed ip={} error=\"{}\"", ip, d.error().ToString());
+  }
+  log::Info("ips_given_back eni={} count={} reason=\"IPv6 assignment failed\"", eni_id, mine.size());
+}
+
+}  // namespace terway::ipam

@@ -1,0 +1,390 @@
+// ip_stack dual: the pool hands out (IPv4, IPv6) pairs of one ENI, keeps
+// both families in step with the cloud through refill, reclaim, reconcile and
+// restart, and never hands out half a pair -- also when an IPv6 call fails.
+// The pool runs without its worker: each test drives the jobs by hand.
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "fake_cloud.h"
+#include "ipam/exclusive.h"
+#include "ipam/pool.h"
+#include "test_util.h"
+
+namespace terway::ipam {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::CloudError;
+using testing::FakeCloud;
+
+constexpr const char* kInstance = "i-dual";
+
+PodIdentity Pod(const std::string& name) {
+  PodIdentity p;
+  p.namespace_ = "default";
+  p.name = name;
+  p.uid = "uid-" + name;
+  p.container_id = "c-" + name;
+  return p;
+}
+
+// A refusal: the cloud did nothing (the pool puts the addresses back).
+Error Refused(const std::string& code) {
+  Error e = CloudError(code);
+  e.retryable = false;
+  return e;
+}
+
+class DualStackPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("terway-dual-" + terway::testing::UniqueSuffix());
+    fs::create_directories(dir_);
+    auto st = store::StateStore::Open((dir_ / "state.db").string());
+    ASSERT_TRUE(st.ok()) << st.error().ToString();
+    store_ = std::move(st).value();
+  }
+  void TearDown() override {
+    pool_.reset();
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  // EniQuantity 4, 10 IPv4 and 6 IPv6 per ENI: 3 x 6 = 18 dual-stack pods.
+  void Make(int min_pool, int max_pool, InstanceLimits limits = {4, 10, 6}) {
+    cloud_ = std::make_unique<FakeCloud>(limits, kInstance, std::vector<FakeCloud::VSwitchSpec>{{"vsw-a", 100}});
+    opts_.instance_id = kInstance;
+    opts_.instance_type = "ecs.test";
+    opts_.vswitch_ids = {"vsw-a"};
+    opts_.config.vswitch_selection_policy = VSwitchSelectionPolicy::kListOrder;
+    opts_.config.eni_tags["creator"] = "terway";
+    opts_.config.ip_stack = IpStack::kDual;
+    opts_.config.min_pool_size = min_pool;
+    opts_.config.max_pool_size = max_pool;
+    opts_.config.idle_ip_reclaim_interval = seconds(3600);
+    opts_.config.ip_pool_sync_period = seconds(3600);
+    Restart();
+  }
+  // A new pool on the same store and cloud (a restarted daemon).
+  void Restart() {
+    pool_.reset();
+    auto p = IpPool::Create(opts_, cloud_.get(), store_.get(), &clock_);
+    ASSERT_TRUE(p.ok()) << p.error().ToString();
+    pool_ = std::move(p).value();
+  }
+  // IPv4 -> IPv6 of every slot the pool holds.
+  std::map<std::string, std::string> Pairs() {
+    std::map<std::string, std::string> out;
+    for (const auto& a : pool_->Contents().addresses) out[a.ip] = a.ipv6;
+    return out;
+  }
+  std::set<std::string> StoredIpv6() {
+    std::set<std::string> out;
+    auto ips = store_->ListIps();
+    EXPECT_TRUE(ips.ok());
+    for (const auto& r : *ips) {
+      if (!r.ipv6.empty()) out.insert(r.ipv6);
+    }
+    return out;
+  }
+  std::set<std::string> StoredIps() {
+    std::set<std::string> out;
+    auto ips = store_->ListIps();
+    EXPECT_TRUE(ips.ok());
+    for (const auto& r : *ips) out.insert(r.ip);
+    return out;
+  }
+  std::set<std::string> SpareIpv6() {
+    std::set<std::string> out;
+    for (const auto& e : pool_->Contents().enis) out.insert(e.spare_ipv6.begin(), e.spare_ipv6.end());
+    return out;
+  }
+  // Nothing leaked either way: what the cloud lists is what the pool holds
+  // (pairs and spares), family by family.
+  void ExpectCloudMatchesPool() {
+    EXPECT_EQ(StoredIps(), cloud_->AttachedTerwayIps());
+    std::set<std::string> held = StoredIpv6();
+    for (const auto& v6 : SpareIpv6()) held.insert(v6);
+    EXPECT_EQ(held, cloud_->AttachedTerwayIpv6s());
+  }
+  // The cloud's ENI holding `ip`, "" if none.
+  std::string EniOfIpv6(const std::string& ipv6) {
+    for (const auto& e : cloud_->AllEnis()) {
+      for (const auto& v6 : e.ipv6_sets) {
+        if (v6 == ipv6) return e.network_interface_id;
+      }
+    }
+    return "";
+  }
+  std::string EniOfIpv4(const std::string& ip) {
+    for (const auto& e : cloud_->AllEnis()) {
+      for (const auto& p : e.private_ip_sets) {
+        if (p.address == ip) return e.network_interface_id;
+      }
+    }
+    return "";
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  PoolOptions opts_;
+  std::unique_ptr<FakeCloud> cloud_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<IpPool> pool_;
+};
+
+TEST_F(DualStackPoolTest, PodGetsAnIpv4AndAnIpv6OfTheSameEni) {
+  Make(3, 5);
+  EXPECT_EQ(pool_->MaxPodCount(), 18);  // 3 ENIs x min(10 IPv4, 6 IPv6)
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto creates = cloud_->CreateRequests();
+  ASSERT_EQ(creates.size(), 1u);
+  EXPECT_EQ(creates[0].ipv6_count, creates[0].secondary_ip_count + 1);  // both families at create
+  EXPECT_EQ(pool_->Stats().idle, 3);
+
+  auto a = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  ASSERT_FALSE(a->ipv6.empty());
+  EXPECT_EQ(EniOfIpv4(a->ip), a->eni_id);
+  EXPECT_EQ(EniOfIpv6(a->ipv6), a->eni_id);
+  auto rec = store_->FindByContainer("c-p1");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->ipv6, a->ipv6);
+  // Retried ADD and Get give the same pair.
+  auto again = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->ipv6, a->ipv6);
+  auto got = pool_->Get("c-p1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->ipv6, a->ipv6);
+
+  // Release: the pair goes back to the pool whole.
+  ASSERT_TRUE(pool_->Release("c-p1").ok());
+  EXPECT_EQ(pool_->Stats().idle, 3);
+  EXPECT_EQ(Pairs()[a->ip], a->ipv6);
+  ExpectCloudMatchesPool();
+}
+
+TEST_F(DualStackPoolTest, RefusedWhenTheInstanceTypeHasNoIpv6) {
+  cloud_ = std::make_unique<FakeCloud>(InstanceLimits{4, 10, 0}, kInstance,
+                                       std::vector<FakeCloud::VSwitchSpec>{{"vsw-a", 100}});
+  opts_.instance_id = kInstance;
+  opts_.instance_type = "ecs.v4only";
+  opts_.config.ip_stack = IpStack::kDual;
+  auto p = IpPool::Create(opts_, cloud_.get(), store_.get(), &clock_);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().ToString().find("EniIpv6AddressQuantity 0"), std::string::npos) << p.error().ToString();
+}
+
+// AssignIpv6Addresses fails after the IPv4s were assigned: no half pair is
+// handed out, the IPv4s go back to the cloud, the next refill gets pairs.
+TEST_F(DualStackPoolTest, FailedIpv6AssignGivesTheIpv4sBackAndHandsOutNoHalfPair) {
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());  // a new ENI with 2 pairs
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p2"), milliseconds(0)).ok());
+  const auto before = cloud_->AttachedTerwayIps();
+
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Ipv6CountExceeded"));
+  EXPECT_FALSE(pool_->RefillOnce().ok());
+  EXPECT_EQ(cloud_->Calls("AssignPrivateIpAddresses"), 1);
+  EXPECT_EQ(cloud_->AttachedTerwayIps(), before);  // the 2 new IPv4s were given back
+  EXPECT_EQ(pool_->Stats().idle, 0);
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  auto half = pool_->Allocate(Pod("p3"), milliseconds(50));
+  ASSERT_FALSE(half.ok());  // nothing whole to give
+  EXPECT_EQ(half.error().code, ErrorCode::kTimeout);
+
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto p3 = pool_->Allocate(Pod("p3"), milliseconds(0));
+  ASSERT_TRUE(p3.ok()) << p3.error().ToString();
+  EXPECT_FALSE(p3->ipv6.empty());
+  ExpectCloudMatchesPool();
+}
+
+// ... and when giving the IPv4s back fails too, they stay unpaired (never
+// handed out) until the next refill pairs them.
+TEST_F(DualStackPoolTest, UnpairedIpv4sAreNotServedUntilARefillPairsThem) {
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p2"), milliseconds(0)).ok());
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Ipv6CountExceeded"));
+  cloud_->Script("UnassignPrivateIpAddresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->RefillOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 2);
+  EXPECT_EQ(pool_->Stats().idle, 0);
+  EXPECT_FALSE(pool_->Allocate(Pod("p3"), milliseconds(50)).ok());
+
+  const int assigns_before = cloud_->Calls("AssignPrivateIpAddresses");
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  // Paired, not replaced: no new IPv4 was asked for.
+  EXPECT_EQ(cloud_->Calls("AssignPrivateIpAddresses"), assigns_before);
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 2);
+  auto p3 = pool_->Allocate(Pod("p3"), milliseconds(0));
+  ASSERT_TRUE(p3.ok());
+  EXPECT_EQ(EniOfIpv6(p3->ipv6), p3->eni_id);
+  ExpectCloudMatchesPool();
+}
+
+// Reclaim gives back both addresses of a slot; an IPv6 unassign the cloud
+// refuses puts the slot back and is retried; nothing leaks.
+TEST_F(DualStackPoolTest, ReclaimUnassignsBothFamiliesAndRetriesAFailedIpv6Unassign) {
+  Make(6, 6);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  // The operator lowers the pool sizes; the daemon restarts.
+  opts_.config.min_pool_size = 0;
+  opts_.config.max_pool_size = 1;
+  Restart();
+  const size_t v6_before = cloud_->AttachedTerwayIpv6s().size();
+
+  cloud_->Script("UnassignIpv6Addresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(cloud_->Calls("UnassignPrivateIpAddresses"), 0);  // the IPv4s stay with their IPv6s
+  EXPECT_EQ(cloud_->AttachedTerwayIpv6s().size(), v6_before);
+  EXPECT_EQ(pool_->Stats().idle, 5);
+  ExpectCloudMatchesPool();
+
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().idle, 1);
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(cloud_->AttachedTerwayIps().size(), 2u);
+  EXPECT_EQ(cloud_->AttachedTerwayIpv6s().size(), 2u);
+  ExpectCloudMatchesPool();
+}
+
+// The IPv6s went, the IPv4 unassign is refused: the IPv4s are unpaired and
+// the next reclaim gives them back (they serve no pod).
+TEST_F(DualStackPoolTest, IpsWhoseIpv4UnassignFailedAreGivenBackNextRound) {
+  Make(6, 6);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  opts_.config.min_pool_size = 0;
+  opts_.config.max_pool_size = 1;
+  Restart();
+  cloud_->Script("UnassignPrivateIpAddresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 4);
+  EXPECT_EQ(pool_->Stats().idle, 1);
+  ExpectCloudMatchesPool();
+
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(cloud_->AttachedTerwayIps().size(), 2u);
+  ExpectCloudMatchesPool();
+}
+
+// An IPv6 the cloud lost under a pod ends the pod's allocation (as a lost
+// IPv4 does); the slot is paired again by the next refill. A leaked IPv6
+// the store does not know is adopted and, serving no pod, given back.
+TEST_F(DualStackPoolTest, ReconcileAppliesTheIpv4RulesToIpv6) {
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto a = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(a.ok());
+  cloud_->DropIpv6BehindOurBack(a->ipv6);
+  ASSERT_TRUE(pool_->Reconcile().ok());
+  auto lost = pool_->TakeLostAllocations();
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].container_id, "c-p1");
+  EXPECT_EQ(lost[0].ipv6, a->ipv6);
+  auto rec = store_->FindByContainer("c-p1");
+  ASSERT_TRUE(rec.ok());
+  EXPECT_FALSE(rec->has_value());
+  EXPECT_EQ(Pairs()[a->ip], "");
+  EXPECT_EQ(pool_->Stats().unpaired, 1);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_NE(Pairs()[a->ip], "");
+  EXPECT_NE(Pairs()[a->ip], a->ipv6);
+  ExpectCloudMatchesPool();
+
+  const std::string leaked = cloud_->AddIpv6BehindOurBack(a->eni_id);
+  ASSERT_TRUE(pool_->Reconcile().ok());
+  EXPECT_EQ(SpareIpv6(), std::set<std::string>{leaked});
+  ExpectCloudMatchesPool();
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_TRUE(SpareIpv6().empty());
+  EXPECT_EQ(cloud_->AttachedTerwayIpv6s().count(leaked), 0u);
+  ExpectCloudMatchesPool();
+}
+
+// A restarted pool serves the same pairs: from the store, checked against
+// the cloud.
+TEST_F(DualStackPoolTest, RestartKeepsPairs) {
+  Make(3, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto a = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(a.ok());
+  const auto pairs = Pairs();
+  Restart();
+  EXPECT_EQ(Pairs(), pairs);
+  auto got = pool_->Get("c-p1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->ipv6, a->ipv6);
+  EXPECT_EQ(pool_->Stats().idle, 2);
+  EXPECT_EQ(pool_->Stats().in_use, 1);
+  EXPECT_EQ(cloud_->Calls("AssignIpv6Addresses"), 0);  // nothing had to be repaired
+  ExpectCloudMatchesPool();
+}
+
+TEST(DualStackExclusive, EniIsCreatedWithOneIpv6ForThePod) {
+  auto dir = fs::temp_directory_path() / ("terway-dual-excl-" + terway::testing::UniqueSuffix());
+  fs::create_directories(dir);
+  struct Cleanup {
+    fs::path d;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  } cleanup{dir};
+  auto st = store::StateStore::Open((dir / "state.db").string());
+  ASSERT_TRUE(st.ok());
+  FakeCloud cloud({4, 10, 6}, "i-x", {{"vsw-a", 100}});
+  FakeClock clock;
+  PoolOptions o;
+  o.instance_id = "i-x";
+  o.instance_type = "ecs.test";
+  o.vswitch_ids = {"vsw-a"};
+  o.config.eni_tags["creator"] = "terway";
+  o.config.ip_stack = IpStack::kDual;
+  auto a = ExclusiveEniAllocator::Create(o, &cloud, st->get(), &clock);
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  auto got = (*a)->Allocate(Pod("p1"));
+  ASSERT_TRUE(got.ok()) << got.error().ToString();
+  ASSERT_EQ(cloud.CreateRequests().size(), 1u);
+  EXPECT_EQ(cloud.CreateRequests()[0].ipv6_count, 1);
+  ASSERT_FALSE(got->ipv6.empty());
+  std::string eni_of_ipv6;
+  for (const auto& e : cloud.AllEnis()) {
+    for (const auto& v6 : e.ipv6_sets) {
+      if (v6 == got->ipv6) eni_of_ipv6 = e.network_interface_id;
+    }
+  }
+  EXPECT_EQ(eni_of_ipv6, got->eni_id);
+  auto again = (*a)->Get("c-p1");
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->ipv6, got->ipv6);
+
+  // An ENI that comes without its IPv6: no pod gets half of it, the ENI is
+  // given back.
+  cloud.CreateWithoutIpv6(true);
+  auto half = (*a)->Allocate(Pod("p2"));
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.error().ToString().find("without the IPv6"), std::string::npos) << half.error().ToString();
+  auto rec = st->get()->FindByContainer("c-p2");
+  ASSERT_TRUE(rec.ok());
+  EXPECT_FALSE(rec->has_value());
+  int secondary = 0;
+  for (const auto& e : cloud.AllEnis()) secondary += e.type == "Primary" ? 0 : 1;
+  EXPECT_EQ(secondary, 1);  // p1's only
+}
+
+}  // namespace
+}  // namespace terway::ipam
