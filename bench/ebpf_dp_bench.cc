@@ -139,6 +139,11 @@ int main(int argc, char** argv) {
       pod_fd = dp->from_pod_fd();
       eni_fd = dp->from_eni_fd();
       ep_fd = bpf_obj_get((fs + "/terway/terway_dp_ep").c_str());
+      // No pod isolated: a fresh policy map polices every pod (the stack).
+      if (terway::Status st = dp->SetPolicySynced(true); !st.ok()) {
+        std::fprintf(stderr, "%s\n", st.error().ToString().c_str());
+        return 1;
+      }
     }
     // a: the sender, on "veth" 1; b: a pod of this node on ENI 1.
     uint32_t ka = Nip("198.18.0.20"), kb = Nip("198.18.0.21");

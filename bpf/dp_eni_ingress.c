@@ -30,7 +30,10 @@ int terway_from_eni(struct __sk_buff *skb) {
     return TC_ACT_OK;
   }
   const struct terway_dp_endpoint *dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
-  enum terway_dp_verdict v = terway_dp_check_conntrack(skb, terway_dp_from_eni_decide(dst, skb->ifindex, ip.ttl));
+  int synced = terway_dp_policy_synced();
+  int dst_policed = dst && terway_dp_policed(dst, synced, synced && terway_dp_policy_isolates(ip.daddr));
+  enum terway_dp_verdict v =
+      terway_dp_check_conntrack(skb, terway_dp_from_eni_decide(dst, dst_policed, skb->ifindex, ip.ttl));
   if (v == TERWAY_DP_TO_POD && dst) {
     terway_dp_count(TERWAY_DP_CNT_ENI_TO_POD);
     return terway_dp_redirect_to_pod(skb, dst, ip.ttl);

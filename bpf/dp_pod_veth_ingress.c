@@ -15,7 +15,13 @@
  *   Before 3 and 4, conntrack is asked (lib/dp_ct.h): a packet of a flow
  *   the stack tracks (a backend's reply to a Service client the stack
  *   DNATed, a policed flow) or not TCP/UDP takes the stack.
- * The decisions are lib/dp_decide.h; the packet work lib/dp_packet.h. */
+ * The decisions are lib/dp_decide.h; the packet work lib/dp_packet.h.
+ *
+ * "The stack" is TC_ACT_UNSPEC, not TC_ACT_OK: with direct action, cls_bpf
+ * goes on to the next filter on UNSPEC and ends the chain on OK. A later
+ * filter on this hook (qos's IFB redirect of a bandwidth-limited pod,
+ * priority 0xC000 after ours) must still see the packet; with none, the
+ * packet goes on into the stack exactly as with OK. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -32,18 +38,22 @@ SEC("tc")
 int terway_from_pod(struct __sk_buff *skb) {
   if (skb->protocol != bpf_htons(ETH_P_IP)) {
     terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
-    return TC_ACT_OK;
+    return TC_ACT_UNSPEC;
   }
   struct terway_dp_ipv4 ip;
   if (terway_dp_read_ipv4(skb, &ip) < 0) {
     terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
-    return TC_ACT_OK;
+    return TC_ACT_UNSPEC;
   }
   const struct terway_dp_endpoint *src = bpf_map_lookup_elem(&terway_dp_ep, &ip.saddr);
   const struct terway_dp_endpoint *dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
   struct terway_dp_stack_key key = {.prefixlen = 32, .addr = ip.daddr};
   int in_stack = bpf_map_lookup_elem(&terway_dp_stack, &key) != NULL;
-  enum terway_dp_verdict v = terway_dp_from_pod_decide(src, skb->ifindex, dst, in_stack, ip.daddr, ip.ttl);
+  int synced = terway_dp_policy_synced();
+  int src_policed = src && terway_dp_policed(src, synced, synced && terway_dp_policy_isolates(ip.saddr));
+  int dst_policed = dst && terway_dp_policed(dst, synced, synced && terway_dp_policy_isolates(ip.daddr));
+  enum terway_dp_verdict v =
+      terway_dp_from_pod_decide(src, src_policed, skb->ifindex, dst, dst_policed, in_stack, ip.daddr, ip.ttl);
   switch (terway_dp_check_conntrack(skb, v)) {
     case TERWAY_DP_DROP_SPOOF:
       terway_dp_count(TERWAY_DP_CNT_DROP_SPOOF);
@@ -58,7 +68,7 @@ int terway_from_pod(struct __sk_buff *skb) {
       break;
   }
   terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
-  return TC_ACT_OK;
+  return TC_ACT_UNSPEC;
 }
 
 char LICENSE[] SEC("license") = "GPL";

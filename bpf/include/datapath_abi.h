@@ -23,12 +23,13 @@ struct terway_dp_endpoint {
   __u8 host_mac[6];   /* the host veth's: the pod's permanent neighbour for 169.254.1.1 */
 };
 
-/* The pod's traffic, both ways, must cross the host stack: a NetworkPolicy
- * selects it, and the nftables policy table (which relies on conntrack)
- * decides there; or it has a bandwidth limit only the stack's qdiscs (IFB,
- * TBF on the host veth) enforce. Anti-spoofing still happens in the
- * program. */
-#define TERWAY_DP_EP_POLICED (1U << 0)
+/* The pod has a bandwidth limit only the stack's qdiscs (IFB, TBF on the
+ * host veth) enforce: its traffic, both ways, crosses the host stack.
+ * Written by terwayd's Ensure only (the flags are Ensure's alone; policy
+ * isolation is in terway_dp_policy, which has another writer). The same bit
+ * as an earlier build's POLICED, which it read the same way. Anti-spoofing
+ * still happens in the program. */
+#define TERWAY_DP_EP_SHAPED (1U << 0)
 
 #define TERWAY_DP_MAX_ENDPOINTS 16384
 
@@ -50,6 +51,22 @@ enum terway_dp_stack_kind {
 };
 
 #define TERWAY_DP_MAX_STACK_PREFIXES 1024
+
+/* ---- map "terway_dp_policy": pods a NetworkPolicy chain may isolate ----
+ * key = the pod's IPv4 address (network order), value = a __u8 (1; the key's
+ * presence is what counts). Written only on the policy controller's path:
+ * a superset of the isolated pods before the kernel gets their chains,
+ * exactly them after. Such a pod's traffic, both ways, crosses the host
+ * stack, where the nftables policy table (which relies on conntrack)
+ * decides. */
+#define TERWAY_DP_MAX_POLICY_PODS TERWAY_DP_MAX_ENDPOINTS
+
+/* ---- map "terway_dp_policy_state": one __u32 at key 0 ----
+ * Whether terway_dp_policy is authoritative. Anything but SYNCED (a fresh
+ * map is 0; a failed write sets 0) makes every pod policed: fail closed
+ * until the controller's first full sync, and after a failed one. */
+#define TERWAY_DP_POLICY_NOT_SYNCED 0
+#define TERWAY_DP_POLICY_SYNCED 1
 
 /* ---- map "terway_dp_cnt": per-CPU packet counters, indexed by: ---- */
 enum terway_dp_counter {

@@ -10,7 +10,8 @@
 #include "../include/datapath_abi.h"
 
 enum terway_dp_verdict {
-  TERWAY_DP_TO_STACK = 0, /* TC_ACT_OK: the host stack routes it, as in veth mode */
+  TERWAY_DP_TO_STACK = 0, /* the host stack routes it, as in veth mode (pod program: TC_ACT_UNSPEC, so a
+                           * later filter -- qos's IFB redirect -- still sees it; ENI program: TC_ACT_OK) */
   TERWAY_DP_DROP_SPOOF,   /* TC_ACT_SHOT */
   TERWAY_DP_TO_POD,       /* bpf_redirect_peer into the destination pod */
   TERWAY_DP_TO_ENI,       /* bpf_redirect_neigh out of the source pod's ENI */
@@ -31,23 +32,36 @@ static inline int terway_dp_is_group_address(__u32 daddr) {
   return b[0] >= 224;
 }
 
+/* Whether the pod of endpoint `ep` must have all its traffic cross the host
+ * stack (nftables policy with conntrack, the IFB/TBF shaping): it has a
+ * bandwidth limit (SHAPED, Ensure's flag), or the policy map is not
+ * authoritative (`policy_synced` 0: before the policy controller's first
+ * full sync, or after a failed one -- every pod, fail closed), or a policy
+ * chain may isolate it (`policy_isolates`: its address is in the policy
+ * map; asked only when synced). */
+static inline int terway_dp_policed(const struct terway_dp_endpoint *ep, int policy_synced, int policy_isolates) {
+  return (ep->flags & TERWAY_DP_EP_SHAPED) || !policy_synced || policy_isolates;
+}
+
 /* An IPv4 packet that left a pod through its host veth `ifindex`.
  * src: the endpoint owning the packet's source address (NULL: none);
  * dst: the endpoint owning its destination (NULL: not a pod of this node);
+ * src_policed, dst_policed: terway_dp_policed() of each (0 when NULL);
  * dst_in_stack: the destination is in the stack prefixes (Service CIDR,
  * node addresses, metadata, host_stack_cidrs).
  * Order matters: anti-spoofing first, for every pod, policed or not. */
 static inline enum terway_dp_verdict terway_dp_from_pod_decide(const struct terway_dp_endpoint *src,
-                                                               __u32 ifindex,
+                                                               int src_policed, __u32 ifindex,
                                                                const struct terway_dp_endpoint *dst,
-                                                               int dst_in_stack, __u32 daddr, __u8 ttl) {
+                                                               int dst_policed, int dst_in_stack, __u32 daddr,
+                                                               __u8 ttl) {
   if (!src || src->host_ifindex != ifindex) return TERWAY_DP_DROP_SPOOF;
   if (dst_in_stack || terway_dp_is_group_address(daddr)) return TERWAY_DP_TO_STACK;
-  if (src->flags & TERWAY_DP_EP_POLICED) return TERWAY_DP_TO_STACK;
+  if (src_policed) return TERWAY_DP_TO_STACK;
   /* The stack answers an expiring TTL with ICMP time exceeded, as a router. */
   if (ttl <= 1) return TERWAY_DP_TO_STACK;
   if (dst) {
-    if (dst->flags & TERWAY_DP_EP_POLICED) return TERWAY_DP_TO_STACK;
+    if (dst_policed) return TERWAY_DP_TO_STACK;
     /* A pod sending to its own address from eth0 never gets here (lo);
      * one sending to itself through the host is left to the stack. */
     if (dst->host_ifindex == ifindex) return TERWAY_DP_TO_STACK;
@@ -58,13 +72,13 @@ static inline enum terway_dp_verdict terway_dp_from_pod_decide(const struct terw
 }
 
 /* An IPv4 packet that arrived on ENI `ifindex`; dst: the endpoint owning
- * its destination (NULL: none). Only a pod of this very ENI is served: a
+ * its destination (NULL: none), dst_policed: terway_dp_policed() of it. Only a pod of this very ENI is served: a
  * packet for a pod whose IP the VPC hands in on another ENI (while an IP
  * moves) takes the stack, which routes it as before. */
-static inline enum terway_dp_verdict terway_dp_from_eni_decide(const struct terway_dp_endpoint *dst, __u32 ifindex,
-                                                               __u8 ttl) {
+static inline enum terway_dp_verdict terway_dp_from_eni_decide(const struct terway_dp_endpoint *dst,
+                                                               int dst_policed, __u32 ifindex, __u8 ttl) {
   if (!dst) return TERWAY_DP_TO_STACK;
-  if (dst->flags & TERWAY_DP_EP_POLICED) return TERWAY_DP_TO_STACK;
+  if (dst_policed) return TERWAY_DP_TO_STACK;
   if (dst->eni_ifindex != ifindex) return TERWAY_DP_TO_STACK;
   if (ttl <= 1) return TERWAY_DP_TO_STACK;
   return TERWAY_DP_TO_POD;

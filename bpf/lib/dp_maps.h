@@ -29,12 +29,40 @@ struct {
 } terway_dp_stack SEC(".maps");
 
 struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, TERWAY_DP_MAX_POLICY_PODS);
+  __type(key, __u32);
+  __type(value, __u8);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} terway_dp_policy SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} terway_dp_policy_state SEC(".maps");
+
+struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, TERWAY_DP_CNT_MAX);
   __type(key, __u32);
   __type(value, __u64);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } terway_dp_cnt SEC(".maps");
+
+/* What terway_dp_policed() (lib/dp_decide.h) is told: whether the policy
+ * map is authoritative, and whether it holds `addr` (network order). */
+static __always_inline int terway_dp_policy_synced(void) {
+  __u32 zero = 0;
+  const __u32 *s = bpf_map_lookup_elem(&terway_dp_policy_state, &zero);
+  return s && *s == TERWAY_DP_POLICY_SYNCED;
+}
+
+static __always_inline int terway_dp_policy_isolates(__u32 addr) {
+  return bpf_map_lookup_elem(&terway_dp_policy, &addr) != NULL;
+}
 
 static __always_inline void terway_dp_count(__u32 counter) {
   __u64 *c = bpf_map_lookup_elem(&terway_dp_cnt, &counter);

@@ -316,24 +316,46 @@ Status Daemon::CreateAddressSource() {
 
 // Before policy starts: an earlier run's eBPF filters that this run's
 // programs and maps are not (eBPF now off or unsupported, or its pins gone)
-// would keep fast-pathing pods with frozen policed flags. Removed, their pods
-// take the host stack; repair re-attaches ours. A failure is told and the
-// node serves on (the filters then stay as they were).
+// would keep fast-pathing pods with maps nobody writes (a frozen policy
+// map). Removed, their pods take the host stack; repair re-attaches ours. A
+// failure is told and the node serves on (the filters then stay as they
+// were).
 void Daemon::DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current) {
+  // An earlier run's filter left on a link reads maps this run never
+  // writes (its pods' policy state frozen): until it is gone the node may
+  // fast-path a pod a policy now isolates. So what could not be removed is
+  // counted (terway_ebpf_datapath_foreign_filters_left), told on the Node,
+  // and swept again every pod GC round (MaintainNodeTables) until none is.
+  std::string failure;
+  std::vector<std::string> left;
   auto h = netlink::Handle::Open();
   if (!h.ok()) {
-    log::Error("eBPF datapath: cannot look for an earlier run's filters: {}", h.error().ToString());
-    return;
+    failure = h.error().ToString();
+  } else if (auto sweep = ebpf::DetachForeign(*h, current); !sweep.ok()) {
+    failure = sweep.error().ToString();
+  } else {
+    for (const auto& r : sweep->removed) {
+      log::Warn("eBPF datapath: removed an earlier run's filter {} (not this run's programs and maps); its pod "
+                "takes the host stack until repair re-attaches ours",
+                r);
+    }
+    left = std::move(sweep->left);
+    if (!left.empty()) failure = Join(left, "; ");
   }
-  auto removed = ebpf::DetachForeign(*h, current);
-  if (!removed.ok()) {
-    log::Error("eBPF datapath: removing an earlier run's filters: {}", removed.error().ToString());
-    return;
-  }
-  for (const auto& r : *removed) {
-    log::Warn("eBPF datapath: removed an earlier run's filter {} (not this run's programs and maps); its pod takes "
-              "the host stack until repair re-attaches ours",
-              r);
+  // -1: the links could not even be listed (unknown how many are left).
+  const int count = failure.empty() ? 0 : left.empty() ? -1 : int(left.size());
+  metrics_.Set("terway_ebpf_datapath_foreign_filters_left", {}, count);
+  const bool was_clean = foreign_filters_left_.exchange(count) == 0;
+  if (count == 0) return;
+  const std::string message = fmt::format(
+      "an earlier terwayd's eBPF filters could not all be removed ({}): their links may bypass NetworkPolicy "
+      "applied since; terwayd retries every pod GC round (metric terway_ebpf_datapath_foreign_filters_left); to "
+      "remove one by hand: tc filter del dev <link> ingress pref {}",
+      failure, ebpf::kDatapathFilterPriority);
+  log::Error("eBPF datapath: {}", message);
+  if (was_clean && kube_) {
+    kube_->ObjectWarning(k8s::ObjectReference{"Node", "", opts_.node_name, opts_.node_name, "v1"},
+                         kForeignFiltersEventReason, message);
   }
 }
 
@@ -381,14 +403,20 @@ Status Daemon::CreateDatapath() {
     ebpf::LoaderOptions lo;
     lo.bpffs = opts_.bpffs;
     eo.load = [lo] { return ebpf::DatapathPrograms::Load(lo); };
-    // Fail closed: with policy enforced here, a pod is policed while a chain
-    // may isolate it (the controller says so before the chain is applied and
-    // stops only after it was removed); before CreatePolicy has decided,
-    // every pod is.
-    eo.policy_may_isolate = [this](Ipv4Addr ip) {
-      if (!policy_off_.empty()) return false;
-      PolicyController* policy = policy_view_.load();
-      return policy == nullptr || policy->MayIsolate(ip);
+    // The policy map's writer is the policy controller (CreatePolicy wires
+    // it), or with policy off this daemon. A fresh map is not synced (every
+    // pod policed) until written; the first load asks for that. At start,
+    // before CreatePolicy, neither is set: the pins of an earlier run stay
+    // as they were, in step with its table, until the first apply.
+    eo.loaded = [this] {
+      if (!policy_off_.empty() && ebpf_datapath_ != nullptr) {
+        if (Status st = ebpf_datapath_->PolicyIsolationApplied({}); !st.ok()) {
+          log::Error("eBPF datapath: policy is off on this node, but marking no pod isolated failed: {}",
+                     st.error().ToString());
+        }
+      } else if (PolicyController* policy = policy_view_.load()) {
+        policy->SyncDatapath();
+      }
     };
     eo.stack.service_cidr = config_.service_cidr;
     if (auto ip = md->PrivateIpv4(); ip.ok()) {
@@ -457,6 +485,19 @@ Status Daemon::CreatePolicy() {
       Status rm = PolicyController::RemoveTable("");
       if (!rm.ok()) log::Warn("removing a leftover policy table: {}", rm.error().ToString());
     }
+    if (ebpf_datapath_ != nullptr) {
+      // No chain isolates any pod: the eBPF datapath's policy map is empty
+      // and authoritative (a no-op until it is loaded; its `loaded` hook
+      // does it then).
+      // A failure leaves every eBPF pod on the stack (slower, no less
+      // correct: no chain exists); said, not fatal.
+      if (Status st = ebpf_datapath_->PolicyIsolationApplied({}); !st.ok()) {
+        log::Error("eBPF datapath: policy is off on this node, but marking no pod isolated failed (every eBPF-mode "
+                   "pod takes the host stack until terwayd restarts): {}",
+                   st.error().ToString());
+        metrics_.Set("terway_ebpf_datapath_policy_synced", {}, 0);
+      }
+    }
     return Ok();
   }
   // Local pods' addresses come from the store; RebuildState adds what it
@@ -480,9 +521,9 @@ Status Daemon::CreatePolicy() {
     };
   }
   if (datapath::EbpfEniDatapath* dp = ebpf_datapath_) {
-    // eBPF-mode pods take the host stack while a chain isolates them.
-    pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
-    pco.released = [dp](const std::set<Ipv4Addr>& ips) { dp->PolicyIsolationChanged(ips); };
+    // eBPF-mode pods take the host stack while a chain may isolate them.
+    pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { return dp->PolicyIsolating(ips); };
+    pco.isolation_applied = [dp](const std::set<Ipv4Addr>& ips) { return dp->PolicyIsolationApplied(ips); };
   }
   TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
                               "starting network policy enforcement");
@@ -524,6 +565,9 @@ Status Daemon::CreateMetadataGuard() {
 
 void Daemon::MaintainNodeTables() {
   if (!datapath_) return;
+  if (foreign_filters_left_.load() != 0) {
+    DetachEarlierEbpfFilters(ebpf_datapath_ != nullptr ? ebpf_datapath_->Loaded() : nullptr);
+  }
   // Our pods from their veths' aliases, adopted ones from the store.
   datapath::AntiSpoofSeed aliases = datapath::SeedFromPodLinkAliases("");
   store::StateStore* store = store_.get();
@@ -665,6 +709,18 @@ void Daemon::DeclareMetrics() {
                           "conntrack tracks (reason tracked: NAT or state only the stack applies) and those it cannot "
                           "be asked about (reason not_askable: ICMP, other protocols, fragments); also counted in "
                           "terway_ebpf_datapath_packets_total's *_to_stack");
+  metrics_.DeclareGauge("terway_ebpf_datapath_policy_synced",
+                        "1 while the eBPF datapath's policy map says exactly which pods NetworkPolicy may isolate; 0 "
+                        "after a failed write: every eBPF-mode pod takes the host stack until a retry succeeds (a "
+                        "Warning Event EbpfPolicyMapNotSynced on the Node says why)");
+  metrics_.DeclareGauge("terway_ebpf_datapath_foreign_filters_left",
+                        "Links still carrying an earlier terwayd's eBPF filter that could not be removed (-1: the "
+                        "links could not be listed); such a link may bypass NetworkPolicy applied since. Swept again "
+                        "every pod GC round; a Warning Event " +
+                            std::string(kForeignFiltersEventReason) + " on the Node names them");
+  metrics_.DeclareCounter("terway_ebpf_datapath_policy_sync_errors_total",
+                          "Failed writes of the eBPF datapath's policy map (each leaves every eBPF-mode pod on the "
+                          "host stack until a retry succeeds)");
   if (datapath_choice_ == "shared") metrics_.Set("terway_ebpf_datapath_available", {}, ebpf_off_.empty() ? 1 : 0);
   metrics_.DeclareCounter("terway_state_rebuild_adoptions_total",
                           "Addresses found held at start without a record in the state database, adopted, by "

@@ -116,7 +116,11 @@ class Daemon {
   Status OpenState();
   Status WatchKubernetes();
   Status CreateAddressSource();
+  // Removes an earlier run's eBPF filters (ebpf::DetachForeign); what is
+  // left is counted, logged and told on the Node, and swept again by
+  // MaintainNodeTables while any is.
   void DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current);
+  static constexpr const char* kForeignFiltersEventReason = "EbpfForeignFiltersLeft";
   Status CreateDatapath();
   // Why networks asking for the eBPF datapath get veth ("" when the kernel
   // can run it and it is not switched off); said once when one asks.
@@ -167,14 +171,17 @@ class Daemon {
   std::string datapath_mode_;  // "shared", "exclusive", "" (IPAM only)
   std::string ebpf_off_;  // why no eBPF datapath ("" when there is one, on a shared-ENI node)
   datapath::EbpfEniDatapath* ebpf_datapath_ = nullptr;  // datapath_ when it is one
+  // Earlier runs' eBPF filters not yet removed (-1: unknown); written at
+  // start and by the pod GC's thread.
+  std::atomic<int> foreign_filters_left_{0};
   std::unique_ptr<PodDatapath> datapath_;
   bool disable_network_policy_ = false;
   std::string policy_off_;  // why policy is not enforced here ("" = it is)
   // Null when policy is not enforced on this node (see Create's log line).
   std::unique_ptr<PolicyController> policy_;
-  // policy_ once Create returned, for the eBPF datapath's policed question:
-  // the controller's own worker asks it (through the isolation news) while
-  // Create is still running, i.e. while policy_ is being assigned.
+  // policy_ once Create returned, for the eBPF datapath's `loaded` hook
+  // (the first eBPF pod's ADD thread asks the controller for a sync of the
+  // policy map) -- read from other threads than the one assigning policy_.
   std::atomic<PolicyController*> policy_view_{nullptr};
   std::unique_ptr<metadata::MetadataGuard> metadata_guard_;
   std::unique_ptr<CniService> service_;

@@ -314,7 +314,8 @@ void PolicyController::Worker() {
       // pause (a kernel hiccup must not leave a stale table forever). The
       // next apply replaces the table whole if the kernel's copy is unknown.
       dirty_cv_.wait_for(l, std::chrono::seconds(5), [this] { return stop_ || !dirty_.empty(); });
-    } else if (!dirty_cv_.wait_for(l, kVerifyPeriod, [this] { return stop_ || !dirty_.empty(); })) {
+    } else if (!dirty_cv_.wait_for(l, kVerifyPeriod,
+                                   [this] { return stop_ || !dirty_.empty() || datapath_unsynced_; })) {
       // Quiet for a while: is our table still what we applied? (A ruleset
       // flush or a deleted table would otherwise stay unnoticed until the
       // next change.)
@@ -338,9 +339,10 @@ void PolicyController::Worker() {
     applying_ = true;
     l.unlock();
     Status st = ApplyChanges(retry ? "repair" : "change");
-    retry = !st.ok();
-    if (retry) log::Warn("policy: applying a change failed (retrying): {}", st.error().ToString());
+    if (!st.ok()) log::Warn("policy: applying a change failed (retrying): {}", st.error().ToString());
     l.lock();
+    // A datapath out of sync is retried like a failed apply (NoteDatapathSync).
+    retry = !st.ok() || datapath_unsynced_;
     applying_ = false;
     idle_cv_.notify_all();
   }
@@ -492,31 +494,29 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
   }
   auto change = compiler_.Update();
   // Pods about to be isolated are policed before their chains exist, and
-  // stay policed until the kernel dropped them (MayIsolate).
+  // stay policed until the kernel dropped them (MayIsolate, the datapath's
+  // policy map).
   std::set<Ipv4Addr> isolated_now;
   if (change.ok()) {
     isolated_now = IsolatedAddresses(compiler_.model());
-    std::set<Ipv4Addr> grow;
     {
       std::lock_guard l(isolated_mu_);
-      for (const auto& ip : isolated_now) {
-        if (isolated_.insert(ip).second) grow.insert(ip);
-      }
+      isolated_.insert(isolated_now.begin(), isolated_now.end());
     }
-    if (!grow.empty() && opts_.isolating) opts_.isolating(grow);
+    // A failure does not hold the chains back: they are the enforcement,
+    // and the datapath has fallen to its safe side (every pod on the stack).
+    if (opts_.isolating) {
+      if (Status dp = opts_.isolating(isolated_now); !dp.ok()) NoteDatapathSync(dp);
+    }
   }
   Status st = change.ok() ? table_->ApplyChange(*change, compiler_.model())
                           : std::move(change).error().Wrap("policy: bringing the model up to date");
   if (st.ok()) {
-    std::set<Ipv4Addr> shrink;
     {
       std::lock_guard l(isolated_mu_);
-      for (const auto& ip : isolated_) {
-        if (!isolated_now.count(ip)) shrink.insert(ip);
-      }
       isolated_ = isolated_now;
     }
-    if (!shrink.empty() && opts_.released) opts_.released(shrink);
+    if (opts_.isolation_applied) NoteDatapathSync(opts_.isolation_applied(isolated_now));
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->Inc("terway_policy_applies_total", {{"trigger", why}, {"result", st.ok() ? "ok" : "error"}});

@@ -69,13 +69,22 @@ struct PolicyControllerOptions {
   // daemon queues it on KubeNode's writer). Unset: no Events.
   std::function<void(const k8s::ObjectReference& object, const std::string& reason, const std::string& message)>
       warn_event;
-  // The eBPF datapath's policed flag follows isolation (MayIsolate):
-  // `isolating` gets the local addresses about to be isolated BEFORE the
-  // kernel gets their chains, `released` those no longer isolated AFTER the
-  // kernel dropped their chains. Called with the apply lock held: they must
-  // not call back into the controller (MayIsolate excepted). Unset: none.
-  std::function<void(const std::set<Ipv4Addr>&)> isolating;
-  std::function<void(const std::set<Ipv4Addr>&)> released;
+  // The eBPF datapath's policy map follows isolation. Both get the FULL set
+  // of local addresses the model isolates (not a difference: a call after a
+  // failure repairs what an earlier one missed), at every apply:
+  // `isolating` BEFORE the kernel gets the chains (the datapath makes its
+  // map a superset), `isolation_applied` AFTER the kernel took them (it
+  // makes the map exact and authoritative). Called from the apply path only,
+  // one call at a time, with the apply lock held: they must not call back
+  // into the controller (MayIsolate and SyncDatapath excepted).
+  // An error does not stop the apply (the chains are the enforcement; the
+  // datapath fails closed: every pod takes the stack): it is counted
+  // (terway_ebpf_datapath_policy_sync_errors_total, the gauge
+  // terway_ebpf_datapath_policy_synced 0), told on the Node (a Warning
+  // Event, reason kDatapathSyncEventReason) and retried by the worker until
+  // a full sync succeeds. Unset: none.
+  std::function<Status(const std::set<Ipv4Addr>&)> isolating;
+  std::function<Status(const std::set<Ipv4Addr>&)> isolation_applied;
 };
 
 // The local pods' addresses `model` isolates in either direction (the keys
@@ -106,6 +115,12 @@ class PolicyController : public PodPolicy {
                                       uint16_t port) override;
   Result<std::string> Show() override;
 
+  // The datapath asks for its callbacks to be called again (its programs
+  // were just loaded): the worker applies (nothing new for the kernel) and
+  // calls them with the full set. Does not block.
+  void SyncDatapath() { MarkFlag(&Dirty::datapath); }
+  static constexpr const char* kDatapathSyncEventReason = "EbpfPolicyMapNotSynced";
+
   // Whether a chain may isolate the pod with this address: it is in the
   // kernel, about to be, or was when an apply failed (fail closed: a pod
   // leaves this set only after the kernel dropped its chains).
@@ -130,9 +145,10 @@ class PolicyController : public PodPolicy {
     bool all = false;      // a change with no finer tracking: rebuild from the caches
     bool nodes = false;    // node addresses (few objects: all re-read)
     bool context = false;  // Calico's tiers, network sets, service accounts, EndpointSlices
+    bool datapath = false;  // the datapath's callbacks are due (SyncDatapath)
     std::set<std::string> pods, namespaces, netpols, calico, calico_global;
     bool empty() const {
-      return !all && !nodes && !context && pods.empty() && namespaces.empty() && netpols.empty() &&
+      return !all && !nodes && !context && !datapath && pods.empty() && namespaces.empty() && netpols.empty() &&
              calico.empty() && calico_global.empty();
     }
   };
@@ -167,6 +183,9 @@ class PolicyController : public PodPolicy {
   // After an apply that changed policies or tiers: the metric, and the
   // Events now due. apply_mu_ held.
   void ReportFailClosed();
+  // After a datapath callback: the metrics, the Node's Event (when it goes
+  // out of sync), and the worker's retry. apply_mu_ held.
+  void NoteDatapathSync(const Status& st);
   // The full compile Explain and show answer from, of the inputs the kernel
   // holds (compiled on demand: they are rare next to changes).
   struct Snapshot {
@@ -230,6 +249,8 @@ class PolicyController : public PodPolicy {
   std::condition_variable idle_cv_;
   Dirty dirty_;
   bool applying_ = false;  // the worker has taken changes it has not applied yet
+  // The datapath's last callback failed: the worker retries until one works.
+  bool datapath_unsynced_ = false;
   bool stop_ = false;
   std::thread worker_;
 };

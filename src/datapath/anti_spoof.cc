@@ -546,7 +546,13 @@ Status GuardAdoptedPod(AntiSpoofTable& table, const PodNetwork& pod) {
   }
   TERWAY_ASSIGN_OR_RETURN_CTX(auto ip, netlink::InetAddr::Parse(pod.ip.ip),
                               "the address of adopted pod " + pod.pod_namespace + "/" + pod.pod_name);
-  TERWAY_TRY_CTX(table.Allow(pod.host_veth, {ip}),
+  std::vector<netlink::InetAddr> ips{ip};
+  if (pod.ipv6) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto ip6, netlink::InetAddr::Parse(pod.ipv6->ip),
+                                "the IPv6 address of adopted pod " + pod.pod_namespace + "/" + pod.pod_name);
+    ips.push_back(ip6);
+  }
+  TERWAY_TRY_CTX(table.Allow(pod.host_veth, ips),
                  fmt::format("guarding host veth {} of adopted pod {}/{}", pod.host_veth, pod.pod_namespace,
                              pod.pod_name));
   return Ok();

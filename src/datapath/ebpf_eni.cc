@@ -36,11 +36,7 @@ const char* VirtualTypeName(VirtualType t) {
   return "unknown";
 }
 
-bool PodPoliced(const PodNetwork& pod, bool policy_may_select) {
-  return policy_may_select || HasBandwidthLimit(pod);
-}
-
-ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool policed) {
+ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool shaped) {
   ebpf::Endpoint ep;
   ep.ip = pod_ip;
   ep.host_ifindex = f.host_ifindex;
@@ -48,7 +44,7 @@ ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool policed
   ep.gateway = f.gateway;
   ep.pod_mac = f.pod_mac;
   ep.host_mac = f.host_mac;
-  ep.policed = policed;
+  ep.shaped = shaped;
   return ep;
 }
 
@@ -63,7 +59,7 @@ std::string DescribeEndpointDifference(const ebpf::Endpoint& have, const ebpf::E
   field("gateway", have.gateway.ToString(), want.gateway.ToString());
   field("pod_mac", have.pod_mac.ToString(), want.pod_mac.ToString());
   field("host_mac", have.host_mac.ToString(), want.host_mac.ToString());
-  field("policed", have.policed ? "true" : "false", want.policed ? "true" : "false");
+  field("shaped", have.shaped ? "true" : "false", want.shaped ? "true" : "false");
   return Join(d, "; ");
 }
 
@@ -105,36 +101,32 @@ NodeStackFacts KeepLearnedStackPrefixes(NodeStackFacts configured, const std::ve
   return configured;
 }
 
-EbpfEniDatapath::EbpfEniDatapath(EbpfEniOptions options) : opt_(std::move(options)), veth_(opt_.shared) {}
-
-bool EbpfEniDatapath::Policed(Ipv4Addr ip) const {
-  return limited_.count(ip) > 0 || !opt_.policy_may_isolate || opt_.policy_may_isolate(ip);
-}
-
-void EbpfEniDatapath::PolicyIsolationChanged(const std::set<Ipv4Addr>& ips) {
-  ebpf::DatapathPrograms* programs = Loaded();
-  if (programs == nullptr) return;  // no entries
-  std::lock_guard l(policed_mu_);
-  for (const auto& ip : ips) {
-    auto ep = programs->GetEndpoint(ip);
-    if (!ep.ok()) {
-      log::Error("eBPF datapath: reading the entry of {} after its policy isolation changed: {}", ip.ToString(),
-                 ep.error().ToString());
-      continue;
-    }
-    if (!ep->has_value() || (*ep)->policed == Policed(ip)) continue;
-    ebpf::Endpoint next = **ep;
-    next.policed = Policed(ip);
-    if (Status st = programs->UpsertEndpoint(next); !st.ok()) {
-      log::Error("eBPF datapath: setting policed={} on the entry of {}: {}", next.policed, ip.ToString(),
-                 st.error().ToString());
+NodeStackFacts WithPodStackPrefixes(NodeStackFacts known, const PodNetwork& pod) {
+  if (pod.service_cidr && !known.service_cidr) known.service_cidr = pod.service_cidr;
+  for (const auto& c : pod.host_stack_cidrs) {
+    if (std::find(known.host_stack_cidrs.begin(), known.host_stack_cidrs.end(), c) == known.host_stack_cidrs.end()) {
+      known.host_stack_cidrs.push_back(c);
     }
   }
+  return known;
 }
 
+EbpfEniDatapath::EbpfEniDatapath(EbpfEniOptions options)
+    : opt_(std::move(options)), stack_(opt_.stack), veth_(opt_.shared) {}
+
 Status EbpfEniDatapath::LoadPrograms() {
-  std::lock_guard l(load_mu_);
-  if (programs_.load() != nullptr) return Ok();
+  {
+    std::lock_guard l(load_mu_);
+    if (programs_.load() != nullptr) return Ok();
+    TERWAY_TRY(LoadProgramsLocked());
+  }
+  // Outside the load lock: the hook may ask others (the policy controller)
+  // for work that ends in calls into us.
+  if (opt_.loaded) opt_.loaded();
+  return Ok();
+}
+
+Status EbpfEniDatapath::LoadProgramsLocked() {
   ebpf::DatapathPrograms* p = opt_.programs;
   if (p == nullptr) {
     if (!opt_.load) return MakeError(ErrorCode::kInternal, "eBPF datapath built without programs or a loader");
@@ -147,16 +139,21 @@ Status EbpfEniDatapath::LoadPrograms() {
     }
     log::Info("eBPF datapath loaded, maps pinned in {}", p->pin_dir());
   }
+  // What must reach the stack is in the map before any entry can send a
+  // packet past it. The only deletion of stale prefixes: nobody else writes
+  // the map before the programs are published (Ensure waits for the load).
+  // Pins an earlier run left hold what it learned from pods' networks.
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto in_map, p->ListStackPrefixes(), "reading the eBPF datapath's host-stack prefixes");
+  NodeStackFacts known;
   {
-    // What must reach the stack is in the map before any entry can send a
-    // packet past it.
     std::lock_guard sl(stack_mu_);
-    // Pins an earlier run left hold what it learned from pods' networks.
-    TERWAY_ASSIGN_OR_RETURN_CTX(auto in_map, p->ListStackPrefixes(), "reading the eBPF datapath's host-stack prefixes");
-    opt_.stack = KeepLearnedStackPrefixes(std::move(opt_.stack), in_map);
-    auto want = NodeStackPrefixes(opt_.stack);
-    TERWAY_TRY_CTX(p->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
-    synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+    known = stack_ = KeepLearnedStackPrefixes(std::move(stack_), in_map);
+  }
+  auto want = NodeStackPrefixes(known);
+  TERWAY_TRY_CTX(p->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
+  {
+    std::lock_guard sl(stack_mu_);
+    stack_in_map_.insert(want.begin(), want.end());
   }
   programs_.store(p);
   return Ok();
@@ -167,23 +164,28 @@ Result<ebpf::DatapathPrograms*> EbpfEniDatapath::Programs() {
   return programs_.load();
 }
 
-Status EbpfEniDatapath::LearnStackPrefixes(const PodNetwork& pod) {
-  std::lock_guard l(stack_mu_);
-  NodeStackFacts next = opt_.stack;
-  if (pod.service_cidr && !next.service_cidr) next.service_cidr = pod.service_cidr;
-  for (const auto& c : pod.host_stack_cidrs) {
-    if (std::find(next.host_stack_cidrs.begin(), next.host_stack_cidrs.end(), c) == next.host_stack_cidrs.end()) {
-      next.host_stack_cidrs.push_back(c);
-    }
-  }
+Status EbpfEniDatapath::LearnStackPrefixes(ebpf::DatapathPrograms& programs, const PodNetwork& pod) {
   // Not the pod's ENI's primary IP: on a secondary ENI that address is
   // handed to a pod like the others (the node configures none on the ENI),
   // so it is no node address; the primary ENI's is the node's primary IP.
-  auto want = NodeStackPrefixes(next);
-  if (std::set<ebpf::StackPrefix>(want.begin(), want.end()) == synced_) return Ok();
-  TERWAY_TRY_CTX(programs_.load()->SyncStackPrefixes(want), "writing the eBPF datapath's host-stack prefixes");
-  opt_.stack = std::move(next);
-  synced_ = std::set<ebpf::StackPrefix>(want.begin(), want.end());
+  std::vector<ebpf::StackPrefix> missing;
+  {
+    std::lock_guard l(stack_mu_);
+    stack_ = WithPodStackPrefixes(std::move(stack_), pod);
+    for (const auto& p : NodeStackPrefixes(stack_)) {
+      if (!stack_in_map_.count(p)) missing.push_back(p);
+    }
+  }
+  // Add-only, idempotent, no lock: a concurrent Ensure that finds a prefix
+  // not yet marked writes it too, so neither writes its entry before the
+  // prefixes it needs are in the map.
+  for (const auto& p : missing) {
+    TERWAY_TRY_CTX(programs.AddStackPrefix(p), "writing the eBPF datapath's host-stack prefixes");
+  }
+  if (!missing.empty()) {
+    std::lock_guard l(stack_mu_);
+    stack_in_map_.insert(missing.begin(), missing.end());
+  }
   return Ok();
 }
 
@@ -210,13 +212,12 @@ Result<ebpf::Endpoint> EbpfEniDatapath::WantedEndpoint(const PodNetwork& pod, co
                               "the MAC of the pod's " + pod.ifname);
   const std::string veth = HostVethName(pod.container_id);
   TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link host_link, host.GetLink(veth), "the host veth " + veth);
-  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link eni, host.GetLinkByMac(a.eni_mac),
+  TERWAY_ASSIGN_OR_RETURN_CTX(netlink::Link eni, veth_.EniLink(host, a.eni_mac),
                               "the host link of ENI " + pod.ip.eni_id + " (MAC " + a.eni_mac.ToString() + ")");
   TERWAY_ASSIGN_OR_RETURN_CTX(EniNetwork net, opt_.shared.eni_network(pod.ip.eni_id, a.eni_mac),
                               "looking up the vSwitch gateway of ENI " + pod.ip.eni_id);
   EndpointFacts f{host_link.index, host_link.mac, pod_mac, eni.index, net.gateway};
-  std::lock_guard l(policed_mu_);
-  return EndpointFor(a.ip, f, PodPoliced(pod, Policed(a.ip)));
+  return EndpointFor(a.ip, f, HasBandwidthLimit(pod));
 }
 
 Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
@@ -235,33 +236,17 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
     // What must reach the stack is in the map before the pod's entry can
     // send anything past it.
-    TERWAY_TRY(LearnStackPrefixes(pod));
+    TERWAY_TRY(LearnStackPrefixes(*programs, pod));
     // The entry before the pod's program: without it the program drops the
-    // pod's packets as spoofed.
-    {
-      // The flag is read and written under the lock PolicyIsolationChanged
-      // takes: a change of isolation either precedes the read or re-reads
-      // the entry after the write.
-      std::lock_guard l(policed_mu_);
-      if (HasBandwidthLimit(pod)) {
-        limited_.insert(ep.ip);
-      } else {
-        limited_.erase(ep.ip);
-      }
-      ep.policed = PodPoliced(pod, Policed(ep.ip));
-      TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
-    }
+    // pod's packets as spoofed. The entry is Ensure's alone (its SHAPED flag
+    // too); whether policy isolates the pod is another map's.
+    TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
     // The ENI's program stays attached once there (see Remove).
     TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
                    "attaching terway_from_eni to ENI " + pod.ip.eni_id);
-    if (HasBandwidthLimit(pod)) {
-      // The program's stack verdict (TC_ACT_OK) ends the host veth's
-      // ingress filter chain, so qos's IFB redirect (a later filter there)
-      // would never see the pod's packets: a limited pod keeps the stack's
-      // path out, its entry (policed) the stack's path in.
-      TERWAY_TRY_CTX(ebpf::Detach(host, ep.host_ifindex), "detaching terway_from_pod from a bandwidth-limited pod");
-      return Ok();
-    }
+    // Also on a bandwidth-limited pod: its SHAPED entry sends all its
+    // packets to the stack with TC_ACT_UNSPEC, which lets qos's IFB redirect
+    // (a later filter on this hook) see them, after anti-spoofing here.
     TERWAY_TRY_CTX(ebpf::Attach(host, ep.host_ifindex, ebpf::Hook::kPodVeth, *programs),
                    "attaching terway_from_pod to " + HostVethName(pod.container_id));
     return Ok();
@@ -279,7 +264,7 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
 
 void EbpfEniDatapath::FallBackToTheStack(const PodNetwork& pod) {
   // Fail closed: an entry or program of an earlier Ensure could carry a
-  // stale policed flag past the stack's policy. The program goes first (a
+  // stale SHAPED flag past the stack's shaping. The program goes first (a
   // program without its entry drops the pod's packets as spoofed), then the
   // entry (without it the ENI's program hands the pod's packets to the
   // stack). Best effort: what fails is logged, and Check reports it.
@@ -294,7 +279,6 @@ void EbpfEniDatapath::FallBackToTheStack(const PodNetwork& pod) {
   ebpf::DatapathPrograms* programs = Loaded();
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   if (programs == nullptr || !ip.ok()) return;
-  std::lock_guard l(policed_mu_);
   if (Status d = programs->DeleteEndpoint(*ip); !d.ok()) {
     log::Error("eBPF datapath: deleting the entry of {} after a failed Ensure: {}", DescribePod(pod),
                d.error().ToString());
@@ -308,10 +292,8 @@ Status EbpfEniDatapath::Remove(const PodNetwork& pod) {
   // telling would race a concurrent Ensure; on an ENI without eBPF pods it
   // hands every packet to the stack (eni_to_stack), as if absent.
   if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok() && Loaded() != nullptr) {
-    std::lock_guard l(policed_mu_);
     TERWAY_TRY_CTX(Loaded()->DeleteEndpoint(*ip),
                    "deleting the eBPF endpoint entry of container " + pod.container_id);
-    limited_.erase(*ip);
   }
   return veth_.Remove(pod);
 }
@@ -339,23 +321,20 @@ Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
       problems.push_back("its eBPF endpoint entry differs: " + d);
     }
   }
-  auto inspect = [&](int ifindex, ebpf::Hook hook, const std::string& link, bool want_attached) {
+  // Every eBPF pod has both programs, a bandwidth-limited one too.
+  auto inspect = [&](int ifindex, ebpf::Hook hook, const std::string& link) {
     auto s = ebpf::Inspect(host, ifindex, hook, *programs);
     if (!s.ok()) {
       problems.push_back("inspecting " + link + ": " + s.error().ToString());
-    } else if (want_attached && s->state != ebpf::AttachState::kCurrent) {
+    } else if (s->state != ebpf::AttachState::kCurrent) {
       problems.push_back(fmt::format("{} on {} is {}{}", ebpf::HookName(hook), link,
                                      s->state == ebpf::AttachState::kMissing ? "not attached" : "stale",
                                      s->detail.empty() ? "" : " (" + s->detail + ")"));
-    } else if (!want_attached && s->state != ebpf::AttachState::kMissing) {
-      problems.push_back(fmt::format("{} is attached to {}, which has a bandwidth limit", ebpf::HookName(hook), link));
     }
   };
   const std::string veth = HostVethName(pod.container_id);
-  if (auto l = host.GetLink(veth); l.ok()) inspect(l->index, ebpf::Hook::kPodVeth, veth, !HasBandwidthLimit(pod));
-  if (auto eni = host.GetLinkByMac(a.eni_mac); eni.ok()) {
-    inspect(eni->index, ebpf::Hook::kEni, "ENI " + pod.ip.eni_id, true);
-  }
+  if (auto l = host.GetLink(veth); l.ok()) inspect(l->index, ebpf::Hook::kPodVeth, veth);
+  if (auto eni = veth_.EniLink(host, a.eni_mac); eni.ok()) inspect(eni->index, ebpf::Hook::kEni, "ENI " + pod.ip.eni_id);
   if (!problems.empty()) {
     return Error(ErrorCode::kNotFound, Join(problems, "; ") + "; the daemon's repair (Ensure) rebuilds it")
         .Wrap("checking " + who);

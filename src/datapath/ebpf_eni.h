@@ -5,7 +5,8 @@
 //   the veth mode's wiring, unchanged     (addresses, routes, rules, neighbour,
 //                                          anti-spoofing element, shaping)
 //   + endpoint entry  podIP -> {host veth ifindex, ENI ifindex, vSwitch gateway,
-//                               pod MAC, host veth MAC, policed}
+//                               pod MAC, host veth MAC, shaped}
+//   + policy entry    podIP, while a NetworkPolicy chain may isolate the pod
 //   + terway_from_pod on the host veth's tc ingress
 //   + terway_from_eni on the ENI's tc ingress
 //
@@ -23,8 +24,20 @@
 // repair, teardown, bandwidth updates: kUnknown) is an eBPF pod iff it has an
 // endpoint entry -- the entry is the record of the mode (no schema change).
 //
-// Thread-safety as SharedEniDatapath: calls for different pods may run
-// concurrently; the maps are updated with single syscalls.
+// Who writes what (one writer per datum, so no lock is held across a
+// syscall):
+//   terway_dp_ep             Ensure/Remove/GC of the pod (the CNI service
+//                            serialises calls per pod); its SHAPED flag is
+//                            the pod's bandwidth limit, persisted in the pin.
+//   terway_dp_policy(+state) the policy controller's apply path only
+//                            (PolicyIsolating/PolicyIsolationApplied, one
+//                            caller at a time), or the daemon when policy is
+//                            off on the node (no controller).
+//   terway_dp_stack          add-only after LoadPrograms: any caller adds the
+//                            prefixes it needs before writing an entry
+//                            (idempotent single-entry writes); only
+//                            LoadPrograms deletes stale ones.
+// Calls for different pods may run concurrently.
 #pragma once
 
 #include <atomic>
@@ -54,12 +67,6 @@ namespace terway::datapath {
 Result<VirtualType> ParseVirtualType(std::string_view text);
 const char* VirtualTypeName(VirtualType t);
 
-// Whether the pod's traffic must cross the host stack both ways (its entry's
-// policed flag): network policy may select it (the nftables table decides in
-// the stack, with conntrack), or it has a bandwidth limit (the IFB and TBF
-// qdiscs on its host veth are in the stack's path only).
-bool PodPoliced(const PodNetwork& pod, bool policy_may_select);
-
 // What the pod's endpoint entry must hold, from what Ensure learnt.
 struct EndpointFacts {
   int host_ifindex = 0;
@@ -68,8 +75,10 @@ struct EndpointFacts {
   int eni_ifindex = 0;
   Ipv4Addr gateway;
 };
-ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool policed);
-// "" when equal, else what differs ("host_ifindex 7, want 9; policed false, want true").
+// shaped: the pod has a bandwidth limit (HasBandwidthLimit): its IFB and TBF
+// qdiscs are in the stack's path only.
+ebpf::Endpoint EndpointFor(Ipv4Addr pod_ip, const EndpointFacts& f, bool shaped);
+// "" when equal, else what differs ("host_ifindex 7, want 9; shaped false, want true").
 std::string DescribeEndpointDifference(const ebpf::Endpoint& have, const ebpf::Endpoint& want);
 
 // What terwayd knows about the node's host-stack destinations.
@@ -90,6 +99,17 @@ std::vector<ebpf::StackPrefix> NodeStackPrefixes(const NodeStackFacts& f);
 // them again. `configured` wins for the Service CIDR; host-stack prefixes
 // are the union (one too many only costs the fast path for that prefix).
 NodeStackFacts KeepLearnedStackPrefixes(NodeStackFacts configured, const std::vector<ebpf::StackPrefix>& in_map);
+// What the pod's network adds to `known`: its service_cidr (unless one is
+// known) and host_stack_cidrs not yet there.
+NodeStackFacts WithPodStackPrefixes(NodeStackFacts known, const PodNetwork& pod);
+
+// The writes that bring the policy map from `in_map` to hold `isolated`:
+// all of them when `exact`, else only the additions (a superset is enough
+// before the chains are applied; extras go only once they were removed).
+struct PolicyMapPlan {
+  std::vector<Ipv4Addr> add, remove;
+};
+PolicyMapPlan PlanPolicyMap(const std::set<Ipv4Addr>& in_map, const std::set<Ipv4Addr>& isolated, bool exact);
 
 // ---- the datapath ----
 
@@ -101,10 +121,12 @@ struct EbpfEniOptions {
   // machine's /sys/fs/bpf) without eBPF pods free of pins.
   ebpf::DatapathPrograms* programs = nullptr;
   std::function<Result<std::unique_ptr<ebpf::DatapathPrograms>>()> load;
-  // Might a network policy isolate the pod with this address (its nftables
-  // chain exists, or is about to)? Fail closed: unset means yes. Asked at
-  // every Ensure/Check and by PolicyIsolationChanged.
-  std::function<bool(Ipv4Addr)> policy_may_isolate;
+  // Called once, by the caller whose LoadPrograms loaded the programs, after
+  // they are published (no lock held): a fresh policy map is not synced
+  // (every pod policed) until its writer writes it, which may have run while
+  // nothing was loaded (PolicyIsolating and co. are no-ops then). The daemon
+  // asks the policy controller for a sync. Unset: nothing.
+  std::function<void()> loaded;
   // The node's host-stack destinations known at start; each eBPF pod's
   // network adds its own (service_cidr, host_stack_cidrs) before its entry
   // is written.
@@ -129,11 +151,22 @@ class EbpfEniDatapath : public PodDatapath {
   // The programs, or null while none were loaded.
   ebpf::DatapathPrograms* Loaded() const { return programs_.load(); }
 
-  // The policy controller's news: these addresses' isolation changed (it
-  // calls this before it applies new isolation and after it removed old
-  // isolation). Their entries, if any, get the policed flag Ensure would
-  // write. Errors are logged: the callers have nobody to report them to.
-  void PolicyIsolationChanged(const std::set<Ipv4Addr>& ips);
+  // The policy controller's contract (its apply path is the one caller,
+  // one call at a time; also the daemon's with policy off). `isolated`: the
+  // full set of local addresses a chain may isolate, not a difference, so a
+  // call after a failure repairs what any earlier one missed.
+  //   PolicyIsolating: before the kernel gets the chains. Makes the policy
+  //     map a superset of `isolated` (adds the missing).
+  //   PolicyIsolationApplied: after the kernel has exactly the chains of
+  //     `isolated` (with policy off: the empty set). Makes the map exactly
+  //     `isolated` (deletes extras) and marks it authoritative.
+  // Fail closed: on any failed write the map is marked not authoritative
+  // (every pod policed; the stack's chains decide) and the error returned;
+  // only a later successful PolicyIsolationApplied lifts that. No-ops while
+  // nothing is loaded (a fresh map starts not authoritative; `loaded` asks
+  // for a sync).
+  Status PolicyIsolating(const std::set<Ipv4Addr>& isolated);
+  Status PolicyIsolationApplied(const std::set<Ipv4Addr>& isolated);
 
   // The flavour a pod is served with: its virtual_type, or for kUnknown
   // whether its endpoint entry exists.
@@ -145,25 +178,39 @@ class EbpfEniDatapath : public PodDatapath {
   void FallBackToTheStack(const PodNetwork& pod);
   // The entry Ensure writes for `pod`, given the CNI result of its veth wiring.
   Result<ebpf::Endpoint> WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired, netlink::Handle& host);
-  // policed_mu_ held.
-  bool Policed(Ipv4Addr ip) const;
-  // Adds what the pod's network says belongs to the stack, syncing the map
-  // when that is new.
-  Status LearnStackPrefixes(const PodNetwork& pod);
+  // Adds to the stack-prefix map what the pod's network says belongs to the
+  // stack, if not yet known to be there. Returns once every such prefix is
+  // in the map (written here or by an earlier call).
+  Status LearnStackPrefixes(ebpf::DatapathPrograms& programs, const PodNetwork& pod);
+  // Brings the policy map to `isolated` (PlanPolicyMap), then marks it
+  // authoritative when `exact`; on failure marks it not, and forgets what
+  // it believed the map held.
+  Status SyncPolicyMap(const std::set<Ipv4Addr>& isolated, bool exact);
 
+  // load_mu_ held: the load itself.
+  Status LoadProgramsLocked();
   // LoadPrograms, then the programs.
   Result<ebpf::DatapathPrograms*> Programs();
 
   EbpfEniOptions opt_;
-  std::mutex load_mu_;  // one load
+  // The one lock held across syscalls, by design: the once-only load. Its
+  // waiters (every Ensure of an eBPF pod) need its result, the programs, and
+  // cannot proceed without them; nothing else is taken under it.
+  std::mutex load_mu_;
   std::unique_ptr<ebpf::DatapathPrograms> owned_;
   std::atomic<ebpf::DatapathPrograms*> programs_{nullptr};
-  // Serialises a pod's entry write in Ensure with PolicyIsolationChanged,
-  // so a flag read before a change is never written after it.
-  mutable std::mutex policed_mu_;
-  std::set<Ipv4Addr> limited_;  // pods with a bandwidth limit (policed whatever policy says)
-  std::mutex stack_mu_;  // guards opt_.stack and the map's writes
-  std::set<ebpf::StackPrefix> synced_;
+  // Guards stack_ and stack_in_map_; never held across a syscall.
+  std::mutex stack_mu_;
+  NodeStackFacts stack_;                       // what terwayd knows belongs to the stack
+  std::set<ebpf::StackPrefix> stack_in_map_;  // of those, what is known to be in the map
+  // What the policy map holds and whether it is authoritative, as its one
+  // writer (the policy path) last wrote them; unset: unknown (start, after
+  // a failure), read from the map. Touched by that writer only.
+  struct PolicyShadow {
+    std::set<Ipv4Addr> in_map;
+    bool synced = false;
+  };
+  std::optional<PolicyShadow> policy_shadow_;
   SharedEniDatapath veth_;
 };
 

@@ -18,6 +18,15 @@ namespace terway::datapath {
 // reaches it only through the permanent neighbour entry pointing at the host
 // veth's MAC, so it never ARPs and needs no address on the host side.
 inline constexpr const char* kPodGateway = "169.254.1.1";
+// The IPv6 twin, for the same reasons: a fixed next hop that is the same in
+// every pod (a host veth rebuilt with a new MAC changes only the neighbour
+// entry, never the route), reached through a permanent neighbour (the pod
+// never solicits it, the host needs no address for it). Link-local, so it is
+// never routed and clashes with no vSwitch prefix; fe80::1 because the host
+// veth's own link-local is derived from its MAC (EUI-64) and never is it. A
+// route via a link-local next hop needs its device, which the pod's default
+// route has.
+inline constexpr const char* kPodGatewayV6 = "fe80::1";
 
 // Route table of an ENI: 1000 + the ENI link's ifindex (Terway's convention).
 // Derived, never stored: the same ENI link always maps to the same table, and

@@ -27,6 +27,19 @@ namespace terway::datapath {
 // datapath tells from the kernel (ebpf_eni.h).
 enum class VirtualType { kUnknown, kVeth, kEbpf };
 
+// A dual-stack pod's IPv6 side: an IPv6 address of the same ENI as the
+// pod's IPv4 (PodNetwork::ip), and that ENI's vSwitch IPv6 gateway as the
+// metadata service reports it (network/interfaces/macs/<mac>/ipv6-gateway;
+// a link-local or a global address). Text, as the allocation record keeps
+// addresses: the pool fills it from the record (next to IpAllocation::ip)
+// and the ENI's metadata; the datapath parses it and refuses a malformed one
+// with an error naming the pod (ParsePodAddrs).
+struct PodIpv6 {
+  std::string ip;       // "2001:db8:1::10", no prefix: the pod holds a /128
+  std::string gateway;  // "fe80::1" or "2001:db8:1::fffd"
+  bool operator==(const PodIpv6&) const = default;
+};
+
 struct PodNetwork {
   std::string container_id;
   std::string netns;   // path of the pod's network namespace
@@ -34,6 +47,9 @@ struct PodNetwork {
   std::string pod_namespace;
   std::string pod_name;
   ipam::IpAllocation ip;
+  // Set: dual stack (IPv4 stays required). Unset: IPv4 only, and the pod
+  // can send no IPv6 but link-local (anti_spoof.h).
+  std::optional<PodIpv6> ipv6;
   int mtu = 0;
   std::optional<cni::Bandwidth> bandwidth;
   // The pod's Kubernetes annotations (empty without an API server), for

@@ -12,6 +12,10 @@ qos::PodShapingLinks PodShapingLinksFor(std::string_view container_id, const Ipv
 
 qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const PodNetwork& pod, const Ipv4Addr& pod_ip) {
   qos::PodShapingLinks links = PodShapingLinksFor(pod.container_id, pod_ip);
+  // EDT's program keys its rates by IPv4 source (bpf/edt_eni_egress.c) and
+  // lets IPv6 pass unpaced: a dual-stack pod keeps the IFB path, whose
+  // match-all filter and TBF limit every protocol.
+  if (pod.ipv6) return links;
   if (!pod.ip.eni_mac.empty()) {
     if (auto mac = MacAddr::Parse(pod.ip.eni_mac); mac.ok()) {
       if (auto eni = host.GetLinkByMac(*mac); eni.ok()) links.egress_device = eni->name;

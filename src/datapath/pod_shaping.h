@@ -19,7 +19,8 @@ namespace terway::datapath {
 qos::PodShapingLinks PodShapingLinksFor(std::string_view container_id, const Ipv4Addr& pod_ip);
 // The same, plus the host link of the pod's ENI (found by its MAC), where
 // EDT paces the pod's egress; left "" when the ENI is not a host link
-// (exclusive ENI: it lives in the pod).
+// (exclusive ENI: it lives in the pod) or the pod is dual-stack (EDT paces
+// IPv4 only; the IFB path shapes both families).
 qos::PodShapingLinks PodShapingLinksFor(netlink::Handle& host, const PodNetwork& pod, const Ipv4Addr& pod_ip);
 
 // True when the pod asks for a limit in at least one direction.

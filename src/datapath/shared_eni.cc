@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "common/log.h"
@@ -30,6 +31,25 @@ Result<Handle> OpenHost(const std::string& netns) {
   return Handle::OpenIn(netns);
 }
 
+// A rule at one of our priorities for a single IPv6 address: the IP it is for.
+std::optional<Ipv6Addr> PodRuleIpv6(const netlink::Rule& r) {
+  if (r.priority == kToPodRulePriority && r.dst && !r.src && r.dst->prefix_len == 128 && !r.dst->addr.is_v4()) {
+    return r.dst->addr.v6();
+  }
+  if (r.priority == kFromPodRulePriority && r.src && !r.dst && r.src->prefix_len == 128 &&
+      !r.src->addr.is_v4()) {
+    return r.src->addr.v6();
+  }
+  return std::nullopt;
+}
+
+// The sources a pod may send with from its host veth: its addresses.
+std::vector<InetAddr> PodSources(const PodAddrs& a) {
+  std::vector<InetAddr> out{InetAddr(a.ip)};
+  if (a.ipv6) out.push_back(InetAddr(a.ipv6->ip));
+  return out;
+}
+
 // A rule at one of our priorities for a single IPv4 address: the IP it is for.
 std::optional<Ipv4Addr> PodRuleIp(const netlink::Rule& r) {
   if (r.priority == kToPodRulePriority && r.dst && !r.src && r.dst->prefix_len == 32 && r.dst->addr.is_v4()) {
@@ -40,6 +60,39 @@ std::optional<Ipv4Addr> PodRuleIp(const netlink::Rule& r) {
     return r.src->addr.v4();
   }
   return std::nullopt;
+}
+
+// A dual-stack pod's IPv6 rules and proxy entry outlive it like its IPv4
+// rules. Its host route (<IPv6>/128 dev <its veth>, main) does not: the
+// kernel deletes it with the veth. So an IPv6 of our rules that no /128
+// route of the main table leads to any more belongs to no pod on this node
+// (adopted pods' routes count too, whatever their veth's name). Proxy
+// entries are collected only for such IPs: others may be an operator's.
+Result<std::vector<std::string>> CollectIpv6Rules(Handle& host) {
+  TERWAY_ASSIGN_OR_RETURN(auto routes, host.ListRoutes(AF_INET6, netlink::kMainTable));
+  std::set<Ipv6Addr> routed;
+  for (const auto& r : routes) {
+    if (r.dst.prefix_len == 128 && !r.dst.addr.is_v4() && r.oif) routed.insert(r.dst.addr.v6());
+  }
+  TERWAY_ASSIGN_OR_RETURN(auto rules, host.ListRules(AF_INET6));
+  std::vector<std::string> removed;
+  std::set<Ipv6Addr> gone;
+  for (const auto& r : rules) {
+    auto ip = PodRuleIpv6(r);
+    if (!ip || routed.count(*ip)) continue;
+    TERWAY_TRY_CTX(host.DeleteRuleIfExists(r), "removing rule of vanished pod IPv6 " + ip->ToString());
+    removed.push_back(fmt::format("rule priority {} for {} (table {})", r.priority, ip->ToString(), r.table));
+    gone.insert(*ip);
+  }
+  if (gone.empty()) return removed;
+  TERWAY_ASSIGN_OR_RETURN(auto proxies, host.ListProxyNeighbors(0, AF_INET6));
+  for (const auto& p : proxies) {
+    if (!gone.count(p.ip.v6())) continue;
+    TERWAY_TRY_CTX(host.DeleteProxyNeighborIfExists(p), "removing proxy neighbour of vanished pod IPv6 " +
+                                                             p.ip.ToString());
+    removed.push_back(fmt::format("proxy neighbour {} on link #{}", p.ip.ToString(), p.link_index));
+  }
+  return removed;
 }
 
 }  // namespace
@@ -62,7 +115,7 @@ Result<SharedEniFacts> SharedEniDatapath::LookUpFacts(const PodNetwork& pod, con
                   "network/interfaces/macs/{}/gateway",
                   pod.ip.eni_id, net.gateway.ToString(), net.vswitch_cidr.ToString(), a.eni_mac.ToString());
   }
-  auto link = h.GetLinkByMac(a.eni_mac);
+  auto link = EniLink(h, a.eni_mac);
   if (!link.ok()) {
     return std::move(link).error().Wrap(fmt::format(
         "finding the host link of ENI {} (MAC {}): is the ENI attached to this instance? "
@@ -92,7 +145,7 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const PodNetwork& pod) {
     // "tw*" is guarded without one); after the link exists, so garbage
     // collection, which drops elements of missing links, cannot take it.
     TERWAY_TRY(ApplyPlan(plan, rep, [&]() -> Status {
-      TERWAY_TRY_CTX(anti_spoof_.Allow(veth, {InetAddr(a.ip)}), "anti-spoofing element of " + veth);
+      TERWAY_TRY_CTX(anti_spoof_.Allow(veth, PodSources(a)), "anti-spoofing element of " + veth);
       return Ok();
     }));
     TERWAY_TRY(EnsurePodShaping(*shaper_, host, pod, a.ip, rep.created_link));
@@ -123,14 +176,25 @@ Status SharedEniDatapath::Remove(const PodNetwork& pod) {
   auto ip = Ipv4Addr::Parse(pod.ip.ip);
   SharedEniFacts facts;
   facts.host_netns = opt_.host_netns;
-  WiringPlan plan = PlanSharedEniPod(pod, PodAddrs{ip.ok() ? *ip : Ipv4Addr(), MacAddr()}, facts);
+  PodAddrs addrs{ip.ok() ? *ip : Ipv4Addr(), MacAddr()};
+  if (pod.ipv6) {
+    // Only the address matters for removal (its rules and proxy entry).
+    if (auto v6 = Ipv6Addr::Parse(pod.ipv6->ip); v6.ok()) {
+      addrs.ipv6 = PodAddrs::Ipv6{*v6, Ipv6Addr()};
+    } else {
+      log::Warn("container {}: ignoring unparsable IPv6 '{}' on remove", pod.container_id, pod.ipv6->ip);
+    }
+  }
+  WiringPlan plan = PlanSharedEniPod(pod, addrs, facts);
   NamespacePlan& host_plan = plan.namespaces[kHostNs];
   if (!ip.ok()) {
     // Without an IP there are no rules we could have made for it.
     if (!pod.ip.ip.empty()) {
       log::Warn("container {}: ignoring unparsable IP '{}' on remove", pod.container_id, pod.ip.ip);
     }
-    host_plan.rules.clear();
+    std::erase_if(host_plan.rules, [](const RulePlan& r) {
+      return (r.from && r.from->addr.is_v4()) || (r.to && r.to->addr.is_v4());
+    });
   }
   // An adopted pod's host veth has another plugin's name.
   std::string veth = HostVethName(pod.container_id);
@@ -172,8 +236,10 @@ Result<cni::CniResult> SharedEniDatapath::Check(const PodNetwork& pod) {
   std::vector<std::string> problems;
   if (!diffs.empty()) problems.push_back(JoinDifferences(diffs));
   const std::string veth = HostVethName(pod.container_id);
-  Status guard = anti_spoof_.Check(veth, InetAddr(a.ip));
-  if (!guard.ok()) problems.push_back(guard.error().message);
+  for (const auto& src : PodSources(a)) {
+    Status guard = anti_spoof_.Check(veth, src);
+    if (!guard.ok()) problems.push_back(guard.error().message);
+  }
   Status shaping = shaper_->Check(host, PodShapingLinksFor(host, pod, a.ip), pod.bandwidth);
   if (!shaping.ok()) problems.push_back("bandwidth: " + shaping.error().ToString());
   if (!problems.empty()) return fail(Join(problems, "; "));
@@ -221,6 +287,8 @@ Result<std::vector<std::string>> SharedEniDatapath::CollectGarbage(
     TERWAY_TRY_CTX(host.DeleteRuleIfExists(r), "removing rule of vanished pod IP " + ip->ToString());
     removed.push_back(fmt::format("rule priority {} for {} (table {})", r.priority, ip->ToString(), r.table));
   }
+  TERWAY_ASSIGN_OR_RETURN(auto v6, CollectIpv6Rules(host));
+  removed.insert(removed.end(), v6.begin(), v6.end());
   TERWAY_ASSIGN_OR_RETURN(auto ifbs, CollectPodIfbs(host, live_container_ids));
   removed.insert(removed.end(), ifbs.begin(), ifbs.end());
   TERWAY_ASSIGN_OR_RETURN(auto edt, shaper_->CollectGarbage(live_ips));

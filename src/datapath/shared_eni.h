@@ -29,6 +29,7 @@
 #include "common/result.h"
 #include "datapath/pod_datapath.h"
 #include "datapath/anti_spoof.h"
+#include "datapath/eni_link_cache.h"
 #include "datapath/wiring_planner.h"
 #include "netlink/handle.h"
 #include "qos/shaper.h"
@@ -75,6 +76,10 @@ class SharedEniDatapath : public PodDatapath {
   // Host veths made by this datapath (recognised by their alias).
   Result<std::vector<PodLink>> ListPodLinks();
 
+  // The host link of the ENI with `mac` (host: a handle in opt_.host_netns),
+  // through the datapath's EniLinkCache: no link dump per pod.
+  Result<netlink::Link> EniLink(netlink::Handle& host, const MacAddr& mac) { return eni_links_->Find(host, mac); }
+
   // Removes what vanished pods left behind: host veths whose container is
   // not in live_container_ids, pod rules (priorities 512/2048, a /32) whose
   // IP no remaining pod link carries -- a pod whose netns was destroyed
@@ -98,6 +103,7 @@ class SharedEniDatapath : public PodDatapath {
   // Each pod's (host veth, pod IP) element: its packets leave its veth only
   // with its own address (anti_spoof.h).
   AntiSpoofTable anti_spoof_;
+  std::shared_ptr<EniLinkCache> eni_links_ = std::make_shared<EniLinkCache>();
 };
 
 }  // namespace terway::datapath

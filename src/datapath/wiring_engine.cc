@@ -244,6 +244,23 @@ Result<MacAddr> NeighborMac(Handles& hs, const WiringPlan& plan, const NeighborP
   return l.mac;
 }
 
+// The plan's proxy entries, and none of the same IPs on other links (a stale
+// one of an ENI re-attached, or of an IP that moved to another ENI).
+Status ApplyProxyNeighbors(Handle& h, const NamespacePlan& ns) {
+  if (ns.proxy_neighbors.empty()) return Ok();
+  TERWAY_ASSIGN_OR_RETURN(auto existing, h.ListProxyNeighbors());
+  for (const auto& p : ns.proxy_neighbors) {
+    TERWAY_ASSIGN_OR_RETURN(netlink::Link dev, FindLink(h, ns, p.dev));
+    for (const auto& k : existing) {
+      if (k.ip == p.ip && k.link_index != dev.index) {
+        TERWAY_TRY_CTX(h.DeleteProxyNeighborIfExists(k), "removing a stale proxy neighbour " + p.ip.ToString());
+      }
+    }
+    TERWAY_TRY_CTX(h.ReplaceProxyNeighbor({dev.index, p.ip}), Describe(p) + " in " + Where(ns));
+  }
+  return Ok();
+}
+
 Status ApplyQdisc(Handle& h, const NamespacePlan& ns, const QdiscPlan& q) {
   if (q.kind != "clsact") {
     return Errorf(ErrorCode::kUnsupported, "qdisc {} on {} in {}: the wiring engine only places clsact", q.kind,
@@ -297,6 +314,10 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
     for (const auto& l : plan.namespaces[i].links) TERWAY_TRY(SetLinkSettings(hs.at(i), plan.namespaces[i], l));
   }
   if (before_up) TERWAY_TRY(before_up());
+  // Sysctls while every link exists and none of ours is up yet: a link's
+  // settings then hold from its first packet (accept_dad=0 before up, say,
+  // or DAD starts on its link-local).
+  for (size_t i = 0; i < n; ++i) TERWAY_TRY(ApplySysctls(plan.namespaces[i]));
   for (size_t i = 0; i < n; ++i) {
     const NamespacePlan& ns = plan.namespaces[i];
     for (const auto& l : ns.links) {
@@ -308,12 +329,12 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
   for (size_t i = 0; i < n; ++i) {
     const NamespacePlan& ns = plan.namespaces[i];
     Handle& h = hs.at(i);
-    TERWAY_TRY(ApplySysctls(ns));
     for (const auto& a : ns.addresses) {
       TERWAY_ASSIGN_OR_RETURN(netlink::Link dev, FindLink(h, ns, a.dev));
       netlink::Address addr;
       addr.link_index = dev.index;
       addr.local = a.local;
+      addr.nodad = a.nodad;
       TERWAY_TRY_CTX(h.EnsureAddress(addr), "address " + a.local.ToString() + " on " + a.dev + " in " + Where(ns));
     }
     for (const auto& r : ns.routes) TERWAY_TRY(ApplyRoute(h, ns, r));
@@ -327,6 +348,7 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
       k.mac = mac;
       TERWAY_TRY_CTX(h.ReplaceNeighbor(k), Describe(nb, mac.ToString()) + " in " + Where(ns));
     }
+    TERWAY_TRY(ApplyProxyNeighbors(h, ns));
     for (const auto& q : ns.qdiscs) TERWAY_TRY(ApplyQdisc(h, ns, q));
   }
   TERWAY_ASSIGN_OR_RETURN(rep.report_macs, ReportMacs(hs, plan));
@@ -421,14 +443,16 @@ struct NsDiff {
       }
       if (!found) Add("address " + a.local.ToString() + " on " + a.dev + " is missing" + In());
     }
-    std::map<uint32_t, std::vector<netlink::Route>> tables;
+    // Per family and table: one table holds routes of both families.
+    std::map<std::pair<int, uint32_t>, std::vector<netlink::Route>> tables;
     for (const auto& r : ns().routes) {
       int idx = Index(r.dev);
-      if (!tables.count(r.table)) {
-        TERWAY_ASSIGN_OR_RETURN(tables[r.table], h.ListRoutes(r.dst.family(), r.table));
+      const auto key = std::make_pair(r.dst.family(), r.table);
+      if (!tables.count(key)) {
+        TERWAY_ASSIGN_OR_RETURN(tables[key], h.ListRoutes(r.dst.family(), r.table));
       }
       bool match = false, same_dst = false;
-      for (const auto& k : tables[r.table]) {
+      for (const auto& k : tables[key]) {
         match = match || (idx && RouteMatches(k, r, idx));
         same_dst = same_dst || (k.dst == r.dst && k.type == netlink::RouteType::kUnicast);
       }
@@ -465,6 +489,17 @@ struct NsDiff {
         for (const auto& k : neighs) found = found || (k.ip == n.ip && k.permanent && k.mac == *mac);
       }
       if (!found) Add(Describe(n, mac_text) + " is missing" + In());
+    }
+    if (!ns().proxy_neighbors.empty()) {
+      TERWAY_ASSIGN_OR_RETURN(auto proxies, h.ListProxyNeighbors());
+      for (const auto& p : ns().proxy_neighbors) {
+        // The link is one of the plan's (the ENI, kExisting): a missing
+        // link is named on its own.
+        const int idx = Index(p.dev);
+        bool found = false;
+        for (const auto& k : proxies) found = found || (idx && k.ip == p.ip && k.link_index == idx);
+        if (!found) Add(Describe(p) + " is missing" + In());
+      }
     }
     for (const auto& q : ns().qdiscs) {
       bool found = false;
@@ -549,6 +584,19 @@ Status RemovePlan(const WiringPlan& plan) {
       // Deleting one end deletes the pair and every route through it.
       if (lp.kind == LinkKind::kVeth && lp.owned) {
         TERWAY_TRY_CTX(h.DeleteLinkIfExists(lp.name), "removing veth " + lp.name + " in " + Where(ns));
+      }
+    }
+    bool owns_proxies = false;
+    for (const auto& p : ns.proxy_neighbors) owns_proxies = owns_proxies || p.owned;
+    if (owns_proxies) {
+      // By IP on every link: removal plans have no ENI facts (the ENI may
+      // be gone, and with it its entries).
+      TERWAY_ASSIGN_OR_RETURN(auto proxies, h.ListProxyNeighbors());
+      for (const auto& p : ns.proxy_neighbors) {
+        if (!p.owned) continue;
+        for (const auto& k : proxies) {
+          if (k.ip == p.ip) TERWAY_TRY_CTX(h.DeleteProxyNeighborIfExists(k), "removing " + Describe(p));
+        }
       }
     }
     bool owns_rules = false;

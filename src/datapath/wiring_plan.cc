@@ -32,4 +32,8 @@ std::string Describe(const NeighborPlan& n, const std::string& mac) {
   return fmt::format("permanent neighbour {} -> {} on {}", n.ip.ToString(), mac, n.dev);
 }
 
+std::string Describe(const ProxyNeighborPlan& n) {
+  return fmt::format("proxy neighbour {} on {}", n.ip.ToString(), n.dev);
+}
+
 }  // namespace terway::datapath

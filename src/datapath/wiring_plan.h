@@ -54,6 +54,7 @@ struct LinkPlan {
 struct AddressPlan {
   std::string dev;
   netlink::InetPrefix local;
+  bool nodad = false;  // IPv6: valid at once (IFA_F_NODAD), see netlink::Address
   bool operator==(const AddressPlan&) const = default;
 };
 
@@ -88,6 +89,18 @@ struct NeighborPlan {
   std::string mac_of;
   size_t mac_of_ns = 0;
   bool operator==(const NeighborPlan&) const = default;
+};
+
+// A proxy neighbour (IPv6: the node answers neighbour solicitations for ip
+// on dev, see netlink::ProxyNeighbor). Apply also deletes entries of the same
+// IP on other links (an ENI re-attached, an IP moved: two links would answer
+// for it); removal deletes the IP's entries on every link when owned, so it
+// needs no ENI facts.
+struct ProxyNeighborPlan {
+  std::string dev;
+  netlink::InetAddr ip;
+  bool owned = false;
+  bool operator==(const ProxyNeighborPlan&) const = default;
 };
 
 // A /proc/sys/net value. only_when: written (and diffed) only while the
@@ -133,6 +146,7 @@ struct NamespacePlan {
   std::vector<RoutePlan> routes;  // in order: a gateway's link route before routes via it
   std::vector<RulePlan> rules;
   std::vector<NeighborPlan> neighbors;
+  std::vector<ProxyNeighborPlan> proxy_neighbors;
   std::vector<QdiscPlan> qdiscs;
   std::vector<BpfAttachment> bpf_programs;
   std::vector<BpfMapEntry> bpf_map_entries;
@@ -151,6 +165,13 @@ struct CniReportPlan {
   netlink::InetPrefix ip;
   netlink::InetAddr gateway;
   int ip_interface = 0;  // index into interfaces
+  // A dual-stack pod's IPv6 address and gateway (on the same interface).
+  struct Ipv6 {
+    netlink::InetPrefix ip;
+    netlink::InetAddr gateway;
+    bool operator==(const Ipv6&) const = default;
+  };
+  std::optional<Ipv6> ipv6;
   bool operator==(const CniReportPlan&) const = default;
 };
 
@@ -167,6 +188,7 @@ struct WiringPlan {
 std::string Describe(const RoutePlan& r);
 std::string Describe(const RulePlan& r);
 std::string Describe(const NeighborPlan& n, const std::string& mac);
+std::string Describe(const ProxyNeighborPlan& n);
 
 
 }  // namespace terway::datapath

@@ -16,8 +16,11 @@ constexpr int kDefaultVethMtu = 1500;
 constexpr int kScopeLink = 253;  // RT_SCOPE_LINK
 
 Ipv4Addr PodGateway() { return Ipv4Addr::Parse(kPodGateway).value(); }
+Ipv6Addr PodGatewayV6() { return Ipv6Addr::Parse(kPodGatewayV6).value(); }
 InetPrefix Host32(Ipv4Addr a) { return InetPrefix::Host(InetAddr(a)); }
+InetPrefix Host128(Ipv6Addr a) { return InetPrefix::Host(InetAddr(a)); }
 InetPrefix Default4() { return InetPrefix(InetAddr(Ipv4Addr()), 0); }
+InetPrefix Default6() { return InetPrefix(InetAddr(Ipv6Addr()), 0); }
 
 RoutePlan LinkRoute(Ipv4Addr dst, const std::string& dev) {
   RoutePlan r;
@@ -25,6 +28,44 @@ RoutePlan LinkRoute(Ipv4Addr dst, const std::string& dev) {
   r.dev = dev;
   r.scope = kScopeLink;  // directly on the link: no next hop
   return r;
+}
+
+// IPv6 has no route scope of its own (the kernel reports every route as
+// universe): a route without next hop is on its link by construction.
+RoutePlan LinkRoute6(Ipv6Addr dst, const std::string& dev) {
+  RoutePlan r;
+  r.dst = Host128(dst);
+  r.dev = dev;
+  return r;
+}
+
+// A default route via an IPv6 gateway on dev. onlink only for a global
+// gateway: the link carries no global prefix, so the kernel would find no
+// connected route to it (a link-local next hop is on its link by definition).
+RoutePlan DefaultVia6(Ipv6Addr gw, const std::string& dev, uint32_t table) {
+  RoutePlan r;
+  r.dst = Default6();
+  r.table = table;
+  r.dev = dev;
+  r.via = InetAddr(gw);
+  r.onlink = !IsLinkLocal(gw);
+  return r;
+}
+
+SysctlPlan Ipv6Conf(const std::string& dev, const std::string& key, const std::string& value) {
+  return {"net/ipv6/conf/" + dev + "/" + key, value, std::nullopt};
+}
+
+// A link that carries a pod's IPv6: IPv6 on (a runtime or the node's default
+// may have switched it off), and no duplicate address detection for its
+// link-local -- while tentative the kernel neither sends neighbour
+// solicitations from it nor uses it, and the first packets of a new pod
+// would wait a second for nothing (nobody else is on a veth, nor on an ENI's
+// link but the VPC's router, which never holds a pod's address). Set before the
+// link comes up (the engine writes sysctls first), so DAD never starts.
+void EnableIpv6(std::vector<SysctlPlan>& out, const std::string& dev) {
+  out.push_back(Ipv6Conf(dev, "disable_ipv6", "0"));
+  out.push_back(Ipv6Conf(dev, "accept_dad", "0"));
 }
 
 LinkPlan Loopback() {
@@ -55,12 +96,13 @@ LinkPlan VethPeer(const std::string& name, int mtu) {
   return l;
 }
 
-// The pod reaches 169.254.1.1 only through this permanent entry (it never
-// ARPs for it): the host veth's MAC, read once the veth exists.
-NeighborPlan GatewayNeighbor(const std::string& dev, const std::string& host_veth) {
+// The pod reaches 169.254.1.1 (fe80::1) only through this permanent entry (it
+// never ARPs or solicits for it): the host veth's MAC, read once the veth exists.
+NeighborPlan GatewayNeighbor(const std::string& dev, const std::string& host_veth,
+                             InetAddr gateway = InetAddr(PodGateway())) {
   NeighborPlan n;
   n.dev = dev;
-  n.ip = InetAddr(PodGateway());
+  n.ip = gateway;
   n.mac_of = host_veth;
   n.mac_of_ns = kHostNs;
   return n;
@@ -93,6 +135,73 @@ std::vector<InetPrefix> VethDestinations(const ExclusiveEniFacts& f, const PodNe
   return out;
 }
 
+// A dual-stack shared-ENI pod's IPv6, the twin of its IPv4 wiring: the same
+// veth, a /128, a default route via fe80::1 (permanent neighbour), the host's
+// /128 route, rules per family (rules are per family in the kernel), and an
+// IPv6 default in the ENI's table.
+void AddSharedIpv6(WiringPlan& p, const PodNetwork& pod, const PodAddrs::Ipv6& v6, const SharedEniFacts& f,
+                   uint32_t table) {
+  const std::string veth = HostVethName(pod.container_id);
+  NamespacePlan& host = p.namespaces[kHostNs];
+  NamespacePlan& ns = p.namespaces[kPodNs];
+  // IPv6 forwards only with the global switch on (the kernel has no
+  // per-link IPv6 forwarding): every pod packet crosses the node.
+  host.sysctls.push_back(Ipv6Conf("all", "forwarding", "1"));
+  EnableIpv6(host.sysctls, veth);
+  ProxyNeighborPlan proxy;
+  proxy.ip = InetAddr(v6.ip);
+  proxy.owned = true;
+  if (f.eni) {
+    const std::string& eni = f.eni->link_name;
+    // The ENI needs IPv6 (a link-local to solicit the gateway from) and
+    // answers the VPC's neighbour solicitations for the pod's address with
+    // its own MAC: proxy_ndp plus one proxy entry per pod below (Linux has
+    // no "proxy every routed address" mode for IPv6, unlike proxy_arp).
+    // The VPC delivers an address to the ENI that holds it (as for IPv4);
+    // proxying makes it work also where the vSwitch resolves it with NDP,
+    // and the entry goes with the pod. proxy_delay 0: the kernel would
+    // otherwise hold a proxied answer to a multicast solicitation for a
+    // random time up to 0.8 s.
+    host.sysctls.push_back(Ipv6Conf(eni, "disable_ipv6", "0"));
+    host.sysctls.push_back(Ipv6Conf(eni, "proxy_ndp", "1"));
+    host.sysctls.push_back({"net/ipv6/neigh/" + eni + "/proxy_delay", "0", std::nullopt});
+    host.routes.push_back(DefaultVia6(v6.gateway, eni, table));
+    proxy.dev = eni;
+  }
+  host.routes.push_back(LinkRoute6(v6.ip, veth));
+  host.rules.push_back({kToPodRulePriority, std::nullopt, Host128(v6.ip), netlink::kMainTable, true});
+  host.rules.push_back({kFromPodRulePriority, Host128(v6.ip), std::nullopt, table, true});
+  host.proxy_neighbors.push_back(proxy);
+
+  // lo too: the pod's packets to its own address loop through it, and a
+  // device with IPv6 off drops them.
+  ns.sysctls.push_back(Ipv6Conf("lo", "disable_ipv6", "0"));
+  EnableIpv6(ns.sysctls, pod.ifname);
+  ns.addresses.push_back({pod.ifname, Host128(v6.ip), /*nodad=*/true});
+  ns.routes.push_back(DefaultVia6(PodGatewayV6(), pod.ifname, netlink::kMainTable));
+  ns.neighbors.push_back(GatewayNeighbor(pod.ifname, veth, InetAddr(PodGatewayV6())));
+  p.report.ipv6 = CniReportPlan::Ipv6{Host128(v6.ip), InetAddr(PodGatewayV6())};
+}
+
+// A dual-stack exclusive-ENI pod's IPv6 lives on its ENI alone: a /128 and a
+// default route via the vSwitch's IPv6 gateway. /128 rather than the
+// vSwitch prefix: the VPC routes every packet through its gateway anyway, so
+// the pod never needs to solicit other addresses of the prefix, and its
+// address does not depend on knowing the vSwitch's IPv6 CIDR. Nothing IPv6
+// goes through the veth (the node's IPv6 is reached through the VPC), so the
+// host is unchanged and the veth carries only link-local IPv6.
+void AddExclusiveIpv6(WiringPlan& p, const PodNetwork& pod, const PodAddrs::Ipv6& v6) {
+  NamespacePlan& ns = p.namespaces[kPodNs];
+  ns.sysctls.push_back(Ipv6Conf("lo", "disable_ipv6", "0"));
+  EnableIpv6(ns.sysctls, pod.ifname);
+  // Our default route is the pod's only IPv6 route: router advertisements
+  // on the ENI must not add another (or SLAAC addresses the VPC never gave).
+  ns.sysctls.push_back(Ipv6Conf(pod.ifname, "accept_ra", "0"));
+  ns.addresses.push_back({pod.ifname, Host128(v6.ip), /*nodad=*/true});
+  ns.routes.push_back(DefaultVia6(v6.gateway, pod.ifname, netlink::kMainTable));
+  p.report.ipv6 = CniReportPlan::Ipv6{Host128(v6.ip), InetAddr(v6.gateway)};
+}
+
 }  // namespace
 
 std::string DescribePod(const PodNetwork& pod) {
@@ -115,8 +224,29 @@ Result<PodAddrs> ParsePodAddrs(const PodNetwork& pod, const std::string& mode) {
                   "in the daemon's state",
                   DescribePod(pod), pod.ip.eni_id, pod.ip.eni_mac);
   }
-  return PodAddrs{*ip, *mac};
+  PodAddrs out{*ip, *mac};
+  if (pod.ipv6) {
+    auto v6 = Ipv6Addr::Parse(pod.ipv6->ip);
+    if (!v6.ok() || *v6 == Ipv6Addr() || IsLinkLocal(*v6) || v6->bytes()[0] == 0xff ||
+        *v6 == Ipv6Addr::Parse("::1").value()) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "{}: IPv6 '{}' is not a unicast address of the VPC (a pod's IPv6 comes from its ENI's "
+                    "vSwitch IPv6 CIDR); check the allocation in the daemon's state",
+                    DescribePod(pod), pod.ipv6->ip);
+    }
+    auto gw = Ipv6Addr::Parse(pod.ipv6->gateway);
+    if (!gw.ok() || *gw == Ipv6Addr() || gw->bytes()[0] == 0xff) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "{}: ENI {} has no valid IPv6 gateway ('{}'); check the metadata service's "
+                    "network/interfaces/macs/{}/ipv6-gateway",
+                    DescribePod(pod), pod.ip.eni_id, pod.ipv6->gateway, pod.ip.eni_mac);
+    }
+    out.ipv6 = PodAddrs::Ipv6{*v6, *gw};
+  }
+  return out;
 }
+
+bool IsLinkLocal(const Ipv6Addr& a) { return a.bytes()[0] == 0xfe && (a.bytes()[1] & 0xc0) == 0x80; }
 
 Status ValidatePodNetwork(const PodNetwork& pod) {
   if (pod.container_id.empty()) return MakeError(ErrorCode::kInvalidArgument, "pod network without container id");
@@ -181,7 +311,7 @@ WiringPlan PlanSharedEniPod(const PodNetwork& pod, const PodAddrs& a, const Shar
   // must be reachable when the default route is added).
   ns.links.push_back(Loopback());
   ns.links.push_back(VethPeer(pod.ifname, mtu));
-  ns.addresses.push_back({pod.ifname, Host32(a.ip)});
+  ns.addresses.push_back({pod.ifname, Host32(a.ip), false});
   ns.routes.push_back(LinkRoute(PodGateway(), pod.ifname));
   RoutePlan def;
   def.dst = Default4();
@@ -194,6 +324,7 @@ WiringPlan PlanSharedEniPod(const PodNetwork& pod, const PodAddrs& a, const Shar
   p.report.ip = Host32(a.ip);
   p.report.gateway = InetAddr(PodGateway());
   p.report.ip_interface = 1;
+  if (a.ipv6) AddSharedIpv6(p, pod, *a.ipv6, f, table);
   return p;
 }
 
@@ -223,7 +354,7 @@ WiringPlan PlanExclusiveEniPod(const PodNetwork& pod, const PodAddrs& a, const E
   ns.links.push_back(Loopback());
   ns.links.push_back(VethPeer(f.pod_veth_name, mtu));
   if (f.vswitch) {
-    ns.addresses.push_back({pod.ifname, InetPrefix(InetAddr(a.ip), f.vswitch->cidr.prefix_len())});
+    ns.addresses.push_back({pod.ifname, InetPrefix(InetAddr(a.ip), f.vswitch->cidr.prefix_len()), false});
     // The gateway is on the ENI's connected subnet: a plain default route.
     RoutePlan def;
     def.dst = Default4();
@@ -250,6 +381,7 @@ WiringPlan PlanExclusiveEniPod(const PodNetwork& pod, const PodAddrs& a, const E
   p.report.ip = f.vswitch ? InetPrefix(InetAddr(a.ip), f.vswitch->cidr.prefix_len()) : Host32(a.ip);
   p.report.gateway = f.vswitch ? InetAddr(f.vswitch->gateway) : InetAddr(Ipv4Addr());
   p.report.ip_interface = 1;
+  if (a.ipv6) AddExclusiveIpv6(p, pod, *a.ipv6);
   return p;
 }
 
@@ -265,6 +397,13 @@ cni::CniResult CniResultFromPlan(const WiringPlan& plan, const std::vector<MacAd
   def.dst = "0.0.0.0/0";
   def.gw = plan.report.gateway.ToString();
   r.routes.push_back(def);
+  if (const auto& v6 = plan.report.ipv6) {
+    r.ips.push_back({v6->ip.ToString(), v6->gateway.ToString(), plan.report.ip_interface});
+    cni::Route def6;
+    def6.dst = "::/0";
+    def6.gw = v6->gateway.ToString();
+    r.routes.push_back(def6);
+  }
   return r;
 }
 

@@ -24,8 +24,16 @@ inline constexpr size_t kPodNs = 1;
 struct PodAddrs {
   Ipv4Addr ip;
   MacAddr eni_mac;
+  // Dual stack: the pod's IPv6 and its ENI's vSwitch IPv6 gateway.
+  struct Ipv6 {
+    Ipv6Addr ip;
+    Ipv6Addr gateway;
+  };
+  std::optional<Ipv6> ipv6 = std::nullopt;
 };
 Result<PodAddrs> ParsePodAddrs(const PodNetwork& pod, const std::string& mode);
+// fe80::/10.
+bool IsLinkLocal(const Ipv6Addr& a);
 // Container id, netns and ifname present and well-formed.
 Status ValidatePodNetwork(const PodNetwork& pod);
 // "pod ns/name (container id, IP ip)".

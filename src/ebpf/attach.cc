@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -119,12 +121,20 @@ Status Detach(netlink::Handle& h, int ifindex) {
   return Ok();
 }
 
-Result<std::vector<std::string>> DetachForeign(netlink::Handle& h, const DatapathPrograms* current) {
+Result<ForeignSweep> DetachForeign(netlink::Handle& h, const DatapathPrograms* current, const RemoveFilters& remove) {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto links, h.ListLinks(), "listing links for an earlier run's eBPF filters");
-  std::vector<std::string> removed;
+  ForeignSweep sweep;
   for (const auto& link : links) {
     auto filters = h.ListFilters(link.index, netlink::kTcClsactIngress);
-    if (!filters.ok()) continue;  // no clsact, or the link went away meanwhile
+    if (!filters.ok()) {
+      // No clsact (EINVAL, ENOENT) or the link went away: nothing of ours.
+      // Anything else leaves the link unchecked.
+      const Error& e = filters.error();
+      if (e.code != ErrorCode::kNotFound && e.sys_errno != EINVAL && e.sys_errno != ENODEV) {
+        sweep.left.push_back(fmt::format("{}: filters unreadable -- {}", link.name, e.ToString()));
+      }
+      continue;
+    }
     for (const auto& f : *filters) {
       if (f.priority != kDatapathFilterPriority || f.kind != "bpf") continue;
       std::optional<Hook> hook;
@@ -135,13 +145,18 @@ Result<std::vector<std::string>> DetachForeign(netlink::Handle& h, const Datapat
         auto st = Inspect(h, link.index, *hook, *current);
         if (st.ok() && st->state == AttachState::kCurrent) continue;
       }
-      TERWAY_TRY_CTX(h.DeleteFiltersIfExist(link.index, netlink::kTcClsactIngress, kDatapathFilterPriority),
-                     fmt::format("removing an earlier run's {} from {}", f.bpf_name, link.name));
-      removed.push_back(fmt::format("{}: {} (id {})", link.name, f.bpf_name, f.bpf_id));
-      break;  // the priority is gone from this link
+      const std::string what = fmt::format("{}: {} (id {})", link.name, f.bpf_name, f.bpf_id);
+      Status s = remove ? remove(h, link.index)
+                        : h.DeleteFiltersIfExist(link.index, netlink::kTcClsactIngress, kDatapathFilterPriority);
+      if (!s.ok()) {
+        sweep.left.push_back(what + " -- " + s.error().ToString());
+      } else {
+        sweep.removed.push_back(what);
+      }
+      break;  // the priority is gone from this link (or could not be removed)
     }
   }
-  return removed;
+  return sweep;
 }
 
 }  // namespace terway::ebpf

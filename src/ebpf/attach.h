@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,11 +58,23 @@ Status Detach(netlink::Handle& h, int ifindex);
 // namespace that does not run `current`'s code on its maps -- all of them
 // when `current` is null (this run has no eBPF datapath, or loaded none
 // because no pins were left). Such a filter is an earlier terwayd's, reading
-// maps this run never writes: its pods' policed flags would stay frozen, so
+// maps this run never writes: its policy map would stay frozen, so
 // a policy applied now would not police them. Their links' packets then take
 // the host stack, which still routes every pod; restart repair re-attaches
-// this run's programs to the pods that have entries. Returns what it removed
-// ("<link>: <program> (id N)").
-Result<std::vector<std::string>> DetachForeign(netlink::Handle& h, const DatapathPrograms* current);
+// this run's programs to the pods that have entries.
+//
+// A link whose filter cannot be removed (or whose filters cannot be read)
+// does not stop the sweep: it is listed in `left` with the cause, and the
+// caller sweeps again later. Only a failure to list the links is an error
+// (then nothing was checked).
+struct ForeignSweep {
+  std::vector<std::string> removed;  // "<link>: <program> (id N)"
+  std::vector<std::string> left;     // "<link>: <what> -- <cause>": possibly still attached
+};
+// remove: deletes our priority's filters on a link (tests inject failures);
+// unset: the handle's DeleteFiltersIfExist.
+using RemoveFilters = std::function<Status(netlink::Handle& h, int ifindex)>;
+Result<ForeignSweep> DetachForeign(netlink::Handle& h, const DatapathPrograms* current,
+                                   const RemoveFilters& remove = {});
 
 }  // namespace terway::ebpf

@@ -34,7 +34,7 @@ terway_dp_endpoint ToAbi(const Endpoint& ep) {
   v.host_ifindex = static_cast<uint32_t>(ep.host_ifindex);
   v.eni_ifindex = static_cast<uint32_t>(ep.eni_ifindex);
   v.gateway = htonl(ep.gateway.value());
-  v.flags = ep.policed ? TERWAY_DP_EP_POLICED : 0;
+  v.flags = ep.shaped ? TERWAY_DP_EP_SHAPED : 0;
   std::memcpy(v.pod_mac, ep.pod_mac.bytes().data(), 6);
   std::memcpy(v.host_mac, ep.host_mac.bytes().data(), 6);
   return v;
@@ -46,7 +46,7 @@ Endpoint FromAbi(uint32_t key_network_order, const terway_dp_endpoint& v) {
   ep.host_ifindex = static_cast<int>(v.host_ifindex);
   ep.eni_ifindex = static_cast<int>(v.eni_ifindex);
   ep.gateway = Ipv4Addr(ntohl(v.gateway));
-  ep.policed = (v.flags & TERWAY_DP_EP_POLICED) != 0;
+  ep.shaped = (v.flags & TERWAY_DP_EP_SHAPED) != 0;
   std::array<uint8_t, 6> m{};
   std::memcpy(m.data(), v.pod_mac, 6);
   ep.pod_mac = MacAddr(m);

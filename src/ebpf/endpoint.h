@@ -21,7 +21,9 @@ struct Endpoint {
   Ipv4Addr gateway;       // that ENI's vSwitch gateway
   MacAddr pod_mac;        // the pod's eth0
   MacAddr host_mac;       // the host veth's
-  bool policed = false;   // its traffic crosses the host stack (nftables policy, IFB/TBF limits)
+  // It has a bandwidth limit: its traffic crosses the host stack (the IFB
+  // and TBF qdiscs). Policy isolation is not here: terway_dp_policy.
+  bool shaped = false;
   auto operator<=>(const Endpoint&) const = default;
 };
 

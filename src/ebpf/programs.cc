@@ -135,7 +135,8 @@ Result<std::unique_ptr<DatapathPrograms>> DatapathPrograms::Load(const LoaderOpt
                           "the ENI program (bpf/dp_eni_ingress.c)", &p->replaced_pins_));
   p->from_pod_id_ = ProgId(p->from_pod_fd());
   p->from_eni_id_ = ProgId(p->from_eni_fd());
-  p->map_ids_ = {MapId(p->ep_fd()), MapId(p->stack_fd()), MapId(p->cnt_fd())};
+  p->map_ids_ = {MapId(p->ep_fd()), MapId(p->stack_fd()), MapId(p->policy_fd()), MapId(p->policy_state_fd()),
+                 MapId(p->cnt_fd())};
   std::sort(p->map_ids_.begin(), p->map_ids_.end());
   if (p->from_pod_id_ == 0 || p->from_eni_id_ == 0 || p->map_ids_.front() == 0) {
     return SysError("reading the ids of the loaded eBPF datapath programs and maps");
@@ -158,6 +159,8 @@ int DatapathPrograms::from_eni_fd() const { return bpf_program__fd(eni_->progs.t
 int DatapathPrograms::ep_fd() const { return bpf_map__fd(pod_->maps.terway_dp_ep); }
 int DatapathPrograms::stack_fd() const { return bpf_map__fd(pod_->maps.terway_dp_stack); }
 int DatapathPrograms::cnt_fd() const { return bpf_map__fd(pod_->maps.terway_dp_cnt); }
+int DatapathPrograms::policy_fd() const { return bpf_map__fd(pod_->maps.terway_dp_policy); }
+int DatapathPrograms::policy_state_fd() const { return bpf_map__fd(pod_->maps.terway_dp_policy_state); }
 
 Status DatapathPrograms::UpsertEndpoint(const Endpoint& ep) {
   TERWAY_TRY(Validate(ep));
@@ -242,6 +245,68 @@ Status DatapathPrograms::SyncStackPrefixes(const std::vector<StackPrefix>& prefi
   return Ok();
 }
 
+Status DatapathPrograms::AddStackPrefix(const StackPrefix& sp) {
+  terway_dp_stack_key k = ToAbi(sp.prefix);
+  uint32_t kind = static_cast<uint32_t>(sp.kind);
+  if (bpf_map_update_elem(stack_fd(), &k, &kind, BPF_ANY) != 0) {
+    Error e = SysError("adding host-stack prefix " + sp.prefix.ToString() + " to the eBPF datapath");
+    if (e.sys_errno == ENOSPC || e.sys_errno == E2BIG) {
+      e.message += fmt::format(" (at most {} fit: merge host_stack_cidrs)", TERWAY_DP_MAX_STACK_PREFIXES);
+    }
+    return e;
+  }
+  return Ok();
+}
+
+Status DatapathPrograms::AddPolicyPod(Ipv4Addr ip) {
+  uint32_t key = EndpointKey(ip);
+  uint8_t one = 1;
+  if (bpf_map_update_elem(policy_fd(), &key, &one, BPF_ANY) != 0) {
+    Error e = SysError("marking " + ip.ToString() + " isolated by policy in the eBPF datapath");
+    if (e.sys_errno == E2BIG) e.message += fmt::format(" (the map is full: {} pods)", TERWAY_DP_MAX_POLICY_PODS);
+    return e;
+  }
+  return Ok();
+}
+
+Status DatapathPrograms::DeletePolicyPod(Ipv4Addr ip) {
+  uint32_t key = EndpointKey(ip);
+  if (bpf_map_delete_elem(policy_fd(), &key) != 0 && errno != ENOENT) {
+    return SysError("unmarking " + ip.ToString() + " isolated by policy in the eBPF datapath");
+  }
+  return Ok();
+}
+
+Result<std::set<Ipv4Addr>> DatapathPrograms::ListPolicyPods() const {
+  std::set<Ipv4Addr> out;
+  uint32_t key = 0, next = 0;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(policy_fd(), prev, &next) == 0) {
+    out.insert(Ipv4Addr(ntohl(next)));
+    key = next;
+    prev = &key;
+  }
+  if (errno != ENOENT) return SysError("listing the eBPF datapath's policy map in " + pin_dir_);
+  return out;
+}
+
+Status DatapathPrograms::SetPolicySynced(bool synced) {
+  uint32_t key = 0;
+  uint32_t v = synced ? TERWAY_DP_POLICY_SYNCED : TERWAY_DP_POLICY_NOT_SYNCED;
+  if (bpf_map_update_elem(policy_state_fd(), &key, &v, BPF_ANY) != 0) {
+    return SysError(fmt::format("setting the eBPF datapath's policy state to {}", synced ? "synced" : "not synced"));
+  }
+  return Ok();
+}
+
+Result<bool> DatapathPrograms::PolicySynced() const {
+  uint32_t key = 0, v = 0;
+  if (bpf_map_lookup_elem(policy_state_fd(), &key, &v) != 0) {
+    return SysError("reading the eBPF datapath's policy state");
+  }
+  return v == TERWAY_DP_POLICY_SYNCED;
+}
+
 Result<std::vector<StackPrefix>> DatapathPrograms::ListStackPrefixes() const {
   std::vector<StackPrefix> out;
   terway_dp_stack_key key{}, next{};
@@ -274,7 +339,8 @@ Result<Counters> DatapathPrograms::ReadCounters() const {
 
 Status DatapathPrograms::RemovePins(const LoaderOptions& options) {
   const std::string dir = options.PinDir();
-  for (const char* name : {"terway_dp_ep", "terway_dp_stack", "terway_dp_cnt"}) {
+  for (const char* name :
+       {"terway_dp_ep", "terway_dp_stack", "terway_dp_policy", "terway_dp_policy_state", "terway_dp_cnt"}) {
     std::string path = dir + "/" + name;
     if (unlink(path.c_str()) != 0 && errno != ENOENT) return SysError("removing pinned map " + path);
   }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,8 @@ class DatapathPrograms {
   uint32_t from_eni_id() const { return from_eni_id_; }
   static constexpr const char* kFromPodName = "terway_from_pod";
   static constexpr const char* kFromEniName = "terway_from_eni";
-  // The kernel's ids of the shared maps (endpoints, stack prefixes,
-  // counters), sorted: an attached program uses our maps iff it has these.
+  // The kernel's ids of the shared maps (endpoints, stack prefixes, policy,
+  // policy state, counters), sorted: an attached program uses our maps iff it has these.
   const std::vector<uint32_t>& map_ids() const { return map_ids_; }
 
   const std::string& pin_dir() const { return pin_dir_; }
@@ -75,7 +76,18 @@ class DatapathPrograms {
   // ---- destinations of the host stack ----
   // Makes the map hold exactly `prefixes` plus BuiltinStackPrefixes().
   Status SyncStackPrefixes(const std::vector<StackPrefix>& prefixes);
+  // Adds (or re-kinds) one prefix; idempotent, deletes nothing.
+  Status AddStackPrefix(const StackPrefix& prefix);
   Result<std::vector<StackPrefix>> ListStackPrefixes() const;
+
+  // ---- policy isolation (terway_dp_policy, terway_dp_policy_state) ----
+  // Pods a policy chain may isolate; single-entry, idempotent writes.
+  Status AddPolicyPod(Ipv4Addr ip);
+  Status DeletePolicyPod(Ipv4Addr ip);  // success when there is none
+  Result<std::set<Ipv4Addr>> ListPolicyPods() const;
+  // Whether the policy map is authoritative (false: every pod is policed).
+  Status SetPolicySynced(bool synced);
+  Result<bool> PolicySynced() const;
 
   Result<Counters> ReadCounters() const;
 
@@ -88,6 +100,8 @@ class DatapathPrograms {
   int ep_fd() const;
   int stack_fd() const;
   int cnt_fd() const;
+  int policy_fd() const;
+  int policy_state_fd() const;
 
   terway_dp_from_pod* pod_ = nullptr;
   terway_dp_from_eni* eni_ = nullptr;

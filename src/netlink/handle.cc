@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 
+#include <vector>
+
 #include "netlink/handle_internal.h"
 #include "netlink/netns.h"
 
@@ -93,6 +95,39 @@ Status Transact(Handle::Socket& s, nl_msg* msg, const std::string& what) {
     return SysError(what, err);
   }
   return Ok();
+}
+
+Status RawDump(Handle::Socket& s, const std::function<Result<NlMsgPtr>()>& request, const std::string& what,
+               const std::function<void(const nlmsghdr*)>& each) {
+  constexpr int kAttempts = 8;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    TERWAY_ASSIGN_OR_RETURN(NlMsgPtr req, request());
+    std::vector<std::vector<uint8_t>> replies;
+    s.last_errno = 0;
+    int rc = nl_send_auto(s.sk, req.get());
+    if (rc < 0) return SysError(what, NleToErrno(rc));
+    nl_cb* base = nl_socket_get_cb(s.sk);
+    nl_cb* cb = nl_cb_clone(base);
+    nl_cb_put(base);
+    if (!cb) return OutOfMemory();
+    nl_cb_set(
+        cb, NL_CB_VALID, NL_CB_CUSTOM,
+        [](nl_msg* m, void* arg) -> int {
+          nlmsghdr* h = nlmsg_hdr(m);
+          auto* out = static_cast<std::vector<std::vector<uint8_t>>*>(arg);
+          const auto* b = reinterpret_cast<const uint8_t*>(h);
+          out->emplace_back(b, b + h->nlmsg_len);
+          return NL_OK;
+        },
+        &replies);
+    rc = nl_recvmsgs(s.sk, cb);
+    nl_cb_put(cb);
+    if (rc == -NLE_DUMP_INTR) continue;
+    if (rc < 0) return SysError(what, s.last_errno ? s.last_errno : NleToErrno(rc));
+    for (const auto& r : replies) each(reinterpret_cast<const nlmsghdr*>(r.data()));
+    return Ok();
+  }
+  return Errorf(ErrorCode::kConflict, "{}: dump interrupted {} times by concurrent changes", what, kAttempts);
 }
 
 }  // namespace internal

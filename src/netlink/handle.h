@@ -95,6 +95,11 @@ class Handle {
   Status DeleteNeighbor(const Neighbor& n);
   Status DeleteNeighborIfExists(const Neighbor& n);
   Result<std::vector<Neighbor>> ListNeighbors(int link_index = 0, int family = 0);
+  // Proxy entries (message building in message.h). Replace is idempotent.
+  Status ReplaceProxyNeighbor(const ProxyNeighbor& n);
+  Status DeleteProxyNeighborIfExists(const ProxyNeighbor& n);
+  // link_index 0: all links; family 0: both families.
+  Result<std::vector<ProxyNeighbor>> ListProxyNeighbors(int link_index = 0, int family = 0);
 
   // ---- bridge forwarding database ----
   Status ReplaceFdb(const FdbEntry& e);       // static entry on the port's master bridge

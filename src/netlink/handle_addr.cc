@@ -21,7 +21,10 @@ Result<AddrPtr> MakeAddr(const Address& a) {
   if (rtnl_addr_set_local(addr.get(), local.get()) < 0) return OutOfMemory();
   rtnl_addr_set_prefixlen(addr.get(), a.local.prefix_len);
   rtnl_addr_set_scope(addr.get(), a.scope);
-  if (a.noprefixroute) rtnl_addr_set_flags(addr.get(), IFA_F_NOPREFIXROUTE);
+  unsigned flags = 0;
+  if (a.noprefixroute) flags |= IFA_F_NOPREFIXROUTE;
+  if (a.nodad) flags |= IFA_F_NODAD;
+  if (flags) rtnl_addr_set_flags(addr.get(), flags);
   return addr;
 }
 
@@ -69,6 +72,7 @@ Result<std::vector<Address>> Handle::ListAddresses(int link_index, int family) {
     x.link_index = rtnl_addr_get_ifindex(a);
     x.local = InetPrefix(*local, rtnl_addr_get_prefixlen(a));
     x.noprefixroute = rtnl_addr_get_flags(a) & IFA_F_NOPREFIXROUTE;
+    x.nodad = rtnl_addr_get_flags(a) & IFA_F_NODAD;
     x.scope = rtnl_addr_get_scope(a);
     out.push_back(x);
   });

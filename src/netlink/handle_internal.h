@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,12 @@ Result<NlCachePtr> DumpWithRetry(Handle::Socket& s, const std::string& what, Fil
   }
   return SysError(what, s.last_errno ? s.last_errno : NleToErrno(rc));
 }
+
+// A dump whose replies libnl has no cache type for (or parses lossily):
+// collects each reply message and hands it to `each` once the dump finished
+// without interruption. The request is rebuilt per attempt (fresh sequence).
+Status RawDump(Handle::Socket& s, const std::function<Result<NlMsgPtr>()>& request, const std::string& what,
+               const std::function<void(const nlmsghdr*)>& each);
 
 template <typename T, typename F>
 void ForEach(nl_cache* cache, F f) {

@@ -72,6 +72,38 @@ Result<std::vector<Neighbor>> Handle::ListNeighbors(int link_index, int family) 
   return out;
 }
 
+// ---- proxy neighbours ------------------------------------------------------
+
+namespace {
+std::string DescribeProxy(const ProxyNeighbor& n) {
+  return "proxy neighbour " + n.ip.ToString() + " on link #" + std::to_string(n.link_index);
+}
+}  // namespace
+
+Status Handle::ReplaceProxyNeighbor(const ProxyNeighbor& n) {
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildProxyNeighbor(true, n));
+  return Transact(*s_, msg.get(), "adding " + DescribeProxy(n));
+}
+
+Status Handle::DeleteProxyNeighborIfExists(const ProxyNeighbor& n) {
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, BuildProxyNeighbor(false, n));
+  Status s = Transact(*s_, msg.get(), "deleting " + DescribeProxy(n));
+  if (IsNotFound(s)) return Ok();
+  return s;
+}
+
+Result<std::vector<ProxyNeighbor>> Handle::ListProxyNeighbors(int link_index, int family) {
+  std::vector<ProxyNeighbor> out;
+  TERWAY_TRY(RawDump(
+      *s_, [&] { return BuildProxyNeighborDump(family); }, "listing proxy neighbours", [&](const nlmsghdr* h) {
+        auto n = ParseProxyNeighbor(h);
+        if (!n || (link_index && n->link_index != link_index)) return;
+        if (family && n->ip.family() != family) return;
+        out.push_back(*n);
+      }));
+  return out;
+}
+
 // ---- fdb ------------------------------------------------------------------
 
 Status Handle::ReplaceFdb(const FdbEntry& e) {

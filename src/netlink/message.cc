@@ -6,6 +6,9 @@
 #include <linux/veth.h>
 #include <net/if.h>
 
+#include <arpa/inet.h>
+
+#include <array>
 #include <cstring>
 
 #include <netlink/attr.h>
@@ -146,6 +149,71 @@ Result<NlMsgPtr> BuildFdb(bool add, const FdbEntry& e) {
   if (nlmsg_append(msg.get(), &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0) return BuildError("ndmsg");
   if (nla_put(msg.get(), NDA_LLADDR, 6, e.mac.bytes().data()) < 0) return BuildError("NDA_LLADDR");
   return msg;
+}
+
+namespace {
+
+Status PutInetAddr(nl_msg* m, int type, const InetAddr& a) {
+  if (a.is_v4()) {
+    uint32_t be = htonl(a.v4().value());
+    if (nla_put(m, type, 4, &be) < 0) return BuildError("address attribute");
+  } else if (nla_put(m, type, 16, a.v6().bytes().data()) < 0) {
+    return BuildError("address attribute");
+  }
+  return Ok();
+}
+
+Result<NlMsgPtr> NeighMsg(int type, int flags, int family, int ifindex) {
+  NlMsgPtr msg(nlmsg_alloc_simple(type, flags));
+  if (!msg) return Errorf(ErrorCode::kInternal, "out of memory allocating netlink message");
+  ndmsg ndm{};
+  ndm.ndm_family = static_cast<uint8_t>(family);
+  ndm.ndm_ifindex = ifindex;
+  ndm.ndm_flags = NTF_PROXY;
+  if (nlmsg_append(msg.get(), &ndm, sizeof(ndm), NLMSG_ALIGNTO) < 0) return BuildError("ndmsg");
+  return msg;
+}
+
+}  // namespace
+
+Result<NlMsgPtr> BuildProxyNeighbor(bool add, const ProxyNeighbor& n) {
+  if (n.link_index <= 0) {
+    return Errorf(ErrorCode::kInvalidArgument, "proxy neighbour {} needs a link index", n.ip.ToString());
+  }
+  TERWAY_ASSIGN_OR_RETURN(NlMsgPtr msg, NeighMsg(add ? RTM_NEWNEIGH : RTM_DELNEIGH,
+                                                 add ? (NLM_F_CREATE | NLM_F_REPLACE) : 0, n.ip.family(),
+                                                 n.link_index));
+  TERWAY_TRY(PutInetAddr(msg.get(), NDA_DST, n.ip));
+  return msg;
+}
+
+Result<NlMsgPtr> BuildProxyNeighborDump(int family) {
+  return NeighMsg(RTM_GETNEIGH, NLM_F_DUMP, family, 0);
+}
+
+std::optional<ProxyNeighbor> ParseProxyNeighbor(const nlmsghdr* h) {
+  if (h->nlmsg_type != RTM_NEWNEIGH || h->nlmsg_len < NLMSG_LENGTH(sizeof(ndmsg))) return std::nullopt;
+  const auto* ndm = static_cast<const ndmsg*>(NLMSG_DATA(h));
+  if (!(ndm->ndm_flags & NTF_PROXY)) return std::nullopt;
+  nlattr* tb[NDA_MAX + 1] = {};
+  if (nlmsg_parse(const_cast<nlmsghdr*>(h), sizeof(ndmsg), tb, NDA_MAX, nullptr) != 0 || !tb[NDA_DST]) {
+    return std::nullopt;
+  }
+  ProxyNeighbor n;
+  n.link_index = ndm->ndm_ifindex;
+  const nlattr* dst = tb[NDA_DST];
+  if (ndm->ndm_family == AF_INET && nla_len(dst) == 4) {
+    uint32_t be;
+    std::memcpy(&be, nla_data(dst), 4);
+    n.ip = Ipv4Addr(ntohl(be));
+  } else if (ndm->ndm_family == AF_INET6 && nla_len(dst) == 16) {
+    std::array<uint8_t, 16> b;
+    std::memcpy(b.data(), nla_data(dst), 16);
+    n.ip = Ipv6Addr(b);
+  } else {
+    return std::nullopt;
+  }
+  return n;
 }
 
 }  // namespace terway::netlink

@@ -43,5 +43,16 @@ Result<NlMsgPtr> BuildLinkDelete(int index);
 // RTM_NEWNEIGH / RTM_DELNEIGH for a static (NUD_NOARP, not "local") FDB
 // entry of the port's master bridge (NTF_MASTER), as `bridge fdb ... static`.
 Result<NlMsgPtr> BuildFdb(bool add, const FdbEntry& e);
+// RTM_NEWNEIGH (create or replace) / RTM_DELNEIGH of a proxy entry
+// (NTF_PROXY), as `ip neigh add|del proxy <ip> dev <link>`. Built here
+// rather than through libnl's neighbour object so the exact message is
+// unit-tested, and because its cache never sends the proxy dump below.
+Result<NlMsgPtr> BuildProxyNeighbor(bool add, const ProxyNeighbor& n);
+// The dump of proxy entries of one family (0: both): the kernel lists them
+// only when the request's ndm_flags is exactly NTF_PROXY.
+Result<NlMsgPtr> BuildProxyNeighborDump(int family);
+// One reply of that dump; nullopt for anything that is not a proxy entry
+// of IPv4 or IPv6.
+std::optional<ProxyNeighbor> ParseProxyNeighbor(const nlmsghdr* h);
 
 }  // namespace terway::netlink

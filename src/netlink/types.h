@@ -91,6 +91,11 @@ struct Address {
   // routing, e.g. a gateway address on a bridge that must not attract the
   // whole subnet).
   bool noprefixroute = false;
+  // IFA_F_NODAD (IPv6): valid at once, no duplicate address detection. For
+  // an address that is ours alone by construction (a pod's /128 on its
+  // veth, assigned by the VPC): DAD would only hold it tentative for a
+  // second, during which the kernel does not use it as a source.
+  bool nodad = false;
   int scope = 0;                     // RT_SCOPE_UNIVERSE
 };
 
@@ -138,6 +143,15 @@ struct Neighbor {
   MacAddr mac;
   bool permanent = true;             // false on entries read back that are dynamic
   uint16_t state = 0;                // NUD_* as read back (0 when building)
+};
+
+// A proxy neighbour (`ip -6 neigh add proxy <ip> dev <link>`, NTF_PROXY):
+// with proxy_ndp on the link (and IPv6 forwarding), the kernel answers
+// neighbour solicitations for ip arriving on it with the link's own MAC.
+struct ProxyNeighbor {
+  int link_index = 0;
+  InetAddr ip;
+  bool operator==(const ProxyNeighbor&) const = default;
 };
 
 // A static bridge forwarding entry: frames to mac leave through port_index.

@@ -11,9 +11,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "daemon/metrics.h"
 #include "daemon/policy_controller.h"
@@ -233,14 +235,17 @@ TEST_F(PolicyControllerRoot, EveryKindOfChangeEndsInTheTableAFullCompileMakes) {
   Converges("a pod deleted");
 }
 
-// The eBPF datapath's policed flag follows MayIsolate: a pod's isolation is
-// announced before its chain reaches the kernel and withdrawn only after the
-// chain left it, so the flag never lags behind the table.
+// The eBPF datapath's policy map follows isolation: at every apply it is
+// told the full set of isolated pods before the kernel gets the chains
+// (`isolating`: it adds the missing) and again after (`isolation_applied`:
+// it drops the rest), so a pod is in the map whenever its chain is in the
+// kernel, and leaves it only after the chain left.
 TEST_F(PolicyControllerRoot, IsolationNewsBracketsTheKernelsChains) {
   Create(kNamespaces, {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "x"}}}});
   Create(kPods, Pod("x", "web", kNode, "", {{"app", "web"}}));
   Create(kPods, Pod("x", "free", kNode, "", {{"app", "free"}}));
   const Ipv4Addr web = *Ipv4Addr::Parse("198.18.6.1"), free = *Ipv4Addr::Parse("198.18.6.2");
+  const Ipv4Addr web2 = *Ipv4Addr::Parse("198.18.6.3");
   ledger_ = {{"x/web", web}, {"x/free", free}};
   Create(kNetworkPolicies, Json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
       "metadata":{"name":"web-isolated","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"app":"web"}},
@@ -248,8 +253,8 @@ TEST_F(PolicyControllerRoot, IsolationNewsBracketsTheKernelsChains) {
 
   struct News {
     std::string what;
-    std::string ip;
-    bool in_kernel = false;  // the pod's address in pod_ingress when told
+    std::set<std::string> ips;      // the set told
+    std::set<std::string> in_kernel;  // of web, web2, free: those in pod_ingress when told
   };
   std::mutex mu;
   std::vector<News> news;
@@ -259,59 +264,166 @@ TEST_F(PolicyControllerRoot, IsolationNewsBracketsTheKernelsChains) {
     return map.find("\"" + ip.ToString() + "\"") != std::string::npos;
   };
   auto record = [&](const char* what) {
-    return [&, what](const std::set<Ipv4Addr>& ips) {
+    return [&, what](const std::set<Ipv4Addr>& ips) -> Status {
+      News n{what, {}, {}};
+      for (const auto& ip : ips) n.ips.insert(ip.ToString());
+      for (const auto& ip : {web, web2, free}) {
+        if (in_kernel(ip)) n.in_kernel.insert(ip.ToString());
+      }
       std::lock_guard l(mu);
-      for (const auto& ip : ips) news.push_back({what, ip.ToString(), in_kernel(ip)});
+      news.push_back(std::move(n));
+      return Ok();
     };
   };
+  auto take = [&] {
+    std::lock_guard l(mu);
+    return std::exchange(news, {});
+  };
+  using Set = std::set<std::string>;
   PolicyControllerOptions opts;
   opts.node_name = kNode;
   opts.netns = node_;
   opts.isolating = record("isolating");
-  opts.released = record("released");
+  opts.isolation_applied = record("applied");
   auto c = PolicyController::Create(client_, opts, ledger_, &metrics_);
   ASSERT_TRUE(c.ok()) << c.error().ToString();
   controller_ = std::move(*c);
   {
-    std::lock_guard l(mu);
-    ASSERT_EQ(news.size(), 1u);
-    EXPECT_EQ(news[0].what, "isolating");
-    EXPECT_EQ(news[0].ip, web.ToString());
-    EXPECT_FALSE(news[0].in_kernel) << "told before the chain is applied";
-    news.clear();
+    // Create's own apply (its worker starts after it; later applies of the
+    // worker, if any, tell the same sets).
+    auto n = take();
+    ASSERT_GE(n.size(), 2u);
+    EXPECT_EQ(n[0].what, "isolating");
+    EXPECT_EQ(n[0].ips, Set{"198.18.6.1"});
+    EXPECT_EQ(n[0].in_kernel, Set{}) << "told before the chain is applied";
+    EXPECT_EQ(n[1].what, "applied");
+    EXPECT_EQ(n[1].ips, Set{"198.18.6.1"});
+    EXPECT_EQ(n[1].in_kernel, Set{"198.18.6.1"}) << "told after the chain is applied";
   }
   EXPECT_TRUE(in_kernel(web));
   EXPECT_TRUE(controller_->MayIsolate(web));
   EXPECT_FALSE(controller_->MayIsolate(free));
+  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_synced"), 1);
 
-  // A pod start: isolated (and said so) by the time PodStarting returns.
+  // A pod start: isolated (and said so, with the full set) by the time
+  // PodStarting returns.
   Create(kPods, Pod("x", "web2", kNode, "", {{"app", "web"}}));
-  const Ipv4Addr web2 = *Ipv4Addr::Parse("198.18.6.3");
   ASSERT_TRUE(controller_->PodStarting("x", "web2", web2).ok());
   EXPECT_TRUE(controller_->MayIsolate(web2));
   {
-    std::lock_guard l(mu);
-    ASSERT_EQ(news.size(), 1u);
-    EXPECT_EQ(news[0].what, "isolating");
-    EXPECT_EQ(news[0].ip, web2.ToString());
-    EXPECT_FALSE(news[0].in_kernel);
-    news.clear();
+    // The first news naming web2 is before its chain, the first "applied"
+    // naming it after.
+    auto n = take();
+    auto first = [&](const char* what) -> const News* {
+      for (const auto& one : n) {
+        if ((what == nullptr || one.what == what) && one.ips.count("198.18.6.3")) return &one;
+      }
+      return nullptr;
+    };
+    const News* told = first(nullptr);
+    const News* applied = first("applied");
+    ASSERT_NE(told, nullptr);
+    ASSERT_NE(applied, nullptr);
+    EXPECT_EQ(told->what, "isolating");
+    EXPECT_EQ(told->ips, (Set{"198.18.6.1", "198.18.6.3"})) << "the full set";
+    EXPECT_FALSE(told->in_kernel.count("198.18.6.3")) << "web2 told before its chain";
+    EXPECT_TRUE(applied->in_kernel.count("198.18.6.3")) << "and again after it";
   }
 
-  // The policy goes: released only once the kernel dropped the chains.
+  // The policy goes: the empty set is told before (the chains still there:
+  // the map keeps its extras) and after the kernel dropped them.
   ASSERT_TRUE(client_->Delete(kNetworkPolicies, "x", "web-isolated").ok());
+  std::vector<News> n;
+  size_t released = 0;  // the first "applied" of the empty set
   for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-       std::chrono::steady_clock::now() < deadline && controller_->MayIsolate(web);) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+       std::chrono::steady_clock::now() < deadline && released == 0;) {
+    for (auto& one : take()) n.push_back(std::move(one));
+    for (size_t i = 1; i < n.size() && released == 0; ++i) {
+      if (n[i].what == "applied" && n[i].ips.empty()) released = i;
+    }
+    if (released == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  ASSERT_GT(released, 0u) << "never told the empty set after an apply";
+  const News& before = n[released - 1];  // the same apply's first call
+  const News& after = n[released];
+  EXPECT_EQ(before.what, "isolating");
+  EXPECT_TRUE(before.ips.empty());
+  EXPECT_EQ(before.in_kernel, (Set{"198.18.6.1", "198.18.6.3"})) << "told before the chains leave";
+  EXPECT_EQ(after.what, "applied");
+  EXPECT_TRUE(after.ips.empty());
+  EXPECT_EQ(after.in_kernel, Set{}) << "told after the chains left the kernel";
   EXPECT_FALSE(controller_->MayIsolate(web));
   EXPECT_FALSE(controller_->MayIsolate(web2));
-  std::lock_guard l(mu);
-  ASSERT_EQ(news.size(), 2u);
-  for (const auto& n : news) {
-    EXPECT_EQ(n.what, "released") << n.ip;
-    EXPECT_FALSE(n.in_kernel) << n.ip << ": told after the chain left the kernel";
+}
+
+// The datapath cannot write its policy map (it fell to its safe side, every
+// pod on the stack): the chains are applied anyway, the failure is counted,
+// shown by the gauge and told once on the Node, and the worker retries
+// until a full sync succeeds.
+TEST_F(PolicyControllerRoot, AFailingIsolatingStillAppliesTheChainsAndIsRetriedUntilItWorks) {
+  Create(kNamespaces, {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "x"}}}});
+  Create(kPods, Pod("x", "web", kNode, "", {{"app", "web"}}));
+  const Ipv4Addr web = *Ipv4Addr::Parse("198.18.6.1");
+  ledger_ = {{"x/web", web}};
+  Create(kNetworkPolicies, Json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+      "metadata":{"name":"web-isolated","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"app":"web"}},
+      "policyTypes":["Ingress"]}})"));
+  std::atomic<bool> broken{true};
+  std::atomic<int> isolating_calls{0}, applied_ok{0};
+  std::mutex mu;
+  std::vector<std::pair<k8s::ObjectReference, std::string>> events;
+  PolicyControllerOptions opts;
+  opts.node_name = kNode;
+  opts.netns = node_;
+  opts.isolating = [&](const std::set<Ipv4Addr>&) -> Status {
+    ++isolating_calls;
+    if (broken) return Errorf(ErrorCode::kKernel, "writing the policy map: No space left on device");
+    return Ok();
+  };
+  opts.isolation_applied = [&](const std::set<Ipv4Addr>& ips) -> Status {
+    if (broken) return Errorf(ErrorCode::kKernel, "writing the policy map: No space left on device");
+    if (ips.count(web)) ++applied_ok;
+    return Ok();
+  };
+  opts.warn_event = [&](const k8s::ObjectReference& o, const std::string& reason, const std::string&) {
+    std::lock_guard l(mu);
+    events.push_back({o, reason});
+  };
+  auto c = PolicyController::Create(client_, opts, ledger_, &metrics_);
+  ASSERT_TRUE(c.ok()) << "the chains are the enforcement: a datapath failure does not stop them: "
+                      << c.error().ToString();
+  controller_ = std::move(*c);
+  std::string map;
+  ASSERT_TRUE(policy::RunNftBatch(node_, "list map inet terway pod_ingress", &map).ok());
+  EXPECT_NE(map.find("198.18.6.1"), std::string::npos) << map;
+  EXPECT_GE(metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total"), 2) << "before and after the apply";
+  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_synced"), 0);
+  // A pod start is not failed by it either: its chain is in the kernel.
+  Create(kPods, Pod("x", "web2", kNode, "", {{"app", "web"}}));
+  ASSERT_TRUE(controller_->PodStarting("x", "web2", *Ipv4Addr::Parse("198.18.6.3")).ok());
+
+  // The worker retries on its own (no change needed).
+  const int calls = isolating_calls;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+       std::chrono::steady_clock::now() < deadline && isolating_calls <= calls;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  EXPECT_GT(isolating_calls, calls) << "retried";
+  {
+    std::lock_guard l(mu);
+    ASSERT_EQ(events.size(), 1u) << "told once per outage, not at every retry";
+    EXPECT_EQ(events[0].first.kind, "Node");
+    EXPECT_EQ(events[0].first.name, kNode);
+    EXPECT_EQ(events[0].second, PolicyController::kDatapathSyncEventReason);
+  }
+  broken = false;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+       std::chrono::steady_clock::now() < deadline && applied_ok == 0;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GT(applied_ok, 0) << "a full sync after the datapath recovered";
+  EXPECT_TRUE(controller_->WaitIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_synced"), 1);
 }
 
 }  // namespace

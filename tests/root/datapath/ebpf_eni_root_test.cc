@@ -19,6 +19,7 @@
 
 #include "../ebpf/ebpf_test_env.h"
 #include "../ebpf/traffic_topology.h"
+#include "datapath/pod_shaping.h"
 #include "datapath/layout.h"
 #include "ebpf/attach.h"
 #include "ebpf/detect.h"
@@ -73,10 +74,12 @@ class EbpfEniRoot : public ::testing::Test {
       return EniNetwork{Ipv4Addr::Parse(kGateway).value(), Ipv4Cidr::Parse("198.18.0.0/24").value()};
     };
     o.programs = programs_.get();
-    o.policy_may_isolate = [this](Ipv4Addr ip) { return policy_on_ || isolated_.count(ip.ToString()) > 0; };
     options_ = o;
     dp_.emplace(std::move(o));
     ASSERT_OK(dp_->LoadPrograms());
+    // As the policy controller's first apply does: no pod isolated, the
+    // policy map authoritative (a fresh one polices every pod).
+    ASSERT_OK(dp_->PolicyIsolationApplied({}));
   }
 
   ~EbpfEniRoot() override {
@@ -145,10 +148,36 @@ class EbpfEniRoot : public ::testing::Test {
   int next_port_ = 0;
   std::unique_ptr<ebpf::DatapathPrograms> programs_;
   std::optional<EbpfEniDatapath> dp_;
-  bool policy_on_ = false;
   bool gateway_lookup_fails_ = false;
-  std::set<std::string> isolated_;  // addresses the "policy controller" isolates
   EbpfEniOptions options_;
+  // The policy map as the programs see it: its members and whether it is
+  // authoritative.
+  std::set<std::string> PolicyPods() {
+    auto pods = programs_->ListPolicyPods();
+    EXPECT_TRUE(pods.ok()) << pods.error().ToString();
+    std::set<std::string> out;
+    if (pods.ok()) {
+      for (const auto& ip : *pods) out.insert(ip.ToString());
+    }
+    return out;
+  }
+  bool PolicySynced() {
+    auto s = programs_->PolicySynced();
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    return s.ok() && *s;
+  }
+  bool Shaped(const char* ip) {
+    auto ep = programs_->GetEndpoint(Ipv4Addr::Parse(ip).value());
+    EXPECT_TRUE(ep.ok() && ep->has_value()) << ip;
+    return ep.ok() && ep->has_value() && (*ep)->shaped;
+  }
+  // Packets the pod's IFB (its egress shaping) received: `tc -s` of its root qdisc.
+  uint64_t IfbPackets(const PodNetwork& pod) {
+    std::string out = terway::testing::Capture("tc -s -n " + node_ + " qdisc show dev " + PodIfbName(pod.container_id));
+    size_t at = out.find(" bytes ");
+    EXPECT_NE(at, std::string::npos) << out;
+    return at == std::string::npos ? 0 : std::stoull(out.substr(at + 7));
+  }
 };
 
 TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPath) {
@@ -176,7 +205,7 @@ TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPat
   EXPECT_EQ((*ep)->eni_ifindex, eni->index);
   EXPECT_EQ((*ep)->gateway.ToString(), kGateway);
   EXPECT_EQ((*ep)->pod_mac.ToString(), again->interfaces[1].mac);
-  EXPECT_FALSE((*ep)->policed);
+  EXPECT_FALSE((*ep)->shaped);
   EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
   EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kCurrent);
   ASSERT_OK(dp_->Check(a));
@@ -225,11 +254,18 @@ TEST_F(EbpfEniRoot, CheckNamesADetachedProgramAndADeletedEntryAndEnsureRepairsTh
   ASSERT_OK(dp_->Ensure(a));
   ASSERT_OK(dp_->Check(a));
 
-  // An entry that says another thing (policy came on) is named too.
-  policy_on_ = true;
+  // An entry that says another thing (a stale SHAPED flag) is named too.
+  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
+  ASSERT_OK(ep);
+  ASSERT_TRUE(ep->has_value());
+  ebpf::Endpoint stale = **ep;
+  stale.shaped = true;
+  ASSERT_OK(programs_->UpsertEndpoint(stale));
   c = dp_->Check(a);
   ASSERT_FALSE(c.ok());
-  EXPECT_TRUE(Contains(c.error().ToString(), "policed false, want true")) << c.error().ToString();
+  EXPECT_TRUE(Contains(c.error().ToString(), "shaped true, want false")) << c.error().ToString();
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Check(a));
 }
 
 TEST_F(EbpfEniRoot, RemoveLeavesNoEntryAndARecordedPodFindsItsFlavourFromTheEntry) {
@@ -263,16 +299,14 @@ TEST_F(EbpfEniRoot, AVethPodGetsNoEntryAndWorksThroughTheStack) {
   EXPECT_TRUE(Ping(a, kGateway));
 }
 
+// Before the policy controller's first full sync (a fresh map), every pod is
+// policed: fail closed.
 TEST_F(EbpfEniRoot, PolicedPodsTakeTheHostStack) {
-  policy_on_ = true;
   auto a = MakePod("a", "198.18.0.10");
   auto b = MakePod("b", "198.18.0.11");
   ASSERT_OK(dp_->Ensure(a));
   ASSERT_OK(dp_->Ensure(b));
-  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
-  ASSERT_OK(ep);
-  ASSERT_TRUE(ep->has_value());
-  EXPECT_TRUE((*ep)->policed);
+  ASSERT_OK(programs_->SetPolicySynced(false));  // as a fresh map is
   ebpf::Counters before = Count();
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   EXPECT_TRUE(Talk(a, kGateway));
@@ -299,10 +333,10 @@ TEST_F(EbpfEniRoot, CollectGarbageDeletesEntriesNoLivePodHolds) {
   EXPECT_EQ((*entries)[0].ip.ToString(), "198.18.0.10");
 }
 
-// The policy controller's news flips a running pod's flag: policed before
-// its chain is applied, unpoliced after it was removed; a pod with a
-// bandwidth limit stays policed.
-TEST_F(EbpfEniRoot, IsolationChangesFlipThePolicedFlagOfRunningPods) {
+// The policy controller's full sets: a superset before its chains, exactly
+// them after. Isolated pods take the stack; a bandwidth-limited pod stays
+// SHAPED whatever policy says (isolation is another map's, another writer's).
+TEST_F(EbpfEniRoot, PolicyMapFollowsTheControllersSetsAndNeverTouchesTheShapedFlag) {
   auto a = MakePod("a", "198.18.0.10");
   auto b = MakePod("b", "198.18.0.11");
   auto l = MakePod("l", "198.18.0.12");
@@ -312,35 +346,70 @@ TEST_F(EbpfEniRoot, IsolationChangesFlipThePolicedFlagOfRunningPods) {
   ASSERT_OK(dp_->Ensure(a));
   ASSERT_OK(dp_->Ensure(b));
   ASSERT_OK(dp_->Ensure(l));
-  auto policed = [&](const char* ip) {
-    auto ep = programs_->GetEndpoint(Ipv4Addr::Parse(ip).value());
-    EXPECT_TRUE(ep.ok() && ep->has_value());
-    return ep.ok() && ep->has_value() && (*ep)->policed;
-  };
-  EXPECT_FALSE(policed("198.18.0.10"));
-  EXPECT_TRUE(policed("198.18.0.12"));
+  EXPECT_FALSE(Shaped("198.18.0.10"));
+  EXPECT_TRUE(Shaped("198.18.0.12"));
 
-  isolated_ = {"198.18.0.10", "198.18.0.12"};
-  dp_->PolicyIsolationChanged({Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()});
-  EXPECT_TRUE(policed("198.18.0.10"));
-  EXPECT_FALSE(policed("198.18.0.11")) << "only the isolated pod";
-  ASSERT_OK(dp_->Check(a));  // Check agrees with the flag the news set
+  const std::set<Ipv4Addr> isolated = {Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()};
+  ASSERT_OK(dp_->PolicyIsolating(isolated));
+  EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.10", "198.18.0.12"}));
+  ASSERT_OK(dp_->PolicyIsolationApplied(isolated));
+  EXPECT_TRUE(PolicySynced());
+  ASSERT_OK(dp_->Check(a));  // the entry is Ensure's: policy changes nothing Check compares
   ebpf::Counters before = Count();
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   ebpf::Counters mid = Count();
   EXPECT_EQ(mid.pod_to_pod, before.pod_to_pod) << ebpf::ToString(mid);
   EXPECT_GE(mid.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(mid);
 
-  isolated_.clear();
-  dp_->PolicyIsolationChanged({Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()});
-  EXPECT_FALSE(policed("198.18.0.10"));
-  EXPECT_TRUE(policed("198.18.0.12")) << "its bandwidth limit keeps it on the stack's path";
+  // The policy goes: before the apply the map keeps its extras (the chains
+  // are still there), after it they go.
+  ASSERT_OK(dp_->PolicyIsolating({}));
+  EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.10", "198.18.0.12"}));
+  ASSERT_OK(dp_->PolicyIsolationApplied({}));
+  EXPECT_TRUE(PolicyPods().empty());
+  EXPECT_TRUE(Shaped("198.18.0.12")) << "its bandwidth limit keeps it on the stack's path";
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   EXPECT_GE(Count().pod_to_pod, mid.pod_to_pod + 6);
 }
 
+// A write of the policy map that fails (here: the map is full) falls to the
+// safe side -- the map is marked not authoritative, every pod takes the
+// stack -- and says so; the next full sync restores exact membership.
+TEST_F(EbpfEniRoot, AFailedIsolatingLeavesEveryPodPolicedUntilAFullSync) {
+  auto a = MakePod("a", "198.18.0.10");
+  auto b = MakePod("b", "198.18.0.11");
+  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(dp_->Ensure(b));
+  // Fill the map behind the datapath's back with addresses of no pod here.
+  for (uint32_t i = 0; i < TERWAY_DP_MAX_POLICY_PODS; ++i) {
+    ASSERT_OK(programs_->AddPolicyPod(Ipv4Addr((10u << 24) | i)));
+  }
+  const Ipv4Addr web = Ipv4Addr::Parse("198.18.0.11").value();
+  Status st = dp_->PolicyIsolating({web});
+  ASSERT_FALSE(st.ok()) << "the map is full: " << PolicyPods().size();
+  EXPECT_TRUE(Contains(st.error().ToString(), "every pod takes the host stack")) << st.error().ToString();
+  EXPECT_FALSE(PolicySynced()) << "fail closed";
+  EXPECT_FALSE(PolicyPods().count("198.18.0.11"));
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Talk(a, "198.18.0.11"));
+  ebpf::Counters after = Count();
+  EXPECT_EQ(after.pod_to_pod, before.pod_to_pod) << "b is not in the map, yet nobody skips the stack";
+  EXPECT_GE(after.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(after);
+
+  // A full sync: extras out, the isolated pod in, authoritative again.
+  ASSERT_OK(dp_->PolicyIsolationApplied({web}));
+  EXPECT_EQ(PolicyPods(), std::set<std::string>{"198.18.0.11"});
+  EXPECT_TRUE(PolicySynced());
+  before = Count();
+  EXPECT_TRUE(Talk(a, "198.18.0.11"));
+  EXPECT_EQ(Count().pod_to_pod, before.pod_to_pod) << "b is isolated: still the stack";
+  ASSERT_OK(dp_->PolicyIsolationApplied({}));
+  EXPECT_TRUE(Talk(a, "198.18.0.11"));
+  EXPECT_GE(Count().pod_to_pod, before.pod_to_pod + 6) << "nobody isolated: the fast path";
+}
+
 // A failed Ensure (a repair, say) leaves no program or entry of an earlier
-// Ensure behind: their policed flag could be stale, so the pod falls back to
+// Ensure behind: their SHAPED flag could be stale, so the pod falls back to
 // the stack, where the policy table applies.
 TEST_F(EbpfEniRoot, AFailedEnsureLeavesThePodOnTheStackOnly) {
   auto a = MakePod("a", "198.18.0.10");
@@ -407,32 +476,91 @@ TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
   EXPECT_GE(Count().pod_to_eni, before.pod_to_eni + 3);
 }
 
-// A bandwidth limit's qdiscs (IFB redirect on the host veth's ingress) are in
-// the stack's path only: the pod is policed and its veth runs no program.
-TEST_F(EbpfEniRoot, ABandwidthLimitedPodKeepsTheStacksPath) {
+// A bandwidth limit's qdiscs (IFB redirect on the host veth's ingress, after
+// our filter) are in the stack's path only: the pod is SHAPED, and its
+// program hands its packets on with TC_ACT_UNSPEC, so the IFB still gets
+// them -- after the program's anti-spoofing, which it has like every pod.
+TEST_F(EbpfEniRoot, ABandwidthLimitedPodKeepsItsProgramAndItsShaping) {
   auto a = MakePod("a", "198.18.0.10");
   a.bandwidth = cni::Bandwidth{};
   a.bandwidth->egress_rate = 100 * 1000 * 1000;
   a.bandwidth->egress_burst = 1000 * 1000;
   ASSERT_OK(dp_->Ensure(a));
-  auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
-  ASSERT_OK(ep);
-  ASSERT_TRUE(ep->has_value());
-  EXPECT_TRUE((*ep)->policed);
-  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
+  EXPECT_TRUE(Shaped("198.18.0.10"));
+  EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
   ASSERT_OK(dp_->Check(a));
+
+  // Its traffic crosses the IFB (shaped) and the stack, not the fast path.
+  uint64_t ifb_before = IfbPackets(a);
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Talk(a, kGateway));
+  ebpf::Counters after = Count();
+  EXPECT_GE(IfbPackets(a), ifb_before + 3) << "qos's IFB redirect still sees the pod's packets";
+  EXPECT_GE(after.pod_to_stack, before.pod_to_stack + 3) << ebpf::ToString(after);
+  EXPECT_EQ(after.pod_to_eni, before.pod_to_eni) << ebpf::ToString(after);
+
+  // A forged source is dropped by the program (TC_ACT_SHOT: no later
+  // filter, the IFB's included, sees it).
+  // The pod claims another address and sends from it (bound explicitly).
+  ASSERT_EQ(Sh("ip -n " + PodNs(a) + " addr add 198.18.0.99/32 dev eth0"), 0);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(Sh("echo forged | ip netns exec " + PodNs(a) + " socat - UDP4-SENDTO:" + kGateway +
+                 ":9,bind=198.18.0.99"),
+              0);
+  }
+  EXPECT_GE(Count().drop_spoof, after.drop_spoof + 5) << ebpf::ToString(Count());
+
+  // Check wants the program on a limited pod too.
   {
     auto h = Node();
     auto veth = h.GetLink(HostVethName(a.container_id));
     ASSERT_OK(veth);
-    ASSERT_OK(ebpf::Attach(h, veth->index, ebpf::Hook::kPodVeth, *programs_));
+    ASSERT_OK(ebpf::Detach(h, veth->index));
   }
   auto c = dp_->Check(a);
   ASSERT_FALSE(c.ok());
-  EXPECT_TRUE(Contains(c.error().ToString(), "which has a bandwidth limit")) << c.error().ToString();
+  EXPECT_TRUE(Contains(c.error().ToString(), "is not attached")) << c.error().ToString();
   ASSERT_OK(dp_->Ensure(a));
   ASSERT_OK(dp_->Check(a));
-  EXPECT_TRUE(Ping(a, kGateway));
+}
+
+// The SHAPED flag is in the pinned entry: a restarted terwayd (a new
+// datapath on the same pins, which has not Ensured the pod yet) does not
+// lose it when policy isolation changes, and its first full policy sync
+// prunes what the earlier run's policy map held beyond the new set.
+TEST_F(EbpfEniRoot, ARestartKeepsTheShapedFlagAndTheFirstFullSyncPrunesThePolicyMap) {
+  auto l = MakePod("l", "198.18.0.12");
+  l.bandwidth = cni::Bandwidth{};
+  l.bandwidth->egress_rate = 100 * 1000 * 1000;
+  l.bandwidth->egress_burst = 1000 * 1000;
+  ASSERT_OK(dp_->Ensure(l));
+  const Ipv4Addr lip = Ipv4Addr::Parse("198.18.0.12").value(), gone = Ipv4Addr::Parse("198.18.0.77").value();
+  ASSERT_OK(dp_->PolicyIsolating({lip, gone}));
+  ASSERT_OK(dp_->PolicyIsolationApplied({lip, gone}));
+
+  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
+  ASSERT_OK(reloaded);
+  EbpfEniOptions o = options_;
+  o.programs = reloaded->get();
+  EbpfEniDatapath restarted(o);
+  ASSERT_OK(restarted.LoadPrograms());
+  // Until the new controller's first apply, the pins stay as the earlier run
+  // left them (in step with its nftables table).
+  EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.12", "198.18.0.77"}));
+  EXPECT_TRUE(PolicySynced());
+  // The first apply: nothing isolated any more.
+  ASSERT_OK(restarted.PolicyIsolating({}));
+  EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.12", "198.18.0.77"})) << "extras stay until the apply";
+  ASSERT_OK(restarted.PolicyIsolationApplied({}));
+  EXPECT_TRUE(PolicyPods().empty()) << "the earlier run's extras are pruned";
+  EXPECT_TRUE(PolicySynced());
+  EXPECT_TRUE(Shaped("198.18.0.12")) << "an isolation change before repair re-Ensured the pod keeps its limit";
+  PodNetwork recorded = l;
+  recorded.virtual_type = VirtualType::kUnknown;
+  ASSERT_OK(restarted.Check(recorded));
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Talk(l, kGateway));
+  EXPECT_EQ(Count().pod_to_eni, before.pod_to_eni) << "its traffic still takes the stack (and the IFB)";
 }
 
 // terwayd's way: no programs until the first pod asking for the mode, so a
@@ -445,6 +573,8 @@ TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
     ++loads;
     return ebpf::DatapathPrograms::Load(fs_.Options("lazy"));
   };
+  int hooks = 0;
+  o.loaded = [&] { ++hooks; };
   EbpfEniDatapath lazy(o);
   const std::string pins = fs_.dir() + "/lazy";
   auto v = MakePod("v", "198.18.0.12");
@@ -457,13 +587,19 @@ TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
   ASSERT_OK(lazy.CollectGarbage({}));
   EXPECT_EQ(loads, 0);
   EXPECT_EQ(lazy.Loaded(), nullptr);
+  ASSERT_OK(lazy.PolicyIsolationApplied({}));  // nothing loaded: nothing to write, and no load
+  EXPECT_EQ(loads, 0);
   EXPECT_NE(Sh("test -e " + pins), 0) << "nothing pinned for veth pods";
 
   auto a = MakePod("a", "198.18.0.10");
   ASSERT_OK(lazy.Ensure(a));
   ASSERT_OK(lazy.Ensure(a));
   EXPECT_EQ(loads, 1);
+  EXPECT_EQ(hooks, 1) << "the load asks the policy map's writer for a sync, once";
   ASSERT_NE(lazy.Loaded(), nullptr);
+  auto synced = lazy.Loaded()->PolicySynced();
+  ASSERT_OK(synced);
+  EXPECT_FALSE(*synced) << "a fresh policy map polices every pod until its writer syncs it";
   EXPECT_EQ(Sh("test -e " + pins), 0);
   auto ep = lazy.Loaded()->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
   ASSERT_OK(ep);

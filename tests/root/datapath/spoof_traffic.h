@@ -63,9 +63,28 @@ inline Status SendForgedUdp(const std::string& netns, Ipv4Addr src, Ipv4Addr dst
   });
 }
 
-// The same over IPv6 (IPPROTO_RAW on AF_INET6 takes the whole header too).
-// The UDP checksum is mandatory over IPv6, but the receiver is the node's
-// guard, which drops before anyone checks it.
+// The UDP checksum over IPv6's pseudo-header (mandatory over IPv6: a
+// receiving socket drops a datagram without it).
+inline uint16_t Udp6Checksum(const in6_addr& src, const in6_addr& dst, const void* udp, size_t len) {
+  uint32_t sum = 0;
+  auto add = [&](const void* data, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i + 1 < n; i += 2) sum += (b[i] << 8) | b[i + 1];
+    if (n % 2) sum += b[n - 1] << 8;
+  };
+  add(&src, 16);
+  add(&dst, 16);
+  sum += static_cast<uint32_t>(len);
+  sum += IPPROTO_UDP;
+  add(udp, len);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = static_cast<uint16_t>(~sum);
+  return htons(c == 0 ? 0xffff : c);
+}
+
+// The same over IPv6 (IPPROTO_RAW on AF_INET6 takes the whole header too),
+// with a valid checksum: a datagram that passes the node's guard reaches a
+// socket.
 inline Status SendForgedUdp6(const std::string& netns, const std::string& src, const std::string& dst, uint16_t port,
                              int count) {
   return netlink::RunInNetns(netns, [&]() -> Status {
@@ -86,6 +105,7 @@ inline Status SendForgedUdp6(const std::string& netns, const std::string& src, c
     p.udp.dest = htons(port);
     p.udp.len = p.ip.ip6_plen;
     memcpy(p.payload, "terway!", 8);
+    p.udp.check = Udp6Checksum(p.ip.ip6_src, p.ip.ip6_dst, &p.udp, sizeof p.udp + sizeof p.payload);
     sockaddr_in6 to{};
     to.sin6_family = AF_INET6;
     to.sin6_addr = p.ip.ip6_dst;
@@ -111,14 +131,26 @@ class UdpReceiver {
     if (fd_ >= 0) close(fd_);
   }
 
-  Status Open(const std::string& netns, uint16_t port) {
+  // family AF_INET6: an IPv6-only socket ([::]:port).
+  Status Open(const std::string& netns, uint16_t port, int family = AF_INET) {
     return netlink::RunInNetns(netns, [&]() -> Status {
-      fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      fd_ = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd_ < 0) return Errorf(ErrorCode::kKernel, "UDP socket in {}: {}", netns, strerror(errno));
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(port);
-      if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(sockaddr_in);
+      if (family == AF_INET6) {
+        int one = 1;
+        setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        len = sizeof(sockaddr_in6);
+      } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+      }
+      if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
         return Errorf(ErrorCode::kKernel, "binding UDP port {} in {}: {}", port, netns, strerror(errno));
       }
       return Ok();
@@ -128,10 +160,16 @@ class UdpReceiver {
   // Reads whatever is queued.
   void Drain() {
     char buf[256];
-    sockaddr_in from{};
+    sockaddr_storage from{};
     socklen_t len = sizeof from;
     while (recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len) >= 0) {
-      ++by_source_[Ipv4Addr(ntohl(from.sin_addr.s_addr)).ToString()];
+      char text[INET6_ADDRSTRLEN] = {};
+      if (from.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&from)->sin6_addr, text, sizeof text);
+      } else {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&from)->sin_addr, text, sizeof text);
+      }
+      ++by_source_[text];
       len = sizeof from;
     }
   }
@@ -139,6 +177,10 @@ class UdpReceiver {
   // Waits until `count` datagrams from `source` have arrived, or the
   // deadline passes; returns how many did.
   int WaitFor(Ipv4Addr source, int count, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+    return WaitFor(source.ToString(), count, deadline);
+  }
+  // source as inet_ntop writes it ("2001:db8:1::10").
+  int WaitFor(const std::string& source, int count, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
     auto end = std::chrono::steady_clock::now() + deadline;
     for (;;) {
       Drain();
@@ -150,9 +192,10 @@ class UdpReceiver {
     }
   }
 
-  int From(Ipv4Addr source) {
+  int From(Ipv4Addr source) { return From(source.ToString()); }
+  int From(const std::string& source) {
     Drain();
-    auto it = by_source_.find(source.ToString());
+    auto it = by_source_.find(source);
     return it == by_source_.end() ? 0 : it->second;
   }
 

@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "ebpf/attach.h"
@@ -48,13 +51,20 @@ TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
     auto dp = DatapathPrograms::Load(o);
     ASSERT_TRUE(dp.ok()) << dp.error().ToString();
     EXPECT_TRUE((*dp)->replaced_pins().empty());
-    for (const char* m : {"terway_dp_ep", "terway_dp_stack", "terway_dp_cnt"}) {
+    for (const char* m :
+         {"terway_dp_ep", "terway_dp_stack", "terway_dp_policy", "terway_dp_policy_state", "terway_dp_cnt"}) {
       EXPECT_TRUE(Exists(o.PinDir() + "/" + m)) << m;
     }
+    auto synced = (*dp)->PolicySynced();
+    ASSERT_TRUE(synced.ok()) << synced.error().ToString();
+    EXPECT_FALSE(*synced) << "a fresh policy map is not authoritative: every pod policed";
     ASSERT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.20", 7)).ok());
     ASSERT_TRUE((*dp)->UpsertEndpoint(Ep("198.18.0.21", 8)).ok());
+    ASSERT_TRUE((*dp)->AddPolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok());
+    ASSERT_TRUE((*dp)->AddPolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok());  // idempotent
+    ASSERT_TRUE((*dp)->SetPolicySynced(true).ok());
     first_maps = (*dp)->map_ids();
-    ASSERT_EQ(first_maps.size(), 3u);
+    ASSERT_EQ(first_maps.size(), 5u);
   }  // terwayd "dies": its programs and fds go, the pins stay
   auto again = DatapathPrograms::Load(o);
   ASSERT_TRUE(again.ok()) << again.error().ToString();
@@ -65,6 +75,13 @@ TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
   auto a = (*again)->GetEndpoint(*Ipv4Addr::Parse("198.18.0.20"));
   ASSERT_TRUE(a.ok() && a->has_value());
   EXPECT_EQ(**a, Ep("198.18.0.20", 7));
+  auto policy = (*again)->ListPolicyPods();
+  ASSERT_TRUE(policy.ok()) << policy.error().ToString();
+  EXPECT_EQ(*policy, std::set<Ipv4Addr>{*Ipv4Addr::Parse("198.18.0.21")}) << "the policy map survives too";
+  EXPECT_TRUE(*(*again)->PolicySynced());
+  ASSERT_TRUE((*again)->DeletePolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok());
+  EXPECT_TRUE((*again)->DeletePolicyPod(*Ipv4Addr::Parse("198.18.0.21")).ok()) << "deleting twice is fine";
+  EXPECT_TRUE((*again)->ListPolicyPods()->empty());
 
   // Bad input changes nothing; deleting twice is fine.
   Endpoint bad = Ep("198.18.0.20", 0);
@@ -81,6 +98,7 @@ TEST(EbpfLoaderRoot, PinsMapsAndASecondLoaderReusesThemWithEntriesIntact) {
   auto fresh = DatapathPrograms::Load(o);
   ASSERT_TRUE(fresh.ok()) << fresh.error().ToString();
   EXPECT_TRUE((*fresh)->ListEndpoints()->empty());
+  EXPECT_FALSE(*(*fresh)->PolicySynced());
 }
 
 TEST(EbpfLoaderRoot, APinOfAnotherLayoutIsReplacedAndSaidSo) {
@@ -208,7 +226,7 @@ TEST(EbpfLoaderRoot, AttachKeepsAnIdenticalProgramAcrossRestartAndReplacesAStale
 }
 
 // At start, an earlier run's filters that this run's programs and maps are
-// not are removed (their policed flags would stay frozen); this run's own,
+// not are removed (they would read maps nobody writes any more); this run's own,
 // and filters of other programs, stay.
 TEST(EbpfLoaderRoot, DetachForeignRemovesOnlyAnEarlierRunsFilters) {
   TERWAY_REQUIRE_ROOT();
@@ -236,21 +254,65 @@ TEST(EbpfLoaderRoot, DetachForeignRemovesOnlyAnEarlierRunsFilters) {
   ASSERT_TRUE(Attach(*h, ifx[2], Hook::kEni, **earlier).ok());      // an earlier run's ENI
   auto filters_on = [&](int i) { return h->ListFilters(ifx[i], netlink::kTcClsactIngress)->size(); };
 
-  auto removed = DetachForeign(*h, now->get());
-  ASSERT_TRUE(removed.ok()) << removed.error().ToString();
-  EXPECT_EQ(removed->size(), 2u) << Join(*removed, "; ");
+  auto sweep = DetachForeign(*h, now->get());
+  ASSERT_TRUE(sweep.ok()) << sweep.error().ToString();
+  EXPECT_EQ(sweep->removed.size(), 2u) << Join(sweep->removed, "; ");
+  EXPECT_TRUE(sweep->left.empty()) << Join(sweep->left, "; ");
   EXPECT_EQ(filters_on(0), 0u) << "the earlier run's pod filter reads maps this run never writes";
   EXPECT_EQ(filters_on(1), 1u) << "this run's own filter stays";
   EXPECT_EQ(filters_on(2), 0u);
 
   // No eBPF datapath in this run: every filter of ours goes.
-  removed = DetachForeign(*h, nullptr);
-  ASSERT_TRUE(removed.ok());
-  EXPECT_EQ(removed->size(), 1u);
+  sweep = DetachForeign(*h, nullptr);
+  ASSERT_TRUE(sweep.ok());
+  EXPECT_EQ(sweep->removed.size(), 1u);
   EXPECT_EQ(filters_on(1), 0u);
-  removed = DetachForeign(*h, nullptr);
-  ASSERT_TRUE(removed.ok());
-  EXPECT_TRUE(removed->empty()) << "nothing left: a second pass removes nothing";
+  sweep = DetachForeign(*h, nullptr);
+  ASSERT_TRUE(sweep.ok());
+  EXPECT_TRUE(sweep->removed.empty()) << "nothing left: a second pass removes nothing";
+}
+
+// A filter that cannot be removed does not stop the sweep: the other links
+// are still cleaned, and the one left is named with its cause (the daemon
+// reports it and sweeps again).
+TEST(EbpfLoaderRoot, DetachForeignGoesOnPastALinkItCannotCleanAndNamesIt) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  terway::testing::ScratchNetns scratch("twebpfg");
+  ASSERT_OK(scratch.created);
+  auto h = netlink::Handle::OpenIn(scratch.name);
+  ASSERT_OK(h);
+  auto earlier = DatapathPrograms::Load(fs.Options("earlier"));
+  ASSERT_OK(earlier);
+  std::map<std::string, int> ifx;
+  for (const char* name : {"twa", "twb", "twc"}) {
+    netlink::VethSpec v;
+    v.name = name;
+    v.peer_name = std::string(name) + "p";
+    ASSERT_OK(h->CreateVeth(v));
+    ifx[name] = h->GetLink(name)->index;
+    ASSERT_OK(Attach(*h, ifx[name], Hook::kPodVeth, **earlier));
+  }
+  auto failing_on_twb = [&](netlink::Handle& hh, int index) -> Status {
+    if (index == ifx["twb"]) return Errorf(ErrorCode::kUnavailable, "netlink said EBUSY (injected)");
+    return hh.DeleteFiltersIfExist(index, netlink::kTcClsactIngress, kDatapathFilterPriority);
+  };
+  auto sweep = DetachForeign(*h, nullptr, failing_on_twb);
+  ASSERT_OK(sweep);
+  EXPECT_EQ(sweep->removed.size(), 2u) << Join(sweep->removed, "; ");
+  ASSERT_EQ(sweep->left.size(), 1u) << Join(sweep->left, "; ");
+  EXPECT_NE(sweep->left[0].find("twb: terway_from_pod"), std::string::npos) << sweep->left[0];
+  EXPECT_NE(sweep->left[0].find("EBUSY (injected)"), std::string::npos) << sweep->left[0];
+  for (const char* name : {"twa", "twc"}) {
+    EXPECT_TRUE(h->ListFilters(ifx[name], netlink::kTcClsactIngress)->empty()) << name;
+  }
+  // The next sweep (the failure gone) finishes the job.
+  sweep = DetachForeign(*h, nullptr);
+  ASSERT_OK(sweep);
+  EXPECT_EQ(sweep->removed.size(), 1u);
+  EXPECT_TRUE(sweep->left.empty());
+  EXPECT_TRUE(h->ListFilters(ifx["twb"], netlink::kTcClsactIngress)->empty());
 }
 
 // This project's kernel (6.18) has everything the mode needs; the probe

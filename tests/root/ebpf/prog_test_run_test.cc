@@ -42,7 +42,7 @@ Out TestRun(int prog_fd, const std::vector<uint8_t>& in_frame, uint32_t ifindex 
 }
 
 Endpoint Ep(const char* ip, int host_ifindex, int eni_ifindex, const char* pod_mac, const char* host_mac,
-            bool policed = false) {
+            bool shaped = false) {
   Endpoint e;
   e.ip = *Ipv4Addr::Parse(ip);
   e.host_ifindex = host_ifindex;
@@ -50,7 +50,7 @@ Endpoint Ep(const char* ip, int host_ifindex, int eni_ifindex, const char* pod_m
   e.gateway = *Ipv4Addr::Parse("198.18.0.1");
   e.pod_mac = *MacAddr::Parse(pod_mac);
   e.host_mac = *MacAddr::Parse(host_mac);
-  e.policed = policed;
+  e.shaped = shaped;
   return e;
 }
 
@@ -64,13 +64,14 @@ class DatapathProgTestRun : public ::testing::Test {
     auto p = DatapathPrograms::Load(fs_.Options());
     ASSERT_TRUE(p.ok()) << p.error().ToString();
     dp_ = std::move(*p);
-    // a: the pod under test, on "veth" 1; b: a pod of the same node; pol: a policed pod.
+    // a: the pod under test, on "veth" 1; b: a pod of the same node; pol: a policed (SHAPED) pod.
     ASSERT_TRUE(dp_->UpsertEndpoint(a_).ok());
     ASSERT_TRUE(dp_->UpsertEndpoint(b_).ok());
     ASSERT_TRUE(dp_->UpsertEndpoint(pol_).ok());
     ASSERT_TRUE(dp_->SyncStackPrefixes({{*Ipv4Cidr::Parse("10.96.0.0/12"), StackPrefixKind::kService},
                                         {*Ipv4Cidr::Parse("198.18.0.10/32"), StackPrefixKind::kNode}})
                     .ok());
+    ASSERT_TRUE(dp_->SetPolicySynced(true).ok());  // no pod isolated (a fresh map polices every pod)
   }
   Counters Count() {
     auto c = dp_->ReadCounters();
@@ -118,26 +119,60 @@ TEST_F(DatapathProgTestRun, PodToTheVpcLeavesThroughTheEniToTheGateway) {
 }
 
 TEST_F(DatapathProgTestRun, StackDestinationsPolicedPodsAndNonIpvFourPass) {
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "10.96.0.10")).retval, TC_ACT_OK) << "Service CIDR";
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.10")).retval, TC_ACT_OK) << "node address";
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "100.100.100.200")).retval, TC_ACT_OK) << "metadata";
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.22")).retval, TC_ACT_OK) << "to a policed pod";
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("0.0.0.0", "0.0.0.0", 64, ETH_P_ARP)).retval, TC_ACT_OK) << "ARP";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "10.96.0.10")).retval, TC_ACT_UNSPEC) << "Service CIDR";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.10")).retval, TC_ACT_UNSPEC) << "node address";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "100.100.100.200")).retval, TC_ACT_UNSPEC) << "metadata";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.22")).retval, TC_ACT_UNSPEC)
+      << "to a policed pod";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("0.0.0.0", "0.0.0.0", 64, ETH_P_ARP)).retval, TC_ACT_UNSPEC) << "ARP";
   auto v6 = Frame("0.0.0.0", "0.0.0.0", 64, ETH_P_IPV6);
   v6.resize(sizeof(ethhdr) + 48);  // the test run wants a whole IPv6 header
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), v6).retval, TC_ACT_OK) << "IPv6";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), v6).retval, TC_ACT_UNSPEC) << "IPv6";
   auto in = Frame("198.18.0.20", "198.18.9.9", 1);
   Out expiring = TestRun(dp_->from_pod_fd(), in);
-  EXPECT_EQ(expiring.retval, TC_ACT_OK) << "TTL 1: the stack answers time exceeded";
+  EXPECT_EQ(expiring.retval, TC_ACT_UNSPEC) << "TTL 1: the stack answers time exceeded";
   EXPECT_EQ(expiring.frame, in) << "a packet for the stack is untouched";
   Endpoint policed_a = a_;
-  policed_a.policed = true;
+  policed_a.shaped = true;
   ASSERT_TRUE(dp_->UpsertEndpoint(policed_a).ok());
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21")).retval, TC_ACT_OK) << "from a policed pod";
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9")).retval, TC_ACT_OK);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21")).retval, TC_ACT_UNSPEC)
+      << "from a policed pod";
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9")).retval, TC_ACT_UNSPEC);
   Counters c = Count();
   EXPECT_EQ(c.pod_to_stack, 9u);
   EXPECT_EQ(c.pod_to_pod + c.pod_to_eni + c.drop_spoof, 0u);
+}
+
+// Policed is SHAPED (above), or in the policy map, or any pod while the
+// policy map is not authoritative; the pod program's stack verdict is
+// TC_ACT_UNSPEC (a later filter -- qos's IFB redirect -- still sees it), the
+// ENI program's TC_ACT_OK.
+TEST_F(DatapathProgTestRun, ThePolicyMapAndItsStateDecideWhoIsPoliced) {
+  auto pod_to_b = [&] { return TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21")).retval; };
+  Endpoint b_on_1 = b_;
+  b_on_1.eni_ifindex = 1;  // the ENI under test is "link 1"
+  ASSERT_TRUE(dp_->UpsertEndpoint(b_on_1).ok());
+  auto eni_to_b = [&] { return TestRun(dp_->from_eni_fd(), Frame("198.18.9.9", "198.18.0.21")).retval; };
+  EXPECT_EQ(pod_to_b(), TC_ACT_REDIRECT);
+  EXPECT_EQ(eni_to_b(), TC_ACT_REDIRECT);
+  ASSERT_TRUE(dp_->AddPolicyPod(b_.ip).ok());
+  EXPECT_EQ(pod_to_b(), TC_ACT_UNSPEC) << "to a pod a chain may isolate";
+  EXPECT_EQ(eni_to_b(), TC_ACT_OK);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.21", "198.18.0.20")).retval, TC_ACT_SHOT)
+      << "anti-spoofing first: b's address from a's veth";
+  ASSERT_TRUE(dp_->AddPolicyPod(a_.ip).ok());
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9")).retval, TC_ACT_UNSPEC)
+      << "from a pod a chain may isolate";
+  ASSERT_TRUE(dp_->DeletePolicyPod(a_.ip).ok());
+  ASSERT_TRUE(dp_->DeletePolicyPod(b_.ip).ok());
+  EXPECT_EQ(pod_to_b(), TC_ACT_REDIRECT);
+  ASSERT_TRUE(dp_->SetPolicySynced(false).ok());
+  EXPECT_EQ(pod_to_b(), TC_ACT_UNSPEC) << "not synced: every pod is policed";
+  EXPECT_EQ(eni_to_b(), TC_ACT_OK);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9")).retval, TC_ACT_UNSPEC);
+  ASSERT_TRUE(dp_->SetPolicySynced(true).ok());
+  EXPECT_EQ(pod_to_b(), TC_ACT_REDIRECT);
+  EXPECT_EQ(eni_to_b(), TC_ACT_REDIRECT);
 }
 
 TEST_F(DatapathProgTestRun, EniIngressDeliversToKnownPodsOfThatEniOnly) {
@@ -173,13 +208,14 @@ TEST_F(DatapathProgTestRun, EniIngressDeliversToKnownPodsOfThatEniOnly) {
 // tracked case needs real conntrack entries: traffic_nat_root_test.cc.
 TEST_F(DatapathProgTestRun, IcmpAndFragmentsTakeTheStackInsteadOfARedirect) {
   constexpr uint8_t kIcmp = 1, kTcp = 6;
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_OK);
-  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_OK);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.0.21", 64, ETH_P_IP, kIcmp)).retval,
+            TC_ACT_UNSPEC);
+  EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, kIcmp)).retval, TC_ACT_UNSPEC);
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, 17, 0x2000)).retval,
-            TC_ACT_OK)
+            TC_ACT_UNSPEC)
       << "a first fragment (more fragments)";
   EXPECT_EQ(TestRun(dp_->from_pod_fd(), Frame("198.18.0.20", "198.18.9.9", 64, ETH_P_IP, 17, 0x0010)).retval,
-            TC_ACT_OK)
+            TC_ACT_UNSPEC)
       << "a later fragment (offset)";
   Endpoint b_on_1 = b_;
   b_on_1.eni_ifindex = 1;

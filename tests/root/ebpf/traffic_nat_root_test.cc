@@ -96,7 +96,7 @@ TEST_F(EbpfTrafficNat, UdpToAServiceWhoseBackendIsInTheVpc) {
 // policed (its entry outlives the flag), and a new flow takes the fast path.
 TEST_F(EbpfTrafficNat, AFlowStartedWhilePolicedStaysOnTheStackAfterTheFlagIsCleared) {
   Endpoint policed = ep_b_;
-  policed.policed = true;
+  policed.shaped = true;
   ASSERT_TRUE(dp_->UpsertEndpoint(policed).ok());
   // The policy table's part that matters here: it uses conntrack, so the
   // node tracks what it forwards.

@@ -78,7 +78,7 @@ TEST_F(EbpfTraffic, PolicedPodsTakeTheHostStack) {
   ASSERT_NO_FATAL_FAILURE(StackFallback());
   Child tcp({"ip", "netns", "exec", b_, "socat", "TCP-LISTEN:5555,fork,reuseaddr", "EXEC:cat"});
   Endpoint policed = ep_b_;
-  policed.policed = true;
+  policed.shaped = true;
   ASSERT_TRUE(dp_->UpsertEndpoint(policed).ok());
   Counters before = Count();
   ASSERT_NE(TcpEcho(a_, "198.18.0.21", 5555, "to-policed"), "") << ToString(Count());

@@ -141,6 +141,7 @@ class EbpfTraffic : public ::testing::Test {
     ASSERT_TRUE(dp.ok()) << dp.error().ToString();
     dp_ = std::move(*dp);
     ASSERT_TRUE(dp_->SyncStackPrefixes({{*Ipv4Cidr::Parse("198.18.0.10/32"), StackPrefixKind::kNode}}).ok());
+    ASSERT_TRUE(dp_->SetPolicySynced(true).ok());  // no pod isolated (a fresh map polices every pod)
     ASSERT_TRUE(dp_->UpsertEndpoint(ep_a_).ok());
     ASSERT_TRUE(dp_->UpsertEndpoint(ep_b_).ok());
     ASSERT_TRUE(Attach(*node_h_, eni_, Hook::kEni, *dp_).ok());

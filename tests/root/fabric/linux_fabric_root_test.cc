@@ -677,6 +677,86 @@ TEST(LinuxFabricRoot, AnOlderAntiSpoofTableGainsTheIpv6Set) {
   EXPECT_TRUE(Reaches6(w.fabric.InstanceNetns("i-a"), "fd00:c612:0:2::10"));
 }
 
+// The router's proxy NDP entries (`ip -6 neigh show proxy`) on a bridge.
+std::string ProxyEntries(World6& w, const std::string& vsw) {
+  return Capture("ip netns exec " + w.fabric.RouterNetns() + " ip -6 neigh show proxy dev " +
+                 LinuxFabric::BridgeName(vsw));
+}
+
+// An instance that takes its vSwitch's /64 as on-link (no default route, no
+// gateway) solicits its peers directly: the vSwitch answers for every address
+// an attached ENI holds, and stops when the address is taken away.
+TEST(LinuxFabricRoot, Ipv6PeersAnswerNeighbourDiscoveryOnAnOnLinkSlash64) {
+  TERWAY_REQUIRE_ROOT();
+  World6 w;
+  ASSERT_OK(w.Build());
+  ASSERT_OK(w.fabric.EnsureInstance("i-a", kEniA6));
+  ASSERT_OK(w.fabric.EnsureInstance("i-b", kEniB6));
+  std::string a = w.fabric.InstanceNetns("i-a");
+  std::string b = w.fabric.InstanceNetns("i-b");
+  // b as a gateway-routed instance (its answers go back through the router),
+  // a with only the on-link /64: its sole way to b is a solicitation for b.
+  ASSERT_OK(ConfigureV6(w, "i-b", kEniB6, w.vsw1.ipv6_gateway));
+  ASSERT_EQ(InNs(a, "ip -6 addr add fd00:c612:0:1::10/64 dev eth0 nodad"), 0);
+  ASSERT_EQ(Capture("ip netns exec " + a + " ip -6 route show default"), "");
+  EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1::11")) << "a peer on the same vSwitch, solicited on-link";
+  std::string neigh = Capture("ip netns exec " + a + " ip -6 neigh show fd00:c612:0:1::11 dev eth0");
+  EXPECT_NE(neigh.find(std::string("lladdr ") + LinuxFabric::kGatewayMac), std::string::npos)
+      << "answered by the vSwitch, with its MAC: " << neigh;
+  EXPECT_NE(ProxyEntries(w, "vsw-one").find("fd00:c612:0:1::11"), std::string::npos) << ProxyEntries(w, "vsw-one");
+
+  // An address added without nodad passes DAD: the router's proxy entry for
+  // it does not answer the ENI's own probe.
+  ASSERT_EQ(InNs(a, "ip -6 addr add fd00:c612:0:1::12/128 dev eth0"), 0);
+  EXPECT_TRUE(Eventually([&] {
+    std::string addr = Capture("ip netns exec " + a + " ip -6 addr show dev eth0");
+    return addr.find("fd00:c612:0:1::12/128 scope global") != std::string::npos &&
+           addr.find("tentative") == std::string::npos && addr.find("dadfailed") == std::string::npos;
+  })) << Capture("ip netns exec " + a + " ip -6 addr show dev eth0");
+
+  // b loses the address: the proxy entry goes (a's cached neighbour is
+  // flushed so that it must solicit again), and nothing answers for it.
+  FabricEni none = kEniB6;
+  none.ipv6s.clear();
+  ASSERT_OK(w.fabric.SetEniIps(none));
+  EXPECT_EQ(ProxyEntries(w, "vsw-one").find("fd00:c612:0:1::11"), std::string::npos) << ProxyEntries(w, "vsw-one");
+  EXPECT_NE(ProxyEntries(w, "vsw-one").find("fd00:c612:0:1::10"), std::string::npos) << "a's own stays";
+  ASSERT_EQ(InNs(a, "ip -6 neigh flush dev eth0"), 0);
+  EXPECT_TRUE(NeverReaches6(a, "fd00:c612:0:1::11"));
+  // Given back, it answers again; detaching the ENI takes the entry too.
+  ASSERT_OK(w.fabric.SetEniIps(kEniB6));
+  EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1::11"));
+  ASSERT_OK(w.fabric.DetachEni("i-b", "eni-b"));
+  EXPECT_EQ(ProxyEntries(w, "vsw-one").find("fd00:c612:0:1::11"), std::string::npos) << ProxyEntries(w, "vsw-one");
+}
+
+// A router table from before proxy NDP (IPv6 set, no DAD rule) gains the rule
+// dropping DAD probes on EnsureVpc, once.
+TEST(LinuxFabricRoot, AnOlderIpv6TableGainsTheDadRuleOnce) {
+  TERWAY_REQUIRE_ROOT();
+  World6 w;
+  ASSERT_OK(w.Build());
+  std::string list = "ip netns exec " + w.fabric.RouterNetns() + " nft -a list chain bridge " +
+                     LinuxFabric::kNftTable + " prerouting";
+  std::string chain = Capture(list);
+  auto at = chain.find("nd-neighbor-solicit");
+  ASSERT_NE(at, std::string::npos) << chain;
+  auto handle = chain.find("# handle ", at);
+  ASSERT_NE(handle, std::string::npos) << chain;
+  std::string id = chain.substr(handle + 9, chain.find('\n', handle) - handle - 9);
+  ASSERT_EQ(InNs(w.fabric.RouterNetns(),
+                 std::string("nft delete rule bridge ") + LinuxFabric::kNftTable + " prerouting handle " + id),
+            0);
+  ASSERT_EQ(Capture(list).find("nd-neighbor-solicit"), std::string::npos);
+  ASSERT_OK(w.Build());
+  ASSERT_OK(w.Build());
+  chain = Capture(list);
+  at = chain.find("nd-neighbor-solicit");
+  ASSERT_NE(at, std::string::npos) << chain;
+  EXPECT_EQ(chain.find("nd-neighbor-solicit", at + 1), std::string::npos) << "added once:\n" << chain;
+  EXPECT_LT(at, chain.find("ip6 saddr :: accept")) << "before the rule accepting :: sources:\n" << chain;
+}
+
 TEST(LinuxFabricRoot, DestroyLeavesNothingBehind) {
   TERWAY_REQUIRE_ROOT();
   auto w = std::make_unique<World>();

@@ -1,6 +1,6 @@
 // The eBPF datapath's pure parts: which flavour a network's
 // eniip_virtual_type asks for, the endpoint entry a pod gets, when a pod is
-// policed, and the node's host-stack prefixes.
+// shaped, the policy map's writes, and the node's host-stack prefixes.
 #include "datapath/ebpf_eni.h"
 
 #include <gtest/gtest.h>
@@ -39,7 +39,7 @@ TEST(EndpointFor, CarriesEveryFact) {
   EXPECT_EQ(ep.gateway.ToString(), "198.18.0.253");
   EXPECT_EQ(ep.host_mac.ToString(), "ee:ee:ee:ee:ee:01");
   EXPECT_EQ(ep.pod_mac.ToString(), "02:00:00:00:00:14");
-  EXPECT_TRUE(ep.policed);
+  EXPECT_TRUE(ep.shaped);
   EXPECT_TRUE(ebpf::Validate(ep).ok());
 }
 
@@ -51,17 +51,44 @@ TEST(DescribeEndpointDifference, NamesEachDifferingField) {
   EXPECT_EQ(DescribeEndpointDifference(want, want), "");
   f.host_ifindex = 9;
   ebpf::Endpoint have = EndpointFor(ip, f, false);
-  EXPECT_EQ(DescribeEndpointDifference(have, want), "host_ifindex 9, want 7; policed false, want true");
+  EXPECT_EQ(DescribeEndpointDifference(have, want), "host_ifindex 9, want 7; shaped false, want true");
 }
 
-TEST(PodPoliced, PolicyOrABandwidthLimit) {
+std::vector<std::string> Strings(const std::vector<Ipv4Addr>& ips) {
+  std::vector<std::string> out;
+  for (const auto& ip : ips) out.push_back(ip.ToString());
+  return out;
+}
+
+// Before the chains: only additions (the map may keep extras, which are
+// policed: the safe side). After: exactly the set.
+TEST(PlanPolicyMap, BeforeTheChainsOnlyAddsAfterThemMakesItExact) {
+  auto ip = [](const char* s) { return Ipv4Addr::Parse(s).value(); };
+  const std::set<Ipv4Addr> in_map = {ip("198.18.0.10"), ip("198.18.0.11")};
+  const std::set<Ipv4Addr> isolated = {ip("198.18.0.11"), ip("198.18.0.12")};
+  PolicyMapPlan before = PlanPolicyMap(in_map, isolated, false);
+  EXPECT_EQ(Strings(before.add), std::vector<std::string>{"198.18.0.12"});
+  EXPECT_TRUE(before.remove.empty()) << "an extra goes only once its chain left the kernel";
+  PolicyMapPlan after = PlanPolicyMap(in_map, isolated, true);
+  EXPECT_EQ(Strings(after.add), std::vector<std::string>{"198.18.0.12"}) << "also repairs a missed addition";
+  EXPECT_EQ(Strings(after.remove), std::vector<std::string>{"198.18.0.10"});
+  PolicyMapPlan same = PlanPolicyMap(isolated, isolated, true);
+  EXPECT_TRUE(same.add.empty() && same.remove.empty()) << "idempotent: nothing to write";
+}
+
+TEST(WithPodStackPrefixes, AddsThePodsNetworkOnceAndKeepsAKnownServiceCidr) {
+  NodeStackFacts known;
+  known.service_cidr = Ipv4Cidr::Parse("172.16.0.0/16").value();
+  known.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value()};
   PodNetwork pod;
-  EXPECT_FALSE(PodPoliced(pod, false)) << "no policy, no limit: the fast path";
-  EXPECT_TRUE(PodPoliced(pod, true));
-  pod.bandwidth = cni::Bandwidth{};
-  EXPECT_FALSE(PodPoliced(pod, false)) << "a bandwidth object without a rate limits nothing";
-  pod.bandwidth->egress_rate = 1000000;
-  EXPECT_TRUE(PodPoliced(pod, false)) << "the limit's qdiscs are in the stack's path only";
+  pod.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();
+  pod.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value(), Ipv4Cidr::Parse("10.9.0.0/16").value()};
+  NodeStackFacts got = WithPodStackPrefixes(known, pod);
+  EXPECT_EQ(got.service_cidr->ToString(), "172.16.0.0/16") << "the configured one wins";
+  ASSERT_EQ(got.host_stack_cidrs.size(), 2u);
+  EXPECT_EQ(got.host_stack_cidrs[1].ToString(), "10.9.0.0/16");
+  NodeStackFacts none;
+  EXPECT_EQ(WithPodStackPrefixes(none, pod).service_cidr->ToString(), "172.21.0.0/20");
 }
 
 TEST(NodeStackPrefixes, FromConfigAndNodeAddressesOnceEachSorted) {

@@ -23,49 +23,61 @@ terway_dp_endpoint Ep(uint32_t host_ifindex, uint32_t flags = 0) {
   return e;
 }
 
+TEST(DpDecide, APodIsPolicedWhenShapedOrIsolatedOrThePolicyMapIsNotSynced) {
+  terway_dp_endpoint plain = Ep(10), shaped = Ep(10, TERWAY_DP_EP_SHAPED);
+  EXPECT_FALSE(terway_dp_policed(&plain, 1, 0)) << "synced, not isolated, no limit: the fast path";
+  EXPECT_TRUE(terway_dp_policed(&plain, 1, 1)) << "a chain may isolate it";
+  EXPECT_TRUE(terway_dp_policed(&plain, 0, 0)) << "policy map not authoritative: every pod, fail closed";
+  EXPECT_TRUE(terway_dp_policed(&shaped, 1, 0)) << "its limit's qdiscs are in the stack's path only";
+  EXPECT_TRUE(terway_dp_policed(&shaped, 0, 0));
+  EXPECT_TRUE(terway_dp_policed(&shaped, 1, 1));
+}
+
 TEST(DpDecide, FromPodSpoofedSourceIsDroppedBeforeAnythingElse) {
   terway_dp_endpoint a = Ep(10), b = Ep(11);
   // No endpoint owns the source.
-  EXPECT_EQ(terway_dp_from_pod_decide(nullptr, 10, &b, 0, Ip("198.18.0.21"), 64), TERWAY_DP_DROP_SPOOF);
+  EXPECT_EQ(terway_dp_from_pod_decide(nullptr, 0, 10, &b, 0, 0, Ip("198.18.0.21"), 64), TERWAY_DP_DROP_SPOOF);
   // Another pod's address, from pod a's veth: even towards the stack.
-  EXPECT_EQ(terway_dp_from_pod_decide(&b, 10, nullptr, 1, Ip("10.96.0.10"), 64), TERWAY_DP_DROP_SPOOF);
+  EXPECT_EQ(terway_dp_from_pod_decide(&b, 0, 10, nullptr, 0, 1, Ip("10.96.0.10"), 64), TERWAY_DP_DROP_SPOOF);
   // Policed pods are checked too.
-  terway_dp_endpoint p = Ep(11, TERWAY_DP_EP_POLICED);
-  EXPECT_EQ(terway_dp_from_pod_decide(&p, 10, nullptr, 0, Ip("8.8.8.8"), 64), TERWAY_DP_DROP_SPOOF);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &b, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_POD);
+  terway_dp_endpoint p = Ep(11, TERWAY_DP_EP_SHAPED);
+  EXPECT_EQ(terway_dp_from_pod_decide(&p, 1, 10, nullptr, 0, 0, Ip("8.8.8.8"), 64), TERWAY_DP_DROP_SPOOF);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, &b, 0, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_POD);
 }
 
 TEST(DpDecide, FromPodStackDestinationsAndPolicedPodsTakeTheStack) {
-  terway_dp_endpoint a = Ep(10), b = Ep(11), pb = Ep(11, TERWAY_DP_EP_POLICED), pa = Ep(10, TERWAY_DP_EP_POLICED);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 1, Ip("10.96.0.10"), 64), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &b, 1, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK)
+  terway_dp_endpoint a = Ep(10), b = Ep(11);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, nullptr, 0, 1, Ip("10.96.0.10"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, &b, 0, 1, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK)
       << "a host_stack_cidr covering a pod wins";
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &pb, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_pod_decide(&pa, 10, &b, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_pod_decide(&pa, 10, nullptr, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("224.0.0.251"), 64), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("255.255.255.255"), 64), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("198.18.9.9"), 1), TERWAY_DP_TO_STACK)
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, &b, 1, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK)
+      << "to a policed pod";
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 1, 10, &b, 0, 0, Ip("198.18.0.21"), 64), TERWAY_DP_TO_STACK)
+      << "from a policed pod";
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 1, 10, nullptr, 0, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, nullptr, 0, 0, Ip("224.0.0.251"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, nullptr, 0, 0, Ip("255.255.255.255"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, nullptr, 0, 0, Ip("198.18.9.9"), 1), TERWAY_DP_TO_STACK)
       << "an expiring TTL gets its ICMP error from the stack";
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, &a, 0, Ip("198.18.0.20"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, &a, 0, 0, Ip("198.18.0.20"), 64), TERWAY_DP_TO_STACK);
 }
 
 TEST(DpDecide, FromPodOtherDestinationsLeaveThroughTheEni) {
   terway_dp_endpoint a = Ep(10);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_ENI);
-  EXPECT_EQ(terway_dp_from_pod_decide(&a, 10, nullptr, 0, Ip("198.18.9.9"), 2), TERWAY_DP_TO_ENI);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, nullptr, 0, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_ENI);
+  EXPECT_EQ(terway_dp_from_pod_decide(&a, 0, 10, nullptr, 0, 0, Ip("198.18.9.9"), 2), TERWAY_DP_TO_ENI);
   terway_dp_endpoint nogw = a;
   nogw.gateway = 0;
-  EXPECT_EQ(terway_dp_from_pod_decide(&nogw, 10, nullptr, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_pod_decide(&nogw, 0, 10, nullptr, 0, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
 }
 
 TEST(DpDecide, FromEniOnlyUnpolicedPodsOfThisEni) {
-  terway_dp_endpoint a = Ep(10), pa = Ep(10, TERWAY_DP_EP_POLICED);
-  EXPECT_EQ(terway_dp_from_eni_decide(&a, 3, 63), TERWAY_DP_TO_POD);
-  EXPECT_EQ(terway_dp_from_eni_decide(nullptr, 3, 63), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_eni_decide(&pa, 3, 63), TERWAY_DP_TO_STACK);
-  EXPECT_EQ(terway_dp_from_eni_decide(&a, 4, 63), TERWAY_DP_TO_STACK) << "another ENI: the stack routes it";
-  EXPECT_EQ(terway_dp_from_eni_decide(&a, 3, 1), TERWAY_DP_TO_STACK);
+  terway_dp_endpoint a = Ep(10);
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 0, 3, 63), TERWAY_DP_TO_POD);
+  EXPECT_EQ(terway_dp_from_eni_decide(nullptr, 0, 3, 63), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 1, 3, 63), TERWAY_DP_TO_STACK);
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 0, 4, 63), TERWAY_DP_TO_STACK) << "another ENI: the stack routes it";
+  EXPECT_EQ(terway_dp_from_eni_decide(&a, 0, 3, 1), TERWAY_DP_TO_STACK);
 }
 
 TEST(DpDecide, AFlowConntrackTracksOrCannotBeAskedAboutTakesTheStackInsteadOfARedirect) {

@@ -15,7 +15,7 @@ Endpoint Sample() {
   ep.gateway = *Ipv4Addr::Parse("198.18.0.1");
   ep.pod_mac = *MacAddr::Parse("02:00:00:00:00:14");
   ep.host_mac = *MacAddr::Parse("ee:ee:ee:ee:ee:07");
-  ep.policed = true;
+  ep.shaped = true;
   return ep;
 }
 
@@ -27,13 +27,13 @@ TEST(EbpfEndpoint, AbiRoundTripKeepsEveryFieldInNetworkOrder) {
   const auto* gw = reinterpret_cast<const uint8_t*>(&v.gateway);
   EXPECT_EQ(gw[0], 198);  // as the IP header carries it
   EXPECT_EQ(gw[3], 1);
-  EXPECT_EQ(v.flags, TERWAY_DP_EP_POLICED);
+  EXPECT_EQ(v.flags, TERWAY_DP_EP_SHAPED);
   EXPECT_EQ(v.pod_mac[5], 0x14);
   EXPECT_EQ(v.host_mac[5], 0x07);
   uint32_t key = EndpointKey(ep.ip);
   EXPECT_EQ(reinterpret_cast<const uint8_t*>(&key)[3], 20);
   EXPECT_EQ(FromAbi(key, v), ep);
-  ep.policed = false;
+  ep.shaped = false;
   EXPECT_EQ(ToAbi(ep).flags, 0u);
 }
 

@@ -33,7 +33,7 @@ bool Eventually(F cond, std::chrono::milliseconds timeout = 20s) {
 // (bounded, so a broken kubelet cannot hang the test binary).
 class FakeRuntime : public SandboxRuntime {
  public:
-  Result<std::string> RunSandboxAdd(const std::string&, const PodAddArgs& args,
+  Result<std::vector<std::string>> RunSandboxAdd(const std::string&, const PodAddArgs& args,
                                     const std::atomic<bool>* cancel) override {
     const std::string name = args.pod.name;
     Note("add-start " + name);
@@ -48,7 +48,7 @@ class FakeRuntime : public SandboxRuntime {
       }
     }
     Note("add-end " + name);
-    return std::string("198.18.0.") + std::to_string(10 + adds_++);
+    return std::vector<std::string>{std::string("198.18.0.") + std::to_string(10 + adds_++)};
   }
 
   Status RunSandboxDel(const std::string&, const PodRef& pod, const std::atomic<bool>*) override {

@@ -20,6 +20,9 @@ LabState Sample() {
   s.cni_timeout_seconds = 45;
   s.vswitch = "vsw-lab1a";
   s.vswitch_cidr = "198.18.0.0/24";
+  s.ip_stack = "dual";
+  s.vpc_ipv6_cidr = "fd00:1ab::/56";
+  s.vswitch_ipv6_cidr = "fd00:1ab:0:1::/64";
   s.zone = "cn-hangzhou-h";
   s.access_key = "LTAIlab1";
   s.access_secret = "secret";
@@ -80,6 +83,13 @@ TEST(LabState, JsonRoundTripKeepsEverything) {
   EXPECT_EQ(older->eniip_virtual_type, "veth") << "a lab of an older terway-lab ran veth";
   EXPECT_EQ(older->nodes[0].eniip_virtual_type, "veth");
   EXPECT_EQ(older->nodes[0].bpffs, "") << "its terwayd ran without --bpffs";
+  EXPECT_EQ(back->ip_stack, "dual");
+  EXPECT_EQ(back->vpc_ipv6_cidr, "fd00:1ab::/56");
+  EXPECT_EQ(back->vswitch_ipv6_cidr, "fd00:1ab:0:1::/64");
+  for (const char* k : {"ip_stack", "vpc_ipv6_cidr", "vswitch_ipv6_cidr"}) old.erase(k);
+  auto v4 = LabStateFromJson(old);
+  EXPECT_EQ(v4->ip_stack, "ipv4") << "a lab of an older terway-lab was IPv4 only";
+  EXPECT_EQ(v4->vswitch_ipv6_cidr, "");
 }
 
 TEST(LabState, RefusesWhatIsNotALabState) {

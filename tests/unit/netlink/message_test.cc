@@ -185,5 +185,56 @@ TEST(BuildFdb, IsStaticNotLocal) {
   EXPECT_EQ(nlmsg_hdr(BuildFdb(false, e).value().get())->nlmsg_type, RTM_DELNEIGH);
 }
 
+ProxyNeighbor Proxy(int index, const char* ip) { return {index, InetAddr::Parse(ip).value()}; }
+
+TEST(BuildProxyNeighbor, IsAProxyEntryOfTheAddressFamily) {
+  auto msg = BuildProxyNeighbor(true, Proxy(7, "2001:db8:1::10"));
+  ASSERT_TRUE(msg.ok()) << msg.error().ToString();
+  nlmsghdr* hdr = nlmsg_hdr(msg->get());
+  EXPECT_EQ(hdr->nlmsg_type, RTM_NEWNEIGH);
+  EXPECT_EQ(hdr->nlmsg_flags & (NLM_F_CREATE | NLM_F_REPLACE | NLM_F_EXCL), NLM_F_CREATE | NLM_F_REPLACE);
+  auto* ndm = static_cast<ndmsg*>(nlmsg_data(hdr));
+  EXPECT_EQ(ndm->ndm_family, AF_INET6);
+  EXPECT_EQ(ndm->ndm_ifindex, 7);
+  EXPECT_EQ(ndm->ndm_flags, NTF_PROXY);
+  nlattr* tb[NDA_MAX + 1] = {};
+  ASSERT_EQ(nlmsg_parse(hdr, sizeof(ndmsg), tb, NDA_MAX, nullptr), 0);
+  ASSERT_NE(tb[NDA_DST], nullptr);
+  EXPECT_EQ(nla_len(tb[NDA_DST]), 16);
+  EXPECT_EQ(tb[NDA_LLADDR], nullptr);  // the kernel answers with the link's own MAC
+  // What the dump parser reads back is what was asked for.
+  EXPECT_EQ(ParseProxyNeighbor(hdr), Proxy(7, "2001:db8:1::10"));
+
+  auto del = BuildProxyNeighbor(false, Proxy(7, "2001:db8:1::10"));
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(nlmsg_hdr(del->get())->nlmsg_type, RTM_DELNEIGH);
+  EXPECT_EQ(static_cast<ndmsg*>(nlmsg_data(nlmsg_hdr(del->get())))->ndm_flags, NTF_PROXY);
+
+  auto v4 = BuildProxyNeighbor(true, Proxy(3, "198.18.0.10"));
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(static_cast<ndmsg*>(nlmsg_data(nlmsg_hdr(v4->get())))->ndm_family, AF_INET);
+  EXPECT_EQ(ParseProxyNeighbor(nlmsg_hdr(v4->get())), Proxy(3, "198.18.0.10"));
+
+  EXPECT_FALSE(BuildProxyNeighbor(true, Proxy(0, "2001:db8:1::10")).ok());
+}
+
+TEST(BuildProxyNeighborDump, AsksForProxyEntriesOnly) {
+  auto msg = BuildProxyNeighborDump(AF_INET6);
+  ASSERT_TRUE(msg.ok());
+  nlmsghdr* hdr = nlmsg_hdr(msg->get());
+  EXPECT_EQ(hdr->nlmsg_type, RTM_GETNEIGH);
+  EXPECT_TRUE(hdr->nlmsg_flags & NLM_F_DUMP);
+  auto* ndm = static_cast<ndmsg*>(nlmsg_data(hdr));
+  EXPECT_EQ(ndm->ndm_family, AF_INET6);
+  EXPECT_EQ(ndm->ndm_flags, NTF_PROXY);  // exactly: any other bit and the kernel dumps neighbours
+}
+
+TEST(ParseProxyNeighbor, IgnoresOrdinaryNeighbours) {
+  auto msg = BuildProxyNeighbor(true, Proxy(7, "2001:db8:1::10"));
+  ASSERT_TRUE(msg.ok());
+  static_cast<ndmsg*>(nlmsg_data(nlmsg_hdr(msg->get())))->ndm_flags = 0;
+  EXPECT_EQ(ParseProxyNeighbor(nlmsg_hdr(msg->get())), std::nullopt);
+}
+
 }  // namespace
 }  // namespace terway::netlink

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "k8s/config.h"
 #include "k8s/reporter.h"
 #include "netlink/netns.h"
@@ -28,15 +29,17 @@ constexpr const char* kExclusiveEniConfig = "eni-exclusive";
 std::string Now() { return k8s::FormatKubeTime(RealClock::Instance().Now()); }
 }  // namespace
 
-json RunningPodStatus(const std::string& pod_ip, const std::string& host_ip, const std::string& now) {
+json RunningPodStatus(const std::vector<std::string>& pod_ips, const std::string& host_ip, const std::string& now) {
+  json ips = json::array();
+  for (const auto& ip : pod_ips) ips.push_back({{"ip", ip}});
   json conditions = json::array();
   for (const char* type : {"PodScheduled", "Initialized", "ContainersReady", "Ready"}) {
     conditions.push_back({{"type", type}, {"status", "True"}, {"lastTransitionTime", now}});
   }
   return {{"status",
            {{"phase", "Running"},
-            {"podIP", pod_ip},
-            {"podIPs", json::array({{{"ip", pod_ip}}})},
+            {"podIP", pod_ips.empty() ? std::string() : pod_ips.front()},
+            {"podIPs", ips},
             {"hostIP", host_ip},
             {"startTime", now},
             {"conditions", conditions},
@@ -166,7 +169,7 @@ void LabKubelet::SandboxAdd(const k8s::Pod& pod) {
   auto ip = runtime_.RunSandboxAdd(dir_, args, &cancel_);
   json patch;
   if (ip.ok()) {
-    log::Info("kubelet {}: pod {} Running with IP {}", node_.name, key, *ip);
+    log::Info("kubelet {}: pod {} Running with IPs {}", node_.name, key, Join(*ip, ","));
     patch = RunningPodStatus(*ip, host_ip_, Now());
   } else {
     std::string message = ip.error().ToString();

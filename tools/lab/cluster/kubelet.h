@@ -37,7 +37,9 @@ namespace terway::lab {
 inline constexpr char kCniVersionAnnotation[] = "lab.terway.dev/cni-version";
 
 // The status merge patch of a pod whose sandbox is up, and of one that failed.
-nlohmann::json RunningPodStatus(const std::string& pod_ip, const std::string& host_ip, const std::string& now);
+// pod_ips: one per family, IPv4 first (PodIpsOfCniResult); podIP is the first.
+nlohmann::json RunningPodStatus(const std::vector<std::string>& pod_ips, const std::string& host_ip,
+                                const std::string& now);
 nlohmann::json FailedPodStatus(const std::string& message, const std::string& now);
 // True when the kubelet should start this pod's sandbox: not yet started
 // (no phase or Pending), not being deleted, not host-network.

@@ -32,8 +32,11 @@ namespace {
 
 constexpr const char* kRegion = "cn-hangzhou";
 constexpr const char* kZone = "cn-hangzhou-h";
-constexpr const char* kVpcCidr = "198.18.0.0/16";
 constexpr const char* kVswitchCidr = "198.18.0.0/24";
+// `--ip-stack dual`: the VPC's IPv6 block (a /56 inside fd00::/8, as vpcsim
+// asks: unique local, never routed anywhere real) and the vSwitch's /64 of it.
+constexpr const char* kVpcIpv6Cidr = "fd00:1ab::/56";
+constexpr const char* kVswitchIpv6Cidr = "fd00:1ab:0:1::/64";
 
 bool Executable(const std::string& p) { return access(p.c_str(), X_OK) == 0; }
 
@@ -129,6 +132,11 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   LabState s;
   s.dir = dir;
   s.eniip_virtual_type = args.eniip_virtual_type;
+  s.ip_stack = args.ip_stack;
+  if (s.ip_stack == "dual") {
+    s.vpc_ipv6_cidr = kVpcIpv6Cidr;
+    s.vswitch_ipv6_cidr = kVswitchIpv6Cidr;
+  }
   s.world = args.name.empty() ? GenerateWorldName() : args.name;
   TERWAY_TRY(ValidateWorldName(s.world));
   if (auto used = WorldNetns(s.world); !used.empty()) {
@@ -162,6 +170,15 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                     "key, e.g. `kubectl -n kube-system get cm eni-config -o jsonpath='{{.data.eni_conf}}'`)",
                     args.eni_config_file);
     }
+    // The world's IPv6 follows --ip-stack: an eni_conf asking for another
+    // stack would run terwayd against a world that cannot serve it.
+    if (j.contains("ip_stack") && !(j["ip_stack"].is_string() && j["ip_stack"].get<std::string>() == args.ip_stack)) {
+      return Errorf(ErrorCode::kInvalidArgument,
+                    "up --eni-config {}: its ip_stack is {} but the lab's is {}; pass `--ip-stack {}` (the lab "
+                    "gives the world IPv6 only with --ip-stack dual) or change the file; nothing was started",
+                    args.eni_config_file, j["ip_stack"].dump(), args.ip_stack,
+                    j["ip_stack"].is_string() ? j["ip_stack"].get<std::string>() : "ipv4|dual");
+    }
     s.operator_eni_conf = text;
   }
   for (const auto& [node, labels] : args.node_labels) {
@@ -182,8 +199,8 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
   }
   s.phase = "up";
   TERWAY_TRY(StoreLabState(s));
-  out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s)\n", s.world, dir,
-                      s.world, s.nodes.size(), s.hosts.size());
+  out_ << fmt::format("lab {} is up in {}: world {}, {} node(s), {} VPC host(s), IP stack {}\n", s.world, dir,
+                      s.world, s.nodes.size(), s.hosts.size(), s.ip_stack);
   out_ << fmt::format("  kubectl: export KUBECONFIG={}\n", s.kubeconfig);
   for (const auto& n : s.nodes) {
     out_ << fmt::format("  {}  {}  {}  max pods {}  terwayd pid {}  datapath {}\n", n.name, n.instance_id,
@@ -198,20 +215,25 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
 Status Lab::StartWorld(LabState& s, const UpArgs& args) {
   // The world: one VPC, one vSwitch, the nodes and the plain VPC hosts as
   // ECS instances (vpcsim gives each a namespace whose eth0 is its primary ENI).
+  // With --ip-stack dual the VPC and its vSwitch carry IPv6 blocks.
+  const bool dual = !s.vpc_ipv6_cidr.empty();
   std::string yaml = fmt::format(R"(name: {w}
 region: {region}
 zones: [{zone}]
 vpc:
   id: vpc-{w}
   cidr: {vpc}
-  vswitches:
+{vpc6}  vswitches:
     - id: {vsw}
       zone: {zone}
       cidr: {cidr}
-instances:
+{vsw6}instances:
 )", fmt::arg("w", s.world), fmt::arg("region", kRegion), fmt::arg("zone", kZone),
-                                 fmt::arg("vpc", kVpcCidr), fmt::arg("vsw", s.vswitch),
-                                 fmt::arg("cidr", s.vswitch_cidr));
+                                 fmt::arg("vpc", kLabVpcCidr), fmt::arg("vsw", s.vswitch),
+                                 fmt::arg("cidr", s.vswitch_cidr),
+                                 fmt::arg("vpc6", dual ? fmt::format("  ipv6_cidr: \"{}\"\n", s.vpc_ipv6_cidr) : ""),
+                                 fmt::arg("vsw6", dual ? fmt::format("      ipv6_cidr: \"{}\"\n", s.vswitch_ipv6_cidr)
+                                                       : ""));
   for (int i = 0; i < args.nodes; i++) {
     NodeRecord n;
     n.name = fmt::format("node{}", i + 1);
@@ -332,20 +354,26 @@ json LabEniConf(const LabState& s) {
     for (const char* key : {"ecs_endpoint", "vpc_endpoint"}) {
       if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty()) j[key] = "http://100.100.0.1";
     }
+    // Checked at up to agree with --ip-stack; dual is written when absent.
+    if (s.ip_stack != "ipv4" && !j.contains("ip_stack")) j["ip_stack"] = s.ip_stack;
     return j;
   }
   // As on ECS: the API and the metadata service are reached through the VPC
   // from inside the instance, and credentials come from its RAM role.
-  return {{"version", "1"},
-          {"max_pool_size", 5},
-          {"min_pool_size", 0},
-          {"vswitches", {{s.zone, {s.vswitch}}}},
-          {"security_group", "sg-" + s.world},
-          {"ecs_endpoint", "http://100.100.0.1"},
-          {"vpc_endpoint", "http://100.100.0.1"},
-          {"credential_source", "ram_role"},
-          {"ip_pool_sync_period", "30s"},
-          {"idle_ip_reclaim_interval", "5s"}};
+  json conf = {{"version", "1"},
+               {"max_pool_size", 5},
+               {"min_pool_size", 0},
+               {"vswitches", {{s.zone, {s.vswitch}}}},
+               {"security_group", "sg-" + s.world},
+               {"ecs_endpoint", "http://100.100.0.1"},
+               {"vpc_endpoint", "http://100.100.0.1"},
+               {"credential_source", "ram_role"},
+               {"ip_pool_sync_period", "30s"},
+               {"idle_ip_reclaim_interval", "5s"}};
+  // Upstream's key and spelling; IPv4 only is upstream's default, so an
+  // IPv4 lab leaves it out as upstream's shipped eni-config does.
+  if (s.ip_stack != "ipv4") conf["ip_stack"] = s.ip_stack;
+  return conf;
 }
 
 Status Lab::StartTerwayd(const LabState& s, NodeRecord& n) {
@@ -465,84 +493,6 @@ Status Lab::StartNodes(LabState& s, const UpArgs&) {
   }
   // The daemons start in parallel; each is waited for in turn.
   for (const auto& n : s.nodes) TERWAY_TRY(WaitTerwaydReady(n));
-  return Ok();
-}
-
-// ---- status ---------------------------------------------------------------
-
-Status Lab::PrintStatus(const std::string& dir) {
-  TERWAY_ASSIGN_OR_RETURN(auto s, LoadLabState(dir));
-  bool vpcsim_up = DaemonAlive(s.vpcsim);
-  out_ << fmt::format("lab {}  world {}  ({})\n", dir, s.world, s.phase);
-  out_ << fmt::format("vpcsim: pid {} {}, API/metadata/admin on 127.0.0.1:{}; in the VPC the API is "
-                      "100.100.0.1\n",
-                      s.vpcsim.pid, vpcsim_up ? "running" : "NOT RUNNING", s.vpcsim_port);
-  out_ << fmt::format("VPC vpc-{} {}, vSwitch {} {} ({})\n", s.world, kVpcCidr, s.vswitch,
-                      s.vswitch_cidr, s.zone);
-  // The cloud's view: which ENI of which instance holds each address.
-  json world;
-  if (vpcsim_up) {
-    auto r = RunCommand({bins_.vpcsim, "describe", "--json", "--state", s.vpcsim_state});
-    if (r.ok() && r->exit_code == 0) world = json::parse(r->out, nullptr, false);
-  }
-  std::map<std::string, std::string> eni_of_ip;  // ip -> "eni-x (ethN)"
-  auto enis_of = [&](const std::string& instance) {
-    std::vector<json> out;
-    if (!world.is_object()) return out;
-    for (const auto& i : world.value("instances", json::array())) {
-      if (i.value("id", "") == instance) {
-        for (const auto& e : i.value("enis", json::array())) out.push_back(e);
-      }
-    }
-    return out;
-  };
-  for (const auto& i : (world.is_object() ? world.value("instances", json::array()) : json::array())) {
-    for (const auto& e : i.value("enis", json::array())) {
-      std::string tag = fmt::format("{} (eth{})", e.value("id", ""), e.value("device_index", 0));
-      for (const auto& ip : e.value("secondary_ips", json::array())) eni_of_ip[ip.get<std::string>()] = tag;
-      // In shared-ENI mode a secondary ENI's own primary IP serves a pod too
-      // (max pods = (EniQuantity - 1) x EniPrivateIpAddressQuantity).
-      if (e.value("device_index", 0) > 0) eni_of_ip[e.value("primary_ip", "")] = tag;
-    }
-  }
-  std::map<std::string, std::string> pod_of_ip;
-  for (const auto& p : s.pods) {
-    if (!p.ip.empty()) pod_of_ip[p.ip] = p.Key();
-  }
-  out_ << "\nNodes (ECS instances running terwayd):\n";
-  for (const auto& n : s.nodes) {
-    int pods = 0;
-    for (const auto& p : s.pods) pods += p.node == n.name ? 1 : 0;
-    out_ << fmt::format("  {}  {}  {}  pods {}/{}  terwayd pid {} {}  namespace {}\n", n.name,
-                        n.instance_id, n.instance_type, pods, n.max_pods, n.terwayd.pid,
-                        DaemonAlive(n.terwayd) ? "running" : "NOT RUNNING", n.netns);
-    out_ << fmt::format("    datapath: {}\n", DescribeNodeDatapath(n));
-    for (const auto& e : enis_of(n.instance_id)) {
-      std::string role = e.value("device_index", 0) == 0 ? "primary ENI" : "secondary ENI";
-      std::string primary = e.value("primary_ip", "");
-      out_ << fmt::format("    eth{} {}  {}  {}  primary IP {}{}\n", e.value("device_index", 0),
-                          e.value("id", ""), role, e.value("status", ""), primary,
-                          pod_of_ip.count(primary) ? "  pod " + pod_of_ip[primary] : "");
-      for (const auto& ip : e.value("secondary_ips", json::array())) {
-        std::string a = ip.get<std::string>();
-        out_ << fmt::format("        {:<15}  {}\n", a,
-                            pod_of_ip.count(a) ? "pod " + pod_of_ip[a] : "warm pool (idle)");
-      }
-    }
-  }
-  if (!s.hosts.empty()) {
-    out_ << "\nVPC hosts (instances without terwayd):\n";
-    for (const auto& h : s.hosts) {
-      out_ << fmt::format("  {}  {}  {}  namespace {}\n", h.name, h.instance_id, h.ip, h.netns);
-    }
-  }
-  out_ << "\nPods:\n";
-  if (s.pods.empty()) out_ << "  (none)  add one: terway-lab pod add default/web-1 --node node1\n";
-  for (const auto& p : s.pods) {
-    std::string eni = eni_of_ip.count(p.ip) ? eni_of_ip[p.ip] : "?";
-    out_ << fmt::format("  {:<24} {:<6} {:<15} ENI {:<30} namespace {}\n", p.Key(), p.node,
-                        p.ip.empty() ? "(adding)" : p.ip, eni, p.netns);
-  }
   return Ok();
 }
 

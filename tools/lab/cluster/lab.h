@@ -11,6 +11,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -44,8 +45,9 @@ Result<std::optional<nlohmann::json>> RuntimeBandwidth(const std::map<std::strin
 class SandboxRuntime {
  public:
   virtual ~SandboxRuntime() = default;
-  // The pod's IP once its sandbox is wired.
-  virtual Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
+  // The pod's IPs once its sandbox is wired: one per family, IPv4 first
+  // (PodIpsOfCniResult).
+  virtual Result<std::vector<std::string>> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
                                             const std::atomic<bool>* cancel) = 0;
   // kNotFound when the pod has no sandbox.
   virtual Status RunSandboxDel(const std::string& dir, const PodRef& pod, const std::atomic<bool>* cancel) = 0;
@@ -74,7 +76,7 @@ class Lab : public SandboxRuntime {
   // the pod and its IP, not while the plugin runs: pods of every node are
   // wired in parallel. When cancel turns true (the control plane stops) the
   // plugin is killed and the pod left recorded for `down`.
-  Result<std::string> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
+  Result<std::vector<std::string>> RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
                                     const std::atomic<bool>* cancel = nullptr) override;
   // CNI DEL (skipped when the node's terwayd is down) + namespace removal.
   // The caller makes sure no other operation on this pod runs meanwhile
@@ -118,6 +120,16 @@ class Lab : public SandboxRuntime {
 // eni_conf of the lab's nodes: written to each node's eni.json and, as key
 // eni_conf, to ConfigMap kube-system/eni-config.
 nlohmann::json LabEniConf(const LabState& s);
+// The lab world's VPC: inside 198.18.0.0/15, the benchmarking range, never
+// routed anywhere real.
+inline constexpr char kLabVpcCidr[] = "198.18.0.0/16";
+
+// The pod IPs a kubelet reports (status.podIPs) from a CNI ADD result: the
+// first address of each family among `ips`, IPv4 first, as Kubernetes orders
+// a dual-stack pod's addresses (it allows one per family), without the
+// prefix length. An error when the result has no usable address.
+Result<std::vector<std::string>> PodIpsOfCniResult(const nlohmann::json& result);
+
 // The CNI conf of eni-config's key 10-terway.conf, as upstream ships it
 // (the cluster's eniip_virtual_type; absent for veth, upstream's default).
 nlohmann::json LabCniConf(const std::string& eniip_virtual_type);

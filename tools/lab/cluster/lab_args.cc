@@ -139,6 +139,9 @@ Result<UpArgs> ParseUp(ArgCursor& c) {
       TERWAY_ASSIGN_OR_RETURN(auto t, ParseEniipVirtualType("up --node-eniip-virtual-type " + v.substr(0, eq),
                                                             v.substr(eq + 1)));
       up.node_eniip_virtual_types[v.substr(0, eq)] = t;
+    } else if (IsFlag(a, "--ip-stack")) {
+      TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--ip-stack"));
+      TERWAY_ASSIGN_OR_RETURN(up.ip_stack, ParseIpStack("up --ip-stack", v));
     } else if (IsFlag(a, "--cni-timeout")) {
       TERWAY_ASSIGN_OR_RETURN(auto v, c.Value("--cni-timeout"));
       TERWAY_ASSIGN_OR_RETURN(up.cni_timeout_seconds, ParseCount("--cni-timeout", v, 1, 600));
@@ -277,6 +280,13 @@ Result<std::string> ParseEniipVirtualType(const std::string& flag, const std::st
                          flag, text));
 }
 
+Result<std::string> ParseIpStack(const std::string& flag, const std::string& text) {
+  // Upstream's eni_conf takes exactly these spellings; `ipv6` (IPv6 only)
+  // is not offered until terwayd makes it real.
+  if (text == "ipv4" || text == "dual") return text;
+  return Bad(fmt::format("{}: '{}' is not an IP stack (ipv4 or dual, as eni_conf's ip_stack)", flag, text));
+}
+
 bool IsEbpfVirtualType(const std::string& canonical) { return canonical == "IPVlan" || canonical == "datapathv2"; }
 
 std::string VirtualTypeOfNode(const UpArgs& up, const std::string& name) {
@@ -387,6 +397,7 @@ std::string LabUsage() {
                          [--eni-config FILE] [--node-label NODE:KEY=VALUE ...]
                          [--eniip-virtual-type veth|IPVlan|datapathv2]
                          [--node-eniip-virtual-type NODE=veth|IPVlan|datapathv2 ...]
+                         [--ip-stack ipv4|dual]
       start vpcsim, N ECS instances each running terwayd, and K plain VPC hosts (default 1);
       a kubelet kills a CNI plugin run after --cni-timeout (default 120) and fails the pod;
       --eni-config runs an operator's eni_conf as given (the lab adds only its API endpoints
@@ -394,7 +405,9 @@ std::string LabUsage() {
       node2:k8s.aliyun.com/exclusive-mode-eni-type=eniOnly selects exclusive ENI, as Terway);
       --eniip-virtual-type sets the CNI conf's eniip_virtual_type (eni-config's 10-terway.conf
       and every node's conflist; default veth): IPVlan and datapathv2 wire shared-ENI pods with
-      terwayd's eBPF datapath; --node-eniip-virtual-type gives one node its own
+      terwayd's eBPF datapath; --node-eniip-virtual-type gives one node its own;
+      --ip-stack dual gives the VPC an IPv6 /56 and each vSwitch an IPv6 /64, and sets
+      eni_conf's ip_stack to dual (default ipv4)
   terway-lab [--lab DIR] pod add NS/NAME --node NODE [--labels k=v,...] [--annotations k=v,...]
                                  [--cni-version 0.3.1|0.4.0|1.0.0|1.1.0]
       create the Pod object; the node's kubelet creates its namespace and runs the terway

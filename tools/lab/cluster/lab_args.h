@@ -5,6 +5,7 @@
 //                             [--eni-mode M[,M...]] [--cni-timeout SECONDS]
 //                             [--eniip-virtual-type veth|IPVlan|datapathv2]
 //                             [--node-eniip-virtual-type NODE=veth|IPVlan|datapathv2 ...]
+//                             [--ip-stack ipv4|dual]
 //   terway-lab [--lab DIR] pod add NS/NAME --node N [--labels k=v,...] [--annotations k=v,...]
 //                                  [--cni-version V]
 //   terway-lab [--lab DIR] pod del NS/NAME | pod check NS/NAME
@@ -54,7 +55,15 @@ struct UpArgs {
   std::string eniip_virtual_type = "veth";
   // `--node-eniip-virtual-type NODE=VALUE` (repeatable): one node's own.
   std::map<std::string, std::string> node_eniip_virtual_types;
+  // `--ip-stack ipv4|dual`: upstream's eni_conf `ip_stack`. dual gives the
+  // world's VPC an IPv6 /56 and each vSwitch an IPv6 /64, and the cluster's
+  // eni-config `"ip_stack": "dual"`.
+  std::string ip_stack = "ipv4";
 };
+
+// "ipv4" or "dual" (lowercase, upstream's spellings); an error naming `flag`
+// and the accepted values otherwise.
+Result<std::string> ParseIpStack(const std::string& flag, const std::string& text);
 
 // "veth", "IPVlan" or "datapathv2" for any case of those (terwayd's
 // spellings); an error naming `flag` and the accepted values otherwise.

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/ip.h"
 #include "netlink/netns.h"
 #include "qos/annotations.h"
 #include "tools/lab/cluster/lab.h"
@@ -90,7 +91,7 @@ Result<CommandOutput> Lab::RunPlugin(const NodeRecord& n, const PodRecord& p, co
   return RunCommand(spec);
 }
 
-Result<std::string> Lab::RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
+Result<std::vector<std::string>> Lab::RunSandboxAdd(const std::string& dir, const PodAddArgs& args,
                                        const std::atomic<bool>* cancel) {
   if (access(LabStatePath(dir).c_str(), F_OK) != 0) return NoLabError(dir);
   const std::string key = args.pod.ToString();
@@ -190,12 +191,12 @@ Result<std::string> Lab::RunSandboxAdd(const std::string& dir, const PodAddArgs&
                             DescribeCniFailure(*add), next));
   }
   json result = json::parse(add->out, nullptr, false);
-  if (!result.is_object() || !result.contains("ips") || result["ips"].empty() ||
-      !result["ips"][0].contains("address")) {
-    return undo(fmt::format("pod {}: terway ADD answered no IP: {}", key, Trim(add->out)));
+  auto ips = PodIpsOfCniResult(result);
+  if (!ips.ok()) {
+    return undo(fmt::format("pod {}: terway ADD answered no usable IP ({}): {}", key, ips.error().message,
+                            Trim(add->out)));
   }
-  std::string addr = result["ips"][0]["address"].get<std::string>();
-  const std::string ip = addr.substr(0, addr.find('/'));
+  const std::string ip = ips->front();
   bool recorded = false;
   Status saved = UpdateLabState(dir, [&](LabState& s) {
     if (PodRecord* rec = s.FindPod(p.ns, p.name)) {
@@ -210,7 +211,31 @@ Result<std::string> Lab::RunSandboxAdd(const std::string& dir, const PodAddArgs&
     // Torn down around us (`down` or a direct `pod del` while ADD ran).
     return undo(fmt::format("pod {} was removed from the lab while its ADD ran; its sandbox was undone", key));
   }
-  return ip;
+  return std::move(ips).value();
+}
+
+Result<std::vector<std::string>> PodIpsOfCniResult(const json& result) {
+  if (!result.is_object() || !result.contains("ips") || !result["ips"].is_array()) {
+    return Errorf(ErrorCode::kInvalidArgument, "the CNI result has no ips list");
+  }
+  std::string v4, v6;
+  for (const auto& entry : result["ips"]) {
+    if (!entry.is_object() || !entry.contains("address") || !entry["address"].is_string()) continue;
+    std::string addr = entry["address"].get<std::string>();
+    addr = addr.substr(0, addr.find('/'));
+    if (Ipv4Addr::Parse(addr).ok()) {
+      if (v4.empty()) v4 = addr;
+    } else if (auto a6 = Ipv6Addr::Parse(addr); a6.ok()) {
+      if (v6.empty()) v6 = a6->ToString();  // canonical, as the API server keeps it
+    } else {
+      return Errorf(ErrorCode::kInvalidArgument, "the CNI result's address '{}' is not an IP address", addr);
+    }
+  }
+  std::vector<std::string> out;
+  if (!v4.empty()) out.push_back(v4);
+  if (!v6.empty()) out.push_back(v6);
+  if (out.empty()) return Errorf(ErrorCode::kInvalidArgument, "the CNI result's ips hold no address");
+  return out;
 }
 
 Status Lab::CheckPod(const std::string& dir, const PodRef& ref) {

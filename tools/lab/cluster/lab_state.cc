@@ -78,6 +78,9 @@ json LabStateToJson(const LabState& s) {
           {"cni_timeout_seconds", s.cni_timeout_seconds},
           {"vswitch", s.vswitch},
           {"vswitch_cidr", s.vswitch_cidr},
+          {"ip_stack", s.ip_stack},
+          {"vpc_ipv6_cidr", s.vpc_ipv6_cidr},
+          {"vswitch_ipv6_cidr", s.vswitch_ipv6_cidr},
           {"zone", s.zone},
           {"access_key", s.access_key},
           {"operator_eni_conf", s.operator_eni_conf},
@@ -104,6 +107,10 @@ Result<LabState> LabStateFromJson(const json& j) {
     s.cni_timeout_seconds = j.value("cni_timeout_seconds", 120);
     s.vswitch = j.value("vswitch", "");
     s.vswitch_cidr = j.value("vswitch_cidr", "");
+    // A lab.json from before --ip-stack: IPv4 only.
+    s.ip_stack = j.value("ip_stack", "ipv4");
+    s.vpc_ipv6_cidr = j.value("vpc_ipv6_cidr", "");
+    s.vswitch_ipv6_cidr = j.value("vswitch_ipv6_cidr", "");
     s.zone = j.value("zone", "");
     s.access_key = j.value("access_key", "");
     s.operator_eni_conf = j.value("operator_eni_conf", "");

@@ -96,6 +96,11 @@ struct LabState {
   int cni_timeout_seconds = 120;
   std::string vswitch;
   std::string vswitch_cidr;
+  // `up --ip-stack`: "ipv4" or "dual" (eni_conf's ip_stack). With dual the
+  // VPC has an IPv6 /56 and the vSwitch a /64 of it; "" otherwise.
+  std::string ip_stack = "ipv4";
+  std::string vpc_ipv6_cidr;
+  std::string vswitch_ipv6_cidr;
   std::string zone;
   std::string access_key;
   std::string access_secret;

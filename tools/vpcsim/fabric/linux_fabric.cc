@@ -45,16 +45,25 @@ std::string NftElement(const std::string& port, const nl::InetAddr& ip) {
 // The nft set of allowed (port . source) pairs for the address's family.
 const char* AllowedSet(const nl::InetAddr& ip) { return ip.is_v4() ? "allowed" : "allowed6"; }
 
+// Duplicate address detection probes (a solicitation from ::) are dropped:
+// the router's proxy entry for an address the ENI holds would answer the
+// ENI's own probe and fail its DAD, and the cloud already guarantees that an
+// address has one holder (probes reach nobody else: the ports are isolated).
+constexpr const char* kDadProbeRule =
+    "ether type ip6 ip6 saddr :: icmpv6 type nd-neighbor-solicit counter drop";
+constexpr const char* kDadProbeMatch = "nd-neighbor-solicit";
+
 // IPv6 anti-spoofing: the set and its rules. Link-local and unspecified
 // sources pass: neighbour discovery (and DAD) use them, and they reach only the
 // router (isolated ports, never forwarded).
 std::string Ipv6AntiSpoofLines(const std::string& table) {
   return fmt::format(
       "add set bridge {0} allowed6 {{ type ifname . ipv6_addr; }}\n"
+      "add rule bridge {0} prerouting {1}\n"
       "add rule bridge {0} prerouting ether type ip6 ip6 saddr fe80::/10 accept\n"
       "add rule bridge {0} prerouting ether type ip6 ip6 saddr :: accept\n"
       "add rule bridge {0} prerouting ether type ip6 iifname . ip6 saddr != @allowed6 counter drop\n",
-      table);
+      table, kDadProbeRule);
 }
 
 // The anti-spoofing table. The bridge family's prerouting hook sees every
@@ -150,10 +159,15 @@ Status LinuxFabric::EnsureVpc(const std::string& vpc_id, const Ipv4Cidr& cidr) {
 Status LinuxFabric::EnsureAntiSpoofTable() {
   // Re-creating the table would empty the allowed set of a live world, so an
   // existing chain is left alone; one from before IPv6 gains the IPv6 set and
-  // rules.
-  if (RunNft(RouterNetns(), fmt::format("list chain bridge {} prerouting", kNftTable)).ok()) {
-    if (RunNft(RouterNetns(), fmt::format("list set bridge {} allowed6", kNftTable)).ok()) return Ok();
-    return RunNft(RouterNetns(), Ipv6AntiSpoofLines(kNftTable));
+  // rules, and one from before proxy NDP the rule dropping DAD probes (first
+  // in the chain, where it belongs: before `saddr :: accept`).
+  auto chain = RunNftJson(RouterNetns(), fmt::format("list chain bridge {} prerouting", kNftTable));
+  if (chain.ok()) {
+    if (!RunNft(RouterNetns(), fmt::format("list set bridge {} allowed6", kNftTable)).ok()) {
+      return RunNft(RouterNetns(), Ipv6AntiSpoofLines(kNftTable));
+    }
+    if (chain->find(kDadProbeMatch) != std::string::npos) return Ok();
+    return RunNft(RouterNetns(), fmt::format("insert rule bridge {} prerouting {}", kNftTable, kDadProbeRule));
   }
   return RunNft(RouterNetns(), AntiSpoofTableScript(kNftTable));
 }
@@ -204,8 +218,15 @@ Status LinuxFabric::EnsureVSwitchIpv6(nl::Handle& h, int bridge_index, const Fab
   }
   // DAD off before the address goes on: a tentative gateway would not answer
   // neighbour solicitations for its first second.
+  // proxy_ndp: the bridge answers neighbour solicitations for every address
+  // an attached ENI holds (a proxy entry each, see SetEniIpsLocked), as a
+  // VPC's vSwitch does, so an instance may treat the whole /64 as on-link.
+  // proxy_delay 0: multicast solicitations would otherwise be answered after
+  // a random delay of up to 0.8 s.
   for (auto [k, v] : {std::pair{"net/ipv6/conf/" + name + "/accept_dad", "0"},
-                      std::pair{"net/ipv6/conf/" + name + "/forwarding", "1"}}) {
+                      std::pair{"net/ipv6/conf/" + name + "/forwarding", "1"},
+                      std::pair{"net/ipv6/conf/" + name + "/proxy_ndp", "1"},
+                      std::pair{"net/ipv6/neigh/" + name + "/proxy_delay", "0"}}) {
     TERWAY_TRY(nl::SetSysctl(RouterNetns(), k, v));
   }
   nl::Address gw;
@@ -364,6 +385,9 @@ Status LinuxFabric::UnrouteIps(const std::string& port, const std::optional<MacA
     r.oif = n.link_index;
     TERWAY_TRY(h->DeleteRouteIfExists(r));
     TERWAY_TRY(h->DeleteNeighborIfExists(n));
+    // The proxy entry is the bridge's, not the ENI's: it goes with the
+    // neighbour, so an address that moved keeps the one its new holder needs.
+    if (!n.ip.is_v4()) TERWAY_TRY(h->DeleteProxyNeighborIfExists(nl::ProxyNeighbor{n.link_index, n.ip}));
   }
   return Ok();
 }
@@ -406,6 +430,9 @@ Status LinuxFabric::SetEniIpsLocked(const FabricEni& eni) {
     n.ip = ip;
     n.mac = eni.mac;
     TERWAY_TRY(h->ReplaceNeighbor(n));
+    // IPv4 needs nothing more (proxy_arp_pvlan answers for every routed IP);
+    // IPv6 proxy NDP answers only for listed addresses.
+    if (!ip.is_v4()) TERWAY_TRY(h->ReplaceProxyNeighbor(nl::ProxyNeighbor{br.index, ip}));
     elems[AllowedSet(ip)].push_back(NftElement(port, ip));
   }
   // `add element` of an existing element is a no-op, so this is idempotent.

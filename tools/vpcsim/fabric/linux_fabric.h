@@ -16,9 +16,11 @@
 //   routes             unreachable <vpc cidr> and each IPv6 vSwitch /64;
 //                      <ip>/32 and <ipv6>/128 dev <bridge> per IP held by an
 //                      attached ENI, with a permanent neighbour ip->ENI MAC
+//                      and, for IPv6, a proxy NDP entry on the bridge
 //   nft                table bridge vpcsim: sets "allowed" (port . IPv4) and
 //                      "allowed6" (port . IPv6); a packet from a port with any
-//                      other source is dropped (IPv6 link-local and :: pass)
+//                      other source is dropped (IPv6 link-local and :: pass,
+//                      but DAD probes are dropped: proxy NDP would answer them)
 // Instance namespace: lo up; eth0 = primary ENI (configured); ethN = attached
 // ENIs, down and unconfigured until the node's agent takes them.
 //
