@@ -131,6 +131,12 @@ class FakeCloud : public EniProvider {
   }
 
   // The primary ENI's security groups (DescribeNetworkInterfaces Type=Primary).
+  // CreateNetworkInterface answers without the IPv6s it was asked for (a
+  // cloud-side fault the caller must not turn into a half pod).
+  void CreateWithoutIpv6(bool on) {
+    std::lock_guard l(mu_);
+    create_without_ipv6_ = on;
+  }
   // The cloud loses an IPv6 address (an operator unassigned it by hand).
   void DropIpv6BehindOurBack(const std::string& ip) {
     std::lock_guard l(mu_);
@@ -217,7 +223,7 @@ class FakeCloud : public EniProvider {
       e.private_ip_sets.push_back({NextIp(vsw->second), i == 0});
     }
     e.private_ip_address = e.private_ip_sets[0].address;
-    for (int i = 0; i < req.ipv6_count; ++i) e.ipv6_sets.push_back(NextIpv6());
+    for (int i = 0; i < req.ipv6_count && !create_without_ipv6_; ++i) e.ipv6_sets.push_back(NextIpv6());
     enis_[e.network_interface_id] = e;
     return MaybeLost("CreateNetworkInterface", e);
   }
@@ -455,6 +461,7 @@ class FakeCloud : public EniProvider {
   std::mt19937_64 rng_{1};
   int next_eni_ = 0;
   int next_ipv6_ = 0;
+  bool create_without_ipv6_ = false;
 };
 
 inline Error CloudError(const std::string& code, const std::string& msg = "injected") {

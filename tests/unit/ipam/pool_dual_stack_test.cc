@@ -371,6 +371,19 @@ TEST(DualStackExclusive, EniIsCreatedWithOneIpv6ForThePod) {
   auto again = (*a)->Get("c-p1");
   ASSERT_TRUE(again.ok() && again->has_value());
   EXPECT_EQ((*again)->ipv6, got->ipv6);
+
+  // An ENI that comes without its IPv6: no pod gets half of it, the ENI is
+  // given back.
+  cloud.CreateWithoutIpv6(true);
+  auto half = (*a)->Allocate(Pod("p2"));
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.error().ToString().find("without the IPv6"), std::string::npos) << half.error().ToString();
+  auto rec = st->get()->FindByContainer("c-p2");
+  ASSERT_TRUE(rec.ok());
+  EXPECT_FALSE(rec->has_value());
+  int secondary = 0;
+  for (const auto& e : cloud.AllEnis()) secondary += e.type == "Primary" ? 0 : 1;
+  EXPECT_EQ(secondary, 1);  // p1's only
 }
 
 }  // namespace
