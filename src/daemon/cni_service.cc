@@ -88,7 +88,18 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   p.virtual_type = datapath::ParseVirtualType(req.network.eniip_virtual_type).value_or(datapath::VirtualType::kVeth);
   if (!opts_.ebpf_datapath) p.virtual_type = datapath::VirtualType::kVeth;
   if (auto c = Ipv4Cidr::Parse(req.network.service_cidr); c.ok()) p.service_cidr = *c;
+  if (!ip.ipv6.empty()) p.ipv6 = datapath::PodIpv6{ip.ipv6, Ipv6Gateway(ip)};
   return p;
+}
+
+std::string CniService::Ipv6Gateway(const ipam::IpAllocation& ip) const {
+  if (!opts_.ipv6_gateway) return "";
+  auto gw = opts_.ipv6_gateway(ip.eni_id, ip.eni_mac);
+  if (!gw.ok()) {
+    log::Warn("the IPv6 gateway of ENI {} (MAC {}): {}", ip.eni_id, ip.eni_mac, gw.error().ToString());
+    return "";
+  }
+  return *gw;
 }
 
 bool CniService::MetadataViaNode(const std::string& ip) const {
@@ -100,6 +111,7 @@ bool CniService::MetadataViaNode(const std::string& ip) const {
 PodNetwork CniService::RecordedNetwork(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) const {
   PodNetwork pn = PodNetworkFromRecord(rec, ip);
   pn.metadata_via_node = MetadataViaNode(pn.ip.ip);
+  if (pn.ipv6 && !pn.ip.eni_mac.empty()) pn.ipv6->gateway = Ipv6Gateway(pn.ip);
   return pn;
 }
 
@@ -109,6 +121,11 @@ cni::CniResult CniService::IpamResult(const ipam::IpAllocation& ip) const {
   c.address = ip.ip + "/32";
   c.gateway = opts_.pod_gateway;
   r.ips.push_back(c);
+  if (!ip.ipv6.empty()) {
+    cni::IpConfig c6;
+    c6.address = ip.ipv6 + "/128";
+    r.ips.push_back(c6);
+  }
   return r;
 }
 
@@ -308,7 +325,7 @@ proto::Reply CniService::AllocateLocked(const proto::Request& req,
   if (datapath_ == nullptr) {
     reply.result = IpamResult(*ip);
     undo.Commit();
-    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, adm.in_api);
+    if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, PodIps(*ip), adm.in_api);
     return reply;
   }
   if (Status st = Enforce(req, adm, *ip, undo); !st.ok()) {
@@ -322,7 +339,7 @@ proto::Reply CniService::AllocateLocked(const proto::Request& req,
   }
   undo.Commit();
   reply.result = *net;
-  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, ip->ip, adm.in_api);
+  if (directory_ != nullptr) directory_->Allocated(req.pod.namespace_, req.pod.name, PodIps(*ip), adm.in_api);
   return reply;
 }
 

@@ -59,6 +59,11 @@ struct CniServiceOptions {
   // Otherwise why such a network is served by the veth datapath (Terway
   // falls back the same way); said once.
   std::string ipvlan_fallback_reason = "the eBPF datapath is not loaded in this terwayd";
+  // Dual stack: the vSwitch IPv6 gateway of an ENI (eni id, MAC), as the
+  // metadata service reports it, for a pod's PodIpv6. Unset, or an error:
+  // the pod's IPv6 gets no gateway, and its Ensure refuses it naming the
+  // metadata path.
+  std::function<Result<std::string>(const std::string& eni_id, const std::string& eni_mac)> ipv6_gateway;
 };
 
 // Why an address is being freed (logs, terway_address_teardowns_total).
@@ -68,6 +73,9 @@ const char* TeardownCauseName(TeardownCause c);
 // The pod's network as recorded with its allocation (restart repair, pod GC,
 // bandwidth updates and teardown rebuild it from here).
 PodNetwork PodNetworkFromRecord(const store::AllocationRecord& rec, const ipam::IpAllocation& ip);
+// The pod's addresses as k8s.aliyun.com/pod-ips lists them: the IPv4, then
+// the IPv6 on a dual-stack node.
+std::vector<std::string> PodIps(const ipam::IpAllocation& ip);
 
 class CniService : public RequestHandler {
  public:
@@ -156,6 +164,9 @@ class CniService : public RequestHandler {
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
   void CountTeardown(TeardownCause cause, const char* result);
   bool MetadataViaNode(const std::string& ip) const;
+  // The vSwitch IPv6 gateway of the allocation's ENI ("" when unknown: the
+  // datapath then refuses the pod's IPv6 naming the metadata path).
+  std::string Ipv6Gateway(const ipam::IpAllocation& ip) const;
   // ADD, DEL and bandwidth updates of one container never interleave (an
   // update's Ensure must not rebuild a pod its DEL just removed). Striped:
   // unrelated containers rarely share a lock.

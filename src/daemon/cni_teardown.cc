@@ -29,6 +29,12 @@ const char* TeardownCauseName(TeardownCause c) {
   return "unknown";
 }
 
+std::vector<std::string> PodIps(const ipam::IpAllocation& ip) {
+  std::vector<std::string> out{ip.ip};
+  if (!ip.ipv6.empty()) out.push_back(ip.ipv6);
+  return out;
+}
+
 PodNetwork PodNetworkFromRecord(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) {
   PodNetwork pn;
   pn.container_id = rec.container_id;
@@ -39,6 +45,10 @@ PodNetwork PodNetworkFromRecord(const store::AllocationRecord& rec, const ipam::
   pn.ip = ip;
   if (pn.ip.ip.empty()) pn.ip.ip = rec.ip;
   if (pn.ip.eni_id.empty()) pn.ip.eni_id = rec.eni_id;
+  if (pn.ip.ipv6.empty()) pn.ip.ipv6 = rec.ipv6;
+  // The gateway is the ENI's (CniService::RecordedNetwork looks it up);
+  // removal needs only the address.
+  if (!pn.ip.ipv6.empty()) pn.ipv6 = datapath::PodIpv6{pn.ip.ipv6, ""};
   pn.host_stack_cidrs = ParseRecordedHostStackCidrs(rec.host_stack_cidrs);
   pn.host_veth = rec.host_veth;
   return pn;

@@ -655,6 +655,28 @@ void Daemon::CreateCniService() {
     cso.ipvlan_fallback_reason = ebpf_off_;
   }
   cso.refuse_bad_bandwidth_annotation = config_.bandwidth_annotation_error == config::BandwidthAnnotationError::kRefuse;
+  if (cloud_ != nullptr) {
+    // Dual stack: an ENI's vSwitch IPv6 gateway, read once per ENI and MAC
+    // (as its IPv4 gateway, see CreateDatapath), bounded for exclusive mode.
+    struct Ipv6GatewayCache {
+      std::mutex mu;
+      std::map<std::string, std::string> by_eni;
+    };
+    auto cache = std::make_shared<Ipv6GatewayCache>();
+    cloud::InstanceMetadata* md = cloud_->metadata();
+    cso.ipv6_gateway = [md, cache](const std::string& eni_id, const std::string& mac) -> Result<std::string> {
+      const std::string key = eni_id + "/" + mac;
+      {
+        std::lock_guard l(cache->mu);
+        if (auto it = cache->by_eni.find(key); it != cache->by_eni.end()) return it->second;
+      }
+      TERWAY_ASSIGN_OR_RETURN_CTX(std::string gw, md->EniIpv6Gateway(mac), "the IPv6 gateway of " + eni_id);
+      std::lock_guard l(cache->mu);
+      if (cache->by_eni.size() >= 256) cache->by_eni.clear();
+      cache->by_eni[key] = gw;
+      return gw;
+    };
+  }
   service_ = std::make_unique<CniService>(cso, addresses_.get(), store_.get(), datapath_.get(), &metrics_);
   service_->SetPodDirectory(kube_.get());
   service_->SetPodPolicy(policy_.get());

@@ -279,10 +279,14 @@ void KubeNode::AllocationStarted(const std::string& ns, const std::string& name)
   recent_adds_[{ns, name}] = std::chrono::steady_clock::now();
 }
 
-void KubeNode::Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) {
+void KubeNode::Allocated(const std::string& ns, const std::string& name, const std::vector<std::string>& ips,
+                         bool in_api) {
   // A sandbox of no Kubernetes pod (podman on the node) has no object to
-  // annotate: the PATCH would only 404.
-  if (in_api && opts_.patch_pod_ips) Enqueue("pod_ips", [this, ns, name, ip] { return k8s::SetPodIps(*client_, ns, name, {ip}); });
+  // annotate: the PATCH would only 404. Both families on a dual-stack node,
+  // comma-separated as upstream writes them.
+  if (in_api && opts_.patch_pod_ips) {
+    Enqueue("pod_ips", [this, ns, name, ips] { return k8s::SetPodIps(*client_, ns, name, ips); });
+  }
   SetSufficientIp(true, "the node's pool can serve pods");
 }
 

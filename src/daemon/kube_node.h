@@ -93,7 +93,8 @@ class KubeNode : public PodDirectory {
   Result<std::optional<PodMetadata>> Lookup(const std::string& ns, const std::string& name) override;
   std::optional<PodMetadata> Cached(const std::string& ns, const std::string& name) override;
   void AllocationStarted(const std::string& ns, const std::string& name) override;
-  void Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) override;
+  void Allocated(const std::string& ns, const std::string& name, const std::vector<std::string>& ips,
+                 bool in_api) override;
   void Released(const std::string& ns, const std::string& name) override;
   void AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,
                         const Error& e) override;

@@ -46,7 +46,8 @@ class PodDirectory {
   virtual void AllocationStarted(const std::string& ns, const std::string& name) = 0;
   // Best-effort writes (never fail the ADD): annotation pod-ips (only for a
   // pod the API has: in_api), node condition SufficientIP, Events.
-  virtual void Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) = 0;
+  virtual void Allocated(const std::string& ns, const std::string& name, const std::vector<std::string>& ips,
+                         bool in_api) = 0;
   // A pod's address went back to the pool: the node can serve again.
   virtual void Released(const std::string& ns, const std::string& name) = 0;
   virtual void AllocationFailed(const std::string& ns, const std::string& name, const std::string& uid,

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "common/ip.h"
-#include "e2e/lab/lab_fixture.h"
+#include "e2e/lab/lab_traffic.h"
 
 namespace terway::testing {
 
-class LabDualStackTest : public LabTest {
+class LabDualStackTest : public LabTrafficTest {
  protected:
   // The blocks `up --ip-stack dual` gives the world (tools/lab/cluster/lab.cc).
   static constexpr const char* kVpcIpv6Cidr = "fd00:1ab::/56";

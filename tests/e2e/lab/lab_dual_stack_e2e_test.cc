@@ -4,8 +4,10 @@
 // the default stays IPv4 only; a bad --ip-stack, or an --eni-config that
 // disagrees with it, starts nothing.
 //
-// Pod IPv6 waits for terwayd's dual-stack pool: the pod checks below use
-// ExpectPodIps(..., /*ipv6=*/false) and turn to true when it lands.
+// Pods on a dual-stack node hold an IPv4 and an IPv6 of the same ENI
+// (status.podIPs, k8s.aliyun.com/pod-ips, the cloud's Ipv6Sets) and talk
+// IPv6 -- TCP, UDP, ICMPv6 -- on one node and across nodes with their own
+// addresses as the source.
 #include <sys/stat.h>
 
 #include "e2e/lab/lab_dual_stack.h"
@@ -19,7 +21,35 @@ TEST_F(LabDualStackTest, UpDualGivesTheVSwitchesIpv6AndTheClusterADualEniConf) {
   // A pod runs, reported as Kubernetes reports pods (podIPs, IPv4 first).
   std::string ip = AddPod("default/dual-1", "node1");
   ASSERT_FALSE(ip.empty());
-  ExpectPodIps("default/dual-1", 0, /*ipv6=*/false);
+  ExpectPodIps("default/dual-1", 0, /*ipv6=*/true);
+}
+
+TEST_F(LabDualStackTest, PodsTalkIpv6OnOneNodeAndAcrossNodesWithTheirOwnAddresses) {
+  UpDual(2);
+  ASSERT_FALSE(AddPod("default/a", "node1").empty());
+  ASSERT_FALSE(AddPod("default/b", "node1").empty());
+  ASSERT_FALSE(AddPod("team/c", "node2").empty());
+  ExpectPodIps("default/a", 0, true);
+  ExpectPodIps("default/b", 0, true);
+  ExpectPodIps("team/c", 1, true);
+  if (HasFailure()) return;
+  const std::string a = PodIps("default/a")[1], b = PodIps("default/b")[1], c = PodIps("team/c")[1];
+  auto annotation = KubectlGet("pod", "a", "{.metadata.annotations.k8s\\.aliyun\\.com/pod-ips}", "default");
+  EXPECT_EQ(annotation, PodIps("default/a")[0] + "," + a) << "k8s.aliyun.com/pod-ips lists both, IPv4 first";
+
+  StartWhoAmI("a", "default/a", "", /*ipv6=*/true);
+  StartWhoAmI("c", "team/c", "", /*ipv6=*/true);
+  for (const std::string proto : {"tcp", "udp"}) {
+    ExpectReach("default/b", "", b, a, proto);  // same node
+    ExpectReach("default/a", "", a, c, proto);  // node1 -> node2
+    ExpectReach("team/c", "", c, a, proto);     // node2 -> node1
+  }
+  for (const auto& [from, to] : {std::pair{"default/a", c}, {"team/c", b}}) {
+    auto ping = Exec(from, {"/usr/bin/ping", "-6", "-c", "2", "-W", "3", to});
+    EXPECT_EQ(ping.exit_code, 0) << from << " -> " << to << ": " << ping.output;
+  }
+  // IPv4 keeps working next to it (the servers listen on both families).
+  ExpectReach("default/a", "", PodIps("default/a")[0], PodIps("team/c")[0], "tcp");
 }
 
 TEST_F(LabDualStackTest, Ipv4IsTheDefaultAndHasNoIpv6Anywhere) {

@@ -7,67 +7,14 @@
 
 #include <regex>
 
-#include "e2e/lab/lab_fixture.h"
+#include "e2e/lab/lab_traffic.h"
 
 namespace terway::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-class LabTraffic : public LabTest {
- protected:
-  void TearDown() override {
-    servers_.clear();  // before `down`: they run inside the pods' namespaces
-    LabTest::TearDown();
-  }
-
-  // A TCP and a UDP server that answer each client with the client's address
-  // as they see it: the answer proves delivery and that no NAT rewrote it.
-  void StartWhoAmI(const std::string& name, const std::string& pod, const std::string& netns) {
-    for (const std::string listen : {"TCP-LISTEN:7001,reuseaddr,fork", "UDP-RECVFROM:7002,fork"}) {
-      ProcessOptions po;
-      if (!pod.empty()) {
-        po.argv = {BinaryPath("terway-lab"), "--lab", lab_dir_, "exec", pod, "--",
-                   "/usr/bin/socat", listen, "SYSTEM:echo $SOCAT_PEERADDR"};
-      } else {
-        po.argv = {"/usr/bin/socat", listen, "SYSTEM:echo $SOCAT_PEERADDR"};
-        po.netns = netns;
-      }
-      po.log_path = dir_.File(name + "-" + listen.substr(0, 3) + ".log");
-      auto p = Process::Start(po);
-      ASSERT_TRUE(p.ok()) << p.error().ToString();
-      servers_.push_back(std::move(p).value());
-    }
-  }
-
-  // From a pod (or a namespace) to ip over proto; true once the server
-  // answers with `me`. Retried until the server listens (bounded).
-  void ExpectReach(const std::string& from_pod, const std::string& from_netns,
-                   const std::string& me, const std::string& ip, const std::string& proto) {
-    std::string target = proto == "tcp" ? "TCP:" + ip + ":7001" : "UDP:" + ip + ":7002";
-    std::string last;
-    bool ok = WaitFor(
-        [&] {
-          std::vector<std::string> cmd = {"/usr/bin/socat", "-T", "3", "-t", "1", "-", target};
-          CommandResult r;
-          if (!from_pod.empty()) {
-            std::vector<std::string> argv = {BinaryPath("terway-lab"), "--lab", lab_dir_, "exec",
-                                             from_pod, "--"};
-            argv.insert(argv.end(), cmd.begin(), cmd.end());
-            r = RunCommand(argv, "", std::chrono::seconds(15), "who\n");
-          } else {
-            r = RunCommand(cmd, from_netns, std::chrono::seconds(15), "who\n");
-          }
-          last = r.output;
-          return ("\n" + r.output + "\n").find("\n" + me + "\n") != std::string::npos;
-        },
-        std::chrono::seconds(30), std::chrono::milliseconds(200));
-    EXPECT_TRUE(ok) << proto << " " << (from_pod.empty() ? from_netns : from_pod) << " (" << me
-                    << ") -> " << ip << ": last answer '" << last << "'";
-  }
-
-  std::vector<Process> servers_;
-};
+using LabTraffic = LabTrafficTest;
 
 TEST_F(LabTraffic, PodsReachPodsAndVpcHostOverTcpAndUdpWithoutTunnels) {
   Up(2);

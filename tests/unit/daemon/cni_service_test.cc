@@ -354,8 +354,9 @@ class FakeDirectory : public PodDirectory {
   void AllocationStarted(const std::string& ns, const std::string& name) override {
     started.push_back(ns + "/" + name);
   }
-  void Allocated(const std::string& ns, const std::string& name, const std::string& ip, bool in_api) override {
-    allocated.push_back(ns + "/" + name + "=" + ip + (in_api ? "" : " (not in the API)"));
+  void Allocated(const std::string& ns, const std::string& name, const std::vector<std::string>& ips,
+                 bool in_api) override {
+    allocated.push_back(ns + "/" + name + "=" + Join(ips, ",") + (in_api ? "" : " (not in the API)"));
   }
   void Released(const std::string& ns, const std::string& name) override { released.push_back(ns + "/" + name); }
   void AllocationFailed(const std::string& ns, const std::string& name, const std::string&,
