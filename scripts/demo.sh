@@ -29,14 +29,36 @@ START=$(date +%s)
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
 lab() { "$LAB" --lab "$LAB_DIR" "$@"; }
+# Step 15's dual-stack cluster: a second lab, a world of its own.
+LAB6_DIR=$WORK/lab6
+WORLD6=dual$(( $$ % 10000 ))
+lab6() { "$LAB" --lab "$LAB6_DIR" "$@"; }
 state() { jq -r "$1" "$LAB_DIR/lab.json"; }
+# An IPv6 address written out in full (socat prints peers so), for comparing.
+expand6() {
+  local a=${1#[}; a=${a%]}
+  local head=$a tail="" n g out=""
+  if [[ $a == *::* ]]; then head=${a%%::*}; tail=${a#*::}; fi
+  local -a h=() t=() all=()
+  [ -n "$head" ] && IFS=: read -ra h <<<"$head"
+  [ -n "$tail" ] && IFS=: read -ra t <<<"$tail"
+  all=("${h[@]}")
+  if [[ $a == *::* ]]; then
+    for ((n = ${#h[@]} + ${#t[@]}; n < 8; n++)); do all+=(0); done
+    all+=("${t[@]}")
+  fi
+  for g in "${all[@]}"; do out+=$(printf '%04x:' "0x$g"); done
+  echo "${out%:}"
+}
+
 
 cleanup() {
   local rc=$?
   set +e
   bold "Tear down: terway-lab down (DEL every pod, stop terwayd and vpcsim, destroy the world)"
   [ -f "$LAB_DIR/lab.json" ] && lab down | sed 's/^/   /'
-  left=$(ip netns list | grep -c "^${WORLD}-" || true)
+  [ -f "$LAB6_DIR/lab.json" ] && lab6 down | sed 's/^/   /'
+  left=$(ip netns list | grep -c -e "^${WORLD}-" -e "^${WORLD6}-" || true)
   rm -rf "$WORK"
   say "${left} namespaces of world ${WORLD} left; demo took $(( $(date +%s) - START )) s"
   [ $rc -eq 0 ] || say "demo FAILED (exit $rc); the messages above say where"
@@ -288,3 +310,27 @@ say "after deleting fill/pod-1: fill/one-too-many gets $(lab pod add fill/one-to
 bold "14. What the cloud API served (vpcsim's per-action counters)"
 "$VPCSIM" stats --state "$(state .vpcsim.state)" |
   jq -r '.actions | to_entries[] | "   \(.key): \(.value.calls) calls, \(.value.errors) errors"'
+
+bold "15. Dual stack: terway-lab up --ip-stack dual (eni_conf \"ip_stack\": \"dual\"): each pod an IPv4 and an IPv6 of one ENI"
+lab6 up --nodes 2 --vpc-hosts 0 --name "$WORLD6" --ip-stack dual | sed 's/^/   /'
+V4=(); V6=()
+for n in 1 2; do
+  V4+=("$(lab6 pod add "default/dual-$n" --node "node$n")")
+  V6+=("$(lab6 exec "default/dual-$n" -- ip -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)")
+  say "default/dual-$n on node$n: ${V4[-1]} and ${V6[-1]}"
+done
+lab6 exec default/dual-2 -- socat TCP6-LISTEN:8080,reuseaddr 'SYSTEM:echo $SOCAT_PEERADDR' &
+SERVER=$!
+seen=""
+for _ in $(seq 1 50); do
+  seen=$(lab6 exec default/dual-1 -- socat -T 2 - "TCP6:[${V6[1]}]:8080" </dev/null 2>/dev/null || true)
+  [ -n "$seen" ] && break
+  sleep 0.1
+done
+wait "$SERVER" 2>/dev/null || true
+say "TCP over IPv6 from dual-1 (node1) to [${V6[1]}]:8080 on node2; the server saw the client as ${seen:-nothing}"
+[ -n "$seen" ] && [ "$(expand6 "$seen")" = "$(expand6 "${V6[0]}")" ] ||
+  { say "expected ${V6[0]}"; exit 1; }
+say "ping -6 across nodes: $(lab6 exec default/dual-1 -- ping -6 -c 2 -W 3 "${V6[1]}" | grep -o '[0-9]* received')"
+say "the cloud's view (DescribeNetworkInterfaces: each ENI's private IPs and Ipv6Sets, and who holds them):"
+lab6 status | sed -n '/^  node1/,$p' | sed 's/^/   /'
