@@ -163,20 +163,47 @@ std::string RenderEbpf(const Json& cni) {
   return o;
 }
 
-std::string Render(const Json& pool, const Json& cni, const Json& pol, const Json& run) {
+// Dual-stack ADD next to IPv4-only (bench/dual_stack_bench.cc); "" before
+// its first run.
+std::string RenderDualStack(const Json& ds) {
+  if (!ds.is_object() || !ds.contains("command")) return "";
+  std::string o = fmt::format(
+      "\n**Dual stack: CNI ADD next to IPv4-only** (`{}`; one node with eni_conf ip_stack ipv4, one with dual, both "
+      "warm, ADDs interleaved)\n\n",
+      At(ds, "command").get<std::string>());
+  o += "| what | ipv4 | dual | ratio dual/ipv4 |\n|---|---|---|---|\n";
+  o += fmt::format("| ADD p50 / p99 (n={}) | {} / {} ms | {} / {} ms | {} / {} |\n", Num(At(ds, "dual/add/n"), "{:.0f}"),
+                   Num(At(ds, "ipv4/add/p50")), Num(At(ds, "ipv4/add/p99")), Num(At(ds, "dual/add/p50")),
+                   Num(At(ds, "dual/add/p99")), Num(At(ds, "add_p50_ratio")), Num(At(ds, "add_p99_ratio")));
+  o += fmt::format("| DEL p50 / p99 | {} / {} ms | {} / {} ms | |\n", Num(At(ds, "ipv4/del/p50")),
+                   Num(At(ds, "ipv4/del/p99")), Num(At(ds, "dual/del/p50")), Num(At(ds, "dual/del/p99")));
+  const bool met = At(ds, "add_p50_ratio").is_number() && At(ds, "add_p50_ratio").get<double>() <= 1.3;
+  o += fmt::format("\n| goal | target | measured | met |\n|---|---|---|---|\n| ADD p50, dual / ipv4 | <= 1.30 | {} | {} |\n",
+                   Num(At(ds, "add_p50_ratio")), met ? "yes" : "**no**");
+  return o;
+}
+
+std::string Render(const Json& pool, const Json& cni, const Json& pol, const Json& run, const Json& ds) {
   std::string o;
   o += fmt::format("Machine: {}.", Machine());
   if (At(run, "total_seconds").is_number()) {
     o += fmt::format(" {} took {:.0f} s in all.", At(run, "rerun").is_null() ? "`make bench`" : "The last full `make bench`",
                      At(run, "total_seconds").get<double>());
   }
-  if (At(run, "rerun/command").is_string()) {
-    std::string names;
-    for (const auto& n : At(run, "rerun/benchmarks")) names += (names.empty() ? "" : ", ") + n.get<std::string>();
-    o += fmt::format(" Only {} was re-run in this update (`{}`, {} s); the other sections' figures are those of the "
-                     "previous full `make bench` run, unchanged.",
-                     names, At(run, "rerun/command").get<std::string>(),
-                     Num(At(run, "rerun/seconds_by_benchmark/" + names), "{:.0f}"));
+  if (At(run, "rerun/benchmarks").is_array()) {
+    // Each benchmark re-run since the last full run, with its own command
+    // (older records kept one command for all).
+    std::string list;
+    for (const auto& n : At(run, "rerun/benchmarks")) {
+      const std::string name = n.get<std::string>();
+      const Json& cmd = At(run, "rerun/commands/" + name).is_string() ? At(run, "rerun/commands/" + name)
+                                                                      : At(run, "rerun/command");
+      list += fmt::format("{}{} (`{}`, {} s)", list.empty() ? "" : ", ", name,
+                          cmd.is_string() ? cmd.get<std::string>() : "?",
+                          Num(At(run, "rerun/seconds_by_benchmark/" + name), "{:.0f}"));
+    }
+    o += fmt::format(" Re-run since: {}; the other sections' figures are those of the last full `make bench` run.",
+                     list);
   }
   o += "\n\n";
 
@@ -206,6 +233,7 @@ std::string Render(const Json& pool, const Json& cni, const Json& pol, const Jso
 
   o += RenderPaths(cni);
   o += RenderEbpf(cni);
+  o += RenderDualStack(ds);
   o += "\n**Bandwidth accuracy** (same command; achieved / limit, iperf3 with the first second omitted)\n\n";
   o += "| limit | into the pod | ratio | out of the pod | ratio |\n|---|---|---|---|---|\n";
   for (const auto& a : At(cni, "bandwidth_accuracy").is_array() ? At(cni, "bandwidth_accuracy") : Json::array()) {
@@ -299,7 +327,8 @@ int main(int argc, char** argv) {
     if (a == "--doc") doc = argv[i + 1];
   }
   Json pool = Load(results + "/terwayd_pool.json"), cni = Load(results + "/cni_datapath.json"),
-       pol = Load(results + "/policy.json"), run = Load(results + "/run.json");
+       pol = Load(results + "/policy.json"), run = Load(results + "/run.json"),
+       ds = Load(results + "/dual_stack.json");
   for (const auto& [name, j] : {std::pair{"terwayd_pool.json", &pool}, {"cni_datapath.json", &cni},
                                 {"policy.json", &pol}}) {
     if (!j->is_object() || !j->contains("command")) {
@@ -321,7 +350,7 @@ int main(int argc, char** argv) {
     std::cerr << "bench_report: " << doc << " lacks the markers " << kBegin << " ... " << kEnd << "\n";
     return 1;
   }
-  std::string out = text.substr(0, b + std::string(kBegin).size()) + "\n" + Render(pool, cni, pol, run) + "\n" +
+  std::string out = text.substr(0, b + std::string(kBegin).size()) + "\n" + Render(pool, cni, pol, run, ds) + "\n" +
                     text.substr(e);
   std::ofstream(doc) << out;
   std::cout << "bench_report: tables in " << doc << " rewritten from " << results << "\n";

@@ -15,7 +15,7 @@
 #
 #   scripts/bench.sh                 every benchmark (make bench)
 #   scripts/bench.sh cni_datapath    only the named ones (terwayd_pool,
-#                                    cni_datapath, policy); the other tables
+#                                    cni_datapath, policy, dual_stack); the other tables
 #                                    keep the figures of their last run, and
 #                                    the page says which ones were re-run.
 set -euo pipefail
@@ -30,8 +30,8 @@ fi
 mkdir -p "$OUT"
 only=("$@")
 for b in "${only[@]}"; do
-  case "$b" in terwayd_pool | cni_datapath | policy) ;; *)
-    echo "bench: no benchmark named $b (terwayd_pool, cni_datapath, policy)" >&2
+  case "$b" in terwayd_pool | cni_datapath | policy | dual_stack) ;; *)
+    echo "bench: no benchmark named $b (terwayd_pool, cni_datapath, policy, dual_stack)" >&2
     exit 2
     ;;
   esac
@@ -87,6 +87,8 @@ wanted terwayd_pool && echo "=== terwayd pool: allocation latency, API calls per
 run terwayd_pool "$BUILD/bench/terwayd_pool_bench" --out "$OUT/terwayd_pool.json"
 wanted cni_datapath && echo "=== CNI ADD/DEL warm and cold vs ptp+host-local, churn, pod-to-pod paths vs a bare veth, bandwidth accuracy"
 run cni_datapath "$BUILD/bench/cni_datapath_bench" --out "$OUT/cni_datapath.json" --pods 100 --iperf-seconds 3 --rounds 8
+wanted dual_stack && echo "=== dual stack: CNI ADD/DEL on an ip_stack dual node next to an ipv4 one, interleaved"
+run dual_stack "$BUILD/bench/dual_stack_bench" --out "$OUT/dual_stack.json" --pods 100
 wanted policy && echo "=== NetworkPolicy: compile/apply at 1k and 10k policies, traffic with vs without, label change to enforcement"
 run policy "$BUILD/bench/policy_bench" --out "$OUT/policy.json"
 
@@ -95,10 +97,15 @@ if [ ${#only[@]} -eq 0 ]; then
   jq -n --argjson t "$total" --argjson s "$timings" \
     '{command: "make bench", total_seconds: $t, seconds_by_benchmark: $s}' >"$OUT/run.json"
 else
-  # A partial run: the last full run's record stays, with what was re-run.
+  # A partial run: the last full run's record stays, with what was re-run
+  # since (each benchmark's latest re-run: its command and seconds).
   prev=$(cat "$OUT/run.json" 2>/dev/null || echo '{}')
-  jq -n --argjson p "$prev" --argjson s "$timings" --arg c "scripts/bench.sh ${only[*]}" \
-    '$p + {rerun: {command: $c, benchmarks: ($s | keys), seconds_by_benchmark: $s}}' >"$OUT/run.json"
+  jq -n --argjson p "$prev" --argjson s "$timings" --arg c "scripts/bench.sh ${only[*]}" '
+    ($p.rerun // {}) as $r
+    | ($r.commands // (if $r.command then ($r.benchmarks // []) | map({(.): $r.command}) | add // {} else {} end)) as $old
+    | $p + {rerun: {benchmarks: ((($r.benchmarks // []) + ($s | keys)) | unique),
+                    seconds_by_benchmark: (($r.seconds_by_benchmark // {}) + $s),
+                    commands: ($old + ($s | with_entries(.value = $c)))}}' >"$OUT/run.json"
 fi
 "$BUILD/bench/bench_report" --results "$OUT" --doc "$DOC"
 echo "bench: done in ${total} s; results in $OUT, tables in $DOC"

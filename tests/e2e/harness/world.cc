@@ -32,11 +32,17 @@ zones: [cn-hangzhou-h]
 vpc:
   id: vpc-{name}
   cidr: 198.18.0.0/16
-  vswitches:
+{vpc6}  vswitches:
     - id: {vsw}
       zone: cn-hangzhou-h
       cidr: {cidr}
-)", fmt::arg("name", w->name_), fmt::arg("vsw", vsw), fmt::arg("cidr", spec.vswitch_cidr));
+{vsw6})", fmt::arg("name", w->name_), fmt::arg("vsw", vsw), fmt::arg("cidr", spec.vswitch_cidr),
+                                 fmt::arg("vpc6", spec.vpc_ipv6_cidr.empty()
+                                                      ? ""
+                                                      : fmt::format("  ipv6_cidr: \"{}\"\n", spec.vpc_ipv6_cidr)),
+                                 fmt::arg("vsw6", spec.vswitch_ipv6_cidr.empty()
+                                                      ? ""
+                                                      : fmt::format("      ipv6_cidr: \"{}\"\n", spec.vswitch_ipv6_cidr)));
   if (!spec.extra_vswitch_cidr.empty()) {
     std::string vsw2 = "vsw-" + w->name_ + "b";
     w->vswitches_.push_back(vsw2);

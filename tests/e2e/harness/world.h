@@ -23,6 +23,10 @@ struct WorldSpec {
   int instances = 1;
   std::string vswitch_cidr = "198.18.0.0/24";
   std::string extra_vswitch_cidr;  // optional second vSwitch (same zone)
+  // Dual stack: the VPC's IPv6 /56 and the first vSwitch's /64 (inside
+  // fd00::/8); "": IPv4 only.
+  std::string vpc_ipv6_cidr;
+  std::string vswitch_ipv6_cidr;
 };
 
 class VpcsimWorld {
