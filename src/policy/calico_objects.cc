@@ -73,10 +73,11 @@ Status ReadNetworkSet(const Json& object, bool global, NetworkSetInfo* out) {
       // A bare address is a host: /32 or /128, as Calico reads it.
       if (text.find('/') == std::string::npos) text += v6 ? "/128" : "/32";
       if (v6) {
-        if (!Ipv6Cidr::Parse(text).ok()) {
+        auto cidr6 = Ipv6Cidr::Parse(text);
+        if (!cidr6.ok()) {
           return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: \"{}\" is not a CIDR", what, i, text);
         }
-        out->has_ipv6 = true;
+        out->nets6.push_back(*cidr6);  // host bits: IpRangeSet keeps the network
         continue;
       }
       auto cidr = Ipv4Cidr::Parse(text, /*allow_host_bits=*/true);
@@ -103,7 +104,7 @@ NetworkSetInfo NetworkSetOrUnreadableOf(const Json& object, bool global) {
   if (st.ok()) return out;
   // Addresses read before the error are not all of them: none count.
   out.nets.clear();
-  out.has_ipv6 = false;
+  out.nets6.clear();
   out.unreadable = st.error().ToString();
   return out;
 }

@@ -23,10 +23,10 @@ bool IsAnyPacket(const Alternatives& alts);
 
 void RequireProtocol(Alternatives* alts, Protocol p);
 void ExcludeProtocol(Alternatives* alts, Protocol p);
-void RequireIcmp(Alternatives* alts, const IcmpMatch& m);
+void RequireIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp = Protocol::kICMP);
 // Calico's notICMP read as iptables renders it: not (type T and code C);
 // like every ICMP match it matches ICMP packets only.
-void ExcludeIcmp(Alternatives* alts, const IcmpMatch& m);
+void ExcludeIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp = Protocol::kICMP);
 
 enum class PortSide { kDestination, kSource };
 

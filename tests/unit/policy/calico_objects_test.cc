@@ -24,7 +24,7 @@ TEST(CalicoNetworkSet, NetsLabelsAndNamespace) {
   EXPECT_EQ(ns->labels, (k8s::Labels{{"role", "partner"}}));
   // A bare address is a /32; host bits are masked as Calico masks them.
   EXPECT_EQ(ns->nets, (std::vector<Ipv4Cidr>{C("198.51.100.0/24"), C("203.0.113.7/32"), C("192.0.2.64/28")}));
-  EXPECT_TRUE(ns->has_ipv6);
+  EXPECT_EQ(ns->nets6, (std::vector<Ipv6Cidr>{*Ipv6Cidr::Parse("2001:db8::/32"), *Ipv6Cidr::Parse("2001:db8::1/128")}));
 }
 
 TEST(CalicoNetworkSet, GlobalHasNoNamespaceAndEmptySpecIsEmpty) {
@@ -33,7 +33,7 @@ TEST(CalicoNetworkSet, GlobalHasNoNamespaceAndEmptySpecIsEmpty) {
   ASSERT_TRUE(g.ok()) << g.error().ToString();
   EXPECT_EQ(g->namespace_, "");
   EXPECT_EQ(g->nets, std::vector<Ipv4Cidr>{C("198.18.9.0/24")});
-  EXPECT_FALSE(g->has_ipv6);
+  EXPECT_TRUE(g->nets6.empty());
   // The crd.projectcalico.org/v1 object of the same set reads the same.
   auto crd = GlobalNetworkSetFromCalico(Json::parse(R"({"apiVersion": "crd.projectcalico.org/v1",
       "kind": "GlobalNetworkSet", "metadata": {"name": "blocklist", "labels": {"list": "bad"}},
