@@ -161,6 +161,7 @@ class CompileRun {
       if (const ServiceBackends* s = Service(ref)) {
         for (const auto& g : s->groups) {
           for (const auto& a : g.addresses) r.Add(a);
+          for (const auto& a : g.addresses6) r.Add(a);
         }
       }
     }
@@ -502,10 +503,10 @@ class CompileRun {
       const ServiceBackends* s = Service(ref);
       if (!s) continue;
       for (const auto& g : s->groups) {
-        for (const auto& a : g.addresses) {
-          for (const auto& p : g.ports) {
-            if (p.port != 0) t.insert({KeyOf(a), p.protocol, p.port});
-          }
+        for (const auto& p : g.ports) {
+          if (p.port == 0) continue;
+          for (const auto& a : g.addresses) t.insert({KeyOf(a), p.protocol, p.port});
+          for (const auto& a : g.addresses6) t.insert({KeyOf(a), p.protocol, p.port});
         }
       }
     }

@@ -94,6 +94,7 @@ std::string ContextKey(const ServiceBackends& s) {
   for (const auto& g : s.groups) {
     k += "|group";
     for (const auto& a : g.addresses) k += "|" + a.ToString();
+    for (const auto& a : g.addresses6) k += "|" + a.ToString();
     for (const auto& p : g.ports) k += fmt::format("|{}:{}", p.protocol, p.port);
   }
   return k;

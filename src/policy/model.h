@@ -173,6 +173,7 @@ struct ServiceBackends {
   struct PortGroup {
     std::vector<Ipv4Addr> addresses;
     std::vector<Port> ports;  // empty: the slices list no numbered port
+    std::vector<Ipv6Addr> addresses6 = {};  // of the IPv6 slices with these ports
   };
   std::vector<PortGroup> groups;
 

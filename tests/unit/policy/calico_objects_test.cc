@@ -183,11 +183,14 @@ TEST(ServiceBackendsFromSlices, WhatContributesNothing) {
   auto services = ServicesFromEndpointSlices(slices);
   ASSERT_EQ(services.size(), 2u);
   EXPECT_EQ(services[0].name, "db");
-  // The IPv4 slice's port has no number and the IPv6 slice's port is of
-  // addresses this datapath never sees: its address, on no port.
-  ASSERT_EQ(services[0].groups.size(), 1u);
+  // The IPv4 slice's port has no number: its address, on no port. The
+  // IPv6 slice (a dual-stack Service) is a group of its own port.
+  ASSERT_EQ(services[0].groups.size(), 2u);
   EXPECT_EQ(services[0].groups[0].addresses, Addrs{A("198.18.0.20")});
   EXPECT_TRUE(services[0].groups[0].ports.empty());
+  EXPECT_TRUE(services[0].groups[1].addresses.empty());
+  EXPECT_EQ(services[0].groups[1].addresses6, std::vector<Ipv6Addr>{*Ipv6Addr::Parse("fd00::20")});
+  EXPECT_EQ(services[0].groups[1].ports, (std::vector<ServiceBackends::Port>{{6, 5432}}));
   // A Service whose slices list no endpoint still exists (its rules match
   // nothing), with no group: its ports pair with no address.
   EXPECT_EQ(services[1].name, "empty");

@@ -269,6 +269,28 @@ TEST(DualStack, NamedPortTuplesHoldBothAddresses) {
       << m.chains[eg_a->name][1];
 }
 
+// A dual-stack Service's IPv6 slice: a Deny of the Service denies its IPv6
+// backends too (not only its IPv4 ones), on the slice's port only.
+TEST(DualStack, ServiceBackendsOfBothFamilies) {
+  PolicyInputs in = DualStackWorld();
+  ServiceBackends db;
+  db.namespace_ = "x";
+  db.name = "db";
+  db.groups.push_back({{*Ipv4Addr::Parse(PodIp("x", "b"))}, {{6, 80}}, {*Ipv6Addr::Parse(PodIp6("x", "b"))}});
+  in.services = {db};
+  in.policies.push_back(Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{
+      "selector":"pod == 'a'","types":["Egress"],
+      "egress":[{"action":"Deny","protocol":"TCP","destination":{"services":{"name":"db"}}},{"action":"Allow"}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  auto expect = [](auto& from, auto& to) { return from != "x/a" || to != "x/b"; };
+  EXPECT_EQ(Mismatches(cp, Tcp6(80), expect), "");
+  EXPECT_EQ(Mismatches(cp, Protocol::kTCP, 80, expect), "");
+  EXPECT_EQ(Mismatches(cp, Tcp6(81), [](auto&, auto&) { return true; }), "");
+  NftModel m = ModelOf(cp);
+  ASSERT_EQ(m.tuple_sets.size(), 1u);
+  EXPECT_EQ(m.tuple_sets.begin()->second, "198.18.1.2 . 6 . 80, fd00:18:1::2 . 6 . 80");
+}
+
 TEST(DualStack, ExplainTakesIpv6AddressesAndOneFamilyPerFlow) {
   PolicyInputs in = DualStackWorld();
   in.pods[8].ipv6.reset();  // z/c: IPv4 only
