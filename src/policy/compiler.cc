@@ -451,6 +451,14 @@ class CompileRun {
       if (alts.empty()) return;  // e.g. only unresolvable named ports
       if (!IsAnyPacket(alts)) r.ports = std::move(alts);
     }
+    // One family (ipVersion, or a local side of one family) and only ICMP
+    // terms of the other (a local IPv6 match on an ICMP type rule, say): no
+    // packet can match, and the kernel gets no rule for it.
+    if (r.ip_version && !r.ports.empty() &&
+        std::none_of(r.ports.begin(), r.ports.end(),
+                     [&](const PortMatch& m) { return AlternativeInFamily(m, *r.ip_version); })) {
+      return;
+    }
     out->push_back(std::move(r));
   }
 

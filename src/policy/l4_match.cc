@@ -146,6 +146,12 @@ void ExcludeProtocol(Alternatives* alts, Protocol p) {
   });
 }
 
+bool AlternativeInFamily(const PortMatch& m, int family) {
+  const bool icmp = m.icmp_type || m.icmp_code || m.not_icmp_type || m.not_icmp_code;
+  if (!icmp || family == 0) return true;
+  return (m.protocol == Protocol::kICMPv6) == (family == 6);
+}
+
 void RequireIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp) {
   RequireProtocol(alts, icmp);
   std::erase_if(*alts, [&](PortMatch& a) {

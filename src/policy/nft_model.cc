@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/strings.h"
+#include "policy/l4_match.h"
 
 namespace terway::policy {
 
@@ -108,13 +109,6 @@ std::string L4Match(const PortMatch& m, Direction d, const std::vector<IpSet>& s
   return s;
 }
 
-// Whether an alternative can match a packet of `family` at all: ICMP terms
-// are of one family (icmp: IPv4, icmpv6: IPv6).
-bool AlternativeInFamily(const PortMatch& m, int family) {
-  const bool icmp = m.icmp_type || m.icmp_code || m.not_icmp_type || m.not_icmp_code;
-  if (!icmp || family == 0) return true;
-  return (m.protocol == Protocol::kICMPv6) == (family == 6);
-}
 
 // The peer terms of a rule in one family, with their trailing space.
 std::string PeerMatch(const CompiledPolicy& cp, const CompiledRule& r, int family) {

@@ -246,6 +246,22 @@ TEST(DualStack, CalicoLocalSideMatchingOneFamilyKeepsTheRuleForThatFamily) {
   EXPECT_EQ(ModelOf(cp).chains[in_a->name][0].substr(0, 26), "meta nfproto ipv6 counter ");
 }
 
+// A local side admitting only x/a's IPv6 on an ICMP (IPv4) type rule: no
+// packet can match, so the rule is not compiled (no nft rule, no counter:
+// what the incremental compiler reads from the rules' text).
+TEST(DualStack, ARuleOfOneFamilyWithOnlyTheOtherFamilysIcmpIsDropped) {
+  PolicyInputs in = DualStackWorld();
+  in.policies.push_back(Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{
+      "selector":"pod == 'a'","types":["Ingress"],
+      "ingress":[{"action":"Allow","protocol":"ICMP","icmp":{"type":8},"destination":{"nets":["fd00:18:1::1/128"]}}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(in_a, nullptr);
+  EXPECT_TRUE(in_a->rules.empty());
+  EXPECT_EQ(ModelOf(cp).counters, std::set<std::string>{in_a->name + "_drop"});
+  EXPECT_EQ(Mismatches(cp, Protocol::kICMP, 0, [](auto&, auto& to) { return to != "x/a"; }), "");
+}
+
 // Named ports resolve on the peer's addresses of both families (tuples).
 TEST(DualStack, NamedPortTuplesHoldBothAddresses) {
   PolicyInputs in = DualStackWorld();
