@@ -103,7 +103,8 @@ std::string L4Match(const PortMatch& m, Direction d, const std::vector<IpSet>& s
     s += PortTerm(*m.protocol, "dport", m.not_ranges, true);
   }
   if (m.tuple_set) {
-    s += fmt::format("{} . meta l4proto . th {} @{} ", AddressTerm(family, d), d == Direction::kIngress ? "sport" : "dport",
+    s += fmt::format("{} . meta l4proto . th {} @{} ", AddressTerm(family, d),
+                     d == Direction::kIngress ? "sport" : "dport",
                      SetNameIn(family, sets[*m.tuple_set].name));
   }
   return s;
@@ -183,7 +184,9 @@ std::string Ipv6SetName(const std::string& name) {
 }
 
 std::string ModelSetName(const std::string& kernel_name) {
-  if (kernel_name.size() > 3 && (kernel_name[0] == 's' || kernel_name[0] == 't') && kernel_name.compare(1, 2, "6_") == 0) {
+  const bool twin = kernel_name.size() > 3 && (kernel_name[0] == 's' || kernel_name[0] == 't') &&
+                    kernel_name.compare(1, 2, "6_") == 0;
+  if (twin) {
     return kernel_name.substr(0, 1) + kernel_name.substr(2);
   }
   return kernel_name;

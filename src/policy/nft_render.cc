@@ -191,7 +191,8 @@ std::string DeltaAdditions(const NftModel& from, const NftModel& to, const std::
         auto [gone, come] = ElementChanges(it->second, model_elems);
         auto [gone4, gone6] = SplitElementsByFamily(gone);
         auto [come4, come6] = SplitElementsByFamily(come);
-        for (const auto& [name, g, c] : {std::tuple{model_name, gone4, come4}, {Ipv6SetName(model_name), gone6, come6}}) {
+        for (const auto& [name, g, c] :
+             {std::tuple{model_name, gone4, come4}, {Ipv6SetName(model_name), gone6, come6}}) {
           if (!g.empty()) s += fmt::format("delete element {} {} {{ {} }}\n", t, name, g);
           if (!c.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, c);
         }
