@@ -248,8 +248,11 @@ int main(int argc, char** argv) {
   std::string from, to, port_spec;
   auto* explain = policy->add_subcommand(
       "explain", "would a connection be allowed, and which policy and rule decide it (the kernel's own model)");
-  explain->add_option("--from", from, "source: NAMESPACE/POD or an IPv4 address")->required();
-  explain->add_option("--to", to, "destination: NAMESPACE/POD or an IPv4 address")->required();
+  explain->add_option("--from", from,
+                      "source: NAMESPACE/POD or an IPv4 or IPv6 address (an IPv6 address at either end makes the "
+                      "flow IPv6: pods then stand at their IPv6 address; ICMP is then 0/ICMPv6)")
+      ->required();
+  explain->add_option("--to", to, "destination: NAMESPACE/POD or an IPv4 or IPv6 address")->required();
   explain->add_option("--port", port_spec, "destination PORT[/PROTOCOL], e.g. 80/TCP")->required();
   explain->add_option("--socket", socket, "terwayd's socket")->capture_default_str();
   auto* show = policy->add_subcommand("show", "each policed pod's rules with their packet counters");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/ip.h"
@@ -17,7 +18,9 @@ class PodPolicy {
   virtual ~PodPolicy() = default;
   // Ok: the pod's chains (if any policy selects it) are enforced. An error
   // means the pod would start unprotected; the ADD fails and is undone.
-  virtual Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) = 0;
+  // ipv6: a dual-stack pod's IPv6 address (the same chains police it).
+  virtual Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip,
+                             std::optional<Ipv6Addr> ipv6 = std::nullopt) = 0;
   // The pod's sandbox holding `ip` went (DEL, an undone ADD): forgotten only
   // if the pod's recorded address is still that one (another sandbox of the
   // same pod may hold a newer one).

@@ -369,6 +369,7 @@ void PolicyController::FeedPod(const std::string& key) {
       else pod = f->second;  // the cache lacks it, or its copy predates the binding
     }
     if (auto ip = local_ips_.find(key); ip != local_ips_.end()) s.local_ips.insert(*ip);
+    if (auto ip = local_ips6_.find(key); ip != local_ips6_.end()) s.local_ips6.insert(*ip);
   }
   if (!pod) {
     compiler_.RemovePod(key);
@@ -564,7 +565,8 @@ bool PolicyController::MayIsolate(Ipv4Addr ip) const {
   return isolated_.count(ip) > 0;
 }
 
-Status PolicyController::PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) {
+Status PolicyController::PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip,
+                                     std::optional<Ipv6Addr> ipv6) {
   const std::string key = ns + "/" + name;
   auto cached = pods_->Get(key);
   bool known = cached.has_value();
@@ -591,12 +593,23 @@ Status PolicyController::PodStarting(const std::string& ns, const std::string& n
     for (auto it = local_ips_.begin(); it != local_ips_.end();) {
       if (it->first != key && it->second == ip) {
         stale.insert(it->first);
+        local_ips6_.erase(it->first);
         it = local_ips_.erase(it);
       } else {
         ++it;
       }
     }
+    for (auto it = local_ips6_.begin(); ipv6 && it != local_ips6_.end();) {
+      if (it->first != key && it->second == *ipv6) {
+        stale.insert(it->first);
+        it = local_ips6_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     local_ips_[key] = ip;
+    if (ipv6) local_ips6_[key] = *ipv6;
+    else local_ips6_.erase(key);
   }
   // Marked before numbered: an apply that sees our number sees our marks.
   for (const auto& k : stale) MarkChanged(&Dirty::pods, k);
@@ -620,6 +633,7 @@ void PolicyController::PodStopped(const std::string& ns, const std::string& name
     auto it = local_ips_.find(key);
     if (it != local_ips_.end() && it->second == ip) {
       local_ips_.erase(it);
+      local_ips6_.erase(key);
       fetched_.erase(key);
       held = true;
     }

@@ -106,7 +106,8 @@ class PolicyController : public PodPolicy {
   // CNI ADD: the pod's address is known; its chain is in the kernel when
   // this returns Ok. An error means the pod would run unprotected: the ADD
   // must fail (and is undone).
-  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) override;
+  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip,
+                     std::optional<Ipv6Addr> ipv6 = std::nullopt) override;
   // CNI DEL or an undone ADD: the address no longer belongs to the pod.
   void PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) override;
 
@@ -220,6 +221,8 @@ class PolicyController : public PodPolicy {
 
   std::mutex local_mu_;
   std::map<std::string, Ipv4Addr> local_ips_;
+  // Dual-stack pods' IPv6 addresses, as PodStarting was told them.
+  std::map<std::string, Ipv6Addr> local_ips6_;
   // Pods an ADD fetched before the pod cache saw them.
   std::map<std::string, k8s::Pod> fetched_;
 

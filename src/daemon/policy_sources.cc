@@ -155,14 +155,17 @@ BuiltInputs BuildPolicyInputs(const PolicySources& s) {
       // A pod we handed an address to runs here, whatever a cached copy
       // (from before the scheduler bound it) says: our address is the truth.
       info.ip = local->second;
+      if (auto six = s.local_ips6.find(info.Key()); six != s.local_ips6.end()) info.ipv6 = six->second;
       info.node = s.node_name;
     } else if (!s.node_name.empty() && p.node_name == s.node_name && !p.host_network) {
       // Ours but holding nothing (gone, or not yet added): the API's
       // status.podIP lags and can be stale.
       info.ip = std::nullopt;
+      info.ipv6 = std::nullopt;
     } else if (PodFinished(p)) {
       // As a peer it would lend its labels to whoever gets the address next.
       info.ip = std::nullopt;
+      info.ipv6 = std::nullopt;
     }
     in.pods.push_back(std::move(info));
   }

@@ -43,6 +43,11 @@ struct PolicySources {
   // allocated, keyed "ns/name"), never from the API.
   std::string node_name;
   std::map<std::string, Ipv4Addr> local_ips;
+  // Their IPv6 addresses when dual stack. A local pod in local_ips but not
+  // here takes its IPv6 from status.podIPs (until every ADD passes its
+  // IPv6 to PodStarting, that is the only source; the status is written
+  // from the CNI result, so it lags but names the pod's own address).
+  std::map<std::string, Ipv6Addr> local_ips6;
   std::vector<Ipv4Addr> node_ips;  // this node's own addresses
 };
 

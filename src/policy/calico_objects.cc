@@ -73,10 +73,11 @@ Status ReadNetworkSet(const Json& object, bool global, NetworkSetInfo* out) {
       // A bare address is a host: /32 or /128, as Calico reads it.
       if (text.find('/') == std::string::npos) text += v6 ? "/128" : "/32";
       if (v6) {
-        if (!Ipv6Cidr::Parse(text).ok()) {
+        auto cidr6 = Ipv6Cidr::Parse(text);
+        if (!cidr6.ok()) {
           return Errorf(ErrorCode::kInvalidArgument, "{}: spec.nets[{}]: \"{}\" is not a CIDR", what, i, text);
         }
-        out->has_ipv6 = true;
+        out->nets6.push_back(*cidr6);  // host bits: IpRangeSet keeps the network
         continue;
       }
       auto cidr = Ipv4Cidr::Parse(text, /*allow_host_bits=*/true);
@@ -103,7 +104,7 @@ NetworkSetInfo NetworkSetOrUnreadableOf(const Json& object, bool global) {
   if (st.ok()) return out;
   // Addresses read before the error are not all of them: none count.
   out.nets.clear();
-  out.has_ipv6 = false;
+  out.nets6.clear();
   out.unreadable = st.error().ToString();
   return out;
 }
@@ -155,28 +156,35 @@ ServiceAccountInfo ServiceAccountFromK8s(const k8s::ServiceAccount& sa) {
 std::vector<ServiceBackends> ServicesFromEndpointSlices(const std::vector<k8s::EndpointSlice>& slices) {
   using Ports = std::vector<ServiceBackends::Port>;
   // Service -> the slices' port lists -> their endpoints' addresses.
-  std::map<std::pair<std::string, std::string>, std::map<Ports, std::set<Ipv4Addr>>> by_service;
+  struct Members {
+    std::set<Ipv4Addr> v4;
+    std::set<Ipv6Addr> v6;
+  };
+  std::map<std::pair<std::string, std::string>, std::map<Ports, Members>> by_service;
   for (const auto& s : slices) {
     const std::string service = s.ServiceName();
     if (service.empty()) continue;
     // A Service exists for policy as soon as it has a slice, even an empty
-    // or IPv6 one: its rules then match nothing rather than being unknown.
+    // or FQDN one: its rules then match nothing rather than being unknown.
     auto& groups = by_service[{s.metadata.namespace_, service}];
-    if (s.address_type != "IPv4") continue;
+    if (s.address_type != "IPv4" && s.address_type != "IPv6") continue;
     std::set<ServiceBackends::Port> ports;
     for (const auto& p : s.ports) {
       auto proto = ProtocolNumber(p.protocol);
       if (!p.port || *p.port < 1 || *p.port > 65535 || !proto) continue;
       ports.insert({*proto, static_cast<uint16_t>(*p.port)});
     }
-    std::set<Ipv4Addr> addresses;
+    Members m;
     for (const auto& e : s.endpoints) {
       for (const auto& a : e.addresses) {
-        if (auto ip = Ipv4Addr::Parse(a); ip.ok()) addresses.insert(*ip);
+        if (auto ip = Ipv4Addr::Parse(a); ip.ok() && s.address_type == "IPv4") m.v4.insert(*ip);
+        if (auto ip = Ipv6Addr::Parse(a); ip.ok() && s.address_type == "IPv6") m.v6.insert(*ip);
       }
     }
-    if (addresses.empty()) continue;  // adds no member, whatever its ports
-    groups[Ports(ports.begin(), ports.end())].insert(addresses.begin(), addresses.end());
+    if (m.v4.empty() && m.v6.empty()) continue;  // adds no member, whatever its ports
+    Members& g = groups[Ports(ports.begin(), ports.end())];
+    g.v4.insert(m.v4.begin(), m.v4.end());
+    g.v6.insert(m.v6.begin(), m.v6.end());
   }
   std::vector<ServiceBackends> out;
   out.reserve(by_service.size());
@@ -184,8 +192,9 @@ std::vector<ServiceBackends> ServicesFromEndpointSlices(const std::vector<k8s::E
     ServiceBackends b;
     b.namespace_ = key.first;
     b.name = key.second;
-    for (auto& [ports, addresses] : groups) {
-      b.groups.push_back({std::vector<Ipv4Addr>(addresses.begin(), addresses.end()), ports});
+    for (auto& [ports, m] : groups) {
+      b.groups.push_back({std::vector<Ipv4Addr>(m.v4.begin(), m.v4.end()), ports,
+                          std::vector<Ipv6Addr>(m.v6.begin(), m.v6.end())});
     }
     out.push_back(std::move(b));
   }

@@ -52,8 +52,9 @@ ServiceAccountInfo ServiceAccountFromK8s(const k8s::ServiceAccount& sa);
 // no protocol; a port without a number contributes nothing. Slices listing
 // the same ports share one group (the same tuples); groups come sorted by
 // ports, addresses sorted and once each; Services sorted by
-// namespace/name. IPv6 and FQDN slices, and slices without endpoints, add
-// nothing (IPv4 datapath) but the Service still exists.
+// namespace/name. IPv6 slices add their addresses to `addresses6` (a
+// dual-stack Service has a slice per family). FQDN slices, and slices
+// without endpoints, add nothing but the Service still exists.
 std::vector<ServiceBackends> ServicesFromEndpointSlices(const std::vector<k8s::EndpointSlice>& slices);
 
 // --- Telling users what is enforced on the safe side (Policy::fail_closed);

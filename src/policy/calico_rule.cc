@@ -43,7 +43,7 @@ struct Families {
 // validator's stance is an open question in the semantics document, and
 // refusing would isolate pods over a harmless spelling).
 Status ReadNets(const Json& e, const char* key, const std::string& field, std::optional<std::vector<Ipv4Cidr>>* out,
-                Families* fam, bool negated) {
+                std::vector<Ipv6Cidr>* out6, Families* fam, bool negated) {
   if (!Present(e, key)) return Ok();
   const std::string f = field + "." + key;
   if (!e[key].is_array()) return Invalid(f, "want a list of CIDRs");
@@ -69,6 +69,7 @@ Status ReadNets(const Json& e, const char* key, const std::string& field, std::o
       if (negated && c6->prefix_len() == 0) {
         return Invalid(fmt::format("{}[{}]", f, i), "a catch-all notNets (::/0) matches no packet; Calico refuses it");
       }
+      out6->push_back(*c6);
       fam->v6 = true;
     } else if (Ipv4Cidr::Parse(cidr, true).ok()) {
       return Invalid(fmt::format("{}[{}]", f, i), fmt::format("\"{}\" has host bits set (write the network)", text));
@@ -163,6 +164,7 @@ struct Entity {
   std::optional<CalicoSelector> sa_selector;
   std::optional<std::vector<ServiceRef>> services;
   std::optional<std::vector<Ipv4Cidr>> nets, not_nets;
+  std::vector<Ipv6Cidr> nets6, not_nets6;
   std::vector<PortSpec> ports, not_ports;
   bool present = false;
 };
@@ -226,8 +228,8 @@ Result<Entity> ReadEntity(const Json& r, const char* key, const CalicoRuleContex
                                        "notPorts", "serviceAccounts", "services"})) {
     unknown->push_back(std::string(key) + "." + k);
   }
-  TERWAY_TRY(ReadNets(e, "nets", f, &out.nets, fam, false));
-  TERWAY_TRY(ReadNets(e, "notNets", f, &out.not_nets, fam, true));
+  TERWAY_TRY(ReadNets(e, "nets", f, &out.nets, &out.nets6, fam, false));
+  TERWAY_TRY(ReadNets(e, "notNets", f, &out.not_nets, &out.not_nets6, fam, true));
   TERWAY_ASSIGN_OR_RETURN(out.selector, ReadCalicoSelector(e, "selector", f));
   TERWAY_ASSIGN_OR_RETURN(out.not_selector, ReadCalicoSelector(e, "notSelector", f));
   TERWAY_ASSIGN_OR_RETURN(out.namespace_selector, ReadCalicoSelector(e, "namespaceSelector", f, true));
@@ -281,7 +283,9 @@ Peer TranslateEntity(const Entity& e, const CalicoRuleContext& ctx) {
   TranslateSelectors(e, ctx, &p);
   p.services = e.services;
   p.nets = e.nets;
+  if (p.nets) p.nets6 = e.nets6;
   if (e.not_nets) p.not_nets = *e.not_nets;
+  p.not_nets6 = e.not_nets6;
   return p;
 }
 
@@ -536,13 +540,11 @@ Result<Rule> ReadCalicoRule(const Json& r, const CalicoRuleContext& ctx, std::ve
   rule.source_ports = with_protocol(src.ports);
   rule.not_source_ports = with_protocol(src.not_ports);
 
-  // IPv6-only rules never match this IPv4 datapath (Felix drops them from
-  // the IPv4 rendering the same way).
-  // The name ICMPv6 implies IPv6; the number 58 implies no version.
-  const bool icmpv6_by_name = r.contains("protocol") && r["protocol"] == "ICMPv6";
-  if ((version && *version == 6) || icmpv6_by_name || fam.v6) {
-    rule.matches_nothing = true;
-  }
+  // ipVersion restricts the rule to one family (as Felix renders it in
+  // that family's tables only). ICMP / ICMPv6 and nets of one family need
+  // no version: the kernel's match is of that family already (an IPv6 net
+  // admits no IPv4 address, `icmpv6 type` no IPv4 packet).
+  rule.ip_version = version;
   if (http) {
     FailClosedCriteria({"http"}, "HTTP matching needs an L7 proxy, which terway does not have", ctx, &rule, notes);
   }

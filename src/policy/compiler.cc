@@ -15,7 +15,8 @@
 
 namespace terway::policy {
 
-bool CompiledRule::Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, const Packet& pkt) const {
+bool CompiledRule::Matches(const std::vector<IpSet>& sets, IpKey peer, const Packet& pkt) const {
+  if (ip_version && *ip_version != (IsIpv4Key(peer) ? 4 : 6)) return false;
   if (peer_set && !sets[*peer_set].Contains(peer)) return false;
   if (peer_not_set && sets[*peer_not_set].Contains(peer)) return false;
   const uint16_t peer_port = direction == Direction::kEgress ? pkt.destination_port : pkt.source_port;
@@ -30,6 +31,14 @@ bool CompiledRule::Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, const 
     if (m.Matches(sets, direction, peer, pkt)) return true;
   }
   return false;
+}
+
+std::vector<IpKey> AddressesOf(const PodInfo& p) {
+  std::vector<IpKey> out;
+  if (!p.ip) return out;
+  out.push_back(KeyOf(*p.ip));
+  if (p.ipv6) out.push_back(KeyOf(*p.ipv6));
+  return out;
 }
 
 namespace {
@@ -118,15 +127,16 @@ class CompileRun {
   }
 
   // Addresses of the endpoints and network sets a Calico selector matches.
-  const Ipv4RangeSet& SelectorAddresses(const CalicoSelector& sel) {
+  const IpRangeSet& SelectorAddresses(const CalicoSelector& sel) {
     std::string key = sel.ToString();
     auto it = selector_addresses_.find(key);
     if (it != selector_addresses_.end()) return it->second;
-    Ipv4RangeSet r;
-    for (size_t q : SelectorPods(sel)) r.Add(*Pod(q).ip);
+    IpRangeSet r;
+    for (size_t q : SelectorPods(sel)) AddPod(q, &r);
     for (const auto& [set, labels] : network_sets_) {
       if (!sel.Matches(labels)) continue;
       for (const auto& c : set->nets) r.Add(c);
+      for (const auto& c : set->nets6) r.Add(c);
     }
     return selector_addresses_[key] = std::move(r);
   }
@@ -134,8 +144,8 @@ class CompileRun {
   // --- network sets that cannot be read (unreadable_sets.h): a selector's
   // addresses with the ones it could select as every address
   // (`unreadable_any`) or left out.
-  const Ipv4RangeSet& SelectorAddresses(const CalicoSelector& sel, bool unreadable_any) {
-    static const Ipv4RangeSet kAll = Ipv4RangeSet::All();
+  const IpRangeSet& SelectorAddresses(const CalicoSelector& sel, bool unreadable_any) {
+    static const IpRangeSet kAll = IpRangeSet::All();
     if (unreadable_any && !unreadable_.Matches(sel).empty()) return kAll;
     return SelectorAddresses(sel);
   }
@@ -145,12 +155,13 @@ class CompileRun {
   }
   std::vector<FailClosed> UnreadableSetNotes(const Policy& pol) { return unreadable_.Notes(pol); }
 
-  Ipv4RangeSet ServiceAddresses(const std::vector<ServiceRef>& refs) {
-    Ipv4RangeSet r;
+  IpRangeSet ServiceAddresses(const std::vector<ServiceRef>& refs) {
+    IpRangeSet r;
     for (const auto& ref : refs) {
       if (const ServiceBackends* s = Service(ref)) {
         for (const auto& g : s->groups) {
           for (const auto& a : g.addresses) r.Add(a);
+          for (const auto& a : g.addresses6) r.Add(a);
         }
       }
     }
@@ -161,7 +172,7 @@ class CompileRun {
   // is a separate set). Ingress `services` are backend addresses; egress
   // ones are tuples (ServiceTuples), so they admit any address here.
   // `unreadable_any`: how its selector takes unreadable network sets.
-  const Ipv4RangeSet& PeerAddresses(const Peer& peer, Direction d, bool unreadable_any) {
+  const IpRangeSet& PeerAddresses(const Peer& peer, Direction d, bool unreadable_any) {
     std::string key =
         peer.Key() + (d == Direction::kIngress ? "|in" : "|eg") + UnreadableKey(peer.selector, unreadable_any);
     auto it = peer_addresses_.find(key);
@@ -169,23 +180,25 @@ class CompileRun {
     return peer_addresses_[key] = ResolvePeer(peer, d, unreadable_any);
   }
 
-  Ipv4RangeSet ResolvePeer(const Peer& peer, Direction d, bool unreadable_any) {
+  IpRangeSet ResolvePeer(const Peer& peer, Direction d, bool unreadable_any) {
     if (peer.matches_nothing) return {};
-    Ipv4RangeSet r = Ipv4RangeSet::All();
+    IpRangeSet r = IpRangeSet::All();
     if (peer.SelectsPods()) {
-      Ipv4RangeSet pods;
-      for (size_t q : K8sPeerPods(peer)) pods.Add(*Pod(q).ip);
+      IpRangeSet pods;
+      for (size_t q : K8sPeerPods(peer)) AddPod(q, &pods);
       r = std::move(pods);
     }
     if (peer.selector) r.Intersect(SelectorAddresses(*peer.selector, unreadable_any));
     if (peer.services && d == Direction::kIngress) r.Intersect(ServiceAddresses(*peer.services));
     if (peer.nets) {
-      Ipv4RangeSet n;
+      IpRangeSet n;
       for (const auto& c : *peer.nets) n.Add(c);
+      for (const auto& c : peer.nets6) n.Add(c);
       r.Intersect(n);
     }
-    Ipv4RangeSet cut;
+    IpRangeSet cut;
     for (const auto& c : peer.not_nets) cut.Add(c);
+    for (const auto& c : peer.not_nets6) cut.Add(c);
     r.Subtract(cut);
     return r;
   }
@@ -193,10 +206,25 @@ class CompileRun {
   // Our own pod against a Calico rule's local side (the destination of an
   // ingress rule, the source of an egress rule): decided here, by address,
   // as the kernel would decide it on the packet.
-  bool LocalMatches(const Peer& local, Reading reading, size_t pod) {
-    const Ipv4Addr ip = *Pod(pod).ip;
+  bool LocalMatches(const Peer& local, Reading reading, IpKey ip) {
     if (!PeerAddresses(local, Direction::kEgress, UnreadableAny(reading, false)).Contains(ip)) return false;
     return !(local.not_selector && SelectorAddresses(*local.not_selector, UnreadableAny(reading, true)).Contains(ip));
+  }
+  // The family a rule with a local side keeps on a pod: none when neither
+  // address matches; a dual-stack pod whose addresses match in one family
+  // only gets the rule for that family (the kernel sees the packet's own
+  // address). Nullopt in `*version` = both families.
+  bool LocalFamily(const Peer& local, Reading reading, size_t pod, std::optional<int>* version) {
+    const PodInfo& p = Pod(pod);
+    const bool v4 = LocalMatches(local, reading, KeyOf(*p.ip));
+    if (!p.ipv6) return v4;
+    const bool v6 = LocalMatches(local, reading, KeyOf(*p.ipv6));
+    if (v4 && v6) return true;
+    if (!v4 && !v6) return false;
+    const int only = v4 ? 4 : 6;
+    if (*version && **version != only) return false;
+    *version = only;
+    return true;
   }
 
   // The rule's peer terms: its address set (the union of its peers'
@@ -224,7 +252,7 @@ class CompileRun {
       if (it != set_by_key_.end()) {
         out->peer_set = it->second;
       } else {
-        Ipv4RangeSet r;
+        IpRangeSet r;
         for (const auto& pos : positive) r.AddAll(PeerAddresses(pos, d, unreadable_any));
         out->peer_set = AddSet(key, std::move(r));
       }
@@ -239,6 +267,11 @@ class CompileRun {
           it != set_by_key_.end() ? it->second : AddSet(key, SelectorAddresses(*p.not_selector, not_any));
     }
     if (p.services && d == Direction::kEgress) out->tuple_sets.push_back(ServiceTuples(*p.services));
+  }
+
+  void AddPod(size_t q, IpRangeSet* r) const {
+    r->Add(*Pod(q).ip);
+    if (Pod(q).ipv6) r->Add(*Pod(q).ipv6);
   }
 
   // --- ports.
@@ -300,7 +333,10 @@ class CompileRun {
     std::set<AddressPortTuple> t;
     for (size_t q : candidates.second) {
       for (const PortSpec* ps : specs) {
-        for (const auto& [p, n] : NamedPort(q, ps->name, ps->protocol)) t.insert({Pod(q).ip->value(), p.number(), n});
+        for (const auto& [p, n] : NamedPort(q, ps->name, ps->protocol)) {
+          t.insert({KeyOf(*Pod(q).ip), p.number(), n});
+          if (Pod(q).ipv6) t.insert({KeyOf(*Pod(q).ipv6), p.number(), n});
+        }
       }
     }
     return AddTupleSet(key, std::move(t));
@@ -352,8 +388,10 @@ class CompileRun {
     Alternatives alts = AnyPacket();
     if (rule.protocol) RequireProtocol(&alts, *rule.protocol);
     if (rule.not_protocol) ExcludeProtocol(&alts, *rule.not_protocol);
-    if (rule.icmp) RequireIcmp(&alts, *rule.icmp);
-    if (rule.not_icmp) ExcludeIcmp(&alts, *rule.not_icmp);
+    // Calico's icmp / notICMP are ICMPv6 types under protocol ICMPv6.
+    const Protocol icmp = rule.protocol == Protocol::kICMPv6 ? Protocol::kICMPv6 : Protocol::kICMP;
+    if (rule.icmp) RequireIcmp(&alts, *rule.icmp, icmp);
+    if (rule.not_icmp) ExcludeIcmp(&alts, *rule.not_icmp, icmp);
     const bool ingress = d == Direction::kIngress;
     // Destination ports are ours for ingress, the peer's for egress;
     // source ports the other way round.
@@ -398,10 +436,12 @@ class CompileRun {
 
   void CompileRuleAs(size_t pol_idx, const Rule& rule, size_t rule_idx, Direction d, size_t pod, Reading reading,
                      Action action, std::vector<CompiledRule>* out) {
-    if (rule.local && !LocalMatches(*rule.local, reading, pod)) return;
+    std::optional<int> version = rule.ip_version;
+    if (rule.local && !LocalFamily(*rule.local, reading, pod, &version)) return;
     const RuleTemplate& t = Template(rule, d, reading);
     if (t.never) return;
     CompiledRule r = t.rule;
+    r.ip_version = version;
     r.policy = pol_idx;
     r.direction = d;
     r.rule_index = rule_idx;
@@ -410,6 +450,14 @@ class CompileRun {
       Alternatives alts = L4(rule, d, pod, &r);
       if (alts.empty()) return;  // e.g. only unresolvable named ports
       if (!IsAnyPacket(alts)) r.ports = std::move(alts);
+    }
+    // One family (ipVersion, or a local side of one family) and only ICMP
+    // terms of the other (a local IPv6 match on an ICMP type rule, say): no
+    // packet can match, and the kernel gets no rule for it.
+    if (r.ip_version && !r.ports.empty() &&
+        std::none_of(r.ports.begin(), r.ports.end(),
+                     [&](const PortMatch& m) { return AlternativeInFamily(m, *r.ip_version); })) {
+      return;
     }
     out->push_back(std::move(r));
   }
@@ -463,17 +511,17 @@ class CompileRun {
       const ServiceBackends* s = Service(ref);
       if (!s) continue;
       for (const auto& g : s->groups) {
-        for (const auto& a : g.addresses) {
-          for (const auto& p : g.ports) {
-            if (p.port != 0) t.insert({a.value(), p.protocol, p.port});
-          }
+        for (const auto& p : g.ports) {
+          if (p.port == 0) continue;
+          for (const auto& a : g.addresses) t.insert({KeyOf(a), p.protocol, p.port});
+          for (const auto& a : g.addresses6) t.insert({KeyOf(a), p.protocol, p.port});
         }
       }
     }
     return AddTupleSet(key, std::move(t));
   }
 
-  size_t AddSet(const std::string& key, Ipv4RangeSet r) {
+  size_t AddSet(const std::string& key, IpRangeSet r) {
     auto it = set_by_key_.find(key);
     if (it != set_by_key_.end()) return it->second;
     size_t idx = sets_.size();
@@ -510,14 +558,15 @@ class CompileRun {
   std::unordered_map<std::string, size_t> set_by_key_;
   std::unordered_map<std::string, std::vector<size_t>> peer_pods_;
   std::unordered_map<std::string, std::vector<size_t>> selector_pods_;
-  std::unordered_map<std::string, Ipv4RangeSet> selector_addresses_;
-  std::unordered_map<std::string, Ipv4RangeSet> peer_addresses_;
+  std::unordered_map<std::string, IpRangeSet> selector_addresses_;
+  std::unordered_map<std::string, IpRangeSet> peer_addresses_;
   std::map<std::tuple<const Rule*, int, int>, RuleTemplate> templates_;
 };
 
 std::string RuleMatchKey(const CompiledRule& r) {
   auto opt = [](const std::optional<size_t>& o) { return o ? std::to_string(*o) : std::string("any"); };
-  std::string k = opt(r.peer_set) + "!" + opt(r.peer_not_set) + "|t";
+  std::string k = opt(r.peer_set) + "!" + opt(r.peer_not_set) + "|v" +
+                  (r.ip_version ? std::to_string(*r.ip_version) : "*") + "|t";
   for (size_t t : r.tuple_sets) k += std::to_string(t) + ",";
   k += "!";
   for (size_t t : r.not_tuple_sets) k += std::to_string(t) + ",";
@@ -540,7 +589,7 @@ void PruneUnreachable(std::vector<CompiledRule>* rules) {
     }
     if (!seen.insert(RuleMatchKey(r)).second) continue;
     bool matches_all = !r.peer_set && !r.peer_not_set && r.tuple_sets.empty() && r.not_tuple_sets.empty() &&
-                       r.ports.empty();
+                       r.ports.empty() && !r.ip_version;
     out.push_back(std::move(r));
     if (matches_all) break;
   }
@@ -616,7 +665,10 @@ CompiledPolicy PolicyCompiler::Compile(PolicyInputs in) const {
   NoteUnknownTiers(&out.policies_, tiers, tier_of);
   for (size_t i = 0; i < out.pods_.size(); i++) {
     out.pod_by_key_[out.pods_[i].Key()] = i;
-    if (out.pods_[i].ip && !out.pods_[i].host_network) out.pod_by_ip_[out.pods_[i].ip->value()] = i;
+    const PodInfo& p = out.pods_[i];
+    if (!p.ip || p.host_network) continue;
+    out.pod_by_ip_[KeyOf(*p.ip)] = i;
+    if (p.ipv6) out.pod_by_ip_[KeyOf(*p.ipv6)] = i;
   }
   CompileRun run(&out, in);
   for (auto& pol : out.policies_) {

@@ -53,6 +53,10 @@ struct PolicyInputs {
   std::vector<ServiceBackends> services;
 };
 
+// A pod's addresses as set keys: its IPv4, and its IPv6 when dual stack
+// (none before it has an IPv4: such a pod is no peer and has no chain).
+std::vector<IpKey> AddressesOf(const PodInfo& p);
+
 struct CompileOptions {
   // Only pods on this node get chains (all pods are still peers). Empty:
   // every pod (tests, and a cluster-wide Explain).
@@ -61,7 +65,7 @@ struct CompileOptions {
 
 // (address, protocol, port): an element of a named-port or service set.
 struct AddressPortTuple {
-  uint32_t address = 0;  // host order
+  IpKey address = 0;  // ip_ranges.h: IPv4 at its IPv4-mapped key
   uint8_t protocol = 0;
   uint16_t port = 0;
   auto operator<=>(const AddressPortTuple&) const = default;
@@ -74,13 +78,11 @@ struct AddressPortTuple {
 struct IpSet {
   std::string name;  // stable across compiles: a hash of key
   std::string key;   // what it was built from
-  Ipv4RangeSet addresses;
+  IpRangeSet addresses;
   bool is_tuples = false;
   std::set<AddressPortTuple> tuples;
-  bool Contains(Ipv4Addr a) const { return addresses.Contains(a); }
-  bool Contains(Ipv4Addr a, Protocol p, uint16_t port) const {
-    return tuples.count({a.value(), p.number(), port}) > 0;
-  }
+  bool Contains(IpKey a) const { return addresses.Contains(a); }
+  bool Contains(IpKey a, Protocol p, uint16_t port) const { return tuples.count({a, p.number(), port}) > 0; }
 };
 
 using PortRanges = std::vector<std::pair<uint16_t, uint16_t>>;  // inclusive
@@ -103,7 +105,7 @@ struct PortMatch {
   // (peer address, protocol, peer's port) in this tuple set: the peer's
   // port is the destination port for egress, the source port for ingress.
   std::optional<size_t> tuple_set;
-  bool Matches(const std::vector<IpSet>& sets, Direction d, Ipv4Addr peer, const Packet& pkt) const;
+  bool Matches(const std::vector<IpSet>& sets, Direction d, IpKey peer, const Packet& pkt) const;
 };
 
 struct CompiledRule {
@@ -117,7 +119,11 @@ struct CompiledRule {
   std::vector<size_t> not_tuple_sets;  // ... and in none of these
   std::vector<PortMatch> ports;        // OR (disjoint); empty: any protocol and port
   std::string counter;                 // nft named counter: c<hash of identity>
-  bool Matches(const std::vector<IpSet>& sets, Ipv4Addr peer, const Packet& pkt) const;
+  // Packets of this IP family only (4 or 6): Calico's ipVersion, or a local
+  // side (nets, notSelector) that admits only one of a dual-stack pod's
+  // addresses. None: both.
+  std::optional<int> ip_version;
+  bool Matches(const std::vector<IpSet>& sets, IpKey peer, const Packet& pkt) const;
 };
 
 // One tier's share of a pod's chain: the rules of its policies that select
@@ -174,15 +180,25 @@ class CompiledPolicy {
   const std::vector<PodChain>& chains() const { return chains_; }
 
   std::optional<size_t> FindPod(const std::string& ns_slash_name) const;
-  std::optional<size_t> FindPodByIp(Ipv4Addr ip) const;
+  std::optional<size_t> FindPodByIp(IpKey ip) const;
+  std::optional<size_t> FindPodByIp(Ipv4Addr ip) const { return FindPodByIp(KeyOf(ip)); }
   const PodChain* Chain(size_t pod, Direction d) const;
 
-  // One direction of one pod against the other end's address.
-  Decision Evaluate(size_t pod, Direction d, Ipv4Addr peer, const Packet& packet) const;
+  // One direction of one pod against the other end's address (of either
+  // family: the packet is of that family).
+  Decision Evaluate(size_t pod, Direction d, IpKey peer, const Packet& packet) const;
+  Decision Evaluate(size_t pod, Direction d, Ipv4Addr peer, const Packet& packet) const {
+    return Evaluate(pod, d, KeyOf(peer), packet);
+  }
+  Decision Evaluate(size_t pod, Direction d, const Ipv6Addr& peer, const Packet& packet) const {
+    return Evaluate(pod, d, KeyOf(peer), packet);
+  }
   Decision Evaluate(size_t pod, Direction d, Ipv4Addr peer, Protocol proto, uint16_t port) const {
     return Evaluate(pod, d, peer, Packet::Of(proto, port));
   }
-  // from/to: "namespace/name" of a pod or an IPv4 address.
+  // from/to: "namespace/name" of a pod, or an IPv4 or IPv6 address. The
+  // packet is IPv6 when either end is an IPv6 address (pods then stand at
+  // their IPv6 address) or packet.ip_version is 6; else IPv4.
   Result<Explanation> Explain(const std::string& from, const std::string& to, const Packet& packet) const;
   Result<Explanation> Explain(const std::string& from, const std::string& to, Protocol proto, uint16_t port) const {
     return Explain(from, to, Packet::Of(proto, port));
@@ -201,7 +217,7 @@ class CompiledPolicy {
   std::vector<PodChain> chains_;
   std::map<std::string, std::vector<Ipv4Addr>> node_ips_;
   std::unordered_map<std::string, size_t> pod_by_key_;
-  std::map<uint32_t, size_t> pod_by_ip_;
+  std::map<IpKey, size_t> pod_by_ip_;  // both families
   std::map<std::pair<size_t, int>, size_t> chain_index_;
   std::string local_node_;
 };

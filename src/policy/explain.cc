@@ -14,8 +14,8 @@ namespace terway::policy {
 
 namespace {
 
-std::string PodOrIp(const CompiledPolicy& c, std::optional<size_t> pod, Ipv4Addr ip) {
-  return pod ? c.pods()[*pod].Key() : ip.ToString();
+std::string PodOrIp(const CompiledPolicy& c, std::optional<size_t> pod, IpKey ip) {
+  return pod ? c.pods()[*pod].Key() : KeyToString(ip);
 }
 
 // Why a pod has no chain for a direction.
@@ -49,8 +49,8 @@ std::optional<size_t> CompiledPolicy::FindPod(const std::string& key) const {
   return it->second;
 }
 
-std::optional<size_t> CompiledPolicy::FindPodByIp(Ipv4Addr ip) const {
-  auto it = pod_by_ip_.find(ip.value());
+std::optional<size_t> CompiledPolicy::FindPodByIp(IpKey ip) const {
+  auto it = pod_by_ip_.find(ip);
   if (it == pod_by_ip_.end()) return std::nullopt;
   return it->second;
 }
@@ -68,7 +68,7 @@ std::string CompiledPolicy::DescribeRule(const CompiledRule& r) const {
   return s;
 }
 
-Decision CompiledPolicy::Evaluate(size_t pod, Direction d, Ipv4Addr peer, const Packet& pkt) const {
+Decision CompiledPolicy::Evaluate(size_t pod, Direction d, IpKey peer, const Packet& pkt) const {
   const PodChain* chain = Chain(pod, d);
   if (!chain) return Unisolated(pods_[pod], d, local_node_);
   Decision out;
@@ -123,28 +123,48 @@ Decision CompiledPolicy::Evaluate(size_t pod, Direction d, Ipv4Addr peer, const 
 }
 
 Result<Explanation> CompiledPolicy::Explain(const std::string& from, const std::string& to, const Packet& pkt) const {
-  auto resolve = [&](const std::string& what) -> Result<std::pair<std::optional<size_t>, Ipv4Addr>> {
+  // One family for both ends: a packet has one. IPv6 when asked, or when
+  // an end is written as an IPv6 address.
+  if (pkt.ip_version != 0 && pkt.ip_version != 4 && pkt.ip_version != 6) {
+    return Errorf(ErrorCode::kInvalidArgument, "IP version {} is neither 4 nor 6", pkt.ip_version);
+  }
+  auto literal6 = [](const std::string& s) { return s.find(':') != std::string::npos; };
+  const bool v6 = pkt.ip_version == 6 || literal6(from) || literal6(to);
+  auto resolve = [&](const std::string& what) -> Result<std::pair<std::optional<size_t>, IpKey>> {
     if (auto pod = FindPod(what)) {
-      if (!pods_[*pod].ip) {
+      const PodInfo& p = pods_[*pod];
+      if (!p.ip) {
         return Errorf(ErrorCode::kNotFound, "pod {} has no IPv4 address yet; retry once it is running", what);
       }
-      return std::make_pair(pod, *pods_[*pod].ip);
+      if (v6 && !p.ipv6) {
+        return Errorf(ErrorCode::kNotFound,
+                      "pod {} has no IPv6 address (not dual stack, or not yet): explain this flow over IPv4", what);
+      }
+      return std::make_pair(pod, v6 ? KeyOf(*p.ipv6) : KeyOf(*p.ip));
     }
-    auto ip = Ipv4Addr::Parse(what);
+    auto ip = ParseIpKey(what);
     if (!ip.ok()) {
-      return Errorf(ErrorCode::kNotFound, "\"{}\" is neither a known pod (namespace/name) nor an IPv4 address", what);
+      return Errorf(ErrorCode::kNotFound, "\"{}\" is neither a known pod (namespace/name) nor an IPv4 or IPv6 address",
+                    what);
+    }
+    if (IsIpv4Key(*ip) == v6) {
+      return Errorf(ErrorCode::kInvalidArgument, "{} is an {} address but the flow is {}: give both ends in one family",
+                    what, v6 ? "IPv4" : "IPv6", v6 ? "IPv6" : "IPv4");
     }
     return std::make_pair(FindPodByIp(*ip), *ip);
   };
   TERWAY_ASSIGN_OR_RETURN(auto src, resolve(from));
   TERWAY_ASSIGN_OR_RETURN(auto dst, resolve(to));
+  if (v6 && pkt.protocol == Protocol::kICMP) {
+    return Errorf(ErrorCode::kInvalidArgument, "an IPv6 flow carries ICMPv6, not ICMP: ask for protocol ICMPv6");
+  }
   Explanation e;
   std::string flow = fmt::format("{} -> {} {}", PodOrIp(*this, src.first, src.second),
                                  PodOrIp(*this, dst.first, dst.second), pkt.ToString());
   if (dst.first) {
     auto node = node_ips_.find(pods_[*dst.first].node);
     if (node != node_ips_.end() &&
-        std::find(node->second.begin(), node->second.end(), src.second) != node->second.end()) {
+        std::any_of(node->second.begin(), node->second.end(), [&](Ipv4Addr a) { return KeyOf(a) == src.second; })) {
       e.ingress.reason = "from the pod's own node: always allowed";
       e.egress.reason = "the node is not a pod";
       e.summary = "ALLOW " + flow;

@@ -19,7 +19,7 @@ std::string TokenAt(const std::string& s, size_t i) {
 // The sets a rule reads: "@name" naming a set of the model.
 void SetsRead(const std::string& rule, const NftModel& m, std::set<std::string>* out) {
   for (size_t i = rule.find('@'); i != std::string::npos; i = rule.find('@', i + 1)) {
-    std::string name = TokenAt(rule, i + 1);
+    std::string name = ModelSetName(TokenAt(rule, i + 1));  // an IPv6 twin reads its pair
     if (m.sets.count(name) || m.tuple_sets.count(name)) out->insert(name);
   }
 }
@@ -77,10 +77,11 @@ std::string ContextKey(const TierInfo& t) {
   return fmt::format("{}|{}|{}", t.name, t.order ? std::to_string(*t.order) : "-", t.default_action_pass);
 }
 std::string ContextKey(const NetworkSetInfo& n) {
-  std::string k = n.namespace_ + "/" + n.name + (n.has_ipv6 ? "|6" : "|4");
+  std::string k = n.namespace_ + "/" + n.name + "|";
   k += fmt::format("|read={}|{}", static_cast<int>(n.read), n.unreadable);
   for (const auto& [l, v] : n.labels) k += "|" + l + "=" + v;
   for (const auto& c : n.nets) k += "|" + c.ToString();
+  for (const auto& c : n.nets6) k += "|" + c.ToString();
   return k;
 }
 std::string ContextKey(const ServiceAccountInfo& a) {
@@ -93,6 +94,7 @@ std::string ContextKey(const ServiceBackends& s) {
   for (const auto& g : s.groups) {
     k += "|group";
     for (const auto& a : g.addresses) k += "|" + a.ToString();
+    for (const auto& a : g.addresses6) k += "|" + a.ToString();
     for (const auto& p : g.ports) k += fmt::format("|{}:{}", p.protocol, p.port);
   }
   return k;
@@ -263,9 +265,9 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, Changed
     if (it != pods_.end()) {
       const PodInfo& prev = it->second;
       if (Local(prev)) recompile->insert(key);
-      if (prev.ip) {
-        (*addresses)[prev.ip->value()].insert(prev.namespace_);
-        auto ip = pods_by_ip_.find(prev.ip->value());
+      for (IpKey a : AddressesOf(prev)) {
+        (*addresses)[a].insert(prev.namespace_);
+        auto ip = pods_by_ip_.find(a);
         if (ip != pods_by_ip_.end() && (ip->second.erase(key), ip->second.empty())) pods_by_ip_.erase(ip);
       }
       pods_by_ns_[prev.namespace_].erase(key);
@@ -278,9 +280,9 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, Changed
       recompile->insert(key);
       local_by_ns_[p.namespace_].insert(key);
     }
-    if (p.ip) {
-      (*addresses)[p.ip->value()].insert(p.namespace_);
-      pods_by_ip_[p.ip->value()].insert(key);
+    for (IpKey a : AddressesOf(p)) {
+      (*addresses)[a].insert(p.namespace_);
+      pods_by_ip_[a].insert(key);
     }
     pods_by_ns_[p.namespace_].insert(key);
   }
@@ -311,7 +313,7 @@ void IncrementalCompiler::ApplyPending(std::set<std::string>* recompile, Changed
     if (auto it = pods_by_ns_.find(name); it != pods_by_ns_.end()) {
       for (const auto& key : it->second) {
         const PodInfo& p = pods_.at(key);
-        if (p.ip) (*addresses)[p.ip->value()].insert(name);
+        for (IpKey a : AddressesOf(p)) (*addresses)[a].insert(name);
       }
     }
   }
@@ -373,11 +375,13 @@ Status IncrementalCompiler::CompileFragments(const std::set<std::string>& keys) 
     // Pods sharing their addresses: a local side is matched by address.
     std::set<std::string> sharing;
     for (const PodInfo* p : group) {
-      for (const auto& key : pods_by_ip_.at(p->ip->value())) {
-        if (mine.count(key) || !sharing.insert(key).second) continue;
-        PodInfo copy = pods_.at(key);
-        copy.node = kPeerNode;
-        in.pods.push_back(std::move(copy));
+      for (IpKey a : AddressesOf(*p)) {
+        for (const auto& key : pods_by_ip_.at(a)) {
+          if (mine.count(key) || !sharing.insert(key).second) continue;
+          PodInfo copy = pods_.at(key);
+          copy.node = kPeerNode;
+          in.pods.push_back(std::move(copy));
+        }
       }
     }
     CompiledPolicy cp = PolicyCompiler({kChainNode}).Compile(std::move(in));

@@ -162,7 +162,7 @@ class IncrementalCompiler {
 
   // Addresses whose set memberships may have changed -> the namespaces of
   // the pods that held or hold them.
-  using ChangedAddresses = std::map<uint32_t, std::set<std::string>>;
+  using ChangedAddresses = std::map<IpKey, std::set<std::string>>;  // both families
   void ApplyPending(std::set<std::string>* recompile, ChangedAddresses* addresses);
   Status CompileFragments(const std::set<std::string>& pods);
   void ReplaceFragment(const std::string& pod, Fragment next);
@@ -200,7 +200,7 @@ class IncrementalCompiler {
   // Indexes.
   std::map<std::string, std::set<std::string>> pods_by_ns_;        // every pod
   std::map<std::string, std::set<std::string>> local_by_ns_;       // pods that get chains
-  std::unordered_map<uint32_t, std::set<std::string>> pods_by_ip_;  // host order
+  std::map<IpKey, std::set<std::string>> pods_by_ip_;  // every address of each pod
   std::map<std::string, std::set<std::string>> policies_by_ns_;    // namespaced policies
   std::set<std::string> global_policies_;
   std::map<std::string, std::set<std::string>> selected_by_;  // policy id -> pods it selects

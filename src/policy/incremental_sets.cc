@@ -10,37 +10,37 @@ namespace terway::policy {
 
 namespace {
 
-bool HolderRange(uint32_t a) { return (a >> 24) == 0; }
+bool HolderRange(IpKey a) { return IsIpv4Key(a) && (static_cast<uint32_t>(a) >> 24) == 0; }
 
 // A set's elements as nft_model.cc writes them (ModelOf).
 std::string Elements(const IpSet& s) {
   if (!s.is_tuples) return s.addresses.Empty() ? "" : s.addresses.ToString();
   std::string e;
   for (const auto& x : s.tuples) {
-    e += fmt::format("{}{} . {} . {}", e.empty() ? "" : ", ", Ipv4Addr(x.address).ToString(), x.protocol, x.port);
+    e += fmt::format("{}{} . {} . {}", e.empty() ? "" : ", ", KeyToString(x.address), x.protocol, x.port);
   }
   return e;
 }
 
 // What a set holds at one address: the address, or its tuples.
-bool HoldsAt(const IpSet& s, uint32_t a) {
-  if (!s.is_tuples) return s.addresses.Contains(Ipv4Addr(a));
+bool HoldsAt(const IpSet& s, IpKey a) {
+  if (!s.is_tuples) return s.addresses.Contains(a);
   auto it = s.tuples.lower_bound({a, 0, 0});
   return it != s.tuples.end() && it->address == a;
 }
-std::set<AddressPortTuple> TuplesAt(const IpSet& s, uint32_t a) {
+std::set<AddressPortTuple> TuplesAt(const IpSet& s, IpKey a) {
   std::set<AddressPortTuple> out;
   for (auto it = s.tuples.lower_bound({a, 0, 0}); it != s.tuples.end() && it->address == a; ++it) out.insert(*it);
   return out;
 }
 // `into` takes what `from` holds at address a, and nothing else there.
 // Whether it changed.
-bool TakeAt(const IpSet& from, uint32_t a, IpSet* into) {
+bool TakeAt(const IpSet& from, IpKey a, IpSet* into) {
   if (!into->is_tuples) {
-    bool want = from.addresses.Contains(Ipv4Addr(a));
-    if (want == into->addresses.Contains(Ipv4Addr(a))) return false;
-    Ipv4RangeSet one;
-    one.Add(Ipv4Addr(a));
+    bool want = from.addresses.Contains(a);
+    if (want == into->addresses.Contains(a)) return false;
+    IpRangeSet one;
+    one.AddKey(a);
     if (want) into->addresses.AddAll(one);
     else into->addresses.Subtract(one);
     return true;
@@ -209,7 +209,7 @@ Status IncrementalCompiler::ComputeSets(const std::set<std::string>& names) {
   std::map<std::string, IpSet> got = compile(RulesCreating(names), ProbeHolder(), {});
   // The holder itself may be a member (a peer of every pod everywhere): at
   // its address a set holds what it holds with the holder elsewhere.
-  const uint32_t at = ProbeHolder().ip->value();
+  const IpKey at = KeyOf(*ProbeHolder().ip);
   std::set<std::string> holder_in;
   for (const auto& [name, content] : got) {
     if (HoldsAt(content, at)) holder_in.insert(name);

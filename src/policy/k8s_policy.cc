@@ -30,20 +30,25 @@ Result<Peer> ConvertPeer(const k8s::NetworkPolicyPeer& in, const std::string& ns
     }
     auto v4 = Ipv4Cidr::Parse(in.ip_block->cidr, true);
     if (!v4.ok()) {
-      if (!Ipv6Cidr::Parse(in.ip_block->cidr).ok()) {
+      auto v6 = Ipv6Cidr::Parse(in.ip_block->cidr);
+      if (!v6.ok()) {
         return Errorf(ErrorCode::kInvalidArgument, "{}.ipBlock.cidr: \"{}\" is not a CIDR", field, in.ip_block->cidr);
       }
-      p.matches_nothing = true;  // IPv6 block: cannot match IPv4 traffic
-      return p;
+      // An IPv6 block: no IPv4 address is in it (nets present, no IPv4 net).
+      p.nets = std::vector<Ipv4Cidr>{};
+      p.nets6 = {*v6};
+    } else {
+      // Host bits are tolerated as the API server tolerates them; the block
+      // is the network they belong to.
+      p.nets = std::vector<Ipv4Cidr>{Ipv4Cidr(Ipv4Addr(v4->network().value() & v4->mask()), v4->prefix_len())};
     }
-    // Host bits are tolerated as the API server tolerates them; the block is
-    // the network they belong to.
-    p.nets = std::vector<Ipv4Cidr>{Ipv4Cidr(Ipv4Addr(v4->network().value() & v4->mask()), v4->prefix_len())};
     for (const auto& e : in.ip_block->except) {
       auto x = Ipv4Cidr::Parse(e, true);
       if (!x.ok()) {
-        if (Ipv6Cidr::Parse(e).ok()) continue;
-        return Errorf(ErrorCode::kInvalidArgument, "{}.ipBlock.except: \"{}\" is not a CIDR", field, e);
+        auto x6 = Ipv6Cidr::Parse(e);
+        if (!x6.ok()) return Errorf(ErrorCode::kInvalidArgument, "{}.ipBlock.except: \"{}\" is not a CIDR", field, e);
+        p.not_nets6.push_back(*x6);
+        continue;
       }
       p.not_nets.push_back(Ipv4Cidr(Ipv4Addr(x->network().value() & x->mask()), x->prefix_len()));
     }

@@ -77,15 +77,16 @@ std::vector<PortOption> Disjoint(std::vector<PortOption> options) {
 
 }  // namespace
 
-bool PortMatch::Matches(const std::vector<IpSet>& sets, Direction d, Ipv4Addr peer, const Packet& pkt) const {
+bool PortMatch::Matches(const std::vector<IpSet>& sets, Direction d, IpKey peer, const Packet& pkt) const {
   if (protocol && pkt.protocol != *protocol) return false;
   for (Protocol p : not_protocols) {
     if (pkt.protocol == p) return false;
   }
   const bool icmp_terms = icmp_type || icmp_code || not_icmp_type || not_icmp_code;
   if (icmp_terms) {
-    // nft's icmp matches carry their own "ICMP only" dependency.
-    if (pkt.protocol != Protocol::kICMP) return false;
+    // nft's icmp / icmpv6 matches carry their own "ICMP only" dependency:
+    // the alternative's protocol (ICMPv6 for Calico's protocol ICMPv6).
+    if (pkt.protocol != protocol.value_or(Protocol::kICMP)) return false;
     if (icmp_type && pkt.icmp_type != *icmp_type) return false;
     if (icmp_code && pkt.icmp_code != *icmp_code) return false;
     if (not_icmp_type && pkt.icmp_type == *not_icmp_type) return false;
@@ -145,8 +146,14 @@ void ExcludeProtocol(Alternatives* alts, Protocol p) {
   });
 }
 
-void RequireIcmp(Alternatives* alts, const IcmpMatch& m) {
-  RequireProtocol(alts, Protocol::kICMP);
+bool AlternativeInFamily(const PortMatch& m, int family) {
+  const bool icmp = m.icmp_type || m.icmp_code || m.not_icmp_type || m.not_icmp_code;
+  if (!icmp || family == 0) return true;
+  return (m.protocol == Protocol::kICMPv6) == (family == 6);
+}
+
+void RequireIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp) {
+  RequireProtocol(alts, icmp);
   std::erase_if(*alts, [&](PortMatch& a) {
     if (a.icmp_type && *a.icmp_type != m.type) return true;
     if (m.code && a.icmp_code && *a.icmp_code != *m.code) return true;
@@ -158,8 +165,8 @@ void RequireIcmp(Alternatives* alts, const IcmpMatch& m) {
   });
 }
 
-void ExcludeIcmp(Alternatives* alts, const IcmpMatch& m) {
-  RequireProtocol(alts, Protocol::kICMP);
+void ExcludeIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp) {
+  RequireProtocol(alts, icmp);
   Alternatives out;
   for (auto& a : *alts) {
     if (a.icmp_type) {

@@ -23,10 +23,14 @@ bool IsAnyPacket(const Alternatives& alts);
 
 void RequireProtocol(Alternatives* alts, Protocol p);
 void ExcludeProtocol(Alternatives* alts, Protocol p);
-void RequireIcmp(Alternatives* alts, const IcmpMatch& m);
+// Whether an alternative can match a packet of IP family 4 or 6 at all (0:
+// either): ICMP type/code terms are of one family (icmp: IPv4, icmpv6: IPv6).
+bool AlternativeInFamily(const PortMatch& m, int family);
+
+void RequireIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp = Protocol::kICMP);
 // Calico's notICMP read as iptables renders it: not (type T and code C);
 // like every ICMP match it matches ICMP packets only.
-void ExcludeIcmp(Alternatives* alts, const IcmpMatch& m);
+void ExcludeIcmp(Alternatives* alts, const IcmpMatch& m, Protocol icmp = Protocol::kICMP);
 
 enum class PortSide { kDestination, kSource };
 

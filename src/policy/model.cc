@@ -44,11 +44,14 @@ Packet Packet::Of(Protocol p, uint16_t destination_port) {
   Packet pkt;
   pkt.protocol = p;
   if (p.HasPorts()) pkt.destination_port = destination_port;
+  if (p == Protocol::kICMPv6) pkt.icmp_type = 128;  // ICMPv6 echo request (ping -6)
   return pkt;
 }
 
 std::string Packet::ToString() const {
-  if (protocol == Protocol::kICMP) return fmt::format("ICMP type {} code {}", icmp_type, icmp_code);
+  if (protocol == Protocol::kICMP || protocol == Protocol::kICMPv6) {
+    return fmt::format("{} type {} code {}", ProtocolName(protocol), icmp_type, icmp_code);
+  }
   if (!protocol.HasPorts()) return ProtocolName(protocol);
   if (source_port != 0) return fmt::format("{}->{}/{}", source_port, destination_port, ProtocolName(protocol));
   return fmt::format("{}/{}", destination_port, ProtocolName(protocol));
@@ -77,11 +80,13 @@ PodInfo PodFromK8s(const k8s::Pod& pod) {
   p.service_account = pod.service_account.empty() ? "default" : pod.service_account;
   std::vector<std::string> ips = pod.pod_ips;
   if (ips.empty() && !pod.pod_ip.empty()) ips.push_back(pod.pod_ip);
+  // One address per family (status.podIPs lists at most one of each); the
+  // first of each family is the pod's.
   for (const auto& s : ips) {
-    auto a = Ipv4Addr::Parse(s);
-    if (a.ok()) {  // the first IPv4 address; IPv6 is outside this datapath
-      p.ip = *a;
-      break;
+    if (auto a = Ipv4Addr::Parse(s); a.ok()) {
+      if (!p.ip) p.ip = *a;
+    } else if (auto a6 = Ipv6Addr::Parse(s); a6.ok()) {
+      if (!p.ipv6) p.ipv6 = *a6;
     }
   }
   for (const auto& c : pod.containers) {
@@ -118,9 +123,10 @@ std::string EndpointSelector::Key() const {
 
 namespace {
 
-std::string NetsKey(const std::vector<Ipv4Cidr>& nets) {
+std::string NetsKey(const std::vector<Ipv4Cidr>& nets, const std::vector<Ipv6Cidr>& nets6) {
   std::vector<std::string> n;
   for (const auto& c : nets) n.push_back(c.ToString());
+  for (const auto& c : nets6) n.push_back(c.ToString());
   return Join(n, ",");
 }
 
@@ -140,8 +146,8 @@ std::string Peer::Key() const {
     for (const auto& r : *services) s.push_back(r.Key());
     k += (k.empty() ? "" : ";") + std::string("svc=") + Join(s, ",");
   }
-  if (nets) k += ";nets=" + NetsKey(*nets);
-  if (!not_nets.empty()) k += ";notnets=" + NetsKey(not_nets);
+  if (nets) k += ";nets=" + NetsKey(*nets, nets6);
+  if (!not_nets.empty() || !not_nets6.empty()) k += ";notnets=" + NetsKey(not_nets, not_nets6);
   return k.empty() ? "any" : k;
 }
 

@@ -62,10 +62,14 @@ struct Packet {
   // notPorts list (Calico ports start at 1).
   uint16_t source_port = 0;
   uint16_t destination_port = 0;
-  uint8_t icmp_type = 8;  // ICMP only; 8 = echo request
+  uint8_t icmp_type = 8;  // ICMP and ICMPv6 only; 8 = echo request (ICMPv6: 128)
   uint8_t icmp_code = 0;
+  // 6: Explain takes pods at their IPv6 address. 0 (or 4): IPv4 unless an
+  // end is given as an IPv6 address.
+  int ip_version = 0;
   // What the older (protocol, port) calls mean: that destination port, an
-  // unknown source port; for ICMP an echo request (what ping sends).
+  // unknown source port; for ICMP and ICMPv6 an echo request (what ping
+  // sends: type 8, ICMPv6 type 128).
   static Packet Of(Protocol p, uint16_t destination_port);
   // "80/TCP", "1234->80/TCP", "ICMP type 8 code 0", "47" (no ports).
   std::string ToString() const;
@@ -77,6 +81,9 @@ struct PodInfo {
   std::string name;
   k8s::Labels labels;
   std::optional<Ipv4Addr> ip;  // none yet: not a peer and no chain
+  // A dual-stack pod's IPv6 address (status.podIPs): its traffic in either
+  // family is the pod's, matched by the same chains and peer sets.
+  std::optional<Ipv6Addr> ipv6;
   std::string node;
   std::vector<k8s::ContainerPort> ports;  // named ports resolve against these
   std::string service_account;            // spec.serviceAccountName ("" = default)
@@ -122,7 +129,7 @@ struct NetworkSetInfo {
   std::string name;
   k8s::Labels labels;
   std::vector<Ipv4Cidr> nets;
-  bool has_ipv6 = false;  // IPv6 nets, which this IPv4 datapath never sees
+  std::vector<Ipv6Cidr> nets6;
   enum class Read {
     kAll,      // read whole
     kLabels,   // its labels and namespace, not its addresses
@@ -166,6 +173,7 @@ struct ServiceBackends {
   struct PortGroup {
     std::vector<Ipv4Addr> addresses;
     std::vector<Port> ports;  // empty: the slices list no numbered port
+    std::vector<Ipv6Addr> addresses6 = {};  // of the IPv6 slices with these ports
   };
   std::vector<PortGroup> groups;
 
@@ -232,16 +240,20 @@ struct Peer {
   // Calico services: for a source, the address of a backend of one of
   // them; for a destination, a backend's (address, protocol, port).
   std::optional<std::vector<ServiceRef>> services;
-  std::optional<std::vector<Ipv4Cidr>> nets;  // the address is in one of these
-  std::vector<Ipv4Cidr> not_nets;             // ... and in none of these
-  // Never matches (e.g. IPv6 CIDRs, which this IPv4 datapath never sees).
+  // The address is in one of nets or nets6 (present: the list of both
+  // families; an IPv4 address is in no IPv6 CIDR and the other way round) ...
+  std::optional<std::vector<Ipv4Cidr>> nets;
+  std::vector<Ipv6Cidr> nets6;  // only with nets present
+  std::vector<Ipv4Cidr> not_nets;  // ... and in none of these
+  std::vector<Ipv6Cidr> not_nets6;
+  // Never matches.
   bool matches_nothing = false;
 
   bool SelectsPods() const { return pods.has_value() || namespaces.has_value(); }
   // True when it places no constraint at all.
   bool IsAny() const {
     return !matches_nothing && !SelectsPods() && !selector && !not_selector && !services && !nets &&
-           not_nets.empty();
+           not_nets.empty() && not_nets6.empty();
   }
   std::string Key() const;
 };
@@ -276,8 +288,11 @@ struct Rule {
   std::vector<PortSpec> not_ports;         // destination notPorts
   std::vector<PortSpec> source_ports;      // source ports, OR
   std::vector<PortSpec> not_source_ports;  // source notPorts
-  // Never matches: it only matches IPv6 packets (ipVersion 6, ICMPv6,
-  // IPv6 CIDRs), or it is an Allow or Log we cannot enforce (fail_closed).
+  // Calico ipVersion (4 or 6): packets of that family only. Protocol ICMP
+  // and ICMPv6 by name, and nets of one family, restrict the family by
+  // themselves (the kernel's match does), so they need no version here.
+  std::optional<int> ip_version;
+  // Never matches: an Allow or Log we cannot enforce (fail_closed).
   bool matches_nothing = false;
 };
 

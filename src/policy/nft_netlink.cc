@@ -18,6 +18,7 @@
 
 #include "common/ip.h"
 #include "netlink/netns.h"
+#include "policy/ip_ranges.h"
 
 namespace terway::policy {
 
@@ -126,20 +127,31 @@ std::vector<std::string> GroupItems(const std::string& group) {
   return out;
 }
 
-using Range = std::pair<uint32_t, uint32_t>;  // inclusive
+// Inclusive, as the key's own number: an IPv4 address, an IPv6 address
+// (128 bits) or a port.
+using Range = std::pair<IpKey, IpKey>;
 
 // Sorted, overlapping and adjacent ranges merged (as nft merges them).
 std::vector<Range> Merged(std::vector<Range> r) {
   std::sort(r.begin(), r.end());
   std::vector<Range> out;
   for (const auto& x : r) {
-    if (!out.empty() && (out.back().second == UINT32_MAX || x.first <= out.back().second + 1)) {
+    if (!out.empty() && (out.back().second == ~IpKey{0} || x.first <= out.back().second + 1)) {
       out.back().second = std::max(out.back().second, x.second);
     } else {
       out.push_back(x);
     }
   }
   return out;
+}
+
+// An IPv6 set's element: "a", "a-b" (the renderer writes no prefixes).
+Result<Range> ParseIpv6Range(const std::string& item) {
+  size_t dash = item.find('-');
+  auto a = Ipv6Addr::Parse(item.substr(0, dash));
+  auto b = dash == std::string::npos ? a : Ipv6Addr::Parse(item.substr(dash + 1));
+  if (!a.ok() || !b.ok() || KeyOf(*b) < KeyOf(*a)) return Errorf(ErrorCode::kUnsupported, "IPv6 range {}", item);
+  return Range{KeyOf(*a), KeyOf(*b)};
 }
 
 Result<Range> ParseAddressRange(const std::string& item) {
@@ -172,8 +184,8 @@ Result<Range> ParsePortRange(const std::string& item) {
   return Range{*a, *b};
 }
 
-// Key bytes of `v`, big-endian, `len` bytes (4: address, 2: port).
-std::string KeyBytes(uint32_t v, size_t len) {
+// Key bytes of `v`, big-endian, `len` bytes (16: IPv6, 4: IPv4, 2: port).
+std::string KeyBytes(IpKey v, size_t len) {
   std::string out(len, '\0');
   for (size_t i = 0; i < len; i++) out[len - 1 - i] = static_cast<char>((v >> (8 * i)) & 0xff);
   return out;
@@ -235,7 +247,7 @@ class BatchWriter {
 
 std::vector<std::pair<std::string, uint32_t>> BatchWriter::IntervalElements(const std::vector<Range>& ranges,
                                                                             size_t len, bool zero_marker) {
-  const uint32_t max = len == 4 ? UINT32_MAX : (1u << (8 * len)) - 1;
+  const IpKey max = len >= 16 ? ~IpKey{0} : (IpKey{1} << (8 * len)) - 1;
   std::vector<std::pair<std::string, uint32_t>> out;
   for (size_t i = 0; i < ranges.size(); i++) {
     if (i == 0 && zero_marker && ranges[i].first > 0) out.push_back({KeyBytes(0, len), NFT_SET_ELEM_INTERVAL_END});
@@ -281,9 +293,13 @@ Status BatchWriter::Command(const std::string& line) {
   if (t.empty()) return Ok();
   if (t.size() < 5 || t[2] != "inet") return Unsupported(line, "not a command on an inet table");
   const std::string &verb = t[0], &object = t[1], &table = t[3], &name = t[4];
-  const bool is_map = name == "pod_ingress" || name == "pod_egress";
-  // Our peer sets: ipv4_addr interval sets named s_<hash> (nft_model.h).
-  const bool is_set = name.rfind("s_", 0) == 0;
+  const bool is_map6 = name == "pod_ingress6" || name == "pod_egress6";
+  const bool is_map = name == "pod_ingress" || name == "pod_egress" || is_map6;
+  // Our peer sets: ipv4_addr interval sets named s_<hash>, their ipv6_addr
+  // twins s6_<hash> (nft_model.h).
+  const bool is_set6 = name.rfind("s6_", 0) == 0;
+  const bool is_set = name.rfind("s_", 0) == 0 || is_set6;
+  const size_t key_len = is_set6 || is_map6 ? 16 : 4;
   if (object == "chain" && t.size() == 5 && (verb == "add" || verb == "delete" || verb == "flush")) {
     Message m = verb == "add"      ? New(NFT_MSG_NEWCHAIN, NLM_F_CREATE)
                 : verb == "delete" ? New(NFT_MSG_DELCHAIN, 0)
@@ -317,13 +333,14 @@ Status BatchWriter::Command(const std::string& line) {
     return Ok();
   }
   if (object == "set" && is_set && verb == "add") {
-    if (t.size() != 6 || t[5] != "{ type ipv4_addr; flags interval; }") return Unsupported(line, "set declaration");
+    const char* want = is_set6 ? "{ type ipv6_addr; flags interval; }" : "{ type ipv4_addr; flags interval; }";
+    if (t.size() != 6 || t[5] != want) return Unsupported(line, "set declaration");
     Message m = New(NFT_MSG_NEWSET, NLM_F_CREATE);
     m.PutString(NFTA_SET_TABLE, table);
     m.PutString(NFTA_SET_NAME, name);
     m.PutU32(NFTA_SET_FLAGS, NFT_SET_INTERVAL);
-    m.PutU32(NFTA_SET_KEY_TYPE, 7);  // nft's ipv4_addr datatype
-    m.PutU32(NFTA_SET_KEY_LEN, 4);
+    m.PutU32(NFTA_SET_KEY_TYPE, is_set6 ? 8 : 7);  // nft's ipv6_addr / ipv4_addr datatypes
+    m.PutU32(NFTA_SET_KEY_LEN, static_cast<uint32_t>(key_len));
     m.PutU32(NFTA_SET_ID, next_set_id_++);
     const uint8_t byteorder[] = {0, 4, 2, 0, 0, 0};  // udata: key byte order big-endian, as nft writes it
     m.Put(NFTA_SET_USERDATA, byteorder, sizeof(byteorder));
@@ -338,13 +355,16 @@ Status BatchWriter::Command(const std::string& line) {
       std::vector<std::string> jumps;
       for (const auto& item : items) {
         std::vector<std::string> w = Tokens(item);
-        auto ip = Ipv4Addr::Parse(w.empty() ? "" : w[0]);
-        if (!ip.ok()) return Unsupported(line, "map key " + item);
+        const std::string key = w.empty() ? "" : w[0];
+        std::optional<IpKey> k;
+        if (auto a6 = Ipv6Addr::Parse(key); is_map6 && a6.ok()) k = KeyOf(*a6);
+        if (auto a4 = Ipv4Addr::Parse(key); !is_map6 && a4.ok()) k = a4->value();
+        if (!k) return Unsupported(line, "map key " + item);
         if (verb == "add" && (w.size() != 4 || w[1] != ":" || w[2] != "jump")) {
           return Unsupported(line, "map element " + item);
         }
         if (verb == "delete" && w.size() != 1) return Unsupported(line, "map key " + item);
-        keys.push_back({KeyBytes(ip->value(), 4), 0});
+        keys.push_back({KeyBytes(*k, key_len), 0});
         jumps.push_back(verb == "add" ? w[3] : "");
       }
       AddElements(line, table, name, 0, keys, jumps, verb == "delete");
@@ -353,17 +373,17 @@ Status BatchWriter::Command(const std::string& line) {
     if (is_set) {
       std::vector<Range> ranges;
       for (const auto& item : items) {
-        auto r = ParseAddressRange(item);
+        auto r = is_set6 ? ParseIpv6Range(item) : ParseAddressRange(item);
         if (!r.ok()) return Unsupported(line, r.error().message);
         ranges.push_back(*r);
       }
       if (verb == "add") {
-        AddElements(line, table, name, 0, IntervalElements(Merged(ranges), 4, true), {}, false);
+        AddElements(line, table, name, 0, IntervalElements(Merged(ranges), key_len, true), {}, false);
       } else {
         // Each range as it was added (the model never writes a range that
         // merges with another): its start, and the end after it.
         std::sort(ranges.begin(), ranges.end());
-        AddElements(line, table, name, 0, IntervalElements(ranges, 4, false), {}, true);
+        AddElements(line, table, name, 0, IntervalElements(ranges, key_len, false), {}, true);
       }
       return Ok();
     }
@@ -447,7 +467,7 @@ std::optional<uint8_t> L4Proto(const std::string& name) {
 }
 bool HasPorts(const std::string& name) { return name == "tcp" || name == "udp" || name == "sctp"; }
 
-// The statements nft_model.cc writes, those this encoder knows: ip
+// The statements nft_model.cc writes, those this encoder knows: ip|ip6
 // saddr|daddr [!=] @set; meta l4proto [!=] P; P sport|dport [!=] { ports };
 // counter name "c"; log prefix "p"; accept, drop, return, goto|jump chain;
 // comment "text". Not (yet): tuple sets (ip . l4proto . port), ICMP types,
@@ -468,14 +488,16 @@ Status BatchWriter::AddRule(const std::string& line, const std::string& table, c
   auto more = [&](size_t n) { return i + n <= t.size(); };
   while (i < t.size()) {
     if (verdict && t[i] != "comment") return Unsupported(line, "statement after the verdict: " + t[i]);
-    if (t[i] == "ip" && (more(3) || more(4)) && (t[i + 1] == "saddr" || t[i + 1] == "daddr")) {
-      // ip saddr|daddr [!=] @set
+    if ((t[i] == "ip" || t[i] == "ip6") && (more(3) || more(4)) && (t[i + 1] == "saddr" || t[i + 1] == "daddr")) {
+      // ip|ip6 saddr|daddr [!=] @set
+      const bool v6 = t[i] == "ip6";
       const bool neq = more(4) && t[i + 2] == "!=";
       const std::string& set = t[i + (neq ? 3 : 2)];
       if (set.size() < 2 || set[0] != '@') return Unsupported(line, "address match " + set);
       Meta(rule, NFT_META_NFPROTO);
-      Cmp(rule, NFT_CMP_EQ, std::string(1, static_cast<char>(NFPROTO_IPV4)));
-      Payload(rule, NFT_PAYLOAD_NETWORK_HEADER, t[i + 1] == "saddr" ? 12 : 16, 4);
+      Cmp(rule, NFT_CMP_EQ, std::string(1, static_cast<char>(v6 ? NFPROTO_IPV6 : NFPROTO_IPV4)));
+      if (v6) Payload(rule, NFT_PAYLOAD_NETWORK_HEADER, t[i + 1] == "saddr" ? 8 : 24, 16);
+      else Payload(rule, NFT_PAYLOAD_NETWORK_HEADER, t[i + 1] == "saddr" ? 12 : 16, 4);
       Lookup(rule, set.substr(1), 0, neq);
       i += neq ? 4 : 3;
     } else if (t[i] == "meta" && more(3) && t[i + 1] == "l4proto" && L4Proto(t[i + 2])) {

@@ -14,11 +14,30 @@ using PodMap = std::map<std::string, std::string>;  // pod IP -> chain
 
 constexpr const char* kAddressSetType = "ipv4_addr; flags interval";
 constexpr const char* kTupleSetType = "ipv4_addr . inet_proto . inet_service";
+constexpr const char* kAddressSetType6 = "ipv6_addr; flags interval";
+constexpr const char* kTupleSetType6 = "ipv6_addr . inet_proto . inet_service";
 
-std::string MapElements(const PodMap& m) {
+bool IsIpv6Text(const std::string& ip) { return ip.find(':') != std::string::npos; }
+
+// The map of a pod address's family.
+std::string MapIn(const char* map, const std::string& ip) { return IsIpv6Text(ip) ? std::string(map) + "6" : map; }
+
+// Map elements of one family (6: IPv6 addresses, else IPv4).
+std::string MapElements(const PodMap& m, int family) {
   std::string e;
-  for (const auto& [ip, chain] : m) e += fmt::format("{}{} : jump {}", e.empty() ? "" : ", ", ip, chain);
+  for (const auto& [ip, chain] : m) {
+    if (IsIpv6Text(ip) != (family == 6)) continue;
+    e += fmt::format("{}{} : jump {}", e.empty() ? "" : ", ", ip, chain);
+  }
   return e;
+}
+
+// A model set's two kernel sets: (name, type, elements) per family.
+std::vector<std::tuple<std::string, const char*, std::string>> KernelSets(const std::string& name,
+                                                                          const std::string& elems, bool tuples) {
+  auto [v4, v6] = SplitElementsByFamily(elems);
+  return {{name, tuples ? kTupleSetType : kAddressSetType, v4},
+          {Ipv6SetName(name), tuples ? kTupleSetType6 : kAddressSetType6, v6}};
 }
 
 // The whole script's first part: what stays is flushed, what the new model
@@ -45,22 +64,25 @@ std::string ClearExisting(const NftObjects& existing, const NftObjects& next) {
 // The whole script's second part: the table block declaring every object.
 std::string DeclareTable(const NftModel& model) {
   std::string s = fmt::format("table {} {} {{\n", kNftFamily, kNftTable);
-  for (const auto& [name, elems] : model.sets) {
-    s += fmt::format("  set {} {{\n    type {};\n", name, kAddressSetType);
-    if (!elems.empty()) s += "    elements = { " + elems + " }\n";
-    s += "  }\n";
-  }
-  for (const auto& [name, elems] : model.tuple_sets) {
-    s += fmt::format("  set {} {{\n    type {};\n", name, kTupleSetType);
-    if (!elems.empty()) s += "    elements = { " + elems + " }\n";
-    s += "  }\n";
+  for (const auto& [sets, tuples] : {std::pair{&model.sets, false}, {&model.tuple_sets, true}}) {
+    for (const auto& [model_name, model_elems] : *sets) {
+      for (const auto& [name, type, elems] : KernelSets(model_name, model_elems, tuples)) {
+        s += fmt::format("  set {} {{\n    type {};\n", name, type);
+        if (!elems.empty()) s += "    elements = { " + elems + " }\n";
+        s += "  }\n";
+      }
+    }
   }
   // Declaring an existing named counter leaves its values alone.
   for (const auto& c : model.counters) s += fmt::format("  counter {} {{ }}\n", c);
   for (const auto& [name, m] : {std::pair{"pod_ingress", &model.ingress}, {"pod_egress", &model.egress}}) {
-    s += fmt::format("  map {} {{\n    type ipv4_addr : verdict;\n", name);
-    if (!m->empty()) s += "    elements = { " + MapElements(*m) + " }\n";
-    s += "  }\n";
+    for (int family : {4, 6}) {
+      s += fmt::format("  map {}{} {{\n    type {} : verdict;\n", name, family == 6 ? "6" : "",
+                       family == 6 ? "ipv6_addr" : "ipv4_addr");
+      std::string e = MapElements(*m, family);
+      if (!e.empty()) s += "    elements = { " + e + " }\n";
+      s += "  }\n";
+    }
   }
   for (const auto& [name, rules] : model.chains) {
     s += fmt::format("  chain {} {{\n", name);
@@ -70,9 +92,12 @@ std::string DeclareTable(const NftModel& model) {
   s += "  chain forward {\n"
        "    type filter hook forward priority filter; policy accept;\n"
        "    ct state established,related accept\n"
+       "    " + std::string(kNeighbourDiscoveryAccept) + "\n"
        "    ct state invalid drop\n"
        "    ip saddr vmap @pod_egress\n"
+       "    ip6 saddr vmap @pod_egress6\n"
        "    ip daddr vmap @pod_ingress\n"
+       "    ip6 daddr vmap @pod_ingress6\n"
        "  }\n}\n";
   return s;
 }
@@ -86,12 +111,15 @@ std::string DeltaRemovals(const NftModel& from, const NftModel& to, const std::s
   std::string s;
   for (const auto& [name, before, after] : {std::tuple{"pod_ingress", &from.ingress, &to.ingress},
                                             {"pod_egress", &from.egress, &to.egress}}) {
-    std::string gone;
+    std::map<std::string, std::string> gone;  // map -> addresses
     for (const auto& [ip, chain] : *before) {
       auto it = after->find(ip);
-      if (it == after->end() || it->second != chain) gone += (gone.empty() ? "" : ", ") + ip;
+      if (it == after->end() || it->second != chain) {
+        std::string& g = gone[MapIn(name, ip)];
+        g += (g.empty() ? "" : ", ") + ip;
+      }
     }
-    if (!gone.empty()) s += fmt::format("delete element {} {} {{ {} }}\n", t, name, gone);
+    for (const auto& [map, ips] : gone) s += fmt::format("delete element {} {} {{ {} }}\n", t, map, ips);
   }
   for (const auto& [name, rules] : from.chains) {
     auto it = to.chains.find(name);
@@ -102,7 +130,10 @@ std::string DeltaRemovals(const NftModel& from, const NftModel& to, const std::s
   }
   for (const auto& [before, after] : {std::pair{&from.sets, &to.sets}, {&from.tuple_sets, &to.tuple_sets}}) {
     for (const auto& [name, elems] : *before) {
-      if (!after->count(name)) s += fmt::format("delete set {} {}\n", t, name);
+      if (!after->count(name)) {
+        s += fmt::format("delete set {} {}\n", t, name);
+        s += fmt::format("delete set {} {}\n", t, Ipv6SetName(name));
+      }
     }
   }
   for (const auto& c : from.counters) {
@@ -141,23 +172,30 @@ std::pair<std::string, std::string> ElementChanges(const std::string& before, co
 // that jump to them.
 std::string DeltaAdditions(const NftModel& from, const NftModel& to, const std::string& t) {
   std::string s;
-  for (const auto& [before, after, type] : {std::tuple{&from.sets, &to.sets, kAddressSetType},
-                                            {&from.tuple_sets, &to.tuple_sets, kTupleSetType}}) {
-    for (const auto& [name, elems] : *after) {
-      auto it = before->find(name);
+  for (const auto& [before, after, tuples] : {std::tuple{&from.sets, &to.sets, false},
+                                              {&from.tuple_sets, &to.tuple_sets, true}}) {
+    for (const auto& [model_name, model_elems] : *after) {
+      auto it = before->find(model_name);
       if (it == before->end()) {
-        s += fmt::format("add set {} {} {{ type {}; }}\n", t, name, type);
-        if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
-      } else if (it->second != elems) {
+        for (const auto& [name, type, elems] : KernelSets(model_name, model_elems, tuples)) {
+          s += fmt::format("add set {} {} {{ type {}; }}\n", t, name, type);
+          if (!elems.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, elems);
+        }
+      } else if (it->second != model_elems) {
         // Only the elements that differ, so a pod joining a set of 1,000
         // costs one element. The kernel holds exactly the model's elements
         // (every write of a set writes them as the model has them: for
         // address sets merged, disjoint, non-adjacent ranges), so one that
         // goes is deleted as it was added, and one that comes cannot overlap
-        // or touch one that stays.
-        auto [gone, come] = ElementChanges(it->second, elems);
-        if (!gone.empty()) s += fmt::format("delete element {} {} {{ {} }}\n", t, name, gone);
-        if (!come.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, come);
+        // or touch one that stays. Each goes to its family's set.
+        auto [gone, come] = ElementChanges(it->second, model_elems);
+        auto [gone4, gone6] = SplitElementsByFamily(gone);
+        auto [come4, come6] = SplitElementsByFamily(come);
+        for (const auto& [name, g, c] :
+             {std::tuple{model_name, gone4, come4}, {Ipv6SetName(model_name), gone6, come6}}) {
+          if (!g.empty()) s += fmt::format("delete element {} {} {{ {} }}\n", t, name, g);
+          if (!c.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, c);
+        }
       }
     }
   }
@@ -181,7 +219,10 @@ std::string DeltaAdditions(const NftModel& from, const NftModel& to, const std::
       auto it = before->find(ip);
       if (it == before->end() || it->second != chain) added[ip] = chain;
     }
-    if (!added.empty()) s += fmt::format("add element {} {} {{ {} }}\n", t, name, MapElements(added));
+    for (int family : {4, 6}) {
+      std::string e = MapElements(added, family);
+      if (!e.empty()) s += fmt::format("add element {} {}{} {{ {} }}\n", t, name, family == 6 ? "6" : "", e);
+    }
   }
   return s;
 }

@@ -112,7 +112,7 @@ TEST_F(NftNetlinkRoot, RandomDeltasBuildTheTableLibnftablesBuilds) {
 TEST_F(NftNetlinkRoot, LongElementListsAndPortShapes) {
   NftModel m;
   // 5,000 separate addresses: several netlink messages of elements.
-  Ipv4RangeSet many;
+  IpRangeSet many;
   for (uint32_t i = 0; i < 5000; i++) many.Add(Ipv4Addr(0xc6120000u + 2 * i));  // 198.18.0.0, .2, ...
   m.sets["s_many"] = many.ToString();
   m.sets["s_edge"] = "0.0.0.0-10.255.255.255, 255.255.255.0-255.255.255.255";
@@ -202,6 +202,11 @@ TEST(NftNetlinkEncode, KnowsWhatTheRendererWritesAndRefusesTheRest) {
   m.chains["in_a"] = {"ip saddr @s_a tcp dport { 80, 443 } counter name \"c1\" accept comment \"Allow by k8s:x/p "
                       "ingress[0]\""};
   m.egress["198.18.0.1"] = "in_a";
+  // Dual stack: the IPv6 half of the set (s6_a), the ip6 twin rule and the
+  // IPv6 pod map are ours too.
+  m.sets["s_a"] += ", fd00::1, fd00::10-fd00::1f";
+  m.chains["in_a"].push_back("ip6 saddr != @s6_a counter name \"c1\" drop comment \"Deny by k8s:x/p ingress[1]\"");
+  m.egress["fd00::1"] = "in_a";
   auto batch = EncodeNftBatch(RenderNftDelta(NftModel{}, m));
   ASSERT_TRUE(batch.ok()) << batch.error().ToString();
   EXPECT_GT(batch->size(), 200u);

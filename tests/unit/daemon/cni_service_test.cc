@@ -454,7 +454,7 @@ TEST_F(CniServiceTest, DirectoryHearsExhaustionAndBadBandwidthAnnotationRefuses)
 class RecordingPolicy : public PodPolicy {
  public:
   explicit RecordingPolicy(RecordingDatapath* dp) : dp_(dp) {}
-  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip) override {
+  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip, std::optional<Ipv6Addr>) override {
     // The pod's chain must be in place before its veth exists.
     events.push_back(fmt::format("start {}/{} {} wired={}", ns, name, ip.ToString(), dp_->ensured.size()));
     if (refuse) return MakeError(ErrorCode::kKernel, "nft: Could not process rule: No such file or directory");

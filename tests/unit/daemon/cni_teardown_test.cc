@@ -55,7 +55,7 @@ class ScriptedDatapath : public PodDatapath {
 class LoggingPolicy : public PodPolicy {
  public:
   explicit LoggingPolicy(Log* log) : log_(log) {}
-  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr) override {
+  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr, std::optional<Ipv6Addr>) override {
     log_->Add("policy start " + ns + "/" + name);
     return Ok();
   }

@@ -53,6 +53,36 @@ TEST(PolicyInputs, LocalPodsTakeTheAllocatedAddressOthersTheApis) {
   EXPECT_TRUE(b.rejected.empty());
 }
 
+// Dual stack: every address of status.podIPs for pods of other nodes; a
+// local pod's IPv6 from what PodStarting was told, else its status (the
+// pool may not hand IPv6 to the ledger yet); none for a local pod we hold
+// nothing for, nor for a finished pod.
+TEST(PolicyInputs, DualStackPodsBringBothAddresses) {
+  PolicySources s;
+  s.node_name = "node1";
+  auto dual = [](k8s::Pod p, const std::string& ip6) {
+    p.pod_ips = {p.pod_ip, ip6};
+    return p;
+  };
+  k8s::Pod done = dual(MakePod("x", "done", "node2", "198.18.1.6"), "fd00:1::6");
+  done.phase = "Succeeded";
+  s.pods = {dual(MakePod("x", "here", "node1", "198.18.0.10"), "fd00::99"),   // stale status: ours says fd00::10
+            dual(MakePod("x", "legacy", "node1", "198.18.0.12"), "fd00::12"),  // the ledger has no IPv6
+            dual(MakePod("x", "gone", "node1", "198.18.0.11"), "fd00::11"),
+            dual(MakePod("x", "there", "node2", "198.18.1.5"), "fd00:1::5"), done};
+  s.local_ips = {{"x/here", *Ipv4Addr::Parse("198.18.0.10")}, {"x/legacy", *Ipv4Addr::Parse("198.18.0.12")}};
+  s.local_ips6 = {{"x/here", *Ipv6Addr::Parse("fd00::10")}};
+  BuiltInputs b = BuildPolicyInputs(s);
+  ASSERT_EQ(b.inputs.pods.size(), 5u);
+  EXPECT_EQ(b.inputs.pods[0].ipv6->ToString(), "fd00::10");
+  EXPECT_EQ(b.inputs.pods[1].ipv6->ToString(), "fd00::12");
+  EXPECT_FALSE(b.inputs.pods[2].ipv6.has_value());
+  EXPECT_EQ(b.inputs.pods[3].ipv6->ToString(), "fd00:1::5");
+  EXPECT_EQ(b.inputs.pods[3].ip->ToString(), "198.18.1.5");
+  EXPECT_FALSE(b.inputs.pods[4].ipv6.has_value());
+  EXPECT_FALSE(b.inputs.pods[4].ip.has_value());
+}
+
 const policy::Policy* FindPolicy(const BuiltInputs& b, const std::string& id) {
   for (const auto& p : b.inputs.policies) {
     if (p.Id() == id) return &p;

@@ -304,7 +304,7 @@ TEST(CalicoMatch, NamedPortsOnTheSourceAndWithoutAProtocol) {
   ASSERT_TRUE(c->rules[0].ports[0].tuple_set);
   const IpSet& t = cp.sets()[*c->rules[0].ports[0].tuple_set];
   EXPECT_TRUE(t.is_tuples);
-  EXPECT_EQ(t.tuples, (std::set<AddressPortTuple>{{Ipv4Addr::Parse("198.18.2.2")->value(), 6, 9100}}));
+  EXPECT_EQ(t.tuples, (std::set<AddressPortTuple>{{KeyOf(*Ipv4Addr::Parse("198.18.2.2")), 6, 9100}}));
   // Named destination port with no protocol: the port's own (UDP 81).
   EXPECT_TRUE(Allowed(cp, "z/c", "x/a", Udp(81)));
   EXPECT_FALSE(Allowed(cp, "z/c", "x/a", Tcp(81)));
@@ -348,9 +348,9 @@ TEST(CalicoMatch, NetsNotNetsAndTheLocalSide) {
 PolicyInputs NetsetWorld() {
   PolicyInputs in = NetpolWorld();
   in.network_sets = {
-      {"x", "ext-x", {{"role", "ext"}}, {*Ipv4Cidr::Parse("10.1.0.0/16")}, false},
-      {"y", "ext-y", {{"role", "ext"}}, {*Ipv4Cidr::Parse("10.3.0.0/16")}, false},
-      {"", "ext-global", {{"role", "ext"}}, {*Ipv4Cidr::Parse("10.2.0.0/16")}, true},
+      {"x", "ext-x", {{"role", "ext"}}, {*Ipv4Cidr::Parse("10.1.0.0/16")}, {}},
+      {"y", "ext-y", {{"role", "ext"}}, {*Ipv4Cidr::Parse("10.3.0.0/16")}, {}},
+      {"", "ext-global", {{"role", "ext"}}, {*Ipv4Cidr::Parse("10.2.0.0/16")}, {*Ipv6Cidr::Parse("2001:db8::/32")}},
   };
   return in;
 }

@@ -30,7 +30,7 @@ NetworkSetInfo Unreadable(const std::string& ns, const std::string& name, k8s::L
 // x has a readable partner set (10.1.0.0/16) besides whatever is added.
 CompiledPolicy Compile(const std::vector<Policy>& policies, std::vector<NetworkSetInfo> sets) {
   PolicyInputs in = NetpolWorld();
-  in.network_sets = {{"x", "known", {{"role", "partner"}}, {*Ipv4Cidr::Parse("10.1.0.0/16")}, false}};
+  in.network_sets = {{"x", "known", {{"role", "partner"}}, {*Ipv4Cidr::Parse("10.1.0.0/16")}, {}}};
   for (auto& s : sets) in.network_sets.push_back(std::move(s));
   in.policies = policies;
   return PolicyCompiler().Compile(std::move(in));
@@ -117,7 +117,7 @@ TEST(UnreadableNetworkSet, ItCountsWhereASelectorCouldSelectIt) {
       {"global scope never has a namespace", Unreadable("", "g", {}, Read::kScope), "GlobalNetworkPolicy",
        R"js({"selector":"has(projectcalico.org/namespace)"})js", false},
       {"nothing read", Unreadable("", "", {}, Read::kNothing), "NetworkPolicy", by_role, true},
-      {"readable sets are exact", NetworkSetInfo{"x", "fine", partner, {*Ipv4Cidr::Parse("10.9.0.0/16")}, false},
+      {"readable sets are exact", NetworkSetInfo{"x", "fine", partner, {*Ipv4Cidr::Parse("10.9.0.0/16")}, {}},
        "NetworkPolicy", by_role, false},
   };
   for (const auto& c : cases) {
@@ -173,7 +173,7 @@ TEST(UnreadableNetworkSet, NotSelectorAllowAllowsNothingDenyExcludesOnlyWhatIsKn
 TEST(UnreadableNetworkSet, PassPassesOnWhatIsKnownAndDeniesWhatCouldBeTheSets) {
   PolicyInputs in = NetpolWorld();
   in.tiers = {{"security", 10, false}};
-  in.network_sets = {{"x", "known", {{"role", "partner"}}, {*Ipv4Cidr::Parse("10.1.0.0/16")}, false},
+  in.network_sets = {{"x", "known", {{"role", "partner"}}, {*Ipv4Cidr::Parse("10.1.0.0/16")}, {}},
                      Unreadable("x", "partners", {{"role", "partner"}}, Read::kLabels)};
   in.policies = {
       Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"security.p","namespace":"x"},"spec":{"tier":"security",

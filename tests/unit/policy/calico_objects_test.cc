@@ -24,7 +24,7 @@ TEST(CalicoNetworkSet, NetsLabelsAndNamespace) {
   EXPECT_EQ(ns->labels, (k8s::Labels{{"role", "partner"}}));
   // A bare address is a /32; host bits are masked as Calico masks them.
   EXPECT_EQ(ns->nets, (std::vector<Ipv4Cidr>{C("198.51.100.0/24"), C("203.0.113.7/32"), C("192.0.2.64/28")}));
-  EXPECT_TRUE(ns->has_ipv6);
+  EXPECT_EQ(ns->nets6, (std::vector<Ipv6Cidr>{*Ipv6Cidr::Parse("2001:db8::/32"), *Ipv6Cidr::Parse("2001:db8::1/128")}));
 }
 
 TEST(CalicoNetworkSet, GlobalHasNoNamespaceAndEmptySpecIsEmpty) {
@@ -33,7 +33,7 @@ TEST(CalicoNetworkSet, GlobalHasNoNamespaceAndEmptySpecIsEmpty) {
   ASSERT_TRUE(g.ok()) << g.error().ToString();
   EXPECT_EQ(g->namespace_, "");
   EXPECT_EQ(g->nets, std::vector<Ipv4Cidr>{C("198.18.9.0/24")});
-  EXPECT_FALSE(g->has_ipv6);
+  EXPECT_TRUE(g->nets6.empty());
   // The crd.projectcalico.org/v1 object of the same set reads the same.
   auto crd = GlobalNetworkSetFromCalico(Json::parse(R"({"apiVersion": "crd.projectcalico.org/v1",
       "kind": "GlobalNetworkSet", "metadata": {"name": "blocklist", "labels": {"list": "bad"}},
@@ -183,11 +183,14 @@ TEST(ServiceBackendsFromSlices, WhatContributesNothing) {
   auto services = ServicesFromEndpointSlices(slices);
   ASSERT_EQ(services.size(), 2u);
   EXPECT_EQ(services[0].name, "db");
-  // The IPv4 slice's port has no number and the IPv6 slice's port is of
-  // addresses this datapath never sees: its address, on no port.
-  ASSERT_EQ(services[0].groups.size(), 1u);
+  // The IPv4 slice's port has no number: its address, on no port. The
+  // IPv6 slice (a dual-stack Service) is a group of its own port.
+  ASSERT_EQ(services[0].groups.size(), 2u);
   EXPECT_EQ(services[0].groups[0].addresses, Addrs{A("198.18.0.20")});
   EXPECT_TRUE(services[0].groups[0].ports.empty());
+  EXPECT_TRUE(services[0].groups[1].addresses.empty());
+  EXPECT_EQ(services[0].groups[1].addresses6, std::vector<Ipv6Addr>{*Ipv6Addr::Parse("fd00::20")});
+  EXPECT_EQ(services[0].groups[1].ports, (std::vector<ServiceBackends::Port>{{6, 5432}}));
   // A Service whose slices list no endpoint still exists (its rules match
   // nothing), with no group: its ports pair with no address.
   EXPECT_EQ(services[1].name, "empty");

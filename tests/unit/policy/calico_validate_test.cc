@@ -322,17 +322,26 @@ TEST(CalicoValidate, UnenforceableCriteriaFailClosedPerRule) {
   EXPECT_TRUE(p->applies_ingress);
 }
 
-TEST(CalicoValidate, IPv6OnlyRulesNeverMatchButAreKeptInTheNumbering) {
+TEST(CalicoValidate, IPv6RulesAreReadForTheDualStackDatapath) {
   auto p = PolicyFromCalico(Json::parse(R"js({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{
-      "ingress":[{"action":"Deny","ipVersion":6},{"action":"Deny","protocol":"ICMPv6"},
-                 {"action":"Deny","source":{"notNets":["fd00::/8"]}},{"action":"Deny","protocol":58},
-                 {"action":"Allow"}]}})js"));
+      "ingress":[{"action":"Deny","ipVersion":6},{"action":"Deny","protocol":"ICMPv6","icmp":{"type":128,"code":0}},
+                 {"action":"Deny","source":{"nets":["fd00::/8","fd01::1"],"notNets":["fd00::/64"]}},
+                 {"action":"Deny","protocol":58},{"action":"Allow","ipVersion":4}]}})js"));
   ASSERT_TRUE(p.ok()) << p.error().ToString();
   ASSERT_EQ(p->ingress.size(), 5u);
-  EXPECT_TRUE(p->ingress[0].matches_nothing);
-  EXPECT_TRUE(p->ingress[1].matches_nothing);
-  EXPECT_TRUE(p->ingress[2].matches_nothing);  // Felix drops it from the IPv4 rendering
-  EXPECT_FALSE(p->ingress[3].matches_nothing);  // 58 implies no IP version
+  for (const auto& r : p->ingress) EXPECT_FALSE(r.matches_nothing);
+  EXPECT_EQ(p->ingress[0].ip_version, 6);
+  EXPECT_EQ(p->ingress[1].protocol, Protocol::kICMPv6);
+  ASSERT_TRUE(p->ingress[1].icmp);
+  EXPECT_EQ(p->ingress[1].icmp->type, 128);
+  ASSERT_EQ(p->ingress[2].peers.size(), 1u);
+  const Peer& peer = p->ingress[2].peers[0];
+  ASSERT_TRUE(peer.nets);
+  EXPECT_TRUE(peer.nets->empty());  // no IPv4 net: no IPv4 address matches
+  EXPECT_EQ(peer.nets6, (std::vector<Ipv6Cidr>{*Ipv6Cidr::Parse("fd00::/8"), *Ipv6Cidr::Parse("fd01::1/128")}));
+  EXPECT_EQ(peer.not_nets6, std::vector<Ipv6Cidr>{*Ipv6Cidr::Parse("fd00::/64")});
+  EXPECT_FALSE(p->ingress[3].ip_version);  // 58 implies no IP version
+  EXPECT_EQ(p->ingress[4].ip_version, 4);
   EXPECT_TRUE(p->fail_closed.empty());
 }
 

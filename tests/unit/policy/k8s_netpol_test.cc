@@ -301,7 +301,9 @@ TEST(Netpol, HostNetworkPodsAreNeverSelectorPeersButIpBlocksSeeEveryAddress) {
   EXPECT_EQ(cp.sets()[0].addresses.ToString(), "198.18.1.2");
 }
 
-TEST(Netpol, Ipv6BlocksMatchNothingOnThisIpv4Datapath) {
+// An IPv6 block admits no IPv4 address (the world's pods are IPv4 only):
+// the policy isolates x/a and allows nothing of its IPv4 traffic.
+TEST(Netpol, Ipv6BlocksAdmitNoIpv4Address) {
   PolicyInputs in = NetpolWorld();
   in.policies.push_back(K8s(R"({"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"pod":"a"}},
       "ingress":[{"from":[{"ipBlock":{"cidr":"::/0"}}]}]}})"));

@@ -29,16 +29,23 @@ TEST(NftModel, RulesMatchPeerSetPortsThenCountAndDecide) {
   const std::string c_in = in_a->rules[0].counter, c_eg = eg_a->rules[0].counter;
   const std::string s_in = cp.sets()[*in_a->rules[0].peer_set].name, s_eg = cp.sets()[*eg_a->rules[0].peer_set].name;
 
-  // One nft rule per port match, sharing the policy rule's counter.
+  // One nft rule per family and port match, sharing the policy rule's
+  // counter: the IPv6 half of the set is its s6_ twin.
+  const std::string s6_in = "s6_" + s_in.substr(2), s6_eg = "s6_" + s_eg.substr(2);
   EXPECT_EQ(m.chains[in_a->name],
             (Rules{"ip saddr @" + s_in + " tcp dport { 80 } counter name \"" + c_in +
                        "\" accept comment \"Allow by k8s:x/p ingress[0]\"",
                    "ip saddr @" + s_in + " udp dport { 81-90 } counter name \"" + c_in +
                        "\" accept comment \"Allow by k8s:x/p ingress[0]\"",
+                   "ip6 saddr @" + s6_in + " tcp dport { 80 } counter name \"" + c_in +
+                       "\" accept comment \"Allow by k8s:x/p ingress[0]\"",
+                   "ip6 saddr @" + s6_in + " udp dport { 81-90 } counter name \"" + c_in +
+                       "\" accept comment \"Allow by k8s:x/p ingress[0]\"",
                    "counter name \"" + in_a->name + "_drop\" drop comment \"ingress of x/a: no rule matched\""}));
   // Egress allows `return`, so the destination's ingress chain still runs.
   EXPECT_EQ(m.chains[eg_a->name],
             (Rules{"ip daddr @" + s_eg + " counter name \"" + c_eg + "\" return comment \"Allow by k8s:x/p egress[0]\"",
+                   "ip6 daddr @" + s6_eg + " counter name \"" + c_eg + "\" return comment \"Allow by k8s:x/p egress[0]\"",
                    "counter name \"" + eg_a->name + "_drop\" drop comment \"egress of x/a: no rule matched\""}));
   EXPECT_EQ(m.sets[s_in], "198.18.2.1-198.18.2.3");
   EXPECT_EQ(m.sets[s_eg], "198.18.0.0-198.18.2.255, 198.18.4.0-198.18.255.255");
@@ -110,6 +117,8 @@ TEST(NftModel, CalicoMatchesRenderExactly) {
                        tail(a, 3, "accept"),
                    // A named source port: (saddr, protocol, sport) in a tuple set.
                    "meta l4proto tcp ip saddr . meta l4proto . th sport @" + t + " " + tail(a, 4, "accept"),
+                   "meta l4proto tcp ip6 saddr . meta l4proto . th sport @t6_" + t.substr(2) + " " +
+                       tail(a, 4, "accept"),
                    "counter name \"" + a->name + "_drop\" drop comment \"ingress of x/a: no rule matched\""}));
   EXPECT_EQ(m.tuple_sets[t], "198.18.2.2 . 6 . 9100");
   EXPECT_EQ(m.sets.count(t), 0u);
@@ -122,6 +131,8 @@ TEST(NftModel, CalicoMatchesRenderExactly) {
   EXPECT_EQ(m.chains[c->name],
             (Rules{"icmp type != 8 " + tail(c, 0, "drop"), "icmp type 8 icmp code != 0 " + tail(c, 0, "drop"),
                    "ip saddr != @" + n + " " + tail(c, 1, "drop"),
+                   // Not in the set: per family (an IPv6 packet is in no IPv4 set).
+                   "ip6 saddr != @s6_" + n.substr(2) + " " + tail(c, 1, "drop"),
                    "counter name \"" + c->name + "_drop\" drop comment \"ingress of x/c: no rule matched\""}));
   EXPECT_EQ(m.sets[n], "198.18.1.1, 198.18.2.1, 198.18.3.1");
 }
@@ -204,17 +215,17 @@ TEST(NftModel, NamesSurviveUnrelatedChanges) {
 }
 
 TEST(NftModel, ObjectsOfNamesEveryDeclaredObject) {
-  // No policy: the base chain and the two maps, nothing else.
+  // No policy: the base chain and the four maps (two per family), nothing else.
+  const std::set<std::string> maps = {"pod_egress", "pod_ingress", "pod_egress6", "pod_ingress6"};
   NftObjects empty = ObjectsOf(PolicyCompiler().Compile(NetpolWorld()));
-  EXPECT_EQ(empty, (NftObjects{{"forward"}, {}, {"pod_egress", "pod_ingress"}, {}}));
+  EXPECT_EQ(empty, (NftObjects{{"forward"}, {}, maps, {}}));
 
   NftModel m;
   m.sets = {{"s_1", "198.18.1.1"}, {"s_2", ""}};
   m.chains = {{"in_1", {"counter name \"in_1_drop\" drop"}}};
   m.ingress = {{"198.18.1.1", "in_1"}};
   m.counters = {"c1", "in_1_drop"};
-  EXPECT_EQ(ObjectsOf(m), (NftObjects{{"forward", "in_1"}, {"s_1", "s_2"}, {"pod_egress", "pod_ingress"},
-                                      {"c1", "in_1_drop"}}));
+  EXPECT_EQ(ObjectsOf(m), (NftObjects{{"forward", "in_1"}, {"s_1", "s6_1", "s_2", "s6_2"}, maps, {"c1", "in_1_drop"}}));
 }
 
 }  // namespace

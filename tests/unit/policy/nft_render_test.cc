@@ -40,9 +40,13 @@ TEST(NftRender, OneAtomicBatchWithSetsMapsAndChains) {
   EXPECT_TRUE(Has(s, "counter name \"" + in_a->name + "_drop\" drop")) << s;
   EXPECT_TRUE(Has(s, "type filter hook forward priority filter; policy accept;\n"
                      "    ct state established,related accept\n"
+                     "    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, "
+                     "nd-redirect } accept\n"
                      "    ct state invalid drop\n"
                      "    ip saddr vmap @pod_egress\n"
-                     "    ip daddr vmap @pod_ingress\n")) << s;
+                     "    ip6 saddr vmap @pod_egress6\n"
+                     "    ip daddr vmap @pod_ingress\n"
+                     "    ip6 daddr vmap @pod_ingress6\n")) << s;
 }
 
 TEST(NftRender, TheTableChangesInPlace) {

@@ -104,6 +104,10 @@ class Generator {
       uint32_t a = Ipv4Addr::Parse("198.18.1.0").value().value() + static_cast<uint32_t>(Int(1, 40));
       if (p->node == kNode && local_taken.count(a)) continue;
       p->ip = Ipv4Addr(a);
+      // Half the pods are dual stack: an IPv6 of the same pool index, so
+      // IPv6 addresses are reused (and unique on this node) as IPv4 ones.
+      p->ipv6.reset();
+      if (Chance(0.5)) p->ipv6 = Ipv6Addr::Parse(fmt::format("fd00:18:1::{:x}", a & 0xff)).value();
       return;
     }
   }
@@ -193,8 +197,10 @@ class Generator {
     if (k == 1 || k == 3) e["selector"] = CalicoSelector();
     if (k == 2) e["namespaceSelector"] = Chance(0.5) ? "team == 'red'" : "all()";
     if (k == 3 && Chance(0.5)) e["namespaceSelector"] = "has(team)";
-    if (k == 4) e["nets"] = {Chance(0.5) ? "198.18.1.0/28" : "198.18.1.16/28"};
-    if (k == 4 && Chance(0.4)) e["notNets"] = {"198.18.1.4/30"};
+    const bool v6 = Chance(0.3);  // a rule mixing families is refused: then the policy fails closed
+    if (k == 4) e["nets"] = {v6 ? (Chance(0.5) ? "fd00:18:1::/124" : "fd00:18:1::10/124")
+                                : (Chance(0.5) ? "198.18.1.0/28" : "198.18.1.16/28")};
+    if (k == 4 && Chance(0.4)) e["notNets"] = {v6 ? "fd00:18:1::4/126" : "198.18.1.4/30"};
     if (k == 5) e["notSelector"] = Chance(0.5) ? "app == 'db'" : "has(tier)";
     if (k == 6) {
       e["serviceAccounts"] = Chance(0.5) ? Json{{"names", {Pick(std::vector<std::string>{"sa-a", "sa-b"})}}}
@@ -231,6 +237,11 @@ class Generator {
         if (!ports && Chance(0.15)) {
           rule["protocol"] = "ICMP";
           rule["icmp"] = Chance(0.5) ? Json{{"type", 8}} : Json{{"type", 3}, {"code", 1}};
+        } else if (!ports && Chance(0.15)) {
+          rule["protocol"] = "ICMPv6";
+          rule["icmp"] = Chance(0.5) ? Json{{"type", 128}} : Json{{"type", 1}, {"code", 4}};
+        } else if (Chance(0.1)) {
+          rule["ipVersion"] = Chance(0.5) ? 4 : 6;
         }
         if (!ports && !rule.contains("protocol") && Chance(0.15)) rule["notProtocol"] = "UDP";
         const bool ingress = std::string(dir) == "ingress";
@@ -272,10 +283,12 @@ class Generator {
   std::vector<NetworkSetInfo> NetworkSets() {
     std::vector<NetworkSetInfo> out;
     auto net = [&] { return Ipv4Cidr::Parse(Pick(std::vector<std::string>{"198.18.1.0/29", "198.18.1.32/28", "10.9.0.0/16"})).value(); };
-    if (Chance(0.7)) out.push_back({Pick(namespaces), "ns-set", {{"netset", Chance(0.5) ? "blocked" : "open"}}, {net()}, false});
-    if (Chance(0.7)) out.push_back({"", "global-set", {{"kind", "partner"}}, {net(), net()}, Chance(0.1)});
+    if (Chance(0.7)) out.push_back({Pick(namespaces), "ns-set", {{"netset", Chance(0.5) ? "blocked" : "open"}}, {net()}, {}});
+    if (Chance(0.7)) out.push_back({"", "global-set", {{"kind", "partner"}}, {net(), net()},
+                                 Chance(0.3) ? std::vector<Ipv6Cidr>{Ipv6Cidr::Parse("fd00:18:1::/125").value()}
+                                             : std::vector<Ipv6Cidr>{}});
     if (Chance(0.15)) {  // one that could not be read whole: its policies fail closed around it
-      NetworkSetInfo bad{Pick(namespaces), "bad-set", {{"netset", "blocked"}}, {}, false};
+      NetworkSetInfo bad{Pick(namespaces), "bad-set", {{"netset", "blocked"}}, {}, {}};
       bad.read = Pick(std::vector<NetworkSetInfo::Read>{NetworkSetInfo::Read::kLabels, NetworkSetInfo::Read::kScope,
                                                         NetworkSetInfo::Read::kNothing});
       bad.unreadable = "networkset bad-set: spec.nets[0]: not a CIDR";

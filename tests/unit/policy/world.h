@@ -52,6 +52,17 @@ inline PolicyInputs NetpolWorld() {
   return in;
 }
 
+// The same world, dual stack: x/a = fd00:18:1::1, ..., z/c = fd00:18:3::3.
+inline std::string PodIp6(const std::string& ns, const std::string& pod) {
+  return "fd00:18:" + std::to_string(ns[0] - 'x' + 1) + "::" + std::to_string(pod[0] - 'a' + 1);
+}
+
+inline PolicyInputs DualStackWorld() {
+  PolicyInputs in = NetpolWorld();
+  for (auto& p : in.pods) p.ipv6 = Ipv6Addr::Parse(PodIp6(p.namespace_, p.name)).value();
+  return in;
+}
+
 inline Policy K8s(const std::string& json_text) {
   auto np = k8s::ParseNetworkPolicy(nlohmann::json::parse(json_text));
   EXPECT_TRUE(np.ok()) << np.error().ToString();
@@ -80,6 +91,25 @@ inline std::string Mismatches(const CompiledPolicy& cp, Protocol proto, uint16_t
           std::string from = sns + "/" + sp, to = dns + "/" + dp;
           if (from == to) continue;  // a pod reaches itself over loopback, outside policy
           auto e = cp.Explain(from, to, proto, port);
+          if (!e.ok()) return e.error().ToString();
+          if (e->allowed != expect(from, to)) {
+            out += (expect(from, to) ? "want ALLOW, got " : "want DENY, got ") + e->ToString();
+          }
+        }
+  return out;
+}
+
+// Mismatches for one packet in one IP family: over IPv6 the pods stand at
+// their IPv6 addresses (packet.ip_version = 6).
+inline std::string Mismatches(const CompiledPolicy& cp, const Packet& packet, const Reach& expect) {
+  std::string out;
+  for (const auto& sns : kNamespaces)
+    for (const auto& sp : kPods)
+      for (const auto& dns : kNamespaces)
+        for (const auto& dp : kPods) {
+          std::string from = sns + "/" + sp, to = dns + "/" + dp;
+          if (from == to) continue;
+          auto e = cp.Explain(from, to, packet);
           if (!e.ok()) return e.error().ToString();
           if (e->allowed != expect(from, to)) {
             out += (expect(from, to) ? "want ALLOW, got " : "want DENY, got ") + e->ToString();
