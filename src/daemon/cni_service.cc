@@ -273,7 +273,15 @@ Status CniService::Enforce(const proto::Request& req, const Admission& adm, cons
   });
   // Policy before wiring: from the first packet the pod can send, the
   // rules that select it are in the kernel (no unprotected window).
-  if (policy_ != nullptr) TERWAY_TRY_CTX(policy_->PodStarting(req.pod.namespace_, req.pod.name, addr), what);
+  if (policy_ != nullptr) {
+    // A dual-stack pod's IPv6 is policed by the same chains, from its first
+    // packet too (not only once status.podIPs reaches the controller).
+    std::optional<Ipv6Addr> addr6;
+    if (!ip.ipv6.empty()) {
+      TERWAY_ASSIGN_OR_RETURN_CTX(addr6, Ipv6Addr::Parse(ip.ipv6), what);
+    }
+    TERWAY_TRY_CTX(policy_->PodStarting(req.pod.namespace_, req.pod.name, addr, addr6), what);
+  }
   // Likewise whether it may reach the node's cloud credentials; this also
   // clears an exemption a previous holder of the address had.
   if (metadata_guard_ != nullptr) {
@@ -300,7 +308,8 @@ Result<cni::CniResult> CniService::Wire(const proto::Request& req, const Admissi
     }
   }
   // Pushed before Ensure: a half-done Ensure leaves links behind too.
-  undo.Push("wiring of pod " + PodName(req), [this, pn = MakePodNetwork(req, ip)] { return RemoveWiring(pn); });
+  // (The same network as wired; removal needs no more than that.)
+  undo.Push("wiring of pod " + PodName(req), [this, pn = wiring] { return RemoveWiring(pn); });
   TERWAY_ASSIGN_OR_RETURN_CTX(cni::CniResult net, datapath_->Ensure(wiring),
                               "setting up the network of pod " + PodName(req));
   return net;

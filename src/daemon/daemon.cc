@@ -504,8 +504,12 @@ Status Daemon::CreatePolicy() {
   // adopts through PodStarting before serving.
   TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "reading allocations for policy");
   std::map<std::string, Ipv4Addr> local_ips;
+  std::map<std::string, Ipv6Addr> local_ips6;  // dual-stack pods' IPv6, from their records too
   for (const auto& a : allocs) {
     if (auto ip = Ipv4Addr::Parse(a.ip); ip.ok()) local_ips[a.pod_namespace + "/" + a.pod_name] = *ip;
+    if (auto ip6 = Ipv6Addr::Parse(a.ipv6); !a.ipv6.empty() && ip6.ok()) {
+      local_ips6[a.pod_namespace + "/" + a.pod_name] = *ip6;
+    }
   }
   PolicyControllerOptions pco;
   pco.node_name = opts_.node_name;
@@ -525,7 +529,8 @@ Status Daemon::CreatePolicy() {
     pco.isolating = [dp](const std::set<Ipv4Addr>& ips) { return dp->PolicyIsolating(ips); };
     pco.isolation_applied = [dp](const std::set<Ipv4Addr>& ips) { return dp->PolicyIsolationApplied(ips); };
   }
-  TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_),
+  TERWAY_ASSIGN_OR_RETURN_CTX(policy_, PolicyController::Create(kube_client_, pco, std::move(local_ips), &metrics_,
+                                                                   std::move(local_ips6)),
                               "starting network policy enforcement");
   policy_view_.store(policy_.get());
   return Ok();

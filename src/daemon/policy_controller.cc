@@ -54,9 +54,11 @@ PolicyController::PolicyController(std::shared_ptr<k8s::RestClient> client, Poli
 Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_ptr<k8s::RestClient> client,
                                                                    PolicyControllerOptions opts,
                                                                    std::map<std::string, Ipv4Addr> local_ips,
-                                                                   Metrics* metrics) {
+                                                                   Metrics* metrics,
+                                                                   std::map<std::string, Ipv6Addr> local_ips6) {
   std::unique_ptr<PolicyController> c(new PolicyController(std::move(client), std::move(opts), metrics));
   c->local_ips_ = std::move(local_ips);
+  c->local_ips6_ = std::move(local_ips6);
   metrics->DeclareCounter("terway_policy_applies_total", "Policy changes applied to nftables, by trigger and result");
   metrics->DeclareHistogram("terway_policy_apply_seconds",
                             "Time to bring the policy model up to date and send the kernel the difference",

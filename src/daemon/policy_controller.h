@@ -100,7 +100,8 @@ class PolicyController : public PodPolicy {
   static Result<std::unique_ptr<PolicyController>> Create(std::shared_ptr<k8s::RestClient> client,
                                                           PolicyControllerOptions opts,
                                                           std::map<std::string, Ipv4Addr> local_ips,
-                                                          Metrics* metrics);
+                                                          Metrics* metrics,
+                                                          std::map<std::string, Ipv6Addr> local_ips6 = {});
   ~PolicyController() override;
 
   // CNI ADD: the pod's address is known; its chain is in the kernel when

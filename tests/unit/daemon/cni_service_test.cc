@@ -454,9 +454,11 @@ TEST_F(CniServiceTest, DirectoryHearsExhaustionAndBadBandwidthAnnotationRefuses)
 class RecordingPolicy : public PodPolicy {
  public:
   explicit RecordingPolicy(RecordingDatapath* dp) : dp_(dp) {}
-  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip, std::optional<Ipv6Addr>) override {
+  Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip,
+                     std::optional<Ipv6Addr> ipv6) override {
     // The pod's chain must be in place before its veth exists.
-    events.push_back(fmt::format("start {}/{} {} wired={}", ns, name, ip.ToString(), dp_->ensured.size()));
+    events.push_back(fmt::format("start {}/{} {}{} wired={}", ns, name, ip.ToString(),
+                                 ipv6 ? " " + ipv6->ToString() : "", dp_->ensured.size()));
     if (refuse) return MakeError(ErrorCode::kKernel, "nft: Could not process rule: No such file or directory");
     return Ok();
   }
@@ -506,6 +508,64 @@ TEST_F(CniServiceTest, PolicyIsInPlaceBeforeWiringAndAFailureUndoesTheAdd) {
   auto held = store_->FindByContainer("c2");
   ASSERT_TRUE(held.ok());
   EXPECT_FALSE(held->has_value()) << "the refused pod kept its address";
+}
+
+// ip_stack dual: the pod's IPv6 (of the same ENI) reaches the policy before
+// the wiring, the datapath with the ENI's vSwitch IPv6 gateway, the pod-ips
+// report after the IPv4, and the record -- so teardown and restart repair
+// rebuild the IPv6 side too.
+TEST_F(CniServiceTest, DualStackPodsIpv6ReachesPolicyDatapathDirectoryAndRecord) {
+  auto dual_cloud = std::make_unique<FakeCloud>(ipam::InstanceLimits{3, 4, 4}, "i-test",
+                                                std::vector<FakeCloud::VSwitchSpec>{{"vsw-a", 100}});
+  ipam::PoolOptions po;
+  po.instance_id = "i-test";
+  po.instance_type = "ecs.test";
+  po.vswitch_ids = {"vsw-a"};
+  po.config.eni_tags["creator"] = "terway";
+  po.config.max_pool_size = 2;
+  po.config.ip_stack = ipam::IpStack::kDual;
+  auto st = store::StateStore::Open(dir_ + "/dual.db");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  auto pool = ipam::IpPool::Create(po, dual_cloud.get(), st->get(), &RealClock::Instance());
+  ASSERT_TRUE(pool.ok()) << pool.error().ToString();
+  (*pool)->Start();
+  RecordingDatapath dp(st->get());
+  RecordingPolicy pol(&dp);
+  FakeDirectory dir;
+  dir.pods["default/a"].labels["app"] = "a";
+  CniServiceOptions o;
+  o.datapath_mode = "shared";
+  std::vector<std::string> asked;
+  o.ipv6_gateway = [&](const std::string& eni_id, const std::string& mac) -> Result<std::string> {
+    asked.push_back(eni_id + " " + mac);
+    return std::string("fd00:1::ffff:ffff:ffff:fff7");
+  };
+  CniService svc(o, pool->get(), st->get(), &dp, &metrics_);
+  svc.SetPodPolicy(&pol);
+  svc.SetPodDirectory(&dir);
+  svc.SetReady(true);
+  auto add = svc.Handle(Req(proto::Op::kAllocate, "c1", "a"));
+  ASSERT_TRUE(add.ok()) << add.error->message;
+  ASSERT_EQ(dp.ensured.size(), 1u);
+  const PodNetwork& pn = dp.ensured[0];
+  ASSERT_TRUE(pn.ipv6.has_value()) << "a dual-stack pod was wired IPv4 only";
+  EXPECT_FALSE(pn.ipv6->ip.empty());
+  EXPECT_EQ(pn.ipv6->ip, pn.ip.ipv6);
+  EXPECT_EQ(pn.ipv6->gateway, "fd00:1::ffff:ffff:ffff:fff7");
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_EQ(asked[0], pn.ip.eni_id + " " + pn.ip.eni_mac);
+  ASSERT_EQ(pol.events.size(), 1u);
+  EXPECT_EQ(pol.events[0], "start default/a " + pn.ip.ip + " " + Ipv6Addr::Parse(pn.ipv6->ip)->ToString() + " wired=0");
+  ASSERT_EQ(dir.allocated.size(), 1u);
+  EXPECT_EQ(dir.allocated[0], "default/a=" + pn.ip.ip + "," + pn.ipv6->ip);
+  auto rec = st->get()->FindByContainer("c1");
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_EQ((*rec)->ipv6, pn.ipv6->ip);
+  PodNetwork rebuilt = PodNetworkFromRecord(**rec, ipam::IpAllocation{});
+  ASSERT_TRUE(rebuilt.ipv6.has_value()) << "teardown would leave the IPv6 side";
+  EXPECT_EQ(rebuilt.ipv6->ip, pn.ipv6->ip);
+  ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1", "a")).ok());
+  (*pool)->Stop();
 }
 
 TEST_F(CniServiceTest, PolicyRequestsAnswerOrSayWhyPolicyIsOff) {
