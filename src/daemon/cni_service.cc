@@ -88,18 +88,23 @@ PodNetwork CniService::MakePodNetwork(const proto::Request& req, const ipam::IpA
   p.virtual_type = datapath::ParseVirtualType(req.network.eniip_virtual_type).value_or(datapath::VirtualType::kVeth);
   if (!opts_.ebpf_datapath) p.virtual_type = datapath::VirtualType::kVeth;
   if (auto c = Ipv4Cidr::Parse(req.network.service_cidr); c.ok()) p.service_cidr = *c;
-  if (!ip.ipv6.empty()) p.ipv6 = datapath::PodIpv6{ip.ipv6, Ipv6Gateway(ip)};
+  // The gateway is looked up by whoever wires or checks (FillIpv6Gateway);
+  // removal needs only the address.
+  if (!ip.ipv6.empty()) p.ipv6 = datapath::PodIpv6{ip.ipv6, ""};
   return p;
 }
 
-std::string CniService::Ipv6Gateway(const ipam::IpAllocation& ip) const {
-  if (!opts_.ipv6_gateway) return "";
-  auto gw = opts_.ipv6_gateway(ip.eni_id, ip.eni_mac);
+Status CniService::FillIpv6Gateway(PodNetwork& pn) const {
+  if (!pn.ipv6 || !pn.ipv6->gateway.empty() || !opts_.ipv6_gateway) return Ok();
+  auto gw = opts_.ipv6_gateway(pn.ip.eni_id, pn.ip.eni_mac);
   if (!gw.ok()) {
-    log::Warn("the IPv6 gateway of ENI {} (MAC {}): {}", ip.eni_id, ip.eni_mac, gw.error().ToString());
-    return "";
+    return std::move(gw).error().Wrap(fmt::format(
+        "reading the vSwitch IPv6 gateway of ENI {} (metadata network/interfaces/macs/{}/ipv6-gateway) for the "
+        "pod's IPv6 {}",
+        pn.ip.eni_id, pn.ip.eni_mac, pn.ipv6->ip));
   }
-  return *gw;
+  pn.ipv6->gateway = *gw;
+  return Ok();
 }
 
 bool CniService::MetadataViaNode(const std::string& ip) const {
@@ -111,7 +116,6 @@ bool CniService::MetadataViaNode(const std::string& ip) const {
 PodNetwork CniService::RecordedNetwork(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) const {
   PodNetwork pn = PodNetworkFromRecord(rec, ip);
   pn.metadata_via_node = MetadataViaNode(pn.ip.ip);
-  if (pn.ipv6 && !pn.ip.eni_mac.empty()) pn.ipv6->gateway = Ipv6Gateway(pn.ip);
   return pn;
 }
 
@@ -294,6 +298,7 @@ Status CniService::Enforce(const proto::Request& req, const Admission& adm, cons
 Result<cni::CniResult> CniService::Wire(const proto::Request& req, const Admission& adm,
                                         const ipam::IpAllocation& ip, UndoStack& undo) {
   PodNetwork wiring = MakePodNetwork(req, ip);
+  TERWAY_TRY_CTX(FillIpv6Gateway(wiring), "setting up the network of pod " + PodName(req));
   wiring.annotations = adm.pod.annotations;
   if (!wiring.bandwidth && adm.bandwidth_from_annotations) wiring.bandwidth = *adm.bandwidth_from_annotations;
   // Recorded before the wiring: a restart repairs the pod to exactly this,
@@ -392,6 +397,7 @@ proto::Reply CniService::Get(const proto::Request& req) {
   // the addresses with the runtime's prevResult), with the limit ADD (or a
   // later annotation change) applied.
   PodNetwork pn = MakePodNetwork(req, ip);
+  if (Status gw = FillIpv6Gateway(pn); !gw.ok()) return proto::Reply::FromError(gw.error());
   if (auto rec = store_->FindByContainer(req.container_id); rec.ok() && rec->has_value()) {
     auto bw = qos::DecodeBandwidth((*rec)->bandwidth);
     if (bw.ok()) pn.bandwidth = *bw;
@@ -429,6 +435,11 @@ void CniService::UpdatePodBandwidth(const std::string& ns, const std::string& na
     if ((*now)->bandwidth == qos::EncodeBandwidth(*wanted)) continue;
     if (!(*now)->host_veth.empty()) continue;  // adopted wiring: not ours to redo
     PodNetwork pn = RecordedNetwork(**now, **held);
+    if (Status gw = FillIpv6Gateway(pn); !gw.ok()) {
+      log::Warn("bandwidth update of pod {} (container {}) postponed: {}", pod, rec.container_id,
+                gw.error().ToString());
+      continue;
+    }
     pn.bandwidth = *wanted;
     pn.annotations = annotations;
     auto ensured = datapath_->Ensure(pn);

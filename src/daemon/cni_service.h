@@ -111,6 +111,10 @@ class CniService : public RequestHandler {
   // wiring (the metadata route of an exclusive-ENI pod the guard covers):
   // what restart repair, bandwidth updates and the teardown wire against.
   PodNetwork RecordedNetwork(const store::AllocationRecord& rec, const ipam::IpAllocation& ip) const;
+  // A dual-stack pod's IPv6 gateway (its ENI's, from the metadata service,
+  // cached) into pn, for wiring and checking; an error names the lookup.
+  // Removal needs none, so RecordedNetwork does not look it up.
+  Status FillIpv6Gateway(PodNetwork& pn) const;
 
   // The one teardown. `seen` is the allocation as the caller read it; if the
   // container's allocation is gone or now holds another address, nothing is
@@ -164,9 +168,7 @@ class CniService : public RequestHandler {
   PodNetwork MakePodNetwork(const cni::protocol::Request& req, const ipam::IpAllocation& ip) const;
   void CountTeardown(TeardownCause cause, const char* result);
   bool MetadataViaNode(const std::string& ip) const;
-  // The vSwitch IPv6 gateway of the allocation's ENI ("" when unknown: the
-  // datapath then refuses the pod's IPv6 naming the metadata path).
-  std::string Ipv6Gateway(const ipam::IpAllocation& ip) const;
+
   // ADD, DEL and bandwidth updates of one container never interleave (an
   // update's Ensure must not rebuild a pod its DEL just removed). Striped:
   // unrelated containers rarely share a lock.

@@ -46,8 +46,8 @@ PodNetwork PodNetworkFromRecord(const store::AllocationRecord& rec, const ipam::
   if (pn.ip.ip.empty()) pn.ip.ip = rec.ip;
   if (pn.ip.eni_id.empty()) pn.ip.eni_id = rec.eni_id;
   if (pn.ip.ipv6.empty()) pn.ip.ipv6 = rec.ipv6;
-  // The gateway is the ENI's (CniService::RecordedNetwork looks it up);
-  // removal needs only the address.
+  // The gateway is the ENI's (CniService::FillIpv6Gateway looks it up for
+  // wiring and checking); removal needs only the address.
   if (!pn.ip.ipv6.empty()) pn.ipv6 = datapath::PodIpv6{pn.ip.ipv6, ""};
   pn.host_stack_cidrs = ParseRecordedHostStackCidrs(rec.host_stack_cidrs);
   pn.host_veth = rec.host_veth;

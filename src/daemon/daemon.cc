@@ -571,7 +571,14 @@ Status Daemon::CreateMetadataGuard() {
 void Daemon::MaintainNodeTables() {
   if (!datapath_) return;
   if (foreign_filters_left_.load() != 0) {
-    DetachEarlierEbpfFilters(ebpf_datapath_ != nullptr ? ebpf_datapath_->Loaded() : nullptr);
+    if (ebpf_datapath_ != nullptr) {
+      // No first load may attach this run's programs between the sweep
+      // reading "none loaded" and removing every filter of ours.
+      ebpf_datapath_->WithoutConcurrentLoad(
+          [this](const ebpf::DatapathPrograms* current) { DetachEarlierEbpfFilters(current); });
+    } else {
+      DetachEarlierEbpfFilters(nullptr);
+    }
   }
   // Our pods from their veths' aliases, adopted ones from the store.
   datapath::AntiSpoofSeed aliases = datapath::SeedFromPodLinkAliases("");

@@ -118,6 +118,13 @@ const char* Daemon::RepairPod(const store::AllocationRecord& rec, std::set<std::
     return "failed";
   }
   PodNetwork pod = service_->RecordedNetwork(rec, **held);
+  if (Status gw = service_->FillIpv6Gateway(pod); !gw.ok()) {
+    // Unknown is not broken: a repair now would take a healthy pod's IPv6
+    // (and its eBPF fast path) down. Left as it is; CHECK and the next
+    // restart verify it.
+    log::Warn("restart repair: {} left unverified: {}", who, gw.error().ToString());
+    return "failed";
+  }
   if (auto bw = qos::DecodeBandwidth(rec.bandwidth); bw.ok()) {
     pod.bandwidth = *bw;
   } else {

@@ -150,6 +150,14 @@ class EbpfEniDatapath : public PodDatapath {
   Status LoadPrograms();
   // The programs, or null while none were loaded.
   ebpf::DatapathPrograms* Loaded() const { return programs_.load(); }
+  // Runs fn with the programs (or null) while no load can start: a sweep of
+  // an earlier run's filters that sees none loaded must not remove what a
+  // concurrent first load attaches. fn is a sweep of the kernel's filters
+  // (the load lock's second holder, same reason: its result decides).
+  void WithoutConcurrentLoad(const std::function<void(const ebpf::DatapathPrograms*)>& fn) {
+    std::lock_guard l(load_mu_);
+    fn(programs_.load());
+  }
 
   // The policy controller's contract (its apply path is the one caller,
   // one call at a time; also the daemon's with policy off). `isolated`: the
@@ -195,7 +203,8 @@ class EbpfEniDatapath : public PodDatapath {
   EbpfEniOptions opt_;
   // The one lock held across syscalls, by design: the once-only load. Its
   // waiters (every Ensure of an eBPF pod) need its result, the programs, and
-  // cannot proceed without them; nothing else is taken under it.
+  // cannot proceed without them; nothing else is taken under it. Also held
+  // by WithoutConcurrentLoad (the rare re-sweep of foreign filters).
   std::mutex load_mu_;
   std::unique_ptr<ebpf::DatapathPrograms> owned_;
   std::atomic<ebpf::DatapathPrograms*> programs_{nullptr};

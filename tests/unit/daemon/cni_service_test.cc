@@ -536,8 +536,10 @@ TEST_F(CniServiceTest, DualStackPodsIpv6ReachesPolicyDatapathDirectoryAndRecord)
   CniServiceOptions o;
   o.datapath_mode = "shared";
   std::vector<std::string> asked;
+  bool metadata_down = false;
   o.ipv6_gateway = [&](const std::string& eni_id, const std::string& mac) -> Result<std::string> {
     asked.push_back(eni_id + " " + mac);
+    if (metadata_down) return MakeError(ErrorCode::kUnavailable, "metadata service: connection refused");
     return std::string("fd00:1::ffff:ffff:ffff:fff7");
   };
   CniService svc(o, pool->get(), st->get(), &dp, &metrics_);
@@ -564,7 +566,17 @@ TEST_F(CniServiceTest, DualStackPodsIpv6ReachesPolicyDatapathDirectoryAndRecord)
   PodNetwork rebuilt = PodNetworkFromRecord(**rec, ipam::IpAllocation{});
   ASSERT_TRUE(rebuilt.ipv6.has_value()) << "teardown would leave the IPv6 side";
   EXPECT_EQ(rebuilt.ipv6->ip, pn.ipv6->ip);
+
+  // Without the gateway the ADD fails naming the lookup and its cause
+  // (not a bare "invalid gateway"); the DEL needs no gateway at all.
+  metadata_down = true;
+  auto refused = svc.Handle(Req(proto::Op::kAllocate, "c2", "b"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error->message.find("ipv6-gateway"), std::string::npos) << refused.error->message;
+  EXPECT_NE(refused.error->message.find("connection refused"), std::string::npos) << refused.error->message;
+  const size_t asked_before_del = asked.size();
   ASSERT_TRUE(svc.Handle(Req(proto::Op::kRelease, "c1", "a")).ok());
+  EXPECT_EQ(asked.size(), asked_before_del) << "DEL asked the metadata service for a gateway it does not need";
   (*pool)->Stop();
 }
 
