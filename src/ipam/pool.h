@@ -160,6 +160,10 @@ class IpPool : public PodAddressSource {
     // Dual stack: the IPv6 of the same ENI paired with this IPv4 ("" =
     // unpaired: serves no pod until paired).
     std::string ipv6;
+    // Dual stack: the slot's pod lost its IPv6 (its allocation ended); the
+    // old sandbox may still have the IPv4 wired, so the slot stays out of
+    // service (kReleasing) until on_address_lost has returned for it.
+    bool awaiting_teardown = false;
   };
   struct EniEntry {
     std::string eni_id;
@@ -172,6 +176,10 @@ class IpPool : public PodAddressSource {
     // Dual stack: IPv6s of the ENI paired with no IPv4 (see the class
     // comment). Not stored: reconcile finds them in the cloud again.
     std::vector<std::string> spare_ipv6 = {};
+    // Dual stack: IPv6s of pods whose IPv4 the cloud lost: still assigned,
+    // and still wired in the old sandbox until on_address_lost has returned
+    // for it; never adopted as spares nor paired before that.
+    std::set<std::string> held_ipv6 = {};
   };
   struct Reservation {
     std::string ip;
@@ -226,7 +234,12 @@ class IpPool : public PodAddressSource {
   // Puts IPs whose release failed back in service, or keeps them out of it
   // while the cloud may have applied the release (see release_in_doubt).
   void RestoreAfterFailedReleaseLocked(const std::vector<std::string>& ips, const Error& e);
+  // Hands the lost allocations to on_address_lost, then puts what they held
+  // back in service (ReturnTornDownLocked). ops_mu_ may be held, mu_ not.
   void DeliverLostAllocations();
+  // After the teardown of lost allocations: their slots and held IPv6s
+  // serve pods again.
+  void ReturnTornDownLocked(const std::vector<store::AllocationRecord>& torn_down);
   Status CreateEni(const CreateAction& a);
   void WorkerLoop();
   void NotifyWaitersLocked();

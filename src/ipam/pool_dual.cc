@@ -15,6 +15,7 @@ Status IpPool::AddIpv6Locked(const std::string& eni_id, const std::vector<std::s
   auto eni = enis_.find(eni_id);
   if (eni == enis_.end() || !Dual()) return Ok();
   std::set<std::string> known(eni->second.spare_ipv6.begin(), eni->second.spare_ipv6.end());
+  known.insert(eni->second.held_ipv6.begin(), eni->second.held_ipv6.end());
   for (const auto& [ip, e] : ips_) {
     if (!e.ipv6.empty()) known.insert(e.ipv6);
   }
@@ -47,14 +48,16 @@ Status IpPool::UnpairLocked(const std::string& ip, const std::string& why) {
   if (it == ips_.end() || it->second.ipv6.empty()) return Ok();
   if (!it->second.container_id.empty()) {
     // As for a lost IPv4: the pod holds an address the cloud may hand to
-    // someone else; its allocation ends and the daemon tears it down.
+    // someone else; its allocation ends and the daemon tears it down. The
+    // old sandbox still has the IPv4 wired: the slot serves no pod until
+    // on_address_lost has returned for it (ReturnTornDownLocked).
     log::Error("ipv6_lost_under_pod ip={} ipv6={} container={} reason=\"{}\"", ip, it->second.ipv6,
                it->second.container_id, why);
     TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
     if (rec) lost_.push_back(*rec);
     it->second.container_id.clear();
-    it->second.use = IpUse::kIdle;
-    it->second.idle_since = clock_->Now();
+    it->second.use = IpUse::kReleasing;
+    it->second.awaiting_teardown = true;
   }
   TERWAY_TRY(store_->SetIpv6(ip, ""));
   log::Warn("ip_unpaired ip={} ipv6={} reason=\"{}\"", ip, it->second.ipv6, why);
@@ -71,7 +74,11 @@ Status IpPool::ReconcileIpv6Locked(const std::string& eni_id, const std::vector<
   }
   for (const auto& ip : lost) TERWAY_TRY(UnpairLocked(ip, "the cloud no longer lists its IPv6"));
   auto eni = enis_.find(eni_id);
-  if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+  if (eni != enis_.end()) {
+    std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+    // Gone meanwhile: nothing to put back in service after the teardown.
+    std::erase_if(eni->second.held_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+  }
   // IPv6s the cloud has and we do not know (assigned before a crash, or by
   // hand) are adopted as IPv4s are: they pair with unpaired slots.
   return AddIpv6Locked(eni_id, cloud_ipv6);

@@ -217,6 +217,9 @@ Status IpPool::RefillOnce() {
             if (Status r = ReconcileOpsLocked(); !r.ok()) {
               log::Warn("pool_reconcile_failed after {}: error=\"{}\"", kCodeEniLimit, r.error().ToString());
             }
+            // What it found lost is torn down before this refill can hand
+            // an address out again (as the worker does after its reconcile).
+            DeliverLostAllocations();
           }
           replan = true;
           break;
@@ -337,6 +340,10 @@ Status IpPool::DropIpLocked(const std::string& ip, const std::string& why) {
     log::Error("ip_lost_under_pod ip={} container={} reason=\"{}\"", ip, it->second.container_id, why);
     TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
     if (rec) lost_.push_back(*rec);
+    // Dual stack: its IPv6 is still assigned and still wired in the old
+    // sandbox: held (not adopted as a spare) until the teardown.
+    auto eni = enis_.find(it->second.eni_id);
+    if (!it->second.ipv6.empty() && eni != enis_.end()) eni->second.held_ipv6.insert(it->second.ipv6);
   }
   for (auto r = reservations_.begin(); r != reservations_.end();) {
     if (r->second.ip == ip) {

@@ -315,6 +315,45 @@ TEST_F(DualStackPoolTest, ReconcileAppliesTheIpv4RulesToIpv6) {
   ExpectCloudMatchesPool();
 }
 
+// A lost IPv6 ends its pod's allocation, but the old sandbox keeps the
+// slot's IPv4 wired until the daemon tears it down: no pod gets that IPv4
+// (re-paired) before on_address_lost has returned for it. Mirror: a lost
+// IPv4 leaves its IPv6 assigned and wired: it is not adopted as a spare nor
+// paired before the teardown.
+TEST_F(DualStackPoolTest, LostAddressesServeNoPodBeforeTheirSandboxIsTornDown) {
+  std::set<std::string> torn_down;  // container ids on_address_lost was given
+  opts_.on_address_lost = [&](const std::vector<store::AllocationRecord>& recs) {
+    for (const auto& r : recs) torn_down.insert(r.container_id);
+  };
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto a = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(a.ok());
+  cloud_->DropIpv6BehindOurBack(a->ipv6);
+  ASSERT_TRUE(pool_->Reconcile().ok());  // no worker: nothing delivered yet
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  for (int i = 2; i < 8; ++i) {
+    auto got = pool_->Allocate(Pod("p" + std::to_string(i)), milliseconds(0));
+    if (!got.ok()) break;
+    EXPECT_NE(got->ip, a->ip) << "handed out while c-p1's sandbox may still have it";
+  }
+  EXPECT_TRUE(torn_down.empty());
+
+  auto b = pool_->Get("c-p2");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  cloud_->DropIpBehindOurBack((*b)->ip);
+  ASSERT_TRUE(pool_->Reconcile().ok());
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_EQ(SpareIpv6().count((*b)->ipv6), 0u) << "adopted while c-p2's sandbox may still have it";
+  for (const auto& [v4, v6] : Pairs()) EXPECT_NE(v6, (*b)->ipv6) << v4;
+
+  // Torn down (here: handed over to the caller): both serve pods again.
+  EXPECT_EQ(pool_->TakeLostAllocations().size(), 2u);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_NE(Pairs()[a->ip], "");
+  ExpectCloudMatchesPool();
+}
+
 // A restarted pool serves the same pairs: from the store, checked against
 // the cloud.
 TEST_F(DualStackPoolTest, RestartKeepsPairs) {
