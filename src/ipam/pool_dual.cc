@@ -103,7 +103,21 @@ Status IpPool::ExecuteUnassign(const UnassignAction& u) {
     auto eni = enis_.find(u.eni_id);
     if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return gone.count(v6) > 0; });
     for (auto& [ip, e] : ips_) {
-      if (e.eni_id == u.eni_id && gone.count(e.ipv6)) TERWAY_TRY(UnpairLocked(ip, "reclaimed"));
+      if (e.eni_id != u.eni_id || !gone.count(e.ipv6)) continue;
+      if (Status w = UnpairLocked(ip, "reclaimed"); !w.ok()) {
+        // The store write failed: the cloud has the IPv6s no more, so no
+        // slot of this action may keep one in memory. Restored as after a
+        // failed release (a store error counts as "may have applied": the
+        // next reconcile puts them back), they are unpaired (never served)
+        // until a refill pairs them (writing the row again) or a reclaim
+        // gives them back. Left kReleasing they would never serve again.
+        for (const auto& slot : u.ips) {
+          auto it = ips_.find(slot);
+          if (it != ips_.end() && gone.count(it->second.ipv6)) it->second.ipv6.clear();
+        }
+        RestoreAfterFailedReleaseLocked(u.ips, w.error());
+        return std::move(w).error().Wrap(fmt::format("recording the IPv6s unassigned from {}", u.eni_id));
+      }
     }
   }
   if (u.ips.empty()) return Ok();
@@ -116,7 +130,17 @@ Status IpPool::ExecuteUnassign(const UnassignAction& u) {
     (void)NoteCloudErrorLocked(st.error(), "");
     return std::move(st).error().Wrap(fmt::format("unassigning IPs from {}", u.eni_id));
   }
-  for (const auto& ip : u.ips) TERWAY_TRY(DropIpLocked(ip, "reclaimed idle IP"));
+  for (size_t i = 0; i < u.ips.size(); ++i) {
+    if (Status d = DropIpLocked(u.ips[i], "reclaimed idle IP"); !d.ok()) {
+      // Gone from the cloud, still in the store: out of service until the
+      // next reconcile sees the cloud lists them no more and drops them.
+      for (size_t j = i; j < u.ips.size(); ++j) {
+        auto it = ips_.find(u.ips[j]);
+        if (it != ips_.end() && it->second.use == IpUse::kReleasing) it->second.release_in_doubt = true;
+      }
+      return std::move(d).error().Wrap(fmt::format("recording the IPs unassigned from {}", u.eni_id));
+    }
+  }
   return Ok();
 }
 
