@@ -152,7 +152,14 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   if (dual) {
     for (const auto& e : s.enis) {
       if (e.unschedulable) continue;
-      for (int left = Pairable(e, stack); left > 0;) {
+      // IPv6s come from the ENI's vSwitch: not from one that just ran out.
+      auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
+                              [&](const VSwitchView& v) { return v.vswitch_id == e.vswitch_id; });
+      if (vsw != s.vswitches.end() && vsw->exhausted) continue;
+      // The ENI's IPv6 quota: what it holds (paired and spare) is taken.
+      const int v6_held = static_cast<int>(e.ips.size()) - Unpaired(e, stack) + static_cast<int>(e.spare_ipv6.size());
+      const int v6_room = std::max(0, s.limits.ipv6_per_eni - v6_held);
+      for (int left = std::min(Pairable(e, stack), v6_room); left > 0;) {
         int n = std::min(left, kMaxIpsPerCall);
         plan.assigns.push_back({e.eni_id, 0, n});
         pairing += n;

@@ -164,6 +164,7 @@ Status IpPool::RefillOnce() {
       }
     }
     bool replan = false;
+    std::optional<Error> pairing_failed;
     for (const auto& a : plan.assigns) {
       std::vector<std::string> new_ips;
       if (a.count > 0) {
@@ -185,6 +186,14 @@ Status IpPool::RefillOnce() {
       if (a.ipv6_count > 0) {
         auto v6 = provider_->AssignIpv6(a.eni_id, a.ipv6_count);
         if (!v6.ok()) {
+          if (a.count == 0) {
+            // Pairing only (the IPv4s are held already): one ENI whose IPv6s
+            // fail must not hold back the creates and assigns that serve
+            // the waiting pods; the next round tries to pair again.
+            (void)NoteCloudError(v6.error(), eni_vswitch[a.eni_id]);
+            pairing_failed = std::move(v6).error().Wrap(fmt::format("pairing {} IPv4s on {}", a.ipv6_count, a.eni_id));
+            continue;
+          }
           GiveBackUnpaired(a.eni_id, new_ips);
           if (NoteCloudError(v6.error(), eni_vswitch[a.eni_id])) {
             replan = true;
@@ -228,6 +237,7 @@ Status IpPool::RefillOnce() {
       }
     }
     if (replan) continue;
+    if (pairing_failed) return *pairing_failed;  // the worker backs off and retries
     std::lock_guard l(mu_);
     last_cloud_error_.reset();
     if (plan.unmet_reason) {

@@ -456,6 +456,10 @@ TEST(PlanRefill, DualStackTable) {
        {4, 10, 6}, {{"eni-1", 2, 2}}, {{"vsw-a", 2, 2}}, 0},
       {"spare IPv6s take room: 4 paired + 2 spare of 6", {DualEni("eni-1", 4, 0, 0, 2)}, 0, 2,
        {2, 10, 6}, {}, {}, 0},
+      {"pairing stops at the IPv6 quota: 5 paired + 0 spare of 6, 3 unpaired",
+       {DualEni("eni-1", 5, 0, 3)}, 0, 0, {3, 10, 6}, {{"eni-1", 0, 1}}, {}, 0},
+      {"spare IPv6s count against the IPv6 quota when pairing",
+       {DualEni("eni-1", 4, 0, 3, 1)}, 0, 0, {3, 10, 6}, {{"eni-1", 0, 1}}, {}, 0},
       {"node full by the IPv6 quota: demand unmet",
        {DualEni("eni-1", 6, 0), DualEni("eni-2", 6, 0), DualEni("eni-3", 6, 0)}, 1, 0, {4, 10, 6}, {},
        {}, 1},
@@ -473,6 +477,15 @@ TEST(PlanRefill, DualStackTable) {
     EXPECT_EQ(plan.creates, r.creates);
     EXPECT_EQ(plan.unmet_demand, r.unmet);
   }
+}
+
+// An exhausted vSwitch gives no IPv6 either: its ENIs' unpaired IPv4s wait.
+TEST(PlanRefill, DualStackPairsNothingOnAnExhaustedVSwitch) {
+  PoolSnapshot s = DualBase();
+  s.enis = {DualEni("eni-1", 2, 0, 3)};
+  s.vswitches = {{"vsw-a", 100, true}};
+  auto plan = PlanRefill(s);
+  for (const auto& a : plan.assigns) EXPECT_NE(a.eni_id, "eni-1") << "pairing on an exhausted vSwitch";
 }
 
 TEST(PickIdleIp, DualStackNeverPicksAnUnpairedIpv4) {

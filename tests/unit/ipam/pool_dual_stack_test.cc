@@ -233,6 +233,33 @@ TEST_F(DualStackPoolTest, UnpairedIpv4sAreNotServedUntilARefillPairsThem) {
   ExpectCloudMatchesPool();
 }
 
+// A pairing that fails does not hold back the assigns planned after it:
+// the pool still grows to min_pool_size; the unpaired IPv4s wait for the
+// next round.
+TEST_F(DualStackPoolTest, AFailedPairingDoesNotStopTheRefill) {
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p2"), milliseconds(0)).ok());
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Ipv6CountExceeded"));
+  cloud_->Script("UnassignPrivateIpAddresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->RefillOnce().ok());
+  ASSERT_EQ(pool_->Stats().unpaired, 2);
+  opts_.config.min_pool_size = 4;
+  Restart();
+  const int assigns_before = cloud_->Calls("AssignPrivateIpAddresses");
+
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Conflict"));  // the pairing
+  (void)pool_->RefillOnce();
+  EXPECT_EQ(cloud_->Calls("AssignPrivateIpAddresses"), assigns_before + 1);
+  EXPECT_EQ(pool_->Stats().idle, 2);
+  EXPECT_EQ(pool_->Stats().unpaired, 2);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 4);
+  ExpectCloudMatchesPool();
+}
+
 // Reclaim gives back both addresses of a slot; an IPv6 unassign the cloud
 // refuses puts the slot back and is retried; nothing leaks.
 TEST_F(DualStackPoolTest, ReclaimUnassignsBothFamiliesAndRetriesAFailedIpv6Unassign) {
