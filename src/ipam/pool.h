@@ -219,6 +219,9 @@ class IpPool : public PodAddressSource {
   int IdleSlotsLocked() const;
   // Reconcile's IPv6 half for one listed ENI.
   Status ReconcileIpv6Locked(const std::string& eni_id, const std::vector<std::string>& cloud_ipv6);
+  // Reclaim's undo of the store-first unpairing: the slots' in-memory
+  // pairs are written back (or, if that fails, their IPv6s become spares).
+  void RepairInStoreLocked(const std::vector<std::string>& ips);
   // Executes one reclaim unassign (IPv6s first, then IPv4s); ops_mu_ held,
   // mu_ not.
   Status ExecuteUnassign(const UnassignAction& u);

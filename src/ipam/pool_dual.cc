@@ -90,34 +90,45 @@ bool AlreadyGone(const Status& st) { return !st.ok() && st.error().cloud_code ==
 
 Status IpPool::ExecuteUnassign(const UnassignAction& u) {
   if (!u.ipv6s.empty()) {
+    const std::set<std::string> going(u.ipv6s.begin(), u.ipv6s.end());
+    // The slots (kReleasing: nothing takes them) are unpaired in the store
+    // before the cloud call: a crash after the cloud applied it must not
+    // leave a stored pair holding a dead IPv6. A crash before it leaves an
+    // IPv6 the store does not know, which reconcile adopts (paired or
+    // spare, reclaim gives it back). Memory keeps the pair until the
+    // cloud has answered.
+    std::vector<std::string> unpaired_in_store;
+    {
+      std::lock_guard l(mu_);
+      for (const auto& ip : u.ips) {
+        auto it = ips_.find(ip);
+        if (it == ips_.end() || !going.count(it->second.ipv6)) continue;
+        if (Status w = store_->SetIpv6(ip, ""); !w.ok()) {
+          RepairInStoreLocked(unpaired_in_store);
+          RestoreAfterFailedReleaseLocked(u.ips, w.error());
+          return std::move(w).error().Wrap(fmt::format("unpairing the slots to reclaim on {}", u.eni_id));
+        }
+        unpaired_in_store.push_back(ip);
+      }
+    }
     Status st = provider_->UnassignIpv6(u.eni_id, u.ipv6s);
     std::lock_guard l(mu_);
     if (!st.ok() && !AlreadyGone(st)) {
       // The slots go back in service (or stay out while the cloud may have
-      // applied it); spares stay spares: the next reclaim tries again.
+      // applied it), paired again in the store; spares stay spares: the
+      // next reclaim tries again.
+      RepairInStoreLocked(unpaired_in_store);
       RestoreAfterFailedReleaseLocked(u.ips, st.error());
       (void)NoteCloudErrorLocked(st.error(), "");
       return std::move(st).error().Wrap(fmt::format("unassigning IPv6s from {}", u.eni_id));
     }
-    const std::set<std::string> gone(u.ipv6s.begin(), u.ipv6s.end());
     auto eni = enis_.find(u.eni_id);
-    if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return gone.count(v6) > 0; });
-    for (auto& [ip, e] : ips_) {
-      if (e.eni_id != u.eni_id || !gone.count(e.ipv6)) continue;
-      if (Status w = UnpairLocked(ip, "reclaimed"); !w.ok()) {
-        // The store write failed: the cloud has the IPv6s no more, so no
-        // slot of this action may keep one in memory. Restored as after a
-        // failed release (a store error counts as "may have applied": the
-        // next reconcile puts them back), they are unpaired (never served)
-        // until a refill pairs them (writing the row again) or a reclaim
-        // gives them back. Left kReleasing they would never serve again.
-        for (const auto& slot : u.ips) {
-          auto it = ips_.find(slot);
-          if (it != ips_.end() && gone.count(it->second.ipv6)) it->second.ipv6.clear();
-        }
-        RestoreAfterFailedReleaseLocked(u.ips, w.error());
-        return std::move(w).error().Wrap(fmt::format("recording the IPv6s unassigned from {}", u.eni_id));
-      }
+    if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return going.count(v6) > 0; });
+    for (const auto& ip : unpaired_in_store) {
+      auto it = ips_.find(ip);
+      if (it == ips_.end()) continue;
+      log::Info("ip_unpaired ip={} ipv6={} reason=reclaimed", ip, it->second.ipv6);
+      it->second.ipv6.clear();
     }
   }
   if (u.ips.empty()) return Ok();
@@ -142,6 +153,21 @@ Status IpPool::ExecuteUnassign(const UnassignAction& u) {
     }
   }
   return Ok();
+}
+
+void IpPool::RepairInStoreLocked(const std::vector<std::string>& ips) {
+  for (const auto& ip : ips) {
+    auto it = ips_.find(ip);
+    if (it == ips_.end() || it->second.ipv6.empty()) continue;
+    if (Status w = store_->SetIpv6(ip, it->second.ipv6); !w.ok()) {
+      // Memory follows the store: the IPv6 becomes a spare of its ENI (the
+      // slot is unpaired, never served, until a refill pairs it again).
+      log::Warn("ip_repair_failed ip={} ipv6={} error=\"{}\"", ip, it->second.ipv6, w.error().ToString());
+      auto eni = enis_.find(it->second.eni_id);
+      if (eni != enis_.end()) eni->second.spare_ipv6.push_back(it->second.ipv6);
+      it->second.ipv6.clear();
+    }
+  }
 }
 
 void IpPool::GiveBackUnpaired(const std::string& eni_id, const std::vector<std::string>& ips) {

@@ -287,6 +287,50 @@ TEST_F(DualStackPoolTest, ReclaimUnassignsBothFamiliesAndRetriesAFailedIpv6Unass
   ExpectCloudMatchesPool();
 }
 
+// Reclaim unpairs the slots in the store before it unassigns their IPv6s:
+// a daemon killed right after the cloud applied the call restarts with no
+// stored pair holding a dead IPv6, and nothing leaks.
+TEST_F(DualStackPoolTest, ACrashDuringTheIpv6UnassignLeavesNoDeadPairInTheStore) {
+  Make(6, 6);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  opts_.config.min_pool_size = 0;
+  opts_.config.max_pool_size = 1;
+  Restart();
+  struct Crash {};
+  std::set<std::string> stored_at_call;
+  cloud_->SetHook([&](const std::string& op) {
+    if (op != "UnassignIpv6Addresses") return;
+    stored_at_call = StoredIpv6();
+    // The cloud carries the call out; the daemon dies before it hears back.
+    for (const auto& e : cloud_->AllEnis()) {
+      if (e.type == "Primary") continue;
+      for (const auto& a : pool_->Contents().addresses) {
+        if (a.use == IpUse::kReleasing && !a.ipv6.empty() && a.eni_id == e.network_interface_id) {
+          cloud_->DropIpv6BehindOurBack(a.ipv6);
+        }
+      }
+    }
+    throw Crash{};
+  });
+  std::set<std::string> in_flight;
+  EXPECT_THROW(pool_->ReclaimOnce(), Crash);
+  cloud_->SetHook(nullptr);
+  for (const auto& a : pool_->Contents().addresses) {
+    if (a.use == IpUse::kReleasing && !a.ipv6.empty()) in_flight.insert(a.ipv6);
+  }
+  ASSERT_FALSE(in_flight.empty());
+  for (const auto& v6 : in_flight) EXPECT_EQ(stored_at_call.count(v6), 0u) << v6 << " still paired in the store";
+
+  Restart();
+  for (const auto& v6 : in_flight) EXPECT_EQ(StoredIpv6().count(v6), 0u) << v6;
+  ExpectCloudMatchesPool();
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 1);
+  ExpectCloudMatchesPool();
+}
+
 // The IPv6s went, the IPv4 unassign is refused: the IPv4s are unpaired and
 // the next reclaim gives them back (they serve no pod).
 TEST_F(DualStackPoolTest, IpsWhoseIpv4UnassignFailedAreGivenBackNextRound) {
