@@ -331,6 +331,38 @@ TEST_F(DualStackPoolTest, ACrashDuringTheIpv6UnassignLeavesNoDeadPairInTheStore)
   ExpectCloudMatchesPool();
 }
 
+// Unpaired IPv4s ahead of the slots used to shift the IPv4 batches against
+// the IPv6 ones: a refused IPv6 call then left slots of the next batch to
+// lose their IPv4 while their IPv6 stayed assigned, forgotten by the pool.
+// Each slot's two addresses now go in one action.
+TEST_F(DualStackPoolTest, AFailedReclaimBatchSplitsNoSlot) {
+  Make(13, 13, {4, 20, 20});
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  opts_.config.min_pool_size = 18;
+  opts_.config.max_pool_size = 18;
+  Restart();
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Ipv6CountExceeded"));
+  cloud_->Script("UnassignPrivateIpAddresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->RefillOnce().ok());
+  ASSERT_EQ(pool_->Stats().unpaired, 5);
+  ASSERT_EQ(pool_->Stats().idle, 13);
+  // A pod keeps the unpaired IPv4s' ENI (it is not deleted whole).
+  auto p1 = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(p1.ok());
+  opts_.config.min_pool_size = 0;
+  opts_.config.max_pool_size = 1;
+  Restart();
+  ASSERT_EQ(pool_->Stats().unpaired, 5);
+
+  cloud_->Script("UnassignIpv6Addresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->ReclaimOnce().ok());
+  ExpectCloudMatchesPool();
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 1);
+  ExpectCloudMatchesPool();
+}
+
 // The IPv6s went, the IPv4 unassign is refused: the IPv4s are unpaired and
 // the next reclaim gives them back (they serve no pod).
 TEST_F(DualStackPoolTest, IpsWhoseIpv4UnassignFailedAreGivenBackNextRound) {
