@@ -384,8 +384,12 @@ ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
   };
   for (auto& [eni, r] : per_eni) {
     // Either unassign call takes at most 10 addresses.
-    for (size_t i = 0; i < r.unpaired.size(); i += kMaxIpsPerCall) plan.unassigns.push_back({eni, chunk(r.unpaired, i), {}});
-    for (size_t i = 0; i < r.spares.size(); i += kMaxIpsPerCall) plan.unassigns.push_back({eni, {}, chunk(r.spares, i)});
+    for (size_t i = 0; i < r.unpaired.size(); i += kMaxIpsPerCall) {
+      plan.unassigns.push_back({eni, chunk(r.unpaired, i), {}});
+    }
+    for (size_t i = 0; i < r.spares.size(); i += kMaxIpsPerCall) {
+      plan.unassigns.push_back({eni, {}, chunk(r.spares, i)});
+    }
     for (size_t i = 0; i < r.slot_v4.size(); i += kMaxIpsPerCall) {
       plan.unassigns.push_back({eni, chunk(r.slot_v4, i), chunk(r.slot_v6, i)});
     }
