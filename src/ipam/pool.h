@@ -131,7 +131,8 @@ class IpPool : public PodAddressSource {
   Status Reconcile() override;
   // Allocations Reconcile dropped because their address vanished from the
   // cloud, not yet handed to on_address_lost (the worker delivers them; tests
-  // without a worker take them here).
+  // without a worker take them here). Taking them takes over their teardown:
+  // what they held (a dual-stack slot, an IPv6) serves pods again at once.
   std::vector<store::AllocationRecord> TakeLostAllocations();
 
   PoolStats Stats() const override;
