@@ -152,7 +152,14 @@ RefillPlan PlanRefill(const PoolSnapshot& s) {
   if (dual) {
     for (const auto& e : s.enis) {
       if (e.unschedulable) continue;
-      for (int left = Pairable(e, stack); left > 0;) {
+      // IPv6s come from the ENI's vSwitch: not from one that just ran out.
+      auto vsw = std::find_if(s.vswitches.begin(), s.vswitches.end(),
+                              [&](const VSwitchView& v) { return v.vswitch_id == e.vswitch_id; });
+      if (vsw != s.vswitches.end() && vsw->exhausted) continue;
+      // The ENI's IPv6 quota: what it holds (paired and spare) is taken.
+      const int v6_held = static_cast<int>(e.ips.size()) - Unpaired(e, stack) + static_cast<int>(e.spare_ipv6.size());
+      const int v6_room = std::max(0, s.limits.ipv6_per_eni - v6_held);
+      for (int left = std::min(Pairable(e, stack), v6_room); left > 0;) {
         int n = std::min(left, kMaxIpsPerCall);
         plan.assigns.push_back({e.eni_id, 0, n});
         pairing += n;
@@ -339,7 +346,15 @@ ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
   // spare IPv6).
   std::vector<const EniView*> order = ByPreference(s.enis, s.settings.eni_selection);
   std::reverse(order.begin(), order.end());
-  std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::string>>> per_eni;
+  // Per ENI: idle unpaired IPv4s, spare IPv6s, and slots (IPv4, IPv6). A
+  // slot's two addresses always travel in the same action (IPv6 first, then
+  // IPv4), so a failed call never leaves half a slot given back while the
+  // other half is handed to a pod; addresses of no slot get actions of
+  // their own.
+  struct Release {
+    std::vector<std::string> unpaired, spares, slot_v4, slot_v6;
+  };
+  std::map<std::string, Release> per_eni;
   for (const EniView* e : order) {
     if (e->unschedulable || std::find(deleted.begin(), deleted.end(), e->eni_id) != deleted.end()) continue;
     std::vector<const IpView*> idle;
@@ -348,18 +363,18 @@ ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
       if (complete(ip)) {
         idle.push_back(&ip);
       } else {
-        per_eni[e->eni_id].first.push_back(ip.ip);  // unpaired
+        per_eni[e->eni_id].unpaired.push_back(ip.ip);
       }
     }
     if (stack == IpStack::kDual) {
-      for (const auto& v6 : e->spare_ipv6) per_eni[e->eni_id].second.push_back(v6);
+      for (const auto& v6 : e->spare_ipv6) per_eni[e->eni_id].spares.push_back(v6);
     }
     std::stable_sort(idle.begin(), idle.end(),
                      [](const IpView* a, const IpView* b) { return a->idle_since < b->idle_since; });
     for (const IpView* ip : idle) {
       if (budget <= 0) break;
-      per_eni[e->eni_id].first.push_back(ip->ip);
-      if (stack == IpStack::kDual) per_eni[e->eni_id].second.push_back(ip->ipv6);
+      per_eni[e->eni_id].slot_v4.push_back(ip->ip);
+      if (stack == IpStack::kDual) per_eni[e->eni_id].slot_v6.push_back(ip->ipv6);
       --budget;
     }
   }
@@ -367,11 +382,16 @@ ReclaimPlan PlanReclaim(const PoolSnapshot& s, int count) {
     if (i >= v.size()) return std::vector<std::string>{};
     return std::vector<std::string>(v.begin() + i, v.begin() + std::min(v.size(), i + kMaxIpsPerCall));
   };
-  for (auto& [eni, lists] : per_eni) {
+  for (auto& [eni, r] : per_eni) {
     // Either unassign call takes at most 10 addresses.
-    const auto& [v4, v6] = lists;
-    for (size_t i = 0; i < std::max(v4.size(), v6.size()); i += kMaxIpsPerCall) {
-      plan.unassigns.push_back({eni, chunk(v4, i), chunk(v6, i)});
+    for (size_t i = 0; i < r.unpaired.size(); i += kMaxIpsPerCall) {
+      plan.unassigns.push_back({eni, chunk(r.unpaired, i), {}});
+    }
+    for (size_t i = 0; i < r.spares.size(); i += kMaxIpsPerCall) {
+      plan.unassigns.push_back({eni, {}, chunk(r.spares, i)});
+    }
+    for (size_t i = 0; i < r.slot_v4.size(); i += kMaxIpsPerCall) {
+      plan.unassigns.push_back({eni, chunk(r.slot_v4, i), chunk(r.slot_v6, i)});
     }
   }
   return plan;

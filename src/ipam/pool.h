@@ -131,7 +131,8 @@ class IpPool : public PodAddressSource {
   Status Reconcile() override;
   // Allocations Reconcile dropped because their address vanished from the
   // cloud, not yet handed to on_address_lost (the worker delivers them; tests
-  // without a worker take them here).
+  // without a worker take them here). Taking them takes over their teardown:
+  // what they held (a dual-stack slot, an IPv6) serves pods again at once.
   std::vector<store::AllocationRecord> TakeLostAllocations();
 
   PoolStats Stats() const override;
@@ -160,6 +161,10 @@ class IpPool : public PodAddressSource {
     // Dual stack: the IPv6 of the same ENI paired with this IPv4 ("" =
     // unpaired: serves no pod until paired).
     std::string ipv6;
+    // Dual stack: the slot's pod lost its IPv6 (its allocation ended); the
+    // old sandbox may still have the IPv4 wired, so the slot stays out of
+    // service (kReleasing) until on_address_lost has returned for it.
+    bool awaiting_teardown = false;
   };
   struct EniEntry {
     std::string eni_id;
@@ -172,6 +177,10 @@ class IpPool : public PodAddressSource {
     // Dual stack: IPv6s of the ENI paired with no IPv4 (see the class
     // comment). Not stored: reconcile finds them in the cloud again.
     std::vector<std::string> spare_ipv6 = {};
+    // Dual stack: IPv6s of pods whose IPv4 the cloud lost: still assigned,
+    // and still wired in the old sandbox until on_address_lost has returned
+    // for it; never adopted as spares nor paired before that.
+    std::set<std::string> held_ipv6 = {};
   };
   struct Reservation {
     std::string ip;
@@ -211,6 +220,9 @@ class IpPool : public PodAddressSource {
   int IdleSlotsLocked() const;
   // Reconcile's IPv6 half for one listed ENI.
   Status ReconcileIpv6Locked(const std::string& eni_id, const std::vector<std::string>& cloud_ipv6);
+  // Reclaim's undo of the store-first unpairing: the slots' in-memory
+  // pairs are written back (or, if that fails, their IPv6s become spares).
+  void RepairInStoreLocked(const std::vector<std::string>& ips);
   // Executes one reclaim unassign (IPv6s first, then IPv4s); ops_mu_ held,
   // mu_ not.
   Status ExecuteUnassign(const UnassignAction& u);
@@ -226,7 +238,12 @@ class IpPool : public PodAddressSource {
   // Puts IPs whose release failed back in service, or keeps them out of it
   // while the cloud may have applied the release (see release_in_doubt).
   void RestoreAfterFailedReleaseLocked(const std::vector<std::string>& ips, const Error& e);
+  // Hands the lost allocations to on_address_lost, then puts what they held
+  // back in service (ReturnTornDownLocked). ops_mu_ may be held, mu_ not.
   void DeliverLostAllocations();
+  // After the teardown of lost allocations: their slots and held IPv6s
+  // serve pods again.
+  void ReturnTornDownLocked(const std::vector<store::AllocationRecord>& torn_down);
   Status CreateEni(const CreateAction& a);
   void WorkerLoop();
   void NotifyWaitersLocked();

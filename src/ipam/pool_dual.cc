@@ -15,6 +15,7 @@ Status IpPool::AddIpv6Locked(const std::string& eni_id, const std::vector<std::s
   auto eni = enis_.find(eni_id);
   if (eni == enis_.end() || !Dual()) return Ok();
   std::set<std::string> known(eni->second.spare_ipv6.begin(), eni->second.spare_ipv6.end());
+  known.insert(eni->second.held_ipv6.begin(), eni->second.held_ipv6.end());
   for (const auto& [ip, e] : ips_) {
     if (!e.ipv6.empty()) known.insert(e.ipv6);
   }
@@ -47,14 +48,16 @@ Status IpPool::UnpairLocked(const std::string& ip, const std::string& why) {
   if (it == ips_.end() || it->second.ipv6.empty()) return Ok();
   if (!it->second.container_id.empty()) {
     // As for a lost IPv4: the pod holds an address the cloud may hand to
-    // someone else; its allocation ends and the daemon tears it down.
+    // someone else; its allocation ends and the daemon tears it down. The
+    // old sandbox still has the IPv4 wired: the slot serves no pod until
+    // on_address_lost has returned for it (ReturnTornDownLocked).
     log::Error("ipv6_lost_under_pod ip={} ipv6={} container={} reason=\"{}\"", ip, it->second.ipv6,
                it->second.container_id, why);
     TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
     if (rec) lost_.push_back(*rec);
     it->second.container_id.clear();
-    it->second.use = IpUse::kIdle;
-    it->second.idle_since = clock_->Now();
+    it->second.use = IpUse::kReleasing;
+    it->second.awaiting_teardown = true;
   }
   TERWAY_TRY(store_->SetIpv6(ip, ""));
   log::Warn("ip_unpaired ip={} ipv6={} reason=\"{}\"", ip, it->second.ipv6, why);
@@ -71,7 +74,11 @@ Status IpPool::ReconcileIpv6Locked(const std::string& eni_id, const std::vector<
   }
   for (const auto& ip : lost) TERWAY_TRY(UnpairLocked(ip, "the cloud no longer lists its IPv6"));
   auto eni = enis_.find(eni_id);
-  if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+  if (eni != enis_.end()) {
+    std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+    // Gone meanwhile: nothing to put back in service after the teardown.
+    std::erase_if(eni->second.held_ipv6, [&](const std::string& v6) { return !listed.count(v6); });
+  }
   // IPv6s the cloud has and we do not know (assigned before a crash, or by
   // hand) are adopted as IPv4s are: they pair with unpaired slots.
   return AddIpv6Locked(eni_id, cloud_ipv6);
@@ -83,20 +90,45 @@ bool AlreadyGone(const Status& st) { return !st.ok() && st.error().cloud_code ==
 
 Status IpPool::ExecuteUnassign(const UnassignAction& u) {
   if (!u.ipv6s.empty()) {
+    const std::set<std::string> going(u.ipv6s.begin(), u.ipv6s.end());
+    // The slots (kReleasing: nothing takes them) are unpaired in the store
+    // before the cloud call: a crash after the cloud applied it must not
+    // leave a stored pair holding a dead IPv6. A crash before it leaves an
+    // IPv6 the store does not know, which reconcile adopts (paired or
+    // spare, reclaim gives it back). Memory keeps the pair until the
+    // cloud has answered.
+    std::vector<std::string> unpaired_in_store;
+    {
+      std::lock_guard l(mu_);
+      for (const auto& ip : u.ips) {
+        auto it = ips_.find(ip);
+        if (it == ips_.end() || !going.count(it->second.ipv6)) continue;
+        if (Status w = store_->SetIpv6(ip, ""); !w.ok()) {
+          RepairInStoreLocked(unpaired_in_store);
+          RestoreAfterFailedReleaseLocked(u.ips, w.error());
+          return std::move(w).error().Wrap(fmt::format("unpairing the slots to reclaim on {}", u.eni_id));
+        }
+        unpaired_in_store.push_back(ip);
+      }
+    }
     Status st = provider_->UnassignIpv6(u.eni_id, u.ipv6s);
     std::lock_guard l(mu_);
     if (!st.ok() && !AlreadyGone(st)) {
       // The slots go back in service (or stay out while the cloud may have
-      // applied it); spares stay spares: the next reclaim tries again.
+      // applied it), paired again in the store; spares stay spares: the
+      // next reclaim tries again.
+      RepairInStoreLocked(unpaired_in_store);
       RestoreAfterFailedReleaseLocked(u.ips, st.error());
       (void)NoteCloudErrorLocked(st.error(), "");
       return std::move(st).error().Wrap(fmt::format("unassigning IPv6s from {}", u.eni_id));
     }
-    const std::set<std::string> gone(u.ipv6s.begin(), u.ipv6s.end());
     auto eni = enis_.find(u.eni_id);
-    if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return gone.count(v6) > 0; });
-    for (auto& [ip, e] : ips_) {
-      if (e.eni_id == u.eni_id && gone.count(e.ipv6)) TERWAY_TRY(UnpairLocked(ip, "reclaimed"));
+    if (eni != enis_.end()) std::erase_if(eni->second.spare_ipv6, [&](const std::string& v6) { return going.count(v6) > 0; });
+    for (const auto& ip : unpaired_in_store) {
+      auto it = ips_.find(ip);
+      if (it == ips_.end()) continue;
+      log::Info("ip_unpaired ip={} ipv6={} reason=reclaimed", ip, it->second.ipv6);
+      it->second.ipv6.clear();
     }
   }
   if (u.ips.empty()) return Ok();
@@ -109,8 +141,33 @@ Status IpPool::ExecuteUnassign(const UnassignAction& u) {
     (void)NoteCloudErrorLocked(st.error(), "");
     return std::move(st).error().Wrap(fmt::format("unassigning IPs from {}", u.eni_id));
   }
-  for (const auto& ip : u.ips) TERWAY_TRY(DropIpLocked(ip, "reclaimed idle IP"));
+  for (size_t i = 0; i < u.ips.size(); ++i) {
+    if (Status d = DropIpLocked(u.ips[i], "reclaimed idle IP"); !d.ok()) {
+      // Gone from the cloud, still in the store: out of service until the
+      // next reconcile sees the cloud lists them no more and drops them.
+      for (size_t j = i; j < u.ips.size(); ++j) {
+        auto it = ips_.find(u.ips[j]);
+        if (it != ips_.end() && it->second.use == IpUse::kReleasing) it->second.release_in_doubt = true;
+      }
+      return std::move(d).error().Wrap(fmt::format("recording the IPs unassigned from {}", u.eni_id));
+    }
+  }
   return Ok();
+}
+
+void IpPool::RepairInStoreLocked(const std::vector<std::string>& ips) {
+  for (const auto& ip : ips) {
+    auto it = ips_.find(ip);
+    if (it == ips_.end() || it->second.ipv6.empty()) continue;
+    if (Status w = store_->SetIpv6(ip, it->second.ipv6); !w.ok()) {
+      // Memory follows the store: the IPv6 becomes a spare of its ENI (the
+      // slot is unpaired, never served, until a refill pairs it again).
+      log::Warn("ip_repair_failed ip={} ipv6={} error=\"{}\"", ip, it->second.ipv6, w.error().ToString());
+      auto eni = enis_.find(it->second.eni_id);
+      if (eni != enis_.end()) eni->second.spare_ipv6.push_back(it->second.ipv6);
+      it->second.ipv6.clear();
+    }
+  }
 }
 
 void IpPool::GiveBackUnpaired(const std::string& eni_id, const std::vector<std::string>& ips) {

@@ -125,14 +125,52 @@ Status IpPool::ReconcileOpsLocked() {
 }
 
 std::vector<store::AllocationRecord> IpPool::TakeLostAllocations() {
+  // The caller takes the teardown over (tests without a worker): what the
+  // allocations held is back in service at once.
   std::lock_guard l(mu_);
-  return std::exchange(lost_, {});
+  auto lost = std::exchange(lost_, {});
+  ReturnTornDownLocked(lost);
+  return lost;
 }
 
 void IpPool::DeliverLostAllocations() {
-  auto lost = TakeLostAllocations();
-  if (lost.empty() || !opts_.on_address_lost) return;
-  opts_.on_address_lost(lost);  // no pool lock held: the daemon calls the kernel
+  std::vector<store::AllocationRecord> lost;
+  {
+    std::lock_guard l(mu_);
+    lost = std::exchange(lost_, {});
+  }
+  if (lost.empty()) return;
+  if (opts_.on_address_lost) opts_.on_address_lost(lost);  // no pool lock held: the daemon calls the kernel
+  std::lock_guard l(mu_);
+  ReturnTornDownLocked(lost);
+}
+
+void IpPool::ReturnTornDownLocked(const std::vector<store::AllocationRecord>& torn_down) {
+  std::set<std::string> enis;
+  for (const auto& rec : torn_down) {
+    auto it = ips_.find(rec.ip);
+    if (it != ips_.end() && it->second.awaiting_teardown) {
+      it->second.awaiting_teardown = false;
+      if (it->second.use == IpUse::kReleasing) {
+        it->second.use = IpUse::kIdle;
+        it->second.idle_since = clock_->Now();
+      }
+      enis.insert(it->second.eni_id);
+    }
+    if (rec.ipv6.empty()) continue;
+    for (auto& [id, eni] : enis_) {
+      if (eni.held_ipv6.erase(rec.ipv6) > 0) {
+        // Reconcile keeps the spares in step with the cloud.
+        eni.spare_ipv6.push_back(rec.ipv6);
+        enis.insert(id);
+      }
+    }
+  }
+  for (const auto& id : enis) {
+    Status st = PairLocked(id);
+    if (!st.ok()) log::Warn("pairing_failed eni={} error=\"{}\": the next refill pairs", id, st.error().ToString());
+  }
+  NotifyWaitersLocked();
 }
 
 // ---------------------------------------------------------------------------

@@ -164,6 +164,7 @@ Status IpPool::RefillOnce() {
       }
     }
     bool replan = false;
+    std::optional<Error> pairing_failed;
     for (const auto& a : plan.assigns) {
       std::vector<std::string> new_ips;
       if (a.count > 0) {
@@ -185,6 +186,14 @@ Status IpPool::RefillOnce() {
       if (a.ipv6_count > 0) {
         auto v6 = provider_->AssignIpv6(a.eni_id, a.ipv6_count);
         if (!v6.ok()) {
+          if (a.count == 0) {
+            // Pairing only (the IPv4s are held already): one ENI whose IPv6s
+            // fail must not hold back the creates and assigns that serve
+            // the waiting pods; the next round tries to pair again.
+            (void)NoteCloudError(v6.error(), eni_vswitch[a.eni_id]);
+            pairing_failed = std::move(v6).error().Wrap(fmt::format("pairing {} IPv4s on {}", a.ipv6_count, a.eni_id));
+            continue;
+          }
           GiveBackUnpaired(a.eni_id, new_ips);
           if (NoteCloudError(v6.error(), eni_vswitch[a.eni_id])) {
             replan = true;
@@ -217,6 +226,9 @@ Status IpPool::RefillOnce() {
             if (Status r = ReconcileOpsLocked(); !r.ok()) {
               log::Warn("pool_reconcile_failed after {}: error=\"{}\"", kCodeEniLimit, r.error().ToString());
             }
+            // What it found lost is torn down before this refill can hand
+            // an address out again (as the worker does after its reconcile).
+            DeliverLostAllocations();
           }
           replan = true;
           break;
@@ -225,6 +237,7 @@ Status IpPool::RefillOnce() {
       }
     }
     if (replan) continue;
+    if (pairing_failed) return *pairing_failed;  // the worker backs off and retries
     std::lock_guard l(mu_);
     last_cloud_error_.reset();
     if (plan.unmet_reason) {
@@ -337,6 +350,10 @@ Status IpPool::DropIpLocked(const std::string& ip, const std::string& why) {
     log::Error("ip_lost_under_pod ip={} container={} reason=\"{}\"", ip, it->second.container_id, why);
     TERWAY_ASSIGN_OR_RETURN(auto rec, store_->Release(it->second.container_id, Unix(clock_->Now()), std::nullopt));
     if (rec) lost_.push_back(*rec);
+    // Dual stack: its IPv6 is still assigned and still wired in the old
+    // sandbox: held (not adopted as a spare) until the teardown.
+    auto eni = enis_.find(it->second.eni_id);
+    if (!it->second.ipv6.empty() && eni != enis_.end()) eni->second.held_ipv6.insert(it->second.ipv6);
   }
   for (auto r = reservations_.begin(); r != reservations_.end();) {
     if (r->second.ip == ip) {

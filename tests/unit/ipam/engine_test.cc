@@ -456,6 +456,10 @@ TEST(PlanRefill, DualStackTable) {
        {4, 10, 6}, {{"eni-1", 2, 2}}, {{"vsw-a", 2, 2}}, 0},
       {"spare IPv6s take room: 4 paired + 2 spare of 6", {DualEni("eni-1", 4, 0, 0, 2)}, 0, 2,
        {2, 10, 6}, {}, {}, 0},
+      {"pairing stops at the IPv6 quota: 5 paired + 0 spare of 6, 3 unpaired",
+       {DualEni("eni-1", 5, 0, 3)}, 0, 0, {3, 10, 6}, {{"eni-1", 0, 1}}, {}, 0},
+      {"spare IPv6s count against the IPv6 quota when pairing",
+       {DualEni("eni-1", 4, 0, 3, 1)}, 0, 0, {3, 10, 6}, {{"eni-1", 0, 1}}, {}, 0},
       {"node full by the IPv6 quota: demand unmet",
        {DualEni("eni-1", 6, 0), DualEni("eni-2", 6, 0), DualEni("eni-3", 6, 0)}, 1, 0, {4, 10, 6}, {},
        {}, 1},
@@ -473,6 +477,15 @@ TEST(PlanRefill, DualStackTable) {
     EXPECT_EQ(plan.creates, r.creates);
     EXPECT_EQ(plan.unmet_demand, r.unmet);
   }
+}
+
+// An exhausted vSwitch gives no IPv6 either: its ENIs' unpaired IPv4s wait.
+TEST(PlanRefill, DualStackPairsNothingOnAnExhaustedVSwitch) {
+  PoolSnapshot s = DualBase();
+  s.enis = {DualEni("eni-1", 2, 0, 3)};
+  s.vswitches = {{"vsw-a", 100, true}};
+  auto plan = PlanRefill(s);
+  for (const auto& a : plan.assigns) EXPECT_NE(a.eni_id, "eni-1") << "pairing on an exhausted vSwitch";
 }
 
 TEST(PickIdleIp, DualStackNeverPicksAnUnpairedIpv4) {
@@ -501,15 +514,66 @@ TEST(PlanReclaim, DualStackAlwaysGivesBackWhatServesNoPod) {
   // In use 2, idle pairs 1, unpaired idle IPv4s 2, spare IPv6s 1.
   s.enis = {DualEni("eni-1", 2, 1, 2, 1)};
   auto plan = PlanReclaim(s, 0);  // the sizes want nothing back
-  ASSERT_EQ(plan.unassigns.size(), 1u);
-  EXPECT_EQ(plan.unassigns[0].ips, (std::vector<std::string>{"eni-1-ip3", "eni-1-ip4"}));
-  EXPECT_EQ(plan.unassigns[0].ipv6s, (std::vector<std::string>{"eni-1-spare0"}));
+  ASSERT_EQ(plan.unassigns.size(), 2u);  // each in an action of its own
+  EXPECT_EQ(plan.unassigns[0], (UnassignAction{"eni-1", {"eni-1-ip3", "eni-1-ip4"}, {}}));
+  EXPECT_EQ(plan.unassigns[1], (UnassignAction{"eni-1", {}, {"eni-1-spare0"}}));
   // The idle pair counts, the unpaired IPv4s do not.
   EXPECT_EQ(IdleSlots(s), 1);
   // The same ENI on an IPv4-only node: nothing is unpaired, nothing goes.
   s.settings.ip_stack = IpStack::kIpv4;
   EXPECT_TRUE(PlanReclaim(s, 0).empty());
   EXPECT_EQ(IdleSlots(s), 3);
+}
+
+// A slot's IPv4 and IPv6 are given back in the same action whatever the
+// batch boundaries: a failed call must not return half a slot to the pool
+// (a pod would take it, the next call would unassign its other half).
+// Unpaired IPv4s and spare IPv6s travel in actions of their own.
+TEST(PlanReclaim, DualStackNeverSplitsASlotAcrossActions) {
+  struct Row {
+    const char* name;
+    int idle, unpaired, spare, budget;
+  };
+  for (const Row& r : std::vector<Row>{
+           {"unpaired and spares shift the batch boundaries", 12, 5, 3, 12},
+           {"more than a call of each", 14, 11, 12, 14},
+           {"slots only, two calls", 13, 0, 0, 13},
+           {"budget takes part of the slots", 9, 2, 7, 4},
+       }) {
+    SCOPED_TRACE(r.name);
+    PoolSnapshot s = DualBase(40, 40);
+    s.enis = {DualEni("eni-1", 1, r.idle, r.unpaired, r.spare)};
+    auto plan = PlanReclaim(s, r.budget);
+    int slots = 0, unpaired = 0, spares = 0;
+    for (const auto& u : plan.unassigns) {
+      EXPECT_LE(u.ips.size(), 10u);
+      EXPECT_LE(u.ipv6s.size(), 10u);
+      const std::set<std::string> v4(u.ips.begin(), u.ips.end());
+      const std::set<std::string> v6(u.ipv6s.begin(), u.ipv6s.end());
+      int action_slots = 0;
+      for (const auto& ip : u.ips) {
+        if (s.enis[0].ips[std::stoi(ip.substr(ip.rfind("ip") + 2))].ipv6.empty()) {
+          ++unpaired;
+          EXPECT_TRUE(u.ipv6s.empty()) << "unpaired " << ip << " shares an action with IPv6s";
+        } else {
+          ++action_slots;
+          EXPECT_EQ(v6.count(ip + "-v6"), 1u) << ip << " without its IPv6";
+        }
+      }
+      for (const auto& ip : u.ipv6s) {
+        if (ip.find("spare") != std::string::npos) {
+          ++spares;
+          EXPECT_TRUE(u.ips.empty()) << "spare " << ip << " shares an action with IPv4s";
+        } else {
+          EXPECT_EQ(v4.count(ip.substr(0, ip.size() - 3)), 1u) << ip << " without its IPv4";
+        }
+      }
+      slots += action_slots;
+    }
+    EXPECT_EQ(slots, std::min(r.idle, r.budget));
+    EXPECT_EQ(unpaired, r.unpaired);
+    EXPECT_EQ(spares, r.spare);
+  }
 }
 
 TEST(PlanReclaim, DualStackWholeEniCountsItsPairs) {

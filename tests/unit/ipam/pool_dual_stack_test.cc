@@ -233,6 +233,33 @@ TEST_F(DualStackPoolTest, UnpairedIpv4sAreNotServedUntilARefillPairsThem) {
   ExpectCloudMatchesPool();
 }
 
+// A pairing that fails does not hold back the assigns planned after it:
+// the pool still grows to min_pool_size; the unpaired IPv4s wait for the
+// next round.
+TEST_F(DualStackPoolTest, AFailedPairingDoesNotStopTheRefill) {
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p2"), milliseconds(0)).ok());
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Ipv6CountExceeded"));
+  cloud_->Script("UnassignPrivateIpAddresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->RefillOnce().ok());
+  ASSERT_EQ(pool_->Stats().unpaired, 2);
+  opts_.config.min_pool_size = 4;
+  Restart();
+  const int assigns_before = cloud_->Calls("AssignPrivateIpAddresses");
+
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Conflict"));  // the pairing
+  (void)pool_->RefillOnce();
+  EXPECT_EQ(cloud_->Calls("AssignPrivateIpAddresses"), assigns_before + 1);
+  EXPECT_EQ(pool_->Stats().idle, 2);
+  EXPECT_EQ(pool_->Stats().unpaired, 2);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 4);
+  ExpectCloudMatchesPool();
+}
+
 // Reclaim gives back both addresses of a slot; an IPv6 unassign the cloud
 // refuses puts the slot back and is retried; nothing leaks.
 TEST_F(DualStackPoolTest, ReclaimUnassignsBothFamiliesAndRetriesAFailedIpv6Unassign) {
@@ -257,6 +284,82 @@ TEST_F(DualStackPoolTest, ReclaimUnassignsBothFamiliesAndRetriesAFailedIpv6Unass
   EXPECT_EQ(pool_->Stats().unpaired, 0);
   EXPECT_EQ(cloud_->AttachedTerwayIps().size(), 2u);
   EXPECT_EQ(cloud_->AttachedTerwayIpv6s().size(), 2u);
+  ExpectCloudMatchesPool();
+}
+
+// Reclaim unpairs the slots in the store before it unassigns their IPv6s:
+// a daemon killed right after the cloud applied the call restarts with no
+// stored pair holding a dead IPv6, and nothing leaks.
+TEST_F(DualStackPoolTest, ACrashDuringTheIpv6UnassignLeavesNoDeadPairInTheStore) {
+  Make(6, 6);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  ASSERT_TRUE(pool_->Allocate(Pod("p1"), milliseconds(0)).ok());
+  opts_.config.min_pool_size = 0;
+  opts_.config.max_pool_size = 1;
+  Restart();
+  struct Crash {};
+  std::set<std::string> stored_at_call;
+  cloud_->SetHook([&](const std::string& op) {
+    if (op != "UnassignIpv6Addresses") return;
+    stored_at_call = StoredIpv6();
+    // The cloud carries the call out; the daemon dies before it hears back.
+    for (const auto& e : cloud_->AllEnis()) {
+      if (e.type == "Primary") continue;
+      for (const auto& a : pool_->Contents().addresses) {
+        if (a.use == IpUse::kReleasing && !a.ipv6.empty() && a.eni_id == e.network_interface_id) {
+          cloud_->DropIpv6BehindOurBack(a.ipv6);
+        }
+      }
+    }
+    throw Crash{};
+  });
+  std::set<std::string> in_flight;
+  EXPECT_THROW(pool_->ReclaimOnce(), Crash);
+  cloud_->SetHook(nullptr);
+  for (const auto& a : pool_->Contents().addresses) {
+    if (a.use == IpUse::kReleasing && !a.ipv6.empty()) in_flight.insert(a.ipv6);
+  }
+  ASSERT_FALSE(in_flight.empty());
+  for (const auto& v6 : in_flight) EXPECT_EQ(stored_at_call.count(v6), 0u) << v6 << " still paired in the store";
+
+  Restart();
+  for (const auto& v6 : in_flight) EXPECT_EQ(StoredIpv6().count(v6), 0u) << v6;
+  ExpectCloudMatchesPool();
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 1);
+  ExpectCloudMatchesPool();
+}
+
+// Unpaired IPv4s ahead of the slots used to shift the IPv4 batches against
+// the IPv6 ones: a refused IPv6 call then left slots of the next batch to
+// lose their IPv4 while their IPv6 stayed assigned, forgotten by the pool.
+// Each slot's two addresses now go in one action.
+TEST_F(DualStackPoolTest, AFailedReclaimBatchSplitsNoSlot) {
+  Make(13, 13, {4, 20, 20});
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  opts_.config.min_pool_size = 18;
+  opts_.config.max_pool_size = 18;
+  Restart();
+  cloud_->Script("AssignIpv6Addresses", Refused("InvalidOperation.Ipv6CountExceeded"));
+  cloud_->Script("UnassignPrivateIpAddresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->RefillOnce().ok());
+  ASSERT_EQ(pool_->Stats().unpaired, 5);
+  ASSERT_EQ(pool_->Stats().idle, 13);
+  // A pod keeps the unpaired IPv4s' ENI (it is not deleted whole).
+  auto p1 = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(p1.ok());
+  opts_.config.min_pool_size = 0;
+  opts_.config.max_pool_size = 1;
+  Restart();
+  ASSERT_EQ(pool_->Stats().unpaired, 5);
+
+  cloud_->Script("UnassignIpv6Addresses", Refused("InvalidOperation.Conflict"));
+  EXPECT_FALSE(pool_->ReclaimOnce().ok());
+  ExpectCloudMatchesPool();
+  ASSERT_TRUE(pool_->ReclaimOnce().ok());
+  EXPECT_EQ(pool_->Stats().unpaired, 0);
+  EXPECT_EQ(pool_->Stats().idle, 1);
   ExpectCloudMatchesPool();
 }
 
@@ -312,6 +415,45 @@ TEST_F(DualStackPoolTest, ReconcileAppliesTheIpv4RulesToIpv6) {
   ASSERT_TRUE(pool_->ReclaimOnce().ok());
   EXPECT_TRUE(SpareIpv6().empty());
   EXPECT_EQ(cloud_->AttachedTerwayIpv6s().count(leaked), 0u);
+  ExpectCloudMatchesPool();
+}
+
+// A lost IPv6 ends its pod's allocation, but the old sandbox keeps the
+// slot's IPv4 wired until the daemon tears it down: no pod gets that IPv4
+// (re-paired) before on_address_lost has returned for it. Mirror: a lost
+// IPv4 leaves its IPv6 assigned and wired: it is not adopted as a spare nor
+// paired before the teardown.
+TEST_F(DualStackPoolTest, LostAddressesServeNoPodBeforeTheirSandboxIsTornDown) {
+  std::set<std::string> torn_down;  // container ids on_address_lost was given
+  opts_.on_address_lost = [&](const std::vector<store::AllocationRecord>& recs) {
+    for (const auto& r : recs) torn_down.insert(r.container_id);
+  };
+  Make(2, 5);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto a = pool_->Allocate(Pod("p1"), milliseconds(0));
+  ASSERT_TRUE(a.ok());
+  cloud_->DropIpv6BehindOurBack(a->ipv6);
+  ASSERT_TRUE(pool_->Reconcile().ok());  // no worker: nothing delivered yet
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  for (int i = 2; i < 8; ++i) {
+    auto got = pool_->Allocate(Pod("p" + std::to_string(i)), milliseconds(0));
+    if (!got.ok()) break;
+    EXPECT_NE(got->ip, a->ip) << "handed out while c-p1's sandbox may still have it";
+  }
+  EXPECT_TRUE(torn_down.empty());
+
+  auto b = pool_->Get("c-p2");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  cloud_->DropIpBehindOurBack((*b)->ip);
+  ASSERT_TRUE(pool_->Reconcile().ok());
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_EQ(SpareIpv6().count((*b)->ipv6), 0u) << "adopted while c-p2's sandbox may still have it";
+  for (const auto& [v4, v6] : Pairs()) EXPECT_NE(v6, (*b)->ipv6) << v4;
+
+  // Torn down (here: handed over to the caller): both serve pods again.
+  EXPECT_EQ(pool_->TakeLostAllocations().size(), 2u);
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  EXPECT_NE(Pairs()[a->ip], "");
   ExpectCloudMatchesPool();
 }
 
