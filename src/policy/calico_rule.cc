@@ -543,7 +543,11 @@ Result<Rule> ReadCalicoRule(const Json& r, const CalicoRuleContext& ctx, std::ve
   // ipVersion restricts the rule to one family (as Felix renders it in
   // that family's tables only). ICMP / ICMPv6 and nets of one family need
   // no version: the kernel's match is of that family already (an IPv6 net
-  // admits no IPv4 address, `icmpv6 type` no IPv4 packet).
+  // admits no IPv4 address, `icmpv6 type` no IPv4 packet). NotNets do: a
+  // rule whose CIDRs are IPv6 applies to IPv6 packets only (and IPv4 ones
+  // to IPv4 only), but the complement of an IPv6 notNets spans IPv4 too.
+  auto has_not_nets = [](const Entity& e) { return (e.not_nets && !e.not_nets->empty()) || !e.not_nets6.empty(); };
+  if (!version && (has_not_nets(src) || has_not_nets(dst)) && fam.v4 != fam.v6) version = fam.v6 ? 6 : 4;
   rule.ip_version = version;
   if (http) {
     FailClosedCriteria({"http"}, "HTTP matching needs an L7 proxy, which terway does not have", ctx, &rule, notes);

@@ -197,6 +197,33 @@ TEST(DualStack, CalicoIpVersionNetsAndIcmpv6) {
   EXPECT_EQ(m.sets[cp.sets()[*in_a->rules[3].peer_set].name], "198.18.3.0-198.18.3.255");
 }
 
+// NotNets of one family make the rule that family's: the complement of an
+// IPv6 notNets is not "every IPv4 address too" (Calico case ipv6-nets:
+// notNets fd00::/8 and nets fd00::/8 together admit no IPv4 peer).
+TEST(DualStack, CalicoNotNetsOfOneFamilyMatchNoPacketOfTheOther) {
+  PolicyInputs in = DualStackWorld();
+  in.policies.push_back(Calico(R"({"kind":"NetworkPolicy","metadata":{"name":"p","namespace":"x"},"spec":{
+      "selector":"pod == 'a'","types":["Ingress"],
+      "ingress":[{"action":"Allow","source":{"notNets":["fd00::/8"]}},
+                 {"action":"Allow","source":{"nets":["fd00::/8"]}},
+                 {"action":"Allow","source":{"notNets":["198.18.0.0/16"]}}]}})"));
+  CompiledPolicy cp = PolicyCompiler().Compile(in);
+  auto not_xa = [](auto&, auto& to) { return to != "x/a"; };
+  EXPECT_EQ(Mismatches(cp, Protocol::kTCP, 80, not_xa), "") << "an IPv6 notNets admitted IPv4 peers";
+  EXPECT_EQ(Mismatches(cp, Tcp6(80), [](auto&, auto&) { return true; }), "") << "IPv6 from fd00::/8 is allowed";
+  // What the kernel gets: the IPv6 notNets rule is IPv6's only.
+  NftModel m = ModelOf(cp);
+  const PodChain* in_a = cp.Chain(*cp.FindPod("x/a"), Direction::kIngress);
+  ASSERT_NE(in_a, nullptr);
+  bool v6_only = false;
+  for (const auto& r : m.chains[in_a->name]) {
+    if (r.find("ingress[0]") != std::string::npos) {
+      v6_only = r.find("ip6 ") != std::string::npos || r.find("meta nfproto ipv6") != std::string::npos;
+      EXPECT_TRUE(v6_only) << r;
+    }
+  }
+}
+
 // A set only an IPv6 rule reads (ipVersion 6 with nets) is read: the
 // canonical model keeps it, or its s6_ twin would be referenced undeclared.
 TEST(DualStack, ASetReadOnlyThroughItsIpv6TwinIsKept) {
