@@ -35,18 +35,9 @@ class LabDualStackTest : public LabTrafficTest {
   // The vSwitches of the lab's VPC through the signed OpenAPI
   // (DescribeVSwitches, as a user would ask Alibaba Cloud).
   std::vector<cloud::VSwitch> DescribeVSwitches() {
-    nlohmann::json st = State();
-    cloud::CloudOptions o;
-    o.region_id = "cn-hangzhou";
-    o.ecs_endpoint = fmt::format("http://127.0.0.1:{}", st["vpcsim"]["port"].get<int>());
-    o.vpc_endpoint = o.ecs_endpoint;
-    o.credential_kind = cloud::CredentialKind::kStatic;
-    o.access_key = st["access_key"];
-    o.access_secret = st["access_secret"];
-    auto clients = cloud::CloudClients::Create(o);
-    EXPECT_TRUE(clients.ok()) << clients.error().ToString();
-    if (!clients.ok()) return {};
-    auto vsws = (*clients)->ecs()->DescribeVSwitches("vpc-" + world_, {});
+    auto clients = LabCloudClients();
+    if (!clients) return {};
+    auto vsws = clients->ecs()->DescribeVSwitches("vpc-" + world_, {});
     EXPECT_TRUE(vsws.ok()) << vsws.error().ToString();
     return vsws.ok() ? *vsws : std::vector<cloud::VSwitch>{};
   }

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -136,10 +137,10 @@ class LabTest : public ::testing::Test {
     return nlohmann::json::parse(ReadFile(lab_dir_ + "/lab.json"), nullptr, false);
   }
 
-  // The ENIs of an instance as the cloud's signed OpenAPI reports them
-  // (DescribeNetworkInterfaces with the lab's access key, as a user would
-  // ask Alibaba Cloud).
-  std::vector<cloud::NetworkInterface> DescribeEnis(const std::string& instance_id) {
+  // The lab's cloud through its signed OpenAPI with the lab's access key,
+  // as a user would ask Alibaba Cloud; null (a test failure recorded) when
+  // the clients cannot be made.
+  std::unique_ptr<cloud::CloudClients> LabCloudClients() {
     nlohmann::json st = State();
     cloud::CloudOptions o;
     o.region_id = "cn-hangzhou";
@@ -150,10 +151,18 @@ class LabTest : public ::testing::Test {
     o.access_secret = st["access_secret"];
     auto clients = cloud::CloudClients::Create(o);
     EXPECT_TRUE(clients.ok()) << clients.error().ToString();
-    if (!clients.ok()) return {};
+    return clients.ok() ? std::move(*clients) : nullptr;
+  }
+
+  // The ENIs of an instance as the cloud's signed OpenAPI reports them
+  // (DescribeNetworkInterfaces with the lab's access key, as a user would
+  // ask Alibaba Cloud).
+  std::vector<cloud::NetworkInterface> DescribeEnis(const std::string& instance_id) {
+    auto clients = LabCloudClients();
+    if (!clients) return {};
     cloud::DescribeEnisFilter f;
     f.instance_id = instance_id;
-    auto enis = (*clients)->ecs()->DescribeNetworkInterfaces(f);
+    auto enis = clients->ecs()->DescribeNetworkInterfaces(f);
     EXPECT_TRUE(enis.ok()) << enis.error().ToString();
     return enis.ok() ? *enis : std::vector<cloud::NetworkInterface>{};
   }
