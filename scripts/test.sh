@@ -12,6 +12,19 @@ export TSAN_BUILD=${TSAN_BUILD:-build-tsan}
 export FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
 export JOBS=${JOBS:-$(nproc)}
 fail=0
+failed_summary=""
+
+# Runs one ctest suite; on failure remembers which tests failed, so the end of
+# the run names them (CI shows only the end of a long log).
+suite() {
+  local title=$1 dir=$2
+  shift 2
+  ctest --test-dir "$dir" "$@" && return 0
+  fail=1
+  failed_summary+="$title:"$'\n'
+  failed_summary+="$(sed 's/^/  /' "$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)"$'\n'
+  return 1
+}
 
 # --- The sanitizer trees compile while the other tests run.
 # Why: on the 2-core CI machine the ASan build alone is a third of the run; the
@@ -43,6 +56,7 @@ run_in_tree() {
   if [ "$(cat "$BUILD/$tree-build.rc" 2>/dev/null)" = 0 ]; then
     "$@" || fail=1
   else
+    failed_summary+="$title: the $tree tree did not build"$'\n'
     echo "$tree build FAILED; the end of its log ($BUILD/$tree-build.log):"
     tail -n 100 "$BUILD/$tree-build.log"
     fail=1
@@ -50,13 +64,13 @@ run_in_tree() {
 }
 
 echo "=== unit tests"
-ctest --test-dir "$BUILD" -L unit --output-on-failure -j "$JOBS" || fail=1
+suite "unit tests" "$BUILD" -L unit --output-on-failure -j "$JOBS"
 
 if [ "$(id -u)" -eq 0 ]; then
   echo "=== root-only tests"
-  ctest --test-dir "$BUILD" -L root --output-on-failure || fail=1
+  suite "root-only tests" "$BUILD" -L root --output-on-failure
   echo "=== e2e tests"
-  ctest --test-dir "$BUILD" -L e2e --output-on-failure || fail=1
+  suite "e2e tests" "$BUILD" -L e2e --output-on-failure
 else
   echo "=== root-only and e2e tests SKIPPED: they need root (namespaces, netlink, nftables)"
 fi
@@ -66,12 +80,12 @@ wait "$trees_pid"
 trap - EXIT
 
 run_in_tree asan "unit tests under ASan/UBSan" \
-  ctest --test-dir "$ASAN_BUILD" -L unit --output-on-failure -j "$JOBS"
+  suite "unit tests under ASan/UBSan" "$ASAN_BUILD" -L unit --output-on-failure -j "$JOBS"
 run_in_tree tsan "threaded unit tests under TSan" \
-  ctest --test-dir "$TSAN_BUILD" -L unit --output-on-failure -j "$JOBS"
+  suite "threaded unit tests under TSan" "$TSAN_BUILD" -L unit --output-on-failure -j "$JOBS"
 fuzz_report() {
   rm -rf "$FUZZ_BUILD"/tests/fuzz/runs  # only this run's summaries below
-  ctest --test-dir "$FUZZ_BUILD" -L fuzz --output-on-failure -j "$JOBS"
+  suite "fuzzers" "$FUZZ_BUILD" -L fuzz --output-on-failure -j "$JOBS"
   local rc=$?
   cat "$FUZZ_BUILD"/tests/fuzz/runs/*/summary 2>/dev/null
   return $rc
@@ -79,7 +93,8 @@ fuzz_report() {
 run_in_tree fuzz "fuzzers of the CNI plugin's parsers, ${TERWAY_FUZZ_SECONDS:-30} s each" fuzz_report
 
 if [ $fail -ne 0 ]; then
-  echo "TEST SUITE FAILED"
+  echo "TEST SUITE FAILED; what failed, by stage:"
+  printf '%s' "$failed_summary"
   exit 1
 fi
 echo "TEST SUITE PASSED"
