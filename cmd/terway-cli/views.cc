@@ -59,11 +59,15 @@ void PrintShow(const json& v) {
 }
 
 int PrintMapping(const json& v) {
-  std::vector<std::vector<std::string>> rows = {
-      {"STATUS", "POD", "IP", "ENI", "CONTAINER", "STORE", "POOL", "PROBLEM"}};
+  // The IPV6 column only on a node that pairs addresses (dual stack).
+  bool dual = false;
+  for (const auto& r : v["rows"]) dual = dual || !Str(r, "ipv6").empty();
+  std::vector<std::vector<std::string>> rows = {{"STATUS", "POD", "IP", "ENI", "CONTAINER", "STORE", "POOL", "PROBLEM"}};
+  if (dual) rows[0].insert(rows[0].begin() + 3, "IPV6");
   for (const auto& r : v["rows"]) {
     rows.push_back({Str(r, "status"), Str(r, "pod"), Str(r, "ip"), Str(r, "eni_id"),
                     Str(r, "container_id").substr(0, 12), Str(r, "store"), Str(r, "pool"), Str(r, "problem")});
+    if (dual) rows.back().insert(rows.back().begin() + 3, Str(r, "ipv6"));
   }
   PrintTable(rows);
   int errors = v.value("errors", 0);
@@ -98,6 +102,10 @@ void PrintMetadata(const json& v) {
     if (!e["secondary_ipv4s"].empty()) {
       std::cout << "  secondary_ipv4s:\n";
       for (const auto& ip : e["secondary_ipv4s"]) std::cout << "    " << ip.get<std::string>() << "\n";
+    }
+    if (e.contains("ipv6s") && !e["ipv6s"].empty()) {
+      std::cout << "  ipv6s:\n";
+      for (const auto& ip : e["ipv6s"]) std::cout << "    " << ip.get<std::string>() << "\n";
     }
   }
   for (const auto& s : v["store_only"]) {

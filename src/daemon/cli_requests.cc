@@ -101,6 +101,11 @@ Result<cli_views::MetadataFacts> OperatorViews::ReadMetadata(std::chrono::steady
     } else {
       missing.push_back("private-ipv4s: " + ips.error().message);
     }
+    if (auto v6 = md->EniIpv6s(mac); v6.ok()) {
+      e.ipv6s = *v6;
+    } else {
+      missing.push_back("ipv6s: " + v6.error().message);
+    }
     for (const auto& m : missing) e.error += (e.error.empty() ? "" : "; ") + m;
     f.enis.push_back(std::move(e));
   }

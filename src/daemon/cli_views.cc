@@ -64,6 +64,8 @@ std::vector<InspectObject> BuildObjects(const ServiceFacts& service, const PoolF
                   {"in_use", std::to_string(s.in_use)},
                   {"reserved", std::to_string(s.reserved)},
                   {"releasing", std::to_string(s.releasing)},
+                  {"unpaired_ipv4", std::to_string(s.unpaired)},
+                  {"spare_ipv6", std::to_string(s.spare_ipv6)},
                   {"enis", std::to_string(s.enis)},
                   {"max_pods", std::to_string(s.max_pods)},
                   {"waiting_requests", std::to_string(s.waiting)},
@@ -74,13 +76,16 @@ std::vector<InspectObject> BuildObjects(const ServiceFacts& service, const PoolF
   std::vector<store::EniRecord> enis = store.enis;
   std::sort(enis.begin(), enis.end(), [](const auto& a, const auto& b) { return a.eni_id < b.eni_id; });
   for (const auto& e : enis) {
-    int in_use = 0, idle = 0;
+    int in_use = 0, idle = 0, paired = 0;
     std::vector<std::string> pods;
     for (const auto& ip : store.ips) {
-      if (ip.eni_id == e.eni_id) (ip.idle_since_unix ? idle : in_use)++;
+      if (ip.eni_id != e.eni_id) continue;
+      (ip.idle_since_unix ? idle : in_use)++;
+      paired += ip.ipv6.empty() ? 0 : 1;
     }
     for (const auto& a : store.allocations) {
-      if (a.eni_id == e.eni_id) pods.push_back(PodOf(a) + "=" + a.ip);
+      // Dual stack: the pod's pair, "ns/name=v4,v6" as k8s.aliyun.com/pod-ips lists it.
+      if (a.eni_id == e.eni_id) pods.push_back(PodOf(a) + "=" + a.ip + (a.ipv6.empty() ? "" : "," + a.ipv6));
     }
     std::sort(pods.begin(), pods.end());
     out.push_back({"eni", e.eni_id,
@@ -90,7 +95,7 @@ std::vector<InspectObject> BuildObjects(const ServiceFacts& service, const PoolF
                     {"primary_eni", e.is_primary ? "true" : "false"},
                     {"created_unix", std::to_string(e.created_unix)}},
                    {{"ips_in_use", std::to_string(in_use)}, {"ips_idle", std::to_string(idle)},
-                    {"pods", Joined(pods)}}});
+                    {"ips_paired_with_ipv6", std::to_string(paired)}, {"pods", Joined(pods)}}});
   }
 
   std::vector<store::AllocationRecord> allocs = store.allocations;
@@ -113,7 +118,7 @@ std::vector<InspectObject> BuildObjects(const ServiceFacts& service, const PoolF
                     {"host_stack_cidrs", a.host_stack_cidrs},
                     {"origin", a.origin},
                     {"host_veth", a.host_veth}},
-                   {{"ip", a.ip}, {"eni_id", a.eni_id}, {"state", a.state},
+                   {{"ip", a.ip}, {"ipv6", a.ipv6}, {"eni_id", a.eni_id}, {"state", a.state},
                     {"created_unix", std::to_string(a.created_unix)}}});
   }
   return out;
@@ -185,6 +190,32 @@ void StoreProblems(const MappingRow& row, const AddressLedgers& l, const EniInde
   if (!row.eni_id.empty() && !enis.count(row.eni_id)) out->push_back("its ENI " + row.eni_id + " is not in the store");
 }
 
+// Dual stack: a slot is one (IPv4, IPv6) pair; the pod's record, the store's
+// row and the pool's memory must name the same IPv6, and no IPv6 may be
+// held by two pods (ipv6_holders: every allocation of each IPv6).
+void PairProblems(const MappingRow& row, const AddressLedgers& l,
+                  const std::map<std::string, std::vector<const store::AllocationRecord*>>& ipv6_holders,
+                  std::vector<std::string>* out) {
+  const store::AllocationRecord* holder = l.holders.empty() ? nullptr : l.holders.front();
+  if (holder && !holder->ipv6.empty() && l.row && l.row->ipv6 != holder->ipv6) {
+    out->push_back(fmt::format("pod {} holds IPv6 {} but the store pairs the address with {}", row.pod, holder->ipv6,
+                               l.row->ipv6.empty() ? "none" : l.row->ipv6));
+  }
+  const std::string store_v6 = holder && !holder->ipv6.empty() ? holder->ipv6 : l.row ? l.row->ipv6 : "";
+  if (l.mem && (holder || l.row) && l.mem->ipv6 != store_v6) {
+    out->push_back(fmt::format("the pool pairs it with IPv6 {}, the store with {}",
+                               l.mem->ipv6.empty() ? "none" : l.mem->ipv6, store_v6.empty() ? "none" : store_v6));
+  }
+  if (holder && !holder->ipv6.empty()) {
+    auto h = ipv6_holders.find(holder->ipv6);
+    if (h != ipv6_holders.end() && h->second.size() > 1) {
+      std::vector<std::string> who;
+      for (const auto* a : h->second) who.push_back(PodOf(*a) + " (" + a->ip + ")");
+      out->push_back(fmt::format("its IPv6 {} is held by {} pods: {}", holder->ipv6, h->second.size(), Joined(who)));
+    }
+  }
+}
+
 // The pool's memory (what it last agreed with the cloud) against the store.
 void PoolProblems(const MappingRow& row, const AddressLedgers& l, std::vector<std::string>* out) {
   const store::AllocationRecord* holder = l.holders.empty() ? nullptr : l.holders.front();
@@ -208,13 +239,15 @@ void PoolProblems(const MappingRow& row, const AddressLedgers& l, std::vector<st
   }
 }
 
-MappingRow RowFor(const std::string& ip, const AddressLedgers& l, bool have_pool, const EniIndex& enis) {
+MappingRow RowFor(const std::string& ip, const AddressLedgers& l, bool have_pool, const EniIndex& enis,
+                  const std::map<std::string, std::vector<const store::AllocationRecord*>>& ipv6_holders) {
   const store::AllocationRecord* holder = l.holders.empty() ? nullptr : l.holders.front();
   MappingRow row;
   row.ip = ip;
   row.store_state = l.row == nullptr ? "absent" : l.row->idle_since_unix ? "idle" : "in use";
   row.pool_state = !have_pool ? "-" : l.mem == nullptr ? "absent" : UseName(l.mem->use);
   row.eni_id = holder ? holder->eni_id : l.row ? l.row->eni_id : l.mem ? l.mem->eni_id : "";
+  row.ipv6 = holder && !holder->ipv6.empty() ? holder->ipv6 : l.row ? l.row->ipv6 : l.mem ? l.mem->ipv6 : "";
   if (holder) {
     row.pod = PodOf(*holder);
     row.container_id = holder->container_id;
@@ -226,6 +259,7 @@ MappingRow RowFor(const std::string& ip, const AddressLedgers& l, bool have_pool
 
   std::vector<std::string> problems;
   StoreProblems(row, l, enis, &problems);
+  PairProblems(row, l, ipv6_holders, &problems);
   if (have_pool) {
     PoolProblems(row, l, &problems);
   } else if (holder) {
@@ -255,7 +289,11 @@ MappingRow RowFor(const std::string& ip, const AddressLedgers& l, bool have_pool
 
 std::vector<MappingRow> BuildMapping(const StoreFacts& store, const std::optional<ipam::PoolContents>& pool) {
   std::map<std::string, AddressLedgers> ips;
-  for (const auto& a : store.allocations) ips[a.ip].holders.push_back(&a);
+  std::map<std::string, std::vector<const store::AllocationRecord*>> ipv6_holders;
+  for (const auto& a : store.allocations) {
+    ips[a.ip].holders.push_back(&a);
+    if (!a.ipv6.empty()) ipv6_holders[a.ipv6].push_back(&a);
+  }
   for (const auto& r : store.ips) ips[r.ip].row = &r;
   if (pool) {
     for (const auto& a : pool->addresses) ips[a.ip].mem = &a;
@@ -268,7 +306,7 @@ std::vector<MappingRow> BuildMapping(const StoreFacts& store, const std::optiona
   for (const auto& e : store.enis) enis[e.eni_id] = &e;
 
   std::vector<MappingRow> out;
-  for (const auto& [ip, ledgers] : ips) out.push_back(RowFor(ip, ledgers, pool.has_value(), enis));
+  for (const auto& [ip, ledgers] : ips) out.push_back(RowFor(ip, ledgers, pool.has_value(), enis, ipv6_holders));
   std::sort(out.begin(), out.end(), [](const MappingRow& a, const MappingRow& b) {
     return std::make_tuple(a.eni_id, AddressKey(a.ip)) < std::make_tuple(b.eni_id, AddressKey(b.ip));
   });
@@ -280,7 +318,7 @@ Json MappingView(const std::vector<MappingRow>& rows) {
   int errors = 0;
   for (const auto& r : rows) {
     if (r.status == kMappingError) errors++;
-    a.push_back(Json{{"status", r.status}, {"ip", r.ip}, {"eni_id", r.eni_id}, {"pod", r.pod},
+    a.push_back(Json{{"status", r.status}, {"ip", r.ip}, {"ipv6", r.ipv6}, {"eni_id", r.eni_id}, {"pod", r.pod},
                      {"container_id", r.container_id}, {"store", r.store_state}, {"pool", r.pool_state},
                      {"problem", r.problem}});
   }
@@ -324,6 +362,7 @@ Json MetadataView(const MetadataFacts& facts, const std::vector<store::EniRecord
                             {"interface", ifname == facts.ifname_by_mac.end() ? "" : ifname->second},
                             {"primary_ipv4", e->primary_ip},
                             {"secondary_ipv4s", secondary},
+                            {"ipv6s", e->ipv6s},
                             {"gateway", e->gateway},
                             {"netmask", e->netmask},
                             {"vswitch_id", e->vswitch_id},

@@ -81,6 +81,7 @@ Result<Json> ShowView(const std::vector<InspectObject>& objects, const std::stri
 struct MappingRow {
   std::string status;
   std::string ip;
+  std::string ipv6;          // dual stack: the IPv6 paired with ip (the holder's, else the store's, else the pool's)
   std::string eni_id;
   std::string pod;           // namespace/name; the reservation's pod for Reserved
   std::string container_id;
@@ -110,6 +111,7 @@ struct MetadataEni {
   std::string vswitch_id;
   std::string vswitch_cidr;
   std::string error;  // a field the service did not answer
+  std::vector<std::string> ipv6s = {};  // as listed (none outside an IPv6-enabled vSwitch)
 };
 struct MetadataFacts {
   std::string instance_id;

@@ -15,7 +15,12 @@ std::vector<double> UpstreamRpcBucketsMs() {
 }  // namespace
 
 void DeclarePoolMetrics(Metrics& m) {
-  m.DeclareGauge("terway_pool_ips", "Pod IPs of the node's ENIs by state");
+  m.DeclareGauge("terway_pool_ips",
+                 "Pod IPs of the node's ENIs by state (dual stack: a slot's IPv4; state unpaired = an IPv4 "
+                 "still waiting for its IPv6, serving no pod)");
+  m.DeclareGauge("terway_pool_spare_ipv6",
+                 "Dual stack: IPv6s of the node's ENIs paired with no IPv4 (the next refill pairs them or "
+                 "reclaim gives them back)");
   m.DeclareGauge("terway_pool_enis", "ENIs the pool manages");
   m.DeclareGauge("terway_pool_max_pods", "Pods this node can hold");
   m.DeclareGauge("terway_pool_waiting_requests", "Allocations waiting for the pool to grow");
@@ -30,6 +35,8 @@ void ExportPoolStats(Metrics& m, const ipam::PoolStats& s) {
   m.Set("terway_pool_ips", {{"state", "in_use"}}, s.in_use);
   m.Set("terway_pool_ips", {{"state", "reserved"}}, s.reserved);
   m.Set("terway_pool_ips", {{"state", "releasing"}}, s.releasing);
+  m.Set("terway_pool_ips", {{"state", "unpaired"}}, s.unpaired);
+  m.Set("terway_pool_spare_ipv6", {}, s.spare_ipv6);
   m.Set("terway_pool_enis", {}, s.enis);
   m.Set("terway_pool_max_pods", {}, s.max_pods);
   m.Set("terway_pool_waiting_requests", {}, s.waiting);

@@ -424,6 +424,7 @@ PoolStats IpPool::Stats() const {
     }
   }
   s.enis = static_cast<int>(enis_.size());
+  for (const auto& [id, e] : enis_) s.spare_ipv6 += static_cast<int>(e.spare_ipv6.size());
   s.max_pods = MaxPodCount();
   s.waiting = waiting_;
   s.allocations_total = allocations_total_;

@@ -58,6 +58,9 @@ struct PoolStats {
   int releasing = 0;
   // Dual stack: IPv4s waiting for their IPv6 (they serve no pod).
   int unpaired = 0;
+  // Dual stack: IPv6s of the ENIs paired with no IPv4 (they serve no pod;
+  // the next refill pairs them or reclaim gives them back).
+  int spare_ipv6 = 0;
   int enis = 0;
   int max_pods = 0;
   int waiting = 0;

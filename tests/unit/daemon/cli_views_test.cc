@@ -245,6 +245,7 @@ TEST(CliViewsMetadata, PrimaryFirstSecondaryIpsSortedAndTrackingFlagged) {
                         "vsw-1", "198.18.0.0/24", ""};
   MetadataEni primary{"00:16:3e:00:00:01", "eni-1", "198.18.0.5", {"198.18.0.5"}, "198.18.0.1",
                       "255.255.255.0", "vsw-1", "198.18.0.0/24", ""};
+  secondary.ipv6s = {"fd00:1ab:0:1::20"};
   f.enis = {secondary, primary};
   f.ifname_by_mac = {{"00:16:3e:00:00:01", "eth0"}};
   std::vector<store::EniRecord> tracked = {{"eni-2", "00:16:3e:00:00:02", "vsw-1", "198.18.0.20", false, 0},
@@ -258,8 +259,97 @@ TEST(CliViewsMetadata, PrimaryFirstSecondaryIpsSortedAndTrackingFlagged) {
   EXPECT_EQ(v["enis"][1]["interface"], "");
   EXPECT_EQ(v["enis"][1]["terwayd"], "tracked");
   EXPECT_EQ(v["enis"][1]["secondary_ipv4s"], Json::parse(R"(["198.18.0.21", "198.18.0.100"])"));
+  EXPECT_EQ(v["enis"][1]["ipv6s"], Json::parse(R"(["fd00:1ab:0:1::20"])"));
+  EXPECT_EQ(v["enis"][0]["ipv6s"], Json::array());
   ASSERT_EQ(v["store_only"].size(), 1u);
   EXPECT_EQ(v["store_only"][0]["eni_id"], "eni-gone");
+}
+
+std::string TraceValue(const Json& shown, const std::string& key) {
+  for (const auto& kv : shown["trace"]) {
+    if (kv["key"] == key) return kv["value"].get<std::string>();
+  }
+  return "<no " + key + ">";
+}
+
+// Dual stack: the node of Node{} with each slot's IPv6 in the pods' records,
+// the store's rows and the pool's memory, all agreeing.
+struct DualNode : Node {
+  DualNode() {
+    store.allocations[0].ipv6 = "fd00:1ab:0:1::11";  // web
+    store.allocations[1].ipv6 = "fd00:1ab:0:1::9";   // db
+    store.ips[0].ipv6 = "fd00:1ab:0:1::9";
+    store.ips[1].ipv6 = "fd00:1ab:0:1::11";
+    store.ips[2].ipv6 = "fd00:1ab:0:1::12";
+    pool.addresses[0].ipv6 = "fd00:1ab:0:1::9";
+    pool.addresses[1].ipv6 = "fd00:1ab:0:1::11";
+    pool.addresses[2].ipv6 = "fd00:1ab:0:1::12";
+  }
+};
+
+TEST(CliViewsMapping, DualStackRowsShowEachSlotsIpv6AndAgreeingLedgersAreNormal) {
+  DualNode n;
+  auto rows = BuildMapping(n.store, n.pool);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(RowOf(rows, "198.18.0.9")->ipv6, "fd00:1ab:0:1::9");
+  EXPECT_EQ(RowOf(rows, "198.18.0.11")->status, "Normal");
+  EXPECT_EQ(RowOf(rows, "198.18.0.12")->ipv6, "fd00:1ab:0:1::12");
+  EXPECT_EQ(RowOf(rows, "198.18.0.12")->status, "Idle");
+  EXPECT_EQ(MappingView(rows)["errors"], 0);
+  EXPECT_EQ(MappingView(rows)["rows"][0]["ipv6"], "fd00:1ab:0:1::9");
+  // An IPv4-only node shows no IPv6 anywhere.
+  for (const auto& r : BuildMapping(Node().store, Node().pool)) EXPECT_EQ(r.ipv6, "") << r.ip;
+}
+
+TEST(CliViewsMapping, APodsIpv6ThatTheStoreOrThePoolPairsDifferentlyIsAnError) {
+  DualNode n;
+  n.store.ips[1].ipv6 = "fd00:1ab:0:1::12";  // web's row names another IPv6
+  auto rows = BuildMapping(n.store, n.pool);
+  const auto* web = RowOf(rows, "198.18.0.11");
+  EXPECT_EQ(web->status, kMappingError);
+  EXPECT_NE(web->problem.find("holds IPv6 fd00:1ab:0:1::11 but the store pairs the address with fd00:1ab:0:1::12"),
+            std::string::npos)
+      << web->problem;
+
+  DualNode m;
+  m.pool.addresses[2].ipv6 = "";  // the pool has the idle IPv4 unpaired, the store paired
+  rows = BuildMapping(m.store, m.pool);
+  const auto* idle = RowOf(rows, "198.18.0.12");
+  EXPECT_EQ(idle->status, kMappingError);
+  EXPECT_NE(idle->problem.find("the pool pairs it with IPv6 none, the store with fd00:1ab:0:1::12"),
+            std::string::npos)
+      << idle->problem;
+}
+
+TEST(CliViewsMapping, OneIpv6HeldByTwoPodsIsAnErrorOnBothRows) {
+  DualNode n;
+  n.store.allocations[0].ipv6 = "fd00:1ab:0:1::9";  // web claims db's IPv6
+  auto rows = BuildMapping(n.store, n.pool);
+  for (const char* ip : {"198.18.0.9", "198.18.0.11"}) {
+    const auto* r = RowOf(rows, ip);
+    EXPECT_EQ(r->status, kMappingError) << ip;
+    EXPECT_NE(r->problem.find("its IPv6 fd00:1ab:0:1::9 is held by 2 pods"), std::string::npos) << r->problem;
+  }
+}
+
+TEST(CliViewsObjects, DualStackPodsEnisAndThePoolShowTheIpv6Side) {
+  ServiceFacts svc{{{"eni_mode", "shared"}}, {{"ready", "true"}}};
+  PoolFacts pool{"shared-eni-ip", {}, {}};
+  pool.stats.unpaired = 2;
+  pool.stats.spare_ipv6 = 1;
+  DualNode n;
+  auto objects = BuildObjects(svc, pool, n.store);
+  auto web = ShowView(objects, "pod", "default/web");
+  ASSERT_TRUE(web.ok());
+  EXPECT_EQ(TraceValue(*web, "ipv6"), "fd00:1ab:0:1::11");
+  auto eni = ShowView(objects, "eni", "eni-1");
+  ASSERT_TRUE(eni.ok());
+  EXPECT_EQ(TraceValue(*eni, "pods"), "default/db=198.18.0.9,fd00:1ab:0:1::9, default/web=198.18.0.11,fd00:1ab:0:1::11");
+  EXPECT_EQ(TraceValue(*eni, "ips_paired_with_ipv6"), "3");
+  auto p = ShowView(objects, "resource_pool", "");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(TraceValue(*p, "unpaired_ipv4"), "2");
+  EXPECT_EQ(TraceValue(*p, "spare_ipv6"), "1");
 }
 
 TEST(CliViewsObjects, ListAndShow) {
@@ -291,7 +381,7 @@ TEST(CliViewsObjects, ListAndShow) {
   EXPECT_EQ((*first)["trace"][0], Json::parse(R"({"key": "idle", "value": "3"})"));
   auto eni = ShowView(objects, "eni", "eni-1");
   ASSERT_TRUE(eni.ok());
-  EXPECT_EQ((*eni)["trace"][2]["value"], "default/db=198.18.0.9, default/web=198.18.0.11");
+  EXPECT_EQ(TraceValue(*eni, "pods"), "default/db=198.18.0.9, default/web=198.18.0.11");
   auto missing = ShowView(objects, "pod", "default/nope");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);

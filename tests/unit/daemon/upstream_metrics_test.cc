@@ -18,9 +18,13 @@ TEST(UpstreamMetrics, PoolSnapshotRendersUnderBothNames) {
   s.reserved = 1;
   s.releasing = 2;
   s.enis = 2;
+  s.unpaired = 4;
+  s.spare_ipv6 = 6;
   s.allocations_total = 17;
   ExportPoolStats(m, s);
   std::string text = m.Render();
+  EXPECT_TRUE(Has(text, "terway_pool_ips{state=\"unpaired\"} 4")) << text;
+  EXPECT_TRUE(Has(text, "terway_pool_spare_ipv6 6")) << text;
   EXPECT_TRUE(Has(text, "terway_pool_ips{state=\"idle\"} 3")) << text;
   EXPECT_TRUE(Has(text, "terway_pool_ips{state=\"in_use\"} 5")) << text;
   EXPECT_TRUE(Has(text, "terway_pool_enis 2")) << text;

@@ -411,9 +411,11 @@ TEST_F(DualStackPoolTest, ReconcileAppliesTheIpv4RulesToIpv6) {
   const std::string leaked = cloud_->AddIpv6BehindOurBack(a->eni_id);
   ASSERT_TRUE(pool_->Reconcile().ok());
   EXPECT_EQ(SpareIpv6(), std::set<std::string>{leaked});
+  EXPECT_EQ(pool_->Stats().spare_ipv6, 1);
   ExpectCloudMatchesPool();
   ASSERT_TRUE(pool_->ReclaimOnce().ok());
   EXPECT_TRUE(SpareIpv6().empty());
+  EXPECT_EQ(pool_->Stats().spare_ipv6, 0);
   EXPECT_EQ(cloud_->AttachedTerwayIpv6s().count(leaked), 0u);
   ExpectCloudMatchesPool();
 }
