@@ -40,6 +40,12 @@ Status Daemon::RebuildState() {
   TERWAY_TRY_CTX(WaitOut("reading this node's ENIs from the cloud to adopt running pods' addresses",
                          [&] { return addresses_->Reconcile(); }),
                  "rebuilding state");
+  // Nothing can take a sandbox's IPv6 before the adoptions below: the
+  // pool's worker (refill, reclaim, its periodic reconcile) and the CNI
+  // socket start in Start(), after this. The reconciles so far only paired
+  // the IPv6s the cloud lists with slots in their own order, which Adopt
+  // re-pairs.
+  //
   // The plan lists the adoptions that carry the sandbox's IPv6 first. One
   // whose IPv6 the pool refuses (held by a recorded pod, of another ENI,
   // unknown to the cloud) still holds its IPv4: it is adopted without the
