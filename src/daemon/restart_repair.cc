@@ -40,55 +40,12 @@ Status Daemon::RebuildState() {
   TERWAY_TRY_CTX(WaitOut("reading this node's ENIs from the cloud to adopt running pods' addresses",
                          [&] { return addresses_->Reconcile(); }),
                  "rebuilding state");
-  // Nothing can take a sandbox's IPv6 before the adoptions below: the
-  // pool's worker (refill, reclaim, its periodic reconcile) and the CNI
-  // socket start in Start(), after this. The reconciles so far only paired
-  // the IPv6s the cloud lists with slots in their own order, which Adopt
+  // Nothing can take a sandbox's IPv6 before these adoptions: the pool's
+  // worker (refill, reclaim, its periodic reconcile) and the CNI socket
+  // start in Start(), after this. The reconciles so far only paired the
+  // IPv6s the cloud lists with slots in their own order, which Adopt
   // re-pairs.
-  //
-  // The plan lists the adoptions that carry the sandbox's IPv6 first. One
-  // whose IPv6 the pool refuses (held by a recorded pod, of another ENI,
-  // unknown to the cloud) still holds its IPv4: it is adopted without the
-  // IPv6 after them, like the others that have none, so its IPv4 is never
-  // handed out (restart repair then rewires our own pods with the recorded
-  // pair, which ends the doubled IPv6).
-  std::vector<Adoption> without_ipv6;
-  auto adopt = [&](const Adoption& a) {
-    auto adopted = addresses_->Adopt(a.pod, a.ip, a.ipv6);
-    const std::string who =
-        fmt::format("{}{} held by pod {}/{} (container {}, found in {})", a.ip, a.ipv6.empty() ? "" : "/" + a.ipv6,
-                    a.pod.namespace_, a.pod.name, a.pod.container_id, a.found_by);
-    if (!adopted.ok() && !a.ipv6.empty()) {
-      if (adopted.error().code == ErrorCode::kConflict) {
-        log::Error("state rebuild: cannot adopt {} with its IPv6: {}; its IPv4 is adopted with the pair the pool "
-                   "holds; fix it by hand (delete one of the pods)",
-                   who, adopted.error().ToString());
-      } else {
-        log::Warn("state rebuild: cannot adopt {} with its IPv6: {}; trying its IPv4 alone", who,
-                  adopted.error().ToString());
-      }
-      Adoption v4 = a;
-      v4.ipv6.clear();
-      without_ipv6.push_back(std::move(v4));
-      return;
-    }
-    if (!adopted.ok()) {
-      metrics_.Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "failed"}});
-      // Not an address of our ENIs: the pool cannot hand it out anyway.
-      log::Warn("state rebuild: cannot adopt {}: {}", who, adopted.error().ToString());
-      return;
-    }
-    metrics_.Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "ok"}});
-    log::Info("state rebuild: adopted {}{}", who,
-              adopted->ipv6.empty() || adopted->ipv6 == a.ipv6 ? "" : " with IPv6 " + adopted->ipv6);
-  };
-  for (const auto& a : plan) {
-    if (!a.ipv6.empty()) adopt(a);
-  }
-  for (const auto& a : without_ipv6) adopt(a);
-  for (const auto& a : plan) {
-    if (a.ipv6.empty()) adopt(a);
-  }
+  AdoptPlan(addresses_.get(), plan, &metrics_);
   return Ok();
 }
 

@@ -9,6 +9,7 @@
 
 #include "common/ip.h"
 #include "common/log.h"
+#include "daemon/metrics.h"
 #include "common/strings.h"
 #include "datapath/layout.h"
 #include "k8s/reporter.h"
@@ -286,6 +287,46 @@ Result<std::vector<HostSandbox>> DiscoverHostSandboxes(const std::string& netns_
     out.push_back(std::move(s));
   }
   return out;
+}
+
+void AdoptPlan(ipam::PodAddressSource* addresses, const std::vector<Adoption>& plan, Metrics* metrics) {
+  std::vector<Adoption> without_ipv6;
+  auto adopt = [&](const Adoption& a) {
+    auto adopted = addresses->Adopt(a.pod, a.ip, a.ipv6);
+    const std::string who =
+        fmt::format("{}{} held by pod {}/{} (container {}, found in {})", a.ip, a.ipv6.empty() ? "" : "/" + a.ipv6,
+                    a.pod.namespace_, a.pod.name, a.pod.container_id, a.found_by);
+    if (!adopted.ok() && !a.ipv6.empty()) {
+      if (adopted.error().code == ErrorCode::kConflict) {
+        log::Error("state rebuild: cannot adopt {} with its IPv6: {}; its IPv4 is adopted with the pair the pool "
+                   "holds; fix it by hand (delete one of the pods)",
+                   who, adopted.error().ToString());
+      } else {
+        log::Warn("state rebuild: cannot adopt {} with its IPv6: {}; trying its IPv4 alone", who,
+                  adopted.error().ToString());
+      }
+      Adoption v4 = a;
+      v4.ipv6.clear();
+      without_ipv6.push_back(std::move(v4));
+      return;
+    }
+    if (!adopted.ok()) {
+      metrics->Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "failed"}});
+      // Not an address of our ENIs: the pool cannot hand it out anyway.
+      log::Warn("state rebuild: cannot adopt {}: {}", who, adopted.error().ToString());
+      return;
+    }
+    metrics->Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "ok"}});
+    log::Info("state rebuild: adopted {}{}", who,
+              adopted->ipv6.empty() || adopted->ipv6 == a.ipv6 ? "" : " with IPv6 " + adopted->ipv6);
+  };
+  for (const auto& a : plan) {
+    if (!a.ipv6.empty()) adopt(a);
+  }
+  for (const auto& a : without_ipv6) adopt(a);
+  for (const auto& a : plan) {
+    if (a.ipv6.empty()) adopt(a);
+  }
 }
 
 }  // namespace terway::daemon

@@ -27,11 +27,14 @@
 #include <vector>
 
 #include "common/result.h"
+#include "ipam/address_source.h"
 #include "ipam/types.h"
 #include "k8s/types.h"
 #include "store/state_store.h"
 
 namespace terway::daemon {
+
+class Metrics;
 
 // A pod's wiring found in the node's kernel.
 struct HostSandbox {
@@ -82,6 +85,15 @@ std::vector<Adoption> PlanRebuild(const std::vector<store::AllocationRecord>& al
                                   const std::vector<HostSandbox>& sandboxes,
                                   const std::vector<ApiPodAddress>& api_pods, const std::string& datapath_mode,
                                   std::vector<std::string>* conflicts);
+
+// Carries the plan out through the address source, before serving: the
+// adoptions that carry the sandbox's IPv6 first. One whose IPv6 the source
+// refuses (held by a recorded pod, of another ENI, unknown to the cloud)
+// still holds its IPv4: it is adopted without the IPv6 after them, like the
+// others that have none, so its IPv4 is never handed out (restart repair
+// then rewires our own pods with the recorded pair, which ends the doubled
+// IPv6). Logged, and counted in terway_state_rebuild_adoptions_total.
+void AdoptPlan(ipam::PodAddressSource* addresses, const std::vector<Adoption>& plan, Metrics* metrics);
 
 // The API's view: pods bound to node_name that still run (not Succeeded or
 // Failed), not host-network, with each IPv4 they hold (status.podIPs,

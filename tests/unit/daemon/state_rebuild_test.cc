@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+
+#include "daemon/metrics.h"
 
 namespace terway::daemon {
 namespace {
@@ -202,6 +205,54 @@ TEST(PlanRebuild, TheKernelOutranksTheApiOnAPodsIpv6) {
   ASSERT_EQ(conflicts.size(), 1u);
   EXPECT_NE(conflicts[0].find("fd00::77"), std::string::npos) << conflicts[0];
   EXPECT_NE(conflicts[0].find("default/web"), std::string::npos) << conflicts[0];
+}
+
+// Records each Adopt; refuses the IPv6s it is told to (as the pool does one
+// another pod holds).
+class RecordingSource : public ipam::PodAddressSource {
+ public:
+  std::set<std::string> refused_ipv6;
+  std::vector<std::string> calls;  // "ip/ipv6"
+  void Start() override {}
+  void Stop() override {}
+  Result<ipam::IpAllocation> Allocate(const ipam::PodIdentity&, std::chrono::milliseconds) override {
+    return MakeError(ErrorCode::kInternal, "not in this test");
+  }
+  Status Release(const std::string&) override { return Ok(); }
+  Result<std::optional<ipam::IpAllocation>> Get(const std::string&) override {
+    return std::optional<ipam::IpAllocation>();
+  }
+  Result<ipam::IpAllocation> Adopt(const ipam::PodIdentity&, const std::string& ip, const std::string& ipv6) override {
+    calls.push_back(ip + "/" + ipv6);
+    if (refused_ipv6.count(ipv6)) return Errorf(ErrorCode::kConflict, "IPv6 {} is held by container c-x", ipv6);
+    ipam::IpAllocation a;
+    a.ip = ip;
+    a.ipv6 = ipv6.empty() ? "fd00::99" : ipv6;
+    return a;
+  }
+  Status Reconcile() override { return Ok(); }
+  int MaxPodCount() const override { return 10; }
+  ipam::PoolStats Stats() const override { return {}; }
+};
+
+// Adoptions with an IPv6 first; one whose IPv6 is refused keeps its IPv4,
+// adopted alone before those that never had an IPv6.
+TEST(AdoptPlan, AnAdoptionRefusedForItsIpv6KeepsItsIpv4) {
+  const std::vector<HostSandbox> sandboxes = {
+      {"tw0000000000001", "198.18.1.1", "c-1", "/n/1"},
+      {"tw0000000000002", "198.18.1.2", "c-2", "/n/2", "fd00::2"},
+      {"tw0000000000003", "198.18.1.3", "c-3", "/n/3", "fd00::3"},
+  };
+  std::vector<std::string> conflicts;
+  auto plan = PlanRebuild({}, sandboxes, {}, "shared", &conflicts);
+  RecordingSource source;
+  source.refused_ipv6 = {"fd00::2"};
+  Metrics metrics;
+  AdoptPlan(&source, plan, &metrics);
+  EXPECT_EQ(source.calls, (std::vector<std::string>{"198.18.1.2/fd00::2", "198.18.1.3/fd00::3", "198.18.1.2/",
+                                                    "198.18.1.1/"}));
+  EXPECT_EQ(metrics.Get("terway_state_rebuild_adoptions_total", {{"source", "kernel"}, {"result", "ok"}}), 3);
+  EXPECT_EQ(metrics.Get("terway_state_rebuild_adoptions_total", {{"source", "kernel"}, {"result", "failed"}}), 0);
 }
 
 }  // namespace
