@@ -15,8 +15,9 @@ namespace terway::daemon {
 Status Daemon::RebuildState() {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto allocs, store_->ListAllocations(), "rebuilding state: reading allocations");
   std::vector<HostSandbox> sandboxes;
+  const bool dual = config_.ip_stack == ipam::IpStack::kDual;
   if (datapath_) {
-    auto found = DiscoverHostSandboxes();
+    auto found = DiscoverHostSandboxes("/var/run/netns", /*ipv6=*/dual);
     if (!found.ok()) {
       // Serving without knowing what the node's sandboxes hold could hand
       // out a live address: refuse to start, the DaemonSet restarts us.
@@ -39,19 +40,12 @@ Status Daemon::RebuildState() {
   TERWAY_TRY_CTX(WaitOut("reading this node's ENIs from the cloud to adopt running pods' addresses",
                          [&] { return addresses_->Reconcile(); }),
                  "rebuilding state");
-  for (const auto& a : plan) {
-    auto adopted = addresses_->Adopt(a.pod, a.ip);
-    const std::string who = fmt::format("{} held by pod {}/{} (container {}, found in {})", a.ip, a.pod.namespace_,
-                                        a.pod.name, a.pod.container_id, a.found_by);
-    if (!adopted.ok()) {
-      metrics_.Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "failed"}});
-      // Not an address of our ENIs: the pool cannot hand it out anyway.
-      log::Warn("state rebuild: cannot adopt {}: {}", who, adopted.error().ToString());
-      continue;
-    }
-    metrics_.Inc("terway_state_rebuild_adoptions_total", {{"source", a.found_by}, {"result", "ok"}});
-    log::Info("state rebuild: adopted {}", who);
-  }
+  // Nothing can take a sandbox's IPv6 before these adoptions: the pool's
+  // worker (refill, reclaim, its periodic reconcile) and the CNI socket
+  // start in Start(), after this. The reconciles so far only paired the
+  // IPv6s the cloud lists with slots in their own order, which Adopt
+  // re-pairs.
+  AdoptPlan(addresses_.get(), plan, &metrics_);
   return Ok();
 }
 

@@ -36,7 +36,16 @@ class PodAddressSource {
   // address is never handed out while the record lives. kNotFound when ip is
   // not a pod address of this node's ENIs; kConflict when another
   // allocation holds it. Call before serving.
-  virtual Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip) = 0;
+  //
+  // Dual stack: `ipv6` is the IPv6 the sandbox holds beside `ip` ("" when
+  // not known). The recorded pair is then (ip, ipv6), never whatever IPv6
+  // the source happened to pair with ip after re-reading the cloud: kConflict
+  // when another allocation holds ipv6 (naming it) or ipv6 is of another
+  // ENI than ip (a pair is always one ENI's), kNotFound when the cloud does
+  // not list it; nothing changes then. Without `ipv6` the source records
+  // the pair it holds: adopt every sandbox with a known IPv6 first, so that
+  // pair is no other sandbox's. Ignored on an IPv4-only node.
+  virtual Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip, const std::string& ipv6) = 0;
   // Compares the store with the cloud: adopts what the cloud has and we lost
   // track of, drops what it no longer has, finishes interrupted releases and
   // collects leaked ENIs. It never frees a pod's address because the pod

@@ -1,5 +1,6 @@
 #include "ipam/exclusive.h"
 
+#include "common/ip.h"
 #include "common/log.h"
 
 namespace terway::ipam {
@@ -290,9 +291,19 @@ Status ExclusiveEniAllocator::Release(const std::string& container_id) {
   return Ok();
 }
 
-Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const std::string& ip) {
-  const std::string what = fmt::format("adopting the exclusive ENI with IP {} of pod {}/{} (container {})", ip,
-                                       pod.namespace_, pod.name, pod.container_id);
+Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const std::string& ip,
+                                                  const std::string& ipv6_in) {
+  const bool dual = opts_.config.ip_stack == IpStack::kDual;
+  const std::string ipv6 = dual ? ipv6_in : "";
+  const std::string what = fmt::format("adopting the exclusive ENI with IP {}{} of pod {}/{} (container {})", ip,
+                                       ipv6.empty() ? "" : " and IPv6 " + ipv6, pod.namespace_, pod.name,
+                                       pod.container_id);
+  std::optional<Ipv6Addr> want_v6;
+  if (!ipv6.empty()) {
+    auto parsed = Ipv6Addr::Parse(ipv6);
+    if (!parsed.ok()) return Errorf(ErrorCode::kInvalidArgument, "'{}' is not an IPv6 address", ipv6).Wrap(what);
+    want_v6 = *parsed;
+  }
   TERWAY_ASSIGN_OR_RETURN_CTX(auto cloud_enis, provider_->ListEnis(opts_.instance_id), what);
   const cloud::NetworkInterface* found = nullptr;
   std::string primary;
@@ -310,6 +321,21 @@ Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const 
   if (found == nullptr) {
     return Error(ErrorCode::kNotFound, "no ENI attached to this instance has it as its primary IP").Wrap(what);
   }
+  // The pod's IPv6 is its ENI's: the one the sandbox holds when known (it
+  // must be the ENI's), else the ENI's first.
+  std::string eni_ipv6;
+  if (dual && !found->ipv6_sets.empty()) eni_ipv6 = found->ipv6_sets.front();
+  if (want_v6) {
+    eni_ipv6.clear();
+    for (const auto& v6 : found->ipv6_sets) {
+      if (auto a = Ipv6Addr::Parse(v6); a.ok() && *a == *want_v6) eni_ipv6 = v6;
+    }
+    if (eni_ipv6.empty()) {
+      return Errorf(ErrorCode::kConflict, "IPv6 {} is not one of ENI {}'s ({}): an exclusive pod's IPv6 is its ENI's",
+                    ipv6, found->network_interface_id, fmt::join(found->ipv6_sets, ", "))
+          .Wrap(what);
+    }
+  }
   TERWAY_ASSIGN_OR_RETURN_CTX(auto existing, store_->FindByContainer(pod.container_id), what);
   if (existing) {
     TERWAY_ASSIGN_OR_RETURN_CTX(auto got, Get(pod.container_id), what);
@@ -326,7 +352,7 @@ Result<IpAllocation> ExclusiveEniAllocator::Adopt(const PodIdentity& pod, const 
   rec.pod_name = pod.name;
   rec.pod_uid = pod.uid;
   rec.ip = primary;
-  if (opts_.config.ip_stack == IpStack::kDual && !found->ipv6_sets.empty()) rec.ipv6 = found->ipv6_sets.front();
+  rec.ipv6 = eni_ipv6;
   rec.eni_id = found->network_interface_id;
   rec.ifname = pod.ifname.empty() ? "eth0" : pod.ifname;
   rec.netns = pod.netns;

@@ -54,7 +54,9 @@ class ExclusiveEniAllocator : public PodAddressSource {
   Result<std::optional<IpAllocation>> Get(const std::string& container_id) override;
   // The ENI attached to this instance whose primary IP is `ip` (asks the
   // cloud, no lock held) becomes the pod's, as if Allocate had made it.
-  Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip) override;
+  // Dual stack: the pod's IPv6 is its ENI's; a known `ipv6` must be one of
+  // them (kConflict otherwise) and is the one recorded.
+  Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip, const std::string& ipv6) override;
   // Finishes interrupted releases and collects leaked ENIs.
   Status Reconcile() override;
 

@@ -4,6 +4,7 @@
 #include <random>
 #include <utility>
 
+#include "common/ip.h"
 #include "common/log.h"
 #include "ipam/pool_internal.h"
 
@@ -318,19 +319,38 @@ Result<std::optional<IpAllocation>> IpPool::Get(const std::string& container_id)
   return std::optional<IpAllocation>(out);
 }
 
-Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip) {
-  const std::string what = fmt::format("adopting IP {} held by pod {}/{} (container {})", ip, pod.namespace_,
-                                       pod.name, pod.container_id);
+Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip, const std::string& ipv6_in) {
+  // An IPv4-only node has no pairs: a sandbox's IPv6 (from an earlier
+  // dual-stack configuration) is not the pool's to record.
+  const std::string ipv6 = Dual() ? ipv6_in : "";
+  const std::string what = fmt::format("adopting IP {}{} held by pod {}/{} (container {})", ip,
+                                       ipv6.empty() ? "" : " and IPv6 " + ipv6, pod.namespace_, pod.name,
+                                       pod.container_id);
+  if (!ipv6.empty() && !Ipv6Addr::Parse(ipv6).ok()) {
+    return Errorf(ErrorCode::kInvalidArgument, "'{}' is not an IPv6 address", ipv6).Wrap(what);
+  }
+  // ops_mu_ too: reclaim unassigns spare IPv6s it chose under ops_mu_ alone
+  // (nothing else takes a spare), and re-pairing may take one.
+  std::lock_guard ops(ops_mu_);
   std::lock_guard l(mu_);
   auto it = ips_.find(ip);
   if (it == ips_.end()) {
     return Error(ErrorCode::kNotFound, "not a pod address of this node's ENIs (the cloud does not list it)")
         .Wrap(what);
   }
+  const Ipv6Holder holder = ipv6.empty() ? Ipv6Holder{} : FindIpv6Locked(ipv6);
   if (it->second.use == IpUse::kInUse) {
-    if (it->second.container_id == pod.container_id) return MakeAllocationLocked(ip);
-    return Errorf(ErrorCode::kConflict, "container {} holds it already", it->second.container_id).Wrap(what);
+    if (it->second.container_id != pod.container_id) {
+      return Errorf(ErrorCode::kConflict, "container {} holds it already", it->second.container_id).Wrap(what);
+    }
+    if (!ipv6.empty() && it->second.ipv6 != holder.ipv6) {
+      return Errorf(ErrorCode::kConflict, "the container holds it already with IPv6 '{}'", it->second.ipv6)
+          .Wrap(what);
+    }
+    return MakeAllocationLocked(ip);
   }
+  // Every check before any change: a refused adoption changes nothing.
+  if (!ipv6.empty()) TERWAY_TRY_CTX(CheckAdoptedPairLocked(ip, holder), what);
   // A live sandbox outranks a reservation or a release in progress: drop
   // whatever else the pool meant to do with the address.
   for (auto r = reservations_.begin(); r != reservations_.end();) {
@@ -341,13 +361,16 @@ Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip
       ++r;
     }
   }
+  // Dual stack: the slot becomes the sandbox's own pair before it is
+  // recorded (the store refuses to re-pair an allocated IPv4).
+  if (!ipv6.empty()) TERWAY_TRY_CTX(PairForAdoptionLocked(ip, holder), what);
   store::AllocationRecord rec;
   rec.container_id = pod.container_id;
   rec.pod_namespace = pod.namespace_;
   rec.pod_name = pod.name;
   rec.pod_uid = pod.uid;
   rec.ip = ip;
-  rec.ipv6 = it->second.ipv6;  // dual stack: the pair as the pool holds it ("" if unpaired)
+  rec.ipv6 = it->second.ipv6;  // dual stack: the sandbox's, or the pair as the pool holds it ("" if unpaired)
   rec.eni_id = it->second.eni_id;
   rec.ifname = pod.ifname.empty() ? "eth0" : pod.ifname;
   rec.netns = pod.netns;
@@ -362,8 +385,15 @@ Result<IpAllocation> IpPool::Adopt(const PodIdentity& pod, const std::string& ip
   it->second.use = IpUse::kInUse;
   it->second.container_id = pod.container_id;
   it->second.release_in_doubt = false;
-  log::Warn("ip_adopted pod={}/{} container={} ip={} eni={}", pod.namespace_, pod.name, pod.container_id, ip,
-            it->second.eni_id);
+  log::Warn("ip_adopted pod={}/{} container={} ip={} ipv6={} eni={}", pod.namespace_, pod.name, pod.container_id,
+            ip, it->second.ipv6, it->second.eni_id);
+  if (!ipv6.empty()) {
+    // The slot's old IPv6 may have become a spare: it pairs an unpaired
+    // slot now rather than at the next refill.
+    Status paired = PairLocked(it->second.eni_id);
+    if (!paired.ok()) log::Warn("pairing_failed eni={} error=\"{}\": the next refill pairs", it->second.eni_id,
+                                paired.error().ToString());
+  }
   return MakeAllocationLocked(ip);
 }
 

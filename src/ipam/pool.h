@@ -120,7 +120,10 @@ class IpPool : public PodAddressSource {
   // Idempotent: unknown container ids succeed.
   Status Release(const std::string& container_id) override;
   Result<std::optional<IpAllocation>> Get(const std::string& container_id) override;
-  Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip) override;
+  // Dual stack: with `ipv6` known, the slot is re-paired first so that it
+  // is the sandbox's own pair (see PodAddressSource::Adopt); without, the
+  // slot's pair is recorded as the pool holds it.
+  Result<IpAllocation> Adopt(const PodIdentity& pod, const std::string& ip, const std::string& ipv6) override;
   // Every current allocation (CNI GC compares these with the runtime's
   // valid attachments; terway-cli lists them).
   Result<std::vector<store::AllocationRecord>> Allocations() { return store_->ListAllocations(); }
@@ -215,6 +218,22 @@ class IpPool : public PodAddressSource {
   // The slot loses its IPv6 (the cloud dropped it, or it was unassigned).
   // A pod holding the slot loses its allocation (handed to on_address_lost).
   Status UnpairLocked(const std::string& ip, const std::string& why);
+  // Where the pool holds an IPv6 (compared as addresses, not spellings).
+  struct Ipv6Holder {
+    enum class Kind { kUnknown, kPaired, kSpare, kHeld } kind = Kind::kUnknown;
+    std::string ipv6;    // as the pool (the cloud) spells it
+    std::string ip;      // kPaired: the IPv4 slot it is paired with
+    std::string eni_id;  // its ENI
+  };
+  Ipv6Holder FindIpv6Locked(const std::string& ipv6) const;
+  // Adopt's check that slot `ip` may become (ip, holder's IPv6): an error
+  // naming why not, nothing changed.
+  Status CheckAdoptedPairLocked(const std::string& ip, const Ipv6Holder& holder) const;
+  // Adopt's re-pairing: slot `ip` takes the holder's IPv6 (a swap with the
+  // idle slot that had it, or the ENI's spare); its old IPv6 goes to that
+  // slot, or becomes a spare. Store first; on a failed write memory follows
+  // what the store holds.
+  Status PairForAdoptionLocked(const std::string& ip, const Ipv6Holder& holder);
   bool Dual() const { return opts_.config.ip_stack == IpStack::kDual; }
   bool CompleteLocked(const IpEntry& e) const { return !Dual() || !e.ipv6.empty(); }
   int IdleSlotsLocked() const;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/ip.h"
 #include "common/log.h"
 #include "ipam/pool.h"
 #include "ipam/pool_internal.h"
@@ -82,6 +83,112 @@ Status IpPool::ReconcileIpv6Locked(const std::string& eni_id, const std::vector<
   // IPv6s the cloud has and we do not know (assigned before a crash, or by
   // hand) are adopted as IPv4s are: they pair with unpaired slots.
   return AddIpv6Locked(eni_id, cloud_ipv6);
+}
+
+namespace {
+// One address, however spelt ("fd00::a" and "fd00:0::a"): the kernel, the
+// API and the cloud need not agree on the text.
+bool SameIpv6(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  auto x = Ipv6Addr::Parse(a);
+  auto y = Ipv6Addr::Parse(b);
+  return x.ok() && y.ok() && *x == *y;
+}
+}  // namespace
+
+IpPool::Ipv6Holder IpPool::FindIpv6Locked(const std::string& ipv6) const {
+  for (const auto& [ip, e] : ips_) {
+    if (!e.ipv6.empty() && SameIpv6(e.ipv6, ipv6)) return {Ipv6Holder::Kind::kPaired, e.ipv6, ip, e.eni_id};
+  }
+  for (const auto& [id, eni] : enis_) {
+    for (const auto& v6 : eni.spare_ipv6) {
+      if (SameIpv6(v6, ipv6)) return {Ipv6Holder::Kind::kSpare, v6, "", id};
+    }
+    for (const auto& v6 : eni.held_ipv6) {
+      if (SameIpv6(v6, ipv6)) return {Ipv6Holder::Kind::kHeld, v6, "", id};
+    }
+  }
+  return {Ipv6Holder::Kind::kUnknown, ipv6, "", ""};
+}
+
+Status IpPool::CheckAdoptedPairLocked(const std::string& ip, const Ipv6Holder& holder) const {
+  const IpEntry& slot = ips_.at(ip);
+  switch (holder.kind) {
+    case Ipv6Holder::Kind::kUnknown:
+      return Errorf(ErrorCode::kNotFound, "IPv6 {} is not an address of this node's ENIs (the cloud does not list it)",
+                    holder.ipv6);
+    case Ipv6Holder::Kind::kHeld:
+      return Errorf(ErrorCode::kConflict,
+                    "IPv6 {} is still wired in the sandbox of a pod whose IPv4 the cloud lost (its teardown is "
+                    "pending); retry after it",
+                    holder.ipv6);
+    case Ipv6Holder::Kind::kPaired:
+      if (holder.ip == ip) return Ok();
+      if (const IpEntry& other = ips_.at(holder.ip); other.use == IpUse::kInUse) {
+        return Errorf(ErrorCode::kConflict, "IPv6 {} is held by container {} (with IPv4 {}): two sandboxes claim it",
+                      holder.ipv6, other.container_id, holder.ip);
+      } else if (other.use == IpUse::kReleasing) {
+        // Reclaim may be unassigning it from the cloud right now.
+        return Errorf(ErrorCode::kConflict, "IPv6 {} (paired with IPv4 {}) is being released; retry", holder.ipv6,
+                      holder.ip);
+      }
+      break;
+    case Ipv6Holder::Kind::kSpare:
+      break;
+  }
+  if (holder.eni_id != slot.eni_id) {
+    return Errorf(ErrorCode::kConflict, "IPv6 {} is of ENI {} but IPv4 {} of ENI {}: a pod's pair is always one ENI's",
+                  holder.ipv6, holder.eni_id, ip, slot.eni_id);
+  }
+  return Ok();
+}
+
+Status IpPool::PairForAdoptionLocked(const std::string& ip, const Ipv6Holder& holder) {
+  IpEntry& slot = ips_.at(ip);
+  const std::string old = slot.ipv6;
+  const std::string& v6 = holder.ipv6;
+  auto eni = enis_.find(slot.eni_id);
+  auto to_spares = [&](const std::string& x) {
+    if (!x.empty() && eni != enis_.end()) eni->second.spare_ipv6.push_back(x);
+  };
+  if (holder.kind == Ipv6Holder::Kind::kPaired) {
+    if (holder.ip == ip) return Ok();
+    IpEntry& other = ips_.at(holder.ip);
+    // One IPv4 per IPv6 in the store too: the other slot lets go first.
+    TERWAY_TRY(store_->SetIpv6(holder.ip, ""));
+    if (Status w = store_->SetIpv6(ip, v6); !w.ok()) {
+      if (Status undo = store_->SetIpv6(holder.ip, v6); !undo.ok()) {
+        // Memory follows the store: the other slot is unpaired (served by
+        // no pod until a refill pairs it), the IPv6 a spare.
+        log::Warn("ip_repair_failed ip={} ipv6={} error=\"{}\"", holder.ip, v6, undo.error().ToString());
+        other.ipv6.clear();
+        to_spares(v6);
+      }
+      return w;
+    }
+    slot.ipv6 = v6;
+    other.ipv6.clear();
+    // The other slot takes this one's old IPv6 (or stays unpaired).
+    if (!old.empty()) {
+      if (Status w = store_->SetIpv6(holder.ip, old); w.ok()) {
+        other.ipv6 = old;
+      } else {
+        log::Warn("ip_pair_failed ip={} ipv6={} error=\"{}\": the IPv6 is a spare until a refill pairs it",
+                  holder.ip, old, w.error().ToString());
+        to_spares(old);
+      }
+    }
+    log::Warn("ip_repaired_for_adoption ip={} ipv6={} was={} other_ip={} other_ipv6={}", ip, v6, old, holder.ip,
+              other.ipv6);
+    return Ok();
+  }
+  // A spare of the same ENI (CheckAdoptedPairLocked let nothing else by).
+  TERWAY_TRY(store_->SetIpv6(ip, v6));
+  slot.ipv6 = v6;
+  if (eni != enis_.end()) std::erase(eni->second.spare_ipv6, v6);
+  to_spares(old);
+  log::Warn("ip_repaired_for_adoption ip={} ipv6={} was={} from=spare", ip, v6, old);
+  return Ok();
 }
 
 namespace {

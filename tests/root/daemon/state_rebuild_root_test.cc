@@ -57,8 +57,65 @@ class StateRebuildRoot : public ::testing::Test {
     ASSERT_TRUE(p->AddAddress({eth0->index, *netlink::InetPrefix::Parse(ip + "/32")}).ok());
   }
 
+  // The pod's IPv6 as a dual-stack datapath wires it: its /128 on eth0, and
+  // (route) the /128 route through the host veth on the node.
+  void WireIpv6(const std::string& node, const std::string& pod, const std::string& host_veth,
+                const std::string& ipv6, bool route) {
+    auto v6 = netlink::InetAddr::Parse(ipv6);
+    ASSERT_TRUE(v6.ok());
+    if (route) {
+      auto h = netlink::Handle::OpenIn(names_[node]);
+      ASSERT_TRUE(h.ok());
+      auto link = h->GetLink(host_veth);
+      ASSERT_TRUE(link.ok());
+      netlink::Route r;
+      r.dst = netlink::InetPrefix::Host(*v6);
+      r.oif = link->index;
+      Status st = h->AddRoute(r);
+      ASSERT_TRUE(st.ok()) << st.error().ToString();
+    }
+    auto p = netlink::Handle::OpenIn(names_[pod]);
+    ASSERT_TRUE(p.ok());
+    auto eth0 = p->GetLink("eth0");
+    ASSERT_TRUE(eth0.ok());
+    netlink::Address a{eth0->index, netlink::InetPrefix::Host(*v6)};
+    a.nodad = true;
+    Status st = p->AddAddress(a);
+    ASSERT_TRUE(st.ok()) << st.error().ToString();
+  }
+
+  std::vector<HostSandbox> Discover(const std::string& node, bool ipv6) {
+    std::vector<HostSandbox> found;
+    Status st = netlink::RunInNetns(names_[node], [&]() -> Status {
+      TERWAY_ASSIGN_OR_RETURN(found, DiscoverHostSandboxes("/var/run/netns", ipv6));
+      return Ok();
+    });
+    EXPECT_TRUE(st.ok()) << st.error().ToString();
+    return found;
+  }
+
   std::map<std::string, std::string> names_;
 };
+
+// Dual stack: each pod's IPv6 is the /128 route through its host veth, or,
+// where there is none (an exclusive ENI's, a lost route), the one global
+// /128 in its namespace; never another node's.
+TEST_F(StateRebuildRoot, FindsEachPodsIpv6) {
+  Wire("n1", "pa", "tw0000000000a01", "198.18.7.1", "c-a");
+  WireIpv6("n1", "pa", "tw0000000000a01", "fd00::7:1", /*route=*/true);
+  Wire("n1", "pu", "cali0123456789a", "198.18.7.3", "");
+  WireIpv6("n1", "pu", "cali0123456789a", "fd00::7:3", /*route=*/false);
+  Wire("n1", "px", "tw0000000000a02", "198.18.7.5", "c-v4");  // IPv4 only
+  Wire("n2", "pb", "tw0000000000b01", "198.18.7.2", "c-b");
+  WireIpv6("n2", "pb", "tw0000000000b01", "fd00::7:2", /*route=*/true);
+
+  std::map<std::string, std::string> v6;
+  for (const auto& s : Discover("n1", /*ipv6=*/true)) v6[s.ip] = s.ipv6;
+  EXPECT_EQ(v6, (std::map<std::string, std::string>{
+                    {"198.18.7.1", "fd00::7:1"}, {"198.18.7.3", "fd00::7:3"}, {"198.18.7.5", ""}}));
+  // An IPv4-only node reads no IPv6.
+  for (const auto& s : Discover("n1", /*ipv6=*/false)) EXPECT_EQ(s.ipv6, "") << s.ip;
+}
 
 TEST_F(StateRebuildRoot, FindsEachPodsAddressAndNamespaceOnItsOwnNode) {
   Wire("n1", "pa", "tw0000000000a01", "198.18.7.1", "c-a");

@@ -50,7 +50,7 @@ class FixedAddresses : public ipam::PodAddressSource {
   Result<std::optional<ipam::IpAllocation>> Get(const std::string&) override {
     return std::optional<ipam::IpAllocation>();
   }
-  Result<ipam::IpAllocation> Adopt(const ipam::PodIdentity&, const std::string&) override {
+  Result<ipam::IpAllocation> Adopt(const ipam::PodIdentity&, const std::string&, const std::string&) override {
     return MakeError(ErrorCode::kInternal, "not in this test");
   }
   Status Reconcile() override { return Ok(); }

@@ -224,7 +224,7 @@ TEST_F(CniTeardownTest, DelOfAnAdoptedSandboxIsMatchedByPodAndNetns) {
   pod.origin = store::kOriginRebuilt;
   pod.host_veth = "cali0123456789a";
   pod.netns = "/var/run/netns/terway-test-legacy";
-  ASSERT_TRUE(pool_->Adopt(pod, ip).ok());
+  ASSERT_TRUE(pool_->Adopt(pod, ip, "").ok());
   // The runtime's CNI GC cannot name it: kept.
   proto::Request gc = Req(proto::Op::kGc, "", "");
   ASSERT_TRUE(svc_->Handle(gc).ok());
@@ -254,7 +254,7 @@ TEST_F(CniTeardownTest, ANewSandboxOfAPodSupersedesItsAdoptedAddressWithoutASand
   pod.name = "web";
   pod.container_id = "rebuilt-" + ip;
   pod.origin = store::kOriginRebuilt;  // found in the API only: no sandbox, no netns
-  ASSERT_TRUE(pool_->Adopt(pod, ip).ok());
+  ASSERT_TRUE(pool_->Adopt(pod, ip, "").ok());
   ASSERT_TRUE(svc_->Handle(Req(proto::Op::kAllocate, "new-sandbox", "web")).ok());
   EXPECT_FALSE(Held(pod.container_id)) << "the old address was kept beside the new sandbox's";
   EXPECT_TRUE(Held("new-sandbox"));
