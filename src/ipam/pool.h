@@ -212,6 +212,9 @@ class IpPool : public PodAddressSource {
   // pairs with its idle/reserved unpaired IPv4s.
   Status AddIpv6Locked(const std::string& eni_id, const std::vector<std::string>& ipv6s);
   Status PairLocked(const std::string& eni_id);
+  // Refill's first step: pairs every ENI's spares (a failed pairing write
+  // is retried here, not replaced by new IPv6s). ops_mu_ held, mu_ not.
+  void PairSpares();
   // The slot loses its IPv6 (the cloud dropped it, or it was unassigned).
   // A pod holding the slot loses its allocation (handed to on_address_lost).
   Status UnpairLocked(const std::string& ip, const std::string& why);
