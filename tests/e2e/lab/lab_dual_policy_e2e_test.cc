@@ -295,9 +295,17 @@ std::string RecordedPair(const std::string& state_db, const std::string& name) {
   return out;
 }
 
+// Across a SIGKILL of node1's terwayd and its restart: x/a (node1) streams
+// to x/c (node2) over IPv6 and x/c pings x/a with ping -6, losing nothing;
+// meanwhile x/b's IPv6 route on node1 is deleted (a broken pod), and restart
+// repair must put it back -- the IPv6 half of the pod's wiring, not only
+// the IPv4 half. Each pod keeps its pair: the pod-ips annotation,
+// status.podIPs and terwayd's record (address pair, ENI, container) are what
+// they were, and terwayd serves x/a with the same address and ENI.
 void LabDualPolicy::StreamAndPingAcrossTerwaydRestart() {
   const std::string state_db = State()["nodes"][0]["state_db"];
   const std::string log_path = State()["nodes"][0]["log"];
+  const std::string node1 = NodeNetns(0);
   struct Seen {
     std::string annotation, pod_ips, record;
   };
@@ -313,19 +321,23 @@ void LabDualPolicy::StreamAndPingAcrossTerwaydRestart() {
     EXPECT_NE(before[p].record.find(V4(p) + " " + V6(p) + " eni-"), std::string::npos)
         << "terwayd's record of x/" << p << " is not its pair: '" << before[p].record << "'";
   }
+  auto b_route = [&] { return Capture("ip -n " + node1 + " -6 route show " + V6("b")); };
+  ASSERT_NE(b_route(), "") << "node1 has no IPv6 route to x/b to break";
 
-  // x/a (node1) streams to x/c (node2) over IPv6; x/b pings x/a over IPv6
-  // on node1.
   TcpStream stream;
   StartStream("stream6", pods_["a"].netns, pods_["c"].netns, V6("c"), 7100, &stream);
   if (HasFatalFailure()) return;
   Process ping;
-  StartPing("ping6", pods_["b"].netns, V6("a"), &ping);
+  StartPing("ping6", pods_["c"].netns, V6("a"), &ping);
   if (HasFatalFailure()) return;
   const size_t log_at = ReadFile(log_path).size();
 
   auto killed = Lab({"terwayd", "kill", "node1"});
   ASSERT_EQ(killed.exit_code, 0) << killed.output;
+  EXPECT_EQ(Capture("ip -n " + node1 + " -6 route del " + V6("b") + " 2>&1"), "");
+  // The break is real: x/b is out of reach over IPv6 (and still over IPv4).
+  ExpectVerdicts("x/b's IPv6 route deleted with terwayd down",
+                 {Probes("a", "b", {kTcp6}, false), Probes("a", "b", {kTcp4}, true)}, 10s);
   EXPECT_TRUE(stream.Grows(4096, 15s)) << "the IPv6 stream stalled with terwayd down";
   auto started = Lab({"terwayd", "start", "node1"});
   ASSERT_EQ(started.exit_code, 0) << started.output;
@@ -340,15 +352,21 @@ void LabDualPolicy::StreamAndPingAcrossTerwaydRestart() {
   EXPECT_LE(count.sent - count.received, 1) << count.log;
   EXPECT_EQ(stream.Broken(), "");
 
-  // The restarted terwayd found both pods as they were: nothing to repair,
-  // release or leave unverified, and the same pair everywhere.
+  // Restart repair: x/b's IPv6 route is back (it ran before terwayd said it
+  // was ready, which `terwayd start` waits for) and x/b answers over IPv6;
+  // x/a, untouched, needed nothing.
+  EXPECT_NE(b_route(), "") << "restart repair did not restore x/b's IPv6 route";
+  ExpectVerdicts("after the restart", {Probes("a", "b", kIpv6Kinds, true), Probes("c", "b", kIpv6Kinds, true),
+                                       Probes("c", "a", kIpv6Kinds, true)});
   const std::string restarted = ReadFile(log_path).substr(log_at);
+  bool b_repaired = false;
+  for (const auto& line : Split(restarted)) {
+    if (line.find("restart repair") == std::string::npos && line.find("state rebuild") == std::string::npos) continue;
+    EXPECT_EQ(line.find("pod x/a ("), std::string::npos) << "the restarted terwayd did not find x/a as it was: " << line;
+    b_repaired |= line.find("restart repair: repaired pod x/b (") != std::string::npos;
+  }
+  EXPECT_TRUE(b_repaired) << "no restart repair of x/b in the restarted terwayd's log:\n" << restarted;
   for (const char* p : {"a", "b"}) {
-    for (const auto& line : Split(restarted)) {
-      const bool repair = line.find("restart repair") != std::string::npos || line.find("state rebuild") != std::string::npos;
-      EXPECT_FALSE(repair && line.find(fmt::format("pod x/{} (", p)) != std::string::npos)
-          << "the restarted terwayd did not find x/" << p << " as it was: " << line;
-    }
     Seen after = seen(p);
     EXPECT_EQ(after.annotation, before[p].annotation) << "x/" << p << "'s k8s.aliyun.com/pod-ips";
     EXPECT_EQ(after.pod_ips, before[p].pod_ips) << "x/" << p << "'s status.podIPs";
@@ -363,11 +381,9 @@ void LabDualPolicy::StreamAndPingAcrossTerwaydRestart() {
   if (j.is_object() && j["trace"].is_array()) {
     for (const auto& kv : j["trace"]) trace[kv.value("key", "")] = kv.value("value", "");
   }
-  EXPECT_EQ(fmt::format("{} {} ", trace["ip"], V6("a")) + trace["eni_id"],
-            before["a"].record.substr(0, before["a"].record.find(' ', before["a"].record.find("eni-"))))
+  EXPECT_EQ(fmt::format("{} {} {} ", trace["ip"], V6("a"), trace["eni_id"]),
+            before["a"].record.substr(0, before["a"].record.find(' ', before["a"].record.find("eni-")) + 1))
       << "the restarted terwayd serves x/a as " << show.output;
-  // And the IPv6 path still answers fresh connections both ways.
-  ExpectVerdicts("after the restart", {Probes("c", "a", kIpv6Kinds, true), Probes("a", "b", kIpv6Kinds, true)});
 }
 
 TEST_F(LabDualPolicy, Ipv6PolicyCalicoIcmpv6AndRestartRepairOfDualStackPods) {
