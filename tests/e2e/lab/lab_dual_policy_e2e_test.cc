@@ -32,6 +32,7 @@
 #include "e2e/lab/lab_calico_case_kit.h"
 #include "e2e/lab/lab_dual_stack.h"
 #include "e2e/lab/netpol_probe.h"
+#include "common/strings.h"
 #include "store/state_store.h"
 
 namespace terway::testing {
@@ -394,9 +395,20 @@ void LabDualPolicy::StreamAndPingAcrossTerwaydRestart() {
   if (j.is_object() && j["trace"].is_array()) {
     for (const auto& kv : j["trace"]) trace[kv.value("key", "")] = kv.value("value", "");
   }
-  EXPECT_EQ(fmt::format("{} {} {} ", trace["ip"], V6("a"), trace["eni_id"]),
+  EXPECT_EQ(trace["ipv6"], V6("a")) << show.output;
+  EXPECT_EQ(fmt::format("{} {} {} ", trace["ip"], trace["ipv6"], trace["eni_id"]),
             before["a"].record.substr(0, before["a"].record.find(' ', before["a"].record.find("eni-")) + 1))
       << "the restarted terwayd serves x/a as " << show.output;
+  // The operator's listing of the state database shows the pair too.
+  auto pods = RunCommand({BinaryPath("terway-cli"), "pods", "--state", state_db});
+  EXPECT_EQ(pods.exit_code, 0) << pods.output;
+  bool listed = false;
+  for (const auto& line : terway::Split(pods.output, '\n')) {
+    listed = listed || (line.find("x/a ") == 0 && line.find(" " + trace["ip"] + " ") != std::string::npos &&
+                        line.find(" " + V6("a") + " ") != std::string::npos);
+  }
+  EXPECT_TRUE(listed) << "terway-cli pods does not list x/a with " << trace["ip"] << " and " << V6("a") << ":\n"
+                      << pods.output;
 }
 
 TEST_F(LabDualPolicy, Ipv6PolicyCalicoIcmpv6AndRestartRepairOfDualStackPods) {
