@@ -156,6 +156,13 @@ class FakeCloud : public EniProvider {
     return it->second.ipv6_sets.back();
   }
 
+  // Tags on the instance's primary ENI (RunInstances' Tag.N tags the
+  // instance, its disks and its primary ENI).
+  void TagPrimaryEni(std::vector<cloud::Tag> tags) {
+    std::lock_guard l(mu_);
+    enis_["eni-primary"].tags = std::move(tags);
+  }
+
   void SetPrimarySecurityGroups(std::vector<std::string> groups) {
     std::lock_guard l(mu_);
     enis_["eni-primary"].security_group_ids = std::move(groups);
