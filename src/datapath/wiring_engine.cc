@@ -314,7 +314,7 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
   // the veth still leads to them: a veth rebuilt below would take their
   // routes with it, and nothing would lead to their rules and proxy entries.
   for (size_t i = 0; i < n; ++i) {
-    TERWAY_ASSIGN_OR_RETURN(auto stale, FindVethRoutes(hs.at(i), plan.namespaces[i], /*every=*/false));
+    TERWAY_ASSIGN_OR_RETURN(auto stale, FindStaleVethRoutes(hs.at(i), plan.namespaces[i]));
     for (const auto& r : stale) TERWAY_TRY(ForgetVethAddress(hs.at(i), plan.namespaces[i], r));
   }
   // Links: moved ones first (nothing is created for a pod whose ENI is not
@@ -547,7 +547,7 @@ struct NsDiff {
   // (wiring_engine_stale.h); Apply removes it.
   Status Stale() {
     Handle& h = hs.at(i);
-    TERWAY_ASSIGN_OR_RETURN(auto routes, FindVethRoutes(h, ns(), /*every=*/false));
+    TERWAY_ASSIGN_OR_RETURN(auto routes, FindStaleVethRoutes(h, ns()));
     for (const auto& r : routes) {
       Add(DescribeVethRoute(r) + " leads to an address the pod no longer has" + In());
     }
@@ -625,11 +625,10 @@ Status RemovePlan(const WiringPlan& plan) {
     if (!hs.h[i]) continue;
     const NamespacePlan& ns = plan.namespaces[i];
     Handle& h = hs.at(i);
-    // Every address the veth leads to, read before the veth goes: the plan
-    // knows only the pod's current ones, an earlier wiring's may be left
-    // (wiring_engine_stale.h), and their rules and proxy entries outlive the
-    // veth.
-    TERWAY_ASSIGN_OR_RETURN(auto routed, FindVethRoutes(h, ns, /*every=*/true));
+    // Addresses the veth leads to that the plan does not know (left by an
+    // earlier wiring, wiring_engine_stale.h), read before the veth goes:
+    // their rules and proxy entries outlive it.
+    TERWAY_ASSIGN_OR_RETURN(auto stale, FindStaleVethRoutes(h, ns));
     for (const auto& lp : ns.links) {
       // Deleting one end deletes the pair and every route through it.
       if (lp.kind == LinkKind::kVeth && lp.owned) {
@@ -660,7 +659,7 @@ Status RemovePlan(const WiringPlan& plan) {
         }
       }
     }
-    for (const auto& r : routed) TERWAY_TRY(ForgetVethAddress(h, ns, r));
+    for (const auto& r : stale) TERWAY_TRY(ForgetVethAddress(h, ns, r));
   }
   return Ok();
 }

@@ -35,7 +35,7 @@ bool RuleFor(const netlink::Rule& k, const std::set<uint32_t>& priorities, const
 
 std::string DescribeVethRoute(const VethRoute& r) { return "route " + r.route.dst.ToString() + " dev " + r.veth; }
 
-Result<std::vector<VethRoute>> FindVethRoutes(Handle& h, const NamespacePlan& ns, bool every) {
+Result<std::vector<VethRoute>> FindStaleVethRoutes(Handle& h, const NamespacePlan& ns) {
   std::vector<VethRoute> out;
   std::optional<std::vector<netlink::Route>> main;  // read once, when some owned veth exists
   for (const auto& lp : ns.links) {
@@ -54,7 +54,7 @@ Result<std::vector<VethRoute>> FindVethRoutes(Handle& h, const NamespacePlan& ns
           KernelLinkLocal(k.dst.addr)) {
         continue;
       }
-      if (!every && PlanRoutes(ns, lp.name, k.dst)) continue;
+      if (PlanRoutes(ns, lp.name, k.dst)) continue;
       out.push_back({lp.name, k});
     }
   }

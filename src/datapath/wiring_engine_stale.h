@@ -11,8 +11,8 @@
 // address. Left behind, that address -- which the pool may give to another
 // pod -- stays routed to this pod, and its rules and proxy entry stay too.
 //
-// Only the engine calls these (Apply removes what it finds, Diff names it,
-// Remove takes the rules and proxy entries of every address through the veth).
+// Only the engine calls these: Apply removes what it finds, Diff names it,
+// Remove takes the rules and proxy entries of such addresses with the pod's.
 #pragma once
 
 #include <string>
@@ -31,10 +31,10 @@ struct VethRoute {
 };
 
 // The single-address routes (an IPv4 /32, an IPv6 /128) of the main table
-// through each veth the namespace's plan owns (a veth missing: none). With
-// every, all of them; else only those the plan does not have (same
-// destination on the same veth), i.e. of addresses the pod no longer has.
-Result<std::vector<VethRoute>> FindVethRoutes(netlink::Handle& h, const NamespacePlan& ns, bool every);
+// through each veth the namespace's plan owns (a veth missing: none) that
+// the plan does not have (same destination on the same veth): the ways to
+// addresses the pod no longer has.
+Result<std::vector<VethRoute>> FindStaleVethRoutes(netlink::Handle& h, const NamespacePlan& ns);
 
 // Removes what the wiring made for the address a VethRoute leads to: the
 // route itself (only through that veth, by its index) and the veth's

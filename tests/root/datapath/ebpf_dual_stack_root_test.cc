@@ -241,6 +241,22 @@ TEST_F(EbpfDualStackRoot, DelLeavesNoIpv6RouteNeighbourProxyProgramOrEntry) {
   EXPECT_TRUE(Contains(filters, "eth1(")) << filters;
 }
 
+// DEL of a pod whose record says another IPv6 than its wiring has (its
+// allocation changed, no repair ran yet): the plan names the new address,
+// the veth leads to the old one, and both go.
+TEST_F(EbpfDualStackRoot, DelOfAPodWiredWithAnEarlierIpv6TakesThatOneToo) {
+  auto a = MakePod("a", "198.18.0.10", "2001:db8:1::10");
+  ASSERT_OK(ebpf_->Ensure(a));
+  PodNetwork recorded = a;
+  recorded.ipv6 = PodIpv6{"2001:db8:1::20", kGateway6};
+  recorded.virtual_type = VirtualType::kUnknown;
+  ASSERT_OK(ebpf_->Remove(recorded));
+  EXPECT_EQ(Mentions("2001:db8:1::10"), "");
+  auto entries = programs_->ListEndpoints();
+  ASSERT_OK(entries);
+  EXPECT_TRUE(entries->empty());
+}
+
 // A pod wired again with another IPv6 (restart repair after its allocation
 // changed) keeps nothing of the old one: the old address may go to another
 // pod, and must not stay routed, proxied or configured here. Run in both
