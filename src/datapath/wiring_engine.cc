@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "datapath/wiring_engine_stale.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
 #include "netlink/sysctl.h"
@@ -116,6 +117,17 @@ Result<netlink::Link> FindLink(Handle& h, const NamespacePlan& ns, const std::st
   auto l = h.GetLink(name);
   if (!l.ok()) return std::move(l).error().Wrap("finding link " + name + " in " + Where(ns));
   return l;
+}
+
+// The pod ends (names in namespace i) of the veths of the plan that are ours.
+std::vector<std::string> OwnedPeers(const WiringPlan& plan, size_t i) {
+  std::vector<std::string> out;
+  for (const auto& ns : plan.namespaces) {
+    for (const auto& lp : ns.links) {
+      if (lp.kind == LinkKind::kVeth && lp.owned && lp.peer_ns == i) out.push_back(lp.peer_name);
+    }
+  }
+  return out;
 }
 
 // ---- apply -----------------------------------------------------------------
@@ -298,6 +310,13 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
   TERWAY_ASSIGN_OR_RETURN(Handles hs, OpenAll(plan, /*tolerate_gone=*/false));
   rep = ApplyReport{};
   const size_t n = plan.namespaces.size();
+  // Addresses the pod no longer has (wiring_engine_stale.h) first, while
+  // the veth still leads to them: a veth rebuilt below would take their
+  // routes with it, and nothing would lead to their rules and proxy entries.
+  for (size_t i = 0; i < n; ++i) {
+    TERWAY_ASSIGN_OR_RETURN(auto stale, FindStaleVethRoutes(hs.at(i), plan.namespaces[i]));
+    for (const auto& r : stale) TERWAY_TRY(ForgetVethAddress(hs.at(i), plan.namespaces[i], r));
+  }
   // Links: moved ones first (nothing is created for a pod whose ENI is not
   // there), then veths, then the settings of every link, all still down.
   for (size_t i = 0; i < n; ++i) {
@@ -336,6 +355,15 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
       addr.local = a.local;
       addr.nodad = a.nodad;
       TERWAY_TRY_CTX(h.EnsureAddress(addr), "address " + a.local.ToString() + " on " + a.dev + " in " + Where(ns));
+    }
+    // The pod's end of a veth kept from an earlier wiring keeps the
+    // addresses it had: the pod would still use one it no longer holds.
+    for (const auto& dev : OwnedPeers(plan, i)) {
+      TERWAY_ASSIGN_OR_RETURN(auto stale, FindStalePeerAddresses(h, ns, dev));
+      for (const auto& a : stale) {
+        TERWAY_TRY_CTX(h.DeleteAddressIfExists(a), "removing address " + a.local.ToString() + " (no longer the "
+                                                       "pod's) from " + dev + " in " + Where(ns));
+      }
     }
     for (const auto& r : ns.routes) TERWAY_TRY(ApplyRoute(h, ns, r));
     TERWAY_TRY(ApplyRules(h, ns));
@@ -512,6 +540,23 @@ struct NsDiff {
     if (!ns().bpf_programs.empty() || !ns().bpf_map_entries.empty()) {
       Add("eBPF programs and map entries are not supported by this engine yet" + In());
     }
+    return Stale();
+  }
+
+  // What an earlier wiring left for addresses the pod no longer has
+  // (wiring_engine_stale.h); Apply removes it.
+  Status Stale() {
+    Handle& h = hs.at(i);
+    TERWAY_ASSIGN_OR_RETURN(auto routes, FindStaleVethRoutes(h, ns()));
+    for (const auto& r : routes) {
+      Add(DescribeVethRoute(r) + " leads to an address the pod no longer has" + In());
+    }
+    for (const auto& dev : OwnedPeers(plan, i)) {
+      TERWAY_ASSIGN_OR_RETURN(auto addrs, FindStalePeerAddresses(h, ns(), dev));
+      for (const auto& a : addrs) {
+        Add("address " + a.local.ToString() + " on " + dev + " is no longer the pod's" + In());
+      }
+    }
     return Ok();
   }
 };
@@ -580,6 +625,10 @@ Status RemovePlan(const WiringPlan& plan) {
     if (!hs.h[i]) continue;
     const NamespacePlan& ns = plan.namespaces[i];
     Handle& h = hs.at(i);
+    // Addresses the veth leads to that the plan does not know (left by an
+    // earlier wiring, wiring_engine_stale.h), read before the veth goes:
+    // their rules and proxy entries outlive it.
+    TERWAY_ASSIGN_OR_RETURN(auto stale, FindStaleVethRoutes(h, ns));
     for (const auto& lp : ns.links) {
       // Deleting one end deletes the pair and every route through it.
       if (lp.kind == LinkKind::kVeth && lp.owned) {
@@ -601,14 +650,16 @@ Status RemovePlan(const WiringPlan& plan) {
     }
     bool owns_rules = false;
     for (const auto& r : ns.rules) owns_rules = owns_rules || r.owned;
-    if (!owns_rules) continue;
-    TERWAY_ASSIGN_OR_RETURN(auto rules, h.ListRules(0));
-    for (const auto& r : ns.rules) {
-      if (!r.owned) continue;
-      for (const auto& k : rules) {
-        if (SameSelector(k, r)) TERWAY_TRY_CTX(h.DeleteRuleIfExists(k), "removing " + Describe(r));
+    if (owns_rules) {
+      TERWAY_ASSIGN_OR_RETURN(auto rules, h.ListRules(0));
+      for (const auto& r : ns.rules) {
+        if (!r.owned) continue;
+        for (const auto& k : rules) {
+          if (SameSelector(k, r)) TERWAY_TRY_CTX(h.DeleteRuleIfExists(k), "removing " + Describe(r));
+        }
       }
     }
+    for (const auto& r : stale) TERWAY_TRY(ForgetVethAddress(h, ns, r));
   }
   return Ok();
 }

@@ -9,7 +9,9 @@
 // order), rules, neighbours, qdiscs. Diff changes nothing. Remove deletes
 // only what the plan marks owned (veths of ours, rules; a moved link is
 // parked back home) and treats "gone" as success; it never opens a namespace
-// that no longer exists.
+// that no longer exists. All three also handle what an earlier wiring of the
+// pod left for an address it no longer has (wiring_engine_stale.h): Apply
+// and Remove delete it, Diff names it.
 #pragma once
 
 #include <functional>

@@ -1,193 +1,31 @@
 // EbpfEniDatapath against the real kernel, in the world of
-// shared_eni_root_test.cc (no vpcsim):
-//
-//   pod netns(es)  eth0 ──veth── tw<hash>  node netns  eth1 ──veth── vsw0  vswitch netns
-//                                          (the "ENI", no address)        198.18.0.253/24: the
-//                                                                          vSwitch gateway (a VPC host)
-// The programs are loaded with their maps pinned in a bpf filesystem of the
-// test's own (mounted on a temporary directory, unmounted at the end, also
-// on failure); every namespace is removed by the fixture, also on failure.
-#include "datapath/ebpf_eni.h"
-
-#include <cstdlib>
-#include <map>
+// ebpf_eni_root_fixture.h (the SharedEniRoot world of
+// shared_eni_root_fixture.h with the programs loaded in a private bpffs).
 #include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "../ebpf/ebpf_test_env.h"
-#include "../ebpf/traffic_topology.h"
-#include "datapath/pod_shaping.h"
 #include "datapath/layout.h"
-#include "ebpf/attach.h"
-#include "ebpf/detect.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
+#include "root/datapath/ebpf_eni_root_fixture.h"
 #include "test_util.h"
 
 namespace terway::datapath {
 namespace {
 
-constexpr const char* kEniMac = "02:00:00:00:e0:01";
-constexpr const char* kGateway = "198.18.0.253";
-
-int Sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
-bool Contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
-
-class EbpfEniRoot : public ::testing::Test {
- protected:
-  void SetUp() override {
-    TERWAY_REQUIRE_ROOT();
-    TERWAY_REQUIRE_BPFFS(fs_);
-    if (Status st = ebpf::DetectSupport(); !st.ok()) GTEST_SKIP() << st.error().ToString();
-    s_ = terway::testing::UniqueSuffix();
-    node_ = "twen" + s_;
-    vsw_ = "twev" + s_;
-    owned_ = {node_, vsw_};
-    ASSERT_OK(netlink::CreateNamedNetns(node_));
-    ASSERT_OK(netlink::CreateNamedNetns(vsw_));
-    {
-      auto node = netlink::Handle::OpenIn(node_);
-      ASSERT_OK(node);
-      netlink::VethSpec eni;
-      eni.name = "eth1";
-      eni.peer_name = "vsw0";
-      eni.peer_netns = vsw_;
-      eni.mac = MacAddr::Parse(kEniMac).value();
-      ASSERT_OK(node->CreateVeth(eni));
-    }
-    ASSERT_EQ(Sh("ip -n " + node_ + " link set lo up"), 0);
-    ASSERT_EQ(Sh("ip -n " + vsw_ + " link set lo up && ip -n " + vsw_ + " link set vsw0 up && ip -n " + vsw_ +
-                 " addr add " + kGateway + "/24 dev vsw0"),
-              0);
-    auto programs = ebpf::DatapathPrograms::Load(fs_.Options());
-    ASSERT_OK(programs);
-    programs_ = std::move(*programs);
-    EbpfEniOptions o;
-    o.shared.host_netns = node_;
-    o.shared.mtu = 1500;
-    o.shared.eni_network = [this](const std::string& eni_id, const MacAddr&) -> Result<EniNetwork> {
-      if (gateway_lookup_fails_) return Errorf(ErrorCode::kUnavailable, "metadata service not answering");
-      if (eni_id != "eni-test") return Errorf(ErrorCode::kNotFound, "unknown ENI {}", eni_id);
-      return EniNetwork{Ipv4Addr::Parse(kGateway).value(), Ipv4Cidr::Parse("198.18.0.0/24").value()};
-    };
-    o.programs = programs_.get();
-    options_ = o;
-    dp_.emplace(std::move(o));
-    ASSERT_OK(dp_->LoadPrograms());
-    // As the policy controller's first apply does: no pod isolated, the
-    // policy map authoritative (a fresh one polices every pod).
-    ASSERT_OK(dp_->PolicyIsolationApplied({}));
-  }
-
-  ~EbpfEniRoot() override {
-    dp_.reset();
-    programs_.reset();
-    for (const auto& ns : owned_) (void)netlink::DeleteNamedNetns(ns);
-  }
-
-  PodNetwork MakePod(const std::string& tag, const std::string& ip) {
-    std::string ns = "twep" + tag + s_;
-    owned_.push_back(ns);
-    ns_by_ip_[ip] = ns;
-    auto st = netlink::CreateNamedNetns(ns);
-    EXPECT_TRUE(st.ok()) << st.error().ToString();
-    EXPECT_EQ(Sh("ip -n " + vsw_ + " neigh replace " + ip + " lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
-    PodNetwork p;
-    p.container_id = "ctr-" + tag + "-" + s_;
-    p.netns = netlink::NetnsPath(ns);
-    p.ifname = "eth0";
-    p.pod_namespace = "default";
-    p.pod_name = "pod-" + tag;
-    p.ip.ip = ip;
-    p.ip.eni_id = "eni-test";
-    p.ip.eni_mac = kEniMac;
-    p.ip.eni_primary_ip = "198.18.0.2";
-    p.ip.vswitch_id = "vsw-test";
-    p.virtual_type = VirtualType::kEbpf;
-    return p;
-  }
-  std::string PodNs(const PodNetwork& p) { return p.netns.substr(p.netns.rfind('/') + 1); }
-  bool Ping(const PodNetwork& from, const std::string& to) {
-    return Sh("ip netns exec " + PodNs(from) + " ping -c 3 -i 0.2 -W 2 " + to) == 0;
-  }
-  // A TCP exchange from the pod to `to` (a pod of this test or the VPC host)
-  // with an echo server there: the fast path carries TCP and UDP only (ICMP
-  // takes the stack: conntrack cannot be asked about it), so the programs'
-  // counters are driven with TCP. One exchange is at least three packets
-  // each way (handshake, data, close).
-  bool Talk(const PodNetwork& from, const std::string& to) {
-    std::string ns = to == kGateway ? vsw_ : ns_by_ip_[to];
-    EXPECT_FALSE(ns.empty()) << "no namespace of this test has " << to;
-    int port = 7100 + next_port_++;
-    ebpf::testing::Child server({"ip", "netns", "exec", ns, "socat",
-                                 "TCP-LISTEN:" + std::to_string(port) + ",fork,reuseaddr", "EXEC:cat"});
-    return !ebpf::testing::TcpEcho(PodNs(from), to, port, "terway-ebpf-" + std::to_string(port)).empty();
-  }
-  ebpf::Counters Count() {
-    auto c = programs_->ReadCounters();
-    EXPECT_TRUE(c.ok()) << c.error().ToString();
-    return c.ok() ? *c : ebpf::Counters{};
-  }
-  netlink::Handle Node() { return netlink::Handle::OpenIn(node_).value(); }
-  ebpf::AttachState State(const std::string& link, ebpf::Hook hook) {
-    auto h = Node();
-    auto l = h.GetLink(link);
-    EXPECT_TRUE(l.ok());
-    auto s = ebpf::Inspect(h, l.ok() ? l->index : 0, hook, *programs_);
-    EXPECT_TRUE(s.ok()) << s.error().ToString();
-    return s.ok() ? s->state : ebpf::AttachState::kStale;
-  }
-
-  ebpf::testing::PrivateBpffs fs_;
-  std::string s_, node_, vsw_;
-  std::vector<std::string> owned_;
-  std::map<std::string, std::string> ns_by_ip_;  // pod address -> its namespace
-  int next_port_ = 0;
-  std::unique_ptr<ebpf::DatapathPrograms> programs_;
-  std::optional<EbpfEniDatapath> dp_;
-  bool gateway_lookup_fails_ = false;
-  EbpfEniOptions options_;
-  // The policy map as the programs see it: its members and whether it is
-  // authoritative.
-  std::set<std::string> PolicyPods() {
-    auto pods = programs_->ListPolicyPods();
-    EXPECT_TRUE(pods.ok()) << pods.error().ToString();
-    std::set<std::string> out;
-    if (pods.ok()) {
-      for (const auto& ip : *pods) out.insert(ip.ToString());
-    }
-    return out;
-  }
-  bool PolicySynced() {
-    auto s = programs_->PolicySynced();
-    EXPECT_TRUE(s.ok()) << s.error().ToString();
-    return s.ok() && *s;
-  }
-  bool Shaped(const char* ip) {
-    auto ep = programs_->GetEndpoint(Ipv4Addr::Parse(ip).value());
-    EXPECT_TRUE(ep.ok() && ep->has_value()) << ip;
-    return ep.ok() && ep->has_value() && (*ep)->shaped;
-  }
-  // Packets the pod's IFB (its egress shaping) received: `tc -s` of its root qdisc.
-  uint64_t IfbPackets(const PodNetwork& pod) {
-    std::string out = terway::testing::Capture("tc -s -n " + node_ + " qdisc show dev " + PodIfbName(pod.container_id));
-    size_t at = out.find(" bytes ");
-    EXPECT_NE(at, std::string::npos) << out;
-    return at == std::string::npos ? 0 : std::stoull(out.substr(at + 7));
-  }
-};
+using namespace shared_eni_world;  // NOLINT: the world's constants and helpers
 
 TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPath) {
   auto a = MakePod("a", "198.18.0.10");
   a.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();
   a.host_stack_cidrs = {Ipv4Cidr::Parse("169.254.20.10/32").value()};
   auto b = MakePod("b", "198.18.0.11");
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Ensure(b));
-  auto again = dp_->Ensure(a);
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(b));
+  auto again = ebpf_->Ensure(a);
   ASSERT_OK(again);
   auto entries = programs_->ListEndpoints();
   ASSERT_OK(entries);
@@ -208,7 +46,7 @@ TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPat
   EXPECT_FALSE((*ep)->shaped);
   EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
   EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kCurrent);
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Check(a));
   // What the pod's network says belongs to the stack is in the map; its
   // ENI's primary IP is not (on a secondary ENI it is a pod's address).
   auto prefixes = programs_->ListStackPrefixes();
@@ -231,28 +69,28 @@ TEST_F(EbpfEniRoot, EnsureTwiceWiresTheEntryAndProgramsAndTrafficTakesTheFastPat
 
 TEST_F(EbpfEniRoot, CheckNamesADetachedProgramAndADeletedEntryAndEnsureRepairsThem) {
   auto a = MakePod("a", "198.18.0.10");
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Check(a));
   {
     auto h = Node();
     auto veth = h.GetLink(HostVethName(a.container_id));
     ASSERT_OK(veth);
     ASSERT_OK(ebpf::Detach(h, veth->index));
   }
-  auto c = dp_->Check(a);
+  auto c = ebpf_->Check(a);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.error().ToString(), "pod veth ingress on " + HostVethName(a.container_id) +
                                                  " is not attached"))
       << c.error().ToString();
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Check(a));
 
   ASSERT_OK(programs_->DeleteEndpoint(Ipv4Addr::Parse("198.18.0.10").value()));
-  c = dp_->Check(a);
+  c = ebpf_->Check(a);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.error().ToString(), "eBPF endpoint entry (198.18.0.10) is missing")) << c.error().ToString();
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Check(a));
 
   // An entry that says another thing (a stale SHAPED flag) is named too.
   auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
@@ -261,37 +99,37 @@ TEST_F(EbpfEniRoot, CheckNamesADetachedProgramAndADeletedEntryAndEnsureRepairsTh
   ebpf::Endpoint stale = **ep;
   stale.shaped = true;
   ASSERT_OK(programs_->UpsertEndpoint(stale));
-  c = dp_->Check(a);
+  c = ebpf_->Check(a);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.error().ToString(), "shaped true, want false")) << c.error().ToString();
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Check(a));
 }
 
 TEST_F(EbpfEniRoot, RemoveLeavesNoEntryAndARecordedPodFindsItsFlavourFromTheEntry) {
   auto a = MakePod("a", "198.18.0.10");
-  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(a));
   PodNetwork recorded = a;
   recorded.virtual_type = VirtualType::kUnknown;  // rebuilt from the allocation record
-  auto f = dp_->FlavourOf(recorded);
+  auto f = ebpf_->FlavourOf(recorded);
   ASSERT_OK(f);
   EXPECT_EQ(*f, VirtualType::kEbpf);
-  ASSERT_OK(dp_->Check(recorded));
-  ASSERT_OK(dp_->Remove(recorded));
+  ASSERT_OK(ebpf_->Check(recorded));
+  ASSERT_OK(ebpf_->Remove(recorded));
   auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
   ASSERT_OK(ep);
   EXPECT_FALSE(ep->has_value());
-  ASSERT_OK(dp_->Remove(recorded));  // twice
-  f = dp_->FlavourOf(recorded);
+  ASSERT_OK(ebpf_->Remove(recorded));  // twice
+  f = ebpf_->FlavourOf(recorded);
   ASSERT_OK(f);
   EXPECT_EQ(*f, VirtualType::kVeth);
-  EXPECT_FALSE(Contains(terway::testing::Capture("ip -n " + node_ + " link"), HostVethName(a.container_id)));
+  EXPECT_FALSE(Contains(Capture("ip -n " + node_ + " link"), HostVethName(a.container_id)));
 }
 
 TEST_F(EbpfEniRoot, AVethPodGetsNoEntryAndWorksThroughTheStack) {
   auto a = MakePod("a", "198.18.0.10");
   a.virtual_type = VirtualType::kVeth;
-  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(a));
   auto entries = programs_->ListEndpoints();
   ASSERT_OK(entries);
   EXPECT_TRUE(entries->empty());
@@ -304,8 +142,8 @@ TEST_F(EbpfEniRoot, AVethPodGetsNoEntryAndWorksThroughTheStack) {
 TEST_F(EbpfEniRoot, PolicedPodsTakeTheHostStack) {
   auto a = MakePod("a", "198.18.0.10");
   auto b = MakePod("b", "198.18.0.11");
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Ensure(b));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(b));
   ASSERT_OK(programs_->SetPolicySynced(false));  // as a fresh map is
   ebpf::Counters before = Count();
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
@@ -320,9 +158,9 @@ TEST_F(EbpfEniRoot, PolicedPodsTakeTheHostStack) {
 TEST_F(EbpfEniRoot, CollectGarbageDeletesEntriesNoLivePodHolds) {
   auto a = MakePod("a", "198.18.0.10");
   auto b = MakePod("b", "198.18.0.11");
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Ensure(b));
-  auto removed = dp_->CollectGarbage({a.container_id});
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(b));
+  auto removed = ebpf_->CollectGarbage({a.container_id});
   ASSERT_OK(removed);
   bool named = false;
   for (const auto& r : *removed) named |= Contains(r, "eBPF endpoint entry 198.18.0.11");
@@ -343,18 +181,18 @@ TEST_F(EbpfEniRoot, PolicyMapFollowsTheControllersSetsAndNeverTouchesTheShapedFl
   l.bandwidth = cni::Bandwidth{};
   l.bandwidth->ingress_rate = 100 * 1000 * 1000;
   l.bandwidth->ingress_burst = 1000 * 1000;
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Ensure(b));
-  ASSERT_OK(dp_->Ensure(l));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(b));
+  ASSERT_OK(ebpf_->Ensure(l));
   EXPECT_FALSE(Shaped("198.18.0.10"));
   EXPECT_TRUE(Shaped("198.18.0.12"));
 
   const std::set<Ipv4Addr> isolated = {Ipv4Addr::Parse("198.18.0.10").value(), Ipv4Addr::Parse("198.18.0.12").value()};
-  ASSERT_OK(dp_->PolicyIsolating(isolated));
+  ASSERT_OK(ebpf_->PolicyIsolating(isolated));
   EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.10", "198.18.0.12"}));
-  ASSERT_OK(dp_->PolicyIsolationApplied(isolated));
+  ASSERT_OK(ebpf_->PolicyIsolationApplied(isolated));
   EXPECT_TRUE(PolicySynced());
-  ASSERT_OK(dp_->Check(a));  // the entry is Ensure's: policy changes nothing Check compares
+  ASSERT_OK(ebpf_->Check(a));  // the entry is Ensure's: policy changes nothing Check compares
   ebpf::Counters before = Count();
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   ebpf::Counters mid = Count();
@@ -363,9 +201,9 @@ TEST_F(EbpfEniRoot, PolicyMapFollowsTheControllersSetsAndNeverTouchesTheShapedFl
 
   // The policy goes: before the apply the map keeps its extras (the chains
   // are still there), after it they go.
-  ASSERT_OK(dp_->PolicyIsolating({}));
+  ASSERT_OK(ebpf_->PolicyIsolating({}));
   EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.10", "198.18.0.12"}));
-  ASSERT_OK(dp_->PolicyIsolationApplied({}));
+  ASSERT_OK(ebpf_->PolicyIsolationApplied({}));
   EXPECT_TRUE(PolicyPods().empty());
   EXPECT_TRUE(Shaped("198.18.0.12")) << "its bandwidth limit keeps it on the stack's path";
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
@@ -378,14 +216,14 @@ TEST_F(EbpfEniRoot, PolicyMapFollowsTheControllersSetsAndNeverTouchesTheShapedFl
 TEST_F(EbpfEniRoot, AFailedIsolatingLeavesEveryPodPolicedUntilAFullSync) {
   auto a = MakePod("a", "198.18.0.10");
   auto b = MakePod("b", "198.18.0.11");
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Ensure(b));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(b));
   // Fill the map behind the datapath's back with addresses of no pod here.
   for (uint32_t i = 0; i < TERWAY_DP_MAX_POLICY_PODS; ++i) {
     ASSERT_OK(programs_->AddPolicyPod(Ipv4Addr((10u << 24) | i)));
   }
   const Ipv4Addr web = Ipv4Addr::Parse("198.18.0.11").value();
-  Status st = dp_->PolicyIsolating({web});
+  Status st = ebpf_->PolicyIsolating({web});
   ASSERT_FALSE(st.ok()) << "the map is full: " << PolicyPods().size();
   EXPECT_TRUE(Contains(st.error().ToString(), "every pod takes the host stack")) << st.error().ToString();
   EXPECT_FALSE(PolicySynced()) << "fail closed";
@@ -397,13 +235,13 @@ TEST_F(EbpfEniRoot, AFailedIsolatingLeavesEveryPodPolicedUntilAFullSync) {
   EXPECT_GE(after.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(after);
 
   // A full sync: extras out, the isolated pod in, authoritative again.
-  ASSERT_OK(dp_->PolicyIsolationApplied({web}));
+  ASSERT_OK(ebpf_->PolicyIsolationApplied({web}));
   EXPECT_EQ(PolicyPods(), std::set<std::string>{"198.18.0.11"});
   EXPECT_TRUE(PolicySynced());
   before = Count();
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   EXPECT_EQ(Count().pod_to_pod, before.pod_to_pod) << "b is isolated: still the stack";
-  ASSERT_OK(dp_->PolicyIsolationApplied({}));
+  ASSERT_OK(ebpf_->PolicyIsolationApplied({}));
   EXPECT_TRUE(Talk(a, "198.18.0.11"));
   EXPECT_GE(Count().pod_to_pod, before.pod_to_pod + 6) << "nobody isolated: the fast path";
 }
@@ -413,10 +251,10 @@ TEST_F(EbpfEniRoot, AFailedIsolatingLeavesEveryPodPolicedUntilAFullSync) {
 // the stack, where the policy table applies.
 TEST_F(EbpfEniRoot, AFailedEnsureLeavesThePodOnTheStackOnly) {
   auto a = MakePod("a", "198.18.0.10");
-  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(a));
   EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
   gateway_lookup_fails_ = true;
-  EXPECT_FALSE(dp_->Ensure(a).ok());
+  EXPECT_FALSE(ebpf_->Ensure(a).ok());
   EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
   auto ep = programs_->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
   ASSERT_OK(ep);
@@ -431,7 +269,7 @@ TEST_F(EbpfEniRoot, AFailedEnsureLeavesThePodOnTheStackOnly) {
 TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
   auto a = MakePod("a", "198.18.0.10");
   a.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();  // learned from the pod's CNI conf
-  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(a));
   auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
   ASSERT_OK(reloaded);
   EbpfEniOptions o = options_;
@@ -485,10 +323,10 @@ TEST_F(EbpfEniRoot, ABandwidthLimitedPodKeepsItsProgramAndItsShaping) {
   a.bandwidth = cni::Bandwidth{};
   a.bandwidth->egress_rate = 100 * 1000 * 1000;
   a.bandwidth->egress_burst = 1000 * 1000;
-  ASSERT_OK(dp_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(a));
   EXPECT_TRUE(Shaped("198.18.0.10"));
   EXPECT_EQ(State(HostVethName(a.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kCurrent);
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Check(a));
 
   // Its traffic crosses the IFB (shaped) and the stack, not the fast path.
   uint64_t ifb_before = IfbPackets(a);
@@ -517,11 +355,11 @@ TEST_F(EbpfEniRoot, ABandwidthLimitedPodKeepsItsProgramAndItsShaping) {
     ASSERT_OK(veth);
     ASSERT_OK(ebpf::Detach(h, veth->index));
   }
-  auto c = dp_->Check(a);
+  auto c = ebpf_->Check(a);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.error().ToString(), "is not attached")) << c.error().ToString();
-  ASSERT_OK(dp_->Ensure(a));
-  ASSERT_OK(dp_->Check(a));
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Check(a));
 }
 
 // The SHAPED flag is in the pinned entry: a restarted terwayd (a new
@@ -533,10 +371,10 @@ TEST_F(EbpfEniRoot, ARestartKeepsTheShapedFlagAndTheFirstFullSyncPrunesThePolicy
   l.bandwidth = cni::Bandwidth{};
   l.bandwidth->egress_rate = 100 * 1000 * 1000;
   l.bandwidth->egress_burst = 1000 * 1000;
-  ASSERT_OK(dp_->Ensure(l));
+  ASSERT_OK(ebpf_->Ensure(l));
   const Ipv4Addr lip = Ipv4Addr::Parse("198.18.0.12").value(), gone = Ipv4Addr::Parse("198.18.0.77").value();
-  ASSERT_OK(dp_->PolicyIsolating({lip, gone}));
-  ASSERT_OK(dp_->PolicyIsolationApplied({lip, gone}));
+  ASSERT_OK(ebpf_->PolicyIsolating({lip, gone}));
+  ASSERT_OK(ebpf_->PolicyIsolationApplied({lip, gone}));
 
   auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
   ASSERT_OK(reloaded);

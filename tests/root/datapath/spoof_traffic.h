@@ -7,7 +7,7 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <netinet/ip.h>
+#include <linux/ip.h>  // struct iphdr, as the eBPF tests' headers have it (netinet/ip.h's clashes)
 #include <netinet/ip6.h>
 #include <netinet/udp.h>
 #include <poll.h>
