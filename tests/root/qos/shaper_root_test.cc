@@ -68,13 +68,16 @@ class ShaperRoot : public ::testing::Test {
   }
 
   // Traffic into the pod (host sends) and out of it (pod sends).
-  double IntoPod() {
-    auto r = testing::IperfMedian(host_ns_, kPodIp, kPort, /*reverse=*/false);
+  // limit_bps: the rate the path is shaped to (IperfShapedRate), 0 for none.
+  double IntoPod(double limit_bps = 0) {
+    auto r = limit_bps ? testing::IperfShapedRate(host_ns_, kPodIp, kPort, /*reverse=*/false, limit_bps)
+                       : testing::IperfMedian(host_ns_, kPodIp, kPort, /*reverse=*/false);
     EXPECT_TRUE(r.ok()) << r.error().ToString();
     return r.ok() ? *r : 0;
   }
-  double OutOfPod() {
-    auto r = testing::IperfMedian(host_ns_, kPodIp, kPort, /*reverse=*/true);
+  double OutOfPod(double limit_bps = 0) {
+    auto r = limit_bps ? testing::IperfShapedRate(host_ns_, kPodIp, kPort, /*reverse=*/true, limit_bps)
+                       : testing::IperfMedian(host_ns_, kPodIp, kPort, /*reverse=*/true);
     EXPECT_TRUE(r.ok()) << r.error().ToString();
     return r.ok() ? *r : 0;
   }
@@ -134,8 +137,8 @@ TEST_F(ShaperRoot, LimitsBothDirectionsUpdatesAndRemoves) {
 
   ASSERT_OK(shaper_.Apply(*host_, links_, Limits(10, 10)));
   ASSERT_OK(shaper_.Check(*host_, links_, Limits(10, 10)));
-  ExpectWithin10Percent(IntoPod(), 10, "10 Mbit/s into the pod");
-  ExpectWithin10Percent(OutOfPod(), 10, "10 Mbit/s out of the pod");
+  ExpectWithin10Percent(IntoPod(10 * kMbit), 10, "10 Mbit/s into the pod");
+  ExpectWithin10Percent(OutOfPod(10 * kMbit), 10, "10 Mbit/s out of the pod");
 
   // Idempotent: a second Apply changes nothing (one redirect filter).
   ASSERT_OK(shaper_.Apply(*host_, links_, Limits(10, 10)));
@@ -151,8 +154,8 @@ TEST_F(ShaperRoot, LimitsBothDirectionsUpdatesAndRemoves) {
   auto stale = shaper_.Check(*host_, links_, Limits(10, 10));
   ASSERT_FALSE(stale.ok());
   EXPECT_NE(stale.error().message.find("want 10.000 Mbit/s"), std::string::npos) << stale.error().ToString();
-  ExpectWithin10Percent(IntoPod(), 50, "50 Mbit/s into the pod");
-  ExpectWithin10Percent(OutOfPod(), 50, "50 Mbit/s out of the pod");
+  ExpectWithin10Percent(IntoPod(50 * kMbit), 50, "50 Mbit/s into the pod");
+  ExpectWithin10Percent(OutOfPod(50 * kMbit), 50, "50 Mbit/s out of the pod");
 
   // Dropping one direction's limit frees that direction only.
   ASSERT_OK(shaper_.Apply(*host_, links_, Limits(0, 50)));
