@@ -103,9 +103,13 @@ int Pods(const std::string& state) {
   if (!st.ok()) return Fail(std::move(st).error().Wrap("opening " + state));
   auto allocs = (*st)->ListAllocations();
   if (!allocs.ok()) return Fail(allocs.error());
-  std::cout << fmt::format("{:<40} {:<16} {:<24} {}\n", "POD", "IP", "ENI", "CONTAINER");
+  // Dual stack: each pod's IPv6 (of the same ENI) beside its IPv4.
+  bool dual = false;
+  for (const auto& a : *allocs) dual = dual || !a.ipv6.empty();
+  auto v6 = [&](const std::string& s) { return dual ? fmt::format("{:<40} ", s) : std::string(); };
+  std::cout << fmt::format("{:<40} {:<16} {}{:<24} {}\n", "POD", "IP", v6("IPV6"), "ENI", "CONTAINER");
   for (const auto& a : *allocs) {
-    std::cout << fmt::format("{:<40} {:<16} {:<24} {}\n", a.pod_namespace + "/" + a.pod_name, a.ip,
+    std::cout << fmt::format("{:<40} {:<16} {}{:<24} {}\n", a.pod_namespace + "/" + a.pod_name, a.ip, v6(a.ipv6),
                              a.eni_id, a.container_id.substr(0, 12));
   }
   return 0;
@@ -130,14 +134,16 @@ int Enis(const std::string& state) {
   if (!node.ok()) return Fail(node.error());
   const auto& ips = &node->ips;
   for (const auto& e : node->enis) {
-    int idle = 0, used = 0;
+    int idle = 0, used = 0, paired = 0;
     for (const auto& ip : *ips) {
       if (ip.eni_id != e.eni_id) continue;
       (ip.idle_since_unix ? idle : used)++;
+      paired += ip.ipv6.empty() ? 0 : 1;
     }
-    std::cout << fmt::format("{} mac={} vswitch={} primary_ip={}{} ips: {} in use, {} idle\n",
+    std::cout << fmt::format("{} mac={} vswitch={} primary_ip={}{} ips: {} in use, {} idle{}\n",
                              e.eni_id, e.mac, e.vswitch_id, e.primary_ip,
-                             e.is_primary ? " (primary ENI)" : "", used, idle);
+                             e.is_primary ? " (primary ENI)" : "", used, idle,
+                             paired ? fmt::format(", {} paired with an IPv6", paired) : "");
   }
   return 0;
 }
@@ -147,13 +153,17 @@ int Ips(const std::string& state) {
   if (!node.ok()) return Fail(node.error());
   const auto& ips = &node->ips;
   const auto& enis = &node->enis;
-  std::cout << fmt::format("{:<16} {:<24} {}\n", "IP", "ENI", "STATE");
+  // Dual stack: the IPv6 each IPv4 is paired with ("-" while unpaired).
+  bool dual = false;
+  for (const auto& ip : *ips) dual = dual || !ip.ipv6.empty();
+  auto v6 = [&](const std::string& s) { return dual ? fmt::format("{:<40} ", s.empty() ? "-" : s) : std::string(); };
+  std::cout << fmt::format("{:<16} {}{:<24} {}\n", "IP", v6("IPV6"), "ENI", "STATE");
   for (const auto& ip : *ips) {
     std::string role;
     for (const auto& e : *enis) {
       if (e.primary_ip == ip.ip) role = " (ENI primary IP)";
     }
-    std::cout << fmt::format("{:<16} {:<24} {}{}\n", ip.ip, ip.eni_id,
+    std::cout << fmt::format("{:<16} {}{:<24} {}{}\n", ip.ip, v6(ip.ipv6), ip.eni_id,
                              ip.idle_since_unix ? "idle" : "in use", role);
   }
   return 0;
@@ -292,7 +302,7 @@ int main(int argc, char** argv) {
   add_view("metadata", "the node's ENIs as the ECS metadata service reports them (upstream's metadata)",
            "What the ECS metadata service says about this node's ENIs (MAC, primary and secondary IPv4s, "
            "gateway, vSwitch and its CIDR), asked by terwayd, beside the host interface of each MAC and "
-           "whether terwayd's state database tracks the ENI. No IPv6: this terwayd serves IPv4 only.");
+           "whether terwayd's state database tracks the ENI, and each ENI's IPv6s (ipv6s; dual-stack nodes).");
   add_view("nodeconfig", "the node's effective configuration, secrets redacted (upstream's nodeconfig)",
            "The configuration terwayd runs with: where eni_conf came from (ConfigMap + the node's "
            "terway-config override, or the file), the node's ENI mode and what chose it (node label, "

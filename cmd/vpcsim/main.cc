@@ -6,7 +6,7 @@
 //                    [--attach-delay-ms N] [--stuck-detaching true|false] [--throttle-code C]
 //   vpcsim fault clear [--action A] | vpcsim fault list
 //   vpcsim stats [--reset]
-//   vpcsim instance add --type T --vswitch V [--id I] | vpcsim instance remove ID
+//   vpcsim instance add --type T --vswitch V [--id I] [--ipv6-address-count N] | vpcsim instance remove ID
 //   vpcsim describe [--json]
 // Client commands find the server with --endpoint HOST:PORT, or with --state
 // DIR (serve writes DIR/endpoint), or $VPCSIM_ENDPOINT.
@@ -331,6 +331,9 @@ int main(int argc, char** argv) {
   iadd->add_option("--type", itype, "instance type, e.g. ecs.g7.large")->required();
   iadd->add_option("--vswitch", ivsw, "vSwitch id")->required();
   iadd->add_option("--id", iid, "instance id (default: generated)");
+  int iipv6 = 0;
+  iadd->add_option("--ipv6-address-count", iipv6,
+                   "IPv6 addresses of the primary ENI, 1..10 (RunInstances' Ipv6AddressCount; the vSwitch needs IPv6)");
   auto* irm = instance->add_subcommand("remove", "release an instance");
   add_client(irm);
   irm->add_option("id", iid)->required();
@@ -369,6 +372,7 @@ int main(int argc, char** argv) {
   } else if (iadd->parsed()) {
     json body = {{"instance_type", itype}, {"vswitch", ivsw}};
     if (!iid.empty()) body["id"] = iid;
+    if (iipv6 != 0) body["ipv6_address_count"] = iipv6;
     r = client->Call("POST", "/admin/instances", body);
   } else if (irm->parsed()) {
     r = client->Call("DELETE", "/admin/instances/" + iid);

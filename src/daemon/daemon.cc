@@ -291,9 +291,10 @@ Status Daemon::CreateAddressSource() {
   ipam::PoolOptions po;
   po.instance_id = node_.instance_id;
   po.instance_type = node_.instance_type;
-  po.vswitch_ids = config_.VSwitchesForZone(node_.zone_id);
-  if (po.vswitch_ids.empty()) po.vswitch_ids = {node_.vswitch_id};  // as Terway does
   po.config = config::PoolConfigOf(config_);
+  std::vector<std::string> candidates = config_.VSwitchesForZone(node_.zone_id);
+  if (candidates.empty()) candidates = {node_.vswitch_id};  // as Terway does
+  TERWAY_ASSIGN_OR_RETURN_CTX(po.vswitch_ids, VSwitchesForNewEnis(candidates), "starting the IP pool");
   // An address the cloud took away from under a pod: its sandbox's wiring
   // goes through the one teardown (the worker calls this before it refills,
   // and only after Start, when the service exists).

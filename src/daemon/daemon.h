@@ -116,6 +116,11 @@ class Daemon {
   Status OpenState();
   Status WatchKubernetes();
   Status CreateAddressSource();
+  // The vSwitches new ENIs may use, as eni_conf's ip_stack allows
+  // (start_checks.cc): with dual, those without an IPv6 block are left out
+  // and told on the Node; none left refuses the start.
+  Result<std::vector<std::string>> VSwitchesForNewEnis(const std::vector<std::string>& candidates);
+  static constexpr const char* kVSwitchWithoutIpv6EventReason = "VSwitchWithoutIpv6";
   // Removes an earlier run's eBPF filters (ebpf::DetachForeign); what is
   // left is counted, logged and told on the Node, and swept again by
   // MaintainNodeTables while any is.

@@ -28,6 +28,13 @@ void DeclarePoolMetrics(Metrics& m) {
                  "Upstream Terway's name: pod IPs the node's ENIs hold (idle + in use + reserved + releasing)");
   m.DeclareGauge(kUpstreamPoolIdle, "Upstream Terway's name: idle pod IPs in the pool");
   m.DeclareCounter(kUpstreamPoolAllocated, "Upstream Terway's name: pod IP allocations served since start");
+  m.DeclareGauge("terway_pool_leftover_ipv6",
+                 "ip_stack ipv4 on a node that ran ip_stack dual: IPv6s its ENIs still hold, by state (held_by_pod: "
+                 "a pod started under dual stack holds it, given back after its teardown; pending: no pod holds it, "
+                 "its give-back failed and is retried at the next reconcile)");
+  m.DeclareCounter("terway_pool_leftover_ipv6_returned_total",
+                   "IPv6s given back to the cloud because ip_stack is ipv4 (left from ip_stack dual), by result "
+                   "(ok; failed: UnassignIpv6Addresses refused, retried)");
 }
 
 void ExportPoolStats(Metrics& m, const ipam::PoolStats& s) {
@@ -46,6 +53,11 @@ void ExportPoolStats(Metrics& m, const ipam::PoolStats& s) {
   m.Set(kUpstreamPoolIdle, kLocalIpv4, s.idle);
   // Monotonic in the pool; exported by value like the cloud call counters.
   m.Set(kUpstreamPoolAllocated, {{"type", "LocalIP"}}, double(s.allocations_total));
+  m.Set("terway_pool_leftover_ipv6", {{"state", "held_by_pod"}}, s.leftover_ipv6.held);
+  m.Set("terway_pool_leftover_ipv6", {{"state", "pending"}}, s.leftover_ipv6.pending);
+  m.Set("terway_pool_leftover_ipv6_returned_total", {{"result", "ok"}}, double(s.leftover_ipv6.returned_total));
+  m.Set("terway_pool_leftover_ipv6_returned_total", {{"result", "failed"}},
+        double(s.leftover_ipv6.return_failures_total));
 }
 
 void DeclareUpstreamRpcLatency(Metrics& m) {

@@ -460,6 +460,7 @@ PoolStats IpPool::Stats() const {
   s.allocations_total = allocations_total_;
   s.allocation_failures_total = allocation_failures_total_;
   s.releases_total = releases_total_;
+  s.leftover_ipv6 = leftover_ipv6_;
   return s;
 }
 

@@ -40,6 +40,7 @@
 #include "ipam/address_source.h"
 #include "ipam/pool_config.h"
 #include "ipam/engine.h"
+#include "ipam/leftover_ipv6.h"
 #include "ipam/provider.h"
 #include "ipam/security_groups.h"
 #include "ipam/types.h"
@@ -150,6 +151,12 @@ class IpPool : public PodAddressSource {
  private:
   // Reconcile's body; the caller holds ops_mu_ (RefillOnce does).
   Status ReconcileOpsLocked();
+  // ip_stack ipv4 (pool_reconcile.cc): which IPv6s of the listed ENIs go
+  // back, their stored pairings cleared first (mu_ held); then the calls
+  // (ops_mu_ held, mu_ not).
+  LeftoverIpv6Plan PlanLeftoverIpv6Locked(const std::map<std::string, std::vector<std::string>>& listed,
+                                          const std::vector<store::AllocationRecord>& allocs);
+  void ReturnLeftoverIpv6(const LeftoverIpv6Plan& plan);
   struct IpEntry {
     std::string eni_id;
     IpUse use = IpUse::kIdle;
@@ -215,6 +222,9 @@ class IpPool : public PodAddressSource {
   // pairs with its idle/reserved unpaired IPv4s.
   Status AddIpv6Locked(const std::string& eni_id, const std::vector<std::string>& ipv6s);
   Status PairLocked(const std::string& eni_id);
+  // Refill's first step: pairs every ENI's spares (a failed pairing write
+  // is retried here, not replaced by new IPv6s). ops_mu_ held, mu_ not.
+  void PairSpares();
   // The slot loses its IPv6 (the cloud dropped it, or it was unassigned).
   // A pod holding the slot loses its allocation (handed to on_address_lost).
   Status UnpairLocked(const std::string& ip, const std::string& why);
@@ -300,6 +310,7 @@ class IpPool : public PodAddressSource {
   IdleReclaimClock reclaim_clock_;  // last allocation/release, next timed reclaim
   std::mt19937_64 jitter_;          // reclaim interval jitter (seeded from opts_.seed)
   int warm_up_left_ = 0;            // see WarmUpLeft
+  LeftoverIpv6Stats leftover_ipv6_;  // see PlanLeftoverIpv6Locked
 
   bool stop_ = false;
   std::thread worker_;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "ipam/pool_internal.h"
 
 namespace terway::ipam {
@@ -26,6 +27,8 @@ Status IpPool::ReconcileOpsLocked() {
   TERWAY_ASSIGN_OR_RETURN_CTX(auto cloud_enis, provider_->ListEnis(opts_.instance_id),
                               fmt::format("listing the ENIs of {}", opts_.instance_id));
   std::vector<std::string> leaked;
+  std::map<std::string, std::vector<std::string>> listed_ipv6;  // ip_stack ipv4: IPv6s left on our ENIs
+  LeftoverIpv6Plan leftover;
   {
     std::lock_guard l(mu_);
     const auto now = clock_->Now();
@@ -60,6 +63,7 @@ Status IpPool::ReconcileOpsLocked() {
         // Dual stack: the same rules for the ENI's IPv6s (a lost one ends
         // its pod's allocation, an unknown one is adopted and paired).
         TERWAY_TRY(ReconcileIpv6Locked(id, eni.ipv6_sets));
+        if (!Dual() && schedulable && !eni.ipv6_sets.empty()) listed_ipv6[id] = eni.ipv6_sets;
         for (auto& [ip, e] : ips_) {
           if (e.eni_id != id) continue;
           e.eni_primary_ip = ip == primary;
@@ -107,8 +111,12 @@ Status IpPool::ReconcileOpsLocked() {
       ip->second.container_id = a.container_id;
       ip->second.release_in_doubt = false;
     }
+    if (!Dual()) leftover = PlanLeftoverIpv6Locked(listed_ipv6, allocs);
     NotifyWaitersLocked();
   }
+  // A failed give-back leaves the node serving and does not fail the
+  // reconcile: start-up waits for a reconcile to succeed.
+  ReturnLeftoverIpv6(leftover);
   Status result = Ok();
   for (const auto& id : leaked) {
     Status st = provider_->DeleteEni(id);
@@ -122,6 +130,80 @@ Status IpPool::ReconcileOpsLocked() {
     log::Info("eni_deleted eni={} reason=leaked", id);
   }
   return result;
+}
+
+// ---------------------------------------------------------------------------
+// ip_stack ipv4 after dual: the IPv6s the node's ENIs still hold
+
+LeftoverIpv6Plan IpPool::PlanLeftoverIpv6Locked(const std::map<std::string, std::vector<std::string>>& listed,
+                                                const std::vector<store::AllocationRecord>& allocs) {
+  // Held: the IPv6 a pod's allocation records (its sandbox is wired with
+  // it; its teardown releases the allocation), and that of a pod whose
+  // address the cloud just took away (wired until on_address_lost has
+  // torn it down; the worker does so before the next reconcile).
+  std::set<std::string> held, deferred, allocated;
+  for (const auto& a : allocs) {
+    allocated.insert(a.ip);
+    if (!a.ipv6.empty()) held.insert(a.ipv6);
+  }
+  for (const auto& r : lost_) {
+    if (!r.ipv6.empty()) held.insert(r.ipv6);
+  }
+  // Stored pairings from the dual-stack period are cleared before their
+  // IPv6 goes (a crash after the call must leave no row naming an address
+  // the cloud took back). The row of an IPv4 a pod took since holds no
+  // address of that pod (its allocation records no IPv6) and the store
+  // keeps a pod's row as it is: cleared after that pod's release.
+  auto rows = store_->ListIps();
+  if (!rows.ok()) {
+    log::Warn("leftover_ipv6_deferred reason=\"reading the stored pairings: {}\"", rows.error().ToString());
+    for (const auto& [eni, ipv6s] : listed) deferred.insert(ipv6s.begin(), ipv6s.end());
+  } else {
+    for (const auto& r : *rows) {
+      if (r.ipv6.empty() || held.count(r.ipv6) || allocated.count(r.ip)) continue;
+      if (Status st = store_->SetIpv6(r.ip, ""); !st.ok()) {
+        log::Warn("leftover_ipv6_deferred ipv6={} error=\"{}\": given back once the store takes the write", r.ipv6,
+                  st.error().ToString());
+        deferred.insert(r.ipv6);
+      }
+    }
+  }
+  LeftoverIpv6Plan plan = PlanLeftoverIpv6(listed, held, deferred);
+  size_t going = 0;
+  for (const auto& a : plan.returns) going += a.ipv6s.size();
+  if (going > 0 || plan.held != leftover_ipv6_.held) {
+    log::Warn("ip_stack_changed ip_stack=ipv4 ipv6_to_return={} ipv6_held_by_pods={} reason=\"this node's ENIs hold "
+              "IPv6s from ip_stack dual: those no pod holds go back to the cloud; a pod started under dual stack "
+              "keeps its IPv6 until its teardown\"",
+              going, plan.held);
+  }
+  leftover_ipv6_.held = plan.held;
+  leftover_ipv6_.pending = plan.deferred;
+  return plan;
+}
+
+void IpPool::ReturnLeftoverIpv6(const LeftoverIpv6Plan& plan) {
+  uint64_t returned = 0, failed = 0;
+  for (const auto& a : plan.returns) {
+    Status st = provider_->UnassignIpv6(a.eni_id, a.ipv6s);
+    if (!st.ok() && st.error().cloud_code == "InvalidIp.IpUnassigned") {
+      // One of them went meanwhile (by hand?): the next round lists the rest.
+      log::Info("ipv6_return_skipped eni={} error=\"{}\"", a.eni_id, st.error().ToString());
+      continue;
+    }
+    if (!st.ok()) {
+      failed += a.ipv6s.size();
+      log::Warn("ipv6_return_failed eni={} count={} error=\"{}\": retried at the next reconcile", a.eni_id,
+                a.ipv6s.size(), st.error().ToString());
+      continue;
+    }
+    returned += a.ipv6s.size();
+    log::Info("ipv6_returned eni={} ipv6s={} reason=\"ip_stack is ipv4\"", a.eni_id, Join(a.ipv6s, ","));
+  }
+  std::lock_guard l(mu_);
+  leftover_ipv6_.returned_total += returned;
+  leftover_ipv6_.return_failures_total += failed;
+  leftover_ipv6_.pending += static_cast<int>(failed);
 }
 
 std::vector<store::AllocationRecord> IpPool::TakeLostAllocations() {

@@ -134,9 +134,24 @@ Status IpPool::CreateEni(const CreateAction& a) {
   return Ok();
 }
 
+void IpPool::PairSpares() {
+  // An ENI's spare IPv6s pair with its unpaired IPv4s without the cloud.
+  // They are paired the moment both exist, unless the store write failed:
+  // retried here, since the plan would otherwise ask the cloud for IPv6s
+  // for those IPv4s while the ENI holds some already.
+  std::lock_guard l(mu_);
+  for (const auto& [id, e] : enis_) {
+    if (e.spare_ipv6.empty()) continue;
+    if (Status st = PairLocked(id); !st.ok()) {
+      log::Warn("pairing_failed eni={} error=\"{}\": retried at the next refill", id, st.error().ToString());
+    }
+  }
+}
+
 Status IpPool::RefillOnce() {
   std::lock_guard ops(ops_mu_);
   RefreshVSwitches();
+  PairSpares();
   // Each round plans with everything learnt so far (an exhausted vSwitch,
   // the ENI quota); a handful of rounds covers every vSwitch falling over.
   bool read_cloud_enis = false;

@@ -51,6 +51,15 @@ struct IpAllocation {
   bool reused_reservation = false;  // the sticky IP came back
 };
 
+// ip_stack ipv4 on ENIs that hold IPv6s from an earlier ip_stack dual
+// (see leftover_ipv6.h): what reconcile keeps and gives back.
+struct LeftoverIpv6Stats {
+  int held = 0;     // held by pods started under dual stack (each goes after its teardown)
+  int pending = 0;  // no pod holds them; their give-back failed or waits for the store
+  uint64_t returned_total = 0;
+  uint64_t return_failures_total = 0;  // IPv6s whose UnassignIpv6Addresses failed (retried)
+};
+
 struct PoolStats {
   int idle = 0;
   int in_use = 0;
@@ -68,6 +77,7 @@ struct PoolStats {
   uint64_t allocations_total = 0;
   uint64_t allocation_failures_total = 0;
   uint64_t releases_total = 0;
+  LeftoverIpv6Stats leftover_ipv6;
 };
 
 }  // namespace terway::ipam

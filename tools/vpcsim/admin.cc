@@ -65,14 +65,22 @@ HttpReply AdminService::Handle(const std::string& method, const std::string& pat
     if (spec.instance_type.empty() || spec.vswitch_id.empty()) {
       return Err(400, "instance: 'instance_type' and 'vswitch' are required");
     }
+    if (auto n = in.find("ipv6_address_count"); n != in.end()) {
+      if (!n->is_number_integer()) {
+        return Err(400, fmt::format("instance: 'ipv6_address_count' must be an integer (0..{}), not {}",
+                                    kMaxInstanceIpv6AddressCount, n->dump()));
+      }
+      spec.ipv6_address_count = n->get<int>();
+    }
     auto r = cloud_->AddInstance(spec);
     if (!r.ok()) return Err(StatusFor(r.error()), r.error().ToString());
     auto view = cloud_->View(r->id);
     std::string ip = view && !view->enis.empty() ? view->enis[0].primary_ip : "";
     std::string mac = view && !view->enis.empty() ? view->enis[0].mac : "";
+    std::vector<std::string> ipv6s = view && !view->enis.empty() ? view->enis[0].ipv6s : std::vector<std::string>{};
     return Json({{"instance_id", r->id}, {"instance_type", r->instance_type}, {"zone", r->zone},
                  {"vswitch", r->vswitch_id}, {"primary_eni", r->primary_eni}, {"primary_ip", ip},
-                 {"mac", mac}},
+                 {"ipv6s", ipv6s}, {"mac", mac}},
                 201);
   }
   const std::string inst = "/admin/instances/";

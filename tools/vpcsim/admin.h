@@ -6,7 +6,9 @@
 //   POST /admin/faults                  {"action":"AssignPrivateIpAddresses","throttle_rate":0.2,...}
 //   POST /admin/faults/clear            {"action":"X"} or {} for all
 //   GET  /admin/world                   instances, ENIs, IPs, vSwitch usage
-//   POST /admin/instances               {"id":"i-x"?,"instance_type":"ecs.g7.large","vswitch":"vsw-..."}
+//   POST /admin/instances               {"id":"i-x"?,"instance_type":"ecs.g7.large","vswitch":"vsw-...",
+//                                        "ipv6_address_count":1?}  (RunInstances' Ipv6AddressCount:
+//                                        IPv6s of the primary ENI; answered in "ipv6s")
 //   DELETE /admin/instances/<id>
 // Errors: {"error": "..."} with 400 / 404 / 409.
 #pragma once

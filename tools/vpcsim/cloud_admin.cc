@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/strings.h"
 #include "tools/vpcsim/catalogue.h"
 #include "tools/vpcsim/cloud_params.h"
 #include "tools/vpcsim/http_reply.h"
@@ -71,6 +72,21 @@ Result<InstanceRecord> VpcCloud::AddInstanceLocked(WorldInstance spec, bool /*in
   const WorldVSwitch* v = world_.FindVSwitch(spec.vswitch_id);
   auto ip = AllocateIpv4(spec.vswitch_id, "");
   if (!ip.ok()) return std::move(ip).error().Wrap("primary IP of instance " + spec.id);
+  // Ipv6AddressCount: the primary ENI's IPv6s come with the instance, as
+  // RunInstances assigns them (ValidateInstance checked vSwitch and type).
+  std::vector<std::string> ipv6s;
+  auto undo = [&] {
+    used_v4_[spec.vswitch_id].erase(Ipv4Addr::Parse(*ip)->value());
+    for (const auto& a : ipv6s) used_v6_[spec.vswitch_id].erase(a);
+  };
+  for (int k = 0; k < spec.ipv6_address_count; k++) {
+    auto a = AllocateIpv6(spec.vswitch_id, "");
+    if (!a.ok()) {
+      undo();
+      return std::move(a).error().Wrap("IPv6 of the primary ENI of instance " + spec.id);
+    }
+    ipv6s.push_back(*a);
+  }
   EniRecord e;
   e.id = RandomId("eni-", 20);
   e.seq = next_seq_++;
@@ -81,13 +97,14 @@ Result<InstanceRecord> VpcCloud::AddInstanceLocked(WorldInstance spec, bool /*in
   e.device_index = 0;
   e.mac = NewMac();
   e.primary_ip = *ip;
+  e.ipv6s = ipv6s;
   e.security_groups = {world_.default_security_group};
   e.created_at = NowSec();
   InstanceRecord i{spec.id, next_seq_++, spec.instance_type, v->zone, spec.vswitch_id, e.id, NowSec()};
   Status s = store_->PutEni(e);
   if (s.ok()) s = store_->PutInstance(i);
   if (!s.ok()) {
-    used_v4_[spec.vswitch_id].erase(Ipv4Addr::Parse(*ip)->value());
+    undo();
     return std::move(s).error();
   }
   Commit(e);
@@ -112,8 +129,8 @@ Result<InstanceRecord> VpcCloud::AddInstance(WorldInstance spec) {
   Status s = fabric_->EnsureInstance(rec.id, ToFabric(primary));
   if (s.ok()) s = fabric_->SetEniIps(ToFabric(primary));
   if (!s.ok()) return std::move(s).error().Wrap("fabric: creating instance " + rec.id);
-  log::Info("vpcsim instance_added id={} type={} vswitch={} ip={}", rec.id, rec.instance_type,
-            rec.vswitch_id, primary.primary_ip);
+  log::Info("vpcsim instance_added id={} type={} vswitch={} ip={} ipv6={}", rec.id, rec.instance_type,
+            rec.vswitch_id, primary.primary_ip, Join(primary.ipv6s, ","));
   return rec;
 }
 

@@ -62,7 +62,13 @@ class Fabric {
   virtual Status EnsureVpc(const std::string& vpc_id, const Ipv4Cidr& cidr) = 0;
   virtual Status EnsureVSwitch(const FabricVSwitch& vsw) = 0;
   // Creates the instance namespace with its primary ENI as eth0 (address,
-  // default route via the vSwitch gateway, loopback up).
+  // default route via the vSwitch gateway, loopback up; the IPv6s the ENI
+  // holds, as /128s, with a default route via the vSwitch's IPv6 gateway, as
+  // an instance's boot configures what RunInstances' Ipv6AddressCount gave
+  // it). Later IPv6s of the primary ENI are routed (SetEniIps), not
+  // configured, until the instance is ensured again (a vpcsim restart).
+  // Addresses are only added: one unassigned meanwhile stays on eth0 (dead:
+  // the router no longer delivers it nor accepts it as a source).
   virtual Status EnsureInstance(const std::string& instance_id, const FabricEni& primary) = 0;
   virtual Status RemoveInstance(const std::string& instance_id) = 0;
   // Plugs the ENI into the instance as eth<device_index>, link down and

@@ -194,6 +194,14 @@ Result<World> Parse(const YAML::Node& root) {
       TERWAY_ASSIGN_OR_RETURN(i.id, Str(n, "id", true, "instance"));
       TERWAY_ASSIGN_OR_RETURN(i.instance_type, Str(n, "instance_type", true, "instance " + i.id));
       TERWAY_ASSIGN_OR_RETURN(i.vswitch_id, Str(n, "vswitch", true, "instance " + i.id));
+      if (n["ipv6_address_count"]) {
+        try {
+          i.ipv6_address_count = n["ipv6_address_count"].as<int>();
+        } catch (const YAML::Exception&) {
+          return Bad(fmt::format("instance {}: ipv6_address_count must be an integer (0..{})", i.id,
+                                 kMaxInstanceIpv6AddressCount));
+        }
+      }
       TERWAY_TRY(ValidateInstance(w, i));
       if (!iids.insert(i.id).second) return Bad("instance " + i.id + ": duplicate id");
       w.instances.push_back(std::move(i));
@@ -213,8 +221,33 @@ Status ValidateInstance(const World& w, const WorldInstance& i) {
     return Bad(fmt::format("{}: unknown instance type '{}' (see DescribeInstanceTypes)", where,
                            i.instance_type));
   }
-  if (w.FindVSwitch(i.vswitch_id) == nullptr) {
+  const WorldVSwitch* v = w.FindVSwitch(i.vswitch_id);
+  if (v == nullptr) {
     return Bad(fmt::format("{}: unknown vswitch '{}'", where, i.vswitch_id));
+  }
+  if (i.ipv6_address_count == 0) return Ok();
+  // RunInstances' rules for Ipv6AddressCount, checked before anything is
+  // allocated so that a refused instance leaves no trace.
+  if (i.ipv6_address_count < 0 || i.ipv6_address_count > kMaxInstanceIpv6AddressCount) {
+    return Bad(fmt::format("{}: ipv6_address_count {} is out of range: 1..{} IPv6 addresses for the primary ENI "
+                           "(RunInstances' Ipv6AddressCount), or 0 for none",
+                           where, i.ipv6_address_count, kMaxInstanceIpv6AddressCount));
+  }
+  if (!v->ipv6_cidr) {
+    return Bad(fmt::format("{}: ipv6_address_count {} but vswitch {} has no ipv6_cidr (IPv6 is not enabled on it); "
+                           "give the vswitch and its VPC an ipv6_cidr, or leave ipv6_address_count out",
+                           where, i.ipv6_address_count, i.vswitch_id));
+  }
+  const int quota = FindInstanceType(i.instance_type)->eni_ipv6_address_quantity;
+  if (quota == 0) {
+    return Bad(fmt::format("{}: ipv6_address_count {} but instance type {} does not support IPv6 "
+                           "(EniIpv6AddressQuantity 0); leave ipv6_address_count out or pick a type with IPv6",
+                           where, i.ipv6_address_count, i.instance_type));
+  }
+  if (i.ipv6_address_count > quota) {
+    return Bad(fmt::format("{}: ipv6_address_count {} exceeds the {} IPv6 addresses instance type {} gives an ENI "
+                           "(EniIpv6AddressQuantity); ask for at most {}",
+                           where, i.ipv6_address_count, quota, i.instance_type, quota));
   }
   return Ok();
 }

@@ -25,7 +25,15 @@ struct WorldInstance {
   std::string id;
   std::string instance_type;
   std::string vswitch_id;
+  // IPv6 addresses the primary ENI gets at creation: RunInstances'
+  // Ipv6AddressCount ("the number of randomly generated IPv6 addresses to
+  // assign to the primary ENI", 1..10; absent = none, as on ECS). Needs a
+  // vSwitch with IPv6 and an instance type with EniIpv6AddressQuantity.
+  int ipv6_address_count = 0;
 };
+
+// RunInstances' bound on Ipv6AddressCount.
+inline constexpr int kMaxInstanceIpv6AddressCount = 10;
 
 struct AccessKey {
   std::string id;
@@ -70,7 +78,8 @@ bool Ipv6Assignable(const Ipv6Cidr& cidr, const Ipv6Addr& a);
 
 Result<World> ParseWorld(const std::string& yaml_text);
 Result<World> LoadWorld(const std::string& path);
-// Checks an instance against the world (known vSwitch, known type, id shape).
+// Checks an instance against the world (known vSwitch, known type, id shape,
+// an ipv6_address_count the vSwitch and the type can serve).
 Status ValidateInstance(const World& w, const WorldInstance& i);
 
 }  // namespace terway::vpcsim

@@ -2,7 +2,8 @@
 // AliyunEniProvider and ECS client against the real `vpcsim serve` binary
 // (fabric none: no namespaces, loopback only). A pod's pair is an IPv4 and
 // an IPv6 of one ENI as the cloud lists it; reclaim gives both families back;
-// a restarted pool finds the same pairs.
+// a restarted pool finds the same pairs. Back to ip_stack ipv4, the IPv6s go
+// back as their pods end; a vSwitch without an IPv6 block is not used.
 #include <set>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include "cloud/ecs_api.h"
 #include "common/strings.h"
 #include "daemon/aliyun_eni_provider.h"
+#include "daemon/start_checks.h"
 #include "e2e/harness/process.h"
 #include "ipam/pool.h"
 #include "store/state_store.h"
@@ -28,6 +30,7 @@ constexpr const char* kKeyId = "LTAIdualE2e";
 constexpr const char* kSecret = "dual-e2e-secret";
 constexpr const char* kVpc = "vpc-duale2e01";
 constexpr const char* kVSwitch = "vsw-duale2e01";
+constexpr const char* kIpv4OnlyVSwitch = "vsw-duale2e02";  // no IPv6 block
 constexpr const char* kSecurityGroup = "sg-duale2e01";
 constexpr const char* kIpv6Prefix = "fd00:c613:0:8:";  // the vSwitch's /64
 
@@ -50,6 +53,9 @@ vpc:
       zone: cn-hangzhou-h
       cidr: 198.18.8.0/24
       ipv6_cidr: "fd00:c613:0:8::/64"
+    - id: {}
+      zone: cn-hangzhou-h
+      cidr: 198.18.9.0/24
 instances:
   - id: {}
     instance_type: ecs.g7.large
@@ -59,7 +65,8 @@ access_keys:
     secret: {}
 security_group: {}
 )",
-                                    getpid() % 10000, kVpc, kVSwitch, instance_, kVSwitch, kKeyId, kSecret,
+                                    getpid() % 10000, kVpc, kVSwitch, kIpv4OnlyVSwitch, instance_, kVSwitch, kKeyId,
+                                    kSecret,
                                     kSecurityGroup);
     ASSERT_TRUE(terway::testing::WriteFile(dir_.File("world.yaml"), world).ok());
     auto p = Process::Start({{VPCSIM_BINARY, "serve", "--world", dir_.File("world.yaml"), "--state",
@@ -209,6 +216,69 @@ TEST_F(DualStackPoolE2eTest, PairsFromOneEniReclaimBothFamiliesAndSurviveARestar
   std::set<std::string> stored_v6;
   for (const auto& r : *ips) stored_v6.insert(r.ipv6);
   EXPECT_EQ(stored_v6, v6);
+}
+
+// The node is restarted with ip_stack ipv4: the IPv6s no pod holds go back at
+// once (UnassignIpv6Addresses), the dual-stack pod keeps its own until it is
+// released, then the next reconcile gives it back.
+TEST_F(DualStackPoolE2eTest, BackToIpv4TheIpv6sGoBackAsTheirPodsEnd) {
+  NewPool();
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto a = pool_->Allocate(Pod("p1"), std::chrono::milliseconds(0));
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  std::set<std::string> v4, v6;
+  CloudAddresses(&v4, &v6);
+  ASSERT_EQ(v6.size(), 4u);
+
+  opts_.config.ip_stack = ipam::IpStack::kIpv4;
+  NewPool();
+  v4.clear();
+  v6.clear();
+  CloudAddresses(&v4, &v6);
+  EXPECT_EQ(v6, std::set<std::string>{a->ipv6});
+  EXPECT_EQ(v4.size(), 4u);  // the IPv4 pool keeps its addresses
+  EXPECT_EQ(pool_->Stats().leftover_ipv6.held, 1);
+  EXPECT_EQ(pool_->Stats().leftover_ipv6.returned_total, 3u);
+
+  ASSERT_TRUE(pool_->Release("c-p1").ok());
+  ASSERT_TRUE(pool_->Reconcile().ok());
+  v4.clear();
+  v6.clear();
+  CloudAddresses(&v4, &v6);
+  EXPECT_TRUE(v6.empty());
+  EXPECT_EQ(pool_->Stats().leftover_ipv6.held, 0);
+  auto ips = store_->ListIps();
+  ASSERT_TRUE(ips.ok());
+  for (const auto& r : *ips) EXPECT_EQ(r.ipv6, "") << r.ip;
+}
+
+// vpcsim refuses IPv6s on a vSwitch without an IPv6 block as ECS does; the
+// start check leaves such a vSwitch out, and refuses when none is left.
+TEST_F(DualStackPoolE2eTest, NewEnisGoOnlyToVSwitchesWithAnIpv6Block) {
+  opts_.vswitch_ids = {kIpv4OnlyVSwitch};
+  NewPool();
+  auto refused = pool_->RefillOnce();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().ToString().find("InvalidVSwitch.Ipv6NotTurnOn"), std::string::npos)
+      << refused.error().ToString();
+  pool_.reset();
+
+  auto none = daemon::CheckVSwitchesForIpStack(*provider_, ipam::IpStack::kDual, {kIpv4OnlyVSwitch}, "eni.json");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(none.error().ToString().find(kIpv4OnlyVSwitch), std::string::npos) << none.error().ToString();
+
+  auto choice =
+      daemon::CheckVSwitchesForIpStack(*provider_, ipam::IpStack::kDual, {kIpv4OnlyVSwitch, kVSwitch}, "eni.json");
+  ASSERT_TRUE(choice.ok()) << choice.error().ToString();
+  EXPECT_EQ(choice->usable, std::vector<std::string>{kVSwitch});
+  opts_.vswitch_ids = choice->usable;
+  NewPool();
+  ASSERT_TRUE(pool_->RefillOnce().ok());
+  auto a = pool_->Allocate(Pod("p1"), std::chrono::milliseconds(0));
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(a->vswitch_id, kVSwitch);
+  EXPECT_EQ(a->ipv6.rfind(kIpv6Prefix, 0), 0u) << a->ipv6;
 }
 
 }  // namespace

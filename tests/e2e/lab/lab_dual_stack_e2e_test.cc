@@ -7,8 +7,13 @@
 // Pods on a dual-stack node hold an IPv4 and an IPv6 of the same ENI
 // (status.podIPs, k8s.aliyun.com/pod-ips, the cloud's Ipv6Sets) and talk
 // IPv6 -- TCP, UDP, ICMPv6 -- on one node and across nodes with their own
-// addresses as the source.
+// addresses as the source. Nodes and VPC hosts have an IPv6 of their own on
+// eth0 (the primary ENI's, as RunInstances' Ipv6AddressCount gives it),
+// which no pod is given; pods and a VPC host talk IPv6 both ways, each
+// seeing the other's own address.
 #include <sys/stat.h>
+
+#include <algorithm>
 
 #include "e2e/lab/lab_dual_stack.h"
 
@@ -50,6 +55,45 @@ TEST_F(LabDualStackTest, PodsTalkIpv6OnOneNodeAndAcrossNodesWithTheirOwnAddresse
   }
   // IPv4 keeps working next to it (the servers listen on both families).
   ExpectReach("default/a", "", PodIps("default/a")[0], PodIps("team/c")[0], "tcp");
+
+  // Each node's primary ENI holds one IPv6, the node's own: on its eth0,
+  // listed by `status` as such, and never a pod's.
+  const std::vector<std::string> pod_v6 = {a, b, c};
+  auto st = Lab({"status"});
+  for (const auto& n : State()["nodes"]) {
+    const std::string instance = n["instance_id"];
+    std::vector<std::string> own;
+    for (const auto& eni : DescribeEnis(instance)) {
+      if (eni.type == "Primary") own = eni.ipv6_sets;
+    }
+    ASSERT_EQ(own.size(), 1u) << instance << "'s primary ENI (Ipv6Sets)";
+    EXPECT_EQ(std::find(pod_v6.begin(), pod_v6.end(), own[0]), pod_v6.end())
+        << "a pod was given " << instance << "'s own IPv6 " << own[0];
+    EXPECT_NE(st.output.find(fmt::format("{:<15}  the node's own (eth0)", own[0])), std::string::npos) << st.output;
+    auto addr = RunCommand({"/usr/sbin/ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"},
+                           n["netns"].get<std::string>());
+    EXPECT_NE(addr.output.find(" " + own[0] + "/128 "), std::string::npos) << n["name"] << "'s eth0: " << addr.output;
+  }
+
+  // A VPC host (an instance without terwayd) and pods talk IPv6 both ways,
+  // through the VPC, each side seeing the other's own address.
+  const nlohmann::json host = State()["hosts"][0];
+  const std::string host_ns = host["netns"], host6 = host.value("ipv6", "");
+  ASSERT_FALSE(host6.empty()) << "lab.json records no IPv6 of the VPC host: " << host.dump();
+  EXPECT_NE(st.output.find(fmt::format("IPv6 {}  namespace {}", host6, host_ns)), std::string::npos) << st.output;
+  StartWhoAmI("host", "", host_ns, /*ipv6=*/true);
+  for (const std::string proto : {"tcp", "udp"}) {
+    ExpectReach("default/a", "", a, host6, proto);  // pod (node1) -> host
+    ExpectReach("", host_ns, host6, c, proto);      // host -> pod (node2)
+  }
+  auto to_host = Exec("default/a", {"/usr/bin/ping", "-6", "-c", "1", "-W", "3", host6});
+  EXPECT_EQ(to_host.exit_code, 0) << "default/a -> host " << host6 << ": " << to_host.output;
+  auto from_host = RunCommand({"/usr/bin/ping", "-6", "-c", "1", "-W", "3", c}, host_ns);
+  EXPECT_EQ(from_host.exit_code, 0) << "host -> team/c " << c << ": " << from_host.output;
+  // A node reaches the host over IPv6 with its own address (the VPC lets eth0 send from it).
+  auto from_node = RunCommand({"/usr/bin/ping", "-6", "-c", "1", "-W", "3", host6},
+                              State()["nodes"][0]["netns"].get<std::string>());
+  EXPECT_EQ(from_node.exit_code, 0) << "node1 -> host " << host6 << ": " << from_node.output;
 }
 
 TEST_F(LabDualStackTest, Ipv4IsTheDefaultAndHasNoIpv6Anywhere) {
@@ -63,6 +107,18 @@ TEST_F(LabDualStackTest, Ipv4IsTheDefaultAndHasNoIpv6Anywhere) {
   EXPECT_FALSE(conf.contains("ip_stack")) << "upstream's default is left out: " << conf.dump();
   auto st = Lab({"status"});
   EXPECT_NE(st.output.find("IP stack: ipv4"), std::string::npos) << st.output;
+  // No instance has an IPv6 of its own either: not in the cloud, not on eth0.
+  for (const auto& n : State()["nodes"]) {
+    for (const auto& eni : DescribeEnis(n["instance_id"])) {
+      EXPECT_TRUE(eni.ipv6_sets.empty()) << eni.network_interface_id << " of an IPv4 lab holds IPv6";
+    }
+  }
+  for (const auto& h : State()["hosts"]) {
+    EXPECT_EQ(h.value("ipv6", "?"), "") << h.dump();
+    auto addr = RunCommand({"/usr/sbin/ip", "-6", "-o", "addr", "show", "scope", "global"}, h["netns"]);
+    EXPECT_EQ(addr.exit_code, 0) << addr.output;
+    EXPECT_EQ(addr.output, "") << "an IPv4 lab's VPC host has a global IPv6";
+  }
 }
 
 TEST_F(LabDualStackTest, ABadIpStackOrADisagreeingEniConfigStartsNothing) {

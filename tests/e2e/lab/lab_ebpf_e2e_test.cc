@@ -13,18 +13,18 @@
 #include <map>
 #include <regex>
 
-#include "e2e/lab/lab_fixture.h"
+#include "e2e/lab/lab_traffic.h"
 
 namespace terway::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-class LabEbpf : public LabTest {
+class LabEbpf : public LabTrafficTest {
  protected:
   void TearDown() override {
     procs_.clear();  // before `down`: they run inside the pods' namespaces
-    LabTest::TearDown();
+    LabTrafficTest::TearDown();
     if (!lab_dir_.empty()) {
       // No bpffs of the lab is left mounted (and so no pin).
       std::string mounts = ReadFile("/proc/self/mountinfo");
@@ -239,75 +239,35 @@ TEST_F(LabEbpf, StreamAndPingSurviveSigkillAndRestartOfTerwayd) {
   std::string a = AddPod("default/a", "node1");
   std::string c = AddPod("default/c", "node2");
   ASSERT_FALSE(a.empty() || c.empty());
-  // The reader in c appends what arrives to a file: its size is the count.
-  const std::string sink = dir_.File("stream.bytes");
-  ProcessOptions reader;
-  reader.argv = {"/usr/bin/socat", "-u", "TCP-LISTEN:7100,reuseaddr", "OPEN:" + sink + ",creat,append"};
-  reader.netns = PodNetns("default/c");
-  reader.log_path = dir_.File("reader.log");
-  auto rp = Process::Start(reader);
-  ASSERT_TRUE(rp.ok()) << rp.error().ToString();
-  procs_.push_back(std::move(rp).value());
-  // The writer sends a line every 10 ms (a paced stream, not a flood:
-  // the file stays small).
-  ProcessOptions writer;
-  writer.argv = {"/bin/bash", "-c",
-                 "while :; do echo 0123456789abcdef0123456789abcdef; sleep 0.01; done | "
-                 "/usr/bin/socat -u - TCP:" + c + ":7100,retry=50,interval=0.1"};
-  writer.netns = PodNetns("default/a");
-  writer.log_path = dir_.File("writer.log");
-  auto wp = Process::Start(writer);
-  ASSERT_TRUE(wp.ok()) << wp.error().ToString();
-  procs_.push_back(std::move(wp).value());
-  auto bytes = [&] {
-    struct stat st {};
-    return stat(sink.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : 0L;
-  };
-  ASSERT_TRUE(WaitFor([&] { return bytes() > 4096; }, 30s)) << "the stream did not start: "
-                                                             << ReadFile(dir_.File("writer.log"));
-  ProcessOptions pinger;
-  pinger.argv = {"/usr/bin/ping", "-i", "0.05", "-W", "1", c};
-  pinger.netns = PodNetns("default/a");
-  pinger.log_path = dir_.File("ping.log");
-  auto pp = Process::Start(pinger);
-  ASSERT_TRUE(pp.ok()) << pp.error().ToString();
-  Process ping = std::move(pp).value();
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_.File("ping.log")).find("icmp_seq=5 ") != std::string::npos; }, 10s))
-      << ReadFile(dir_.File("ping.log"));
+  TcpStream stream;
+  StartStream("stream", PodNetns("default/a"), PodNetns("default/c"), c, 7100, &stream);
+  ASSERT_FALSE(HasFatalFailure());
+  Process ping;
+  StartPing("ping", PodNetns("default/a"), c, &ping);
+  ASSERT_FALSE(HasFatalFailure());
   const double fast_before = Packets(Metrics(0), "pod_to_eni");
 
   auto killed = Lab({"terwayd", "kill", "node1"});
   ASSERT_EQ(killed.exit_code, 0) << killed.output;
   // While terwayd is down the stream goes on.
-  long at_kill = bytes();
-  EXPECT_TRUE(WaitFor([&] { return bytes() > at_kill + 4096; }, 15s)) << "the stream stalled with terwayd down";
+  EXPECT_TRUE(stream.Grows(4096, 15s)) << "the stream stalled with terwayd down";
   auto start = Lab({"terwayd", "start", "node1"});
   ASSERT_EQ(start.exit_code, 0) << start.output;
-  long at_start = bytes();
-  EXPECT_TRUE(WaitFor([&] { return bytes() > at_start + 4096; }, 15s)) << "the stream stalled after the restart";
+  EXPECT_TRUE(stream.Grows(4096, 15s)) << "the stream stalled after the restart";
   // And it kept using the fast path (counters are in the pinned map, so
   // they continue across the restart).
   EXPECT_GT(Packets(Metrics(0), "pod_to_eni"), fast_before);
 
-  ::kill(ping.pid(), SIGINT);
-  ASSERT_TRUE(WaitFor([&] { return !ping.running(); }, 10s));
-  std::string log = ReadFile(dir_.File("ping.log"));
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"((\d+) packets transmitted, (\d+) received)"))) << log;
-  int sent = std::stoi(m[1]), received = std::stoi(m[2]);
+  PingCount count = StopPing(ping);
   std::cout << fmt::format("[ RESTART ] ping {} sent, {} received across the SIGKILL and restart; stream {} bytes\n",
-                           sent, received, bytes());
+                           count.sent, count.received, stream.Bytes());
   // Bound: 1. The programs and maps stay in the kernel while terwayd is
   // gone, so nothing on the path depends on it; only the echo in flight when
   // SIGINT stops ping can miss its reply.
-  EXPECT_GE(sent, 40) << "the ping did not span the restart:\n" << log;
-  EXPECT_LE(sent - received, 1) << log;
+  EXPECT_GE(count.sent, 40) << "the ping did not span the restart:\n" << count.log;
+  EXPECT_LE(count.sent - count.received, 1) << count.log;
   // No reset: both ends of the stream are still running, and said nothing.
-  EXPECT_TRUE(procs_[0].running()) << ReadFile(dir_.File("reader.log"));
-  EXPECT_TRUE(procs_[1].running()) << ReadFile(dir_.File("writer.log"));
-  std::string wlog = ReadFile(dir_.File("writer.log")) + ReadFile(dir_.File("reader.log"));
-  EXPECT_EQ(wlog.find("reset"), std::string::npos) << wlog;
-  EXPECT_EQ(wlog.find("E "), std::string::npos) << wlog;
+  EXPECT_EQ(stream.Broken(), "");
 }
 
 // A crash: every terwayd SIGKILLed with eBPF pods wired (their pins in the

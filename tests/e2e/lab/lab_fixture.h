@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -115,6 +116,48 @@ class LabTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << "kubectl apply " << name << ":\n" << manifest << "\n" << r.output;
   }
 
+  // A Pod bound to `node` (the lab's kubelet runs it), labelled pod=<name>
+  // plus `extra_labels`, its container ports named as the upstream netpol
+  // suite names them (serve-<port>-<proto>).
+  static std::string PodYaml(const std::string& ns, const std::string& name, const std::string& node,
+                             const std::map<std::string, std::string>& extra_labels = {}) {
+    // Quoted: YAML 1.1 (kubectl's parser) reads a bare y or n as a boolean.
+    std::string labels = "    pod: \"" + name + "\"\n";
+    for (const auto& [k, v] : extra_labels) labels += "    " + k + ": \"" + v + "\"\n";
+    return fmt::format(R"(apiVersion: v1
+kind: Pod
+metadata:
+  name: "{1}"
+  namespace: "{0}"
+  labels:
+{3}spec:
+  nodeName: {2}
+  containers:
+  - name: server
+    image: busybox
+    ports:
+    - {{name: serve-80-tcp, containerPort: 80, protocol: TCP}}
+    - {{name: serve-81-tcp, containerPort: 81, protocol: TCP}}
+    - {{name: serve-80-udp, containerPort: 80, protocol: UDP}}
+    - {{name: serve-80-sctp, containerPort: 80, protocol: SCTP}}
+)",
+                       ns, name, node, labels);
+  }
+
+  // The pod's IP (status.podIP) once its kubelet has set it up (bounded
+  // wait); "" and a test failure when it never does.
+  std::string WaitPodIp(const std::string& ns, const std::string& name) {
+    std::string ip;
+    bool ok = WaitFor(
+        [&] {
+          ip = KubectlGet("pod", name, "{.status.podIP}", ns);
+          return !ip.empty() && !PodNetns(ns + "/" + name).empty();
+        },
+        std::chrono::seconds(120));
+    EXPECT_TRUE(ok) << "pod " << ns << "/" << name << " never got an IP; " << ReadFile(lab_dir_ + "/control-plane.log");
+    return ip;
+  }
+
   // With an eBPF virtual type: every node that has pods serves them with the
   // eBPF datapath (its pinned endpoint map holds an entry per pod), so a
   // suite run in this mode cannot pass on veth by a silent fallback.
@@ -172,6 +215,19 @@ class LabTest : public ::testing::Test {
     auto r = RunCommand({BinaryPath("vpcsim"), "describe", "--json", "--state", lab_dir_ + "/vpcsim"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return nlohmann::json::parse(r.output, nullptr, false);
+  }
+
+  // Every node's policy table (nft list table inet terway, its first 80
+  // lines), for a failure's message.
+  std::string NodePolicyTables() {
+    std::string out;
+    nlohmann::json state = State();
+    for (const auto& n : state["nodes"]) {
+      out += fmt::format("--- {} nft:\n{}", n["name"].get<std::string>(),
+                         Capture("ip netns exec " + n["netns"].get<std::string>() +
+                                 " nft list table inet terway 2>&1 | head -80"));
+    }
+    return out;
   }
 
   std::string NodeNetns(int i) { return State()["nodes"][i]["netns"]; }

@@ -45,45 +45,6 @@ class LabNetpol : public LabTest, public ::testing::WithParamInterface<std::stri
     LabTest::TearDown();
   }
 
-  static std::string PodYaml(const std::string& ns, const std::string& name, const std::string& node,
-                             const std::map<std::string, std::string>& extra_labels = {}) {
-    // Quoted: YAML 1.1 (kubectl's parser) reads a bare y or n as a boolean.
-    std::string labels = "    pod: \"" + name + "\"\n";
-    for (const auto& [k, v] : extra_labels) labels += "    " + k + ": \"" + v + "\"\n";
-    // Named ports as the upstream suite names them (serve-<port>-<proto>).
-    return fmt::format(R"(apiVersion: v1
-kind: Pod
-metadata:
-  name: "{1}"
-  namespace: "{0}"
-  labels:
-{3}spec:
-  nodeName: {2}
-  containers:
-  - name: server
-    image: busybox
-    ports:
-    - {{name: serve-80-tcp, containerPort: 80, protocol: TCP}}
-    - {{name: serve-81-tcp, containerPort: 81, protocol: TCP}}
-    - {{name: serve-80-udp, containerPort: 80, protocol: UDP}}
-    - {{name: serve-80-sctp, containerPort: 80, protocol: SCTP}}
-)",
-                       ns, name, node, labels);
-  }
-
-  // The pod's IP once its kubelet has set it up (bounded wait).
-  std::string WaitPodIp(const std::string& ns, const std::string& name) {
-    std::string ip;
-    bool ok = WaitFor(
-        [&] {
-          ip = KubectlGet("pod", name, "{.status.podIP}", ns);
-          return !ip.empty() && !PodNetns(ns + "/" + name).empty();
-        },
-        120s);
-    EXPECT_TRUE(ok) << "pod " << ns << "/" << name << " never got an IP; " << ReadFile(lab_dir_ + "/control-plane.log");
-    return ip;
-  }
-
   void StartServers(const std::string& key) {
     std::vector<PodServers::Listen> listens = {{L4::kTcp, 80}, {L4::kTcp, 81}, {L4::kUdp, 80}};
     if (sctp_) listens.push_back({L4::kSctp, 80});
@@ -128,48 +89,20 @@ metadata:
                     std::chrono::seconds deadline = 30s) {
     SCOPED_TRACE(name);
     if (targets.empty()) targets = {{L4::kTcp, 80}, {L4::kTcp, 81}};
-    std::vector<ProbeSpec> specs;
-    std::vector<std::tuple<std::string, std::string, Target>> cells;
+    std::vector<ProbeCheck> checks;
     for (const auto& from : keys_) {
       for (const auto& to : keys_) {
         if (from == to) continue;  // loopback never crosses the node (upstream: AllowLoopback)
         for (const auto& t : targets) {
           if (t.proto == L4::kSctp && !sctp_) continue;
-          specs.push_back({PodNetns(from), t.proto, ips_[to], t.port});
-          cells.emplace_back(from, to, t);
+          checks.push_back({fmt::format("{} -> {} {}/{}", from, to, t.port, L4Name(t.proto)),
+                            {PodNetns(from), t.proto, ips_[to], t.port},
+                            expect(from, to, t)});
         }
       }
     }
-    std::string diff;
-    auto until = std::chrono::steady_clock::now() + deadline;
-    int rounds = 0;
-    while (true) {
-      rounds++;
-      auto got = ProbeAll(specs, 1500ms);
-      diff.clear();
-      for (size_t i = 0; i < cells.size(); i++) {
-        const auto& [from, to, t] = cells[i];
-        bool want = expect(from, to, t);
-        if (got[i] != want) {
-          diff += fmt::format("  {} -> {} {}/{}: got {}, want {}\n", from, to, t.port, L4Name(t.proto),
-                              got[i] ? "allowed" : "denied", want ? "allowed" : "denied");
-        }
-      }
-      if (diff.empty() || std::chrono::steady_clock::now() > until) break;
-      std::this_thread::sleep_for(200ms);  // between rounds; each round already waits ~1.5 s on drops
-    }
-    EXPECT_EQ(diff, "") << name << ": the matrix did not converge in " << deadline.count() << " s (" << rounds
-                        << " rounds)\n"
-                        << NodeTables();
-  }
-
-  std::string NodeTables() {
-    std::string out;
-    for (int i = 0; i < 2; i++) {
-      out += fmt::format("--- node{} nft:\n{}", i + 1,
-                         Capture("ip netns exec " + NodeNetns(i) + " nft list table inet terway 2>&1 | head -80"));
-    }
-    return out;
+    EXPECT_EQ(ProbeUntilExpected(checks, deadline), "")
+        << name << ": the matrix did not converge\n" << NodePolicyTables();
   }
 
   void DeleteAllPolicies() {

@@ -1,9 +1,15 @@
 // Real traffic between a lab's pods, nodes and VPC hosts, for the lab e2e
 // tests: "who am I" servers that answer each client with the client's
 // address as they saw it (proving delivery, and that no NAT rewrote the
-// source), over TCP and UDP, IPv4 or IPv6.
+// source), over TCP and UDP, IPv4 or IPv6; and traffic that must keep
+// flowing while something happens (a paced TCP stream, a ping), for tests of
+// terwayd's restart.
 #pragma once
 
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -71,6 +77,102 @@ class LabTrafficTest : public LabTest {
         std::chrono::seconds(30), std::chrono::milliseconds(200));
     EXPECT_TRUE(ok) << proto << " " << (from_pod.empty() ? from_netns : from_pod) << " (" << me
                     << ") -> " << ip << ": last answer '" << last << "'";
+  }
+
+  // A paced TCP stream from `from_netns` to ip:port (IPv4 or IPv6, by ip)
+  // served in `to_netns`: the reader appends what arrives to a file, so its
+  // size counts what got through; the writer sends a line every 10 ms (not a
+  // flood: the file stays small). Both stop with the object.
+  struct TcpStream {
+    std::string sink;
+    Process reader;
+    Process writer;
+
+    long Bytes() const {
+      struct stat st {};
+      return stat(sink.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : 0L;
+    }
+    // Whether `more` bytes arrive within `within` from now.
+    bool Grows(long more, std::chrono::milliseconds within) const {
+      const long at = Bytes();
+      return WaitFor([&] { return Bytes() > at + more; }, within);
+    }
+    // "" while both ends run and neither logged a reset or an error (socat's
+    // "E " lines): the connection never broke. Else what went wrong.
+    std::string Broken() {
+      std::string logs = ReadFile(reader.log_path()) + ReadFile(writer.log_path());
+      if (!reader.running()) return "the reader exited: " + logs;
+      if (!writer.running()) return "the writer exited: " + logs;
+      if (logs.find("reset") != std::string::npos || logs.find("E ") != std::string::npos) {
+        return "socat reported: " + logs;
+      }
+      return "";
+    }
+  };
+
+  // Starts the stream and waits (bounded) until it carries data.
+  void StartStream(const std::string& name, const std::string& from_netns, const std::string& to_netns,
+                   const std::string& ip, uint16_t port, TcpStream* out) {
+    const bool v6 = ip.find(':') != std::string::npos;
+    out->sink = dir_.File(name + ".bytes");
+    ProcessOptions reader;
+    reader.argv = {"/usr/bin/socat", "-u",
+                   fmt::format("{}:{},reuseaddr{}", v6 ? "TCP6-LISTEN" : "TCP4-LISTEN", port, v6 ? ",ipv6only=1" : ""),
+                   "OPEN:" + out->sink + ",creat,append"};
+    reader.netns = to_netns;
+    reader.log_path = dir_.File(name + "-reader.log");
+    auto rp = Process::Start(reader);
+    ASSERT_TRUE(rp.ok()) << rp.error().ToString();
+    out->reader = std::move(rp).value();
+    ProcessOptions writer;
+    const std::string target = v6 ? fmt::format("TCP6:[{}]:{}", ip, port) : fmt::format("TCP4:{}:{}", ip, port);
+    writer.argv = {"/bin/bash", "-c",
+                   "while :; do echo 0123456789abcdef0123456789abcdef; sleep 0.01; done | "
+                   "/usr/bin/socat -u - " + target + ",retry=50,interval=0.1"};
+    writer.netns = from_netns;
+    writer.log_path = dir_.File(name + "-writer.log");
+    auto wp = Process::Start(writer);
+    ASSERT_TRUE(wp.ok()) << wp.error().ToString();
+    out->writer = std::move(wp).value();
+    ASSERT_TRUE(WaitFor([&] { return out->Bytes() > 4096; }, std::chrono::seconds(30)))
+        << "the stream " << name << " to " << target << " did not start: " << ReadFile(writer.log_path);
+  }
+
+  // A ping every 50 ms from `from_netns` to ip (`-6` for an IPv6 address),
+  // started once its first replies came back (bounded).
+  void StartPing(const std::string& name, const std::string& from_netns, const std::string& ip, Process* out) {
+    ProcessOptions pinger;
+    pinger.argv = {"/usr/bin/ping", ip.find(':') != std::string::npos ? "-6" : "-4", "-i", "0.05", "-W", "1", ip};
+    pinger.netns = from_netns;
+    pinger.log_path = dir_.File(name + ".log");
+    auto pp = Process::Start(pinger);
+    ASSERT_TRUE(pp.ok()) << pp.error().ToString();
+    *out = std::move(pp).value();
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(pinger.log_path).find("icmp_seq=5 ") != std::string::npos; },
+                        std::chrono::seconds(10)))
+        << ReadFile(pinger.log_path);
+  }
+
+  struct PingCount {
+    int sent = -1;
+    int received = -1;
+    std::string log;
+  };
+  // Stops the ping as a user does (SIGINT: it prints its summary) and reads
+  // the summary; -1s (and a test failure) when there is none.
+  static PingCount StopPing(Process& ping) {
+    PingCount out;
+    ::kill(ping.pid(), SIGINT);
+    EXPECT_TRUE(WaitFor([&] { return !ping.running(); }, std::chrono::seconds(10))) << "ping ignored SIGINT";
+    out.log = ReadFile(ping.log_path());
+    std::smatch m;
+    if (std::regex_search(out.log, m, std::regex(R"((\d+) packets transmitted, (\d+) received)"))) {
+      out.sent = std::stoi(m[1]);
+      out.received = std::stoi(m[2]);
+    } else {
+      ADD_FAILURE() << "ping printed no summary:\n" << out.log;
+    }
+    return out;
   }
 
   std::vector<Process> servers_;

@@ -7,12 +7,15 @@
 // probe is allowed when that answer comes back (the request passed and so
 // did the reply: stateful policy), denied when nothing arrives in time.
 // ICMP probes are echo or timestamp queries from a raw socket, which the
-// destination's kernel answers. Every probe is a new flow for conntrack: a
+// destination's kernel answers. IPv6 too: servers that listen on IPv6
+// (Listen::ipv6), probes to an IPv6 address (ProbeSpec::ip6, Probe6), ICMPv6
+// echo (128). Every probe is a new flow for conntrack: a
 // source port (ICMP identifier) not used before in this process, unless the
 // caller pins one.
 #pragma once
 
 #include <fcntl.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -26,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -53,12 +57,14 @@ inline const char* L4Name(L4 p) {
   return "?";
 }
 
-// A socket for a server or a TCP/UDP/SCTP probe (ICMP probes open their own).
-inline int SocketFor(L4 p) {
+// A socket for a server or a TCP/UDP/SCTP probe (ICMP probes open their
+// own), IPv4 or IPv6.
+inline int SocketFor(L4 p, bool ipv6 = false) {
+  const int family = ipv6 ? AF_INET6 : AF_INET;
   switch (p) {
-    case L4::kTcp: return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    case L4::kUdp: return socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    case L4::kSctp: return socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_SCTP);
+    case L4::kTcp: return socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    case L4::kUdp: return socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    case L4::kSctp: return socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_SCTP);
     case L4::kIcmp: break;
   }
   errno = EPROTONOSUPPORT;
@@ -81,12 +87,44 @@ inline sockaddr_in SockAddr(uint32_t ip_host_order, uint16_t port) {
   return a;
 }
 
+inline sockaddr_in6 SockAddr6(const Ipv6Addr& ip, uint16_t port) {
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(port);
+  std::memcpy(a.sin6_addr.s6_addr, ip.bytes().data(), 16);
+  return a;
+}
+
+// An IPv4 or IPv6 socket address, as bind/connect/sendto take it.
+struct AnySockAddr {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+
+  static AnySockAddr V4(uint32_t ip_host_order, uint16_t port) {
+    AnySockAddr out;
+    sockaddr_in a = SockAddr(ip_host_order, port);
+    std::memcpy(&out.storage, &a, sizeof a);
+    out.len = sizeof a;
+    return out;
+  }
+  static AnySockAddr V6(const Ipv6Addr& ip, uint16_t port) {
+    AnySockAddr out;
+    sockaddr_in6 a = SockAddr6(ip, port);
+    std::memcpy(&out.storage, &a, sizeof a);
+    out.len = sizeof a;
+    return out;
+  }
+};
+
 // Servers on the given ports in one namespace until destroyed.
 class PodServers {
  public:
   struct Listen {
     L4 proto;
     uint16_t port;
+    // An IPv6-only socket on [::] (beside an IPv4 one on the same port).
+    bool ipv6 = false;
   };
 
   ~PodServers() {
@@ -103,20 +141,23 @@ class PodServers {
       if (!t.ok()) return t.error();
       threads_.push_back(std::move(*t));
       if (ready.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
-        return Errorf(ErrorCode::kTimeout, "{} server on {} in {} did not start", L4Name(l.proto), l.port, netns);
+        return Errorf(ErrorCode::kTimeout, "{} server on {}{} in {} did not start", L4Name(l.proto), l.port,
+                      l.ipv6 ? " (IPv6)" : "", netns);
       }
-      TERWAY_TRY_CTX(ready.get(), fmt::format("{} server on port {} in {}", L4Name(l.proto), l.port, netns));
+      TERWAY_TRY_CTX(ready.get(), fmt::format("{} server on port {}{} in {}", L4Name(l.proto), l.port,
+                                              l.ipv6 ? " (IPv6)" : "", netns));
     }
     return Ok();
   }
 
  private:
   void Serve(Listen l, std::promise<Status>* bound) {
-    int fd = SocketFor(l.proto);
+    int fd = SocketFor(l.proto, l.ipv6);
     int one = 1;
-    sockaddr_in any = SockAddr(INADDR_ANY, l.port);
+    AnySockAddr any = l.ipv6 ? AnySockAddr::V6(Ipv6Addr(), l.port) : AnySockAddr::V4(INADDR_ANY, l.port);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0 ||
+        (l.ipv6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+        bind(fd, any.get(), any.len) != 0 ||
         (l.proto != L4::kUdp && listen(fd, 128) != 0)) {
       bound->set_value(SysError("binding"));
       if (fd >= 0) close(fd);
@@ -128,7 +169,7 @@ class PodServers {
       if (poll(&pfd, 1, 100) <= 0) continue;
       if (l.proto == L4::kUdp) {
         char buf[256];
-        sockaddr_in peer{};
+        sockaddr_storage peer{};
         socklen_t len = sizeof peer;
         if (recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len) >= 0) {
           (void)sendto(fd, "ok\n", 3, 0, reinterpret_cast<sockaddr*>(&peer), len);
@@ -192,9 +233,13 @@ inline uint16_t FreshIcmpId() {
 }
 
 // The reply Linux sends to an ICMP query of this type: echo (8) -> echo
-// reply (0), timestamp (13) -> timestamp reply (14). Other types get none,
+// reply (0), timestamp (13) -> timestamp reply (14); ICMPv6 echo (128) ->
+// echo reply (129), the one ICMPv6 query it answers. Other types get none,
 // so they cannot tell allowed from denied; -1.
-inline int IcmpReplyType(uint8_t type) { return type == 8 ? 0 : type == 13 ? 14 : -1; }
+inline int IcmpReplyType(uint8_t type, bool ipv6 = false) {
+  if (ipv6) return type == ICMP6_ECHO_REQUEST ? ICMP6_ECHO_REPLY : -1;
+  return type == 8 ? 0 : type == 13 ? 14 : -1;
+}
 
 // What a probe sends, from where, to where.
 struct ProbeSpec {
@@ -203,9 +248,21 @@ struct ProbeSpec {
   Ipv4Addr ip;
   uint16_t port = 0;      // TCP/UDP/SCTP destination port
   uint16_t src_port = 0;  // 0: a fresh one (see FreshSourcePort)
-  uint8_t icmp_type = 8;  // ICMP: 8 (echo) or 13 (timestamp), the queries Linux answers
+  uint8_t icmp_type = 8;  // ICMP: 8 (echo) or 13 (timestamp), the queries Linux answers; ICMPv6: 128
   uint8_t icmp_code = 0;  // Linux answers an echo of any code, with that code
+  // Set: the probe goes over IPv6 to this address (`ip` is not used).
+  std::optional<Ipv6Addr> ip6 = std::nullopt;
+
+  std::string Destination() const { return ip6 ? "[" + ip6->ToString() + "]" : ip.ToString(); }
 };
+
+// A probe to an IPv6 address; ICMP means ICMPv6 echo.
+inline ProbeSpec Probe6(const std::string& netns, L4 proto, const Ipv6Addr& ip, uint16_t port = 0) {
+  ProbeSpec s{netns, proto, Ipv4Addr(), port};
+  s.ip6 = ip;
+  if (proto == L4::kIcmp) s.icmp_type = ICMP6_ECHO_REQUEST;
+  return s;
+}
 
 // allowed: the answer came back in time. error: the probe could not be made
 // (a socket or bind failed), which is neither allowed nor denied.
@@ -282,6 +339,56 @@ inline ProbeResult ProbeIcmp(const ProbeSpec& s, std::chrono::steady_clock::time
   return out;
 }
 
+// An ICMPv6 echo from a raw socket (the kernel fills in the checksum over
+// the pseudo-header); allowed when the echo reply with our identifier comes
+// back from the target. The socket's filter passes echo replies only, so
+// the namespace's neighbour discovery is not read.
+inline ProbeResult ProbeIcmp6(const ProbeSpec& s, std::chrono::steady_clock::time_point deadline) {
+  ProbeResult out;
+  const int reply_type = IcmpReplyType(s.icmp_type, /*ipv6=*/true);
+  if (reply_type < 0) {
+    out.error = fmt::format("ICMPv6 type {} gets no reply from Linux; probe with 128 (echo)", s.icmp_type);
+    return out;
+  }
+  int fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_ICMPV6);
+  if (fd < 0) {
+    out.error = fmt::format("raw ICMPv6 socket: {}", strerror(errno));
+    return out;
+  }
+  icmp6_filter filter;
+  ICMP6_FILTER_SETBLOCKALL(&filter);
+  ICMP6_FILTER_SETPASS(reply_type, &filter);
+  setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
+  const uint16_t id = FreshIcmpId();
+  out.src_port = id;
+  unsigned char pkt[20] = {};  // type, code, checksum (the kernel's), identifier, sequence, payload
+  pkt[0] = s.icmp_type;
+  pkt[1] = s.icmp_code;
+  pkt[4] = static_cast<unsigned char>(id >> 8);
+  pkt[5] = static_cast<unsigned char>(id & 0xff);
+  pkt[7] = 1;
+  AnySockAddr to = AnySockAddr::V6(*s.ip6, 0);
+  if (sendto(fd, pkt, sizeof pkt, 0, to.get(), to.len) != static_cast<ssize_t>(sizeof pkt)) {
+    out.error = fmt::format("sending ICMPv6 type {} to {}: {}", s.icmp_type, s.ip6->ToString(), strerror(errno));
+    close(fd);
+    return out;
+  }
+  while (!out.allowed) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, MsLeft(deadline)) != 1) break;
+    unsigned char buf[1500];
+    sockaddr_in6 from{};
+    socklen_t len = sizeof from;
+    // A raw ICMPv6 socket reads from the ICMPv6 header on (no IPv6 header).
+    ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 8) continue;
+    out.allowed = std::memcmp(from.sin6_addr.s6_addr, s.ip6->bytes().data(), 16) == 0 && buf[0] == reply_type &&
+                  (buf[4] << 8 | buf[5]) == id;
+  }
+  close(fd);
+  return out;
+}
+
 }  // namespace probe_detail
 
 // One probe from the calling thread's namespace. TCP/SCTP: allowed when the
@@ -289,14 +396,15 @@ inline ProbeResult ProbeIcmp(const ProbeSpec& s, std::chrono::steady_clock::time
 // answer datagram; ICMP: the query's reply.
 inline ProbeResult ProbeFromHere(const ProbeSpec& s, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (s.proto == L4::kIcmp) return probe_detail::ProbeIcmp(s, deadline);
+  if (s.proto == L4::kIcmp) return s.ip6 ? probe_detail::ProbeIcmp6(s, deadline) : probe_detail::ProbeIcmp(s, deadline);
+  const bool v6 = s.ip6.has_value();
   ProbeResult out;
   int fd = -1;
   // A fresh port can be taken by a socket of someone else in the namespace:
   // then the next one. A pinned port that cannot be bound is an error.
   for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
     out.src_port = s.src_port != 0 ? s.src_port : FreshSourcePort();
-    fd = SocketFor(s.proto);
+    fd = SocketFor(s.proto, v6);
     if (fd < 0) {
       out.error = fmt::format("{} socket: {}", L4Name(s.proto), strerror(errno));
       return out;
@@ -304,8 +412,8 @@ inline ProbeResult ProbeFromHere(const ProbeSpec& s, std::chrono::milliseconds t
     int one = 1;
     // TIME_WAIT of a pinned port's last connection must not block its reuse.
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in from = SockAddr(INADDR_ANY, out.src_port);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+    AnySockAddr from = v6 ? AnySockAddr::V6(Ipv6Addr(), out.src_port) : AnySockAddr::V4(INADDR_ANY, out.src_port);
+    if (bind(fd, from.get(), from.len) != 0) {
       out.error = fmt::format("binding {} source port {}: {}", L4Name(s.proto), out.src_port, strerror(errno));
       close(fd);
       fd = -1;
@@ -315,16 +423,16 @@ inline ProbeResult ProbeFromHere(const ProbeSpec& s, std::chrono::milliseconds t
   if (fd < 0) return out;
   out.error.clear();
   fcntl(fd, F_SETFL, O_NONBLOCK);
-  sockaddr_in to = SockAddr(s.ip.value(), s.port);
+  AnySockAddr to = v6 ? AnySockAddr::V6(*s.ip6, s.port) : AnySockAddr::V4(s.ip.value(), s.port);
   char buf[16];
   pollfd pfd{fd, POLLIN, 0};
   if (s.proto == L4::kUdp) {
-    if (sendto(fd, "hi\n", 3, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 3) {
+    if (sendto(fd, "hi\n", 3, 0, to.get(), to.len) == 3) {
       out.allowed = poll(&pfd, 1, probe_detail::MsLeft(deadline)) == 1 && recv(fd, buf, sizeof buf, 0) == 3 &&
                     std::string(buf, 3) == "ok\n";
     }
   } else {
-    int rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    int rc = connect(fd, to.get(), to.len);
     if (rc == 0 || errno == EINPROGRESS) {
       // Readable means the server's answer (or a reset, which reads -1).
       out.allowed = poll(&pfd, 1, probe_detail::MsLeft(deadline)) == 1 && recv(fd, buf, sizeof buf, 0) == 3 &&
@@ -367,6 +475,46 @@ inline std::vector<bool> ProbeAll(const std::vector<ProbeSpec>& specs, std::chro
 // temporary: a dangling reference that reads as a random verdict.)
 inline bool ProbeOne(const ProbeSpec& spec, std::chrono::milliseconds timeout) {
   return ProbeAll({spec}, timeout)[0];
+}
+
+// A probe and the verdict it must get; `what` names it in a failure.
+struct ProbeCheck {
+  std::string what;
+  ProbeSpec spec;
+  bool allow = false;
+};
+
+// Probes every check in rounds until each verdict equals its expectation at
+// one moment (policy reaches every node at its own pace) or `deadline`
+// passes. "" when they did; else the checks that differed in the last round.
+// Each round is new flows (ProbeSpec's fresh ports), so no conntrack entry
+// of an earlier round decides a later one; a probe that could not be made
+// never counts as a verdict.
+inline std::string ProbeUntilExpected(const std::vector<ProbeCheck>& checks, std::chrono::milliseconds deadline,
+                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(1500)) {
+  std::vector<ProbeSpec> specs;
+  for (const auto& c : checks) specs.push_back(c.spec);
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  std::string diff;
+  for (int round = 1;; round++) {
+    auto got = ProbeAllResults(specs, timeout);
+    diff.clear();
+    for (size_t i = 0; i < checks.size(); i++) {
+      const ProbeCheck& c = checks[i];
+      if (!got[i].error.empty()) {
+        diff += fmt::format("  {}: probe failed: {}\n", c.what, got[i].error);
+      } else if (got[i].allowed != c.allow) {
+        diff += fmt::format("  {} (source port/id {}): got {}, want {}\n", c.what, got[i].src_port,
+                            got[i].allowed ? "allowed" : "denied", c.allow ? "allowed" : "denied");
+      }
+    }
+    if (diff.empty()) return "";
+    if (std::chrono::steady_clock::now() > until) {
+      return fmt::format("after {} rounds in {} ms:\n{}", round,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(deadline).count(), diff);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a round with drops already waited `timeout`
+  }
 }
 
 }  // namespace terway::testing

@@ -77,6 +77,31 @@ TEST(TerwaydStart, WaitsOutAMetadataServiceThatIsDown) {
   EXPECT_TRUE((*n)->process().running());
 }
 
+// ip_stack dual on a node whose vSwitch has no IPv6 block (the VPC has one):
+// no pod could get its IPv6 (vpcsim answers InvalidVSwitch.Ipv6NotTurnOn as
+// ECS does), so terwayd refuses to start, naming the vSwitch, the cause and
+// the fix, instead of failing every pod.
+TEST(TerwaydStart, DualStackRefusesToStartWhenNoVSwitchHasIpv6) {
+  TERWAY_REQUIRE_ROOT();
+  WorldSpec ws;
+  ws.vpc_ipv6_cidr = "fd00:c615::/56";
+  auto w = VpcsimWorld::Start(ws);
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  TerwaydSpec ts;
+  ts.instance_id = (*w)->instances()[0];
+  ts.extra_conf = "\"ip_stack\": \"dual\"";
+  auto n = TerwaydNode::Start(w->get(), ts);
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  ASSERT_TRUE(WaitFor([&] { return !(*n)->process().running(); }, std::chrono::seconds(60)))
+      << "terwayd did not refuse:\n" << ReadFile((*n)->log_path());
+  const std::string log = ReadFile((*n)->log_path());
+  for (const std::string& part : {(*w)->vswitches()[0] + " (no IPv6 CIDR block", std::string("Ipv6NotTurnOn"),
+                                  std::string("Enable IPv6 on the vSwitch"), std::string("set ip_stack to ipv4")}) {
+    EXPECT_NE(log.find(part), std::string::npos) << "missing \"" << part << "\" in:\n" << log;
+  }
+  EXPECT_NE(access((*n)->socket().c_str(), F_OK), 0) << "it served";
+}
+
 class TerwaydCapacity : public ::testing::Test {
  protected:
   Result<proto::Reply> Add(const std::string& socket, int i) {

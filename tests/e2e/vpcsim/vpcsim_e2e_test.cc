@@ -2,19 +2,28 @@
 // survives a restart (also after kill -9), stop leaves no process, `destroy`
 // leaves no state and, with the Linux fabric (root), no namespace. The Linux
 // fabric test also reaches the API and the metadata service from inside an
-// instance namespace, through the VPC.
+// instance namespace, through the VPC; another gives instances IPv6 of their
+// own (ipv6_address_count, RunInstances' Ipv6AddressCount) and checks the
+// cloud's, the metadata's and the kernel's view of it, IPv6 between
+// instances and the fabric dropping an instance's forged IPv6 source.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "common/ip.h"
 #include "netlink/netns.h"
 #include "test_util.h"
 #include "unit/vpcsim/signed_request.h"
@@ -93,6 +102,61 @@ int WaitPort(const std::string& port_file, pid_t pid) {
 
 bool ProcessAlive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
 
+// A shell command's exit status and output (stderr too).
+int RunShell(const std::string& cmd, std::string* out) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+sockaddr_in6 Sockaddr6(const std::string& ip, uint16_t port) {
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(port);
+  EXPECT_EQ(inet_pton(AF_INET6, ip.c_str(), &sa.sin6_addr), 1) << ip;
+  return sa;
+}
+
+// A UDP socket made inside namespace `ns` (it stays there), bound to
+// [ip]:port. freebind: the address need not be the namespace's own -- how a
+// test forges another instance's source.
+int UdpSocketIn(const std::string& ns, const std::string& ip, uint16_t port, bool freebind) {
+  int fd = -1;
+  Status s = netlink::RunInNetns(ns, [&]() -> Status {
+    fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return MakeError(ErrorCode::kKernel, "socket");
+    int one = 1;
+    if (freebind && setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof one) != 0) {
+      return MakeError(ErrorCode::kKernel, "IP_FREEBIND");
+    }
+    timeval tv{5, 0};  // a bound on recv: the test fails rather than hangs
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in6 sa = Sockaddr6(ip, port);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      return MakeError(ErrorCode::kKernel, "bind [" + ip + "]:" + std::to_string(port) + ": " + strerror(errno));
+    }
+    return Ok();
+  });
+  EXPECT_TRUE(s.ok()) << ns << ": " << s.error().ToString();
+  if (!s.ok() && fd >= 0) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+// Closes a descriptor when the test leaves the scope, also on failure.
+struct FdGuard {
+  int fd;
+  ~FdGuard() {
+    if (fd >= 0) close(fd);
+  }
+};
+
 // No process anywhere still runs with our (unique) state directory.
 bool NoProcessMentions(const std::string& needle) {
   std::error_code ec;
@@ -164,6 +228,32 @@ class VpcsimE2E : public ::testing::Test {
     }
     ADD_FAILURE() << eni << " never reached " << status << ": " << e.dump();
     return e;
+  }
+
+  // The instance's primary ENI as DescribeNetworkInterfaces answers it.
+  json PrimaryEni(const std::string& instance) {
+    auto set = Call("DescribeNetworkInterfaces", {{"InstanceId", instance}, {"Type", "Primary"}})
+                   ["NetworkInterfaceSets"]["NetworkInterfaceSet"];
+    EXPECT_EQ(set.size(), 1u) << instance << ": " << set.dump();
+    return set.empty() ? json::object() : set[0];
+  }
+  // A metadata path as the instance reads it (loopback, naming the instance).
+  std::string Metadata(const std::string& instance, const std::string& path) {
+    httplib::Client c("127.0.0.1", port_);
+    auto r = c.Get(("/latest/meta-data/" + path).c_str(), {{"X-Vpcsim-Instance-Id", instance}});
+    EXPECT_TRUE(r && r->status == 200) << instance << " " << path << ": " << (r ? r->body : "no answer");
+    return r ? r->body : "";
+  }
+  std::string Netns(const std::string& instance) const { return world_name_ + "-" + instance; }
+  // Packets the router's anti-spoofing dropped for a source outside allowed6.
+  long ForgedIpv6Drops() {
+    std::string out;
+    EXPECT_EQ(RunShell("ip netns exec " + world_name_ + "-vpc nft list chain bridge vpcsim prerouting", &out), 0)
+        << out;
+    const std::string rule = "@allowed6 counter packets ";
+    auto pos = out.find(rule);
+    EXPECT_NE(pos, std::string::npos) << out;
+    return pos == std::string::npos ? -1 : std::atol(out.c_str() + pos + rule.size());
   }
 
   // Create + attach + assign; returns the ENI id.
@@ -298,6 +388,89 @@ TEST_F(VpcsimE2E, LinuxFabricServesInsideTheVpcAndDestroyLeavesNoNamespace) {
     EXPECT_NE(d.path().filename().string().rfind(world_name_ + "-", 0), 0u) << "left behind: " << d.path();
   }
   EXPECT_TRUE(NoProcessMentions(state_));
+}
+
+// An instance created with an IPv6 (the world file's ipv6_address_count, and
+// `vpcsim instance add --ipv6-address-count`, RunInstances' Ipv6AddressCount)
+// holds it on its primary ENI: DescribeNetworkInterfaces' Ipv6Sets, the
+// metadata's ipv6s under the primary MAC, eth0 (a /128, default route via
+// the vSwitch's IPv6 gateway); instances reach each other over IPv6 with their
+// own addresses, an instance forging another's IPv6 source is dropped by the
+// router, and all of it survives a kill -9 of vpcsim.
+TEST_F(VpcsimE2E, LinuxFabricGivesInstancesTheirOwnIpv6AndDropsAForgedOne) {
+  TERWAY_REQUIRE_ROOT();
+  fabric_ = "linux";
+  ASSERT_GT(Start(), 0) << Log();
+  std::map<std::string, std::string> v6;  // instance -> its IPv6
+  for (const std::string id : {"i-e2eb", "i-e2ec"}) {
+    std::string out;
+    ASSERT_EQ(RunCli({"instance", "add", "--state", state_, "--type", "ecs.g7.large", "--vswitch", "vsw-vpcsim0001",
+                      "--id", id, "--ipv6-address-count", "1"},
+                     &out),
+              0)
+        << out;
+    auto j = json::parse(out, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j["ipv6s"].size() == 1u) << out;
+    v6[id] = j["ipv6s"][0];
+  }
+  const std::string a = "i-vpcsim0001";  // the world file's, with ipv6_address_count 1
+  json primary = PrimaryEni(a);
+  ASSERT_EQ(primary["Ipv6Sets"]["Ipv6Set"].size(), 1u) << primary.dump();
+  v6[a] = primary["Ipv6Sets"]["Ipv6Set"][0]["Ipv6Address"];
+  const Ipv6Cidr block = Ipv6Cidr::Parse("fd00:c612::/64").value();
+  for (const auto& [id, ip] : v6) {
+    auto addr = Ipv6Addr::Parse(ip);
+    EXPECT_TRUE(addr.ok() && block.Contains(*addr)) << id << ": " << ip << " is not of vsw-vpcsim0001's block";
+    EXPECT_EQ(PrimaryEni(id)["Ipv6Sets"]["Ipv6Set"][0]["Ipv6Address"], ip) << id;
+    const std::string mac = Metadata(id, "mac");
+    EXPECT_EQ(Metadata(id, "network/interfaces/macs/" + mac + "/ipv6s"), "[" + ip + "]") << id;
+    std::string out;
+    EXPECT_EQ(RunShell("ip -n " + Netns(id) + " -6 -o addr show dev eth0 scope global", &out), 0) << out;
+    EXPECT_NE(out.find(" " + ip + "/128 "), std::string::npos) << id << "'s eth0: " << out;
+    out.clear();
+    EXPECT_EQ(RunShell("ip -n " + Netns(id) + " -6 route show default", &out), 0) << out;
+    EXPECT_NE(out.find("default via fd00:c612::ffff:ffff:ffff:fff7 dev eth0"), std::string::npos)
+        << id << ": " << out;
+  }
+  // ICMPv6 between instances, through the router, both ways.
+  auto ping = [&](const std::string& from, const std::string& to) {
+    std::string out;
+    EXPECT_EQ(RunShell("ip netns exec " + Netns(from) + " ping -6 -c 1 -W 5 " + v6[to], &out), 0)
+        << from << " -> " << to << ": " << out;
+  };
+  ping(a, "i-e2eb");
+  ping("i-e2ec", a);
+
+  // UDP from a to i-e2ec with a's own source arrives as sent; a datagram
+  // from a forging i-e2eb's source is dropped at the router. The forged one
+  // goes first on the same path: had it passed, it would be received first.
+  const std::string c = "i-e2ec";
+  const long drops_before = ForgedIpv6Drops();
+  FdGuard server{UdpSocketIn(Netns(c), v6[c], 7100, false)};
+  FdGuard genuine{UdpSocketIn(Netns(a), v6[a], 0, false)};
+  FdGuard forged{UdpSocketIn(Netns(a), v6["i-e2eb"], 0, /*freebind=*/true)};
+  ASSERT_TRUE(server.fd >= 0 && genuine.fd >= 0 && forged.fd >= 0);
+  sockaddr_in6 to = Sockaddr6(v6[c], 7100);
+  ASSERT_EQ(sendto(forged.fd, "forged", 6, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), 6) << strerror(errno);
+  ASSERT_EQ(sendto(genuine.fd, "genuine", 7, 0, reinterpret_cast<sockaddr*>(&to), sizeof to), 7) << strerror(errno);
+  char buf[64];
+  sockaddr_in6 peer{};
+  socklen_t peer_len = sizeof peer;
+  ssize_t n = recvfrom(server.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &peer_len);
+  ASSERT_GT(n, 0) << "nothing from " << a << " reached " << c << " within 5 s: " << strerror(errno);
+  EXPECT_EQ(std::string(buf, n), "genuine") << "the forged source passed the router";
+  char peer_text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET6, &peer.sin6_addr, peer_text, sizeof peer_text);
+  EXPECT_EQ(Ipv6Addr::Parse(peer_text).value(), Ipv6Addr::Parse(v6[a]).value()) << "source as " << c << " saw it";
+  ping(a, c);  // a round trip after both: a late forged datagram would be queued by now
+  EXPECT_LT(recv(server.fd, buf, sizeof buf, MSG_DONTWAIT), 0) << "a forged datagram reached " << c;
+  EXPECT_GE(ForgedIpv6Drops(), drops_before + 1) << "the router's allowed6 rule counted no drop";
+
+  // vpcsim killed and restarted: the same address in the cloud, on eth0, and routed.
+  server_->Kill(SIGKILL);
+  ASSERT_GT(Start(), 0) << Log();
+  EXPECT_EQ(PrimaryEni(a)["Ipv6Sets"]["Ipv6Set"][0]["Ipv6Address"], v6[a]);
+  ping("i-e2eb", a);
 }
 
 }  // namespace

@@ -551,29 +551,14 @@ const FabricEni kEniA6 = WithV6(kEniA, {"fd00:c612:0:1::10", "fd00:c612:0:1::12"
 const FabricEni kEniB6 = WithV6(kEniB, {"fd00:c612:0:1::11"});
 const FabricEni kEniC6 = WithV6(kEniC, {"fd00:c612:0:2::10"});
 
-// Configures an instance's IPv6 as a node agent would: the addresses on eth0
-// (no DAD) and a default route through the vSwitch's IPv6 gateway.
-Status ConfigureV6(World6& w, const std::string& instance, const FabricEni& eni, const Ipv6Addr& gw) {
-  std::string ns = w.fabric.InstanceNetns(instance);
-  for (const auto& a : eni.ipv6s) {
-    if (InNs(ns, "ip -6 addr add " + a.ToString() + "/128 dev eth0 nodad") != 0) {
-      return Errorf(ErrorCode::kInternal, "adding {} in {}", a.ToString(), ns);
-    }
-  }
-  if (InNs(ns, "ip -6 route replace default via " + gw.ToString() + " dev eth0 onlink") != 0) {
-    return Errorf(ErrorCode::kInternal, "default route in {}", ns);
-  }
-  return Ok();
-}
-
+// Three dual-stack instances; the fabric configures each one's IPv6 on eth0
+// (RunInstances' Ipv6AddressCount: the primary ENI's addresses come with the
+// instance).
 Status BuildThree6(World6& w) {
   TERWAY_TRY(w.Build());
   TERWAY_TRY(w.fabric.EnsureInstance("i-a", kEniA6));
   TERWAY_TRY(w.fabric.EnsureInstance("i-b", kEniB6));
-  TERWAY_TRY(w.fabric.EnsureInstance("i-c", kEniC6));
-  TERWAY_TRY(ConfigureV6(w, "i-a", kEniA6, w.vsw1.ipv6_gateway));
-  TERWAY_TRY(ConfigureV6(w, "i-b", kEniB6, w.vsw1.ipv6_gateway));
-  return ConfigureV6(w, "i-c", kEniC6, w.vsw2.ipv6_gateway);
+  return w.fabric.EnsureInstance("i-c", kEniC6);
 }
 
 // Echo requests from src that reached the namespace (an nft counter there).
@@ -598,6 +583,18 @@ TEST(LinuxFabricRoot, Ipv6InstancesReachEachOtherThroughTheRouter) {
   ASSERT_OK(BuildThree6(w));
   std::string a = w.fabric.InstanceNetns("i-a");
   std::string c = w.fabric.InstanceNetns("i-c");
+  // eth0 as the fabric configures it: each address a /128 without DAD, and
+  // the default route via the vSwitch's IPv6 gateway (no /64 on eth0, whose
+  // connected route would make the kernel refuse an agent's onlink route
+  // through another ENI).
+  std::string addrs = Capture("ip netns exec " + a + " ip -6 -o addr show dev eth0 scope global");
+  EXPECT_NE(addrs.find("fd00:c612:0:1::10/128"), std::string::npos) << addrs;
+  EXPECT_NE(addrs.find("fd00:c612:0:1::12/128"), std::string::npos) << addrs;
+  EXPECT_EQ(addrs.find("tentative"), std::string::npos) << addrs;
+  EXPECT_NE(Capture("ip netns exec " + a + " ip -6 route show default")
+                .find("default via fd00:c612:0:1:ffff:ffff:ffff:fff7 dev eth0"),
+            std::string::npos);
+  EXPECT_EQ(Capture("ip netns exec " + a + " ip -6 route show fd00:c612:0:1::/64"), "");
   EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1:ffff:ffff:ffff:fff7")) << "the vSwitch's IPv6 gateway";
   EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1::11")) << "same vSwitch";
   EXPECT_TRUE(Reaches6(a, "fd00:c612:0:2::10")) << "across vSwitches";
@@ -690,13 +687,15 @@ TEST(LinuxFabricRoot, Ipv6PeersAnswerNeighbourDiscoveryOnAnOnLinkSlash64) {
   TERWAY_REQUIRE_ROOT();
   World6 w;
   ASSERT_OK(w.Build());
-  ASSERT_OK(w.fabric.EnsureInstance("i-a", kEniA6));
+  // b as the fabric configures it, gateway-routed (its answers go back
+  // through the router); a created without IPv6, then given its addresses
+  // (routed by the router) and configured by hand with only the on-link /64:
+  // its sole way to b is a solicitation for b.
+  ASSERT_OK(w.fabric.EnsureInstance("i-a", kEniA));
+  ASSERT_OK(w.fabric.SetEniIps(kEniA6));
   ASSERT_OK(w.fabric.EnsureInstance("i-b", kEniB6));
   std::string a = w.fabric.InstanceNetns("i-a");
   std::string b = w.fabric.InstanceNetns("i-b");
-  // b as a gateway-routed instance (its answers go back through the router),
-  // a with only the on-link /64: its sole way to b is a solicitation for b.
-  ASSERT_OK(ConfigureV6(w, "i-b", kEniB6, w.vsw1.ipv6_gateway));
   ASSERT_EQ(InNs(a, "ip -6 addr add fd00:c612:0:1::10/64 dev eth0 nodad"), 0);
   ASSERT_EQ(Capture("ip netns exec " + a + " ip -6 route show default"), "");
   EXPECT_TRUE(Reaches6(a, "fd00:c612:0:1::11")) << "a peer on the same vSwitch, solicited on-link";

@@ -43,6 +43,22 @@ TEST(UpstreamMetrics, PoolSnapshotRendersUnderBothNames) {
   EXPECT_EQ(m.Get(kUpstreamPoolAllocated, {{"type", "LocalIP"}}), 18);
 }
 
+// ip_stack ipv4 after dual: what the node still holds and what it gave back.
+TEST(UpstreamMetrics, LeftoverIpv6sOfAnEarlierDualStackAreReported) {
+  Metrics m;
+  DeclarePoolMetrics(m);
+  ipam::PoolStats s;
+  s.leftover_ipv6 = {2, 1, 7, 3};
+  ExportPoolStats(m, s);
+  std::string text = m.Render();
+  EXPECT_TRUE(Has(text, "# TYPE terway_pool_leftover_ipv6 gauge")) << text;
+  EXPECT_TRUE(Has(text, "terway_pool_leftover_ipv6{state=\"held_by_pod\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "terway_pool_leftover_ipv6{state=\"pending\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE terway_pool_leftover_ipv6_returned_total counter")) << text;
+  EXPECT_TRUE(Has(text, "terway_pool_leftover_ipv6_returned_total{result=\"ok\"} 7")) << text;
+  EXPECT_TRUE(Has(text, "terway_pool_leftover_ipv6_returned_total{result=\"failed\"} 3")) << text;
+}
+
 TEST(UpstreamMetrics, RpcApiNamesAreUpstreamsForAllocateAndReleaseOnly) {
   EXPECT_EQ(UpstreamRpcApi(cni::protocol::Op::kAllocate), "AllocIP");
   EXPECT_EQ(UpstreamRpcApi(cni::protocol::Op::kRelease), "ReleaseIP");

@@ -29,13 +29,17 @@ class FakeCloud : public EniProvider {
   struct VSwitchSpec {
     std::string id;
     int64_t capacity = 1000;  // addresses left
+    // IPv6 enabled (an IPv6 CIDR block); without, every IPv6 call on its
+    // ENIs fails InvalidVSwitch.Ipv6NotTurnOn, as ECS answers.
+    bool ipv6 = true;
   };
 
   FakeCloud(InstanceLimits limits, std::string instance_id, std::vector<VSwitchSpec> vswitches)
       : limits_(limits), instance_(std::move(instance_id)) {
     uint32_t base = Ipv4Addr::Parse("198.18.0.0")->value();
     for (size_t i = 0; i < vswitches.size(); ++i) {
-      vsw_[vswitches[i].id] = {vswitches[i].capacity, base + static_cast<uint32_t>((i + 1) * 4096), 4};
+      vsw_[vswitches[i].id] = {vswitches[i].capacity, base + static_cast<uint32_t>((i + 1) * 4096), 4,
+                               vswitches[i].ipv6};
     }
     cloud::NetworkInterface primary;
     primary.network_interface_id = "eni-primary";
@@ -152,6 +156,13 @@ class FakeCloud : public EniProvider {
     return it->second.ipv6_sets.back();
   }
 
+  // Tags on the instance's primary ENI (RunInstances' Tag.N tags the
+  // instance, its disks and its primary ENI).
+  void TagPrimaryEni(std::vector<cloud::Tag> tags) {
+    std::lock_guard l(mu_);
+    enis_["eni-primary"].tags = std::move(tags);
+  }
+
   void SetPrimarySecurityGroups(std::vector<std::string> groups) {
     std::lock_guard l(mu_);
     enis_["eni-primary"].security_group_ids = std::move(groups);
@@ -211,6 +222,7 @@ class FakeCloud : public EniProvider {
     if (vsw->second.capacity < req.secondary_ip_count + 1) {
       return Api(kCodeIpNotEnough, "The specified VSwitch has not enough IpAddress.");
     }
+    if (req.ipv6_count > 0 && !vsw->second.ipv6) return Ipv6NotTurnOn(req.vswitch_id);
     cloud::NetworkInterface e;
     e.network_interface_id = "eni-" + std::to_string(++next_eni_);
     e.type = "Secondary";
@@ -311,6 +323,7 @@ class FakeCloud : public EniProvider {
     if (count < 1 || count > 10) return Api("InvalidParameter", "1..10 IPv6 addresses per call");
     auto it = enis_.find(eni_id);
     if (it == enis_.end()) return Api("InvalidEniId.NotFound", "no such ENI");
+    if (!vsw_[it->second.vswitch_id].ipv6) return Ipv6NotTurnOn(it->second.vswitch_id);
     if (static_cast<int>(it->second.ipv6_sets.size()) + count > limits_.ipv6_per_eni) {
       return Api("InvalidOperation.Ipv6CountExceeded", "too many IPv6 addresses on the ENI");
     }
@@ -367,6 +380,7 @@ class FakeCloud : public EniProvider {
       cloud::VSwitch v;
       v.vswitch_id = id;
       v.available_ip_address_count = reported_.count(id) ? reported_[id] : it->second.capacity;
+      if (it->second.ipv6) v.ipv6_cidr_block = "2001:db8:1::/64";  // every IPv6 here comes from it
       out.push_back(v);
     }
     return out;
@@ -382,6 +396,7 @@ class FakeCloud : public EniProvider {
     int64_t capacity = 0;
     uint32_t base = 0;
     uint32_t next = 4;
+    bool ipv6 = true;
   };
 
   static bool Ours(const cloud::NetworkInterface& e) {
@@ -396,6 +411,10 @@ class FakeCloud : public EniProvider {
     e.cloud_code = code;
     e.retryable = code.rfind("Throttling", 0) == 0 || code == "InternalError";
     return e;
+  }
+
+  static Error Ipv6NotTurnOn(const std::string& vswitch_id) {
+    return Api("InvalidVSwitch.Ipv6NotTurnOn", "IPv6 is not enabled on VSwitch " + vswitch_id);
   }
 
   // IPv6 addresses never run out here (a vSwitch's /64).

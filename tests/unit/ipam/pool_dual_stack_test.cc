@@ -2,6 +2,7 @@
 // both families in step with the cloud through refill, reclaim, reconcile and
 // restart, and never hands out half a pair -- also when an IPv6 call fails.
 // The pool runs without its worker: each test drives the jobs by hand.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -296,6 +297,38 @@ TEST_F(DualStackPoolTest, ReconcileAppliesTheIpv4RulesToIpv6) {
   EXPECT_EQ(pool_->Stats().spare_ipv6, 0);
   EXPECT_EQ(cloud_->AttachedTerwayIpv6s().count(leaked), 0u);
   ExpectCloudMatchesPool();
+}
+
+// The instance's primary ENI may hold an IPv6 of its own (RunInstances'
+// Ipv6AddressCount) and carry the tags terway's ENIs carry (RunInstances'
+// Tag.N tags the primary ENI too): it is the node's interface, never adopted,
+// so its IPv6 is never paired, spare, given to a pod or given back.
+TEST_F(DualStackPoolTest, ThePrimaryEnisOwnIpv6IsNeverAPodAddress) {
+  Make(2, 5);
+  cloud_->TagPrimaryEni({{"creator", "terway"}, {kInstanceTagKey, kInstance}});
+  const std::string own = cloud_->AddIpv6BehindOurBack("eni-primary");
+  ASSERT_FALSE(own.empty());
+  auto expect_untouched = [&](const std::string& when) {
+    for (const auto& e : pool_->Contents().enis) {
+      EXPECT_NE(e.eni_id, "eni-primary") << when << ": the primary ENI was adopted";
+      EXPECT_EQ(std::count(e.spare_ipv6.begin(), e.spare_ipv6.end(), own), 0) << when;
+    }
+    for (const auto& [ip, v6] : Pairs()) EXPECT_NE(v6, own) << when << ": paired with " << ip;
+    EXPECT_EQ(EniOfIpv6(own), "eni-primary") << when << ": the node's own IPv6 was given back";
+  };
+  for (int round = 0; round < 2; round++) {
+    ASSERT_TRUE(pool_->Reconcile().ok());
+    ASSERT_TRUE(pool_->RefillOnce().ok());
+    for (int i = 0; i < 2; i++) {  // min_pool_size 2: idle after the refill
+      auto a = pool_->Allocate(Pod(fmt::format("p{}-{}", round, i)), milliseconds(0));
+      ASSERT_TRUE(a.ok()) << a.error().ToString();
+      EXPECT_NE(a->eni_id, "eni-primary");
+      EXPECT_NE(a->ipv6, own);
+    }
+    ASSERT_TRUE(pool_->ReclaimOnce().ok());
+    expect_untouched(round == 0 ? "first start" : "after a restart");
+    Restart();
+  }
 }
 
 // A lost IPv6 ends its pod's allocation, but the old sandbox keeps the

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "test_util.h"
+#include "unit/store/store_faults.h"
 
 namespace terway::store {
 namespace {
@@ -378,6 +379,42 @@ TEST(StateStore, EniDeletionRefusedWhileAnIpIsAllocatedAndCascadesIps) {
   ASSERT_TRUE(s->DeleteEni("eni-1").ok());
   EXPECT_TRUE(s->ListEnis()->empty());
   EXPECT_TRUE(s->ListIps()->empty());
+  EXPECT_TRUE(s->CheckIntegrity().ok());
+}
+
+// The failure seam the pool's tests use (store_faults.h): an armed write
+// fails after the first `pass_first` matching ones and its transaction
+// leaves the database as it was; other writes and disarmed ones go through.
+TEST(StateStore, InjectedWriteFailuresRollBackAndStopWhenCleared) {
+  TempDir dir;
+  auto s = MustOpen(dir.File("state.db"));
+  ASSERT_TRUE(s);
+  auto faults = testing::StoreFaults::Open(dir.File("state.db"));
+  ASSERT_TRUE(faults.ok()) << faults.error().ToString();
+  ASSERT_TRUE(s->UpsertEni({"eni-1", "00:16:3e:00:00:01", "vsw-1", "198.18.0.5", false, 1}).ok());
+  ASSERT_TRUE(s->AddIps({{"198.18.0.10", "eni-1", 1, "2001:db8::a"}, {"198.18.0.11", "eni-1", 1, "2001:db8::b"}}).ok());
+
+  ASSERT_TRUE((*faults)->Fail(testing::StoreWrite::kUnpairIpv6, /*pass_first=*/1).ok());
+  EXPECT_TRUE(s->SetIpv6("198.18.0.10", "").ok());
+  auto failed = s->SetIpv6("198.18.0.11", "");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().ToString().find("injected store failure"), std::string::npos) << failed.error().ToString();
+  EXPECT_TRUE(s->SetIpv6("198.18.0.10", "2001:db8::a").ok()) << "pairing is not armed";
+  EXPECT_TRUE(s->Allocate(Alloc("c0", "p0", "198.18.0.10")).ok()) << "allocating is not armed";
+  ASSERT_TRUE(s->Release("c0", 2, std::nullopt).ok());
+
+  ASSERT_TRUE((*faults)->Fail(testing::StoreWrite::kAllocate).ok());
+  EXPECT_FALSE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  EXPECT_TRUE(s->ListAllocations()->empty());
+  ASSERT_TRUE((*faults)->Clear().ok());
+  EXPECT_TRUE(s->Allocate(Alloc("c1", "p1", "198.18.0.10")).ok());
+  EXPECT_TRUE(s->SetIpv6("198.18.0.11", "").ok());
+
+  auto rows = s->ListIps();
+  ASSERT_TRUE(rows.ok());
+  std::map<std::string, std::string> pairs;
+  for (const auto& r : *rows) pairs[r.ip] = r.ipv6;
+  EXPECT_EQ(pairs, (std::map<std::string, std::string>{{"198.18.0.10", "2001:db8::a"}, {"198.18.0.11", ""}}));
   EXPECT_TRUE(s->CheckIntegrity().ok());
 }
 

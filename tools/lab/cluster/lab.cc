@@ -52,6 +52,32 @@ std::vector<std::string> WorldNetns(const std::string& world) {
   return out;
 }
 
+// One instance of the world file. Dual stack: the instance gets an IPv6 on
+// its primary ENI (eth0), as RunInstances does with Ipv6AddressCount 1, so
+// nodes and VPC hosts have IPv6 of their own.
+std::string WorldInstanceYaml(const std::string& id, const std::string& type, const std::string& vswitch,
+                              bool dual) {
+  return fmt::format("  - id: {}\n    instance_type: {}\n    vswitch: {}\n{}", id, type, vswitch,
+                     dual ? "    ipv6_address_count: 1\n" : "");
+}
+
+// The address of family `inet` or `inet6` that vpcsim configured on a VPC
+// host's eth0 (for IPv6 the global one, not the link-local).
+Result<std::string> HostAddress(const HostRecord& h, const std::string& family) {
+  const bool v6 = family == "inet6";
+  auto r = RunCommand({"/usr/sbin/ip", v6 ? "-6" : "-4", "-o", "addr", "show", "dev", "eth0", "scope", "global"},
+                      h.netns);
+  if (!r.ok()) return std::move(r).error().Wrap("reading the addresses of VPC host " + h.name);
+  auto pos = r->out.find(family + " ");
+  if (pos == std::string::npos) {
+    return Errorf(ErrorCode::kInternal, "VPC host {} ({}) has no {} address on eth0 (vpcsim configures its primary "
+                  "ENI's addresses there); `ip addr` says: {}",
+                  h.name, h.netns, v6 ? "global IPv6" : "IPv4", r->out + r->err);
+  }
+  std::string ip = r->out.substr(pos + family.size() + 1);
+  return ip.substr(0, ip.find('/'));
+}
+
 std::string GenerateWorldName() {
   unsigned v = static_cast<unsigned>(getpid()) ^ static_cast<unsigned>(time(nullptr));
   return fmt::format("lab{:05x}", v & 0xfffff);
@@ -207,7 +233,8 @@ Status Lab::Up(const std::string& dir, const UpArgs& args) {
                         n.instance_type, n.max_pods, n.terwayd.pid, DescribeNodeDatapath(n));
   }
   for (const auto& h : s.hosts) {
-    out_ << fmt::format("  {}  {}  {}  (VPC host, no terwayd)\n", h.name, h.instance_id, h.ip);
+    out_ << fmt::format("  {}  {}  {}{}  (VPC host, no terwayd)\n", h.name, h.instance_id, h.ip,
+                        h.ipv6.empty() ? "" : "  " + h.ipv6);
   }
   return Ok();
 }
@@ -257,8 +284,7 @@ vpc:
     n.log = n.dir + "/terwayd.log";
     n.eniip_virtual_type = VirtualTypeOfNode(args, n.name);
     n.bpffs = n.dir + "/bpffs";
-    yaml += fmt::format("  - id: {}\n    instance_type: {}\n    vswitch: {}\n", n.instance_id,
-                        n.instance_type, s.vswitch);
+    yaml += WorldInstanceYaml(n.instance_id, n.instance_type, s.vswitch, dual);
     s.nodes.push_back(std::move(n));
   }
   for (int i = 0; i < args.vpc_hosts; i++) {
@@ -266,8 +292,7 @@ vpc:
     h.name = fmt::format("host{}", i + 1);
     h.instance_id = fmt::format("i-{}h{}", s.world, i + 1);
     h.netns = s.world + "-" + h.instance_id;
-    yaml += fmt::format("  - id: {}\n    instance_type: {}\n    vswitch: {}\n", h.instance_id,
-                        kDefaultInstanceType, s.vswitch);
+    yaml += WorldInstanceYaml(h.instance_id, kDefaultInstanceType, s.vswitch, dual);
     s.hosts.push_back(std::move(h));
   }
   yaml += fmt::format(R"(access_keys:
@@ -304,15 +329,10 @@ metadata_hardened: false
   s.vpcsim_port = std::atoi(TrimTrailing(ReadTextFile(port_file)).c_str());
   TERWAY_TRY(StoreLabState(s));
   for (auto& h : s.hosts) {
-    auto r = RunCommand({"/usr/sbin/ip", "-4", "-o", "addr", "show", "dev", "eth0"}, h.netns);
-    if (!r.ok()) return std::move(r).error().Wrap("reading the address of VPC host " + h.name);
-    auto pos = r->out.find("inet ");
-    if (pos == std::string::npos) {
-      return Errorf(ErrorCode::kInternal, "VPC host {} ({}) has no IPv4 address on eth0: {}",
-                    h.name, h.netns, r->out + r->err);
+    TERWAY_ASSIGN_OR_RETURN(h.ip, HostAddress(h, "inet"));
+    if (dual) {
+      TERWAY_ASSIGN_OR_RETURN(h.ipv6, HostAddress(h, "inet6"));
     }
-    std::string ip = r->out.substr(pos + 5);
-    h.ip = ip.substr(0, ip.find('/'));
   }
   return StoreLabState(s);
 }

@@ -63,7 +63,7 @@ json LabStateToJson(const LabState& s) {
   json hosts = json::array();
   for (const auto& h : s.hosts) {
     hosts.push_back(
-        {{"name", h.name}, {"instance_id", h.instance_id}, {"netns", h.netns}, {"ip", h.ip}});
+        {{"name", h.name}, {"instance_id", h.instance_id}, {"netns", h.netns}, {"ip", h.ip}, {"ipv6", h.ipv6}});
   }
   json pods = json::array();
   for (const auto& p : s.pods) {
@@ -153,7 +153,7 @@ Result<LabState> LabStateFromJson(const json& j) {
     }
     for (const auto& h : j.value("hosts", json::array())) {
       s.hosts.push_back({h.at("name").get<std::string>(), h.at("instance_id").get<std::string>(),
-                         h.value("netns", ""), h.value("ip", "")});
+                         h.value("netns", ""), h.value("ip", ""), h.value("ipv6", "")});
     }
     for (const auto& p : j.value("pods", json::array())) {
       PodRecord r;

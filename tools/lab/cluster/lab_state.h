@@ -67,6 +67,9 @@ struct HostRecord {
   std::string instance_id;
   std::string netns;
   std::string ip;  // primary private IP of eth0
+  // Its IPv6 on eth0 (the primary ENI's, `up --ip-stack dual`); "" without.
+  // Default-initialised so that IPv4-only aggregate initialisers stay valid.
+  std::string ipv6 = {};
 };
 
 struct PodRecord {

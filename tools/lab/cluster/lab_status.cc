@@ -80,11 +80,13 @@ Status Lab::PrintStatus(const std::string& dir) {
       out_ << fmt::format("    eth{} {}  {}  {}  primary IP {}{}\n", e.value("device_index", 0),
                           e.value("id", ""), role, e.value("status", ""), primary,
                           pod_of_ip.count(primary) ? "  pod " + pod_of_ip[primary] : "");
+      // The primary ENI's IPv6 is the node's own (on eth0, as its primary
+      // IP): terwayd never serves pods from the primary ENI.
+      const std::string idle = e.value("device_index", 0) == 0 ? "the node's own (eth0)" : "warm pool (idle)";
       for (const char* family : {"secondary_ips", "ipv6s"}) {
         for (const auto& ip : e.value(family, json::array())) {
           std::string a = ip.get<std::string>();
-          out_ << fmt::format("        {:<15}  {}\n", a,
-                              pod_of_ip.count(a) ? "pod " + pod_of_ip[a] : "warm pool (idle)");
+          out_ << fmt::format("        {:<15}  {}\n", a, pod_of_ip.count(a) ? "pod " + pod_of_ip[a] : idle);
         }
       }
     }
@@ -92,7 +94,8 @@ Status Lab::PrintStatus(const std::string& dir) {
   if (!s.hosts.empty()) {
     out_ << "\nVPC hosts (instances without terwayd):\n";
     for (const auto& h : s.hosts) {
-      out_ << fmt::format("  {}  {}  {}  namespace {}\n", h.name, h.instance_id, h.ip, h.netns);
+      out_ << fmt::format("  {}  {}  {}{}  namespace {}\n", h.name, h.instance_id, h.ip,
+                          h.ipv6.empty() ? "" : "  IPv6 " + h.ipv6, h.netns);
     }
   }
   out_ << "\nPods:\n";

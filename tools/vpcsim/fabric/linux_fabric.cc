@@ -299,13 +299,62 @@ Status LinuxFabric::EnsureInstance(const std::string& instance_id, const FabricE
   addr.link_index = eth0.index;
   addr.local = nl::InetPrefix(primary.ips.front(), vsw->second.cidr.prefix_len());
   TERWAY_TRY_CTX(inst.EnsureAddress(addr), ctx);
+  if (!primary.ipv6s.empty()) {
+    TERWAY_TRY_CTX(EnsureInstanceIpv6Addresses(inst, eth0.index, instance_id, primary, vsw->second), ctx);
+  }
   TERWAY_TRY_CTX(inst.SetLinkUp(eth0.index), ctx);
   nl::Route def;
   def.dst = Ipv4Cidr(Ipv4Addr(0), 0);
   def.gateway = nl::InetAddr(vsw->second.gateway);
   def.oif = eth0.index;
   TERWAY_TRY_CTX(inst.ReplaceRoute(def), ctx);
+  if (!primary.ipv6s.empty()) {
+    // Via the gateway the metadata service names (ipv6-gateway, a global
+    // address of the vSwitch's /64), as the datapath routes pods' IPv6;
+    // onlink, as the datapath does for a global gateway: eth0 holds a /128,
+    // so no connected route says the gateway is on it.
+    nl::Route def6;
+    def6.dst = nl::InetPrefix(nl::InetAddr(Ipv6Addr()), 0);
+    def6.gateway = nl::InetAddr(vsw->second.ipv6_gateway);
+    def6.oif = eth0.index;
+    def6.onlink = true;
+    TERWAY_TRY_CTX(inst.ReplaceRoute(def6), ctx);
+  }
   TERWAY_TRY_CTX(SetEniIpsLocked(primary), ctx);
+  return Ok();
+}
+
+Status LinuxFabric::EnsureInstanceIpv6Addresses(nl::Handle& inst, int eth0_index, const std::string& instance_id,
+                                                const FabricEni& primary, const FabricVSwitch& vsw) {
+  if (!vsw.ipv6_cidr) {
+    return Errorf(ErrorCode::kInvalidArgument, "primary ENI {} holds IPv6 but vSwitch {} has no IPv6 in the fabric",
+                  primary.eni_id, vsw.vswitch_id);
+  }
+  const std::string ns = InstanceNetns(instance_id);
+  // IPv6 on whatever the namespace's defaults say, and no duplicate address
+  // detection on eth0 (its link-local included, set before the link comes
+  // up): the cloud makes each address unique, the router drops DAD probes
+  // (its proxy entries would answer them), and a tentative address would
+  // not be a source for its first second.
+  for (auto [k, v] : {std::pair{"net/ipv6/conf/lo/disable_ipv6", "0"},
+                      std::pair{"net/ipv6/conf/eth0/disable_ipv6", "0"},
+                      std::pair{"net/ipv6/conf/eth0/accept_dad", "0"}}) {
+    TERWAY_TRY(nl::SetSysctl(ns, k, v));
+  }
+  for (const auto& ip : primary.ipv6s) {
+    // A /128, not the vSwitch's /64 (as an exclusive-ENI pod holds its
+    // IPv6): a /64 on eth0 puts a connected route in the main table through
+    // which the kernel resolves the gateway, and it then refuses a node
+    // agent's `default via <gateway> dev ethN onlink table T` for another
+    // ENI (IPv6 checks an onlink gateway against the main table: "device
+    // mismatch", EINVAL) -- terwayd's route for pods' IPv6. Everything of the
+    // vSwitch is reached through the gateway instead, as in the VPC.
+    nl::Address a;
+    a.link_index = eth0_index;
+    a.local = nl::InetPrefix::Host(nl::InetAddr(ip));
+    a.nodad = true;
+    TERWAY_TRY(inst.EnsureAddress(a));
+  }
   return Ok();
 }
 

@@ -21,8 +21,11 @@
 //                      "allowed6" (port . IPv6); a packet from a port with any
 //                      other source is dropped (IPv6 link-local and :: pass,
 //                      but DAD probes are dropped: proxy NDP would answer them)
-// Instance namespace: lo up; eth0 = primary ENI (configured); ethN = attached
-// ENIs, down and unconfigured until the node's agent takes them.
+// Instance namespace: lo up; eth0 = primary ENI (configured: its IPv4 with
+// the vSwitch's mask and a default route via the gateway; with IPv6, its
+// IPv6s as /128, nodad, and a default route via the vSwitch's IPv6 gateway,
+// onlink);
+// ethN = attached ENIs, down and unconfigured until the node's agent takes them.
 //
 // Thread-safe: one mutex serialises all operations (they are rare and each is
 // a handful of netlink requests).
@@ -73,6 +76,9 @@ class LinuxFabric : public Fabric {
   Status RemoveInstanceLocked(const std::string& instance_id);
   // The IPv6 side of a vSwitch: gateway address (DAD off), unreachable /64.
   Status EnsureVSwitchIpv6(netlink::Handle& h, int bridge_index, const FabricVSwitch& vsw);
+  // The primary ENI's IPv6s on the instance's eth0 (before it comes up).
+  Status EnsureInstanceIpv6Addresses(netlink::Handle& inst, int eth0_index, const std::string& instance_id,
+                                     const FabricEni& primary, const FabricVSwitch& vsw);
   // Source IPs (both families) the anti-spoofing sets allow per port.
   Result<std::map<std::string, std::set<netlink::InetAddr>>> AllowedSources();
   // Removes routes, neighbours and nft elements of ips for one port.
