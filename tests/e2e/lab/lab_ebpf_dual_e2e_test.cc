@@ -32,18 +32,19 @@ class LabEbpfDual : public LabDualStackTest {
     }
     return out;
   }
-  // The programs' packet counter of `path` on node i (-1: not exported).
-  double Packets(int i, const std::string& path) {
-    auto m = Metrics(i);
-    auto it = m.find("terway_ebpf_datapath_packets_total{path=\"" + path + "\"}");
-    return it == m.end() ? -1 : it->second;
-  }
+  // The programs' packet counters of node i, from one scrape (-1: not
+  // exported, which fails every comparison below).
   struct FastPath {
     double pod_to_pod, pod_to_eni, eni_to_pod, pod_to_stack, eni_to_stack;
   };
   FastPath Counters(int i) {
-    return {Packets(i, "pod_to_pod"), Packets(i, "pod_to_eni"), Packets(i, "eni_to_pod"), Packets(i, "pod_to_stack"),
-            Packets(i, "eni_to_stack")};
+    const auto m = Metrics(i);
+    auto packets = [&](const std::string& path) {
+      auto it = m.find("terway_ebpf_datapath_packets_total{path=\"" + path + "\"}");
+      return it == m.end() ? -1 : it->second;
+    };
+    return {packets("pod_to_pod"), packets("pod_to_eni"), packets("eni_to_pod"), packets("pod_to_stack"),
+            packets("eni_to_stack")};
   }
   // ping -6 from a pod, its replies counted.
   void ExpectPing6(const std::string& from, const std::string& to) {
@@ -72,6 +73,9 @@ TEST_F(LabEbpfDual, PodsTalkIpv6ThroughTheStackAndIpv4OnTheFastPath) {
   // IPv6: the programs hand every packet to the stack, which routes it
   // with the pods' IPv6 wiring; the servers see the pods' own addresses.
   const FastPath v6_before[2] = {Counters(0), Counters(1)};
+  for (int i : {0, 1}) {
+    ASSERT_GE(v6_before[i].pod_to_pod, 0) << "node" << i + 1 << "'s terwayd exports no eBPF packet counters";
+  }
   ExpectReach("default/b", "", b[1], a[1], "tcp");  // same node
   ExpectReach("default/a", "", a[1], c[1], "tcp");  // node1 -> node2
   ExpectReach("team/c", "", c[1], a[1], "tcp");     // node2 -> node1
