@@ -338,8 +338,9 @@ void PolicyController::Worker() {
     }
     if (stop_) return;
     applying_ = true;
+    const char* why = retry ? "repair" : pod_starts_waiting_ > 0 ? "pod start" : "change";
     l.unlock();
-    Status st = ApplyChanges(retry ? "repair" : "change");
+    Status st = ApplyChanges(why);
     if (!st.ok()) log::Warn("policy: applying a change failed (retrying): {}", st.error().ToString());
     l.lock();
     // A datapath out of sync is retried like a failed apply (NoteDatapathSync).
@@ -647,8 +648,10 @@ Status PolicyController::PodStarting(const std::string& ns, const std::string& n
 
 Status PolicyController::WaitApplied(uint64_t gen) {
   std::unique_lock l(dirty_mu_);
+  ++pod_starts_waiting_;
   applied_cv_.wait_for(l, opts_.pod_start_timeout,
                        [&] { return stop_ || applied_gen_ >= gen || failed_gen_ >= gen; });
+  --pod_starts_waiting_;
   if (applied_gen_ >= gen) return Ok();
   if (failed_gen_ >= gen && failed_error_) return Error(*failed_error_).Wrap("policy: applying the pod's rules");
   if (stop_) return MakeError(ErrorCode::kUnavailable, "policy: terwayd is stopping; retry the ADD");

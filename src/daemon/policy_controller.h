@@ -288,6 +288,7 @@ class PolicyController : public PodPolicy {
   uint64_t failed_gen_ = 0;
   std::optional<Error> failed_error_;
   std::condition_variable applied_cv_;
+  int pod_starts_waiting_ = 0;  // the apply's trigger is "pod start" while any waits
   // The datapath's last callback failed: the worker retries until one works.
   bool datapath_unsynced_ = false;
   bool stop_ = false;
