@@ -650,6 +650,7 @@ TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
   EXPECT_EQ(lazy.Loaded(), nullptr);
   ASSERT_OK(lazy.PolicyIsolationApplied({}));  // nothing loaded: nothing to write, and no load
   EXPECT_EQ(loads, 0);
+  EXPECT_EQ(lazy.PolicyMapSynced(), std::nullopt) << "no map: not 'in sync' (the gauge is absent)";
   EXPECT_NE(Sh("test -e " + pins), 0) << "nothing pinned for veth pods";
 
   auto a = MakePod("a", "198.18.0.10");
@@ -661,6 +662,9 @@ TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
   auto synced = lazy.Loaded()->PolicySynced();
   ASSERT_OK(synced);
   EXPECT_FALSE(*synced) << "a fresh policy map polices every pod until its writer syncs it";
+  EXPECT_EQ(lazy.PolicyMapSynced(), std::optional<bool>(false));
+  ASSERT_OK(lazy.PolicyIsolationApplied({}));  // what the hook's sync does
+  EXPECT_EQ(lazy.PolicyMapSynced(), std::optional<bool>(true));
   EXPECT_EQ(Sh("test -e " + pins), 0);
   auto ep = lazy.Loaded()->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
   ASSERT_OK(ep);
