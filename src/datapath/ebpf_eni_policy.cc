@@ -34,7 +34,9 @@ Status CheckIsolatedPodPoliced(const ebpf::PolicyMap& map, Ipv4Addr ip, const st
     return e;
   };
   auto synced = map.PolicySynced();
-  if (!synced.ok()) return refuse("the eBPF datapath's policy state cannot be read (" + synced.error().ToString() + ")");
+  if (!synced.ok()) {
+    return refuse("the eBPF datapath's policy state cannot be read (" + synced.error().ToString() + ")");
+  }
   if (!*synced) return Ok();  // every pod policed
   auto has = map.HasPolicyPod(ip);
   if (!has.ok()) return refuse("the eBPF datapath's policy map cannot be read (" + has.error().ToString() + ")");
@@ -72,7 +74,8 @@ Status PolicyMapWriter::Sync(ebpf::PolicyMap* map, const std::set<Ipv4Addr>& iso
     open.retryable = true;
     return open;
   }
-  return std::move(e).Wrap(fmt::format("eBPF datapath: {}; every pod takes the host stack until a sync succeeds", what));
+  return std::move(e).Wrap(
+      fmt::format("eBPF datapath: {}; every pod takes the host stack until a sync succeeds", what));
 }
 
 Status PolicyMapWriter::Write(ebpf::PolicyMap& map, const std::set<Ipv4Addr>& isolated, bool exact) {
