@@ -410,14 +410,18 @@ Status Daemon::CreateDatapath() {
     // before CreatePolicy, neither is set: the pins of an earlier run stay
     // as they were, in step with its table, until the first apply.
     eo.loaded = [this] {
-      if (!policy_off_.empty() && ebpf_datapath_ != nullptr) {
-        if (Status st = ebpf_datapath_->PolicyIsolationApplied({}); !st.ok()) {
-          log::Error("eBPF datapath: policy is off on this node, but marking no pod isolated failed: {}",
-                     st.error().ToString());
-        }
+      if (ebpf_policy_off_) {
+        ebpf_policy_off_->SyncIfDue();
       } else if (PolicyController* policy = policy_view_.load()) {
         policy->SyncDatapath();
       }
+    };
+    // A pod a chain isolates gets the fast path only while the policy map
+    // polices it (the controller's view; none before it exists or with
+    // policy off).
+    eo.may_isolate = [this](Ipv4Addr ip) {
+      PolicyController* policy = policy_view_.load();
+      return policy != nullptr && policy->MayIsolate(ip);
     };
     eo.stack.service_cidr = config_.service_cidr;
     if (auto ip = md->PrivateIpv4(); ip.ok()) {
@@ -486,18 +490,24 @@ Status Daemon::CreatePolicy() {
       Status rm = PolicyController::RemoveTable("");
       if (!rm.ok()) log::Warn("removing a leftover policy table: {}", rm.error().ToString());
     }
-    if (ebpf_datapath_ != nullptr) {
+    if (datapath::EbpfEniDatapath* ebpf = ebpf_datapath_) {
       // No chain isolates any pod: the eBPF datapath's policy map is empty
-      // and authoritative (a no-op until it is loaded; its `loaded` hook
-      // does it then).
-      // A failure leaves every eBPF pod on the stack (slower, no less
-      // correct: no chain exists); said, not fatal.
-      if (Status st = ebpf_datapath_->PolicyIsolationApplied({}); !st.ok()) {
-        log::Error("eBPF datapath: policy is off on this node, but marking no pod isolated failed (every eBPF-mode "
-                   "pod takes the host stack until terwayd restarts): {}",
-                   st.error().ToString());
-        metrics_.Set("terway_ebpf_datapath_policy_synced", {}, 0);
+      // and authoritative (nothing to write until it is loaded; its `loaded`
+      // hook does it then). A failure leaves every eBPF pod on the stack
+      // (slower, no less correct: no chain exists): reported, and retried
+      // every pod GC round (MaintainNodeTables) until it succeeds.
+      WarnEvent warn;
+      if (KubeNode* kube = kube_.get()) {
+        warn = [kube](const k8s::ObjectReference& o, const std::string& reason, const std::string& message) {
+          kube->ObjectWarning(o, reason, message);
+        };
       }
+      ebpf_policy_reporter_ = std::make_unique<DatapathSyncReporter>(&metrics_, opts_.node_name, std::move(warn));
+      PolicyOffDatapathSync::Hooks hooks;
+      hooks.write_empty = [ebpf] { return ebpf->PolicyIsolationApplied({}); };
+      hooks.synced = [ebpf] { return ebpf->PolicyMapSynced(); };
+      ebpf_policy_off_ = std::make_unique<PolicyOffDatapathSync>(std::move(hooks), ebpf_policy_reporter_.get());
+      ebpf_policy_off_->SyncIfDue();
     }
     return Ok();
   }
@@ -581,6 +591,8 @@ void Daemon::MaintainNodeTables() {
       DetachEarlierEbpfFilters(nullptr);
     }
   }
+  // Policy off: a failed write of the eBPF policy map is retried here.
+  if (ebpf_policy_off_) ebpf_policy_off_->SyncIfDue();
   // Our pods from their veths' aliases, adopted ones from the store.
   datapath::AntiSpoofSeed aliases = datapath::SeedFromPodLinkAliases("");
   store::StateStore* store = store_.get();
@@ -745,9 +757,12 @@ void Daemon::DeclareMetrics() {
                           "be asked about (reason not_askable: ICMP, other protocols, fragments); also counted in "
                           "terway_ebpf_datapath_packets_total's *_to_stack");
   metrics_.DeclareGauge("terway_ebpf_datapath_policy_synced",
-                        "1 while the eBPF datapath's policy map says exactly which pods NetworkPolicy may isolate; 0 "
-                        "after a failed write: every eBPF-mode pod takes the host stack until a retry succeeds (a "
-                        "Warning Event EbpfPolicyMapNotSynced on the Node says why)");
+                        "Absent while no eBPF program is loaded (no eBPF-mode pod on this node yet): no map to sync. "
+                        "Once loaded: 1 while its policy map says exactly which pods NetworkPolicy may isolate (with "
+                        "policy off: none); 0 until the first write after the load and after a failed write, when "
+                        "every eBPF-mode pod takes the host stack -- or, if even that could not be marked, new "
+                        "eBPF-mode pods a policy isolates are refused -- until a retry succeeds (a Warning Event "
+                        "EbpfPolicyMapNotSynced on the Node says which)");
   metrics_.DeclareGauge("terway_ebpf_datapath_foreign_filters_left",
                         "Links still carrying an earlier terwayd's eBPF filter that could not be removed (-1: the "
                         "links could not be listed); such a link may bypass NetworkPolicy applied since. Swept again "
@@ -776,6 +791,12 @@ void Daemon::UpdatePoolGauges() {
         metrics_.Set("terway_antispoof_dropped_packets_total", {{"family", d.family}}, double(d.packets));
         metrics_.Set("terway_antispoof_dropped_bytes_total", {{"family", d.family}}, double(d.bytes));
       }
+    }
+  }
+  if (ebpf_datapath_ != nullptr) {
+    // The datapath's own word: absent until programs are loaded.
+    if (std::optional<bool> synced = ebpf_datapath_->PolicyMapSynced()) {
+      metrics_.Set("terway_ebpf_datapath_policy_synced", {}, *synced ? 1 : 0);
     }
   }
   if (ebpf_datapath_ != nullptr && ebpf_datapath_->Loaded() != nullptr) {

@@ -188,6 +188,10 @@ class Daemon {
   // (the first eBPF pod's ADD thread asks the controller for a sync of the
   // policy map) -- read from other threads than the one assigning policy_.
   std::atomic<PolicyController*> policy_view_{nullptr};
+  // With policy off on an eBPF node: terwayd writes the policy map (the
+  // empty set), retried by the pod GC round while not in sync.
+  std::unique_ptr<DatapathSyncReporter> ebpf_policy_reporter_;
+  std::unique_ptr<PolicyOffDatapathSync> ebpf_policy_off_;
   std::unique_ptr<metadata::MetadataGuard> metadata_guard_;
   std::unique_ptr<CniService> service_;
   std::unique_ptr<PodGc> pod_gc_;

@@ -48,6 +48,7 @@ PolicyController::PolicyController(std::shared_ptr<k8s::RestClient> client, Poli
     : client_(std::move(client)),
       opts_(std::move(opts)),
       metrics_(metrics),
+      datapath_reporter_(metrics, opts_.node_name, opts_.warn_event),
       table_(std::make_unique<policy::NftPolicyTable>(opts_.netns)),
       compiler_(policy::CompileOptions{opts_.node_name}) {}
 
@@ -147,6 +148,7 @@ Result<std::unique_ptr<PolicyController>> PolicyController::Create(std::shared_p
                   c->opts_.sync_timeout.count());
   }
   c->MarkDirty();  // the first apply reads everything the caches listed
+  // Before the worker starts: this thread is the applier until then.
   TERWAY_TRY_CTX(c->ApplyChanges("start"), "enforcing network policy at start");
   c->worker_ = std::thread([self] { self->Worker(); });
   log::Info("policy: enforcing Kubernetes NetworkPolicy{} on node {} ({} pods, {} policies)",
@@ -268,6 +270,7 @@ PolicyController::~PolicyController() {
     stop_ = true;
   }
   dirty_cv_.notify_all();
+  applied_cv_.notify_all();  // PodStarting's waiters give up
   if (worker_.joinable()) worker_.join();
   // Caches stop (and their handlers end) before the rest goes.
   if (pods_) pods_->Stop();
@@ -320,18 +323,14 @@ void PolicyController::Worker() {
                                    [this] { return stop_ || !dirty_.empty() || datapath_unsynced_; })) {
       // Quiet for a while: is our table still what we applied? (A ruleset
       // flush or a deleted table would otherwise stay unnoticed until the
-      // next change.)
+      // next change.) The table is this thread's: no lock.
       l.unlock();
       bool intact = true;
-      {
-        std::lock_guard apply(apply_mu_);
-        Status v = table_->Verify();
-        if (!v.ok()) {
-          intact = false;
-          log::Warn("policy: the kernel's table differs from what terwayd applied ({}); applying again",
-                    v.error().ToString());
-          metrics_->Inc("terway_policy_applies_total", {{"trigger", "repair"}, {"result", "needed"}});
-        }
+      if (Status v = table_->Verify(); !v.ok()) {
+        intact = false;
+        log::Warn("policy: the kernel's table differs from what terwayd applied ({}); applying again",
+                  v.error().ToString());
+        metrics_->Inc("terway_policy_applies_total", {{"trigger", "repair"}, {"result", "needed"}});
       }
       l.lock();
       if (intact) continue;
@@ -339,8 +338,9 @@ void PolicyController::Worker() {
     }
     if (stop_) return;
     applying_ = true;
+    const char* why = retry ? "repair" : pod_starts_waiting_ > 0 ? "pod start" : "change";
     l.unlock();
-    Status st = ApplyChanges(retry ? "repair" : "change");
+    Status st = ApplyChanges(why);
     if (!st.ok()) log::Warn("policy: applying a change failed (retrying): {}", st.error().ToString());
     l.lock();
     // A datapath out of sync is retried like a failed apply (NoteDatapathSync).
@@ -353,11 +353,6 @@ void PolicyController::Worker() {
 bool PolicyController::WaitIdle(std::chrono::milliseconds timeout) {
   std::unique_lock l(dirty_mu_);
   return idle_cv_.wait_for(l, timeout, [this] { return dirty_.empty() && !applying_; });
-}
-
-Status PolicyController::ApplyChanges(const char* why) {
-  std::lock_guard apply(apply_mu_);
-  return ApplyChangesLocked(why);
 }
 
 void PolicyController::FeedPod(const std::string& key) {
@@ -465,37 +460,54 @@ void PolicyController::LoadAll() {
   }
 }
 
-Status PolicyController::ApplyChangesLocked(const char* why) {
-  auto start = std::chrono::steady_clock::now();
-  // Every ledger change numbered up to here is marked dirty already.
-  const uint64_t gen = requested_gen_.load();
-  Dirty d;
-  {
-    std::lock_guard l(dirty_mu_);
-    std::swap(d, dirty_);
-  }
-  bool policies_changed = d.all || !d.netpols.empty() || !d.calico.empty() || !d.calico_global.empty();
+Result<policy::NftModelChange> PolicyController::UpdateModel(const Dirty& d, bool* policies_changed) {
+  *policies_changed = d.all || !d.netpols.empty() || !d.calico.empty() || !d.calico_global.empty();
   if (d.all) {
     LoadAll();
-  } else {
-    if (d.context && FeedContext() && calico_policies_) {
-      // Policies are read with their tier (one that cannot be read fails
-      // them closed): read every Calico policy again.
-      for (const auto& o : calico_policies_->List()) d.calico.insert(o.metadata.Key());
-      for (const auto& o : calico_global_->List()) d.calico_global.insert(o.metadata.Key());
-      policies_changed = true;
-    }
-    for (const auto& key : d.pods) FeedPod(key);
-    for (const auto& name : d.namespaces) {
-      if (auto ns = namespaces_->Get(name)) compiler_.UpsertNamespace(policy::NamespaceFromK8s(*ns));
-      else compiler_.RemoveNamespace(name);
-    }
-    if (d.nodes) FeedNodes();
-    for (const auto& key : d.netpols) FeedPolicy("k8s", key);
-    for (const auto& key : d.calico) FeedPolicy("calico", key);
-    for (const auto& key : d.calico_global) FeedPolicy("global", key);
+    return compiler_.Update();
   }
-  auto change = compiler_.Update();
+  std::set<std::string> calico = d.calico, calico_global = d.calico_global;
+  if (d.context && FeedContext() && calico_policies_) {
+    // Policies are read with their tier (one that cannot be read fails
+    // them closed): read every Calico policy again.
+    for (const auto& o : calico_policies_->List()) calico.insert(o.metadata.Key());
+    for (const auto& o : calico_global_->List()) calico_global.insert(o.metadata.Key());
+    *policies_changed = true;
+  }
+  for (const auto& key : d.pods) FeedPod(key);
+  for (const auto& name : d.namespaces) {
+    if (auto ns = namespaces_->Get(name)) compiler_.UpsertNamespace(policy::NamespaceFromK8s(*ns));
+    else compiler_.RemoveNamespace(name);
+  }
+  if (d.nodes) FeedNodes();
+  for (const auto& key : d.netpols) FeedPolicy("k8s", key);
+  for (const auto& key : calico) FeedPolicy("calico", key);
+  for (const auto& key : calico_global) FeedPolicy("global", key);
+  return compiler_.Update();
+}
+
+Status PolicyController::ApplyChanges(const char* why) {
+  auto start = std::chrono::steady_clock::now();
+  Dirty d;
+  uint64_t gen = 0;
+  {
+    // Ledger changes are marked and numbered under this lock: the marks
+    // taken here are those of every change numbered up to `gen`.
+    std::lock_guard l(dirty_mu_);
+    gen = requested_gen_;
+    std::swap(d, dirty_);
+  }
+  bool policies_changed = false;
+  Result<policy::NftModelChange> change = policy::NftModelChange{};
+  {
+    // In memory only: Explain's copy of the inputs waits for this, never
+    // for the kernel below.
+    std::lock_guard in(inputs_mu_);
+    change = UpdateModel(d, &policies_changed);
+    // Explain's inputs changed (to what this apply enforces; a failed apply
+    // is retried from the same inputs).
+    if (!d.empty() || model_gen_ == 0) model_gen_++;
+  }
   // Pods about to be isolated are policed before their chains exist, and
   // stay policed until the kernel dropped them (MayIsolate, the datapath's
   // policy map).
@@ -507,13 +519,14 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
       isolated_.insert(isolated_now.begin(), isolated_now.end());
     }
     // A failure does not hold the chains back: they are the enforcement,
-    // and the datapath has fallen to its safe side (every pod on the stack).
+    // and the datapath has fallen to its safe side (every pod on the stack),
+    // or, if it could not, refuses new pods it does not police.
     if (opts_.isolating) {
       if (Status dp = opts_.isolating(isolated_now); !dp.ok()) NoteDatapathSync(dp);
     }
   }
   Status st = change.ok() ? table_->ApplyChange(*change, compiler_.model())
-                          : std::move(change).error().Wrap("policy: bringing the model up to date");
+                          : Status(std::move(change).error().Wrap("policy: bringing the model up to date"));
   if (st.ok()) {
     {
       std::lock_guard l(isolated_mu_);
@@ -524,6 +537,18 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->Inc("terway_policy_applies_total", {{"trigger", why}, {"result", st.ok() ? "ok" : "error"}});
   metrics_->Observe("terway_policy_apply_seconds", {}, secs);
+  {
+    // PodStarting's waiters: their changes are in the kernel, or this
+    // apply of them failed.
+    std::lock_guard l(dirty_mu_);
+    if (st.ok()) {
+      applied_gen_ = std::max(applied_gen_, gen);
+    } else {
+      failed_gen_ = std::max(failed_gen_, gen);
+      failed_error_ = st.error();
+    }
+  }
+  applied_cv_.notify_all();
   if (!st.ok()) {
     // Nothing is lost: the compiler holds the inputs (and starts over from
     // them if its own state may be half updated), and the table is replaced
@@ -543,8 +568,6 @@ Status PolicyController::ApplyChangesLocked(const char* why) {
   metrics_->Set("terway_policy_objects", {{"kind", "sets"}}, double(m.sets.size()));
   metrics_->Set("terway_policy_objects", {{"kind", "rejected"}}, double(rejected_.size()));
   if (policies_changed || d.context) ReportFailClosed();
-  applied_gen_ = std::max(applied_gen_, gen);
-  if (!d.empty() || !change->empty() || model_gen_ == 0) model_gen_++;  // Explain's inputs changed
   const auto& w = compiler_.last_work();
   log::Debug("policy: applied ({}) {} names changed; {} chains recompiled, {} pods probed, {} sets computed in "
              "{:.1f} ms",
@@ -613,18 +636,29 @@ Status PolicyController::PodStarting(const std::string& ns, const std::string& n
     if (ipv6) local_ips6_[key] = *ipv6;
     else local_ips6_.erase(key);
   }
-  // Marked before numbered: an apply that sees our number sees our marks.
-  for (const auto& k : stale) MarkChanged(&Dirty::pods, k);
-  MarkChanged(&Dirty::pods, key);
-  const uint64_t mine = ++requested_gen_;
+  stale.insert(key);
+  const uint64_t mine = MarkLedgerChange(stale);
   // A sandbox of no Kubernetes pod has no labels: no policy can select it,
   // and as a peer it is matched by address (ipBlock) like any host.
   if (!known) return Ok();
-  std::lock_guard apply(apply_mu_);
-  // An apply that snapshotted after our entry already enforces it (many
-  // ADDs at once share applies).
-  if (applied_gen_ >= mine) return Ok();
-  return ApplyChangesLocked("pod start");
+  // The worker applies it (marking woke it); an apply that snapshotted after
+  // our number enforces it, so many ADDs at once share applies.
+  return WaitApplied(mine);
+}
+
+Status PolicyController::WaitApplied(uint64_t gen) {
+  std::unique_lock l(dirty_mu_);
+  ++pod_starts_waiting_;
+  applied_cv_.wait_for(l, opts_.pod_start_timeout,
+                       [&] { return stop_ || applied_gen_ >= gen || failed_gen_ >= gen; });
+  --pod_starts_waiting_;
+  if (applied_gen_ >= gen) return Ok();
+  if (failed_gen_ >= gen && failed_error_) return Error(*failed_error_).Wrap("policy: applying the pod's rules");
+  if (stop_) return MakeError(ErrorCode::kUnavailable, "policy: terwayd is stopping; retry the ADD");
+  return Errorf(ErrorCode::kTimeout,
+                "policy: the pod's rules were not applied within {} ms (an apply of a large change may be running; "
+                "terway_policy_apply_seconds shows how long they take); retry the ADD",
+                opts_.pod_start_timeout.count());
 }
 
 void PolicyController::PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) {
@@ -641,8 +675,20 @@ void PolicyController::PodStopped(const std::string& ns, const std::string& name
     }
   }
   if (!held) return;
-  MarkChanged(&Dirty::pods, key);
-  ++requested_gen_;
+  MarkLedgerChange({key});
+}
+
+uint64_t PolicyController::MarkLedgerChange(const std::set<std::string>& pods) {
+  uint64_t gen = 0;
+  {
+    // Marked and numbered at once: an apply that takes our marks covers our
+    // number, and one that covers our number took our marks (ApplyChanges).
+    std::lock_guard l(dirty_mu_);
+    dirty_.pods.insert(pods.begin(), pods.end());
+    gen = ++requested_gen_;
+  }
+  dirty_cv_.notify_one();
+  return gen;
 }
 
 Result<PolicyController::Snapshot> PolicyController::CurrentModel() {
@@ -651,15 +697,15 @@ Result<PolicyController::Snapshot> PolicyController::CurrentModel() {
   std::vector<std::string> rejected;
   {
     std::lock_guard l(model_mu_);
-    std::lock_guard apply(apply_mu_);
+    std::lock_guard in_lock(inputs_mu_);
     gen = model_gen_;
     if (explained_.model && explained_gen_ == gen) return explained_;
     if (gen == 0) return MakeError(ErrorCode::kUnavailable, "policy: no model compiled yet");
     in = compiler_.Inputs();
     rejected = rejected_;
   }
-  // Outside the apply lock: a full compile takes a while at scale, and pod
-  // starts must not wait for an operator's question.
+  // Outside inputs_mu_: a full compile takes a while at scale, and applies
+  // (pod starts) must not wait for an operator's question.
   Snapshot snap;
   snap.model = std::make_shared<policy::CompiledPolicy>(
       policy::PolicyCompiler(policy::CompileOptions{opts_.node_name}).Compile(std::move(in)));

@@ -23,10 +23,18 @@
 // and is listed by `terway-cli policy show`.
 //
 // No window for a new pod: CNI ADD calls PodStarting with the address it
-// just allocated, which compiles and applies synchronously (the pod's chain
-// exists before its veth does), because the Pod object in the API carries no
-// IP yet at that point. The local ledger of addresses this node handed out
-// is the truth for local pods; status.podIP is for pods of other nodes.
+// just allocated, which returns once an apply covering it is in the kernel
+// (the pod's chain exists before its veth does), because the Pod object in
+// the API carries no IP yet at that point. The local ledger of addresses
+// this node handed out is the truth for local pods; status.podIP is for pods
+// of other nodes.
+//
+// Threads: one applier. Create applies once before its worker starts; after
+// that only the worker applies (compiles, calls the kernel and the datapath
+// callbacks), so no lock is held across a kernel call: PodStarting marks its
+// change and waits for the worker's apply that covers it, and concurrent
+// ADDs share applies. Explain and show copy the compiler's inputs under
+// inputs_mu_, which the worker holds only while it changes them in memory.
 //
 // With policy disabled (eni-config's disable_network_policy) the daemon
 // creates no controller at all: no watches on policy objects, no rules, and
@@ -49,6 +57,7 @@
 #include "common/ip.h"
 #include "daemon/metrics.h"
 #include "daemon/pod_policy.h"
+#include "daemon/policy_datapath_sync.h"
 #include "daemon/policy_fail_closed.h"
 #include "daemon/policy_sources.h"
 #include "k8s/cache.h"
@@ -74,17 +83,21 @@ struct PolicyControllerOptions {
   // failure repairs what an earlier one missed), at every apply:
   // `isolating` BEFORE the kernel gets the chains (the datapath makes its
   // map a superset), `isolation_applied` AFTER the kernel took them (it
-  // makes the map exact and authoritative). Called from the apply path only,
-  // one call at a time, with the apply lock held: they must not call back
-  // into the controller (MayIsolate and SyncDatapath excepted).
+  // makes the map exact and authoritative). Called from the applier only
+  // (Create, then the worker thread), one call at a time; they may call
+  // MayIsolate and SyncDatapath, and must not wait for an apply.
   // An error does not stop the apply (the chains are the enforcement; the
   // datapath fails closed: every pod takes the stack): it is counted
-  // (terway_ebpf_datapath_policy_sync_errors_total, the gauge
-  // terway_ebpf_datapath_policy_synced 0), told on the Node (a Warning
-  // Event, reason kDatapathSyncEventReason) and retried by the worker until
-  // a full sync succeeds. Unset: none.
+  // (terway_ebpf_datapath_policy_sync_errors_total), told on the Node (a
+  // Warning Event, reason kDatapathSyncEventReason; DatapathSyncReporter)
+  // and retried by the worker until a full sync succeeds. When the datapath
+  // could not even fail closed (datapath::PolicyMapFailedOpen), new pods it
+  // does not police are refused by the datapath's Ensure (EbpfEniOptions::
+  // may_isolate, which the daemon wires to MayIsolate). Unset: none.
   std::function<Status(const std::set<Ipv4Addr>&)> isolating;
   std::function<Status(const std::set<Ipv4Addr>&)> isolation_applied;
+  // How long PodStarting waits for the worker's apply that covers the pod.
+  std::chrono::milliseconds pod_start_timeout{30000};
 };
 
 // The local pods' addresses `model` isolates in either direction (the keys
@@ -105,14 +118,16 @@ class PolicyController : public PodPolicy {
   ~PolicyController() override;
 
   // CNI ADD: the pod's address is known; its chain is in the kernel when
-  // this returns Ok. An error means the pod would run unprotected: the ADD
-  // must fail (and is undone).
+  // this returns Ok (the worker applied it; this waits, with no lock held).
+  // An error means the pod would run unprotected: the ADD must fail (and is
+  // undone).
   Status PodStarting(const std::string& ns, const std::string& name, Ipv4Addr ip,
                      std::optional<Ipv6Addr> ipv6 = std::nullopt) override;
   // CNI DEL or an undone ADD: the address no longer belongs to the pod.
   void PodStopped(const std::string& ns, const std::string& name, Ipv4Addr ip) override;
 
-  // terway-cli policy explain / show, from the model the kernel holds.
+  // terway-cli policy explain / show, from the inputs of the latest apply
+  // (what the kernel holds, or is being given).
   Result<policy::Explanation> Explain(const std::string& from, const std::string& to, policy::Protocol proto,
                                       uint16_t port) override;
   Result<std::string> Show() override;
@@ -121,7 +136,7 @@ class PolicyController : public PodPolicy {
   // were just loaded): the worker applies (nothing new for the kernel) and
   // calls them with the full set. Does not block.
   void SyncDatapath() { MarkFlag(&Dirty::datapath); }
-  static constexpr const char* kDatapathSyncEventReason = "EbpfPolicyMapNotSynced";
+  static constexpr const char* kDatapathSyncEventReason = kEbpfPolicyMapNotSyncedReason;
 
   // Whether a chain may isolate the pod with this address: it is in the
   // kernel, about to be, or was when an apply failed (fail closed: a pod
@@ -162,20 +177,29 @@ class PolicyController : public PodPolicy {
   void MarkChanged(std::set<std::string> Dirty::*what, const std::string& key);
   // A flag of Dirty: nodes, context.
   void MarkFlag(bool Dirty::*what);
+  // Local pods whose ledger entry changed; returns the change's number.
+  uint64_t MarkLedgerChange(const std::set<std::string>& pods);
   void Worker();
-  // Dirty objects -> incremental compiler -> the kernel's difference;
-  // serialised by apply_mu_.
+  // Dirty objects -> incremental compiler -> the kernel's difference, then
+  // the outcome for PodStarting's waiters. The applier only (Create, then
+  // the worker).
   Status ApplyChanges(const char* why);
-  Status ApplyChangesLocked(const char* why);  // apply_mu_ held
-  // apply_mu_ held: one object of the caches into the incremental compiler.
+  // The in-memory half: dirty objects into the compiler and its Update;
+  // inputs_mu_ held.
+  Result<policy::NftModelChange> UpdateModel(const Dirty& d, bool* policies_changed);
+  // PodStarting: until an apply covering change `gen` succeeded (Ok) or
+  // failed (its error), the controller stops, or the timeout.
+  Status WaitApplied(uint64_t gen);
+  // The applier, inputs_mu_ held: one object of the caches into the
+  // incremental compiler.
   void FeedPod(const std::string& key);
   void FeedPolicy(const std::string& source, const std::string& key);
   void FeedNodes();
   // Calico's other objects, read whole (few, seldom changed); returns
   // whether the tiers changed (their policies are then read again).
   bool FeedContext();
-  // apply_mu_ held: every object of the caches (start, and changes of kinds
-  // without per-object tracking).
+  // The applier, inputs_mu_ held: every object of the caches (start, and
+  // changes of kinds without per-object tracking).
   void LoadAll();
   // Starts the caches of Calico's other objects the API serves (tiers,
   // network sets, service accounts, EndpointSlices).
@@ -183,10 +207,10 @@ class PolicyController : public PodPolicy {
   // Calico's other objects from their caches.
   void SnapshotContext(PolicySources& src) const;
   // After an apply that changed policies or tiers: the metric, and the
-  // Events now due. apply_mu_ held.
+  // Events now due. The applier only.
   void ReportFailClosed();
-  // After a datapath callback: the metrics, the Node's Event (when it goes
-  // out of sync), and the worker's retry. apply_mu_ held.
+  // After a datapath callback: the report (DatapathSyncReporter) and the
+  // worker's retry. The applier only.
   void NoteDatapathSync(const Status& st);
   // The full compile Explain and show answer from, of the inputs the kernel
   // holds (compiled on demand: they are rare next to changes).
@@ -215,7 +239,8 @@ class PolicyController : public PodPolicy {
   std::unique_ptr<k8s::Cache<k8s::RawObject>> global_network_sets_;
   std::unique_ptr<k8s::Cache<k8s::ServiceAccount>> service_accounts_;
   std::unique_ptr<k8s::Cache<k8s::EndpointSlice>> endpoint_slices_;
-  FailClosedEventLedger fail_closed_events_;  // guarded by apply_mu_
+  FailClosedEventLedger fail_closed_events_;  // the applier's
+  DatapathSyncReporter datapath_reporter_;
 
   mutable std::mutex isolated_mu_;
   std::set<Ipv4Addr> isolated_;  // see MayIsolate
@@ -227,7 +252,12 @@ class PolicyController : public PodPolicy {
   // Pods an ADD fetched before the pod cache saw them.
   std::map<std::string, k8s::Pod> fetched_;
 
-  std::mutex apply_mu_;  // one apply at a time; guards what follows up to dirty_mu_
+  // What follows up to model_mu_ is the applier's (Create's apply, then the
+  // worker's alone: no lock needed around the kernel). inputs_mu_ guards
+  // the compiler's inputs, rejected_ and model_gen_ against CurrentModel's
+  // reads; the applier holds it only while it changes them (in memory,
+  // never across a kernel call) and reads them without it.
+  std::mutex inputs_mu_;
   std::unique_ptr<policy::NftPolicyTable> table_;
   policy::IncrementalCompiler compiler_;
   // Each policy object ("k8s/ns/name", "calico/ns/name", "global/name") ->
@@ -237,11 +267,6 @@ class PolicyController : public PodPolicy {
   std::map<std::string, Error> tier_errors_;     // tiers that cannot be read, by name
   std::vector<std::string> rejected_;            // tiers and network sets that cannot be read
   std::vector<k8s::Json> tiers_seen_;            // the tiers the policies were read with
-  // Changes to the local ledger are numbered; an apply covers every change
-  // numbered before its snapshot, so concurrent ADDs share applies instead
-  // of queueing one compile each.
-  std::atomic<uint64_t> requested_gen_{0};
-  uint64_t applied_gen_ = 0;
   uint64_t model_gen_ = 0;  // applies that changed the inputs
 
   std::mutex model_mu_;  // the full compile for Explain and show
@@ -253,6 +278,17 @@ class PolicyController : public PodPolicy {
   std::condition_variable idle_cv_;
   Dirty dirty_;
   bool applying_ = false;  // the worker has taken changes it has not applied yet
+  // Changes to the local ledger are numbered as they are marked; an apply
+  // covers every change numbered before its snapshot, so concurrent ADDs
+  // share applies instead of queueing one compile each.
+  uint64_t requested_gen_ = 0;
+  // The highest change number an apply covered, ok or failed (the latter's
+  // error with it): PodStarting's waiters, woken by applied_cv_.
+  uint64_t applied_gen_ = 0;
+  uint64_t failed_gen_ = 0;
+  std::optional<Error> failed_error_;
+  std::condition_variable applied_cv_;
+  int pod_starts_waiting_ = 0;  // the apply's trigger is "pod start" while any waits
   // The datapath's last callback failed: the worker retries until one works.
   bool datapath_unsynced_ = false;
   bool stop_ = false;

@@ -234,6 +234,11 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     TERWAY_ASSIGN_OR_RETURN(ebpf::DatapathPrograms * programs, Programs());
     TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
     TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
+    // Before anything gives it the fast path: a pod a chain isolates must be
+    // policed (in the policy map, or the map not authoritative). Once so it
+    // stays so while isolated: the map's writer drops only pods no chain
+    // isolates, and marks the map authoritative only after writing them all.
+    TERWAY_TRY(AdmitToFastPath(*programs, pod, ep.ip));
     // What must reach the stack is in the map before the pod's entry can
     // send anything past it.
     TERWAY_TRY(LearnStackPrefixes(*programs, pod));

@@ -31,8 +31,11 @@
 //                            the pod's bandwidth limit, persisted in the pin.
 //   terway_dp_policy(+state) the policy controller's apply path only
 //                            (PolicyIsolating/PolicyIsolationApplied, one
-//                            caller at a time), or the daemon when policy is
-//                            off on the node (no controller).
+//                            caller at a time: PolicyMapWriter), or the
+//                            daemon when policy is off on the node (no
+//                            controller). Ensure only reads them: a pod a
+//                            chain may isolate gets the fast path only while
+//                            the map polices it (ebpf_eni_policy.h).
 //   terway_dp_stack          add-only after LoadPrograms: any caller adds the
 //                            prefixes it needs before writing an entry
 //                            (idempotent single-entry writes); only
@@ -52,6 +55,7 @@
 
 #include "common/ip.h"
 #include "common/result.h"
+#include "datapath/ebpf_eni_policy.h"
 #include "datapath/pod_datapath.h"
 #include "datapath/shared_eni.h"
 #include "ebpf/endpoint.h"
@@ -103,14 +107,6 @@ NodeStackFacts KeepLearnedStackPrefixes(NodeStackFacts configured, const std::ve
 // known) and host_stack_cidrs not yet there.
 NodeStackFacts WithPodStackPrefixes(NodeStackFacts known, const PodNetwork& pod);
 
-// The writes that bring the policy map from `in_map` to hold `isolated`:
-// all of them when `exact`, else only the additions (a superset is enough
-// before the chains are applied; extras go only once they were removed).
-struct PolicyMapPlan {
-  std::vector<Ipv4Addr> add, remove;
-};
-PolicyMapPlan PlanPolicyMap(const std::set<Ipv4Addr>& in_map, const std::set<Ipv4Addr>& isolated, bool exact);
-
 // ---- the datapath ----
 
 struct EbpfEniOptions {
@@ -131,6 +127,12 @@ struct EbpfEniOptions {
   // network adds its own (service_cidr, host_stack_cidrs) before its entry
   // is written.
   NodeStackFacts stack;
+  // Whether a NetworkPolicy chain may isolate the pod with this address
+  // (the policy controller's MayIsolate; unset: none can, policy is off).
+  // Ensure gives such a pod the fast path only while the policy map polices
+  // it (CheckIsolatedPodPoliced): after a write of the map and its
+  // fail-closed mark both failed, the map may be authoritative and lack it.
+  std::function<bool(Ipv4Addr)> may_isolate;
 };
 
 class EbpfEniDatapath : public PodDatapath {
@@ -170,11 +172,17 @@ class EbpfEniDatapath : public PodDatapath {
   //     `isolated` (deletes extras) and marks it authoritative.
   // Fail closed: on any failed write the map is marked not authoritative
   // (every pod policed; the stack's chains decide) and the error returned;
-  // only a later successful PolicyIsolationApplied lifts that. No-ops while
-  // nothing is loaded (a fresh map starts not authoritative; `loaded` asks
-  // for a sync).
+  // only a later successful PolicyIsolationApplied lifts that. When even
+  // that mark fails the error is PolicyMapFailedOpen (kUnavailable), and
+  // Ensure refuses the fast path to isolated pods the map lacks. No-ops
+  // while nothing is loaded (a fresh map starts not authoritative; `loaded`
+  // asks for a sync).
   Status PolicyIsolating(const std::set<Ipv4Addr>& isolated);
   Status PolicyIsolationApplied(const std::set<Ipv4Addr>& isolated);
+  // For terway_ebpf_datapath_policy_synced: nullopt while nothing is loaded
+  // (no map to be in sync); else whether the writer's last write left the
+  // map exact and authoritative. Any thread.
+  std::optional<bool> PolicyMapSynced() const;
 
   // The flavour a pod is served with: its virtual_type, or for kUnknown
   // whether its endpoint entry exists.
@@ -190,10 +198,10 @@ class EbpfEniDatapath : public PodDatapath {
   // stack, if not yet known to be there. Returns once every such prefix is
   // in the map (written here or by an earlier call).
   Status LearnStackPrefixes(ebpf::DatapathPrograms& programs, const PodNetwork& pod);
-  // Brings the policy map to `isolated` (PlanPolicyMap), then marks it
-  // authoritative when `exact`; on failure marks it not, and forgets what
-  // it believed the map held.
-  Status SyncPolicyMap(const std::set<Ipv4Addr>& isolated, bool exact);
+  // Ok unless a chain may isolate the pod (opt_.may_isolate) and the policy
+  // map does not police it (CheckIsolatedPodPoliced): before the pod's
+  // entry and program give it the fast path.
+  Status AdmitToFastPath(ebpf::DatapathPrograms& programs, const PodNetwork& pod, Ipv4Addr ip);
 
   // load_mu_ held: the load itself.
   Status LoadProgramsLocked();
@@ -212,14 +220,8 @@ class EbpfEniDatapath : public PodDatapath {
   std::mutex stack_mu_;
   NodeStackFacts stack_;                       // what terwayd knows belongs to the stack
   std::set<ebpf::StackPrefix> stack_in_map_;  // of those, what is known to be in the map
-  // What the policy map holds and whether it is authoritative, as its one
-  // writer (the policy path) last wrote them; unset: unknown (start, after
-  // a failure), read from the map. Touched by that writer only.
-  struct PolicyShadow {
-    std::set<Ipv4Addr> in_map;
-    bool synced = false;
-  };
-  std::optional<PolicyShadow> policy_shadow_;
+  // The policy map's one writer (the policy path): PolicyIsolating and co.
+  PolicyMapWriter policy_writer_;
   SharedEniDatapath veth_;
 };
 

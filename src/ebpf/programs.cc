@@ -277,6 +277,16 @@ Status DatapathPrograms::DeletePolicyPod(Ipv4Addr ip) {
   return Ok();
 }
 
+Result<bool> DatapathPrograms::HasPolicyPod(Ipv4Addr ip) const {
+  uint32_t key = EndpointKey(ip);
+  uint8_t v = 0;
+  if (bpf_map_lookup_elem(policy_fd(), &key, &v) != 0) {
+    if (errno == ENOENT) return false;
+    return SysError("reading whether " + ip.ToString() + " is isolated by policy in the eBPF datapath");
+  }
+  return true;
+}
+
 Result<std::set<Ipv4Addr>> DatapathPrograms::ListPolicyPods() const {
   std::set<Ipv4Addr> out;
   uint32_t key = 0, next = 0;

@@ -22,6 +22,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 #include "ebpf/endpoint.h"
+#include "ebpf/policy_map.h"
 
 struct terway_dp_from_pod;  // bpftool skeletons (dp_pod_veth_ingress.skel.h, dp_eni_ingress.skel.h)
 struct terway_dp_from_eni;
@@ -37,14 +38,14 @@ struct LoaderOptions {
   std::string PinDir() const { return bpffs + "/" + pin_subdir; }
 };
 
-class DatapathPrograms {
+class DatapathPrograms : public PolicyMap {
  public:
   // Loads and verifies both programs, reusing the pinned maps of an earlier
   // load when their layout matches this build's and replacing them (see
   // replaced_pins()) when it does not. Needs CAP_BPF/CAP_SYS_ADMIN; the
   // error says which step the kernel refused and why.
   static Result<std::unique_ptr<DatapathPrograms>> Load(const LoaderOptions& options = {});
-  ~DatapathPrograms();
+  ~DatapathPrograms() override;
   DatapathPrograms(const DatapathPrograms&) = delete;
   DatapathPrograms& operator=(const DatapathPrograms&) = delete;
 
@@ -82,12 +83,13 @@ class DatapathPrograms {
 
   // ---- policy isolation (terway_dp_policy, terway_dp_policy_state) ----
   // Pods a policy chain may isolate; single-entry, idempotent writes.
-  Status AddPolicyPod(Ipv4Addr ip);
-  Status DeletePolicyPod(Ipv4Addr ip);  // success when there is none
-  Result<std::set<Ipv4Addr>> ListPolicyPods() const;
+  Status AddPolicyPod(Ipv4Addr ip) override;
+  Status DeletePolicyPod(Ipv4Addr ip) override;  // success when there is none
+  Result<bool> HasPolicyPod(Ipv4Addr ip) const override;
+  Result<std::set<Ipv4Addr>> ListPolicyPods() const override;
   // Whether the policy map is authoritative (false: every pod is policed).
-  Status SetPolicySynced(bool synced);
-  Result<bool> PolicySynced() const;
+  Status SetPolicySynced(bool synced) override;
+  Result<bool> PolicySynced() const override;
 
   Result<Counters> ReadCounters() const;
 

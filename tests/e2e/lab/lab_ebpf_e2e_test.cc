@@ -183,6 +183,10 @@ TEST_F(LabEbpf, PerNodeVirtualTypeReachesConflistStatusAndConfigMap) {
 TEST_F(LabEbpf, PodsTalkOnTheFastPathOnOneNodeAcrossNodesAndToAVpcHostAndDelLeavesNothing) {
   UpEbpf(2);
   ASSERT_EQ(State()["nodes"][0]["eniip_virtual_type"], "datapathv2");
+  // Policy is enforced (the lab has an API), but no eBPF pod has run yet:
+  // no program, no map to be in sync, so no gauge (not a 1 that nothing
+  // backs).
+  EXPECT_EQ(Metrics(0).count("terway_ebpf_datapath_policy_synced"), 0u);
   std::string a = AddPod("default/a", "node1");
   std::string b = AddPod("default/b", "node1");
   std::string c = AddPod("team/c", "node2");
@@ -190,6 +194,10 @@ TEST_F(LabEbpf, PodsTalkOnTheFastPathOnOneNodeAcrossNodesAndToAVpcHostAndDelLeav
   for (int i : {0, 1}) {
     auto m = Metrics(i);
     EXPECT_EQ(m["terway_ebpf_datapath_available"], 1) << "node" << i + 1 << " serves eBPF pods";
+    // The load asked the policy controller for a sync, which its worker
+    // does right after.
+    EXPECT_TRUE(WaitFor([&] { return Metrics(i)["terway_ebpf_datapath_policy_synced"] == 1; }, 10s, 100ms))
+        << "node" << i + 1 << "'s policy map never synced";
   }
   EXPECT_EQ(EndpointEntries(0), 2);
   EXPECT_EQ(EndpointEntries(1), 1);

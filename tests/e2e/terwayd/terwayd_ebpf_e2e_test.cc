@@ -4,6 +4,9 @@
 // one node and on two reach each other and a VPC host on the fast path (the
 // programs' counters, read through the node's pinned maps), CHECK passes,
 // a restarted terwayd finds its pods by their entries, DEL leaves no entry.
+// These terwayds run without an API, so policy is off: terwayd itself
+// writes the policy map (no pod isolated) when the programs load, and the
+// gauge terway_ebpf_datapath_policy_synced says so -- absent before.
 // Each terwayd pins its maps in a bpf filesystem of the test's own
 // (--bpffs), unmounted at the end, also on failure.
 #include <gtest/gtest.h>
@@ -39,6 +42,17 @@ class TerwaydEbpf : public ::testing::Test {
     return !ebpf::testing::TcpEcho(from_ns, ip, port, "terway-ebpf-" + std::to_string(port)).empty();
   }
   int next_port_ = 0;
+  // The sample line of terway_ebpf_datapath_policy_synced on the node's
+  // /metrics ("" when absent).
+  static std::string PolicySyncedSample(TerwaydNode* node) {
+    auto m = node->Metrics();
+    EXPECT_TRUE(m.ok()) << m.error().ToString();
+    if (!m.ok()) return "?";
+    const std::string name = "\nterway_ebpf_datapath_policy_synced ";
+    auto at = m->find(name);
+    if (at == std::string::npos) return "";
+    return m->substr(at + 1, m->find('\n', at + 1) - at - 1);
+  }
   // The node's maps, shared through its pins (a loader of our own).
   std::unique_ptr<ebpf::DatapathPrograms> NodeMaps(const ebpf::testing::PrivateBpffs& fs) {
     auto p = ebpf::DatapathPrograms::Load(fs.Options());
@@ -73,11 +87,16 @@ TEST_F(TerwaydEbpf, IpvlanNetworksTakeTheFastPathAndSurviveARestart) {
     nodes.push_back(std::move(n).value());
   }
   EXPECT_NE(std::system(("test -e " + fs0.dir() + "/terway").c_str()), 0) << "nothing pinned before an eBPF pod";
+  EXPECT_EQ(PolicySyncedSample(nodes[0].get()), "") << "no program loaded: no map to be in sync";
   PodNs a, b, c;
   std::string ip_a = AddEbpfPod(nodes[0].get(), &a, "pa");
   std::string ip_c = AddEbpfPod(nodes[0].get(), &c, "pc");
   std::string ip_b = AddEbpfPod(nodes[1].get(), &b, "pb");
   ASSERT_FALSE(ip_a.empty() || ip_b.empty() || ip_c.empty()) << nodes[0]->process().Log();
+  // Policy is off: the load wrote the empty set, authoritative (the ADD
+  // that loaded the programs ran the hook before it returned).
+  EXPECT_EQ(PolicySyncedSample(nodes[0].get()), "terway_ebpf_datapath_policy_synced 1");
+  EXPECT_EQ(PolicySyncedSample(nodes[1].get()), "terway_ebpf_datapath_policy_synced 1");
   auto maps = NodeMaps(fs0);
   ASSERT_NE(maps, nullptr);
   auto entries = maps->ListEndpoints();

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -303,7 +304,11 @@ TEST_F(PolicyControllerRoot, IsolationNewsBracketsTheKernelsChains) {
   EXPECT_TRUE(in_kernel(web));
   EXPECT_TRUE(controller_->MayIsolate(web));
   EXPECT_FALSE(controller_->MayIsolate(free));
-  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_synced"), 1);
+  // The callbacks said Ok, which they also say while no program is loaded:
+  // only the datapath knows whether a map is in sync (terwayd's scrape asks
+  // it), so the controller claims nothing.
+  EXPECT_EQ(metrics_.Render().find("terway_ebpf_datapath_policy_synced "), std::string::npos) << metrics_.Render();
+  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total"), 0);
 
   // A pod start: isolated (and said so, with the full set) by the time
   // PodStarting returns.
@@ -397,8 +402,9 @@ TEST_F(PolicyControllerRoot, AFailingIsolatingStillAppliesTheChainsAndIsRetriedU
   ASSERT_TRUE(policy::RunNftBatch(node_, "list map inet terway pod_ingress", &map).ok());
   EXPECT_NE(map.find("198.18.6.1"), std::string::npos) << map;
   EXPECT_GE(metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total"), 2) << "before and after the apply";
-  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_synced"), 0);
-  // A pod start is not failed by it either: its chain is in the kernel.
+  // A pod start is not failed by it either: its chain is in the kernel (a
+  // datapath that could not even fail closed refuses the pod in its own
+  // Ensure: EbpfEniRoot.WhenFailingClosedFailsToo...).
   Create(kPods, Pod("x", "web2", kNode, "", {{"app", "web"}}));
   ASSERT_TRUE(controller_->PodStarting("x", "web2", *Ipv4Addr::Parse("198.18.6.3")).ok());
 
@@ -423,7 +429,143 @@ TEST_F(PolicyControllerRoot, AFailingIsolatingStillAppliesTheChainsAndIsRetriedU
   }
   EXPECT_GT(applied_ok, 0) << "a full sync after the datapath recovered";
   EXPECT_TRUE(controller_->WaitIdle(std::chrono::seconds(10)));
-  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_synced"), 1);
+  // In sync: no more retries, so no more errors.
+  const double errors = metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total");
+  Create(kPods, Pod("x", "web3", kNode, "", {{"app", "web"}}));
+  ASSERT_TRUE(controller_->PodStarting("x", "web3", *Ipv4Addr::Parse("198.18.6.4")).ok());
+  EXPECT_TRUE(controller_->WaitIdle(std::chrono::seconds(10)));
+  EXPECT_EQ(metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total"), errors);
+}
+
+// When the datapath could not even fall back to policing every pod, the
+// outage is told again (it got worse), and a failure that turns failed-open
+// into failed-closed is not told again.
+TEST_F(PolicyControllerRoot, ADatapathThatCannotFailClosedIsToldAgain) {
+  Create(kNamespaces, {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "x"}}}});
+  Create(kPods, Pod("x", "web", kNode, "", {{"app", "web"}}));
+  ledger_ = {{"x/web", *Ipv4Addr::Parse("198.18.6.1")}};
+  Create(kNetworkPolicies, Json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+      "metadata":{"name":"web-isolated","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"app":"web"}},
+      "policyTypes":["Ingress"]}})"));
+  std::atomic<int> mode{1};  // 0 ok, 1 failed closed, 2 failed open
+  auto result = [&]() -> Status {
+    if (mode == 1) return Errorf(ErrorCode::kKernel, "writing the policy map: No space left on device");
+    if (mode == 2) return Errorf(ErrorCode::kUnavailable, "could not mark the policy map not authoritative");
+    return Ok();
+  };
+  std::mutex mu;
+  std::vector<std::string> messages;
+  PolicyControllerOptions opts;
+  opts.node_name = kNode;
+  opts.netns = node_;
+  opts.isolating = [&](const std::set<Ipv4Addr>&) { return result(); };
+  opts.isolation_applied = [&](const std::set<Ipv4Addr>&) { return result(); };
+  opts.warn_event = [&](const k8s::ObjectReference&, const std::string&, const std::string& message) {
+    std::lock_guard l(mu);
+    messages.push_back(message);
+  };
+  auto c = PolicyController::Create(client_, opts, ledger_, &metrics_);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  controller_ = std::move(*c);
+  auto told = [&] {
+    std::lock_guard l(mu);
+    return messages;
+  };
+  ASSERT_EQ(told().size(), 1u);
+  EXPECT_NE(told()[0].find("takes the host stack"), std::string::npos) << told()[0];
+  mode = 2;
+  auto wait_for = [&](size_t n) {
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+         std::chrono::steady_clock::now() < deadline && told().size() < n;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return told().size() >= n;
+  };
+  ASSERT_TRUE(wait_for(2)) << "the worker's retry fails open: told again";
+  EXPECT_NE(told()[1].find("refused"), std::string::npos) << told()[1];
+  EXPECT_NE(told()[1].find("could not mark the policy map"), std::string::npos) << told()[1];
+  mode = 1;
+  const double errors = metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total");
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+       std::chrono::steady_clock::now() < deadline &&
+       metrics_.Get("terway_ebpf_datapath_policy_sync_errors_total") < errors + 2;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(told().size(), 2u) << "better news within the outage is not an Event";
+}
+
+// No lock is held across the kernel: while an apply waits on the kernel (a
+// datapath callback that does not return), an operator's question is
+// answered (it needs the compiler's inputs, not the kernel), and the pod
+// start that apply serves returns once it is done, with its chain.
+TEST_F(PolicyControllerRoot, AnApplyWaitingOnTheKernelHoldsNoOneElseUp) {
+  Create(kNamespaces, {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "x"}}}});
+  Create(kPods, Pod("x", "web", kNode, "", {{"app", "web"}}));
+  const Ipv4Addr web = *Ipv4Addr::Parse("198.18.6.1"), web2 = *Ipv4Addr::Parse("198.18.6.3");
+  ledger_ = {{"x/web", web}};
+  Create(kNetworkPolicies, Json::parse(R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy",
+      "metadata":{"name":"web-isolated","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"app":"web"}},
+      "policyTypes":["Ingress"]}})"));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_kernel = false, release = false;
+  PolicyControllerOptions opts;
+  opts.node_name = kNode;
+  opts.netns = node_;
+  opts.isolating = [&](const std::set<Ipv4Addr>& ips) -> Status {
+    if (!ips.count(web2)) return Ok();
+    std::unique_lock l(mu);
+    in_kernel = true;
+    cv.notify_all();
+    // Bounded: a test that fails must still end.
+    cv.wait_for(l, std::chrono::seconds(30), [&] { return release; });
+    return Ok();
+  };
+  auto c = PolicyController::Create(client_, opts, ledger_, &metrics_);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  controller_ = std::move(*c);
+  auto let_go = [&] {
+    std::lock_guard l(mu);
+    release = true;
+    cv.notify_all();
+  };
+
+  Create(kPods, Pod("x", "web2", kNode, "", {{"app", "web"}}));
+  std::atomic<bool> started{false};
+  Status start_status;
+  std::thread adder([&] {
+    start_status = controller_->PodStarting("x", "web2", web2);
+    started = true;
+  });
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return in_kernel; }))
+        << "the apply of web2 never reached the datapath";
+  }
+  EXPECT_FALSE(started) << "PodStarting returned before its apply";
+  std::mutex qmu;
+  std::condition_variable qcv;
+  bool answered = false;
+  std::thread asker([&] {
+    (void)controller_->Explain("x/web2", "x/web", policy::Protocol::kTCP, 80);
+    std::lock_guard l(qmu);
+    answered = true;
+    qcv.notify_all();
+  });
+  bool in_time;
+  {
+    std::unique_lock l(qmu);
+    in_time = qcv.wait_for(l, std::chrono::seconds(10), [&] { return answered; });
+  }
+  let_go();
+  asker.join();
+  adder.join();
+  EXPECT_TRUE(in_time) << "Explain waited for an apply's kernel call";
+  ASSERT_TRUE(start_status.ok()) << start_status.error().ToString();
+  std::string map;
+  ASSERT_TRUE(policy::RunNftBatch(node_, "list map inet terway pod_ingress", &map).ok());
+  EXPECT_NE(map.find("198.18.6.3"), std::string::npos) << "web2's chain is in the kernel when PodStarting returns\n"
+                                                       << map;
 }
 
 }  // namespace

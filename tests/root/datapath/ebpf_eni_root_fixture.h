@@ -50,6 +50,8 @@ class EbpfEniRoot : public shared_eni_world::SharedEniRoot {
                         Ipv4Cidr::Parse("198.18.0.0/24").value()};
     };
     o.programs = programs_.get();
+    // As terwayd wires it to the policy controller's MayIsolate.
+    o.may_isolate = [this](Ipv4Addr ip) { return may_isolate_.count(ip) > 0; };
     options_ = o;
     ebpf_.emplace(std::move(o));
     ASSERT_OK(ebpf_->LoadPrograms());
@@ -137,6 +139,7 @@ class EbpfEniRoot : public shared_eni_world::SharedEniRoot {
   std::unique_ptr<ebpf::DatapathPrograms> programs_;
   std::optional<EbpfEniDatapath> ebpf_;
   bool gateway_lookup_fails_ = false;
+  std::set<Ipv4Addr> may_isolate_;  // what the policy controller would say
   EbpfEniOptions options_;
 };
 

@@ -5,8 +5,11 @@
 #include <string>
 #include <vector>
 
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include "cni/protocol.h"
 #include "datapath/layout.h"
 #include "netlink/handle.h"
 #include "netlink/netns.h"
@@ -246,6 +249,61 @@ TEST_F(EbpfEniRoot, AFailedIsolatingLeavesEveryPodPolicedUntilAFullSync) {
   EXPECT_GE(Count().pod_to_pod, before.pod_to_pod + 6) << "nobody isolated: the fast path";
 }
 
+// The double failure: a write of the policy map fails (the map is full) and
+// so does the fail-closed mark (the state map is frozen: the kernel refuses
+// every write from user space). The state still says authoritative while
+// the map lacks the pod a chain now isolates: the fast path would carry it
+// past its chain. The error says so, and Ensure refuses that pod the fast
+// path (its ADD fails with CNI's "try again later"), while a pod no chain
+// isolates and an isolated pod the map holds are served.
+TEST_F(EbpfEniRoot, WhenFailingClosedFailsTooAnIsolatedPodTheMapLacksGetsNoFastPath) {
+  auto a = MakePod("a", "198.18.0.10");  // no chain isolates it
+  auto b = MakePod("b", "198.18.0.11");  // a new pod a chain isolates
+  auto c = MakePod("c", "198.18.0.12");  // isolated since before the failure
+  const Ipv4Addr bip = Ipv4Addr::Parse("198.18.0.11").value(), cip = Ipv4Addr::Parse("198.18.0.12").value();
+  ASSERT_OK(ebpf_->PolicyIsolating({cip}));
+  ASSERT_OK(ebpf_->PolicyIsolationApplied({cip}));
+  EXPECT_EQ(ebpf_->PolicyMapSynced(), std::optional<bool>(true));
+  for (uint32_t i = 0; i + 1 < TERWAY_DP_MAX_POLICY_PODS; ++i) {
+    ASSERT_OK(programs_->AddPolicyPod(Ipv4Addr((10u << 24) | i)));
+  }
+  int state = bpf_obj_get((programs_->pin_dir() + "/terway_dp_policy_state").c_str());
+  ASSERT_GE(state, 0) << std::strerror(errno);
+  int frozen = bpf_map_freeze(state);
+  int err = errno;
+  close(state);
+  ASSERT_EQ(frozen, 0) << std::strerror(err);
+
+  may_isolate_ = {bip, cip};
+  Status st = ebpf_->PolicyIsolating({bip, cip});
+  ASSERT_FALSE(st.ok()) << "the map is full";
+  EXPECT_TRUE(PolicyMapFailedOpen(st.error())) << st.error().ToString();
+  EXPECT_TRUE(PolicySynced()) << "the state could not be written: still authoritative";
+  EXPECT_FALSE(PolicyPods().count("198.18.0.11"));
+  EXPECT_EQ(ebpf_->PolicyMapSynced(), std::optional<bool>(false));
+
+  auto refused = ebpf_->Ensure(b);
+  ASSERT_FALSE(refused.ok()) << "b would be fast-pathed past its chain";
+  const std::string why = refused.error().ToString();
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnavailable) << why;
+  EXPECT_EQ(cni::protocol::Reply::FromError(refused.error()).error->cls, cni::protocol::ErrorClass::kUnavailable)
+      << "CNI code 11, try again later";
+  EXPECT_TRUE(Contains(why, "pod-b")) << why;
+  EXPECT_TRUE(Contains(why, "isolated by NetworkPolicy")) << why;
+  auto ep = programs_->GetEndpoint(bip);
+  ASSERT_OK(ep);
+  EXPECT_FALSE(ep->has_value()) << "no entry: nothing carries b past the stack";
+  EXPECT_EQ(State(HostVethName(b.container_id), ebpf::Hook::kPodVeth), ebpf::AttachState::kMissing);
+
+  ASSERT_OK(ebpf_->Ensure(a));
+  ASSERT_OK(ebpf_->Ensure(c));
+  ebpf::Counters before = Count();
+  EXPECT_TRUE(Talk(a, "198.18.0.12"));
+  ebpf::Counters after = Count();
+  EXPECT_EQ(after.pod_to_pod, before.pod_to_pod) << "c is in the map: the stack, its chain";
+  EXPECT_GE(after.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(after);
+}
+
 // A failed Ensure (a repair, say) leaves no program or entry of an earlier
 // Ensure behind: their SHAPED flag could be stale, so the pod falls back to
 // the stack, where the policy table applies.
@@ -427,6 +485,7 @@ TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
   EXPECT_EQ(lazy.Loaded(), nullptr);
   ASSERT_OK(lazy.PolicyIsolationApplied({}));  // nothing loaded: nothing to write, and no load
   EXPECT_EQ(loads, 0);
+  EXPECT_EQ(lazy.PolicyMapSynced(), std::nullopt) << "no map: not 'in sync' (the gauge is absent)";
   EXPECT_NE(Sh("test -e " + pins), 0) << "nothing pinned for veth pods";
 
   auto a = MakePod("a", "198.18.0.10");
@@ -438,6 +497,9 @@ TEST_F(EbpfEniRoot, ProgramsAreLoadedAtTheFirstEbpfPodOnly) {
   auto synced = lazy.Loaded()->PolicySynced();
   ASSERT_OK(synced);
   EXPECT_FALSE(*synced) << "a fresh policy map polices every pod until its writer syncs it";
+  EXPECT_EQ(lazy.PolicyMapSynced(), std::optional<bool>(false));
+  ASSERT_OK(lazy.PolicyIsolationApplied({}));  // what the hook's sync does
+  EXPECT_EQ(lazy.PolicyMapSynced(), std::optional<bool>(true));
   EXPECT_EQ(Sh("test -e " + pins), 0);
   auto ep = lazy.Loaded()->GetEndpoint(Ipv4Addr::Parse("198.18.0.10").value());
   ASSERT_OK(ep);
