@@ -155,6 +155,16 @@ Status EbpfEniDatapath::LoadProgramsLocked() {
     std::lock_guard sl(stack_mu_);
     stack_in_map_.insert(want.begin(), want.end());
   }
+  // Entries an earlier run wrote, by veth: Ensure finds a pod's former
+  // addresses through them (ebpf_entry_index.h).
+  TERWAY_ASSIGN_OR_RETURN_CTX(auto entries, p->ListEndpoints(), "reading the eBPF datapath's endpoint entries");
+  std::map<int, std::string> veth_of_ifindex;
+  if (!entries.empty()) {
+    TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto links, host.ListLinks(), "listing the node's links for the eBPF entries");
+    for (const auto& l : links) veth_of_ifindex[l.index] = l.name;
+  }
+  entries_.Reset(entries, veth_of_ifindex);
   programs_.store(p);
   return Ok();
 }
@@ -246,6 +256,7 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     // pod's packets as spoofed. The entry is Ensure's alone (its SHAPED flag
     // too); whether policy isolates the pod is another map's.
     TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
+    TERWAY_TRY(DropFormerEntries(*programs, HostVethName(pod.container_id), ep, who));
     // The ENI's program stays attached once there (see Remove).
     TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
                    "attaching terway_from_eni to ENI " + pod.ip.eni_id);
@@ -265,6 +276,28 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     return std::move(st).error().Wrap("eBPF datapath of " + who);
   }
   return wired;
+}
+
+Status EbpfEniDatapath::DropFormerEntries(ebpf::DatapathPrograms& programs, const std::string& veth,
+                                          const ebpf::Endpoint& ep, const std::string& who) {
+  for (const FormerEntry& former : entries_.Record(veth, ep.host_ifindex, ep.ip)) {
+    const std::string what =
+        fmt::format("the eBPF endpoint entry of {}, a former address of {}", former.ip.ToString(), who);
+    TERWAY_ASSIGN_OR_RETURN_CTX(auto have, programs.GetEndpoint(former.ip), "reading " + what);
+    // Pointing at the pod's veth, or at the one it had when recorded (since
+    // rebuilt: a changed address changes the veth's alias). Anything else
+    // was written since for another pod (its own veth): not this pod's to
+    // delete. No Ensure of that pod runs between the read and the delete:
+    // the pool gives an address to one pod at a time, and restart repair
+    // (where a recorded address can differ from the wired one) runs its
+    // pods one after another.
+    if (have && (have->host_ifindex == ep.host_ifindex || have->host_ifindex == former.host_ifindex)) {
+      TERWAY_TRY_CTX(programs.DeleteEndpoint(former.ip), "deleting " + what);
+      log::Info("eBPF datapath: deleted {} (it now has {})", what, ep.ip.ToString());
+    }
+    entries_.Forget(former.ip);
+  }
+  return Ok();
 }
 
 void EbpfEniDatapath::FallBackToTheStack(const PodNetwork& pod) {
@@ -287,6 +320,8 @@ void EbpfEniDatapath::FallBackToTheStack(const PodNetwork& pod) {
   if (Status d = programs->DeleteEndpoint(*ip); !d.ok()) {
     log::Error("eBPF datapath: deleting the entry of {} after a failed Ensure: {}", DescribePod(pod),
                d.error().ToString());
+  } else {
+    entries_.Forget(*ip);
   }
 }
 
@@ -299,6 +334,7 @@ Status EbpfEniDatapath::Remove(const PodNetwork& pod) {
   if (auto ip = Ipv4Addr::Parse(pod.ip.ip); ip.ok() && Loaded() != nullptr) {
     TERWAY_TRY_CTX(Loaded()->DeleteEndpoint(*ip),
                    "deleting the eBPF endpoint entry of container " + pod.container_id);
+    entries_.Forget(*ip);
   }
   return veth_.Remove(pod);
 }
@@ -364,6 +400,7 @@ Result<std::vector<std::string>> EbpfEniDatapath::CollectGarbage(const std::set<
   for (const auto& ep : entries) {
     if (live.count(ep.ip)) continue;
     TERWAY_TRY_CTX(programs->DeleteEndpoint(ep.ip), "deleting the eBPF endpoint entry of " + ep.ip.ToString());
+    entries_.Forget(ep.ip);
     removed.push_back(fmt::format("eBPF endpoint entry {} (host ifindex {})", ep.ip.ToString(), ep.host_ifindex));
   }
   return removed;

@@ -56,6 +56,7 @@
 #include "common/ip.h"
 #include "common/result.h"
 #include "datapath/ebpf_eni_policy.h"
+#include "datapath/ebpf_entry_index.h"
 #include "datapath/pod_datapath.h"
 #include "datapath/shared_eni.h"
 #include "ebpf/endpoint.h"
@@ -202,6 +203,10 @@ class EbpfEniDatapath : public PodDatapath {
   // map does not police it (CheckIsolatedPodPoliced): before the pod's
   // entry and program give it the fast path.
   Status AdmitToFastPath(ebpf::DatapathPrograms& programs, const PodNetwork& pod, Ipv4Addr ip);
+  // After `ep` is written: deletes the entries of other addresses that still
+  // point at the pod's host veth (its former IPv4s; see ebpf_entry_index.h).
+  Status DropFormerEntries(ebpf::DatapathPrograms& programs, const std::string& veth, const ebpf::Endpoint& ep,
+                           const std::string& who);
 
   // load_mu_ held: the load itself.
   Status LoadProgramsLocked();
@@ -220,6 +225,7 @@ class EbpfEniDatapath : public PodDatapath {
   std::mutex stack_mu_;
   NodeStackFacts stack_;                       // what terwayd knows belongs to the stack
   std::set<ebpf::StackPrefix> stack_in_map_;  // of those, what is known to be in the map
+  EndpointEntryIndex entries_;  // which entries point at which host veth
   // The policy map's one writer (the policy path): PolicyIsolating and co.
   PolicyMapWriter policy_writer_;
   SharedEniDatapath veth_;

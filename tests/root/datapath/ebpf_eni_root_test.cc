@@ -304,6 +304,63 @@ TEST_F(EbpfEniRoot, WhenFailingClosedFailsTooAnIsolatedPodTheMapLacksGetsNoFastP
   EXPECT_GE(after.pod_to_stack, before.pod_to_stack + 6) << ebpf::ToString(after);
 }
 
+// A pod wired again with another IPv4 keeps no entry of the old one: that
+// address, which the pool may give to another pod of the node, is not
+// redirected to this pod's veth. An entry another pod has written for the
+// old address since is that pod's and stays. After a restart the index of
+// entries by veth comes from the pinned map, so the same holds.
+TEST_F(EbpfEniRoot, APodWiredAgainWithAnotherAddressKeepsNoEntryOfTheOld) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(ebpf_->Ensure(a));
+  auto entry = [&](const char* ip) {
+    auto ep = programs_->GetEndpoint(Ipv4Addr::Parse(ip).value());
+    EXPECT_TRUE(ep.ok()) << ep.error().ToString();
+    return ep.ok() ? *ep : std::nullopt;
+  };
+  const int a_veth = Node().GetLink(HostVethName(a.container_id)).value().index;
+  ASSERT_TRUE(entry("198.18.0.10"));
+
+  PodNetwork moved = a;
+  moved.ip.ip = "198.18.0.13";
+  ASSERT_EQ(Sh("ip -n " + vsw_ + " neigh replace 198.18.0.13 lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+  ASSERT_OK(ebpf_->Ensure(moved));
+  EXPECT_FALSE(entry("198.18.0.10")) << "the old address must not lead to a's veth";
+  ASSERT_TRUE(entry("198.18.0.13"));
+  const int a_veth_now = Node().GetLink(HostVethName(a.container_id)).value().index;
+  EXPECT_EQ(entry("198.18.0.13")->host_ifindex, a_veth_now) << "(a new address: a new veth, " << a_veth << " before)";
+
+  // The old address goes to b; a is ensured again (a repair): b's entry stays.
+  auto b = MakePod("b", "198.18.0.10");
+  ASSERT_OK(ebpf_->Ensure(b));
+  ASSERT_OK(ebpf_->Ensure(moved));
+  ASSERT_TRUE(entry("198.18.0.10"));
+  EXPECT_NE(entry("198.18.0.10")->host_ifindex, a_veth_now);
+  ASSERT_OK(ebpf_->Check(b));
+  ns_by_ip_["198.18.0.13"] = PodNs(a);
+  EXPECT_TRUE(Talk(b, "198.18.0.13"));
+
+  // A restarted datapath (the same pins) moves a once more.
+  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
+  ASSERT_OK(reloaded);
+  EbpfEniOptions o = options_;
+  o.programs = reloaded->get();
+  EbpfEniDatapath restarted(o);
+  ASSERT_OK(restarted.LoadPrograms());
+  ASSERT_OK(restarted.PolicyIsolationApplied({}));
+  PodNetwork again = a;
+  again.ip.ip = "198.18.0.14";
+  ASSERT_EQ(Sh("ip -n " + vsw_ + " neigh replace 198.18.0.14 lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+  ASSERT_OK(restarted.Ensure(again));
+  EXPECT_FALSE(entry("198.18.0.13")) << "found through the pinned map's entries";
+  ASSERT_TRUE(entry("198.18.0.14"));
+  ASSERT_TRUE(entry("198.18.0.10")) << "b's";
+  ASSERT_OK(restarted.Check(b));
+  ASSERT_OK(restarted.Remove(again));
+  ASSERT_OK(restarted.Remove(b));
+  EXPECT_FALSE(entry("198.18.0.14"));
+  EXPECT_FALSE(entry("198.18.0.10"));
+}
+
 // A failed Ensure (a repair, say) leaves no program or entry of an earlier
 // Ensure behind: their SHAPED flag could be stale, so the pod falls back to
 // the stack, where the policy table applies.
