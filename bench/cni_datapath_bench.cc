@@ -18,11 +18,15 @@
 //     (terway_ebpf_datapath_packets_total) rose on the expected paths;
 //     otherwise the round is dropped and the JSON says so;
 //   - a reference path with no CNI at all, in the same rounds: node 0 and
-//     node 1 themselves (their instance namespaces) over their primary ENIs'
-//     addresses, i.e. the emulated VPC alone (each node's ENI veth, vpcsim's
-//     router namespace with its anti-spoofing, the vSwitch bridge), the leg
-//     every cross-node pod path also crosses and a bare veth pair does not;
-//     a round of it is valid only if both eth0s counted the traffic;
+//     node 1 themselves (their instance namespaces, host network) over their
+//     primary ENIs' addresses: the emulated VPC (each node's ENI veth,
+//     vpcsim's router namespace with its anti-spoofing, the vSwitch bridge),
+//     the leg every cross-node pod path also crosses and a bare veth pair
+//     does not, plus the two nodes' own stacks as terwayd leaves them (its
+//     nftables there include a nat hook, so conntrack sees every packet;
+//     the eBPF datapath's redirects skip those stacks, veth mode forwards
+//     through them). A round of it is valid only if both eth0s counted the
+//     traffic;
 //   - cold-pool ADD/DEL (every ADD waits for the cloud), pod churn, and
 //     bandwidth accuracy (achieved / limit at 10, 50, 200 Mbit/s).
 // Every plugin is exec'd exactly as a runtime does (fork, setns into the
@@ -503,7 +507,7 @@ int main(int argc, char** argv) {
     }
   }
   // Medians, spread (min..max) and ratios to the bare veth pair (and, for
-  // the cross-node paths, to the fabric alone); a path with no valid round
+  // the cross-node paths, to fabric_node_to_node); a path with no valid round
   // has no figure (null), never a number.
   auto figures = [&](auto samples_of, const char* unit) {
     nlohmann::json out;
@@ -545,8 +549,9 @@ int main(int argc, char** argv) {
   results["ebpf_counters"] = counters;
   results["fabric_counters"] = {
       {paths[kFabric].name,
-       {{"what", "node 0 (client) to node 1 (server) over their primary ENIs (eth0), no CNI: per round the packets "
-                 "node 0's eth0 sent, node 1's eth0 received, and its bytes next to the payload iperf3 counted"},
+       {{"what", "node 0 (client) to node 1 (server), host network, over their primary ENIs (eth0), no CNI: per "
+                 "round the packets node 0's eth0 sent, node 1's eth0 received, and its bytes next to the payload "
+                 "iperf3 counted"},
         {"server_ip", paths[kFabric].server_ip},
         {"rounds", paths[kFabric].counters}}}};
   results["rounds"] = rounds;
