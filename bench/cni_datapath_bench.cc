@@ -17,6 +17,16 @@
 //     eBPF round is valid only if the programs' counters
 //     (terway_ebpf_datapath_packets_total) rose on the expected paths;
 //     otherwise the round is dropped and the JSON says so;
+//   - a reference path with no CNI at all, in the same rounds: node 0 and
+//     node 1 themselves (their instance namespaces, host network) over their
+//     primary ENIs' addresses: the emulated VPC (each node's ENI veth,
+//     vpcsim's router namespace with its anti-spoofing, the vSwitch bridge),
+//     the leg every cross-node pod path also crosses and a bare veth pair
+//     does not, plus the two nodes' own stacks as terwayd leaves them (its
+//     nftables there include a nat hook, so conntrack sees every packet;
+//     the eBPF datapath's redirects skip those stacks, veth mode forwards
+//     through them). A round of it is valid only if both eth0s counted the
+//     traffic;
 //   - cold-pool ADD/DEL (every ADD waits for the cloud), pod churn, and
 //     bandwidth accuracy (achieved / limit at 10, 50, 200 Mbit/s).
 // Every plugin is exec'd exactly as a runtime does (fork, setns into the
@@ -58,7 +68,11 @@ using terway::bench::ConnectRate;
 using terway::bench::EbpfPackets;
 using terway::bench::ExecPlugin;
 using terway::bench::FirstIp;
+using terway::bench::FabricRoundValid;
+using terway::bench::LinkCounters;
 using terway::bench::PolicedApi;
+using terway::bench::PrimaryEniIpv4;
+using terway::bench::ReadLinkCounters;
 using terway::bench::PrivateBpffs;
 using terway::bench::Iperf;
 using terway::bench::Namespaces;
@@ -370,11 +384,32 @@ int main(int argc, char** argv) {
     std::vector<double> rr_per_s = {};
     int invalid_rounds = 0;
     nlohmann::json counters = nlohmann::json::array();
+    // The fabric reference: server_ns and client_ns are node namespaces,
+    // and their eth0 counters decide whether a round crossed the VPC.
+    bool fabric = false;
+    bool checked() const { return fabric || !watch.empty(); }
   };
   const std::vector<std::string> fast_same = {"pod_to_pod"}, fast_cross = {"pod_to_eni", "eni_to_pod"},
                                  stack_same = {"pod_to_stack"}, stack_cross = {"pod_to_stack", "eni_to_stack"};
+  // The fabric reference runs between the nodes of the unpoliced
+  // cross-node paths (client node 0, server node 1), on their own
+  // addresses: traffic between two namespaces of this world only.
+  auto fabric_ip = PrimaryEniIpv4(nodes[1]->netns());
+  if (!fabric_ip.ok()) return Fail("node 1's primary ENI address", fabric_ip.error());
+  {
+    // The node's route to the other node must be eth0 (the VPC), not a
+    // link some agent added: else the path would not measure the fabric.
+    auto r = RunCommand({"/usr/sbin/ip", "-j", "route", "get", *fabric_ip}, nodes[0]->netns());
+    auto j = nlohmann::json::parse(r.output, nullptr, false);
+    if (r.exit_code != 0 || !j.is_array() || j.empty() || j[0].value("dev", "") != "eth0") {
+      return Fail("the fabric path", Error{ErrorCode::kInternal,
+                                           fmt::format("node 0 does not route {} (node 1's eth0) through its eth0: {}",
+                                                       *fabric_ip, r.output)});
+    }
+  }
   std::vector<Path> paths = {
       {"bare_veth", vb, va, "198.19.0.2"},
+      {"fabric_node_to_node", nodes[1]->netns(), nodes[0]->netns(), *fabric_ip},
       {"terway_same_node", terway_pods[1], terway_pods[0], t_ip1},
       {"ebpf_same_node", ebpf_pods[1], ebpf_pods[0], e_ip1, {0}, fast_same},
       {"terway_cross_node", cross_pod, terway_pods[0], *x_ip},
@@ -385,6 +420,9 @@ int main(int argc, char** argv) {
       {"ebpf_policed_cross_node", policed[5].netns, policed[3].netns, policed[5].ip, {3, 4}, stack_cross},
       {"ptp_same_node", ref_pods[1], ref_pods[0], r_ip1},
   };
+  // Where the references sit in `paths` (the ratios divide by them).
+  constexpr size_t kBareVeth = 0, kFabric = 1;
+  paths[kFabric].fabric = true;
   // Sum over the watched nodes of the expected paths' counters.
   auto ebpf_count = [&](const Path& p) -> Result<std::map<std::string, double>> {
     std::map<std::string, double> sum;
@@ -404,12 +442,45 @@ int main(int argc, char** argv) {
         if (!c.ok()) return Fail("eBPF counters before " + p.name, c.error());
         before = *c;
       }
+      LinkCounters client_eth0, server_eth0;
+      if (p.fabric) {
+        auto c = ReadLinkCounters(p.client_ns, "eth0");
+        auto s = ReadLinkCounters(p.server_ns, "eth0");
+        if (!c.ok()) return Fail("eth0 counters before " + p.name, c.error());
+        if (!s.ok()) return Fail("eth0 counters before " + p.name, s.error());
+        client_eth0 = *c;
+        server_eth0 = *s;
+      }
       auto bps = Iperf(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
       if (!bps.ok()) return Fail("iperf3 " + p.name, bps.error());
       auto crr = ConnectRate(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
       if (!crr.ok()) return Fail("connection rate " + p.name, crr.error());
       auto rr = RequestRate(p.server_ns, p.client_ns, p.server_ip, iperf_seconds);
       if (!rr.ok()) return Fail("request rate " + p.name, rr.error());
+      if (p.fabric) {
+        auto c = ReadLinkCounters(p.client_ns, "eth0");
+        auto s = ReadLinkCounters(p.server_ns, "eth0");
+        if (!c.ok()) return Fail("eth0 counters after " + p.name, c.error());
+        if (!s.ok()) return Fail("eth0 counters after " + p.name, s.error());
+        LinkCounters cd, sd;
+        cd.tx = {c->tx.bytes - client_eth0.tx.bytes, c->tx.packets - client_eth0.tx.packets};
+        sd.rx = {s->rx.bytes - server_eth0.rx.bytes, s->rx.packets - server_eth0.rx.packets};
+        const double iperf_bytes = *bps / 8 * iperf_seconds;
+        const bool valid = FabricRoundValid(cd, sd, iperf_bytes, 3 * iperf_seconds);
+        nlohmann::json delta = {{"round", round},
+                                {"valid", valid},
+                                {"client_eth0_tx_packets", cd.tx.packets},
+                                {"server_eth0_rx_packets", sd.rx.packets},
+                                {"server_eth0_rx_bytes", sd.rx.bytes},
+                                {"iperf3_received_bytes", iperf_bytes}};
+        p.counters.push_back(delta);
+        if (!valid) {
+          std::cerr << "bench: round " << round << " of " << p.name << " is INVALID: the nodes' eth0 counters "
+                    << delta.dump() << " do not show the traffic crossing the VPC; its samples are dropped\n";
+          p.invalid_rounds++;
+          continue;
+        }
+      }
       if (!p.watch.empty()) {
         auto after = ebpf_count(p);
         if (!after.ok()) return Fail("eBPF counters after " + p.name, after.error());
@@ -435,11 +506,13 @@ int main(int argc, char** argv) {
       p.rr_per_s.push_back(*rr);
     }
   }
-  // Medians, spread (min..max) and ratios to the bare veth pair; a path
-  // with no valid round has no figure (null), never a number.
+  // Medians, spread (min..max) and ratios to the bare veth pair (and, for
+  // the cross-node paths, to fabric_node_to_node); a path with no valid round
+  // has no figure (null), never a number.
   auto figures = [&](auto samples_of, const char* unit) {
     nlohmann::json out;
-    double bare_med = Percentile(samples_of(paths[0]), 0.5);
+    double bare_med = Percentile(samples_of(paths[kBareVeth]), 0.5);
+    const std::vector<double>& fabric_samples = samples_of(paths[kFabric]);
     for (const auto& p : paths) {
       const std::vector<double>& v = samples_of(p);
       nlohmann::json f;
@@ -453,8 +526,14 @@ int main(int argc, char** argv) {
         f["max"] = *std::max_element(v.begin(), v.end());
         f["ratio_to_bare_veth"] = bare_med > 0 ? med / bare_med : 0;
       }
+      if (p.name.find("cross_node") != std::string::npos) {
+        const double fabric_med = Percentile(fabric_samples, 0.5);
+        f["ratio_to_fabric_node_to_node"] = v.empty() || fabric_samples.empty() || fabric_med <= 0
+                                                ? nlohmann::json(nullptr)
+                                                : nlohmann::json(Percentile(v, 0.5) / fabric_med);
+      }
       f[std::string("samples_") + unit] = v;
-      if (!p.watch.empty()) f["invalid_rounds"] = p.invalid_rounds;
+      if (p.checked()) f["invalid_rounds"] = p.invalid_rounds;
       out[p.name] = f;
     }
     return out;
@@ -468,6 +547,13 @@ int main(int argc, char** argv) {
     if (!p.watch.empty()) counters[p.name] = {{"expected_paths", p.expect}, {"rounds", p.counters}};
   }
   results["ebpf_counters"] = counters;
+  results["fabric_counters"] = {
+      {paths[kFabric].name,
+       {{"what", "node 0 (client) to node 1 (server), host network, over their primary ENIs (eth0), no CNI: per "
+                 "round the packets node 0's eth0 sent, node 1's eth0 received, and its bytes next to the payload "
+                 "iperf3 counted"},
+        {"server_ip", paths[kFabric].server_ip},
+        {"rounds", paths[kFabric].counters}}}};
   results["rounds"] = rounds;
   results["policed"] = {
       {"policies", (*api)->policies()},

@@ -3,7 +3,10 @@
 // datapath's pins never touch the node's /sys/fs/bpf), the eBPF programs'
 // packet counters as terwayd exports them, and a Kubernetes API (the lab's
 // stand-in, in process) holding 1,000 NetworkPolicies for the nodes whose
-// pods are measured policed.
+// pods are measured policed; and the reference path through the emulated VPC
+// alone (two nodes' own namespaces over their primary ENIs): the address of
+// a node's eth0 and a link's byte and packet counters, which prove a round
+// of that path really crossed the fabric.
 #pragma once
 
 #include <sys/mount.h>
@@ -21,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "e2e/harness/process.h"
 #include "k8s/client.h"
 #include "k8s/node_config.h"
 #include "netlink/netns.h"
@@ -74,6 +78,56 @@ inline std::map<std::string, double> EbpfPackets(const std::string& metrics) {
     out[path] = pos == std::string::npos ? 0 : std::atof(metrics.c_str() + pos + key.size());
   }
   return out;
+}
+
+// A node's primary ENI is eth0 in its instance namespace (vpcsim configures
+// its IPv4 there before any agent starts): that address, the one the VPC
+// routes to the node itself.
+inline Result<std::string> PrimaryEniIpv4(const std::string& node_netns) {
+  auto r = testing::RunCommand({"/usr/sbin/ip", "-j", "-4", "addr", "show", "dev", "eth0"}, node_netns);
+  if (r.exit_code != 0) return Errorf(ErrorCode::kInternal, "ip addr show eth0 in {}: {}", node_netns, r.output);
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  if (j.is_array() && !j.empty() && j[0].contains("addr_info")) {
+    for (const auto& a : j[0]["addr_info"]) {
+      if (a.value("family", "") == "inet" && a.value("scope", "") == "global") return a.value("local", "");
+    }
+  }
+  return Errorf(ErrorCode::kNotFound, "eth0 in {} holds no global IPv4 (vpcsim configures the primary ENI there): {}",
+                node_netns, r.output);
+}
+
+// Which way a measured path crosses a link of a node namespace.
+struct LinkCount {
+  double bytes = 0, packets = 0;
+};
+struct LinkCounters {
+  LinkCount rx, tx;
+};
+inline Result<LinkCounters> ReadLinkCounters(const std::string& netns, const std::string& ifname) {
+  auto r = testing::RunCommand({"/usr/sbin/ip", "-j", "-s", "link", "show", "dev", ifname}, netns);
+  if (r.exit_code != 0) return Errorf(ErrorCode::kInternal, "ip -s link show {} in {}: {}", ifname, netns, r.output);
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  if (!j.is_array() || j.empty() || !j[0].contains("stats64")) {
+    return Errorf(ErrorCode::kInternal, "no stats64 for {} in {}: {}", ifname, netns, r.output);
+  }
+  const auto& s = j[0]["stats64"];
+  LinkCounters c;
+  c.rx = {s["rx"].value("bytes", 0.0), s["rx"].value("packets", 0.0)};
+  c.tx = {s["tx"].value("bytes", 0.0), s["tx"].value("packets", 0.0)};
+  return c;
+}
+
+// Did a round of the fabric path cross the VPC? The client node's eth0 sent
+// and the server node's eth0 received at least one packet per millisecond
+// measured (the eBPF paths' bar), and the server's eth0 received at least
+// the payload iperf3 counted (its counters also hold the headers): eth0's
+// only peer is vpcsim's router, so those bytes went through the router
+// namespace, its anti-spoofing and the vSwitch bridge.
+inline bool FabricRoundValid(const LinkCounters& client_delta, const LinkCounters& server_delta,
+                             double iperf_received_bytes, int seconds_measured) {
+  const double min_packets = 1000.0 * seconds_measured;
+  return client_delta.tx.packets >= min_packets && server_delta.rx.packets >= min_packets &&
+         server_delta.rx.bytes >= iperf_received_bytes;
 }
 
 // The API of the policed nodes: one object store served on the host's
