@@ -176,7 +176,8 @@ void PolicyController::ReportFailClosed() {
   for (auto& p : everything.policies) {
     if (!p.fail_closed.empty() || p.tier != policy::kDefaultTier) in.policies.push_back(std::move(p));
   }
-  const policy::CompiledPolicy notes = policy::PolicyCompiler(policy::CompileOptions{opts_.node_name}).Compile(std::move(in));
+  const policy::CompiledPolicy notes =
+      policy::PolicyCompiler(policy::CompileOptions{opts_.node_name}).Compile(std::move(in));
   std::vector<FailClosedReport> reports = FailClosedReports(notes.policies(), policy_objects_);
   for (const auto& [kind, n] : FailClosedCounts(reports)) {
     metrics_->Set("terway_policy_fail_closed", {{"kind", kind}}, double(n));

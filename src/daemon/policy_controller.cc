@@ -52,7 +52,8 @@ void DeclarePolicyMetrics(Metrics* metrics) {
   metrics->DeclareHistogram("terway_policy_apply_seconds",
                             "Time to bring the policy model up to date and send the kernel the difference",
                             LatencyBuckets());
-  metrics->DeclareGauge("terway_policy_objects", "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
+  metrics->DeclareGauge("terway_policy_objects",
+                        "Policy inputs by kind (pods, namespaces, policies, chains, sets, rejected)");
   metrics->DeclareGauge("terway_policy_fail_closed",
                         "Policies enforced on the safe side instead of as written (unreadable, or with a part that "
                         "cannot be enforced exactly), by kind (k8s, calico, global); see terway-cli policy show");

@@ -54,7 +54,9 @@ Result<std::string> PolicyController::Show() {
   TERWAY_ASSIGN_OR_RETURN(auto counters, policy::NftPolicyTable(opts_.netns).ReadCounters());
   std::string out = policy::FormatPolicyShow(*m, counters);
   if (out.empty()) out = fmt::format("no pod on node {} is selected by a policy\n", opts_.node_name);
-  for (const auto& r : rejected) out += "not read (the policies and rules it concerns are enforced on the safe side): " + r + "\n";
+  for (const auto& r : rejected) {
+    out += "not read (the policies and rules it concerns are enforced on the safe side): " + r + "\n";
+  }
   return out;
 }
 }  // namespace terway::daemon
