@@ -184,12 +184,34 @@ class PolicyController : public PodPolicy {
   // the outcome for PodStarting's waiters. The applier only (Create, then
   // the worker).
   Status ApplyChanges(const char* why);
+  // The marks to apply and the highest change number they cover.
+  struct TakenChanges {
+    Dirty dirty;
+    uint64_t gen = 0;
+  };
+  TakenChanges TakeChanges();
+  // Wakes PodStarting's waiters with the outcome of an apply covering `gen`.
+  void NoteApplyOutcome(uint64_t gen, const Status& st);
+  // After a successful apply: the gauges, the fail-closed report (when
+  // policies or tiers changed) and the log line.
+  void ReportApplied(const char* why, size_t names_changed, bool policies_or_tiers_changed, double secs);
+  // The datapath around the kernel's apply: the isolated set, given before
+  // the chains reach the kernel (MayIsolate keeps the union) and after it
+  // took them (exact). The applier only.
+  std::set<Ipv4Addr> IsolationBeforeKernel();
+  void IsolationInKernel(const std::set<Ipv4Addr>& isolated_now);
   // The in-memory half: dirty objects into the compiler and its Update;
   // inputs_mu_ held.
   Result<policy::NftModelChange> UpdateModel(const Dirty& d, bool* policies_changed);
   // PodStarting: until an apply covering change `gen` succeeded (Ok) or
   // failed (its error), the controller stops, or the timeout.
   Status WaitApplied(uint64_t gen);
+  // PodStarting: whether the pod is a Kubernetes pod of this node (read
+  // from the API when the cache lacks it or predates its binding).
+  Result<bool> LearnPod(const std::string& ns, const std::string& name);
+  // PodStarting: the ledger now gives `key` these addresses; returns the
+  // other pods whose stale entries named them (dropped).
+  std::set<std::string> RecordAddresses(const std::string& key, Ipv4Addr ip, std::optional<Ipv6Addr> ipv6);
   // The applier, inputs_mu_ held: one object of the caches into the
   // incremental compiler.
   void FeedPod(const std::string& key);
@@ -201,6 +223,13 @@ class PolicyController : public PodPolicy {
   // The applier, inputs_mu_ held: every object of the caches (start, and
   // changes of kinds without per-object tracking).
   void LoadAll();
+  // Create's steps: the caches of pods, namespaces, nodes and
+  // NetworkPolicies, then of Calico's policies (when served), each with
+  // handlers marking what changed; then start them all and wait for their
+  // first lists.
+  void WatchPolicyObjects();
+  void WatchCalicoPolicies();
+  Status StartCaches();
   // Starts the caches of Calico's other objects the API serves (tiers,
   // network sets, service accounts, EndpointSlices).
   void WatchCalicoObjects();

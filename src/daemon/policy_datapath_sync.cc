@@ -1,12 +1,12 @@
 // How a failed write of the eBPF datapath's policy map is reported and
 // retried: by the policy controller (its callbacks are called from the
-// apply, ApplyChanges) and by terwayd when policy is off.
+// apply; its side is policy_datapath_isolation.cc) and by terwayd when
+// policy is off.
 #include "daemon/policy_datapath_sync.h"
 
 #include <algorithm>
 
 #include "common/log.h"
-#include "daemon/policy_controller.h"
 #include "datapath/ebpf_eni_policy.h"
 
 namespace terway::daemon {
@@ -68,17 +68,6 @@ void PolicyOffDatapathSync::SyncIfDue() {
   writing_.store(false);
   if (!st.ok()) st = std::move(st).error().Wrap("policy is off on this node: marking no pod isolated");
   reporter_->Note(st);
-}
-
-// ---- the policy controller's side ----
-
-void PolicyController::NoteDatapathSync(const Status& st) {
-  const bool unsynced = datapath_reporter_.Note(st);
-  {
-    std::lock_guard l(dirty_mu_);
-    datapath_unsynced_ = unsynced;
-  }
-  if (unsynced) dirty_cv_.notify_one();  // the worker retries (also after an apply it did not run)
 }
 
 }  // namespace terway::daemon

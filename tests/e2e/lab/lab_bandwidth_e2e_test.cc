@@ -50,7 +50,7 @@ class LabBandwidth : public LabTest {
 
   // Median Mbit/s into (reverse: the server sends) or out of a client pod.
   double Mbit(const std::string& client, bool into_client) {
-    auto r = IperfMedian(PodNetns("default/" + client), server_ip_, kPort, /*reverse=*/into_client);
+    auto r = IperfMedian(PodNetns("default/" + client), server_ip_, server_, /*reverse=*/into_client);
     EXPECT_TRUE(r.ok()) << r.error().ToString();
     return r.ok() ? *r / 1e6 : 0;
   }

@@ -231,10 +231,10 @@ TEST_F(ExclusiveEniRoot, BandwidthShapesTheVpcTrafficOnThePodsOwnEni) {
   // Real traffic between the pod and a VPC host, through the ENI.
   testing::IperfServer server;
   ASSERT_OK(server.Start(node_b_, 5201));
-  auto sent = testing::IperfShapedRate(pod_ns_, "198.18.1.11", 5201, /*reverse=*/false, 20e6, 1);
+  auto sent = testing::IperfShapedRate(pod_ns_, "198.18.1.11", server, /*reverse=*/false, 20e6, 1);
   ASSERT_OK(sent);
   EXPECT_NEAR(*sent / 1e6, 20.0, 2.0) << "pod -> VPC, Mbit/s";
-  auto got = testing::IperfShapedRate(pod_ns_, "198.18.1.11", 5201, /*reverse=*/true, 10e6, 1);
+  auto got = testing::IperfShapedRate(pod_ns_, "198.18.1.11", server, /*reverse=*/true, 10e6, 1);
   ASSERT_OK(got);
   EXPECT_NEAR(*got / 1e6, 10.0, 1.0) << "VPC -> pod, Mbit/s";
   server.Stop();

@@ -182,7 +182,7 @@ TEST(EdtRoot, ShapesAPodsEgressThroughFqOnItsEni) {
   ASSERT_TRUE(shaper.Apply(*h, links, cni::Bandwidth{0, 0, 20'000'000, 0}).ok());
   ASSERT_TRUE(shaper.Check(*h, links, cni::Bandwidth{0, 0, 20'000'000, 0}).ok());
   EXPECT_NE(Capture("ip netns exec " + node + " tc qdisc show dev eni0").find("fq"), std::string::npos);
-  auto mbit = terway::testing::IperfMedian(pod, "198.18.21.2", 5201, /*reverse=*/false);
+  auto mbit = terway::testing::IperfMedian(pod, "198.18.21.2", server, /*reverse=*/false);
   ASSERT_TRUE(mbit.ok()) << mbit.error().ToString();
   EXPECT_GE(*mbit / 1e6, 18.0);
   EXPECT_LE(*mbit / 1e6, 22.0);

@@ -70,19 +70,19 @@ class ShaperRoot : public ::testing::Test {
   // Traffic into the pod (host sends) and out of it (pod sends).
   // limit_bps: the rate the path is shaped to (IperfShapedRate), 0 for none.
   double IntoPod(double limit_bps = 0) {
-    auto r = limit_bps ? testing::IperfShapedRate(host_ns_, kPodIp, kPort, /*reverse=*/false, limit_bps)
-                       : testing::IperfMedian(host_ns_, kPodIp, kPort, /*reverse=*/false);
+    auto r = limit_bps ? testing::IperfShapedRate(host_ns_, kPodIp, server_, /*reverse=*/false, limit_bps)
+                       : testing::IperfMedian(host_ns_, kPodIp, server_, /*reverse=*/false);
     EXPECT_TRUE(r.ok()) << r.error().ToString();
     return r.ok() ? *r : 0;
   }
   double OutOfPod(double limit_bps = 0) {
-    auto r = limit_bps ? testing::IperfShapedRate(host_ns_, kPodIp, kPort, /*reverse=*/true, limit_bps)
-                       : testing::IperfMedian(host_ns_, kPodIp, kPort, /*reverse=*/true);
+    auto r = limit_bps ? testing::IperfShapedRate(host_ns_, kPodIp, server_, /*reverse=*/true, limit_bps)
+                       : testing::IperfMedian(host_ns_, kPodIp, server_, /*reverse=*/true);
     EXPECT_TRUE(r.ok()) << r.error().ToString();
     return r.ok() ? *r : 0;
   }
   double OneSample(bool reverse) {
-    auto r = testing::IperfSample(host_ns_, kPodIp, kPort, reverse);
+    auto r = testing::IperfSample(host_ns_, kPodIp, server_, reverse);
     EXPECT_TRUE(r.ok()) << r.error().ToString();
     return r.ok() ? *r : 0;
   }
