@@ -230,20 +230,34 @@ Result<ebpf::Endpoint> EbpfEniDatapath::WantedEndpoint(const PodNetwork& pod, co
   return EndpointFor(a.ip, f, HasBandwidthLimit(pod));
 }
 
+Result<ebpf::Endpoint> EbpfEniDatapath::EndpointOfWiring(const PodNetwork& pod, const WiredPod& wired) {
+  TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePodAddrs(pod, "eBPF"));
+  // The CNI result of the veth wiring: [0] the host veth, [1] the pod's eth0.
+  if (wired.result.interfaces.size() < 2) {
+    return MakeError(ErrorCode::kInternal, "the veth wiring reported no pod interface for " + DescribePod(pod));
+  }
+  TERWAY_ASSIGN_OR_RETURN_CTX(MacAddr pod_mac, MacAddr::Parse(wired.result.interfaces[1].mac),
+                              "the MAC of the pod's " + pod.ifname);
+  EndpointFacts f{wired.host_veth_index, wired.host_veth_mac, pod_mac, wired.eni_index, wired.gateway};
+  return EndpointFor(a.ip, f, HasBandwidthLimit(pod));
+}
+
 Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
   TERWAY_ASSIGN_OR_RETURN(VirtualType flavour, FlavourOf(pod));
   // The veth wiring first, in both flavours: it is what carries the pod's
   // traffic whenever the programs do not (policed pods, Services, a
   // detached program).
-  auto veth_wired = veth_.Ensure(pod);
+  auto veth_wired = veth_.EnsureWired(pod);
   if (!veth_wired.ok() && flavour == VirtualType::kEbpf) FallBackToTheStack(pod);
-  TERWAY_ASSIGN_OR_RETURN(cni::CniResult wired, std::move(veth_wired));
-  if (flavour != VirtualType::kEbpf) return wired;
+  TERWAY_ASSIGN_OR_RETURN(WiredPod wired, std::move(veth_wired));
+  if (flavour != VirtualType::kEbpf) return std::move(wired.result);
   const std::string who = DescribePod(pod);
   auto fast = [&]() -> Status {
     TERWAY_ASSIGN_OR_RETURN(ebpf::DatapathPrograms * programs, Programs());
-    TERWAY_ASSIGN_OR_RETURN(Handle host, OpenHost(opt_.shared.host_netns));
-    TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, WantedEndpoint(pod, wired, host));
+    // What the wiring found (host veth, ENI link, gateway) and its handle
+    // into the host namespace: no second lookup of any.
+    TERWAY_ASSIGN_OR_RETURN(ebpf::Endpoint ep, EndpointOfWiring(pod, wired));
+    Handle& host = wired.host;
     // Before anything gives it the fast path: a pod a chain isolates must be
     // policed (in the policy map, or the map not authoritative). Once so it
     // stays so while isolated: the map's writer drops only pods no chain
@@ -257,8 +271,9 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     // too); whether policy isolates the pod is another map's.
     TERWAY_TRY_CTX(programs->UpsertEndpoint(ep), "writing its eBPF endpoint entry");
     TERWAY_TRY(DropFormerEntries(*programs, HostVethName(pod.container_id), ep, who));
-    // The ENI's program stays attached once there (see Remove).
-    TERWAY_TRY_CTX(ebpf::Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
+    // The ENI's program stays attached once there (see Remove); every pod
+    // of the ENI asks again, so the record spares them reading its filters.
+    TERWAY_TRY_CTX(eni_attached_.Attach(host, ep.eni_ifindex, ebpf::Hook::kEni, *programs),
                    "attaching terway_from_eni to ENI " + pod.ip.eni_id);
     // Also on a bandwidth-limited pod: its SHAPED entry sends all its
     // packets to the stack with TC_ACT_UNSPEC, which lets qos's IFB redirect
@@ -275,7 +290,7 @@ Result<cni::CniResult> EbpfEniDatapath::Ensure(const PodNetwork& pod) {
     FallBackToTheStack(pod);
     return std::move(st).error().Wrap("eBPF datapath of " + who);
   }
-  return wired;
+  return std::move(wired.result);
 }
 
 Status EbpfEniDatapath::DropFormerEntries(ebpf::DatapathPrograms& programs, const std::string& veth,
@@ -365,6 +380,10 @@ Result<cni::CniResult> EbpfEniDatapath::Check(const PodNetwork& pod) {
   // Every eBPF pod has both programs, a bandwidth-limited one too.
   auto inspect = [&](int ifindex, ebpf::Hook hook, const std::string& link) {
     auto s = ebpf::Inspect(host, ifindex, hook, *programs);
+    // Repair's Ensure must attach again what is not there, not trust the record.
+    if (hook == ebpf::Hook::kEni && !(s.ok() && s->state == ebpf::AttachState::kCurrent)) {
+      eni_attached_.Forget(ifindex);
+    }
     if (!s.ok()) {
       problems.push_back("inspecting " + link + ": " + s.error().ToString());
     } else if (s->state != ebpf::AttachState::kCurrent) {

@@ -59,6 +59,7 @@
 #include "datapath/ebpf_entry_index.h"
 #include "datapath/pod_datapath.h"
 #include "datapath/shared_eni.h"
+#include "ebpf/attach.h"
 #include "ebpf/endpoint.h"
 #include "ebpf/programs.h"
 
@@ -160,6 +161,7 @@ class EbpfEniDatapath : public PodDatapath {
   void WithoutConcurrentLoad(const std::function<void(const ebpf::DatapathPrograms*)>& fn) {
     std::lock_guard l(load_mu_);
     fn(programs_.load());
+    eni_attached_.ForgetAll();  // fn may have removed filters: the next ADDs read the kernel
   }
 
   // The policy controller's contract (its apply path is the one caller,
@@ -193,8 +195,11 @@ class EbpfEniDatapath : public PodDatapath {
   // After a failed Ensure of an eBPF pod: removes its program and entry so
   // that only the veth wiring (the stack, with policy) carries it.
   void FallBackToTheStack(const PodNetwork& pod);
-  // The entry Ensure writes for `pod`, given the CNI result of its veth wiring.
+  // The entry Ensure writes for `pod`, given the CNI result of its veth wiring
+  // (Check: looked up through `host`).
   Result<ebpf::Endpoint> WantedEndpoint(const PodNetwork& pod, const cni::CniResult& wired, netlink::Handle& host);
+  // The same from what Ensure's wiring found on the way (no kernel call).
+  static Result<ebpf::Endpoint> EndpointOfWiring(const PodNetwork& pod, const WiredPod& wired);
   // Adds to the stack-prefix map what the pod's network says belongs to the
   // stack, if not yet known to be there. Returns once every such prefix is
   // in the map (written here or by an earlier call).
@@ -229,6 +234,8 @@ class EbpfEniDatapath : public PodDatapath {
   // The policy map's one writer (the policy path): PolicyIsolating and co.
   PolicyMapWriter policy_writer_;
   SharedEniDatapath veth_;
+  // The ENIs this process attached terway_from_eni to (in the host namespace).
+  ebpf::AttachRecord eni_attached_;
 };
 
 }  // namespace terway::datapath

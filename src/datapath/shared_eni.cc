@@ -130,6 +130,11 @@ Result<SharedEniFacts> SharedEniDatapath::LookUpFacts(const PodNetwork& pod, con
 }
 
 Result<cni::CniResult> SharedEniDatapath::Ensure(const PodNetwork& pod) {
+  TERWAY_ASSIGN_OR_RETURN(WiredPod wired, EnsureWired(pod));
+  return std::move(wired.result);
+}
+
+Result<WiredPod> SharedEniDatapath::EnsureWired(const PodNetwork& pod) {
   TERWAY_TRY(ValidatePodNetwork(pod));
   TERWAY_ASSIGN_OR_RETURN(PodAddrs a, ParsePodAddrs(pod, "shared-ENI"));
   const std::string who = DescribePod(pod);
@@ -160,7 +165,13 @@ Result<cni::CniResult> SharedEniDatapath::Ensure(const PodNetwork& pod) {
     }
     return std::move(result).error().Wrap("wiring " + who);
   }
-  return result;
+  // The plan reports the host veth first (PlanSharedEniPod).
+  const auto& report = plan.report.interfaces;
+  if (report.empty() || report[0].ns != kHostNs || report[0].name != veth || rep.report_indexes.empty()) {
+    return MakeError(ErrorCode::kInternal, "the wiring of " + who + " reported no host veth");
+  }
+  return WiredPod{std::move(*result), std::move(host), rep.report_indexes[0], rep.report_macs[0],
+                  facts.eni->ifindex, facts.eni->gateway};
 }
 
 Status SharedEniDatapath::Remove(const PodNetwork& pod) {

@@ -63,11 +63,24 @@ struct PodLink {
   std::string container_id;
 };
 
+// What Ensure wired, for a datapath adding to it (the eBPF datapath): the
+// facts it found on the way, so that it need not look them up again.
+struct WiredPod {
+  cni::CniResult result;
+  netlink::Handle host;  // open in the host namespace (SharedEniOptions::host_netns)
+  int host_veth_index = 0;
+  MacAddr host_veth_mac;
+  int eni_index = 0;
+  Ipv4Addr gateway;  // the ENI's vSwitch gateway
+};
+
 class SharedEniDatapath : public PodDatapath {
  public:
   explicit SharedEniDatapath(SharedEniOptions options);
 
   Result<cni::CniResult> Ensure(const PodNetwork& pod) override;
+  // Ensure, returning what it found on the way.
+  Result<WiredPod> EnsureWired(const PodNetwork& pod);
   Status Remove(const PodNetwork& pod) override;
   Result<cni::CniResult> Check(const PodNetwork& pod) override;
   // Anti-spoofing for an adopted pod's foreign host veth; its wiring stays as it is.

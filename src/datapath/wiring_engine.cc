@@ -282,13 +282,15 @@ Status ApplyQdisc(Handle& h, const NamespacePlan& ns, const QdiscPlan& q) {
   return h.EnsureClsact(dev.index);
 }
 
-Result<std::vector<MacAddr>> ReportMacs(Handles& hs, const WiringPlan& plan) {
-  std::vector<MacAddr> out;
+Status FillReportLinks(Handles& hs, const WiringPlan& plan, ApplyReport& rep) {
+  rep.report_macs.clear();
+  rep.report_indexes.clear();
   for (const auto& itf : plan.report.interfaces) {
     TERWAY_ASSIGN_OR_RETURN(netlink::Link l, FindLink(hs.at(itf.ns), plan.namespaces[itf.ns], itf.name));
-    out.push_back(l.mac);
+    rep.report_macs.push_back(l.mac);
+    rep.report_indexes.push_back(l.index);
   }
-  return out;
+  return Ok();
 }
 
 }  // namespace
@@ -379,8 +381,7 @@ Status ApplyPlan(const WiringPlan& plan, ApplyReport& rep, const BeforeLinksUp& 
     TERWAY_TRY(ApplyProxyNeighbors(h, ns));
     for (const auto& q : ns.qdiscs) TERWAY_TRY(ApplyQdisc(h, ns, q));
   }
-  TERWAY_ASSIGN_OR_RETURN(rep.report_macs, ReportMacs(hs, plan));
-  return Ok();
+  return FillReportLinks(hs, plan, rep);
 }
 
 // ---- diff ------------------------------------------------------------------

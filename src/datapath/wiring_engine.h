@@ -34,6 +34,7 @@ std::string JoinDifferences(const std::vector<Difference>& d);
 
 struct ApplyReport {
   std::vector<MacAddr> report_macs;  // of plan.report.interfaces, in order
+  std::vector<int> report_indexes;   // their ifindexes, each in its own namespace
   bool created_link = false;         // a veth pair was created
   bool moved_link = false;           // a link was moved between namespaces
 };

@@ -95,14 +95,19 @@ Result<AttachStatus> Inspect(netlink::Handle& h, int ifindex, Hook hook, const D
   return AttachStatus{AttachState::kCurrent, ""};
 }
 
-Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs) {
-  const std::string what = fmt::format("attaching the eBPF datapath's {} program to link {}", HookName(hook), ifindex);
-  TERWAY_TRY_CTX(h.EnsureClsact(ifindex), what);
-  TERWAY_ASSIGN_OR_RETURN_CTX(AttachStatus st, Inspect(h, ifindex, hook, programs), what);
-  if (st.state == AttachState::kCurrent) return Ok();
-  if (st.state == AttachState::kStale) {
-    TERWAY_TRY_CTX(h.DeleteFiltersIfExist(ifindex, netlink::kTcClsactIngress, kDatapathFilterPriority),
-                   what + ": removing the stale filter (" + st.detail + ")");
+namespace {
+
+// After the hook's clsact is there; clsact_created: this call created it,
+// so no filter can be on the hook yet and reading it is skipped.
+Status AttachFilter(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs,
+                    bool clsact_created, const std::string& what) {
+  if (!clsact_created) {
+    TERWAY_ASSIGN_OR_RETURN_CTX(AttachStatus st, Inspect(h, ifindex, hook, programs), what);
+    if (st.state == AttachState::kCurrent) return Ok();
+    if (st.state == AttachState::kStale) {
+      TERWAY_TRY_CTX(h.DeleteFiltersIfExist(ifindex, netlink::kTcClsactIngress, kDatapathFilterPriority),
+                     what + ": removing the stale filter (" + st.detail + ")");
+    }
   }
   netlink::BpfFilter f;
   f.link_index = ifindex;
@@ -112,6 +117,46 @@ Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms
   f.name = ProgName(hook);
   TERWAY_TRY_CTX(h.AddBpfFilter(f), what);
   return Ok();
+}
+
+std::string AttachingWhat(int ifindex, Hook hook) {
+  return fmt::format("attaching the eBPF datapath's {} program to link {}", HookName(hook), ifindex);
+}
+
+}  // namespace
+
+Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs) {
+  const std::string what = AttachingWhat(ifindex, hook);
+  TERWAY_ASSIGN_OR_RETURN_CTX(bool created, h.AddClsactIfMissing(ifindex), what);
+  return AttachFilter(h, ifindex, hook, programs, created, what);
+}
+
+Status AttachRecord::Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs) {
+  const std::string what = AttachingWhat(ifindex, hook);
+  auto created = h.AddClsactIfMissing(ifindex);
+  if (created.ok() && !*created && Remembers(ifindex, hook, programs)) return Ok();
+  Forget(ifindex);
+  if (!created.ok()) return std::move(created).error().Wrap(what);
+  TERWAY_TRY(AttachFilter(h, ifindex, hook, programs, *created, what));
+  std::lock_guard l(mu_);
+  attached_[ifindex] = ProgId(hook, programs);
+  return Ok();
+}
+
+void AttachRecord::Forget(int ifindex) {
+  std::lock_guard l(mu_);
+  attached_.erase(ifindex);
+}
+
+void AttachRecord::ForgetAll() {
+  std::lock_guard l(mu_);
+  attached_.clear();
+}
+
+bool AttachRecord::Remembers(int ifindex, Hook hook, const DatapathPrograms& programs) {
+  std::lock_guard l(mu_);
+  auto it = attached_.find(ifindex);
+  return it != attached_.end() && it->second == ProgId(hook, programs);
 }
 
 Status Detach(netlink::Handle& h, int ifindex) {

@@ -13,6 +13,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,9 +48,35 @@ struct AttachStatus {
 
 // The link's ingress hook as seen through `h` (the namespace of the link).
 Result<AttachStatus> Inspect(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs);
-// Makes the link run our program at its ingress: adds clsact when missing,
+// Makes the link run our program at its ingress: adds clsact when missing
+// (then adds the filter without reading the hook: a new clsact has none),
 // keeps a current filter, replaces a stale one.
 Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs);
+
+// Attach for a link many ADDs attach to (an ENI): remembers the links this
+// process attached the current program to, and then skips reading the
+// filters, which costs a netlink dump on every ADD of the ENI's pods.
+// Trusted only while the link's clsact stays: AddClsactIfMissing is still
+// asked each time, and a link that lost its clsact (moved out of the
+// namespace and back, recreated, clsact deleted) lost our filter with it,
+// so it is attached afresh. A filter deleted alone (tc filter del) is not
+// noticed here: Check inspects the kernel, calls Forget, and repair's
+// Ensure attaches again. One record per namespace (ifindexes are).
+// Thread-safe: the mutex guards the map, never a kernel call.
+class AttachRecord {
+ public:
+  Status Attach(netlink::Handle& h, int ifindex, Hook hook, const DatapathPrograms& programs);
+  // The next Attach of ifindex reads the kernel (Check found it not current).
+  void Forget(int ifindex);
+  // Every next Attach reads the kernel (filters may have been swept).
+  void ForgetAll();
+  // Whether Attach would trust the link's filter (tests).
+  bool Remembers(int ifindex, Hook hook, const DatapathPrograms& programs);
+
+ private:
+  std::mutex mu_;
+  std::map<int, uint32_t> attached_;  // ifindex -> id of the program this process attached
+};
 // Removes our filter (success when none, or no link): the clsact qdisc stays
 // (qos's filters may share it) and so does every other filter.
 Status Detach(netlink::Handle& h, int ifindex);

@@ -108,6 +108,10 @@ class Handle {
   // ---- traffic control ----
   // clsact (the hook for tc eBPF programs on ingress and egress); present = ok.
   Status EnsureClsact(int index);
+  // EnsureClsact telling whether it created the qdisc (true) or found it
+  // (false): a clsact just created has no filters yet, and a link that lost
+  // its clsact (moved between namespaces, recreated) lost its filters too.
+  Result<bool> AddClsactIfMissing(int index);
   Status DeleteClsactIfExists(int index);
   // Replaces the root qdisc with a token bucket filter (64-bit rates).
   Status ReplaceRootTbf(int index, const TokenBucket& tb);

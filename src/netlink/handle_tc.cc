@@ -45,11 +45,17 @@ Status SendQdisc(Handle::Socket& s, rtnl_qdisc* q, bool add, int flags, const st
 }  // namespace
 
 Status Handle::EnsureClsact(int index) {
+  TERWAY_TRY(AddClsactIfMissing(index));
+  return Ok();
+}
+
+Result<bool> Handle::AddClsactIfMissing(int index) {
   TERWAY_ASSIGN_OR_RETURN(QdiscPtr q, MakeQdisc(index, "clsact", kTcClsact, kClsactHandle));
   Status s = SendQdisc(*s_, q.get(), true, NLM_F_CREATE | NLM_F_EXCL,
                        "adding clsact qdisc on link #" + std::to_string(index));
-  if (!s.ok() && s.error().code == ErrorCode::kAlreadyExists) return Ok();
-  return s;
+  if (!s.ok() && s.error().code == ErrorCode::kAlreadyExists) return false;
+  if (!s.ok()) return std::move(s).error();
+  return true;
 }
 
 Status Handle::DeleteClsactIfExists(int index) {

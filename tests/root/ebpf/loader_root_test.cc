@@ -225,6 +225,64 @@ TEST(EbpfLoaderRoot, AttachKeepsAnIdenticalProgramAcrossRestartAndReplacesAStale
   EXPECT_TRUE(Detach(*h, ifx).ok());
 }
 
+// AttachRecord trusts what this process attached only while the link keeps
+// its clsact; Forget makes the next Attach read the kernel again; a failed
+// Attach is not remembered.
+TEST(EbpfLoaderRoot, AttachRecordReadsTheKernelAgainAfterTheClsactWentOrForget) {
+  TERWAY_REQUIRE_ROOT();
+  testing::PrivateBpffs fs;
+  TERWAY_REQUIRE_BPFFS(fs);
+  terway::testing::ScratchNetns scratch("twebpfr");
+  ASSERT_OK(scratch.created);
+  auto h = netlink::Handle::OpenIn(scratch.name);
+  ASSERT_OK(h);
+  netlink::VethSpec v;
+  v.name = "eth1";
+  v.peer_name = "vsw0";
+  ASSERT_OK(h->CreateVeth(v));
+  auto link = h->GetLink("eth1");
+  ASSERT_OK(link);
+  const int ifx = link->index;
+  auto mine = DatapathPrograms::Load(fs.Options());
+  ASSERT_OK(mine);
+  auto other = DatapathPrograms::Load(fs.Options("elsewhere"));
+  ASSERT_OK(other);
+  auto filter_id = [&]() -> uint32_t {
+    auto f = h->ListFilters(ifx, netlink::kTcClsactIngress);
+    EXPECT_TRUE(f.ok() && f->size() == 1u);
+    return f.ok() && f->size() == 1u ? (*f)[0].bpf_id : 0;
+  };
+
+  AttachRecord record;
+  EXPECT_FALSE(record.Remembers(ifx, Hook::kEni, **mine));
+  ASSERT_OK(record.Attach(*h, ifx, Hook::kEni, **mine));
+  EXPECT_EQ(filter_id(), (*mine)->from_eni_id());
+  EXPECT_TRUE(record.Remembers(ifx, Hook::kEni, **mine));
+  EXPECT_FALSE(record.Remembers(ifx, Hook::kPodVeth, **mine)) << "another program is not the one attached";
+
+  // The clsact deleted (as a move between namespaces does): attached again.
+  ASSERT_OK(h->DeleteClsactIfExists(ifx));
+  ASSERT_OK(record.Attach(*h, ifx, Hook::kEni, **mine));
+  EXPECT_EQ(filter_id(), (*mine)->from_eni_id());
+
+  // Another program put in its place: trusted until Check says Forget.
+  ASSERT_OK(Attach(*h, ifx, Hook::kEni, **other));
+  ASSERT_OK(record.Attach(*h, ifx, Hook::kEni, **mine));
+  EXPECT_EQ(filter_id(), (*other)->from_eni_id()) << "the record skips reading the filters";
+  record.Forget(ifx);
+  ASSERT_OK(record.Attach(*h, ifx, Hook::kEni, **mine));
+  EXPECT_EQ(filter_id(), (*mine)->from_eni_id()) << "after Forget the stale filter is replaced";
+  ASSERT_OK(Attach(*h, ifx, Hook::kEni, **other));
+  record.ForgetAll();
+  ASSERT_OK(record.Attach(*h, ifx, Hook::kEni, **mine));
+  EXPECT_EQ(filter_id(), (*mine)->from_eni_id()) << "after ForgetAll too";
+
+  // A failed Attach leaves nothing remembered.
+  ASSERT_OK(h->DeleteLink(ifx));
+  EXPECT_FALSE(record.Attach(*h, ifx, Hook::kEni, **mine).ok());
+  EXPECT_FALSE(record.Remembers(ifx, Hook::kEni, **mine));
+}
+
 // At start, an earlier run's filters that this run's programs and maps are
 // not are removed (they would read maps nobody writes any more); this run's own,
 // and filters of other programs, stay.
