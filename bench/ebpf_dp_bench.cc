@@ -126,6 +126,14 @@ int main(int argc, char** argv) {
       mkdir((fs + "/terway").c_str(), 0700);
       pod_fd = LoadObject(objects[0], "terway_from_pod", fs + "/terway", &ep_fd);
       eni_fd = LoadObject(objects[1], "terway_from_eni", fs + "/terway", &ep_fd);
+      // As SetPolicySynced(true) below: objects built since the policy map
+      // police every pod (the stack) until its state says synced.
+      int state_fd = bpf_obj_get((fs + "/terway/terway_dp_policy_state").c_str());
+      uint32_t zero = 0, synced = TERWAY_DP_POLICY_SYNCED;
+      if (state_fd >= 0 && bpf_map_update_elem(state_fd, &zero, &synced, BPF_ANY) != 0) {
+        std::perror("writing the policy state map");
+        return 1;
+      }
     } else {
       terway::ebpf::LoaderOptions o;
       o.bpffs = fs;
