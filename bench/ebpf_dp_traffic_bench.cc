@@ -13,6 +13,9 @@
 //
 //   ebpf_dp_traffic_bench --objects NAME POD_OBJ ENI_OBJ [--objects ...]
 //                         [--rounds N] [--seconds S] [--conntrack-entries N] [--no-stats]
+//                         [--tests conn,rr,tput]
+//
+// tput: iperf3 TCP throughput (bits/s; its pkt/tx column is packets per bit).
 //
 // --conntrack-entries N first fills the node namespaces' conntrack table
 // with N UDP flows (through a nat hook in another namespace of ours), so
@@ -255,6 +258,7 @@ int main(int argc, char** argv) {
   std::vector<Set> sets;
   int rounds = 5, ct_entries = 0;
   bool stats_on = true;
+  std::vector<std::string> tests = {"conn", "rr"};
   double seconds = 2;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -265,6 +269,15 @@ int main(int argc, char** argv) {
       rounds = std::atoi(argv[++i]);
     } else if (a == "--seconds" && i + 1 < argc) {
       seconds = std::atof(argv[++i]);
+    } else if (a == "--tests" && i + 1 < argc) {
+      tests.clear();
+      std::string list = argv[++i];
+      for (size_t at = 0; at <= list.size();) {
+        size_t comma = list.find(',', at);
+        if (comma == std::string::npos) comma = list.size();
+        tests.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+      }
     } else if (a == "--no-stats") {
       stats_on = false;  // the rates without the statistics' own cost (two clock reads a run)
     } else if (a == "--conntrack-entries" && i + 1 < argc) {
@@ -272,12 +285,14 @@ int main(int argc, char** argv) {
     } else {
       std::cerr << "usage: " << argv[0]
                 << " --objects NAME POD_OBJ ENI_OBJ [--objects ...] [--rounds N] [--seconds S]"
-                   " [--conntrack-entries N] [--no-stats]\n";
+                   " [--conntrack-entries N] [--no-stats] [--tests conn,rr,tput]\n";
       return 2;
     }
   }
-  if (sets.empty() || rounds < 1 || seconds <= 0) {
-    std::cerr << "give at least one --objects set, --rounds >= 1, --seconds > 0\n";
+  bool known = std::all_of(tests.begin(), tests.end(),
+                           [](const std::string& t) { return t == "conn" || t == "rr" || t == "tput"; });
+  if (sets.empty() || rounds < 1 || seconds <= 0 || tests.empty() || !known) {
+    std::cerr << "give at least one --objects set, --rounds >= 1, --seconds > 0, --tests of conn, rr, tput\n";
     return 2;
   }
   if (geteuid() != 0) {
@@ -334,10 +349,12 @@ int main(int argc, char** argv) {
   std::printf("%-8s %-6s %12s %10s %10s\n", "path", "test", "per second", "ns/pkt", "pkt/tx");
   std::map<std::string, std::vector<double>> sums;
   for (int r = 0; r < rounds; ++r) {
-    for (const char* test : {"conn", "rr"}) {
-      auto run = [&](const std::string& srv, const std::string& cli) {
-        return std::string(test) == "conn" ? ConnectRate(srv, cli, "198.18.0.21", seconds)
-                                           : RequestRate(srv, cli, "198.18.0.21", seconds);
+    for (const std::string& t : tests) {
+      const char* test = t.c_str();
+      auto run = [&](const std::string& srv, const std::string& cli) -> terway::Result<double> {
+        if (t == "conn") return ConnectRate(srv, cli, "198.18.0.21", seconds);
+        if (t == "rr") return RequestRate(srv, cli, "198.18.0.21", seconds);
+        return terway::bench::Iperf(srv, cli, "198.18.0.21", std::max(1, static_cast<int>(seconds)));  // bits/s
       };
       Sample bare = Measure(nullptr, seconds, [&] { return run(bare_b, bare_a); });
       std::printf("%-8s %-6s %12.0f\n", "bare", test, bare.rate);
