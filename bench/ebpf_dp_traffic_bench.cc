@@ -17,7 +17,7 @@
 //
 // tput: iperf3 TCP throughput (bits/s; its pkt/tx column is packets per bit).
 //
-// --conntrack-entries N first fills the node namespaces' conntrack table
+// --conntrack-entries N first fills the kernel's conntrack table
 // with N UDP flows (through a nat hook in another namespace of ours), so
 // the programs' conntrack lookups miss in a populated table, as on a node
 // whose stack carries other traffic.
@@ -326,14 +326,16 @@ int main(int argc, char** argv) {
   }
   if (ct_entries > 0) {
     // The conntrack table is one for all namespaces (entries keyed by their
-    // namespace too): fill it from a namespace of ours whose nat hook
-    // makes conntrack track every flow, UDP packets to closed ports.
+    // namespace too): fill it from a namespace of ours whose ct rule
+    // makes conntrack track every flow (a chain alone does not), with UDP
+    // packets to closed ports (unreplied entries live 30 s: keep runs short).
     const std::string ct_ns = "twtbct" + std::to_string(getpid());
     if (!terway::netlink::CreateNamedNetns(ct_ns).ok()) return 1;
     extra_ns.push_back(ct_ns);
     const std::string C = "ip netns exec " + ct_ns + " ";
     if (Sh("ip -n " + ct_ns + " link set lo up && " + C +
-           "nft 'add table ip twtb; add chain ip twtb out { type nat hook output priority -100; }'") != 0) {
+           "nft 'add table ip twtb; add chain ip twtb out { type filter hook output priority 0; }; "
+           "add rule ip twtb out ct state new counter'") != 0) {
       std::cerr << "conntrack filler namespace not set up\n";
       return 1;
     }
@@ -344,7 +346,7 @@ int main(int argc, char** argv) {
       std::cerr << "filling conntrack failed\n";
       return 1;
     }
-    std::cout << "conntrack entries now: " << Out("cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null");
+    std::cout << "conntrack entries (filler namespace): " << Out(C + "cat /proc/sys/net/netfilter/nf_conntrack_count");
   }
   std::printf("%-8s %-6s %12s %10s %10s\n", "path", "test", "per second", "ns/pkt", "pkt/tx");
   std::map<std::string, std::vector<double>> sums;
