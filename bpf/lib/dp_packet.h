@@ -50,7 +50,11 @@ static __always_inline int terway_dp_read_ipv4(struct __sk_buff *skb, struct ter
  * (bench/ebpf_dp_bench under perf). With a direct write the verifier
  * prepends one check to the program: a cloned skb (TCP's, whose data its
  * retransmit queue shares) has its head made writable once
- * (bpf_skb_pull_data), as the first helper call did before. The data
+ * (bpf_skb_pull_data), as the first helper call did before, but for every
+ * packet of the program, not only the redirected ones: cheap unless the
+ * header itself is shared (a packet socket holding a clone), and if it
+ * fails (no memory) the kernel drops the packet, where before only a
+ * redirect's rewrite could fail and drop. The data
  * pointers are fetched again here because that is the only way the
  * verifier lets a program write after a helper call (which may move the
  * data). A checksum-complete skb stays right: the IP header's
