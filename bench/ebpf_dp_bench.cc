@@ -3,7 +3,8 @@
 // filesystem, or, with --objects, two BPF objects built from other sources
 // (to compare with an earlier version: compile its bpf/dp_*.c with the
 // flags of src/ebpf/CMakeLists.txt). Prints the kernel's average ns per run
-// for each fast path. Nothing is attached and no packet leaves: a test run
+// for each fast path, and for a packet to a Service (the stack) and a
+// spoofed one (dropped). Nothing is attached and no packet leaves: a test run
 // only records the redirect.
 //
 //   ebpf_dp_bench [--calls N] [--objects dp_pod_veth_ingress.o dp_eni_ingress.o]
@@ -41,7 +42,7 @@ uint32_t Nip(const char* s) {
 // ifindex 1. The program rewrites the packet (TTL - 1) and a test run
 // repeats on the same buffer, so each call repeats 250 times from TTL 255
 // (every run takes the path under test) and `calls` calls are averaged.
-double NsPerRun(int prog_fd, const char* src, const char* dst, int calls) {
+double NsPerRun(int prog_fd, const char* src, const char* dst, int calls, uint32_t verdict = 7 /* TC_ACT_REDIRECT */) {
   std::vector<uint8_t> f(sizeof(ethhdr) + sizeof(iphdr) + sizeof(udphdr) + 32, 0);
   reinterpret_cast<ethhdr*>(f.data())->h_proto = htons(ETH_P_IP);
   auto* ip = reinterpret_cast<iphdr*>(f.data() + sizeof(ethhdr));
@@ -67,8 +68,8 @@ double NsPerRun(int prog_fd, const char* src, const char* dst, int calls) {
       std::perror("BPF_PROG_TEST_RUN");
       std::exit(1);
     }
-    if (t.retval != 7 /* TC_ACT_REDIRECT */) {
-      std::fprintf(stderr, "%s -> %s was not redirected (verdict %u): not the fast path\n", src, dst, t.retval);
+    if (t.retval != verdict) {
+      std::fprintf(stderr, "%s -> %s: verdict %u, not %u: not the path under test\n", src, dst, t.retval, verdict);
       std::exit(1);
     }
     total += t.duration;
@@ -126,6 +127,14 @@ int main(int argc, char** argv) {
       mkdir((fs + "/terway").c_str(), 0700);
       pod_fd = LoadObject(objects[0], "terway_from_pod", fs + "/terway", &ep_fd);
       eni_fd = LoadObject(objects[1], "terway_from_eni", fs + "/terway", &ep_fd);
+      // As SetPolicySynced(true) below: objects built since the policy map
+      // police every pod (the stack) until its state says synced.
+      int state_fd = bpf_obj_get((fs + "/terway/terway_dp_policy_state").c_str());
+      uint32_t zero = 0, synced = TERWAY_DP_POLICY_SYNCED;
+      if (state_fd >= 0 && bpf_map_update_elem(state_fd, &zero, &synced, BPF_ANY) != 0) {
+        std::perror("writing the policy state map");
+        return 1;
+      }
     } else {
       terway::ebpf::LoaderOptions o;
       o.bpffs = fs;
@@ -152,9 +161,22 @@ int main(int argc, char** argv) {
       std::perror("writing the endpoint map");
       return 1;
     }
+    // A Service address, in the stack prefixes (as terwayd writes the
+    // Service CIDR): the packet goes to the stack, no redirect.
+    terway_dp_stack_key svc{24, Nip("10.96.0.0")};
+    uint32_t kind = TERWAY_DP_STACK_SERVICE;
+    int stack_fd = bpf_obj_get((fs + "/terway/terway_dp_stack").c_str());
+    if (stack_fd < 0 || bpf_map_update_elem(stack_fd, &svc, &kind, BPF_ANY) != 0) {
+      std::perror("writing the stack prefix map");
+      return 1;
+    }
     std::printf("pod -> pod (bpf_redirect_peer):  %.1f ns\n", NsPerRun(pod_fd, "198.18.0.20", "198.18.0.21", calls));
     std::printf("pod -> ENI (bpf_redirect_neigh): %.1f ns\n", NsPerRun(pod_fd, "198.18.0.20", "198.18.9.9", calls));
     std::printf("ENI -> pod (bpf_redirect_peer):  %.1f ns\n", NsPerRun(eni_fd, "198.18.9.9", "198.18.0.21", calls));
+    std::printf("pod -> Service (the stack):      %.1f ns\n",
+                NsPerRun(pod_fd, "198.18.0.20", "10.96.0.10", calls, static_cast<uint32_t>(-1) /* TC_ACT_UNSPEC */));
+    std::printf("spoofed source (dropped):        %.1f ns\n",
+                NsPerRun(pod_fd, "198.18.0.99", "198.18.0.21", calls, 2 /* TC_ACT_SHOT */));
     return 0;
   }();
   umount2(tmpl, MNT_DETACH);

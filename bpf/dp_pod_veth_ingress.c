@@ -45,13 +45,24 @@ int terway_from_pod(struct __sk_buff *skb) {
     terway_dp_count(TERWAY_DP_CNT_POD_TO_STACK);
     return TC_ACT_UNSPEC;
   }
+  /* Lookups in terway_dp_from_pod_decide's order, each only if the verdict
+   * can still depend on it (lib/dp_decide.h); what is not looked up keeps
+   * a value decide does not read. */
   const struct terway_dp_endpoint *src = bpf_map_lookup_elem(&terway_dp_ep, &ip.saddr);
-  const struct terway_dp_endpoint *dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
-  struct terway_dp_stack_key key = {.prefixlen = 32, .addr = ip.daddr};
-  int in_stack = bpf_map_lookup_elem(&terway_dp_stack, &key) != NULL;
-  int synced = terway_dp_policy_synced();
-  int src_policed = src && terway_dp_policed(src, synced, synced && terway_dp_policy_isolates(ip.saddr));
-  int dst_policed = dst && terway_dp_policed(dst, synced, synced && terway_dp_policy_isolates(ip.daddr));
+  const struct terway_dp_endpoint *dst = NULL;
+  int in_stack = 0, src_policed = 0, dst_policed = 0;
+  if (terway_dp_from_pod_source_ok(src, skb->ifindex) && !terway_dp_is_group_address(ip.daddr)) {
+    struct terway_dp_stack_key key = {.prefixlen = 32, .addr = ip.daddr};
+    in_stack = bpf_map_lookup_elem(&terway_dp_stack, &key) != NULL;
+    if (!in_stack) {
+      int synced = terway_dp_policy_synced();
+      src_policed = terway_dp_policed(src, synced, synced && terway_dp_policy_isolates(ip.saddr));
+      if (!terway_dp_from_pod_stack_bound(src_policed, in_stack, ip.daddr, ip.ttl)) {
+        dst = bpf_map_lookup_elem(&terway_dp_ep, &ip.daddr);
+        dst_policed = dst && terway_dp_policed(dst, synced, synced && terway_dp_policy_isolates(ip.daddr));
+      }
+    }
+  }
   enum terway_dp_verdict v =
       terway_dp_from_pod_decide(src, src_policed, skb->ifindex, dst, dst_policed, in_stack, ip.daddr, ip.ttl);
   switch (terway_dp_check_conntrack(skb, v)) {

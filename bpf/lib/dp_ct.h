@@ -74,9 +74,17 @@ static __always_inline enum terway_dp_ct terway_dp_ct_state(struct __sk_buff *sk
   struct bpf_sock_tuple t = {};
   t.ipv4.saddr = ip->saddr;
   t.ipv4.daddr = ip->daddr;
-  /* Source and destination port lead both the TCP and the UDP header. */
-  __u32 l4_off = sizeof(struct ethhdr) + ((__u32)ip->ihl << 2);
-  if (bpf_skb_load_bytes(skb, l4_off, &t.ipv4.sport, 2 * sizeof(__be16)) < 0) return TERWAY_DP_CT_CANNOT_ASK;
+  /* Source and destination port lead both the TCP and the UDP header; read
+   * in place (a bpf_skb_load_bytes call costs more than the bounds check),
+   * or, when a driver left them out of the linear data, with the helper. */
+  __u32 ihl_bytes = ((__u32)ip->ihl & 0xf) << 2;
+  __be16 *ports = (void *)ip + ihl_bytes;
+  if ((void *)(ports + 2) <= data_end) {
+    t.ipv4.sport = ports[0];
+    t.ipv4.dport = ports[1];
+  } else if (bpf_skb_load_bytes(skb, sizeof(struct ethhdr) + ihl_bytes, &t.ipv4.sport, 2 * sizeof(__be16)) < 0) {
+    return TERWAY_DP_CT_CANNOT_ASK;
+  }
   struct bpf_ct_opts___terway opts = {};
   opts.netns_id = BPF_F_CURRENT_NETNS;
   opts.l4proto = l4proto;

@@ -43,6 +43,28 @@ static inline int terway_dp_policed(const struct terway_dp_endpoint *ep, int pol
   return (ep->flags & TERWAY_DP_EP_SHAPED) || !policy_synced || policy_isolates;
 }
 
+/* The stages of terway_dp_from_pod_decide, in its order, so that the
+ * program looks up only what can still change the verdict (each map lookup
+ * is ~10 ns of a packet's time; a spoofed packet needs one, a packet for a
+ * Service or the node two): the source first (anti-spoofing, every pod),
+ * then the destinations that are the stack's whoever sends (group
+ * addresses, the stack prefixes), then the source's policing and the TTL;
+ * only a packet none of these sent to the stack needs its destination's
+ * endpoint and policing. tests/unit/ebpf/dp_decide_test.cc checks that the
+ * inputs a stage leaves unread cannot change the verdict. */
+static inline int terway_dp_from_pod_source_ok(const struct terway_dp_endpoint *src, __u32 ifindex) {
+  return src && src->host_ifindex == ifindex;
+}
+
+/* For a packet whose source is ok: the stack takes it whatever its
+ * destination's endpoint. */
+static inline int terway_dp_from_pod_stack_bound(int src_policed, int dst_in_stack, __u32 daddr, __u8 ttl) {
+  if (dst_in_stack || terway_dp_is_group_address(daddr)) return 1;
+  if (src_policed) return 1;
+  /* The stack answers an expiring TTL with ICMP time exceeded, as a router. */
+  return ttl <= 1;
+}
+
 /* An IPv4 packet that left a pod through its host veth `ifindex`.
  * src: the endpoint owning the packet's source address (NULL: none);
  * dst: the endpoint owning its destination (NULL: not a pod of this node);
@@ -55,11 +77,8 @@ static inline enum terway_dp_verdict terway_dp_from_pod_decide(const struct terw
                                                                const struct terway_dp_endpoint *dst,
                                                                int dst_policed, int dst_in_stack, __u32 daddr,
                                                                __u8 ttl) {
-  if (!src || src->host_ifindex != ifindex) return TERWAY_DP_DROP_SPOOF;
-  if (dst_in_stack || terway_dp_is_group_address(daddr)) return TERWAY_DP_TO_STACK;
-  if (src_policed) return TERWAY_DP_TO_STACK;
-  /* The stack answers an expiring TTL with ICMP time exceeded, as a router. */
-  if (ttl <= 1) return TERWAY_DP_TO_STACK;
+  if (!terway_dp_from_pod_source_ok(src, ifindex)) return TERWAY_DP_DROP_SPOOF;
+  if (terway_dp_from_pod_stack_bound(src_policed, dst_in_stack, daddr, ttl)) return TERWAY_DP_TO_STACK;
   if (dst) {
     if (dst_policed) return TERWAY_DP_TO_STACK;
     /* A pod sending to its own address from eth0 never gets here (lo);

@@ -71,6 +71,62 @@ TEST(DpDecide, FromPodOtherDestinationsLeaveThroughTheEni) {
   EXPECT_EQ(terway_dp_from_pod_decide(&nogw, 0, 10, nullptr, 0, 0, Ip("198.18.9.9"), 64), TERWAY_DP_TO_STACK);
 }
 
+// bpf/dp_pod_veth_ingress.c looks up an input of terway_dp_from_pod_decide
+// only when the stages before it (terway_dp_from_pod_source_ok,
+// terway_dp_from_pod_stack_bound) leave the verdict open, and passes 0/NULL
+// for the rest. Over every combination of inputs: the verdict from what the
+// program looks up is the verdict from everything. Fails if decide reads
+// an input before the stage that guards its lookup (say the destination
+// before the stack prefixes).
+TEST(DpDecide, FromPodInputsTheProgramSkipsCannotChangeTheVerdict) {
+  terway_dp_endpoint a = Ep(10), b = Ep(11), c = Ep(12), shaped = Ep(10, TERWAY_DP_EP_SHAPED), nogw = Ep(10);
+  nogw.gateway = 0;
+  const terway_dp_endpoint* srcs[] = {nullptr, &a, &b, &shaped, &nogw};
+  const terway_dp_endpoint* dsts[] = {nullptr, &a, &b, &c};
+  const uint32_t daddrs[] = {Ip("198.18.0.21"), Ip("198.18.9.9"), Ip("224.0.0.251"), Ip("255.255.255.255"),
+                             Ip("10.96.0.10")};
+  const uint8_t ttls[] = {0, 1, 2, 64};
+  int combinations = 0, decided_early = 0;
+  for (const terway_dp_endpoint* src : srcs) {
+    for (int src_policed : {0, 1}) {
+      for (int in_stack : {0, 1}) {
+        for (uint32_t daddr : daddrs) {
+          for (uint8_t ttl : ttls) {
+            for (const terway_dp_endpoint* dst : dsts) {
+              for (int dst_policed : {0, 1}) {
+                ++combinations;
+                terway_dp_verdict all =
+                    terway_dp_from_pod_decide(src, src_policed, 10, dst, dst_policed, in_stack, daddr, ttl);
+                // What the program passes (its lookups, in its order).
+                const terway_dp_endpoint* l_dst = nullptr;
+                int l_in_stack = 0, l_src_policed = 0, l_dst_policed = 0;
+                if (terway_dp_from_pod_source_ok(src, 10) && !terway_dp_is_group_address(daddr)) {
+                  l_in_stack = in_stack;
+                  if (!l_in_stack) {
+                    l_src_policed = src_policed;
+                    if (!terway_dp_from_pod_stack_bound(l_src_policed, l_in_stack, daddr, ttl)) {
+                      l_dst = dst;
+                      l_dst_policed = dst_policed;
+                    }
+                  }
+                }
+                if (l_dst != dst) ++decided_early;
+                ASSERT_EQ(terway_dp_from_pod_decide(src, l_src_policed, 10, l_dst, l_dst_policed, l_in_stack, daddr,
+                                                    ttl),
+                          all)
+                    << "src " << (src ? src->host_ifindex : 0) << " policed " << src_policed << " in_stack "
+                    << in_stack << " daddr " << daddr << " ttl " << int(ttl) << " dst "
+                    << (dst ? dst->host_ifindex : 0) << " policed " << dst_policed;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(decided_early, combinations / 2) << "most combinations need no destination lookup";
+}
+
 TEST(DpDecide, FromEniOnlyUnpolicedPodsOfThisEni) {
   terway_dp_endpoint a = Ep(10);
   EXPECT_EQ(terway_dp_from_eni_decide(&a, 0, 3, 63), TERWAY_DP_TO_POD);
