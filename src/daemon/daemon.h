@@ -34,6 +34,8 @@ class DatapathPrograms;
 }
 namespace terway::datapath {
 class EbpfEniDatapath;
+struct EbpfEniOptions;
+struct SharedEniOptions;
 }
 
 namespace terway::daemon {
@@ -111,7 +113,12 @@ class Daemon {
   // or a stop request ends it.
   Status WaitOut(const std::string& what, const std::function<Status()>& attempt);
   // Create's steps, in order; each a screenful, each its own error context.
+  // Configuration (daemon_config.cc): the eni_conf of the API or the file,
+  // then the ENI mode and the datapath it implies.
   Status LoadConfiguration();
+  Status LoadEniConfFromApi();
+  Status LoadEniConfFromFile();
+  Status ChooseEniModeAndDatapath();
   Status ConnectCloud();
   Status OpenState();
   Status WatchKubernetes();
@@ -126,19 +133,32 @@ class Daemon {
   // MaintainNodeTables while any is.
   void DetachEarlierEbpfFilters(const ebpf::DatapathPrograms* current);
   static constexpr const char* kForeignFiltersEventReason = "EbpfForeignFiltersLeft";
+  // The pod datapath (daemon_datapath.cc): shared ENI, with the eBPF
+  // programs when available, or exclusive ENI.
   Status CreateDatapath();
+  Status CreateSharedEniDatapath(const datapath::SharedEniOptions& so);
+  Status CreateEbpfEniDatapath(const datapath::SharedEniOptions& so);
+  // The eBPF datapath's hooks into the policy map's writer (the policy
+  // controller, or with policy off this daemon).
+  void HookPolicyMapWriter(datapath::EbpfEniOptions* eo);
   // Why networks asking for the eBPF datapath get veth ("" when the kernel
   // can run it and it is not switched off); said once when one asks.
   std::string EbpfUnavailable();
   // Adopts what the database does not know (restart_repair.cc): before the
   // policy controller reads its ledger of local pods from the store.
   Status RebuildState();
+  // NetworkPolicy (daemon_guards.cc): the controller, or with policy off
+  // the removal of a leftover table and an empty eBPF policy map.
   Status CreatePolicy();
+  void TurnPolicyOff();
+  Status StartPolicyController();
   // The filter between pods and the node's cloud credentials (shared ENI).
   Status CreateMetadataGuard();
   void CreateCniService();
+  void CreatePodGc();
   // terway-cli's views (list, show, mapping, metadata, nodeconfig), answered
-  // on the socket before the CNI service.
+  // on the socket before the CNI service (daemon_operator.cc, with the
+  // metrics).
   OperatorViewSources ViewSources();
   void DeclareMetrics();
   // Start's first step (restart_repair.cc): verify, repair or free every
