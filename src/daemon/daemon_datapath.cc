@@ -218,6 +218,9 @@ void Daemon::MaintainNodeTables() {
   }
   // Policy off: a failed write of the eBPF policy map is retried here.
   if (ebpf_policy_off_) ebpf_policy_off_->SyncIfDue();
+  // An ENI's filter deleted behind our back (its clsact left) is then put
+  // back by the first ADD of the next GC period, not only by repair.
+  if (ebpf_datapath_ != nullptr) ebpf_datapath_->RecheckEniPrograms();
   // Our pods from their veths' aliases, adopted ones from the store.
   datapath::AntiSpoofSeed aliases = datapath::SeedFromPodLinkAliases("");
   store::StateStore* store = store_.get();

@@ -163,6 +163,10 @@ class EbpfEniDatapath : public PodDatapath {
     fn(programs_.load());
     eni_attached_.ForgetAll();  // fn may have removed filters: the next ADDs read the kernel
   }
+  // The next ADD of each ENI's pods reads the ENI's filters again instead
+  // of trusting that this process attached its program (the daemon's pod GC
+  // round: a filter deleted alone, clsact left, is not seen otherwise).
+  void RecheckEniPrograms() { eni_attached_.ForgetAll(); }
 
   // The policy controller's contract (its apply path is the one caller,
   // one call at a time; also the daemon's with policy off). `isolated`: the

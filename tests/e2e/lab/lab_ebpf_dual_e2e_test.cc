@@ -15,30 +15,13 @@ namespace {
 
 class LabEbpfDual : public LabDualStackTest {
  protected:
-  // terwayd's metrics of node i (scraped inside the node's namespace, where
-  // it listens); name{labels} -> value.
-  std::map<std::string, double> Metrics(int i) {
-    std::map<std::string, double> out;
-    std::string port = ReadFile(State()["nodes"][i]["dir"].get<std::string>() + "/metrics.port");
-    while (!port.empty() && (port.back() == '\n' || port.back() == ' ')) port.pop_back();
-    auto r = RunCommand({"/usr/bin/curl", "-sS", "--max-time", "5", "http://127.0.0.1:" + port + "/metrics"},
-                        NodeNetns(i));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    for (const auto& line : Split(r.output)) {
-      if (line.empty() || line[0] == '#') continue;
-      auto sp = line.rfind(' ');
-      if (sp == std::string::npos) continue;
-      out[line.substr(0, sp)] = std::atof(line.substr(sp + 1).c_str());
-    }
-    return out;
-  }
   // The programs' packet counters of node i, from one scrape (-1: not
   // exported, which fails every comparison below).
   struct FastPath {
     double pod_to_pod, pod_to_eni, eni_to_pod, pod_to_stack, eni_to_stack;
   };
   FastPath Counters(int i) {
-    const auto m = Metrics(i);
+    const auto m = NodeMetrics(i);
     auto packets = [&](const std::string& path) {
       auto it = m.find("terway_ebpf_datapath_packets_total{path=\"" + path + "\"}");
       return it == m.end() ? -1 : it->second;

@@ -45,23 +45,6 @@ class LabEbpf : public LabTrafficTest {
   std::string NodeDir(int i) { return State()["nodes"][i]["dir"]; }
   std::string PinDir(int i) { return State()["nodes"][i]["bpffs"].get<std::string>() + "/terway"; }
 
-  // terwayd's metrics of node i (scraped inside the node's namespace, where
-  // it listens); name{labels} -> value.
-  std::map<std::string, double> Metrics(int i) {
-    std::map<std::string, double> out;
-    std::string port = ReadFile(NodeDir(i) + "/metrics.port");
-    while (!port.empty() && (port.back() == '\n' || port.back() == ' ')) port.pop_back();
-    auto r = RunCommand({"/usr/bin/curl", "-sS", "--max-time", "5", "http://127.0.0.1:" + port + "/metrics"},
-                        NodeNetns(i));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    for (const auto& line : Split(r.output)) {
-      if (line.empty() || line[0] == '#') continue;
-      auto sp = line.rfind(' ');
-      if (sp == std::string::npos) continue;
-      out[line.substr(0, sp)] = std::atof(line.substr(sp + 1).c_str());
-    }
-    return out;
-  }
   double Packets(const std::map<std::string, double>& m, const std::string& path) {
     auto it = m.find("terway_ebpf_datapath_packets_total{path=\"" + path + "\"}");
     return it == m.end() ? -1 : it->second;
@@ -186,22 +169,22 @@ TEST_F(LabEbpf, PodsTalkOnTheFastPathOnOneNodeAcrossNodesAndToAVpcHostAndDelLeav
   // Policy is enforced (the lab has an API), but no eBPF pod has run yet:
   // no program, no map to be in sync, so no gauge (not a 1 that nothing
   // backs).
-  EXPECT_EQ(Metrics(0).count("terway_ebpf_datapath_policy_synced"), 0u);
+  EXPECT_EQ(NodeMetrics(0).count("terway_ebpf_datapath_policy_synced"), 0u);
   std::string a = AddPod("default/a", "node1");
   std::string b = AddPod("default/b", "node1");
   std::string c = AddPod("team/c", "node2");
   ASSERT_FALSE(a.empty() || b.empty() || c.empty());
   for (int i : {0, 1}) {
-    auto m = Metrics(i);
+    auto m = NodeMetrics(i);
     EXPECT_EQ(m["terway_ebpf_datapath_available"], 1) << "node" << i + 1 << " serves eBPF pods";
     // The load asked the policy controller for a sync, which its worker
     // does right after.
-    EXPECT_TRUE(WaitFor([&] { return Metrics(i)["terway_ebpf_datapath_policy_synced"] == 1; }, 10s, 100ms))
+    EXPECT_TRUE(WaitFor([&] { return NodeMetrics(i)["terway_ebpf_datapath_policy_synced"] == 1; }, 10s, 100ms))
         << "node" << i + 1 << "'s policy map never synced";
   }
   EXPECT_EQ(EndpointEntries(0), 2);
   EXPECT_EQ(EndpointEntries(1), 1);
-  auto before1 = Metrics(0), before2 = Metrics(1);
+  auto before1 = NodeMetrics(0), before2 = NodeMetrics(1);
   StartWhoAmI("a", PodNetns("default/a"));
   StartWhoAmI("c", PodNetns("team/c"));
   StartWhoAmI("host", HostNetns());
@@ -210,7 +193,7 @@ TEST_F(LabEbpf, PodsTalkOnTheFastPathOnOneNodeAcrossNodesAndToAVpcHostAndDelLeav
   ExpectTcpAndPing("node2 -> node1", PodNetns("team/c"), c, a);
   ExpectTcpAndPing("pod -> VPC host", PodNetns("default/a"), a, HostIp());
   ExpectTcpAndPing("VPC host -> pod", HostNetns(), HostIp(), c);
-  auto after1 = Metrics(0), after2 = Metrics(1);
+  auto after1 = NodeMetrics(0), after2 = NodeMetrics(1);
   // Same node: b -> a is redirected peer to peer; across nodes and to the
   // VPC host, pod -> ENI and ENI -> pod on both nodes.
   EXPECT_GT(Packets(after1, "pod_to_pod"), Packets(before1, "pod_to_pod"));
@@ -253,7 +236,7 @@ TEST_F(LabEbpf, StreamAndPingSurviveSigkillAndRestartOfTerwayd) {
   Process ping;
   StartPing("ping", PodNetns("default/a"), c, &ping);
   ASSERT_FALSE(HasFatalFailure());
-  const double fast_before = Packets(Metrics(0), "pod_to_eni");
+  const double fast_before = Packets(NodeMetrics(0), "pod_to_eni");
 
   auto killed = Lab({"terwayd", "kill", "node1"});
   ASSERT_EQ(killed.exit_code, 0) << killed.output;
@@ -264,7 +247,7 @@ TEST_F(LabEbpf, StreamAndPingSurviveSigkillAndRestartOfTerwayd) {
   EXPECT_TRUE(stream.Grows(4096, 15s)) << "the stream stalled after the restart";
   // And it kept using the fast path (counters are in the pinned map, so
   // they continue across the restart).
-  EXPECT_GT(Packets(Metrics(0), "pod_to_eni"), fast_before);
+  EXPECT_GT(Packets(NodeMetrics(0), "pod_to_eni"), fast_before);
 
   PingCount count = StopPing(ping);
   std::cout << fmt::format("[ RESTART ] ping {} sent, {} received across the SIGKILL and restart; stream {} bytes\n",

@@ -231,6 +231,23 @@ metadata:
   }
 
   std::string NodeNetns(int i) { return State()["nodes"][i]["netns"]; }
+  // terwayd's metrics of node i (scraped inside the node's namespace, where
+  // it listens); name{labels} -> value.
+  std::map<std::string, double> NodeMetrics(int i) {
+    std::map<std::string, double> out;
+    std::string port = ReadFile(State()["nodes"][i]["dir"].get<std::string>() + "/metrics.port");
+    while (!port.empty() && (port.back() == '\n' || port.back() == ' ')) port.pop_back();
+    auto r = RunCommand({"/usr/bin/curl", "-sS", "--max-time", "5", "http://127.0.0.1:" + port + "/metrics"},
+                        NodeNetns(i));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    for (const auto& line : Split(r.output)) {
+      if (line.empty() || line[0] == '#') continue;
+      auto sp = line.rfind(' ');
+      if (sp == std::string::npos) continue;
+      out[line.substr(0, sp)] = std::atof(line.substr(sp + 1).c_str());
+    }
+    return out;
+  }
   std::string HostNetns() { return State()["hosts"][0]["netns"]; }
   std::string HostIp() { return State()["hosts"][0]["ip"]; }
   std::string PodNetns(const std::string& key) {

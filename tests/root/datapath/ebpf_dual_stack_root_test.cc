@@ -289,13 +289,7 @@ class RewiredIpv6 : public EbpfDualStackRoot {
     std::optional<EbpfEniDatapath> restarted;
     EbpfEniDatapath* dp = &*ebpf_;
     if (flavour == VirtualType::kEbpf) {
-      auto loaded = ebpf::DatapathPrograms::Load(fs_.Options());
-      ASSERT_OK(loaded);
-      reloaded = std::move(*loaded);
-      EbpfEniOptions o = options_;
-      o.programs = reloaded.get();
-      restarted.emplace(o);
-      ASSERT_OK(restarted->LoadPrograms());
+      ASSERT_NO_FATAL_FAILURE(Restart(reloaded, restarted));
       dp = &*restarted;
       auto f = dp->FlavourOf(moved);
       ASSERT_OK(f);

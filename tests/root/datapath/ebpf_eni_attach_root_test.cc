@@ -1,8 +1,9 @@
 // EbpfEniDatapath's record of the ENIs it attached terway_from_eni to
 // (ebpf::AttachRecord): an ADD trusts it instead of reading the ENI's
 // filters, so every way the kernel can lose the filter must still end with
-// the program attached -- through the next ADD (the link lost its clsact) or
-// through Check and repair (the filter alone was deleted). The world is
+// the program attached -- through the next ADD (the link lost its clsact),
+// through Check and repair, or through the first ADD after the daemon's next
+// pod GC round (the filter alone was deleted). The world is
 // ebpf_eni_root_fixture.h's; "eth1" is the ENI.
 #include <string>
 
@@ -41,6 +42,26 @@ TEST_F(EbpfEniRoot, AnEniFilterDeletedAloneIsNamedByCheckAndReattachedByRepair) 
   ASSERT_OK(ebpf_->Ensure(a));
   EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kCurrent)
       << "Check forgets the record, so the repair reads the kernel and attaches";
+  ASSERT_OK(ebpf_->Check(a));
+}
+
+// Without a Check: the daemon's pod GC round (RecheckEniPrograms) makes the
+// next ADD of the ENI's pods read its filters again.
+TEST_F(EbpfEniRoot, AnEniFilterDeletedAloneIsReattachedByTheFirstAddAfterARecheck) {
+  auto a = MakePod("a", "198.18.0.10");
+  ASSERT_OK(ebpf_->Ensure(a));
+  {
+    auto h = Node();
+    ASSERT_OK(ebpf::Detach(h, EniIndex(h)));  // tc filter del, the clsact stays
+  }
+  auto b = MakePod("b", "198.18.0.11");
+  ASSERT_OK(ebpf_->Ensure(b));
+  EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kMissing)
+      << "between rechecks an ADD trusts the record (the point of it)";
+  ebpf_->RecheckEniPrograms();
+  auto c = MakePod("c", "198.18.0.12");
+  ASSERT_OK(ebpf_->Ensure(c));
+  EXPECT_EQ(State("eth1", ebpf::Hook::kEni), ebpf::AttachState::kCurrent);
   ASSERT_OK(ebpf_->Check(a));
 }
 

@@ -95,6 +95,18 @@ class EbpfEniRoot : public shared_eni_world::SharedEniRoot {
     EXPECT_TRUE(c.ok()) << c.error().ToString();
     return c.ok() ? *c : ebpf::Counters{};
   }
+  // The datapath as a restarted terwayd has it: the programs loaded again
+  // from the same pins, then LoadPrograms. Declare `programs` before `dp`
+  // (the datapath uses them).
+  void Restart(std::unique_ptr<ebpf::DatapathPrograms>& programs, std::optional<EbpfEniDatapath>& dp) {
+    auto loaded = ebpf::DatapathPrograms::Load(fs_.Options());
+    ASSERT_OK(loaded);
+    programs = std::move(*loaded);
+    EbpfEniOptions o = options_;
+    o.programs = programs.get();
+    dp.emplace(std::move(o));
+    ASSERT_OK(dp->LoadPrograms());
+  }
   netlink::Handle Node() { return netlink::Handle::OpenIn(node_).value(); }
   ebpf::AttachState State(const std::string& link, ebpf::Hook hook) {
     auto h = Node();

@@ -340,23 +340,20 @@ TEST_F(EbpfEniRoot, APodWiredAgainWithAnotherAddressKeepsNoEntryOfTheOld) {
   EXPECT_TRUE(Talk(b, "198.18.0.13"));
 
   // A restarted datapath (the same pins) moves a once more.
-  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
-  ASSERT_OK(reloaded);
-  EbpfEniOptions o = options_;
-  o.programs = reloaded->get();
-  EbpfEniDatapath restarted(o);
-  ASSERT_OK(restarted.LoadPrograms());
-  ASSERT_OK(restarted.PolicyIsolationApplied({}));
+  std::unique_ptr<ebpf::DatapathPrograms> reloaded;
+  std::optional<EbpfEniDatapath> restarted;
+  ASSERT_NO_FATAL_FAILURE(Restart(reloaded, restarted));
+  ASSERT_OK(restarted->PolicyIsolationApplied({}));
   PodNetwork again = a;
   again.ip.ip = "198.18.0.14";
   ASSERT_EQ(Sh("ip -n " + vsw_ + " neigh replace 198.18.0.14 lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
-  ASSERT_OK(restarted.Ensure(again));
+  ASSERT_OK(restarted->Ensure(again));
   EXPECT_FALSE(entry("198.18.0.13")) << "found through the pinned map's entries";
   ASSERT_TRUE(entry("198.18.0.14"));
   ASSERT_TRUE(entry("198.18.0.10")) << "b's";
-  ASSERT_OK(restarted.Check(b));
-  ASSERT_OK(restarted.Remove(again));
-  ASSERT_OK(restarted.Remove(b));
+  ASSERT_OK(restarted->Check(b));
+  ASSERT_OK(restarted->Remove(again));
+  ASSERT_OK(restarted->Remove(b));
   EXPECT_FALSE(entry("198.18.0.14"));
   EXPECT_FALSE(entry("198.18.0.10"));
 }
@@ -385,17 +382,14 @@ TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
   auto a = MakePod("a", "198.18.0.10");
   a.service_cidr = Ipv4Cidr::Parse("172.21.0.0/20").value();  // learned from the pod's CNI conf
   ASSERT_OK(ebpf_->Ensure(a));
-  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
-  ASSERT_OK(reloaded);
-  EbpfEniOptions o = options_;
-  o.programs = reloaded->get();
-  EbpfEniDatapath restarted(o);
-  ASSERT_OK(restarted.LoadPrograms());
+  std::unique_ptr<ebpf::DatapathPrograms> reloaded;
+  std::optional<EbpfEniDatapath> restarted;
+  ASSERT_NO_FATAL_FAILURE(Restart(reloaded, restarted));
   {
     // terwayd records no pod's service_cidr: the restarted datapath keeps
     // the one the earlier run learned, or running pods' Service traffic
     // would leave through their ENI until the next ADD.
-    auto prefixes = (*reloaded)->ListStackPrefixes();
+    auto prefixes = reloaded->ListStackPrefixes();
     ASSERT_OK(prefixes);
     std::set<std::string> have;
     for (const auto& p : *prefixes) have.insert(p.prefix.ToString() + " " + ebpf::StackPrefixKindName(p.kind));
@@ -403,14 +397,14 @@ TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
   }
   PodNetwork recorded = a;
   recorded.virtual_type = VirtualType::kUnknown;
-  auto f = restarted.FlavourOf(recorded);
+  auto f = restarted->FlavourOf(recorded);
   ASSERT_OK(f);
   EXPECT_EQ(*f, VirtualType::kEbpf);
   {
     auto h = Node();
     auto veth = h.GetLink(HostVethName(a.container_id));
     ASSERT_OK(veth);
-    auto st = ebpf::Inspect(h, veth->index, ebpf::Hook::kPodVeth, **reloaded);
+    auto st = ebpf::Inspect(h, veth->index, ebpf::Hook::kPodVeth, *reloaded);
     ASSERT_OK(st);
     EXPECT_EQ(st->state, ebpf::AttachState::kCurrent) << "the old program with the same maps is kept";
     // The ENI's program uses fewer maps than the pod's: still the same code
@@ -418,12 +412,12 @@ TEST_F(EbpfEniRoot, ARestartedDatapathFindsItsPodsByTheirEntries) {
     // packets to the stack for a moment).
     auto eni = h.GetLink("eth1");
     ASSERT_OK(eni);
-    auto est = ebpf::Inspect(h, eni->index, ebpf::Hook::kEni, **reloaded);
+    auto est = ebpf::Inspect(h, eni->index, ebpf::Hook::kEni, *reloaded);
     ASSERT_OK(est);
     EXPECT_EQ(est->state, ebpf::AttachState::kCurrent) << est->detail;
   }
-  ASSERT_OK(restarted.Ensure(recorded));
-  ASSERT_OK(restarted.Check(recorded));
+  ASSERT_OK(restarted->Ensure(recorded));
+  ASSERT_OK(restarted->Check(recorded));
   ebpf::Counters before = Count();
   EXPECT_TRUE(Talk(a, kGateway));
   EXPECT_GE(Count().pod_to_eni, before.pod_to_eni + 3);
@@ -491,26 +485,23 @@ TEST_F(EbpfEniRoot, ARestartKeepsTheShapedFlagAndTheFirstFullSyncPrunesThePolicy
   ASSERT_OK(ebpf_->PolicyIsolating({lip, gone}));
   ASSERT_OK(ebpf_->PolicyIsolationApplied({lip, gone}));
 
-  auto reloaded = ebpf::DatapathPrograms::Load(fs_.Options());
-  ASSERT_OK(reloaded);
-  EbpfEniOptions o = options_;
-  o.programs = reloaded->get();
-  EbpfEniDatapath restarted(o);
-  ASSERT_OK(restarted.LoadPrograms());
+  std::unique_ptr<ebpf::DatapathPrograms> reloaded;
+  std::optional<EbpfEniDatapath> restarted;
+  ASSERT_NO_FATAL_FAILURE(Restart(reloaded, restarted));
   // Until the new controller's first apply, the pins stay as the earlier run
   // left them (in step with its nftables table).
   EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.12", "198.18.0.77"}));
   EXPECT_TRUE(PolicySynced());
   // The first apply: nothing isolated any more.
-  ASSERT_OK(restarted.PolicyIsolating({}));
+  ASSERT_OK(restarted->PolicyIsolating({}));
   EXPECT_EQ(PolicyPods(), (std::set<std::string>{"198.18.0.12", "198.18.0.77"})) << "extras stay until the apply";
-  ASSERT_OK(restarted.PolicyIsolationApplied({}));
+  ASSERT_OK(restarted->PolicyIsolationApplied({}));
   EXPECT_TRUE(PolicyPods().empty()) << "the earlier run's extras are pruned";
   EXPECT_TRUE(PolicySynced());
   EXPECT_TRUE(Shaped("198.18.0.12")) << "an isolation change before repair re-Ensured the pod keeps its limit";
   PodNetwork recorded = l;
   recorded.virtual_type = VirtualType::kUnknown;
-  ASSERT_OK(restarted.Check(recorded));
+  ASSERT_OK(restarted->Check(recorded));
   ebpf::Counters before = Count();
   EXPECT_TRUE(Talk(l, kGateway));
   EXPECT_EQ(Count().pod_to_eni, before.pod_to_eni) << "its traffic still takes the stack (and the IFB)";
