@@ -100,6 +100,14 @@ int LoadObject(const char* path, const char* prog, const std::string& pin_dir, i
 
 }  // namespace
 
+// The private bpf filesystem, unmounted at any exit (the error paths above
+// leave through std::exit, which skips main's own clean-up).
+static char g_bpffs[] = "/tmp/twbpfbench.XXXXXX";
+static void UnmountBpffs() {
+  umount2(g_bpffs, MNT_DETACH);
+  rmdir(g_bpffs);
+}
+
 int main(int argc, char** argv) {
   int calls = 4000;
   const char* objects[2] = {nullptr, nullptr};
@@ -114,12 +122,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  char tmpl[] = "/tmp/twbpfbench.XXXXXX";
-  if (mkdtemp(tmpl) == nullptr || mount("bpf", tmpl, "bpf", 0, "mode=0700") != 0) {
-    std::perror("mounting a private bpf filesystem (are we root?)");
+  if (mkdtemp(g_bpffs) == nullptr) {
+    std::perror("making a directory for a private bpf filesystem");
     return 1;
   }
-  const std::string fs = tmpl;
+  if (mount("bpf", g_bpffs, "bpf", 0, "mode=0700") != 0) {
+    std::perror("mounting a private bpf filesystem (are we root?)");
+    rmdir(g_bpffs);
+    return 1;
+  }
+  std::atexit(UnmountBpffs);
+  const std::string fs = g_bpffs;
   int rc = [&]() {
     int pod_fd = -1, eni_fd = -1, ep_fd = -1;
     std::unique_ptr<terway::ebpf::DatapathPrograms> dp;
@@ -179,7 +192,5 @@ int main(int argc, char** argv) {
                 NsPerRun(pod_fd, "198.18.0.99", "198.18.0.21", calls, 2 /* TC_ACT_SHOT */));
     return 0;
   }();
-  umount2(tmpl, MNT_DETACH);
-  rmdir(tmpl);
   return rc;
 }
