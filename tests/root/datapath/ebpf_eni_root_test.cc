@@ -320,9 +320,14 @@ TEST_F(EbpfEniRoot, APodWiredAgainWithAnotherAddressKeepsNoEntryOfTheOld) {
   const int a_veth = Node().GetLink(HostVethName(a.container_id)).value().index;
   ASSERT_TRUE(entry("198.18.0.10"));
 
-  PodNetwork moved = a;
-  moved.ip.ip = "198.18.0.13";
-  ASSERT_EQ(Sh("ip -n " + vsw_ + " neigh replace 198.18.0.13 lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+  // a's network with another address, the vSwitch told where it lives.
+  auto readdressed = [&](const char* ip) {
+    PodNetwork p = a;
+    p.ip.ip = ip;
+    EXPECT_EQ(Sh("ip -n " + vsw_ + " neigh replace " + ip + " lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+    return p;
+  };
+  PodNetwork moved = readdressed("198.18.0.13");
   ASSERT_OK(ebpf_->Ensure(moved));
   EXPECT_FALSE(entry("198.18.0.10")) << "the old address must not lead to a's veth";
   ASSERT_TRUE(entry("198.18.0.13"));
@@ -344,9 +349,7 @@ TEST_F(EbpfEniRoot, APodWiredAgainWithAnotherAddressKeepsNoEntryOfTheOld) {
   std::optional<EbpfEniDatapath> restarted;
   ASSERT_NO_FATAL_FAILURE(Restart(reloaded, restarted));
   ASSERT_OK(restarted->PolicyIsolationApplied({}));
-  PodNetwork again = a;
-  again.ip.ip = "198.18.0.14";
-  ASSERT_EQ(Sh("ip -n " + vsw_ + " neigh replace 198.18.0.14 lladdr " + kEniMac + " dev vsw0 nud permanent"), 0);
+  PodNetwork again = readdressed("198.18.0.14");
   ASSERT_OK(restarted->Ensure(again));
   EXPECT_FALSE(entry("198.18.0.13")) << "found through the pinned map's entries";
   ASSERT_TRUE(entry("198.18.0.14"));
